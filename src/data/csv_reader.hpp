@@ -47,26 +47,36 @@ class CsvReader {
   std::size_t bytes_read() const { return bytes_read_; }
 
  private:
-  bool fill();  // refills the buffer; false at end of file
+  // Large enough that fread calls are rare next to the parsing work. Records longer than this
+  // still work: fields are copied out of the buffer as it is scanned, and the delimiter
+  // detection grows the buffer until it holds the whole first record.
+  static constexpr std::size_t kBufferSize = std::size_t{1} << 20;
+
+  struct FileCloser {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+
+  bool fill();       // replaces the consumed buffer with the next chunk; false at end of file
+  bool read_more();  // appends the next chunk, growing the buffer; false at end of file
   bool parse_record(CsvRecord& record);
   void detect_delimiter();
 
   std::string path_;
   CsvOptions options_;
-  std::FILE* file_ = nullptr;
+  std::unique_ptr<std::FILE, FileCloser> file_;
   std::vector<char> buffer_;
   std::size_t pos_ = 0, end_ = 0;
+  std::size_t buffer_offset_ = 0;  // file offset of buffer_[0]
   bool eof_ = false;
   std::size_t line_ = 1;
   std::size_t bytes_read_ = 0;
   char delimiter_ = ',';
   std::vector<std::string> header_;
   std::size_t width_ = 0;
-  std::string field_storage_;           // unescaped bytes of the current record
+  std::string field_storage_;            // unescaped bytes of the current record
   std::vector<std::size_t> field_ends_;  // offsets into field_storage_
-  bool has_pending_ = false;             // a record read during detection, not yet returned
+  bool has_pending_ = false;             // first data record, parsed early to learn width()
   CsvRecord pending_;
-  std::string pending_storage_;
 };
 
 // Splits `text` on delimiter, honouring quotes, for small in-memory strings (e.g. one line

@@ -1,0 +1,59 @@
+// The metalearn command line: builds the CLI11 app from the subcommand files and is the only
+// place where typed errors become a message line and an exit code.
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "cli/command.hpp"
+#include "runtime/device.hpp"
+#include "util/errors.hpp"
+#include "util/logging.hpp"
+#include "util/version.hpp"
+
+namespace ml::cli {
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{
+      "metalearn: few-shot meta-learning for e-commerce purchase logs.\n"
+      "Samples tasks (one per category, brand, user, ...) from CSV logs, meta-trains a LibTorch\n"
+      "model across them and adapts it to new, data-poor tasks."};
+  app.name("metalearn");
+  app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "stderr log level: trace, debug, info, warn, error, off");
+  app.set_version_flag("--version", [] {
+    return std::string("metalearn ") + kToolVersion + " (" + runtime::runtime_description() + ")";
+  });
+  app.parse_complete_callback([&] { setup_logging(log_level); });
+
+  add_train_command(app);
+  add_adapt_command(app);
+  add_eval_command(app);
+  add_predict_command(app);
+  add_inspect_command(app);
+  add_synth_command(app);
+
+  const std::string command = argc > 1 ? std::string("metalearn ") + argv[1] : "metalearn";
+  try {
+    app.parse(argc, argv);
+    return 0;
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "metalearn: error: " << e.what() << " (see metalearn --help)\n";
+    return static_cast<int>(ExitCode::kUsage);
+  } catch (const Error& e) {
+    std::cerr << command << ": error: " << e.what() << "\n";
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    std::cerr << command << ": internal error: " << e.what() << "\n";
+    return static_cast<int>(ExitCode::kRuntime);
+  }
+}
+
+}  // namespace ml::cli

@@ -1,0 +1,63 @@
+// `metalearn synth`: write a realistic, seeded synthetic purchase log.
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cli/command.hpp"
+#include "synth/synthetic_log.hpp"
+#include "util/strings.hpp"
+
+namespace ml::cli {
+
+void add_synth_command(CLI::App& app) {
+  auto* command = app.add_subcommand(
+      "synth", "Write a synthetic purchase log (events, items, users) for demos and tests");
+  struct Options {
+    synth::SynthOptions synth;
+    std::string out = "data/synth";
+    bool json = false;
+  };
+  auto o = std::make_shared<Options>();
+  auto& s = o->synth;
+  command->add_option("-o,--out", o->out, "output folder for events.csv, items.csv, users.csv");
+  command->add_option("--users", s.users, "number of users");
+  command->add_option("--categories", s.categories, "number of categories (tasks)");
+  command->add_option("--items-per-category", s.items_per_category, "mean items per category");
+  command->add_option("--sessions", s.sessions, "browsing sessions (about 5 event rows each)");
+  command->add_option("--seed", s.seed, "random seed: same seed, same files");
+  command->add_option("--latent-dim", s.latent_dim, "dimension of user/item taste vectors");
+  command->add_option("--zipf", s.zipf_exponent, "Zipf exponent of item popularity");
+  command->add_option("--task-spread", s.task_spread, "how much categories differ (0 = identical)");
+  command->add_option("--start-date", s.start_date, "ISO date of the first event");
+  command->add_option("--days", s.days, "days the log spans");
+  command->add_flag("--json", o->json, "machine-readable summary on stdout");
+  command->callback([o] {
+    spdlog::info("writing synthetic log to {}", o->out);
+    synth::SynthSummary summary = synth::write_synthetic_log(o->synth, o->out);
+    if (o->json) {
+      nlohmann::json j = {{"event_rows", summary.event_rows}, {"views", summary.views},
+                          {"carts", summary.carts},           {"purchases", summary.purchases},
+                          {"sessions", summary.sessions},     {"users", summary.users},
+                          {"items", summary.items},           {"categories", summary.categories},
+                          {"brands", summary.brands},
+                          {"files",
+                           {{"events", summary.files.events},
+                            {"items", summary.files.items},
+                            {"users", summary.files.users}}}};
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    std::cout << "events   " << summary.files.events << "  (" << with_thousands(summary.event_rows)
+              << " rows: " << with_thousands(summary.views) << " views, "
+              << with_thousands(summary.carts) << " carts, " << with_thousands(summary.purchases)
+              << " purchases)\n"
+              << "items    " << summary.files.items << "  (" << with_thousands(summary.items)
+              << " items, " << summary.categories << " categories, " << summary.brands
+              << " brands)\n"
+              << "users    " << summary.files.users << "  (" << with_thousands(summary.users)
+              << " users)\n";
+  });
+}
+
+}  // namespace ml::cli

@@ -1,0 +1,42 @@
+// Shared pieces of the subcommands: the config options every config-driven command takes, and
+// the registration functions, one per subcommand file. A subcommand's callback calls one
+// library function; errors are thrown and turned into messages only in run_cli().
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "config/config.hpp"
+
+namespace ml::cli {
+
+// --config, repeated --set, --print-config, and the --device/--threads shortcuts.
+struct ConfigOptions {
+  std::string path;
+  std::vector<std::string> overrides;
+  bool print_config = false;
+  std::string device;
+  int threads = -1;
+
+  void add_to(CLI::App& command, bool with_runtime);
+  // Loads with overrides applied. With --print-config, prints the resolved config to stdout and
+  // returns false: the command should stop there.
+  bool load(config::Config& out) const;
+};
+
+// For subcommands whose library part does not exist yet: a clear NotImplementedError.
+[[noreturn]] void not_built_yet(const std::string& command);
+
+void add_synth_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_adapt_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_predict_command(CLI::App& app);
+
+// Parses and runs; returns the process exit code (see util/errors.hpp ExitCode).
+int run_cli(int argc, char** argv);
+
+}  // namespace ml::cli

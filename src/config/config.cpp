@@ -1,0 +1,414 @@
+// Config parsing, validation and serialisation: see config.hpp for every parameter.
+#include "config/config.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "util/errors.hpp"
+#include "util/strings.hpp"
+#include "util/time_parse.hpp"
+
+namespace ml::config {
+
+namespace fs = std::filesystem;
+
+char CsvFormat::delimiter_char() const {
+  if (delimiter == "auto") return 0;
+  if (delimiter == "tab" || delimiter == "\\t") return '\t';
+  if (delimiter == "space") return ' ';
+  return delimiter[0];
+}
+
+namespace {
+
+// ---- from JSON, one function per type, each beside its checks --------------------------------
+
+void read_format(JsonObject o, CsvFormat& f) {
+  o.read("delimiter", f.delimiter);
+  o.read("header", f.header);
+  o.finish();
+  require(f.delimiter == "auto" || f.delimiter == "tab" || f.delimiter == "space" ||
+              f.delimiter == "\\t" ||
+              (f.delimiter.size() == 1 && std::string(",\t; |").find(f.delimiter[0]) !=
+                                              std::string::npos),
+          o.path_of("delimiter"), Json(f.delimiter),
+          "must be \"auto\", \",\", \"\\t\" (or \"tab\"), \";\", \" \" (or \"space\") or \"|\"");
+}
+
+void read_features(JsonObject o, FeatureColumns& f) {
+  o.read("numeric", f.numeric);
+  o.read("categorical", f.categorical);
+  o.read("text", f.text);
+  o.finish();
+}
+
+void read_columns(JsonObject o, ColumnMap& c) {
+  o.read("user", c.user);
+  o.read("item", c.item);
+  o.read("task", c.task);
+  o.read("timestamp", c.timestamp);
+  o.read("event", c.event);
+  o.read("rating", c.rating);
+  o.read("price", c.price);
+  o.read("quantity", c.quantity);
+  o.finish();
+  require(!c.task.empty(), o.path_of("task"), Json(nullptr),
+          "a task column is required (the column that groups rows into tasks, e.g. a category)");
+}
+
+void read_side_table(JsonObject o, SideTable& t) {
+  o.read("files", t.files);
+  read_format(o.object("format"), t.format);
+  o.read("join", t.join);
+  o.read("key", t.key);
+  read_features(o.object("features"), t.features);
+  o.finish();
+  require(!t.files.empty(), o.path_of("files"), Json(t.files), "must name at least one file");
+  require_one_of(o.path_of("join"), t.join, {"item", "user"});
+  require(!t.key.empty(), o.path_of("key"), Json(nullptr),
+          "the id column of this table is required");
+  require(!t.features.empty(), o.path_of("features"), Json::object(),
+          "a side table needs at least one numeric, categorical or text feature column");
+}
+
+void read_data(JsonObject o, DataConfig& d) {
+  o.read("files", d.files);
+  read_format(o.object("format"), d.format);
+  read_columns(o.object("columns"), d.columns);
+  read_features(o.object("features"), d.features);
+  auto tables = o.objects("side_tables");
+  d.side_tables.clear();
+  for (auto& t : tables) read_side_table(t, d.side_tables.emplace_back());
+  o.read("bad_rows", d.bad_rows);
+  o.read("show_bad_rows", d.show_bad_rows);
+  o.read("time_format", d.time_format);
+  o.finish();
+  require(!d.files.empty(), o.path_of("files"), Json(d.files),
+          "must name at least one CSV file of the purchase log");
+  require_one_of(o.path_of("bad_rows"), d.bad_rows, {"skip", "fail"});
+  require(d.show_bad_rows >= 0, o.path_of("show_bad_rows"), Json(d.show_bad_rows),
+          "must be >= 0");
+  require_one_of(o.path_of("time_format"), d.time_format, {"auto", "unix", "iso8601"});
+}
+
+const std::vector<std::string> kAggregates = {"user_frequency", "user_spend",     "user_recency",
+                                              "user_mean_price", "item_popularity", "item_mean_price",
+                                              "item_buyers"};
+
+void read_feature_config(JsonObject o, FeatureConfig& f) {
+  o.read("standardize", f.standardize);
+  o.read("categorical", f.categorical);
+  o.read("hash_buckets", f.hash_buckets);
+  o.read("min_count", f.min_count);
+  o.read("onehot_max", f.onehot_max);
+  o.read("text_buckets", f.text_buckets);
+  o.read("aggregates", f.aggregates);
+  o.finish();
+  require_one_of(o.path_of("categorical"), f.categorical, {"vocab", "hash"});
+  require(f.hash_buckets >= 2, o.path_of("hash_buckets"), Json(f.hash_buckets), "must be >= 2");
+  require(f.min_count >= 1, o.path_of("min_count"), Json(f.min_count), "must be >= 1");
+  require(f.onehot_max >= 0, o.path_of("onehot_max"), Json(f.onehot_max), "must be >= 0");
+  require(f.text_buckets >= 1, o.path_of("text_buckets"), Json(f.text_buckets), "must be >= 1");
+  for (std::size_t i = 0; i < f.aggregates.size(); ++i)
+    require_one_of(o.path_of("aggregates") + "[" + std::to_string(i) + "]", f.aggregates[i],
+                   kAggregates);
+}
+
+void read_label(JsonObject o, LabelConfig& l) {
+  o.read("kind", l.kind);
+  o.read("positive_events", l.positive_events);
+  o.read("negative_events", l.negative_events);
+  o.read("negatives_per_positive", l.negatives_per_positive);
+  o.read("target", l.target);
+  o.read("class_column", l.class_column);
+  o.read("ways", l.ways);
+  o.finish();
+  require_one_of(o.path_of("kind"), l.kind, {"implicit", "event_binary", "regression", "multiclass"});
+  require(l.negatives_per_positive > 0 && l.negatives_per_positive <= 100,
+          o.path_of("negatives_per_positive"), Json(l.negatives_per_positive),
+          "must be in (0, 100]");
+  require_one_of(o.path_of("target"), l.target, {"rating", "price", "quantity", "spend"});
+  require(l.ways >= 2, o.path_of("ways"), Json(l.ways), "must be >= 2");
+  if (l.kind == "event_binary") {
+    require(!l.positive_events.empty(), o.path_of("positive_events"), Json(l.positive_events),
+            "event_binary labels need at least one positive event value");
+    require(!l.negative_events.empty(), o.path_of("negative_events"), Json(l.negative_events),
+            "event_binary labels need at least one negative event value");
+  }
+  if (l.kind == "multiclass")
+    require(!l.class_column.empty(), o.path_of("class_column"), Json(nullptr),
+            "multiclass labels need the column that holds each row's class");
+}
+
+void read_task(JsonObject o, TaskConfig& t) {
+  read_label(o.object("label"), t.label);
+  o.read("support", t.support);
+  o.read("query", t.query);
+  o.read("min_examples", t.min_examples);
+  o.read("stratify", t.stratify);
+  o.finish();
+  require(t.support >= 1, o.path_of("support"), Json(t.support), "must be >= 1");
+  require(t.query >= 1, o.path_of("query"), Json(t.query), "must be >= 1");
+  require(t.min_examples >= 0, o.path_of("min_examples"), Json(t.min_examples),
+          "must be >= 0 (0 means support + query)");
+  require_one_of(o.path_of("stratify"), t.stratify, {"balanced", "proportional", "none"});
+}
+
+void read_split(JsonObject o, SplitConfig& s) {
+  o.read("new_tasks", s.new_tasks);
+  o.read("new_fraction", s.new_fraction);
+  o.read("validation_fraction", s.validation_fraction);
+  o.read("time_cutoff", s.time_cutoff);
+  o.finish();
+  require(s.new_fraction >= 0 && s.new_fraction < 1, o.path_of("new_fraction"),
+          Json(s.new_fraction), "must be in [0, 1)");
+  require(s.validation_fraction >= 0 && s.validation_fraction < 1,
+          o.path_of("validation_fraction"), Json(s.validation_fraction), "must be in [0, 1)");
+  require(s.new_fraction + s.validation_fraction < 1, o.path_of("validation_fraction"),
+          Json(s.validation_fraction),
+          "new_fraction + validation_fraction must leave some tasks for training (< 1)");
+  if (!s.time_cutoff.empty())
+    require(parse_timestamp(s.time_cutoff, TimeFormat::kAuto).has_value(),
+            o.path_of("time_cutoff"), Json(s.time_cutoff),
+            "expected an ISO-8601 date/time (2017-07-01 or 2017-07-01T00:00:00) or unix seconds");
+}
+
+void read_run(JsonObject o, RunConfig& r) {
+  o.read("dir", r.dir);
+  o.read("device", r.device);
+  o.read("threads", r.threads);
+  o.finish();
+  require(!r.dir.empty(), o.path_of("dir"), Json(r.dir), "must not be empty");
+  bool device_ok = r.device == "cpu" || r.device == "cuda" || r.device == "auto" ||
+                   (starts_with(r.device, "cuda:") && parse_int(r.device.substr(5)).has_value() &&
+                    *parse_int(r.device.substr(5)) >= 0);
+  require(device_ok, o.path_of("device"), Json(r.device),
+          "must be \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"");
+  require(r.threads >= 0, o.path_of("threads"), Json(r.threads), "must be >= 0 (0 = all cores)");
+}
+
+// ---- to JSON ---------------------------------------------------------------------------------
+
+Json format_json(const CsvFormat& f) { return {{"delimiter", f.delimiter}, {"header", f.header}}; }
+
+Json columns_json(const FeatureColumns& f) {
+  return {{"numeric", f.numeric}, {"categorical", f.categorical}, {"text", f.text}};
+}
+
+}  // namespace
+
+void to_json(Json& j, const Config& c) {
+  const auto& d = c.data;
+  Json side = Json::array();
+  for (const auto& t : d.side_tables)
+    side.push_back({{"files", t.files},
+                    {"format", format_json(t.format)},
+                    {"join", t.join},
+                    {"key", t.key},
+                    {"features", columns_json(t.features)}});
+  const auto& m = d.columns;
+  j = Json{
+      {"seed", c.seed},
+      {"data",
+       {{"files", d.files},
+        {"format", format_json(d.format)},
+        {"columns",
+         {{"user", m.user},
+          {"item", m.item},
+          {"task", m.task},
+          {"timestamp", m.timestamp},
+          {"event", m.event},
+          {"rating", m.rating},
+          {"price", m.price},
+          {"quantity", m.quantity}}},
+        {"features", columns_json(d.features)},
+        {"side_tables", side},
+        {"bad_rows", d.bad_rows},
+        {"show_bad_rows", d.show_bad_rows},
+        {"time_format", d.time_format}}},
+      {"features",
+       {{"standardize", c.features.standardize},
+        {"categorical", c.features.categorical},
+        {"hash_buckets", c.features.hash_buckets},
+        {"min_count", c.features.min_count},
+        {"onehot_max", c.features.onehot_max},
+        {"text_buckets", c.features.text_buckets},
+        {"aggregates", c.features.aggregates}}},
+      {"task",
+       {{"label",
+         {{"kind", c.task.label.kind},
+          {"positive_events", c.task.label.positive_events},
+          {"negative_events", c.task.label.negative_events},
+          {"negatives_per_positive", c.task.label.negatives_per_positive},
+          {"target", c.task.label.target},
+          {"class_column", c.task.label.class_column},
+          {"ways", c.task.label.ways}}},
+        {"support", c.task.support},
+        {"query", c.task.query},
+        {"min_examples", c.task.min_examples},
+        {"stratify", c.task.stratify}}},
+      {"split",
+       {{"new_tasks", c.split.new_tasks},
+        {"new_fraction", c.split.new_fraction},
+        {"validation_fraction", c.split.validation_fraction},
+        {"time_cutoff", c.split.time_cutoff}}},
+      {"run", {{"dir", c.run.dir}, {"device", c.run.device}, {"threads", c.run.threads}}}};
+}
+
+void validate(const Config& c) {
+  const auto& cols = c.data.columns;
+  const auto& label = c.task.label;
+  auto need = [](bool ok, const std::string& path, const std::string& why) {
+    if (!ok) throw ConfigError(path + ": required " + why);
+  };
+  if (label.kind == "implicit") {
+    need(!cols.user.empty(), "data.columns.user", "by task.label.kind = \"implicit\"");
+    need(!cols.item.empty(), "data.columns.item", "by task.label.kind = \"implicit\"");
+  }
+  if (label.kind == "event_binary")
+    need(!cols.event.empty(), "data.columns.event", "by task.label.kind = \"event_binary\"");
+  if (label.kind == "regression") {
+    if (label.target == "rating")
+      need(!cols.rating.empty(), "data.columns.rating", "by task.label.target = \"rating\"");
+    if (label.target == "price" || label.target == "spend")
+      need(!cols.price.empty(), "data.columns.price",
+           "by task.label.target = \"" + label.target + "\"");
+    if (label.target == "quantity")
+      need(!cols.quantity.empty(), "data.columns.quantity", "by task.label.target = \"quantity\"");
+  }
+  if (label.kind == "implicit" && !c.data.features.empty())
+    throw ConfigError(
+        "data.features: row-level feature columns cannot be used with task.label.kind = "
+        "\"implicit\" (sampled negatives have no row to read them from, so they would give the "
+        "label away); declare item or user attributes in data.side_tables instead");
+  if (!c.split.time_cutoff.empty())
+    need(!cols.timestamp.empty(), "data.columns.timestamp", "by split.time_cutoff");
+  for (const auto& a : c.features.aggregates) {
+    if (starts_with(a, "user_"))
+      need(!cols.user.empty(), "data.columns.user", "by features.aggregates \"" + a + "\"");
+    if (starts_with(a, "item_"))
+      need(!cols.item.empty(), "data.columns.item", "by features.aggregates \"" + a + "\"");
+    if (a == "user_recency")
+      need(!cols.timestamp.empty(), "data.columns.timestamp", "by features.aggregates \"" + a + "\"");
+  }
+  for (std::size_t i = 0; i < c.data.side_tables.size(); ++i) {
+    const auto& t = c.data.side_tables[i];
+    need(!(t.join == "item" ? cols.item : cols.user).empty(),
+         "data.columns." + t.join,
+         "by data.side_tables[" + std::to_string(i) + "].join = \"" + t.join + "\"");
+  }
+  auto check_positions = [](const CsvFormat& f, const std::vector<const ColumnRef*>& refs,
+                            const std::string& where) {
+    if (f.header) return;
+    for (const ColumnRef* r : refs)
+      if (!r->name.empty())
+        throw ConfigError(where + ".format.header = false: columns of a headerless file must be "
+                          "given by 1-based position, but " + r->describe() + " is a name");
+  };
+  std::vector<const ColumnRef*> log_refs = {&cols.user,  &cols.item,   &cols.task,
+                                            &cols.timestamp, &cols.event, &cols.rating,
+                                            &cols.price, &cols.quantity, &label.class_column};
+  for (const auto* list : {&c.data.features.numeric, &c.data.features.categorical,
+                           &c.data.features.text})
+    for (const auto& r : *list) log_refs.push_back(&r);
+  std::vector<const ColumnRef*> nonempty;
+  for (const auto* r : log_refs)
+    if (!r->empty()) nonempty.push_back(r);
+  check_positions(c.data.format, nonempty, "data");
+}
+
+Config config_from_json(const Json& j) {
+  Config c;
+  JsonObject top(j, "");
+  top.read("seed", c.seed);
+  read_data(top.object("data"), c.data);
+  read_feature_config(top.object("features"), c.features);
+  read_task(top.object("task"), c.task);
+  read_split(top.object("split"), c.split);
+  read_run(top.object("run"), c.run);
+  top.finish();
+  validate(c);
+  return c;
+}
+
+void apply_override(Json& root, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw UsageError("--set '" + assignment + "': expected KEY.PATH=VALUE, e.g. task.support=5");
+  std::string key = assignment.substr(0, eq);
+  std::string text = assignment.substr(eq + 1);
+  Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) value = text;  // plain words need no JSON quotes
+
+  Json* node = &root;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t dot = key.find('.', start);
+    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (part.empty()) throw UsageError("--set '" + assignment + "': empty key segment");
+    if (!node->is_object()) {
+      if (!node->is_null())
+        throw UsageError("--set '" + assignment + "': '" + key.substr(0, start - 1) +
+                         "' is not an object");
+      *node = Json::object();
+    }
+    if (dot == std::string::npos) {
+      (*node)[part] = value;
+      return;
+    }
+    node = &(*node)[part];
+    start = dot + 1;
+  }
+}
+
+namespace {
+
+void resolve_paths(Json& list, const fs::path& base) {
+  auto fix = [&](Json& v) {
+    if (v.is_string()) {
+      fs::path p = v.get<std::string>();
+      if (p.is_relative()) v = (base / p).lexically_normal().string();
+    }
+  };
+  if (list.is_array())
+    for (auto& v : list) fix(v);
+  else
+    fix(list);
+}
+
+}  // namespace
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot open config file '" + path + "': no such readable file");
+  std::stringstream text;
+  text << in.rdbuf();
+  Json j;
+  try {
+    j = Json::parse(text.str());
+  } catch (const Json::parse_error& e) {
+    // nlohmann's message carries "line L, column C"; keep only that part after its prefix.
+    std::string what = e.what();
+    auto pos = what.find("parse error");
+    throw ConfigError(path + ": not valid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+  }
+  fs::path base = fs::path(path).parent_path();
+  if (j.is_object() && j.contains("data") && j["data"].is_object()) {
+    Json& data = j["data"];
+    if (data.contains("files")) resolve_paths(data["files"], base);
+    if (data.contains("side_tables") && data["side_tables"].is_array())
+      for (auto& t : data["side_tables"])
+        if (t.is_object() && t.contains("files")) resolve_paths(t["files"], base);
+  }
+  for (const auto& o : overrides) apply_override(j, o);
+  try {
+    Config c = config_from_json(j);
+    c.source_path = path;
+    return c;
+  } catch (const ConfigError& e) {
+    throw ConfigError(path + ": " + e.what());
+  }
+}
+
+}  // namespace ml::config

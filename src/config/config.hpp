@@ -1,0 +1,145 @@
+// The typed configuration of a metalearn run. Every parameter is documented once, here, beside
+// its field, with its default and the check that config.cpp applies to it (LightGBM style).
+// JSON in and out: from_json (strict: unknown keys are errors) and to_json (the resolved config
+// with every default filled in, as written into run directories and checkpoints).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/json_object.hpp"
+
+namespace ml::config {
+
+// How the CSV files of one table are written.
+struct CsvFormat {
+  std::string delimiter = "auto";  // "auto" | "," | "\t" (or "tab") | ";" | " " (or "space")
+  bool header = true;              // false: columns are referred to by 1-based position
+  char delimiter_char() const;     // 0 for auto
+};
+
+// Feature columns of a table, by name or position.
+struct FeatureColumns {
+  std::vector<ColumnRef> numeric;      // standardised with training statistics
+  std::vector<ColumnRef> categorical;  // vocabulary or hashing, with an out-of-vocabulary bucket
+  std::vector<ColumnRef> text;         // lower-cased words hashed into features.text_buckets
+  bool empty() const { return numeric.empty() && categorical.empty() && text.empty(); }
+};
+
+// Which log columns play which role. `task` is required; the rest depend on the label kind.
+struct ColumnMap {
+  ColumnRef user;       // required for implicit labels (negatives are sampled per user)
+  ColumnRef item;       // required for implicit labels
+  ColumnRef task;       // the grouping key: category, brand, shop, user, ...
+  ColumnRef timestamp;  // unix seconds or ISO-8601 date/time; needed for time_cutoff and recency
+  ColumnRef event;      // event type (view/cart/purchase); required for event_binary labels
+  ColumnRef rating;     // numeric rating; regression target "rating"
+  ColumnRef price;      // unit price; spend = price * quantity
+  ColumnRef quantity;   // units; 1 when absent
+};
+
+// An attribute table joined onto the log by item id or user id.
+struct SideTable {
+  std::vector<std::string> files;  // one or more CSV files, read as one table
+  CsvFormat format;
+  std::string join = "item";  // "item" | "user": which log id the key column matches
+  ColumnRef key;              // the id column in this table; required
+  FeatureColumns features;    // columns of this table used as features
+};
+
+struct DataConfig {
+  std::vector<std::string> files;  // the purchase log; parts are concatenated. Required.
+                                   // Relative paths resolve against the config file's folder.
+  CsvFormat format;
+  ColumnMap columns;
+  FeatureColumns features;         // row-level feature columns of the log
+  std::vector<SideTable> side_tables;
+  std::string bad_rows = "skip";   // "skip": count and report malformed rows; "fail": stop at
+                                   // the first one with its file and line
+  int show_bad_rows = 5;           // how many skipped rows are listed in reports (>= 0)
+  std::string time_format = "auto";  // "auto" | "unix" | "iso8601"
+};
+
+struct FeatureConfig {
+  bool standardize = true;           // numeric features to zero mean, unit variance (train stats)
+  std::string categorical = "vocab";  // "vocab": values seen in training get an index, the rest
+                                      // share one out-of-vocabulary bucket; "hash": hashed into
+                                      // hash_buckets (unseen values still land somewhere)
+  std::int64_t hash_buckets = 1 << 18;  // >= 2; buckets for hashed ids and hashed categoricals
+  int min_count = 1;    // >= 1; vocab values rarer than this in training go to the OOV bucket
+  int onehot_max = 32;  // >= 0; vocab categoricals with at most this many values are also
+                        // one-hot encoded into the dense vector (for the plain mlp model)
+  int text_buckets = 64;  // >= 1; hashed bag-of-words width per text column
+  // Per-entity aggregates computed from training rows only. Allowed: user_frequency,
+  // user_spend, user_recency, user_mean_price, item_popularity, item_mean_price,
+  // item_buyers.
+  std::vector<std::string> aggregates = {"user_frequency", "user_spend", "user_recency",
+                                         "item_popularity", "item_mean_price"};
+};
+
+struct LabelConfig {
+  // "implicit": every (user, item) interaction in a task is a positive (optionally only the
+  //   positive_events), negatives are items of the same task the user never interacted with;
+  // "event_binary": positive_events -> 1, negative_events -> 0, other events dropped;
+  // "regression": target value; "multiclass": class_column values, N-way K-shot episodes.
+  std::string kind = "implicit";
+  std::vector<std::string> positive_events = {"purchase"};  // event values counted positive
+  std::vector<std::string> negative_events = {"view"};      // event_binary only
+  double negatives_per_positive = 1.0;  // implicit only; > 0
+  std::string target = "rating";  // regression: "rating" | "price" | "quantity" | "spend"
+  ColumnRef class_column;         // multiclass: the class of each row (e.g. product type)
+  int ways = 5;                   // multiclass: classes per episode (N), >= 2
+};
+
+struct TaskConfig {
+  LabelConfig label;
+  int support = 10;  // K: support examples per task (per class for multiclass), >= 1
+  int query = 15;    // Q: query examples per task (per class for multiclass), >= 1
+  int min_examples = 0;  // tasks with fewer examples are dropped; 0 means support + query
+  // Support composition for binary labels: "balanced" (half positives), "proportional"
+  // (the task's label ratio), "none" (uniform draw).
+  std::string stratify = "balanced";
+};
+
+struct SplitConfig {
+  std::vector<std::string> new_tasks;  // held out whole for adapt/eval; overrides new_fraction
+  double new_fraction = 0.2;           // seeded fraction of qualifying tasks held out, [0, 1)
+  double validation_fraction = 0.1;    // of the remaining tasks, for validation, [0, 1)
+  // "" or a date/time (ISO-8601 or unix seconds): statistics and aggregates come from rows
+  // before it, examples from rows at or after it (a temporal split).
+  std::string time_cutoff;
+};
+
+struct RunConfig {
+  std::string dir = "runs/default";  // run directory (config, metrics, logs, checkpoints)
+  std::string device = "auto";       // "cpu" | "cuda" | "cuda:N" | "auto"
+  int threads = 0;                   // CPU threads for torch/OpenMP/OpenBLAS; 0 = all cores
+};
+
+struct Config {
+  std::uint64_t seed = 42;  // drives splits, negative sampling and episodes
+  DataConfig data;
+  FeatureConfig features;
+  TaskConfig task;
+  SplitConfig split;
+  RunConfig run;
+
+  std::string source_path;  // the file it was read from ("" when built in code); not serialised
+};
+
+void to_json(Json& j, const Config& c);
+// Parses and validates; throws ConfigError with the JSON path of the first problem.
+Config config_from_json(const Json& j);
+// Cross-field checks (e.g. event_binary needs columns.event); run by config_from_json.
+void validate(const Config& c);
+
+// Reads a JSON config file, applies `key.path=value` overrides (value parsed as JSON when it
+// is valid JSON, else taken as a string), resolves relative data paths against the file's
+// folder, and validates. Errors name the file.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Applies one "a.b.c=value" override to a JSON tree (creating objects on the way).
+void apply_override(Json& root, const std::string& assignment);
+
+}  // namespace ml::config

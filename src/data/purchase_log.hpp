@@ -1,0 +1,68 @@
+// The purchase log in memory: the configured CSV files parsed into integer and float columns
+// (ids interned), plus the side tables joined on user or item id. Malformed rows are skipped
+// and counted, or stop the load, as data.bad_rows says; either way they are reported with
+// their file and line.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "data/columns.hpp"
+#include "data/dictionary.hpp"
+
+namespace ml::data {
+
+struct BadRow {
+  std::string file;
+  std::size_t line = 0;
+  std::string reason;
+};
+
+struct SideTableReport {
+  std::string join;  // "item" | "user"
+  std::vector<std::string> files;
+  std::int64_t rows = 0;
+  std::int64_t rejected = 0;
+  std::int64_t duplicate_keys = 0;  // later rows for an already-seen id (the first one wins)
+  std::int64_t log_ids_matched = 0;  // distinct log ids that found a row in this table
+  std::int64_t log_ids_total = 0;
+};
+
+struct LoadReport {
+  std::vector<std::string> files;
+  std::int64_t bytes = 0;
+  std::int64_t rows_read = 0;      // data records seen (header excluded)
+  std::int64_t rows_rejected = 0;  // skipped as malformed
+  std::map<std::string, std::int64_t> rejected_by_reason;
+  std::vector<BadRow> bad_rows;  // the first data.show_bad_rows of them
+  std::int64_t rows_without_task = 0;  // empty task key: kept as history, in no task
+  std::vector<SideTableReport> side_tables;
+};
+
+struct PurchaseLog {
+  Dictionary users, items, tasks, events, classes;
+  // One entry per kept row; kNoId / kNoTime / NaN where the column is absent or the cell empty.
+  std::vector<std::int32_t> user, item, task, event, label_class;
+  std::vector<std::int64_t> timestamp;
+  std::vector<float> rating, price, quantity;
+  FeatureTable features;  // data.features columns, per row
+
+  // Side-table attributes, indexed by user / item id (sized to users.size() / items.size()).
+  FeatureTable user_attributes, item_attributes;
+
+  std::size_t size() const { return task.size(); }
+  bool has_user() const { return has_user_; }
+  bool has_item() const { return has_item_; }
+  bool has_timestamp() const { return has_timestamp_; }
+
+  bool has_user_ = false, has_item_ = false, has_timestamp_ = false;
+};
+
+// Reads data.files and data.side_tables. Throws DataError for a missing file or column, and for
+// the first bad row when data.bad_rows = "fail".
+PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report);
+
+}  // namespace ml::data

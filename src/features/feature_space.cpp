@@ -1,0 +1,484 @@
+// Feature statistics and encoding: see feature_space.hpp.
+#include "features/feature_space.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <map>
+#include <unordered_set>
+
+#include "util/errors.hpp"
+#include "util/rng.hpp"
+#include "util/strings.hpp"
+
+namespace ml::features {
+
+using data::kNoId;
+using data::kNoTime;
+
+const char* source_name(Source s) {
+  switch (s) {
+    case Source::kRow:
+      return "row";
+    case Source::kUser:
+      return "user";
+    case Source::kItem:
+      return "item";
+  }
+  return "?";
+}
+
+std::int64_t CategoricalField::cardinality() const {
+  return hashed ? -1 : static_cast<std::int64_t>(vocabulary.size()) + 1;
+}
+
+void hash_text(std::string_view text, int buckets, float* out) {
+  std::fill(out, out + buckets, 0.0f);
+  int tokens = 0;
+  std::string token;
+  auto flush = [&] {
+    if (token.empty()) return;
+    out[hash_bytes(token.data(), token.size()) % static_cast<std::uint64_t>(buckets)] += 1.0f;
+    ++tokens;
+    token.clear();
+  };
+  for (char c : text) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || (c & 0x80))
+      token.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    else
+      flush();
+  }
+  flush();
+  if (tokens)
+    for (int b = 0; b < buckets; ++b) out[b] /= static_cast<float>(tokens);
+}
+
+namespace {
+
+// Entities without training history: counts are a true zero, the rest unknown.
+float aggregate_default(const std::string& name) {
+  for (const char* zero : {"frequency", "spend", "popularity", "buyers"})
+    if (name.find(zero) != std::string::npos) return 0.0f;
+  return data::kMissing;
+}
+
+std::uint64_t hash_id(const std::string& s, std::int64_t buckets) {
+  // Bucket 0 is kept for "missing"; ids land in 1..buckets-1.
+  return 1 + hash_bytes(s.data(), s.size()) % static_cast<std::uint64_t>(buckets - 1);
+}
+
+struct EntityHistory {
+  double count = 0, spend = 0, price_sum = 0, price_count = 0;
+  std::int64_t last = kNoTime;
+  std::unordered_set<std::int32_t> partners;  // distinct users of an item
+};
+
+void fit_aggregates(const data::PurchaseLog& log, const std::vector<bool>& train_rows,
+                    const config::Config& config, std::int64_t cutoff, AggregateValues& users,
+                    AggregateValues& items) {
+  for (const auto& a : config.features.aggregates)
+    (starts_with(a, "user_") ? users : items).names.push_back(a);
+  if (users.names.empty() && items.names.empty()) return;
+
+  std::vector<bool> counts_as_purchase(log.events.size(), log.events.size() == 0);
+  for (const auto& e : config.task.label.positive_events)
+    if (auto id = log.events.find(e)) counts_as_purchase[static_cast<std::size_t>(*id)] = true;
+
+  std::vector<EntityHistory> user_history(log.users.size()), item_history(log.items.size());
+  std::int64_t reference = cutoff;
+  for (std::size_t r = 0; r < log.size(); ++r) {
+    if (!train_rows[r]) continue;
+    if (log.event[r] != kNoId && !counts_as_purchase[static_cast<std::size_t>(log.event[r])])
+      continue;
+    float q = std::isnan(log.quantity[r]) ? 1.0f : log.quantity[r];
+    float p = log.price[r];
+    if (cutoff == kNoTime && log.timestamp[r] != kNoTime)
+      reference = std::max(reference, log.timestamp[r]);
+    auto add = [&](EntityHistory& h) {
+      h.count += 1;
+      if (!std::isnan(p)) {
+        h.spend += static_cast<double>(p) * q;
+        h.price_sum += p;
+        h.price_count += 1;
+      }
+      if (log.timestamp[r] != kNoTime) h.last = std::max(h.last, log.timestamp[r]);
+    };
+    if (log.user[r] != kNoId) add(user_history[static_cast<std::size_t>(log.user[r])]);
+    if (log.item[r] != kNoId) {
+      auto& h = item_history[static_cast<std::size_t>(log.item[r])];
+      add(h);
+      if (log.user[r] != kNoId) h.partners.insert(log.user[r]);
+    }
+  }
+  auto value = [&](const std::string& name, const EntityHistory& h) -> float {
+    if (name == "user_frequency" || name == "item_popularity")
+      return static_cast<float>(std::log1p(h.count));
+    if (name == "user_spend") return static_cast<float>(std::log1p(std::max(0.0, h.spend)));
+    if (name == "user_recency")
+      return h.last == kNoTime || reference == kNoTime
+                 ? data::kMissing
+                 : static_cast<float>(static_cast<double>(reference - h.last) / 86400.0);
+    if (name == "user_mean_price" || name == "item_mean_price")
+      return h.price_count > 0 ? static_cast<float>(h.price_sum / h.price_count) : data::kMissing;
+    if (name == "item_buyers") return static_cast<float>(std::log1p(h.partners.size()));
+    return data::kMissing;
+  };
+  auto store = [&](AggregateValues& out, const std::vector<EntityHistory>& history,
+                   const data::Dictionary& ids) {
+    if (out.names.empty()) return;
+    for (std::size_t id = 0; id < history.size(); ++id) {
+      if (history[id].count == 0) continue;
+      std::vector<float> v;
+      for (const auto& n : out.names) v.push_back(value(n, history[id]));
+      out.by_entity.emplace(ids.name(static_cast<std::int32_t>(id)), std::move(v));
+    }
+  };
+  store(users, user_history, log.users);
+  store(items, item_history, log.items);
+}
+
+// Vocabulary of one categorical column: values seen in training, most frequent first.
+std::vector<std::string> fit_vocabulary(const data::CategoricalColumn& column,
+                                        const std::vector<std::int64_t>& weights, int min_count) {
+  std::vector<std::pair<std::int64_t, std::string>> ranked;
+  for (std::size_t v = 0; v < weights.size(); ++v)
+    if (weights[v] >= min_count)
+      ranked.emplace_back(-weights[v], column.dictionary.name(static_cast<std::int32_t>(v)));
+  std::sort(ranked.begin(), ranked.end());
+  std::vector<std::string> vocabulary;
+  for (auto& [w, name] : ranked) vocabulary.push_back(std::move(name));
+  return vocabulary;
+}
+
+const data::FeatureTable& table_of(const data::PurchaseLog& log, Source s) {
+  return s == Source::kRow ? log.features : s == Source::kUser ? log.user_attributes
+                                                                : log.item_attributes;
+}
+
+template <typename Column>
+int column_index(const std::vector<Column>& columns, const std::string& name) {
+  for (std::size_t i = 0; i < columns.size(); ++i)
+    if (columns[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::vector<std::string> names_of(const std::vector<data::NumericColumn>& c) {
+  std::vector<std::string> out;
+  for (const auto& x : c) out.push_back(x.name);
+  return out;
+}
+std::vector<std::string> names_of(const std::vector<data::TextColumn>& c) {
+  std::vector<std::string> out;
+  for (const auto& x : c) out.push_back(x.name);
+  return out;
+}
+
+}  // namespace
+
+FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSet& tasks,
+                               const std::vector<bool>& train_rows, const config::Config& config) {
+  FeatureSpace f;
+  const auto& fc = config.features;
+  f.standardize_ = fc.standardize;
+  f.hash_buckets_ = fc.hash_buckets;
+  f.text_buckets_ = fc.text_buckets;
+  f.row_numeric_ = names_of(log.features.numeric);
+  f.user_numeric_ = names_of(log.user_attributes.numeric);
+  f.item_numeric_ = names_of(log.item_attributes.numeric);
+  f.row_text_ = names_of(log.features.text);
+  f.user_text_ = names_of(log.user_attributes.text);
+  f.item_text_ = names_of(log.item_attributes.text);
+  fit_aggregates(log, train_rows, config, tasks.cutoff, f.user_aggregates_, f.item_aggregates_);
+
+  for (Source s : {Source::kRow, Source::kUser, Source::kItem}) {
+    for (const auto& column : table_of(log, s).categorical) {
+      CategoricalField field;
+      field.source = s;
+      field.column = column.name;
+      field.hashed = fc.categorical == "hash";
+      if (!field.hashed) {
+        std::vector<std::int64_t> weights(column.dictionary.size(), 0);
+        for (std::size_t r = 0; r < log.size(); ++r) {
+          if (!train_rows[r]) continue;
+          std::int64_t index = s == Source::kRow ? static_cast<std::int64_t>(r)
+                               : s == Source::kUser ? log.user[r]
+                                                    : log.item[r];
+          if (index == kNoId) continue;
+          std::int32_t v = column.values[static_cast<std::size_t>(index)];
+          if (v != kNoId) ++weights[static_cast<std::size_t>(v)];
+        }
+        field.vocabulary = fit_vocabulary(column, weights, fc.min_count);
+        field.onehot = static_cast<int>(field.vocabulary.size()) <= fc.onehot_max;
+      }
+      f.categorical_.push_back(std::move(field));
+    }
+  }
+
+  auto add_names = [&](const std::vector<std::string>& names, const char* prefix) {
+    for (const auto& n : names) f.dense_names_.push_back(std::string(prefix) + n);
+  };
+  add_names(f.row_numeric_, "row:");
+  add_names(f.user_numeric_, "user:");
+  add_names(f.item_numeric_, "item:");
+  add_names(f.user_aggregates_.names, "");
+  add_names(f.item_aggregates_.names, "");
+  const std::size_t standardized_dims = f.dense_names_.size();
+  for (const auto& field : f.categorical_) {
+    if (!field.onehot) continue;
+    std::string prefix = std::string(source_name(field.source)) + ":" + field.column + "=";
+    f.dense_names_.push_back(prefix + "<other>");
+    for (const auto& v : field.vocabulary) f.dense_names_.push_back(prefix + v);
+  }
+  for (const auto* names : {&f.row_text_, &f.user_text_, &f.item_text_})
+    for (const auto& n : *names)
+      for (int b = 0; b < f.text_buckets_; ++b)
+        f.dense_names_.push_back("text:" + n + "#" + std::to_string(b));
+
+  // Moments of the standardised block over the examples of training tasks (Welford).
+  f.mean_.assign(f.dense_dim(), 0.0f);
+  f.scale_.assign(f.dense_dim(), 1.0f);
+  if (f.standardize_ && standardized_dims > 0) {
+    FeatureEncoder encoder = f.bind(log);
+    std::vector<double> mean(standardized_dims, 0), m2(standardized_dims, 0);
+    std::vector<std::int64_t> count(standardized_dims, 0);
+    std::vector<float> dense(f.dense_dim());
+    std::vector<std::int64_t> ids(f.id_fields());
+    for (const auto& task : tasks.tasks) {
+      if (task.role != tasks::TaskRole::kTrain) continue;
+      for (const auto& e : task.examples) {
+        encoder.encode(e, dense.data(), ids.data(), /*standardized=*/false);
+        for (std::size_t d = 0; d < standardized_dims; ++d) {
+          if (std::isnan(dense[d])) continue;
+          double delta = dense[d] - mean[d];
+          mean[d] += delta / static_cast<double>(++count[d]);
+          m2[d] += delta * (dense[d] - mean[d]);
+        }
+      }
+    }
+    for (std::size_t d = 0; d < standardized_dims; ++d) {
+      double sd = count[d] > 1 ? std::sqrt(m2[d] / static_cast<double>(count[d] - 1)) : 0.0;
+      f.mean_[d] = static_cast<float>(mean[d]);
+      f.scale_[d] = sd > 1e-8 ? static_cast<float>(sd) : 1.0f;
+    }
+  }
+  return f;
+}
+
+std::vector<std::string> FeatureSpace::id_field_names() const {
+  std::vector<std::string> names = {"user", "item"};
+  for (const auto& c : categorical_) names.push_back(std::string(source_name(c.source)) + ":" + c.column);
+  return names;
+}
+
+std::vector<std::int64_t> FeatureSpace::id_field_cardinalities() const {
+  std::vector<std::int64_t> sizes = {hash_buckets_, hash_buckets_};
+  for (const auto& c : categorical_) sizes.push_back(c.hashed ? hash_buckets_ : c.cardinality());
+  return sizes;
+}
+
+FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log) const {
+  FeatureEncoder e;
+  e.space_ = this;
+  e.log_ = &log;
+  auto bind_numeric = [](const std::vector<std::string>& names,
+                         const std::vector<data::NumericColumn>& columns) {
+    std::vector<int> out;
+    for (const auto& n : names) out.push_back(column_index(columns, n));
+    return out;
+  };
+  auto bind_text = [](const std::vector<std::string>& names,
+                      const std::vector<data::TextColumn>& columns) {
+    std::vector<int> out;
+    for (const auto& n : names) out.push_back(column_index(columns, n));
+    return out;
+  };
+  e.row_numeric_ = bind_numeric(row_numeric_, log.features.numeric);
+  e.user_numeric_ = bind_numeric(user_numeric_, log.user_attributes.numeric);
+  e.item_numeric_ = bind_numeric(item_numeric_, log.item_attributes.numeric);
+  e.row_text_ = bind_text(row_text_, log.features.text);
+  e.user_text_ = bind_text(user_text_, log.user_attributes.text);
+  e.item_text_ = bind_text(item_text_, log.item_attributes.text);
+  for (const auto& field : categorical_) {
+    FeatureEncoder::CategoricalBinding b;
+    const auto& columns = table_of(log, field.source).categorical;
+    b.column = column_index(columns, field.column);
+    if (b.column >= 0) {
+      const auto& dict = columns[static_cast<std::size_t>(b.column)].dictionary;
+      std::unordered_map<std::string, std::int64_t> index;
+      for (std::size_t i = 0; i < field.vocabulary.size(); ++i)
+        index.emplace(field.vocabulary[i], static_cast<std::int64_t>(i) + 1);
+      for (std::size_t v = 0; v < dict.size(); ++v) {
+        const std::string& name = dict.name(static_cast<std::int32_t>(v));
+        if (field.hashed) {
+          b.index_of_value.push_back(static_cast<std::int64_t>(hash_id(name, hash_buckets_)));
+        } else {
+          auto it = index.find(name);
+          b.index_of_value.push_back(it == index.end() ? 0 : it->second);
+        }
+      }
+    }
+    e.categorical_.push_back(std::move(b));
+  }
+  auto bind_aggregates = [](const AggregateValues& values, const data::Dictionary& ids,
+                            std::vector<const std::vector<float>*>& out) {
+    if (values.names.empty()) return;
+    out.resize(ids.size(), nullptr);
+    for (std::size_t id = 0; id < ids.size(); ++id) {
+      auto it = values.by_entity.find(ids.name(static_cast<std::int32_t>(id)));
+      if (it != values.by_entity.end()) out[id] = &it->second;
+    }
+  };
+  bind_aggregates(user_aggregates_, log.users, e.user_aggregates_);
+  bind_aggregates(item_aggregates_, log.items, e.item_aggregates_);
+  for (std::size_t id = 0; id < log.users.size(); ++id)
+    e.user_hash_.push_back(hash_id(log.users.name(static_cast<std::int32_t>(id)), hash_buckets_));
+  for (std::size_t id = 0; id < log.items.size(); ++id)
+    e.item_hash_.push_back(hash_id(log.items.name(static_cast<std::int32_t>(id)), hash_buckets_));
+  return e;
+}
+
+void FeatureEncoder::encode(const tasks::Example& e, float* dense, std::int64_t* ids,
+                            bool standardized) const {
+  const FeatureSpace& f = *space_;
+  const data::PurchaseLog& log = *log_;
+  float* d = dense;
+  auto numeric = [&](const std::vector<int>& columns, const std::vector<data::NumericColumn>& table,
+                     std::int64_t index) {
+    for (int c : columns)
+      *d++ = (c < 0 || index < 0) ? data::kMissing
+                                  : table[static_cast<std::size_t>(c)]
+                                        .values[static_cast<std::size_t>(index)];
+  };
+  numeric(row_numeric_, log.features.numeric, e.row);
+  numeric(user_numeric_, log.user_attributes.numeric, e.user);
+  numeric(item_numeric_, log.item_attributes.numeric, e.item);
+  auto aggregates = [&](const AggregateValues& values,
+                        const std::vector<const std::vector<float>*>& bound, std::int32_t id) {
+    const std::vector<float>* v =
+        id == kNoId || bound.empty() ? nullptr : bound[static_cast<std::size_t>(id)];
+    for (std::size_t k = 0; k < values.names.size(); ++k)
+      *d++ = v ? (*v)[k] : aggregate_default(values.names[k]);
+  };
+  aggregates(f.user_aggregates_, user_aggregates_, e.user);
+  aggregates(f.item_aggregates_, item_aggregates_, e.item);
+  const auto standardized_dims = static_cast<std::size_t>(d - dense);
+  for (std::size_t k = 0; k < standardized_dims; ++k) {
+    if (std::isnan(dense[k]))
+      dense[k] = standardized ? 0.0f : data::kMissing;  // missing -> the training mean
+    else if (standardized)
+      dense[k] = (dense[k] - f.mean_[k]) / f.scale_[k];
+  }
+
+  ids[0] = e.user == kNoId ? 0 : static_cast<std::int64_t>(user_hash_[static_cast<std::size_t>(e.user)]);
+  ids[1] = e.item == kNoId ? 0 : static_cast<std::int64_t>(item_hash_[static_cast<std::size_t>(e.item)]);
+  for (std::size_t k = 0; k < f.categorical_.size(); ++k) {
+    const auto& field = f.categorical_[k];
+    const auto& binding = categorical_[k];
+    std::int64_t entity = field.source == Source::kRow ? e.row
+                          : field.source == Source::kUser ? e.user
+                                                          : e.item;
+    std::int64_t index = 0;
+    if (binding.column >= 0 && entity >= 0) {
+      std::int32_t value = table_of(log, field.source)
+                               .categorical[static_cast<std::size_t>(binding.column)]
+                               .values[static_cast<std::size_t>(entity)];
+      if (value != kNoId) index = binding.index_of_value[static_cast<std::size_t>(value)];
+    }
+    ids[2 + k] = index;
+    if (field.onehot) {
+      const auto width = field.vocabulary.size() + 1;
+      std::fill(d, d + width, 0.0f);
+      d[index] = 1.0f;
+      d += width;
+    }
+  }
+  auto text = [&](const std::vector<int>& columns, const std::vector<data::TextColumn>& table,
+                  std::int64_t index) {
+    for (int c : columns) {
+      std::string_view s = (c < 0 || index < 0) ? std::string_view()
+                                                : table[static_cast<std::size_t>(c)].at(
+                                                      static_cast<std::size_t>(index));
+      hash_text(s, f.text_buckets_, d);
+      d += f.text_buckets_;
+    }
+  };
+  text(row_text_, log.features.text, e.row);
+  text(user_text_, log.user_attributes.text, e.user);
+  text(item_text_, log.item_attributes.text, e.item);
+}
+
+void to_json(nlohmann::json& j, const FeatureSpace& f) {
+  nlohmann::json categorical = nlohmann::json::array();
+  for (const auto& c : f.categorical_)
+    categorical.push_back({{"source", source_name(c.source)},
+                           {"column", c.column},
+                           {"hashed", c.hashed},
+                           {"onehot", c.onehot},
+                           {"vocabulary", c.vocabulary}});
+  auto aggregates = [](const AggregateValues& a) {
+    nlohmann::json values = nlohmann::json::object();
+    for (const auto& [id, v] : std::map<std::string, std::vector<float>>(a.by_entity.begin(),
+                                                                         a.by_entity.end()))
+      values[id] = v;
+    return nlohmann::json{{"names", a.names}, {"values", values}};
+  };
+  j = {{"standardize", f.standardize_},
+       {"hash_buckets", f.hash_buckets_},
+       {"text_buckets", f.text_buckets_},
+       {"numeric", {{"row", f.row_numeric_}, {"user", f.user_numeric_}, {"item", f.item_numeric_}}},
+       {"text", {{"row", f.row_text_}, {"user", f.user_text_}, {"item", f.item_text_}}},
+       {"categorical", categorical},
+       {"aggregates", {{"user", aggregates(f.user_aggregates_)}, {"item", aggregates(f.item_aggregates_)}}},
+       {"dense_names", f.dense_names_},
+       {"mean", f.mean_},
+       {"scale", f.scale_}};
+}
+
+void from_json(const nlohmann::json& j, FeatureSpace& f) {
+  try {
+    f.standardize_ = j.at("standardize").get<bool>();
+    f.hash_buckets_ = j.at("hash_buckets").get<std::int64_t>();
+    f.text_buckets_ = j.at("text_buckets").get<int>();
+    for (const char* s : {"row", "user", "item"}) {
+      auto& numeric = std::string(s) == "row" ? f.row_numeric_
+                      : std::string(s) == "user" ? f.user_numeric_
+                                                 : f.item_numeric_;
+      auto& text = std::string(s) == "row" ? f.row_text_
+                   : std::string(s) == "user" ? f.user_text_
+                                              : f.item_text_;
+      numeric = j.at("numeric").at(s).get<std::vector<std::string>>();
+      text = j.at("text").at(s).get<std::vector<std::string>>();
+    }
+    f.categorical_.clear();
+    for (const auto& c : j.at("categorical")) {
+      CategoricalField field;
+      std::string source = c.at("source").get<std::string>();
+      field.source = source == "row" ? Source::kRow : source == "user" ? Source::kUser : Source::kItem;
+      field.column = c.at("column").get<std::string>();
+      field.hashed = c.at("hashed").get<bool>();
+      field.onehot = c.at("onehot").get<bool>();
+      field.vocabulary = c.at("vocabulary").get<std::vector<std::string>>();
+      f.categorical_.push_back(std::move(field));
+    }
+    auto aggregates = [](const nlohmann::json& a, AggregateValues& out) {
+      out.names = a.at("names").get<std::vector<std::string>>();
+      out.by_entity.clear();
+      for (auto it = a.at("values").begin(); it != a.at("values").end(); ++it) {
+        std::vector<float> v;
+        for (const auto& x : it.value()) v.push_back(x.is_null() ? data::kMissing : x.get<float>());
+        out.by_entity.emplace(it.key(), std::move(v));
+      }
+    };
+    aggregates(j.at("aggregates").at("user"), f.user_aggregates_);
+    aggregates(j.at("aggregates").at("item"), f.item_aggregates_);
+    f.dense_names_ = j.at("dense_names").get<std::vector<std::string>>();
+    f.mean_ = j.at("mean").get<std::vector<float>>();
+    f.scale_ = j.at("scale").get<std::vector<float>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(std::string("feature statistics are incomplete or corrupt: ") + e.what());
+  }
+  if (f.mean_.size() != f.dense_names_.size() || f.scale_.size() != f.dense_names_.size())
+    throw DataError("feature statistics are inconsistent: mean/scale sizes differ from the layout");
+}
+
+}  // namespace ml::features

@@ -1,0 +1,273 @@
+// Log profiling for `metalearn inspect`: see log_profile.hpp.
+#include "inspect/log_profile.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <map>
+
+#include "features/feature_space.hpp"
+#include "tasks/task_set.hpp"
+#include "util/strings.hpp"
+#include "util/time_parse.hpp"
+
+namespace ml::inspect {
+
+Distribution distribution_of(std::vector<std::int64_t> values) {
+  Distribution d;
+  if (values.empty()) return d;
+  std::sort(values.begin(), values.end());
+  auto at = [&](double q) {
+    return values[static_cast<std::size_t>(std::floor(q * static_cast<double>(values.size() - 1)))];
+  };
+  d.count = static_cast<std::int64_t>(values.size());
+  d.min = values.front();
+  d.max = values.back();
+  d.p25 = at(0.25);
+  d.median = at(0.5);
+  d.p75 = at(0.75);
+  d.p90 = at(0.9);
+  double sum = 0;
+  for (auto v : values) sum += static_cast<double>(v);
+  d.mean = sum / static_cast<double>(values.size());
+  return d;
+}
+
+LogProfile profile_log(const config::Config& config) {
+  LogProfile p;
+  p.config_path = config.source_path;
+  data::PurchaseLog log = data::load_purchase_log(config, p.load);
+  p.rows_kept = static_cast<std::int64_t>(log.size());
+  p.users = static_cast<std::int64_t>(log.users.size());
+  p.items = static_cast<std::int64_t>(log.items.size());
+  p.task_keys = static_cast<std::int64_t>(log.tasks.size());
+  p.events = static_cast<std::int64_t>(log.events.size());
+  std::int64_t first = data::kNoTime, last = data::kNoTime;
+  for (auto t : log.timestamp) {
+    if (t == data::kNoTime) continue;
+    first = first == data::kNoTime ? t : std::min(first, t);
+    last = std::max(last, t);
+  }
+  if (first != data::kNoTime) {
+    p.first_time = format_iso8601(first);
+    p.last_time = format_iso8601(last);
+  }
+
+  tasks::TaskSet set = tasks::build_tasks(log, config);
+  tasks::split_tasks(set, config);
+  p.label_kind = config.task.label.kind;
+  p.time_cutoff = config.split.time_cutoff;
+  p.rows_before_cutoff = set.rows_before_cutoff;
+  p.sampled_negatives = set.sampled_negatives;
+  p.negatives_short = set.negatives_short;
+  p.support = config.task.support;
+  p.query = config.task.query;
+
+  std::vector<std::int64_t> sizes;
+  double sum = 0, sum2 = 0;
+  p.target_min = INFINITY;
+  p.target_max = -INFINITY;
+  std::vector<bool> class_seen(log.classes.size(), false);
+  for (const auto& t : set.tasks) {
+    const auto n = static_cast<std::int64_t>(t.examples.size());
+    sizes.push_back(n);
+    p.examples += n;
+    p.positives += t.positives;
+    p.negatives += t.negatives;
+    for (const auto& e : t.examples) {
+      sum += e.label;
+      sum2 += static_cast<double>(e.label) * e.label;
+      p.target_min = std::min(p.target_min, static_cast<double>(e.label));
+      p.target_max = std::max(p.target_max, static_cast<double>(e.label));
+      if (set.kind == tasks::LabelKind::kMulticlass)
+        class_seen[static_cast<std::size_t>(e.label)] = true;
+    }
+    RoleCount* role = t.role == tasks::TaskRole::kTrain        ? &p.train
+                      : t.role == tasks::TaskRole::kValidation ? &p.validation
+                      : t.role == tasks::TaskRole::kNew        ? &p.held_out_new
+                                                               : &p.dropped;
+    role->tasks += 1;
+    role->examples += n;
+    if (t.drop_reason.empty()) ++p.qualifying;
+    if (t.role == tasks::TaskRole::kNew) p.new_task_names.push_back(t.name);
+    p.tasks.push_back({t.name, n, t.positives, t.negatives, tasks::role_name(t.role), t.drop_reason});
+  }
+  if (p.examples > 0) {
+    p.target_mean = sum / static_cast<double>(p.examples);
+    p.target_std = std::sqrt(std::max(0.0, sum2 / static_cast<double>(p.examples) -
+                                               p.target_mean * p.target_mean));
+  } else {
+    p.target_min = p.target_max = 0;
+  }
+  p.classes = std::count(class_seen.begin(), class_seen.end(), true);
+  p.task_sizes = distribution_of(sizes);
+
+  auto train_rows = tasks::training_rows(log, set);
+  auto space = features::FeatureSpace::fit(log, set, train_rows, config);
+  p.dense_features = space.dense_dim();
+  p.id_fields = space.id_fields();
+  p.dense_feature_names = space.dense_names();
+  return p;
+}
+
+void to_json(nlohmann::json& j, const LogProfile& p) {
+  auto dist = [](const Distribution& d) {
+    return nlohmann::json{{"count", d.count}, {"min", d.min},       {"p25", d.p25},
+                          {"median", d.median}, {"p75", d.p75},     {"p90", d.p90},
+                          {"max", d.max},       {"mean", d.mean}};
+  };
+  auto role = [](const RoleCount& r) {
+    return nlohmann::json{{"tasks", r.tasks}, {"examples", r.examples}};
+  };
+  nlohmann::json bad = nlohmann::json::array();
+  for (const auto& b : p.load.bad_rows)
+    bad.push_back({{"file", b.file}, {"line", b.line}, {"reason", b.reason}});
+  nlohmann::json side = nlohmann::json::array();
+  for (const auto& s : p.load.side_tables)
+    side.push_back({{"join", s.join},
+                    {"files", s.files},
+                    {"rows", s.rows},
+                    {"rejected", s.rejected},
+                    {"duplicate_keys", s.duplicate_keys},
+                    {"log_ids_matched", s.log_ids_matched},
+                    {"log_ids_total", s.log_ids_total}});
+  nlohmann::json tasks = nlohmann::json::array();
+  for (const auto& t : p.tasks)
+    tasks.push_back({{"name", t.name},
+                     {"examples", t.examples},
+                     {"positives", t.positives},
+                     {"negatives", t.negatives},
+                     {"role", t.role},
+                     {"drop_reason", t.drop_reason}});
+  nlohmann::json labels = {{"kind", p.label_kind}, {"examples", p.examples}};
+  if (p.label_kind == "implicit" || p.label_kind == "event_binary") {
+    labels["positives"] = p.positives;
+    labels["negatives"] = p.negatives;
+    labels["positive_rate"] =
+        p.examples ? static_cast<double>(p.positives) / static_cast<double>(p.examples) : 0.0;
+    labels["sampled_negatives"] = p.sampled_negatives;
+    labels["negatives_short"] = p.negatives_short;
+  } else if (p.label_kind == "regression") {
+    labels["target"] = {{"mean", p.target_mean}, {"std", p.target_std}, {"min", p.target_min},
+                        {"max", p.target_max}};
+  } else {
+    labels["classes"] = p.classes;
+  }
+  j = {{"config", p.config_path},
+       {"rows",
+        {{"read", p.load.rows_read},
+         {"kept", p.rows_kept},
+         {"rejected", p.load.rows_rejected},
+         {"rejected_by_reason", p.load.rejected_by_reason},
+         {"bad_rows", bad},
+         {"without_task", p.load.rows_without_task},
+         {"before_cutoff", p.rows_before_cutoff}}},
+       {"files", p.load.files},
+       {"bytes", p.load.bytes},
+       {"users", p.users},
+       {"items", p.items},
+       {"task_keys", p.task_keys},
+       {"event_types", p.events},
+       {"time_range", {{"first", p.first_time}, {"last", p.last_time}}},
+       {"time_cutoff", p.time_cutoff},
+       {"side_tables", side},
+       {"labels", labels},
+       {"task_sizes", dist(p.task_sizes)},
+       {"episode", {{"support", p.support}, {"query", p.query}}},
+       {"qualifying_tasks", p.qualifying},
+       {"split",
+        {{"train", role(p.train)},
+         {"validation", role(p.validation)},
+         {"new", role(p.held_out_new)},
+         {"dropped", role(p.dropped)},
+         {"new_tasks", p.new_task_names}}},
+       {"features", {{"dense", p.dense_features}, {"id_fields", p.id_fields},
+                     {"dense_names", p.dense_feature_names}}},
+       {"tasks", tasks}};
+}
+
+namespace {
+std::string pct(std::int64_t part, std::int64_t whole) {
+  return whole ? fixed(100.0 * static_cast<double>(part) / static_cast<double>(whole), 1) + "%"
+               : "-";
+}
+}  // namespace
+
+void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
+  auto row = [&](const std::string& key, const std::string& value) {
+    out << "  " << std::left << std::setw(24) << key << value << "\n";
+  };
+  auto n = [](std::int64_t v) { return with_thousands(v); };
+  out << "Log\n";
+  row("files", std::to_string(p.load.files.size()) + " (" + n(p.load.bytes) + " bytes)");
+  row("rows read", n(p.load.rows_read));
+  row("rows rejected", n(p.load.rows_rejected) + " (" + pct(p.load.rows_rejected, p.load.rows_read) + ")");
+  for (const auto& [reason, count] : p.load.rejected_by_reason) row("  " + reason, n(count));
+  for (const auto& b : p.load.bad_rows) out << "    " << b.file << ":" << b.line << ": " << b.reason << "\n";
+  row("rows without task key", n(p.load.rows_without_task));
+  row("users", n(p.users));
+  row("items", n(p.items));
+  row("task keys", n(p.task_keys));
+  if (p.events) row("event types", n(p.events));
+  if (!p.first_time.empty()) row("time range", p.first_time + " .. " + p.last_time);
+  if (!p.time_cutoff.empty())
+    row("time cutoff", p.time_cutoff + " (" + n(p.rows_before_cutoff) + " history rows before it)");
+  for (const auto& s : p.load.side_tables)
+    row(s.join + " table", n(s.rows) + " rows, " + n(s.log_ids_matched) + " of " +
+                               n(s.log_ids_total) + " log " + s.join + "s matched (" +
+                               pct(s.log_ids_matched, s.log_ids_total) + ")" +
+                               (s.rejected ? ", " + n(s.rejected) + " rejected" : "") +
+                               (s.duplicate_keys ? ", " + n(s.duplicate_keys) + " duplicate ids" : ""));
+
+  out << "\nLabels (" << p.label_kind << ")\n";
+  row("examples", n(p.examples));
+  if (p.label_kind == "implicit" || p.label_kind == "event_binary") {
+    row("positives", n(p.positives) + " (" + pct(p.positives, p.examples) + ")");
+    row("negatives", n(p.negatives) + " (" + pct(p.negatives, p.examples) + ")");
+    if (p.label_kind == "implicit")
+      row("sampled negatives", n(p.sampled_negatives) +
+                                   (p.negatives_short ? " (" + n(p.negatives_short) + " could not be drawn)" : ""));
+  } else if (p.label_kind == "regression") {
+    row("target mean +- std", fixed(p.target_mean, 3) + " +- " + fixed(p.target_std, 3));
+    row("target range", fixed(p.target_min, 3) + " .. " + fixed(p.target_max, 3));
+  } else {
+    row("classes", n(p.classes));
+  }
+
+  out << "\nTasks\n";
+  const auto& d = p.task_sizes;
+  row("tasks with examples", n(d.count));
+  row("examples per task", "min " + n(d.min) + ", p25 " + n(d.p25) + ", median " + n(d.median) +
+                               ", p75 " + n(d.p75) + ", p90 " + n(d.p90) + ", max " + n(d.max));
+  row("qualifying", n(p.qualifying) + " of " + n(d.count) + " for support " +
+                        std::to_string(p.support) + " + query " + std::to_string(p.query));
+  auto role = [&](const char* name, const RoleCount& r) {
+    row(name, n(r.tasks) + " tasks, " + n(r.examples) + " examples");
+  };
+  role("train", p.train);
+  role("validation", p.validation);
+  role("new (held out)", p.held_out_new);
+  role("dropped", p.dropped);
+  if (!p.new_task_names.empty()) {
+    std::vector<std::string> shown(p.new_task_names.begin(),
+                                   p.new_task_names.begin() +
+                                       static_cast<std::ptrdiff_t>(std::min<std::size_t>(8, p.new_task_names.size())));
+    row("new tasks", join(shown, ", ") + (p.new_task_names.size() > 8 ? ", ..." : ""));
+  }
+
+  out << "\nFeatures\n";
+  row("dense", std::to_string(p.dense_features));
+  row("id fields", std::to_string(p.id_fields));
+
+  if (list_tasks) {
+    out << "\n" << std::left << std::setw(36) << "task" << std::right << std::setw(10)
+        << "examples" << std::setw(10) << "pos" << std::setw(10) << "neg" << "  " << std::left
+        << std::setw(11) << "role" << "why dropped\n";
+    for (const auto& t : p.tasks)
+      out << std::left << std::setw(36) << t.name << std::right << std::setw(10) << t.examples
+          << std::setw(10) << t.positives << std::setw(10) << t.negatives << "  " << std::left
+          << std::setw(11) << t.role << t.drop_reason << "\n";
+  }
+}
+
+}  // namespace ml::inspect

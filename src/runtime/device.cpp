@@ -1,0 +1,61 @@
+// Device and thread selection: see device.hpp.
+#include "runtime/device.hpp"
+
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "util/errors.hpp"
+#include "util/strings.hpp"
+
+namespace ml::runtime {
+
+DeviceChoice resolve_device(const std::string& requested) {
+  const bool available = torch::cuda::is_available();
+  const int count = available ? static_cast<int>(torch::cuda::device_count()) : 0;
+  DeviceChoice choice;
+  if (requested == "cpu") return choice;
+  if (requested == "auto") {
+    choice.cuda = available;
+    return choice;
+  }
+  if (requested == "cuda" || starts_with(requested, "cuda:")) {
+    if (!available)
+      throw DeviceError("device \"" + requested +
+                        "\": CUDA is not available here (no GPU visible, or this LibTorch was "
+                        "built without CUDA); use \"cpu\" or \"auto\"");
+    choice.cuda = true;
+    if (requested.size() > 5) {
+      auto index = parse_int(requested.substr(5));
+      if (!index || *index < 0)
+        throw DeviceError("device \"" + requested + "\": expected cuda:N with N >= 0");
+      choice.index = static_cast<int>(*index);
+      if (choice.index >= count)
+        throw DeviceError("device \"" + requested + "\": only " + std::to_string(count) +
+                          " CUDA device(s) visible (cuda:0 .. cuda:" + std::to_string(count - 1) +
+                          ")");
+    }
+    return choice;
+  }
+  throw DeviceError("device \"" + requested + "\": expected cpu, cuda, cuda:N or auto");
+}
+
+void configure_threads(int threads) {
+  int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string value = std::to_string(n);
+  // OpenBLAS and OpenMP read these when their pools start; torch::set_num_threads covers the
+  // intra-op pool and OpenMP's already-started one.
+  setenv("OMP_NUM_THREADS", value.c_str(), 1);
+  setenv("OPENBLAS_NUM_THREADS", value.c_str(), 1);
+  torch::set_num_threads(n);
+}
+
+std::string runtime_description() {
+  std::string cuda = torch::cuda::is_available()
+                         ? std::to_string(torch::cuda::device_count()) + " CUDA device(s)"
+                         : "CUDA: not available";
+  return std::string("LibTorch ") + TORCH_VERSION + ", " + cuda;
+}
+
+}  // namespace ml::runtime

@@ -1,0 +1,145 @@
+// Episode sampling: see episode_sampler.hpp.
+#include "tasks/episode_sampler.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/errors.hpp"
+#include "util/rng.hpp"
+
+namespace ml::tasks {
+
+namespace {
+constexpr std::uint64_t kEpisodePurpose = 0x657069736f6465ULL;  // "episode"
+
+std::uint64_t name_hash(const std::string& s) { return hash_bytes(s.data(), s.size()); }
+
+// Takes `count` random elements out of `pool` (order of the rest is not kept).
+std::vector<std::size_t> take(std::vector<std::size_t>& pool, std::size_t count, Rng& rng) {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < count && !pool.empty(); ++i) {
+    std::size_t j = uniform_index(rng, pool.size());
+    out.push_back(pool[j]);
+    pool[j] = pool.back();
+    pool.pop_back();
+  }
+  return out;
+}
+}  // namespace
+
+EpisodeShape episode_shape(const config::TaskConfig& task) {
+  return {task.support, task.query, task.stratify, task.label.ways};
+}
+
+EpisodeSampler::EpisodeSampler(LabelKind kind, EpisodeShape shape, std::uint64_t seed)
+    : kind_(kind), shape_(std::move(shape)), seed_(seed) {}
+
+std::pair<int, int> EpisodeSampler::binary_support_split(std::int64_t positives,
+                                                         std::int64_t negatives) const {
+  const int k = shape_.support;
+  if (shape_.stratify == "balanced") return {k / 2, k - k / 2};
+  if (shape_.stratify == "proportional") {
+    double p = static_cast<double>(positives) / std::max<std::int64_t>(1, positives + negatives);
+    int pos = static_cast<int>(std::lround(k * p));
+    if (k >= 2) pos = std::clamp(pos, 1, k - 1);
+    return {pos, k - pos};
+  }
+  return {-1, -1};  // "none": no composition
+}
+
+std::string EpisodeSampler::check(const Task& task) const {
+  const auto n = static_cast<std::int64_t>(task.examples.size());
+  const int k = shape_.support, q = shape_.query;
+  if (kind_ == LabelKind::kMulticlass) {
+    if (static_cast<int>(task.eligible_classes.size()) < shape_.ways)
+      return std::to_string(task.eligible_classes.size()) + " classes with >= " +
+             std::to_string(k + q) + " examples, need task.label.ways = " +
+             std::to_string(shape_.ways);
+    return "";
+  }
+  if (n < k + q)
+    return std::to_string(n) + " examples, need support + query = " + std::to_string(k + q);
+  if (kind_ == LabelKind::kBinary) {
+    auto [kp, kn] = binary_support_split(task.positives, task.negatives);
+    if (kp < 0) {  // unstratified: the query still needs both classes to be scored
+      if (task.positives < 1 || task.negatives < 1) return "only one label class";
+      return "";
+    }
+    if (task.positives <= kp)
+      return std::to_string(task.positives) + " positives, need more than the " +
+             std::to_string(kp) + " a support set takes";
+    if (task.negatives <= kn)
+      return std::to_string(task.negatives) + " negatives, need more than the " +
+             std::to_string(kn) + " a support set takes";
+  }
+  return "";
+}
+
+Episode EpisodeSampler::sample(const Task& task, std::uint64_t episode_index) const {
+  if (std::string why = check(task); !why.empty())
+    throw DataError("task '" + task.name + "' cannot give an episode: " + why);
+  Rng rng(derive_seed(seed_, kEpisodePurpose, name_hash(task.name), episode_index));
+  Episode e;
+  e.task = &task;
+  const auto k = static_cast<std::size_t>(shape_.support);
+  const auto q = static_cast<std::size_t>(shape_.query);
+
+  if (kind_ == LabelKind::kMulticlass) {
+    std::vector<std::int32_t> classes = task.eligible_classes;
+    shuffle(classes, rng);
+    classes.resize(static_cast<std::size_t>(shape_.ways));
+    for (std::int32_t c : classes) {
+      std::vector<std::size_t> pool;
+      for (std::size_t i = 0; i < task.examples.size(); ++i)
+        if (static_cast<std::int32_t>(task.examples[i].label) == c) pool.push_back(i);
+      auto s = take(pool, k, rng);
+      auto qq = take(pool, q, rng);
+      e.support.insert(e.support.end(), s.begin(), s.end());
+      e.query.insert(e.query.end(), qq.begin(), qq.end());
+    }
+    e.classes = std::move(classes);
+    shuffle(e.support, rng);
+    shuffle(e.query, rng);
+    return e;
+  }
+
+  if (kind_ == LabelKind::kBinary) {
+    std::vector<std::size_t> pos, neg;
+    for (std::size_t i = 0; i < task.examples.size(); ++i)
+      (task.examples[i].label > 0.5f ? pos : neg).push_back(i);
+    auto [kp, kn] = binary_support_split(task.positives, task.negatives);
+    if (kp >= 0) {
+      e.support = take(pos, static_cast<std::size_t>(kp), rng);
+      auto sn = take(neg, static_cast<std::size_t>(kn), rng);
+      e.support.insert(e.support.end(), sn.begin(), sn.end());
+    } else {
+      std::vector<std::size_t> all = pos;
+      all.insert(all.end(), neg.begin(), neg.end());
+      e.support = take(all, k, rng);
+      pos.clear();
+      neg.clear();
+      for (std::size_t i : all) (task.examples[i].label > 0.5f ? pos : neg).push_back(i);
+    }
+    // One of each class first, so every query can be scored by AUC.
+    if (q >= 2 && !pos.empty() && !neg.empty()) {
+      e.query = take(pos, 1, rng);
+      auto one = take(neg, 1, rng);
+      e.query.push_back(one[0]);
+    }
+    std::vector<std::size_t> rest = pos;
+    rest.insert(rest.end(), neg.begin(), neg.end());
+    auto more = take(rest, q - e.query.size(), rng);
+    e.query.insert(e.query.end(), more.begin(), more.end());
+    shuffle(e.support, rng);
+    shuffle(e.query, rng);
+    return e;
+  }
+
+  std::vector<std::size_t> all(task.examples.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  e.support = take(all, k, rng);
+  e.query = take(all, q, rng);
+  return e;
+}
+
+}  // namespace ml::tasks

@@ -1,0 +1,287 @@
+// Task construction and splitting: see task_set.hpp.
+#include "tasks/task_set.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "tasks/episode_sampler.hpp"
+#include "util/errors.hpp"
+#include "util/rng.hpp"
+#include "util/strings.hpp"
+#include "util/time_parse.hpp"
+
+namespace ml::tasks {
+
+using data::kNoId;
+using data::kNoTime;
+
+const char* role_name(TaskRole role) {
+  switch (role) {
+    case TaskRole::kTrain:
+      return "train";
+    case TaskRole::kValidation:
+      return "validation";
+    case TaskRole::kNew:
+      return "new";
+    case TaskRole::kDropped:
+      return "dropped";
+  }
+  return "?";
+}
+
+std::vector<const Task*> TaskSet::with_role(TaskRole role) const {
+  std::vector<const Task*> out;
+  for (const auto& t : tasks)
+    if (t.role == role) out.push_back(&t);
+  return out;
+}
+
+const Task* TaskSet::find(const std::string& name) const {
+  auto it = std::lower_bound(tasks.begin(), tasks.end(), name,
+                             [](const Task& t, const std::string& n) { return t.name < n; });
+  return it != tasks.end() && it->name == name ? &*it : nullptr;
+}
+
+LabelKind label_kind(const config::Config& config) {
+  const auto& kind = config.task.label.kind;
+  if (kind == "regression") return LabelKind::kRegression;
+  if (kind == "multiclass") return LabelKind::kMulticlass;
+  return LabelKind::kBinary;
+}
+
+namespace {
+
+constexpr std::uint64_t kNegativePurpose = 0x6e65676174697665ULL;  // "negative"
+constexpr std::uint64_t kSplitPurpose = 0x73706c6974ULL;           // "split"
+
+std::uint64_t pair_key(std::int32_t a, std::int32_t b) {
+  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) |
+         static_cast<std::uint32_t>(b);
+}
+
+std::vector<bool> event_mask(const data::PurchaseLog& log, const std::vector<std::string>& names) {
+  std::vector<bool> mask(log.events.size(), false);
+  for (const auto& n : names)
+    if (auto id = log.events.find(n)) mask[static_cast<std::size_t>(*id)] = true;
+  return mask;
+}
+
+bool in_mask(const std::vector<bool>& mask, std::int32_t id) {
+  return id != kNoId && static_cast<std::size_t>(id) < mask.size() &&
+         mask[static_cast<std::size_t>(id)];
+}
+
+float regression_target(const data::PurchaseLog& log, std::size_t row, const std::string& target) {
+  if (target == "rating") return log.rating[row];
+  if (target == "price") return log.price[row];
+  float q = std::isnan(log.quantity[row]) ? 1.0f : log.quantity[row];
+  if (target == "quantity") return log.quantity[row];
+  return log.price[row] * q;  // spend
+}
+
+// Implicit positives (deduplicated per user and item) and sampled negatives for one task.
+void implicit_examples(const data::PurchaseLog& log, const std::vector<std::size_t>& rows,
+                       const std::vector<bool>& positive_events, bool filter_events,
+                       std::int64_t cutoff, double ratio, std::uint64_t seed, Task& task,
+                       TaskSet& set) {
+  std::vector<std::int32_t> catalogue;
+  std::unordered_set<std::uint64_t> interacted;  // (user, item) seen in this task, any time
+  std::unordered_map<std::uint64_t, std::size_t> positive_of;  // (user, item) -> example index
+  for (std::size_t row : rows) {
+    std::int32_t u = log.user[row], i = log.item[row];
+    if (u == kNoId || i == kNoId) continue;
+    if (interacted.insert(pair_key(u, i)).second) catalogue.push_back(i);
+    if (filter_events && !in_mask(positive_events, log.event[row])) continue;
+    if (cutoff != kNoTime && (log.timestamp[row] == kNoTime || log.timestamp[row] < cutoff))
+      continue;
+    auto [it, fresh] = positive_of.emplace(pair_key(u, i), task.examples.size());
+    if (fresh)
+      task.examples.push_back({static_cast<std::int64_t>(row), u, i, 1.0f, log.timestamp[row]});
+    else if (log.timestamp[row] < task.examples[it->second].time)  // keep the first interaction
+      task.examples[it->second] = {static_cast<std::int64_t>(row), u, i, 1.0f, log.timestamp[row]};
+  }
+  std::sort(catalogue.begin(), catalogue.end());
+  catalogue.erase(std::unique(catalogue.begin(), catalogue.end()), catalogue.end());
+  task.positives = static_cast<std::int64_t>(task.examples.size());
+
+  Rng rng(derive_seed(seed, kNegativePurpose, hash_bytes(task.name.data(), task.name.size())));
+  std::unordered_set<std::uint64_t> drawn;
+  const std::size_t positives = task.examples.size();
+  for (std::size_t p = 0; p < positives; ++p) {
+    // Fractional ratios spread evenly: floor((p+1)r) - floor(pr) negatives for positive p.
+    auto want = static_cast<std::int64_t>(std::floor((p + 1) * ratio) - std::floor(p * ratio));
+    const Example positive = task.examples[p];
+    for (std::int64_t n = 0; n < want; ++n) {
+      bool found = false;
+      for (int attempt = 0; attempt < 32 && !catalogue.empty(); ++attempt) {
+        std::int32_t item = catalogue[uniform_index(rng, catalogue.size())];
+        std::uint64_t key = pair_key(positive.user, item);
+        if (interacted.count(key) || !drawn.insert(key).second) continue;
+        task.examples.push_back({-1, positive.user, item, 0.0f, positive.time});
+        found = true;
+        break;
+      }
+      if (found) {
+        ++task.negatives;
+        ++set.sampled_negatives;
+      } else {
+        ++set.negatives_short;
+      }
+    }
+  }
+}
+
+// Event labels: per (user, item) the pair is positive if any positive event occurred; the
+// example takes the pair's earliest row (the moment of decision), so features of the
+// purchase row itself cannot leak the label.
+void event_examples(const data::PurchaseLog& log, const std::vector<std::size_t>& rows,
+                    const std::vector<bool>& positive, const std::vector<bool>& negative,
+                    std::int64_t cutoff, Task& task) {
+  const bool pairs = log.has_user() && log.has_item();
+  std::unordered_map<std::uint64_t, std::size_t> pair_index;
+  for (std::size_t row : rows) {
+    bool pos = in_mask(positive, log.event[row]);
+    if (!pos && !in_mask(negative, log.event[row])) continue;
+    if (cutoff != kNoTime && (log.timestamp[row] == kNoTime || log.timestamp[row] < cutoff))
+      continue;
+    Example e{static_cast<std::int64_t>(row), log.user[row], log.item[row], pos ? 1.0f : 0.0f,
+              log.timestamp[row]};
+    if (pairs && e.user != kNoId && e.item != kNoId) {
+      auto [it, fresh] = pair_index.emplace(pair_key(e.user, e.item), task.examples.size());
+      if (!fresh) {
+        Example& kept = task.examples[it->second];
+        float label = std::max(kept.label, e.label);
+        if (e.time < kept.time) kept = e;
+        kept.label = label;
+        continue;
+      }
+    }
+    task.examples.push_back(e);
+  }
+  for (const auto& e : task.examples) (e.label > 0.5f ? task.positives : task.negatives)++;
+}
+
+}  // namespace
+
+TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) {
+  TaskSet set;
+  set.kind = label_kind(config);
+  const auto& label = config.task.label;
+  if (!config.split.time_cutoff.empty())
+    set.cutoff = *parse_timestamp(config.split.time_cutoff, TimeFormat::kAuto);
+
+  std::vector<std::vector<std::size_t>> rows_of(log.tasks.size());
+  for (std::size_t r = 0; r < log.size(); ++r) {
+    if (log.task[r] != kNoId) rows_of[static_cast<std::size_t>(log.task[r])].push_back(r);
+    if (set.cutoff != kNoTime && log.timestamp[r] != kNoTime && log.timestamp[r] < set.cutoff)
+      ++set.rows_before_cutoff;
+  }
+  const auto positive = event_mask(log, label.positive_events);
+  const auto negative = event_mask(log, label.negative_events);
+  const bool filter_events = log.events.size() > 0;
+
+  for (std::size_t t = 0; t < rows_of.size(); ++t) {
+    Task task;
+    task.id = static_cast<std::int32_t>(t);
+    task.name = log.tasks.name(task.id);
+    const auto& rows = rows_of[t];
+    if (label.kind == "implicit") {
+      implicit_examples(log, rows, positive, filter_events, set.cutoff,
+                        label.negatives_per_positive, config.seed, task, set);
+    } else if (label.kind == "event_binary") {
+      event_examples(log, rows, positive, negative, set.cutoff, task);
+    } else {
+      std::unordered_map<std::int32_t, std::int64_t> class_counts;
+      for (std::size_t row : rows) {
+        if (set.cutoff != kNoTime && (log.timestamp[row] == kNoTime || log.timestamp[row] < set.cutoff))
+          continue;
+        float y;
+        if (label.kind == "regression") {
+          y = regression_target(log, row, label.target);
+          if (!std::isfinite(y)) continue;
+        } else {
+          if (log.label_class[row] == kNoId) continue;
+          y = static_cast<float>(log.label_class[row]);
+          ++class_counts[log.label_class[row]];
+        }
+        task.examples.push_back({static_cast<std::int64_t>(row), log.user[row], log.item[row], y,
+                                 log.timestamp[row]});
+      }
+      const std::int64_t per_class = config.task.support + config.task.query;
+      for (const auto& [c, count] : class_counts)
+        if (count >= per_class) task.eligible_classes.push_back(c);
+      std::sort(task.eligible_classes.begin(), task.eligible_classes.end());
+    }
+    if (task.examples.empty()) continue;
+    set.tasks.push_back(std::move(task));
+  }
+  std::sort(set.tasks.begin(), set.tasks.end(),
+            [](const Task& a, const Task& b) { return a.name < b.name; });
+
+  EpisodeSampler sampler(set.kind, episode_shape(config.task), config.seed);
+  const int min_examples = config.task.min_examples;
+  for (auto& task : set.tasks) {
+    task.drop_reason = sampler.check(task);
+    if (task.drop_reason.empty() && static_cast<int>(task.examples.size()) < min_examples)
+      task.drop_reason = std::to_string(task.examples.size()) +
+                         " examples, below task.min_examples = " + std::to_string(min_examples);
+    task.role = task.drop_reason.empty() ? TaskRole::kTrain : TaskRole::kDropped;
+  }
+  return set;
+}
+
+void split_tasks(TaskSet& set, const config::Config& config) {
+  const auto& split = config.split;
+  std::vector<Task*> pool;
+  for (auto& t : set.tasks)
+    if (t.role != TaskRole::kDropped) t.role = TaskRole::kTrain;
+  if (!split.new_tasks.empty()) {
+    std::vector<std::string> names;
+    for (const auto& t : set.tasks) names.push_back(t.name);
+    for (const auto& name : split.new_tasks) {
+      auto found = std::find_if(set.tasks.begin(), set.tasks.end(),
+                                [&](const Task& t) { return t.name == name; });
+      if (found == set.tasks.end()) {
+        std::string message = "split.new_tasks: no task named '" + name + "' in the log";
+        std::string suggestion = closest_match(name, names);
+        if (!suggestion.empty()) message += " (did you mean '" + suggestion + "'?)";
+        throw DataError(message);
+      }
+      // A named new task is held out even when it is too small for full episodes: it must
+      // never reach training, and adapt can still use what it has.
+      found->role = TaskRole::kNew;
+    }
+  }
+  for (auto& t : set.tasks)
+    if (t.role == TaskRole::kTrain) pool.push_back(&t);
+  Rng rng(derive_seed(config.seed, kSplitPurpose));
+  shuffle(pool, rng);
+  const auto n = static_cast<double>(pool.size());
+  std::size_t next = 0;
+  if (split.new_tasks.empty()) {
+    auto count = static_cast<std::size_t>(std::lround(split.new_fraction * n));
+    for (; next < count && next < pool.size(); ++next) pool[next]->role = TaskRole::kNew;
+  }
+  auto validation = static_cast<std::size_t>(std::lround(split.validation_fraction * n));
+  for (std::size_t v = 0; v < validation && next < pool.size(); ++v, ++next)
+    pool[next]->role = TaskRole::kValidation;
+}
+
+std::vector<bool> training_rows(const data::PurchaseLog& log, const TaskSet& set) {
+  std::vector<bool> held_out(log.tasks.size(), false);
+  for (const auto& t : set.tasks)
+    if (t.role == TaskRole::kNew || t.role == TaskRole::kValidation)
+      held_out[static_cast<std::size_t>(t.id)] = true;
+  std::vector<bool> rows(log.size());
+  for (std::size_t r = 0; r < log.size(); ++r) {
+    bool in_held_out = log.task[r] != kNoId && held_out[static_cast<std::size_t>(log.task[r])];
+    bool before_cutoff = set.cutoff == kNoTime ||
+                         (log.timestamp[r] != kNoTime && log.timestamp[r] < set.cutoff);
+    rows[r] = !in_held_out && before_cutoff;
+  }
+  return rows;
+}
+
+}  // namespace ml::tasks

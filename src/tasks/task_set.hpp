@@ -1,0 +1,63 @@
+// Few-shot tasks built from the purchase log: rows grouped by the configured task key, turned
+// into labelled examples (event labels, implicit positives with sampled negatives, regression
+// targets or classes), checked against the asked support/query sizes, and split into training,
+// validation and new tasks. New and validation tasks are held out whole.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "data/purchase_log.hpp"
+
+namespace ml::tasks {
+
+enum class LabelKind { kBinary, kRegression, kMulticlass };
+enum class TaskRole { kTrain, kValidation, kNew, kDropped };
+const char* role_name(TaskRole role);
+
+struct Example {
+  std::int64_t row = -1;  // log row, or -1 for a sampled negative (features come from ids)
+  std::int32_t user = data::kNoId;
+  std::int32_t item = data::kNoId;
+  float label = 0;  // 0/1, the regression target, or the global class id
+  std::int64_t time = data::kNoTime;
+};
+
+struct Task {
+  std::int32_t id = data::kNoId;  // the log's task dictionary id
+  std::string name;
+  std::vector<Example> examples;
+  std::int64_t positives = 0, negatives = 0;  // binary labels
+  std::vector<std::int32_t> eligible_classes;  // multiclass: classes with >= K + Q examples
+  TaskRole role = TaskRole::kDropped;
+  std::string drop_reason;  // why the task does not qualify ("" when it does)
+};
+
+struct TaskSet {
+  LabelKind kind = LabelKind::kBinary;
+  std::vector<Task> tasks;  // every task key with at least one example, sorted by name
+  std::int64_t rows_before_cutoff = 0;  // history rows (only with split.time_cutoff)
+  std::int64_t cutoff = data::kNoTime;
+  std::int64_t sampled_negatives = 0;
+  std::int64_t negatives_short = 0;  // negatives that could not be drawn (user saw every item)
+
+  std::vector<const Task*> with_role(TaskRole role) const;
+  const Task* find(const std::string& name) const;
+};
+
+LabelKind label_kind(const config::Config& config);
+
+// Groups rows into tasks with labels and decides which tasks qualify for the configured sizes.
+TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config);
+
+// Assigns roles: split.new_tasks by name (an unknown name is a DataError) or a seeded
+// split.new_fraction of the qualifying tasks, then split.validation_fraction, rest train.
+void split_tasks(TaskSet& set, const config::Config& config);
+
+// True for log rows that statistics may be fitted on: not in a held-out (new or validation)
+// task and, with a time cutoff, before it.
+std::vector<bool> training_rows(const data::PurchaseLog& log, const TaskSet& set);
+
+}  // namespace ml::tasks

@@ -1,0 +1,28 @@
+// Logging set-up: see logging.hpp.
+#include "util/logging.hpp"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "util/errors.hpp"
+
+namespace ml {
+
+void setup_logging(const std::string& level) {
+  auto parsed = spdlog::level::from_str(level);
+  if (parsed == spdlog::level::off && level != "off")
+    throw UsageError("--log-level " + level + ": expected trace, debug, info, warn, error or off");
+  auto logger = spdlog::stderr_color_mt("metalearn");
+  logger->set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
+  logger->set_level(parsed);
+  spdlog::set_default_logger(logger);
+}
+
+void add_log_file(const std::string& path) {
+  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+  sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  spdlog::default_logger()->sinks().push_back(sink);
+}
+
+}  // namespace ml

@@ -1,0 +1,31 @@
+// Small string helpers shared across the tool (joining, trimming, parsing numbers without
+// locale surprises, edit-distance suggestions for typos).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ml {
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator);
+std::string_view trim(std::string_view s);
+std::string to_lower(std::string_view s);
+bool starts_with(std::string_view s, std::string_view prefix);
+
+// Whole-string parses (surrounding spaces allowed); nullopt on anything else.
+std::optional<double> parse_double(std::string_view s);
+std::optional<std::int64_t> parse_int(std::string_view s);
+
+// The candidate closest to `word` by edit distance, or "" when none is close enough to be a
+// plausible typo.
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+
+// "12,345,678" for tables meant for people.
+std::string with_thousands(std::int64_t n);
+// Formats `v` with `digits` decimals.
+std::string fixed(double v, int digits);
+
+}  // namespace ml

@@ -1,0 +1,26 @@
+// Timestamps as shops export them: unix seconds, or ISO-8601 dates and date-times
+// ("2017-07-01", "2017-07-01 12:30:27", "2017-07-01T12:30:27.5Z", "...+02:00"), all
+// converted to UTC unix seconds without the C library's locale and time-zone state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ml {
+
+enum class TimeFormat { kAuto, kUnix, kIso8601 };
+
+TimeFormat time_format_from_string(const std::string& name);  // "auto" | "unix" | "iso8601"
+
+// Unix seconds, or nullopt when `text` is not a valid timestamp of the given format.
+std::optional<std::int64_t> parse_timestamp(std::string_view text, TimeFormat format);
+
+// "YYYY-MM-DDTHH:MM:SS" in UTC.
+std::string format_iso8601(std::int64_t unix_seconds);
+
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d);
+
+}  // namespace ml
