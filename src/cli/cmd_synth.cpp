@@ -24,7 +24,7 @@ void add_synth_command(CLI::App& app) {
   command->add_option("--users", s.users, "number of users");
   command->add_option("--categories", s.categories, "number of categories (tasks)");
   command->add_option("--items-per-category", s.items_per_category, "mean items per category");
-  command->add_option("--sessions", s.sessions, "browsing sessions (about 5 event rows each)");
+  command->add_option("--sessions", s.sessions, "browsing sessions (about 4 event rows each)");
   command->add_option("--seed", s.seed, "random seed: same seed, same files");
   command->add_option("--latent-dim", s.latent_dim, "dimension of user/item taste vectors");
   command->add_option("--zipf", s.zipf_exponent, "Zipf exponent of item popularity");

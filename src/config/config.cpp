@@ -1,6 +1,8 @@
 // Config parsing, validation and serialisation: see config.hpp for every parameter.
 #include "config/config.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -121,10 +123,12 @@ void read_label(JsonObject o, LabelConfig& l) {
   o.read("negative_events", l.negative_events);
   o.read("negatives_per_positive", l.negatives_per_positive);
   o.read("target", l.target);
+  o.read("threshold", l.threshold);
   o.read("class_column", l.class_column);
   o.read("ways", l.ways);
   o.finish();
-  require_one_of(o.path_of("kind"), l.kind, {"implicit", "event_binary", "regression", "multiclass"});
+  require_one_of(o.path_of("kind"), l.kind, {"implicit", "event_binary", "threshold", "regression", "multiclass"});
+  require(std::isfinite(l.threshold), o.path_of("threshold"), Json(l.threshold), "must be a finite number");
   require(l.negatives_per_positive > 0 && l.negatives_per_positive <= 100,
           o.path_of("negatives_per_positive"), Json(l.negatives_per_positive),
           "must be in (0, 100]");
@@ -146,12 +150,18 @@ void read_task(JsonObject o, TaskConfig& t) {
   o.read("support", t.support);
   o.read("query", t.query);
   o.read("min_examples", t.min_examples);
+  o.read("max_examples", t.max_examples);
   o.read("stratify", t.stratify);
   o.finish();
   require(t.support >= 1, o.path_of("support"), Json(t.support), "must be >= 1");
   require(t.query >= 1, o.path_of("query"), Json(t.query), "must be >= 1");
   require(t.min_examples >= 0, o.path_of("min_examples"), Json(t.min_examples),
           "must be >= 0 (0 means support + query)");
+  require(t.max_examples >= 0, o.path_of("max_examples"), Json(t.max_examples),
+          "must be >= 0 (0 means no limit)");
+  require(t.max_examples == 0 || t.max_examples >= std::max(t.min_examples, t.support + t.query),
+          o.path_of("max_examples"), Json(t.max_examples),
+          "must be 0 or at least task.min_examples and task.support + task.query");
   require_one_of(o.path_of("stratify"), t.stratify, {"balanced", "proportional", "none"});
 }
 
@@ -242,11 +252,13 @@ void to_json(Json& j, const Config& c) {
           {"negative_events", c.task.label.negative_events},
           {"negatives_per_positive", c.task.label.negatives_per_positive},
           {"target", c.task.label.target},
+          {"threshold", c.task.label.threshold},
           {"class_column", c.task.label.class_column},
           {"ways", c.task.label.ways}}},
         {"support", c.task.support},
         {"query", c.task.query},
         {"min_examples", c.task.min_examples},
+        {"max_examples", c.task.max_examples},
         {"stratify", c.task.stratify}}},
       {"split",
        {{"new_tasks", c.split.new_tasks},
@@ -268,7 +280,7 @@ void validate(const Config& c) {
   }
   if (label.kind == "event_binary")
     need(!cols.event.empty(), "data.columns.event", "by task.label.kind = \"event_binary\"");
-  if (label.kind == "regression") {
+  if (label.kind == "regression" || label.kind == "threshold") {
     if (label.target == "rating")
       need(!cols.rating.empty(), "data.columns.rating", "by task.label.target = \"rating\"");
     if (label.target == "price" || label.target == "spend")

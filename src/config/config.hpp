@@ -82,12 +82,15 @@ struct LabelConfig {
   // "implicit": every (user, item) interaction in a task is a positive (optionally only the
   //   positive_events), negatives are items of the same task the user never interacted with;
   // "event_binary": positive_events -> 1, negative_events -> 0, other events dropped;
+  // "threshold": target >= threshold -> 1, else 0 (e.g. ratings of 4 and above are positives);
   // "regression": target value; "multiclass": class_column values, N-way K-shot episodes.
   std::string kind = "implicit";
   std::vector<std::string> positive_events = {"purchase"};  // event values counted positive
   std::vector<std::string> negative_events = {"view"};      // event_binary only
   double negatives_per_positive = 1.0;  // implicit only; > 0
-  std::string target = "rating";  // regression: "rating" | "price" | "quantity" | "spend"
+  std::string target = "rating";  // regression/threshold: "rating" | "price" | "quantity" |
+                                  // "spend" (price * quantity)
+  double threshold = 4.0;         // threshold only: targets >= this are positives
   ColumnRef class_column;         // multiclass: the class of each row (e.g. product type)
   int ways = 5;                   // multiclass: classes per episode (N), >= 2
 };
@@ -97,6 +100,7 @@ struct TaskConfig {
   int support = 10;  // K: support examples per task (per class for multiclass), >= 1
   int query = 15;    // Q: query examples per task (per class for multiclass), >= 1
   int min_examples = 0;  // tasks with fewer examples are dropped; 0 means support + query
+  int max_examples = 0;  // tasks with more examples are dropped (e.g. heavy users); 0 = no limit
   // Support composition for binary labels: "balanced" (half positives), "proportional"
   // (the task's label ratio), "none" (uniform draw).
   std::string stratify = "balanced";

@@ -140,7 +140,7 @@ void to_json(nlohmann::json& j, const LogProfile& p) {
                      {"role", t.role},
                      {"drop_reason", t.drop_reason}});
   nlohmann::json labels = {{"kind", p.label_kind}, {"examples", p.examples}};
-  if (p.label_kind == "implicit" || p.label_kind == "event_binary") {
+  if (p.label_kind == "implicit" || p.label_kind == "event_binary" || p.label_kind == "threshold") {
     labels["positives"] = p.positives;
     labels["negatives"] = p.negatives;
     labels["positive_rate"] =
@@ -221,7 +221,7 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
 
   out << "\nLabels (" << p.label_kind << ")\n";
   row("examples", n(p.examples));
-  if (p.label_kind == "implicit" || p.label_kind == "event_binary") {
+  if (p.label_kind == "implicit" || p.label_kind == "event_binary" || p.label_kind == "threshold") {
     row("positives", n(p.positives) + " (" + pct(p.positives, p.examples) + ")");
     row("negatives", n(p.negatives) + " (" + pct(p.negatives, p.examples) + ")");
     if (p.label_kind == "implicit")

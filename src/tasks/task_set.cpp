@@ -198,9 +198,13 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
         if (set.cutoff != kNoTime && (log.timestamp[row] == kNoTime || log.timestamp[row] < set.cutoff))
           continue;
         float y;
-        if (label.kind == "regression") {
+        if (label.kind == "regression" || label.kind == "threshold") {
           y = regression_target(log, row, label.target);
           if (!std::isfinite(y)) continue;
+          if (label.kind == "threshold") {
+            y = y >= label.threshold ? 1.0f : 0.0f;
+            (y > 0.5f ? task.positives : task.negatives)++;
+          }
         } else {
           if (log.label_class[row] == kNoId) continue;
           y = static_cast<float>(log.label_class[row]);
@@ -227,6 +231,11 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
     if (task.drop_reason.empty() && static_cast<int>(task.examples.size()) < min_examples)
       task.drop_reason = std::to_string(task.examples.size()) +
                          " examples, below task.min_examples = " + std::to_string(min_examples);
+    if (task.drop_reason.empty() && config.task.max_examples > 0 &&
+        static_cast<int>(task.examples.size()) > config.task.max_examples)
+      task.drop_reason = std::to_string(task.examples.size()) +
+                         " examples, above task.max_examples = " +
+                         std::to_string(config.task.max_examples);
     task.role = task.drop_reason.empty() ? TaskRole::kTrain : TaskRole::kDropped;
   }
   return set;
