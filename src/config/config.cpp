@@ -348,30 +348,44 @@ void apply_override(Json& root, const std::string& assignment) {
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
     throw UsageError("--set '" + assignment + "': expected KEY.PATH=VALUE, e.g. task.support=5");
-  std::string key = assignment.substr(0, eq);
-  std::string text = assignment.substr(eq + 1);
+  const std::string key = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
   Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) value = text;  // plain words need no JSON quotes
 
+  // Segments are object keys separated by '.', each optionally followed by [N] list indices
+  // (data.side_tables[0].files).
+  auto fail = [&](const std::string& why) {
+    throw UsageError("--set '" + assignment + "': " + why);
+  };
   Json* node = &root;
-  std::size_t start = 0;
-  while (true) {
-    std::size_t dot = key.find('.', start);
-    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (part.empty()) throw UsageError("--set '" + assignment + "': empty key segment");
-    if (!node->is_object()) {
-      if (!node->is_null())
-        throw UsageError("--set '" + assignment + "': '" + key.substr(0, start - 1) +
-                         "' is not an object");
-      *node = Json::object();
-    }
-    if (dot == std::string::npos) {
-      (*node)[part] = value;
-      return;
-    }
+  std::size_t pos = 0;
+  while (pos < key.size()) {
+    std::size_t end = key.find_first_of(".[", pos);
+    std::string part = key.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    if (part.empty()) fail("empty key segment in '" + key + "'");
+    if (node->is_null()) *node = Json::object();
+    if (!node->is_object()) fail("'" + key.substr(0, pos ? pos - 1 : 0) + "' is not an object");
     node = &(*node)[part];
-    start = dot + 1;
+    pos = end == std::string::npos ? key.size() : end;
+    while (pos < key.size() && key[pos] == '[') {
+      std::size_t close = key.find(']', pos);
+      auto index = close == std::string::npos ? std::nullopt
+                                              : parse_int(key.substr(pos + 1, close - pos - 1));
+      if (!index || *index < 0) fail("expected [N] with N >= 0 in '" + key + "'");
+      if (!node->is_array() || static_cast<std::size_t>(*index) >= node->size())
+        fail("'" + key.substr(0, close + 1) + "' does not exist (the list has " +
+             std::to_string(node->is_array() ? node->size() : 0) + " entries)");
+      node = &(*node)[static_cast<std::size_t>(*index)];
+      pos = close + 1;
+    }
+    if (pos < key.size()) {
+      if (key[pos] != '.') fail("unexpected '" + std::string(1, key[pos]) + "' in '" + key + "'");
+      ++pos;
+      if (pos == key.size()) fail("empty key segment in '" + key + "'");
+    }
   }
+  *node = value;
 }
 
 namespace {

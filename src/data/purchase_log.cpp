@@ -2,9 +2,12 @@
 #include "data/purchase_log.hpp"
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 
 #include "data/csv_reader.hpp"
 #include "util/errors.hpp"
+#include "util/progress.hpp"
 #include "util/strings.hpp"
 #include "util/time_parse.hpp"
 
@@ -220,6 +223,13 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report) 
   log.has_item_ = !cols.item.empty();
   log.has_timestamp_ = !cols.timestamp.empty();
   report.files = data.files;
+  double total_mb = 0, done_mb = 0;
+  for (const auto& file : data.files) {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(file, ec);
+    if (!ec) total_mb += static_cast<double>(size) / 1e6;
+  }
+  Progress progress("reading purchase log", "MB", total_mb);
 
   for (const auto& file : data.files) {
     CsvReader reader(file, {data.format.delimiter_char(), data.format.header, '"'});
@@ -244,7 +254,8 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report) 
     const std::size_t number_columns[3] = {b.rating, b.price, b.quantity};
     const char* number_names[3] = {"rating", "price", "quantity"};
     while (reader.next(record)) {
-      ++report.rows_read;
+      if ((++report.rows_read & 0xFFFF) == 0)
+        progress.update(done_mb + static_cast<double>(reader.bytes_read()) / 1e6);
       auto reject = [&](const RowError& e) {
         note_bad_row(data, report, report.rows_rejected, file, record.line, e);
       };
@@ -303,7 +314,10 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report) 
       features.store(record, log.features, log.size() - 1);
     }
     report.bytes += static_cast<std::int64_t>(reader.bytes_read());
+    done_mb += static_cast<double>(reader.bytes_read()) / 1e6;
   }
+  progress.update(done_mb);
+  progress.finish();
   pad_table(log.features, log.size());
 
   for (std::size_t i = 0; i < data.side_tables.size(); ++i)

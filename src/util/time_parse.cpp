@@ -2,6 +2,7 @@
 #include "util/time_parse.hpp"
 
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 
 #include "util/strings.hpp"
@@ -73,7 +74,7 @@ std::optional<std::int64_t> parse_iso(std::string_view s) {
         int oh, om;
         std::size_t colon = (pos + 3 < s.size() && s[pos + 3] == ':') ? 1 : 0;
         if (!digits(s, pos + 1, 2, oh) || !digits(s, pos + 3 + colon, 2, om) ||
-            pos + 5 + colon != s.size())
+            pos + 5 + colon != s.size() || oh > 23 || om > 59)
           return std::nullopt;
         offset = (s[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
         pos = s.size();
@@ -89,7 +90,8 @@ std::optional<std::int64_t> parse_iso(std::string_view s) {
 std::optional<std::int64_t> parse_unix(std::string_view s) {
   if (auto i = parse_int(s)) return *i;
   if (auto d = parse_double(s)) {
-    if (*d > -9.2e18 && *d < 9.2e18) return static_cast<std::int64_t>(*d);
+    // Fractions are dropped towards the earlier second, as the ISO parser drops them.
+    if (*d > -9.2e18 && *d < 9.2e18) return static_cast<std::int64_t>(std::floor(*d));
   }
   return std::nullopt;
 }
