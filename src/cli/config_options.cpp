@@ -7,7 +7,7 @@
 namespace ml::cli {
 
 void ConfigOptions::add_to(CLI::App& command, bool with_runtime) {
-  command.add_option("-c,--config", path, "JSON config file")->required()->check(CLI::ExistingFile);
+  command.add_option("-c,--config", path, "JSON config file")->required();
   command.add_option("--set", overrides,
                      "override a config value, e.g. --set task.support=5 (repeatable; the value "
                      "is JSON or a plain string)");

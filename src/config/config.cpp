@@ -328,6 +328,13 @@ void validate(const Config& c) {
   for (const auto* r : log_refs)
     if (!r->empty()) nonempty.push_back(r);
   check_positions(c.data.format, nonempty, "data");
+  for (std::size_t i = 0; i < c.data.side_tables.size(); ++i) {
+    const auto& t = c.data.side_tables[i];
+    std::vector<const ColumnRef*> refs = {&t.key};
+    for (const auto* list : {&t.features.numeric, &t.features.categorical, &t.features.text})
+      for (const auto& r : *list) refs.push_back(&r);
+    check_positions(t.format, refs, "data.side_tables[" + std::to_string(i) + "]");
+  }
 }
 
 Config config_from_json(const Json& j) {
@@ -340,6 +347,20 @@ Config config_from_json(const Json& j) {
   read_split(top.object("split"), c.split);
   read_run(top.object("run"), c.run);
   top.finish();
+  const bool aggregates_given = j.contains("features") && j["features"].is_object() &&
+                                j["features"].contains("aggregates");
+  if (!aggregates_given) {
+    // The default list adapts to the log's columns; a list the user wrote is checked as is.
+    const auto& cols = c.data.columns;
+    auto& list = c.features.aggregates;
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](const std::string& a) {
+                                return (starts_with(a, "user_") && cols.user.empty()) ||
+                                       (starts_with(a, "item_") && cols.item.empty()) ||
+                                       (a == "user_recency" && cols.timestamp.empty());
+                              }),
+               list.end());
+  }
   validate(c);
   return c;
 }

@@ -71,7 +71,8 @@ struct FeatureConfig {
   int onehot_max = 32;  // >= 0; vocab categoricals with at most this many values are also
                         // one-hot encoded into the dense vector (for the plain mlp model)
   int text_buckets = 64;  // >= 1; hashed bag-of-words width per text column
-  // Per-entity aggregates computed from training rows only. Allowed: user_frequency,
+  // Per-entity aggregates computed from training rows only. When the key is absent, the
+  // defaults that the log's columns support are used (no user_recency without a timestamp). Allowed: user_frequency,
   // user_spend, user_recency, user_mean_price, item_popularity, item_mean_price,
   // item_buyers.
   std::vector<std::string> aggregates = {"user_frequency", "user_spend", "user_recency",

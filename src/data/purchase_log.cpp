@@ -91,8 +91,11 @@ class FeatureColumnsBinding {
     return true;
   }
 
-  // Appends the row's values (or sets them at `index` for per-entity tables).
-  void store(const CsvRecord& r, FeatureTable& table, std::size_t index) const {
+  // Appends the row's values (or sets them at `index` for per-entity tables). Text is kept in
+  // an append-only arena, so per-entity tables, whose ids arrive in any order, pass
+  // `text_by_id` (one vector per text column) and build their text columns once read.
+  void store(const CsvRecord& r, FeatureTable& table, std::size_t index,
+             std::vector<std::vector<std::string>>* text_by_id = nullptr) const {
     for (std::size_t i = 0; i < numeric_.size(); ++i) {
       auto& v = table.numeric[i].values;
       if (v.size() <= index) v.resize(index + 1, kMissing);
@@ -106,10 +109,15 @@ class FeatureColumnsBinding {
       c.values[index] = cell.empty() ? kNoId : c.dictionary.intern(cell);
     }
     for (std::size_t i = 0; i < text_.size(); ++i) {
-      auto& t = table.text[i];
+      if (text_by_id) {
+        auto& t = (*text_by_id)[i];
+        if (t.size() <= index) t.resize(index + 1);
+        t[index] = std::string(r.fields[text_[i]]);
+        continue;
+      }
+      auto& t = table.text[i];  // log rows arrive in order: index == t.size()
       while (t.size() < index) t.push_back("");
       if (t.size() == index) t.push_back(r.fields[text_[i]]);
-      // Per-entity tables keep the first row of an id; later rows are counted as duplicates.
     }
   }
 
@@ -167,6 +175,7 @@ void load_side_table(const config::SideTable& spec, std::size_t table_index,
   std::vector<bool> seen;
   // Several side tables may join on the same id; each appends its own columns to the table.
   FeatureTable own;
+  std::vector<std::vector<std::string>> text_by_id(spec.features.text.size());
   for (const auto& file : spec.files) {
     CsvReader reader(file, {spec.format.delimiter_char(), spec.format.header, '"'});
     std::size_t key_column = resolve_column(spec.key, reader, key + ".key");
@@ -192,9 +201,11 @@ void load_side_table(const config::SideTable& spec, std::size_t table_index,
         continue;
       }
       seen[id] = true;
-      binding.store(record, own, id);
+      binding.store(record, own, id, &text_by_id);
     }
   }
+  for (std::size_t i = 0; i < own.text.size(); ++i)
+    for (const auto& text : text_by_id[i]) own.text[i].push_back(text);
   for (std::size_t id = 0; id < std::min(ids_in_log, seen.size()); ++id)
     side.log_ids_matched += seen[id] ? 1 : 0;
   side.log_ids_total = static_cast<std::int64_t>(ids_in_log);

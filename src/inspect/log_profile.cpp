@@ -38,8 +38,20 @@ LogProfile profile_log(const config::Config& config) {
   p.config_path = config.source_path;
   data::PurchaseLog log = data::load_purchase_log(config, p.load);
   p.rows_kept = static_cast<std::int64_t>(log.size());
-  p.users = static_cast<std::int64_t>(log.users.size());
-  p.items = static_cast<std::int64_t>(log.items.size());
+  // Distinct ids in the log's rows: side tables intern their own ids into the same
+  // dictionaries, so users/items that only appear there must not be counted.
+  auto distinct = [](const std::vector<std::int32_t>& ids, std::size_t size) {
+    std::vector<bool> seen(size, false);
+    std::int64_t n = 0;
+    for (auto id : ids)
+      if (id != data::kNoId && !seen[static_cast<std::size_t>(id)]) {
+        seen[static_cast<std::size_t>(id)] = true;
+        ++n;
+      }
+    return n;
+  };
+  p.users = distinct(log.user, log.users.size());
+  p.items = distinct(log.item, log.items.size());
   p.task_keys = static_cast<std::int64_t>(log.tasks.size());
   p.events = static_cast<std::int64_t>(log.events.size());
   std::int64_t first = data::kNoTime, last = data::kNoTime;

@@ -108,6 +108,7 @@ void implicit_examples(const data::PurchaseLog& log, const std::vector<std::size
 
   Rng rng(derive_seed(seed, kNegativePurpose, hash_bytes(task.name.data(), task.name.size())));
   std::unordered_set<std::uint64_t> drawn;
+  std::unordered_set<std::int32_t> exhausted;  // users with no negative left to draw
   const std::size_t positives = task.examples.size();
   for (std::size_t p = 0; p < positives; ++p) {
     // Fractional ratios spread evenly: floor((p+1)r) - floor(pr) negatives for positive p.
@@ -122,6 +123,23 @@ void implicit_examples(const data::PurchaseLog& log, const std::vector<std::size
         task.examples.push_back({-1, positive.user, item, 0.0f, positive.time});
         found = true;
         break;
+      }
+      if (!found && !exhausted.count(positive.user)) {
+        // Rejection sampling gave up (the user saw most of the catalogue): draw from the items
+        // still possible, so a negative is short only when none is left.
+        std::vector<std::int32_t> left;
+        for (std::int32_t item : catalogue) {
+          std::uint64_t key = pair_key(positive.user, item);
+          if (!interacted.count(key) && !drawn.count(key)) left.push_back(item);
+        }
+        if (left.empty()) {
+          exhausted.insert(positive.user);
+        } else {
+          std::int32_t item = left[uniform_index(rng, left.size())];
+          drawn.insert(pair_key(positive.user, item));
+          task.examples.push_back({-1, positive.user, item, 0.0f, positive.time});
+          found = true;
+        }
       }
       if (found) {
         ++task.negatives;

@@ -1,0 +1,637 @@
+// Tests for the typed config: defaults, strict JSON, validation messages, overrides, loading.
+#include <algorithm>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "config/json_object.hpp"
+#include "util/errors.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ml::ConfigError;
+using ml::UsageError;
+using ml::config::apply_override;
+using ml::config::Config;
+using ml::config::config_from_json;
+using ml::config::Json;
+using ml::config::load_config;
+
+// A small config for the default implicit label, with a timestamp so that every default
+// aggregate applies.
+Json minimal() {
+  return Json::parse(R"({
+    "data": {"files": ["log.csv"],
+             "columns": {"task": "category", "user": "user_id", "item": "item_id",
+                         "timestamp": "ts"}}})");
+}
+
+// The message of the ConfigError that `f` throws ("" and a test failure if it throws none).
+template <typename E = ConfigError>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an exception";
+  return "";
+}
+
+std::string parse_error(const Json& j) {
+  return error_of([&] { config_from_json(j); });
+}
+
+// minimal() with one JSON pointer set to `value`.
+Json with(const std::string& pointer, const Json& value) {
+  Json j = minimal();
+  j[Json::json_pointer(pointer)] = value;
+  return j;
+}
+
+Json to_json_of(const Config& c) {
+  Json j;
+  to_json(j, c);
+  return j;
+}
+
+TEST(ConfigDefaults, MinimalConfigFillsEveryDefault) {
+  const Config c = config_from_json(minimal());
+  EXPECT_EQ(c.seed, 42u);
+  EXPECT_EQ(c.data.files, std::vector<std::string>{"log.csv"});
+  EXPECT_EQ(c.data.format.delimiter, "auto");
+  EXPECT_EQ(c.data.format.delimiter_char(), 0);
+  EXPECT_TRUE(c.data.format.header);
+  EXPECT_EQ(c.data.columns.task.name, "category");
+  EXPECT_EQ(c.data.columns.user.name, "user_id");
+  EXPECT_EQ(c.data.columns.item.name, "item_id");
+  EXPECT_EQ(c.data.columns.timestamp.name, "ts");
+  EXPECT_TRUE(c.data.columns.event.empty());
+  EXPECT_TRUE(c.data.columns.rating.empty());
+  EXPECT_TRUE(c.data.columns.price.empty());
+  EXPECT_TRUE(c.data.columns.quantity.empty());
+  EXPECT_TRUE(c.data.features.empty());
+  EXPECT_TRUE(c.data.side_tables.empty());
+  EXPECT_EQ(c.data.bad_rows, "skip");
+  EXPECT_EQ(c.data.show_bad_rows, 5);
+  EXPECT_EQ(c.data.time_format, "auto");
+
+  EXPECT_TRUE(c.features.standardize);
+  EXPECT_EQ(c.features.categorical, "vocab");
+  EXPECT_EQ(c.features.hash_buckets, 262144);
+  EXPECT_EQ(c.features.min_count, 1);
+  EXPECT_EQ(c.features.onehot_max, 32);
+  EXPECT_EQ(c.features.text_buckets, 64);
+  EXPECT_EQ(c.features.aggregates,
+            (std::vector<std::string>{"user_frequency", "user_spend", "user_recency",
+                                      "item_popularity", "item_mean_price"}));
+
+  EXPECT_EQ(c.task.label.kind, "implicit");
+  EXPECT_EQ(c.task.label.positive_events, std::vector<std::string>{"purchase"});
+  EXPECT_EQ(c.task.label.negative_events, std::vector<std::string>{"view"});
+  EXPECT_DOUBLE_EQ(c.task.label.negatives_per_positive, 1.0);
+  EXPECT_EQ(c.task.label.target, "rating");
+  EXPECT_DOUBLE_EQ(c.task.label.threshold, 4.0);
+  EXPECT_TRUE(c.task.label.class_column.empty());
+  EXPECT_EQ(c.task.label.ways, 5);
+  EXPECT_EQ(c.task.support, 10);
+  EXPECT_EQ(c.task.query, 15);
+  EXPECT_EQ(c.task.min_examples, 0);
+  EXPECT_EQ(c.task.max_examples, 0);
+  EXPECT_EQ(c.task.stratify, "balanced");
+
+  EXPECT_TRUE(c.split.new_tasks.empty());
+  EXPECT_DOUBLE_EQ(c.split.new_fraction, 0.2);
+  EXPECT_DOUBLE_EQ(c.split.validation_fraction, 0.1);
+  EXPECT_EQ(c.split.time_cutoff, "");
+
+  EXPECT_EQ(c.run.dir, "runs/default");
+  EXPECT_EQ(c.run.device, "auto");
+  EXPECT_EQ(c.run.threads, 0);
+  EXPECT_EQ(c.source_path, "");  // not read from a file
+}
+
+TEST(ConfigDefaults, ResolvedJsonHasEveryKeyAndRoundTrips) {
+  const Json first = to_json_of(config_from_json(minimal()));
+  // Every section of the resolved config is written out, defaults included.
+  for (const char* key :
+       {"/seed", "/data/bad_rows", "/data/format/header", "/data/columns/event",
+        "/features/hash_buckets", "/task/label/ways", "/split/time_cutoff", "/run/threads"})
+    EXPECT_TRUE(first.contains(Json::json_pointer(key))) << key;
+  EXPECT_TRUE(first["data"]["columns"]["event"].is_null());  // unset columns are null
+  const Json second = to_json_of(config_from_json(first));
+  EXPECT_EQ(first, second) << first.dump(2) << "\n---\n" << second.dump(2);
+}
+
+TEST(ConfigDefaults, NonDefaultConfigRoundTrips) {
+  const Json j = Json::parse(R"({
+    "seed": 7,
+    "data": {"files": ["a.tsv", "b.tsv"], "format": {"delimiter": "tab", "header": false},
+             "columns": {"task": 3, "user": 1, "item": 2, "event": 4, "price": 5,
+                         "timestamp": 6},
+             "side_tables": [{"files": ["items.csv"], "join": "item", "key": "item_id",
+                              "format": {"delimiter": ";"},
+                              "features": {"numeric": ["weight"], "categorical": ["brand"],
+                                           "text": ["title"]}}],
+             "bad_rows": "fail", "show_bad_rows": 0, "time_format": "unix"},
+    "features": {"standardize": false, "categorical": "hash", "hash_buckets": 1024,
+                 "aggregates": ["item_buyers"]},
+    "task": {"label": {"kind": "event_binary", "positive_events": ["purchase", "cart"]},
+             "support": 3, "query": 4, "min_examples": 8, "max_examples": 100,
+             "stratify": "none"},
+    "split": {"new_tasks": ["FROZEN PIZZA"], "new_fraction": 0.0, "time_cutoff": "2017-07-01"},
+    "run": {"dir": "runs/x", "device": "cuda:1", "threads": 2}})");
+  const Config c = config_from_json(j);
+  EXPECT_EQ(c.data.columns.task.position, 3);
+  EXPECT_EQ(c.data.columns.task.name, "");
+  EXPECT_EQ(c.data.format.delimiter_char(), '\t');
+  ASSERT_EQ(c.data.side_tables.size(), 1u);
+  EXPECT_EQ(c.data.side_tables[0].format.delimiter_char(), ';');
+  EXPECT_TRUE(c.data.side_tables[0].format.header);
+  EXPECT_EQ(c.data.side_tables[0].features.text[0].name, "title");
+  EXPECT_EQ(c.task.label.positive_events, (std::vector<std::string>{"purchase", "cart"}));
+  EXPECT_EQ(c.run.device, "cuda:1");
+
+  const Json first = to_json_of(c);
+  EXPECT_EQ(first["data"]["columns"]["task"], 3);  // positions stay integers
+  EXPECT_EQ(first["data"]["columns"]["user"], 1);
+  const Json second = to_json_of(config_from_json(first));
+  EXPECT_EQ(first, second);
+}
+
+TEST(ConfigDefaults, SingleValuesAcceptedWhereListsAreExpected) {
+  Json j = minimal();
+  j["data"]["files"] = "only.csv";
+  j["task"]["label"] = {{"kind", "event_binary"}, {"positive_events", "buy"}};
+  j["data"]["columns"]["event"] = "event";
+  const Config c = config_from_json(j);
+  EXPECT_EQ(c.data.files, std::vector<std::string>{"only.csv"});
+  EXPECT_EQ(c.task.label.positive_events, std::vector<std::string>{"buy"});
+}
+
+TEST(ConfigDefaults, DefaultAggregatesAdaptToTheColumns) {
+  Json j = minimal();
+  j["data"]["columns"].erase("timestamp");
+  const Config c = config_from_json(j);
+  const auto& a = c.features.aggregates;
+  EXPECT_EQ(std::find(a.begin(), a.end(), "user_recency"), a.end());
+  EXPECT_NE(std::find(a.begin(), a.end(), "user_frequency"), a.end());
+  EXPECT_NE(std::find(a.begin(), a.end(), "item_popularity"), a.end());
+}
+
+TEST(ConfigDefaults, ExplicitRecencyWithoutTimestampIsNamed) {
+  Json j = minimal();
+  j["data"]["columns"].erase("timestamp");
+  j["features"]["aggregates"] = {"user_frequency", "user_recency"};
+  const std::string m = parse_error(j);
+  EXPECT_NE(m.find("data.columns.timestamp"), std::string::npos) << m;
+  EXPECT_NE(m.find("user_recency"), std::string::npos) << m;
+  j["features"]["aggregates"] = {"user_frequency", "item_popularity"};
+  EXPECT_NO_THROW(config_from_json(j));
+}
+
+// Each case: where a bad value goes, and the parts its message must contain.
+struct BadValue {
+  std::string pointer;
+  Json value;
+  std::vector<std::string> parts;
+};
+
+TEST(ConfigValidation, MessagesNamePathValueAndExpectation) {
+  const std::vector<BadValue> cases = {
+      {"/task/support", 0, {"task.support = 0: must be >= 1"}},
+      {"/task/support", -3, {"task.support = -3: must be >= 1"}},
+      {"/task/query", 0, {"task.query = 0: must be >= 1"}},
+      {"/split/new_fraction", 1.5, {"split.new_fraction = 1.5", "must be in [0, 1)"}},
+      {"/split/new_fraction", -0.1, {"split.new_fraction = -0.1", "must be in [0, 1)"}},
+      {"/split/validation_fraction", 0.9, {"split.validation_fraction = 0.9", "< 1"}},
+      {"/split/time_cutoff", "next tuesday", {"split.time_cutoff = \"next tuesday\"", "ISO-8601"}},
+      {"/run/device", "gpu", {"run.device = \"gpu\"", "\"cpu\"", "\"cuda:N\"", "\"auto\""}},
+      {"/run/device", "cuda:x", {"run.device = \"cuda:x\""}},
+      {"/run/device", "cuda:-1", {"run.device = \"cuda:-1\""}},
+      {"/run/dir", "", {"run.dir = \"\": must not be empty"}},
+      {"/run/threads", -1, {"run.threads = -1: must be >= 0"}},
+      {"/data/bad_rows", "ignore", {"data.bad_rows = \"ignore\": must be one of: skip, fail"}},
+      {"/data/show_bad_rows", -1, {"data.show_bad_rows = -1: must be >= 0"}},
+      {"/data/time_format", "iso", {"data.time_format = \"iso\"", "must be one of:", "iso8601"}},
+      {"/data/format/delimiter", "::", {"data.format.delimiter = \"::\"", "must be"}},
+      {"/task/label/kind",
+       "implict",
+       {"task.label.kind = \"implict\"", "must be one of:", "event_binary",
+        "did you mean 'implicit'?"}},
+      {"/task/label/ways", 1, {"task.label.ways = 1: must be >= 2"}},
+      {"/task/label/negatives_per_positive", 0, {"task.label.negatives_per_positive = 0"}},
+      {"/task/label/target", "revenue", {"task.label.target = \"revenue\"", "spend"}},
+      {"/task/stratify", "balance", {"task.stratify = \"balance\"", "did you mean 'balanced'?"}},
+      {"/task/max_examples", 5, {"task.max_examples = 5", "task.support + task.query"}},
+      {"/features/hash_buckets", 1, {"features.hash_buckets = 1: must be >= 2"}},
+      {"/features/min_count", 0, {"features.min_count = 0: must be >= 1"}},
+      {"/features/aggregates",
+       {"user_frequency", "item_colour"},
+       {"features.aggregates[1] = \"item_colour\"", "must be one of:", "item_popularity"}},
+      {"/features/categorical", "onehot", {"features.categorical = \"onehot\"", "vocab, hash"}},
+  };
+  for (const auto& c : cases) {
+    const std::string m = parse_error(with(c.pointer, c.value));
+    for (const auto& part : c.parts)
+      EXPECT_NE(m.find(part), std::string::npos)
+          << c.pointer << " = " << c.value.dump() << ": '" << m << "' lacks '" << part << "'";
+  }
+}
+
+TEST(ConfigValidation, BoundaryValuesAccepted) {
+  EXPECT_EQ(config_from_json(with("/task/support", 1)).task.support, 1);
+  EXPECT_DOUBLE_EQ(config_from_json(with("/split/new_fraction", 0.0)).split.new_fraction, 0.0);
+  EXPECT_EQ(config_from_json(with("/run/device", "cuda:0")).run.device, "cuda:0");
+  EXPECT_EQ(config_from_json(with("/run/device", "cpu")).run.device, "cpu");
+  EXPECT_EQ(config_from_json(with("/data/show_bad_rows", 0)).data.show_bad_rows, 0);
+  // A whole-valued float is an integer.
+  EXPECT_EQ(config_from_json(with("/task/support", 3.0)).task.support, 3);
+}
+
+TEST(ConfigUnknownKeys, TopLevelTypoSuggestsKey) {
+  const std::string m = parse_error(with("/sed", 1));
+  EXPECT_NE(m.find("sed"), std::string::npos) << m;
+  EXPECT_NE(m.find("unknown key"), std::string::npos) << m;
+  EXPECT_NE(m.find("did you mean 'seed'?"), std::string::npos) << m;
+  EXPECT_EQ(m.rfind("sed: unknown key", 0), 0u) << m;  // the path comes first
+}
+
+TEST(ConfigUnknownKeys, NestedTypoNamesFullPath) {
+  const std::string m = parse_error(with("/task/suport", 5));
+  EXPECT_NE(m.find("task.suport: unknown key"), std::string::npos) << m;
+  EXPECT_NE(m.find("did you mean 'support'?"), std::string::npos) << m;
+  EXPECT_NE(m.find("allowed keys here:"), std::string::npos) << m;
+
+  const std::string deep = parse_error(with("/data/columns/prize", "price"));
+  EXPECT_NE(deep.find("data.columns.prize: unknown key"), std::string::npos) << deep;
+  EXPECT_NE(deep.find("did you mean 'price'?"), std::string::npos) << deep;
+
+  Json side = minimal();
+  side["data"]["side_tables"] = Json::parse(
+      R"([{"files": ["i.csv"], "key": "item_id", "features": {"numeric": ["w"]},
+          "jion": "item"}])");
+  const std::string table = parse_error(side);
+  EXPECT_NE(table.find("data.side_tables[0].jion: unknown key"), std::string::npos) << table;
+  EXPECT_NE(table.find("did you mean 'join'?"), std::string::npos) << table;
+}
+
+TEST(ConfigUnknownKeys, UnrelatedKeyHasNoSuggestion) {
+  const std::string m = parse_error(with("/task/colour_scheme", "blue"));
+  EXPECT_NE(m.find("task.colour_scheme: unknown key"), std::string::npos) << m;
+  EXPECT_EQ(m.find("did you mean"), std::string::npos) << m;
+}
+
+TEST(ConfigTypes, WrongTypesNameExpectation) {
+  EXPECT_NE(
+      parse_error(with("/task/support", "ten")).find("task.support = \"ten\": expected an integer"),
+      std::string::npos);
+  EXPECT_NE(parse_error(with("/task/support", 2.5)).find("task.support = 2.5: expected an integer"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/features/standardize", "yes"))
+                .find("features.standardize = \"yes\": expected true or false"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/run/device", 0)).find("run.device = 0: expected a string"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/split/new_fraction", "0.2"))
+                .find("split.new_fraction = \"0.2\": expected a number"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/seed", -1)).find("seed = -1: expected a non-negative integer"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/task/query", 5000000000LL)).find("fits in 32 bits"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/data/files", Json::array({"a.csv", 3})))
+                .find("data.files[1] = 3: expected a string"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/data/columns/user", 0)).find("data.columns.user = 0"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/data/columns/user", true))
+                .find("expected a column name or a 1-based column position"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/task", 5)).find("task = 5: expected an object"), std::string::npos);
+  EXPECT_NE(parse_error(Json::array()).find("(top level)"), std::string::npos);
+}
+
+TEST(ConfigValidation, RequiredSections) {
+  Json no_files = minimal();
+  no_files["data"].erase("files");
+  EXPECT_NE(parse_error(no_files).find("data.files"), std::string::npos);
+  Json no_task = minimal();
+  no_task["data"]["columns"].erase("task");
+  EXPECT_NE(parse_error(no_task).find("data.columns.task"), std::string::npos);
+}
+
+TEST(ConfigCrossField, EventBinaryNeedsEventColumn) {
+  Json j = minimal();
+  j["task"]["label"]["kind"] = "event_binary";
+  const std::string m = parse_error(j);
+  EXPECT_NE(m.find("data.columns.event"), std::string::npos) << m;
+  EXPECT_NE(m.find("event_binary"), std::string::npos) << m;
+  j["data"]["columns"]["event"] = "event_type";
+  EXPECT_NO_THROW(config_from_json(j));
+}
+
+TEST(ConfigCrossField, ImplicitRejectsRowLevelFeatures) {
+  Json j = minimal();
+  j["data"]["features"] = {{"numeric", {"discount"}}};
+  const std::string m = parse_error(j);
+  EXPECT_EQ(m.rfind("data.features", 0), 0u) << m;
+  EXPECT_NE(m.find("implicit"), std::string::npos) << m;
+  EXPECT_NE(m.find("side_tables"), std::string::npos) << m;  // says what to do instead
+  // The same columns are fine for a label that reads real rows.
+  j["task"]["label"]["kind"] = "event_binary";
+  j["data"]["columns"]["event"] = "event_type";
+  EXPECT_NO_THROW(config_from_json(j));
+}
+
+TEST(ConfigCrossField, TimeCutoffNeedsTimestamp) {
+  Json j = minimal();
+  j["data"]["columns"].erase("timestamp");
+  j["features"]["aggregates"] = {"user_frequency"};
+  j["split"]["time_cutoff"] = "2017-07-01";
+  const std::string m = parse_error(j);
+  EXPECT_NE(m.find("data.columns.timestamp"), std::string::npos) << m;
+  EXPECT_NE(m.find("split.time_cutoff"), std::string::npos) << m;
+  j["data"]["columns"]["timestamp"] = "ts";
+  EXPECT_NO_THROW(config_from_json(j));
+}
+
+TEST(ConfigCrossField, HeaderlessLogNeedsPositions) {
+  Json j = minimal();
+  j["data"]["format"]["header"] = false;
+  const std::string m = parse_error(j);
+  EXPECT_NE(m.find("data.format.header = false"), std::string::npos) << m;
+  EXPECT_NE(m.find("1-based position"), std::string::npos) << m;
+  j["data"]["columns"] = {{"task", 3}, {"user", 1}, {"item", 2}, {"timestamp", 4}};
+  EXPECT_NO_THROW(config_from_json(j));
+  // One name among positions is still caught, and named in the message.
+  j["data"]["columns"]["timestamp"] = "ts";
+  EXPECT_NE(parse_error(j).find("'ts'"), std::string::npos);
+}
+
+TEST(ConfigCrossField, HeaderlessSideTableNeedsPositions) {
+  Json j = minimal();
+  j["data"]["side_tables"] = Json::parse(R"([{"files": ["items.csv"], "key": "item_id",
+      "format": {"header": false}, "features": {"numeric": [2]}}])");
+  const std::string m = parse_error(j);
+  EXPECT_NE(m.find("data.side_tables[0].format.header = false"), std::string::npos) << m;
+  EXPECT_NE(m.find("'item_id'"), std::string::npos) << m;
+  j["data"]["side_tables"][0]["key"] = 1;
+  EXPECT_NO_THROW(config_from_json(j));
+  j["data"]["side_tables"][0]["features"]["categorical"] = {"brand"};
+  EXPECT_NE(parse_error(j).find("'brand'"), std::string::npos);
+}
+
+TEST(ConfigCrossField, RegressionTargetsNeedTheirColumns) {
+  Json j = minimal();
+  j["task"]["label"] = {{"kind", "regression"}, {"target", "spend"}};
+  std::string m = parse_error(j);
+  EXPECT_NE(m.find("data.columns.price"), std::string::npos) << m;
+  EXPECT_NE(m.find("\"spend\""), std::string::npos) << m;
+  j["data"]["columns"]["price"] = "price";
+  EXPECT_NO_THROW(config_from_json(j));
+
+  j["task"]["label"]["target"] = "rating";
+  m = parse_error(j);
+  EXPECT_NE(m.find("data.columns.rating"), std::string::npos) << m;
+  j["task"]["label"] = {{"kind", "threshold"}, {"target", "quantity"}};
+  EXPECT_NE(parse_error(j).find("data.columns.quantity"), std::string::npos);
+}
+
+TEST(ConfigCrossField, MulticlassNeedsClassColumn) {
+  Json j = minimal();
+  j["task"]["label"] = {{"kind", "multiclass"}};
+  EXPECT_NE(parse_error(j).find("task.label.class_column"), std::string::npos);
+  j["task"]["label"]["class_column"] = "product_type";
+  EXPECT_NO_THROW(config_from_json(j));
+}
+
+TEST(ConfigCrossField, SideTableJoinNeedsLogColumn) {
+  Json j = minimal();
+  j["data"]["columns"] = {{"task", "category"}, {"item", "item_id"}};
+  j["task"]["label"] = {{"kind", "event_binary"}};
+  j["data"]["columns"]["event"] = "event";
+  j["features"]["aggregates"] = Json::array();
+  j["data"]["side_tables"] = Json::parse(
+      R"([{"files": ["users.csv"], "join": "user", "key": "uid",
+          "features": {"numeric": ["age"]}}])");
+  const std::string m = parse_error(j);
+  EXPECT_NE(m.find("data.columns.user"), std::string::npos) << m;
+  EXPECT_NE(m.find("data.side_tables[0].join"), std::string::npos) << m;
+}
+
+TEST(ConfigCrossField, ValidateCatchesConfigsBuiltInCode) {
+  Config c;
+  c.data.files = {"log.csv"};
+  c.data.columns.task.name = "category";
+  c.data.columns.item.name = "item_id";
+  // implicit without a user column
+  std::string m = error_of([&] { ml::config::validate(c); });
+  EXPECT_NE(m.find("data.columns.user"), std::string::npos) << m;
+  c.data.columns.user.name = "user_id";
+  c.features.aggregates = {"user_frequency"};
+  EXPECT_NO_THROW(ml::config::validate(c));
+}
+
+TEST(ConfigOverride, CreatesNestedObjectsAndParsesJson) {
+  Json root = Json::object();
+  apply_override(root, "task.support=5");
+  apply_override(root, "task.label.kind=event_binary");  // plain word: a string
+  apply_override(root, "features.standardize=false");
+  apply_override(root, "split.new_fraction=0.25");
+  apply_override(root, "task.label.positive_events=[\"purchase\",\"cart\"]");
+  apply_override(root, "run.dir=runs/a=b");  // only the first '=' separates
+  apply_override(root, "run.device=\"5\"");  // quoted: a string even though it looks numeric
+  apply_override(root, "seed=7");
+  EXPECT_EQ(root["task"]["support"], 5);
+  EXPECT_TRUE(root["task"]["support"].is_number_integer());
+  EXPECT_EQ(root["task"]["label"]["kind"], "event_binary");
+  EXPECT_TRUE(root["features"]["standardize"].is_boolean());
+  EXPECT_EQ(root["features"]["standardize"], false);
+  EXPECT_DOUBLE_EQ(root["split"]["new_fraction"].get<double>(), 0.25);
+  EXPECT_EQ(root["task"]["label"]["positive_events"], Json::array({"purchase", "cart"}));
+  EXPECT_EQ(root["run"]["dir"], "runs/a=b");
+  EXPECT_EQ(root["run"]["device"], "5");
+  EXPECT_TRUE(root["run"]["device"].is_string());
+  EXPECT_EQ(root["seed"], 7);
+}
+
+TEST(ConfigOverride, ReplacesExistingValuesAndKeepsSiblings) {
+  Json root = minimal();
+  apply_override(root, "data.columns.user=customer");
+  apply_override(root, "data.files=[\"x.csv\",\"y.csv\"]");
+  EXPECT_EQ(root["data"]["columns"]["user"], "customer");
+  EXPECT_EQ(root["data"]["columns"]["item"], "item_id");  // sibling untouched
+  EXPECT_EQ(root["data"]["files"], Json::array({"x.csv", "y.csv"}));
+  apply_override(root, "data.columns.user=1");
+  EXPECT_TRUE(root["data"]["columns"]["user"].is_number_integer());
+}
+
+TEST(ConfigOverride, MalformedAssignmentsAreUsageErrors) {
+  Json root = minimal();
+  for (const char* bad : {"task.support", "=5", "", "task..support=5", ".support=5", "task.=5"}) {
+    const std::string m = error_of<UsageError>([&] { apply_override(root, bad); });
+    EXPECT_NE(m.find(std::string("'") + bad + "'"), std::string::npos) << m;
+  }
+  EXPECT_NE(error_of<UsageError>([&] {
+              apply_override(root, "task.support");
+            }).find("expected KEY.PATH=VALUE"),
+            std::string::npos);
+  // Descending into a value that is not an object.
+  root["task"]["support"] = 5;
+  const std::string m = error_of<UsageError>([&] { apply_override(root, "task.support.x=1"); });
+  EXPECT_NE(m.find("not an object"), std::string::npos) << m;
+}
+
+// A fresh directory per test under the system temp folder, removed afterwards.
+class ConfigLoad : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    dir_ = fs::temp_directory_path() /
+           ("metalearn_config_test_" + std::to_string(std::random_device{}()) + "_" +
+            std::to_string(stamp) + "_" + std::to_string(counter++));
+    fs::create_directories(dir_ / "configs");
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string write(const std::string& name, const std::string& content) {
+    const fs::path p = dir_ / name;
+    std::ofstream out(p, std::ios::binary);
+    out << content;
+    EXPECT_TRUE(out.good()) << p;
+    return p.string();
+  }
+  std::string in_dir(const std::string& relative) const {
+    return (dir_ / relative).lexically_normal().string();
+  }
+
+  fs::path dir_;
+};
+
+constexpr const char* kConfigWithPaths = R"({
+  "data": {"files": ["log.csv", "../shared/part2.csv", "/abs/part3.csv"],
+           "columns": {"task": "category", "user": "user_id", "item": "item_id", "timestamp": "ts"},
+           "side_tables": [{"files": ["tables/items.csv"], "key": "item_id",
+                            "features": {"categorical": ["brand"]}},
+                           {"files": "users.csv", "join": "user", "key": "user_id",
+                            "features": {"numeric": ["age"]}}]},
+  "task": {"support": 4}
+})";
+
+TEST_F(ConfigLoad, RelativePathsResolveAgainstConfigFolder) {
+  const std::string path = write("configs/run.json", kConfigWithPaths);
+  const Config c = load_config(path);
+  EXPECT_EQ(c.source_path, path);
+  EXPECT_EQ(c.data.files, (std::vector<std::string>{in_dir("configs/log.csv"),
+                                                    in_dir("shared/part2.csv"), "/abs/part3.csv"}));
+  ASSERT_EQ(c.data.side_tables.size(), 2u);
+  EXPECT_EQ(c.data.side_tables[0].files,
+            std::vector<std::string>{in_dir("configs/tables/items.csv")});
+  EXPECT_EQ(c.data.side_tables[1].files, std::vector<std::string>{in_dir("configs/users.csv")});
+  EXPECT_EQ(c.task.support, 4);
+}
+
+TEST_F(ConfigLoad, OverridesApplyAfterResolution) {
+  const std::string path = write("configs/run.json", kConfigWithPaths);
+  const Config c =
+      load_config(path, {"task.support=2", "data.files=[\"cli/log.csv\"]", "run.device=cpu"});
+  EXPECT_EQ(c.task.support, 2);
+  EXPECT_EQ(c.run.device, "cpu");
+  // Paths given on the command line are relative to where the user runs the tool, not rewritten.
+  EXPECT_EQ(c.data.files, std::vector<std::string>{"cli/log.csv"});
+  // The file's side-table paths are still resolved.
+  EXPECT_EQ(c.data.side_tables[0].files,
+            std::vector<std::string>{in_dir("configs/tables/items.csv")});
+}
+
+TEST_F(ConfigLoad, ConfigInCurrentFolderKeepsRelativePaths) {
+  // A bare file name has an empty parent: the paths stay as written (relative to the cwd).
+  const std::string path = write("configs/run.json", kConfigWithPaths);
+  const fs::path old_cwd = fs::current_path();
+  fs::current_path(dir_ / "configs");
+  Config c;
+  EXPECT_NO_THROW(c = load_config("run.json"));
+  fs::current_path(old_cwd);
+  EXPECT_EQ(c.data.files[0], "log.csv");
+  EXPECT_EQ(c.data.files[1], "../shared/part2.csv");
+}
+
+TEST_F(ConfigLoad, MissingFileNamesPath) {
+  const std::string path = in_dir("configs/nope.json");
+  const std::string m = error_of([&] { load_config(path); });
+  EXPECT_NE(m.find(path), std::string::npos) << m;
+}
+
+TEST_F(ConfigLoad, InvalidJsonNamesFileAndLine) {
+  const std::string path =
+      write("configs/broken.json", "{\n  \"seed\": 1,\n  \"data\": {\n}\n,,\n");
+  const std::string m = error_of([&] { load_config(path); });
+  EXPECT_EQ(m.rfind(path, 0), 0u) << m;
+  EXPECT_NE(m.find("line"), std::string::npos) << m;
+  EXPECT_NE(m.find("not valid JSON"), std::string::npos) << m;
+}
+
+TEST_F(ConfigLoad, ValidationErrorsArePrefixedWithPath) {
+  std::string text = kConfigWithPaths;
+  text.replace(text.find("\"support\": 4"), 12, "\"suport\": 4");
+  const std::string path = write("configs/typo.json", text);
+  const std::string m = error_of([&] { load_config(path); });
+  EXPECT_EQ(m.rfind(path + ": task.suport: unknown key", 0), 0u) << m;
+  EXPECT_NE(m.find("did you mean 'support'?"), std::string::npos) << m;
+
+  // A bad value that arrives through an override is reported the same way.
+  const std::string good = write("configs/good.json", kConfigWithPaths);
+  const std::string o = error_of([&] { load_config(good, {"task.query=0"}); });
+  EXPECT_EQ(o.rfind(good + ": task.query = 0: must be >= 1", 0), 0u) << o;
+
+  // Cross-field checks too.
+  const std::string c = error_of([&] { load_config(good, {"task.label.kind=event_binary"}); });
+  EXPECT_EQ(c.rfind(good + ": data.columns.event", 0), 0u) << c;
+}
+
+TEST_F(ConfigLoad, BadOverrideIsUsageError) {
+  const std::string path = write("configs/run.json", kConfigWithPaths);
+  EXPECT_THROW(load_config(path, {"task.support"}), UsageError);
+}
+
+TEST_F(ConfigLoad, ResolvedConfigReloadsIdentically) {
+  // What a run directory stores (to_json of the loaded config) loads back to the same config.
+  const std::string path = write("configs/run.json", kConfigWithPaths);
+  const Json first = to_json_of(load_config(path));
+  const std::string saved = write("resolved.json", first.dump(2));
+  EXPECT_EQ(to_json_of(load_config(saved)), first);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(ConfigOverride, ListIndicesReachIntoArrays) {
+  Json j = Json::parse(R"({"data": {"side_tables": [{"files": ["a.csv"]}, {"files": ["b.csv"]}]}})");
+  apply_override(j, "data.side_tables[1].files=[\"c.csv\"]");
+  EXPECT_EQ(j["data"]["side_tables"][1]["files"], Json::array({"c.csv"}));
+  EXPECT_EQ(j["data"]["side_tables"][0]["files"], Json::array({"a.csv"}));
+  try {
+    apply_override(j, "data.side_tables[2].files=x");
+    FAIL() << "an index past the end must be refused";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("has 2 entries"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(apply_override(j, "data.side_tables[x].files=y"), UsageError);
+  EXPECT_THROW(apply_override(j, "data..files=y"), UsageError);
+}
+
+}  // namespace

@@ -1,0 +1,657 @@
+// Tests for loading purchase logs: column mapping, bad-row policy and reporting, side-table joins.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "data/purchase_log.hpp"
+#include "util/errors.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ml::DataError;
+using ml::config::ColumnRef;
+using ml::config::Config;
+using ml::data::kNoId;
+using ml::data::kNoTime;
+using ml::data::LoadReport;
+using ml::data::PurchaseLog;
+
+constexpr std::int64_t kJuly2017 = 1498867200;  // 2017-07-01T00:00:00Z
+
+ColumnRef named(const std::string& name) {
+  ColumnRef r;
+  r.name = name;
+  return r;
+}
+ColumnRef at(int position) {
+  ColumnRef r;
+  r.position = position;
+  return r;
+}
+
+class PurchaseLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    dir_ = fs::temp_directory_path() /
+           ("metalearn_log_test_" + std::to_string(std::random_device{}()) + "_" +
+            std::to_string(stamp) + "_" + std::to_string(counter++));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::string write(const std::string& name, const std::string& content) {
+    const fs::path p = dir_ / name;
+    std::ofstream out(p, std::ios::binary);
+    out << content;
+    EXPECT_TRUE(out.good()) << p;
+    return p.string();
+  }
+
+  // An implicit-label config over `files` with columns by name; no aggregates, so only the
+  // columns a test sets are required.
+  static Config base(const std::vector<std::string>& files) {
+    Config c;
+    c.data.files = files;
+    c.data.columns.user = named("user_id");
+    c.data.columns.item = named("item_id");
+    c.data.columns.task = named("category");
+    c.features.aggregates = {};
+    return c;
+  }
+
+  static PurchaseLog load(const Config& c, LoadReport& report) {
+    ml::config::validate(c);  // a config built in code must still be a valid one
+    return ml::data::load_purchase_log(c, report);
+  }
+
+  // The DataError message load() throws ("" and a failure when it throws none).
+  static std::string load_error(const Config& c) {
+    LoadReport report;
+    try {
+      load(c, report);
+    } catch (const DataError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "expected a DataError";
+    return "";
+  }
+
+  fs::path dir_;
+};
+
+using PurchaseLogColumns = PurchaseLogTest;
+using PurchaseLogBadRows = PurchaseLogTest;
+using PurchaseLogSideTables = PurchaseLogTest;
+
+int32_t id_of(const ml::data::Dictionary& d, const std::string& name) {
+  auto id = d.find(name);
+  EXPECT_TRUE(id.has_value()) << name;
+  return id.value_or(-2);
+}
+
+TEST_F(PurchaseLogColumns, ByNameWithEveryRole) {
+  const std::string content =
+      "user_id,item_id,category,timestamp,price,quantity,event,stars\n"
+      "u1,i1,food,2017-07-01,2.50,2,purchase,4\n"
+      "u2,i2,toys,1498867200,10,1,view,\n"
+      "u1,i2,toys,2017-07-01T12:00:00Z,10,,view,5\n";
+  const std::string path = write("log.csv", content);
+  Config c = base({path});
+  c.data.columns.timestamp = named("timestamp");
+  c.data.columns.price = named("price");
+  c.data.columns.quantity = named("quantity");
+  c.data.columns.event = named("event");
+  c.data.columns.rating = named("stars");
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_TRUE(log.has_user());
+  EXPECT_TRUE(log.has_item());
+  EXPECT_TRUE(log.has_timestamp());
+  // Ids are dense, in order of first appearance.
+  EXPECT_EQ(log.users.size(), 2u);
+  EXPECT_EQ(log.users.name(0), "u1");
+  EXPECT_EQ(log.user, (std::vector<std::int32_t>{0, 1, 0}));
+  EXPECT_EQ(log.item, (std::vector<std::int32_t>{0, 1, 1}));
+  EXPECT_EQ(log.tasks.name(log.task[0]), "food");
+  EXPECT_EQ(log.task, (std::vector<std::int32_t>{0, 1, 1}));
+  EXPECT_EQ(log.events.name(log.event[0]), "purchase");
+  EXPECT_EQ(log.event[1], log.event[2]);
+  // ISO date, unix seconds and ISO date-time in one column ("auto").
+  EXPECT_EQ(log.timestamp,
+            (std::vector<std::int64_t>{kJuly2017, kJuly2017, kJuly2017 + 12 * 3600}));
+  EXPECT_FLOAT_EQ(log.price[0], 2.5f);
+  EXPECT_FLOAT_EQ(log.price[1], 10.0f);
+  EXPECT_FLOAT_EQ(log.quantity[0], 2.0f);
+  EXPECT_TRUE(std::isnan(log.quantity[2]));  // empty cell: missing, not an error
+  EXPECT_FLOAT_EQ(log.rating[0], 4.0f);
+  EXPECT_TRUE(std::isnan(log.rating[1]));
+  EXPECT_EQ(log.label_class, (std::vector<std::int32_t>{kNoId, kNoId, kNoId}));  // not configured
+
+  EXPECT_EQ(report.files, std::vector<std::string>{path});
+  EXPECT_EQ(report.rows_read, 3);
+  EXPECT_EQ(report.rows_rejected, 0);
+  EXPECT_TRUE(report.bad_rows.empty());
+  EXPECT_EQ(report.rows_without_task, 0);
+  EXPECT_EQ(report.bytes, static_cast<std::int64_t>(content.size()));
+}
+
+TEST_F(PurchaseLogColumns, UnconfiguredRolesAreAbsent) {
+  const std::string path = write("log.csv", "category,item_id,event\nfood,i1,view\n");
+  Config c = base({path});
+  c.data.columns.user = {};
+  c.task.label.kind = "event_binary";
+  c.data.columns.event = named("event");
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_FALSE(log.has_user());
+  EXPECT_FALSE(log.has_timestamp());
+  EXPECT_EQ(log.user[0], kNoId);
+  EXPECT_EQ(log.timestamp[0], kNoTime);
+  EXPECT_TRUE(std::isnan(log.price[0]));
+  EXPECT_EQ(log.users.size(), 0u);
+}
+
+TEST_F(PurchaseLogColumns, HeaderlessByPosition) {
+  const std::string path = write("log.txt",
+                                 "food;u1;i1;1498867200\n"
+                                 "toys;u2;i1;1498870800\n");
+  Config c = base({path});
+  c.data.format.header = false;
+  c.data.format.delimiter = ";";
+  c.data.columns.task = at(1);
+  c.data.columns.user = at(2);
+  c.data.columns.item = at(3);
+  c.data.columns.timestamp = at(4);
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 2u);  // no header: the first line is data
+  EXPECT_EQ(report.rows_read, 2);
+  EXPECT_EQ(log.tasks.name(log.task[0]), "food");
+  EXPECT_EQ(log.users.name(log.user[1]), "u2");
+  EXPECT_EQ(log.item, (std::vector<std::int32_t>{0, 0}));
+  EXPECT_EQ(log.timestamp[1] - log.timestamp[0], 3600);
+}
+
+TEST_F(PurchaseLogColumns, PositionBeyondWidthIsNamed) {
+  const std::string path = write("log.txt", "food,u1,i1\n");
+  Config c = base({path});
+  c.data.format.header = false;
+  c.data.columns.task = at(1);
+  c.data.columns.user = at(2);
+  c.data.columns.item = at(3);
+  c.data.columns.price = at(7);
+  const std::string m = load_error(c);
+  EXPECT_NE(m.find("data.columns.price = 7"), std::string::npos) << m;
+  EXPECT_NE(m.find(path), std::string::npos) << m;
+  EXPECT_NE(m.find("only 3 columns"), std::string::npos) << m;
+}
+
+TEST_F(PurchaseLogColumns, HeaderMatchIgnoresCaseAndPadding) {
+  const std::string path = write("log.csv",
+                                 "User_ID, ITEM_ID ,Category\n"
+                                 "u1,i1,food\n");
+  LoadReport report;
+  const PurchaseLog log = load(base({path}), report);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log.users.name(log.user[0]), "u1");
+  EXPECT_EQ(log.items.name(log.item[0]), "i1");
+  EXPECT_EQ(log.tasks.name(log.task[0]), "food");
+}
+
+TEST_F(PurchaseLogColumns, ExactHeaderMatchWinsOverCaseInsensitive) {
+  // Two columns differ only in case: the one spelled exactly as configured is used.
+  const std::string path = write("log.csv",
+                                 "USER_ID,user_id,item_id,category\n"
+                                 "wrong,right,i1,food\n");
+  LoadReport report;
+  const PurchaseLog log = load(base({path}), report);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log.users.name(log.user[0]), "right");
+}
+
+TEST_F(PurchaseLogColumns, SeveralFilesShareIds) {
+  const std::string a = write("a.csv",
+                              "user_id,item_id,category\n"
+                              "u1,i1,food\n"
+                              "u2,i2,food\n");
+  // The second part has its columns in another order: each file is mapped by its own header.
+  const std::string b = write("b.csv",
+                              "category,user_id,item_id\n"
+                              "toys,u2,i1\n"
+                              "toys,u3,i3\n");
+  LoadReport report;
+  const PurchaseLog log = load(base({a, b}), report);
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_EQ(log.users.size(), 3u);
+  EXPECT_EQ(log.items.size(), 3u);
+  EXPECT_EQ(log.user, (std::vector<std::int32_t>{0, 1, 1, 2}));
+  EXPECT_EQ(log.item, (std::vector<std::int32_t>{0, 1, 0, 2}));
+  EXPECT_EQ(log.task, (std::vector<std::int32_t>{0, 0, 1, 1}));
+  EXPECT_EQ(log.tasks.name(1), "toys");
+  EXPECT_EQ(report.rows_read, 4);
+  EXPECT_EQ(report.files, (std::vector<std::string>{a, b}));
+  EXPECT_EQ(report.bytes, static_cast<std::int64_t>(fs::file_size(a) + fs::file_size(b)));
+}
+
+TEST_F(PurchaseLogColumns, EmptyCellsAreMissingNotErrors) {
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category,timestamp,price\n"
+                                 "u1,i1,,2017-07-01,2.0\n"
+                                 ",i2,food,,\n"
+                                 "u2,,food,1498867200,  \n"
+                                 "u2,i1,  ,1498867200,1\n");
+  Config c = base({path});
+  c.data.columns.timestamp = named("timestamp");
+  c.data.columns.price = named("price");
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 4u);  // rows without a task are kept as history
+  EXPECT_EQ(report.rows_rejected, 0);
+  EXPECT_EQ(report.rows_without_task, 2);
+  EXPECT_EQ(log.task[0], kNoId);
+  EXPECT_EQ(log.task[3], kNoId);  // blank after trimming
+  EXPECT_EQ(log.tasks.size(), 1u);
+  EXPECT_EQ(log.user[1], kNoId);
+  EXPECT_EQ(log.timestamp[1], kNoTime);
+  EXPECT_TRUE(std::isnan(log.price[1]));
+  EXPECT_EQ(log.item[2], kNoId);
+  EXPECT_TRUE(std::isnan(log.price[2]));
+  EXPECT_FLOAT_EQ(log.price[3], 1.0f);
+  EXPECT_EQ(log.users.size(), 2u);  // the empty user is not interned as an id
+}
+
+TEST_F(PurchaseLogColumns, ExplicitTimeFormatsAreStrict) {
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category,ts\n"
+                                 "u1,i1,food,2017-07-01\n"
+                                 "u1,i1,food,1498867200\n");
+  Config c = base({path});
+  c.data.columns.timestamp = named("ts");
+  for (const char* format : {"unix", "iso8601"}) {
+    c.data.time_format = format;
+    LoadReport report;
+    const PurchaseLog log = load(c, report);
+    ASSERT_EQ(log.size(), 1u) << format;
+    EXPECT_EQ(log.timestamp[0], kJuly2017) << format;
+    EXPECT_EQ(report.rejected_by_reason["unparsable timestamp"], 1) << format;
+    ASSERT_EQ(report.bad_rows.size(), 1u);
+    EXPECT_EQ(report.bad_rows[0].line, std::string(format) == "unix" ? 2u : 3u) << format;
+  }
+}
+
+TEST_F(PurchaseLogColumns, RowLevelFeatures) {
+  const std::string path = write("log.csv",
+                                 "category,event,discount,channel,query\n"
+                                 "food,view,0.5,web,red shoes\n"
+                                 "food,purchase,,app,\n"
+                                 "food,view,2,,blue\n");
+  Config c = base({path});
+  c.data.columns.user = {};
+  c.data.columns.item = {};
+  c.task.label.kind = "event_binary";
+  c.data.columns.event = named("event");
+  c.data.features.numeric = {named("discount")};
+  c.data.features.categorical = {named("channel")};
+  c.data.features.text = {named("query")};
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 3u);
+  const auto& f = log.features;
+  ASSERT_EQ(f.numeric.size(), 1u);
+  EXPECT_EQ(f.numeric[0].name, "discount");
+  ASSERT_EQ(f.numeric[0].values.size(), 3u);
+  EXPECT_FLOAT_EQ(f.numeric[0].values[0], 0.5f);
+  EXPECT_TRUE(std::isnan(f.numeric[0].values[1]));
+  ASSERT_EQ(f.categorical.size(), 1u);
+  EXPECT_EQ(f.categorical[0].dictionary.name(f.categorical[0].values[1]), "app");
+  EXPECT_EQ(f.categorical[0].values[2], kNoId);
+  ASSERT_EQ(f.text.size(), 1u);
+  ASSERT_EQ(f.text[0].size(), 3u);
+  EXPECT_EQ(f.text[0].at(0), "red shoes");
+  EXPECT_EQ(f.text[0].at(1), "");
+  EXPECT_EQ(f.text[0].at(2), "blue");
+}
+
+TEST_F(PurchaseLogColumns, MissingColumnNamesKeyFileAndSuggestion) {
+  const std::string path = write("log.csv", "user_id,item_id,category,price\nu1,i1,food,1\n");
+  Config c = base({path});
+  c.data.columns.price = named("prices");
+  std::string m = load_error(c);
+  EXPECT_NE(m.find("data.columns.price"), std::string::npos) << m;
+  EXPECT_NE(m.find("'prices'"), std::string::npos) << m;
+  EXPECT_NE(m.find(path), std::string::npos) << m;
+  EXPECT_NE(m.find("did you mean 'price'?"), std::string::npos) << m;
+  EXPECT_NE(m.find("user_id, item_id, category, price"), std::string::npos) << m;
+
+  c = base({path});
+  c.data.columns.task = named("categry");
+  m = load_error(c);
+  EXPECT_NE(m.find("data.columns.task"), std::string::npos) << m;
+  EXPECT_NE(m.find("did you mean 'category'?"), std::string::npos) << m;
+}
+
+TEST_F(PurchaseLogColumns, ColumnMissingInSecondFileNamesThatFile) {
+  const std::string a = write("a.csv", "user_id,item_id,category\nu1,i1,food\n");
+  const std::string b = write("b.csv", "user_id,item,category\nu1,i1,food\n");
+  const std::string m = load_error(base({a, b}));
+  EXPECT_NE(m.find("data.columns.item"), std::string::npos) << m;
+  EXPECT_NE(m.find(b), std::string::npos) << m;
+}
+
+TEST_F(PurchaseLogColumns, MissingFileNamesPath) {
+  const std::string a = write("a.csv", "user_id,item_id,category\nu1,i1,food\n");
+  const std::string missing = (dir_ / "no_such_part.csv").string();
+  const std::string m = load_error(base({a, missing}));
+  EXPECT_NE(m.find(missing), std::string::npos) << m;
+}
+
+// Physical lines: 1 header, 2 good, 3-4 one quoted record spanning two lines, 5 blank,
+// 6 too few fields, 7 bad price, 8 impossible date, 9 good.
+constexpr const char* kWithBadRows =
+    "user_id,item_id,category,timestamp,price,note\n"
+    "u1,i1,food,2017-07-01,1.0,ok\n"
+    "u1,i2,food,2017-07-01,1.5,\"two\n"
+    "lines\"\n"
+    "\n"
+    "u2,i1,food,2017-07-01\n"
+    "u2,i2,food,2017-07-01,abc,x\n"
+    "u3,i1,food,2017-02-30,1.0,x\n"
+    "u3,i2,food,1498867200,2.0,x\n";
+
+Config with_price_and_time(Config c) {
+  c.data.columns.timestamp = named("timestamp");
+  c.data.columns.price = named("price");
+  return c;
+}
+
+TEST_F(PurchaseLogBadRows, SkipCountsAndListsThemWithFileAndLine) {
+  const std::string path = write("log.csv", kWithBadRows);
+  Config c = with_price_and_time(base({path}));
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_FLOAT_EQ(log.price[1], 1.5f);  // the record across two lines is kept
+  EXPECT_FLOAT_EQ(log.price[2], 2.0f);
+  EXPECT_EQ(report.rows_read, 6);
+  EXPECT_EQ(report.rows_rejected, 3);
+  EXPECT_EQ(report.rejected_by_reason,
+            (std::map<std::string, std::int64_t>{
+                {"wrong field count", 1}, {"unparsable number", 1}, {"unparsable timestamp", 1}}));
+  ASSERT_EQ(report.bad_rows.size(), 3u);
+  EXPECT_EQ(report.bad_rows[0].file, path);
+  EXPECT_EQ(report.bad_rows[0].line, 6u);
+  EXPECT_NE(report.bad_rows[0].reason.find("expected 6 fields, found 4"), std::string::npos)
+      << report.bad_rows[0].reason;
+  EXPECT_EQ(report.bad_rows[1].line, 7u);
+  EXPECT_NE(report.bad_rows[1].reason.find("price"), std::string::npos);
+  EXPECT_NE(report.bad_rows[1].reason.find("'abc'"), std::string::npos);
+  EXPECT_EQ(report.bad_rows[2].line, 8u);
+  EXPECT_NE(report.bad_rows[2].reason.find("'2017-02-30'"), std::string::npos);
+  // Rejected rows leave nothing behind: u2 and u3 appear only through kept rows.
+  EXPECT_EQ(log.users.size(), 2u);
+  EXPECT_EQ(log.users.name(1), "u3");
+}
+
+TEST_F(PurchaseLogBadRows, ListIsCappedByShowBadRowsButCountIsNot) {
+  const std::string path = write("log.csv", kWithBadRows);
+  Config c = with_price_and_time(base({path}));
+  c.data.show_bad_rows = 2;
+  LoadReport report;
+  load(c, report);
+  EXPECT_EQ(report.rows_rejected, 3);
+  ASSERT_EQ(report.bad_rows.size(), 2u);
+  EXPECT_EQ(report.bad_rows[0].line, 6u);
+  EXPECT_EQ(report.bad_rows[1].line, 7u);
+
+  c.data.show_bad_rows = 0;
+  LoadReport quiet;
+  load(c, quiet);
+  EXPECT_EQ(quiet.rows_rejected, 3);
+  EXPECT_TRUE(quiet.bad_rows.empty());
+}
+
+TEST_F(PurchaseLogBadRows, LinesAreCountedPerFile) {
+  const std::string a = write("a.csv", "user_id,item_id,category,price\nu1,i1,food,1\n");
+  const std::string b = write("b.csv", "user_id,item_id,category,price\nu1,i1,food,x\n");
+  Config c = base({a, b});
+  c.data.columns.price = named("price");
+  LoadReport report;
+  load(c, report);
+  ASSERT_EQ(report.bad_rows.size(), 1u);
+  EXPECT_EQ(report.bad_rows[0].file, b);
+  EXPECT_EQ(report.bad_rows[0].line, 2u);
+}
+
+TEST_F(PurchaseLogBadRows, FailStopsAtFirstWithFileLineAndReason) {
+  const std::string path = write("log.csv", kWithBadRows);
+  Config c = with_price_and_time(base({path}));
+  c.data.bad_rows = "fail";
+  std::string m = load_error(c);
+  EXPECT_NE(m.find(path + ":6:"), std::string::npos) << m;
+  EXPECT_NE(m.find("expected 6 fields, found 4"), std::string::npos) << m;
+  EXPECT_NE(m.find("data.bad_rows"), std::string::npos) << m;
+
+  const std::string price = write("price.csv",
+                                  "user_id,item_id,category,price\n"
+                                  "u1,i1,food,1\n"
+                                  "u1,i1,food,12,5\n");
+  Config p = base({price});
+  p.data.columns.price = named("price");
+  p.data.bad_rows = "fail";
+  // "12,5" is a decimal comma here: an extra field, reported as such on line 3.
+  m = load_error(p);
+  EXPECT_NE(m.find(price + ":3:"), std::string::npos) << m;
+
+  const std::string word = write("word.csv", "user_id,item_id,category,price\nu1,i1,food,one\n");
+  p.data.files = {word};
+  m = load_error(p);
+  EXPECT_NE(m.find(word + ":2: price column: 'one' is not a number"), std::string::npos) << m;
+}
+
+TEST_F(PurchaseLogBadRows, UnclosedQuoteIsReported) {
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category\n"
+                                 "u1,i1,food\n"
+                                 "u2,i2,\"toys\n");
+  LoadReport report;
+  const PurchaseLog log = load(base({path}), report);
+  EXPECT_EQ(log.size(), 1u);
+  EXPECT_EQ(report.rows_rejected, 1);
+  ASSERT_EQ(report.bad_rows.size(), 1u);
+  EXPECT_EQ(report.bad_rows[0].line, 3u);
+}
+
+TEST_F(PurchaseLogSideTables, JoinOnItemAndUser) {
+  const std::string log_path = write("log.csv",
+                                     "user_id,item_id,category\n"
+                                     "u1,i1,food\n"
+                                     "u2,i2,food\n"
+                                     "u1,i3,toys\n"
+                                     "u3,i1,toys\n");
+  // Rows in another order than the log's ids, a duplicate key, and an item the log lacks.
+  const std::string items = write("items.csv",
+                                  "item_id,brand,weight,title\n"
+                                  "i3,acme,3.5,\"Red, big\"\n"
+                                  "i1,zeta,1.25,small thing\n"
+                                  "i1,dup,9,duplicate\n"
+                                  "i9,acme,7,unknown item\n");
+  const std::string users = write("users.csv",
+                                  "uid;age;segment\n"
+                                  "u2;31;gold\n"
+                                  "u1;;silver\n"
+                                  "u8;abc;gold\n"
+                                  "u7;50;bronze\n");
+  Config c = base({log_path});
+  ml::config::SideTable item_table;
+  item_table.files = {items};
+  item_table.join = "item";
+  item_table.key = named("item_id");
+  item_table.features.categorical = {named("brand")};
+  item_table.features.numeric = {named("weight")};
+  item_table.features.text = {named("title")};
+  ml::config::SideTable user_table;
+  user_table.files = {users};
+  user_table.format.delimiter = ";";
+  user_table.join = "user";
+  user_table.key = named("uid");
+  user_table.features.numeric = {named("age")};
+  user_table.features.categorical = {named("segment")};
+  c.data.side_tables = {item_table, user_table};
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+
+  ASSERT_EQ(log.size(), 4u);
+  const std::int32_t i1 = id_of(log.items, "i1"), i2 = id_of(log.items, "i2"),
+                     i3 = id_of(log.items, "i3"), i9 = id_of(log.items, "i9");
+  EXPECT_EQ(i9, 3);  // interned after the log's own items
+  ASSERT_EQ(log.items.size(), 4u);
+
+  const auto& ia = log.item_attributes;
+  ASSERT_EQ(ia.numeric.size(), 1u);
+  ASSERT_EQ(ia.categorical.size(), 1u);
+  ASSERT_EQ(ia.text.size(), 1u);
+  EXPECT_EQ(ia.numeric[0].name, "weight");
+  ASSERT_EQ(ia.numeric[0].values.size(), log.items.size());
+  EXPECT_FLOAT_EQ(ia.numeric[0].values[i1], 1.25f);  // the first row of i1 wins
+  EXPECT_TRUE(std::isnan(ia.numeric[0].values[i2]));
+  EXPECT_FLOAT_EQ(ia.numeric[0].values[i3], 3.5f);
+  EXPECT_FLOAT_EQ(ia.numeric[0].values[i9], 7.0f);
+  const auto& brand = ia.categorical[0];
+  ASSERT_EQ(brand.values.size(), log.items.size());
+  EXPECT_EQ(brand.dictionary.name(brand.values[i1]), "zeta");
+  EXPECT_EQ(brand.values[i2], kNoId);
+  EXPECT_EQ(brand.dictionary.name(brand.values[i3]), "acme");
+  EXPECT_EQ(brand.values[i9], brand.values[i3]);
+  EXPECT_FALSE(brand.dictionary.find("dup").has_value());  // the duplicate row is not read
+  const auto& title = ia.text[0];
+  ASSERT_EQ(title.size(), log.items.size());
+  EXPECT_EQ(title.at(i1), "small thing");
+  EXPECT_EQ(title.at(i2), "");
+  EXPECT_EQ(title.at(i3), "Red, big");
+  EXPECT_EQ(title.at(i9), "unknown item");
+
+  const std::int32_t u1 = id_of(log.users, "u1"), u2 = id_of(log.users, "u2"),
+                     u3 = id_of(log.users, "u3"), u7 = id_of(log.users, "u7");
+  EXPECT_FALSE(log.users.find("u8").has_value());  // its row was rejected before interning
+  ASSERT_EQ(log.users.size(), 4u);
+  const auto& ua = log.user_attributes;
+  ASSERT_EQ(ua.numeric.size(), 1u);
+  ASSERT_EQ(ua.numeric[0].values.size(), log.users.size());
+  EXPECT_TRUE(std::isnan(ua.numeric[0].values[u1]));  // empty cell
+  EXPECT_FLOAT_EQ(ua.numeric[0].values[u2], 31.0f);
+  EXPECT_TRUE(std::isnan(ua.numeric[0].values[u3]));  // no row for u3
+  EXPECT_FLOAT_EQ(ua.numeric[0].values[u7], 50.0f);
+  const auto& segment = ua.categorical[0];
+  ASSERT_EQ(segment.values.size(), log.users.size());
+  EXPECT_EQ(segment.dictionary.name(segment.values[u1]), "silver");
+  EXPECT_EQ(segment.values[u3], kNoId);
+  EXPECT_TRUE(ia.text.size() == 1 && ua.text.empty());
+
+  ASSERT_EQ(report.side_tables.size(), 2u);
+  const auto& ri = report.side_tables[0];
+  EXPECT_EQ(ri.join, "item");
+  EXPECT_EQ(ri.files, std::vector<std::string>{items});
+  EXPECT_EQ(ri.rows, 4);
+  EXPECT_EQ(ri.rejected, 0);
+  EXPECT_EQ(ri.duplicate_keys, 1);
+  EXPECT_EQ(ri.log_ids_matched, 2);  // i1, i3 of the log's i1, i2, i3
+  EXPECT_EQ(ri.log_ids_total, 3);
+  const auto& ru = report.side_tables[1];
+  EXPECT_EQ(ru.join, "user");
+  EXPECT_EQ(ru.rows, 4);
+  EXPECT_EQ(ru.rejected, 1);
+  EXPECT_EQ(ru.duplicate_keys, 0);
+  EXPECT_EQ(ru.log_ids_matched, 2);  // u1, u2 of u1, u2, u3
+  EXPECT_EQ(ru.log_ids_total, 3);
+  // The side table's bad row is reported with its own file and line; the log had none.
+  EXPECT_EQ(report.rows_rejected, 0);
+  ASSERT_EQ(report.bad_rows.size(), 1u);
+  EXPECT_EQ(report.bad_rows[0].file, users);
+  EXPECT_EQ(report.bad_rows[0].line, 4u);
+  EXPECT_EQ(report.rejected_by_reason["unparsable number"], 1);
+}
+
+TEST_F(PurchaseLogSideTables, TwoTablesOnItemsArePaddedToAllIds) {
+  const std::string log_path = write("log.csv", "user_id,item_id,category\nu1,i1,food\n");
+  const std::string first = write("first.csv", "item_id,weight\ni1,2\n");
+  // The second table adds an item the first never saw: the first's column must still cover it.
+  const std::string second = write("second.csv", "item_id,colour\ni2,red\ni1,blue\n");
+  Config c = base({log_path});
+  ml::config::SideTable a;
+  a.files = {first};
+  a.key = named("item_id");
+  a.features.numeric = {named("weight")};
+  ml::config::SideTable b;
+  b.files = {second};
+  b.key = named("item_id");
+  b.features.text = {named("colour")};
+  c.data.side_tables = {a, b};
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.items.size(), 2u);
+  const auto& ia = log.item_attributes;
+  ASSERT_EQ(ia.numeric.size(), 1u);
+  ASSERT_EQ(ia.numeric[0].values.size(), 2u);
+  EXPECT_FLOAT_EQ(ia.numeric[0].values[0], 2.0f);
+  EXPECT_TRUE(std::isnan(ia.numeric[0].values[1]));
+  ASSERT_EQ(ia.text.size(), 1u);
+  ASSERT_EQ(ia.text[0].size(), 2u);
+  EXPECT_EQ(ia.text[0].at(0), "blue");
+  EXPECT_EQ(ia.text[0].at(1), "red");
+  EXPECT_EQ(report.side_tables[1].log_ids_matched, 1);
+  EXPECT_EQ(report.side_tables[1].log_ids_total, 1);
+}
+
+TEST_F(PurchaseLogSideTables, SeveralFilesAndErrors) {
+  const std::string log_path =
+      write("log.csv", "user_id,item_id,category\nu1,i1,food\nu1,i2,food\n");
+  const std::string p1 = write("p1.csv", "item_id,weight\ni2,2\n");
+  const std::string p2 = write("p2.csv", "weight,item_id\n3,i1\n4,i2\n");
+  Config c = base({log_path});
+  ml::config::SideTable t;
+  t.files = {p1, p2};
+  t.key = named("item_id");
+  t.features.numeric = {named("weight")};
+  c.data.side_tables = {t};
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  EXPECT_FLOAT_EQ(log.item_attributes.numeric[0].values[0], 3.0f);
+  EXPECT_FLOAT_EQ(log.item_attributes.numeric[0].values[1], 2.0f);  // first file's row wins
+  EXPECT_EQ(report.side_tables[0].duplicate_keys, 1);
+  EXPECT_EQ(report.side_tables[0].log_ids_matched, 2);
+
+  c.data.side_tables[0].key = named("item");
+  std::string m = load_error(c);
+  EXPECT_NE(m.find("data.side_tables[0].key"), std::string::npos) << m;
+  EXPECT_NE(m.find(p1), std::string::npos) << m;
+
+  c.data.side_tables[0].key = named("item_id");
+  c.data.side_tables[0].features.numeric = {named("wieght")};
+  m = load_error(c);
+  EXPECT_NE(m.find("data.side_tables[0].features.numeric[0]"), std::string::npos) << m;
+  EXPECT_NE(m.find("did you mean 'weight'?"), std::string::npos) << m;
+
+  c.data.side_tables[0].features.numeric = {named("weight")};
+  c.data.side_tables[0].files = {(dir_ / "gone.csv").string()};
+  m = load_error(c);
+  EXPECT_NE(m.find((dir_ / "gone.csv").string()), std::string::npos) << m;
+}
+
+}  // namespace
