@@ -45,6 +45,22 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // An unknown first word leaves "a subcommand is required", which hides the typo: name it.
+    if (app.get_subcommands().empty() && argc > 1) {
+      const std::string word = argv[1];
+      const bool option = !word.empty() && word[0] == '-';
+      if (option && !app.get_option_no_throw(word.substr(0, word.find('=')))) {
+        std::cerr << "metalearn: error: unknown top-level option '" << word
+                  << "' (see metalearn --help)\n";
+        return static_cast<int>(ExitCode::kUsage);
+      }
+      if (!option) {
+        std::cerr << "metalearn: error: unknown subcommand '" << word
+                  << "': expected train, adapt, eval, predict, inspect or synth (see metalearn "
+                     "--help)\n";
+        return static_cast<int>(ExitCode::kUsage);
+      }
+    }
     std::cerr << "metalearn: error: " << e.what() << " (see metalearn --help)\n";
     return static_cast<int>(ExitCode::kUsage);
   } catch (const Error& e) {
