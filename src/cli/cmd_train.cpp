@@ -1,6 +1,12 @@
 // `metalearn train`: meta-train on the base tasks of a config.
+#include <cmath>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
 #include "cli/command.hpp"
-#include "runtime/device.hpp"
+#include "train/trainer.hpp"
+#include "util/strings.hpp"
 
 namespace ml::cli {
 
@@ -8,16 +14,43 @@ void add_train_command(CLI::App& app) {
   auto* command = app.add_subcommand("train", "Meta-train a model on the base tasks of a config");
   struct Options {
     ConfigOptions config;
-    bool resume = false;
+    train::TrainOptions train;
+    bool json = false;
   };
   auto options = std::make_shared<Options>();
   options->config.add_to(*command, /*with_runtime=*/true);
-  command->add_flag("--resume", options->resume, "continue the run in run.dir from its latest checkpoint");
+  command->add_flag("--resume", options->train.resume,
+                    "continue the run in run.dir from its latest checkpoint");
+  command->add_option("--stop-after", options->train.stop_after,
+                      "stop after this many meta-iterations in this call (0 = run to the end)")
+      ->check(CLI::NonNegativeNumber);
+  command->add_flag("--json", options->json, "machine-readable summary on stdout");
   command->callback([options] {
     config::Config config;
     if (!options->config.load(config)) return;
-    runtime::resolve_device(config.run.device);  // a wrong device fails before any work
-    not_built_yet("metalearn train");
+    train::TrainSummary s = train::run_training(config, options->train);
+    nlohmann::json j = {{"run_dir", s.run_dir},
+                        {"algorithm", s.algorithm},
+                        {"iterations", s.iterations},
+                        {"last_loss", s.last_loss},
+                        {"best_iteration", s.best_iteration},
+                        {"best_validation_loss",
+                         std::isfinite(s.best_validation) ? nlohmann::json(s.best_validation)
+                                                          : nlohmann::json()},
+                        {"seconds", s.seconds}};
+    if (options->json) {
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    std::cout << "run          " << s.run_dir << "\n"
+              << "algorithm    " << s.algorithm << "\n"
+              << "iterations   " << s.iterations << " in " << fixed(s.seconds, 1) << " s\n"
+              << "last loss    " << fixed(s.last_loss, 4) << "\n"
+              << "best         iteration " << s.best_iteration
+              << (std::isfinite(s.best_validation)
+                      ? ", validation loss " + fixed(s.best_validation, 4)
+                      : std::string(" (no validation tasks)"))
+              << "\n";
   });
 }
 

@@ -184,6 +184,61 @@ void read_split(JsonObject o, SplitConfig& s) {
             "expected an ISO-8601 date/time (2017-07-01 or 2017-07-01T00:00:00) or unix seconds");
 }
 
+void read_model(JsonObject o, ModelConfig& m) {
+  o.read("type", m.type);
+  o.read("hidden", m.hidden);
+  o.read("embedding_dim", m.embedding_dim);
+  o.finish();
+  require_one_of(o.path_of("type"), m.type, {"mlp", "embedding_mlp"});
+  require(!m.hidden.empty(), o.path_of("hidden"), Json(m.hidden), "needs at least one layer width");
+  for (std::size_t i = 0; i < m.hidden.size(); ++i)
+    require(m.hidden[i] >= 1, o.path_of("hidden") + "[" + std::to_string(i) + "]",
+            Json(m.hidden[i]), "must be >= 1");
+  require(m.embedding_dim >= 1, o.path_of("embedding_dim"), Json(m.embedding_dim), "must be >= 1");
+}
+
+void read_meta(JsonObject o, MetaConfig& m) {
+  o.read("algorithm", m.algorithm);
+  o.read("iterations", m.iterations);
+  o.read("meta_batch", m.meta_batch);
+  o.read("inner_steps", m.inner_steps);
+  o.read("inner_lr", m.inner_lr);
+  o.read("adapt_steps", m.adapt_steps);
+  o.read("inner_params", m.inner_params);
+  o.read("outer_optimizer", m.outer_optimizer);
+  o.read("outer_lr", m.outer_lr);
+  o.read("grad_clip", m.grad_clip);
+  o.finish();
+  require_one_of(o.path_of("algorithm"), m.algorithm,
+                 {"maml", "fomaml", "reptile", "anil", "metasgd", "protonet", "pretrain", "scratch"});
+  require(m.iterations >= 0, o.path_of("iterations"), Json(m.iterations), "must be >= 0");
+  require(m.meta_batch >= 1, o.path_of("meta_batch"), Json(m.meta_batch), "must be >= 1");
+  require(m.inner_steps >= 1, o.path_of("inner_steps"), Json(m.inner_steps), "must be >= 1");
+  require(m.inner_lr > 0 && std::isfinite(m.inner_lr), o.path_of("inner_lr"), Json(m.inner_lr),
+          "must be a positive number");
+  require(m.adapt_steps >= 0, o.path_of("adapt_steps"), Json(m.adapt_steps), "must be >= 0");
+  require_one_of(o.path_of("inner_params"), m.inner_params, {"dense", "all", "head"});
+  require_one_of(o.path_of("outer_optimizer"), m.outer_optimizer, {"adam", "sgd"});
+  require(m.outer_lr > 0 && std::isfinite(m.outer_lr), o.path_of("outer_lr"), Json(m.outer_lr),
+          "must be a positive number");
+  require(m.grad_clip >= 0, o.path_of("grad_clip"), Json(m.grad_clip), "must be >= 0 (0 = off)");
+}
+
+void read_train(JsonObject o, TrainConfig& t) {
+  o.read("log_every", t.log_every);
+  o.read("validate_every", t.validate_every);
+  o.read("validation_episodes", t.validation_episodes);
+  o.read("checkpoint_every", t.checkpoint_every);
+  o.finish();
+  require(t.log_every >= 1, o.path_of("log_every"), Json(t.log_every), "must be >= 1");
+  require(t.validate_every >= 0, o.path_of("validate_every"), Json(t.validate_every),
+          "must be >= 0 (0 = only at the end)");
+  require(t.validation_episodes >= 1, o.path_of("validation_episodes"),
+          Json(t.validation_episodes), "must be >= 1");
+  require(t.checkpoint_every >= 1, o.path_of("checkpoint_every"), Json(t.checkpoint_every),
+          "must be >= 1");
+}
+
 void read_run(JsonObject o, RunConfig& r) {
   o.read("dir", r.dir);
   o.read("device", r.device);
@@ -265,6 +320,24 @@ void to_json(Json& j, const Config& c) {
         {"new_fraction", c.split.new_fraction},
         {"validation_fraction", c.split.validation_fraction},
         {"time_cutoff", c.split.time_cutoff}}},
+      {"model",
+       {{"type", c.model.type}, {"hidden", c.model.hidden}, {"embedding_dim", c.model.embedding_dim}}},
+      {"meta",
+       {{"algorithm", c.meta.algorithm},
+        {"iterations", c.meta.iterations},
+        {"meta_batch", c.meta.meta_batch},
+        {"inner_steps", c.meta.inner_steps},
+        {"inner_lr", c.meta.inner_lr},
+        {"adapt_steps", c.meta.adapt_steps},
+        {"inner_params", c.meta.inner_params},
+        {"outer_optimizer", c.meta.outer_optimizer},
+        {"outer_lr", c.meta.outer_lr},
+        {"grad_clip", c.meta.grad_clip}}},
+      {"train",
+       {{"log_every", c.train.log_every},
+        {"validate_every", c.train.validate_every},
+        {"validation_episodes", c.train.validation_episodes},
+        {"checkpoint_every", c.train.checkpoint_every}}},
       {"run", {{"dir", c.run.dir}, {"device", c.run.device}, {"threads", c.run.threads}}}};
 }
 
@@ -294,6 +367,9 @@ void validate(const Config& c) {
         "data.features: row-level feature columns cannot be used with task.label.kind = "
         "\"implicit\" (sampled negatives have no row to read them from, so they would give the "
         "label away); declare item or user attributes in data.side_tables instead");
+  if (c.meta.algorithm == "protonet" && label.kind == "regression")
+    throw ConfigError("meta.algorithm = \"protonet\": needs class labels, but task.label.kind = "
+                      "\"regression\" has none; use maml, fomaml, reptile, anil or metasgd");
   if (!c.split.time_cutoff.empty())
     need(!cols.timestamp.empty(), "data.columns.timestamp", "by split.time_cutoff");
   for (const auto& a : c.features.aggregates) {
@@ -345,6 +421,9 @@ Config config_from_json(const Json& j) {
   read_feature_config(top.object("features"), c.features);
   read_task(top.object("task"), c.task);
   read_split(top.object("split"), c.split);
+  read_model(top.object("model"), c.model);
+  read_meta(top.object("meta"), c.meta);
+  read_train(top.object("train"), c.train);
   read_run(top.object("run"), c.run);
   top.finish();
   const bool aggregates_given = j.contains("features") && j["features"].is_object() &&

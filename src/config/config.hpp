@@ -116,6 +116,41 @@ struct SplitConfig {
   std::string time_cutoff;
 };
 
+struct ModelConfig {
+  // "mlp": a ReLU tower over the dense feature vector (the classic purchase predictor);
+  // "embedding_mlp": hashed id and categorical embeddings concatenated with the dense features,
+  // then the tower (MeLU style).
+  std::string type = "mlp";
+  std::vector<int> hidden = {128, 64};  // tower widths, each >= 1
+  int embedding_dim = 16;               // embedding_mlp: width of every embedding, >= 1
+};
+
+struct MetaConfig {
+  // "maml" (second order), "fomaml", "reptile", "anil" (inner loop on the head only),
+  // "metasgd" (learned per-parameter inner learning rates), "protonet" (class prototypes),
+  // and the baselines "pretrain" (joint training on all base-task data, then fine-tune) and
+  // "scratch" (random init, fine-tune on the support set).
+  std::string algorithm = "maml";
+  int iterations = 300;  // meta-iterations (outer optimizer steps), >= 0
+  int meta_batch = 16;   // tasks per meta-iteration, >= 1
+  int inner_steps = 5;   // SGD steps on each support set during meta-training, >= 1
+  double inner_lr = 0.3;  // inner SGD learning rate (metasgd: the initial value), > 0
+  int adapt_steps = 5;    // steps when adapting to a new task (adapt/eval default), >= 0
+  // Which parameters the inner loop adapts: "dense" (all but embeddings: they are shared and
+  // only meta-updated), "all", or "head" (the output layer; anil always uses "head").
+  std::string inner_params = "dense";
+  std::string outer_optimizer = "adam";  // "adam" | "sgd"
+  double outer_lr = 1e-3;                // > 0
+  double grad_clip = 0;                  // max global gradient norm of a meta-step; 0 = off
+};
+
+struct TrainConfig {
+  int log_every = 10;            // meta-iterations between metrics.jsonl lines, >= 1
+  int validate_every = 50;       // meta-iterations between validations; 0 = only at the end
+  int validation_episodes = 2;   // episodes per validation task, >= 1
+  int checkpoint_every = 100;    // meta-iterations between latest-checkpoint writes, >= 1
+};
+
 struct RunConfig {
   std::string dir = "runs/default";  // run directory (config, metrics, logs, checkpoints)
   std::string device = "auto";       // "cpu" | "cuda" | "cuda:N" | "auto"
@@ -128,6 +163,9 @@ struct Config {
   FeatureConfig features;
   TaskConfig task;
   SplitConfig split;
+  ModelConfig model;
+  MetaConfig meta;
+  TrainConfig train;
   RunConfig run;
 
   std::string source_path;  // the file it was read from ("" when built in code); not serialised

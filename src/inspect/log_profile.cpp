@@ -6,8 +6,7 @@
 #include <iomanip>
 #include <map>
 
-#include "features/feature_space.hpp"
-#include "tasks/task_set.hpp"
+#include "pipeline/run_data.hpp"
 #include "util/strings.hpp"
 #include "util/time_parse.hpp"
 
@@ -36,7 +35,10 @@ Distribution distribution_of(std::vector<std::int64_t> values) {
 LogProfile profile_log(const config::Config& config) {
   LogProfile p;
   p.config_path = config.source_path;
-  data::PurchaseLog log = data::load_purchase_log(config, p.load);
+  auto run = pipeline::prepare_run_data(config);
+  const data::PurchaseLog& log = run->log;
+  const tasks::TaskSet& set = run->tasks;
+  p.load = run->report;
   p.rows_kept = static_cast<std::int64_t>(log.size());
   // Distinct ids in the log's rows: side tables intern their own ids into the same
   // dictionaries, so users/items that only appear there must not be counted.
@@ -65,8 +67,6 @@ LogProfile profile_log(const config::Config& config) {
     p.last_time = format_iso8601(last);
   }
 
-  tasks::TaskSet set = tasks::build_tasks(log, config);
-  tasks::split_tasks(set, config);
   p.label_kind = config.task.label.kind;
   p.time_cutoff = config.split.time_cutoff;
   p.rows_before_cutoff = set.rows_before_cutoff;
@@ -114,11 +114,9 @@ LogProfile profile_log(const config::Config& config) {
   p.classes = std::count(class_seen.begin(), class_seen.end(), true);
   p.task_sizes = distribution_of(sizes);
 
-  auto train_rows = tasks::training_rows(log, set);
-  auto space = features::FeatureSpace::fit(log, set, train_rows, config);
-  p.dense_features = space.dense_dim();
-  p.id_fields = space.id_fields();
-  p.dense_feature_names = space.dense_names();
+  p.dense_features = run->features.dense_dim();
+  p.id_fields = run->features.id_fields();
+  p.dense_feature_names = run->features.dense_names();
   return p;
 }
 

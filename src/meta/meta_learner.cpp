@@ -1,0 +1,189 @@
+// Meta-learning algorithms and baselines: see meta_learner.hpp.
+#include "meta/meta_learner.hpp"
+
+#include "util/errors.hpp"
+
+namespace ml::meta {
+
+using models::Batch;
+using torch::Tensor;
+
+TaskBatch make_task_batch(const pipeline::RunData& data, const tasks::Episode& episode,
+                          const torch::Device& device) {
+  const auto dense = data.features.dense_dim();
+  const auto ids = data.features.id_fields();
+  TaskBatch b{models::make_batch(data.encoder, dense, ids, *episode.task, episode.support, episode.classes),
+              models::make_batch(data.encoder, dense, ids, *episode.task, episode.query, episode.classes)};
+  if (device.is_cuda()) {
+    b.support = b.support.to(device);
+    b.query = b.query.to(device);
+  }
+  return b;
+}
+
+std::vector<Tensor> inner_loop(const models::FunctionalModelImpl& model,
+                               const std::vector<Tensor>& params, const std::vector<bool>& mask,
+                               const Batch& support, tasks::LabelKind kind, int steps, double lr,
+                               bool create_graph, const std::vector<Tensor>* per_param_lr) {
+  std::vector<Tensor> fast = params;
+  if (!create_graph)
+    for (std::size_t i = 0; i < fast.size(); ++i)
+      if (mask[i]) fast[i] = params[i].detach().requires_grad_(true);
+  for (int s = 0; s < steps; ++s) {
+    Tensor loss = models::task_loss(model.forward(support, fast), support.target, kind);
+    std::vector<Tensor> inputs;
+    for (std::size_t i = 0; i < fast.size(); ++i)
+      if (mask[i]) inputs.push_back(fast[i]);
+    auto grads = torch::autograd::grad({loss}, inputs, /*grad_outputs=*/{},
+                                       /*retain_graph=*/create_graph, /*create_graph=*/create_graph,
+                                       /*allow_unused=*/true);
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < fast.size(); ++i) {
+      if (!mask[i]) continue;
+      const Tensor& g = grads[k++];
+      if (!g.defined()) continue;
+      Tensor step = per_param_lr ? (*per_param_lr)[i] * g : lr * g;
+      fast[i] = create_graph ? fast[i] - step : (fast[i] - step).detach().requires_grad_(true);
+    }
+  }
+  return fast;
+}
+
+MetaLearner::MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind,
+                         models::FunctionalModel model)
+    : config_(config), kind_(kind), model_(std::move(model)) {
+  mask_ = mask_for(config_.algorithm);
+  if (config_.algorithm == "metasgd")
+    for (const auto& p : model_->params())
+      inner_lrs_.push_back(torch::full_like(p, config_.inner_lr).requires_grad_(true));
+}
+
+std::vector<bool> MetaLearner::mask_for(const std::string& algorithm) const {
+  // ANIL adapts the head by definition; Reptile moves every weight, or weights it leaves out
+  // would never be trained.
+  if (algorithm == "anil") return models::adapt_mask(*model_, "head");
+  if (algorithm == "reptile") return models::adapt_mask(*model_, "all");
+  return models::adapt_mask(*model_, config_.inner_params);
+}
+
+std::vector<Tensor> MetaLearner::meta_parameters() const {
+  std::vector<Tensor> all = model_->params();
+  all.insert(all.end(), inner_lrs_.begin(), inner_lrs_.end());
+  return all;
+}
+
+namespace {
+void add_grad(Tensor& target, const Tensor& g) {
+  if (!g.defined()) return;
+  if (!target.grad().defined())
+    target.mutable_grad() = g.detach().clone();
+  else
+    target.mutable_grad().add_(g.detach());
+}
+}  // namespace
+
+Tensor MetaLearner::prototype_logits(const Batch& support, const Batch& query,
+                                     const std::vector<Tensor>& params) const {
+  Tensor zs = model_->represent(support, params);
+  Tensor zq = model_->represent(query, params);
+  const std::int64_t classes =
+      kind_ == tasks::LabelKind::kMulticlass ? model_->shape().outputs : 2;
+  Tensor onehot = torch::one_hot(support.target.to(torch::kInt64), classes).to(zs.dtype());
+  Tensor counts = onehot.sum(0).clamp_min(1).unsqueeze(1);
+  Tensor prototypes = onehot.t().matmul(zs) / counts;        // [C, h]
+  return -(zq.unsqueeze(1) - prototypes.unsqueeze(0)).pow(2).sum(-1);  // [n, C]
+}
+
+double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks) {
+  if (tasks.empty()) throw DataError("a meta-batch needs at least one task");
+  const std::string& algo = config_.algorithm;
+  std::vector<Tensor> params = model_->params();
+  const double scale = 1.0 / static_cast<double>(tasks.size());
+  double total = 0;
+
+  if (algo == "pretrain") {
+    std::vector<Batch> parts;
+    for (const auto& t : tasks) {
+      parts.push_back(t.support);
+      parts.push_back(t.query);
+    }
+    Batch all = parts[0];
+    for (std::size_t i = 1; i < parts.size(); ++i) all = models::concat(all, parts[i]);
+    Tensor loss = models::task_loss(model_->forward(all, params), all.target, kind_);
+    loss.backward();
+    return loss.item<double>();
+  }
+  for (const auto& t : tasks) {
+    if (algo == "protonet") {
+      Tensor loss = torch::nn::functional::cross_entropy(prototype_logits(t.support, t.query, params),
+                                                         t.query.target.to(torch::kInt64)) *
+                    scale;
+      loss.backward();
+      total += loss.item<double>();
+    } else if (algo == "maml" || algo == "anil" || algo == "metasgd") {
+      auto fast = inner_loop(*model_, params, mask_, t.support, kind_, config_.inner_steps,
+                             config_.inner_lr, /*create_graph=*/true,
+                             algo == "metasgd" ? &inner_lrs_ : nullptr);
+      Tensor loss = models::task_loss(model_->forward(t.query, fast), t.query.target, kind_) * scale;
+      loss.backward();
+      total += loss.item<double>();
+    } else if (algo == "fomaml") {
+      auto fast = inner_loop(*model_, params, mask_, t.support, kind_, config_.inner_steps,
+                             config_.inner_lr, /*create_graph=*/false);
+      Tensor loss = models::task_loss(model_->forward(t.query, fast), t.query.target, kind_) * scale;
+      loss.backward();  // reaches the unadapted weights directly, the adapted leaves below
+      for (std::size_t i = 0; i < params.size(); ++i)
+        if (mask_[i]) add_grad(params[i], fast[i].grad());
+      total += loss.item<double>();
+    } else if (algo == "reptile") {
+      Batch all = models::concat(t.support, t.query);
+      const std::int64_t k = t.support.size(), n = all.size();
+      std::vector<Tensor> fast;
+      for (const auto& p : params) fast.push_back(p.detach().clone().requires_grad_(true));
+      for (int s = 0; s < config_.inner_steps; ++s) {
+        const std::int64_t lo = (s * k) % n;
+        const std::int64_t hi = std::min(lo + k, n);
+        Batch part{all.dense.slice(0, lo, hi), all.ids.slice(0, lo, hi), all.target.slice(0, lo, hi)};
+        fast = inner_loop(*model_, fast, mask_, part, kind_, 1, config_.inner_lr, false);
+      }
+      {
+        torch::NoGradGuard no_grad;
+        total += models::task_loss(model_->forward(t.query, fast), t.query.target, kind_)
+                     .item<double>() * scale;
+      }
+      for (std::size_t i = 0; i < params.size(); ++i)
+        add_grad(params[i], (params[i].detach() - fast[i].detach()) * scale);
+    } else {
+      throw ConfigError("meta.algorithm = \"" + algo + "\" has no meta-training step");
+    }
+  }
+  return total;
+}
+
+std::vector<Tensor> MetaLearner::adapted_parameters(const Batch& support, int steps) const {
+  std::vector<Tensor> params;
+  for (const auto& p : model_->params()) params.push_back(p.detach());
+  if (config_.algorithm == "protonet" || steps <= 0) return params;
+  std::vector<Tensor> lrs;
+  for (const auto& lr : inner_lrs_) lrs.push_back(lr.detach());
+  auto fast = inner_loop(*model_, params, mask_, support, kind_, steps, config_.inner_lr, false,
+                         lrs.empty() ? nullptr : &lrs);
+  for (auto& f : fast) f = f.detach();
+  return fast;
+}
+
+Tensor MetaLearner::adapted_outputs(const Batch& support, const Batch& query, int steps) const {
+  if (config_.algorithm == "protonet") {
+    torch::NoGradGuard no_grad;
+    std::vector<Tensor> params = model_->params();
+    Tensor logits = prototype_logits(support, query, params);
+    if (kind_ == tasks::LabelKind::kBinary)  // one logit: log-odds of class 1 against class 0
+      return (logits.select(1, 1) - logits.select(1, 0)).unsqueeze(1);
+    return logits;
+  }
+  auto fast = adapted_parameters(support, steps);
+  torch::NoGradGuard no_grad;
+  return model_->forward(query, fast);
+}
+
+}  // namespace ml::meta

@@ -1,0 +1,82 @@
+// The meta-learning algorithms and the two baselines behind one interface: an outer step's
+// gradient from a meta-batch of tasks, and adaptation to a new task's support set.
+//
+//   maml     second order: the query loss is differentiated through the inner SGD steps
+//   fomaml   first order: the query gradient at the adapted weights is applied to the init
+//   reptile  inner SGD over support + query in K-sized minibatches; meta-gradient theta - phi
+//   anil     maml with the inner loop on the head only
+//   metasgd  maml with learned per-parameter inner learning rates (meta-parameters too)
+//   protonet class prototypes from support representations, distances as logits
+//   pretrain joint training on the same episodes' examples, then fine-tuning at adaptation
+//   scratch  no training: random init, fine-tuned at adaptation
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "models/batch.hpp"
+#include "models/model.hpp"
+#include "pipeline/run_data.hpp"
+#include "tasks/episode_sampler.hpp"
+#include "tasks/task_set.hpp"
+
+namespace ml::meta {
+
+struct TaskBatch {
+  models::Batch support, query;
+};
+
+// Encodes an episode's support and query examples onto `device`.
+TaskBatch make_task_batch(const pipeline::RunData& data, const tasks::Episode& episode,
+                          const torch::Device& device);
+
+// Inner-loop SGD from `params`. Only parameters where `mask` is true move. With
+// `create_graph` the result stays differentiable with respect to `params` (second order);
+// without it every adapted tensor is a fresh leaf. `per_param_lr`, when given, replaces `lr`.
+std::vector<torch::Tensor> inner_loop(const models::FunctionalModelImpl& model,
+                                      const std::vector<torch::Tensor>& params,
+                                      const std::vector<bool>& mask, const models::Batch& support,
+                                      tasks::LabelKind kind, int steps, double lr,
+                                      bool create_graph,
+                                      const std::vector<torch::Tensor>* per_param_lr = nullptr);
+
+class MetaLearner {
+ public:
+  MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind, models::FunctionalModel model);
+
+  const std::string& algorithm() const { return config_.algorithm; }
+  models::FunctionalModel& model() { return model_; }
+  const models::FunctionalModel& model() const { return model_; }
+  // What the outer optimiser updates: the model's parameters, then Meta-SGD's learning rates.
+  std::vector<torch::Tensor> meta_parameters() const;
+  // Meta-SGD's per-parameter learning rates (empty for the other algorithms).
+  std::vector<torch::Tensor>& inner_learning_rates() { return inner_lrs_; }
+  bool trains() const { return config_.algorithm != "scratch"; }
+
+  // Accumulates the meta-gradient of one meta-batch into .grad() of meta_parameters()
+  // (averaged over tasks) and returns the mean query loss after adaptation.
+  double accumulate_meta_gradient(const std::vector<TaskBatch>& tasks);
+
+  // Outputs on `query` after adapting to `support` for `steps` steps ([n, outputs]; binary
+  // protonet gives one logit column). No graph is kept.
+  torch::Tensor adapted_outputs(const models::Batch& support, const models::Batch& query,
+                                int steps) const;
+  // The adapted parameters themselves (for saving an adapted model).
+  std::vector<torch::Tensor> adapted_parameters(const models::Batch& support, int steps) const;
+
+ private:
+  std::vector<bool> mask_for(const std::string& algorithm) const;
+  torch::Tensor prototype_logits(const models::Batch& support, const models::Batch& query,
+                                 const std::vector<torch::Tensor>& params) const;
+
+  config::MetaConfig config_;
+  tasks::LabelKind kind_;
+  models::FunctionalModel model_;
+  std::vector<bool> mask_;
+  std::vector<torch::Tensor> inner_lrs_;
+};
+
+}  // namespace ml::meta

@@ -1,0 +1,26 @@
+// Data preparation shared by the commands: see run_data.hpp.
+#include "pipeline/run_data.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace ml::pipeline {
+
+std::unique_ptr<RunData> prepare_run_data(const config::Config& config,
+                                          const nlohmann::json* saved_features) {
+  auto data = std::make_unique<RunData>();
+  data->log = data::load_purchase_log(config, data->report);
+  data->tasks = tasks::build_tasks(data->log, config);
+  tasks::split_tasks(data->tasks, config);
+  if (saved_features) {
+    from_json(*saved_features, data->features);
+  } else {
+    auto train_rows = tasks::training_rows(data->log, data->tasks);
+    data->features = features::FeatureSpace::fit(data->log, data->tasks, train_rows, config);
+  }
+  data->encoder = data->features.bind(data->log);
+  spdlog::debug("prepared {} rows, {} tasks, {} dense features", data->log.size(),
+                data->tasks.tasks.size(), data->features.dense_dim());
+  return data;
+}
+
+}  // namespace ml::pipeline

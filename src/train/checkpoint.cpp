@@ -1,0 +1,417 @@
+// The checkpoint file format: atomic writing, validated reading, run-directory resolution.
+#include "train/checkpoint.hpp"
+
+#include <torch/torch.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <system_error>
+
+#include "util/errors.hpp"
+#include "util/version.hpp"
+
+namespace ml::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kMagic[] = "MLCKPT\r\n";
+constexpr std::uint64_t kMagicSize = 8;
+constexpr std::uint64_t kMetaLengthOffset = kMagicSize + 4;
+constexpr std::uint64_t kMetaOffset = kMetaLengthOffset + 8;
+// Magic, format, both lengths and the checksum: a file with empty meta and payload.
+constexpr std::uint64_t kMinSize = kMetaOffset + 8 + 8;
+
+std::string quoted(const std::string& path) {
+  return "'" + path + "'";
+}
+
+// torch messages can span lines (and carry backtraces); the tool promises one-line errors.
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
+
+std::string torch_message(const std::exception& e) {
+  if (auto* c10_error = dynamic_cast<const c10::Error*>(&e))
+    return first_line(c10_error->what_without_backtrace());
+  return first_line(e.what());
+}
+
+class Fnv1a64 {
+ public:
+  void update(const void* data, std::size_t size) {
+    auto* bytes = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < size; ++i) {
+      hash_ ^= bytes[i];
+      hash_ *= 1099511628211ULL;
+    }
+  }
+  void update(const std::string& s) { update(s.data(), s.size()); }
+  std::uint64_t value() const { return hash_; }
+
+ private:
+  std::uint64_t hash_ = 14695981039346656037ULL;
+};
+
+// Explicit little-endian encoding, so files move between machines whatever their byte order.
+std::string encode_u32(std::uint32_t v) {
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  return out;
+}
+std::string encode_u64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  return out;
+}
+std::uint64_t decode_le(const std::string& bytes) {
+  std::uint64_t v = 0;
+  for (std::size_t i = bytes.size(); i-- > 0;) v = (v << 8) | static_cast<unsigned char>(bytes[i]);
+  return v;
+}
+
+// Length fields come from the file and may be garbage; saturate rather than wrap around.
+std::uint64_t add_saturating(std::uint64_t a, std::uint64_t b) {
+  return a > std::numeric_limits<std::uint64_t>::max() - b
+             ? std::numeric_limits<std::uint64_t>::max()
+             : a + b;
+}
+
+CheckpointError not_a_checkpoint(const std::string& path, const std::string& why) {
+  return CheckpointError(quoted(path) + " is not a metalearn checkpoint (" + why + ")");
+}
+CheckpointError truncated(const std::string& path, std::uint64_t expected, std::uint64_t found,
+                          bool at_least) {
+  return CheckpointError(quoted(path) + " is truncated (expected " + (at_least ? "at least " : "") +
+                         std::to_string(expected) + " bytes, found " + std::to_string(found) + ")");
+}
+CheckpointError corrupt(const std::string& path, const std::string& why) {
+  return CheckpointError(quoted(path) + " is corrupt: " + why);
+}
+
+// Where the parts of a checkpoint lie, once the lengths have been checked against the file.
+struct Layout {
+  std::uint32_t format = 0;
+  std::uint64_t meta_size = 0;
+  std::uint64_t payload_offset = 0;
+  std::uint64_t payload_size = 0;
+  std::uint64_t checksum_offset = 0;
+};
+
+// Shared by the full and the metadata-only reader: `read_at(offset, n)` returns n bytes, which
+// every caller guarantees lie inside the file of `size` bytes.
+template <typename ReadAt>
+Layout parse_layout(const std::string& path, std::uint64_t size, ReadAt&& read_at) {
+  if (size == 0) throw not_a_checkpoint(path, "the file is empty");
+  const std::string magic = read_at(0, std::min(size, kMagicSize));
+  if (magic != std::string(kMagic, magic.size())) {
+    if (magic.compare(0, 7, "MLCKPT\n") == 0 || magic.compare(0, 7, "MLCKPT\r") == 0)
+      throw not_a_checkpoint(
+          path,
+          "its line endings were converted, e.g. by a text-mode transfer; copy it in binary "
+          "mode");
+    throw not_a_checkpoint(path, "it does not start with the checkpoint magic \"MLCKPT\"");
+  }
+  // A cut-off magic is still our file: say truncated, which tells the user what happened.
+  if (size < kMetaLengthOffset) throw truncated(path, kMinSize, size, true);
+
+  Layout layout;
+  layout.format = static_cast<std::uint32_t>(decode_le(read_at(kMagicSize, 4)));
+  // Checked before any length: a newer format may lay out the rest differently.
+  if (layout.format > kCheckpointFormat)
+    throw CheckpointError(quoted(path) + " was written by a newer metalearn (checkpoint format " +
+                          std::to_string(layout.format) + "; this build reads format " +
+                          std::to_string(kCheckpointFormat) + "): upgrade metalearn");
+  if (layout.format == 0) throw corrupt(path, "checkpoint format 0 does not exist");
+  if (size < kMinSize) throw truncated(path, kMinSize, size, true);
+
+  layout.meta_size = decode_le(read_at(kMetaLengthOffset, 8));
+  const std::uint64_t without_payload = add_saturating(kMinSize, layout.meta_size);
+  if (size < without_payload) throw truncated(path, without_payload, size, true);
+
+  const std::uint64_t payload_length_offset = kMetaOffset + layout.meta_size;
+  layout.payload_size = decode_le(read_at(payload_length_offset, 8));
+  layout.payload_offset = payload_length_offset + 8;
+  const std::uint64_t total = add_saturating(without_payload, layout.payload_size);
+  if (size < total) throw truncated(path, total, size, false);
+  if (size > total)
+    throw corrupt(path, std::to_string(size - total) + " unexpected bytes after the checksum (" +
+                            std::to_string(total) + " bytes expected, found " +
+                            std::to_string(size) + ")");
+  layout.checksum_offset = total - 8;
+  return layout;
+}
+
+CheckpointMeta parse_meta(const std::string& path, std::uint32_t format, const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw corrupt(path, std::string("its metadata is not valid JSON (") + e.what() + ")");
+  }
+  if (!j.is_object()) throw corrupt(path, "its metadata is not a JSON object");
+  for (const char* key : {"tool_version", "kind", "config", "features", "progress"})
+    if (!j.contains(key)) throw corrupt(path, std::string("its metadata lacks \"") + key + "\"");
+  if (!j["tool_version"].is_string())
+    throw corrupt(path, "its metadata's \"tool_version\" is not a string");
+  if (!j["kind"].is_string()) throw corrupt(path, "its metadata's \"kind\" is not a string");
+
+  CheckpointMeta meta;
+  meta.format = format;
+  meta.tool_version = j["tool_version"].get<std::string>();
+  meta.kind = j["kind"].get<std::string>();
+  if (meta.kind != kCheckpointKindMeta && meta.kind != kCheckpointKindAdapted)
+    throw corrupt(path, "its kind \"" + meta.kind + "\" is neither \"" + kCheckpointKindMeta +
+                            "\" nor \"" + kCheckpointKindAdapted + "\"");
+  meta.config = std::move(j["config"]);
+  meta.features = std::move(j["features"]);
+  meta.progress = std::move(j["progress"]);
+  return meta;
+}
+
+// Distinguishes "missing" and "a directory" from a readable file before anything is parsed.
+void check_is_file(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (status.type() == fs::file_type::not_found)
+    throw CheckpointError("no checkpoint at " + quoted(path));
+  if (status.type() == fs::file_type::directory)
+    throw not_a_checkpoint(path, "it is a directory; pass a checkpoint file or a run directory");
+}
+
+std::ifstream open_for_reading(const std::string& path) {
+  check_is_file(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw CheckpointError("cannot read checkpoint " + quoted(path) + ": " + std::strerror(errno));
+  return in;
+}
+
+CheckpointError write_error(const std::string& path, const std::string& why) {
+  return CheckpointError("cannot write checkpoint " + quoted(path) + ": " + why);
+}
+
+// Owns the temporary file until it has been renamed into place; anything short of that removes
+// it, so a failed save leaves the folder as it found it.
+class TempFile {
+ public:
+  explicit TempFile(std::string path) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  }
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  bool is_open() const { return fd_ >= 0; }
+  // Returns false with errno set on failure.
+  bool write(const std::string& data) {
+    const char* p = data.data();
+    std::size_t left = data.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fd_, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  bool sync_and_close() {
+    const bool ok = ::fsync(fd_) == 0;
+    const int saved = errno;
+    // close() can report a delayed write error (e.g. on NFS) that fsync did not.
+    const bool closed = ::close(fd_) == 0;
+    fd_ = -1;
+    if (!ok) errno = saved;
+    return ok && closed;
+  }
+  void commit() { committed_ = true; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+// Makes the rename itself durable; best effort, since some file systems refuse to sync folders.
+void sync_directory(const fs::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
+                     const std::function<void(torch::serialize::OutputArchive&)>& write_state) {
+  if (meta.kind != kCheckpointKindMeta && meta.kind != kCheckpointKindAdapted)
+    throw write_error(path, "kind \"" + meta.kind + "\" is neither \"" + kCheckpointKindMeta +
+                                "\" nor \"" + kCheckpointKindAdapted + "\"");
+  // The metadata is serialized before the (expensive) state, so a bad value fails fast.
+  const nlohmann::json j = {
+      {"tool_version", meta.tool_version.empty() ? std::string(kToolVersion) : meta.tool_version},
+      {"kind", meta.kind},
+      {"config", meta.config},
+      {"features", meta.features},
+      {"progress", meta.progress}};
+  std::string meta_text;
+  try {
+    // Strict: replacing invalid UTF-8 would silently change vocabulary entries on reload.
+    meta_text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+  } catch (const nlohmann::json::exception& e) {
+    throw write_error(path,
+                      std::string("its metadata cannot be written as JSON (") + e.what() + ")");
+  }
+
+  torch::serialize::OutputArchive archive;
+  write_state(archive);
+  std::string payload;
+  try {
+    // The same bytes as save_to(std::ostringstream&), without the stream's extra copy.
+    archive.save_to([&payload](const void* data, std::size_t size) {
+      payload.append(static_cast<const char*>(data), size);
+      return size;
+    });
+  } catch (const std::exception& e) {
+    throw write_error(path, "serializing the tensors failed: " + torch_message(e));
+  }
+
+  const std::string head = std::string(kMagic, kMagicSize) + encode_u32(kCheckpointFormat) +
+                           encode_u64(meta_text.size());
+  const std::string payload_length = encode_u64(payload.size());
+  Fnv1a64 checksum;
+  for (const std::string* part :
+       std::initializer_list<const std::string*>{&head, &meta_text, &payload_length, &payload})
+    checksum.update(*part);
+
+  const fs::path target(path);
+  std::error_code ec;
+  if (target.has_parent_path()) {
+    fs::create_directories(target.parent_path(), ec);
+    if (ec)
+      throw write_error(path, "cannot create folder " + quoted(target.parent_path().string()) +
+                                  ": " + ec.message());
+  }
+  // In the same folder, so the rename cannot cross file systems and stays atomic.
+  const std::string temp_path = path + ".tmp-" + std::to_string(::getpid());
+  TempFile temp(temp_path);
+  if (!temp.is_open())
+    throw write_error(path, "cannot create " + quoted(temp_path) + ": " + std::strerror(errno));
+  const std::string checksum_bytes = encode_u64(checksum.value());
+  for (const std::string* part : std::initializer_list<const std::string*>{
+           &head, &meta_text, &payload_length, &payload, &checksum_bytes})
+    if (!temp.write(*part))
+      throw write_error(path, "writing " + quoted(temp_path) + " failed: " + std::strerror(errno));
+  if (!temp.sync_and_close())
+    throw write_error(path, "flushing " + quoted(temp_path) + " failed: " + std::strerror(errno));
+  if (::rename(temp_path.c_str(), path.c_str()) != 0)
+    throw write_error(
+        path, "renaming " + quoted(temp_path) + " into place failed: " + std::strerror(errno));
+  temp.commit();
+  sync_directory(target.parent_path());
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  std::ifstream in = open_for_reading(path);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad())
+    throw CheckpointError("cannot read checkpoint " + quoted(path) + ": " + std::strerror(errno));
+
+  const Layout layout =
+      parse_layout(path, bytes.size(),
+                   [&bytes](std::uint64_t at, std::uint64_t n) { return bytes.substr(at, n); });
+  Fnv1a64 checksum;
+  checksum.update(bytes.data(), layout.checksum_offset);
+  const std::uint64_t stored = decode_le(bytes.substr(layout.checksum_offset, 8));
+  if (checksum.value() != stored)
+    throw corrupt(path,
+                  "checksum mismatch (the file was modified or damaged after it was written)");
+
+  Checkpoint checkpoint;
+  checkpoint.path = path;
+  checkpoint.meta = parse_meta(path, layout.format, bytes.substr(kMetaOffset, layout.meta_size));
+  // In place, so a large payload is never held twice.
+  bytes.resize(layout.payload_offset + layout.payload_size);
+  bytes.erase(0, layout.payload_offset);
+  checkpoint.payload = std::move(bytes);
+
+  // Decoding once here costs a copy of the tensors but reports an archive that this LibTorch
+  // cannot read (e.g. one from a much newer PyTorch) before any work starts.
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(checkpoint.payload.data(), checkpoint.payload.size(),
+                      torch::Device(torch::kCPU));
+  } catch (const std::exception& e) {
+    throw corrupt(path, "its tensor archive does not decode (" + torch_message(e) + ")");
+  }
+  return checkpoint;
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  std::ifstream in = open_for_reading(path);
+  in.seekg(0, std::ios::end);
+  const std::streamoff end = in.tellg();
+  if (end < 0)
+    throw CheckpointError("cannot read checkpoint " + quoted(path) + ": " + std::strerror(errno));
+  auto read_at = [&](std::uint64_t at, std::uint64_t n) {
+    std::string out(n, '\0');
+    in.seekg(static_cast<std::streamoff>(at));
+    in.read(out.data(), static_cast<std::streamsize>(n));
+    if (!in)
+      throw CheckpointError("cannot read checkpoint " + quoted(path) + ": " + std::strerror(errno));
+    return out;
+  };
+  const Layout layout = parse_layout(path, static_cast<std::uint64_t>(end), read_at);
+  return parse_meta(path, layout.format, read_at(kMetaOffset, layout.meta_size));
+}
+
+void Checkpoint::read_state(const std::function<void(torch::serialize::InputArchive&)>& read,
+                            const c10::Device& device) const {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(payload.data(), payload.size(), device);
+  } catch (const std::exception& e) {
+    throw CheckpointError("cannot load the tensors of " + quoted(path) + " onto " + device.str() +
+                          ": " + torch_message(e));
+  }
+  try {
+    read(archive);
+  } catch (const ml::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw CheckpointError(quoted(path) +
+                          " does not match what it is loaded into: " + torch_message(e));
+  }
+}
+
+std::string resolve_checkpoint_path(const std::string& path_or_run_dir) {
+  std::error_code ec;
+  const fs::path given(path_or_run_dir);
+  if (fs::is_directory(given, ec)) {
+    const fs::path dir = given / kCheckpointDirName;
+    for (const char* name : {kBestCheckpointName, kLatestCheckpointName}) {
+      const fs::path candidate = dir / name;
+      if (fs::is_regular_file(candidate, ec)) return candidate.string();
+    }
+    throw CheckpointError("no checkpoint in run directory " + quoted(path_or_run_dir) +
+                          " (looked for " + quoted((dir / kBestCheckpointName).string()) + " and " +
+                          quoted((dir / kLatestCheckpointName).string()) + ")");
+  }
+  if (fs::exists(given, ec)) return path_or_run_dir;
+  throw CheckpointError("no checkpoint at " + quoted(path_or_run_dir) +
+                        " (neither a checkpoint file nor a run directory)");
+}
+
+}  // namespace ml::train

@@ -1,0 +1,98 @@
+// The checkpoint file format shared by train, adapt, eval and predict: one self-checking file
+// holding the tensors (model, optimizer, ...) and the JSON needed to use them later.
+//
+// Layout (all integers little endian):
+//   "MLCKPT\r\n"           8-byte magic; the \r\n catches text-mode (CRLF) mangling in transfers
+//   u32 format             kCheckpointFormat; a newer one is refused with "upgrade metalearn"
+//   u64 meta length, meta  UTF-8 JSON {tool_version, kind, config, features, progress}
+//   u64 payload length, payload   a torch OutputArchive as written by save_to(std::ostream&)
+//   u64 checksum           FNV-1a 64 of every preceding byte
+//
+// The header deliberately stays free of torch (the archive types are only forward-declared) so
+// that torch-free code, e.g. a CLI listing checkpoints, can include it and call
+// read_checkpoint_meta / resolve_checkpoint_path without the torch headers.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace c10 {
+struct Device;  // torch::Device
+}  // namespace c10
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
+
+namespace ml::train {
+
+inline constexpr std::uint32_t kCheckpointFormat = 1;
+
+// The two kinds of checkpoint; anything else is refused on save and on load.
+inline constexpr const char* kCheckpointKindMeta = "meta";        // a meta-training run
+inline constexpr const char* kCheckpointKindAdapted = "adapted";  // a model adapted to one task
+
+// Where a run directory keeps its checkpoints; resolve_checkpoint_path looks here, so writers
+// must use the same names.
+inline constexpr const char* kCheckpointDirName = "checkpoints";
+inline constexpr const char* kBestCheckpointName = "best.mlckpt";
+inline constexpr const char* kLatestCheckpointName = "latest.mlckpt";
+
+struct CheckpointMeta {
+  std::uint32_t format = kCheckpointFormat;  // from the header; ignored by save_checkpoint
+  std::string tool_version;                  // ml::kToolVersion of the writer
+  std::string kind;                          // kCheckpointKindMeta or kCheckpointKindAdapted
+  nlohmann::json config;                     // the resolved config
+  nlohmann::json features;                   // fitted feature statistics and vocabularies
+  nlohmann::json progress;                   // iteration, best validation score, ... (free-form)
+};
+
+// Writes atomically: everything is serialized in memory first, then written to PATH.tmp-PID in
+// the same folder, flushed, fsync'ed and renamed over PATH (then the folder is fsync'ed so the
+// rename survives a crash). On any failure an existing PATH is left untouched and the temporary
+// removed. An exception thrown by write_state propagates unchanged; other failures (folder not
+// writable, disk full, metadata that is not valid UTF-8, unknown kind) throw CheckpointError.
+// Missing parent folders are created. An empty meta.tool_version is filled with ml::kToolVersion.
+void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
+                     const std::function<void(torch::serialize::OutputArchive&)>& write_state);
+
+struct Checkpoint {
+  std::string path;
+  CheckpointMeta meta;
+  std::string payload;  // the serialized torch archive
+
+  // Decodes the payload with tensors mapped onto `device` and hands the archive to `read`
+  // (e.g. `module->load(archive)`, `archive.read("model", nested)`, `optimizer.load(nested)`).
+  // A torch error inside `read` (a missing key, a shape mismatch) becomes a CheckpointError
+  // saying the checkpoint does not match; ml::Error from `read` propagates unchanged.
+  void read_state(const std::function<void(torch::serialize::InputArchive&)>& read,
+                  const c10::Device& device) const;
+};
+
+// Reads and validates the whole file: magic, format, lengths, checksum, the metadata and that the
+// torch archive decodes (on the CPU, so a bad archive is reported here, not halfway through a
+// run). Throws CheckpointError, one line naming the file, for:
+//   missing           "no checkpoint at 'X'"
+//   not a checkpoint  "'X' is not a metalearn checkpoint (...)": empty, a directory, or a magic
+//                     that differs from "MLCKPT\r\n" (a file that is a cut-off prefix of the magic
+//                     counts as truncated)
+//   newer format      "'X' was written by a newer metalearn (checkpoint format 2; this build reads
+//                     format 1): upgrade metalearn"
+//   truncated         "'X' is truncated (expected [at least] N bytes, found M)"
+//   corrupt           "'X' is corrupt: ..." (checksum mismatch, bad JSON or fields, trailing
+//                     bytes, an archive torch cannot decode)
+Checkpoint load_checkpoint(const std::string& path);
+
+// Header and metadata only: reads the first bytes and the JSON, checks the lengths against the
+// file size, but neither reads the payload nor verifies the checksum. Same errors as above.
+CheckpointMeta read_checkpoint_meta(const std::string& path);
+
+// A checkpoint file resolves to itself; a run directory to RUN/checkpoints/best.mlckpt if present,
+// else RUN/checkpoints/latest.mlckpt. Anything else is a CheckpointError naming what was looked
+// for. Does not open the file: load_checkpoint validates it.
+std::string resolve_checkpoint_path(const std::string& path_or_run_dir);
+
+}  // namespace ml::train

@@ -1,0 +1,56 @@
+// Learner construction and (de)serialisation: see learner_state.hpp.
+#include "train/learner_state.hpp"
+
+#include "models/model.hpp"
+#include "util/errors.hpp"
+
+namespace ml::train {
+
+std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
+                                                 const features::FeatureSpace& features,
+                                                 const torch::Device& device) {
+  torch::manual_seed(config.seed);
+  auto shape = models::model_shape(config, static_cast<std::int64_t>(features.dense_dim()),
+                                   features.id_field_cardinalities());
+  models::FunctionalModel model(shape);
+  model->to(device);
+  return std::make_unique<meta::MetaLearner>(config.meta, tasks::label_kind(config), model);
+}
+
+void write_learner(torch::serialize::OutputArchive& archive, meta::MetaLearner& learner) {
+  torch::serialize::OutputArchive model;
+  const auto params = learner.model()->params();
+  const auto& names = learner.model()->names();
+  for (std::size_t i = 0; i < params.size(); ++i) model.write(names[i], params[i].detach().cpu());
+  archive.write("model", model);
+  torch::serialize::OutputArchive lrs;
+  auto& inner = learner.inner_learning_rates();
+  for (std::size_t i = 0; i < inner.size(); ++i) lrs.write(names[i], inner[i].detach().cpu());
+  archive.write("inner_lr", lrs);
+}
+
+void read_learner(torch::serialize::InputArchive& archive, meta::MetaLearner& learner,
+                  const std::string& source) {
+  torch::NoGradGuard no_grad;
+  auto load = [&](const char* group, std::vector<torch::Tensor> targets) {
+    torch::serialize::InputArchive sub;
+    if (!archive.try_read(group, sub))
+      throw CheckpointError("'" + source + "' has no '" + group + "' state");
+    const auto& names = learner.model()->names();
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      torch::Tensor value;
+      if (!sub.try_read(names[i], value))
+        throw CheckpointError("'" + source + "' lacks tensor " + group + "/" + names[i] +
+                              ": it was written for another model (check model.* in its config)");
+      if (value.sizes() != targets[i].sizes())
+        throw CheckpointError("'" + source + "': tensor " + group + "/" + names[i] + " has shape " +
+                              c10::str(value.sizes()) + ", the model expects " +
+                              c10::str(targets[i].sizes()));
+      targets[i].copy_(value);
+    }
+  };
+  load("model", learner.model()->params());
+  if (!learner.inner_learning_rates().empty()) load("inner_lr", learner.inner_learning_rates());
+}
+
+}  // namespace ml::train
