@@ -2,7 +2,10 @@
 #include "train/learner_state.hpp"
 
 #include "models/model.hpp"
+#include "runtime/device.hpp"
+#include "train/checkpoint.hpp"
 #include "util/errors.hpp"
+#include "util/strings.hpp"
 
 namespace ml::train {
 
@@ -51,6 +54,42 @@ void read_learner(torch::serialize::InputArchive& archive, meta::MetaLearner& le
   };
   load("model", learner.model()->params());
   if (!learner.inner_learning_rates().empty()) load("inner_lr", learner.inner_learning_rates());
+}
+
+LoadedRun load_run(const std::string& path, const std::vector<std::string>& overrides,
+                   const std::string& device_name) {
+  const runtime::DeviceChoice choice = runtime::resolve_device(device_name);
+  const torch::Device device = choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
+                                           : torch::Device(torch::kCPU);
+  LoadedRun run;
+  run.checkpoint_path = resolve_checkpoint_path(path);
+  Checkpoint checkpoint = load_checkpoint(run.checkpoint_path);
+  config::Json stored = checkpoint.meta.config;
+  for (const auto& o : overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    if (!(starts_with(key, "data.") || starts_with(key, "run.") || key == "meta.adapt_steps" ||
+          key == "meta.inner_lr"))
+      throw UsageError("--set " + key + ": a trained model's " + key +
+                       " cannot change (only data.*, run.*, meta.adapt_steps and meta.inner_lr can)");
+    config::apply_override(stored, o);
+  }
+  try {
+    run.config = config::config_from_json(stored);
+  } catch (const ConfigError& e) {
+    throw CheckpointError("'" + run.checkpoint_path + "' carries a config this build rejects: " +
+                          e.what());
+  }
+  run.config.run.device = device_name;
+  run.progress = checkpoint.meta.progress;
+  run.kind = checkpoint.meta.kind;
+  run.data = pipeline::prepare_run_data(run.config, &checkpoint.meta.features);
+  run.learner = build_learner(run.config, run.data->features, device);
+  checkpoint.read_state(
+      [&](torch::serialize::InputArchive& archive) {
+        read_learner(archive, *run.learner, run.checkpoint_path);
+      },
+      device);
+  return run;
 }
 
 }  // namespace ml::train

@@ -9,8 +9,27 @@
 #include "config/config.hpp"
 #include "features/feature_space.hpp"
 #include "meta/meta_learner.hpp"
+#include "pipeline/run_data.hpp"
 
 namespace ml::train {
+
+// A trained run loaded back: its resolved config, the data prepared with the statistics the
+// checkpoint carries (never refitted), and the learner with its weights on `device`.
+struct LoadedRun {
+  std::string checkpoint_path;
+  config::Config config;
+  nlohmann::json progress;
+  std::string kind;  // "meta" | "adapted"
+  std::unique_ptr<pipeline::RunData> data;
+  std::unique_ptr<meta::MetaLearner> learner;
+};
+
+// `path` is a checkpoint file or a run directory (best checkpoint first). `overrides` are
+// --set assignments applied to the stored config (e.g. data.files for a newer log); only
+// data.*, run.* and meta.adapt_steps/inner_lr may change what the weights mean, so others are
+// refused. Throws CheckpointError for an unusable checkpoint.
+LoadedRun load_run(const std::string& path, const std::vector<std::string>& overrides,
+                   const std::string& device);
 
 // A freshly initialised learner (torch's RNG seeded from config.seed first, so the same config
 // gives the same initial weights), on `device`.
