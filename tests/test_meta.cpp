@@ -6,7 +6,10 @@
 #include <cmath>
 
 #include "meta/meta_learner.hpp"
+#include "meta/sinusoid.hpp"
 #include "models/model.hpp"
+
+#include <iostream>
 
 namespace {
 
@@ -225,6 +228,26 @@ TEST(ProtoNet, PrototypeLogitsClassifySeparatedClusters) {
   Batch query = ml::models::concat(cluster(10, -2), cluster(10, 2));
   Tensor logits = learner.adapted_outputs(support, query, 0).squeeze(1);
   EXPECT_EQ(((logits > 0).to(torch::kFloat32) == query.target).sum().item<int>(), 20);
+}
+
+}  // namespace
+
+namespace {
+
+// The MAML paper's sinusoid experiment, shortened to keep the suite fast; the full-size run is
+// bench/sinusoid (scripts/bench_sinusoid.sh).
+TEST(Sinusoid, MamlAdaptsWherePretrainingCannot) {
+  ml::meta::SinusoidOptions o;
+  o.iterations = 1500;
+  o.eval_tasks = 50;
+  auto maml = ml::meta::run_sinusoid(o);
+  o.algorithm = "pretrain";
+  auto pretrain = ml::meta::run_sinusoid(o);
+  const double maml10 = maml.query_mse.back(), pretrain10 = pretrain.query_mse.back();
+  std::cout << "sinusoid query MSE after 10 steps: maml " << maml10 << ", pretrain " << pretrain10
+            << " (" << maml.seconds + pretrain.seconds << " s)\n";
+  EXPECT_LT(maml10, 0.5 * pretrain10);
+  EXPECT_LT(maml10, maml.query_mse.front());  // adaptation itself helps
 }
 
 }  // namespace

@@ -110,7 +110,7 @@ struct TaskConfig {
 struct SplitConfig {
   std::vector<std::string> new_tasks;  // held out whole for adapt/eval; overrides new_fraction
   double new_fraction = 0.2;           // seeded fraction of qualifying tasks held out, [0, 1)
-  double validation_fraction = 0.1;    // of the remaining tasks, for validation, [0, 1)
+  double validation_fraction = 0.1;    // of the qualifying tasks, for validation, [0, 1)
   // "" or a date/time (ISO-8601 or unix seconds): statistics and aggregates come from rows
   // before it, examples from rows at or after it (a temporal split).
   std::string time_cutoff;
