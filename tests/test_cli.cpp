@@ -356,13 +356,14 @@ TEST(CliErrors, UnavailableDeviceAndPlaceholderCommands) {
   // visible ones must. Either way before any work is done.
   const bool no_cuda = contains(ml::runtime::runtime_description(), "CUDA: not available");
   auto r = run_many({train + (no_cuda ? " --device cuda" : " --device cuda:99"),
-                     "predict --checkpoint " + q(data.folder) + " --device cpu"});
+                     "predict --checkpoint " + q(data.folder) + " --input " +
+                         q(data.folder + "/events.csv") + " --device cpu"});
   expect_one_line_error(r[0], ml::ExitCode::kDevice, "unavailable CUDA device");
   EXPECT_TRUE(contains(r[0].err, "CUDA")) << r[0].err;
-  // A subcommand whose library part is not built yet says so (exit 8). `train` was the
-  // placeholder before it was built; `predict` still is: replace this check when it lands.
-  expect_one_line_error(r[1], ml::ExitCode::kNotImplemented, "predict placeholder");
-  EXPECT_TRUE(contains(r[1].err, "not built yet")) << r[1].err;
+  // `predict` was the last placeholder (exit 8); now it is built, a folder that holds no run
+  // is a checkpoint error naming the folder.
+  expect_one_line_error(r[1], ml::ExitCode::kCheckpoint, "predict without a run");
+  EXPECT_TRUE(contains(r[1].err, data.folder)) << r[1].err;
 }
 
 // ---- real data -----------------------------------------------------------------------------

@@ -21,7 +21,8 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
   app.option_defaults()->always_capture_default();
   std::string log_level = "info";
-  app.add_option("--log-level", log_level, "stderr log level: trace, debug, info, warn, error, off");
+  app.add_option("--log-level", log_level,
+                 "stderr log level: trace, debug, info, warn, error, off");
   app.set_version_flag("--version", [] {
     return std::string("metalearn ") + kToolVersion + " (" + runtime::runtime_description() + ")";
   });
@@ -34,7 +35,12 @@ int run_cli(int argc, char** argv) {
   add_inspect_command(app);
   add_synth_command(app);
 
-  const std::string command = argc > 1 ? std::string("metalearn ") + argv[1] : "metalearn";
+  // Errors name the subcommand that ran ("metalearn inspect: error: ..."), found after parsing.
+  auto command_name = [&app] {
+    auto subcommands = app.get_subcommands();
+    return subcommands.empty() ? std::string("metalearn")
+                               : "metalearn " + subcommands.front()->get_name();
+  };
   try {
     app.parse(argc, argv);
     return 0;
@@ -64,10 +70,10 @@ int run_cli(int argc, char** argv) {
     std::cerr << "metalearn: error: " << e.what() << " (see metalearn --help)\n";
     return static_cast<int>(ExitCode::kUsage);
   } catch (const Error& e) {
-    std::cerr << command << ": error: " << e.what() << "\n";
+    std::cerr << command_name() << ": error: " << e.what() << "\n";
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {
-    std::cerr << command << ": internal error: " << e.what() << "\n";
+    std::cerr << command_name() << ": internal error: " << e.what() << "\n";
     return static_cast<int>(ExitCode::kRuntime);
   }
 }

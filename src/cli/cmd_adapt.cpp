@@ -1,6 +1,8 @@
 // `metalearn adapt`: fine-tune a meta-trained model on new tasks' few examples.
+#include <iostream>
+
 #include "cli/command.hpp"
-#include "runtime/device.hpp"
+#include "inference/adaptation.hpp"
 
 namespace ml::cli {
 
@@ -8,27 +10,40 @@ void add_adapt_command(CLI::App& app) {
   auto* command = app.add_subcommand(
       "adapt", "Adapt a meta-trained model to new tasks (e.g. a new category) from a few examples");
   struct Options {
-    std::string checkpoint, support_csv, out, device = "auto";
-    std::vector<std::string> tasks;
-    bool all_new = false, json = false;
-    int shots = 0, steps = -1, threads = 0;
-    double inner_lr = 0;
+    inference::AdaptOptions adapt;
+    bool json = false;
   };
   auto o = std::make_shared<Options>();
-  command->add_option("--checkpoint", o->checkpoint, "run directory or checkpoint file")->required();
-  command->add_option("--task", o->tasks, "task to adapt to (repeatable)");
-  command->add_flag("--all-new", o->all_new, "adapt to every held-out new task of the run");
-  command->add_option("--support-csv", o->support_csv, "support examples from this CSV instead of the log");
-  command->add_option("--shots", o->shots, "support examples per task; 0 = the config's task.support");
-  command->add_option("--steps", o->steps, "adaptation steps; -1 = the checkpoint's setting");
-  command->add_option("--inner-lr", o->inner_lr, "adaptation learning rate; 0 = the checkpoint's setting");
-  command->add_option("--out", o->out, "where adapted models go; default RUN/adapted");
-  command->add_option("--device", o->device, "cpu, cuda, cuda:N or auto");
-  command->add_option("--threads", o->threads, "CPU threads, 0 = all cores");
+  auto& a = o->adapt;
+  command->add_option("--checkpoint", a.checkpoint, "run directory or checkpoint file")->required();
+  command->add_option("--task", a.tasks, "task to adapt to (repeatable)");
+  command->add_flag("--all-new", a.all_new, "adapt to every held-out new task of the run");
+  command->add_option("--support-csv", a.support_csv,
+                      "support rows of the --task from this CSV (the log's columns) instead of "
+                      "an episode of the log; every row is support, so there is no query");
+  command
+      ->add_option("--shots", a.shots,
+                   "support examples per task (per class for multiclass); 0 = the config's "
+                   "task.support")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--steps", a.steps, "adaptation steps; -1 = the run's meta.adapt_steps")
+      ->check(CLI::Range(-1, 1000000));
+  command
+      ->add_option("--inner-lr", a.inner_lr,
+                   "adaptation learning rate; 0 = the run's meta.inner_lr")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--out", a.out_dir,
+                      "folder for the adapted models (TASK.mlckpt); default RUN/adapted");
+  command->add_option("--device", a.device, "cpu, cuda, cuda:N or auto");
+  command->add_option("--threads", a.threads, "CPU threads, 0 = all cores")
+      ->check(CLI::NonNegativeNumber);
   command->add_flag("--json", o->json, "machine-readable summary on stdout");
   command->callback([o] {
-    runtime::resolve_device(o->device);
-    not_built_yet("metalearn adapt");
+    inference::AdaptSummary summary = inference::adapt(o->adapt);
+    if (o->json)
+      std::cout << inference::to_json(summary).dump(2) << "\n";
+    else
+      std::cout << inference::format_table(summary);
   });
 }
 

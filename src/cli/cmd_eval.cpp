@@ -1,6 +1,9 @@
 // `metalearn eval`: the cold-start protocol on held-out tasks, against the baselines.
+#include <iostream>
+
 #include "cli/command.hpp"
-#include "runtime/device.hpp"
+#include "eval/cold_start.hpp"
+#include "util/errors.hpp"
 
 namespace ml::cli {
 
@@ -8,22 +11,41 @@ void add_eval_command(CLI::App& app) {
   auto* command = app.add_subcommand(
       "eval", "Cold-start evaluation on held-out tasks: shots x steps x methods, with 95% CIs");
   struct Options {
-    std::string checkpoint, json_out, report, device = "auto";
-    std::vector<int> shots{1, 5, 10, 20}, steps{0, 1, 5, 10};
-    int episodes = 10, threads = 0;
+    eval::ColdStartOptions eval;
+    std::string json_out, report;
+    bool json = false, no_pretrain = false;
   };
   auto o = std::make_shared<Options>();
-  command->add_option("--checkpoint", o->checkpoint, "run directory or checkpoint file")->required();
-  command->add_option("--shots", o->shots, "support sizes to evaluate");
-  command->add_option("--steps", o->steps, "adaptation step counts to evaluate");
-  command->add_option("--episodes", o->episodes, "episodes per task");
+  command->add_option("--checkpoint", o->eval.checkpoint, "run directory or checkpoint file")
+      ->required();
+  command->add_option("--shots", o->eval.shots, "support sizes to evaluate")->delimiter(',');
+  command->add_option("--steps", o->eval.steps, "adaptation step counts to evaluate")
+      ->delimiter(',');
+  command->add_option("--episodes", o->eval.episodes, "episodes per task and support size");
+  command
+      ->add_option("--methods", o->eval.methods,
+                   "methods to evaluate: the run's algorithm, pretrain, scratch (default all)")
+      ->delimiter(',');
+  command->add_flag("--no-pretrain", o->no_pretrain,
+                    "leave out the pretrain baseline (it is trained into RUN/baselines/pretrain "
+                    "when not there yet)");
   command->add_option("--json-out", o->json_out, "write the full results as JSON here");
+  command->add_flag("--json", o->json, "print the full results as JSON instead of the table");
   command->add_option("--report", o->report, "write a self-contained HTML report here");
-  command->add_option("--device", o->device, "cpu, cuda, cuda:N or auto");
-  command->add_option("--threads", o->threads, "CPU threads, 0 = all cores");
+  command->add_option("--device", o->eval.device, "cpu, cuda, cuda:N or auto");
+  command->add_option("--threads", o->eval.threads, "CPU threads, 0 = all cores");
   command->callback([o] {
-    runtime::resolve_device(o->device);
-    not_built_yet("metalearn eval");
+    if (!o->report.empty())
+      throw NotImplementedError(
+          "--report: HTML reports arrive with the real-results milestone; "
+          "use --json-out for the full results");
+    o->eval.pretrain = !o->no_pretrain;
+    const eval::ColdStartResult result = eval::run_cold_start(o->eval);
+    if (!o->json_out.empty()) eval::write_json(result, o->json_out);
+    if (o->json)
+      std::cout << eval::to_json(result).dump(2) << "\n";
+    else
+      std::cout << eval::format_table(result);
   });
 }
 

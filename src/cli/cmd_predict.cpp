@@ -1,6 +1,9 @@
 // `metalearn predict`: score rows, or recommend a task's top items for users.
+#include <spdlog/spdlog.h>
+
 #include "cli/command.hpp"
-#include "runtime/device.hpp"
+#include "inference/prediction.hpp"
+#include "util/errors.hpp"
 
 namespace ml::cli {
 
@@ -14,18 +17,48 @@ void add_predict_command(CLI::App& app) {
     int top_k = 10, threads = 0;
   };
   auto o = std::make_shared<Options>();
-  command->add_option("--checkpoint", o->checkpoint, "adapted model or run directory")->required();
-  command->add_option("--input", o->input, "CSV rows to score (same columns as the log)");
-  command->add_option("--output", o->output, "write scores here instead of stdout");
+  command
+      ->add_option("--checkpoint", o->checkpoint,
+                   "adapted model, or a run directory (its meta-learned init, unadapted)")
+      ->required();
+  command->add_option("--input", o->input,
+                      "CSV rows to score (the log's columns); with --recommend, the log whose "
+                      "items and interactions count (default: the run's log)");
+  command->add_option("--output", o->output, "write the CSV here (atomically) instead of stdout");
   command->add_flag("--recommend", o->recommend, "recommend items instead of scoring rows");
   command->add_option("--task", o->task, "task whose items are recommended");
   command->add_option("--user", o->users, "user to recommend for (repeatable)");
-  command->add_option("--top-k", o->top_k, "items per user");
+  command->add_option("--top-k", o->top_k, "items per user")->check(CLI::PositiveNumber);
   command->add_option("--device", o->device, "cpu, cuda, cuda:N or auto");
-  command->add_option("--threads", o->threads, "CPU threads, 0 = all cores");
+  command->add_option("--threads", o->threads, "CPU threads, 0 = all cores")
+      ->check(CLI::NonNegativeNumber);
   command->callback([o] {
-    runtime::resolve_device(o->device);
-    not_built_yet("metalearn predict");
+    if (o->recommend) {
+      inference::RecommendOptions r;
+      r.checkpoint = o->checkpoint;
+      r.task = o->task;
+      r.users = o->users;
+      r.top_k = o->top_k;
+      r.input = o->input;
+      r.device = o->device;
+      r.threads = o->threads;
+      const auto recommendations = inference::recommend(r);
+      inference::write_output(o->output, [&](std::ostream& out) {
+        inference::write_recommendations_csv(recommendations, out);
+      });
+      return;
+    }
+    if (!o->task.empty() || !o->users.empty())
+      throw UsageError("--task and --user choose what --recommend ranks; add --recommend");
+    inference::PredictOptions p;
+    p.checkpoint = o->checkpoint;
+    p.input = o->input;
+    p.device = o->device;
+    p.threads = o->threads;
+    const auto scores = inference::score_rows(p);
+    inference::write_output(o->output,
+                            [&](std::ostream& out) { inference::write_scores_csv(scores, out); });
+    if (!o->output.empty()) spdlog::info("wrote {} score(s) to {}", scores.rows.size(), o->output);
   });
 }
 

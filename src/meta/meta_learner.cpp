@@ -1,6 +1,10 @@
 // Meta-learning algorithms and baselines: see meta_learner.hpp.
 #include "meta/meta_learner.hpp"
 
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+
 #include "util/errors.hpp"
 
 namespace ml::meta {
@@ -12,8 +16,9 @@ TaskBatch make_task_batch(const pipeline::RunData& data, const tasks::Episode& e
                           const torch::Device& device) {
   const auto dense = data.features.dense_dim();
   const auto ids = data.features.id_fields();
-  TaskBatch b{models::make_batch(data.encoder, dense, ids, *episode.task, episode.support, episode.classes),
-              models::make_batch(data.encoder, dense, ids, *episode.task, episode.query, episode.classes)};
+  TaskBatch b{
+      models::make_batch(data.encoder, dense, ids, *episode.task, episode.support, episode.classes),
+      models::make_batch(data.encoder, dense, ids, *episode.task, episode.query, episode.classes)};
   if (device.is_cuda()) {
     b.support = b.support.to(device);
     b.query = b.query.to(device);
@@ -86,11 +91,10 @@ Tensor MetaLearner::prototype_logits(const Batch& support, const Batch& query,
                                      const std::vector<Tensor>& params) const {
   Tensor zs = model_->represent(support, params);
   Tensor zq = model_->represent(query, params);
-  const std::int64_t classes =
-      kind_ == tasks::LabelKind::kMulticlass ? model_->shape().outputs : 2;
+  const std::int64_t classes = kind_ == tasks::LabelKind::kMulticlass ? model_->shape().outputs : 2;
   Tensor onehot = torch::one_hot(support.target.to(torch::kInt64), classes).to(zs.dtype());
   Tensor counts = onehot.sum(0).clamp_min(1).unsqueeze(1);
-  Tensor prototypes = onehot.t().matmul(zs) / counts;        // [C, h]
+  Tensor prototypes = onehot.t().matmul(zs) / counts;                  // [C, h]
   return -(zq.unsqueeze(1) - prototypes.unsqueeze(0)).pow(2).sum(-1);  // [n, C]
 }
 
@@ -115,22 +119,25 @@ double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks
   }
   for (const auto& t : tasks) {
     if (algo == "protonet") {
-      Tensor loss = torch::nn::functional::cross_entropy(prototype_logits(t.support, t.query, params),
-                                                         t.query.target.to(torch::kInt64)) *
-                    scale;
+      Tensor loss =
+          torch::nn::functional::cross_entropy(prototype_logits(t.support, t.query, params),
+                                               t.query.target.to(torch::kInt64)) *
+          scale;
       loss.backward();
       total += loss.item<double>();
     } else if (algo == "maml" || algo == "anil" || algo == "metasgd") {
       auto fast = inner_loop(*model_, params, mask_, t.support, kind_, config_.inner_steps,
                              config_.inner_lr, /*create_graph=*/true,
                              algo == "metasgd" ? &inner_lrs_ : nullptr);
-      Tensor loss = models::task_loss(model_->forward(t.query, fast), t.query.target, kind_) * scale;
+      Tensor loss =
+          models::task_loss(model_->forward(t.query, fast), t.query.target, kind_) * scale;
       loss.backward();
       total += loss.item<double>();
     } else if (algo == "fomaml") {
       auto fast = inner_loop(*model_, params, mask_, t.support, kind_, config_.inner_steps,
                              config_.inner_lr, /*create_graph=*/false);
-      Tensor loss = models::task_loss(model_->forward(t.query, fast), t.query.target, kind_) * scale;
+      Tensor loss =
+          models::task_loss(model_->forward(t.query, fast), t.query.target, kind_) * scale;
       loss.backward();  // reaches the unadapted weights directly, the adapted leaves below
       for (std::size_t i = 0; i < params.size(); ++i)
         if (mask_[i]) add_grad(params[i], fast[i].grad());
@@ -143,13 +150,15 @@ double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks
       for (int s = 0; s < config_.inner_steps; ++s) {
         const std::int64_t lo = (s * k) % n;
         const std::int64_t hi = std::min(lo + k, n);
-        Batch part{all.dense.slice(0, lo, hi), all.ids.slice(0, lo, hi), all.target.slice(0, lo, hi)};
+        Batch part{all.dense.slice(0, lo, hi), all.ids.slice(0, lo, hi),
+                   all.target.slice(0, lo, hi)};
         fast = inner_loop(*model_, fast, mask_, part, kind_, 1, config_.inner_lr, false);
       }
       {
         torch::NoGradGuard no_grad;
         total += models::task_loss(model_->forward(t.query, fast), t.query.target, kind_)
-                     .item<double>() * scale;
+                     .item<double>() *
+                 scale;
       }
       for (std::size_t i = 0; i < params.size(); ++i)
         add_grad(params[i], (params[i].detach() - fast[i].detach()) * scale);
@@ -170,6 +179,38 @@ std::vector<Tensor> MetaLearner::adapted_parameters(const Batch& support, int st
                          lrs.empty() ? nullptr : &lrs);
   for (auto& f : fast) f = f.detach();
   return fast;
+}
+
+std::vector<Tensor> MetaLearner::outputs_at_steps(const Batch& support, const Batch& query,
+                                                  const std::vector<int>& steps) const {
+  for (int s : steps)
+    if (s < 0) throw std::invalid_argument("outputs_at_steps: negative step count");
+  if (steps.empty()) return {};
+  if (config_.algorithm == "protonet")
+    return std::vector<Tensor>(steps.size(), adapted_outputs(support, query, 0));
+  const int last = *std::max_element(steps.begin(), steps.end());
+  std::vector<Tensor> fast;
+  for (const auto& p : model_->params()) fast.push_back(p.detach());
+  std::vector<Tensor> lrs;
+  for (const auto& lr : inner_lrs_) lrs.push_back(lr.detach());
+  std::map<int, Tensor> recorded;
+  auto record = [&](int done) {
+    if (std::find(steps.begin(), steps.end(), done) == steps.end()) return;
+    torch::NoGradGuard no_grad;
+    recorded[done] = model_->forward(query, fast);
+  };
+  record(0);
+  for (int done = 1; done <= last; ++done) {
+    // One step at a time from detached leaves is what inner_loop does between its own steps,
+    // so each result matches a single call with `done` steps bit for bit.
+    fast = inner_loop(*model_, fast, mask_, support, kind_, 1, config_.inner_lr, false,
+                      lrs.empty() ? nullptr : &lrs);
+    for (auto& f : fast) f = f.detach();
+    record(done);
+  }
+  std::vector<Tensor> out;
+  for (int s : steps) out.push_back(recorded.at(s));
+  return out;
 }
 
 Tensor MetaLearner::adapted_outputs(const Batch& support, const Batch& query, int steps) const {

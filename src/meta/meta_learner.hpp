@@ -45,7 +45,8 @@ std::vector<torch::Tensor> inner_loop(const models::FunctionalModelImpl& model,
 
 class MetaLearner {
  public:
-  MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind, models::FunctionalModel model);
+  MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind,
+              models::FunctionalModel model);
 
   const std::string& algorithm() const { return config_.algorithm; }
   models::FunctionalModel& model() { return model_; }
@@ -64,6 +65,11 @@ class MetaLearner {
   // protonet gives one logit column). No graph is kept.
   torch::Tensor adapted_outputs(const models::Batch& support, const models::Batch& query,
                                 int steps) const;
+  // Outputs on `query` after 0..max(steps) adaptation steps, recorded at each requested count:
+  // one adaptation serves a whole grid of step counts, bit-identical to adapted_outputs().
+  std::vector<torch::Tensor> outputs_at_steps(const models::Batch& support,
+                                              const models::Batch& query,
+                                              const std::vector<int>& steps) const;
   // The adapted parameters themselves (for saving an adapted model).
   std::vector<torch::Tensor> adapted_parameters(const models::Batch& support, int steps) const;
 

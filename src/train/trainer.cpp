@@ -92,7 +92,8 @@ Validation validate(const meta::MetaLearner& learner, const pipeline::RunData& d
     for (int e = 0; e < config.train.validation_episodes; ++e) {
       auto episode = sampler.sample(*task, kValidationEpisodeBase + static_cast<std::uint64_t>(e));
       auto batch = meta::make_task_batch(data, episode, device);
-      torch::Tensor out = learner.adapted_outputs(batch.support, batch.query, config.meta.adapt_steps);
+      torch::Tensor out =
+          learner.adapted_outputs(batch.support, batch.query, config.meta.adapt_steps);
       loss_sum += models::task_loss(out, batch.query.target, kind).item<double>();
       ++losses;
       if (kind == tasks::LabelKind::kBinary) {
@@ -114,7 +115,9 @@ Validation validate(const meta::MetaLearner& learner, const pipeline::RunData& d
   return v;
 }
 
-nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+nlohmann::json number_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+}
 
 }  // namespace
 
@@ -122,8 +125,9 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
   const auto start_time = std::chrono::steady_clock::now();
   runtime::configure_threads(config.run.threads);
   const runtime::DeviceChoice choice = runtime::resolve_device(config.run.device);
-  const torch::Device device = choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
-                                           : torch::Device(torch::kCPU);
+  const torch::Device device =
+      choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
+                  : torch::Device(torch::kCPU);
 
   const fs::path run_dir = config.run.dir;
   const fs::path checkpoint_dir = run_dir / kCheckpointDirName;
@@ -152,17 +156,20 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
     for (auto* j : {&saved, &now}) (*j)["run"].erase("device"), (*j)["run"].erase("threads");
     if (saved != now)
       throw ConfigError("--resume: the config differs from the one '" + latest_path.string() +
-                        "' was trained with (diff: " + nlohmann::json::diff(saved, now).dump() + ")");
+                        "' was trained with (diff: " + nlohmann::json::diff(saved, now).dump() +
+                        ")");
   }
   write_atomically(run_dir / "config.json", resolved.dump(2) + "\n");
 
   spdlog::info("preparing data from {} file(s)", config.data.files.size());
-  auto data = pipeline::prepare_run_data(config, options.resume ? &resume_from.meta.features : nullptr);
+  auto data =
+      pipeline::prepare_run_data(config, options.resume ? &resume_from.meta.features : nullptr);
   const auto train_tasks = data->tasks.with_role(tasks::TaskRole::kTrain);
   if (train_tasks.empty())
-    throw DataError("no training task qualifies for task.support = " + std::to_string(config.task.support) +
-                    " + task.query = " + std::to_string(config.task.query) +
-                    " (see metalearn inspect --tasks for each task's size)");
+    throw DataError(
+        "no training task qualifies for task.support = " + std::to_string(config.task.support) +
+        " + task.query = " + std::to_string(config.task.query) +
+        " (see metalearn inspect --tasks for each task's size)");
   spdlog::info("{} training tasks, {} validation, {} new; {} dense features; algorithm {} on {}",
                train_tasks.size(), data->tasks.with_role(tasks::TaskRole::kValidation).size(),
                data->tasks.with_role(tasks::TaskRole::kNew).size(), data->features.dense_dim(),
@@ -189,7 +196,8 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
     spdlog::info("resuming at meta-iteration {}", start);
   }
 
-  std::ofstream metrics(run_dir / "metrics.jsonl", options.resume ? std::ios::app : std::ios::trunc);
+  std::ofstream metrics(run_dir / "metrics.jsonl",
+                        options.resume ? std::ios::app : std::ios::trunc);
   auto save = [&](const fs::path& path, int iteration) {
     CheckpointMeta meta;
     meta.tool_version = kToolVersion;
@@ -208,7 +216,8 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
     });
   };
 
-  const tasks::EpisodeSampler sampler(data->tasks.kind, tasks::episode_shape(config.task), config.seed);
+  const tasks::EpisodeSampler sampler(data->tasks.kind, tasks::episode_shape(config.task),
+                                      config.seed);
   const int total = learner->trains() ? config.meta.iterations : 0;
   const int stop = options.stop_after > 0 ? std::min(total, start + options.stop_after) : total;
   TrainSummary summary;
@@ -220,12 +229,16 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
   auto run_validation = [&](int iteration) {
     Validation v = validate(*learner, *data, sampler, config, device);
     metrics << nlohmann::json{{"iteration", iteration},
-                              {"validation", {{"loss", number_or_null(v.loss)}, {"auc", number_or_null(v.auc)}}}}
+                              {"validation",
+                               {{"loss", number_or_null(v.loss)}, {"auc", number_or_null(v.auc)}}}}
                    .dump()
             << "\n";
     metrics.flush();
     if (std::isfinite(v.loss)) {
-      spdlog::info("iteration {}: validation loss {:.4f}, AUC {:.4f}", iteration, v.loss, v.auc);
+      if (std::isfinite(v.auc))
+        spdlog::info("iteration {}: validation loss {:.4f}, AUC {:.4f}", iteration, v.loss, v.auc);
+      else
+        spdlog::info("iteration {}: validation loss {:.4f}", iteration, v.loss);
       if (v.loss < best_loss) {
         best_loss = v.loss;
         best_iteration = iteration;
@@ -256,9 +269,13 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
     ++window;
     const int done = it + 1;
     if (done % config.train.log_every == 0 || done == total) {
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+      double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
       summary.last_loss = window_loss / window;
-      metrics << nlohmann::json{{"iteration", done}, {"loss", summary.last_loss}, {"seconds", seconds}}.dump()
+      metrics << nlohmann::json{{"iteration", done},
+                                {"loss", summary.last_loss},
+                                {"seconds", seconds}}
+                     .dump()
               << "\n";
       metrics.flush();
       window_loss = 0;
@@ -280,7 +297,8 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
   summary.iterations = stop;
   summary.best_validation = best_loss;
   summary.best_iteration = best_iteration;
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  summary.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   return summary;
 }
 

@@ -1,0 +1,619 @@
+// The cold-start protocol: see cold_start.hpp.
+#include "eval/cold_start.hpp"
+
+#include <torch/torch.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "meta/meta_learner.hpp"
+#include "metrics/metrics.hpp"
+#include "runtime/device.hpp"
+#include "tasks/episode_sampler.hpp"
+#include "train/checkpoint.hpp"
+#include "train/learner_state.hpp"
+#include "train/trainer.hpp"
+#include "util/errors.hpp"
+#include "util/progress.hpp"
+#include "util/strings.hpp"
+
+namespace ml::eval {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Evaluation episodes use indices far from training (iteration * 1000003 + j) and validation
+// (2^40 + e) ones. New tasks are never trained on, so this is only for clarity in logs and
+// debugging: the indices, not the method, decide the episodes, which makes the comparison paired.
+constexpr std::uint64_t kEvalEpisodeBase = 1ULL << 42;
+constexpr std::size_t kRankingCutoff = 5;
+constexpr double kLevel = 0.95;
+
+const char* kind_name(tasks::LabelKind kind) {
+  switch (kind) {
+    case tasks::LabelKind::kBinary:
+      return "binary";
+    case tasks::LabelKind::kRegression:
+      return "regression";
+    case tasks::LabelKind::kMulticlass:
+      return "multiclass";
+  }
+  return "?";
+}
+
+std::vector<MetricInfo> metrics_for(tasks::LabelKind kind, bool has_users) {
+  switch (kind) {
+    case tasks::LabelKind::kBinary: {
+      std::vector<MetricInfo> m{
+          {"auc", "AUC", true}, {"log_loss", "log loss", false}, {"accuracy", "accuracy", true}};
+      if (has_users) {
+        const std::string k = std::to_string(kRankingCutoff);
+        m.push_back({"precision@" + k, "P@" + k, true});
+        m.push_back({"ndcg@" + k, "NDCG@" + k, true});
+        m.push_back({"mrr@" + k, "MRR@" + k, true});
+      }
+      return m;
+    }
+    case tasks::LabelKind::kRegression:
+      return {{"rmse", "RMSE", false}, {"mae", "MAE", false}};
+    case tasks::LabelKind::kMulticlass:
+      return {{"accuracy", "accuracy", true}};
+  }
+  return {};
+}
+
+std::vector<float> to_floats(const torch::Tensor& t) {
+  torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
+// One episode's metric values in `infos` order (NaN where undefined, e.g. ranking without a user
+// holding both a bought and a not-bought query row). `users` holds the query rows' user ids.
+std::vector<double> episode_metrics(tasks::LabelKind kind, const std::vector<MetricInfo>& infos,
+                                    const torch::Tensor& outputs, const models::Batch& query,
+                                    const std::vector<std::int64_t>& users) {
+  std::vector<double> values(infos.size(), NAN);
+  if (kind == tasks::LabelKind::kMulticlass) {
+    torch::Tensor labels64 = query.target.to(torch::kCPU, torch::kInt64).contiguous();
+    std::vector<int> labels(labels64.data_ptr<std::int64_t>(),
+                            labels64.data_ptr<std::int64_t>() + labels64.numel());
+    values[0] = metrics::multiclass_accuracy(to_floats(outputs),
+                                             static_cast<std::size_t>(outputs.size(1)), labels);
+    return values;
+  }
+  const std::vector<float> scores = to_floats(outputs.select(1, 0));
+  const std::vector<float> labels = to_floats(query.target);
+  if (kind == tasks::LabelKind::kRegression) {
+    values[0] = metrics::rmse(scores, labels);
+    values[1] = metrics::mae(scores, labels);
+    return values;
+  }
+  values[0] = metrics::roc_auc(scores, labels);
+  values[1] = metrics::log_loss_from_logits(scores, labels);
+  values[2] = metrics::binary_accuracy_from_logits(scores, labels);
+  if (infos.size() > 3) {
+    // Only users with both a bought and a not-bought query row: any order of a list that is all
+    // relevant (or has one row) scores the same, so such lists say nothing about the ranking.
+    std::map<std::int64_t, std::pair<int, int>> counts;
+    for (std::size_t i = 0; i < users.size(); ++i)
+      if (users[i] != data::kNoId)
+        (labels[i] > 0.5f ? counts[users[i]].first : counts[users[i]].second)++;
+    std::vector<float> s, y;
+    std::vector<std::int64_t> g;
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      auto it = counts.find(users[i]);
+      if (it == counts.end() || it->second.first == 0 || it->second.second == 0) continue;
+      s.push_back(scores[i]);
+      y.push_back(labels[i]);
+      g.push_back(users[i]);
+    }
+    if (!g.empty()) {
+      auto r = metrics::ranking_metrics_by_group(s, y, g, kRankingCutoff);
+      values[3] = r.precision;
+      values[4] = r.ndcg;
+      values[5] = r.mrr;
+    }
+  }
+  return values;
+}
+
+// A multiclass task's eligible classes were counted for the config's K; a larger K needs every
+// one of them to hold K + Q examples, since an episode may draw any of them.
+std::string multiclass_check(const tasks::Task& task, int k, int q) {
+  std::map<std::int32_t, int> counts;
+  for (const auto& e : task.examples) ++counts[static_cast<std::int32_t>(e.label)];
+  for (std::int32_t c : task.eligible_classes)
+    if (counts[c] < k + q)
+      return "class " + std::to_string(c) + " has " + std::to_string(counts[c]) +
+             " examples, need support + query = " + std::to_string(k + q);
+  return "";
+}
+
+struct MethodLearner {
+  std::string name;
+  config::Config config;  // the config its learner was built with
+  std::unique_ptr<meta::MetaLearner> owned;
+  meta::MetaLearner* learner = nullptr;
+};
+
+config::Config with_algorithm(const config::Config& base, const std::string& algorithm,
+                              const std::string& run_dir, int threads) {
+  config::Json j;
+  to_json(j, base);
+  j["meta"]["algorithm"] = algorithm;
+  j["run"]["dir"] = run_dir;
+  j["run"]["threads"] = threads;
+  return config::config_from_json(j);
+}
+
+config::Json without_run_section(config::Json j) {
+  j.erase("run");
+  return j;
+}
+
+// The pretrain baseline: reused from RUN/baselines/pretrain, resumed there when it stopped early,
+// or trained there with the run's config and budget. The budget is the iterations the run's own
+// latest checkpoint reached, so a run stopped early (train --stop-after) meets a baseline stopped
+// at the same point.
+std::unique_ptr<meta::MetaLearner> pretrain_learner(const train::LoadedRun& run,
+                                                    const fs::path& run_dir,
+                                                    const config::Config& pc,
+                                                    const torch::Device& device,
+                                                    ColdStartResult& result) {
+  const fs::path dir = pc.run.dir;
+  const fs::path latest = dir / train::kCheckpointDirName / train::kLatestCheckpointName;
+  int budget = pc.meta.iterations;
+  const fs::path run_latest = run_dir / train::kCheckpointDirName / train::kLatestCheckpointName;
+  if (fs::exists(run_latest))
+    budget = std::min(budget, train::read_checkpoint_meta(run_latest.string())
+                                  .progress.value("iteration", pc.meta.iterations));
+  if (budget < pc.meta.iterations)
+    spdlog::warn(
+        "the run stopped at meta-iteration {} of {}; the pretrain baseline gets the same {}",
+        budget, pc.meta.iterations, budget);
+  config::Json expected;
+  to_json(expected, pc);
+  train::TrainOptions train_options;
+  bool train_now = true;
+  int done = 0;
+  if (fs::exists(latest)) {
+    train::CheckpointMeta meta = train::read_checkpoint_meta(latest.string());
+    if (without_run_section(meta.config) != without_run_section(expected))
+      throw CheckpointError(
+          "'" + latest.string() + "' was trained with another config than the run's (diff: " +
+          config::Json::diff(without_run_section(meta.config), without_run_section(expected))
+              .dump() +
+          "); delete '" + dir.string() + "' to retrain the pretrain baseline");
+    done = meta.progress.value("iteration", 0);
+    if (done >= budget) {
+      spdlog::info("reusing the pretrain baseline in {} ({} iterations)", dir.string(), done);
+      if (done > budget)
+        spdlog::warn("the pretrain baseline in {} had {} iterations, the run {}", dir.string(),
+                     done, budget);
+      result.pretrain_source = "reused";
+      train_now = false;
+    } else {
+      spdlog::info("resuming the pretrain baseline in {} at iteration {} of {}", dir.string(), done,
+                   budget);
+      result.pretrain_source = "resumed";
+      train_options.resume = true;
+    }
+  } else {
+    spdlog::info(
+        "training the pretrain baseline in-process into {} (same tasks, episodes and budget: {} "
+        "iterations of {} tasks); later evals reuse it, --no-pretrain skips it",
+        dir.string(), budget, pc.meta.meta_batch);
+    result.pretrain_source = "trained";
+  }
+  if (budget < pc.meta.iterations) train_options.stop_after = budget - done;
+  if (train_now) {
+    // run_training adds its run's log file to the logger; the baseline's log should hold the
+    // baseline's training only, not the rest of this evaluation.
+    auto& sinks = spdlog::default_logger()->sinks();
+    const std::size_t before = sinks.size();
+    try {
+      train::run_training(pc, train_options);
+    } catch (...) {
+      if (sinks.size() > before) sinks.resize(before);
+      throw;
+    }
+    if (sinks.size() > before) sinks.resize(before);
+  }
+
+  // The same selection as the run itself: its checkpoint file name when the baseline has one,
+  // else best, else latest.
+  const fs::path same = dir / train::kCheckpointDirName / fs::path(run.checkpoint_path).filename();
+  const std::string file =
+      fs::exists(same) ? same.string() : train::resolve_checkpoint_path(dir.string());
+  train::Checkpoint checkpoint = train::load_checkpoint(file);
+  const train::CheckpointMeta run_meta = train::read_checkpoint_meta(run.checkpoint_path);
+  if (checkpoint.meta.features != run_meta.features)
+    throw CheckpointError("'" + file + "' was fitted on other feature statistics than '" +
+                          run.checkpoint_path + "' (the log changed since the run was trained?); " +
+                          "delete '" + dir.string() + "' to retrain the pretrain baseline");
+  auto learner = train::build_learner(pc, run.data->features, device);
+  checkpoint.read_state(
+      [&](torch::serialize::InputArchive& archive) {
+        train::read_learner(archive, *learner, file);
+      },
+      device);
+  result.pretrain_checkpoint = file;
+  return learner;
+}
+
+std::vector<int> sorted_unique(std::vector<int> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+void check_options(const ColdStartOptions& o) {
+  if (o.shots.empty()) throw UsageError("--shots: give at least one support size");
+  if (o.steps.empty()) throw UsageError("--steps: give at least one step count");
+  for (int k : o.shots)
+    if (k < 1) throw UsageError("--shots " + std::to_string(k) + ": must be >= 1");
+  for (int s : o.steps)
+    if (s < 0) throw UsageError("--steps " + std::to_string(s) + ": must be >= 0");
+  if (o.episodes < 1)
+    throw UsageError("--episodes " + std::to_string(o.episodes) + ": must be >= 1");
+  if (o.threads < 0) throw UsageError("--threads " + std::to_string(o.threads) + ": must be >= 0");
+}
+
+std::vector<std::string> choose_methods(const ColdStartOptions& o, const std::string& algorithm) {
+  std::vector<std::string> available{algorithm};
+  for (const char* b : {"pretrain", "scratch"})
+    if (algorithm != b) available.push_back(b);
+  for (const auto& m : o.methods)
+    if (std::find(available.begin(), available.end(), m) == available.end())
+      throw UsageError("--methods " + m + ": this run offers " + join(available, ", "));
+  const bool asked_pretrain =
+      std::find(o.methods.begin(), o.methods.end(), "pretrain") != o.methods.end();
+  if (!o.pretrain && asked_pretrain && algorithm != "pretrain")
+    throw UsageError("--no-pretrain contradicts --methods pretrain");
+  std::vector<std::string> chosen;
+  for (const auto& m : available) {
+    if (!o.methods.empty() && std::find(o.methods.begin(), o.methods.end(), m) == o.methods.end())
+      continue;
+    if (!o.pretrain && m == "pretrain" && algorithm != "pretrain") continue;
+    chosen.push_back(m);
+  }
+  if (chosen.empty()) throw UsageError("--methods: no method left to evaluate");
+  return chosen;
+}
+
+// Where the run keeps its files: the directory given, or the one above checkpoints/.
+fs::path run_dir_of(const std::string& checkpoint_path) {
+  fs::path dir = fs::path(checkpoint_path).parent_path();
+  if (dir.filename() == train::kCheckpointDirName) dir = dir.parent_path();
+  return dir.empty() ? fs::path(".") : dir;
+}
+
+std::string join_ints(const std::vector<int>& v) {
+  std::vector<std::string> parts;
+  for (int x : v) parts.push_back(std::to_string(x));
+  return join(parts, ",");
+}
+
+bool better(double a, double b, bool higher_is_better) {
+  return higher_is_better ? a > b : a < b;
+}
+
+// The cell of `method` at K with the best primary mean (nullptr when none has one).
+const Cell* best_cell(const ColdStartResult& r, const std::string& method, int k) {
+  const MetricInfo& primary = r.metrics.front();
+  const Cell* best = nullptr;
+  for (const Cell& c : r.cells) {
+    if (c.shots != k || (!method.empty() && c.method != method)) continue;
+    const double v = c.metrics.front().interval.mean;
+    if (!std::isfinite(v)) continue;
+    if (!best || better(v, best->metrics.front().interval.mean, primary.higher_is_better))
+      best = &c;
+  }
+  return best;
+}
+
+metrics::Interval paired(const Cell& a, const Cell& b) {
+  std::vector<double> x, y;
+  for (const auto& t : a.metrics.front().per_task) x.push_back(t.value);
+  for (const auto& t : b.metrics.front().per_task) y.push_back(t.value);
+  return metrics::paired_difference_ci(x, y, kLevel);
+}
+
+std::string signed_fixed(double v, int digits) {
+  return (v >= 0 ? "+" : "") + fixed(v, digits);
+}
+
+std::string steps_text(int steps) {
+  return std::to_string(steps) + (steps == 1 ? " step" : " steps");
+}
+
+Verdict make_verdict(const ColdStartResult& r, int k) {
+  Verdict v;
+  v.shots = k;
+  const MetricInfo& primary = r.metrics.front();
+  const std::string at = "K=" + std::to_string(k) + ": ";
+  const Cell* best = best_cell(r, "", k);
+  if (!best) {
+    v.text = at + "no new task could give an episode";
+    return v;
+  }
+  v.best_method = best->method;
+  v.best_steps = best->steps;
+  v.best_value = best->metrics.front().interval;
+  auto has = [&](const std::string& m) {
+    return std::find(r.methods.begin(), r.methods.end(), m) != r.methods.end();
+  };
+  const bool baseline_won = best->method == "pretrain" || best->method == "scratch";
+  const Cell* compared = nullptr;
+  const Cell* against = nullptr;
+  if (baseline_won && best->method != r.algorithm && has(r.algorithm)) {
+    compared = best_cell(r, r.algorithm, k);
+    against = best;
+  } else {
+    compared = best;
+    for (const char* b : {"pretrain", "scratch"})
+      if (!against && has(b) && best->method != b) against = best_cell(r, b, k);
+  }
+  const std::string name = baseline_won && best->method != r.algorithm
+                               ? "the " + best->method + " baseline"
+                               : best->method;
+  v.text = at + "best is " + name + " with " + steps_text(best->steps) + ", " + primary.title +
+           " " + metrics::format_interval(v.best_value, 3);
+  if (!compared || !against) {
+    v.text += " (nothing to compare it with)";
+    return v;
+  }
+  v.compared_method = compared->method;
+  v.compared_steps = compared->steps;
+  v.against_method = against->method;
+  v.against_steps = against->steps;
+  v.difference = paired(*compared, *against);
+  const auto& d = v.difference;
+  if (d.n == 0) {
+    v.text += "; no task scored both " + compared->method + " and " + against->method;
+    return v;
+  }
+  std::string diff = signed_fixed(d.mean, 3);
+  if (std::isfinite(d.half_width))
+    diff += " [" + signed_fixed(d.lower, 3) + ", " + signed_fixed(d.upper, 3) + "]";
+  v.excludes_zero = std::isfinite(d.half_width) && (d.lower > 0 || d.upper < 0);
+  const bool compared_better = (d.mean > 0) == primary.higher_is_better;
+  v.text += "; " + compared->method + " (" + steps_text(compared->steps) + ") vs " +
+            against->method + " at its best (" + steps_text(against->steps) + "): " + diff;
+  if (!std::isfinite(d.half_width))
+    v.text += ", too few tasks for an interval";
+  else if (v.excludes_zero)
+    v.text += ", the 95% CI excludes 0: " + compared->method + " is significantly " +
+              (compared_better ? "better" : "worse");
+  else
+    v.text += ", the 95% CI includes 0: no significant difference";
+  return v;
+}
+
+}  // namespace
+
+const MetricResult* Cell::metric(const std::string& name) const {
+  for (const auto& m : metrics)
+    if (m.metric == name) return &m;
+  return nullptr;
+}
+
+const Comparison* Cell::comparison(const std::string& baseline, const std::string& metric) const {
+  for (const auto& c : comparisons)
+    if (c.baseline == baseline && c.metric == metric) return &c;
+  return nullptr;
+}
+
+const Cell* ColdStartResult::cell(const std::string& method, int k, int s) const {
+  for (const auto& c : cells)
+    if (c.method == method && c.shots == k && c.steps == s) return &c;
+  return nullptr;
+}
+
+const ShotTasks* ColdStartResult::tasks_at(int k) const {
+  for (const auto& t : tasks)
+    if (t.shots == k) return &t;
+  return nullptr;
+}
+
+ColdStartResult run_cold_start(const ColdStartOptions& options) {
+  const auto start_time = std::chrono::steady_clock::now();
+  check_options(options);
+  runtime::configure_threads(options.threads);
+  train::LoadedRun run = train::load_run(options.checkpoint, {}, options.device);
+  if (run.kind != train::kCheckpointKindMeta)
+    throw CheckpointError("'" + run.checkpoint_path + "' holds a model of kind '" + run.kind +
+                          "' (adapted to one task); eval needs a meta-training run");
+  const runtime::DeviceChoice choice = runtime::resolve_device(options.device);
+  const torch::Device device =
+      choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
+                  : torch::Device(torch::kCPU);
+  const config::Config& config = run.config;
+  const pipeline::RunData& data = *run.data;
+  const tasks::LabelKind kind = data.tasks.kind;
+
+  ColdStartResult result;
+  result.checkpoint_path = run.checkpoint_path;
+  const fs::path run_dir = run_dir_of(run.checkpoint_path);
+  result.run_dir = run_dir.string();
+  if (fs::exists(run_dir / "config.json")) result.config_path = (run_dir / "config.json").string();
+  result.algorithm = config.meta.algorithm;
+  result.label_kind = kind_name(kind);
+  result.metrics = metrics_for(kind, !config.data.columns.user.empty());
+  result.shots = sorted_unique(options.shots);
+  result.steps = sorted_unique(options.steps);
+  result.methods = choose_methods(options, config.meta.algorithm);
+  result.episodes = options.episodes;
+  result.query = config.task.query;
+
+  // Which new tasks can give episodes at each K, before any expensive work.
+  const auto new_tasks = data.tasks.with_role(tasks::TaskRole::kNew);
+  result.new_tasks = static_cast<int>(new_tasks.size());
+  if (new_tasks.empty())
+    throw DataError("'" + run.checkpoint_path +
+                    "': the run holds out no new task (split.new_tasks is empty and "
+                    "split.new_fraction = " +
+                    std::to_string(config.split.new_fraction) + " selected none)");
+  std::vector<std::vector<const tasks::Task*>> eligible;
+  std::vector<tasks::EpisodeSampler> samplers;
+  std::size_t total_episodes = 0;
+  for (int k : result.shots) {
+    tasks::EpisodeShape shape = tasks::episode_shape(config.task);
+    shape.support = k;
+    samplers.emplace_back(kind, shape, config.seed);
+    ShotTasks st;
+    st.shots = k;
+    eligible.emplace_back();
+    for (const tasks::Task* t : new_tasks) {
+      std::string why = samplers.back().check(*t);
+      if (why.empty() && kind == tasks::LabelKind::kMulticlass)
+        why = multiclass_check(*t, k, config.task.query);
+      if (why.empty()) {
+        st.evaluated.push_back(t->name);
+        eligible.back().push_back(t);
+      } else {
+        st.skipped.push_back({t->name, why});
+      }
+    }
+    if (!st.skipped.empty())
+      spdlog::warn(
+          "K={}: {} of {} new tasks cannot give an episode and are skipped (e.g. '{}': {})", k,
+          st.skipped.size(), new_tasks.size(), st.skipped[0].task, st.skipped[0].reason);
+    total_episodes += eligible.back().size() * static_cast<std::size_t>(options.episodes);
+    result.tasks.push_back(std::move(st));
+  }
+  if (total_episodes == 0) {
+    const auto& first = result.tasks.front().skipped.front();
+    throw DataError("no new task can give an episode for --shots " + join_ints(result.shots) +
+                    " with task.query = " + std::to_string(config.task.query) + " (" +
+                    std::to_string(new_tasks.size()) + " new tasks; e.g. '" + first.task +
+                    "' at K=" + std::to_string(result.shots.front()) + ": " + first.reason +
+                    "); ask for smaller --shots");
+  }
+
+  // The learners, each with the config it was built with.
+  std::vector<MethodLearner> learners;
+  for (const auto& m : result.methods) {
+    MethodLearner entry;
+    entry.name = m;
+    if (m == config.meta.algorithm) {
+      entry.config = config;
+      entry.learner = run.learner.get();
+      if (m == "pretrain") result.pretrain_source = "run";
+    } else if (m == "scratch") {
+      entry.config = with_algorithm(config, "scratch", config.run.dir, options.threads);
+      entry.owned = train::build_learner(entry.config, data.features, device);
+    } else {  // pretrain
+      entry.config = with_algorithm(config, "pretrain",
+                                    (run_dir / "baselines" / "pretrain").string(), options.threads);
+      entry.config.run.device = options.device;
+      entry.owned = pretrain_learner(run, run_dir, entry.config, device, result);
+    }
+    if (entry.owned) entry.learner = entry.owned.get();
+    learners.push_back(std::move(entry));
+  }
+
+  spdlog::info(
+      "cold-start eval of {}: methods {}, {} new tasks, shots {}, steps {}, {} episodes "
+      "per task",
+      run.checkpoint_path, join(result.methods, ", "), new_tasks.size(), join_ints(result.shots),
+      join_ints(result.steps), options.episodes);
+  const std::size_t n_metrics = result.metrics.size();
+  const std::size_t n_steps = result.steps.size();
+  Progress progress("cold-start eval", "episodes", static_cast<double>(total_episodes));
+  std::size_t done = 0;
+  for (std::size_t ki = 0; ki < result.shots.size(); ++ki) {
+    const auto& tasks_k = eligible[ki];
+    // (sum, count) over episodes per method, step, metric and task.
+    std::vector<std::pair<double, int>> sums(learners.size() * n_steps * n_metrics *
+                                             tasks_k.size());
+    auto slot = [&](std::size_t mi, std::size_t si, std::size_t x, std::size_t ti) -> auto& {
+      return sums[((mi * n_steps + si) * n_metrics + x) * tasks_k.size() + ti];
+    };
+    std::vector<std::vector<int>> diverged(learners.size(), std::vector<int>(n_steps, 0));
+    for (std::size_t ti = 0; ti < tasks_k.size(); ++ti) {
+      for (int e = 0; e < options.episodes; ++e) {
+        // Sampled once and shared by every method: the pairing is by construction.
+        const tasks::Episode episode =
+            samplers[ki].sample(*tasks_k[ti], kEvalEpisodeBase + static_cast<std::uint64_t>(e));
+        const meta::TaskBatch batch = meta::make_task_batch(data, episode, device);
+        std::vector<std::int64_t> users;
+        for (std::size_t i : episode.query) users.push_back(episode.task->examples[i].user);
+        for (std::size_t mi = 0; mi < learners.size(); ++mi) {
+          auto outs =
+              learners[mi].learner->outputs_at_steps(batch.support, batch.query, result.steps);
+          for (std::size_t si = 0; si < n_steps; ++si) {
+            if (!torch::isfinite(outs[si]).all().item<bool>()) {
+              ++diverged[mi][si];
+              continue;
+            }
+            auto values = episode_metrics(kind, result.metrics, outs[si], batch.query, users);
+            for (std::size_t x = 0; x < n_metrics; ++x) {
+              if (!std::isfinite(values[x])) continue;
+              slot(mi, si, x, ti).first += values[x];
+              slot(mi, si, x, ti).second += 1;
+            }
+          }
+        }
+        progress.update(static_cast<double>(++done));
+      }
+    }
+    for (std::size_t mi = 0; mi < learners.size(); ++mi) {
+      for (std::size_t si = 0; si < n_steps; ++si) {
+        Cell cell;
+        cell.method = learners[mi].name;
+        cell.shots = result.shots[ki];
+        cell.steps = result.steps[si];
+        cell.diverged_episodes = diverged[mi][si];
+        for (std::size_t x = 0; x < n_metrics; ++x) {
+          MetricResult mr;
+          mr.metric = result.metrics[x].name;
+          std::vector<double> values;
+          for (std::size_t ti = 0; ti < tasks_k.size(); ++ti) {
+            const auto& [sum, count] = slot(mi, si, x, ti);
+            TaskValue tv{count > 0 ? sum / count : NAN, count};
+            mr.per_task.push_back(tv);
+            values.push_back(tv.value);
+          }
+          mr.interval = metrics::mean_ci(values, kLevel);
+          cell.metrics.push_back(std::move(mr));
+        }
+        if (cell.diverged_episodes > 0)
+          spdlog::warn("{} at K={}, {} step(s): {} episode(s) gave NaN/Inf outputs (left out)",
+                       cell.method, cell.shots, cell.steps, cell.diverged_episodes);
+        result.cells.push_back(std::move(cell));
+      }
+    }
+  }
+  progress.finish();
+
+  // Paired differences against each baseline in the same K and steps: the same tasks and
+  // episodes, so task-to-task variation cancels.
+  for (Cell& cell : result.cells) {
+    for (const char* b : {"pretrain", "scratch"}) {
+      const Cell* base = result.cell(b, cell.shots, cell.steps);
+      if (!base) continue;
+      for (std::size_t x = 0; x < n_metrics; ++x) {
+        std::vector<double> a, c;
+        for (const auto& t : cell.metrics[x].per_task) a.push_back(t.value);
+        for (const auto& t : base->metrics[x].per_task) c.push_back(t.value);
+        cell.comparisons.push_back(
+            {b, result.metrics[x].name, metrics::paired_difference_ci(a, c, kLevel)});
+      }
+    }
+  }
+  for (int k : result.shots) result.verdicts.push_back(make_verdict(result, k));
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  return result;
+}
+
+}  // namespace ml::eval

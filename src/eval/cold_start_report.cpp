@@ -1,0 +1,207 @@
+// The cold-start results as JSON and as a table for the terminal: see cold_start.hpp.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "eval/cold_start.hpp"
+#include "util/errors.hpp"
+#include "util/strings.hpp"
+
+namespace ml::eval {
+
+namespace {
+
+using nlohmann::json;
+
+json number(double v) {
+  return std::isfinite(v) ? json(v) : json();
+}
+
+json interval_json(const metrics::Interval& i) {
+  return {{"mean", number(i.mean)},
+          {"lower", number(i.lower)},
+          {"upper", number(i.upper)},
+          {"half_width", number(i.half_width)},
+          {"n", i.n}};
+}
+
+// Display width of UTF-8 text ("±" is one column, two bytes).
+std::size_t width(const std::string& s) {
+  std::size_t w = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++w;
+  return w;
+}
+
+std::string pad(const std::string& s, std::size_t w, bool right) {
+  const std::size_t n = width(s);
+  if (n >= w) return s;
+  return right ? std::string(w - n, ' ') + s : s + std::string(w - n, ' ');
+}
+
+std::string signed_fixed(double v, int digits) {
+  return (v >= 0 ? "+" : "") + fixed(v, digits);
+}
+
+std::string difference_text(const metrics::Interval& d) {
+  if (d.n == 0 || !std::isfinite(d.mean)) return "n/a";
+  std::string s = signed_fixed(d.mean, 3);
+  if (!std::isfinite(d.half_width)) return s + " [n/a]";
+  return s + " [" + signed_fixed(d.lower, 3) + ", " + signed_fixed(d.upper, 3) + "]";
+}
+
+}  // namespace
+
+json to_json(const ColdStartResult& r) {
+  json j;
+  j["checkpoint"] = r.checkpoint_path;
+  j["run_dir"] = r.run_dir;
+  j["config_path"] = r.config_path.empty() ? json() : json(r.config_path);
+  j["algorithm"] = r.algorithm;
+  j["label_kind"] = r.label_kind;
+  j["primary_metric"] = r.metrics.empty() ? json() : json(r.metrics.front().name);
+  j["metrics"] = json::array();
+  for (const auto& m : r.metrics)
+    j["metrics"].push_back(
+        {{"name", m.name}, {"title", m.title}, {"higher_is_better", m.higher_is_better}});
+  j["grid"] = {{"shots", r.shots},     {"steps", r.steps},
+               {"methods", r.methods}, {"episodes_per_task", r.episodes},
+               {"query", r.query},     {"confidence_level", 0.95}};
+  j["new_tasks"] = r.new_tasks;
+  j["pretrain"] = {
+      {"source", r.pretrain_source.empty() ? json() : json(r.pretrain_source)},
+      {"checkpoint", r.pretrain_checkpoint.empty() ? json() : json(r.pretrain_checkpoint)}};
+  j["tasks"] = json::array();
+  for (const auto& t : r.tasks) {
+    json skipped = json::array();
+    for (const auto& s : t.skipped) skipped.push_back({{"task", s.task}, {"reason", s.reason}});
+    j["tasks"].push_back({{"shots", t.shots}, {"evaluated", t.evaluated}, {"skipped", skipped}});
+  }
+  j["cells"] = json::array();
+  for (const auto& c : r.cells) {
+    const ShotTasks* tasks = r.tasks_at(c.shots);
+    json cell = {{"method", c.method},
+                 {"shots", c.shots},
+                 {"steps", c.steps},
+                 {"diverged_episodes", c.diverged_episodes}};
+    json ms = json::object();
+    for (const auto& m : c.metrics) {
+      json per_task = json::array();
+      for (std::size_t i = 0; i < m.per_task.size(); ++i)
+        per_task.push_back({{"task", tasks ? json(tasks->evaluated.at(i)) : json()},
+                            {"value", number(m.per_task[i].value)},
+                            {"episodes", m.per_task[i].episodes}});
+      json mj = interval_json(m.interval);
+      mj["per_task"] = per_task;
+      ms[m.metric] = mj;
+    }
+    cell["metrics"] = ms;
+    json paired = json::object();
+    for (const auto& cmp : c.comparisons)
+      paired[cmp.baseline][cmp.metric] = interval_json(cmp.difference);
+    cell["paired_difference"] = paired;
+    j["cells"].push_back(cell);
+  }
+  j["verdicts"] = json::array();
+  for (const auto& v : r.verdicts) {
+    json vj = {{"shots", v.shots}, {"text", v.text}};
+    if (!v.best_method.empty()) {
+      vj["best"] = {{"method", v.best_method},
+                    {"steps", v.best_steps},
+                    {"value", interval_json(v.best_value)}};
+    }
+    if (!v.compared_method.empty()) {
+      vj["comparison"] = {{"method", v.compared_method},
+                          {"steps", v.compared_steps},
+                          {"against", v.against_method},
+                          {"against_steps", v.against_steps},
+                          {"difference", interval_json(v.difference)},
+                          {"excludes_zero", v.excludes_zero}};
+    }
+    j["verdicts"].push_back(vj);
+  }
+  j["seconds"] = r.seconds;
+  return j;
+}
+
+void write_json(const ColdStartResult& result, const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << to_json(result).dump(2) << "\n";
+  out.close();
+  if (!out) throw DataError("--json-out " + path + ": cannot write the file");
+}
+
+std::string format_table(const ColdStartResult& r) {
+  std::ostringstream o;
+  if (r.metrics.empty()) return "";
+  const MetricInfo& primary = r.metrics.front();
+  const std::string& title = primary.title;
+  o << "cold-start evaluation of " << r.checkpoint_path << " (" << r.algorithm << ", "
+    << r.label_kind << " labels): " << r.new_tasks << " new tasks, " << r.episodes
+    << " episodes per task and K, query " << r.query << "\n";
+  o << title << " (" << (primary.higher_is_better ? "higher" : "lower")
+    << " is better): mean ± 95% CI half width over tasks; vs: paired per-task difference "
+       "(method - baseline), mean [95% CI]\n\n";
+
+  std::vector<std::string> baselines;
+  for (const char* b : {"pretrain", "scratch"})
+    if (std::find(r.methods.begin(), r.methods.end(), b) != r.methods.end()) baselines.push_back(b);
+  std::vector<std::string> header{"K", "steps", "method", "tasks", title};
+  for (const auto& b : baselines) header.push_back("vs " + b);
+  std::vector<std::vector<std::string>> rows;
+  std::vector<bool> group_start;
+  for (int k : r.shots) {
+    for (int s : r.steps) {
+      bool first = true;
+      for (const auto& m : r.methods) {
+        const Cell* c = r.cell(m, k, s);
+        if (!c) continue;
+        const auto& iv = c->metrics.front().interval;
+        std::vector<std::string> row{std::to_string(k), std::to_string(s), m, std::to_string(iv.n),
+                                     metrics::format_interval(iv, 3)};
+        for (const auto& b : baselines) {
+          const Comparison* cmp = c->comparison(b, primary.name);
+          row.push_back(m == b || !cmp ? "-" : difference_text(cmp->difference));
+        }
+        if (c->diverged_episodes > 0) row[2] += " (!)";
+        rows.push_back(row);
+        group_start.push_back(first);
+        first = false;
+      }
+    }
+  }
+  std::vector<std::size_t> w(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) w[i] = width(header[i]);
+  for (const auto& row : rows)
+    for (std::size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], width(row[i]));
+  auto line = [&](const std::vector<std::string>& row) {
+    std::string s;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      const bool right = i <= 1 || i == 3;  // numbers right-aligned
+      s += (i ? "  " : "") + pad(row[i], w[i], right);
+    }
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    o << s << "\n";
+  };
+  line(header);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (i > 0 && group_start[i] && rows[i][0] != rows[i - 1][0]) o << "\n";
+    line(rows[i]);
+  }
+  o << "\n";
+  for (const auto& v : r.verdicts) o << v.text << "\n";
+  for (const auto& t : r.tasks)
+    if (!t.skipped.empty())
+      o << "note: K=" << t.shots << ": " << t.skipped.size() << " of " << r.new_tasks
+        << " new tasks are too small and were left out (e.g. '" << t.skipped.front().task
+        << "': " << t.skipped.front().reason << ")\n";
+  bool diverged = false;
+  for (const auto& c : r.cells) diverged = diverged || c.diverged_episodes > 0;
+  if (diverged)
+    o << "note: (!) marks cells where some episodes gave NaN/Inf outputs; they are left out of "
+         "the means (see diverged_episodes in --json)\n";
+  return o.str();
+}
+
+}  // namespace ml::eval

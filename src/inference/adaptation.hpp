@@ -1,0 +1,78 @@
+// `metalearn adapt` as a library call: fine-tunes a trained run on new tasks' support sets with
+// the meta-learned inner loop, measures the query before and after, and writes one adapted
+// checkpoint per task. Torch-free so that the CLI and tests can include it cheaply.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ml::inference {
+
+// The episode index every adaptation draws, so the same run, task and shots always adapt on
+// the same support set and are scored on the same query. Training draws indices from 0 on
+// training tasks only and validation from 2^40, so this one is kept apart from both.
+inline constexpr std::uint64_t kAdaptEpisode = 1ULL << 41;
+
+struct AdaptOptions {
+  std::string checkpoint;          // run directory or checkpoint file
+  std::vector<std::string> tasks;  // task names; or all_new
+  bool all_new = false;            // every task the run held out as new
+  std::string support_csv;         // support rows from this CSV (same columns as the log); no query
+  int shots = 0;                   // support size (per class for multiclass); 0 = task.support
+  int steps = -1;                  // inner-loop steps; -1 = meta.adapt_steps
+  double inner_lr = 0;             // inner-loop learning rate; 0 = meta.inner_lr
+  std::string out_dir;             // where adapted checkpoints go; "" = RUN/adapted
+  std::string device = "auto";
+  int threads = 0;  // CPU threads, 0 = all cores
+};
+
+// Query metrics of one model on one query set; NaN where a metric does not apply (the label
+// kind does not have it, or AUC on a one-class query).
+struct QueryMetrics {
+  static constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+  double auc = kNone, log_loss = kNone, accuracy = kNone;  // binary (accuracy also multiclass)
+  double rmse = kNone, mae = kNone;                        // regression
+};
+
+struct TaskAdaptation {
+  std::string task;
+  std::string role;            // the task's role in the run ("new", "train", ...; "csv")
+  std::string support_source;  // "episode" or the support CSV's path
+  std::int64_t support_size = 0;
+  std::int64_t query_size = 0;  // 0 with a support CSV: nothing to measure on
+  int steps = 0;
+  double inner_lr = 0;
+  QueryMetrics before, after;  // before: the meta-learned init (0 steps); after: adapted
+  double adapt_ms = 0;         // in-process wall time of the inner loop alone
+  std::string checkpoint;      // the adapted checkpoint written
+};
+
+struct AdaptSummary {
+  std::string source_checkpoint;  // the resolved checkpoint file adapted from
+  std::string algorithm;
+  std::string label_kind;  // "binary" | "regression" | "multiclass"
+  std::string out_dir;
+  std::vector<TaskAdaptation> tasks;
+};
+
+// Throws UsageError for contradictory options, CheckpointError for an unusable checkpoint,
+// DataError for an unknown task (with a "did you mean") or one too small for the episode,
+// NumericError when adaptation diverges.
+AdaptSummary adapt(const AdaptOptions& options);
+
+// The file name of a task's adapted checkpoint: the name with anything but letters, digits,
+// '-', '_' and '.' replaced by '_', plus ".mlckpt".
+std::string adapted_file_name(const std::string& task);
+
+// The headline metric of a label kind: "AUC" (binary), "RMSE" (regression), "accuracy".
+std::string headline_metric(const std::string& label_kind);
+
+nlohmann::json to_json(const AdaptSummary& summary);
+// One row per task: task, support, query, headline metric before -> after, milliseconds.
+std::string format_table(const AdaptSummary& summary);
+
+}  // namespace ml::inference

@@ -1,0 +1,101 @@
+// Adapted-checkpoint state and scoring models: see adapted_model.hpp.
+#include "inference/adapted_model.hpp"
+
+#include "runtime/device.hpp"
+#include "train/checkpoint.hpp"
+#include "train/learner_state.hpp"
+#include "util/errors.hpp"
+
+namespace ml::inference {
+
+namespace {
+constexpr const char* kSupportGroup = "support";
+}  // namespace
+
+void write_adapted_state(torch::serialize::OutputArchive& archive, meta::MetaLearner& learner,
+                         const std::vector<torch::Tensor>& adapted, const models::Batch& support) {
+  const auto& names = learner.model()->names();
+  if (adapted.size() != names.size())
+    throw std::logic_error("write_adapted_state: " + std::to_string(adapted.size()) +
+                           " tensors for " + std::to_string(names.size()) + " parameters");
+  torch::serialize::OutputArchive model;
+  for (std::size_t i = 0; i < adapted.size(); ++i) model.write(names[i], adapted[i].detach().cpu());
+  archive.write("model", model);
+  // Meta-SGD's learned rates stay with the model: read_learner expects them, and adapting the
+  // adapted model again would need them.
+  torch::serialize::OutputArchive lrs;
+  auto& inner = learner.inner_learning_rates();
+  for (std::size_t i = 0; i < inner.size(); ++i) lrs.write(names[i], inner[i].detach().cpu());
+  archive.write("inner_lr", lrs);
+  torch::serialize::OutputArchive set;
+  set.write("dense", support.dense.detach().cpu());
+  set.write("ids", support.ids.detach().cpu());
+  set.write("target", support.target.detach().cpu());
+  archive.write(kSupportGroup, set);
+}
+
+torch::Device resolve_torch_device(const std::string& name) {
+  const runtime::DeviceChoice choice = runtime::resolve_device(name);
+  return choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
+                     : torch::Device(torch::kCPU);
+}
+
+torch::Tensor ScoringModel::outputs(const models::Batch& rows) const {
+  torch::NoGradGuard no_grad;
+  const models::Batch on_device = device.is_cuda() ? rows.to(device) : rows;
+  torch::Tensor out;
+  if (learner->algorithm() == "protonet")
+    out = learner->adapted_outputs(support, on_device, 0);
+  else
+    out = learner->model()->forward(on_device, learner->model()->params());
+  return out.detach().to(torch::kCPU).contiguous();
+}
+
+std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
+                                                 const std::string& device) {
+  auto m = std::make_unique<ScoringModel>();
+  m->device = resolve_torch_device(device);
+  m->path = train::resolve_checkpoint_path(path);
+  train::Checkpoint checkpoint = train::load_checkpoint(m->path);
+  try {
+    m->config = config::config_from_json(checkpoint.meta.config);
+  } catch (const ConfigError& e) {
+    throw CheckpointError("'" + m->path + "' carries a config this build rejects: " + e.what());
+  }
+  try {
+    from_json(checkpoint.meta.features, m->features);
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError("'" + m->path +
+                          "' carries feature statistics this build cannot read: " + e.what());
+  }
+  m->kind = checkpoint.meta.kind;
+  m->progress = checkpoint.meta.progress;
+  m->label_kind = tasks::label_kind(m->config);
+  m->learner = train::build_learner(m->config, m->features, m->device);
+  checkpoint.read_state(
+      [&](torch::serialize::InputArchive& archive) {
+        train::read_learner(archive, *m->learner, m->path);
+        torch::serialize::InputArchive set;
+        if (!archive.try_read(kSupportGroup, set)) return;
+        if (!set.try_read("dense", m->support.dense) || !set.try_read("ids", m->support.ids) ||
+            !set.try_read("target", m->support.target))
+          throw CheckpointError("'" + m->path + "' has an incomplete support set");
+        m->has_support = true;
+      },
+      m->device);
+  if (m->progress.contains("classes") && m->progress["classes"].is_array())
+    m->class_names = m->progress["classes"].get<std::vector<std::string>>();
+
+  const std::string algorithm = m->learner->algorithm();
+  if (algorithm == "protonet" && !m->has_support)
+    throw UsageError("'" + m->path +
+                     "' is a protonet run: it scores against a task's prototypes, which only an "
+                     "adapted model has; run 'metalearn adapt' first and predict with its output");
+  if (m->label_kind == tasks::LabelKind::kMulticlass && m->class_names.empty())
+    throw UsageError("'" + m->path +
+                     "' is a multiclass run: its outputs name classes only within an adapted "
+                     "task; run 'metalearn adapt' first and predict with its output");
+  return m;
+}
+
+}  // namespace ml::inference

@@ -1,0 +1,59 @@
+// The state of an adapted checkpoint and a model loaded back for scoring, shared by adapt
+// (which writes adapted checkpoints) and predict (which scores with them or with a run).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.hpp"
+#include "features/feature_space.hpp"
+#include "meta/meta_learner.hpp"
+#include "models/batch.hpp"
+#include "tasks/task_set.hpp"
+
+namespace ml::inference {
+
+// Archive layout of an adapted checkpoint: the learner's groups exactly as
+// train::write_learner lays them out ("model" by parameter name, "inner_lr" for metasgd), so
+// train::load_run reads an adapted checkpoint as it reads a run, with `adapted` as the model's
+// weights; plus the encoded support set under "support" (dense, ids, target), which protonet
+// scores against (its "adaptation" is the prototypes of that set).
+void write_adapted_state(torch::serialize::OutputArchive& archive, meta::MetaLearner& learner,
+                         const std::vector<torch::Tensor>& adapted, const models::Batch& support);
+
+// The torch device for a --device value (cpu, cuda, cuda:N, auto); DeviceError when absent.
+torch::Device resolve_torch_device(const std::string& name);
+
+// A model ready to score encoded rows, without the training log: a run's meta-learned init or
+// an adapted model's weights (and support set).
+struct ScoringModel {
+  std::string path;  // the resolved checkpoint file
+  std::string kind;  // "meta" | "adapted"
+  config::Config config;
+  features::FeatureSpace features;
+  nlohmann::json progress;
+  tasks::LabelKind label_kind = tasks::LabelKind::kBinary;
+  torch::Device device{torch::kCPU};
+  std::unique_ptr<meta::MetaLearner> learner;
+  bool has_support = false;
+  models::Batch support;                 // adapted checkpoints only
+  std::vector<std::string> class_names;  // multiclass: the class of output column i
+
+  // Raw outputs [n, columns] for encoded rows on the CPU: binary logits, regression values,
+  // multiclass logits. No graph is kept.
+  torch::Tensor outputs(const models::Batch& rows) const;
+};
+
+// `path` is an adapted checkpoint, a checkpoint file or a run directory. Throws
+// CheckpointError for an unusable checkpoint and UsageError for a run that cannot score rows
+// without adaptation (protonet needs a support set's prototypes; multiclass outputs mean
+// classes only within an adapted episode).
+std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
+                                                 const std::string& device);
+
+}  // namespace ml::inference

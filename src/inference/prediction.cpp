@@ -1,0 +1,304 @@
+// Scoring rows and recommending items: see prediction.hpp.
+#include "inference/prediction.hpp"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <unordered_set>
+
+#include "data/purchase_log.hpp"
+#include "inference/adapted_model.hpp"
+#include "models/batch.hpp"
+#include "runtime/device.hpp"
+#include "util/errors.hpp"
+#include "util/strings.hpp"
+
+namespace ml::inference {
+
+namespace fs = std::filesystem;
+using tasks::LabelKind;
+
+namespace {
+
+// Rows encoded per forward pass: bounds memory on large inputs.
+constexpr std::size_t kChunk = 8192;
+
+const char* kind_name(LabelKind kind) {
+  switch (kind) {
+    case LabelKind::kBinary:
+      return "binary";
+    case LabelKind::kRegression:
+      return "regression";
+    case LabelKind::kMulticlass:
+      return "multiclass";
+  }
+  return "?";
+}
+
+std::string column_title(const config::ColumnRef& ref, const char* role) {
+  return ref.name.empty() ? role : ref.name;
+}
+
+// A log read with the model's column mapping: `input` replaces data.files ("" keeps them).
+struct LoadedLog {
+  data::LoadReport report;
+  data::PurchaseLog log;
+};
+
+std::unique_ptr<LoadedLog> load_log(const ScoringModel& model, const std::string& input) {
+  config::Config config = model.config;
+  if (!input.empty()) config.data.files = {input};
+  auto l = std::make_unique<LoadedLog>();
+  l->log = data::load_purchase_log(config, l->report);
+  if (l->report.rows_rejected > 0)
+    spdlog::warn("skipped {} malformed row(s) of {} (data.bad_rows = \"skip\")",
+                 l->report.rows_rejected, join(l->report.files, ", "));
+  return l;
+}
+
+struct Outputs {
+  std::vector<double> score;
+  std::vector<std::int64_t> cls;  // multiclass: predicted column
+};
+
+// Scores `task.examples` in chunks; binary logits become probabilities, multiclass logits the
+// probability of the most likely class.
+Outputs score_examples(const ScoringModel& model, const features::FeatureEncoder& encoder,
+                       const tasks::Task& task) {
+  Outputs o;
+  const auto n = task.examples.size();
+  o.score.reserve(n);
+  for (std::size_t lo = 0; lo < n; lo += kChunk) {
+    std::vector<std::size_t> idx(std::min(kChunk, n - lo));
+    std::iota(idx.begin(), idx.end(), lo);
+    models::Batch batch = models::make_batch(encoder, model.features.dense_dim(),
+                                             model.features.id_fields(), task, idx);
+    torch::Tensor out = model.outputs(batch).to(torch::kFloat64);
+    if (!torch::isfinite(out).all().item<bool>())
+      throw NumericError("'" + model.path + "' gives NaN or Inf scores: its weights diverged");
+    if (model.label_kind == LabelKind::kMulticlass) {
+      auto [p, c] = torch::softmax(out, 1).max(1);
+      for (std::int64_t i = 0; i < p.size(0); ++i) {
+        o.score.push_back(p[i].item<double>());
+        o.cls.push_back(c[i].item<std::int64_t>());
+      }
+    } else {
+      torch::Tensor s = out.select(1, 0);
+      if (model.label_kind == LabelKind::kBinary) s = torch::sigmoid(s);
+      s = s.contiguous();
+      o.score.insert(o.score.end(), s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+    }
+  }
+  return o;
+}
+
+std::vector<std::string> dictionary_names(const data::Dictionary& d) {
+  std::vector<std::string> out;
+  out.reserve(d.size());
+  for (std::size_t i = 0; i < d.size(); ++i) out.push_back(d.name(static_cast<std::int32_t>(i)));
+  return out;
+}
+
+[[noreturn]] void unknown(const std::string& what, const std::string& name,
+                          const data::Dictionary& known, const std::string& where) {
+  std::string message = "no " + what + " '" + name + "' in " + where;
+  const std::string suggestion = closest_match(name, dictionary_names(known));
+  if (!suggestion.empty()) message += " (did you mean '" + suggestion + "'?)";
+  throw DataError(message);
+}
+
+// RFC 4180: quote a cell holding the delimiter, a quote or a line break.
+std::string csv_cell(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string number(double v) {
+  std::ostringstream s;
+  s << std::setprecision(7) << v;
+  return s.str();
+}
+
+}  // namespace
+
+RowScores score_rows(const PredictOptions& o) {
+  if (o.input.empty()) throw UsageError("predict needs --input rows.csv (or --recommend)");
+  runtime::configure_threads(o.threads);
+  auto model = load_scoring_model(o.checkpoint, o.device);
+  auto loaded = load_log(*model, o.input);
+  const data::PurchaseLog& log = loaded->log;
+  const features::FeatureEncoder encoder = model->features.bind(log);
+
+  tasks::Task rows;  // every kept row as an example; its label is never read
+  rows.examples.reserve(log.size());
+  for (std::size_t r = 0; r < log.size(); ++r)
+    rows.examples.push_back(
+        {static_cast<std::int64_t>(r), log.user[r], log.item[r], 0.0f, log.timestamp[r]});
+  const Outputs out = score_examples(*model, encoder, rows);
+
+  RowScores s;
+  s.label_kind = kind_name(model->label_kind);
+  s.model_kind = model->kind;
+  const auto& columns = model->config.data.columns;
+  s.user_column = column_title(columns.user, "user");
+  s.item_column = column_title(columns.item, "item");
+  s.task_column = column_title(columns.task, "task");
+  s.has_user = log.has_user();
+  s.has_item = log.has_item();
+  s.rows_read = loaded->report.rows_read;
+  s.rows_skipped = loaded->report.rows_rejected;
+  s.rows.reserve(log.size());
+  auto name = [](const data::Dictionary& d, std::int32_t id) {
+    return id == data::kNoId ? std::string() : d.name(id);
+  };
+  for (std::size_t r = 0; r < log.size(); ++r) {
+    RowScore row;
+    row.user = name(log.users, log.user[r]);
+    row.item = name(log.items, log.item[r]);
+    row.task = name(log.tasks, log.task[r]);
+    row.score = out.score[r];
+    if (model->label_kind == LabelKind::kMulticlass) {
+      const auto c = static_cast<std::size_t>(out.cls[r]);
+      row.class_name =
+          c < model->class_names.size() ? model->class_names[c] : "class_" + std::to_string(c);
+    }
+    s.rows.push_back(std::move(row));
+  }
+  spdlog::info("scored {} row(s) with the {} model '{}'", s.rows.size(),
+               model->kind == "adapted" ? "adapted" : "meta-learned (unadapted)", model->path);
+  return s;
+}
+
+std::vector<Recommendation> recommend(const RecommendOptions& o) {
+  if (o.task.empty()) throw UsageError("--recommend needs --task NAME");
+  if (o.users.empty()) throw UsageError("--recommend needs --user ID (repeatable)");
+  if (o.top_k < 1) throw UsageError("--top-k " + std::to_string(o.top_k) + ": must be >= 1");
+  runtime::configure_threads(o.threads);
+  auto model = load_scoring_model(o.checkpoint, o.device);
+  if (model->label_kind == LabelKind::kMulticlass)
+    throw UsageError("--recommend ranks items by a purchase probability or a predicted value; '" +
+                     model->path + "' is a multiclass model");
+  auto loaded = load_log(*model, o.input);
+  const data::PurchaseLog& log = loaded->log;
+  const std::string where = "'" + join(loaded->report.files, ", ") + "'";
+  if (!log.has_user() || !log.has_item())
+    throw DataError(
+        "--recommend needs data.columns.user and data.columns.item in the model's "
+        "config: it ranks items for users");
+  const auto task_id = log.tasks.find(o.task);
+  if (!task_id) unknown("task", o.task, log.tasks, where);
+
+  // The task's catalogue, and who interacted with what in it.
+  std::vector<std::int32_t> catalogue;
+  std::unordered_set<std::uint64_t> interacted;
+  auto key = [](std::int32_t u, std::int32_t i) {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(u)) << 32) |
+           static_cast<std::uint32_t>(i);
+  };
+  for (std::size_t r = 0; r < log.size(); ++r) {
+    if (log.task[r] != *task_id || log.item[r] == data::kNoId) continue;
+    catalogue.push_back(log.item[r]);
+    if (log.user[r] != data::kNoId) interacted.insert(key(log.user[r], log.item[r]));
+  }
+  std::sort(catalogue.begin(), catalogue.end());
+  catalogue.erase(std::unique(catalogue.begin(), catalogue.end()), catalogue.end());
+
+  const features::FeatureEncoder encoder = model->features.bind(log);
+  std::vector<Recommendation> out;
+  for (const auto& user : o.users) {
+    const auto user_id = log.users.find(user);
+    if (!user_id) unknown("user", user, log.users, where);
+    tasks::Task candidates;
+    for (std::int32_t item : catalogue)
+      if (!interacted.count(key(*user_id, item)))
+        // No row: row-level features are missing and encode as their training means, as for
+        // the sampled negatives of implicit labels.
+        candidates.examples.push_back({-1, *user_id, item, 0.0f, data::kNoTime});
+    const Outputs scored = score_examples(*model, encoder, candidates);
+    std::vector<std::size_t> order(candidates.examples.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      if (scored.score[a] != scored.score[b]) return scored.score[a] > scored.score[b];
+      return log.items.name(candidates.examples[a].item) <
+             log.items.name(candidates.examples[b].item);
+    });
+    const std::size_t k = std::min(order.size(), static_cast<std::size_t>(o.top_k));
+    if (k < static_cast<std::size_t>(o.top_k))
+      spdlog::warn("user '{}' has only {} item(s) of task '{}' left to recommend (asked {})", user,
+                   k, o.task, o.top_k);
+    for (std::size_t r = 0; r < k; ++r)
+      out.push_back({user, static_cast<int>(r + 1),
+                     log.items.name(candidates.examples[order[r]].item), scored.score[order[r]]});
+  }
+  return out;
+}
+
+void write_scores_csv(const RowScores& s, std::ostream& out) {
+  std::vector<std::string> header;
+  if (s.has_user) header.push_back(s.user_column);
+  if (s.has_item) header.push_back(s.item_column);
+  header.push_back(s.task_column);
+  if (s.label_kind == "multiclass") header.push_back("class");
+  header.push_back("score");
+  for (std::size_t c = 0; c < header.size(); ++c) out << (c ? "," : "") << csv_cell(header[c]);
+  out << "\n";
+  for (const auto& r : s.rows) {
+    if (s.has_user) out << csv_cell(r.user) << ",";
+    if (s.has_item) out << csv_cell(r.item) << ",";
+    out << csv_cell(r.task) << ",";
+    if (s.label_kind == "multiclass") out << csv_cell(r.class_name) << ",";
+    out << number(r.score) << "\n";
+  }
+}
+
+void write_recommendations_csv(const std::vector<Recommendation>& recommendations,
+                               std::ostream& out) {
+  out << "user,rank,item,score\n";
+  for (const auto& r : recommendations)
+    out << csv_cell(r.user) << "," << r.rank << "," << csv_cell(r.item) << "," << number(r.score)
+        << "\n";
+}
+
+void write_output(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  if (path.empty()) {
+    write(std::cout);
+    std::cout.flush();
+    return;
+  }
+  const fs::path target(path);
+  fs::path tmp = target;
+  tmp += ".tmp-" + std::to_string(::getpid());
+  try {
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out)
+        throw DataError("cannot write '" + path + "': cannot create a file in '" +
+                        (target.has_parent_path() ? target.parent_path().string() : ".") + "'");
+      write(out);
+      out.flush();
+      if (!out) throw DataError("writing '" + path + "' failed (disk full?)");
+    }
+    std::error_code ec;
+    fs::rename(tmp, target, ec);
+    if (ec) throw DataError("cannot write '" + path + "': " + ec.message());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace ml::inference

@@ -1,0 +1,76 @@
+// `metalearn predict` as library calls: score the rows of a CSV with an adapted model or a run's
+// meta-learned init, or recommend a task's top-K items for users; plus the CSV writers, which
+// write a file atomically so that an error never leaves half an output behind. Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace ml::inference {
+
+struct PredictOptions {
+  std::string checkpoint;  // adapted checkpoint, checkpoint file or run directory
+  std::string input;       // CSV with the log's columns (the label columns are ignored)
+  std::string device = "auto";
+  int threads = 0;  // CPU threads, 0 = all cores
+};
+
+struct RowScore {
+  std::string user, item, task;  // the row's key cells ("" where the row has none)
+  double score = 0;        // binary: probability; regression: value; multiclass: class probability
+  std::string class_name;  // multiclass: the predicted class
+};
+
+struct RowScores {
+  std::string label_kind;  // "binary" | "regression" | "multiclass"
+  std::string model_kind;  // "adapted" | "meta" (the run's init, unadapted)
+  // Output header names of the key columns (the log's column names where they are named), and
+  // which of user/item the log maps; the task column always is.
+  std::string user_column, item_column, task_column;
+  bool has_user = false, has_item = false;
+  std::int64_t rows_read = 0, rows_skipped = 0;  // skipped: malformed, under data.bad_rows
+  std::vector<RowScore> rows;                    // one per kept input row, in input order
+};
+
+// Reads `input` with the model's column mapping and bad_rows policy (the same loader as
+// training, with data.files = [input]) and scores every kept row. Throws CheckpointError,
+// DataError (missing file or column, malformed row under "fail"), UsageError (a protonet or
+// multiclass run, which can only score after adaptation).
+RowScores score_rows(const PredictOptions& options);
+
+struct RecommendOptions {
+  std::string checkpoint;
+  std::string task;                // recommend among the items of this task
+  std::vector<std::string> users;  // for each of these users
+  int top_k = 10;
+  std::string input;  // the log whose items and interactions count; "" = the run's data.files
+  std::string device = "auto";
+  int threads = 0;
+};
+
+struct Recommendation {
+  std::string user;
+  int rank = 0;  // 1-based
+  std::string item;
+  double score = 0;
+};
+
+// For each user, every item seen in `task` in the log that the user has not interacted with in
+// that task, scored as a (user, item) example; the top_k by score (ties by item id), best first.
+// Throws DataError with a "did you mean" for an unknown task or user, UsageError for a
+// multiclass model or bad options.
+std::vector<Recommendation> recommend(const RecommendOptions& options);
+
+void write_scores_csv(const RowScores& scores, std::ostream& out);
+void write_recommendations_csv(const std::vector<Recommendation>& recommendations,
+                               std::ostream& out);
+
+// Hands `write` std::cout when `path` is empty, else a stream on PATH.tmp-PID in the same folder
+// that is renamed over PATH once complete; on any failure the temporary is removed and PATH is
+// left as it was. Throws DataError when the file cannot be written.
+void write_output(const std::string& path, const std::function<void(std::ostream&)>& write);
+
+}  // namespace ml::inference

@@ -1,0 +1,544 @@
+// Tests of the cold-start evaluation: a small synthetic shop trained for real, then the grid,
+// its pairing, intervals and baselines checked against independent computations, and the CLI.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.hpp"
+#include "eval/cold_start.hpp"
+#include "meta/meta_learner.hpp"
+#include "runtime/device.hpp"
+#include "synth/synthetic_log.hpp"
+#include "tasks/episode_sampler.hpp"
+#include "train/checkpoint.hpp"
+#include "train/learner_state.hpp"
+#include "train/trainer.hpp"
+#include "util/errors.hpp"
+
+#ifndef ML_BINARY_PATH
+#error "ML_BINARY_PATH must be defined by tests/CMakeLists.txt"
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() /
+            ("metalearn_test_eval_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+// A small shop, a config like configs/synthetic.json with a small model and budget, and a run
+// trained on it with maml. Built once per test process (each test that needs it shares it).
+struct TrainedRun {
+  TempDir dir;
+  std::string run_dir;
+  json json_config;
+  ml::config::Config config;
+
+  TrainedRun() {
+    ml::synth::SynthOptions synth;
+    synth.users = 300;
+    synth.categories = 12;
+    synth.sessions = 6000;
+    const std::string data = dir.file("synth");
+    ml::synth::write_synthetic_log(synth, data);
+    run_dir = dir.file("run");
+    json c = {
+        {"seed", 42},
+        {"data",
+         {{"files", {data + "/events.csv"}},
+          {"columns",
+           {{"user", "user_id"},
+            {"item", "item_id"},
+            {"task", "category"},
+            {"timestamp", "timestamp"},
+            {"event", "event"},
+            {"price", "price"},
+            {"quantity", "quantity"}}},
+          {"features", {{"numeric", {"price"}}}},
+          {"side_tables",
+           {{{"files", {data + "/items.csv"}},
+             {"join", "item"},
+             {"key", "item_id"},
+             {"features", {{"numeric", {"base_price"}}, {"categorical", {"brand", "price_tier"}}}}},
+            {{"files", {data + "/users.csv"}},
+             {"join", "user"},
+             {"key", "user_id"},
+             {"features",
+              {{"numeric", {"signup_days", "loyalty_member"}},
+               {"categorical", {"age_band", "region"}}}}}}}}},
+        {"task",
+         {{"label",
+           {{"kind", "event_binary"},
+            {"positive_events", {"purchase"}},
+            {"negative_events", {"view", "cart"}}}},
+          {"support", 6},
+          {"query", 10}}},
+        // Half the categories held out, so the intervals span several new tasks.
+        {"split",
+         {{"new_fraction", 0.5}, {"validation_fraction", 0.2}, {"time_cutoff", "2026-03-01"}}},
+        {"model", {{"hidden", {32}}}},
+        {"meta",
+         {{"algorithm", "maml"}, {"iterations", 30}, {"meta_batch", 4}, {"inner_steps", 2}}},
+        {"train", {{"validate_every", 0}}},
+        {"run", {{"dir", run_dir}, {"device", "cpu"}, {"threads", 1}}}};
+    json_config = c;
+    config = ml::config::config_from_json(c);
+    ml::train::run_training(config, {});
+  }
+
+  // Another run on the same data: the config merge-patched with `patch`, trained into `dir`
+  // (stopped after `stop_after` iterations when > 0). Returns its run directory.
+  std::string train_variant(const std::string& dir, const json& patch, int stop_after = 0) const {
+    json c = json_config;
+    c.merge_patch(patch);
+    c["run"]["dir"] = dir;
+    ml::train::TrainOptions options;
+    options.stop_after = stop_after;
+    ml::train::run_training(ml::config::config_from_json(c), options);
+    return dir;
+  }
+};
+
+const TrainedRun& trained_run() {
+  static TrainedRun run;
+  return run;
+}
+
+ml::eval::ColdStartOptions small_grid(const std::string& checkpoint) {
+  ml::eval::ColdStartOptions o;
+  o.checkpoint = checkpoint;
+  o.shots = {6, 1, 3};  // unsorted on purpose: the result sorts
+  o.steps = {3, 0, 1};
+  o.episodes = 5;
+  o.device = "cpu";
+  o.threads = 1;
+  return o;
+}
+
+// The first evaluation of the shared run (it trains the pretrain baseline), shared too.
+const ml::eval::ColdStartResult& first_result() {
+  static ml::eval::ColdStartResult r = ml::eval::run_cold_start(small_grid(trained_run().run_dir));
+  return r;
+}
+
+std::vector<double> values_of(const ml::eval::MetricResult& m) {
+  std::vector<double> v;
+  for (const auto& t : m.per_task) v.push_back(t.value);
+  return v;
+}
+
+TEST(EvalColdStart, GridIsCompleteAndEveryMethodSawTheSameEpisodes) {
+  const auto& r = first_result();
+  EXPECT_EQ(r.algorithm, "maml");
+  EXPECT_EQ(r.label_kind, "binary");
+  EXPECT_EQ(r.shots, (std::vector<int>{1, 3, 6}));
+  EXPECT_EQ(r.steps, (std::vector<int>{0, 1, 3}));
+  EXPECT_EQ(r.methods, (std::vector<std::string>{"maml", "pretrain", "scratch"}));
+  ASSERT_FALSE(r.metrics.empty());
+  EXPECT_EQ(r.metrics.front().name, "auc");
+  EXPECT_GE(r.new_tasks, 4);
+  ASSERT_EQ(r.cells.size(), 3u * 3u * 3u);
+  for (const auto& m : r.methods)
+    for (int k : r.shots)
+      for (int s : r.steps) EXPECT_NE(r.cell(m, k, s), nullptr) << m << " " << k << " " << s;
+
+  for (int k : r.shots) {
+    const auto* tasks = r.tasks_at(k);
+    ASSERT_NE(tasks, nullptr);
+    EXPECT_EQ(tasks->evaluated.size() + tasks->skipped.size(),
+              static_cast<std::size_t>(r.new_tasks));
+    EXPECT_GE(tasks->evaluated.size(), 3u) << "K=" << k;
+    const auto* reference = r.cell("scratch", k, 0)->metric("auc");
+    for (const auto& cell : r.cells) {
+      if (cell.shots != k) continue;
+      EXPECT_EQ(cell.diverged_episodes, 0) << cell.method;
+      ASSERT_EQ(cell.metrics.size(), r.metrics.size());
+      for (const auto& m : cell.metrics) EXPECT_EQ(m.per_task.size(), tasks->evaluated.size());
+      // Every query holds both classes, so every episode gives an AUC: the same count for every
+      // method and step is what a paired comparison needs.
+      const auto* auc = cell.metric("auc");
+      for (std::size_t t = 0; t < auc->per_task.size(); ++t) {
+        EXPECT_EQ(auc->per_task[t].episodes, r.episodes) << cell.method << " K=" << k;
+        EXPECT_EQ(auc->per_task[t].episodes, reference->per_task[t].episodes);
+      }
+    }
+  }
+}
+
+TEST(EvalColdStart, IntervalsAndPairedDifferencesAgreeWithTheirDefinitions) {
+  const auto& r = first_result();
+  for (const auto& cell : r.cells) {
+    for (const auto& m : cell.metrics) {
+      const auto& iv = m.interval;
+      if (iv.n >= 2) {
+        EXPECT_LE(iv.lower, iv.mean) << cell.method << " " << m.metric;
+        EXPECT_GE(iv.upper, iv.mean) << cell.method << " " << m.metric;
+      }
+      // The mean over tasks, recomputed.
+      double sum = 0;
+      std::size_t n = 0;
+      for (const auto& t : m.per_task)
+        if (!std::isnan(t.value)) sum += t.value, ++n;
+      EXPECT_EQ(iv.n, n);
+      if (n > 0) {
+        EXPECT_NEAR(iv.mean, sum / static_cast<double>(n), 1e-12);
+      }
+    }
+    for (const char* b : {"pretrain", "scratch"}) {
+      const auto* base = r.cell(b, cell.shots, cell.steps);
+      ASSERT_NE(base, nullptr);
+      for (const auto& info : r.metrics) {
+        const auto* cmp = cell.comparison(b, info.name);
+        ASSERT_NE(cmp, nullptr) << cell.method << " vs " << b << " " << info.name;
+        auto a = values_of(*cell.metric(info.name)), c = values_of(*base->metric(info.name));
+        double sum = 0;
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < a.size(); ++i)
+          if (std::isfinite(a[i]) && std::isfinite(c[i])) sum += a[i] - c[i], ++n;
+        EXPECT_EQ(cmp->difference.n, n);
+        if (n > 0) {
+          EXPECT_NEAR(cmp->difference.mean, sum / static_cast<double>(n), 1e-12);
+        }
+        if (cell.method == b && n > 0) {  // a method against itself: exactly nothing
+          EXPECT_EQ(cmp->difference.mean, 0.0);
+          if (n >= 2) {
+            EXPECT_EQ(cmp->difference.half_width, 0.0);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(EvalColdStart, BaselinesBehaveAsBaselines) {
+  const auto& r = first_result();
+  // Random weights without adaptation rank purchases no better than chance across tasks.
+  for (int k : r.shots) {
+    const auto& auc = r.cell("scratch", k, 0)->metric("auc")->interval;
+    EXPECT_TRUE(std::abs(auc.mean - 0.5) < 0.1 || (auc.lower <= 0.5 && 0.5 <= auc.upper))
+        << "scratch AUC at K=" << k << ": " << ml::metrics::format_interval(auc, 3);
+  }
+  EXPECT_EQ(r.pretrain_source, "trained");
+  EXPECT_TRUE(fs::exists(trained_run().run_dir + "/baselines/pretrain/checkpoints/latest.mlckpt"));
+  EXPECT_FALSE(r.pretrain_checkpoint.empty());
+  ASSERT_EQ(r.verdicts.size(), r.shots.size());
+  for (const auto& v : r.verdicts) {
+    EXPECT_FALSE(v.best_method.empty());
+    EXPECT_NE(v.text.find("best is"), std::string::npos) << v.text;
+    EXPECT_FALSE(v.compared_method.empty()) << v.text;
+    // The best cell really is the best mean at its K.
+    for (const auto& cell : r.cells) {
+      if (cell.shots == v.shots) {
+        EXPECT_LE(cell.metrics.front().interval.mean, v.best_value.mean) << cell.method;
+      }
+    }
+  }
+}
+
+TEST(EvalColdStart, ReusesThePretrainBaselineAndRepeatsItsNumbers) {
+  const auto& first = first_result();
+  auto again = ml::eval::run_cold_start(small_grid(trained_run().run_dir));
+  EXPECT_EQ(again.pretrain_source, "reused");
+  ASSERT_EQ(again.cells.size(), first.cells.size());
+  for (std::size_t i = 0; i < first.cells.size(); ++i) {
+    const auto a = values_of(first.cells[i].metrics.front());
+    const auto b = values_of(again.cells[i].metrics.front());
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t t = 0; t < a.size(); ++t)
+      EXPECT_EQ(a[t], b[t]) << first.cells[i].method << " K=" << first.cells[i].shots;
+  }
+}
+
+TEST(EvalColdStart, JsonAndTableCarryTheCells) {
+  const auto& r = first_result();
+  TempDir dir;
+  ml::eval::write_json(r, dir.file("eval.json"));
+  std::ifstream in(dir.file("eval.json"));
+  const json j = json::parse(in);
+  EXPECT_EQ(j["algorithm"], "maml");
+  EXPECT_EQ(j["primary_metric"], "auc");
+  EXPECT_EQ(j["grid"]["shots"], json({1, 3, 6}));
+  ASSERT_EQ(j["cells"].size(), r.cells.size());
+  for (std::size_t i = 0; i < r.cells.size(); ++i) {
+    const json& c = j["cells"][i];
+    const auto& cell = r.cells[i];
+    EXPECT_EQ(c["method"], cell.method);
+    EXPECT_EQ(c["shots"], cell.shots);
+    EXPECT_EQ(c["steps"], cell.steps);
+    const auto& auc = cell.metric("auc")->interval;
+    EXPECT_DOUBLE_EQ(c["metrics"]["auc"]["mean"].get<double>(), auc.mean);
+    EXPECT_EQ(c["metrics"]["auc"]["n"], auc.n);
+    EXPECT_EQ(c["metrics"]["auc"]["per_task"].size(), r.tasks_at(cell.shots)->evaluated.size());
+    EXPECT_TRUE(c["paired_difference"].contains("pretrain"));
+    EXPECT_TRUE(c["paired_difference"]["scratch"].contains("auc"));
+  }
+  EXPECT_EQ(j["verdicts"].size(), r.shots.size());
+  const std::string table = ml::eval::format_table(r);
+  for (const char* s : {"maml", "pretrain", "scratch", "vs pretrain", "AUC", "best is"})
+    EXPECT_NE(table.find(s), std::string::npos) << s << "\n" << table;
+}
+
+TEST(EvalStepOutputs, MatchAdaptedOutputsForEveryAlgorithm) {
+  const auto& run = trained_run();
+  auto data = ml::pipeline::prepare_run_data(run.config);
+  const auto tasks = data->tasks.with_role(ml::tasks::TaskRole::kNew);
+  ASSERT_FALSE(tasks.empty());
+  ml::tasks::EpisodeSampler sampler(data->tasks.kind, ml::tasks::episode_shape(run.config.task),
+                                    run.config.seed);
+  const auto episode = sampler.sample(*tasks.front(), 0);
+  const auto batch = ml::meta::make_task_batch(*data, episode, torch::kCPU);
+  const std::vector<int> steps{3, 0, 1, 3};
+  for (const char* algorithm : {"maml", "anil", "reptile", "metasgd", "protonet", "scratch"}) {
+    json j;
+    to_json(j, run.config);
+    j["meta"]["algorithm"] = algorithm;
+    const auto config = ml::config::config_from_json(j);
+    auto learner = ml::train::build_learner(config, data->features, torch::kCPU);
+    if (std::string(algorithm) == "metasgd") {  // learned rates differ per weight
+      torch::NoGradGuard no_grad;
+      for (auto& lr : learner->inner_learning_rates()) lr.mul_(torch::rand_like(lr) + 0.5);
+    }
+    const auto outs = learner->outputs_at_steps(batch.support, batch.query, steps);
+    ASSERT_EQ(outs.size(), steps.size());
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const auto expected = learner->adapted_outputs(batch.support, batch.query, steps[i]);
+      EXPECT_TRUE(torch::equal(outs[i], expected)) << algorithm << " at " << steps[i] << " steps";
+    }
+    if (std::string(algorithm) != "protonet") {  // adaptation moves the outputs
+      EXPECT_FALSE(torch::equal(outs[0], outs[1])) << algorithm;
+    }
+  }
+}
+
+TEST(EvalErrors, TypedErrorsForUserMistakes) {
+  const auto& run = trained_run();
+  auto o = small_grid(run.run_dir);
+  o.checkpoint = run.run_dir + "/nowhere";
+  EXPECT_THROW(ml::eval::run_cold_start(o), ml::CheckpointError);
+
+  o = small_grid(run.run_dir);
+  o.shots = {4000, 5000};
+  try {
+    ml::eval::run_cold_start(o);
+    ADD_FAILURE() << "no DataError for shots larger than every task";
+  } catch (const ml::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("4000,5000"), std::string::npos) << e.what();
+  }
+
+  o = small_grid(run.run_dir);
+  o.methods = {"maml", "fancy"};
+  EXPECT_THROW(ml::eval::run_cold_start(o), ml::UsageError);
+  o = small_grid(run.run_dir);
+  o.steps = {-1};
+  EXPECT_THROW(ml::eval::run_cold_start(o), ml::UsageError);
+  o = small_grid(run.run_dir);
+  o.pretrain = false;
+  o.methods = {"pretrain"};
+  EXPECT_THROW(ml::eval::run_cold_start(o), ml::UsageError);
+
+  if (!ml::runtime::resolve_device("auto").cuda) {
+    o = small_grid(run.run_dir);
+    o.device = "cuda";
+    EXPECT_THROW(ml::eval::run_cold_start(o), ml::DeviceError);
+  }
+}
+
+TEST(EvalColdStart, NoPretrainLeavesTheBaselineOut) {
+  auto o = small_grid(trained_run().run_dir);
+  o.pretrain = false;
+  o.shots = {2};
+  o.steps = {0, 2};
+  o.episodes = 2;
+  const auto r = ml::eval::run_cold_start(o);
+  EXPECT_EQ(r.methods, (std::vector<std::string>{"maml", "scratch"}));
+  EXPECT_EQ(r.cells.size(), 4u);
+  for (const auto& c : r.cells) {
+    EXPECT_EQ(c.comparison("pretrain", "auc"), nullptr);
+    EXPECT_NE(c.comparison("scratch", "auc"), nullptr);
+  }
+  // Scratch is the reference now, on one side of the comparison or the other.
+  const auto& v = r.verdicts.at(0);
+  EXPECT_TRUE(v.against_method == "scratch" || v.compared_method == "scratch") << v.text;
+}
+
+TEST(EvalColdStart, PretrainBaselineGetsTheRunsBudget) {
+  TempDir dir;
+  // A run stopped early: the baseline trained for it stops at the same iteration.
+  const std::string stopped = trained_run().train_variant(dir.file("stopped"), json::object(), 7);
+  auto o = small_grid(stopped);
+  o.methods = {"pretrain"};
+  o.shots = {3};
+  o.steps = {0};
+  o.episodes = 1;
+  const auto r = ml::eval::run_cold_start(o);
+  EXPECT_EQ(r.methods, (std::vector<std::string>{"pretrain"}));
+  EXPECT_EQ(r.pretrain_source, "trained");
+  const auto meta =
+      ml::train::read_checkpoint_meta(stopped + "/baselines/pretrain/checkpoints/latest.mlckpt");
+  EXPECT_EQ(meta.progress.value("iteration", -1), 7);
+  EXPECT_EQ(meta.config["meta"]["algorithm"], "pretrain");
+  EXPECT_EQ(meta.config["meta"]["iterations"], 30);
+
+  // A run that is itself pretrain is not duplicated: it is the pretrain method.
+  const std::string own =
+      trained_run().train_variant(dir.file("own"), {{"meta", {{"algorithm", "pretrain"}}}});
+  o = small_grid(own);
+  o.steps = {0};
+  o.episodes = 1;
+  const auto p = ml::eval::run_cold_start(o);
+  EXPECT_EQ(p.methods, (std::vector<std::string>{"pretrain", "scratch"}));
+  EXPECT_EQ(p.pretrain_source, "run");
+  EXPECT_FALSE(fs::exists(own + "/baselines"));
+  for (const auto& c : p.cells) {
+    ASSERT_NE(c.comparison("pretrain", "auc"), nullptr);
+    if (c.method == "pretrain") {
+      EXPECT_EQ(c.comparison("pretrain", "auc")->difference.mean, 0.0);
+    }
+  }
+}
+
+TEST(EvalColdStart, RegressionAndMulticlassRunsUseTheirMetrics) {
+  TempDir dir;
+  // The shown price as a regression target: lower RMSE is better, and the verdict must know it.
+  const std::string regression = trained_run().train_variant(
+      dir.file("regression"), {{"task", {{"label", {{"kind", "regression"}, {"target", "price"}}}}},
+                               {"meta", {{"iterations", 5}}}});
+  auto o = small_grid(regression);
+  o.steps = {0, 2};
+  o.episodes = 2;
+  o.pretrain = false;
+  const auto r = ml::eval::run_cold_start(o);
+  EXPECT_EQ(r.label_kind, "regression");
+  ASSERT_EQ(r.metrics.size(), 2u);
+  EXPECT_EQ(r.metrics[0].name, "rmse");
+  EXPECT_FALSE(r.metrics[0].higher_is_better);
+  for (const auto& v : r.verdicts) {
+    for (const auto& c : r.cells) {
+      if (c.shots == v.shots) {
+        EXPECT_GE(c.metrics.front().interval.mean, v.best_value.mean) << c.method;
+      }
+    }
+  }
+  EXPECT_NE(ml::eval::format_table(r).find("RMSE (lower is better)"), std::string::npos);
+
+  // The event type as a 3-way class (view / cart / purchase), with prototypical networks.
+  const std::string multiclass = trained_run().train_variant(
+      dir.file("multiclass"),
+      {{"task",
+        {{"label", {{"kind", "multiclass"}, {"class_column", "event"}, {"ways", 3}}},
+         {"support", 2},
+         {"query", 4}}},
+       {"meta", {{"algorithm", "protonet"}, {"iterations", 5}}}});
+  o = small_grid(multiclass);
+  o.shots = {1, 2};
+  o.steps = {0, 1};
+  o.episodes = 2;
+  o.methods = {"protonet", "scratch"};
+  const auto m = ml::eval::run_cold_start(o);
+  EXPECT_EQ(m.label_kind, "multiclass");
+  ASSERT_EQ(m.metrics.size(), 1u);
+  EXPECT_EQ(m.metrics[0].name, "accuracy");
+  for (int k : m.shots) {  // prototypes take no steps: the same outputs at every step count
+    const auto a = values_of(m.cell("protonet", k, 0)->metrics[0]);
+    EXPECT_EQ(a, values_of(m.cell("protonet", k, 1)->metrics[0]));
+    for (double x : a) EXPECT_TRUE(std::isnan(x) || (x >= 0 && x <= 1)) << x;
+  }
+}
+
+// ---- through the binary ---------------------------------------------------------------------
+
+std::string q(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+Result run_binary(const std::string& args) {
+  TempDir capture;
+  const std::string out = capture.file("stdout"), err = capture.file("stderr");
+  const std::string command =
+      q(ML_BINARY_PATH) + " " + args + " >" + q(out) + " 2>" + q(err) + " </dev/null";
+  const int status = std::system(command.c_str());
+  Result r;
+  r.code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+TEST(EvalCli, MissingCheckpointIsOneLineWithExitCode5) {
+  TempDir dir;
+  Result r = run_binary("eval --checkpoint " + q(dir.file("no-such-run")));
+  EXPECT_EQ(r.code, static_cast<int>(ml::ExitCode::kCheckpoint)) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("metalearn eval: error:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no-such-run"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+
+  r = run_binary("eval --checkpoint " + q(dir.file("no-such-run")) + " --report " +
+                 q(dir.file("r.html")));
+  EXPECT_EQ(r.code, static_cast<int>(ml::ExitCode::kNotImplemented)) << r.err;
+  EXPECT_NE(r.err.find("--report"), std::string::npos) << r.err;
+}
+
+TEST(EvalCli, JsonOnStdoutAndInAFile) {
+  const auto& run = trained_run();
+  first_result();  // the pretrain baseline exists, so the binary reuses it
+  TempDir dir;
+  Result r = run_binary("--log-level warn eval --checkpoint " + q(run.run_dir) +
+                        " --shots 2 --steps 0,1 --episodes 2 --threads 1 --device cpu --json "
+                        "--json-out " +
+                        q(dir.file("eval.json")));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);  // stdout holds only the JSON
+  EXPECT_EQ(j["cells"].size(), 3u * 2u);
+  EXPECT_EQ(j["pretrain"]["source"], "reused");
+  std::ifstream in(dir.file("eval.json"));
+  const json file = json::parse(in);
+  EXPECT_EQ(file["cells"], j["cells"]);
+}
+
+}  // namespace

@@ -1,0 +1,598 @@
+// Tests of adaptation and prediction on a small trained synthetic shop: adapted checkpoints,
+// what adaptation changes, typed refusals, row scores, recommendations and the CLI end to end.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.hpp"
+#include "data/csv_reader.hpp"
+#include "inference/adaptation.hpp"
+#include "inference/prediction.hpp"
+#include "runtime/device.hpp"
+#include "synth/synthetic_log.hpp"
+#include "train/checkpoint.hpp"
+#include "train/learner_state.hpp"
+#include "train/trainer.hpp"
+#include "util/errors.hpp"
+
+#ifndef ML_BINARY_PATH
+#error "ML_BINARY_PATH must be defined by tests/CMakeLists.txt"
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() / ("metalearn_test_inference_" + std::to_string(::getpid()) +
+                                         "_" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+// A small shop, trained once per test process: like configs/synthetic.json (purchase vs
+// view/cart per category, both side tables, a time cutoff), scaled down to seconds.
+struct TrainedShop {
+  TempDir dir;
+  std::string events, run;
+  ml::config::Config config;
+  json config_json;
+  std::vector<std::string> new_tasks;  // held out by the run, sorted
+
+  TrainedShop() {
+    ml::synth::SynthOptions o;
+    o.users = 300;
+    o.categories = 10;
+    o.sessions = 5000;
+    o.seed = 5;
+    auto files = ml::synth::write_synthetic_log(o, dir.file("synth")).files;
+    events = files.events;
+    run = dir.file("run");
+    json j = {
+        {"seed", 42},
+        {"data",
+         {{"files", {files.events}},
+          {"columns",
+           {{"user", "user_id"},
+            {"item", "item_id"},
+            {"task", "category"},
+            {"timestamp", "timestamp"},
+            {"event", "event"},
+            {"rating", "rating"},
+            {"price", "price"},
+            {"quantity", "quantity"}}},
+          {"features", {{"numeric", {"price"}}}},
+          {"side_tables",
+           {{{"files", {files.items}},
+             {"join", "item"},
+             {"key", "item_id"},
+             {"features",
+              {{"numeric", {"base_price"}},
+               {"categorical", {"brand", "price_tier"}},
+               {"text", {"title"}}}}},
+            {{"files", {files.users}},
+             {"join", "user"},
+             {"key", "user_id"},
+             {"features",
+              {{"numeric", {"signup_days", "loyalty_member"}},
+               {"categorical", {"age_band", "region"}}}}}}}}},
+        {"features", {{"text_buckets", 32}}},
+        {"task",
+         {{"label",
+           {{"kind", "event_binary"},
+            {"positive_events", {"purchase"}},
+            {"negative_events", {"view", "cart"}}}},
+          {"support", 6},
+          {"query", 10}}},
+        {"split",
+         {{"new_fraction", 0.2}, {"validation_fraction", 0.1}, {"time_cutoff", "2026-03-01"}}},
+        {"model", {{"hidden", {32}}}},
+        {"meta", {{"iterations", 30}, {"meta_batch", 4}}},
+        {"train", {{"log_every", 10}, {"validate_every", 0}}},
+        {"run", {{"dir", run}, {"device", "cpu"}, {"threads", 1}}}};
+    config_json = j;
+    config = ml::config::config_from_json(j);
+    ml::train::run_training(config, {});
+    auto loaded = ml::train::load_run(run, {}, "cpu");
+    for (const auto* t : loaded.data->tasks.with_role(ml::tasks::TaskRole::kNew))
+      new_tasks.push_back(t->name);
+  }
+};
+
+const TrainedShop& shop() {
+  static TrainedShop s;
+  return s;
+}
+
+ml::inference::AdaptOptions adapt_options(const std::string& task, const std::string& out) {
+  ml::inference::AdaptOptions o;
+  o.checkpoint = shop().run;
+  o.tasks = {task};
+  o.out_dir = out;
+  o.device = "cpu";
+  o.threads = 1;
+  return o;
+}
+
+std::vector<torch::Tensor> weights(const std::string& checkpoint) {
+  auto run = ml::train::load_run(checkpoint, {}, "cpu");
+  std::vector<torch::Tensor> out;
+  for (const auto& p : run.learner->model()->params()) out.push_back(p.detach().clone());
+  return out;
+}
+
+// ---- adapt ---------------------------------------------------------------------------------
+
+TEST(AdaptNewTask, WritesALoadableAdaptedCheckpointWithFiniteMetrics) {
+  const TrainedShop& s = shop();
+  ASSERT_FALSE(s.new_tasks.empty());
+  TempDir out;
+  auto summary = ml::inference::adapt(adapt_options(s.new_tasks[0], out.file("adapted")));
+  ASSERT_EQ(summary.tasks.size(), 1u);
+  const auto& t = summary.tasks[0];
+  EXPECT_EQ(t.task, s.new_tasks[0]);
+  EXPECT_EQ(t.role, "new");
+  EXPECT_EQ(t.support_size, 6);
+  EXPECT_EQ(t.query_size, 10);
+  EXPECT_EQ(t.steps, s.config.meta.adapt_steps);
+  EXPECT_GT(t.adapt_ms, 0);
+  for (const auto* m : {&t.before, &t.after}) {
+    EXPECT_TRUE(std::isfinite(m->auc));  // every binary query holds both classes
+    EXPECT_TRUE(std::isfinite(m->log_loss));
+    EXPECT_GE(m->accuracy, 0);
+    EXPECT_LE(m->accuracy, 1);
+    EXPECT_TRUE(std::isnan(m->rmse));  // not a regression task
+  }
+  EXPECT_EQ(t.checkpoint,
+            out.file("adapted") + "/" + ml::inference::adapted_file_name(s.new_tasks[0]));
+  ASSERT_TRUE(fs::exists(t.checkpoint));
+  auto meta = ml::train::read_checkpoint_meta(t.checkpoint);
+  EXPECT_EQ(meta.kind, "adapted");
+  EXPECT_EQ(meta.progress["task"], s.new_tasks[0]);
+  EXPECT_EQ(meta.progress["shots"], 6);
+  EXPECT_EQ(meta.progress["steps"], s.config.meta.adapt_steps);
+  EXPECT_EQ(meta.progress["source_checkpoint"], summary.source_checkpoint);
+  auto loaded = ml::train::load_run(t.checkpoint, {}, "cpu");
+  EXPECT_EQ(loaded.kind, "adapted");
+
+  // The same call again adapts on the same episode: the same numbers.
+  auto again = ml::inference::adapt(adapt_options(s.new_tasks[0], out.file("again")));
+  EXPECT_EQ(again.tasks[0].after.auc, t.after.auc);
+  EXPECT_EQ(again.tasks[0].after.log_loss, t.after.log_loss);
+
+  const json j = ml::inference::to_json(summary);
+  EXPECT_EQ(j["metric"], "AUC");
+  EXPECT_EQ(j["tasks"][0]["support"], 6);
+  EXPECT_TRUE(j["tasks"][0]["after"]["auc"].is_number());
+  const std::string table = ml::inference::format_table(summary);
+  EXPECT_NE(table.find(s.new_tasks[0]), std::string::npos) << table;
+  EXPECT_NE(table.find("AUC before -> after"), std::string::npos) << table;
+}
+
+TEST(AdaptSteps, ZeroStepsKeepTheRunsWeightsAndStepsMoveThem) {
+  const TrainedShop& s = shop();
+  TempDir out;
+  auto zero = adapt_options(s.new_tasks[0], out.file("zero"));
+  zero.steps = 0;
+  auto moved = adapt_options(s.new_tasks[0], out.file("moved"));
+  moved.steps = 3;
+  moved.inner_lr = 0.1;
+  auto z = ml::inference::adapt(zero).tasks.at(0);
+  auto m = ml::inference::adapt(moved).tasks.at(0);
+  EXPECT_EQ(z.before.log_loss, z.after.log_loss);
+  EXPECT_EQ(m.before.log_loss, z.before.log_loss);  // the same episode, the same init
+  EXPECT_NE(m.after.log_loss, m.before.log_loss);
+  EXPECT_EQ(m.inner_lr, 0.1);
+
+  auto run = weights(s.run), w0 = weights(z.checkpoint), w3 = weights(m.checkpoint);
+  ASSERT_EQ(run.size(), w0.size());
+  double changed = 0;
+  for (std::size_t i = 0; i < run.size(); ++i) {
+    EXPECT_TRUE(torch::equal(run[i], w0[i])) << "parameter " << i;
+    changed += (w3[i] - run[i]).abs().sum().item<double>();
+  }
+  EXPECT_GT(changed, 1e-6);
+  EXPECT_EQ(ml::train::read_checkpoint_meta(m.checkpoint).progress["inner_lr"], 0.1);
+}
+
+TEST(AdaptAllNew, AdaptsEveryNewTaskIntoTheRunsAdaptedFolder) {
+  const TrainedShop& s = shop();
+  ml::inference::AdaptOptions o;
+  o.checkpoint = s.run;
+  o.all_new = true;
+  o.shots = 4;
+  o.device = "cpu";
+  o.threads = 1;
+  auto summary = ml::inference::adapt(o);
+  ASSERT_EQ(summary.tasks.size(), s.new_tasks.size());
+  for (std::size_t i = 0; i < summary.tasks.size(); ++i) {
+    EXPECT_EQ(summary.tasks[i].task, s.new_tasks[i]);
+    EXPECT_EQ(summary.tasks[i].support_size, 4);
+    EXPECT_EQ(fs::path(summary.tasks[i].checkpoint),
+              fs::path(s.run) / "adapted" / ml::inference::adapted_file_name(s.new_tasks[i]));
+    EXPECT_TRUE(fs::exists(summary.tasks[i].checkpoint));
+  }
+  fs::remove_all(fs::path(s.run) / "adapted");  // other tests read the run, not this folder
+}
+
+TEST(AdaptSupportCsv, EveryRowIsSupportAndThereIsNoQuery) {
+  const TrainedShop& s = shop();
+  TempDir out;
+  // The task's rows of the log, as a user would export them for a launch.
+  std::vector<std::string> lines = lines_of(slurp(s.events));
+  std::string csv = lines[0] + "\n";
+  int rows = 0;
+  for (std::size_t i = 1; i < lines.size() && rows < 40; ++i)
+    if (lines[i].find("," + s.new_tasks[0] + ",") != std::string::npos) {
+      csv += lines[i] + "\n";
+      ++rows;
+    }
+  ASSERT_GT(rows, 5);
+  write_file(out.file("support.csv"), csv);
+  auto o = adapt_options(s.new_tasks[0], out.file("adapted"));
+  o.support_csv = out.file("support.csv");
+  auto t = ml::inference::adapt(o).tasks.at(0);
+  EXPECT_EQ(t.query_size, 0);
+  EXPECT_GT(t.support_size, 0);
+  EXPECT_LE(t.support_size, rows);  // rows of one user and item make one example
+  EXPECT_TRUE(std::isnan(t.after.auc));
+  EXPECT_TRUE(fs::exists(t.checkpoint));
+  EXPECT_EQ(ml::train::read_checkpoint_meta(t.checkpoint).progress["support_source"],
+            out.file("support.csv"));
+
+  o.tasks = {"No Such Category"};
+  EXPECT_THROW(ml::inference::adapt(o), ml::DataError);
+  o.tasks = {s.new_tasks[0]};
+  o.shots = 3;
+  EXPECT_THROW(ml::inference::adapt(o), ml::UsageError);
+}
+
+TEST(AdaptErrors, UnknownTaskSuggestsAndTooSmallTaskNamesSizes) {
+  const TrainedShop& s = shop();
+  TempDir out;
+  const std::string name = s.new_tasks[0];
+  const std::string typo = name.substr(0, name.size() - 1);
+  try {
+    ml::inference::adapt(adapt_options(typo, out.file("a")));
+    FAIL() << "an unknown task must be refused";
+  } catch (const ml::DataError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("'" + typo + "'"), std::string::npos) << what;
+    EXPECT_NE(what.find("did you mean '" + name + "'"), std::string::npos) << what;
+  }
+  auto big = adapt_options(name, out.file("b"));
+  big.shots = 100000;
+  try {
+    ml::inference::adapt(big);
+    FAIL() << "an episode larger than the task must be refused";
+  } catch (const ml::DataError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("100000 support + 10 query"), std::string::npos) << what;
+  }
+  auto none = adapt_options(name, out.file("c"));
+  none.tasks.clear();
+  EXPECT_THROW(ml::inference::adapt(none), ml::UsageError);
+  none.checkpoint = out.file("no-such-run");
+  none.tasks = {name};
+  EXPECT_THROW(ml::inference::adapt(none), ml::CheckpointError);
+  EXPECT_FALSE(fs::exists(out.file("a")));  // nothing written on refusal
+}
+
+TEST(AdaptFileNames, AreSafeAndReadable) {
+  using ml::inference::adapted_file_name;
+  EXPECT_EQ(adapted_file_name("FROZEN PIZZA"), "FROZEN_PIZZA.mlckpt");
+  EXPECT_EQ(adapted_file_name("Dogs/Cats: Food"), "Dogs_Cats__Food.mlckpt");
+  EXPECT_EQ(adapted_file_name(".."), "task...mlckpt");
+  EXPECT_EQ(adapted_file_name(""), "task.mlckpt");
+  EXPECT_EQ(adapted_file_name(".hidden"), "_hidden.mlckpt");
+}
+
+// ---- predict -------------------------------------------------------------------------------
+
+// The header and the first `n` rows of the log, then its first row again.
+std::string sample_rows(const TrainedShop& s, int n) {
+  auto lines = lines_of(slurp(s.events));
+  std::string csv = lines[0] + "\n";
+  for (int i = 1; i <= n; ++i) csv += lines[static_cast<std::size_t>(i)] + "\n";
+  return csv + lines[1] + "\n";
+}
+
+// Protonet (no inner loop: prototypes) and regression (other metrics) on the same shop.
+TEST(AdaptOtherModels, ProtonetScoresThroughPrototypesAndRegressionReportsErrors) {
+  const TrainedShop& s = shop();
+  TempDir dir;
+  auto train_variant = [&](const std::string& name, const json& patch) {
+    json j = s.config_json;
+    j.merge_patch(patch);
+    j["run"]["dir"] = dir.file(name);
+    j["meta"]["iterations"] = 8;
+    ml::train::run_training(ml::config::config_from_json(j), {});
+    return dir.file(name);
+  };
+  const std::string proto = train_variant("proto", {{"meta", {{"algorithm", "protonet"}}}});
+  auto o = adapt_options(s.new_tasks[0], dir.file("proto_adapted"));
+  o.checkpoint = proto;
+  auto p = ml::inference::adapt(o).tasks.at(0);
+  EXPECT_TRUE(std::isnan(p.before.auc));  // no classifier before the prototypes
+  EXPECT_TRUE(std::isfinite(p.after.auc));
+  EXPECT_TRUE(std::isfinite(p.after.log_loss));
+  EXPECT_TRUE(torch::equal(weights(proto)[0], weights(p.checkpoint)[0]));  // nothing fine-tuned
+
+  write_file(dir.file("rows.csv"), sample_rows(s, 4));
+  ml::inference::PredictOptions rows;
+  rows.checkpoint = p.checkpoint;
+  rows.input = dir.file("rows.csv");
+  rows.device = "cpu";
+  rows.threads = 1;
+  auto scores = ml::inference::score_rows(rows);
+  ASSERT_EQ(scores.rows.size(), 5u);
+  for (const auto& r : scores.rows) {
+    EXPECT_GT(r.score, 0);
+    EXPECT_LT(r.score, 1);
+  }
+  rows.checkpoint = proto;  // a protonet run has no prototypes to score against
+  EXPECT_THROW(ml::inference::score_rows(rows), ml::UsageError);
+
+  const std::string reg =
+      train_variant("reg", {{"task", {{"label", {{"kind", "regression"}, {"target", "quantity"}}}}},
+                            {"meta", {{"inner_lr", 0.01}}}});
+  o.checkpoint = reg;
+  o.out_dir = dir.file("reg_adapted");
+  auto r = ml::inference::adapt(o);
+  EXPECT_EQ(r.label_kind, "regression");
+  const auto& t = r.tasks.at(0);
+  EXPECT_TRUE(std::isfinite(t.before.rmse));
+  EXPECT_TRUE(std::isfinite(t.after.rmse));
+  EXPECT_LE(t.after.mae, t.after.rmse + 1e-12);  // MAE never exceeds RMSE
+  EXPECT_TRUE(std::isnan(t.after.auc));
+  EXPECT_NE(ml::inference::format_table(r).find("RMSE before -> after"), std::string::npos);
+  rows.checkpoint = t.checkpoint;
+  for (const auto& row : ml::inference::score_rows(rows).rows)
+    EXPECT_TRUE(std::isfinite(row.score));
+}
+
+TEST(PredictRows, OneProbabilityPerRowAndAdaptationChangesThem) {
+  const TrainedShop& s = shop();
+  TempDir out;
+  write_file(out.file("rows.csv"), sample_rows(s, 5));
+  ml::inference::PredictOptions p;
+  p.checkpoint = s.run;
+  p.input = out.file("rows.csv");
+  p.device = "cpu";
+  p.threads = 1;
+  auto base = ml::inference::score_rows(p);
+  EXPECT_EQ(base.model_kind, "meta");
+  ASSERT_EQ(base.rows.size(), 6u);
+  EXPECT_EQ(base.rows_read, 6);
+  for (const auto& r : base.rows) {
+    EXPECT_GT(r.score, 0);
+    EXPECT_LT(r.score, 1);
+    EXPECT_FALSE(r.user.empty());
+    EXPECT_FALSE(r.item.empty());
+  }
+  EXPECT_EQ(base.rows[0].score, base.rows[5].score);  // identical rows
+  EXPECT_EQ(base.rows[0].user, base.rows[5].user);
+
+  auto o = adapt_options(s.new_tasks[0], out.file("adapted"));
+  o.steps = 5;
+  p.checkpoint = ml::inference::adapt(o).tasks.at(0).checkpoint;
+  auto adapted = ml::inference::score_rows(p);
+  EXPECT_EQ(adapted.model_kind, "adapted");
+  ASSERT_EQ(adapted.rows.size(), base.rows.size());
+  double diff = 0;
+  for (std::size_t i = 0; i < base.rows.size(); ++i)
+    diff += std::abs(adapted.rows[i].score - base.rows[i].score);
+  EXPECT_GT(diff, 1e-6);
+
+  std::ostringstream csv;
+  ml::inference::write_scores_csv(adapted, csv);
+  auto lines = lines_of(csv.str());
+  ASSERT_EQ(lines.size(), 7u);
+  EXPECT_EQ(lines[0], "user_id,item_id,category,score");
+  EXPECT_EQ(lines[1].rfind(adapted.rows[0].user + "," + adapted.rows[0].item + ",", 0), 0u)
+      << lines[1];
+}
+
+TEST(PredictRecommend, TopKUnseenItemsPerUserSortedByScore) {
+  const TrainedShop& s = shop();
+  const std::string task = s.new_tasks[0];
+  // Independently of the library: the task's items and each user's items in it.
+  std::set<std::string> catalogue;
+  std::map<std::string, std::set<std::string>> seen;
+  ml::data::CsvReader reader(s.events, {',', true, '"'});
+  ml::data::CsvRecord rec;
+  while (reader.next(rec)) {
+    if (rec.fields[2] != task) continue;
+    catalogue.insert(std::string(rec.fields[1]));
+    seen[std::string(rec.fields[0])].insert(std::string(rec.fields[1]));
+  }
+  const std::size_t k = 5;
+  std::vector<std::string> users;
+  for (const auto& [user, items] : seen)
+    if (catalogue.size() - items.size() >= k && users.size() < 3) users.push_back(user);
+  ASSERT_EQ(users.size(), 3u);
+
+  ml::inference::RecommendOptions r;
+  r.checkpoint = s.run;
+  r.task = task;
+  r.users = users;
+  r.top_k = static_cast<int>(k);
+  r.device = "cpu";
+  r.threads = 1;
+  auto recs = ml::inference::recommend(r);
+  ASSERT_EQ(recs.size(), k * users.size());
+  for (std::size_t u = 0; u < users.size(); ++u) {
+    std::set<std::string> items;
+    for (std::size_t i = 0; i < k; ++i) {
+      const auto& rec_i = recs[u * k + i];
+      EXPECT_EQ(rec_i.user, users[u]);
+      EXPECT_EQ(rec_i.rank, static_cast<int>(i + 1));
+      EXPECT_TRUE(catalogue.count(rec_i.item)) << rec_i.item;
+      EXPECT_FALSE(seen[users[u]].count(rec_i.item)) << users[u] << " saw " << rec_i.item;
+      EXPECT_GT(rec_i.score, 0);
+      EXPECT_LT(rec_i.score, 1);
+      if (i > 0) {
+        EXPECT_GE(recs[u * k + i - 1].score, rec_i.score);
+      }
+      items.insert(rec_i.item);
+    }
+    EXPECT_EQ(items.size(), k);  // no item twice
+  }
+
+  r.users = {users[0] + "x"};
+  EXPECT_THROW(ml::inference::recommend(r), ml::DataError);
+  r.users = users;
+  r.task = task + "x";
+  try {
+    ml::inference::recommend(r);
+    FAIL() << "an unknown task must be refused";
+  } catch (const ml::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean '" + task + "'"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(PredictOutput, IsWrittenAtomically) {
+  TempDir dir;
+  const std::string path = dir.file("scores.csv");
+  write_file(path, "old\n");
+  EXPECT_THROW(ml::inference::write_output(path,
+                                           [](std::ostream& out) {
+                                             out << "half";
+                                             throw ml::DataError("fails midway");
+                                           }),
+               ml::DataError);
+  EXPECT_EQ(slurp(path), "old\n");
+  ml::inference::write_output(path, [](std::ostream& out) { out << "new\n"; });
+  EXPECT_EQ(slurp(path), "new\n");
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir.file(""))) files += e.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(files, 1);  // no temporary left behind
+  EXPECT_THROW(ml::inference::write_output(dir.file("no/such/folder/x.csv"), [](std::ostream&) {}),
+               ml::DataError);
+}
+
+// ---- the CLI end to end --------------------------------------------------------------------
+
+std::string q(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+Result run_cli(const std::string& args) {
+  TempDir capture;
+  const std::string out = capture.file("stdout"), err = capture.file("stderr");
+  const std::string command =
+      q(ML_BINARY_PATH) + " " + args + " >" + q(out) + " 2>" + q(err) + " </dev/null";
+  const int status = std::system(command.c_str());
+  Result r;
+  r.code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+TEST(AdaptCli, AdaptsAndPredictsEndToEnd) {
+  const TrainedShop& s = shop();
+  TempDir dir;
+  const std::string task = s.new_tasks[0];
+  Result a =
+      run_cli("adapt --checkpoint " + q(s.run) + " --task " + q(task) + " --out " +
+              q(dir.file("adapted")) + " --shots 4 --steps 2 --device cpu --threads 1 --json");
+  ASSERT_EQ(a.code, 0) << a.err;
+  const json j = json::parse(a.out);  // stdout holds only the JSON
+  ASSERT_EQ(j["tasks"].size(), 1u);
+  EXPECT_EQ(j["tasks"][0]["task"], task);
+  EXPECT_EQ(j["tasks"][0]["support"], 4);
+  EXPECT_EQ(j["tasks"][0]["steps"], 2);
+  const std::string adapted = j["tasks"][0]["checkpoint"].get<std::string>();
+  EXPECT_TRUE(fs::exists(adapted)) << adapted;
+
+  Result table = run_cli("adapt --checkpoint " + q(s.run) + " --task " + q(task) + " --out " +
+                         q(dir.file("adapted")) + " --device cpu --threads 1");
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("AUC before -> after"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(task), std::string::npos) << table.out;
+
+  write_file(dir.file("rows.csv"), sample_rows(s, 3));
+  Result p = run_cli("predict --checkpoint " + q(adapted) + " --input " + q(dir.file("rows.csv")) +
+                     " --output " + q(dir.file("scores.csv")) + " --device cpu --threads 1");
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_TRUE(p.out.empty()) << p.out;  // the scores went to the file
+  auto lines = lines_of(slurp(dir.file("scores.csv")));
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[0], "user_id,item_id,category,score");
+  EXPECT_EQ(lines[1].substr(lines[1].rfind(',')), lines[4].substr(lines[4].rfind(',')));
+}
+
+TEST(PredictCli, MissingCheckpointExitsFiveWithOneLine) {
+  TempDir dir;
+  write_file(dir.file("rows.csv"), "user_id,item_id,category\n");
+  const std::string missing = q(dir.file("no-such-run"));
+  Result a = run_cli("adapt --checkpoint " + missing + " --task X --device cpu");
+  Result p = run_cli("predict --checkpoint " + missing + " --input " + q(dir.file("rows.csv")) +
+                     " --output " + q(dir.file("out.csv")) + " --device cpu");
+  for (const Result* r : {&a, &p}) {
+    EXPECT_EQ(r->code, static_cast<int>(ml::ExitCode::kCheckpoint)) << r->err;
+    EXPECT_EQ(std::count(r->err.begin(), r->err.end(), '\n'), 1) << r->err;
+    EXPECT_NE(r->err.find("no-such-run"), std::string::npos) << r->err;
+  }
+  EXPECT_FALSE(fs::exists(dir.file("out.csv")));
+}
+
+}  // namespace
