@@ -46,8 +46,10 @@ echo "== metalearn adapt: a new category from 10 purchases/views"
 "$bin" adapt --checkpoint "$run" --all-new --shots 10
 
 echo
-echo "== metalearn predict: top-5 items of a new category for two users"
+echo "== metalearn predict: top-5 items of a new category for two users (its adapted model)"
 # The first held-out category: the task table is fixed-width (name in the first 36 columns).
 first_new=$("$bin" inspect --config configs/synthetic.json --tasks |
-  awk 'substr($0, 69, 3) == "new" { name = substr($0, 1, 36); sub(/ +$/, "", name); print name; exit }')
-"$bin" predict --checkpoint "$run" --recommend --task "$first_new" --user u000001 --user u000002 --top-k 5
+  awk '!found && substr($0, 69, 3) == "new" { name = substr($0, 1, 36); sub(/ +$/, "", name); print name; found = 1 }')
+model="$run/adapted/${first_new// /_}.mlckpt"  # the model adapt wrote for that category
+[[ -f "$model" ]] || model="$run"
+"$bin" predict --checkpoint "$model" --recommend --task "$first_new" --user u000001 --user u000002 --top-k 5

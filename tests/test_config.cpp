@@ -1,6 +1,6 @@
 // Tests for the typed config: defaults, strict JSON, validation messages, overrides, loading.
-#include <algorithm>
 #include <gtest/gtest.h>
+#include <algorithm>
 
 #include <atomic>
 #include <chrono>
@@ -620,7 +620,8 @@ TEST_F(ConfigLoad, ResolvedConfigReloadsIdentically) {
 namespace {
 
 TEST(ConfigOverride, ListIndicesReachIntoArrays) {
-  Json j = Json::parse(R"({"data": {"side_tables": [{"files": ["a.csv"]}, {"files": ["b.csv"]}]}})");
+  Json j =
+      Json::parse(R"({"data": {"side_tables": [{"files": ["a.csv"]}, {"files": ["b.csv"]}]}})");
   apply_override(j, "data.side_tables[1].files=[\"c.csv\"]");
   EXPECT_EQ(j["data"]["side_tables"][1]["files"], Json::array({"c.csv"}));
   EXPECT_EQ(j["data"]["side_tables"][0]["files"], Json::array({"a.csv"}));

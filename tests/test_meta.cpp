@@ -68,7 +68,8 @@ double adapted_query_loss(const FunctionalModel& model, const std::vector<Tensor
 TEST(MetaGradient, SecondOrderMatchesFiniteDifferences) {
   torch::manual_seed(1);
   FunctionalModel model = tiny_model(torch::kFloat64);
-  TaskBatch task{random_batch(8, 3, torch::kFloat64, true), random_batch(12, 3, torch::kFloat64, true)};
+  TaskBatch task{random_batch(8, 3, torch::kFloat64, true),
+                 random_batch(12, 3, torch::kFloat64, true)};
   MetaLearner learner(meta_config("maml", 2, 0.5), LabelKind::kBinary, model);
   learner.accumulate_meta_gradient({task});
   auto analytic = grads_of(learner);
@@ -85,9 +86,11 @@ TEST(MetaGradient, SecondOrderMatchesFiniteDifferences) {
       plus[i].view(-1)[j] += eps;
       minus[i].view(-1)[j] -= eps;
       double numeric = (adapted_query_loss(model, plus, task, 2, 0.5) -
-                        adapted_query_loss(model, minus, task, 2, 0.5)) / (2 * eps);
+                        adapted_query_loss(model, minus, task, 2, 0.5)) /
+                       (2 * eps);
       double value = analytic[i].view(-1)[j].item<double>();
-      EXPECT_NEAR(value, numeric, 1e-7 + 1e-5 * std::abs(numeric)) << "param " << i << "[" << j << "]";
+      EXPECT_NEAR(value, numeric, 1e-7 + 1e-5 * std::abs(numeric))
+          << "param " << i << "[" << j << "]";
       ++checked;
     }
   }
@@ -99,7 +102,8 @@ TEST(MetaGradient, FirstOrderDiffersByExactlyTheSecondOrderTerm) {
   //   maml = (I - a H_s(theta)) g_q(theta')  and  fomaml = g_q(theta').
   torch::manual_seed(2);
   FunctionalModel model = tiny_model(torch::kFloat64);
-  TaskBatch task{random_batch(10, 3, torch::kFloat64, true), random_batch(10, 3, torch::kFloat64, true)};
+  TaskBatch task{random_batch(10, 3, torch::kFloat64, true),
+                 random_batch(10, 3, torch::kFloat64, true)};
   const double lr = 0.4;
   MetaLearner maml(meta_config("maml", 1, lr), LabelKind::kBinary, model);
   maml.accumulate_meta_gradient({task});
@@ -207,7 +211,8 @@ TEST(MetaSgd, LearnsItsInnerLearningRates) {
   for (const auto& lr : learner.inner_learning_rates()) ASSERT_TRUE(lr.grad().defined());
   optimizer.step();
   double moved = 0;
-  for (const auto& lr : learner.inner_learning_rates()) moved += (lr - 0.1).abs().sum().item<double>();
+  for (const auto& lr : learner.inner_learning_rates())
+    moved += (lr - 0.1).abs().sum().item<double>();
   EXPECT_GT(moved, 0.0);
 }
 

@@ -8,7 +8,8 @@ namespace ml::cli {
 
 void add_inspect_command(CLI::App& app) {
   auto* command = app.add_subcommand(
-      "inspect", "Profile a purchase log: rows, bad rows, task sizes, qualifying tasks, labels, split");
+      "inspect",
+      "Profile a purchase log: rows, bad rows, task sizes, qualifying tasks, labels, split");
   struct Options {
     ConfigOptions config;
     bool json = false;
@@ -17,7 +18,8 @@ void add_inspect_command(CLI::App& app) {
   auto options = std::make_shared<Options>();
   options->config.add_to(*command, /*with_runtime=*/false);
   command->add_flag("--json", options->json, "machine-readable JSON on stdout");
-  command->add_flag("--tasks", options->list_tasks, "list every task with its size, role and why it was dropped");
+  command->add_flag("--tasks", options->list_tasks,
+                    "list every task with its size, role and why it was dropped");
   command->callback([options] {
     config::Config config;
     if (!options->config.load(config)) return;

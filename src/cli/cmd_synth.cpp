@@ -1,8 +1,8 @@
 // `metalearn synth`: write a realistic, seeded synthetic purchase log.
 #include <iostream>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
 #include "synth/synthetic_log.hpp"
@@ -36,10 +36,14 @@ void add_synth_command(CLI::App& app) {
     spdlog::info("writing synthetic log to {}", o->out);
     synth::SynthSummary summary = synth::write_synthetic_log(o->synth, o->out);
     if (o->json) {
-      nlohmann::json j = {{"event_rows", summary.event_rows}, {"views", summary.views},
-                          {"carts", summary.carts},           {"purchases", summary.purchases},
-                          {"sessions", summary.sessions},     {"users", summary.users},
-                          {"items", summary.items},           {"categories", summary.categories},
+      nlohmann::json j = {{"event_rows", summary.event_rows},
+                          {"views", summary.views},
+                          {"carts", summary.carts},
+                          {"purchases", summary.purchases},
+                          {"sessions", summary.sessions},
+                          {"users", summary.users},
+                          {"items", summary.items},
+                          {"categories", summary.categories},
                           {"brands", summary.brands},
                           {"files",
                            {{"events", summary.files.events},

@@ -21,23 +21,24 @@ void add_train_command(CLI::App& app) {
   options->config.add_to(*command, /*with_runtime=*/true);
   command->add_flag("--resume", options->train.resume,
                     "continue the run in run.dir from its latest checkpoint");
-  command->add_option("--stop-after", options->train.stop_after,
-                      "stop after this many meta-iterations in this call (0 = run to the end)")
+  command
+      ->add_option("--stop-after", options->train.stop_after,
+                   "stop after this many meta-iterations in this call (0 = run to the end)")
       ->check(CLI::NonNegativeNumber);
   command->add_flag("--json", options->json, "machine-readable summary on stdout");
   command->callback([options] {
     config::Config config;
     if (!options->config.load(config)) return;
     train::TrainSummary s = train::run_training(config, options->train);
-    nlohmann::json j = {{"run_dir", s.run_dir},
-                        {"algorithm", s.algorithm},
-                        {"iterations", s.iterations},
-                        {"last_loss", s.last_loss},
-                        {"best_iteration", s.best_iteration},
-                        {"best_validation_loss",
-                         std::isfinite(s.best_validation) ? nlohmann::json(s.best_validation)
-                                                          : nlohmann::json()},
-                        {"seconds", s.seconds}};
+    nlohmann::json j = {
+        {"run_dir", s.run_dir},
+        {"algorithm", s.algorithm},
+        {"iterations", s.iterations},
+        {"last_loss", s.last_loss},
+        {"best_iteration", s.best_iteration},
+        {"best_validation_loss",
+         std::isfinite(s.best_validation) ? nlohmann::json(s.best_validation) : nlohmann::json()},
+        {"seconds", s.seconds}};
     if (options->json) {
       std::cout << j.dump(2) << "\n";
       return;

@@ -32,8 +32,8 @@ void read_format(JsonObject o, CsvFormat& f) {
   o.finish();
   require(f.delimiter == "auto" || f.delimiter == "tab" || f.delimiter == "space" ||
               f.delimiter == "\\t" ||
-              (f.delimiter.size() == 1 && std::string(",\t; |").find(f.delimiter[0]) !=
-                                              std::string::npos),
+              (f.delimiter.size() == 1 &&
+               std::string(",\t; |").find(f.delimiter[0]) != std::string::npos),
           o.path_of("delimiter"), Json(f.delimiter),
           "must be \"auto\", \",\", \"\\t\" (or \"tab\"), \";\", \" \" (or \"space\") or \"|\"");
 }
@@ -89,14 +89,13 @@ void read_data(JsonObject o, DataConfig& d) {
   require(!d.files.empty(), o.path_of("files"), Json(d.files),
           "must name at least one CSV file of the purchase log");
   require_one_of(o.path_of("bad_rows"), d.bad_rows, {"skip", "fail"});
-  require(d.show_bad_rows >= 0, o.path_of("show_bad_rows"), Json(d.show_bad_rows),
-          "must be >= 0");
+  require(d.show_bad_rows >= 0, o.path_of("show_bad_rows"), Json(d.show_bad_rows), "must be >= 0");
   require_one_of(o.path_of("time_format"), d.time_format, {"auto", "unix", "iso8601"});
 }
 
-const std::vector<std::string> kAggregates = {"user_frequency", "user_spend",     "user_recency",
-                                              "user_mean_price", "item_popularity", "item_mean_price",
-                                              "item_buyers"};
+const std::vector<std::string> kAggregates = {
+    "user_frequency",  "user_spend",      "user_recency", "user_mean_price",
+    "item_popularity", "item_mean_price", "item_buyers"};
 
 void read_feature_config(JsonObject o, FeatureConfig& f) {
   o.read("standardize", f.standardize);
@@ -127,8 +126,10 @@ void read_label(JsonObject o, LabelConfig& l) {
   o.read("class_column", l.class_column);
   o.read("ways", l.ways);
   o.finish();
-  require_one_of(o.path_of("kind"), l.kind, {"implicit", "event_binary", "threshold", "regression", "multiclass"});
-  require(std::isfinite(l.threshold), o.path_of("threshold"), Json(l.threshold), "must be a finite number");
+  require_one_of(o.path_of("kind"), l.kind,
+                 {"implicit", "event_binary", "threshold", "regression", "multiclass"});
+  require(std::isfinite(l.threshold), o.path_of("threshold"), Json(l.threshold),
+          "must be a finite number");
   require(l.negatives_per_positive > 0 && l.negatives_per_positive <= 100,
           o.path_of("negatives_per_positive"), Json(l.negatives_per_positive),
           "must be in (0, 100]");
@@ -173,14 +174,14 @@ void read_split(JsonObject o, SplitConfig& s) {
   o.finish();
   require(s.new_fraction >= 0 && s.new_fraction < 1, o.path_of("new_fraction"),
           Json(s.new_fraction), "must be in [0, 1)");
-  require(s.validation_fraction >= 0 && s.validation_fraction < 1,
-          o.path_of("validation_fraction"), Json(s.validation_fraction), "must be in [0, 1)");
+  require(s.validation_fraction >= 0 && s.validation_fraction < 1, o.path_of("validation_fraction"),
+          Json(s.validation_fraction), "must be in [0, 1)");
   require(s.new_fraction + s.validation_fraction < 1, o.path_of("validation_fraction"),
           Json(s.validation_fraction),
           "new_fraction + validation_fraction must leave some tasks for training (< 1)");
   if (!s.time_cutoff.empty())
-    require(parse_timestamp(s.time_cutoff, TimeFormat::kAuto).has_value(),
-            o.path_of("time_cutoff"), Json(s.time_cutoff),
+    require(parse_timestamp(s.time_cutoff, TimeFormat::kAuto).has_value(), o.path_of("time_cutoff"),
+            Json(s.time_cutoff),
             "expected an ISO-8601 date/time (2017-07-01 or 2017-07-01T00:00:00) or unix seconds");
 }
 
@@ -209,8 +210,9 @@ void read_meta(JsonObject o, MetaConfig& m) {
   o.read("outer_lr", m.outer_lr);
   o.read("grad_clip", m.grad_clip);
   o.finish();
-  require_one_of(o.path_of("algorithm"), m.algorithm,
-                 {"maml", "fomaml", "reptile", "anil", "metasgd", "protonet", "pretrain", "scratch"});
+  require_one_of(
+      o.path_of("algorithm"), m.algorithm,
+      {"maml", "fomaml", "reptile", "anil", "metasgd", "protonet", "pretrain", "scratch"});
   require(m.iterations >= 0, o.path_of("iterations"), Json(m.iterations), "must be >= 0");
   require(m.meta_batch >= 1, o.path_of("meta_batch"), Json(m.meta_batch), "must be >= 1");
   require(m.inner_steps >= 1, o.path_of("inner_steps"), Json(m.inner_steps), "must be >= 1");
@@ -233,8 +235,8 @@ void read_train(JsonObject o, TrainConfig& t) {
   require(t.log_every >= 1, o.path_of("log_every"), Json(t.log_every), "must be >= 1");
   require(t.validate_every >= 0, o.path_of("validate_every"), Json(t.validate_every),
           "must be >= 0 (0 = only at the end)");
-  require(t.validation_episodes >= 1, o.path_of("validation_episodes"),
-          Json(t.validation_episodes), "must be >= 1");
+  require(t.validation_episodes >= 1, o.path_of("validation_episodes"), Json(t.validation_episodes),
+          "must be >= 1");
   require(t.checkpoint_every >= 1, o.path_of("checkpoint_every"), Json(t.checkpoint_every),
           "must be >= 1");
 }
@@ -255,7 +257,9 @@ void read_run(JsonObject o, RunConfig& r) {
 
 // ---- to JSON ---------------------------------------------------------------------------------
 
-Json format_json(const CsvFormat& f) { return {{"delimiter", f.delimiter}, {"header", f.header}}; }
+Json format_json(const CsvFormat& f) {
+  return {{"delimiter", f.delimiter}, {"header", f.header}};
+}
 
 Json columns_json(const FeatureColumns& f) {
   return {{"numeric", f.numeric}, {"categorical", f.categorical}, {"text", f.text}};
@@ -273,72 +277,73 @@ void to_json(Json& j, const Config& c) {
                     {"key", t.key},
                     {"features", columns_json(t.features)}});
   const auto& m = d.columns;
-  j = Json{
-      {"seed", c.seed},
-      {"data",
-       {{"files", d.files},
-        {"format", format_json(d.format)},
-        {"columns",
-         {{"user", m.user},
-          {"item", m.item},
-          {"task", m.task},
-          {"timestamp", m.timestamp},
-          {"event", m.event},
-          {"rating", m.rating},
-          {"price", m.price},
-          {"quantity", m.quantity}}},
-        {"features", columns_json(d.features)},
-        {"side_tables", side},
-        {"bad_rows", d.bad_rows},
-        {"show_bad_rows", d.show_bad_rows},
-        {"time_format", d.time_format}}},
-      {"features",
-       {{"standardize", c.features.standardize},
-        {"categorical", c.features.categorical},
-        {"hash_buckets", c.features.hash_buckets},
-        {"min_count", c.features.min_count},
-        {"onehot_max", c.features.onehot_max},
-        {"text_buckets", c.features.text_buckets},
-        {"aggregates", c.features.aggregates}}},
-      {"task",
-       {{"label",
-         {{"kind", c.task.label.kind},
-          {"positive_events", c.task.label.positive_events},
-          {"negative_events", c.task.label.negative_events},
-          {"negatives_per_positive", c.task.label.negatives_per_positive},
-          {"target", c.task.label.target},
-          {"threshold", c.task.label.threshold},
-          {"class_column", c.task.label.class_column},
-          {"ways", c.task.label.ways}}},
-        {"support", c.task.support},
-        {"query", c.task.query},
-        {"min_examples", c.task.min_examples},
-        {"max_examples", c.task.max_examples},
-        {"stratify", c.task.stratify}}},
-      {"split",
-       {{"new_tasks", c.split.new_tasks},
-        {"new_fraction", c.split.new_fraction},
-        {"validation_fraction", c.split.validation_fraction},
-        {"time_cutoff", c.split.time_cutoff}}},
-      {"model",
-       {{"type", c.model.type}, {"hidden", c.model.hidden}, {"embedding_dim", c.model.embedding_dim}}},
-      {"meta",
-       {{"algorithm", c.meta.algorithm},
-        {"iterations", c.meta.iterations},
-        {"meta_batch", c.meta.meta_batch},
-        {"inner_steps", c.meta.inner_steps},
-        {"inner_lr", c.meta.inner_lr},
-        {"adapt_steps", c.meta.adapt_steps},
-        {"inner_params", c.meta.inner_params},
-        {"outer_optimizer", c.meta.outer_optimizer},
-        {"outer_lr", c.meta.outer_lr},
-        {"grad_clip", c.meta.grad_clip}}},
-      {"train",
-       {{"log_every", c.train.log_every},
-        {"validate_every", c.train.validate_every},
-        {"validation_episodes", c.train.validation_episodes},
-        {"checkpoint_every", c.train.checkpoint_every}}},
-      {"run", {{"dir", c.run.dir}, {"device", c.run.device}, {"threads", c.run.threads}}}};
+  j = Json{{"seed", c.seed},
+           {"data",
+            {{"files", d.files},
+             {"format", format_json(d.format)},
+             {"columns",
+              {{"user", m.user},
+               {"item", m.item},
+               {"task", m.task},
+               {"timestamp", m.timestamp},
+               {"event", m.event},
+               {"rating", m.rating},
+               {"price", m.price},
+               {"quantity", m.quantity}}},
+             {"features", columns_json(d.features)},
+             {"side_tables", side},
+             {"bad_rows", d.bad_rows},
+             {"show_bad_rows", d.show_bad_rows},
+             {"time_format", d.time_format}}},
+           {"features",
+            {{"standardize", c.features.standardize},
+             {"categorical", c.features.categorical},
+             {"hash_buckets", c.features.hash_buckets},
+             {"min_count", c.features.min_count},
+             {"onehot_max", c.features.onehot_max},
+             {"text_buckets", c.features.text_buckets},
+             {"aggregates", c.features.aggregates}}},
+           {"task",
+            {{"label",
+              {{"kind", c.task.label.kind},
+               {"positive_events", c.task.label.positive_events},
+               {"negative_events", c.task.label.negative_events},
+               {"negatives_per_positive", c.task.label.negatives_per_positive},
+               {"target", c.task.label.target},
+               {"threshold", c.task.label.threshold},
+               {"class_column", c.task.label.class_column},
+               {"ways", c.task.label.ways}}},
+             {"support", c.task.support},
+             {"query", c.task.query},
+             {"min_examples", c.task.min_examples},
+             {"max_examples", c.task.max_examples},
+             {"stratify", c.task.stratify}}},
+           {"split",
+            {{"new_tasks", c.split.new_tasks},
+             {"new_fraction", c.split.new_fraction},
+             {"validation_fraction", c.split.validation_fraction},
+             {"time_cutoff", c.split.time_cutoff}}},
+           {"model",
+            {{"type", c.model.type},
+             {"hidden", c.model.hidden},
+             {"embedding_dim", c.model.embedding_dim}}},
+           {"meta",
+            {{"algorithm", c.meta.algorithm},
+             {"iterations", c.meta.iterations},
+             {"meta_batch", c.meta.meta_batch},
+             {"inner_steps", c.meta.inner_steps},
+             {"inner_lr", c.meta.inner_lr},
+             {"adapt_steps", c.meta.adapt_steps},
+             {"inner_params", c.meta.inner_params},
+             {"outer_optimizer", c.meta.outer_optimizer},
+             {"outer_lr", c.meta.outer_lr},
+             {"grad_clip", c.meta.grad_clip}}},
+           {"train",
+            {{"log_every", c.train.log_every},
+             {"validate_every", c.train.validate_every},
+             {"validation_episodes", c.train.validation_episodes},
+             {"checkpoint_every", c.train.checkpoint_every}}},
+           {"run", {{"dir", c.run.dir}, {"device", c.run.device}, {"threads", c.run.threads}}}};
 }
 
 void validate(const Config& c) {
@@ -368,8 +373,9 @@ void validate(const Config& c) {
         "\"implicit\" (sampled negatives have no row to read them from, so they would give the "
         "label away); declare item or user attributes in data.side_tables instead");
   if (c.meta.algorithm == "protonet" && label.kind == "regression")
-    throw ConfigError("meta.algorithm = \"protonet\": needs class labels, but task.label.kind = "
-                      "\"regression\" has none; use maml, fomaml, reptile, anil or metasgd");
+    throw ConfigError(
+        "meta.algorithm = \"protonet\": needs class labels, but task.label.kind = "
+        "\"regression\" has none; use maml, fomaml, reptile, anil or metasgd");
   if (!c.split.time_cutoff.empty())
     need(!cols.timestamp.empty(), "data.columns.timestamp", "by split.time_cutoff");
   for (const auto& a : c.features.aggregates) {
@@ -378,12 +384,12 @@ void validate(const Config& c) {
     if (starts_with(a, "item_"))
       need(!cols.item.empty(), "data.columns.item", "by features.aggregates \"" + a + "\"");
     if (a == "user_recency")
-      need(!cols.timestamp.empty(), "data.columns.timestamp", "by features.aggregates \"" + a + "\"");
+      need(!cols.timestamp.empty(), "data.columns.timestamp",
+           "by features.aggregates \"" + a + "\"");
   }
   for (std::size_t i = 0; i < c.data.side_tables.size(); ++i) {
     const auto& t = c.data.side_tables[i];
-    need(!(t.join == "item" ? cols.item : cols.user).empty(),
-         "data.columns." + t.join,
+    need(!(t.join == "item" ? cols.item : cols.user).empty(), "data.columns." + t.join,
          "by data.side_tables[" + std::to_string(i) + "].join = \"" + t.join + "\"");
   }
   auto check_positions = [](const CsvFormat& f, const std::vector<const ColumnRef*>& refs,
@@ -391,14 +397,16 @@ void validate(const Config& c) {
     if (f.header) return;
     for (const ColumnRef* r : refs)
       if (!r->name.empty())
-        throw ConfigError(where + ".format.header = false: columns of a headerless file must be "
-                          "given by 1-based position, but " + r->describe() + " is a name");
+        throw ConfigError(where +
+                          ".format.header = false: columns of a headerless file must be "
+                          "given by 1-based position, but " +
+                          r->describe() + " is a name");
   };
-  std::vector<const ColumnRef*> log_refs = {&cols.user,  &cols.item,   &cols.task,
-                                            &cols.timestamp, &cols.event, &cols.rating,
-                                            &cols.price, &cols.quantity, &label.class_column};
-  for (const auto* list : {&c.data.features.numeric, &c.data.features.categorical,
-                           &c.data.features.text})
+  std::vector<const ColumnRef*> log_refs = {&cols.user,      &cols.item,     &cols.task,
+                                            &cols.timestamp, &cols.event,    &cols.rating,
+                                            &cols.price,     &cols.quantity, &label.class_column};
+  for (const auto* list :
+       {&c.data.features.numeric, &c.data.features.categorical, &c.data.features.text})
     for (const auto& r : *list) log_refs.push_back(&r);
   std::vector<const ColumnRef*> nonempty;
   for (const auto* r : log_refs)
@@ -426,8 +434,8 @@ Config config_from_json(const Json& j) {
   read_train(top.object("train"), c.train);
   read_run(top.object("run"), c.run);
   top.finish();
-  const bool aggregates_given = j.contains("features") && j["features"].is_object() &&
-                                j["features"].contains("aggregates");
+  const bool aggregates_given =
+      j.contains("features") && j["features"].is_object() && j["features"].contains("aggregates");
   if (!aggregates_given) {
     // The default list adapts to the log's columns; a list the user wrote is checked as is.
     const auto& cols = c.data.columns;
@@ -517,7 +525,8 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     // nlohmann's message carries "line L, column C"; keep only that part after its prefix.
     std::string what = e.what();
     auto pos = what.find("parse error");
-    throw ConfigError(path + ": not valid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+    throw ConfigError(path +
+                      ": not valid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
   }
   fs::path base = fs::path(path).parent_path();
   if (j.is_object() && j.contains("data") && j["data"].is_object()) {

@@ -53,28 +53,28 @@ struct DataConfig {
                                    // Relative paths resolve against the config file's folder.
   CsvFormat format;
   ColumnMap columns;
-  FeatureColumns features;         // row-level feature columns of the log
+  FeatureColumns features;  // row-level feature columns of the log
   std::vector<SideTable> side_tables;
-  std::string bad_rows = "skip";   // "skip": count and report malformed rows; "fail": stop at
-                                   // the first one with its file and line
-  int show_bad_rows = 5;           // how many skipped rows are listed in reports (>= 0)
+  std::string bad_rows = "skip";     // "skip": count and report malformed rows; "fail": stop at
+                                     // the first one with its file and line
+  int show_bad_rows = 5;             // how many skipped rows are listed in reports (>= 0)
   std::string time_format = "auto";  // "auto" | "unix" | "iso8601"
 };
 
 struct FeatureConfig {
-  bool standardize = true;           // numeric features to zero mean, unit variance (train stats)
+  bool standardize = true;            // numeric features to zero mean, unit variance (train stats)
   std::string categorical = "vocab";  // "vocab": values seen in training get an index, the rest
                                       // share one out-of-vocabulary bucket; "hash": hashed into
                                       // hash_buckets (unseen values still land somewhere)
   std::int64_t hash_buckets = 1 << 18;  // >= 2; buckets for hashed ids and hashed categoricals
-  int min_count = 1;    // >= 1; vocab values rarer than this in training go to the OOV bucket
-  int onehot_max = 32;  // >= 0; vocab categoricals with at most this many values are also
-                        // one-hot encoded into the dense vector (for the plain mlp model)
+  int min_count = 1;      // >= 1; vocab values rarer than this in training go to the OOV bucket
+  int onehot_max = 32;    // >= 0; vocab categoricals with at most this many values are also
+                          // one-hot encoded into the dense vector (for the plain mlp model)
   int text_buckets = 64;  // >= 1; hashed bag-of-words width per text column
   // Per-entity aggregates computed from training rows only. When the key is absent, the
-  // defaults that the log's columns support are used (no user_recency without a timestamp). Allowed: user_frequency,
-  // user_spend, user_recency, user_mean_price, item_popularity, item_mean_price,
-  // item_buyers.
+  // defaults that the log's columns support are used (no user_recency without a timestamp).
+  // Allowed: user_frequency, user_spend, user_recency, user_mean_price, item_popularity,
+  // item_mean_price, item_buyers.
   std::vector<std::string> aggregates = {"user_frequency", "user_spend", "user_recency",
                                          "item_popularity", "item_mean_price"};
 };
@@ -88,7 +88,7 @@ struct LabelConfig {
   std::string kind = "implicit";
   std::vector<std::string> positive_events = {"purchase"};  // event values counted positive
   std::vector<std::string> negative_events = {"view"};      // event_binary only
-  double negatives_per_positive = 1.0;  // implicit only; > 0
+  double negatives_per_positive = 1.0;                      // implicit only; > 0
   std::string target = "rating";  // regression/threshold: "rating" | "price" | "quantity" |
                                   // "spend" (price * quantity)
   double threshold = 4.0;         // threshold only: targets >= this are positives
@@ -98,8 +98,8 @@ struct LabelConfig {
 
 struct TaskConfig {
   LabelConfig label;
-  int support = 10;  // K: support examples per task (per class for multiclass), >= 1
-  int query = 15;    // Q: query examples per task (per class for multiclass), >= 1
+  int support = 10;      // K: support examples per task (per class for multiclass), >= 1
+  int query = 15;        // Q: query examples per task (per class for multiclass), >= 1
   int min_examples = 0;  // tasks with fewer examples are dropped; 0 means support + query
   int max_examples = 0;  // tasks with more examples are dropped (e.g. heavy users); 0 = no limit
   // Support composition for binary labels: "balanced" (half positives), "proportional"
@@ -131,9 +131,9 @@ struct MetaConfig {
   // and the baselines "pretrain" (joint training on all base-task data, then fine-tune) and
   // "scratch" (random init, fine-tune on the support set).
   std::string algorithm = "maml";
-  int iterations = 300;  // meta-iterations (outer optimizer steps), >= 0
-  int meta_batch = 16;   // tasks per meta-iteration, >= 1
-  int inner_steps = 5;   // SGD steps on each support set during meta-training, >= 1
+  int iterations = 300;   // meta-iterations (outer optimizer steps), >= 0
+  int meta_batch = 16;    // tasks per meta-iteration, >= 1
+  int inner_steps = 5;    // SGD steps on each support set during meta-training, >= 1
   double inner_lr = 0.3;  // inner SGD learning rate (metasgd: the initial value), > 0
   int adapt_steps = 5;    // steps when adapting to a new task (adapt/eval default), >= 0
   // Which parameters the inner loop adapts: "dense" (all but embeddings: they are shared and
@@ -145,10 +145,10 @@ struct MetaConfig {
 };
 
 struct TrainConfig {
-  int log_every = 10;            // meta-iterations between metrics.jsonl lines, >= 1
-  int validate_every = 50;       // meta-iterations between validations; 0 = only at the end
-  int validation_episodes = 2;   // episodes per validation task, >= 1
-  int checkpoint_every = 100;    // meta-iterations between latest-checkpoint writes, >= 1
+  int log_every = 10;           // meta-iterations between metrics.jsonl lines, >= 1
+  int validate_every = 50;      // meta-iterations between validations; 0 = only at the end
+  int validation_episodes = 2;  // episodes per validation task, >= 1
+  int checkpoint_every = 100;   // meta-iterations between latest-checkpoint writes, >= 1
 };
 
 struct RunConfig {

@@ -67,8 +67,8 @@ void JsonObject::read(const char* key, std::int64_t& out) {
   if (!v) return;
   if (v->is_number_integer())
     out = v->get<std::int64_t>();
-  else if (v->is_number_float() && v->get<double>() == static_cast<double>(static_cast<std::int64_t>(
-                                                          v->get<double>())))
+  else if (v->is_number_float() &&
+           v->get<double>() == static_cast<double>(static_cast<std::int64_t>(v->get<double>())))
     out = static_cast<std::int64_t>(v->get<double>());
   else
     type_error(path_of(key), *v, "an integer");
@@ -114,8 +114,7 @@ void JsonObject::read(const char* key, std::vector<std::string>& out) {
   out.clear();
   for (std::size_t i = 0; i < v->size(); ++i) {
     const Json& e = (*v)[i];
-    if (!e.is_string())
-      type_error(path_of(key) + "[" + std::to_string(i) + "]", e, "a string");
+    if (!e.is_string()) type_error(path_of(key) + "[" + std::to_string(i) + "]", e, "a string");
     out.push_back(e.get<std::string>());
   }
 }

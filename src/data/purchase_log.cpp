@@ -31,8 +31,7 @@ std::size_t resolve_column(const ColumnRef& ref, const CsvReader& reader, const 
     if (header[i] == ref.name) return i;
   for (std::size_t i = 0; i < header.size(); ++i)  // tolerate case and padding differences
     if (to_lower(trim(header[i])) == to_lower(trim(ref.name))) return i;
-  std::string message =
-      key + " = '" + ref.name + "': no such column in '" + reader.path() + "'";
+  std::string message = key + " = '" + ref.name + "': no such column in '" + reader.path() + "'";
   std::string suggestion = closest_match(ref.name, header);
   if (!suggestion.empty()) message += " (did you mean '" + suggestion + "'?)";
   message += "; its columns are: " + join(header, ", ");
@@ -52,8 +51,8 @@ class FeatureColumnsBinding {
     auto bind = [&](const std::vector<ColumnRef>& refs, const char* kind,
                     std::vector<std::size_t>& out) {
       for (std::size_t i = 0; i < refs.size(); ++i)
-        out.push_back(resolve_column(refs[i], reader,
-                                     key + "." + kind + "[" + std::to_string(i) + "]"));
+        out.push_back(
+            resolve_column(refs[i], reader, key + "." + kind + "[" + std::to_string(i) + "]"));
     };
     bind(spec.numeric, "numeric", numeric_);
     bind(spec.categorical, "categorical", categorical_);
@@ -82,9 +81,9 @@ class FeatureColumnsBinding {
     for (std::size_t i = 0; i < numeric_.size(); ++i) {
       std::string_view cell = trim(r.fields[numeric_[i]]);
       if (!cell.empty() && !parse_double(cell)) {
-        error = {"column '" + table.numeric[i].name + "': '" + std::string(cell) +
-                     "' is not a number",
-                 "unparsable number"};
+        error = {
+            "column '" + table.numeric[i].name + "': '" + std::string(cell) + "' is not a number",
+            "unparsable number"};
         return false;
       }
     }

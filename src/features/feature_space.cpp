@@ -151,8 +151,9 @@ std::vector<std::string> fit_vocabulary(const data::CategoricalColumn& column,
 }
 
 const data::FeatureTable& table_of(const data::PurchaseLog& log, Source s) {
-  return s == Source::kRow ? log.features : s == Source::kUser ? log.user_attributes
-                                                                : log.item_attributes;
+  return s == Source::kRow    ? log.features
+         : s == Source::kUser ? log.user_attributes
+                              : log.item_attributes;
 }
 
 template <typename Column>
@@ -200,7 +201,7 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
         std::vector<std::int64_t> weights(column.dictionary.size(), 0);
         for (std::size_t r = 0; r < log.size(); ++r) {
           if (!train_rows[r]) continue;
-          std::int64_t index = s == Source::kRow ? static_cast<std::int64_t>(r)
+          std::int64_t index = s == Source::kRow    ? static_cast<std::int64_t>(r)
                                : s == Source::kUser ? log.user[r]
                                                     : log.item[r];
           if (index == kNoId) continue;
@@ -266,7 +267,8 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
 
 std::vector<std::string> FeatureSpace::id_field_names() const {
   std::vector<std::string> names = {"user", "item"};
-  for (const auto& c : categorical_) names.push_back(std::string(source_name(c.source)) + ":" + c.column);
+  for (const auto& c : categorical_)
+    names.push_back(std::string(source_name(c.source)) + ":" + c.column);
   return names;
 }
 
@@ -345,9 +347,9 @@ void FeatureEncoder::encode(const tasks::Example& e, float* dense, std::int64_t*
   auto numeric = [&](const std::vector<int>& columns, const std::vector<data::NumericColumn>& table,
                      std::int64_t index) {
     for (int c : columns)
-      *d++ = (c < 0 || index < 0) ? data::kMissing
-                                  : table[static_cast<std::size_t>(c)]
-                                        .values[static_cast<std::size_t>(index)];
+      *d++ = (c < 0 || index < 0)
+                 ? data::kMissing
+                 : table[static_cast<std::size_t>(c)].values[static_cast<std::size_t>(index)];
   };
   numeric(row_numeric_, log.features.numeric, e.row);
   numeric(user_numeric_, log.user_attributes.numeric, e.user);
@@ -369,12 +371,14 @@ void FeatureEncoder::encode(const tasks::Example& e, float* dense, std::int64_t*
       dense[k] = (dense[k] - f.mean_[k]) / f.scale_[k];
   }
 
-  ids[0] = e.user == kNoId ? 0 : static_cast<std::int64_t>(user_hash_[static_cast<std::size_t>(e.user)]);
-  ids[1] = e.item == kNoId ? 0 : static_cast<std::int64_t>(item_hash_[static_cast<std::size_t>(e.item)]);
+  ids[0] =
+      e.user == kNoId ? 0 : static_cast<std::int64_t>(user_hash_[static_cast<std::size_t>(e.user)]);
+  ids[1] =
+      e.item == kNoId ? 0 : static_cast<std::int64_t>(item_hash_[static_cast<std::size_t>(e.item)]);
   for (std::size_t k = 0; k < f.categorical_.size(); ++k) {
     const auto& field = f.categorical_[k];
     const auto& binding = categorical_[k];
-    std::int64_t entity = field.source == Source::kRow ? e.row
+    std::int64_t entity = field.source == Source::kRow    ? e.row
                           : field.source == Source::kUser ? e.user
                                                           : e.item;
     std::int64_t index = 0;
@@ -395,9 +399,10 @@ void FeatureEncoder::encode(const tasks::Example& e, float* dense, std::int64_t*
   auto text = [&](const std::vector<int>& columns, const std::vector<data::TextColumn>& table,
                   std::int64_t index) {
     for (int c : columns) {
-      std::string_view s = (c < 0 || index < 0) ? std::string_view()
-                                                : table[static_cast<std::size_t>(c)].at(
-                                                      static_cast<std::size_t>(index));
+      std::string_view s =
+          (c < 0 || index < 0)
+              ? std::string_view()
+              : table[static_cast<std::size_t>(c)].at(static_cast<std::size_t>(index));
       hash_text(s, f.text_buckets_, d);
       d += f.text_buckets_;
     }
@@ -417,8 +422,8 @@ void to_json(nlohmann::json& j, const FeatureSpace& f) {
                            {"vocabulary", c.vocabulary}});
   auto aggregates = [](const AggregateValues& a) {
     nlohmann::json values = nlohmann::json::object();
-    for (const auto& [id, v] : std::map<std::string, std::vector<float>>(a.by_entity.begin(),
-                                                                         a.by_entity.end()))
+    for (const auto& [id, v] :
+         std::map<std::string, std::vector<float>>(a.by_entity.begin(), a.by_entity.end()))
       values[id] = v;
     return nlohmann::json{{"names", a.names}, {"values", values}};
   };
@@ -428,7 +433,8 @@ void to_json(nlohmann::json& j, const FeatureSpace& f) {
        {"numeric", {{"row", f.row_numeric_}, {"user", f.user_numeric_}, {"item", f.item_numeric_}}},
        {"text", {{"row", f.row_text_}, {"user", f.user_text_}, {"item", f.item_text_}}},
        {"categorical", categorical},
-       {"aggregates", {{"user", aggregates(f.user_aggregates_)}, {"item", aggregates(f.item_aggregates_)}}},
+       {"aggregates",
+        {{"user", aggregates(f.user_aggregates_)}, {"item", aggregates(f.item_aggregates_)}}},
        {"dense_names", f.dense_names_},
        {"mean", f.mean_},
        {"scale", f.scale_}};
@@ -440,10 +446,10 @@ void from_json(const nlohmann::json& j, FeatureSpace& f) {
     f.hash_buckets_ = j.at("hash_buckets").get<std::int64_t>();
     f.text_buckets_ = j.at("text_buckets").get<int>();
     for (const char* s : {"row", "user", "item"}) {
-      auto& numeric = std::string(s) == "row" ? f.row_numeric_
+      auto& numeric = std::string(s) == "row"    ? f.row_numeric_
                       : std::string(s) == "user" ? f.user_numeric_
                                                  : f.item_numeric_;
-      auto& text = std::string(s) == "row" ? f.row_text_
+      auto& text = std::string(s) == "row"    ? f.row_text_
                    : std::string(s) == "user" ? f.user_text_
                                               : f.item_text_;
       numeric = j.at("numeric").at(s).get<std::vector<std::string>>();
@@ -453,7 +459,9 @@ void from_json(const nlohmann::json& j, FeatureSpace& f) {
     for (const auto& c : j.at("categorical")) {
       CategoricalField field;
       std::string source = c.at("source").get<std::string>();
-      field.source = source == "row" ? Source::kRow : source == "user" ? Source::kUser : Source::kItem;
+      field.source = source == "row"    ? Source::kRow
+                     : source == "user" ? Source::kUser
+                                        : Source::kItem;
       field.column = c.at("column").get<std::string>();
       field.hashed = c.at("hashed").get<bool>();
       field.onehot = c.at("onehot").get<bool>();

@@ -34,7 +34,7 @@ struct CategoricalField {
 };
 
 struct AggregateValues {
-  std::vector<std::string> names;                               // e.g. "user_frequency"
+  std::vector<std::string> names;                                 // e.g. "user_frequency"
   std::unordered_map<std::string, std::vector<float>> by_entity;  // entity id -> values
 };
 

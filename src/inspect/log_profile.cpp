@@ -102,12 +102,13 @@ LogProfile profile_log(const config::Config& config) {
     role->examples += n;
     if (t.drop_reason.empty()) ++p.qualifying;
     if (t.role == tasks::TaskRole::kNew) p.new_task_names.push_back(t.name);
-    p.tasks.push_back({t.name, n, t.positives, t.negatives, tasks::role_name(t.role), t.drop_reason});
+    p.tasks.push_back(
+        {t.name, n, t.positives, t.negatives, tasks::role_name(t.role), t.drop_reason});
   }
   if (p.examples > 0) {
     p.target_mean = sum / static_cast<double>(p.examples);
-    p.target_std = std::sqrt(std::max(0.0, sum2 / static_cast<double>(p.examples) -
-                                               p.target_mean * p.target_mean));
+    p.target_std = std::sqrt(
+        std::max(0.0, sum2 / static_cast<double>(p.examples) - p.target_mean * p.target_mean));
   } else {
     p.target_min = p.target_max = 0;
   }
@@ -122,9 +123,8 @@ LogProfile profile_log(const config::Config& config) {
 
 void to_json(nlohmann::json& j, const LogProfile& p) {
   auto dist = [](const Distribution& d) {
-    return nlohmann::json{{"count", d.count}, {"min", d.min},       {"p25", d.p25},
-                          {"median", d.median}, {"p75", d.p75},     {"p90", d.p90},
-                          {"max", d.max},       {"mean", d.mean}};
+    return nlohmann::json{{"count", d.count}, {"min", d.min}, {"p25", d.p25}, {"median", d.median},
+                          {"p75", d.p75},     {"p90", d.p90}, {"max", d.max}, {"mean", d.mean}};
   };
   auto role = [](const RoleCount& r) {
     return nlohmann::json{{"tasks", r.tasks}, {"examples", r.examples}};
@@ -158,7 +158,9 @@ void to_json(nlohmann::json& j, const LogProfile& p) {
     labels["sampled_negatives"] = p.sampled_negatives;
     labels["negatives_short"] = p.negatives_short;
   } else if (p.label_kind == "regression") {
-    labels["target"] = {{"mean", p.target_mean}, {"std", p.target_std}, {"min", p.target_min},
+    labels["target"] = {{"mean", p.target_mean},
+                        {"std", p.target_std},
+                        {"min", p.target_min},
                         {"max", p.target_max}};
   } else {
     labels["classes"] = p.classes;
@@ -191,8 +193,10 @@ void to_json(nlohmann::json& j, const LogProfile& p) {
          {"new", role(p.held_out_new)},
          {"dropped", role(p.dropped)},
          {"new_tasks", p.new_task_names}}},
-       {"features", {{"dense", p.dense_features}, {"id_fields", p.id_fields},
-                     {"dense_names", p.dense_feature_names}}},
+       {"features",
+        {{"dense", p.dense_features},
+         {"id_fields", p.id_fields},
+         {"dense_names", p.dense_feature_names}}},
        {"tasks", tasks}};
 }
 
@@ -211,9 +215,11 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   out << "Log\n";
   row("files", std::to_string(p.load.files.size()) + " (" + n(p.load.bytes) + " bytes)");
   row("rows read", n(p.load.rows_read));
-  row("rows rejected", n(p.load.rows_rejected) + " (" + pct(p.load.rows_rejected, p.load.rows_read) + ")");
+  row("rows rejected",
+      n(p.load.rows_rejected) + " (" + pct(p.load.rows_rejected, p.load.rows_read) + ")");
   for (const auto& [reason, count] : p.load.rejected_by_reason) row("  " + reason, n(count));
-  for (const auto& b : p.load.bad_rows) out << "    " << b.file << ":" << b.line << ": " << b.reason << "\n";
+  for (const auto& b : p.load.bad_rows)
+    out << "    " << b.file << ":" << b.line << ": " << b.reason << "\n";
   row("rows without task key", n(p.load.rows_without_task));
   row("users", n(p.users));
   row("items", n(p.items));
@@ -223,11 +229,11 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   if (!p.time_cutoff.empty())
     row("time cutoff", p.time_cutoff + " (" + n(p.rows_before_cutoff) + " history rows before it)");
   for (const auto& s : p.load.side_tables)
-    row(s.join + " table", n(s.rows) + " rows, " + n(s.log_ids_matched) + " of " +
-                               n(s.log_ids_total) + " log " + s.join + "s matched (" +
-                               pct(s.log_ids_matched, s.log_ids_total) + ")" +
-                               (s.rejected ? ", " + n(s.rejected) + " rejected" : "") +
-                               (s.duplicate_keys ? ", " + n(s.duplicate_keys) + " duplicate ids" : ""));
+    row(s.join + " table",
+        n(s.rows) + " rows, " + n(s.log_ids_matched) + " of " + n(s.log_ids_total) + " log " +
+            s.join + "s matched (" + pct(s.log_ids_matched, s.log_ids_total) + ")" +
+            (s.rejected ? ", " + n(s.rejected) + " rejected" : "") +
+            (s.duplicate_keys ? ", " + n(s.duplicate_keys) + " duplicate ids" : ""));
 
   out << "\nLabels (" << p.label_kind << ")\n";
   row("examples", n(p.examples));
@@ -235,8 +241,9 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
     row("positives", n(p.positives) + " (" + pct(p.positives, p.examples) + ")");
     row("negatives", n(p.negatives) + " (" + pct(p.negatives, p.examples) + ")");
     if (p.label_kind == "implicit")
-      row("sampled negatives", n(p.sampled_negatives) +
-                                   (p.negatives_short ? " (" + n(p.negatives_short) + " could not be drawn)" : ""));
+      row("sampled negatives",
+          n(p.sampled_negatives) +
+              (p.negatives_short ? " (" + n(p.negatives_short) + " could not be drawn)" : ""));
   } else if (p.label_kind == "regression") {
     row("target mean +- std", fixed(p.target_mean, 3) + " +- " + fixed(p.target_std, 3));
     row("target range", fixed(p.target_min, 3) + " .. " + fixed(p.target_max, 3));
@@ -259,9 +266,10 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   role("new (held out)", p.held_out_new);
   role("dropped", p.dropped);
   if (!p.new_task_names.empty()) {
-    std::vector<std::string> shown(p.new_task_names.begin(),
-                                   p.new_task_names.begin() +
-                                       static_cast<std::ptrdiff_t>(std::min<std::size_t>(8, p.new_task_names.size())));
+    std::vector<std::string> shown(
+        p.new_task_names.begin(),
+        p.new_task_names.begin() +
+            static_cast<std::ptrdiff_t>(std::min<std::size_t>(8, p.new_task_names.size())));
     row("new tasks", join(shown, ", ") + (p.new_task_names.size() > 8 ? ", ..." : ""));
   }
 
@@ -270,9 +278,11 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   row("id fields", std::to_string(p.id_fields));
 
   if (list_tasks) {
-    out << "\n" << std::left << std::setw(36) << "task" << std::right << std::setw(10)
-        << "examples" << std::setw(10) << "pos" << std::setw(10) << "neg" << "  " << std::left
-        << std::setw(11) << "role" << "why dropped\n";
+    out << "\n"
+        << std::left << std::setw(36) << "task" << std::right << std::setw(10) << "examples"
+        << std::setw(10) << "pos" << std::setw(10) << "neg"
+        << "  " << std::left << std::setw(11) << "role"
+        << "why dropped\n";
     for (const auto& t : p.tasks)
       out << std::left << std::setw(36) << t.name << std::right << std::setw(10) << t.examples
           << std::setw(10) << t.positives << std::setw(10) << t.negatives << "  " << std::left

@@ -41,7 +41,7 @@ struct LogProfile {
   std::int64_t examples = 0, positives = 0, negatives = 0;  // binary
   std::int64_t sampled_negatives = 0, negatives_short = 0;
   double target_mean = 0, target_std = 0, target_min = 0, target_max = 0;  // regression
-  std::int64_t classes = 0;                                                  // multiclass
+  std::int64_t classes = 0;                                                // multiclass
   std::string time_cutoff;
   std::int64_t rows_before_cutoff = 0;
   Distribution task_sizes;  // examples per task (tasks with >= 1 example)

@@ -14,8 +14,8 @@ struct SinusoidOptions {
   std::string algorithm = "maml";
   int iterations = 2000;
   int meta_batch = 10;
-  int shots = 10;         // K support points per task (the query has as many in training)
-  int train_steps = 1;    // inner steps during meta-training
+  int shots = 10;       // K support points per task (the query has as many in training)
+  int train_steps = 1;  // inner steps during meta-training
   double inner_lr = 0.01;
   double outer_lr = 1e-3;
   int eval_tasks = 100;

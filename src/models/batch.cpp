@@ -24,14 +24,17 @@ Batch make_batch(const features::FeatureEncoder& encoder, std::size_t dense_dim,
   if (classes.empty()) {
     b.target = torch::empty({n}, torch::kFloat32);
     float* y = b.target.data_ptr<float>();
-    for (std::int64_t i = 0; i < n; ++i) y[i] = task.examples[indices[static_cast<std::size_t>(i)]].label;
+    for (std::int64_t i = 0; i < n; ++i)
+      y[i] = task.examples[indices[static_cast<std::size_t>(i)]].label;
   } else {
     b.target = torch::empty({n}, torch::kInt64);
     std::int64_t* y = b.target.data_ptr<std::int64_t>();
     for (std::int64_t i = 0; i < n; ++i) {
-      auto global = static_cast<std::int32_t>(task.examples[indices[static_cast<std::size_t>(i)]].label);
+      auto global =
+          static_cast<std::int32_t>(task.examples[indices[static_cast<std::size_t>(i)]].label);
       auto it = std::find(classes.begin(), classes.end(), global);
-      if (it == classes.end()) throw DataError("example of class " + std::to_string(global) + " is not in the episode");
+      if (it == classes.end())
+        throw DataError("example of class " + std::to_string(global) + " is not in the episode");
       y[i] = it - classes.begin();
     }
   }

@@ -15,17 +15,19 @@ ModelShape model_shape(const config::Config& config, std::int64_t dense_dim,
   s.embedding_dim = config.model.embedding_dim;
   s.dense_dim = dense_dim;
   if (s.type == "embedding_mlp") s.id_cardinalities = id_cardinalities;
-  s.outputs = tasks::label_kind(config) == tasks::LabelKind::kMulticlass ? config.task.label.ways : 1;
+  s.outputs =
+      tasks::label_kind(config) == tasks::LabelKind::kMulticlass ? config.task.label.ways : 1;
   return s;
 }
 
 FunctionalModelImpl::FunctionalModelImpl(ModelShape shape) : shape_(std::move(shape)) {
   for (std::size_t k = 0; k < shape_.id_cardinalities.size(); ++k)
     add("embedding_" + std::to_string(k),
-        torch::randn({shape_.id_cardinalities[k], shape_.embedding_dim}) * 0.01, ParamGroup::kEmbedding);
+        torch::randn({shape_.id_cardinalities[k], shape_.embedding_dim}) * 0.01,
+        ParamGroup::kEmbedding);
   first_tower_ = groups_.size();
-  std::int64_t in = shape_.dense_dim +
-                    static_cast<std::int64_t>(shape_.id_cardinalities.size()) * shape_.embedding_dim;
+  std::int64_t in = shape_.dense_dim + static_cast<std::int64_t>(shape_.id_cardinalities.size()) *
+                                           shape_.embedding_dim;
   if (in <= 0) throw DataError("the model has no input features (0 dense features, no id fields)");
   // nn.Linear's default initialisation (uniform in +-1/sqrt(fan_in)), as the Python reference.
   auto linear = [&](const std::string& name, std::int64_t fan_in, std::int64_t fan_out,

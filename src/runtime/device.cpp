@@ -42,7 +42,8 @@ DeviceChoice resolve_device(const std::string& requested) {
 }
 
 void configure_threads(int threads) {
-  int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n =
+      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string value = std::to_string(n);
   // OpenBLAS and OpenMP read these when their pools start; torch::set_num_threads covers the
   // intra-op pool and OpenMP's already-started one.

@@ -12,7 +12,9 @@ namespace ml::tasks {
 namespace {
 constexpr std::uint64_t kEpisodePurpose = 0x657069736f6465ULL;  // "episode"
 
-std::uint64_t name_hash(const std::string& s) { return hash_bytes(s.data(), s.size()); }
+std::uint64_t name_hash(const std::string& s) {
+  return hash_bytes(s.data(), s.size());
+}
 
 // Takes `count` random elements out of `pool` (order of the rest is not kept).
 std::vector<std::size_t> take(std::vector<std::size_t>& pool, std::size_t count, Rng& rng) {
@@ -52,9 +54,9 @@ std::string EpisodeSampler::check(const Task& task) const {
   const int k = shape_.support, q = shape_.query;
   if (kind_ == LabelKind::kMulticlass) {
     if (static_cast<int>(task.eligible_classes.size()) < shape_.ways)
-      return std::to_string(task.eligible_classes.size()) + " classes with >= " +
-             std::to_string(k + q) + " examples, need task.label.ways = " +
-             std::to_string(shape_.ways);
+      return std::to_string(task.eligible_classes.size()) +
+             " classes with >= " + std::to_string(k + q) +
+             " examples, need task.label.ways = " + std::to_string(shape_.ways);
     return "";
   }
   if (n < k + q)

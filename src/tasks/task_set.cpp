@@ -213,7 +213,8 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
     } else {
       std::unordered_map<std::int32_t, std::int64_t> class_counts;
       for (std::size_t row : rows) {
-        if (set.cutoff != kNoTime && (log.timestamp[row] == kNoTime || log.timestamp[row] < set.cutoff))
+        if (set.cutoff != kNoTime &&
+            (log.timestamp[row] == kNoTime || log.timestamp[row] < set.cutoff))
           continue;
         float y;
         if (label.kind == "regression" || label.kind == "threshold") {
@@ -228,8 +229,8 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
           y = static_cast<float>(log.label_class[row]);
           ++class_counts[log.label_class[row]];
         }
-        task.examples.push_back({static_cast<std::int64_t>(row), log.user[row], log.item[row], y,
-                                 log.timestamp[row]});
+        task.examples.push_back(
+            {static_cast<std::int64_t>(row), log.user[row], log.item[row], y, log.timestamp[row]});
       }
       const std::int64_t per_class = config.task.support + config.task.query;
       for (const auto& [c, count] : class_counts)
@@ -251,9 +252,9 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
                          " examples, below task.min_examples = " + std::to_string(min_examples);
     if (task.drop_reason.empty() && config.task.max_examples > 0 &&
         static_cast<int>(task.examples.size()) > config.task.max_examples)
-      task.drop_reason = std::to_string(task.examples.size()) +
-                         " examples, above task.max_examples = " +
-                         std::to_string(config.task.max_examples);
+      task.drop_reason =
+          std::to_string(task.examples.size()) +
+          " examples, above task.max_examples = " + std::to_string(config.task.max_examples);
     task.role = task.drop_reason.empty() ? TaskRole::kTrain : TaskRole::kDropped;
   }
   return set;
@@ -304,8 +305,8 @@ std::vector<bool> training_rows(const data::PurchaseLog& log, const TaskSet& set
   std::vector<bool> rows(log.size());
   for (std::size_t r = 0; r < log.size(); ++r) {
     bool in_held_out = log.task[r] != kNoId && held_out[static_cast<std::size_t>(log.task[r])];
-    bool before_cutoff = set.cutoff == kNoTime ||
-                         (log.timestamp[r] != kNoTime && log.timestamp[r] < set.cutoff);
+    bool before_cutoff =
+        set.cutoff == kNoTime || (log.timestamp[r] != kNoTime && log.timestamp[r] < set.cutoff);
     rows[r] = !in_held_out && before_cutoff;
   }
   return rows;

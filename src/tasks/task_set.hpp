@@ -29,7 +29,7 @@ struct Task {
   std::int32_t id = data::kNoId;  // the log's task dictionary id
   std::string name;
   std::vector<Example> examples;
-  std::int64_t positives = 0, negatives = 0;  // binary labels
+  std::int64_t positives = 0, negatives = 0;   // binary labels
   std::vector<std::int32_t> eligible_classes;  // multiclass: classes with >= K + Q examples
   TaskRole role = TaskRole::kDropped;
   std::string drop_reason;  // why the task does not qualify ("" when it does)
@@ -37,7 +37,7 @@ struct Task {
 
 struct TaskSet {
   LabelKind kind = LabelKind::kBinary;
-  std::vector<Task> tasks;  // every task key with at least one example, sorted by name
+  std::vector<Task> tasks;              // every task key with at least one example, sorted by name
   std::int64_t rows_before_cutoff = 0;  // history rows (only with split.time_cutoff)
   std::int64_t cutoff = data::kNoTime;
   std::int64_t sampled_negatives = 0;

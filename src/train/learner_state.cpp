@@ -59,8 +59,9 @@ void read_learner(torch::serialize::InputArchive& archive, meta::MetaLearner& le
 LoadedRun load_run(const std::string& path, const std::vector<std::string>& overrides,
                    const std::string& device_name) {
   const runtime::DeviceChoice choice = runtime::resolve_device(device_name);
-  const torch::Device device = choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
-                                           : torch::Device(torch::kCPU);
+  const torch::Device device =
+      choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
+                  : torch::Device(torch::kCPU);
   LoadedRun run;
   run.checkpoint_path = resolve_checkpoint_path(path);
   Checkpoint checkpoint = load_checkpoint(run.checkpoint_path);
@@ -69,15 +70,16 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
     const std::string key = o.substr(0, o.find('='));
     if (!(starts_with(key, "data.") || starts_with(key, "run.") || key == "meta.adapt_steps" ||
           key == "meta.inner_lr"))
-      throw UsageError("--set " + key + ": a trained model's " + key +
-                       " cannot change (only data.*, run.*, meta.adapt_steps and meta.inner_lr can)");
+      throw UsageError(
+          "--set " + key + ": a trained model's " + key +
+          " cannot change (only data.*, run.*, meta.adapt_steps and meta.inner_lr can)");
     config::apply_override(stored, o);
   }
   try {
     run.config = config::config_from_json(stored);
   } catch (const ConfigError& e) {
-    throw CheckpointError("'" + run.checkpoint_path + "' carries a config this build rejects: " +
-                          e.what());
+    throw CheckpointError("'" + run.checkpoint_path +
+                          "' carries a config this build rejects: " + e.what());
   }
   run.config.run.device = device_name;
   run.progress = checkpoint.meta.progress;

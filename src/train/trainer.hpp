@@ -24,9 +24,9 @@ struct TrainOptions {
 struct TrainSummary {
   std::string run_dir;
   std::string algorithm;
-  int iterations = 0;            // completed meta-iterations
-  double last_loss = 0;          // mean query loss over the last logged window
-  double best_validation = 0;    // lowest validation query loss (NaN without validation tasks)
+  int iterations = 0;          // completed meta-iterations
+  double last_loss = 0;        // mean query loss over the last logged window
+  double best_validation = 0;  // lowest validation query loss (NaN without validation tasks)
   int best_iteration = -1;
   double seconds = 0;
 };

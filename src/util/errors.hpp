@@ -10,13 +10,13 @@ namespace ml {
 // Documented in README.md ("Exit codes"); keep the two in sync.
 enum class ExitCode : int {
   kOk = 0,
-  kRuntime = 1,       // an unexpected failure inside the tool
-  kUsage = 2,         // bad command line
-  kConfig = 3,        // config file missing, malformed, unknown key or invalid value
-  kData = 4,          // input data missing, malformed, or too small for the asked task sizes
-  kCheckpoint = 5,    // checkpoint missing, truncated, not a checkpoint, or of a newer format
-  kDevice = 6,        // device asked for is not available
-  kNumeric = 7,       // training diverged (NaN/Inf loss)
+  kRuntime = 1,     // an unexpected failure inside the tool
+  kUsage = 2,       // bad command line
+  kConfig = 3,      // config file missing, malformed, unknown key or invalid value
+  kData = 4,        // input data missing, malformed, or too small for the asked task sizes
+  kCheckpoint = 5,  // checkpoint missing, truncated, not a checkpoint, or of a newer format
+  kDevice = 6,      // device asked for is not available
+  kNumeric = 7,     // training diverged (NaN/Inf loss)
   kNotImplemented = 8,
   kInterrupted = 130,
 };

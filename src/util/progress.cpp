@@ -20,7 +20,10 @@ std::string eta_text(double seconds) {
 }  // namespace
 
 Progress::Progress(std::string what, std::string unit, double total)
-    : what_(std::move(what)), unit_(std::move(unit)), total_(total), start_(Clock::now()),
+    : what_(std::move(what)),
+      unit_(std::move(unit)),
+      total_(total),
+      start_(Clock::now()),
       last_(start_) {}
 
 void Progress::update(double done) {
@@ -33,8 +36,8 @@ void Progress::update(double done) {
   shown_ = true;
   double rate = done / elapsed;
   if (total_ > 0 && rate > 0)
-    spdlog::info("{}: {:.1f} / {:.1f} {} ({:.0f}%), {:.1f} {}/s, ETA {}", what_, done, total_, unit_,
-                 100.0 * done / total_, rate, unit_, eta_text((total_ - done) / rate));
+    spdlog::info("{}: {:.1f} / {:.1f} {} ({:.0f}%), {:.1f} {}/s, ETA {}", what_, done, total_,
+                 unit_, 100.0 * done / total_, rate, unit_, eta_text((total_ - done) / rate));
   else
     spdlog::info("{}: {:.1f} {}, {:.1f} {}/s", what_, done, unit_, rate, unit_);
 }

@@ -38,7 +38,9 @@ constexpr std::uint64_t hash_bytes(const char* data, std::size_t size,
 // that must reproduce across standard libraries uses these helpers instead.
 using Rng = std::mt19937_64;
 
-inline double uniform01(Rng& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+inline double uniform01(Rng& rng) {
+  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
+}
 
 inline std::uint64_t uniform_index(Rng& rng, std::uint64_t n) {
   // Lemire's nearly-divisionless method would be faster; modulo bias is negligible for the

@@ -36,7 +36,9 @@ bool digits(std::string_view s, std::size_t pos, std::size_t count, int& out) {
   return true;
 }
 
-bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool leap(int y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 std::optional<std::int64_t> parse_iso(std::string_view s) {
   int year, month, day, hour = 0, minute = 0, second = 0;
