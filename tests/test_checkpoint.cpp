@@ -18,38 +18,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include "test_support.hpp"
 #include "util/errors.hpp"
 #include "util/version.hpp"
 
 namespace {
+
+using ml::testing::TempDir;
 
 namespace fs = std::filesystem;
 using ml::CheckpointError;
 using ml::train::CheckpointMeta;
 using torch::serialize::InputArchive;
 using torch::serialize::OutputArchive;
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / ("metalearn_test_checkpoint_" + std::to_string(::getpid()) +
-                                         "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -19,6 +19,7 @@
 
 #include "data/csv_reader.hpp"
 #include "runtime/device.hpp"
+#include "test_support.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
 
@@ -28,77 +29,22 @@
 
 namespace {
 
+using ml::testing::slurp;
+using ml::testing::TempDir;
+using ml::testing::write_file;
+using Result = ml::testing::CliResult;
+std::string q(const std::string& s) {
+  return ml::testing::shell_quote(s);
+}
+Result run(const std::string& args) {
+  return ml::testing::run_cli(args);
+}
+std::vector<Result> run_many(const std::vector<std::string>& args) {
+  return ml::testing::run_cli_many(args);
+}
+
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("metalearn_test_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
-
-// Single-quotes one shell word.
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-  int err_lines() const { return static_cast<int>(std::count(err.begin(), err.end(), '\n')); }
-};
-
-// Runs the binary with `args` (already shell-quoted), capturing stdout, stderr and exit code.
-Result run(const std::string& args) {
-  TempDir capture;
-  const std::string out = capture.file("stdout"), err = capture.file("stderr");
-  const std::string command =
-      q(ML_BINARY_PATH) + " " + args + " >" + q(out) + " 2>" + q(err) + " </dev/null";
-  const int status = std::system(command.c_str());
-  Result r;
-  r.code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-// Runs several invocations at once: most of each one's time is loading LibTorch.
-std::vector<Result> run_many(const std::vector<std::string>& args) {
-  std::vector<std::future<Result>> running;
-  for (const auto& a : args) running.push_back(std::async(std::launch::async, run, a));
-  std::vector<Result> results;
-  for (auto& f : running) results.push_back(f.get());
-  return results;
-}
 
 // A user mistake: exactly one line on stderr, the documented code, no abort.
 void expect_one_line_error(const Result& r, ml::ExitCode code, const std::string& what) {

@@ -23,6 +23,7 @@
 #include "runtime/device.hpp"
 #include "synth/synthetic_log.hpp"
 #include "tasks/episode_sampler.hpp"
+#include "test_support.hpp"
 #include "train/checkpoint.hpp"
 #include "train/learner_state.hpp"
 #include "train/trainer.hpp"
@@ -34,29 +35,17 @@
 
 namespace {
 
+using ml::testing::TempDir;
+using Result = ml::testing::CliResult;
+std::string q(const std::string& s) {
+  return ml::testing::shell_quote(s);
+}
+Result run_binary(const std::string& args) {
+  return ml::testing::run_cli(args);
+}
+
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("metalearn_test_eval_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 // A small shop, a config like configs/synthetic.json with a small model and budget, and a run
 // trained on it with maml. Built once per test process (each test that needs it shares it).
@@ -478,36 +467,6 @@ TEST(EvalColdStart, RegressionAndMulticlassRunsUseTheirMetrics) {
 }
 
 // ---- through the binary ---------------------------------------------------------------------
-
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-Result run_binary(const std::string& args) {
-  TempDir capture;
-  const std::string out = capture.file("stdout"), err = capture.file("stderr");
-  const std::string command =
-      q(ML_BINARY_PATH) + " " + args + " >" + q(out) + " 2>" + q(err) + " </dev/null";
-  const int status = std::system(command.c_str());
-  Result r;
-  r.code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  auto slurp = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-  };
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
 
 TEST(EvalCli, MissingCheckpointIsOneLineWithExitCode5) {
   TempDir dir;

@@ -19,39 +19,17 @@
 #include "data/purchase_log.hpp"
 #include "features/feature_space.hpp"
 #include "tasks/task_set.hpp"
+#include "test_support.hpp"
 #include "util/errors.hpp"
 
 namespace {
 
+using ml::testing::TempDir;
+using ml::testing::write_file;
+
 namespace fs = std::filesystem;
 using ml::features::FeatureSpace;
 using ml::tasks::TaskRole;
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / ("metalearn_test_features_" + std::to_string(::getpid()) +
-                                         "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
 
 struct Row {
   std::string user, item, task;

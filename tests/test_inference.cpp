@@ -25,6 +25,7 @@
 #include "inference/prediction.hpp"
 #include "runtime/device.hpp"
 #include "synth/synthetic_log.hpp"
+#include "test_support.hpp"
 #include "train/checkpoint.hpp"
 #include "train/learner_state.hpp"
 #include "train/trainer.hpp"
@@ -36,41 +37,17 @@
 
 namespace {
 
+using ml::testing::run_cli;
+using ml::testing::slurp;
+using ml::testing::TempDir;
+using ml::testing::write_file;
+using Result = ml::testing::CliResult;
+std::string q(const std::string& s) {
+  return ml::testing::shell_quote(s);
+}
+
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / ("metalearn_test_inference_" + std::to_string(::getpid()) +
-                                         "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -522,30 +499,6 @@ TEST(PredictOutput, IsWrittenAtomically) {
 }
 
 // ---- the CLI end to end --------------------------------------------------------------------
-
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-Result run_cli(const std::string& args) {
-  TempDir capture;
-  const std::string out = capture.file("stdout"), err = capture.file("stderr");
-  const std::string command =
-      q(ML_BINARY_PATH) + " " + args + " >" + q(out) + " 2>" + q(err) + " </dev/null";
-  const int status = std::system(command.c_str());
-  Result r;
-  r.code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
 
 TEST(AdaptCli, AdaptsAndPredictsEndToEnd) {
   const TrainedShop& s = shop();

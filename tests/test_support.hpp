@@ -5,10 +5,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "synth/synthetic_log.hpp"
@@ -47,6 +54,52 @@ inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
 }
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Single-quotes one shell word.
+inline std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+struct CliResult {
+  int code = -1;
+  std::string out, err;
+  int err_lines() const { return static_cast<int>(std::count(err.begin(), err.end(), '\n')); }
+};
+
+#ifdef ML_BINARY_PATH
+// Runs the metalearn binary with `args` (already shell-quoted), capturing stdout, stderr and
+// the exit code.
+inline CliResult run_cli(const std::string& args) {
+  TempDir capture;
+  const std::string out = capture.file("stdout"), err = capture.file("stderr");
+  const std::string command = shell_quote(ML_BINARY_PATH) + " " + args + " >" + shell_quote(out) +
+                              " 2>" + shell_quote(err) + " </dev/null";
+  const int status = std::system(command.c_str());
+  CliResult r;
+  r.code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+// Runs several invocations at once: most of each one's time is loading LibTorch.
+inline std::vector<CliResult> run_cli_many(const std::vector<std::string>& args) {
+  std::vector<std::future<CliResult>> running;
+  for (const auto& a : args) running.push_back(std::async(std::launch::async, run_cli, a));
+  std::vector<CliResult> results;
+  for (auto& f : running) results.push_back(f.get());
+  return results;
+}
+#endif
 
 // Writes a small synthetic shop into dir/synth and returns a validated config for it:
 // purchase vs view/cart labels per category, item and user side tables, a small MLP, a short

@@ -22,10 +22,14 @@
 #include "synth/synthetic_log.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
+#include "test_support.hpp"
 #include "util/errors.hpp"
 #include "util/time_parse.hpp"
 
 namespace {
+
+using ml::testing::TempDir;
+using ml::testing::write_file;
 
 namespace fs = std::filesystem;
 using ml::tasks::EpisodeSampler;
@@ -34,35 +38,6 @@ using ml::tasks::LabelKind;
 using ml::tasks::Task;
 using ml::tasks::TaskRole;
 using ml::tasks::TaskSet;
-
-// A fresh directory per fixture instance, removed afterwards even when the test fails.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = info ? std::string(info->test_suite_name()) + "_" + info->name() : "x";
-    path_ = fs::temp_directory_path() / ("metalearn_test_tasks_" + std::to_string(::getpid()) +
-                                         "_" + std::to_string(counter++) + "_" + name);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
 
 // One row of a hand-made log; empty strings are empty cells.
 struct Row {
