@@ -37,18 +37,6 @@ constexpr std::uint64_t kEvalEpisodeBase = 1ULL << 42;
 constexpr std::size_t kRankingCutoff = 5;
 constexpr double kLevel = 0.95;
 
-const char* kind_name(tasks::LabelKind kind) {
-  switch (kind) {
-    case tasks::LabelKind::kBinary:
-      return "binary";
-    case tasks::LabelKind::kRegression:
-      return "regression";
-    case tasks::LabelKind::kMulticlass:
-      return "multiclass";
-  }
-  return "?";
-}
-
 std::vector<MetricInfo> metrics_for(tasks::LabelKind kind, bool has_users) {
   switch (kind) {
     case tasks::LabelKind::kBinary: {
@@ -446,7 +434,7 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   result.run_dir = run_dir.string();
   if (fs::exists(run_dir / "config.json")) result.config_path = (run_dir / "config.json").string();
   result.algorithm = config.meta.algorithm;
-  result.label_kind = kind_name(kind);
+  result.label_kind = tasks::label_kind_name(kind);
   result.metrics = metrics_for(kind, !config.data.columns.user.empty());
   result.shots = sorted_unique(options.shots);
   result.steps = sorted_unique(options.steps);

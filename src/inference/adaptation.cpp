@@ -36,18 +36,6 @@ using tasks::LabelKind;
 
 namespace {
 
-const char* kind_name(LabelKind kind) {
-  switch (kind) {
-    case LabelKind::kBinary:
-      return "binary";
-    case LabelKind::kRegression:
-      return "regression";
-    case LabelKind::kMulticlass:
-      return "multiclass";
-  }
-  return "?";
-}
-
 std::vector<float> floats(const torch::Tensor& t) {
   torch::Tensor c = t.to(torch::kCPU, torch::kFloat32).contiguous();
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
@@ -223,7 +211,7 @@ AdaptSummary adapt(const AdaptOptions& o) {
   AdaptSummary summary;
   summary.source_checkpoint = run.checkpoint_path;
   summary.algorithm = learner.algorithm();
-  summary.label_kind = kind_name(kind);
+  summary.label_kind = tasks::label_kind_name(kind);
   const fs::path out_dir =
       o.out_dir.empty() ? run_root(o.checkpoint) / "adapted" : fs::path(o.out_dir);
   summary.out_dir = out_dir.string();

@@ -34,18 +34,6 @@ namespace {
 // Rows encoded per forward pass: bounds memory on large inputs.
 constexpr std::size_t kChunk = 8192;
 
-const char* kind_name(LabelKind kind) {
-  switch (kind) {
-    case LabelKind::kBinary:
-      return "binary";
-    case LabelKind::kRegression:
-      return "regression";
-    case LabelKind::kMulticlass:
-      return "multiclass";
-  }
-  return "?";
-}
-
 std::string column_title(const config::ColumnRef& ref, const char* role) {
   return ref.name.empty() ? role : ref.name;
 }
@@ -150,7 +138,7 @@ RowScores score_rows(const PredictOptions& o) {
   const Outputs out = score_examples(*model, encoder, rows);
 
   RowScores s;
-  s.label_kind = kind_name(model->label_kind);
+  s.label_kind = tasks::label_kind_name(model->label_kind);
   s.model_kind = model->kind;
   const auto& columns = model->config.data.columns;
   s.user_column = column_title(columns.user, "user");

@@ -31,6 +31,18 @@ const char* role_name(TaskRole role) {
   return "?";
 }
 
+const char* label_kind_name(LabelKind kind) {
+  switch (kind) {
+    case LabelKind::kBinary:
+      return "binary";
+    case LabelKind::kRegression:
+      return "regression";
+    case LabelKind::kMulticlass:
+      return "multiclass";
+  }
+  return "?";
+}
+
 std::vector<const Task*> TaskSet::with_role(TaskRole role) const {
   std::vector<const Task*> out;
   for (const auto& t : tasks)

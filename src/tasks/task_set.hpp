@@ -16,6 +16,7 @@ namespace ml::tasks {
 enum class LabelKind { kBinary, kRegression, kMulticlass };
 enum class TaskRole { kTrain, kValidation, kNew, kDropped };
 const char* role_name(TaskRole role);
+const char* label_kind_name(LabelKind kind);  // "binary", "regression", "multiclass"
 
 struct Example {
   std::int64_t row = -1;  // log row, or -1 for a sampled negative (features come from ids)
