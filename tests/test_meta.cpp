@@ -256,3 +256,40 @@ TEST(Sinusoid, MamlAdaptsWherePretrainingCannot) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(EmbeddingMlp, EmbeddingsAreMetaUpdatedButNotAdaptedByDefault) {
+  torch::manual_seed(6);
+  ModelShape shape;
+  shape.type = "embedding_mlp";
+  shape.dense_dim = 3;
+  shape.hidden = {8};
+  shape.embedding_dim = 4;
+  shape.id_cardinalities = {50, 7};
+  FunctionalModel model(shape);
+  ASSERT_EQ(model->groups().front(), ml::models::ParamGroup::kEmbedding);
+  auto batch = [](std::int64_t n) {
+    Batch b;
+    b.dense = torch::randn({n, 3});
+    b.ids = torch::stack({torch::randint(50, {n}), torch::randint(7, {n})}, 1);
+    b.target = (torch::rand({n}) > 0.5).to(torch::kFloat32);
+    return b;
+  };
+  TaskBatch task{batch(8), batch(12)};
+  EXPECT_EQ(model->forward(task.query, model->params()).sizes(),
+            (std::vector<std::int64_t>{12, 1}));
+
+  auto config = meta_config("maml", 2, 0.3);
+  config.inner_params = "dense";
+  MetaLearner learner(config, LabelKind::kBinary, model);
+  auto adapted = learner.adapted_parameters(task.support, 2);
+  auto params = model->params();
+  EXPECT_TRUE(torch::equal(adapted[0], params[0].detach()));           // embedding table untouched
+  EXPECT_FALSE(torch::equal(adapted.back(), params.back().detach()));  // head adapted
+  learner.accumulate_meta_gradient({task});
+  ASSERT_TRUE(params[0].grad().defined());
+  EXPECT_GT(params[0].grad().abs().sum().item<double>(), 0.0);  // but meta-updated
+}
+
+}  // namespace

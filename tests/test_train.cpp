@@ -141,3 +141,22 @@ TEST(TrainRun, TooSmallTasksAreADataError) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(TrainRun, EmbeddingMlpTrainsAndLoadsBack) {
+  TempDir dir;
+  auto config = synthetic_shop(dir);
+  config.model.type = "embedding_mlp";
+  config.model.embedding_dim = 4;
+  config.features.hash_buckets = 1024;
+  config.meta.iterations = 6;
+  auto summary = ml::train::run_training(config, {});
+  EXPECT_TRUE(std::isfinite(summary.last_loss));
+  auto run = ml::train::load_run(config.run.dir, {}, "cpu");
+  const auto& shape = run.learner->model()->shape();
+  EXPECT_EQ(shape.type, "embedding_mlp");
+  EXPECT_EQ(shape.id_cardinalities.size(), run.data->features.id_fields());
+}
+
+}  // namespace
