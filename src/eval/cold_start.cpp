@@ -58,11 +58,6 @@ std::vector<MetricInfo> metrics_for(tasks::LabelKind kind, bool has_users) {
   return {};
 }
 
-std::vector<float> to_floats(const torch::Tensor& t) {
-  torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
-}
-
 // One episode's metric values in `infos` order (NaN where undefined, e.g. ranking without a user
 // holding both a bought and a not-bought query row). `users` holds the query rows' user ids.
 std::vector<double> episode_metrics(tasks::LabelKind kind, const std::vector<MetricInfo>& infos,
@@ -73,12 +68,12 @@ std::vector<double> episode_metrics(tasks::LabelKind kind, const std::vector<Met
     torch::Tensor labels64 = query.target.to(torch::kCPU, torch::kInt64).contiguous();
     std::vector<int> labels(labels64.data_ptr<std::int64_t>(),
                             labels64.data_ptr<std::int64_t>() + labels64.numel());
-    values[0] = metrics::multiclass_accuracy(to_floats(outputs),
+    values[0] = metrics::multiclass_accuracy(models::to_floats(outputs),
                                              static_cast<std::size_t>(outputs.size(1)), labels);
     return values;
   }
-  const std::vector<float> scores = to_floats(outputs.select(1, 0));
-  const std::vector<float> labels = to_floats(query.target);
+  const std::vector<float> scores = models::to_floats(outputs.select(1, 0));
+  const std::vector<float> labels = models::to_floats(query.target);
   if (kind == tasks::LabelKind::kRegression) {
     values[0] = metrics::rmse(scores, labels);
     values[1] = metrics::mae(scores, labels);

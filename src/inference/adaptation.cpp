@@ -36,11 +36,6 @@ using tasks::LabelKind;
 
 namespace {
 
-std::vector<float> floats(const torch::Tensor& t) {
-  torch::Tensor c = t.to(torch::kCPU, torch::kFloat32).contiguous();
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
 QueryMetrics measure(const torch::Tensor& outputs, const models::Batch& query, LabelKind kind) {
   QueryMetrics m;
   if (query.size() == 0) return m;
@@ -49,11 +44,12 @@ QueryMetrics measure(const torch::Tensor& outputs, const models::Batch& query, L
     std::vector<int> y(static_cast<std::size_t>(labels.numel()));
     for (std::size_t i = 0; i < y.size(); ++i)
       y[i] = static_cast<int>(labels.data_ptr<std::int64_t>()[i]);
-    m.accuracy =
-        metrics::multiclass_accuracy(floats(outputs), static_cast<std::size_t>(outputs.size(1)), y);
+    m.accuracy = metrics::multiclass_accuracy(models::to_floats(outputs),
+                                              static_cast<std::size_t>(outputs.size(1)), y);
     return m;
   }
-  const std::vector<float> out = floats(outputs.select(1, 0)), y = floats(query.target);
+  const std::vector<float> out = models::to_floats(outputs.select(1, 0)),
+                           y = models::to_floats(query.target);
   if (kind == LabelKind::kRegression) {
     m.rmse = metrics::rmse(out, y);
     m.mae = metrics::mae(out, y);

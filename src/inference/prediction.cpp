@@ -21,6 +21,7 @@
 #include "inference/adapted_model.hpp"
 #include "models/batch.hpp"
 #include "runtime/device.hpp"
+#include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
 
@@ -266,27 +267,7 @@ void write_output(const std::string& path, const std::function<void(std::ostream
     std::cout.flush();
     return;
   }
-  const fs::path target(path);
-  fs::path tmp = target;
-  tmp += ".tmp-" + std::to_string(::getpid());
-  try {
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out)
-        throw DataError("cannot write '" + path + "': cannot create a file in '" +
-                        (target.has_parent_path() ? target.parent_path().string() : ".") + "'");
-      write(out);
-      out.flush();
-      if (!out) throw DataError("writing '" + path + "' failed (disk full?)");
-    }
-    std::error_code ec;
-    fs::rename(tmp, target, ec);
-    if (ec) throw DataError("cannot write '" + path + "': " + ec.message());
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
+  write_file_atomically(path, write);
 }
 
 }  // namespace ml::inference

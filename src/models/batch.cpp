@@ -45,6 +45,11 @@ Batch make_batch(const features::FeatureEncoder& encoder, std::size_t dense_dim,
   return b;
 }
 
+std::vector<float> to_floats(const torch::Tensor& t) {
+  torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
 Batch concat(const Batch& a, const Batch& b) {
   return {torch::cat({a.dense, b.dense}), torch::cat({a.ids, b.ids}),
           torch::cat({a.target, b.target})};

@@ -28,6 +28,9 @@ Batch make_batch(const features::FeatureEncoder& encoder, std::size_t dense_dim,
                  const std::vector<std::size_t>& indices,
                  const std::vector<std::int32_t>& classes = {});
 
+// A tensor's values as floats on the CPU (for the torch-free metrics).
+std::vector<float> to_floats(const torch::Tensor& t);
+
 // Rows of two batches stacked (support + query, for Reptile and joint training).
 Batch concat(const Batch& a, const Batch& b);
 

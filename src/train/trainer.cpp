@@ -17,6 +17,7 @@
 #include "tasks/episode_sampler.hpp"
 #include "train/checkpoint.hpp"
 #include "train/learner_state.hpp"
+#include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/logging.hpp"
 #include "util/progress.hpp"
@@ -32,18 +33,6 @@ namespace {
 constexpr std::uint64_t kMetaBatchPurpose = 0x6d65746162617463ULL;  // "metabatc"
 // Validation episodes use indices far from the training ones, so the two never coincide.
 constexpr std::uint64_t kValidationEpisodeBase = 1ULL << 40;
-
-// Writes `text` to `path` through a temporary file and a rename.
-void write_atomically(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) throw DataError("cannot write '" + tmp.string() + "'");
-  }
-  fs::rename(tmp, path);
-}
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const config::MetaConfig& meta,
                                                         std::vector<torch::Tensor> params) {
@@ -97,11 +86,8 @@ Validation validate(const meta::MetaLearner& learner, const pipeline::RunData& d
       loss_sum += models::task_loss(out, batch.query.target, kind).item<double>();
       ++losses;
       if (kind == tasks::LabelKind::kBinary) {
-        torch::Tensor scores = out.squeeze(1).to(torch::kCPU).contiguous();
-        torch::Tensor labels = batch.query.target.to(torch::kCPU).contiguous();
-        std::vector<float> s(scores.data_ptr<float>(), scores.data_ptr<float>() + scores.numel());
-        std::vector<float> y(labels.data_ptr<float>(), labels.data_ptr<float>() + labels.numel());
-        double auc = metrics::roc_auc(s, y);
+        double auc = metrics::roc_auc(models::to_floats(out.squeeze(1)),
+                                      models::to_floats(batch.query.target));
         if (!std::isnan(auc)) {
           auc_sum += auc;
           ++aucs;
@@ -159,7 +145,8 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
                         "' was trained with (diff: " + nlohmann::json::diff(saved, now).dump() +
                         ")");
   }
-  write_atomically(run_dir / "config.json", resolved.dump(2) + "\n");
+  write_file_atomically((run_dir / "config.json").string(),
+                        [&](std::ostream& out) { out << resolved.dump(2) << "\n"; });
 
   spdlog::info("preparing data from {} file(s)", config.data.files.size());
   auto data =
