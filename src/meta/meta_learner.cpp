@@ -5,6 +5,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "meta/stacked_inner_loop.hpp"
+#include "models/task_stack.hpp"
 #include "util/errors.hpp"
 
 namespace ml::meta {
@@ -99,6 +101,109 @@ Tensor MetaLearner::prototype_logits(const Batch& support, const Batch& query,
 }
 
 double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks) {
+  if (tasks.empty()) throw DataError("a meta-batch needs at least one task");
+  const std::string& algo = config_.algorithm;
+  if (algo == "maml" || algo == "anil" || algo == "metasgd") return stacked_second_order(tasks);
+  if (algo == "fomaml") return stacked_first_order(tasks);
+  if (algo == "reptile") return stacked_reptile(tasks);
+  return accumulate_meta_gradient_per_task(tasks);  // pretrain, protonet: no inner loop
+}
+
+bool MetaLearner::adapts_embeddings() const {
+  for (std::size_t i = 0; i < mask_.size(); ++i)
+    if (mask_[i] && model_->groups()[i] == models::ParamGroup::kEmbedding) return true;
+  return false;
+}
+
+namespace {
+
+models::StackedBatch stack_supports(const std::vector<TaskBatch>& tasks) {
+  std::vector<Batch> parts;
+  for (const auto& t : tasks) parts.push_back(t.support);
+  return models::stack_tasks(parts);
+}
+
+models::StackedBatch stack_queries(const std::vector<TaskBatch>& tasks) {
+  std::vector<Batch> parts;
+  for (const auto& t : tasks) parts.push_back(t.query);
+  return models::stack_tasks(parts);
+}
+
+}  // namespace
+
+double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks) {
+  const auto T = static_cast<std::int64_t>(tasks.size());
+  models::StackedBatch support = stack_supports(tasks), query = stack_queries(tasks);
+  std::vector<Tensor> rows;
+  if (adapts_embeddings()) rows = models::gather_embedding_rows({&support, &query});
+  std::vector<Tensor> params = model_->params();
+  std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, true);
+  std::vector<Tensor> lrs;
+  if (config_.algorithm == "metasgd")
+    lrs = per_task_parameters(*model_, inner_lrs_, mask_, T, rows, true);
+  fast = stacked_inner_loop(*model_, std::move(fast), mask_, support, kind_, config_.inner_steps,
+                            config_.inner_lr, /*create_graph=*/true, lrs.empty() ? nullptr : &lrs);
+  Tensor loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_).mean();
+  loss.backward();
+  return loss.item<double>();
+}
+
+double MetaLearner::stacked_first_order(const std::vector<TaskBatch>& tasks) {
+  const auto T = static_cast<std::int64_t>(tasks.size());
+  models::StackedBatch support = stack_supports(tasks), query = stack_queries(tasks);
+  std::vector<Tensor> rows;
+  if (adapts_embeddings()) rows = models::gather_embedding_rows({&support, &query});
+  std::vector<Tensor> params = model_->params();
+  std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
+  fast = stacked_inner_loop(*model_, std::move(fast), mask_, support, kind_, config_.inner_steps,
+                            config_.inner_lr, /*create_graph=*/false, nullptr);
+  Tensor loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_).mean();
+  loss.backward();  // reaches the weights that do not adapt directly, the adapted leaves below
+  for (std::size_t i = 0; i < params.size(); ++i)
+    if (mask_[i] && fast[i].grad().defined())
+      add_grad(params[i], sum_over_tasks(*model_, i, fast[i].grad(), params[i], rows));
+  return loss.item<double>();
+}
+
+double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks) {
+  const auto T = static_cast<std::int64_t>(tasks.size());
+  std::vector<Batch> joined;
+  for (const auto& t : tasks) joined.push_back(models::concat(t.support, t.query));
+  models::StackedBatch all = models::stack_tasks(joined);
+  std::vector<Tensor> rows;
+  if (adapts_embeddings()) rows = models::gather_embedding_rows({&all});
+  // Each task's query rows within `all`, and its K-sized minibatch at every step, exactly as
+  // the per-task reference walks through support + query.
+  std::vector<std::vector<std::int64_t>> query_rows(tasks.size());
+  for (std::size_t t = 0; t < tasks.size(); ++t)
+    for (std::int64_t r = tasks[t].support.size(); r < joined[t].size(); ++r)
+      query_rows[t].push_back(r);
+  models::StackedBatch query = models::select_rows(all, query_rows);
+  std::vector<Tensor> params = model_->params();
+  const std::vector<Tensor> start = per_task_parameters(*model_, params, mask_, T, rows, false);
+  std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
+  for (int s = 0; s < config_.inner_steps; ++s) {
+    std::vector<std::vector<std::int64_t>> step_rows(tasks.size());
+    for (std::size_t t = 0; t < tasks.size(); ++t) {
+      const std::int64_t k = tasks[t].support.size(), n = joined[t].size();
+      const std::int64_t lo = (s * k) % n, hi = std::min(lo + k, n);
+      for (std::int64_t r = lo; r < hi; ++r) step_rows[t].push_back(r);
+    }
+    fast = stacked_inner_loop(*model_, std::move(fast), mask_, models::select_rows(all, step_rows),
+                              kind_, 1, config_.inner_lr, /*create_graph=*/false, nullptr);
+  }
+  torch::NoGradGuard no_grad;
+  const double loss =
+      models::task_losses(model_->forward_stacked(query, fast), query, kind_).mean().item<double>();
+  const double scale = 1.0 / static_cast<double>(T);
+  for (std::size_t i = 0; i < params.size(); ++i)
+    if (mask_[i])
+      add_grad(params[i],
+               sum_over_tasks(*model_, i, (start[i] - fast[i]) * scale, params[i], rows));
+  return loss;
+}
+
+double MetaLearner::accumulate_meta_gradient_per_task(const std::vector<TaskBatch>& tasks) {
   if (tasks.empty()) throw DataError("a meta-batch needs at least one task");
   const std::string& algo = config_.algorithm;
   std::vector<Tensor> params = model_->params();

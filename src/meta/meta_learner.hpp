@@ -58,8 +58,11 @@ class MetaLearner {
   bool trains() const { return config_.algorithm != "scratch"; }
 
   // Accumulates the meta-gradient of one meta-batch into .grad() of meta_parameters()
-  // (averaged over tasks) and returns the mean query loss after adaptation.
+  // (averaged over tasks) and returns the mean query loss after adaptation. Gradient-based
+  // algorithms run all tasks as one stack (stacked_inner_loop.hpp).
   double accumulate_meta_gradient(const std::vector<TaskBatch>& tasks);
+  // The same, one task at a time: the plain reference the stacked version is tested against.
+  double accumulate_meta_gradient_per_task(const std::vector<TaskBatch>& tasks);
 
   // Outputs on `query` after adapting to `support` for `steps` steps ([n, outputs]; binary
   // protonet gives one logit column). No graph is kept.
@@ -75,6 +78,10 @@ class MetaLearner {
 
  private:
   std::vector<bool> mask_for(const std::string& algorithm) const;
+  double stacked_second_order(const std::vector<TaskBatch>& tasks);
+  double stacked_first_order(const std::vector<TaskBatch>& tasks);
+  double stacked_reptile(const std::vector<TaskBatch>& tasks);
+  bool adapts_embeddings() const;
   torch::Tensor prototype_logits(const models::Batch& support, const models::Batch& query,
                                  const std::vector<torch::Tensor>& params) const;
 

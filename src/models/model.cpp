@@ -2,7 +2,9 @@
 #include "models/model.hpp"
 
 #include <cmath>
+#include <stdexcept>
 
+#include "models/batched_matmul.hpp"
 #include "util/errors.hpp"
 
 namespace ml::models {
@@ -44,9 +46,10 @@ FunctionalModelImpl::FunctionalModelImpl(ModelShape shape) : shape_(std::move(sh
 }
 
 void FunctionalModelImpl::add(const std::string& name, torch::Tensor value, ParamGroup group) {
-  register_parameter(name, std::move(value));
+  register_parameter(name, value);
   names_.push_back(name);
   groups_.push_back(group);
+  ranks_.push_back(value.dim());
 }
 
 torch::Tensor FunctionalModelImpl::represent(const Batch& batch,
@@ -70,6 +73,84 @@ torch::Tensor FunctionalModelImpl::forward(const Batch& batch,
                                            const std::vector<torch::Tensor>& p) const {
   const auto head = p.size() - 2;
   return torch::addmm(p[head + 1], represent(batch, p), p[head].t());
+}
+
+namespace {
+
+// x [T, n, in] through a linear layer whose weight and bias are each shared or per task.
+torch::Tensor linear_stacked(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                             bool w_per_task, bool b_per_task) {
+  if (w_per_task) {
+    if (b_per_task) return batched_linear(x, w, b);
+    return batched_matmul(x, w.transpose(1, 2)) + b;
+  }
+  const auto T = x.size(0), n = x.size(1);
+  torch::Tensor flat = x.reshape({T * n, x.size(2)});
+  if (b_per_task) return flat.mm(w.t()).view({T, n, -1}) + b.unsqueeze(1);
+  return torch::addmm(b, flat, w.t()).view({T, n, -1});
+}
+
+}  // namespace
+
+torch::Tensor FunctionalModelImpl::represent_stacked(const StackedBatch& batch,
+                                                     const std::vector<torch::Tensor>& p) const {
+  torch::Tensor x = batch.dense;
+  if (first_tower_ > 0) {
+    std::vector<torch::Tensor> parts = {x};
+    for (std::size_t k = 0; k < first_tower_; ++k) {
+      const auto field = static_cast<std::int64_t>(k);
+      if (!per_task(k, p[k])) {
+        parts.push_back(torch::embedding(p[k], batch.ids.select(2, field)));
+        continue;
+      }
+      if (!batch.local_ids.defined())
+        throw std::logic_error("per-task embedding rows need gather_embedding_rows() first");
+      // One gather over every task's rows: slot j of task t is row t * u + j of the flattened
+      // [T * u, dim] table.
+      const auto T = p[k].size(0), u = p[k].size(1);
+      torch::Tensor offset = torch::arange(T, batch.local_ids.options()).mul_(u).view({T, 1});
+      parts.push_back(torch::embedding(p[k].reshape({T * u, p[k].size(2)}),
+                                       batch.local_ids.select(2, field) + offset));
+    }
+    x = torch::cat(parts, 2);
+  }
+  for (std::size_t l = 0; l < shape_.hidden.size(); ++l) {
+    const std::size_t w = first_tower_ + 2 * l;
+    x = torch::relu(
+        linear_stacked(x, p[w], p[w + 1], per_task(w, p[w]), per_task(w + 1, p[w + 1])));
+  }
+  return x;
+}
+
+torch::Tensor FunctionalModelImpl::forward_stacked(const StackedBatch& batch,
+                                                   const std::vector<torch::Tensor>& p) const {
+  const std::size_t head = p.size() - 2;
+  return linear_stacked(represent_stacked(batch, p), p[head], p[head + 1], per_task(head, p[head]),
+                        per_task(head + 1, p[head + 1]));
+}
+
+torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batch,
+                          tasks::LabelKind kind) {
+  torch::Tensor per_row;
+  switch (kind) {
+    case tasks::LabelKind::kBinary:
+      per_row = torch::binary_cross_entropy_with_logits(outputs.squeeze(-1), batch.target, {}, {},
+                                                        at::Reduction::None);
+      break;
+    case tasks::LabelKind::kRegression:
+      per_row = (outputs.squeeze(-1) - batch.target).pow(2);
+      break;
+    case tasks::LabelKind::kMulticlass: {
+      const auto T = outputs.size(0), n = outputs.size(1);
+      per_row = torch::nn::functional::cross_entropy(
+                    outputs.reshape({T * n, outputs.size(2)}), batch.target.reshape({T * n}),
+                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
+                    .view({T, n});
+      break;
+    }
+  }
+  if (!batch.padded) return per_row.mean(1);
+  return (per_row * batch.weight).sum(1) / batch.count;
 }
 
 std::vector<bool> adapt_mask(const FunctionalModelImpl& model, const std::string& which) {

@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "models/batch.hpp"
+#include "models/task_stack.hpp"
 #include "tasks/task_set.hpp"
 
 namespace ml::models {
@@ -45,14 +46,29 @@ class FunctionalModelImpl : public torch::nn::Module {
   // The representation the head reads: [n, hidden.back()] (prototypes are built on it).
   torch::Tensor represent(const Batch& batch, const std::vector<torch::Tensor>& p) const;
 
+  // Outputs [T, n, outputs] of a stack of T tasks in one pass. Each p[i] is either shared by
+  // every task (the parameter's own shape) or per task (a leading T dimension; for an
+  // embedding, the task's gathered rows [T, u, dim] addressed by batch.local_ids).
+  torch::Tensor forward_stacked(const StackedBatch& batch,
+                                const std::vector<torch::Tensor>& p) const;
+  torch::Tensor represent_stacked(const StackedBatch& batch,
+                                  const std::vector<torch::Tensor>& p) const;
+  // Whether p[i] is given per task (it has one more dimension than the parameter).
+  bool per_task(std::size_t i, const torch::Tensor& value) const { return value.dim() > ranks_[i]; }
+
  private:
   void add(const std::string& name, torch::Tensor value, ParamGroup group);
   ModelShape shape_;
   std::vector<ParamGroup> groups_;
   std::vector<std::string> names_;
+  std::vector<std::int64_t> ranks_;
   std::size_t first_tower_ = 0;
 };
 TORCH_MODULE(FunctionalModel);
+
+// Per-task mean losses [T] of stacked outputs over each task's real rows (padding weighs 0).
+torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batch,
+                          tasks::LabelKind kind);
 
 // Which parameters an inner loop adapts: "dense" (all but embeddings), "all" or "head".
 std::vector<bool> adapt_mask(const FunctionalModelImpl& model, const std::string& which);

@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <thread>
 
@@ -50,6 +52,12 @@ void configure_threads(int threads) {
   setenv("OMP_NUM_THREADS", value.c_str(), 1);
   setenv("OPENBLAS_NUM_THREADS", value.c_str(), 1);
   torch::set_num_threads(n);
+  // OpenBLAS started its own pthread pool when it was loaded, before any of the above; only
+  // its own call resizes it. Looked up at run time: which BLAS libtorch uses is the system's
+  // choice (Debian's alternatives), and other BLAS libraries have no such symbol.
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    set(n);
 }
 
 std::string runtime_description() {

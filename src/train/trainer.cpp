@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "meta/meta_learner.hpp"
 #include "metrics/metrics.hpp"
@@ -234,7 +235,9 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
     }
   };
 
-  for (int it = start; it < stop; ++it) {
+  // Episodes are a pure function of the iteration, so the next meta-batch is sampled and
+  // encoded on a background thread while this one trains, and the trainer never waits on data.
+  auto prepare = [&](int it) {
     auto chosen = meta_batch_tasks(train_tasks, config.meta.meta_batch, config.seed,
                                    static_cast<std::uint64_t>(it));
     std::vector<meta::TaskBatch> batches;
@@ -242,6 +245,13 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
       auto episode = sampler.sample(*chosen[j], static_cast<std::uint64_t>(it) * 1000003ULL + j);
       batches.push_back(meta::make_task_batch(*data, episode, device));
     }
+    return batches;
+  };
+  std::future<std::vector<meta::TaskBatch>> next;
+  if (start < stop) next = std::async(std::launch::async, prepare, start);
+  for (int it = start; it < stop; ++it) {
+    std::vector<meta::TaskBatch> batches = next.get();
+    if (it + 1 < stop) next = std::async(std::launch::async, prepare, it + 1);
     optimizer->zero_grad();
     double loss = learner->accumulate_meta_gradient(batches);
     if (!std::isfinite(loss))

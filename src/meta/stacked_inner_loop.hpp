@@ -1,0 +1,43 @@
+// The inner loop of every gradient-based meta-learner run for all tasks of a meta-batch at
+// once: the adapted parameters carry a leading task dimension, the forward pass is batched
+// (bmm/baddbmm, one embedding gather) and one autograd call yields every task's gradient
+// (tasks are independent, so the gradient of the summed per-task losses with respect to task
+// t's parameters is task t's own gradient). meta::inner_loop is the one-task reference that
+// tests hold this to.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "models/model.hpp"
+#include "models/task_stack.hpp"
+#include "tasks/task_set.hpp"
+
+namespace ml::meta {
+
+// Each task's starting copy of the parameters that adapt (mask true): [T, ...] for dense
+// ones, the task's gathered rows [T, u, dim] (embedding_rows[k] from gather_embedding_rows)
+// for embedding table k. Parameters that do not adapt stay shared. `differentiable` keeps the
+// copies connected to `params` (second order); otherwise they are fresh leaves.
+std::vector<torch::Tensor> per_task_parameters(const models::FunctionalModelImpl& model,
+                                               const std::vector<torch::Tensor>& params,
+                                               const std::vector<bool>& mask, std::int64_t tasks,
+                                               const std::vector<torch::Tensor>& embedding_rows,
+                                               bool differentiable);
+
+// `steps` SGD steps on every task's support rows from the per-task parameters `fast`.
+// `per_param_lr` (Meta-SGD), when given, is in the same per-task layout as `fast`.
+std::vector<torch::Tensor> stacked_inner_loop(
+    const models::FunctionalModelImpl& model, std::vector<torch::Tensor> fast,
+    const std::vector<bool>& mask, const models::StackedBatch& support, tasks::LabelKind kind,
+    int steps, double lr, bool create_graph, const std::vector<torch::Tensor>* per_param_lr);
+
+// A per-task quantity summed back onto parameter i's own shape: over the task dimension for
+// dense parameters, scattered onto the gathered rows for embedding tables.
+torch::Tensor sum_over_tasks(const models::FunctionalModelImpl& model, std::size_t i,
+                             const torch::Tensor& per_task, const torch::Tensor& shared,
+                             const std::vector<torch::Tensor>& embedding_rows);
+
+}  // namespace ml::meta

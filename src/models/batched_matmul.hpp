@@ -1,0 +1,26 @@
+// A differentiable batched matrix product [T, m, k] x [T, k, n] -> [T, m, n] for the stacked
+// inner loop. On the CPU, LibTorch 1.13 without MKL runs torch::bmm as a loop of select() +
+// addmm_ per matrix, whose per-matrix bookkeeping costs more than the arithmetic of the small
+// matrices meta-learning multiplies (the profile in docs/BENCHMARKS.md). This calls the BLAS
+// libtorch itself loaded (sgemm_/dgemm_) once per matrix on raw pointers instead, reading
+// transposed and broadcast (stride-0) operands in place. Its backward is built from the same
+// product, so second-order gradients work. Anywhere else (CUDA, other dtypes, a LibTorch
+// without an exported BLAS) it is torch::bmm.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace ml::models {
+
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
+
+// x [T, n, in] w[T]^T + bias[T] for per-task weights w [T, out, in] and biases [T, out]: one
+// autograd node instead of a transpose, a product, an unsqueeze and an add, because in a
+// second-order inner loop every node is recorded again for the backward of the backward.
+torch::Tensor batched_linear(const torch::Tensor& x, const torch::Tensor& w,
+                             const torch::Tensor& bias);
+
+// Whether batched_matmul found a BLAS to call directly (for benchmark reports).
+bool batched_matmul_uses_blas();
+
+}  // namespace ml::models

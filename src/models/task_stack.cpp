@@ -1,0 +1,142 @@
+// Stacking tasks along a leading dimension: see task_stack.hpp.
+#include "models/task_stack.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "util/errors.hpp"
+
+namespace ml::models {
+
+namespace {
+
+// [T, n_max, rest...] of the tensors, each padded with zeros to n_max rows.
+torch::Tensor pad_and_stack(const std::vector<torch::Tensor>& parts, std::int64_t n_max) {
+  bool equal = std::all_of(parts.begin(), parts.end(),
+                           [&](const torch::Tensor& p) { return p.size(0) == n_max; });
+  if (equal) return torch::stack(parts);
+  std::vector<std::int64_t> shape = parts[0].sizes().vec();
+  shape[0] = n_max;
+  shape.insert(shape.begin(), static_cast<std::int64_t>(parts.size()));
+  torch::Tensor out = torch::zeros(shape, parts[0].options());
+  for (std::size_t t = 0; t < parts.size(); ++t)
+    out.select(0, static_cast<std::int64_t>(t)).narrow(0, 0, parts[t].size(0)).copy_(parts[t]);
+  return out;
+}
+
+}  // namespace
+
+StackedBatch stack_tasks(const std::vector<Batch>& batches) {
+  if (batches.empty()) throw DataError("stacking needs at least one task");
+  std::int64_t n_max = 0;
+  std::vector<torch::Tensor> dense, ids, target;
+  std::vector<float> counts;
+  for (const auto& b : batches) {
+    n_max = std::max(n_max, b.size());
+    dense.push_back(b.dense);
+    ids.push_back(b.ids);
+    target.push_back(b.target);
+    counts.push_back(static_cast<float>(std::max<std::int64_t>(1, b.size())));
+  }
+  StackedBatch s;
+  s.dense = pad_and_stack(dense, n_max);
+  s.ids = pad_and_stack(ids, n_max);
+  s.target = pad_and_stack(target, n_max);
+  const auto T = static_cast<std::int64_t>(batches.size());
+  const auto device = batches[0].dense.device();
+  const auto float_options = batches[0].dense.options();
+  torch::Tensor weight = torch::zeros({T, n_max}, torch::kFloat32);
+  for (std::int64_t t = 0; t < T; ++t) weight[t].narrow(0, 0, batches[t].size()).fill_(1);
+  s.weight = weight.to(float_options.device(device));
+  s.padded = std::any_of(batches.begin(), batches.end(),
+                         [&](const Batch& b) { return b.size() != n_max || b.size() == 0; });
+  s.count = torch::tensor(counts, torch::kFloat32).to(float_options.device(device));
+  return s;
+}
+
+StackedBatch select_rows(const StackedBatch& batch,
+                         const std::vector<std::vector<std::int64_t>>& rows) {
+  const std::int64_t T = batch.tasks();
+  if (static_cast<std::int64_t>(rows.size()) != T)
+    throw DataError("select_rows: one row list per task expected");
+  std::int64_t n = 1;
+  for (const auto& r : rows) n = std::max<std::int64_t>(n, static_cast<std::int64_t>(r.size()));
+  std::vector<std::int64_t> index(static_cast<std::size_t>(T * n), 0);
+  std::vector<float> weight(static_cast<std::size_t>(T * n), 0.0f), counts;
+  bool padded = false;
+  for (std::int64_t t = 0; t < T; ++t) {
+    const auto& r = rows[static_cast<std::size_t>(t)];
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      index[static_cast<std::size_t>(t * n) + i] = r[i];
+      weight[static_cast<std::size_t>(t * n) + i] = 1.0f;
+    }
+    counts.push_back(static_cast<float>(std::max<std::size_t>(1, r.size())));
+    padded = padded || static_cast<std::int64_t>(r.size()) != n;
+  }
+  const auto device = batch.dense.device();
+  torch::Tensor idx = torch::tensor(index, torch::kInt64).view({T, n}).to(device);
+  auto take = [&](const torch::Tensor& x) {
+    if (!x.defined()) return x;
+    torch::Tensor i = idx;
+    for (std::int64_t d = 2; d < x.dim(); ++d) i = i.unsqueeze(-1);
+    std::vector<std::int64_t> shape = x.sizes().vec();
+    shape[1] = n;
+    return x.gather(1, i.expand(shape));
+  };
+  StackedBatch s;
+  s.dense = take(batch.dense);
+  s.ids = take(batch.ids);
+  s.target = take(batch.target);
+  s.local_ids = take(batch.local_ids);
+  s.weight = torch::tensor(weight, torch::kFloat32).view({T, n}).to(batch.weight.options());
+  s.count = torch::tensor(counts, torch::kFloat32).to(batch.count.options());
+  s.padded = padded;
+  return s;
+}
+
+std::vector<torch::Tensor> gather_embedding_rows(const std::vector<StackedBatch*>& batches) {
+  if (batches.empty()) return {};
+  const std::int64_t T = batches[0]->tasks();
+  const std::int64_t fields = batches[0]->ids.size(2);
+  const auto device = batches[0]->ids.device();
+  std::vector<torch::Tensor> ids_cpu, weight_cpu, local_cpu;
+  for (auto* b : batches) {
+    ids_cpu.push_back(b->ids.to(torch::kCPU).contiguous());
+    weight_cpu.push_back(b->weight.to(torch::kCPU, torch::kFloat32).contiguous());
+    local_cpu.push_back(torch::zeros_like(ids_cpu.back()));
+  }
+  std::vector<torch::Tensor> rows;
+  for (std::int64_t k = 0; k < fields; ++k) {
+    std::vector<std::vector<std::int64_t>> distinct(static_cast<std::size_t>(T));
+    for (std::int64_t t = 0; t < T; ++t) {
+      std::unordered_map<std::int64_t, std::int64_t> slot;
+      auto& list = distinct[static_cast<std::size_t>(t)];
+      for (std::size_t b = 0; b < batches.size(); ++b) {
+        const std::int64_t n = ids_cpu[b].size(1);
+        auto ids = ids_cpu[b].accessor<std::int64_t, 3>();
+        auto weight = weight_cpu[b].accessor<float, 2>();
+        auto local = local_cpu[b].accessor<std::int64_t, 3>();
+        for (std::int64_t i = 0; i < n; ++i) {
+          if (weight[t][i] == 0) continue;  // padding keeps slot 0: it never carries gradient
+          auto [it, added] = slot.emplace(ids[t][i][k], static_cast<std::int64_t>(list.size()));
+          if (added) list.push_back(ids[t][i][k]);
+          local[t][i][k] = it->second;
+        }
+      }
+    }
+    std::size_t u = 1;
+    for (const auto& list : distinct) u = std::max(u, list.size());
+    torch::Tensor r = torch::zeros({T, static_cast<std::int64_t>(u)}, torch::kInt64);
+    auto ra = r.accessor<std::int64_t, 2>();
+    for (std::int64_t t = 0; t < T; ++t) {
+      const auto& list = distinct[static_cast<std::size_t>(t)];
+      for (std::size_t j = 0; j < u; ++j)
+        ra[t][static_cast<std::int64_t>(j)] = list.empty() ? 0 : list[j < list.size() ? j : 0];
+    }
+    rows.push_back(r.to(device));
+  }
+  for (std::size_t b = 0; b < batches.size(); ++b) batches[b]->local_ids = local_cpu[b].to(device);
+  return rows;
+}
+
+}  // namespace ml::models
