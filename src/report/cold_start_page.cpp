@@ -118,8 +118,8 @@ class Page {
     header(body);
     summary(body);
     conclusions(body);
-    results(body);
     charts(body);
+    results(body);
     all_metrics(body);
     training(body);
     new_tasks(body);
@@ -433,6 +433,12 @@ ReportPaths write_report(const eval::ColdStartResult& result, const std::string&
   const std::string html = render_html(result, read_training_logs(result));
   const std::string markdown = render_markdown(result);
   const std::string json = results_json(result, results_table(result)).dump(2) + "\n";
+  const fs::path folder = fs::path(paths.html).parent_path();
+  std::error_code ec;
+  if (!folder.empty()) fs::create_directories(folder, ec);
+  if (ec)
+    throw DataError("--report " + html_path + ": cannot create '" + folder.string() +
+                    "': " + ec.message());
   write_file_atomically(paths.html, [&](std::ostream& out) { out << html; });
   write_file_atomically(paths.markdown, [&](std::ostream& out) { out << markdown; });
   write_file_atomically(paths.json, [&](std::ostream& out) { out << json; });

@@ -10,10 +10,10 @@
 
 namespace ml::report {
 
-// The page: run and data summary, conclusions, the results table of the main metric with the
-// best cell per K highlighted and paired differences against each baseline, all metrics, the
-// main metric against adaptation steps (one chart per K) and against shots, the training
-// curves of `logs`, and the new tasks per K. The root element carries data-charts="N" (the
+// The page: run and data summary, conclusions, the main metric against adaptation steps (one
+// chart per K) and against shots, the results table of the main metric with the best cell per
+// K highlighted and paired differences against each baseline, all metrics, the training curves
+// of `logs`, and the new tasks per K. The root element carries data-charts="N" (the
 // number of <svg class="chart"> in it) so a renderer check knows how many to expect.
 std::string render_html(const eval::ColdStartResult& result, const std::vector<TrainingLog>& logs);
 
@@ -32,8 +32,9 @@ struct ReportPaths {
 // when html_path ends in .md or .json (the files would overwrite each other).
 ReportPaths report_paths(const std::string& html_path);
 
-// Writes the three files, each atomically (see util/atomic_file.hpp); DataError when one
-// cannot be written. Training curves come from read_training_logs(result).
+// Writes the three files, each atomically, creating the folder when needed (see
+// util/atomic_file.hpp); DataError when one cannot be written. Training curves come from
+// read_training_logs(result).
 ReportPaths write_report(const eval::ColdStartResult& result, const std::string& html_path);
 
 }  // namespace ml::report

@@ -44,7 +44,9 @@ ResultsTable results_table(const eval::ColdStartResult& result) {
         if (!c) continue;
         ResultRow row;
         row.cell = c;
-        for (const eval::Cell* b : best) row.best.push_back(b == c);
+        for (std::size_t x = 0; x < best.size(); ++x)  // ties are all best
+          row.best.push_back(best[x] &&
+                             c->metrics[x].interval.mean == best[x]->metrics[x].interval.mean);
         table.rows.push_back(std::move(row));
       }
   }

@@ -15,7 +15,8 @@ namespace ml::report {
 
 struct ResultRow {
   const eval::Cell* cell = nullptr;
-  std::vector<bool> best;  // per metric (ColdStartResult::metrics order): best mean at this K
+  // Per metric (ColdStartResult::metrics order): the best mean at this K (ties are all best).
+  std::vector<bool> best;
 };
 
 struct ResultsTable {

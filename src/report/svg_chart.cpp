@@ -54,7 +54,7 @@ double layout_x(const Chart& chart, double x) {
 }
 
 struct Placed {
-  double x, y, lower, upper;
+  double x, y, lower, upper;  // in viewBox units: `upper` is the band's top edge (smaller y)
   const ChartPoint* point;
 };
 
@@ -66,7 +66,7 @@ std::vector<Placed> place(const Chart& chart, const ChartLayout& layout, const C
     if (!std::isfinite(lx)) continue;
     const bool band = std::isfinite(p.lower) && std::isfinite(p.upper);
     out.push_back({layout.px(lx), std::isfinite(p.y) ? layout.py(p.y) : NAN,
-                   band ? layout.py(p.upper) : NAN, band ? layout.py(p.lower) : NAN, &p});
+                   band ? layout.py(p.lower) : NAN, band ? layout.py(p.upper) : NAN, &p});
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const Placed& a, const Placed& b) { return a.x < b.x; });
@@ -228,7 +228,9 @@ std::string render_svg(const Chart& chart) {
           << num(p.lower) << "h8\" stroke=\"" << colour
           << "\" stroke-opacity=\"0.6\" fill=\"none\"/>\n";
       } else {
-        o << "<polygon class=\"band\" fill=\"" << colour << "\" fill-opacity=\"0.16\" points=\"";
+        // A faint edge keeps overlapping bands apart.
+        o << "<polygon class=\"band\" fill=\"" << colour << "\" fill-opacity=\"0.13\" stroke=\""
+          << colour << "\" stroke-opacity=\"0.35\" stroke-width=\"0.8\" points=\"";
         for (std::size_t k = i; k < j; ++k)
           o << (k > i ? " " : "") << num(pts[k].x) << "," << num(pts[k].upper);
         for (std::size_t k = j; k-- > i;) o << " " << num(pts[k].x) << "," << num(pts[k].lower);
