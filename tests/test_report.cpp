@@ -122,8 +122,9 @@ TEST(ReportEscape, HtmlAndMarkdown) {
   EXPECT_EQ(report::escape_html("<a href=\"x\">Tom's & Jerry's</a>"),
             "&lt;a href=&quot;x&quot;&gt;Tom&#39;s &amp; Jerry&#39;s&lt;/a&gt;");
   EXPECT_EQ(report::escape_html("plain ± text"), "plain ± text");
-  EXPECT_EQ(report::escape_markdown("a|b *c* _d_ `e`\nf <g>"),
-            "a\\|b \\*c\\* \\_d\\_ \\`e\\` f &lt;g&gt;");
+  EXPECT_EQ(report::escape_markdown("a|b *c* _d_ `e`\nf <g> it's event_binary [1, 2]"),
+            "a\\|b \\*c\\* \\_d\\_ \\`e\\` f &lt;g&gt; it's event_binary [1, 2]");
+  EXPECT_EQ(report::escape_markdown("[x](javascript:y)"), "\\[x\\](javascript:y)");
 }
 
 // ---- the chart builder ----------------------------------------------------------------------

@@ -10,8 +10,9 @@ namespace ml::report {
 // For HTML and SVG text and attribute values: & < > " ' become character references.
 std::string escape_html(std::string_view text);
 
-// For one cell of a Markdown table: HTML-escaped (Markdown renderers pass HTML through), with
-// `|`, `\`, `*`, `_`, `[`, `]` and backticks backslash-escaped, line breaks made spaces.
+// For Markdown text and table cells: & < > as character references (Markdown renderers pass
+// HTML through), `|`, `\`, `*`, backticks and word-boundary `_` backslash-escaped, brackets too
+// when the text could form a link, line breaks made spaces.
 std::string escape_markdown(std::string_view text);
 
 }  // namespace ml::report
