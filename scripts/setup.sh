@@ -4,19 +4,25 @@
 #
 #   scripts/setup.sh              # release build in build/
 #   scripts/setup.sh --sanitize   # ASan + UBSan build in build-asan/
+#   scripts/setup.sh --test       # also what only the tests need (chromium, for the report check)
 #   BUILD_TYPE=Debug scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_dir=build
 cmake_args=(-DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}")
-if [[ "${1:-}" == "--sanitize" ]]; then
-  build_dir=build-asan
-  cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DML_SANITIZE=ON)
-fi
-
 packages=(cmake g++ make libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev
           libgloo-dev libopenblas0-pthread)
+for arg in "$@"; do
+  case "$arg" in
+    --sanitize)
+      build_dir=build-asan
+      cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DML_SANITIZE=ON)
+      ;;
+    --test) packages+=(chromium) ;;  # scripts/check_report.sh renders the HTML report with it
+    *) echo "setup: unknown option $arg (expected --sanitize or --test)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

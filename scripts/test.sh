@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (unit tests and end-to-end CLI tests), installing and building
-# first what is missing. Tests that need ../shared/datasets skip and say so when it is absent.
+# first what is missing (with chromium, which the HTML report check renders pages in). Tests
+# that need ../shared/datasets skip and say so when it is absent.
 #
 #   scripts/test.sh              # normal build
 #   scripts/test.sh --sanitize   # the same suite under ASan + UBSan
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=build
 [[ "${1:-}" == "--sanitize" ]] && build_dir=build-asan
-scripts/setup.sh "$@"
+scripts/setup.sh --test "$@"
 # LibTorch's own start-up allocations are not ours to fix; leaks in our code still fail tests
 # through ASan's other checks.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"

@@ -477,9 +477,10 @@ TEST(EvalCli, MissingCheckpointIsOneLineWithExitCode5) {
   EXPECT_NE(r.err.find("no-such-run"), std::string::npos) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
 
+  // A report name its .md and .json siblings would overwrite fails before any work.
   r = run_binary("eval --checkpoint " + q(dir.file("no-such-run")) + " --report " +
-                 q(dir.file("r.html")));
-  EXPECT_EQ(r.code, static_cast<int>(ml::ExitCode::kNotImplemented)) << r.err;
+                 q(dir.file("r.md")));
+  EXPECT_EQ(r.code, static_cast<int>(ml::ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("--report"), std::string::npos) << r.err;
 }
 

@@ -75,20 +75,25 @@ struct CliResult {
   int err_lines() const { return static_cast<int>(std::count(err.begin(), err.end(), '\n')); }
 };
 
-#ifdef ML_BINARY_PATH
-// Runs the metalearn binary with `args` (already shell-quoted), capturing stdout, stderr and
-// the exit code.
-inline CliResult run_cli(const std::string& args) {
+// Runs a shell command line, capturing stdout, stderr and the exit code.
+inline CliResult run_command(const std::string& command_line) {
   TempDir capture;
   const std::string out = capture.file("stdout"), err = capture.file("stderr");
-  const std::string command = shell_quote(ML_BINARY_PATH) + " " + args + " >" + shell_quote(out) +
-                              " 2>" + shell_quote(err) + " </dev/null";
+  const std::string command =
+      command_line + " >" + shell_quote(out) + " 2>" + shell_quote(err) + " </dev/null";
   const int status = std::system(command.c_str());
   CliResult r;
   r.code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+#ifdef ML_BINARY_PATH
+// Runs the metalearn binary with `args` (already shell-quoted), capturing stdout, stderr and
+// the exit code.
+inline CliResult run_cli(const std::string& args) {
+  return run_command(shell_quote(ML_BINARY_PATH) + " " + args);
 }
 
 // Runs several invocations at once: most of each one's time is loading LibTorch.

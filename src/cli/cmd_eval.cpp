@@ -1,9 +1,11 @@
 // `metalearn eval`: the cold-start protocol on held-out tasks, against the baselines.
 #include <iostream>
 
+#include <spdlog/spdlog.h>
+
 #include "cli/command.hpp"
 #include "eval/cold_start.hpp"
-#include "util/errors.hpp"
+#include "report/cold_start_page.hpp"
 
 namespace ml::cli {
 
@@ -31,17 +33,23 @@ void add_eval_command(CLI::App& app) {
                     "when not there yet)");
   command->add_option("--json-out", o->json_out, "write the full results as JSON here");
   command->add_flag("--json", o->json, "print the full results as JSON instead of the table");
-  command->add_option("--report", o->report, "write a self-contained HTML report here");
+  command->add_option("--report", o->report,
+                      "write a self-contained HTML report (tables, charts, training curves) "
+                      "here, and its tables beside it as .md and .json (report.html -> "
+                      "report.md, report.json)");
   command->add_option("--device", o->eval.device, "cpu, cuda, cuda:N or auto");
   command->add_option("--threads", o->eval.threads, "CPU threads, 0 = all cores");
   command->callback([o] {
-    if (!o->report.empty())
-      throw NotImplementedError(
-          "--report: HTML reports arrive with the real-results milestone; "
-          "use --json-out for the full results");
+    // Checked before the (long) evaluation, so a wrong name fails at once.
+    if (!o->report.empty()) report::report_paths(o->report);
     o->eval.pretrain = !o->no_pretrain;
     const eval::ColdStartResult result = eval::run_cold_start(o->eval);
     if (!o->json_out.empty()) eval::write_json(result, o->json_out);
+    if (!o->report.empty()) {
+      const report::ReportPaths paths = report::write_report(result, o->report);
+      spdlog::info("report written to {} (tables in {} and {})", paths.html, paths.markdown,
+                   paths.json);
+    }
     if (o->json)
       std::cout << eval::to_json(result).dump(2) << "\n";
     else

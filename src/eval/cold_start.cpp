@@ -285,6 +285,42 @@ std::string join_ints(const std::vector<int>& v) {
   return join(parts, ",");
 }
 
+std::string model_text(const config::ModelConfig& m) {
+  std::vector<std::string> widths;
+  for (int h : m.hidden) widths.push_back(std::to_string(h));
+  std::string text = m.type + " " + join(widths, "-");
+  if (m.type == "embedding_mlp") text += ", embeddings " + std::to_string(m.embedding_dim);
+  return text;
+}
+
+RunSummary summarize_run(const train::LoadedRun& run) {
+  const config::Config& c = run.config;
+  const pipeline::RunData& data = *run.data;
+  RunSummary s;
+  s.data_files = c.data.files;
+  const config::ColumnRef& task = c.data.columns.task;
+  s.task_column = task.name.empty() ? task.describe() : task.name;
+  s.label = c.task.label.kind;
+  s.time_cutoff = c.split.time_cutoff;
+  s.rows_read = data.report.rows_read;
+  s.rows_rejected = data.report.rows_rejected;
+  s.rows_kept = static_cast<std::int64_t>(data.log.size());
+  s.users = static_cast<std::int64_t>(data.log.users.size());
+  s.items = static_cast<std::int64_t>(data.log.items.size());
+  s.tasks = static_cast<int>(data.tasks.tasks.size());
+  s.train_tasks = static_cast<int>(data.tasks.with_role(tasks::TaskRole::kTrain).size());
+  s.validation_tasks = static_cast<int>(data.tasks.with_role(tasks::TaskRole::kValidation).size());
+  s.dropped_tasks = static_cast<int>(data.tasks.with_role(tasks::TaskRole::kDropped).size());
+  s.support = c.task.support;
+  s.model = model_text(c.model);
+  s.meta_iterations = c.meta.iterations;
+  s.trained_iterations = run.progress.value("iteration", 0);
+  s.inner_steps = c.meta.inner_steps;
+  s.inner_lr = c.meta.inner_lr;
+  s.inner_params = c.meta.inner_params;
+  return s;
+}
+
 bool better(double a, double b, bool higher_is_better) {
   return higher_is_better ? a > b : a < b;
 }
@@ -436,6 +472,7 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   result.methods = choose_methods(options, config.meta.algorithm);
   result.episodes = options.episodes;
   result.query = config.task.query;
+  result.run = summarize_run(run);
 
   // Which new tasks can give episodes at each K, before any expensive work.
   const auto new_tasks = data.tasks.with_role(tasks::TaskRole::kNew);

@@ -6,6 +6,7 @@
 // Torch-free on purpose, so the CLI and reports can include it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,26 @@ struct Verdict {
   std::string text;              // the human-readable line
 };
 
+// What the evaluated run was trained on, for reports: the log, its tasks and the model, read
+// from the run's config and the data prepared for the evaluation.
+struct RunSummary {
+  std::vector<std::string> data_files;
+  std::string task_column;  // the column that groups rows into tasks
+  std::string label;        // config task.label.kind ("implicit", "event_binary", ...)
+  std::string time_cutoff;  // "" without a temporal split
+  std::int64_t rows_read = 0, rows_rejected = 0, rows_kept = 0;
+  std::int64_t users = 0, items = 0;
+  // Every task key with an example, and how the split used them (new ones: new_tasks).
+  int tasks = 0, train_tasks = 0, validation_tasks = 0, dropped_tasks = 0;
+  int support = 0;             // the K the run was meta-trained with
+  std::string model;           // "mlp 128-64", "embedding_mlp 128-64, embeddings 16"
+  int meta_iterations = 0;     // the run's meta.iterations
+  int trained_iterations = 0;  // what its checkpoint reached
+  int inner_steps = 0;         // meta-training inner steps
+  double inner_lr = 0;
+  std::string inner_params;  // "dense" | "all" | "head"
+};
+
 struct ColdStartResult {
   std::string checkpoint_path, run_dir, config_path;
   std::string algorithm;            // the run's own meta.algorithm
@@ -103,6 +124,7 @@ struct ColdStartResult {
   std::vector<ShotTasks> tasks;     // one per K
   std::vector<Cell> cells;          // method x shots x steps, every combination present
   std::vector<Verdict> verdicts;    // one per K
+  RunSummary run;
   double seconds = 0;
 
   const Cell* cell(const std::string& method, int shots, int steps) const;
@@ -115,6 +137,8 @@ struct ColdStartResult {
 // asked for and not there yet (resumes it when it stopped early), with the run's config and budget.
 ColdStartResult run_cold_start(const ColdStartOptions& options);
 
+// One interval as JSON: mean, lower, upper, half_width and n, NaN as null.
+nlohmann::json interval_json(const metrics::Interval& interval);
 // Everything in the result; NaN becomes null.
 nlohmann::json to_json(const ColdStartResult& result);
 // Writes to_json(result) to `path`; DataError when it cannot be written.

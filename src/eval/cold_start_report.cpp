@@ -1,10 +1,10 @@
 // The cold-start results as JSON and as a table for the terminal: see cold_start.hpp.
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 
 #include "eval/cold_start.hpp"
+#include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
 
@@ -16,14 +16,6 @@ using nlohmann::json;
 
 json number(double v) {
   return std::isfinite(v) ? json(v) : json();
-}
-
-json interval_json(const metrics::Interval& i) {
-  return {{"mean", number(i.mean)},
-          {"lower", number(i.lower)},
-          {"upper", number(i.upper)},
-          {"half_width", number(i.half_width)},
-          {"n", i.n}};
 }
 
 // Display width of UTF-8 text ("±" is one column, two bytes).
@@ -40,18 +32,15 @@ std::string pad(const std::string& s, std::size_t w, bool right) {
   return right ? std::string(w - n, ' ') + s : s + std::string(w - n, ' ');
 }
 
-std::string signed_fixed(double v, int digits) {
-  return (v >= 0 ? "+" : "") + fixed(v, digits);
-}
-
-std::string difference_text(const metrics::Interval& d) {
-  if (d.n == 0 || !std::isfinite(d.mean)) return "n/a";
-  std::string s = signed_fixed(d.mean, 3);
-  if (!std::isfinite(d.half_width)) return s + " [n/a]";
-  return s + " [" + signed_fixed(d.lower, 3) + ", " + signed_fixed(d.upper, 3) + "]";
-}
-
 }  // namespace
+
+json interval_json(const metrics::Interval& i) {
+  return {{"mean", number(i.mean)},
+          {"lower", number(i.lower)},
+          {"upper", number(i.upper)},
+          {"half_width", number(i.half_width)},
+          {"n", i.n}};
+}
 
 json to_json(const ColdStartResult& r) {
   json j;
@@ -121,15 +110,34 @@ json to_json(const ColdStartResult& r) {
     }
     j["verdicts"].push_back(vj);
   }
+  const RunSummary& run = r.run;
+  j["run"] = {
+      {"data_files", run.data_files},
+      {"task_column", run.task_column},
+      {"label", run.label},
+      {"time_cutoff", run.time_cutoff.empty() ? json() : json(run.time_cutoff)},
+      {"rows", {{"read", run.rows_read}, {"rejected", run.rows_rejected}, {"kept", run.rows_kept}}},
+      {"users", run.users},
+      {"items", run.items},
+      {"tasks",
+       {{"all", run.tasks},
+        {"train", run.train_tasks},
+        {"validation", run.validation_tasks},
+        {"new", r.new_tasks},
+        {"dropped", run.dropped_tasks}}},
+      {"support", run.support},
+      {"model", run.model},
+      {"meta_iterations", run.meta_iterations},
+      {"trained_iterations", run.trained_iterations},
+      {"inner_steps", run.inner_steps},
+      {"inner_lr", run.inner_lr},
+      {"inner_params", run.inner_params}};
   j["seconds"] = r.seconds;
   return j;
 }
 
 void write_json(const ColdStartResult& result, const std::string& path) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << to_json(result).dump(2) << "\n";
-  out.close();
-  if (!out) throw DataError("--json-out " + path + ": cannot write the file");
+  write_file_atomically(path, [&](std::ostream& out) { out << to_json(result).dump(2) << "\n"; });
 }
 
 std::string format_table(const ColdStartResult& r) {
@@ -162,7 +170,7 @@ std::string format_table(const ColdStartResult& r) {
                                      metrics::format_interval(iv, 3)};
         for (const auto& b : baselines) {
           const Comparison* cmp = c->comparison(b, primary.name);
-          row.push_back(m == b || !cmp ? "-" : difference_text(cmp->difference));
+          row.push_back(m == b || !cmp ? "-" : metrics::format_difference(cmp->difference, 3));
         }
         if (c->diverged_episodes > 0) row[2] += " (!)";
         rows.push_back(row);

@@ -179,4 +179,12 @@ std::string format_interval(const Interval& interval, int digits) {
   return fixed(interval.mean, digits) + " \u00b1 " + half;
 }
 
+std::string format_difference(const Interval& d, int digits) {
+  auto signed_fixed = [&](double v) { return (v >= 0 ? "+" : "") + fixed(v, std::max(digits, 0)); };
+  if (d.n == 0 || !std::isfinite(d.mean)) return "n/a";
+  const std::string mean = signed_fixed(d.mean);
+  if (!std::isfinite(d.half_width)) return mean + " [n/a]";
+  return mean + " [" + signed_fixed(d.lower) + ", " + signed_fixed(d.upper) + "]";
+}
+
 }  // namespace ml::metrics

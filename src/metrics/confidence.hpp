@@ -36,4 +36,8 @@ Interval paired_difference_ci(const std::vector<double>& a, const std::vector<do
 // "0.720 ± n/a" and a NaN mean as "n/a", so tables never show "nan".
 std::string format_interval(const Interval& interval, int digits);
 
+// A paired difference with its sign and interval: "+0.012 [-0.010, +0.034]"; "+0.012 [n/a]"
+// when the half width is NaN and "n/a" when there is no mean.
+std::string format_difference(const Interval& difference, int digits);
+
 }  // namespace ml::metrics

@@ -1,0 +1,88 @@
+// The cold-start report's tables as Markdown: see cold_start_page.hpp.
+#include <sstream>
+
+#include "report/cold_start_page.hpp"
+#include "report/results_table.hpp"
+#include "report/text_escape.hpp"
+#include "util/errors.hpp"
+
+namespace ml::report {
+
+namespace {
+
+std::string md(const std::string& s) {
+  return escape_markdown(s);
+}
+
+std::string bold_if(const std::string& s, bool bold) {
+  return bold ? "**" + s + "**" : s;
+}
+
+}  // namespace
+
+std::string render_markdown(const eval::ColdStartResult& r) {
+  if (r.metrics.empty()) throw DataError("the cold-start result has no metric to report");
+  const ResultsTable table = results_table(r);
+  const eval::MetricInfo& primary = r.metrics.front();
+  std::ostringstream o;
+  o << "# Cold-start evaluation of " << md(r.algorithm) << "\n\n";
+  for (const auto& group : summary_facts(r)) {
+    o << "## " << md(group.title) << "\n\n";
+    for (const auto& f : group.facts) o << "- " << md(f.label) << ": " << md(f.value) << "\n";
+    o << "\n";
+  }
+
+  o << "## Conclusions\n\n" << md(conclusion_summary(r, table)) << "\n\n";
+  for (const auto& v : r.verdicts)
+    o << "- " << (baseline_wins(v, table) ? "**A baseline wins.** " : "") << md(v.text) << "\n";
+
+  o << "\n## Results: " << md(primary.title) << "\n\n"
+    << "Mean over new tasks ± 95% CI half width; Δ: paired per-task difference (method − "
+       "baseline), mean [95% CI]; the best cell at each K in bold.\n\n"
+    << "| K | steps | method | tasks | " << md(primary.title) << " |";
+  for (const auto& b : table.baselines) o << " Δ vs " << md(b) << " |";
+  o << "\n|---:|---:|---|---:|---:|";
+  for (std::size_t i = 0; i < table.baselines.size(); ++i) o << "---:|";
+  o << "\n";
+  for (const auto& row : table.rows) {
+    const eval::Cell& c = *row.cell;
+    const auto& iv = c.metrics.front().interval;
+    o << "| " << c.shots << " | " << c.steps << " | " << md(c.method)
+      << (c.diverged_episodes > 0 ? " (!)" : "") << " | " << iv.n << " | "
+      << bold_if(metrics::format_interval(iv, 3), row.best.front()) << " |";
+    for (const auto& b : table.baselines) {
+      const eval::Comparison* cmp = c.comparison(b, primary.name);
+      o << " " << (c.method == b || !cmp ? "-" : metrics::format_difference(cmp->difference, 3))
+        << " |";
+    }
+    o << "\n";
+  }
+
+  if (r.metrics.size() > 1) {
+    o << "\n## All metrics\n\nMean ± 95% CI half width; the best value of each metric at each K "
+         "in bold.\n\n| K | steps | method |";
+    for (const auto& m : r.metrics)
+      o << " " << md(m.title) << (m.higher_is_better ? "" : " (lower is better)") << " |";
+    o << "\n|---:|---:|---|";
+    for (std::size_t i = 0; i < r.metrics.size(); ++i) o << "---:|";
+    o << "\n";
+    for (const auto& row : table.rows) {
+      const eval::Cell& c = *row.cell;
+      o << "| " << c.shots << " | " << c.steps << " | " << md(c.method) << " |";
+      for (std::size_t x = 0; x < c.metrics.size(); ++x)
+        o << " " << bold_if(metrics::format_interval(c.metrics[x].interval, 3), row.best[x])
+          << " |";
+      o << "\n";
+    }
+  }
+
+  o << "\n## New tasks\n\n";
+  for (const auto& t : r.tasks) {
+    o << "- K = " << t.shots << ": " << t.evaluated.size() << " of " << r.new_tasks << " evaluated";
+    if (!t.skipped.empty()) o << ", " << t.skipped.size() << " too small";
+    o << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace ml::report

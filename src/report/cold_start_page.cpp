@@ -1,0 +1,448 @@
+// The HTML cold-start report and the files beside it: see cold_start_page.hpp.
+#include "report/cold_start_page.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "report/results_table.hpp"
+#include "report/svg_chart.hpp"
+#include "report/text_escape.hpp"
+#include "util/atomic_file.hpp"
+#include "util/errors.hpp"
+#include "util/strings.hpp"
+#include "util/version.hpp"
+
+namespace ml::report {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Readable on a laptop and in print; numbers in tables line up (tabular figures).
+constexpr const char* kStyle = R"css(
+:root { --ink: #1a1a1a; --muted: #5b5b5b; --line: #d9d9d9; --card: #ffffff; --page: #f6f6f4;
+        --best: #fff1c2; --good: #0b6e3a; --bad: #b3261e; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--page); color: var(--ink);
+       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; }
+main { max-width: 1240px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 36px 0 10px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+h3 { font-size: 16px; margin: 18px 0 8px; }
+.lede { color: var(--muted); margin: 0 0 8px; }
+code, .path { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px;
+              overflow-wrap: anywhere; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 14px; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px; }
+.card h3 { margin-top: 0; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 3px 14px; margin: 0; font-size: 14px; }
+dt { color: var(--muted); }
+dd { margin: 0; overflow-wrap: anywhere; }
+.summary { font-size: 16px; background: var(--card); border-left: 4px solid #0072b2;
+           padding: 10px 14px; margin: 8px 0 12px; }
+.summary.baseline-wins { border-left-color: #e69f00; }
+ul.verdicts { list-style: none; padding: 0; margin: 0; }
+ul.verdicts li { background: var(--card); border: 1px solid var(--line); border-radius: 6px;
+                 padding: 8px 12px; margin: 6px 0; }
+.badge { display: inline-block; font-size: 12px; font-weight: 600; border-radius: 10px;
+         padding: 1px 9px; margin-right: 8px; color: #fff; background: #5b5b5b; }
+.badge.baseline { background: #a15c00; }
+.badge.significant { background: var(--good); }
+table { border-collapse: collapse; background: var(--card); font-size: 14px; margin: 6px 0 4px;
+        font-variant-numeric: tabular-nums; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #ececec; text-align: left; white-space: nowrap; }
+thead th { border-bottom: 2px solid #bdbdbd; position: sticky; top: 0; background: var(--card); }
+td.num { text-align: right; }
+tr.group th { background: #eef3f8; font-weight: 600; border-top: 1px solid #c8d3de; }
+td.best { background: var(--best); font-weight: 700; }
+td.better { color: var(--good); font-weight: 600; }
+td.worse { color: var(--bad); font-weight: 600; }
+td.even { color: var(--muted); }
+.table-wrap { overflow-x: auto; }
+.note { color: var(--muted); font-size: 13px; margin: 4px 0; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: 14px; }
+figure { margin: 0; background: var(--card); border: 1px solid var(--line); border-radius: 6px;
+         padding: 8px 10px 6px; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 2px; }
+svg.chart { display: block; width: 100%; height: auto; }
+svg.chart text { fill: #333; }
+details { margin: 6px 0; }
+summary { cursor: pointer; }
+footer { margin-top: 40px; color: var(--muted); font-size: 13px; }
+)css";
+
+// Marks the page as rendered for scripts/check_report.sh: how many charts have a size on
+// screen, and any script error. The page reads the same without it.
+constexpr const char* kScript = R"js(
+window.addEventListener('error', function (e) {
+  document.documentElement.setAttribute('data-report-error', String(e.message || 'error'));
+});
+(function () {
+  var charts = document.querySelectorAll('svg.chart'), shown = 0;
+  for (var i = 0; i < charts.length; i++) {
+    var box = charts[i].getBoundingClientRect();
+    if (box.width > 0 && box.height > 0) shown++;
+  }
+  document.documentElement.setAttribute('data-charts-rendered', String(shown));
+})();
+)js";
+
+const char* const kPalette[] = {"#0072b2", "#009e73", "#cc79a7", "#56b4e9",
+                                "#d55e00", "#7e5ba8", "#8c6d31", "#1a1a1a"};
+
+std::string h(const std::string& s) {
+  return escape_html(s);
+}
+
+std::string steps_word(int steps) {
+  return std::to_string(steps) + (steps == 1 ? " step" : " steps");
+}
+
+// Classes for a paired difference cell: better / worse when the CI excludes zero.
+std::string difference_class(const metrics::Interval& d, bool higher_is_better) {
+  if (d.n == 0 || !std::isfinite(d.half_width)) return "num even";
+  if (d.lower > 0) return higher_is_better ? "num better" : "num worse";
+  if (d.upper < 0) return higher_is_better ? "num worse" : "num better";
+  return "num even";
+}
+
+class Page {
+ public:
+  Page(const eval::ColdStartResult& r, const std::vector<TrainingLog>& logs)
+      : r_(r), logs_(logs), table_(results_table(r)) {}
+
+  std::string render() {
+    std::ostringstream body;
+    header(body);
+    summary(body);
+    conclusions(body);
+    charts(body);
+    results(body);
+    all_metrics(body);
+    training(body);
+    new_tasks(body);
+    body << "<footer>Written by metalearn " << kToolVersion
+         << ". The same tables are in the Markdown and JSON files beside this page; "
+            "<code>metalearn eval --json-out</code> gives every per-task value.</footer>\n";
+
+    std::ostringstream o;
+    o << "<!DOCTYPE html>\n<html lang=\"en\" data-charts=\"" << charts_ << "\">\n<head>\n"
+      << "<meta charset=\"utf-8\">\n"
+      << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+      << "<meta name=\"generator\" content=\"metalearn " << kToolVersion << "\">\n"
+      << "<title>Cold-start report: " << h(r_.run_dir) << "</title>\n<style>" << kStyle
+      << "</style>\n</head>\n<body>\n<main>\n"
+      << body.str() << "</main>\n<script>" << kScript << "</script>\n</body>\n</html>\n";
+    return o.str();
+  }
+
+ private:
+  const eval::MetricInfo& primary() const { return r_.metrics.front(); }
+
+  void header(std::ostream& o) {
+    o << "<header>\n<h1>Cold-start evaluation of " << h(r_.algorithm) << "</h1>\n"
+      << "<p class=\"lede\"><span class=\"path\">" << h(r_.run_dir) << "</span> &middot; "
+      << h(r_.run.model) << " &middot; " << r_.new_tasks << " new tasks held out whole &middot; "
+      << "main metric " << h(primary().title) << " ("
+      << (primary().higher_is_better ? "higher" : "lower") << " is better)</p>\n</header>\n";
+  }
+
+  void summary(std::ostream& o) {
+    o << "<section id=\"summary\">\n<h2>Run, data and protocol</h2>\n<div class=\"cards\">\n";
+    for (const auto& group : summary_facts(r_)) {
+      o << "<div class=\"card\"><h3>" << h(group.title) << "</h3><dl>\n";
+      for (const auto& f : group.facts)
+        o << "<dt>" << h(f.label) << "</dt><dd>" << h(f.value) << "</dd>\n";
+      o << "</dl></div>\n";
+    }
+    o << "</div>\n</section>\n";
+  }
+
+  void conclusions(std::ostream& o) {
+    bool any_baseline = false;
+    for (const auto& v : r_.verdicts) any_baseline = any_baseline || baseline_wins(v, table_);
+    o << "<section id=\"conclusions\">\n<h2>Conclusions</h2>\n<p class=\"summary"
+      << (any_baseline ? " baseline-wins" : "") << "\">" << h(conclusion_summary(r_, table_))
+      << "</p>\n<ul class=\"verdicts\">\n";
+    for (const auto& v : r_.verdicts) {
+      std::string badge = "<span class=\"badge\">no significant difference</span>";
+      if (v.best_method.empty())
+        badge = "<span class=\"badge\">no data</span>";
+      else if (baseline_wins(v, table_))
+        badge = "<span class=\"badge baseline\">a baseline wins</span>";
+      else if (v.excludes_zero)
+        badge = "<span class=\"badge significant\">significant</span>";
+      else if (v.compared_method.empty())
+        badge = "<span class=\"badge\">nothing to compare</span>";
+      o << "<li class=\"verdict\">" << badge << h(v.text) << "</li>\n";
+    }
+    o << "</ul>\n</section>\n";
+  }
+
+  void results(std::ostream& o) {
+    const eval::MetricInfo& m = primary();
+    o << "<section id=\"results\">\n<h2>Results: " << h(m.title) << "</h2>\n"
+      << "<p class=\"note\">Mean over new tasks &plusmn; 95% CI half width. &Delta;: the paired "
+         "per-task difference (method &minus; baseline) at the same K and steps, mean [95% CI]; "
+         "green when the method is significantly better, red when significantly worse. The best "
+         "cell at each K is highlighted.</p>\n"
+      << "<div class=\"table-wrap\"><table class=\"results\">\n<thead><tr><th>steps</th>"
+         "<th>method</th><th class=\"num\">tasks</th><th>"
+      << h(m.title) << "</th>";
+    for (const auto& b : table_.baselines) o << "<th>&Delta; vs " << h(b) << "</th>";
+    o << "</tr></thead>\n<tbody>\n";
+    const std::size_t columns = 4 + table_.baselines.size();
+    int group = -1;
+    bool diverged = false;
+    for (const auto& row : table_.rows) {
+      const eval::Cell& c = *row.cell;
+      if (c.shots != group) {
+        group = c.shots;
+        const eval::ShotTasks* t = r_.tasks_at(c.shots);
+        o << "<tr class=\"group\"><th colspan=\"" << columns << "\">K = " << c.shots << " ("
+          << (t ? t->evaluated.size() : 0) << " of " << r_.new_tasks << " new tasks)</th></tr>\n";
+      }
+      const auto& iv = c.metrics.front().interval;
+      diverged = diverged || c.diverged_episodes > 0;
+      o << "<tr><td class=\"num\">" << c.steps << "</td><td>" << h(c.method)
+        << (c.diverged_episodes > 0 ? " (!)" : "") << "</td><td class=\"num\">" << iv.n
+        << "</td><td class=\"num" << (row.best.front() ? " best" : "") << "\">"
+        << h(metrics::format_interval(iv, 3)) << "</td>";
+      for (const auto& b : table_.baselines) {
+        const eval::Comparison* cmp = c.comparison(b, m.name);
+        if (c.method == b || !cmp)
+          o << "<td class=\"num even\">&mdash;</td>";
+        else
+          o << "<td class=\"" << difference_class(cmp->difference, m.higher_is_better) << "\">"
+            << h(metrics::format_difference(cmp->difference, 3)) << "</td>";
+      }
+      o << "</tr>\n";
+    }
+    o << "</tbody></table></div>\n";
+    if (diverged)
+      o << "<p class=\"note\">(!) some episodes of this method gave NaN/Inf outputs at that "
+           "cell; they are left out of its mean.</p>\n";
+    o << "</section>\n";
+  }
+
+  std::string colour(const std::string& method) const { return method_colour(r_.methods, method); }
+
+  ChartSeries series_for(const std::string& method) const {
+    ChartSeries s;
+    s.name = method;
+    s.colour = colour(method);
+    s.dashed = table_.is_baseline(method);
+    return s;
+  }
+
+  static ChartPoint point(double x, const metrics::Interval& iv, const std::string& note) {
+    ChartPoint p;
+    p.x = x;
+    p.y = iv.mean;
+    if (std::isfinite(iv.half_width)) p.lower = iv.lower, p.upper = iv.upper;
+    p.note = note;
+    return p;
+  }
+
+  void figure(std::ostream& o, const Chart& chart, const std::string& caption) {
+    o << "<figure>\n"
+      << render_svg(chart) << "<figcaption>" << caption << "</figcaption>\n</figure>\n";
+    ++charts_;
+  }
+
+  void charts(std::ostream& o) {
+    const eval::MetricInfo& m = primary();
+    o << "<section id=\"charts\">\n<h2>" << h(m.title) << " against adaptation steps</h2>\n"
+      << "<div class=\"charts\">\n";
+    for (int k : r_.shots) {
+      Chart chart;
+      chart.title = "K = " + std::to_string(k) + ": " + m.title + " after adaptation";
+      chart.x_label = "adaptation steps";
+      chart.y_label = m.title;
+      for (int s : r_.steps) chart.x_categories.push_back(s);
+      for (const auto& method : r_.methods) {
+        ChartSeries series = series_for(method);
+        for (int s : r_.steps)
+          if (const eval::Cell* c = r_.cell(method, k, s))
+            series.points.push_back(
+                point(s, c->metrics.front().interval,
+                      std::to_string(c->metrics.front().interval.n) + " tasks"));
+        chart.series.push_back(std::move(series));
+      }
+      figure(o, chart,
+             "Mean over new tasks with its 95% CI band, " + std::to_string(k) +
+                 " support examples per task; baselines dashed.");
+    }
+    o << "</div>\n<h2>" << h(m.title) << " against shots</h2>\n<div class=\"charts\">\n";
+    Chart chart;
+    chart.title = m.title + " against shots, each method at its best step count";
+    chart.x_label = "shots (support examples per task)";
+    chart.y_label = m.title;
+    for (int k : r_.shots) chart.x_categories.push_back(k);
+    for (const auto& method : r_.methods) {
+      ChartSeries series = series_for(method);
+      for (int k : r_.shots)
+        if (const eval::Cell* c = best_cell(r_, k, 0, method))
+          series.points.push_back(point(k, c->metrics.front().interval, steps_word(c->steps)));
+      chart.series.push_back(std::move(series));
+    }
+    figure(o, chart,
+           "Each point is the method's best step count at that K (hover a point for it), with "
+           "the 95% CI band over tasks.");
+    o << "</div>\n</section>\n";
+  }
+
+  void all_metrics(std::ostream& o) {
+    if (r_.metrics.size() < 2) return;
+    o << "<section id=\"all-metrics\">\n<h2>All metrics</h2>\n"
+      << "<p class=\"note\">Mean &plusmn; 95% CI half width over tasks; the best value of each "
+         "metric at each K is highlighted. Lower is better for ";
+    std::vector<std::string> lower;
+    for (const auto& m : r_.metrics)
+      if (!m.higher_is_better) lower.push_back(h(m.title));
+    o << (lower.empty() ? "none of them" : join(lower, ", ")) << ".</p>\n"
+      << "<div class=\"table-wrap\"><table class=\"all-metrics\">\n<thead><tr><th>steps</th>"
+         "<th>method</th>";
+    for (const auto& m : r_.metrics) o << "<th>" << h(m.title) << "</th>";
+    o << "</tr></thead>\n<tbody>\n";
+    int group = -1;
+    for (const auto& row : table_.rows) {
+      const eval::Cell& c = *row.cell;
+      if (c.shots != group) {
+        group = c.shots;
+        o << "<tr class=\"group\"><th colspan=\"" << 2 + r_.metrics.size() << "\">K = " << c.shots
+          << "</th></tr>\n";
+      }
+      o << "<tr><td class=\"num\">" << c.steps << "</td><td>" << h(c.method) << "</td>";
+      for (std::size_t x = 0; x < c.metrics.size(); ++x)
+        o << "<td class=\"num" << (row.best[x] ? " best" : "") << "\">"
+          << h(metrics::format_interval(c.metrics[x].interval, 3)) << "</td>";
+      o << "</tr>\n";
+    }
+    o << "</tbody></table></div>\n</section>\n";
+  }
+
+  void training_chart(std::ostream& o, const std::string& title, const std::string& y_label,
+                      std::vector<TrainingPoint> TrainingLog::*field, const std::string& caption) {
+    Chart chart;
+    chart.title = title;
+    chart.x_label = "meta-iteration";
+    chart.y_label = y_label;
+    for (const auto& log : logs_) {
+      if ((log.*field).empty()) continue;
+      ChartSeries series = series_for(log.method);
+      for (const auto& p : log.*field)
+        series.points.push_back({double(p.iteration), p.value, NAN, NAN, ""});
+      chart.series.push_back(std::move(series));
+    }
+    if (chart.series.empty()) return;
+    figure(o, chart, caption);
+  }
+
+  void training(std::ostream& o) {
+    o << "<section id=\"training\">\n<h2>Training curves</h2>\n";
+    if (logs_.empty()) {
+      o << "<p class=\"note\">No <code>metrics.jsonl</code> with training points was found in "
+        << "<span class=\"path\">" << h(r_.run_dir) << "</span>.</p>\n</section>\n";
+      return;
+    }
+    o << "<p class=\"note\">From ";
+    std::vector<std::string> sources;
+    for (const auto& log : logs_) {
+      std::string s = h(log.method) + ": <span class=\"path\">" + h(log.path) + "</span>";
+      if (log.skipped_lines > 0)
+        s += " (" + std::to_string(log.skipped_lines) + " unreadable lines skipped)";
+      sources.push_back(s);
+    }
+    o << join(sources, "; ") << ". The run's loss is its meta-objective (the query loss after "
+      << "the inner loop); the pretrain baseline's is its joint training loss.</p>\n"
+      << "<div class=\"charts\">\n";
+    training_chart(o, "Training loss", "loss", &TrainingLog::loss,
+                   "Mean training loss of each logged window of meta-iterations.");
+    training_chart(o, "Validation query loss", "query loss", &TrainingLog::validation_loss,
+                   "Query loss after adaptation on the validation tasks; the best checkpoint is "
+                   "the lowest.");
+    training_chart(o, "Validation AUC", "AUC", &TrainingLog::validation_auc,
+                   "Query AUC after adaptation on the validation tasks.");
+    o << "</div>\n</section>\n";
+  }
+
+  void new_tasks(std::ostream& o) {
+    o << "<section id=\"tasks\">\n<h2>New tasks</h2>\n";
+    for (const auto& t : r_.tasks) {
+      o << "<details><summary>K = " << t.shots << ": " << t.evaluated.size() << " of "
+        << r_.new_tasks << " new tasks evaluated";
+      if (!t.skipped.empty()) o << ", " << t.skipped.size() << " too small";
+      o << "</summary>\n<p>";
+      std::vector<std::string> names;
+      for (const auto& name : t.evaluated) names.push_back(h(name));
+      o << join(names, ", ") << "</p>\n";
+      if (!t.skipped.empty()) {
+        o << "<ul>\n";
+        for (const auto& s : t.skipped)
+          o << "<li>" << h(s.task) << ": " << h(s.reason) << "</li>\n";
+        o << "</ul>\n";
+      }
+      o << "</details>\n";
+    }
+    o << "</section>\n";
+  }
+
+  const eval::ColdStartResult& r_;
+  const std::vector<TrainingLog>& logs_;
+  ResultsTable table_;
+  int charts_ = 0;
+};
+
+}  // namespace
+
+std::string method_colour(const std::vector<std::string>& methods, const std::string& method) {
+  if (method == "pretrain") return "#e69f00";
+  if (method == "scratch") return "#6b6b6b";
+  std::size_t index = 0;
+  for (const auto& m : methods) {
+    if (m == method) break;
+    if (m != "pretrain" && m != "scratch") ++index;
+  }
+  return kPalette[index % (sizeof(kPalette) / sizeof(kPalette[0]))];
+}
+
+std::string render_html(const eval::ColdStartResult& result, const std::vector<TrainingLog>& logs) {
+  if (result.metrics.empty()) throw DataError("the cold-start result has no metric to report");
+  return Page(result, logs).render();
+}
+
+ReportPaths report_paths(const std::string& html_path) {
+  fs::path path(html_path);
+  const std::string ext = to_lower(path.extension().string());
+  if (ext == ".md" || ext == ".json")
+    throw UsageError("--report " + html_path +
+                     ": give the HTML file's name (e.g. report.html); the .md and .json files "
+                     "are written beside it");
+  ReportPaths p;
+  p.html = html_path;
+  p.markdown = fs::path(html_path).replace_extension(".md").string();
+  p.json = fs::path(html_path).replace_extension(".json").string();
+  return p;
+}
+
+ReportPaths write_report(const eval::ColdStartResult& result, const std::string& html_path) {
+  const ReportPaths paths = report_paths(html_path);
+  const std::string html = render_html(result, read_training_logs(result));
+  const std::string markdown = render_markdown(result);
+  const std::string json = results_json(result, results_table(result)).dump(2) + "\n";
+  const fs::path folder = fs::path(paths.html).parent_path();
+  std::error_code ec;
+  if (!folder.empty()) fs::create_directories(folder, ec);
+  if (ec)
+    throw DataError("--report " + html_path + ": cannot create '" + folder.string() +
+                    "': " + ec.message());
+  write_file_atomically(paths.html, [&](std::ostream& out) { out << html; });
+  write_file_atomically(paths.markdown, [&](std::ostream& out) { out << markdown; });
+  write_file_atomically(paths.json, [&](std::ostream& out) { out << json; });
+  return paths;
+}
+
+}  // namespace ml::report

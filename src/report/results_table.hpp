@@ -1,0 +1,59 @@
+// The cold-start results arranged as the report's tables: one row per K, step count and method,
+// which cells are best at their K for each metric, and which methods are the baselines the
+// others are paired against. The HTML page, the Markdown file and the report's JSON are all
+// written from this one arrangement, so the three never disagree.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/cold_start.hpp"
+
+namespace ml::report {
+
+struct ResultRow {
+  const eval::Cell* cell = nullptr;
+  // Per metric (ColdStartResult::metrics order): the best mean at this K (ties are all best).
+  std::vector<bool> best;
+};
+
+struct ResultsTable {
+  // Methods the cells carry paired comparisons against, in the order first met.
+  std::vector<std::string> baselines;
+  std::vector<ResultRow> rows;  // by K, then steps, then ColdStartResult::methods order
+
+  bool is_baseline(const std::string& method) const;
+};
+
+ResultsTable results_table(const eval::ColdStartResult& result);
+
+// The best cell at K by metric `metric_index` (the first of equals; nullptr when no cell at K
+// has a mean), optionally of one method only.
+const eval::Cell* best_cell(const eval::ColdStartResult& result, int shots,
+                            std::size_t metric_index, const std::string& method = "");
+
+// True when the verdict's best method is a baseline: the report must say so plainly.
+bool baseline_wins(const eval::Verdict& verdict, const ResultsTable& table);
+
+// The run, data and protocol summary as labelled plain-text facts (each writer escapes them).
+struct Fact {
+  std::string label, value;
+};
+struct FactGroup {
+  std::string title;  // "Run", "Data", "Protocol"
+  std::vector<Fact> facts;
+};
+std::vector<FactGroup> summary_facts(const eval::ColdStartResult& result);
+
+// One plain sentence over all K: which K a baseline wins at, or that the best method is never
+// a baseline, and at how many K the best method's lead excludes zero.
+std::string conclusion_summary(const eval::ColdStartResult& result, const ResultsTable& table);
+
+// The tables as JSON (report.json): the run summary, the metrics, and per row every metric's
+// interval, the paired differences against each baseline and the metrics it is best in; then
+// the verdicts. NaN is null.
+nlohmann::json results_json(const eval::ColdStartResult& result, const ResultsTable& table);
+
+}  // namespace ml::report

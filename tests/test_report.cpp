@@ -1,0 +1,468 @@
+// Tests of the cold-start report: escaping, the SVG chart builder's scaling, the tables against
+// the ColdStartResult they come from, the page being self-contained, the training-log reader,
+// and end to end through `metalearn eval --report` rendered in headless Chromium.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/cold_start.hpp"
+#include "metrics/confidence.hpp"
+#include "report/cold_start_page.hpp"
+#include "report/results_table.hpp"
+#include "report/svg_chart.hpp"
+#include "report/text_escape.hpp"
+#include "report/training_log.hpp"
+#include "test_support.hpp"
+#include "train/trainer.hpp"
+#include "util/errors.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ml::testing::TempDir;
+using nlohmann::json;
+namespace eval = ml::eval;
+namespace report = ml::report;
+
+const std::string kNastyTask = "<script>alert('x')</script>";
+
+// A result built by hand, shaped like run_cold_start's: four methods (two meta-learners, two
+// baselines) over K {1, 5} x steps {0, 1, 5}, AUC and log loss on three tasks, with paired
+// comparisons computed as eval computes them. The pretrain baseline is best at K=1, maml at K=5.
+eval::ColdStartResult synthetic_result() {
+  eval::ColdStartResult r;
+  r.checkpoint_path = "runs/a&b/checkpoints/best.mlckpt";
+  r.run_dir = "runs/a&b";
+  r.algorithm = "maml";
+  r.label_kind = "binary";
+  r.metrics = {{"auc", "AUC", true}, {"log_loss", "log loss", false}};
+  r.shots = {1, 5};
+  r.steps = {0, 1, 5};
+  r.methods = {"maml", "anil", "pretrain", "scratch"};
+  r.episodes = 4;
+  r.query = 10;
+  r.new_tasks = 4;
+  r.pretrain_source = "reused";
+  r.run.model = "mlp 32";
+  r.run.data_files = {"data/<events>.csv"};
+  r.run.tasks = 20;
+  for (int k : r.shots) {
+    eval::ShotTasks t;
+    t.shots = k;
+    t.evaluated = {kNastyTask, "Snacks & Dips", "a|b"};
+    t.skipped = {{"Tiny <cat>", "needs 15 examples, has 9"}};
+    r.tasks.push_back(t);
+  }
+  const std::vector<std::vector<double>> bonus = {{0.10, 0.08, 0.15, 0.0},    // K=1
+                                                  {0.20, 0.15, 0.12, 0.05}};  // K=5
+  for (std::size_t ki = 0; ki < r.shots.size(); ++ki)
+    for (std::size_t si = 0; si < r.steps.size(); ++si)
+      for (std::size_t mi = 0; mi < r.methods.size(); ++mi) {
+        eval::Cell c;
+        c.method = r.methods[mi];
+        c.shots = r.shots[ki];
+        c.steps = r.steps[si];
+        eval::MetricResult auc{"auc", {}, {}}, loss{"log_loss", {}, {}};
+        std::vector<double> a, l;
+        for (int task = 0; task < 3; ++task) {
+          double v = 0.55 + 0.02 * task + bonus[ki][mi] + 0.01 * si +
+                     0.01 * ((task * 7 + static_cast<int>(si) * 3 + static_cast<int>(mi)) % 5);
+          if (c.method == "scratch" && c.shots == 1 && c.steps == 0 && task == 2) v = NAN;
+          auc.per_task.push_back({v, 4});
+          loss.per_task.push_back({1 - v, 4});
+          a.push_back(v);
+          l.push_back(1 - v);
+        }
+        auc.interval = ml::metrics::mean_ci(a);
+        loss.interval = ml::metrics::mean_ci(l);
+        c.metrics = {auc, loss};
+        r.cells.push_back(c);
+      }
+  for (auto& c : r.cells)
+    for (const char* b : {"pretrain", "scratch"}) {
+      const eval::Cell* base = r.cell(b, c.shots, c.steps);
+      for (std::size_t x = 0; x < 2; ++x) {
+        std::vector<double> a, z;
+        for (const auto& t : c.metrics[x].per_task) a.push_back(t.value);
+        for (const auto& t : base->metrics[x].per_task) z.push_back(t.value);
+        c.comparisons.push_back({b, r.metrics[x].name, ml::metrics::paired_difference_ci(a, z)});
+      }
+    }
+  for (int k : r.shots) {
+    eval::Verdict v;
+    v.shots = k;
+    const eval::Cell* best = report::best_cell(r, k, 0);
+    v.best_method = best->method;
+    v.best_steps = best->steps;
+    v.best_value = best->metrics[0].interval;
+    v.excludes_zero = k == 5;
+    v.against_method = "pretrain";
+    v.text = "K=" + std::to_string(k) + ": best is " + best->method;
+    r.verdicts.push_back(v);
+  }
+  return r;
+}
+
+std::size_t occurrences(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+// ---- escaping -------------------------------------------------------------------------------
+
+TEST(ReportEscape, HtmlAndMarkdown) {
+  EXPECT_EQ(report::escape_html("<a href=\"x\">Tom's & Jerry's</a>"),
+            "&lt;a href=&quot;x&quot;&gt;Tom&#39;s &amp; Jerry&#39;s&lt;/a&gt;");
+  EXPECT_EQ(report::escape_html("plain ± text"), "plain ± text");
+  EXPECT_EQ(report::escape_markdown("a|b *c* _d_ `e`\nf <g> it's event_binary [1, 2]"),
+            "a\\|b \\*c\\* \\_d\\_ \\`e\\` f &lt;g&gt; it's event_binary [1, 2]");
+  EXPECT_EQ(report::escape_markdown("[x](javascript:y)"), "\\[x\\](javascript:y)");
+}
+
+// ---- the chart builder ----------------------------------------------------------------------
+
+TEST(ReportChart, NiceTicksCoverTheRangeWithRoundSteps) {
+  auto t = report::nice_ticks(0.512, 0.987);
+  ASSERT_GE(t.size(), 3u);
+  EXPECT_LE(t.front(), 0.512);
+  EXPECT_GE(t.back(), 0.987);
+  const double step = t[1] - t[0];
+  EXPECT_NEAR(step, 0.1, 1e-12);
+  for (std::size_t i = 1; i < t.size(); ++i) EXPECT_NEAR(t[i] - t[i - 1], step, 1e-12);
+
+  t = report::nice_ticks(0, 3000, 6);
+  EXPECT_EQ(t.front(), 0);
+  EXPECT_EQ(t.back(), 3000);
+  EXPECT_NEAR(t[1] - t[0], 500, 1e-9);
+
+  t = report::nice_ticks(0.7, 0.7);  // a flat line still gets an axis around it
+  EXPECT_LT(t.front(), 0.7);
+  EXPECT_GT(t.back(), 0.7);
+}
+
+report::Chart sample_chart() {
+  report::Chart c;
+  c.title = "AUC <vs> steps";
+  c.x_label = "adaptation steps";
+  c.y_label = "AUC";
+  c.x_categories = {0, 1, 5, 10};
+  report::ChartSeries a{"maml", "#0072b2", false, {}};
+  a.points = {{0, 0.6, 0.55, 0.65, ""},
+              {1, 0.7, 0.62, 0.78, ""},
+              {5, 0.8, 0.75, 0.85, ""},
+              {10, 0.82, 0.7, 0.94, ""}};
+  report::ChartSeries b{"pretrain & co", "#e69f00", true, {}};
+  // NaN y at 5 breaks the line; 7 is not a category and is left out; 10 has no band.
+  b.points = {{0, 0.65, 0.6, 0.7, ""},
+              {1, 0.66, 0.61, 0.71, ""},
+              {5, NAN, NAN, NAN, ""},
+              {7, 0.9, 0.1, 1.9, ""},
+              {10, 0.5, NAN, NAN, ""}};
+  c.series = {a, b};
+  return c;
+}
+
+TEST(ReportChart, EverythingDrawnLiesInsideTheViewBoxAndDataInsideThePlot) {
+  const report::Chart chart = sample_chart();
+  const report::ChartLayout l = report::layout_chart(chart);
+  const std::string svg = report::render_svg(chart);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(svg, m, std::regex("viewBox=\"0 0 ([0-9.]+) ([0-9.]+)\"")));
+  const double width = std::stod(m[1]), height = std::stod(m[2]);
+  EXPECT_NEAR(width, l.width, 0.1);
+  EXPECT_NEAR(height, l.height, 0.1);
+  // The y axis covers every value and band bound that is drawn (not the left-out x = 7).
+  EXPECT_LE(l.y_min, 0.5);
+  EXPECT_GE(l.y_max, 0.94);
+  EXPECT_LT(l.y_max, 1.5);
+
+  int coordinates = 0;
+  const std::regex attribute("\\b(x|x1|x2|cx)=\"(-?[0-9.]+)\"|\\b(y|y1|y2|cy)=\"(-?[0-9.]+)\"");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), attribute);
+       it != std::sregex_iterator(); ++it, ++coordinates) {
+    const bool is_x = (*it)[1].matched;
+    const double v = std::stod(is_x ? (*it)[2] : (*it)[4]);
+    EXPECT_GE(v, 0) << it->str();
+    EXPECT_LE(v, is_x ? width : height) << it->str();
+  }
+  EXPECT_GT(coordinates, 40);
+
+  // Lines, bands and markers: every point inside the plot area.
+  const std::regex points("points=\"([^\"]*)\"");
+  std::vector<std::vector<std::pair<double, double>>> shapes;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), points); it != std::sregex_iterator();
+       ++it) {
+    shapes.emplace_back();
+    std::istringstream in((*it)[1].str());
+    std::string pair;
+    while (in >> pair) {
+      const auto comma = pair.find(',');
+      const double x = std::stod(pair.substr(0, comma)), y = std::stod(pair.substr(comma + 1));
+      EXPECT_GE(x, l.left - 0.1);
+      EXPECT_LE(x, l.right + 0.1);
+      EXPECT_GE(y, l.top - 0.1);
+      EXPECT_LE(y, l.bottom + 0.1);
+      shapes.back().push_back({x, y});
+    }
+  }
+  // maml: a band polygon over its 4 points (upper forward, lower back) and one line; pretrain:
+  // a band over its first two points, a line over them, and no line through the NaN.
+  EXPECT_EQ(occurrences(svg, "<polygon"), 2u);
+  EXPECT_EQ(occurrences(svg, "<polyline"), 2u);
+  std::size_t eights = 0, fours = 0;
+  for (const auto& s : shapes) eights += s.size() == 8, fours += s.size() == 4;
+  EXPECT_EQ(eights, 1u);  // maml's band
+  EXPECT_EQ(fours, 2u);   // maml's line and pretrain's band
+  // The band's upper edge is above its lower edge (smaller y on screen) at every point.
+  for (const auto& s : shapes) {
+    if (s.size() != 8) continue;
+    for (std::size_t i = 0; i < 4; ++i) EXPECT_LT(s[i].second, s[7 - i].second);
+  }
+  // Markers: 4 + 3 drawn points (NaN and x = 7 are not), each with a tooltip, plus 2 in the legend.
+  EXPECT_EQ(occurrences(svg, "<circle"), 9u);
+  EXPECT_EQ(occurrences(svg, "<title>"), 1u + 7u);
+  // The ordinal axis spaces categories evenly and in order.
+  EXPECT_NEAR(l.px(1) - l.px(0), l.px(3) - l.px(2), 1e-9);
+  EXPECT_NEAR(l.py(l.y_min), l.bottom, 1e-9);
+  EXPECT_NEAR(l.py(l.y_max), l.top, 1e-9);
+  // Text from data is escaped; the dashed series is dashed in the legend too.
+  EXPECT_NE(svg.find("AUC &lt;vs&gt; steps"), std::string::npos);
+  EXPECT_NE(svg.find("pretrain &amp; co"), std::string::npos);
+  EXPECT_EQ(svg.find("<vs>"), std::string::npos);
+  EXPECT_EQ(occurrences(svg, "stroke-dasharray"), 2u);
+}
+
+TEST(ReportChart, LinearAxisAndManySeriesWrapTheLegend) {
+  report::Chart c;
+  c.title = "Training loss";
+  for (int s = 0; s < 9; ++s) {
+    report::ChartSeries series{"method-with-a-long-name-" + std::to_string(s), "#333", false, {}};
+    for (int i = 1; i <= 100; ++i) series.points.push_back({10.0 * i, 1.0 / i + s, NAN, NAN, ""});
+    c.series.push_back(series);
+  }
+  const auto l = report::layout_chart(c);
+  EXPECT_GT(l.legend_rows, 1);
+  EXPECT_LE(l.x_min, 10);
+  EXPECT_GE(l.x_max, 1000);
+  const std::string svg = report::render_svg(c);
+  EXPECT_EQ(occurrences(svg, "<polyline"), 9u);
+  EXPECT_EQ(occurrences(svg, "<title>"), 1u);  // dense curves: no markers
+}
+
+// ---- tables ---------------------------------------------------------------------------------
+
+TEST(ReportTables, RowsBestCellsAndJsonAgreeWithTheResult) {
+  const auto r = synthetic_result();
+  const auto table = report::results_table(r);
+  EXPECT_EQ(table.baselines, (std::vector<std::string>{"pretrain", "scratch"}));
+  ASSERT_EQ(table.rows.size(), r.cells.size());
+  // At each K and metric the marked cells are exactly those with the best mean.
+  for (int k : r.shots)
+    for (std::size_t x = 0; x < r.metrics.size(); ++x) {
+      const bool higher = r.metrics[x].higher_is_better;
+      double best = higher ? -INFINITY : INFINITY;
+      for (const auto& c : r.cells)
+        if (c.shots == k && std::isfinite(c.metrics[x].interval.mean))
+          best = higher ? std::max(best, c.metrics[x].interval.mean)
+                        : std::min(best, c.metrics[x].interval.mean);
+      int marked = 0;
+      for (const auto& row : table.rows) {
+        if (row.cell->shots != k) continue;
+        EXPECT_EQ(row.best[x], row.cell->metrics[x].interval.mean == best);
+        marked += row.best[x];
+      }
+      EXPECT_GE(marked, 1);
+    }
+  EXPECT_EQ(report::best_cell(r, 1, 0)->method, "pretrain");
+  EXPECT_EQ(report::best_cell(r, 5, 0)->method, "maml");
+  EXPECT_EQ(report::best_cell(r, 5, 0, "anil")->method, "anil");
+  EXPECT_TRUE(report::baseline_wins(r.verdicts[0], table));
+  EXPECT_FALSE(report::baseline_wins(r.verdicts[1], table));
+
+  const json j = report::results_json(r, table);
+  ASSERT_EQ(j["rows"].size(), r.cells.size());
+  for (const auto& row : j["rows"]) {
+    const eval::Cell* c = r.cell(row["method"], row["shots"], row["steps"]);
+    ASSERT_NE(c, nullptr);
+    for (const auto& m : c->metrics) {
+      const auto& iv = row["metrics"][m.metric];
+      EXPECT_EQ(iv["n"], m.interval.n);
+      if (std::isfinite(m.interval.mean)) {
+        EXPECT_DOUBLE_EQ(iv["mean"].get<double>(), m.interval.mean);
+      }
+      if (std::isfinite(m.interval.half_width)) {
+        EXPECT_DOUBLE_EQ(iv["upper"].get<double>(), m.interval.upper);
+      } else {
+        EXPECT_TRUE(iv["upper"].is_null());
+      }
+    }
+    for (const auto& cmp : c->comparisons) {
+      if (cmp.baseline == c->method) {
+        EXPECT_FALSE(row["paired_difference"].contains(cmp.baseline));
+        continue;
+      }
+      EXPECT_DOUBLE_EQ(row["paired_difference"][cmp.baseline][cmp.metric]["mean"].get<double>(),
+                       cmp.difference.mean);
+    }
+  }
+  EXPECT_EQ(j["verdicts"][0]["baseline_wins"], true);
+  EXPECT_EQ(j["verdicts"][1]["baseline_wins"], false);
+  EXPECT_EQ(j["run"]["model"], "mlp 32");
+}
+
+TEST(ReportTables, ConclusionSaysPlainlyWhenABaselineWins) {
+  const auto r = synthetic_result();
+  const std::string s = report::conclusion_summary(r, report::results_table(r));
+  EXPECT_NE(s.find("A baseline is the best method at K=1 (pretrain)"), std::string::npos) << s;
+  EXPECT_NE(s.find("K=5 (vs pretrain)"), std::string::npos) << s;
+}
+
+// ---- the page and the Markdown ----------------------------------------------------------------
+
+TEST(ReportPage, SelfContainedEscapedAndHoldsEveryNumber) {
+  const auto r = synthetic_result();
+  report::TrainingLog log;
+  log.method = "maml";
+  log.path = "runs/a&b/metrics.jsonl";
+  for (int i = 1; i <= 10; ++i) log.loss.push_back({i * 10, 1.0 / i});
+  log.validation_loss = {{50, 0.7}, {100, 0.6}};
+  const std::string html = report::render_html(r, {log});
+
+  // Self-contained: nothing to fetch, no external stylesheet or script.
+  for (const char* banned : {"src=", "href=", "<link", "@import", "url(", "http://", "https://"})
+    EXPECT_EQ(html.find(banned), std::string::npos) << banned;
+  EXPECT_EQ(occurrences(html, "<script"), 1u);  // only the page's own inline script
+
+  // Charts: one per K against steps, one against shots, training loss and validation loss.
+  const std::size_t charts = r.shots.size() + 1 + 2;
+  EXPECT_EQ(occurrences(html, "<svg class=\"chart\""), charts);
+  EXPECT_NE(html.find("data-charts=\"" + std::to_string(charts) + "\""), std::string::npos);
+
+  // Data is escaped wherever it appears.
+  EXPECT_EQ(html.find(kNastyTask), std::string::npos);
+  EXPECT_NE(html.find(report::escape_html(kNastyTask)), std::string::npos);
+  EXPECT_EQ(html.find("runs/a&b"), std::string::npos);
+  EXPECT_NE(html.find("runs/a&amp;b"), std::string::npos);
+  EXPECT_NE(html.find("Tiny &lt;cat&gt;"), std::string::npos);
+
+  // Every cell's main interval and every paired difference is in the results table; the best
+  // cell per K is marked once per metric.
+  for (const auto& c : r.cells) {
+    EXPECT_NE(html.find(ml::metrics::format_interval(c.metrics[0].interval, 3)), std::string::npos);
+    for (const auto& cmp : c.comparisons) {
+      if (cmp.baseline == c.method || cmp.metric != "auc") continue;
+      EXPECT_NE(html.find(ml::metrics::format_difference(cmp.difference, 3)), std::string::npos);
+    }
+  }
+  EXPECT_EQ(occurrences(html, "num best\""), r.shots.size() * (1 + r.metrics.size()));
+  // Every method is in the legends, with its own colour, and a baseline's win is said plainly.
+  for (const auto& m : r.methods)
+    EXPECT_NE(html.find("data-series=\"" + m + "\""), std::string::npos) << m;
+  EXPECT_NE(report::method_colour(r.methods, "maml"), report::method_colour(r.methods, "anil"));
+  EXPECT_NE(html.find("a baseline wins"), std::string::npos);
+}
+
+TEST(ReportPage, MarkdownTablesAgreeWithTheResult) {
+  const auto r = synthetic_result();
+  const std::string md = report::render_markdown(r);
+  for (const auto& c : r.cells) {
+    const std::string main = ml::metrics::format_interval(c.metrics[0].interval, 3);
+    const bool best = report::best_cell(r, c.shots, 0) == &c;
+    const std::string row = "| " + std::to_string(c.shots) + " | " + std::to_string(c.steps) +
+                            " | " + c.method + " | " + std::to_string(c.metrics[0].interval.n) +
+                            " | " + (best ? "**" + main + "**" : main) + " |";
+    EXPECT_NE(md.find(row), std::string::npos) << row;
+  }
+  EXPECT_NE(md.find("**A baseline wins.** K=1"), std::string::npos);
+  EXPECT_EQ(md.find("<events>"), std::string::npos);
+  EXPECT_NE(md.find("data/&lt;events&gt;.csv"), std::string::npos);
+}
+
+TEST(ReportPage, FilesAreWrittenBesideTheHtml) {
+  TempDir dir;
+  EXPECT_THROW(report::report_paths(dir.file("r.md")), ml::UsageError);
+  EXPECT_THROW(report::report_paths(dir.file("r.JSON")), ml::UsageError);
+  auto r = synthetic_result();
+  r.run_dir = dir.file("no-run");  // no metrics.jsonl: the page says so
+  const auto paths = report::write_report(r, dir.file("out.html"));
+  EXPECT_EQ(paths.markdown, dir.file("out.md"));
+  EXPECT_EQ(paths.json, dir.file("out.json"));
+  const std::string html = ml::testing::slurp(paths.html);
+  EXPECT_NE(html.find("No <code>metrics.jsonl</code>"), std::string::npos);
+  EXPECT_EQ(json::parse(ml::testing::slurp(paths.json))["rows"].size(), r.cells.size());
+  EXPECT_NE(ml::testing::slurp(paths.markdown).find("## Results: AUC"), std::string::npos);
+  int files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path())) ++files;
+  EXPECT_EQ(files, 3);  // no temporaries left behind
+}
+
+// ---- training logs --------------------------------------------------------------------------
+
+TEST(ReportTrainingLog, ReadsTrainingAndValidationLinesAndSkipsBrokenOnes) {
+  TempDir dir;
+  ml::testing::write_file(dir.file("metrics.jsonl"),
+                          "{\"iteration\": 10, \"loss\": 0.9, \"seconds\": 1}\n"
+                          "{\"iteration\": 20, \"loss\": 0.8, \"seconds\": 2}\n"
+                          "{\"iteration\": 20, \"validation\": {\"loss\": 0.7, \"auc\": 0.6}}\n"
+                          "\n"
+                          "{\"iteration\": 20, \"loss\": 0.75, \"seconds\": 3}\n"  // resumed
+                          "{\"iteration\": 30, \"validation\": {\"loss\": null, \"auc\": null}}\n"
+                          "{\"iteration\": 40, \"lo");  // cut off by a crash
+  const auto log = report::read_training_log(dir.file("metrics.jsonl"), "maml");
+  ASSERT_EQ(log.loss.size(), 2u);
+  EXPECT_EQ(log.loss[1].iteration, 20);
+  EXPECT_DOUBLE_EQ(log.loss[1].value, 0.75);
+  ASSERT_EQ(log.validation_loss.size(), 2u);
+  EXPECT_TRUE(std::isnan(log.validation_loss[1].value));
+  ASSERT_EQ(log.validation_auc.size(), 2u);
+  EXPECT_DOUBLE_EQ(log.validation_auc[0].value, 0.6);
+  EXPECT_EQ(log.skipped_lines, 1);
+  EXPECT_TRUE(report::read_training_log(dir.file("absent.jsonl"), "maml").empty());
+}
+
+// ---- end to end, rendered as a person would see it --------------------------------------------
+
+TEST(ReportEndToEnd, EvalWritesAReportThatChromiumRendersWithItsCharts) {
+  TempDir dir;
+  const ml::config::Config config = ml::testing::synthetic_shop(dir);
+  ml::train::run_training(config, {});
+  const std::string html = dir.file("out/report.html");
+  fs::create_directories(dir.file("out"));
+  const auto r = ml::testing::run_cli(
+      "--log-level warn eval --checkpoint " + ml::testing::shell_quote(config.run.dir) +
+      " --shots 1,3 --steps 0,1,2 --episodes 2 --device cpu --threads 1 --report " +
+      ml::testing::shell_quote(html));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("K=3"), std::string::npos) << r.out;  // the table still goes to stdout
+  const std::string page = ml::testing::slurp(html);
+  // Two K, one shots chart, training loss and validation loss/AUC of the run and the baseline.
+  EXPECT_EQ(occurrences(page, "<svg class=\"chart\""), 2u + 1u + 3u);
+  EXPECT_NE(page.find("data-series=\"pretrain\""), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir.file("out/report.md")));
+  EXPECT_EQ(json::parse(ml::testing::slurp(dir.file("out/report.json")))["rows"].size(),
+            2u * 3u * 3u);
+
+  if (!fs::exists("/usr/bin/chromium"))
+    GTEST_SKIP() << "/usr/bin/chromium is absent, so the rendered check is skipped "
+                    "(scripts/test.sh installs it)";
+  const std::string shot = dir.file("out/report.png");
+  const auto check = ml::testing::run_command(
+      ml::testing::shell_quote(std::string(ML_SOURCE_DIR) + "/scripts/check_report.sh") + " " +
+      ml::testing::shell_quote(html) + " " + ml::testing::shell_quote(shot));
+  ASSERT_EQ(check.code, 0) << check.err << check.out;
+  EXPECT_NE(check.out.find("6 charts rendered"), std::string::npos) << check.out;
+  const std::string png = ml::testing::slurp(shot);
+  ASSERT_GT(png.size(), 8u);
+  EXPECT_EQ(png.substr(1, 3), "PNG");
+  EXPECT_GT(png.size(), 40000u);  // a blank 1280x2400 page is about 14 kB
+}
+
+}  // namespace
