@@ -1,38 +1,101 @@
 // Interns strings (user ids, item ids, category names, categorical values) into dense int32
-// ids so that the log is held as integer columns, one copy of each distinct string.
+// ids so that the log is held as integer columns, one copy of each distinct string. Interning
+// runs several times per parsed row, so the index is an open-addressing table of (hash, id)
+// pairs that compares against the stored names: no node allocation per entry, one probe in
+// the common case, and copies and moves of a Dictionary stay valid (nothing points into it).
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace ml::data {
 
+// A fast, well-mixed 64-bit hash of a byte string (8 bytes per step, multiply-xorshift
+// finalisation). Not for anything that must be stable across versions on disk.
+inline std::uint64_t hash_bytes(std::string_view s) {
+  constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ull;
+  std::uint64_t h = 0x243F6A8885A308D3ull ^ (s.size() * kMul);
+  const char* p = s.data();
+  std::size_t n = s.size();
+  auto mix = [](std::uint64_t x) {
+    x ^= x >> 32;
+    x *= 0xD6E8FEB86659FD93ull;
+    x ^= x >> 32;
+    return x;
+  };
+  while (n >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ mix(w)) * kMul;
+    p += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (h ^ mix(w ^ (std::uint64_t{n} << 56))) * kMul;
+  }
+  return mix(h);
+}
+
 class Dictionary {
  public:
   std::int32_t intern(std::string_view value) {
-    auto it = index_.find(value);
-    if (it != index_.end()) return it->second;
-    names_.emplace_back(value);
-    auto id = static_cast<std::int32_t>(names_.size() - 1);
-    index_.emplace(std::string_view(names_.back()), id);  // deque keeps the view valid
-    return id;
+    if ((names_.size() + 1) * 2 > slots_.size()) grow();
+    const std::uint64_t h = hash_bytes(value);
+    const auto tag = static_cast<std::uint32_t>(h >> 32);
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = static_cast<std::size_t>(h) & mask;; i = (i + 1) & mask) {
+      Slot& slot = slots_[i];
+      if (slot.id < 0) {
+        slot = {tag, static_cast<std::int32_t>(names_.size())};
+        names_.emplace_back(value);
+        return slot.id;
+      }
+      if (slot.tag == tag && names_[static_cast<std::size_t>(slot.id)] == value) return slot.id;
+    }
   }
   std::optional<std::int32_t> find(std::string_view value) const {
-    auto it = index_.find(value);
-    if (it == index_.end()) return std::nullopt;
-    return it->second;
+    if (slots_.empty()) return std::nullopt;
+    const std::uint64_t h = hash_bytes(value);
+    const auto tag = static_cast<std::uint32_t>(h >> 32);
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = static_cast<std::size_t>(h) & mask;; i = (i + 1) & mask) {
+      const Slot& slot = slots_[i];
+      if (slot.id < 0) return std::nullopt;
+      if (slot.tag == tag && names_[static_cast<std::size_t>(slot.id)] == value) return slot.id;
+    }
   }
+  // Valid until the next intern() (the names live in a vector that may grow).
   const std::string& name(std::int32_t id) const { return names_[static_cast<std::size_t>(id)]; }
   std::size_t size() const { return names_.size(); }
+  const std::vector<std::string>& names() const { return names_; }
 
  private:
-  std::deque<std::string> names_;
-  std::unordered_map<std::string_view, std::int32_t> index_;
+  struct Slot {
+    std::uint32_t tag = 0;  // high bits of the hash: most mismatches fail without a compare
+    std::int32_t id = -1;   // -1: empty
+  };
+
+  // Keeps the load factor at or below one half, so probe runs stay short.
+  void grow() {
+    std::vector<Slot> bigger(slots_.empty() ? 16 : slots_.size() * 2);
+    const std::size_t mask = bigger.size() - 1;
+    for (std::size_t id = 0; id < names_.size(); ++id) {
+      const std::uint64_t h = hash_bytes(names_[id]);
+      std::size_t i = static_cast<std::size_t>(h) & mask;
+      while (bigger[i].id >= 0) i = (i + 1) & mask;
+      bigger[i] = {static_cast<std::uint32_t>(h >> 32), static_cast<std::int32_t>(id)};
+    }
+    slots_.swap(bigger);
+  }
+
+  std::vector<std::string> names_;
+  std::vector<Slot> slots_;
 };
 
 }  // namespace ml::data
