@@ -1,8 +1,8 @@
 // Interns strings (user ids, item ids, category names, categorical values) into dense int32
 // ids so that the log is held as integer columns, one copy of each distinct string. Interning
-// runs several times per parsed row, so the index is an open-addressing table of (hash, id)
-// pairs that compares against the stored names: no node allocation per entry, one probe in
-// the common case, and copies and moves of a Dictionary stay valid (nothing points into it).
+// runs several times per parsed row, so the index is an open-addressing table with linear
+// probing: no node allocation per entry, one cache line per lookup for short values, and
+// copies and moves of a Dictionary stay valid (nothing points into it).
 #pragma once
 
 #include <cstdint>
@@ -46,28 +46,26 @@ class Dictionary {
  public:
   std::int32_t intern(std::string_view value) {
     if ((names_.size() + 1) * 2 > slots_.size()) grow();
-    const std::uint64_t h = hash_bytes(value);
-    const auto tag = static_cast<std::uint32_t>(h >> 32);
+    const Probe probe(value);
     const std::size_t mask = slots_.size() - 1;
-    for (std::size_t i = static_cast<std::size_t>(h) & mask;; i = (i + 1) & mask) {
+    for (std::size_t i = probe.start & mask;; i = (i + 1) & mask) {
       Slot& slot = slots_[i];
       if (slot.id < 0) {
-        slot = {tag, static_cast<std::int32_t>(names_.size())};
+        slot = {probe.word, probe.tag, static_cast<std::int32_t>(names_.size())};
         names_.emplace_back(value);
         return slot.id;
       }
-      if (slot.tag == tag && names_[static_cast<std::size_t>(slot.id)] == value) return slot.id;
+      if (matches(slot, probe, value)) return slot.id;
     }
   }
   std::optional<std::int32_t> find(std::string_view value) const {
     if (slots_.empty()) return std::nullopt;
-    const std::uint64_t h = hash_bytes(value);
-    const auto tag = static_cast<std::uint32_t>(h >> 32);
+    const Probe probe(value);
     const std::size_t mask = slots_.size() - 1;
-    for (std::size_t i = static_cast<std::size_t>(h) & mask;; i = (i + 1) & mask) {
+    for (std::size_t i = probe.start & mask;; i = (i + 1) & mask) {
       const Slot& slot = slots_[i];
       if (slot.id < 0) return std::nullopt;
-      if (slot.tag == tag && names_[static_cast<std::size_t>(slot.id)] == value) return slot.id;
+      if (matches(slot, probe, value)) return slot.id;
     }
   }
   // Valid until the next intern() (the names live in a vector that may grow).
@@ -76,20 +74,41 @@ class Dictionary {
   const std::vector<std::string>& names() const { return names_; }
 
  private:
+  // Ids and other short values (up to 8 bytes) are compared inside the slot, so a lookup
+  // touches one cache line; longer values are compared against the stored name.
   struct Slot {
-    std::uint32_t tag = 0;  // high bits of the hash: most mismatches fail without a compare
-    std::int32_t id = -1;   // -1: empty
+    std::uint64_t word = 0;  // the value's bytes, zero-padded, when it is at most 8 bytes long
+    std::uint32_t tag = 0;   // high hash bits, with min(length, 15) in the low four
+    std::int32_t id = -1;    // -1: empty
   };
+  struct Probe {
+    explicit Probe(std::string_view value) {
+      const std::uint64_t h = hash_bytes(value);
+      start = static_cast<std::size_t>(h);
+      tag = (static_cast<std::uint32_t>(h >> 32) & ~0xFu) |
+            static_cast<std::uint32_t>(value.size() < 15 ? value.size() : 15);
+      if (value.size() <= 8) std::memcpy(&word, value.data(), value.size());
+    }
+    std::size_t start;
+    std::uint32_t tag;
+    std::uint64_t word = 0;
+  };
+  bool matches(const Slot& slot, const Probe& probe, std::string_view value) const {
+    if (slot.tag != probe.tag) return false;
+    // Equal tags mean equal lengths up to 15, so for short values the words decide.
+    if (value.size() <= 8) return slot.word == probe.word;
+    return names_[static_cast<std::size_t>(slot.id)] == value;
+  }
 
   // Keeps the load factor at or below one half, so probe runs stay short.
   void grow() {
     std::vector<Slot> bigger(slots_.empty() ? 16 : slots_.size() * 2);
     const std::size_t mask = bigger.size() - 1;
     for (std::size_t id = 0; id < names_.size(); ++id) {
-      const std::uint64_t h = hash_bytes(names_[id]);
-      std::size_t i = static_cast<std::size_t>(h) & mask;
+      const Probe probe(names_[id]);
+      std::size_t i = probe.start & mask;
       while (bigger[i].id >= 0) i = (i + 1) & mask;
-      bigger[i] = {static_cast<std::uint32_t>(h >> 32), static_cast<std::int32_t>(id)};
+      bigger[i] = {probe.word, probe.tag, static_cast<std::int32_t>(id)};
     }
     slots_.swap(bigger);
   }
