@@ -85,12 +85,15 @@ void read_data(JsonObject o, DataConfig& d) {
   o.read("bad_rows", d.bad_rows);
   o.read("show_bad_rows", d.show_bad_rows);
   o.read("time_format", d.time_format);
+  o.read("cache", d.cache);
   o.finish();
   require(!d.files.empty(), o.path_of("files"), Json(d.files),
           "must name at least one CSV file of the purchase log");
   require_one_of(o.path_of("bad_rows"), d.bad_rows, {"skip", "fail"});
   require(d.show_bad_rows >= 0, o.path_of("show_bad_rows"), Json(d.show_bad_rows), "must be >= 0");
   require_one_of(o.path_of("time_format"), d.time_format, {"auto", "unix", "iso8601"});
+  require(!d.cache.empty(), o.path_of("cache"), Json(d.cache),
+          "must be \"auto\", \"off\" or a folder");
 }
 
 const std::vector<std::string> kAggregates = {
@@ -294,7 +297,8 @@ void to_json(Json& j, const Config& c) {
              {"side_tables", side},
              {"bad_rows", d.bad_rows},
              {"show_bad_rows", d.show_bad_rows},
-             {"time_format", d.time_format}}},
+             {"time_format", d.time_format},
+             {"cache", d.cache}}},
            {"features",
             {{"standardize", c.features.standardize},
              {"categorical", c.features.categorical},
@@ -532,6 +536,8 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   if (j.is_object() && j.contains("data") && j["data"].is_object()) {
     Json& data = j["data"];
     if (data.contains("files")) resolve_paths(data["files"], base);
+    if (data.contains("cache") && data["cache"] != "auto" && data["cache"] != "off")
+      resolve_paths(data["cache"], base);
     if (data.contains("side_tables") && data["side_tables"].is_array())
       for (auto& t : data["side_tables"])
         if (t.is_object() && t.contains("files")) resolve_paths(t["files"], base);

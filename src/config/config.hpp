@@ -59,6 +59,11 @@ struct DataConfig {
                                      // the first one with its file and line
   int show_bad_rows = 5;             // how many skipped rows are listed in reports (>= 0)
   std::string time_format = "auto";  // "auto" | "unix" | "iso8601"
+  // Where the parsed log is cached so that the next command on unchanged files skips the CSV
+  // parse: "auto" (a .metalearn-cache/ folder beside the first data file, or inside run.dir
+  // when that folder cannot be written), "off", or a folder (relative paths resolve against
+  // the config file's folder, like data.files). Must not be empty.
+  std::string cache = "auto";
 };
 
 struct FeatureConfig {

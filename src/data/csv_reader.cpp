@@ -1,27 +1,24 @@
-// Streaming CSV reader: a byte-level state machine over a large fread buffer. Field bytes are
-// unescaped into one reusable string per reader and handed out as views, so parsing allocates
-// nothing per cell once the buffers have grown to the widest record.
+// Streaming CSV reader: records are scanned whole inside a large read buffer (the unconsumed
+// tail is moved to the front and more is read when a record runs past the end), so every field
+// is a view into the buffer. Scanning does not modify the bytes, which makes it safe to start a
+// record over after a refill; quoted fields are unescaped in place only once the record is
+// complete.
 #include "data/csv_reader.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "util/errors.hpp"
 
 namespace ml::data {
 
 namespace {
-
-// Where the parser is inside the current record. Kept small so the switch stays a jump table.
-enum class State : unsigned char {
-  kFieldStart,     // nothing of the current field seen yet
-  kUnquoted,       // inside a field that did not start with a quote
-  kQuoted,         // inside a quoted field
-  kQuoteInQuoted,  // saw a quote inside a quoted field: either "" or the closing quote
-  kAfterQuote,     // the quoted field is closed; a delimiter or line end should follow
-  kAfterQuoteCr,   // a CR right after the closing quote: fine if LF or end of file follows
-};
 
 constexpr char kUnclosedQuote[] = "unclosed quote";
 constexpr char kCharAfterQuote[] = "unexpected character after closing quote";
@@ -30,19 +27,54 @@ std::string system_error_text(int err) {
   return err != 0 ? std::strerror(err) : "read error";
 }
 
+// First byte in [p, e) equal to `a` or `b`, or e. Eight bytes per step (SWAR): most cells are
+// short, but ids, dates and titles are long enough for this to beat a byte loop.
+inline const char* find_either(const char* p, const char* e, char a, char b) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ull;
+  const std::uint64_t wa = kOnes * static_cast<unsigned char>(a);
+  const std::uint64_t wb = kOnes * static_cast<unsigned char>(b);
+  while (e - p >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    const std::uint64_t xa = w ^ wa, xb = w ^ wb;
+    const std::uint64_t hit = ((xa - kOnes) & ~xa & kHighs) | ((xb - kOnes) & ~xb & kHighs);
+    if (hit != 0) return p + (__builtin_ctzll(hit) >> 3);  // little-endian: lowest byte first
+    p += 8;
+  }
+  while (p != e && *p != a && *p != b) ++p;
+  return p;
+}
+
+// Unescapes a quoted field in place: drops the opening and closing quotes, turns "" into ",
+// and keeps any bytes after the closing quote as they are (the reader flags those as an
+// error but still returns them). Returns the new end.
+char* unquote_in_place(char* begin, char* end, char quote) {
+  char* w = begin;
+  const char* r = begin + 1;
+  while (r != end) {
+    if (*r != quote) {
+      *w++ = *r++;
+    } else if (r + 1 != end && r[1] == quote) {
+      *w++ = quote;
+      r += 2;
+    } else {
+      ++r;  // the closing quote
+      while (r != end) *w++ = *r++;
+    }
+  }
+  return w;
+}
+
 }  // namespace
 
 CsvReader::CsvReader(const std::string& path, CsvOptions options)
-    : path_(path), options_(options), delimiter_(options.delimiter) {
-  file_.reset(std::fopen(path.c_str(), "rb"));
-  if (!file_) {
-    throw DataError("cannot open data file '" + path + "': " + system_error_text(errno));
-  }
-  // Our own buffer is already large; a second stdio buffer would only add a copy.
-  std::setvbuf(file_.get(), nullptr, _IONBF, 0);
-  buffer_.resize(kBufferSize);
-
-  if (fill() && end_ >= 3 && std::memcmp(buffer_.data(), "\xEF\xBB\xBF", 3) == 0) pos_ = 3;
+    : path_(path),
+      options_(options),
+      end_offset_(std::numeric_limits<std::uint64_t>::max()),
+      delimiter_(options.delimiter) {
+  open();
+  if (refill() && end_ >= 3 && std::memcmp(buffer_.data(), "\xEF\xBB\xBF", 3) == 0) pos_ = 3;
   if (delimiter_ == 0) detect_delimiter();
 
   CsvRecord first;
@@ -62,37 +94,66 @@ CsvReader::CsvReader(const std::string& path, CsvOptions options)
   }
 }
 
-CsvReader::~CsvReader() = default;
-
-bool CsvReader::fill() {
-  if (eof_) return false;
-  buffer_offset_ += end_;
-  pos_ = end_ = 0;
-  const std::size_t n = std::fread(buffer_.data(), 1, buffer_.size(), file_.get());
-  if (n == 0) {
-    if (std::ferror(file_.get())) {
-      throw DataError("cannot read data file '" + path_ + "': " + system_error_text(errno));
-    }
-    eof_ = true;
-    return false;
-  }
-  end_ = n;
-  return true;
+CsvReader::CsvReader(const std::string& path, CsvOptions options, const CsvPart& part)
+    : path_(path),
+      options_(options),
+      buffer_offset_(part.begin),
+      begin_(part.begin),
+      end_offset_(part.end),
+      delimiter_(part.delimiter),
+      width_(part.width) {
+  open();
 }
 
-bool CsvReader::read_more() {
+CsvReader::~CsvReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void CsvReader::open() {
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) {
+    throw DataError("cannot open data file '" + path_ + "': " + system_error_text(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) {
+    file_size_ = static_cast<std::uint64_t>(st.st_size);
+    ::posix_fadvise(fd_, static_cast<off_t>(begin_), 0, POSIX_FADV_SEQUENTIAL);
+  }
+  buffer_.resize(kBufferSize);
+}
+
+bool CsvReader::refill() {
   if (eof_) return false;
-  if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);
-  const std::size_t n = std::fread(buffer_.data() + end_, 1, buffer_.size() - end_, file_.get());
-  if (n == 0) {
-    if (std::ferror(file_.get())) {
+  // Keep the unconsumed bytes (the start of a record cut by the buffer's end) at the front.
+  if (pos_ > 0) {
+    std::memmove(buffer_.data(), buffer_.data() + pos_, end_ - pos_);
+    buffer_offset_ += pos_;
+    end_ -= pos_;
+    pos_ = 0;
+  }
+  if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);  // one record fills it
+  for (;;) {
+    // pread lets several readers share nothing but the path; pipes cannot seek, so they read.
+    char* const into = buffer_.data() + end_;
+    const std::size_t room = buffer_.size() - end_;
+    ssize_t n = seekable_ ? ::pread(fd_, into, room, static_cast<off_t>(buffer_offset_ + end_))
+                          : ::read(fd_, into, room);
+    if (n < 0 && errno == ESPIPE && seekable_) {
+      seekable_ = false;
+      continue;
+    }
+    if (n > 0) {
+      end_ += static_cast<std::size_t>(n);
+      return true;
+    }
+    if (n == 0) {
+      eof_ = true;
+      return false;
+    }
+    if (errno != EINTR) {
       throw DataError("cannot read data file '" + path_ + "': " + system_error_text(errno));
     }
-    eof_ = true;
-    return false;
   }
-  end_ += n;
-  return true;
 }
 
 // Scans the raw bytes of the first non-empty record without consuming them, so the real parse
@@ -104,10 +165,10 @@ void CsvReader::detect_delimiter() {
   std::size_t counts[4] = {0, 0, 0, 0};
   const char quote = options_.quote;
   enum { kStart, kPlain, kInQuotes, kQuoteSeen } state = kStart;
-  bool content = false;  // the line holds more than CR bytes (empty lines are skipped)
-  for (std::size_t i = pos_;; ++i) {
-    if (i == end_ && !read_more()) break;
-    const char c = buffer_[i];
+  bool content = false;            // the line holds more than CR bytes (empty lines are skipped)
+  for (std::size_t i = 0;; ++i) {  // i counts from pos_, which a refill may move
+    if (pos_ + i == end_ && !refill()) break;
+    const char c = buffer_[pos_ + i];
     if (state == kInQuotes) {
       if (c == quote) state = kQuoteSeen;
       continue;
@@ -160,170 +221,148 @@ bool CsvReader::next(CsvRecord& record) {
   return parse_record(record);
 }
 
+// Scans one physical line (more when quotes span lines) from buffer_[pos]. On kRecord and
+// kEmptyLine, `pos` is advanced past it and raw_ holds its fields; on kNeedMore nothing is
+// consumed (the record runs past the buffer and the file has more); kEnd: nothing is left.
+CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines,
+                                       const char*& error) {
+  raw_.clear();
+  newlines = 0;
+  error = nullptr;
+  const bool at_eof = eof_;
+  const char delim = delimiter_;
+  const char quote = options_.quote;
+  const char* const base = buffer_.data();
+  const char* const e = base + end_;
+  const char* p = base + pos;
+  bool saw_quote = false;  // `""` alone on a line is a record, not an empty line
+  auto add = [&](const char* begin, const char* end, bool quoted) {
+    raw_.push_back(
+        {static_cast<std::size_t>(begin - base), static_cast<std::size_t>(end - base), quoted});
+  };
+
+  for (;;) {  // once per field
+    const char* const field_begin = p;
+    const char* tail = p;  // where unquoted scanning of this field starts
+    bool quoted = false;
+    if (p == e) {
+      if (!at_eof) return Scan::kNeedMore;
+      if (raw_.empty()) return Scan::kEnd;
+      add(p, p, false);  // after a trailing delimiter there is one more, empty, field
+      break;
+    }
+    if (*p == quote) {
+      quoted = saw_quote = true;
+      ++p;
+      for (;;) {  // to the closing quote, over doubled ones
+        const void* hit = std::memchr(p, quote, static_cast<std::size_t>(e - p));
+        if (hit == nullptr) {
+          if (!at_eof) return Scan::kNeedMore;
+          newlines += static_cast<std::size_t>(std::count(p, e, '\n'));
+          error = kUnclosedQuote;
+          add(field_begin, e, true);
+          pos = static_cast<std::size_t>(e - base);
+          return Scan::kRecord;
+        }
+        const char* q = static_cast<const char*>(hit);
+        newlines += static_cast<std::size_t>(std::count(p, q, '\n'));
+        p = q + 1;
+        if (p == e && !at_eof) return Scan::kNeedMore;  // "" or the closing quote?
+        if (p != e && *p == quote) {
+          ++p;
+          continue;
+        }
+        break;
+      }
+      if (p == e) {  // closing quote at end of file
+        add(field_begin, p, true);
+        break;
+      }
+      if (*p == delim) {
+        add(field_begin, p, true);
+        ++p;
+        continue;
+      }
+      if (*p == '\n') {
+        add(field_begin, p, true);
+        ++p;
+        ++newlines;
+        break;
+      }
+      if (*p == '\r') {
+        if (p + 1 == e) {
+          if (!at_eof) return Scan::kNeedMore;
+          add(field_begin, p, true);  // CR at end of file: a line end without its LF
+          p = e;
+          break;
+        }
+        if (p[1] == '\n') {
+          add(field_begin, p, true);
+          p += 2;
+          ++newlines;
+          break;
+        }
+      }
+      // Keep the stray bytes as part of the field and carry on unquoted, so the rest of the
+      // record still splits into the right fields and the next record is intact.
+      if (error == nullptr) error = kCharAfterQuote;
+      tail = p;
+    }
+    const char* q = find_either(p, e, delim, '\n');
+    if (q == e && !at_eof) return Scan::kNeedMore;
+    if (q != e && *q == delim) {
+      add(field_begin, q, quoted);
+      p = q + 1;
+      continue;
+    }
+    // End of line or of file. A CR that ends the field belonged to a CRLF line end; only
+    // bytes scanned unquoted are looked at, so a CR inside the quotes survives.
+    const char* field_end = q;
+    if (field_end > tail && field_end[-1] == '\r') --field_end;
+    add(field_begin, field_end, quoted);
+    if (q != e) ++newlines;
+    p = q == e ? e : q + 1;
+    break;
+  }
+  pos = static_cast<std::size_t>(p - base);
+  if (raw_.size() == 1 && raw_[0].begin == raw_[0].end && !saw_quote) return Scan::kEmptyLine;
+  return Scan::kRecord;
+}
+
 bool CsvReader::parse_record(CsvRecord& record) {
   record.fields.clear();
   record.error.clear();
-  const char delim = delimiter_;
-  const char quote = options_.quote;
-  auto set_error = [&record](const char* what) {
-    if (record.error.empty()) record.error = what;
-  };
-
-  for (;;) {  // once per physical record; repeats while the lines are empty
-    field_storage_.clear();
-    field_ends_.clear();
-    std::size_t field_begin = 0;  // offset of the current field in field_storage_
-    bool saw_quote = false;       // `""` alone on a line is a record, not an empty line
-    State state = State::kFieldStart;
-    record.line = line_;
-    bool at_eof = false;
-    bool done = false;
-
-    // Drops a CR that ended an unquoted field: it belonged to a CRLF line end. Only bytes of
-    // the current field are looked at, so a CR kept inside an earlier quoted field survives.
-    auto strip_cr = [&] {
-      if (field_storage_.size() > field_begin && field_storage_.back() == '\r') {
-        field_storage_.pop_back();
-      }
-    };
-
-    while (!done) {
-      if (pos_ == end_ && !fill()) {
-        at_eof = true;
-        break;
-      }
-      // Locals, not members, in the hot loop: writes through char* may alias anything, which
-      // would force the compiler to reload members after every append.
-      const char* const base = buffer_.data();
-      const char* p = base + pos_;
-      const char* const e = base + end_;
-      while (p != e && !done) {
-        switch (state) {
-          case State::kFieldStart:
-            if (*p == quote) {
-              ++p;
-              saw_quote = true;
-              state = State::kQuoted;
-            } else {
-              state = State::kUnquoted;
-            }
-            break;
-          case State::kUnquoted: {
-            const char* q = p;
-            while (q != e && *q != delim && *q != '\n') ++q;
-            field_storage_.append(p, q);
-            p = q;
-            if (q == e) break;
-            ++p;
-            if (*q == delim) {
-              field_ends_.push_back(field_storage_.size());
-              field_begin = field_storage_.size();
-              state = State::kFieldStart;
-            } else {
-              ++line_;
-              strip_cr();
-              done = true;
-            }
-            break;
-          }
-          case State::kQuoted: {
-            const void* hit = std::memchr(p, quote, static_cast<std::size_t>(e - p));
-            const char* q = hit != nullptr ? static_cast<const char*>(hit) : e;
-            line_ += static_cast<std::size_t>(std::count(p, q, '\n'));
-            field_storage_.append(p, q);
-            p = q;
-            if (q != e) {
-              ++p;
-              state = State::kQuoteInQuoted;
-            }
-            break;
-          }
-          case State::kQuoteInQuoted:
-            if (*p == quote) {
-              field_storage_.push_back(quote);
-              ++p;
-              state = State::kQuoted;
-            } else {
-              state = State::kAfterQuote;
-            }
-            break;
-          case State::kAfterQuote:
-            if (*p == delim) {
-              ++p;
-              field_ends_.push_back(field_storage_.size());
-              field_begin = field_storage_.size();
-              state = State::kFieldStart;
-            } else if (*p == '\n') {
-              ++p;
-              ++line_;
-              done = true;
-            } else if (*p == '\r') {
-              ++p;
-              state = State::kAfterQuoteCr;
-            } else {
-              // Keep the stray bytes as part of the field and carry on unquoted, so the rest of
-              // the record still splits into the right fields and the next record is intact.
-              set_error(kCharAfterQuote);
-              state = State::kUnquoted;
-            }
-            break;
-          case State::kAfterQuoteCr:
-            if (*p == '\n') {
-              ++p;
-              ++line_;
-              done = true;
-            } else {
-              set_error(kCharAfterQuote);
-              field_storage_.push_back('\r');
-              state = State::kUnquoted;
-            }
-            break;
-        }
-      }
-      pos_ = static_cast<std::size_t>(p - base);
-    }
-
-    if (at_eof) {
-      switch (state) {
-        case State::kFieldStart:
-          // Nothing of this record was read; after a trailing delimiter there is an empty field.
-          if (field_ends_.empty()) {
-            bytes_read_ = buffer_offset_ + pos_;
-            return false;
-          }
-          break;
-        case State::kUnquoted:
-          strip_cr();
-          break;
-        case State::kQuoted:
-          set_error(kUnclosedQuote);
-          break;
-        case State::kQuoteInQuoted:
-        case State::kAfterQuote:
-        case State::kAfterQuoteCr:
-          break;
-      }
-    }
-
-    if (field_ends_.empty() && field_storage_.empty() && !saw_quote) {
-      // An empty line (maybe just "\r"): already counted in line_, nothing to return.
-      if (at_eof) {
-        bytes_read_ = buffer_offset_ + pos_;
-        return false;
-      }
+  for (;;) {  // repeats over empty lines and refills
+    if (offset() >= end_offset_) return false;
+    if (pos_ == end_ && !refill()) return false;
+    std::size_t pos = pos_, newlines = 0;
+    const char* error = nullptr;
+    const Scan scan = scan_record(pos, newlines, error);
+    if (scan == Scan::kNeedMore) {
+      refill();  // at end of file the next scan finishes the record with what there is
       continue;
     }
-
-    field_ends_.push_back(field_storage_.size());
-    // Views only now: field_storage_ may have reallocated while the record grew.
-    record.fields.reserve(field_ends_.size());
-    const char* data = field_storage_.data();
-    std::size_t begin = 0;
-    for (const std::size_t end : field_ends_) {
-      record.fields.emplace_back(data + begin, end - begin);
-      begin = end;
+    if (scan == Scan::kEnd) {
+      pos_ = end_;
+      return false;
     }
-    bytes_read_ = buffer_offset_ + pos_;
+    pos_ = pos;
+    const std::size_t line = line_;
+    line_ += newlines;
+    if (scan == Scan::kEmptyLine) continue;
+
+    record.line = line;
+    if (error != nullptr) record.error = error;
+    record.fields.reserve(raw_.size());
+    char* const base = buffer_.data();
+    for (const RawField& f : raw_) {
+      char* begin = base + f.begin;
+      char* end = base + f.end;
+      if (f.quoted) {
+        end = unquote_in_place(begin, end, options_.quote);
+      }
+      record.fields.emplace_back(begin, static_cast<std::size_t>(end - begin));
+    }
     return true;
   }
 }

@@ -1,13 +1,14 @@
 // Streaming CSV reader for logs as shops export them: RFC 4180 quoting (embedded delimiters,
 // doubled quotes, newlines inside quotes), CRLF or LF, UTF-8 BOM, empty cells, header or not,
 // `,` `\t` `;` or space delimiters (auto-detected from the first record when not given).
-// Reads the file through a large buffer and hands out string_views into one reusable record
-// buffer, so no per-cell string is allocated and the file is never held in memory whole.
+// Reads the file through a large buffer and hands out string_views straight into it (quoted
+// fields are unescaped in place), so no cell is copied or allocated and the file is never held
+// in memory whole. A reader can also cover one byte range of a file, so that a large file is
+// parsed by several threads (see CsvPart).
 #pragma once
 
 #include <cstddef>
-#include <cstdio>
-#include <memory>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,19 +24,33 @@ struct CsvOptions {
 // One record. Views stay valid until the next call to CsvReader::next().
 struct CsvRecord {
   std::vector<std::string_view> fields;
-  std::size_t line = 0;  // 1-based physical line on which the record starts
+  std::size_t line = 0;  // 1-based physical line on which the record starts (within the part)
   std::string error;     // non-empty when the record is malformed (e.g. "unclosed quote")
+};
+
+// A byte range of a file that a reader parses on its own: records that start in
+// [begin, end). `begin` must be where a line starts (0, or just after a '\n'); whether it is
+// also outside any quoted field is only known once the part before it has been parsed, which
+// is why parallel parsing checks that the previous part stopped exactly at `begin`.
+struct CsvPart {
+  std::uint64_t begin = 0, end = 0;
+  char delimiter = ',';   // of the whole file (a part does not see its first record)
+  std::size_t width = 0;  // of the whole file, see CsvReader::width()
 };
 
 class CsvReader {
  public:
   // Throws DataError naming the path when the file cannot be opened.
   CsvReader(const std::string& path, CsvOptions options);
+  // Reads one part of a file: no BOM, header or delimiter detection; lines count from 1 at
+  // part.begin.
+  CsvReader(const std::string& path, CsvOptions options, const CsvPart& part);
   ~CsvReader();
   CsvReader(const CsvReader&) = delete;
   CsvReader& operator=(const CsvReader&) = delete;
 
-  // Reads the next record (skipping completely empty lines); false at end of file.
+  // Reads the next record (skipping completely empty lines); false at end of file, or for a
+  // part, at the first line that starts at or after its end.
   bool next(CsvRecord& record);
 
   const std::string& path() const { return path_; }
@@ -44,38 +59,53 @@ class CsvReader {
   const std::vector<std::string>& header() const { return header_; }
   // Number of fields in the first record (header or first data record); 0 for an empty file.
   std::size_t width() const { return width_; }
-  std::size_t bytes_read() const { return bytes_read_; }
+  // Bytes consumed so far (from the part's start).
+  std::size_t bytes_read() const { return static_cast<std::size_t>(offset() - begin_); }
+  // File offset of the first byte not yet consumed, and the line it is on: where a part
+  // stopped, so the next part can be checked against it.
+  std::uint64_t offset() const { return buffer_offset_ + pos_; }
+  std::size_t line() const { return line_; }
+  // Stops before the first line that starts at or after `end`. Also moves the end of a reader
+  // that stopped: when the next part turned out not to start at a record, this reader takes
+  // over its bytes.
+  void set_end(std::uint64_t end) { end_offset_ = end; }
+  std::uint64_t file_size() const { return file_size_; }
 
  private:
-  // Large enough that fread calls are rare next to the parsing work. Records longer than this
-  // still work: fields are copied out of the buffer as it is scanned, and the delimiter
-  // detection grows the buffer until it holds the whole first record.
+  // Large enough that read calls are rare next to the parsing work. A record longer than the
+  // buffer grows it, since a record is always parsed whole from inside the buffer.
   static constexpr std::size_t kBufferSize = std::size_t{1} << 20;
 
-  struct FileCloser {
-    void operator()(std::FILE* f) const { std::fclose(f); }
+  // A field as scanned: raw bytes, and whether they need unquoting.
+  struct RawField {
+    std::size_t begin, end;  // offsets into buffer_
+    bool quoted;
   };
+  enum class Scan { kRecord, kEmptyLine, kNeedMore, kEnd };
 
-  bool fill();       // replaces the consumed buffer with the next chunk; false at end of file
-  bool read_more();  // appends the next chunk, growing the buffer; false at end of file
+  void open();
+  bool refill();  // keeps the unconsumed bytes, reads more after them; false at end of file
+  Scan scan_record(std::size_t& pos, std::size_t& newlines, const char*& error);
   bool parse_record(CsvRecord& record);
   void detect_delimiter();
 
   std::string path_;
   CsvOptions options_;
-  std::unique_ptr<std::FILE, FileCloser> file_;
+  int fd_ = -1;
+  bool seekable_ = true;
+  std::uint64_t file_size_ = 0;
   std::vector<char> buffer_;
-  std::size_t pos_ = 0, end_ = 0;
-  std::size_t buffer_offset_ = 0;  // file offset of buffer_[0]
+  std::size_t pos_ = 0, end_ = 0;    // unconsumed bytes are buffer_[pos_, end_)
+  std::uint64_t buffer_offset_ = 0;  // file offset of buffer_[0]
+  std::uint64_t begin_ = 0;          // file offset where this reader started
+  std::uint64_t end_offset_;         // no record starts at or after this offset
   bool eof_ = false;
   std::size_t line_ = 1;
-  std::size_t bytes_read_ = 0;
   char delimiter_ = ',';
   std::vector<std::string> header_;
   std::size_t width_ = 0;
-  std::string field_storage_;            // unescaped bytes of the current record
-  std::vector<std::size_t> field_ends_;  // offsets into field_storage_
-  bool has_pending_ = false;             // first data record, parsed early to learn width()
+  std::vector<RawField> raw_;
+  bool has_pending_ = false;  // first data record, parsed early to learn width()
   CsvRecord pending_;
 };
 

@@ -1,9 +1,31 @@
 // Loading the purchase log and its side tables: see purchase_log.hpp.
+//
+// A large log file is cut into parts at line starts and the parts are parsed by separate
+// threads, each into its own columns and dictionaries. A cut can fall inside a quoted field
+// that spans lines; that is only known once the part before it is parsed, so the parts are
+// checked in order: a part is kept when the part before it stopped exactly at its first byte,
+// and otherwise dropped while the part before reads on through its bytes. The kept parts are
+// then joined in file order, re-numbering each part's ids in order of first appearance, which
+// gives the same ids, rows, lines and report as one serial pass.
 #include "data/purchase_log.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <exception>
 #include <filesystem>
+#include <future>
+#include <limits>
+#include <memory>
+#include <optional>
 #include <system_error>
+#include <thread>
 
 #include "data/csv_reader.hpp"
 #include "util/errors.hpp"
@@ -43,63 +65,96 @@ struct RowError {
   std::string category;  // for counting: "wrong field count", "bad number", ...
 };
 
-// Column indices of one FeatureTable's columns in one file, and their parsing.
+// Interns a cell, first comparing it with the previous row's value of the same column: logs
+// are grouped by session, user or category, so the value often repeats and a compare is
+// cheaper than a hash lookup.
+struct Interner {
+  std::int32_t last = kNoId;
+  std::int32_t operator()(Dictionary& dictionary, std::string_view cell) {
+    if (last != kNoId && dictionary.name(last) == cell) return last;
+    return last = dictionary.intern(cell);
+  }
+};
+
+// Column indices of one FeatureTable's columns in one file, and their parsing. Shared,
+// read-only, by the threads that parse parts of the file.
 class FeatureColumnsBinding {
  public:
-  FeatureColumnsBinding(const config::FeatureColumns& spec, FeatureTable& table,
-                        const CsvReader& reader, const std::string& key) {
+  FeatureColumnsBinding(const config::FeatureColumns& spec, const CsvReader& reader,
+                        const std::string& key) {
     auto bind = [&](const std::vector<ColumnRef>& refs, const char* kind,
-                    std::vector<std::size_t>& out) {
-      for (std::size_t i = 0; i < refs.size(); ++i)
+                    std::vector<std::size_t>& out, std::vector<std::string>& names) {
+      for (std::size_t i = 0; i < refs.size(); ++i) {
         out.push_back(
             resolve_column(refs[i], reader, key + "." + kind + "[" + std::to_string(i) + "]"));
+        const std::size_t index = out.back();
+        names.push_back(!refs[i].name.empty()            ? refs[i].name
+                        : reader.header().size() > index ? reader.header()[index]
+                                                         : "#" + std::to_string(index + 1));
+      }
     };
-    bind(spec.numeric, "numeric", numeric_);
-    bind(spec.categorical, "categorical", categorical_);
-    bind(spec.text, "text", text_);
-    if (table.numeric.empty() && table.categorical.empty() && table.text.empty()) {
-      auto name = [&](const ColumnRef& r, std::size_t index) {
-        return r.name.empty() ? (reader.header().size() > index ? reader.header()[index]
-                                                                : "#" + std::to_string(index + 1))
-                              : r.name;
-      };
-      for (std::size_t i = 0; i < spec.numeric.size(); ++i)
-        table.numeric.push_back({name(spec.numeric[i], numeric_[i]), {}});
-      for (std::size_t i = 0; i < spec.categorical.size(); ++i) {
-        table.categorical.emplace_back();
-        table.categorical.back().name = name(spec.categorical[i], categorical_[i]);
-      }
-      for (std::size_t i = 0; i < spec.text.size(); ++i) {
-        table.text.emplace_back();
-        table.text.back().name = name(spec.text[i], text_[i]);
-      }
+    bind(spec.numeric, "numeric", numeric_, numeric_names_);
+    bind(spec.categorical, "categorical", categorical_, categorical_names_);
+    bind(spec.text, "text", text_, text_names_);
+  }
+
+  // Names the table's columns after this file's, unless an earlier file already did.
+  void name_columns(FeatureTable& table) const {
+    if (!table.numeric.empty() || !table.categorical.empty() || !table.text.empty()) return;
+    for (const auto& name : numeric_names_) table.numeric.push_back({name, {}});
+    for (const auto& name : categorical_names_) {
+      table.categorical.emplace_back();
+      table.categorical.back().name = name;
+    }
+    for (const auto& name : text_names_) {
+      table.text.emplace_back();
+      table.text.back().name = name;
     }
   }
 
-  // Parses without storing, so a bad row leaves no partial values behind.
-  bool check(const CsvRecord& r, const FeatureTable& table, RowError& error) const {
+  // Parses the numeric cells into `numbers` without storing anything, so a bad row leaves no
+  // partial values behind.
+  bool parse(const CsvRecord& r, const FeatureTable& table, std::vector<float>& numbers,
+             RowError& error) const {
+    numbers.resize(numeric_.size());
     for (std::size_t i = 0; i < numeric_.size(); ++i) {
       std::string_view cell = trim(r.fields[numeric_[i]]);
-      if (!cell.empty() && !parse_double(cell)) {
+      numbers[i] = kMissing;
+      if (cell.empty()) continue;
+      auto v = parse_double(cell);
+      if (!v) {
         error = {
             "column '" + table.numeric[i].name + "': '" + std::string(cell) + "' is not a number",
             "unparsable number"};
         return false;
       }
+      numbers[i] = static_cast<float>(*v);
     }
     return true;
   }
 
-  // Appends the row's values (or sets them at `index` for per-entity tables). Text is kept in
-  // an append-only arena, so per-entity tables, whose ids arrive in any order, pass
-  // `text_by_id` (one vector per text column) and build their text columns once read.
-  void store(const CsvRecord& r, FeatureTable& table, std::size_t index,
-             std::vector<std::vector<std::string>>* text_by_id = nullptr) const {
+  // Appends a log row's values (parsed numbers from parse()).
+  void append(const CsvRecord& r, const std::vector<float>& numbers, FeatureTable& table,
+              std::vector<Interner>& interners) const {
+    for (std::size_t i = 0; i < numeric_.size(); ++i) table.numeric[i].values.push_back(numbers[i]);
+    interners.resize(categorical_.size());
+    for (std::size_t i = 0; i < categorical_.size(); ++i) {
+      auto& c = table.categorical[i];
+      std::string_view cell = trim(r.fields[categorical_[i]]);
+      c.values.push_back(cell.empty() ? kNoId : interners[i](c.dictionary, cell));
+    }
+    for (std::size_t i = 0; i < text_.size(); ++i) table.text[i].push_back(r.fields[text_[i]]);
+  }
+
+  // Sets a per-entity table's values at `index` (ids arrive in any order). Text is kept in an
+  // append-only arena, so it goes to `text_by_id` (one vector per text column) and the text
+  // columns are built once the table is read.
+  void store_at(const CsvRecord& r, const std::vector<float>& numbers, FeatureTable& table,
+                std::size_t index, std::vector<std::vector<std::string>>& text_by_id) const {
     for (std::size_t i = 0; i < numeric_.size(); ++i) {
       auto& v = table.numeric[i].values;
       if (v.size() <= index) v.resize(index + 1, kMissing);
-      auto parsed = parse_double(r.fields[numeric_[i]]);
-      v[index] = parsed ? static_cast<float>(*parsed) : kMissing;
+      v[index] = numbers[i];
     }
     for (std::size_t i = 0; i < categorical_.size(); ++i) {
       auto& c = table.categorical[i];
@@ -108,42 +163,40 @@ class FeatureColumnsBinding {
       c.values[index] = cell.empty() ? kNoId : c.dictionary.intern(cell);
     }
     for (std::size_t i = 0; i < text_.size(); ++i) {
-      if (text_by_id) {
-        auto& t = (*text_by_id)[i];
-        if (t.size() <= index) t.resize(index + 1);
-        t[index] = std::string(r.fields[text_[i]]);
-        continue;
-      }
-      auto& t = table.text[i];  // log rows arrive in order: index == t.size()
-      while (t.size() < index) t.push_back("");
-      if (t.size() == index) t.push_back(r.fields[text_[i]]);
+      auto& t = text_by_id[i];
+      if (t.size() <= index) t.resize(index + 1);
+      t[index] = std::string(r.fields[text_[i]]);
     }
   }
 
  private:
   std::vector<std::size_t> numeric_, categorical_, text_;
+  std::vector<std::string> numeric_names_, categorical_names_, text_names_;
 };
+
+std::string fail_message(const std::string& file, std::size_t line, const std::string& reason) {
+  return file + ":" + std::to_string(line) + ": " + reason +
+         " (data.bad_rows = \"fail\"; set it to \"skip\" to skip such rows)";
+}
 
 void note_bad_row(const config::DataConfig& data, LoadReport& report, std::int64_t& rejected,
                   const std::string& file, std::size_t line, const RowError& error) {
-  if (data.bad_rows == "fail")
-    throw DataError(file + ":" + std::to_string(line) + ": " + error.reason +
-                    " (data.bad_rows = \"fail\"; set it to \"skip\" to skip such rows)");
+  if (data.bad_rows == "fail") throw DataError(fail_message(file, line, error.reason));
   ++rejected;
   ++report.rejected_by_reason[error.category];
   if (report.bad_rows.size() < static_cast<std::size_t>(data.show_bad_rows))
     report.bad_rows.push_back({file, line, error.reason});
 }
 
-bool field_count_ok(const CsvRecord& r, const CsvReader& reader, RowError& error) {
+bool field_count_ok(const CsvRecord& r, std::size_t width, RowError& error) {
   if (!r.error.empty()) {
     error = {r.error, r.error};
     return false;
   }
-  if (r.fields.size() != reader.width()) {
-    error = {"expected " + std::to_string(reader.width()) + " fields, found " +
-                 std::to_string(r.fields.size()),
-             "wrong field count"};
+  if (r.fields.size() != width) {
+    error = {
+        "expected " + std::to_string(width) + " fields, found " + std::to_string(r.fields.size()),
+        "wrong field count"};
     return false;
   }
   return true;
@@ -152,13 +205,389 @@ bool field_count_ok(const CsvRecord& r, const CsvReader& reader, RowError& error
 // Optional role column: kNone when not configured.
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
-struct LogBinding {
-  std::size_t user = kNone, item = kNone, task = kNone, timestamp = kNone, event = kNone,
-              rating = kNone, price = kNone, quantity = kNone, label_class = kNone;
-};
-
 std::size_t optional_column(const ColumnRef& ref, const CsvReader& reader, const std::string& key) {
   return ref.empty() ? kNone : resolve_column(ref, reader, key);
+}
+
+// Where each role and feature column is in one log file, and how its rows become log rows.
+struct LogBinding {
+  // Columns are resolved in this order, so the first missing one is the one reported.
+  LogBinding(const config::Config& config, const CsvReader& reader)
+      : user(optional_column(config.data.columns.user, reader, "data.columns.user")),
+        item(optional_column(config.data.columns.item, reader, "data.columns.item")),
+        task(resolve_column(config.data.columns.task, reader, "data.columns.task")),
+        timestamp(optional_column(config.data.columns.timestamp, reader, "data.columns.timestamp")),
+        event(optional_column(config.data.columns.event, reader, "data.columns.event")),
+        rating(optional_column(config.data.columns.rating, reader, "data.columns.rating")),
+        price(optional_column(config.data.columns.price, reader, "data.columns.price")),
+        quantity(optional_column(config.data.columns.quantity, reader, "data.columns.quantity")),
+        label_class(
+            optional_column(config.task.label.class_column, reader, "task.label.class_column")),
+        features(config.data.features, reader, "data.features"),
+        time_format(time_format_from_string(config.data.time_format)),
+        width(reader.width()) {}
+  std::size_t user, item, task, timestamp, event, rating, price, quantity, label_class;
+  FeatureColumnsBinding features;
+  TimeFormat time_format;
+  std::size_t width;
+};
+
+// The rows of one part of one log file, with ids local to the part, and what the report says
+// about them. Lines are counted from the part's start until line_base says where that is.
+struct LogPart {
+  std::uint64_t begin = 0;           // file offset of the part's first byte
+  std::uint64_t expected_bytes = 0;  // its size, for reserving its columns
+  std::unique_ptr<CsvReader> reader;
+  PurchaseLog log;
+  LoadReport report;            // rows_read, rows_rejected, reasons, bad_rows, rows_without_task
+  std::optional<BadRow> fatal;  // the first bad row when data.bad_rows = "fail"
+  std::size_t line_base = 0;    // lines before the part's first line in the file
+  std::exception_ptr failure;   // what the part's thread threw (a read error)
+  // Per-column last-value caches for interning.
+  Interner user, item, task, event, label_class;
+  std::vector<Interner> categorical;
+};
+
+void reserve_rows(PurchaseLog& log, std::size_t n) {
+  for (auto* v : {&log.user, &log.item, &log.task, &log.event, &log.label_class}) v->reserve(n);
+  for (auto* v : {&log.rating, &log.price, &log.quantity}) v->reserve(n);
+  log.timestamp.reserve(n);
+  for (auto& c : log.features.numeric) c.values.reserve(n);
+  for (auto& c : log.features.categorical) c.values.reserve(n);
+  for (auto& c : log.features.text) c.offsets.reserve(n + 1);
+}
+
+// Parses rows from the part's reader until it stops, or until the first bad row when
+// data.bad_rows = "fail". `bytes_done` counts what all parts have read; the one part that runs
+// on the calling thread passes `progress` to show it (Progress is not thread-safe).
+void parse_rows(const config::DataConfig& data, const LogBinding& b, LogPart& part,
+                std::atomic<std::uint64_t>& bytes_done, Progress* progress, double done_mb) {
+  CsvReader& reader = *part.reader;
+  PurchaseLog& log = part.log;
+  LoadReport& report = part.report;
+  const bool fail = data.bad_rows == "fail";
+  const auto show = static_cast<std::size_t>(data.show_bad_rows);
+  CsvRecord record;
+  RowError error;
+  std::vector<float> feature_numbers;
+  const std::size_t number_columns[3] = {b.rating, b.price, b.quantity};
+  const char* const number_names[3] = {"rating", "price", "quantity"};
+  std::size_t reported_bytes = reader.bytes_read();
+  auto reject = [&](const RowError& e) {
+    if (fail) {
+      part.fatal = BadRow{reader.path(), record.line, e.reason};
+      return;
+    }
+    ++report.rows_rejected;
+    ++report.rejected_by_reason[e.category];
+    if (report.bad_rows.size() < show)
+      report.bad_rows.push_back({reader.path(), record.line, e.reason});
+  };
+  while (!part.fatal && reader.next(record)) {
+    if (report.rows_read == 4096 && part.expected_bytes > 0) {
+      // Reserve what the part will hold, judged by its first rows, so the columns do not grow
+      // by copying; pages beyond what is filled are never touched, so over-reserving is cheap.
+      const double per_byte =
+          4096.0 / static_cast<double>(std::max<std::size_t>(1, reader.bytes_read()));
+      reserve_rows(log, static_cast<std::size_t>(1.05 * per_byte *
+                                                 static_cast<double>(part.expected_bytes)) +
+                            4096);
+    }
+    if ((++report.rows_read & 0xFFFF) == 0) {
+      bytes_done += reader.bytes_read() - reported_bytes;
+      reported_bytes = reader.bytes_read();
+      if (progress) progress->update(done_mb + static_cast<double>(bytes_done.load()) / 1e6);
+    }
+    if (!field_count_ok(record, b.width, error) ||
+        !b.features.parse(record, log.features, feature_numbers, error)) {
+      reject(error);
+      continue;
+    }
+    float numbers[3];
+    bool ok = true;
+    for (int k = 0; k < 3 && ok; ++k) {
+      numbers[k] = kMissing;
+      if (number_columns[k] == kNone) continue;
+      std::string_view cell = trim(record.fields[number_columns[k]]);
+      if (cell.empty()) continue;
+      auto v = parse_double(cell);
+      if (!v) {
+        reject(
+            {std::string(number_names[k]) + " column: '" + std::string(cell) + "' is not a number",
+             "unparsable number"});
+        ok = false;
+      } else {
+        numbers[k] = static_cast<float>(*v);
+      }
+    }
+    if (!ok) continue;
+    std::optional<std::int64_t> time = kNoTime;
+    if (b.timestamp != kNone) {
+      std::string_view cell = trim(record.fields[b.timestamp]);
+      if (!cell.empty()) {
+        time = parse_timestamp(cell, b.time_format);
+        if (!time) {
+          reject({"timestamp column: '" + std::string(cell) + "' is not a " +
+                      (b.time_format == TimeFormat::kUnix      ? "unix time"
+                       : b.time_format == TimeFormat::kIso8601 ? "ISO-8601 date/time"
+                                                               : "unix time or ISO-8601 date/time"),
+                  "unparsable timestamp"});
+          continue;
+        }
+      }
+    }
+    auto intern = [&](std::size_t column, Dictionary& dict, Interner& interner) -> std::int32_t {
+      if (column == kNone) return kNoId;
+      std::string_view cell = trim(record.fields[column]);
+      return cell.empty() ? kNoId : interner(dict, cell);
+    };
+    const std::int32_t task = intern(b.task, log.tasks, part.task);
+    if (task == kNoId) ++report.rows_without_task;
+    log.task.push_back(task);
+    log.user.push_back(intern(b.user, log.users, part.user));
+    log.item.push_back(intern(b.item, log.items, part.item));
+    log.event.push_back(intern(b.event, log.events, part.event));
+    log.label_class.push_back(intern(b.label_class, log.classes, part.label_class));
+    log.timestamp.push_back(*time);
+    log.rating.push_back(numbers[0]);
+    log.price.push_back(numbers[1]);
+    log.quantity.push_back(numbers[2]);
+    b.features.append(record, feature_numbers, log.features, part.categorical);
+  }
+  bytes_done += reader.bytes_read() - reported_bytes;
+}
+
+// Where to cut a file into `parts` pieces: just after the first '\n' at or after each even
+// share of [start, size). Cuts that coincide or reach the end are dropped.
+std::vector<std::uint64_t> cut_points(const std::string& path, std::uint64_t start,
+                                      std::uint64_t size, int parts) {
+  std::vector<std::uint64_t> cuts;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return cuts;  // the parts would fail to open too; read it in one piece
+  std::vector<char> window(std::size_t{64} << 10);
+  for (int k = 1; k < parts; ++k) {
+    std::uint64_t at =
+        start + (size - start) * static_cast<std::uint64_t>(k) / static_cast<std::uint64_t>(parts);
+    if (!cuts.empty()) at = std::max(at, cuts.back());
+    std::optional<std::uint64_t> cut;
+    while (!cut && at < size) {
+      const ssize_t n = ::pread(fd, window.data(), window.size(), static_cast<off_t>(at));
+      if (n <= 0) break;
+      const void* nl = std::memchr(window.data(), '\n', static_cast<std::size_t>(n));
+      if (nl != nullptr)
+        cut = at + static_cast<std::uint64_t>(static_cast<const char*>(nl) - window.data()) + 1;
+      else
+        at += static_cast<std::uint64_t>(n);
+    }
+    if (!cut || *cut >= size) break;
+    if (cuts.empty() || *cut > cuts.back()) cuts.push_back(*cut);
+  }
+  ::close(fd);
+  return cuts;
+}
+
+// Re-numbers `from`'s ids into `into`, in `from`'s id order, so ids stay in order of first
+// appearance over the joined rows.
+std::vector<std::int32_t> merge_dictionary(Dictionary& into, const Dictionary& from) {
+  std::vector<std::int32_t> remap(from.size());
+  for (std::size_t i = 0; i < from.size(); ++i) remap[i] = into.intern(from.names()[i]);
+  return remap;
+}
+
+// Each appended column is freed at once, so joining parts holds little more than the log.
+void append_ids(std::vector<std::int32_t>& into, std::vector<std::int32_t>& from,
+                const std::vector<std::int32_t>& remap) {
+  for (const std::int32_t id : from) into.push_back(id == kNoId ? kNoId : remap[id]);
+  std::vector<std::int32_t>().swap(from);
+}
+
+template <typename T>
+void append_values(std::vector<T>& into, std::vector<T>& from) {
+  into.insert(into.end(), from.begin(), from.end());
+  std::vector<T>().swap(from);
+}
+
+// Appends a part's rows to the log (see the file comment).
+void append_part(PurchaseLog& log, PurchaseLog&& part) {
+  auto no_ids = [](const PurchaseLog& l) {
+    bool none = l.users.size() == 0 && l.items.size() == 0 && l.tasks.size() == 0 &&
+                l.events.size() == 0 && l.classes.size() == 0;
+    for (const auto& c : l.features.categorical) none = none && c.dictionary.size() == 0;
+    return none;
+  };
+  if (log.size() == 0 && no_ids(log) &&
+      log.features.numeric.size() == part.features.numeric.size() &&
+      log.features.categorical.size() == part.features.categorical.size() &&
+      log.features.text.size() == part.features.text.size()) {
+    // Nothing to re-number: take the part's columns whole, keeping the log's own flags and
+    // column names.
+    PurchaseLog taken = std::move(part);
+    std::swap(taken.has_user_, log.has_user_);
+    std::swap(taken.has_item_, log.has_item_);
+    std::swap(taken.has_timestamp_, log.has_timestamp_);
+    for (std::size_t i = 0; i < log.features.numeric.size(); ++i)
+      taken.features.numeric[i].name = log.features.numeric[i].name;
+    for (std::size_t i = 0; i < log.features.categorical.size(); ++i)
+      taken.features.categorical[i].name = log.features.categorical[i].name;
+    for (std::size_t i = 0; i < log.features.text.size(); ++i)
+      taken.features.text[i].name = log.features.text[i].name;
+    log = std::move(taken);
+    return;
+  }
+  append_ids(log.user, part.user, merge_dictionary(log.users, part.users));
+  append_ids(log.item, part.item, merge_dictionary(log.items, part.items));
+  append_ids(log.task, part.task, merge_dictionary(log.tasks, part.tasks));
+  append_ids(log.event, part.event, merge_dictionary(log.events, part.events));
+  append_ids(log.label_class, part.label_class, merge_dictionary(log.classes, part.classes));
+  append_values(log.timestamp, part.timestamp);
+  append_values(log.rating, part.rating);
+  append_values(log.price, part.price);
+  append_values(log.quantity, part.quantity);
+  FeatureTable& into = log.features;
+  FeatureTable& from = part.features;
+  if (into.numeric.empty() && into.categorical.empty() && into.text.empty()) {
+    // Only an empty earlier file left the table unnamed: this part's names stand.
+    for (auto& c : from.numeric) into.numeric.push_back({c.name, {}});
+    for (auto& c : from.categorical) {
+      into.categorical.emplace_back();
+      into.categorical.back().name = c.name;
+    }
+    for (auto& c : from.text) {
+      into.text.emplace_back();
+      into.text.back().name = c.name;
+    }
+  }
+  for (std::size_t i = 0; i < into.numeric.size(); ++i)
+    append_values(into.numeric[i].values, from.numeric[i].values);
+  for (std::size_t i = 0; i < into.categorical.size(); ++i) {
+    auto& c = into.categorical[i];
+    append_ids(c.values, from.categorical[i].values,
+               merge_dictionary(c.dictionary, from.categorical[i].dictionary));
+  }
+  for (std::size_t i = 0; i < into.text.size(); ++i) {
+    TextColumn& t = from.text[i];
+    for (std::size_t row = 0; row < t.size(); ++row) into.text[i].push_back(t.at(row));
+    t = TextColumn();
+  }
+  part = PurchaseLog();  // free the part's memory before the next one is appended
+}
+
+void append_report(const config::DataConfig& data, LoadReport& report, const LogPart& part) {
+  const LoadReport& r = part.report;
+  report.rows_read += r.rows_read;
+  report.rows_rejected += r.rows_rejected;
+  report.rows_without_task += r.rows_without_task;
+  for (const auto& [reason, count] : r.rejected_by_reason)
+    report.rejected_by_reason[reason] += count;
+  for (const BadRow& bad : r.bad_rows) {
+    if (report.bad_rows.size() >= static_cast<std::size_t>(data.show_bad_rows)) break;
+    report.bad_rows.push_back({bad.file, bad.line + part.line_base, bad.reason});
+  }
+}
+
+// Parses one log file into `log` and `report`, in parallel parts when it is large enough.
+void load_log_file(const config::Config& config, const std::string& file,
+                   const ParseOptions& options, PurchaseLog& log, LoadReport& report,
+                   Progress& progress, double& done_mb) {
+  const auto& data = config.data;
+  auto head = std::make_unique<CsvReader>(
+      file, CsvOptions{data.format.delimiter_char(), data.format.header, '"'});
+  if (head->width() == 0) return;  // an empty part adds nothing
+  const LogBinding binding(config, *head);
+  binding.features.name_columns(log.features);
+
+  const std::uint64_t size = std::max(head->file_size(), head->offset());
+  const std::uint64_t start = head->offset();
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const std::uint64_t by_size = (size - start) / std::max<std::uint64_t>(1, options.min_part_bytes);
+  const int wanted = static_cast<int>(std::min<std::uint64_t>(by_size, 64));
+  const std::vector<std::uint64_t> cuts =
+      cut_points(file, start, size, std::max(1, std::min(threads, wanted)));
+
+  std::vector<LogPart> parts(cuts.size() + 1);
+  // The last part reads to the end of the file, whatever its size says.
+  auto part_end = [&](std::size_t k) {
+    return k < cuts.size() ? cuts[k] : std::numeric_limits<std::uint64_t>::max();
+  };
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    LogPart& part = parts[k];
+    if (k == 0) {
+      part.reader = std::move(head);
+      part.reader->set_end(part_end(0));
+    } else {
+      part.begin = cuts[k - 1];
+      part.reader = std::make_unique<CsvReader>(
+          file, CsvOptions{0, false, '"'},
+          CsvPart{part.begin, part_end(k), parts[0].reader->delimiter(), binding.width});
+    }
+    binding.features.name_columns(part.log.features);
+    // The first part reserves for the whole file: the other parts are appended to its columns
+    // in place, so joining them needs no second copy of the log in memory.
+    part.expected_bytes =
+        std::min(size, k == 0 ? size : part_end(k)) - std::min(size, part.reader->offset());
+  }
+
+  std::atomic<std::uint64_t> bytes_done{0};
+  std::vector<std::future<void>> running;
+  for (std::size_t k = 1; k < parts.size(); ++k) {
+    running.push_back(std::async(std::launch::async, [&, k] {
+      try {
+        parse_rows(data, binding, parts[k], bytes_done, nullptr, 0);
+      } catch (...) {
+        parts[k].failure = std::current_exception();
+      }
+    }));
+  }
+  try {
+    parse_rows(data, binding, parts[0], bytes_done, &progress, done_mb);
+  } catch (...) {
+    parts[0].failure = std::current_exception();
+  }
+  for (auto& r : running) r.wait();
+
+  // Check the cuts in file order; the last kept part is the one whose reader has read the file
+  // up to here.
+  std::vector<LogPart*> kept = {&parts[0]};
+  for (std::size_t k = 1;; ++k) {
+    LogPart& live = *kept.back();
+    if (live.failure) std::rethrow_exception(live.failure);
+    if (live.fatal) {
+      const BadRow& bad = *live.fatal;
+      throw DataError(fail_message(bad.file, bad.line + live.line_base, bad.reason));
+    }
+    if (k == parts.size()) break;
+    LogPart& next = parts[k];
+    if (live.reader->offset() == next.begin) {
+      next.line_base = live.line_base + live.reader->line() - 1;
+      kept.push_back(&next);
+      continue;
+    }
+    // The cut fell inside a quoted field that spans lines: `next` did not start at a record,
+    // so its rows are dropped and `live` reads on through its bytes.
+    next = LogPart();
+    live.reader->set_end(part_end(k));
+    parse_rows(data, binding, live, bytes_done, &progress, done_mb);
+  }
+
+  const std::uint64_t bytes = kept.back()->reader->offset();  // the whole file, now
+  if (kept.size() > 1) {
+    std::size_t rows = log.size();
+    for (const LogPart* part : kept) rows += part->log.size();
+    if (log.size() > 0) reserve_rows(log, rows);
+    for (LogPart* part : kept) {
+      append_report(data, report, *part);
+      append_part(log, std::move(part->log));
+      if (log.size() < rows) reserve_rows(log, rows);  // after the first part moved in
+    }
+  } else {
+    append_report(data, report, parts[0]);
+    append_part(log, std::move(parts[0].log));
+  }
+  report.bytes += static_cast<std::int64_t>(bytes);
+  done_mb += static_cast<double>(bytes) / 1e6;
+  progress.update(done_mb);
 }
 
 void load_side_table(const config::SideTable& spec, std::size_t table_index,
@@ -175,15 +604,18 @@ void load_side_table(const config::SideTable& spec, std::size_t table_index,
   // Several side tables may join on the same id; each appends its own columns to the table.
   FeatureTable own;
   std::vector<std::vector<std::string>> text_by_id(spec.features.text.size());
+  std::vector<float> numbers;
   for (const auto& file : spec.files) {
     CsvReader reader(file, {spec.format.delimiter_char(), spec.format.header, '"'});
     std::size_t key_column = resolve_column(spec.key, reader, key + ".key");
-    FeatureColumnsBinding binding(spec.features, own, reader, key + ".features");
+    FeatureColumnsBinding binding(spec.features, reader, key + ".features");
+    binding.name_columns(own);
     CsvRecord record;
     RowError error;
     while (reader.next(record)) {
       ++side.rows;
-      if (!field_count_ok(record, reader, error) || !binding.check(record, own, error)) {
+      if (!field_count_ok(record, reader.width(), error) ||
+          !binding.parse(record, own, numbers, error)) {
         note_bad_row(data, report, side.rejected, file, record.line, error);
         continue;
       }
@@ -200,7 +632,7 @@ void load_side_table(const config::SideTable& spec, std::size_t table_index,
         continue;
       }
       seen[id] = true;
-      binding.store(record, own, id, &text_by_id);
+      binding.store_at(record, numbers, own, id, text_by_id);
     }
   }
   for (std::size_t i = 0; i < own.text.size(); ++i)
@@ -224,10 +656,10 @@ void pad_table(FeatureTable& table, std::size_t n) {
 
 }  // namespace
 
-PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report) {
+PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
+                              const ParseOptions& options) {
   const auto& data = config.data;
   const auto& cols = data.columns;
-  const TimeFormat time_format = time_format_from_string(data.time_format);
   PurchaseLog log;
   log.has_user_ = !cols.user.empty();
   log.has_item_ = !cols.item.empty();
@@ -240,94 +672,16 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report) 
     if (!ec) total_mb += static_cast<double>(size) / 1e6;
   }
   Progress progress("reading purchase log", "MB", total_mb);
-
-  for (const auto& file : data.files) {
-    CsvReader reader(file, {data.format.delimiter_char(), data.format.header, '"'});
-    if (reader.width() == 0) continue;  // an empty part adds nothing
-    LogBinding b;
-    b.user = optional_column(cols.user, reader, "data.columns.user");
-    b.item = optional_column(cols.item, reader, "data.columns.item");
-    b.task = resolve_column(cols.task, reader, "data.columns.task");
-    b.timestamp = optional_column(cols.timestamp, reader, "data.columns.timestamp");
-    b.event = optional_column(cols.event, reader, "data.columns.event");
-    b.rating = optional_column(cols.rating, reader, "data.columns.rating");
-    b.price = optional_column(cols.price, reader, "data.columns.price");
-    b.quantity = optional_column(cols.quantity, reader, "data.columns.quantity");
-    b.label_class =
-        optional_column(config.task.label.class_column, reader, "task.label.class_column");
-    FeatureColumnsBinding features(data.features, log.features, reader, "data.features");
-
-    CsvRecord record;
-    RowError error;
-    std::optional<std::int64_t> time;
-    float numbers[3];
-    const std::size_t number_columns[3] = {b.rating, b.price, b.quantity};
-    const char* number_names[3] = {"rating", "price", "quantity"};
-    while (reader.next(record)) {
-      if ((++report.rows_read & 0xFFFF) == 0)
-        progress.update(done_mb + static_cast<double>(reader.bytes_read()) / 1e6);
-      auto reject = [&](const RowError& e) {
-        note_bad_row(data, report, report.rows_rejected, file, record.line, e);
-      };
-      if (!field_count_ok(record, reader, error) || !features.check(record, log.features, error)) {
-        reject(error);
-        continue;
-      }
-      bool ok = true;
-      for (int k = 0; k < 3 && ok; ++k) {
-        numbers[k] = kMissing;
-        if (number_columns[k] == kNone) continue;
-        std::string_view cell = trim(record.fields[number_columns[k]]);
-        if (cell.empty()) continue;
-        auto v = parse_double(cell);
-        if (!v) {
-          reject({std::string(number_names[k]) + " column: '" + std::string(cell) +
-                      "' is not a number",
-                  "unparsable number"});
-          ok = false;
-        } else {
-          numbers[k] = static_cast<float>(*v);
-        }
-      }
-      if (!ok) continue;
-      time = kNoTime;
-      if (b.timestamp != kNone) {
-        std::string_view cell = trim(record.fields[b.timestamp]);
-        if (!cell.empty()) {
-          time = parse_timestamp(cell, time_format);
-          if (!time) {
-            reject({"timestamp column: '" + std::string(cell) + "' is not a " +
-                        (time_format == TimeFormat::kUnix      ? "unix time"
-                         : time_format == TimeFormat::kIso8601 ? "ISO-8601 date/time"
-                                                               : "unix time or ISO-8601 date/time"),
-                    "unparsable timestamp"});
-            continue;
-          }
-        }
-      }
-      auto intern = [&](std::size_t column, Dictionary& dict) -> std::int32_t {
-        if (column == kNone) return kNoId;
-        std::string_view cell = trim(record.fields[column]);
-        return cell.empty() ? kNoId : dict.intern(cell);
-      };
-      std::int32_t task = intern(b.task, log.tasks);
-      if (task == kNoId) ++report.rows_without_task;
-      log.task.push_back(task);
-      log.user.push_back(intern(b.user, log.users));
-      log.item.push_back(intern(b.item, log.items));
-      log.event.push_back(intern(b.event, log.events));
-      log.label_class.push_back(intern(b.label_class, log.classes));
-      log.timestamp.push_back(*time);
-      log.rating.push_back(numbers[0]);
-      log.price.push_back(numbers[1]);
-      log.quantity.push_back(numbers[2]);
-      features.store(record, log.features, log.size() - 1);
-    }
-    report.bytes += static_cast<std::int64_t>(reader.bytes_read());
-    done_mb += static_cast<double>(reader.bytes_read()) / 1e6;
-  }
-  progress.update(done_mb);
+  const auto started = std::chrono::steady_clock::now();
+  for (const auto& file : data.files)
+    load_log_file(config, file, options, log, report, progress, done_mb);
   progress.finish();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // scripts/bench_ingest.sh reads this line.
+  spdlog::debug("parsed the log: {} rows, {:.1f} MB in {:.3f} s ({:.0f} MB/s, {:.0f} rows/s)",
+                report.rows_read, done_mb, seconds, done_mb / std::max(seconds, 1e-9),
+                static_cast<double>(report.rows_read) / std::max(seconds, 1e-9));
   pad_table(log.features, log.size());
 
   for (std::size_t i = 0; i < data.side_tables.size(); ++i)

@@ -61,8 +61,16 @@ struct PurchaseLog {
   bool has_user_ = false, has_item_ = false, has_timestamp_ = false;
 };
 
+// How the CSV files are parsed. The log and report do not depend on it: parts of a file are
+// parsed by separate threads and joined as if read in one pass.
+struct ParseOptions {
+  int threads = 0;                                         // 0: one per core
+  std::uint64_t min_part_bytes = std::uint64_t{16} << 20;  // smaller files are read by one thread
+};
+
 // Reads data.files and data.side_tables. Throws DataError for a missing file or column, and for
 // the first bad row when data.bad_rows = "fail".
-PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report);
+PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
+                              const ParseOptions& options = {});
 
 }  // namespace ml::data

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "data/log_cache.hpp"
 #include "data/purchase_log.hpp"
 #include "inference/adapted_model.hpp"
 #include "models/batch.hpp"
@@ -49,7 +50,9 @@ std::unique_ptr<LoadedLog> load_log(const ScoringModel& model, const std::string
   config::Config config = model.config;
   if (!input.empty()) config.data.files = {input};
   auto l = std::make_unique<LoadedLog>();
-  l->log = data::load_purchase_log(config, l->report);
+  // The training log (recommending) is read through the cache; a file to score is read as is.
+  l->log = input.empty() ? data::load_purchase_log_cached(config, l->report)
+                         : data::load_purchase_log(config, l->report);
   if (l->report.rows_rejected > 0)
     spdlog::warn("skipped {} malformed row(s) of {} (data.bad_rows = \"skip\")",
                  l->report.rows_rejected, join(l->report.files, ", "));

@@ -3,12 +3,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include "data/log_cache.hpp"
+
 namespace ml::pipeline {
 
 std::unique_ptr<RunData> prepare_run_data(const config::Config& config,
                                           const nlohmann::json* saved_features) {
   auto data = std::make_unique<RunData>();
-  data->log = data::load_purchase_log(config, data->report);
+  data->log = data::load_purchase_log_cached(config, data->report);
   data->tasks = tasks::build_tasks(data->log, config);
   tasks::split_tasks(data->tasks, config);
   if (saved_features) {
