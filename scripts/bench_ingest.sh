@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 sessions=${SESSIONS:-2500000}
 data=data/bench-10m
 [[ "$sessions" == 2500000 ]] || data=data/bench-$sessions
-bin=build/metalearn
+bin=${METALEARN:-build/metalearn}
 [[ -x "$bin" ]] || scripts/setup.sh
 python=/usr/bin/python3
 

@@ -2,6 +2,7 @@
 #include "meta/meta_learner.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <stdexcept>
 
@@ -274,16 +275,40 @@ double MetaLearner::accumulate_meta_gradient_per_task(const std::vector<TaskBatc
   return total;
 }
 
+std::vector<Tensor> MetaLearner::adapt_one_task(
+    const models::StackedBatch& support, const std::vector<Tensor>& rows, int steps,
+    const std::function<void(int, const std::vector<Tensor>&)>& after_step) const {
+  std::vector<Tensor> params, lrs;
+  for (const auto& p : model_->params()) params.push_back(p.detach());
+  for (const auto& lr : inner_lrs_) lrs.push_back(lr.detach());
+  std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, 1, rows, false);
+  if (!lrs.empty()) lrs = per_task_parameters(*model_, lrs, mask_, 1, rows, false);
+  if (after_step) after_step(0, fast);
+  for (int done = 1; done <= steps; ++done) {
+    fast = stacked_inner_loop(*model_, std::move(fast), mask_, support, kind_, 1, config_.inner_lr,
+                              /*create_graph=*/false, lrs.empty() ? nullptr : &lrs);
+    if (after_step) after_step(done, fast);
+  }
+  return fast;
+}
+
 std::vector<Tensor> MetaLearner::adapted_parameters(const Batch& support, int steps) const {
   std::vector<Tensor> params;
   for (const auto& p : model_->params()) params.push_back(p.detach());
   if (config_.algorithm == "protonet" || steps <= 0) return params;
-  std::vector<Tensor> lrs;
-  for (const auto& lr : inner_lrs_) lrs.push_back(lr.detach());
-  auto fast = inner_loop(*model_, params, mask_, support, kind_, steps, config_.inner_lr, false,
-                         lrs.empty() ? nullptr : &lrs);
-  for (auto& f : fast) f = f.detach();
-  return fast;
+  models::StackedBatch stacked = models::stack_tasks({support});
+  std::vector<Tensor> rows;
+  if (adapts_embeddings()) rows = models::gather_embedding_rows({&stacked});
+  const std::vector<Tensor> fast = adapt_one_task(stacked, rows, steps, nullptr);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (!mask_[i]) continue;
+    if (model_->groups()[i] == models::ParamGroup::kEmbedding)
+      // Only the task's own rows moved; the saved model carries the whole table.
+      params[i] = params[i].clone().index_copy_(0, rows[i][0], fast[i][0].detach());
+    else
+      params[i] = fast[i][0].detach();
+  }
+  return params;
 }
 
 std::vector<Tensor> MetaLearner::outputs_at_steps(const Batch& support, const Batch& query,
@@ -294,25 +319,18 @@ std::vector<Tensor> MetaLearner::outputs_at_steps(const Batch& support, const Ba
   if (config_.algorithm == "protonet")
     return std::vector<Tensor>(steps.size(), adapted_outputs(support, query, 0));
   const int last = *std::max_element(steps.begin(), steps.end());
-  std::vector<Tensor> fast;
-  for (const auto& p : model_->params()) fast.push_back(p.detach());
-  std::vector<Tensor> lrs;
-  for (const auto& lr : inner_lrs_) lrs.push_back(lr.detach());
+  // A new task is a stack of one: adapted embeddings then touch only the task's own rows
+  // instead of copying whole tables, and one adaptation serves every requested step count.
+  models::StackedBatch stacked_support = models::stack_tasks({support});
+  models::StackedBatch stacked_query = models::stack_tasks({query});
+  std::vector<Tensor> rows;
+  if (adapts_embeddings()) rows = models::gather_embedding_rows({&stacked_support, &stacked_query});
   std::map<int, Tensor> recorded;
-  auto record = [&](int done) {
+  adapt_one_task(stacked_support, rows, last, [&](int done, const std::vector<Tensor>& fast) {
     if (std::find(steps.begin(), steps.end(), done) == steps.end()) return;
     torch::NoGradGuard no_grad;
-    recorded[done] = model_->forward(query, fast);
-  };
-  record(0);
-  for (int done = 1; done <= last; ++done) {
-    // One step at a time from detached leaves is what inner_loop does between its own steps,
-    // so each result matches a single call with `done` steps bit for bit.
-    fast = inner_loop(*model_, fast, mask_, support, kind_, 1, config_.inner_lr, false,
-                      lrs.empty() ? nullptr : &lrs);
-    for (auto& f : fast) f = f.detach();
-    record(done);
-  }
+    recorded[done] = model_->forward_stacked(stacked_query, fast)[0];
+  });
   std::vector<Tensor> out;
   for (int s : steps) out.push_back(recorded.at(s));
   return out;
@@ -327,9 +345,7 @@ Tensor MetaLearner::adapted_outputs(const Batch& support, const Batch& query, in
       return (logits.select(1, 1) - logits.select(1, 0)).unsqueeze(1);
     return logits;
   }
-  auto fast = adapted_parameters(support, steps);
-  torch::NoGradGuard no_grad;
-  return model_->forward(query, fast);
+  return outputs_at_steps(support, query, {steps})[0];
 }
 
 }  // namespace ml::meta

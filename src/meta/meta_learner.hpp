@@ -13,12 +13,14 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "models/batch.hpp"
 #include "models/model.hpp"
+#include "models/task_stack.hpp"
 #include "pipeline/run_data.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
@@ -82,6 +84,11 @@ class MetaLearner {
   double stacked_first_order(const std::vector<TaskBatch>& tasks);
   double stacked_reptile(const std::vector<TaskBatch>& tasks);
   bool adapts_embeddings() const;
+  // One new task's adaptation (a stack of one) for `steps` steps; `after_step(done, fast)`
+  // sees the per-task parameters after 0..steps steps.
+  std::vector<torch::Tensor> adapt_one_task(
+      const models::StackedBatch& support, const std::vector<torch::Tensor>& rows, int steps,
+      const std::function<void(int, const std::vector<torch::Tensor>&)>& after_step) const;
   torch::Tensor prototype_logits(const models::Batch& support, const models::Batch& query,
                                  const std::vector<torch::Tensor>& params) const;
 

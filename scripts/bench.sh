@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The speed figures of docs/BENCHMARKS.md in one run, side by side (ratios on a noisy machine
+# are only meaningful when both sides run back to back): builds in release mode into
+# build-release/, then prints Markdown tables on stdout:
+#   1. meta-iterations/s on W1 and W2 for maml, fomaml, reptile, anil: ours (task-batched),
+#      our per-task reference loop, and the Python reference ../shared/peer/maml_peer.py (W1
+#      only: it has no embedding model), with ratios and achieved GFLOP/s (FLOPs per
+#      meta-iteration as torch.profiler counts them in the reference) against a measured
+#      1024^2 matmul rate; one-task adaptation latency (median, p99);
+#   2. `metalearn train` end to end on W1 (data pipeline included) and its peak RSS;
+#   3. ingestion (scripts/bench_ingest.sh) unless --no-ingest.
+# Everything runs with 1 thread (OMP, OpenBLAS, torch) for both sides.
+#
+#   scripts/bench.sh                 # about 10 minutes with ingestion, 4 without
+#   scripts/bench.sh --no-ingest
+#   SECONDS_PER_CELL=5 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ingest=1
+[[ "${1:-}" == "--no-ingest" ]] && ingest=0
+budget=${SECONDS_PER_CELL:-3}
+python=/usr/bin/python3
+peer=../shared/peer/maml_peer.py
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
+scripts/setup.sh >&2  # dependencies; the release build below is separate
+dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" ||
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-numpy >&2; }
+[[ -f build-release/CMakeCache.txt ]] ||
+  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DML_BUILD_TESTS=OFF >&2
+cmake --build build-release -j"$(nproc)" --target metalearn metalearn_bench_meta >&2
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "ours: in-process meta-steps (build-release/metalearn_bench_meta) ..." >&2
+build-release/metalearn_bench_meta --workload all --reference --seconds "$budget" > "$tmp/ours.jsonl"
+echo "reference: maml_peer.py (300 meta-iterations each, plus one counted with the profiler) ..." >&2
+for algo in maml fomaml reptile; do
+  "$python" "$peer" --algo "$algo" --threads 1 --flops > "$tmp/peer-$algo.json"
+done
+
+echo "ours: metalearn train on W1 end to end ..." >&2
+mkdir -p data/peer
+[[ -f data/peer/tasks.csv ]] || "$python" "$peer" --export-csv data/peer/tasks.csv > /dev/null
+for algo in maml fomaml; do
+  rm -rf "$tmp/run-$algo"
+  /usr/bin/time -v build-release/metalearn --log-level warn train --config configs/peer.json \
+    --set meta.algorithm=$algo --set run.dir="$tmp/run-$algo" --set run.threads=1 \
+    > /dev/null 2> "$tmp/train-$algo.time"
+done
+
+"$python" - "$tmp" <<'PY'
+import json, os, re, sys
+tmp = sys.argv[1]
+lines = [json.loads(l) for l in open(os.path.join(tmp, "ours.jsonl"))]
+gflops_peak = lines[0]["matmul_1024_gflops"]
+ours = {(l["workload"], l["algorithm"]): l for l in lines[1:]}
+peer = {}
+for algo in ("maml", "fomaml", "reptile"):
+    r = json.load(open(os.path.join(tmp, f"peer-{algo}.json")))
+    peer[algo] = (r["meta_iters_per_sec"], r.get("flops_one_meta_iter", {}).get("profiler_flops"))
+print(f"1024² float32 matmul, 1 thread: {gflops_peak:.1f} GFLOP/s\n")
+print("| workload | algorithm | ours it/s | per-task loop it/s | reference it/s | ours / reference | ours GFLOP/s (% of matmul) | adapt one task, median / p99 ms |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for (w, a), l in ours.items():
+    p, flops = peer.get(a, (None, None)) if w == "W1" else (None, None)
+    ratio = f"{l['stacked_it_per_s'] / p:.1f}x" if p else "—"
+    achieved = "—"
+    if flops:
+        g = flops * l["stacked_it_per_s"] / 1e9
+        achieved = f"{g:.1f} ({100 * g / gflops_peak:.0f}%)"
+    print(f"| {w} | {a} | {l['stacked_it_per_s']:.1f} | {l['per_task_it_per_s']:.2f} | "
+          f"{p if p else '—'} | {ratio} | {achieved} | {l['adapt_ms_median']:.2f} / {l['adapt_ms_p99']:.2f} |")
+print("\n| `metalearn train`, W1 (configs/peer.json, 300 iterations, data pipeline included) | wall s | it/s | peak RSS MB |")
+print("|---|---:|---:|---:|")
+for algo in ("maml", "fomaml"):
+    t = open(os.path.join(tmp, f"train-{algo}.time")).read()
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", t)
+    secs = (int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3)))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
+    train_s = None
+    for l in open(os.path.join(tmp, f"run-{algo}", "metrics.jsonl")):
+        j = json.loads(l)
+        if "seconds" in j: train_s = j["seconds"]
+    print(f"| {algo} | {secs:.1f} | {300 / train_s:.1f} | {rss:.0f} |")
+PY
+if ((ingest)); then
+  echo
+  METALEARN=build-release/metalearn scripts/bench_ingest.sh
+fi
