@@ -115,8 +115,8 @@ Prepared prepare(const TempDir& dir, const std::vector<Purchase>& purchases,
   p.log = ml::data::load_purchase_log(c, report);
   p.tasks = ml::tasks::build_tasks(p.log, c);
   ml::tasks::split_tasks(p.tasks, c);
-  p.space = ml::features::FeatureSpace::fit(p.log, p.tasks, ml::tasks::training_rows(p.log, p.tasks),
-                                            c);
+  p.space =
+      ml::features::FeatureSpace::fit(p.log, p.tasks, ml::tasks::training_rows(p.log, p.tasks), c);
   return p;
 }
 
@@ -210,6 +210,31 @@ TEST(FeaturesAffinity, MomentsComeFromTrainingTasksOnly) {
   ASSERT_NE(p.tasks.find("C")->examples.size(), q.tasks.find("C")->examples.size());
   EXPECT_EQ(p.space.mean(), q.space.mean());
   EXPECT_EQ(p.space.scale(), q.space.scale());
+}
+
+TEST(FeaturesAggregateRows, BeforeCutoffCountsHeldOutTasksHistoryButNeverTheLabelWindow) {
+  TempDir dir;
+  auto c = affinity_config(dir);
+  c.features.aggregates = {"item_popularity", "user_frequency"};
+  const Prepared training = prepare(dir, base_purchases(), c);
+  // c1 (held-out task C) was bought once before the cutoff, c2 only after it.
+  EXPECT_FLOAT_EQ(raw_features(training, "u1", "c1")["item_popularity"], 0.0f);
+  EXPECT_FLOAT_EQ(raw_features(training, "u1", "c1")["user_frequency"], std::log1p(2.0f));
+
+  TempDir dir2;
+  auto before = affinity_config(dir2);
+  before.features.aggregates = c.features.aggregates;
+  before.features.aggregate_rows = "before_cutoff";
+  const Prepared history = prepare(dir2, base_purchases(), before);
+  EXPECT_FLOAT_EQ(raw_features(history, "u1", "c1")["item_popularity"], std::log1p(1.0f));
+  EXPECT_FLOAT_EQ(raw_features(history, "u1", "c2")["item_popularity"], 0.0f);
+  EXPECT_FLOAT_EQ(raw_features(history, "u1", "c1")["user_frequency"], std::log1p(3.0f));
+  EXPECT_FLOAT_EQ(raw_features(history, "u3", "a2")["user_frequency"], 0.0f);
+
+  before.split.time_cutoff = "";
+  before.features.affinities.clear();
+  before.task.label.negatives_exclude = "all_time";
+  EXPECT_THROW(ml::config::validate(before), ml::ConfigError);
 }
 
 TEST(FeaturesAffinity, JsonRoundTripEncodesIdentically) {
@@ -329,8 +354,8 @@ TEST(ConfigAffinity, ChecksNameTheKeyAndTheFix) {
   EXPECT_NE(e.find("task.label.negatives_exclude = \"after_cutoff\""), std::string::npos) << e;
   e = config_error({{"task", {{"label", {{"negative_sampling", "popular"}}}}}});
   EXPECT_NE(e.find("task.label.negative_sampling"), std::string::npos) << e;
-  e = config_error({{"features", {{"affinities", Json::array()}}},
-                    {"split", {{"time_cutoff", ""}}}});
+  e = config_error(
+      {{"features", {{"affinities", Json::array()}}}, {"split", {{"time_cutoff", ""}}}});
   EXPECT_NE(e.find("split.time_cutoff: required by task.label.negatives_exclude"),
             std::string::npos)
       << e;

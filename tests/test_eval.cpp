@@ -601,8 +601,7 @@ TEST(EvalCli, SeveralCheckpointsValidationTasksAndClearRefusals) {
   const auto& run = trained_run();
   first_result();
   TempDir dir;
-  const std::string other =
-      run.train_variant(dir.file("query5"), {{"task", {{"query", 5}}}}, 2);
+  const std::string other = run.train_variant(dir.file("query5"), {{"task", {{"query", 5}}}}, 2);
   const std::string reptile =
       run.train_variant(dir.file("reptile"), {{"meta", {{"algorithm", "reptile"}}}}, 2);
   auto results = ml::testing::run_cli_many(

@@ -106,6 +106,7 @@ void read_feature_config(JsonObject o, FeatureConfig& f) {
   o.read("text_buckets", f.text_buckets);
   o.read("aggregates", f.aggregates);
   o.read("affinities", f.affinities);
+  o.read("aggregate_rows", f.aggregate_rows);
   o.finish();
   require_one_of(o.path_of("categorical"), f.categorical, {"vocab", "hash"});
   require(f.hash_buckets >= 2, o.path_of("hash_buckets"), Json(f.hash_buckets), "must be >= 2");
@@ -115,6 +116,7 @@ void read_feature_config(JsonObject o, FeatureConfig& f) {
   for (std::size_t i = 0; i < f.aggregates.size(); ++i)
     require_one_of(o.path_of("aggregates") + "[" + std::to_string(i) + "]", f.aggregates[i],
                    kAggregates);
+  require_one_of(o.path_of("aggregate_rows"), f.aggregate_rows, {"training", "before_cutoff"});
   for (std::size_t i = 0; i < f.affinities.size(); ++i)
     require(std::count(f.affinities.begin(), f.affinities.end(), f.affinities[i]) == 1,
             o.path_of("affinities") + "[" + std::to_string(i) + "]", Json(f.affinities[i]),
@@ -141,8 +143,7 @@ void read_label(JsonObject o, LabelConfig& l) {
           o.path_of("negatives_per_positive"), Json(l.negatives_per_positive),
           "must be in (0, 100]");
   require_one_of(o.path_of("negative_sampling"), l.negative_sampling, {"uniform", "popularity"});
-  require_one_of(o.path_of("negatives_exclude"), l.negatives_exclude,
-                 {"all_time", "after_cutoff"});
+  require_one_of(o.path_of("negatives_exclude"), l.negatives_exclude, {"all_time", "after_cutoff"});
   require_one_of(o.path_of("target"), l.target, {"rating", "price", "quantity", "spend"});
   require(l.ways >= 2, o.path_of("ways"), Json(l.ways), "must be >= 2");
   if (l.kind == "event_binary") {
@@ -313,7 +314,8 @@ void to_json(Json& j, const Config& c) {
              {"onehot_max", c.features.onehot_max},
              {"text_buckets", c.features.text_buckets},
              {"aggregates", c.features.aggregates},
-             {"affinities", c.features.affinities}}},
+             {"affinities", c.features.affinities},
+             {"aggregate_rows", c.features.aggregate_rows}}},
            {"task",
             {{"label",
               {{"kind", c.task.label.kind},
@@ -452,6 +454,9 @@ void validate(const Config& c) {
     need(!c.split.time_cutoff.empty(), "split.time_cutoff",
          "by task.label.negatives_exclude = \"after_cutoff\" (the label window starts there)");
   check_affinities(c);
+  if (c.features.aggregate_rows == "before_cutoff")
+    need(!c.split.time_cutoff.empty(), "split.time_cutoff",
+         "by features.aggregate_rows = \"before_cutoff\"");
   for (std::size_t i = 0; i < c.data.side_tables.size(); ++i) {
     const auto& t = c.data.side_tables[i];
     need(!(t.join == "item" ? cols.item : cols.user).empty(), "data.columns." + t.join,

@@ -77,6 +77,12 @@ struct FeatureConfig {
   // item_mean_price, item_buyers.
   std::vector<std::string> aggregates = {"user_frequency", "user_spend", "user_recency",
                                          "item_popularity", "item_mean_price"};
+  // Which rows the aggregates come from. "training" (default): rows of training tasks (before
+  // split.time_cutoff when there is one), so a held-out task's items have no popularity at all;
+  // "before_cutoff": every task's rows before split.time_cutoff (required), i.e. what a shop
+  // knows on the cutoff day, also about a held-out category's items and buyers. Labels come only
+  // from rows at or after the cutoff either way; vocabularies and moments stay training-only.
+  std::string aggregate_rows = "training";
   // User x item affinities from the user's purchases before split.time_cutoff (every task's
   // rows: it is what the shop knows about the user on the cutoff day; labels come only from rows
   // at or after it). Each entry is "item" (has the user bought this very item), the name of a

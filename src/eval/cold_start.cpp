@@ -518,8 +518,7 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   result.algorithm = config.meta.algorithm;
   result.task_role = options.task_role;
   result.label_kind = tasks::label_kind_name(kind);
-  result.metrics =
-      metrics_for(kind, !config.data.columns.user.empty(), options.top_label_ranking);
+  result.metrics = metrics_for(kind, !config.data.columns.user.empty(), options.top_label_ranking);
   result.shots = sorted_unique(options.shots);
   result.steps = sorted_unique(options.steps);
   result.episodes = options.episodes;
@@ -539,7 +538,8 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   std::vector<std::string> run_methods;
   for (const train::LoadedRun* r : runs) {
     std::string name = r->config.meta.algorithm;
-    if (contains(run_methods, name)) name += "@" + run_dir_of(r->checkpoint_path).filename().string();
+    if (contains(run_methods, name))
+      name += "@" + run_dir_of(r->checkpoint_path).filename().string();
     for (int n = 2; contains(run_methods, name); ++n)
       name = r->config.meta.algorithm + "#" + std::to_string(n);
     run_methods.push_back(name);
@@ -595,10 +595,9 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
       }
     }
     if (!st.skipped.empty())
-      spdlog::warn(
-          "K={}: {} of {} {} tasks cannot give an episode and are skipped (e.g. '{}': {})", k,
-          st.skipped.size(), new_tasks.size(), options.task_role, st.skipped[0].task,
-          st.skipped[0].reason);
+      spdlog::warn("K={}: {} of {} {} tasks cannot give an episode and are skipped (e.g. '{}': {})",
+                   k, st.skipped.size(), new_tasks.size(), options.task_role, st.skipped[0].task,
+                   st.skipped[0].reason);
     total_episodes += eligible.back().size() * static_cast<std::size_t>(options.episodes);
     result.tasks.push_back(std::move(st));
   }

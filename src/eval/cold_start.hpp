@@ -17,7 +17,7 @@
 namespace ml::eval {
 
 struct ColdStartOptions {
-  std::string checkpoint;                // run directory or checkpoint file
+  std::string checkpoint;  // run directory or checkpoint file
   // Further runs (directories or checkpoint files) evaluated on exactly the same episodes, each
   // a method named after its algorithm (ALGORITHM@RUN_DIR_NAME when two runs share one). They
   // must share seed, data, task and split with `checkpoint` (else ConfigError naming the
@@ -133,8 +133,9 @@ struct ColdStartResult {
 // Throws CheckpointError (missing, corrupt or adapted-only checkpoint), DeviceError, UsageError
 // (invalid shots/steps/episodes/methods/task role), ConfigError (a compared run differs in seed,
 // data, task or split) and DataError (the run has no held-out task of the asked role that can
-// give an episode at any asked K). Trains the pretrain baseline into RUN/baselines/pretrain when it is
-// asked for and not there yet (resumes it when it stopped early), with the run's config and budget.
+// give an episode at any asked K). Trains the pretrain baseline into RUN/baselines/pretrain when it
+// is asked for and not there yet (resumes it when it stopped early), with the run's config and
+// budget.
 ColdStartResult run_cold_start(const ColdStartOptions& options);
 
 // Everything in the result; NaN becomes null.

@@ -145,8 +145,7 @@ std::string format_table(const ColdStartResult& r) {
   const MetricInfo& primary = r.metrics.front();
   const std::string& title = primary.title;
   o << "cold-start evaluation of " << r.checkpoint_path << " (" << r.algorithm << ", "
-    << r.label_kind << " labels): " << r.new_tasks << " " << r.task_role << " tasks, "
-    << r.episodes
+    << r.label_kind << " labels): " << r.new_tasks << " " << r.task_role << " tasks, " << r.episodes
     << " episodes per task and K, query " << r.query << "\n";
   o << title << " (" << (primary.higher_is_better ? "higher" : "lower")
     << " is better): mean ± 95% CI half width over tasks; vs: paired per-task difference "

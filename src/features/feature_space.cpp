@@ -103,7 +103,8 @@ Affinities fit_affinities(const data::PurchaseLog& log, const config::Config& co
   const auto& names = config.features.affinities;
   if (names.empty()) return a;
   if (cutoff == kNoTime)
-    throw DataError("features.affinities need split.time_cutoff: they come from the rows before it");
+    throw DataError(
+        "features.affinities need split.time_cutoff: they come from the rows before it");
   const std::vector<bool> counts_as_purchase = purchase_events(log, config);
   std::vector<const data::CategoricalColumn*> columns;
   for (const auto& n : names) {
@@ -131,8 +132,7 @@ Affinities fit_affinities(const data::PurchaseLog& log, const config::Config& co
     const std::string& user = log.users.name(u);
     a.user_purchases[user] += 1;
     for (std::size_t t = 0; t < a.tables.size(); ++t) {
-      const std::int32_t value =
-          columns[t] ? columns[t]->values[static_cast<std::size_t>(i)] : i;
+      const std::int32_t value = columns[t] ? columns[t]->values[static_cast<std::size_t>(i)] : i;
       if (value == kNoId) continue;
       const std::string& value_name =
           columns[t] ? columns[t]->dictionary.name(value) : log.items.name(i);
@@ -268,7 +268,16 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
   f.row_text_ = names_of(log.features.text);
   f.user_text_ = names_of(log.user_attributes.text);
   f.item_text_ = names_of(log.item_attributes.text);
-  fit_aggregates(log, train_rows, config, tasks.cutoff, f.user_aggregates_, f.item_aggregates_);
+  if (fc.aggregate_rows == "before_cutoff") {
+    if (tasks.cutoff == kNoTime)
+      throw DataError("features.aggregate_rows = \"before_cutoff\" needs split.time_cutoff");
+    std::vector<bool> history(log.size());
+    for (std::size_t r = 0; r < log.size(); ++r)
+      history[r] = log.timestamp[r] != kNoTime && log.timestamp[r] < tasks.cutoff;
+    fit_aggregates(log, history, config, tasks.cutoff, f.user_aggregates_, f.item_aggregates_);
+  } else {
+    fit_aggregates(log, train_rows, config, tasks.cutoff, f.user_aggregates_, f.item_aggregates_);
+  }
   f.affinities_ = fit_affinities(log, config, tasks.cutoff);
 
   for (Source s : {Source::kRow, Source::kUser, Source::kItem}) {

@@ -83,8 +83,7 @@ class FeatureSpace {
 
  private:
   friend class FeatureEncoder;
-  static void bind_affinities(const Affinities& a, const data::PurchaseLog& log,
-                              FeatureEncoder& e);
+  static void bind_affinities(const Affinities& a, const data::PurchaseLog& log, FeatureEncoder& e);
   bool standardize_ = true;
   std::int64_t hash_buckets_ = 1 << 18;
   int text_buckets_ = 64;

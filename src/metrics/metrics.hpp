@@ -84,7 +84,6 @@ RankingMetrics ranking_metrics_by_group(const std::vector<float>& scores,
 // k (then negatives in input order fill up to k), else the first k positives. Every group with
 // an item then has a relevant one, so ranking_metrics_by_group averages every group.
 std::vector<float> top_k_label_relevance(const std::vector<float>& labels,
-                                         const std::vector<std::int64_t>& group_ids,
-                                         std::size_t k);
+                                         const std::vector<std::int64_t>& group_ids, std::size_t k);
 
 }  // namespace ml::metrics
