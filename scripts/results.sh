@@ -70,7 +70,8 @@ evaluate() {
     --json-out "$out/$dataset/$role.json" "$@")
   local txt=$out/$dataset/$role.txt report=() rc=0
   [[ $role == new ]] && report=(--report "$out/$dataset/report.html")
-  timed "eval $dataset ($role tasks)" "$bin" "${args[@]}" "${report[@]}" >"$txt" || rc=$?
+  timed "eval $dataset ($role tasks${report:+, with --report})" "$bin" "${args[@]}" "${report[@]}" \
+    >"$txt" || rc=$?
   if [[ $rc == 8 && ${#report[@]} -gt 0 ]]; then
     # The HTML report is built elsewhere; until it exists `--report` exits 8 before any work.
     echo "note: eval --report is not built yet (exit 8); JSON and table only" >&2
@@ -83,10 +84,12 @@ evaluate() {
 
 # Each dataset: its runs (the algorithms, and the settings compared on validation tasks), then
 # the two evaluations.
-dunnhumby() {  # product categories, base features (as the Python reference had them)
+dunnhumby() {  # product categories, the reference's features: with aggregates from training
+  # tasks only (the default) and from every task's rows before the cutoff
   local c=configs/dunnhumby.json d=dunnhumby
-  for a in maml fomaml reptile anil metasgd protonet pretrain; do
+  for a in maml anil pretrain; do
     train $d $c "$a" --set meta.algorithm="$a"
+    train $d $c "${a}_history" --set meta.algorithm="$a" --set features.aggregate_rows=before_cutoff
   done
   evaluate $d validation
   evaluate $d new
@@ -99,6 +102,11 @@ dunnhumby_affinity() {  # + household x item affinities, negatives = not bought 
   done
   train $d $c maml_lr0.1 --set meta.algorithm=maml --set meta.inner_lr=0.1
   train $d $c anil_lr1 --set meta.algorithm=anil --set meta.inner_lr=1.0
+  # Is pretrain only short of training, or of gentler fine-tuning? Ten times the budget, and
+  # fine-tuning the head only at a lower rate.
+  train $d $c pretrain_x10 --set meta.algorithm=pretrain --set meta.iterations=$((iterations * 10))
+  train $d $c pretrain_head --set meta.algorithm=pretrain --set meta.inner_params=head \
+    --set meta.inner_lr=0.1
   evaluate $d validation
   evaluate $d new
 }
@@ -115,7 +123,7 @@ movielens() {  # users with 13-100 ratings, rating >= 4 positive, MeLU-style emb
 
 movielens_regression() {  # the same users, the rating itself (MAE; ranking by predicted rating)
   local c=configs/movielens_regression.json d=movielens_regression
-  for a in maml fomaml reptile anil metasgd pretrain; do
+  for a in maml anil pretrain; do
     train $d $c "$a" --set meta.algorithm="$a" --set model.type=embedding_mlp \
       --set meta.inner_lr=0.05
   done

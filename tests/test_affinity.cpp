@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -124,8 +125,15 @@ Prepared prepare(const TempDir& dir, const std::vector<Purchase>& purchases,
 std::map<std::string, float> raw_features(const Prepared& p, const std::string& user,
                                           const std::string& item) {
   ml::tasks::Example e;
-  e.user = *p.log.users.find(user);
-  e.item = *p.log.items.find(item);
+  // By name, not Dictionary::find, which a copied log cannot serve (see the copy test below).
+  auto id_of = [](const ml::data::Dictionary& d, const std::string& name) {
+    for (std::size_t i = 0; i < d.size(); ++i)
+      if (d.name(static_cast<std::int32_t>(i)) == name) return static_cast<std::int32_t>(i);
+    ADD_FAILURE() << name << " is not in the log";
+    return ml::data::kNoId;
+  };
+  e.user = id_of(p.log.users, user);
+  e.item = id_of(p.log.items, item);
   std::vector<float> dense(p.space.dense_dim());
   std::vector<std::int64_t> ids(p.space.id_fields());
   p.space.bind(p.log).encode(e, dense.data(), ids.data(), /*standardized=*/false);
@@ -235,6 +243,21 @@ TEST(FeaturesAggregateRows, BeforeCutoffCountsHeldOutTasksHistoryButNeverTheLabe
   before.features.affinities.clear();
   before.task.label.negatives_exclude = "all_time";
   EXPECT_THROW(ml::config::validate(before), ml::ConfigError);
+}
+
+TEST(FeaturesAffinity, BindingACopiedLogAfterTheOriginalIsGone) {
+  // A copied Dictionary's index views the original's strings; binding must not depend on it
+  // (valgrind found such reads when side-table columns were copied as their vector grew).
+  TempDir dir;
+  const auto c = affinity_config(dir);
+  auto original = std::make_unique<Prepared>(prepare(dir, base_purchases(), c));
+  const auto expected = raw_features(*original, "u1", "a2");
+  Prepared copy{original->log, original->tasks, original->space};
+  original.reset();
+  const auto f = raw_features(copy, "u1", "a2");
+  EXPECT_FLOAT_EQ(f.at("affinity:brand:count"), expected.at("affinity:brand:count"));
+  EXPECT_FLOAT_EQ(f.at("affinity:brand:count"), std::log1p(2.0f));
+  EXPECT_FLOAT_EQ(f.at("affinity:brand:share"), 2.0f / 3.0f);
 }
 
 TEST(FeaturesAffinity, JsonRoundTripEncodesIdentically) {
