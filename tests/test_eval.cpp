@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "runtime/device.hpp"
 #include "synth/synthetic_log.hpp"
 #include "tasks/episode_sampler.hpp"
+#include "tasks/task_set.hpp"
 #include "test_support.hpp"
 #include "train/checkpoint.hpp"
 #include "train/learner_state.hpp"
@@ -499,6 +501,133 @@ TEST(EvalCli, JsonOnStdoutAndInAFile) {
   std::ifstream in(dir.file("eval.json"));
   const json file = json::parse(in);
   EXPECT_EQ(file["cells"], j["cells"]);
+}
+
+// --- several runs on the same episodes, and validation tasks -------------------------------------
+
+TEST(EvalSeveralRuns, EveryRunAndBaselineOnIdenticalEpisodes) {
+  TempDir dir;
+  const auto& run = trained_run();
+  first_result();  // the pretrain baseline exists
+  // Another algorithm with another model and feature settings: same seed, data, task and split.
+  const std::string fomaml = run.train_variant(
+      dir.file("fomaml"), {{"meta", {{"algorithm", "fomaml"}}}, {"model", {{"hidden", {16}}}}}, 10);
+  const std::string maml2 = run.train_variant(
+      dir.file("maml_more_aggregates"),
+      {{"features", {{"aggregates", {"user_frequency", "item_popularity", "item_buyers"}}}}}, 10);
+  auto o = small_grid(run.run_dir);
+  o.compare = {fomaml, maml2};
+  const auto r = ml::eval::run_cold_start(o);
+  EXPECT_EQ(r.methods, (std::vector<std::string>{"maml", "fomaml", "maml@maml_more_aggregates",
+                                                 "pretrain", "scratch"}));
+  ASSERT_EQ(r.runs.size(), 3u);
+  EXPECT_EQ(r.runs[1].algorithm, "fomaml");
+  EXPECT_EQ(r.runs[2].method, "maml@maml_more_aggregates");
+  EXPECT_EQ(r.pretrain_source, "reused");
+  // The first run's methods give bit-identical numbers with or without the compared runs: the
+  // episodes are the same ones, not just the same number of them.
+  const auto& alone = first_result();
+  for (const auto& m : {"maml", "pretrain", "scratch"})
+    for (int k : r.shots)
+      for (int st : r.steps) {
+        const auto* a = alone.cell(m, k, st);
+        const auto* b = r.cell(m, k, st);
+        ASSERT_TRUE(a && b);
+        for (std::size_t x = 0; x < a->metrics.size(); ++x) {
+          const auto va = values_of(a->metrics[x]), vb = values_of(b->metrics[x]);
+          ASSERT_EQ(va.size(), vb.size());
+          for (std::size_t t = 0; t < va.size(); ++t)  // NaN (no ranking list) on both sides too
+            EXPECT_TRUE(va[t] == vb[t] || (std::isnan(va[t]) && std::isnan(vb[t])))
+                << m << " K=" << k << " " << a->metrics[x].metric << " task " << t;
+        }
+      }
+  // The compared runs are scored on every task and episode, paired against both baselines.
+  for (const auto& m : {"fomaml", "maml@maml_more_aggregates"})
+    for (int k : r.shots) {
+      const auto* cell = r.cell(m, k, 1);
+      ASSERT_NE(cell, nullptr);
+      for (const auto& t : cell->metric("auc")->per_task) EXPECT_EQ(t.episodes, r.episodes);
+      EXPECT_NE(cell->comparison("pretrain", "auc"), nullptr);
+    }
+  const json j = ml::eval::to_json(r);
+  EXPECT_EQ(j["runs"].size(), 3u);
+  EXPECT_EQ(j["runs"][1]["method"], "fomaml");
+}
+
+TEST(EvalSeveralRuns, RunsWithOtherTasksOrDataAreRefusedNamingTheKey) {
+  TempDir dir;
+  const auto& run = trained_run();
+  const std::string other =
+      run.train_variant(dir.file("support4"), {{"task", {{"support", 4}}}}, 2);
+  auto o = small_grid(run.run_dir);
+  o.compare = {other};
+  try {
+    ml::eval::run_cold_start(o);
+    ADD_FAILURE() << "no ConfigError for a run with another task.support";
+  } catch (const ml::ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("task.support (6 there, 4 here)"), std::string::npos) << what;
+    EXPECT_NE(what.find("must share seed, data, task and split"), std::string::npos) << what;
+  }
+  const std::string reseeded = run.train_variant(dir.file("seed"), {{"seed", 43}}, 2);
+  o.compare = {reseeded};
+  EXPECT_THROW(ml::eval::run_cold_start(o), ml::ConfigError);
+}
+
+TEST(EvalValidationTasks, EvaluatesTheValidationTasksOnly) {
+  const auto& run = trained_run();
+  auto o = small_grid(run.run_dir);
+  o.task_role = "validation";
+  o.shots = {3};
+  o.steps = {0, 1};
+  o.episodes = 2;
+  const auto r = ml::eval::run_cold_start(o);
+  EXPECT_EQ(r.task_role, "validation");
+  const auto loaded = ml::train::load_run(run.run_dir, {}, "cpu");
+  std::set<std::string> validation, held_out_new;
+  for (const auto* t : loaded.data->tasks.with_role(ml::tasks::TaskRole::kValidation))
+    validation.insert(t->name);
+  for (const auto* t : loaded.data->tasks.with_role(ml::tasks::TaskRole::kNew))
+    held_out_new.insert(t->name);
+  ASSERT_FALSE(validation.empty());
+  EXPECT_EQ(r.new_tasks, static_cast<int>(validation.size()));
+  const auto* at3 = r.tasks_at(3);
+  ASSERT_NE(at3, nullptr);
+  for (const auto& name : at3->evaluated) {
+    EXPECT_EQ(validation.count(name), 1u) << name;
+    EXPECT_EQ(held_out_new.count(name), 0u) << name;
+  }
+  EXPECT_EQ(ml::eval::to_json(r)["task_role"], "validation");
+
+  o.task_role = "test";
+  EXPECT_THROW(ml::eval::run_cold_start(o), ml::UsageError);
+}
+
+TEST(EvalCli, SeveralCheckpointsValidationTasksAndClearRefusals) {
+  const auto& run = trained_run();
+  first_result();
+  TempDir dir;
+  const std::string other = run.train_variant(dir.file("query5"), {{"task", {{"query", 5}}}}, 2);
+  const std::string reptile =
+      run.train_variant(dir.file("reptile"), {{"meta", {{"algorithm", "reptile"}}}}, 2);
+  auto results = ml::testing::run_cli_many(
+      {"--log-level warn eval --checkpoint " + q(run.run_dir) + " --checkpoint " + q(other) +
+           " --threads 1 --device cpu",
+       "--log-level warn eval --checkpoint " + q(run.run_dir) + "," + q(reptile) +
+           " --tasks validation --shots 2 --steps 0 --episodes 1 --threads 1 --device cpu --json",
+       "--log-level warn eval --checkpoint " + q(run.run_dir) + " --tasks tests"});
+  EXPECT_EQ(results[0].code, 3) << results[0].err;
+  EXPECT_EQ(results[0].err_lines(), 1) << results[0].err;
+  EXPECT_NE(results[0].err.find("task.query (10 there, 5 here)"), std::string::npos)
+      << results[0].err;
+  ASSERT_EQ(results[1].code, 0) << results[1].err;
+  const json j = json::parse(results[1].out);
+  EXPECT_EQ(j["task_role"], "validation");
+  EXPECT_EQ(j["grid"]["methods"], json({"maml", "reptile", "pretrain", "scratch"}));
+  EXPECT_NE(results[2].code, 0);
+  EXPECT_EQ(results[2].err_lines(), 1) << results[2].err;
+  EXPECT_NE(results[2].err.find("--tasks tests: must be new or validation"), std::string::npos)
+      << results[2].err;
 }
 
 }  // namespace

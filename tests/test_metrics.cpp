@@ -337,4 +337,29 @@ TEST(ConfidenceFormat, PlusMinusWithDigits) {
   EXPECT_EQ(format_interval(Interval{1.4, 1.1, 1.7, 0.3, 3}, -1), "1 \u00b1 0");
 }
 
+TEST(TopKLabelRelevance, MarksEachGroupsHighestLabelsAsRecBoleMetaRecDoes) {
+  // Group 7: ratings 5, 3, 4, 4, 1, 2 -> the 3 best are the 5 and both 4s.
+  // Group 9: 0/1 labels with one positive -> it and then the first negatives fill up to 3.
+  const std::vector<float> labels = {5, 3, 4, 4, 1, 2, 0, 1, 0, 0};
+  const std::vector<std::int64_t> groups = {7, 7, 7, 7, 7, 7, 9, 9, 9, 9};
+  EXPECT_EQ(top_k_label_relevance(labels, groups, 3),
+            (std::vector<float>{1, 0, 1, 1, 0, 0, 1, 1, 1, 0}));
+  // Ties at the cut keep input order: of three 4s with k = 2, the first two.
+  EXPECT_EQ(top_k_label_relevance({4, 4, 4}, {1, 1, 1}, 2), (std::vector<float>{1, 1, 0}));
+  // Scored like RecBole: a perfect ranking of a user's 10 query ratings gives P@5 = NDCG@5 =
+  // MRR@5 = 1, the reversed ranking P@5 = 0.
+  std::vector<float> ratings = {1, 2, 3, 4, 5, 5, 4, 3, 2, 1};
+  std::vector<std::int64_t> one(10, 1);
+  auto relevance = top_k_label_relevance(ratings, one, 5);
+  auto best = ranking_metrics_by_group(ratings, relevance, one, 5);
+  EXPECT_DOUBLE_EQ(best.precision, 1.0);
+  EXPECT_DOUBLE_EQ(best.ndcg, 1.0);
+  EXPECT_DOUBLE_EQ(best.mrr, 1.0);
+  std::vector<float> reversed;
+  for (float r : ratings) reversed.push_back(-r);
+  auto worst = ranking_metrics_by_group(reversed, relevance, one, 5);
+  EXPECT_NEAR(worst.precision, 0.2, 1e-12);  // the fifth 3 (tied) is relevant, ranked fifth
+  EXPECT_THROW(top_k_label_relevance({1, 2}, {1}, 5), ml::DataError);
+}
+
 }  // namespace

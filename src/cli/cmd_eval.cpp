@@ -14,23 +14,35 @@ void add_eval_command(CLI::App& app) {
       "eval", "Cold-start evaluation on held-out tasks: shots x steps x methods, with 95% CIs");
   struct Options {
     eval::ColdStartOptions eval;
+    std::vector<std::string> checkpoints;
     std::string json_out, report;
     bool json = false, no_pretrain = false;
   };
   auto o = std::make_shared<Options>();
-  command->add_option("--checkpoint", o->eval.checkpoint, "run directory or checkpoint file")
-      ->required();
+  command
+      ->add_option("--checkpoint", o->checkpoints,
+                   "run directory or checkpoint file; several (repeated or comma-separated) are "
+                   "evaluated on the same episodes and must share seed, data, task and split")
+      ->required()
+      ->delimiter(',');
+  command
+      ->add_option("--tasks", o->eval.task_role,
+                   "which held-out tasks: new (the test tasks) or validation (to choose settings)")
+      ->capture_default_str();
   command->add_option("--shots", o->eval.shots, "support sizes to evaluate")->delimiter(',');
   command->add_option("--steps", o->eval.steps, "adaptation step counts to evaluate")
       ->delimiter(',');
   command->add_option("--episodes", o->eval.episodes, "episodes per task and support size");
   command
       ->add_option("--methods", o->eval.methods,
-                   "methods to evaluate: the run's algorithm, pretrain, scratch (default all)")
+                   "methods to evaluate: the runs' algorithms, pretrain, scratch (default all)")
       ->delimiter(',');
   command->add_flag("--no-pretrain", o->no_pretrain,
                     "leave out the pretrain baseline (it is trained into RUN/baselines/pretrain "
                     "when not there yet)");
+  command->add_flag("--top-label-ranking", o->eval.top_label_ranking,
+                    "also rank each user's query items as RecBole-MetaRec does: relevant = the 5 "
+                    "highest-labelled query items, every user counted (metrics *_top_labels)");
   command->add_option("--json-out", o->json_out, "write the full results as JSON here");
   command->add_flag("--json", o->json, "print the full results as JSON instead of the table");
   command->add_option("--report", o->report,
@@ -43,6 +55,8 @@ void add_eval_command(CLI::App& app) {
     // Checked before the (long) evaluation, so a wrong name fails at once.
     if (!o->report.empty()) report::report_paths(o->report);
     o->eval.pretrain = !o->no_pretrain;
+    o->eval.checkpoint = o->checkpoints.front();
+    o->eval.compare.assign(o->checkpoints.begin() + 1, o->checkpoints.end());
     const eval::ColdStartResult result = eval::run_cold_start(o->eval);
     if (!o->json_out.empty()) eval::write_json(result, o->json_out);
     if (!o->report.empty()) {

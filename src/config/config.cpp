@@ -108,6 +108,8 @@ void read_feature_config(JsonObject o, FeatureConfig& f) {
   o.read("onehot_max", f.onehot_max);
   o.read("text_buckets", f.text_buckets);
   o.read("aggregates", f.aggregates);
+  o.read("affinities", f.affinities);
+  o.read("aggregate_rows", f.aggregate_rows);
   o.finish();
   require_one_of(o.path_of("categorical"), f.categorical, {"vocab", "hash"});
   require(f.hash_buckets >= 2, o.path_of("hash_buckets"), Json(f.hash_buckets), "must be >= 2");
@@ -117,6 +119,11 @@ void read_feature_config(JsonObject o, FeatureConfig& f) {
   for (std::size_t i = 0; i < f.aggregates.size(); ++i)
     require_one_of(o.path_of("aggregates") + "[" + std::to_string(i) + "]", f.aggregates[i],
                    kAggregates);
+  require_one_of(o.path_of("aggregate_rows"), f.aggregate_rows, {"training", "before_cutoff"});
+  for (std::size_t i = 0; i < f.affinities.size(); ++i)
+    require(std::count(f.affinities.begin(), f.affinities.end(), f.affinities[i]) == 1,
+            o.path_of("affinities") + "[" + std::to_string(i) + "]", Json(f.affinities[i]),
+            "is listed twice");
 }
 
 void read_label(JsonObject o, LabelConfig& l) {
@@ -124,6 +131,8 @@ void read_label(JsonObject o, LabelConfig& l) {
   o.read("positive_events", l.positive_events);
   o.read("negative_events", l.negative_events);
   o.read("negatives_per_positive", l.negatives_per_positive);
+  o.read("negative_sampling", l.negative_sampling);
+  o.read("negatives_exclude", l.negatives_exclude);
   o.read("target", l.target);
   o.read("threshold", l.threshold);
   o.read("class_column", l.class_column);
@@ -136,6 +145,8 @@ void read_label(JsonObject o, LabelConfig& l) {
   require(l.negatives_per_positive > 0 && l.negatives_per_positive <= 100,
           o.path_of("negatives_per_positive"), Json(l.negatives_per_positive),
           "must be in (0, 100]");
+  require_one_of(o.path_of("negative_sampling"), l.negative_sampling, {"uniform", "popularity"});
+  require_one_of(o.path_of("negatives_exclude"), l.negatives_exclude, {"all_time", "after_cutoff"});
   require_one_of(o.path_of("target"), l.target, {"rating", "price", "quantity", "spend"});
   require(l.ways >= 2, o.path_of("ways"), Json(l.ways), "must be >= 2");
   if (l.kind == "event_binary") {
@@ -306,13 +317,17 @@ void to_json(Json& j, const Config& c) {
              {"min_count", c.features.min_count},
              {"onehot_max", c.features.onehot_max},
              {"text_buckets", c.features.text_buckets},
-             {"aggregates", c.features.aggregates}}},
+             {"aggregates", c.features.aggregates},
+             {"affinities", c.features.affinities},
+             {"aggregate_rows", c.features.aggregate_rows}}},
            {"task",
             {{"label",
               {{"kind", c.task.label.kind},
                {"positive_events", c.task.label.positive_events},
                {"negative_events", c.task.label.negative_events},
                {"negatives_per_positive", c.task.label.negatives_per_positive},
+               {"negative_sampling", c.task.label.negative_sampling},
+               {"negatives_exclude", c.task.label.negatives_exclude},
                {"target", c.task.label.target},
                {"threshold", c.task.label.threshold},
                {"class_column", c.task.label.class_column},
@@ -349,6 +364,54 @@ void to_json(Json& j, const Config& c) {
              {"checkpoint_every", c.train.checkpoint_every}}},
            {"run", {{"dir", c.run.dir}, {"device", c.run.device}, {"threads", c.run.threads}}}};
 }
+
+namespace {
+
+// features.affinities against the columns they need and the negatives they are fair with.
+void check_affinities(const Config& c) {
+  const auto& list = c.features.affinities;
+  if (list.empty()) return;
+  const auto& cols = c.data.columns;
+  auto need = [](bool ok, const std::string& path, const std::string& why) {
+    if (!ok) throw ConfigError(path + ": required " + why);
+  };
+  need(!cols.user.empty(), "data.columns.user", "by features.affinities");
+  need(!cols.item.empty(), "data.columns.item", "by features.affinities");
+  need(!c.split.time_cutoff.empty(), "split.time_cutoff",
+       "by features.affinities (affinities come from the purchases before it, labels after it)");
+  std::vector<std::string> item_columns;
+  for (const auto& t : c.data.side_tables)
+    if (t.join == "item")
+      for (const auto& r : t.features.categorical)
+        item_columns.push_back(r.name.empty() ? "#" + std::to_string(r.position) : r.name);
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string path = "features.affinities[" + std::to_string(i) + "]";
+    if (list[i] == "relative_price") {
+      need(!cols.price.empty(), "data.columns.price", "by " + path + " = \"relative_price\"");
+      continue;
+    }
+    if (list[i] == "item") continue;
+    if (std::find(item_columns.begin(), item_columns.end(), list[i]) == item_columns.end()) {
+      std::string message = path + " = \"" + list[i] +
+                            "\": must be \"item\", \"relative_price\" or a categorical column "
+                            "of an item side table (" +
+                            (item_columns.empty() ? std::string("none is declared")
+                                                  : "declared: " + join(item_columns, ", ")) +
+                            ")";
+      std::string suggestion = closest_match(list[i], item_columns);
+      if (!suggestion.empty()) message += "; did you mean '" + suggestion + "'?";
+      throw ConfigError(message);
+    }
+  }
+  if (c.task.label.kind == "implicit" && c.task.label.negatives_exclude != "after_cutoff")
+    throw ConfigError(
+        "features.affinities: with task.label.kind = \"implicit\" they need "
+        "task.label.negatives_exclude = \"after_cutoff\": with \"all_time\" an item the user "
+        "bought before the cutoff can never be a negative, so a repeat purchase's affinity would "
+        "give its label away");
+}
+
+}  // namespace
 
 void validate(const Config& c) {
   const auto& cols = c.data.columns;
@@ -391,6 +454,13 @@ void validate(const Config& c) {
       need(!cols.timestamp.empty(), "data.columns.timestamp",
            "by features.aggregates \"" + a + "\"");
   }
+  if (label.negatives_exclude == "after_cutoff")
+    need(!c.split.time_cutoff.empty(), "split.time_cutoff",
+         "by task.label.negatives_exclude = \"after_cutoff\" (the label window starts there)");
+  check_affinities(c);
+  if (c.features.aggregate_rows == "before_cutoff")
+    need(!c.split.time_cutoff.empty(), "split.time_cutoff",
+         "by features.aggregate_rows = \"before_cutoff\"");
   for (std::size_t i = 0; i < c.data.side_tables.size(); ++i) {
     const auto& t = c.data.side_tables[i];
     need(!(t.join == "item" ? cols.item : cols.user).empty(), "data.columns." + t.join,

@@ -82,6 +82,24 @@ struct FeatureConfig {
   // item_mean_price, item_buyers.
   std::vector<std::string> aggregates = {"user_frequency", "user_spend", "user_recency",
                                          "item_popularity", "item_mean_price"};
+  // Which rows the aggregates come from. "training" (default): rows of training tasks (before
+  // split.time_cutoff when there is one), so a held-out task's items have no popularity at all;
+  // "before_cutoff": every task's rows before split.time_cutoff (required), i.e. what a shop
+  // knows on the cutoff day, also about a held-out category's items and buyers. Labels come only
+  // from rows at or after the cutoff either way; vocabularies and moments stay training-only.
+  std::string aggregate_rows = "training";
+  // User x item affinities from the user's purchases before split.time_cutoff (every task's
+  // rows: it is what the shop knows about the user on the cutoff day; labels come only from rows
+  // at or after it). Each entry is "item" (has the user bought this very item), the name of a
+  // categorical column of an item side table (has the user bought this item's brand, product
+  // type, ...), each giving "affinity:NAME:count" (log1p of those purchases) and
+  // "affinity:NAME:share" (their share of the user's purchases); or "relative_price" (log of
+  // the item's mean price over the user's mean price). Default none. Checks: a known column,
+  // no duplicates; needs data.columns.user, data.columns.item and split.time_cutoff
+  // ("relative_price" also data.columns.price); with implicit labels also
+  // task.label.negatives_exclude = "after_cutoff", since otherwise every past purchase is
+  // excluded from the negatives and a repeat purchase would give the label away.
+  std::vector<std::string> affinities;
 };
 
 struct LabelConfig {
@@ -94,6 +112,15 @@ struct LabelConfig {
   std::vector<std::string> positive_events = {"purchase"};  // event values counted positive
   std::vector<std::string> negative_events = {"view"};      // event_binary only
   double negatives_per_positive = 1.0;                      // implicit only; > 0
+  // implicit only: how negatives are drawn from the task's items. "uniform" (default) or
+  // "popularity" (in proportion to the item's number of rows in the task, so negatives are as
+  // popular as positives and a task is about the user, not the item's popularity).
+  std::string negative_sampling = "uniform";
+  // implicit only: which interactions keep an item from being a user's negative. "all_time"
+  // (default: any interaction in the task) or "after_cutoff" (only those at or after
+  // split.time_cutoff, i.e. the label window; needs split.time_cutoff). "after_cutoff" asks
+  // "what will the user buy next": an item bought before the cutoff and not again is a negative.
+  std::string negatives_exclude = "all_time";
   std::string target = "rating";  // regression/threshold: "rating" | "price" | "quantity" |
                                   // "spend" (price * quantity)
   double threshold = 4.0;         // threshold only: targets >= this are positives

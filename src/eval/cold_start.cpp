@@ -37,7 +37,17 @@ constexpr std::uint64_t kEvalEpisodeBase = 1ULL << 42;
 constexpr std::size_t kRankingCutoff = 5;
 constexpr double kLevel = 0.95;
 
-std::vector<MetricInfo> metrics_for(tasks::LabelKind kind, bool has_users) {
+// The RecBole-MetaRec ranking variant's metric names (see metrics::top_k_label_relevance).
+const std::string kTopLabelSuffix = "_top_labels";
+
+std::vector<MetricInfo> top_label_metrics() {
+  const std::string k = std::to_string(kRankingCutoff);
+  return {{"precision@" + k + kTopLabelSuffix, "P@" + k + " (top labels)", true},
+          {"ndcg@" + k + kTopLabelSuffix, "NDCG@" + k + " (top labels)", true},
+          {"mrr@" + k + kTopLabelSuffix, "MRR@" + k + " (top labels)", true}};
+}
+
+std::vector<MetricInfo> metrics_for(tasks::LabelKind kind, bool has_users, bool top_labels) {
   switch (kind) {
     case tasks::LabelKind::kBinary: {
       std::vector<MetricInfo> m{
@@ -47,11 +57,17 @@ std::vector<MetricInfo> metrics_for(tasks::LabelKind kind, bool has_users) {
         m.push_back({"precision@" + k, "P@" + k, true});
         m.push_back({"ndcg@" + k, "NDCG@" + k, true});
         m.push_back({"mrr@" + k, "MRR@" + k, true});
+        if (top_labels)
+          for (auto& x : top_label_metrics()) m.push_back(x);
       }
       return m;
     }
-    case tasks::LabelKind::kRegression:
-      return {{"rmse", "RMSE", false}, {"mae", "MAE", false}};
+    case tasks::LabelKind::kRegression: {
+      std::vector<MetricInfo> m{{"rmse", "RMSE", false}, {"mae", "MAE", false}};
+      if (has_users && top_labels)
+        for (auto& x : top_label_metrics()) m.push_back(x);
+      return m;
+    }
     case tasks::LabelKind::kMulticlass:
       return {{"accuracy", "accuracy", true}};
   }
@@ -74,6 +90,28 @@ std::vector<double> episode_metrics(tasks::LabelKind kind, const std::vector<Met
   }
   const std::vector<float> scores = models::to_floats(outputs.select(1, 0));
   const std::vector<float> labels = models::to_floats(query.target);
+  const std::size_t top_labels_at =
+      infos.size() >= 3 && infos[infos.size() - 3].name.find(kTopLabelSuffix) != std::string::npos
+          ? infos.size() - 3
+          : infos.size();
+  if (top_labels_at < infos.size()) {
+    // Every user counts here (RecBole-MetaRec averages over all of them).
+    std::vector<float> s, y;
+    std::vector<std::int64_t> g;
+    for (std::size_t i = 0; i < users.size(); ++i)
+      if (users[i] != data::kNoId) {
+        s.push_back(scores[i]);
+        y.push_back(labels[i]);
+        g.push_back(users[i]);
+      }
+    if (!g.empty()) {
+      auto r = metrics::ranking_metrics_by_group(
+          s, metrics::top_k_label_relevance(y, g, kRankingCutoff), g, kRankingCutoff);
+      values[top_labels_at] = r.precision;
+      values[top_labels_at + 1] = r.ndcg;
+      values[top_labels_at + 2] = r.mrr;
+    }
+  }
   if (kind == tasks::LabelKind::kRegression) {
     values[0] = metrics::rmse(scores, labels);
     values[1] = metrics::mae(scores, labels);
@@ -82,7 +120,7 @@ std::vector<double> episode_metrics(tasks::LabelKind kind, const std::vector<Met
   values[0] = metrics::roc_auc(scores, labels);
   values[1] = metrics::log_loss_from_logits(scores, labels);
   values[2] = metrics::binary_accuracy_from_logits(scores, labels);
-  if (infos.size() > 3) {
+  if (infos.size() > 3 && top_labels_at > 3) {
     // Only users with both a bought and a not-bought query row: any order of a list that is all
     // relevant (or has one row) scores the same, so such lists say nothing about the ranking.
     std::map<std::int64_t, std::pair<int, int>> counts;
@@ -125,7 +163,39 @@ struct MethodLearner {
   config::Config config;  // the config its learner was built with
   std::unique_ptr<meta::MetaLearner> owned;
   meta::MetaLearner* learner = nullptr;
+  const pipeline::RunData* data = nullptr;  // the run's data: its own features and encoding
 };
+
+// The sections that decide which tasks and episodes exist: runs compared on one set of
+// episodes must agree on them.
+constexpr const char* kEpisodeSections[] = {"seed", "data", "task", "split"};
+
+void check_same_episodes(const train::LoadedRun& first, const train::LoadedRun& other) {
+  config::Json a, b;
+  to_json(a, first.config);
+  to_json(b, other.config);
+  for (const char* section : kEpisodeSections) {
+    if (a[section] == b[section]) continue;
+    const config::Json diff = config::Json::diff(a[section], b[section]);
+    std::string where = std::string(section);
+    std::string detail;
+    if (!diff.empty()) {
+      const std::string pointer = diff.front().value("path", "");
+      where += pointer;
+      for (char& c : where)
+        if (c == '/') c = '.';
+      const config::Json::json_pointer ptr(pointer);
+      auto value_at = [&](const config::Json& j) {
+        return j[section].contains(ptr) ? j[section].at(ptr).dump() : std::string("(absent)");
+      };
+      detail = " (" + value_at(a) + " there, " + value_at(b) + " here)";
+    }
+    throw ConfigError("eval: '" + other.checkpoint_path + "' differs from '" +
+                      first.checkpoint_path + "' at " + where + detail +
+                      ": runs evaluated together must share seed, data, task and split, so "
+                      "that every method sees the same tasks and episodes");
+  }
+}
 
 config::Config with_algorithm(const config::Config& base, const std::string& algorithm,
                               const std::string& run_dir, int threads) {
@@ -248,28 +318,40 @@ void check_options(const ColdStartOptions& o) {
   if (o.episodes < 1)
     throw UsageError("--episodes " + std::to_string(o.episodes) + ": must be >= 1");
   if (o.threads < 0) throw UsageError("--threads " + std::to_string(o.threads) + ": must be >= 0");
+  if (o.task_role != "new" && o.task_role != "validation")
+    throw UsageError("--tasks " + o.task_role + ": must be new or validation");
 }
 
-std::vector<std::string> choose_methods(const ColdStartOptions& o, const std::string& algorithm) {
-  std::vector<std::string> available{algorithm};
+bool contains(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// `run_methods` are the runs' method names (first run first); the baselines follow unless a run
+// already is one.
+std::vector<std::string> choose_methods(const ColdStartOptions& o,
+                                        const std::vector<std::string>& run_methods) {
+  std::vector<std::string> available = run_methods;
   for (const char* b : {"pretrain", "scratch"})
-    if (algorithm != b) available.push_back(b);
+    if (!contains(available, b)) available.push_back(b);
+  const std::string offered = o.compare.empty() ? "this run offers " : "these runs offer ";
   for (const auto& m : o.methods)
-    if (std::find(available.begin(), available.end(), m) == available.end())
-      throw UsageError("--methods " + m + ": this run offers " + join(available, ", "));
-  const bool asked_pretrain =
-      std::find(o.methods.begin(), o.methods.end(), "pretrain") != o.methods.end();
-  if (!o.pretrain && asked_pretrain && algorithm != "pretrain")
+    if (!contains(available, m))
+      throw UsageError("--methods " + m + ": " + offered + join(available, ", "));
+  const bool pretrain_is_a_run = contains(run_methods, "pretrain");
+  if (!o.pretrain && contains(o.methods, "pretrain") && !pretrain_is_a_run)
     throw UsageError("--no-pretrain contradicts --methods pretrain");
   std::vector<std::string> chosen;
   for (const auto& m : available) {
-    if (!o.methods.empty() && std::find(o.methods.begin(), o.methods.end(), m) == o.methods.end())
-      continue;
-    if (!o.pretrain && m == "pretrain" && algorithm != "pretrain") continue;
+    if (!o.methods.empty() && !contains(o.methods, m)) continue;
+    if (!o.pretrain && m == "pretrain" && !pretrain_is_a_run) continue;
     chosen.push_back(m);
   }
   if (chosen.empty()) throw UsageError("--methods: no method left to evaluate");
   return chosen;
+}
+
+bool is_baseline(const std::string& method) {
+  return method == "pretrain" || method == "scratch";
 }
 
 // Where the run keeps its files: the directory given, or the one above checkpoints/.
@@ -325,12 +407,16 @@ bool better(double a, double b, bool higher_is_better) {
   return higher_is_better ? a > b : a < b;
 }
 
-// The cell of `method` at K with the best primary mean (nullptr when none has one).
+// The cell of `method` at K with the best primary mean (nullptr when none has one). `method` ""
+// means any method, kAnyLearner any method but the baselines.
+constexpr const char* kAnyLearner = "*learner";
 const Cell* best_cell(const ColdStartResult& r, const std::string& method, int k) {
   const MetricInfo& primary = r.metrics.front();
   const Cell* best = nullptr;
   for (const Cell& c : r.cells) {
-    if (c.shots != k || (!method.empty() && c.method != method)) continue;
+    if (c.shots != k) continue;
+    if (method == kAnyLearner ? is_baseline(c.method) : !method.empty() && c.method != method)
+      continue;
     const double v = c.metrics.front().interval.mean;
     if (!std::isfinite(v)) continue;
     if (!best || better(v, best->metrics.front().interval.mean, primary.higher_is_better))
@@ -361,20 +447,21 @@ Verdict make_verdict(const ColdStartResult& r, int k) {
   const std::string at = "K=" + std::to_string(k) + ": ";
   const Cell* best = best_cell(r, "", k);
   if (!best) {
-    v.text = at + "no new task could give an episode";
+    v.text = at + "no " + r.task_role + " task could give an episode";
     return v;
   }
   v.best_method = best->method;
   v.best_steps = best->steps;
   v.best_value = best->metrics.front().interval;
-  auto has = [&](const std::string& m) {
-    return std::find(r.methods.begin(), r.methods.end(), m) != r.methods.end();
-  };
-  const bool baseline_won = best->method == "pretrain" || best->method == "scratch";
+  auto has = [&](const std::string& m) { return contains(r.methods, m); };
+  const bool baseline_won = is_baseline(best->method);
+  // When a baseline wins, the best of the runs' own methods is measured against it (a run that
+  // is itself a baseline counts as that baseline).
+  const Cell* best_learner = best_cell(r, kAnyLearner, k);
   const Cell* compared = nullptr;
   const Cell* against = nullptr;
-  if (baseline_won && best->method != r.algorithm && has(r.algorithm)) {
-    compared = best_cell(r, r.algorithm, k);
+  if (baseline_won && best->method != r.algorithm && best_learner) {
+    compared = best_learner;
     against = best;
   } else {
     compared = best;
@@ -465,23 +552,64 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   result.run_dir = run_dir.string();
   if (fs::exists(run_dir / "config.json")) result.config_path = (run_dir / "config.json").string();
   result.algorithm = config.meta.algorithm;
+  result.task_role = options.task_role;
   result.label_kind = tasks::label_kind_name(kind);
-  result.metrics = metrics_for(kind, !config.data.columns.user.empty());
+  result.metrics = metrics_for(kind, !config.data.columns.user.empty(), options.top_label_ranking);
   result.shots = sorted_unique(options.shots);
   result.steps = sorted_unique(options.steps);
-  result.methods = choose_methods(options, config.meta.algorithm);
   result.episodes = options.episodes;
   result.query = config.task.query;
   result.run = summarize_run(run);
 
-  // Which new tasks can give episodes at each K, before any expensive work.
-  const auto new_tasks = data.tasks.with_role(tasks::TaskRole::kNew);
+  // The compared runs, checked before anything expensive: the same tasks and episodes or none.
+  std::vector<train::LoadedRun> others;
+  for (const auto& path : options.compare) {
+    others.push_back(train::load_run(path, {}, options.device));
+    if (others.back().kind != train::kCheckpointKindMeta)
+      throw CheckpointError("'" + others.back().checkpoint_path + "' holds a model of kind '" +
+                            others.back().kind + "' (adapted to one task); eval needs a run");
+    check_same_episodes(run, others.back());
+  }
+  std::vector<const train::LoadedRun*> runs{&run};
+  for (const auto& o : others) runs.push_back(&o);
+  std::vector<std::string> run_methods;
+  for (const train::LoadedRun* r : runs) {
+    std::string name = r->config.meta.algorithm;
+    if (contains(run_methods, name))
+      name += "@" + run_dir_of(r->checkpoint_path).filename().string();
+    for (int n = 2; contains(run_methods, name); ++n)
+      name = r->config.meta.algorithm + "#" + std::to_string(n);
+    run_methods.push_back(name);
+    result.runs.push_back({name, r->config.meta.algorithm, r->checkpoint_path,
+                           run_dir_of(r->checkpoint_path).string()});
+  }
+  result.methods = choose_methods(options, run_methods);
+
+  // Which held-out tasks can give episodes at each K, before any expensive work.
+  const tasks::TaskRole role =
+      options.task_role == "validation" ? tasks::TaskRole::kValidation : tasks::TaskRole::kNew;
+  const auto new_tasks = data.tasks.with_role(role);
   result.new_tasks = static_cast<int>(new_tasks.size());
-  if (new_tasks.empty())
+  if (new_tasks.empty()) {
+    if (role == tasks::TaskRole::kValidation)
+      throw DataError("'" + run.checkpoint_path +
+                      "': the run holds out no validation task (split.validation_fraction = " +
+                      std::to_string(config.split.validation_fraction) + " selected none)");
     throw DataError("'" + run.checkpoint_path +
                     "': the run holds out no new task (split.new_tasks is empty and "
                     "split.new_fraction = " +
                     std::to_string(config.split.new_fraction) + " selected none)");
+  }
+  // Every compared run must hold each evaluated task with the same examples, so that one
+  // episode's indices mean the same rows to every method.
+  for (const auto& o : others)
+    for (const tasks::Task* t : new_tasks) {
+      const tasks::Task* same = o.data->tasks.find(t->name);
+      if (!same || same->role != t->role || same->examples.size() != t->examples.size())
+        throw DataError("eval: task '" + t->name + "' differs between '" + run.checkpoint_path +
+                        "' and '" + o.checkpoint_path +
+                        "' (another log or version?); they cannot share episodes");
+    }
   std::vector<std::vector<const tasks::Task*>> eligible;
   std::vector<tasks::EpisodeSampler> samplers;
   std::size_t total_episodes = 0;
@@ -504,15 +632,16 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
       }
     }
     if (!st.skipped.empty())
-      spdlog::warn(
-          "K={}: {} of {} new tasks cannot give an episode and are skipped (e.g. '{}': {})", k,
-          st.skipped.size(), new_tasks.size(), st.skipped[0].task, st.skipped[0].reason);
+      spdlog::warn("K={}: {} of {} {} tasks cannot give an episode and are skipped (e.g. '{}': {})",
+                   k, st.skipped.size(), new_tasks.size(), options.task_role, st.skipped[0].task,
+                   st.skipped[0].reason);
     total_episodes += eligible.back().size() * static_cast<std::size_t>(options.episodes);
     result.tasks.push_back(std::move(st));
   }
   if (total_episodes == 0) {
     const auto& first = result.tasks.front().skipped.front();
-    throw DataError("no new task can give an episode for --shots " + join_ints(result.shots) +
+    throw DataError("no " + options.task_role + " task can give an episode for --shots " +
+                    join_ints(result.shots) +
                     " with task.query = " + std::to_string(config.task.query) + " (" +
                     std::to_string(new_tasks.size()) + " new tasks; e.g. '" + first.task +
                     "' at K=" + std::to_string(result.shots.front()) + ": " + first.reason +
@@ -524,9 +653,13 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   for (const auto& m : result.methods) {
     MethodLearner entry;
     entry.name = m;
-    if (m == config.meta.algorithm) {
-      entry.config = config;
-      entry.learner = run.learner.get();
+    entry.data = &data;
+    const auto own = std::find(run_methods.begin(), run_methods.end(), m);
+    if (own != run_methods.end()) {
+      const train::LoadedRun& r = *runs[static_cast<std::size_t>(own - run_methods.begin())];
+      entry.config = r.config;
+      entry.learner = r.learner.get();
+      entry.data = r.data.get();
       if (m == "pretrain") result.pretrain_source = "run";
     } else if (m == "scratch") {
       entry.config = with_algorithm(config, "scratch", config.run.dir, options.threads);
@@ -542,10 +675,10 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   }
 
   spdlog::info(
-      "cold-start eval of {}: methods {}, {} new tasks, shots {}, steps {}, {} episodes "
+      "cold-start eval of {}: methods {}, {} {} tasks, shots {}, steps {}, {} episodes "
       "per task",
-      run.checkpoint_path, join(result.methods, ", "), new_tasks.size(), join_ints(result.shots),
-      join_ints(result.steps), options.episodes);
+      run.checkpoint_path, join(result.methods, ", "), new_tasks.size(), options.task_role,
+      join_ints(result.shots), join_ints(result.steps), options.episodes);
   const std::size_t n_metrics = result.metrics.size();
   const std::size_t n_steps = result.steps.size();
   Progress progress("cold-start eval", "episodes", static_cast<double>(total_episodes));
@@ -564,10 +697,19 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
         // Sampled once and shared by every method: the pairing is by construction.
         const tasks::Episode episode =
             samplers[ki].sample(*tasks_k[ti], kEvalEpisodeBase + static_cast<std::uint64_t>(e));
-        const meta::TaskBatch batch = meta::make_task_batch(data, episode, device);
+        // One encoding per distinct run data: the same rows, each run's own features.
+        std::map<const pipeline::RunData*, meta::TaskBatch> batches;
+        auto batch_for = [&](const pipeline::RunData* d) -> const meta::TaskBatch& {
+          auto it = batches.find(d);
+          if (it != batches.end()) return it->second;
+          tasks::Episode same = episode;
+          same.task = d == &data ? episode.task : d->tasks.find(episode.task->name);
+          return batches.emplace(d, meta::make_task_batch(*d, same, device)).first->second;
+        };
         std::vector<std::int64_t> users;
         for (std::size_t i : episode.query) users.push_back(episode.task->examples[i].user);
         for (std::size_t mi = 0; mi < learners.size(); ++mi) {
+          const meta::TaskBatch& batch = batch_for(learners[mi].data);
           auto outs =
               learners[mi].learner->outputs_at_steps(batch.support, batch.query, result.steps);
           for (std::size_t si = 0; si < n_steps; ++si) {

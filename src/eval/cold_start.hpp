@@ -1,6 +1,7 @@
 // `metalearn eval` as a library call: the cold-start protocol on a trained run's held-out new
-// tasks. Every method (the run's own algorithm and the baselines `pretrain` and `scratch`) is
-// adapted on exactly the same support sets and scored on the same query sets, over a grid of
+// (or validation) tasks. Every method (the run's own algorithm, the algorithms of further runs
+// given to compare, and the baselines `pretrain` and `scratch`) is adapted on exactly the same
+// support sets and scored on the same query sets, over a grid of
 // shots (support size K) x adaptation steps; per-task means over episodes give a mean and a 95%
 // Student t interval across tasks, and paired per-task differences against each baseline.
 // Torch-free on purpose, so the CLI and reports can include it.
@@ -17,20 +18,33 @@
 namespace ml::eval {
 
 struct ColdStartOptions {
-  std::string checkpoint;                // run directory or checkpoint file
+  std::string checkpoint;  // run directory or checkpoint file
+  // Further runs (directories or checkpoint files) evaluated on exactly the same episodes, each
+  // a method named after its algorithm (ALGORITHM@RUN_DIR_NAME when two runs share one). They
+  // must share seed, data, task and split with `checkpoint` (else ConfigError naming the
+  // difference); features, model and meta settings may differ, each run encodes its own way.
+  std::vector<std::string> compare;
+  // Which held-out tasks: "new" (the test tasks) or "validation" (to choose settings on, so
+  // that the new tasks stay untouched until the final comparison).
+  std::string task_role = "new";
   std::vector<int> shots{1, 5, 10, 20};  // support sizes K (per class for multiclass), >= 1
   std::vector<int> steps{0, 1, 5, 10};   // adaptation step counts, >= 0
-  // Subset of {the run's algorithm, "pretrain", "scratch"}; empty = all of them.
+  // Subset of {the runs' methods, "pretrain", "scratch"}; empty = all of them.
   std::vector<std::string> methods;
   // false: leave the pretrain baseline out (it may need a training run of the same budget).
   bool pretrain = true;
   int episodes = 10;  // per task and K, >= 1
+  // Also rank each user's query items as RecBole-MetaRec does (relevant = the user's 5
+  // highest-labelled query items, every user counted; metrics::top_k_label_relevance): for
+  // comparing with its published MeLU/MWUF figures, and ranking metrics for rating regression.
+  bool top_label_ranking = false;
   std::string device = "auto";
   int threads = 0;  // 0 = all cores
 };
 
 struct MetricInfo {
-  // "auc", "log_loss", "accuracy", "precision@5", "ndcg@5", "mrr@5", "rmse" or "mae"
+  // "auc", "log_loss", "accuracy", "precision@5", "ndcg@5", "mrr@5", "rmse" or "mae"; with
+  // top_label_ranking also "precision@5_top_labels", "ndcg@5_top_labels", "mrr@5_top_labels"
   std::string name;
   std::string title;  // for people: "AUC", "log loss", "P@5", "RMSE", ...
   bool higher_is_better = true;
@@ -110,15 +124,22 @@ struct RunSummary {
   std::string inner_params;  // "dense" | "all" | "head"
 };
 
+// One evaluated run: its method name and where it came from.
+struct RunInfo {
+  std::string method, algorithm, checkpoint_path, run_dir;
+};
+
 struct ColdStartResult {
   std::string checkpoint_path, run_dir, config_path;
-  std::string algorithm;            // the run's own meta.algorithm
+  std::string algorithm;            // the (first) run's own meta.algorithm
+  std::vector<RunInfo> runs;        // the first run, then the compared ones
+  std::string task_role = "new";    // the held-out tasks evaluated: "new" | "validation"
   std::string label_kind;           // "binary" | "regression" | "multiclass"
   std::vector<MetricInfo> metrics;  // the first is the primary metric
   std::vector<int> shots, steps;    // sorted, unique
   std::vector<std::string> methods;
   int episodes = 0, query = 0;
-  int new_tasks = 0;                // held-out new tasks of the run
+  int new_tasks = 0;                // held-out tasks of the evaluated role (new or validation)
   std::string pretrain_checkpoint;  // "" when pretrain is not evaluated or is the run itself
   std::string pretrain_source;      // "reused" | "resumed" | "trained" | "run" | ""
   std::vector<ShotTasks> tasks;     // one per K
@@ -132,9 +153,11 @@ struct ColdStartResult {
 };
 
 // Throws CheckpointError (missing, corrupt or adapted-only checkpoint), DeviceError, UsageError
-// (invalid shots/steps/episodes/methods) and DataError (the run has no new task that can give an
-// episode at any asked K). Trains the pretrain baseline into RUN/baselines/pretrain when it is
-// asked for and not there yet (resumes it when it stopped early), with the run's config and budget.
+// (invalid shots/steps/episodes/methods/task role), ConfigError (a compared run differs in seed,
+// data, task or split) and DataError (the run has no held-out task of the asked role that can
+// give an episode at any asked K). Trains the pretrain baseline into RUN/baselines/pretrain when it
+// is asked for and not there yet (resumes it when it stopped early), with the run's config and
+// budget.
 ColdStartResult run_cold_start(const ColdStartOptions& options);
 
 // One interval as JSON: mean, lower, upper, half_width and n, NaN as null.

@@ -58,6 +58,13 @@ json to_json(const ColdStartResult& r) {
                {"methods", r.methods}, {"episodes_per_task", r.episodes},
                {"query", r.query},     {"confidence_level", 0.95}};
   j["new_tasks"] = r.new_tasks;
+  j["task_role"] = r.task_role;
+  j["runs"] = json::array();
+  for (const auto& run : r.runs)
+    j["runs"].push_back({{"method", run.method},
+                         {"algorithm", run.algorithm},
+                         {"checkpoint", run.checkpoint_path},
+                         {"run_dir", run.run_dir}});
   j["pretrain"] = {
       {"source", r.pretrain_source.empty() ? json() : json(r.pretrain_source)},
       {"checkpoint", r.pretrain_checkpoint.empty() ? json() : json(r.pretrain_checkpoint)}};
@@ -146,7 +153,7 @@ std::string format_table(const ColdStartResult& r) {
   const MetricInfo& primary = r.metrics.front();
   const std::string& title = primary.title;
   o << "cold-start evaluation of " << r.checkpoint_path << " (" << r.algorithm << ", "
-    << r.label_kind << " labels): " << r.new_tasks << " new tasks, " << r.episodes
+    << r.label_kind << " labels): " << r.new_tasks << " " << r.task_role << " tasks, " << r.episodes
     << " episodes per task and K, query " << r.query << "\n";
   o << title << " (" << (primary.higher_is_better ? "higher" : "lower")
     << " is better): mean ± 95% CI half width over tasks; vs: paired per-task difference "
@@ -201,8 +208,8 @@ std::string format_table(const ColdStartResult& r) {
   for (const auto& v : r.verdicts) o << v.text << "\n";
   for (const auto& t : r.tasks)
     if (!t.skipped.empty())
-      o << "note: K=" << t.shots << ": " << t.skipped.size() << " of " << r.new_tasks
-        << " new tasks are too small and were left out (e.g. '" << t.skipped.front().task
+      o << "note: K=" << t.shots << ": " << t.skipped.size() << " of " << r.new_tasks << " "
+        << r.task_role << " tasks are too small and were left out (e.g. '" << t.skipped.front().task
         << "': " << t.skipped.front().reason << ")\n";
   bool diverged = false;
   for (const auto& c : r.cells) diverged = diverged || c.diverged_episodes > 0;

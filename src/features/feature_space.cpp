@@ -73,6 +73,89 @@ struct EntityHistory {
   std::unordered_set<std::int32_t> partners;  // distinct users of an item
 };
 
+// Which event ids count as purchases for histories: the label's positive events (every row when
+// the log has no event column).
+std::vector<bool> purchase_events(const data::PurchaseLog& log, const config::Config& config) {
+  std::vector<bool> counts_as_purchase(log.events.size(), log.events.size() == 0);
+  for (const auto& e : config.task.label.positive_events)
+    if (auto id = log.events.find(e)) counts_as_purchase[static_cast<std::size_t>(*id)] = true;
+  return counts_as_purchase;
+}
+
+bool is_purchase(const data::PurchaseLog& log, const std::vector<bool>& counts_as_purchase,
+                 std::size_t row) {
+  return log.event[row] == kNoId || counts_as_purchase[static_cast<std::size_t>(log.event[row])];
+}
+
+const data::CategoricalColumn* item_attribute(const data::PurchaseLog& log,
+                                              const std::string& name) {
+  for (const auto& c : log.item_attributes.categorical)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+// Affinities from every purchase strictly before the cutoff, whatever its task: the history a
+// shop has of a user on the cutoff day. Examples (and so labels) come from rows at or after it,
+// which never enter here.
+Affinities fit_affinities(const data::PurchaseLog& log, const config::Config& config,
+                          std::int64_t cutoff) {
+  Affinities a;
+  const auto& names = config.features.affinities;
+  if (names.empty()) return a;
+  if (cutoff == kNoTime)
+    throw DataError(
+        "features.affinities need split.time_cutoff: they come from the rows before it");
+  const std::vector<bool> counts_as_purchase = purchase_events(log, config);
+  std::vector<const data::CategoricalColumn*> columns;
+  for (const auto& n : names) {
+    if (n == "relative_price") {
+      a.relative_price = true;
+      continue;
+    }
+    const data::CategoricalColumn* column = nullptr;
+    if (n != "item") {
+      column = item_attribute(log, n);
+      if (!column)
+        throw DataError("features.affinities: '" + n +
+                        "' is not a categorical column of the loaded item side tables");
+    }
+    a.tables.push_back({n, {}});
+    columns.push_back(column);
+  }
+  std::vector<double> user_price_sum(log.users.size(), 0), item_price_sum(log.items.size(), 0);
+  std::vector<int> user_price_n(log.users.size(), 0), item_price_n(log.items.size(), 0);
+  for (std::size_t r = 0; r < log.size(); ++r) {
+    const std::int32_t u = log.user[r], i = log.item[r];
+    if (u == kNoId || i == kNoId || log.timestamp[r] == kNoTime || log.timestamp[r] >= cutoff ||
+        !is_purchase(log, counts_as_purchase, r))
+      continue;
+    const std::string& user = log.users.name(u);
+    a.user_purchases[user] += 1;
+    for (std::size_t t = 0; t < a.tables.size(); ++t) {
+      const std::int32_t value = columns[t] ? columns[t]->values[static_cast<std::size_t>(i)] : i;
+      if (value == kNoId) continue;
+      const std::string& value_name =
+          columns[t] ? columns[t]->dictionary.name(value) : log.items.name(i);
+      a.tables[t].by_user[user][value_name] += 1;
+    }
+    if (a.relative_price && std::isfinite(log.price[r]) && log.price[r] > 0) {
+      user_price_sum[static_cast<std::size_t>(u)] += log.price[r];
+      ++user_price_n[static_cast<std::size_t>(u)];
+      item_price_sum[static_cast<std::size_t>(i)] += log.price[r];
+      ++item_price_n[static_cast<std::size_t>(i)];
+    }
+  }
+  for (std::size_t u = 0; u < user_price_n.size(); ++u)
+    if (user_price_n[u] > 0)
+      a.user_mean_price[log.users.name(static_cast<std::int32_t>(u))] =
+          static_cast<float>(user_price_sum[u] / user_price_n[u]);
+  for (std::size_t i = 0; i < item_price_n.size(); ++i)
+    if (item_price_n[i] > 0)
+      a.item_mean_price[log.items.name(static_cast<std::int32_t>(i))] =
+          static_cast<float>(item_price_sum[i] / item_price_n[i]);
+  return a;
+}
+
 void fit_aggregates(const data::PurchaseLog& log, const std::vector<bool>& train_rows,
                     const config::Config& config, std::int64_t cutoff, AggregateValues& users,
                     AggregateValues& items) {
@@ -80,16 +163,12 @@ void fit_aggregates(const data::PurchaseLog& log, const std::vector<bool>& train
     (starts_with(a, "user_") ? users : items).names.push_back(a);
   if (users.names.empty() && items.names.empty()) return;
 
-  std::vector<bool> counts_as_purchase(log.events.size(), log.events.size() == 0);
-  for (const auto& e : config.task.label.positive_events)
-    if (auto id = log.events.find(e)) counts_as_purchase[static_cast<std::size_t>(*id)] = true;
-
+  const std::vector<bool> counts_as_purchase = purchase_events(log, config);
   std::vector<EntityHistory> user_history(log.users.size()), item_history(log.items.size());
   std::int64_t reference = cutoff;
   for (std::size_t r = 0; r < log.size(); ++r) {
     if (!train_rows[r]) continue;
-    if (log.event[r] != kNoId && !counts_as_purchase[static_cast<std::size_t>(log.event[r])])
-      continue;
+    if (!is_purchase(log, counts_as_purchase, r)) continue;
     float q = std::isnan(log.quantity[r]) ? 1.0f : log.quantity[r];
     float p = log.price[r];
     if (cutoff == kNoTime && log.timestamp[r] != kNoTime)
@@ -189,7 +268,17 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
   f.row_text_ = names_of(log.features.text);
   f.user_text_ = names_of(log.user_attributes.text);
   f.item_text_ = names_of(log.item_attributes.text);
-  fit_aggregates(log, train_rows, config, tasks.cutoff, f.user_aggregates_, f.item_aggregates_);
+  if (fc.aggregate_rows == "before_cutoff") {
+    if (tasks.cutoff == kNoTime)
+      throw DataError("features.aggregate_rows = \"before_cutoff\" needs split.time_cutoff");
+    std::vector<bool> history(log.size());
+    for (std::size_t r = 0; r < log.size(); ++r)
+      history[r] = log.timestamp[r] != kNoTime && log.timestamp[r] < tasks.cutoff;
+    fit_aggregates(log, history, config, tasks.cutoff, f.user_aggregates_, f.item_aggregates_);
+  } else {
+    fit_aggregates(log, train_rows, config, tasks.cutoff, f.user_aggregates_, f.item_aggregates_);
+  }
+  f.affinities_ = fit_affinities(log, config, tasks.cutoff);
 
   for (Source s : {Source::kRow, Source::kUser, Source::kItem}) {
     for (const auto& column : table_of(log, s).categorical) {
@@ -223,6 +312,7 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
   add_names(f.item_numeric_, "item:");
   add_names(f.user_aggregates_.names, "");
   add_names(f.item_aggregates_.names, "");
+  add_names(f.affinities_.dense_names(), "");
   const std::size_t standardized_dims = f.dense_names_.size();
   for (const auto& field : f.categorical_) {
     if (!field.onehot) continue;
@@ -265,6 +355,16 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
   return f;
 }
 
+std::vector<std::string> Affinities::dense_names() const {
+  std::vector<std::string> names;
+  for (const auto& t : tables) {
+    names.push_back("affinity:" + t.name + ":count");
+    names.push_back("affinity:" + t.name + ":share");
+  }
+  if (relative_price) names.push_back("affinity:relative_price");
+  return names;
+}
+
 std::vector<std::string> FeatureSpace::id_field_names() const {
   std::vector<std::string> names = {"user", "item"};
   for (const auto& c : categorical_)
@@ -276,6 +376,53 @@ std::vector<std::int64_t> FeatureSpace::id_field_cardinalities() const {
   std::vector<std::int64_t> sizes = {hash_buckets_, hash_buckets_};
   for (const auto& c : categorical_) sizes.push_back(c.hashed ? hash_buckets_ : c.cardinality());
   return sizes;
+}
+
+void FeatureSpace::bind_affinities(const Affinities& a, const data::PurchaseLog& log,
+                                   FeatureEncoder& e) {
+  if (a.empty()) return;
+  auto by_user = [&](const std::unordered_map<std::string, float>& values) {
+    std::vector<float> out(log.users.size(), data::kMissing);
+    for (std::size_t u = 0; u < out.size(); ++u) {
+      auto it = values.find(log.users.name(static_cast<std::int32_t>(u)));
+      if (it != values.end()) out[u] = it->second;
+    }
+    return out;
+  };
+  e.user_purchases_ = by_user(a.user_purchases);
+  e.user_mean_price_ = by_user(a.user_mean_price);
+  e.item_mean_price_.assign(log.items.size(), data::kMissing);
+  for (std::size_t i = 0; i < log.items.size(); ++i) {
+    auto it = a.item_mean_price.find(log.items.name(static_cast<std::int32_t>(i)));
+    if (it != a.item_mean_price.end()) e.item_mean_price_[i] = it->second;
+  }
+  for (const auto& table : a.tables) {
+    FeatureEncoder::AffinityBinding b;
+    const data::CategoricalColumn* column =
+        table.name == "item" ? nullptr : item_attribute(log, table.name);
+    if (table.name != "item" && !column)
+      throw DataError("features.affinities: '" + table.name +
+                      "' is not a categorical column of the loaded item side tables");
+    b.value_of_item.resize(log.items.size(), kNoId);
+    for (std::size_t i = 0; i < log.items.size(); ++i)
+      b.value_of_item[i] = column ? column->values[i] : static_cast<std::int32_t>(i);
+    b.purchases_by_user.resize(log.users.size());
+    // An index of our own rather than Dictionary::find: a side-table column's dictionary may be
+    // a copy (vector growth copies columns), whose index views the original's freed strings.
+    const data::Dictionary& values = column ? column->dictionary : log.items;
+    std::unordered_map<std::string, std::int32_t> id_of_value;
+    for (std::size_t v = 0; v < values.size(); ++v)
+      id_of_value.emplace(values.name(static_cast<std::int32_t>(v)), static_cast<std::int32_t>(v));
+    for (std::size_t u = 0; u < log.users.size(); ++u) {
+      auto it = table.by_user.find(log.users.name(static_cast<std::int32_t>(u)));
+      if (it == table.by_user.end()) continue;
+      for (const auto& [value_name, count] : it->second) {
+        auto id = id_of_value.find(value_name);
+        if (id != id_of_value.end()) b.purchases_by_user[u][id->second] = count;
+      }
+    }
+    e.affinities_.push_back(std::move(b));
+  }
 }
 
 FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log) const {
@@ -332,6 +479,7 @@ FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log) const {
   };
   bind_aggregates(user_aggregates_, log.users, e.user_aggregates_);
   bind_aggregates(item_aggregates_, log.items, e.item_aggregates_);
+  bind_affinities(affinities_, log, e);
   for (std::size_t id = 0; id < log.users.size(); ++id)
     e.user_hash_.push_back(hash_id(log.users.name(static_cast<std::int32_t>(id)), hash_buckets_));
   for (std::size_t id = 0; id < log.items.size(); ++id)
@@ -363,6 +511,26 @@ void FeatureEncoder::encode(const tasks::Example& e, float* dense, std::int64_t*
   };
   aggregates(f.user_aggregates_, user_aggregates_, e.user);
   aggregates(f.item_aggregates_, item_aggregates_, e.item);
+  if (!f.affinities_.empty()) {
+    const auto u = static_cast<std::size_t>(e.user), i = static_cast<std::size_t>(e.item);
+    const bool known = e.user != kNoId && e.item != kNoId;
+    const float total = known ? user_purchases_[u] : data::kMissing;
+    for (const auto& b : affinities_) {
+      float count = 0;
+      if (known && b.value_of_item[i] != kNoId) {
+        auto it = b.purchases_by_user[u].find(b.value_of_item[i]);
+        if (it != b.purchases_by_user[u].end()) count = it->second;
+      }
+      *d++ = std::log1p(count);
+      *d++ = std::isnan(total) || total <= 0 ? 0.0f : count / total;  // no history: no share
+    }
+    if (f.affinities_.relative_price) {
+      const float item_price = known ? item_mean_price_[i] : data::kMissing;
+      const float user_price = known ? user_mean_price_[u] : data::kMissing;
+      *d++ = std::isnan(item_price) || std::isnan(user_price) ? data::kMissing
+                                                              : std::log(item_price / user_price);
+    }
+  }
   const auto standardized_dims = static_cast<std::size_t>(d - dense);
   for (std::size_t k = 0; k < standardized_dims; ++k) {
     if (std::isnan(dense[k]))
@@ -412,6 +580,46 @@ void FeatureEncoder::encode(const tasks::Example& e, float* dense, std::int64_t*
   text(item_text_, log.item_attributes.text, e.item);
 }
 
+namespace {
+
+template <typename Map>
+nlohmann::json sorted_object(const Map& m) {  // sorted keys: the same statistics, the same bytes
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [k, v] : std::map<std::string, typename Map::mapped_type>(m.begin(), m.end()))
+    out[k] = v;
+  return out;
+}
+
+nlohmann::json affinities_json(const Affinities& a) {
+  nlohmann::json tables = nlohmann::json::array();
+  for (const auto& t : a.tables) {
+    nlohmann::json users = nlohmann::json::object();
+    for (const auto& [user, values] : t.by_user) users[user] = sorted_object(values);
+    tables.push_back({{"name", t.name}, {"by_user", users}});
+  }
+  return {{"tables", tables},
+          {"relative_price", a.relative_price},
+          {"user_purchases", sorted_object(a.user_purchases)},
+          {"user_mean_price", sorted_object(a.user_mean_price)},
+          {"item_mean_price", sorted_object(a.item_mean_price)}};
+}
+
+void affinities_from_json(const nlohmann::json& j, Affinities& a) {
+  a = Affinities{};
+  for (const auto& t : j.at("tables")) {
+    Affinities::Table table{t.at("name").get<std::string>(), {}};
+    for (auto it = t.at("by_user").begin(); it != t.at("by_user").end(); ++it)
+      table.by_user[it.key()] = it.value().get<std::unordered_map<std::string, float>>();
+    a.tables.push_back(std::move(table));
+  }
+  a.relative_price = j.at("relative_price").get<bool>();
+  a.user_purchases = j.at("user_purchases").get<std::unordered_map<std::string, float>>();
+  a.user_mean_price = j.at("user_mean_price").get<std::unordered_map<std::string, float>>();
+  a.item_mean_price = j.at("item_mean_price").get<std::unordered_map<std::string, float>>();
+}
+
+}  // namespace
+
 void to_json(nlohmann::json& j, const FeatureSpace& f) {
   nlohmann::json categorical = nlohmann::json::array();
   for (const auto& c : f.categorical_)
@@ -435,6 +643,7 @@ void to_json(nlohmann::json& j, const FeatureSpace& f) {
        {"categorical", categorical},
        {"aggregates",
         {{"user", aggregates(f.user_aggregates_)}, {"item", aggregates(f.item_aggregates_)}}},
+       {"affinities", affinities_json(f.affinities_)},
        {"dense_names", f.dense_names_},
        {"mean", f.mean_},
        {"scale", f.scale_}};
@@ -479,6 +688,11 @@ void from_json(const nlohmann::json& j, FeatureSpace& f) {
     };
     aggregates(j.at("aggregates").at("user"), f.user_aggregates_);
     aggregates(j.at("aggregates").at("item"), f.item_aggregates_);
+    // Statistics saved before affinities existed have none.
+    if (j.contains("affinities"))
+      affinities_from_json(j.at("affinities"), f.affinities_);
+    else
+      f.affinities_ = Affinities{};
     f.dense_names_ = j.at("dense_names").get<std::vector<std::string>>();
     f.mean_ = j.at("mean").get<std::vector<float>>();
     f.scale_ = j.at("scale").get<std::vector<float>>();

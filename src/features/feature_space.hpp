@@ -3,7 +3,8 @@
 // fitted on training rows only and saved as JSON so that later commands (adapt, eval, predict)
 // encode new data exactly as training did.
 //
-// Dense layout: [row numeric][user numeric][item numeric][aggregates][one-hot][text buckets].
+// Dense layout: [row numeric][user numeric][item numeric][aggregates][affinities][one-hot]
+// [text buckets].
 // Id fields (for embedding models): user id and item id hashed into features.hash_buckets, then
 // one field per categorical column (its vocabulary index, 0 = out of vocabulary, or its hash).
 #pragma once
@@ -38,6 +39,22 @@ struct AggregateValues {
   std::unordered_map<std::string, std::vector<float>> by_entity;  // entity id -> values
 };
 
+// User x item affinities (features.affinities) from the purchases before split.time_cutoff,
+// kept by id names so a checkpoint encodes a later log exactly as training did.
+struct Affinities {
+  // "item" or an item attribute column: user -> value (item id or attribute value) -> purchases.
+  struct Table {
+    std::string name;
+    std::unordered_map<std::string, std::unordered_map<std::string, float>> by_user;
+  };
+  std::vector<Table> tables;
+  bool relative_price = false;
+  std::unordered_map<std::string, float> user_purchases;  // all of the user's purchases
+  std::unordered_map<std::string, float> user_mean_price, item_mean_price;  // positive prices
+  std::vector<std::string> dense_names() const;
+  bool empty() const { return tables.empty() && !relative_price; }
+};
+
 class FeatureEncoder;
 
 class FeatureSpace {
@@ -54,6 +71,7 @@ class FeatureSpace {
   const std::vector<CategoricalField>& categorical() const { return categorical_; }
   const AggregateValues& user_aggregates() const { return user_aggregates_; }
   const AggregateValues& item_aggregates() const { return item_aggregates_; }
+  const Affinities& affinities() const { return affinities_; }
   const std::vector<float>& mean() const { return mean_; }
   const std::vector<float>& scale() const { return scale_; }
 
@@ -65,6 +83,7 @@ class FeatureSpace {
 
  private:
   friend class FeatureEncoder;
+  static void bind_affinities(const Affinities& a, const data::PurchaseLog& log, FeatureEncoder& e);
   bool standardize_ = true;
   std::int64_t hash_buckets_ = 1 << 18;
   int text_buckets_ = 64;
@@ -72,6 +91,7 @@ class FeatureSpace {
   std::vector<std::string> row_text_, user_text_, item_text_;
   std::vector<CategoricalField> categorical_;
   AggregateValues user_aggregates_, item_aggregates_;
+  Affinities affinities_;
   std::vector<std::string> dense_names_;
   std::vector<float> mean_, scale_;  // per dense dim; (x - mean) / scale
 };
@@ -98,6 +118,15 @@ class FeatureEncoder {
   std::vector<CategoricalBinding> categorical_;
   std::vector<const std::vector<float>*> user_aggregates_, item_aggregates_;  // by log id
   std::vector<std::uint64_t> user_hash_, item_hash_;  // hashed id bucket by log id
+  // Affinities by log id: per table, the item's value id (item id or attribute value id, kNoId
+  // when unknown) and per user the purchases of each value; then the per-user and per-item
+  // numbers (NaN when unknown).
+  struct AffinityBinding {
+    std::vector<std::int32_t> value_of_item;
+    std::vector<std::unordered_map<std::int32_t, float>> purchases_by_user;
+  };
+  std::vector<AffinityBinding> affinities_;
+  std::vector<float> user_purchases_, user_mean_price_, item_mean_price_;
 };
 
 // Hashed bag of words: lower-cased alphanumeric tokens, counts / token count, into `buckets`.

@@ -291,4 +291,22 @@ RankingMetrics ranking_metrics_by_group(const std::vector<float>& scores,
   return RankingMetrics{sum.precision / n, sum.ndcg / n, sum.mrr / n, sum.groups};
 }
 
+std::vector<float> top_k_label_relevance(const std::vector<float>& labels,
+                                         const std::vector<std::int64_t>& group_ids,
+                                         std::size_t k) {
+  const char* fn = "top_k_label_relevance";
+  check_sizes(fn, "labels", labels.size(), "group_ids", group_ids.size());
+  check_k(fn, k);
+  std::map<std::int64_t, std::vector<std::size_t>> members;
+  for (std::size_t i = 0; i < group_ids.size(); ++i) members[group_ids[i]].push_back(i);
+  std::vector<float> relevance(labels.size(), 0.0f);
+  for (auto& [group, indices] : members) {
+    (void)group;
+    std::stable_sort(indices.begin(), indices.end(),
+                     [&](std::size_t a, std::size_t b) { return labels[a] > labels[b]; });
+    for (std::size_t r = 0; r < indices.size() && r < k; ++r) relevance[indices[r]] = 1.0f;
+  }
+  return relevance;
+}
+
 }  // namespace ml::metrics

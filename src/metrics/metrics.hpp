@@ -77,4 +77,13 @@ RankingMetrics ranking_metrics_by_group(const std::vector<float>& scores,
                                         const std::vector<float>& relevance,
                                         const std::vector<std::int64_t>& group_ids, std::size_t k);
 
+// RecBole-MetaRec's relevance for per-user ranking (its MetaCollector): in each group the k items
+// with the highest labels are relevant (1), the rest not (0), whatever the label values; equal
+// labels keep input order, as torch.topk leaves ties in an arbitrary order. With ratings this
+// marks a user's k best-rated query items; with 0/1 labels every positive when there are at most
+// k (then negatives in input order fill up to k), else the first k positives. Every group with
+// an item then has a relevant one, so ranking_metrics_by_group averages every group.
+std::vector<float> top_k_label_relevance(const std::vector<float>& labels,
+                                         const std::vector<std::int64_t>& group_ids, std::size_t k);
+
 }  // namespace ml::metrics

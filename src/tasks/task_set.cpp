@@ -96,18 +96,25 @@ float regression_target(const data::PurchaseLog& log, std::size_t row, const std
 // Implicit positives (deduplicated per user and item) and sampled negatives for one task.
 void implicit_examples(const data::PurchaseLog& log, const std::vector<std::size_t>& rows,
                        const std::vector<bool>& positive_events, bool filter_events,
-                       std::int64_t cutoff, double ratio, std::uint64_t seed, Task& task,
-                       TaskSet& set) {
+                       std::int64_t cutoff, const config::LabelConfig& label, std::uint64_t seed,
+                       Task& task, TaskSet& set) {
+  const double ratio = label.negatives_per_positive;
+  const bool exclude_only_label_window = label.negatives_exclude == "after_cutoff";
   std::vector<std::int32_t> catalogue;
-  std::unordered_set<std::uint64_t> interacted;  // (user, item) seen in this task, any time
+  std::unordered_map<std::int32_t, double> rows_of_item;  // popularity in this task
+  // (user, item) pairs that may not be negatives: every interaction in the task, or only those
+  // in the label window (at or after the cutoff).
+  std::unordered_set<std::uint64_t> interacted;
   std::unordered_map<std::uint64_t, std::size_t> positive_of;  // (user, item) -> example index
   for (std::size_t row : rows) {
     std::int32_t u = log.user[row], i = log.item[row];
     if (u == kNoId || i == kNoId) continue;
-    if (interacted.insert(pair_key(u, i)).second) catalogue.push_back(i);
+    if (rows_of_item[i]++ == 0) catalogue.push_back(i);
+    const bool before_cutoff =
+        cutoff != kNoTime && (log.timestamp[row] == kNoTime || log.timestamp[row] < cutoff);
+    if (!(exclude_only_label_window && before_cutoff)) interacted.insert(pair_key(u, i));
     if (filter_events && !in_mask(positive_events, log.event[row])) continue;
-    if (cutoff != kNoTime && (log.timestamp[row] == kNoTime || log.timestamp[row] < cutoff))
-      continue;
+    if (before_cutoff) continue;
     auto [it, fresh] = positive_of.emplace(pair_key(u, i), task.examples.size());
     if (fresh)
       task.examples.push_back({static_cast<std::int64_t>(row), u, i, 1.0f, log.timestamp[row]});
@@ -115,10 +122,21 @@ void implicit_examples(const data::PurchaseLog& log, const std::vector<std::size
       task.examples[it->second] = {static_cast<std::int64_t>(row), u, i, 1.0f, log.timestamp[row]};
   }
   std::sort(catalogue.begin(), catalogue.end());
-  catalogue.erase(std::unique(catalogue.begin(), catalogue.end()), catalogue.end());
   task.positives = static_cast<std::int64_t>(task.examples.size());
+  // "popularity": cumulative row counts over the catalogue, drawn by binary search.
+  std::vector<double> cumulative;
+  if (label.negative_sampling == "popularity") {
+    double total = 0;
+    for (std::int32_t item : catalogue) cumulative.push_back(total += rows_of_item[item]);
+  }
 
   Rng rng(derive_seed(seed, kNegativePurpose, hash_bytes(task.name.data(), task.name.size())));
+  auto draw_candidate = [&]() -> std::int32_t {
+    if (cumulative.empty()) return catalogue[uniform_index(rng, catalogue.size())];
+    const double u = uniform01(rng) * cumulative.back();
+    auto at = std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin();
+    return catalogue[std::min(static_cast<std::size_t>(at), catalogue.size() - 1)];
+  };
   std::unordered_set<std::uint64_t> drawn;
   std::unordered_set<std::int32_t> exhausted;  // users with no negative left to draw
   const std::size_t positives = task.examples.size();
@@ -129,7 +147,7 @@ void implicit_examples(const data::PurchaseLog& log, const std::vector<std::size
     for (std::int64_t n = 0; n < want; ++n) {
       bool found = false;
       for (int attempt = 0; attempt < 32 && !catalogue.empty(); ++attempt) {
-        std::int32_t item = catalogue[uniform_index(rng, catalogue.size())];
+        std::int32_t item = draw_candidate();
         std::uint64_t key = pair_key(positive.user, item);
         if (interacted.count(key) || !drawn.insert(key).second) continue;
         task.examples.push_back({-1, positive.user, item, 0.0f, positive.time});
@@ -218,8 +236,8 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
     task.name = log.tasks.name(task.id);
     const auto& rows = rows_of[t];
     if (label.kind == "implicit") {
-      implicit_examples(log, rows, positive, filter_events, set.cutoff,
-                        label.negatives_per_positive, config.seed, task, set);
+      implicit_examples(log, rows, positive, filter_events, set.cutoff, label, config.seed, task,
+                        set);
     } else if (label.kind == "event_binary") {
       event_examples(log, rows, positive, negative, set.cutoff, task);
     } else {
