@@ -11,7 +11,7 @@
 # Environment: ITERATIONS (meta-iterations per run, default 300), EPISODES (per task and K, 10),
 # SHOTS (1,5,10,20), STEPS (0,1,5,10), THREADS (1), OUT (data/results), RUNS (runs/results),
 # REUSE=1 keeps runs that already finished instead of retraining them.
-# Results: OUT/DATASET/{validation,new}.{json,txt} (and report.html once `eval --report` exists).
+# Results: OUT/DATASET/{validation,new}.{json,txt} (and OUT/DATASET/report.{html,md,json} for the new tasks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x build/metalearn ]] || scripts/setup.sh
@@ -72,12 +72,6 @@ evaluate() {
   [[ $role == new ]] && report=(--report "$out/$dataset/report.html")
   timed "eval $dataset ($role tasks${report:+, with --report})" "$bin" "${args[@]}" "${report[@]}" \
     >"$txt" || rc=$?
-  if [[ $rc == 8 && ${#report[@]} -gt 0 ]]; then
-    # The HTML report is built elsewhere; until it exists `--report` exits 8 before any work.
-    echo "note: eval --report is not built yet (exit 8); JSON and table only" >&2
-    rc=0
-    timed "eval $dataset ($role tasks)" "$bin" "${args[@]}" >"$txt" || rc=$?
-  fi
   cat "$txt"
   return "$rc"
 }

@@ -91,6 +91,8 @@ void gemm_loop(const Gemm gemm, torch::Tensor a, torch::Tensor b, torch::Tensor&
 
 void blas_product(const torch::Tensor& a, const torch::Tensor& b, torch::Tensor& c,
                   bool accumulate) {
+  // Named in profiles: custom autograd forwards are otherwise invisible there.
+  RECORD_FUNCTION("ml::batched_gemm", std::vector<c10::IValue>({a, b}));
   if (a.scalar_type() == torch::kFloat64)
     gemm_loop<double>(blas().dgemm, a, b, c, accumulate);
   else
