@@ -69,7 +69,8 @@ for (w, a), l in ours.items():
     if flops:
         g = flops * l["stacked_it_per_s"] / 1e9
         achieved = f"{g:.1f} ({100 * g / gflops_peak:.0f}%)"
-    print(f"| {w} | {a} | {l['stacked_it_per_s']:.1f} | {l['per_task_it_per_s']:.2f} | "
+    per_task = f"{l['per_task_it_per_s']:.2f}" if "per_task_it_per_s" in l else "—"
+    print(f"| {w} | {a} | {l['stacked_it_per_s']:.1f} | {per_task} | "
           f"{p if p else '—'} | {ratio} | {achieved} | {l['adapt_ms_median']:.2f} / {l['adapt_ms_p99']:.2f} |")
 print("\n| `metalearn train`, W1 (configs/peer.json, 300 iterations, data pipeline included) | wall s | it/s | peak RSS MB |")
 print("|---|---:|---:|---:|")
