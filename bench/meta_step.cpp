@@ -22,6 +22,7 @@
 
 #include "meta/meta_learner.hpp"
 #include "runtime/device.hpp"
+#include "train/outer_optimizer.hpp"
 
 namespace {
 
@@ -72,17 +73,25 @@ double seconds_since(Clock::time_point t) {
 // Meta-iterations per second over about `budget` seconds (after a short warm-up).
 double iterations_per_second(MetaLearner& learner, const std::vector<TaskBatch>& pool,
                              int meta_batch, bool reference, double budget) {
-  torch::optim::Adam optimizer(learner.meta_parameters(), torch::optim::AdamOptions(1e-3));
+  // The trainer's outer optimiser (Adam, 1e-3): the per-task reference fills dense .grad(), so
+  // it gets plain dense Adam over every parameter.
+  ml::config::MetaConfig outer;
+  outer.outer_lr = 1e-3;
+  std::vector<bool> row_sparse = learner.row_sparse_parameters();
+  if (reference) row_sparse.assign(row_sparse.size(), false);
+  ml::train::OuterOptimizer optimizer(outer, learner.meta_parameters(), row_sparse);
   std::size_t next = 0;
   auto step = [&] {
     std::vector<TaskBatch> tasks;
     for (int i = 0; i < meta_batch; ++i) tasks.push_back(pool[next++ % pool.size()]);
     optimizer.zero_grad();
-    if (reference)
+    if (reference) {
       learner.accumulate_meta_gradient_per_task(tasks);
-    else
+      optimizer.step({});
+    } else {
       learner.accumulate_meta_gradient(tasks);
-    optimizer.step();
+      optimizer.step(learner.row_sparse_gradients());
+    }
   };
   for (int i = 0; i < 3; ++i) step();
   int done = 0;

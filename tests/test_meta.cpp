@@ -288,8 +288,11 @@ TEST(EmbeddingMlp, EmbeddingsAreMetaUpdatedButNotAdaptedByDefault) {
   EXPECT_TRUE(torch::equal(adapted[0], params[0].detach()));           // embedding table untouched
   EXPECT_FALSE(torch::equal(adapted.back(), params.back().detach()));  // head adapted
   learner.accumulate_meta_gradient({task});
-  ASSERT_TRUE(params[0].grad().defined());
-  EXPECT_GT(params[0].grad().abs().sum().item<double>(), 0.0);  // but meta-updated
+  EXPECT_FALSE(params[0].grad().defined());  // no table-sized gradient...
+  const auto& sparse = learner.row_sparse_gradients();
+  ASSERT_EQ(sparse.size(), 2u);
+  EXPECT_EQ(sparse[0].parameter, 0u);
+  EXPECT_GT(sparse[0].values.abs().sum().item<double>(), 0.0);  // ...but meta-updated rows
 }
 
 }  // namespace
@@ -324,6 +327,27 @@ Batch random_task_batch(std::int64_t n, const Family& f) {
   return b;
 }
 
+// Every meta-parameter's .grad() (zeros where undefined).
+std::vector<Tensor> dense_grads(const MetaLearner& learner) {
+  std::vector<Tensor> g;
+  for (const auto& p : learner.meta_parameters())
+    g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+  return g;
+}
+
+// The meta-gradient accumulate_meta_gradient() left, with its row-sparse table gradients
+// scattered onto zero tables.
+std::vector<Tensor> dense_meta_gradient(const MetaLearner& learner) {
+  std::vector<Tensor> g = dense_grads(learner);
+  const auto sparse_params = learner.row_sparse_parameters();
+  for (const auto& sparse : learner.row_sparse_gradients()) {
+    EXPECT_TRUE(sparse_params.at(sparse.parameter));
+    EXPECT_EQ(sparse.values.size(0), sparse.rows.size(0));
+    g[sparse.parameter].index_copy_(0, sparse.rows, sparse.values);
+  }
+  return g;
+}
+
 // Meta-gradients of one meta-batch whose tasks all differ in size (so padding is exercised),
 // computed stacked and one task at a time, must agree to float64 rounding.
 void expect_stacked_matches_reference(const std::string& algorithm, const Family& family,
@@ -350,10 +374,7 @@ void expect_stacked_matches_reference(const std::string& algorithm, const Family
     for (auto& p : learner.meta_parameters()) p.mutable_grad() = Tensor();
     double loss = stacked ? learner.accumulate_meta_gradient(tasks)
                           : learner.accumulate_meta_gradient_per_task(tasks);
-    std::vector<Tensor> g;
-    for (const auto& p : learner.meta_parameters())
-      g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
-    return std::make_pair(loss, g);
+    return std::make_pair(loss, stacked ? dense_meta_gradient(learner) : dense_grads(learner));
   };
   auto [stacked_loss, stacked_grads] = gradients(true);
   auto [reference_loss, reference_grads] = gradients(false);
@@ -412,6 +433,44 @@ TEST(StackedInnerLoop, AdaptedEmbeddingsGatherOnlyEachTasksRows) {
     for (const std::string which : {"all", "dense", "head"})
       stacked::expect_stacked_matches_reference(algorithm,
                                                 stacked::embedding_mlp(LabelKind::kBinary), which);
+}
+
+TEST(RowSparseMetaGradient, RowsAreTheBatchsIdsAndValuesTheDenseGradientsNonzeroRows) {
+  const auto family = stacked::embedding_mlp(LabelKind::kBinary);
+  for (const std::string algorithm :
+       {"maml", "fomaml", "reptile", "anil", "metasgd", "protonet", "pretrain"}) {
+    SCOPED_TRACE(algorithm);
+    torch::manual_seed(21);
+    FunctionalModel model(family.shape);
+    model->to(torch::kFloat64);
+    auto config = meta_config(algorithm, 2, 0.3);
+    MetaLearner learner(config, family.kind, model);
+    for (auto& lr : learner.inner_learning_rates()) lr.set_data(lr.detach().to(torch::kFloat64));
+    std::vector<TaskBatch> tasks;
+    for (std::int64_t t = 0; t < 3; ++t)
+      tasks.push_back(
+          {stacked::random_task_batch(4 + t, family), stacked::random_task_batch(6, family)});
+    learner.accumulate_meta_gradient(tasks);
+    const auto sparse = learner.row_sparse_gradients();
+    for (auto& p : learner.meta_parameters()) p.mutable_grad() = Tensor();
+    learner.accumulate_meta_gradient_per_task(tasks);
+    const auto reference = stacked::dense_grads(learner);
+    ASSERT_GE(sparse.size(), 2u);
+    for (const auto& g : sparse) {
+      SCOPED_TRACE("parameter " + std::to_string(g.parameter));
+      const Tensor& dense = reference[g.parameter];
+      // The rows are the field's distinct ids over the meta-batch, ascending.
+      const auto field = static_cast<std::int64_t>(g.parameter % model->params().size());
+      std::vector<Tensor> ids;
+      for (const auto& t : tasks)
+        for (const Batch* b : {&t.support, &t.query}) ids.push_back(b->ids.select(1, field));
+      EXPECT_TRUE(torch::equal(g.rows, std::get<0>(torch::_unique2(torch::cat(ids), true))));
+      EXPECT_TRUE(torch::allclose(g.values, dense.index_select(0, g.rows), 1e-8, 1e-11));
+      // Every other row of the dense meta-gradient is exactly zero.
+      Tensor untouched = torch::ones({dense.size(0)}, torch::kBool).index_fill_(0, g.rows, false);
+      EXPECT_EQ(dense.index({untouched}).abs().sum().item<double>(), 0.0);
+    }
+  }
 }
 
 TEST(StackedInnerLoop, SingleTaskFirstOrderLeavesTheWeightsAlone) {

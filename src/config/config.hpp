@@ -171,9 +171,16 @@ struct MetaConfig {
   // Which parameters the inner loop adapts: "dense" (all but embeddings: they are shared and
   // only meta-updated), "all", or "head" (the output layer; anil always uses "head").
   std::string inner_params = "dense";
-  std::string outer_optimizer = "adam";  // "adam" | "sgd"
-  double outer_lr = 1e-3;                // > 0
-  double grad_clip = 0;                  // max global gradient norm of a meta-step; 0 = off
+  // "adam" | "sgd". Embedding tables are optimised row-sparsely (train/outer_optimizer.hpp):
+  // a step updates only the rows its meta-batch touched. With "adam" that is lazy Adam: an
+  // untouched row keeps its weights and moments (they are not decayed, unlike dense Adam,
+  // which keeps moving rows on old momentum), and bias correction uses the global step count.
+  // With "sgd" it equals dense SGD. Dense parameters use plain torch Adam/SGD.
+  std::string outer_optimizer = "adam";
+  double outer_lr = 1e-3;  // > 0
+  // Max global gradient norm of a meta-step, one norm over the dense gradients and the
+  // embedding tables' touched rows; 0 = off.
+  double grad_clip = 0;
 };
 
 struct TrainConfig {

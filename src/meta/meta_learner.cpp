@@ -81,7 +81,7 @@ std::vector<Tensor> MetaLearner::meta_parameters() const {
 }
 
 namespace {
-void add_grad(Tensor& target, const Tensor& g) {
+void add_grad(const Tensor& target, const Tensor& g) {
   if (!g.defined()) return;
   if (!target.grad().defined())
     target.mutable_grad() = g.detach().clone();
@@ -101,13 +101,89 @@ Tensor MetaLearner::prototype_logits(const Batch& support, const Batch& query,
   return -(zq.unsqueeze(1) - prototypes.unsqueeze(0)).pow(2).sum(-1);  // [n, C]
 }
 
+std::size_t MetaLearner::embedding_tables() const {
+  const auto& groups = model_->groups();
+  return static_cast<std::size_t>(
+      std::count(groups.begin(), groups.end(), models::ParamGroup::kEmbedding));
+}
+
+std::vector<bool> MetaLearner::row_sparse_parameters() const {
+  const std::size_t count = model_->params().size();
+  std::vector<bool> sparse(count + inner_lrs_.size(), false);
+  for (std::size_t k = 0; k < embedding_tables(); ++k) {
+    sparse[k] = true;
+    if (!inner_lrs_.empty()) sparse[count + k] = true;
+  }
+  return sparse;
+}
+
+namespace {
+
+// Rewrites the tasks' ids of each field to slots in that field's distinct ids over the whole
+// meta-batch, and returns those distinct ids ([u_k] int64, ascending) per field.
+std::vector<Tensor> localize_ids(std::vector<TaskBatch>& tasks, std::size_t fields) {
+  std::vector<Batch*> batches;
+  for (auto& t : tasks) {
+    for (Batch* b : {&t.support, &t.query}) {
+      b->ids = b->ids.clone();  // the caller's batches keep their global ids
+      batches.push_back(b);
+    }
+  }
+  std::vector<Tensor> distinct;
+  for (std::size_t k = 0; k < fields; ++k) {
+    const auto field = static_cast<std::int64_t>(k);
+    std::vector<Tensor> columns;
+    for (const Batch* b : batches) columns.push_back(b->ids.select(1, field));
+    auto [unique, slots, counts] =
+        torch::_unique2(torch::cat(columns), /*sorted=*/true, /*return_inverse=*/true);
+    std::int64_t offset = 0;
+    for (Batch* b : batches) {
+      const std::int64_t n = b->ids.size(0);
+      b->ids.select(1, field).copy_(slots.narrow(0, offset, n));
+      offset += n;
+    }
+    distinct.push_back(unique);
+  }
+  return distinct;
+}
+
+}  // namespace
+
 double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks) {
   if (tasks.empty()) throw DataError("a meta-batch needs at least one task");
+  row_sparse_grads_.clear();
+  std::vector<Tensor> params = model_->params(), lrs = inner_lrs_;
+  const std::size_t tables = embedding_tables();
+  if (tables == 0) return meta_gradient(tasks, params, lrs);
+  // Each table (and its Meta-SGD rates) is replaced by a leaf holding only the rows this
+  // meta-batch reads, addressed by local slots: a full-table gradient would be almost all zeros
+  // and cost more than the rest of the step.
+  std::vector<TaskBatch> local_tasks = tasks;
+  const std::vector<Tensor> rows = localize_ids(local_tasks, tables);
+  for (std::size_t k = 0; k < tables; ++k) {
+    params[k] = params[k].detach().index_select(0, rows[k]).requires_grad_(true);
+    if (!lrs.empty()) lrs[k] = lrs[k].detach().index_select(0, rows[k]).requires_grad_(true);
+  }
+  const double loss = meta_gradient(local_tasks, params, lrs);
+  auto keep = [&](std::size_t parameter, std::size_t k, const Tensor& local) {
+    if (local.grad().defined()) row_sparse_grads_.push_back({parameter, rows[k], local.grad()});
+  };
+  for (std::size_t k = 0; k < tables; ++k) {
+    keep(k, k, params[k]);
+    if (!lrs.empty()) keep(params.size() + k, k, lrs[k]);
+  }
+  return loss;
+}
+
+double MetaLearner::meta_gradient(const std::vector<TaskBatch>& tasks,
+                                  const std::vector<Tensor>& params,
+                                  const std::vector<Tensor>& lrs) {
   const std::string& algo = config_.algorithm;
-  if (algo == "maml" || algo == "anil" || algo == "metasgd") return stacked_second_order(tasks);
-  if (algo == "fomaml") return stacked_first_order(tasks);
-  if (algo == "reptile") return stacked_reptile(tasks);
-  return accumulate_meta_gradient_per_task(tasks);  // pretrain, protonet: no inner loop
+  if (algo == "maml" || algo == "anil" || algo == "metasgd")
+    return stacked_second_order(tasks, params, lrs);
+  if (algo == "fomaml") return stacked_first_order(tasks, params);
+  if (algo == "reptile") return stacked_reptile(tasks, params);
+  return per_task_meta_gradient(tasks, params, lrs);  // pretrain, protonet: no inner loop
 }
 
 bool MetaLearner::adapts_embeddings() const {
@@ -132,29 +208,31 @@ models::StackedBatch stack_queries(const std::vector<TaskBatch>& tasks) {
 
 }  // namespace
 
-double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks) {
+double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
+                                         const std::vector<Tensor>& params,
+                                         const std::vector<Tensor>& lrs) {
   const auto T = static_cast<std::int64_t>(tasks.size());
   models::StackedBatch support = stack_supports(tasks), query = stack_queries(tasks);
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&support, &query});
-  std::vector<Tensor> params = model_->params();
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, true);
-  std::vector<Tensor> lrs;
+  std::vector<Tensor> task_lrs;
   if (config_.algorithm == "metasgd")
-    lrs = per_task_parameters(*model_, inner_lrs_, mask_, T, rows, true);
+    task_lrs = per_task_parameters(*model_, lrs, mask_, T, rows, true);
   fast = stacked_inner_loop(*model_, std::move(fast), mask_, support, kind_, config_.inner_steps,
-                            config_.inner_lr, /*create_graph=*/true, lrs.empty() ? nullptr : &lrs);
+                            config_.inner_lr, /*create_graph=*/true,
+                            task_lrs.empty() ? nullptr : &task_lrs);
   Tensor loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_).mean();
   loss.backward();
   return loss.item<double>();
 }
 
-double MetaLearner::stacked_first_order(const std::vector<TaskBatch>& tasks) {
+double MetaLearner::stacked_first_order(const std::vector<TaskBatch>& tasks,
+                                        const std::vector<Tensor>& params) {
   const auto T = static_cast<std::int64_t>(tasks.size());
   models::StackedBatch support = stack_supports(tasks), query = stack_queries(tasks);
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&support, &query});
-  std::vector<Tensor> params = model_->params();
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
   fast = stacked_inner_loop(*model_, std::move(fast), mask_, support, kind_, config_.inner_steps,
                             config_.inner_lr, /*create_graph=*/false, nullptr);
@@ -166,7 +244,8 @@ double MetaLearner::stacked_first_order(const std::vector<TaskBatch>& tasks) {
   return loss.item<double>();
 }
 
-double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks) {
+double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
+                                    const std::vector<Tensor>& params) {
   const auto T = static_cast<std::int64_t>(tasks.size());
   std::vector<Batch> joined;
   for (const auto& t : tasks) joined.push_back(models::concat(t.support, t.query));
@@ -180,7 +259,6 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks) {
     for (std::int64_t r = tasks[t].support.size(); r < joined[t].size(); ++r)
       query_rows[t].push_back(r);
   models::StackedBatch query = models::select_rows(all, query_rows);
-  std::vector<Tensor> params = model_->params();
   const std::vector<Tensor> start = per_task_parameters(*model_, params, mask_, T, rows, false);
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
   for (int s = 0; s < config_.inner_steps; ++s) {
@@ -206,8 +284,13 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks) {
 
 double MetaLearner::accumulate_meta_gradient_per_task(const std::vector<TaskBatch>& tasks) {
   if (tasks.empty()) throw DataError("a meta-batch needs at least one task");
+  return per_task_meta_gradient(tasks, model_->params(), inner_lrs_);
+}
+
+double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
+                                           const std::vector<Tensor>& params,
+                                           const std::vector<Tensor>& lrs) {
   const std::string& algo = config_.algorithm;
-  std::vector<Tensor> params = model_->params();
   const double scale = 1.0 / static_cast<double>(tasks.size());
   double total = 0;
 
@@ -232,9 +315,9 @@ double MetaLearner::accumulate_meta_gradient_per_task(const std::vector<TaskBatc
       loss.backward();
       total += loss.item<double>();
     } else if (algo == "maml" || algo == "anil" || algo == "metasgd") {
-      auto fast = inner_loop(*model_, params, mask_, t.support, kind_, config_.inner_steps,
-                             config_.inner_lr, /*create_graph=*/true,
-                             algo == "metasgd" ? &inner_lrs_ : nullptr);
+      auto fast =
+          inner_loop(*model_, params, mask_, t.support, kind_, config_.inner_steps,
+                     config_.inner_lr, /*create_graph=*/true, algo == "metasgd" ? &lrs : nullptr);
       Tensor loss =
           models::task_loss(model_->forward(t.query, fast), t.query.target, kind_) * scale;
       loss.backward();

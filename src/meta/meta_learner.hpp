@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "meta/row_sparse_gradient.hpp"
 #include "models/batch.hpp"
 #include "models/model.hpp"
 #include "models/task_stack.hpp"
@@ -58,12 +59,19 @@ class MetaLearner {
   // Meta-SGD's per-parameter learning rates (empty for the other algorithms).
   std::vector<torch::Tensor>& inner_learning_rates() { return inner_lrs_; }
   bool trains() const { return config_.algorithm != "scratch"; }
+  // Which meta_parameters() are embedding tables (and Meta-SGD's rates for them): their
+  // meta-gradient comes as row_sparse_gradients(), never in .grad().
+  std::vector<bool> row_sparse_parameters() const;
 
-  // Accumulates the meta-gradient of one meta-batch into .grad() of meta_parameters()
-  // (averaged over tasks) and returns the mean query loss after adaptation. Gradient-based
-  // algorithms run all tasks as one stack (stacked_inner_loop.hpp).
+  // Accumulates the meta-gradient of one meta-batch (averaged over tasks) into .grad() of the
+  // dense meta_parameters() and returns the mean query loss after adaptation. Embedding tables
+  // take part as meta-batch-local tables of just the rows the batch touches, so their gradient
+  // is row-sparse: row_sparse_gradients() holds it until the next call replaces it.
+  // Gradient-based algorithms run all tasks as one stack (stacked_inner_loop.hpp).
   double accumulate_meta_gradient(const std::vector<TaskBatch>& tasks);
-  // The same, one task at a time: the plain reference the stacked version is tested against.
+  const std::vector<RowSparseGradient>& row_sparse_gradients() const { return row_sparse_grads_; }
+  // The same gradient, one task at a time on the whole tables (dense .grad() everywhere): the
+  // plain reference the stacked, row-sparse version is tested against.
   double accumulate_meta_gradient_per_task(const std::vector<TaskBatch>& tasks);
 
   // Outputs on `query` after adapting to `support` for `steps` steps ([n, outputs]; binary
@@ -80,9 +88,22 @@ class MetaLearner {
 
  private:
   std::vector<bool> mask_for(const std::string& algorithm) const;
-  double stacked_second_order(const std::vector<TaskBatch>& tasks);
-  double stacked_first_order(const std::vector<TaskBatch>& tasks);
-  double stacked_reptile(const std::vector<TaskBatch>& tasks);
+  // The meta-gradient with `params` and `lrs` (Meta-SGD) standing in for the model's
+  // parameters and inner_lrs_: the leaves that receive it.
+  double meta_gradient(const std::vector<TaskBatch>& tasks,
+                       const std::vector<torch::Tensor>& params,
+                       const std::vector<torch::Tensor>& lrs);
+  double per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
+                                const std::vector<torch::Tensor>& params,
+                                const std::vector<torch::Tensor>& lrs);
+  double stacked_second_order(const std::vector<TaskBatch>& tasks,
+                              const std::vector<torch::Tensor>& params,
+                              const std::vector<torch::Tensor>& lrs);
+  double stacked_first_order(const std::vector<TaskBatch>& tasks,
+                             const std::vector<torch::Tensor>& params);
+  double stacked_reptile(const std::vector<TaskBatch>& tasks,
+                         const std::vector<torch::Tensor>& params);
+  std::size_t embedding_tables() const;
   bool adapts_embeddings() const;
   // One new task's adaptation (a stack of one) for `steps` steps; `after_step(done, fast)`
   // sees the per-task parameters after 0..steps steps.
@@ -97,6 +118,7 @@ class MetaLearner {
   models::FunctionalModel model_;
   std::vector<bool> mask_;
   std::vector<torch::Tensor> inner_lrs_;
+  std::vector<RowSparseGradient> row_sparse_grads_;
 };
 
 }  // namespace ml::meta

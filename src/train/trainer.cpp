@@ -18,6 +18,7 @@
 #include "tasks/episode_sampler.hpp"
 #include "train/checkpoint.hpp"
 #include "train/learner_state.hpp"
+#include "train/outer_optimizer.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/logging.hpp"
@@ -34,13 +35,6 @@ namespace {
 constexpr std::uint64_t kMetaBatchPurpose = 0x6d65746162617463ULL;  // "metabatc"
 // Validation episodes use indices far from the training ones, so the two never coincide.
 constexpr std::uint64_t kValidationEpisodeBase = 1ULL << 40;
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const config::MetaConfig& meta,
-                                                        std::vector<torch::Tensor> params) {
-  if (meta.outer_optimizer == "sgd")
-    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(meta.outer_lr));
-  return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(meta.outer_lr));
-}
 
 // The tasks of meta-iteration `iteration`: a seeded draw without replacement (with
 // replacement only when there are fewer training tasks than the meta-batch).
@@ -164,7 +158,8 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
                config.meta.algorithm, choice.name());
 
   auto learner = build_learner(config, data->features, device);
-  auto optimizer = make_optimizer(config.meta, learner->meta_parameters());
+  OuterOptimizer optimizer(config.meta, learner->meta_parameters(),
+                           learner->row_sparse_parameters());
   int start = 0;
   double best_loss = INFINITY;
   int best_iteration = -1;
@@ -172,8 +167,7 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
     resume_from.read_state(
         [&](torch::serialize::InputArchive& archive) {
           read_learner(archive, *learner, latest_path.string());
-          torch::serialize::InputArchive opt;
-          if (archive.try_read("optimizer", opt)) optimizer->load(opt);
+          optimizer.load(archive, latest_path.string());
         },
         device);
     start = resume_from.meta.progress.value("iteration", 0);
@@ -198,9 +192,7 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
                      {"best_validation_loss", number_or_null(best_loss)}};
     save_checkpoint(path.string(), meta, [&](torch::serialize::OutputArchive& archive) {
       write_learner(archive, *learner);
-      torch::serialize::OutputArchive opt;
-      optimizer->save(opt);
-      archive.write("optimizer", opt);
+      optimizer.save(archive);
     });
   };
 
@@ -252,16 +244,14 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
   for (int it = start; it < stop; ++it) {
     std::vector<meta::TaskBatch> batches = next.get();
     if (it + 1 < stop) next = std::async(std::launch::async, prepare, it + 1);
-    optimizer->zero_grad();
+    optimizer.zero_grad();
     double loss = learner->accumulate_meta_gradient(batches);
     if (!std::isfinite(loss))
       throw NumericError("meta-iteration " + std::to_string(it) + ": the query loss is " +
                          std::to_string(loss) + "; lower meta.outer_lr (" +
                          std::to_string(config.meta.outer_lr) + ") or meta.inner_lr (" +
                          std::to_string(config.meta.inner_lr) + "), or set meta.grad_clip");
-    if (config.meta.grad_clip > 0)
-      torch::nn::utils::clip_grad_norm_(learner->meta_parameters(), config.meta.grad_clip);
-    optimizer->step();
+    optimizer.step(learner->row_sparse_gradients());
     window_loss += loss;
     ++window;
     const int done = it + 1;

@@ -1,0 +1,163 @@
+// Dense and row-sparse outer optimisation: see outer_optimizer.hpp.
+#include "train/outer_optimizer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "util/errors.hpp"
+
+namespace ml::train {
+
+using torch::Tensor;
+
+namespace {
+
+// torch::optim::Adam's defaults, which the dense optimiser runs with.
+const torch::optim::AdamOptions kAdamDefaults;
+
+}  // namespace
+
+double clip_gradients(const std::vector<Tensor>& dense,
+                      std::vector<meta::RowSparseGradient>& sparse, double max_norm) {
+  std::vector<Tensor> grads, norms;
+  for (const auto& p : dense)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  for (const auto& g : sparse) grads.push_back(g.values);
+  if (grads.empty()) return 0.0;
+  torch::NoGradGuard no_grad;
+  for (const auto& g : grads) norms.push_back(g.norm(2));
+  const Tensor total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+  const Tensor scale = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  for (const auto& p : dense)
+    if (p.grad().defined()) p.grad().mul_(scale);
+  // The values may be the learner's own gradient tensors: scale a copy.
+  for (auto& g : sparse) g.values = g.values * scale;
+  return total.item<double>();
+}
+
+OuterOptimizer::OuterOptimizer(const config::MetaConfig& meta, std::vector<Tensor> params,
+                               const std::vector<bool>& row_sparse)
+    : meta_(meta), params_(std::move(params)), row_sparse_(row_sparse) {
+  row_sparse_.resize(params_.size(), false);
+  exp_avg_.resize(params_.size());
+  exp_avg_sq_.resize(params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    if (!row_sparse_[i]) {
+      dense_params_.push_back(params_[i]);
+    } else if (meta_.outer_optimizer == "adam") {
+      exp_avg_[i] = torch::zeros_like(params_[i], torch::MemoryFormat::Contiguous);
+      exp_avg_sq_[i] = torch::zeros_like(params_[i], torch::MemoryFormat::Contiguous);
+    }
+  }
+  if (dense_params_.empty()) return;
+  if (meta_.outer_optimizer == "sgd")
+    dense_ = std::make_unique<torch::optim::SGD>(dense_params_,
+                                                 torch::optim::SGDOptions(meta_.outer_lr));
+  else
+    dense_ = std::make_unique<torch::optim::Adam>(dense_params_,
+                                                  torch::optim::AdamOptions(meta_.outer_lr));
+}
+
+void OuterOptimizer::zero_grad() {
+  if (dense_) dense_->zero_grad();
+}
+
+void OuterOptimizer::step(std::vector<meta::RowSparseGradient> sparse) {
+  for (const auto& g : sparse)
+    if (g.parameter >= params_.size() || !row_sparse_[g.parameter])
+      throw std::logic_error("a row-sparse gradient for parameter " + std::to_string(g.parameter) +
+                             ", which the optimiser does not update row-sparsely");
+  if (meta_.grad_clip > 0) clip_gradients(dense_params_, sparse, meta_.grad_clip);
+  if (dense_) dense_->step();
+  ++sparse_steps_;
+  for (const auto& g : sparse) {
+    if (meta_.outer_optimizer == "sgd")
+      lazy_sgd_step(g);
+    else
+      lazy_adam_step(g);
+  }
+}
+
+// The operations of torch::optim::Adam::step (torch 1.13) on the gathered rows, so a touched
+// row ends up bit-identical to what dense Adam would make of it.
+void OuterOptimizer::lazy_adam_step(const meta::RowSparseGradient& gradient) {
+  torch::NoGradGuard no_grad;
+  const std::size_t i = gradient.parameter;
+  const auto [beta1, beta2] = kAdamDefaults.betas();
+  const double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(sparse_steps_));
+  const double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(sparse_steps_));
+  const Tensor& rows = gradient.rows;
+  const Tensor& grad = gradient.values;
+  Tensor exp_avg = exp_avg_[i].index_select(0, rows);
+  Tensor exp_avg_sq = exp_avg_sq_[i].index_select(0, rows);
+  exp_avg.mul_(beta1).add_(grad, 1 - beta1);
+  exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+  const Tensor denom = (exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(kAdamDefaults.eps());
+  Tensor weights = params_[i].index_select(0, rows);
+  weights.addcdiv_(exp_avg, denom, -meta_.outer_lr / bias_correction1);
+  exp_avg_[i].index_copy_(0, rows, exp_avg);
+  exp_avg_sq_[i].index_copy_(0, rows, exp_avg_sq);
+  params_[i].index_copy_(0, rows, weights);
+}
+
+void OuterOptimizer::lazy_sgd_step(const meta::RowSparseGradient& gradient) {
+  torch::NoGradGuard no_grad;
+  Tensor& table = params_[gradient.parameter];
+  Tensor weights = table.index_select(0, gradient.rows);
+  weights.add_(gradient.values, -meta_.outer_lr);
+  table.index_copy_(0, gradient.rows, weights);
+}
+
+void OuterOptimizer::save(torch::serialize::OutputArchive& archive) const {
+  if (dense_) {
+    torch::serialize::OutputArchive dense;
+    dense_->save(dense);
+    archive.write("optimizer", dense);
+  }
+  torch::serialize::OutputArchive sparse;
+  sparse.write("step", torch::tensor(sparse_steps_, torch::kInt64));
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    if (!exp_avg_[i].defined()) continue;
+    sparse.write("exp_avg_" + std::to_string(i), exp_avg_[i].cpu());
+    sparse.write("exp_avg_sq_" + std::to_string(i), exp_avg_sq_[i].cpu());
+  }
+  archive.write("row_sparse_optimizer", sparse);
+}
+
+void OuterOptimizer::load(torch::serialize::InputArchive& archive, const std::string& source) {
+  if (dense_) {
+    torch::serialize::InputArchive dense;
+    if (archive.try_read("optimizer", dense)) dense_->load(dense);
+  }
+  const bool any_row_sparse =
+      std::find(row_sparse_.begin(), row_sparse_.end(), true) != row_sparse_.end();
+  torch::serialize::InputArchive sparse;
+  if (!archive.try_read("row_sparse_optimizer", sparse)) {
+    if (any_row_sparse)
+      throw CheckpointError("'" + source +
+                            "' has no row-sparse optimiser state for the embedding tables: it was "
+                            "written by an older metalearn and cannot be resumed exactly");
+    return;
+  }
+  Tensor steps;
+  sparse.read("step", steps);
+  sparse_steps_ = steps.item<std::int64_t>();
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    if (!exp_avg_[i].defined()) continue;
+    for (auto [name, state] : {std::make_pair("exp_avg_", &exp_avg_[i]),
+                               std::make_pair("exp_avg_sq_", &exp_avg_sq_[i])}) {
+      Tensor value;
+      sparse.read(name + std::to_string(i), value);
+      if (value.sizes() != state->sizes())
+        throw CheckpointError("'" + source + "': optimiser state " + name + std::to_string(i) +
+                              " has shape " + c10::str(value.sizes()) + ", the model expects " +
+                              c10::str(state->sizes()));
+      state->copy_(value);
+    }
+  }
+}
+
+}  // namespace ml::train
