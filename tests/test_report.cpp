@@ -325,6 +325,23 @@ TEST(ReportTables, ConclusionSaysPlainlyWhenABaselineWins) {
   EXPECT_NE(s.find("K=5 (vs pretrain)"), std::string::npos) << s;
 }
 
+TEST(ReportTables, AnotherRunTrainedAsABaselineCountsAsOne) {
+  // e.g. a pretrain run with head-only fine-tuning evaluated beside the meta-learners: when it
+  // is the best method the report must not call the winner a meta-learner.
+  auto r = synthetic_result();
+  std::string best_at_5;
+  for (const auto& v : r.verdicts)
+    if (v.shots == 5) best_at_5 = v.best_method;
+  ASSERT_FALSE(best_at_5.empty());
+  r.runs.push_back({best_at_5, "pretrain", "runs/x/checkpoints/best.mlckpt", "runs/x"});
+  const auto table = report::results_table(r);
+  EXPECT_TRUE(table.is_baseline(best_at_5));
+  EXPECT_EQ(table.baselines.size(), report::results_table(synthetic_result()).baselines.size())
+      << "no comparison columns for it";
+  const std::string s = report::conclusion_summary(r, table);
+  EXPECT_NE(s.find("K=5 (" + best_at_5 + ")"), std::string::npos) << s;
+}
+
 // ---- the page and the Markdown ----------------------------------------------------------------
 
 TEST(ReportPage, SelfContainedEscapedAndHoldsEveryNumber) {

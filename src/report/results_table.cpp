@@ -11,7 +11,8 @@ namespace ml::report {
 using nlohmann::json;
 
 bool ResultsTable::is_baseline(const std::string& method) const {
-  return std::find(baselines.begin(), baselines.end(), method) != baselines.end();
+  return std::find(baselines.begin(), baselines.end(), method) != baselines.end() ||
+         std::find(baseline_runs.begin(), baseline_runs.end(), method) != baseline_runs.end();
 }
 
 const eval::Cell* best_cell(const eval::ColdStartResult& result, int shots,
@@ -35,6 +36,10 @@ ResultsTable results_table(const eval::ColdStartResult& result) {
   for (const auto& c : result.cells)
     for (const auto& cmp : c.comparisons)
       if (!table.is_baseline(cmp.baseline)) table.baselines.push_back(cmp.baseline);
+  for (const auto& run : result.runs)
+    if ((run.algorithm == "pretrain" || run.algorithm == "scratch") &&
+        !table.is_baseline(run.method))
+      table.baseline_runs.push_back(run.method);
   for (int k : result.shots) {
     std::vector<const eval::Cell*> best;
     for (std::size_t x = 0; x < result.metrics.size(); ++x) best.push_back(best_cell(result, k, x));

@@ -22,8 +22,12 @@ struct ResultRow {
 struct ResultsTable {
   // Methods the cells carry paired comparisons against, in the order first met.
   std::vector<std::string> baselines;
+  // Other evaluated runs trained as a baseline (meta.algorithm pretrain or scratch, e.g. a
+  // pretrain with head-only fine-tuning): no comparison columns, but a baseline all the same.
+  std::vector<std::string> baseline_runs;
   std::vector<ResultRow> rows;  // by K, then steps, then ColdStartResult::methods order
 
+  // A method in baselines or baseline_runs.
   bool is_baseline(const std::string& method) const;
 };
 
