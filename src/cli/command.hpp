@@ -26,9 +26,6 @@ struct ConfigOptions {
   bool load(config::Config& out) const;
 };
 
-// For subcommands whose library part does not exist yet: a clear NotImplementedError.
-[[noreturn]] void not_built_yet(const std::string& command);
-
 void add_synth_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_train_command(CLI::App& app);

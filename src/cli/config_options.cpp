@@ -34,10 +34,4 @@ bool ConfigOptions::load(config::Config& out) const {
   return true;
 }
 
-void not_built_yet(const std::string& command) {
-  throw NotImplementedError("'" + command +
-                            "' is not built yet: meta-training, adaptation, evaluation and "
-                            "prediction arrive with the next milestone (see README.md, Status)");
-}
-
 }  // namespace ml::cli
