@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "meta/meta_learner.hpp"
+#include "models/batched_matmul.hpp"
 #include "runtime/device.hpp"
 #include "train/outer_optimizer.hpp"
 
@@ -149,7 +150,11 @@ int main(int argc, char** argv) {
     }
   }
   ml::runtime::configure_threads(1);
-  std::printf("%s\n", nlohmann::json{{"matmul_1024_gflops", matmul_gflops()}}.dump().c_str());
+  std::printf("%s\n",
+              nlohmann::json{{"matmul_1024_gflops", matmul_gflops()},
+                             {"batched_gemm_calls_blas", ml::models::batched_matmul_uses_blas()}}
+                  .dump()
+                  .c_str());
   for (const auto& name : workloads) {
     Workload w = workload(name);
     torch::manual_seed(0);

@@ -194,15 +194,10 @@ bool MetaLearner::adapts_embeddings() const {
 
 namespace {
 
-models::StackedBatch stack_supports(const std::vector<TaskBatch>& tasks) {
+// One side (support or query) of every task in the meta-batch, stacked.
+models::StackedBatch stack_side(const std::vector<TaskBatch>& tasks, Batch TaskBatch::*side) {
   std::vector<Batch> parts;
-  for (const auto& t : tasks) parts.push_back(t.support);
-  return models::stack_tasks(parts);
-}
-
-models::StackedBatch stack_queries(const std::vector<TaskBatch>& tasks) {
-  std::vector<Batch> parts;
-  for (const auto& t : tasks) parts.push_back(t.query);
+  for (const auto& t : tasks) parts.push_back(t.*side);
   return models::stack_tasks(parts);
 }
 
@@ -212,7 +207,8 @@ double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
                                          const std::vector<Tensor>& params,
                                          const std::vector<Tensor>& lrs) {
   const auto T = static_cast<std::int64_t>(tasks.size());
-  models::StackedBatch support = stack_supports(tasks), query = stack_queries(tasks);
+  models::StackedBatch support = stack_side(tasks, &TaskBatch::support),
+                       query = stack_side(tasks, &TaskBatch::query);
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&support, &query});
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, true);
@@ -230,7 +226,8 @@ double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
 double MetaLearner::stacked_first_order(const std::vector<TaskBatch>& tasks,
                                         const std::vector<Tensor>& params) {
   const auto T = static_cast<std::int64_t>(tasks.size());
-  models::StackedBatch support = stack_supports(tasks), query = stack_queries(tasks);
+  models::StackedBatch support = stack_side(tasks, &TaskBatch::support),
+                       query = stack_side(tasks, &TaskBatch::query);
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&support, &query});
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
