@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -71,37 +72,108 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// Meta-steps (gradient and outer update) over meta-batches drawn from a pool in turn.
+class MetaStepper {
+ public:
+  MetaStepper(MetaLearner& learner, const std::vector<TaskBatch>& pool, int meta_batch,
+              bool reference)
+      : learner_(learner),
+        pool_(pool),
+        meta_batch_(meta_batch),
+        reference_(reference),
+        optimizer_(outer_config(), learner.meta_parameters(), row_sparse(learner, reference)) {}
+
+  void step() {
+    std::vector<TaskBatch> tasks;
+    for (int i = 0; i < meta_batch_; ++i) tasks.push_back(pool_[next_++ % pool_.size()]);
+    optimizer_.zero_grad();
+    if (reference_) {
+      learner_.accumulate_meta_gradient_per_task(tasks);
+      optimizer_.step({});
+    } else {
+      learner_.accumulate_meta_gradient(tasks);
+      optimizer_.step(learner_.row_sparse_gradients());
+    }
+  }
+
+ private:
+  // The trainer's outer optimiser (Adam, 1e-3).
+  static ml::config::MetaConfig outer_config() {
+    ml::config::MetaConfig outer;
+    outer.outer_lr = 1e-3;
+    return outer;
+  }
+  // The per-task reference fills dense .grad(), so it gets plain dense Adam everywhere.
+  static std::vector<bool> row_sparse(const MetaLearner& learner, bool reference) {
+    std::vector<bool> sparse = learner.row_sparse_parameters();
+    if (reference) sparse.assign(sparse.size(), false);
+    return sparse;
+  }
+
+  MetaLearner& learner_;
+  const std::vector<TaskBatch>& pool_;
+  int meta_batch_;
+  bool reference_;
+  ml::train::OuterOptimizer optimizer_;
+  std::size_t next_ = 0;
+};
+
 // Meta-iterations per second over about `budget` seconds (after a short warm-up).
 double iterations_per_second(MetaLearner& learner, const std::vector<TaskBatch>& pool,
                              int meta_batch, bool reference, double budget) {
-  // The trainer's outer optimiser (Adam, 1e-3): the per-task reference fills dense .grad(), so
-  // it gets plain dense Adam over every parameter.
-  ml::config::MetaConfig outer;
-  outer.outer_lr = 1e-3;
-  std::vector<bool> row_sparse = learner.row_sparse_parameters();
-  if (reference) row_sparse.assign(row_sparse.size(), false);
-  ml::train::OuterOptimizer optimizer(outer, learner.meta_parameters(), row_sparse);
-  std::size_t next = 0;
-  auto step = [&] {
-    std::vector<TaskBatch> tasks;
-    for (int i = 0; i < meta_batch; ++i) tasks.push_back(pool[next++ % pool.size()]);
-    optimizer.zero_grad();
-    if (reference) {
-      learner.accumulate_meta_gradient_per_task(tasks);
-      optimizer.step({});
-    } else {
-      learner.accumulate_meta_gradient(tasks);
-      optimizer.step(learner.row_sparse_gradients());
-    }
-  };
-  for (int i = 0; i < 3; ++i) step();
+  MetaStepper stepper(learner, pool, meta_batch, reference);
+  for (int i = 0; i < 3; ++i) stepper.step();
   int done = 0;
   auto start = Clock::now();
   while (seconds_since(start) < budget) {
-    step();
+    stepper.step();
     ++done;
   }
   return done / seconds_since(start);
+}
+
+// Self time per (operator, input shapes) over one profiled run, the largest first, on stderr:
+// where the remaining time goes, finer than the Chrome trace's operator names.
+void print_op_table(const torch::autograd::profiler::thread_event_lists& threads, int iterations) {
+  using torch::autograd::profiler::EventKind;
+  std::map<std::string, std::pair<double, int>> self;  // key -> (microseconds, calls)
+  double total = 0;
+  for (const auto& events : threads) {
+    struct Open {
+      const torch::autograd::profiler::LegacyEvent* event;
+      double children;
+    };
+    std::vector<Open> stack;
+    for (const auto& e : events) {
+      if (e.kind() == EventKind::PushRange) {
+        stack.push_back({&e, 0.0});
+      } else if (e.kind() == EventKind::PopRange && !stack.empty()) {
+        Open open = stack.back();
+        stack.pop_back();
+        const double inclusive = open.event->cpuElapsedUs(e);
+        std::string key = open.event->name();
+        for (const auto& shape : open.event->shapes()) {
+          key += " [";
+          for (std::size_t d = 0; d < shape.size(); ++d)
+            key += (d ? "," : "") + std::to_string(shape[d]);
+          key += "]";
+        }
+        auto& entry = self[key];
+        entry.first += inclusive - open.children;
+        entry.second += 1;
+        total += inclusive - open.children;
+        if (!stack.empty()) stack.back().children += inclusive;
+      }
+    }
+  }
+  std::vector<std::pair<double, std::string>> rows;
+  for (const auto& [key, value] : self) rows.push_back({value.first, key});
+  std::sort(rows.rbegin(), rows.rend());
+  std::fprintf(stderr, "self time per meta-iteration (%d profiled):\n", iterations);
+  for (std::size_t i = 0; i < std::min<std::size_t>(rows.size(), 60); ++i)
+    std::fprintf(stderr, "%6.1f%% %8.1f us %6.1f calls  %s\n", 100 * rows[i].first / total,
+                 rows[i].first / iterations, self[rows[i].second].second / double(iterations),
+                 rows[i].second.c_str());
 }
 
 // Float32 GFLOP/s of a 1024^2 matrix product: the machine's arithmetic reference.
@@ -125,6 +197,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> algorithms = {"maml", "fomaml", "reptile", "anil"};
   bool reference = false;
   std::string profile;
+  bool op_table = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -144,6 +217,8 @@ int main(int argc, char** argv) {
       reference = true;
     else if (a == "--profile")
       profile = value();
+    else if (a == "--op-table")
+      op_table = true;
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -173,6 +248,17 @@ int main(int argc, char** argv) {
         torch::autograd::profiler::RecordProfile guard(profile + "." + name + "." + algorithm +
                                                        ".json");
         iterations_per_second(learner, pool, w.meta_batch, false, budget);
+      }
+      if (op_table) {
+        constexpr int kProfiled = 50;
+        torch::autograd::profiler::TLSLegacyProfilerGuard guard(
+            torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU,
+                                                  /*report_input_shapes=*/true),
+            [&](const torch::autograd::profiler::thread_event_lists& threads) {
+              print_op_table(threads, kProfiled);
+            });
+        MetaStepper stepper(learner, pool, w.meta_batch, false);
+        for (int i = 0; i < kProfiled; ++i) stepper.step();
       }
       line["stacked_it_per_s"] = iterations_per_second(learner, pool, w.meta_batch, false, budget);
       // The per-task loop copies whole embedding tables per task: on W2 one of its

@@ -5,8 +5,11 @@
 
 #include <cmath>
 
+#include "meta/implicit_inner_loop.hpp"
 #include "meta/meta_learner.hpp"
 #include "meta/sinusoid.hpp"
+#include "meta/stacked_inner_loop.hpp"
+#include "models/batched_matmul.hpp"
 #include "models/model.hpp"
 
 #include <iostream>
@@ -418,6 +421,24 @@ TEST(StackedInnerLoop, EveryGradientAlgorithmMatchesThePerTaskReference) {
                                                 equal_sizes);
 }
 
+TEST(StackedInnerLoop, WideLayersKeptImplicitlyMatchTheReference) {
+  // Layers wide against the support rows, so maml keeps the tower implicitly (the head, one
+  // output, stays explicit): the same meta-gradient as the per-task loop.
+  stacked::Family wide = stacked::mlp(LabelKind::kBinary);
+  wide.shape.dense_dim = 12;
+  wide.shape.hidden = {24, 16};
+  EXPECT_TRUE(ml::meta::implicit_layer_pays(12, 24, 7));
+  EXPECT_TRUE(ml::meta::implicit_layer_pays(24, 16, 7));
+  EXPECT_FALSE(ml::meta::implicit_layer_pays(16, 1, 7));
+  for (bool equal_sizes : {false, true})
+    stacked::expect_stacked_matches_reference("maml", wide, "all", equal_sizes);
+  stacked::Family wide_embeddings = stacked::embedding_mlp(LabelKind::kBinary);
+  wide_embeddings.shape.dense_dim = 12;
+  wide_embeddings.shape.hidden = {24, 16};
+  for (const std::string which : {"all", "dense"})
+    stacked::expect_stacked_matches_reference("maml", wide_embeddings, which);
+}
+
 TEST(StackedInnerLoop, RegressionAndMulticlassHeadsMatchTheReference) {
   for (const std::string algorithm : {"maml", "fomaml", "reptile"}) {
     stacked::expect_stacked_matches_reference(algorithm, stacked::mlp(LabelKind::kRegression),
@@ -488,4 +509,105 @@ TEST(StackedInnerLoop, SingleTaskFirstOrderLeavesTheWeightsAlone) {
     for (std::size_t i = 0; i < params.size(); ++i)
       EXPECT_TRUE(torch::equal(params[i].detach(), before[i])) << algorithm << " param " << i;
   }
+}
+
+// --- Second order with every linear layer kept implicitly -----------------------------------
+
+namespace {
+
+// Query outputs after 3 second-order steps and the gradient of their loss with respect to
+// the meta-parameters, with the explicit stacked loop or with every linear layer implicit.
+std::pair<Tensor, std::vector<Tensor>> second_order_query(const stacked::Family& family,
+                                                          const std::string& which, bool implicit) {
+  torch::manual_seed(5);
+  FunctionalModel model(family.shape);
+  model->to(torch::kFloat64);
+  std::vector<Batch> supports, queries;
+  for (std::int64_t t = 0; t < 3; ++t) {
+    supports.push_back(stacked::random_task_batch(3 + t, family));  // padded
+    queries.push_back(stacked::random_task_batch(6 - t, family));
+  }
+  auto support = ml::models::stack_tasks(supports), query = ml::models::stack_tasks(queries);
+  const auto mask = ml::models::adapt_mask(*model, which);
+  bool adapts_embeddings = false;
+  for (std::size_t i = 0; i < mask.size(); ++i)
+    adapts_embeddings |= mask[i] && model->groups()[i] == ml::models::ParamGroup::kEmbedding;
+  std::vector<Tensor> rows;
+  if (adapts_embeddings) rows = ml::models::gather_embedding_rows({&support, &query});
+  const auto params = model->params();
+  Tensor out;
+  if (implicit) {
+    ml::meta::ImplicitInnerLoop inner(*model, params, mask, 0.3, 3, support.rows(), rows,
+                                      ml::meta::ImplicitInnerLoop::Layers::kEveryLinear);
+    EXPECT_EQ(inner.implicit_layers(), family.shape.hidden.size() + 1);
+    for (int s = 0; s < 3; ++s) inner.step(support, family.kind);
+    out = inner.forward(query);
+  } else {
+    auto fast = ml::meta::per_task_parameters(*model, params, mask, 3, rows, true);
+    fast = ml::meta::stacked_inner_loop(*model, fast, mask, support, family.kind, 3, 0.3, true,
+                                        nullptr);
+    out = model->forward_stacked(query, fast);
+  }
+  Tensor loss = ml::models::task_losses(out, query, family.kind).mean();
+  auto grads = torch::autograd::grad({loss}, params, {}, false, false, /*allow_unused=*/true);
+  for (std::size_t i = 0; i < grads.size(); ++i)
+    if (!grads[i].defined()) grads[i] = torch::zeros_like(params[i]);
+  return {out.detach(), grads};
+}
+
+void expect_implicit_matches_explicit(const stacked::Family& family, const std::string& which) {
+  SCOPED_TRACE(family.shape.type + " / " + which);
+  auto [explicit_out, explicit_grads] = second_order_query(family, which, false);
+  auto [implicit_out, implicit_grads] = second_order_query(family, which, true);
+  EXPECT_TRUE(torch::allclose(implicit_out, explicit_out, 1e-9, 1e-12));
+  double size = 0;
+  for (std::size_t i = 0; i < explicit_grads.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(implicit_grads[i], explicit_grads[i], 1e-8, 1e-11))
+        << "parameter " << i << ": largest difference "
+        << (implicit_grads[i] - explicit_grads[i]).abs().max().item<double>();
+    size += explicit_grads[i].abs().sum().item<double>();
+  }
+  EXPECT_GT(size, 1e-3);
+}
+
+}  // namespace
+
+TEST(ImplicitInnerLoop, EveryLayerImplicitEqualsTheExplicitStackedLoop) {
+  expect_implicit_matches_explicit(stacked::mlp(LabelKind::kBinary), "all");
+  expect_implicit_matches_explicit(stacked::mlp(LabelKind::kRegression), "all");
+  expect_implicit_matches_explicit(stacked::mlp(LabelKind::kMulticlass, 3), "all");
+  // Adapted embeddings change the first layer's inputs at every step (its history grows);
+  // shared ones feed it inputs that carry a gradient.
+  expect_implicit_matches_explicit(stacked::embedding_mlp(LabelKind::kBinary), "all");
+  expect_implicit_matches_explicit(stacked::embedding_mlp(LabelKind::kBinary), "dense");
+}
+
+TEST(BatchedMatmul, TransposeFlagsMatchBmmToTheSecondDerivative) {
+  torch::manual_seed(3);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE(std::string(ta ? "T" : "N") + (tb ? "T" : "N"));
+      auto make = [](bool transposed, std::int64_t rows, std::int64_t cols) {
+        return (transposed ? torch::randn({4, cols, rows}, torch::kFloat64)
+                           : torch::randn({4, rows, cols}, torch::kFloat64))
+            .requires_grad_(true);
+      };
+      Tensor a = make(ta, 3, 5), b = make(tb, 5, 2);
+      auto op = [](const Tensor& x, bool t) { return t ? x.transpose(1, 2) : x; };
+      Tensor weight = torch::randn({4, 3, 2}, torch::kFloat64);
+      auto derivatives = [&](const Tensor& product) {
+        Tensor first = (product * weight).sum();
+        auto g = torch::autograd::grad({first}, {a, b}, {}, true, true);
+        Tensor second = (g[0] * g[0]).sum() + (g[1] * g[1].sin()).sum();
+        auto h = torch::autograd::grad({second}, {a, b});
+        return std::vector<Tensor>{product, g[0], g[1], h[0], h[1]};
+      };
+      auto ours = derivatives(ml::models::batched_matmul(a, b, ta, tb));
+      auto reference = derivatives(torch::bmm(op(a, ta), op(b, tb)));
+      for (std::size_t k = 0; k < ours.size(); ++k)
+        EXPECT_TRUE(torch::allclose(ours[k], reference[k], 1e-12, 1e-12)) << "derivative " << k;
+      // The point of the flags: gradients come back in the operands' own layout.
+      EXPECT_TRUE(ours[1].is_contiguous());
+      EXPECT_TRUE(ours[2].is_contiguous());
+    }
 }

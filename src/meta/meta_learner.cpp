@@ -6,6 +6,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "meta/implicit_inner_loop.hpp"
 #include "meta/stacked_inner_loop.hpp"
 #include "models/task_stack.hpp"
 #include "util/errors.hpp"
@@ -211,6 +212,13 @@ double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
                        query = stack_side(tasks, &TaskBatch::query);
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&support, &query});
+  if (config_.algorithm != "metasgd") {
+    ImplicitInnerLoop inner(*model_, params, mask_, config_.inner_lr, T, support.rows(), rows);
+    for (int s = 0; s < config_.inner_steps; ++s) inner.step(support, kind_);
+    Tensor loss = models::task_losses(inner.forward(query), query, kind_).mean();
+    loss.backward();
+    return loss.item<double>();
+  }
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, true);
   std::vector<Tensor> task_lrs;
   if (config_.algorithm == "metasgd")

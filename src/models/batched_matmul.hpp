@@ -12,7 +12,10 @@
 
 namespace ml::models {
 
-torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
+// op(a) op(b), where op transposes the last two dimensions when its flag is set. Pass the
+// flags rather than transposed views: the gradients then come back contiguous.
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b,
+                             bool transpose_a = false, bool transpose_b = false);
 
 // x [T, n, in] w[T]^T + bias[T] for per-task weights w [T, out, in] and biases [T, out]: one
 // autograd node instead of a transpose, a product, an unsqueeze and an add, because in a

@@ -75,14 +75,14 @@ torch::Tensor FunctionalModelImpl::forward(const Batch& batch,
   return torch::addmm(p[head + 1], represent(batch, p), p[head].t());
 }
 
-namespace {
-
-// x [T, n, in] through a linear layer whose weight and bias are each shared or per task.
-torch::Tensor linear_stacked(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
-                             bool w_per_task, bool b_per_task) {
-  if (w_per_task) {
+torch::Tensor FunctionalModelImpl::linear_stacked(const torch::Tensor& x,
+                                                  const std::vector<torch::Tensor>& p,
+                                                  std::size_t weight_index) const {
+  const torch::Tensor &w = p[weight_index], &b = p[weight_index + 1];
+  const bool b_per_task = per_task(weight_index + 1, b);
+  if (per_task(weight_index, w)) {
     if (b_per_task) return batched_linear(x, w, b);
-    return batched_matmul(x, w.transpose(1, 2)) + b;
+    return batched_matmul(x, w, false, /*transpose_b=*/true) + b;
   }
   const auto T = x.size(0), n = x.size(1);
   torch::Tensor flat = x.reshape({T * n, x.size(2)});
@@ -90,10 +90,21 @@ torch::Tensor linear_stacked(const torch::Tensor& x, const torch::Tensor& w, con
   return torch::addmm(b, flat, w.t()).view({T, n, -1});
 }
 
-}  // namespace
-
 torch::Tensor FunctionalModelImpl::represent_stacked(const StackedBatch& batch,
                                                      const std::vector<torch::Tensor>& p) const {
+  return represent_stacked(
+      batch, p, [&](std::size_t w, const torch::Tensor& x) { return linear_stacked(x, p, w); });
+}
+
+torch::Tensor FunctionalModelImpl::forward_stacked(const StackedBatch& batch,
+                                                   const std::vector<torch::Tensor>& p) const {
+  return forward_stacked(
+      batch, p, [&](std::size_t w, const torch::Tensor& x) { return linear_stacked(x, p, w); });
+}
+
+torch::Tensor FunctionalModelImpl::represent_stacked(const StackedBatch& batch,
+                                                     const std::vector<torch::Tensor>& p,
+                                                     const StackedLinear& linear) const {
   torch::Tensor x = batch.dense;
   if (first_tower_ > 0) {
     std::vector<torch::Tensor> parts = {x};
@@ -115,18 +126,15 @@ torch::Tensor FunctionalModelImpl::represent_stacked(const StackedBatch& batch,
     x = torch::cat(parts, 2);
   }
   for (std::size_t l = 0; l < shape_.hidden.size(); ++l) {
-    const std::size_t w = first_tower_ + 2 * l;
-    x = torch::relu(
-        linear_stacked(x, p[w], p[w + 1], per_task(w, p[w]), per_task(w + 1, p[w + 1])));
+    x = torch::relu(linear(first_tower_ + 2 * l, x));
   }
   return x;
 }
 
 torch::Tensor FunctionalModelImpl::forward_stacked(const StackedBatch& batch,
-                                                   const std::vector<torch::Tensor>& p) const {
-  const std::size_t head = p.size() - 2;
-  return linear_stacked(represent_stacked(batch, p), p[head], p[head + 1], per_task(head, p[head]),
-                        per_task(head + 1, p[head + 1]));
+                                                   const std::vector<torch::Tensor>& p,
+                                                   const StackedLinear& linear) const {
+  return linear(p.size() - 2, represent_stacked(batch, p, linear));
 }
 
 torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batch,

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,19 @@ class FunctionalModelImpl : public torch::nn::Module {
                                 const std::vector<torch::Tensor>& p) const;
   torch::Tensor represent_stacked(const StackedBatch& batch,
                                   const std::vector<torch::Tensor>& p) const;
+  // A linear layer of the stacked forward: its weight's index in the parameter layout (the
+  // bias follows it) and its input [T, n, in] give its output [T, n, out]. Lets an inner loop
+  // keep its own form of a layer's adapted weights (implicit_inner_loop.hpp).
+  using StackedLinear = std::function<torch::Tensor(std::size_t, const torch::Tensor&)>;
+  // forward_stacked with `linear` applying every tower and head layer; p still supplies the
+  // embeddings.
+  torch::Tensor forward_stacked(const StackedBatch& batch, const std::vector<torch::Tensor>& p,
+                                const StackedLinear& linear) const;
+  torch::Tensor represent_stacked(const StackedBatch& batch, const std::vector<torch::Tensor>& p,
+                                  const StackedLinear& linear) const;
+  // The default StackedLinear: p's weight and bias at `weight_index`, each shared or per task.
+  torch::Tensor linear_stacked(const torch::Tensor& x, const std::vector<torch::Tensor>& p,
+                               std::size_t weight_index) const;
   // Whether p[i] is given per task (it has one more dimension than the parameter).
   bool per_task(std::size_t i, const torch::Tensor& value) const { return value.dim() > ranks_[i]; }
 
