@@ -224,7 +224,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  ml::runtime::configure_threads(1);
+  ml::runtime::configure_compute(1);
   std::printf("%s\n",
               nlohmann::json{{"matmul_1024_gflops", matmul_gflops()},
                              {"batched_gemm_calls_blas", ml::models::batched_matmul_uses_blas()}}

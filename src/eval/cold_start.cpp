@@ -533,7 +533,7 @@ const ShotTasks* ColdStartResult::tasks_at(int k) const {
 ColdStartResult run_cold_start(const ColdStartOptions& options) {
   const auto start_time = std::chrono::steady_clock::now();
   check_options(options);
-  runtime::configure_threads(options.threads);
+  runtime::configure_compute(options.threads);
   train::LoadedRun run = train::load_run(options.checkpoint, {}, options.device);
   if (run.kind != train::kCheckpointKindMeta)
     throw CheckpointError("'" + run.checkpoint_path + "' holds a model of kind '" + run.kind +

@@ -182,7 +182,7 @@ AdaptSummary adapt(const AdaptOptions& o) {
     throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 0 (-1: the run's)");
   if (o.inner_lr < 0 || !std::isfinite(o.inner_lr))
     throw UsageError("--inner-lr " + std::to_string(o.inner_lr) + ": must be > 0 (0: the run's)");
-  runtime::configure_threads(o.threads);
+  runtime::configure_compute(o.threads);
 
   std::vector<std::string> overrides;
   if (o.steps >= 0) overrides.push_back("meta.adapt_steps=" + std::to_string(o.steps));

@@ -128,7 +128,7 @@ std::string number(double v) {
 
 RowScores score_rows(const PredictOptions& o) {
   if (o.input.empty()) throw UsageError("predict needs --input rows.csv (or --recommend)");
-  runtime::configure_threads(o.threads);
+  runtime::configure_compute(o.threads);
   auto model = load_scoring_model(o.checkpoint, o.device);
   auto loaded = load_log(*model, o.input);
   const data::PurchaseLog& log = loaded->log;
@@ -178,7 +178,7 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
   if (o.task.empty()) throw UsageError("--recommend needs --task NAME");
   if (o.users.empty()) throw UsageError("--recommend needs --user ID (repeatable)");
   if (o.top_k < 1) throw UsageError("--top-k " + std::to_string(o.top_k) + ": must be >= 1");
-  runtime::configure_threads(o.threads);
+  runtime::configure_compute(o.threads);
   auto model = load_scoring_model(o.checkpoint, o.device);
   if (model->label_kind == LabelKind::kMulticlass)
     throw UsageError("--recommend ranks items by a purchase probability or a predicted value; '" +

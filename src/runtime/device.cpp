@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <dlfcn.h>
+#include <malloc.h>
 
 #include <cstdlib>
 #include <thread>
@@ -43,7 +44,7 @@ DeviceChoice resolve_device(const std::string& requested) {
   throw DeviceError("device \"" + requested + "\": expected cpu, cuda, cuda:N or auto");
 }
 
-void configure_threads(int threads) {
+void configure_compute(int threads) {
   int n =
       threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string value = std::to_string(n);
@@ -58,6 +59,11 @@ void configure_threads(int threads) {
   using SetThreads = void (*)(int);
   if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
     set(n);
+  // glibc otherwise serves blocks above a (self-adjusting) size with fresh mmap()s and trims
+  // freed memory at the top of the heap: both hand pages back that the next step faults in.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 256 << 20);
 }
 
 std::string runtime_description() {

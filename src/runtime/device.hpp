@@ -16,9 +16,12 @@ struct DeviceChoice {
 // Throws DeviceError naming the request and what is available.
 DeviceChoice resolve_device(const std::string& requested);
 
-// threads == 0: all cores. Sets torch intra-op threads and, before the first BLAS call,
-// OMP_NUM_THREADS / OPENBLAS_NUM_THREADS (which OpenBLAS reads when its pool starts).
-void configure_threads(int threads);
+// For meta-training, adaptation, prediction and evaluation. Threads (0: all cores): torch's
+// intra-op pool, OpenMP and OpenBLAS together. Memory: freed blocks stay with the process
+// instead of going back to the system, because a meta-step allocates and frees the same
+// large tensors every iteration and returning them costs a page fault per 4 KiB each time
+// (a quarter of W2's time in docs/BENCHMARKS.md).
+void configure_compute(int threads);
 
 // "LibTorch 1.13.1, CUDA: not available" for --version.
 std::string runtime_description();

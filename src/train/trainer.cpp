@@ -104,7 +104,7 @@ nlohmann::json number_or_null(double v) {
 
 TrainSummary run_training(const config::Config& config, const TrainOptions& options) {
   const auto start_time = std::chrono::steady_clock::now();
-  runtime::configure_threads(config.run.threads);
+  runtime::configure_compute(config.run.threads);
   const runtime::DeviceChoice choice = runtime::resolve_device(config.run.device);
   const torch::Device device =
       choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
