@@ -2,18 +2,16 @@
 #include <gtest/gtest.h>
 #include <algorithm>
 
-#include <atomic>
-#include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "config/json_object.hpp"
 #include "util/errors.hpp"
+
+#include "test_support.hpp"
 
 namespace {
 
@@ -495,30 +493,20 @@ TEST(ConfigOverride, MalformedAssignmentsAreUsageErrors) {
 // A fresh directory per test under the system temp folder, removed afterwards.
 class ConfigLoad : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    dir_ = fs::temp_directory_path() /
-           ("metalearn_config_test_" + std::to_string(std::random_device{}()) + "_" +
-            std::to_string(stamp) + "_" + std::to_string(counter++));
-    fs::create_directories(dir_ / "configs");
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void SetUp() override { fs::create_directories(dir_ / "configs"); }
+
   std::string write(const std::string& name, const std::string& content) {
-    const fs::path p = dir_ / name;
-    std::ofstream out(p, std::ios::binary);
-    out << content;
-    EXPECT_TRUE(out.good()) << p;
-    return p.string();
+    const std::string p = temp_.file(name);
+    ml::testing::write_file(p, content);
+    EXPECT_TRUE(fs::is_regular_file(p)) << p;
+    return p;
   }
   std::string in_dir(const std::string& relative) const {
     return (dir_ / relative).lexically_normal().string();
   }
 
-  fs::path dir_;
+  ml::testing::TempDir temp_;
+  const fs::path dir_ = temp_.path();
 };
 
 constexpr const char* kConfigWithPaths = R"({

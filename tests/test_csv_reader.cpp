@@ -4,18 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "data/csv_reader.hpp"
 #include "util/errors.hpp"
+
+#include "test_support.hpp"
 
 namespace {
 
@@ -32,29 +30,15 @@ constexpr std::size_t kReaderBuffer = std::size_t{1} << 20;
 // One fresh directory per test, removed afterwards, so parallel ctest runs do not collide.
 class CsvReaderTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    // ctest runs each test in its own process, so the counter alone is not unique.
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    dir_ = fs::temp_directory_path() /
-           ("metalearn_csv_test_" + std::to_string(std::random_device{}()) + "_" +
-            std::to_string(stamp) + "_" + std::to_string(counter++));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   std::string write(const std::string& name, const std::string& content) {
-    const fs::path p = dir_ / name;
-    std::ofstream out(p, std::ios::binary);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    EXPECT_TRUE(out.good()) << p;
-    return p.string();
+    const std::string p = temp_.file(name);
+    ml::testing::write_file(p, content);
+    EXPECT_TRUE(fs::is_regular_file(p)) << p;
+    return p;
   }
 
-  fs::path dir_;
+  ml::testing::TempDir temp_;
+  const fs::path dir_ = temp_.path();
 };
 using CsvDetectTest = CsvReaderTest;
 

@@ -1,18 +1,16 @@
 // Tests for loading purchase logs: column mapping, bad-row policy and reporting, side-table joins.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "data/purchase_log.hpp"
 #include "util/errors.hpp"
+
+#include "test_support.hpp"
 
 namespace {
 
@@ -40,25 +38,11 @@ ColumnRef at(int position) {
 
 class PurchaseLogTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    dir_ = fs::temp_directory_path() /
-           ("metalearn_log_test_" + std::to_string(std::random_device{}()) + "_" +
-            std::to_string(stamp) + "_" + std::to_string(counter++));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   std::string write(const std::string& name, const std::string& content) {
-    const fs::path p = dir_ / name;
-    std::ofstream out(p, std::ios::binary);
-    out << content;
-    EXPECT_TRUE(out.good()) << p;
-    return p.string();
+    const std::string p = temp_.file(name);
+    ml::testing::write_file(p, content);
+    EXPECT_TRUE(fs::is_regular_file(p)) << p;
+    return p;
   }
 
   // An implicit-label config over `files` with columns by name; no aggregates, so only the
@@ -90,7 +74,8 @@ class PurchaseLogTest : public ::testing::Test {
     return "";
   }
 
-  fs::path dir_;
+  ml::testing::TempDir temp_;
+  const fs::path dir_ = temp_.path();
 };
 
 using PurchaseLogColumns = PurchaseLogTest;
