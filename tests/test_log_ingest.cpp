@@ -16,6 +16,7 @@
 #include "data/csv_reader.hpp"
 #include "data/log_cache.hpp"
 #include "data/purchase_log.hpp"
+#include "runtime/device.hpp"
 #include "test_support.hpp"
 #include "util/errors.hpp"
 
@@ -192,6 +193,20 @@ std::vector<std::vector<std::string>> read_records(CsvReader& reader,
     if (lines) lines->push_back(r.line);
   }
   return out;
+}
+
+TEST(ParseThreads, FollowTheComputeThreadSettingUnlessGivenExplicitly) {
+  // One setting (run.threads / --threads) bounds parsing as well as torch and the BLAS.
+  ml::runtime::configure_threads(1);
+  EXPECT_EQ(ml::data::parse_threads({}), 1);
+  ml::runtime::configure_threads(3);
+  EXPECT_EQ(ml::data::parse_threads({}), 3);
+  ParseOptions explicit_threads;
+  explicit_threads.threads = 2;
+  EXPECT_EQ(ml::data::parse_threads(explicit_threads), 2);
+  ml::runtime::configure_threads(0);  // all cores again
+  EXPECT_GE(ml::data::parse_threads({}), 1);
+  EXPECT_EQ(ml::data::parse_threads({}), ml::runtime::compute_threads());
 }
 
 // --- reading a file in parts -----------------------------------------------------------------

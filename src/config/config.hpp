@@ -193,7 +193,7 @@ struct TrainConfig {
 struct RunConfig {
   std::string dir = "runs/default";  // run directory (config, metrics, logs, checkpoints)
   std::string device = "auto";       // "cpu" | "cuda" | "cuda:N" | "auto"
-  int threads = 0;                   // CPU threads for torch/OpenMP/OpenBLAS; 0 = all cores
+  int threads = 0;                   // CPU threads: torch, OpenMP, BLAS, CSV parsing; 0 = all
 };
 
 struct Config {

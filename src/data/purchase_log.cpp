@@ -25,9 +25,9 @@
 #include <memory>
 #include <optional>
 #include <system_error>
-#include <thread>
 
 #include "data/csv_reader.hpp"
+#include "runtime/device.hpp"
 #include "util/errors.hpp"
 #include "util/progress.hpp"
 #include "util/strings.hpp"
@@ -498,9 +498,7 @@ void load_log_file(const config::Config& config, const std::string& file,
 
   const std::uint64_t size = std::max(head->file_size(), head->offset());
   const std::uint64_t start = head->offset();
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = parse_threads(options);
   const std::uint64_t by_size = (size - start) / std::max<std::uint64_t>(1, options.min_part_bytes);
   const int wanted = static_cast<int>(std::min<std::uint64_t>(by_size, 64));
   const std::vector<std::uint64_t> cuts =
@@ -655,6 +653,10 @@ void pad_table(FeatureTable& table, std::size_t n) {
 }
 
 }  // namespace
+
+int parse_threads(const ParseOptions& options) {
+  return options.threads > 0 ? options.threads : runtime::compute_threads();
+}
 
 PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
                               const ParseOptions& options) {

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "pipeline/run_data.hpp"
+#include "runtime/device.hpp"
 #include "util/strings.hpp"
 #include "util/time_parse.hpp"
 
@@ -35,6 +36,7 @@ Distribution distribution_of(std::vector<std::int64_t> values) {
 LogProfile profile_log(const config::Config& config) {
   LogProfile p;
   p.config_path = config.source_path;
+  runtime::configure_threads(config.run.threads);  // parsing follows run.threads / --threads
   auto run = pipeline::prepare_run_data(config);
   const data::PurchaseLog& log = run->log;
   const tasks::TaskSet& set = run->tasks;

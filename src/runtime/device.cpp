@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <malloc.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <thread>
 
@@ -44,9 +45,24 @@ DeviceChoice resolve_device(const std::string& requested) {
   throw DeviceError("device \"" + requested + "\": expected cpu, cuda, cuda:N or auto");
 }
 
-void configure_compute(int threads) {
-  int n =
-      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+namespace {
+
+int all_cores() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+std::atomic<int> configured_threads{0};
+
+}  // namespace
+
+int compute_threads() {
+  const int n = configured_threads.load();
+  return n > 0 ? n : all_cores();
+}
+
+void configure_threads(int threads) {
+  int n = threads > 0 ? threads : all_cores();
+  configured_threads = n;
   std::string value = std::to_string(n);
   // OpenBLAS and OpenMP read these when their pools start; torch::set_num_threads covers the
   // intra-op pool and OpenMP's already-started one.
@@ -59,6 +75,10 @@ void configure_compute(int threads) {
   using SetThreads = void (*)(int);
   if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
     set(n);
+}
+
+void configure_compute(int threads) {
+  configure_threads(threads);
   // glibc otherwise serves blocks above a (self-adjusting) size with fresh mmap()s and trims
   // freed memory at the top of the heap: both hand pages back that the next step faults in.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);

@@ -16,11 +16,15 @@ struct DeviceChoice {
 // Throws DeviceError naming the request and what is available.
 DeviceChoice resolve_device(const std::string& requested);
 
-// For meta-training, adaptation, prediction and evaluation. Threads (0: all cores): torch's
-// intra-op pool, OpenMP and OpenBLAS together. Memory: freed blocks stay with the process
-// instead of going back to the system, because a meta-step allocates and frees the same
-// large tensors every iteration and returning them costs a page fault per 4 KiB each time
-// (a quarter of W2's time in docs/BENCHMARKS.md).
+// Threads (0: all cores) for torch's intra-op pool, OpenMP, OpenBLAS and CSV parsing together.
+void configure_threads(int threads);
+// The threads configure_threads() set, all cores before it is called: what parsing uses.
+int compute_threads();
+
+// For meta-training, adaptation, prediction and evaluation: configure_threads(), and freed
+// memory stays with the process instead of going back to the system, because a meta-step
+// allocates and frees the same large tensors every iteration and returning them costs a page
+// fault per 4 KiB each time (a quarter of W2's time in docs/BENCHMARKS.md).
 void configure_compute(int threads);
 
 // "LibTorch 1.13.1, CUDA: not available" for --version.
