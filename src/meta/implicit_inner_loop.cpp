@@ -62,15 +62,13 @@ Tensor ImplicitInnerLoop::implicit_linear(std::size_t weight, const Tensor& x) c
   Tensor y = model_.linear_stacked(x, params_, weight);
   const Tensor& history = inputs_[weight];
   if (!history.defined()) return y;
-  Tensor kernel;
-  if (same_constant(history, x)) {
-    // The support kernel of a constant input is the same at every step: computed once.
-    Tensor& cached = constant_kernels_[weight];
-    if (!cached.defined()) cached = models::batched_matmul(x, x, false, /*transpose_b=*/true) + 1;
-    kernel = cached;
-  } else {
-    kernel = models::batched_matmul(x, history, false, /*transpose_b=*/true) + 1;
-  }
+  // The support kernel of a constant input is the same at every step: computed once.
+  const bool constant = same_constant(history, x);
+  Tensor& cached = constant_kernels_[weight];
+  Tensor kernel = constant && cached.defined()
+                      ? cached
+                      : models::batched_matmul(x, history, false, /*transpose_b=*/true) + 1;
+  if (constant) cached = kernel;
   return torch::sub(y, models::batched_matmul(kernel, deltas_[weight]), lr_);
 }
 

@@ -212,21 +212,20 @@ double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
                        query = stack_side(tasks, &TaskBatch::query);
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&support, &query});
-  if (config_.algorithm != "metasgd") {
+  Tensor outputs;
+  if (config_.algorithm == "metasgd") {
+    // Per-parameter rates do not factor as -lr δᵀx: Meta-SGD keeps per-task weights.
+    std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, true);
+    std::vector<Tensor> task_lrs = per_task_parameters(*model_, lrs, mask_, T, rows, true);
+    fast = stacked_inner_loop(*model_, std::move(fast), mask_, support, kind_, config_.inner_steps,
+                              config_.inner_lr, /*create_graph=*/true, &task_lrs);
+    outputs = model_->forward_stacked(query, fast);
+  } else {
     ImplicitInnerLoop inner(*model_, params, mask_, config_.inner_lr, T, support.rows(), rows);
     for (int s = 0; s < config_.inner_steps; ++s) inner.step(support, kind_);
-    Tensor loss = models::task_losses(inner.forward(query), query, kind_).mean();
-    loss.backward();
-    return loss.item<double>();
+    outputs = inner.forward(query);
   }
-  std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, true);
-  std::vector<Tensor> task_lrs;
-  if (config_.algorithm == "metasgd")
-    task_lrs = per_task_parameters(*model_, lrs, mask_, T, rows, true);
-  fast = stacked_inner_loop(*model_, std::move(fast), mask_, support, kind_, config_.inner_steps,
-                            config_.inner_lr, /*create_graph=*/true,
-                            task_lrs.empty() ? nullptr : &task_lrs);
-  Tensor loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_).mean();
+  Tensor loss = models::task_losses(outputs, query, kind_).mean();
   loss.backward();
   return loss.item<double>();
 }
