@@ -149,7 +149,7 @@ namespace {
 TEST(TrainRun, EmbeddingMlpTrainsAndLoadsBack) {
   TempDir dir;
   auto config = synthetic_shop(dir);
-  config.model.type = "embedding_mlp";
+  config.model.type = ml::config::ModelType::kEmbeddingMlp;
   config.model.embedding_dim = 4;
   config.features.hash_buckets = 1024;
   config.meta.iterations = 6;
@@ -157,7 +157,7 @@ TEST(TrainRun, EmbeddingMlpTrainsAndLoadsBack) {
   EXPECT_TRUE(std::isfinite(summary.last_loss));
   auto run = ml::train::load_run(config.run.dir, {}, "cpu");
   const auto& shape = run.learner->model()->shape();
-  EXPECT_EQ(shape.type, "embedding_mlp");
+  EXPECT_EQ(shape.type, ml::config::ModelType::kEmbeddingMlp);
   EXPECT_EQ(shape.id_cardinalities.size(), run.data->features.id_fields());
 }
 
@@ -203,7 +203,7 @@ void expect_first_step_equals_dense(const std::string& algorithm) {
   Problem plain{lazy.table.detach().clone().requires_grad_(true),
                 lazy.dense.detach().clone().requires_grad_(true)};
   ml::config::MetaConfig meta;
-  meta.outer_optimizer = algorithm;
+  meta.outer_optimizer = ml::testing::choice<ml::config::OuterOptimizer>(algorithm);
   meta.outer_lr = 0.05;
   ml::train::OuterOptimizer optimizer(meta, {lazy.table, lazy.dense}, {true, false});
   std::unique_ptr<torch::optim::Optimizer> reference;
@@ -279,7 +279,7 @@ TEST(OuterOptimizer, ClippingUsesOneNormOverDenseAndRowSparseGradients) {
 TEST(TrainRun, EmbeddingMlpResumeEqualsUninterrupted) {
   TempDir dir;
   auto config = synthetic_shop(dir);
-  config.model.type = "embedding_mlp";
+  config.model.type = ml::config::ModelType::kEmbeddingMlp;
   config.model.embedding_dim = 4;
   config.features.hash_buckets = 1024;
   config.meta.iterations = 20;

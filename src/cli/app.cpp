@@ -34,6 +34,7 @@ int run_cli(int argc, char** argv) {
   add_predict_command(app);
   add_inspect_command(app);
   add_synth_command(app);
+  add_config_docs_command(app);
 
   // Errors name the subcommand that ran ("metalearn inspect: error: ..."), found after parsing.
   auto command_name = [&app] {

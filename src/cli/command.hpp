@@ -32,6 +32,7 @@ void add_train_command(CLI::App& app);
 void add_adapt_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
+void add_config_docs_command(CLI::App& app);  // hidden
 
 // Parses and runs; returns the process exit code (see util/errors.hpp ExitCode).
 int run_cli(int argc, char** argv);

@@ -197,11 +197,11 @@ void check_same_episodes(const train::LoadedRun& first, const train::LoadedRun& 
   }
 }
 
-config::Config with_algorithm(const config::Config& base, const std::string& algorithm,
+config::Config with_algorithm(const config::Config& base, config::Algorithm algorithm,
                               const std::string& run_dir, int threads) {
   config::Json j;
   to_json(j, base);
-  j["meta"]["algorithm"] = algorithm;
+  j["meta"]["algorithm"] = enum_name(algorithm);
   j["run"]["dir"] = run_dir;
   j["run"]["threads"] = threads;
   return config::config_from_json(j);
@@ -331,27 +331,24 @@ bool contains(const std::vector<std::string>& v, const std::string& x) {
 std::vector<std::string> choose_methods(const ColdStartOptions& o,
                                         const std::vector<std::string>& run_methods) {
   std::vector<std::string> available = run_methods;
-  for (const char* b : {"pretrain", "scratch"})
-    if (!contains(available, b)) available.push_back(b);
+  const std::string pretrain = enum_name(config::Algorithm::kPretrain);
+  for (config::Algorithm b : {config::Algorithm::kPretrain, config::Algorithm::kScratch})
+    if (!contains(available, enum_name(b))) available.push_back(enum_name(b));
   const std::string offered = o.compare.empty() ? "this run offers " : "these runs offer ";
   for (const auto& m : o.methods)
     if (!contains(available, m))
       throw UsageError("--methods " + m + ": " + offered + join(available, ", "));
-  const bool pretrain_is_a_run = contains(run_methods, "pretrain");
-  if (!o.pretrain && contains(o.methods, "pretrain") && !pretrain_is_a_run)
+  const bool pretrain_is_a_run = contains(run_methods, pretrain);
+  if (!o.pretrain && contains(o.methods, pretrain) && !pretrain_is_a_run)
     throw UsageError("--no-pretrain contradicts --methods pretrain");
   std::vector<std::string> chosen;
   for (const auto& m : available) {
     if (!o.methods.empty() && !contains(o.methods, m)) continue;
-    if (!o.pretrain && m == "pretrain" && !pretrain_is_a_run) continue;
+    if (!o.pretrain && m == pretrain && !pretrain_is_a_run) continue;
     chosen.push_back(m);
   }
   if (chosen.empty()) throw UsageError("--methods: no method left to evaluate");
   return chosen;
-}
-
-bool is_baseline(const std::string& method) {
-  return method == "pretrain" || method == "scratch";
 }
 
 // Where the run keeps its files: the directory given, or the one above checkpoints/.
@@ -370,8 +367,9 @@ std::string join_ints(const std::vector<int>& v) {
 std::string model_text(const config::ModelConfig& m) {
   std::vector<std::string> widths;
   for (int h : m.hidden) widths.push_back(std::to_string(h));
-  std::string text = m.type + " " + join(widths, "-");
-  if (m.type == "embedding_mlp") text += ", embeddings " + std::to_string(m.embedding_dim);
+  std::string text = enum_name(m.type) + " " + join(widths, "-");
+  if (m.type == config::ModelType::kEmbeddingMlp)
+    text += ", embeddings " + std::to_string(m.embedding_dim);
   return text;
 }
 
@@ -382,7 +380,7 @@ RunSummary summarize_run(const train::LoadedRun& run) {
   s.data_files = c.data.files;
   const config::ColumnRef& task = c.data.columns.task;
   s.task_column = task.name.empty() ? task.describe() : task.name;
-  s.label = c.task.label.kind;
+  s.label = enum_name(c.task.label.kind);
   s.time_cutoff = c.split.time_cutoff;
   s.rows_read = data.report.rows_read;
   s.rows_rejected = data.report.rows_rejected;
@@ -399,7 +397,7 @@ RunSummary summarize_run(const train::LoadedRun& run) {
   s.trained_iterations = run.progress.value("iteration", 0);
   s.inner_steps = c.meta.inner_steps;
   s.inner_lr = c.meta.inner_lr;
-  s.inner_params = c.meta.inner_params;
+  s.inner_params = enum_name(c.meta.inner_params);
   return s;
 }
 
@@ -415,7 +413,8 @@ const Cell* best_cell(const ColdStartResult& r, const std::string& method, int k
   const Cell* best = nullptr;
   for (const Cell& c : r.cells) {
     if (c.shots != k) continue;
-    if (method == kAnyLearner ? is_baseline(c.method) : !method.empty() && c.method != method)
+    if (method == kAnyLearner ? config::is_baseline_name(c.method)
+                              : !method.empty() && c.method != method)
       continue;
     const double v = c.metrics.front().interval.mean;
     if (!std::isfinite(v)) continue;
@@ -454,7 +453,7 @@ Verdict make_verdict(const ColdStartResult& r, int k) {
   v.best_steps = best->steps;
   v.best_value = best->metrics.front().interval;
   auto has = [&](const std::string& m) { return contains(r.methods, m); };
-  const bool baseline_won = is_baseline(best->method);
+  const bool baseline_won = config::is_baseline_name(best->method);
   // When a baseline wins, the best of the runs' own methods is measured against it (a run that
   // is itself a baseline counts as that baseline).
   const Cell* best_learner = best_cell(r, kAnyLearner, k);
@@ -551,7 +550,7 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   const fs::path run_dir = run_dir_of(run.checkpoint_path);
   result.run_dir = run_dir.string();
   if (fs::exists(run_dir / "config.json")) result.config_path = (run_dir / "config.json").string();
-  result.algorithm = config.meta.algorithm;
+  result.algorithm = enum_name(config.meta.algorithm);
   result.task_role = options.task_role;
   result.label_kind = tasks::label_kind_name(kind);
   result.metrics = metrics_for(kind, !config.data.columns.user.empty(), options.top_label_ranking);
@@ -574,14 +573,14 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   for (const auto& o : others) runs.push_back(&o);
   std::vector<std::string> run_methods;
   for (const train::LoadedRun* r : runs) {
-    std::string name = r->config.meta.algorithm;
+    const std::string algorithm = enum_name(r->config.meta.algorithm);
+    std::string name = algorithm;
     if (contains(run_methods, name))
       name += "@" + run_dir_of(r->checkpoint_path).filename().string();
-    for (int n = 2; contains(run_methods, name); ++n)
-      name = r->config.meta.algorithm + "#" + std::to_string(n);
+    for (int n = 2; contains(run_methods, name); ++n) name = algorithm + "#" + std::to_string(n);
     run_methods.push_back(name);
-    result.runs.push_back({name, r->config.meta.algorithm, r->checkpoint_path,
-                           run_dir_of(r->checkpoint_path).string()});
+    result.runs.push_back(
+        {name, algorithm, r->checkpoint_path, run_dir_of(r->checkpoint_path).string()});
   }
   result.methods = choose_methods(options, run_methods);
 
@@ -660,14 +659,15 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
       entry.config = r.config;
       entry.learner = r.learner.get();
       entry.data = r.data.get();
-      if (m == "pretrain") result.pretrain_source = "run";
-    } else if (m == "scratch") {
-      entry.config = with_algorithm(config, "scratch", config.run.dir, options.threads);
+      if (m == enum_name(config::Algorithm::kPretrain)) result.pretrain_source = "run";
+    } else if (m == enum_name(config::Algorithm::kScratch)) {
+      entry.config =
+          with_algorithm(config, config::Algorithm::kScratch, config.run.dir, options.threads);
       entry.owned = train::build_learner(entry.config, data.features, device);
     } else {  // pretrain
-      entry.config = with_algorithm(config, "pretrain",
+      entry.config = with_algorithm(config, config::Algorithm::kPretrain,
                                     (run_dir / "baselines" / "pretrain").string(), options.threads);
-      entry.config.run.device = options.device;
+      entry.config.run.device = runtime::parse_device(options.device);
       entry.owned = pretrain_learner(run, run_dir, entry.config, device, result);
     }
     if (entry.owned) entry.learner = entry.owned.get();

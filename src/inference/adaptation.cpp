@@ -61,9 +61,15 @@ QueryMetrics measure(const torch::Tensor& outputs, const models::Batch& query, L
   return m;
 }
 
-double headline(const QueryMetrics& m, const std::string& label_kind) {
-  if (label_kind == "regression") return m.rmse;
-  if (label_kind == "multiclass") return m.accuracy;
+double headline(const QueryMetrics& m, LabelKind label_kind) {
+  switch (label_kind) {
+    case LabelKind::kRegression:
+      return m.rmse;
+    case LabelKind::kMulticlass:
+      return m.accuracy;
+    case LabelKind::kBinary:
+      break;
+  }
   return m.auc;
 }
 
@@ -126,10 +132,15 @@ nlohmann::json number_or_null(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
 }
 
-nlohmann::json metrics_json(const QueryMetrics& m, const std::string& label_kind) {
-  if (label_kind == "regression")
-    return {{"rmse", number_or_null(m.rmse)}, {"mae", number_or_null(m.mae)}};
-  if (label_kind == "multiclass") return {{"accuracy", number_or_null(m.accuracy)}};
+nlohmann::json metrics_json(const QueryMetrics& m, LabelKind label_kind) {
+  switch (label_kind) {
+    case LabelKind::kRegression:
+      return {{"rmse", number_or_null(m.rmse)}, {"mae", number_or_null(m.mae)}};
+    case LabelKind::kMulticlass:
+      return {{"accuracy", number_or_null(m.accuracy)}};
+    case LabelKind::kBinary:
+      break;
+  }
   return {{"auc", number_or_null(m.auc)},
           {"log_loss", number_or_null(m.log_loss)},
           {"accuracy", number_or_null(m.accuracy)}};
@@ -159,9 +170,15 @@ std::string adapted_file_name(const std::string& task) {
   return out + ".mlckpt";
 }
 
-std::string headline_metric(const std::string& label_kind) {
-  if (label_kind == "regression") return "RMSE";
-  if (label_kind == "multiclass") return "accuracy";
+std::string headline_metric(LabelKind label_kind) {
+  switch (label_kind) {
+    case LabelKind::kRegression:
+      return "RMSE";
+    case LabelKind::kMulticlass:
+      return "accuracy";
+    case LabelKind::kBinary:
+      break;
+  }
   return "AUC";
 }
 
@@ -193,13 +210,13 @@ AdaptSummary adapt(const AdaptOptions& o) {
   const config::Config& config = run.config;
   const LabelKind kind = run.data->tasks.kind;
   // Protonet has no inner loop: its adaptation is the support set's prototypes.
-  const bool protonet = learner.algorithm() == "protonet";
+  const bool protonet = learner.algorithm() == config::Algorithm::kProtonet;
   const int steps = protonet ? 0 : config.meta.adapt_steps;
   const double inner_lr = config.meta.inner_lr;
   if (run.kind == train::kCheckpointKindAdapted)
     spdlog::warn("'{}' is already an adapted model: adapting it again starts from its weights",
                  run.checkpoint_path);
-  if (learner.algorithm() == "metasgd" && o.inner_lr > 0)
+  if (learner.algorithm() == config::Algorithm::kMetaSgd && o.inner_lr > 0)
     spdlog::warn("--inner-lr is ignored: metasgd adapts with its learned per-parameter rates");
   if (protonet && o.steps > 0)
     spdlog::warn("--steps is ignored: protonet adapts by the prototypes of the support set");
@@ -207,7 +224,7 @@ AdaptSummary adapt(const AdaptOptions& o) {
   AdaptSummary summary;
   summary.source_checkpoint = run.checkpoint_path;
   summary.algorithm = learner.algorithm();
-  summary.label_kind = tasks::label_kind_name(kind);
+  summary.label_kind = kind;
   const fs::path out_dir =
       o.out_dir.empty() ? run_root(o.checkpoint) / "adapted" : fs::path(o.out_dir);
   summary.out_dir = out_dir.string();
@@ -363,7 +380,7 @@ AdaptSummary adapt(const AdaptOptions& o) {
     meta.features = features_json;
     meta.progress = {{"task", p.name},
                      {"role", p.role},
-                     {"algorithm", learner.algorithm()},
+                     {"algorithm", enum_name(learner.algorithm())},
                      {"shots", p.shots},
                      {"steps", steps},
                      {"inner_lr", inner_lr},
@@ -401,7 +418,7 @@ nlohmann::json to_json(const AdaptSummary& s) {
     if (t.query_size > 0) {
       j["before"] = metrics_json(t.before, s.label_kind);
       j["after"] = metrics_json(t.after, s.label_kind);
-      if (s.algorithm == "protonet")
+      if (s.algorithm == config::Algorithm::kProtonet)
         j["note"] = "protonet has no unadapted model: its classes are the support's prototypes";
     } else {
       j["before"] = nullptr;
@@ -411,8 +428,8 @@ nlohmann::json to_json(const AdaptSummary& s) {
     tasks.push_back(std::move(j));
   }
   return {{"source_checkpoint", s.source_checkpoint},
-          {"algorithm", s.algorithm},
-          {"label_kind", s.label_kind},
+          {"algorithm", enum_name(s.algorithm)},
+          {"label_kind", tasks::label_kind_name(s.label_kind)},
           {"metric", headline_metric(s.label_kind)},
           {"out_dir", s.out_dir},
           {"tasks", tasks}};
@@ -454,8 +471,8 @@ std::string format_table(const AdaptSummary& s) {
   for (const auto& r : rows)
     for (std::size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
   std::ostringstream out;
-  out << "adapted from " << s.source_checkpoint << " (" << s.algorithm;
-  if (s.algorithm == "protonet")
+  out << "adapted from " << s.source_checkpoint << " (" << enum_name(s.algorithm);
+  if (s.algorithm == config::Algorithm::kProtonet)
     out << ": prototypes of the support set";
   else if (!s.tasks.empty())
     out << ", " << s.tasks[0].steps << " steps at inner lr " << s.tasks[0].inner_lr;

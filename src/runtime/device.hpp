@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "config/choices.hpp"
+
 namespace ml::runtime {
 
 struct DeviceChoice {
@@ -13,8 +15,12 @@ struct DeviceChoice {
   std::string name() const { return cuda ? "cuda:" + std::to_string(index) : "cpu"; }
 };
 
+// A --device value; throws DeviceError unless it is cpu, cuda, cuda:N or auto.
+config::DeviceSpec parse_device(const std::string& text);
+
 // Throws DeviceError naming the request and what is available.
-DeviceChoice resolve_device(const std::string& requested);
+DeviceChoice resolve_device(const config::DeviceSpec& requested);
+DeviceChoice resolve_device(const std::string& requested);  // parse_device, then the above
 
 // Threads (0: all cores) for torch's intra-op pool, OpenMP, OpenBLAS and CSV parsing together.
 void configure_threads(int threads);

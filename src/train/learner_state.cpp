@@ -81,7 +81,7 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
     throw CheckpointError("'" + run.checkpoint_path +
                           "' carries a config this build rejects: " + e.what());
   }
-  run.config.run.device = device_name;
+  run.config.run.device = runtime::parse_device(device_name);
   run.progress = checkpoint.meta.progress;
   run.kind = checkpoint.meta.kind;
   run.data = pipeline::prepare_run_data(run.config, &checkpoint.meta.features);

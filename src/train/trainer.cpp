@@ -131,7 +131,10 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
   Checkpoint resume_from;
   if (options.resume) {
     resume_from = load_checkpoint(latest_path.string());
-    nlohmann::json saved = resume_from.meta.config;
+    // Re-resolved, so that spellings this build writes differently (an alias such as a "tab"
+    // delimiter) do not count as changes.
+    nlohmann::json saved;
+    to_json(saved, config::config_from_json(resume_from.meta.config));
     nlohmann::json now = resolved;
     // The run directory, device and threads may differ on resume; everything else may not.
     for (auto* j : {&saved, &now}) (*j)["run"].erase("device"), (*j)["run"].erase("threads");
@@ -155,7 +158,7 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
   spdlog::info("{} training tasks, {} validation, {} new; {} dense features; algorithm {} on {}",
                train_tasks.size(), data->tasks.with_role(tasks::TaskRole::kValidation).size(),
                data->tasks.with_role(tasks::TaskRole::kNew).size(), data->features.dense_dim(),
-               config.meta.algorithm, choice.name());
+               enum_name(config.meta.algorithm), choice.name());
 
   auto learner = build_learner(config, data->features, device);
   OuterOptimizer optimizer(config.meta, learner->meta_parameters(),
@@ -187,7 +190,7 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
     meta.config = resolved;
     to_json(meta.features, data->features);
     meta.progress = {{"iteration", iteration},
-                     {"algorithm", config.meta.algorithm},
+                     {"algorithm", enum_name(config.meta.algorithm)},
                      {"best_iteration", best_iteration},
                      {"best_validation_loss", number_or_null(best_loss)}};
     save_checkpoint(path.string(), meta, [&](torch::serialize::OutputArchive& archive) {
@@ -202,8 +205,8 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
   const int stop = options.stop_after > 0 ? std::min(total, start + options.stop_after) : total;
   TrainSummary summary;
   summary.run_dir = run_dir.string();
-  summary.algorithm = config.meta.algorithm;
-  Progress progress("meta-training " + config.meta.algorithm, "iterations", total);
+  summary.algorithm = enum_name(config.meta.algorithm);
+  Progress progress("meta-training " + summary.algorithm, "iterations", total);
   double window_loss = 0;
   int window = 0;
   auto run_validation = [&](int iteration) {
