@@ -15,7 +15,8 @@ install(TARGETS metalearn RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/configs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/metalearn/configs
         COMPONENT runtime FILES_MATCHING PATTERN "*.json")
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/BENCHMARKS.md
-              ${PROJECT_SOURCE_DIR}/docs/RESULTS.md ${PROJECT_SOURCE_DIR}/docs/copyright
+              ${PROJECT_SOURCE_DIR}/docs/RESULTS.md ${PROJECT_SOURCE_DIR}/docs/PACKAGING.md
+              ${PROJECT_SOURCE_DIR}/docs/copyright
         DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT runtime)
 
 find_program(GZIP_EXECUTABLE gzip REQUIRED)
@@ -102,12 +103,14 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME metalearn)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "few-shot meta-learning for e-commerce purchase logs")
+# The extended description only: CPack puts the summary above it as the synopsis. Lines stay
+# under 80 columns (lintian).
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-    "few-shot meta-learning for e-commerce purchase logs\n"
-    "metalearn turns raw purchase logs into few-shot tasks (one per product category,\n"
-    "brand, shop or user), meta-trains a LibTorch model across the established tasks\n"
-    "(MAML, first-order MAML, Reptile, ANIL, Meta-SGD, prototypical networks) and adapts\n"
-    "it to a new, data-poor task from a handful of examples.")
+    "metalearn turns raw purchase logs into few-shot tasks (one per product\n"
+    "category, brand, shop or user), meta-trains a LibTorch model across the\n"
+    "established tasks (MAML, first-order MAML, Reptile, ANIL, Meta-SGD,\n"
+    "prototypical networks) and adapts it to a new, data-poor task from a\n"
+    "handful of examples.")
 string(REPLACE ";" "" CPACK_DEBIAN_PACKAGE_DESCRIPTION "${CPACK_DEBIAN_PACKAGE_DESCRIPTION}")
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${ML_DEB_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_SECTION science)

@@ -2,7 +2,8 @@
 # Builds the .deb with CPack from a configured, built tree and checks it: lintian must report no
 # errors (warnings are printed; docs/PACKAGING.md explains the ones that remain), Depends must
 # name Debian's runtime packages, and the package must hold the tool, man page, completion and
-# example configs. Also run by ctest as install.deb.
+# example configs. Takes minutes (cpack strips, lintian reads the whole binary), so ctest runs it
+# only when configured with -DML_TEST_DEB=ON (test install.deb).
 #
 #   scripts/check_deb.sh [BUILD_DIR]      # default build/
 set -euo pipefail
@@ -31,7 +32,7 @@ done
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/metalearn ./usr/share/bash-completion/completions/metalearn \
   ./usr/share/metalearn/configs/synthetic.json ./usr/share/doc/metalearn/copyright \
-  ./usr/share/doc/metalearn/changelog.gz; do
+  ./usr/share/doc/metalearn/changelog.gz ./usr/share/man/man1/metalearn.1.gz; do
   grep -qF " $path" <<<"$contents" || fail "the package lacks $path"
 done
 if grep -qF include/metalearn <<<"$contents"; then fail "the package holds the library headers"; fi
