@@ -2,8 +2,7 @@
 # Builds the .deb with CPack from a configured, built tree and checks it: lintian must report no
 # errors (warnings are printed; docs/PACKAGING.md explains the ones that remain), Depends must
 # name Debian's runtime packages, and the package must hold the tool, man page, completion and
-# example configs. Takes minutes (cpack strips, lintian reads the whole binary), so ctest runs it
-# only when configured with -DML_TEST_DEB=ON (test install.deb).
+# example configs. Also the ctest test install.deb when lintian and dpkg-dev are installed.
 #
 #   scripts/check_deb.sh [BUILD_DIR]      # default build/
 set -euo pipefail
