@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <xxhash.h>
 #include <nlohmann/json.hpp>
 
 #include "test_support.hpp"
@@ -54,7 +55,8 @@ std::string u64_bytes(std::uint64_t v) {
   return out;
 }
 
-// An independent FNV-1a 64, so the layout test does not trust the code it checks.
+// The checksums computed independently (FNV-1a by hand, XXH3 straight from libxxhash), so the
+// layout tests do not trust the code they check. Format 1 used FNV-1a 64, format 2 XXH3-64.
 std::uint64_t fnv1a64(const std::string& bytes) {
   std::uint64_t h = 14695981039346656037ULL;
   for (unsigned char c : bytes) {
@@ -64,12 +66,17 @@ std::uint64_t fnv1a64(const std::string& bytes) {
   return h;
 }
 
-// A checkpoint assembled by hand, for files that are well-formed except in one chosen way.
+std::uint64_t xxh3_64(const std::string& bytes) {
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
+
+// A checkpoint assembled by hand, for files that are well-formed except in one chosen way; also
+// how metalearn before format 2 wrote them (format 1 with FNV-1a).
 std::string assemble(std::uint32_t format, const std::string& meta, const std::string& payload) {
   std::string out = std::string("MLCKPT\r\n", 8);
   for (int i = 0; i < 4; ++i) out += static_cast<char>((format >> (8 * i)) & 0xFF);
   out += u64_bytes(meta.size()) + meta + u64_bytes(payload.size()) + payload;
-  return out + u64_bytes(fnv1a64(out));
+  return out + u64_bytes(format == 1 ? fnv1a64(out) : xxh3_64(out));
 }
 
 CheckpointMeta sample_meta() {
@@ -245,7 +252,7 @@ TEST(CheckpointFormat, LayoutIsAsDocumented) {
   const std::string bytes = read_bytes(save_sample(dir.file("x.mlckpt")));
   ASSERT_GE(bytes.size(), 36u);
   EXPECT_EQ(bytes.substr(0, 8), std::string("MLCKPT\r\n", 8));
-  EXPECT_EQ(bytes.substr(8, 4), std::string("\x01\x00\x00\x00", 4));
+  EXPECT_EQ(bytes.substr(8, 4), std::string("\x02\x00\x00\x00", 4));
   const std::uint64_t meta_size = read_u64(bytes, 12);
   const auto meta = nlohmann::json::parse(bytes.substr(20, meta_size));
   EXPECT_EQ(meta.at("kind"), "meta");
@@ -253,7 +260,7 @@ TEST(CheckpointFormat, LayoutIsAsDocumented) {
   EXPECT_EQ(meta.at("config"), sample_meta().config);
   const std::uint64_t payload_size = read_u64(bytes, 20 + meta_size);
   ASSERT_EQ(bytes.size(), 20 + meta_size + 8 + payload_size + 8);
-  EXPECT_EQ(read_u64(bytes, bytes.size() - 8), fnv1a64(bytes.substr(0, bytes.size() - 8)));
+  EXPECT_EQ(read_u64(bytes, bytes.size() - 8), xxh3_64(bytes.substr(0, bytes.size() - 8)));
 
   // The payload is a plain torch archive, readable without this module.
   InputArchive archive;
@@ -264,7 +271,32 @@ TEST(CheckpointFormat, LayoutIsAsDocumented) {
   EXPECT_EQ(ids.numel(), 4);
 
   // And the documented layout is all there is: reassembling it gives the same bytes.
-  EXPECT_EQ(assemble(1, bytes.substr(20, meta_size), payload), bytes);
+  EXPECT_EQ(assemble(2, bytes.substr(20, meta_size), payload), bytes);
+}
+
+// Runs trained before format 2 stay usable: a format 1 file (FNV-1a checksum) is read in full,
+// and its checksum is still verified.
+TEST(CheckpointFormat, ReadsFormatOneWithItsFnvChecksum) {
+  TempDir dir;
+  const std::string bytes = read_bytes(save_sample(dir.file("x.mlckpt")));
+  const std::size_t meta_size = read_u64(bytes, 12);
+  const std::string meta = bytes.substr(20, meta_size);
+  const std::string payload = bytes.substr(28 + meta_size, bytes.size() - 8 - 28 - meta_size);
+  const std::string old_file = dir.file("old.mlckpt");
+  write_bytes(old_file, assemble(1, meta, payload));
+
+  const ml::train::Checkpoint loaded = ml::train::load_checkpoint(old_file);
+  EXPECT_EQ(loaded.meta.format, 1u);
+  EXPECT_EQ(loaded.meta.config, sample_meta().config);
+  EXPECT_EQ(loaded.payload, payload);
+  EXPECT_EQ(ml::train::read_checkpoint_meta(old_file).format, 1u);
+
+  // The same file with the new checksum in place of FNV-1a is damaged, not another format.
+  std::string wrong = assemble(1, meta, payload);
+  const std::string xxh = u64_bytes(xxh3_64(wrong.substr(0, wrong.size() - 8)));
+  wrong.replace(wrong.size() - 8, 8, xxh);
+  write_bytes(dir.file("wrong.mlckpt"), wrong);
+  EXPECT_TRUE(contains(load_error(dir.file("wrong.mlckpt")), "is corrupt: checksum mismatch"));
 }
 
 TEST(CheckpointRefusals, MissingFile) {
@@ -336,11 +368,11 @@ TEST(CheckpointRefusals, NotACheckpoint) {
 TEST(CheckpointRefusals, NewerFormat) {
   TempDir dir;
   std::string bytes = read_bytes(save_sample(dir.file("x.mlckpt")));
-  bytes[8] = 2;
+  bytes[8] = 3;
   write_bytes(dir.file("x.mlckpt"), bytes);
   const std::string expected = "'" + dir.file("x.mlckpt") +
-                               "' was written by a newer metalearn (checkpoint format 2; this "
-                               "build reads format 1): upgrade metalearn";
+                               "' was written by a newer metalearn (checkpoint format 3; this "
+                               "build reads format 2): upgrade metalearn";
   EXPECT_EQ(load_error(dir.file("x.mlckpt")), expected);
   EXPECT_EQ(meta_error(dir.file("x.mlckpt")), expected);
 
@@ -390,7 +422,7 @@ TEST(CheckpointRefusals, Corrupt) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     const std::string path = dir.file(c.name + ".mlckpt");
-    write_bytes(path, assemble(1, c.meta, c.payload));
+    write_bytes(path, assemble(ml::train::kCheckpointFormat, c.meta, c.payload));
     message = load_error(path);
     EXPECT_TRUE(contains(message, "is corrupt: ")) << message;
     EXPECT_TRUE(contains(message, c.expected)) << message;

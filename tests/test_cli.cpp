@@ -85,6 +85,50 @@ TEST(CliBasics, VersionHelpAndUsageErrors) {
   EXPECT_TRUE(contains(r[4].err, "--frobnicate")) << r[4].err;
 }
 
+// The bash completion is generated from the CLI definition: every subcommand --help lists and
+// every option of each must be offered in that subcommand's branch, and nothing hidden.
+TEST(CliCompletion, CoversEverySubcommandAndOption) {
+  const std::vector<std::string> subcommands = {"train",   "adapt",   "eval",
+                                                "predict", "inspect", "synth"};
+  std::vector<std::string> calls = {"completion bash", "completion zsh"};
+  for (const std::string& sub : subcommands) calls.push_back(sub + " --help");
+  const auto r = run_many(calls);
+  ASSERT_EQ(r[0].code, 0) << r[0].err;
+  const std::string& script = r[0].out;
+  EXPECT_TRUE(contains(script, "complete -o default -F _metalearn metalearn")) << script;
+  expect_one_line_error(r[1], ml::ExitCode::kUsage, "unsupported shell");
+
+  // The words offered with no subcommand yet.
+  const std::size_t top = script.find("    *)\n");
+  ASSERT_NE(top, std::string::npos) << script;
+  const std::string top_words = script.substr(top, script.find('\n', top + 8) - top);
+  for (const std::string& sub : subcommands) EXPECT_TRUE(contains(top_words, " " + sub)) << sub;
+  EXPECT_FALSE(contains(top_words, "completion")) << "the hidden command is offered";
+
+  for (std::size_t i = 0; i < subcommands.size(); ++i) {
+    const std::string& sub = subcommands[i];
+    const std::size_t at = script.find("\n    " + sub + ")\n");
+    ASSERT_NE(at, std::string::npos) << sub << " has no branch\n" << script;
+    const std::size_t words_at = script.find("words=\"", at);
+    const std::string words =
+        " " + script.substr(words_at + 7, script.find('"', words_at + 7) - words_at - 7) + " ";
+    // Every long option the subcommand's help shows.
+    const std::string& help = r[2 + i].out;
+    ASSERT_EQ(r[2 + i].code, 0) << r[2 + i].err;
+    int options = 0;
+    for (std::size_t p = help.find("--"); p != std::string::npos; p = help.find("--", p + 2)) {
+      if (p > 0 && help[p - 1] != ' ' && help[p - 1] != ',') continue;  // inside a word
+      std::size_t end = help.find_first_of(" ,=\n", p);
+      const std::string option = help.substr(p, end - p);
+      if (option.size() <= 2) continue;
+      ++options;
+      EXPECT_TRUE(contains(words, " " + option + " ")) << sub << " lacks " << option << "\n"
+                                                       << words;
+    }
+    EXPECT_GE(options, 2) << sub << " help shows no options?\n" << help;
+  }
+}
+
 // ---- synth + inspect -----------------------------------------------------------------------
 
 const char* const kSynthArgs = " --users 200 --categories 6 --sessions 2000 --seed 3";

@@ -239,6 +239,15 @@ TEST(ConfidenceStudentT, MatchesPublishedTable) {
   EXPECT_NEAR(student_t_quantile(0.975, kInf), 1.959963984540054, 1e-9);
 }
 
+TEST(ConfidenceStudentT, MatchesReferenceQuantilesToTenDigits) {
+  // R's qt() (and scipy.stats.t.ppf) to 10 significant digits.
+  EXPECT_NEAR(student_t_quantile(0.975, 9), 2.262157163, 1e-8);
+  EXPECT_NEAR(student_t_quantile(0.975, 4), 2.776445105, 1e-8);
+  EXPECT_NEAR(student_t_quantile(0.995, 29), 2.756385904, 1e-8);
+  EXPECT_NEAR(student_t_quantile(0.05, 3), -2.353363435, 1e-8);
+  EXPECT_NEAR(student_t_quantile(0.9995, 1), 636.6192488, 1e-6);
+}
+
 TEST(ConfidenceStudentT, MatchesClosedFormsForOneAndTwoDegreesOfFreedom) {
   // df = 1 is Cauchy: tan(pi (p - 1/2)). df = 2: (2p - 1) / sqrt(2 p (1 - p)).
   for (double p : {0.001, 0.05, 0.3, 0.6, 0.9, 0.975, 0.9995}) {

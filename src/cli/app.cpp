@@ -20,6 +20,8 @@ int run_cli(int argc, char** argv) {
   app.name("metalearn");
   app.require_subcommand(1);
   app.option_defaults()->always_capture_default();
+  // Every subcommand's options on one page: what the man page is generated from.
+  app.set_help_all_flag("--help-all", "Print the help of every subcommand and exit");
   std::string log_level = "info";
   app.add_option("--log-level", log_level,
                  "stderr log level: trace, debug, info, warn, error, off");
@@ -34,6 +36,7 @@ int run_cli(int argc, char** argv) {
   add_predict_command(app);
   add_inspect_command(app);
   add_synth_command(app);
+  add_completion_command(app);
   add_config_docs_command(app);
 
   // Errors name the subcommand that ran ("metalearn inspect: error: ..."), found after parsing.

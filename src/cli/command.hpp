@@ -27,12 +27,18 @@ struct ConfigOptions {
 };
 
 void add_synth_command(CLI::App& app);
+// Hidden: `metalearn completion bash`. Add it last, after every command it describes.
+void add_completion_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_adapt_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_config_docs_command(CLI::App& app);  // hidden
+
+// A bash completion script for `app`: its visible subcommands and every option of each, with
+// file-name completion after options that take a value.
+std::string bash_completion_script(const CLI::App& app);
 
 // Parses and runs; returns the process exit code (see util/errors.hpp ExitCode).
 int run_cli(int argc, char** argv);

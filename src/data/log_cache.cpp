@@ -20,7 +20,9 @@
 #include <type_traits>
 
 #include "util/atomic_file.hpp"
+#include "util/checksum.hpp"
 #include "util/errors.hpp"
+#include "util/rng.hpp"
 #include "util/strings.hpp"
 
 namespace ml::data {
@@ -30,59 +32,22 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr char kMagic[8] = {'M', 'L', 'L', 'O', 'G', 'C', 'A', 'C'};
-// Bump whenever the layout, the parse, or what the payload holds changes.
-constexpr std::uint32_t kFormatVersion = 1;
+// Bump whenever the layout, the parse, the checksum or what the payload holds changes (2: the
+// checksum became XXH3-64). Another version is rebuilt, never read.
+constexpr std::uint32_t kFormatVersion = 2;
 constexpr char kFolderName[] = ".metalearn-cache";
-
-// A checksum that runs at memory speed: four independent multiply-rotate lanes over 8-byte
-// words. It detects truncation and corruption, not tampering.
-class Checksum {
- public:
-  void add(const void* data, std::size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    std::uint64_t lanes[4] = {0x9E3779B97F4A7C15ull, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull,
-                              0x27D4EB2F165667C5ull};
-    std::size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-      for (int k = 0; k < 4; ++k) {
-        std::uint64_t w;
-        std::memcpy(&w, p + i + 8 * k, 8);
-        lanes[k] = rotl((lanes[k] ^ w) * kPrime, 29);
-      }
-    }
-    std::uint64_t tail = 0;
-    std::memcpy(&tail, p + i, n - i > 8 ? 8 : n - i);
-    for (std::size_t j = i + 8; j < n; j += 8) {  // at most three more words
-      std::uint64_t w = 0;
-      std::memcpy(&w, p + j, std::min<std::size_t>(8, n - j));
-      tail = rotl((tail ^ w) * kPrime, 31);
-    }
-    std::uint64_t h = n * kPrime ^ tail;
-    for (const std::uint64_t lane : lanes) h = rotl((h ^ lane) * kPrime, 27);
-    state_ = rotl((state_ ^ h) * kPrime, 31) + 0x2545F4914F6CDD1Dull;
-  }
-  std::uint64_t value() const { return state_; }
-
- private:
-  static constexpr std::uint64_t kPrime = 0x100000001B3ull * 0x9E3779B1ull | 1;
-  static std::uint64_t rotl(std::uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-  std::uint64_t state_ = 0x84222325CBF29CE4ull;
-};
 
 // FNV-1a: stable across builds, for the small config text that goes into the key.
 std::uint64_t fnv1a(const std::string& s) {
-  std::uint64_t h = 0xCBF29CE484222325ull;
-  for (const unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
-  return h;
+  return ml::hash_bytes(s.data(), s.size());
 }
 
-// Writes the payload through a checksum. Each put() is one checksum block; Reader mirrors
-// the same calls, so both sides hash the same blocks.
+// Writes the payload through a checksum; Reader feeds the checksum the same bytes.
 class Writer {
  public:
   explicit Writer(std::ostream& out) : out_(out) {}
   void put(const void* data, std::size_t n) {
-    sum_.add(data, n);
+    sum_.update(data, n);
     out_.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
   }
   template <typename T>
@@ -117,7 +82,7 @@ class Writer {
 
  private:
   std::ostream& out_;
-  Checksum sum_;
+  Checksum64 sum_;
 };
 
 // Thrown inside reading only: the cache is unusable (caught in read_log_cache).
@@ -138,7 +103,7 @@ class Reader {
       done += static_cast<std::size_t>(r);
     }
     left_ -= n;
-    sum_.add(data, n);
+    sum_.update(data, n);
   }
   template <typename T>
   T pod() {
@@ -191,7 +156,7 @@ class Reader {
  private:
   int fd_;
   std::uint64_t left_;
-  Checksum sum_;
+  Checksum64 sum_;
 };
 
 void put_key(Writer& w, const LogCacheKey& key) {

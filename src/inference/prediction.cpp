@@ -4,17 +4,16 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
 #include <iostream>
 #include <memory>
 #include <numeric>
-#include <sstream>
 #include <unordered_set>
 
 #include "data/log_cache.hpp"
@@ -119,9 +118,7 @@ std::string csv_cell(const std::string& s) {
 }
 
 std::string number(double v) {
-  std::ostringstream s;
-  s << std::setprecision(7) << v;
-  return s.str();
+  return fmt::format("{:.7g}", v);
 }
 
 }  // namespace

@@ -14,9 +14,9 @@ struct Interval {
 };
 
 // The p-quantile of Student's t with `df` > 0 degrees of freedom (df need not be an integer;
-// df = +infinity gives the standard normal). Computed by bisection on the t tail, written with
-// the regularized incomplete beta function, to about 1e-10 relative. Follows <cmath> style for
-// domain errors: NaN for p outside [0, 1] or df <= 0 or NaN; p = 0 or 1 give -inf or +inf.
+// df = +infinity gives the standard normal), from Boost.Math to near double precision. Follows
+// <cmath> style for domain errors: NaN for p outside [0, 1] or df <= 0 or NaN; p = 0 or 1 give -inf
+// or +inf.
 double student_t_quantile(double p, double df);
 
 // Mean of `values` with a two-sided Student t interval at `level` (0.95: mean +- t_{0.975, n-1}

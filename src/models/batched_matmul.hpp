@@ -2,10 +2,10 @@
 // inner loop. On the CPU, LibTorch 1.13 without MKL runs torch::bmm as a loop of select() +
 // addmm_ per matrix, whose per-matrix bookkeeping costs more than the arithmetic of the small
 // matrices meta-learning multiplies (the profile in docs/BENCHMARKS.md). This calls the BLAS
-// libtorch itself loaded (sgemm_/dgemm_) once per matrix on raw pointers instead, reading
-// transposed and broadcast (stride-0) operands in place. Its backward is built from the same
-// product, so second-order gradients work. Anywhere else (CUDA, other dtypes, a LibTorch
-// without an exported BLAS) it is torch::bmm.
+// the build links (sgemm_/dgemm_ of OpenBLAS, the one Debian's libtorch uses too) once per
+// matrix on raw pointers instead, reading transposed and broadcast (stride-0) operands in
+// place. Its backward is built from the same product, so second-order gradients work. Anywhere
+// else (CUDA tensors, other dtypes) it is torch::bmm.
 #pragma once
 
 #include <torch/torch.h>
@@ -23,7 +23,8 @@ torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b,
 torch::Tensor batched_linear(const torch::Tensor& x, const torch::Tensor& w,
                              const torch::Tensor& bias);
 
-// Whether batched_matmul found a BLAS to call directly (for benchmark reports).
+// Whether batched_matmul calls the BLAS directly (for benchmark reports; always, now that the
+// BLAS is linked).
 bool batched_matmul_uses_blas();
 
 }  // namespace ml::models

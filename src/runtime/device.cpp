@@ -3,7 +3,6 @@
 
 #include <torch/torch.h>
 
-#include <dlfcn.h>
 #include <malloc.h>
 
 #include <atomic>
@@ -12,6 +11,10 @@
 
 #include "util/errors.hpp"
 #include "util/strings.hpp"
+
+// OpenBLAS's own thread control. Declared here: the cblas.h that declares it is whichever BLAS
+// Debian's alternatives point at, which need not be OpenBLAS's.
+extern "C" void openblas_set_num_threads(int threads);
 
 namespace ml::runtime {
 
@@ -79,11 +82,8 @@ void configure_threads(int threads) {
   setenv("OPENBLAS_NUM_THREADS", value.c_str(), 1);
   torch::set_num_threads(n);
   // OpenBLAS started its own pthread pool when it was loaded, before any of the above; only
-  // its own call resizes it. Looked up at run time: which BLAS libtorch uses is the system's
-  // choice (Debian's alternatives), and other BLAS libraries have no such symbol.
-  using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-    set(n);
+  // its own call resizes it. The build links OpenBLAS (models/batched_matmul.cpp calls it).
+  openblas_set_num_threads(n);
 }
 
 void configure_compute(int threads) {

@@ -13,7 +13,9 @@
 #include <limits>
 #include <system_error>
 
+#include "util/checksum.hpp"
 #include "util/errors.hpp"
+#include "util/rng.hpp"
 #include "util/version.hpp"
 
 namespace ml::train {
@@ -43,21 +45,11 @@ std::string torch_message(const std::exception& e) {
   return first_line(e.what());
 }
 
-class Fnv1a64 {
- public:
-  void update(const void* data, std::size_t size) {
-    auto* bytes = static_cast<const unsigned char*>(data);
-    for (std::size_t i = 0; i < size; ++i) {
-      hash_ ^= bytes[i];
-      hash_ *= 1099511628211ULL;
-    }
-  }
-  void update(const std::string& s) { update(s.data(), s.size()); }
-  std::uint64_t value() const { return hash_; }
-
- private:
-  std::uint64_t hash_ = 14695981039346656037ULL;
-};
+// What guards a file's bytes: format 1 used FNV-1a 64 (read still, so trained runs stay
+// usable), later formats XXH3-64, which runs at memory speed on large payloads.
+std::uint64_t file_checksum(std::uint32_t format, const char* data, std::size_t size) {
+  return format == 1 ? hash_bytes(data, size) : checksum64(data, size);
+}
 
 // Explicit little-endian encoding, so files move between machines whatever their byte order.
 std::string encode_u32(std::uint32_t v) {
@@ -291,7 +283,7 @@ void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
   const std::string head = std::string(kMagic, kMagicSize) + encode_u32(kCheckpointFormat) +
                            encode_u64(meta_text.size());
   const std::string payload_length = encode_u64(payload.size());
-  Fnv1a64 checksum;
+  Checksum64 checksum;
   for (const std::string* part :
        std::initializer_list<const std::string*>{&head, &meta_text, &payload_length, &payload})
     checksum.update(*part);
@@ -332,10 +324,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   const Layout layout =
       parse_layout(path, bytes.size(),
                    [&bytes](std::uint64_t at, std::uint64_t n) { return bytes.substr(at, n); });
-  Fnv1a64 checksum;
-  checksum.update(bytes.data(), layout.checksum_offset);
   const std::uint64_t stored = decode_le(bytes.substr(layout.checksum_offset, 8));
-  if (checksum.value() != stored)
+  if (file_checksum(layout.format, bytes.data(), layout.checksum_offset) != stored)
     throw corrupt(path,
                   "checksum mismatch (the file was modified or damaged after it was written)");
 

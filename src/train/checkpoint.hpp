@@ -6,7 +6,9 @@
 //   u32 format             kCheckpointFormat; a newer one is refused with "upgrade metalearn"
 //   u64 meta length, meta  UTF-8 JSON {tool_version, kind, config, features, progress}
 //   u64 payload length, payload   a torch OutputArchive as written by save_to(std::ostream&)
-//   u64 checksum           FNV-1a 64 of every preceding byte
+//   u64 checksum           XXH3-64 of every preceding byte (format 1: FNV-1a 64)
+//
+// Format 2 differs from format 1 only in the checksum; both are read, format 2 is written.
 //
 // The header deliberately stays free of torch (the archive types are only forward-declared) so
 // that torch-free code, e.g. a CLI listing checkpoints, can include it and call
@@ -29,7 +31,7 @@ class OutputArchive;
 
 namespace ml::train {
 
-inline constexpr std::uint32_t kCheckpointFormat = 1;
+inline constexpr std::uint32_t kCheckpointFormat = 2;
 
 // The two kinds of checkpoint; anything else is refused on save and on load.
 inline constexpr const char* kCheckpointKindMeta = "meta";        // a meta-training run

@@ -1,6 +1,7 @@
 // Progress lines: see progress.hpp.
 #include "util/progress.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace ml {
@@ -9,13 +10,9 @@ namespace {
 constexpr double kQuietSeconds = 2.0;
 
 std::string eta_text(double seconds) {
-  auto s = static_cast<long long>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, s / 60 % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
-  return buf;
+  const auto s = static_cast<long long>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+  return fmt::format("{}m{:02}s", s / 60, s % 60);
 }
 }  // namespace
 

@@ -5,8 +5,9 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
+
+#include <fmt/format.h>
 
 namespace ml {
 
@@ -111,9 +112,8 @@ std::string with_thousands(std::int64_t n) {
 }
 
 std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
+  // A negative precision means printf's default of 6, as "%.*f" always did.
+  return fmt::format("{:.{}f}", v, digits < 0 ? 6 : digits);
 }
 
 }  // namespace ml

@@ -3,7 +3,8 @@
 
 #include <cctype>
 #include <cmath>
-#include <cstdio>
+
+#include <fmt/format.h>
 
 #include "util/strings.hpp"
 
@@ -124,11 +125,8 @@ std::string format_iso8601(std::int64_t t) {
   const unsigned d = doy - (153 * mp + 2) / 5 + 1;
   const unsigned m = mp < 10 ? mp + 3 : mp - 9;
   y += m <= 2;
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld", static_cast<long long>(y),
-                m, d, static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
-                static_cast<long long>(secs % 60));
-  return buf;
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", y, m, d, secs / 3600, secs / 60 % 60,
+                     secs % 60);
 }
 
 }  // namespace ml
