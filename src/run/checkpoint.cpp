@@ -1,5 +1,5 @@
 // The checkpoint file format: atomic writing, validated reading, run-directory resolution.
-#include "train/checkpoint.hpp"
+#include "run/checkpoint.hpp"
 
 #include <torch/torch.h>
 
@@ -18,7 +18,7 @@
 #include "util/rng.hpp"
 #include "util/version.hpp"
 
-namespace ml::train {
+namespace ml::run {
 namespace {
 
 namespace fs = std::filesystem;
@@ -404,4 +404,4 @@ std::string resolve_checkpoint_path(const std::string& path_or_run_dir) {
                         " (neither a checkpoint file nor a run directory)");
 }
 
-}  // namespace ml::train
+}  // namespace ml::run
