@@ -498,9 +498,13 @@ TEST(PredictOutput, IsWrittenAtomically) {
   std::ostringstream standard_output;
   ml::inference::write_output("", standard_output, [](std::ostream& out) { out << "a,b\n"; });
   EXPECT_EQ(standard_output.str(), "a,b\n");
-  EXPECT_THROW(ml::inference::write_output(dir.file("no/such/folder/x.csv"), std::cout,
-                                           [](std::ostream&) {}),
-               ml::DataError);
+  // Missing folders are created, as for checkpoints and reports; a path through a file fails.
+  ml::inference::write_output(dir.file("new/folder/x.csv"), std::cout,
+                              [](std::ostream& out) { out << "x\n"; });
+  EXPECT_EQ(slurp(dir.file("new/folder/x.csv")), "x\n");
+  EXPECT_THROW(
+      ml::inference::write_output(dir.file("scores.csv/x.csv"), std::cout, [](std::ostream&) {}),
+      ml::DataError);
 }
 
 // ---- the CLI end to end --------------------------------------------------------------------
