@@ -1,7 +1,7 @@
 // Tests for the checkpoint format: round trips of metadata, tensors and optimizer state, the
 // documented byte layout, every refusal (missing, truncated, not ours, newer, corrupt), atomic
 // saving and run-directory resolution.
-#include "train/checkpoint.hpp"
+#include "run/checkpoint.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -29,7 +29,7 @@ using ml::testing::TempDir;
 
 namespace fs = std::filesystem;
 using ml::CheckpointError;
-using ml::train::CheckpointMeta;
+using ml::run::CheckpointMeta;
 using torch::serialize::InputArchive;
 using torch::serialize::OutputArchive;
 
@@ -82,7 +82,7 @@ std::string assemble(std::uint32_t format, const std::string& meta, const std::s
 CheckpointMeta sample_meta() {
   CheckpointMeta meta;
   meta.tool_version = ml::kToolVersion;
-  meta.kind = ml::train::kCheckpointKindMeta;
+  meta.kind = ml::run::kCheckpointKindMeta;
   meta.config = {{"seed", 7}, {"task", {{"support", 5}, {"query", 10}}}, {"name", "résumé"}};
   meta.features = {{"numeric", {{"price", {{"mean", 12.5}, {"std", 3.25}}}}},
                    {"vocab", {"a", "b", "c"}}};
@@ -122,8 +122,8 @@ struct SampleState {
 
 std::string save_sample(const std::string& path) {
   SampleState state;
-  ml::train::save_checkpoint(path, sample_meta(),
-                             [&](OutputArchive& archive) { state.write(archive); });
+  ml::run::save_checkpoint(path, sample_meta(),
+                           [&](OutputArchive& archive) { state.write(archive); });
   return path;
 }
 
@@ -145,10 +145,10 @@ std::string checkpoint_error(F&& f) {
 }
 
 std::string load_error(const std::string& path) {
-  return checkpoint_error([&] { ml::train::load_checkpoint(path); });
+  return checkpoint_error([&] { ml::run::load_checkpoint(path); });
 }
 std::string meta_error(const std::string& path) {
-  return checkpoint_error([&] { ml::train::read_checkpoint_meta(path); });
+  return checkpoint_error([&] { ml::run::read_checkpoint_meta(path); });
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {
@@ -159,21 +159,21 @@ TEST(CheckpointRoundTrip, MetaAndTensorsAndOptimizerState) {
   TempDir dir;
   SampleState state;
   const std::string path = dir.file("run.mlckpt");
-  ml::train::save_checkpoint(path, sample_meta(),
-                             [&](OutputArchive& archive) { state.write(archive); });
+  ml::run::save_checkpoint(path, sample_meta(),
+                           [&](OutputArchive& archive) { state.write(archive); });
 
-  const ml::train::Checkpoint ck = ml::train::load_checkpoint(path);
+  const ml::run::Checkpoint ck = ml::run::load_checkpoint(path);
   const CheckpointMeta expected = sample_meta();
   EXPECT_EQ(ck.path, path);
-  EXPECT_EQ(ck.meta.format, ml::train::kCheckpointFormat);
+  EXPECT_EQ(ck.meta.format, ml::run::kCheckpointFormat);
   EXPECT_EQ(ck.meta.tool_version, ml::kToolVersion);
   EXPECT_EQ(ck.meta.kind, "meta");
   EXPECT_EQ(ck.meta.config, expected.config);
   EXPECT_EQ(ck.meta.features, expected.features);
   EXPECT_EQ(ck.meta.progress, expected.progress);
 
-  const CheckpointMeta cheap = ml::train::read_checkpoint_meta(path);
-  EXPECT_EQ(cheap.format, ml::train::kCheckpointFormat);
+  const CheckpointMeta cheap = ml::run::read_checkpoint_meta(path);
+  EXPECT_EQ(cheap.format, ml::run::kCheckpointFormat);
   EXPECT_EQ(cheap.tool_version, ml::kToolVersion);
   EXPECT_EQ(cheap.kind, "meta");
   EXPECT_EQ(cheap.config, expected.config);
@@ -224,9 +224,9 @@ TEST(CheckpointRoundTrip, MetaAndTensorsAndOptimizerState) {
 TEST(CheckpointRoundTrip, AdaptedKindAndDefaultToolVersion) {
   TempDir dir;
   CheckpointMeta meta;
-  meta.kind = ml::train::kCheckpointKindAdapted;  // tool_version left empty on purpose
-  ml::train::save_checkpoint(dir.file("a.mlckpt"), meta, [](OutputArchive&) {});
-  const auto ck = ml::train::load_checkpoint(dir.file("a.mlckpt"));
+  meta.kind = ml::run::kCheckpointKindAdapted;  // tool_version left empty on purpose
+  ml::run::save_checkpoint(dir.file("a.mlckpt"), meta, [](OutputArchive&) {});
+  const auto ck = ml::run::load_checkpoint(dir.file("a.mlckpt"));
   EXPECT_EQ(ck.meta.kind, "adapted");
   EXPECT_EQ(ck.meta.tool_version, ml::kToolVersion);
   EXPECT_TRUE(ck.meta.config.is_null());
@@ -234,7 +234,7 @@ TEST(CheckpointRoundTrip, AdaptedKindAndDefaultToolVersion) {
 
 TEST(CheckpointRoundTrip, ReadStateMismatchIsACheckpointError) {
   TempDir dir;
-  const auto ck = ml::train::load_checkpoint(save_sample(dir.file("x.mlckpt")));
+  const auto ck = ml::run::load_checkpoint(save_sample(dir.file("x.mlckpt")));
   const std::string message = checkpoint_error([&] {
     ck.read_state(
         [](InputArchive& archive) {
@@ -285,11 +285,11 @@ TEST(CheckpointFormat, ReadsFormatOneWithItsFnvChecksum) {
   const std::string old_file = dir.file("old.mlckpt");
   write_bytes(old_file, assemble(1, meta, payload));
 
-  const ml::train::Checkpoint loaded = ml::train::load_checkpoint(old_file);
+  const ml::run::Checkpoint loaded = ml::run::load_checkpoint(old_file);
   EXPECT_EQ(loaded.meta.format, 1u);
   EXPECT_EQ(loaded.meta.config, sample_meta().config);
   EXPECT_EQ(loaded.payload, payload);
-  EXPECT_EQ(ml::train::read_checkpoint_meta(old_file).format, 1u);
+  EXPECT_EQ(ml::run::read_checkpoint_meta(old_file).format, 1u);
 
   // The same file with the new checksum in place of FNV-1a is damaged, not another format.
   std::string wrong = assemble(1, meta, payload);
@@ -393,7 +393,7 @@ TEST(CheckpointRefusals, Corrupt) {
   std::string message = load_error(dir.file("flipped.mlckpt"));
   EXPECT_TRUE(contains(message, "is corrupt: checksum mismatch")) << message;
   // The cheap reader does not hash the payload, by design.
-  EXPECT_NO_THROW(ml::train::read_checkpoint_meta(dir.file("flipped.mlckpt")));
+  EXPECT_NO_THROW(ml::run::read_checkpoint_meta(dir.file("flipped.mlckpt")));
 
   std::string meta_flipped = bytes;
   meta_flipped[20 + meta_size / 2] ^= 0x01;
@@ -422,7 +422,7 @@ TEST(CheckpointRefusals, Corrupt) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     const std::string path = dir.file(c.name + ".mlckpt");
-    write_bytes(path, assemble(ml::train::kCheckpointFormat, c.meta, c.payload));
+    write_bytes(path, assemble(ml::run::kCheckpointFormat, c.meta, c.payload));
     message = load_error(path);
     EXPECT_TRUE(contains(message, "is corrupt: ")) << message;
     EXPECT_TRUE(contains(message, c.expected)) << message;
@@ -440,7 +440,7 @@ TEST(CheckpointSave, FailedSaveLeavesExistingFileAndNoTemporary) {
   meta.progress["iteration"] = 9999;
   // The exception of write_state comes through as it is, not wrapped in a CheckpointError.
   try {
-    ml::train::save_checkpoint(path, meta, [](OutputArchive& archive) {
+    ml::run::save_checkpoint(path, meta, [](OutputArchive& archive) {
       archive.write("half", torch::ones({2}));
       throw std::logic_error("interrupted mid-save");
     });
@@ -454,7 +454,7 @@ TEST(CheckpointSave, FailedSaveLeavesExistingFileAndNoTemporary) {
   for (const auto& entry : fs::directory_iterator(dir.path()))
     names.push_back(entry.path().filename().string());
   EXPECT_EQ(names, std::vector<std::string>{"latest.mlckpt"});
-  EXPECT_EQ(ml::train::load_checkpoint(path).meta.progress, sample_meta().progress);
+  EXPECT_EQ(ml::run::load_checkpoint(path).meta.progress, sample_meta().progress);
 }
 
 TEST(CheckpointSave, FailedRenameRemovesTheTemporary) {
@@ -474,9 +474,9 @@ TEST(CheckpointSave, OverwritesAndCreatesFolders) {
   save_sample(path);
   CheckpointMeta meta = sample_meta();
   meta.progress["iteration"] = 2400;
-  ml::train::save_checkpoint(path, meta,
-                             [](OutputArchive& archive) { archive.write("w", torch::ones({1})); });
-  EXPECT_EQ(ml::train::load_checkpoint(path).meta.progress["iteration"], 2400);
+  ml::run::save_checkpoint(path, meta,
+                           [](OutputArchive& archive) { archive.write("w", torch::ones({1})); });
+  EXPECT_EQ(ml::run::load_checkpoint(path).meta.progress["iteration"], 2400);
   std::size_t files = 0;
   for ([[maybe_unused]] const auto& entry : fs::directory_iterator(fs::path(path).parent_path()))
     ++files;
@@ -488,7 +488,7 @@ TEST(CheckpointSave, RefusesBadInputWithoutWriting) {
   CheckpointMeta meta = sample_meta();
   meta.kind = "final";
   std::string message = checkpoint_error(
-      [&] { ml::train::save_checkpoint(dir.file("k.mlckpt"), meta, [](OutputArchive&) {}); });
+      [&] { ml::run::save_checkpoint(dir.file("k.mlckpt"), meta, [](OutputArchive&) {}); });
   EXPECT_TRUE(contains(message, "cannot write checkpoint")) << message;
   EXPECT_TRUE(contains(message, "\"final\"")) << message;
 
@@ -496,7 +496,7 @@ TEST(CheckpointSave, RefusesBadInputWithoutWriting) {
   meta = sample_meta();
   meta.features["vocab"].push_back(std::string("caf\xe9"));
   message = checkpoint_error(
-      [&] { ml::train::save_checkpoint(dir.file("u.mlckpt"), meta, [](OutputArchive&) {}); });
+      [&] { ml::run::save_checkpoint(dir.file("u.mlckpt"), meta, [](OutputArchive&) {}); });
   EXPECT_TRUE(contains(message, "cannot write checkpoint")) << message;
 
   // A parent that is a file, not a folder.
@@ -512,22 +512,22 @@ TEST(CheckpointResolve, RunDirectoriesAndFiles) {
   const fs::path ckdir = run / "checkpoints";
   fs::create_directories(ckdir);
 
-  std::string message = checkpoint_error([&] { ml::train::resolve_checkpoint_path(run.string()); });
+  std::string message = checkpoint_error([&] { ml::run::resolve_checkpoint_path(run.string()); });
   EXPECT_TRUE(contains(message, "no checkpoint in run directory")) << message;
   EXPECT_TRUE(contains(message, (ckdir / "best.mlckpt").string())) << message;
   EXPECT_TRUE(contains(message, (ckdir / "latest.mlckpt").string())) << message;
 
   write_bytes((ckdir / "latest.mlckpt").string(), "l");
-  EXPECT_EQ(ml::train::resolve_checkpoint_path(run.string()), (ckdir / "latest.mlckpt").string());
+  EXPECT_EQ(ml::run::resolve_checkpoint_path(run.string()), (ckdir / "latest.mlckpt").string());
 
   write_bytes((ckdir / "best.mlckpt").string(), "b");
-  EXPECT_EQ(ml::train::resolve_checkpoint_path(run.string()), (ckdir / "best.mlckpt").string());
+  EXPECT_EQ(ml::run::resolve_checkpoint_path(run.string()), (ckdir / "best.mlckpt").string());
 
   const std::string file = (ckdir / "latest.mlckpt").string();
-  EXPECT_EQ(ml::train::resolve_checkpoint_path(file), file);
+  EXPECT_EQ(ml::run::resolve_checkpoint_path(file), file);
 
   message = checkpoint_error(
-      [&] { ml::train::resolve_checkpoint_path((dir.path() / "missing").string()); });
+      [&] { ml::run::resolve_checkpoint_path((dir.path() / "missing").string()); });
   EXPECT_TRUE(contains(message, "no checkpoint at")) << message;
 }
 

@@ -21,7 +21,6 @@ namespace fs = std::filesystem;
 using ml::data::CsvOptions;
 using ml::data::CsvReader;
 using ml::data::CsvRecord;
-using ml::data::split_csv_line;
 
 // Matches CsvReader::kBufferSize; only used to place records across buffer boundaries. If the
 // reader's buffer changes size the tests still check correctness, just at other offsets.
@@ -617,47 +616,6 @@ TEST_F(CsvReaderTest, LargeFileRoundTrip) {
   EXPECT_EQ(n, kRows);
   EXPECT_TRUE(r.fields.empty());  // the final, false next() leaves no stale views
   EXPECT_EQ(reader.bytes_read(), text.size());
-}
-
-// --- split_csv_line --------------------------------------------------------------------------
-
-TEST(CsvSplit, PlainFields) {
-  EXPECT_EQ(split_csv_line("a,b,c", ','), (Fields{"a", "b", "c"}));
-  EXPECT_EQ(split_csv_line("a\tb", '\t'), (Fields{"a", "b"}));
-  EXPECT_EQ(split_csv_line("single", ','), (Fields{"single"}));
-}
-
-TEST(CsvSplit, EmptyCellsAndTrailingDelimiter) {
-  EXPECT_EQ(split_csv_line("a,,b", ','), (Fields{"a", "", "b"}));
-  EXPECT_EQ(split_csv_line("a,b,", ','), (Fields{"a", "b", ""}));
-  EXPECT_EQ(split_csv_line(",", ','), (Fields{"", ""}));
-}
-
-TEST(CsvSplit, EmptyTextHasNoFields) {
-  EXPECT_TRUE(split_csv_line("", ',').empty());
-  EXPECT_TRUE(split_csv_line("\r\n", ',').empty());
-}
-
-TEST(CsvSplit, QuotedDelimiterAndDoubledQuotes) {
-  EXPECT_EQ(split_csv_line("\"a,b\",\"say \"\"hi\"\"\",\"\"", ','),
-            (Fields{"a,b", "say \"hi\"", ""}));
-  EXPECT_EQ(split_csv_line("'x;y';'it''s'", ';', '\''), (Fields{"x;y", "it's"}));
-}
-
-TEST(CsvSplit, LineEndingStrippedButQuotedNewlineKept) {
-  EXPECT_EQ(split_csv_line("a,b\r\n", ','), (Fields{"a", "b"}));
-  EXPECT_EQ(split_csv_line("a,b\n", ','), (Fields{"a", "b"}));
-  EXPECT_EQ(split_csv_line("\"x\ny\",z", ','), (Fields{"x\ny", "z"}));
-}
-
-TEST(CsvSplit, LenientWithMalformedQuotes) {
-  EXPECT_EQ(split_csv_line("ab\"c,d", ','), (Fields{"ab\"c", "d"}));   // literal mid-field quote
-  EXPECT_EQ(split_csv_line("\"ab\"c,d", ','), (Fields{"abc", "d"}));   // stray bytes kept
-  EXPECT_EQ(split_csv_line("\"open,end", ','), (Fields{"open,end"}));  // unclosed runs to end
-}
-
-TEST(CsvSplit, SpaceDelimiterDoesNotCollapseRuns) {
-  EXPECT_EQ(split_csv_line("a  b", ' '), (Fields{"a", "", "b"}));
 }
 
 }  // namespace

@@ -21,13 +21,15 @@
 #include "config/config.hpp"
 #include "eval/cold_start.hpp"
 #include "meta/meta_learner.hpp"
+#include "metrics/metrics.hpp"
+#include "models/query_metrics.hpp"
+#include "run/checkpoint.hpp"
+#include "run/learner_state.hpp"
 #include "runtime/device.hpp"
 #include "synth/synthetic_log.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
 #include "test_support.hpp"
-#include "train/checkpoint.hpp"
-#include "train/learner_state.hpp"
 #include "train/trainer.hpp"
 #include "util/errors.hpp"
 
@@ -309,14 +311,14 @@ TEST(EvalStepOutputs, MatchAdaptedOutputsForEveryAlgorithm) {
   ml::tasks::EpisodeSampler sampler(data->tasks.kind, ml::tasks::episode_shape(run.config.task),
                                     run.config.seed);
   const auto episode = sampler.sample(*tasks.front(), 0);
-  const auto batch = ml::meta::make_task_batch(*data, episode, torch::kCPU);
+  const auto batch = ml::meta::make_task_batch(data->features, data->encoder, episode, torch::kCPU);
   const std::vector<int> steps{3, 0, 1, 3};
   for (const char* algorithm : {"maml", "anil", "reptile", "metasgd", "protonet", "scratch"}) {
     json j;
     to_json(j, run.config);
     j["meta"]["algorithm"] = algorithm;
     const auto config = ml::config::config_from_json(j);
-    auto learner = ml::train::build_learner(config, data->features, torch::kCPU);
+    auto learner = ml::run::build_learner(config, data->features, torch::kCPU);
     if (std::string(algorithm) == "metasgd") {  // learned rates differ per weight
       torch::NoGradGuard no_grad;
       for (auto& lr : learner->inner_learning_rates()) lr.mul_(torch::rand_like(lr) + 0.5);
@@ -397,7 +399,7 @@ TEST(EvalColdStart, PretrainBaselineGetsTheRunsBudget) {
   EXPECT_EQ(r.methods, (std::vector<std::string>{"pretrain"}));
   EXPECT_EQ(r.pretrain_source, "trained");
   const auto meta =
-      ml::train::read_checkpoint_meta(stopped + "/baselines/pretrain/checkpoints/latest.mlckpt");
+      ml::run::read_checkpoint_meta(stopped + "/baselines/pretrain/checkpoints/latest.mlckpt");
   EXPECT_EQ(meta.progress.value("iteration", -1), 7);
   EXPECT_EQ(meta.config["meta"]["algorithm"], "pretrain");
   EXPECT_EQ(meta.config["meta"]["iterations"], 30);
@@ -583,7 +585,7 @@ TEST(EvalValidationTasks, EvaluatesTheValidationTasksOnly) {
   o.episodes = 2;
   const auto r = ml::eval::run_cold_start(o);
   EXPECT_EQ(r.task_role, "validation");
-  const auto loaded = ml::train::load_run(run.run_dir, {}, "cpu");
+  const auto loaded = ml::run::load_run(run.run_dir, {}, "cpu");
   std::set<std::string> validation, held_out_new;
   for (const auto* t : loaded.data->tasks.with_role(ml::tasks::TaskRole::kValidation))
     validation.insert(t->name);
@@ -628,6 +630,29 @@ TEST(EvalCli, SeveralCheckpointsValidationTasksAndClearRefusals) {
   EXPECT_EQ(results[2].err_lines(), 1) << results[2].err;
   EXPECT_NE(results[2].err.find("--tasks tests: must be new or validation"), std::string::npos)
       << results[2].err;
+}
+
+TEST(QueryMetrics, OneCalculationForEvalAndAdapt) {
+  const torch::Tensor logits = torch::tensor({2.0f, -1.0f, 0.5f, -3.0f}).unsqueeze(1);
+  const torch::Tensor labels = torch::tensor({1.0f, 0.0f, 1.0f, 0.0f});
+  const auto binary = ml::models::query_metrics(logits, labels, ml::tasks::LabelKind::kBinary);
+  EXPECT_DOUBLE_EQ(binary.auc, 1.0);
+  EXPECT_DOUBLE_EQ(binary.accuracy, 1.0);
+  EXPECT_DOUBLE_EQ(binary.log_loss, ml::metrics::log_loss_from_logits({2.0f, -1.0f, 0.5f, -3.0f},
+                                                                      {1.0f, 0.0f, 1.0f, 0.0f}));
+  EXPECT_TRUE(std::isnan(binary.rmse));
+  const auto regression =
+      ml::models::query_metrics(logits, labels, ml::tasks::LabelKind::kRegression);
+  EXPECT_NEAR(regression.mae, (1.0 + 1.0 + 0.5 + 3.0) / 4, 1e-6);
+  EXPECT_TRUE(std::isnan(regression.auc));
+  // Multiclass: argmax of each row against the class ids.
+  const torch::Tensor scores = torch::tensor({{0.1f, 0.9f}, {0.8f, 0.2f}, {0.3f, 0.7f}});
+  const auto multiclass = ml::models::query_metrics(scores, torch::tensor({1, 0, 0}),
+                                                    ml::tasks::LabelKind::kMulticlass);
+  EXPECT_NEAR(multiclass.accuracy, 2.0 / 3.0, 1e-9);
+  const auto empty = ml::models::query_metrics(torch::zeros({0, 1}), torch::zeros({0}),
+                                               ml::tasks::LabelKind::kBinary);
+  EXPECT_TRUE(std::isnan(empty.auc));
 }
 
 }  // namespace

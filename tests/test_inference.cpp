@@ -23,11 +23,11 @@
 #include "data/csv_reader.hpp"
 #include "inference/adaptation.hpp"
 #include "inference/prediction.hpp"
+#include "run/checkpoint.hpp"
+#include "run/learner_state.hpp"
 #include "runtime/device.hpp"
 #include "synth/synthetic_log.hpp"
 #include "test_support.hpp"
-#include "train/checkpoint.hpp"
-#include "train/learner_state.hpp"
 #include "train/trainer.hpp"
 #include "util/errors.hpp"
 
@@ -119,7 +119,7 @@ struct TrainedShop {
     config_json = j;
     config = ml::config::config_from_json(j);
     ml::train::run_training(config, {});
-    auto loaded = ml::train::load_run(run, {}, "cpu");
+    auto loaded = ml::run::load_run(run, {}, "cpu");
     for (const auto* t : loaded.data->tasks.with_role(ml::tasks::TaskRole::kNew))
       new_tasks.push_back(t->name);
   }
@@ -141,7 +141,7 @@ ml::inference::AdaptOptions adapt_options(const std::string& task, const std::st
 }
 
 std::vector<torch::Tensor> weights(const std::string& checkpoint) {
-  auto run = ml::train::load_run(checkpoint, {}, "cpu");
+  auto run = ml::run::load_run(checkpoint, {}, "cpu");
   std::vector<torch::Tensor> out;
   for (const auto& p : run.learner->model()->params()) out.push_back(p.detach().clone());
   return out;
@@ -172,13 +172,13 @@ TEST(AdaptNewTask, WritesALoadableAdaptedCheckpointWithFiniteMetrics) {
   EXPECT_EQ(t.checkpoint,
             out.file("adapted") + "/" + ml::inference::adapted_file_name(s.new_tasks[0]));
   ASSERT_TRUE(fs::exists(t.checkpoint));
-  auto meta = ml::train::read_checkpoint_meta(t.checkpoint);
+  auto meta = ml::run::read_checkpoint_meta(t.checkpoint);
   EXPECT_EQ(meta.kind, "adapted");
   EXPECT_EQ(meta.progress["task"], s.new_tasks[0]);
   EXPECT_EQ(meta.progress["shots"], 6);
   EXPECT_EQ(meta.progress["steps"], s.config.meta.adapt_steps);
   EXPECT_EQ(meta.progress["source_checkpoint"], summary.source_checkpoint);
-  auto loaded = ml::train::load_run(t.checkpoint, {}, "cpu");
+  auto loaded = ml::run::load_run(t.checkpoint, {}, "cpu");
   EXPECT_EQ(loaded.kind, "adapted");
 
   // The same call again adapts on the same episode: the same numbers.
@@ -218,7 +218,7 @@ TEST(AdaptSteps, ZeroStepsKeepTheRunsWeightsAndStepsMoveThem) {
     changed += (w3[i] - run[i]).abs().sum().item<double>();
   }
   EXPECT_GT(changed, 1e-6);
-  EXPECT_EQ(ml::train::read_checkpoint_meta(m.checkpoint).progress["inner_lr"], 0.1);
+  EXPECT_EQ(ml::run::read_checkpoint_meta(m.checkpoint).progress["inner_lr"], 0.1);
 }
 
 TEST(AdaptAllNew, AdaptsEveryNewTaskIntoTheRunsAdaptedFolder) {
@@ -263,7 +263,7 @@ TEST(AdaptSupportCsv, EveryRowIsSupportAndThereIsNoQuery) {
   EXPECT_LE(t.support_size, rows);  // rows of one user and item make one example
   EXPECT_TRUE(std::isnan(t.after.auc));
   EXPECT_TRUE(fs::exists(t.checkpoint));
-  EXPECT_EQ(ml::train::read_checkpoint_meta(t.checkpoint).progress["support_source"],
+  EXPECT_EQ(ml::run::read_checkpoint_meta(t.checkpoint).progress["support_source"],
             out.file("support.csv"));
 
   o.tasks = {"No Such Category"};
@@ -482,20 +482,29 @@ TEST(PredictOutput, IsWrittenAtomically) {
   TempDir dir;
   const std::string path = dir.file("scores.csv");
   write_file(path, "old\n");
-  EXPECT_THROW(ml::inference::write_output(path,
+  EXPECT_THROW(ml::inference::write_output(path, std::cout,
                                            [](std::ostream& out) {
                                              out << "half";
                                              throw ml::DataError("fails midway");
                                            }),
                ml::DataError);
   EXPECT_EQ(slurp(path), "old\n");
-  ml::inference::write_output(path, [](std::ostream& out) { out << "new\n"; });
+  ml::inference::write_output(path, std::cout, [](std::ostream& out) { out << "new\n"; });
   EXPECT_EQ(slurp(path), "new\n");
   int files = 0;
   for (const auto& e : fs::directory_iterator(dir.file(""))) files += e.is_regular_file() ? 1 : 0;
   EXPECT_EQ(files, 1);  // no temporary left behind
-  EXPECT_THROW(ml::inference::write_output(dir.file("no/such/folder/x.csv"), [](std::ostream&) {}),
-               ml::DataError);
+  // Without a path the output goes to the stream the caller passes, not to the process's stdout.
+  std::ostringstream standard_output;
+  ml::inference::write_output("", standard_output, [](std::ostream& out) { out << "a,b\n"; });
+  EXPECT_EQ(standard_output.str(), "a,b\n");
+  // Missing folders are created, as for checkpoints and reports; a path through a file fails.
+  ml::inference::write_output(dir.file("new/folder/x.csv"), std::cout,
+                              [](std::ostream& out) { out << "x\n"; });
+  EXPECT_EQ(slurp(dir.file("new/folder/x.csv")), "x\n");
+  EXPECT_THROW(
+      ml::inference::write_output(dir.file("scores.csv/x.csv"), std::cout, [](std::ostream&) {}),
+      ml::DataError);
 }
 
 // ---- the CLI end to end --------------------------------------------------------------------

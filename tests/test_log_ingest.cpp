@@ -196,18 +196,19 @@ std::vector<std::vector<std::string>> read_records(CsvReader& reader,
   return out;
 }
 
-TEST(ParseThreads, FollowTheComputeThreadSettingUnlessGivenExplicitly) {
-  // One setting (run.threads / --threads) bounds parsing as well as torch and the BLAS.
-  ml::runtime::configure_threads(1);
-  EXPECT_EQ(ml::data::parse_threads({}), 1);
-  ml::runtime::configure_threads(3);
-  EXPECT_EQ(ml::data::parse_threads({}), 3);
+TEST(ParseThreads, FollowTheRunThreadSettingUnlessGivenExplicitly) {
+  // One setting (run.threads / --threads) bounds parsing as well as torch and the BLAS; it is
+  // read from the config passed, not from any process-wide state.
+  ml::config::Config config;
+  config.run.threads = 1;
+  EXPECT_EQ(ml::data::parse_threads(config, {}), 1);
+  config.run.threads = 3;
+  EXPECT_EQ(ml::data::parse_threads(config, {}), 3);
   ParseOptions explicit_threads;
   explicit_threads.threads = 2;
-  EXPECT_EQ(ml::data::parse_threads(explicit_threads), 2);
-  ml::runtime::configure_threads(0);  // all cores again
-  EXPECT_GE(ml::data::parse_threads({}), 1);
-  EXPECT_EQ(ml::data::parse_threads({}), ml::runtime::compute_threads());
+  EXPECT_EQ(ml::data::parse_threads(config, explicit_threads), 2);
+  config.run.threads = 0;  // the environment, else all cores
+  EXPECT_EQ(ml::data::parse_threads(config, {}), ml::runtime::resolve_threads(0));
 }
 
 // --- reading a file in parts -----------------------------------------------------------------

@@ -97,7 +97,7 @@ eval::ColdStartResult synthetic_result() {
   for (int k : r.shots) {
     eval::Verdict v;
     v.shots = k;
-    const eval::Cell* best = report::best_cell(r, k, 0);
+    const eval::Cell* best = eval::best_cell(r, k, 0);
     v.best_method = best->method;
     v.best_steps = best->steps;
     v.best_value = best->metrics[0].interval;
@@ -281,9 +281,15 @@ TEST(ReportTables, RowsBestCellsAndJsonAgreeWithTheResult) {
       }
       EXPECT_GE(marked, 1);
     }
-  EXPECT_EQ(report::best_cell(r, 1, 0)->method, "pretrain");
-  EXPECT_EQ(report::best_cell(r, 5, 0)->method, "maml");
-  EXPECT_EQ(report::best_cell(r, 5, 0, "anil")->method, "anil");
+  EXPECT_EQ(eval::best_cell(r, 1, 0)->method, "pretrain");
+  EXPECT_EQ(eval::best_cell(r, 5, 0)->method, "maml");
+  EXPECT_EQ(eval::best_cell(r, 5, 0, "anil")->method, "anil");
+  // The chooser eval's verdicts use: the same cell under a filter that admits it.
+  EXPECT_EQ(
+      eval::best_cell_where(r, 1, 0, [](const eval::Cell& c) { return c.method != "pretrain"; })
+          ->method,
+      eval::best_cell(r, 1, 0, r.algorithm)->method);
+  EXPECT_EQ(eval::best_cell_where(r, 1, 0, [](const eval::Cell&) { return false; }), nullptr);
   EXPECT_TRUE(report::baseline_wins(r.verdicts[0], table));
   EXPECT_FALSE(report::baseline_wins(r.verdicts[1], table));
 
@@ -392,7 +398,7 @@ TEST(ReportPage, MarkdownTablesAgreeWithTheResult) {
   const std::string md = report::render_markdown(r);
   for (const auto& c : r.cells) {
     const std::string main = ml::metrics::format_interval(c.metrics[0].interval, 3);
-    const bool best = report::best_cell(r, c.shots, 0) == &c;
+    const bool best = eval::best_cell(r, c.shots, 0) == &c;
     const std::string row = "| " + std::to_string(c.shots) + " | " + std::to_string(c.steps) +
                             " | " + c.method + " | " + std::to_string(c.metrics[0].interval.n) +
                             " | " + (best ? "**" + main + "**" : main) + " |";

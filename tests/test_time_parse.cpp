@@ -185,3 +185,30 @@ TEST(TimeParseFormat, NameMapping) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(TimeParseCivil, CivilFromDaysInvertsDaysFromCivilAcrossCenturies) {
+  // Every day from 1600-01-01 to 2400-12-31: leap centuries (1600, 2000, 2400) and the skipped
+  // ones (1700, 1800, 1900, 2100) all round-trip.
+  const std::int64_t first = days_from_civil(1600, 1, 1), last = days_from_civil(2400, 12, 31);
+  for (std::int64_t day = first; day <= last; ++day) {
+    const ml::CivilDate date = ml::civil_from_days(day);
+    ASSERT_EQ(days_from_civil(date.year, date.month, date.day), day) << day;
+  }
+  const ml::CivilDate leap = ml::civil_from_days(days_from_civil(2000, 2, 29));
+  EXPECT_EQ(leap.year, 2000);
+  EXPECT_EQ(leap.month, 2u);
+  EXPECT_EQ(leap.day, 29u);
+}
+
+TEST(TimeParseCivil, StrictIsoDates) {
+  EXPECT_EQ(ml::parse_iso_date("2017-07-01"), kJuly2017 / kDay);
+  EXPECT_EQ(ml::parse_iso_date("1969-12-31"), -1);
+  EXPECT_EQ(ml::parse_iso_date("2016-02-29"), days_from_civil(2016, 2, 29));
+  for (const char* bad :
+       {"2017-02-29", "2017-13-01", "2017-7-01", "2017-07-01T00:00", " 2017-07-01", "20170701", ""})
+    EXPECT_FALSE(ml::parse_iso_date(bad).has_value()) << bad;
+}
+
+}  // namespace

@@ -2,13 +2,16 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <spdlog/spdlog.h>
+
 #include <cmath>
 #include <fstream>
 #include <sstream>
 
+#include "run/checkpoint.hpp"
+#include "run/learner_state.hpp"
+#include "run/training_progress.hpp"
 #include "test_support.hpp"
-#include "train/checkpoint.hpp"
-#include "train/learner_state.hpp"
 #include "train/outer_optimizer.hpp"
 #include "train/trainer.hpp"
 #include "util/errors.hpp"
@@ -20,7 +23,7 @@ using ml::testing::TempDir;
 namespace fs = std::filesystem;
 
 std::vector<torch::Tensor> weights_of(const std::string& checkpoint) {
-  auto run = ml::train::load_run(checkpoint, {}, "cpu");
+  auto run = ml::run::load_run(checkpoint, {}, "cpu");
   std::vector<torch::Tensor> out;
   for (const auto& p : run.learner->model()->params()) out.push_back(p.detach().clone());
   return out;
@@ -29,7 +32,10 @@ std::vector<torch::Tensor> weights_of(const std::string& checkpoint) {
 TEST(TrainRun, WritesTheRunDirectory) {
   TempDir dir;
   auto config = synthetic_shop(dir);
+  const std::size_t sinks = spdlog::default_logger()->sinks().size();
   auto summary = ml::train::run_training(config, {});
+  // train.log is the run's own: its sink is gone once the run returns.
+  EXPECT_EQ(spdlog::default_logger()->sinks().size(), sinks);
   EXPECT_EQ(summary.iterations, 30);
   EXPECT_TRUE(std::isfinite(summary.last_loss));
   const fs::path run = config.run.dir;
@@ -54,8 +60,12 @@ TEST(TrainRun, WritesTheRunDirectory) {
   }
   EXPECT_EQ(losses, 30 / 5);
   EXPECT_EQ(validations, 3);
-  auto meta = ml::train::read_checkpoint_meta((run / "checkpoints" / "latest.mlckpt").string());
+  auto meta = ml::run::read_checkpoint_meta((run / "checkpoints" / "latest.mlckpt").string());
   EXPECT_EQ(meta.progress["iteration"], 30);
+  const auto progress = meta.progress.get<ml::run::TrainingProgress>();
+  EXPECT_EQ(progress.iteration, 30);
+  EXPECT_EQ(progress.algorithm, ml::enum_name(config.meta.algorithm));
+  EXPECT_EQ(progress.best_iteration, summary.best_iteration);
   EXPECT_EQ(meta.kind, "meta");
   EXPECT_FALSE(meta.features.is_null());
 }
@@ -71,7 +81,7 @@ TEST(TrainRun, SameSeedSameWeightsAndResumeEqualsUninterrupted) {
   ml::train::TrainOptions first;
   first.stop_after = 13;  // between checkpoints and validations
   ml::train::run_training(config, first);
-  EXPECT_EQ(ml::train::read_checkpoint_meta(dir.file("interrupted/checkpoints/latest.mlckpt"))
+  EXPECT_EQ(ml::run::read_checkpoint_meta(dir.file("interrupted/checkpoints/latest.mlckpt"))
                 .progress["iteration"],
             13);
   ml::train::TrainOptions resume;
@@ -87,8 +97,8 @@ TEST(TrainRun, SameSeedSameWeightsAndResumeEqualsUninterrupted) {
     EXPECT_TRUE(torch::equal(straight[i], resumed[i])) << "resume differs at param " << i;
   }
   // And training moved the weights away from the seeded initialisation.
-  auto run = ml::train::load_run(dir.file("straight"), {}, "cpu");
-  auto init = ml::train::build_learner(config, run.data->features, torch::kCPU);
+  auto run = ml::run::load_run(dir.file("straight"), {}, "cpu");
+  auto init = ml::run::build_learner(config, run.data->features, torch::kCPU);
   double moved = 0;
   auto init_params = init->model()->params();
   for (std::size_t i = 0; i < straight.size(); ++i)
@@ -155,7 +165,7 @@ TEST(TrainRun, EmbeddingMlpTrainsAndLoadsBack) {
   config.meta.iterations = 6;
   auto summary = ml::train::run_training(config, {});
   EXPECT_TRUE(std::isfinite(summary.last_loss));
-  auto run = ml::train::load_run(config.run.dir, {}, "cpu");
+  auto run = ml::run::load_run(config.run.dir, {}, "cpu");
   const auto& shape = run.learner->model()->shape();
   EXPECT_EQ(shape.type, ml::config::ModelType::kEmbeddingMlp);
   EXPECT_EQ(shape.id_cardinalities.size(), run.data->features.id_fields());
@@ -300,8 +310,8 @@ TEST(TrainRun, EmbeddingMlpResumeEqualsUninterrupted) {
   for (std::size_t i = 0; i < straight.size(); ++i)
     EXPECT_TRUE(torch::equal(straight[i], resumed[i])) << "resume differs at param " << i;
   // The tables were trained: some rows moved, and most (never touched) did not.
-  auto run = ml::train::load_run(dir.file("straight"), {}, "cpu");
-  auto init = ml::train::build_learner(config, run.data->features, torch::kCPU);
+  auto run = ml::run::load_run(dir.file("straight"), {}, "cpu");
+  auto init = ml::run::build_learner(config, run.data->features, torch::kCPU);
   const Tensor moved_rows = (straight[0] != init->model()->params()[0].detach()).any(1).sum();
   EXPECT_GT(moved_rows.item<std::int64_t>(), 0);
   EXPECT_LT(moved_rows.item<std::int64_t>(), straight[0].size(0));

@@ -43,7 +43,7 @@ void add_predict_command(CLI::App& app) {
       r.device = o->device;
       r.threads = o->threads;
       const auto recommendations = inference::recommend(r);
-      inference::write_output(o->output, [&](std::ostream& out) {
+      inference::write_output(o->output, std::cout, [&](std::ostream& out) {
         inference::write_recommendations_csv(recommendations, out);
       });
       return;
@@ -56,7 +56,7 @@ void add_predict_command(CLI::App& app) {
     p.device = o->device;
     p.threads = o->threads;
     const auto scores = inference::score_rows(p);
-    inference::write_output(o->output,
+    inference::write_output(o->output, std::cout,
                             [&](std::ostream& out) { inference::write_scores_csv(scores, out); });
     if (!o->output.empty()) spdlog::info("wrote {} score(s) to {}", scores.rows.size(), o->output);
   });

@@ -42,6 +42,13 @@ bool is_baseline(Algorithm a) {
   return a == Algorithm::kPretrain || a == Algorithm::kScratch;
 }
 
+std::vector<std::string> baseline_names() {
+  std::vector<std::string> names;
+  for (Algorithm a : enum_values<Algorithm>())
+    if (is_baseline(a)) names.push_back(enum_name(a));
+  return names;
+}
+
 bool is_baseline_name(std::string_view method) {
   const auto algorithm = enum_from_name<Algorithm>(method);
   return algorithm && is_baseline(*algorithm);

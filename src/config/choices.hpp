@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/enum_names.hpp"
 
@@ -61,6 +62,8 @@ bool is_user_aggregate(Aggregate a);
 
 // pretrain and scratch: the baselines every meta-learner is measured against.
 bool is_baseline(Algorithm a);
+// The baselines' names, "pretrain" then "scratch": the methods eval adds to every comparison.
+std::vector<std::string> baseline_names();
 // Whether an evaluated method's name ("maml", "maml#2", "pretrain", ...) is a baseline's.
 bool is_baseline_name(std::string_view method);
 

@@ -367,41 +367,4 @@ bool CsvReader::parse_record(CsvRecord& record) {
   }
 }
 
-std::vector<std::string> split_csv_line(std::string_view text, char delimiter, char quote) {
-  std::vector<std::string> fields;
-  // One trailing line end is not part of the last field, as for the file reader.
-  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
-  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-  if (text.empty()) return fields;
-
-  std::string field;
-  std::size_t i = 0;
-  const std::size_t n = text.size();
-  for (;;) {
-    field.clear();
-    if (i < n && text[i] == quote) {
-      // Same leniency as the reader: an unclosed quote runs to the end, and bytes after the
-      // closing quote stay in the field.
-      ++i;
-      while (i < n) {
-        if (text[i] == quote) {
-          if (i + 1 < n && text[i + 1] == quote) {
-            field.push_back(quote);
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        field.push_back(text[i++]);
-      }
-    }
-    while (i < n && text[i] != delimiter) field.push_back(text[i++]);
-    fields.push_back(field);
-    if (i >= n) break;
-    ++i;  // the delimiter; a trailing one yields a final empty field on the next pass
-  }
-  return fields;
-}
-
 }  // namespace ml::data

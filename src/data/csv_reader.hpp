@@ -109,8 +109,4 @@ class CsvReader {
   CsvRecord pending_;
 };
 
-// Splits `text` on delimiter, honouring quotes, for small in-memory strings (e.g. one line
-// typed by a user); the streaming reader is for files.
-std::vector<std::string> split_csv_line(std::string_view text, char delimiter, char quote = '"');
-
 }  // namespace ml::data

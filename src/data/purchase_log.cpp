@@ -499,7 +499,7 @@ void load_log_file(const config::Config& config, const std::string& file,
 
   const std::uint64_t size = std::max(head->file_size(), head->offset());
   const std::uint64_t start = head->offset();
-  const int threads = parse_threads(options);
+  const int threads = parse_threads(config, options);
   const std::uint64_t by_size = (size - start) / std::max<std::uint64_t>(1, options.min_part_bytes);
   const int wanted = static_cast<int>(std::min<std::uint64_t>(by_size, 64));
   const std::vector<std::uint64_t> cuts =
@@ -655,8 +655,8 @@ void pad_table(FeatureTable& table, std::size_t n) {
 
 }  // namespace
 
-int parse_threads(const ParseOptions& options) {
-  return options.threads > 0 ? options.threads : runtime::compute_threads();
+int parse_threads(const config::Config& config, const ParseOptions& options) {
+  return options.threads > 0 ? options.threads : runtime::resolve_threads(config.run.threads);
 }
 
 PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,

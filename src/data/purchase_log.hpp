@@ -64,12 +64,12 @@ struct PurchaseLog {
 // How the CSV files are parsed. The log and report do not depend on it: parts of a file are
 // parsed by separate threads and joined as if read in one pass.
 struct ParseOptions {
-  int threads = 0;  // 0: runtime::compute_threads() (run.threads / --threads, else all cores)
+  int threads = 0;  // 0: config.run.threads as runtime::resolve_threads resolves it
   std::uint64_t min_part_bytes = std::uint64_t{16} << 20;  // smaller files are read by one thread
 };
 
-// The threads a parse with `options` uses.
-int parse_threads(const ParseOptions& options);
+// The threads a parse of `config`'s files with `options` uses.
+int parse_threads(const config::Config& config, const ParseOptions& options);
 
 // Reads data.files and data.side_tables. Throws DataError for a missing file or column, and for
 // the first bad row when data.bad_rows = "fail".

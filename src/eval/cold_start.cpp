@@ -15,10 +15,13 @@
 
 #include "meta/meta_learner.hpp"
 #include "metrics/metrics.hpp"
+#include "models/query_metrics.hpp"
+#include "run/checkpoint.hpp"
+#include "run/learner_state.hpp"
+#include "run/run_layout.hpp"
+#include "run/training_progress.hpp"
 #include "runtime/device.hpp"
 #include "tasks/episode_sampler.hpp"
-#include "train/checkpoint.hpp"
-#include "train/learner_state.hpp"
 #include "train/trainer.hpp"
 #include "util/errors.hpp"
 #include "util/progress.hpp"
@@ -80,12 +83,9 @@ std::vector<double> episode_metrics(tasks::LabelKind kind, const std::vector<Met
                                     const torch::Tensor& outputs, const models::Batch& query,
                                     const std::vector<std::int64_t>& users) {
   std::vector<double> values(infos.size(), NAN);
+  const metrics::QueryMetrics query_values = models::query_metrics(outputs, query.target, kind);
   if (kind == tasks::LabelKind::kMulticlass) {
-    torch::Tensor labels64 = query.target.to(torch::kCPU, torch::kInt64).contiguous();
-    std::vector<int> labels(labels64.data_ptr<std::int64_t>(),
-                            labels64.data_ptr<std::int64_t>() + labels64.numel());
-    values[0] = metrics::multiclass_accuracy(models::to_floats(outputs),
-                                             static_cast<std::size_t>(outputs.size(1)), labels);
+    values[0] = query_values.accuracy;
     return values;
   }
   const std::vector<float> scores = models::to_floats(outputs.select(1, 0));
@@ -113,13 +113,13 @@ std::vector<double> episode_metrics(tasks::LabelKind kind, const std::vector<Met
     }
   }
   if (kind == tasks::LabelKind::kRegression) {
-    values[0] = metrics::rmse(scores, labels);
-    values[1] = metrics::mae(scores, labels);
+    values[0] = query_values.rmse;
+    values[1] = query_values.mae;
     return values;
   }
-  values[0] = metrics::roc_auc(scores, labels);
-  values[1] = metrics::log_loss_from_logits(scores, labels);
-  values[2] = metrics::binary_accuracy_from_logits(scores, labels);
+  values[0] = query_values.auc;
+  values[1] = query_values.log_loss;
+  values[2] = query_values.accuracy;
   if (infos.size() > 3 && top_labels_at > 3) {
     // Only users with both a bought and a not-bought query row: any order of a list that is all
     // relevant (or has one row) scores the same, so such lists say nothing about the ranking.
@@ -170,7 +170,7 @@ struct MethodLearner {
 // episodes must agree on them.
 constexpr const char* kEpisodeSections[] = {"seed", "data", "task", "split"};
 
-void check_same_episodes(const train::LoadedRun& first, const train::LoadedRun& other) {
+void check_same_episodes(const run::LoadedRun& first, const run::LoadedRun& other) {
   config::Json a, b;
   to_json(a, first.config);
   to_json(b, other.config);
@@ -216,18 +216,22 @@ config::Json without_run_section(config::Json j) {
 // or trained there with the run's config and budget. The budget is the iterations the run's own
 // latest checkpoint reached, so a run stopped early (train --stop-after) meets a baseline stopped
 // at the same point.
-std::unique_ptr<meta::MetaLearner> pretrain_learner(const train::LoadedRun& run,
+std::unique_ptr<meta::MetaLearner> pretrain_learner(const run::LoadedRun& run,
                                                     const fs::path& run_dir,
                                                     const config::Config& pc,
                                                     const torch::Device& device,
                                                     ColdStartResult& result) {
-  const fs::path dir = pc.run.dir;
-  const fs::path latest = dir / train::kCheckpointDirName / train::kLatestCheckpointName;
+  const run::RunLayout baseline(pc.run.dir);
+  const fs::path& dir = baseline.dir;
+  const fs::path latest = baseline.latest_checkpoint();
   int budget = pc.meta.iterations;
-  const fs::path run_latest = run_dir / train::kCheckpointDirName / train::kLatestCheckpointName;
-  if (fs::exists(run_latest))
-    budget = std::min(budget, train::read_checkpoint_meta(run_latest.string())
-                                  .progress.value("iteration", pc.meta.iterations));
+  const fs::path run_latest = run::RunLayout(run_dir).latest_checkpoint();
+  if (fs::exists(run_latest)) {
+    const nlohmann::json progress = run::read_checkpoint_meta(run_latest.string()).progress;
+    budget = std::min(budget, progress.contains("iteration")
+                                  ? progress.get<run::TrainingProgress>().iteration
+                                  : pc.meta.iterations);
+  }
   if (budget < pc.meta.iterations)
     spdlog::warn(
         "the run stopped at meta-iteration {} of {}; the pretrain baseline gets the same {}",
@@ -238,14 +242,14 @@ std::unique_ptr<meta::MetaLearner> pretrain_learner(const train::LoadedRun& run,
   bool train_now = true;
   int done = 0;
   if (fs::exists(latest)) {
-    train::CheckpointMeta meta = train::read_checkpoint_meta(latest.string());
+    run::CheckpointMeta meta = run::read_checkpoint_meta(latest.string());
     if (without_run_section(meta.config) != without_run_section(expected))
       throw CheckpointError(
           "'" + latest.string() + "' was trained with another config than the run's (diff: " +
           config::Json::diff(without_run_section(meta.config), without_run_section(expected))
               .dump() +
           "); delete '" + dir.string() + "' to retrain the pretrain baseline");
-    done = meta.progress.value("iteration", 0);
+    done = meta.progress.get<run::TrainingProgress>().iteration;
     if (done >= budget) {
       spdlog::info("reusing the pretrain baseline in {} ({} iterations)", dir.string(), done);
       if (done > budget)
@@ -267,36 +271,22 @@ std::unique_ptr<meta::MetaLearner> pretrain_learner(const train::LoadedRun& run,
     result.pretrain_source = "trained";
   }
   if (budget < pc.meta.iterations) train_options.stop_after = budget - done;
-  if (train_now) {
-    // run_training adds its run's log file to the logger; the baseline's log should hold the
-    // baseline's training only, not the rest of this evaluation.
-    auto& sinks = spdlog::default_logger()->sinks();
-    const std::size_t before = sinks.size();
-    try {
-      train::run_training(pc, train_options);
-    } catch (...) {
-      if (sinks.size() > before) sinks.resize(before);
-      throw;
-    }
-    if (sinks.size() > before) sinks.resize(before);
-  }
+  if (train_now) train::run_training(pc, train_options);
 
   // The same selection as the run itself: its checkpoint file name when the baseline has one,
   // else best, else latest.
-  const fs::path same = dir / train::kCheckpointDirName / fs::path(run.checkpoint_path).filename();
+  const fs::path same = baseline.checkpoints() / fs::path(run.checkpoint_path).filename();
   const std::string file =
-      fs::exists(same) ? same.string() : train::resolve_checkpoint_path(dir.string());
-  train::Checkpoint checkpoint = train::load_checkpoint(file);
-  const train::CheckpointMeta run_meta = train::read_checkpoint_meta(run.checkpoint_path);
+      fs::exists(same) ? same.string() : run::resolve_checkpoint_path(dir.string());
+  run::Checkpoint checkpoint = run::load_checkpoint(file);
+  const run::CheckpointMeta run_meta = run::read_checkpoint_meta(run.checkpoint_path);
   if (checkpoint.meta.features != run_meta.features)
     throw CheckpointError("'" + file + "' was fitted on other feature statistics than '" +
                           run.checkpoint_path + "' (the log changed since the run was trained?); " +
                           "delete '" + dir.string() + "' to retrain the pretrain baseline");
-  auto learner = train::build_learner(pc, run.data->features, device);
+  auto learner = run::build_learner(pc, run.data->features, device);
   checkpoint.read_state(
-      [&](torch::serialize::InputArchive& archive) {
-        train::read_learner(archive, *learner, file);
-      },
+      [&](torch::serialize::InputArchive& archive) { run::read_learner(archive, *learner, file); },
       device);
   result.pretrain_checkpoint = file;
   return learner;
@@ -332,8 +322,8 @@ std::vector<std::string> choose_methods(const ColdStartOptions& o,
                                         const std::vector<std::string>& run_methods) {
   std::vector<std::string> available = run_methods;
   const std::string pretrain = enum_name(config::Algorithm::kPretrain);
-  for (config::Algorithm b : {config::Algorithm::kPretrain, config::Algorithm::kScratch})
-    if (!contains(available, enum_name(b))) available.push_back(enum_name(b));
+  for (const std::string& b : config::baseline_names())
+    if (!contains(available, b)) available.push_back(b);
   const std::string offered = o.compare.empty() ? "this run offers " : "these runs offer ";
   for (const auto& m : o.methods)
     if (!contains(available, m))
@@ -351,11 +341,8 @@ std::vector<std::string> choose_methods(const ColdStartOptions& o,
   return chosen;
 }
 
-// Where the run keeps its files: the directory given, or the one above checkpoints/.
-fs::path run_dir_of(const std::string& checkpoint_path) {
-  fs::path dir = fs::path(checkpoint_path).parent_path();
-  if (dir.filename() == train::kCheckpointDirName) dir = dir.parent_path();
-  return dir.empty() ? fs::path(".") : dir;
+bool is_baseline(const std::string& method) {
+  return config::is_baseline_name(method);
 }
 
 std::string join_ints(const std::vector<int>& v) {
@@ -373,7 +360,7 @@ std::string model_text(const config::ModelConfig& m) {
   return text;
 }
 
-RunSummary summarize_run(const train::LoadedRun& run) {
+RunSummary summarize_run(const run::LoadedRun& run) {
   const config::Config& c = run.config;
   const pipeline::RunData& data = *run.data;
   RunSummary s;
@@ -394,7 +381,7 @@ RunSummary summarize_run(const train::LoadedRun& run) {
   s.support = c.task.support;
   s.model = model_text(c.model);
   s.meta_iterations = c.meta.iterations;
-  s.trained_iterations = run.progress.value("iteration", 0);
+  s.trained_iterations = run.training.iteration;
   s.inner_steps = c.meta.inner_steps;
   s.inner_lr = c.meta.inner_lr;
   s.inner_params = enum_name(c.meta.inner_params);
@@ -405,23 +392,9 @@ bool better(double a, double b, bool higher_is_better) {
   return higher_is_better ? a > b : a < b;
 }
 
-// The cell of `method` at K with the best primary mean (nullptr when none has one). `method` ""
-// means any method, kAnyLearner any method but the baselines.
-constexpr const char* kAnyLearner = "*learner";
-const Cell* best_cell(const ColdStartResult& r, const std::string& method, int k) {
-  const MetricInfo& primary = r.metrics.front();
-  const Cell* best = nullptr;
-  for (const Cell& c : r.cells) {
-    if (c.shots != k) continue;
-    if (method == kAnyLearner ? config::is_baseline_name(c.method)
-                              : !method.empty() && c.method != method)
-      continue;
-    const double v = c.metrics.front().interval.mean;
-    if (!std::isfinite(v)) continue;
-    if (!best || better(v, best->metrics.front().interval.mean, primary.higher_is_better))
-      best = &c;
-  }
-  return best;
+// The best cell at K by the primary metric among the runs' own methods (not the baselines).
+const Cell* best_learner_cell(const ColdStartResult& r, int k) {
+  return best_cell_where(r, k, 0, [](const Cell& c) { return !is_baseline(c.method); });
 }
 
 metrics::Interval paired(const Cell& a, const Cell& b) {
@@ -444,7 +417,7 @@ Verdict make_verdict(const ColdStartResult& r, int k) {
   v.shots = k;
   const MetricInfo& primary = r.metrics.front();
   const std::string at = "K=" + std::to_string(k) + ": ";
-  const Cell* best = best_cell(r, "", k);
+  const Cell* best = best_cell(r, k);
   if (!best) {
     v.text = at + "no " + r.task_role + " task could give an episode";
     return v;
@@ -453,10 +426,10 @@ Verdict make_verdict(const ColdStartResult& r, int k) {
   v.best_steps = best->steps;
   v.best_value = best->metrics.front().interval;
   auto has = [&](const std::string& m) { return contains(r.methods, m); };
-  const bool baseline_won = config::is_baseline_name(best->method);
+  const bool baseline_won = is_baseline(best->method);
   // When a baseline wins, the best of the runs' own methods is measured against it (a run that
   // is itself a baseline counts as that baseline).
-  const Cell* best_learner = best_cell(r, kAnyLearner, k);
+  const Cell* best_learner = best_learner_cell(r, k);
   const Cell* compared = nullptr;
   const Cell* against = nullptr;
   if (baseline_won && best->method != r.algorithm && best_learner) {
@@ -464,8 +437,8 @@ Verdict make_verdict(const ColdStartResult& r, int k) {
     against = best;
   } else {
     compared = best;
-    for (const char* b : {"pretrain", "scratch"})
-      if (!against && has(b) && best->method != b) against = best_cell(r, b, k);
+    for (const std::string& b : config::baseline_names())
+      if (!against && has(b) && best->method != b) against = best_cell(r, k, 0, b);
   }
   const std::string name = baseline_won && best->method != r.algorithm
                                ? "the " + best->method + " baseline"
@@ -503,7 +476,320 @@ Verdict make_verdict(const ColdStartResult& r, int k) {
   return v;
 }
 
+// The runs evaluated together: the first (whose held-out tasks are evaluated) and the compared
+// ones, all checked to be meta-training runs that share the episodes.
+struct EvaluatedRuns {
+  run::LoadedRun first;
+  std::vector<run::LoadedRun> others;
+
+  std::vector<const run::LoadedRun*> all() const {
+    std::vector<const run::LoadedRun*> runs{&first};
+    for (const auto& o : others) runs.push_back(&o);
+    return runs;
+  }
+};
+
+run::LoadedRun load_meta_run(const std::string& path, const ColdStartOptions& options,
+                             const std::string& needed) {
+  run::LoadedRun run = run::load_run(path, {}, options.device, options.threads);
+  if (run.kind != run::kCheckpointKindMeta)
+    throw CheckpointError("'" + run.checkpoint_path + "' holds a model of kind '" + run.kind +
+                          "' (adapted to one task); eval needs " + needed);
+  return run;
+}
+
+// The compared runs are checked before anything expensive: the same tasks and episodes or none.
+EvaluatedRuns load_evaluated_runs(const ColdStartOptions& options) {
+  EvaluatedRuns runs{load_meta_run(options.checkpoint, options, "a meta-training run"), {}};
+  for (const auto& path : options.compare) {
+    runs.others.push_back(load_meta_run(path, options, "a run"));
+    check_same_episodes(runs.first, runs.others.back());
+  }
+  return runs;
+}
+
+// What the result says about the first run and the grid, before any episode.
+void describe_run(const run::LoadedRun& run, const ColdStartOptions& options,
+                  ColdStartResult& result) {
+  const config::Config& config = run.config;
+  const tasks::LabelKind kind = run.data->tasks.kind;
+  result.checkpoint_path = run.checkpoint_path;
+  const run::RunLayout layout(run::run_dir_of(run.checkpoint_path));
+  result.run_dir = layout.dir.string();
+  if (fs::exists(layout.config())) result.config_path = layout.config().string();
+  result.algorithm = enum_name(config.meta.algorithm);
+  result.task_role = options.task_role;
+  result.label_kind = tasks::label_kind_name(kind);
+  result.metrics = metrics_for(kind, !config.data.columns.user.empty(), options.top_label_ranking);
+  result.shots = sorted_unique(options.shots);
+  result.steps = sorted_unique(options.steps);
+  result.episodes = options.episodes;
+  result.query = config.task.query;
+  result.run = summarize_run(run);
+}
+
+// Each run's method name (its algorithm; ALGORITHM@RUN_DIR or ALGORITHM#N when two share one),
+// in `runs` order, recorded in result.runs.
+std::vector<std::string> name_runs(const std::vector<const run::LoadedRun*>& runs,
+                                   ColdStartResult& result) {
+  std::vector<std::string> run_methods;
+  for (const run::LoadedRun* r : runs) {
+    const std::string algorithm = enum_name(r->config.meta.algorithm);
+    std::string name = algorithm;
+    if (contains(run_methods, name))
+      name += "@" + run::run_dir_of(r->checkpoint_path).filename().string();
+    for (int n = 2; contains(run_methods, name); ++n) name = algorithm + "#" + std::to_string(n);
+    run_methods.push_back(name);
+    result.runs.push_back(
+        {name, algorithm, r->checkpoint_path, run::run_dir_of(r->checkpoint_path).string()});
+  }
+  return run_methods;
+}
+
+// The first run's held-out tasks of the asked role; DataError when there are none, or when a
+// compared run holds one of them with other examples (one episode's indices must mean the same
+// rows to every method).
+std::vector<const tasks::Task*> held_out_tasks(const EvaluatedRuns& runs,
+                                               const std::string& task_role) {
+  const run::LoadedRun& run = runs.first;
+  const config::Config& config = run.config;
+  const tasks::TaskRole role =
+      task_role == "validation" ? tasks::TaskRole::kValidation : tasks::TaskRole::kNew;
+  const auto new_tasks = run.data->tasks.with_role(role);
+  if (new_tasks.empty()) {
+    if (role == tasks::TaskRole::kValidation)
+      throw DataError("'" + run.checkpoint_path +
+                      "': the run holds out no validation task (split.validation_fraction = " +
+                      std::to_string(config.split.validation_fraction) + " selected none)");
+    throw DataError("'" + run.checkpoint_path +
+                    "': the run holds out no new task (split.new_tasks is empty and "
+                    "split.new_fraction = " +
+                    std::to_string(config.split.new_fraction) + " selected none)");
+  }
+  for (const auto& o : runs.others)
+    for (const tasks::Task* t : new_tasks) {
+      const tasks::Task* same = o.data->tasks.find(t->name);
+      if (!same || same->role != t->role || same->examples.size() != t->examples.size())
+        throw DataError("eval: task '" + t->name + "' differs between '" + run.checkpoint_path +
+                        "' and '" + o.checkpoint_path +
+                        "' (another log or version?); they cannot share episodes");
+    }
+  return new_tasks;
+}
+
+// Which held-out tasks can give episodes at one K, and the sampler that draws them.
+struct ShotPlan {
+  std::vector<const tasks::Task*> eligible;
+  tasks::EpisodeSampler sampler;
+};
+
+// One plan per K in result.shots (their tasks recorded in result.tasks); DataError when no task
+// can give an episode at any K.
+std::vector<ShotPlan> plan_episodes(const run::LoadedRun& run,
+                                    const std::vector<const tasks::Task*>& new_tasks,
+                                    const ColdStartOptions& options, ColdStartResult& result) {
+  const config::Config& config = run.config;
+  const tasks::LabelKind kind = run.data->tasks.kind;
+  std::vector<ShotPlan> plans;
+  std::size_t total_episodes = 0;
+  for (int k : result.shots) {
+    tasks::EpisodeShape shape = tasks::episode_shape(config.task);
+    shape.support = k;
+    ShotPlan plan{{}, tasks::EpisodeSampler(kind, shape, config.seed)};
+    ShotTasks st;
+    st.shots = k;
+    for (const tasks::Task* t : new_tasks) {
+      std::string why = plan.sampler.check(*t);
+      if (why.empty() && kind == tasks::LabelKind::kMulticlass)
+        why = multiclass_check(*t, k, config.task.query);
+      if (why.empty()) {
+        st.evaluated.push_back(t->name);
+        plan.eligible.push_back(t);
+      } else {
+        st.skipped.push_back({t->name, why});
+      }
+    }
+    if (!st.skipped.empty())
+      spdlog::warn("K={}: {} of {} {} tasks cannot give an episode and are skipped (e.g. '{}': {})",
+                   k, st.skipped.size(), new_tasks.size(), options.task_role, st.skipped[0].task,
+                   st.skipped[0].reason);
+    total_episodes += plan.eligible.size() * static_cast<std::size_t>(options.episodes);
+    result.tasks.push_back(std::move(st));
+    plans.push_back(std::move(plan));
+  }
+  if (total_episodes == 0) {
+    const auto& first = result.tasks.front().skipped.front();
+    throw DataError("no " + options.task_role + " task can give an episode for --shots " +
+                    join_ints(result.shots) +
+                    " with task.query = " + std::to_string(config.task.query) + " (" +
+                    std::to_string(new_tasks.size()) + " new tasks; e.g. '" + first.task +
+                    "' at K=" + std::to_string(result.shots.front()) + ": " + first.reason +
+                    "); ask for smaller --shots");
+  }
+  return plans;
+}
+
+// The learners of result.methods, each with the config it was built with: the runs' own, a
+// scratch init, and the pretrain baseline (trained into RUN/baselines/pretrain if need be).
+std::vector<MethodLearner> build_method_learners(const EvaluatedRuns& evaluated,
+                                                 const std::vector<std::string>& run_methods,
+                                                 const ColdStartOptions& options,
+                                                 const torch::Device& device,
+                                                 ColdStartResult& result) {
+  const run::LoadedRun& run = evaluated.first;
+  const config::Config& config = run.config;
+  const pipeline::RunData& data = *run.data;
+  const auto runs = evaluated.all();
+  const run::RunLayout layout(result.run_dir);
+  std::vector<MethodLearner> learners;
+  for (const auto& m : result.methods) {
+    MethodLearner entry;
+    entry.name = m;
+    entry.data = &data;
+    const auto own = std::find(run_methods.begin(), run_methods.end(), m);
+    if (own != run_methods.end()) {
+      const run::LoadedRun& r = *runs[static_cast<std::size_t>(own - run_methods.begin())];
+      entry.config = r.config;
+      entry.learner = r.learner.get();
+      entry.data = r.data.get();
+      if (m == enum_name(config::Algorithm::kPretrain)) result.pretrain_source = "run";
+    } else if (m == enum_name(config::Algorithm::kScratch)) {
+      entry.config =
+          with_algorithm(config, config::Algorithm::kScratch, config.run.dir, options.threads);
+      entry.owned = run::build_learner(entry.config, data.features, device);
+    } else {  // pretrain
+      entry.config = with_algorithm(config, config::Algorithm::kPretrain,
+                                    layout.pretrain_baseline().string(), options.threads);
+      entry.config.run.device = runtime::parse_device(options.device);
+      entry.owned = pretrain_learner(run, layout.dir, entry.config, device, result);
+    }
+    if (entry.owned) entry.learner = entry.owned.get();
+    learners.push_back(std::move(entry));
+  }
+  return learners;
+}
+
+// Every method's cells at one K: each method adapts on the same sampled episodes, and the
+// per-task means over episodes give each metric's interval over tasks.
+void evaluate_shots(std::size_t ki, const ShotPlan& plan,
+                    const std::vector<MethodLearner>& learners, const pipeline::RunData& data,
+                    const ColdStartOptions& options, const torch::Device& device,
+                    Progress& progress, std::size_t& done, ColdStartResult& result) {
+  const tasks::LabelKind kind = data.tasks.kind;
+  const std::size_t n_metrics = result.metrics.size();
+  const std::size_t n_steps = result.steps.size();
+  const auto& tasks_k = plan.eligible;
+  // (sum, count) over episodes per method, step, metric and task.
+  std::vector<std::pair<double, int>> sums(learners.size() * n_steps * n_metrics * tasks_k.size());
+  auto slot = [&](std::size_t mi, std::size_t si, std::size_t x, std::size_t ti) -> auto& {
+    return sums[((mi * n_steps + si) * n_metrics + x) * tasks_k.size() + ti];
+  };
+  std::vector<std::vector<int>> diverged(learners.size(), std::vector<int>(n_steps, 0));
+  for (std::size_t ti = 0; ti < tasks_k.size(); ++ti) {
+    for (int e = 0; e < options.episodes; ++e) {
+      // Sampled once and shared by every method: the pairing is by construction.
+      const tasks::Episode episode =
+          plan.sampler.sample(*tasks_k[ti], kEvalEpisodeBase + static_cast<std::uint64_t>(e));
+      // One encoding per distinct run data: the same rows, each run's own features.
+      std::map<const pipeline::RunData*, meta::TaskBatch> batches;
+      auto batch_for = [&](const pipeline::RunData* d) -> const meta::TaskBatch& {
+        auto it = batches.find(d);
+        if (it != batches.end()) return it->second;
+        tasks::Episode same = episode;
+        same.task = d == &data ? episode.task : d->tasks.find(episode.task->name);
+        return batches.emplace(d, meta::make_task_batch(d->features, d->encoder, same, device))
+            .first->second;
+      };
+      std::vector<std::int64_t> users;
+      for (std::size_t i : episode.query) users.push_back(episode.task->examples[i].user);
+      for (std::size_t mi = 0; mi < learners.size(); ++mi) {
+        const meta::TaskBatch& batch = batch_for(learners[mi].data);
+        auto outs =
+            learners[mi].learner->outputs_at_steps(batch.support, batch.query, result.steps);
+        for (std::size_t si = 0; si < n_steps; ++si) {
+          if (!torch::isfinite(outs[si]).all().item<bool>()) {
+            ++diverged[mi][si];
+            continue;
+          }
+          auto values = episode_metrics(kind, result.metrics, outs[si], batch.query, users);
+          for (std::size_t x = 0; x < n_metrics; ++x) {
+            if (!std::isfinite(values[x])) continue;
+            slot(mi, si, x, ti).first += values[x];
+            slot(mi, si, x, ti).second += 1;
+          }
+        }
+      }
+      progress.update(static_cast<double>(++done));
+    }
+  }
+  for (std::size_t mi = 0; mi < learners.size(); ++mi) {
+    for (std::size_t si = 0; si < n_steps; ++si) {
+      Cell cell;
+      cell.method = learners[mi].name;
+      cell.shots = result.shots[ki];
+      cell.steps = result.steps[si];
+      cell.diverged_episodes = diverged[mi][si];
+      for (std::size_t x = 0; x < n_metrics; ++x) {
+        MetricResult mr;
+        mr.metric = result.metrics[x].name;
+        std::vector<double> values;
+        for (std::size_t ti = 0; ti < tasks_k.size(); ++ti) {
+          const auto& [sum, count] = slot(mi, si, x, ti);
+          TaskValue tv{count > 0 ? sum / count : NAN, count};
+          mr.per_task.push_back(tv);
+          values.push_back(tv.value);
+        }
+        mr.interval = metrics::mean_ci(values, kLevel);
+        cell.metrics.push_back(std::move(mr));
+      }
+      if (cell.diverged_episodes > 0)
+        spdlog::warn("{} at K={}, {} step(s): {} episode(s) gave NaN/Inf outputs (left out)",
+                     cell.method, cell.shots, cell.steps, cell.diverged_episodes);
+      result.cells.push_back(std::move(cell));
+    }
+  }
+}
+
+// Paired differences against each baseline in the same K and steps: the same tasks and
+// episodes, so task-to-task variation cancels.
+void compare_with_baselines(ColdStartResult& result) {
+  for (Cell& cell : result.cells) {
+    for (const std::string& b : config::baseline_names()) {
+      const Cell* base = result.cell(b, cell.shots, cell.steps);
+      if (!base) continue;
+      for (std::size_t x = 0; x < result.metrics.size(); ++x) {
+        std::vector<double> a, c;
+        for (const auto& t : cell.metrics[x].per_task) a.push_back(t.value);
+        for (const auto& t : base->metrics[x].per_task) c.push_back(t.value);
+        cell.comparisons.push_back(
+            {b, result.metrics[x].name, metrics::paired_difference_ci(a, c, kLevel)});
+      }
+    }
+  }
+}
+
 }  // namespace
+
+const Cell* best_cell_where(const ColdStartResult& result, int shots, std::size_t metric_index,
+                            const std::function<bool(const Cell&)>& among) {
+  if (metric_index >= result.metrics.size()) return nullptr;
+  const bool higher = result.metrics[metric_index].higher_is_better;
+  const Cell* best = nullptr;
+  for (const Cell& c : result.cells) {
+    if (c.shots != shots || metric_index >= c.metrics.size() || (among && !among(c))) continue;
+    const double v = c.metrics[metric_index].interval.mean;
+    if (!std::isfinite(v)) continue;
+    if (!best || better(v, best->metrics[metric_index].interval.mean, higher)) best = &c;
+  }
+  return best;
+}
+
+const Cell* best_cell(const ColdStartResult& result, int shots, std::size_t metric_index,
+                      const std::string& method) {
+  if (method.empty()) return best_cell_where(result, shots, metric_index, {});
+  return best_cell_where(result, shots, metric_index,
+                         [&](const Cell& c) { return c.method == method; });
+}
 
 const MetricResult* Cell::metric(const std::string& name) const {
   for (const auto& m : metrics)
@@ -533,245 +819,37 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   const auto start_time = std::chrono::steady_clock::now();
   check_options(options);
   runtime::configure_compute(options.threads);
-  train::LoadedRun run = train::load_run(options.checkpoint, {}, options.device);
-  if (run.kind != train::kCheckpointKindMeta)
-    throw CheckpointError("'" + run.checkpoint_path + "' holds a model of kind '" + run.kind +
-                          "' (adapted to one task); eval needs a meta-training run");
-  const runtime::DeviceChoice choice = runtime::resolve_device(options.device);
-  const torch::Device device =
-      choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
-                  : torch::Device(torch::kCPU);
-  const config::Config& config = run.config;
-  const pipeline::RunData& data = *run.data;
-  const tasks::LabelKind kind = data.tasks.kind;
+  const EvaluatedRuns runs = load_evaluated_runs(options);
+  const torch::Device device = runtime::torch_device(options.device);
 
   ColdStartResult result;
-  result.checkpoint_path = run.checkpoint_path;
-  const fs::path run_dir = run_dir_of(run.checkpoint_path);
-  result.run_dir = run_dir.string();
-  if (fs::exists(run_dir / "config.json")) result.config_path = (run_dir / "config.json").string();
-  result.algorithm = enum_name(config.meta.algorithm);
-  result.task_role = options.task_role;
-  result.label_kind = tasks::label_kind_name(kind);
-  result.metrics = metrics_for(kind, !config.data.columns.user.empty(), options.top_label_ranking);
-  result.shots = sorted_unique(options.shots);
-  result.steps = sorted_unique(options.steps);
-  result.episodes = options.episodes;
-  result.query = config.task.query;
-  result.run = summarize_run(run);
-
-  // The compared runs, checked before anything expensive: the same tasks and episodes or none.
-  std::vector<train::LoadedRun> others;
-  for (const auto& path : options.compare) {
-    others.push_back(train::load_run(path, {}, options.device));
-    if (others.back().kind != train::kCheckpointKindMeta)
-      throw CheckpointError("'" + others.back().checkpoint_path + "' holds a model of kind '" +
-                            others.back().kind + "' (adapted to one task); eval needs a run");
-    check_same_episodes(run, others.back());
-  }
-  std::vector<const train::LoadedRun*> runs{&run};
-  for (const auto& o : others) runs.push_back(&o);
-  std::vector<std::string> run_methods;
-  for (const train::LoadedRun* r : runs) {
-    const std::string algorithm = enum_name(r->config.meta.algorithm);
-    std::string name = algorithm;
-    if (contains(run_methods, name))
-      name += "@" + run_dir_of(r->checkpoint_path).filename().string();
-    for (int n = 2; contains(run_methods, name); ++n) name = algorithm + "#" + std::to_string(n);
-    run_methods.push_back(name);
-    result.runs.push_back(
-        {name, algorithm, r->checkpoint_path, run_dir_of(r->checkpoint_path).string()});
-  }
+  describe_run(runs.first, options, result);
+  const std::vector<std::string> run_methods = name_runs(runs.all(), result);
   result.methods = choose_methods(options, run_methods);
 
   // Which held-out tasks can give episodes at each K, before any expensive work.
-  const tasks::TaskRole role =
-      options.task_role == "validation" ? tasks::TaskRole::kValidation : tasks::TaskRole::kNew;
-  const auto new_tasks = data.tasks.with_role(role);
+  const auto new_tasks = held_out_tasks(runs, options.task_role);
   result.new_tasks = static_cast<int>(new_tasks.size());
-  if (new_tasks.empty()) {
-    if (role == tasks::TaskRole::kValidation)
-      throw DataError("'" + run.checkpoint_path +
-                      "': the run holds out no validation task (split.validation_fraction = " +
-                      std::to_string(config.split.validation_fraction) + " selected none)");
-    throw DataError("'" + run.checkpoint_path +
-                    "': the run holds out no new task (split.new_tasks is empty and "
-                    "split.new_fraction = " +
-                    std::to_string(config.split.new_fraction) + " selected none)");
-  }
-  // Every compared run must hold each evaluated task with the same examples, so that one
-  // episode's indices mean the same rows to every method.
-  for (const auto& o : others)
-    for (const tasks::Task* t : new_tasks) {
-      const tasks::Task* same = o.data->tasks.find(t->name);
-      if (!same || same->role != t->role || same->examples.size() != t->examples.size())
-        throw DataError("eval: task '" + t->name + "' differs between '" + run.checkpoint_path +
-                        "' and '" + o.checkpoint_path +
-                        "' (another log or version?); they cannot share episodes");
-    }
-  std::vector<std::vector<const tasks::Task*>> eligible;
-  std::vector<tasks::EpisodeSampler> samplers;
+  const std::vector<ShotPlan> plans = plan_episodes(runs.first, new_tasks, options, result);
   std::size_t total_episodes = 0;
-  for (int k : result.shots) {
-    tasks::EpisodeShape shape = tasks::episode_shape(config.task);
-    shape.support = k;
-    samplers.emplace_back(kind, shape, config.seed);
-    ShotTasks st;
-    st.shots = k;
-    eligible.emplace_back();
-    for (const tasks::Task* t : new_tasks) {
-      std::string why = samplers.back().check(*t);
-      if (why.empty() && kind == tasks::LabelKind::kMulticlass)
-        why = multiclass_check(*t, k, config.task.query);
-      if (why.empty()) {
-        st.evaluated.push_back(t->name);
-        eligible.back().push_back(t);
-      } else {
-        st.skipped.push_back({t->name, why});
-      }
-    }
-    if (!st.skipped.empty())
-      spdlog::warn("K={}: {} of {} {} tasks cannot give an episode and are skipped (e.g. '{}': {})",
-                   k, st.skipped.size(), new_tasks.size(), options.task_role, st.skipped[0].task,
-                   st.skipped[0].reason);
-    total_episodes += eligible.back().size() * static_cast<std::size_t>(options.episodes);
-    result.tasks.push_back(std::move(st));
-  }
-  if (total_episodes == 0) {
-    const auto& first = result.tasks.front().skipped.front();
-    throw DataError("no " + options.task_role + " task can give an episode for --shots " +
-                    join_ints(result.shots) +
-                    " with task.query = " + std::to_string(config.task.query) + " (" +
-                    std::to_string(new_tasks.size()) + " new tasks; e.g. '" + first.task +
-                    "' at K=" + std::to_string(result.shots.front()) + ": " + first.reason +
-                    "); ask for smaller --shots");
-  }
+  for (const auto& plan : plans)
+    total_episodes += plan.eligible.size() * static_cast<std::size_t>(options.episodes);
 
-  // The learners, each with the config it was built with.
-  std::vector<MethodLearner> learners;
-  for (const auto& m : result.methods) {
-    MethodLearner entry;
-    entry.name = m;
-    entry.data = &data;
-    const auto own = std::find(run_methods.begin(), run_methods.end(), m);
-    if (own != run_methods.end()) {
-      const train::LoadedRun& r = *runs[static_cast<std::size_t>(own - run_methods.begin())];
-      entry.config = r.config;
-      entry.learner = r.learner.get();
-      entry.data = r.data.get();
-      if (m == enum_name(config::Algorithm::kPretrain)) result.pretrain_source = "run";
-    } else if (m == enum_name(config::Algorithm::kScratch)) {
-      entry.config =
-          with_algorithm(config, config::Algorithm::kScratch, config.run.dir, options.threads);
-      entry.owned = train::build_learner(entry.config, data.features, device);
-    } else {  // pretrain
-      entry.config = with_algorithm(config, config::Algorithm::kPretrain,
-                                    (run_dir / "baselines" / "pretrain").string(), options.threads);
-      entry.config.run.device = runtime::parse_device(options.device);
-      entry.owned = pretrain_learner(run, run_dir, entry.config, device, result);
-    }
-    if (entry.owned) entry.learner = entry.owned.get();
-    learners.push_back(std::move(entry));
-  }
-
+  const std::vector<MethodLearner> learners =
+      build_method_learners(runs, run_methods, options, device, result);
   spdlog::info(
       "cold-start eval of {}: methods {}, {} {} tasks, shots {}, steps {}, {} episodes "
       "per task",
-      run.checkpoint_path, join(result.methods, ", "), new_tasks.size(), options.task_role,
+      runs.first.checkpoint_path, join(result.methods, ", "), new_tasks.size(), options.task_role,
       join_ints(result.shots), join_ints(result.steps), options.episodes);
-  const std::size_t n_metrics = result.metrics.size();
-  const std::size_t n_steps = result.steps.size();
   Progress progress("cold-start eval", "episodes", static_cast<double>(total_episodes));
   std::size_t done = 0;
-  for (std::size_t ki = 0; ki < result.shots.size(); ++ki) {
-    const auto& tasks_k = eligible[ki];
-    // (sum, count) over episodes per method, step, metric and task.
-    std::vector<std::pair<double, int>> sums(learners.size() * n_steps * n_metrics *
-                                             tasks_k.size());
-    auto slot = [&](std::size_t mi, std::size_t si, std::size_t x, std::size_t ti) -> auto& {
-      return sums[((mi * n_steps + si) * n_metrics + x) * tasks_k.size() + ti];
-    };
-    std::vector<std::vector<int>> diverged(learners.size(), std::vector<int>(n_steps, 0));
-    for (std::size_t ti = 0; ti < tasks_k.size(); ++ti) {
-      for (int e = 0; e < options.episodes; ++e) {
-        // Sampled once and shared by every method: the pairing is by construction.
-        const tasks::Episode episode =
-            samplers[ki].sample(*tasks_k[ti], kEvalEpisodeBase + static_cast<std::uint64_t>(e));
-        // One encoding per distinct run data: the same rows, each run's own features.
-        std::map<const pipeline::RunData*, meta::TaskBatch> batches;
-        auto batch_for = [&](const pipeline::RunData* d) -> const meta::TaskBatch& {
-          auto it = batches.find(d);
-          if (it != batches.end()) return it->second;
-          tasks::Episode same = episode;
-          same.task = d == &data ? episode.task : d->tasks.find(episode.task->name);
-          return batches.emplace(d, meta::make_task_batch(*d, same, device)).first->second;
-        };
-        std::vector<std::int64_t> users;
-        for (std::size_t i : episode.query) users.push_back(episode.task->examples[i].user);
-        for (std::size_t mi = 0; mi < learners.size(); ++mi) {
-          const meta::TaskBatch& batch = batch_for(learners[mi].data);
-          auto outs =
-              learners[mi].learner->outputs_at_steps(batch.support, batch.query, result.steps);
-          for (std::size_t si = 0; si < n_steps; ++si) {
-            if (!torch::isfinite(outs[si]).all().item<bool>()) {
-              ++diverged[mi][si];
-              continue;
-            }
-            auto values = episode_metrics(kind, result.metrics, outs[si], batch.query, users);
-            for (std::size_t x = 0; x < n_metrics; ++x) {
-              if (!std::isfinite(values[x])) continue;
-              slot(mi, si, x, ti).first += values[x];
-              slot(mi, si, x, ti).second += 1;
-            }
-          }
-        }
-        progress.update(static_cast<double>(++done));
-      }
-    }
-    for (std::size_t mi = 0; mi < learners.size(); ++mi) {
-      for (std::size_t si = 0; si < n_steps; ++si) {
-        Cell cell;
-        cell.method = learners[mi].name;
-        cell.shots = result.shots[ki];
-        cell.steps = result.steps[si];
-        cell.diverged_episodes = diverged[mi][si];
-        for (std::size_t x = 0; x < n_metrics; ++x) {
-          MetricResult mr;
-          mr.metric = result.metrics[x].name;
-          std::vector<double> values;
-          for (std::size_t ti = 0; ti < tasks_k.size(); ++ti) {
-            const auto& [sum, count] = slot(mi, si, x, ti);
-            TaskValue tv{count > 0 ? sum / count : NAN, count};
-            mr.per_task.push_back(tv);
-            values.push_back(tv.value);
-          }
-          mr.interval = metrics::mean_ci(values, kLevel);
-          cell.metrics.push_back(std::move(mr));
-        }
-        if (cell.diverged_episodes > 0)
-          spdlog::warn("{} at K={}, {} step(s): {} episode(s) gave NaN/Inf outputs (left out)",
-                       cell.method, cell.shots, cell.steps, cell.diverged_episodes);
-        result.cells.push_back(std::move(cell));
-      }
-    }
-  }
+  for (std::size_t ki = 0; ki < result.shots.size(); ++ki)
+    evaluate_shots(ki, plans[ki], learners, *runs.first.data, options, device, progress, done,
+                   result);
   progress.finish();
 
-  // Paired differences against each baseline in the same K and steps: the same tasks and
-  // episodes, so task-to-task variation cancels.
-  for (Cell& cell : result.cells) {
-    for (const char* b : {"pretrain", "scratch"}) {
-      const Cell* base = result.cell(b, cell.shots, cell.steps);
-      if (!base) continue;
-      for (std::size_t x = 0; x < n_metrics; ++x) {
-        std::vector<double> a, c;
-        for (const auto& t : cell.metrics[x].per_task) a.push_back(t.value);
-        for (const auto& t : base->metrics[x].per_task) c.push_back(t.value);
-        cell.comparisons.push_back(
-            {b, result.metrics[x].name, metrics::paired_difference_ci(a, c, kLevel)});
-      }
-    }
-  }
+  compare_with_baselines(result);
   for (int k : result.shots) result.verdicts.push_back(make_verdict(result, k));
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();

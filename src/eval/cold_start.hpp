@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -151,6 +152,15 @@ struct ColdStartResult {
   const Cell* cell(const std::string& method, int shots, int steps) const;
   const ShotTasks* tasks_at(int shots) const;
 };
+
+// The cell at K with the best mean of metric `metric_index` (ColdStartResult::metrics order;
+// the first of equals), among the cells `among` accepts; nullptr when none has a finite mean.
+// Eval's verdicts and the report's highlights both choose with it.
+const Cell* best_cell_where(const ColdStartResult& result, int shots, std::size_t metric_index,
+                            const std::function<bool(const Cell&)>& among);
+// The same among one method's cells ("" = every method).
+const Cell* best_cell(const ColdStartResult& result, int shots, std::size_t metric_index = 0,
+                      const std::string& method = "");
 
 // Throws CheckpointError (missing, corrupt or adapted-only checkpoint), DeviceError, UsageError
 // (invalid shots/steps/episodes/methods/task role), ConfigError (a compared run differs in seed,

@@ -7,6 +7,7 @@
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
+#include "util/text_table.hpp"
 
 namespace ml::eval {
 
@@ -16,20 +17,6 @@ using nlohmann::json;
 
 json number(double v) {
   return std::isfinite(v) ? json(v) : json();
-}
-
-// Display width of UTF-8 text ("±" is one column, two bytes).
-std::size_t width(const std::string& s) {
-  std::size_t w = 0;
-  for (unsigned char c : s)
-    if ((c & 0xC0) != 0x80) ++w;
-  return w;
-}
-
-std::string pad(const std::string& s, std::size_t w, bool right) {
-  const std::size_t n = width(s);
-  if (n >= w) return s;
-  return right ? std::string(w - n, ' ') + s : s + std::string(w - n, ' ');
 }
 
 }  // namespace
@@ -164,8 +151,8 @@ std::string format_table(const ColdStartResult& r) {
     if (std::find(r.methods.begin(), r.methods.end(), b) != r.methods.end()) baselines.push_back(b);
   std::vector<std::string> header{"K", "steps", "method", "tasks", title};
   for (const auto& b : baselines) header.push_back("vs " + b);
-  std::vector<std::vector<std::string>> rows;
-  std::vector<bool> group_start;
+  std::vector<std::vector<std::string>> rows{header};
+  std::vector<bool> group_start{false};
   for (int k : r.shots) {
     for (int s : r.steps) {
       bool first = true;
@@ -186,23 +173,12 @@ std::string format_table(const ColdStartResult& r) {
       }
     }
   }
-  std::vector<std::size_t> w(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) w[i] = width(header[i]);
-  for (const auto& row : rows)
-    for (std::size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], width(row[i]));
-  auto line = [&](const std::vector<std::string>& row) {
-    std::string s;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      const bool right = i <= 1 || i == 3;  // numbers right-aligned
-      s += (i ? "  " : "") + pad(row[i], w[i], right);
-    }
-    while (!s.empty() && s.back() == ' ') s.pop_back();
-    o << s << "\n";
-  };
-  line(header);
+  // Numbers (K, steps, tasks) right-aligned.
+  const std::vector<Align> align{Align::kRight, Align::kRight, Align::kLeft, Align::kRight};
+  const std::vector<std::string> lines = align_columns(rows, align);
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (i > 0 && group_start[i] && rows[i][0] != rows[i - 1][0]) o << "\n";
-    line(rows[i]);
+    if (i > 1 && group_start[i] && rows[i][0] != rows[i - 1][0]) o << "\n";
+    o << lines[i] << "\n";
   }
   o << "\n";
   for (const auto& v : r.verdicts) o << v.text << "\n";

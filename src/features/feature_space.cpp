@@ -405,18 +405,12 @@ void FeatureSpace::bind_affinities(const Affinities& a, const data::PurchaseLog&
     for (std::size_t i = 0; i < log.items.size(); ++i)
       b.value_of_item[i] = column ? column->values[i] : static_cast<std::int32_t>(i);
     b.purchases_by_user.resize(log.users.size());
-    // An index of our own rather than Dictionary::find: a side-table column's dictionary may be
-    // a copy (vector growth copies columns), whose index views the original's freed strings.
     const data::Dictionary& values = column ? column->dictionary : log.items;
-    std::unordered_map<std::string, std::int32_t> id_of_value;
-    for (std::size_t v = 0; v < values.size(); ++v)
-      id_of_value.emplace(values.name(static_cast<std::int32_t>(v)), static_cast<std::int32_t>(v));
     for (std::size_t u = 0; u < log.users.size(); ++u) {
       auto it = table.by_user.find(log.users.name(static_cast<std::int32_t>(u)));
       if (it == table.by_user.end()) continue;
       for (const auto& [value_name, count] : it->second) {
-        auto id = id_of_value.find(value_name);
-        if (id != id_of_value.end()) b.purchases_by_user[u][id->second] = count;
+        if (const auto id = values.find(value_name)) b.purchases_by_user[u][*id] = count;
       }
     }
     e.affinities_.push_back(std::move(b));

@@ -20,13 +20,16 @@
 #include "meta/meta_learner.hpp"
 #include "metrics/metrics.hpp"
 #include "models/batch.hpp"
+#include "models/query_metrics.hpp"
+#include "run/checkpoint.hpp"
+#include "run/learner_state.hpp"
+#include "run/run_layout.hpp"
 #include "runtime/device.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
-#include "train/checkpoint.hpp"
-#include "train/learner_state.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
+#include "util/text_table.hpp"
 #include "util/version.hpp"
 
 namespace ml::inference {
@@ -37,28 +40,7 @@ using tasks::LabelKind;
 namespace {
 
 QueryMetrics measure(const torch::Tensor& outputs, const models::Batch& query, LabelKind kind) {
-  QueryMetrics m;
-  if (query.size() == 0) return m;
-  if (kind == LabelKind::kMulticlass) {
-    torch::Tensor labels = query.target.to(torch::kCPU, torch::kInt64).contiguous();
-    std::vector<int> y(static_cast<std::size_t>(labels.numel()));
-    for (std::size_t i = 0; i < y.size(); ++i)
-      y[i] = static_cast<int>(labels.data_ptr<std::int64_t>()[i]);
-    m.accuracy = metrics::multiclass_accuracy(models::to_floats(outputs),
-                                              static_cast<std::size_t>(outputs.size(1)), y);
-    return m;
-  }
-  const std::vector<float> out = models::to_floats(outputs.select(1, 0)),
-                           y = models::to_floats(query.target);
-  if (kind == LabelKind::kRegression) {
-    m.rmse = metrics::rmse(out, y);
-    m.mae = metrics::mae(out, y);
-  } else {
-    m.auc = metrics::roc_auc(out, y);
-    m.log_loss = metrics::log_loss_from_logits(out, y);
-    m.accuracy = metrics::binary_accuracy_from_logits(out, y);
-  }
-  return m;
+  return models::query_metrics(outputs, query.target, kind);
 }
 
 double headline(const QueryMetrics& m, LabelKind label_kind) {
@@ -75,17 +57,6 @@ double headline(const QueryMetrics& m, LabelKind label_kind) {
 
 bool all_finite(const torch::Tensor& t) {
   return torch::isfinite(t).all().item<bool>();
-}
-
-// The run directory a checkpoint argument belongs to: itself, or the folder above the
-// checkpoints/ or adapted/ folder a checkpoint file sits in.
-fs::path run_root(const std::string& argument) {
-  fs::path p(argument);
-  if (fs::is_directory(p)) return p;
-  fs::path parent = p.parent_path();
-  if (parent.filename() == train::kCheckpointDirName || parent.filename() == "adapted")
-    return parent.parent_path();
-  return parent.empty() ? fs::path(".") : parent;
 }
 
 // Support rows from a CSV, labelled and encoded as the run would: the run's column mapping
@@ -182,7 +153,9 @@ std::string headline_metric(LabelKind label_kind) {
   return "AUC";
 }
 
-AdaptSummary adapt(const AdaptOptions& o) {
+namespace {
+
+void check_options(const AdaptOptions& o) {
   if (o.all_new && !o.tasks.empty())
     throw UsageError("give either --task NAME (repeatable) or --all-new, not both");
   if (!o.all_new && o.tasks.empty())
@@ -199,21 +172,220 @@ AdaptSummary adapt(const AdaptOptions& o) {
     throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 0 (-1: the run's)");
   if (o.inner_lr < 0 || !std::isfinite(o.inner_lr))
     throw UsageError("--inner-lr " + std::to_string(o.inner_lr) + ": must be > 0 (0: the run's)");
-  runtime::configure_compute(o.threads);
+}
 
+// The run with --steps / --inner-lr applied to its config.
+run::LoadedRun load_adapted_run(const AdaptOptions& o) {
   std::vector<std::string> overrides;
   if (o.steps >= 0) overrides.push_back("meta.adapt_steps=" + std::to_string(o.steps));
   if (o.inner_lr > 0) overrides.push_back("meta.inner_lr=" + nlohmann::json(o.inner_lr).dump());
-  train::LoadedRun run = train::load_run(o.checkpoint, overrides, o.device);
-  const torch::Device device = resolve_torch_device(o.device);
+  return run::load_run(o.checkpoint, overrides, o.device, o.threads);
+}
+
+std::string role_in_run(const tasks::TaskSet& run_tasks, const std::string& name) {
+  const tasks::Task* t = run_tasks.find(name);
+  return t ? tasks::role_name(t->role) : "unseen";
+}
+
+// The named tasks with every row of the support CSV as support and no query.
+std::vector<PreparedTask> prepare_csv_tasks(const AdaptOptions& o, const run::LoadedRun& run,
+                                            const torch::Device& device,
+                                            std::unique_ptr<CsvSupport>& csv) {
+  const config::Config& config = run.config;
+  const LabelKind kind = run.data->tasks.kind;
+  csv = load_support_csv(o.support_csv, config, run.data->features);
+  const auto dense = run.data->features.dense_dim();
+  const auto ids = run.data->features.id_fields();
+  std::vector<PreparedTask> prepared;
+  for (const auto& name : o.tasks) {
+    const tasks::Task* task = csv->tasks.find(name);
+    if (!task) unknown_task(name, csv->tasks, "the support CSV '" + o.support_csv + "'");
+    PreparedTask p{name, role_in_run(run.data->tasks, name), o.support_csv, {}, 0, {}, nullptr};
+    std::vector<std::size_t> all(task->examples.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    std::vector<std::int32_t> classes;
+    if (kind == LabelKind::kMulticlass) {
+      for (const auto& e : task->examples) classes.push_back(static_cast<std::int32_t>(e.label));
+      std::sort(classes.begin(), classes.end());
+      classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+      if (static_cast<int>(classes.size()) > config.task.label.ways)
+        throw DataError("task '" + name + "' in '" + o.support_csv + "' has " +
+                        std::to_string(classes.size()) +
+                        " classes; the model was meta-trained for task.label.ways = " +
+                        std::to_string(config.task.label.ways));
+      for (auto c : classes) p.class_names.push_back(csv->log.classes.name(c));
+    }
+    p.batch.support = models::make_batch(csv->encoder, dense, ids, *task, all, classes);
+    p.shots = p.batch.support.size();
+    p.batch.query = models::make_batch(csv->encoder, dense, ids, *task, {}, classes);
+    if (device.is_cuda()) p.batch.support = p.batch.support.to(device);
+    prepared.push_back(std::move(p));
+  }
+  return prepared;
+}
+
+// The named (or all new) tasks of the run's log, each with its kAdaptEpisode episode.
+std::vector<PreparedTask> prepare_episode_tasks(const AdaptOptions& o, const run::LoadedRun& run,
+                                                const torch::Device& device) {
+  const config::Config& config = run.config;
+  const LabelKind kind = run.data->tasks.kind;
+  const tasks::TaskSet& run_tasks = run.data->tasks;
+  std::vector<const tasks::Task*> chosen;
+  if (o.all_new) {
+    chosen = run_tasks.with_role(tasks::TaskRole::kNew);
+    if (chosen.empty())
+      throw DataError("'" + run.checkpoint_path +
+                      "' held out no new tasks (split.new_tasks / split.new_fraction): name "
+                      "the tasks with --task");
+  } else {
+    for (const auto& name : o.tasks) {
+      const tasks::Task* task = run_tasks.find(name);
+      if (!task) unknown_task(name, run_tasks, "the run's log");
+      chosen.push_back(task);
+    }
+  }
+  tasks::EpisodeShape shape = tasks::episode_shape(config.task);
+  if (o.shots > 0) shape.support = o.shots;
+  const tasks::EpisodeSampler sampler(kind, shape, config.seed);
+  std::vector<PreparedTask> prepared;
+  for (const tasks::Task* task : chosen) {
+    if (std::string why = sampler.check(*task); !why.empty())
+      throw DataError("task '" + task->name + "' cannot give an episode of " +
+                      std::to_string(shape.support) + " support + " + std::to_string(shape.query) +
+                      " query examples" + (kind == LabelKind::kMulticlass ? " per class" : "") +
+                      ": " + why +
+                      " (choose fewer --shots, or give the support rows with --support-csv)");
+    if (task->role == tasks::TaskRole::kTrain || task->role == tasks::TaskRole::kValidation)
+      spdlog::warn(
+          "task '{}' was a {} task of this run: its query metrics are not a held-out "
+          "measure",
+          task->name, tasks::role_name(task->role));
+    tasks::Episode episode = sampler.sample(*task, kAdaptEpisode);
+    PreparedTask p{task->name,
+                   tasks::role_name(task->role),
+                   "episode",
+                   meta::make_task_batch(run.data->features, run.data->encoder, episode, device),
+                   shape.support,
+                   {},
+                   kAdaptEpisode};
+    for (auto c : episode.classes) p.class_names.push_back(run.data->log.classes.name(c));
+    prepared.push_back(std::move(p));
+  }
+  return prepared;
+}
+
+// Two tasks must not be saved under one file name.
+void check_file_names(const std::vector<PreparedTask>& prepared, const fs::path& out_dir) {
+  std::map<std::string, std::string> file_owner;
+  for (const auto& p : prepared) {
+    auto [it, fresh] = file_owner.emplace(adapted_file_name(p.name), p.name);
+    if (!fresh && it->second != p.name)
+      throw DataError("tasks '" + it->second + "' and '" + p.name + "' would both be saved as '" +
+                      (out_dir / it->first).string() +
+                      "': adapt them in separate calls with --out");
+    if (!fresh) throw UsageError("task '" + p.name + "' is named twice");
+  }
+}
+
+// How one adaptation is done: the run's learner, steps and learning rate.
+struct Adapter {
+  meta::MetaLearner& learner;
+  LabelKind kind;
+  bool protonet;  // no inner loop: its adaptation is the support set's prototypes
+  int steps;
+  double inner_lr;
+  torch::Device device;
+};
+
+// Adapts to one task's support (timed) and measures its query before and after; returns the
+// adapted weights. NumericError when the weights or outputs are not finite.
+std::vector<torch::Tensor> adapt_task(const Adapter& a, const PreparedTask& p, bool warm_up,
+                                      TaskAdaptation& t) {
+  const models::Batch& support = p.batch.support;
+  const models::Batch& query = p.batch.query;
+  // Protonet has no unadapted classifier (its classes are the support's prototypes), so it
+  // has no "before".
+  if (query.size() > 0 && !a.protonet) {
+    torch::Tensor out = a.learner.adapted_outputs(support, query, 0);
+    if (!all_finite(out))
+      throw NumericError("task '" + p.name + "': the run's own outputs are NaN or Inf");
+    t.before = measure(out, query, a.kind);
+  }
+
+  // The process's first adaptations start thread pools, the autograd engine and allocators
+  // (tens of ms on a loaded machine): an untimed run keeps that start-up out of the time
+  // reported, which is what every further task costs.
+  if (warm_up && a.steps > 0) a.learner.adapted_parameters(support, a.steps);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<torch::Tensor> adapted = a.learner.adapted_parameters(support, a.steps);
+  if (a.protonet) {
+    // Its adaptation is embedding the support set (the prototypes are a mean of that).
+    torch::NoGradGuard no_grad;
+    a.learner.model()->represent(support, adapted);
+  }
+  if (a.device.is_cuda()) torch::cuda::synchronize();
+  t.adapt_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  for (const auto& w : adapted)
+    if (!all_finite(w))
+      throw NumericError("adapting to task '" + p.name +
+                         "' diverged: its weights hold NaN or Inf after " +
+                         std::to_string(a.steps) + " steps at inner lr " + fixed(a.inner_lr, 4) +
+                         "; lower --inner-lr or --steps");
+  if (query.size() > 0) {
+    torch::Tensor out;
+    if (a.protonet) {
+      out = a.learner.adapted_outputs(support, query, a.steps);
+    } else {
+      torch::NoGradGuard no_grad;
+      out = a.learner.model()->forward(query, adapted);
+    }
+    if (!all_finite(out))
+      throw NumericError("adapting to task '" + p.name + "' diverged: NaN or Inf outputs after " +
+                         std::to_string(a.steps) + " steps at inner lr " + fixed(a.inner_lr, 4) +
+                         "; lower --inner-lr or --steps");
+    t.after = measure(out, query, a.kind);
+  }
+  return adapted;
+}
+
+// The adapted checkpoint's record of where the model came from and how it did.
+nlohmann::json adapted_progress(const PreparedTask& p, const TaskAdaptation& t,
+                                const run::LoadedRun& run, LabelKind label_kind) {
+  nlohmann::json progress = {{"task", p.name},
+                             {"role", p.role},
+                             {"algorithm", enum_name(run.learner->algorithm())},
+                             {"shots", p.shots},
+                             {"steps", t.steps},
+                             {"inner_lr", t.inner_lr},
+                             {"source_checkpoint", run.checkpoint_path},
+                             {"source_progress", run.progress},
+                             {"support_source", p.support_source},
+                             {"episode", p.episode},
+                             {"support_size", t.support_size},
+                             {"query_size", t.query_size},
+                             {"adapt_ms", t.adapt_ms},
+                             {"before", metrics_json(t.before, label_kind)},
+                             {"after", metrics_json(t.after, label_kind)}};
+  if (run.data->tasks.kind == LabelKind::kMulticlass) progress["classes"] = p.class_names;
+  return progress;
+}
+
+}  // namespace
+
+AdaptSummary adapt(const AdaptOptions& o) {
+  check_options(o);
+  runtime::configure_compute(o.threads);
+  run::LoadedRun run = load_adapted_run(o);
+  const torch::Device device = runtime::torch_device(o.device);
   meta::MetaLearner& learner = *run.learner;
   const config::Config& config = run.config;
   const LabelKind kind = run.data->tasks.kind;
-  // Protonet has no inner loop: its adaptation is the support set's prototypes.
   const bool protonet = learner.algorithm() == config::Algorithm::kProtonet;
-  const int steps = protonet ? 0 : config.meta.adapt_steps;
-  const double inner_lr = config.meta.inner_lr;
-  if (run.kind == train::kCheckpointKindAdapted)
+  const Adapter adapter{
+      learner, kind, protonet, protonet ? 0 : config.meta.adapt_steps, config.meta.inner_lr,
+      device};
+  if (run.kind == run::kCheckpointKindAdapted)
     spdlog::warn("'{}' is already an adapted model: adapting it again starts from its weights",
                  run.checkpoint_path);
   if (learner.algorithm() == config::Algorithm::kMetaSgd && o.inner_lr > 0)
@@ -225,177 +397,36 @@ AdaptSummary adapt(const AdaptOptions& o) {
   summary.source_checkpoint = run.checkpoint_path;
   summary.algorithm = learner.algorithm();
   summary.label_kind = kind;
-  const fs::path out_dir =
-      o.out_dir.empty() ? run_root(o.checkpoint) / "adapted" : fs::path(o.out_dir);
+  const fs::path out_dir = o.out_dir.empty()
+                               ? run::RunLayout(run::run_dir_of(o.checkpoint)).adapted()
+                               : fs::path(o.out_dir);
   summary.out_dir = out_dir.string();
 
-  // Which tasks, each with its support (and query) encoded.
-  std::vector<PreparedTask> prepared;
-  std::unique_ptr<CsvSupport> csv;
-  const tasks::TaskSet& run_tasks = run.data->tasks;
-  auto role_in_run = [&](const std::string& name) -> std::string {
-    const tasks::Task* t = run_tasks.find(name);
-    return t ? tasks::role_name(t->role) : "unseen";
-  };
-  if (!o.support_csv.empty()) {
-    csv = load_support_csv(o.support_csv, config, run.data->features);
-    const auto dense = run.data->features.dense_dim();
-    const auto ids = run.data->features.id_fields();
-    for (const auto& name : o.tasks) {
-      const tasks::Task* task = csv->tasks.find(name);
-      if (!task) unknown_task(name, csv->tasks, "the support CSV '" + o.support_csv + "'");
-      PreparedTask p{name, role_in_run(name), o.support_csv, {}, 0, {}, nullptr};
-      std::vector<std::size_t> all(task->examples.size());
-      for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-      std::vector<std::int32_t> classes;
-      if (kind == LabelKind::kMulticlass) {
-        for (const auto& e : task->examples) classes.push_back(static_cast<std::int32_t>(e.label));
-        std::sort(classes.begin(), classes.end());
-        classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
-        if (static_cast<int>(classes.size()) > config.task.label.ways)
-          throw DataError("task '" + name + "' in '" + o.support_csv + "' has " +
-                          std::to_string(classes.size()) +
-                          " classes; the model was meta-trained for task.label.ways = " +
-                          std::to_string(config.task.label.ways));
-        for (auto c : classes) p.class_names.push_back(csv->log.classes.name(c));
-      }
-      p.batch.support = models::make_batch(csv->encoder, dense, ids, *task, all, classes);
-      p.shots = p.batch.support.size();
-      p.batch.query = models::make_batch(csv->encoder, dense, ids, *task, {}, classes);
-      if (device.is_cuda()) p.batch.support = p.batch.support.to(device);
-      prepared.push_back(std::move(p));
-    }
-  } else {
-    std::vector<const tasks::Task*> chosen;
-    if (o.all_new) {
-      chosen = run_tasks.with_role(tasks::TaskRole::kNew);
-      if (chosen.empty())
-        throw DataError("'" + run.checkpoint_path +
-                        "' held out no new tasks (split.new_tasks / split.new_fraction): name "
-                        "the tasks with --task");
-    } else {
-      for (const auto& name : o.tasks) {
-        const tasks::Task* task = run_tasks.find(name);
-        if (!task) unknown_task(name, run_tasks, "the run's log");
-        chosen.push_back(task);
-      }
-    }
-    tasks::EpisodeShape shape = tasks::episode_shape(config.task);
-    if (o.shots > 0) shape.support = o.shots;
-    const tasks::EpisodeSampler sampler(kind, shape, config.seed);
-    for (const tasks::Task* task : chosen) {
-      if (std::string why = sampler.check(*task); !why.empty())
-        throw DataError("task '" + task->name + "' cannot give an episode of " +
-                        std::to_string(shape.support) + " support + " +
-                        std::to_string(shape.query) + " query examples" +
-                        (kind == LabelKind::kMulticlass ? " per class" : "") + ": " + why +
-                        " (choose fewer --shots, or give the support rows with --support-csv)");
-      if (task->role == tasks::TaskRole::kTrain || task->role == tasks::TaskRole::kValidation)
-        spdlog::warn(
-            "task '{}' was a {} task of this run: its query metrics are not a held-out "
-            "measure",
-            task->name, tasks::role_name(task->role));
-      tasks::Episode episode = sampler.sample(*task, kAdaptEpisode);
-      PreparedTask p{task->name,    tasks::role_name(task->role),
-                     "episode",     meta::make_task_batch(*run.data, episode, device),
-                     shape.support, {},
-                     kAdaptEpisode};
-      for (auto c : episode.classes) p.class_names.push_back(run.data->log.classes.name(c));
-      prepared.push_back(std::move(p));
-    }
-  }
-  std::map<std::string, std::string> file_owner;
-  for (const auto& p : prepared) {
-    auto [it, fresh] = file_owner.emplace(adapted_file_name(p.name), p.name);
-    if (!fresh && it->second != p.name)
-      throw DataError("tasks '" + it->second + "' and '" + p.name + "' would both be saved as '" +
-                      (out_dir / it->first).string() +
-                      "': adapt them in separate calls with --out");
-    if (!fresh) throw UsageError("task '" + p.name + "' is named twice");
-  }
+  std::unique_ptr<CsvSupport> csv;  // the encoders of CSV tasks point into it
+  const std::vector<PreparedTask> prepared = o.support_csv.empty()
+                                                 ? prepare_episode_tasks(o, run, device)
+                                                 : prepare_csv_tasks(o, run, device, csv);
+  check_file_names(prepared, out_dir);
 
-  nlohmann::json resolved_config, features_json;
-  to_json(resolved_config, config);
-  to_json(features_json, run.data->features);
-  for (auto& p : prepared) {
-    const models::Batch& support = p.batch.support;
-    const models::Batch& query = p.batch.query;
+  run::CheckpointMeta meta;
+  meta.tool_version = kToolVersion;
+  meta.kind = run::kCheckpointKindAdapted;
+  to_json(meta.config, config);
+  to_json(meta.features, run.data->features);
+  for (const auto& p : prepared) {
     TaskAdaptation t;
     t.task = p.name;
     t.role = p.role;
     t.support_source = p.support_source;
-    t.support_size = support.size();
-    t.query_size = query.size();
-    t.steps = steps;
-    t.inner_lr = inner_lr;
-    // Protonet has no unadapted classifier (its classes are the support's prototypes), so it
-    // has no "before".
-    if (query.size() > 0 && !protonet) {
-      torch::Tensor out = learner.adapted_outputs(support, query, 0);
-      if (!all_finite(out))
-        throw NumericError("task '" + p.name + "': the run's own outputs are NaN or Inf");
-      t.before = measure(out, query, kind);
-    }
-
-    // The process's first adaptations start thread pools, the autograd engine and allocators
-    // (tens of ms on a loaded machine): an untimed run keeps that start-up out of the time
-    // reported, which is what every further task costs.
-    if (&p == &prepared.front() && steps > 0) learner.adapted_parameters(support, steps);
-    const auto start = std::chrono::steady_clock::now();
-    std::vector<torch::Tensor> adapted = learner.adapted_parameters(support, steps);
-    if (protonet) {
-      // Its adaptation is embedding the support set (the prototypes are a mean of that).
-      torch::NoGradGuard no_grad;
-      learner.model()->represent(support, adapted);
-    }
-    if (device.is_cuda()) torch::cuda::synchronize();
-    t.adapt_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    for (const auto& w : adapted)
-      if (!all_finite(w))
-        throw NumericError("adapting to task '" + p.name +
-                           "' diverged: its weights hold NaN or Inf after " +
-                           std::to_string(steps) + " steps at inner lr " + fixed(inner_lr, 4) +
-                           "; lower --inner-lr or --steps");
-    if (query.size() > 0) {
-      torch::Tensor out;
-      if (protonet) {
-        out = learner.adapted_outputs(support, query, steps);
-      } else {
-        torch::NoGradGuard no_grad;
-        out = learner.model()->forward(query, adapted);
-      }
-      if (!all_finite(out))
-        throw NumericError("adapting to task '" + p.name + "' diverged: NaN or Inf outputs after " +
-                           std::to_string(steps) + " steps at inner lr " + fixed(inner_lr, 4) +
-                           "; lower --inner-lr or --steps");
-      t.after = measure(out, query, kind);
-    }
-
+    t.support_size = p.batch.support.size();
+    t.query_size = p.batch.query.size();
+    t.steps = adapter.steps;
+    t.inner_lr = adapter.inner_lr;
+    const std::vector<torch::Tensor> adapted = adapt_task(adapter, p, &p == &prepared.front(), t);
     t.checkpoint = (out_dir / adapted_file_name(p.name)).string();
-    train::CheckpointMeta meta;
-    meta.tool_version = kToolVersion;
-    meta.kind = train::kCheckpointKindAdapted;
-    meta.config = resolved_config;
-    meta.features = features_json;
-    meta.progress = {{"task", p.name},
-                     {"role", p.role},
-                     {"algorithm", enum_name(learner.algorithm())},
-                     {"shots", p.shots},
-                     {"steps", steps},
-                     {"inner_lr", inner_lr},
-                     {"source_checkpoint", run.checkpoint_path},
-                     {"source_progress", run.progress},
-                     {"support_source", p.support_source},
-                     {"episode", p.episode},
-                     {"support_size", t.support_size},
-                     {"query_size", t.query_size},
-                     {"adapt_ms", t.adapt_ms},
-                     {"before", metrics_json(t.before, summary.label_kind)},
-                     {"after", metrics_json(t.after, summary.label_kind)}};
-    if (kind == LabelKind::kMulticlass) meta.progress["classes"] = p.class_names;
-    train::save_checkpoint(t.checkpoint, meta, [&](torch::serialize::OutputArchive& archive) {
-      write_adapted_state(archive, learner, adapted, support);
+    meta.progress = adapted_progress(p, t, run, summary.label_kind);
+    run::save_checkpoint(t.checkpoint, meta, [&](torch::serialize::OutputArchive& archive) {
+      write_adapted_state(archive, learner, adapted, p.batch.support);
     });
     spdlog::info("adapted '{}' in {:.1f} ms -> {}", p.name, t.adapt_ms, t.checkpoint);
     summary.tasks.push_back(std::move(t));
@@ -467,9 +498,6 @@ std::string format_table(const AdaptSummary& s) {
          afters ? shown(befores ? before_sum / befores : NAN) + " -> " + shown(after_sum / afters)
                 : "-",
          fixed(ms_sum / static_cast<double>(s.tasks.size()), 1)});
-  std::vector<std::size_t> width(rows[0].size(), 0);
-  for (const auto& r : rows)
-    for (std::size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
   std::ostringstream out;
   out << "adapted from " << s.source_checkpoint << " (" << enum_name(s.algorithm);
   if (s.algorithm == config::Algorithm::kProtonet)
@@ -477,16 +505,10 @@ std::string format_table(const AdaptSummary& s) {
   else if (!s.tasks.empty())
     out << ", " << s.tasks[0].steps << " steps at inner lr " << s.tasks[0].inner_lr;
   out << ")\n";
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    std::string line;
-    for (std::size_t c = 0; c < rows[r].size(); ++c) {
-      const bool numeric = c == 2 || c == 3 || c == 5;  // right-aligned columns
-      const std::string pad(width[c] - rows[r][c].size(), ' ');
-      line += (c ? "  " : "") + (numeric ? pad + rows[r][c] : rows[r][c] + pad);
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out << line << "\n";
-  }
+  // Support, query and milliseconds right-aligned.
+  const std::vector<Align> align{Align::kLeft,  Align::kLeft, Align::kRight,
+                                 Align::kRight, Align::kLeft, Align::kRight};
+  for (const std::string& line : align_columns(rows, align)) out << line << "\n";
   out << "adapted models in " << s.out_dir << "\n";
   return out.str();
 }

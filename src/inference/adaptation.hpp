@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/choices.hpp"
+#include "metrics/metrics.hpp"
 #include "tasks/task_set.hpp"
 
 namespace ml::inference {
@@ -33,13 +34,7 @@ struct AdaptOptions {
   int threads = 0;  // CPU threads, 0 = all cores
 };
 
-// Query metrics of one model on one query set; NaN where a metric does not apply (the label
-// kind does not have it, or AUC on a one-class query).
-struct QueryMetrics {
-  static constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
-  double auc = kNone, log_loss = kNone, accuracy = kNone;  // binary (accuracy also multiclass)
-  double rmse = kNone, mae = kNone;                        // regression
-};
+using metrics::QueryMetrics;
 
 struct TaskAdaptation {
   std::string task;

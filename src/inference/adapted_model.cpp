@@ -1,9 +1,9 @@
 // Adapted-checkpoint state and scoring models: see adapted_model.hpp.
 #include "inference/adapted_model.hpp"
 
+#include "run/checkpoint.hpp"
+#include "run/learner_state.hpp"
 #include "runtime/device.hpp"
-#include "train/checkpoint.hpp"
-#include "train/learner_state.hpp"
 #include "util/errors.hpp"
 
 namespace ml::inference {
@@ -34,12 +34,6 @@ void write_adapted_state(torch::serialize::OutputArchive& archive, meta::MetaLea
   archive.write(kSupportGroup, set);
 }
 
-torch::Device resolve_torch_device(const std::string& name) {
-  const runtime::DeviceChoice choice = runtime::resolve_device(name);
-  return choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
-                     : torch::Device(torch::kCPU);
-}
-
 torch::Tensor ScoringModel::outputs(const models::Batch& rows) const {
   torch::NoGradGuard no_grad;
   const models::Batch on_device = device.is_cuda() ? rows.to(device) : rows;
@@ -54,9 +48,9 @@ torch::Tensor ScoringModel::outputs(const models::Batch& rows) const {
 std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
                                                  const std::string& device) {
   auto m = std::make_unique<ScoringModel>();
-  m->device = resolve_torch_device(device);
-  m->path = train::resolve_checkpoint_path(path);
-  train::Checkpoint checkpoint = train::load_checkpoint(m->path);
+  m->device = runtime::torch_device(device);
+  m->path = run::resolve_checkpoint_path(path);
+  run::Checkpoint checkpoint = run::load_checkpoint(m->path);
   try {
     m->config = config::config_from_json(checkpoint.meta.config);
   } catch (const ConfigError& e) {
@@ -71,10 +65,10 @@ std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
   m->kind = checkpoint.meta.kind;
   m->progress = checkpoint.meta.progress;
   m->label_kind = tasks::label_kind(m->config);
-  m->learner = train::build_learner(m->config, m->features, m->device);
+  m->learner = run::build_learner(m->config, m->features, m->device);
   checkpoint.read_state(
       [&](torch::serialize::InputArchive& archive) {
-        train::read_learner(archive, *m->learner, m->path);
+        run::read_learner(archive, *m->learner, m->path);
         torch::serialize::InputArchive set;
         if (!archive.try_read(kSupportGroup, set)) return;
         if (!set.try_read("dense", m->support.dense) || !set.try_read("ids", m->support.ids) ||

@@ -19,15 +19,12 @@
 namespace ml::inference {
 
 // Archive layout of an adapted checkpoint: the learner's groups exactly as
-// train::write_learner lays them out ("model" by parameter name, "inner_lr" for metasgd), so
-// train::load_run reads an adapted checkpoint as it reads a run, with `adapted` as the model's
+// run::write_learner lays them out ("model" by parameter name, "inner_lr" for metasgd), so
+// run::load_run reads an adapted checkpoint as it reads a run, with `adapted` as the model's
 // weights; plus the encoded support set under "support" (dense, ids, target), which protonet
 // scores against (its "adaptation" is the prototypes of that set).
 void write_adapted_state(torch::serialize::OutputArchive& archive, meta::MetaLearner& learner,
                          const std::vector<torch::Tensor>& adapted, const models::Batch& support);
-
-// The torch device for a --device value (cpu, cuda, cuda:N, auto); DeviceError when absent.
-torch::Device resolve_torch_device(const std::string& name);
 
 // A model ready to score encoded rows, without the training log: a run's meta-learned init or
 // an adapted model's weights (and support set).

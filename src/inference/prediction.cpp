@@ -11,9 +11,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <memory>
 #include <numeric>
+#include <ostream>
 #include <unordered_set>
 
 #include "data/log_cache.hpp"
@@ -45,8 +45,11 @@ struct LoadedLog {
   data::PurchaseLog log;
 };
 
-std::unique_ptr<LoadedLog> load_log(const ScoringModel& model, const std::string& input) {
+// `threads` (the command's --threads) parse it.
+std::unique_ptr<LoadedLog> load_log(const ScoringModel& model, const std::string& input,
+                                    int threads) {
   config::Config config = model.config;
+  config.run.threads = threads;
   if (!input.empty()) config.data.files = {input};
   auto l = std::make_unique<LoadedLog>();
   // The training log (recommending) is read through the cache; a file to score is read as is.
@@ -127,7 +130,7 @@ RowScores score_rows(const PredictOptions& o) {
   if (o.input.empty()) throw UsageError("predict needs --input rows.csv (or --recommend)");
   runtime::configure_compute(o.threads);
   auto model = load_scoring_model(o.checkpoint, o.device);
-  auto loaded = load_log(*model, o.input);
+  auto loaded = load_log(*model, o.input, o.threads);
   const data::PurchaseLog& log = loaded->log;
   const features::FeatureEncoder encoder = model->features.bind(log);
 
@@ -180,7 +183,7 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
   if (model->label_kind == LabelKind::kMulticlass)
     throw UsageError("--recommend ranks items by a purchase probability or a predicted value; '" +
                      model->path + "' is a multiclass model");
-  auto loaded = load_log(*model, o.input);
+  auto loaded = load_log(*model, o.input, o.threads);
   const data::PurchaseLog& log = loaded->log;
   const std::string where = "'" + join(loaded->report.files, ", ") + "'";
   if (!log.has_user() || !log.has_item())
@@ -261,10 +264,11 @@ void write_recommendations_csv(const std::vector<Recommendation>& recommendation
         << "\n";
 }
 
-void write_output(const std::string& path, const std::function<void(std::ostream&)>& write) {
+void write_output(const std::string& path, std::ostream& standard_output,
+                  const std::function<void(std::ostream&)>& write) {
   if (path.empty()) {
-    write(std::cout);
-    std::cout.flush();
+    write(standard_output);
+    standard_output.flush();
     return;
   }
   write_file_atomically(path, write);

@@ -71,9 +71,10 @@ void write_scores_csv(const RowScores& scores, std::ostream& out);
 void write_recommendations_csv(const std::vector<Recommendation>& recommendations,
                                std::ostream& out);
 
-// Hands `write` std::cout when `path` is empty, else a stream on PATH.tmp-PID in the same folder
-// that is renamed over PATH once complete; on any failure the temporary is removed and PATH is
-// left as it was. Throws DataError when the file cannot be written.
-void write_output(const std::string& path, const std::function<void(std::ostream&)>& write);
+// Hands `write` `standard_output` (the CLI passes std::cout) when `path` is empty, else writes
+// PATH atomically (util/atomic_file.hpp: missing folders are created, PATH is complete or left as
+// it was). Throws DataError (FileWriteError) when the file cannot be written.
+void write_output(const std::string& path, std::ostream& standard_output,
+                  const std::function<void(std::ostream&)>& write);
 
 }  // namespace ml::inference

@@ -3,12 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iomanip>
 #include <map>
 
 #include "pipeline/run_data.hpp"
-#include "runtime/device.hpp"
 #include "util/strings.hpp"
+#include "util/text_table.hpp"
 #include "util/time_parse.hpp"
 
 namespace ml::inspect {
@@ -36,7 +35,6 @@ Distribution distribution_of(std::vector<std::int64_t> values) {
 LogProfile profile_log(const config::Config& config) {
   LogProfile p;
   p.config_path = config.source_path;
-  runtime::configure_threads(config.run.threads);  // parsing follows run.threads / --threads
   auto run = pipeline::prepare_run_data(config);
   const data::PurchaseLog& log = run->log;
   const tasks::TaskSet& set = run->tasks;
@@ -212,7 +210,7 @@ std::string pct(std::int64_t part, std::int64_t whole) {
 
 void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   auto row = [&](const std::string& key, const std::string& value) {
-    out << "  " << std::left << std::setw(24) << key << value << "\n";
+    out << "  " << pad_to_width(key, 24) << value << "\n";
   };
   auto n = [](std::int64_t v) { return with_thousands(v); };
   out << "Log\n";
@@ -282,15 +280,19 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   row("id fields", std::to_string(p.id_fields));
 
   if (list_tasks) {
-    out << "\n"
-        << std::left << std::setw(36) << "task" << std::right << std::setw(10) << "examples"
-        << std::setw(10) << "pos" << std::setw(10) << "neg"
-        << "  " << std::left << std::setw(11) << "role"
-        << "why dropped\n";
+    // Fixed minimum widths, so the listing of a long log streams without a first pass.
+    auto task_line = [&](const std::string& name, const std::string& examples,
+                         const std::string& pos, const std::string& neg, const std::string& role,
+                         const std::string& why) {
+      out << pad_to_width(name, 36) << pad_to_width(examples, 10, Align::kRight)
+          << pad_to_width(pos, 10, Align::kRight) << pad_to_width(neg, 10, Align::kRight) << "  "
+          << pad_to_width(role, 11) << why << "\n";
+    };
+    out << "\n";
+    task_line("task", "examples", "pos", "neg", "role", "why dropped");
     for (const auto& t : p.tasks)
-      out << std::left << std::setw(36) << t.name << std::right << std::setw(10) << t.examples
-          << std::setw(10) << t.positives << std::setw(10) << t.negatives << "  " << std::left
-          << std::setw(11) << t.role << t.drop_reason << "\n";
+      task_line(t.name, std::to_string(t.examples), std::to_string(t.positives),
+                std::to_string(t.negatives), t.role, t.drop_reason);
   }
 }
 

@@ -16,13 +16,14 @@ namespace ml::meta {
 using models::Batch;
 using torch::Tensor;
 
-TaskBatch make_task_batch(const pipeline::RunData& data, const tasks::Episode& episode,
+TaskBatch make_task_batch(const features::FeatureSpace& features,
+                          const features::FeatureEncoder& encoder, const tasks::Episode& episode,
                           const torch::Device& device) {
-  const auto dense = data.features.dense_dim();
-  const auto ids = data.features.id_fields();
+  const auto dense = features.dense_dim();
+  const auto ids = features.id_fields();
   TaskBatch b{
-      models::make_batch(data.encoder, dense, ids, *episode.task, episode.support, episode.classes),
-      models::make_batch(data.encoder, dense, ids, *episode.task, episode.query, episode.classes)};
+      models::make_batch(encoder, dense, ids, *episode.task, episode.support, episode.classes),
+      models::make_batch(encoder, dense, ids, *episode.task, episode.query, episode.classes)};
   if (device.is_cuda()) {
     b.support = b.support.to(device);
     b.query = b.query.to(device);

@@ -22,7 +22,6 @@
 #include "models/batch.hpp"
 #include "models/model.hpp"
 #include "models/task_stack.hpp"
-#include "pipeline/run_data.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
 
@@ -32,8 +31,10 @@ struct TaskBatch {
   models::Batch support, query;
 };
 
-// Encodes an episode's support and query examples onto `device`.
-TaskBatch make_task_batch(const pipeline::RunData& data, const tasks::Episode& episode,
+// Encodes an episode's support and query examples with `encoder` (bound to the episode's log and
+// to `features`) onto `device`.
+TaskBatch make_task_batch(const features::FeatureSpace& features,
+                          const features::FeatureEncoder& encoder, const tasks::Episode& episode,
                           const torch::Device& device);
 
 // Inner-loop SGD from `params`. Only parameters where `mask` is true move. With

@@ -4,9 +4,18 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace ml::metrics {
+
+// Query metrics of one model on one query set (models::query_metrics computes them); NaN where a
+// metric does not apply (the label kind does not have it, or AUC on a one-class query).
+struct QueryMetrics {
+  static constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+  double auc = kNone, log_loss = kNone, accuracy = kNone;  // binary (accuracy also multiclass)
+  double rmse = kNone, mae = kNone;                        // regression
+};
 
 // Conventions shared by every function below:
 // - Paired inputs must have equal lengths, else ml::DataError naming the function and both sizes.

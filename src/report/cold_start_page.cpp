@@ -285,7 +285,7 @@ class Page {
     for (const auto& method : r_.methods) {
       ChartSeries series = series_for(method);
       for (int k : r_.shots)
-        if (const eval::Cell* c = best_cell(r_, k, 0, method))
+        if (const eval::Cell* c = eval::best_cell(r_, k, 0, method))
           series.points.push_back(point(k, c->metrics.front().interval, steps_word(c->steps)));
       chart.series.push_back(std::move(series));
     }

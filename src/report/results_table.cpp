@@ -16,22 +16,6 @@ bool ResultsTable::is_baseline(const std::string& method) const {
          std::find(baseline_runs.begin(), baseline_runs.end(), method) != baseline_runs.end();
 }
 
-const eval::Cell* best_cell(const eval::ColdStartResult& result, int shots,
-                            std::size_t metric_index, const std::string& method) {
-  if (metric_index >= result.metrics.size()) return nullptr;
-  const bool higher = result.metrics[metric_index].higher_is_better;
-  const eval::Cell* best = nullptr;
-  double best_value = NAN;
-  for (const auto& c : result.cells) {
-    if (c.shots != shots || (!method.empty() && c.method != method)) continue;
-    if (metric_index >= c.metrics.size()) continue;
-    const double v = c.metrics[metric_index].interval.mean;
-    if (!std::isfinite(v)) continue;
-    if (!best || (higher ? v > best_value : v < best_value)) best = &c, best_value = v;
-  }
-  return best;
-}
-
 ResultsTable results_table(const eval::ColdStartResult& result) {
   ResultsTable table;
   for (const auto& c : result.cells)
@@ -42,7 +26,8 @@ ResultsTable results_table(const eval::ColdStartResult& result) {
       table.baseline_runs.push_back(run.method);
   for (int k : result.shots) {
     std::vector<const eval::Cell*> best;
-    for (std::size_t x = 0; x < result.metrics.size(); ++x) best.push_back(best_cell(result, k, x));
+    for (std::size_t x = 0; x < result.metrics.size(); ++x)
+      best.push_back(eval::best_cell(result, k, x));
     for (int s : result.steps)
       for (const auto& m : result.methods) {
         const eval::Cell* c = result.cell(m, k, s);

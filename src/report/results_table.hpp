@@ -33,11 +33,6 @@ struct ResultsTable {
 
 ResultsTable results_table(const eval::ColdStartResult& result);
 
-// The best cell at K by metric `metric_index` (the first of equals; nullptr when no cell at K
-// has a mean), optionally of one method only.
-const eval::Cell* best_cell(const eval::ColdStartResult& result, int shots,
-                            std::size_t metric_index, const std::string& method = "");
-
 // True when the verdict's best method is a baseline: the report must say so plainly.
 bool baseline_wins(const eval::Verdict& verdict, const ResultsTable& table);
 

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "train/checkpoint.hpp"
+#include "run/run_layout.hpp"
 
 namespace ml::report {
 
@@ -26,13 +26,6 @@ std::vector<TrainingPoint> points(const Series& s) {
 double number_or_nan(const nlohmann::json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<double>() : NAN;
-}
-
-// The run directory of a checkpoint file (RUN/checkpoints/best.mlckpt -> RUN).
-fs::path run_dir_of(const std::string& checkpoint) {
-  fs::path dir = fs::path(checkpoint).parent_path();
-  if (dir.filename() == train::kCheckpointDirName) dir = dir.parent_path();
-  return dir;
 }
 
 }  // namespace
@@ -73,11 +66,12 @@ TrainingLog read_training_log(const std::string& path, const std::string& method
 std::vector<TrainingLog> read_training_logs(const eval::ColdStartResult& result) {
   std::vector<TrainingLog> logs;
   auto add = [&](const fs::path& dir, const std::string& method) {
-    TrainingLog log = read_training_log((dir / "metrics.jsonl").string(), method);
+    TrainingLog log = read_training_log(run::RunLayout(dir).metrics().string(), method);
     if (!log.empty()) logs.push_back(std::move(log));
   };
   add(result.run_dir, result.algorithm);
-  if (!result.pretrain_checkpoint.empty()) add(run_dir_of(result.pretrain_checkpoint), "pretrain");
+  if (!result.pretrain_checkpoint.empty())
+    add(run::run_dir_of(result.pretrain_checkpoint), "pretrain");
   return logs;
 }
 

@@ -5,7 +5,6 @@
 
 #include <malloc.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <thread>
 
@@ -57,42 +56,64 @@ DeviceChoice resolve_device(const config::DeviceSpec& requested) {
   return choice;
 }
 
+c10::Device torch_device(const std::string& requested) {
+  return torch_device(parse_device(requested));
+}
+
+c10::Device torch_device(const config::DeviceSpec& requested) {
+  const DeviceChoice choice = resolve_device(requested);
+  return choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
+                     : torch::Device(torch::kCPU);
+}
+
 namespace {
 
 int all_cores() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-std::atomic<int> configured_threads{0};
+// A thread-count environment variable the user set to a positive integer, else 0.
+int threads_from_env(const char* name) {
+  const char* value = std::getenv(name);
+  if (!value) return 0;
+  const auto n = parse_int(value);
+  return n && *n > 0 && *n <= 4096 ? static_cast<int>(*n) : 0;
+}
 
 }  // namespace
 
-int compute_threads() {
-  const int n = configured_threads.load();
-  return n > 0 ? n : all_cores();
+int resolve_threads(int requested) {
+  if (requested > 0) return requested;
+  for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"})
+    if (const int n = threads_from_env(name)) return n;
+  return all_cores();
 }
 
-void configure_threads(int threads) {
-  int n = threads > 0 ? threads : all_cores();
-  configured_threads = n;
-  std::string value = std::to_string(n);
+int configure_threads(int threads) {
+  const int n = resolve_threads(threads);
+  const std::string value = std::to_string(n);
   // OpenBLAS and OpenMP read these when their pools start; torch::set_num_threads covers the
-  // intra-op pool and OpenMP's already-started one.
-  setenv("OMP_NUM_THREADS", value.c_str(), 1);
-  setenv("OPENBLAS_NUM_THREADS", value.c_str(), 1);
+  // intra-op pool and OpenMP's already-started one. Only an explicit setting replaces the
+  // user's own.
+  const int overwrite = threads > 0 ? 1 : 0;
+  setenv("OMP_NUM_THREADS", value.c_str(), overwrite);
+  setenv("OPENBLAS_NUM_THREADS", value.c_str(), overwrite);
   torch::set_num_threads(n);
   // OpenBLAS started its own pthread pool when it was loaded, before any of the above; only
   // its own call resizes it. The build links OpenBLAS (models/batched_matmul.cpp calls it).
-  openblas_set_num_threads(n);
+  const int blas = threads > 0 ? n : threads_from_env("OPENBLAS_NUM_THREADS");
+  openblas_set_num_threads(blas > 0 ? blas : n);
+  return n;
 }
 
-void configure_compute(int threads) {
-  configure_threads(threads);
+int configure_compute(int threads) {
+  const int n = configure_threads(threads);
   // glibc otherwise serves blocks above a (self-adjusting) size with fresh mmap()s and trims
   // freed memory at the top of the heap: both hand pages back that the next step faults in.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_TOP_PAD, 256 << 20);
+  return n;
 }
 
 std::string runtime_description() {

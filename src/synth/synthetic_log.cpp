@@ -4,13 +4,9 @@
 // reshuffle unrelated parts, and no std::*_distribution is used anywhere.
 #include "synth/synthetic_log.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -21,8 +17,10 @@
 #include <system_error>
 #include <vector>
 
+#include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/rng.hpp"
+#include "util/time_parse.hpp"
 
 namespace ml::synth {
 namespace {
@@ -184,50 +182,13 @@ std::size_t pick_cdf(const std::vector<double>& cdf, Rng& rng) {
   return static_cast<std::size_t>(it - cdf.begin());
 }
 
-// --- Dates (proleptic Gregorian, days since 1970-01-01; H. Hinnant's algorithms) ------------
-
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  y = static_cast<std::int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-}
-
-bool is_leap(std::int64_t y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
+// --- Dates ---------------------------------------------------------------------------------
 
 // Strict YYYY-MM-DD; years 1900-9999 keep every timestamp four digits wide, hence sortable.
 bool parse_date(const std::string& s, std::int64_t& days) {
-  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
-  for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
-    if (s[i] < '0' || s[i] > '9') return false;
-  auto num = [&](std::size_t pos, std::size_t len) {
-    int v = 0;
-    for (std::size_t i = pos; i < pos + len; ++i) v = v * 10 + (s[i] - '0');
-    return v;
-  };
-  const int y = num(0, 4), m = num(5, 2), d = num(8, 2);
-  static constexpr int kMonthDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (y < 1900 || m < 1 || m > 12 || d < 1) return false;
-  const int dim = kMonthDays[m - 1] + (m == 2 && is_leap(y) ? 1 : 0);
-  if (d > dim) return false;
-  days = days_from_civil(y, static_cast<unsigned>(m), static_cast<unsigned>(d));
+  const std::optional<std::int64_t> parsed = parse_iso_date(s);
+  if (!parsed || civil_from_days(*parsed).year < 1900) return false;
+  days = *parsed;
   return true;
 }
 
@@ -269,65 +230,36 @@ void append_field(std::string& out, std::string_view field) {
   out.push_back('"');
 }
 
-// A file written under a temporary name next to its final one. Closing and renaming are
-// separate steps so that all outputs can be completed before any of them becomes visible.
+// One output file: rows are appended to buffer() and handed to the atomic file in large
+// blocks. Closing and renaming are separate steps so that all outputs can be completed before
+// any of them becomes visible.
 class PendingFile {
  public:
-  explicit PendingFile(std::string final_path)
-      : final_(std::move(final_path)),
-        temp_(final_ + ".tmp-" + std::to_string(static_cast<long long>(::getpid()))) {
-    file_ = std::fopen(temp_.c_str(), "wb");
-    if (file_ == nullptr) fail(errno);
+  explicit PendingFile(const std::string& final_path) : file_(final_path) {
     buffer_.reserve(kFlushBytes + 4096);
   }
-  ~PendingFile() {
-    if (file_ != nullptr) std::fclose(file_);
-    if (!renamed_) std::remove(temp_.c_str());
-  }
-  PendingFile(const PendingFile&) = delete;
-  PendingFile& operator=(const PendingFile&) = delete;
 
-  // Rows are appended here and handed to stdio in large blocks.
   std::string& buffer() { return buffer_; }
   void maybe_flush() {
     if (buffer_.size() >= kFlushBytes) flush();
   }
   void close() {
     flush();
-    std::FILE* f = file_;
-    file_ = nullptr;
-    if (std::fflush(f) != 0 || std::ferror(f) != 0) {
-      const int err = errno;
-      std::fclose(f);
-      fail(err);
-    }
-    if (std::fclose(f) != 0) fail(errno);
+    file_.finish();
   }
-  void rename() {
-    std::error_code ec;
-    fs::rename(temp_, final_, ec);
-    if (ec) throw DataError("cannot write file '" + final_ + "': " + ec.message());
-    renamed_ = true;
-  }
-  const std::string& path() const { return final_; }
+  void rename() { file_.publish(); }
+  const std::string& path() const { return file_.path(); }
 
  private:
   static constexpr std::size_t kFlushBytes = std::size_t{1} << 20;
 
   void flush() {
-    if (buffer_.empty()) return;
-    if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size()) fail(errno);
+    file_.write(buffer_);
     buffer_.clear();
   }
-  [[noreturn]] void fail(int err) const {
-    throw DataError("cannot write file '" + final_ +
-                    "': " + (err != 0 ? std::strerror(err) : "I/O error"));
-  }
 
-  std::string final_, temp_;
-  std::FILE* file_ = nullptr;
+  AtomicFile file_;
   std::string buffer_;
-  bool renamed_ = false;
 };
 
 // --- The model ---------------------------------------------------------------------------------
@@ -583,15 +515,13 @@ class EventWriter {
       : m_(m), file_(file) {
     dates_.reserve(static_cast<std::size_t>(days) + 1);
     for (int k = 0; k <= days; ++k) {
-      std::int64_t y;
-      unsigned mo, da;
-      civil_from_days(start_day + k, y, mo, da);
+      const CivilDate date = civil_from_days(start_day + k);
       std::string s;
-      append_uint(s, static_cast<std::uint64_t>(y), 4);
+      append_uint(s, static_cast<std::uint64_t>(date.year), 4);
       s.push_back('-');
-      append_uint(s, mo, 2);
+      append_uint(s, date.month, 2);
       s.push_back('-');
-      append_uint(s, da, 2);
+      append_uint(s, date.day, 2);
       s.push_back('T');
       dates_.push_back(std::move(s));
     }
@@ -837,10 +767,7 @@ void validate(const SynthOptions& o) {
     bad_option("start-date", "'" + o.start_date + "'",
                "must be a date YYYY-MM-DD between 1900-01-01 and 9999-12-31");
   check_range<int>("days", o.days, 1, 36'500);
-  std::int64_t y;
-  unsigned mo, da;
-  civil_from_days(start_day + o.days, y, mo, da);
-  if (y > 9999)
+  if (civil_from_days(start_day + o.days).year > 9999)
     bad_option("days", std::to_string(o.days),
                "start-date + days must end before year 10000 (start-date = " + o.start_date + ")");
 }

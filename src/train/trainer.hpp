@@ -1,9 +1,7 @@
 // `metalearn train` as a library call: meta-trains the configured algorithm on the training
-// tasks, validates on the validation tasks, and writes a run directory:
-//   RUN/config.json          the resolved config
-//   RUN/metrics.jsonl        one JSON object per logged step and per validation
-//   RUN/train.log            the log lines of the run
-//   RUN/checkpoints/latest.mlckpt, best.mlckpt   (see checkpoint.hpp)
+// tasks, validates on the validation tasks, and writes a run directory (run/run_layout.hpp): the
+// resolved config, metrics.jsonl, train.log (this run's log lines only) and the latest and best
+// checkpoints (run/checkpoint.hpp).
 // Same seed, data and config give the same weights on CPU; --resume continues from the latest
 // checkpoint and ends with the same weights as an uninterrupted run.
 #pragma once

@@ -1,40 +1,143 @@
 // Atomic file writes: see atomic_file.hpp.
 #include "util/atomic_file.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
-
-#include "util/errors.hpp"
+#include <streambuf>
+#include <vector>
 
 namespace ml {
 
 namespace fs = std::filesystem;
 
+// Buffers stream output and hands it to AtomicFile::write in large blocks; a write error
+// propagates as FileWriteError out of the stream operation (the stream is told to rethrow).
+class AtomicFile::StreamBuffer : public std::streambuf {
+ public:
+  explicit StreamBuffer(AtomicFile& file) : file_(file), buffer_(std::size_t{1} << 16) {
+    setp(buffer_.data(), buffer_.data() + buffer_.size());
+  }
+  void drain() {
+    const std::ptrdiff_t n = pptr() - pbase();
+    if (n > 0) file_.write(std::string_view(pbase(), static_cast<std::size_t>(n)));
+    setp(buffer_.data(), buffer_.data() + buffer_.size());
+  }
+
+ protected:
+  int_type overflow(int_type c) override {
+    drain();
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+      *pptr() = traits_type::to_char_type(c);
+      pbump(1);
+    }
+    return traits_type::not_eof(c);
+  }
+  int sync() override {
+    drain();
+    return 0;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    if (n >= static_cast<std::streamsize>(buffer_.size())) {
+      drain();
+      file_.write(std::string_view(s, static_cast<std::size_t>(n)));
+      return n;
+    }
+    return std::streambuf::xsputn(s, n);
+  }
+
+ private:
+  AtomicFile& file_;
+  std::vector<char> buffer_;
+};
+
+namespace {
+
+// Makes the rename itself durable; best effort, since some file systems refuse to sync folders.
+void sync_directory(const fs::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string path)
+    : path_(std::move(path)), temp_path_(path_ + ".tmp-" + std::to_string(::getpid())) {
+  const fs::path parent = fs::path(path_).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec)
+      throw FileWriteError(path_,
+                           "cannot create folder '" + parent.string() + "': " + ec.message());
+  }
+  fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("cannot create '" + temp_path_ + "'", errno);
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!published_) ::unlink(temp_path_.c_str());
+}
+
+void AtomicFile::fail(const std::string& doing, int error) const {
+  throw FileWriteError(path_, doing + ": " + (error != 0 ? std::strerror(error) : "I/O error"));
+}
+
+void AtomicFile::write(std::string_view bytes) {
+  if (fd_ < 0) fail("writing after the file was finished", 0);
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("writing '" + temp_path_ + "' failed", errno);
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+std::ostream& AtomicFile::stream() {
+  if (!stream_) {
+    buffer_ = std::make_unique<StreamBuffer>(*this);
+    stream_ = std::make_unique<std::ostream>(buffer_.get());
+    stream_->exceptions(std::ios::badbit);
+  }
+  return *stream_;
+}
+
+void AtomicFile::finish() {
+  if (finished_) return;
+  if (buffer_) buffer_->drain();
+  const bool synced = ::fsync(fd_) == 0;
+  const int sync_error = errno;
+  // close() can report a delayed write error (e.g. on NFS) that fsync did not.
+  const bool closed = ::close(fd_) == 0;
+  const int close_error = errno;
+  fd_ = -1;
+  if (!synced) fail("flushing '" + temp_path_ + "' failed", sync_error);
+  if (!closed) fail("closing '" + temp_path_ + "' failed", close_error);
+  finished_ = true;
+}
+
+void AtomicFile::publish() {
+  finish();
+  if (published_) return;
+  if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
+    fail("renaming '" + temp_path_ + "' into place failed", errno);
+  published_ = true;
+  sync_directory(fs::path(path_).parent_path());
+}
+
 void write_file_atomically(const std::string& path,
                            const std::function<void(std::ostream&)>& write) {
-  const fs::path target(path);
-  fs::path tmp = target;
-  tmp += ".tmp-" + std::to_string(::getpid());
-  try {
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out)
-        throw DataError("cannot write '" + path + "': cannot create a file in '" +
-                        (target.has_parent_path() ? target.parent_path().string() : ".") + "'");
-      write(out);
-      out.flush();
-      if (!out) throw DataError("writing '" + path + "' failed (disk full?)");
-    }
-    std::error_code ec;
-    fs::rename(tmp, target, ec);
-    if (ec) throw DataError("cannot write '" + path + "': " + ec.message());
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
+  AtomicFile file(path);
+  write(file.stream());
+  file.commit();
 }
 
 }  // namespace ml

@@ -1,16 +1,73 @@
 // Writing a file so that it is either complete or absent: the content goes to PATH.tmp-PID in
-// the same folder and is renamed over PATH only once fully written, so a failure never leaves
-// a half-written file (or destroys an existing one) under the final name.
+// the same folder (so the rename cannot cross file systems) and is renamed over PATH only once
+// fully written and flushed to disk, so a failure or a crash never leaves a half-written file
+// (or destroys an existing one) under the final name. The one writer behind checkpoints,
+// reports, predictions, caches, run configs and synthetic logs.
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <string>
+#include <string_view>
+
+#include "util/errors.hpp"
 
 namespace ml {
 
-// Throws DataError naming `path` when it cannot be written; the temporary is removed on any
-// failure, including an exception thrown by `write`.
+// A failed atomic write: a DataError ("cannot write 'PATH': REASON") that also carries the
+// reason alone, so that callers with their own wording (checkpoints) can rephrase it.
+struct FileWriteError : DataError {
+  FileWriteError(const std::string& path, const std::string& reason)
+      : DataError("cannot write '" + path + "': " + reason), reason_(reason) {}
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string reason_;
+};
+
+// The temporary file of one atomic write. Bytes go in with write() or stream(); finish() makes
+// them durable (flush, fsync, close); publish() renames the temporary over the final path and
+// syncs the folder. They are separate so that several outputs can all be finished before any
+// becomes visible (synth). The destructor removes the temporary unless it was published.
+// Every failure throws FileWriteError naming the final path, with errno's text.
+class AtomicFile {
+ public:
+  // Creates missing parent folders and the temporary PATH.tmp-PID.
+  explicit AtomicFile(std::string path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(std::string_view bytes);
+  // A stream onto write(); errors surface as FileWriteError from write(), finish() or here.
+  std::ostream& stream();
+  void finish();
+  void publish();
+  void commit() {
+    finish();
+    publish();
+  }
+
+  const std::string& path() const { return path_; }
+  const std::string& temp_path() const { return temp_path_; }
+
+ private:
+  class StreamBuffer;
+
+  [[noreturn]] void fail(const std::string& doing, int error) const;
+
+  std::string path_;
+  std::string temp_path_;
+  int fd_ = -1;
+  bool finished_ = false;
+  bool published_ = false;
+  std::unique_ptr<StreamBuffer> buffer_;
+  std::unique_ptr<std::ostream> stream_;
+};
+
+// Writes PATH atomically with whatever `write` puts into the stream. Throws FileWriteError;
+// an exception thrown by `write` propagates unchanged. Either way the temporary is removed.
 void write_file_atomically(const std::string& path,
                            const std::function<void(std::ostream&)>& write);
 

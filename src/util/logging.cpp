@@ -1,6 +1,8 @@
 // Logging set-up: see logging.hpp.
 #include "util/logging.hpp"
 
+#include <algorithm>
+
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -19,10 +21,15 @@ void setup_logging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
-void add_log_file(const std::string& path) {
-  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
-  sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
-  spdlog::default_logger()->sinks().push_back(sink);
+ScopedLogFile::ScopedLogFile(const std::string& path) {
+  sink_ = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+  sink_->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  spdlog::default_logger()->sinks().push_back(sink_);
+}
+
+ScopedLogFile::~ScopedLogFile() {
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
 }
 
 }  // namespace ml

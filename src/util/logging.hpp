@@ -2,12 +2,31 @@
 // directory. Levels: trace, debug, info, warn, error, off.
 #pragma once
 
+#include <memory>
 #include <string>
+
+namespace spdlog::sinks {
+class sink;
+}  // namespace spdlog::sinks
 
 namespace ml {
 
 // Throws UsageError for an unknown level name.
 void setup_logging(const std::string& level);
-void add_log_file(const std::string& path);
+
+// Copies the default logger's lines into `path` (appending) for as long as it lives, e.g. a
+// run's train.log for the duration of that run: a command that trains a baseline in-process
+// keeps the rest of its log out of the baseline's file. Throws spdlog's error when the file
+// cannot be opened.
+class ScopedLogFile {
+ public:
+  explicit ScopedLogFile(const std::string& path);
+  ~ScopedLogFile();
+  ScopedLogFile(const ScopedLogFile&) = delete;
+  ScopedLogFile& operator=(const ScopedLogFile&) = delete;
+
+ private:
+  std::shared_ptr<spdlog::sinks::sink> sink_;
+};
 
 }  // namespace ml

@@ -19,6 +19,20 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
+CivilDate civil_from_days(std::int64_t days) {
+  const std::int64_t z = days + 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  CivilDate date;
+  date.day = doy - (153 * mp + 2) / 5 + 1;
+  date.month = mp < 10 ? mp + 3 : mp - 9;
+  date.year = static_cast<std::int64_t>(yoe) + era * 400 + (date.month <= 2 ? 1 : 0);
+  return date;
+}
+
 namespace {
 
 bool digits(std::string_view s, std::size_t pos, std::size_t count, int& out) {
@@ -111,22 +125,19 @@ std::optional<std::int64_t> parse_timestamp(std::string_view text, TimeFormat fo
   return std::nullopt;
 }
 
+std::optional<std::int64_t> parse_iso_date(std::string_view text) {
+  if (text.size() != 10) return std::nullopt;
+  const std::optional<std::int64_t> seconds = parse_iso(text);
+  if (!seconds) return std::nullopt;
+  return *seconds / 86400;  // midnight UTC: an exact multiple, also before 1970
+}
+
 std::string format_iso8601(std::int64_t t) {
-  std::int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
-  std::int64_t secs = t - days * 86400;
-  // civil_from_days (Hinnant)
-  std::int64_t z = days + 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", y, m, d, secs / 3600, secs / 60 % 60,
-                     secs % 60);
+  const std::int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+  const std::int64_t secs = t - days * 86400;
+  const CivilDate date = civil_from_days(days);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", date.year, date.month, date.day,
+                     secs / 3600, secs / 60 % 60, secs % 60);
 }
 
 }  // namespace ml

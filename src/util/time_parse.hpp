@@ -27,7 +27,17 @@ std::optional<std::int64_t> parse_timestamp(std::string_view text, TimeFormat fo
 // "YYYY-MM-DDTHH:MM:SS" in UTC.
 std::string format_iso8601(std::int64_t unix_seconds);
 
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+// Days since 1970-01-01 of a proleptic Gregorian date and back (Howard Hinnant's algorithms,
+// "chrono-Compatible Low-Level Date Algorithms", howardhinnant.github.io/date_algorithms.html).
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d);
+struct CivilDate {
+  std::int64_t year;
+  unsigned month;  // 1-12
+  unsigned day;    // 1-31
+};
+CivilDate civil_from_days(std::int64_t days);
+
+// Days since 1970-01-01 of a strict "YYYY-MM-DD" date (a real calendar day), else nullopt.
+std::optional<std::int64_t> parse_iso_date(std::string_view text);
 
 }  // namespace ml

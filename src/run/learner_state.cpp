@@ -1,13 +1,13 @@
 // Learner construction and (de)serialisation: see learner_state.hpp.
-#include "train/learner_state.hpp"
+#include "run/learner_state.hpp"
 
 #include "models/model.hpp"
+#include "run/checkpoint.hpp"
 #include "runtime/device.hpp"
-#include "train/checkpoint.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
 
-namespace ml::train {
+namespace ml::run {
 
 std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
                                                  const features::FeatureSpace& features,
@@ -57,11 +57,8 @@ void read_learner(torch::serialize::InputArchive& archive, meta::MetaLearner& le
 }
 
 LoadedRun load_run(const std::string& path, const std::vector<std::string>& overrides,
-                   const std::string& device_name) {
-  const runtime::DeviceChoice choice = runtime::resolve_device(device_name);
-  const torch::Device device =
-      choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
-                  : torch::Device(torch::kCPU);
+                   const std::string& device_name, int threads) {
+  const torch::Device device = runtime::torch_device(device_name);
   LoadedRun run;
   run.checkpoint_path = resolve_checkpoint_path(path);
   Checkpoint checkpoint = load_checkpoint(run.checkpoint_path);
@@ -82,8 +79,13 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
                           "' carries a config this build rejects: " + e.what());
   }
   run.config.run.device = runtime::parse_device(device_name);
+  run.config.run.threads = threads;
   run.progress = checkpoint.meta.progress;
   run.kind = checkpoint.meta.kind;
+  run.training =
+      run.kind == kCheckpointKindAdapted
+          ? run.progress.value("source_progress", nlohmann::json::object()).get<TrainingProgress>()
+          : run.progress.get<TrainingProgress>();
   run.data = pipeline::prepare_run_data(run.config, &checkpoint.meta.features);
   run.learner = build_learner(run.config, run.data->features, device);
   checkpoint.read_state(
@@ -94,4 +96,4 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
   return run;
 }
 
-}  // namespace ml::train
+}  // namespace ml::run

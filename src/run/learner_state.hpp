@@ -10,16 +10,18 @@
 #include "features/feature_space.hpp"
 #include "meta/meta_learner.hpp"
 #include "pipeline/run_data.hpp"
+#include "run/training_progress.hpp"
 
-namespace ml::train {
+namespace ml::run {
 
 // A trained run loaded back: its resolved config, the data prepared with the statistics the
 // checkpoint carries (never refitted), and the learner with its weights on `device`.
 struct LoadedRun {
   std::string checkpoint_path;
   config::Config config;
-  nlohmann::json progress;
-  std::string kind;  // "meta" | "adapted"
+  nlohmann::json progress;    // as stored: a TrainingProgress, or an adapted model's record
+  TrainingProgress training;  // the meta-training behind it (an adapted model's source run)
+  std::string kind;           // "meta" | "adapted"
   std::unique_ptr<pipeline::RunData> data;
   std::unique_ptr<meta::MetaLearner> learner;
 };
@@ -27,9 +29,11 @@ struct LoadedRun {
 // `path` is a checkpoint file or a run directory (best checkpoint first). `overrides` are
 // --set assignments applied to the stored config (e.g. data.files for a newer log); only
 // data.*, run.* and meta.adapt_steps/inner_lr may change what the weights mean, so others are
-// refused. Throws CheckpointError for an unusable checkpoint.
+// refused. `device` and `threads` (0: see runtime::resolve_threads) are the command's own and
+// replace run.device and run.threads in the loaded config, so its data is parsed with the
+// command's thread count. Throws CheckpointError for an unusable checkpoint.
 LoadedRun load_run(const std::string& path, const std::vector<std::string>& overrides,
-                   const std::string& device);
+                   const std::string& device, int threads = 0);
 
 // A freshly initialised learner (torch's RNG seeded from config.seed first, so the same config
 // gives the same initial weights), on `device`.
@@ -43,4 +47,4 @@ void write_learner(torch::serialize::OutputArchive& archive, meta::MetaLearner& 
 void read_learner(torch::serialize::InputArchive& archive, meta::MetaLearner& learner,
                   const std::string& source);
 
-}  // namespace ml::train
+}  // namespace ml::run

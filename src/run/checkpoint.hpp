@@ -21,6 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "run/run_layout.hpp"
+
 namespace c10 {
 struct Device;  // torch::Device
 }  // namespace c10
@@ -29,7 +31,7 @@ class InputArchive;
 class OutputArchive;
 }  // namespace torch::serialize
 
-namespace ml::train {
+namespace ml::run {
 
 inline constexpr std::uint32_t kCheckpointFormat = 2;
 
@@ -37,19 +39,13 @@ inline constexpr std::uint32_t kCheckpointFormat = 2;
 inline constexpr const char* kCheckpointKindMeta = "meta";        // a meta-training run
 inline constexpr const char* kCheckpointKindAdapted = "adapted";  // a model adapted to one task
 
-// Where a run directory keeps its checkpoints; resolve_checkpoint_path looks here, so writers
-// must use the same names.
-inline constexpr const char* kCheckpointDirName = "checkpoints";
-inline constexpr const char* kBestCheckpointName = "best.mlckpt";
-inline constexpr const char* kLatestCheckpointName = "latest.mlckpt";
-
 struct CheckpointMeta {
   std::uint32_t format = kCheckpointFormat;  // from the header; ignored by save_checkpoint
   std::string tool_version;                  // ml::kToolVersion of the writer
   std::string kind;                          // kCheckpointKindMeta or kCheckpointKindAdapted
   nlohmann::json config;                     // the resolved config
   nlohmann::json features;                   // fitted feature statistics and vocabularies
-  nlohmann::json progress;                   // iteration, best validation score, ... (free-form)
+  nlohmann::json progress;  // meta: a TrainingProgress; adapted: see adaptation.cpp
 };
 
 // Writes atomically: everything is serialized in memory first, then written to PATH.tmp-PID in
@@ -97,4 +93,4 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 // for. Does not open the file: load_checkpoint validates it.
 std::string resolve_checkpoint_path(const std::string& path_or_run_dir);
 
-}  // namespace ml::train
+}  // namespace ml::run

@@ -1,10 +1,7 @@
 // The checkpoint file format: atomic writing, validated reading, run-directory resolution.
-#include "train/checkpoint.hpp"
+#include "run/checkpoint.hpp"
 
 #include <torch/torch.h>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -13,12 +10,13 @@
 #include <limits>
 #include <system_error>
 
+#include "util/atomic_file.hpp"
 #include "util/checksum.hpp"
 #include "util/errors.hpp"
 #include "util/rng.hpp"
 #include "util/version.hpp"
 
-namespace ml::train {
+namespace ml::run {
 namespace {
 
 namespace fs = std::filesystem;
@@ -189,61 +187,6 @@ CheckpointError write_error(const std::string& path, const std::string& why) {
   return CheckpointError("cannot write checkpoint " + quoted(path) + ": " + why);
 }
 
-// Owns the temporary file until it has been renamed into place; anything short of that removes
-// it, so a failed save leaves the folder as it found it.
-class TempFile {
- public:
-  explicit TempFile(std::string path) : path_(std::move(path)) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  bool is_open() const { return fd_ >= 0; }
-  // Returns false with errno set on failure.
-  bool write(const std::string& data) {
-    const char* p = data.data();
-    std::size_t left = data.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd_, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return false;
-      }
-      p += n;
-      left -= static_cast<std::size_t>(n);
-    }
-    return true;
-  }
-  bool sync_and_close() {
-    const bool ok = ::fsync(fd_) == 0;
-    const int saved = errno;
-    // close() can report a delayed write error (e.g. on NFS) that fsync did not.
-    const bool closed = ::close(fd_) == 0;
-    fd_ = -1;
-    if (!ok) errno = saved;
-    return ok && closed;
-  }
-  void commit() { committed_ = true; }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-// Makes the rename itself durable; best effort, since some file systems refuse to sync folders.
-void sync_directory(const fs::path& dir) {
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
 }  // namespace
 
 void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
@@ -288,31 +231,16 @@ void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
        std::initializer_list<const std::string*>{&head, &meta_text, &payload_length, &payload})
     checksum.update(*part);
 
-  const fs::path target(path);
-  std::error_code ec;
-  if (target.has_parent_path()) {
-    fs::create_directories(target.parent_path(), ec);
-    if (ec)
-      throw write_error(path, "cannot create folder " + quoted(target.parent_path().string()) +
-                                  ": " + ec.message());
-  }
-  // In the same folder, so the rename cannot cross file systems and stays atomic.
-  const std::string temp_path = path + ".tmp-" + std::to_string(::getpid());
-  TempFile temp(temp_path);
-  if (!temp.is_open())
-    throw write_error(path, "cannot create " + quoted(temp_path) + ": " + std::strerror(errno));
   const std::string checksum_bytes = encode_u64(checksum.value());
-  for (const std::string* part : std::initializer_list<const std::string*>{
-           &head, &meta_text, &payload_length, &payload, &checksum_bytes})
-    if (!temp.write(*part))
-      throw write_error(path, "writing " + quoted(temp_path) + " failed: " + std::strerror(errno));
-  if (!temp.sync_and_close())
-    throw write_error(path, "flushing " + quoted(temp_path) + " failed: " + std::strerror(errno));
-  if (::rename(temp_path.c_str(), path.c_str()) != 0)
-    throw write_error(
-        path, "renaming " + quoted(temp_path) + " into place failed: " + std::strerror(errno));
-  temp.commit();
-  sync_directory(target.parent_path());
+  try {
+    AtomicFile file(path);
+    for (const std::string* part : std::initializer_list<const std::string*>{
+             &head, &meta_text, &payload_length, &payload, &checksum_bytes})
+      file.write(*part);
+    file.commit();
+  } catch (const FileWriteError& e) {
+    throw write_error(path, e.reason());
+  }
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
@@ -404,4 +332,4 @@ std::string resolve_checkpoint_path(const std::string& path_or_run_dir) {
                         " (neither a checkpoint file nor a run directory)");
 }
 
-}  // namespace ml::train
+}  // namespace ml::run

@@ -1,0 +1,99 @@
+// Tests for the one atomic file writer: complete or absent, never half-written, no temporaries
+// left behind, existing files untouched on failure.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+#include "test_support.hpp"
+#include "util/atomic_file.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ml::testing::slurp;
+using ml::testing::TempDir;
+using ml::testing::write_file;
+
+int entries(const fs::path& dir) {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++n;
+  return n;
+}
+
+TEST(AtomicFile, WritesTheWholeContentAndLeavesNoTemporary) {
+  TempDir dir;
+  const std::string path = dir.file("sub/folder/out.txt");  // missing folders are created
+  std::string big(3 << 20, 'x');                            // larger than the stream buffer
+  big[12345] = 'y';
+  ml::write_file_atomically(path, [&](std::ostream& out) { out << "head\n" << big << 42; });
+  EXPECT_EQ(slurp(path), "head\n" + big + "42");
+  EXPECT_EQ(entries(dir.path() / "sub" / "folder"), 1);
+}
+
+TEST(AtomicFile, AnExceptionFromTheWriterKeepsTheOldFileAndRemovesTheTemporary) {
+  TempDir dir;
+  const std::string path = dir.file("report.json");
+  write_file(path, "old content");
+  EXPECT_THROW(ml::write_file_atomically(path,
+                                         [](std::ostream& out) {
+                                           out << std::string(1 << 20, 'n');
+                                           throw std::runtime_error("writer failed");
+                                         }),
+               std::runtime_error);
+  EXPECT_EQ(slurp(path), "old content");
+  EXPECT_EQ(entries(dir.path()), 1);
+}
+
+TEST(AtomicFile, NothingIsVisibleUntilPublished) {
+  TempDir dir;
+  const std::string a = dir.file("a.csv"), b = dir.file("b.csv");
+  {
+    ml::AtomicFile fa(a), fb(b);
+    fa.write("1\n");
+    fb.stream() << "2\n";
+    fa.finish();
+    fb.finish();
+    EXPECT_FALSE(fs::exists(a));
+    EXPECT_FALSE(fs::exists(b));
+    EXPECT_TRUE(fs::exists(fa.temp_path()));
+    fa.publish();
+    fb.publish();
+  }
+  EXPECT_EQ(slurp(a), "1\n");
+  EXPECT_EQ(slurp(b), "2\n");
+  EXPECT_EQ(entries(dir.path()), 2);
+  {
+    ml::AtomicFile abandoned(dir.file("c.csv"));
+    abandoned.write("never published");
+  }
+  EXPECT_EQ(entries(dir.path()), 2);
+}
+
+TEST(AtomicFile, AnUnwritableTargetIsAFileWriteErrorNamingThePath) {
+  TempDir dir;
+  write_file(dir.file("plain"), "a file, not a folder");
+  const std::string path = dir.file("plain/out.txt");
+  try {
+    ml::write_file_atomically(path, [](std::ostream& out) { out << "x"; });
+    FAIL() << "expected FileWriteError";
+  } catch (const ml::FileWriteError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot write '" + path + "'"), std::string::npos)
+        << e.what();
+    EXPECT_FALSE(e.reason().empty());
+    EXPECT_EQ(e.code(), ml::ExitCode::kData);
+  }
+}
+
+TEST(AtomicFile, WritingAfterFinishIsAnError) {
+  TempDir dir;
+  ml::AtomicFile file(dir.file("x"));
+  file.stream() << "ok";
+  file.finish();
+  EXPECT_THROW(file.write("after finish"), ml::FileWriteError);
+  file.publish();
+  EXPECT_EQ(slurp(dir.file("x")), "ok");
+}
+
+}  // namespace

@@ -1,0 +1,171 @@
+// Tests of the run module and the process-wide settings around it: run-directory paths, typed
+// training progress (including progress JSON as older checkpoints wrote it), thread-count
+// precedence, the torch device helper and the scoped log file.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <optional>
+
+#include "run/run_layout.hpp"
+#include "run/training_progress.hpp"
+#include "runtime/device.hpp"
+#include "test_support.hpp"
+#include "util/errors.hpp"
+#include "util/logging.hpp"
+
+namespace {
+
+using ml::testing::slurp;
+using ml::testing::TempDir;
+namespace fs = std::filesystem;
+
+TEST(RunLayout, NamesEveryFileOfARunDirectory) {
+  const ml::run::RunLayout layout("runs/x");
+  EXPECT_EQ(layout.config(), fs::path("runs/x/config.json"));
+  EXPECT_EQ(layout.metrics(), fs::path("runs/x/metrics.jsonl"));
+  EXPECT_EQ(layout.train_log(), fs::path("runs/x/train.log"));
+  EXPECT_EQ(layout.best_checkpoint(), fs::path("runs/x/checkpoints/best.mlckpt"));
+  EXPECT_EQ(layout.latest_checkpoint(), fs::path("runs/x/checkpoints/latest.mlckpt"));
+  EXPECT_EQ(layout.adapted(), fs::path("runs/x/adapted"));
+  EXPECT_EQ(layout.pretrain_baseline(), fs::path("runs/x/baselines/pretrain"));
+}
+
+TEST(RunLayout, RunDirOfACheckpointArgument) {
+  TempDir dir;
+  const std::string run = dir.file("run");
+  fs::create_directories(run);
+  EXPECT_EQ(ml::run::run_dir_of(run), fs::path(run));  // a directory is the run itself
+  EXPECT_EQ(ml::run::run_dir_of(run + "/checkpoints/best.mlckpt"), fs::path(run));
+  EXPECT_EQ(ml::run::run_dir_of(run + "/adapted/Frozen_Pizza.mlckpt"), fs::path(run));
+  EXPECT_EQ(ml::run::run_dir_of(run + "/elsewhere/model.mlckpt"), fs::path(run + "/elsewhere"));
+  EXPECT_EQ(ml::run::run_dir_of("model.mlckpt"), fs::path("."));
+}
+
+TEST(TrainingProgress, RoundTripsThroughJson) {
+  ml::run::TrainingProgress p;
+  p.iteration = 40;
+  p.algorithm = "anil";
+  p.best_iteration = 30;
+  p.best_validation_loss = 0.25;
+  const nlohmann::json j = p;
+  EXPECT_EQ(j["iteration"], 40);
+  EXPECT_EQ(j["best_validation_loss"], 0.25);
+  const auto back = j.get<ml::run::TrainingProgress>();
+  EXPECT_EQ(back.iteration, 40);
+  EXPECT_EQ(back.algorithm, "anil");
+  EXPECT_EQ(back.best_iteration, 30);
+  EXPECT_EQ(back.best_validation_loss, 0.25);
+}
+
+TEST(TrainingProgress, NoValidationYetIsNullAndReadsBackAsInfinity) {
+  const nlohmann::json j = ml::run::TrainingProgress{};
+  EXPECT_TRUE(j["best_validation_loss"].is_null());
+  EXPECT_EQ(j["best_iteration"], -1);
+  EXPECT_TRUE(std::isinf(j.get<ml::run::TrainingProgress>().best_validation_loss));
+}
+
+TEST(TrainingProgress, ReadsWhatExistingCheckpointsHold) {
+  // As train wrote it before the struct existed, plus a key it does not know.
+  const auto old = nlohmann::json::parse(
+                       R"({"iteration": 13, "algorithm": "maml", "best_iteration": 10,
+                           "best_validation_loss": null, "extra": true})")
+                       .get<ml::run::TrainingProgress>();
+  EXPECT_EQ(old.iteration, 13);
+  EXPECT_EQ(old.algorithm, "maml");
+  EXPECT_EQ(old.best_iteration, 10);
+  EXPECT_TRUE(std::isinf(old.best_validation_loss));
+  // Missing or mistyped fields keep their defaults instead of failing the load.
+  const auto sparse =
+      nlohmann::json::parse(R"({"iteration": "x"})").get<ml::run::TrainingProgress>();
+  EXPECT_EQ(sparse.iteration, 0);
+  EXPECT_EQ(sparse.best_iteration, -1);
+}
+
+// Sets (or unsets) an environment variable for one test and restores it afterwards.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value)
+      setenv(name, value, 1);
+    else
+      unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(Threads, PrecedenceIsSettingThenEnvironmentThenAllCores) {
+  ScopedEnv omp("OMP_NUM_THREADS", nullptr);
+  ScopedEnv blas("OPENBLAS_NUM_THREADS", nullptr);
+  const int all = ml::runtime::resolve_threads(0);
+  EXPECT_GE(all, 1);
+  {
+    ScopedEnv user_blas("OPENBLAS_NUM_THREADS", "2");
+    EXPECT_EQ(ml::runtime::resolve_threads(0), 2);
+    ScopedEnv user_omp("OMP_NUM_THREADS", "3");
+    EXPECT_EQ(ml::runtime::resolve_threads(0), 3);  // OMP_NUM_THREADS first
+    EXPECT_EQ(ml::runtime::resolve_threads(5), 5);  // an explicit setting wins
+  }
+  ScopedEnv junk("OMP_NUM_THREADS", "lots");
+  EXPECT_EQ(ml::runtime::resolve_threads(0), all);  // not a count: ignored
+}
+
+TEST(Threads, UserEnvironmentIsRespectedNotOverwritten) {
+  ScopedEnv omp("OMP_NUM_THREADS", "2");
+  ScopedEnv blas("OPENBLAS_NUM_THREADS", nullptr);
+  EXPECT_EQ(ml::runtime::configure_threads(0), 2);
+  EXPECT_EQ(torch::get_num_threads(), 2);
+  EXPECT_STREQ(std::getenv("OMP_NUM_THREADS"), "2");
+  // An explicit count is what the later-starting pools should see.
+  EXPECT_EQ(ml::runtime::configure_threads(1), 1);
+  EXPECT_EQ(torch::get_num_threads(), 1);
+  EXPECT_STREQ(std::getenv("OMP_NUM_THREADS"), "1");
+  EXPECT_STREQ(std::getenv("OPENBLAS_NUM_THREADS"), "1");
+}
+
+TEST(TorchDevice, FromTheRunDeviceSetting) {
+  EXPECT_EQ(ml::runtime::torch_device("cpu"), torch::Device(torch::kCPU));
+  EXPECT_THROW(ml::runtime::torch_device("tpu"), ml::DeviceError);
+  if (!torch::cuda::is_available()) {
+    EXPECT_EQ(ml::runtime::torch_device("auto"), torch::Device(torch::kCPU));
+    EXPECT_THROW(ml::runtime::torch_device("cuda:0"), ml::DeviceError);
+  } else {
+    EXPECT_EQ(ml::runtime::torch_device("auto"), torch::Device(torch::kCUDA, 0));
+  }
+}
+
+TEST(ScopedLogFile, CopiesLinesOnlyWhileInScope) {
+  TempDir dir;
+  const std::string path = dir.file("train.log");
+  auto logger = spdlog::default_logger();
+  const std::size_t sinks = logger->sinks().size();
+  const auto level = logger->level();
+  logger->set_level(spdlog::level::info);
+  {
+    ml::ScopedLogFile file(path);
+    EXPECT_EQ(logger->sinks().size(), sinks + 1);
+    spdlog::info("inside the run");
+  }
+  EXPECT_EQ(logger->sinks().size(), sinks);
+  spdlog::info("after the run");
+  logger->flush();
+  logger->set_level(level);
+  const std::string text = slurp(path);
+  EXPECT_NE(text.find("inside the run"), std::string::npos);
+  EXPECT_EQ(text.find("after the run"), std::string::npos);
+}
+
+}  // namespace
