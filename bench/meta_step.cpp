@@ -48,7 +48,7 @@ Workload workload(const std::string& name) {
     w.shape.hidden = {128, 64};
     w.meta_batch = 16, w.support = 10, w.query = 40, w.inner_lr = 0.3;
   } else {
-    w.shape.type = "embedding_mlp";
+    w.shape.type = ml::config::ModelType::kEmbeddingMlp;
     w.shape.dense_dim = 32;
     w.shape.hidden = {256, 128};
     w.shape.embedding_dim = 32;
@@ -238,7 +238,12 @@ int main(int argc, char** argv) {
       pool.push_back({random_batch(w, w.support), random_batch(w, w.query)});
     for (const auto& algorithm : algorithms) {
       ml::config::MetaConfig config;
-      config.algorithm = algorithm;
+      const auto parsed = ml::enum_from_name<ml::config::Algorithm>(algorithm);
+      if (!parsed) {
+        std::fprintf(stderr, "unknown algorithm '%s'\n", algorithm.c_str());
+        return 2;
+      }
+      config.algorithm = *parsed;
       config.inner_steps = w.inner_steps;
       config.inner_lr = w.inner_lr;
       ml::models::FunctionalModel model(w.shape);

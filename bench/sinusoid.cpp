@@ -17,7 +17,12 @@ int main(int argc, char** argv) {
   std::printf("%-10s %10s %10s %10s %10s  %8s\n", "method", "mse@0", "mse@1", "mse@5", "mse@10",
               "seconds");
   for (const std::string& method : {algorithm, std::string("pretrain")}) {
-    o.algorithm = method;
+    const auto parsed = ml::enum_from_name<ml::config::Algorithm>(method);
+    if (!parsed) {
+      std::fprintf(stderr, "unknown algorithm '%s'\n", method.c_str());
+      return 2;
+    }
+    o.algorithm = *parsed;
     auto r = ml::meta::run_sinusoid(o);
     std::printf("%-10s %10.3f %10.3f %10.3f %10.3f  %8.1f\n", method.c_str(), r.query_mse[0],
                 r.query_mse[1], r.query_mse[5], r.query_mse[10], r.seconds);

@@ -80,20 +80,20 @@ ml::config::Config affinity_config(const TempDir& dir) {
   c.data.columns.task = {"task", 0};
   c.data.columns.timestamp = {"ts", 0};
   c.data.columns.price = {"price", 0};
-  c.data.time_format = "unix";
+  c.data.time_format = ml::TimeFormat::kUnix;
   ml::config::SideTable items;
   items.files = {dir.file("items.csv")};
-  items.join = "item";
+  items.join = ml::config::JoinKey::kItem;
   items.key = {"item", 0};
   items.features.categorical = {{"brand", 0}};
   c.data.side_tables = {items};
   c.features.aggregates.clear();
   c.features.affinities = {"item", "brand", "relative_price"};
-  c.task.label.kind = "implicit";
-  c.task.label.negatives_exclude = "after_cutoff";
+  c.task.label.kind = ml::config::LabelKind::kImplicit;
+  c.task.label.negatives_exclude = ml::config::NegativesExclude::kAfterCutoff;
   c.task.support = 1;
   c.task.query = 1;
-  c.task.stratify = "none";
+  c.task.stratify = ml::config::Stratify::kNone;
   c.split.new_tasks = {"C"};
   c.split.validation_fraction = 0;
   c.split.time_cutoff = std::to_string(kCutoff);
@@ -223,7 +223,8 @@ TEST(FeaturesAffinity, MomentsComeFromTrainingTasksOnly) {
 TEST(FeaturesAggregateRows, BeforeCutoffCountsHeldOutTasksHistoryButNeverTheLabelWindow) {
   TempDir dir;
   auto c = affinity_config(dir);
-  c.features.aggregates = {"item_popularity", "user_frequency"};
+  c.features.aggregates = {ml::config::Aggregate::kItemPopularity,
+                           ml::config::Aggregate::kUserFrequency};
   const Prepared training = prepare(dir, base_purchases(), c);
   // c1 (held-out task C) was bought once before the cutoff, c2 only after it.
   EXPECT_FLOAT_EQ(raw_features(training, "u1", "c1")["item_popularity"], 0.0f);
@@ -232,7 +233,7 @@ TEST(FeaturesAggregateRows, BeforeCutoffCountsHeldOutTasksHistoryButNeverTheLabe
   TempDir dir2;
   auto before = affinity_config(dir2);
   before.features.aggregates = c.features.aggregates;
-  before.features.aggregate_rows = "before_cutoff";
+  before.features.aggregate_rows = ml::config::AggregateRows::kBeforeCutoff;
   const Prepared history = prepare(dir2, base_purchases(), before);
   EXPECT_FLOAT_EQ(raw_features(history, "u1", "c1")["item_popularity"], std::log1p(1.0f));
   EXPECT_FLOAT_EQ(raw_features(history, "u1", "c2")["item_popularity"], 0.0f);
@@ -241,7 +242,7 @@ TEST(FeaturesAggregateRows, BeforeCutoffCountsHeldOutTasksHistoryButNeverTheLabe
 
   before.split.time_cutoff = "";
   before.features.affinities.clear();
-  before.task.label.negatives_exclude = "all_time";
+  before.task.label.negatives_exclude = ml::config::NegativesExclude::kAllTime;
   EXPECT_THROW(ml::config::validate(before), ml::ConfigError);
 }
 
@@ -297,7 +298,7 @@ TEST(TasksImplicitNegatives, AfterCutoffLetsAnItemBoughtOnlyBeforeBeANegative) {
   c.split.new_fraction = 0;
   std::set<std::string> negatives_all_time, negatives_window;
   for (const char* exclude : {"all_time", "after_cutoff"}) {
-    c.task.label.negatives_exclude = exclude;
+    c.task.label.negatives_exclude = ml::testing::choice<ml::config::NegativesExclude>(exclude);
     c.task.label.negatives_per_positive = 4;
     ml::data::LoadReport report;
     auto log = ml::data::load_purchase_log(c, report);
@@ -332,7 +333,7 @@ TEST(TasksImplicitNegatives, PopularitySamplingDrawsPopularItemsMoreOften) {
   c.split.new_fraction = 0;
   std::map<std::string, int> hot_negatives;
   for (const char* sampling : {"uniform", "popularity"}) {
-    c.task.label.negative_sampling = sampling;
+    c.task.label.negative_sampling = ml::testing::choice<ml::config::NegativeSampling>(sampling);
     ml::data::LoadReport report;
     auto log = ml::data::load_purchase_log(c, report);
     auto set = ml::tasks::build_tasks(log, c);

@@ -66,7 +66,7 @@ TEST(ConfigDefaults, MinimalConfigFillsEveryDefault) {
   const Config c = config_from_json(minimal());
   EXPECT_EQ(c.seed, 42u);
   EXPECT_EQ(c.data.files, std::vector<std::string>{"log.csv"});
-  EXPECT_EQ(c.data.format.delimiter, "auto");
+  EXPECT_EQ(c.data.format.delimiter, ml::config::Delimiter::kAuto);
   EXPECT_EQ(c.data.format.delimiter_char(), 0);
   EXPECT_TRUE(c.data.format.header);
   EXPECT_EQ(c.data.columns.task.name, "category");
@@ -79,25 +79,27 @@ TEST(ConfigDefaults, MinimalConfigFillsEveryDefault) {
   EXPECT_TRUE(c.data.columns.quantity.empty());
   EXPECT_TRUE(c.data.features.empty());
   EXPECT_TRUE(c.data.side_tables.empty());
-  EXPECT_EQ(c.data.bad_rows, "skip");
+  EXPECT_EQ(c.data.bad_rows, ml::config::BadRows::kSkip);
   EXPECT_EQ(c.data.show_bad_rows, 5);
-  EXPECT_EQ(c.data.time_format, "auto");
+  EXPECT_EQ(c.data.time_format, ml::TimeFormat::kAuto);
 
   EXPECT_TRUE(c.features.standardize);
-  EXPECT_EQ(c.features.categorical, "vocab");
+  EXPECT_EQ(c.features.categorical, ml::config::CategoricalEncoding::kVocab);
   EXPECT_EQ(c.features.hash_buckets, 262144);
   EXPECT_EQ(c.features.min_count, 1);
   EXPECT_EQ(c.features.onehot_max, 32);
   EXPECT_EQ(c.features.text_buckets, 64);
+  using ml::config::Aggregate;
   EXPECT_EQ(c.features.aggregates,
-            (std::vector<std::string>{"user_frequency", "user_spend", "user_recency",
-                                      "item_popularity", "item_mean_price"}));
+            (std::vector<Aggregate>{Aggregate::kUserFrequency, Aggregate::kUserSpend,
+                                    Aggregate::kUserRecency, Aggregate::kItemPopularity,
+                                    Aggregate::kItemMeanPrice}));
 
-  EXPECT_EQ(c.task.label.kind, "implicit");
+  EXPECT_EQ(c.task.label.kind, ml::config::LabelKind::kImplicit);
   EXPECT_EQ(c.task.label.positive_events, std::vector<std::string>{"purchase"});
   EXPECT_EQ(c.task.label.negative_events, std::vector<std::string>{"view"});
   EXPECT_DOUBLE_EQ(c.task.label.negatives_per_positive, 1.0);
-  EXPECT_EQ(c.task.label.target, "rating");
+  EXPECT_EQ(c.task.label.target, ml::config::LabelTarget::kRating);
   EXPECT_DOUBLE_EQ(c.task.label.threshold, 4.0);
   EXPECT_TRUE(c.task.label.class_column.empty());
   EXPECT_EQ(c.task.label.ways, 5);
@@ -105,7 +107,7 @@ TEST(ConfigDefaults, MinimalConfigFillsEveryDefault) {
   EXPECT_EQ(c.task.query, 15);
   EXPECT_EQ(c.task.min_examples, 0);
   EXPECT_EQ(c.task.max_examples, 0);
-  EXPECT_EQ(c.task.stratify, "balanced");
+  EXPECT_EQ(c.task.stratify, ml::config::Stratify::kBalanced);
 
   EXPECT_TRUE(c.split.new_tasks.empty());
   EXPECT_DOUBLE_EQ(c.split.new_fraction, 0.2);
@@ -113,7 +115,7 @@ TEST(ConfigDefaults, MinimalConfigFillsEveryDefault) {
   EXPECT_EQ(c.split.time_cutoff, "");
 
   EXPECT_EQ(c.run.dir, "runs/default");
-  EXPECT_EQ(c.run.device, "auto");
+  EXPECT_EQ(c.run.device.name(), "auto");
   EXPECT_EQ(c.run.threads, 0);
   EXPECT_EQ(c.source_path, "");  // not read from a file
 }
@@ -157,7 +159,7 @@ TEST(ConfigDefaults, NonDefaultConfigRoundTrips) {
   EXPECT_TRUE(c.data.side_tables[0].format.header);
   EXPECT_EQ(c.data.side_tables[0].features.text[0].name, "title");
   EXPECT_EQ(c.task.label.positive_events, (std::vector<std::string>{"purchase", "cart"}));
-  EXPECT_EQ(c.run.device, "cuda:1");
+  EXPECT_EQ(c.run.device.name(), "cuda:1");
 
   const Json first = to_json_of(c);
   EXPECT_EQ(first["data"]["columns"]["task"], 3);  // positions stay integers
@@ -181,9 +183,10 @@ TEST(ConfigDefaults, DefaultAggregatesAdaptToTheColumns) {
   j["data"]["columns"].erase("timestamp");
   const Config c = config_from_json(j);
   const auto& a = c.features.aggregates;
-  EXPECT_EQ(std::find(a.begin(), a.end(), "user_recency"), a.end());
-  EXPECT_NE(std::find(a.begin(), a.end(), "user_frequency"), a.end());
-  EXPECT_NE(std::find(a.begin(), a.end(), "item_popularity"), a.end());
+  using ml::config::Aggregate;
+  EXPECT_EQ(std::find(a.begin(), a.end(), Aggregate::kUserRecency), a.end());
+  EXPECT_NE(std::find(a.begin(), a.end(), Aggregate::kUserFrequency), a.end());
+  EXPECT_NE(std::find(a.begin(), a.end(), Aggregate::kItemPopularity), a.end());
 }
 
 TEST(ConfigDefaults, ExplicitRecencyWithoutTimestampIsNamed) {
@@ -249,8 +252,8 @@ TEST(ConfigValidation, MessagesNamePathValueAndExpectation) {
 TEST(ConfigValidation, BoundaryValuesAccepted) {
   EXPECT_EQ(config_from_json(with("/task/support", 1)).task.support, 1);
   EXPECT_DOUBLE_EQ(config_from_json(with("/split/new_fraction", 0.0)).split.new_fraction, 0.0);
-  EXPECT_EQ(config_from_json(with("/run/device", "cuda:0")).run.device, "cuda:0");
-  EXPECT_EQ(config_from_json(with("/run/device", "cpu")).run.device, "cpu");
+  EXPECT_EQ(config_from_json(with("/run/device", "cuda:0")).run.device.name(), "cuda:0");
+  EXPECT_EQ(config_from_json(with("/run/device", "cpu")).run.device.name(), "cpu");
   EXPECT_EQ(config_from_json(with("/data/show_bad_rows", 0)).data.show_bad_rows, 0);
   // A whole-valued float is an integer.
   EXPECT_EQ(config_from_json(with("/task/support", 3.0)).task.support, 3);
@@ -436,7 +439,7 @@ TEST(ConfigCrossField, ValidateCatchesConfigsBuiltInCode) {
   std::string m = error_of([&] { ml::config::validate(c); });
   EXPECT_NE(m.find("data.columns.user"), std::string::npos) << m;
   c.data.columns.user.name = "user_id";
-  c.features.aggregates = {"user_frequency"};
+  c.features.aggregates = {ml::config::Aggregate::kUserFrequency};
   EXPECT_NO_THROW(ml::config::validate(c));
 }
 
@@ -537,7 +540,7 @@ TEST_F(ConfigLoad, OverridesApplyAfterResolution) {
   const Config c =
       load_config(path, {"task.support=2", "data.files=[\"cli/log.csv\"]", "run.device=cpu"});
   EXPECT_EQ(c.task.support, 2);
-  EXPECT_EQ(c.run.device, "cpu");
+  EXPECT_EQ(c.run.device.name(), "cpu");
   // Paths given on the command line are relative to where the user runs the tool, not rewritten.
   EXPECT_EQ(c.data.files, std::vector<std::string>{"cli/log.csv"});
   // The file's side-table paths are still resolved.

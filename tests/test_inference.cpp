@@ -365,7 +365,7 @@ TEST(AdaptOtherModels, ProtonetScoresThroughPrototypesAndRegressionReportsErrors
   o.checkpoint = reg;
   o.out_dir = dir.file("reg_adapted");
   auto r = ml::inference::adapt(o);
-  EXPECT_EQ(r.label_kind, "regression");
+  EXPECT_EQ(r.label_kind, ml::tasks::LabelKind::kRegression);
   const auto& t = r.tasks.at(0);
   EXPECT_TRUE(std::isfinite(t.before.rmse));
   EXPECT_TRUE(std::isfinite(t.after.rmse));

@@ -92,8 +92,9 @@ Config messy_config(const std::vector<std::string>& files) {
   c.data.features.text = {named("title")};
   c.data.show_bad_rows = 1000;
   c.features.aggregates = {};
-  c.task.label.kind = "regression";  // row-level features need labels read from rows
-  c.task.label.target = "price";
+  c.task.label.kind =
+      ml::config::LabelKind::kRegression;  // row-level features need labels read from rows
+  c.task.label.target = ml::config::LabelTarget::kPrice;
   ml::config::validate(c);
   return c;
 }
@@ -314,7 +315,7 @@ TEST(ParallelParse, FailPolicyReportsTheFirstBadRowWithItsFileLine) {
   c.data.columns.user = named("user_id");
   c.data.columns.item = named("item_id");
   c.data.columns.task = named("category");
-  c.data.bad_rows = "fail";
+  c.data.bad_rows = ml::config::BadRows::kFail;
   for (const int threads : {1, 2, 4}) {
     LoadReport report;
     try {
@@ -405,7 +406,7 @@ TEST_F(LogCacheTest, AConfigThatParsesDifferentlyDoesNotUseIt) {
   EXPECT_FALSE(load_and_compare());
   config_.data.columns.task = named("brand");
   EXPECT_FALSE(load_and_compare());
-  config_.data.bad_rows = "skip";
+  config_.data.bad_rows = ml::config::BadRows::kSkip;
   config_.data.show_bad_rows = 2;
   EXPECT_FALSE(load_and_compare());
   EXPECT_TRUE(load_and_compare());

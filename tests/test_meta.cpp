@@ -11,6 +11,7 @@
 #include "meta/stacked_inner_loop.hpp"
 #include "models/batched_matmul.hpp"
 #include "models/model.hpp"
+#include "test_support.hpp"
 
 #include <iostream>
 
@@ -43,10 +44,10 @@ FunctionalModel tiny_model(torch::Dtype dtype, std::int64_t d = 3) {
 
 ml::config::MetaConfig meta_config(const std::string& algorithm, int steps, double lr) {
   ml::config::MetaConfig c;
-  c.algorithm = algorithm;
+  c.algorithm = ml::testing::choice<ml::config::Algorithm>(algorithm);
   c.inner_steps = steps;
   c.inner_lr = lr;
-  c.inner_params = "all";
+  c.inner_params = ml::config::InnerParams::kAll;
   return c;
 }
 
@@ -172,7 +173,7 @@ TEST_P(EveryAlgorithm, MetaTrainingLowersAdaptedQueryLoss) {
   shape.dense_dim = 6;
   shape.hidden = {16};
   auto config = meta_config(algorithm, 3, 0.3);
-  config.inner_params = "dense";
+  config.inner_params = ml::config::InnerParams::kDense;
   MetaLearner learner(config, LabelKind::kBinary, FunctionalModel(shape));
   torch::optim::Adam optimizer(learner.meta_parameters(), torch::optim::AdamOptions(0.01));
   auto held_out = logistic_tasks(16, 10, 40, 77);
@@ -249,7 +250,7 @@ TEST(Sinusoid, MamlAdaptsWherePretrainingCannot) {
   o.iterations = 1500;
   o.eval_tasks = 50;
   auto maml = ml::meta::run_sinusoid(o);
-  o.algorithm = "pretrain";
+  o.algorithm = ml::config::Algorithm::kPretrain;
   auto pretrain = ml::meta::run_sinusoid(o);
   const double maml10 = maml.query_mse.back(), pretrain10 = pretrain.query_mse.back();
   std::cout << "sinusoid query MSE after 10 steps: maml " << maml10 << ", pretrain " << pretrain10
@@ -265,7 +266,7 @@ namespace {
 TEST(EmbeddingMlp, EmbeddingsAreMetaUpdatedButNotAdaptedByDefault) {
   torch::manual_seed(6);
   ModelShape shape;
-  shape.type = "embedding_mlp";
+  shape.type = ml::config::ModelType::kEmbeddingMlp;
   shape.dense_dim = 3;
   shape.hidden = {8};
   shape.embedding_dim = 4;
@@ -284,7 +285,7 @@ TEST(EmbeddingMlp, EmbeddingsAreMetaUpdatedButNotAdaptedByDefault) {
             (std::vector<std::int64_t>{12, 1}));
 
   auto config = meta_config("maml", 2, 0.3);
-  config.inner_params = "dense";
+  config.inner_params = ml::config::InnerParams::kDense;
   MetaLearner learner(config, LabelKind::kBinary, model);
   auto adapted = learner.adapted_parameters(task.support, 2);
   auto params = model->params();
@@ -355,13 +356,13 @@ std::vector<Tensor> dense_meta_gradient(const MetaLearner& learner) {
 // computed stacked and one task at a time, must agree to float64 rounding.
 void expect_stacked_matches_reference(const std::string& algorithm, const Family& family,
                                       const std::string& inner_params, bool equal_sizes = false) {
-  SCOPED_TRACE(algorithm + " / " + family.shape.type + " / " + inner_params +
+  SCOPED_TRACE(algorithm + " / " + ml::enum_name(family.shape.type) + " / " + inner_params +
                (equal_sizes ? " / equal sizes" : " / padded"));
   torch::manual_seed(11);
   FunctionalModel model(family.shape);
   model->to(torch::kFloat64);
   auto config = meta_config(algorithm, 3, 0.3);
-  config.inner_params = inner_params;
+  config.inner_params = ml::testing::choice<ml::config::InnerParams>(inner_params);
   MetaLearner learner(config, family.kind, model);
   for (auto& lr : learner.inner_learning_rates()) lr.set_data(lr.detach().to(torch::kFloat64));
   std::vector<TaskBatch> tasks;
@@ -406,7 +407,7 @@ Family mlp(LabelKind kind, std::int64_t outputs = 1) {
 
 Family embedding_mlp(LabelKind kind) {
   Family f = mlp(kind);
-  f.shape.type = "embedding_mlp";
+  f.shape.type = ml::config::ModelType::kEmbeddingMlp;
   f.shape.id_cardinalities = {30, 4};
   f.shape.embedding_dim = 3;
   return f;
@@ -528,7 +529,8 @@ std::pair<Tensor, std::vector<Tensor>> second_order_query(const stacked::Family&
     queries.push_back(stacked::random_task_batch(6 - t, family));
   }
   auto support = ml::models::stack_tasks(supports), query = ml::models::stack_tasks(queries);
-  const auto mask = ml::models::adapt_mask(*model, which);
+  const auto mask =
+      ml::models::adapt_mask(*model, ml::testing::choice<ml::config::InnerParams>(which));
   bool adapts_embeddings = false;
   for (std::size_t i = 0; i < mask.size(); ++i)
     adapts_embeddings |= mask[i] && model->groups()[i] == ml::models::ParamGroup::kEmbedding;
@@ -556,7 +558,7 @@ std::pair<Tensor, std::vector<Tensor>> second_order_query(const stacked::Family&
 }
 
 void expect_implicit_matches_explicit(const stacked::Family& family, const std::string& which) {
-  SCOPED_TRACE(family.shape.type + " / " + which);
+  SCOPED_TRACE(ml::enum_name(family.shape.type) + " / " + which);
   auto [explicit_out, explicit_grads] = second_order_query(family, which, false);
   auto [implicit_out, implicit_grads] = second_order_query(family, which, true);
   EXPECT_TRUE(torch::allclose(implicit_out, explicit_out, 1e-9, 1e-12));

@@ -140,7 +140,7 @@ TEST_F(PurchaseLogColumns, UnconfiguredRolesAreAbsent) {
   const std::string path = write("log.csv", "category,item_id,event\nfood,i1,view\n");
   Config c = base({path});
   c.data.columns.user = {};
-  c.task.label.kind = "event_binary";
+  c.task.label.kind = ml::config::LabelKind::kEventBinary;
   c.data.columns.event = named("event");
   LoadReport report;
   const PurchaseLog log = load(c, report);
@@ -159,7 +159,7 @@ TEST_F(PurchaseLogColumns, HeaderlessByPosition) {
                                  "toys;u2;i1;1498870800\n");
   Config c = base({path});
   c.data.format.header = false;
-  c.data.format.delimiter = ";";
+  c.data.format.delimiter = ml::config::Delimiter::kSemicolon;
   c.data.columns.task = at(1);
   c.data.columns.user = at(2);
   c.data.columns.item = at(3);
@@ -270,7 +270,7 @@ TEST_F(PurchaseLogColumns, ExplicitTimeFormatsAreStrict) {
   Config c = base({path});
   c.data.columns.timestamp = named("ts");
   for (const char* format : {"unix", "iso8601"}) {
-    c.data.time_format = format;
+    c.data.time_format = ml::testing::choice<ml::TimeFormat>(format);
     LoadReport report;
     const PurchaseLog log = load(c, report);
     ASSERT_EQ(log.size(), 1u) << format;
@@ -290,7 +290,7 @@ TEST_F(PurchaseLogColumns, RowLevelFeatures) {
   Config c = base({path});
   c.data.columns.user = {};
   c.data.columns.item = {};
-  c.task.label.kind = "event_binary";
+  c.task.label.kind = ml::config::LabelKind::kEventBinary;
   c.data.columns.event = named("event");
   c.data.features.numeric = {named("discount")};
   c.data.features.categorical = {named("channel")};
@@ -427,7 +427,7 @@ TEST_F(PurchaseLogBadRows, LinesAreCountedPerFile) {
 TEST_F(PurchaseLogBadRows, FailStopsAtFirstWithFileLineAndReason) {
   const std::string path = write("log.csv", kWithBadRows);
   Config c = with_price_and_time(base({path}));
-  c.data.bad_rows = "fail";
+  c.data.bad_rows = ml::config::BadRows::kFail;
   std::string m = load_error(c);
   EXPECT_NE(m.find(path + ":6:"), std::string::npos) << m;
   EXPECT_NE(m.find("expected 6 fields, found 4"), std::string::npos) << m;
@@ -439,7 +439,7 @@ TEST_F(PurchaseLogBadRows, FailStopsAtFirstWithFileLineAndReason) {
                                   "u1,i1,food,12,5\n");
   Config p = base({price});
   p.data.columns.price = named("price");
-  p.data.bad_rows = "fail";
+  p.data.bad_rows = ml::config::BadRows::kFail;
   // "12,5" is a decimal comma here: an extra field, reported as such on line 3.
   m = load_error(p);
   EXPECT_NE(m.find(price + ":3:"), std::string::npos) << m;
@@ -486,15 +486,15 @@ TEST_F(PurchaseLogSideTables, JoinOnItemAndUser) {
   Config c = base({log_path});
   ml::config::SideTable item_table;
   item_table.files = {items};
-  item_table.join = "item";
+  item_table.join = ml::config::JoinKey::kItem;
   item_table.key = named("item_id");
   item_table.features.categorical = {named("brand")};
   item_table.features.numeric = {named("weight")};
   item_table.features.text = {named("title")};
   ml::config::SideTable user_table;
   user_table.files = {users};
-  user_table.format.delimiter = ";";
-  user_table.join = "user";
+  user_table.format.delimiter = ml::config::Delimiter::kSemicolon;
+  user_table.join = ml::config::JoinKey::kUser;
   user_table.key = named("uid");
   user_table.features.numeric = {named("age")};
   user_table.features.categorical = {named("segment")};

@@ -22,6 +22,15 @@
 
 namespace ml::testing {
 
+// The enum value a config spells `name`, for tests parameterised by names; throws for an
+// unknown name so that a typo fails the test.
+template <typename E>
+E choice(const std::string& name) {
+  const auto value = ml::enum_from_name<E>(name);
+  if (!value) throw std::invalid_argument("no such choice: " + name);
+  return *value;
+}
+
 // A fresh directory per instance, removed afterwards even when the test fails.
 class TempDir {
  public:

@@ -77,9 +77,9 @@ ml::config::Config base_config(const std::string& file, const std::string& kind)
   c.data.columns.rating = {"rating", 0};
   c.data.columns.price = {"price", 0};
   c.data.columns.quantity = {"quantity", 0};
-  c.data.time_format = "unix";
+  c.data.time_format = ml::TimeFormat::kUnix;
   c.features.aggregates.clear();
-  c.task.label.kind = kind;
+  c.task.label.kind = ml::testing::choice<ml::config::LabelKind>(kind);
   if (kind == "multiclass") c.task.label.class_column = {"cls", 0};
   c.task.support = 2;
   c.task.query = 2;
@@ -138,7 +138,7 @@ TEST(TasksImplicit, SampledNegativesAreNeverInteractedItemsOnSyntheticLog) {
   c.data.columns.timestamp = {"timestamp", 0};
   c.data.columns.event = {"event", 0};
   c.features.aggregates.clear();
-  c.task.label.kind = "implicit";
+  c.task.label.kind = ml::config::LabelKind::kImplicit;
   c.task.label.positive_events = {"purchase"};
   c.task.label.negatives_per_positive = 1.0;
   Built b = build(c);
@@ -364,14 +364,14 @@ TEST(TasksRegression, TargetsAreRatingOrSpend) {
   };
   write_file(dir.file("log.csv"), to_csv(rows));
   auto c = base_config(dir.file("log.csv"), "regression");
-  c.task.label.target = "rating";
+  c.task.label.target = ml::config::LabelTarget::kRating;
   Built rating = build(c);
   ASSERT_EQ(rating.set.kind, LabelKind::kRegression);
   ASSERT_EQ(rating.set.tasks[0].examples.size(), 2u);
   EXPECT_FLOAT_EQ(rating.set.tasks[0].examples[0].label, 5.0f);
   EXPECT_FLOAT_EQ(rating.set.tasks[0].examples[1].label, 3.5f);
 
-  c.task.label.target = "spend";
+  c.task.label.target = ml::config::LabelTarget::kSpend;
   Built spend = build(c);
   const auto& ex = spend.set.tasks[0].examples;
   ASSERT_EQ(ex.size(), 2u);  // the row without a price has no spend
@@ -436,7 +436,7 @@ TEST(TasksQualification, SmallUnbalancedAndOutOfRangeTasksAreDroppedWithReasons)
   auto c = base_config(dir.file("log.csv"), "threshold");
   c.task.support = 4;  // balanced: 2 positives + 2 negatives, so > 2 of each are needed
   c.task.query = 2;
-  c.task.stratify = "balanced";
+  c.task.stratify = ml::config::Stratify::kBalanced;
   Built b = build(c);
   auto reason = [&](const std::string& n) { return b.set.find(n)->drop_reason; };
   EXPECT_EQ(reason("ok"), "");
@@ -458,7 +458,7 @@ TEST(TasksQualification, SmallUnbalancedAndOutOfRangeTasksAreDroppedWithReasons)
       << limited.set.find("big")->drop_reason;
   EXPECT_EQ(limited.set.find("few_pos")->drop_reason.find("positives") != std::string::npos, true);
   // few_pos/few_neg have 8 examples: within both limits, still unbalanced.
-  c.task.stratify = "none";
+  c.task.stratify = ml::config::Stratify::kNone;
   Built none = build(c);
   EXPECT_EQ(none.set.find("few_pos")->drop_reason, "");
   EXPECT_EQ(none.set.find("few_neg")->drop_reason, "");
@@ -625,13 +625,13 @@ int count_positives(const std::vector<std::size_t>& idx, const Task& t) {
 
 TEST(EpisodeSampler, SameSeedTaskAndIndexGiveTheSameEpisodeInAnyOrder) {
   Task a = binary_task("alpha", 20, 20), b = binary_task("beta", 20, 20);
-  EpisodeSampler s(LabelKind::kBinary, {4, 6, "balanced", 5}, 42);
+  EpisodeSampler s(LabelKind::kBinary, {4, 6, ml::config::Stratify::kBalanced, 5}, 42);
   auto first = s.sample(a, 3);
   for (std::uint64_t i = 0; i < 5; ++i) s.sample(b, i);  // other draws in between
   auto again = s.sample(a, 3);
   EXPECT_EQ(first.support, again.support);
   EXPECT_EQ(first.query, again.query);
-  EpisodeSampler fresh(LabelKind::kBinary, {4, 6, "balanced", 5}, 42);
+  EpisodeSampler fresh(LabelKind::kBinary, {4, 6, ml::config::Stratify::kBalanced, 5}, 42);
   EXPECT_EQ(fresh.sample(a, 3).support, first.support);
   EXPECT_EQ(fresh.sample(a, 3).query, first.query);
 
@@ -639,7 +639,7 @@ TEST(EpisodeSampler, SameSeedTaskAndIndexGiveTheSameEpisodeInAnyOrder) {
   int differing = 0;
   for (std::uint64_t i = 0; i < 10; ++i) differing += s.sample(a, i).support != first.support;
   EXPECT_GE(differing, 5);
-  EpisodeSampler other_seed(LabelKind::kBinary, {4, 6, "balanced", 5}, 43);
+  EpisodeSampler other_seed(LabelKind::kBinary, {4, 6, ml::config::Stratify::kBalanced, 5}, 43);
   auto o = other_seed.sample(a, 3);
   auto renamed = a;
   renamed.name = "alpha2";
@@ -650,7 +650,7 @@ TEST(EpisodeSampler, SameSeedTaskAndIndexGiveTheSameEpisodeInAnyOrder) {
 
 TEST(EpisodeSampler, BalancedBinaryEpisodesAreDisjointAndHoldBothClasses) {
   Task t = binary_task("t", 12, 30);
-  EpisodeSampler s(LabelKind::kBinary, {4, 10, "balanced", 5}, 7);
+  EpisodeSampler s(LabelKind::kBinary, {4, 10, ml::config::Stratify::kBalanced, 5}, 7);
   for (std::uint64_t i = 0; i < 50; ++i) {
     auto e = s.sample(t, i);
     ASSERT_NO_FATAL_FAILURE(expect_valid_binary(e, t, 4, 10));
@@ -668,12 +668,12 @@ TEST(EpisodeSampler, BalancedBinaryEpisodesAreDisjointAndHoldBothClasses) {
     EXPECT_EQ(count_positives(e.query, rare), 1);
   }
   EXPECT_EQ(s.binary_support_split(3, 40), std::make_pair(2, 2));
-  EpisodeSampler odd(LabelKind::kBinary, {5, 4, "balanced", 5}, 7);
+  EpisodeSampler odd(LabelKind::kBinary, {5, 4, ml::config::Stratify::kBalanced, 5}, 7);
   EXPECT_EQ(odd.binary_support_split(10, 10), std::make_pair(2, 3));
 }
 
 TEST(EpisodeSampler, ProportionalAndUnstratifiedSupports) {
-  EpisodeSampler prop(LabelKind::kBinary, {4, 6, "proportional", 5}, 1);
+  EpisodeSampler prop(LabelKind::kBinary, {4, 6, ml::config::Stratify::kProportional, 5}, 1);
   EXPECT_EQ(prop.binary_support_split(30, 10), std::make_pair(3, 1));
   EXPECT_EQ(prop.binary_support_split(1, 99), std::make_pair(1, 3));  // at least one of each
   Task t = binary_task("p", 30, 10);
@@ -682,7 +682,7 @@ TEST(EpisodeSampler, ProportionalAndUnstratifiedSupports) {
     ASSERT_NO_FATAL_FAILURE(expect_valid_binary(e, t, 4, 6));
     EXPECT_EQ(count_positives(e.support, t), 3);
   }
-  EpisodeSampler none(LabelKind::kBinary, {4, 6, "none", 5}, 1);
+  EpisodeSampler none(LabelKind::kBinary, {4, 6, ml::config::Stratify::kNone, 5}, 1);
   Task u = binary_task("n", 5, 30);
   for (std::uint64_t i = 0; i < 20; ++i) {
     auto e = none.sample(u, i);
@@ -711,7 +711,7 @@ TEST(EpisodeSampler, MulticlassEpisodesAreNWayKShot) {
   odd.label = 11.0f;  // a class with one example: not eligible
   t.examples.push_back(odd);
   t.eligible_classes = classes;
-  EpisodeSampler s(LabelKind::kMulticlass, {2, 3, "balanced", 3}, 9);
+  EpisodeSampler s(LabelKind::kMulticlass, {2, 3, ml::config::Stratify::kBalanced, 3}, 9);
   EXPECT_EQ(s.check(t), "");
   std::set<std::int32_t> seen_classes;
   for (std::uint64_t i = 0; i < 20; ++i) {
@@ -741,7 +741,7 @@ TEST(EpisodeSampler, MulticlassEpisodesAreNWayKShot) {
 }
 
 TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
-  EpisodeSampler s(LabelKind::kBinary, {4, 6, "balanced", 5}, 1);
+  EpisodeSampler s(LabelKind::kBinary, {4, 6, ml::config::Stratify::kBalanced, 5}, 1);
   EXPECT_EQ(s.check(binary_task("ok", 3, 7)), "");
   EXPECT_EQ(s.check(binary_task("small", 4, 5)), "9 examples, need support + query = 10");
   EXPECT_EQ(s.check(binary_task("pos", 2, 20)),
@@ -750,7 +750,7 @@ TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
             "2 negatives, need more than the 2 a support set takes");
   EXPECT_THROW(s.sample(binary_task("pos", 2, 20), 0), ml::DataError);
 
-  EpisodeSampler none(LabelKind::kBinary, {4, 6, "none", 5}, 1);
+  EpisodeSampler none(LabelKind::kBinary, {4, 6, ml::config::Stratify::kNone, 5}, 1);
   EXPECT_EQ(none.check(binary_task("one", 20, 0)), "only one label class");
   EXPECT_EQ(none.check(binary_task("two", 1, 19)), "");
 
@@ -758,12 +758,12 @@ TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
   m.name = "m";
   m.examples.resize(30);
   m.eligible_classes = {1, 2};
-  EpisodeSampler mc(LabelKind::kMulticlass, {2, 3, "balanced", 3}, 1);
+  EpisodeSampler mc(LabelKind::kMulticlass, {2, 3, ml::config::Stratify::kBalanced, 3}, 1);
   EXPECT_EQ(mc.check(m), "2 classes with >= 5 examples, need task.label.ways = 3");
   EXPECT_THROW(mc.sample(m, 0), ml::DataError);
 
   Task r = binary_task("r", 10, 0);
-  EpisodeSampler reg(LabelKind::kRegression, {4, 6, "balanced", 5}, 1);
+  EpisodeSampler reg(LabelKind::kRegression, {4, 6, ml::config::Stratify::kBalanced, 5}, 1);
   EXPECT_EQ(reg.check(r), "");
   auto e = reg.sample(r, 0);
   EXPECT_EQ(e.support.size(), 4u);

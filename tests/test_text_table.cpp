@@ -39,8 +39,8 @@ TEST(AlignColumns, AlignsUtf8NamesByDisplayWidth) {
 TEST(AlignColumns, AdaptTableLinesUpAUtf8TaskName) {
   ml::inference::AdaptSummary s;
   s.source_checkpoint = "runs/x/checkpoints/best.mlckpt";
-  s.algorithm = "maml";
-  s.label_kind = "binary";
+  s.algorithm = ml::config::Algorithm::kMaml;
+  s.label_kind = ml::tasks::LabelKind::kBinary;
   s.out_dir = "runs/x/adapted";
   for (const std::string name : {"冷凍ピザ", "Pizza"}) {
     ml::inference::TaskAdaptation t;

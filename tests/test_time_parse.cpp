@@ -177,9 +177,11 @@ TEST(TimeParseFormat, RoundTrip) {
 }
 
 TEST(TimeParseFormat, NameMapping) {
-  EXPECT_EQ(ml::time_format_from_string("unix"), TimeFormat::kUnix);
-  EXPECT_EQ(ml::time_format_from_string("iso8601"), TimeFormat::kIso8601);
-  EXPECT_EQ(ml::time_format_from_string("auto"), TimeFormat::kAuto);
+  EXPECT_EQ(ml::enum_from_name<TimeFormat>("unix"), TimeFormat::kUnix);
+  EXPECT_EQ(ml::enum_from_name<TimeFormat>("iso8601"), TimeFormat::kIso8601);
+  EXPECT_EQ(ml::enum_from_name<TimeFormat>("auto"), TimeFormat::kAuto);
+  EXPECT_EQ(ml::enum_from_name<TimeFormat>("iso"), std::nullopt);
+  EXPECT_EQ(ml::enum_name(TimeFormat::kIso8601), "iso8601");
 }
 
 }  // namespace

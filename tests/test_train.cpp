@@ -64,7 +64,7 @@ TEST(TrainRun, WritesTheRunDirectory) {
   EXPECT_EQ(meta.progress["iteration"], 30);
   const auto progress = meta.progress.get<ml::run::TrainingProgress>();
   EXPECT_EQ(progress.iteration, 30);
-  EXPECT_EQ(progress.algorithm, config.meta.algorithm);
+  EXPECT_EQ(progress.algorithm, ml::enum_name(config.meta.algorithm));
   EXPECT_EQ(progress.best_iteration, summary.best_iteration);
   EXPECT_EQ(meta.kind, "meta");
   EXPECT_FALSE(meta.features.is_null());
@@ -159,7 +159,7 @@ namespace {
 TEST(TrainRun, EmbeddingMlpTrainsAndLoadsBack) {
   TempDir dir;
   auto config = synthetic_shop(dir);
-  config.model.type = "embedding_mlp";
+  config.model.type = ml::config::ModelType::kEmbeddingMlp;
   config.model.embedding_dim = 4;
   config.features.hash_buckets = 1024;
   config.meta.iterations = 6;
@@ -167,7 +167,7 @@ TEST(TrainRun, EmbeddingMlpTrainsAndLoadsBack) {
   EXPECT_TRUE(std::isfinite(summary.last_loss));
   auto run = ml::run::load_run(config.run.dir, {}, "cpu");
   const auto& shape = run.learner->model()->shape();
-  EXPECT_EQ(shape.type, "embedding_mlp");
+  EXPECT_EQ(shape.type, ml::config::ModelType::kEmbeddingMlp);
   EXPECT_EQ(shape.id_cardinalities.size(), run.data->features.id_fields());
 }
 
@@ -213,7 +213,7 @@ void expect_first_step_equals_dense(const std::string& algorithm) {
   Problem plain{lazy.table.detach().clone().requires_grad_(true),
                 lazy.dense.detach().clone().requires_grad_(true)};
   ml::config::MetaConfig meta;
-  meta.outer_optimizer = algorithm;
+  meta.outer_optimizer = ml::testing::choice<ml::config::OuterOptimizer>(algorithm);
   meta.outer_lr = 0.05;
   ml::train::OuterOptimizer optimizer(meta, {lazy.table, lazy.dense}, {true, false});
   std::unique_ptr<torch::optim::Optimizer> reference;
@@ -289,7 +289,7 @@ TEST(OuterOptimizer, ClippingUsesOneNormOverDenseAndRowSparseGradients) {
 TEST(TrainRun, EmbeddingMlpResumeEqualsUninterrupted) {
   TempDir dir;
   auto config = synthetic_shop(dir);
-  config.model.type = "embedding_mlp";
+  config.model.type = ml::config::ModelType::kEmbeddingMlp;
   config.model.embedding_dim = 4;
   config.features.hash_buckets = 1024;
   config.meta.iterations = 20;

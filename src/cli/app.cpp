@@ -37,6 +37,7 @@ int run_cli(int argc, char** argv) {
   add_inspect_command(app);
   add_synth_command(app);
   add_completion_command(app);
+  add_config_docs_command(app);
 
   // Errors name the subcommand that ran ("metalearn inspect: error: ..."), found after parsing.
   auto command_name = [&app] {

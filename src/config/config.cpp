@@ -1,5 +1,9 @@
-// Config parsing, validation and serialisation: see config.hpp for every parameter.
+// The config field tables (every key, check and docstring, once) and what they drive: reading,
+// to_json, validation; the cross-field checks; --set overrides and loading files. See
+// config.hpp and field_table.hpp.
 #include "config/config.hpp"
+
+#include "config/field_table.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -15,386 +19,451 @@ namespace ml::config {
 
 namespace fs = std::filesystem;
 
-char CsvFormat::delimiter_char() const {
-  if (delimiter == "auto") return 0;
-  if (delimiter == "tab" || delimiter == "\\t") return '\t';
-  if (delimiter == "space") return ' ';
-  return delimiter[0];
-}
-
 namespace {
 
-// ---- from JSON, one function per type, each beside its checks --------------------------------
+// ---- the field tables, one per section: keys, checks and docs, each written once ------------
 
-void read_format(JsonObject o, CsvFormat& f) {
-  o.read("delimiter", f.delimiter);
-  o.read("header", f.header);
-  o.finish();
-  require(f.delimiter == "auto" || f.delimiter == "tab" || f.delimiter == "space" ||
-              f.delimiter == "\\t" ||
-              (f.delimiter.size() == 1 &&
-               std::string(",\t; |").find(f.delimiter[0]) != std::string::npos),
-          o.path_of("delimiter"), Json(f.delimiter),
-          "must be \"auto\", \",\", \"\\t\" (or \"tab\"), \";\", \" \" (or \"space\") or \"|\"");
+template <typename T>
+Check<T> positive_number() {
+  return check_that<T>(
+      "> 0", [](const T& v) { return v > 0 && std::isfinite(v); }, "must be a positive number");
 }
 
-void read_features(JsonObject o, FeatureColumns& f) {
-  o.read("numeric", f.numeric);
-  o.read("categorical", f.categorical);
-  o.read("text", f.text);
-  o.finish();
+Check<double> unit_interval() {
+  return check_that<double>(
+      "in [0, 1)", [](const double& v) { return v >= 0 && v < 1; }, "must be in [0, 1)");
 }
 
-void read_columns(JsonObject o, ColumnMap& c) {
-  o.read("user", c.user);
-  o.read("item", c.item);
-  o.read("task", c.task);
-  o.read("timestamp", c.timestamp);
-  o.read("event", c.event);
-  o.read("rating", c.rating);
-  o.read("price", c.price);
-  o.read("quantity", c.quantity);
-  o.finish();
-  require(!c.task.empty(), o.path_of("task"), Json(nullptr),
-          "a task column is required (the column that groups rows into tasks, e.g. a category)");
+// `constraint` is what the docs show: "required", "at least one", "not empty".
+template <typename T>
+Check<T> not_empty(const std::string& constraint, const std::string& message) {
+  return check_that<T>(
+      constraint, [](const T& v) { return !v.empty(); }, message);
 }
 
-void read_side_table(JsonObject o, SideTable& t) {
-  o.read("files", t.files);
-  read_format(o.object("format"), t.format);
-  o.read("join", t.join);
-  o.read("key", t.key);
-  read_features(o.object("features"), t.features);
-  o.finish();
-  require(!t.files.empty(), o.path_of("files"), Json(t.files), "must name at least one file");
-  require_one_of(o.path_of("join"), t.join, {"item", "user"});
-  require(!t.key.empty(), o.path_of("key"), Json(nullptr),
-          "the id column of this table is required");
-  require(!t.features.empty(), o.path_of("features"), Json::object(),
-          "a side table needs at least one numeric, categorical or text feature column");
+const Table<CsvFormat>& csv_format_table() {
+  static const Table<CsvFormat> table(
+      "CsvFormat", "How the CSV files of one table are written.",
+      {field("delimiter", &CsvFormat::delimiter,
+             "\"auto\" detects it from the first line; \"\\t\" may also be written \"tab\", "
+             "\" \" also \"space\"."),
+       field("header", &CsvFormat::header,
+             "Whether the first line names the columns; false: columns are referred to by "
+             "1-based position.")});
+  return table;
 }
 
-void read_data(JsonObject o, DataConfig& d) {
-  o.read("files", d.files);
-  read_format(o.object("format"), d.format);
-  read_columns(o.object("columns"), d.columns);
-  read_features(o.object("features"), d.features);
-  auto tables = o.objects("side_tables");
-  d.side_tables.clear();
-  for (auto& t : tables) read_side_table(t, d.side_tables.emplace_back());
-  o.read("bad_rows", d.bad_rows);
-  o.read("show_bad_rows", d.show_bad_rows);
-  o.read("time_format", d.time_format);
-  o.read("cache", d.cache);
-  o.finish();
-  require(!d.files.empty(), o.path_of("files"), Json(d.files),
-          "must name at least one CSV file of the purchase log");
-  require_one_of(o.path_of("bad_rows"), d.bad_rows, {"skip", "fail"});
-  require(d.show_bad_rows >= 0, o.path_of("show_bad_rows"), Json(d.show_bad_rows), "must be >= 0");
-  require_one_of(o.path_of("time_format"), d.time_format, {"auto", "unix", "iso8601"});
-  require(!d.cache.empty(), o.path_of("cache"), Json(d.cache),
-          "must be \"auto\", \"off\" or a folder");
+const Table<FeatureColumns>& feature_columns_table() {
+  static const Table<FeatureColumns> table(
+      "FeatureColumns", "Feature columns of a table, each by name or 1-based position.",
+      {field("numeric", &FeatureColumns::numeric,
+             "Numeric columns, standardised with training statistics."),
+       field("categorical", &FeatureColumns::categorical,
+             "Categorical columns: a vocabulary or hashing (features.categorical), with an "
+             "out-of-vocabulary bucket."),
+       field("text", &FeatureColumns::text,
+             "Text columns: lower-cased words hashed into features.text_buckets.")});
+  return table;
 }
 
-const std::vector<std::string> kAggregates = {
-    "user_frequency",  "user_spend",      "user_recency", "user_mean_price",
-    "item_popularity", "item_mean_price", "item_buyers"};
-
-void read_feature_config(JsonObject o, FeatureConfig& f) {
-  o.read("standardize", f.standardize);
-  o.read("categorical", f.categorical);
-  o.read("hash_buckets", f.hash_buckets);
-  o.read("min_count", f.min_count);
-  o.read("onehot_max", f.onehot_max);
-  o.read("text_buckets", f.text_buckets);
-  o.read("aggregates", f.aggregates);
-  o.read("affinities", f.affinities);
-  o.read("aggregate_rows", f.aggregate_rows);
-  o.finish();
-  require_one_of(o.path_of("categorical"), f.categorical, {"vocab", "hash"});
-  require(f.hash_buckets >= 2, o.path_of("hash_buckets"), Json(f.hash_buckets), "must be >= 2");
-  require(f.min_count >= 1, o.path_of("min_count"), Json(f.min_count), "must be >= 1");
-  require(f.onehot_max >= 0, o.path_of("onehot_max"), Json(f.onehot_max), "must be >= 0");
-  require(f.text_buckets >= 1, o.path_of("text_buckets"), Json(f.text_buckets), "must be >= 1");
-  for (std::size_t i = 0; i < f.aggregates.size(); ++i)
-    require_one_of(o.path_of("aggregates") + "[" + std::to_string(i) + "]", f.aggregates[i],
-                   kAggregates);
-  require_one_of(o.path_of("aggregate_rows"), f.aggregate_rows, {"training", "before_cutoff"});
-  for (std::size_t i = 0; i < f.affinities.size(); ++i)
-    require(std::count(f.affinities.begin(), f.affinities.end(), f.affinities[i]) == 1,
-            o.path_of("affinities") + "[" + std::to_string(i) + "]", Json(f.affinities[i]),
-            "is listed twice");
+const Table<ColumnMap>& column_map_table() {
+  static const Table<ColumnMap> table(
+      "ColumnMap",
+      "Which log columns play which role, each by name or 1-based position. `task` is required; "
+      "the rest depend on the label kind.",
+      {field("user", &ColumnMap::user,
+             "The user id; required for implicit labels (negatives are sampled per user)."),
+       field("item", &ColumnMap::item, "The item id; required for implicit labels."),
+       field("task", &ColumnMap::task,
+             "The grouping key that makes tasks: category, brand, shop, user, ...",
+             not_empty<ColumnRef>("required",
+                                  "a task column is required (the column that groups rows into "
+                                  "tasks, e.g. a category)")),
+       field("timestamp", &ColumnMap::timestamp,
+             "Unix seconds or ISO-8601 date/time; needed for split.time_cutoff and recency."),
+       field("event", &ColumnMap::event,
+             "The event type (view/cart/purchase); required for event_binary labels."),
+       field("rating", &ColumnMap::rating, "A numeric rating; the regression target \"rating\"."),
+       field("price", &ColumnMap::price, "The unit price; spend = price * quantity."),
+       field("quantity", &ColumnMap::quantity, "Units bought; 1 when absent.")});
+  return table;
 }
 
-void read_label(JsonObject o, LabelConfig& l) {
-  o.read("kind", l.kind);
-  o.read("positive_events", l.positive_events);
-  o.read("negative_events", l.negative_events);
-  o.read("negatives_per_positive", l.negatives_per_positive);
-  o.read("negative_sampling", l.negative_sampling);
-  o.read("negatives_exclude", l.negatives_exclude);
-  o.read("target", l.target);
-  o.read("threshold", l.threshold);
-  o.read("class_column", l.class_column);
-  o.read("ways", l.ways);
-  o.finish();
-  require_one_of(o.path_of("kind"), l.kind,
-                 {"implicit", "event_binary", "threshold", "regression", "multiclass"});
-  require(std::isfinite(l.threshold), o.path_of("threshold"), Json(l.threshold),
-          "must be a finite number");
-  require(l.negatives_per_positive > 0 && l.negatives_per_positive <= 100,
-          o.path_of("negatives_per_positive"), Json(l.negatives_per_positive),
-          "must be in (0, 100]");
-  require_one_of(o.path_of("negative_sampling"), l.negative_sampling, {"uniform", "popularity"});
-  require_one_of(o.path_of("negatives_exclude"), l.negatives_exclude, {"all_time", "after_cutoff"});
-  require_one_of(o.path_of("target"), l.target, {"rating", "price", "quantity", "spend"});
-  require(l.ways >= 2, o.path_of("ways"), Json(l.ways), "must be >= 2");
-  if (l.kind == "event_binary") {
-    require(!l.positive_events.empty(), o.path_of("positive_events"), Json(l.positive_events),
-            "event_binary labels need at least one positive event value");
-    require(!l.negative_events.empty(), o.path_of("negative_events"), Json(l.negative_events),
-            "event_binary labels need at least one negative event value");
-  }
-  if (l.kind == "multiclass")
-    require(!l.class_column.empty(), o.path_of("class_column"), Json(nullptr),
-            "multiclass labels need the column that holds each row's class");
+const Table<SideTable>& side_table_table() {
+  static const Table<SideTable> table(
+      "SideTable", "An attribute table joined onto the log by item id or user id.",
+      {field("files", &SideTable::files,
+             "One or more CSV files, read as one table. Relative paths resolve against the "
+             "config file's folder.",
+             not_empty<std::vector<std::string>>("at least one", "must name at least one file")),
+       section("format", &SideTable::format, csv_format_table(), "How its files are written."),
+       field("join", &SideTable::join, "Which log id the key column matches."),
+       field("key", &SideTable::key, "The id column of this table.",
+             not_empty<ColumnRef>("required", "the id column of this table is required")),
+       section("features", &SideTable::features, feature_columns_table(),
+               "Columns of this table used as features; at least one.")},
+      [](const SideTable& t, const JsonObject& o) {
+        require(!t.features.empty(), o.path_of("features"), Json::object(),
+                "a side table needs at least one numeric, categorical or text feature column");
+      });
+  return table;
 }
 
-void read_task(JsonObject o, TaskConfig& t) {
-  read_label(o.object("label"), t.label);
-  o.read("support", t.support);
-  o.read("query", t.query);
-  o.read("min_examples", t.min_examples);
-  o.read("max_examples", t.max_examples);
-  o.read("stratify", t.stratify);
-  o.finish();
-  require(t.support >= 1, o.path_of("support"), Json(t.support), "must be >= 1");
-  require(t.query >= 1, o.path_of("query"), Json(t.query), "must be >= 1");
-  require(t.min_examples >= 0, o.path_of("min_examples"), Json(t.min_examples),
-          "must be >= 0 (0 means support + query)");
-  require(t.max_examples >= 0, o.path_of("max_examples"), Json(t.max_examples),
-          "must be >= 0 (0 means no limit)");
-  require(t.max_examples == 0 || t.max_examples >= std::max(t.min_examples, t.support + t.query),
-          o.path_of("max_examples"), Json(t.max_examples),
-          "must be 0 or at least task.min_examples and task.support + task.query");
-  require_one_of(o.path_of("stratify"), t.stratify, {"balanced", "proportional", "none"});
+const Table<DataConfig>& data_table() {
+  static const Table<DataConfig> table(
+      "DataConfig", "The purchase log and the tables joined onto it.",
+      {field("files", &DataConfig::files,
+             "The purchase log's CSV files; parts are concatenated. Relative paths resolve "
+             "against the config file's folder.",
+             not_empty<std::vector<std::string>>(
+                 "at least one", "must name at least one CSV file of the purchase log")),
+       section("format", &DataConfig::format, csv_format_table(), "How the log is written."),
+       section("columns", &DataConfig::columns, column_map_table(),
+               "Which log columns play which role."),
+       section("features", &DataConfig::features, feature_columns_table(),
+               "Row-level feature columns of the log (not with implicit labels: sampled "
+               "negatives have no row)."),
+       section_list("side_tables", &DataConfig::side_tables, side_table_table(),
+                    "Attribute tables joined onto the log by item or user id."),
+       field("bad_rows", &DataConfig::bad_rows,
+             "\"skip\": count and report malformed rows; \"fail\": stop at the first one with "
+             "its file and line."),
+       field("show_bad_rows", &DataConfig::show_bad_rows,
+             "How many skipped rows are listed in reports.", at_least(0)),
+       field("time_format", &DataConfig::time_format,
+             "How the timestamp column is written; \"auto\" accepts unix seconds and ISO-8601."),
+       field("cache", &DataConfig::cache,
+             "Where the parsed log is cached so that the next command on unchanged files skips "
+             "the CSV parse: \"auto\" (a .metalearn-cache/ folder beside the first data file, or "
+             "inside run.dir when that folder cannot be written), \"off\", or a folder (relative "
+             "paths resolve against the config file's folder, like data.files).",
+             not_empty<std::string>("not empty", "must be \"auto\", \"off\" or a folder"))});
+  return table;
 }
 
-void read_split(JsonObject o, SplitConfig& s) {
-  o.read("new_tasks", s.new_tasks);
-  o.read("new_fraction", s.new_fraction);
-  o.read("validation_fraction", s.validation_fraction);
-  o.read("time_cutoff", s.time_cutoff);
-  o.finish();
-  require(s.new_fraction >= 0 && s.new_fraction < 1, o.path_of("new_fraction"),
-          Json(s.new_fraction), "must be in [0, 1)");
-  require(s.validation_fraction >= 0 && s.validation_fraction < 1, o.path_of("validation_fraction"),
-          Json(s.validation_fraction), "must be in [0, 1)");
-  require(s.new_fraction + s.validation_fraction < 1, o.path_of("validation_fraction"),
-          Json(s.validation_fraction),
-          "new_fraction + validation_fraction must leave some tasks for training (< 1)");
-  if (!s.time_cutoff.empty())
-    require(parse_timestamp(s.time_cutoff, TimeFormat::kAuto).has_value(), o.path_of("time_cutoff"),
-            Json(s.time_cutoff),
-            "expected an ISO-8601 date/time (2017-07-01 or 2017-07-01T00:00:00) or unix seconds");
+const Table<FeatureConfig>& feature_config_table() {
+  static const Table<FeatureConfig> table(
+      "FeatureConfig", "How examples become model inputs.",
+      {field("standardize", &FeatureConfig::standardize,
+             "Numeric features to zero mean and unit variance (training statistics)."),
+       field("categorical", &FeatureConfig::categorical,
+             "\"vocab\": values seen in training get an index, the rest share one "
+             "out-of-vocabulary bucket; \"hash\": hashed into hash_buckets (unseen values still "
+             "land somewhere)."),
+       field("hash_buckets", &FeatureConfig::hash_buckets,
+             "Buckets for hashed ids and hashed categoricals.", at_least<std::int64_t>(2)),
+       field("min_count", &FeatureConfig::min_count,
+             "Vocabulary values rarer than this in training go to the out-of-vocabulary bucket.",
+             at_least(1)),
+       field("onehot_max", &FeatureConfig::onehot_max,
+             "Vocabulary categoricals with at most this many values are also one-hot encoded "
+             "into the dense vector (for the plain mlp model).",
+             at_least(0)),
+       field("text_buckets", &FeatureConfig::text_buckets,
+             "Hashed bag-of-words width per text column.", at_least(1)),
+       field("aggregates", &FeatureConfig::aggregates,
+             "Per-entity aggregates computed from training rows only. When the key is absent, "
+             "the defaults that the log's columns support are used (no user_recency without a "
+             "timestamp); user_* need data.columns.user, item_* data.columns.item, user_recency "
+             "data.columns.timestamp."),
+       field("aggregate_rows", &FeatureConfig::aggregate_rows,
+             "Which rows the aggregates come from. \"training\": rows of training tasks (before "
+             "split.time_cutoff when there is one), so a held-out task's items have no "
+             "popularity at all; \"before_cutoff\": every task's rows before split.time_cutoff "
+             "(required), i.e. what a shop knows on the cutoff day, also about a held-out "
+             "category's items and buyers. Labels come only from rows at or after the cutoff "
+             "either way; vocabularies and moments stay training-only."),
+       field("affinities", &FeatureConfig::affinities,
+             "User x item affinities from the user's purchases before split.time_cutoff (every "
+             "task's rows: what the shop knows about the user on the cutoff day; labels come "
+             "only from rows at or after it). Each entry is \"item\" (has the user bought this "
+             "very item), the name of a categorical column of an item side table (has the user "
+             "bought this item's brand, product type, ...), each giving \"affinity:NAME:count\" "
+             "(log1p of those purchases) and \"affinity:NAME:share\" (their share of the user's "
+             "purchases); or \"relative_price\" (log of the item's mean price over the user's "
+             "mean price). Needs data.columns.user, data.columns.item and split.time_cutoff "
+             "(\"relative_price\" also data.columns.price); with implicit labels also "
+             "task.label.negatives_exclude = \"after_cutoff\", since otherwise every past "
+             "purchase is excluded from the negatives and a repeat purchase would give the "
+             "label away.",
+             {"known names, no duplicates",
+              [](const std::vector<std::string>& list, const std::string& path) {
+                for (std::size_t i = 0; i < list.size(); ++i)
+                  require(std::count(list.begin(), list.end(), list[i]) == 1,
+                          path + "[" + std::to_string(i) + "]", Json(list[i]), "is listed twice");
+              }})});
+  return table;
 }
 
-void read_model(JsonObject o, ModelConfig& m) {
-  o.read("type", m.type);
-  o.read("hidden", m.hidden);
-  o.read("embedding_dim", m.embedding_dim);
-  o.finish();
-  require_one_of(o.path_of("type"), m.type, {"mlp", "embedding_mlp"});
-  require(!m.hidden.empty(), o.path_of("hidden"), Json(m.hidden), "needs at least one layer width");
-  for (std::size_t i = 0; i < m.hidden.size(); ++i)
-    require(m.hidden[i] >= 1, o.path_of("hidden") + "[" + std::to_string(i) + "]",
-            Json(m.hidden[i]), "must be >= 1");
-  require(m.embedding_dim >= 1, o.path_of("embedding_dim"), Json(m.embedding_dim), "must be >= 1");
+const Table<LabelConfig>& label_table() {
+  static const Table<LabelConfig> table(
+      "LabelConfig", "What an example's label is.",
+      {field("kind", &LabelConfig::kind,
+             "\"implicit\": every (user, item) interaction in a task is a positive (optionally "
+             "only the positive_events), negatives are items of the same task the user never "
+             "interacted with; \"event_binary\": positive_events -> 1, negative_events -> 0, "
+             "other events dropped; \"threshold\": target >= threshold -> 1, else 0 (e.g. "
+             "ratings of 4 and above are positives); \"regression\": the target value; "
+             "\"multiclass\": class_column values, N-way K-shot episodes."),
+       field("positive_events", &LabelConfig::positive_events,
+             "Event values counted positive (implicit, event_binary)."),
+       field("negative_events", &LabelConfig::negative_events,
+             "Event values counted negative (event_binary only)."),
+       field("negatives_per_positive", &LabelConfig::negatives_per_positive,
+             "Sampled negatives per positive (implicit only).",
+             check_that<double>(
+                 "in (0, 100]", [](const double& v) { return v > 0 && v <= 100; },
+                 "must be in (0, 100]")),
+       field("negative_sampling", &LabelConfig::negative_sampling,
+             "implicit only: how negatives are drawn from the task's items. \"uniform\", or "
+             "\"popularity\" (in proportion to the item's number of rows in the task, so "
+             "negatives are as popular as positives and a task is about the user, not the item's "
+             "popularity)."),
+       field("negatives_exclude", &LabelConfig::negatives_exclude,
+             "implicit only: which interactions keep an item from being a user's negative. "
+             "\"all_time\" (any interaction in the task) or \"after_cutoff\" (only those at or "
+             "after split.time_cutoff, i.e. the label window; needs split.time_cutoff). "
+             "\"after_cutoff\" asks \"what will the user buy next\": an item bought before the "
+             "cutoff and not again is a negative."),
+       field("target", &LabelConfig::target,
+             "The value regression and threshold labels read; \"spend\" is price * quantity."),
+       field("threshold", &LabelConfig::threshold, "threshold only: targets >= this are positives.",
+             check_that<double>(
+                 "finite", [](const double& v) { return std::isfinite(v); },
+                 "must be a finite number")),
+       field("class_column", &LabelConfig::class_column,
+             "multiclass only (and required there): the class of each row, e.g. product type."),
+       field("ways", &LabelConfig::ways, "multiclass only: classes per episode (N).", at_least(2))},
+      [](const LabelConfig& l, const JsonObject& o) {
+        if (l.kind == LabelKind::kEventBinary) {
+          require(!l.positive_events.empty(), o.path_of("positive_events"), Json(l.positive_events),
+                  "event_binary labels need at least one positive event value");
+          require(!l.negative_events.empty(), o.path_of("negative_events"), Json(l.negative_events),
+                  "event_binary labels need at least one negative event value");
+        }
+        if (l.kind == LabelKind::kMulticlass)
+          require(!l.class_column.empty(), o.path_of("class_column"), Json(nullptr),
+                  "multiclass labels need the column that holds each row's class");
+      });
+  return table;
 }
 
-void read_meta(JsonObject o, MetaConfig& m) {
-  o.read("algorithm", m.algorithm);
-  o.read("iterations", m.iterations);
-  o.read("meta_batch", m.meta_batch);
-  o.read("inner_steps", m.inner_steps);
-  o.read("inner_lr", m.inner_lr);
-  o.read("adapt_steps", m.adapt_steps);
-  o.read("inner_params", m.inner_params);
-  o.read("outer_optimizer", m.outer_optimizer);
-  o.read("outer_lr", m.outer_lr);
-  o.read("grad_clip", m.grad_clip);
-  o.finish();
-  require_one_of(
-      o.path_of("algorithm"), m.algorithm,
-      {"maml", "fomaml", "reptile", "anil", "metasgd", "protonet", "pretrain", "scratch"});
-  require(m.iterations >= 0, o.path_of("iterations"), Json(m.iterations), "must be >= 0");
-  require(m.meta_batch >= 1, o.path_of("meta_batch"), Json(m.meta_batch), "must be >= 1");
-  require(m.inner_steps >= 1, o.path_of("inner_steps"), Json(m.inner_steps), "must be >= 1");
-  require(m.inner_lr > 0 && std::isfinite(m.inner_lr), o.path_of("inner_lr"), Json(m.inner_lr),
-          "must be a positive number");
-  require(m.adapt_steps >= 0, o.path_of("adapt_steps"), Json(m.adapt_steps), "must be >= 0");
-  require_one_of(o.path_of("inner_params"), m.inner_params, {"dense", "all", "head"});
-  require_one_of(o.path_of("outer_optimizer"), m.outer_optimizer, {"adam", "sgd"});
-  require(m.outer_lr > 0 && std::isfinite(m.outer_lr), o.path_of("outer_lr"), Json(m.outer_lr),
-          "must be a positive number");
-  require(m.grad_clip >= 0, o.path_of("grad_clip"), Json(m.grad_clip), "must be >= 0 (0 = off)");
+const Table<TaskConfig>& task_table() {
+  static const Table<TaskConfig> table(
+      "TaskConfig", "How tasks and their episodes are formed.",
+      {section("label", &TaskConfig::label, label_table(), "What an example's label is."),
+       field("support", &TaskConfig::support,
+             "K: support examples per task (per class for multiclass).", at_least(1)),
+       field("query", &TaskConfig::query, "Q: query examples per task (per class for multiclass).",
+             at_least(1)),
+       field("min_examples", &TaskConfig::min_examples, "Tasks with fewer examples are dropped.",
+             at_least(0, "0 means support + query")),
+       field("max_examples", &TaskConfig::max_examples,
+             "Tasks with more examples are dropped (e.g. heavy users); when not 0, at least "
+             "min_examples and support + query.",
+             at_least(0, "0 means no limit")),
+       field("stratify", &TaskConfig::stratify,
+             "Support composition for binary labels: \"balanced\" (half positives), "
+             "\"proportional\" (the task's label ratio), \"none\" (uniform draw).")},
+      [](const TaskConfig& t, const JsonObject& o) {
+        require(
+            t.max_examples == 0 || t.max_examples >= std::max(t.min_examples, t.support + t.query),
+            o.path_of("max_examples"), Json(t.max_examples),
+            "must be 0 or at least task.min_examples and task.support + task.query");
+      });
+  return table;
 }
 
-void read_train(JsonObject o, TrainConfig& t) {
-  o.read("log_every", t.log_every);
-  o.read("validate_every", t.validate_every);
-  o.read("validation_episodes", t.validation_episodes);
-  o.read("checkpoint_every", t.checkpoint_every);
-  o.finish();
-  require(t.log_every >= 1, o.path_of("log_every"), Json(t.log_every), "must be >= 1");
-  require(t.validate_every >= 0, o.path_of("validate_every"), Json(t.validate_every),
-          "must be >= 0 (0 = only at the end)");
-  require(t.validation_episodes >= 1, o.path_of("validation_episodes"), Json(t.validation_episodes),
-          "must be >= 1");
-  require(t.checkpoint_every >= 1, o.path_of("checkpoint_every"), Json(t.checkpoint_every),
-          "must be >= 1");
+const Table<SplitConfig>& split_table() {
+  static const Table<SplitConfig> table(
+      "SplitConfig", "Which tasks are held out, and the temporal split.",
+      {field("new_tasks", &SplitConfig::new_tasks,
+             "Tasks held out whole for adapt/eval; overrides new_fraction."),
+       field("new_fraction", &SplitConfig::new_fraction,
+             "Seeded fraction of the qualifying tasks held out as new tasks.", unit_interval()),
+       field("validation_fraction", &SplitConfig::validation_fraction,
+             "Fraction of the qualifying tasks used for validation; new_fraction + "
+             "validation_fraction < 1.",
+             unit_interval()),
+       field("time_cutoff", &SplitConfig::time_cutoff,
+             "\"\" or a date/time (ISO-8601 or unix seconds): statistics and aggregates come "
+             "from rows before it, examples from rows at or after it (a temporal split).",
+             check_that<std::string>(
+                 "\"\" or a date/time",
+                 [](const std::string& v) {
+                   return v.empty() || parse_timestamp(v, TimeFormat::kAuto).has_value();
+                 },
+                 "expected an ISO-8601 date/time (2017-07-01 or 2017-07-01T00:00:00) or unix "
+                 "seconds"))},
+      [](const SplitConfig& s, const JsonObject& o) {
+        require(s.new_fraction + s.validation_fraction < 1, o.path_of("validation_fraction"),
+                Json(s.validation_fraction),
+                "new_fraction + validation_fraction must leave some tasks for training (< 1)");
+      });
+  return table;
 }
 
-void read_run(JsonObject o, RunConfig& r) {
-  o.read("dir", r.dir);
-  o.read("device", r.device);
-  o.read("threads", r.threads);
-  o.finish();
-  require(!r.dir.empty(), o.path_of("dir"), Json(r.dir), "must not be empty");
-  bool device_ok = r.device == "cpu" || r.device == "cuda" || r.device == "auto" ||
-                   (starts_with(r.device, "cuda:") && parse_int(r.device.substr(5)).has_value() &&
-                    *parse_int(r.device.substr(5)) >= 0);
-  require(device_ok, o.path_of("device"), Json(r.device),
-          "must be \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"");
-  require(r.threads >= 0, o.path_of("threads"), Json(r.threads), "must be >= 0 (0 = all cores)");
+const Table<ModelConfig>& model_table() {
+  static const Table<ModelConfig> table(
+      "ModelConfig", "The network meta-learned.",
+      {field("type", &ModelConfig::type,
+             "\"mlp\": a ReLU tower over the dense feature vector (the classic purchase "
+             "predictor); \"embedding_mlp\": hashed id and categorical embeddings concatenated "
+             "with the dense features, then the tower (MeLU style)."),
+       field("hidden", &ModelConfig::hidden, "Tower widths, first to last.",
+             {"at least one, each >= 1",
+              [](const std::vector<int>& widths, const std::string& path) {
+                require(!widths.empty(), path, Json(widths), "needs at least one layer width");
+                for (std::size_t i = 0; i < widths.size(); ++i)
+                  require(widths[i] >= 1, path + "[" + std::to_string(i) + "]", Json(widths[i]),
+                          "must be >= 1");
+              }}),
+       field("embedding_dim", &ModelConfig::embedding_dim,
+             "embedding_mlp: the width of every embedding.", at_least(1))});
+  return table;
 }
 
-// ---- to JSON ---------------------------------------------------------------------------------
-
-Json format_json(const CsvFormat& f) {
-  return {{"delimiter", f.delimiter}, {"header", f.header}};
+const Table<MetaConfig>& meta_table() {
+  static const Table<MetaConfig> table(
+      "MetaConfig", "The meta-learning algorithm and its loops.",
+      {field("algorithm", &MetaConfig::algorithm,
+             "\"maml\" (second order), \"fomaml\", \"reptile\", \"anil\" (inner loop on the head "
+             "only), \"metasgd\" (learned per-parameter inner learning rates), \"protonet\" "
+             "(class prototypes), and the baselines \"pretrain\" (joint training on all "
+             "base-task data, then fine-tune) and \"scratch\" (random init, fine-tune on the "
+             "support set)."),
+       field("iterations", &MetaConfig::iterations, "Meta-iterations (outer optimizer steps).",
+             at_least(0)),
+       field("meta_batch", &MetaConfig::meta_batch, "Tasks per meta-iteration.", at_least(1)),
+       field("inner_steps", &MetaConfig::inner_steps,
+             "SGD steps on each support set during meta-training.", at_least(1)),
+       field("inner_lr", &MetaConfig::inner_lr,
+             "Inner SGD learning rate (metasgd: the initial value).", positive_number<double>()),
+       field("adapt_steps", &MetaConfig::adapt_steps,
+             "Steps when adapting to a new task (the adapt/eval default).", at_least(0)),
+       field("inner_params", &MetaConfig::inner_params,
+             "Which parameters the inner loop adapts: \"dense\" (all but embeddings: they are "
+             "shared and only meta-updated), \"all\", or \"head\" (the output layer; anil always "
+             "uses \"head\")."),
+       field("outer_optimizer", &MetaConfig::outer_optimizer,
+             "Embedding tables are optimised row-sparsely (train/outer_optimizer.hpp): a step "
+             "updates only the rows its meta-batch touched. With \"adam\" that is lazy Adam: an "
+             "untouched row keeps its weights and moments (they are not decayed, unlike dense "
+             "Adam, which keeps moving rows on old momentum), and bias correction uses the "
+             "global step count. With \"sgd\" it equals dense SGD. Dense parameters use plain "
+             "torch Adam/SGD."),
+       field("outer_lr", &MetaConfig::outer_lr, "The outer optimizer's learning rate.",
+             positive_number<double>()),
+       field("grad_clip", &MetaConfig::grad_clip,
+             "Max global gradient norm of a meta-step, one norm over the dense gradients and the "
+             "embedding tables' touched rows.",
+             at_least(0.0, "0 = off"))});
+  return table;
 }
 
-Json columns_json(const FeatureColumns& f) {
-  return {{"numeric", f.numeric}, {"categorical", f.categorical}, {"text", f.text}};
+const Table<TrainConfig>& train_table() {
+  static const Table<TrainConfig> table(
+      "TrainConfig", "Logging, validation and checkpoints during meta-training.",
+      {field("log_every", &TrainConfig::log_every, "Meta-iterations between metrics.jsonl lines.",
+             at_least(1)),
+       field("validate_every", &TrainConfig::validate_every, "Meta-iterations between validations.",
+             at_least(0, "0 = only at the end")),
+       field("validation_episodes", &TrainConfig::validation_episodes,
+             "Episodes per validation task.", at_least(1)),
+       field("checkpoint_every", &TrainConfig::checkpoint_every,
+             "Meta-iterations between latest-checkpoint writes.", at_least(1))});
+  return table;
+}
+
+const Table<RunConfig>& run_table() {
+  static const Table<RunConfig> table(
+      "RunConfig", "Where a run writes and what it runs on.",
+      {field("dir", &RunConfig::dir, "The run directory (config, metrics, logs, checkpoints).",
+             not_empty<std::string>("not empty", "must not be empty")),
+       field("device", &RunConfig::device,
+             "\"auto\" picks CUDA when present; asking for CUDA where there is none is an "
+             "error."),
+       field("threads", &RunConfig::threads, "CPU threads for torch, OpenMP, BLAS and CSV parsing.",
+             at_least(0, "0 = all cores"))});
+  return table;
+}
+
+const Table<Config>& config_table() {
+  static const Table<Config> table(
+      "Config",
+      "A metalearn config file: one JSON object; every key is optional except "
+      "data.files and data.columns.task.",
+      {field("seed", &Config::seed, "Drives splits, negative sampling and episodes."),
+       section("data", &Config::data, data_table(), "The purchase log and its side tables."),
+       section("features", &Config::features, feature_config_table(),
+               "How examples become model inputs."),
+       section("task", &Config::task, task_table(), "How tasks and their episodes are formed."),
+       section("split", &Config::split, split_table(), "Held-out tasks and the time split."),
+       section("model", &Config::model, model_table(), "The network."),
+       section("meta", &Config::meta, meta_table(), "The meta-learning algorithm."),
+       section("train", &Config::train, train_table(), "Meta-training's bookkeeping."),
+       section("run", &Config::run, run_table(), "Run directory, device and threads.")});
+  return table;
 }
 
 }  // namespace
 
+const TableInfo& config_table_info() {
+  return config_table().info();
+}
+
 void to_json(Json& j, const Config& c) {
-  const auto& d = c.data;
-  Json side = Json::array();
-  for (const auto& t : d.side_tables)
-    side.push_back({{"files", t.files},
-                    {"format", format_json(t.format)},
-                    {"join", t.join},
-                    {"key", t.key},
-                    {"features", columns_json(t.features)}});
-  const auto& m = d.columns;
-  j = Json{{"seed", c.seed},
-           {"data",
-            {{"files", d.files},
-             {"format", format_json(d.format)},
-             {"columns",
-              {{"user", m.user},
-               {"item", m.item},
-               {"task", m.task},
-               {"timestamp", m.timestamp},
-               {"event", m.event},
-               {"rating", m.rating},
-               {"price", m.price},
-               {"quantity", m.quantity}}},
-             {"features", columns_json(d.features)},
-             {"side_tables", side},
-             {"bad_rows", d.bad_rows},
-             {"show_bad_rows", d.show_bad_rows},
-             {"time_format", d.time_format},
-             {"cache", d.cache}}},
-           {"features",
-            {{"standardize", c.features.standardize},
-             {"categorical", c.features.categorical},
-             {"hash_buckets", c.features.hash_buckets},
-             {"min_count", c.features.min_count},
-             {"onehot_max", c.features.onehot_max},
-             {"text_buckets", c.features.text_buckets},
-             {"aggregates", c.features.aggregates},
-             {"affinities", c.features.affinities},
-             {"aggregate_rows", c.features.aggregate_rows}}},
-           {"task",
-            {{"label",
-              {{"kind", c.task.label.kind},
-               {"positive_events", c.task.label.positive_events},
-               {"negative_events", c.task.label.negative_events},
-               {"negatives_per_positive", c.task.label.negatives_per_positive},
-               {"negative_sampling", c.task.label.negative_sampling},
-               {"negatives_exclude", c.task.label.negatives_exclude},
-               {"target", c.task.label.target},
-               {"threshold", c.task.label.threshold},
-               {"class_column", c.task.label.class_column},
-               {"ways", c.task.label.ways}}},
-             {"support", c.task.support},
-             {"query", c.task.query},
-             {"min_examples", c.task.min_examples},
-             {"max_examples", c.task.max_examples},
-             {"stratify", c.task.stratify}}},
-           {"split",
-            {{"new_tasks", c.split.new_tasks},
-             {"new_fraction", c.split.new_fraction},
-             {"validation_fraction", c.split.validation_fraction},
-             {"time_cutoff", c.split.time_cutoff}}},
-           {"model",
-            {{"type", c.model.type},
-             {"hidden", c.model.hidden},
-             {"embedding_dim", c.model.embedding_dim}}},
-           {"meta",
-            {{"algorithm", c.meta.algorithm},
-             {"iterations", c.meta.iterations},
-             {"meta_batch", c.meta.meta_batch},
-             {"inner_steps", c.meta.inner_steps},
-             {"inner_lr", c.meta.inner_lr},
-             {"adapt_steps", c.meta.adapt_steps},
-             {"inner_params", c.meta.inner_params},
-             {"outer_optimizer", c.meta.outer_optimizer},
-             {"outer_lr", c.meta.outer_lr},
-             {"grad_clip", c.meta.grad_clip}}},
-           {"train",
-            {{"log_every", c.train.log_every},
-             {"validate_every", c.train.validate_every},
-             {"validation_episodes", c.train.validation_episodes},
-             {"checkpoint_every", c.train.checkpoint_every}}},
-           {"run", {{"dir", c.run.dir}, {"device", c.run.device}, {"threads", c.run.threads}}}};
+  j = config_table().write(c);
 }
 
 namespace {
+
+// The log columns an aggregate is computed from, with their config paths.
+std::vector<std::pair<std::string, const ColumnRef*>> aggregate_columns(Aggregate a,
+                                                                        const ColumnMap& cols) {
+  std::vector<std::pair<std::string, const ColumnRef*>> needed;
+  if (is_user_aggregate(a))
+    needed.emplace_back("data.columns.user", &cols.user);
+  else
+    needed.emplace_back("data.columns.item", &cols.item);
+  if (a == Aggregate::kUserRecency) needed.emplace_back("data.columns.timestamp", &cols.timestamp);
+  return needed;
+}
+
+void need(bool ok, const std::string& path, const std::string& why) {
+  if (!ok) throw ConfigError(path + ": required " + why);
+}
+
+std::string quoted(const std::string& name) {
+  return "\"" + name + "\"";
+}
 
 // features.affinities against the columns they need and the negatives they are fair with.
 void check_affinities(const Config& c) {
   const auto& list = c.features.affinities;
   if (list.empty()) return;
   const auto& cols = c.data.columns;
-  auto need = [](bool ok, const std::string& path, const std::string& why) {
-    if (!ok) throw ConfigError(path + ": required " + why);
-  };
   need(!cols.user.empty(), "data.columns.user", "by features.affinities");
   need(!cols.item.empty(), "data.columns.item", "by features.affinities");
   need(!c.split.time_cutoff.empty(), "split.time_cutoff",
        "by features.affinities (affinities come from the purchases before it, labels after it)");
   std::vector<std::string> item_columns;
   for (const auto& t : c.data.side_tables)
-    if (t.join == "item")
+    if (t.join == JoinKey::kItem)
       for (const auto& r : t.features.categorical)
         item_columns.push_back(r.name.empty() ? "#" + std::to_string(r.position) : r.name);
   for (std::size_t i = 0; i < list.size(); ++i) {
     const std::string path = "features.affinities[" + std::to_string(i) + "]";
-    if (list[i] == "relative_price") {
-      need(!cols.price.empty(), "data.columns.price", "by " + path + " = \"relative_price\"");
+    if (list[i] == kAffinityRelativePrice) {
+      need(!cols.price.empty(), "data.columns.price",
+           "by " + path + " = " + quoted(kAffinityRelativePrice));
       continue;
     }
-    if (list[i] == "item") continue;
+    if (list[i] == kAffinityItem) continue;
     if (std::find(item_columns.begin(), item_columns.end(), list[i]) == item_columns.end()) {
-      std::string message = path + " = \"" + list[i] +
-                            "\": must be \"item\", \"relative_price\" or a categorical column "
-                            "of an item side table (" +
+      std::string message = path + " = \"" + list[i] + "\": must be " + quoted(kAffinityItem) +
+                            ", " + quoted(kAffinityRelativePrice) +
+                            " or a categorical column of an item side table (" +
                             (item_columns.empty() ? std::string("none is declared")
                                                   : "declared: " + join(item_columns, ", ")) +
                             ")";
@@ -403,7 +472,8 @@ void check_affinities(const Config& c) {
       throw ConfigError(message);
     }
   }
-  if (c.task.label.kind == "implicit" && c.task.label.negatives_exclude != "after_cutoff")
+  if (c.task.label.kind == LabelKind::kImplicit &&
+      c.task.label.negatives_exclude != NegativesExclude::kAfterCutoff)
     throw ConfigError(
         "features.affinities: with task.label.kind = \"implicit\" they need "
         "task.label.negatives_exclude = \"after_cutoff\": with \"all_time\" an item the user "
@@ -411,60 +481,73 @@ void check_affinities(const Config& c) {
         "give its label away");
 }
 
+// The columns each label kind reads.
+void check_label_columns(const Config& c) {
+  const auto& cols = c.data.columns;
+  const auto& label = c.task.label;
+  const std::string by_kind = "by task.label.kind = " + quoted(enum_name(label.kind));
+  switch (label.kind) {
+    case LabelKind::kImplicit:
+      need(!cols.user.empty(), "data.columns.user", by_kind);
+      need(!cols.item.empty(), "data.columns.item", by_kind);
+      if (!c.data.features.empty())
+        throw ConfigError(
+            "data.features: row-level feature columns cannot be used with task.label.kind = "
+            "\"implicit\" (sampled negatives have no row to read them from, so they would give "
+            "the label away); declare item or user attributes in data.side_tables instead");
+      break;
+    case LabelKind::kEventBinary:
+      need(!cols.event.empty(), "data.columns.event", by_kind);
+      break;
+    case LabelKind::kRegression:
+    case LabelKind::kThreshold: {
+      const std::string by_target = "by task.label.target = " + quoted(enum_name(label.target));
+      switch (label.target) {
+        case LabelTarget::kRating:
+          need(!cols.rating.empty(), "data.columns.rating", by_target);
+          break;
+        case LabelTarget::kPrice:
+        case LabelTarget::kSpend:
+          need(!cols.price.empty(), "data.columns.price", by_target);
+          break;
+        case LabelTarget::kQuantity:
+          need(!cols.quantity.empty(), "data.columns.quantity", by_target);
+          break;
+      }
+      break;
+    }
+    case LabelKind::kMulticlass:
+      break;
+  }
+}
+
 }  // namespace
 
 void validate(const Config& c) {
   const auto& cols = c.data.columns;
   const auto& label = c.task.label;
-  auto need = [](bool ok, const std::string& path, const std::string& why) {
-    if (!ok) throw ConfigError(path + ": required " + why);
-  };
-  if (label.kind == "implicit") {
-    need(!cols.user.empty(), "data.columns.user", "by task.label.kind = \"implicit\"");
-    need(!cols.item.empty(), "data.columns.item", "by task.label.kind = \"implicit\"");
-  }
-  if (label.kind == "event_binary")
-    need(!cols.event.empty(), "data.columns.event", "by task.label.kind = \"event_binary\"");
-  if (label.kind == "regression" || label.kind == "threshold") {
-    if (label.target == "rating")
-      need(!cols.rating.empty(), "data.columns.rating", "by task.label.target = \"rating\"");
-    if (label.target == "price" || label.target == "spend")
-      need(!cols.price.empty(), "data.columns.price",
-           "by task.label.target = \"" + label.target + "\"");
-    if (label.target == "quantity")
-      need(!cols.quantity.empty(), "data.columns.quantity", "by task.label.target = \"quantity\"");
-  }
-  if (label.kind == "implicit" && !c.data.features.empty())
-    throw ConfigError(
-        "data.features: row-level feature columns cannot be used with task.label.kind = "
-        "\"implicit\" (sampled negatives have no row to read them from, so they would give the "
-        "label away); declare item or user attributes in data.side_tables instead");
-  if (c.meta.algorithm == "protonet" && label.kind == "regression")
+  check_label_columns(c);
+  if (c.meta.algorithm == Algorithm::kProtonet && label.kind == LabelKind::kRegression)
     throw ConfigError(
         "meta.algorithm = \"protonet\": needs class labels, but task.label.kind = "
         "\"regression\" has none; use maml, fomaml, reptile, anil or metasgd");
   if (!c.split.time_cutoff.empty())
     need(!cols.timestamp.empty(), "data.columns.timestamp", "by split.time_cutoff");
-  for (const auto& a : c.features.aggregates) {
-    if (starts_with(a, "user_"))
-      need(!cols.user.empty(), "data.columns.user", "by features.aggregates \"" + a + "\"");
-    if (starts_with(a, "item_"))
-      need(!cols.item.empty(), "data.columns.item", "by features.aggregates \"" + a + "\"");
-    if (a == "user_recency")
-      need(!cols.timestamp.empty(), "data.columns.timestamp",
-           "by features.aggregates \"" + a + "\"");
-  }
-  if (label.negatives_exclude == "after_cutoff")
+  for (Aggregate a : c.features.aggregates)
+    for (const auto& [path, column] : aggregate_columns(a, cols))
+      need(!column->empty(), path, "by features.aggregates " + quoted(enum_name(a)));
+  if (label.negatives_exclude == NegativesExclude::kAfterCutoff)
     need(!c.split.time_cutoff.empty(), "split.time_cutoff",
          "by task.label.negatives_exclude = \"after_cutoff\" (the label window starts there)");
   check_affinities(c);
-  if (c.features.aggregate_rows == "before_cutoff")
+  if (c.features.aggregate_rows == AggregateRows::kBeforeCutoff)
     need(!c.split.time_cutoff.empty(), "split.time_cutoff",
          "by features.aggregate_rows = \"before_cutoff\"");
   for (std::size_t i = 0; i < c.data.side_tables.size(); ++i) {
     const auto& t = c.data.side_tables[i];
-    need(!(t.join == "item" ? cols.item : cols.user).empty(), "data.columns." + t.join,
-         "by data.side_tables[" + std::to_string(i) + "].join = \"" + t.join + "\"");
+    const std::string join_name = enum_name(t.join);
+    need(!(t.join == JoinKey::kItem ? cols.item : cols.user).empty(), "data.columns." + join_name,
+         "by data.side_tables[" + std::to_string(i) + "].join = " + quoted(join_name));
   }
   auto check_positions = [](const CsvFormat& f, const std::vector<const ColumnRef*>& refs,
                             const std::string& where) {
@@ -497,28 +580,17 @@ void validate(const Config& c) {
 
 Config config_from_json(const Json& j) {
   Config c;
-  JsonObject top(j, "");
-  top.read("seed", c.seed);
-  read_data(top.object("data"), c.data);
-  read_feature_config(top.object("features"), c.features);
-  read_task(top.object("task"), c.task);
-  read_split(top.object("split"), c.split);
-  read_model(top.object("model"), c.model);
-  read_meta(top.object("meta"), c.meta);
-  read_train(top.object("train"), c.train);
-  read_run(top.object("run"), c.run);
-  top.finish();
+  config_table().read(JsonObject(j, ""), c);
   const bool aggregates_given =
       j.contains("features") && j["features"].is_object() && j["features"].contains("aggregates");
   if (!aggregates_given) {
     // The default list adapts to the log's columns; a list the user wrote is checked as is.
-    const auto& cols = c.data.columns;
     auto& list = c.features.aggregates;
     list.erase(std::remove_if(list.begin(), list.end(),
-                              [&](const std::string& a) {
-                                return (starts_with(a, "user_") && cols.user.empty()) ||
-                                       (starts_with(a, "item_") && cols.item.empty()) ||
-                                       (a == "user_recency" && cols.timestamp.empty());
+                              [&](Aggregate a) {
+                                for (const auto& needed : aggregate_columns(a, c.data.columns))
+                                  if (needed.second->empty()) return true;
+                                return false;
                               }),
                list.end());
   }
@@ -606,7 +678,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   if (j.is_object() && j.contains("data") && j["data"].is_object()) {
     Json& data = j["data"];
     if (data.contains("files")) resolve_paths(data["files"], base);
-    if (data.contains("cache") && data["cache"] != "auto" && data["cache"] != "off")
+    if (data.contains("cache") && data["cache"] != kCacheAuto && data["cache"] != kCacheOff)
       resolve_paths(data["cache"], base);
     if (data.contains("side_tables") && data["side_tables"].is_array())
       for (auto& t : data["side_tables"])

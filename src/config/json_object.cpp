@@ -55,6 +55,11 @@ const Json* JsonObject::find(const char* key) {
   return &*it;
 }
 
+bool JsonObject::has(const char* key) const {
+  auto it = value_.find(key);
+  return it != value_.end() && !it->is_null();
+}
+
 void JsonObject::read(const char* key, bool& out) {
   const Json* v = find(key);
   if (!v) return;

@@ -39,6 +39,16 @@ class JsonObject {
   void read(const char* key, ColumnRef& out);
   void read(const char* key, std::vector<ColumnRef>& out);
 
+  // read(), telling whether the key was there (null counts as absent).
+  template <typename T>
+  bool read_if_present(const char* key, T& out) {
+    const bool present = has(key);
+    read(key, out);
+    return present;
+  }
+  // Whether `key` holds a non-null value; does not count as reading it.
+  bool has(const char* key) const;
+
   // A nested object (empty when absent); its own finish() checks its keys.
   JsonObject object(const char* key);
   // A nested array of objects (empty when absent).
@@ -61,7 +71,7 @@ class JsonObject {
 // Throws ConfigError("PATH = VALUE: MESSAGE") when `ok` is false. VALUE is the JSON dump.
 void require(bool ok, const std::string& path, const Json& value, const std::string& message);
 
-// "must be one of: a, b, c" check for string enumerations.
+// "must be one of: a, b, c" check for string enumerations, with a "did you mean" suggestion.
 void require_one_of(const std::string& path, const std::string& value,
                     const std::vector<std::string>& allowed);
 

@@ -412,7 +412,7 @@ LogCacheKey log_cache_key(const config::Config& config) {
 
 std::vector<std::string> log_cache_paths(const config::Config& config) {
   const std::string& where = config.data.cache;
-  if (where == "off" || config.data.files.empty()) return {};
+  if (where == config::kCacheOff || config.data.files.empty()) return {};
   // One file per data files + config: commands with different column roles on the same log
   // keep their own caches, and a changed file overwrites its stale cache in place.
   std::string identity;
@@ -422,7 +422,7 @@ std::vector<std::string> log_cache_paths(const config::Config& config) {
   }
   const std::string name = fs::path(config.data.files.front()).stem().string() + "-" +
                            hex(fnv1a(identity) ^ parse_shape_hash(config)) + ".mllog";
-  if (where != "auto") return {(fs::path(where) / name).string()};
+  if (where != config::kCacheAuto) return {(fs::path(where) / name).string()};
   const fs::path beside = fs::path(config.data.files.front()).parent_path() / kFolderName;
   return {(beside / name).string(), (fs::path(config.run.dir) / kFolderName / name).string()};
 }

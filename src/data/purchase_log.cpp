@@ -181,7 +181,8 @@ std::string fail_message(const std::string& file, std::size_t line, const std::s
 
 void note_bad_row(const config::DataConfig& data, LoadReport& report, std::int64_t& rejected,
                   const std::string& file, std::size_t line, const RowError& error) {
-  if (data.bad_rows == "fail") throw DataError(fail_message(file, line, error.reason));
+  if (data.bad_rows == config::BadRows::kFail)
+    throw DataError(fail_message(file, line, error.reason));
   ++rejected;
   ++report.rejected_by_reason[error.category];
   if (report.bad_rows.size() < static_cast<std::size_t>(data.show_bad_rows))
@@ -224,7 +225,7 @@ struct LogBinding {
         label_class(
             optional_column(config.task.label.class_column, reader, "task.label.class_column")),
         features(config.data.features, reader, "data.features"),
-        time_format(time_format_from_string(config.data.time_format)),
+        time_format(config.data.time_format),
         width(reader.width()) {}
   std::size_t user, item, task, timestamp, event, rating, price, quantity, label_class;
   FeatureColumnsBinding features;
@@ -265,7 +266,7 @@ void parse_rows(const config::DataConfig& data, const LogBinding& b, LogPart& pa
   CsvReader& reader = *part.reader;
   PurchaseLog& log = part.log;
   LoadReport& report = part.report;
-  const bool fail = data.bad_rows == "fail";
+  const bool fail = data.bad_rows == config::BadRows::kFail;
   const auto show = static_cast<std::size_t>(data.show_bad_rows);
   CsvRecord record;
   RowError error;
@@ -590,13 +591,13 @@ void load_log_file(const config::Config& config, const std::string& file,
 
 void load_side_table(const config::SideTable& spec, std::size_t table_index,
                      const config::DataConfig& data, PurchaseLog& log, LoadReport& report) {
-  const bool by_item = spec.join == "item";
+  const bool by_item = spec.join == config::JoinKey::kItem;
   Dictionary& ids = by_item ? log.items : log.users;
   FeatureTable& table = by_item ? log.item_attributes : log.user_attributes;
   const std::size_t ids_in_log = ids.size();
   const std::string key = "data.side_tables[" + std::to_string(table_index) + "]";
   SideTableReport side;
-  side.join = spec.join;
+  side.join = enum_name(spec.join);
   side.files = spec.files;
   std::vector<bool> seen;
   // Several side tables may join on the same id; each appends its own columns to the table.

@@ -22,7 +22,7 @@ struct BadRow {
 };
 
 struct SideTableReport {
-  std::string join;  // "item" | "user"
+  std::string join;  // config::JoinKey's name: "item" | "user"
   std::vector<std::string> files;
   std::int64_t rows = 0;
   std::int64_t rejected = 0;

@@ -197,11 +197,11 @@ void check_same_episodes(const run::LoadedRun& first, const run::LoadedRun& othe
   }
 }
 
-config::Config with_algorithm(const config::Config& base, const std::string& algorithm,
+config::Config with_algorithm(const config::Config& base, config::Algorithm algorithm,
                               const std::string& run_dir, int threads) {
   config::Json j;
   to_json(j, base);
-  j["meta"]["algorithm"] = algorithm;
+  j["meta"]["algorithm"] = enum_name(algorithm);
   j["run"]["dir"] = run_dir;
   j["run"]["threads"] = threads;
   return config::config_from_json(j);
@@ -321,19 +321,20 @@ bool contains(const std::vector<std::string>& v, const std::string& x) {
 std::vector<std::string> choose_methods(const ColdStartOptions& o,
                                         const std::vector<std::string>& run_methods) {
   std::vector<std::string> available = run_methods;
-  for (const char* b : {"pretrain", "scratch"})
+  const std::string pretrain = enum_name(config::Algorithm::kPretrain);
+  for (const std::string& b : config::baseline_names())
     if (!contains(available, b)) available.push_back(b);
   const std::string offered = o.compare.empty() ? "this run offers " : "these runs offer ";
   for (const auto& m : o.methods)
     if (!contains(available, m))
       throw UsageError("--methods " + m + ": " + offered + join(available, ", "));
-  const bool pretrain_is_a_run = contains(run_methods, "pretrain");
-  if (!o.pretrain && contains(o.methods, "pretrain") && !pretrain_is_a_run)
+  const bool pretrain_is_a_run = contains(run_methods, pretrain);
+  if (!o.pretrain && contains(o.methods, pretrain) && !pretrain_is_a_run)
     throw UsageError("--no-pretrain contradicts --methods pretrain");
   std::vector<std::string> chosen;
   for (const auto& m : available) {
     if (!o.methods.empty() && !contains(o.methods, m)) continue;
-    if (!o.pretrain && m == "pretrain" && !pretrain_is_a_run) continue;
+    if (!o.pretrain && m == pretrain && !pretrain_is_a_run) continue;
     chosen.push_back(m);
   }
   if (chosen.empty()) throw UsageError("--methods: no method left to evaluate");
@@ -341,7 +342,7 @@ std::vector<std::string> choose_methods(const ColdStartOptions& o,
 }
 
 bool is_baseline(const std::string& method) {
-  return method == "pretrain" || method == "scratch";
+  return config::is_baseline_name(method);
 }
 
 std::string join_ints(const std::vector<int>& v) {
@@ -353,8 +354,9 @@ std::string join_ints(const std::vector<int>& v) {
 std::string model_text(const config::ModelConfig& m) {
   std::vector<std::string> widths;
   for (int h : m.hidden) widths.push_back(std::to_string(h));
-  std::string text = m.type + " " + join(widths, "-");
-  if (m.type == "embedding_mlp") text += ", embeddings " + std::to_string(m.embedding_dim);
+  std::string text = enum_name(m.type) + " " + join(widths, "-");
+  if (m.type == config::ModelType::kEmbeddingMlp)
+    text += ", embeddings " + std::to_string(m.embedding_dim);
   return text;
 }
 
@@ -365,7 +367,7 @@ RunSummary summarize_run(const run::LoadedRun& run) {
   s.data_files = c.data.files;
   const config::ColumnRef& task = c.data.columns.task;
   s.task_column = task.name.empty() ? task.describe() : task.name;
-  s.label = c.task.label.kind;
+  s.label = enum_name(c.task.label.kind);
   s.time_cutoff = c.split.time_cutoff;
   s.rows_read = data.report.rows_read;
   s.rows_rejected = data.report.rows_rejected;
@@ -382,7 +384,7 @@ RunSummary summarize_run(const run::LoadedRun& run) {
   s.trained_iterations = run.training.iteration;
   s.inner_steps = c.meta.inner_steps;
   s.inner_lr = c.meta.inner_lr;
-  s.inner_params = c.meta.inner_params;
+  s.inner_params = enum_name(c.meta.inner_params);
   return s;
 }
 
@@ -435,7 +437,7 @@ Verdict make_verdict(const ColdStartResult& r, int k) {
     against = best;
   } else {
     compared = best;
-    for (const char* b : {"pretrain", "scratch"})
+    for (const std::string& b : config::baseline_names())
       if (!against && has(b) && best->method != b) against = best_cell(r, k, 0, b);
   }
   const std::string name = baseline_won && best->method != r.algorithm
@@ -515,7 +517,7 @@ void describe_run(const run::LoadedRun& run, const ColdStartOptions& options,
   const run::RunLayout layout(run::run_dir_of(run.checkpoint_path));
   result.run_dir = layout.dir.string();
   if (fs::exists(layout.config())) result.config_path = layout.config().string();
-  result.algorithm = config.meta.algorithm;
+  result.algorithm = enum_name(config.meta.algorithm);
   result.task_role = options.task_role;
   result.label_kind = tasks::label_kind_name(kind);
   result.metrics = metrics_for(kind, !config.data.columns.user.empty(), options.top_label_ranking);
@@ -532,14 +534,14 @@ std::vector<std::string> name_runs(const std::vector<const run::LoadedRun*>& run
                                    ColdStartResult& result) {
   std::vector<std::string> run_methods;
   for (const run::LoadedRun* r : runs) {
-    std::string name = r->config.meta.algorithm;
+    const std::string algorithm = enum_name(r->config.meta.algorithm);
+    std::string name = algorithm;
     if (contains(run_methods, name))
       name += "@" + run::run_dir_of(r->checkpoint_path).filename().string();
-    for (int n = 2; contains(run_methods, name); ++n)
-      name = r->config.meta.algorithm + "#" + std::to_string(n);
+    for (int n = 2; contains(run_methods, name); ++n) name = algorithm + "#" + std::to_string(n);
     run_methods.push_back(name);
-    result.runs.push_back({name, r->config.meta.algorithm, r->checkpoint_path,
-                           run::run_dir_of(r->checkpoint_path).string()});
+    result.runs.push_back(
+        {name, algorithm, r->checkpoint_path, run::run_dir_of(r->checkpoint_path).string()});
   }
   return run_methods;
 }
@@ -650,14 +652,15 @@ std::vector<MethodLearner> build_method_learners(const EvaluatedRuns& evaluated,
       entry.config = r.config;
       entry.learner = r.learner.get();
       entry.data = r.data.get();
-      if (m == "pretrain") result.pretrain_source = "run";
-    } else if (m == "scratch") {
-      entry.config = with_algorithm(config, "scratch", config.run.dir, options.threads);
+      if (m == enum_name(config::Algorithm::kPretrain)) result.pretrain_source = "run";
+    } else if (m == enum_name(config::Algorithm::kScratch)) {
+      entry.config =
+          with_algorithm(config, config::Algorithm::kScratch, config.run.dir, options.threads);
       entry.owned = run::build_learner(entry.config, data.features, device);
     } else {  // pretrain
-      entry.config =
-          with_algorithm(config, "pretrain", layout.pretrain_baseline().string(), options.threads);
-      entry.config.run.device = options.device;
+      entry.config = with_algorithm(config, config::Algorithm::kPretrain,
+                                    layout.pretrain_baseline().string(), options.threads);
+      entry.config.run.device = runtime::parse_device(options.device);
       entry.owned = pretrain_learner(run, layout.dir, entry.config, device, result);
     }
     if (entry.owned) entry.learner = entry.owned.get();
@@ -751,7 +754,7 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan,
 // episodes, so task-to-task variation cancels.
 void compare_with_baselines(ColdStartResult& result) {
   for (Cell& cell : result.cells) {
-    for (const char* b : {"pretrain", "scratch"}) {
+    for (const std::string& b : config::baseline_names()) {
       const Cell* base = result.cell(b, cell.shots, cell.steps);
       if (!base) continue;
       for (std::size_t x = 0; x < result.metrics.size(); ++x) {

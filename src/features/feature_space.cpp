@@ -16,18 +16,6 @@ namespace ml::features {
 using data::kNoId;
 using data::kNoTime;
 
-const char* source_name(Source s) {
-  switch (s) {
-    case Source::kRow:
-      return "row";
-    case Source::kUser:
-      return "user";
-    case Source::kItem:
-      return "item";
-  }
-  return "?";
-}
-
 std::int64_t CategoricalField::cardinality() const {
   return hashed ? -1 : static_cast<std::int64_t>(vocabulary.size()) + 1;
 }
@@ -108,12 +96,12 @@ Affinities fit_affinities(const data::PurchaseLog& log, const config::Config& co
   const std::vector<bool> counts_as_purchase = purchase_events(log, config);
   std::vector<const data::CategoricalColumn*> columns;
   for (const auto& n : names) {
-    if (n == "relative_price") {
+    if (n == config::kAffinityRelativePrice) {
       a.relative_price = true;
       continue;
     }
     const data::CategoricalColumn* column = nullptr;
-    if (n != "item") {
+    if (n != config::kAffinityItem) {
       column = item_attribute(log, n);
       if (!column)
         throw DataError("features.affinities: '" + n +
@@ -159,8 +147,12 @@ Affinities fit_affinities(const data::PurchaseLog& log, const config::Config& co
 void fit_aggregates(const data::PurchaseLog& log, const std::vector<bool>& train_rows,
                     const config::Config& config, std::int64_t cutoff, AggregateValues& users,
                     AggregateValues& items) {
-  for (const auto& a : config.features.aggregates)
-    (starts_with(a, "user_") ? users : items).names.push_back(a);
+  std::vector<config::Aggregate> user_kinds, item_kinds;  // parallel to users/items.names
+  for (config::Aggregate a : config.features.aggregates) {
+    const bool of_user = config::is_user_aggregate(a);
+    (of_user ? user_kinds : item_kinds).push_back(a);
+    (of_user ? users : items).names.push_back(enum_name(a));
+  }
   if (users.names.empty() && items.names.empty()) return;
 
   const std::vector<bool> counts_as_purchase = purchase_events(log, config);
@@ -189,31 +181,37 @@ void fit_aggregates(const data::PurchaseLog& log, const std::vector<bool>& train
       if (log.user[r] != kNoId) h.partners.insert(log.user[r]);
     }
   }
-  auto value = [&](const std::string& name, const EntityHistory& h) -> float {
-    if (name == "user_frequency" || name == "item_popularity")
-      return static_cast<float>(std::log1p(h.count));
-    if (name == "user_spend") return static_cast<float>(std::log1p(std::max(0.0, h.spend)));
-    if (name == "user_recency")
-      return h.last == kNoTime || reference == kNoTime
-                 ? data::kMissing
-                 : static_cast<float>(static_cast<double>(reference - h.last) / 86400.0);
-    if (name == "user_mean_price" || name == "item_mean_price")
-      return h.price_count > 0 ? static_cast<float>(h.price_sum / h.price_count) : data::kMissing;
-    if (name == "item_buyers") return static_cast<float>(std::log1p(h.partners.size()));
+  auto value = [&](config::Aggregate kind, const EntityHistory& h) -> float {
+    switch (kind) {
+      case config::Aggregate::kUserFrequency:
+      case config::Aggregate::kItemPopularity:
+        return static_cast<float>(std::log1p(h.count));
+      case config::Aggregate::kUserSpend:
+        return static_cast<float>(std::log1p(std::max(0.0, h.spend)));
+      case config::Aggregate::kUserRecency:
+        return h.last == kNoTime || reference == kNoTime
+                   ? data::kMissing
+                   : static_cast<float>(static_cast<double>(reference - h.last) / 86400.0);
+      case config::Aggregate::kUserMeanPrice:
+      case config::Aggregate::kItemMeanPrice:
+        return h.price_count > 0 ? static_cast<float>(h.price_sum / h.price_count) : data::kMissing;
+      case config::Aggregate::kItemBuyers:
+        return static_cast<float>(std::log1p(h.partners.size()));
+    }
     return data::kMissing;
   };
-  auto store = [&](AggregateValues& out, const std::vector<EntityHistory>& history,
-                   const data::Dictionary& ids) {
-    if (out.names.empty()) return;
+  auto store = [&](AggregateValues& out, const std::vector<config::Aggregate>& kinds,
+                   const std::vector<EntityHistory>& history, const data::Dictionary& ids) {
+    if (kinds.empty()) return;
     for (std::size_t id = 0; id < history.size(); ++id) {
       if (history[id].count == 0) continue;
       std::vector<float> v;
-      for (const auto& n : out.names) v.push_back(value(n, history[id]));
+      for (config::Aggregate kind : kinds) v.push_back(value(kind, history[id]));
       out.by_entity.emplace(ids.name(static_cast<std::int32_t>(id)), std::move(v));
     }
   };
-  store(users, user_history, log.users);
-  store(items, item_history, log.items);
+  store(users, user_kinds, user_history, log.users);
+  store(items, item_kinds, item_history, log.items);
 }
 
 // Vocabulary of one categorical column: values seen in training, most frequent first.
@@ -268,7 +266,7 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
   f.row_text_ = names_of(log.features.text);
   f.user_text_ = names_of(log.user_attributes.text);
   f.item_text_ = names_of(log.item_attributes.text);
-  if (fc.aggregate_rows == "before_cutoff") {
+  if (fc.aggregate_rows == config::AggregateRows::kBeforeCutoff) {
     if (tasks.cutoff == kNoTime)
       throw DataError("features.aggregate_rows = \"before_cutoff\" needs split.time_cutoff");
     std::vector<bool> history(log.size());
@@ -285,7 +283,7 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
       CategoricalField field;
       field.source = s;
       field.column = column.name;
-      field.hashed = fc.categorical == "hash";
+      field.hashed = fc.categorical == config::CategoricalEncoding::kHash;
       if (!field.hashed) {
         std::vector<std::int64_t> weights(column.dictionary.size(), 0);
         for (std::size_t r = 0; r < log.size(); ++r) {
@@ -399,8 +397,8 @@ void FeatureSpace::bind_affinities(const Affinities& a, const data::PurchaseLog&
   for (const auto& table : a.tables) {
     FeatureEncoder::AffinityBinding b;
     const data::CategoricalColumn* column =
-        table.name == "item" ? nullptr : item_attribute(log, table.name);
-    if (table.name != "item" && !column)
+        table.name == config::kAffinityItem ? nullptr : item_attribute(log, table.name);
+    if (table.name != config::kAffinityItem && !column)
       throw DataError("features.affinities: '" + table.name +
                       "' is not a categorical column of the loaded item side tables");
     b.value_of_item.resize(log.items.size(), kNoId);
@@ -648,23 +646,21 @@ void from_json(const nlohmann::json& j, FeatureSpace& f) {
     f.standardize_ = j.at("standardize").get<bool>();
     f.hash_buckets_ = j.at("hash_buckets").get<std::int64_t>();
     f.text_buckets_ = j.at("text_buckets").get<int>();
-    for (const char* s : {"row", "user", "item"}) {
-      auto& numeric = std::string(s) == "row"    ? f.row_numeric_
-                      : std::string(s) == "user" ? f.user_numeric_
-                                                 : f.item_numeric_;
-      auto& text = std::string(s) == "row"    ? f.row_text_
-                   : std::string(s) == "user" ? f.user_text_
-                                              : f.item_text_;
-      numeric = j.at("numeric").at(s).get<std::vector<std::string>>();
-      text = j.at("text").at(s).get<std::vector<std::string>>();
+    for (Source s : enum_values<Source>()) {
+      auto& numeric = s == Source::kRow    ? f.row_numeric_
+                      : s == Source::kUser ? f.user_numeric_
+                                           : f.item_numeric_;
+      auto& text = s == Source::kRow    ? f.row_text_
+                   : s == Source::kUser ? f.user_text_
+                                        : f.item_text_;
+      numeric = j.at("numeric").at(source_name(s)).get<std::vector<std::string>>();
+      text = j.at("text").at(source_name(s)).get<std::vector<std::string>>();
     }
     f.categorical_.clear();
     for (const auto& c : j.at("categorical")) {
       CategoricalField field;
-      std::string source = c.at("source").get<std::string>();
-      field.source = source == "row"    ? Source::kRow
-                     : source == "user" ? Source::kUser
-                                        : Source::kItem;
+      field.source =
+          enum_from_name<Source>(c.at("source").get<std::string>()).value_or(Source::kItem);
       field.column = c.at("column").get<std::string>();
       field.hashed = c.at("hashed").get<bool>();
       field.onehot = c.at("onehot").get<bool>();

@@ -22,8 +22,11 @@
 
 namespace ml::features {
 
+// Which table a feature column comes from; its name prefixes feature names ("item:brand").
 enum class Source { kRow, kUser, kItem };
-const char* source_name(Source s);
+inline std::string source_name(Source s) {
+  return enum_name(s);
+}
 
 struct CategoricalField {
   Source source = Source::kRow;
@@ -133,3 +136,12 @@ class FeatureEncoder {
 void hash_text(std::string_view text, int buckets, float* out);
 
 }  // namespace ml::features
+
+namespace ml {
+template <>
+struct EnumNames<features::Source> {
+  using E = features::Source;
+  static constexpr EnumName<E> entries[] = {
+      {E::kRow, "row"}, {E::kUser, "user"}, {E::kItem, "item"}};
+};
+}  // namespace ml

@@ -43,9 +43,15 @@ QueryMetrics measure(const torch::Tensor& outputs, const models::Batch& query, L
   return models::query_metrics(outputs, query.target, kind);
 }
 
-double headline(const QueryMetrics& m, const std::string& label_kind) {
-  if (label_kind == "regression") return m.rmse;
-  if (label_kind == "multiclass") return m.accuracy;
+double headline(const QueryMetrics& m, LabelKind label_kind) {
+  switch (label_kind) {
+    case LabelKind::kRegression:
+      return m.rmse;
+    case LabelKind::kMulticlass:
+      return m.accuracy;
+    case LabelKind::kBinary:
+      break;
+  }
   return m.auc;
 }
 
@@ -97,10 +103,15 @@ nlohmann::json number_or_null(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
 }
 
-nlohmann::json metrics_json(const QueryMetrics& m, const std::string& label_kind) {
-  if (label_kind == "regression")
-    return {{"rmse", number_or_null(m.rmse)}, {"mae", number_or_null(m.mae)}};
-  if (label_kind == "multiclass") return {{"accuracy", number_or_null(m.accuracy)}};
+nlohmann::json metrics_json(const QueryMetrics& m, LabelKind label_kind) {
+  switch (label_kind) {
+    case LabelKind::kRegression:
+      return {{"rmse", number_or_null(m.rmse)}, {"mae", number_or_null(m.mae)}};
+    case LabelKind::kMulticlass:
+      return {{"accuracy", number_or_null(m.accuracy)}};
+    case LabelKind::kBinary:
+      break;
+  }
   return {{"auc", number_or_null(m.auc)},
           {"log_loss", number_or_null(m.log_loss)},
           {"accuracy", number_or_null(m.accuracy)}};
@@ -130,9 +141,15 @@ std::string adapted_file_name(const std::string& task) {
   return out + ".mlckpt";
 }
 
-std::string headline_metric(const std::string& label_kind) {
-  if (label_kind == "regression") return "RMSE";
-  if (label_kind == "multiclass") return "accuracy";
+std::string headline_metric(LabelKind label_kind) {
+  switch (label_kind) {
+    case LabelKind::kRegression:
+      return "RMSE";
+    case LabelKind::kMulticlass:
+      return "accuracy";
+    case LabelKind::kBinary:
+      break;
+  }
   return "AUC";
 }
 
@@ -334,10 +351,10 @@ std::vector<torch::Tensor> adapt_task(const Adapter& a, const PreparedTask& p, b
 
 // The adapted checkpoint's record of where the model came from and how it did.
 nlohmann::json adapted_progress(const PreparedTask& p, const TaskAdaptation& t,
-                                const run::LoadedRun& run, const std::string& label_kind) {
+                                const run::LoadedRun& run, LabelKind label_kind) {
   nlohmann::json progress = {{"task", p.name},
                              {"role", p.role},
-                             {"algorithm", run.learner->algorithm()},
+                             {"algorithm", enum_name(run.learner->algorithm())},
                              {"shots", p.shots},
                              {"steps", t.steps},
                              {"inner_lr", t.inner_lr},
@@ -364,14 +381,14 @@ AdaptSummary adapt(const AdaptOptions& o) {
   meta::MetaLearner& learner = *run.learner;
   const config::Config& config = run.config;
   const LabelKind kind = run.data->tasks.kind;
-  const bool protonet = learner.algorithm() == "protonet";
+  const bool protonet = learner.algorithm() == config::Algorithm::kProtonet;
   const Adapter adapter{
       learner, kind, protonet, protonet ? 0 : config.meta.adapt_steps, config.meta.inner_lr,
       device};
   if (run.kind == run::kCheckpointKindAdapted)
     spdlog::warn("'{}' is already an adapted model: adapting it again starts from its weights",
                  run.checkpoint_path);
-  if (learner.algorithm() == "metasgd" && o.inner_lr > 0)
+  if (learner.algorithm() == config::Algorithm::kMetaSgd && o.inner_lr > 0)
     spdlog::warn("--inner-lr is ignored: metasgd adapts with its learned per-parameter rates");
   if (protonet && o.steps > 0)
     spdlog::warn("--steps is ignored: protonet adapts by the prototypes of the support set");
@@ -379,7 +396,7 @@ AdaptSummary adapt(const AdaptOptions& o) {
   AdaptSummary summary;
   summary.source_checkpoint = run.checkpoint_path;
   summary.algorithm = learner.algorithm();
-  summary.label_kind = tasks::label_kind_name(kind);
+  summary.label_kind = kind;
   const fs::path out_dir = o.out_dir.empty()
                                ? run::RunLayout(run::run_dir_of(o.checkpoint)).adapted()
                                : fs::path(o.out_dir);
@@ -432,7 +449,7 @@ nlohmann::json to_json(const AdaptSummary& s) {
     if (t.query_size > 0) {
       j["before"] = metrics_json(t.before, s.label_kind);
       j["after"] = metrics_json(t.after, s.label_kind);
-      if (s.algorithm == "protonet")
+      if (s.algorithm == config::Algorithm::kProtonet)
         j["note"] = "protonet has no unadapted model: its classes are the support's prototypes";
     } else {
       j["before"] = nullptr;
@@ -442,8 +459,8 @@ nlohmann::json to_json(const AdaptSummary& s) {
     tasks.push_back(std::move(j));
   }
   return {{"source_checkpoint", s.source_checkpoint},
-          {"algorithm", s.algorithm},
-          {"label_kind", s.label_kind},
+          {"algorithm", enum_name(s.algorithm)},
+          {"label_kind", tasks::label_kind_name(s.label_kind)},
           {"metric", headline_metric(s.label_kind)},
           {"out_dir", s.out_dir},
           {"tasks", tasks}};
@@ -482,8 +499,8 @@ std::string format_table(const AdaptSummary& s) {
                 : "-",
          fixed(ms_sum / static_cast<double>(s.tasks.size()), 1)});
   std::ostringstream out;
-  out << "adapted from " << s.source_checkpoint << " (" << s.algorithm;
-  if (s.algorithm == "protonet")
+  out << "adapted from " << s.source_checkpoint << " (" << enum_name(s.algorithm);
+  if (s.algorithm == config::Algorithm::kProtonet)
     out << ": prototypes of the support set";
   else if (!s.tasks.empty())
     out << ", " << s.tasks[0].steps << " steps at inner lr " << s.tasks[0].inner_lr;

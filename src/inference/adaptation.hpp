@@ -10,7 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/choices.hpp"
 #include "metrics/metrics.hpp"
+#include "tasks/task_set.hpp"
 
 namespace ml::inference {
 
@@ -49,8 +51,8 @@ struct TaskAdaptation {
 
 struct AdaptSummary {
   std::string source_checkpoint;  // the resolved checkpoint file adapted from
-  std::string algorithm;
-  std::string label_kind;  // "binary" | "regression" | "multiclass"
+  config::Algorithm algorithm = config::Algorithm::kMaml;
+  tasks::LabelKind label_kind = tasks::LabelKind::kBinary;
   std::string out_dir;
   std::vector<TaskAdaptation> tasks;
 };
@@ -65,7 +67,7 @@ AdaptSummary adapt(const AdaptOptions& options);
 std::string adapted_file_name(const std::string& task);
 
 // The headline metric of a label kind: "AUC" (binary), "RMSE" (regression), "accuracy".
-std::string headline_metric(const std::string& label_kind);
+std::string headline_metric(tasks::LabelKind label_kind);
 
 nlohmann::json to_json(const AdaptSummary& summary);
 // One row per task: task, support, query, headline metric before -> after, milliseconds.

@@ -38,7 +38,7 @@ torch::Tensor ScoringModel::outputs(const models::Batch& rows) const {
   torch::NoGradGuard no_grad;
   const models::Batch on_device = device.is_cuda() ? rows.to(device) : rows;
   torch::Tensor out;
-  if (learner->algorithm() == "protonet")
+  if (learner->algorithm() == config::Algorithm::kProtonet)
     out = learner->adapted_outputs(support, on_device, 0);
   else
     out = learner->model()->forward(on_device, learner->model()->params());
@@ -80,8 +80,7 @@ std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
   if (m->progress.contains("classes") && m->progress["classes"].is_array())
     m->class_names = m->progress["classes"].get<std::vector<std::string>>();
 
-  const std::string algorithm = m->learner->algorithm();
-  if (algorithm == "protonet" && !m->has_support)
+  if (m->learner->algorithm() == config::Algorithm::kProtonet && !m->has_support)
     throw UsageError("'" + m->path +
                      "' is a protonet run: it scores against a task's prototypes, which only an "
                      "adapted model has; run 'metalearn adapt' first and predict with its output");

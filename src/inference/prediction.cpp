@@ -142,7 +142,7 @@ RowScores score_rows(const PredictOptions& o) {
   const Outputs out = score_examples(*model, encoder, rows);
 
   RowScores s;
-  s.label_kind = tasks::label_kind_name(model->label_kind);
+  s.label_kind = model->label_kind;
   s.model_kind = model->kind;
   const auto& columns = model->config.data.columns;
   s.user_column = column_title(columns.user, "user");
@@ -243,7 +243,7 @@ void write_scores_csv(const RowScores& s, std::ostream& out) {
   if (s.has_user) header.push_back(s.user_column);
   if (s.has_item) header.push_back(s.item_column);
   header.push_back(s.task_column);
-  if (s.label_kind == "multiclass") header.push_back("class");
+  if (s.label_kind == LabelKind::kMulticlass) header.push_back("class");
   header.push_back("score");
   for (std::size_t c = 0; c < header.size(); ++c) out << (c ? "," : "") << csv_cell(header[c]);
   out << "\n";
@@ -251,7 +251,7 @@ void write_scores_csv(const RowScores& s, std::ostream& out) {
     if (s.has_user) out << csv_cell(r.user) << ",";
     if (s.has_item) out << csv_cell(r.item) << ",";
     out << csv_cell(r.task) << ",";
-    if (s.label_kind == "multiclass") out << csv_cell(r.class_name) << ",";
+    if (s.label_kind == LabelKind::kMulticlass) out << csv_cell(r.class_name) << ",";
     out << number(r.score) << "\n";
   }
 }

@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "config/choices.hpp"
+#include "tasks/task_set.hpp"
+
 namespace ml::inference {
 
 struct PredictOptions {
@@ -25,7 +28,7 @@ struct RowScore {
 };
 
 struct RowScores {
-  std::string label_kind;  // "binary" | "regression" | "multiclass"
+  tasks::LabelKind label_kind = tasks::LabelKind::kBinary;
   std::string model_kind;  // "adapted" | "meta" (the run's init, unadapted)
   // Output header names of the key columns (the log's column names where they are named), and
   // which of user/item the log maps; the task column always is.

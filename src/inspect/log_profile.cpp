@@ -149,15 +149,16 @@ void to_json(nlohmann::json& j, const LogProfile& p) {
                      {"negatives", t.negatives},
                      {"role", t.role},
                      {"drop_reason", t.drop_reason}});
-  nlohmann::json labels = {{"kind", p.label_kind}, {"examples", p.examples}};
-  if (p.label_kind == "implicit" || p.label_kind == "event_binary" || p.label_kind == "threshold") {
+  nlohmann::json labels = {{"kind", enum_name(p.label_kind)}, {"examples", p.examples}};
+  const tasks::LabelKind outputs = tasks::label_kind(p.label_kind);
+  if (outputs == tasks::LabelKind::kBinary) {
     labels["positives"] = p.positives;
     labels["negatives"] = p.negatives;
     labels["positive_rate"] =
         p.examples ? static_cast<double>(p.positives) / static_cast<double>(p.examples) : 0.0;
     labels["sampled_negatives"] = p.sampled_negatives;
     labels["negatives_short"] = p.negatives_short;
-  } else if (p.label_kind == "regression") {
+  } else if (outputs == tasks::LabelKind::kRegression) {
     labels["target"] = {{"mean", p.target_mean},
                         {"std", p.target_std},
                         {"min", p.target_min},
@@ -235,16 +236,17 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
             (s.rejected ? ", " + n(s.rejected) + " rejected" : "") +
             (s.duplicate_keys ? ", " + n(s.duplicate_keys) + " duplicate ids" : ""));
 
-  out << "\nLabels (" << p.label_kind << ")\n";
+  out << "\nLabels (" << enum_name(p.label_kind) << ")\n";
+  const tasks::LabelKind outputs = tasks::label_kind(p.label_kind);
   row("examples", n(p.examples));
-  if (p.label_kind == "implicit" || p.label_kind == "event_binary" || p.label_kind == "threshold") {
+  if (outputs == tasks::LabelKind::kBinary) {
     row("positives", n(p.positives) + " (" + pct(p.positives, p.examples) + ")");
     row("negatives", n(p.negatives) + " (" + pct(p.negatives, p.examples) + ")");
-    if (p.label_kind == "implicit")
+    if (p.label_kind == config::LabelKind::kImplicit)
       row("sampled negatives",
           n(p.sampled_negatives) +
               (p.negatives_short ? " (" + n(p.negatives_short) + " could not be drawn)" : ""));
-  } else if (p.label_kind == "regression") {
+  } else if (outputs == tasks::LabelKind::kRegression) {
     row("target mean +- std", fixed(p.target_mean, 3) + " +- " + fixed(p.target_std, 3));
     row("target range", fixed(p.target_min, 3) + " .. " + fixed(p.target_max, 3));
   } else {

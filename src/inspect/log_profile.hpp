@@ -37,7 +37,7 @@ struct LogProfile {
   data::LoadReport load;
   std::int64_t rows_kept = 0, users = 0, items = 0, task_keys = 0, events = 0;
   std::string first_time, last_time;  // ISO-8601, "" without timestamps
-  std::string label_kind;
+  config::LabelKind label_kind = config::LabelKind::kImplicit;
   std::int64_t examples = 0, positives = 0, negatives = 0;  // binary
   std::int64_t sampled_negatives = 0, negatives_short = 0;
   double target_mean = 0, target_std = 0, target_min = 0, target_max = 0;  // regression

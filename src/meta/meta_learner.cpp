@@ -63,16 +63,18 @@ MetaLearner::MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind
                          models::FunctionalModel model)
     : config_(config), kind_(kind), model_(std::move(model)) {
   mask_ = mask_for(config_.algorithm);
-  if (config_.algorithm == "metasgd")
+  if (config_.algorithm == config::Algorithm::kMetaSgd)
     for (const auto& p : model_->params())
       inner_lrs_.push_back(torch::full_like(p, config_.inner_lr).requires_grad_(true));
 }
 
-std::vector<bool> MetaLearner::mask_for(const std::string& algorithm) const {
+std::vector<bool> MetaLearner::mask_for(config::Algorithm algorithm) const {
   // ANIL adapts the head by definition; Reptile moves every weight, or weights it leaves out
   // would never be trained.
-  if (algorithm == "anil") return models::adapt_mask(*model_, "head");
-  if (algorithm == "reptile") return models::adapt_mask(*model_, "all");
+  if (algorithm == config::Algorithm::kAnil)
+    return models::adapt_mask(*model_, config::InnerParams::kHead);
+  if (algorithm == config::Algorithm::kReptile)
+    return models::adapt_mask(*model_, config::InnerParams::kAll);
   return models::adapt_mask(*model_, config_.inner_params);
 }
 
@@ -180,11 +182,20 @@ double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks
 double MetaLearner::meta_gradient(const std::vector<TaskBatch>& tasks,
                                   const std::vector<Tensor>& params,
                                   const std::vector<Tensor>& lrs) {
-  const std::string& algo = config_.algorithm;
-  if (algo == "maml" || algo == "anil" || algo == "metasgd")
-    return stacked_second_order(tasks, params, lrs);
-  if (algo == "fomaml") return stacked_first_order(tasks, params);
-  if (algo == "reptile") return stacked_reptile(tasks, params);
+  switch (config_.algorithm) {
+    case config::Algorithm::kMaml:
+    case config::Algorithm::kAnil:
+    case config::Algorithm::kMetaSgd:
+      return stacked_second_order(tasks, params, lrs);
+    case config::Algorithm::kFomaml:
+      return stacked_first_order(tasks, params);
+    case config::Algorithm::kReptile:
+      return stacked_reptile(tasks, params);
+    case config::Algorithm::kProtonet:
+    case config::Algorithm::kPretrain:
+    case config::Algorithm::kScratch:
+      break;
+  }
   return per_task_meta_gradient(tasks, params, lrs);  // pretrain, protonet: no inner loop
 }
 
@@ -214,7 +225,7 @@ double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&support, &query});
   Tensor outputs;
-  if (config_.algorithm == "metasgd") {
+  if (config_.algorithm == config::Algorithm::kMetaSgd) {
     // Per-parameter rates do not factor as -lr δᵀx: Meta-SGD keeps per-task weights.
     std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, true);
     std::vector<Tensor> task_lrs = per_task_parameters(*model_, lrs, mask_, T, rows, true);
@@ -295,11 +306,12 @@ double MetaLearner::accumulate_meta_gradient_per_task(const std::vector<TaskBatc
 double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
                                            const std::vector<Tensor>& params,
                                            const std::vector<Tensor>& lrs) {
-  const std::string& algo = config_.algorithm;
+  using config::Algorithm;
+  const Algorithm algo = config_.algorithm;
   const double scale = 1.0 / static_cast<double>(tasks.size());
   double total = 0;
 
-  if (algo == "pretrain") {
+  if (algo == Algorithm::kPretrain) {
     std::vector<Batch> parts;
     for (const auto& t : tasks) {
       parts.push_back(t.support);
@@ -312,22 +324,23 @@ double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
     return loss.item<double>();
   }
   for (const auto& t : tasks) {
-    if (algo == "protonet") {
+    if (algo == Algorithm::kProtonet) {
       Tensor loss =
           torch::nn::functional::cross_entropy(prototype_logits(t.support, t.query, params),
                                                t.query.target.to(torch::kInt64)) *
           scale;
       loss.backward();
       total += loss.item<double>();
-    } else if (algo == "maml" || algo == "anil" || algo == "metasgd") {
-      auto fast =
-          inner_loop(*model_, params, mask_, t.support, kind_, config_.inner_steps,
-                     config_.inner_lr, /*create_graph=*/true, algo == "metasgd" ? &lrs : nullptr);
+    } else if (algo == Algorithm::kMaml || algo == Algorithm::kAnil ||
+               algo == Algorithm::kMetaSgd) {
+      auto fast = inner_loop(*model_, params, mask_, t.support, kind_, config_.inner_steps,
+                             config_.inner_lr, /*create_graph=*/true,
+                             algo == Algorithm::kMetaSgd ? &lrs : nullptr);
       Tensor loss =
           models::task_loss(model_->forward(t.query, fast), t.query.target, kind_) * scale;
       loss.backward();
       total += loss.item<double>();
-    } else if (algo == "fomaml") {
+    } else if (algo == Algorithm::kFomaml) {
       auto fast = inner_loop(*model_, params, mask_, t.support, kind_, config_.inner_steps,
                              config_.inner_lr, /*create_graph=*/false);
       Tensor loss =
@@ -336,7 +349,7 @@ double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
       for (std::size_t i = 0; i < params.size(); ++i)
         if (mask_[i]) add_grad(params[i], fast[i].grad());
       total += loss.item<double>();
-    } else if (algo == "reptile") {
+    } else if (algo == Algorithm::kReptile) {
       Batch all = models::concat(t.support, t.query);
       const std::int64_t k = t.support.size(), n = all.size();
       std::vector<Tensor> fast;
@@ -357,7 +370,7 @@ double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
       for (std::size_t i = 0; i < params.size(); ++i)
         add_grad(params[i], (params[i].detach() - fast[i].detach()) * scale);
     } else {
-      throw ConfigError("meta.algorithm = \"" + algo + "\" has no meta-training step");
+      throw ConfigError("meta.algorithm = \"" + enum_name(algo) + "\" has no meta-training step");
     }
   }
   return total;
@@ -383,7 +396,7 @@ std::vector<Tensor> MetaLearner::adapt_one_task(
 std::vector<Tensor> MetaLearner::adapted_parameters(const Batch& support, int steps) const {
   std::vector<Tensor> params;
   for (const auto& p : model_->params()) params.push_back(p.detach());
-  if (config_.algorithm == "protonet" || steps <= 0) return params;
+  if (config_.algorithm == config::Algorithm::kProtonet || steps <= 0) return params;
   models::StackedBatch stacked = models::stack_tasks({support});
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&stacked});
@@ -404,7 +417,7 @@ std::vector<Tensor> MetaLearner::outputs_at_steps(const Batch& support, const Ba
   for (int s : steps)
     if (s < 0) throw std::invalid_argument("outputs_at_steps: negative step count");
   if (steps.empty()) return {};
-  if (config_.algorithm == "protonet")
+  if (config_.algorithm == config::Algorithm::kProtonet)
     return std::vector<Tensor>(steps.size(), adapted_outputs(support, query, 0));
   const int last = *std::max_element(steps.begin(), steps.end());
   // A new task is a stack of one: adapted embeddings then touch only the task's own rows
@@ -425,7 +438,7 @@ std::vector<Tensor> MetaLearner::outputs_at_steps(const Batch& support, const Ba
 }
 
 Tensor MetaLearner::adapted_outputs(const Batch& support, const Batch& query, int steps) const {
-  if (config_.algorithm == "protonet") {
+  if (config_.algorithm == config::Algorithm::kProtonet) {
     torch::NoGradGuard no_grad;
     std::vector<Tensor> params = model_->params();
     Tensor logits = prototype_logits(support, query, params);

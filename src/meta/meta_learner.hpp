@@ -52,14 +52,14 @@ class MetaLearner {
   MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind,
               models::FunctionalModel model);
 
-  const std::string& algorithm() const { return config_.algorithm; }
+  config::Algorithm algorithm() const { return config_.algorithm; }
   models::FunctionalModel& model() { return model_; }
   const models::FunctionalModel& model() const { return model_; }
   // What the outer optimiser updates: the model's parameters, then Meta-SGD's learning rates.
   std::vector<torch::Tensor> meta_parameters() const;
   // Meta-SGD's per-parameter learning rates (empty for the other algorithms).
   std::vector<torch::Tensor>& inner_learning_rates() { return inner_lrs_; }
-  bool trains() const { return config_.algorithm != "scratch"; }
+  bool trains() const { return config_.algorithm != config::Algorithm::kScratch; }
   // Which meta_parameters() are embedding tables (and Meta-SGD's rates for them): their
   // meta-gradient comes as row_sparse_gradients(), never in .grad().
   std::vector<bool> row_sparse_parameters() const;
@@ -88,7 +88,7 @@ class MetaLearner {
   std::vector<torch::Tensor> adapted_parameters(const models::Batch& support, int steps) const;
 
  private:
-  std::vector<bool> mask_for(const std::string& algorithm) const;
+  std::vector<bool> mask_for(config::Algorithm algorithm) const;
   // The meta-gradient with `params` and `lrs` (Meta-SGD) standing in for the model's
   // parameters and inner_lrs_: the leaves that receive it.
   double meta_gradient(const std::vector<TaskBatch>& tasks,

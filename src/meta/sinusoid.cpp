@@ -46,7 +46,7 @@ SinusoidResult run_sinusoid(const SinusoidOptions& o) {
   meta.algorithm = o.algorithm;
   meta.inner_steps = o.train_steps;
   meta.inner_lr = o.inner_lr;
-  meta.inner_params = "all";
+  meta.inner_params = config::InnerParams::kAll;
   MetaLearner learner(meta, tasks::LabelKind::kRegression, models::FunctionalModel(shape));
   torch::optim::Adam optimizer(learner.meta_parameters(), torch::optim::AdamOptions(o.outer_lr));
   Rng rng(derive_seed(o.seed, 0x73696eULL));

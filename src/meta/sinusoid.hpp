@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "config/choices.hpp"
+
 namespace ml::meta {
 
 struct SinusoidOptions {
-  std::string algorithm = "maml";
+  config::Algorithm algorithm = config::Algorithm::kMaml;
   int iterations = 2000;
   int meta_batch = 10;
   int shots = 10;       // K support points per task (the query has as many in training)

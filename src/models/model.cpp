@@ -16,7 +16,7 @@ ModelShape model_shape(const config::Config& config, std::int64_t dense_dim,
   s.hidden.assign(config.model.hidden.begin(), config.model.hidden.end());
   s.embedding_dim = config.model.embedding_dim;
   s.dense_dim = dense_dim;
-  if (s.type == "embedding_mlp") s.id_cardinalities = id_cardinalities;
+  if (s.type == config::ModelType::kEmbeddingMlp) s.id_cardinalities = id_cardinalities;
   s.outputs =
       tasks::label_kind(config) == tasks::LabelKind::kMulticlass ? config.task.label.ways : 1;
   return s;
@@ -161,11 +161,21 @@ torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batc
   return (per_row * batch.weight).sum(1) / batch.count;
 }
 
-std::vector<bool> adapt_mask(const FunctionalModelImpl& model, const std::string& which) {
+std::vector<bool> adapt_mask(const FunctionalModelImpl& model, config::InnerParams which) {
   std::vector<bool> mask;
-  for (ParamGroup g : model.groups())
-    mask.push_back(which == "all" || (which == "head" && g == ParamGroup::kHead) ||
-                   (which == "dense" && g != ParamGroup::kEmbedding));
+  for (ParamGroup g : model.groups()) {
+    switch (which) {
+      case config::InnerParams::kAll:
+        mask.push_back(true);
+        break;
+      case config::InnerParams::kHead:
+        mask.push_back(g == ParamGroup::kHead);
+        break;
+      case config::InnerParams::kDense:
+        mask.push_back(g != ParamGroup::kEmbedding);
+        break;
+    }
+  }
   return mask;
 }
 

@@ -21,7 +21,7 @@ namespace ml::models {
 enum class ParamGroup { kEmbedding, kTower, kHead };
 
 struct ModelShape {
-  std::string type = "mlp";  // "mlp" | "embedding_mlp"
+  config::ModelType type = config::ModelType::kMlp;
   std::vector<std::int64_t> hidden = {128, 64};
   std::int64_t embedding_dim = 16;
   std::int64_t dense_dim = 0;
@@ -84,8 +84,8 @@ TORCH_MODULE(FunctionalModel);
 torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batch,
                           tasks::LabelKind kind);
 
-// Which parameters an inner loop adapts: "dense" (all but embeddings), "all" or "head".
-std::vector<bool> adapt_mask(const FunctionalModelImpl& model, const std::string& which);
+// Which parameters an inner loop adapts: all but embeddings (kDense), all, or the head.
+std::vector<bool> adapt_mask(const FunctionalModelImpl& model, config::InnerParams which);
 
 // Mean loss of outputs against targets: BCE-with-logits (binary), MSE (regression),
 // cross-entropy (multiclass).

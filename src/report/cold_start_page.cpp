@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "config/choices.hpp"
 #include "report/results_table.hpp"
 #include "report/svg_chart.hpp"
 #include "report/text_escape.hpp"
@@ -399,12 +400,12 @@ class Page {
 }  // namespace
 
 std::string method_colour(const std::vector<std::string>& methods, const std::string& method) {
-  if (method == "pretrain") return "#e69f00";
-  if (method == "scratch") return "#6b6b6b";
+  if (method == enum_name(config::Algorithm::kPretrain)) return "#e69f00";
+  if (method == enum_name(config::Algorithm::kScratch)) return "#6b6b6b";
   std::size_t index = 0;
   for (const auto& m : methods) {
     if (m == method) break;
-    if (m != "pretrain" && m != "scratch") ++index;
+    if (!config::is_baseline_name(m)) ++index;
   }
   return kPalette[index % (sizeof(kPalette) / sizeof(kPalette[0]))];
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "config/choices.hpp"
 #include "util/strings.hpp"
 
 namespace ml::report {
@@ -21,8 +22,7 @@ ResultsTable results_table(const eval::ColdStartResult& result) {
     for (const auto& cmp : c.comparisons)
       if (!table.is_baseline(cmp.baseline)) table.baselines.push_back(cmp.baseline);
   for (const auto& run : result.runs)
-    if ((run.algorithm == "pretrain" || run.algorithm == "scratch") &&
-        !table.is_baseline(run.method))
+    if (config::is_baseline_name(run.algorithm) && !table.is_baseline(run.method))
       table.baseline_runs.push_back(run.method);
   for (int k : result.shots) {
     std::vector<const eval::Cell*> best;

@@ -78,7 +78,7 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
     throw CheckpointError("'" + run.checkpoint_path +
                           "' carries a config this build rejects: " + e.what());
   }
-  run.config.run.device = device_name;
+  run.config.run.device = runtime::parse_device(device_name);
   run.config.run.threads = threads;
   run.progress = checkpoint.meta.progress;
   run.kind = checkpoint.meta.kind;

@@ -17,37 +17,50 @@ extern "C" void openblas_set_num_threads(int threads);
 
 namespace ml::runtime {
 
+config::DeviceSpec parse_device(const std::string& text) {
+  auto spec = config::parse_device_spec(text);
+  if (!spec) throw DeviceError("device \"" + text + "\": expected cpu, cuda, cuda:N or auto");
+  return *spec;
+}
+
 DeviceChoice resolve_device(const std::string& requested) {
+  return resolve_device(parse_device(requested));
+}
+
+DeviceChoice resolve_device(const config::DeviceSpec& requested) {
   const bool available = torch::cuda::is_available();
   const int count = available ? static_cast<int>(torch::cuda::device_count()) : 0;
+  const std::string name = requested.name();
   DeviceChoice choice;
-  if (requested == "cpu") return choice;
-  if (requested == "auto") {
-    choice.cuda = available;
-    return choice;
+  switch (requested.kind) {
+    case config::DeviceKind::kCpu:
+      return choice;
+    case config::DeviceKind::kAuto:
+      choice.cuda = available;
+      return choice;
+    case config::DeviceKind::kCuda:
+      break;
   }
-  if (requested == "cuda" || starts_with(requested, "cuda:")) {
-    if (!available)
-      throw DeviceError("device \"" + requested +
-                        "\": CUDA is not available here (no GPU visible, or this LibTorch was "
-                        "built without CUDA); use \"cpu\" or \"auto\"");
-    choice.cuda = true;
-    if (requested.size() > 5) {
-      auto index = parse_int(requested.substr(5));
-      if (!index || *index < 0)
-        throw DeviceError("device \"" + requested + "\": expected cuda:N with N >= 0");
-      choice.index = static_cast<int>(*index);
-      if (choice.index >= count)
-        throw DeviceError("device \"" + requested + "\": only " + std::to_string(count) +
-                          " CUDA device(s) visible (cuda:0 .. cuda:" + std::to_string(count - 1) +
-                          ")");
-    }
-    return choice;
+  if (!available)
+    throw DeviceError("device \"" + name +
+                      "\": CUDA is not available here (no GPU visible, or this LibTorch was "
+                      "built without CUDA); use \"cpu\" or \"auto\"");
+  choice.cuda = true;
+  if (requested.index >= 0) {
+    choice.index = requested.index;
+    if (choice.index >= count)
+      throw DeviceError("device \"" + name + "\": only " + std::to_string(count) +
+                        " CUDA device(s) visible (cuda:0 .. cuda:" + std::to_string(count - 1) +
+                        ")");
   }
-  throw DeviceError("device \"" + requested + "\": expected cpu, cuda, cuda:N or auto");
+  return choice;
 }
 
 c10::Device torch_device(const std::string& requested) {
+  return torch_device(parse_device(requested));
+}
+
+c10::Device torch_device(const config::DeviceSpec& requested) {
   const DeviceChoice choice = resolve_device(requested);
   return choice.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(choice.index))
                      : torch::Device(torch::kCPU);

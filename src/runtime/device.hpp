@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "config/choices.hpp"
+
 namespace c10 {
 struct Device;  // torch::Device; this header stays free of torch for the CLI
 }  // namespace c10
@@ -18,12 +20,17 @@ struct DeviceChoice {
   std::string name() const { return cuda ? "cuda:" + std::to_string(index) : "cpu"; }
 };
 
+// A --device value; throws DeviceError unless it is cpu, cuda, cuda:N or auto.
+config::DeviceSpec parse_device(const std::string& text);
+
 // Throws DeviceError naming the request and what is available.
-DeviceChoice resolve_device(const std::string& requested);
+DeviceChoice resolve_device(const config::DeviceSpec& requested);
+DeviceChoice resolve_device(const std::string& requested);  // parse_device, then the above
 
 // The torch device for a run.device / --device value (cpu, cuda, cuda:N, auto): what every
 // command computes on. Same errors as resolve_device.
-c10::Device torch_device(const std::string& requested);
+c10::Device torch_device(const config::DeviceSpec& requested);
+c10::Device torch_device(const std::string& requested);  // parse_device, then the above
 
 // The threads a command computes with, by precedence: `requested` (run.threads / --threads) when
 // > 0; else OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, when set by the user to a positive

@@ -39,14 +39,19 @@ EpisodeSampler::EpisodeSampler(LabelKind kind, EpisodeShape shape, std::uint64_t
 std::pair<int, int> EpisodeSampler::binary_support_split(std::int64_t positives,
                                                          std::int64_t negatives) const {
   const int k = shape_.support;
-  if (shape_.stratify == "balanced") return {k / 2, k - k / 2};
-  if (shape_.stratify == "proportional") {
-    double p = static_cast<double>(positives) / std::max<std::int64_t>(1, positives + negatives);
-    int pos = static_cast<int>(std::lround(k * p));
-    if (k >= 2) pos = std::clamp(pos, 1, k - 1);
-    return {pos, k - pos};
+  switch (shape_.stratify) {
+    case config::Stratify::kBalanced:
+      return {k / 2, k - k / 2};
+    case config::Stratify::kProportional: {
+      double p = static_cast<double>(positives) / std::max<std::int64_t>(1, positives + negatives);
+      int pos = static_cast<int>(std::lround(k * p));
+      if (k >= 2) pos = std::clamp(pos, 1, k - 1);
+      return {pos, k - pos};
+    }
+    case config::Stratify::kNone:
+      break;
   }
-  return {-1, -1};  // "none": no composition
+  return {-1, -1};  // no composition
 }
 
 std::string EpisodeSampler::check(const Task& task) const {

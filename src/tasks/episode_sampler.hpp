@@ -22,7 +22,7 @@ struct Episode {
 struct EpisodeShape {
   int support = 10;
   int query = 15;
-  std::string stratify = "balanced";
+  config::Stratify stratify = config::Stratify::kBalanced;
   int ways = 5;  // multiclass only
 };
 

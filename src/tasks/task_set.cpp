@@ -57,9 +57,20 @@ const Task* TaskSet::find(const std::string& name) const {
 }
 
 LabelKind label_kind(const config::Config& config) {
-  const auto& kind = config.task.label.kind;
-  if (kind == "regression") return LabelKind::kRegression;
-  if (kind == "multiclass") return LabelKind::kMulticlass;
+  return label_kind(config.task.label.kind);
+}
+
+LabelKind label_kind(config::LabelKind kind) {
+  switch (kind) {
+    case config::LabelKind::kRegression:
+      return LabelKind::kRegression;
+    case config::LabelKind::kMulticlass:
+      return LabelKind::kMulticlass;
+    case config::LabelKind::kImplicit:
+    case config::LabelKind::kEventBinary:
+    case config::LabelKind::kThreshold:
+      return LabelKind::kBinary;
+  }
   return LabelKind::kBinary;
 }
 
@@ -85,12 +96,19 @@ bool in_mask(const std::vector<bool>& mask, std::int32_t id) {
          mask[static_cast<std::size_t>(id)];
 }
 
-float regression_target(const data::PurchaseLog& log, std::size_t row, const std::string& target) {
-  if (target == "rating") return log.rating[row];
-  if (target == "price") return log.price[row];
-  float q = std::isnan(log.quantity[row]) ? 1.0f : log.quantity[row];
-  if (target == "quantity") return log.quantity[row];
-  return log.price[row] * q;  // spend
+float regression_target(const data::PurchaseLog& log, std::size_t row, config::LabelTarget target) {
+  switch (target) {
+    case config::LabelTarget::kRating:
+      return log.rating[row];
+    case config::LabelTarget::kPrice:
+      return log.price[row];
+    case config::LabelTarget::kQuantity:
+      return log.quantity[row];
+    case config::LabelTarget::kSpend:
+      break;
+  }
+  const float q = std::isnan(log.quantity[row]) ? 1.0f : log.quantity[row];
+  return log.price[row] * q;
 }
 
 // Implicit positives (deduplicated per user and item) and sampled negatives for one task.
@@ -99,7 +117,8 @@ void implicit_examples(const data::PurchaseLog& log, const std::vector<std::size
                        std::int64_t cutoff, const config::LabelConfig& label, std::uint64_t seed,
                        Task& task, TaskSet& set) {
   const double ratio = label.negatives_per_positive;
-  const bool exclude_only_label_window = label.negatives_exclude == "after_cutoff";
+  const bool exclude_only_label_window =
+      label.negatives_exclude == config::NegativesExclude::kAfterCutoff;
   std::vector<std::int32_t> catalogue;
   std::unordered_map<std::int32_t, double> rows_of_item;  // popularity in this task
   // (user, item) pairs that may not be negatives: every interaction in the task, or only those
@@ -125,7 +144,7 @@ void implicit_examples(const data::PurchaseLog& log, const std::vector<std::size
   task.positives = static_cast<std::int64_t>(task.examples.size());
   // "popularity": cumulative row counts over the catalogue, drawn by binary search.
   std::vector<double> cumulative;
-  if (label.negative_sampling == "popularity") {
+  if (label.negative_sampling == config::NegativeSampling::kPopularity) {
     double total = 0;
     for (std::int32_t item : catalogue) cumulative.push_back(total += rows_of_item[item]);
   }
@@ -235,10 +254,10 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
     task.id = static_cast<std::int32_t>(t);
     task.name = log.tasks.name(task.id);
     const auto& rows = rows_of[t];
-    if (label.kind == "implicit") {
+    if (label.kind == config::LabelKind::kImplicit) {
       implicit_examples(log, rows, positive, filter_events, set.cutoff, label, config.seed, task,
                         set);
-    } else if (label.kind == "event_binary") {
+    } else if (label.kind == config::LabelKind::kEventBinary) {
       event_examples(log, rows, positive, negative, set.cutoff, task);
     } else {
       std::unordered_map<std::int32_t, std::int64_t> class_counts;
@@ -247,10 +266,11 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
             (log.timestamp[row] == kNoTime || log.timestamp[row] < set.cutoff))
           continue;
         float y;
-        if (label.kind == "regression" || label.kind == "threshold") {
+        if (label.kind == config::LabelKind::kRegression ||
+            label.kind == config::LabelKind::kThreshold) {
           y = regression_target(log, row, label.target);
           if (!std::isfinite(y)) continue;
-          if (label.kind == "threshold") {
+          if (label.kind == config::LabelKind::kThreshold) {
             y = y >= label.threshold ? 1.0f : 0.0f;
             (y > 0.5f ? task.positives : task.negatives)++;
           }

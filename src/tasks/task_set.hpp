@@ -49,6 +49,7 @@ struct TaskSet {
 };
 
 LabelKind label_kind(const config::Config& config);
+LabelKind label_kind(config::LabelKind kind);  // the outputs a config label kind gives
 
 // Groups rows into tasks with labels and decides which tasks qualify for the configured sizes.
 TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config);

@@ -46,13 +46,13 @@ OuterOptimizer::OuterOptimizer(const config::MetaConfig& meta, std::vector<Tenso
   for (std::size_t i = 0; i < params_.size(); ++i) {
     if (!row_sparse_[i]) {
       dense_params_.push_back(params_[i]);
-    } else if (meta_.outer_optimizer == "adam") {
+    } else if (meta_.outer_optimizer == config::OuterOptimizer::kAdam) {
       exp_avg_[i] = torch::zeros_like(params_[i], torch::MemoryFormat::Contiguous);
       exp_avg_sq_[i] = torch::zeros_like(params_[i], torch::MemoryFormat::Contiguous);
     }
   }
   if (dense_params_.empty()) return;
-  if (meta_.outer_optimizer == "sgd")
+  if (meta_.outer_optimizer == config::OuterOptimizer::kSgd)
     dense_ = std::make_unique<torch::optim::SGD>(dense_params_,
                                                  torch::optim::SGDOptions(meta_.outer_lr));
   else
@@ -73,7 +73,7 @@ void OuterOptimizer::step(std::vector<meta::RowSparseGradient> sparse) {
   if (dense_) dense_->step();
   ++sparse_steps_;
   for (const auto& g : sparse) {
-    if (meta_.outer_optimizer == "sgd")
+    if (meta_.outer_optimizer == config::OuterOptimizer::kSgd)
       lazy_sgd_step(g);
     else
       lazy_adam_step(g);

@@ -125,7 +125,10 @@ run::Checkpoint load_resume_checkpoint(const run::RunLayout& layout,
                                        const nlohmann::json& resolved) {
   const fs::path latest_path = layout.latest_checkpoint();
   run::Checkpoint resume_from = run::load_checkpoint(latest_path.string());
-  nlohmann::json saved = resume_from.meta.config;
+  // Re-resolved, so that spellings this build writes differently (an alias such as a "tab"
+  // delimiter) do not count as changes.
+  nlohmann::json saved;
+  to_json(saved, config::config_from_json(resume_from.meta.config));
   nlohmann::json now = resolved;
   // The run directory, device and threads may differ on resume; everything else may not.
   for (auto* j : {&saved, &now}) (*j)["run"].erase("device"), (*j)["run"].erase("threads");
@@ -151,7 +154,7 @@ std::unique_ptr<pipeline::RunData> prepare_training_data(const config::Config& c
   spdlog::info("{} training tasks, {} validation, {} new; {} dense features; algorithm {} on {}",
                train_tasks.size(), data->tasks.with_role(tasks::TaskRole::kValidation).size(),
                data->tasks.with_role(tasks::TaskRole::kNew).size(), data->features.dense_dim(),
-               config.meta.algorithm, device.str());
+               enum_name(config.meta.algorithm), device.str());
   return data;
 }
 
@@ -169,7 +172,7 @@ class TrainingRun {
         optimizer_(config.meta, learner_->meta_parameters(), learner_->row_sparse_parameters()),
         sampler_(data_->tasks.kind, tasks::episode_shape(config.task), config.seed),
         train_tasks_(data_->tasks.with_role(tasks::TaskRole::kTrain)) {
-    progress_.algorithm = config.meta.algorithm;
+    progress_.algorithm = enum_name(config.meta.algorithm);
   }
 
   // Continues from `checkpoint`: weights, optimizer state and progress.
@@ -281,8 +284,8 @@ TrainSummary TrainingRun::train(int stop_after, bool append_metrics,
   const int stop = stop_after > 0 ? std::min(total, start + stop_after) : total;
   TrainSummary summary;
   summary.run_dir = layout_.dir.string();
-  summary.algorithm = config_.meta.algorithm;
-  Progress progress("meta-training " + config_.meta.algorithm, "iterations", total);
+  summary.algorithm = enum_name(config_.meta.algorithm);
+  Progress progress("meta-training " + summary.algorithm, "iterations", total);
   double window_loss = 0;
   int window = 0;
   std::future<std::vector<meta::TaskBatch>> next;

@@ -10,12 +10,6 @@
 
 namespace ml {
 
-TimeFormat time_format_from_string(const std::string& name) {
-  if (name == "unix") return TimeFormat::kUnix;
-  if (name == "iso8601") return TimeFormat::kIso8601;
-  return TimeFormat::kAuto;
-}
-
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
   const std::int64_t era = (y >= 0 ? y : y - 399) / 400;

@@ -8,11 +8,18 @@
 #include <string>
 #include <string_view>
 
+#include "util/enum_names.hpp"
+
 namespace ml {
 
+// data.time_format: how timestamp cells are written; kAuto accepts both.
 enum class TimeFormat { kAuto, kUnix, kIso8601 };
 
-TimeFormat time_format_from_string(const std::string& name);  // "auto" | "unix" | "iso8601"
+template <>
+struct EnumNames<TimeFormat> {
+  static constexpr EnumName<TimeFormat> entries[] = {
+      {TimeFormat::kAuto, "auto"}, {TimeFormat::kUnix, "unix"}, {TimeFormat::kIso8601, "iso8601"}};
+};
 
 // Unix seconds, or nullopt when `text` is not a valid timestamp of the given format.
 std::optional<std::int64_t> parse_timestamp(std::string_view text, TimeFormat format);

@@ -1,0 +1,208 @@
+// Every closed set of choices in the config, as enums whose JSON spellings are listed once, in
+// their EnumNames specialisation. The spellings are those of the config files, run directories
+// and checkpoints already written, so they must not change. What each choice means is
+// documented with its field in config.cpp (and so in docs/CONFIG.md).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/enum_names.hpp"
+
+namespace ml::config {
+
+// data.format.delimiter, data.side_tables[].format.delimiter
+enum class Delimiter { kAuto, kComma, kTab, kSemicolon, kSpace, kPipe };
+// data.bad_rows
+enum class BadRows { kSkip, kFail };
+// features.categorical
+enum class CategoricalEncoding { kVocab, kHash };
+// features.aggregates entries
+enum class Aggregate {
+  kUserFrequency,
+  kUserSpend,
+  kUserRecency,
+  kUserMeanPrice,
+  kItemPopularity,
+  kItemMeanPrice,
+  kItemBuyers
+};
+// features.aggregate_rows
+enum class AggregateRows { kTraining, kBeforeCutoff };
+// data.side_tables[].join
+enum class JoinKey { kItem, kUser };
+// task.label.kind
+enum class LabelKind { kImplicit, kEventBinary, kThreshold, kRegression, kMulticlass };
+// task.label.target
+enum class LabelTarget { kRating, kPrice, kQuantity, kSpend };
+// task.label.negative_sampling
+enum class NegativeSampling { kUniform, kPopularity };
+// task.label.negatives_exclude
+enum class NegativesExclude { kAllTime, kAfterCutoff };
+// task.stratify
+enum class Stratify { kBalanced, kProportional, kNone };
+// model.type
+enum class ModelType { kMlp, kEmbeddingMlp };
+// meta.algorithm
+enum class Algorithm { kMaml, kFomaml, kReptile, kAnil, kMetaSgd, kProtonet, kPretrain, kScratch };
+// meta.inner_params
+enum class InnerParams { kDense, kAll, kHead };
+// meta.outer_optimizer
+enum class OuterOptimizer { kAdam, kSgd };
+// The kind part of run.device and of --device.
+enum class DeviceKind { kAuto, kCpu, kCuda };
+
+// The character a delimiter choice stands for; 0 for kAuto (detected from the file).
+char delimiter_char(Delimiter d);
+
+// Aggregates over users need data.columns.user, over items data.columns.item.
+bool is_user_aggregate(Aggregate a);
+
+// pretrain and scratch: the baselines every meta-learner is measured against.
+bool is_baseline(Algorithm a);
+// The baselines' names, "pretrain" then "scratch": the methods eval adds to every comparison.
+std::vector<std::string> baseline_names();
+// Whether an evaluated method's name ("maml", "maml#2", "pretrain", ...) is a baseline's.
+bool is_baseline_name(std::string_view method);
+
+// A device request: "auto", "cpu", "cuda" (the current CUDA device) or "cuda:N".
+struct DeviceSpec {
+  DeviceKind kind = DeviceKind::kAuto;
+  int index = -1;  // cuda:N; -1 when no index was given
+
+  std::string name() const;  // the spelling parse_device_spec() reads back
+  bool operator==(const DeviceSpec& o) const { return kind == o.kind && index == o.index; }
+  bool operator!=(const DeviceSpec& o) const { return !(*this == o); }
+};
+
+// nullopt for anything but "auto", "cpu", "cuda" and "cuda:N" with N >= 0.
+std::optional<DeviceSpec> parse_device_spec(std::string_view text);
+
+}  // namespace ml::config
+
+namespace ml {
+
+template <>
+struct EnumNames<config::Delimiter> {
+  using E = config::Delimiter;
+  static constexpr EnumName<E> entries[] = {
+      {E::kAuto, "auto"},   {E::kComma, ","}, {E::kTab, "\t"},
+      {E::kSemicolon, ";"}, {E::kSpace, " "}, {E::kPipe, "|"},
+      {E::kTab, "tab"},     {E::kTab, "\\t"}, {E::kSpace, "space"}};
+  static constexpr const char* expected =
+      "must be \"auto\", \",\", \"\\t\" (or \"tab\"), \";\", \" \" (or \"space\") or \"|\"";
+};
+
+template <>
+struct EnumNames<config::BadRows> {
+  using E = config::BadRows;
+  static constexpr EnumName<E> entries[] = {{E::kSkip, "skip"}, {E::kFail, "fail"}};
+};
+
+template <>
+struct EnumNames<config::CategoricalEncoding> {
+  using E = config::CategoricalEncoding;
+  static constexpr EnumName<E> entries[] = {{E::kVocab, "vocab"}, {E::kHash, "hash"}};
+};
+
+template <>
+struct EnumNames<config::Aggregate> {
+  using E = config::Aggregate;
+  static constexpr EnumName<E> entries[] = {
+      {E::kUserFrequency, "user_frequency"},   {E::kUserSpend, "user_spend"},
+      {E::kUserRecency, "user_recency"},       {E::kUserMeanPrice, "user_mean_price"},
+      {E::kItemPopularity, "item_popularity"}, {E::kItemMeanPrice, "item_mean_price"},
+      {E::kItemBuyers, "item_buyers"}};
+};
+
+template <>
+struct EnumNames<config::AggregateRows> {
+  using E = config::AggregateRows;
+  static constexpr EnumName<E> entries[] = {{E::kTraining, "training"},
+                                            {E::kBeforeCutoff, "before_cutoff"}};
+};
+
+template <>
+struct EnumNames<config::JoinKey> {
+  using E = config::JoinKey;
+  static constexpr EnumName<E> entries[] = {{E::kItem, "item"}, {E::kUser, "user"}};
+};
+
+template <>
+struct EnumNames<config::LabelKind> {
+  using E = config::LabelKind;
+  static constexpr EnumName<E> entries[] = {{E::kImplicit, "implicit"},
+                                            {E::kEventBinary, "event_binary"},
+                                            {E::kThreshold, "threshold"},
+                                            {E::kRegression, "regression"},
+                                            {E::kMulticlass, "multiclass"}};
+};
+
+template <>
+struct EnumNames<config::LabelTarget> {
+  using E = config::LabelTarget;
+  static constexpr EnumName<E> entries[] = {{E::kRating, "rating"},
+                                            {E::kPrice, "price"},
+                                            {E::kQuantity, "quantity"},
+                                            {E::kSpend, "spend"}};
+};
+
+template <>
+struct EnumNames<config::NegativeSampling> {
+  using E = config::NegativeSampling;
+  static constexpr EnumName<E> entries[] = {{E::kUniform, "uniform"},
+                                            {E::kPopularity, "popularity"}};
+};
+
+template <>
+struct EnumNames<config::NegativesExclude> {
+  using E = config::NegativesExclude;
+  static constexpr EnumName<E> entries[] = {{E::kAllTime, "all_time"},
+                                            {E::kAfterCutoff, "after_cutoff"}};
+};
+
+template <>
+struct EnumNames<config::Stratify> {
+  using E = config::Stratify;
+  static constexpr EnumName<E> entries[] = {
+      {E::kBalanced, "balanced"}, {E::kProportional, "proportional"}, {E::kNone, "none"}};
+};
+
+template <>
+struct EnumNames<config::ModelType> {
+  using E = config::ModelType;
+  static constexpr EnumName<E> entries[] = {{E::kMlp, "mlp"}, {E::kEmbeddingMlp, "embedding_mlp"}};
+};
+
+template <>
+struct EnumNames<config::Algorithm> {
+  using E = config::Algorithm;
+  static constexpr EnumName<E> entries[] = {{E::kMaml, "maml"},         {E::kFomaml, "fomaml"},
+                                            {E::kReptile, "reptile"},   {E::kAnil, "anil"},
+                                            {E::kMetaSgd, "metasgd"},   {E::kProtonet, "protonet"},
+                                            {E::kPretrain, "pretrain"}, {E::kScratch, "scratch"}};
+};
+
+template <>
+struct EnumNames<config::InnerParams> {
+  using E = config::InnerParams;
+  static constexpr EnumName<E> entries[] = {
+      {E::kDense, "dense"}, {E::kAll, "all"}, {E::kHead, "head"}};
+};
+
+template <>
+struct EnumNames<config::OuterOptimizer> {
+  using E = config::OuterOptimizer;
+  static constexpr EnumName<E> entries[] = {{E::kAdam, "adam"}, {E::kSgd, "sgd"}};
+};
+
+template <>
+struct EnumNames<config::DeviceKind> {
+  using E = config::DeviceKind;
+  static constexpr EnumName<E> entries[] = {
+      {E::kAuto, "auto"}, {E::kCpu, "cpu"}, {E::kCuda, "cuda"}};
+};
+
+}  // namespace ml

@@ -1,0 +1,328 @@
+// The config's field tables (config as data): every struct member is in its section's table,
+// every field survives to_json -> config_from_json -> to_json with a non-default value, the enum
+// names are consistent, and the checked-in docs/CONFIG.md is what the tables generate.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "config/config.hpp"
+#include "config/config_docs.hpp"
+#include "config/field_table.hpp"
+#include "features/feature_space.hpp"
+#include "test_support.hpp"
+
+#ifndef ML_SOURCE_DIR
+#error "ML_SOURCE_DIR must be defined by tests/CMakeLists.txt"
+#endif
+
+namespace {
+
+using ml::config::Json;
+using ml::config::TableInfo;
+
+// ---- how many members an aggregate struct has, counted by brace-initialisation ---------------
+
+// Converts to any member type, so that T{AnyMember, ...} compiles for up to as many
+// initialisers as T has members (aggregates may be brace-initialised with fewer, never more).
+struct AnyMember {
+  template <typename T>
+  operator T() const;  // declared only: used in unevaluated contexts
+};
+
+template <typename T, typename... A>
+constexpr auto brace_initialisable(int) -> decltype(T{std::declval<A>()...}, true) {
+  return true;
+}
+template <typename T, typename... A>
+constexpr bool brace_initialisable(...) {
+  return false;
+}
+template <typename T, std::size_t... I>
+constexpr bool brace_initialisable_with(std::index_sequence<I...>) {
+  return brace_initialisable<T, decltype((void)I, AnyMember{})...>(0);
+}
+template <typename T, std::size_t N = 1>
+constexpr std::size_t member_count() {
+  if constexpr (N > 64 || !brace_initialisable_with<T>(std::make_index_sequence<N>{}))
+    return N - 1;
+  else
+    return member_count<T, N + 1>();
+}
+
+// Every table reachable from the top level, by struct name.
+void collect_tables(const TableInfo& table, std::map<std::string, const TableInfo*>& out) {
+  out[table.name] = &table;
+  for (const auto& f : table.fields)
+    if (f.section) collect_tables(*f.section, out);
+}
+
+const TableInfo& table_named(const std::string& name) {
+  static const auto tables = [] {
+    std::map<std::string, const TableInfo*> all;
+    collect_tables(ml::config::config_table_info(), all);
+    return all;
+  }();
+  auto it = tables.find(name);
+  if (it == tables.end()) throw std::runtime_error("no field table for struct " + name);
+  return *it->second;
+}
+
+// `unserialised`: members deliberately left out of the JSON (Config::source_path).
+template <typename S>
+void expect_table_covers(const std::string& name, std::size_t unserialised = 0) {
+  EXPECT_EQ(table_named(name).fields.size() + unserialised, member_count<S>())
+      << name << " has " << member_count<S>() << " members but its field table in "
+      << "src/config/config.cpp lists " << table_named(name).fields.size()
+      << ": add the new member to the table (key, member, check, docstring) so that it is "
+         "read, written by to_json and documented";
+}
+
+TEST(ConfigTables, EveryStructMemberIsInItsTable) {
+  using namespace ml::config;
+  static_assert(member_count<ColumnRef>() == 2, "the member counter works");
+  expect_table_covers<CsvFormat>("CsvFormat");
+  expect_table_covers<FeatureColumns>("FeatureColumns");
+  expect_table_covers<ColumnMap>("ColumnMap");
+  expect_table_covers<SideTable>("SideTable");
+  expect_table_covers<DataConfig>("DataConfig");
+  expect_table_covers<FeatureConfig>("FeatureConfig");
+  expect_table_covers<LabelConfig>("LabelConfig");
+  expect_table_covers<TaskConfig>("TaskConfig");
+  expect_table_covers<SplitConfig>("SplitConfig");
+  expect_table_covers<ModelConfig>("ModelConfig");
+  expect_table_covers<MetaConfig>("MetaConfig");
+  expect_table_covers<TrainConfig>("TrainConfig");
+  expect_table_covers<RunConfig>("RunConfig");
+  expect_table_covers<Config>("Config", /*unserialised=*/1);
+}
+
+TEST(ConfigTables, KeysAreUniqueAndDocumented) {
+  std::map<std::string, const TableInfo*> all;
+  collect_tables(ml::config::config_table_info(), all);
+  EXPECT_EQ(all.size(), 14u);
+  for (const auto& [name, table] : all) {
+    EXPECT_FALSE(table->doc.empty()) << name;
+    std::set<std::string> keys;
+    for (const auto& f : table->fields) {
+      EXPECT_TRUE(keys.insert(f.key).second) << name << "." << f.key << " is listed twice";
+      EXPECT_FALSE(f.doc.empty()) << name << "." << f.key << " has no docstring";
+      EXPECT_FALSE(f.type.empty()) << name << "." << f.key << " has no type";
+    }
+  }
+}
+
+// ---- every field round-trips with a value other than the base config's -----------------------
+
+// A valid config whose columns are positions (so that a header can be switched off) and that
+// has a side table, a time cutoff and threshold labels (so that every choice can change alone).
+Json base_config() {
+  return Json::parse(R"({
+    "data": {"files": ["log.csv"],
+             "columns": {"user": 1, "item": 2, "task": 3, "timestamp": 4, "event": 5,
+                         "rating": 6, "price": 7, "quantity": 8},
+             "side_tables": [{"files": ["items.csv"], "key": 1,
+                              "features": {"categorical": [2]}}]},
+    "task": {"label": {"kind": "threshold"}},
+    "split": {"time_cutoff": "2017-07-01"}
+  })");
+}
+
+// The values a generic change cannot make valid, with a valid different one.
+const std::map<std::string, Json>& special_values() {
+  static const std::map<std::string, Json> values = {
+      {"/split/time_cutoff", "2018-01-01"},  // must stay a date
+      {"/task/max_examples", 1000},          // 0 or >= support + query
+      {"/features/affinities", {"item"}},    // "item", "relative_price" or a column
+      {"/run/device", "cuda:3"},             // with an index
+  };
+  return values;
+}
+
+Json changed(const ml::config::FieldInfo& f, const Json& v) {
+  if (f.type == "boolean") return !v.get<bool>();
+  if (f.type == "integer") return v.get<std::int64_t>() + 1;
+  if (f.type == "number") return v.get<double>() == 0 ? 0.5 : v.get<double>() / 2;
+  if (f.type == "string" && !f.choices.empty()) {
+    auto at = std::find(f.choices.begin(), f.choices.end(), v.get<std::string>());
+    return at == f.choices.end() || at + 1 == f.choices.end() ? f.choices.front() : *(at + 1);
+  }
+  if (f.type == "string") return v.get<std::string>() + "_2";
+  if (f.type == "list of strings" && !f.choices.empty()) {
+    Json list = v;
+    if (list.empty())
+      list.push_back(f.choices.front());
+    else
+      list.erase(list.size() - 1);
+    return list;
+  }
+  if (f.type == "list of strings" || f.type == "list of columns") {
+    Json list = v;
+    list.push_back(f.type == "list of columns" ? Json(12) : Json("extra"));
+    return list;
+  }
+  if (f.type == "list of integers") {
+    Json list = v;
+    list.push_back(7);
+    return list;
+  }
+  if (f.type == "column") return v.is_number() ? Json(v.get<int>() + 10) : Json(11);
+  throw std::runtime_error("no change for type " + f.type);
+}
+
+// Every leaf field below `table`, as JSON pointers into a config (list sections at index 0).
+void leaf_fields(const TableInfo& table, const std::string& pointer,
+                 std::vector<std::pair<std::string, const ml::config::FieldInfo*>>& out) {
+  for (const auto& f : table.fields) {
+    const std::string here = pointer + "/" + f.key;
+    if (f.section)
+      leaf_fields(*f.section, f.shape == ml::config::FieldShape::kSectionList ? here + "/0" : here,
+                  out);
+    else
+      out.emplace_back(here, &f);
+  }
+}
+
+Json round_trip(const Json& j) {
+  Json out;
+  to_json(out, ml::config::config_from_json(j));
+  return out;
+}
+
+TEST(ConfigTables, EveryFieldRoundTripsWithAChangedValue) {
+  const Json base = round_trip(base_config());
+  ASSERT_EQ(round_trip(base), base);
+  std::vector<std::pair<std::string, const ml::config::FieldInfo*>> leaves;
+  leaf_fields(ml::config::config_table_info(), "", leaves);
+  EXPECT_GE(leaves.size(), 75u);  // as many as the tables list today
+  for (const auto& [pointer, field] : leaves) {
+    const Json::json_pointer at(pointer);
+    ASSERT_TRUE(base.contains(at)) << pointer << " is missing from to_json";
+    auto special = special_values().find(pointer);
+    const Json value =
+        special != special_values().end() ? special->second : changed(*field, base.at(at));
+    ASSERT_NE(value, base.at(at)) << pointer;
+    Json edited = base;
+    edited[at] = value;
+    Json out;
+    try {
+      out = round_trip(edited);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << pointer << " = " << value.dump() << " was rejected: " << e.what();
+      continue;
+    }
+    EXPECT_EQ(out.at(at), value) << pointer << " does not survive to_json -> from_json";
+    EXPECT_EQ(out, edited) << pointer << ": the round trip changed other fields";
+  }
+}
+
+// ---- enums -----------------------------------------------------------------------------------
+
+template <typename E>
+void expect_names_consistent(const std::string& what) {
+  const auto values = ml::enum_values<E>();
+  ASSERT_FALSE(values.empty()) << what;
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    // Enumerators are listed in declaration order without gaps, so a new one in the middle
+    // that the table lacks shows up here (one at the end shows up in the switches: -Wswitch).
+    EXPECT_EQ(static_cast<std::size_t>(values[i]), i) << what;
+    const std::string name = ml::enum_name(values[i]);
+    EXPECT_TRUE(names.insert(name).second) << what << ": '" << name << "' names two values";
+    EXPECT_EQ(ml::enum_from_name<E>(name), values[i]) << what << " " << name;
+  }
+  EXPECT_EQ(ml::enum_names<E>().size(), values.size()) << what;
+  EXPECT_EQ(ml::enum_from_name<E>("no such name"), std::nullopt) << what;
+}
+
+TEST(ConfigEnums, NamesAreListedOnceAndReadBack) {
+  using namespace ml::config;
+  expect_names_consistent<Delimiter>("Delimiter");
+  expect_names_consistent<BadRows>("BadRows");
+  expect_names_consistent<CategoricalEncoding>("CategoricalEncoding");
+  expect_names_consistent<Aggregate>("Aggregate");
+  expect_names_consistent<AggregateRows>("AggregateRows");
+  expect_names_consistent<JoinKey>("JoinKey");
+  expect_names_consistent<LabelKind>("LabelKind");
+  expect_names_consistent<LabelTarget>("LabelTarget");
+  expect_names_consistent<NegativeSampling>("NegativeSampling");
+  expect_names_consistent<NegativesExclude>("NegativesExclude");
+  expect_names_consistent<Stratify>("Stratify");
+  expect_names_consistent<ModelType>("ModelType");
+  expect_names_consistent<Algorithm>("Algorithm");
+  expect_names_consistent<InnerParams>("InnerParams");
+  expect_names_consistent<OuterOptimizer>("OuterOptimizer");
+  expect_names_consistent<DeviceKind>("DeviceKind");
+  expect_names_consistent<ml::TimeFormat>("TimeFormat");
+  expect_names_consistent<ml::features::Source>("features::Source");
+}
+
+TEST(ConfigEnums, DelimiterAliasesReadAsTheCharacterAndWriteCanonically) {
+  using ml::config::Delimiter;
+  EXPECT_EQ(ml::enum_from_name<Delimiter>("tab"), Delimiter::kTab);
+  EXPECT_EQ(ml::enum_from_name<Delimiter>("\\t"), Delimiter::kTab);
+  EXPECT_EQ(ml::enum_from_name<Delimiter>("\t"), Delimiter::kTab);
+  EXPECT_EQ(ml::enum_from_name<Delimiter>("space"), Delimiter::kSpace);
+  EXPECT_EQ(ml::enum_name(Delimiter::kTab), "\t");
+  EXPECT_EQ(ml::config::delimiter_char(Delimiter::kPipe), '|');
+  EXPECT_EQ(ml::enum_names<Delimiter>(),
+            (std::vector<std::string>{"auto", ",", "\t", ";", " ", "|"}));
+
+  Json j = base_config();
+  j["data"]["format"]["delimiter"] = "tab";
+  const Json out = round_trip(j);
+  EXPECT_EQ(out["data"]["format"]["delimiter"], "\t");
+  EXPECT_EQ(round_trip(out), out);
+}
+
+TEST(ConfigEnums, DeviceSpecsParseAndPrint) {
+  using ml::config::parse_device_spec;
+  for (const char* text : {"auto", "cpu", "cuda", "cuda:0", "cuda:12"})
+    EXPECT_EQ(parse_device_spec(text)->name(), text);
+  EXPECT_EQ(parse_device_spec("cuda:3")->index, 3);
+  EXPECT_EQ(parse_device_spec("cuda")->index, -1);
+  for (const char* text : {"gpu", "cuda:", "cuda:x", "cuda:-1", "CPU", ""})
+    EXPECT_EQ(parse_device_spec(text), std::nullopt) << text;
+}
+
+// ---- the generated reference -----------------------------------------------------------------
+
+TEST(ConfigDocs, CheckedInReferenceIsCurrent) {
+  const std::string path = std::string(ML_SOURCE_DIR) + "/docs/CONFIG.md";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << path << " is missing; generate it with: build/metalearn config-docs > "
+                  << "docs/CONFIG.md";
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_TRUE(text.str() == ml::config::config_reference_markdown())
+      << "docs/CONFIG.md is stale (the config's field tables changed); regenerate it with: "
+         "build/metalearn config-docs > docs/CONFIG.md";
+}
+
+TEST(ConfigDocs, ReferenceListsEveryKeyWithItsDefault) {
+  const std::string doc = ml::config::config_reference_markdown();
+  std::vector<std::pair<std::string, const ml::config::FieldInfo*>> leaves;
+  leaf_fields(ml::config::config_table_info(), "", leaves);
+  for (const auto& [pointer, field] : leaves) {
+    std::string path = pointer.substr(1);
+    for (char& c : path)
+      if (c == '/') c = '.';
+    const auto list_index = path.find(".0.");
+    if (list_index != std::string::npos) path.replace(list_index, 3, "[].");
+    EXPECT_NE(doc.find("| `" + path + "` | " + field->type + " | "), std::string::npos) << path;
+  }
+  EXPECT_NE(doc.find("| `task.support` | integer | `10` | >= 1 |"), std::string::npos);
+  EXPECT_NE(doc.find("`\"maml\"`, `\"fomaml\"`"), std::string::npos);
+}
+
+TEST(ConfigDocs, CommandPrintsTheReference) {
+  const auto r = ml::testing::run_cli("config-docs");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(r.out == ml::config::config_reference_markdown());
+}
+
+}  // namespace
