@@ -100,6 +100,10 @@ install(FILES ${PROJECT_BINARY_DIR}/metalearnConfig.cmake
         DESTINATION ${ML_CMAKE_PACKAGE_DIR} COMPONENT development)
 
 # --- the .deb -------------------------------------------------------------------------------------
+# Installs and packages take what `cmake --build` built (the README builds first): without this,
+# cpack's preinstall step rebuilds every target, and a test suite that runs cpack (install.deb)
+# would relink the test binaries under the other tests running beside it.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME metalearn)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})

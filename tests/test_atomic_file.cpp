@@ -2,9 +2,14 @@
 // left behind, existing files untouched on failure.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "test_support.hpp"
 #include "util/atomic_file.hpp"
@@ -94,6 +99,43 @@ TEST(AtomicFile, WritingAfterFinishIsAnError) {
   EXPECT_THROW(file.write("after finish"), ml::FileWriteError);
   file.publish();
   EXPECT_EQ(slurp(dir.file("x")), "ok");
+}
+
+TEST(AtomicFile, ASymlinkIsKeptAndTheFileItPointsToReplaced) {
+  TempDir dir;
+  write_file(dir.file("real.csv"), "old");
+  fs::create_symlink("real.csv", dir.path() / "link.csv");
+  ml::write_file_atomically(dir.file("link.csv"), [](std::ostream& out) { out << "new"; });
+  EXPECT_TRUE(fs::is_symlink(fs::symlink_status(dir.path() / "link.csv")));
+  EXPECT_EQ(slurp(dir.file("real.csv")), "new");
+  EXPECT_EQ(entries(dir.path()), 2);
+}
+
+TEST(AtomicFile, AFifoIsWrittenInPlaceNotReplaced) {
+  TempDir dir;
+  const std::string fifo = dir.file("pipe");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string received;
+  std::thread reader([&] {
+    std::ifstream in(fifo, std::ios::binary);
+    received.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  });
+  ml::write_file_atomically(fifo, [](std::ostream& out) { out << "through the pipe"; });
+  reader.join();
+  EXPECT_EQ(received, "through the pipe");
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_EQ(entries(dir.path()), 1);
+}
+
+TEST(AtomicFile, ADeviceNodeIsWrittenInPlaceNotReplaced) {
+  TempDir dir;
+  const std::string device = dir.file("null");
+  // A private copy of /dev/null (char 1:3), so a regression replaces this node, not the real one.
+  if (::mknod(device.c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0)
+    GTEST_SKIP() << "cannot create a device node here (needs CAP_MKNOD)";
+  ml::write_file_atomically(device, [](std::ostream& out) { out << "discarded"; });
+  EXPECT_TRUE(fs::is_character_file(device));
+  EXPECT_EQ(entries(dir.path()), 1);
 }
 
 }  // namespace

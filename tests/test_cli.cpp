@@ -85,6 +85,17 @@ TEST(CliBasics, VersionHelpAndUsageErrors) {
   EXPECT_TRUE(contains(r[4].err, "--frobnicate")) << r[4].err;
 }
 
+// eval --report writes REPORT.json beside the page; --json-out naming that same file would be
+// overwritten by it, so the pair is refused before any work.
+TEST(CliEval, JsonOutThatIsTheReportsTablesIsRefused) {
+  auto r = run_many({"eval --checkpoint no/such/run --report out/r.html --json-out out/r.json",
+                     "eval --checkpoint no/such/run --report out/r.html --json-out out/e.json"});
+  expect_one_line_error(r[0], ml::ExitCode::kUsage, "--report");
+  EXPECT_TRUE(contains(r[0].err, "out/r.json")) << r[0].err;
+  // A different file passes the check and fails only on the missing run.
+  EXPECT_EQ(r[1].code, static_cast<int>(ml::ExitCode::kCheckpoint)) << r[1].err;
+}
+
 // The bash completion is generated from the CLI definition: every subcommand --help lists and
 // every option of each must be offered in that subcommand's branch, and nothing hidden.
 TEST(CliCompletion, CoversEverySubcommandAndOption) {

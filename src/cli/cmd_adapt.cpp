@@ -34,9 +34,8 @@ void add_adapt_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   command->add_option("--out", a.out_dir,
                       "folder for the adapted models (TASK.mlckpt); default RUN/adapted");
-  command->add_option("--device", a.device, "cpu, cuda, cuda:N or auto");
-  command->add_option("--threads", a.threads, "CPU threads, 0 = all cores")
-      ->check(CLI::NonNegativeNumber);
+  add_device_option(*command, a.device);
+  add_threads_option(*command, a.threads);
   command->add_flag("--json", o->json, "machine-readable summary on stdout");
   command->callback([o] {
     inference::AdaptSummary summary = inference::adapt(o->adapt);

@@ -3,9 +3,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "cli/command.hpp"
 #include "eval/cold_start.hpp"
 #include "report/cold_start_page.hpp"
+#include "util/errors.hpp"
 
 namespace ml::cli {
 
@@ -49,11 +52,18 @@ void add_eval_command(CLI::App& app) {
                       "write a self-contained HTML report (tables, charts, training curves) "
                       "here, and its tables beside it as .md and .json (report.html -> "
                       "report.md, report.json)");
-  command->add_option("--device", o->eval.device, "cpu, cuda, cuda:N or auto");
-  command->add_option("--threads", o->eval.threads, "CPU threads, 0 = all cores");
+  add_device_option(*command, o->eval.device);
+  add_threads_option(*command, o->eval.threads);
   command->callback([o] {
     // Checked before the (long) evaluation, so a wrong name fails at once.
-    if (!o->report.empty()) report::report_paths(o->report);
+    if (!o->report.empty()) {
+      const report::ReportPaths paths = report::report_paths(o->report);
+      std::error_code ec;
+      if (!o->json_out.empty() &&
+          (o->json_out == paths.json || std::filesystem::equivalent(o->json_out, paths.json, ec)))
+        throw UsageError("--json-out " + o->json_out + " is the file --report " + o->report +
+                         " writes its tables to: name another file");
+    }
     o->eval.pretrain = !o->no_pretrain;
     o->eval.checkpoint = o->checkpoints.front();
     o->eval.compare.assign(o->checkpoints.begin() + 1, o->checkpoints.end());

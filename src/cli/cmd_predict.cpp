@@ -29,9 +29,8 @@ void add_predict_command(CLI::App& app) {
   command->add_option("--task", o->task, "task whose items are recommended");
   command->add_option("--user", o->users, "user to recommend for (repeatable)");
   command->add_option("--top-k", o->top_k, "items per user")->check(CLI::PositiveNumber);
-  command->add_option("--device", o->device, "cpu, cuda, cuda:N or auto");
-  command->add_option("--threads", o->threads, "CPU threads, 0 = all cores")
-      ->check(CLI::NonNegativeNumber);
+  add_device_option(*command, o->device);
+  add_threads_option(*command, o->threads);
   command->callback([o] {
     if (o->recommend) {
       inference::RecommendOptions r;

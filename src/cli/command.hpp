@@ -26,6 +26,11 @@ struct ConfigOptions {
   bool load(config::Config& out) const;
 };
 
+// The --device and --threads options of every compute command, worded once. `overrides` names
+// the config key they replace (train/inspect) or is empty (commands that read a run).
+void add_device_option(CLI::App& command, std::string& device, const char* overrides = "");
+void add_threads_option(CLI::App& command, int& threads, const char* overrides = "");
+
 void add_synth_command(CLI::App& app);
 // Hidden: `metalearn completion bash`. Add it last, after every command it describes.
 void add_completion_command(CLI::App& app);

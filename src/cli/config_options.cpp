@@ -6,6 +6,23 @@
 
 namespace ml::cli {
 
+void add_device_option(CLI::App& command, std::string& device, const char* overrides) {
+  std::string help = "cpu, cuda, cuda:N or auto";
+  if (*overrides) help += std::string(" (overrides ") + overrides + ")";
+  command.add_option("--device", device, help)->default_str(*overrides ? overrides : "auto");
+}
+
+void add_threads_option(CLI::App& command, int& threads, const char* overrides) {
+  // runtime::resolve_threads applies this precedence; the README's Speed section says it too.
+  std::string help =
+      "CPU threads for torch, OpenMP, BLAS and CSV parsing; 0 = OMP_NUM_THREADS, else "
+      "OPENBLAS_NUM_THREADS, else all cores";
+  if (*overrides) help += std::string(" (overrides ") + overrides + ")";
+  command.add_option("--threads", threads, help)
+      ->check(CLI::NonNegativeNumber)
+      ->default_str(*overrides ? overrides : "0");
+}
+
 void ConfigOptions::add_to(CLI::App& command, bool with_runtime) {
   command.add_option("-c,--config", path, "JSON config file")->required();
   command.add_option("--set", overrides,
@@ -14,9 +31,8 @@ void ConfigOptions::add_to(CLI::App& command, bool with_runtime) {
   command.add_flag("--print-config", print_config,
                    "print the resolved config (defaults filled in) and exit");
   if (with_runtime) {
-    command.add_option("--device", device, "cpu, cuda, cuda:N or auto (overrides run.device)");
-    command.add_option("--threads", threads, "CPU threads, 0 = all cores (overrides run.threads)")
-        ->check(CLI::NonNegativeNumber);
+    add_device_option(command, device, "run.device");
+    add_threads_option(command, threads, "run.threads");
   }
 }
 

@@ -31,7 +31,7 @@ struct AdaptOptions {
   double inner_lr = 0;             // inner-loop learning rate; 0 = meta.inner_lr
   std::string out_dir;             // where adapted checkpoints go; "" = RUN/adapted
   std::string device = "auto";
-  int threads = 0;  // CPU threads, 0 = all cores
+  int threads = 0;  // CPU threads; 0 = runtime::resolve_threads (env vars, else all cores)
 };
 
 using metrics::QueryMetrics;

@@ -440,9 +440,13 @@ ReportPaths write_report(const eval::ColdStartResult& result, const std::string&
   if (ec)
     throw DataError("--report " + html_path + ": cannot create '" + folder.string() +
                     "': " + ec.message());
-  write_file_atomically(paths.html, [&](std::ostream& out) { out << html; });
-  write_file_atomically(paths.markdown, [&](std::ostream& out) { out << markdown; });
-  write_file_atomically(paths.json, [&](std::ostream& out) { out << json; });
+  // All three complete before any becomes visible: a failure leaves none of them half-updated.
+  AtomicFile html_file(paths.html), markdown_file(paths.markdown), json_file(paths.json);
+  html_file.write(html);
+  markdown_file.write(markdown);
+  json_file.write(json);
+  for (AtomicFile* file : {&html_file, &markdown_file, &json_file}) file->finish();
+  for (AtomicFile* file : {&html_file, &markdown_file, &json_file}) file->publish();
   return paths;
 }
 

@@ -66,9 +66,26 @@ void sync_directory(const fs::path& dir) {
 
 }  // namespace
 
-AtomicFile::AtomicFile(std::string path)
-    : path_(std::move(path)), temp_path_(path_ + ".tmp-" + std::to_string(::getpid())) {
-  const fs::path parent = fs::path(path_).parent_path();
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  std::error_code ec;
+  const fs::file_status target = fs::status(path_, ec);  // follows symlinks
+  if (fs::exists(target) && !fs::is_regular_file(target) && !fs::is_directory(target)) {
+    // A device, FIFO or socket (/dev/stdout, /dev/null, a named pipe) is written in place:
+    // renaming a regular file over it would destroy it (as root, even /dev/null).
+    direct_ = true;
+    temp_path_ = path_;
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd_ < 0) fail("cannot open '" + path_ + "'", errno);
+    return;
+  }
+  // Through a symlink, the file it points to is replaced and the link kept.
+  if (fs::is_symlink(fs::symlink_status(path_, ec))) {
+    const fs::path resolved = fs::weakly_canonical(path_, ec);
+    if (!ec) write_path_ = resolved.string();
+  }
+  if (write_path_.empty()) write_path_ = path_;
+  temp_path_ = write_path_ + ".tmp-" + std::to_string(::getpid());
+  const fs::path parent = fs::path(write_path_).parent_path();
   if (!parent.empty()) {
     std::error_code ec;
     fs::create_directories(parent, ec);
@@ -82,7 +99,7 @@ AtomicFile::AtomicFile(std::string path)
 
 AtomicFile::~AtomicFile() {
   if (fd_ >= 0) ::close(fd_);
-  if (!published_) ::unlink(temp_path_.c_str());
+  if (!published_ && !direct_) ::unlink(temp_path_.c_str());
 }
 
 void AtomicFile::fail(const std::string& doing, int error) const {
@@ -113,7 +130,8 @@ std::ostream& AtomicFile::stream() {
 void AtomicFile::finish() {
   if (finished_) return;
   if (buffer_) buffer_->drain();
-  const bool synced = ::fsync(fd_) == 0;
+  // Devices and pipes cannot be synced (EINVAL); what matters there is that write() succeeded.
+  const bool synced = direct_ || ::fsync(fd_) == 0;
   const int sync_error = errno;
   // close() can report a delayed write error (e.g. on NFS) that fsync did not.
   const bool closed = ::close(fd_) == 0;
@@ -127,10 +145,13 @@ void AtomicFile::finish() {
 void AtomicFile::publish() {
   finish();
   if (published_) return;
-  if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
-    fail("renaming '" + temp_path_ + "' into place failed", errno);
   published_ = true;
-  sync_directory(fs::path(path_).parent_path());
+  if (direct_) return;
+  if (::rename(temp_path_.c_str(), write_path_.c_str()) != 0) {
+    published_ = false;
+    fail("renaming '" + temp_path_ + "' into place failed", errno);
+  }
+  sync_directory(fs::path(write_path_).parent_path());
 }
 
 void write_file_atomically(const std::string& path,

@@ -31,6 +31,9 @@ struct FileWriteError : DataError {
 // syncs the folder. They are separate so that several outputs can all be finished before any
 // becomes visible (synth). The destructor removes the temporary unless it was published.
 // Every failure throws FileWriteError naming the final path, with errno's text.
+// Two kinds of target are not replaced: a symlink keeps pointing where it did (the file it
+// points to is replaced), and a device, FIFO or socket (/dev/stdout, a named pipe) is written
+// in place, without a temporary, since renaming over it would destroy it.
 class AtomicFile {
  public:
   // Creates missing parent folders and the temporary PATH.tmp-PID.
@@ -58,8 +61,10 @@ class AtomicFile {
   [[noreturn]] void fail(const std::string& doing, int error) const;
 
   std::string path_;
-  std::string temp_path_;
+  std::string write_path_;  // path_, or the file a symlink at path_ points to
+  std::string temp_path_;   // path_ itself when direct_
   int fd_ = -1;
+  bool direct_ = false;  // a device, FIFO or socket: written in place
   bool finished_ = false;
   bool published_ = false;
   std::unique_ptr<StreamBuffer> buffer_;
