@@ -1,10 +1,12 @@
 // Tests of meta-training runs: the run directory, exact resume, refusals and divergence.
 #include <gtest/gtest.h>
+
 #include <torch/torch.h>
 
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -84,13 +86,16 @@ TEST(TrainRun, SameSeedSameWeightsAndResumeEqualsUninterrupted) {
   EXPECT_EQ(ml::run::read_checkpoint_meta(dir.file("interrupted/checkpoints/latest.mlckpt"))
                 .progress["iteration"],
             13);
+  // A run folder may be moved or renamed before it is resumed: run.dir is where it is now.
+  std::filesystem::rename(dir.file("interrupted"), dir.file("moved"));
+  config.run.dir = dir.file("moved");
   ml::train::TrainOptions resume;
   resume.resume = true;
   ml::train::run_training(config, resume);
 
   auto straight = weights_of(dir.file("straight/checkpoints/latest.mlckpt"));
   auto again = weights_of(dir.file("again/checkpoints/latest.mlckpt"));
-  auto resumed = weights_of(dir.file("interrupted/checkpoints/latest.mlckpt"));
+  auto resumed = weights_of(dir.file("moved/checkpoints/latest.mlckpt"));
   ASSERT_EQ(straight.size(), resumed.size());
   for (std::size_t i = 0; i < straight.size(); ++i) {
     EXPECT_TRUE(torch::equal(straight[i], again[i])) << "same seed differs at param " << i;

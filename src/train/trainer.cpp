@@ -131,7 +131,8 @@ run::Checkpoint load_resume_checkpoint(const run::RunLayout& layout,
   to_json(saved, config::config_from_json(resume_from.meta.config));
   nlohmann::json now = resolved;
   // The run directory, device and threads may differ on resume; everything else may not.
-  for (auto* j : {&saved, &now}) (*j)["run"].erase("device"), (*j)["run"].erase("threads");
+  for (auto* j : {&saved, &now})
+    for (const char* key : {"dir", "device", "threads"}) (*j)["run"].erase(key);
   if (saved != now)
     throw ConfigError("--resume: the config differs from the one '" + latest_path.string() +
                       "' was trained with (diff: " + nlohmann::json::diff(saved, now).dump() + ")");
