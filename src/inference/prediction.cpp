@@ -2,7 +2,6 @@
 #include "inference/prediction.hpp"
 
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -20,6 +19,7 @@
 #include "data/purchase_log.hpp"
 #include "inference/adapted_model.hpp"
 #include "models/batch.hpp"
+#include "run/checkpoint.hpp"
 #include "runtime/device.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -170,7 +170,8 @@ RowScores score_rows(const PredictOptions& o) {
     s.rows.push_back(std::move(row));
   }
   spdlog::info("scored {} row(s) with the {} model '{}'", s.rows.size(),
-               model->kind == "adapted" ? "adapted" : "meta-learned (unadapted)", model->path);
+               model->kind == run::kCheckpointKindAdapted ? "adapted" : "meta-learned (unadapted)",
+               model->path);
   return s;
 }
 

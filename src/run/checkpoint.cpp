@@ -318,14 +318,12 @@ std::string resolve_checkpoint_path(const std::string& path_or_run_dir) {
   std::error_code ec;
   const fs::path given(path_or_run_dir);
   if (fs::is_directory(given, ec)) {
-    const fs::path dir = given / kCheckpointDirName;
-    for (const char* name : {kBestCheckpointName, kLatestCheckpointName}) {
-      const fs::path candidate = dir / name;
+    const RunLayout layout(given);
+    for (const fs::path& candidate : {layout.best_checkpoint(), layout.latest_checkpoint()})
       if (fs::is_regular_file(candidate, ec)) return candidate.string();
-    }
     throw CheckpointError("no checkpoint in run directory " + quoted(path_or_run_dir) +
-                          " (looked for " + quoted((dir / kBestCheckpointName).string()) + " and " +
-                          quoted((dir / kLatestCheckpointName).string()) + ")");
+                          " (looked for " + quoted(layout.best_checkpoint().string()) + " and " +
+                          quoted(layout.latest_checkpoint().string()) + ")");
   }
   if (fs::exists(given, ec)) return path_or_run_dir;
   throw CheckpointError("no checkpoint at " + quoted(path_or_run_dir) +
