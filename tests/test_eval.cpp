@@ -162,12 +162,14 @@ TEST(EvalColdStart, GridIsCompleteAndEveryMethodSawTheSameEpisodes) {
   EXPECT_EQ(r.label_kind, "binary");
   EXPECT_EQ(r.shots, (std::vector<int>{1, 3, 6}));
   EXPECT_EQ(r.steps, (std::vector<int>{0, 1, 3}));
-  EXPECT_EQ(r.methods, (std::vector<std::string>{"maml", "pretrain", "pretrain_head",
-                                                 "linear_probe", "scratch"}));
+  EXPECT_EQ(r.methods,
+            (std::vector<std::string>{"maml", "pretrain", "pretrain_head", "linear_probe l2=0.01",
+                                      "linear_probe l2=0.1", "linear_probe l2=1",
+                                      "linear_probe l2=10", "scratch"}));
   ASSERT_FALSE(r.metrics.empty());
   EXPECT_EQ(r.metrics.front().name, "auc");
   EXPECT_GE(r.new_tasks, 4);
-  ASSERT_EQ(r.cells.size(), 5u * 3u * 3u);
+  ASSERT_EQ(r.cells.size(), 8u * 3u * 3u);
   // Stage 1 ran the same grid on the validation tasks, none of them a new task.
   ASSERT_EQ(r.validation_cells.size(), r.cells.size());
   ASSERT_EQ(r.validation_tasks.size(), r.shots.size());
@@ -501,8 +503,9 @@ TEST(EvalColdStart, PretrainBaselineGetsTheRunsBudget) {
   o.steps = {0};
   o.episodes = 1;
   const auto p = ml::eval::run_cold_start(o);
-  EXPECT_EQ(p.methods,
-            (std::vector<std::string>{"pretrain", "pretrain_head", "linear_probe", "scratch"}));
+  EXPECT_EQ(p.methods.size(), 1u + 1u + 4u + 1u);  // pretrain, its head, 4 probes, scratch
+  EXPECT_EQ(p.methods.front(), "pretrain");
+  EXPECT_TRUE(p.method("pretrain")->baseline);
   EXPECT_EQ(p.pretrain_source, "run");
   EXPECT_FALSE(fs::exists(own + "/baselines"));  // the families on pretrain use the run itself
   for (const auto& v : p.verdicts) {  // baselines only: nothing to compare a meta-learner with
@@ -556,7 +559,7 @@ TEST(EvalColdStart, RegressionAndMulticlassRunsUseTheirMetrics) {
     const auto a = values_of(m.cell("protonet", k, 0)->metrics[0]);
     EXPECT_EQ(a, values_of(m.cell("protonet", k, 1)->metrics[0]));
     for (double x : a) EXPECT_TRUE(std::isnan(x) || (x >= 0 && x <= 1)) << x;
-    for (const char* probe : {"nearest_class_mean", "linear_probe"}) {
+    for (const char* probe : {"nearest_class_mean", "linear_probe l2=1"}) {
       const auto* c = m.cell(probe, k, 1);
       ASSERT_NE(c, nullptr) << probe;
       EXPECT_GT(c->metrics[0].interval.n, 0u) << probe;
@@ -594,9 +597,9 @@ TEST(EvalCli, JsonOnStdoutAndInAFile) {
   ASSERT_EQ(r.code, 0) << r.err;
   const json j = json::parse(r.out);  // stdout holds only the JSON
   // maml, pretrain and pretrain_head at three lrs each (0.01, 0.1 and the run's 0.3),
-  // linear_probe, scratch; two step counts.
-  EXPECT_EQ(j["grid"]["methods"].size(), 9u);
-  EXPECT_EQ(j["cells"].size(), 9u * 2u);
+  // linear_probe at four penalties, scratch; two step counts.
+  EXPECT_EQ(j["grid"]["methods"].size(), 12u);
+  EXPECT_EQ(j["cells"].size(), 12u * 2u);
   EXPECT_EQ(j["pretrain"]["source"], "reused");
   std::ifstream in(dir.file("eval.json"));
   const json file = json::parse(in);
@@ -619,9 +622,9 @@ TEST(EvalSeveralRuns, EveryRunAndBaselineOnIdenticalEpisodes) {
   o.compare = {fomaml, maml2};
   const auto r = ml::eval::run_cold_start(o);
   // Two maml runs are named by their folders (never by argument order); NAME=PATH names one.
-  EXPECT_EQ(r.methods,
+  EXPECT_EQ(std::vector<std::string>(r.methods.begin(), r.methods.begin() + 5),
             (std::vector<std::string>{"run", "fomaml", "maml_more_aggregates", "pretrain",
-                                      "pretrain_head", "linear_probe", "scratch"}));
+                                      "pretrain_head"}));
   ASSERT_EQ(r.runs.size(), 3u);
   EXPECT_EQ(r.runs[1].algorithm, "fomaml");
   EXPECT_EQ(r.runs[2].method, "maml_more_aggregates");

@@ -170,7 +170,7 @@ enum class ArmKind {
 // One evaluated method: a family at one inner lr, with the learner it adapts (or reads the
 // representation of) and the data it encodes with.
 struct Arm {
-  MethodInfo info;
+  MethodInfo info;  // info.l2: the linear probe's penalty
   ArmKind kind = ArmKind::kAdapt;
   config::Config config;                    // the config its learner was built with
   meta::MetaLearner* learner = nullptr;     // owned by the run or by ArmSet::learners
@@ -201,7 +201,7 @@ std::vector<torch::Tensor> arm_outputs(const Arm& arm, const meta::TaskBatch& ba
     const torch::Tensor zq = model.represent(batch.query, params);
     const std::int64_t classes = model.shape().outputs;
     out = arm.kind == ArmKind::kLinearProbe
-              ? meta::linear_probe_outputs(zs, batch.support.target, zq, kind, classes)
+              ? meta::linear_probe_outputs(zs, batch.support.target, zq, kind, classes, arm.info.l2)
               : meta::nearest_class_mean_outputs(zs, batch.support.target, zq, classes);
   }
   return std::vector<torch::Tensor>(steps.size(), out);
@@ -867,25 +867,31 @@ ArmSet build_arms(const EvaluatedRuns& evaluated, const std::vector<Family>& fam
       if (f.name == kPretrainHead) base.config.meta.inner_params = config::InnerParams::kHead;
     }
     const std::vector<double> lrs = family_lrs(f, base.config, options);
+    std::vector<double> penalties{NAN};
+    if (base.kind == ArmKind::kLinearProbe)
+      penalties.assign(std::begin(meta::kLinearProbePenalties),
+                       std::end(meta::kLinearProbePenalties));
     for (const auto& [checkpoint, learner] : learners)
-      for (double lr : lrs) {
-        Arm arm = base;
-        std::string name = f.name;
-        if (lrs.size() > 1) name += " lr=" + lr_text(lr);
-        if (!checkpoint.empty()) name += " @" + checkpoint;
-        arm.info = {name, f.name, lr, f.baseline};
-        if (!std::isnan(lr)) arm.config.meta.inner_lr = lr;
-        const config::MetaConfig& built = learner->config();
-        const bool same_learner =
-            std::isnan(lr) ||
-            (lr == built.inner_lr && arm.config.meta.inner_params == built.inner_params);
-        arm.learner = same_learner ? learner
-                                   : set.own(std::make_unique<meta::MetaLearner>(
-                                         arm.config.meta, kind, learner->model()));
-        result.methods.push_back(arm.info.name);
-        result.method_info.push_back(arm.info);
-        set.arms.push_back(std::move(arm));
-      }
+      for (double lr : lrs)
+        for (double l2 : penalties) {
+          Arm arm = base;
+          std::string name = f.name;
+          if (lrs.size() > 1) name += " lr=" + lr_text(lr);
+          if (penalties.size() > 1) name += " l2=" + lr_text(l2);
+          if (!checkpoint.empty()) name += " @" + checkpoint;
+          arm.info = {name, f.name, lr, f.baseline, l2};
+          if (!std::isnan(lr)) arm.config.meta.inner_lr = lr;
+          const config::MetaConfig& built = learner->config();
+          const bool same_learner =
+              std::isnan(lr) ||
+              (lr == built.inner_lr && arm.config.meta.inner_params == built.inner_params);
+          arm.learner = same_learner ? learner
+                                     : set.own(std::make_unique<meta::MetaLearner>(
+                                           arm.config.meta, kind, learner->model()));
+          result.methods.push_back(arm.info.name);
+          result.method_info.push_back(arm.info);
+          set.arms.push_back(std::move(arm));
+        }
   }
   return set;
 }

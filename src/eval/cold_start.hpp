@@ -73,11 +73,14 @@ struct MetricInfo {
 
 // One evaluated method: a family (a run's name or a baseline) at one inner learning rate.
 struct MethodInfo {
-  std::string name;    // the family, or "FAMILY lr=X" when the family is evaluated at several
+  // The family, or "FAMILY lr=X" / "linear_probe l2=X" when the family has several variants,
+  // with " @best" / " @latest" for the pretrain run's checkpoint when it offers both.
+  std::string name;
   std::string family;  // the run's name, or pretrain | pretrain_head | linear_probe |
                        // nearest_class_mean | scratch
   double inner_lr = std::numeric_limits<double>::quiet_NaN();  // NaN: no inner loop
   bool baseline = false;
+  double l2 = std::numeric_limits<double>::quiet_NaN();  // the linear probe's penalty
 };
 
 struct TaskValue {

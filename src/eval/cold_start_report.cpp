@@ -56,6 +56,7 @@ json to_json(const ColdStartResult& r) {
     j["method_info"].push_back({{"method", m.name},
                                 {"family", m.family},
                                 {"inner_lr", number(m.inner_lr)},
+                                {"l2", number(m.l2)},
                                 {"baseline", m.baseline}});
   j["new_tasks"] = r.new_tasks;
   j["task_role"] = r.task_role;

@@ -20,7 +20,8 @@ std::pair<Tensor, Tensor> standardise(const Tensor& support, const Tensor& query
 }  // namespace
 
 Tensor linear_probe_outputs(const Tensor& support_rep, const Tensor& support_target,
-                            const Tensor& query_rep, tasks::LabelKind kind, std::int64_t classes) {
+                            const Tensor& query_rep, tasks::LabelKind kind, std::int64_t classes,
+                            double l2) {
   torch::NoGradGuard outer_no_grad;
   auto [xs, xq] =
       standardise(support_rep.detach().to(torch::kFloat64), query_rep.detach().to(torch::kFloat64));
@@ -30,7 +31,7 @@ Tensor linear_probe_outputs(const Tensor& support_rep, const Tensor& support_tar
     const Tensor y = support_target.to(torch::kFloat64);
     const Tensor y_mean = y.mean();
     const double n = static_cast<double>(xs.size(0));
-    const Tensor gram = xs.t().matmul(xs) + n * kLinearProbeL2 * torch::eye(width, xs.options());
+    const Tensor gram = xs.t().matmul(xs) + n * l2 * torch::eye(width, xs.options());
     const Tensor w = torch::linalg::solve(gram, xs.t().matmul(y - y_mean).unsqueeze(1), true);
     return (xq.matmul(w) + y_mean).to(support_rep.dtype());
   }
@@ -46,7 +47,7 @@ Tensor linear_probe_outputs(const Tensor& support_rep, const Tensor& support_tar
     torch::AutoGradMode enable(true);
     optimiser.zero_grad();
     Tensor loss = models::task_loss(torch::addmm(bias, xs, weight), target, kind) +
-                  0.5 * kLinearProbeL2 * weight.pow(2).sum();
+                  0.5 * l2 * weight.pow(2).sum();
     loss.backward();
     return loss;
   };
