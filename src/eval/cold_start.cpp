@@ -1029,27 +1029,6 @@ void score_choices(ColdStartResult& result) {
 
 }  // namespace
 
-const Cell* best_cell_where(const ColdStartResult& result, int shots, std::size_t metric_index,
-                            const std::function<bool(const Cell&)>& among) {
-  if (metric_index >= result.metrics.size()) return nullptr;
-  const bool higher = result.metrics[metric_index].higher_is_better;
-  const Cell* best = nullptr;
-  for (const Cell& c : result.cells) {
-    if (c.shots != shots || metric_index >= c.metrics.size() || (among && !among(c))) continue;
-    const double v = c.metrics[metric_index].interval.mean;
-    if (!std::isfinite(v)) continue;
-    if (!best || better(v, best->metrics[metric_index].interval.mean, higher)) best = &c;
-  }
-  return best;
-}
-
-const Cell* best_cell(const ColdStartResult& result, int shots, std::size_t metric_index,
-                      const std::string& method) {
-  if (method.empty()) return best_cell_where(result, shots, metric_index, {});
-  return best_cell_where(result, shots, metric_index,
-                         [&](const Cell& c) { return c.method == method; });
-}
-
 const MetricResult* Cell::metric(const std::string& name) const {
   for (const auto& m : metrics)
     if (m.metric == name) return &m;

@@ -18,7 +18,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -213,16 +212,6 @@ struct ColdStartResult {
   // Whether the cell is one of the verdict's two chosen settings at its K.
   bool chosen(const Cell& cell) const;
 };
-
-// The cell at K with the best mean of metric `metric_index` (ColdStartResult::metrics order;
-// the first of equals), among the cells `among` accepts; nullptr when none has a finite mean.
-// Choosing on the cells of the tasks that are then reported is selection bias: the protocol
-// chooses with it on validation cells only (choose_on_validation).
-const Cell* best_cell_where(const ColdStartResult& result, int shots, std::size_t metric_index,
-                            const std::function<bool(const Cell&)>& among);
-// The same among one method's cells ("" = every method).
-const Cell* best_cell(const ColdStartResult& result, int shots, std::size_t metric_index = 0,
-                      const std::string& method = "");
 
 // Each family's choice at each K from `cells` (validation cells): per family, the variant and
 // steps with the best mean of the primary metric among cells without a diverged episode.
