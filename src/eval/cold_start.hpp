@@ -10,13 +10,19 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "metrics/confidence.hpp"
+#include "tasks/task_set.hpp"
 
 namespace ml::eval {
+
+// Eval's e-th episode of a task is the sampler's episode kEvalEpisodeBase + e
+// (tasks::EpisodeSampler::sample), far from the indices training and validation draw.
+constexpr std::uint64_t kEvalEpisodeBase = 1ULL << 42;
 
 struct ColdStartOptions {
   std::string checkpoint;  // run directory or checkpoint file
@@ -49,6 +55,9 @@ struct MetricInfo {
   std::string name;
   std::string title;  // for people: "AUC", "log loss", "P@5", "RMSE", ...
   bool higher_is_better = true;
+  // The query composition fixes this ranking metric at every K that gave an episode (see
+  // ShotTasks::fixed_by_query): it is no result, and reports say so instead of showing it as one.
+  bool fixed_by_query = false;
 };
 
 struct TaskValue {
@@ -81,12 +90,17 @@ struct Cell {
 
 struct SkippedTask {
   std::string task, reason;
+  tasks::DropCause cause = tasks::DropCause::kTooFewExamples;
 };
 
 struct ShotTasks {
   int shots = 0;
   std::vector<std::string> evaluated;  // new tasks that gave episodes at this K
-  std::vector<SkippedTask> skipped;    // new tasks too small for this K
+  std::vector<SkippedTask> skipped;    // new tasks that cannot give an episode at this K
+  // Ranking metrics (names) whose value no scoring can change at this K: in every episode every
+  // averaged list is one whose composition fixes it (metrics::RankingMetrics), e.g. one relevant
+  // item among at most 5 fixes P@5 at 0.2. Every method then gets the same value.
+  std::vector<std::string> fixed_by_query;
 };
 
 // The conclusion at one K: the best cell by the primary metric, and a paired comparison. When a
@@ -116,6 +130,7 @@ struct RunSummary {
   std::int64_t users = 0, items = 0;
   // Every task key with an example, and how the split used them (new ones: new_tasks).
   int tasks = 0, train_tasks = 0, validation_tasks = 0, dropped_tasks = 0;
+  std::vector<std::pair<tasks::DropCause, int>> dropped_by_cause;  // tasks::count_drop_causes
   int support = 0;             // the K the run was meta-trained with
   std::string model;           // "mlp 128-64", "embedding_mlp 128-64, embeddings 16"
   int meta_iterations = 0;     // the run's meta.iterations
@@ -151,6 +166,8 @@ struct ColdStartResult {
 
   const Cell* cell(const std::string& method, int shots, int steps) const;
   const ShotTasks* tasks_at(int shots) const;
+  // Whether the query composition fixes `metric` at K (ShotTasks::fixed_by_query).
+  bool fixed_by_query(const std::string& metric, int shots) const;
 };
 
 // The cell at K with the best mean of metric `metric_index` (ColdStartResult::metrics order;
@@ -176,7 +193,13 @@ nlohmann::json interval_json(const metrics::Interval& interval);
 nlohmann::json to_json(const ColdStartResult& result);
 // Writes to_json(result) to `path`; DataError when it cannot be written.
 void write_json(const ColdStartResult& result, const std::string& path);
-// The human-readable table of the primary metric, then the verdict lines.
+// The human-readable table of the primary metric, then the verdict lines and notes.
 std::string format_table(const ColdStartResult& result);
+// The skipped tasks at one K counted by cause: "3 too small, 1 one label class".
+std::string skipped_counts_text(const ShotTasks& tasks);
+// One sentence per metric the query composition fixes at some K (ShotTasks::fixed_by_query),
+// with its value at each such K: "P@5 is fixed by the query composition (0.200 at K=1, ...):
+// ..."; "" when none is. The table, the report and its Markdown all say it with these words.
+std::string fixed_by_query_note(const ColdStartResult& result);
 
 }  // namespace ml::eval

@@ -34,13 +34,28 @@ ResultsTable results_table(const eval::ColdStartResult& result) {
         if (!c) continue;
         ResultRow row;
         row.cell = c;
-        for (std::size_t x = 0; x < best.size(); ++x)  // ties are all best
-          row.best.push_back(best[x] &&
+        // Ties are all best; a metric the query composition fixes has no best.
+        for (std::size_t x = 0; x < best.size(); ++x)
+          row.best.push_back(best[x] && !result.fixed_by_query(result.metrics[x].name, k) &&
                              c->metrics[x].interval.mean == best[x]->metrics[x].interval.mean);
         table.rows.push_back(std::move(row));
       }
   }
   return table;
+}
+
+std::vector<std::size_t> shown_metrics(const eval::ColdStartResult& result) {
+  std::vector<std::size_t> shown;
+  for (std::size_t x = 0; x < result.metrics.size(); ++x)
+    if (!result.metrics[x].fixed_by_query) shown.push_back(x);
+  return shown;
+}
+
+std::string metric_cell_text(const eval::ColdStartResult& result, const eval::Cell& cell,
+                             std::size_t metric_index) {
+  if (result.fixed_by_query(result.metrics[metric_index].name, cell.shots))
+    return "fixed by the query composition";
+  return metrics::format_interval(cell.metrics[metric_index].interval, 3);
 }
 
 bool baseline_wins(const eval::Verdict& verdict, const ResultsTable& table) {
@@ -88,13 +103,18 @@ std::vector<FactGroup> summary_facts(const eval::ColdStartResult& r) {
                 {"tasks", count(run.tasks) + ": " + std::to_string(run.train_tasks) + " train, " +
                               std::to_string(run.validation_tasks) + " validation, " +
                               std::to_string(r.new_tasks) + " new (held out), " +
-                              std::to_string(run.dropped_tasks) + " too small"},
+                              std::to_string(run.dropped_tasks) + " dropped" +
+                              (run.dropped_by_cause.empty()
+                                   ? std::string()
+                                   : " (" + tasks::drop_counts_text(run.dropped_by_cause) + ")")},
                 {"labels", run.label + " (" + r.label_kind + ")"}};
   if (!run.time_cutoff.empty()) data.facts.push_back({"time cutoff", run.time_cutoff});
 
   FactGroup protocol{"Protocol", {}};
   std::vector<std::string> metric_titles;
-  for (const auto& m : r.metrics) metric_titles.push_back(m.title);
+  for (const auto& m : r.metrics)
+    metric_titles.push_back(m.title +
+                            (m.fixed_by_query ? " (fixed by the query composition)" : ""));
   const std::string primary =
       r.metrics.empty()
           ? ""
@@ -151,6 +171,8 @@ json results_json(const eval::ColdStartResult& result, const ResultsTable& table
     json metrics = json::object(), paired = json::object(), best = json::array();
     for (std::size_t x = 0; x < c.metrics.size(); ++x) {
       metrics[c.metrics[x].metric] = eval::interval_json(c.metrics[x].interval);
+      metrics[c.metrics[x].metric]["fixed_by_query"] =
+          result.fixed_by_query(c.metrics[x].metric, c.shots);
       if (x < row.best.size() && row.best[x]) best.push_back(c.metrics[x].metric);
     }
     for (const auto& cmp : c.comparisons)

@@ -15,7 +15,8 @@ namespace ml::report {
 
 struct ResultRow {
   const eval::Cell* cell = nullptr;
-  // Per metric (ColdStartResult::metrics order): the best mean at this K (ties are all best).
+  // Per metric (ColdStartResult::metrics order): the best mean at this K (ties are all best;
+  // none when the query composition fixes the metric at this K).
   std::vector<bool> best;
 };
 
@@ -32,6 +33,15 @@ struct ResultsTable {
 };
 
 ResultsTable results_table(const eval::ColdStartResult& result);
+
+// The metrics the "All metrics" tables show (indices into ColdStartResult::metrics): all but
+// those the query composition fixes at every K, which the tables' note names instead.
+std::vector<std::size_t> shown_metrics(const eval::ColdStartResult& result);
+
+// A metric's cell in those tables: its interval, or "fixed by the query composition" at a K
+// where it is fixed.
+std::string metric_cell_text(const eval::ColdStartResult& result, const eval::Cell& cell,
+                             std::size_t metric_index);
 
 // True when the verdict's best method is a baseline: the report must say so plainly.
 bool baseline_wins(const eval::Verdict& verdict, const ResultsTable& table);
