@@ -14,6 +14,7 @@
 #include "config/config_docs.hpp"
 #include "config/field_table.hpp"
 #include "features/feature_space.hpp"
+#include "tasks/task_set.hpp"
 #include "test_support.hpp"
 
 #ifndef ML_SOURCE_DIR
@@ -259,6 +260,7 @@ TEST(ConfigEnums, NamesAreListedOnceAndReadBack) {
   expect_names_consistent<DeviceKind>("DeviceKind");
   expect_names_consistent<ml::TimeFormat>("TimeFormat");
   expect_names_consistent<ml::features::Source>("features::Source");
+  expect_names_consistent<ml::tasks::DropCause>("tasks::DropCause");
 }
 
 TEST(ConfigEnums, DelimiterAliasesReadAsTheCharacterAndWriteCanonically) {

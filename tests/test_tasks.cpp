@@ -446,6 +446,13 @@ TEST(TasksQualification, SmallUnbalancedAndOutOfRangeTasksAreDroppedWithReasons)
   EXPECT_NE(reason("few_pos").find("2 positives"), std::string::npos) << reason("few_pos");
   EXPECT_NE(reason("few_neg").find("2 negatives"), std::string::npos) << reason("few_neg");
   EXPECT_EQ(reason("big"), "");
+  auto cause = [&](const Built& built, const std::string& n) {
+    return built.set.find(n)->drop_cause;
+  };
+  EXPECT_EQ(cause(b, "ok"), ml::tasks::DropCause::kNone);
+  EXPECT_EQ(cause(b, "tiny"), ml::tasks::DropCause::kTooFewExamples);
+  EXPECT_EQ(cause(b, "few_pos"), ml::tasks::DropCause::kTooFewPositives);
+  EXPECT_EQ(cause(b, "few_neg"), ml::tasks::DropCause::kTooFewNegatives);
 
   c.task.min_examples = 7;
   c.task.max_examples = 8;
@@ -457,6 +464,17 @@ TEST(TasksQualification, SmallUnbalancedAndOutOfRangeTasksAreDroppedWithReasons)
             std::string::npos)
       << limited.set.find("big")->drop_reason;
   EXPECT_EQ(limited.set.find("few_pos")->drop_reason.find("positives") != std::string::npos, true);
+  // The cause is the real one: a task left out for being too large is not "too small".
+  EXPECT_EQ(cause(limited, "ok"), ml::tasks::DropCause::kTooFewExamples);
+  EXPECT_EQ(cause(limited, "big"), ml::tasks::DropCause::kTooManyExamples);
+  std::vector<ml::tasks::DropCause> dropped;
+  for (const Task* t : limited.set.with_role(TaskRole::kDropped)) dropped.push_back(t->drop_cause);
+  const auto counts = ml::tasks::count_drop_causes(dropped);
+  EXPECT_EQ(ml::tasks::drop_counts_text(counts),
+            "2 too small, 1 above task.max_examples, 1 too few positives, 1 too few negatives");
+  int total = 0;
+  for (const auto& [c2, n] : counts) total += n;
+  EXPECT_EQ(total, static_cast<int>(dropped.size()));
   // few_pos/few_neg have 8 examples: within both limits, still unbalanced.
   c.task.stratify = ml::config::Stratify::kNone;
   Built none = build(c);
@@ -740,6 +758,33 @@ TEST(EpisodeSampler, MulticlassEpisodesAreNWayKShot) {
   EXPECT_EQ(seen_classes.size(), 4u);  // every eligible class shows up across episodes
 }
 
+TEST(EpisodeSampler, QueryRowsComeInARandomOrderThatIsTheSameForTheSameEpisode) {
+  // Every row goes into the episode (n = support + query), so only the order is random: it must
+  // not be the log's, nor "one positive, one negative, then the rest", nor a class at a time.
+  Task r = binary_task("ratings", 10, 0);
+  Task b = binary_task("bought", 10, 10);
+  EpisodeSampler reg(LabelKind::kRegression, {2, 8, ml::config::Stratify::kBalanced, 5}, 9);
+  EpisodeSampler bin(LabelKind::kBinary, {4, 16, ml::config::Stratify::kBalanced, 5}, 9);
+  std::set<std::size_t> first_rows;
+  int sorted = 0, positive_first = 0, negative_second = 0;
+  for (std::uint64_t i = 0; i < 60; ++i) {
+    const auto e = reg.sample(r, i);
+    EXPECT_EQ(e.query, reg.sample(r, i).query) << "episode " << i << " is not reproducible";
+    first_rows.insert(e.query.front());
+    sorted += std::is_sorted(e.query.begin(), e.query.end());
+    const auto f = bin.sample(b, i);
+    EXPECT_EQ(f.query, bin.sample(b, i).query);
+    positive_first += b.examples[f.query[0]].label > 0.5f;
+    negative_second += b.examples[f.query[1]].label < 0.5f;
+  }
+  EXPECT_GE(first_rows.size(), 6u);  // 8 query rows of 10 can come first
+  EXPECT_LE(sorted, 1);
+  // Half the query is positive: about 30 of 60 episodes start with a positive.
+  EXPECT_GT(positive_first, 15);
+  EXPECT_LT(positive_first, 45);
+  EXPECT_LT(negative_second, 45);
+}
+
 TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
   EpisodeSampler s(LabelKind::kBinary, {4, 6, ml::config::Stratify::kBalanced, 5}, 1);
   EXPECT_EQ(s.check(binary_task("ok", 3, 7)), "");
@@ -749,9 +794,14 @@ TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
   EXPECT_EQ(s.check(binary_task("neg", 20, 2)),
             "2 negatives, need more than the 2 a support set takes");
   EXPECT_THROW(s.sample(binary_task("pos", 2, 20), 0), ml::DataError);
+  EXPECT_EQ(s.diagnose(binary_task("ok", 3, 7)).cause, ml::tasks::DropCause::kNone);
+  EXPECT_EQ(s.diagnose(binary_task("small", 4, 5)).cause, ml::tasks::DropCause::kTooFewExamples);
+  EXPECT_EQ(s.diagnose(binary_task("pos", 2, 20)).cause, ml::tasks::DropCause::kTooFewPositives);
+  EXPECT_EQ(s.diagnose(binary_task("neg", 20, 2)).cause, ml::tasks::DropCause::kTooFewNegatives);
 
   EpisodeSampler none(LabelKind::kBinary, {4, 6, ml::config::Stratify::kNone, 5}, 1);
   EXPECT_EQ(none.check(binary_task("one", 20, 0)), "only one label class");
+  EXPECT_EQ(none.diagnose(binary_task("one", 20, 0)).cause, ml::tasks::DropCause::kOneLabelClass);
   EXPECT_EQ(none.check(binary_task("two", 1, 19)), "");
 
   Task m;
@@ -760,6 +810,7 @@ TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
   m.eligible_classes = {1, 2};
   EpisodeSampler mc(LabelKind::kMulticlass, {2, 3, ml::config::Stratify::kBalanced, 3}, 1);
   EXPECT_EQ(mc.check(m), "2 classes with >= 5 examples, need task.label.ways = 3");
+  EXPECT_EQ(mc.diagnose(m).cause, ml::tasks::DropCause::kTooFewClasses);
   EXPECT_THROW(mc.sample(m, 0), ml::DataError);
 
   Task r = binary_task("r", 10, 0);

@@ -34,9 +34,10 @@ struct TrainingLog {
 // A resumed run appends to the file, so a later line for an iteration replaces an earlier one.
 TrainingLog read_training_log(const std::string& path, const std::string& method);
 
-// The training logs a cold-start result's report shows: the run's own, then that of each baseline
-// the evaluation loaded from a run directory of its own (RUN/baselines/pretrain); logs without a
-// single point are left out.
+// The training logs a cold-start result's report shows: every evaluated run's (ColdStartResult::
+// runs, each under its method name), then the pretrain baseline's when the evaluation loaded it
+// from a run directory of its own (RUN/baselines/pretrain); logs without a single point are left
+// out.
 std::vector<TrainingLog> read_training_logs(const eval::ColdStartResult& result);
 
 }  // namespace ml::report

@@ -54,32 +54,37 @@ std::pair<int, int> EpisodeSampler::binary_support_split(std::int64_t positives,
   return {-1, -1};  // no composition
 }
 
-std::string EpisodeSampler::check(const Task& task) const {
+DropReason EpisodeSampler::diagnose(const Task& task) const {
   const auto n = static_cast<std::int64_t>(task.examples.size());
   const int k = shape_.support, q = shape_.query;
   if (kind_ == LabelKind::kMulticlass) {
     if (static_cast<int>(task.eligible_classes.size()) < shape_.ways)
-      return std::to_string(task.eligible_classes.size()) +
-             " classes with >= " + std::to_string(k + q) +
-             " examples, need task.label.ways = " + std::to_string(shape_.ways);
-    return "";
+      return {DropCause::kTooFewClasses,
+              std::to_string(task.eligible_classes.size()) +
+                  " classes with >= " + std::to_string(k + q) +
+                  " examples, need task.label.ways = " + std::to_string(shape_.ways)};
+    return {};
   }
   if (n < k + q)
-    return std::to_string(n) + " examples, need support + query = " + std::to_string(k + q);
+    return {DropCause::kTooFewExamples,
+            std::to_string(n) + " examples, need support + query = " + std::to_string(k + q)};
   if (kind_ == LabelKind::kBinary) {
     auto [kp, kn] = binary_support_split(task.positives, task.negatives);
     if (kp < 0) {  // unstratified: the query still needs both classes to be scored
-      if (task.positives < 1 || task.negatives < 1) return "only one label class";
-      return "";
+      if (task.positives < 1 || task.negatives < 1)
+        return {DropCause::kOneLabelClass, "only one label class"};
+      return {};
     }
     if (task.positives <= kp)
-      return std::to_string(task.positives) + " positives, need more than the " +
-             std::to_string(kp) + " a support set takes";
+      return {DropCause::kTooFewPositives, std::to_string(task.positives) +
+                                               " positives, need more than the " +
+                                               std::to_string(kp) + " a support set takes"};
     if (task.negatives <= kn)
-      return std::to_string(task.negatives) + " negatives, need more than the " +
-             std::to_string(kn) + " a support set takes";
+      return {DropCause::kTooFewNegatives, std::to_string(task.negatives) +
+                                               " negatives, need more than the " +
+                                               std::to_string(kn) + " a support set takes"};
   }
-  return "";
+  return {};
 }
 
 Episode EpisodeSampler::sample(const Task& task, std::uint64_t episode_index) const {
@@ -105,12 +110,7 @@ Episode EpisodeSampler::sample(const Task& task, std::uint64_t episode_index) co
       e.query.insert(e.query.end(), qq.begin(), qq.end());
     }
     e.classes = std::move(classes);
-    shuffle(e.support, rng);
-    shuffle(e.query, rng);
-    return e;
-  }
-
-  if (kind_ == LabelKind::kBinary) {
+  } else if (kind_ == LabelKind::kBinary) {
     std::vector<std::size_t> pos, neg;
     for (std::size_t i = 0; i < task.examples.size(); ++i)
       (task.examples[i].label > 0.5f ? pos : neg).push_back(i);
@@ -137,15 +137,16 @@ Episode EpisodeSampler::sample(const Task& task, std::uint64_t episode_index) co
     rest.insert(rest.end(), neg.begin(), neg.end());
     auto more = take(rest, q - e.query.size(), rng);
     e.query.insert(e.query.end(), more.begin(), more.end());
-    shuffle(e.support, rng);
-    shuffle(e.query, rng);
-    return e;
+  } else {
+    std::vector<std::size_t> all(task.examples.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    e.support = take(all, k, rng);
+    e.query = take(all, q, rng);
   }
-
-  std::vector<std::size_t> all(task.examples.size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-  e.support = take(all, k, rng);
-  e.query = take(all, q, rng);
+  // Whatever order the draws above leave (classes in turn, one positive and one negative first),
+  // the rows come in a random one.
+  shuffle(e.support, rng);
+  shuffle(e.query, rng);
   return e;
 }
 
