@@ -333,6 +333,73 @@ TEST(TasksEventBinary, PairWithViewCartPurchaseIsOnePositiveAtItsEarliestRow) {
   EXPECT_EQ(n.time, 110);
 }
 
+// The label window with a cutoff at t=1000: rows before it are history and never decide a
+// label; each pair with a positive- or negative-event row at or after it is one example, 1 when
+// any window row is a purchase, at its earliest window row.
+TEST(TasksEventBinary, LabelWindowStartsAtTheCutoffAndHistoryNeverDecidesALabel) {
+  TempDir dir;
+  std::vector<Row> rows = {
+      {"u1", "bought_then_viewed", "T", "purchase", 500},
+      {"u1", "bought_then_viewed", "T", "view", 1200},
+      {"u1", "viewed_then_bought", "T", "view", 600},
+      {"u1", "viewed_then_bought", "T", "purchase", 1300},
+      {"u1", "bought_after", "T", "purchase", 1100},
+      {"u1", "viewed_after", "T", "view", 1150},
+      {"u1", "view_then_buy_after", "T", "purchase", 1500},
+      {"u1", "view_then_buy_after", "T", "view", 1400},
+      {"u1", "bought_before_and_after", "T", "purchase", 700},
+      {"u1", "bought_before_and_after", "T", "view", 1000},  // at the cutoff: in the window
+      {"u1", "bought_before_and_after", "T", "purchase", 1600},
+      {"u1", "bought_before_only", "T", "purchase", 800},
+      {"u1", "viewed_before_only", "T", "view", 900},
+      {"u1", "other_event_after", "T", "view", 950},
+      {"u1", "other_event_after", "T", "wishlist", 1700},
+  };
+  write_file(dir.file("log.csv"), to_csv(rows));
+  auto c = base_config(dir.file("log.csv"), "event_binary");
+  c.task.label.positive_events = {"purchase"};
+  c.task.label.negative_events = {"view"};
+  c.task.support = 1;
+  c.task.query = 1;
+  c.split.time_cutoff = "1000";
+  Built b = build(c);
+  ASSERT_EQ(b.set.tasks.size(), 1u);
+  const Task& t = b.set.tasks[0];
+  std::map<std::string, Example> by_item;
+  for (const auto& e : t.examples) {
+    EXPECT_EQ(user_of(b, e), "u1");
+    EXPECT_TRUE(by_item.emplace(item_of(b, e), e).second) << "one example per pair";
+  }
+  // item -> (label, time of the example's row)
+  const std::map<std::string, std::pair<float, std::int64_t>> expected = {
+      {"bought_then_viewed", {0.0f, 1200}},  {"viewed_then_bought", {1.0f, 1300}},
+      {"bought_after", {1.0f, 1100}},        {"viewed_after", {0.0f, 1150}},
+      {"view_then_buy_after", {1.0f, 1400}}, {"bought_before_and_after", {1.0f, 1000}},
+  };
+  ASSERT_EQ(by_item.size(), expected.size());
+  for (const auto& [item, want] : expected) {
+    ASSERT_TRUE(by_item.count(item)) << item;
+    const Example& e = by_item.at(item);
+    EXPECT_FLOAT_EQ(e.label, want.first) << item;
+    EXPECT_EQ(e.time, want.second) << item;
+    ASSERT_GE(e.row, 0);
+    EXPECT_EQ(rows[static_cast<std::size_t>(e.row)].ts, want.second) << item;
+  }
+  EXPECT_EQ(t.positives, 4);
+  EXPECT_EQ(t.negatives, 2);
+  // The same log without a cutoff is one window: the purchase at 500 makes its pair positive.
+  c.split.time_cutoff.clear();
+  Built whole = build(c);
+  int found = 0;
+  for (const auto& e : whole.set.tasks.at(0).examples)
+    if (item_of(whole, e) == "bought_then_viewed") {
+      ++found;
+      EXPECT_FLOAT_EQ(e.label, 1.0f);
+      EXPECT_EQ(e.time, 500);
+    }
+  EXPECT_EQ(found, 1);
+}
+
 TEST(TasksThreshold, RatingsAtOrAboveThresholdArePositivesAndEmptyTargetsDropped) {
   TempDir dir;
   std::vector<Row> rows = {

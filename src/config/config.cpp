@@ -162,17 +162,27 @@ const Table<FeatureConfig>& feature_config_table() {
        field("text_buckets", &FeatureConfig::text_buckets,
              "Hashed bag-of-words width per text column.", at_least(1)),
        field("aggregates", &FeatureConfig::aggregates,
-             "Per-entity aggregates computed from training rows only. When the key is absent, "
-             "the defaults that the log's columns support are used (no user_recency without a "
-             "timestamp); user_* need data.columns.user, item_* data.columns.item, user_recency "
-             "data.columns.timestamp."),
+             "Per-user and per-item aggregates of the purchases (task.label.positive_events; "
+             "every row when the log has no event column) among the history rows "
+             "(features.aggregate_rows). An aggregate never counts the example it describes: "
+             "with split.time_cutoff the history ends where the examples begin; without one, "
+             "each example is its own cutoff and counts only the history rows strictly before "
+             "its time (point-in-time; a sampled negative takes its positive's time, so both "
+             "classes are read the same way; rows without a time are never counted). Without "
+             "data.columns.timestamp an example's own (user, item) rows are left out instead, "
+             "which still leaks through the difference of that own count (a warning says so). "
+             "Rows that are new to the run (predict --input, adapt --support-csv) read the "
+             "totals over the whole history. When the key is absent, the defaults that the "
+             "log's columns support are used (no user_recency without a timestamp); user_* need "
+             "data.columns.user, item_* data.columns.item, user_recency data.columns.timestamp."),
        field("aggregate_rows", &FeatureConfig::aggregate_rows,
-             "Which rows the aggregates come from. \"training\": rows of training tasks (before "
-             "split.time_cutoff when there is one), so a held-out task's items have no "
+             "Which rows are the aggregates' history. \"training\": rows of training tasks "
+             "(before split.time_cutoff when there is one), so a held-out task's items have no "
              "popularity at all; \"before_cutoff\": every task's rows before split.time_cutoff "
              "(required), i.e. what a shop knows on the cutoff day, also about a held-out "
              "category's items and buyers. Labels come only from rows at or after the cutoff "
-             "either way; vocabularies and moments stay training-only."),
+             "either way (without a cutoff, see features.aggregates); vocabularies and moments "
+             "stay training-only."),
        field("affinities", &FeatureConfig::affinities,
              "User x item affinities from the user's purchases before split.time_cutoff (every "
              "task's rows: what the shop knows about the user on the cutoff day; labels come "
@@ -200,9 +210,17 @@ const Table<LabelConfig>& label_table() {
       "LabelConfig", "What an example's label is.",
       {field("kind", &LabelConfig::kind,
              "\"implicit\": every (user, item) interaction in a task is a positive (optionally "
-             "only the positive_events), negatives are items of the same task the user never "
-             "interacted with; \"event_binary\": positive_events -> 1, negative_events -> 0, "
-             "other events dropped; \"threshold\": target >= threshold -> 1, else 0 (e.g. "
+             "only the positive_events; with split.time_cutoff only those at or after it), "
+             "negatives are items of the same task the user never interacted with "
+             "(negatives_exclude); \"event_binary\": one example per (user, item) pair with a "
+             "row in the label window (the rows at or after split.time_cutoff; every row without "
+             "one): 1 if any of its window rows is a positive_event, else 0 if any is a "
+             "negative_event, other events ignored; the example takes the pair's earliest window "
+             "row. Rows before the cutoff never decide a label, they are history (aggregates, "
+             "affinities): a pair bought before the cutoff and only viewed after it is a 0 "
+             "(viewed in the window, not bought), one viewed before and bought after is a 1, one "
+             "with no window row is no example; \"threshold\": target >= threshold -> 1, else 0 "
+             "(e.g. "
              "ratings of 4 and above are positives); \"regression\": the target value; "
              "\"multiclass\": class_column values, N-way K-shot episodes."),
        field("positive_events", &LabelConfig::positive_events,

@@ -115,11 +115,6 @@ namespace {
 constexpr std::uint64_t kNegativePurpose = 0x6e65676174697665ULL;  // "negative"
 constexpr std::uint64_t kSplitPurpose = 0x73706c6974ULL;           // "split"
 
-std::uint64_t pair_key(std::int32_t a, std::int32_t b) {
-  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) |
-         static_cast<std::uint32_t>(b);
-}
-
 std::vector<bool> event_mask(const data::PurchaseLog& log, const std::vector<std::string>& names) {
   std::vector<bool> mask(log.events.size(), false);
   for (const auto& n : names)

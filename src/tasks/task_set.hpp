@@ -90,6 +90,12 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config);
 // split.new_fraction of the qualifying tasks, then split.validation_fraction, rest train.
 void split_tasks(TaskSet& set, const config::Config& config);
 
+// One key per (user, item) pair, for sets and maps of pairs; kNoId is a value like any other.
+inline std::uint64_t pair_key(std::int32_t user, std::int32_t item) {
+  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(user)) << 32) |
+         static_cast<std::uint32_t>(item);
+}
+
 // True for log rows that statistics may be fitted on: not in a held-out (new or validation)
 // task and, with a time cutoff, before it.
 std::vector<bool> training_rows(const data::PurchaseLog& log, const TaskSet& set);
