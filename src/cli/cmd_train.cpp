@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
+#include "train/model_selection.hpp"
 #include "train/trainer.hpp"
 #include "util/strings.hpp"
 
@@ -30,27 +31,35 @@ void add_train_command(CLI::App& app) {
     config::Config config;
     if (!options->config.load(config)) return;
     train::TrainSummary s = train::run_training(config, options->train);
-    nlohmann::json j = {
-        {"run_dir", s.run_dir},
-        {"algorithm", s.algorithm},
-        {"iterations", s.iterations},
-        {"last_loss", s.last_loss},
-        {"best_iteration", s.best_iteration},
-        {"best_validation_loss",
-         std::isfinite(s.best_validation) ? nlohmann::json(s.best_validation) : nlohmann::json()},
-        {"seconds", s.seconds}};
+    auto number_or_null = [](double v) {
+      return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+    };
+    nlohmann::json j = {{"run_dir", s.run_dir},
+                        {"algorithm", s.algorithm},
+                        {"iterations", s.iterations},
+                        {"already_finished", s.already_finished},
+                        {"last_loss", number_or_null(s.last_loss)},
+                        {"selection_metric", enum_name(s.selection_metric)},
+                        {"best_iteration", s.best_iteration},
+                        {"best_validation", number_or_null(s.best_validation)},
+                        {"seconds", s.seconds}};
     if (options->json) {
       std::cout << j.dump(2) << "\n";
       return;
     }
     std::cout << "run          " << s.run_dir << "\n"
               << "algorithm    " << s.algorithm << "\n"
-              << "iterations   " << s.iterations << " in " << fixed(s.seconds, 1) << " s\n"
-              << "last loss    " << fixed(s.last_loss, 4) << "\n"
+              << "iterations   " << s.iterations
+              << (s.already_finished ? " (already finished: nothing to train)"
+                                     : " in " + fixed(s.seconds, 1) + " s")
+              << "\n"
+              << "last loss    "
+              << (std::isfinite(s.last_loss) ? fixed(s.last_loss, 4) : std::string("-")) << "\n"
               << "best         iteration " << s.best_iteration
               << (std::isfinite(s.best_validation)
-                      ? ", validation loss " + fixed(s.best_validation, 4)
-                      : std::string(" (no validation tasks)"))
+                      ? ", validation " + train::metric_label(s.selection_metric) + " " +
+                            fixed(s.best_validation, 4) + " (train.selection_metric)"
+                      : std::string(" (no validation score: the last weights)"))
               << "\n";
   });
 }

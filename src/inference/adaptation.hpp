@@ -26,10 +26,12 @@ struct AdaptOptions {
   std::vector<std::string> tasks;  // task names; or all_new
   bool all_new = false;            // every task the run held out as new
   std::string support_csv;         // support rows from this CSV (same columns as the log); no query
-  int shots = 0;                   // support size (per class for multiclass); 0 = task.support
-  int steps = -1;                  // inner-loop steps; -1 = meta.adapt_steps
-  double inner_lr = 0;             // inner-loop learning rate; 0 = meta.inner_lr
-  std::string out_dir;             // where adapted checkpoints go; "" = RUN/adapted
+  // Support size (per class for multiclass); 0 = task.support; config::kSupportAll = every
+  // example of the task not in the query.
+  int shots = 0;
+  int steps = -1;       // inner-loop steps; -1 = meta.adapt_steps
+  double inner_lr = 0;  // inner-loop learning rate; 0 = meta.inner_lr
+  std::string out_dir;  // where adapted checkpoints go; "" = RUN/adapted
   std::string device = "auto";
   int threads = 0;  // CPU threads; 0 = runtime::resolve_threads (env vars, else all cores)
 };

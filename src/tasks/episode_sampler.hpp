@@ -2,6 +2,8 @@
 // name, episode index), so the same config gives the same episodes in any order, on any run.
 // Binary supports are stratified as task.stratify says and every binary query holds both
 // classes when it can; multiclass episodes are N-way K-shot with labels remapped to 0..N-1.
+// With support config::kSupportAll ("all") the query is drawn as usual and every other example
+// of the task (of the episode's classes, for multiclass) is the support.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,7 @@ struct Episode {
 };
 
 struct EpisodeShape {
-  int support = 10;
+  int support = 10;  // K, or config::kSupportAll
   int query = 15;
   config::Stratify stratify = config::Stratify::kBalanced;
   int ways = 5;  // multiclass only
