@@ -277,9 +277,10 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
   models::StackedBatch query = models::select_rows(all, query_rows);
   const std::vector<Tensor> start = per_task_parameters(*model_, params, mask_, T, rows, false);
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
-  // The loss Reptile reports is not measured at `fast`, which has trained on the query rows, but
-  // after inner_steps steps on each task's support alone, as every other algorithm measures it.
-  std::vector<Tensor> support_only;
+  // The loss Reptile reports is taken after the walk's first step, whose rows are exactly each
+  // task's support: later steps train on the query rows, and a loss at the walk's end would
+  // score rows it has just fitted.
+  double loss = 0;
   for (int s = 0; s < config_.inner_steps; ++s) {
     std::vector<std::vector<std::int64_t>> step_rows(tasks.size());
     for (std::size_t t = 0; t < tasks.size(); ++t) {
@@ -287,24 +288,16 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
       const std::int64_t lo = (s * k) % n, hi = std::min(lo + k, n);
       for (std::int64_t r = lo; r < hi; ++r) step_rows[t].push_back(r);
     }
-    models::StackedBatch step = models::select_rows(all, step_rows);
-    fast = stacked_inner_loop(*model_, std::move(fast), mask_, step, kind_, 1, config_.inner_lr,
-                              /*create_graph=*/false, nullptr);
+    fast = stacked_inner_loop(*model_, std::move(fast), mask_, models::select_rows(all, step_rows),
+                              kind_, 1, config_.inner_lr, /*create_graph=*/false, nullptr);
     if (s == 0) {
-      // The first step's rows are exactly each task's support: from here the honest loss's
-      // weights go on on the support alone (copies: the walk's steps are taken in place).
-      support_only = fast;
-      for (std::size_t i = 0; i < fast.size(); ++i)
-        if (mask_[i]) support_only[i] = fast[i].detach().clone().requires_grad_(true);
-      support_only = stacked_inner_loop(*model_, std::move(support_only), mask_, step, kind_,
-                                        config_.inner_steps - 1, config_.inner_lr, false, nullptr);
+      torch::NoGradGuard no_grad;
+      loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_)
+                 .mean()
+                 .item<double>();
     }
   }
   torch::NoGradGuard no_grad;
-  const double loss =
-      models::task_losses(model_->forward_stacked(query, support_only), query, kind_)
-          .mean()
-          .item<double>();
   const double scale = 1.0 / static_cast<double>(T);
   for (std::size_t i = 0; i < params.size(); ++i)
     if (mask_[i])
@@ -375,15 +368,12 @@ double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
         Batch part{all.dense.slice(0, lo, hi), all.ids.slice(0, lo, hi),
                    all.target.slice(0, lo, hi)};
         fast = inner_loop(*model_, fast, mask_, part, kind_, 1, config_.inner_lr, false);
-      }
-      {
-        // The logged loss: the query loss after inner_steps steps on the support alone.
-        auto support_only = inner_loop(*model_, params, mask_, t.support, kind_,
-                                       config_.inner_steps, config_.inner_lr, false);
-        torch::NoGradGuard no_grad;
-        total += models::task_loss(model_->forward(t.query, support_only), t.query.target, kind_)
-                     .item<double>() *
-                 scale;
+        if (s == 0) {  // the support alone: the logged loss (see stacked_reptile)
+          torch::NoGradGuard no_grad;
+          total += models::task_loss(model_->forward(t.query, fast), t.query.target, kind_)
+                       .item<double>() *
+                   scale;
+        }
       }
       for (std::size_t i = 0; i < params.size(); ++i)
         add_grad(params[i], (params[i].detach() - fast[i].detach()) * scale);
