@@ -144,7 +144,8 @@ TEST(TrainRun, ResumedMetricsEqualTheUninterruptedRunsLineForLine) {
   config.run.dir = dir.file("straight");
   const auto straight = ml::train::run_training(config, {});
   const auto expected = metrics_without_seconds(config.run.dir);
-  ASSERT_EQ(expected.size(), 30u / 4 + 1 + 3);  // 7 full windows, the last partial one, 3 validations
+  ASSERT_EQ(expected.size(),
+            30u / 4 + 1 + 3);  // 7 full windows, the last partial one, 3 validations
   ml::train::TrainOptions resume;
   resume.resume = true;
 

@@ -25,19 +25,19 @@ void add_threads_option(CLI::App& command, int& threads, const char* overrides) 
 }
 
 CLI::Validator shots_option(int minimum) {
-  const std::string expected = "a whole number >= " + std::to_string(minimum) + " or \"all\"";
   return CLI::Validator(
-      [minimum, expected](std::string& value) -> std::string {
+      [minimum](std::string& value) -> std::string {
         if (value == "all") {
           value = std::to_string(config::kSupportAll);
           return "";
         }
         const auto n = parse_int(value);
         if (!n || *n < minimum || *n > 1000000000)
-          return "--shots " + value + ": expected " + expected;
+          return "'" + value + "' is neither a whole number >= " + std::to_string(minimum) +
+                 " nor \"all\"";
         return "";
       },
-      "INT|all");
+      "");
 }
 
 void ConfigOptions::add_to(CLI::App& command, bool with_runtime) {
