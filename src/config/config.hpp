@@ -98,7 +98,7 @@ struct LabelConfig {
   int ways = 5;
 };
 
-// task.support = "all" (and `--shots all` of eval and adapt): an episode's support is every
+// task.support = "all" (and adapt's `--shots all`): an episode's support is every
 // example of the task (of its N classes, for multiclass) that is not in its query, as per-user
 // protocols use it (MeLU, RecBole-MetaRec: support = all of the user's other interactions).
 inline constexpr int kSupportAll = -1;
