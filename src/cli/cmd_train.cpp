@@ -1,10 +1,14 @@
 // `metalearn train`: meta-train on the base tasks of a config.
 #include <cmath>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
+#include "eval/adaptation_choice.hpp"
+#include "run/run_layout.hpp"
 #include "train/model_selection.hpp"
 #include "train/trainer.hpp"
 #include "util/strings.hpp"
@@ -31,10 +35,30 @@ void add_train_command(CLI::App& app) {
     config::Config config;
     if (!options->config.load(config)) return;
     train::TrainSummary s = train::run_training(config, options->train);
+    // Only a complete run: a run stopped early chooses when a later --resume completes it, and
+    // a finished run resumed again keeps the choice it made then.
+    std::optional<run::ValidatedAdaptation> adaptation;
+    const bool chosen_before =
+        s.already_finished &&
+        std::filesystem::exists(run::RunLayout(s.run_dir).validated_adaptation());
+    if (s.iterations >= config.meta.iterations && !chosen_before)
+      adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads);
+    nlohmann::json chosen;
+    if (adaptation) {
+      const run::ValidatedSetting& v = adaptation->settings.front();
+      chosen = {
+          {"shots", v.shots},
+          {"steps", v.steps},
+          {"inner_lr", std::isfinite(v.inner_lr) ? nlohmann::json(v.inner_lr) : nlohmann::json()},
+          {"metric", adaptation->metric},
+          {"validation_value", v.value},
+          {"validation_tasks", v.tasks}};
+    }
     auto number_or_null = [](double v) {
       return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
     };
-    nlohmann::json j = {{"run_dir", s.run_dir},
+    nlohmann::json j = {{"adaptation", chosen},
+                        {"run_dir", s.run_dir},
                         {"algorithm", s.algorithm},
                         {"iterations", s.iterations},
                         {"already_finished", s.already_finished},
@@ -61,6 +85,13 @@ void add_train_command(CLI::App& app) {
                             fixed(s.best_validation, 4) + " (train.selection_metric)"
                       : std::string(" (no validation score: the last weights)"))
               << "\n";
+    if (adaptation) {
+      const run::ValidatedSetting& v = adaptation->settings.front();
+      std::cout << "adaptation   " << v.steps << " steps"
+                << (std::isfinite(v.inner_lr) ? " at inner lr " + fixed(v.inner_lr, 4) : "")
+                << ", chosen on " << v.tasks << " validation tasks at K=" << v.shots << " ("
+                << adaptation->metric << " " << fixed(v.value, 4) << ")\n";
+    }
   });
 }
 
