@@ -892,4 +892,115 @@ TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
   EXPECT_EQ(reg.check(binary_task("r9", 9, 0)), "9 examples, need support + query = 10");
 }
 
+// --- support "all": every example of the task not in the query ---------------------------------
+
+TEST(EpisodeSampler, SupportAllIsEveryExampleNotInTheQuery) {
+  const int all = ml::config::kSupportAll;
+  // Binary: the query keeps its size and both classes; the support is the rest of the task.
+  Task t = binary_task("heavy", 9, 40);
+  EpisodeSampler s(LabelKind::kBinary, {all, 6, ml::config::Stratify::kBalanced, 5}, 3);
+  EXPECT_EQ(s.check(t), "");
+  for (std::uint64_t i = 0; i < 20; ++i) {
+    auto e = s.sample(t, i);
+    ASSERT_NO_FATAL_FAILURE(expect_valid_binary(e, t, 49 - 6, 6));
+    EXPECT_GE(count_positives(e.query, t), 1);
+    EXPECT_LE(count_positives(e.query, t), 5);
+    EXPECT_EQ(count_positives(e.support, t) + count_positives(e.query, t), 9);
+  }
+  // The same index gives the same episode; another index another query.
+  EXPECT_EQ(s.sample(t, 4).query, s.sample(t, 4).query);
+  EXPECT_NE(s.sample(t, 4).query, s.sample(t, 5).query);
+
+  // Regression: the same, without classes.
+  Task r = binary_task("r", 15, 0);
+  EpisodeSampler reg(LabelKind::kRegression, {all, 6, ml::config::Stratify::kBalanced, 5}, 3);
+  auto e = reg.sample(r, 0);
+  ASSERT_NO_FATAL_FAILURE(expect_valid_binary(e, r, 9, 6));
+
+  // Multiclass: the support is every other example of the episode's classes, none of the rest.
+  Task m;
+  m.name = "m";
+  const std::map<std::int32_t, int> sizes = {{3, 4}, {5, 7}, {8, 3}};
+  for (const auto& [c, n] : sizes)
+    for (int i = 0; i < n; ++i) {
+      Example x;
+      x.label = static_cast<float>(c);
+      m.examples.push_back(x);
+    }
+  m.eligible_classes = {3, 5, 8};
+  EpisodeSampler mc(LabelKind::kMulticlass, {all, 2, ml::config::Stratify::kBalanced, 2}, 3);
+  EXPECT_EQ(mc.check(m), "");
+  for (std::uint64_t i = 0; i < 10; ++i) {
+    auto ep = mc.sample(m, i);
+    ASSERT_EQ(ep.classes.size(), 2u);
+    std::map<std::int32_t, int> in_support, in_query;
+    for (auto j : ep.support) ++in_support[static_cast<std::int32_t>(m.examples[j].label)];
+    for (auto j : ep.query) ++in_query[static_cast<std::int32_t>(m.examples[j].label)];
+    EXPECT_EQ(in_support.size(), 2u);
+    for (auto c : ep.classes) {
+      EXPECT_EQ(in_query[c], 2);
+      EXPECT_EQ(in_support[c], sizes.at(c) - 2);
+    }
+    std::set<std::size_t> support(ep.support.begin(), ep.support.end());
+    EXPECT_EQ(support.size(), ep.support.size());
+    for (auto j : ep.query) EXPECT_EQ(support.count(j), 0u);
+  }
+}
+
+TEST(EpisodeSampler, SupportAllNeedsOnlyTheQueryPlusOneExample) {
+  const int all = ml::config::kSupportAll;
+  EpisodeSampler s(LabelKind::kBinary, {all, 6, ml::config::Stratify::kBalanced, 5}, 1);
+  EXPECT_EQ(s.check(binary_task("just", 1, 6)), "");  // stratification does not apply
+  EXPECT_EQ(s.check(binary_task("small", 2, 4)), "6 examples, need query + 1 = 7");
+  EXPECT_EQ(s.check(binary_task("one", 0, 30)), "only one label class");
+  auto e = s.sample(binary_task("just", 1, 6), 0);
+  EXPECT_EQ(e.support.size(), 1u);
+  EXPECT_EQ(e.query.size(), 6u);
+  Task m;
+  m.name = "m";
+  m.examples.resize(30);
+  m.eligible_classes = {1};
+  EpisodeSampler mc(LabelKind::kMulticlass, {all, 3, ml::config::Stratify::kBalanced, 2}, 1);
+  EXPECT_EQ(mc.check(m), "1 classes with >= 4 examples, need task.label.ways = 2");
+}
+
+TEST(TasksQualification, SupportAllKeepsSmallAndHeavyTasksThatAFixedKDrops) {
+  TempDir dir;
+  write_file(dir.file("log.csv"),
+             to_csv(labelled_tasks({{"light", 2, 2}, {"heavy", 30, 30}, {"tiny", 1, 1}})));
+  auto c = base_config(dir.file("log.csv"), "threshold");
+  c.task.query = 3;
+  c.task.stratify = ml::config::Stratify::kNone;
+  c.task.support = 10;
+  Built fixed = build(c);
+  EXPECT_EQ(fixed.set.find("light")->role, TaskRole::kDropped);
+  EXPECT_EQ(fixed.set.find("heavy")->role, TaskRole::kTrain);
+
+  c.task.support = ml::config::kSupportAll;
+  Built all = build(c);
+  EXPECT_EQ(all.set.find("light")->drop_reason, "");
+  EXPECT_EQ(all.set.find("heavy")->drop_reason, "");
+  EXPECT_EQ(all.set.find("tiny")->drop_reason, "2 examples, need query + 1 = 4");
+  // max_examples still bounds a task (and so the largest support) when asked to.
+  c.task.max_examples = 20;
+  Built capped = build(c);
+  EXPECT_EQ(capped.set.find("light")->drop_reason, "");
+  EXPECT_EQ(capped.set.find("heavy")->drop_reason, "60 examples, above task.max_examples = 20");
+
+  // Multiclass: a class is eligible with query + 1 examples.
+  std::vector<Row> rows;
+  std::int64_t ts = 1;
+  for (const auto& [cls, n] : std::vector<std::pair<std::string, int>>{{"a", 4}, {"b", 3}})
+    for (int i = 0; i < n; ++i)
+      rows.push_back({"u", cls + std::to_string(i), "T", "", ts++, "", "", "", cls});
+  write_file(dir.file("classes.csv"), to_csv(rows));
+  auto mc = base_config(dir.file("classes.csv"), "multiclass");
+  mc.task.label.ways = 2;
+  mc.task.query = 3;
+  mc.task.support = ml::config::kSupportAll;
+  EXPECT_EQ(build(mc).set.tasks[0].eligible_classes.size(), 1u);  // b has 3 < 3 + 1
+  mc.task.query = 2;
+  EXPECT_EQ(build(mc).set.tasks[0].eligible_classes.size(), 2u);
+}
+
 }  // namespace

@@ -180,7 +180,7 @@ struct RunSummary {
   // Every task key with an example, and how the split used them (new ones: new_tasks).
   int tasks = 0, train_tasks = 0, validation_tasks = 0, dropped_tasks = 0;
   std::vector<std::pair<tasks::DropCause, int>> dropped_by_cause;  // tasks::count_drop_causes
-  int support = 0;             // the K the run was meta-trained with
+  int support = 0;             // the K the run was meta-trained with (or config::kSupportAll)
   std::string model;           // "mlp 128-64", "embedding_mlp 128-64, embeddings 16"
   int meta_iterations = 0;     // the run's meta.iterations
   int trained_iterations = 0;  // what its checkpoint reached

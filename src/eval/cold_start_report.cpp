@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "config/config.hpp"
 #include "eval/cold_start.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -164,7 +165,7 @@ json to_json(const ColdStartResult& r) {
         {"new", r.new_tasks},
         {"dropped", run.dropped_tasks},
         {"dropped_by_cause", dropped_by_cause}}},
-      {"support", run.support},
+      {"support", run.support == config::kSupportAll ? json("all") : json(run.support)},
       {"model", run.model},
       {"meta_iterations", run.meta_iterations},
       {"trained_iterations", run.trained_iterations},

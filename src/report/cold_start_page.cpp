@@ -382,8 +382,8 @@ class Page {
     training_chart(o, "Training loss", "loss", &TrainingLog::loss,
                    "Mean training loss of each logged window of meta-iterations.");
     training_chart(o, "Validation query loss", "query loss", &TrainingLog::validation_loss,
-                   "Query loss after adaptation on the validation tasks; the best checkpoint is "
-                   "the lowest.");
+                   "Query loss after adaptation on the validation tasks (the best checkpoint "
+                   "is chosen by train.selection_metric, by default the task's own metric).");
     training_chart(o, "Validation AUC", "AUC", &TrainingLog::validation_auc,
                    "Query AUC after adaptation on the validation tasks.");
     o << "</div>\n</section>\n";

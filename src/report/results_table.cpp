@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "config/choices.hpp"
+#include "config/config.hpp"
 #include "util/strings.hpp"
 
 namespace ml::report {
@@ -82,7 +83,7 @@ std::vector<FactGroup> summary_facts(const eval::ColdStartResult& r) {
       {"meta-training", count(run.trained_iterations) + " of " + count(run.meta_iterations) +
                             " iterations, inner loop " + std::to_string(run.inner_steps) +
                             " steps at lr " + fixed(run.inner_lr, 4) + " on " + run.inner_params +
-                            " parameters, K = " + std::to_string(run.support)}};
+                            " parameters, K = " + config::support_name(run.support)}};
   if (!r.pretrain_source.empty())
     model.facts.push_back(
         {"pretrain baseline",

@@ -1,9 +1,10 @@
 // A run's training history as the report draws it, read from RUN/metrics.jsonl (written by
 // train/trainer.cpp; run/run_layout.hpp): training lines {"iteration", "loss", "seconds"} and
-// validation lines
-// {"iteration", "validation": {"loss", "auc"}}. Lines that are not such objects (a line cut off
-// by a crash mid-write, something appended by hand) are counted and skipped: a report should
-// still show what the file does say.
+// validation lines {"iteration", "validation": {"loss", and the label kind's metrics: "auc" and
+// "accuracy", "accuracy", or "rmse" and "mae"}, "selection": {"metric", "best"}} ("best": this
+// validation became best.mlckpt under train.selection_metric). Lines that are not such objects (a
+// line cut off by a crash mid-write, something appended by hand) are counted and skipped: a report
+// should still show what the file does say.
 #pragma once
 
 #include <cmath>

@@ -4,6 +4,8 @@
 // classes when it can; multiclass episodes are N-way K-shot with labels remapped to 0..N-1.
 // Support and query rows come in a random order (seeded like the rest of the episode), never in
 // the log's: nothing downstream, a model or a metric's tie-breaking, may see the log's order.
+// With support config::kSupportAll ("all") the query is drawn as usual and every other example
+// of the task (of the episode's classes, for multiclass) is the support.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +24,7 @@ struct Episode {
 };
 
 struct EpisodeShape {
-  int support = 10;
+  int support = 10;  // K, or config::kSupportAll
   int query = 15;
   config::Stratify stratify = config::Stratify::kBalanced;
   int ways = 5;  // multiclass only

@@ -313,7 +313,8 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
         task.examples.push_back(
             {static_cast<std::int64_t>(row), log.user[row], log.item[row], y, log.timestamp[row]});
       }
-      const std::int64_t per_class = config.task.support + config.task.query;
+      const std::int64_t per_class =
+          config::min_episode_examples(config.task.support, config.task.query);
       for (const auto& [c, count] : class_counts)
         if (count >= per_class) task.eligible_classes.push_back(c);
       std::sort(task.eligible_classes.begin(), task.eligible_classes.end());
