@@ -21,10 +21,13 @@
 
 #include "config/config.hpp"
 #include "data/csv_reader.hpp"
+#include "eval/adaptation_choice.hpp"
 #include "inference/adaptation.hpp"
 #include "inference/prediction.hpp"
 #include "run/checkpoint.hpp"
 #include "run/learner_state.hpp"
+#include "run/run_layout.hpp"
+#include "run/validated_adaptation.hpp"
 #include "runtime/device.hpp"
 #include "synth/synthetic_log.hpp"
 #include "test_support.hpp"
@@ -219,6 +222,79 @@ TEST(AdaptSteps, ZeroStepsKeepTheRunsWeightsAndStepsMoveThem) {
   }
   EXPECT_GT(changed, 1e-6);
   EXPECT_EQ(ml::run::read_checkpoint_meta(m.checkpoint).progress["inner_lr"], 0.1);
+}
+
+// train ends by choosing the adaptation setting on validation tasks (eval::choose_adaptation);
+// adapt then uses it unless told otherwise, and says where its setting came from.
+TEST(AdaptDefaults, UseTheSettingChosenOnValidationTasks) {
+  const TrainedShop& s = shop();
+  TempDir dir;
+  const std::string copy = dir.file("run");
+  fs::copy(s.run, copy, fs::copy_options::recursive);
+  ml::config::Config config = s.config;
+  config.run.dir = copy;
+  const auto chosen = ml::eval::choose_adaptation(config, "cpu", 1);
+  ASSERT_TRUE(chosen.has_value());
+  const std::string file = ml::run::RunLayout(copy).validated_adaptation().string();
+  ASSERT_TRUE(fs::exists(file));
+  const auto read = ml::run::read_validated_adaptation(file);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->settings.size(), 1u);
+  const ml::run::ValidatedSetting v = read->settings[0];
+  EXPECT_EQ(v.shots, config.task.support);
+  EXPECT_EQ(read->metric, "auc");
+  EXPECT_NE(std::find(read->steps_grid.begin(), read->steps_grid.end(), v.steps),
+            read->steps_grid.end());
+  EXPECT_NE(std::find(read->inner_lr_grid.begin(), read->inner_lr_grid.end(), v.inner_lr),
+            read->inner_lr_grid.end());
+  EXPECT_GT(v.tasks, 0);
+
+  auto o = adapt_options(s.new_tasks[0], dir.file("adapted"));
+  o.checkpoint = copy;
+  auto summary = ml::inference::adapt(o);
+  EXPECT_EQ(summary.tasks[0].steps, v.steps);
+  EXPECT_EQ(summary.tasks[0].inner_lr, v.inner_lr);
+  EXPECT_NE(summary.settings_source.find("validation tasks"), std::string::npos)
+      << summary.settings_source;
+  EXPECT_NE(ml::inference::format_table(summary).find("validation tasks"), std::string::npos);
+  o.steps = v.steps + 1;  // the command line wins, the rest stays validated
+  summary = ml::inference::adapt(o);
+  EXPECT_EQ(summary.tasks[0].steps, v.steps + 1);
+  EXPECT_EQ(summary.tasks[0].inner_lr, v.inner_lr);
+  EXPECT_NE(summary.settings_source.find("override"), std::string::npos);
+
+  // A damaged file is refused with its name, never silently ignored.
+  std::ofstream(file) << "{\"format\": 1, \"settings\": [";
+  o.steps = -1;
+  try {
+    ml::inference::adapt(o);
+    ADD_FAILURE() << "no CheckpointError for a damaged adaptation.json";
+  } catch (const ml::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("adaptation.json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ValidatedAdaptation, NearestShotsAndRoundTrip) {
+  ml::run::ValidatedAdaptation a;
+  a.method = "maml";
+  a.metric = "auc";
+  a.episodes = 5;
+  a.steps_grid = {0, 5};
+  a.inner_lr_grid = {0.1, NAN};
+  a.settings = {{1, 5, 0.1, 0.7, 0.02, 4}, {10, 0, NAN, 0.8, NAN, 4}};
+  EXPECT_EQ(a.for_shots(1)->shots, 1);
+  EXPECT_EQ(a.for_shots(4)->shots, 1);
+  EXPECT_EQ(a.for_shots(8)->shots, 10);
+  EXPECT_EQ(a.for_shots(50)->shots, 10);
+  TempDir dir;
+  ml::run::write_validated_adaptation(dir.file("a.json"), a);
+  const auto b = ml::run::read_validated_adaptation(dir.file("a.json"));
+  ASSERT_TRUE(b.has_value());
+  ASSERT_EQ(b->settings.size(), 2u);
+  EXPECT_EQ(b->settings[0].inner_lr, 0.1);
+  EXPECT_TRUE(std::isnan(b->settings[1].inner_lr));
+  EXPECT_TRUE(std::isnan(b->settings[1].half_width));
+  EXPECT_FALSE(ml::run::read_validated_adaptation(dir.file("none.json")).has_value());
 }
 
 TEST(AdaptAllNew, AdaptsEveryNewTaskIntoTheRunsAdaptedFolder) {

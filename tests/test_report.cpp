@@ -35,8 +35,9 @@ namespace report = ml::report;
 const std::string kNastyTask = "<script>alert('x')</script>";
 
 // A result built by hand, shaped like run_cold_start's: four methods (two meta-learners, two
-// baselines) over K {1, 5} x steps {0, 1, 5}, AUC and log loss on three tasks, with paired
-// comparisons computed as eval computes them. The pretrain baseline is best at K=1, maml at K=5.
+// baselines) over K {1, 5} x steps {0, 1, 5}, AUC and log loss on three tasks. Every family's
+// validation choice is 5 steps; the verdict compares maml with pretrain, and cells are paired
+// with that chosen baseline as eval pairs them. Pretrain scores better at K=1, maml at K=5.
 eval::ColdStartResult synthetic_result() {
   eval::ColdStartResult r;
   r.checkpoint_path = "runs/a&b/checkpoints/best.mlckpt";
@@ -47,6 +48,11 @@ eval::ColdStartResult synthetic_result() {
   r.shots = {1, 5};
   r.steps = {0, 1, 5};
   r.methods = {"maml", "anil", "pretrain", "scratch"};
+  r.method_info = {{"maml", "maml", 0.3, false},
+                   {"anil", "anil", 0.3, false},
+                   {"pretrain", "pretrain", 0.3, true},
+                   {"scratch", "scratch", 0.3, true}};
+  r.task_role = "new";
   r.episodes = 4;
   r.query = 10;
   r.new_tasks = 4;
@@ -86,26 +92,47 @@ eval::ColdStartResult synthetic_result() {
         c.metrics = {auc, loss};
         r.cells.push_back(c);
       }
-  for (auto& c : r.cells)
-    for (const char* b : {"pretrain", "scratch"}) {
-      const eval::Cell* base = r.cell(b, c.shots, c.steps);
-      for (std::size_t x = 0; x < 2; ++x) {
-        std::vector<double> a, z;
-        for (const auto& t : c.metrics[x].per_task) a.push_back(t.value);
-        for (const auto& t : base->metrics[x].per_task) z.push_back(t.value);
-        c.comparisons.push_back({b, r.metrics[x].name, ml::metrics::paired_difference_ci(a, z)});
-      }
+  for (int k : r.shots)
+    for (const auto& m : r.method_info) {
+      eval::Choice c;
+      c.shots = k;
+      c.family = m.family;
+      c.method = m.name;
+      c.steps = 5;
+      c.baseline = m.baseline;
+      c.test = r.cell(m.name, k, 5)->metrics[0].interval;
+      c.validation = c.test;
+      c.validation.mean += 0.01;
+      r.choices.push_back(c);
     }
+  for (auto& c : r.cells) {
+    const eval::Cell* base = r.cell("pretrain", c.shots, 5);
+    if (base == &c) continue;
+    for (std::size_t x = 0; x < 2; ++x) {
+      std::vector<double> a, z;
+      for (const auto& t : c.metrics[x].per_task) a.push_back(t.value);
+      for (const auto& t : base->metrics[x].per_task) z.push_back(t.value);
+      c.comparisons.push_back(
+          {"pretrain", 5, r.metrics[x].name, ml::metrics::paired_difference_ci(a, z)});
+    }
+  }
   for (int k : r.shots) {
     eval::Verdict v;
     v.shots = k;
-    const eval::Cell* best = eval::best_cell(r, k, 0);
-    v.best_method = best->method;
-    v.best_steps = best->steps;
-    v.best_value = best->metrics[0].interval;
-    v.excludes_zero = k == 5;
+    v.chosen_on = "validation";
+    v.validation_tasks = 3;
+    v.compared_method = "maml";
+    v.compared_steps = 5;
     v.against_method = "pretrain";
-    v.text = "K=" + std::to_string(k) + ": best is " + best->method;
+    v.against_steps = 5;
+    v.compared_value = r.cell("maml", k, 5)->metrics[0].interval;
+    v.against_value = r.cell("pretrain", k, 5)->metrics[0].interval;
+    const bool maml_better = v.compared_value.mean > v.against_value.mean;
+    v.best_method = maml_better ? "maml" : "pretrain";
+    v.best_steps = 5;
+    v.best_value = maml_better ? v.compared_value : v.against_value;
+    v.excludes_zero = k == 5;
+    v.text = "K=" + std::to_string(k) + ": chosen on 3 validation tasks: " + v.best_method;
     r.verdicts.push_back(v);
   }
   return r;
@@ -266,32 +293,13 @@ TEST(ReportTables, RowsBestCellsAndJsonAgreeWithTheResult) {
   const auto table = report::results_table(r);
   EXPECT_EQ(table.baselines, (std::vector<std::string>{"pretrain", "scratch"}));
   ASSERT_EQ(table.rows.size(), r.cells.size());
-  // At each K and metric the marked cells are exactly those with the best mean.
-  for (int k : r.shots)
-    for (std::size_t x = 0; x < r.metrics.size(); ++x) {
-      const bool higher = r.metrics[x].higher_is_better;
-      double best = higher ? -INFINITY : INFINITY;
-      for (const auto& c : r.cells)
-        if (c.shots == k && std::isfinite(c.metrics[x].interval.mean))
-          best = higher ? std::max(best, c.metrics[x].interval.mean)
-                        : std::min(best, c.metrics[x].interval.mean);
-      int marked = 0;
-      for (const auto& row : table.rows) {
-        if (row.cell->shots != k) continue;
-        EXPECT_EQ(row.best[x], row.cell->metrics[x].interval.mean == best);
-        marked += row.best[x];
-      }
-      EXPECT_GE(marked, 1);
-    }
-  EXPECT_EQ(eval::best_cell(r, 1, 0)->method, "pretrain");
-  EXPECT_EQ(eval::best_cell(r, 5, 0)->method, "maml");
-  EXPECT_EQ(eval::best_cell(r, 5, 0, "anil")->method, "anil");
-  // The chooser eval's verdicts use: the same cell under a filter that admits it.
-  EXPECT_EQ(
-      eval::best_cell_where(r, 1, 0, [](const eval::Cell& c) { return c.method != "pretrain"; })
-          ->method,
-      eval::best_cell(r, 1, 0, r.algorithm)->method);
-  EXPECT_EQ(eval::best_cell_where(r, 1, 0, [](const eval::Cell&) { return false; }), nullptr);
+  // At each K the marked cells are exactly the verdict's two settings chosen on validation
+  // tasks, whatever scores best on the new tasks.
+  for (const auto& row : table.rows) {
+    const eval::Cell& c = *row.cell;
+    EXPECT_EQ(row.chosen, (c.method == "maml" || c.method == "pretrain") && c.steps == 5)
+        << c.method << " K=" << c.shots << " steps " << c.steps;
+  }
   EXPECT_TRUE(report::baseline_wins(r.verdicts[0], table));
   EXPECT_FALSE(report::baseline_wins(r.verdicts[1], table));
 
@@ -312,14 +320,13 @@ TEST(ReportTables, RowsBestCellsAndJsonAgreeWithTheResult) {
         EXPECT_TRUE(iv["upper"].is_null());
       }
     }
+    const json& paired = row["paired_difference_vs_chosen_baseline"];
+    EXPECT_EQ(paired.empty(), c->comparisons.empty());
     for (const auto& cmp : c->comparisons) {
-      if (cmp.baseline == c->method) {
-        EXPECT_FALSE(row["paired_difference"].contains(cmp.baseline));
-        continue;
-      }
-      EXPECT_DOUBLE_EQ(row["paired_difference"][cmp.baseline][cmp.metric]["mean"].get<double>(),
-                       cmp.difference.mean);
+      EXPECT_EQ(paired["baseline"], cmp.baseline);
+      EXPECT_DOUBLE_EQ(paired[cmp.metric]["mean"].get<double>(), cmp.difference.mean);
     }
+    EXPECT_EQ(row["chosen_on_validation"], r.chosen(*c));
   }
   EXPECT_EQ(j["verdicts"][0]["baseline_wins"], true);
   EXPECT_EQ(j["verdicts"][1]["baseline_wins"], false);
@@ -329,25 +336,25 @@ TEST(ReportTables, RowsBestCellsAndJsonAgreeWithTheResult) {
 TEST(ReportTables, ConclusionSaysPlainlyWhenABaselineWins) {
   const auto r = synthetic_result();
   const std::string s = report::conclusion_summary(r, report::results_table(r));
-  EXPECT_NE(s.find("A baseline is the best method at K=1 (pretrain)"), std::string::npos) << s;
-  EXPECT_NE(s.find("K=5 (vs pretrain)"), std::string::npos) << s;
+  EXPECT_NE(s.find("chosen baseline scores better at K=1 (pretrain over maml)"), std::string::npos)
+      << s;
+  EXPECT_NE(s.find("excludes zero (95% CI of the paired difference) at K=5 (maml over pretrain)"),
+            std::string::npos)
+      << s;
 }
 
 TEST(ReportTables, AnotherRunTrainedAsABaselineCountsAsOne) {
-  // e.g. a pretrain run with head-only fine-tuning evaluated beside the meta-learners: when it
-  // is the best method the report must not call the winner a meta-learner.
+  // e.g. a pretrain run with head-only fine-tuning evaluated beside the meta-learners (eval marks
+  // it a baseline by its algorithm): when the verdict's baseline wins, the report says so.
   auto r = synthetic_result();
-  std::string best_at_5;
-  for (const auto& v : r.verdicts)
-    if (v.shots == 5) best_at_5 = v.best_method;
-  ASSERT_FALSE(best_at_5.empty());
-  r.runs.push_back({best_at_5, "pretrain", "runs/x/checkpoints/best.mlckpt", "runs/x"});
+  r.methods.push_back("head_only");
+  r.method_info.push_back({"head_only", "head_only", 0.1, true});
   const auto table = report::results_table(r);
-  EXPECT_TRUE(table.is_baseline(best_at_5));
-  EXPECT_EQ(table.baselines.size(), report::results_table(synthetic_result()).baselines.size())
-      << "no comparison columns for it";
-  const std::string s = report::conclusion_summary(r, table);
-  EXPECT_NE(s.find("K=5 (" + best_at_5 + ")"), std::string::npos) << s;
+  EXPECT_TRUE(table.is_baseline("head_only"));
+  EXPECT_FALSE(table.is_baseline("anil"));
+  eval::Verdict v = r.verdicts[1];
+  v.against_method = v.best_method = "head_only";
+  EXPECT_TRUE(report::baseline_wins(v, table));
 }
 
 // synthetic_result() with P@5 added, fixed by the query composition at the given K: every
@@ -378,13 +385,11 @@ TEST(ReportTables, AMetricFixedByTheQueryCompositionIsSaidSoNotShownAsAResult) {
   const std::size_t p5 = 2;
   ASSERT_EQ(r.metrics[p5].name, "precision@5");
   const auto table = report::results_table(r);
-  for (const auto& row : table.rows) EXPECT_FALSE(row.best[p5]) << "a fixed metric has no best";
   const json j = report::results_json(r, table);
   EXPECT_EQ(j["metrics"][p5]["fixed_by_query"], true);
   for (const auto& row : j["rows"]) {
     EXPECT_EQ(row["metrics"]["precision@5"]["fixed_by_query"], true);
     EXPECT_EQ(row["metrics"]["auc"]["fixed_by_query"], false);
-    for (const auto& best : row["best_at_shots"]) EXPECT_NE(best, "precision@5");
   }
   const json full = eval::to_json(r);
   EXPECT_EQ(full["tasks"][0]["fixed_by_query"], json({"precision@5"}));
@@ -410,6 +415,10 @@ TEST(ReportTables, AMetricFixedByTheQueryCompositionIsSaidSoNotShownAsAResult) {
   EXPECT_FALSE(partly.metrics[p5].fixed_by_query);
   const std::string partly_md = report::render_markdown(partly);
   EXPECT_NE(partly_md.find(" P@5 |"), std::string::npos);
+  // The chosen settings' row is in bold, but not a value the query composition fixes.
+  EXPECT_NE(partly_md.find("| fixed by the query composition |"), std::string::npos);
+  EXPECT_EQ(partly_md.find("**fixed by the query composition**"), std::string::npos);
+  EXPECT_EQ(report::render_html(partly, {}).find("num best\">fixed by"), std::string::npos);
   for (const auto& c : partly.cells) {
     const std::string text = report::metric_cell_text(partly, c, p5);
     if (c.shots == 1) {
@@ -481,8 +490,8 @@ TEST(ReportPage, SelfContainedEscapedAndHoldsEveryNumber) {
   EXPECT_NE(html.find("runs/a&amp;b"), std::string::npos);
   EXPECT_NE(html.find("Tiny &lt;cat&gt;"), std::string::npos);
 
-  // Every cell's main interval and every paired difference is in the results table; the best
-  // cell per K is marked once per metric.
+  // Every cell's main interval and every paired difference is in the results table; the two
+  // chosen cells per K are marked in the results table and in every metric of all-metrics.
   for (const auto& c : r.cells) {
     EXPECT_NE(html.find(ml::metrics::format_interval(c.metrics[0].interval, 3)), std::string::npos);
     for (const auto& cmp : c.comparisons) {
@@ -490,7 +499,7 @@ TEST(ReportPage, SelfContainedEscapedAndHoldsEveryNumber) {
       EXPECT_NE(html.find(ml::metrics::format_difference(cmp.difference, 3)), std::string::npos);
     }
   }
-  EXPECT_EQ(occurrences(html, "num best\""), r.shots.size() * (1 + r.metrics.size()));
+  EXPECT_EQ(occurrences(html, "num best\""), r.shots.size() * 2 * (1 + r.metrics.size()));
   // Every method is in the legends, with its own colour, and a baseline's win is said plainly.
   for (const auto& m : r.methods)
     EXPECT_NE(html.find("data-series=\"" + m + "\""), std::string::npos) << m;
@@ -503,7 +512,7 @@ TEST(ReportPage, MarkdownTablesAgreeWithTheResult) {
   const std::string md = report::render_markdown(r);
   for (const auto& c : r.cells) {
     const std::string main = ml::metrics::format_interval(c.metrics[0].interval, 3);
-    const bool best = eval::best_cell(r, c.shots, 0) == &c;
+    const bool best = r.chosen(c);
     const std::string row = "| " + std::to_string(c.shots) + " | " + std::to_string(c.steps) +
                             " | " + c.method + " | " + std::to_string(c.metrics[0].interval.n) +
                             " | " + (best ? "**" + main + "**" : main) + " |";
@@ -609,8 +618,10 @@ TEST(ReportEndToEnd, EvalWritesAReportThatChromiumRendersWithItsCharts) {
   EXPECT_EQ(occurrences(page, "<svg class=\"chart\""), 2u + 1u + 3u);
   EXPECT_NE(page.find("data-series=\"pretrain\""), std::string::npos);
   EXPECT_TRUE(fs::exists(dir.file("out/report.md")));
-  EXPECT_EQ(json::parse(ml::testing::slurp(dir.file("out/report.json")))["rows"].size(),
-            2u * 3u * 3u);
+  const json tables = json::parse(ml::testing::slurp(dir.file("out/report.json")));
+  EXPECT_GE(tables["grid"]["methods"].size(), 5u);  // maml and the four kinds of baseline
+  EXPECT_EQ(tables["rows"].size(), tables["grid"]["methods"].size() * 2u * 3u);
+  EXPECT_EQ(tables["choices"].size(), 2u * 5u);  // per K: maml and the four baseline families
 
   if (!fs::exists("/usr/bin/chromium"))
     GTEST_SKIP() << "/usr/bin/chromium is absent, so the rendered check is skipped "

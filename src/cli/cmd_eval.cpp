@@ -14,7 +14,9 @@ namespace ml::cli {
 
 void add_eval_command(CLI::App& app) {
   auto* command = app.add_subcommand(
-      "eval", "Cold-start evaluation on held-out tasks: shots x steps x methods, with 95% CIs");
+      "eval",
+      "Cold-start evaluation: settings chosen on validation tasks, scored once on the new tasks "
+      "against the baselines, with paired 95% CIs");
   struct Options {
     eval::ColdStartOptions eval;
     std::vector<std::string> checkpoints;
@@ -24,24 +26,40 @@ void add_eval_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
   command
       ->add_option("--checkpoint", o->checkpoints,
-                   "run directory or checkpoint file; several (repeated or comma-separated) are "
-                   "evaluated on the same episodes and must share seed, data, task and split")
+                   "run directory or checkpoint file, optionally named: NAME=PATH (default name: "
+                   "the run's algorithm, or its folder's name when two runs share one); several "
+                   "(repeated or comma-separated) are evaluated on the same episodes and must "
+                   "share seed, data, task and split")
       ->required()
       ->delimiter(',');
   command
       ->add_option("--tasks", o->eval.task_role,
-                   "which held-out tasks: new (the test tasks) or validation (to choose settings)")
+                   "new: choose on the validation tasks, then score the new (test) tasks once; "
+                   "validation: explore the validation tasks alone (no verdict)")
       ->capture_default_str();
   command->add_option("--shots", o->eval.shots, "support sizes to evaluate")->delimiter(',');
   command->add_option("--steps", o->eval.steps, "adaptation step counts to evaluate")
       ->delimiter(',');
+  command
+      ->add_option("--inner-lrs", o->eval.inner_lrs,
+                   "inner learning rates the runs' methods adapt with, chosen among on validation "
+                   "tasks (default: each run's meta.inner_lr)")
+      ->delimiter(',');
+  command
+      ->add_option("--baseline-lrs", o->eval.baseline_lrs,
+                   "learning rates the pretrain baselines fine-tune with, chosen among on "
+                   "validation tasks; the run's meta.inner_lr is always added")
+      ->delimiter(',')
+      ->capture_default_str();
   command->add_option("--episodes", o->eval.episodes, "episodes per task and support size");
   command
       ->add_option("--methods", o->eval.methods,
-                   "methods to evaluate: the runs' algorithms, pretrain, scratch (default all)")
+                   "method families to evaluate: the runs' names, pretrain, pretrain_head, "
+                   "linear_probe, nearest_class_mean (multiclass), scratch (default all)")
       ->delimiter(',');
   command->add_flag("--no-pretrain", o->no_pretrain,
-                    "leave out the pretrain baseline (it is trained into RUN/baselines/pretrain "
+                    "leave out the baselines built on the pretrain run (pretrain, pretrain_head, "
+                    "linear_probe, nearest_class_mean; it is trained into RUN/baselines/pretrain "
                     "when not there yet)");
   command->add_flag("--top-label-ranking", o->eval.top_label_ranking,
                     "also rank each user's query items as RecBole-MetaRec does: relevant = the 5 "

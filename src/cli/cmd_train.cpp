@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
+#include "eval/adaptation_choice.hpp"
 #include "train/trainer.hpp"
 #include "util/strings.hpp"
 
@@ -30,7 +31,23 @@ void add_train_command(CLI::App& app) {
     config::Config config;
     if (!options->config.load(config)) return;
     train::TrainSummary s = train::run_training(config, options->train);
+    // Only a complete run: a run stopped early chooses when a later --resume completes it.
+    std::optional<run::ValidatedAdaptation> adaptation;
+    if (s.iterations >= config.meta.iterations)
+      adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads);
+    nlohmann::json chosen;
+    if (adaptation) {
+      const run::ValidatedSetting& v = adaptation->settings.front();
+      chosen = {
+          {"shots", v.shots},
+          {"steps", v.steps},
+          {"inner_lr", std::isfinite(v.inner_lr) ? nlohmann::json(v.inner_lr) : nlohmann::json()},
+          {"metric", adaptation->metric},
+          {"validation_value", v.value},
+          {"validation_tasks", v.tasks}};
+    }
     nlohmann::json j = {
+        {"adaptation", chosen},
         {"run_dir", s.run_dir},
         {"algorithm", s.algorithm},
         {"iterations", s.iterations},
@@ -52,6 +69,13 @@ void add_train_command(CLI::App& app) {
                       ? ", validation loss " + fixed(s.best_validation, 4)
                       : std::string(" (no validation tasks)"))
               << "\n";
+    if (adaptation) {
+      const run::ValidatedSetting& v = adaptation->settings.front();
+      std::cout << "adaptation   " << v.steps << " steps"
+                << (std::isfinite(v.inner_lr) ? " at inner lr " + fixed(v.inner_lr, 4) : "")
+                << ", chosen on " << v.tasks << " validation tasks at K=" << v.shots << " ("
+                << adaptation->metric << " " << fixed(v.value, 4) << ")\n";
+    }
   });
 }
 

@@ -12,8 +12,10 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 
 #include "meta/meta_learner.hpp"
+#include "meta/probe_baselines.hpp"
 #include "metrics/metrics.hpp"
 #include "models/query_metrics.hpp"
 #include "run/checkpoint.hpp"
@@ -168,13 +170,52 @@ tasks::DropReason multiclass_check(const tasks::Task& task, int k, int q) {
   return {};
 }
 
-struct MethodLearner {
-  std::string name;
-  config::Config config;  // the config its learner was built with
-  std::unique_ptr<meta::MetaLearner> owned;
-  meta::MetaLearner* learner = nullptr;
+// How an arm turns a support set into query outputs.
+enum class ArmKind {
+  kAdapt,             // the learner's own adaptation (inner loop, or protonet's prototypes)
+  kLinearProbe,       // a linear model fitted on the learner's representation of the support
+  kNearestClassMean,  // class means of that representation
+};
+
+// One evaluated method: a family at one inner lr, with the learner it adapts (or reads the
+// representation of) and the data it encodes with.
+struct Arm {
+  MethodInfo info;  // info.l2: the linear probe's penalty
+  ArmKind kind = ArmKind::kAdapt;
+  config::Config config;                    // the config its learner was built with
+  meta::MetaLearner* learner = nullptr;     // owned by the run or by ArmSet::learners
   const pipeline::RunData* data = nullptr;  // the run's data: its own features and encoding
 };
+
+struct ArmSet {
+  std::vector<std::unique_ptr<meta::MetaLearner>> learners;  // those no run owns
+  std::vector<Arm> arms;
+
+  meta::MetaLearner* own(std::unique_ptr<meta::MetaLearner> learner) {
+    learners.push_back(std::move(learner));
+    return learners.back().get();
+  }
+};
+
+// Query outputs after each of `steps` (the non-adapting kinds give one result for all).
+std::vector<torch::Tensor> arm_outputs(const Arm& arm, const meta::TaskBatch& batch,
+                                       const std::vector<int>& steps, tasks::LabelKind kind) {
+  if (arm.kind == ArmKind::kAdapt)
+    return arm.learner->outputs_at_steps(batch.support, batch.query, steps);
+  const auto& model = *arm.learner->model();
+  torch::Tensor out;
+  {
+    torch::NoGradGuard no_grad;
+    const std::vector<torch::Tensor> params = model.params();
+    const torch::Tensor zs = model.represent(batch.support, params);
+    const torch::Tensor zq = model.represent(batch.query, params);
+    const std::int64_t classes = model.shape().outputs;
+    out = arm.kind == ArmKind::kLinearProbe
+              ? meta::linear_probe_outputs(zs, batch.support.target, zq, kind, classes, arm.info.l2)
+              : meta::nearest_class_mean_outputs(zs, batch.support.target, zq, classes);
+  }
+  return std::vector<torch::Tensor>(steps.size(), out);
+}
 
 // The sections that decide which tasks and episodes exist: runs compared on one set of
 // episodes must agree on them.
@@ -222,15 +263,21 @@ config::Json without_run_section(config::Json j) {
   return j;
 }
 
-// The pretrain baseline: reused from RUN/baselines/pretrain, resumed there when it stopped early,
-// or trained there with the run's config and budget. The budget is the iterations the run's own
-// latest checkpoint reached, so a run stopped early (train --stop-after) meets a baseline stopped
-// at the same point.
-std::unique_ptr<meta::MetaLearner> pretrain_learner(const run::LoadedRun& run,
-                                                    const fs::path& run_dir,
-                                                    const config::Config& pc,
-                                                    const torch::Device& device,
-                                                    ColdStartResult& result) {
+// The pretrain baseline's candidate checkpoints: reused from RUN/baselines/pretrain, resumed
+// there when it stopped early, or trained there with the run's config and budget. The budget is the
+// iterations the run's own latest checkpoint reached, so a run stopped early (train --stop-after)
+// meets a baseline stopped at the same point.
+struct PretrainCheckpoint {
+  std::string label;  // "best" or "latest"
+  std::string file;
+  std::unique_ptr<meta::MetaLearner> learner;
+};
+
+std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
+                                                     const fs::path& run_dir,
+                                                     const config::Config& pc,
+                                                     const torch::Device& device,
+                                                     ColdStartResult& result) {
   const run::RunLayout baseline(pc.run.dir);
   const fs::path& dir = baseline.dir;
   const fs::path latest = baseline.latest_checkpoint();
@@ -283,29 +330,50 @@ std::unique_ptr<meta::MetaLearner> pretrain_learner(const run::LoadedRun& run,
   if (budget < pc.meta.iterations) train_options.stop_after = budget - done;
   if (train_now) train::run_training(pc, train_options);
 
-  // The same selection as the run itself: its checkpoint file name when the baseline has one,
-  // else best, else latest.
-  const fs::path same = baseline.checkpoints() / fs::path(run.checkpoint_path).filename();
-  const std::string file =
-      fs::exists(same) ? same.string() : run::resolve_checkpoint_path(dir.string());
-  run::Checkpoint checkpoint = run::load_checkpoint(file);
+  // Its checkpoints are candidates, chosen among on validation tasks with the fine-tuning each
+  // family applies (a checkpoint selected by its own validation pass at the run's inner lr need
+  // not suit head-only fine-tuning at another): best (when there is one) and latest, unless
+  // both hold the same iteration.
   const run::CheckpointMeta run_meta = run::read_checkpoint_meta(run.checkpoint_path);
-  if (checkpoint.meta.features != run_meta.features)
-    throw CheckpointError("'" + file + "' was fitted on other feature statistics than '" +
-                          run.checkpoint_path + "' (the log changed since the run was trained?); " +
-                          "delete '" + dir.string() + "' to retrain the pretrain baseline");
-  auto learner = run::build_learner(pc, run.data->features, device);
-  checkpoint.read_state(
-      [&](torch::serialize::InputArchive& archive) { run::read_learner(archive, *learner, file); },
-      device);
-  result.pretrain_checkpoint = file;
-  return learner;
+  std::vector<PretrainCheckpoint> candidates;
+  std::vector<int> iterations;
+  for (const fs::path& path : {baseline.best_checkpoint(), latest}) {
+    if (!fs::exists(path)) continue;
+    const std::string file = path.string();
+    run::Checkpoint checkpoint = run::load_checkpoint(file);
+    const int iteration = checkpoint.meta.progress.value("iteration", -1);
+    if (std::find(iterations.begin(), iterations.end(), iteration) != iterations.end()) continue;
+    iterations.push_back(iteration);
+    if (checkpoint.meta.features != run_meta.features)
+      throw CheckpointError("'" + file + "' was fitted on other feature statistics than '" +
+                            run.checkpoint_path +
+                            "' (the log changed since the run was trained?); delete '" +
+                            dir.string() + "' to retrain the pretrain baseline");
+    auto learner = run::build_learner(pc, run.data->features, device);
+    checkpoint.read_state(
+        [&](torch::serialize::InputArchive& archive) {
+          run::read_learner(archive, *learner, file);
+        },
+        device);
+    candidates.push_back({path.stem().string(), file, std::move(learner)});
+  }
+  if (candidates.empty())
+    throw CheckpointError("the pretrain baseline in '" + dir.string() + "' has no checkpoint");
+  result.pretrain_checkpoint = candidates.front().file;
+  return candidates;
 }
 
 std::vector<int> sorted_unique(std::vector<int> v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
   return v;
+}
+
+// "0.1", "0.03": an inner lr as short as it reads.
+std::string lr_text(double lr) {
+  std::ostringstream out;
+  out << lr;
+  return out.str();
 }
 
 void check_options(const ColdStartOptions& o) {
@@ -320,39 +388,81 @@ void check_options(const ColdStartOptions& o) {
   if (o.threads < 0) throw UsageError("--threads " + std::to_string(o.threads) + ": must be >= 0");
   if (o.task_role != "new" && o.task_role != "validation")
     throw UsageError("--tasks " + o.task_role + ": must be new or validation");
+  for (const auto* lrs : {&o.inner_lrs, &o.baseline_lrs})
+    for (double lr : *lrs)
+      if (!(lr > 0) || !std::isfinite(lr))
+        throw UsageError(std::string(lrs == &o.inner_lrs ? "--inner-lrs " : "--baseline-lrs ") +
+                         lr_text(lr) + ": a learning rate must be a finite number > 0");
 }
 
 bool contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-// `run_methods` are the runs' method names (first run first); the baselines follow unless a run
-// already is one.
-std::vector<std::string> choose_methods(const ColdStartOptions& o,
-                                        const std::vector<std::string>& run_methods) {
-  std::vector<std::string> available = run_methods;
+// The baseline families built on the pretrain run (trained into RUN/baselines/pretrain).
+const std::string kPretrainHead = "pretrain_head";
+const std::string kLinearProbe = "linear_probe";
+const std::string kNearestClassMean = "nearest_class_mean";
+
+struct Family {
+  std::string name;
+  bool baseline = false;
+  int run = -1;  // index into the evaluated runs, -1 for a built-in baseline
+};
+
+// The runs' families (first run first; a run trained as pretrain or scratch is a baseline),
+// then the built-in baselines that apply and that no run already is, filtered by --methods.
+std::vector<Family> choose_families(const ColdStartOptions& o,
+                                    const std::vector<const run::LoadedRun*>& runs,
+                                    const std::vector<std::string>& run_names,
+                                    tasks::LabelKind kind) {
+  std::vector<Family> available;
+  for (std::size_t i = 0; i < runs.size(); ++i)
+    available.push_back(
+        {run_names[i], config::is_baseline(runs[i]->config.meta.algorithm), static_cast<int>(i)});
   const std::string pretrain = enum_name(config::Algorithm::kPretrain);
-  for (const std::string& b : config::baseline_names())
-    if (!contains(available, b)) available.push_back(b);
+  const std::string scratch = enum_name(config::Algorithm::kScratch);
+  std::vector<std::string> built_in{pretrain};
+  if (runs.front()->config.meta.inner_params != config::InnerParams::kHead)
+    built_in.push_back(kPretrainHead);
+  built_in.push_back(kLinearProbe);
+  if (kind == tasks::LabelKind::kMulticlass) built_in.push_back(kNearestClassMean);
+  built_in.push_back(scratch);
+  auto has = [&](const std::string& name) {
+    for (const auto& f : available)
+      if (f.name == name) return true;
+    return false;
+  };
+  std::vector<std::string> on_pretrain;  // the built-ins that need the pretrain run
+  for (const auto& b : built_in) {
+    if (has(b)) continue;
+    available.push_back({b, true, -1});
+    if (b != scratch) on_pretrain.push_back(b);
+  }
+  std::vector<std::string> names;
+  for (const auto& f : available) names.push_back(f.name);
   const std::string offered = o.compare.empty() ? "this run offers " : "these runs offer ";
   for (const auto& m : o.methods)
-    if (!contains(available, m))
-      throw UsageError("--methods " + m + ": " + offered + join(available, ", "));
-  const bool pretrain_is_a_run = contains(run_methods, pretrain);
-  if (!o.pretrain && contains(o.methods, pretrain) && !pretrain_is_a_run)
-    throw UsageError("--no-pretrain contradicts --methods pretrain");
-  std::vector<std::string> chosen;
-  for (const auto& m : available) {
-    if (!o.methods.empty() && !contains(o.methods, m)) continue;
-    if (!o.pretrain && m == pretrain && !pretrain_is_a_run) continue;
-    chosen.push_back(m);
+    if (!contains(names, m))
+      throw UsageError("--methods " + m + ": " + offered + join(names, ", "));
+  for (const auto& m : o.methods)
+    if (!o.pretrain && contains(on_pretrain, m))
+      throw UsageError("--no-pretrain contradicts --methods " + m +
+                       " (it is built on the pretrain run)");
+  std::vector<Family> chosen;
+  for (const auto& f : available) {
+    if (!o.methods.empty() && !contains(o.methods, f.name)) continue;
+    if (!o.pretrain && contains(on_pretrain, f.name)) continue;
+    chosen.push_back(f);
   }
   if (chosen.empty()) throw UsageError("--methods: no method left to evaluate");
   return chosen;
 }
 
-bool is_baseline(const std::string& method) {
-  return config::is_baseline_name(method);
+std::vector<double> sorted_unique_lrs(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
 }
 
 std::string join_ints(const std::vector<int>& v) {
@@ -406,11 +516,6 @@ bool better(double a, double b, bool higher_is_better) {
   return higher_is_better ? a > b : a < b;
 }
 
-// The best cell at K by the primary metric among the runs' own methods (not the baselines).
-const Cell* best_learner_cell(const ColdStartResult& r, int k) {
-  return best_cell_where(r, k, 0, [](const Cell& c) { return !is_baseline(c.method); });
-}
-
 metrics::Interval paired(const Cell& a, const Cell& b) {
   std::vector<double> x, y;
   for (const auto& t : a.metrics.front().per_task) x.push_back(t.value);
@@ -426,65 +531,100 @@ std::string steps_text(int steps) {
   return std::to_string(steps) + (steps == 1 ? " step" : " steps");
 }
 
+// The best choice at K among the meta-learners (baseline = false) or the baselines, by the
+// validation mean.
+const Choice* best_choice(const ColdStartResult& r, int k, bool baseline) {
+  const bool higher = r.metrics.front().higher_is_better;
+  const Choice* best = nullptr;
+  for (const Choice& c : r.choices)
+    if (c.shots == k && c.baseline == baseline && std::isfinite(c.validation.mean) &&
+        (!best || better(c.validation.mean, best->validation.mean, higher)))
+      best = &c;
+  return best;
+}
+
+std::string choice_text(const Choice& c) {
+  return c.method + " (" + steps_text(c.steps) + ")";
+}
+
 Verdict make_verdict(const ColdStartResult& r, int k) {
   Verdict v;
   v.shots = k;
   const MetricInfo& primary = r.metrics.front();
   const std::string at = "K=" + std::to_string(k) + ": ";
-  const Cell* best = best_cell(r, k);
-  if (!best) {
-    v.text = at + "no " + r.task_role + " task could give an episode";
+  const ShotTasks* validation = nullptr;
+  for (const auto& t : r.validation_tasks)
+    if (t.shots == k) validation = &t;
+  v.validation_tasks = validation ? static_cast<int>(validation->evaluated.size()) : 0;
+  const Choice* learner = best_choice(r, k, false);
+  const Choice* baseline = best_choice(r, k, true);
+  if (r.task_role == "validation") {
+    // Exploring the validation tasks: what the protocol would choose, and no verdict (the
+    // values are the very ones it chose on).
+    const ShotTasks* here = r.tasks_at(k);
+    v.validation_tasks = here ? static_cast<int>(here->evaluated.size()) : 0;
+    v.text = at + "exploration of " + std::to_string(v.validation_tasks) +
+             " validation tasks (no verdict: these values are what the choice is made on)";
+    for (const Choice* c : {learner, baseline})
+      if (c)
+        v.text += std::string("; ") + (c->baseline ? "baseline " : "meta-learner ") +
+                  choice_text(*c) + " " + primary.title + " " +
+                  metrics::format_interval(c->validation, 3);
     return v;
   }
-  v.best_method = best->method;
-  v.best_steps = best->steps;
-  v.best_value = best->metrics.front().interval;
-  auto has = [&](const std::string& m) { return contains(r.methods, m); };
-  const bool baseline_won = is_baseline(best->method);
-  // When a baseline wins, the best of the runs' own methods is measured against it (a run that
-  // is itself a baseline counts as that baseline).
-  const Cell* best_learner = best_learner_cell(r, k);
-  const Cell* compared = nullptr;
-  const Cell* against = nullptr;
-  if (baseline_won && best->method != r.algorithm && best_learner) {
-    compared = best_learner;
-    against = best;
-  } else {
-    compared = best;
-    for (const std::string& b : config::baseline_names())
-      if (!against && has(b) && best->method != b) against = best_cell(r, k, 0, b);
-  }
-  const std::string name = baseline_won && best->method != r.algorithm
-                               ? "the " + best->method + " baseline"
-                               : best->method;
-  v.text = at + "best is " + name + " with " + steps_text(best->steps) + ", " + primary.title +
-           " " + metrics::format_interval(v.best_value, 3);
-  if (!compared || !against) {
-    v.text += " (nothing to compare it with)";
+  if (!learner && !baseline) {
+    v.text = at + (v.validation_tasks == 0
+                       ? "no validation task gave an episode, so nothing was chosen; the grid is "
+                         "exploration only, with no verdict"
+                       : "no setting without diverged episodes on the validation tasks");
     return v;
   }
-  v.compared_method = compared->method;
-  v.compared_steps = compared->steps;
-  v.against_method = against->method;
-  v.against_steps = against->steps;
-  v.difference = paired(*compared, *against);
+  v.chosen_on = "validation";
+  const std::string chosen =
+      "chosen on " + std::to_string(v.validation_tasks) + " validation tasks, scored once on " +
+      std::to_string(r.tasks_at(k) ? r.tasks_at(k)->evaluated.size() : 0) + " new tasks: ";
+  if (!learner || !baseline) {
+    const Choice* only = learner ? learner : baseline;
+    v.best_method = only->method;
+    v.best_steps = only->steps;
+    v.best_value = only->test;
+    v.text = at + chosen + choice_text(*only) + " " + primary.title + " " +
+             metrics::format_interval(only->test, 3) + " (no " +
+             (learner ? "baseline" : "meta-learner") + " to compare it with)";
+    return v;
+  }
+  const Cell* a = r.cell(learner->method, k, learner->steps);
+  const Cell* b = r.cell(baseline->method, k, baseline->steps);
+  v.compared_method = learner->method;
+  v.compared_steps = learner->steps;
+  v.compared_value = learner->test;
+  v.against_method = baseline->method;
+  v.against_steps = baseline->steps;
+  v.against_value = baseline->test;
+  if (a && b) v.difference = paired(*a, *b);
   const auto& d = v.difference;
+  const bool learner_better = std::isfinite(d.mean) && (d.mean > 0) == primary.higher_is_better;
+  const Choice* winner = learner_better ? learner : baseline;
+  v.best_method = winner->method;
+  v.best_steps = winner->steps;
+  v.best_value = winner->test;
+  v.text = at + chosen + choice_text(*learner) + " " + primary.title + " " +
+           metrics::format_interval(learner->test, 3) + " vs the " + choice_text(*baseline) +
+           " baseline " + metrics::format_interval(baseline->test, 3);
   if (d.n == 0) {
-    v.text += "; no task scored both " + compared->method + " and " + against->method;
+    v.text += "; no new task scored both";
     return v;
   }
   std::string diff = signed_fixed(d.mean, 3);
   if (std::isfinite(d.half_width))
     diff += " [" + signed_fixed(d.lower, 3) + ", " + signed_fixed(d.upper, 3) + "]";
   v.excludes_zero = std::isfinite(d.half_width) && (d.lower > 0 || d.upper < 0);
-  const bool compared_better = (d.mean > 0) == primary.higher_is_better;
-  v.text += "; " + compared->method + " (" + steps_text(compared->steps) + ") vs " +
-            against->method + " at its best (" + steps_text(against->steps) + "): " + diff;
+  v.text += ": difference " + diff;
   if (!std::isfinite(d.half_width))
     v.text += ", too few tasks for an interval";
   else if (v.excludes_zero)
-    v.text += ", the 95% CI excludes 0: " + compared->method + " is significantly " +
-              (compared_better ? "better" : "worse");
+    v.text += ", the 95% CI excludes 0: " + learner->method + " is significantly " +
+              (learner_better ? "better" : "worse") + " than the baseline";
   else
     v.text += ", the 95% CI includes 0: no significant difference";
   return v;
@@ -512,11 +652,20 @@ run::LoadedRun load_meta_run(const std::string& path, const ColdStartOptions& op
   return run;
 }
 
+// "NAME=PATH" names a run explicitly; a bare PATH (or one that exists as written, '=' and all)
+// leaves the name to name_runs.
+std::pair<std::string, std::string> split_run_name(const std::string& argument) {
+  const auto eq = argument.find('=');
+  if (eq == std::string::npos || eq == 0 || fs::exists(argument)) return {"", argument};
+  return {argument.substr(0, eq), argument.substr(eq + 1)};
+}
+
 // The compared runs are checked before anything expensive: the same tasks and episodes or none.
 EvaluatedRuns load_evaluated_runs(const ColdStartOptions& options) {
-  EvaluatedRuns runs{load_meta_run(options.checkpoint, options, "a meta-training run"), {}};
-  for (const auto& path : options.compare) {
-    runs.others.push_back(load_meta_run(path, options, "a run"));
+  EvaluatedRuns runs{
+      load_meta_run(split_run_name(options.checkpoint).second, options, "a meta-training run"), {}};
+  for (const auto& argument : options.compare) {
+    runs.others.push_back(load_meta_run(split_run_name(argument).second, options, "a run"));
     check_same_episodes(runs.first, runs.others.back());
   }
   return runs;
@@ -542,35 +691,50 @@ void describe_run(const run::LoadedRun& run, const ColdStartOptions& options,
   result.run = summarize_run(run);
 }
 
-// Each run's method name (its algorithm; ALGORITHM@RUN_DIR or ALGORITHM#N when two share one),
-// in `runs` order, recorded in result.runs.
+// Each run's name, in `runs` order (recorded in result.runs): NAME from a NAME=PATH argument;
+// else its algorithm when no other run has that algorithm, else its run folder's name. Never
+// by argument order: two runs that would share a name are a UsageError asking for NAME=PATH.
 std::vector<std::string> name_runs(const std::vector<const run::LoadedRun*>& runs,
+                                   const std::vector<std::string>& arguments,
                                    ColdStartResult& result) {
-  std::vector<std::string> run_methods;
-  for (const run::LoadedRun* r : runs) {
-    const std::string algorithm = enum_name(r->config.meta.algorithm);
-    std::string name = algorithm;
-    if (contains(run_methods, name))
-      name += "@" + run::run_dir_of(r->checkpoint_path).filename().string();
-    for (int n = 2; contains(run_methods, name); ++n) name = algorithm + "#" + std::to_string(n);
-    run_methods.push_back(name);
-    result.runs.push_back(
-        {name, algorithm, r->checkpoint_path, run::run_dir_of(r->checkpoint_path).string()});
+  std::map<std::string, int> algorithm_count;
+  for (const run::LoadedRun* r : runs) ++algorithm_count[enum_name(r->config.meta.algorithm)];
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const run::LoadedRun* r = runs[i];
+    const config::Algorithm algorithm = r->config.meta.algorithm;
+    const std::string run_dir = run::run_dir_of(r->checkpoint_path).string();
+    std::string name = split_run_name(arguments[i]).first;
+    if (name.empty())
+      name = algorithm_count[enum_name(algorithm)] == 1
+                 ? enum_name(algorithm)
+                 : fs::path(run_dir).lexically_normal().filename().string();
+    if (contains(names, name))
+      throw UsageError("--checkpoint: two runs would both be named '" + name +
+                       "'; name them with NAME=PATH (e.g. --checkpoint " + name +
+                       "_a=" + arguments[i] + ")");
+    const bool reserved = name == kPretrainHead || name == kLinearProbe ||
+                          name == kNearestClassMean || config::is_baseline_name(name);
+    if (reserved && name != enum_name(algorithm))
+      throw UsageError("--checkpoint " + arguments[i] + ": '" + name +
+                       "' names a built-in baseline; choose another NAME=PATH");
+    names.push_back(name);
+    result.runs.push_back({name, enum_name(algorithm), r->checkpoint_path, run_dir});
   }
-  return run_methods;
+  return names;
 }
 
 // The first run's held-out tasks of the asked role; DataError when there are none, or when a
 // compared run holds one of them with other examples (one episode's indices must mean the same
 // rows to every method).
 std::vector<const tasks::Task*> held_out_tasks(const EvaluatedRuns& runs,
-                                               const std::string& task_role) {
+                                               const std::string& task_role, bool required) {
   const run::LoadedRun& run = runs.first;
   const config::Config& config = run.config;
   const tasks::TaskRole role =
       task_role == "validation" ? tasks::TaskRole::kValidation : tasks::TaskRole::kNew;
   const auto new_tasks = run.data->tasks.with_role(role);
-  if (new_tasks.empty()) {
+  if (new_tasks.empty() && required) {
     if (role == tasks::TaskRole::kValidation)
       throw DataError("'" + run.checkpoint_path +
                       "': the run holds out no validation task (split.validation_fraction = " +
@@ -597,22 +761,24 @@ struct ShotPlan {
   tasks::EpisodeSampler sampler;
 };
 
-// One plan per K in result.shots (their tasks recorded in result.tasks); DataError when no task
-// can give an episode at any K.
+// One plan per K in `shots` over `held_out` tasks, which tasks each K evaluates recorded in
+// `recorded`; DataError when `required` and no task can give an episode at any K.
 std::vector<ShotPlan> plan_episodes(const run::LoadedRun& run,
-                                    const std::vector<const tasks::Task*>& new_tasks,
-                                    const ColdStartOptions& options, ColdStartResult& result) {
+                                    const std::vector<const tasks::Task*>& held_out,
+                                    const std::vector<int>& shots, const std::string& task_role,
+                                    const ColdStartOptions& options, bool required,
+                                    std::vector<ShotTasks>& recorded) {
   const config::Config& config = run.config;
   const tasks::LabelKind kind = run.data->tasks.kind;
   std::vector<ShotPlan> plans;
   std::size_t total_episodes = 0;
-  for (int k : result.shots) {
+  for (int k : shots) {
     tasks::EpisodeShape shape = tasks::episode_shape(config.task);
     shape.support = k;
     ShotPlan plan{{}, tasks::EpisodeSampler(kind, shape, config.seed)};
     ShotTasks st;
     st.shots = k;
-    for (const tasks::Task* t : new_tasks) {
+    for (const tasks::Task* t : held_out) {
       tasks::DropReason why = plan.sampler.diagnose(*t);
       if (why.cause == tasks::DropCause::kNone && kind == tasks::LabelKind::kMulticlass)
         why = multiclass_check(*t, k, config.task.query);
@@ -625,85 +791,156 @@ std::vector<ShotPlan> plan_episodes(const run::LoadedRun& run,
     }
     if (!st.skipped.empty())
       spdlog::warn("K={}: {} of {} {} tasks cannot give an episode and are skipped (e.g. '{}': {})",
-                   k, st.skipped.size(), new_tasks.size(), options.task_role, st.skipped[0].task,
+                   k, st.skipped.size(), held_out.size(), task_role, st.skipped[0].task,
                    st.skipped[0].reason);
     total_episodes += plan.eligible.size() * static_cast<std::size_t>(options.episodes);
-    result.tasks.push_back(std::move(st));
+    recorded.push_back(std::move(st));
     plans.push_back(std::move(plan));
   }
-  if (total_episodes == 0) {
-    const auto& first = result.tasks.front().skipped.front();
-    throw DataError("no " + options.task_role + " task can give an episode for --shots " +
-                    join_ints(result.shots) +
-                    " with task.query = " + std::to_string(config.task.query) + " (" +
-                    std::to_string(new_tasks.size()) + " new tasks; e.g. '" + first.task +
-                    "' at K=" + std::to_string(result.shots.front()) + ": " + first.reason +
+  if (total_episodes == 0 && required) {
+    const auto& first = recorded.front().skipped.front();
+    throw DataError("no " + task_role + " task can give an episode for --shots " +
+                    join_ints(shots) + " with task.query = " + std::to_string(config.task.query) +
+                    " (" + std::to_string(held_out.size()) + " " + task_role + " tasks; e.g. '" +
+                    first.task + "' at K=" + std::to_string(shots.front()) + ": " + first.reason +
                     "); ask for smaller --shots");
   }
   return plans;
 }
 
-// The learners of result.methods, each with the config it was built with: the runs' own, a
-// scratch init, and the pretrain baseline (trained into RUN/baselines/pretrain if need be).
-std::vector<MethodLearner> build_method_learners(const EvaluatedRuns& evaluated,
-                                                 const std::vector<std::string>& run_methods,
-                                                 const ColdStartOptions& options,
-                                                 const torch::Device& device,
-                                                 ColdStartResult& result) {
+std::size_t episode_count(const std::vector<ShotPlan>& plans, int episodes) {
+  std::size_t n = 0;
+  for (const auto& plan : plans) n += plan.eligible.size() * static_cast<std::size_t>(episodes);
+  return n;
+}
+
+// The inner learning rates a family is evaluated at: NaN alone where it has no inner loop or
+// learns its rates; the baselines' grid (with the run's rate) for fine-tuning baselines; the
+// asked or the run's own rate for meta-learners.
+std::vector<double> family_lrs(const Family& f, const config::Config& config,
+                               const ColdStartOptions& o) {
+  const config::Algorithm algorithm = config.meta.algorithm;
+  if (f.name == kLinearProbe || f.name == kNearestClassMean ||
+      algorithm == config::Algorithm::kProtonet || algorithm == config::Algorithm::kMetaSgd)
+    return {NAN};
+  if (f.name == enum_name(config::Algorithm::kScratch)) return {config.meta.inner_lr};
+  std::vector<double> lrs = f.baseline ? o.baseline_lrs : o.inner_lrs;
+  if (f.baseline || lrs.empty()) lrs.push_back(config.meta.inner_lr);
+  return sorted_unique_lrs(lrs);
+}
+
+// The arms of the chosen families, each with the config it was built with: the runs' own, a
+// scratch init, and the baselines on the pretrain run (trained into RUN/baselines/pretrain if
+// need be). Variants at other inner lrs (or head-only) share their family's model.
+ArmSet build_arms(const EvaluatedRuns& evaluated, const std::vector<Family>& families,
+                  const ColdStartOptions& options, const torch::Device& device,
+                  ColdStartResult& result) {
   const run::LoadedRun& run = evaluated.first;
   const config::Config& config = run.config;
   const pipeline::RunData& data = *run.data;
   const auto runs = evaluated.all();
   const run::RunLayout layout(result.run_dir);
-  std::vector<MethodLearner> learners;
-  for (const auto& m : result.methods) {
-    MethodLearner entry;
-    entry.name = m;
-    entry.data = &data;
-    const auto own = std::find(run_methods.begin(), run_methods.end(), m);
-    if (own != run_methods.end()) {
-      const run::LoadedRun& r = *runs[static_cast<std::size_t>(own - run_methods.begin())];
-      entry.config = r.config;
-      entry.learner = r.learner.get();
-      entry.data = r.data.get();
-      if (m == enum_name(config::Algorithm::kPretrain)) result.pretrain_source = "run";
-    } else if (m == enum_name(config::Algorithm::kScratch)) {
-      entry.config =
+  const tasks::LabelKind kind = data.tasks.kind;
+  ArmSet set;
+  // The pretrain run's checkpoints (label, learner), loaded once for every family built on it.
+  std::vector<std::pair<std::string, meta::MetaLearner*>> pretrain;
+  config::Config pretrain_config;
+  for (const Family& f : families) {
+    Arm base;
+    base.data = &data;
+    std::vector<std::pair<std::string, meta::MetaLearner*>> learners;  // "" = the only one
+    if (f.run >= 0) {
+      const run::LoadedRun& r = *runs[static_cast<std::size_t>(f.run)];
+      base.config = r.config;
+      base.data = r.data.get();
+      learners = {{"", r.learner.get()}};
+      if (f.name == enum_name(config::Algorithm::kPretrain)) result.pretrain_source = "run";
+    } else if (f.name == enum_name(config::Algorithm::kScratch)) {
+      base.config =
           with_algorithm(config, config::Algorithm::kScratch, config.run.dir, options.threads);
-      entry.owned = run::build_learner(entry.config, data.features, device);
-    } else {  // pretrain
-      entry.config = with_algorithm(config, config::Algorithm::kPretrain,
-                                    layout.pretrain_baseline().string(), options.threads);
-      entry.config.run.device = runtime::parse_device(options.device);
-      entry.owned = pretrain_learner(run, layout.dir, entry.config, device, result);
+      learners = {{"", set.own(run::build_learner(base.config, data.features, device))}};
+    } else {  // built on the pretrain run
+      if (pretrain.empty() && config.meta.algorithm == config::Algorithm::kPretrain) {
+        // The run is itself a pretrain run: its families are built on it, trained once.
+        pretrain_config = config;
+        pretrain = {{"", run.learner.get()}};
+        result.pretrain_source = "run";
+      } else if (pretrain.empty()) {
+        pretrain_config = with_algorithm(config, config::Algorithm::kPretrain,
+                                         layout.pretrain_baseline().string(), options.threads);
+        pretrain_config.run.device = runtime::parse_device(options.device);
+        auto candidates = pretrain_checkpoints(run, layout.dir, pretrain_config, device, result);
+        for (auto& c : candidates)
+          pretrain.emplace_back(candidates.size() > 1 ? c.label : "",
+                                set.own(std::move(c.learner)));
+      }
+      base.config = pretrain_config;
+      learners = pretrain;
+      if (f.name == kLinearProbe) base.kind = ArmKind::kLinearProbe;
+      if (f.name == kNearestClassMean) base.kind = ArmKind::kNearestClassMean;
+      if (f.name == kPretrainHead) base.config.meta.inner_params = config::InnerParams::kHead;
     }
-    if (entry.owned) entry.learner = entry.owned.get();
-    learners.push_back(std::move(entry));
+    const std::vector<double> lrs = family_lrs(f, base.config, options);
+    std::vector<double> penalties{NAN};
+    if (base.kind == ArmKind::kLinearProbe)
+      penalties.assign(std::begin(meta::kLinearProbePenalties),
+                       std::end(meta::kLinearProbePenalties));
+    for (const auto& [checkpoint, learner] : learners)
+      for (double lr : lrs)
+        for (double l2 : penalties) {
+          Arm arm = base;
+          std::string name = f.name;
+          if (lrs.size() > 1) name += " lr=" + lr_text(lr);
+          if (penalties.size() > 1) name += " l2=" + lr_text(l2);
+          if (!checkpoint.empty()) name += " @" + checkpoint;
+          arm.info = {name, f.name, lr, f.baseline, l2};
+          if (!std::isnan(lr)) arm.config.meta.inner_lr = lr;
+          const config::MetaConfig& built = learner->config();
+          const bool same_learner =
+              std::isnan(lr) ||
+              (lr == built.inner_lr && arm.config.meta.inner_params == built.inner_params);
+          arm.learner = same_learner ? learner
+                                     : set.own(std::make_unique<meta::MetaLearner>(
+                                           arm.config.meta, kind, learner->model()));
+          result.methods.push_back(arm.info.name);
+          result.method_info.push_back(arm.info);
+          set.arms.push_back(std::move(arm));
+        }
   }
-  return learners;
+  return set;
 }
 
-// Every method's cells at one K: each method adapts on the same sampled episodes, and the
-// per-task means over episodes give each metric's interval over tasks.
-void evaluate_shots(std::size_t ki, const ShotPlan& plan,
-                    const std::vector<MethodLearner>& learners, const pipeline::RunData& data,
-                    const ColdStartOptions& options, const torch::Device& device,
-                    Progress& progress, std::size_t& done, ColdStartResult& result) {
+// What one stage evaluates: the result's grid on one role's tasks.
+struct Stage {
+  const std::vector<ShotPlan>& plans;  // aligned with result.shots
+  std::vector<Cell>& cells;            // where the cells go
+  std::vector<ShotTasks>& tasks;       // the role's tasks per K (aligned with result.shots)
+};
+
+// Every arm's cells at one K: each arm adapts on the same sampled episodes, and the per-task
+// means over episodes give each metric's interval over tasks. The ranking metrics the queries'
+// composition fixes at this K go to shot_tasks.fixed_by_query.
+void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
+                    const pipeline::RunData& data, const ColdStartOptions& options,
+                    const torch::Device& device, Progress& progress, std::size_t& done,
+                    const ColdStartResult& result, std::vector<Cell>& cells,
+                    ShotTasks& shot_tasks) {
   const tasks::LabelKind kind = data.tasks.kind;
   const std::size_t n_metrics = result.metrics.size();
   const std::size_t n_steps = result.steps.size();
+  const std::size_t n_arms = arms.arms.size();
   const auto& tasks_k = plan.eligible;
-  // (sum, count) over episodes per method, step, metric and task.
-  std::vector<std::pair<double, int>> sums(learners.size() * n_steps * n_metrics * tasks_k.size());
+  // (sum, count) over episodes per arm, step, metric and task.
+  std::vector<std::pair<double, int>> sums(n_arms * n_steps * n_metrics * tasks_k.size());
   auto slot = [&](std::size_t mi, std::size_t si, std::size_t x, std::size_t ti) -> auto& {
     return sums[((mi * n_steps + si) * n_metrics + x) * tasks_k.size() + ti];
   };
-  std::vector<std::vector<int>> diverged(learners.size(), std::vector<int>(n_steps, 0));
+  std::vector<std::vector<int>> diverged(n_arms, std::vector<int>(n_steps, 0));
   // Per metric: whether some episode gave it a value, and whether every one that did was fixed.
   std::vector<bool> seen(n_metrics, false), fixed(n_metrics, true);
   for (std::size_t ti = 0; ti < tasks_k.size(); ++ti) {
     for (int e = 0; e < options.episodes; ++e) {
-      // Sampled once and shared by every method: the pairing is by construction.
+      // Sampled once and shared by every arm: the pairing is by construction.
       const tasks::Episode episode =
           plan.sampler.sample(*tasks_k[ti], kEvalEpisodeBase + static_cast<std::uint64_t>(e));
       // One encoding per distinct run data: the same rows, each run's own features.
@@ -718,10 +955,10 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan,
       };
       std::vector<std::int64_t> users;
       for (std::size_t i : episode.query) users.push_back(episode.task->examples[i].user);
-      for (std::size_t mi = 0; mi < learners.size(); ++mi) {
-        const meta::TaskBatch& batch = batch_for(learners[mi].data);
-        auto outs =
-            learners[mi].learner->outputs_at_steps(batch.support, batch.query, result.steps);
+      for (std::size_t mi = 0; mi < n_arms; ++mi) {
+        const Arm& arm = arms.arms[mi];
+        const meta::TaskBatch& batch = batch_for(arm.data);
+        const auto outs = arm_outputs(arm, batch, result.steps, kind);
         for (std::size_t si = 0; si < n_steps; ++si) {
           if (!torch::isfinite(outs[si]).all().item<bool>()) {
             ++diverged[mi][si];
@@ -741,11 +978,11 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan,
     }
   }
   for (std::size_t x = 0; x < n_metrics; ++x)
-    if (seen[x] && fixed[x]) result.tasks[ki].fixed_by_query.push_back(result.metrics[x].name);
-  for (std::size_t mi = 0; mi < learners.size(); ++mi) {
+    if (seen[x] && fixed[x]) shot_tasks.fixed_by_query.push_back(result.metrics[x].name);
+  for (std::size_t mi = 0; mi < n_arms; ++mi) {
     for (std::size_t si = 0; si < n_steps; ++si) {
       Cell cell;
-      cell.method = learners[mi].name;
+      cell.method = arms.arms[mi].info.name;
       cell.shots = result.shots[ki];
       cell.steps = result.steps[si];
       cell.diverged_episodes = diverged[mi][si];
@@ -763,11 +1000,26 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan,
         cell.metrics.push_back(std::move(mr));
       }
       if (cell.diverged_episodes > 0)
-        spdlog::warn("{} at K={}, {} step(s): {} episode(s) gave NaN/Inf outputs (left out)",
-                     cell.method, cell.shots, cell.steps, cell.diverged_episodes);
-      result.cells.push_back(std::move(cell));
+        spdlog::warn(
+            "{} at K={}, {} step(s): {} episode(s) gave NaN/Inf outputs (left out of the means; "
+            "a setting that diverges on validation tasks is never chosen)",
+            cell.method, cell.shots, cell.steps, cell.diverged_episodes);
+      cells.push_back(std::move(cell));
     }
   }
+}
+
+void evaluate_stage(const Stage& stage, const ArmSet& arms, const pipeline::RunData& data,
+                    const ColdStartOptions& options, const torch::Device& device,
+                    const std::string& what, const ColdStartResult& result) {
+  const std::size_t total = episode_count(stage.plans, options.episodes);
+  if (total == 0) return;
+  Progress progress(what, "episodes", static_cast<double>(total));
+  std::size_t done = 0;
+  for (std::size_t ki = 0; ki < result.shots.size(); ++ki)
+    evaluate_shots(ki, stage.plans[ki], arms, data, options, device, progress, done, result,
+                   stage.cells, stage.tasks[ki]);
+  progress.finish();
 }
 
 // MetricInfo::fixed_by_query: fixed at every K where some cell has a value of the metric.
@@ -788,46 +1040,35 @@ void mark_fixed_metrics(ColdStartResult& result) {
   }
 }
 
-// Paired differences against each baseline in the same K and steps: the same tasks and
-// episodes, so task-to-task variation cancels.
-void compare_with_baselines(ColdStartResult& result) {
-  for (Cell& cell : result.cells) {
-    for (const std::string& b : config::baseline_names()) {
-      const Cell* base = result.cell(b, cell.shots, cell.steps);
-      if (!base) continue;
+// Paired differences of every cell against the baseline chosen on validation at its K (that
+// method and step count): the same tasks and episodes, so task-to-task variation cancels.
+void compare_with_chosen_baseline(ColdStartResult& result) {
+  for (int k : result.shots) {
+    const Choice* baseline = best_choice(result, k, true);
+    if (!baseline) continue;
+    const Cell* base = result.cell(baseline->method, k, baseline->steps);
+    if (!base) continue;
+    for (Cell& cell : result.cells) {
+      if (cell.shots != k || &cell == base) continue;
       for (std::size_t x = 0; x < result.metrics.size(); ++x) {
         std::vector<double> a, c;
         for (const auto& t : cell.metrics[x].per_task) a.push_back(t.value);
         for (const auto& t : base->metrics[x].per_task) c.push_back(t.value);
-        cell.comparisons.push_back(
-            {b, result.metrics[x].name, metrics::paired_difference_ci(a, c, kLevel)});
+        cell.comparisons.push_back({baseline->method, baseline->steps, result.metrics[x].name,
+                                    metrics::paired_difference_ci(a, c, kLevel)});
       }
     }
   }
 }
 
+// Each choice's value on the role's tasks: the chosen cell's interval there.
+void score_choices(ColdStartResult& result) {
+  for (Choice& c : result.choices)
+    if (const Cell* cell = result.cell(c.method, c.shots, c.steps))
+      c.test = cell->metrics.front().interval;
+}
+
 }  // namespace
-
-const Cell* best_cell_where(const ColdStartResult& result, int shots, std::size_t metric_index,
-                            const std::function<bool(const Cell&)>& among) {
-  if (metric_index >= result.metrics.size()) return nullptr;
-  const bool higher = result.metrics[metric_index].higher_is_better;
-  const Cell* best = nullptr;
-  for (const Cell& c : result.cells) {
-    if (c.shots != shots || metric_index >= c.metrics.size() || (among && !among(c))) continue;
-    const double v = c.metrics[metric_index].interval.mean;
-    if (!std::isfinite(v)) continue;
-    if (!best || better(v, best->metrics[metric_index].interval.mean, higher)) best = &c;
-  }
-  return best;
-}
-
-const Cell* best_cell(const ColdStartResult& result, int shots, std::size_t metric_index,
-                      const std::string& method) {
-  if (method.empty()) return best_cell_where(result, shots, metric_index, {});
-  return best_cell_where(result, shots, metric_index,
-                         [&](const Cell& c) { return c.method == method; });
-}
 
 const MetricResult* Cell::metric(const std::string& name) const {
   for (const auto& m : metrics)
@@ -845,6 +1086,69 @@ const Cell* ColdStartResult::cell(const std::string& method, int k, int s) const
   for (const auto& c : cells)
     if (c.method == method && c.shots == k && c.steps == s) return &c;
   return nullptr;
+}
+
+const MethodInfo* ColdStartResult::method(const std::string& name) const {
+  for (const auto& m : method_info)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+const Choice* ColdStartResult::choice(const std::string& family, int shots) const {
+  for (const auto& c : choices)
+    if (c.family == family && c.shots == shots) return &c;
+  return nullptr;
+}
+
+bool ColdStartResult::chosen(const Cell& cell) const {
+  for (const auto& v : verdicts) {
+    if (v.shots != cell.shots) continue;
+    if ((cell.method == v.compared_method && cell.steps == v.compared_steps) ||
+        (cell.method == v.against_method && cell.steps == v.against_steps))
+      return true;
+    if (v.compared_method.empty() && cell.method == v.best_method && cell.steps == v.best_steps)
+      return true;
+  }
+  return false;
+}
+
+std::vector<Choice> choose_on_validation(const std::vector<Cell>& cells,
+                                         const std::vector<MethodInfo>& methods,
+                                         const std::vector<int>& shots, bool higher_is_better) {
+  std::vector<Choice> choices;
+  std::vector<std::string> families;
+  for (const auto& m : methods)
+    if (!contains(families, m.family)) families.push_back(m.family);
+  for (int k : shots) {
+    for (const std::string& family : families) {
+      Choice choice;
+      choice.shots = k;
+      choice.family = family;
+      const Cell* best = nullptr;
+      for (const Cell& c : cells) {
+        if (c.shots != k || c.metrics.empty()) continue;
+        const auto info = std::find_if(methods.begin(), methods.end(),
+                                       [&](const MethodInfo& m) { return m.name == c.method; });
+        if (info == methods.end() || info->family != family) continue;
+        choice.baseline = info->baseline;
+        if (c.diverged_episodes > 0) {
+          ++choice.excluded;
+          continue;
+        }
+        const double v = c.metrics.front().interval.mean;
+        if (!std::isfinite(v)) continue;
+        // Strictly better only: among equals the fewest steps (cells come in step order) and
+        // the first variant win, so a setting that changes nothing is not "chosen" for noise.
+        if (!best || better(v, best->metrics.front().interval.mean, higher_is_better)) best = &c;
+      }
+      if (!best) continue;
+      choice.method = best->method;
+      choice.steps = best->steps;
+      choice.validation = best->metrics.front().interval;
+      choices.push_back(std::move(choice));
+    }
+  }
+  return choices;
 }
 
 const ShotTasks* ColdStartResult::tasks_at(int k) const {
@@ -867,33 +1171,53 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
 
   ColdStartResult result;
   describe_run(runs.first, options, result);
-  const std::vector<std::string> run_methods = name_runs(runs.all(), result);
-  result.methods = choose_methods(options, run_methods);
+  std::vector<std::string> arguments{options.checkpoint};
+  arguments.insert(arguments.end(), options.compare.begin(), options.compare.end());
+  const std::vector<std::string> run_names = name_runs(runs.all(), arguments, result);
+  const std::vector<Family> families =
+      choose_families(options, runs.all(), run_names, runs.first.data->tasks.kind);
 
   // Which held-out tasks can give episodes at each K, before any expensive work.
-  const auto new_tasks = held_out_tasks(runs, options.task_role);
-  result.new_tasks = static_cast<int>(new_tasks.size());
-  const std::vector<ShotPlan> plans = plan_episodes(runs.first, new_tasks, options, result);
-  std::size_t total_episodes = 0;
-  for (const auto& plan : plans)
-    total_episodes += plan.eligible.size() * static_cast<std::size_t>(options.episodes);
+  const bool two_stages = options.task_role == "new";
+  const auto held_out = held_out_tasks(runs, options.task_role, /*required=*/true);
+  result.new_tasks = static_cast<int>(held_out.size());
+  const std::vector<ShotPlan> plans = plan_episodes(runs.first, held_out, result.shots,
+                                                    options.task_role, options, true, result.tasks);
+  std::vector<ShotPlan> validation_plans;
+  if (two_stages) {
+    const auto validation = held_out_tasks(runs, "validation", /*required=*/false);
+    validation_plans = plan_episodes(runs.first, validation, result.shots, "validation", options,
+                                     false, result.validation_tasks);
+    if (episode_count(validation_plans, options.episodes) == 0)
+      spdlog::warn(
+          "no validation task can give an episode (split.validation_fraction = {}): nothing "
+          "can be chosen without looking at the new tasks, so there is no verdict; the grid is "
+          "exploration only",
+          runs.first.config.split.validation_fraction);
+  }
 
-  const std::vector<MethodLearner> learners =
-      build_method_learners(runs, run_methods, options, device, result);
+  const ArmSet arms = build_arms(runs, families, options, device, result);
   spdlog::info(
-      "cold-start eval of {}: methods {}, {} {} tasks, shots {}, steps {}, {} episodes "
-      "per task",
-      runs.first.checkpoint_path, join(result.methods, ", "), new_tasks.size(), options.task_role,
+      "cold-start eval of {}: methods {}, {} {} tasks, shots {}, steps {}, {} episodes per task",
+      runs.first.checkpoint_path, join(result.methods, ", "), held_out.size(), options.task_role,
       join_ints(result.shots), join_ints(result.steps), options.episodes);
-  Progress progress("cold-start eval", "episodes", static_cast<double>(total_episodes));
-  std::size_t done = 0;
-  for (std::size_t ki = 0; ki < result.shots.size(); ++ki)
-    evaluate_shots(ki, plans[ki], learners, *runs.first.data, options, device, progress, done,
+  const bool higher = result.metrics.front().higher_is_better;
+  if (two_stages) {
+    evaluate_stage({validation_plans, result.validation_cells, result.validation_tasks}, arms,
+                   *runs.first.data, options, device, "stage 1: choosing on validation tasks",
                    result);
-  progress.finish();
+    result.choices =
+        choose_on_validation(result.validation_cells, result.method_info, result.shots, higher);
+    evaluate_stage({plans, result.cells, result.tasks}, arms, *runs.first.data, options, device,
+                   "stage 2: scoring new tasks", result);
+  } else {
+    evaluate_stage({plans, result.cells, result.tasks}, arms, *runs.first.data, options, device,
+                   "validation tasks (exploration)", result);
+    result.choices = choose_on_validation(result.cells, result.method_info, result.shots, higher);
+  }
   mark_fixed_metrics(result);
-
-  compare_with_baselines(result);
+  score_choices(result);
+  compare_with_chosen_baseline(result);
   for (int k : result.shots) result.verdicts.push_back(make_verdict(result, k));
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();

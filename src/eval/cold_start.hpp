@@ -1,14 +1,24 @@
-// `metalearn eval` as a library call: the cold-start protocol on a trained run's held-out new
-// (or validation) tasks. Every method (the run's own algorithm, the algorithms of further runs
-// given to compare, and the baselines `pretrain` and `scratch`) is adapted on exactly the same
-// support sets and scored on the same query sets, over a grid of
-// shots (support size K) x adaptation steps; per-task means over episodes give a mean and a 95%
-// Student t interval across tasks, and paired per-task differences against each baseline.
+// `metalearn eval` as a library call: the cold-start protocol on a trained run's held-out tasks.
+// Every method (the run's own algorithm, further runs given to compare, and the baselines:
+// pretrain fine-tuning of all or of the head's parameters, a linear probe and, for multiclass,
+// nearest class mean on the pretrained representation, and scratch) is adapted on exactly the
+// same support sets and scored on the same query sets, over a grid of shots (support size K) x
+// adaptation steps x inner learning rates; per-task means over episodes give a mean and a 95%
+// Student t interval across tasks.
+//
+// The protocol keeps choosing and scoring apart (as in hyper-parameter selection on a held-out
+// validation split, Bergstra & Bengio 2012, and the few-shot evaluations of Chen et al. 2019):
+//   1. on the run's validation tasks, each method family's setting (inner lr variant, steps) is
+//      chosen by the primary metric, a setting with a diverged episode excluded; the meta-learner
+//      and the baseline to compare are chosen the same way;
+//   2. on the new (test) tasks, those chosen settings are scored once; the verdict is their
+//      paired per-task difference with its 95% CI.
+// The full grid on the test tasks is kept as an exploration, labelled so, never used to choose.
 // Torch-free on purpose, so the CLI and reports can include it.
 #pragma once
 
 #include <cstdint>
-#include <functional>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,9 +46,18 @@ struct ColdStartOptions {
   std::string task_role = "new";
   std::vector<int> shots{1, 5, 10, 20};  // support sizes K (per class for multiclass), >= 1
   std::vector<int> steps{0, 1, 5, 10};   // adaptation step counts, >= 0
-  // Subset of {the runs' methods, "pretrain", "scratch"}; empty = all of them.
+  // Inner learning rates the runs' own methods adapt with (each a variant chosen among on
+  // validation tasks); empty = each run's meta.inner_lr. Ignored for metasgd (learned rates)
+  // and protonet (no inner loop).
+  std::vector<double> inner_lrs;
+  // Learning rates the pretrain baselines fine-tune with; the run's meta.inner_lr is always
+  // added. Chosen among on validation tasks together with steps and head/all.
+  std::vector<double> baseline_lrs{0.01, 0.1};
+  // Method families to evaluate: a subset of the runs' names and the baselines ("pretrain",
+  // "pretrain_head", "linear_probe", "nearest_class_mean", "scratch"); empty = all that apply.
   std::vector<std::string> methods;
-  // false: leave the pretrain baseline out (it may need a training run of the same budget).
+  // false: leave out the baselines built on the pretrain run (pretrain, pretrain_head,
+  // linear_probe, nearest_class_mean): it may need a training run of the same budget.
   bool pretrain = true;
   int episodes = 10;  // per task and K, >= 1
   // Also rank each user's query items as RecBole-MetaRec does (relevant = the user's 5
@@ -60,6 +79,18 @@ struct MetricInfo {
   bool fixed_by_query = false;
 };
 
+// One evaluated method: a family (a run's name or a baseline) at one inner learning rate.
+struct MethodInfo {
+  // The family, or "FAMILY lr=X" / "linear_probe l2=X" when the family has several variants,
+  // with " @best" / " @latest" for the pretrain run's checkpoint when it offers both.
+  std::string name;
+  std::string family;  // the run's name, or pretrain | pretrain_head | linear_probe |
+                       // nearest_class_mean | scratch
+  double inner_lr = std::numeric_limits<double>::quiet_NaN();  // NaN: no inner loop
+  bool baseline = false;
+  double l2 = std::numeric_limits<double>::quiet_NaN();  // the linear probe's penalty
+};
+
 struct TaskValue {
   double value = 0;  // mean over the task's episodes with a defined value; NaN when none had
   int episodes = 0;  // episodes that entered the mean
@@ -71,10 +102,13 @@ struct MetricResult {
   std::vector<TaskValue> per_task;  // aligned with ShotTasks::evaluated of the cell's K
 };
 
+// A cell against the baseline chosen on validation tasks at the same K (that method and step
+// count): exploration only.
 struct Comparison {
-  std::string baseline;  // "pretrain" | "scratch"
+  std::string baseline;  // the chosen baseline's method name
+  int baseline_steps = 0;
   std::string metric;
-  metrics::Interval difference;  // mean over tasks of (method - baseline), same K and steps
+  metrics::Interval difference;  // mean over tasks of (cell - chosen baseline)
 };
 
 struct Cell {
@@ -96,27 +130,42 @@ struct SkippedTask {
 struct ShotTasks {
   int shots = 0;
   std::vector<std::string> evaluated;  // new tasks that gave episodes at this K
-  std::vector<SkippedTask> skipped;    // new tasks that cannot give an episode at this K
+  std::vector<SkippedTask> skipped;    // tasks that cannot give an episode at this K, and why
   // Ranking metrics (names) whose value no scoring can change at this K: in every episode every
   // averaged list is one whose composition fixes it (metrics::RankingMetrics), e.g. one relevant
   // item among at most 5 fixes P@5 at 0.2. Every method then gets the same value.
   std::vector<std::string> fixed_by_query;
 };
 
-// The conclusion at one K: the best cell by the primary metric, and a paired comparison. When a
-// method beats the baselines, `compared` is that best cell and `against` the best cell of the
-// pretrain baseline (scratch without pretrain); when a baseline wins, `compared` is the run's own
-// algorithm at its best and `against` the winning baseline, so the line says how far behind it is.
+// A family's setting chosen on validation tasks at one K: its variant (inner lr) and step count
+// with the best validation mean of the primary metric, among those where no episode diverged.
+struct Choice {
+  int shots = 0;
+  std::string family, method;  // method: the chosen variant's name (MethodInfo::name)
+  int steps = 0;
+  bool baseline = false;
+  metrics::Interval validation;  // the chosen setting on the validation tasks
+  metrics::Interval test;        // the same setting scored once on the new tasks (n = 0 if none)
+  int excluded = 0;              // settings left out because an episode diverged
+};
+
+// The conclusion at one K: the meta-learner and the baseline chosen on validation tasks (each
+// the family, variant and step count with the best validation mean), scored once on the new
+// tasks, and their paired per-task difference there.
 struct Verdict {
   int shots = 0;
-  std::string best_method;  // "" when no task gave an episode at this K
+  std::string chosen_on;  // "validation", or "" when nothing could be chosen (no validation task)
+  int validation_tasks = 0;  // validation tasks that gave episodes at this K
+  // The better of the two chosen settings on the new tasks ("" when nothing was chosen).
+  std::string best_method;
   int best_steps = 0;
   metrics::Interval best_value;
-  std::string compared_method, against_method;  // "" when there is nothing to compare
+  std::string compared_method, against_method;  // the chosen meta-learner, the chosen baseline
   int compared_steps = 0, against_steps = 0;
-  metrics::Interval difference;  // compared - against, paired over tasks
-  bool excludes_zero = false;    // the 95% interval of the difference excludes 0
-  std::string text;              // the human-readable line
+  metrics::Interval compared_value, against_value;  // each on the new tasks
+  metrics::Interval difference;                     // compared - against, paired over the new tasks
+  bool excludes_zero = false;                       // the 95% interval of the difference excludes 0
+  std::string text;                                 // the human-readable line
 };
 
 // What the evaluated run was trained on, for reports: the log, its tasks and the model, read
@@ -147,38 +196,49 @@ struct RunInfo {
 
 struct ColdStartResult {
   std::string checkpoint_path, run_dir, config_path;
-  std::string algorithm;            // the (first) run's own meta.algorithm
-  std::vector<RunInfo> runs;        // the first run, then the compared ones
-  std::string task_role = "new";    // the held-out tasks evaluated: "new" | "validation"
-  std::string label_kind;           // "binary" | "regression" | "multiclass"
-  std::vector<MetricInfo> metrics;  // the first is the primary metric
-  std::vector<int> shots, steps;    // sorted, unique
-  std::vector<std::string> methods;
+  std::string algorithm;                // the (first) run's own meta.algorithm
+  std::vector<RunInfo> runs;            // the first run, then the compared ones
+  std::string task_role = "new";        // the held-out tasks evaluated: "new" | "validation"
+  std::string label_kind;               // "binary" | "regression" | "multiclass"
+  std::vector<MetricInfo> metrics;      // the first is the primary metric
+  std::vector<int> shots, steps;        // sorted, unique
+  std::vector<std::string> methods;     // every evaluated method's name, in method_info order
+  std::vector<MethodInfo> method_info;  // aligned with methods
   int episodes = 0, query = 0;
   int new_tasks = 0;                // held-out tasks of the evaluated role (new or validation)
   std::string pretrain_checkpoint;  // "" when pretrain is not evaluated or is the run itself
   std::string pretrain_source;      // "reused" | "resumed" | "trained" | "run" | ""
   std::vector<ShotTasks> tasks;     // one per K
-  std::vector<Cell> cells;          // method x shots x steps, every combination present
-  std::vector<Verdict> verdicts;    // one per K
+  std::vector<Cell> cells;          // on the task_role tasks: method x shots x steps, all present
+  // The protocol's first stage (task_role "new" only): the same grid on the validation tasks,
+  // which tasks gave episodes there, and what was chosen on it (one Choice per K and family).
+  std::vector<ShotTasks> validation_tasks;
+  std::vector<Cell> validation_cells;
+  std::vector<Choice> choices;
+  std::vector<Verdict> verdicts;  // one per K
   RunSummary run;
   double seconds = 0;
 
   const Cell* cell(const std::string& method, int shots, int steps) const;
   const ShotTasks* tasks_at(int shots) const;
+  const MethodInfo* method(const std::string& name) const;
+  // The choice of `family` at K; nullptr when none was made.
+  const Choice* choice(const std::string& family, int shots) const;
+  // Whether the cell is one of the verdict's two chosen settings at its K.
+  bool chosen(const Cell& cell) const;
   // Whether the query composition fixes `metric` at K (ShotTasks::fixed_by_query).
   bool fixed_by_query(const std::string& metric, int shots) const;
 };
 
-// The cell at K with the best mean of metric `metric_index` (ColdStartResult::metrics order;
-// the first of equals), among the cells `among` accepts; nullptr when none has a finite mean.
-// Eval's verdicts and the report's highlights both choose with it.
-const Cell* best_cell_where(const ColdStartResult& result, int shots, std::size_t metric_index,
-                            const std::function<bool(const Cell&)>& among);
-// The same among one method's cells ("" = every method).
-const Cell* best_cell(const ColdStartResult& result, int shots, std::size_t metric_index = 0,
-                      const std::string& method = "");
+// Each family's choice at each K from `cells` (validation cells): per family, the variant and
+// steps with the best mean of the primary metric among cells without a diverged episode.
+std::vector<Choice> choose_on_validation(const std::vector<Cell>& cells,
+                                         const std::vector<MethodInfo>& methods,
+                                         const std::vector<int>& shots, bool higher_is_better);
 
+// With task_role "new", runs stage 1 on the validation tasks (when the run has none, nothing is
+// chosen and the verdicts say so) and stage 2 on the new tasks; with "validation", the grid on
+// the validation tasks alone, for exploring (its choices are made and reported, no verdict).
 // Throws CheckpointError (missing, corrupt or adapted-only checkpoint), DeviceError, UsageError
 // (invalid shots/steps/episodes/methods/task role), ConfigError (a compared run differs in seed,
 // data, task or split) and DataError (the run has no held-out task of the asked role that can

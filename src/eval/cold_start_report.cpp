@@ -19,6 +19,16 @@ json number(double v) {
   return std::isfinite(v) ? json(v) : json();
 }
 
+json shot_tasks_json(const ShotTasks& t) {
+  json skipped = json::array();
+  for (const auto& s : t.skipped)
+    skipped.push_back({{"task", s.task}, {"reason", s.reason}, {"cause", enum_name(s.cause)}});
+  return {{"shots", t.shots},
+          {"evaluated", t.evaluated},
+          {"skipped", skipped},
+          {"fixed_by_query", t.fixed_by_query}};
+}
+
 }  // namespace
 
 json interval_json(const metrics::Interval& i) {
@@ -46,6 +56,20 @@ json to_json(const ColdStartResult& r) {
   j["grid"] = {{"shots", r.shots},     {"steps", r.steps},
                {"methods", r.methods}, {"episodes_per_task", r.episodes},
                {"query", r.query},     {"confidence_level", 0.95}};
+  j["protocol"] =
+      r.task_role == "new"
+          ? "each family's setting (variant, steps) and the compared meta-learner and baseline "
+            "are chosen on the validation tasks; the new tasks score the chosen settings once; "
+            "cells are the full grid on the new tasks, an exploration never used to choose"
+          : "exploration of the validation tasks: the choices are made on these values, so "
+            "they carry no verdict";
+  j["method_info"] = json::array();
+  for (const auto& m : r.method_info)
+    j["method_info"].push_back({{"method", m.name},
+                                {"family", m.family},
+                                {"inner_lr", number(m.inner_lr)},
+                                {"l2", number(m.l2)},
+                                {"baseline", m.baseline}});
   j["new_tasks"] = r.new_tasks;
   j["task_role"] = r.task_role;
   j["runs"] = json::array();
@@ -58,15 +82,19 @@ json to_json(const ColdStartResult& r) {
       {"source", r.pretrain_source.empty() ? json() : json(r.pretrain_source)},
       {"checkpoint", r.pretrain_checkpoint.empty() ? json() : json(r.pretrain_checkpoint)}};
   j["tasks"] = json::array();
-  for (const auto& t : r.tasks) {
-    json skipped = json::array();
-    for (const auto& s : t.skipped)
-      skipped.push_back({{"task", s.task}, {"reason", s.reason}, {"cause", enum_name(s.cause)}});
-    j["tasks"].push_back({{"shots", t.shots},
-                          {"evaluated", t.evaluated},
-                          {"skipped", skipped},
-                          {"fixed_by_query", t.fixed_by_query}});
-  }
+  for (const auto& t : r.tasks) j["tasks"].push_back(shot_tasks_json(t));
+  j["validation_tasks"] = json::array();
+  for (const auto& t : r.validation_tasks) j["validation_tasks"].push_back(shot_tasks_json(t));
+  j["choices"] = json::array();
+  for (const auto& c : r.choices)
+    j["choices"].push_back({{"shots", c.shots},
+                            {"family", c.family},
+                            {"method", c.method},
+                            {"steps", c.steps},
+                            {"baseline", c.baseline},
+                            {"validation", interval_json(c.validation)},
+                            {"test", r.task_role == "new" ? interval_json(c.test) : json()},
+                            {"excluded_diverged", c.excluded}});
   j["cells"] = json::array();
   for (const auto& c : r.cells) {
     const ShotTasks* tasks = r.tasks_at(c.shots);
@@ -87,15 +115,21 @@ json to_json(const ColdStartResult& r) {
       ms[m.metric] = mj;
     }
     cell["metrics"] = ms;
+    cell["chosen"] = r.chosen(c);
     json paired = json::object();
-    for (const auto& cmp : c.comparisons)
+    for (const auto& cmp : c.comparisons) {
+      paired[cmp.baseline]["steps"] = cmp.baseline_steps;
       paired[cmp.baseline][cmp.metric] = interval_json(cmp.difference);
-    cell["paired_difference"] = paired;
+    }
+    cell["paired_difference_vs_chosen_baseline"] = paired;
     j["cells"].push_back(cell);
   }
   j["verdicts"] = json::array();
   for (const auto& v : r.verdicts) {
-    json vj = {{"shots", v.shots}, {"text", v.text}};
+    json vj = {{"shots", v.shots},
+               {"text", v.text},
+               {"chosen_on", v.chosen_on.empty() ? json() : json(v.chosen_on)},
+               {"validation_tasks", v.validation_tasks}};
     if (!v.best_method.empty()) {
       vj["best"] = {{"method", v.best_method},
                     {"steps", v.best_steps},
@@ -104,8 +138,10 @@ json to_json(const ColdStartResult& r) {
     if (!v.compared_method.empty()) {
       vj["comparison"] = {{"method", v.compared_method},
                           {"steps", v.compared_steps},
+                          {"value", interval_json(v.compared_value)},
                           {"against", v.against_method},
                           {"against_steps", v.against_steps},
+                          {"against_value", interval_json(v.against_value)},
                           {"difference", interval_json(v.difference)},
                           {"excludes_zero", v.excludes_zero}};
     }
@@ -180,18 +216,20 @@ std::string format_table(const ColdStartResult& r) {
   if (r.metrics.empty()) return "";
   const MetricInfo& primary = r.metrics.front();
   const std::string& title = primary.title;
+  const bool two_stages = r.task_role == "new";
   o << "cold-start evaluation of " << r.checkpoint_path << " (" << r.algorithm << ", "
     << r.label_kind << " labels): " << r.new_tasks << " " << r.task_role << " tasks, " << r.episodes
     << " episodes per task and K, query " << r.query << "\n";
+  if (two_stages)
+    o << "Exploration: the full grid on the new tasks, never used to choose; * marks the two "
+         "settings chosen on validation tasks that the verdict compares.\n";
+  else
+    o << "Exploration of the validation tasks: the values the choices are made on.\n";
   o << title << " (" << (primary.higher_is_better ? "higher" : "lower")
-    << " is better): mean ± 95% CI half width over tasks; vs: paired per-task difference "
-       "(method - baseline), mean [95% CI]\n\n";
+    << " is better): mean ± 95% CI half width over tasks; vs chosen baseline: paired per-task "
+       "difference (cell - baseline chosen at that K), mean [95% CI]\n\n";
 
-  std::vector<std::string> baselines;
-  for (const char* b : {"pretrain", "scratch"})
-    if (std::find(r.methods.begin(), r.methods.end(), b) != r.methods.end()) baselines.push_back(b);
-  std::vector<std::string> header{"K", "steps", "method", "tasks", title};
-  for (const auto& b : baselines) header.push_back("vs " + b);
+  std::vector<std::string> header{"K", "steps", "method", "tasks", title, "vs chosen baseline"};
   std::vector<std::vector<std::string>> rows{header};
   std::vector<bool> group_start{false};
   for (int k : r.shots) {
@@ -203,10 +241,9 @@ std::string format_table(const ColdStartResult& r) {
         const auto& iv = c->metrics.front().interval;
         std::vector<std::string> row{std::to_string(k), std::to_string(s), m, std::to_string(iv.n),
                                      metrics::format_interval(iv, 3)};
-        for (const auto& b : baselines) {
-          const Comparison* cmp = c->comparison(b, primary.name);
-          row.push_back(m == b || !cmp ? "-" : metrics::format_difference(cmp->difference, 3));
-        }
+        const Comparison* cmp = c->comparisons.empty() ? nullptr : &c->comparisons.front();
+        row.push_back(cmp ? metrics::format_difference(cmp->difference, 3) : "-");
+        if (two_stages && r.chosen(*c)) row[2] += " *";
         if (c->diverged_episodes > 0) row[2] += " (!)";
         rows.push_back(row);
         group_start.push_back(first);
@@ -222,6 +259,22 @@ std::string format_table(const ColdStartResult& r) {
     o << lines[i] << "\n";
   }
   o << "\n";
+  if (!r.choices.empty()) {
+    o << "Chosen on validation tasks (each family's best variant and steps by " << title
+      << "; settings with a diverged episode excluded)"
+      << (two_stages ? ", then scored once on the new tasks" : "") << ":\n";
+    std::vector<std::vector<std::string>> choice_rows{
+        {"K", "family", "chosen", "steps", "validation", two_stages ? "new tasks" : ""}};
+    for (const auto& c : r.choices)
+      choice_rows.push_back({std::to_string(c.shots), c.family + (c.baseline ? " (baseline)" : ""),
+                             c.method, std::to_string(c.steps),
+                             metrics::format_interval(c.validation, 3),
+                             two_stages ? metrics::format_interval(c.test, 3) : ""});
+    for (const std::string& line :
+         align_columns(choice_rows, {Align::kRight, Align::kLeft, Align::kLeft, Align::kRight}))
+      o << "  " << line << "\n";
+    o << "\n";
+  }
   for (const auto& v : r.verdicts) o << v.text << "\n";
   for (const auto& t : r.tasks)
     if (!t.skipped.empty())

@@ -24,6 +24,7 @@
 #include "run/checkpoint.hpp"
 #include "run/learner_state.hpp"
 #include "run/run_layout.hpp"
+#include "run/validated_adaptation.hpp"
 #include "runtime/device.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
@@ -174,11 +175,35 @@ void check_options(const AdaptOptions& o) {
     throw UsageError("--inner-lr " + std::to_string(o.inner_lr) + ": must be > 0 (0: the run's)");
 }
 
-// The run with --steps / --inner-lr applied to its config.
-run::LoadedRun load_adapted_run(const AdaptOptions& o) {
+// The run with its adaptation setting applied to its config: --steps / --inner-lr where given,
+// else what was chosen on its validation tasks (RUN/adaptation.json) at the nearest K, else the
+// config's meta.adapt_steps / meta.inner_lr. `source` says which, for the summary.
+run::LoadedRun load_adapted_run(const AdaptOptions& o, std::string& source) {
   std::vector<std::string> overrides;
-  if (o.steps >= 0) overrides.push_back("meta.adapt_steps=" + std::to_string(o.steps));
-  if (o.inner_lr > 0) overrides.push_back("meta.inner_lr=" + nlohmann::json(o.inner_lr).dump());
+  int steps = o.steps;
+  double inner_lr = o.inner_lr;
+  source = o.steps >= 0 || o.inner_lr > 0 ? "command line" : "config";
+  const fs::path run_dir = run::run_dir_of(o.checkpoint);
+  const std::string chosen_path = run::RunLayout(run_dir).validated_adaptation().string();
+  if (o.steps < 0 || o.inner_lr <= 0) {
+    if (const auto chosen = run::read_validated_adaptation(chosen_path)) {
+      int shots = o.shots;
+      if (shots <= 0)
+        shots = run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint))
+                    .config.at("task")
+                    .at("support")
+                    .get<int>();
+      if (const run::ValidatedSetting* v = chosen->for_shots(shots)) {
+        if (steps < 0) steps = v->steps;
+        if (inner_lr <= 0 && std::isfinite(v->inner_lr)) inner_lr = v->inner_lr;
+        source = "chosen on " + std::to_string(v->tasks) +
+                 " validation tasks at K=" + std::to_string(v->shots) + " (" + chosen_path + ")" +
+                 (o.steps >= 0 || o.inner_lr > 0 ? ", with the command line's override" : "");
+      }
+    }
+  }
+  if (steps >= 0) overrides.push_back("meta.adapt_steps=" + std::to_string(steps));
+  if (inner_lr > 0) overrides.push_back("meta.inner_lr=" + nlohmann::json(inner_lr).dump());
   return run::load_run(o.checkpoint, overrides, o.device, o.threads);
 }
 
@@ -376,7 +401,8 @@ nlohmann::json adapted_progress(const PreparedTask& p, const TaskAdaptation& t,
 AdaptSummary adapt(const AdaptOptions& o) {
   check_options(o);
   runtime::configure_compute(o.threads);
-  run::LoadedRun run = load_adapted_run(o);
+  std::string settings_source;
+  run::LoadedRun run = load_adapted_run(o, settings_source);
   const torch::Device device = runtime::torch_device(o.device);
   meta::MetaLearner& learner = *run.learner;
   const config::Config& config = run.config;
@@ -395,6 +421,7 @@ AdaptSummary adapt(const AdaptOptions& o) {
 
   AdaptSummary summary;
   summary.source_checkpoint = run.checkpoint_path;
+  summary.settings_source = settings_source;
   summary.algorithm = learner.algorithm();
   summary.label_kind = kind;
   const fs::path out_dir = o.out_dir.empty()
@@ -459,6 +486,7 @@ nlohmann::json to_json(const AdaptSummary& s) {
     tasks.push_back(std::move(j));
   }
   return {{"source_checkpoint", s.source_checkpoint},
+          {"settings_source", s.settings_source},
           {"algorithm", enum_name(s.algorithm)},
           {"label_kind", tasks::label_kind_name(s.label_kind)},
           {"metric", headline_metric(s.label_kind)},
@@ -503,7 +531,8 @@ std::string format_table(const AdaptSummary& s) {
   if (s.algorithm == config::Algorithm::kProtonet)
     out << ": prototypes of the support set";
   else if (!s.tasks.empty())
-    out << ", " << s.tasks[0].steps << " steps at inner lr " << s.tasks[0].inner_lr;
+    out << ", " << s.tasks[0].steps << " steps at inner lr " << s.tasks[0].inner_lr << ": "
+        << s.settings_source;
   out << ")\n";
   // Support, query and milliseconds right-aligned.
   const std::vector<Align> align{Align::kLeft,  Align::kLeft, Align::kRight,

@@ -27,9 +27,12 @@ struct AdaptOptions {
   bool all_new = false;            // every task the run held out as new
   std::string support_csv;         // support rows from this CSV (same columns as the log); no query
   int shots = 0;                   // support size (per class for multiclass); 0 = task.support
-  int steps = -1;                  // inner-loop steps; -1 = meta.adapt_steps
-  double inner_lr = 0;             // inner-loop learning rate; 0 = meta.inner_lr
-  std::string out_dir;             // where adapted checkpoints go; "" = RUN/adapted
+  // Inner-loop steps and learning rate; -1 / 0 = the run's setting chosen on validation tasks
+  // (RUN/adaptation.json, written by train) at the K nearest the support size, else the
+  // config's meta.adapt_steps / meta.inner_lr.
+  int steps = -1;
+  double inner_lr = 0;
+  std::string out_dir;  // where adapted checkpoints go; "" = RUN/adapted
   std::string device = "auto";
   int threads = 0;  // CPU threads; 0 = runtime::resolve_threads (env vars, else all cores)
 };
@@ -51,6 +54,9 @@ struct TaskAdaptation {
 
 struct AdaptSummary {
   std::string source_checkpoint;  // the resolved checkpoint file adapted from
+  // Where the steps and inner lr came from: "command line", "config", or "chosen on N
+  // validation tasks at K=... (RUN/adaptation.json)".
+  std::string settings_source;
   config::Algorithm algorithm = config::Algorithm::kMaml;
   tasks::LabelKind label_kind = tasks::LabelKind::kBinary;
   std::string out_dir;

@@ -53,6 +53,7 @@ class MetaLearner {
               models::FunctionalModel model);
 
   config::Algorithm algorithm() const { return config_.algorithm; }
+  const config::MetaConfig& config() const { return config_; }
   models::FunctionalModel& model() { return model_; }
   const models::FunctionalModel& model() const { return model_; }
   // What the outer optimiser updates: the model's parameters, then Meta-SGD's learning rates.

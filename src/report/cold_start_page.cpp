@@ -185,16 +185,16 @@ class Page {
   void results(std::ostream& o) {
     const eval::MetricInfo& m = primary();
     o << "<section id=\"results\">\n<h2>Results: " << h(m.title) << "</h2>\n"
-      << "<p class=\"note\">Mean over new tasks &plusmn; 95% CI half width. &Delta;: the paired "
-         "per-task difference (method &minus; baseline) at the same K and steps, mean [95% CI]; "
-         "green when the method is significantly better, red when significantly worse. The best "
-         "cell at each K is highlighted.</p>\n"
+      << "<p class=\"note\">Exploration: the full grid on the new tasks, never used to choose. "
+         "Mean &plusmn; 95% CI half width over tasks. &Delta;: the paired per-task difference "
+         "(cell &minus; the baseline chosen on validation tasks at that K), mean [95% CI]; green "
+         "when the cell is significantly better, red when significantly worse. Highlighted: the "
+         "two settings chosen on validation tasks that the verdict compares.</p>\n"
       << "<div class=\"table-wrap\"><table class=\"results\">\n<thead><tr><th>steps</th>"
          "<th>method</th><th class=\"num\">tasks</th><th>"
       << h(m.title) << "</th>";
-    for (const auto& b : table_.baselines) o << "<th>&Delta; vs " << h(b) << "</th>";
-    o << "</tr></thead>\n<tbody>\n";
-    const std::size_t columns = 4 + table_.baselines.size();
+    o << "<th>&Delta; vs chosen baseline</th></tr></thead>\n<tbody>\n";
+    const std::size_t columns = 5;
     int group = -1;
     bool diverged = false;
     for (const auto& row : table_.rows) {
@@ -209,16 +209,13 @@ class Page {
       diverged = diverged || c.diverged_episodes > 0;
       o << "<tr><td class=\"num\">" << c.steps << "</td><td>" << h(c.method)
         << (c.diverged_episodes > 0 ? " (!)" : "") << "</td><td class=\"num\">" << iv.n
-        << "</td><td class=\"num" << (row.best.front() ? " best" : "") << "\">"
+        << "</td><td class=\"num" << (row.chosen ? " best" : "") << "\">"
         << h(metrics::format_interval(iv, 3)) << "</td>";
-      for (const auto& b : table_.baselines) {
-        const eval::Comparison* cmp = c.comparison(b, m.name);
-        if (c.method == b || !cmp)
-          o << "<td class=\"num even\">&mdash;</td>";
-        else
-          o << "<td class=\"" << difference_class(cmp->difference, m.higher_is_better) << "\">"
-            << h(metrics::format_difference(cmp->difference, 3)) << "</td>";
-      }
+      if (const eval::Comparison* cmp = chosen_baseline_difference(c, m.name))
+        o << "<td class=\"" << difference_class(cmp->difference, m.higher_is_better) << "\">"
+          << h(metrics::format_difference(cmp->difference, 3)) << "</td>";
+      else
+        o << "<td class=\"num even\">&mdash;</td>";
       o << "</tr>\n";
     }
     o << "</tbody></table></div>\n";
@@ -278,20 +275,34 @@ class Page {
     }
     o << "</div>\n<h2>" << h(m.title) << " against shots</h2>\n<div class=\"charts\">\n";
     Chart chart;
-    chart.title = m.title + " against shots, each method at its best step count";
+    chart.title = m.title + " against shots, each family at its setting chosen on validation";
     chart.x_label = "shots (support examples per task)";
     chart.y_label = m.title;
     for (int k : r_.shots) chart.x_categories.push_back(k);
-    for (const auto& method : r_.methods) {
-      ChartSeries series = series_for(method);
+    std::vector<std::string> families;
+    for (const auto& c : r_.choices)
+      if (std::find(families.begin(), families.end(), c.family) == families.end())
+        families.push_back(c.family);
+    const bool on_new = r_.task_role == "new";
+    for (const auto& family : families) {
+      ChartSeries series;
+      series.name = family;
+      series.colour = colour(family);
+      series.dashed = false;
       for (int k : r_.shots)
-        if (const eval::Cell* c = eval::best_cell(r_, k, 0, method))
-          series.points.push_back(point(k, c->metrics.front().interval, steps_word(c->steps)));
+        if (const eval::Choice* c = r_.choice(family, k)) {
+          series.dashed = c->baseline;
+          series.points.push_back(
+              point(k, on_new ? c->test : c->validation, c->method + ", " + steps_word(c->steps)));
+        }
       chart.series.push_back(std::move(series));
     }
     figure(o, chart,
-           "Each point is the method's best step count at that K (hover a point for it), with "
-           "the 95% CI band over tasks.");
+           on_new ? "Each point is the family's variant and step count chosen on validation tasks "
+                    "at that K (hover a point for it), scored on the new tasks, with the 95% CI "
+                    "band over tasks; baselines dashed."
+                  : "Each point is the family's variant and step count chosen on these validation "
+                    "tasks (hover a point for it), with the 95% CI band; baselines dashed.");
     o << "</div>\n</section>\n";
   }
 
@@ -299,8 +310,8 @@ class Page {
     if (r_.metrics.size() < 2) return;
     const std::vector<std::size_t> shown = shown_metrics(r_);
     o << "<section id=\"all-metrics\">\n<h2>All metrics</h2>\n"
-      << "<p class=\"note\">Mean &plusmn; 95% CI half width over tasks; the best value of each "
-         "metric at each K is highlighted. Lower is better for ";
+      << "<p class=\"note\">Mean &plusmn; 95% CI half width over tasks (exploration); the "
+         "settings chosen on validation tasks are highlighted. Lower is better for ";
     std::vector<std::string> lower;
     for (const auto& m : r_.metrics)
       if (!m.higher_is_better) lower.push_back(h(m.title));
@@ -319,7 +330,8 @@ class Page {
       }
       o << "<tr><td class=\"num\">" << c.steps << "</td><td>" << h(c.method) << "</td>";
       for (std::size_t x : shown)
-        o << "<td class=\"num" << (row.best[x] ? " best" : "") << "\">"
+        o << "<td class=\"num"
+          << (row.chosen && !r_.fixed_by_query(r_.metrics[x].name, c.shots) ? " best" : "") << "\">"
           << h(metric_cell_text(r_, c, x)) << "</td>";
       o << "</tr>\n";
     }

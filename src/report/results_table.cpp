@@ -12,35 +12,23 @@ namespace ml::report {
 using nlohmann::json;
 
 bool ResultsTable::is_baseline(const std::string& method) const {
-  return std::find(baselines.begin(), baselines.end(), method) != baselines.end() ||
-         std::find(baseline_runs.begin(), baseline_runs.end(), method) != baseline_runs.end();
+  return std::find(baselines.begin(), baselines.end(), method) != baselines.end();
 }
 
 ResultsTable results_table(const eval::ColdStartResult& result) {
   ResultsTable table;
-  for (const auto& c : result.cells)
-    for (const auto& cmp : c.comparisons)
-      if (!table.is_baseline(cmp.baseline)) table.baselines.push_back(cmp.baseline);
-  for (const auto& run : result.runs)
-    if (config::is_baseline_name(run.algorithm) && !table.is_baseline(run.method))
-      table.baseline_runs.push_back(run.method);
-  for (int k : result.shots) {
-    std::vector<const eval::Cell*> best;
-    for (std::size_t x = 0; x < result.metrics.size(); ++x)
-      best.push_back(eval::best_cell(result, k, x));
+  for (const auto& m : result.method_info)
+    if (m.baseline) table.baselines.push_back(m.name);
+  for (int k : result.shots)
     for (int s : result.steps)
       for (const auto& m : result.methods) {
         const eval::Cell* c = result.cell(m, k, s);
         if (!c) continue;
         ResultRow row;
         row.cell = c;
-        // Ties are all best; a metric the query composition fixes has no best.
-        for (std::size_t x = 0; x < best.size(); ++x)
-          row.best.push_back(best[x] && !result.fixed_by_query(result.metrics[x].name, k) &&
-                             c->metrics[x].interval.mean == best[x]->metrics[x].interval.mean);
+        row.chosen = result.task_role == "new" && result.chosen(*c);
         table.rows.push_back(std::move(row));
       }
-  }
   return table;
 }
 
@@ -58,8 +46,15 @@ std::string metric_cell_text(const eval::ColdStartResult& result, const eval::Ce
   return metrics::format_interval(cell.metrics[metric_index].interval, 3);
 }
 
+const eval::Comparison* chosen_baseline_difference(const eval::Cell& cell,
+                                                   const std::string& metric) {
+  for (const auto& c : cell.comparisons)
+    if (c.metric == metric) return &c;
+  return nullptr;
+}
+
 bool baseline_wins(const eval::Verdict& verdict, const ResultsTable& table) {
-  return !verdict.best_method.empty() && table.is_baseline(verdict.best_method);
+  return !verdict.compared_method.empty() && table.is_baseline(verdict.best_method);
 }
 
 namespace {
@@ -133,27 +128,35 @@ std::vector<FactGroup> summary_facts(const eval::ColdStartResult& r) {
 }
 
 std::string conclusion_summary(const eval::ColdStartResult& r, const ResultsTable& table) {
+  if (r.task_role != "new")
+    return "An exploration of the validation tasks: the choices are made on these values, so "
+           "they carry no verdict. Evaluate the new tasks (--tasks new) for one.";
   if (table.baselines.empty())
     return "No baseline was evaluated: there is nothing to compare with.";
-  std::vector<std::string> baseline_ks, significant_ks;
-  int decided = 0;
+  std::vector<std::string> baseline_ks, significant_ks, compared_ks;
   for (const auto& v : r.verdicts) {
-    if (v.best_method.empty()) continue;
-    ++decided;
-    if (baseline_wins(v, table))
-      baseline_ks.push_back("K=" + std::to_string(v.shots) + " (" + v.best_method + ")");
-    else if (v.excludes_zero)
-      significant_ks.push_back("K=" + std::to_string(v.shots) + " (vs " + v.against_method + ")");
+    if (v.compared_method.empty()) continue;
+    const std::string k = "K=" + std::to_string(v.shots);
+    compared_ks.push_back(k);
+    if (baseline_wins(v, table)) {
+      baseline_ks.push_back(k + " (" + v.against_method + " over " + v.compared_method +
+                            (v.excludes_zero ? ", significant" : "") + ")");
+    } else if (v.excludes_zero) {
+      significant_ks.push_back(k + " (" + v.compared_method + " over " + v.against_method + ")");
+    }
   }
-  if (decided == 0) return "No new task gave an episode at any K: there is nothing to conclude.";
-  std::string s = baseline_ks.empty()
-                      ? "At every K the best method is not a baseline. "
-                      : "A baseline is the best method at " + join(baseline_ks, ", ") + ". ";
+  if (compared_ks.empty())
+    return "Nothing could be chosen on validation tasks and compared on new tasks: there is no "
+           "verdict (the tables are exploration only).";
+  std::string s = "Settings chosen on validation tasks, scored once on the new tasks. ";
+  s += baseline_ks.empty()
+           ? "At no K does the chosen baseline score better than the chosen "
+             "meta-learner. "
+           : "The chosen baseline scores better at " + join(baseline_ks, ", ") + ". ";
   if (significant_ks.empty())
-    s += "At no K does a non-baseline method's lead exclude zero (95% CI of the paired "
-         "difference).";
+    s += "At no K does the meta-learner's lead exclude zero (95% CI of the paired difference).";
   else
-    s += "The best method's lead excludes zero (95% CI of the paired difference) at " +
+    s += "The meta-learner's lead excludes zero (95% CI of the paired difference) at " +
          join(significant_ks, ", ") + ".";
   return s;
 }
@@ -168,24 +171,27 @@ json results_json(const eval::ColdStartResult& result, const ResultsTable& table
   j["rows"] = json::array();
   for (const auto& row : table.rows) {
     const eval::Cell& c = *row.cell;
-    json metrics = json::object(), paired = json::object(), best = json::array();
+    json metrics = json::object(), paired = json::object();
     for (std::size_t x = 0; x < c.metrics.size(); ++x) {
       metrics[c.metrics[x].metric] = eval::interval_json(c.metrics[x].interval);
       metrics[c.metrics[x].metric]["fixed_by_query"] =
           result.fixed_by_query(c.metrics[x].metric, c.shots);
-      if (x < row.best.size() && row.best[x]) best.push_back(c.metrics[x].metric);
     }
-    for (const auto& cmp : c.comparisons)
-      if (cmp.baseline != c.method)
-        paired[cmp.baseline][cmp.metric] = eval::interval_json(cmp.difference);
+    for (const auto& cmp : c.comparisons) {
+      paired["baseline"] = cmp.baseline;
+      paired["baseline_steps"] = cmp.baseline_steps;
+      paired[cmp.metric] = eval::interval_json(cmp.difference);
+    }
     j["rows"].push_back({{"shots", c.shots},
                          {"steps", c.steps},
                          {"method", c.method},
                          {"diverged_episodes", c.diverged_episodes},
                          {"metrics", metrics},
-                         {"paired_difference", paired},
-                         {"best_at_shots", best}});
+                         {"paired_difference_vs_chosen_baseline", paired},
+                         {"chosen_on_validation", row.chosen}});
   }
+  j["protocol"] = full.at("protocol");
+  j["choices"] = full.at("choices");
   j["verdicts"] = full.at("verdicts");
   for (std::size_t i = 0; i < result.verdicts.size(); ++i)
     j["verdicts"][i]["baseline_wins"] = baseline_wins(result.verdicts[i], table);

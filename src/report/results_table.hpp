@@ -1,6 +1,6 @@
 // The cold-start results arranged as the report's tables: one row per K, step count and method,
-// which cells are best at their K for each metric, and which methods are the baselines the
-// others are paired against. The HTML page, the Markdown file and the report's JSON are all
+// which cells are the settings chosen on validation tasks (the verdict's two), and which methods
+// are baselines. The HTML page, the Markdown file and the report's JSON are all
 // written from this one arrangement, so the three never disagree.
 #pragma once
 
@@ -15,20 +15,17 @@ namespace ml::report {
 
 struct ResultRow {
   const eval::Cell* cell = nullptr;
-  // Per metric (ColdStartResult::metrics order): the best mean at this K (ties are all best;
-  // none when the query composition fixes the metric at this K).
-  std::vector<bool> best;
+  // One of the settings chosen on validation tasks that the verdict at its K compares. Never
+  // "the best on these tasks": that choice would be made on the very values reported.
+  bool chosen = false;
 };
 
 struct ResultsTable {
-  // Methods the cells carry paired comparisons against, in the order first met.
+  // Every baseline method (built-in, and runs trained as pretrain or scratch), in method order.
   std::vector<std::string> baselines;
-  // Other evaluated runs trained as a baseline (meta.algorithm pretrain or scratch, e.g. a
-  // pretrain with head-only fine-tuning): no comparison columns, but a baseline all the same.
-  std::vector<std::string> baseline_runs;
   std::vector<ResultRow> rows;  // by K, then steps, then ColdStartResult::methods order
 
-  // A method in baselines or baseline_runs.
+  // A method in baselines.
   bool is_baseline(const std::string& method) const;
 };
 
@@ -43,7 +40,13 @@ std::vector<std::size_t> shown_metrics(const eval::ColdStartResult& result);
 std::string metric_cell_text(const eval::ColdStartResult& result, const eval::Cell& cell,
                              std::size_t metric_index);
 
-// True when the verdict's best method is a baseline: the report must say so plainly.
+// The cell's paired difference against the baseline chosen at its K, for `metric`; nullptr for
+// the chosen baseline itself or when nothing was chosen.
+const eval::Comparison* chosen_baseline_difference(const eval::Cell& cell,
+                                                   const std::string& metric);
+
+// True when the chosen baseline scores better on the new tasks than the chosen meta-learner:
+// the report must say so plainly.
 bool baseline_wins(const eval::Verdict& verdict, const ResultsTable& table);
 
 // The run, data and protocol summary as labelled plain-text facts (each writer escapes them).
@@ -56,13 +59,13 @@ struct FactGroup {
 };
 std::vector<FactGroup> summary_facts(const eval::ColdStartResult& result);
 
-// One plain sentence over all K: which K a baseline wins at, or that the best method is never
-// a baseline, and at how many K the best method's lead excludes zero.
+// One plain sentence over all K: at which K the chosen baseline beats the chosen meta-learner on
+// the new tasks, and at which the difference's 95% CI excludes zero.
 std::string conclusion_summary(const eval::ColdStartResult& result, const ResultsTable& table);
 
 // The tables as JSON (report.json): the run summary, the metrics, and per row every metric's
-// interval, the paired differences against each baseline and the metrics it is best in; then
-// the verdicts. NaN is null.
+// interval, the paired differences against the chosen baseline and whether it is a chosen
+// setting; then the choices and the verdicts. NaN is null.
 nlohmann::json results_json(const eval::ColdStartResult& result, const ResultsTable& table);
 
 }  // namespace ml::report

@@ -5,6 +5,7 @@
 //   RUN/train.log                       the log lines of the run
 //   RUN/checkpoints/latest.mlckpt       the last saved state (for --resume)
 //   RUN/checkpoints/best.mlckpt         the lowest validation query loss
+//   RUN/adaptation.json                 adaptation steps and inner lr chosen on validation tasks
 //   RUN/adapted/TASK.mlckpt             models adapted to one task (metalearn adapt)
 //   RUN/baselines/pretrain/             the pretrain baseline eval trains, itself a run directory
 // Torch-free, so the CLI and the report can include it.
@@ -32,6 +33,7 @@ struct RunLayout {
   std::filesystem::path best_checkpoint() const { return checkpoints() / kBestCheckpointName; }
   std::filesystem::path latest_checkpoint() const { return checkpoints() / kLatestCheckpointName; }
   std::filesystem::path adapted() const { return dir / kAdaptedDirName; }
+  std::filesystem::path validated_adaptation() const { return dir / "adaptation.json"; }
   std::filesystem::path pretrain_baseline() const { return dir / "baselines" / "pretrain"; }
 };
 

@@ -1,0 +1,75 @@
+// The run's adaptation setting chosen on validation tasks: see adaptation_choice.hpp.
+#include "eval/adaptation_choice.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "config/choices.hpp"
+#include "eval/cold_start.hpp"
+#include "run/run_layout.hpp"
+#include "util/errors.hpp"
+
+namespace ml::eval {
+
+std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& config,
+                                                          const std::string& device, int threads) {
+  const config::MetaConfig& meta = config.meta;
+  if (meta.algorithm == config::Algorithm::kScratch) return std::nullopt;
+  ColdStartOptions o;
+  o.checkpoint = config.run.dir;
+  o.task_role = "validation";
+  o.shots = {config.task.support};
+  o.steps = {0, 1, 2, 3, 5, 10, 20, meta.inner_steps, meta.adapt_steps};
+  std::sort(o.steps.begin(), o.steps.end());
+  o.steps.erase(std::unique(o.steps.begin(), o.steps.end()), o.steps.end());
+  o.inner_lrs = {meta.inner_lr / 3, meta.inner_lr, meta.inner_lr * 3};
+  o.baseline_lrs = o.inner_lrs;  // a run trained as pretrain is a baseline family
+  o.methods = {enum_name(meta.algorithm)};
+  o.pretrain = false;
+  o.episodes = kChoiceEpisodes;
+  o.device = device;
+  o.threads = threads;
+  ColdStartResult result;
+  try {
+    result = run_cold_start(o);
+  } catch (const DataError& e) {
+    spdlog::info(
+        "no adaptation setting chosen on validation tasks ({}); adapt uses "
+        "meta.adapt_steps and meta.inner_lr",
+        e.what());
+    return std::nullopt;
+  }
+  const Choice* choice = result.choice(enum_name(meta.algorithm), config.task.support);
+  if (!choice) {
+    spdlog::warn(
+        "every adaptation setting diverged on the validation tasks; adapt uses "
+        "meta.adapt_steps and meta.inner_lr");
+    return std::nullopt;
+  }
+  const MethodInfo* info = result.method(choice->method);
+  run::ValidatedAdaptation a;
+  a.method = enum_name(meta.algorithm);
+  a.metric = result.metrics.front().name;
+  a.episodes = o.episodes;
+  a.steps_grid = o.steps;
+  for (const auto& m : result.method_info) a.inner_lr_grid.push_back(m.inner_lr);
+  run::ValidatedSetting s;
+  s.shots = choice->shots;
+  s.steps = choice->steps;
+  s.inner_lr = info ? info->inner_lr : meta.inner_lr;
+  s.value = choice->validation.mean;
+  s.half_width = choice->validation.half_width;
+  s.tasks = static_cast<int>(choice->validation.n);
+  a.settings.push_back(s);
+  const std::string path = run::RunLayout(config.run.dir).validated_adaptation().string();
+  run::write_validated_adaptation(path, a);
+  spdlog::info(
+      "adaptation chosen on {} validation tasks at K={}: {} steps at inner lr {} ({} {:.4f}); "
+      "written to {}, adapt uses it by default",
+      s.tasks, s.shots, s.steps, s.inner_lr, result.metrics.front().title, s.value, path);
+  return a;
+}
+
+}  // namespace ml::eval

@@ -1,0 +1,26 @@
+// Choosing a run's own adaptation setting on its validation tasks, at the end of `metalearn
+// train`: the cold-start protocol's first stage restricted to the run's method, over a grid of
+// inner-loop steps x inner learning rates at the config's K, written to RUN/adaptation.json
+// (run/validated_adaptation.hpp) for `adapt` to use by default.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "config/config.hpp"
+#include "run/validated_adaptation.hpp"
+
+namespace ml::eval {
+
+// The grids searched: steps {0, 1, 2, 3, 5, 10, 20} with meta.inner_steps and meta.adapt_steps
+// added; inner lr {1/3, 1, 3} x meta.inner_lr (metasgd learns its rates and protonet has none).
+inline constexpr int kChoiceEpisodes = 5;  // episodes per validation task
+
+// Chooses and writes RUN/adaptation.json for the trained run in config.run.dir; returns what was
+// written, or std::nullopt (writing nothing, with a log line saying why) when the run's
+// algorithm does not adapt (scratch) or no validation task can give an episode at task.support.
+// Errors as eval::run_cold_start.
+std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& config,
+                                                          const std::string& device, int threads);
+
+}  // namespace ml::eval
