@@ -40,14 +40,14 @@ else
 fi
 
 echo
-echo "== metalearn eval: cold start on held-out categories, against pretrain and scratch"
-echo "   (0 steps = a global model; the step counts are an exploration on the new tasks themselves)"
-# eval's default step grid; the run's validated adaptation settings will take its place once
-# runs record them.
+echo "== metalearn eval: cold start on held-out categories, against tuned baselines"
+echo "   (every setting chosen on the validation categories, the new ones scored once; the full"
+echo "   grid is printed as an exploration, 0 steps = a global model)"
 "$bin" eval --checkpoint "$run" --shots 5,10,20 --episodes 10 --json-out "$run/eval.json"
 
 echo
-echo "== metalearn adapt: each new category from 10 purchases/views (the run's adaptation settings)"
+echo "== metalearn adapt: each new category from 10 purchases/views (steps and inner lr chosen"
+echo "   on the validation categories when train finished: RUN/adaptation.json)"
 echo "   (before/after on one support set and a 30-row query each: single categories swing by"
 echo "   chance; eval's means over 10 episodes above are the measurement)"
 "$bin" adapt --checkpoint "$run" --all-new --shots 10
