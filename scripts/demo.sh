@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job end to end on data it generates: builds metalearn (installing what is missing),
-# writes a synthetic shop log, profiles it, meta-trains MAML on its categories, evaluates the
-# cold-start protocol against the pretrain and scratch baselines, adapts to one new category
-# and recommends its items. Where the shared real datasets are present it profiles the
-# Dunnhumby grocery log too.
+# writes a synthetic shop log (60 categories, each with its own audience and premium preference
+# on top of the shared purchase model; see README "The synthetic shop and the demo"), profiles
+# it, meta-trains MAML on its categories, evaluates the cold-start protocol on the 12 held-out
+# categories against the pretrain and scratch baselines, adapts to each new category from 10
+# rows and recommends one category's items. Where the shared real datasets are present it
+# profiles the Dunnhumby grocery log too.
 #
 #   scripts/demo.sh            # reuses data/synth if it exists
 #   scripts/demo.sh --fresh    # regenerates data/synth and retrains
@@ -14,8 +16,8 @@ bin=build/metalearn
 run=runs/demo
 
 if [[ "${1:-}" == "--fresh" || ! -f data/synth/events.csv ]]; then
-  echo "== metalearn synth: a synthetic shop (2,000 users, 40 categories)"
-  "$bin" synth --out data/synth --users 2000 --categories 40 --sessions 60000 --seed 7
+  echo "== metalearn synth: a synthetic shop (2,000 users, 60 categories)"
+  "$bin" synth --out data/synth --users 2000 --categories 60 --sessions 90000 --seed 7
   rm -rf "$run"
 fi
 
@@ -39,10 +41,15 @@ fi
 
 echo
 echo "== metalearn eval: cold start on held-out categories, against pretrain and scratch"
-"$bin" eval --checkpoint "$run" --shots 5,10 --steps 0,1,5 --episodes 5 --json-out "$run/eval.json"
+echo "   (0 steps = a global model; the step counts are an exploration on the new tasks themselves)"
+# eval's default step grid; the run's validated adaptation settings will take its place once
+# runs record them.
+"$bin" eval --checkpoint "$run" --shots 5,10,20 --episodes 10 --json-out "$run/eval.json"
 
 echo
-echo "== metalearn adapt: a new category from 10 purchases/views"
+echo "== metalearn adapt: each new category from 10 purchases/views (the run's adaptation settings)"
+echo "   (before/after on one support set and a 30-row query each: single categories swing by"
+echo "   chance; eval's means over 10 episodes above are the measurement)"
 "$bin" adapt --checkpoint "$run" --all-new --shots 10
 
 echo

@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -30,6 +32,14 @@ SynthOptions small_options() {
   o.items_per_category = 20;
   o.sessions = 3000;
   o.days = 30;
+  return o;
+}
+
+// Every category making purchase decisions the same way: the shared part of the model alone.
+SynthOptions without_category_part(SynthOptions o) {
+  o.task_spread = 0;
+  o.audience_strength = 0;
+  o.premium_strength = 0;
   return o;
 }
 
@@ -293,11 +303,13 @@ TEST(SynthLog, PurchaseRateAmongViewsIsPlausible) {
   EXPECT_GE(s.views, s.sessions);  // every session views at least one item
 }
 
-// The planted structure must be visible in observable features: premium items are bought less
-// (price sensitivity), loyalty members buy more (their propensity correlates with loyalty).
+// The shared part must be visible in observable features: premium items are bought less (price
+// sensitivity), loyalty members buy more (their propensity correlates with loyalty). Measured
+// with the category part off, which would otherwise let a few categories' premium preference
+// dominate the aggregate.
 TEST(SynthLog, PurchaseRateDependsOnPriceTierAndLoyalty) {
   TempDir dir("signal");
-  SynthOptions o = small_options();
+  SynthOptions o = without_category_part(small_options());
   o.sessions = 8000;
   const Log log = generate(o, dir.str());
   std::map<std::string, std::string> tier, loyal;
@@ -317,6 +329,121 @@ TEST(SynthLog, PurchaseRateDependsOnPriceTierAndLoyalty) {
   const double member = rate(by_loyalty["1"]), other = rate(by_loyalty["0"]);
   EXPECT_GT(budget, premium * 1.3) << "budget " << budget << " premium " << premium;
   EXPECT_GT(member, other * 1.3) << "members " << member << " others " << other;
+}
+
+// Per category, the log odds ratio of a purchase (purchases / views) between two groups of
+// views: group 1 against group 0, as chosen by `group` (-1 = neither). 0.5 is added to every
+// count so that a sparse cell gives a finite value.
+std::map<std::string, double> log_odds_ratio_by_category(
+    const Log& log, const std::function<int(const std::vector<std::string>&)>& group) {
+  std::map<std::string, std::array<double, 4>> counts;  // views 0, buys 0, views 1, buys 1
+  for (const auto& r : log.events.rows) {
+    const bool view = r[kEvent] == "view", buy = r[kEvent] == "purchase";
+    if (!view && !buy) continue;
+    const int g = group(r);
+    if (g < 0) continue;
+    counts[r[kCategory]][2 * g + (buy ? 1 : 0)] += 1;
+  }
+  std::map<std::string, double> out;
+  for (const auto& [category, n] : counts) {
+    const double odds0 = (n[1] + 0.5) / (n[0] - n[1] + 0.5);
+    const double odds1 = (n[3] + 0.5) / (n[2] - n[3] + 0.5);
+    out[category] = std::log(odds1 / odds0);
+  }
+  return out;
+}
+
+double spread(const std::map<std::string, double>& by_category) {
+  double sum = 0, sum2 = 0;
+  for (const auto& [category, x] : by_category) {
+    sum += x;
+    sum2 += x * x;
+  }
+  const auto n = static_cast<double>(by_category.size());
+  return std::sqrt(std::max(0.0, (sum2 - sum * sum / n) / (n - 1)));
+}
+
+// Thousands of views per category, over many items of uniform popularity, so that a category's
+// measured preference is its own and not that of a few popular items' latent vectors.
+SynthOptions category_options() {
+  SynthOptions o;
+  o.users = 1500;
+  o.categories = 10;
+  o.items_per_category = 100;
+  o.zipf_exponent = 0;
+  o.sessions = 40000;
+  o.days = 60;
+  return o;
+}
+
+struct CategoryPreferences {
+  std::map<std::string, double> premium;  // premium vs budget items
+  std::map<std::string, double> older;    // users 45+ vs users under 35
+};
+
+// The two preferences of the category part, measured on every view.
+CategoryPreferences measure_preferences(const Log& log) {
+  std::map<std::string, std::string> tier, age;
+  for (const auto& r : log.items.rows) tier[r[0]] = r[3];
+  for (const auto& r : log.users.rows) age[r[0]] = r[1];
+  CategoryPreferences p;
+  p.premium = log_odds_ratio_by_category(log, [&](const std::vector<std::string>& r) {
+    const std::string& t = tier.at(r[kItem]);
+    return t == "premium" ? 1 : (t == "budget" ? 0 : -1);
+  });
+  p.older = log_odds_ratio_by_category(log, [&](const std::vector<std::string>& r) {
+    const std::string& a = age.at(r[kUser]);
+    if (a == "18-24" || a == "25-34") return 0;
+    return a == "35-44" ? -1 : 1;
+  });
+  return p;
+}
+
+// The category part makes categories prefer different items and users, measurably, and each
+// knob moves its own part: the spread over categories of "premium vs budget" and of "older vs
+// younger buyers" is several times what the log shows with the category part off. Off, categories
+// still differ a little, through their items' latent vectors under the shared taste (a category
+// whose brands suit older users sells more to them); that is the baseline each knob is held to.
+TEST(SynthCategories, EachKnobMakesItsPreferenceDifferAcrossCategories) {
+  TempDir dir("category_part");
+  const SynthOptions on = category_options();
+  SynthOptions no_premium = on, no_audience = on;
+  no_premium.premium_strength = 0;
+  no_audience.audience_strength = 0;
+  auto measure = [&](const SynthOptions& o, const std::string& name) {
+    return measure_preferences(generate(o, dir.sub(name)));
+  };
+  const CategoryPreferences with = measure(on, "on");
+  const CategoryPreferences off = measure(without_category_part(on), "off");
+  const CategoryPreferences premium_off = measure(no_premium, "premium_off");
+  const CategoryPreferences audience_off = measure(no_audience, "audience_off");
+  ASSERT_EQ(static_cast<std::int64_t>(with.premium.size()), on.categories);
+  ASSERT_EQ(static_cast<std::int64_t>(off.older.size()), on.categories);
+
+  const double premium0 = spread(off.premium), older0 = spread(off.older);
+  EXPECT_GT(spread(with.premium), 3 * premium0) << spread(with.premium) << " vs " << premium0;
+  EXPECT_GT(spread(with.older), 2 * older0) << spread(with.older) << " vs " << older0;
+  // premium_strength = 0 brings the premium spread back to the baseline, not the age spread.
+  EXPECT_LT(spread(premium_off.premium), 1.5 * premium0) << spread(premium_off.premium);
+  EXPECT_GT(spread(premium_off.older), 2 * older0) << spread(premium_off.older);
+  // audience_strength = 0 does the same for the age spread.
+  EXPECT_LT(spread(audience_off.older), 1.5 * older0) << spread(audience_off.older);
+  EXPECT_GT(spread(audience_off.premium), 3 * premium0) << spread(audience_off.premium);
+}
+
+TEST(SynthCategories, KnobsChangeOnlyTheirPartAndStayDeterministic) {
+  TempDir dir("knobs");
+  SynthOptions o = small_options();
+  const auto base = ml::synth::write_synthetic_log(o, dir.sub("base"));
+  o.premium_strength = 2.0;
+  const auto a = ml::synth::write_synthetic_log(o, dir.sub("a"));
+  const auto b = ml::synth::write_synthetic_log(o, dir.sub("b"));
+  // Compared as booleans: a failure should not print two event logs.
+  EXPECT_TRUE(slurp(a.files.events) == slurp(b.files.events));
+  EXPECT_TRUE(slurp(a.files.events) != slurp(base.files.events));
+  // Items and users do not depend on the purchase decision.
+  EXPECT_TRUE(slurp(a.files.items) == slurp(base.files.items));
+  EXPECT_TRUE(slurp(a.files.users) == slurp(base.files.users));
 }
 
 TEST(SynthFiles, CreatesOutputDirectoryAndLeavesNoTempFiles) {
@@ -381,6 +508,12 @@ TEST(SynthValidate, RejectsOutOfRangeOptionsNamingTheOption) {
   o = SynthOptions{};
   o.task_spread = -1;
   expect_config_error(o, "--task-spread");
+  o = SynthOptions{};
+  o.audience_strength = -0.5;
+  expect_config_error(o, "--audience = -0.5");
+  o = SynthOptions{};
+  o.premium_strength = 11;
+  expect_config_error(o, "--premium = 11: must be <= 10");
   o = SynthOptions{};
   o.zipf_exponent = std::nan("");
   expect_config_error(o, "--zipf = nan");

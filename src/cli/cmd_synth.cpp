@@ -28,7 +28,14 @@ void add_synth_command(CLI::App& app) {
   command->add_option("--seed", s.seed, "random seed: same seed, same files");
   command->add_option("--latent-dim", s.latent_dim, "dimension of user/item taste vectors");
   command->add_option("--zipf", s.zipf_exponent, "Zipf exponent of item popularity");
-  command->add_option("--task-spread", s.task_spread, "how much categories differ (0 = identical)");
+  command->add_option("--task-spread", s.task_spread,
+                      "spread of each category's latent taste matrix and base rate (0 = shared)");
+  command->add_option("--audience", s.audience_strength,
+                      "sd (logit) of each category's preference by age band and region "
+                      "(0 = every category likes the same users)");
+  command->add_option("--premium", s.premium_strength,
+                      "sd (logit per price-tier step) of each category's premium preference "
+                      "(0 = price matters the same way everywhere)");
   command->add_option("--start-date", s.start_date, "ISO date of the first event");
   command->add_option("--days", s.days, "days the log spans");
   command->add_flag("--json", o->json, "machine-readable summary on stdout");

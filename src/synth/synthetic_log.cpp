@@ -152,8 +152,8 @@ constexpr std::int64_t kMaxSessionSeconds =
     (kMaxViews - 1) * kMaxViewGap + kMaxCartDelay + kMaxCheckoutDelay;
 static_assert(kMaxSessionSeconds < 86400 / 4, "sessions must fit well inside a day");
 
-// Carts at ~35% and purchases at ~20% of views for the default options; the base bias is low
-// because views already favour items the user likes.
+// Carts at ~35% and purchases at ~20% of views with the category part off (~36% and ~24% with
+// the default options); the base bias is low because views already favour items the user likes.
 constexpr double kBaseBias = -2.9;
 constexpr double kCartOffset = 0.8;
 constexpr double kBuyOffset = 0.6;
@@ -264,11 +264,30 @@ class PendingFile {
 
 // --- The model ---------------------------------------------------------------------------------
 
+constexpr std::size_t kNumAgeBands = sizeof(kAgeBands) / sizeof(kAgeBands[0]);
+constexpr std::size_t kNumRegions = sizeof(kRegions) / sizeof(kRegions[0]);
+
+// Linear and quadratic contrasts of the age band, each with mean 0 and variance 1 over the six
+// bands, so that a category's age profile is a smooth "younger", "older" or "middle-aged" lean.
+double age_linear(std::size_t band) {
+  return (static_cast<double>(band) - 2.5) / std::sqrt(35.0 / 12.0);
+}
+double age_quadratic(std::size_t band) {
+  const double x = static_cast<double>(band) - 2.5;
+  return (x * x - 35.0 / 12.0) / std::sqrt(224.0 / 36.0);
+}
+
 struct Category {
   std::string name;
   std::string csv_name;  // already quoted for CSV when needed
   const CategorySpec* spec = nullptr;
   double bias = 0, log_mu = 0, log_sd = 1;
+  // The category-specific part of the purchase decision on observable attributes: logit
+  // offsets by the user's age band and region (its audience), and the logit per price-tier step
+  // (its premium preference) with its slope in the user's age.
+  std::array<double, kNumAgeBands> age_pref{};
+  std::array<double, kNumRegions> region_pref{};
+  double premium = 0, premium_by_age = 0;
   double popularity = 1, season_amp = 0, season_phase = 0;
   std::int64_t first_item = 0, num_items = 0;  // items [first_item, first_item + num_items)
   std::vector<std::int32_t> brands;
@@ -317,6 +336,16 @@ void build_categories(const SynthOptions& o, std::uint64_t seed, Model& m) {
         std::pow(static_cast<double>(rank[c] + 1), -0.8) * std::exp(0.3 * normal01(crng));
     cat.season_amp = 0.4 * uniform01(crng);
     cat.season_phase = 6.283185307179586 * uniform01(crng);
+
+    // A stream of its own, so the knobs below leave every other draw of the log unchanged.
+    Rng prng(derive_seed(seed, tag("category-preferences"), c));
+    const double lean = normal01(prng), middle = normal01(prng);
+    for (std::size_t a = 0; a < kNumAgeBands; ++a)
+      cat.age_pref[a] =
+          o.audience_strength * (lean * age_linear(a) + middle * age_quadratic(a)) / std::sqrt(2.0);
+    for (double& r : cat.region_pref) r = 0.5 * o.audience_strength * normal01(prng);
+    cat.premium = o.premium_strength * normal01(prng);
+    cat.premium_by_age = 0.5 * o.premium_strength * normal01(prng);
   }
 }
 
@@ -615,6 +644,12 @@ class SessionSimulator {
     if (m_.user_loyal[user] != 0 && uniform01(rng) < 0.08)
       session_factor *= 0.85 + 0.1 * uniform01(rng);
 
+    // The category-specific part: the user's side is fixed for the session, the item's side is
+    // its tier (-1 budget, 0 standard, +1 premium) times the user's premium preference here.
+    const std::size_t age = m_.user_age[user];
+    const double audience = cat.age_pref[age] + cat.region_pref[m_.user_region[user]];
+    const double premium = cat.premium + cat.premium_by_age * age_linear(age);
+
     carted_.clear();
     std::int64_t t = start, last = start;
     for (std::int64_t v = 0; v < views; ++v) {
@@ -636,14 +671,16 @@ class SessionSimulator {
                            (1.0 + 0.01 * normal01(rng));
       const auto cents = static_cast<std::int32_t>(std::max<std::int64_t>(1, std::llround(price)));
       const double price_z = (std::log(cents / 100.0) - cat.log_mu) / cat.log_sd;
+      const double preference =
+          taste_[k] + audience + premium * (static_cast<double>(m_.item_tier[item]) - 1.0);
       const double logit =
-          cat.bias + m_.user_bias[user] + taste_[k] - m_.user_price_sens[user] * price_z;
+          cat.bias + m_.user_bias[user] + preference - m_.user_price_sens[user] * price_z;
       out.push_back(make(t, user, item, cents, kView, 1, 0));
       if (uniform01(rng) < sigmoid(logit + kCartOffset)) {
         const std::int64_t tc = t + 3 + static_cast<std::int64_t>(exponential(rng, 20.0, 120.0));
         last = std::max(last, tc);
         out.push_back(make(tc, user, item, cents, kCart, 1, 0));
-        carted_.push_back({item, cents, logit, taste_[k], price_z});
+        carted_.push_back({item, cents, logit, preference, price_z});
       }
     }
     if (carted_.empty()) return;
@@ -659,7 +696,7 @@ class SessionSimulator {
       while (q < 24 && uniform01(rng) < more) ++q;
       std::uint8_t rating = 0;
       if (uniform01(rng) < rating_p) {
-        const double r = std::round(2.4 + 0.6 * c.taste + 0.9 * normal01(rng));
+        const double r = std::round(2.4 + 0.6 * c.preference + 0.9 * normal01(rng));
         rating = static_cast<std::uint8_t>(std::clamp(r, 1.0, 5.0));
       }
       out.push_back(make(checkout, user, c.item, c.cents, kPurchase, q, rating));
@@ -670,7 +707,7 @@ class SessionSimulator {
   struct Carted {
     std::size_t item;
     std::int32_t cents;
-    double logit, taste, price_z;
+    double logit, preference, price_z;  // preference: shared taste + category-specific part
   };
 
   Event make(std::int64_t t, std::size_t user, std::size_t item, std::int32_t cents,
@@ -762,6 +799,8 @@ void validate(const SynthOptions& o) {
   check_range<int>("latent-dim", o.latent_dim, 1, 64);
   check_range<double>("zipf", o.zipf_exponent, 0.0, 5.0);
   check_range<double>("task-spread", o.task_spread, 0.0, 10.0);
+  check_range<double>("audience", o.audience_strength, 0.0, 10.0);
+  check_range<double>("premium", o.premium_strength, 0.0, 10.0);
   std::int64_t start_day = 0;
   if (!parse_date(o.start_date, start_day))
     bad_option("start-date", "'" + o.start_date + "'",
