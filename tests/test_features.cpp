@@ -636,6 +636,14 @@ TEST(FeaturesJson, RoundTripEncodesIdentically) {
   nlohmann::json again;
   to_json(again, g);
   EXPECT_EQ(again.dump(), text);
+  // The window travels with the statistics; statistics saved before windows existed were
+  // trained on the totals and keep them.
+  EXPECT_EQ(g.aggregate_window(), ml::features::AggregateWindow::kBeforeExample);
+  auto legacy = nlohmann::json::parse(text);
+  legacy.erase("aggregate_window");
+  FeatureSpace old;
+  from_json(legacy, old);
+  EXPECT_EQ(old.aggregate_window(), ml::features::AggregateWindow::kFitted);
 }
 
 TEST(FeaturesJson, CorruptOrIncompleteStatisticsThrowDataError) {
@@ -652,6 +660,9 @@ TEST(FeaturesJson, CorruptOrIncompleteStatisticsThrowDataError) {
     j.erase(key);
     expect_data_error(j, std::string("without ") + key);
   }
+  auto unknown_window = good;
+  unknown_window["aggregate_window"] = "sometimes";
+  expect_data_error(unknown_window, "an unknown aggregate window");
   auto wrong_type = good;
   wrong_type["mean"] = "not a list";
   expect_data_error(wrong_type, "mean as a string");

@@ -50,7 +50,8 @@ struct AggregateValues {
 // itself (docs: features.aggregates). by_entity always holds the totals over every history row:
 // what rows new to the run (predict --input, adapt --support-csv) are encoded with.
 // - kFitted: those totals, for every example. With split.time_cutoff every history row is before
-//   the cutoff and every example at or after it, so no example's rows are among them.
+//   the cutoff and every example at or after it, so no example's rows are among them. (Statistics
+//   saved before the windows existed load as kFitted: they were trained on the totals.)
 // - kBeforeExample: without a cutoff each example is its own cutoff: its aggregates count the
 //   history rows strictly before its time (point-in-time aggregates; the "ordered target
 //   statistics" of Prokhorenkova et al., CatBoost, NeurIPS 2018, sec. 3.2, ordered by real time).
