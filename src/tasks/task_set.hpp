@@ -25,9 +25,11 @@ const char* label_kind_name(LabelKind kind);  // "binary", "regression", "multic
 // by max_examples is not called too small.
 enum class DropCause {
   kNone,
-  kTooFewExamples,   // fewer than support + query (per class for multiclass), or min_examples
+  // fewer than support + query (query + 1 with support "all"; per class for multiclass), or
+  // min_examples
+  kTooFewExamples,
   kTooManyExamples,  // more than task.max_examples
-  kOneLabelClass,    // binary without stratification: the query could not hold both classes
+  kOneLabelClass,    // binary, unstratified or support "all": one class, so no scorable query
   kTooFewPositives,  // binary, stratified: the support would take every positive
   kTooFewNegatives,  // binary, stratified: the support would take every negative
   kTooFewClasses,    // multiclass: fewer classes with support + query examples than ways
