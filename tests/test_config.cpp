@@ -211,6 +211,14 @@ TEST(ConfigValidation, MessagesNamePathValueAndExpectation) {
   const std::vector<BadValue> cases = {
       {"/task/support", 0, {"task.support = 0: must be >= 1"}},
       {"/task/support", -3, {"task.support = -3: must be >= 1"}},
+      // -1 is how "all" is held inside: written as a number it is still an error.
+      {"/task/support", -1, {"task.support = -1: must be >= 1 or \"all\""}},
+      {"/task/support", "every", {"task.support = \"every\": expected an integer or \"all\""}},
+      {"/train/selection_metric",
+       "rmse",
+       {"train.selection_metric = \"rmse\": not a metric of task.label.kind = \"implicit\"",
+        "\"auc\""}},
+      {"/train/selection_metric", "f1", {"train.selection_metric = \"f1\"", "must be one of:"}},
       {"/task/query", 0, {"task.query = 0: must be >= 1"}},
       {"/split/new_fraction", 1.5, {"split.new_fraction = 1.5", "must be in [0, 1)"}},
       {"/split/new_fraction", -0.1, {"split.new_fraction = -0.1", "must be in [0, 1)"}},
@@ -257,6 +265,48 @@ TEST(ConfigValidation, BoundaryValuesAccepted) {
   EXPECT_EQ(config_from_json(with("/data/show_bad_rows", 0)).data.show_bad_rows, 0);
   // A whole-valued float is an integer.
   EXPECT_EQ(config_from_json(with("/task/support", 3.0)).task.support, 3);
+}
+
+TEST(ConfigValidation, SupportAllReadsWritesAndBoundsMaxExamples) {
+  const Config all = config_from_json(with("/task/support", "all"));
+  EXPECT_EQ(all.task.support, ml::config::kSupportAll);
+  EXPECT_EQ(to_json_of(all)["task"]["support"], "all");
+  EXPECT_EQ(config_from_json(to_json_of(all)).task.support, ml::config::kSupportAll);
+  EXPECT_EQ(ml::config::support_name(all.task.support), "all");
+  EXPECT_EQ(ml::config::min_episode_examples(ml::config::kSupportAll, 15), 16);
+  EXPECT_EQ(ml::config::min_episode_examples(10, 15), 25);
+  // max_examples needs room for one episode: query + 1 with "all", support + query otherwise.
+  Json j = with("/task/support", "all");
+  j["task"]["max_examples"] = 16;
+  EXPECT_EQ(config_from_json(j).task.max_examples, 16);
+  j["task"]["max_examples"] = 15;
+  EXPECT_NE(parse_error(j).find("task.query + 1"), std::string::npos) << parse_error(j);
+}
+
+TEST(ConfigValidation, SelectionMetricMustBeOneOfTheLabelKindsMetrics) {
+  using ml::config::SelectionMetric;
+  EXPECT_EQ(config_from_json(minimal()).train.selection_metric, SelectionMetric::kAuto);
+  Json regression = minimal();
+  regression["data"]["columns"]["rating"] = "rating";
+  regression["task"]["label"] = {{"kind", "regression"}};
+  for (const char* ok : {"auto", "loss", "rmse", "mae"}) {
+    regression["train"]["selection_metric"] = ok;
+    EXPECT_NO_THROW(config_from_json(regression)) << ok;
+  }
+  for (const char* bad : {"auc", "accuracy"}) {
+    regression["train"]["selection_metric"] = bad;
+    EXPECT_NE(parse_error(regression).find("not a metric of task.label.kind = \"regression\""),
+              std::string::npos)
+        << bad;
+  }
+  Json multiclass = minimal();
+  multiclass["task"]["label"] = {{"kind", "multiclass"}, {"class_column", "type"}};
+  multiclass["train"]["selection_metric"] = "accuracy";
+  EXPECT_NO_THROW(config_from_json(multiclass));
+  multiclass["train"]["selection_metric"] = "auc";
+  EXPECT_NE(parse_error(multiclass).find("(use \"auto\", \"loss\" or \"accuracy\")"),
+            std::string::npos)
+      << parse_error(multiclass);
 }
 
 TEST(ConfigUnknownKeys, TopLevelTypoSuggestsKey) {

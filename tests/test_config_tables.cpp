@@ -14,6 +14,7 @@
 #include "config/config_docs.hpp"
 #include "config/field_table.hpp"
 #include "features/feature_space.hpp"
+#include "tasks/task_set.hpp"
 #include "test_support.hpp"
 
 #ifndef ML_SOURCE_DIR
@@ -139,6 +140,7 @@ const std::map<std::string, Json>& special_values() {
       {"/task/max_examples", 1000},          // 0 or >= support + query
       {"/features/affinities", {"item"}},    // "item", "relative_price" or a column
       {"/run/device", "cuda:3"},             // with an index
+      {"/task/support", "all"},              // a number or "all"
   };
   return values;
 }
@@ -256,9 +258,11 @@ TEST(ConfigEnums, NamesAreListedOnceAndReadBack) {
   expect_names_consistent<Algorithm>("Algorithm");
   expect_names_consistent<InnerParams>("InnerParams");
   expect_names_consistent<OuterOptimizer>("OuterOptimizer");
+  expect_names_consistent<SelectionMetric>("SelectionMetric");
   expect_names_consistent<DeviceKind>("DeviceKind");
   expect_names_consistent<ml::TimeFormat>("TimeFormat");
   expect_names_consistent<ml::features::Source>("features::Source");
+  expect_names_consistent<ml::tasks::DropCause>("tasks::DropCause");
 }
 
 TEST(ConfigEnums, DelimiterAliasesReadAsTheCharacterAndWriteCanonically) {
@@ -315,7 +319,8 @@ TEST(ConfigDocs, ReferenceListsEveryKeyWithItsDefault) {
     if (list_index != std::string::npos) path.replace(list_index, 3, "[].");
     EXPECT_NE(doc.find("| `" + path + "` | " + field->type + " | "), std::string::npos) << path;
   }
-  EXPECT_NE(doc.find("| `task.support` | integer | `10` | >= 1 |"), std::string::npos);
+  EXPECT_NE(doc.find("| `task.support` | integer or \"all\" | `10` | >= 1 or \"all\" |"),
+            std::string::npos);
   EXPECT_NE(doc.find("`\"maml\"`, `\"fomaml\"`"), std::string::npos);
 }
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -391,6 +392,73 @@ TEST(EvalColdStart, JsonAndTableCarryTheCells) {
   for (const char* s : {"maml", "pretrain_head", "linear_probe", "scratch", "vs chosen baseline",
                         "AUC", "Chosen on validation tasks", "Exploration", "chosen on"})
     EXPECT_NE(table.find(s), std::string::npos) << s << "\n" << table;
+}
+
+TEST(EvalColdStart, RankingMetricsTheQueryCompositionFixesAreMarked) {
+  // The default ranking lists are a user's query rows when they hold both classes: such a list
+  // fixes P@5 (at R / 5) exactly when it has at most 5 rows, and never fixes NDCG@5 or MRR@5
+  // (two rows or more, not all relevant). Re-draw eval's episodes and check the marks.
+  const auto& r = first_result();
+  const auto& run = trained_run();
+  auto data = ml::pipeline::prepare_run_data(run.config);
+  bool any_fixed = false;
+  for (int k : r.shots) {
+    ml::tasks::EpisodeShape shape = ml::tasks::episode_shape(run.config.task);
+    shape.support = k;
+    const ml::tasks::EpisodeSampler sampler(data->tasks.kind, shape, run.config.seed);
+    bool any_list = false, all_short = true;
+    for (const auto& name : r.tasks_at(k)->evaluated)
+      for (int e = 0; e < r.episodes; ++e) {
+        const auto episode = sampler.sample(
+            *data->tasks.find(name), ml::eval::kEvalEpisodeBase + static_cast<std::uint64_t>(e));
+        std::map<std::int32_t, std::pair<int, int>> rows;  // per user: positives, negatives
+        for (std::size_t i : episode.query) {
+          const auto& x = episode.task->examples[i];
+          (x.label > 0.5f ? rows[x.user].first : rows[x.user].second)++;
+        }
+        for (const auto& [user, count] : rows) {
+          if (count.first == 0 || count.second == 0) continue;
+          any_list = true;
+          all_short = all_short && count.first + count.second <= 5;
+        }
+      }
+    EXPECT_EQ(r.fixed_by_query("precision@5", k), any_list && all_short) << "K=" << k;
+    EXPECT_FALSE(r.fixed_by_query("ndcg@5", k));
+    EXPECT_FALSE(r.fixed_by_query("mrr@5", k));
+    EXPECT_FALSE(r.fixed_by_query("auc", k));
+    if (!r.fixed_by_query("precision@5", k)) continue;
+    any_fixed = true;
+    // Fixed means no scoring changes it: every method at every step count has the same values.
+    // (A task without a list has no value, NaN, for every method alike.)
+    const auto reference = values_of(*r.cell("scratch", k, 0)->metric("precision@5"));
+    for (const auto& c : r.cells) {
+      if (c.shots != k) continue;
+      const auto v = values_of(*c.metric("precision@5"));
+      ASSERT_EQ(v.size(), reference.size());
+      for (std::size_t t = 0; t < v.size(); ++t)
+        EXPECT_TRUE(v[t] == reference[t] || (std::isnan(v[t]) && std::isnan(reference[t])))
+            << c.method << " task " << t << ": " << v[t] << " vs " << reference[t];
+    }
+  }
+  bool fixed_everywhere = true;
+  for (int k : r.shots) fixed_everywhere = fixed_everywhere && r.fixed_by_query("precision@5", k);
+  for (const auto& m : r.metrics)
+    EXPECT_EQ(m.fixed_by_query, m.name == "precision@5" && fixed_everywhere) << m.name;
+  if (any_fixed) {
+    EXPECT_NE(ml::eval::format_table(r).find("P@5 is fixed by the query composition"),
+              std::string::npos);
+  }
+
+  // Dropped tasks are counted by their own causes.
+  int dropped = 0;
+  for (const auto& [cause, n] : r.run.dropped_by_cause) {
+    int tasks = 0;
+    for (const auto& t : data->tasks.tasks)
+      tasks += t.role == ml::tasks::TaskRole::kDropped && t.drop_cause == cause;
+    EXPECT_EQ(n, tasks) << ml::enum_name(cause);
+    dropped += n;
+  }
+  EXPECT_EQ(dropped, r.run.dropped_tasks);
 }
 
 TEST(EvalStepOutputs, MatchAdaptedOutputsForEveryAlgorithm) {

@@ -13,14 +13,18 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
 #include "data/purchase_log.hpp"
 #include "features/feature_space.hpp"
+#include "metrics/metrics.hpp"
+#include "pipeline/run_data.hpp"
 #include "tasks/task_set.hpp"
 #include "test_support.hpp"
 #include "util/errors.hpp"
+#include "util/logging.hpp"
 
 namespace {
 
@@ -168,6 +172,9 @@ struct Fixture {
     return "";
   }
   FeatureSpace fit() const { return FeatureSpace::fit(log, set, train_rows, config); }
+  std::vector<bool> history() const {
+    return ml::features::aggregate_history(log, set, train_rows, config);
+  }
 };
 
 std::size_t dim_of(const FeatureSpace& f, const std::string& name) {
@@ -189,12 +196,18 @@ struct Encoded {
   std::vector<std::int64_t> ids;
 };
 
-Encoded encode(const FeatureSpace& f, const ml::data::PurchaseLog& log, const ml::tasks::Example& e,
-               bool standardized = true) {
+Encoded encode(const ml::features::FeatureEncoder& encoder, const FeatureSpace& f,
+               const ml::tasks::Example& e, bool standardized = true) {
   Encoded out{std::vector<float>(f.dense_dim(), -123.0f),
               std::vector<std::int64_t>(f.id_fields(), -7)};
-  f.bind(log).encode(e, out.dense.data(), out.ids.data(), standardized);
+  encoder.encode(e, out.dense.data(), out.ids.data(), standardized);
   return out;
+}
+
+// As the run encodes the examples of the log it was fitted on.
+Encoded encode(const FeatureSpace& f, const Fixture& fx, const ml::tasks::Example& e,
+               bool standardized = true) {
+  return encode(f.bind(fx.log, fx.history()), f, e, standardized);
 }
 
 // The example built from log row r (threshold labels: one example per row).
@@ -234,7 +247,7 @@ TEST(FeaturesLeakage, ValuesSeenOnlyInHeldOutRowsAreOutOfVocabulary) {
   // D's row 0: channel kiosk, brand nova, user uD (platinum): all out of vocabulary.
   const auto* d0 = example_of_row(fx.set, row_where("D", 0));
   ASSERT_NE(d0, nullptr);
-  auto enc = encode(f, fx.log, *d0);
+  auto enc = encode(f, fx, *d0);
   EXPECT_EQ(enc.ids[ch], 0);
   EXPECT_EQ(enc.ids[brand], 0);
   EXPECT_EQ(enc.ids[segment], 0);
@@ -242,13 +255,13 @@ TEST(FeaturesLeakage, ValuesSeenOnlyInHeldOutRowsAreOutOfVocabulary) {
   EXPECT_FLOAT_EQ(enc.dense[dim_of(f, "item:brand=<other>")], 1.0f);
   EXPECT_FLOAT_EQ(enc.dense[dim_of(f, "user:segment=<other>")], 1.0f);
   // The validation task's promo value is out of vocabulary; a training task's is not.
-  auto promo_v = encode(f, fx.log, *example_of_row(fx.set, row_where(v, 5)));
+  auto promo_v = encode(f, fx, *example_of_row(fx.set, row_where(v, 5)));
   EXPECT_EQ(promo_v.ids[ch], 0);
-  auto promo_t = encode(f, fx.log, *example_of_row(fx.set, row_where(t, 5)));
+  auto promo_t = encode(f, fx, *example_of_row(fx.set, row_where(t, 5)));
   EXPECT_GT(promo_t.ids[ch], 0);
   EXPECT_FLOAT_EQ(promo_t.dense[dim_of(f, "row:channel=promo_" + t)], 1.0f);
   // Vocabulary indices of training values run from 1.
-  auto app = encode(f, fx.log, *example_of_row(fx.set, row_where(t, 0)));
+  auto app = encode(f, fx, *example_of_row(fx.set, row_where(t, 0)));
   EXPECT_GE(app.ids[ch], 1);
   EXPECT_LE(app.ids[ch], static_cast<std::int64_t>(expected.size()));
 }
@@ -275,14 +288,28 @@ TEST(FeaturesLeakage, AggregatesAndMomentsComeFromTrainingRowsOnly) {
     EXPECT_NEAR(ia.by_entity.at(item)[0], std::log1p(n), 1e-5) << item;
   for (const auto& kv : ia.by_entity) EXPECT_TRUE(item_rows.count(kv.first)) << kv.first;
 
-  // Raw encoding: user_frequency of an example = the user's training history, 0 without one.
-  const std::size_t uf = dim_of(f, "user_frequency");
+  // Without a cutoff each example is its own: user_frequency of an example = the user's
+  // training rows strictly before its time (its own row never), 0 without any. Rows new to the
+  // run (an encoder without the history) read the totals.
+  ASSERT_EQ(f.aggregate_window(), ml::features::AggregateWindow::kBeforeExample);
+  const std::size_t uf = dim_of(f, "user_frequency"), ip = dim_of(f, "item_popularity");
+  const auto totals = f.bind(fx.log);
   for (std::size_t r = 0; r < fx.rows.size(); ++r) {
     const auto* e = example_of_row(fx.set, r);
     ASSERT_NE(e, nullptr);
-    auto raw = encode(f, fx.log, *e, /*standardized=*/false);
+    ASSERT_EQ(e->time, fx.rows[r].ts);
+    int user_before = 0, item_before = 0;
+    for (const auto& h : fx.rows)
+      if (fx.is_training_row(h) && h.ts < fx.rows[r].ts) {
+        user_before += h.user == fx.rows[r].user;
+        item_before += h.item == fx.rows[r].item;
+      }
+    auto raw = encode(f, fx, *e, /*standardized=*/false);
+    EXPECT_NEAR(raw.dense[uf], std::log1p(user_before), 1e-5) << "row " << r;
+    EXPECT_NEAR(raw.dense[ip], std::log1p(item_before), 1e-5) << "row " << r;
+    auto new_row = encode(totals, f, *e, /*standardized=*/false);
     auto it = user_rows.find(fx.rows[r].user);
-    EXPECT_NEAR(raw.dense[uf], it == user_rows.end() ? 0.0 : std::log1p(it->second), 1e-5);
+    EXPECT_NEAR(new_row.dense[uf], it == user_rows.end() ? 0.0 : std::log1p(it->second), 1e-5);
   }
 
   // Standardisation of row:amount: mean and sample sd over examples of training tasks.
@@ -323,7 +350,7 @@ TEST(FeaturesLeakage, TimeCutoffKeepsLaterRowsOutOfStatistics) {
   const std::string t = *fx.train_tasks.begin();
   const auto* late = example_of_row(fx.set, row_where(t, 9));
   ASSERT_NE(late, nullptr);
-  EXPECT_EQ(encode(f, fx.log, *late).ids[field_of(f, "row:channel")], 0);
+  EXPECT_EQ(encode(f, fx, *late).ids[field_of(f, "row:channel")], 0);
   // Examples exist only at or after the cutoff.
   for (const auto& task : fx.set.tasks)
     for (const auto& e : task.examples) EXPECT_GE(e.time, 1700);
@@ -335,6 +362,14 @@ TEST(FeaturesLeakage, TimeCutoffKeepsLaterRowsOutOfStatistics) {
   EXPECT_EQ(ua.by_entity.size(), user_rows.size());
   for (const auto& [user, n] : user_rows)
     EXPECT_NEAR(ua.by_entity.at(user)[0], std::log1p(n), 1e-5) << user;
+  // Every history row is before every example: each example reads the totals.
+  EXPECT_EQ(f.aggregate_window(), ml::features::AggregateWindow::kFitted);
+  for (const auto& task : fx.set.tasks)
+    for (const auto& e : task.examples) {
+      auto it = user_rows.find(fx.log.users.name(e.user));
+      EXPECT_NEAR(encode(f, fx, e, /*standardized=*/false).dense[dim_of(f, "user_frequency")],
+                  it == user_rows.end() ? 0.0 : std::log1p(it->second), 1e-5);
+    }
 
   std::vector<double> amounts;
   for (const auto& r : fx.rows)
@@ -344,6 +379,114 @@ TEST(FeaturesLeakage, TimeCutoffKeepsLaterRowsOutOfStatistics) {
   for (double a : amounts) mean += a;
   mean /= static_cast<double>(amounts.size());
   EXPECT_NEAR(f.mean()[dim_of(f, "row:amount")], mean, 1e-4);
+}
+
+// A planted leak: ten tasks, each holding one user's only purchase of an item nobody else buys
+// and two items a viewer only looked at, earlier. Counting an example's own purchase makes
+// item_popularity (and item_buyers) 1 for every positive and 0 for every negative: a perfectly
+// separating feature. Counting only what the example does not describe leaves 0 for all.
+struct PlantedLeak {
+  TempDir dir;
+  ml::config::Config config;
+  std::unique_ptr<ml::pipeline::RunData> run;
+  std::string log_text;
+
+  PlantedLeak(const std::string& label_kind, bool timestamps) {
+    std::string csv = timestamps ? "user,item,task,event,ts\n" : "user,item,task,event\n";
+    for (int k = 0; k < 10; ++k) {
+      const std::string task = "T" + std::to_string(k), user = "u" + std::to_string(k % 3);
+      auto row = [&](const std::string& who, const std::string& item, const std::string& event,
+                     int ts) {
+        csv += who + "," + task + item + "," + task + "," + event +
+               (timestamps ? "," + std::to_string(ts) : "") + "\n";
+      };
+      row("viewer", "v0", "view", 500 + k);
+      row("viewer", "v1", "view", 500 + k);
+      row(user, "b", "purchase", 1000 + k);
+    }
+    write_file(dir.file("log.csv"), csv);
+    auto& c = config;
+    c.data.files = {dir.file("log.csv")};
+    c.data.cache = "off";
+    c.data.columns.user = {"user", 0};
+    c.data.columns.item = {"item", 0};
+    c.data.columns.task = {"task", 0};
+    c.data.columns.event = {"event", 0};
+    if (timestamps) c.data.columns.timestamp = {"ts", 0};
+    c.data.time_format = ml::TimeFormat::kUnix;
+    c.features.aggregates = {ml::config::Aggregate::kUserFrequency,
+                             ml::config::Aggregate::kItemPopularity,
+                             ml::config::Aggregate::kItemBuyers};
+    c.task.label.kind = ml::testing::choice<ml::config::LabelKind>(label_kind);
+    c.task.label.positive_events = {"purchase"};
+    c.task.label.negative_events = {"view"};
+    c.task.label.negatives_per_positive = 2;  // the two viewed items: all a user has left
+    c.task.support = 1;
+    c.task.query = 1;
+    c.task.stratify = ml::config::Stratify::kNone;
+    c.split.new_fraction = 0;
+    c.split.validation_fraction = 0;
+    ml::config::validate(c);
+    const std::string log_file = dir.file("fit.log");
+    auto logger = spdlog::default_logger();
+    const auto level = logger->level();
+    logger->set_level(spdlog::level::warn);
+    {
+      ml::ScopedLogFile capture(log_file);
+      run = ml::pipeline::prepare_run_data(c);
+      logger->flush();
+    }
+    logger->set_level(level);
+    log_text = ml::testing::slurp(log_file);
+  }
+
+  // The single-feature AUC of dense dim `name` over every example, raw values.
+  double auc(const ml::features::FeatureEncoder& encoder, const std::string& name,
+             std::vector<float>* values = nullptr) const {
+    const auto& f = run->features;
+    const std::size_t d = dim_of(f, name);
+    std::vector<float> scores, labels;
+    for (const auto& task : run->tasks.tasks)
+      for (const auto& e : task.examples) {
+        scores.push_back(encode(encoder, f, e, /*standardized=*/false).dense[d]);
+        labels.push_back(e.label);
+      }
+    if (values) *values = scores;
+    return ml::metrics::roc_auc(scores, labels);
+  }
+};
+
+TEST(FeaturesLeakage, AggregatesNeverCountTheExampleTheyDescribe) {
+  for (const std::string kind : {"implicit", "event_binary"})
+    for (bool timestamps : {true, false}) {
+      SCOPED_TRACE(kind + (timestamps ? " with timestamps" : " without timestamps"));
+      PlantedLeak p(kind, timestamps);
+      ASSERT_EQ(p.run->tasks.tasks.size(), 10u);
+      for (const auto& t : p.run->tasks.tasks) {
+        ASSERT_EQ(t.positives, 1) << t.name;
+        ASSERT_EQ(t.negatives, 2) << t.name;
+      }
+      const auto& f = p.run->features;
+      EXPECT_EQ(f.aggregate_window(), timestamps ? ml::features::AggregateWindow::kBeforeExample
+                                                 : ml::features::AggregateWindow::kWithoutOwnPair);
+      // The leaky computation (the totals, own purchase included) separates perfectly...
+      const auto totals = f.bind(p.run->log);
+      EXPECT_DOUBLE_EQ(p.auc(totals, "item_popularity"), 1.0);
+      EXPECT_DOUBLE_EQ(p.auc(totals, "item_buyers"), 1.0);
+      // ...the run's own encoder carries nothing of the label: 0 for every example.
+      for (const char* name : {"item_popularity", "item_buyers"}) {
+        std::vector<float> values;
+        EXPECT_DOUBLE_EQ(p.auc(p.run->encoder, name, &values), 0.5) << name;
+        for (float v : values) EXPECT_EQ(v, 0.0f) << name;
+      }
+      // Only the fallback without timestamps cannot rule the leak out: it says so, once.
+      const std::string warning = "features.aggregates without data.columns.timestamp";
+      std::size_t warnings = 0;
+      for (auto at = p.log_text.find(warning); at != std::string::npos;
+           at = p.log_text.find(warning, at + 1))
+        ++warnings;
+      EXPECT_EQ(warnings, timestamps ? 0u : 1u) << p.log_text;
+    }
 }
 
 TEST(FeaturesEncode, LayoutStandardisationMissingValuesAndOneHot) {
@@ -371,8 +514,8 @@ TEST(FeaturesEncode, LayoutStandardisationMissingValuesAndOneHot) {
   std::vector<std::vector<bool>> present(standardized);
   for (const auto& task : fx.set.tasks)
     for (const auto& e : task.examples) {
-      auto enc = encode(f, fx.log, e);
-      auto raw = encode(f, fx.log, e, /*standardized=*/false);
+      auto enc = encode(f, fx, e);
+      auto raw = encode(f, fx, e, /*standardized=*/false);
       ASSERT_EQ(enc.dense.size(), f.dense_dim());
       for (float x : enc.dense) EXPECT_TRUE(std::isfinite(x));
       for (std::size_t k = 0; k < enc.ids.size(); ++k) {
@@ -427,19 +570,19 @@ TEST(FeaturesEncode, LayoutStandardisationMissingValuesAndOneHot) {
   // The row without an amount and the item without a weight encode as 0 (the training mean).
   const auto* no_amount = example_of_row(fx.set, row_where("B", 7));
   ASSERT_NE(no_amount, nullptr);
-  EXPECT_TRUE(std::isnan(encode(f, fx.log, *no_amount, false).dense[0]));
-  EXPECT_FLOAT_EQ(encode(f, fx.log, *no_amount).dense[0], 0.0f);
+  EXPECT_TRUE(std::isnan(encode(f, fx, *no_amount, false).dense[0]));
+  EXPECT_FLOAT_EQ(encode(f, fx, *no_amount).dense[0], 0.0f);
   const auto* bi2 = example_of_row(fx.set, row_where("B", 2));
   ASSERT_EQ(fx.log.items.name(bi2->item), "Bi2");
-  EXPECT_FLOAT_EQ(encode(f, fx.log, *bi2).dense[1], 0.0f);
+  EXPECT_FLOAT_EQ(encode(f, fx, *bi2).dense[1], 0.0f);
   // The empty channel cell is the out-of-vocabulary id.
   const auto* empty = example_of_row(fx.set, row_where("C", 3));
-  EXPECT_EQ(encode(f, fx.log, *empty).ids[field_of(f, "row:channel")], 0);
+  EXPECT_EQ(encode(f, fx, *empty).ids[field_of(f, "row:channel")], 0);
 
   // A sampled negative (no row): row features are missing, user and item ones are not.
   ml::tasks::Example neg = *example_of_row(fx.set, row_where("A", 1));
   neg.row = -1;
-  auto enc = encode(f, fx.log, neg);
+  auto enc = encode(f, fx, neg);
   EXPECT_FLOAT_EQ(enc.dense[0], 0.0f);
   EXPECT_EQ(enc.ids[field_of(f, "row:channel")], 0);
   EXPECT_GT(enc.ids[field_of(f, "item:brand")], 0);
@@ -453,7 +596,7 @@ TEST(FeaturesEncode, HashedCategoricalsStayWithinTheBuckets) {
   const std::size_t ch = field_of(f, "row:channel");
   for (const auto& task : fx.set.tasks)
     for (const auto& e : task.examples) {
-      auto enc = encode(f, fx.log, e);
+      auto enc = encode(f, fx, e);
       for (auto id : enc.ids) {
         EXPECT_GE(id, 0);
         EXPECT_LT(id, 97);
@@ -466,8 +609,8 @@ TEST(FeaturesEncode, HashedCategoricalsStayWithinTheBuckets) {
       }
     }
   // The same value always lands in the same bucket.
-  auto a = encode(f, fx.log, *example_of_row(fx.set, row_where("A", 0)));
-  auto b = encode(f, fx.log, *example_of_row(fx.set, row_where("B", 2)));
+  auto a = encode(f, fx, *example_of_row(fx.set, row_where("A", 0)));
+  auto b = encode(f, fx, *example_of_row(fx.set, row_where("B", 2)));
   EXPECT_EQ(a.ids[ch], b.ids[ch]);  // both "app"
 }
 
@@ -484,7 +627,7 @@ TEST(FeaturesJson, RoundTripEncodesIdentically) {
   int compared = 0;
   for (const auto& task : fx.set.tasks)
     for (const auto& e : task.examples) {
-      auto a = encode(f, fx.log, e), b = encode(g, fx.log, e);
+      auto a = encode(f, fx, e), b = encode(g, fx, e);
       EXPECT_EQ(a.dense, b.dense);
       EXPECT_EQ(a.ids, b.ids);
       ++compared;

@@ -224,6 +224,21 @@ TEST(AdaptSteps, ZeroStepsKeepTheRunsWeightsAndStepsMoveThem) {
   EXPECT_EQ(ml::run::read_checkpoint_meta(m.checkpoint).progress["inner_lr"], 0.1);
 }
 
+TEST(AdaptShots, AllIsEveryExampleOfTheTaskNotInTheQuery) {
+  const TrainedShop& s = shop();
+  TempDir out;
+  auto o = adapt_options(s.new_tasks[0], out.file("adapted"));
+  o.shots = ml::config::kSupportAll;
+  const auto t = ml::inference::adapt(o).tasks.at(0);
+  const auto run = ml::run::load_run(s.run, {}, "cpu");
+  const auto* task = run.data->tasks.find(s.new_tasks[0]);
+  ASSERT_NE(task, nullptr);
+  EXPECT_EQ(t.query_size, s.config.task.query);
+  EXPECT_EQ(t.support_size, static_cast<std::int64_t>(task->examples.size()) - t.query_size);
+  EXPECT_GT(t.support_size, s.config.task.support);
+  EXPECT_EQ(ml::run::read_checkpoint_meta(t.checkpoint).progress["shots"], "all");
+}
+
 // train ends by choosing the adaptation setting on validation tasks (eval::choose_adaptation);
 // adapt then uses it unless told otherwise, and says where its setting came from.
 TEST(AdaptDefaults, UseTheSettingChosenOnValidationTasks) {
@@ -600,6 +615,16 @@ TEST(AdaptCli, AdaptsAndPredictsEndToEnd) {
   EXPECT_EQ(j["tasks"][0]["steps"], 2);
   const std::string adapted = j["tasks"][0]["checkpoint"].get<std::string>();
   EXPECT_TRUE(fs::exists(adapted)) << adapted;
+
+  Result all =
+      run_cli("adapt --checkpoint " + q(s.run) + " --task " + q(task) + " --out " +
+              q(dir.file("all")) + " --shots all --steps 0 --device cpu --threads 1 --json");
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_GT(json::parse(all.out)["tasks"][0]["support"].get<int>(), 4);
+  Result bad = run_cli("adapt --checkpoint " + q(s.run) + " --task " + q(task) + " --shots some");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("'some' is neither a whole number >= 0 nor \"all\""), std::string::npos)
+      << bad.err;
 
   Result table = run_cli("adapt --checkpoint " + q(s.run) + " --task " + q(task) + " --out " +
                          q(dir.file("adapted")) + " --device cpu --threads 1");

@@ -512,6 +512,47 @@ TEST(StackedInnerLoop, SingleTaskFirstOrderLeavesTheWeightsAlone) {
   }
 }
 
+TEST(Reptile, LoggedLossIsTheQueryLossAfterAdaptingOnTheSupportAlone) {
+  // Reptile's inner loop walks support + query; the loss it reports must not be measured at the
+  // walk's end, on query rows it has just trained on, but after its first step, which trains on
+  // the whole support and nothing else, whatever the task sizes.
+  torch::manual_seed(17);
+  FunctionalModel model = tiny_model(torch::kFloat64);
+  const int steps = 4;
+  const double lr = 0.5;
+  std::vector<TaskBatch> tasks = {
+      {random_batch(5, 3, torch::kFloat64, true), random_batch(9, 3, torch::kFloat64, true)},
+      {random_batch(7, 3, torch::kFloat64, true), random_batch(6, 3, torch::kFloat64, true)}};
+  std::vector<Tensor> params;
+  for (const auto& p : model->params()) params.push_back(p.detach().clone());
+  double support_only = 0, after_walk = 0;
+  for (const auto& t : tasks) {
+    support_only += adapted_query_loss(model, params, t, 1, lr) / tasks.size();
+    // What the loss was before: the query loss where the walk ends, having fitted the query.
+    std::vector<bool> all(params.size(), true);
+    Batch joined = ml::models::concat(t.support, t.query);
+    std::vector<Tensor> fast = params;
+    const std::int64_t k = t.support.size(), n = joined.size();
+    for (int s = 0; s < steps; ++s) {
+      const std::int64_t lo = (s * k) % n, hi = std::min(lo + k, n);
+      Batch part{joined.dense.slice(0, lo, hi), joined.ids.slice(0, lo, hi),
+                 joined.target.slice(0, lo, hi)};
+      fast = ml::meta::inner_loop(*model, fast, all, part, LabelKind::kBinary, 1, lr, false);
+    }
+    torch::NoGradGuard no_grad;
+    after_walk +=
+        ml::models::task_loss(model->forward(t.query, fast), t.query.target, LabelKind::kBinary)
+            .item<double>() /
+        tasks.size();
+  }
+  ASSERT_GT(std::abs(support_only - after_walk), 1e-3)
+      << "the planted tasks cannot tell them apart";
+  MetaLearner learner(meta_config("reptile", steps, lr), LabelKind::kBinary, model);
+  EXPECT_NEAR(learner.accumulate_meta_gradient(tasks), support_only, 1e-10);
+  for (auto& p : model->params()) p.mutable_grad() = Tensor();
+  EXPECT_NEAR(learner.accumulate_meta_gradient_per_task(tasks), support_only, 1e-10);
+}
+
 // --- Second order with every linear layer kept implicitly -----------------------------------
 
 namespace {

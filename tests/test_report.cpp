@@ -3,10 +3,12 @@
 // and end to end through `metalearn eval --report` rendered in headless Chromium.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -355,6 +357,109 @@ TEST(ReportTables, AnotherRunTrainedAsABaselineCountsAsOne) {
   EXPECT_TRUE(report::baseline_wins(v, table));
 }
 
+// synthetic_result() with P@5 added, fixed by the query composition at the given K: every
+// method's value there is 0.2 (one relevant item in each list of at most 5).
+eval::ColdStartResult with_fixed_precision(const std::vector<int>& fixed_at) {
+  auto r = synthetic_result();
+  r.metrics.push_back({"precision@5", "P@5", true});
+  for (auto& c : r.cells) {
+    const bool fixed = std::find(fixed_at.begin(), fixed_at.end(), c.shots) != fixed_at.end();
+    eval::MetricResult p{"precision@5", {}, {}};
+    std::vector<double> v;
+    for (int task = 0; task < 3; ++task) {
+      v.push_back(fixed ? 0.2 : 0.2 + 0.01 * task + 0.03 * static_cast<double>(c.method.size()));
+      p.per_task.push_back({v.back(), 4});
+    }
+    p.interval = ml::metrics::mean_ci(v);
+    c.metrics.push_back(p);
+  }
+  for (auto& t : r.tasks)
+    if (std::find(fixed_at.begin(), fixed_at.end(), t.shots) != fixed_at.end())
+      t.fixed_by_query = {"precision@5"};
+  r.metrics.back().fixed_by_query = fixed_at.size() == r.shots.size();
+  return r;
+}
+
+TEST(ReportTables, AMetricFixedByTheQueryCompositionIsSaidSoNotShownAsAResult) {
+  const auto r = with_fixed_precision({1, 5});
+  const std::size_t p5 = 2;
+  ASSERT_EQ(r.metrics[p5].name, "precision@5");
+  const auto table = report::results_table(r);
+  for (const auto& row : table.rows)
+    EXPECT_EQ(report::metric_cell_text(r, *row.cell, p5), "fixed by the query composition");
+  const json j = report::results_json(r, table);
+  EXPECT_EQ(j["metrics"][p5]["fixed_by_query"], true);
+  for (const auto& row : j["rows"]) {
+    EXPECT_EQ(row["metrics"]["precision@5"]["fixed_by_query"], true);
+    EXPECT_EQ(row["metrics"]["auc"]["fixed_by_query"], false);
+  }
+  const json full = eval::to_json(r);
+  EXPECT_EQ(full["tasks"][0]["fixed_by_query"], json({"precision@5"}));
+
+  const std::string note = eval::fixed_by_query_note(r);
+  EXPECT_NE(note.find("P@5 is fixed by the query composition (0.200 at K=1, 0.200 at K=5)"),
+            std::string::npos)
+      << note;
+  EXPECT_NE(eval::format_table(r).find("note: " + note), std::string::npos);
+  // Neither the page nor the Markdown shows P@5 as a column of results; both say why.
+  const std::string html = report::render_html(r, {});
+  const std::string md = report::render_markdown(r);
+  EXPECT_EQ(html.find("<th>P@5</th>"), std::string::npos);
+  EXPECT_EQ(md.find("| P@5 |"), std::string::npos);
+  EXPECT_NE(html.find(report::escape_html(note)), std::string::npos);
+  EXPECT_NE(md.find(report::escape_markdown(note)), std::string::npos);
+  EXPECT_NE(md.find("P@5 (fixed by the query composition)"), std::string::npos);
+  EXPECT_EQ(html.find(ml::metrics::format_interval(r.cells[0].metrics[p5].interval, 3)),
+            std::string::npos);
+
+  // Fixed at K=1 only: a column, whose K=1 cells say "fixed" and whose K=5 cells are results.
+  const auto partly = with_fixed_precision({1});
+  EXPECT_FALSE(partly.metrics[p5].fixed_by_query);
+  const std::string partly_md = report::render_markdown(partly);
+  EXPECT_NE(partly_md.find(" P@5 |"), std::string::npos);
+  for (const auto& c : partly.cells) {
+    const std::string text = report::metric_cell_text(partly, c, p5);
+    if (c.shots == 1) {
+      EXPECT_EQ(text, "fixed by the query composition");
+    } else {
+      EXPECT_EQ(text, ml::metrics::format_interval(c.metrics[p5].interval, 3));
+    }
+  }
+  EXPECT_NE(eval::fixed_by_query_note(partly).find("at some K (0.200 at K=1)"), std::string::npos)
+      << eval::fixed_by_query_note(partly);
+  EXPECT_EQ(eval::fixed_by_query_note(synthetic_result()), "");
+}
+
+TEST(ReportTables, DroppedAndSkippedTasksAreCountedByTheirRealCause) {
+  auto r = synthetic_result();
+  r.new_tasks = 5;
+  r.run.dropped_tasks = 5;
+  r.run.dropped_by_cause = {{ml::tasks::DropCause::kTooFewExamples, 2},
+                            {ml::tasks::DropCause::kTooManyExamples, 3}};
+  r.tasks[0].skipped.push_back(
+      {"Buyers only", "only one label class", ml::tasks::DropCause::kOneLabelClass});
+  std::string tasks_fact;
+  for (const auto& group : report::summary_facts(r))
+    for (const auto& f : group.facts)
+      if (f.label == "tasks") tasks_fact = f.value;
+  EXPECT_NE(tasks_fact.find("5 dropped (2 too small, 3 above task.max_examples)"),
+            std::string::npos)
+      << tasks_fact;
+  EXPECT_EQ(tasks_fact.find("5 too small"), std::string::npos) << tasks_fact;
+  const std::string md = report::render_markdown(r);
+  EXPECT_NE(md.find("K = 1: 3 of 5 evaluated, 1 too small, 1 one label class"), std::string::npos)
+      << md;
+  EXPECT_NE(report::render_html(r, {}).find("1 too small, 1 one label class"), std::string::npos);
+  EXPECT_NE(eval::format_table(r).find("cannot give an episode and were left out (1 too small, 1 "
+                                       "one label class; e.g."),
+            std::string::npos)
+      << eval::format_table(r);
+  const json j = eval::to_json(r);
+  EXPECT_EQ(j["run"]["tasks"]["dropped_by_cause"],
+            json({{"too_few_examples", 2}, {"too_many_examples", 3}}));
+  EXPECT_EQ(j["tasks"][0]["skipped"][1]["cause"], "one_label_class");
+}
+
 // ---- the page and the Markdown ----------------------------------------------------------------
 
 TEST(ReportPage, SelfContainedEscapedAndHoldsEveryNumber) {
@@ -456,6 +561,40 @@ TEST(ReportTrainingLog, ReadsTrainingAndValidationLinesAndSkipsBrokenOnes) {
   EXPECT_DOUBLE_EQ(log.validation_auc[0].value, 0.6);
   EXPECT_EQ(log.skipped_lines, 1);
   EXPECT_TRUE(report::read_training_log(dir.file("absent.jsonl"), "maml").empty());
+}
+
+TEST(ReportTrainingLog, EveryEvaluatedRunHasItsTrainingCurve) {
+  // Three runs compared in one eval, plus the pretrain baseline trained into a folder of its own:
+  // each one's curve is in the training charts, under its method name.
+  TempDir dir;
+  auto r = synthetic_result();
+  r.runs.clear();
+  const std::vector<std::pair<std::string, std::string>> runs = {
+      {"maml", "runs/maml"}, {"anil", "runs/anil"}, {"maml@second", "runs/second"}};
+  for (const auto& [method, folder] : runs) {
+    fs::create_directories(dir.file(folder));
+    ml::testing::write_file(dir.file(folder + "/metrics.jsonl"),
+                            "{\"iteration\": 10, \"loss\": 0.9, \"seconds\": 1}\n"
+                            "{\"iteration\": 20, \"loss\": 0.7, \"seconds\": 2}\n");
+    r.runs.push_back(
+        {method, "maml", dir.file(folder + "/checkpoints/best.mlckpt"), dir.file(folder)});
+  }
+  r.methods = {"maml", "anil", "maml@second", "pretrain", "scratch"};
+  fs::create_directories(dir.file("runs/maml/baselines/pretrain/checkpoints"));
+  ml::testing::write_file(dir.file("runs/maml/baselines/pretrain/metrics.jsonl"),
+                          "{\"iteration\": 10, \"loss\": 0.5, \"seconds\": 1}\n");
+  r.pretrain_checkpoint = dir.file("runs/maml/baselines/pretrain/checkpoints/latest.mlckpt");
+
+  const auto logs = report::read_training_logs(r);
+  std::vector<std::string> methods;
+  for (const auto& log : logs) methods.push_back(log.method);
+  EXPECT_EQ(methods, (std::vector<std::string>{"maml", "anil", "maml@second", "pretrain"}));
+  const std::string html = report::render_html(r, logs);
+  const std::size_t from = html.find("<title>Training loss</title>");
+  ASSERT_NE(from, std::string::npos);
+  const std::string chart = html.substr(from, html.find("</svg>", from) - from);
+  for (const auto& m : methods)
+    EXPECT_NE(chart.find("data-series=\"" + m + "\""), std::string::npos) << m;
 }
 
 // ---- end to end, rendered as a person would see it --------------------------------------------

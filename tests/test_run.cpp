@@ -49,40 +49,59 @@ TEST(TrainingProgress, RoundTripsThroughJson) {
   ml::run::TrainingProgress p;
   p.iteration = 40;
   p.algorithm = "anil";
+  p.selection_metric = "auc";
   p.best_iteration = 30;
-  p.best_validation_loss = 0.25;
+  p.best_validation = 0.6875;
+  p.window_loss_sum = 1.0 / 3.0;  // not a round number: it must come back to the last bit
+  p.window_iterations = 3;
+  p.last_loss = 0.1 + 0.2;
+  p.seconds = 12.5;
   const nlohmann::json j = p;
   EXPECT_EQ(j["iteration"], 40);
-  EXPECT_EQ(j["best_validation_loss"], 0.25);
-  const auto back = j.get<ml::run::TrainingProgress>();
+  EXPECT_EQ(j["best_validation"], 0.6875);
+  const auto back = nlohmann::json::parse(j.dump()).get<ml::run::TrainingProgress>();
   EXPECT_EQ(back.iteration, 40);
   EXPECT_EQ(back.algorithm, "anil");
+  EXPECT_EQ(back.selection_metric, "auc");
   EXPECT_EQ(back.best_iteration, 30);
-  EXPECT_EQ(back.best_validation_loss, 0.25);
+  EXPECT_EQ(back.best_validation, 0.6875);
+  EXPECT_EQ(back.window_loss_sum, 1.0 / 3.0);
+  EXPECT_EQ(back.window_iterations, 3);
+  EXPECT_EQ(back.last_loss, 0.1 + 0.2);
+  EXPECT_EQ(back.seconds, 12.5);
 }
 
-TEST(TrainingProgress, NoValidationYetIsNullAndReadsBackAsInfinity) {
+TEST(TrainingProgress, NothingMeasuredYetIsNullAndReadsBackAsNaN) {
   const nlohmann::json j = ml::run::TrainingProgress{};
-  EXPECT_TRUE(j["best_validation_loss"].is_null());
+  EXPECT_TRUE(j["best_validation"].is_null());
+  EXPECT_TRUE(j["last_loss"].is_null());
   EXPECT_EQ(j["best_iteration"], -1);
-  EXPECT_TRUE(std::isinf(j.get<ml::run::TrainingProgress>().best_validation_loss));
+  const auto back = j.get<ml::run::TrainingProgress>();
+  EXPECT_TRUE(std::isnan(back.best_validation));
+  EXPECT_TRUE(std::isnan(back.last_loss));
 }
 
 TEST(TrainingProgress, ReadsWhatExistingCheckpointsHold) {
-  // As train wrote it before the struct existed, plus a key it does not know.
+  // As train wrote it before checkpoints were chosen by a metric, plus a key it does not know.
   const auto old = nlohmann::json::parse(
                        R"({"iteration": 13, "algorithm": "maml", "best_iteration": 10,
-                           "best_validation_loss": null, "extra": true})")
+                           "best_validation_loss": 0.5, "extra": true})")
                        .get<ml::run::TrainingProgress>();
   EXPECT_EQ(old.iteration, 13);
   EXPECT_EQ(old.algorithm, "maml");
   EXPECT_EQ(old.best_iteration, 10);
-  EXPECT_TRUE(std::isinf(old.best_validation_loss));
+  EXPECT_EQ(old.selection_metric, "loss");  // what chose it then
+  EXPECT_EQ(old.best_validation, 0.5);
+  EXPECT_EQ(old.window_iterations, 0);  // no open window was saved: it starts empty
+  const auto none = nlohmann::json::parse(R"({"iteration": 13, "best_validation_loss": null})")
+                        .get<ml::run::TrainingProgress>();
+  EXPECT_TRUE(std::isnan(none.best_validation));
   // Missing or mistyped fields keep their defaults instead of failing the load.
   const auto sparse =
       nlohmann::json::parse(R"({"iteration": "x"})").get<ml::run::TrainingProgress>();
   EXPECT_EQ(sparse.iteration, 0);
   EXPECT_EQ(sparse.best_iteration, -1);
+  EXPECT_EQ(sparse.selection_metric, "");
 }
 
 // Sets (or unsets) an environment variable for one test and restores it afterwards.

@@ -333,6 +333,73 @@ TEST(TasksEventBinary, PairWithViewCartPurchaseIsOnePositiveAtItsEarliestRow) {
   EXPECT_EQ(n.time, 110);
 }
 
+// The label window with a cutoff at t=1000: rows before it are history and never decide a
+// label; each pair with a positive- or negative-event row at or after it is one example, 1 when
+// any window row is a purchase, at its earliest window row.
+TEST(TasksEventBinary, LabelWindowStartsAtTheCutoffAndHistoryNeverDecidesALabel) {
+  TempDir dir;
+  std::vector<Row> rows = {
+      {"u1", "bought_then_viewed", "T", "purchase", 500},
+      {"u1", "bought_then_viewed", "T", "view", 1200},
+      {"u1", "viewed_then_bought", "T", "view", 600},
+      {"u1", "viewed_then_bought", "T", "purchase", 1300},
+      {"u1", "bought_after", "T", "purchase", 1100},
+      {"u1", "viewed_after", "T", "view", 1150},
+      {"u1", "view_then_buy_after", "T", "purchase", 1500},
+      {"u1", "view_then_buy_after", "T", "view", 1400},
+      {"u1", "bought_before_and_after", "T", "purchase", 700},
+      {"u1", "bought_before_and_after", "T", "view", 1000},  // at the cutoff: in the window
+      {"u1", "bought_before_and_after", "T", "purchase", 1600},
+      {"u1", "bought_before_only", "T", "purchase", 800},
+      {"u1", "viewed_before_only", "T", "view", 900},
+      {"u1", "other_event_after", "T", "view", 950},
+      {"u1", "other_event_after", "T", "wishlist", 1700},
+  };
+  write_file(dir.file("log.csv"), to_csv(rows));
+  auto c = base_config(dir.file("log.csv"), "event_binary");
+  c.task.label.positive_events = {"purchase"};
+  c.task.label.negative_events = {"view"};
+  c.task.support = 1;
+  c.task.query = 1;
+  c.split.time_cutoff = "1000";
+  Built b = build(c);
+  ASSERT_EQ(b.set.tasks.size(), 1u);
+  const Task& t = b.set.tasks[0];
+  std::map<std::string, Example> by_item;
+  for (const auto& e : t.examples) {
+    EXPECT_EQ(user_of(b, e), "u1");
+    EXPECT_TRUE(by_item.emplace(item_of(b, e), e).second) << "one example per pair";
+  }
+  // item -> (label, time of the example's row)
+  const std::map<std::string, std::pair<float, std::int64_t>> expected = {
+      {"bought_then_viewed", {0.0f, 1200}},  {"viewed_then_bought", {1.0f, 1300}},
+      {"bought_after", {1.0f, 1100}},        {"viewed_after", {0.0f, 1150}},
+      {"view_then_buy_after", {1.0f, 1400}}, {"bought_before_and_after", {1.0f, 1000}},
+  };
+  ASSERT_EQ(by_item.size(), expected.size());
+  for (const auto& [item, want] : expected) {
+    ASSERT_TRUE(by_item.count(item)) << item;
+    const Example& e = by_item.at(item);
+    EXPECT_FLOAT_EQ(e.label, want.first) << item;
+    EXPECT_EQ(e.time, want.second) << item;
+    ASSERT_GE(e.row, 0);
+    EXPECT_EQ(rows[static_cast<std::size_t>(e.row)].ts, want.second) << item;
+  }
+  EXPECT_EQ(t.positives, 4);
+  EXPECT_EQ(t.negatives, 2);
+  // The same log without a cutoff is one window: the purchase at 500 makes its pair positive.
+  c.split.time_cutoff.clear();
+  Built whole = build(c);
+  int found = 0;
+  for (const auto& e : whole.set.tasks.at(0).examples)
+    if (item_of(whole, e) == "bought_then_viewed") {
+      ++found;
+      EXPECT_FLOAT_EQ(e.label, 1.0f);
+      EXPECT_EQ(e.time, 500);
+    }
+  EXPECT_EQ(found, 1);
+}
+
 TEST(TasksThreshold, RatingsAtOrAboveThresholdArePositivesAndEmptyTargetsDropped) {
   TempDir dir;
   std::vector<Row> rows = {
@@ -446,6 +513,13 @@ TEST(TasksQualification, SmallUnbalancedAndOutOfRangeTasksAreDroppedWithReasons)
   EXPECT_NE(reason("few_pos").find("2 positives"), std::string::npos) << reason("few_pos");
   EXPECT_NE(reason("few_neg").find("2 negatives"), std::string::npos) << reason("few_neg");
   EXPECT_EQ(reason("big"), "");
+  auto cause = [&](const Built& built, const std::string& n) {
+    return built.set.find(n)->drop_cause;
+  };
+  EXPECT_EQ(cause(b, "ok"), ml::tasks::DropCause::kNone);
+  EXPECT_EQ(cause(b, "tiny"), ml::tasks::DropCause::kTooFewExamples);
+  EXPECT_EQ(cause(b, "few_pos"), ml::tasks::DropCause::kTooFewPositives);
+  EXPECT_EQ(cause(b, "few_neg"), ml::tasks::DropCause::kTooFewNegatives);
 
   c.task.min_examples = 7;
   c.task.max_examples = 8;
@@ -457,6 +531,17 @@ TEST(TasksQualification, SmallUnbalancedAndOutOfRangeTasksAreDroppedWithReasons)
             std::string::npos)
       << limited.set.find("big")->drop_reason;
   EXPECT_EQ(limited.set.find("few_pos")->drop_reason.find("positives") != std::string::npos, true);
+  // The cause is the real one: a task left out for being too large is not "too small".
+  EXPECT_EQ(cause(limited, "ok"), ml::tasks::DropCause::kTooFewExamples);
+  EXPECT_EQ(cause(limited, "big"), ml::tasks::DropCause::kTooManyExamples);
+  std::vector<ml::tasks::DropCause> dropped;
+  for (const Task* t : limited.set.with_role(TaskRole::kDropped)) dropped.push_back(t->drop_cause);
+  const auto counts = ml::tasks::count_drop_causes(dropped);
+  EXPECT_EQ(ml::tasks::drop_counts_text(counts),
+            "2 too small, 1 above task.max_examples, 1 too few positives, 1 too few negatives");
+  int total = 0;
+  for (const auto& [c2, n] : counts) total += n;
+  EXPECT_EQ(total, static_cast<int>(dropped.size()));
   // few_pos/few_neg have 8 examples: within both limits, still unbalanced.
   c.task.stratify = ml::config::Stratify::kNone;
   Built none = build(c);
@@ -740,6 +825,33 @@ TEST(EpisodeSampler, MulticlassEpisodesAreNWayKShot) {
   EXPECT_EQ(seen_classes.size(), 4u);  // every eligible class shows up across episodes
 }
 
+TEST(EpisodeSampler, QueryRowsComeInARandomOrderThatIsTheSameForTheSameEpisode) {
+  // Every row goes into the episode (n = support + query), so only the order is random: it must
+  // not be the log's, nor "one positive, one negative, then the rest", nor a class at a time.
+  Task r = binary_task("ratings", 10, 0);
+  Task b = binary_task("bought", 10, 10);
+  EpisodeSampler reg(LabelKind::kRegression, {2, 8, ml::config::Stratify::kBalanced, 5}, 9);
+  EpisodeSampler bin(LabelKind::kBinary, {4, 16, ml::config::Stratify::kBalanced, 5}, 9);
+  std::set<std::size_t> first_rows;
+  int sorted = 0, positive_first = 0, negative_second = 0;
+  for (std::uint64_t i = 0; i < 60; ++i) {
+    const auto e = reg.sample(r, i);
+    EXPECT_EQ(e.query, reg.sample(r, i).query) << "episode " << i << " is not reproducible";
+    first_rows.insert(e.query.front());
+    sorted += std::is_sorted(e.query.begin(), e.query.end());
+    const auto f = bin.sample(b, i);
+    EXPECT_EQ(f.query, bin.sample(b, i).query);
+    positive_first += b.examples[f.query[0]].label > 0.5f;
+    negative_second += b.examples[f.query[1]].label < 0.5f;
+  }
+  EXPECT_GE(first_rows.size(), 6u);  // 8 query rows of 10 can come first
+  EXPECT_LE(sorted, 1);
+  // Half the query is positive: about 30 of 60 episodes start with a positive.
+  EXPECT_GT(positive_first, 15);
+  EXPECT_LT(positive_first, 45);
+  EXPECT_LT(negative_second, 45);
+}
+
 TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
   EpisodeSampler s(LabelKind::kBinary, {4, 6, ml::config::Stratify::kBalanced, 5}, 1);
   EXPECT_EQ(s.check(binary_task("ok", 3, 7)), "");
@@ -749,9 +861,14 @@ TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
   EXPECT_EQ(s.check(binary_task("neg", 20, 2)),
             "2 negatives, need more than the 2 a support set takes");
   EXPECT_THROW(s.sample(binary_task("pos", 2, 20), 0), ml::DataError);
+  EXPECT_EQ(s.diagnose(binary_task("ok", 3, 7)).cause, ml::tasks::DropCause::kNone);
+  EXPECT_EQ(s.diagnose(binary_task("small", 4, 5)).cause, ml::tasks::DropCause::kTooFewExamples);
+  EXPECT_EQ(s.diagnose(binary_task("pos", 2, 20)).cause, ml::tasks::DropCause::kTooFewPositives);
+  EXPECT_EQ(s.diagnose(binary_task("neg", 20, 2)).cause, ml::tasks::DropCause::kTooFewNegatives);
 
   EpisodeSampler none(LabelKind::kBinary, {4, 6, ml::config::Stratify::kNone, 5}, 1);
   EXPECT_EQ(none.check(binary_task("one", 20, 0)), "only one label class");
+  EXPECT_EQ(none.diagnose(binary_task("one", 20, 0)).cause, ml::tasks::DropCause::kOneLabelClass);
   EXPECT_EQ(none.check(binary_task("two", 1, 19)), "");
 
   Task m;
@@ -760,6 +877,7 @@ TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
   m.eligible_classes = {1, 2};
   EpisodeSampler mc(LabelKind::kMulticlass, {2, 3, ml::config::Stratify::kBalanced, 3}, 1);
   EXPECT_EQ(mc.check(m), "2 classes with >= 5 examples, need task.label.ways = 3");
+  EXPECT_EQ(mc.diagnose(m).cause, ml::tasks::DropCause::kTooFewClasses);
   EXPECT_THROW(mc.sample(m, 0), ml::DataError);
 
   Task r = binary_task("r", 10, 0);
@@ -772,6 +890,117 @@ TEST(EpisodeSampler, CheckExplainsWhyATaskCannotGiveAnEpisode) {
   all.insert(e.query.begin(), e.query.end());
   EXPECT_EQ(all.size(), 10u);
   EXPECT_EQ(reg.check(binary_task("r9", 9, 0)), "9 examples, need support + query = 10");
+}
+
+// --- support "all": every example of the task not in the query ---------------------------------
+
+TEST(EpisodeSampler, SupportAllIsEveryExampleNotInTheQuery) {
+  const int all = ml::config::kSupportAll;
+  // Binary: the query keeps its size and both classes; the support is the rest of the task.
+  Task t = binary_task("heavy", 9, 40);
+  EpisodeSampler s(LabelKind::kBinary, {all, 6, ml::config::Stratify::kBalanced, 5}, 3);
+  EXPECT_EQ(s.check(t), "");
+  for (std::uint64_t i = 0; i < 20; ++i) {
+    auto e = s.sample(t, i);
+    ASSERT_NO_FATAL_FAILURE(expect_valid_binary(e, t, 49 - 6, 6));
+    EXPECT_GE(count_positives(e.query, t), 1);
+    EXPECT_LE(count_positives(e.query, t), 5);
+    EXPECT_EQ(count_positives(e.support, t) + count_positives(e.query, t), 9);
+  }
+  // The same index gives the same episode; another index another query.
+  EXPECT_EQ(s.sample(t, 4).query, s.sample(t, 4).query);
+  EXPECT_NE(s.sample(t, 4).query, s.sample(t, 5).query);
+
+  // Regression: the same, without classes.
+  Task r = binary_task("r", 15, 0);
+  EpisodeSampler reg(LabelKind::kRegression, {all, 6, ml::config::Stratify::kBalanced, 5}, 3);
+  auto e = reg.sample(r, 0);
+  ASSERT_NO_FATAL_FAILURE(expect_valid_binary(e, r, 9, 6));
+
+  // Multiclass: the support is every other example of the episode's classes, none of the rest.
+  Task m;
+  m.name = "m";
+  const std::map<std::int32_t, int> sizes = {{3, 4}, {5, 7}, {8, 3}};
+  for (const auto& [c, n] : sizes)
+    for (int i = 0; i < n; ++i) {
+      Example x;
+      x.label = static_cast<float>(c);
+      m.examples.push_back(x);
+    }
+  m.eligible_classes = {3, 5, 8};
+  EpisodeSampler mc(LabelKind::kMulticlass, {all, 2, ml::config::Stratify::kBalanced, 2}, 3);
+  EXPECT_EQ(mc.check(m), "");
+  for (std::uint64_t i = 0; i < 10; ++i) {
+    auto ep = mc.sample(m, i);
+    ASSERT_EQ(ep.classes.size(), 2u);
+    std::map<std::int32_t, int> in_support, in_query;
+    for (auto j : ep.support) ++in_support[static_cast<std::int32_t>(m.examples[j].label)];
+    for (auto j : ep.query) ++in_query[static_cast<std::int32_t>(m.examples[j].label)];
+    EXPECT_EQ(in_support.size(), 2u);
+    for (auto c : ep.classes) {
+      EXPECT_EQ(in_query[c], 2);
+      EXPECT_EQ(in_support[c], sizes.at(c) - 2);
+    }
+    std::set<std::size_t> support(ep.support.begin(), ep.support.end());
+    EXPECT_EQ(support.size(), ep.support.size());
+    for (auto j : ep.query) EXPECT_EQ(support.count(j), 0u);
+  }
+}
+
+TEST(EpisodeSampler, SupportAllNeedsOnlyTheQueryPlusOneExample) {
+  const int all = ml::config::kSupportAll;
+  EpisodeSampler s(LabelKind::kBinary, {all, 6, ml::config::Stratify::kBalanced, 5}, 1);
+  EXPECT_EQ(s.check(binary_task("just", 1, 6)), "");  // stratification does not apply
+  EXPECT_EQ(s.check(binary_task("small", 2, 4)), "6 examples, need query + 1 = 7");
+  EXPECT_EQ(s.check(binary_task("one", 0, 30)), "only one label class");
+  auto e = s.sample(binary_task("just", 1, 6), 0);
+  EXPECT_EQ(e.support.size(), 1u);
+  EXPECT_EQ(e.query.size(), 6u);
+  Task m;
+  m.name = "m";
+  m.examples.resize(30);
+  m.eligible_classes = {1};
+  EpisodeSampler mc(LabelKind::kMulticlass, {all, 3, ml::config::Stratify::kBalanced, 2}, 1);
+  EXPECT_EQ(mc.check(m), "1 classes with >= 4 examples, need task.label.ways = 2");
+}
+
+TEST(TasksQualification, SupportAllKeepsSmallAndHeavyTasksThatAFixedKDrops) {
+  TempDir dir;
+  write_file(dir.file("log.csv"),
+             to_csv(labelled_tasks({{"light", 2, 2}, {"heavy", 30, 30}, {"tiny", 1, 1}})));
+  auto c = base_config(dir.file("log.csv"), "threshold");
+  c.task.query = 3;
+  c.task.stratify = ml::config::Stratify::kNone;
+  c.task.support = 10;
+  Built fixed = build(c);
+  EXPECT_EQ(fixed.set.find("light")->role, TaskRole::kDropped);
+  EXPECT_EQ(fixed.set.find("heavy")->role, TaskRole::kTrain);
+
+  c.task.support = ml::config::kSupportAll;
+  Built all = build(c);
+  EXPECT_EQ(all.set.find("light")->drop_reason, "");
+  EXPECT_EQ(all.set.find("heavy")->drop_reason, "");
+  EXPECT_EQ(all.set.find("tiny")->drop_reason, "2 examples, need query + 1 = 4");
+  // max_examples still bounds a task (and so the largest support) when asked to.
+  c.task.max_examples = 20;
+  Built capped = build(c);
+  EXPECT_EQ(capped.set.find("light")->drop_reason, "");
+  EXPECT_EQ(capped.set.find("heavy")->drop_reason, "60 examples, above task.max_examples = 20");
+
+  // Multiclass: a class is eligible with query + 1 examples.
+  std::vector<Row> rows;
+  std::int64_t ts = 1;
+  for (const auto& [cls, n] : std::vector<std::pair<std::string, int>>{{"a", 4}, {"b", 3}})
+    for (int i = 0; i < n; ++i)
+      rows.push_back({"u", cls + std::to_string(i), "T", "", ts++, "", "", "", cls});
+  write_file(dir.file("classes.csv"), to_csv(rows));
+  auto mc = base_config(dir.file("classes.csv"), "multiclass");
+  mc.task.label.ways = 2;
+  mc.task.query = 3;
+  mc.task.support = ml::config::kSupportAll;
+  EXPECT_EQ(build(mc).set.tasks[0].eligible_classes.size(), 1u);  // b has 3 < 3 + 1
+  mc.task.query = 2;
+  EXPECT_EQ(build(mc).set.tasks[0].eligible_classes.size(), 2u);
 }
 
 }  // namespace

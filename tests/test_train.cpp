@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "run/learner_state.hpp"
 #include "run/training_progress.hpp"
 #include "test_support.hpp"
+#include "train/model_selection.hpp"
 #include "train/outer_optimizer.hpp"
 #include "train/trainer.hpp"
 #include "util/errors.hpp"
@@ -111,6 +113,147 @@ TEST(TrainRun, SameSeedSameWeightsAndResumeEqualsUninterrupted) {
   EXPECT_GT(moved, 1e-3);
 }
 
+// metrics.jsonl's lines in file order, without the wall-clock "seconds" of training lines: the
+// one field no two runs can share. Every other field (losses, validation scores, the selection)
+// must be equal to the last bit.
+std::vector<nlohmann::json> metrics_without_seconds(const std::string& run_dir) {
+  std::ifstream in(fs::path(run_dir) / "metrics.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    j.erase("seconds");
+    lines.push_back(j);
+  }
+  return lines;
+}
+
+std::vector<double> seconds_of(const std::string& run_dir) {
+  std::ifstream in(fs::path(run_dir) / "metrics.jsonl");
+  std::vector<double> out;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("seconds")) out.push_back(j["seconds"].get<double>());
+  }
+  return out;
+}
+
+TEST(TrainRun, ResumedMetricsEqualTheUninterruptedRunsLineForLine) {
+  TempDir dir;
+  auto config = synthetic_shop(dir);  // 30 iterations, validation and checkpoints every 10
+  config.train.log_every = 4;         // logging windows that straddle every interruption below
+  config.run.dir = dir.file("straight");
+  const auto straight = ml::train::run_training(config, {});
+  const auto expected = metrics_without_seconds(config.run.dir);
+  ASSERT_EQ(expected.size(),
+            30u / 4 + 1 + 3);  // 7 full windows, the last partial one, 3 validations
+  ml::train::TrainOptions resume;
+  resume.resume = true;
+
+  // --stop-after in the middle of a window (13 of 13..16), then --resume.
+  config.run.dir = dir.file("stopped");
+  ml::train::TrainOptions first;
+  first.stop_after = 13;
+  ml::train::run_training(config, first);
+  const auto resumed = ml::train::run_training(config, resume);
+  EXPECT_EQ(metrics_without_seconds(config.run.dir), expected);
+  EXPECT_EQ(resumed.last_loss, straight.last_loss);
+  EXPECT_EQ(resumed.best_iteration, straight.best_iteration);
+  EXPECT_EQ(resumed.best_validation, straight.best_validation);
+  // The time axis goes on where the first call stopped instead of starting again at 0.
+  const auto seconds = seconds_of(config.run.dir);
+  EXPECT_TRUE(std::is_sorted(seconds.begin(), seconds.end()));
+
+  // A crash: a call ran on to iteration 17 and wrote its lines, but the newest checkpoint is
+  // the one of iteration 10 (checkpoint_every), and the last line was cut off mid-write.
+  config.run.dir = dir.file("crashed");
+  ml::train::TrainOptions to_ten;
+  to_ten.stop_after = 10;
+  ml::train::run_training(config, to_ten);
+  const fs::path latest = fs::path(config.run.dir) / "checkpoints" / "latest.mlckpt";
+  fs::copy_file(latest, dir.file("latest_at_10.mlckpt"));
+  ml::train::TrainOptions seven_more;
+  seven_more.resume = true;
+  seven_more.stop_after = 7;
+  ml::train::run_training(config, seven_more);
+  fs::copy_file(dir.file("latest_at_10.mlckpt"), latest, fs::copy_options::overwrite_existing);
+  {
+    std::ofstream cut(fs::path(config.run.dir) / "metrics.jsonl", std::ios::app);
+    cut << R"({"iteration": 18, "lo)";
+  }
+  const std::string crashed = ml::testing::slurp(config.run.dir + "/metrics.jsonl");
+  ASSERT_NE(crashed.find("{\"iteration\":16,"), std::string::npos);  // past the checkpoint
+  ASSERT_NE(crashed.back(), '\n');
+  ml::train::run_training(config, resume);
+  EXPECT_EQ(metrics_without_seconds(config.run.dir), expected);
+
+  // --resume of a finished run: nothing is trained, appended or rewritten, and it says so.
+  const std::string before = ml::testing::slurp(config.run.dir + "/metrics.jsonl");
+  const auto again = ml::train::run_training(config, resume);
+  EXPECT_TRUE(again.already_finished);
+  EXPECT_EQ(again.iterations, 30);
+  EXPECT_EQ(again.last_loss, straight.last_loss);  // not 0: the run's own last logged loss
+  EXPECT_EQ(again.best_iteration, straight.best_iteration);
+  EXPECT_EQ(ml::testing::slurp(config.run.dir + "/metrics.jsonl"), before);
+}
+
+// Which validation the trainer kept as best.mlckpt, against what its own metrics.jsonl says.
+void expect_best_is_the_metrics_best(const std::string& run_dir, const std::string& key,
+                                     bool higher_is_better,
+                                     const ml::train::TrainSummary& summary) {
+  SCOPED_TRACE(key);
+  std::ifstream in(fs::path(run_dir) / "metrics.jsonl");
+  int best_iteration = -1, validations = 0;
+  double best = NAN;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("validation")) continue;
+    ++validations;
+    const double v = j["validation"][key].get<double>();
+    const bool better = best_iteration < 0 || (higher_is_better ? v > best : v < best);
+    EXPECT_EQ(j["selection"]["metric"], ml::enum_name(summary.selection_metric));
+    EXPECT_EQ(j["selection"]["best"], better) << "iteration " << j["iteration"];
+    if (better) {
+      best = v;
+      best_iteration = j["iteration"];
+    }
+  }
+  EXPECT_GE(validations, 6);
+  EXPECT_EQ(summary.best_iteration, best_iteration);
+  EXPECT_EQ(summary.best_validation, best);
+  const auto meta = ml::run::read_checkpoint_meta(run_dir + "/checkpoints/best.mlckpt");
+  EXPECT_EQ(meta.progress["iteration"], best_iteration);
+}
+
+TEST(TrainRun, BestCheckpointIsChosenByTheSelectionMetric) {
+  TempDir dir;
+  auto config = synthetic_shop(dir);
+  config.train.validate_every = 5;
+  config.run.dir = dir.file("auto");
+  const auto by_auc = ml::train::run_training(config, {});  // auto: AUC for binary labels
+  EXPECT_EQ(by_auc.selection_metric, ml::config::SelectionMetric::kAuc);
+  expect_best_is_the_metrics_best(config.run.dir, "auc", true, by_auc);
+
+  config.train.selection_metric = ml::config::SelectionMetric::kLoss;
+  config.run.dir = dir.file("loss");
+  const auto by_loss = ml::train::run_training(config, {});
+  EXPECT_EQ(by_loss.selection_metric, ml::config::SelectionMetric::kLoss);
+  expect_best_is_the_metrics_best(config.run.dir, "loss", false, by_loss);
+}
+
+TEST(TrainRun, SupportAllTrainsAndValidatesOnEveryOtherExample) {
+  TempDir dir;
+  auto config = synthetic_shop(dir);
+  config.task.support = ml::config::kSupportAll;
+  config.meta.iterations = 4;
+  config.train.validate_every = 2;
+  const auto summary = ml::train::run_training(config, {});
+  EXPECT_EQ(summary.iterations, 4);
+  EXPECT_TRUE(std::isfinite(summary.last_loss));
+  EXPECT_TRUE(std::isfinite(summary.best_validation));
+  std::ifstream in(fs::path(config.run.dir) / "config.json");
+  EXPECT_EQ(nlohmann::json::parse(in)["task"]["support"], "all");
+}
+
 TEST(TrainRun, RefusesToOverwriteAndToResumeSomethingElse) {
   TempDir dir;
   auto config = synthetic_shop(dir);
@@ -174,6 +317,83 @@ TEST(TrainRun, EmbeddingMlpTrainsAndLoadsBack) {
   const auto& shape = run.learner->model()->shape();
   EXPECT_EQ(shape.type, ml::config::ModelType::kEmbeddingMlp);
   EXPECT_EQ(shape.id_cardinalities.size(), run.data->features.id_fields());
+}
+
+}  // namespace
+
+// --- Checkpoint selection by the task's metric ------------------------------------------------
+
+namespace {
+
+using ml::config::SelectionMetric;
+using ml::tasks::LabelKind;
+
+struct Validated {
+  int iteration;
+  double loss, auc;
+};
+
+// The iteration a run keeps as best.mlckpt, offered `validations` in order under `metric`.
+int chosen(SelectionMetric metric, LabelKind kind, const std::vector<Validated>& validations) {
+  const SelectionMetric resolved = ml::train::resolve_selection_metric(metric, kind);
+  int best_iteration = -1;
+  double best = NAN;
+  for (const auto& v : validations) {
+    ml::train::ValidationScores scores;
+    scores.loss = v.loss;
+    scores.metrics.auc = v.auc;
+    const double value = ml::train::selection_value(scores, resolved);
+    if (ml::train::improves(resolved, value, best)) {
+      best = value;
+      best_iteration = v.iteration;
+    }
+  }
+  return best_iteration;
+}
+
+TEST(ModelSelection, AutoChoosesByAucWhereTheLossDisagrees) {
+  // Issue 16's run: a balanced support and a rarely positive query make the loss prefer
+  // iteration 100 (AUC 0.644) over iteration 300 (AUC 0.687).
+  const std::vector<Validated> run = {
+      {100, 0.50, 0.644}, {200, 0.53, 0.671}, {300, 0.55, 0.687}, {400, 0.58, 0.679}};
+  EXPECT_EQ(chosen(SelectionMetric::kAuto, LabelKind::kBinary, run), 300);
+  EXPECT_EQ(chosen(SelectionMetric::kAuc, LabelKind::kBinary, run), 300);
+  EXPECT_EQ(chosen(SelectionMetric::kLoss, LabelKind::kBinary, run), 100);
+  // A validation without an AUC (every query one class) never becomes the best; a tie keeps
+  // the earlier checkpoint.
+  EXPECT_EQ(chosen(SelectionMetric::kAuto, LabelKind::kBinary,
+                   {{100, 0.5, NAN}, {200, 0.6, 0.61}, {300, 0.4, NAN}, {400, 0.7, 0.61}}),
+            200);
+  EXPECT_EQ(chosen(SelectionMetric::kAuto, LabelKind::kBinary, {{100, 0.5, NAN}}), -1);
+}
+
+TEST(ModelSelection, AutoIsTheLabelKindsOwnMetricWithItsDirection) {
+  using ml::train::resolve_selection_metric;
+  EXPECT_EQ(resolve_selection_metric(SelectionMetric::kAuto, LabelKind::kBinary),
+            SelectionMetric::kAuc);
+  EXPECT_EQ(resolve_selection_metric(SelectionMetric::kAuto, LabelKind::kMulticlass),
+            SelectionMetric::kAccuracy);
+  EXPECT_EQ(resolve_selection_metric(SelectionMetric::kAuto, LabelKind::kRegression),
+            SelectionMetric::kRmse);
+  EXPECT_EQ(resolve_selection_metric(SelectionMetric::kMae, LabelKind::kRegression),
+            SelectionMetric::kMae);
+  EXPECT_TRUE(ml::train::improves(SelectionMetric::kAccuracy, 0.7, 0.6));
+  EXPECT_FALSE(ml::train::improves(SelectionMetric::kRmse, 0.7, 0.6));
+  EXPECT_TRUE(ml::train::improves(SelectionMetric::kRmse, 0.5, 0.6));
+  EXPECT_TRUE(ml::train::improves(SelectionMetric::kMae, 0.9, NAN));  // the first value
+
+  // Scores are means over the episodes that have them: a one-class query has a loss, no AUC.
+  ml::train::ValidationMean mean;
+  ml::metrics::QueryMetrics a, b;
+  a.auc = 0.8;
+  b.auc = NAN;
+  mean.add(0.4, a);
+  mean.add(0.6, b);
+  const auto scores = mean.mean();
+  EXPECT_DOUBLE_EQ(scores.loss, 0.5);
+  EXPECT_DOUBLE_EQ(scores.metrics.auc, 0.8);
+  EXPECT_TRUE(std::isnan(scores.metrics.rmse));
+  EXPECT_TRUE(std::isnan(ml::train::ValidationMean{}.mean().loss));
 }
 
 }  // namespace

@@ -23,9 +23,10 @@ void add_adapt_command(CLI::App& app) {
                       "an episode of the log; every row is support, so there is no query");
   command
       ->add_option("--shots", a.shots,
-                   "support examples per task (per class for multiclass); 0 = the config's "
-                   "task.support")
-      ->check(CLI::NonNegativeNumber);
+                   "support examples per task (per class for multiclass), or \"all\" (every "
+                   "example of the task not in the query); 0 = the config's task.support")
+      ->transform(shots_option(0))
+      ->type_name("INT|all");
   command->add_option("--steps", a.steps, "adaptation steps; -1 = the run's meta.adapt_steps")
       ->check(CLI::Range(-1, 1000000));
   command

@@ -1,11 +1,15 @@
 // `metalearn train`: meta-train on the base tasks of a config.
 #include <cmath>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
 #include "eval/adaptation_choice.hpp"
+#include "run/run_layout.hpp"
+#include "train/model_selection.hpp"
 #include "train/trainer.hpp"
 #include "util/strings.hpp"
 
@@ -31,9 +35,13 @@ void add_train_command(CLI::App& app) {
     config::Config config;
     if (!options->config.load(config)) return;
     train::TrainSummary s = train::run_training(config, options->train);
-    // Only a complete run: a run stopped early chooses when a later --resume completes it.
+    // Only a complete run: a run stopped early chooses when a later --resume completes it, and
+    // a finished run resumed again keeps the choice it made then.
     std::optional<run::ValidatedAdaptation> adaptation;
-    if (s.iterations >= config.meta.iterations)
+    const bool chosen_before =
+        s.already_finished &&
+        std::filesystem::exists(run::RunLayout(s.run_dir).validated_adaptation());
+    if (s.iterations >= config.meta.iterations && !chosen_before)
       adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads);
     nlohmann::json chosen;
     if (adaptation) {
@@ -46,28 +54,36 @@ void add_train_command(CLI::App& app) {
           {"validation_value", v.value},
           {"validation_tasks", v.tasks}};
     }
-    nlohmann::json j = {
-        {"adaptation", chosen},
-        {"run_dir", s.run_dir},
-        {"algorithm", s.algorithm},
-        {"iterations", s.iterations},
-        {"last_loss", s.last_loss},
-        {"best_iteration", s.best_iteration},
-        {"best_validation_loss",
-         std::isfinite(s.best_validation) ? nlohmann::json(s.best_validation) : nlohmann::json()},
-        {"seconds", s.seconds}};
+    auto number_or_null = [](double v) {
+      return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+    };
+    nlohmann::json j = {{"adaptation", chosen},
+                        {"run_dir", s.run_dir},
+                        {"algorithm", s.algorithm},
+                        {"iterations", s.iterations},
+                        {"already_finished", s.already_finished},
+                        {"last_loss", number_or_null(s.last_loss)},
+                        {"selection_metric", enum_name(s.selection_metric)},
+                        {"best_iteration", s.best_iteration},
+                        {"best_validation", number_or_null(s.best_validation)},
+                        {"seconds", s.seconds}};
     if (options->json) {
       std::cout << j.dump(2) << "\n";
       return;
     }
     std::cout << "run          " << s.run_dir << "\n"
               << "algorithm    " << s.algorithm << "\n"
-              << "iterations   " << s.iterations << " in " << fixed(s.seconds, 1) << " s\n"
-              << "last loss    " << fixed(s.last_loss, 4) << "\n"
+              << "iterations   " << s.iterations
+              << (s.already_finished ? " (already finished: nothing to train)"
+                                     : " in " + fixed(s.seconds, 1) + " s")
+              << "\n"
+              << "last loss    "
+              << (std::isfinite(s.last_loss) ? fixed(s.last_loss, 4) : std::string("-")) << "\n"
               << "best         iteration " << s.best_iteration
               << (std::isfinite(s.best_validation)
-                      ? ", validation loss " + fixed(s.best_validation, 4)
-                      : std::string(" (no validation tasks)"))
+                      ? ", validation " + train::metric_label(s.selection_metric) + " " +
+                            fixed(s.best_validation, 4) + " (train.selection_metric)"
+                      : std::string(" (no validation score: the last weights)"))
               << "\n";
     if (adaptation) {
       const run::ValidatedSetting& v = adaptation->settings.front();

@@ -31,6 +31,9 @@ struct ConfigOptions {
 void add_device_option(CLI::App& command, std::string& device, const char* overrides = "");
 void add_threads_option(CLI::App& command, int& threads, const char* overrides = "");
 
+// Reads a --shots value: a whole number >= `minimum`, or "all" (config::kSupportAll).
+CLI::Validator shots_option(int minimum);
+
 void add_synth_command(CLI::App& app);
 // Hidden: `metalearn completion bash`. Add it last, after every command it describes.
 void add_completion_command(CLI::App& app);

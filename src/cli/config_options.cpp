@@ -3,6 +3,7 @@
 
 #include "cli/command.hpp"
 #include "util/errors.hpp"
+#include "util/strings.hpp"
 
 namespace ml::cli {
 
@@ -21,6 +22,22 @@ void add_threads_option(CLI::App& command, int& threads, const char* overrides) 
   command.add_option("--threads", threads, help)
       ->check(CLI::NonNegativeNumber)
       ->default_str(*overrides ? overrides : "0");
+}
+
+CLI::Validator shots_option(int minimum) {
+  return CLI::Validator(
+      [minimum](std::string& value) -> std::string {
+        if (value == "all") {
+          value = std::to_string(config::kSupportAll);
+          return "";
+        }
+        const auto n = parse_int(value);
+        if (!n || *n < minimum || *n > 1000000000)
+          return "'" + value + "' is neither a whole number >= " + std::to_string(minimum) +
+                 " nor \"all\"";
+        return "";
+      },
+      "");
 }
 
 void ConfigOptions::add_to(CLI::App& command, bool with_runtime) {

@@ -51,6 +51,8 @@ enum class Algorithm { kMaml, kFomaml, kReptile, kAnil, kMetaSgd, kProtonet, kPr
 enum class InnerParams { kDense, kAll, kHead };
 // meta.outer_optimizer
 enum class OuterOptimizer { kAdam, kSgd };
+// train.selection_metric
+enum class SelectionMetric { kAuto, kLoss, kAuc, kAccuracy, kRmse, kMae };
 // The kind part of run.device and of --device.
 enum class DeviceKind { kAuto, kCpu, kCuda };
 
@@ -196,6 +198,14 @@ template <>
 struct EnumNames<config::OuterOptimizer> {
   using E = config::OuterOptimizer;
   static constexpr EnumName<E> entries[] = {{E::kAdam, "adam"}, {E::kSgd, "sgd"}};
+};
+
+template <>
+struct EnumNames<config::SelectionMetric> {
+  using E = config::SelectionMetric;
+  static constexpr EnumName<E> entries[] = {{E::kAuto, "auto"}, {E::kLoss, "loss"},
+                                            {E::kAuc, "auc"},   {E::kAccuracy, "accuracy"},
+                                            {E::kRmse, "rmse"}, {E::kMae, "mae"}};
 };
 
 template <>

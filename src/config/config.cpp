@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "util/errors.hpp"
@@ -162,17 +163,27 @@ const Table<FeatureConfig>& feature_config_table() {
        field("text_buckets", &FeatureConfig::text_buckets,
              "Hashed bag-of-words width per text column.", at_least(1)),
        field("aggregates", &FeatureConfig::aggregates,
-             "Per-entity aggregates computed from training rows only. When the key is absent, "
-             "the defaults that the log's columns support are used (no user_recency without a "
-             "timestamp); user_* need data.columns.user, item_* data.columns.item, user_recency "
-             "data.columns.timestamp."),
+             "Per-user and per-item aggregates of the purchases (task.label.positive_events; "
+             "every row when the log has no event column) among the history rows "
+             "(features.aggregate_rows). An aggregate never counts the example it describes: "
+             "with split.time_cutoff the history ends where the examples begin; without one, "
+             "each example is its own cutoff and counts only the history rows strictly before "
+             "its time (point-in-time; a sampled negative takes its positive's time, so both "
+             "classes are read the same way; rows without a time are never counted). Without "
+             "data.columns.timestamp an example's own (user, item) rows are left out instead, "
+             "which still leaks through the difference of that own count (a warning says so). "
+             "Rows that are new to the run (predict --input, adapt --support-csv) read the "
+             "totals over the whole history. When the key is absent, the defaults that the "
+             "log's columns support are used (no user_recency without a timestamp); user_* need "
+             "data.columns.user, item_* data.columns.item, user_recency data.columns.timestamp."),
        field("aggregate_rows", &FeatureConfig::aggregate_rows,
-             "Which rows the aggregates come from. \"training\": rows of training tasks (before "
-             "split.time_cutoff when there is one), so a held-out task's items have no "
+             "Which rows are the aggregates' history. \"training\": rows of training tasks "
+             "(before split.time_cutoff when there is one), so a held-out task's items have no "
              "popularity at all; \"before_cutoff\": every task's rows before split.time_cutoff "
              "(required), i.e. what a shop knows on the cutoff day, also about a held-out "
              "category's items and buyers. Labels come only from rows at or after the cutoff "
-             "either way; vocabularies and moments stay training-only."),
+             "either way (without a cutoff, see features.aggregates); vocabularies and moments "
+             "stay training-only."),
        field("affinities", &FeatureConfig::affinities,
              "User x item affinities from the user's purchases before split.time_cutoff (every "
              "task's rows: what the shop knows about the user on the cutoff day; labels come "
@@ -200,9 +211,17 @@ const Table<LabelConfig>& label_table() {
       "LabelConfig", "What an example's label is.",
       {field("kind", &LabelConfig::kind,
              "\"implicit\": every (user, item) interaction in a task is a positive (optionally "
-             "only the positive_events), negatives are items of the same task the user never "
-             "interacted with; \"event_binary\": positive_events -> 1, negative_events -> 0, "
-             "other events dropped; \"threshold\": target >= threshold -> 1, else 0 (e.g. "
+             "only the positive_events; with split.time_cutoff only those at or after it), "
+             "negatives are items of the same task the user never interacted with "
+             "(negatives_exclude); \"event_binary\": one example per (user, item) pair with a "
+             "row in the label window (the rows at or after split.time_cutoff; every row without "
+             "one): 1 if any of its window rows is a positive_event, else 0 if any is a "
+             "negative_event, other events ignored; the example takes the pair's earliest window "
+             "row. Rows before the cutoff never decide a label, they are history (aggregates, "
+             "affinities): a pair bought before the cutoff and only viewed after it is a 0 "
+             "(viewed in the window, not bought), one viewed before and bought after is a 1, one "
+             "with no window row is no example; \"threshold\": target >= threshold -> 1, else 0 "
+             "(e.g. "
              "ratings of 4 and above are positives); \"regression\": the target value; "
              "\"multiclass\": class_column values, N-way K-shot episodes."),
        field("positive_events", &LabelConfig::positive_events,
@@ -248,28 +267,65 @@ const Table<LabelConfig>& label_table() {
   return table;
 }
 
+// task.support: a positive integer or "all" (kSupportAll).
+struct SupportFieldType {
+  static std::string name() { return "integer or \"all\""; }
+  static std::vector<std::string> choices() { return {}; }
+  static void read(JsonObject& o, const char* key, int& out) {
+    Json v;
+    if (!o.read_if_present(key, v)) return;
+    const std::string path = o.path_of(key);
+    if (v.is_string()) {
+      require(v == "all", path, v, "expected an integer or \"all\"");
+      out = kSupportAll;
+      return;
+    }
+    const bool integral =
+        v.is_number_integer() ||
+        (v.is_number_float() && std::isfinite(v.get<double>()) &&
+         v.get<double>() == std::floor(v.get<double>()) && std::abs(v.get<double>()) < 1e9);
+    require(integral, path, v, "expected an integer or \"all\"");
+    const double n = v.get<double>();
+    // Checked here, not only by the field's check: -1 is how "all" is held.
+    require(n >= 1 && n <= std::numeric_limits<int>::max(), path, v, "must be >= 1 or \"all\"");
+    out = static_cast<int>(n);
+  }
+  static Json write(int value) { return value == kSupportAll ? Json("all") : Json(value); }
+};
+
 const Table<TaskConfig>& task_table() {
   static const Table<TaskConfig> table(
       "TaskConfig", "How tasks and their episodes are formed.",
       {section("label", &TaskConfig::label, label_table(), "What an example's label is."),
-       field("support", &TaskConfig::support,
-             "K: support examples per task (per class for multiclass).", at_least(1)),
+       field_as<SupportFieldType>(
+           "support", &TaskConfig::support,
+           "K: support examples per task (per class for multiclass), or \"all\": every example "
+           "of the task not in the episode's query (per-user protocols: support = all of the "
+           "user's other interactions, as in MeLU and RecBole-MetaRec), so support sizes vary "
+           "by task and a task needs only query + 1 examples.",
+           check_that<int>(
+               ">= 1 or \"all\"", [](const int& v) { return v >= 1 || v == kSupportAll; },
+               "must be >= 1 or \"all\"")),
        field("query", &TaskConfig::query, "Q: query examples per task (per class for multiclass).",
              at_least(1)),
        field("min_examples", &TaskConfig::min_examples, "Tasks with fewer examples are dropped.",
-             at_least(0, "0 means support + query")),
+             at_least(0, "0 means support + query (query + 1 with support \"all\")")),
        field("max_examples", &TaskConfig::max_examples,
              "Tasks with more examples are dropped (e.g. heavy users); when not 0, at least "
-             "min_examples and support + query.",
+             "min_examples and support + query (query + 1 with support \"all\"). With "
+             "support \"all\" it also bounds the largest support set.",
              at_least(0, "0 means no limit")),
        field("stratify", &TaskConfig::stratify,
              "Support composition for binary labels: \"balanced\" (half positives), "
-             "\"proportional\" (the task's label ratio), \"none\" (uniform draw).")},
+             "\"proportional\" (the task's label ratio), \"none\" (uniform draw). Not used "
+             "with support \"all\" (the support is whatever the query leaves).")},
       [](const TaskConfig& t, const JsonObject& o) {
-        require(
-            t.max_examples == 0 || t.max_examples >= std::max(t.min_examples, t.support + t.query),
-            o.path_of("max_examples"), Json(t.max_examples),
-            "must be 0 or at least task.min_examples and task.support + task.query");
+        const int least = min_episode_examples(t.support, t.query);
+        require(t.max_examples == 0 || t.max_examples >= std::max(t.min_examples, least),
+                o.path_of("max_examples"), Json(t.max_examples),
+                "must be 0 or at least task.min_examples and " +
+                    std::string(t.support == kSupportAll ? "task.query + 1 (support \"all\")"
+                                                         : "task.support + task.query"));
       });
   return table;
 }
@@ -371,7 +427,15 @@ const Table<TrainConfig>& train_table() {
        field("validation_episodes", &TrainConfig::validation_episodes,
              "Episodes per validation task.", at_least(1)),
        field("checkpoint_every", &TrainConfig::checkpoint_every,
-             "Meta-iterations between latest-checkpoint writes.", at_least(1))});
+             "Meta-iterations between latest-checkpoint writes.", at_least(1)),
+       field("selection_metric", &TrainConfig::selection_metric,
+             "The validation metric that chooses checkpoints/best.mlckpt, measured on the "
+             "validation tasks' query sets after the run's adaptation (meta.adapt_steps on the "
+             "support): \"auto\" is the task's own metric (AUC for binary labels, accuracy for "
+             "multiclass, RMSE for regression); \"loss\" the query loss (log loss, "
+             "cross-entropy or MSE); \"auc\" and \"accuracy\" need binary labels (accuracy "
+             "also multiclass), \"rmse\" and \"mae\" regression. Higher is better for AUC "
+             "and accuracy, lower for the rest.")});
   return table;
 }
 
@@ -407,6 +471,14 @@ const Table<Config>& config_table() {
 }
 
 }  // namespace
+
+std::string support_name(int support) {
+  return support == kSupportAll ? "all" : std::to_string(support);
+}
+
+int min_episode_examples(int support, int query) {
+  return support == kSupportAll ? query + 1 : support + query;
+}
 
 const TableInfo& config_table_info() {
   return config_table().info();
@@ -521,12 +593,43 @@ void check_label_columns(const Config& c) {
   }
 }
 
+// train.selection_metric: each metric exists for some label kinds only.
+void check_selection_metric(const Config& c) {
+  const SelectionMetric m = c.train.selection_metric;
+  const LabelKind kind = c.task.label.kind;
+  const bool binary = kind != LabelKind::kRegression && kind != LabelKind::kMulticlass;
+  bool fits = true;
+  switch (m) {
+    case SelectionMetric::kAuto:
+    case SelectionMetric::kLoss:
+      break;
+    case SelectionMetric::kAuc:
+      fits = binary;
+      break;
+    case SelectionMetric::kAccuracy:
+      fits = binary || kind == LabelKind::kMulticlass;
+      break;
+    case SelectionMetric::kRmse:
+    case SelectionMetric::kMae:
+      fits = kind == LabelKind::kRegression;
+      break;
+  }
+  if (!fits)
+    throw ConfigError("train.selection_metric = " + quoted(enum_name(m)) +
+                      ": not a metric of task.label.kind = " + quoted(enum_name(kind)) +
+                      " (use \"auto\", \"loss\"" +
+                      (binary                           ? ", \"auc\" or \"accuracy\")"
+                       : kind == LabelKind::kMulticlass ? " or \"accuracy\")"
+                                                        : ", \"rmse\" or \"mae\")"));
+}
+
 }  // namespace
 
 void validate(const Config& c) {
   const auto& cols = c.data.columns;
   const auto& label = c.task.label;
   check_label_columns(c);
+  check_selection_metric(c);
   if (c.meta.algorithm == Algorithm::kProtonet && label.kind == LabelKind::kRegression)
     throw ConfigError(
         "meta.algorithm = \"protonet\": needs class labels, but task.label.kind = "

@@ -98,9 +98,19 @@ struct LabelConfig {
   int ways = 5;
 };
 
+// task.support = "all" (and adapt's `--shots all`): an episode's support is every
+// example of the task (of its N classes, for multiclass) that is not in its query, as per-user
+// protocols use it (MeLU, RecBole-MetaRec: support = all of the user's other interactions).
+inline constexpr int kSupportAll = -1;
+// "all" for kSupportAll, else the number.
+std::string support_name(int support);
+// The fewest examples (per class for multiclass) an episode of `support` + `query` needs:
+// support + query, or query + 1 with kSupportAll (a support of at least one example).
+int min_episode_examples(int support, int query);
+
 struct TaskConfig {
   LabelConfig label;
-  int support = 10;
+  int support = 10;  // K, or kSupportAll
   int query = 15;
   int min_examples = 0;
   int max_examples = 0;
@@ -138,6 +148,7 @@ struct TrainConfig {
   int validate_every = 50;
   int validation_episodes = 2;
   int checkpoint_every = 100;
+  SelectionMetric selection_metric = SelectionMetric::kAuto;
 };
 
 struct RunConfig {

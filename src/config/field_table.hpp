@@ -198,11 +198,11 @@ class Table {
   TableInfo info_;
 };
 
-// A leaf field: `key` in JSON is `member` of S, documented by `doc`, checked by `check`.
-template <typename S, typename T>
-typename Table<S>::Field field(const char* key, T S::*member, const char* doc,
-                               Check<T> check = {}) {
-  using Type = decltype(detail::field_type<T>());
+// A leaf field whose JSON syntax is `Type`'s (a struct like detail::FieldType: name(),
+// choices(), read(), write()) rather than that of the member's C++ type.
+template <typename Type, typename S, typename T>
+typename Table<S>::Field field_as(const char* key, T S::*member, const char* doc,
+                                  Check<T> check = {}) {
   typename Table<S>::Field f;
   f.info.key = key;
   f.info.type = Type::name();
@@ -216,6 +216,13 @@ typename Table<S>::Field field(const char* key, T S::*member, const char* doc,
     };
   f.write = [member](const S& s) { return Type::write(s.*member); };
   return f;
+}
+
+// A leaf field: `key` in JSON is `member` of S, documented by `doc`, checked by `check`.
+template <typename S, typename T>
+typename Table<S>::Field field(const char* key, T S::*member, const char* doc,
+                               Check<T> check = {}) {
+  return field_as<decltype(detail::field_type<T>())>(key, member, doc, std::move(check));
 }
 
 // A nested section (a JSON object read by its own table).

@@ -94,6 +94,10 @@ void JsonObject::read(const char* key, std::uint64_t& out) {
   out = static_cast<std::uint64_t>(wide);
 }
 
+void JsonObject::read(const char* key, Json& out) {
+  if (const Json* v = find(key)) out = *v;
+}
+
 void JsonObject::read(const char* key, double& out) {
   const Json* v = find(key);
   if (!v) return;

@@ -38,6 +38,8 @@ class JsonObject {
   void read(const char* key, std::vector<int>& out);
   void read(const char* key, ColumnRef& out);
   void read(const char* key, std::vector<ColumnRef>& out);
+  // Any JSON value, for a field with a syntax of its own (task.support: a number or "all").
+  void read(const char* key, Json& out);
 
   // read(), telling whether the key was there (null counts as absent).
   template <typename T>

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "config/choices.hpp"
+#include "config/config.hpp"
 #include "eval/cold_start.hpp"
 #include "run/run_layout.hpp"
 #include "util/errors.hpp"
@@ -17,6 +18,13 @@ std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& 
                                                           const std::string& device, int threads) {
   const config::MetaConfig& meta = config.meta;
   if (meta.algorithm == config::Algorithm::kScratch) return std::nullopt;
+  if (config.task.support == config::kSupportAll) {
+    // eval's grid is K-shot; a K chosen for "all" would be applied to supports of another size.
+    spdlog::info(
+        "no adaptation setting chosen on validation tasks: task.support = \"all\" is not one of "
+        "eval's K-shot sizes; adapt uses meta.adapt_steps and meta.inner_lr");
+    return std::nullopt;
+  }
   ColdStartOptions o;
   o.checkpoint = config.run.dir;
   o.task_role = "validation";

@@ -35,10 +35,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Evaluation episodes use indices far from training (iteration * 1000003 + j) and validation
-// (2^40 + e) ones. New tasks are never trained on, so this is only for clarity in logs and
-// debugging: the indices, not the method, decide the episodes, which makes the comparison paired.
-constexpr std::uint64_t kEvalEpisodeBase = 1ULL << 42;
+// kEvalEpisodeBase (cold_start.hpp) keeps evaluation episodes far from training (iteration *
+// 1000003 + j) and validation (2^40 + e) ones. New tasks are never trained on, so this is only
+// for clarity in logs and debugging: the indices, not the method, decide the episodes, which
+// makes the comparison paired.
 constexpr std::size_t kRankingCutoff = 5;
 constexpr double kLevel = 0.95;
 
@@ -80,15 +80,32 @@ std::vector<MetricInfo> metrics_for(tasks::LabelKind kind, bool has_users, bool 
 }
 
 // One episode's metric values in `infos` order (NaN where undefined, e.g. ranking without a user
-// holding both a bought and a not-bought query row). `users` holds the query rows' user ids.
-std::vector<double> episode_metrics(tasks::LabelKind kind, const std::vector<MetricInfo>& infos,
-                                    const torch::Tensor& outputs, const models::Batch& query,
-                                    const std::vector<std::int64_t>& users) {
-  std::vector<double> values(infos.size(), NAN);
+// holding both a bought and a not-bought query row), and which of them the query's composition
+// fixes (the same for every scoring; metrics::RankingMetrics).
+struct EpisodeValues {
+  std::vector<double> values;
+  std::vector<bool> fixed;
+
+  void set_ranking(std::size_t at, const metrics::RankingMetrics& r) {
+    values[at] = r.precision;
+    values[at + 1] = r.ndcg;
+    values[at + 2] = r.mrr;
+    fixed[at] = r.precision_fixed;
+    fixed[at + 1] = r.ndcg_fixed;
+    fixed[at + 2] = r.mrr_fixed;
+  }
+};
+
+// `users` holds the query rows' user ids.
+EpisodeValues episode_metrics(tasks::LabelKind kind, const std::vector<MetricInfo>& infos,
+                              const torch::Tensor& outputs, const models::Batch& query,
+                              const std::vector<std::int64_t>& users) {
+  EpisodeValues out{std::vector<double>(infos.size(), NAN), std::vector<bool>(infos.size(), false)};
+  std::vector<double>& values = out.values;
   const metrics::QueryMetrics query_values = models::query_metrics(outputs, query.target, kind);
   if (kind == tasks::LabelKind::kMulticlass) {
     values[0] = query_values.accuracy;
-    return values;
+    return out;
   }
   const std::vector<float> scores = models::to_floats(outputs.select(1, 0));
   const std::vector<float> labels = models::to_floats(query.target);
@@ -106,18 +123,15 @@ std::vector<double> episode_metrics(tasks::LabelKind kind, const std::vector<Met
         y.push_back(labels[i]);
         g.push_back(users[i]);
       }
-    if (!g.empty()) {
-      auto r = metrics::ranking_metrics_by_group(
-          s, metrics::top_k_label_relevance(y, g, kRankingCutoff), g, kRankingCutoff);
-      values[top_labels_at] = r.precision;
-      values[top_labels_at + 1] = r.ndcg;
-      values[top_labels_at + 2] = r.mrr;
-    }
+    if (!g.empty())
+      out.set_ranking(top_labels_at, metrics::ranking_metrics_by_group(
+                                         s, metrics::top_k_label_relevance(y, g, kRankingCutoff), g,
+                                         kRankingCutoff));
   }
   if (kind == tasks::LabelKind::kRegression) {
     values[0] = query_values.rmse;
     values[1] = query_values.mae;
-    return values;
+    return out;
   }
   values[0] = query_values.auc;
   values[1] = query_values.log_loss;
@@ -138,26 +152,22 @@ std::vector<double> episode_metrics(tasks::LabelKind kind, const std::vector<Met
       y.push_back(labels[i]);
       g.push_back(users[i]);
     }
-    if (!g.empty()) {
-      auto r = metrics::ranking_metrics_by_group(s, y, g, kRankingCutoff);
-      values[3] = r.precision;
-      values[4] = r.ndcg;
-      values[5] = r.mrr;
-    }
+    if (!g.empty()) out.set_ranking(3, metrics::ranking_metrics_by_group(s, y, g, kRankingCutoff));
   }
-  return values;
+  return out;
 }
 
 // A multiclass task's eligible classes were counted for the config's K; a larger K needs every
 // one of them to hold K + Q examples, since an episode may draw any of them.
-std::string multiclass_check(const tasks::Task& task, int k, int q) {
+tasks::DropReason multiclass_check(const tasks::Task& task, int k, int q) {
   std::map<std::int32_t, int> counts;
   for (const auto& e : task.examples) ++counts[static_cast<std::int32_t>(e.label)];
   for (std::int32_t c : task.eligible_classes)
     if (counts[c] < k + q)
-      return "class " + std::to_string(c) + " has " + std::to_string(counts[c]) +
-             " examples, need support + query = " + std::to_string(k + q);
-  return "";
+      return {tasks::DropCause::kTooFewExamples,
+              "class " + std::to_string(c) + " has " + std::to_string(counts[c]) +
+                  " examples, need support + query = " + std::to_string(k + q)};
+  return {};
 }
 
 // How an arm turns a support set into query outputs.
@@ -487,7 +497,11 @@ RunSummary summarize_run(const run::LoadedRun& run) {
   s.tasks = static_cast<int>(data.tasks.tasks.size());
   s.train_tasks = static_cast<int>(data.tasks.with_role(tasks::TaskRole::kTrain).size());
   s.validation_tasks = static_cast<int>(data.tasks.with_role(tasks::TaskRole::kValidation).size());
-  s.dropped_tasks = static_cast<int>(data.tasks.with_role(tasks::TaskRole::kDropped).size());
+  std::vector<tasks::DropCause> dropped;
+  for (const tasks::Task* t : data.tasks.with_role(tasks::TaskRole::kDropped))
+    dropped.push_back(t->drop_cause);
+  s.dropped_tasks = static_cast<int>(dropped.size());
+  s.dropped_by_cause = tasks::count_drop_causes(dropped);
   s.support = c.task.support;
   s.model = model_text(c.model);
   s.meta_iterations = c.meta.iterations;
@@ -765,14 +779,14 @@ std::vector<ShotPlan> plan_episodes(const run::LoadedRun& run,
     ShotTasks st;
     st.shots = k;
     for (const tasks::Task* t : held_out) {
-      std::string why = plan.sampler.check(*t);
-      if (why.empty() && kind == tasks::LabelKind::kMulticlass)
+      tasks::DropReason why = plan.sampler.diagnose(*t);
+      if (why.cause == tasks::DropCause::kNone && kind == tasks::LabelKind::kMulticlass)
         why = multiclass_check(*t, k, config.task.query);
-      if (why.empty()) {
+      if (why.cause == tasks::DropCause::kNone) {
         st.evaluated.push_back(t->name);
         plan.eligible.push_back(t);
       } else {
-        st.skipped.push_back({t->name, why});
+        st.skipped.push_back({t->name, why.text, why.cause});
       }
     }
     if (!st.skipped.empty())
@@ -899,6 +913,7 @@ ArmSet build_arms(const EvaluatedRuns& evaluated, const std::vector<Family>& fam
 // What one stage evaluates: the result's grid on one role's tasks.
 struct Stage {
   const std::vector<ShotPlan>& plans;  // aligned with result.shots
+  std::vector<ShotTasks>& tasks;       // the same; each K's fixed_by_query is recorded here
   std::vector<Cell>& cells;            // where the cells go
 };
 
@@ -907,7 +922,8 @@ struct Stage {
 void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
                     const pipeline::RunData& data, const ColdStartOptions& options,
                     const torch::Device& device, Progress& progress, std::size_t& done,
-                    const ColdStartResult& result, std::vector<Cell>& cells) {
+                    const ColdStartResult& result, ShotTasks& shot_tasks,
+                    std::vector<Cell>& cells) {
   const tasks::LabelKind kind = data.tasks.kind;
   const std::size_t n_metrics = result.metrics.size();
   const std::size_t n_steps = result.steps.size();
@@ -919,6 +935,8 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
     return sums[((mi * n_steps + si) * n_metrics + x) * tasks_k.size() + ti];
   };
   std::vector<std::vector<int>> diverged(n_arms, std::vector<int>(n_steps, 0));
+  // Per metric: whether some episode gave it a value, and whether every one that did was fixed.
+  std::vector<bool> seen(n_metrics, false), fixed(n_metrics, true);
   for (std::size_t ti = 0; ti < tasks_k.size(); ++ti) {
     for (int e = 0; e < options.episodes; ++e) {
       // Sampled once and shared by every arm: the pairing is by construction.
@@ -945,17 +963,21 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
             ++diverged[mi][si];
             continue;
           }
-          auto values = episode_metrics(kind, result.metrics, outs[si], batch.query, users);
+          const auto ev = episode_metrics(kind, result.metrics, outs[si], batch.query, users);
           for (std::size_t x = 0; x < n_metrics; ++x) {
-            if (!std::isfinite(values[x])) continue;
-            slot(mi, si, x, ti).first += values[x];
+            if (!std::isfinite(ev.values[x])) continue;
+            slot(mi, si, x, ti).first += ev.values[x];
             slot(mi, si, x, ti).second += 1;
+            seen[x] = true;
+            fixed[x] = fixed[x] && ev.fixed[x];
           }
         }
       }
       progress.update(static_cast<double>(++done));
     }
   }
+  for (std::size_t x = 0; x < n_metrics; ++x)
+    if (seen[x] && fixed[x]) shot_tasks.fixed_by_query.push_back(result.metrics[x].name);
   for (std::size_t mi = 0; mi < n_arms; ++mi) {
     for (std::size_t si = 0; si < n_steps; ++si) {
       Cell cell;
@@ -986,6 +1008,24 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
   }
 }
 
+// MetricInfo::fixed_by_query: fixed at every K where some cell has a value of the metric.
+void mark_fixed_metrics(ColdStartResult& result) {
+  for (MetricInfo& m : result.metrics) {
+    bool any = false, always = true;
+    for (int k : result.shots) {
+      const bool fixed = result.fixed_by_query(m.name, k);
+      bool valued = false;
+      for (const Cell& c : result.cells) {
+        const MetricResult* v = c.shots == k ? c.metric(m.name) : nullptr;
+        valued = valued || (v && v->interval.n > 0);
+      }
+      any = any || fixed;
+      always = always && (fixed || !valued);
+    }
+    m.fixed_by_query = any && always;
+  }
+}
+
 void evaluate_stage(const Stage& stage, const ArmSet& arms, const pipeline::RunData& data,
                     const ColdStartOptions& options, const torch::Device& device,
                     const std::string& what, const ColdStartResult& result) {
@@ -995,7 +1035,7 @@ void evaluate_stage(const Stage& stage, const ArmSet& arms, const pipeline::RunD
   std::size_t done = 0;
   for (std::size_t ki = 0; ki < result.shots.size(); ++ki)
     evaluate_shots(ki, stage.plans[ki], arms, data, options, device, progress, done, result,
-                   stage.cells);
+                   stage.tasks[ki], stage.cells);
   progress.finish();
 }
 
@@ -1116,6 +1156,11 @@ const ShotTasks* ColdStartResult::tasks_at(int k) const {
   return nullptr;
 }
 
+bool ColdStartResult::fixed_by_query(const std::string& metric, int k) const {
+  const ShotTasks* t = tasks_at(k);
+  return t && contains(t->fixed_by_query, metric);
+}
+
 ColdStartResult run_cold_start(const ColdStartOptions& options) {
   const auto start_time = std::chrono::steady_clock::now();
   check_options(options);
@@ -1157,17 +1202,19 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
       join_ints(result.shots), join_ints(result.steps), options.episodes);
   const bool higher = result.metrics.front().higher_is_better;
   if (two_stages) {
-    evaluate_stage({validation_plans, result.validation_cells}, arms, *runs.first.data, options,
-                   device, "stage 1: choosing on validation tasks", result);
+    evaluate_stage({validation_plans, result.validation_tasks, result.validation_cells}, arms,
+                   *runs.first.data, options, device, "stage 1: choosing on validation tasks",
+                   result);
     result.choices =
         choose_on_validation(result.validation_cells, result.method_info, result.shots, higher);
-    evaluate_stage({plans, result.cells}, arms, *runs.first.data, options, device,
+    evaluate_stage({plans, result.tasks, result.cells}, arms, *runs.first.data, options, device,
                    "stage 2: scoring new tasks", result);
   } else {
-    evaluate_stage({plans, result.cells}, arms, *runs.first.data, options, device,
+    evaluate_stage({plans, result.tasks, result.cells}, arms, *runs.first.data, options, device,
                    "validation tasks (exploration)", result);
     result.choices = choose_on_validation(result.cells, result.method_info, result.shots, higher);
   }
+  mark_fixed_metrics(result);
   score_choices(result);
   compare_with_chosen_baseline(result);
   for (int k : result.shots) result.verdicts.push_back(make_verdict(result, k));

@@ -20,13 +20,19 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "metrics/confidence.hpp"
+#include "tasks/task_set.hpp"
 
 namespace ml::eval {
+
+// Eval's e-th episode of a task is the sampler's episode kEvalEpisodeBase + e
+// (tasks::EpisodeSampler::sample), far from the indices training and validation draw.
+constexpr std::uint64_t kEvalEpisodeBase = 1ULL << 42;
 
 struct ColdStartOptions {
   std::string checkpoint;  // run directory or checkpoint file
@@ -68,6 +74,9 @@ struct MetricInfo {
   std::string name;
   std::string title;  // for people: "AUC", "log loss", "P@5", "RMSE", ...
   bool higher_is_better = true;
+  // The query composition fixes this ranking metric at every K that gave an episode (see
+  // ShotTasks::fixed_by_query): it is no result, and reports say so instead of showing it as one.
+  bool fixed_by_query = false;
 };
 
 // One evaluated method: a family (a run's name or a baseline) at one inner learning rate.
@@ -115,12 +124,17 @@ struct Cell {
 
 struct SkippedTask {
   std::string task, reason;
+  tasks::DropCause cause = tasks::DropCause::kTooFewExamples;
 };
 
 struct ShotTasks {
   int shots = 0;
   std::vector<std::string> evaluated;  // new tasks that gave episodes at this K
   std::vector<SkippedTask> skipped;    // tasks that cannot give an episode at this K, and why
+  // Ranking metrics (names) whose value no scoring can change at this K: in every episode every
+  // averaged list is one whose composition fixes it (metrics::RankingMetrics), e.g. one relevant
+  // item among at most 5 fixes P@5 at 0.2. Every method then gets the same value.
+  std::vector<std::string> fixed_by_query;
 };
 
 // A family's setting chosen on validation tasks at one K: its variant (inner lr) and step count
@@ -165,7 +179,8 @@ struct RunSummary {
   std::int64_t users = 0, items = 0;
   // Every task key with an example, and how the split used them (new ones: new_tasks).
   int tasks = 0, train_tasks = 0, validation_tasks = 0, dropped_tasks = 0;
-  int support = 0;             // the K the run was meta-trained with
+  std::vector<std::pair<tasks::DropCause, int>> dropped_by_cause;  // tasks::count_drop_causes
+  int support = 0;             // the K the run was meta-trained with (or config::kSupportAll)
   std::string model;           // "mlp 128-64", "embedding_mlp 128-64, embeddings 16"
   int meta_iterations = 0;     // the run's meta.iterations
   int trained_iterations = 0;  // what its checkpoint reached
@@ -211,6 +226,8 @@ struct ColdStartResult {
   const Choice* choice(const std::string& family, int shots) const;
   // Whether the cell is one of the verdict's two chosen settings at its K.
   bool chosen(const Cell& cell) const;
+  // Whether the query composition fixes `metric` at K (ShotTasks::fixed_by_query).
+  bool fixed_by_query(const std::string& metric, int shots) const;
 };
 
 // Each family's choice at each K from `cells` (validation cells): per family, the variant and
@@ -236,7 +253,13 @@ nlohmann::json interval_json(const metrics::Interval& interval);
 nlohmann::json to_json(const ColdStartResult& result);
 // Writes to_json(result) to `path`; DataError when it cannot be written.
 void write_json(const ColdStartResult& result, const std::string& path);
-// The human-readable table of the primary metric, then the verdict lines.
+// The human-readable table of the primary metric, then the verdict lines and notes.
 std::string format_table(const ColdStartResult& result);
+// The skipped tasks at one K counted by cause: "3 too small, 1 one label class".
+std::string skipped_counts_text(const ShotTasks& tasks);
+// One sentence per metric the query composition fixes at some K (ShotTasks::fixed_by_query),
+// with its value at each such K: "P@5 is fixed by the query composition (0.200 at K=1, ...):
+// ..."; "" when none is. The table, the report and its Markdown all say it with these words.
+std::string fixed_by_query_note(const ColdStartResult& result);
 
 }  // namespace ml::eval

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "config/config.hpp"
 #include "eval/cold_start.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -39,8 +40,10 @@ json to_json(const ColdStartResult& r) {
   j["primary_metric"] = r.metrics.empty() ? json() : json(r.metrics.front().name);
   j["metrics"] = json::array();
   for (const auto& m : r.metrics)
-    j["metrics"].push_back(
-        {{"name", m.name}, {"title", m.title}, {"higher_is_better", m.higher_is_better}});
+    j["metrics"].push_back({{"name", m.name},
+                            {"title", m.title},
+                            {"higher_is_better", m.higher_is_better},
+                            {"fixed_by_query", m.fixed_by_query}});
   j["grid"] = {{"shots", r.shots},     {"steps", r.steps},
                {"methods", r.methods}, {"episodes_per_task", r.episodes},
                {"query", r.query},     {"confidence_level", 0.95}};
@@ -72,8 +75,12 @@ json to_json(const ColdStartResult& r) {
   j["tasks"] = json::array();
   for (const auto& t : r.tasks) {
     json skipped = json::array();
-    for (const auto& s : t.skipped) skipped.push_back({{"task", s.task}, {"reason", s.reason}});
-    j["tasks"].push_back({{"shots", t.shots}, {"evaluated", t.evaluated}, {"skipped", skipped}});
+    for (const auto& s : t.skipped)
+      skipped.push_back({{"task", s.task}, {"reason", s.reason}, {"cause", enum_name(s.cause)}});
+    j["tasks"].push_back({{"shots", t.shots},
+                          {"evaluated", t.evaluated},
+                          {"skipped", skipped},
+                          {"fixed_by_query", t.fixed_by_query}});
   }
   j["validation_tasks"] = json::array();
   for (const auto& t : r.validation_tasks)
@@ -103,6 +110,7 @@ json to_json(const ColdStartResult& r) {
                             {"value", number(m.per_task[i].value)},
                             {"episodes", m.per_task[i].episodes}});
       json mj = interval_json(m.interval);
+      mj["fixed_by_query"] = r.fixed_by_query(m.metric, c.shots);
       mj["per_task"] = per_task;
       ms[m.metric] = mj;
     }
@@ -140,6 +148,8 @@ json to_json(const ColdStartResult& r) {
     j["verdicts"].push_back(vj);
   }
   const RunSummary& run = r.run;
+  json dropped_by_cause = json::object();
+  for (const auto& [cause, n] : run.dropped_by_cause) dropped_by_cause[enum_name(cause)] = n;
   j["run"] = {
       {"data_files", run.data_files},
       {"task_column", run.task_column},
@@ -153,8 +163,9 @@ json to_json(const ColdStartResult& r) {
         {"train", run.train_tasks},
         {"validation", run.validation_tasks},
         {"new", r.new_tasks},
-        {"dropped", run.dropped_tasks}}},
-      {"support", run.support},
+        {"dropped", run.dropped_tasks},
+        {"dropped_by_cause", dropped_by_cause}}},
+      {"support", run.support == config::kSupportAll ? json("all") : json(run.support)},
       {"model", run.model},
       {"meta_iterations", run.meta_iterations},
       {"trained_iterations", run.trained_iterations},
@@ -163,6 +174,37 @@ json to_json(const ColdStartResult& r) {
       {"inner_params", run.inner_params}};
   j["seconds"] = r.seconds;
   return j;
+}
+
+std::string skipped_counts_text(const ShotTasks& tasks) {
+  std::vector<tasks::DropCause> causes;
+  for (const auto& s : tasks.skipped) causes.push_back(s.cause);
+  return tasks::drop_counts_text(tasks::count_drop_causes(causes));
+}
+
+std::string fixed_by_query_note(const ColdStartResult& r) {
+  std::vector<std::string> sentences;
+  for (std::size_t x = 0; x < r.metrics.size(); ++x) {
+    const MetricInfo& m = r.metrics[x];
+    std::vector<std::string> at;
+    for (int k : r.shots) {
+      if (!r.fixed_by_query(m.name, k)) continue;
+      // Every cell at K holds the same value; the first with one says it.
+      std::string value = "n/a";
+      for (const Cell& c : r.cells)
+        if (c.shots == k && x < c.metrics.size() && c.metrics[x].interval.n > 0) {
+          value = fixed(c.metrics[x].interval.mean, 3);
+          break;
+        }
+      at.push_back(value + " at K=" + std::to_string(k));
+    }
+    if (at.empty()) continue;
+    sentences.push_back(m.title + " is fixed by the query composition" +
+                        (m.fixed_by_query ? "" : " at some K") + " (" + join(at, ", ") +
+                        "): every scoring of every query list gives that value, so it says "
+                        "nothing about the methods.");
+  }
+  return join(sentences, " ");
 }
 
 void write_json(const ColdStartResult& result, const std::string& path) {
@@ -237,8 +279,10 @@ std::string format_table(const ColdStartResult& r) {
   for (const auto& t : r.tasks)
     if (!t.skipped.empty())
       o << "note: K=" << t.shots << ": " << t.skipped.size() << " of " << r.new_tasks << " "
-        << r.task_role << " tasks cannot give an episode and were left out (e.g. '"
-        << t.skipped.front().task << "': " << t.skipped.front().reason << ")\n";
+        << r.task_role << " tasks cannot give an episode and were left out ("
+        << skipped_counts_text(t) << "; e.g. '" << t.skipped.front().task
+        << "': " << t.skipped.front().reason << ")\n";
+  if (const std::string note = fixed_by_query_note(r); !note.empty()) o << "note: " << note << "\n";
   bool diverged = false;
   for (const auto& c : r.cells) diverged = diverged || c.diverged_episodes > 0;
   if (diverged)

@@ -5,7 +5,11 @@
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <stdexcept>
+#include <tuple>
 #include <unordered_set>
+
+#include <spdlog/spdlog.h>
 
 #include "util/errors.hpp"
 #include "util/rng.hpp"
@@ -55,11 +59,55 @@ std::uint64_t hash_id(const std::string& s, std::int64_t buckets) {
   return 1 + hash_bytes(s.data(), s.size()) % static_cast<std::uint64_t>(buckets - 1);
 }
 
-struct EntityHistory {
+// An entity's purchases summed up: what every aggregate is computed from.
+struct Totals {
   double count = 0, spend = 0, price_sum = 0, price_count = 0;
+  double buyers = 0;  // distinct users of an item; counted by whoever knows them
   std::int64_t last = kNoTime;
-  std::unordered_set<std::int32_t> partners;  // distinct users of an item
 };
+
+void add_row(const data::PurchaseLog& log, std::size_t r, Totals& t) {
+  const float q = std::isnan(log.quantity[r]) ? 1.0f : log.quantity[r];
+  const float p = log.price[r];
+  t.count += 1;
+  if (!std::isnan(p)) {
+    t.spend += static_cast<double>(p) * q;
+    t.price_sum += p;
+    t.price_count += 1;
+  }
+  if (log.timestamp[r] != kNoTime) t.last = std::max(t.last, log.timestamp[r]);
+}
+
+// One aggregate of a history; recency is measured up to `reference`.
+float aggregate_value(config::Aggregate kind, const Totals& h, std::int64_t reference) {
+  switch (kind) {
+    case config::Aggregate::kUserFrequency:
+    case config::Aggregate::kItemPopularity:
+      return static_cast<float>(std::log1p(h.count));
+    case config::Aggregate::kUserSpend:
+      return static_cast<float>(std::log1p(std::max(0.0, h.spend)));
+    case config::Aggregate::kUserRecency:
+      return h.last == kNoTime || reference == kNoTime
+                 ? data::kMissing
+                 : static_cast<float>(static_cast<double>(reference - h.last) / 86400.0);
+    case config::Aggregate::kUserMeanPrice:
+    case config::Aggregate::kItemMeanPrice:
+      return h.price_count > 0 ? static_cast<float>(h.price_sum / h.price_count) : data::kMissing;
+    case config::Aggregate::kItemBuyers:
+      return static_cast<float>(std::log1p(h.buyers));
+  }
+  return data::kMissing;
+}
+
+std::vector<config::Aggregate> aggregate_kinds(const AggregateValues& values) {
+  std::vector<config::Aggregate> kinds;
+  for (const auto& name : values.names) {
+    const auto kind = enum_from_name<config::Aggregate>(name);
+    if (!kind) throw DataError("feature statistics name an unknown aggregate '" + name + "'");
+    kinds.push_back(*kind);
+  }
+  return kinds;
+}
 
 // Which event ids count as purchases for histories: the label's positive events (every row when
 // the log has no event column).
@@ -144,74 +192,106 @@ Affinities fit_affinities(const data::PurchaseLog& log, const config::Config& co
   return a;
 }
 
-void fit_aggregates(const data::PurchaseLog& log, const std::vector<bool>& train_rows,
+// Totals of every user and item over the history rows.
+struct HistoryTotals {
+  std::vector<Totals> users, items;
+};
+
+HistoryTotals total_history(const data::PurchaseLog& log, const std::vector<bool>& history) {
+  HistoryTotals t{std::vector<Totals>(log.users.size()), std::vector<Totals>(log.items.size())};
+  std::vector<std::unordered_set<std::int32_t>> buyers(log.items.size());
+  for (std::size_t r = 0; r < log.size(); ++r) {
+    if (!history[r]) continue;
+    if (log.user[r] != kNoId) add_row(log, r, t.users[static_cast<std::size_t>(log.user[r])]);
+    if (log.item[r] != kNoId) {
+      add_row(log, r, t.items[static_cast<std::size_t>(log.item[r])]);
+      if (log.user[r] != kNoId) buyers[static_cast<std::size_t>(log.item[r])].insert(log.user[r]);
+    }
+  }
+  for (std::size_t i = 0; i < buyers.size(); ++i)
+    t.items[i].buyers = static_cast<double>(buyers[i].size());
+  return t;
+}
+
+void fit_aggregates(const data::PurchaseLog& log, const std::vector<bool>& history,
                     const config::Config& config, std::int64_t cutoff, AggregateValues& users,
                     AggregateValues& items) {
-  std::vector<config::Aggregate> user_kinds, item_kinds;  // parallel to users/items.names
-  for (config::Aggregate a : config.features.aggregates) {
-    const bool of_user = config::is_user_aggregate(a);
-    (of_user ? user_kinds : item_kinds).push_back(a);
-    (of_user ? users : items).names.push_back(enum_name(a));
-  }
+  for (config::Aggregate a : config.features.aggregates)
+    (config::is_user_aggregate(a) ? users : items).names.push_back(enum_name(a));
   if (users.names.empty() && items.names.empty()) return;
 
-  const std::vector<bool> counts_as_purchase = purchase_events(log, config);
-  std::vector<EntityHistory> user_history(log.users.size()), item_history(log.items.size());
+  const HistoryTotals totals = total_history(log, history);
+  // Recency of the totals: up to the cutoff, or without one up to the history's last row.
   std::int64_t reference = cutoff;
-  for (std::size_t r = 0; r < log.size(); ++r) {
-    if (!train_rows[r]) continue;
-    if (!is_purchase(log, counts_as_purchase, r)) continue;
-    float q = std::isnan(log.quantity[r]) ? 1.0f : log.quantity[r];
-    float p = log.price[r];
-    if (cutoff == kNoTime && log.timestamp[r] != kNoTime)
-      reference = std::max(reference, log.timestamp[r]);
-    auto add = [&](EntityHistory& h) {
-      h.count += 1;
-      if (!std::isnan(p)) {
-        h.spend += static_cast<double>(p) * q;
-        h.price_sum += p;
-        h.price_count += 1;
-      }
-      if (log.timestamp[r] != kNoTime) h.last = std::max(h.last, log.timestamp[r]);
-    };
-    if (log.user[r] != kNoId) add(user_history[static_cast<std::size_t>(log.user[r])]);
-    if (log.item[r] != kNoId) {
-      auto& h = item_history[static_cast<std::size_t>(log.item[r])];
-      add(h);
-      if (log.user[r] != kNoId) h.partners.insert(log.user[r]);
-    }
-  }
-  auto value = [&](config::Aggregate kind, const EntityHistory& h) -> float {
-    switch (kind) {
-      case config::Aggregate::kUserFrequency:
-      case config::Aggregate::kItemPopularity:
-        return static_cast<float>(std::log1p(h.count));
-      case config::Aggregate::kUserSpend:
-        return static_cast<float>(std::log1p(std::max(0.0, h.spend)));
-      case config::Aggregate::kUserRecency:
-        return h.last == kNoTime || reference == kNoTime
-                   ? data::kMissing
-                   : static_cast<float>(static_cast<double>(reference - h.last) / 86400.0);
-      case config::Aggregate::kUserMeanPrice:
-      case config::Aggregate::kItemMeanPrice:
-        return h.price_count > 0 ? static_cast<float>(h.price_sum / h.price_count) : data::kMissing;
-      case config::Aggregate::kItemBuyers:
-        return static_cast<float>(std::log1p(h.partners.size()));
-    }
-    return data::kMissing;
-  };
-  auto store = [&](AggregateValues& out, const std::vector<config::Aggregate>& kinds,
-                   const std::vector<EntityHistory>& history, const data::Dictionary& ids) {
-    if (kinds.empty()) return;
-    for (std::size_t id = 0; id < history.size(); ++id) {
-      if (history[id].count == 0) continue;
+  if (cutoff == kNoTime)
+    for (std::size_t r = 0; r < log.size(); ++r)
+      if (history[r] && log.timestamp[r] != kNoTime)
+        reference = std::max(reference, log.timestamp[r]);
+  auto store = [&](AggregateValues& out, const std::vector<Totals>& of_entity,
+                   const data::Dictionary& ids) {
+    if (out.names.empty()) return;
+    const std::vector<config::Aggregate> kinds = aggregate_kinds(out);
+    for (std::size_t id = 0; id < of_entity.size(); ++id) {
+      if (of_entity[id].count == 0) continue;
       std::vector<float> v;
-      for (config::Aggregate kind : kinds) v.push_back(value(kind, history[id]));
+      for (config::Aggregate kind : kinds)
+        v.push_back(aggregate_value(kind, of_entity[id], reference));
       out.by_entity.emplace(ids.name(static_cast<std::int32_t>(id)), std::move(v));
     }
   };
-  store(users, user_kinds, user_history, log.users);
-  store(items, item_kinds, item_history, log.items);
+  store(users, totals.users, log.users);
+  store(items, totals.items, log.items);
+}
+
+// Per entity, the distinct times of its history rows in order, with the totals through each.
+struct Timeline {
+  std::vector<std::size_t> begin;  // entity id -> its first entry; id + 1 -> one past its last
+  std::vector<std::int64_t> time;
+  std::vector<Totals> through;
+
+  // The totals of the entity's rows strictly before `t` (count 0 when there are none).
+  Totals before(std::int32_t id, std::int64_t t) const {
+    if (id == kNoId || t == kNoTime) return {};
+    const auto first =
+        time.begin() + static_cast<std::ptrdiff_t>(begin[static_cast<std::size_t>(id)]);
+    const auto last =
+        time.begin() + static_cast<std::ptrdiff_t>(begin[static_cast<std::size_t>(id) + 1]);
+    const auto at = std::lower_bound(first, last, t);
+    return at == first ? Totals{} : through[static_cast<std::size_t>(at - time.begin()) - 1];
+  }
+};
+
+// `entity` holds each row's user or item id; `count_buyers` counts an item's distinct users.
+Timeline build_timeline(const data::PurchaseLog& log, const std::vector<bool>& history,
+                        const std::vector<std::int32_t>& entity, std::size_t entities,
+                        bool count_buyers) {
+  std::vector<std::size_t> rows;
+  for (std::size_t r = 0; r < log.size(); ++r)
+    if (history[r] && entity[r] != kNoId && log.timestamp[r] != kNoTime) rows.push_back(r);
+  std::sort(rows.begin(), rows.end(), [&](std::size_t a, std::size_t b) {
+    return std::tie(entity[a], log.timestamp[a], a) < std::tie(entity[b], log.timestamp[b], b);
+  });
+  Timeline t;
+  t.begin.assign(entities + 1, 0);
+  Totals run;
+  std::unordered_set<std::int32_t> seen;
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    const std::size_t r = rows[k];
+    if (k == 0 || entity[r] != entity[rows[k - 1]]) {
+      run = Totals{};
+      seen.clear();
+    }
+    add_row(log, r, run);
+    if (count_buyers && log.user[r] != kNoId && seen.insert(log.user[r]).second) run.buyers += 1;
+    const bool time_ends = k + 1 == rows.size() || entity[rows[k + 1]] != entity[r] ||
+                           log.timestamp[rows[k + 1]] != log.timestamp[r];
+    if (!time_ends) continue;
+    t.time.push_back(log.timestamp[r]);
+    t.through.push_back(run);
+    ++t.begin[static_cast<std::size_t>(entity[r]) + 1];
+  }
+  for (std::size_t id = 0; id < entities; ++id) t.begin[id + 1] += t.begin[id];
+  return t;
 }
 
 // Vocabulary of one categorical column: values seen in training, most frequent first.
@@ -253,6 +333,50 @@ std::vector<std::string> names_of(const std::vector<data::TextColumn>& c) {
 
 }  // namespace
 
+struct AggregateHistory {
+  AggregateWindow window = AggregateWindow::kFitted;
+  std::vector<config::Aggregate> user_kinds, item_kinds;
+  Timeline users, items;  // kBeforeExample
+  HistoryTotals totals;   // kWithoutOwnPair, less the pair's
+  std::unordered_map<std::uint64_t, Totals> pairs;
+
+  // The history one side's aggregates of `e` count.
+  Totals of(const tasks::Example& e, Source side) const {
+    const std::int32_t id = side == Source::kUser ? e.user : e.item;
+    if (id == kNoId) return {};
+    if (window == AggregateWindow::kBeforeExample)
+      return (side == Source::kUser ? users : items).before(id, e.time);
+    Totals t = (side == Source::kUser ? totals.users : totals.items)[static_cast<std::size_t>(id)];
+    const auto own = pairs.find(tasks::pair_key(e.user, e.item));
+    if (own == pairs.end()) return t;
+    t.count -= own->second.count;
+    t.spend -= own->second.spend;
+    t.price_sum -= own->second.price_sum;
+    t.price_count -= own->second.price_count;
+    if (side == Source::kItem && e.user != kNoId) t.buyers -= 1;
+    return t;
+  }
+};
+
+std::vector<bool> aggregate_history(const data::PurchaseLog& log, const tasks::TaskSet& tasks,
+                                    const std::vector<bool>& train_rows,
+                                    const config::Config& config) {
+  const bool before_cutoff = config.features.aggregate_rows == config::AggregateRows::kBeforeCutoff;
+  if (before_cutoff && tasks.cutoff == kNoTime)
+    throw DataError("features.aggregate_rows = \"before_cutoff\" needs split.time_cutoff");
+  if (train_rows.size() != log.size())
+    throw std::invalid_argument("aggregate_history: train_rows must have one entry per log row");
+  const std::vector<bool> counts_as_purchase = purchase_events(log, config);
+  std::vector<bool> rows(log.size(), false);
+  for (std::size_t r = 0; r < log.size(); ++r) {
+    const bool history = before_cutoff
+                             ? log.timestamp[r] != kNoTime && log.timestamp[r] < tasks.cutoff
+                             : static_cast<bool>(train_rows[r]);
+    rows[r] = history && is_purchase(log, counts_as_purchase, r);
+  }
+  return rows;
+}
+
 FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSet& tasks,
                                const std::vector<bool>& train_rows, const config::Config& config) {
   FeatureSpace f;
@@ -266,16 +390,18 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
   f.row_text_ = names_of(log.features.text);
   f.user_text_ = names_of(log.user_attributes.text);
   f.item_text_ = names_of(log.item_attributes.text);
-  if (fc.aggregate_rows == config::AggregateRows::kBeforeCutoff) {
-    if (tasks.cutoff == kNoTime)
-      throw DataError("features.aggregate_rows = \"before_cutoff\" needs split.time_cutoff");
-    std::vector<bool> history(log.size());
-    for (std::size_t r = 0; r < log.size(); ++r)
-      history[r] = log.timestamp[r] != kNoTime && log.timestamp[r] < tasks.cutoff;
-    fit_aggregates(log, history, config, tasks.cutoff, f.user_aggregates_, f.item_aggregates_);
-  } else {
-    fit_aggregates(log, train_rows, config, tasks.cutoff, f.user_aggregates_, f.item_aggregates_);
-  }
+  const std::vector<bool> history = aggregate_history(log, tasks, train_rows, config);
+  fit_aggregates(log, history, config, tasks.cutoff, f.user_aggregates_, f.item_aggregates_);
+  f.aggregate_window_ = tasks.cutoff != kNoTime                  ? AggregateWindow::kFitted
+                        : !config.data.columns.timestamp.empty() ? AggregateWindow::kBeforeExample
+                                                                 : AggregateWindow::kWithoutOwnPair;
+  if (f.aggregate_window_ == AggregateWindow::kWithoutOwnPair &&
+      !(f.user_aggregates_.names.empty() && f.item_aggregates_.names.empty()))
+    spdlog::warn(
+        "features.aggregates without data.columns.timestamp: an example's aggregates leave out "
+        "its own (user, item) rows, but an entity's value still differs between its positives and "
+        "negatives by their own count, which can leak labels; map a timestamp column (each example "
+        "then counts only earlier rows) or set features.aggregates = []");
   f.affinities_ = fit_affinities(log, config, tasks.cutoff);
 
   for (Source s : {Source::kRow, Source::kUser, Source::kItem}) {
@@ -327,7 +453,7 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
   f.mean_.assign(f.dense_dim(), 0.0f);
   f.scale_.assign(f.dense_dim(), 1.0f);
   if (f.standardize_ && standardized_dims > 0) {
-    FeatureEncoder encoder = f.bind(log);
+    FeatureEncoder encoder = f.bind(log, history);
     std::vector<double> mean(standardized_dims, 0), m2(standardized_dims, 0);
     std::vector<std::int64_t> count(standardized_dims, 0);
     std::vector<float> dense(f.dense_dim());
@@ -479,6 +605,32 @@ FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log) const {
   return e;
 }
 
+FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log,
+                                  const std::vector<bool>& history) const {
+  if (history.size() != log.size())
+    throw std::invalid_argument("FeatureSpace::bind: history must have one entry per log row");
+  FeatureEncoder e = bind(log);
+  if (aggregate_window_ == AggregateWindow::kFitted ||
+      (user_aggregates_.names.empty() && item_aggregates_.names.empty()))
+    return e;
+  auto h = std::make_shared<AggregateHistory>();
+  h->window = aggregate_window_;
+  h->user_kinds = aggregate_kinds(user_aggregates_);
+  h->item_kinds = aggregate_kinds(item_aggregates_);
+  if (aggregate_window_ == AggregateWindow::kBeforeExample) {
+    if (!h->user_kinds.empty())
+      h->users = build_timeline(log, history, log.user, log.users.size(), /*count_buyers=*/false);
+    if (!h->item_kinds.empty())
+      h->items = build_timeline(log, history, log.item, log.items.size(), /*count_buyers=*/true);
+  } else {
+    h->totals = total_history(log, history);
+    for (std::size_t r = 0; r < log.size(); ++r)
+      if (history[r]) add_row(log, r, h->pairs[tasks::pair_key(log.user[r], log.item[r])]);
+  }
+  e.history_ = std::move(h);
+  return e;
+}
+
 void FeatureEncoder::encode(const tasks::Example& e, float* dense, std::int64_t* ids,
                             bool standardized) const {
   const FeatureSpace& f = *space_;
@@ -495,14 +647,24 @@ void FeatureEncoder::encode(const tasks::Example& e, float* dense, std::int64_t*
   numeric(user_numeric_, log.user_attributes.numeric, e.user);
   numeric(item_numeric_, log.item_attributes.numeric, e.item);
   auto aggregates = [&](const AggregateValues& values,
-                        const std::vector<const std::vector<float>*>& bound, std::int32_t id) {
+                        const std::vector<const std::vector<float>*>& bound, Source side) {
+    if (history_) {
+      const auto& kinds = side == Source::kUser ? history_->user_kinds : history_->item_kinds;
+      if (kinds.empty()) return;
+      const Totals h = history_->of(e, side);
+      const std::int64_t reference =
+          history_->window == AggregateWindow::kBeforeExample ? e.time : kNoTime;
+      for (config::Aggregate kind : kinds) *d++ = aggregate_value(kind, h, reference);
+      return;
+    }
+    const std::int32_t id = side == Source::kUser ? e.user : e.item;
     const std::vector<float>* v =
         id == kNoId || bound.empty() ? nullptr : bound[static_cast<std::size_t>(id)];
     for (std::size_t k = 0; k < values.names.size(); ++k)
       *d++ = v ? (*v)[k] : aggregate_default(values.names[k]);
   };
-  aggregates(f.user_aggregates_, user_aggregates_, e.user);
-  aggregates(f.item_aggregates_, item_aggregates_, e.item);
+  aggregates(f.user_aggregates_, user_aggregates_, Source::kUser);
+  aggregates(f.item_aggregates_, item_aggregates_, Source::kItem);
   if (!f.affinities_.empty()) {
     const auto u = static_cast<std::size_t>(e.user), i = static_cast<std::size_t>(e.item);
     const bool known = e.user != kNoId && e.item != kNoId;
@@ -635,6 +797,7 @@ void to_json(nlohmann::json& j, const FeatureSpace& f) {
        {"categorical", categorical},
        {"aggregates",
         {{"user", aggregates(f.user_aggregates_)}, {"item", aggregates(f.item_aggregates_)}}},
+       {"aggregate_window", enum_name(f.aggregate_window_)},
        {"affinities", affinities_json(f.affinities_)},
        {"dense_names", f.dense_names_},
        {"mean", f.mean_},
@@ -678,6 +841,14 @@ void from_json(const nlohmann::json& j, FeatureSpace& f) {
     };
     aggregates(j.at("aggregates").at("user"), f.user_aggregates_);
     aggregates(j.at("aggregates").at("item"), f.item_aggregates_);
+    // Statistics saved before the windows existed were trained on the totals: encode as trained.
+    f.aggregate_window_ = AggregateWindow::kFitted;
+    if (j.contains("aggregate_window")) {
+      const auto name = j.at("aggregate_window").get<std::string>();
+      const auto window = enum_from_name<AggregateWindow>(name);
+      if (!window) throw DataError("feature statistics: unknown aggregate_window '" + name + "'");
+      f.aggregate_window_ = *window;
+    }
     // Statistics saved before affinities existed have none.
     if (j.contains("affinities"))
       affinities_from_json(j.at("affinities"), f.affinities_);

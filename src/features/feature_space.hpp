@@ -7,9 +7,13 @@
 // [text buckets].
 // Id fields (for embedding models): user id and item id hashed into features.hash_buckets, then
 // one field per categorical column (its vocabulary index, 0 = out of vocabulary, or its hash).
+//
+// Aggregates never count the example they describe (see AggregateWindow): a purchase counted in
+// its own item's popularity would give the label away.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -42,6 +46,33 @@ struct AggregateValues {
   std::unordered_map<std::string, std::vector<float>> by_entity;  // entity id -> values
 };
 
+// Which of the history rows an example's aggregates count, so that they never count the example
+// itself (docs: features.aggregates). by_entity always holds the totals over every history row:
+// what rows new to the run (predict --input, adapt --support-csv) are encoded with.
+// - kFitted: those totals, for every example. With split.time_cutoff every history row is before
+//   the cutoff and every example at or after it, so no example's rows are among them.
+// - kBeforeExample: without a cutoff each example is its own cutoff: its aggregates count the
+//   history rows strictly before its time (point-in-time aggregates; the "ordered target
+//   statistics" of Prokhorenkova et al., CatBoost, NeurIPS 2018, sec. 3.2, ordered by real time).
+//   Rows and examples without a time have no place in that order: the rows are never counted,
+//   the examples have no history. Sampled negatives take their positive's time, so both classes
+//   are read the same way.
+// - kWithoutOwnPair: without a cutoff and without timestamps, the totals less every row of the
+//   example's (user, item) pair (leave-one-out). This still leaks, more weakly: an entity's value
+//   differs between its positives and its negatives by their own count (the leave-one-out target
+//   statistic shift, ibid. sec. 3.2), which FeatureSpace::fit warns about.
+enum class AggregateWindow { kFitted, kBeforeExample, kWithoutOwnPair };
+
+// The rows aggregates count: purchases (task.label.positive_events; every row when the log has no
+// event column) among `train_rows`, or, with features.aggregate_rows = "before_cutoff", among
+// every task's rows before split.time_cutoff. Throws DataError for "before_cutoff" without one.
+std::vector<bool> aggregate_history(const data::PurchaseLog& log, const tasks::TaskSet& tasks,
+                                    const std::vector<bool>& train_rows,
+                                    const config::Config& config);
+
+// Per-entity histories for the per-example windows; built by FeatureSpace::bind.
+struct AggregateHistory;
+
 // User x item affinities (features.affinities) from the purchases before split.time_cutoff,
 // kept by id names so a checkpoint encodes a later log exactly as training did.
 struct Affinities {
@@ -62,7 +93,8 @@ class FeatureEncoder;
 
 class FeatureSpace {
  public:
-  // Fits on `train_rows` (see tasks::training_rows) and the examples of training tasks.
+  // Fits on `train_rows` (see tasks::training_rows) and the examples of training tasks. Warns
+  // (one line) when aggregates fall back to AggregateWindow::kWithoutOwnPair.
   static FeatureSpace fit(const data::PurchaseLog& log, const tasks::TaskSet& tasks,
                           const std::vector<bool>& train_rows, const config::Config& config);
 
@@ -74,12 +106,20 @@ class FeatureSpace {
   const std::vector<CategoricalField>& categorical() const { return categorical_; }
   const AggregateValues& user_aggregates() const { return user_aggregates_; }
   const AggregateValues& item_aggregates() const { return item_aggregates_; }
+  AggregateWindow aggregate_window() const { return aggregate_window_; }
   const Affinities& affinities() const { return affinities_; }
   const std::vector<float>& mean() const { return mean_; }
   const std::vector<float>& scale() const { return scale_; }
 
-  // An encoder for one loaded log (maps its dictionary ids onto the fitted statistics).
+  // An encoder for one loaded log (maps its dictionary ids onto the fitted statistics). Every
+  // example reads the aggregate totals: right for rows the history never held (predict --input,
+  // adapt --support-csv), wrong for the fitted log's own examples, which need the overload below.
   FeatureEncoder bind(const data::PurchaseLog& log) const;
+  // The encoder for the log the space was fitted on (or the same log loaded again), `history`
+  // being aggregate_history() of it: with a per-example aggregate_window() each example's
+  // aggregates leave out its own rows as the window says. Throws std::invalid_argument when
+  // `history` does not have one entry per log row.
+  FeatureEncoder bind(const data::PurchaseLog& log, const std::vector<bool>& history) const;
 
   friend void to_json(nlohmann::json& j, const FeatureSpace& f);
   friend void from_json(const nlohmann::json& j, FeatureSpace& f);
@@ -94,6 +134,7 @@ class FeatureSpace {
   std::vector<std::string> row_text_, user_text_, item_text_;
   std::vector<CategoricalField> categorical_;
   AggregateValues user_aggregates_, item_aggregates_;
+  AggregateWindow aggregate_window_ = AggregateWindow::kFitted;
   Affinities affinities_;
   std::vector<std::string> dense_names_;
   std::vector<float> mean_, scale_;  // per dense dim; (x - mean) / scale
@@ -120,6 +161,7 @@ class FeatureEncoder {
   };
   std::vector<CategoricalBinding> categorical_;
   std::vector<const std::vector<float>*> user_aggregates_, item_aggregates_;  // by log id
+  std::shared_ptr<const AggregateHistory> history_;   // per-example windows; null: the totals
   std::vector<std::uint64_t> user_hash_, item_hash_;  // hashed id bucket by log id
   // Affinities by log id: per table, the item's value id (item id or attribute value id, kNoId
   // when unknown) and per user the purchases of each value; then the per-user and per-item
@@ -138,6 +180,14 @@ void hash_text(std::string_view text, int buckets, float* out);
 }  // namespace ml::features
 
 namespace ml {
+template <>
+struct EnumNames<features::AggregateWindow> {
+  using E = features::AggregateWindow;
+  static constexpr EnumName<E> entries[] = {{E::kFitted, "fitted"},
+                                            {E::kBeforeExample, "before_example"},
+                                            {E::kWithoutOwnPair, "without_own_pair"}};
+};
+
 template <>
 struct EnumNames<features::Source> {
   using E = features::Source;

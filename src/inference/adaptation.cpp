@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -122,7 +123,7 @@ nlohmann::json metrics_json(const QueryMetrics& m, LabelKind label_kind) {
 struct PreparedTask {
   std::string name, role, support_source;
   meta::TaskBatch batch;
-  std::int64_t shots = 0;                // the support size asked (per class for multiclass)
+  std::int64_t shots = 0;  // the support size asked (per class for multiclass), or kSupportAll
   std::vector<std::string> class_names;  // multiclass: episode label i's class
   nlohmann::json episode;                // the episode index, or null for a CSV
 };
@@ -165,10 +166,11 @@ void check_options(const AdaptOptions& o) {
     throw UsageError(
         "--support-csv gives the support rows of the tasks named with --task; it "
         "cannot be combined with --all-new");
-  if (!o.support_csv.empty() && o.shots > 0)
-    throw UsageError("--shots " + std::to_string(o.shots) +
+  if (!o.support_csv.empty() && o.shots != 0)
+    throw UsageError("--shots " + config::support_name(o.shots) +
                      ": with --support-csv every row of the task is support");
-  if (o.shots < 0) throw UsageError("--shots " + std::to_string(o.shots) + ": must be >= 0");
+  if (o.shots < 0 && o.shots != config::kSupportAll)
+    throw UsageError("--shots " + std::to_string(o.shots) + ": must be >= 0 or \"all\"");
   if (o.steps < -1)
     throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 0 (-1: the run's)");
   if (o.inner_lr < 0 || !std::isfinite(o.inner_lr))
@@ -188,11 +190,15 @@ run::LoadedRun load_adapted_run(const AdaptOptions& o, std::string& source) {
   if (o.steps < 0 || o.inner_lr <= 0) {
     if (const auto chosen = run::read_validated_adaptation(chosen_path)) {
       int shots = o.shots;
-      if (shots <= 0)
-        shots = run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint))
-                    .config.at("task")
-                    .at("support")
-                    .get<int>();
+      if (shots == 0) {
+        const nlohmann::json support =
+            run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint))
+                .config.at("task")
+                .at("support");
+        shots = support.is_number_integer() ? support.get<int>() : config::kSupportAll;
+      }
+      // "all" is larger than any K: the setting chosen at the largest one.
+      if (shots == config::kSupportAll) shots = std::numeric_limits<int>::max();
       if (const run::ValidatedSetting* v = chosen->for_shots(shots)) {
         if (steps < 0) steps = v->steps;
         if (inner_lr <= 0 && std::isfinite(v->inner_lr)) inner_lr = v->inner_lr;
@@ -270,15 +276,15 @@ std::vector<PreparedTask> prepare_episode_tasks(const AdaptOptions& o, const run
     }
   }
   tasks::EpisodeShape shape = tasks::episode_shape(config.task);
-  if (o.shots > 0) shape.support = o.shots;
+  if (o.shots != 0) shape.support = o.shots;
   const tasks::EpisodeSampler sampler(kind, shape, config.seed);
   std::vector<PreparedTask> prepared;
   for (const tasks::Task* task : chosen) {
     if (std::string why = sampler.check(*task); !why.empty())
       throw DataError("task '" + task->name + "' cannot give an episode of " +
-                      std::to_string(shape.support) + " support + " + std::to_string(shape.query) +
-                      " query examples" + (kind == LabelKind::kMulticlass ? " per class" : "") +
-                      ": " + why +
+                      config::support_name(shape.support) + " support + " +
+                      std::to_string(shape.query) + " query examples" +
+                      (kind == LabelKind::kMulticlass ? " per class" : "") + ": " + why +
                       " (choose fewer --shots, or give the support rows with --support-csv)");
     if (task->role == tasks::TaskRole::kTrain || task->role == tasks::TaskRole::kValidation)
       spdlog::warn(
@@ -377,21 +383,22 @@ std::vector<torch::Tensor> adapt_task(const Adapter& a, const PreparedTask& p, b
 // The adapted checkpoint's record of where the model came from and how it did.
 nlohmann::json adapted_progress(const PreparedTask& p, const TaskAdaptation& t,
                                 const run::LoadedRun& run, LabelKind label_kind) {
-  nlohmann::json progress = {{"task", p.name},
-                             {"role", p.role},
-                             {"algorithm", enum_name(run.learner->algorithm())},
-                             {"shots", p.shots},
-                             {"steps", t.steps},
-                             {"inner_lr", t.inner_lr},
-                             {"source_checkpoint", run.checkpoint_path},
-                             {"source_progress", run.progress},
-                             {"support_source", p.support_source},
-                             {"episode", p.episode},
-                             {"support_size", t.support_size},
-                             {"query_size", t.query_size},
-                             {"adapt_ms", t.adapt_ms},
-                             {"before", metrics_json(t.before, label_kind)},
-                             {"after", metrics_json(t.after, label_kind)}};
+  nlohmann::json progress = {
+      {"task", p.name},
+      {"role", p.role},
+      {"algorithm", enum_name(run.learner->algorithm())},
+      {"shots", p.shots == config::kSupportAll ? nlohmann::json("all") : nlohmann::json(p.shots)},
+      {"steps", t.steps},
+      {"inner_lr", t.inner_lr},
+      {"source_checkpoint", run.checkpoint_path},
+      {"source_progress", run.progress},
+      {"support_source", p.support_source},
+      {"episode", p.episode},
+      {"support_size", t.support_size},
+      {"query_size", t.query_size},
+      {"adapt_ms", t.adapt_ms},
+      {"before", metrics_json(t.before, label_kind)},
+      {"after", metrics_json(t.after, label_kind)}};
   if (run.data->tasks.kind == LabelKind::kMulticlass) progress["classes"] = p.class_names;
   return progress;
 }

@@ -26,7 +26,9 @@ struct AdaptOptions {
   std::vector<std::string> tasks;  // task names; or all_new
   bool all_new = false;            // every task the run held out as new
   std::string support_csv;         // support rows from this CSV (same columns as the log); no query
-  int shots = 0;                   // support size (per class for multiclass); 0 = task.support
+  // Support size (per class for multiclass); 0 = task.support; config::kSupportAll = every
+  // example of the task not in the query.
+  int shots = 0;
   // Inner-loop steps and learning rate; -1 / 0 = the run's setting chosen on validation tasks
   // (RUN/adaptation.json, written by train) at the K nearest the support size, else the
   // config's meta.adapt_steps / meta.inner_lr.

@@ -21,6 +21,7 @@
 #include "models/batch.hpp"
 #include "run/checkpoint.hpp"
 #include "runtime/device.hpp"
+#include "tasks/task_set.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
@@ -197,14 +198,10 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
   // The task's catalogue, and who interacted with what in it.
   std::vector<std::int32_t> catalogue;
   std::unordered_set<std::uint64_t> interacted;
-  auto key = [](std::int32_t u, std::int32_t i) {
-    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(u)) << 32) |
-           static_cast<std::uint32_t>(i);
-  };
   for (std::size_t r = 0; r < log.size(); ++r) {
     if (log.task[r] != *task_id || log.item[r] == data::kNoId) continue;
     catalogue.push_back(log.item[r]);
-    if (log.user[r] != data::kNoId) interacted.insert(key(log.user[r], log.item[r]));
+    if (log.user[r] != data::kNoId) interacted.insert(tasks::pair_key(log.user[r], log.item[r]));
   }
   std::sort(catalogue.begin(), catalogue.end());
   catalogue.erase(std::unique(catalogue.begin(), catalogue.end()), catalogue.end());
@@ -216,7 +213,7 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
     if (!user_id) unknown("user", user, log.users, where);
     tasks::Task candidates;
     for (std::int32_t item : catalogue)
-      if (!interacted.count(key(*user_id, item)))
+      if (!interacted.count(tasks::pair_key(*user_id, item)))
         // No row: row-level features are missing and encode as their training means, as for
         // the sampled negatives of implicit labels.
         candidates.examples.push_back({-1, *user_id, item, 0.0f, data::kNoTime});

@@ -186,7 +186,10 @@ void to_json(nlohmann::json& j, const LogProfile& p) {
        {"side_tables", side},
        {"labels", labels},
        {"task_sizes", dist(p.task_sizes)},
-       {"episode", {{"support", p.support}, {"query", p.query}}},
+       {"episode",
+        {{"support",
+          p.support == config::kSupportAll ? nlohmann::json("all") : nlohmann::json(p.support)},
+         {"query", p.query}}},
        {"qualifying_tasks", p.qualifying},
        {"split",
         {{"train", role(p.train)},
@@ -259,7 +262,7 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   row("examples per task", "min " + n(d.min) + ", p25 " + n(d.p25) + ", median " + n(d.median) +
                                ", p75 " + n(d.p75) + ", p90 " + n(d.p90) + ", max " + n(d.max));
   row("qualifying", n(p.qualifying) + " of " + n(d.count) + " for support " +
-                        std::to_string(p.support) + " + query " + std::to_string(p.query));
+                        config::support_name(p.support) + " + query " + std::to_string(p.query));
   auto role = [&](const char* name, const RoleCount& r) {
     row(name, n(r.tasks) + " tasks, " + n(r.examples) + " examples");
   };

@@ -44,8 +44,8 @@ struct LogProfile {
   std::int64_t classes = 0;                                                // multiclass
   std::string time_cutoff;
   std::int64_t rows_before_cutoff = 0;
-  Distribution task_sizes;  // examples per task (tasks with >= 1 example)
-  int support = 0, query = 0;
+  Distribution task_sizes;     // examples per task (tasks with >= 1 example)
+  int support = 0, query = 0;  // support may be config::kSupportAll
   std::int64_t qualifying = 0;
   RoleCount train, validation, held_out_new, dropped;
   std::vector<std::string> new_task_names;

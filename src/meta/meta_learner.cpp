@@ -277,6 +277,10 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
   models::StackedBatch query = models::select_rows(all, query_rows);
   const std::vector<Tensor> start = per_task_parameters(*model_, params, mask_, T, rows, false);
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
+  // The loss Reptile reports is taken after the walk's first step, whose rows are exactly each
+  // task's support: later steps train on the query rows, and a loss at the walk's end would
+  // score rows it has just fitted.
+  double loss = 0;
   for (int s = 0; s < config_.inner_steps; ++s) {
     std::vector<std::vector<std::int64_t>> step_rows(tasks.size());
     for (std::size_t t = 0; t < tasks.size(); ++t) {
@@ -286,10 +290,14 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
     }
     fast = stacked_inner_loop(*model_, std::move(fast), mask_, models::select_rows(all, step_rows),
                               kind_, 1, config_.inner_lr, /*create_graph=*/false, nullptr);
+    if (s == 0) {
+      torch::NoGradGuard no_grad;
+      loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_)
+                 .mean()
+                 .item<double>();
+    }
   }
   torch::NoGradGuard no_grad;
-  const double loss =
-      models::task_losses(model_->forward_stacked(query, fast), query, kind_).mean().item<double>();
   const double scale = 1.0 / static_cast<double>(T);
   for (std::size_t i = 0; i < params.size(); ++i)
     if (mask_[i])
@@ -360,12 +368,12 @@ double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
         Batch part{all.dense.slice(0, lo, hi), all.ids.slice(0, lo, hi),
                    all.target.slice(0, lo, hi)};
         fast = inner_loop(*model_, fast, mask_, part, kind_, 1, config_.inner_lr, false);
-      }
-      {
-        torch::NoGradGuard no_grad;
-        total += models::task_loss(model_->forward(t.query, fast), t.query.target, kind_)
-                     .item<double>() *
-                 scale;
+        if (s == 0) {  // the support alone: the logged loss (see stacked_reptile)
+          torch::NoGradGuard no_grad;
+          total += models::task_loss(model_->forward(t.query, fast), t.query.target, kind_)
+                       .item<double>() *
+                   scale;
+        }
       }
       for (std::size_t i = 0; i < params.size(); ++i)
         add_grad(params[i], (params[i].detach() - fast[i].detach()) * scale);

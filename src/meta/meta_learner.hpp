@@ -4,6 +4,7 @@
 //   maml     second order: the query loss is differentiated through the inner SGD steps
 //   fomaml   first order: the query gradient at the adapted weights is applied to the init
 //   reptile  inner SGD over support + query in K-sized minibatches; meta-gradient theta - phi
+//            (Nichol et al. 2018, "On First-Order Meta-Learning Algorithms", Alg. 2)
 //   anil     maml with the inner loop on the head only
 //   metasgd  maml with learned per-parameter inner learning rates (meta-parameters too)
 //   protonet class prototypes from support representations, distances as logits
@@ -66,7 +67,14 @@ class MetaLearner {
   std::vector<bool> row_sparse_parameters() const;
 
   // Accumulates the meta-gradient of one meta-batch (averaged over tasks) into .grad() of the
-  // dense meta_parameters() and returns the mean query loss after adaptation. Embedding tables
+  // dense meta_parameters() and returns the mean query loss after adaptation to the support,
+  // on query rows the adaptation has not seen (pretrain: its joint training loss). Reptile's
+  // inner loop goes on to train on the query rows, so a loss at its end would score rows it has
+  // just fitted; it reports the query loss after the loop's first step, one SGD step on the
+  // whole support, before any query row is trained on. That is a lighter adaptation than the
+  // inner_steps steps MAML's loss is measured after (a support-only loop of inner_steps steps
+  // would cost Reptile about a third of its speed for a log line); validation measures every
+  // algorithm alike. Embedding tables
   // take part as meta-batch-local tables of just the rows the batch touches, so their gradient
   // is row-sparse: row_sparse_gradients() holds it until the next call replaces it.
   // Gradient-based algorithms run all tasks as one stack (stacked_inner_loop.hpp).

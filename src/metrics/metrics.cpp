@@ -45,75 +45,231 @@ void check_no_nan_scores(const char* function, const std::vector<float>& scores)
   }
 }
 
-// Negative gains would let NDCG leave [0, 1], and NaN would poison the ideal DCG.
-void check_relevance(const char* function, const std::vector<float>& relevance) {
-  for (std::size_t i = 0; i < relevance.size(); ++i) {
-    if (!std::isfinite(relevance[i]) || relevance[i] < 0.0f) {
-      throw DataError(std::string(function) + ": relevance " + std::to_string(i) + " is " +
-                      std::to_string(relevance[i]) + ", expected a finite value >= 0");
-    }
-  }
-}
-
 void check_k(const char* function, std::size_t k) {
   if (k == 0) throw std::invalid_argument(std::string(function) + ": k must be >= 1");
 }
 
-// Indices by descending score; stable, so equal scores keep input order and every run ranks the
-// same way.
-std::vector<std::size_t> rank_descending(const std::vector<float>& scores) {
-  std::vector<std::size_t> order(scores.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
-  return order;
+// One tie pool as one list sees it.
+struct Pool {
+  std::size_t size = 0, drawn = 0;
+  float gain = 0;
+  // Exactly some of the items are relevant: the draw matters.
+  bool random() const { return drawn > 0 && drawn < size; }
+};
+
+// One list's items (indices into the caller's vectors) with its pools renumbered from 0.
+struct List {
+  std::vector<std::size_t> items;
+  std::vector<std::int32_t> pool;  // per item of `items`: local pool or kNoPool
+  std::vector<Pool> pools;
+};
+
+// Checks `relevance` against `n` items and returns each pool's size, drawn count and gain.
+// Negative gains would let NDCG leave [0, 1], and NaN would poison the ideal DCG; unequal gains
+// in a pool would make the ideal DCG depend on the draw.
+std::vector<Pool> checked_pools(const char* function, const Relevance& relevance, std::size_t n) {
+  check_sizes(function, "scores", n, "relevance", relevance.gain.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const float g = relevance.gain[i];
+    if (!std::isfinite(g) || g < 0.0f) {
+      throw DataError(std::string(function) + ": relevance " + std::to_string(i) + " is " +
+                      std::to_string(g) + ", expected a finite value >= 0");
+    }
+  }
+  std::vector<Pool> pools(relevance.drawn.size());
+  for (std::size_t p = 0; p < pools.size(); ++p) pools[p].drawn = relevance.drawn[p];
+  if (relevance.pool.empty()) {
+    if (!pools.empty() &&
+        std::any_of(pools.begin(), pools.end(), [](const Pool& p) { return p.drawn > 0; }))
+      throw DataError(std::string(function) + ": relevance draws from a tie pool without items");
+    return pools;
+  }
+  check_sizes(function, "scores", n, "relevance pools", relevance.pool.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int32_t p = relevance.pool[i];
+    if (p == Relevance::kNoPool) continue;
+    if (p < 0 || static_cast<std::size_t>(p) >= pools.size()) {
+      throw DataError(std::string(function) + ": item " + std::to_string(i) + " is in tie pool " +
+                      std::to_string(p) + ", but there are " + std::to_string(pools.size()));
+    }
+    Pool& pool = pools[static_cast<std::size_t>(p)];
+    const float g = relevance.gain[i];
+    if (g <= 0.0f || (pool.size > 0 && g != pool.gain)) {
+      throw DataError(std::string(function) + ": item " + std::to_string(i) + " of tie pool " +
+                      std::to_string(p) + " has gain " + std::to_string(g) +
+                      ", expected one gain > 0 for the whole pool");
+    }
+    pool.gain = g;
+    ++pool.size;
+  }
+  for (std::size_t p = 0; p < pools.size(); ++p) {
+    if (pools[p].drawn > pools[p].size) {
+      throw DataError(std::string(function) + ": tie pool " + std::to_string(p) + " draws " +
+                      std::to_string(pools[p].drawn) + " relevant items from " +
+                      std::to_string(pools[p].size));
+    }
+  }
+  return pools;
 }
 
-double precision_ranked(const std::vector<std::size_t>& order, const std::vector<float>& relevance,
-                        std::size_t k) {
-  const std::size_t top = std::min(k, order.size());
-  std::size_t hits = 0;
-  for (std::size_t i = 0; i < top; ++i) hits += relevance[order[i]] > 0.0f ? 1 : 0;
-  return static_cast<double>(hits) / static_cast<double>(k);
+// Probability P(d) for d = 0..min(size, drawn) that `size` of the `left` pool items not yet
+// passed hold d of the `drawn` relevant ones (hypergeometric), by the ratio of consecutive
+// terms from the first possible d, normalised: no factorial overflows.
+std::vector<double> hypergeometric(std::size_t left, std::size_t drawn, std::size_t size) {
+  std::vector<double> p(std::min(size, drawn) + 1, 0.0);
+  const std::size_t others = left - drawn;  // pool items left that are not relevant
+  const std::size_t low = size > others ? size - others : 0;
+  double term = 1.0, sum = 0.0;
+  for (std::size_t d = low; d < p.size(); ++d) {
+    p[d] = term;
+    sum += term;
+    // P(d + 1) / P(d) = (drawn - d)(size - d) / ((d + 1)(others - size + d + 1))
+    term *= static_cast<double>(drawn - d) * static_cast<double>(size - d) /
+            (static_cast<double>(d + 1) * static_cast<double>(others + d + 1 - size));
+  }
+  for (double& x : p) x /= sum;
+  return p;
 }
 
-double dcg(const std::vector<float>& gains_in_rank_order, std::size_t k) {
-  const std::size_t top = std::min(k, gains_in_rank_order.size());
-  double sum = 0.0;
-  for (std::size_t i = 0; i < top; ++i) {
-    sum += static_cast<double>(gains_in_rank_order[i]) / std::log2(static_cast<double>(i) + 2.0);
+// E[1 / rank of the first relevant item, within the top k] for a tie block at 0-based position
+// `begin` of `n` items holding r > 0 relevant ones: offset j has probability C(n-1-j, r-1) /
+// C(n, r), i.e. r / n for j = 0 and a ratio (n - j - r) / (n - j - 1) from each j to the next.
+double block_reciprocal_rank(std::size_t begin, std::size_t n, std::size_t r, std::size_t k) {
+  double sum = 0.0, p = static_cast<double>(r) / static_cast<double>(n);
+  for (std::size_t j = 0; j + r <= n && begin + j < k; ++j) {
+    sum += p / static_cast<double>(begin + j + 1);
+    if (j + 1 + r <= n) p *= static_cast<double>(n - j - r) / static_cast<double>(n - j - 1);
   }
   return sum;
 }
 
-double ndcg_ranked(const std::vector<std::size_t>& order, const std::vector<float>& relevance,
-                   std::size_t k) {
-  std::vector<float> ranked(order.size());
-  for (std::size_t i = 0; i < order.size(); ++i) ranked[i] = relevance[order[i]];
-  std::vector<float> ideal = relevance;
-  std::sort(ideal.begin(), ideal.end(), std::greater<float>());
-  const double ideal_dcg = dcg(ideal, k);
-  if (ideal_dcg <= 0.0) return 0.0;
-  return dcg(ranked, k) / ideal_dcg;
+double discount(std::size_t position) {
+  return 1.0 / std::log2(static_cast<double>(position) + 2.0);
 }
 
-double reciprocal_rank_ranked(const std::vector<std::size_t>& order,
-                              const std::vector<float>& relevance, std::size_t k) {
-  const std::size_t top = std::min(k, order.size());
-  for (std::size_t i = 0; i < top; ++i) {
-    if (relevance[order[i]] > 0.0f) return 1.0 / static_cast<double>(i + 1);
+struct ListResult {
+  double precision = 0, ndcg = 0, mrr = 0;
+  bool any_relevant = false;
+  bool precision_fixed = false, ndcg_fixed = false, mrr_fixed = false;
+};
+
+// Every expectation of one list at once (see metrics.hpp for the formulas and their source).
+ListResult expected_metrics(const std::vector<float>& scores, const std::vector<float>& gains,
+                            const List& list, std::size_t k) {
+  const std::size_t n = list.items.size();
+  ListResult out;
+  // P(item relevant) as the fraction num / den, so that equal probabilities compare exactly.
+  std::vector<std::size_t> num(n), den(n, 1);
+  std::vector<double> gain(n);
+  std::vector<float> relevant_gains;
+  for (std::size_t i = 0; i < n; ++i) {
+    gain[i] = gains[list.items[i]];
+    const std::int32_t p = list.pool.empty() ? Relevance::kNoPool : list.pool[i];
+    if (p == Relevance::kNoPool) {
+      num[i] = gain[i] > 0.0 ? 1 : 0;
+      if (num[i] == 1) relevant_gains.push_back(static_cast<float>(gain[i]));
+    } else {
+      num[i] = list.pools[static_cast<std::size_t>(p)].drawn;
+      den[i] = list.pools[static_cast<std::size_t>(p)].size;
+    }
   }
-  return 0.0;
+  for (const Pool& pool : list.pools)
+    relevant_gains.insert(relevant_gains.end(), pool.drawn, pool.gain);
+  out.any_relevant = !relevant_gains.empty();
+  if (!out.any_relevant) return out;
+
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return scores[list.items[a]] > scores[list.items[b]];
+  });
+
+  // MRR state: the probability that no block so far held a relevant item, and how many items of
+  // each pool are still ahead (given that, all of the pool's relevant ones are among them).
+  double reach = 1.0;
+  std::vector<std::size_t> left(list.pools.size());
+  for (std::size_t p = 0; p < left.size(); ++p) left[p] = list.pools[p].size;
+  double hits = 0.0, dcg = 0.0;
+  for (std::size_t begin = 0; begin < n && begin < k;) {
+    std::size_t end = begin + 1;
+    const float score = scores[list.items[order[begin]]];
+    while (end < n && scores[list.items[order[end]]] == score) ++end;
+    const std::size_t size = end - begin, top = std::min(end, k);
+    double probability_sum = 0.0, expected_gain_sum = 0.0, mean_discount = 0.0;
+    std::size_t certain = 0;
+    std::vector<std::size_t> in_pool(list.pools.size(), 0);
+    for (std::size_t at = begin; at < end; ++at) {
+      const std::size_t i = order[at];
+      const double p = static_cast<double>(num[i]) / static_cast<double>(den[i]);
+      probability_sum += p;
+      expected_gain_sum += gain[i] * p;
+      const std::int32_t pool = list.pool.empty() ? Relevance::kNoPool : list.pool[i];
+      if (pool != Relevance::kNoPool)
+        ++in_pool[static_cast<std::size_t>(pool)];
+      else
+        certain += num[i];
+    }
+    for (std::size_t at = begin; at < top; ++at) mean_discount += discount(at);
+    hits += probability_sum * static_cast<double>(top - begin) / static_cast<double>(size);
+    dcg += expected_gain_sum * mean_discount / static_cast<double>(size);
+
+    if (reach > 0.0) {
+      // The distribution of the block's relevant pool items: each pool's count is
+      // hypergeometric, the pools' draws independent, so the counts convolve.
+      std::vector<double> drawn_here{1.0};
+      for (std::size_t p = 0; p < in_pool.size(); ++p) {
+        if (in_pool[p] == 0 || list.pools[p].drawn == 0) {
+          left[p] -= in_pool[p];
+          continue;
+        }
+        const auto h = hypergeometric(left[p], list.pools[p].drawn, in_pool[p]);
+        std::vector<double> sum(drawn_here.size() + h.size() - 1, 0.0);
+        for (std::size_t a = 0; a < drawn_here.size(); ++a)
+          for (std::size_t b = 0; b < h.size(); ++b) sum[a + b] += drawn_here[a] * h[b];
+        drawn_here = std::move(sum);
+        left[p] -= in_pool[p];
+      }
+      for (std::size_t d = 0; d < drawn_here.size(); ++d)
+        if (certain + d > 0)
+          out.mrr += reach * drawn_here[d] * block_reciprocal_rank(begin, size, certain + d, k);
+      reach = certain > 0 ? 0.0 : reach * drawn_here[0];
+    }
+    begin = end;
+  }
+  out.precision = hits / static_cast<double>(k);
+  std::sort(relevant_gains.begin(), relevant_gains.end(), std::greater<float>());
+  double ideal = 0.0;
+  for (std::size_t at = 0; at < relevant_gains.size() && at < k; ++at)
+    ideal += static_cast<double>(relevant_gains[at]) * discount(at);
+  out.ndcg = dcg / ideal;
+
+  // Fixed by the composition (conditions and why in metrics.hpp). num/den < 2^26 for any list
+  // this library is asked to rank, so the products below are exact.
+  bool equal_probability = true, equal_expected_gain = true;
+  for (std::size_t i = 1; i < n; ++i) {
+    equal_probability = equal_probability && num[i] * den[0] == num[0] * den[i];
+    equal_expected_gain = equal_expected_gain && gain[i] * static_cast<double>(num[i] * den[0]) ==
+                                                     gain[0] * static_cast<double>(num[0] * den[i]);
+  }
+  const auto random_pools =
+      std::count_if(list.pools.begin(), list.pools.end(), [](const Pool& p) { return p.random(); });
+  out.precision_fixed = n <= k || equal_probability;
+  out.ndcg_fixed = n <= 1 || equal_expected_gain;
+  out.mrr_fixed = n <= 1 || (equal_probability && (k == 1 || n == 2 || random_pools <= 1));
+  return out;
 }
 
-// Shared validation of the single-list ranking functions.
-std::vector<std::size_t> checked_ranking(const char* function, const std::vector<float>& scores,
-                                         const std::vector<float>& relevance, std::size_t k) {
-  check_sizes(function, "scores", scores.size(), "relevance", relevance.size());
+// One list of the single-list functions: every item, pools as given.
+ListResult single_list(const char* function, const std::vector<float>& scores,
+                       const Relevance& relevance, std::size_t k) {
   check_k(function, k);
   check_no_nan_scores(function, scores);
-  check_relevance(function, relevance);
-  return rank_descending(scores);
+  List list;
+  list.pools = checked_pools(function, relevance, scores.size());
+  list.items.resize(scores.size());
+  std::iota(list.items.begin(), list.items.end(), std::size_t{0});
+  list.pool = relevance.pool;
+  return expected_metrics(scores, relevance.gain, list, k);
 }
 
 }  // namespace
@@ -234,77 +390,107 @@ double multiclass_accuracy(const std::vector<float>& logits_row_major, std::size
   return static_cast<double>(correct) / static_cast<double>(labels.size());
 }
 
-double precision_at_k(const std::vector<float>& scores, const std::vector<float>& relevance,
-                      std::size_t k) {
-  const auto order = checked_ranking("precision_at_k", scores, relevance, k);
-  return precision_ranked(order, relevance, k);
+double precision_at_k(const std::vector<float>& scores, const Relevance& relevance, std::size_t k) {
+  return single_list("precision_at_k", scores, relevance, k).precision;
 }
 
-double ndcg_at_k(const std::vector<float>& scores, const std::vector<float>& relevance,
-                 std::size_t k) {
-  const auto order = checked_ranking("ndcg_at_k", scores, relevance, k);
-  return ndcg_ranked(order, relevance, k);
+double ndcg_at_k(const std::vector<float>& scores, const Relevance& relevance, std::size_t k) {
+  return single_list("ndcg_at_k", scores, relevance, k).ndcg;
 }
 
-double reciprocal_rank(const std::vector<float>& scores, const std::vector<float>& relevance,
+double reciprocal_rank(const std::vector<float>& scores, const Relevance& relevance,
                        std::size_t k) {
-  const auto order = checked_ranking("reciprocal_rank", scores, relevance, k);
-  return reciprocal_rank_ranked(order, relevance, k);
+  return single_list("reciprocal_rank", scores, relevance, k).mrr;
 }
 
 RankingMetrics ranking_metrics_by_group(const std::vector<float>& scores,
-                                        const std::vector<float>& relevance,
+                                        const Relevance& relevance,
                                         const std::vector<std::int64_t>& group_ids, std::size_t k) {
   const char* fn = "ranking_metrics_by_group";
-  check_sizes(fn, "scores", scores.size(), "relevance", relevance.size());
   check_sizes(fn, "scores", scores.size(), "group_ids", group_ids.size());
   check_k(fn, k);
   check_no_nan_scores(fn, scores);
-  check_relevance(fn, relevance);
+  const std::vector<Pool> pools = checked_pools(fn, relevance, scores.size());
 
-  // Within a group, members stay in input order, so tie-breaking matches the single-list
-  // functions called on that group's items alone.
-  std::map<std::int64_t, std::vector<std::size_t>> members;
-  for (std::size_t i = 0; i < group_ids.size(); ++i) members[group_ids[i]].push_back(i);
+  std::map<std::int64_t, List> lists;
+  std::vector<std::int64_t> group_of_pool(pools.size());
+  std::vector<std::int32_t> local_pool(pools.size(), Relevance::kNoPool);
+  for (std::size_t i = 0; i < group_ids.size(); ++i) {
+    List& list = lists[group_ids[i]];
+    list.items.push_back(i);
+    const std::int32_t p = relevance.pool.empty() ? Relevance::kNoPool : relevance.pool[i];
+    if (p == Relevance::kNoPool) {
+      list.pool.push_back(Relevance::kNoPool);
+      continue;
+    }
+    const auto global = static_cast<std::size_t>(p);
+    if (local_pool[global] == Relevance::kNoPool) {
+      local_pool[global] = static_cast<std::int32_t>(list.pools.size());
+      list.pools.push_back(pools[global]);
+      group_of_pool[global] = group_ids[i];
+    } else if (group_of_pool[global] != group_ids[i]) {
+      throw DataError(std::string(fn) + ": tie pool " + std::to_string(p) + " spans groups " +
+                      std::to_string(group_of_pool[global]) + " and " +
+                      std::to_string(group_ids[i]));
+    }
+    list.pool.push_back(local_pool[global]);
+  }
 
   RankingMetrics sum;
-  std::vector<float> group_scores, group_relevance;
-  for (const auto& [group, indices] : members) {
+  sum.precision_fixed = sum.ndcg_fixed = sum.mrr_fixed = true;
+  for (const auto& [group, list] : lists) {
     (void)group;
-    group_scores.clear();
-    group_relevance.clear();
-    bool any_relevant = false;
-    for (std::size_t i : indices) {
-      group_scores.push_back(scores[i]);
-      group_relevance.push_back(relevance[i]);
-      any_relevant = any_relevant || relevance[i] > 0.0f;
-    }
-    if (!any_relevant) continue;
-    const auto order = rank_descending(group_scores);
-    sum.precision += precision_ranked(order, group_relevance, k);
-    sum.ndcg += ndcg_ranked(order, group_relevance, k);
-    sum.mrr += reciprocal_rank_ranked(order, group_relevance, k);
+    const ListResult r = expected_metrics(scores, relevance.gain, list, k);
+    if (!r.any_relevant) continue;
+    sum.precision += r.precision;
+    sum.ndcg += r.ndcg;
+    sum.mrr += r.mrr;
+    sum.precision_fixed = sum.precision_fixed && r.precision_fixed;
+    sum.ndcg_fixed = sum.ndcg_fixed && r.ndcg_fixed;
+    sum.mrr_fixed = sum.mrr_fixed && r.mrr_fixed;
     ++sum.groups;
   }
-  if (sum.groups == 0) return RankingMetrics{kNaN, kNaN, kNaN, 0};
+  if (sum.groups == 0) return RankingMetrics{kNaN, kNaN, kNaN, 0, false, false, false};
   const double n = static_cast<double>(sum.groups);
-  return RankingMetrics{sum.precision / n, sum.ndcg / n, sum.mrr / n, sum.groups};
+  sum.precision /= n;
+  sum.ndcg /= n;
+  sum.mrr /= n;
+  return sum;
 }
 
-std::vector<float> top_k_label_relevance(const std::vector<float>& labels,
-                                         const std::vector<std::int64_t>& group_ids,
-                                         std::size_t k) {
+Relevance top_k_label_relevance(const std::vector<float>& labels,
+                                const std::vector<std::int64_t>& group_ids, std::size_t k) {
   const char* fn = "top_k_label_relevance";
   check_sizes(fn, "labels", labels.size(), "group_ids", group_ids.size());
   check_k(fn, k);
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (std::isnan(labels[i]))
+      throw DataError(std::string(fn) + ": label " + std::to_string(i) + " is NaN");
+  }
   std::map<std::int64_t, std::vector<std::size_t>> members;
   for (std::size_t i = 0; i < group_ids.size(); ++i) members[group_ids[i]].push_back(i);
-  std::vector<float> relevance(labels.size(), 0.0f);
+  Relevance relevance;
+  relevance.gain.assign(labels.size(), 0.0f);
+  relevance.pool.assign(labels.size(), Relevance::kNoPool);
   for (auto& [group, indices] : members) {
     (void)group;
-    std::stable_sort(indices.begin(), indices.end(),
-                     [&](std::size_t a, std::size_t b) { return labels[a] > labels[b]; });
-    for (std::size_t r = 0; r < indices.size() && r < k; ++r) relevance[indices[r]] = 1.0f;
+    std::sort(indices.begin(), indices.end(),
+              [&](std::size_t a, std::size_t b) { return labels[a] > labels[b]; });
+    const std::size_t take = std::min(k, indices.size());
+    for (std::size_t r = 0; r < take; ++r) relevance.gain[indices[r]] = 1.0f;
+    if (take == indices.size()) continue;
+    // The items tied with the last one taken: above the cut `inside` of them, below the rest.
+    const float cut = labels[indices[take - 1]];
+    std::size_t first = take - 1, last = take;
+    while (first > 0 && labels[indices[first - 1]] == cut) --first;
+    while (last < indices.size() && labels[indices[last]] == cut) ++last;
+    if (last == take) continue;  // no tie across the cut: the top k are certain
+    const auto pool = static_cast<std::int32_t>(relevance.drawn.size());
+    relevance.drawn.push_back(take - first);
+    for (std::size_t r = first; r < last; ++r) {
+      relevance.gain[indices[r]] = 1.0f;
+      relevance.pool[indices[r]] = pool;
+    }
   }
   return relevance;
 }

@@ -13,13 +13,14 @@ std::unique_ptr<RunData> prepare_run_data(const config::Config& config,
   data->log = data::load_purchase_log_cached(config, data->report);
   data->tasks = tasks::build_tasks(data->log, config);
   tasks::split_tasks(data->tasks, config);
-  if (saved_features) {
+  const auto train_rows = tasks::training_rows(data->log, data->tasks);
+  if (saved_features)
     from_json(*saved_features, data->features);
-  } else {
-    auto train_rows = tasks::training_rows(data->log, data->tasks);
+  else
     data->features = features::FeatureSpace::fit(data->log, data->tasks, train_rows, config);
-  }
-  data->encoder = data->features.bind(data->log);
+  // The log the statistics were fitted on: its examples must not count themselves.
+  data->encoder = data->features.bind(
+      data->log, features::aggregate_history(data->log, data->tasks, train_rows, config));
   spdlog::debug("prepared {} rows, {} tasks, {} dense features", data->log.size(),
                 data->tasks.tasks.size(), data->features.dense_dim());
   return data;

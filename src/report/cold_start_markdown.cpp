@@ -54,26 +54,30 @@ std::string render_markdown(const eval::ColdStartResult& r) {
   }
 
   if (r.metrics.size() > 1) {
+    const std::vector<std::size_t> shown = shown_metrics(r);
     o << "\n## All metrics\n\nMean ± 95% CI half width (exploration); the settings chosen on "
          "validation tasks in bold.\n\n| K | steps | method |";
-    for (const auto& m : r.metrics)
-      o << " " << md(m.title) << (m.higher_is_better ? "" : " (lower is better)") << " |";
+    for (std::size_t x : shown)
+      o << " " << md(r.metrics[x].title)
+        << (r.metrics[x].higher_is_better ? "" : " (lower is better)") << " |";
     o << "\n|---:|---:|---|";
-    for (std::size_t i = 0; i < r.metrics.size(); ++i) o << "---:|";
+    for (std::size_t i = 0; i < shown.size(); ++i) o << "---:|";
     o << "\n";
     for (const auto& row : table.rows) {
       const eval::Cell& c = *row.cell;
       o << "| " << c.shots << " | " << c.steps << " | " << md(c.method) << " |";
-      for (std::size_t x = 0; x < c.metrics.size(); ++x)
-        o << " " << bold_if(metrics::format_interval(c.metrics[x].interval, 3), row.chosen) << " |";
+      for (std::size_t x : shown)
+        o << " " << bold_if(metric_cell_text(r, c, x), row.chosen) << " |";
       o << "\n";
     }
+    if (const std::string note = eval::fixed_by_query_note(r); !note.empty())
+      o << "\n" << md(note) << "\n";
   }
 
   o << "\n## New tasks\n\n";
   for (const auto& t : r.tasks) {
     o << "- K = " << t.shots << ": " << t.evaluated.size() << " of " << r.new_tasks << " evaluated";
-    if (!t.skipped.empty()) o << ", " << t.skipped.size() << " too small";
+    if (!t.skipped.empty()) o << ", " << md(eval::skipped_counts_text(t));
     o << "\n";
   }
   return o.str();

@@ -308,6 +308,7 @@ class Page {
 
   void all_metrics(std::ostream& o) {
     if (r_.metrics.size() < 2) return;
+    const std::vector<std::size_t> shown = shown_metrics(r_);
     o << "<section id=\"all-metrics\">\n<h2>All metrics</h2>\n"
       << "<p class=\"note\">Mean &plusmn; 95% CI half width over tasks (exploration); the "
          "settings chosen on validation tasks are highlighted. Lower is better for ";
@@ -317,23 +318,26 @@ class Page {
     o << (lower.empty() ? "none of them" : join(lower, ", ")) << ".</p>\n"
       << "<div class=\"table-wrap\"><table class=\"all-metrics\">\n<thead><tr><th>steps</th>"
          "<th>method</th>";
-    for (const auto& m : r_.metrics) o << "<th>" << h(m.title) << "</th>";
+    for (std::size_t x : shown) o << "<th>" << h(r_.metrics[x].title) << "</th>";
     o << "</tr></thead>\n<tbody>\n";
     int group = -1;
     for (const auto& row : table_.rows) {
       const eval::Cell& c = *row.cell;
       if (c.shots != group) {
         group = c.shots;
-        o << "<tr class=\"group\"><th colspan=\"" << 2 + r_.metrics.size() << "\">K = " << c.shots
+        o << "<tr class=\"group\"><th colspan=\"" << 2 + shown.size() << "\">K = " << c.shots
           << "</th></tr>\n";
       }
       o << "<tr><td class=\"num\">" << c.steps << "</td><td>" << h(c.method) << "</td>";
-      for (std::size_t x = 0; x < c.metrics.size(); ++x)
+      for (std::size_t x : shown)
         o << "<td class=\"num" << (row.chosen ? " best" : "") << "\">"
-          << h(metrics::format_interval(c.metrics[x].interval, 3)) << "</td>";
+          << h(metric_cell_text(r_, c, x)) << "</td>";
       o << "</tr>\n";
     }
-    o << "</tbody></table></div>\n</section>\n";
+    o << "</tbody></table></div>\n";
+    if (const std::string note = eval::fixed_by_query_note(r_); !note.empty())
+      o << "<p class=\"note fixed-by-query\">" << h(note) << "</p>\n";
+    o << "</section>\n";
   }
 
   void training_chart(std::ostream& o, const std::string& title, const std::string& y_label,
@@ -356,8 +360,12 @@ class Page {
   void training(std::ostream& o) {
     o << "<section id=\"training\">\n<h2>Training curves</h2>\n";
     if (logs_.empty()) {
+      std::vector<std::string> dirs;
+      for (const auto& run : r_.runs)
+        dirs.push_back("<span class=\"path\">" + h(run.run_dir) + "</span>");
+      if (dirs.empty()) dirs.push_back("<span class=\"path\">" + h(r_.run_dir) + "</span>");
       o << "<p class=\"note\">No <code>metrics.jsonl</code> with training points was found in "
-        << "<span class=\"path\">" << h(r_.run_dir) << "</span>.</p>\n</section>\n";
+        << join(dirs, ", ") << ".</p>\n</section>\n";
       return;
     }
     o << "<p class=\"note\">From ";
@@ -374,8 +382,8 @@ class Page {
     training_chart(o, "Training loss", "loss", &TrainingLog::loss,
                    "Mean training loss of each logged window of meta-iterations.");
     training_chart(o, "Validation query loss", "query loss", &TrainingLog::validation_loss,
-                   "Query loss after adaptation on the validation tasks; the best checkpoint is "
-                   "the lowest.");
+                   "Query loss after adaptation on the validation tasks (the best checkpoint "
+                   "is chosen by train.selection_metric, by default the task's own metric).");
     training_chart(o, "Validation AUC", "AUC", &TrainingLog::validation_auc,
                    "Query AUC after adaptation on the validation tasks.");
     o << "</div>\n</section>\n";
@@ -386,7 +394,7 @@ class Page {
     for (const auto& t : r_.tasks) {
       o << "<details><summary>K = " << t.shots << ": " << t.evaluated.size() << " of "
         << r_.new_tasks << " new tasks evaluated";
-      if (!t.skipped.empty()) o << ", " << t.skipped.size() << " too small";
+      if (!t.skipped.empty()) o << ", " << h(eval::skipped_counts_text(t));
       o << "</summary>\n<p>";
       std::vector<std::string> names;
       for (const auto& name : t.evaluated) names.push_back(h(name));

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "config/choices.hpp"
+#include "config/config.hpp"
 #include "util/strings.hpp"
 
 namespace ml::report {
@@ -39,6 +40,20 @@ const eval::Comparison* chosen_baseline_difference(const eval::Cell& cell,
   return nullptr;
 }
 
+std::vector<std::size_t> shown_metrics(const eval::ColdStartResult& result) {
+  std::vector<std::size_t> shown;
+  for (std::size_t x = 0; x < result.metrics.size(); ++x)
+    if (!result.metrics[x].fixed_by_query) shown.push_back(x);
+  return shown;
+}
+
+std::string metric_cell_text(const eval::ColdStartResult& result, const eval::Cell& cell,
+                             std::size_t metric_index) {
+  if (result.fixed_by_query(result.metrics[metric_index].name, cell.shots))
+    return "fixed by the query composition";
+  return metrics::format_interval(cell.metrics[metric_index].interval, 3);
+}
+
 bool baseline_wins(const eval::Verdict& verdict, const ResultsTable& table) {
   return !verdict.compared_method.empty() && table.is_baseline(verdict.best_method);
 }
@@ -68,7 +83,7 @@ std::vector<FactGroup> summary_facts(const eval::ColdStartResult& r) {
       {"meta-training", count(run.trained_iterations) + " of " + count(run.meta_iterations) +
                             " iterations, inner loop " + std::to_string(run.inner_steps) +
                             " steps at lr " + fixed(run.inner_lr, 4) + " on " + run.inner_params +
-                            " parameters, K = " + std::to_string(run.support)}};
+                            " parameters, K = " + config::support_name(run.support)}};
   if (!r.pretrain_source.empty())
     model.facts.push_back(
         {"pretrain baseline",
@@ -84,13 +99,18 @@ std::vector<FactGroup> summary_facts(const eval::ColdStartResult& r) {
                 {"tasks", count(run.tasks) + ": " + std::to_string(run.train_tasks) + " train, " +
                               std::to_string(run.validation_tasks) + " validation, " +
                               std::to_string(r.new_tasks) + " new (held out), " +
-                              std::to_string(run.dropped_tasks) + " too small"},
+                              std::to_string(run.dropped_tasks) + " dropped" +
+                              (run.dropped_by_cause.empty()
+                                   ? std::string()
+                                   : " (" + tasks::drop_counts_text(run.dropped_by_cause) + ")")},
                 {"labels", run.label + " (" + r.label_kind + ")"}};
   if (!run.time_cutoff.empty()) data.facts.push_back({"time cutoff", run.time_cutoff});
 
   FactGroup protocol{"Protocol", {}};
   std::vector<std::string> metric_titles;
-  for (const auto& m : r.metrics) metric_titles.push_back(m.title);
+  for (const auto& m : r.metrics)
+    metric_titles.push_back(m.title +
+                            (m.fixed_by_query ? " (fixed by the query composition)" : ""));
   const std::string primary =
       r.metrics.empty()
           ? ""
@@ -153,8 +173,11 @@ json results_json(const eval::ColdStartResult& result, const ResultsTable& table
   for (const auto& row : table.rows) {
     const eval::Cell& c = *row.cell;
     json metrics = json::object(), paired = json::object();
-    for (std::size_t x = 0; x < c.metrics.size(); ++x)
+    for (std::size_t x = 0; x < c.metrics.size(); ++x) {
       metrics[c.metrics[x].metric] = eval::interval_json(c.metrics[x].interval);
+      metrics[c.metrics[x].metric]["fixed_by_query"] =
+          result.fixed_by_query(c.metrics[x].metric, c.shots);
+    }
     for (const auto& cmp : c.comparisons) {
       paired["baseline"] = cmp.baseline;
       paired["baseline_steps"] = cmp.baseline_steps;

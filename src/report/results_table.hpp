@@ -31,6 +31,15 @@ struct ResultsTable {
 
 ResultsTable results_table(const eval::ColdStartResult& result);
 
+// The metrics the "All metrics" tables show (indices into ColdStartResult::metrics): all but
+// those the query composition fixes at every K, which the tables' note names instead.
+std::vector<std::size_t> shown_metrics(const eval::ColdStartResult& result);
+
+// A metric's cell in those tables: its interval, or "fixed by the query composition" at a K
+// where it is fixed.
+std::string metric_cell_text(const eval::ColdStartResult& result, const eval::Cell& cell,
+                             std::size_t metric_index);
+
 // The cell's paired difference against the baseline chosen at its K, for `metric`; nullptr for
 // the chosen baseline itself or when nothing was chosen.
 const eval::Comparison* chosen_baseline_difference(const eval::Cell& cell,

@@ -69,7 +69,7 @@ std::vector<TrainingLog> read_training_logs(const eval::ColdStartResult& result)
     TrainingLog log = read_training_log(run::RunLayout(dir).metrics().string(), method);
     if (!log.empty()) logs.push_back(std::move(log));
   };
-  add(result.run_dir, result.algorithm);
+  for (const auto& run : result.runs) add(run.run_dir, run.method);
   if (!result.pretrain_checkpoint.empty())
     add(run::run_dir_of(result.pretrain_checkpoint), "pretrain");
   return logs;

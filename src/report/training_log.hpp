@@ -1,9 +1,10 @@
 // A run's training history as the report draws it, read from RUN/metrics.jsonl (written by
 // train/trainer.cpp; run/run_layout.hpp): training lines {"iteration", "loss", "seconds"} and
-// validation lines
-// {"iteration", "validation": {"loss", "auc"}}. Lines that are not such objects (a line cut off
-// by a crash mid-write, something appended by hand) are counted and skipped: a report should
-// still show what the file does say.
+// validation lines {"iteration", "validation": {"loss", and the label kind's metrics: "auc" and
+// "accuracy", "accuracy", or "rmse" and "mae"}, "selection": {"metric", "best"}} ("best": this
+// validation became best.mlckpt under train.selection_metric). Lines that are not such objects (a
+// line cut off by a crash mid-write, something appended by hand) are counted and skipped: a report
+// should still show what the file does say.
 #pragma once
 
 #include <cmath>
@@ -34,9 +35,10 @@ struct TrainingLog {
 // A resumed run appends to the file, so a later line for an iteration replaces an earlier one.
 TrainingLog read_training_log(const std::string& path, const std::string& method);
 
-// The training logs a cold-start result's report shows: the run's own, then that of each baseline
-// the evaluation loaded from a run directory of its own (RUN/baselines/pretrain); logs without a
-// single point are left out.
+// The training logs a cold-start result's report shows: every evaluated run's (ColdStartResult::
+// runs, each under its method name), then the pretrain baseline's when the evaluation loaded it
+// from a run directory of its own (RUN/baselines/pretrain); logs without a single point are left
+// out.
 std::vector<TrainingLog> read_training_logs(const eval::ColdStartResult& result);
 
 }  // namespace ml::report

@@ -4,7 +4,7 @@
 //   RUN/metrics.jsonl                   one JSON object per logged step and per validation
 //   RUN/train.log                       the log lines of the run
 //   RUN/checkpoints/latest.mlckpt       the last saved state (for --resume)
-//   RUN/checkpoints/best.mlckpt         the lowest validation query loss
+//   RUN/checkpoints/best.mlckpt         the best validation by train.selection_metric
 //   RUN/adaptation.json                 adaptation steps and inner lr chosen on validation tasks
 //   RUN/adapted/TASK.mlckpt             models adapted to one task (metalearn adapt)
 //   RUN/baselines/pretrain/             the pretrain baseline eval trains, itself a run directory

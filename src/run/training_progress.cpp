@@ -3,26 +3,60 @@
 
 namespace ml::run {
 
+namespace {
+
+nlohmann::json number_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+}
+
+// `out` keeps its value unless `key` holds a value of the right type (null reads as NaN).
+void read_number(const nlohmann::json& j, const char* key, double& out) {
+  auto it = j.find(key);
+  if (it == j.end()) return;
+  if (it->is_number())
+    out = it->get<double>();
+  else if (it->is_null())
+    out = NAN;
+}
+
+void read_int(const nlohmann::json& j, const char* key, int& out) {
+  if (auto it = j.find(key); it != j.end() && it->is_number_integer()) out = it->get<int>();
+}
+
+void read_string(const nlohmann::json& j, const char* key, std::string& out) {
+  if (auto it = j.find(key); it != j.end() && it->is_string()) out = it->get<std::string>();
+}
+
+}  // namespace
+
 void to_json(nlohmann::json& j, const TrainingProgress& p) {
   j = {{"iteration", p.iteration},
        {"algorithm", p.algorithm},
+       {"selection_metric", p.selection_metric},
        {"best_iteration", p.best_iteration},
-       {"best_validation_loss", std::isfinite(p.best_validation_loss)
-                                    ? nlohmann::json(p.best_validation_loss)
-                                    : nlohmann::json()}};
+       {"best_validation", number_or_null(p.best_validation)},
+       {"window_loss_sum", p.window_loss_sum},
+       {"window_iterations", p.window_iterations},
+       {"last_loss", number_or_null(p.last_loss)},
+       {"seconds", p.seconds}};
 }
 
 void from_json(const nlohmann::json& j, TrainingProgress& p) {
   p = TrainingProgress{};
   if (!j.is_object()) return;
-  if (auto it = j.find("iteration"); it != j.end() && it->is_number_integer())
-    p.iteration = it->get<int>();
-  if (auto it = j.find("algorithm"); it != j.end() && it->is_string())
-    p.algorithm = it->get<std::string>();
-  if (auto it = j.find("best_iteration"); it != j.end() && it->is_number_integer())
-    p.best_iteration = it->get<int>();
-  if (auto it = j.find("best_validation_loss"); it != j.end() && it->is_number())
-    p.best_validation_loss = it->get<double>();
+  read_int(j, "iteration", p.iteration);
+  read_string(j, "algorithm", p.algorithm);
+  read_int(j, "best_iteration", p.best_iteration);
+  if (j.contains("best_validation_loss") && !j.contains("selection_metric")) {
+    p.selection_metric = "loss";
+    read_number(j, "best_validation_loss", p.best_validation);
+  }
+  read_string(j, "selection_metric", p.selection_metric);
+  read_number(j, "best_validation", p.best_validation);
+  read_number(j, "window_loss_sum", p.window_loss_sum);
+  read_int(j, "window_iterations", p.window_iterations);
+  read_number(j, "last_loss", p.last_loss);
+  read_number(j, "seconds", p.seconds);
 }
 
 }  // namespace ml::run

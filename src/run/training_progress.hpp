@@ -1,6 +1,8 @@
 // How far a meta-training run got, as its checkpoints record it (CheckpointMeta::progress of a
 // "meta" checkpoint): read by --resume, by eval (the pretrain baseline's budget) and by reports.
-// Torch-free.
+// It holds everything a resumed run needs to continue metrics.jsonl exactly as the
+// uninterrupted run writes it: the open window of training losses not yet logged, the last
+// logged loss and the training time so far. Torch-free.
 #pragma once
 
 #include <cmath>
@@ -11,17 +13,26 @@
 namespace ml::run {
 
 struct TrainingProgress {
-  int iteration = 0;                       // completed meta-iterations
-  std::string algorithm;                   // meta.algorithm of the run
-  int best_iteration = -1;                 // where best_validation_loss was reached; -1: none yet
-  double best_validation_loss = INFINITY;  // lowest validation query loss; inf: none yet
+  int iteration = 0;      // completed meta-iterations
+  std::string algorithm;  // meta.algorithm of the run
+  // The metric that chose best.mlckpt (train.selection_metric resolved: "auc", "loss", ...);
+  // "" when unknown. Checkpoints written before the metric was configurable chose by "loss".
+  std::string selection_metric;
+  int best_iteration = -1;       // where best_validation was reached; -1: none yet
+  double best_validation = NAN;  // that metric's value there; NaN: none yet (or no validation)
+  // Training losses of the meta-iterations since the last metrics.jsonl line: their sum and
+  // count (the next line logs sum / count).
+  double window_loss_sum = 0;
+  int window_iterations = 0;
+  double last_loss = NAN;  // the loss of the last logged line; NaN before the first
+  double seconds = 0;      // wall-clock seconds of training so far, over every call that resumed it
 };
 
-// {"iteration", "algorithm", "best_iteration", "best_validation_loss"}; a non-finite loss is
-// written as null.
+// Every field by its name; a NaN is written as null.
 void to_json(nlohmann::json& j, const TrainingProgress& p);
 // Tolerant, so every checkpoint written so far still reads: a missing or mistyped field keeps
-// its default (a null loss reads as inf), and keys it does not know are ignored.
+// its default (null reads as NaN), keys it does not know are ignored, and the older
+// "best_validation_loss" reads as best_validation chosen by "loss".
 void from_json(const nlohmann::json& j, TrainingProgress& p);
 
 }  // namespace ml::run

@@ -54,32 +54,45 @@ std::pair<int, int> EpisodeSampler::binary_support_split(std::int64_t positives,
   return {-1, -1};  // no composition
 }
 
-std::string EpisodeSampler::check(const Task& task) const {
+DropReason EpisodeSampler::diagnose(const Task& task) const {
   const auto n = static_cast<std::int64_t>(task.examples.size());
   const int k = shape_.support, q = shape_.query;
+  const bool rest_is_support = k == config::kSupportAll;
+  const int least = config::min_episode_examples(k, q);
   if (kind_ == LabelKind::kMulticlass) {
     if (static_cast<int>(task.eligible_classes.size()) < shape_.ways)
-      return std::to_string(task.eligible_classes.size()) +
-             " classes with >= " + std::to_string(k + q) +
-             " examples, need task.label.ways = " + std::to_string(shape_.ways);
-    return "";
+      return {DropCause::kTooFewClasses,
+              std::to_string(task.eligible_classes.size()) +
+                  " classes with >= " + std::to_string(least) +
+                  " examples, need task.label.ways = " + std::to_string(shape_.ways)};
+    return {};
   }
-  if (n < k + q)
-    return std::to_string(n) + " examples, need support + query = " + std::to_string(k + q);
+  if (n < least)
+    return {DropCause::kTooFewExamples,
+            std::to_string(n) + " examples, need " +
+                (rest_is_support ? "query + 1 = " : "support + query = ") + std::to_string(least)};
+  if (kind_ == LabelKind::kBinary && rest_is_support) {  // the query still needs both classes
+    if (task.positives < 1 || task.negatives < 1)
+      return {DropCause::kOneLabelClass, "only one label class"};
+    return {};
+  }
   if (kind_ == LabelKind::kBinary) {
     auto [kp, kn] = binary_support_split(task.positives, task.negatives);
     if (kp < 0) {  // unstratified: the query still needs both classes to be scored
-      if (task.positives < 1 || task.negatives < 1) return "only one label class";
-      return "";
+      if (task.positives < 1 || task.negatives < 1)
+        return {DropCause::kOneLabelClass, "only one label class"};
+      return {};
     }
     if (task.positives <= kp)
-      return std::to_string(task.positives) + " positives, need more than the " +
-             std::to_string(kp) + " a support set takes";
+      return {DropCause::kTooFewPositives, std::to_string(task.positives) +
+                                               " positives, need more than the " +
+                                               std::to_string(kp) + " a support set takes"};
     if (task.negatives <= kn)
-      return std::to_string(task.negatives) + " negatives, need more than the " +
-             std::to_string(kn) + " a support set takes";
+      return {DropCause::kTooFewNegatives, std::to_string(task.negatives) +
+                                               " negatives, need more than the " +
+                                               std::to_string(kn) + " a support set takes"};
   }
-  return "";
+  return {};
 }
 
 Episode EpisodeSampler::sample(const Task& task, std::uint64_t episode_index) const {
@@ -88,7 +101,9 @@ Episode EpisodeSampler::sample(const Task& task, std::uint64_t episode_index) co
   Rng rng(derive_seed(seed_, kEpisodePurpose, name_hash(task.name), episode_index));
   Episode e;
   e.task = &task;
-  const auto k = static_cast<std::size_t>(shape_.support);
+  // With support "all" the query is drawn first and the support is what it leaves.
+  const bool rest_is_support = shape_.support == config::kSupportAll;
+  const auto k = static_cast<std::size_t>(std::max(shape_.support, 0));
   const auto q = static_cast<std::size_t>(shape_.query);
 
   if (kind_ == LabelKind::kMulticlass) {
@@ -99,23 +114,26 @@ Episode EpisodeSampler::sample(const Task& task, std::uint64_t episode_index) co
       std::vector<std::size_t> pool;
       for (std::size_t i = 0; i < task.examples.size(); ++i)
         if (static_cast<std::int32_t>(task.examples[i].label) == c) pool.push_back(i);
-      auto s = take(pool, k, rng);
-      auto qq = take(pool, q, rng);
+      std::vector<std::size_t> s, qq;
+      if (rest_is_support) {
+        qq = take(pool, q, rng);
+        s = pool;
+      } else {
+        s = take(pool, k, rng);
+        qq = take(pool, q, rng);
+      }
       e.support.insert(e.support.end(), s.begin(), s.end());
       e.query.insert(e.query.end(), qq.begin(), qq.end());
     }
     e.classes = std::move(classes);
-    shuffle(e.support, rng);
-    shuffle(e.query, rng);
-    return e;
-  }
-
-  if (kind_ == LabelKind::kBinary) {
+  } else if (kind_ == LabelKind::kBinary) {
     std::vector<std::size_t> pos, neg;
     for (std::size_t i = 0; i < task.examples.size(); ++i)
       (task.examples[i].label > 0.5f ? pos : neg).push_back(i);
     auto [kp, kn] = binary_support_split(task.positives, task.negatives);
-    if (kp >= 0) {
+    if (rest_is_support) {
+      // the support is taken after the query, below
+    } else if (kp >= 0) {
       e.support = take(pos, static_cast<std::size_t>(kp), rng);
       auto sn = take(neg, static_cast<std::size_t>(kn), rng);
       e.support.insert(e.support.end(), sn.begin(), sn.end());
@@ -137,15 +155,22 @@ Episode EpisodeSampler::sample(const Task& task, std::uint64_t episode_index) co
     rest.insert(rest.end(), neg.begin(), neg.end());
     auto more = take(rest, q - e.query.size(), rng);
     e.query.insert(e.query.end(), more.begin(), more.end());
-    shuffle(e.support, rng);
-    shuffle(e.query, rng);
-    return e;
+    if (rest_is_support) e.support = rest;
+  } else {
+    std::vector<std::size_t> all(task.examples.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    if (rest_is_support) {
+      e.query = take(all, q, rng);
+      e.support = all;
+    } else {
+      e.support = take(all, k, rng);
+      e.query = take(all, q, rng);
+    }
   }
-
-  std::vector<std::size_t> all(task.examples.size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-  e.support = take(all, k, rng);
-  e.query = take(all, q, rng);
+  // Whatever order the draws above leave (classes in turn, one positive and one negative first),
+  // the rows come in a random one.
+  shuffle(e.support, rng);
+  shuffle(e.query, rng);
   return e;
 }
 

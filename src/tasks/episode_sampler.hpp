@@ -2,6 +2,10 @@
 // name, episode index), so the same config gives the same episodes in any order, on any run.
 // Binary supports are stratified as task.stratify says and every binary query holds both
 // classes when it can; multiclass episodes are N-way K-shot with labels remapped to 0..N-1.
+// Support and query rows come in a random order (seeded like the rest of the episode), never in
+// the log's: nothing downstream, a model or a metric's tie-breaking, may see the log's order.
+// With support config::kSupportAll ("all") the query is drawn as usual and every other example
+// of the task (of the episode's classes, for multiclass) is the support.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +24,7 @@ struct Episode {
 };
 
 struct EpisodeShape {
-  int support = 10;
+  int support = 10;  // K, or config::kSupportAll
   int query = 15;
   config::Stratify stratify = config::Stratify::kBalanced;
   int ways = 5;  // multiclass only
@@ -30,8 +34,10 @@ class EpisodeSampler {
  public:
   EpisodeSampler(LabelKind kind, EpisodeShape shape, std::uint64_t seed);
 
-  // "" when `task` can give an episode of this shape, else the reason it cannot.
-  std::string check(const Task& task) const;
+  // Why `task` cannot give an episode of this shape (cause kNone and "" when it can).
+  DropReason diagnose(const Task& task) const;
+  // diagnose(task).text: "" when `task` can give an episode of this shape.
+  std::string check(const Task& task) const { return diagnose(task).text; }
   // Throws DataError when check() fails.
   Episode sample(const Task& task, std::uint64_t episode_index) const;
 

@@ -43,6 +43,42 @@ const char* label_kind_name(LabelKind kind) {
   return "?";
 }
 
+const char* drop_cause_text(DropCause cause) {
+  switch (cause) {
+    case DropCause::kNone:
+      return "qualifying";
+    case DropCause::kTooFewExamples:
+      return "too small";
+    case DropCause::kTooManyExamples:
+      return "above task.max_examples";
+    case DropCause::kOneLabelClass:
+      return "one label class";
+    case DropCause::kTooFewPositives:
+      return "too few positives";
+    case DropCause::kTooFewNegatives:
+      return "too few negatives";
+    case DropCause::kTooFewClasses:
+      return "too few classes";
+  }
+  return "?";
+}
+
+std::vector<std::pair<DropCause, int>> count_drop_causes(const std::vector<DropCause>& causes) {
+  std::vector<std::pair<DropCause, int>> counts;
+  for (DropCause cause : enum_values<DropCause>()) {
+    const auto n = std::count(causes.begin(), causes.end(), cause);
+    if (n > 0) counts.emplace_back(cause, static_cast<int>(n));
+  }
+  return counts;
+}
+
+std::string drop_counts_text(const std::vector<std::pair<DropCause, int>>& counts) {
+  std::vector<std::string> parts;
+  for (const auto& [cause, n] : counts)
+    parts.push_back(std::to_string(n) + " " + drop_cause_text(cause));
+  return join(parts, ", ");
+}
+
 std::vector<const Task*> TaskSet::with_role(TaskRole role) const {
   std::vector<const Task*> out;
   for (const auto& t : tasks)
@@ -78,11 +114,6 @@ namespace {
 
 constexpr std::uint64_t kNegativePurpose = 0x6e65676174697665ULL;  // "negative"
 constexpr std::uint64_t kSplitPurpose = 0x73706c6974ULL;           // "split"
-
-std::uint64_t pair_key(std::int32_t a, std::int32_t b) {
-  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) |
-         static_cast<std::uint32_t>(b);
-}
 
 std::vector<bool> event_mask(const data::PurchaseLog& log, const std::vector<std::string>& names) {
   std::vector<bool> mask(log.events.size(), false);
@@ -282,7 +313,8 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
         task.examples.push_back(
             {static_cast<std::int64_t>(row), log.user[row], log.item[row], y, log.timestamp[row]});
       }
-      const std::int64_t per_class = config.task.support + config.task.query;
+      const std::int64_t per_class =
+          config::min_episode_examples(config.task.support, config.task.query);
       for (const auto& [c, count] : class_counts)
         if (count >= per_class) task.eligible_classes.push_back(c);
       std::sort(task.eligible_classes.begin(), task.eligible_classes.end());
@@ -296,15 +328,19 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config) 
   EpisodeSampler sampler(set.kind, episode_shape(config.task), config.seed);
   const int min_examples = config.task.min_examples;
   for (auto& task : set.tasks) {
-    task.drop_reason = sampler.check(task);
-    if (task.drop_reason.empty() && static_cast<int>(task.examples.size()) < min_examples)
-      task.drop_reason = std::to_string(task.examples.size()) +
-                         " examples, below task.min_examples = " + std::to_string(min_examples);
-    if (task.drop_reason.empty() && config.task.max_examples > 0 &&
-        static_cast<int>(task.examples.size()) > config.task.max_examples)
-      task.drop_reason =
-          std::to_string(task.examples.size()) +
-          " examples, above task.max_examples = " + std::to_string(config.task.max_examples);
+    DropReason why = sampler.diagnose(task);
+    const auto n = static_cast<int>(task.examples.size());
+    if (why.cause == DropCause::kNone && n < min_examples)
+      why = {DropCause::kTooFewExamples,
+             std::to_string(n) +
+                 " examples, below task.min_examples = " + std::to_string(min_examples)};
+    if (why.cause == DropCause::kNone && config.task.max_examples > 0 &&
+        n > config.task.max_examples)
+      why = {DropCause::kTooManyExamples, std::to_string(n) +
+                                              " examples, above task.max_examples = " +
+                                              std::to_string(config.task.max_examples)};
+    task.drop_cause = why.cause;
+    task.drop_reason = std::move(why.text);
     task.role = task.drop_reason.empty() ? TaskRole::kTrain : TaskRole::kDropped;
   }
   return set;

@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
 #include "data/purchase_log.hpp"
+#include "util/enum_names.hpp"
 
 namespace ml::tasks {
 
@@ -17,6 +19,35 @@ enum class LabelKind { kBinary, kRegression, kMulticlass };
 enum class TaskRole { kTrain, kValidation, kNew, kDropped };
 const char* role_name(TaskRole role);
 const char* label_kind_name(LabelKind kind);  // "binary", "regression", "multiclass"
+
+// Why a task cannot give an episode of the asked shape, or was left out by task.min_examples or
+// task.max_examples. Reports count dropped and skipped tasks by it, so that a heavy user left out
+// by max_examples is not called too small.
+enum class DropCause {
+  kNone,
+  kTooFewExamples,   // fewer than support + query (per class for multiclass), or min_examples
+  kTooManyExamples,  // more than task.max_examples
+  kOneLabelClass,    // binary without stratification: the query could not hold both classes
+  kTooFewPositives,  // binary, stratified: the support would take every positive
+  kTooFewNegatives,  // binary, stratified: the support would take every negative
+  kTooFewClasses,    // multiclass: fewer classes with support + query examples than ways
+};
+
+// The cause and the task's own numbers ("5 examples, need support + query = 6"); kNone and ""
+// when the task qualifies.
+struct DropReason {
+  DropCause cause = DropCause::kNone;
+  std::string text;
+};
+
+// For people, as reports count tasks: "too small", "above task.max_examples", ...
+const char* drop_cause_text(DropCause cause);
+
+// The number of tasks of each cause, in declaration order; causes without a task left out.
+std::vector<std::pair<DropCause, int>> count_drop_causes(const std::vector<DropCause>& causes);
+
+// The counts for people: "5 too small, 2 above task.max_examples".
+std::string drop_counts_text(const std::vector<std::pair<DropCause, int>>& counts);
 
 struct Example {
   std::int64_t row = -1;  // log row, or -1 for a sampled negative (features come from ids)
@@ -34,6 +65,7 @@ struct Task {
   std::vector<std::int32_t> eligible_classes;  // multiclass: classes with >= K + Q examples
   TaskRole role = TaskRole::kDropped;
   std::string drop_reason;  // why the task does not qualify ("" when it does)
+  DropCause drop_cause = DropCause::kNone;
 };
 
 struct TaskSet {
@@ -58,8 +90,30 @@ TaskSet build_tasks(const data::PurchaseLog& log, const config::Config& config);
 // split.new_fraction of the qualifying tasks, then split.validation_fraction, rest train.
 void split_tasks(TaskSet& set, const config::Config& config);
 
+// One key per (user, item) pair, for sets and maps of pairs; kNoId is a value like any other.
+inline std::uint64_t pair_key(std::int32_t user, std::int32_t item) {
+  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(user)) << 32) |
+         static_cast<std::uint32_t>(item);
+}
+
 // True for log rows that statistics may be fitted on: not in a held-out (new or validation)
 // task and, with a time cutoff, before it.
 std::vector<bool> training_rows(const data::PurchaseLog& log, const TaskSet& set);
 
 }  // namespace ml::tasks
+
+namespace ml {
+
+template <>
+struct EnumNames<tasks::DropCause> {
+  static constexpr EnumName<tasks::DropCause> entries[] = {
+      {tasks::DropCause::kNone, "none"},
+      {tasks::DropCause::kTooFewExamples, "too_few_examples"},
+      {tasks::DropCause::kTooManyExamples, "too_many_examples"},
+      {tasks::DropCause::kOneLabelClass, "one_label_class"},
+      {tasks::DropCause::kTooFewPositives, "too_few_positives"},
+      {tasks::DropCause::kTooFewNegatives, "too_few_negatives"},
+      {tasks::DropCause::kTooFewClasses, "too_few_classes"}};
+};
+
+}  // namespace ml

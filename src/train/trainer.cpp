@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -12,7 +14,7 @@
 #include <future>
 
 #include "meta/meta_learner.hpp"
-#include "metrics/metrics.hpp"
+#include "models/query_metrics.hpp"
 #include "pipeline/run_data.hpp"
 #include "run/checkpoint.hpp"
 #include "run/learner_state.hpp"
@@ -20,6 +22,7 @@
 #include "run/training_progress.hpp"
 #include "runtime/device.hpp"
 #include "tasks/episode_sampler.hpp"
+#include "train/model_selection.hpp"
 #include "train/outer_optimizer.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -60,42 +63,25 @@ std::vector<const tasks::Task*> meta_batch_tasks(const std::vector<const tasks::
   return chosen;
 }
 
-struct Validation {
-  double loss = NAN;
-  double auc = NAN;
-};
-
-Validation validate(const meta::MetaLearner& learner, const pipeline::RunData& data,
-                    const tasks::EpisodeSampler& sampler, const config::Config& config,
-                    const torch::Device& device) {
-  auto tasks = data.tasks.with_role(tasks::TaskRole::kValidation);
-  if (tasks.empty()) return {};
+// One validation pass: every validation task that can give an episode, validation_episodes
+// episodes each, adapted on the support for meta.adapt_steps steps, scored on the query.
+ValidationScores validate(const meta::MetaLearner& learner, const pipeline::RunData& data,
+                          const tasks::EpisodeSampler& sampler, const config::Config& config,
+                          const torch::Device& device) {
   const auto kind = data.tasks.kind;
-  double loss_sum = 0, auc_sum = 0;
-  int losses = 0, aucs = 0;
-  for (const tasks::Task* task : tasks) {
+  ValidationMean mean;
+  for (const tasks::Task* task : data.tasks.with_role(tasks::TaskRole::kValidation)) {
     if (!sampler.check(*task).empty()) continue;
     for (int e = 0; e < config.train.validation_episodes; ++e) {
       auto episode = sampler.sample(*task, kValidationEpisodeBase + static_cast<std::uint64_t>(e));
       auto batch = meta::make_task_batch(data.features, data.encoder, episode, device);
       torch::Tensor out =
           learner.adapted_outputs(batch.support, batch.query, config.meta.adapt_steps);
-      loss_sum += models::task_loss(out, batch.query.target, kind).item<double>();
-      ++losses;
-      if (kind == tasks::LabelKind::kBinary) {
-        double auc = metrics::roc_auc(models::to_floats(out.squeeze(1)),
-                                      models::to_floats(batch.query.target));
-        if (!std::isnan(auc)) {
-          auc_sum += auc;
-          ++aucs;
-        }
-      }
+      mean.add(models::task_loss(out, batch.query.target, kind).item<double>(),
+               models::query_metrics(out, batch.query.target, kind));
     }
   }
-  Validation v;
-  if (losses) v.loss = loss_sum / losses;
-  if (aucs) v.auc = auc_sum / aucs;
-  return v;
+  return mean.mean();
 }
 
 nlohmann::json number_or_null(double v) {
@@ -148,10 +134,10 @@ std::unique_ptr<pipeline::RunData> prepare_training_data(const config::Config& c
       pipeline::prepare_run_data(config, resume_from ? &resume_from->meta.features : nullptr);
   const auto train_tasks = data->tasks.with_role(tasks::TaskRole::kTrain);
   if (train_tasks.empty())
-    throw DataError(
-        "no training task qualifies for task.support = " + std::to_string(config.task.support) +
-        " + task.query = " + std::to_string(config.task.query) +
-        " (see metalearn inspect --tasks for each task's size)");
+    throw DataError("no training task qualifies for task.support = " +
+                    config::support_name(config.task.support) +
+                    " + task.query = " + std::to_string(config.task.query) +
+                    " (see metalearn inspect --tasks for each task's size)");
   spdlog::info("{} training tasks, {} validation, {} new; {} dense features; algorithm {} on {}",
                train_tasks.size(), data->tasks.with_role(tasks::TaskRole::kValidation).size(),
                data->tasks.with_role(tasks::TaskRole::kNew).size(), data->features.dense_dim(),
@@ -159,11 +145,72 @@ std::unique_ptr<pipeline::RunData> prepare_training_data(const config::Config& c
   return data;
 }
 
+// The validation scores a metrics.jsonl line records: the loss and the label kind's metrics.
+nlohmann::json scores_json(const ValidationScores& v, tasks::LabelKind kind) {
+  nlohmann::json j = {{"loss", number_or_null(v.loss)}};
+  switch (kind) {
+    case tasks::LabelKind::kBinary:
+      j["auc"] = number_or_null(v.metrics.auc);
+      j["accuracy"] = number_or_null(v.metrics.accuracy);
+      break;
+    case tasks::LabelKind::kMulticlass:
+      j["accuracy"] = number_or_null(v.metrics.accuracy);
+      break;
+    case tasks::LabelKind::kRegression:
+      j["rmse"] = number_or_null(v.metrics.rmse);
+      j["mae"] = number_or_null(v.metrics.mae);
+      break;
+  }
+  return j;
+}
+
+// "loss 0.6100, AUC 0.6800, accuracy 0.6300": the scores of scores_json for a log line.
+std::string scores_text(const ValidationScores& v, tasks::LabelKind kind) {
+  std::string text = fmt::format("loss {:.4f}", v.loss);
+  auto add = [&](const char* name, double value) {
+    if (std::isfinite(value)) text += fmt::format(", {} {:.4f}", name, value);
+  };
+  if (kind == tasks::LabelKind::kBinary) add("AUC", v.metrics.auc);
+  if (kind != tasks::LabelKind::kRegression) add("accuracy", v.metrics.accuracy);
+  if (kind == tasks::LabelKind::kRegression) {
+    add("RMSE", v.metrics.rmse);
+    add("MAE", v.metrics.mae);
+  }
+  return text;
+}
+
+// Keeps the lines of metrics.jsonl up to `iteration` (a resumed run's checkpoint) and drops the
+// ones a crashed or stopped call wrote after it, which the resumed run writes again, and an
+// unfinished last line (a crash mid-write). Lines that are not metrics lines are kept as they
+// are. Rewritten atomically, and only when something goes.
+void keep_metrics_through(const fs::path& path, int iteration) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return;
+  std::string kept, line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    if (in.eof()) {  // no newline after it: cut off mid-write
+      dropped = true;
+      break;
+    }
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("iteration") && j["iteration"].is_number_integer() &&
+        j["iteration"].get<int>() > iteration) {
+      dropped = true;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  in.close();
+  if (dropped) write_file_atomically(path.string(), [&](std::ostream& out) { out << kept; });
+}
+
 // One meta-training run in progress: the learner, its optimizer and what has been written so far.
 class TrainingRun {
  public:
   TrainingRun(const config::Config& config, const run::RunLayout& layout, nlohmann::json resolved,
-              std::unique_ptr<pipeline::RunData> data, const torch::Device& device)
+              std::unique_ptr<pipeline::RunData> data, const torch::Device& device,
+              std::chrono::steady_clock::time_point call_start)
       : config_(config),
         layout_(layout),
         resolved_(std::move(resolved)),
@@ -172,8 +219,11 @@ class TrainingRun {
         learner_(run::build_learner(config, data_->features, device)),
         optimizer_(config.meta, learner_->meta_parameters(), learner_->row_sparse_parameters()),
         sampler_(data_->tasks.kind, tasks::episode_shape(config.task), config.seed),
-        train_tasks_(data_->tasks.with_role(tasks::TaskRole::kTrain)) {
+        train_tasks_(data_->tasks.with_role(tasks::TaskRole::kTrain)),
+        metric_(resolve_selection_metric(config.train.selection_metric, data_->tasks.kind)),
+        call_start_(call_start) {
     progress_.algorithm = enum_name(config.meta.algorithm);
+    progress_.selection_metric = enum_name(metric_);
   }
 
   // Continues from `checkpoint`: weights, optimizer state and progress.
@@ -186,21 +236,33 @@ class TrainingRun {
         },
         device_);
     const auto saved = checkpoint.meta.progress.get<run::TrainingProgress>();
-    progress_.iteration = saved.iteration;
-    progress_.best_iteration = saved.best_iteration;
-    progress_.best_validation_loss = saved.best_validation_loss;
+    progress_ = saved;
+    progress_.algorithm = enum_name(config_.meta.algorithm);
+    progress_.selection_metric = enum_name(metric_);
+    if (saved.best_iteration >= 0 && saved.selection_metric != progress_.selection_metric) {
+      // A run from before train.selection_metric chose by loss: its best cannot be compared.
+      spdlog::warn(
+          "best.mlckpt (iteration {}) was chosen by {}, this run chooses by {}: the next "
+          "validation replaces it",
+          saved.best_iteration, saved.selection_metric.empty() ? "?" : saved.selection_metric,
+          progress_.selection_metric);
+      progress_.best_iteration = -1;
+      progress_.best_validation = NAN;
+    }
+    resumed_ = true;
     spdlog::info("resuming at meta-iteration {}", progress_.iteration);
   }
 
   // Trains to meta.iterations, or `stop_after` more iterations when that is positive.
-  TrainSummary train(int stop_after, bool append_metrics,
-                     std::chrono::steady_clock::time_point start_time);
+  TrainSummary train(int stop_after);
 
  private:
-  void save(const fs::path& path, int iteration);
-  void run_validation(int iteration);
+  void save(const fs::path& path);
+  void run_validation();
   std::vector<meta::TaskBatch> prepare_batches(int iteration) const;
   double meta_step(int iteration, std::vector<meta::TaskBatch> batches);
+  double seconds() const { return seconds_before_ + seconds_since(call_start_); }
+  TrainSummary summary() const;
 
   const config::Config& config_;
   const run::RunLayout& layout_;
@@ -211,18 +273,22 @@ class TrainingRun {
   OuterOptimizer optimizer_;
   const tasks::EpisodeSampler sampler_;
   const std::vector<const tasks::Task*> train_tasks_;
+  const config::SelectionMetric metric_;  // resolved: never "auto"
+  const std::chrono::steady_clock::time_point call_start_;
+  double seconds_before_ = 0;  // training seconds of the calls before this one
+  bool resumed_ = false;
   run::TrainingProgress progress_;
   std::ofstream metrics_;
 };
 
-void TrainingRun::save(const fs::path& path, int iteration) {
+void TrainingRun::save(const fs::path& path) {
   run::CheckpointMeta meta;
   meta.tool_version = kToolVersion;
   meta.kind = run::kCheckpointKindMeta;
   meta.config = resolved_;
   to_json(meta.features, data_->features);
   run::TrainingProgress at = progress_;
-  at.iteration = iteration;
+  at.seconds = seconds();
   meta.progress = at;
   run::save_checkpoint(path.string(), meta, [&](torch::serialize::OutputArchive& archive) {
     run::write_learner(archive, *learner_);
@@ -230,24 +296,33 @@ void TrainingRun::save(const fs::path& path, int iteration) {
   });
 }
 
-void TrainingRun::run_validation(int iteration) {
-  Validation v = validate(*learner_, *data_, sampler_, config_, device_);
+void TrainingRun::run_validation() {
+  const int iteration = progress_.iteration;
+  const auto kind = data_->tasks.kind;
+  const ValidationScores v = validate(*learner_, *data_, sampler_, config_, device_);
+  const double value = selection_value(v, metric_);
+  const bool best = improves(metric_, value, progress_.best_validation);
   metrics_ << nlohmann::json{{"iteration", iteration},
-                             {"validation",
-                              {{"loss", number_or_null(v.loss)}, {"auc", number_or_null(v.auc)}}}}
+                             {"validation", scores_json(v, kind)},
+                             {"selection", {{"metric", enum_name(metric_)}, {"best", best}}}}
                   .dump()
            << "\n";
   metrics_.flush();
-  if (std::isfinite(v.loss)) {
-    if (std::isfinite(v.auc))
-      spdlog::info("iteration {}: validation loss {:.4f}, AUC {:.4f}", iteration, v.loss, v.auc);
-    else
-      spdlog::info("iteration {}: validation loss {:.4f}", iteration, v.loss);
-    if (v.loss < progress_.best_validation_loss) {
-      progress_.best_validation_loss = v.loss;
-      progress_.best_iteration = iteration;
-      save(layout_.best_checkpoint(), iteration);
-    }
+  if (std::isnan(v.loss)) return;  // no validation task could give an episode
+  const std::string label = metric_label(metric_);
+  if (best) {
+    progress_.best_validation = value;
+    progress_.best_iteration = iteration;
+    spdlog::info("iteration {}: validation {}; best {} so far, kept as best.mlckpt", iteration,
+                 scores_text(v, kind), label);
+    save(layout_.best_checkpoint());
+  } else if (progress_.best_iteration >= 0) {
+    spdlog::info("iteration {}: validation {}; best.mlckpt stays iteration {} ({} {:.4f})",
+                 iteration, scores_text(v, kind), progress_.best_iteration, label,
+                 progress_.best_validation);
+  } else {
+    spdlog::info("iteration {}: validation {}; no {} to choose a checkpoint by", iteration,
+                 scores_text(v, kind), label);
   }
 }
 
@@ -277,58 +352,73 @@ double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   return loss;
 }
 
-TrainSummary TrainingRun::train(int stop_after, bool append_metrics,
-                                std::chrono::steady_clock::time_point start_time) {
-  metrics_.open(layout_.metrics(), append_metrics ? std::ios::app : std::ios::trunc);
+TrainSummary TrainingRun::summary() const {
+  TrainSummary s;
+  s.run_dir = layout_.dir.string();
+  s.algorithm = enum_name(config_.meta.algorithm);
+  s.iterations = progress_.iteration;
+  s.last_loss = progress_.last_loss;
+  s.selection_metric = metric_;
+  s.best_validation = progress_.best_validation;
+  s.best_iteration = progress_.best_iteration;
+  return s;
+}
+
+TrainSummary TrainingRun::train(int stop_after) {
   const int start = progress_.iteration;
   const int total = learner_->trains() ? config_.meta.iterations : 0;
+  if (resumed_ && start >= total) {
+    // The final validation and checkpoint were written by the call that finished it.
+    spdlog::info("the run in {} is already finished ({} of {} meta-iterations); nothing to do",
+                 layout_.dir.string(), start, total);
+    TrainSummary s = summary();
+    s.already_finished = true;
+    return s;
+  }
+  seconds_before_ = progress_.seconds;
+  if (resumed_) keep_metrics_through(layout_.metrics(), start);
+  metrics_.open(layout_.metrics(), resumed_ ? std::ios::app : std::ios::trunc);
   const int stop = stop_after > 0 ? std::min(total, start + stop_after) : total;
-  TrainSummary summary;
-  summary.run_dir = layout_.dir.string();
-  summary.algorithm = enum_name(config_.meta.algorithm);
-  Progress progress("meta-training " + summary.algorithm, "iterations", total);
-  double window_loss = 0;
-  int window = 0;
+  Progress progress("meta-training " + enum_name(config_.meta.algorithm), "iterations", total);
   std::future<std::vector<meta::TaskBatch>> next;
   auto prepare = [this](int it) { return prepare_batches(it); };
   if (start < stop) next = std::async(std::launch::async, prepare, start);
   for (int it = start; it < stop; ++it) {
     std::vector<meta::TaskBatch> batches = next.get();
     if (it + 1 < stop) next = std::async(std::launch::async, prepare, it + 1);
-    window_loss += meta_step(it, std::move(batches));
-    ++window;
+    progress_.window_loss_sum += meta_step(it, std::move(batches));
+    ++progress_.window_iterations;
     const int done = it + 1;
+    progress_.iteration = done;
     if (done % config_.train.log_every == 0 || done == total) {
-      summary.last_loss = window_loss / window;
+      progress_.last_loss = progress_.window_loss_sum / progress_.window_iterations;
       metrics_ << nlohmann::json{{"iteration", done},
-                                 {"loss", summary.last_loss},
-                                 {"seconds", seconds_since(start_time)}}
+                                 {"loss", progress_.last_loss},
+                                 {"seconds", seconds()}}
                       .dump()
                << "\n";
       metrics_.flush();
-      window_loss = 0;
-      window = 0;
+      progress_.window_loss_sum = 0;
+      progress_.window_iterations = 0;
     }
     if (config_.train.validate_every > 0 && done % config_.train.validate_every == 0 &&
         done != total)
-      run_validation(done);
+      run_validation();
     if (done % config_.train.checkpoint_every == 0 && done != stop)
-      save(layout_.latest_checkpoint(), done);
+      save(layout_.latest_checkpoint());
     progress.update(done);
   }
   progress.finish();
-  if (stop == total) run_validation(total);
-  save(layout_.latest_checkpoint(), stop);
-  if (progress_.best_iteration < 0) {
-    // Without validation tasks the last weights are the best we know.
+  progress_.iteration = stop;
+  if (stop == total) run_validation();
+  // Without a validation score the last weights are the best we know, in every call.
+  const bool chosen_by_validation = std::isfinite(progress_.best_validation);
+  if (!chosen_by_validation) progress_.best_iteration = stop;
+  save(layout_.latest_checkpoint());
+  if (!chosen_by_validation)
     fs::copy_file(layout_.latest_checkpoint(), layout_.best_checkpoint(),
                   fs::copy_options::overwrite_existing);
-    progress_.best_iteration = stop;
-  }
-  summary.iterations = stop;
-  summary.best_validation = progress_.best_validation_loss;
-  summary.best_iteration = progress_.best_iteration;
-  return summary;
+  return summary();
 }
 
 }  // namespace
@@ -350,9 +440,9 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
                         [&](std::ostream& out) { out << resolved.dump(2) << "\n"; });
 
   auto data = prepare_training_data(config, options.resume ? &resume_from : nullptr, device);
-  TrainingRun training(config, layout, resolved, std::move(data), device);
+  TrainingRun training(config, layout, resolved, std::move(data), device, start_time);
   if (options.resume) training.resume(resume_from);
-  TrainSummary summary = training.train(options.stop_after, options.resume, start_time);
+  TrainSummary summary = training.train(options.stop_after);
   summary.seconds = seconds_since(start_time);
   return summary;
 }
