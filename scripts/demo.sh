@@ -2,9 +2,9 @@
 # The main job end to end on data it generates: builds metalearn (installing what is missing),
 # writes a synthetic shop log (60 categories, each with its own audience and premium preference
 # on top of the shared purchase model; see README "The synthetic shop and the demo"), profiles
-# it, meta-trains MAML on its categories (choosing adaptation settings on the validation ones),
-# evaluates the cold-start protocol on the 12 held-out categories against the tuned baselines,
-# adapts to each new category from 10 rows and recommends one category's items. Where the shared real datasets are present it
+# it, meta-trains MAML on its categories, evaluates the cold-start protocol on the 12 held-out
+# categories against the pretrain and scratch baselines, adapts to each new category from 10
+# rows and recommends one category's items. Where the shared real datasets are present it
 # profiles the Dunnhumby grocery log too.
 #
 #   scripts/demo.sh            # reuses data/synth if it exists
@@ -40,16 +40,16 @@ else
 fi
 
 echo
-echo "== metalearn eval: cold start on the held-out categories, against the tuned baselines"
-echo "   (settings chosen on the validation categories, the new ones scored once; in the"
-echo "   exploration grid, 0 steps is a global model that has seen no row of the new category)"
-# No --steps or --inner-lr: eval's default grid, every choice made on the validation categories.
+echo "== metalearn eval: cold start on held-out categories, against tuned baselines"
+echo "   (every setting chosen on the validation categories, the new ones scored once; the full"
+echo "   grid is printed as an exploration, 0 steps = a global model)"
 "$bin" eval --checkpoint "$run" --shots 5,10,20 --episodes 10 --json-out "$run/eval.json"
 
 echo
-echo "== metalearn adapt: each new category from 10 purchases/views, with the steps and inner lr"
-echo "   train chose on the validation categories (before/after on one support set and a 30-row"
-echo "   query each: single categories swing by chance; eval's means above are the measurement)"
+echo "== metalearn adapt: each new category from 10 purchases/views (steps and inner lr chosen"
+echo "   on the validation categories when train finished: RUN/adaptation.json)"
+echo "   (before/after on one support set and a 30-row query each: single categories swing by"
+echo "   chance; eval's means over 10 episodes above are the measurement)"
 "$bin" adapt --checkpoint "$run" --all-new --shots 10
 
 echo

@@ -20,6 +20,16 @@ json number(double v) {
   return std::isfinite(v) ? json(v) : json();
 }
 
+json shot_tasks_json(const ShotTasks& t) {
+  json skipped = json::array();
+  for (const auto& s : t.skipped)
+    skipped.push_back({{"task", s.task}, {"reason", s.reason}, {"cause", enum_name(s.cause)}});
+  return {{"shots", t.shots},
+          {"evaluated", t.evaluated},
+          {"skipped", skipped},
+          {"fixed_by_query", t.fixed_by_query}};
+}
+
 }  // namespace
 
 json interval_json(const metrics::Interval& i) {
@@ -73,18 +83,9 @@ json to_json(const ColdStartResult& r) {
       {"source", r.pretrain_source.empty() ? json() : json(r.pretrain_source)},
       {"checkpoint", r.pretrain_checkpoint.empty() ? json() : json(r.pretrain_checkpoint)}};
   j["tasks"] = json::array();
-  for (const auto& t : r.tasks) {
-    json skipped = json::array();
-    for (const auto& s : t.skipped)
-      skipped.push_back({{"task", s.task}, {"reason", s.reason}, {"cause", enum_name(s.cause)}});
-    j["tasks"].push_back({{"shots", t.shots},
-                          {"evaluated", t.evaluated},
-                          {"skipped", skipped},
-                          {"fixed_by_query", t.fixed_by_query}});
-  }
+  for (const auto& t : r.tasks) j["tasks"].push_back(shot_tasks_json(t));
   j["validation_tasks"] = json::array();
-  for (const auto& t : r.validation_tasks)
-    j["validation_tasks"].push_back({{"shots", t.shots}, {"evaluated", t.evaluated}});
+  for (const auto& t : r.validation_tasks) j["validation_tasks"].push_back(shot_tasks_json(t));
   j["choices"] = json::array();
   for (const auto& c : r.choices)
     j["choices"].push_back({{"shots", c.shots},

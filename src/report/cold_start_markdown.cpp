@@ -67,7 +67,10 @@ std::string render_markdown(const eval::ColdStartResult& r) {
       const eval::Cell& c = *row.cell;
       o << "| " << c.shots << " | " << c.steps << " | " << md(c.method) << " |";
       for (std::size_t x : shown)
-        o << " " << bold_if(metric_cell_text(r, c, x), row.chosen) << " |";
+        o << " "
+          << bold_if(metric_cell_text(r, c, x),
+                     row.chosen && !r.fixed_by_query(r.metrics[x].name, c.shots))
+          << " |";
       o << "\n";
     }
     if (const std::string note = eval::fixed_by_query_note(r); !note.empty())

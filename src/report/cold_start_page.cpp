@@ -330,7 +330,8 @@ class Page {
       }
       o << "<tr><td class=\"num\">" << c.steps << "</td><td>" << h(c.method) << "</td>";
       for (std::size_t x : shown)
-        o << "<td class=\"num" << (row.chosen ? " best" : "") << "\">"
+        o << "<td class=\"num"
+          << (row.chosen && !r_.fixed_by_query(r_.metrics[x].name, c.shots) ? " best" : "") << "\">"
           << h(metric_cell_text(r_, c, x)) << "</td>";
       o << "</tr>\n";
     }
@@ -382,8 +383,8 @@ class Page {
     training_chart(o, "Training loss", "loss", &TrainingLog::loss,
                    "Mean training loss of each logged window of meta-iterations.");
     training_chart(o, "Validation query loss", "query loss", &TrainingLog::validation_loss,
-                   "Query loss after adaptation on the validation tasks (the best checkpoint "
-                   "is chosen by train.selection_metric, by default the task's own metric).");
+                   "Query loss after adaptation on the validation tasks; the best checkpoint is "
+                   "the lowest.");
     training_chart(o, "Validation AUC", "AUC", &TrainingLog::validation_auc,
                    "Query AUC after adaptation on the validation tasks.");
     o << "</div>\n</section>\n";

@@ -5,7 +5,6 @@
 #include <cmath>
 
 #include "config/choices.hpp"
-#include "config/config.hpp"
 #include "util/strings.hpp"
 
 namespace ml::report {
@@ -33,13 +32,6 @@ ResultsTable results_table(const eval::ColdStartResult& result) {
   return table;
 }
 
-const eval::Comparison* chosen_baseline_difference(const eval::Cell& cell,
-                                                   const std::string& metric) {
-  for (const auto& c : cell.comparisons)
-    if (c.metric == metric) return &c;
-  return nullptr;
-}
-
 std::vector<std::size_t> shown_metrics(const eval::ColdStartResult& result) {
   std::vector<std::size_t> shown;
   for (std::size_t x = 0; x < result.metrics.size(); ++x)
@@ -52,6 +44,13 @@ std::string metric_cell_text(const eval::ColdStartResult& result, const eval::Ce
   if (result.fixed_by_query(result.metrics[metric_index].name, cell.shots))
     return "fixed by the query composition";
   return metrics::format_interval(cell.metrics[metric_index].interval, 3);
+}
+
+const eval::Comparison* chosen_baseline_difference(const eval::Cell& cell,
+                                                   const std::string& metric) {
+  for (const auto& c : cell.comparisons)
+    if (c.metric == metric) return &c;
+  return nullptr;
 }
 
 bool baseline_wins(const eval::Verdict& verdict, const ResultsTable& table) {
@@ -83,7 +82,7 @@ std::vector<FactGroup> summary_facts(const eval::ColdStartResult& r) {
       {"meta-training", count(run.trained_iterations) + " of " + count(run.meta_iterations) +
                             " iterations, inner loop " + std::to_string(run.inner_steps) +
                             " steps at lr " + fixed(run.inner_lr, 4) + " on " + run.inner_params +
-                            " parameters, K = " + config::support_name(run.support)}};
+                            " parameters, K = " + std::to_string(run.support)}};
   if (!r.pretrain_source.empty())
     model.facts.push_back(
         {"pretrain baseline",
