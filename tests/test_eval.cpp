@@ -737,6 +737,31 @@ TEST(EvalSeveralRuns, EveryRunAndBaselineOnIdenticalEpisodes) {
   const json j = ml::eval::to_json(r);
   EXPECT_EQ(j["runs"].size(), 3u);
   EXPECT_EQ(j["runs"][1]["method"], "fomaml");
+  // Each run with other features or another model gets its own baselines, trained with its
+  // config into its own folder: a meta-learner is never compared against baselines that lack
+  // its features or model.
+  for (const std::string m : {"fomaml", "maml_more_aggregates"}) {
+    for (const std::string& b : kBaselineFamilies) {
+      const std::string family = b + "[" + m + "]";
+      const auto info = std::find_if(r.method_info.begin(), r.method_info.end(),
+                                     [&](const auto& i) { return i.family == family; });
+      ASSERT_NE(info, r.method_info.end()) << family;
+      EXPECT_TRUE(info->baseline);
+    }
+    const std::string run_dir = m == "fomaml" ? fomaml : maml2;
+    const auto meta =
+        ml::run::read_checkpoint_meta(run_dir + "/baselines/pretrain/checkpoints/latest.mlckpt");
+    const json expected =
+        ml::run::read_checkpoint_meta(run_dir + "/checkpoints/latest.mlckpt").config;
+    EXPECT_EQ(meta.config["features"], expected["features"]) << m;
+    EXPECT_EQ(meta.config["model"], expected["model"]) << m;
+    EXPECT_EQ(meta.config["meta"]["algorithm"], "pretrain");
+  }
+  // The verdict's baseline is chosen among every group's baselines.
+  for (const auto& v : r.verdicts) {
+    if (v.against_method.empty()) continue;
+    EXPECT_TRUE(r.method(v.against_method)->baseline) << v.text;
+  }
 }
 
 TEST(EvalSeveralRuns, RunsWithOtherTasksOrDataAreRefusedNamingTheKey) {

@@ -54,7 +54,9 @@ struct ColdStartOptions {
   // added. Chosen among on validation tasks together with steps and head/all.
   std::vector<double> baseline_lrs{0.01, 0.1};
   // Method families to evaluate: a subset of the runs' names and the baselines ("pretrain",
-  // "pretrain_head", "linear_probe", "nearest_class_mean", "scratch"); empty = all that apply.
+  // "pretrain_head", "linear_probe", "nearest_class_mean", "scratch"; those of a compared run
+  // with other features or model are suffixed "[RUN]", e.g. "pretrain[anil_history]"); empty =
+  // all that apply.
   std::vector<std::string> methods;
   // false: leave out the baselines built on the pretrain run (pretrain, pretrain_head,
   // linear_probe, nearest_class_mean): it may need a training run of the same budget.
