@@ -601,8 +601,17 @@ const Choice* best_choice(const ColdStartResult& r, int k, bool baseline) {
   return best;
 }
 
+// "maml lr=0.1 (5 steps)"; at 0 steps the rate is left out (nothing adapts, every rate gives the
+// same outputs): "maml (0 steps: not adapted)".
 std::string choice_text(const Choice& c) {
-  return c.method + " (" + steps_text(c.steps) + ")";
+  if (c.steps != 0) return c.method + " (" + steps_text(c.steps) + ")";
+  std::string name = c.method;
+  const auto lr = name.find(" lr=");
+  if (lr != std::string::npos) {
+    const auto end = name.find(' ', lr + 1);
+    name.erase(lr, end == std::string::npos ? std::string::npos : end - lr);
+  }
+  return name + " (0 steps: not adapted)";
 }
 
 Verdict make_verdict(const ColdStartResult& r, int k) {
@@ -883,7 +892,8 @@ std::vector<double> family_lrs(const Family& f, const config::Config& config,
     return {NAN};
   if (f.built_in == enum_name(config::Algorithm::kScratch)) return {config.meta.inner_lr};
   std::vector<double> lrs = f.baseline ? o.baseline_lrs : o.inner_lrs;
-  if (f.baseline || lrs.empty()) lrs.push_back(config.meta.inner_lr);
+  if (f.baseline) lrs.push_back(config.meta.inner_lr);
+  if (lrs.empty()) lrs = adaptation_lr_grid(config.meta.inner_lr);
   return sorted_unique_lrs(lrs);
 }
 
@@ -1236,6 +1246,10 @@ const ShotTasks* ColdStartResult::tasks_at(int k) const {
 bool ColdStartResult::fixed_by_query(const std::string& metric, int k) const {
   const ShotTasks* t = tasks_at(k);
   return t && contains(t->fixed_by_query, metric);
+}
+
+std::vector<double> adaptation_lr_grid(double inner_lr) {
+  return {inner_lr / 3, inner_lr, inner_lr * 3};
 }
 
 ColdStartResult run_cold_start(const ColdStartOptions& options) {
