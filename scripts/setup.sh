@@ -6,6 +6,7 @@
 #   scripts/setup.sh --sanitize   # ASan + UBSan build in build-asan/
 #   scripts/setup.sh --test       # also what only the tests need (chromium for the report check,
 #                                 # lintian and dpkg-dev for the .deb check)
+#   scripts/setup.sh --fuzz       # also clang and libFuzzer (scripts/fuzz.sh)
 #   scripts/setup.sh --deps-only  # install the missing packages, do not build
 #   BUILD_TYPE=Debug scripts/setup.sh
 #
@@ -28,8 +29,9 @@ for arg in "$@"; do
       ;;
     # chromium: scripts/check_report.sh renders the HTML report; lintian, dpkg-dev: the .deb check
     --test) packages+=(chromium lintian dpkg-dev) ;;
+    --fuzz) packages+=(clang libclang-rt-dev) ;;
     --deps-only) build=0 ;;
-    *) echo "setup: unknown option $arg (expected --sanitize, --test or --deps-only)" >&2; exit 2 ;;
+    *) echo "setup: unknown option $arg (expected --sanitize, --test, --fuzz or --deps-only)" >&2; exit 2 ;;
   esac
 done
 missing=()
