@@ -166,10 +166,13 @@ TEST(TimeParseFormat, KnownValues) {
 }
 
 // Any int64 is a valid unix cell; the extremes are the dates other tools (e.g. Go's time
-// package) give for them. The smallest once overflowed while flooring to whole days.
+// package) give for them. The smallest day's seconds once overflowed while flooring to whole
+// days (inspect printed "292277026596-12-03T39:30:09" for -9223372036854775807).
 TEST(TimeParseFormat, ExtremeSeconds) {
   EXPECT_EQ(format_iso8601(std::numeric_limits<std::int64_t>::min()),
             "-292277022657-01-27T08:29:52");
+  EXPECT_EQ(format_iso8601(std::numeric_limits<std::int64_t>::min() + 1),
+            "-292277022657-01-27T08:29:53");
   EXPECT_EQ(format_iso8601(std::numeric_limits<std::int64_t>::max()),
             "292277026596-12-04T15:30:07");
 }

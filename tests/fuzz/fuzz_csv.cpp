@@ -93,9 +93,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   first.set_end(cut);
   read_rows(first, parts, 0);
   if (first.offset() == cut) {
-    CsvReader second(
-        path, CsvOptions{0, false, options.quote},
-        CsvPart{cut, std::numeric_limits<std::uint64_t>::max(), first.delimiter(), first.width()});
+    // As purchase_log.cpp opens the parts after the first.
+    CsvOptions part_options = options;
+    part_options.delimiter = 0;
+    part_options.header = false;
+    CsvPart part;
+    part.begin = cut;
+    part.end = std::numeric_limits<std::uint64_t>::max();
+    part.delimiter = first.delimiter();
+    part.width = first.width();
+    CsvReader second(path, part_options, part);
     read_rows(second, parts, first.line() - 1);
   } else {
     first.set_end(std::numeric_limits<std::uint64_t>::max());
