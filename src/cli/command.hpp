@@ -3,6 +3,7 @@
 // library function; errors are thrown and turned into messages only in run_cli().
 #pragma once
 
+#include <climits>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,8 @@ struct ConfigOptions {
   std::string device;
   int threads = -1;
 
-  void add_to(CLI::App& command, bool with_runtime);
+  // --threads always (CSV parsing uses it); --device only `with_device` (commands that compute).
+  void add_to(CLI::App& command, bool with_device);
   // Loads with overrides applied. With --print-config, prints the resolved config to stdout and
   // returns false: the command should stop there.
   bool load(config::Config& out) const;
@@ -33,6 +35,11 @@ void add_threads_option(CLI::App& command, int& threads, const char* overrides =
 
 // Reads a --shots value: a whole number >= `minimum`, or "all" (config::kSupportAll).
 CLI::Validator shots_option(int minimum);
+// A whole number from `minimum` to `maximum`, refused in plain words ("'-1' is not a whole number
+// >= 0"): CLI11's NonNegativeNumber and PositiveNumber print DBL_MAX as a 309-digit bound.
+CLI::Validator whole_number(long long minimum, long long maximum = INT_MAX);
+// A number >= 0 that fits a 32-bit float (config::fits_float), e.g. a learning rate.
+CLI::Validator non_negative_float();
 
 void add_synth_command(CLI::App& app);
 // Hidden: `metalearn completion bash`. Add it last, after every command it describes.
