@@ -390,7 +390,8 @@ TEST(CliErrors, ConfigDepthRangesAndOptionsAreOneClearLine) {
        "adapt --checkpoint " + q(dir.file("run")) + " --inner-lr 1e300",
        "train --config " + q(dir.file("good.json")) + " --stop-after=-1",
        good + " --threads 3 --log-level off --print-config",
-       good + " --log-level loud --print-config"});
+       good + " --log-level loud --print-config", "synth --out " + q(dir.file("s")) + " --seed=-1",
+       "synth --out " + q(dir.file("s")) + " --users 99999999999999999999"});
 
   expect_one_line_error(r[0], ml::ExitCode::kConfig, "a folder as --config");
   EXPECT_TRUE(contains(r[0].err, "is a folder; --config takes a JSON config file")) << r[0].err;
@@ -409,19 +410,27 @@ TEST(CliErrors, ConfigDepthRangesAndOptionsAreOneClearLine) {
   // Range errors of options in plain words, not DBL_MAX written out.
   for (int i : {5, 6, 7, 8, 9}) EXPECT_LT(r[i].err.size(), 300u) << r[i].err.substr(0, 500);
   expect_one_line_error(r[6], ml::ExitCode::kUsage, "--threads range");
-  EXPECT_TRUE(contains(r[6].err, "'-1' is not a whole number >= 0")) << r[6].err;
+  EXPECT_TRUE(contains(r[6].err, "'-1' is not a whole number from 0 to 2147483647")) << r[6].err;
   expect_one_line_error(r[7], ml::ExitCode::kUsage, "--top-k range");
-  EXPECT_TRUE(contains(r[7].err, "'0' is not a whole number >= 1")) << r[7].err;
+  EXPECT_TRUE(contains(r[7].err, "'0' is not a whole number from 1 to 2147483647")) << r[7].err;
   expect_one_line_error(r[8], ml::ExitCode::kUsage, "--inner-lr range");
   EXPECT_TRUE(contains(r[8].err, "'1e300' does not fit a 32-bit float")) << r[8].err;
   expect_one_line_error(r[9], ml::ExitCode::kUsage, "--stop-after range");
-  EXPECT_TRUE(contains(r[9].err, "'-1' is not a whole number >= 0")) << r[9].err;
+  EXPECT_TRUE(contains(r[9].err, "'-1' is not a whole number from 0 to 2147483647")) << r[9].err;
   // inspect takes --threads (it parses CSVs with them), and --log-level works after the
   // subcommand: a bad level is refused there too.
   ASSERT_EQ(r[10].code, 0) << r[10].err;
   EXPECT_EQ(json::parse(r[10].out)["run"]["threads"], 3);
   expect_one_line_error(r[11], ml::ExitCode::kUsage, "--log-level after the subcommand");
   EXPECT_TRUE(contains(r[11].err, "--log-level loud")) << r[11].err;
+  // 64-bit options: CLI11 itself wrapped -1 to 2^64 - 1 and saturated what overflowed.
+  expect_one_line_error(r[12], ml::ExitCode::kUsage, "--seed -1");
+  EXPECT_TRUE(contains(r[12].err, "'-1' is not a whole number from 0 to 18446744073709551615"))
+      << r[12].err;
+  expect_one_line_error(r[13], ml::ExitCode::kUsage, "--users overflow");
+  EXPECT_TRUE(contains(r[13].err, "'99999999999999999999' is not a whole number from"))
+      << r[13].err;
+  EXPECT_FALSE(fs::exists(dir.file("s")));  // refused before anything is written
 }
 
 // ---- real data -----------------------------------------------------------------------------

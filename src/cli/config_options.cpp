@@ -40,19 +40,6 @@ CLI::Validator shots_option(int minimum) {
       "");
 }
 
-CLI::Validator whole_number(long long minimum, long long maximum) {
-  std::string range = maximum == INT_MAX
-                          ? ">= " + std::to_string(minimum)
-                          : "from " + std::to_string(minimum) + " to " + std::to_string(maximum);
-  return CLI::Validator(
-      [minimum, maximum, range](std::string& value) -> std::string {
-        const auto n = parse_int(value);
-        if (n && *n >= minimum && *n <= maximum) return "";
-        return "'" + value + "' is not a whole number " + range;
-      },
-      "");
-}
-
 CLI::Validator non_negative_float() {
   return CLI::Validator(
       [](std::string& value) -> std::string {

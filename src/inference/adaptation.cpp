@@ -192,10 +192,11 @@ run::LoadedRun load_adapted_run(const AdaptOptions& o, std::string& source) {
     if (const auto chosen = run::read_validated_adaptation(chosen_path)) {
       int shots = o.shots;
       if (shots == 0) {
-        // value(), not at(): a config without it is refused by load_run, with the file's name.
-        const nlohmann::json support =
-            run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint))
-                .config.value(nlohmann::json::json_pointer("/task/support"), nlohmann::json());
+        // Looked up, not at(): a config without it is refused by load_run, naming the file.
+        const nlohmann::json config =
+            run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint)).config;
+        const nlohmann::json::json_pointer at("/task/support");
+        const nlohmann::json support = config.contains(at) ? config.at(at) : nlohmann::json();
         shots = support.is_number_integer() ? support.get<int>() : config::kSupportAll;
       }
       // "all" is larger than any K: the setting chosen at the largest one.

@@ -150,9 +150,10 @@ CheckpointMeta parse_meta(const std::string& path, std::uint32_t format, const s
   if (!j["tool_version"].is_string())
     throw corrupt(path, "its metadata's \"tool_version\" is not a string");
   if (!j["kind"].is_string()) throw corrupt(path, "its metadata's \"kind\" is not a string");
-  // Readers look keys up in these (value(), at()), which nlohmann refuses on anything else.
+  // Readers look keys up in these (value(), at()), which nlohmann refuses on a number, string
+  // or list; null is what save_checkpoint writes for a part left empty.
   for (const char* key : {"config", "features", "progress"})
-    if (!j[key].is_object())
+    if (!j[key].is_object() && !j[key].is_null())
       throw corrupt(path, std::string("its metadata's \"") + key + "\" is not an object");
 
   CheckpointMeta meta;
