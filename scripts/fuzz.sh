@@ -62,8 +62,10 @@ status=0
 elapsed=$(($(date +%s) - start))
 
 # The final stats line; with -fork=N (no such line) the last progress line's count.
-executions=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/fuzz.log" | awk '{print $2}')
-[[ -n "$executions" ]] || executions=$(grep -o '^#[0-9]*' "$work/fuzz.log" | tail -n 1 | tr -d '#')
+executions=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/fuzz.log" |
+             awk '{print $2}' || true)
+[[ -n "$executions" ]] ||
+  executions=$(grep -o '^#[0-9]*' "$work/fuzz.log" | tail -n 1 | tr -d '#' || true)
 mapfile -t found < <(comm -13 <(printf '%s\n' "${earlier[@]}") <(find "$work/findings" -type f | sort))
 echo "fuzz: $target: $executions executions in ${elapsed}s, ${#found[@]} findings" \
      "(${#earlier[@]} from earlier runs in $work/findings), corpus $(ls "$work/corpus" | wc -l) inputs"
