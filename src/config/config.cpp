@@ -716,6 +716,18 @@ void apply_override(Json& root, const std::string& assignment) {
   auto fail = [&](const std::string& why) {
     throw UsageError("--set '" + shortened(assignment) + "': " + why);
   };
+  // A JSON file can only hold UTF-8, but a plain-word value from the shell can hold anything,
+  // and a config that is not UTF-8 fails only later, when the run writes it out (train had
+  // made its run directory by then). nlohmann's writer is the UTF-8 check, so the two agree.
+  try {
+    (void)Json(assignment).dump();
+  } catch (const Json::type_error& e) {
+    const std::string what = e.what();  // "[json.exception.type_error.316] invalid UTF-8 ..."
+    throw UsageError(
+        "--set " +
+        Json(shortened(assignment)).dump(-1, ' ', false, Json::error_handler_t::replace) + ": " +
+        what.substr(what.find(']') + 2) + "; config values are UTF-8 text");
+  }
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) fail("expected KEY.PATH=VALUE, e.g. task.support=5");
   const std::string key = assignment.substr(0, eq);
