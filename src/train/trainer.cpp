@@ -132,12 +132,8 @@ std::unique_ptr<pipeline::RunData> prepare_training_data(const config::Config& c
   spdlog::info("preparing data from {} file(s)", config.data.files.size());
   auto data =
       pipeline::prepare_run_data(config, resume_from ? &resume_from->meta.features : nullptr);
+  tasks::require_training_tasks(data->log, data->tasks, config);
   const auto train_tasks = data->tasks.with_role(tasks::TaskRole::kTrain);
-  if (train_tasks.empty())
-    throw DataError("no training task qualifies for task.support = " +
-                    config::support_name(config.task.support) +
-                    " + task.query = " + std::to_string(config.task.query) +
-                    " (see metalearn inspect --tasks for each task's size)");
   spdlog::info("{} training tasks, {} validation, {} new; {} dense features; algorithm {} on {}",
                train_tasks.size(), data->tasks.with_role(tasks::TaskRole::kValidation).size(),
                data->tasks.with_role(tasks::TaskRole::kNew).size(), data->features.dense_dim(),
@@ -343,11 +339,16 @@ std::vector<meta::TaskBatch> TrainingRun::prepare_batches(int it) const {
 double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   optimizer_.zero_grad();
   double loss = learner_->accumulate_meta_gradient(batches);
-  if (!std::isfinite(loss))
-    throw NumericError("meta-iteration " + std::to_string(it) + ": the query loss is " +
-                       std::to_string(loss) + "; lower meta.outer_lr (" +
-                       std::to_string(config_.meta.outer_lr) + ") or meta.inner_lr (" +
-                       std::to_string(config_.meta.inner_lr) + "), or set meta.grad_clip");
+  if (!std::isfinite(loss)) {
+    // Inputs first: with a non-finite input, lower learning rates would not help.
+    const std::string input = meta::non_finite_input(data_->features, batches);
+    throw NumericError(
+        "meta-iteration " + std::to_string(it) + ": the query loss is " + std::to_string(loss) +
+        (!input.empty() ? "; its input is to blame: " + input
+                        : "; lower meta.outer_lr (" + std::to_string(config_.meta.outer_lr) +
+                              ") or meta.inner_lr (" + std::to_string(config_.meta.inner_lr) +
+                              "), or set meta.grad_clip"));
+  }
   optimizer_.step(learner_->row_sparse_gradients());
   return loss;
 }
