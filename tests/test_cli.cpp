@@ -472,7 +472,7 @@ TEST(CliErrors, SideTableDuplicatesAndTasksFromASideTable) {
   auto r = run_many(
       {"inspect --config " + shop_config(dir, "dup", {log}, side(json::object())),
        "inspect --config " + shop_config(dir, "first", {log}, side({{"duplicates", "first"}})),
-       "inspect --json --config " + shop_config(dir, "brand", {log}, by_brand)});
+       "inspect --json --tasks --config " + shop_config(dir, "brand", {log}, by_brand)});
 
   expect_one_line_error(r[0], ml::ExitCode::kData, "a duplicate side-table key");
   EXPECT_TRUE(contains(r[0].err, dir.file("items.csv") + ":74: item id 'A-i3' again (first at " +

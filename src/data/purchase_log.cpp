@@ -818,9 +818,11 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
                    ")"));
   if (report.timestamps_read_as.size() > 1) {
     std::vector<std::string> parts;
-    for (const auto& [reading, count] : report.timestamps_read_as)
-      parts.push_back(with_thousands(count) + " as " +
-                      time_reading_text(*enum_from_name<TimeReading>(reading)));
+    for (TimeReading reading : enum_values<TimeReading>()) {
+      const auto it = report.timestamps_read_as.find(enum_name(reading));
+      if (it != report.timestamps_read_as.end())
+        parts.push_back(with_thousands(it->second) + " as " + time_reading_text(reading));
+    }
     spdlog::warn("the timestamp column mixes units: {} (data.time_format = \"{}\")",
                  join(parts, ", "), enum_name(data.time_format));
   }

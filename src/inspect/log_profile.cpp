@@ -236,9 +236,12 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   if (!p.first_time.empty()) row("time range", p.first_time + " .. " + p.last_time);
   if (!p.load.timestamps_read_as.empty()) {
     std::vector<std::string> readings;
-    for (const auto& [reading, count] : p.load.timestamps_read_as)
-      readings.push_back(std::string(time_reading_text(*enum_from_name<TimeReading>(reading))) +
-                         (p.load.timestamps_read_as.size() > 1 ? " (" + n(count) + ")" : ""));
+    for (TimeReading reading : enum_values<TimeReading>()) {
+      const auto it = p.load.timestamps_read_as.find(enum_name(reading));
+      if (it == p.load.timestamps_read_as.end()) continue;
+      readings.push_back(std::string(time_reading_text(reading)) +
+                         (p.load.timestamps_read_as.size() > 1 ? " (" + n(it->second) + ")" : ""));
+    }
     row("timestamps read as",
         join(readings, ", ") + (p.load.timestamps_read_as.size() > 1 ? ": mixed units" : ""));
   }
