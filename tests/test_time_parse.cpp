@@ -210,8 +210,8 @@ TEST(TimeParseUnits, AutoReadsEachMagnitudeInItsUnit) {
     EXPECT_EQ(t->seconds, kJuly2017 + 30) << c.text;
     EXPECT_EQ(t->reading, c.reading) << c.text;
   }
-  // Every plausible time after 1973-03-03 reads back in its own unit at each scale: the units'
-  // plausible ranges do not overlap, so auto never mistakes one for another.
+  // A plausible time after 1973-03-03 reads back at each scale: written in any unit it lies in
+  // that unit's band of magnitudes, so auto never mistakes one unit for another.
   const std::int64_t march_1973 = days_from_civil(1973, 3, 4) * kDay;
   for (std::int64_t s : {march_1973, kJuly2017, ml::kPlausibleTimeEnd - 1}) {
     const std::string text = std::to_string(s);

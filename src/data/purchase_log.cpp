@@ -86,11 +86,11 @@ bool parse_number_cell(std::string_view cell, float& out, RowError& error) {
     return true;
   }
   if (!v)
-    error = {ml::quoted(cell) + " is not a number", "unparsable number"};
+    error = {quoted_value(cell) + " is not a number", "unparsable number"};
   else if (!std::isfinite(*v))
-    error = {ml::quoted(cell) + " is not a finite number", "non-finite number"};
+    error = {quoted_value(cell) + " is not a finite number", "non-finite number"};
   else
-    error = {ml::quoted(cell) + " is out of range (beyond +-3.4e38, a float's limit)",
+    error = {quoted_value(cell) + " is out of range (beyond +-3.4e38, a float's limit)",
              "number out of range"};
   return false;
 }
@@ -357,7 +357,7 @@ void parse_rows(const config::DataConfig& data, const LogBinding& b, LogPart& pa
       if (!cell.empty()) {
         const std::optional<ParsedTime> parsed = parse_time(cell, b.time_format);
         if (!parsed) {
-          reject({"timestamp column: " + ml::quoted(cell) + " is not " +
+          reject({"timestamp column: " + quoted_value(cell) + " is not " +
                       time_format_text(b.time_format) + " (data.time_format = \"" +
                       enum_name(b.time_format) + "\")",
                   "unparsable timestamp"});
@@ -721,8 +721,8 @@ void load_side_table(const config::SideTable& spec, std::size_t table_index,
         if (spec.duplicates == config::DuplicateKeys::kError) {
           const auto& [first_file, first_line] = first_at[id];
           throw DataError(file + ":" + std::to_string(record.line) + ": " + side.join + " id " +
-                          ml::quoted(id_text) + " again (first at " + spec.files[first_file] + ":" +
-                          std::to_string(first_line) + "); " + key +
+                          quoted_value(id_text) + " again (first at " + spec.files[first_file] +
+                          ":" + std::to_string(first_line) + "); " + key +
                           " must hold one row per id: remove the duplicates, or set " + key +
                           ".duplicates = \"first\" to keep each id's first row");
         }

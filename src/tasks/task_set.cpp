@@ -389,7 +389,7 @@ namespace {
 
 std::string names_list(const std::vector<std::string>& names) {
   std::vector<std::string> shown;
-  for (const auto& n : names) shown.push_back(ml::quoted(n));
+  for (const auto& n : names) shown.push_back(quoted_value(n));
   return "[" + join(shown, ", ") + "]";
 }
 
@@ -397,7 +397,7 @@ std::string names_list(const std::vector<std::string>& names) {
 std::string events_text(const data::PurchaseLog& log) {
   std::vector<std::string> shown;
   for (std::size_t i = 0; i < log.events.size() && i < 12; ++i)
-    shown.push_back(ml::quoted(log.events.name(static_cast<std::int32_t>(i))));
+    shown.push_back(quoted_value(log.events.name(static_cast<std::int32_t>(i))));
   return log.events.size() == 0 ? "none"
                                 : join(shown, ", ") + (log.events.size() > 12 ? ", ..." : "");
 }
@@ -490,7 +490,7 @@ std::string training_tasks_problem(const data::PurchaseLog& log, const TaskSet& 
     const bool held_out =
         !set.with_role(TaskRole::kNew).empty() || !set.with_role(TaskRole::kValidation).empty();
     if (qualifying.size() == 1 && !held_out && holds_out(config.split))
-      return "only one task qualifies (" + ml::quoted(qualifying[0]->name) + ", of " +
+      return "only one task qualifies (" + quoted_value(qualifying[0]->name) + ", of " +
              std::to_string(log.tasks.size()) + " task key(s) in " + task_column +
              "): meta-learning needs several, to train on some and hold out others, but "
              "split.new_fraction = " +
@@ -539,7 +539,7 @@ std::string training_tasks_problem(const data::PurchaseLog& log, const TaskSet& 
     }
     return "no task qualifies for " + episode + ": of " + std::to_string(set.tasks.size()) +
            " task(s) with examples, " + drop_counts_text(count_drop_causes(causes)) +
-           "; the largest, " + ml::quoted(largest->name) + " (" +
+           "; the largest, " + quoted_value(largest->name) + " (" +
            std::to_string(largest->examples.size()) + " examples): " + largest->drop_reason +
            " (metalearn inspect --tasks lists every task)";
   }

@@ -67,7 +67,7 @@ std::optional<std::int64_t> parse_int(std::string_view s) {
   return value;
 }
 
-std::string quoted(std::string_view text, std::size_t max_chars) {
+std::string quoted_value(std::string_view text, std::size_t max_chars) {
   const bool shortened = text.size() > max_chars;
   if (shortened) text = text.substr(0, max_chars);
   std::string out = "'";

@@ -41,13 +41,13 @@ struct EnumNames<TimeReading> {
 
 // For people: "unix seconds", "unix milliseconds", ..., "ISO-8601 date/time".
 const char* time_reading_text(TimeReading reading);
-// For people, what a format accepts: "unix milliseconds", "unix time or ISO-8601 date/time".
+// For people, what a format accepts: "a number of unix milliseconds", "an ISO-8601 date/time".
 const char* time_format_text(TimeFormat format);
 
 // The times a purchase log can plausibly hold: [1970-01-01, 2100-01-01) UTC. The lower end admits
 // relative times (seconds since a log's start, day numbers), which logs use and which order rows
-// as well as dates do; the upper end refuses a number read in too coarse a unit (milliseconds
-// read as seconds land after the year 5000).
+// as well as dates do; the upper end refuses a number read in too coarse a unit (today's
+// milliseconds read as seconds land some 50,000 years ahead).
 inline constexpr std::int64_t kPlausibleTimeBegin = 0;
 inline constexpr std::int64_t kPlausibleTimeEnd = 4102444800;  // 2100-01-01T00:00:00Z
 inline bool plausible_time(std::int64_t unix_seconds) {
@@ -56,8 +56,8 @@ inline bool plausible_time(std::int64_t unix_seconds) {
 
 // The unit data.time_format = "auto" reads a unix number in, by its magnitude: seconds below
 // 1e11 (before the year 5138), milliseconds below 1e14, microseconds below 1e17, else
-// nanoseconds. For a plausible time (after 1973-03-03 for the finer units) exactly one unit
-// gives a date in the plausible range, so a column of one unit is read in that unit throughout.
+// nanoseconds. A plausible time after 1973-03-03 written in any of the units lies in that unit's
+// band, so a column of one unit is read in that unit throughout.
 TimeReading unix_unit_by_magnitude(double value);
 
 struct ParsedTime {
@@ -74,8 +74,9 @@ std::optional<ParsedTime> parse_time(std::string_view text, TimeFormat format);
 std::optional<std::int64_t> parse_timestamp(std::string_view text, TimeFormat format);
 
 // Why a parsed but implausible time is refused, for a bad-row line: "'1700000000000' read as
-// unix seconds is the year 55840, outside the plausible range 1970-01-01 .. 2099-12-31; by its
-// magnitude it is unix milliseconds: set data.time_format = "unix_ms"".
+// unix seconds is 55840-11-08T22:13:20, outside the plausible range 1970-01-01 .. 2099-12-31; as
+// unix milliseconds it is 2023-11-14T22:13:20: set data.time_format = "unix_ms" if that is the
+// column's unit" (the suggestion when another unit makes the number plausible).
 std::string implausible_time_text(std::string_view text, const ParsedTime& time, TimeFormat format);
 
 // "YYYY-MM-DDTHH:MM:SS" in UTC.
