@@ -26,6 +26,7 @@
 #include "tasks/episode_sampler.hpp"
 #include "train/trainer.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 #include "util/progress.hpp"
 #include "util/strings.hpp"
 
@@ -974,6 +975,7 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
         }
       }
       progress.update(static_cast<double>(++done));
+      throw_if_interrupted("evaluating episodes");
     }
   }
   for (std::size_t x = 0; x < n_metrics; ++x)
