@@ -138,7 +138,7 @@ TEST(Divergence, ANonFiniteGradientLeavesWeightsAndOptimiserAlone) {
     const Tensor rows = torch::tensor({1, 3}, torch::kInt64);
 
     optimizer.zero_grad();
-    dense.mutable_grad() = torch::tensor({0.5, NAN, 0.5}, torch::kFloat64);
+    dense.mutable_grad() = torch::tensor({0.5, std::nan(""), 0.5}, torch::kFloat64);
     const double norm = optimizer.step(
         {ml::meta::RowSparseGradient{1, rows, torch::ones({2, 2}, torch::kFloat64)}});
     EXPECT_FALSE(std::isfinite(norm));
@@ -238,7 +238,7 @@ TEST(TrainDivergence, ADivergedStepIsNeverSavedAndTheRunIsMarkedAndRefused) {
 TEST(TrainDivergence, AFiniteButExplodingLossStopsTheRun) {
   TempDir dir;
   auto config = synthetic_shop(dir);
-  config.meta.inner_lr = 30;  // adapted logits in the billions: a finite, absurd loss
+  config.meta.inner_lr = 300;  // adapted logits in the billions: a finite, absurd loss
   try {
     ml::train::run_training(config, {});
     FAIL() << "an exploding loss must stop the run";

@@ -329,7 +329,17 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
     result.pretrain_source = "trained";
   }
   if (budget < pc.meta.iterations) train_options.stop_after = budget - done;
-  if (train_now) train::run_training(pc, train_options);
+  try {
+    if (train_now) train::run_training(pc, train_options);
+  } catch (const InterruptedError& e) {
+    // The trainer's "--resume" advice is for `train`: eval resumes the baseline itself.
+    const int signal = static_cast<int>(e.code()) - 128;
+    throw InterruptedError(signal, "interrupted (" + signal_name(signal) +
+                                       ") while training the pretrain baseline in '" +
+                                       dir.string() +
+                                       "' (the iterations it finished are saved; the next eval "
+                                       "resumes it)");
+  }
 
   // Its checkpoints are candidates, chosen among on validation tasks with the fine-tuning each
   // family applies (a checkpoint selected by its own validation pass at the run's inner lr need
