@@ -328,13 +328,14 @@ TEST(StaleTemporaries, ThoseOfDeadProcessesGoOthersStay) {
 
 // ---- signals -------------------------------------------------------------------------------
 
-// In a child process, so the test process keeps its own signal dispositions.
+// In a child process, so the test process keeps its own signal dispositions. The exit code, or
+// -N when signal N killed it (with no handler), which a shell would also show as 128 + N.
 int exit_code_of_child(const std::function<int()>& body) {
   const pid_t pid = ::fork();
   if (pid == 0) ::_exit(body());
   int status = 0;
   ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 TEST(Interrupt, TheFirstSignalIsRecordedTheSecondExitsAtOnce) {
@@ -411,19 +412,23 @@ Child spawn_cli(const std::vector<std::string>& args, const TempDir& dir, const 
   return child;
 }
 
-// The exit code (128 + N when killed by signal N); -1 after `seconds` (the child is killed).
-int wait_for(const Child& child, double seconds) {
+// The exit code, or -N when signal N killed it (the handlers exit instead: a shell shows 128 + N
+// either way, so only this tells them apart); -1000 after `seconds` (the child is killed).
+// The child is reaped either way (pid -1 after).
+int wait_for(Child& child, double seconds) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   int status = 0;
   while (::waitpid(child.pid, &status, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > until) {
       ::kill(child.pid, SIGKILL);
       ::waitpid(child.pid, &status, 0);
-      return -1;
+      child.pid = -1;
+      return -1000;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  child.pid = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 int metrics_lines(const fs::path& run_dir) {
@@ -444,6 +449,17 @@ TEST(CliRunState, SigintAndSigtermStopTrainingWithALatestCheckpoint) {
   config.train.validate_every = 0;
   config.train.log_every = 1;
   std::vector<std::pair<int, Child>> runs;
+  // A failed assertion must not leave a child training for hours.
+  struct KillLeftovers {
+    std::vector<std::pair<int, Child>>& runs;
+    ~KillLeftovers() {
+      for (auto& run : runs)
+        if (run.second.pid > 0) {  // not reaped yet, so the PID is still our child's
+          ::kill(run.second.pid, SIGKILL);
+          ::waitpid(run.second.pid, nullptr, 0);
+        }
+    }
+  } kill_leftovers{runs};
   for (int signal : {SIGINT, SIGTERM}) {
     config.run.dir = dir.file("run_" + std::to_string(signal));
     const std::string path = dir.file("config_" + std::to_string(signal) + ".json");
