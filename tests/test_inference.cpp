@@ -659,13 +659,14 @@ TEST(PredictOutput, IsWrittenAtomically) {
   std::ostringstream standard_output;
   ml::inference::write_output("", standard_output, [](std::ostream& out) { out << "a,b\n"; });
   EXPECT_EQ(standard_output.str(), "a,b\n");
-  // Missing folders are created, as for checkpoints and reports; a path through a file fails.
+  // Missing folders are created, as for checkpoints and reports; a path through a file fails
+  // with the I/O error (exit code 9).
   ml::inference::write_output(dir.file("new/folder/x.csv"), std::cout,
                               [](std::ostream& out) { out << "x\n"; });
   EXPECT_EQ(slurp(dir.file("new/folder/x.csv")), "x\n");
   EXPECT_THROW(
       ml::inference::write_output(dir.file("scores.csv/x.csv"), std::cout, [](std::ostream&) {}),
-      ml::DataError);
+      ml::IoError);
 }
 
 // ---- the CLI end to end --------------------------------------------------------------------

@@ -30,6 +30,7 @@
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 #include "util/strings.hpp"
 #include "util/text_table.hpp"
 #include "util/version.hpp"
@@ -450,6 +451,10 @@ AdaptSummary adapt(const AdaptOptions& o) {
   to_json(meta.config, config);
   to_json(meta.features, run.data->features);
   for (const auto& p : prepared) {
+    // Between tasks: each model written so far is complete, and the line says which are.
+    throw_if_interrupted("adapting: " + std::to_string(summary.tasks.size()) + " of " +
+                         std::to_string(prepared.size()) + " task(s) done and saved in '" +
+                         summary.out_dir + "'");
     TaskAdaptation t;
     t.task = p.name;
     t.role = p.role;

@@ -73,7 +73,7 @@ void write_recommendations_csv(const std::vector<Recommendation>& recommendation
 
 // Hands `write` `standard_output` (the CLI passes std::cout) when `path` is empty, else writes
 // PATH atomically (util/atomic_file.hpp: missing folders are created, PATH is complete or left as
-// it was). Throws DataError (FileWriteError) when the file cannot be written.
+// it was). Throws IoError (FileWriteError) when the file cannot be written.
 void write_output(const std::string& path, std::ostream& standard_output,
                   const std::function<void(std::ostream&)>& write);
 
