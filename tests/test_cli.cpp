@@ -529,8 +529,9 @@ TEST(CliWalkthrough, MinimalConfigFromTheReadmeTrainsAdaptsAndServesANewCategory
                     " --recommend --task 'Smart Plugs' --user " + user + " --threads 1"});
   ASSERT_EQ(recommend[0].code, 0) << recommend[0].err;
   EXPECT_EQ(lines_of(recommend[0].out).size(), 6u) << recommend[0].out;
-  // aggregate_rows = "before_cutoff": a held-out department's items keep their history.
-  EXPECT_FALSE(contains(recommend[0].err, "distinct score")) << recommend[0].err;
+  // aggregate_rows = "before_cutoff": a held-out department's items keep their history, so
+  // not all score alike (those nobody touched before the cutoff still may).
+  EXPECT_FALSE(contains(recommend[0].err, "got only 1 distinct score")) << recommend[0].err;
   expect_one_line_error(recommend[1], ml::ExitCode::kUsage, "another task's items");
   EXPECT_TRUE(contains(recommend[1].err, "was adapted to task '" + task + "'")) << recommend[1].err;
   expect_one_line_error(recommend[2], ml::ExitCode::kData, "a category the log lacks");
@@ -569,7 +570,9 @@ TEST(CliWalkthrough, MinimalConfigFromTheReadmeTrainsAdaptsAndServesANewCategory
   EXPECT_TRUE(contains(tied.err, "[warning] user '" + user + "': the ")) << tied.err;
   EXPECT_TRUE(contains(tied.err, "got only 1 distinct score, so tied items are ranked by item id"))
       << tied.err;
-  EXPECT_TRUE(contains(tied.err, "features.aggregate_rows")) << tied.err;
+  // The cause, from this model's config: no item table, and no history for held-out items.
+  EXPECT_TRUE(contains(tied.err, "this config maps no item attributes")) << tied.err;
+  EXPECT_TRUE(contains(tied.err, "under features.aggregate_rows = \"training\"")) << tied.err;
 }
 
 TEST(CliRealData, DunnhumbyInspectMatchesTheReferenceFigures) {

@@ -28,10 +28,11 @@ void add_adapt_command(CLI::App& app) {
       ->transform(shots_option(0))
       ->type_name("INT|all");
   command
-      ->add_option("--steps", a.steps,
-                   "adaptation steps; -1 = the run's choice: RUN/adaptation.json (chosen on "
-                   "validation tasks when train finished, at the K nearest --shots), else, for a "
-                   "run without one, its meta.adapt_steps")
+      ->add_option(
+          "--steps", a.steps,
+          "adaptation steps; -1 = the run's choice: RUN/adaptation.json (chosen on "
+          "validation tasks when train finished, at the K nearest the support size), else, for a "
+          "run without one, its meta.adapt_steps")
       ->check(CLI::Range(-1, 1000000));
   command
       ->add_option("--inner-lr", a.inner_lr,

@@ -120,7 +120,7 @@ void add_train_command(CLI::App& app) {
                 << " settings by validation "
                 << (metric ? train::metric_label(*metric) : adaptation->metric) << " "
                 << fixed(v.value, 4)
-                << (std::isfinite(v.half_width) ? " +- " + fixed(v.half_width, 4) : "") << ", over "
+                << (std::isfinite(v.half_width) ? " ± " + fixed(v.half_width, 4) : "") << ", over "
                 << count_of(v.tasks, "validation task") << " x " << adaptation->episodes
                 << " other episodes at K=" << v.shots << "\n";
     }

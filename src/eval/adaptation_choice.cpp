@@ -88,7 +88,7 @@ std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& 
         "closer than that cannot be told apart on so few tasks; raise "
         "split.validation_fraction (now {}) for more validation tasks",
         count_of(s.tasks, "validation task"), metric, s.value,
-        std::isfinite(s.half_width) ? fmt::format("+- {:.4f} (95% CI half width)", s.half_width)
+        std::isfinite(s.half_width) ? fmt::format("± {:.4f} (95% CI half width)", s.half_width)
                                     : std::string("(no CI: one task)"),
         short_number(config.split.validation_fraction));
   return a;

@@ -143,13 +143,25 @@ bool mostly_tied(std::size_t distinct, std::size_t n) {
   return n >= 2 && distinct * 2 <= n;
 }
 
-// Why scores tie, and what changes it: the model's inputs do not tell the items apart.
-constexpr const char* kTiedScoresWhy =
-    "the model sees no difference between them. It happens when the items have no attributes "
-    "(no item side table or row features in the config: data.side_tables, data.features) and no "
-    "history the run's aggregates count (a category held out as new, or new to the log, under "
-    "features.aggregate_rows = \"training\"): map item attributes, or use "
-    "features.aggregate_rows = \"before_cutoff\" with a split.time_cutoff";
+// Why scores tie, from what the model's config gives it to tell items apart: its inputs are
+// the same for items without attributes and without history.
+std::string tied_scores_cause(const config::Config& c) {
+  std::string why =
+      "the model tells items apart only by their attributes and history, and the tied ones "
+      "differ in neither";
+  const bool item_table =
+      std::any_of(c.data.side_tables.begin(), c.data.side_tables.end(),
+                  [](const config::SideTable& t) { return t.join == config::JoinKey::kItem; });
+  if (!item_table)
+    why += "; this config maps no item attributes (an item table in data.side_tables)";
+  if (c.features.aggregate_rows == config::AggregateRows::kTraining)
+    why +=
+        "; under features.aggregate_rows = \"training\" a category held out as new, or new to "
+        "the log, has no history (\"before_cutoff\" with a split.time_cutoff keeps it)";
+  else
+    why += "; items nobody interacted with before split.time_cutoff have no history";
+  return why;
+}
 
 // The task an adapted model was adapted to; "" for a run's meta-learned init.
 std::string adapted_task(const ScoringModel& model) {
@@ -219,7 +231,8 @@ RowScores score_rows(const PredictOptions& o) {
   if (const std::size_t distinct = distinct_scores(out.score);
       mostly_tied(distinct, out.score.size()))
     spdlog::warn("the {} rows got only {}: {}", out.score.size(),
-                 count_of(static_cast<long long>(distinct), "distinct score"), kTiedScoresWhy);
+                 count_of(static_cast<long long>(distinct), "distinct score"),
+                 tied_scores_cause(model->config));
   return s;
 }
 
@@ -293,7 +306,8 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
           "user '{}': the {} candidate items of task '{}' got only {}, so tied items are ranked "
           "by item id, not by the model: {}",
           user, scored.score.size(), task_name,
-          count_of(static_cast<long long>(distinct), "distinct score"), kTiedScoresWhy);
+          count_of(static_cast<long long>(distinct), "distinct score"),
+          tied_scores_cause(model->config));
     std::vector<std::size_t> order(candidates.examples.size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
