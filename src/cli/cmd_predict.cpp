@@ -31,7 +31,7 @@ void add_predict_command(CLI::App& app) {
                       "task whose items are recommended (default: an adapted model's own task; "
                       "an adapted model refuses another)");
   command->add_option("--user", o->users, "user to recommend for (repeatable)");
-  command->add_option("--top-k", o->top_k, "items per user")->check(CLI::PositiveNumber);
+  command->add_option("--top-k", o->top_k, "items per user")->check(whole_number(1));
   add_device_option(*command, o->device);
   add_threads_option(*command, o->threads);
   command->callback([o] {
