@@ -306,6 +306,9 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
   int done = 0;
   if (fs::exists(latest)) {
     run::CheckpointMeta meta = run::read_checkpoint_meta(latest.string());
+    // Re-resolved like the run's own config (config_from_saved), so that a baseline written
+    // with relative data paths by an earlier version still matches.
+    to_json(meta.config, config::config_from_saved(meta.config));
     if (without_run_section(meta.config) != without_run_section(expected))
       throw CheckpointError(
           "'" + latest.string() + "' was trained with another config than the run's (diff: " +
@@ -387,9 +390,7 @@ std::vector<int> sorted_unique(std::vector<int> v) {
 
 // "0.1", "0.03": an inner lr as short as it reads.
 std::string lr_text(double lr) {
-  std::ostringstream out;
-  out << lr;
-  return out.str();
+  return short_number(lr);
 }
 
 void check_options(const ColdStartOptions& o) {

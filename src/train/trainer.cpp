@@ -34,6 +34,7 @@
 #include "util/logging.hpp"
 #include "util/progress.hpp"
 #include "util/rng.hpp"
+#include "util/strings.hpp"
 #include "util/version.hpp"
 
 namespace ml::train {
@@ -165,9 +166,9 @@ run::Checkpoint load_resume_checkpoint(const run::RunLayout& layout,
   const fs::path latest_path = layout.latest_checkpoint();
   run::Checkpoint resume_from = run::load_checkpoint(latest_path.string());
   // Re-resolved, so that spellings this build writes differently (an alias such as a "tab"
-  // delimiter) do not count as changes.
+  // delimiter, a relative data path of an earlier version) do not count as changes.
   nlohmann::json saved;
-  to_json(saved, config::config_from_json(resume_from.meta.config));
+  to_json(saved, config::config_from_saved(resume_from.meta.config));
   nlohmann::json now = resolved;
   // The run directory, device and threads may differ on resume; everything else may not.
   for (auto* j : {&saved, &now})
@@ -440,13 +441,13 @@ double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   if (!std::isfinite(loss))
     throw NumericError("meta-iteration " + std::to_string(it) + ": the query loss is " +
                        std::to_string(loss) + "; lower meta.outer_lr (" +
-                       std::to_string(config_.meta.outer_lr) + ") or meta.inner_lr (" +
-                       std::to_string(config_.meta.inner_lr) + "), or set meta.grad_clip");
+                       short_number(config_.meta.outer_lr) + ") or meta.inner_lr (" +
+                       short_number(config_.meta.inner_lr) + "), or set meta.grad_clip");
   // The same advice as for a NaN: an explosion is the same failure caught earlier.
   const auto advice = [&](const std::string& reason) {
     return "meta-iteration " + std::to_string(it) + ": " + reason + "; lower meta.outer_lr (" +
-           std::to_string(config_.meta.outer_lr) + ") or meta.inner_lr (" +
-           std::to_string(config_.meta.inner_lr) + "), or set meta.grad_clip";
+           short_number(config_.meta.outer_lr) + ") or meta.inner_lr (" +
+           short_number(config_.meta.inner_lr) + "), or set meta.grad_clip";
   };
   if (std::string why = run::divergence_reason(loss, loss_limit_, NAN); !why.empty())
     throw NumericError(advice(why));
