@@ -244,6 +244,19 @@ TEST(AdaptShots, AllIsEveryExampleOfTheTaskNotInTheQuery) {
 TEST(AdaptDefaults, UseTheSettingChosenOnValidationTasks) {
   const TrainedShop& s = shop();
   TempDir dir;
+  // The shop was trained as a library call: no adaptation.json, so the config's settings, and
+  // the summary says so (help and README promise this fallback).
+  ASSERT_FALSE(fs::exists(ml::run::RunLayout(s.run).validated_adaptation()));
+  const auto fallback = ml::inference::adapt(adapt_options(s.new_tasks[0], dir.file("config")));
+  EXPECT_EQ(fallback.tasks[0].steps, s.config.meta.adapt_steps);
+  EXPECT_EQ(fallback.tasks[0].inner_lr, s.config.meta.inner_lr);
+  EXPECT_NE(fallback.settings_source.find("meta.adapt_steps"), std::string::npos)
+      << fallback.settings_source;
+  EXPECT_NE(fallback.settings_source.find(
+                "no " + ml::run::RunLayout(s.run).validated_adaptation().string()),
+            std::string::npos)
+      << fallback.settings_source;
+
   const std::string copy = dir.file("run");
   fs::copy(s.run, copy, fs::copy_options::recursive);
   ml::config::Config config = s.config;
@@ -312,6 +325,76 @@ TEST(ValidatedAdaptation, NearestShotsAndRoundTrip) {
   EXPECT_FALSE(ml::run::read_validated_adaptation(dir.file("none.json")).has_value());
 }
 
+// A damaged RUN/adaptation.json is one CheckpointError naming the file, where in it, and the way
+// out; nlohmann's own exceptions named neither the key nor the position, and get<int> wrapped.
+TEST(ValidatedAdaptation, DamagedFilesNameTheKeyOrPosition) {
+  TempDir dir;
+  ml::run::ValidatedAdaptation a;
+  a.method = "maml";
+  a.metric = "auc";
+  a.episodes = 5;
+  a.steps_grid = {0, 5};
+  a.inner_lr_grid = {0.1};
+  a.settings = {{5, 5, 0.1, 0.7, 0.02, 4}};
+  const std::string good = dir.file("good.json");
+  ml::run::write_validated_adaptation(good, a);
+  const nlohmann::json written = nlohmann::json::parse(ml::testing::slurp(good));
+  auto error_for = [&](const std::string& text) {
+    const std::string path = dir.file("adaptation.json");
+    ml::testing::write_file(path, text);
+    try {
+      ml::run::read_validated_adaptation(path);
+    } catch (const ml::CheckpointError& e) {
+      const std::string m = e.what();
+      EXPECT_EQ(m.rfind("'" + path + "': ", 0), 0u) << m;
+      EXPECT_NE(m.find("delete it to adapt with"), std::string::npos) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+      return m;
+    }
+    ADD_FAILURE() << "no CheckpointError for " << text.substr(0, 80);
+    return std::string();
+  };
+  auto with = [&](const std::string& pointer, const nlohmann::json& value) {
+    nlohmann::json j = written;
+    j[nlohmann::json::json_pointer(pointer)] = value;
+    return j.dump(2);
+  };
+  EXPECT_NE(error_for("{\"format\": 1,\n \"settings\": [").find("line 2, column "),
+            std::string::npos);
+  EXPECT_NE(error_for(std::string(1000, '[')).find("nested deeper than 100 levels"),
+            std::string::npos);
+  EXPECT_NE(error_for("[1]").find("(top level) = [1]: expected an object"), std::string::npos);
+  nlohmann::json no_metric = written;
+  no_metric.erase("metric");
+  EXPECT_NE(error_for(no_metric.dump()).find("metric: missing"), std::string::npos);
+  EXPECT_NE(error_for(with("/settings/0/steps", "x")).find("settings[0].steps = \"x\""),
+            std::string::npos);
+  EXPECT_NE(error_for(with("/settings/0/shots", 4294967297ULL))
+                .find("settings[0].shots = 4294967297: expected an integer that fits in 32 bits"),
+            std::string::npos);
+  EXPECT_NE(error_for(with("/settings/0/inner_lr", 1e300)).find("inner_lr 1e+300"),
+            std::string::npos);
+  EXPECT_NE(error_for(with("/inner_lr_grid/0", "fast")).find("inner_lr_grid[0] = \"fast\""),
+            std::string::npos);
+  EXPECT_NE(error_for(with("/settings", 3)).find("settings = 3: expected a list of objects"),
+            std::string::npos);
+  // Keys a newer writer may add are left alone; null rates still read as "none".
+  const std::string extra = with("/settings/0/inner_lr", nullptr);
+  auto read = nlohmann::json::parse(extra);
+  read["chosen_by"] = "a later version";
+  ml::testing::write_file(dir.file("extra.json"), read.dump());
+  const auto b = ml::run::read_validated_adaptation(dir.file("extra.json"));
+  ASSERT_TRUE(b.has_value());
+  EXPECT_TRUE(std::isnan(b->settings.at(0).inner_lr));
+  fs::create_directories(dir.file("folder.json"));
+  try {
+    ml::run::read_validated_adaptation(dir.file("folder.json"));
+    ADD_FAILURE() << "a folder read as an adaptation file";
+  } catch (const ml::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("a folder, not a file"), std::string::npos) << e.what();
+  }
+}
+
 TEST(AdaptAllNew, AdaptsEveryNewTaskIntoTheRunsAdaptedFolder) {
   const TrainedShop& s = shop();
   ml::inference::AdaptOptions o;
@@ -376,6 +459,8 @@ TEST(AdaptErrors, UnknownTaskSuggestsAndTooSmallTaskNamesSizes) {
     const std::string what = e.what();
     EXPECT_NE(what.find("'" + typo + "'"), std::string::npos) << what;
     EXPECT_NE(what.find("did you mean '" + name + "'"), std::string::npos) << what;
+    // A category the log lacks is adapted to from its rows: the message says how.
+    EXPECT_NE(what.find("--support-csv"), std::string::npos) << what;
   }
   auto big = adapt_options(name, out.file("b"));
   big.shots = 100000;
@@ -589,13 +674,14 @@ TEST(PredictOutput, IsWrittenAtomically) {
   std::ostringstream standard_output;
   ml::inference::write_output("", standard_output, [](std::ostream& out) { out << "a,b\n"; });
   EXPECT_EQ(standard_output.str(), "a,b\n");
-  // Missing folders are created, as for checkpoints and reports; a path through a file fails.
+  // Missing folders are created, as for checkpoints and reports; a path through a file fails
+  // with the I/O error (exit code 9).
   ml::inference::write_output(dir.file("new/folder/x.csv"), std::cout,
                               [](std::ostream& out) { out << "x\n"; });
   EXPECT_EQ(slurp(dir.file("new/folder/x.csv")), "x\n");
   EXPECT_THROW(
       ml::inference::write_output(dir.file("scores.csv/x.csv"), std::cout, [](std::ostream&) {}),
-      ml::DataError);
+      ml::IoError);
 }
 
 // ---- the CLI end to end --------------------------------------------------------------------
@@ -641,6 +727,31 @@ TEST(AdaptCli, AdaptsAndPredictsEndToEnd) {
   ASSERT_EQ(lines.size(), 5u);
   EXPECT_EQ(lines[0], "user_id,item_id,category,score");
   EXPECT_EQ(lines[1].substr(lines[1].rfind(',')), lines[4].substr(lines[4].rfind(',')));
+
+  // An adapted model is its task's model: --recommend ranks that task's items without --task,
+  // and refuses another task's.
+  const std::string first_event = lines_of(slurp(s.events)).at(1);
+  const std::string user = first_event.substr(0, first_event.find(','));
+  const std::string common = " --user " + q(user) + " --top-k 3 --device cpu --threads 1";
+  Result own = run_cli("predict --checkpoint " + q(adapted) + " --recommend" + common);
+  ASSERT_EQ(own.code, 0) << own.err;
+  const auto ranked = lines_of(own.out);
+  ASSERT_EQ(ranked.size(), 4u) << own.out;
+  EXPECT_EQ(ranked[0], "user,rank,item,score");
+  // This shop's items have attributes (item side table): their scores are not tied.
+  EXPECT_EQ(own.err.find("distinct score"), std::string::npos) << own.err;
+  const std::string other = s.new_tasks.at(1);
+  Result refused =
+      run_cli("predict --checkpoint " + q(adapted) + " --recommend --task " + q(other) + common);
+  EXPECT_EQ(refused.code, static_cast<int>(ml::ExitCode::kUsage)) << refused.err;
+  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  EXPECT_NE(refused.err.find("was adapted to task '" + task + "'"), std::string::npos)
+      << refused.err;
+  // The run directory, the unadapted init, ranks any task's items.
+  Result init =
+      run_cli("predict --checkpoint " + q(s.run) + " --recommend --task " + q(other) + common);
+  EXPECT_EQ(init.code, 0) << init.err;
+  EXPECT_EQ(lines_of(init.out).size(), 4u) << init.out;
 }
 
 TEST(PredictCli, MissingCheckpointExitsFiveWithOneLine) {

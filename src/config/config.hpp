@@ -174,6 +174,15 @@ struct Config {
   std::string source_path;  // the file it was read from ("" when built in code); not serialised
 };
 
+// Every number field, and every number option that becomes one (--inner-lr), ends up in 32-bit
+// float arithmetic: the model's weights and learning rates, labels, fractions of tasks. A value
+// a float cannot hold would fail deep inside torch ("value cannot be converted to type float")
+// or silently become 0 or inf, so the config reader (and the CLI) refuse it: `fits_float` says
+// whether `v` is 0 or a finite magnitude from FLT_MIN to FLT_MAX; kFitsFloat says so in words.
+bool fits_float(double v);
+inline constexpr const char* kFitsFloat =
+    "fit a 32-bit float (a magnitude from 1.2e-38 to 3.4e+38, or 0)";
+
 void to_json(Json& j, const Config& c);
 // Parses and validates; throws ConfigError with the JSON path of the first problem.
 Config config_from_json(const Json& j);
@@ -182,8 +191,21 @@ void validate(const Config& c);
 
 // Reads a JSON config file, applies `key.path=value` overrides (value parsed as JSON when it
 // is valid JSON, else taken as a string), resolves relative data paths against the file's
-// folder, and validates. Errors name the file.
+// folder (those of overrides against the working directory), and validates. The data paths of
+// the result are absolute (make_paths_absolute), so that the resolved config, once written out
+// (--print-config, RUN/config.json, a checkpoint's), reads back as the same config from any
+// folder. Errors name the file.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Makes every data path absolute against the working directory, lexically normalised:
+// data.files, data.side_tables[].files, and data.cache when it names a folder. run.dir is left
+// as written (relative to the working directory, as documented for it).
+void make_paths_absolute(Config& c);
+
+// A config written by an earlier command (a checkpoint's, RUN/config.json): config_from_json,
+// then make_paths_absolute, so that runs written before data paths were stored absolute (their
+// relative paths meant the working directory) compare equal to configs loaded now.
+Config config_from_saved(const Json& j);
 
 // Every section's field table, top level first: what docs/CONFIG.md and the tests walk.
 const TableInfo& config_table_info();
