@@ -440,14 +440,13 @@ double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   const auto advice = [&](const std::string& reason) {
     const std::string input = meta::non_finite_input(data_->features, batches);
     if (!input.empty())
-      return "meta-iteration " + std::to_string(it) + ": " + reason + "; its input is to blame: " +
-             input;
+      return "meta-iteration " + std::to_string(it) + ": " + reason +
+             "; its input is to blame: " + input;
     return "meta-iteration " + std::to_string(it) + ": " + reason + "; lower meta.outer_lr (" +
            short_number(config_.meta.outer_lr) + ") or meta.inner_lr (" +
            short_number(config_.meta.inner_lr) + "), or set meta.grad_clip";
   };
-  if (!std::isfinite(loss))
-    throw NumericError(advice("the query loss is " + std::to_string(loss)));
+  if (!std::isfinite(loss)) throw NumericError(advice("the query loss is " + std::to_string(loss)));
   if (std::string why = run::divergence_reason(loss, loss_limit_, NAN); !why.empty())
     throw NumericError(advice(why));
   const double norm = optimizer_.step(learner_->row_sparse_gradients());
