@@ -46,8 +46,9 @@ ColumnRef named(const std::string& name) {
   return r;
 }
 
-// A messy log: quoted cells with delimiters, doubled quotes and newlines, CRLF and LF line
-// ends, empty lines, empty task keys, and bad rows of every kind, in a seeded order.
+// A messy log: quoted cells with delimiters, doubled quotes and newlines, CRLF, LF and bare CR
+// line ends, empty lines, empty task keys, Latin-1 bytes in ids and text, trailing delimiters,
+// and bad rows of every kind, in a seeded order.
 std::string messy_log(std::size_t rows, unsigned seed, bool long_quotes = false) {
   std::mt19937 rng(seed);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
@@ -73,7 +74,10 @@ std::string messy_log(std::size_t rows, unsigned seed, bool long_quotes = false)
     if (kind == 32) row += ",extra";  // wrong field count
     if (kind == 33) row[1] = '"';     // a literal quote inside an unquoted cell
     if (kind == 34) row += "\"x\"y";  // a character after a closing quote
-    s += row + (pick(3) == 0 ? "\r\n" : "\n");
+    if (kind == 35) row = "u\xE9," + row.substr(row.find(',') + 1) + " caf\xE9";  // Latin-1
+    if (kind == 36) row += ",";  // a trailing delimiter the header lacks
+    const int end = pick(6);
+    s += row + (end == 0 ? "\r\n" : end == 1 ? "\r" : "\n");
     if (pick(50) == 0) s += pick(2) ? "\n" : "\r\n";  // empty line
   }
   return s;
@@ -169,6 +173,10 @@ void expect_same_report(const LoadReport& a, const LoadReport& b) {
     EXPECT_EQ(a.bad_rows[i].line, b.bad_rows[i].line) << i;
     EXPECT_EQ(a.bad_rows[i].reason, b.bad_rows[i].reason) << i;
   }
+  EXPECT_EQ(a.non_utf8_cells, b.non_utf8_cells);
+  EXPECT_EQ(a.first_non_utf8.file, b.first_non_utf8.file);
+  EXPECT_EQ(a.first_non_utf8.line, b.first_non_utf8.line);
+  EXPECT_EQ(a.first_non_utf8.reason, b.first_non_utf8.reason);
   ASSERT_EQ(a.side_tables.size(), b.side_tables.size());
   for (std::size_t i = 0; i < a.side_tables.size(); ++i) {
     EXPECT_EQ(a.side_tables[i].rows, b.side_tables[i].rows);
@@ -268,6 +276,7 @@ TEST(ParallelParse, EveryPartitionGivesTheSerialLogAndReport) {
   ASSERT_GT(serial.size(), 2500u);
   ASSERT_GT(serial_report.rows_rejected, 10);  // the bad rows are there to be compared
   ASSERT_GT(serial_report.rows_without_task, 10);
+  ASSERT_GT(serial_report.non_utf8_cells, 10);
 
   for (const int threads : {2, 3, 8}) {
     for (const std::uint64_t part_bytes :
@@ -379,6 +388,7 @@ TEST_F(LogCacheTest, SecondLoadComesFromTheCacheAndEqualsAParse) {
   // "auto": beside the first data file.
   EXPECT_EQ(fs::path(outcome.path).parent_path(), dir_.path() / "data" / ".metalearn-cache");
   EXPECT_TRUE(fs::exists(outcome.path));
+  EXPECT_GT(report.non_utf8_cells, 0);  // so that the cache must carry them
   EXPECT_TRUE(load_and_compare());
   EXPECT_TRUE(load_and_compare());
 }

@@ -11,6 +11,7 @@ std::unique_ptr<RunData> prepare_run_data(const config::Config& config,
                                           const nlohmann::json* saved_features) {
   auto data = std::make_unique<RunData>();
   data->log = data::load_purchase_log_cached(config, data->report);
+  data::warn_about_load(data->report);
   data->tasks = tasks::build_tasks(data->log, config);
   tasks::split_tasks(data->tasks, config);
   const auto train_rows = tasks::training_rows(data->log, data->tasks);
