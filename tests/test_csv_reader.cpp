@@ -348,6 +348,27 @@ TEST_F(CsvReaderTest, BareCrOutsideQuotesEndsTheRecord) {
   }
 }
 
+TEST_F(CsvReaderTest, ControlBytesOtherThanLineEndsAreCellData) {
+  // The field scan finds line ends among all bytes below 0x0E; the others stay in the cell,
+  // at any position in the eight-byte steps.
+  std::string text = "a,b\n";
+  for (std::size_t at = 0; at < 10; ++at) {
+    std::string cell(10, 'x');
+    cell[at] = static_cast<char>(at % 2 == 0 ? 0x0B : 0x01);
+    text += cell + ",\x0C" + "y\n";
+  }
+  CsvReader reader(write("ctl.csv", text), opts(0, true));
+  const auto rows = read_all(reader);
+  ASSERT_EQ(rows.size(), 10u);
+  for (std::size_t at = 0; at < rows.size(); ++at) {
+    ASSERT_EQ(rows[at].fields.size(), 2u) << at;
+    EXPECT_EQ(rows[at].fields[0].size(), 10u) << at;
+    EXPECT_EQ(rows[at].fields[0][at], at % 2 == 0 ? '\x0B' : '\x01') << at;
+    EXPECT_EQ(rows[at].fields[1], "\x0Cy");
+    EXPECT_EQ(rows[at].line, at + 2);
+  }
+}
+
 TEST_F(CsvReaderTest, ClassicMacFileReadsLineByLine) {
   const auto path = write("mac.csv", "user,item,note\ru1,i1,\"two\rlines\"\r\ru2,i2,x\r");
   CsvReader reader(path, opts(0, true));
@@ -715,7 +736,11 @@ TEST_F(CsvReaderTest, CellsThatAreNotUtf8AreEscapedAndCounted) {
 TEST_F(CsvReaderTest, EscapedCellsStayValidUntilNext) {
   // Escaped cells live in the reader, not in the buffer: each record's must survive as long
   // as the record, also for the headerless first record read ahead in the constructor.
-  CsvReader reader(write("h.csv", "\xE9" "1,a\xFF\n2,\xFE" "b\n"), opts(',', false));
+  CsvReader reader(write("h.csv",
+                         "\xE9"
+                         "1,a\xFF\n2,\xFE"
+                         "b\n"),
+                   opts(',', false));
   CsvRecord r;
   ASSERT_TRUE(reader.next(r));
   EXPECT_EQ(to_strings(r), (Fields{"\\xE91", "a\\xFF"}));

@@ -29,39 +29,50 @@ std::string system_error_text(int err) {
   return err != 0 ? std::strerror(err) : "read error";
 }
 
-// First byte in [p, e) equal to `a`, `b` or `c`, or e. Eight bytes per step (SWAR): most
+// First byte in [p, e) that is `delim`, '\n' or '\r', or e. Eight bytes per step (SWAR): most
 // cells are short, but ids, dates and titles are long enough for this to beat a byte loop.
-inline const char* find_any(const char* p, const char* e, char a, char b, char c) {
+// The two line-end bytes are found as bytes below 0x0E (one test instead of two); the other
+// control bytes that this also finds are rare in a CSV and skipped. ORs every byte it looks
+// at (and a few past the hit) into `seen`, so that the caller learns for free whether a byte
+// >= 0x80 was there: records without one are ASCII, hence valid UTF-8, which is nearly every
+// record of a log.
+inline const char* find_field_end(const char* p, const char* e, char delim, std::uint64_t& seen) {
   constexpr std::uint64_t kOnes = 0x0101010101010101ull;
   constexpr std::uint64_t kHighs = 0x8080808080808080ull;
-  const std::uint64_t wa = kOnes * static_cast<unsigned char>(a);
-  const std::uint64_t wb = kOnes * static_cast<unsigned char>(b);
-  const std::uint64_t wc = kOnes * static_cast<unsigned char>(c);
-  while (e - p >= 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    const std::uint64_t xa = w ^ wa, xb = w ^ wb, xc = w ^ wc;
-    const std::uint64_t hit = ((xa - kOnes) & ~xa & kHighs) | ((xb - kOnes) & ~xb & kHighs) |
-                              ((xc - kOnes) & ~xc & kHighs);
-    if (hit != 0) return p + (__builtin_ctzll(hit) >> 3);  // little-endian: lowest byte first
-    p += 8;
+  const std::uint64_t wd = kOnes * static_cast<unsigned char>(delim);
+  auto is_end = [delim](char c) { return c == delim || c == '\n' || c == '\r'; };
+  for (;;) {
+    while (e - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      seen |= w;
+      const std::uint64_t xd = w ^ wd;
+      const std::uint64_t hit = ((xd - kOnes) & ~xd & kHighs) | ((w - kOnes * 0x0E) & ~w & kHighs);
+      if (hit != 0) {
+        p += __builtin_ctzll(hit) >> 3;  // little-endian: lowest byte first
+        break;
+      }
+      p += 8;
+    }
+    for (; p != e && !is_end(*p) && static_cast<unsigned char>(*p) >= 0x0E; ++p)
+      seen |= static_cast<unsigned char>(*p);
+    if (p == e || is_end(*p)) return p;
+    ++p;  // another control byte: part of the cell
   }
-  while (p != e && *p != a && *p != b && *p != c) ++p;
-  return p;
 }
 
-// Whether [p, e) holds a byte >= 0x80, eight bytes per step: records without one are ASCII,
-// hence valid UTF-8, which is nearly every record of a log.
-inline bool has_high_byte(const char* p, const char* e) {
-  constexpr std::uint64_t kHighs = 0x8080808080808080ull;
-  std::uint64_t any = 0;
+// ORs the bytes of [p, e) into `seen` (see find_any), eight at a time.
+inline void see_bytes(const char* p, const char* e, std::uint64_t& seen) {
   for (; e - p >= 8; p += 8) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
-    any |= w;
+    seen |= w;
   }
-  for (; p != e; ++p) any |= static_cast<unsigned char>(*p);
-  return (any & kHighs) != 0;
+  for (; p != e; ++p) seen |= static_cast<unsigned char>(*p);
+}
+
+inline bool has_high_byte(std::uint64_t seen) {
+  return (seen & 0x8080808080808080ull) != 0;
 }
 
 // Line ends in [p, e), the inside of a quoted field: every LF, and with `cr_lines` every CR
@@ -288,11 +299,12 @@ bool CsvReader::next(CsvRecord& record) {
 // Scans one physical line (more when quotes span lines) from buffer_[pos]. On kRecord and
 // kEmptyLine, `pos` is advanced past it and raw_ holds its fields; on kNeedMore nothing is
 // consumed (the record runs past the buffer and the file has more); kEnd: nothing is left.
-CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines,
-                                       const char*& error) {
+CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines, const char*& error,
+                                       std::uint64_t& seen) {
   raw_.clear();
   newlines = 0;
   error = nullptr;
+  seen = 0;
   const bool at_eof = eof_;
   const char delim = delimiter_;
   const char quote = options_.quote;
@@ -323,6 +335,7 @@ CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines,
         if (hit == nullptr) {
           if (!at_eof) return Scan::kNeedMore;
           newlines += count_line_ends(p, e, cr_lines);
+          see_bytes(p, e, seen);
           error = kUnclosedQuote;
           add(field_begin, e, true);
           pos = static_cast<std::size_t>(e - base);
@@ -330,6 +343,7 @@ CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines,
         }
         const char* q = static_cast<const char*>(hit);
         newlines += count_line_ends(p, q, cr_lines);
+        see_bytes(p, q, seen);
         p = q + 1;
         if (p == e && !at_eof) return Scan::kNeedMore;  // "" or the closing quote?
         if (p != e && *p == quote) {
@@ -364,7 +378,7 @@ CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines,
       // record still splits into the right fields and the next record is intact.
       if (error == nullptr) error = kCharAfterQuote;
     }
-    const char* q = find_any(p, e, delim, '\n', '\r');
+    const char* q = find_field_end(p, e, delim, seen);
     if (q == e && !at_eof) return Scan::kNeedMore;
     if (q != e && *q == delim) {
       add(field_begin, q, quoted);
@@ -399,7 +413,8 @@ bool CsvReader::parse_record(CsvRecord& record) {
     if (pos_ == end_ && !refill()) return false;
     std::size_t pos = pos_, newlines = 0;
     const char* error = nullptr;
-    const Scan scan = scan_record(pos, newlines, error);
+    std::uint64_t seen = 0;
+    const Scan scan = scan_record(pos, newlines, error, seen);
     if (scan == Scan::kNeedMore) {
       refill();  // at end of file the next scan finishes the record with what there is
       continue;
@@ -427,7 +442,7 @@ bool CsvReader::parse_record(CsvRecord& record) {
     }
     if (width_ > 0 && record.fields.size() == width_ + 1 && record.fields.back().empty())
       record.fields.pop_back();
-    if (has_high_byte(base + raw_.front().begin, base + raw_.back().end)) escape_non_utf8(record);
+    if (has_high_byte(seen)) escape_non_utf8(record);
     return true;
   }
 }

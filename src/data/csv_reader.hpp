@@ -112,7 +112,10 @@ class CsvReader {
 
   void open();
   bool refill();  // keeps the unconsumed bytes, reads more after them; false at end of file
-  Scan scan_record(std::size_t& pos, std::size_t& newlines, const char*& error);
+  // `seen`: every byte of the record ORed together (and maybe a few after it), which tells
+  // whether it may hold bytes that are not ASCII.
+  Scan scan_record(std::size_t& pos, std::size_t& newlines, const char*& error,
+                   std::uint64_t& seen);
   bool parse_record(CsvRecord& record);
   void detect_delimiter();
   void check_text_file() const;
