@@ -6,7 +6,10 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
+#include "test_support.hpp"
+#include "util/logging.hpp"
 #include "util/utf8.hpp"
 
 namespace {
@@ -61,6 +64,18 @@ TEST(Utf8, PrintableIsOneLineOfValidText) {
             "price column: 'Caf\xC3\xA9' is not a number");
   EXPECT_EQ(printable("a\nb\r\tc\x1B[31m\x7F"), "a\\x0Ab\\x0D\\x09c\\x1B[31m\\x7F");
   EXPECT_EQ(printable("\x1F\x8B\x08\xE9"), "\\x1F\\x8B\\x08\\xE9");
+}
+
+TEST(Utf8, LogLinesEscapeWhatIsNotUtf8) {
+  ml::testing::TempDir dir;
+  const std::string path = dir.file("run.log");
+  {
+    const ml::ScopedLogFile file(path);
+    spdlog::warn("reading 'caf\xE9.csv' for 'Caf\xC3\xA9'");
+  }
+  const std::string text = ml::testing::slurp(path);
+  EXPECT_TRUE(is_valid_utf8(text)) << printable(text);
+  EXPECT_NE(text.find("reading 'caf\\xE9.csv' for 'Caf\xC3\xA9'"), std::string::npos) << text;
 }
 
 }  // namespace
