@@ -35,7 +35,7 @@ struct CsvRecord {
 };
 
 // A byte range of a file that a reader parses on its own: records that start in
-// [begin, end). `begin` must be where a line starts (0, or just after a '\n'); whether it is
+// [begin, end). `begin` must be where a line starts (0, or just after a line end); whether it is
 // also outside any quoted field is only known once the part before it has been parsed, which
 // is why parallel parsing checks that the previous part stopped exactly at `begin`.
 struct CsvPart {

@@ -413,8 +413,9 @@ void parse_rows(const config::DataConfig& data, const LogBinding& b, LogPart& pa
   bytes_done += reader.bytes_read() - reported_bytes;
 }
 
-// Where to cut a file into `parts` pieces: just after the first '\n' at or after each even
-// share of [start, size). Cuts that coincide or reach the end are dropped.
+// Where to cut a file into `parts` pieces: just after the first line end ('\n', or a CR not
+// followed by '\n': classic-Mac files have no '\n' at all) at or after each even share of
+// [start, size). Cuts that coincide or reach the end are dropped.
 std::vector<std::uint64_t> cut_points(const std::string& path, std::uint64_t start,
                                       std::uint64_t size, int parts) {
   std::vector<std::uint64_t> cuts;
@@ -429,11 +430,18 @@ std::vector<std::uint64_t> cut_points(const std::string& path, std::uint64_t sta
     while (!cut && at < size) {
       const ssize_t n = ::pread(fd, window.data(), window.size(), static_cast<off_t>(at));
       if (n <= 0) break;
-      const void* nl = std::memchr(window.data(), '\n', static_cast<std::size_t>(n));
-      if (nl != nullptr)
-        cut = at + static_cast<std::uint64_t>(static_cast<const char*>(nl) - window.data()) + 1;
-      else
-        at += static_cast<std::uint64_t>(n);
+      // The window's last byte is only looked at as the next window's first, so that a CR
+      // always has the byte after it in view.
+      const std::size_t usable =
+          static_cast<std::size_t>(n) - (at + static_cast<std::uint64_t>(n) < size ? 1 : 0);
+      for (std::size_t i = 0; i < usable && !cut; ++i) {
+        const char c = window[i];
+        if (c == '\n' ||
+            (c == '\r' && (i + 1 == static_cast<std::size_t>(n) || window[i + 1] != '\n')))
+          cut = at + i + 1;
+      }
+      if (usable == 0) break;
+      at += usable;
     }
     if (!cut || *cut >= size) break;
     if (cuts.empty() || *cut > cuts.back()) cuts.push_back(*cut);
