@@ -61,7 +61,7 @@ inline const char* find_field_end(const char* p, const char* e, char delim, std:
   }
 }
 
-// ORs the bytes of [p, e) into `seen` (see find_any), eight at a time.
+// ORs the bytes of [p, e) into `seen` (see find_field_end), eight at a time.
 inline void see_bytes(const char* p, const char* e, std::uint64_t& seen) {
   for (; e - p >= 8; p += 8) {
     std::uint64_t w;
