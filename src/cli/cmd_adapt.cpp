@@ -28,11 +28,11 @@ void add_adapt_command(CLI::App& app) {
       ->transform(shots_option(0))
       ->type_name("INT|all");
   command->add_option("--steps", a.steps, "adaptation steps; -1 = the run's meta.adapt_steps")
-      ->check(CLI::Range(-1, 1000000));
+      ->check(whole_number(-1, 1000000));
   command
       ->add_option("--inner-lr", a.inner_lr,
                    "adaptation learning rate; 0 = the run's meta.inner_lr")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_float());
   command->add_option("--out", a.out_dir,
                       "folder for the adapted models (TASK.mlckpt); default RUN/adapted");
   add_device_option(*command, a.device);

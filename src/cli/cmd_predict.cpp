@@ -28,7 +28,7 @@ void add_predict_command(CLI::App& app) {
   command->add_flag("--recommend", o->recommend, "recommend items instead of scoring rows");
   command->add_option("--task", o->task, "task whose items are recommended");
   command->add_option("--user", o->users, "user to recommend for (repeatable)");
-  command->add_option("--top-k", o->top_k, "items per user")->check(CLI::PositiveNumber);
+  command->add_option("--top-k", o->top_k, "items per user")->check(whole_number(1));
   add_device_option(*command, o->device);
   add_threads_option(*command, o->threads);
   command->callback([o] {

@@ -395,9 +395,9 @@ void check_options(const ColdStartOptions& o) {
     throw UsageError("--tasks " + o.task_role + ": must be new or validation");
   for (const auto* lrs : {&o.inner_lrs, &o.baseline_lrs})
     for (double lr : *lrs)
-      if (!(lr > 0) || !std::isfinite(lr))
+      if (!(lr > 0) || !config::fits_float(lr))
         throw UsageError(std::string(lrs == &o.inner_lrs ? "--inner-lrs " : "--baseline-lrs ") +
-                         lr_text(lr) + ": a learning rate must be a finite number > 0");
+                         lr_text(lr) + ": a learning rate must be > 0 and " + config::kFitsFloat);
 }
 
 bool contains(const std::vector<std::string>& v, const std::string& x) {

@@ -171,8 +171,9 @@ void check_options(const AdaptOptions& o) {
     throw UsageError("--shots " + std::to_string(o.shots) + ": must be >= 0 or \"all\"");
   if (o.steps < -1)
     throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 0 (-1: the run's)");
-  if (o.inner_lr < 0 || !std::isfinite(o.inner_lr))
-    throw UsageError("--inner-lr " + std::to_string(o.inner_lr) + ": must be > 0 (0: the run's)");
+  if (o.inner_lr < 0 || !config::fits_float(o.inner_lr))
+    throw UsageError("--inner-lr " + nlohmann::json(o.inner_lr).dump() +
+                     ": must be > 0 (0: the run's) and " + config::kFitsFloat);
 }
 
 // The run with its adaptation setting applied to its config: --steps / --inner-lr where given,
@@ -189,10 +190,11 @@ run::LoadedRun load_adapted_run(const AdaptOptions& o, std::string& source) {
     if (const auto chosen = run::read_validated_adaptation(chosen_path)) {
       int shots = o.shots;
       if (shots == 0) {
-        const nlohmann::json support =
-            run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint))
-                .config.at("task")
-                .at("support");
+        // Looked up, not at(): a config without it is refused by load_run, naming the file.
+        const nlohmann::json config =
+            run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint)).config;
+        const nlohmann::json::json_pointer at("/task/support");
+        const nlohmann::json support = config.contains(at) ? config.at(at) : nlohmann::json();
         shots = support.is_number_integer() ? support.get<int>() : config::kSupportAll;
       }
       // "all" is larger than any K: the setting chosen at the largest one.

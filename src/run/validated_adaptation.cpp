@@ -3,14 +3,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <sstream>
 
+#include "config/config.hpp"
+#include "config/json_object.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/json_text.hpp"
 
 namespace ml::run {
 
@@ -60,41 +66,79 @@ void write_validated_adaptation(const std::string& path, const ValidatedAdaptati
 }
 
 std::optional<ValidatedAdaptation> read_validated_adaptation(const std::string& path) {
-  if (!std::filesystem::exists(path)) return std::nullopt;
+  std::error_code ec;
+  const auto type = std::filesystem::status(path, ec).type();
+  if (type == std::filesystem::file_type::not_found) return std::nullopt;
+  // Every problem is one line naming the file, the key or position, and the way out.
+  auto fail = [&path](const std::string& why) {
+    return CheckpointError("'" + path + "': " + why +
+                           "; delete it to adapt with the config's meta.adapt_steps and "
+                           "meta.inner_lr");
+  };
+  if (type == std::filesystem::file_type::directory) throw fail("a folder, not a file");
   std::ifstream in(path);
-  const json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object())
-    throw CheckpointError("'" + path +
-                          "' is not JSON; delete it to adapt with the config's "
-                          "meta.adapt_steps and meta.inner_lr");
+  if (!in) throw CheckpointError("cannot read '" + path + "': " + std::strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  JsonText parsed = parse_json_text(text.str());
+  if (!parsed.ok()) throw fail(parsed.where + ": " + parsed.problem);
+  // The config's strict reader names the key and what was expected, and range-checks integers
+  // (nlohmann's get<int> would wrap 4294967297 to 1); unknown keys are left alone (no finish()),
+  // so that a newer file with more keys still reads.
+  auto require_keys = [&](const config::JsonObject& o, std::initializer_list<const char*> keys) {
+    for (const char* key : keys)
+      if (!o.has(key)) throw fail(o.path_of(key) + ": missing");
+  };
+  // A number, or null for "none" (NaN); absent reads as none too.
+  auto number = [](config::JsonObject& o, const char* key) {
+    double v = std::numeric_limits<double>::quiet_NaN();
+    o.read(key, v);
+    return v;
+  };
   try {
-    if (j.at("format").get<int>() != kFormat)
-      throw CheckpointError("'" + path + "' has format " + j.at("format").dump() + ", expected " +
-                            std::to_string(kFormat));
+    config::JsonObject top(parsed.value, "");
+    require_keys(top, {"format", "method", "metric", "episodes_per_task", "steps_grid",
+                       "inner_lr_grid", "settings"});
+    int format = 0;
+    top.read("format", format);
+    if (format != kFormat)
+      throw fail("format " + std::to_string(format) + ", expected " + std::to_string(kFormat));
     ValidatedAdaptation a;
-    a.method = j.at("method").get<std::string>();
-    a.metric = j.at("metric").get<std::string>();
-    a.episodes = j.at("episodes_per_task").get<int>();
-    a.steps_grid = j.at("steps_grid").get<std::vector<int>>();
-    for (const auto& lr : j.at("inner_lr_grid")) a.inner_lr_grid.push_back(number_from(lr));
-    for (const auto& s : j.at("settings")) {
+    top.read("method", a.method);
+    top.read("metric", a.metric);
+    top.read("episodes_per_task", a.episodes);
+    top.read("steps_grid", a.steps_grid);
+    json lrs;
+    top.read("inner_lr_grid", lrs);
+    if (!lrs.is_array())
+      throw fail("inner_lr_grid = " + lrs.dump().substr(0, 60) + ": expected a list");
+    for (std::size_t i = 0; i < lrs.size(); ++i) {
+      if (!lrs[i].is_number() && !lrs[i].is_null())
+        throw fail("inner_lr_grid[" + std::to_string(i) + "] = " + lrs[i].dump() +
+                   ": expected a number or null");
+      a.inner_lr_grid.push_back(number_from(lrs[i]));
+    }
+    for (auto& s : top.objects("settings")) {
+      require_keys(s, {"shots", "steps", "validation_tasks"});
       ValidatedSetting v;
-      v.shots = s.at("shots").get<int>();
-      v.steps = s.at("steps").get<int>();
-      v.inner_lr = number_from(s.at("inner_lr"));
-      v.value = number_from(s.at("value"));
-      v.half_width = number_from(s.at("half_width"));
-      v.tasks = s.at("validation_tasks").get<int>();
-      if (v.shots < 1 || v.steps < 0 || !(std::isnan(v.inner_lr) || v.inner_lr > 0))
-        throw CheckpointError("'" + path + "': a setting has shots " + std::to_string(v.shots) +
-                              ", steps " + std::to_string(v.steps) + ", inner_lr " +
-                              s.at("inner_lr").dump() +
-                              " (expected shots >= 1, steps >= 0, inner_lr > 0 or null)");
+      s.read("shots", v.shots);
+      s.read("steps", v.steps);
+      v.inner_lr = number(s, "inner_lr");
+      v.value = number(s, "value");
+      v.half_width = number(s, "half_width");
+      s.read("validation_tasks", v.tasks);
+      // The rate becomes meta.inner_lr, a 32-bit float in the model.
+      if (v.shots < 1 || v.steps < 0 ||
+          !(std::isnan(v.inner_lr) || (v.inner_lr > 0 && config::fits_float(v.inner_lr))))
+        throw fail(s.path() + " has shots " + std::to_string(v.shots) + ", steps " +
+                   std::to_string(v.steps) + ", inner_lr " + json(v.inner_lr).dump() +
+                   " (expected shots >= 1, steps >= 0, inner_lr > 0 fitting a 32-bit float, "
+                   "or null)");
       a.settings.push_back(v);
     }
     return a;
-  } catch (const json::exception& e) {
-    throw CheckpointError("'" + path + "' is not a validated adaptation file: " + e.what());
+  } catch (const ConfigError& e) {
+    throw fail(e.what());
   }
 }
 
