@@ -27,14 +27,21 @@ void add_adapt_command(CLI::App& app) {
                    "example of the task not in the query); 0 = the config's task.support")
       ->transform(shots_option(0))
       ->type_name("INT|all");
-  command->add_option("--steps", a.steps, "adaptation steps; -1 = the run's meta.adapt_steps")
-      ->check(CLI::Range(-1, 1000000));
+  // Their ranges are checked by inference::adapt, which names the bounds.
+  command
+      ->add_option("--steps", a.steps,
+                   "adaptation steps (0 to 1000000); -1 = the run's (RUN/adaptation.json, else "
+                   "meta.adapt_steps)")
+      ->check(non_empty_value());
   command
       ->add_option("--inner-lr", a.inner_lr,
-                   "adaptation learning rate; 0 = the run's meta.inner_lr")
-      ->check(CLI::NonNegativeNumber);
-  command->add_option("--out", a.out_dir,
-                      "folder for the adapted models (TASK.mlckpt); default RUN/adapted");
+                   "adaptation learning rate; 0 = the run's (RUN/adaptation.json, else "
+                   "meta.inner_lr)")
+      ->check(non_empty_value());
+  command
+      ->add_option("--out", a.out_dir,
+                   "folder for the adapted models (TASK.mlckpt); default RUN/adapted")
+      ->check(non_empty_value());
   add_device_option(*command, a.device);
   add_threads_option(*command, a.threads);
   command->add_flag("--json", o->json, "machine-readable summary on stdout");

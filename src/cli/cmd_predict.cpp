@@ -1,6 +1,8 @@
 // `metalearn predict`: score rows, or recommend a task's top items for users.
 #include <spdlog/spdlog.h>
 
+#include <limits>
+
 #include "cli/command.hpp"
 #include "inference/prediction.hpp"
 #include "util/errors.hpp"
@@ -24,11 +26,13 @@ void add_predict_command(CLI::App& app) {
   command->add_option("--input", o->input,
                       "CSV rows to score (the log's columns); with --recommend, the log whose "
                       "items and interactions count (default: the run's log)");
-  command->add_option("--output", o->output, "write the CSV here (atomically) instead of stdout");
+  command->add_option("--output", o->output, "write the CSV here (atomically) instead of stdout")
+      ->check(non_empty_value());
   command->add_flag("--recommend", o->recommend, "recommend items instead of scoring rows");
   command->add_option("--task", o->task, "task whose items are recommended");
   command->add_option("--user", o->users, "user to recommend for (repeatable)");
-  command->add_option("--top-k", o->top_k, "items per user")->check(CLI::PositiveNumber);
+  command->add_option("--top-k", o->top_k, "items per user")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
   add_device_option(*command, o->device);
   add_threads_option(*command, o->threads);
   command->callback([o] {

@@ -38,11 +38,13 @@ void add_train_command(CLI::App& app) {
     // Only a complete run: a run stopped early chooses when a later --resume completes it, and
     // a finished run resumed again keeps the choice it made then.
     std::optional<run::ValidatedAdaptation> adaptation;
+    std::string not_chosen;
     const bool chosen_before =
         s.already_finished &&
         std::filesystem::exists(run::RunLayout(s.run_dir).validated_adaptation());
     if (s.iterations >= config.meta.iterations && !chosen_before)
-      adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads);
+      adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads,
+                                           &not_chosen);
     nlohmann::json chosen;
     if (adaptation) {
       const run::ValidatedSetting& v = adaptation->settings.front();
@@ -58,6 +60,8 @@ void add_train_command(CLI::App& app) {
       return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
     };
     nlohmann::json j = {{"adaptation", chosen},
+                        {"adaptation_not_chosen",
+                         not_chosen.empty() ? nlohmann::json() : nlohmann::json(not_chosen)},
                         {"run_dir", s.run_dir},
                         {"algorithm", s.algorithm},
                         {"iterations", s.iterations},
@@ -91,6 +95,9 @@ void add_train_command(CLI::App& app) {
                 << (std::isfinite(v.inner_lr) ? " at inner lr " + fixed(v.inner_lr, 4) : "")
                 << ", chosen on " << v.tasks << " validation tasks at K=" << v.shots << " ("
                 << adaptation->metric << " " << fixed(v.value, 4) << ")\n";
+    } else if (!not_chosen.empty()) {
+      std::cout << "adaptation   none chosen on validation tasks (" << not_chosen
+                << "): adapt uses meta.adapt_steps and meta.inner_lr\n";
     }
   });
 }

@@ -34,6 +34,17 @@ void add_threads_option(CLI::App& command, int& threads, const char* overrides =
 // Reads a --shots value: a whole number >= `minimum`, or "all" (config::kSupportAll).
 CLI::Validator shots_option(int minimum);
 
+// Refuses an empty value (--shots '', --json-out ''), which CLI11 would read as 0 or as an
+// option not given: a value the user did not mean.
+inline CLI::Validator non_empty_value() {
+  return CLI::Validator(
+      [](std::string& value) {
+        return value.empty() ? std::string("an empty value; give one or leave the option out")
+                             : std::string();
+      },
+      "");
+}
+
 void add_synth_command(CLI::App& app);
 // Hidden: `metalearn completion bash`. Add it last, after every command it describes.
 void add_completion_command(CLI::App& app);

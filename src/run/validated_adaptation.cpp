@@ -8,9 +8,14 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
+#include <sstream>
 
+#include "config/choices.hpp"
+#include "config/json_object.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/json_diff.hpp"
 
 namespace ml::run {
 
@@ -19,16 +24,142 @@ using nlohmann::json;
 namespace {
 
 constexpr int kFormat = 1;
+// The primary metrics eval chooses by (eval::metrics_for: the first of each label kind).
+const std::vector<std::string> kPrimaryMetrics{"auc", "accuracy", "rmse"};
+
+// How every refusal of a file ends: what to do about it.
+std::string remedy() {
+  return "; delete it to adapt with the config's meta.adapt_steps and meta.inner_lr";
+}
 
 json number_or_null(double v) {
   return std::isfinite(v) ? json(v) : json();
 }
 
-double number_from(const json& j) {
-  return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>();
+// The reader's checks throw ConfigError("KEY = VALUE: expected ...") through config::require;
+// read_validated_adaptation turns each into one CheckpointError naming the file.
+
+// `key` of `raw`, which `object` reads (so that finish() knows it); ConfigError when absent.
+const json& required(config::JsonObject& object, const json& raw, const char* key) {
+  json seen;
+  object.read(key, seen);
+  if (!raw.contains(key)) throw ConfigError(object.path_of(key) + ": missing");
+  return raw.at(key);
+}
+
+int whole_number(const json& v, const std::string& path, int lowest, int highest) {
+  const double d = v.is_number() ? v.get<double>() : NAN;
+  const bool ok = (v.is_number_integer() || (v.is_number_float() && d == std::floor(d))) &&
+                  d >= lowest && d <= highest;
+  config::require(
+      ok, path, v,
+      "expected a whole number from " + std::to_string(lowest) + " to " + std::to_string(highest));
+  return static_cast<int>(d);
+}
+
+double number_or_null(const json& v, const std::string& path) {
+  if (v.is_null()) return std::numeric_limits<double>::quiet_NaN();
+  config::require(v.is_number(), path, v, "expected a number or null");
+  return v.get<double>();
+}
+
+// An inner lr: a usable rate, or null for methods without one (metasgd, protonet).
+double inner_lr_or_null(const json& v, const std::string& path) {
+  const double lr = number_or_null(v, path);
+  config::require(std::isnan(lr) || usable_inner_lr(lr), path, v,
+                  "expected null or a learning rate from " + usable_inner_lr_range());
+  return lr;
+}
+
+std::vector<json> array_of(const json& v, const std::string& path, const char* what) {
+  config::require(v.is_array(), path, v, std::string("expected a list of ") + what);
+  return v.get<std::vector<json>>();
+}
+
+ValidatedSetting read_setting(const json& raw, const std::string& path) {
+  config::JsonObject object(raw, path);
+  ValidatedSetting s;
+  s.shots = whole_number(required(object, raw, "shots"), object.path_of("shots"), 1, kMaxShots);
+  s.steps =
+      whole_number(required(object, raw, "steps"), object.path_of("steps"), 0, kMaxAdaptSteps);
+  s.inner_lr = inner_lr_or_null(required(object, raw, "inner_lr"), object.path_of("inner_lr"));
+  s.value = number_or_null(required(object, raw, "value"), object.path_of("value"));
+  const json& half_width = required(object, raw, "half_width");
+  s.half_width = number_or_null(half_width, object.path_of("half_width"));
+  config::require(!(s.half_width < 0), object.path_of("half_width"), half_width,
+                  "expected a number >= 0 or null");
+  s.tasks = whole_number(required(object, raw, "validation_tasks"),
+                         object.path_of("validation_tasks"), 1, std::numeric_limits<int>::max());
+  object.finish();
+  return s;
+}
+
+ValidatedAdaptation read_adaptation(const json& raw) {
+  config::JsonObject object(raw, "");
+  ValidatedAdaptation a;
+  const json& format = required(object, raw, "format");
+  config::require(format == json(kFormat), "format", format,
+                  "expected " + std::to_string(kFormat) + " (written by another metalearn?)");
+  json chosen_on;
+  object.read("chosen_on", chosen_on);  // for people; not checked
+  const json& method = required(object, raw, "method");
+  config::require(method.is_string(), "method", method, "expected an algorithm name");
+  a.method = method.get<std::string>();
+  config::require_one_of("method", a.method, enum_names<config::Algorithm>());
+  const json& metric = required(object, raw, "metric");
+  config::require(metric.is_string(), "metric", metric, "expected a metric name");
+  a.metric = metric.get<std::string>();
+  config::require_one_of("metric", a.metric, kPrimaryMetrics);
+  a.episodes = whole_number(required(object, raw, "episodes_per_task"), "episodes_per_task", 1,
+                            std::numeric_limits<int>::max());
+  const auto steps = array_of(required(object, raw, "steps_grid"), "steps_grid", "step counts");
+  for (std::size_t i = 0; i < steps.size(); ++i)
+    a.steps_grid.push_back(
+        whole_number(steps[i], "steps_grid[" + std::to_string(i) + "]", 0, kMaxAdaptSteps));
+  const auto lrs =
+      array_of(required(object, raw, "inner_lr_grid"), "inner_lr_grid", "learning rates");
+  for (std::size_t i = 0; i < lrs.size(); ++i)
+    a.inner_lr_grid.push_back(inner_lr_or_null(lrs[i], "inner_lr_grid[" + std::to_string(i) + "]"));
+  const json& settings = required(object, raw, "settings");
+  const auto list = array_of(settings, "settings", "settings");
+  config::require(!list.empty(), "settings", settings, "expected at least one setting");
+  std::set<int> shots;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string path = "settings[" + std::to_string(i) + "]";
+    a.settings.push_back(read_setting(list[i], path));
+    config::require(shots.insert(a.settings.back().shots).second, path + ".shots",
+                    list[i].at("shots"), "a K given twice (one setting per K)");
+  }
+  json config;
+  object.read("config", config);
+  if (raw.contains("config") && !raw.at("config").is_null()) {
+    config::require(raw.at("config").is_object(), "config", raw.at("config"),
+                    "expected the run's config (an object)");
+    a.config = raw.at("config");
+  }
+  object.finish();
+  return a;
 }
 
 }  // namespace
+
+bool usable_inner_lr(double lr) {
+  return std::isfinite(lr) && lr >= std::numeric_limits<float>::min() &&
+         lr <= std::numeric_limits<float>::max();
+}
+
+std::string usable_inner_lr_range() {
+  std::ostringstream text;
+  text.precision(2);
+  text << std::numeric_limits<float>::min() << " to " << std::numeric_limits<float>::max();
+  return text.str();
+}
+
+json validated_config_of(const json& run_config) {
+  json j = run_config;
+  if (j.is_object()) j.erase("run");
+  return j;
+}
 
 const ValidatedSetting* ValidatedAdaptation::for_shots(int shots) const {
   const ValidatedSetting* best = nullptr;
@@ -48,54 +179,52 @@ void write_validated_adaptation(const std::string& path, const ValidatedAdaptati
                         {"validation_tasks", s.tasks}});
   json lrs = json::array();
   for (double lr : a.inner_lr_grid) lrs.push_back(number_or_null(lr));
-  const json j = {{"format", kFormat},
-                  {"chosen_on", "validation tasks"},
-                  {"method", a.method},
-                  {"metric", a.metric},
-                  {"episodes_per_task", a.episodes},
-                  {"steps_grid", a.steps_grid},
-                  {"inner_lr_grid", lrs},
-                  {"settings", settings}};
+  json j = {{"format", kFormat},
+            {"chosen_on", "validation tasks"},
+            {"method", a.method},
+            {"metric", a.metric},
+            {"episodes_per_task", a.episodes},
+            {"steps_grid", a.steps_grid},
+            {"inner_lr_grid", lrs},
+            {"settings", settings}};
+  if (!a.config.is_null()) j["config"] = a.config;
   write_file_atomically(path, [&](std::ostream& out) { out << j.dump(2) << "\n"; });
 }
 
 std::optional<ValidatedAdaptation> read_validated_adaptation(const std::string& path) {
-  if (!std::filesystem::exists(path)) return std::nullopt;
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) return std::nullopt;
+  if (!std::filesystem::is_regular_file(status))
+    throw CheckpointError("'" + path + "' is not a file" + remedy());
   std::ifstream in(path);
+  if (!in) throw CheckpointError("cannot read '" + path + "'" + remedy());
   const json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object())
-    throw CheckpointError("'" + path +
-                          "' is not JSON; delete it to adapt with the config's "
-                          "meta.adapt_steps and meta.inner_lr");
+  if (j.is_discarded())
+    throw CheckpointError("'" + path + "' is not JSON (empty or cut off?)" + remedy());
   try {
-    if (j.at("format").get<int>() != kFormat)
-      throw CheckpointError("'" + path + "' has format " + j.at("format").dump() + ", expected " +
-                            std::to_string(kFormat));
-    ValidatedAdaptation a;
-    a.method = j.at("method").get<std::string>();
-    a.metric = j.at("metric").get<std::string>();
-    a.episodes = j.at("episodes_per_task").get<int>();
-    a.steps_grid = j.at("steps_grid").get<std::vector<int>>();
-    for (const auto& lr : j.at("inner_lr_grid")) a.inner_lr_grid.push_back(number_from(lr));
-    for (const auto& s : j.at("settings")) {
-      ValidatedSetting v;
-      v.shots = s.at("shots").get<int>();
-      v.steps = s.at("steps").get<int>();
-      v.inner_lr = number_from(s.at("inner_lr"));
-      v.value = number_from(s.at("value"));
-      v.half_width = number_from(s.at("half_width"));
-      v.tasks = s.at("validation_tasks").get<int>();
-      if (v.shots < 1 || v.steps < 0 || !(std::isnan(v.inner_lr) || v.inner_lr > 0))
-        throw CheckpointError("'" + path + "': a setting has shots " + std::to_string(v.shots) +
-                              ", steps " + std::to_string(v.steps) + ", inner_lr " +
-                              s.at("inner_lr").dump() +
-                              " (expected shots >= 1, steps >= 0, inner_lr > 0 or null)");
-      a.settings.push_back(v);
-    }
-    return a;
-  } catch (const json::exception& e) {
-    throw CheckpointError("'" + path + "' is not a validated adaptation file: " + e.what());
+    return read_adaptation(j);
+  } catch (const ConfigError& e) {
+    throw CheckpointError("'" + path + "': " + e.what() + remedy());
   }
+}
+
+void check_validated_adaptation(const std::string& path, const ValidatedAdaptation& a,
+                                const json& run_config) {
+  const json algorithm = run_config.contains("meta") && run_config["meta"].is_object()
+                             ? run_config["meta"].value("algorithm", json())
+                             : json();
+  if (json(a.method) != algorithm)
+    throw CheckpointError(
+        "'" + path + "' was chosen for method " + a.method + ", the run is " +
+        (algorithm.is_string() ? algorithm.get<std::string>() : algorithm.dump()) +
+        " (copied from another run?)" + remedy());
+  if (a.config.is_null()) return;
+  const std::string difference = first_json_difference(
+      a.config, validated_config_of(run_config), "", "in the file", "in the run's checkpoint");
+  if (!difference.empty())
+    throw CheckpointError("'" + path + "' was chosen for another run: the configs differ at " +
+                          difference + remedy());
 }
 
 }  // namespace ml::run

@@ -71,6 +71,13 @@ class AtomicFile {
   std::unique_ptr<std::ostream> stream_;
 };
 
+// Fails now, with the FileWriteError the write would throw later, where `path` cannot be
+// written because of where it is: a folder's name (or a name ending in '/'), a parent that is a
+// file or cannot be created, a folder no file can be created in. It tries: creates the missing
+// folders and a temporary, then removes both, so nothing is left behind. For commands that
+// write at the end of long work.
+void check_writable(const std::string& path);
+
 // Writes PATH atomically with whatever `write` puts into the stream. Throws FileWriteError;
 // an exception thrown by `write` propagates unchanged. Either way the temporary is removed.
 void write_file_atomically(const std::string& path,
