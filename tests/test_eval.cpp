@@ -919,12 +919,8 @@ TEST(EvalCli, BadOptionValuesAreOneLineNamingTheOption) {
                            " --threads 1 --device cpu --no-pretrain --episodes 1 ";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--shots ''", "--shots: an empty value"},
-      {"--steps ''", "--steps: an empty value"},
-      {"--inner-lrs ''", "--inner-lrs: an empty value"},
-      {"--episodes ''", "--episodes: an empty value"},
       {"--shots all", "--shots: \"all\" is adapt's"},
       {"--json-out ''", "--json-out: an empty value"},
-      {"--report ''", "--report: an empty value"},
       {"--json-out " + q(dir.path().string()), "it is a folder"},
       {"--shots 4000", "no new task can give an episode for --shots 4000"},
   };

@@ -34,6 +34,7 @@ void add_eval_command(CLI::App& app) {
       ->add_option("--tasks", o->eval.task_role,
                    "new: choose on the validation tasks, then score the new (test) tasks once; "
                    "validation: explore the validation tasks alone (no verdict)")
+      ->check(non_empty_value())
       ->capture_default_str();
   // "all" is adapt's: eval's grid compares methods at fixed support sizes.
   const CLI::Validator k_shot(
@@ -70,7 +71,8 @@ void add_eval_command(CLI::App& app) {
       ->add_option("--methods", o->eval.methods,
                    "method families to evaluate: the runs' names, pretrain, pretrain_head, "
                    "linear_probe, nearest_class_mean (multiclass), scratch (default all)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(non_empty_value());
   command->add_flag("--no-pretrain", o->no_pretrain,
                     "leave out the baselines built on the pretrain run (pretrain, pretrain_head, "
                     "linear_probe, nearest_class_mean; it is trained into RUN/baselines/pretrain "
