@@ -412,6 +412,10 @@ TEST(CheckpointRefusals, Corrupt) {
   };
   const std::vector<Case> cases = {
       {"json", "{\"kind\": ", payload, "metadata is not valid JSON"},
+      {"deep", "{\"kind\": " + std::string(5000, '['), payload,
+       "metadata is nested deeper than 100 levels at line 1, column 109"},
+      {"progress", R"({"tool_version":"0","kind":"meta","config":{},"features":{},"progress":[]})",
+       payload, "metadata's \"progress\" is not an object"},
       {"array", "[1, 2]", payload, "metadata is not a JSON object"},
       {"lacks", R"({"kind":"meta","config":{},"features":{},"progress":{}})", payload,
        "metadata lacks \"tool_version\""},

@@ -367,6 +367,72 @@ TEST(CliErrors, UnavailableDeviceAndPlaceholderCommands) {
   EXPECT_TRUE(contains(r[1].err, data.folder)) << r[1].err;
 }
 
+// Issue 11, configs and options: each mistake is one line naming what is wrong, exit 2 or 3,
+// where each used to crash, print a 309-digit bound or blame the wrong thing.
+TEST(CliErrors, ConfigDepthRangesAndOptionsAreOneClearLine) {
+  TempDir dir;
+  const json minimal = json::parse(R"({"data": {"files": ["log.csv"],
+      "columns": {"task": "category", "user": "user_id", "item": "item_id"}}})");
+  write_file(dir.file("good.json"), minimal.dump());
+  write_file(dir.file("typo.json"), json{{"dta", minimal["data"]}}.dump());
+  // Both used to overflow the stack (exit 139): valid JSON 100000 levels deep, and a --set key
+  // of 60000 segments (120 kB, within one argument's limit).
+  write_file(dir.file("deep.json"),
+             "{\"seed\": " + std::string(100000, '[') + std::string(100000, ']') + "}");
+  std::string key = "a";
+  for (int i = 1; i < 60000; ++i) key += ".a";
+  const std::string good = "inspect --config " + q(dir.file("good.json"));
+  auto r = run_many(
+      {"inspect --config " + q(dir.path().string()), "inspect --config " + q(dir.file("deep.json")),
+       "inspect --config " + q(dir.file("typo.json")), good + " --set 'model.hidden=[4294967297]'",
+       good + " --set meta.inner_lr=1e300", good + " --set " + key + "=1", good + " --threads=-1",
+       "predict --checkpoint " + q(dir.file("run")) + " --top-k 0",
+       "adapt --checkpoint " + q(dir.file("run")) + " --inner-lr 1e300",
+       "train --config " + q(dir.file("good.json")) + " --stop-after=-1",
+       good + " --threads 3 --log-level off --print-config",
+       good + " --log-level loud --print-config", "synth --out " + q(dir.file("s")) + " --seed=-1",
+       "synth --out " + q(dir.file("s")) + " --users 99999999999999999999"});
+
+  expect_one_line_error(r[0], ml::ExitCode::kConfig, "a folder as --config");
+  EXPECT_TRUE(contains(r[0].err, "is a folder; --config takes a JSON config file")) << r[0].err;
+  expect_one_line_error(r[1], ml::ExitCode::kConfig, "nesting depth");
+  EXPECT_TRUE(contains(r[1].err, "deep.json: line 1, column 109: nested deeper than 100 levels"))
+      << r[1].err;
+  expect_one_line_error(r[2], ml::ExitCode::kConfig, "typo of the only key");
+  EXPECT_TRUE(contains(r[2].err, "dta: unknown key (did you mean 'data'?)")) << r[2].err;
+  expect_one_line_error(r[3], ml::ExitCode::kConfig, "integer overflow");
+  EXPECT_TRUE(contains(r[3].err, "model.hidden[0] = 4294967297: expected an integer that fits"))
+      << r[3].err;
+  expect_one_line_error(r[4], ml::ExitCode::kConfig, "float overflow");
+  EXPECT_TRUE(contains(r[4].err, "meta.inner_lr = 1e+300: must fit a 32-bit float")) << r[4].err;
+  expect_one_line_error(r[5], ml::ExitCode::kUsage, "--set key depth");
+  EXPECT_TRUE(contains(r[5].err, "the key has 60000 segments")) << r[5].err.substr(0, 300);
+  // Range errors of options in plain words, not DBL_MAX written out.
+  for (int i : {5, 6, 7, 8, 9}) EXPECT_LT(r[i].err.size(), 300u) << r[i].err.substr(0, 500);
+  expect_one_line_error(r[6], ml::ExitCode::kUsage, "--threads range");
+  EXPECT_TRUE(contains(r[6].err, "'-1' is not a whole number from 0 to 2147483647")) << r[6].err;
+  expect_one_line_error(r[7], ml::ExitCode::kUsage, "--top-k range");
+  EXPECT_TRUE(contains(r[7].err, "'0' is not a whole number from 1 to 2147483647")) << r[7].err;
+  expect_one_line_error(r[8], ml::ExitCode::kUsage, "--inner-lr range");
+  EXPECT_TRUE(contains(r[8].err, "'1e300' does not fit a 32-bit float")) << r[8].err;
+  expect_one_line_error(r[9], ml::ExitCode::kUsage, "--stop-after range");
+  EXPECT_TRUE(contains(r[9].err, "'-1' is not a whole number from 0 to 2147483647")) << r[9].err;
+  // inspect takes --threads (it parses CSVs with them), and --log-level works after the
+  // subcommand: a bad level is refused there too.
+  ASSERT_EQ(r[10].code, 0) << r[10].err;
+  EXPECT_EQ(json::parse(r[10].out)["run"]["threads"], 3);
+  expect_one_line_error(r[11], ml::ExitCode::kUsage, "--log-level after the subcommand");
+  EXPECT_TRUE(contains(r[11].err, "--log-level loud")) << r[11].err;
+  // 64-bit options: CLI11 itself wrapped -1 to 2^64 - 1 and saturated what overflowed.
+  expect_one_line_error(r[12], ml::ExitCode::kUsage, "--seed -1");
+  EXPECT_TRUE(contains(r[12].err, "'-1' is not a whole number from 0 to 18446744073709551615"))
+      << r[12].err;
+  expect_one_line_error(r[13], ml::ExitCode::kUsage, "--users overflow");
+  EXPECT_TRUE(contains(r[13].err, "'99999999999999999999' is not a whole number from"))
+      << r[13].err;
+  EXPECT_FALSE(fs::exists(dir.file("s")));  // refused before anything is written
+}
+
 // ---- real data -----------------------------------------------------------------------------
 
 struct CsvCounts {

@@ -4,7 +4,9 @@
 
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -674,6 +676,117 @@ TEST(ConfigOverride, ListIndicesReachIntoArrays) {
   }
   EXPECT_THROW(apply_override(j, "data.side_tables[x].files=y"), UsageError);
   EXPECT_THROW(apply_override(j, "data..files=y"), UsageError);
+}
+
+// ---- unknown keys first, numbers that fit, nesting depth (issue 11) --------------------------
+
+TEST(ConfigUnknownKeys, ReportedBeforeWhatTheyLeaveMissing) {
+  // Without the typo's key, data.files and data.columns.task are missing too: the typo is the
+  // mistake to name.
+  const std::string top = parse_error(Json::parse(R"({"dta": {"files": ["log.csv"]}})"));
+  EXPECT_EQ(top.rfind("dta: unknown key", 0), 0u) << top;
+  EXPECT_NE(top.find("did you mean 'data'?"), std::string::npos) << top;
+
+  Json nested = minimal();
+  nested["data"]["colums"] = nested["data"]["columns"];
+  nested["data"].erase("columns");
+  const std::string m = parse_error(nested);
+  EXPECT_EQ(m.rfind("data.colums: unknown key", 0), 0u) << m;
+
+  // In a list section too: the misspelt features are not "a side table needs features".
+  Json side = minimal();
+  side["data"]["side_tables"] =
+      Json::parse(R"([{"files": ["i.csv"], "key": "item_id", "featurs": {"numeric": ["w"]}}])");
+  const std::string t = parse_error(side);
+  EXPECT_EQ(t.rfind("data.side_tables[0].featurs: unknown key", 0), 0u) << t;
+}
+
+TEST(ConfigRanges, IntegersThatDoNotFitAreRefusedNeverWrapped) {
+  const Json big = 4294967297ULL;  // 2^32 + 1: wraps to 1 in 32 bits
+  for (const auto& [pointer, path] : std::vector<std::pair<std::string, std::string>>{
+           {"/model/hidden", "model.hidden"},
+           {"/task/query", "task.query"},
+           {"/task/support", "task.support"},
+           {"/data/columns/user", "data.columns.user"}}) {
+    const std::string m = parse_error(with(pointer, big));
+    EXPECT_EQ(m.rfind(path + " = 4294967297: expected an integer that fits in 32 bits", 0), 0u)
+        << m;
+  }
+  const std::string list = parse_error(with("/model/hidden", Json::array({64, big})));
+  EXPECT_EQ(list.rfind("model.hidden[1] = 4294967297: expected an integer that fits in 32 bits", 0),
+            0u)
+      << list;
+  // A float that is a whole number but fits no integer type is refused, not cast (undefined).
+  EXPECT_NE(parse_error(with("/meta/iterations", 1e300)).find("meta.iterations = 1e+300"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/task/query", 2.5)).find("task.query = 2.5: expected an integer"),
+            std::string::npos);
+  // Wider fields take what fits them, exactly.
+  EXPECT_EQ(config_from_json(with("/features/hash_buckets", big)).features.hash_buckets,
+            4294967297LL);
+  const std::uint64_t max_seed = std::numeric_limits<std::uint64_t>::max();
+  EXPECT_EQ(config_from_json(with("/seed", max_seed)).seed, max_seed);
+  EXPECT_NE(parse_error(with("/seed", 1.8446744073709552e19)).find("fits in 64 bits"),
+            std::string::npos);
+  EXPECT_EQ(config_from_json(with("/task/query", 7.0)).task.query, 7);  // 7.0 is the integer 7
+}
+
+TEST(ConfigRanges, NumbersMustFitAFloat) {
+  // The model computes in float: 1e300 used to pass validation and fail inside torch.
+  const std::string m = parse_error(with("/meta/inner_lr", 1e300));
+  EXPECT_EQ(m.rfind("meta.inner_lr = 1e+300: must fit a 32-bit float", 0), 0u) << m;
+  // Too small to be anything but 0 in a float: a positive rate would silently become 0.
+  EXPECT_NE(parse_error(with("/meta/outer_lr", 1e-300)).find("meta.outer_lr = 1e-300: must fit"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("/task/label/threshold", -1e39)).find("task.label.threshold"),
+            std::string::npos);
+  EXPECT_EQ(config_from_json(with("/task/label/threshold", -3e38)).task.label.threshold, -3e38);
+  EXPECT_EQ(config_from_json(with("/meta/grad_clip", 0.0)).meta.grad_clip, 0.0);
+  EXPECT_EQ(config_from_json(with("/meta/inner_lr", 2e-38)).meta.inner_lr, 2e-38);
+}
+
+TEST(ConfigOverride, KeysAndValuesTooDeepAreUsageErrors) {
+  // Tens of thousands of segments used to build a tree deep enough to crash the reader.
+  std::string key = "a";
+  for (int i = 0; i < 30000; ++i) key += ".a";
+  Json root = minimal();
+  const std::string m = error_of<UsageError>([&] { apply_override(root, key + "=1"); });
+  EXPECT_NE(m.find("the key has 30001 segments; a config key has at most 100"), std::string::npos)
+      << m.substr(0, 300);
+  EXPECT_LT(m.size(), 300u);  // one readable line, not the key back
+  const std::string deep = std::string(30000, '[') + std::string(30000, ']');
+  const std::string v = error_of<UsageError>([&] { apply_override(root, "seed=" + deep); });
+  EXPECT_NE(v.find("the value is nested deeper than 100 levels"), std::string::npos)
+      << v.substr(0, 300);
+  // 100 segments are still a key (here an unknown one, which the reader names).
+  std::string hundred = "a";
+  for (int i = 1; i < 100; ++i) hundred += ".a";
+  EXPECT_NO_THROW(apply_override(root, hundred + "=1"));
+  EXPECT_EQ(parse_error(root).rfind("a: unknown key", 0), 0u);
+}
+
+TEST_F(ConfigLoad, DeepNestingIsRefusedAtItsPosition) {
+  // Level 1 is the top object; the 100th '[' opens level 101, at column 9 + 100.
+  const std::string deep = write("configs/deep.json", "{\"seed\": " + std::string(50000, '['));
+  const std::string m = error_of([&] { load_config(deep); });
+  EXPECT_EQ(m, deep + ": line 1, column 109: nested deeper than 100 levels");
+  // 100 levels are read, and the value is then named like any other.
+  const std::string ok =
+      write("configs/ok.json", "{\"seed\": " + std::string(99, '[') + std::string(99, ']') + "}");
+  const std::string n = error_of([&] { load_config(ok); });
+  EXPECT_NE(n.find("seed = [[[["), std::string::npos) << n;
+  EXPECT_NE(n.find("expected an integer"), std::string::npos) << n;
+}
+
+TEST_F(ConfigLoad, FolderAndOverflowingNumberAreNamed) {
+  const std::string folder = in_dir("configs");
+  const std::string f = error_of([&] { load_config(folder); });
+  EXPECT_EQ(f, "'" + folder + "' is a folder; --config takes a JSON config file");
+  // nlohmann refuses 1e400 with an exception of another kind than syntax errors.
+  const std::string path = write("configs/huge.json", "{\"meta\":\n  {\"inner_lr\": 1e400}}");
+  const std::string m = error_of([&] { load_config(path); });
+  EXPECT_EQ(m.rfind(path + ": line 2, column ", 0), 0u) << m;
+  EXPECT_NE(m.find("number overflow parsing '1e400'"), std::string::npos) << m;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <set>
@@ -16,6 +17,7 @@
 #include "features/feature_space.hpp"
 #include "tasks/task_set.hpp"
 #include "test_support.hpp"
+#include "util/errors.hpp"
 
 #ifndef ML_SOURCE_DIR
 #error "ML_SOURCE_DIR must be defined by tests/CMakeLists.txt"
@@ -220,6 +222,80 @@ TEST(ConfigTables, EveryFieldRoundTripsWithAChangedValue) {
     EXPECT_EQ(out.at(at), value) << pointer << " does not survive to_json -> from_json";
     EXPECT_EQ(out, edited) << pointer << ": the round trip changed other fields";
   }
+}
+
+// "/data/side_tables/0/key" as messages write it: "data.side_tables[0].key".
+std::string dotted(const std::string& pointer) {
+  std::string path;
+  std::istringstream parts(pointer.substr(1));
+  for (std::string part; std::getline(parts, part, '/');)
+    if (!part.empty() && std::all_of(part.begin(), part.end(), ::isdigit))
+      path += "[" + part + "]";
+    else
+      path += (path.empty() ? "" : ".") + part;
+  return path;
+}
+
+// The range checks belong to the field kinds, so every field, a new one included, has them:
+// numbers must fit the model's 32-bit floats, integers their C++ type (never wrapped).
+TEST(ConfigTables, EveryNumericFieldRefusesWhatItsTypeCannotHold) {
+  const Json base = round_trip(base_config());
+  std::vector<std::pair<std::string, const ml::config::FieldInfo*>> leaves;
+  leaf_fields(ml::config::config_table_info(), "", leaves);
+  int numbers = 0, integers = 0;
+  for (const auto& [pointer, field] : leaves) {
+    const Json::json_pointer at(pointer);
+    const std::string path = dotted(pointer);
+    // The message of the ConfigError for `value` at this field, "" when it is accepted.
+    auto message_for = [&](const Json& value, Json* accepted = nullptr) -> std::string {
+      Json edited = base;
+      edited[at] = value;
+      try {
+        const Json out = round_trip(edited);
+        if (accepted) *accepted = out.at(at);
+      } catch (const ml::ConfigError& e) {
+        return e.what();
+      }
+      return "";
+    };
+    if (field->type == "number") {
+      ++numbers;
+      for (double v : {1e300, -1e300, 1e-300}) {
+        const std::string m = message_for(v);
+        EXPECT_EQ(m.rfind(path + " = " + Json(v).dump() + ": must fit a 32-bit float", 0), 0u)
+            << path << ": " << m;
+      }
+    } else if (field->type.rfind("integer", 0) == 0 ||
+               field->type.find("of integers") != std::string::npos ||
+               field->type.find("column") != std::string::npos) {
+      ++integers;
+      const bool list = field->type.rfind("list", 0) == 0;
+      const std::string item = list ? path + "[0]" : path;
+      auto value = [&](const Json& v) { return list ? Json::array({v}) : v; };
+      // 2^64, written as a float: a whole number that no integer type holds (a column position
+      // is never written as a float).
+      const Json too_big = 1.8446744073709552e19;
+      const std::string m = message_for(value(too_big));
+      const bool column = field->type.find("column") != std::string::npos;
+      EXPECT_EQ(m.rfind(item + " = " + too_big.dump() +
+                            (column ? ": expected a column name or a 1-based column position"
+                                    : ": expected an integer that fits in"),
+                        0),
+                0u)
+          << path << ": " << m;
+      // 2^32 + 1 is either held exactly (64-bit fields) or refused, never wrapped to 1.
+      const Json wide = 4294967297ULL;
+      Json accepted;
+      const std::string w = message_for(value(wide), &accepted);
+      if (w.empty())
+        EXPECT_EQ(accepted, value(wide)) << path;
+      else
+        EXPECT_EQ(w.rfind(item + " = 4294967297: expected an integer that fits in 32 bits", 0), 0u)
+            << path << ": " << w;
+    }
+  }
+  EXPECT_GE(numbers, 7);  // as many as the tables list today
+  EXPECT_GE(integers, 20);
 }
 
 // ---- enums -----------------------------------------------------------------------------------

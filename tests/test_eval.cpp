@@ -138,6 +138,7 @@ ml::eval::ColdStartOptions small_grid(const std::string& checkpoint) {
   o.steps = {3, 0, 1};
   o.episodes = 5;
   o.baseline_lrs = {};  // the pretrain baselines at the run's inner lr only: a smaller grid
+  o.inner_lrs = {0.3};  // the meta-learners at the runs' meta.inner_lr only, likewise
   o.device = "cpu";
   o.threads = 1;
   return o;
@@ -753,10 +754,13 @@ TEST(EvalCli, JsonOnStdoutAndInAFile) {
                         q(dir.file("eval.json")));
   ASSERT_EQ(r.code, 0) << r.err;
   const json j = json::parse(r.out);  // stdout holds only the JSON
-  // maml, pretrain and pretrain_head at three lrs each (0.01, 0.1 and the run's 0.3),
-  // linear_probe at four penalties, scratch; two step counts.
-  EXPECT_EQ(j["grid"]["methods"].size(), 12u);
-  EXPECT_EQ(j["cells"].size(), 12u * 2u);
+  // maml at the run's lr / 3, x 1, x 3 (0.1, 0.3, 0.9: train's adaptation grid), pretrain and
+  // pretrain_head at three lrs each (0.01, 0.1 and the run's 0.3), linear_probe at four
+  // penalties, scratch; two step counts.
+  EXPECT_EQ(j["grid"]["methods"].size(), 14u);
+  EXPECT_EQ(j["grid"]["methods"][0], "maml lr=0.1");
+  EXPECT_EQ(j["grid"]["methods"][2], "maml lr=0.9");
+  EXPECT_EQ(j["cells"].size(), 14u * 2u);
   EXPECT_EQ(j["pretrain"]["source"], "reused");
   std::ifstream in(dir.file("eval.json"));
   const json file = json::parse(in);
@@ -824,6 +828,31 @@ TEST(EvalSeveralRuns, EveryRunAndBaselineOnIdenticalEpisodes) {
   const json j = ml::eval::to_json(r);
   EXPECT_EQ(j["runs"].size(), 3u);
   EXPECT_EQ(j["runs"][1]["method"], "fomaml");
+  // Each run with other features or another model gets its own baselines, trained with its
+  // config into its own folder: a meta-learner is never compared against baselines that lack
+  // its features or model.
+  for (const std::string m : {"fomaml", "maml_more_aggregates"}) {
+    for (const std::string& b : kBaselineFamilies) {
+      const std::string family = b + "[" + m + "]";
+      const auto info = std::find_if(r.method_info.begin(), r.method_info.end(),
+                                     [&](const auto& i) { return i.family == family; });
+      ASSERT_NE(info, r.method_info.end()) << family;
+      EXPECT_TRUE(info->baseline);
+    }
+    const std::string run_dir = m == "fomaml" ? fomaml : maml2;
+    const auto meta =
+        ml::run::read_checkpoint_meta(run_dir + "/baselines/pretrain/checkpoints/latest.mlckpt");
+    const json expected =
+        ml::run::read_checkpoint_meta(run_dir + "/checkpoints/latest.mlckpt").config;
+    EXPECT_EQ(meta.config["features"], expected["features"]) << m;
+    EXPECT_EQ(meta.config["model"], expected["model"]) << m;
+    EXPECT_EQ(meta.config["meta"]["algorithm"], "pretrain");
+  }
+  // The verdict's baseline is chosen among every group's baselines.
+  for (const auto& v : r.verdicts) {
+    if (v.against_method.empty()) continue;
+    EXPECT_TRUE(r.method(v.against_method)->baseline) << v.text;
+  }
 }
 
 TEST(EvalSeveralRuns, RunsWithOtherTasksOrDataAreRefusedNamingTheKey) {
@@ -892,7 +921,8 @@ TEST(EvalCli, SeveralCheckpointsValidationTasksAndClearRefusals) {
       {"--log-level warn eval --checkpoint " + q(run.run_dir) + " --checkpoint " + q(other) +
            " --threads 1 --device cpu",
        "--log-level warn eval --checkpoint " + q(run.run_dir) + "," + q(reptile) +
-           " --tasks validation --shots 2 --steps 0 --episodes 1 --threads 1 --device cpu --json",
+           " --tasks validation --shots 2 --steps 0 --episodes 1 --inner-lrs 0.3 --threads 1 "
+           "--device cpu --json",
        "--log-level warn eval --checkpoint " + q(run.run_dir) + " --tasks tests"});
   EXPECT_EQ(results[0].code, 3) << results[0].err;
   EXPECT_EQ(results[0].err_lines(), 1) << results[0].err;

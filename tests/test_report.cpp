@@ -132,7 +132,7 @@ eval::ColdStartResult synthetic_result() {
     v.best_method = maml_better ? "maml" : "pretrain";
     v.best_steps = 5;
     v.best_value = maml_better ? v.compared_value : v.against_value;
-    v.excludes_zero = k == 5;
+    v.excludes_zero = true;  // pretrain significantly better at K=1, maml at K=5
     v.text = "K=" + std::to_string(k) + ": chosen on 3 validation tasks: " + v.best_method;
     r.verdicts.push_back(v);
   }
@@ -337,11 +337,32 @@ TEST(ReportTables, RowsBestCellsAndJsonAgreeWithTheResult) {
 TEST(ReportTables, ConclusionSaysPlainlyWhenABaselineWins) {
   const auto r = synthetic_result();
   const std::string s = report::conclusion_summary(r, report::results_table(r));
-  EXPECT_NE(s.find("chosen baseline scores better at K=1 (pretrain over maml)"), std::string::npos)
-      << s;
-  EXPECT_NE(s.find("excludes zero (95% CI of the paired difference) at K=5 (maml over pretrain)"),
+  EXPECT_NE(s.find("chosen baseline is significantly better than the chosen meta-learner at K=1 "
+                   "(pretrain over maml)"),
             std::string::npos)
       << s;
+  EXPECT_NE(s.find("meta-learner is significantly better than the chosen baseline at K=5 (maml "
+                   "over pretrain)"),
+            std::string::npos)
+      << s;
+  EXPECT_EQ(s.find("No significant difference"), std::string::npos) << s;
+}
+
+TEST(ReportTables, ABaselineAheadWithoutSignificanceIsATieNotAWin) {
+  auto r = synthetic_result();
+  for (auto& v : r.verdicts) v.excludes_zero = false;  // pretrain's mean still higher at K=1
+  const auto table = report::results_table(r);
+  for (const auto& v : r.verdicts) EXPECT_FALSE(report::baseline_wins(v, table)) << v.text;
+  const std::string s = report::conclusion_summary(r, table);
+  EXPECT_EQ(s.find("significantly better"), std::string::npos) << s;
+  EXPECT_NE(s.find("No significant difference at K=1, K=5"), std::string::npos) << s;
+  EXPECT_NE(s.find("the baseline's mean is the higher at K=1)"), std::string::npos) << s;
+  const std::string md = report::render_markdown(r);
+  EXPECT_EQ(md.find("A baseline wins"), std::string::npos);
+  const std::string html = report::render_html(r, {});
+  EXPECT_EQ(html.find("a baseline wins"), std::string::npos);
+  EXPECT_NE(html.find("no significant difference"), std::string::npos);
+  EXPECT_EQ(report::results_json(r, table)["verdicts"][0]["baseline_wins"], false);
 }
 
 TEST(ReportTables, AnotherRunTrainedAsABaselineCountsAsOne) {

@@ -24,7 +24,11 @@ int run_cli(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Print the help of every subcommand and exit");
   std::string log_level = "info";
   app.add_option("--log-level", log_level,
-                 "stderr log level: trace, debug, info, warn, error, off");
+                 "stderr log level: trace, debug, info, warn, error, off (also after the "
+                 "subcommand)");
+  // Subcommands inherit this: an option they do not know is tried on the app, so that
+  // `metalearn train --log-level debug ...` works as well as `metalearn --log-level debug train`.
+  app.fallthrough();
   app.set_version_flag("--version", [] {
     return std::string("metalearn ") + kToolVersion + " (" + runtime::runtime_description() + ")";
   });

@@ -27,17 +27,17 @@ void add_adapt_command(CLI::App& app) {
                    "example of the task not in the query); 0 = the config's task.support")
       ->transform(shots_option(0))
       ->type_name("INT|all");
-  // Their ranges are checked by inference::adapt, which names the bounds.
+  // Ranges in words here; inference::adapt checks them again for library callers.
   command
       ->add_option("--steps", a.steps,
                    "adaptation steps (0 to 1000000); -1 = the run's (RUN/adaptation.json, else "
                    "meta.adapt_steps)")
-      ->check(non_empty_value());
+      ->check(whole_number(-1, 1000000));
   command
       ->add_option("--inner-lr", a.inner_lr,
                    "adaptation learning rate; 0 = the run's (RUN/adaptation.json, else "
                    "meta.inner_lr)")
-      ->check(non_empty_value());
+      ->check(non_negative_float());
   command
       ->add_option("--out", a.out_dir,
                    "folder for the adapted models (TASK.mlckpt); default RUN/adapted")

@@ -55,7 +55,8 @@ void add_eval_command(CLI::App& app) {
   command
       ->add_option("--inner-lrs", o->eval.inner_lrs,
                    "inner learning rates the runs' methods adapt with, chosen among on validation "
-                   "tasks (default: each run's meta.inner_lr)")
+                   "tasks (default: each run's meta.inner_lr / 3, x 1 and x 3, the rates train "
+                   "chooses its adapt setting among)")
       ->delimiter(',')
       ->check(non_empty_value());
   command

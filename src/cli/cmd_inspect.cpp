@@ -16,7 +16,7 @@ void add_inspect_command(CLI::App& app) {
     bool list_tasks = false;
   };
   auto options = std::make_shared<Options>();
-  options->config.add_to(*command, /*with_runtime=*/false);
+  options->config.add_to(*command, /*with_device=*/false);
   command->add_flag("--json", options->json, "machine-readable JSON on stdout");
   command->add_flag("--tasks", options->list_tasks,
                     "list every task with its size, role and why it was dropped");

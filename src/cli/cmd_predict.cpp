@@ -1,8 +1,6 @@
 // `metalearn predict`: score rows, or recommend a task's top items for users.
 #include <spdlog/spdlog.h>
 
-#include <limits>
-
 #include "cli/command.hpp"
 #include "inference/prediction.hpp"
 #include "util/errors.hpp"
@@ -31,8 +29,7 @@ void add_predict_command(CLI::App& app) {
   command->add_flag("--recommend", o->recommend, "recommend items instead of scoring rows");
   command->add_option("--task", o->task, "task whose items are recommended");
   command->add_option("--user", o->users, "user to recommend for (repeatable)");
-  command->add_option("--top-k", o->top_k, "items per user")
-      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  command->add_option("--top-k", o->top_k, "items per user")->check(whole_number(1));
   add_device_option(*command, o->device);
   add_threads_option(*command, o->threads);
   command->callback([o] {

@@ -21,11 +21,15 @@ void add_synth_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
   auto& s = o->synth;
   command->add_option("-o,--out", o->out, "output folder for events.csv, items.csv, users.csv");
-  command->add_option("--users", s.users, "number of users");
-  command->add_option("--categories", s.categories, "number of categories (tasks)");
-  command->add_option("--items-per-category", s.items_per_category, "mean items per category");
-  command->add_option("--sessions", s.sessions, "browsing sessions (about 4 event rows each)");
-  command->add_option("--seed", s.seed, "random seed: same seed, same files");
+  command->add_option("--users", s.users, "number of users")->check(whole_number<std::int64_t>());
+  command->add_option("--categories", s.categories, "number of categories (tasks)")
+      ->check(whole_number<std::int64_t>());
+  command->add_option("--items-per-category", s.items_per_category, "mean items per category")
+      ->check(whole_number<std::int64_t>());
+  command->add_option("--sessions", s.sessions, "browsing sessions (about 4 event rows each)")
+      ->check(whole_number<std::int64_t>());
+  command->add_option("--seed", s.seed, "random seed: same seed, same files")
+      ->check(whole_number<std::uint64_t>());
   command->add_option("--latent-dim", s.latent_dim, "dimension of user/item taste vectors");
   command->add_option("--zipf", s.zipf_exponent, "Zipf exponent of item popularity");
   command->add_option("--task-spread", s.task_spread,

@@ -23,13 +23,13 @@ void add_train_command(CLI::App& app) {
     bool json = false;
   };
   auto options = std::make_shared<Options>();
-  options->config.add_to(*command, /*with_runtime=*/true);
+  options->config.add_to(*command, /*with_device=*/true);
   command->add_flag("--resume", options->train.resume,
                     "continue the run in run.dir from its latest checkpoint");
   command
       ->add_option("--stop-after", options->train.stop_after,
                    "stop after this many meta-iterations in this call (0 = run to the end)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0));
   command->add_flag("--json", options->json, "machine-readable summary on stdout");
   command->callback([options] {
     config::Config config;

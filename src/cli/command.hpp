@@ -3,6 +3,8 @@
 // library function; errors are thrown and turned into messages only in run_cli().
 #pragma once
 
+#include <charconv>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -20,7 +22,8 @@ struct ConfigOptions {
   std::string device;
   int threads = -1;
 
-  void add_to(CLI::App& command, bool with_runtime);
+  // --threads always (CSV parsing uses it); --device only `with_device` (commands that compute).
+  void add_to(CLI::App& command, bool with_device);
   // Loads with overrides applied. With --print-config, prints the resolved config to stdout and
   // returns false: the command should stop there.
   bool load(config::Config& out) const;
@@ -33,6 +36,27 @@ void add_threads_option(CLI::App& command, int& threads, const char* overrides =
 
 // Reads a --shots value: a whole number >= `minimum`, or "all" (config::kSupportAll).
 CLI::Validator shots_option(int minimum);
+// A whole number of type T from `minimum` to `maximum`, refused in plain words ("'-1' is not a
+// whole number from 0 to 2147483647"). CLI11's own checks print DBL_MAX as a 309-digit bound
+// (NonNegativeNumber, PositiveNumber), saturate 64-bit values that overflow and wrap "-1" for
+// unsigned ones; with the default bounds this only refuses what T cannot hold.
+template <typename T = int>
+CLI::Validator whole_number(T minimum = std::numeric_limits<T>::min(),
+                            T maximum = std::numeric_limits<T>::max()) {
+  const std::string range = "from " + std::to_string(minimum) + " to " + std::to_string(maximum);
+  return CLI::Validator(
+      [minimum, maximum, range](std::string& value) -> std::string {
+        const char* begin = value.data() + (value.size() > 1 && value[0] == '+' ? 1 : 0);
+        const char* end = value.data() + value.size();
+        T n{};
+        const auto [stop, error] = std::from_chars(begin, end, n);
+        if (error == std::errc() && stop == end && n >= minimum && n <= maximum) return "";
+        return "'" + value + "' is not a whole number " + range;
+      },
+      "");
+}
+// A number >= 0 that fits a 32-bit float (config::fits_float), e.g. a learning rate.
+CLI::Validator non_negative_float();
 
 // Refuses an empty value (--shots '', --json-out ''), which CLI11 would read as 0 or as an
 // option not given: a value the user did not mean.

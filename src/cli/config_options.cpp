@@ -20,7 +20,7 @@ void add_threads_option(CLI::App& command, int& threads, const char* overrides) 
       "OPENBLAS_NUM_THREADS, else all cores";
   if (*overrides) help += std::string(" (overrides ") + overrides + ")";
   command.add_option("--threads", threads, help)
-      ->check(CLI::NonNegativeNumber)
+      ->check(whole_number(0))
       ->default_str(*overrides ? overrides : "0");
 }
 
@@ -40,17 +40,26 @@ CLI::Validator shots_option(int minimum) {
       "");
 }
 
-void ConfigOptions::add_to(CLI::App& command, bool with_runtime) {
+CLI::Validator non_negative_float() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        const auto x = parse_double(value);
+        if (!x || !(*x >= 0)) return "'" + value + "' is not a number >= 0";
+        if (!config::fits_float(*x)) return "'" + value + "' does not " + config::kFitsFloat;
+        return "";
+      },
+      "");
+}
+
+void ConfigOptions::add_to(CLI::App& command, bool with_device) {
   command.add_option("-c,--config", path, "JSON config file")->required();
   command.add_option("--set", overrides,
                      "override a config value, e.g. --set task.support=5 (repeatable; the value "
                      "is JSON or a plain string)");
   command.add_flag("--print-config", print_config,
                    "print the resolved config (defaults filled in) and exit");
-  if (with_runtime) {
-    add_device_option(command, device, "run.device");
-    add_threads_option(command, threads, "run.threads");
-  }
+  if (with_device) add_device_option(command, device, "run.device");
+  add_threads_option(command, threads, "run.threads");
 }
 
 bool ConfigOptions::load(config::Config& out) const {

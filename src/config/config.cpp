@@ -6,13 +6,16 @@
 #include "config/field_table.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
 #include "util/errors.hpp"
+#include "util/json_text.hpp"
 #include "util/strings.hpp"
 #include "util/time_parse.hpp"
 
@@ -103,8 +106,8 @@ const Table<SideTable>& side_table_table() {
              not_empty<ColumnRef>("required", "the id column of this table is required")),
        section("features", &SideTable::features, feature_columns_table(),
                "Columns of this table used as features; at least one.")},
-      [](const SideTable& t, const JsonObject& o) {
-        require(!t.features.empty(), o.path_of("features"), Json::object(),
+      [](const SideTable& t, const std::string& path) {
+        require(!t.features.empty(), key_path(path, "features"), Json::object(),
                 "a side table needs at least one numeric, categorical or text feature column");
       });
   return table;
@@ -246,22 +249,22 @@ const Table<LabelConfig>& label_table() {
              "cutoff and not again is a negative."),
        field("target", &LabelConfig::target,
              "The value regression and threshold labels read; \"spend\" is price * quantity."),
-       field("threshold", &LabelConfig::threshold, "threshold only: targets >= this are positives.",
-             check_that<double>(
-                 "finite", [](const double& v) { return std::isfinite(v); },
-                 "must be a finite number")),
+       field("threshold", &LabelConfig::threshold,
+             "threshold only: targets >= this are positives."),
        field("class_column", &LabelConfig::class_column,
              "multiclass only (and required there): the class of each row, e.g. product type."),
        field("ways", &LabelConfig::ways, "multiclass only: classes per episode (N).", at_least(2))},
-      [](const LabelConfig& l, const JsonObject& o) {
+      [](const LabelConfig& l, const std::string& path) {
         if (l.kind == LabelKind::kEventBinary) {
-          require(!l.positive_events.empty(), o.path_of("positive_events"), Json(l.positive_events),
+          require(!l.positive_events.empty(), key_path(path, "positive_events"),
+                  Json(l.positive_events),
                   "event_binary labels need at least one positive event value");
-          require(!l.negative_events.empty(), o.path_of("negative_events"), Json(l.negative_events),
+          require(!l.negative_events.empty(), key_path(path, "negative_events"),
+                  Json(l.negative_events),
                   "event_binary labels need at least one negative event value");
         }
         if (l.kind == LabelKind::kMulticlass)
-          require(!l.class_column.empty(), o.path_of("class_column"), Json(nullptr),
+          require(!l.class_column.empty(), key_path(path, "class_column"), Json(nullptr),
                   "multiclass labels need the column that holds each row's class");
       });
   return table;
@@ -280,16 +283,14 @@ struct SupportFieldType {
       out = kSupportAll;
       return;
     }
-    const bool integral =
-        v.is_number_integer() ||
-        (v.is_number_float() && std::isfinite(v.get<double>()) &&
-         v.get<double>() == std::floor(v.get<double>()) && std::abs(v.get<double>()) < 1e9);
-    require(integral, path, v, "expected an integer or \"all\"");
-    const double n = v.get<double>();
+    require(v.is_number(), path, v, "expected an integer or \"all\"");
+    int n = 0;
+    o.read(key, n);  // as every integer field: must be whole and fit an int
     // Checked here, not only by the field's check: -1 is how "all" is held.
-    require(n >= 1 && n <= std::numeric_limits<int>::max(), path, v, "must be >= 1 or \"all\"");
-    out = static_cast<int>(n);
+    require(n >= 1, path, v, "must be >= 1 or \"all\"");
+    out = n;
   }
+  static void check(int, const std::string&) {}
   static Json write(int value) { return value == kSupportAll ? Json("all") : Json(value); }
 };
 
@@ -319,10 +320,10 @@ const Table<TaskConfig>& task_table() {
              "Support composition for binary labels: \"balanced\" (half positives), "
              "\"proportional\" (the task's label ratio), \"none\" (uniform draw). Not used "
              "with support \"all\" (the support is whatever the query leaves).")},
-      [](const TaskConfig& t, const JsonObject& o) {
+      [](const TaskConfig& t, const std::string& path) {
         const int least = min_episode_examples(t.support, t.query);
         require(t.max_examples == 0 || t.max_examples >= std::max(t.min_examples, least),
-                o.path_of("max_examples"), Json(t.max_examples),
+                key_path(path, "max_examples"), Json(t.max_examples),
                 "must be 0 or at least task.min_examples and " +
                     std::string(t.support == kSupportAll ? "task.query + 1 (support \"all\")"
                                                          : "task.support + task.query"));
@@ -351,8 +352,8 @@ const Table<SplitConfig>& split_table() {
                  },
                  "expected an ISO-8601 date/time (2017-07-01 or 2017-07-01T00:00:00) or unix "
                  "seconds"))},
-      [](const SplitConfig& s, const JsonObject& o) {
-        require(s.new_fraction + s.validation_fraction < 1, o.path_of("validation_fraction"),
+      [](const SplitConfig& s, const std::string& path) {
+        require(s.new_fraction + s.validation_fraction < 1, key_path(path, "validation_fraction"),
                 Json(s.validation_fraction),
                 "new_fraction + validation_fraction must leave some tasks for training (< 1)");
       });
@@ -471,6 +472,12 @@ const Table<Config>& config_table() {
 }
 
 }  // namespace
+
+bool fits_float(double v) {
+  const double magnitude = std::abs(v);
+  return std::isfinite(v) && magnitude <= std::numeric_limits<float>::max() &&
+         (magnitude == 0 || magnitude >= std::numeric_limits<float>::min());
+}
 
 std::string support_name(int support) {
   return support == kSupportAll ? "all" : std::to_string(support);
@@ -702,47 +709,61 @@ Config config_from_json(const Json& j) {
 }
 
 void apply_override(Json& root, const std::string& assignment) {
+  // The message quotes what was given, cut short: it may be megabytes long.
+  auto shortened = [](const std::string& text) {
+    return text.size() > 80 ? text.substr(0, 77) + "..." : text;
+  };
+  auto fail = [&](const std::string& why) {
+    throw UsageError("--set '" + shortened(assignment) + "': " + why);
+  };
   auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw UsageError("--set '" + assignment + "': expected KEY.PATH=VALUE, e.g. task.support=5");
+  if (eq == std::string::npos || eq == 0) fail("expected KEY.PATH=VALUE, e.g. task.support=5");
   const std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
-  Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = text;  // plain words need no JSON quotes
+  JsonText parsed = parse_json_text(text);
+  if (parsed.too_deep) fail("the value is " + parsed.problem);
+  // Plain words need no JSON quotes.
+  Json value = parsed.ok() ? std::move(parsed.value) : Json(text);
+  // No config is nearly this deep; a longer path is a mistake (and would build a tree too deep
+  // for the reader).
+  const auto segments =
+      1 + std::count_if(key.begin(), key.end(), [](char c) { return c == '.' || c == '['; });
+  if (segments > kMaxJsonDepth)
+    fail("the key has " + std::to_string(segments) + " segments; a config key has at most " +
+         std::to_string(kMaxJsonDepth));
 
   // Segments are object keys separated by '.', each optionally followed by [N] list indices
   // (data.side_tables[0].files).
-  auto fail = [&](const std::string& why) {
-    throw UsageError("--set '" + assignment + "': " + why);
-  };
   Json* node = &root;
   std::size_t pos = 0;
   while (pos < key.size()) {
     std::size_t end = key.find_first_of(".[", pos);
     std::string part = key.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    if (part.empty()) fail("empty key segment in '" + key + "'");
+    if (part.empty()) fail("empty key segment in '" + shortened(key) + "'");
     if (node->is_null()) *node = Json::object();
-    if (!node->is_object()) fail("'" + key.substr(0, pos ? pos - 1 : 0) + "' is not an object");
+    if (!node->is_object())
+      fail("'" + shortened(key.substr(0, pos ? pos - 1 : 0)) + "' is not an object");
     node = &(*node)[part];
     pos = end == std::string::npos ? key.size() : end;
     while (pos < key.size() && key[pos] == '[') {
       std::size_t close = key.find(']', pos);
       auto index = close == std::string::npos ? std::nullopt
                                               : parse_int(key.substr(pos + 1, close - pos - 1));
-      if (!index || *index < 0) fail("expected [N] with N >= 0 in '" + key + "'");
+      if (!index || *index < 0) fail("expected [N] with N >= 0 in '" + shortened(key) + "'");
       if (!node->is_array() || static_cast<std::size_t>(*index) >= node->size())
-        fail("'" + key.substr(0, close + 1) + "' does not exist (the list has " +
+        fail("'" + shortened(key.substr(0, close + 1)) + "' does not exist (the list has " +
              std::to_string(node->is_array() ? node->size() : 0) + " entries)");
       node = &(*node)[static_cast<std::size_t>(*index)];
       pos = close + 1;
     }
     if (pos < key.size()) {
-      if (key[pos] != '.') fail("unexpected '" + std::string(1, key[pos]) + "' in '" + key + "'");
+      if (key[pos] != '.')
+        fail("unexpected '" + std::string(1, key[pos]) + "' in '" + shortened(key) + "'");
       ++pos;
-      if (pos == key.size()) fail("empty key segment in '" + key + "'");
+      if (pos == key.size()) fail("empty key segment in '" + shortened(key) + "'");
     }
   }
-  *node = value;
+  *node = std::move(value);
 }
 
 namespace {
@@ -763,20 +784,20 @@ void resolve_paths(Json& list, const fs::path& base) {
 }  // namespace
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (status.type() == fs::file_type::not_found)
+    throw ConfigError("cannot open config file '" + path + "': no such file");
+  // A folder opens fine as a stream and then reads as empty: say what it is.
+  if (status.type() == fs::file_type::directory)
+    throw ConfigError("'" + path + "' is a folder; --config takes a JSON config file");
   std::ifstream in(path);
-  if (!in) throw ConfigError("cannot open config file '" + path + "': no such readable file");
+  if (!in) throw ConfigError("cannot open config file '" + path + "': " + std::strerror(errno));
   std::stringstream text;
   text << in.rdbuf();
-  Json j;
-  try {
-    j = Json::parse(text.str());
-  } catch (const Json::parse_error& e) {
-    // nlohmann's message carries "line L, column C"; keep only that part after its prefix.
-    std::string what = e.what();
-    auto pos = what.find("parse error");
-    throw ConfigError(path +
-                      ": not valid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
-  }
+  JsonText parsed = parse_json_text(text.str());
+  if (!parsed.ok()) throw ConfigError(path + ": " + parsed.error());
+  Json j = std::move(parsed.value);
   fs::path base = fs::path(path).parent_path();
   if (j.is_object() && j.contains("data") && j["data"].is_object()) {
     Json& data = j["data"];

@@ -171,6 +171,15 @@ struct Config {
   std::string source_path;  // the file it was read from ("" when built in code); not serialised
 };
 
+// Every number field, and every number option that becomes one (--inner-lr), ends up in 32-bit
+// float arithmetic: the model's weights and learning rates, labels, fractions of tasks. A value
+// a float cannot hold would fail deep inside torch ("value cannot be converted to type float")
+// or silently become 0 or inf, so the config reader (and the CLI) refuse it: `fits_float` says
+// whether `v` is 0 or a finite magnitude from FLT_MIN to FLT_MAX; kFitsFloat says so in words.
+bool fits_float(double v);
+inline constexpr const char* kFitsFloat =
+    "fit a 32-bit float (a magnitude from 1.2e-38 to 3.4e+38, or 0)";
+
 void to_json(Json& j, const Config& c);
 // Parses and validates; throws ConfigError with the JSON path of the first problem.
 Config config_from_json(const Json& j);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/choices.hpp"
+#include "config/config.hpp"
 #include "config/json_object.hpp"
 
 namespace ml::config {
@@ -85,6 +86,11 @@ struct FieldType {  // bool, integers, double, string, lists of those, columns
   }
   static std::vector<std::string> choices() { return {}; }
   static void read(JsonObject& o, const char* key, T& out) { o.read(key, out); }
+  // What every field of this kind must satisfy (integers are range-checked by read()).
+  static void check(const T& value, const std::string& path) {
+    if constexpr (std::is_floating_point_v<T>)
+      require(fits_float(value), path, Json(value), std::string("must ") + kFitsFloat);
+  }
   static Json write(const T& value) { return Json(value); }
 };
 
@@ -96,6 +102,7 @@ struct EnumFieldType {
     std::string text;
     if (o.read_if_present(key, text)) out = parse_choice<E>(o.path_of(key), text);
   }
+  static void check(const E&, const std::string&) {}
   static Json write(const E& value) { return enum_name(value); }
 };
 
@@ -110,6 +117,7 @@ struct EnumListFieldType {
     for (std::size_t i = 0; i < names.size(); ++i)
       out.push_back(parse_choice<E>(o.path_of(key) + "[" + std::to_string(i) + "]", names[i]));
   }
+  static void check(const std::vector<E>&, const std::string&) {}
   static Json write(const std::vector<E>& values) {
     Json list = Json::array();
     for (E v : values) list.push_back(enum_name(v));
@@ -128,6 +136,7 @@ struct DeviceFieldType {
             "must be \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"");
     out = *spec;
   }
+  static void check(const DeviceSpec&, const std::string&) {}
   static Json write(const DeviceSpec& value) { return value.name(); }
 };
 
@@ -155,12 +164,14 @@ class Table {
  public:
   struct Field {
     FieldInfo info;
-    std::function<void(JsonObject&, S&)> read;
-    std::function<void(const S&, const JsonObject&)> check;
+    std::function<void(JsonObject&, S&)> read;  // nested sections: read_fields()
+    // Throws ConfigError naming the field's path; `section` is the path of the section read.
+    std::function<void(const S&, const std::string& section)> check;
     std::function<Json(const S&)> write;
   };
-  // Checks that involve several fields of the section, run after the per-field checks.
-  using SectionCheck = std::function<void(const S&, const JsonObject&)>;
+  // Checks that involve several fields of the section, run after the per-field checks; gets the
+  // section's JSON path.
+  using SectionCheck = std::function<void(const S&, const std::string& section)>;
 
   Table(std::string name, std::string doc, std::vector<Field> fields,
         SectionCheck section_check = nullptr)
@@ -174,13 +185,25 @@ class Table {
     }
   }
 
-  // Reads every field present, rejects unknown keys, then checks the values.
+  // Reads the whole tree, then checks it: an unknown key anywhere is reported before what it
+  // leaves missing ({"dta": {...}} is a typo, not a config without data.files).
   void read(JsonObject o, S& out) const {
+    const std::string path = o.path();
+    read_fields(std::move(o), out);
+    check(out, path);
+  }
+
+  // Reads every field present, nested sections included, and rejects unknown keys.
+  void read_fields(JsonObject o, S& out) const {
     for (const auto& f : fields_) f.read(o, out);
     o.finish();
+  }
+
+  // The per-field checks, then the section's own; nested sections are checked by their field.
+  void check(const S& value, const std::string& path) const {
     for (const auto& f : fields_)
-      if (f.check) f.check(out, o);
-    if (section_check_) section_check_(out, o);
+      if (f.check) f.check(value, path);
+    if (section_check_) section_check_(value, path);
   }
 
   // Every field, defaults included.
@@ -199,7 +222,8 @@ class Table {
 };
 
 // A leaf field whose JSON syntax is `Type`'s (a struct like detail::FieldType: name(),
-// choices(), read(), write()) rather than that of the member's C++ type.
+// choices(), read(), check() for what every field of the kind must satisfy, write()) rather
+// than that of the member's C++ type.
 template <typename Type, typename S, typename T>
 typename Table<S>::Field field_as(const char* key, T S::*member, const char* doc,
                                   Check<T> check = {}) {
@@ -210,10 +234,11 @@ typename Table<S>::Field field_as(const char* key, T S::*member, const char* doc
   f.info.constraint = check.constraint;
   f.info.doc = doc;
   f.read = [key, member](JsonObject& o, S& s) { Type::read(o, key, s.*member); };
-  if (check.check)
-    f.check = [key, member, c = check.check](const S& s, const JsonObject& o) {
-      c(s.*member, o.path_of(key));
-    };
+  f.check = [key, member, c = check.check](const S& s, const std::string& section) {
+    const std::string path = key_path(section, key);
+    Type::check(s.*member, path);
+    if (c) c(s.*member, path);
+  };
   f.write = [member](const S& s) { return Type::write(s.*member); };
   return f;
 }
@@ -235,7 +260,12 @@ typename Table<S>::Field section(const char* key, T S::*member, const Table<T>& 
   f.info.type = "section";
   f.info.doc = doc;
   f.info.section = &table.info();
-  f.read = [key, member, &table](JsonObject& o, S& s) { table.read(o.object(key), s.*member); };
+  f.read = [key, member, &table](JsonObject& o, S& s) {
+    table.read_fields(o.object(key), s.*member);
+  };
+  f.check = [key, member, &table](const S& s, const std::string& section) {
+    table.check(s.*member, key_path(section, key));
+  };
   f.write = [member, &table](const S& s) { return table.write(s.*member); };
   return f;
 }
@@ -254,7 +284,12 @@ typename Table<S>::Field section_list(const char* key, std::vector<T> S::*member
     auto objects = o.objects(key);
     if (objects.empty() && !o.has(key)) return;
     (s.*member).clear();
-    for (auto& object : objects) table.read(object, (s.*member).emplace_back());
+    for (auto& object : objects) table.read_fields(object, (s.*member).emplace_back());
+  };
+  f.check = [key, member, &table](const S& s, const std::string& section) {
+    const auto& list = s.*member;
+    for (std::size_t i = 0; i < list.size(); ++i)
+      table.check(list[i], key_path(section, key) + "[" + std::to_string(i) + "]");
   };
   f.write = [member, &table](const S& s) {
     Json list = Json::array();

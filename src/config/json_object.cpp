@@ -2,7 +2,10 @@
 #include "config/json_object.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "util/errors.hpp"
 #include "util/strings.hpp"
@@ -17,8 +20,40 @@ std::string short_dump(const Json& v) {
   return s;
 }
 
-[[noreturn]] void type_error(const std::string& path, const Json& v, const char* expected) {
+[[noreturn]] void type_error(const std::string& path, const Json& v, const std::string& expected) {
   throw ConfigError(path + " = " + short_dump(v) + ": expected " + expected);
+}
+
+// The integer `v` holds, if T can hold it: 3 and 3.0 are the integer 3, while 3.5, 1e300 (for
+// any T) and 4294967297 (for int) are refused rather than truncated or wrapped.
+template <typename T>
+T integer_from(const Json& v, const std::string& path) {
+  constexpr T lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
+  bool integral = true, fits = false;
+  if (v.is_number_unsigned()) {
+    fits = v.get<std::uint64_t>() <= static_cast<std::uint64_t>(hi);
+  } else if (v.is_number_integer()) {
+    const auto n = v.get<std::int64_t>();
+    fits = n >= 0 ? static_cast<std::uint64_t>(n) <= static_cast<std::uint64_t>(hi)
+                  : std::is_signed_v<T> && n >= static_cast<std::int64_t>(lo);
+  } else if (v.is_number_float()) {
+    const double d = v.get<double>();
+    integral = std::isfinite(d) && d == std::floor(d);
+    // hi + 1 is a power of two: exact as a double, where hi itself may round up to it.
+    fits = integral && d >= static_cast<double>(lo) && d < static_cast<double>(hi) + 1;
+  } else {
+    integral = false;
+  }
+  if (!integral) type_error(path, v, "an integer");
+  if (!fits && !std::is_signed_v<T> && v.is_number_integer() && !v.is_number_unsigned())
+    type_error(path, v, "a non-negative integer");
+  if (!fits)
+    type_error(path, v,
+               "an integer that fits in " + std::to_string(8 * sizeof(T)) + " bits (" +
+                   std::to_string(lo) + " to " + std::to_string(hi) + ")");
+  return v.is_number_float()      ? static_cast<T>(v.get<double>())
+         : v.is_number_unsigned() ? static_cast<T>(v.get<std::uint64_t>())
+                                  : static_cast<T>(v.get<std::int64_t>());
 }
 
 }  // namespace
@@ -44,8 +79,12 @@ JsonObject::JsonObject(const Json& value, std::string path)
     type_error(path_.empty() ? std::string("(top level)") : path_, value_, "an object");
 }
 
+std::string key_path(const std::string& section, const std::string& key) {
+  return section.empty() ? key : section + "." + key;
+}
+
 std::string JsonObject::path_of(const char* key) const {
-  return path_.empty() ? std::string(key) : path_ + "." + key;
+  return key_path(path_, key);
 }
 
 const Json* JsonObject::find(const char* key) {
@@ -68,30 +107,15 @@ void JsonObject::read(const char* key, bool& out) {
 }
 
 void JsonObject::read(const char* key, std::int64_t& out) {
-  const Json* v = find(key);
-  if (!v) return;
-  if (v->is_number_integer())
-    out = v->get<std::int64_t>();
-  else if (v->is_number_float() &&
-           v->get<double>() == static_cast<double>(static_cast<std::int64_t>(v->get<double>())))
-    out = static_cast<std::int64_t>(v->get<double>());
-  else
-    type_error(path_of(key), *v, "an integer");
+  if (const Json* v = find(key)) out = integer_from<std::int64_t>(*v, path_of(key));
 }
 
 void JsonObject::read(const char* key, int& out) {
-  std::int64_t wide = out;
-  read(key, wide);
-  if (wide < std::numeric_limits<int>::min() || wide > std::numeric_limits<int>::max())
-    type_error(path_of(key), Json(wide), "an integer that fits in 32 bits");
-  out = static_cast<int>(wide);
+  if (const Json* v = find(key)) out = integer_from<int>(*v, path_of(key));
 }
 
 void JsonObject::read(const char* key, std::uint64_t& out) {
-  std::int64_t wide = static_cast<std::int64_t>(out);
-  read(key, wide);
-  if (wide < 0) type_error(path_of(key), Json(wide), "a non-negative integer");
-  out = static_cast<std::uint64_t>(wide);
+  if (const Json* v = find(key)) out = integer_from<std::uint64_t>(*v, path_of(key));
 }
 
 void JsonObject::read(const char* key, Json& out) {
@@ -131,18 +155,14 @@ void JsonObject::read(const char* key, std::vector<std::string>& out) {
 void JsonObject::read(const char* key, std::vector<int>& out) {
   const Json* v = find(key);
   if (!v) return;
-  if (v->is_number_integer()) {
-    out = {v->get<int>()};
+  if (v->is_number()) {  // a single value is accepted where a list is expected
+    out = {integer_from<int>(*v, path_of(key))};
     return;
   }
   if (!v->is_array()) type_error(path_of(key), *v, "a list of integers");
   out.clear();
-  for (std::size_t i = 0; i < v->size(); ++i) {
-    const Json& e = (*v)[i];
-    if (!e.is_number_integer())
-      type_error(path_of(key) + "[" + std::to_string(i) + "]", e, "an integer");
-    out.push_back(e.get<int>());
-  }
+  for (std::size_t i = 0; i < v->size(); ++i)
+    out.push_back(integer_from<int>((*v)[i], path_of(key) + "[" + std::to_string(i) + "]"));
 }
 
 namespace {
@@ -152,7 +172,7 @@ ColumnRef column_from(const Json& v, const std::string& path) {
     c.name = v.get<std::string>();
     if (c.name.empty()) type_error(path, v, "a column name or a 1-based column position");
   } else if (v.is_number_integer()) {
-    c.position = v.get<int>();
+    c.position = integer_from<int>(v, path);
     if (c.position < 1) type_error(path, v, "a column position >= 1 (positions are 1-based)");
   } else {
     type_error(path, v, "a column name or a 1-based column position");

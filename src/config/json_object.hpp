@@ -23,11 +23,15 @@ struct ColumnRef {
 };
 void to_json(Json& j, const ColumnRef& c);
 
+// The JSON path of `key` inside the section at `section` ("" for the top level): "task.support".
+std::string key_path(const std::string& section, const std::string& key);
+
 class JsonObject {
  public:
   // Throws ConfigError if `value` is not an object (a missing section is an empty object).
   JsonObject(const Json& value, std::string path);
 
+  // Integers must fit the type (4294967297 is no int; 1e300 no integer at all): never wrapped.
   void read(const char* key, bool& out);
   void read(const char* key, int& out);
   void read(const char* key, std::int64_t& out);

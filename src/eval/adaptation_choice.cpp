@@ -43,7 +43,10 @@ std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& 
   o.steps = {0, 1, 2, 3, 5, 10, 20, meta.inner_steps, meta.adapt_steps};
   std::sort(o.steps.begin(), o.steps.end());
   o.steps.erase(std::unique(o.steps.begin(), o.steps.end()), o.steps.end());
-  o.inner_lrs = {meta.inner_lr / 3, meta.inner_lr, meta.inner_lr * 3};
+  // A config's step count beyond what adapt accepts is no candidate (eval would refuse it).
+  o.steps.erase(std::upper_bound(o.steps.begin(), o.steps.end(), run::kMaxAdaptSteps),
+                o.steps.end());
+  o.inner_lrs = adaptation_lr_grid(meta.inner_lr);
   o.baseline_lrs = o.inner_lrs;  // a run trained as pretrain is a baseline family
   o.methods = {enum_name(meta.algorithm)};
   o.pretrain = false;

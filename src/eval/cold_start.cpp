@@ -257,6 +257,11 @@ config::Json without_run_section(config::Json j) {
 // there when it stopped early, or trained there with the run's config and budget. The budget is the
 // iterations the run's own latest checkpoint reached, so a run stopped early (train --stop-after)
 // meets a baseline stopped at the same point.
+struct PretrainSource {
+  std::string how;         // "reused" | "resumed" | "trained"
+  std::string checkpoint;  // the first candidate's file
+};
+
 struct PretrainCheckpoint {
   std::string label;  // "best" or "latest"
   std::string file;
@@ -267,7 +272,7 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
                                                      const fs::path& run_dir,
                                                      const config::Config& pc,
                                                      const torch::Device& device,
-                                                     ColdStartResult& result) {
+                                                     PretrainSource& source) {
   const run::RunLayout baseline(pc.run.dir);
   const fs::path& dir = baseline.dir;
   const fs::path latest = baseline.latest_checkpoint();
@@ -302,12 +307,12 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
       if (done > budget)
         spdlog::warn("the pretrain baseline in {} had {} iterations, the run {}", dir.string(),
                      done, budget);
-      result.pretrain_source = "reused";
+      source.how = "reused";
       train_now = false;
     } else {
       spdlog::info("resuming the pretrain baseline in {} at iteration {} of {}", dir.string(), done,
                    budget);
-      result.pretrain_source = "resumed";
+      source.how = "resumed";
       train_options.resume = true;
     }
   } else {
@@ -315,7 +320,7 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
         "training the pretrain baseline in-process into {} (same tasks, episodes and budget: {} "
         "iterations of {} tasks); later evals reuse it, --no-pretrain skips it",
         dir.string(), budget, pc.meta.meta_batch);
-    result.pretrain_source = "trained";
+    source.how = "trained";
   }
   if (budget < pc.meta.iterations) train_options.stop_after = budget - done;
   if (train_now) train::run_training(pc, train_options);
@@ -349,7 +354,7 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
   }
   if (candidates.empty())
     throw CheckpointError("the pretrain baseline in '" + dir.string() + "' has no checkpoint");
-  result.pretrain_checkpoint = candidates.front().file;
+  source.checkpoint = candidates.front().file;
   return candidates;
 }
 
@@ -406,10 +411,9 @@ void check_options(const ColdStartOptions& o) {
     throw UsageError("--tasks " + o.task_role + ": must be new or validation");
   for (const auto* lrs : {&o.inner_lrs, &o.baseline_lrs})
     for (double lr : *lrs)
-      if (!run::usable_inner_lr(lr))
+      if (!(lr > 0) || !config::fits_float(lr))
         throw UsageError(std::string(lrs == &o.inner_lrs ? "--inner-lrs " : "--baseline-lrs ") +
-                         lr_text(lr) + ": a learning rate must be a number from " +
-                         run::usable_inner_lr_range());
+                         lr_text(lr) + ": a learning rate must be > 0 and " + config::kFitsFloat);
 }
 
 bool contains(const std::vector<std::string>& v, const std::string& x) {
@@ -424,37 +428,90 @@ const std::string kNearestClassMean = "nearest_class_mean";
 struct Family {
   std::string name;
   bool baseline = false;
-  int run = -1;  // index into the evaluated runs, -1 for a built-in baseline
+  int run = -1;          // index into the evaluated runs, -1 for a built-in baseline
+  int group = 0;         // the representation group (index into RunGroups)
+  std::string built_in;  // a built-in baseline's kind (pretrain, linear_probe, ...), else ""
 };
 
+// Runs that encode their examples alike (the same features and model sections) form one
+// representation group. Each group gets its own built-in baselines, trained with its config,
+// so a meta-learner is never compared against baselines that lack its features or model.
+struct RunGroups {
+  std::vector<int> of_run;          // the group of each evaluated run
+  std::vector<int> representative;  // each group's first run (whose config its baselines use)
+};
+
+RunGroups group_runs(const std::vector<const run::LoadedRun*>& runs) {
+  RunGroups groups;
+  std::vector<config::Json> keys;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    config::Json j;
+    to_json(j, runs[i]->config);
+    const config::Json key{j["features"], j["model"]};
+    const auto found = std::find(keys.begin(), keys.end(), key);
+    if (found != keys.end()) {
+      groups.of_run.push_back(static_cast<int>(found - keys.begin()));
+      continue;
+    }
+    groups.of_run.push_back(static_cast<int>(keys.size()));
+    groups.representative.push_back(static_cast<int>(i));
+    keys.push_back(key);
+  }
+  return groups;
+}
+
+// A built-in baseline's family name in a group: plain in the first run's group, else suffixed
+// with the group's first run, e.g. "pretrain[anil_history]".
+std::string group_family_name(const std::string& baseline, int group, const RunGroups& groups,
+                              const std::vector<std::string>& run_names) {
+  if (group == 0) return baseline;
+  return baseline + "[" +
+         run_names[static_cast<std::size_t>(
+             groups.representative[static_cast<std::size_t>(group)])] +
+         "]";
+}
+
 // The runs' families (first run first; a run trained as pretrain or scratch is a baseline),
-// then the built-in baselines that apply and that no run already is, filtered by --methods.
+// then, per representation group, the built-in baselines that apply and that no run of the group
+// already is, filtered by --methods.
 std::vector<Family> choose_families(const ColdStartOptions& o,
                                     const std::vector<const run::LoadedRun*>& runs,
                                     const std::vector<std::string>& run_names,
-                                    tasks::LabelKind kind) {
+                                    const RunGroups& groups, tasks::LabelKind kind) {
   std::vector<Family> available;
   for (std::size_t i = 0; i < runs.size(); ++i)
-    available.push_back(
-        {run_names[i], config::is_baseline(runs[i]->config.meta.algorithm), static_cast<int>(i)});
+    available.push_back({run_names[i], config::is_baseline(runs[i]->config.meta.algorithm),
+                         static_cast<int>(i), groups.of_run[i], ""});
   const std::string pretrain = enum_name(config::Algorithm::kPretrain);
   const std::string scratch = enum_name(config::Algorithm::kScratch);
-  std::vector<std::string> built_in{pretrain};
-  if (runs.front()->config.meta.inner_params != config::InnerParams::kHead)
-    built_in.push_back(kPretrainHead);
-  built_in.push_back(kLinearProbe);
-  if (kind == tasks::LabelKind::kMulticlass) built_in.push_back(kNearestClassMean);
-  built_in.push_back(scratch);
   auto has = [&](const std::string& name) {
     for (const auto& f : available)
       if (f.name == name) return true;
     return false;
   };
-  std::vector<std::string> on_pretrain;  // the built-ins that need the pretrain run
-  for (const auto& b : built_in) {
-    if (has(b)) continue;
-    available.push_back({b, true, -1});
-    if (b != scratch) on_pretrain.push_back(b);
+  // Whether a run of the group was itself trained as `algorithm` (it then is that baseline).
+  auto group_has_run = [&](int group, const std::string& algorithm) {
+    for (std::size_t i = 0; i < runs.size(); ++i)
+      if (groups.of_run[i] == group && enum_name(runs[i]->config.meta.algorithm) == algorithm)
+        return true;
+    return false;
+  };
+  std::vector<std::string> on_pretrain;  // the built-ins that need a pretrain run
+  for (std::size_t g = 0; g < groups.representative.size(); ++g) {
+    const int group = static_cast<int>(g);
+    const run::LoadedRun& rep = *runs[static_cast<std::size_t>(groups.representative[g])];
+    std::vector<std::string> built_in{pretrain};
+    if (rep.config.meta.inner_params != config::InnerParams::kHead)
+      built_in.push_back(kPretrainHead);
+    built_in.push_back(kLinearProbe);
+    if (kind == tasks::LabelKind::kMulticlass) built_in.push_back(kNearestClassMean);
+    built_in.push_back(scratch);
+    for (const auto& b : built_in) {
+      const std::string name = group_family_name(b, group, groups, run_names);
+      if (has(name) || group_has_run(group, b)) continue;
+      available.push_back({name, true, -1, group, b});
+      if (b != scratch) on_pretrain.push_back(name);
+    }
   }
   std::vector<std::string> names;
   for (const auto& f : available) names.push_back(f.name);
@@ -560,8 +617,17 @@ const Choice* best_choice(const ColdStartResult& r, int k, bool baseline) {
   return best;
 }
 
+// "maml lr=0.1 (5 steps)"; at 0 steps the rate is left out (nothing adapts, every rate gives the
+// same outputs): "maml (0 steps: not adapted)".
 std::string choice_text(const Choice& c) {
-  return c.method + " (" + steps_text(c.steps) + ")";
+  if (c.steps != 0) return c.method + " (" + steps_text(c.steps) + ")";
+  std::string name = c.method;
+  const auto lr = name.find(" lr=");
+  if (lr != std::string::npos) {
+    const auto end = name.find(' ', lr + 1);
+    name.erase(lr, end == std::string::npos ? std::string::npos : end - lr);
+  }
+  return name + " (0 steps: not adapted)";
 }
 
 Verdict make_verdict(const ColdStartResult& r, int k) {
@@ -891,34 +957,67 @@ std::size_t episode_count(const std::vector<ShotPlan>& plans, int episodes) {
 std::vector<double> family_lrs(const Family& f, const config::Config& config,
                                const ColdStartOptions& o) {
   const config::Algorithm algorithm = config.meta.algorithm;
-  if (f.name == kLinearProbe || f.name == kNearestClassMean ||
+  if (f.built_in == kLinearProbe || f.built_in == kNearestClassMean ||
       algorithm == config::Algorithm::kProtonet || algorithm == config::Algorithm::kMetaSgd)
     return {NAN};
-  if (f.name == enum_name(config::Algorithm::kScratch)) return {config.meta.inner_lr};
+  if (f.built_in == enum_name(config::Algorithm::kScratch)) return {config.meta.inner_lr};
   std::vector<double> lrs = f.baseline ? o.baseline_lrs : o.inner_lrs;
-  if (f.baseline || lrs.empty()) lrs.push_back(config.meta.inner_lr);
+  if (f.baseline) lrs.push_back(config.meta.inner_lr);
+  if (lrs.empty()) lrs = adaptation_lr_grid(config.meta.inner_lr);
   return sorted_unique_lrs(lrs);
 }
 
-// The arms of the chosen families, each with the config it was built with: the runs' own, a
-// scratch init, and the baselines on the pretrain run (trained into RUN/baselines/pretrain if
+// The arms of the chosen families, each with the config it was built with: the runs' own, and
+// per representation group a scratch init and the baselines on the group's pretrain run (a
+// pretrain run of the group, or trained into REP/baselines/pretrain of the group's first run if
 // need be). Variants at other inner lrs (or head-only) share their family's model.
 ArmSet build_arms(const EvaluatedRuns& evaluated, const std::vector<Family>& families,
-                  const ColdStartOptions& options, const torch::Device& device,
-                  ColdStartResult& result) {
-  const run::LoadedRun& run = evaluated.first;
-  const config::Config& config = run.config;
-  const pipeline::RunData& data = *run.data;
+                  const RunGroups& groups, const ColdStartOptions& options,
+                  const torch::Device& device, ColdStartResult& result) {
   const auto runs = evaluated.all();
-  const run::RunLayout layout(result.run_dir);
-  const tasks::LabelKind kind = data.tasks.kind;
+  const tasks::LabelKind kind = evaluated.first.data->tasks.kind;
   ArmSet set;
-  // The pretrain run's checkpoints (label, learner), loaded once for every family built on it.
-  std::vector<std::pair<std::string, meta::MetaLearner*>> pretrain;
-  config::Config pretrain_config;
+  // Each group's pretrain checkpoints (label, learner) and config, loaded once for every family
+  // built on them.
+  struct GroupPretrain {
+    std::vector<std::pair<std::string, meta::MetaLearner*>> learners;
+    config::Config config;
+  };
+  std::map<int, GroupPretrain> pretrain;
+  auto group_pretrain = [&](int group) -> const GroupPretrain& {
+    auto found = pretrain.find(group);
+    if (found != pretrain.end()) return found->second;
+    GroupPretrain& p = pretrain[group];
+    for (std::size_t i = 0; i < runs.size(); ++i)
+      if (groups.of_run[i] == group &&
+          runs[i]->config.meta.algorithm == config::Algorithm::kPretrain) {
+        // A pretrain run of the group: its families are built on it, trained once.
+        p.config = runs[i]->config;
+        p.learners = {{"", runs[i]->learner.get()}};
+        if (group == 0) result.pretrain_source = "run";
+        return p;
+      }
+    const run::LoadedRun& rep =
+        *runs[static_cast<std::size_t>(groups.representative[static_cast<std::size_t>(group)])];
+    const run::RunLayout layout(run::run_dir_of(rep.checkpoint_path));
+    p.config = with_algorithm(rep.config, config::Algorithm::kPretrain,
+                              layout.pretrain_baseline().string(), options.threads);
+    p.config.run.device = runtime::parse_device(options.device);
+    PretrainSource source;
+    auto candidates = pretrain_checkpoints(rep, layout.dir, p.config, device, source);
+    if (group == 0) {
+      result.pretrain_source = source.how;
+      result.pretrain_checkpoint = source.checkpoint;
+    }
+    for (auto& c : candidates)
+      p.learners.emplace_back(candidates.size() > 1 ? c.label : "", set.own(std::move(c.learner)));
+    return p;
+  };
   for (const Family& f : families) {
+    const run::LoadedRun& rep =
+        *runs[static_cast<std::size_t>(groups.representative[static_cast<std::size_t>(f.group)])];
     Arm base;
-    base.data = &data;
+    base.data = rep.data.get();
     std::vector<std::pair<std::string, meta::MetaLearner*>> learners;  // "" = the only one
     if (f.run >= 0) {
       const run::LoadedRun& r = *runs[static_cast<std::size_t>(f.run)];
@@ -926,30 +1025,17 @@ ArmSet build_arms(const EvaluatedRuns& evaluated, const std::vector<Family>& fam
       base.data = r.data.get();
       learners = {{"", r.learner.get()}};
       if (f.name == enum_name(config::Algorithm::kPretrain)) result.pretrain_source = "run";
-    } else if (f.name == enum_name(config::Algorithm::kScratch)) {
-      base.config =
-          with_algorithm(config, config::Algorithm::kScratch, config.run.dir, options.threads);
-      learners = {{"", set.own(run::build_learner(base.config, data.features, device))}};
-    } else {  // built on the pretrain run
-      if (pretrain.empty() && config.meta.algorithm == config::Algorithm::kPretrain) {
-        // The run is itself a pretrain run: its families are built on it, trained once.
-        pretrain_config = config;
-        pretrain = {{"", run.learner.get()}};
-        result.pretrain_source = "run";
-      } else if (pretrain.empty()) {
-        pretrain_config = with_algorithm(config, config::Algorithm::kPretrain,
-                                         layout.pretrain_baseline().string(), options.threads);
-        pretrain_config.run.device = runtime::parse_device(options.device);
-        auto candidates = pretrain_checkpoints(run, layout.dir, pretrain_config, device, result);
-        for (auto& c : candidates)
-          pretrain.emplace_back(candidates.size() > 1 ? c.label : "",
-                                set.own(std::move(c.learner)));
-      }
-      base.config = pretrain_config;
-      learners = pretrain;
-      if (f.name == kLinearProbe) base.kind = ArmKind::kLinearProbe;
-      if (f.name == kNearestClassMean) base.kind = ArmKind::kNearestClassMean;
-      if (f.name == kPretrainHead) base.config.meta.inner_params = config::InnerParams::kHead;
+    } else if (f.built_in == enum_name(config::Algorithm::kScratch)) {
+      base.config = with_algorithm(rep.config, config::Algorithm::kScratch, rep.config.run.dir,
+                                   options.threads);
+      learners = {{"", set.own(run::build_learner(base.config, rep.data->features, device))}};
+    } else {  // built on the group's pretrain run
+      const GroupPretrain& p = group_pretrain(f.group);
+      base.config = p.config;
+      learners = p.learners;
+      if (f.built_in == kLinearProbe) base.kind = ArmKind::kLinearProbe;
+      if (f.built_in == kNearestClassMean) base.kind = ArmKind::kNearestClassMean;
+      if (f.built_in == kPretrainHead) base.config.meta.inner_params = config::InnerParams::kHead;
     }
     const std::vector<double> lrs = family_lrs(f, base.config, options);
     std::vector<double> penalties{NAN};
@@ -1234,6 +1320,13 @@ bool ColdStartResult::fixed_by_query(const std::string& metric, int k) const {
   return t && contains(t->fixed_by_query, metric);
 }
 
+std::vector<double> adaptation_lr_grid(double inner_lr) {
+  std::vector<double> grid;
+  for (double lr : {inner_lr / 3, inner_lr, inner_lr * 3})
+    if (run::usable_inner_lr(lr)) grid.push_back(lr);
+  return grid;
+}
+
 ColdStartResult run_cold_start(const ColdStartOptions& options) {
   const auto start_time = std::chrono::steady_clock::now();
   check_options(options);
@@ -1246,8 +1339,9 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   std::vector<std::string> arguments{options.checkpoint};
   arguments.insert(arguments.end(), options.compare.begin(), options.compare.end());
   const std::vector<std::string> run_names = name_runs(runs.all(), arguments, result);
+  const RunGroups groups = group_runs(runs.all());
   const std::vector<Family> families =
-      choose_families(options, runs.all(), run_names, runs.first.data->tasks.kind);
+      choose_families(options, runs.all(), run_names, groups, runs.first.data->tasks.kind);
 
   // Which held-out tasks can give episodes at each K, before any expensive work.
   const bool two_stages = options.task_role == "new";
@@ -1268,7 +1362,7 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
           runs.first.config.split.validation_fraction);
   }
 
-  const ArmSet arms = build_arms(runs, families, options, device, result);
+  const ArmSet arms = build_arms(runs, families, groups, options, device, result);
   spdlog::info(
       "cold-start eval of {}: methods {}, {} {} tasks, shots {}, steps {}, {} episodes per task",
       runs.first.checkpoint_path, join(result.methods, ", "), held_out.size(), options.task_role,

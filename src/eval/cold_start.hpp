@@ -47,14 +47,16 @@ struct ColdStartOptions {
   std::vector<int> shots{1, 5, 10, 20};  // support sizes K (per class for multiclass), >= 1
   std::vector<int> steps{0, 1, 5, 10};   // adaptation step counts, >= 0
   // Inner learning rates the runs' own methods adapt with (each a variant chosen among on
-  // validation tasks); empty = each run's meta.inner_lr. Ignored for metasgd (learned rates)
-  // and protonet (no inner loop).
+  // validation tasks); empty = each run's adaptation_lr_grid(meta.inner_lr), the grid train's
+  // adaptation choice uses too. Ignored for metasgd (learned rates) and protonet (no inner loop).
   std::vector<double> inner_lrs;
   // Learning rates the pretrain baselines fine-tune with; the run's meta.inner_lr is always
   // added. Chosen among on validation tasks together with steps and head/all.
   std::vector<double> baseline_lrs{0.01, 0.1};
   // Method families to evaluate: a subset of the runs' names and the baselines ("pretrain",
-  // "pretrain_head", "linear_probe", "nearest_class_mean", "scratch"); empty = all that apply.
+  // "pretrain_head", "linear_probe", "nearest_class_mean", "scratch"; those of a compared run
+  // with other features or model are suffixed "[RUN]", e.g. "pretrain[anil_history]"); empty =
+  // all that apply.
   std::vector<std::string> methods;
   // false: leave out the baselines built on the pretrain run (pretrain, pretrain_head,
   // linear_probe, nearest_class_mean): it may need a training run of the same budget.
@@ -235,6 +237,11 @@ struct ColdStartResult {
 std::vector<Choice> choose_on_validation(const std::vector<Cell>& cells,
                                          const std::vector<MethodInfo>& methods,
                                          const std::vector<int>& shots, bool higher_is_better);
+
+// The inner learning rates a meta-learner's adaptation is chosen among by default, in eval and
+// in train's closing choice (RUN/adaptation.json): {inner_lr / 3, inner_lr, 3 inner_lr}, less
+// any a float cannot hold (run::usable_inner_lr: 3 x 2e38 would overflow in torch).
+std::vector<double> adaptation_lr_grid(double inner_lr);
 
 // With task_role "new", runs stage 1 on the validation tasks (when the run has none, nothing is
 // chosen and the verdicts say so) and stage 2 on the new tasks; with "validation", the grid on

@@ -174,10 +174,9 @@ void check_options(const AdaptOptions& o) {
   if (o.steps < -1 || o.steps > run::kMaxAdaptSteps)
     throw UsageError("--steps " + std::to_string(o.steps) + ": must be from 0 to " +
                      std::to_string(run::kMaxAdaptSteps) + " (-1: the run's)");
-  if (o.inner_lr != 0 && !run::usable_inner_lr(o.inner_lr))
-    throw UsageError("--inner-lr " + fmt::format("{}", o.inner_lr) +
-                     ": must be a learning rate from " + run::usable_inner_lr_range() +
-                     " (0: the run's)");
+  if (o.inner_lr < 0 || !config::fits_float(o.inner_lr))
+    throw UsageError("--inner-lr " + nlohmann::json(o.inner_lr).dump() +
+                     ": must be > 0 (0: the run's) and " + config::kFitsFloat);
 }
 
 // The run with its adaptation setting applied to its config: --steps / --inner-lr where given,
@@ -201,7 +200,10 @@ run::LoadedRun load_adapted_run(const AdaptOptions& o, std::string& source) {
       run::check_validated_adaptation(chosen_path, held, meta.config);
       int shots = o.shots;
       if (shots == 0) {
-        const nlohmann::json support = meta.config.at("task").at("support");
+        // Looked up, not at(): a config without it is refused by load_run, naming the file.
+        const nlohmann::json::json_pointer at("/task/support");
+        const nlohmann::json support =
+            meta.config.contains(at) ? meta.config.at(at) : nlohmann::json();
         shots = support.is_number_integer() ? support.get<int>() : config::kSupportAll;
       }
       // "all" is larger than any K: the setting chosen at the largest one.

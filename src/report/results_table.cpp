@@ -54,7 +54,8 @@ const eval::Comparison* chosen_baseline_difference(const eval::Cell& cell,
 }
 
 bool baseline_wins(const eval::Verdict& verdict, const ResultsTable& table) {
-  return !verdict.compared_method.empty() && table.is_baseline(verdict.best_method);
+  return !verdict.compared_method.empty() && verdict.excludes_zero &&
+         table.is_baseline(verdict.best_method);
 }
 
 namespace {
@@ -133,31 +134,39 @@ std::string conclusion_summary(const eval::ColdStartResult& r, const ResultsTabl
            "they carry no verdict. Evaluate the new tasks (--tasks new) for one.";
   if (table.baselines.empty())
     return "No baseline was evaluated: there is nothing to compare with.";
-  std::vector<std::string> baseline_ks, significant_ks, compared_ks;
+  // Per K: a significant difference either way, or none (and then whose mean is higher).
+  std::vector<std::string> baseline_ks, significant_ks, tied_ks, baseline_ahead_ks;
   for (const auto& v : r.verdicts) {
     if (v.compared_method.empty()) continue;
     const std::string k = "K=" + std::to_string(v.shots);
-    compared_ks.push_back(k);
-    if (baseline_wins(v, table)) {
-      baseline_ks.push_back(k + " (" + v.against_method + " over " + v.compared_method +
-                            (v.excludes_zero ? ", significant" : "") + ")");
-    } else if (v.excludes_zero) {
+    const bool baseline_ahead = table.is_baseline(v.best_method);
+    if (baseline_wins(v, table))
+      baseline_ks.push_back(k + " (" + v.against_method + " over " + v.compared_method + ")");
+    else if (v.excludes_zero)
       significant_ks.push_back(k + " (" + v.compared_method + " over " + v.against_method + ")");
+    else {
+      tied_ks.push_back(k);
+      if (baseline_ahead) baseline_ahead_ks.push_back(k);
     }
   }
-  if (compared_ks.empty())
+  if (baseline_ks.empty() && significant_ks.empty() && tied_ks.empty())
     return "Nothing could be chosen on validation tasks and compared on new tasks: there is no "
            "verdict (the tables are exploration only).";
   std::string s = "Settings chosen on validation tasks, scored once on the new tasks. ";
-  s += baseline_ks.empty()
-           ? "At no K does the chosen baseline score better than the chosen "
-             "meta-learner. "
-           : "The chosen baseline scores better at " + join(baseline_ks, ", ") + ". ";
-  if (significant_ks.empty())
-    s += "At no K does the meta-learner's lead exclude zero (95% CI of the paired difference).";
-  else
-    s += "The meta-learner's lead excludes zero (95% CI of the paired difference) at " +
-         join(significant_ks, ", ") + ".";
+  if (!baseline_ks.empty())
+    s += "The chosen baseline is significantly better than the chosen meta-learner at " +
+         join(baseline_ks, ", ") + ". ";
+  if (!significant_ks.empty())
+    s += "The chosen meta-learner is significantly better than the chosen baseline at " +
+         join(significant_ks, ", ") + ". ";
+  if (!tied_ks.empty()) {
+    s += "No significant difference at " + join(tied_ks, ", ") +
+         " (the 95% CI of the paired difference includes 0";
+    if (!baseline_ahead_ks.empty())
+      s += "; the baseline's mean is the higher at " + join(baseline_ahead_ks, ", ");
+    s += ").";
+  }
+  if (s.back() == ' ') s.pop_back();
   return s;
 }
 

@@ -45,8 +45,9 @@ std::string metric_cell_text(const eval::ColdStartResult& result, const eval::Ce
 const eval::Comparison* chosen_baseline_difference(const eval::Cell& cell,
                                                    const std::string& metric);
 
-// True when the chosen baseline scores better on the new tasks than the chosen meta-learner:
-// the report must say so plainly.
+// True when the chosen baseline is significantly better on the new tasks than the chosen
+// meta-learner (the 95% CI of the paired difference excludes 0): the report must say so plainly.
+// A baseline whose mean is higher without significance is a tie, never called a win.
 bool baseline_wins(const eval::Verdict& verdict, const ResultsTable& table);
 
 // The run, data and protocol summary as labelled plain-text facts (each writer escapes them).

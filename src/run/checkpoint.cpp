@@ -13,6 +13,7 @@
 #include "util/atomic_file.hpp"
 #include "util/checksum.hpp"
 #include "util/errors.hpp"
+#include "util/json_text.hpp"
 #include "util/rng.hpp"
 #include "util/version.hpp"
 
@@ -139,18 +140,21 @@ Layout parse_layout(const std::string& path, std::uint64_t size, ReadAt&& read_a
 }
 
 CheckpointMeta parse_meta(const std::string& path, std::uint32_t format, const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw corrupt(path, std::string("its metadata is not valid JSON (") + e.what() + ")");
-  }
+  JsonText parsed = parse_json_text(text);
+  if (!parsed.ok())
+    throw corrupt(path, "its metadata is " + parsed.problem + " at " + parsed.where);
+  nlohmann::json j = std::move(parsed.value);
   if (!j.is_object()) throw corrupt(path, "its metadata is not a JSON object");
   for (const char* key : {"tool_version", "kind", "config", "features", "progress"})
     if (!j.contains(key)) throw corrupt(path, std::string("its metadata lacks \"") + key + "\"");
   if (!j["tool_version"].is_string())
     throw corrupt(path, "its metadata's \"tool_version\" is not a string");
   if (!j["kind"].is_string()) throw corrupt(path, "its metadata's \"kind\" is not a string");
+  // Readers look keys up in these (value(), at()), which nlohmann refuses on a number, string
+  // or list; null is what save_checkpoint writes for a part left empty.
+  for (const char* key : {"config", "features", "progress"})
+    if (!j[key].is_object() && !j[key].is_null())
+      throw corrupt(path, std::string("its metadata's \"") + key + "\" is not an object");
 
   CheckpointMeta meta;
   meta.format = format;

@@ -3,8 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -12,10 +14,12 @@
 #include <sstream>
 
 #include "config/choices.hpp"
+#include "config/config.hpp"
 #include "config/json_object.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/json_diff.hpp"
+#include "util/json_text.hpp"
 
 namespace ml::run {
 
@@ -24,10 +28,10 @@ using nlohmann::json;
 namespace {
 
 constexpr int kFormat = 1;
-// The primary metrics eval chooses by (eval::metrics_for: the first of each label kind).
+// The primary metrics eval chooses by (the first metric of each label kind).
 const std::vector<std::string> kPrimaryMetrics{"auc", "accuracy", "rmse"};
 
-// How every refusal of a file ends: what to do about it.
+// How every refusal of a file ends: the way out.
 std::string remedy() {
   return "; delete it to adapt with the config's meta.adapt_steps and meta.inner_lr";
 }
@@ -36,13 +40,14 @@ json number_or_null(double v) {
   return std::isfinite(v) ? json(v) : json();
 }
 
-// The reader's checks throw ConfigError("KEY = VALUE: expected ...") through config::require;
-// read_validated_adaptation turns each into one CheckpointError naming the file.
+// The reader's checks throw ConfigError("KEY = VALUE: expected ...") (config::require and the
+// config's strict JsonObject); read_validated_adaptation turns each into one CheckpointError
+// naming the file.
 
-// `key` of `raw`, which `object` reads (so that finish() knows it); ConfigError when absent.
-const json& required(config::JsonObject& object, const json& raw, const char* key) {
-  json seen;
-  object.read(key, seen);
+// `key` of `raw`, which must be there (null counts: it means "none"). Every key a setting
+// depends on is required, so a misspelt one is "missing", never a silent default; keys no one
+// asks for are left alone, so that a newer file with more keys still reads.
+const json& required(const config::JsonObject& object, const json& raw, const char* key) {
   if (!raw.contains(key)) throw ConfigError(object.path_of(key) + ": missing");
   return raw.at(key);
 }
@@ -90,7 +95,6 @@ ValidatedSetting read_setting(const json& raw, const std::string& path) {
                   "expected a number >= 0 or null");
   s.tasks = whole_number(required(object, raw, "validation_tasks"),
                          object.path_of("validation_tasks"), 1, std::numeric_limits<int>::max());
-  object.finish();
   return s;
 }
 
@@ -100,8 +104,6 @@ ValidatedAdaptation read_adaptation(const json& raw) {
   const json& format = required(object, raw, "format");
   config::require(format == json(kFormat), "format", format,
                   "expected " + std::to_string(kFormat) + " (written by another metalearn?)");
-  json chosen_on;
-  object.read("chosen_on", chosen_on);  // for people; not checked
   const json& method = required(object, raw, "method");
   config::require(method.is_string(), "method", method, "expected an algorithm name");
   a.method = method.get<std::string>();
@@ -121,7 +123,7 @@ ValidatedAdaptation read_adaptation(const json& raw) {
   for (std::size_t i = 0; i < lrs.size(); ++i)
     a.inner_lr_grid.push_back(inner_lr_or_null(lrs[i], "inner_lr_grid[" + std::to_string(i) + "]"));
   const json& settings = required(object, raw, "settings");
-  const auto list = array_of(settings, "settings", "settings");
+  const auto list = array_of(settings, "settings", "objects");
   config::require(!list.empty(), "settings", settings, "expected at least one setting");
   std::set<int> shots;
   for (std::size_t i = 0; i < list.size(); ++i) {
@@ -130,22 +132,18 @@ ValidatedAdaptation read_adaptation(const json& raw) {
     config::require(shots.insert(a.settings.back().shots).second, path + ".shots",
                     list[i].at("shots"), "a K given twice (one setting per K)");
   }
-  json config;
-  object.read("config", config);
   if (raw.contains("config") && !raw.at("config").is_null()) {
     config::require(raw.at("config").is_object(), "config", raw.at("config"),
                     "expected the run's config (an object)");
     a.config = raw.at("config");
   }
-  object.finish();
   return a;
 }
 
 }  // namespace
 
 bool usable_inner_lr(double lr) {
-  return std::isfinite(lr) && lr >= std::numeric_limits<float>::min() &&
-         lr <= std::numeric_limits<float>::max();
+  return lr > 0 && config::fits_float(lr);
 }
 
 std::string usable_inner_lr_range() {
@@ -193,32 +191,35 @@ void write_validated_adaptation(const std::string& path, const ValidatedAdaptati
 
 std::optional<ValidatedAdaptation> read_validated_adaptation(const std::string& path) {
   std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (!std::filesystem::exists(status)) return std::nullopt;
-  if (!std::filesystem::is_regular_file(status))
-    throw CheckpointError("'" + path + "' is not a file" + remedy());
+  const auto type = std::filesystem::status(path, ec).type();
+  if (type == std::filesystem::file_type::not_found) return std::nullopt;
+  // Every problem is one line naming the file, the key or position, and the way out.
+  auto fail = [&path](const std::string& why) {
+    return CheckpointError("'" + path + "': " + why + remedy());
+  };
+  if (type == std::filesystem::file_type::directory) throw fail("a folder, not a file");
   std::ifstream in(path);
-  if (!in) throw CheckpointError("cannot read '" + path + "'" + remedy());
-  const json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded())
-    throw CheckpointError("'" + path + "' is not JSON (empty or cut off?)" + remedy());
+  if (!in) throw CheckpointError("cannot read '" + path + "': " + std::strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  const JsonText parsed = parse_json_text(text.str());
+  if (!parsed.ok()) throw fail(parsed.where + ": " + parsed.problem);
   try {
-    return read_adaptation(j);
+    return read_adaptation(parsed.value);
   } catch (const ConfigError& e) {
-    throw CheckpointError("'" + path + "': " + e.what() + remedy());
+    throw fail(e.what());
   }
 }
 
 void check_validated_adaptation(const std::string& path, const ValidatedAdaptation& a,
                                 const json& run_config) {
-  const json algorithm = run_config.contains("meta") && run_config["meta"].is_object()
-                             ? run_config["meta"].value("algorithm", json())
-                             : json();
-  if (json(a.method) != algorithm)
-    throw CheckpointError(
-        "'" + path + "' was chosen for method " + a.method + ", the run is " +
-        (algorithm.is_string() ? algorithm.get<std::string>() : algorithm.dump()) +
-        " (copied from another run?)" + remedy());
+  const json::json_pointer at("/meta/algorithm");
+  // A config without its algorithm is refused by the run's loader, naming the checkpoint.
+  if (!run_config.contains(at) || !run_config.at(at).is_string()) return;
+  const std::string algorithm = run_config.at(at).get<std::string>();
+  if (a.method != algorithm)
+    throw CheckpointError("'" + path + "' was chosen for method " + a.method + ", the run is " +
+                          algorithm + " (copied from another run?)" + remedy());
   if (a.config.is_null()) return;
   const std::string difference = first_json_difference(
       a.config, validated_config_of(run_config), "", "in the file", "in the run's checkpoint");

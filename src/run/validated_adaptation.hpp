@@ -59,10 +59,11 @@ nlohmann::json validated_config_of(const nlohmann::json& run_config);
 
 // Writes `adaptation` to `path` atomically (FileWriteError when it cannot).
 void write_validated_adaptation(const std::string& path, const ValidatedAdaptation& adaptation);
-// std::nullopt when `path` does not exist. CheckpointError, one line naming the file, the key, the
-// value and what was expected, when it exists but is not such a file: not JSON, a key missing,
-// an unknown key, a value of the wrong type or out of range (shots 1 to 10^9, steps 0 to
-// kMaxAdaptSteps, inner_lr usable_inner_lr or null, at least one setting, no K twice).
+// std::nullopt when `path` does not exist. CheckpointError, one line naming the file, the key
+// (or line and column), the value and what was expected, when it exists but is not such a file:
+// a folder, not JSON, a key missing, a value of the wrong type or out of range (shots 1 to
+// kMaxShots, steps 0 to kMaxAdaptSteps, inner_lr usable_inner_lr or null, at least one setting,
+// no K twice). Keys it does not know are left alone (a newer version may add some).
 std::optional<ValidatedAdaptation> read_validated_adaptation(const std::string& path);
 // CheckpointError when `adaptation` (read from `path`) was not chosen for the run whose resolved
 // config is `run_config`: another method, or another config (naming the first differing key);
