@@ -326,6 +326,12 @@ TEST(AdaptDefaults, NothingIsChosenWithoutValidationTasksAndTheReasonIsGiven) {
   auto o = adapt_options(s.new_tasks[0], dir.file("adapted"));
   o.checkpoint = dir.file("run");
   EXPECT_EQ(ml::inference::adapt(o).settings_source, "config");
+  // A K beyond eval's grid is said so, not blamed on an option the user never gave.
+  j["task"]["support"] = 2000000000;
+  why.clear();
+  EXPECT_FALSE(
+      ml::eval::choose_adaptation(ml::config::config_from_json(j), "cpu", 1, &why).has_value());
+  EXPECT_NE(why.find("task.support = 2000000000 is above the largest K"), std::string::npos) << why;
 }
 
 TEST(ValidatedAdaptation, NearestShotsAndRoundTrip) {
