@@ -87,7 +87,7 @@ TEST(AtomicFile, AnUnwritableTargetIsAFileWriteErrorNamingThePath) {
     EXPECT_NE(std::string(e.what()).find("cannot write '" + path + "'"), std::string::npos)
         << e.what();
     EXPECT_FALSE(e.reason().empty());
-    EXPECT_EQ(e.code(), ml::ExitCode::kData);
+    EXPECT_EQ(e.code(), ml::ExitCode::kIo);
   }
 }
 

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/csv_reader.hpp"
+#include "inference/adaptation.hpp"
 #include "runtime/device.hpp"
 #include "test_support.hpp"
 #include "util/errors.hpp"
@@ -57,6 +58,20 @@ void expect_one_line_error(const Result& r, ml::ExitCode code, const std::string
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
+}
+
+int count_of(const std::string& haystack, const std::string& needle) {
+  int n = 0;
+  for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
 }
 
 // ---- basics --------------------------------------------------------------------------------
@@ -463,6 +478,167 @@ CsvCounts count_csv(const std::vector<std::string>& files,
     }
   }
   return counts;
+}
+
+// ---- help texts that state where defaults come from --------------------------------------
+
+TEST(CliHelp, AdaptNamesTheValidatedChoiceAsItsDefaultSetting) {
+  const Result r = run("adapt --help");
+  ASSERT_EQ(r.code, 0) << r.err;
+  // --steps and --inner-lr fall back to RUN/adaptation.json first, the config only without it.
+  const std::string steps = r.out.substr(r.out.find("--steps"));
+  EXPECT_TRUE(contains(steps.substr(0, steps.find("--inner-lr")), "RUN/adaptation.json")) << r.out;
+  EXPECT_TRUE(contains(r.out.substr(r.out.find("--inner-lr")), "RUN/adaptation.json")) << r.out;
+}
+
+// ---- the README's "Bring your own log" walkthrough ------------------------------------------
+
+// The first fenced block of `kind` ("json", "text") after the line `heading` in README.md.
+std::string readme_block(const std::string& heading, const std::string& kind) {
+  const std::string readme = slurp(std::string(ML_SOURCE_DIR) + "/README.md");
+  const std::size_t at = readme.find("\n" + heading + "\n");
+  EXPECT_NE(at, std::string::npos) << heading;
+  const std::string fence = "```" + kind + "\n";
+  const std::size_t open = readme.find(fence, at);
+  EXPECT_NE(open, std::string::npos) << heading << ": no " << kind << " block";
+  const std::size_t begin = open + fence.size();
+  return readme.substr(begin, readme.find("```", begin) - begin);
+}
+
+// A synthetic log exported as a shop would: its own column names, ';' delimited, UTC times.
+void export_as_shop(const std::string& events, const std::string& out) {
+  ml::data::CsvReader reader(events, {',', true, '"'});
+  const auto& header = reader.header();
+  std::vector<std::size_t> columns;
+  for (const char* name : {"user_id", "item_id", "category", "event", "timestamp", "price"})
+    columns.push_back(
+        static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin()));
+  std::ostringstream csv;
+  csv << "customer;sku;dept;action;ts;unit_price\n";
+  ml::data::CsvRecord rec;
+  while (reader.next(rec)) {
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      std::string cell(rec.fields.at(columns[c]));
+      if (c == 4) cell += "Z";
+      csv << (c ? ";" : "") << cell;
+    }
+    csv << "\n";
+  }
+  fs::create_directories(fs::path(out).parent_path());
+  write_file(out, csv.str());
+}
+
+// The README's minimal config and commands, run as a user runs them from their own folder:
+// train (what its summary says), --print-config reused as a config, adapt, recommend, and a
+// category the log does not have served from its rows.
+TEST(CliWalkthrough, MinimalConfigFromTheReadmeTrainsAdaptsAndServesANewCategory) {
+  TempDir dir;
+  Result synth = run("synth --out " + q(dir.file("synth")) +
+                     " --users 300 --categories 20 --sessions 8000 --seed 5");
+  ASSERT_EQ(synth.code, 0) << synth.err;
+  export_as_shop(dir.file("synth/events.csv"), dir.file("data/myshop/orders.csv"));
+  const json config = json::parse(readme_block("## Bring your own log", "json"));
+  ASSERT_EQ(config["data"]["files"][0], "../data/myshop/orders.csv");
+  fs::create_directories(dir.path() / "myconfigs");
+  write_file(dir.file("myconfigs/myshop.json"), config.dump(2));
+  // Commands run in the user's folder, as the README shows them.
+  auto in_folder = [&](const std::string& args, const std::string& folder = "") {
+    return ml::testing::run_command("cd " + q(dir.file(folder)) + " && " + q(ML_BINARY_PATH) + " " +
+                                    args);
+  };
+  const std::string quick = " --set meta.iterations=10 --set meta.meta_batch=4 --threads 1";
+
+  const Result train = in_folder("train --config myconfigs/myshop.json" + quick);
+  ASSERT_EQ(train.code, 0) << train.err;
+  std::string best, adaptation;
+  for (const std::string& line : lines_of(train.out)) {
+    if (ml::starts_with(line, "best ")) best = line;
+    if (ml::starts_with(line, "adaptation ")) adaptation = line;
+  }
+  // Each figure says what it measured, so that the two do not read as one disagreeing.
+  EXPECT_TRUE(contains(best, "episodes per validation task at K=10 adapted with")) << best;
+  EXPECT_TRUE(contains(best, "(meta.adapt_steps, meta.inner_lr)")) << best;
+  EXPECT_TRUE(contains(adaptation, "(RUN/adaptation.json, adapt's default)")) << adaptation;
+  EXPECT_TRUE(contains(adaptation, "other episodes at K=10")) << adaptation;
+  for (const char* wrong : {" 1 steps", "99999"})
+    EXPECT_FALSE(contains(train.out + train.err, wrong)) << train.out << train.err;
+  // 20 departments, 10% for validation: a choice on too few tasks, said with what to raise.
+  EXPECT_TRUE(contains(train.err, "[warning] the adaptation setting was chosen on only"))
+      << train.err;
+  EXPECT_TRUE(contains(train.err, "raise split.validation_fraction (now 0.1)")) << train.err;
+
+  // --print-config is a config, saved anywhere and used from anywhere; RUN/config.json resumes.
+  const Result printed = in_folder("train --config myconfigs/myshop.json --print-config");
+  ASSERT_EQ(printed.code, 0) << printed.err;
+  fs::create_directories(dir.path() / "saved");
+  write_file(dir.file("saved/printed.json"), printed.out);
+  const Result reused = run("inspect --config " + q(dir.file("saved/printed.json")));
+  EXPECT_EQ(reused.code, 0) << reused.err;
+  const Result resumed = in_folder("train --config runs/myshop/config.json --resume --threads 1");
+  EXPECT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_TRUE(contains(resumed.out, "already finished")) << resumed.out;
+
+  const Result adapt = in_folder("adapt --checkpoint runs/myshop --all-new --threads 1 --json");
+  ASSERT_EQ(adapt.code, 0) << adapt.err;
+  const json adapted = json::parse(adapt.out);
+  ASSERT_GE(adapted["tasks"].size(), 2u);
+  EXPECT_TRUE(contains(adapted["settings_source"].get<std::string>(), "adaptation.json"));
+  const std::string task = adapted["tasks"][0]["task"], other = adapted["tasks"][1]["task"];
+  const std::string model = adapted["tasks"][0]["checkpoint"];
+  const std::string user = "u000001";
+  auto recommend =
+      run_many({"predict --checkpoint " + q(dir.file(model)) + " --recommend --user " + user +
+                    " --top-k 5 --threads 1",
+                "predict --checkpoint " + q(dir.file(model)) + " --recommend --task " + q(other) +
+                    " --user " + user + " --threads 1",
+                "predict --checkpoint " + q(dir.file("runs/myshop")) +
+                    " --recommend --task 'Smart Plugs' --user " + user + " --threads 1"});
+  ASSERT_EQ(recommend[0].code, 0) << recommend[0].err;
+  EXPECT_EQ(lines_of(recommend[0].out).size(), 6u) << recommend[0].out;
+  // aggregate_rows = "before_cutoff": a held-out department's items keep their history, so
+  // not all score alike (those nobody touched before the cutoff still may).
+  EXPECT_FALSE(contains(recommend[0].err, "got only 1 distinct score")) << recommend[0].err;
+  expect_one_line_error(recommend[1], ml::ExitCode::kUsage, "another task's items");
+  EXPECT_TRUE(contains(recommend[1].err, "was adapted to task '" + task + "'")) << recommend[1].err;
+  expect_one_line_error(recommend[2], ml::ExitCode::kData, "a category the log lacks");
+  EXPECT_TRUE(contains(recommend[2].err, "--input ROWS.csv")) << recommend[2].err;
+
+  // The README's new category, from its rows.
+  write_file(dir.file("smartplugs.csv"), readme_block("### Serving a new category", "text"));
+  const Result plugs = in_folder(
+      "adapt --checkpoint runs/myshop --task 'Smart Plugs' --support-csv smartplugs.csv "
+      "--threads 1");
+  ASSERT_EQ(plugs.code, 0) << plugs.err;
+  const Result served = in_folder(
+      "predict --checkpoint runs/myshop/adapted/Smart_Plugs.mlckpt --recommend "
+      "--input smartplugs.csv --user u000001 --threads 1");
+  ASSERT_EQ(served.code, 0) << served.err;
+  const auto served_lines = lines_of(served.out);
+  ASSERT_EQ(served_lines.size(), 2u) << served.out;  // u000001 bought sp0001: sp0002 is left
+  EXPECT_EQ(served_lines[1].rfind("u000001,1,sp0002,", 0), 0u) << served.out;
+
+  // Without the history of held-out items (the default "training") and without item
+  // attributes, every candidate looks alike to the model: predict says so, once per list.
+  const Result plain = in_folder(
+      "train --config myconfigs/myshop.json --set "
+      "features.aggregate_rows=training --set run.dir=runs/plain --set "
+      "split.validation_fraction=0" +
+      quick);
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  const Result plain_adapt =
+      in_folder("adapt --checkpoint runs/plain --task " + q(task) + " --threads 1");
+  ASSERT_EQ(plain_adapt.code, 0) << plain_adapt.err;
+  const Result tied = in_folder("predict --checkpoint runs/plain/adapted/" +
+                                ml::inference::adapted_file_name(task) + " --recommend --user " +
+                                user + " --threads 1");
+  ASSERT_EQ(tied.code, 0) << tied.err;
+  EXPECT_EQ(count_of(tied.err, "distinct score"), 1) << tied.err;
+  EXPECT_TRUE(contains(tied.err, "[warning] user '" + user + "': the ")) << tied.err;
+  EXPECT_TRUE(contains(tied.err, "got only 1 distinct score, so tied items are ranked by item id"))
+      << tied.err;
+  // The cause, from this model's config: no item table, and no history for held-out items.
+  EXPECT_TRUE(contains(tied.err, "this config maps no item attributes")) << tied.err;
+  EXPECT_TRUE(contains(tied.err, "under features.aggregate_rows = \"training\"")) << tied.err;
 }
 
 TEST(CliRealData, DunnhumbyInspectMatchesTheReferenceFigures) {

@@ -245,6 +245,19 @@ TEST(AdaptShots, AllIsEveryExampleOfTheTaskNotInTheQuery) {
 TEST(AdaptDefaults, UseTheSettingChosenOnValidationTasks) {
   const TrainedShop& s = shop();
   TempDir dir;
+  // The shop was trained as a library call: no adaptation.json, so the config's settings, and
+  // the summary says so (help and README promise this fallback).
+  ASSERT_FALSE(fs::exists(ml::run::RunLayout(s.run).validated_adaptation()));
+  const auto fallback = ml::inference::adapt(adapt_options(s.new_tasks[0], dir.file("config")));
+  EXPECT_EQ(fallback.tasks[0].steps, s.config.meta.adapt_steps);
+  EXPECT_EQ(fallback.tasks[0].inner_lr, s.config.meta.inner_lr);
+  EXPECT_NE(fallback.settings_source.find("meta.adapt_steps"), std::string::npos)
+      << fallback.settings_source;
+  EXPECT_NE(fallback.settings_source.find(
+                "no " + ml::run::RunLayout(s.run).validated_adaptation().string()),
+            std::string::npos)
+      << fallback.settings_source;
+
   const std::string copy = dir.file("run");
   fs::copy(s.run, copy, fs::copy_options::recursive);
   ml::config::Config config = s.config;
@@ -608,6 +621,8 @@ TEST(AdaptErrors, UnknownTaskSuggestsAndTooSmallTaskNamesSizes) {
     const std::string what = e.what();
     EXPECT_NE(what.find("'" + typo + "'"), std::string::npos) << what;
     EXPECT_NE(what.find("did you mean '" + name + "'"), std::string::npos) << what;
+    // A category the log lacks is adapted to from its rows: the message says how.
+    EXPECT_NE(what.find("--support-csv"), std::string::npos) << what;
   }
   auto big = adapt_options(name, out.file("b"));
   big.shots = 100000;
@@ -821,13 +836,14 @@ TEST(PredictOutput, IsWrittenAtomically) {
   std::ostringstream standard_output;
   ml::inference::write_output("", standard_output, [](std::ostream& out) { out << "a,b\n"; });
   EXPECT_EQ(standard_output.str(), "a,b\n");
-  // Missing folders are created, as for checkpoints and reports; a path through a file fails.
+  // Missing folders are created, as for checkpoints and reports; a path through a file fails
+  // with the I/O error (exit code 9).
   ml::inference::write_output(dir.file("new/folder/x.csv"), std::cout,
                               [](std::ostream& out) { out << "x\n"; });
   EXPECT_EQ(slurp(dir.file("new/folder/x.csv")), "x\n");
   EXPECT_THROW(
       ml::inference::write_output(dir.file("scores.csv/x.csv"), std::cout, [](std::ostream&) {}),
-      ml::DataError);
+      ml::IoError);
 }
 
 // ---- the CLI end to end --------------------------------------------------------------------
@@ -873,6 +889,31 @@ TEST(AdaptCli, AdaptsAndPredictsEndToEnd) {
   ASSERT_EQ(lines.size(), 5u);
   EXPECT_EQ(lines[0], "user_id,item_id,category,score");
   EXPECT_EQ(lines[1].substr(lines[1].rfind(',')), lines[4].substr(lines[4].rfind(',')));
+
+  // An adapted model is its task's model: --recommend ranks that task's items without --task,
+  // and refuses another task's.
+  const std::string first_event = lines_of(slurp(s.events)).at(1);
+  const std::string user = first_event.substr(0, first_event.find(','));
+  const std::string common = " --user " + q(user) + " --top-k 3 --device cpu --threads 1";
+  Result own = run_cli("predict --checkpoint " + q(adapted) + " --recommend" + common);
+  ASSERT_EQ(own.code, 0) << own.err;
+  const auto ranked = lines_of(own.out);
+  ASSERT_EQ(ranked.size(), 4u) << own.out;
+  EXPECT_EQ(ranked[0], "user,rank,item,score");
+  // This shop's items have attributes (item side table): their scores are not tied.
+  EXPECT_EQ(own.err.find("distinct score"), std::string::npos) << own.err;
+  const std::string other = s.new_tasks.at(1);
+  Result refused =
+      run_cli("predict --checkpoint " + q(adapted) + " --recommend --task " + q(other) + common);
+  EXPECT_EQ(refused.code, static_cast<int>(ml::ExitCode::kUsage)) << refused.err;
+  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  EXPECT_NE(refused.err.find("was adapted to task '" + task + "'"), std::string::npos)
+      << refused.err;
+  // The run directory, the unadapted init, ranks any task's items.
+  Result init =
+      run_cli("predict --checkpoint " + q(s.run) + " --recommend --task " + q(other) + common);
+  EXPECT_EQ(init.code, 0) << init.err;
+  EXPECT_EQ(lines_of(init.out).size(), 4u) << init.out;
 }
 
 TEST(PredictCli, MissingCheckpointExitsFiveWithOneLine) {

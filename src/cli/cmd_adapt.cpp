@@ -27,16 +27,16 @@ void add_adapt_command(CLI::App& app) {
                    "example of the task not in the query); 0 = the config's task.support")
       ->transform(shots_option(0))
       ->type_name("INT|all");
-  // Ranges in words here; inference::adapt checks them again for library callers.
   command
       ->add_option("--steps", a.steps,
-                   "adaptation steps (0 to 1000000); -1 = the run's (RUN/adaptation.json, else "
-                   "meta.adapt_steps)")
+                   "adaptation steps; -1 = the run's choice: RUN/adaptation.json (chosen on "
+                   "validation tasks when train finished, at the K nearest the support size), "
+                   "else, for a run without one, its meta.adapt_steps")
       ->check(whole_number(-1, 1000000));
   command
       ->add_option("--inner-lr", a.inner_lr,
-                   "adaptation learning rate; 0 = the run's (RUN/adaptation.json, else "
-                   "meta.inner_lr)")
+                   "adaptation learning rate; 0 = the run's choice: RUN/adaptation.json, else "
+                   "its meta.inner_lr")
       ->check(non_negative_float());
   command
       ->add_option("--out", a.out_dir,

@@ -397,7 +397,14 @@ const Table<MetaConfig>& meta_table() {
        field("inner_lr", &MetaConfig::inner_lr,
              "Inner SGD learning rate (metasgd: the initial value).", positive_number<double>()),
        field("adapt_steps", &MetaConfig::adapt_steps,
-             "Steps when adapting to a new task (the adapt/eval default).", at_least(0)),
+             "Adaptation steps of the validation passes during training (with meta.inner_lr), "
+             "which choose checkpoints/best.mlckpt. When training completes, train chooses the "
+             "steps and inner lr on the validation tasks and writes them to RUN/adaptation.json: "
+             "`adapt` uses that choice by default (--steps / --inner-lr override it) and falls "
+             "back to meta.adapt_steps and meta.inner_lr only for a run without one (no "
+             "validation tasks, task.support = \"all\", or a run stopped early). eval chooses "
+             "its own steps from its --steps grid.",
+             at_least(0)),
        field("inner_params", &MetaConfig::inner_params,
              "Which parameters the inner loop adapts: \"dense\" (all but embeddings: they are "
              "shared and only meta-updated), \"all\", or \"head\" (the output layer; anil always "
@@ -781,7 +788,27 @@ void resolve_paths(Json& list, const fs::path& base) {
     fix(list);
 }
 
+// "" stays "": it is no path, and validation names it as such.
+std::string absolute_path(const std::string& path) {
+  if (path.empty()) return path;
+  return fs::absolute(fs::path(path)).lexically_normal().string();
+}
+
 }  // namespace
+
+void make_paths_absolute(Config& c) {
+  for (auto& f : c.data.files) f = absolute_path(f);
+  for (auto& table : c.data.side_tables)
+    for (auto& f : table.files) f = absolute_path(f);
+  if (c.data.cache != kCacheAuto && c.data.cache != kCacheOff)
+    c.data.cache = absolute_path(c.data.cache);
+}
+
+Config config_from_saved(const Json& j) {
+  Config c = config_from_json(j);
+  make_paths_absolute(c);
+  return c;
+}
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   std::error_code ec;
@@ -811,6 +838,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   for (const auto& o : overrides) apply_override(j, o);
   try {
     Config c = config_from_json(j);
+    make_paths_absolute(c);
     c.source_path = path;
     return c;
   } catch (const ConfigError& e) {

@@ -41,7 +41,7 @@ LogCacheKey log_cache_key(const config::Config& config);
 // beside the first data file, then inside run.dir; none for "off".
 std::vector<std::string> log_cache_paths(const config::Config& config);
 
-// Writes the cache atomically; throws DataError when it cannot.
+// Writes the cache atomically; throws IoError (FileWriteError) when it cannot.
 void write_log_cache(const std::string& path, const LogCacheKey& key, const PurchaseLog& log,
                      const LoadReport& report);
 

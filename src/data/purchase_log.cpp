@@ -29,6 +29,7 @@
 #include "data/csv_reader.hpp"
 #include "runtime/device.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 #include "util/progress.hpp"
 #include "util/strings.hpp"
 #include "util/time_parse.hpp"
@@ -587,6 +588,7 @@ void load_log_file(const config::Config& config, const std::string& file,
   report.bytes += static_cast<std::int64_t>(bytes);
   done_mb += static_cast<double>(bytes) / 1e6;
   progress.update(done_mb);
+  throw_if_interrupted("reading '" + file + "'");
 }
 
 void load_side_table(const config::SideTable& spec, std::size_t table_index,

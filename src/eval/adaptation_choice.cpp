@@ -1,6 +1,7 @@
 // The run's adaptation setting chosen on validation tasks: see adaptation_choice.hpp.
 #include "eval/adaptation_choice.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include "run/checkpoint.hpp"
 #include "run/run_layout.hpp"
 #include "util/errors.hpp"
+#include "util/strings.hpp"
 
 namespace ml::eval {
 
@@ -84,10 +86,22 @@ std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& 
   a.settings.push_back(s);
   const std::string path = run::RunLayout(config.run.dir).validated_adaptation().string();
   run::write_validated_adaptation(path, a);
+  const std::string metric = result.metrics.front().title;
   spdlog::info(
-      "adaptation chosen on {} validation tasks at K={}: {} steps at inner lr {} ({} {:.4f}); "
+      "adaptation chosen on {} validation tasks x {} episodes at K={}: {}{} ({} {:.4f}); "
       "written to {}, adapt uses it by default",
-      s.tasks, s.shots, s.steps, s.inner_lr, result.metrics.front().title, s.value, path);
+      s.tasks, o.episodes, s.shots, count_of(s.steps, "step"),
+      std::isfinite(s.inner_lr) ? " at inner lr " + short_number(s.inner_lr) : "", metric, s.value,
+      path);
+  if (s.tasks < kFewValidationTasks)
+    spdlog::warn(
+        "the adaptation setting was chosen on only {}: its {} is {:.4f} {}, and settings "
+        "closer than that cannot be told apart on so few tasks; raise "
+        "split.validation_fraction (now {}) for more validation tasks",
+        count_of(s.tasks, "validation task"), metric, s.value,
+        std::isfinite(s.half_width) ? fmt::format("± {:.4f} (95% CI half width)", s.half_width)
+                                    : std::string("(no CI: one task)"),
+        short_number(config.split.validation_fraction));
   return a;
 }
 

@@ -29,6 +29,7 @@
 #include "tasks/episode_sampler.hpp"
 #include "train/trainer.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 #include "util/json_diff.hpp"
 #include "util/progress.hpp"
 #include "util/strings.hpp"
@@ -295,6 +296,9 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
   int done = 0;
   if (fs::exists(latest)) {
     run::CheckpointMeta meta = run::read_checkpoint_meta(latest.string());
+    // Re-resolved like the run's own config (config_from_saved), so that a baseline written
+    // with relative data paths by an earlier version still matches.
+    to_json(meta.config, config::config_from_saved(meta.config));
     if (without_run_section(meta.config) != without_run_section(expected))
       throw CheckpointError(
           "'" + latest.string() + "' was trained with another config than the run's (at " +
@@ -323,7 +327,17 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
     source.how = "trained";
   }
   if (budget < pc.meta.iterations) train_options.stop_after = budget - done;
-  if (train_now) train::run_training(pc, train_options);
+  try {
+    if (train_now) train::run_training(pc, train_options);
+  } catch (const InterruptedError& e) {
+    // The trainer's "--resume" advice is for `train`: eval resumes the baseline itself.
+    const int signal = static_cast<int>(e.code()) - 128;
+    throw InterruptedError(signal, "interrupted (" + signal_name(signal) +
+                                       ") while training the pretrain baseline in '" +
+                                       dir.string() +
+                                       "' (the iterations it finished are saved; the next eval "
+                                       "resumes it)");
+  }
 
   // Its checkpoints are candidates, chosen among on validation tasks with the fine-tuning each
   // family applies (a checkpoint selected by its own validation pass at the run's inner lr need
@@ -366,9 +380,7 @@ std::vector<int> sorted_unique(std::vector<int> v) {
 
 // "0.1", "0.03": a learning rate as short as it reads, for messages.
 std::string lr_text(double lr) {
-  std::ostringstream out;
-  out << lr;
-  return out.str();
+  return short_number(lr);
 }
 
 // Each of `lrs` (distinct) as short as it reads, with more digits only where two would read
@@ -1133,6 +1145,7 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
         }
       }
       progress.update(static_cast<double>(++done));
+      throw_if_interrupted("evaluating episodes");
     }
   }
   for (std::size_t x = 0; x < n_metrics; ++x)

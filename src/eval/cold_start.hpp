@@ -258,7 +258,7 @@ ColdStartResult run_cold_start(const ColdStartOptions& options);
 nlohmann::json interval_json(const metrics::Interval& interval);
 // Everything in the result; NaN becomes null.
 nlohmann::json to_json(const ColdStartResult& result);
-// Writes to_json(result) to `path`; DataError when it cannot be written.
+// Writes to_json(result) to `path`; IoError (FileWriteError) when it cannot be written.
 void write_json(const ColdStartResult& result, const std::string& path);
 // The human-readable table of the primary metric, then the verdict lines and notes.
 std::string format_table(const ColdStartResult& result);

@@ -1,7 +1,12 @@
 // Logging set-up: see logging.hpp.
 #include "util/logging.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -22,6 +27,10 @@ void setup_logging(const std::string& level) {
 }
 
 ScopedLogFile::ScopedLogFile(const std::string& path) {
+  // Opened once here first: spdlog's own error would reach the user as an internal error.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw IoError("cannot write log file '" + path + "': " + std::strerror(errno));
+  ::close(fd);
   sink_ = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
   sink_->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
   spdlog::default_logger()->sinks().push_back(sink_);

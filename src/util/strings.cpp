@@ -116,4 +116,12 @@ std::string fixed(double v, int digits) {
   return fmt::format("{:.{}f}", v, digits < 0 ? 6 : digits);
 }
 
+std::string short_number(double v) {
+  return fmt::format("{:g}", v);
+}
+
+std::string count_of(long long count, const std::string& noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
 }  // namespace ml
