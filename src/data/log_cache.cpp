@@ -33,8 +33,10 @@ namespace {
 
 constexpr char kMagic[8] = {'M', 'L', 'L', 'O', 'G', 'C', 'A', 'C'};
 // Bump whenever the layout, the parse, the checksum or what the payload holds changes (2: the
-// checksum became XXH3-64). Another version is rebuilt, never read.
-constexpr std::uint32_t kFormatVersion = 2;
+// checksum became XXH3-64; 3: the reader ends lines at a bare CR, detects '|', drops a trailing
+// delimiter the header lacks and escapes cells that are not UTF-8, and the report counts those
+// cells). Another version is rebuilt, never read.
+constexpr std::uint32_t kFormatVersion = 3;
 constexpr char kFolderName[] = ".metalearn-cache";
 
 // FNV-1a: stable across builds, for the small config text that goes into the key.
@@ -312,6 +314,10 @@ void put_report(Writer& w, const LoadReport& r) {
     for (const auto v : {s.rows, s.rejected, s.duplicate_keys, s.log_ids_matched, s.log_ids_total})
       w.pod(v);
   }
+  w.pod(r.non_utf8_cells);
+  w.str(r.first_non_utf8.file);
+  w.pod<std::uint64_t>(r.first_non_utf8.line);
+  w.str(r.first_non_utf8.reason);
 }
 
 void get_report(Reader& r, LoadReport& report) {
@@ -336,6 +342,10 @@ void get_report(Reader& r, LoadReport& report) {
     for (auto* v : {&s.rows, &s.rejected, &s.duplicate_keys, &s.log_ids_matched, &s.log_ids_total})
       *v = r.pod<std::int64_t>();
   }
+  report.non_utf8_cells = r.pod<std::int64_t>();
+  report.first_non_utf8.file = r.str();
+  report.first_non_utf8.line = static_cast<std::size_t>(r.pod<std::uint64_t>());
+  report.first_non_utf8.reason = r.str();
 }
 
 std::int64_t nanoseconds(const struct timespec& t) {
