@@ -602,9 +602,9 @@ TEST_F(PurchaseLogBadRows, ALogWithoutRowsNamesWhy) {
       << m;
   c.data.files = {bad};
   m = load_error(c);
-  EXPECT_NE(m.find("all 1 were rejected as bad rows (first: " + bad + ":2: price column: 'x'"),
-            std::string::npos)
+  EXPECT_NE(m.find("every one of the 1 rows of the purchase log was rejected"), std::string::npos)
       << m;
+  EXPECT_NE(m.find("the first: " + bad + ":2: price column: 'x'"), std::string::npos) << m;
   // An empty part of a log split in parts is no problem.
   c.data.files = {empty, write("rows.csv", "user_id,item_id,category,price\nu1,i1,food,2\n")};
   LoadReport report;
@@ -894,6 +894,203 @@ TEST_F(PurchaseLogSideTables, TaskAndClassColumnsFromSideTables) {
                    "join = \"item\" has that column"),
             std::string::npos)
       << m;
+}
+
+// --- repeated names, delimiters, line ends and encodings as exports write them -----------------
+
+using PurchaseLogExports = PurchaseLogTest;
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST_F(PurchaseLogExports, RepeatedHeaderNameIsRefusedNamingEveryPosition) {
+  // Net and gross price under one name: reading the first silently would be a coin toss.
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category,price,price\n"
+                                 "u1,i1,food,10,12\n");
+  Config c = base({path});
+  c.data.columns.price = named("price");
+  const std::string m = load_error(c);
+  EXPECT_TRUE(has(m, "data.columns.price = 'price'")) << m;
+  EXPECT_TRUE(has(m, path)) << m;
+  EXPECT_TRUE(has(m, "2 columns named 'price' (#4, #5)")) << m;
+  EXPECT_TRUE(has(m, "pick one by its 1-based position, e.g. data.columns.price = 5")) << m;
+
+  // Picking by position reads that very column; the other roles still go by name.
+  c.data.columns.price = at(5);
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_FLOAT_EQ(log.price[0], 12.0f);
+  EXPECT_EQ(log.tasks.name(log.task[0]), "food");
+
+  // A repeated name that no key asks for is no one's problem.
+  c.data.columns.price = ColumnRef();
+  EXPECT_EQ(load(c, report).size(), 1u);
+}
+
+TEST_F(PurchaseLogExports, RepeatedNameUpToCaseIsRefusedToo) {
+  const std::string path = write("log.csv", "user_id,item_id,Category,CATEGORY \nu1,i1,a,b\n");
+  const std::string m = load_error(base({path}));
+  EXPECT_TRUE(has(m, "data.columns.task = 'category'")) << m;
+  EXPECT_TRUE(has(m, "2 columns that match 'category' (#3 'Category', #4 'CATEGORY ')")) << m;
+}
+
+TEST_F(PurchaseLogExports, RepeatedNameInASideTableNamesItsKey) {
+  const std::string log_path = write("log.csv", "user_id,item_id,category\nu1,i1,food\n");
+  const std::string items = write("items.csv", "item_id,brand,item_id\ni1,acme,i1\n");
+  Config c = base({log_path});
+  ml::config::SideTable t;
+  t.files = {items};
+  t.key = named("item_id");
+  t.features.categorical = {named("brand")};
+  c.data.side_tables = {t};
+  const std::string m = load_error(c);
+  EXPECT_TRUE(has(m, "data.side_tables[0].key = 'item_id'")) << m;
+  EXPECT_TRUE(has(m, "(#1, #3)")) << m;
+}
+
+TEST_F(PurchaseLogExports, PipeSeparatedFileIsDetected) {
+  const std::string path = write("log.psv", "user_id|item_id|category\nu1|i1|salt, sea\n");
+  LoadReport report;
+  const PurchaseLog log = load(base({path}), report);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log.tasks.name(log.task[0]), "salt, sea");
+}
+
+TEST_F(PurchaseLogExports, SingleColumnHeaderNamesTheDelimiterAndItsKey) {
+  const std::string colon = write("log.csv", "user_id:item_id:category\nu1:i1:food\n");
+  std::string m = load_error(base({colon}));
+  EXPECT_TRUE(has(m, "no such column")) << m;
+  EXPECT_TRUE(has(m, "it reads as a single column with the detected delimiter ','")) << m;
+  EXPECT_TRUE(has(m, "set data.format.delimiter to the one it uses")) << m;
+
+  // A delimiter given in the config is named as given, not as detected.
+  const std::string comma = write("comma.csv", "user_id,item_id,category\nu1,i1,food\n");
+  Config c = base({comma});
+  c.data.format.delimiter = ml::config::Delimiter::kSemicolon;
+  m = load_error(c);
+  EXPECT_TRUE(has(m, "single column with the delimiter ';'")) << m;
+
+  // Headerless, by position: the same hint after "has only 1 columns".
+  c.data.format = {};
+  c.data.format.header = false;
+  c.data.files = {write("bare.csv", "u1:i1:food\n")};
+  c.data.columns.user = at(1);
+  c.data.columns.item = at(2);
+  c.data.columns.task = at(3);
+  m = load_error(c);
+  EXPECT_TRUE(has(m, "has only 1 columns; it reads as a single column")) << m;
+
+  // A file of one column on purpose says nothing about delimiters when a column is missing
+  // from a wider file.
+  const std::string wide = write("wide.csv", "user_id,item_id,cat\nu1,i1,food\n");
+  m = load_error(base({wide}));
+  EXPECT_FALSE(has(m, "single column")) << m;
+}
+
+TEST_F(PurchaseLogExports, TrailingDelimiterOnEveryRowIsAccepted) {
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category\n"
+                                 "u1,i1,food,\n"
+                                 "u2,i2,toys,\n"
+                                 "u3,i3,toys,extra\n");
+  LoadReport report;
+  const PurchaseLog log = load(base({path}), report);
+  EXPECT_EQ(log.size(), 2u);
+  EXPECT_EQ(report.rows_rejected, 1);  // only the row whose extra field holds something
+  ASSERT_EQ(report.bad_rows.size(), 1u);
+  EXPECT_EQ(report.bad_rows[0].line, 4u);
+}
+
+TEST_F(PurchaseLogExports, ClassicMacLineEndsGiveRowsAndLines) {
+  const std::string path = write(
+      "mac.csv", "user_id,item_id,category,price\ru1,i1,food,1\ru2,i2,food,x\ru3,i3,toys,2\r");
+  Config c = base({path});
+  c.data.columns.price = named("price");
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  EXPECT_EQ(log.size(), 2u);
+  EXPECT_EQ(report.rows_read, 3);
+  ASSERT_EQ(report.bad_rows.size(), 1u);
+  EXPECT_EQ(report.bad_rows[0].line, 3u);
+  EXPECT_EQ(log.tasks.name(log.task[1]), "toys");
+}
+
+TEST_F(PurchaseLogExports, NonUtf8CellsAreKeptEscapedAndReportedWithFileAndLine) {
+  // A Latin-1 export: two categories that differ only in their accented letter stay apart.
+  const std::string path = write("latin1.csv",
+                                 "user_id,item_id,category\n"
+                                 "u1,i1,food\n"
+                                 "u1,i2,Cr\xE8me\n"
+                                 "u2,i3,Cr\xE9me\n"
+                                 "u\xE9,i3,food\n");
+  LoadReport report;
+  const PurchaseLog log = load(base({path}), report);
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_EQ(log.tasks.name(log.task[1]), "Cr\\xE8me");
+  EXPECT_EQ(log.tasks.name(log.task[2]), "Cr\\xE9me");
+  EXPECT_EQ(log.users.name(log.user[3]), "u\\xE9");
+  EXPECT_EQ(report.non_utf8_cells, 3);
+  EXPECT_EQ(report.first_non_utf8.file, path);
+  EXPECT_EQ(report.first_non_utf8.line, 3u);
+  EXPECT_EQ(report.first_non_utf8.reason, "column 3 ('category'): byte 0xE8 is not UTF-8");
+  const auto warnings = ml::data::load_warnings(report);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_TRUE(has(warnings[0], "3 cell(s) are not UTF-8")) << warnings[0];
+  EXPECT_TRUE(has(warnings[0], path + ":3: column 3")) << warnings[0];
+  EXPECT_TRUE(has(warnings[0], "iconv -f latin1 -t utf-8")) << warnings[0];
+}
+
+TEST_F(PurchaseLogBadRows, WarningsSayHowManyWhyAndListTheFirst) {
+  const std::string path = write("log.csv", kWithBadRows);
+  Config c = with_price_and_time(base({path}));
+  c.data.show_bad_rows = 2;
+  LoadReport report;
+  load(c, report);
+  const auto lines = ml::data::load_warnings(report);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_TRUE(has(lines[0], "rejected 3 of 6 log rows (data.bad_rows = \"skip\")")) << lines[0];
+  EXPECT_TRUE(has(lines[0], "unparsable number 1")) << lines[0];
+  EXPECT_TRUE(has(lines[0], "unparsable timestamp 1")) << lines[0];
+  EXPECT_TRUE(has(lines[0], "wrong field count 1")) << lines[0];
+  EXPECT_TRUE(has(lines[1], path + ":6: expected 6 fields, found 4")) << lines[1];
+  EXPECT_TRUE(has(lines[2], path + ":7: price column")) << lines[2];
+
+  // A clean load warns about nothing.
+  LoadReport clean;
+  load(base({write("ok.csv", "user_id,item_id,category\nu1,i1,food\n")}), clean);
+  EXPECT_TRUE(ml::data::load_warnings(clean).empty());
+}
+
+TEST_F(PurchaseLogBadRows, SideTableRejectionsAreInTheWarnings) {
+  const std::string log_path = write("log.csv", "user_id,item_id,category\nu1,i1,food\n");
+  const std::string items = write("items.csv", "item_id,weight\ni1,2\ni2,heavy\n");
+  Config c = base({log_path});
+  ml::config::SideTable t;
+  t.files = {items};
+  t.key = named("item_id");
+  t.features.numeric = {named("weight")};
+  c.data.side_tables = {t};
+  LoadReport report;
+  load(c, report);
+  const auto lines = ml::data::load_warnings(report);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(has(lines[0], "rejected 1 of 2 rows of the item table " + items)) << lines[0];
+  EXPECT_TRUE(has(lines[1], items + ":3:")) << lines[1];
+}
+
+TEST_F(PurchaseLogBadRows, EveryRowRejectedIsAnErrorSayingWhy) {
+  // Left to the next step, an empty log reads as "no training task qualifies".
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category\n"
+                                 "u1,i1,food,x\n"
+                                 "u2,i2,food,y\n");
+  const std::string m = load_error(base({path}));
+  EXPECT_TRUE(has(m, "every one of the 2 rows of the purchase log was rejected")) << m;
+  EXPECT_TRUE(has(m, "wrong field count 2")) << m;
+  EXPECT_TRUE(has(m, "the first: " + path + ":2: expected 3 fields, found 4")) << m;
 }
 
 }  // namespace

@@ -38,8 +38,10 @@ void add_adapt_command(CLI::App& app) {
                    "adaptation learning rate; 0 = the run's choice: RUN/adaptation.json, else "
                    "its meta.inner_lr")
       ->check(non_negative_float());
-  command->add_option("--out", a.out_dir,
-                      "folder for the adapted models (TASK.mlckpt); default RUN/adapted");
+  command
+      ->add_option("--out", a.out_dir,
+                   "folder for the adapted models (TASK.mlckpt); default RUN/adapted")
+      ->check(non_empty_value());
   add_device_option(*command, a.device);
   add_threads_option(*command, a.threads);
   command->add_flag("--json", o->json, "machine-readable summary on stdout");

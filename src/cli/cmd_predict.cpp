@@ -25,7 +25,8 @@ void add_predict_command(CLI::App& app) {
                       "CSV rows to score (the log's columns); with --recommend, the log whose "
                       "items and interactions count (default: the run's log; give a new "
                       "category's rows here)");
-  command->add_option("--output", o->output, "write the CSV here (atomically) instead of stdout");
+  command->add_option("--output", o->output, "write the CSV here (atomically) instead of stdout")
+      ->check(non_empty_value());
   command->add_flag("--recommend", o->recommend, "recommend items instead of scoring rows");
   command->add_option("--task", o->task,
                       "task whose items are recommended (default: an adapted model's own task; "

@@ -56,11 +56,13 @@ void add_train_command(CLI::App& app) {
     // Only a complete run: a run stopped early chooses when a later --resume completes it, and
     // a finished run resumed again keeps the choice it made then.
     std::optional<run::ValidatedAdaptation> adaptation;
+    std::string not_chosen;
     const bool chosen_before =
         s.already_finished &&
         std::filesystem::exists(run::RunLayout(s.run_dir).validated_adaptation());
     if (s.iterations >= config.meta.iterations && !chosen_before)
-      adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads);
+      adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads,
+                                           &not_chosen);
     nlohmann::json chosen;
     if (adaptation) {
       const run::ValidatedSetting& v = adaptation->settings.front();
@@ -74,6 +76,8 @@ void add_train_command(CLI::App& app) {
                 {"validation_episodes", adaptation->episodes}};
     }
     nlohmann::json j = {{"adaptation", chosen},
+                        {"adaptation_not_chosen",
+                         not_chosen.empty() ? nlohmann::json() : nlohmann::json(not_chosen)},
                         {"run_dir", s.run_dir},
                         {"algorithm", s.algorithm},
                         {"iterations", s.iterations},
@@ -123,6 +127,9 @@ void add_train_command(CLI::App& app) {
                 << (std::isfinite(v.half_width) ? " ± " + fixed(v.half_width, 4) : "") << ", over "
                 << count_of(v.tasks, "validation task") << " x " << adaptation->episodes
                 << " other episodes at K=" << v.shots << "\n";
+    } else if (!not_chosen.empty()) {
+      std::cout << "adaptation   none chosen on validation tasks (" << not_chosen
+                << "): adapt uses meta.adapt_steps and meta.inner_lr\n";
     }
   });
 }

@@ -49,8 +49,9 @@ const Table<CsvFormat>& csv_format_table() {
   static const Table<CsvFormat> table(
       "CsvFormat", "How the CSV files of one table are written.",
       {field("delimiter", &CsvFormat::delimiter,
-             "\"auto\" detects it from the first line; \"\\t\" may also be written \"tab\", "
-             "\" \" also \"space\"."),
+             "\"auto\" detects it from the first line: the most frequent of \",\", \"\\t\", "
+             "\";\" and \"|\" outside quotes, else \" \", else \",\". \"\\t\" may also be written "
+             "\"tab\", \" \" also \"space\"."),
        field("header", &CsvFormat::header,
              "Whether the first line names the columns; false: columns are referred to by "
              "1-based position.")});
@@ -73,8 +74,9 @@ const Table<FeatureColumns>& feature_columns_table() {
 const Table<ColumnMap>& column_map_table() {
   static const Table<ColumnMap> table(
       "ColumnMap",
-      "Which log columns play which role, each by name or 1-based position. `task` is required; "
-      "the rest depend on the label kind.",
+      "Which log columns play which role, each by name or 1-based position (a number, also in a "
+      "file with a header: it picks one of two columns of the same name, which by name is "
+      "refused). `task` is required; the rest depend on the label kind.",
       {field("user", &ColumnMap::user,
              "The user id; required for implicit labels (negatives are sampled per user)."),
        field("item", &ColumnMap::item, "The item id; required for implicit labels."),
@@ -142,10 +144,11 @@ const Table<DataConfig>& data_table() {
        section_list("side_tables", &DataConfig::side_tables, side_table_table(),
                     "Attribute tables joined onto the log by item or user id."),
        field("bad_rows", &DataConfig::bad_rows,
-             "\"skip\": count and report malformed rows; \"fail\": stop at the first one with "
-             "its file and line."),
+             "\"skip\": count and report malformed rows (every command warns how many, why and "
+             "where the first are; a log whose every row is malformed is an error); \"fail\": "
+             "stop at the first one with its file and line."),
        field("show_bad_rows", &DataConfig::show_bad_rows,
-             "How many skipped rows are listed in reports.", at_least(0)),
+             "How many skipped rows are listed in reports and warnings.", at_least(0)),
        field("time_format", &DataConfig::time_format,
              "How the timestamp column is written: \"unix\" (seconds), \"unix_ms\", "
              "\"unix_us\", \"unix_ns\" (milli-, micro-, nanoseconds: JavaScript, Java and Kafka "

@@ -33,9 +33,11 @@ namespace {
 
 constexpr char kMagic[8] = {'M', 'L', 'L', 'O', 'G', 'C', 'A', 'C'};
 // Bump whenever the layout, the parse, the checksum or what the payload holds changes (2: the
-// checksum became XXH3-64; 3: timestamp units, the duplicate-key policy, refused non-finite
-// numbers and implausible times). Another version is rebuilt, never read.
-constexpr std::uint32_t kFormatVersion = 3;
+// checksum became XXH3-64; 3: the reader ends lines at a bare CR, detects '|', drops a trailing
+// delimiter the header lacks and escapes cells that are not UTF-8, and the report counts those
+// cells; 4: timestamp units, the duplicate-key policy, refused non-finite numbers and
+// implausible times). Another version is rebuilt, never read.
+constexpr std::uint32_t kFormatVersion = 4;
 constexpr char kFolderName[] = ".metalearn-cache";
 
 // FNV-1a: stable across builds, for the small config text that goes into the key.
@@ -319,6 +321,10 @@ void put_report(Writer& w, const LoadReport& r) {
     w.str(reading);
     w.pod(n);
   }
+  w.pod(r.non_utf8_cells);
+  w.str(r.first_non_utf8.file);
+  w.pod<std::uint64_t>(r.first_non_utf8.line);
+  w.str(r.first_non_utf8.reason);
 }
 
 void get_report(Reader& r, LoadReport& report) {
@@ -348,6 +354,10 @@ void get_report(Reader& r, LoadReport& report) {
     std::string reading = r.str();
     report.timestamps_read_as[reading] = r.pod<std::int64_t>();
   }
+  report.non_utf8_cells = r.pod<std::int64_t>();
+  report.first_non_utf8.file = r.str();
+  report.first_non_utf8.line = static_cast<std::size_t>(r.pod<std::uint64_t>());
+  report.first_non_utf8.reason = r.str();
 }
 
 std::int64_t nanoseconds(const struct timespec& t) {

@@ -18,13 +18,16 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
 #include <future>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <system_error>
 
 #include "data/csv_reader.hpp"
@@ -34,6 +37,7 @@
 #include "util/progress.hpp"
 #include "util/strings.hpp"
 #include "util/time_parse.hpp"
+#include "util/utf8.hpp"
 
 namespace ml::data {
 
@@ -41,32 +45,64 @@ namespace {
 
 using config::ColumnRef;
 
+// What to tell a user whose file came out as one column: the delimiter it was read with and
+// the key that sets another; "" for a file of several columns. `table` is the config section
+// whose format the file follows ("data", "data.side_tables[0]").
+std::string one_column_hint(const CsvReader& reader, const std::string& table) {
+  if (reader.width() != 1) return "";
+  const char d = reader.delimiter();
+  const std::string name = d == '\t' ? "tab" : d == ' ' ? "space" : std::string("'") + d + "'";
+  return std::string("; it reads as a single column with the ") +
+         (reader.delimiter_detected() ? "detected " : "") + "delimiter " + name + ": set " + table +
+         ".format.delimiter to the one it uses (\",\", \"\\t\", \";\", \"|\" or \" \")";
+}
+
 // The field index of a configured column in one file, or nullopt when the file has no such
-// column.
-std::optional<std::size_t> find_column(const ColumnRef& ref, const CsvReader& reader) {
+// column. A name that more than one column carries (net and gross "price", "category" twice
+// after a join) is refused with a DataError naming `key` rather than read from the first: the
+// config picks one by its 1-based position instead.
+std::optional<std::size_t> find_column(const ColumnRef& ref, const CsvReader& reader,
+                                       const std::string& key) {
   if (ref.position > 0) {
     if (static_cast<std::size_t>(ref.position) > reader.width()) return std::nullopt;
     return static_cast<std::size_t>(ref.position - 1);
   }
   const auto& header = reader.header();
+  std::vector<std::size_t> matches;
   for (std::size_t i = 0; i < header.size(); ++i)
-    if (header[i] == ref.name) return i;
-  for (std::size_t i = 0; i < header.size(); ++i)  // tolerate case and padding differences
-    if (to_lower(trim(header[i])) == to_lower(trim(ref.name))) return i;
+    if (header[i] == ref.name) matches.push_back(i);
+  const bool exact = !matches.empty();
+  if (!exact)  // tolerate case and padding differences
+    for (std::size_t i = 0; i < header.size(); ++i)
+      if (to_lower(trim(header[i])) == to_lower(trim(ref.name))) matches.push_back(i);
+  if (matches.size() == 1) return matches[0];
+  if (matches.size() > 1) {
+    std::vector<std::string> found;
+    for (const std::size_t i : matches)
+      found.push_back("#" + std::to_string(i + 1) + (exact ? "" : " '" + header[i] + "'"));
+    throw DataError(key + " = '" + ref.name + "': '" + reader.path() + "' has " +
+                    std::to_string(matches.size()) + " columns " +
+                    (exact ? "named" : "that match") + " '" + ref.name + "' (" + join(found, ", ") +
+                    "); pick one by its 1-based position, e.g. " + key + " = " +
+                    std::to_string(matches.back() + 1));
+  }
   return std::nullopt;
 }
 
-// find_column, or a DataError naming the config key, the file and the columns it has.
-std::size_t resolve_column(const ColumnRef& ref, const CsvReader& reader, const std::string& key) {
-  if (const auto found = find_column(ref, reader)) return *found;
+// find_column, or a DataError naming the config key, the file and the columns it has. `table`
+// is the config section whose format the file follows (for one_column_hint).
+std::size_t resolve_column(const ColumnRef& ref, const CsvReader& reader, const std::string& key,
+                           const std::string& table) {
+  if (const auto found = find_column(ref, reader, key)) return *found;
   if (ref.position > 0)
     throw DataError(key + " = " + std::to_string(ref.position) + ": '" + reader.path() +
-                    "' has only " + std::to_string(reader.width()) + " columns");
+                    "' has only " + std::to_string(reader.width()) + " columns" +
+                    one_column_hint(reader, table));
   const auto& header = reader.header();
   std::string message = key + " = '" + ref.name + "': no such column in '" + reader.path() + "'";
   std::string suggestion = closest_match(ref.name, header);
   if (!suggestion.empty()) message += " (did you mean '" + suggestion + "'?)";
-  message += "; its columns are: " + join(header, ", ");
+  message += "; its columns are: " + join(header, ", ") + one_column_hint(reader, table);
   throw DataError(message);
 }
 
@@ -112,12 +148,12 @@ struct Interner {
 class FeatureColumnsBinding {
  public:
   FeatureColumnsBinding(const config::FeatureColumns& spec, const CsvReader& reader,
-                        const std::string& key) {
+                        const std::string& key, const std::string& table) {
     auto bind = [&](const std::vector<ColumnRef>& refs, const char* kind,
                     std::vector<std::size_t>& out, std::vector<std::string>& names) {
       for (std::size_t i = 0; i < refs.size(); ++i) {
-        out.push_back(
-            resolve_column(refs[i], reader, key + "." + kind + "[" + std::to_string(i) + "]"));
+        out.push_back(resolve_column(refs[i], reader,
+                                     key + "." + kind + "[" + std::to_string(i) + "]", table));
         const std::size_t index = out.back();
         names.push_back(!refs[i].name.empty()            ? refs[i].name
                         : reader.header().size() > index ? reader.header()[index]
@@ -206,6 +242,8 @@ std::string fail_message(const std::string& file, std::size_t line, const std::s
          " (data.bad_rows = \"fail\"; set it to \"skip\" to skip such rows)";
 }
 
+// Reasons quote cells, which may hold line breaks or control characters (inside quotes): the
+// listed reason is one printable line, as inspect and the warnings show it.
 void note_bad_row(const config::DataConfig& data, LoadReport& report, std::int64_t& rejected,
                   const std::string& file, std::size_t line, const RowError& error) {
   if (data.bad_rows == config::BadRows::kFail)
@@ -213,7 +251,26 @@ void note_bad_row(const config::DataConfig& data, LoadReport& report, std::int64
   ++rejected;
   ++report.rejected_by_reason[error.category];
   if (report.bad_rows.size() < static_cast<std::size_t>(data.show_bad_rows))
-    report.bad_rows.push_back({file, line, error.reason});
+    report.bad_rows.push_back({file, line, printable(error.reason)});
+}
+
+// Adds a reader's escaped cells to the report; the first one found is kept (files and parts
+// are added in order). `line_base`: lines before the reader's first one in the file; `header`:
+// the file's, which a reader of a later part does not see.
+void note_non_utf8(LoadReport& report, const CsvReader& reader, std::size_t line_base,
+                   const std::vector<std::string>& header) {
+  const NonUtf8Cells& cells = reader.non_utf8();
+  if (cells.cells == 0) return;
+  if (report.non_utf8_cells == 0) {
+    const std::string column =
+        "column " + std::to_string(cells.column) +
+        (cells.column <= header.size() ? " ('" + header[cells.column - 1] + "')" : "");
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned>(cells.byte));
+    report.first_non_utf8 = {reader.path(), cells.line + line_base,
+                             column + ": byte " + byte + " is not UTF-8"};
+  }
+  report.non_utf8_cells += static_cast<std::int64_t>(cells.cells);
 }
 
 bool field_count_ok(const CsvRecord& r, std::size_t width, RowError& error) {
@@ -234,7 +291,7 @@ bool field_count_ok(const CsvRecord& r, std::size_t width, RowError& error) {
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
 std::size_t optional_column(const ColumnRef& ref, const CsvReader& reader, const std::string& key) {
-  return ref.empty() ? kNone : resolve_column(ref, reader, key);
+  return ref.empty() ? kNone : resolve_column(ref, reader, key, "data");
 }
 
 // Where each role and feature column is in one log file, and how its rows become log rows.
@@ -244,7 +301,7 @@ struct LogBinding {
       : user(optional_column(config.data.columns.user, reader, "data.columns.user")),
         item(optional_column(config.data.columns.item, reader, "data.columns.item")),
         task(config.data.columns.task_from == config::ColumnSource::kLog
-                 ? resolve_column(config.data.columns.task, reader, "data.columns.task")
+                 ? resolve_column(config.data.columns.task, reader, "data.columns.task", "data")
                  : kNone),
         timestamp(optional_column(config.data.columns.timestamp, reader, "data.columns.timestamp")),
         event(optional_column(config.data.columns.event, reader, "data.columns.event")),
@@ -255,7 +312,7 @@ struct LogBinding {
             config.task.label.class_from == config::ColumnSource::kLog
                 ? optional_column(config.task.label.class_column, reader, "task.label.class_column")
                 : kNone),
-        features(config.data.features, reader, "data.features"),
+        features(config.data.features, reader, "data.features", "data"),
         time_format(config.data.time_format),
         width(reader.width()) {}
   std::size_t user, item, task, timestamp, event, rating, price, quantity, label_class;
@@ -315,7 +372,7 @@ void parse_rows(const config::DataConfig& data, const LogBinding& b, LogPart& pa
     ++report.rows_rejected;
     ++report.rejected_by_reason[e.category];
     if (report.bad_rows.size() < show)
-      report.bad_rows.push_back({reader.path(), record.line, e.reason});
+      report.bad_rows.push_back({reader.path(), record.line, printable(e.reason)});
   };
   while (!part.fatal && reader.next(record)) {
     if (report.rows_read == 4096 && part.expected_bytes > 0) {
@@ -399,8 +456,9 @@ void parse_rows(const config::DataConfig& data, const LogBinding& b, LogPart& pa
   bytes_done += reader.bytes_read() - reported_bytes;
 }
 
-// Where to cut a file into `parts` pieces: just after the first '\n' at or after each even
-// share of [start, size). Cuts that coincide or reach the end are dropped.
+// Where to cut a file into `parts` pieces: just after the first line end ('\n', or a CR not
+// followed by '\n': classic-Mac files have no '\n' at all) at or after each even share of
+// [start, size). Cuts that coincide or reach the end are dropped.
 std::vector<std::uint64_t> cut_points(const std::string& path, std::uint64_t start,
                                       std::uint64_t size, int parts) {
   std::vector<std::uint64_t> cuts;
@@ -415,11 +473,18 @@ std::vector<std::uint64_t> cut_points(const std::string& path, std::uint64_t sta
     while (!cut && at < size) {
       const ssize_t n = ::pread(fd, window.data(), window.size(), static_cast<off_t>(at));
       if (n <= 0) break;
-      const void* nl = std::memchr(window.data(), '\n', static_cast<std::size_t>(n));
-      if (nl != nullptr)
-        cut = at + static_cast<std::uint64_t>(static_cast<const char*>(nl) - window.data()) + 1;
-      else
-        at += static_cast<std::uint64_t>(n);
+      // The window's last byte is only looked at as the next window's first, so that a CR
+      // always has the byte after it in view.
+      const std::size_t usable =
+          static_cast<std::size_t>(n) - (at + static_cast<std::uint64_t>(n) < size ? 1 : 0);
+      for (std::size_t i = 0; i < usable && !cut; ++i) {
+        const char c = window[i];
+        if (c == '\n' ||
+            (c == '\r' && (i + 1 == static_cast<std::size_t>(n) || window[i + 1] != '\n')))
+          cut = at + i + 1;
+      }
+      if (usable == 0) break;
+      at += usable;
     }
     if (!cut || *cut >= size) break;
     if (cuts.empty() || *cut > cuts.back()) cuts.push_back(*cut);
@@ -514,7 +579,9 @@ void append_part(PurchaseLog& log, PurchaseLog&& part) {
   part = PurchaseLog();  // free the part's memory before the next one is appended
 }
 
-void append_report(const config::DataConfig& data, LoadReport& report, const LogPart& part) {
+void append_report(const config::DataConfig& data, LoadReport& report, const LogPart& part,
+                   const std::vector<std::string>& header) {
+  note_non_utf8(report, *part.reader, part.line_base, header);
   const LoadReport& r = part.report;
   report.rows_read += r.rows_read;
   report.rows_rejected += r.rows_rejected;
@@ -560,9 +627,10 @@ void load_log_file(const config::Config& config, const std::string& file,
       part.reader->set_end(part_end(0));
     } else {
       part.begin = cuts[k - 1];
-      part.reader = std::make_unique<CsvReader>(
-          file, CsvOptions{0, false, '"'},
-          CsvPart{part.begin, part_end(k), parts[0].reader->delimiter(), binding.width});
+      part.reader =
+          std::make_unique<CsvReader>(file, CsvOptions{0, false, '"'},
+                                      CsvPart{part.begin, part_end(k), parts[0].reader->delimiter(),
+                                              binding.width, parts[0].reader->cr_line_ends()});
     }
     binding.features.name_columns(part.log.features);
     // The first part reserves for the whole file: the other parts are appended to its columns
@@ -619,12 +687,12 @@ void load_log_file(const config::Config& config, const std::string& file,
     for (const LogPart* part : kept) rows += part->log.size();
     if (log.size() > 0) reserve_rows(log, rows);
     for (LogPart* part : kept) {
-      append_report(data, report, *part);
+      append_report(data, report, *part, parts[0].reader->header());
       append_part(log, std::move(part->log));
       if (log.size() < rows) reserve_rows(log, rows);  // after the first part moved in
     }
   } else {
-    append_report(data, report, parts[0]);
+    append_report(data, report, parts[0], parts[0].reader->header());
     append_part(log, std::move(parts[0].log));
   }
   report.bytes += static_cast<std::int64_t>(bytes);
@@ -686,18 +754,18 @@ void load_side_table(const config::SideTable& spec, std::size_t table_index,
   for (std::size_t f = 0; f < spec.files.size(); ++f) {
     const std::string& file = spec.files[f];
     CsvReader reader(file, {spec.format.delimiter_char(), spec.format.header, '"'});
-    std::size_t key_column = resolve_column(spec.key, reader, key + ".key");
-    FeatureColumnsBinding binding(spec.features, reader, key + ".features");
+    std::size_t key_column = resolve_column(spec.key, reader, key + ".key", key);
+    FeatureColumnsBinding binding(spec.features, reader, key + ".features", key);
     binding.name_columns(own);
     // The joined columns this table holds: claimed by its first file, then required in the rest.
     std::vector<std::pair<JoinedColumn*, std::size_t>> mine;
     for (auto& c : joined) {
       if (c.join != spec.join || (c.table && *c.table != table_index)) continue;
       if (!c.table) {
-        if (f > 0 || !find_column(c.ref, reader)) continue;
+        if (f > 0 || !find_column(c.ref, reader, c.key + " (in " + key + ")")) continue;
         c.table = table_index;
       }
-      mine.emplace_back(&c, resolve_column(c.ref, reader, c.key + " (in " + key + ")"));
+      mine.emplace_back(&c, resolve_column(c.ref, reader, c.key + " (in " + key + ")", key));
     }
     CsvRecord record;
     RowError error;
@@ -741,6 +809,7 @@ void load_side_table(const config::SideTable& spec, std::size_t table_index,
         values[id] = cell.empty() ? kNoId : column->values.intern(cell);
       }
     }
+    note_non_utf8(report, reader, 0, reader.header());
   }
   if (side.rows == side.rejected)
     throw DataError(key + ": " +
@@ -781,7 +850,53 @@ void pad_table(FeatureTable& table, std::size_t n) {
     while (c.size() < n) c.push_back("");
 }
 
+// "wrong field count 398, unparsable number 2"
+std::string rejection_reasons(const LoadReport& report) {
+  std::vector<std::string> parts;
+  for (const auto& [reason, count] : report.rejected_by_reason)
+    parts.push_back(reason + " " + with_thousands(count));
+  return join(parts, ", ");
+}
+
 }  // namespace
+
+std::vector<std::string> load_warnings(const LoadReport& report) {
+  std::vector<std::string> lines;
+  std::vector<std::string> counts;
+  if (report.rows_rejected > 0)
+    counts.push_back(with_thousands(report.rows_rejected) + " of " +
+                     with_thousands(report.rows_read) + " log rows");
+  for (const SideTableReport& side : report.side_tables)
+    if (side.rejected > 0)
+      counts.push_back(with_thousands(side.rejected) + " of " + with_thousands(side.rows) +
+                       " rows of the " + side.join + " table " + join(side.files, ", "));
+  if (!counts.empty()) {
+    lines.push_back("rejected " + join(counts, " and ") +
+                    " (data.bad_rows = \"skip\"): " + rejection_reasons(report) +
+                    (report.bad_rows.empty() ? "" : "; the first of them:"));
+    for (const BadRow& bad : report.bad_rows)
+      lines.push_back("  " + bad.file + ":" + std::to_string(bad.line) + ": " + bad.reason);
+  }
+  if (report.non_utf8_cells > 0) {
+    const BadRow& first = report.first_non_utf8;
+    lines.push_back(with_thousands(report.non_utf8_cells) +
+                    " cell(s) are not UTF-8; they are kept with those bytes written as \\xHH "
+                    "(the first: " +
+                    first.file + ":" + std::to_string(first.line) + ": " + first.reason +
+                    "); for a Latin-1 export, convert it: iconv -f latin1 -t utf-8");
+  }
+  return lines;
+}
+
+void warn_about_load(const LoadReport& report) {
+  // A command may load the same log twice (train's closing evaluation reloads it): the second
+  // time says nothing new.
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  const std::lock_guard<std::mutex> lock(mutex);
+  for (const std::string& line : load_warnings(report))
+    if (said.insert(line).second) spdlog::warn("{}", line);
+}
 
 int parse_threads(const config::Config& config, const ParseOptions& options) {
   return options.threads > 0 ? options.threads : runtime::resolve_threads(config.run.threads);
@@ -807,17 +922,20 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
   for (const auto& file : data.files)
     load_log_file(config, file, options, log, report, progress, done_mb);
   progress.finish();
-  if (log.size() == 0)
-    throw DataError(
-        "data.files: the log has no rows: " +
-        (report.rows_read == 0
-             ? no_rows_text(data.files, data.format)
-             : "all " + std::to_string(report.rows_read) + " were rejected as bad rows (first: " +
-                   (report.bad_rows.empty()
-                        ? std::string("-")
-                        : report.bad_rows[0].file + ":" + std::to_string(report.bad_rows[0].line) +
-                              ": " + report.bad_rows[0].reason) +
-                   ")"));
+  if (log.size() == 0 && report.rows_read == 0)
+    throw DataError("data.files: the log has no rows: " + no_rows_text(data.files, data.format));
+  if (log.size() == 0) {
+    // Otherwise the next step fails on an empty log with a message that hides why.
+    std::string message = "data.files: every one of the " + with_thousands(report.rows_read) +
+                          " rows of the purchase log was rejected (" + rejection_reasons(report) +
+                          ")";
+    if (!report.bad_rows.empty()) {
+      const BadRow& first = report.bad_rows.front();
+      message +=
+          "; the first: " + first.file + ":" + std::to_string(first.line) + ": " + first.reason;
+    }
+    throw DataError(message);
+  }
   if (report.timestamps_read_as.size() > 1) {
     std::vector<std::string> parts;
     for (TimeReading reading : enum_values<TimeReading>()) {

@@ -21,10 +21,13 @@ inline constexpr int kChoiceEpisodes = 5;  // episodes per validation task
 inline constexpr int kFewValidationTasks = 10;
 
 // Chooses and writes RUN/adaptation.json for the trained run in config.run.dir; returns what was
-// written, or std::nullopt (writing nothing, with a log line saying why) when the run's
-// algorithm does not adapt (scratch) or no validation task can give an episode at task.support.
-// Errors as eval::run_cold_start.
+// written, or std::nullopt (writing nothing) when nothing can be chosen: the run's algorithm
+// does not adapt (scratch), task.support is "all" or above run::kMaxShots, the run has no
+// validation task or none can give an episode at task.support, or every setting diverged. Then
+// a warning (info for scratch and "all", which are by design) says why, and so does `why_not`
+// when given, for the command's summary. Errors as eval::run_cold_start.
 std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& config,
-                                                          const std::string& device, int threads);
+                                                          const std::string& device, int threads,
+                                                          std::string* why_not = nullptr);
 
 }  // namespace ml::eval

@@ -82,9 +82,7 @@ std::unique_ptr<CsvSupport> load_support_csv(const std::string& path, config::Co
   s->log = data::load_purchase_log(config, s->report);
   s->tasks = tasks::build_tasks(s->log, config);
   s->encoder = features.bind(s->log);
-  if (s->report.rows_rejected > 0)
-    spdlog::warn("{}: skipped {} malformed row(s) (data.bad_rows = \"skip\")", path,
-                 s->report.rows_rejected);
+  data::warn_about_load(s->report);
   return s;
 }
 
@@ -172,8 +170,9 @@ void check_options(const AdaptOptions& o) {
                      ": with --support-csv every row of the task is support");
   if (o.shots < 0 && o.shots != config::kSupportAll)
     throw UsageError("--shots " + std::to_string(o.shots) + ": must be >= 0 or \"all\"");
-  if (o.steps < -1)
-    throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 0 (-1: the run's)");
+  if (o.steps < -1 || o.steps > run::kMaxAdaptSteps)
+    throw UsageError("--steps " + std::to_string(o.steps) + ": must be from 0 to " +
+                     std::to_string(run::kMaxAdaptSteps) + " (-1: the run's)");
   if (o.inner_lr < 0 || !config::fits_float(o.inner_lr))
     throw UsageError("--inner-lr " + short_number(o.inner_lr) +
                      ": must be > 0 (0: the run's) and " + config::kFitsFloat);
@@ -194,13 +193,19 @@ run::LoadedRun load_adapted_run(const AdaptOptions& o, std::string& source) {
                      "the config's meta.adapt_steps / meta.inner_lr (no " + chosen_path + ")";
   if (o.steps < 0 || o.inner_lr <= 0) {
     if (const auto chosen = run::read_validated_adaptation(chosen_path)) {
+      const run::CheckpointMeta meta =
+          run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint));
+      // An adapted model's config carries its own adaptation's steps and rate, so only the
+      // method can be held against it; a run's checkpoint must be the run the file was made for.
+      run::ValidatedAdaptation held = *chosen;
+      if (meta.kind == run::kCheckpointKindAdapted) held.config = nullptr;
+      run::check_validated_adaptation(chosen_path, held, meta.config);
       int shots = o.shots;
       if (shots == 0) {
         // Looked up, not at(): a config without it is refused by load_run, naming the file.
-        const nlohmann::json config =
-            run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint)).config;
         const nlohmann::json::json_pointer at("/task/support");
-        const nlohmann::json support = config.contains(at) ? config.at(at) : nlohmann::json();
+        const nlohmann::json support =
+            meta.config.contains(at) ? meta.config.at(at) : nlohmann::json();
         shots = support.is_number_integer() ? support.get<int>() : config::kSupportAll;
       }
       // "all" is larger than any K: the setting chosen at the largest one.

@@ -74,6 +74,13 @@ class AtomicFile {
   std::unique_ptr<std::ostream> stream_;
 };
 
+// Fails now, with the FileWriteError the write would throw later, where `path` cannot be
+// written because of where it is: a folder's name (or a name ending in '/'), a parent that is a
+// file or cannot be created, a folder no file can be created in. It tries: creates the missing
+// folders and a temporary, then removes both, so nothing is left behind. For commands that
+// write at the end of long work.
+void check_writable(const std::string& path);
+
 // Removes the temporaries PATH.tmp-PID of `path` (every file's of folder `path`, when it is a
 // folder) whose process PID no longer runs; returns how many. Best effort: a file that cannot
 // be removed is left alone. A live PID (the writer itself, or an unrelated process that reused
