@@ -168,6 +168,7 @@ void expect_same_report(const LoadReport& a, const LoadReport& b) {
   EXPECT_EQ(a.rows_rejected, b.rows_rejected);
   EXPECT_EQ(a.rejected_by_reason, b.rejected_by_reason);
   EXPECT_EQ(a.rows_without_task, b.rows_without_task);
+  EXPECT_EQ(a.timestamps_read_as, b.timestamps_read_as);
   ASSERT_EQ(a.bad_rows.size(), b.bad_rows.size());
   for (std::size_t i = 0; i < a.bad_rows.size(); ++i) {
     EXPECT_EQ(a.bad_rows[i].file, b.bad_rows[i].file) << i;
@@ -182,6 +183,7 @@ void expect_same_report(const LoadReport& a, const LoadReport& b) {
   for (std::size_t i = 0; i < a.side_tables.size(); ++i) {
     EXPECT_EQ(a.side_tables[i].rows, b.side_tables[i].rows);
     EXPECT_EQ(a.side_tables[i].rejected, b.side_tables[i].rejected);
+    EXPECT_EQ(a.side_tables[i].duplicates, b.side_tables[i].duplicates);
     EXPECT_EQ(a.side_tables[i].duplicate_keys, b.side_tables[i].duplicate_keys);
     EXPECT_EQ(a.side_tables[i].log_ids_matched, b.side_tables[i].log_ids_matched);
   }

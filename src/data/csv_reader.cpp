@@ -199,9 +199,11 @@ bool CsvReader::refill() {
   }
 }
 
-// Text files hold no NUL byte; binary ones (compressed, spreadsheets, images) and UTF-16 text
-// hold them within the first few bytes, so the first buffer is enough to tell, and the reader
-// never hands such bytes out as a header.
+// Binary files (compressed, spreadsheets, images) and UTF-16 text hold NUL bytes from their
+// first bytes on and densely (UTF-16: every other byte), so the first buffer is enough to tell,
+// and the reader never hands such bytes out as a header. A text export may hold a stray NUL in
+// a cell (NUL-padded fields): that is a bad row for the cell's parser, not a binary file, so a
+// file is refused only when its first line holds a NUL or more than 1% of the bytes are NULs.
 void CsvReader::check_text_file() const {
   const std::string_view head(buffer_.data(), end_);
   auto refuse = [&](const std::string& why) {
@@ -214,7 +216,10 @@ void CsvReader::check_text_file() const {
   if (starts_with(head, "\x1F\x8B")) refuse("it is gzip-compressed; decompress it first");
   if (starts_with(head, "PK\x03\x04"))
     refuse("it is a ZIP archive (an .xlsx workbook is one); export the sheet as CSV");
-  refuse("it holds a NUL byte at offset " + std::to_string(nul));
+  const std::size_t first_line_end = head.find_first_of("\n\r");
+  const auto nuls = static_cast<std::size_t>(std::count(head.begin(), head.end(), '\0'));
+  if (nul < first_line_end || nuls * 100 > head.size())
+    refuse("it holds a NUL byte at offset " + std::to_string(nul));
 }
 
 // The first line end outside quotes decides whether a CR inside a quoted field counts as a

@@ -27,6 +27,7 @@ struct SideTableReport {
   std::vector<std::string> files;
   std::int64_t rows = 0;
   std::int64_t rejected = 0;
+  std::string duplicates;            // config::DuplicateKeys's name: the policy for them
   std::int64_t duplicate_keys = 0;   // later rows for an already-seen id (the first one wins)
   std::int64_t log_ids_matched = 0;  // distinct log ids that found a row in this table
   std::int64_t log_ids_total = 0;
@@ -40,6 +41,9 @@ struct LoadReport {
   std::map<std::string, std::int64_t> rejected_by_reason;
   std::vector<BadRow> bad_rows;        // the first data.show_bad_rows of them
   std::int64_t rows_without_task = 0;  // empty task key: kept as history, in no task
+  // How the kept rows' timestamps were read, by TimeReading name ("unix_ms": 1200): what
+  // data.time_format = "auto" decided.
+  std::map<std::string, std::int64_t> timestamps_read_as;
   std::vector<SideTableReport> side_tables;
   // Cells of the log and side tables that were not valid UTF-8, kept escaped as `\xHH`, and
   // where the first one is (its reason names the column and the byte).
