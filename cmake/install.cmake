@@ -76,6 +76,14 @@ add_custom_target(metalearn_changelog ALL DEPENDS ${PROJECT_BINARY_DIR}/doc/chan
 install(FILES ${PROJECT_BINARY_DIR}/doc/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR}
         COMPONENT runtime)
 
+# The tool and what installing it needs, without the tests and benchmarks (they take most of a
+# first build): `cmake --build build --target tool`, what scripts/setup.sh builds unless --test.
+add_custom_target(tool)
+add_dependencies(tool metalearn metalearn_completion metalearn_changelog)
+if(HELP2MAN_EXECUTABLE)
+  add_dependencies(tool metalearn_man)
+endif()
+
 # --- the library as a CMake package -------------------------------------------------------------
 install(TARGETS metalearn_lib EXPORT metalearnTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development)

@@ -12,6 +12,7 @@
 # metalearn's (see README.md, "Exit codes"); METALEARN overrides the binary (default
 # build/metalearn of this checkout).
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 
 usage() {
   # The header comment above, without its '#'.

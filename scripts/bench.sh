@@ -15,6 +15,7 @@
 #   scripts/bench.sh --no-ingest
 #   SECONDS_PER_CELL=5 scripts/bench.sh
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 ingest=1
 [[ "${1:-}" == "--no-ingest" ]] && ingest=0

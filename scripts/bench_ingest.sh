@@ -11,6 +11,7 @@
 # reader starts with the file in the page cache (it is read once first), so the figures are
 # parse speed, not disk speed. Our parse uses one thread per core; pandas uses one.
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 
 sessions=${SESSIONS:-2500000}

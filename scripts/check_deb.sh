@@ -6,6 +6,7 @@
 #
 #   scripts/check_deb.sh [BUILD_DIR]      # default build/
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 build=$(cd "${1:-build}" && pwd)
 fail() {
   echo "check_deb: $*" >&2

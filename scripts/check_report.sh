@@ -9,6 +9,7 @@
 # Exit 0 when the page is fine; 1 with a reason when it is not; 2 when chromium is missing.
 # Needs Debian's chromium package (scripts/setup.sh --test installs it).
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 
 if [[ $# -lt 1 || $# -gt 2 ]]; then
   echo "usage: scripts/check_report.sh REPORT.html [SCREENSHOT.png]" >&2

@@ -5,6 +5,7 @@
 # reference's held-out AUC at K=10 after 5 steps for each algorithm and ours (eval --json).
 #   scripts/compare_peer.sh            # needs Debian's python3-torch (installed if missing)
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" ||

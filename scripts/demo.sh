@@ -10,6 +10,7 @@
 #   scripts/demo.sh            # reuses data/synth if it exists
 #   scripts/demo.sh --fresh    # regenerates data/synth and retrains
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 bin=build/metalearn

@@ -12,6 +12,7 @@
 # build-release/metalearn_bench_meta --op-table (torch's profiler: it slows small operators
 # down about 2x, so its shares lean towards them).
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 workload=${1:-W1}
 algorithm=${2:-maml}

@@ -15,6 +15,7 @@
 # already finished instead of retraining them.
 # Results: OUT/DATASET/new.{json,txt} and OUT/DATASET/report.{html,md,json}.
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 [[ -x build/metalearn ]] || scripts/setup.sh
 

@@ -2,20 +2,25 @@
 # Installs what metalearn needs from Debian's packages (only what is missing) and builds it.
 # Idempotent: on a machine that has everything it only runs an incremental build.
 #
-#   scripts/setup.sh              # release build in build/
-#   scripts/setup.sh --sanitize   # ASan + UBSan build in build-asan/
-#   scripts/setup.sh --test       # also what only the tests need (chromium for the report check,
-#                                 # lintian and dpkg-dev for the .deb check)
+#   scripts/setup.sh              # the tool (build target `tool`) in build/, release mode
+#   scripts/setup.sh --test       # also the tests and benchmarks, and what only the tests need
+#                                 # (chromium for the report check, lintian and dpkg-dev for the
+#                                 # .deb check)
+#   scripts/setup.sh --sanitize   # ASan + UBSan build (tool and tests) in build-asan/
 #   scripts/setup.sh --fuzz       # also clang and libFuzzer (scripts/fuzz.sh)
 #   scripts/setup.sh --deps-only  # install the missing packages, do not build
-#   BUILD_TYPE=Debug scripts/setup.sh
+#   BUILD_TYPE=Debug scripts/setup.sh      # BUILD_DIR=DIR: build there instead
 #
-# apt's output goes to BUILD_DIR/setup-apt.log (or $SETUP_LOG); the terminal gets one summary line, or on failure
-# the log's last lines and its path (exit status 1).
+# A first build of the tool takes about 10 minutes on 2 cores (the tests as much again). apt's
+# output goes to BUILD_DIR/setup-apt.log (or $SETUP_LOG), cmake's to BUILD_DIR/setup-build.log;
+# the terminal gets one line per step, or on failure the log's last lines and its path (exit
+# status 1).
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 
-build_dir=build
+build_dir=${BUILD_DIR:-build}
+targets=(--target tool)
 cmake_args=(-DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}")
 packages=(cmake g++ make libtorch-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
           libgtest-dev libgloo-dev libopenblas0-pthread libopenblas-dev libboost-math-dev
@@ -24,14 +29,21 @@ build=1
 for arg in "$@"; do
   case "$arg" in
     --sanitize)
-      build_dir=build-asan
+      build_dir=${BUILD_DIR:-build-asan}
       cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DML_SANITIZE=ON)
+      targets=()  # a sanitizer build is for running the tests
       ;;
     # chromium: scripts/check_report.sh renders the HTML report; lintian, dpkg-dev: the .deb check
-    --test) packages+=(chromium lintian dpkg-dev) ;;
+    --test)
+      packages+=(chromium lintian dpkg-dev)
+      targets=()
+      ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;
     --deps-only) build=0 ;;
-    *) echo "setup: unknown option $arg (expected --sanitize, --test, --fuzz or --deps-only)" >&2; exit 2 ;;
+    *)
+      echo "setup: unknown option $arg (expected --sanitize, --test, --fuzz or --deps-only; --help for usage)" >&2
+      exit 2
+      ;;
   esac
 done
 missing=()
@@ -54,8 +66,18 @@ if ((${#missing[@]})); then
 fi
 ((build)) || exit 0
 
-if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
-  cmake -S . -B "$build_dir" "${cmake_args[@]}" >&2
+build_log="$build_dir/setup-build.log"
+mkdir -p "$build_dir"
+what="the tool"
+((${#targets[@]})) || what="the tool, tests and benchmarks"
+echo "setup: building $what in $build_dir (a first build takes minutes; log: $build_log)" >&2
+# `set -e` does not apply inside an `if` condition: the steps are chained with && instead.
+if ! {
+  { [[ -f "$build_dir/CMakeCache.txt" ]] || cmake -S . -B "$build_dir" "${cmake_args[@]}"; } &&
+    cmake --build "$build_dir" -j"$(nproc)" "${targets[@]}"
+} >"$build_log" 2>&1 </dev/null; then
+  echo "setup: the build failed; the end of $build_log:" >&2
+  tail -n 25 "$build_log" | sed 's/^/  /' >&2
+  exit 1
 fi
-cmake --build "$build_dir" -j"$(nproc)" >&2
 echo "setup: built $build_dir/metalearn" >&2

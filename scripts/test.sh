@@ -6,6 +6,7 @@
 #   scripts/test.sh              # normal build
 #   scripts/test.sh --sanitize   # the same suite under ASan + UBSan
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 build_dir=build
 [[ "${1:-}" == "--sanitize" ]] && build_dir=build-asan

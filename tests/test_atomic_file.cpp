@@ -87,8 +87,35 @@ TEST(AtomicFile, AnUnwritableTargetIsAFileWriteErrorNamingThePath) {
     EXPECT_NE(std::string(e.what()).find("cannot write '" + path + "'"), std::string::npos)
         << e.what();
     EXPECT_FALSE(e.reason().empty());
-    EXPECT_EQ(e.code(), ml::ExitCode::kData);
+    EXPECT_EQ(e.code(), ml::ExitCode::kIo);
   }
+}
+
+// check_writable fails before long work where the write would fail after it, and leaves
+// nothing behind either way.
+TEST(AtomicFile, CheckWritableRefusesFoldersAndFilesAsFoldersAndLeavesNothing) {
+  TempDir dir;
+  write_file(dir.file("plain"), "a file, not a folder");
+  fs::create_directories(dir.file("folder"));
+  for (const std::string& bad :
+       {dir.file("folder"), dir.file("folder") + "/", dir.file("new") + "/",
+        dir.file("plain/out.txt"), dir.file("plain/deeper/out.txt")}) {
+    try {
+      ml::check_writable(bad);
+      ADD_FAILURE() << "no FileWriteError for " << bad;
+    } catch (const ml::FileWriteError& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot write '" + bad + "'"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_THROW(ml::check_writable(""), ml::FileWriteError);
+  // A file that can be written, in folders that do not exist yet: checked by creating them and
+  // a temporary, all removed again.
+  ml::check_writable(dir.file("a/b/c/out.json"));
+  ml::check_writable(dir.file("out.json"));
+  EXPECT_FALSE(fs::exists(dir.file("a")));
+  EXPECT_EQ(entries(dir.path()), 2);  // plain and folder
+  EXPECT_EQ(entries(dir.file("folder")), 0);
 }
 
 TEST(AtomicFile, WritingAfterFinishIsAnError) {

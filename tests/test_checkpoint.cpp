@@ -144,6 +144,23 @@ std::string checkpoint_error(F&& f) {
   return "";
 }
 
+// What the file system refuses is an IoError (exit code 9), one line naming the checkpoint.
+template <typename F>
+std::string io_error(F&& f) {
+  try {
+    f();
+  } catch (const ml::IoError& e) {
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    EXPECT_EQ(e.code(), ml::ExitCode::kIo);
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected IoError, got: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected IoError, nothing thrown";
+  return "";
+}
+
 std::string load_error(const std::string& path) {
   return checkpoint_error([&] { ml::run::load_checkpoint(path); });
 }
@@ -465,7 +482,7 @@ TEST(CheckpointSave, FailedRenameRemovesTheTemporary) {
   TempDir dir;
   // A non-empty folder where the file should go: everything succeeds up to the rename.
   fs::create_directories(dir.path() / "x.mlckpt" / "inside");
-  const std::string message = checkpoint_error([&] { save_sample(dir.file("x.mlckpt")); });
+  const std::string message = io_error([&] { save_sample(dir.file("x.mlckpt")); });
   EXPECT_TRUE(contains(message, "cannot write checkpoint '" + dir.file("x.mlckpt") + "'"))
       << message;
   EXPECT_TRUE(contains(message, "into place failed")) << message;
@@ -505,7 +522,7 @@ TEST(CheckpointSave, RefusesBadInputWithoutWriting) {
 
   // A parent that is a file, not a folder.
   write_bytes(dir.file("plain"), "x");
-  message = checkpoint_error([&] { save_sample(dir.file("plain/x.mlckpt")); });
+  message = io_error([&] { save_sample(dir.file("plain/x.mlckpt")); });
   EXPECT_TRUE(contains(message, "cannot write checkpoint")) << message;
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
 }

@@ -611,23 +611,69 @@ TEST_F(ConfigLoad, OverridesApplyAfterResolution) {
       load_config(path, {"task.support=2", "data.files=[\"cli/log.csv\"]", "run.device=cpu"});
   EXPECT_EQ(c.task.support, 2);
   EXPECT_EQ(c.run.device.name(), "cpu");
-  // Paths given on the command line are relative to where the user runs the tool, not rewritten.
-  EXPECT_EQ(c.data.files, std::vector<std::string>{"cli/log.csv"});
+  // Paths given on the command line are relative to where the user runs the tool: made absolute
+  // against it, not against the config's folder.
+  EXPECT_EQ(c.data.files, std::vector<std::string>{
+                              (fs::current_path() / "cli/log.csv").lexically_normal().string()});
   // The file's side-table paths are still resolved.
   EXPECT_EQ(c.data.side_tables[0].files,
             std::vector<std::string>{in_dir("configs/tables/items.csv")});
 }
 
-TEST_F(ConfigLoad, ConfigInCurrentFolderKeepsRelativePaths) {
-  // A bare file name has an empty parent: the paths stay as written (relative to the cwd).
-  const std::string path = write("configs/run.json", kConfigWithPaths);
-  const fs::path old_cwd = fs::current_path();
-  fs::current_path(dir_ / "configs");
+// The same file, wherever it is, as the filesystem sees it (the temp folder may be reached
+// through a link, and the working directory is its real path).
+std::string real(const std::string& path) {
+  return fs::weakly_canonical(path).string();
+}
+
+TEST_F(ConfigLoad, ConfigInCurrentFolderResolvesAgainstIt) {
+  // A bare file name has an empty parent: its folder is the working directory.
+  write("configs/run.json", kConfigWithPaths);
   Config c;
-  EXPECT_NO_THROW(c = load_config("run.json"));
-  fs::current_path(old_cwd);
-  EXPECT_EQ(c.data.files[0], "log.csv");
-  EXPECT_EQ(c.data.files[1], "../shared/part2.csv");
+  {
+    ml::testing::WorkingDirectory cwd(dir_ / "configs");
+    EXPECT_NO_THROW(c = load_config("run.json"));
+  }
+  EXPECT_EQ(real(c.data.files[0]), real(in_dir("configs/log.csv")));
+  EXPECT_EQ(real(c.data.files[1]), real(in_dir("shared/part2.csv")));
+}
+
+// --print-config's promise: the resolved config, saved in another folder and loaded as a config
+// from another working directory, is the same config (data paths absolute, run.dir as written).
+TEST_F(ConfigLoad, ResolvedConfigReadsBackAsTheSameFromAnotherFolder) {
+  write("configs/run.json", kConfigWithPaths);
+  fs::create_directories(dir_ / "saved/deeper");
+  fs::create_directories(dir_ / "elsewhere");
+  Json printed;
+  {
+    ml::testing::WorkingDirectory cwd(dir_);
+    to_json(printed, load_config("configs/run.json", {"data.side_tables[1].files=[\"u.csv\"]"}));
+  }
+  for (const Json& f : printed["data"]["files"])
+    EXPECT_TRUE(fs::path(f.get<std::string>()).is_absolute()) << f;
+  EXPECT_EQ(real(printed["data"]["side_tables"][1]["files"][0].get<std::string>()),
+            real(in_dir("u.csv")));
+  write("saved/deeper/printed.json", printed.dump(2));
+  Json again;
+  {
+    ml::testing::WorkingDirectory cwd(dir_ / "elsewhere");
+    to_json(again, load_config("../saved/deeper/printed.json"));
+  }
+  EXPECT_EQ(again, printed) << Json::diff(printed, again).dump();
+}
+
+// Checkpoints and RUN/config.json of earlier versions hold data paths as the user wrote them,
+// relative to the working directory of the command that trained: they are read as such.
+TEST(ConfigSaved, RelativeDataPathsAreMadeAbsoluteAgainstTheWorkingDirectory) {
+  Json j = minimal();
+  j["data"]["files"] = {"data/log.csv", "/abs/part.csv"};
+  j["data"]["cache"] = "cache-folder";
+  const Config c = ml::config::config_from_saved(j);
+  EXPECT_EQ(c.data.files[0], (fs::current_path() / "data/log.csv").string());
+  EXPECT_EQ(c.data.files[1], "/abs/part.csv");
+  EXPECT_EQ(c.data.cache, (fs::current_path() / "cache-folder").string());
+  j["data"]["cache"] = "off";  // the words of data.cache are not folders
+  EXPECT_EQ(ml::config::config_from_saved(j).data.cache, "off");
 }
 
 TEST_F(ConfigLoad, MissingFileNamesPath) {

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -529,6 +530,92 @@ TEST(EvalErrors, TypedErrorsForUserMistakes) {
   }
 }
 
+// Values no evaluation can use are refused before any work, naming the option and the bounds:
+// a K whose support + query overflows, a million steps or episodes, a learning rate a float
+// cannot hold (it used to end in torch's "cannot be converted to type float").
+TEST(EvalErrors, OutOfRangeGridValuesAreUsageErrorsNamingTheBounds) {
+  const auto& run = trained_run();
+  struct Case {
+    std::function<void(ml::eval::ColdStartOptions&)> set;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {[](auto& o) { o.shots = {2147483647}; }, "--shots 2147483647: must be from 1 to 1000000000"},
+      {[](auto& o) { o.steps = {1000001}; }, "--steps 1000001: must be from 0 to 1000000"},
+      {[](auto& o) { o.episodes = 1000001; }, "--episodes 1000001: must be from 1 to 1000000"},
+      {[](auto& o) { o.inner_lrs = {1e300}; }, "--inner-lrs 1e+300: a learning rate must be"},
+      {[](auto& o) { o.baseline_lrs = {1e-320}; }, "--baseline-lrs"},
+      {[](auto& o) { o.inner_lrs = {NAN}; }, "--inner-lrs nan"},
+  };
+  for (const auto& c : cases) {
+    auto o = small_grid(run.run_dir);
+    c.set(o);
+    try {
+      ml::eval::run_cold_start(o);
+      ADD_FAILURE() << "no UsageError; expected " << c.expected;
+    } catch (const ml::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos) << e.what();
+    }
+  }
+}
+
+// --checkpoint arguments: NAME=PATH spelled wrong, one run given twice under any spelling, and
+// a folder holding runs are refused in words that say what to give instead.
+TEST(EvalErrors, CheckpointArgumentsAreCheckedBeforeLoading) {
+  const auto& run = trained_run();
+  const std::string best = run.run_dir + "/checkpoints/best.mlckpt";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> usage = {
+      {{""}, "an empty value"},
+      {{"=" + run.run_dir}, "no NAME before '='"},
+      {{"x="}, "no PATH after '='"},
+      {{"my run=" + run.run_dir}, "NAME 'my run' may hold only letters"},
+      {{run.run_dir, run.run_dir}, "are the same run"},
+      {{"a=" + run.run_dir, "b=" + best}, "are the same run"},
+  };
+  for (const auto& [arguments, expected] : usage) {
+    auto o = small_grid(arguments.front());
+    o.compare.assign(arguments.begin() + 1, arguments.end());
+    try {
+      ml::eval::run_cold_start(o);
+      ADD_FAILURE() << "no UsageError; expected " << expected;
+    } catch (const ml::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+  TempDir dir;
+  for (const char* name : {"b_run", "a_run"})
+    fs::create_directories(dir.path() / name / "checkpoints");
+  fs::create_directories(dir.path() / "not_a_run");
+  try {
+    ml::eval::run_cold_start(small_grid(dir.path().string()));
+    ADD_FAILURE() << "no CheckpointError for a folder of runs";
+  } catch (const ml::CheckpointError& e) {
+    const std::string a = (dir.path() / "a_run").string(), b = (dir.path() / "b_run").string();
+    EXPECT_NE(std::string(e.what()).find("is a folder of runs, not a run: name the runs, e.g. "
+                                         "--checkpoint " +
+                                         a + "," + b),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// Two inner lrs that print alike at 6 digits are two methods with two names, each with its
+// own cells (they used to share a name, and every lookup found the first one's cells).
+TEST(EvalColdStart, InnerLearningRatesThatPrintAlikeStillGetTheirOwnNames) {
+  auto o = small_grid(trained_run().run_dir);
+  o.inner_lrs = {0.3, 0.3000001};
+  o.methods = {"maml"};
+  o.pretrain = false;
+  o.shots = {3};
+  o.steps = {1};
+  o.episodes = 1;
+  const auto r = ml::eval::run_cold_start(o);
+  ASSERT_EQ(r.methods.size(), 2u);
+  EXPECT_EQ(r.methods[0], "maml lr=0.3");
+  EXPECT_EQ(r.methods[1], "maml lr=0.3000001");
+  EXPECT_EQ(r.method("maml lr=0.3000001")->inner_lr, 0.3000001);
+}
+
 TEST(EvalColdStart, NoPretrainLeavesTheBaselineOut) {
   auto o = small_grid(trained_run().run_dir);
   o.pretrain = false;
@@ -850,6 +937,36 @@ TEST(EvalCli, SeveralCheckpointsValidationTasksAndClearRefusals) {
   EXPECT_EQ(results[2].err_lines(), 1) << results[2].err;
   EXPECT_NE(results[2].err.find("--tasks tests: must be new or validation"), std::string::npos)
       << results[2].err;
+}
+
+// Each bad value is one line naming the option, with its exit code, before any work: empty list
+// values (CLI11 reads "" as 0), adapt's "all" where eval's grid is K-shot, empty file names.
+// A K no task can give is one line too: the per-K warnings are not printed before the error.
+TEST(EvalCli, BadOptionValuesAreOneLineNamingTheOption) {
+  const auto& run = trained_run();
+  TempDir dir;
+  const std::string eval = "--log-level warn eval --checkpoint " + q(run.run_dir) +
+                           " --threads 1 --device cpu --no-pretrain --episodes 1 ";
+  struct Case {
+    std::string options, message;
+    int code;
+  };
+  const std::vector<Case> cases = {
+      {"--shots ''", "--shots: an empty value", 2},
+      {"--shots all", "--shots: \"all\" is adapt's", 2},
+      {"--json-out ''", "--json-out: an empty value", 2},
+      {"--json-out " + q(dir.path().string()), "it is a folder", 9},
+      {"--shots 4000", "no new task can give an episode for --shots 4000", 4},
+  };
+  std::vector<std::string> args;
+  for (const auto& c : cases) args.push_back(eval + c.options);
+  const auto results = ml::testing::run_cli_many(args);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const Result& r = results[i];
+    EXPECT_EQ(r.code, cases[i].code) << cases[i].options << ": " << r.err;
+    EXPECT_EQ(r.err_lines(), 1) << cases[i].options << ": " << r.err;
+    EXPECT_NE(r.err.find(cases[i].message), std::string::npos) << cases[i].options << ": " << r.err;
+  }
 }
 
 TEST(QueryMetrics, OneCalculationForEvalAndAdapt) {

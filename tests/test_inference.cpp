@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -244,6 +245,19 @@ TEST(AdaptShots, AllIsEveryExampleOfTheTaskNotInTheQuery) {
 TEST(AdaptDefaults, UseTheSettingChosenOnValidationTasks) {
   const TrainedShop& s = shop();
   TempDir dir;
+  // The shop was trained as a library call: no adaptation.json, so the config's settings, and
+  // the summary says so (help and README promise this fallback).
+  ASSERT_FALSE(fs::exists(ml::run::RunLayout(s.run).validated_adaptation()));
+  const auto fallback = ml::inference::adapt(adapt_options(s.new_tasks[0], dir.file("config")));
+  EXPECT_EQ(fallback.tasks[0].steps, s.config.meta.adapt_steps);
+  EXPECT_EQ(fallback.tasks[0].inner_lr, s.config.meta.inner_lr);
+  EXPECT_NE(fallback.settings_source.find("meta.adapt_steps"), std::string::npos)
+      << fallback.settings_source;
+  EXPECT_NE(fallback.settings_source.find(
+                "no " + ml::run::RunLayout(s.run).validated_adaptation().string()),
+            std::string::npos)
+      << fallback.settings_source;
+
   const std::string copy = dir.file("run");
   fs::copy(s.run, copy, fs::copy_options::recursive);
   ml::config::Config config = s.config;
@@ -278,6 +292,22 @@ TEST(AdaptDefaults, UseTheSettingChosenOnValidationTasks) {
   EXPECT_EQ(summary.tasks[0].inner_lr, v.inner_lr);
   EXPECT_NE(summary.settings_source.find("override"), std::string::npos);
 
+  // The file records which run it was chosen for, and adapt holds it to the run it adapts.
+  const auto meta = ml::run::read_checkpoint_meta(ml::run::resolve_checkpoint_path(copy));
+  EXPECT_EQ(read->config, ml::run::validated_config_of(meta.config));
+  json copied = json::parse(slurp(file));
+  copied["config"]["task"]["query"] = 9;  // as if copied from a run with another query size
+  write_file(file, copied.dump());
+  o.steps = -1;
+  try {
+    ml::inference::adapt(o);
+    ADD_FAILURE() << "no CheckpointError for another run's adaptation.json";
+  } catch (const ml::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("task.query (9 in the file, 10 in the run's checkpoint)"),
+              std::string::npos)
+        << e.what();
+  }
+
   // A damaged file is refused with its name, never silently ignored.
   std::ofstream(file) << "{\"format\": 1, \"settings\": [";
   o.steps = -1;
@@ -287,6 +317,34 @@ TEST(AdaptDefaults, UseTheSettingChosenOnValidationTasks) {
   } catch (const ml::CheckpointError& e) {
     EXPECT_NE(std::string(e.what()).find("adaptation.json"), std::string::npos) << e.what();
   }
+}
+
+// Without validation tasks train chooses nothing and says why (for its summary line), rather
+// than choosing on nothing; adapt then falls back to the config and says so.
+TEST(AdaptDefaults, NothingIsChosenWithoutValidationTasksAndTheReasonIsGiven) {
+  const TrainedShop& s = shop();
+  TempDir dir;
+  json j = s.config_json;
+  j["split"]["validation_fraction"] = 0;
+  j["meta"]["iterations"] = 3;
+  j["run"]["dir"] = dir.file("run");
+  const ml::config::Config config = ml::config::config_from_json(j);
+  ml::train::run_training(config, {});
+  std::string why;
+  EXPECT_FALSE(ml::eval::choose_adaptation(config, "cpu", 1, &why).has_value());
+  EXPECT_NE(why.find("no validation task (split.validation_fraction = 0 selected none)"),
+            std::string::npos)
+      << why;
+  EXPECT_FALSE(fs::exists(ml::run::RunLayout(dir.file("run")).validated_adaptation()));
+  auto o = adapt_options(s.new_tasks[0], dir.file("adapted"));
+  o.checkpoint = dir.file("run");
+  EXPECT_EQ(ml::inference::adapt(o).settings_source.rfind("the config's meta.adapt_steps", 0), 0u);
+  // A K beyond eval's grid is said so, not blamed on an option the user never gave.
+  j["task"]["support"] = 2000000000;
+  why.clear();
+  EXPECT_FALSE(
+      ml::eval::choose_adaptation(ml::config::config_from_json(j), "cpu", 1, &why).has_value());
+  EXPECT_NE(why.find("task.support = 2000000000 is above the largest K"), std::string::npos) << why;
 }
 
 TEST(ValidatedAdaptation, NearestShotsAndRoundTrip) {
@@ -310,6 +368,123 @@ TEST(ValidatedAdaptation, NearestShotsAndRoundTrip) {
   EXPECT_TRUE(std::isnan(b->settings[1].inner_lr));
   EXPECT_TRUE(std::isnan(b->settings[1].half_width));
   EXPECT_FALSE(ml::run::read_validated_adaptation(dir.file("none.json")).has_value());
+}
+
+// A damaged or hand-edited RUN/adaptation.json is refused in one line naming the file, the key,
+// the value found and what was expected; never read with a wrong type, cut to an int, or used
+// with a value out of range.
+TEST(ValidatedAdaptation, EveryBadFileIsRefusedNamingTheKeyAndTheValue) {
+  const json good = {{"format", 1},
+                     {"chosen_on", "validation tasks"},
+                     {"method", "maml"},
+                     {"metric", "auc"},
+                     {"episodes_per_task", 5},
+                     {"steps_grid", {0, 1, 5}},
+                     {"inner_lr_grid", {0.1, 0.3}},
+                     {"settings",
+                      {{{"shots", 6},
+                        {"steps", 1},
+                        {"inner_lr", 0.3},
+                        {"value", 0.6},
+                        {"half_width", 0.05},
+                        {"validation_tasks", 4}}}}};
+  TempDir dir;
+  const std::string file = dir.file("adaptation.json");
+  write_file(file, good.dump());
+  ASSERT_TRUE(ml::run::read_validated_adaptation(file).has_value());
+  // (pointer, bad value, what the message must name)
+  const std::vector<std::tuple<std::string, json, std::string>> cases = {
+      {"/settings/0/steps", "5", "settings[0].steps = \"5\""},
+      {"/settings/0/steps", 2.5, "settings[0].steps = 2.5"},
+      {"/settings/0/steps", 10000000000LL, "settings[0].steps = 10000000000"},
+      {"/settings/0/steps", 1000001, "from 0 to 1000000"},
+      {"/settings/0/shots", 0, "settings[0].shots = 0"},
+      {"/settings/0/inner_lr", 1e300, "settings[0].inner_lr = 1e+300"},
+      {"/settings/0/inner_lr", "0.3", "settings[0].inner_lr = \"0.3\""},
+      {"/settings/0/half_width", -1, "settings[0].half_width = -1"},
+      {"/settings/0/validation_tasks", 0, "settings[0].validation_tasks = 0"},
+      {"/settings", json::array(), "expected at least one setting"},
+      {"/settings", json::object(), "settings = {}"},
+      {"/steps_grid/1", -1, "steps_grid[1] = -1"},
+      {"/inner_lr_grid/0", 0, "inner_lr_grid[0] = 0"},
+      {"/episodes_per_task", 0, "episodes_per_task = 0"},
+      {"/format", 2, "format = 2"},
+      {"/method", "mamll", "did you mean 'maml'"},
+      {"/metric", 3, "metric = 3"},
+  };
+  for (const auto& [pointer, value, expected] : cases) {
+    json bad = good;
+    bad[json::json_pointer(pointer)] = value;
+    write_file(file, bad.dump());
+    try {
+      ml::run::read_validated_adaptation(file);
+      ADD_FAILURE() << "no CheckpointError for " << pointer << " = " << value.dump();
+    } catch (const ml::CheckpointError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(expected), std::string::npos) << pointer << ": " << what;
+      EXPECT_EQ(what.rfind("'" + file + "'", 0), 0u) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  }
+  json two_at_one_k = good;
+  two_at_one_k["settings"].push_back(good["settings"][0]);
+  json misspelt = good;  // a key a setting depends on, misspelt: missing, not a silent default
+  misspelt["settings"][0]["inner_lrr"] = misspelt["settings"][0]["inner_lr"];
+  misspelt["settings"][0].erase("inner_lr");
+  for (const auto& [text, expected] : std::vector<std::pair<std::string, std::string>>{
+           {two_at_one_k.dump(), "settings[1].shots = 6: a K given twice"},
+           {misspelt.dump(), "settings[0].inner_lr: missing"},
+           {"", "not valid JSON"},
+           {good.dump().substr(0, 40), "not valid JSON"}}) {
+    write_file(file, text);
+    try {
+      ml::run::read_validated_adaptation(file);
+      ADD_FAILURE() << "no CheckpointError for " << text;
+    } catch (const ml::CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(ValidatedAdaptation, UsableInnerLearningRatesAreThoseAFloatHolds) {
+  EXPECT_TRUE(ml::run::usable_inner_lr(0.1));
+  EXPECT_TRUE(ml::run::usable_inner_lr(1e38));
+  for (double lr : {0.0, -0.1, 1e39, 1e300, 1e-40, double(NAN), double(INFINITY)})
+    EXPECT_FALSE(ml::run::usable_inner_lr(lr)) << lr;
+}
+
+TEST(ValidatedAdaptation, AFileOfAnotherRunIsRefusedNamingTheDifference) {
+  json config = {{"seed", 1},
+                 {"meta", {{"algorithm", "maml"}, {"inner_lr", 0.3}}},
+                 {"run", {{"dir", "runs/a"}}}};
+  ml::run::ValidatedAdaptation a;
+  a.method = "maml";
+  a.config = ml::run::validated_config_of(config);
+  EXPECT_FALSE(a.config.contains("run"));
+  config["run"]["dir"] = "runs/moved";  // where a run lives is not what it is
+  ml::run::check_validated_adaptation("f.json", a, config);
+  json other = config;
+  other["meta"]["inner_lr"] = 0.1;
+  try {
+    ml::run::check_validated_adaptation("f.json", a, other);
+    ADD_FAILURE() << "no CheckpointError for another meta.inner_lr";
+  } catch (const ml::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("meta.inner_lr (0.3 in the file, 0.1 in the run's"),
+              std::string::npos)
+        << e.what();
+  }
+  other = config;
+  other["meta"]["algorithm"] = "anil";
+  a.config = nullptr;  // a file of an earlier version: held to its method alone
+  try {
+    ml::run::check_validated_adaptation("f.json", a, other);
+    ADD_FAILURE() << "no CheckpointError for another method";
+  } catch (const ml::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("chosen for method maml, the run is anil"),
+              std::string::npos)
+        << e.what();
+  }
+  ml::run::check_validated_adaptation("f.json", a, config);
 }
 
 // A damaged RUN/adaptation.json is one CheckpointError naming the file, where in it, and the way
@@ -357,9 +532,9 @@ TEST(ValidatedAdaptation, DamagedFilesNameTheKeyOrPosition) {
   EXPECT_NE(error_for(with("/settings/0/steps", "x")).find("settings[0].steps = \"x\""),
             std::string::npos);
   EXPECT_NE(error_for(with("/settings/0/shots", 4294967297ULL))
-                .find("settings[0].shots = 4294967297: expected an integer that fits in 32 bits"),
+                .find("settings[0].shots = 4294967297: expected a whole number from 1 to"),
             std::string::npos);
-  EXPECT_NE(error_for(with("/settings/0/inner_lr", 1e300)).find("inner_lr 1e+300"),
+  EXPECT_NE(error_for(with("/settings/0/inner_lr", 1e300)).find("settings[0].inner_lr = 1e+300"),
             std::string::npos);
   EXPECT_NE(error_for(with("/inner_lr_grid/0", "fast")).find("inner_lr_grid[0] = \"fast\""),
             std::string::npos);
@@ -446,6 +621,8 @@ TEST(AdaptErrors, UnknownTaskSuggestsAndTooSmallTaskNamesSizes) {
     const std::string what = e.what();
     EXPECT_NE(what.find("'" + typo + "'"), std::string::npos) << what;
     EXPECT_NE(what.find("did you mean '" + name + "'"), std::string::npos) << what;
+    // A category the log lacks is adapted to from its rows: the message says how.
+    EXPECT_NE(what.find("--support-csv"), std::string::npos) << what;
   }
   auto big = adapt_options(name, out.file("b"));
   big.shots = 100000;
@@ -659,13 +836,14 @@ TEST(PredictOutput, IsWrittenAtomically) {
   std::ostringstream standard_output;
   ml::inference::write_output("", standard_output, [](std::ostream& out) { out << "a,b\n"; });
   EXPECT_EQ(standard_output.str(), "a,b\n");
-  // Missing folders are created, as for checkpoints and reports; a path through a file fails.
+  // Missing folders are created, as for checkpoints and reports; a path through a file fails
+  // with the I/O error (exit code 9).
   ml::inference::write_output(dir.file("new/folder/x.csv"), std::cout,
                               [](std::ostream& out) { out << "x\n"; });
   EXPECT_EQ(slurp(dir.file("new/folder/x.csv")), "x\n");
   EXPECT_THROW(
       ml::inference::write_output(dir.file("scores.csv/x.csv"), std::cout, [](std::ostream&) {}),
-      ml::DataError);
+      ml::IoError);
 }
 
 // ---- the CLI end to end --------------------------------------------------------------------
@@ -711,6 +889,31 @@ TEST(AdaptCli, AdaptsAndPredictsEndToEnd) {
   ASSERT_EQ(lines.size(), 5u);
   EXPECT_EQ(lines[0], "user_id,item_id,category,score");
   EXPECT_EQ(lines[1].substr(lines[1].rfind(',')), lines[4].substr(lines[4].rfind(',')));
+
+  // An adapted model is its task's model: --recommend ranks that task's items without --task,
+  // and refuses another task's.
+  const std::string first_event = lines_of(slurp(s.events)).at(1);
+  const std::string user = first_event.substr(0, first_event.find(','));
+  const std::string common = " --user " + q(user) + " --top-k 3 --device cpu --threads 1";
+  Result own = run_cli("predict --checkpoint " + q(adapted) + " --recommend" + common);
+  ASSERT_EQ(own.code, 0) << own.err;
+  const auto ranked = lines_of(own.out);
+  ASSERT_EQ(ranked.size(), 4u) << own.out;
+  EXPECT_EQ(ranked[0], "user,rank,item,score");
+  // This shop's items have attributes (item side table): their scores are not tied.
+  EXPECT_EQ(own.err.find("distinct score"), std::string::npos) << own.err;
+  const std::string other = s.new_tasks.at(1);
+  Result refused =
+      run_cli("predict --checkpoint " + q(adapted) + " --recommend --task " + q(other) + common);
+  EXPECT_EQ(refused.code, static_cast<int>(ml::ExitCode::kUsage)) << refused.err;
+  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  EXPECT_NE(refused.err.find("was adapted to task '" + task + "'"), std::string::npos)
+      << refused.err;
+  // The run directory, the unadapted init, ranks any task's items.
+  Result init =
+      run_cli("predict --checkpoint " + q(s.run) + " --recommend --task " + q(other) + common);
+  EXPECT_EQ(init.code, 0) << init.err;
+  EXPECT_EQ(lines_of(init.out).size(), 4u) << init.out;
 }
 
 TEST(PredictCli, MissingCheckpointExitsFiveWithOneLine) {

@@ -22,6 +22,7 @@
 #include "report/training_log.hpp"
 #include "test_support.hpp"
 #include "train/trainer.hpp"
+#include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
 namespace {
@@ -560,6 +561,32 @@ TEST(ReportPage, FilesAreWrittenBesideTheHtml) {
   int files = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path())) ++files;
   EXPECT_EQ(files, 3);  // no temporaries left behind
+}
+
+// eval checks its output files before evaluating: two options naming one file (by any spelling)
+// and a file that cannot be written are refused at once.
+TEST(ReportPage, OutputsAreCheckedBeforeTheEvaluation) {
+  TempDir dir;
+  fs::create_directories(dir.file("sub"));
+  const std::string html = dir.file("r.html");
+  report::check_outputs(dir.file("e.json"), html);  // distinct and writable
+  report::check_outputs("", html);
+  report::check_outputs(dir.file("e.json"), "");
+  for (const std::string& json_out : {html, dir.file("r.md"), dir.file("r.json"),
+                                      dir.file("sub/../r.json"), dir.file("./r.json")}) {
+    try {
+      report::check_outputs(json_out, html);
+      ADD_FAILURE() << "no UsageError for --json-out " << json_out;
+    } catch (const ml::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("--json-out and --report"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_THROW(report::check_outputs(dir.file("sub"), ""), ml::FileWriteError);
+  EXPECT_THROW(report::check_outputs("", dir.file("sub")), ml::FileWriteError);
+  int files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path())) ++files;
+  EXPECT_EQ(files, 1);  // sub: the checks wrote nothing
 }
 
 // ---- training logs --------------------------------------------------------------------------

@@ -280,6 +280,49 @@ TEST(TrainRun, RefusesToOverwriteAndToResumeSomethingElse) {
   EXPECT_THROW(ml::train::run_training(config, resume), ml::CheckpointError);
 }
 
+// RUN/config.json is a config: `train --config RUN/config.json --resume` continues the run from
+// any folder. A run written by an earlier version, whose checkpoint holds the data paths
+// relative to the folder it was trained from, still resumes with the config as loaded now
+// (absolute paths) and loads back with absolute paths.
+TEST(TrainRun, ResumesFromItsConfigJsonAndFromRunsWithRelativeDataPaths) {
+  TempDir dir;
+  auto config = synthetic_shop(dir);
+  config.meta.iterations = 6;
+  config.train.checkpoint_every = 1;
+  const fs::path run_config = fs::path(config.run.dir) / "config.json";
+  {
+    ml::testing::WorkingDirectory cwd(dir.path());
+    auto relative = [&](std::string& p) { p = fs::relative(p, dir.path()).string(); };
+    for (auto& f : config.data.files) relative(f);
+    for (auto& table : config.data.side_tables)
+      for (auto& f : table.files) relative(f);
+    ASSERT_EQ(config.data.files[0], "synth/events.csv");
+    ml::train::TrainOptions first;
+    first.stop_after = 3;
+    ml::train::run_training(config, first);
+    const auto stored = ml::run::read_checkpoint_meta(
+        (fs::path(config.run.dir) / "checkpoints" / "latest.mlckpt").string());
+    ASSERT_EQ(stored.config["data"]["files"][0], "synth/events.csv");  // as earlier versions did
+
+    ml::config::Config now = config;
+    ml::config::make_paths_absolute(now);
+    ml::train::TrainOptions resume;
+    resume.resume = true;
+    resume.stop_after = 1;
+    EXPECT_EQ(ml::train::run_training(now, resume).iterations, 4);
+    auto run = ml::run::load_run(config.run.dir, {}, "cpu");
+    EXPECT_TRUE(fs::path(run.config.data.files[0]).is_absolute()) << run.config.data.files[0];
+  }
+  fs::create_directories(dir.path() / "elsewhere");
+  ml::testing::WorkingDirectory elsewhere(dir.path() / "elsewhere");
+  const ml::config::Config from_run = ml::config::load_config(run_config.string());
+  EXPECT_EQ(fs::weakly_canonical(from_run.data.files[0]),
+            fs::weakly_canonical(dir.path() / "synth" / "events.csv"));
+  ml::train::TrainOptions rest;
+  rest.resume = true;
+  EXPECT_EQ(ml::train::run_training(from_run, rest).iterations, 6);
+}
+
 TEST(TrainRun, DivergenceIsANumericErrorAndKeepsNoCorruptCheckpoint) {
   TempDir dir;
   auto config = synthetic_shop(dir);

@@ -27,14 +27,21 @@ void add_adapt_command(CLI::App& app) {
                    "example of the task not in the query); 0 = the config's task.support")
       ->transform(shots_option(0))
       ->type_name("INT|all");
-  command->add_option("--steps", a.steps, "adaptation steps; -1 = the run's meta.adapt_steps")
+  command
+      ->add_option("--steps", a.steps,
+                   "adaptation steps; -1 = the run's choice: RUN/adaptation.json (chosen on "
+                   "validation tasks when train finished, at the K nearest the support size), "
+                   "else, for a run without one, its meta.adapt_steps")
       ->check(whole_number(-1, 1000000));
   command
       ->add_option("--inner-lr", a.inner_lr,
-                   "adaptation learning rate; 0 = the run's meta.inner_lr")
+                   "adaptation learning rate; 0 = the run's choice: RUN/adaptation.json, else "
+                   "its meta.inner_lr")
       ->check(non_negative_float());
-  command->add_option("--out", a.out_dir,
-                      "folder for the adapted models (TASK.mlckpt); default RUN/adapted");
+  command
+      ->add_option("--out", a.out_dir,
+                   "folder for the adapted models (TASK.mlckpt); default RUN/adapted")
+      ->check(non_empty_value());
   add_device_option(*command, a.device);
   add_threads_option(*command, a.threads);
   command->add_flag("--json", o->json, "machine-readable summary on stdout");

@@ -3,8 +3,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
-
 #include "cli/command.hpp"
 #include "eval/cold_start.hpp"
 #include "report/cold_start_page.hpp"
@@ -36,28 +34,46 @@ void add_eval_command(CLI::App& app) {
       ->add_option("--tasks", o->eval.task_role,
                    "new: choose on the validation tasks, then score the new (test) tasks once; "
                    "validation: explore the validation tasks alone (no verdict)")
+      ->check(non_empty_value())
       ->capture_default_str();
-  command->add_option("--shots", o->eval.shots, "support sizes to evaluate")->delimiter(',');
+  // "all" is adapt's: eval's grid compares methods at fixed support sizes.
+  const CLI::Validator k_shot(
+      [](std::string& value) {
+        return value == "all" ? std::string(
+                                    "\"all\" is adapt's; eval's grid is K-shot: whole "
+                                    "numbers >= 1")
+                              : std::string();
+      },
+      "");
+  command->add_option("--shots", o->eval.shots, "support sizes to evaluate")
+      ->delimiter(',')
+      ->check(non_empty_value())
+      ->check(k_shot);
   command->add_option("--steps", o->eval.steps, "adaptation step counts to evaluate")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(non_empty_value());
   command
       ->add_option("--inner-lrs", o->eval.inner_lrs,
                    "inner learning rates the runs' methods adapt with, chosen among on validation "
                    "tasks (default: each run's meta.inner_lr / 3, x 1 and x 3, the rates train "
                    "chooses its adapt setting among)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(non_empty_value());
   command
       ->add_option("--baseline-lrs", o->eval.baseline_lrs,
                    "learning rates the pretrain baselines fine-tune with, chosen among on "
                    "validation tasks; the run's meta.inner_lr is always added")
       ->delimiter(',')
+      ->check(non_empty_value())
       ->capture_default_str();
-  command->add_option("--episodes", o->eval.episodes, "episodes per task and support size");
+  command->add_option("--episodes", o->eval.episodes, "episodes per task and support size")
+      ->check(non_empty_value());
   command
       ->add_option("--methods", o->eval.methods,
                    "method families to evaluate: the runs' names, pretrain, pretrain_head, "
                    "linear_probe, nearest_class_mean (multiclass), scratch (default all)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(non_empty_value());
   command->add_flag("--no-pretrain", o->no_pretrain,
                     "leave out the baselines built on the pretrain run (pretrain, pretrain_head, "
                     "linear_probe, nearest_class_mean; it is trained into RUN/baselines/pretrain "
@@ -65,24 +81,20 @@ void add_eval_command(CLI::App& app) {
   command->add_flag("--top-label-ranking", o->eval.top_label_ranking,
                     "also rank each user's query items as RecBole-MetaRec does: relevant = the 5 "
                     "highest-labelled query items, every user counted (metrics *_top_labels)");
-  command->add_option("--json-out", o->json_out, "write the full results as JSON here");
+  command->add_option("--json-out", o->json_out, "write the full results as JSON here")
+      ->check(non_empty_value());
   command->add_flag("--json", o->json, "print the full results as JSON instead of the table");
-  command->add_option("--report", o->report,
-                      "write a self-contained HTML report (tables, charts, training curves) "
-                      "here, and its tables beside it as .md and .json (report.html -> "
-                      "report.md, report.json)");
+  command
+      ->add_option("--report", o->report,
+                   "write a self-contained HTML report (tables, charts, training curves) "
+                   "here, and its tables beside it as .md and .json (report.html -> "
+                   "report.md, report.json)")
+      ->check(non_empty_value());
   add_device_option(*command, o->eval.device);
   add_threads_option(*command, o->eval.threads);
   command->callback([o] {
     // Checked before the (long) evaluation, so a wrong name fails at once.
-    if (!o->report.empty()) {
-      const report::ReportPaths paths = report::report_paths(o->report);
-      std::error_code ec;
-      if (!o->json_out.empty() &&
-          (o->json_out == paths.json || std::filesystem::equivalent(o->json_out, paths.json, ec)))
-        throw UsageError("--json-out " + o->json_out + " is the file --report " + o->report +
-                         " writes its tables to: name another file");
-    }
+    report::check_outputs(o->json_out, o->report);
     o->eval.pretrain = !o->no_pretrain;
     o->eval.checkpoint = o->checkpoints.front();
     o->eval.compare.assign(o->checkpoints.begin() + 1, o->checkpoints.end());

@@ -1,4 +1,5 @@
 // `metalearn train`: meta-train on the base tasks of a config.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -14,6 +15,23 @@
 #include "util/strings.hpp"
 
 namespace ml::cli {
+
+namespace {
+
+nlohmann::json number_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+}
+
+// "5 steps at inner lr 0.3"; metasgd adapts with its learned rates, protonet by prototypes.
+std::string adaptation_text(config::Algorithm algorithm, int steps, double inner_lr) {
+  if (algorithm == config::Algorithm::kProtonet) return "the support's prototypes";
+  std::string text = count_of(steps, "step");
+  if (algorithm == config::Algorithm::kMetaSgd) return text + " at its learned rates";
+  if (std::isfinite(inner_lr)) text += " at inner lr " + short_number(inner_lr);
+  return text;
+}
+
+}  // namespace
 
 void add_train_command(CLI::App& app) {
   auto* command = app.add_subcommand("train", "Meta-train a model on the base tasks of a config");
@@ -38,26 +56,28 @@ void add_train_command(CLI::App& app) {
     // Only a complete run: a run stopped early chooses when a later --resume completes it, and
     // a finished run resumed again keeps the choice it made then.
     std::optional<run::ValidatedAdaptation> adaptation;
+    std::string not_chosen;
     const bool chosen_before =
         s.already_finished &&
         std::filesystem::exists(run::RunLayout(s.run_dir).validated_adaptation());
     if (s.iterations >= config.meta.iterations && !chosen_before)
-      adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads);
+      adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads,
+                                           &not_chosen);
     nlohmann::json chosen;
     if (adaptation) {
       const run::ValidatedSetting& v = adaptation->settings.front();
-      chosen = {
-          {"shots", v.shots},
-          {"steps", v.steps},
-          {"inner_lr", std::isfinite(v.inner_lr) ? nlohmann::json(v.inner_lr) : nlohmann::json()},
-          {"metric", adaptation->metric},
-          {"validation_value", v.value},
-          {"validation_tasks", v.tasks}};
+      chosen = {{"shots", v.shots},
+                {"steps", v.steps},
+                {"inner_lr", number_or_null(v.inner_lr)},
+                {"metric", adaptation->metric},
+                {"validation_value", v.value},
+                {"validation_half_width", number_or_null(v.half_width)},
+                {"validation_tasks", v.tasks},
+                {"validation_episodes", adaptation->episodes}};
     }
-    auto number_or_null = [](double v) {
-      return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
-    };
     nlohmann::json j = {{"adaptation", chosen},
+                        {"adaptation_not_chosen",
+                         not_chosen.empty() ? nlohmann::json() : nlohmann::json(not_chosen)},
                         {"run_dir", s.run_dir},
                         {"algorithm", s.algorithm},
                         {"iterations", s.iterations},
@@ -78,19 +98,38 @@ void add_train_command(CLI::App& app) {
                                      : " in " + fixed(s.seconds, 1) + " s")
               << "\n"
               << "last loss    "
-              << (std::isfinite(s.last_loss) ? fixed(s.last_loss, 4) : std::string("-")) << "\n"
-              << "best         iteration " << s.best_iteration
-              << (std::isfinite(s.best_validation)
-                      ? ", validation " + train::metric_label(s.selection_metric) + " " +
-                            fixed(s.best_validation, 4) + " (train.selection_metric)"
-                      : std::string(" (no validation score: the last weights)"))
-              << "\n";
+              << (std::isfinite(s.last_loss) ? fixed(s.last_loss, 4) : std::string("-")) << "\n";
+    // The two lines measure on different episodes, with different adaptation settings: each
+    // says which, so that their two values do not read as one measurement disagreeing.
+    const config::MetaConfig& meta = config.meta;
+    std::cout << "best         iteration " << s.best_iteration;
+    if (std::isfinite(s.best_validation))
+      std::cout << ": validation " << train::metric_label(s.selection_metric) << " "
+                << fixed(s.best_validation, 4) << " (train.selection_metric), "
+                << count_of(config.train.validation_episodes, "episode")
+                << " per validation task at K=" << config::support_name(config.task.support)
+                << " adapted with "
+                << adaptation_text(meta.algorithm, meta.adapt_steps, meta.inner_lr)
+                << " (meta.adapt_steps, meta.inner_lr)";
+    else
+      std::cout << " (no validation score: the last weights)";
+    std::cout << "\n";
     if (adaptation) {
       const run::ValidatedSetting& v = adaptation->settings.front();
-      std::cout << "adaptation   " << v.steps << " steps"
-                << (std::isfinite(v.inner_lr) ? " at inner lr " + fixed(v.inner_lr, 4) : "")
-                << ", chosen on " << v.tasks << " validation tasks at K=" << v.shots << " ("
-                << adaptation->metric << " " << fixed(v.value, 4) << ")\n";
+      const auto metric = enum_from_name<config::SelectionMetric>(adaptation->metric);
+      std::cout << "adaptation   " << adaptation_text(meta.algorithm, v.steps, v.inner_lr)
+                << " (RUN/adaptation.json, adapt's default): the best of "
+                << adaptation->steps_grid.size() *
+                       std::max<std::size_t>(1, adaptation->inner_lr_grid.size())
+                << " settings by validation "
+                << (metric ? train::metric_label(*metric) : adaptation->metric) << " "
+                << fixed(v.value, 4)
+                << (std::isfinite(v.half_width) ? " ± " + fixed(v.half_width, 4) : "") << ", over "
+                << count_of(v.tasks, "validation task") << " x " << adaptation->episodes
+                << " other episodes at K=" << v.shots << "\n";
+    } else if (!not_chosen.empty()) {
+      std::cout << "adaptation   none chosen on validation tasks (" << not_chosen
+                << "): adapt uses meta.adapt_steps and meta.inner_lr\n";
     }
   });
 }

@@ -58,6 +58,17 @@ CLI::Validator whole_number(T minimum = std::numeric_limits<T>::min(),
 // A number >= 0 that fits a 32-bit float (config::fits_float), e.g. a learning rate.
 CLI::Validator non_negative_float();
 
+// Refuses an empty value (--shots '', --json-out ''), which CLI11 would read as 0 or as an
+// option not given: a value the user did not mean.
+inline CLI::Validator non_empty_value() {
+  return CLI::Validator(
+      [](std::string& value) {
+        return value.empty() ? std::string("an empty value; give one or leave the option out")
+                             : std::string();
+      },
+      "");
+}
+
 void add_synth_command(CLI::App& app);
 // Hidden: `metalearn completion bash`. Add it last, after every command it describes.
 void add_completion_command(CLI::App& app);

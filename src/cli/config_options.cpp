@@ -57,7 +57,8 @@ void ConfigOptions::add_to(CLI::App& command, bool with_device) {
                      "override a config value, e.g. --set task.support=5 (repeatable; the value "
                      "is JSON or a plain string)");
   command.add_flag("--print-config", print_config,
-                   "print the resolved config (defaults filled in) and exit");
+                   "print the resolved config (defaults filled in, data paths absolute: it can be "
+                   "saved and used as a --config file) and exit");
   if (with_device) add_device_option(command, device, "run.device");
   add_threads_option(command, threads, "run.threads");
 }

@@ -40,6 +40,7 @@ struct ColumnMap {
   ColumnRef rating;
   ColumnRef price;
   ColumnRef quantity;
+  ColumnSource task_from = ColumnSource::kLog;
 };
 
 struct SideTable {
@@ -48,6 +49,7 @@ struct SideTable {
   JoinKey join = JoinKey::kItem;
   ColumnRef key;
   FeatureColumns features;
+  DuplicateKeys duplicates = DuplicateKeys::kError;
 };
 
 // The two words of data.cache that are not a folder.
@@ -95,6 +97,7 @@ struct LabelConfig {
   LabelTarget target = LabelTarget::kRating;
   double threshold = 4.0;
   ColumnRef class_column;
+  ColumnSource class_from = ColumnSource::kLog;
   int ways = 5;
 };
 
@@ -188,8 +191,21 @@ void validate(const Config& c);
 
 // Reads a JSON config file, applies `key.path=value` overrides (value parsed as JSON when it
 // is valid JSON, else taken as a string), resolves relative data paths against the file's
-// folder, and validates. Errors name the file.
+// folder (those of overrides against the working directory), and validates. The data paths of
+// the result are absolute (make_paths_absolute), so that the resolved config, once written out
+// (--print-config, RUN/config.json, a checkpoint's), reads back as the same config from any
+// folder. Errors name the file.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Makes every data path absolute against the working directory, lexically normalised:
+// data.files, data.side_tables[].files, and data.cache when it names a folder. run.dir is left
+// as written (relative to the working directory, as documented for it).
+void make_paths_absolute(Config& c);
+
+// A config written by an earlier command (a checkpoint's, RUN/config.json): config_from_json,
+// then make_paths_absolute, so that runs written before data paths were stored absolute (their
+// relative paths meant the working directory) compare equal to configs loaded now.
+Config config_from_saved(const Json& j);
 
 // Every section's field table, top level first: what docs/CONFIG.md and the tests walk.
 const TableInfo& config_table_info();

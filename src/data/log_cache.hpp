@@ -2,8 +2,8 @@
 // files skips the CSV parse: the log's columns, dictionaries and side-table attributes and the
 // load report, as load_purchase_log returns them. The cache is keyed by every data file's
 // path, size, mtime, ctime and inode and by a hash of the config that shapes the parse (the
-// data section and task.label.class_column), and it carries a format magic, version and a
-// checksum. A stale, truncated, corrupt or old-format cache is never trusted: it is parsed
+// data section and task.label.class_column / class_from), and it carries a format magic, version
+// and a checksum. A stale, truncated, corrupt or old-format cache is never trusted: it is parsed
 // again and rewritten (atomically); any problem with the cache only logs a warning.
 #pragma once
 
@@ -41,7 +41,7 @@ LogCacheKey log_cache_key(const config::Config& config);
 // beside the first data file, then inside run.dir; none for "off".
 std::vector<std::string> log_cache_paths(const config::Config& config);
 
-// Writes the cache atomically; throws DataError when it cannot.
+// Writes the cache atomically; throws IoError (FileWriteError) when it cannot.
 void write_log_cache(const std::string& path, const LogCacheKey& key, const PurchaseLog& log,
                      const LoadReport& report);
 

@@ -6,9 +6,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -22,10 +24,13 @@
 #include "run/learner_state.hpp"
 #include "run/run_layout.hpp"
 #include "run/training_progress.hpp"
+#include "run/validated_adaptation.hpp"
 #include "runtime/device.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "train/trainer.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
+#include "util/json_diff.hpp"
 #include "util/progress.hpp"
 #include "util/strings.hpp"
 
@@ -227,22 +232,8 @@ void check_same_episodes(const run::LoadedRun& first, const run::LoadedRun& othe
   to_json(b, other.config);
   for (const char* section : kEpisodeSections) {
     if (a[section] == b[section]) continue;
-    const config::Json diff = config::Json::diff(a[section], b[section]);
-    std::string where = std::string(section);
-    std::string detail;
-    if (!diff.empty()) {
-      const std::string pointer = diff.front().value("path", "");
-      where += pointer;
-      for (char& c : where)
-        if (c == '/') c = '.';
-      const config::Json::json_pointer ptr(pointer);
-      auto value_at = [&](const config::Json& j) {
-        return j[section].contains(ptr) ? j[section].at(ptr).dump() : std::string("(absent)");
-      };
-      detail = " (" + value_at(a) + " there, " + value_at(b) + " here)";
-    }
-    throw ConfigError("eval: '" + other.checkpoint_path + "' differs from '" +
-                      first.checkpoint_path + "' at " + where + detail +
+    throw ConfigError("'" + other.checkpoint_path + "' differs from '" + first.checkpoint_path +
+                      "' at " + first_json_difference(a[section], b[section], section) +
                       ": runs evaluated together must share seed, data, task and split, so "
                       "that every method sees the same tasks and episodes");
   }
@@ -305,11 +296,14 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
   int done = 0;
   if (fs::exists(latest)) {
     run::CheckpointMeta meta = run::read_checkpoint_meta(latest.string());
+    // Re-resolved like the run's own config (config_from_saved), so that a baseline written
+    // with relative data paths by an earlier version still matches.
+    to_json(meta.config, config::config_from_saved(meta.config));
     if (without_run_section(meta.config) != without_run_section(expected))
       throw CheckpointError(
-          "'" + latest.string() + "' was trained with another config than the run's (diff: " +
-          config::Json::diff(without_run_section(meta.config), without_run_section(expected))
-              .dump() +
+          "'" + latest.string() + "' was trained with another config than the run's (at " +
+          first_json_difference(without_run_section(meta.config), without_run_section(expected), "",
+                                "there", "for this run") +
           "); delete '" + dir.string() + "' to retrain the pretrain baseline");
     done = meta.progress.get<run::TrainingProgress>().iteration;
     if (done >= budget) {
@@ -333,7 +327,17 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
     source.how = "trained";
   }
   if (budget < pc.meta.iterations) train_options.stop_after = budget - done;
-  if (train_now) train::run_training(pc, train_options);
+  try {
+    if (train_now) train::run_training(pc, train_options);
+  } catch (const InterruptedError& e) {
+    // The trainer's "--resume" advice is for `train`: eval resumes the baseline itself.
+    const int signal = static_cast<int>(e.code()) - 128;
+    throw InterruptedError(signal, "interrupted (" + signal_name(signal) +
+                                       ") while training the pretrain baseline in '" +
+                                       dir.string() +
+                                       "' (the iterations it finished are saved; the next eval "
+                                       "resumes it)");
+  }
 
   // Its checkpoints are candidates, chosen among on validation tasks with the fine-tuning each
   // family applies (a checkpoint selected by its own validation pass at the run's inner lr need
@@ -374,22 +378,46 @@ std::vector<int> sorted_unique(std::vector<int> v) {
   return v;
 }
 
-// "0.1", "0.03": an inner lr as short as it reads.
+// "0.1", "0.03": a learning rate as short as it reads, for messages.
 std::string lr_text(double lr) {
-  std::ostringstream out;
-  out << lr;
-  return out.str();
+  return short_number(lr);
 }
+
+// Each of `lrs` (distinct) as short as it reads, with more digits only where two would read
+// alike (0.1 and 0.1000001): method names must tell the variants apart.
+std::vector<std::string> lr_texts(const std::vector<double>& lrs) {
+  for (int precision = 6;; ++precision) {
+    std::vector<std::string> texts;
+    for (double lr : lrs) {
+      std::ostringstream out;
+      out.precision(precision);
+      out << lr;
+      texts.push_back(out.str());
+    }
+    std::vector<std::string> sorted = texts;
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end() || precision >= 17)
+      return texts;
+  }
+}
+
+// More than this many episodes per task and K is a typo, not a plan (hours per method).
+constexpr int kMaxEpisodes = 1000000;
 
 void check_options(const ColdStartOptions& o) {
   if (o.shots.empty()) throw UsageError("--shots: give at least one support size");
   if (o.steps.empty()) throw UsageError("--steps: give at least one step count");
   for (int k : o.shots)
-    if (k < 1) throw UsageError("--shots " + std::to_string(k) + ": must be >= 1");
+    if (k < 1 || k > run::kMaxShots)
+      throw UsageError("--shots " + std::to_string(k) + ": must be from 1 to " +
+                       std::to_string(run::kMaxShots));
   for (int s : o.steps)
-    if (s < 0) throw UsageError("--steps " + std::to_string(s) + ": must be >= 0");
-  if (o.episodes < 1)
-    throw UsageError("--episodes " + std::to_string(o.episodes) + ": must be >= 1");
+    if (s < 0 || s > run::kMaxAdaptSteps)
+      throw UsageError("--steps " + std::to_string(s) + ": must be from 0 to " +
+                       std::to_string(run::kMaxAdaptSteps));
+  if (o.episodes < 1 || o.episodes > kMaxEpisodes)
+    throw UsageError("--episodes " + std::to_string(o.episodes) + ": must be from 1 to " +
+                     std::to_string(kMaxEpisodes));
   if (o.threads < 0) throw UsageError("--threads " + std::to_string(o.threads) + ": must be >= 0");
   if (o.task_role != "new" && o.task_role != "validation")
     throw UsageError("--tasks " + o.task_role + ": must be new or validation");
@@ -719,20 +747,67 @@ run::LoadedRun load_meta_run(const std::string& path, const ColdStartOptions& op
   return run;
 }
 
-// "NAME=PATH" names a run explicitly; a bare PATH (or one that exists as written, '=' and all)
-// leaves the name to name_runs.
-std::pair<std::string, std::string> split_run_name(const std::string& argument) {
+// One --checkpoint argument: "NAME=PATH" names a run explicitly; a bare PATH (or one that
+// exists as written, '=' and all) leaves the name to name_runs.
+struct RunArgument {
+  std::string name, path;
+};
+
+RunArgument parse_run_argument(const std::string& argument) {
+  if (argument.empty()) throw UsageError("--checkpoint: an empty value (give PATH or NAME=PATH)");
   const auto eq = argument.find('=');
-  if (eq == std::string::npos || eq == 0 || fs::exists(argument)) return {"", argument};
-  return {argument.substr(0, eq), argument.substr(eq + 1)};
+  if (eq == std::string::npos || fs::exists(argument)) return {"", argument};
+  RunArgument a{argument.substr(0, eq), argument.substr(eq + 1)};
+  if (a.name.empty())
+    throw UsageError("--checkpoint " + argument +
+                     ": no NAME before '=' (give NAME=PATH, or the PATH alone)");
+  if (a.path.empty()) throw UsageError("--checkpoint " + argument + ": no PATH after '='");
+  // The name becomes a method name in tables, the JSON and --methods, where spaces, '=' and '@'
+  // already mean something ("maml lr=0.1 @best").
+  for (char c : a.name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
+      throw UsageError("--checkpoint " + argument + ": NAME '" + a.name +
+                       "' may hold only letters, digits, '_', '-' and '.'");
+  return a;
 }
 
-// The compared runs are checked before anything expensive: the same tasks and episodes or none.
+// A folder that holds runs instead of being one is refused naming them: the likely intent.
+void refuse_folder_of_runs(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec) || fs::exists(run::RunLayout(path).checkpoints(), ec)) return;
+  std::vector<std::string> runs;
+  for (const auto& entry : fs::directory_iterator(path, ec))
+    if (entry.is_directory(ec) && fs::exists(run::RunLayout(entry.path()).checkpoints(), ec))
+      runs.push_back(entry.path().string());
+  if (runs.empty()) return;
+  std::sort(runs.begin(), runs.end());
+  const std::size_t shown = std::min<std::size_t>(runs.size(), 4);
+  std::string list = join(std::vector<std::string>(runs.begin(), runs.begin() + shown), ",");
+  if (shown < runs.size()) list += ",... (" + std::to_string(runs.size()) + " runs)";
+  throw CheckpointError("'" + path + "' is a folder of runs, not a run: name the runs, e.g. " +
+                        "--checkpoint " + list);
+}
+
+// The compared runs are checked before anything expensive: each given once, the same tasks and
+// episodes or none.
 EvaluatedRuns load_evaluated_runs(const ColdStartOptions& options) {
-  EvaluatedRuns runs{
-      load_meta_run(split_run_name(options.checkpoint).second, options, "a meta-training run"), {}};
-  for (const auto& argument : options.compare) {
-    runs.others.push_back(load_meta_run(split_run_name(argument).second, options, "a run"));
+  std::vector<std::string> arguments{options.checkpoint};
+  arguments.insert(arguments.end(), options.compare.begin(), options.compare.end());
+  std::vector<std::string> files;
+  for (std::size_t i = 0; i < arguments.size(); ++i) {
+    const std::string path = parse_run_argument(arguments[i]).path;
+    refuse_folder_of_runs(path);
+    files.push_back(run::resolve_checkpoint_path(path));
+    for (std::size_t j = 0; j < i; ++j) {
+      std::error_code ec;
+      if (files[j] == files[i] || fs::equivalent(files[j], files[i], ec))
+        throw UsageError("--checkpoint: " + arguments[j] + " and " + arguments[i] +
+                         " are the same run ('" + files[i] + "'): give each run once");
+    }
+  }
+  EvaluatedRuns runs{load_meta_run(files.front(), options, "a meta-training run"), {}};
+  for (std::size_t i = 1; i < files.size(); ++i) {
+    runs.others.push_back(load_meta_run(files[i], options, "a run"));
     check_same_episodes(runs.first, runs.others.back());
   }
   return runs;
@@ -771,7 +846,8 @@ std::vector<std::string> name_runs(const std::vector<const run::LoadedRun*>& run
     const run::LoadedRun* r = runs[i];
     const config::Algorithm algorithm = r->config.meta.algorithm;
     const std::string run_dir = run::run_dir_of(r->checkpoint_path).string();
-    std::string name = split_run_name(arguments[i]).first;
+    const RunArgument argument = parse_run_argument(arguments[i]);
+    std::string name = argument.name;
     if (name.empty())
       name = algorithm_count[enum_name(algorithm)] == 1
                  ? enum_name(algorithm)
@@ -779,7 +855,7 @@ std::vector<std::string> name_runs(const std::vector<const run::LoadedRun*>& run
     if (contains(names, name))
       throw UsageError("--checkpoint: two runs would both be named '" + name +
                        "'; name them with NAME=PATH (e.g. --checkpoint " + name +
-                       "_a=" + arguments[i] + ")");
+                       "_a=" + argument.path + ")");
     const bool reserved = name == kPretrainHead || name == kLinearProbe ||
                           name == kNearestClassMean || config::is_baseline_name(name);
     if (reserved && name != enum_name(algorithm))
@@ -805,11 +881,11 @@ std::vector<const tasks::Task*> held_out_tasks(const EvaluatedRuns& runs,
     if (role == tasks::TaskRole::kValidation)
       throw DataError("'" + run.checkpoint_path +
                       "': the run holds out no validation task (split.validation_fraction = " +
-                      std::to_string(config.split.validation_fraction) + " selected none)");
+                      lr_text(config.split.validation_fraction) + " selected none)");
     throw DataError("'" + run.checkpoint_path +
                     "': the run holds out no new task (split.new_tasks is empty and "
                     "split.new_fraction = " +
-                    std::to_string(config.split.new_fraction) + " selected none)");
+                    lr_text(config.split.new_fraction) + " selected none)");
   }
   for (const auto& o : runs.others)
     for (const tasks::Task* t : new_tasks) {
@@ -840,6 +916,10 @@ std::vector<ShotPlan> plan_episodes(const run::LoadedRun& run,
   std::vector<ShotPlan> plans;
   std::size_t total_episodes = 0;
   for (int k : shots) {
+    if (static_cast<std::int64_t>(k) + config.task.query > std::numeric_limits<int>::max())
+      throw UsageError("--shots " + std::to_string(k) + ": support + task.query = " +
+                       std::to_string(static_cast<std::int64_t>(k) + config.task.query) +
+                       " examples is more than any task holds");
     tasks::EpisodeShape shape = tasks::episode_shape(config.task);
     shape.support = k;
     ShotPlan plan{{}, tasks::EpisodeSampler(kind, shape, config.seed)};
@@ -856,10 +936,6 @@ std::vector<ShotPlan> plan_episodes(const run::LoadedRun& run,
         st.skipped.push_back({t->name, why.text, why.cause});
       }
     }
-    if (!st.skipped.empty())
-      spdlog::warn("K={}: {} of {} {} tasks cannot give an episode and are skipped (e.g. '{}': {})",
-                   k, st.skipped.size(), held_out.size(), task_role, st.skipped[0].task,
-                   st.skipped[0].reason);
     total_episodes += plan.eligible.size() * static_cast<std::size_t>(options.episodes);
     recorded.push_back(std::move(st));
     plans.push_back(std::move(plan));
@@ -872,6 +948,12 @@ std::vector<ShotPlan> plan_episodes(const run::LoadedRun& run,
                     first.task + "' at K=" + std::to_string(shots.front()) + ": " + first.reason +
                     "); ask for smaller --shots");
   }
+  // Only when the evaluation goes on: an error above says it all in one line.
+  for (const ShotTasks& st : recorded)
+    if (!st.skipped.empty())
+      spdlog::warn("K={}: {} of {} {} tasks cannot give an episode and are skipped (e.g. '{}': {})",
+                   st.shots, st.skipped.size(), held_out.size(), task_role, st.skipped[0].task,
+                   st.skipped[0].reason);
   return plans;
 }
 
@@ -972,12 +1054,14 @@ ArmSet build_arms(const EvaluatedRuns& evaluated, const std::vector<Family>& fam
     if (base.kind == ArmKind::kLinearProbe)
       penalties.assign(std::begin(meta::kLinearProbePenalties),
                        std::end(meta::kLinearProbePenalties));
+    const std::vector<std::string> lr_names = lr_texts(lrs);
     for (const auto& [checkpoint, learner] : learners)
-      for (double lr : lrs)
+      for (std::size_t li = 0; li < lrs.size(); ++li)
         for (double l2 : penalties) {
+          const double lr = lrs[li];
           Arm arm = base;
           std::string name = f.name;
-          if (lrs.size() > 1) name += " lr=" + lr_text(lr);
+          if (lrs.size() > 1) name += " lr=" + lr_names[li];
           if (penalties.size() > 1) name += " l2=" + lr_text(l2);
           if (!checkpoint.empty()) name += " @" + checkpoint;
           arm.info = {name, f.name, lr, f.baseline, l2};
@@ -1061,6 +1145,7 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
         }
       }
       progress.update(static_cast<double>(++done));
+      throw_if_interrupted("evaluating episodes");
     }
   }
   for (std::size_t x = 0; x < n_metrics; ++x)
@@ -1249,7 +1334,10 @@ bool ColdStartResult::fixed_by_query(const std::string& metric, int k) const {
 }
 
 std::vector<double> adaptation_lr_grid(double inner_lr) {
-  return {inner_lr / 3, inner_lr, inner_lr * 3};
+  std::vector<double> grid;
+  for (double lr : {inner_lr / 3, inner_lr, inner_lr * 3})
+    if (run::usable_inner_lr(lr)) grid.push_back(lr);
+  return grid;
 }
 
 ColdStartResult run_cold_start(const ColdStartOptions& options) {

@@ -239,7 +239,8 @@ std::vector<Choice> choose_on_validation(const std::vector<Cell>& cells,
                                          const std::vector<int>& shots, bool higher_is_better);
 
 // The inner learning rates a meta-learner's adaptation is chosen among by default, in eval and
-// in train's closing choice (RUN/adaptation.json): {inner_lr / 3, inner_lr, 3 inner_lr}.
+// in train's closing choice (RUN/adaptation.json): {inner_lr / 3, inner_lr, 3 inner_lr}, less
+// any a float cannot hold (run::usable_inner_lr: 3 x 2e38 would overflow in torch).
 std::vector<double> adaptation_lr_grid(double inner_lr);
 
 // With task_role "new", runs stage 1 on the validation tasks (when the run has none, nothing is
@@ -257,7 +258,7 @@ ColdStartResult run_cold_start(const ColdStartOptions& options);
 nlohmann::json interval_json(const metrics::Interval& interval);
 // Everything in the result; NaN becomes null.
 nlohmann::json to_json(const ColdStartResult& result);
-// Writes to_json(result) to `path`; DataError when it cannot be written.
+// Writes to_json(result) to `path`; IoError (FileWriteError) when it cannot be written.
 void write_json(const ColdStartResult& result, const std::string& path);
 // The human-readable table of the primary metric, then the verdict lines and notes.
 std::string format_table(const ColdStartResult& result);

@@ -30,6 +30,7 @@
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 #include "util/strings.hpp"
 #include "util/text_table.hpp"
 #include "util/version.hpp"
@@ -81,9 +82,7 @@ std::unique_ptr<CsvSupport> load_support_csv(const std::string& path, config::Co
   s->log = data::load_purchase_log(config, s->report);
   s->tasks = tasks::build_tasks(s->log, config);
   s->encoder = features.bind(s->log);
-  if (s->report.rows_rejected > 0)
-    spdlog::warn("{}: skipped {} malformed row(s) (data.bad_rows = \"skip\")", path,
-                 s->report.rows_rejected);
+  data::warn_about_load(s->report);
   return s;
 }
 
@@ -171,10 +170,11 @@ void check_options(const AdaptOptions& o) {
                      ": with --support-csv every row of the task is support");
   if (o.shots < 0 && o.shots != config::kSupportAll)
     throw UsageError("--shots " + std::to_string(o.shots) + ": must be >= 0 or \"all\"");
-  if (o.steps < -1)
-    throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 0 (-1: the run's)");
+  if (o.steps < -1 || o.steps > run::kMaxAdaptSteps)
+    throw UsageError("--steps " + std::to_string(o.steps) + ": must be from 0 to " +
+                     std::to_string(run::kMaxAdaptSteps) + " (-1: the run's)");
   if (o.inner_lr < 0 || !config::fits_float(o.inner_lr))
-    throw UsageError("--inner-lr " + nlohmann::json(o.inner_lr).dump() +
+    throw UsageError("--inner-lr " + short_number(o.inner_lr) +
                      ": must be > 0 (0: the run's) and " + config::kFitsFloat);
 }
 
@@ -185,18 +185,27 @@ run::LoadedRun load_adapted_run(const AdaptOptions& o, std::string& source) {
   std::vector<std::string> overrides;
   int steps = o.steps;
   double inner_lr = o.inner_lr;
-  source = o.steps >= 0 || o.inner_lr > 0 ? "command line" : "config";
   const fs::path run_dir = run::run_dir_of(o.checkpoint);
   const std::string chosen_path = run::RunLayout(run_dir).validated_adaptation().string();
+  source = o.steps >= 0 && o.inner_lr > 0
+               ? "command line"
+               : std::string(o.steps >= 0 || o.inner_lr > 0 ? "command line and " : "") +
+                     "the config's meta.adapt_steps / meta.inner_lr (no " + chosen_path + ")";
   if (o.steps < 0 || o.inner_lr <= 0) {
     if (const auto chosen = run::read_validated_adaptation(chosen_path)) {
+      const run::CheckpointMeta meta =
+          run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint));
+      // An adapted model's config carries its own adaptation's steps and rate, so only the
+      // method can be held against it; a run's checkpoint must be the run the file was made for.
+      run::ValidatedAdaptation held = *chosen;
+      if (meta.kind == run::kCheckpointKindAdapted) held.config = nullptr;
+      run::check_validated_adaptation(chosen_path, held, meta.config);
       int shots = o.shots;
       if (shots == 0) {
         // Looked up, not at(): a config without it is refused by load_run, naming the file.
-        const nlohmann::json config =
-            run::read_checkpoint_meta(run::resolve_checkpoint_path(o.checkpoint)).config;
         const nlohmann::json::json_pointer at("/task/support");
-        const nlohmann::json support = config.contains(at) ? config.at(at) : nlohmann::json();
+        const nlohmann::json support =
+            meta.config.contains(at) ? meta.config.at(at) : nlohmann::json();
         shots = support.is_number_integer() ? support.get<int>() : config::kSupportAll;
       }
       // "all" is larger than any K: the setting chosen at the largest one.
@@ -273,7 +282,10 @@ std::vector<PreparedTask> prepare_episode_tasks(const AdaptOptions& o, const run
   } else {
     for (const auto& name : o.tasks) {
       const tasks::Task* task = run_tasks.find(name);
-      if (!task) unknown_task(name, run_tasks, "the run's log");
+      if (!task)
+        unknown_task(name, run_tasks,
+                     "the run's log (for a category the log does not have, give its rows with "
+                     "--support-csv ROWS.csv)");
       chosen.push_back(task);
     }
   }
@@ -363,7 +375,7 @@ std::vector<torch::Tensor> adapt_task(const Adapter& a, const PreparedTask& p, b
     if (!all_finite(w))
       throw NumericError("adapting to task '" + p.name +
                          "' diverged: its weights hold NaN or Inf after " +
-                         std::to_string(a.steps) + " steps at inner lr " + fixed(a.inner_lr, 4) +
+                         count_of(a.steps, "step") + " at inner lr " + short_number(a.inner_lr) +
                          "; lower --inner-lr or --steps");
   if (query.size() > 0) {
     torch::Tensor out;
@@ -375,7 +387,7 @@ std::vector<torch::Tensor> adapt_task(const Adapter& a, const PreparedTask& p, b
     }
     if (!all_finite(out))
       throw NumericError("adapting to task '" + p.name + "' diverged: NaN or Inf outputs after " +
-                         std::to_string(a.steps) + " steps at inner lr " + fixed(a.inner_lr, 4) +
+                         count_of(a.steps, "step") + " at inner lr " + short_number(a.inner_lr) +
                          "; lower --inner-lr or --steps");
     t.after = measure(out, query, a.kind);
   }
@@ -450,6 +462,10 @@ AdaptSummary adapt(const AdaptOptions& o) {
   to_json(meta.config, config);
   to_json(meta.features, run.data->features);
   for (const auto& p : prepared) {
+    // Between tasks: each model written so far is complete, and the line says which are.
+    throw_if_interrupted("adapting: " + std::to_string(summary.tasks.size()) + " of " +
+                         std::to_string(prepared.size()) + " task(s) done and saved in '" +
+                         summary.out_dir + "'");
     TaskAdaptation t;
     t.task = p.name;
     t.role = p.role;
@@ -540,8 +556,8 @@ std::string format_table(const AdaptSummary& s) {
   if (s.algorithm == config::Algorithm::kProtonet)
     out << ": prototypes of the support set";
   else if (!s.tasks.empty())
-    out << ", " << s.tasks[0].steps << " steps at inner lr " << s.tasks[0].inner_lr << ": "
-        << s.settings_source;
+    out << ", " << count_of(s.tasks[0].steps, "step") << " at inner lr "
+        << short_number(s.tasks[0].inner_lr) << ": " << s.settings_source;
   out << ")\n";
   // Support, query and milliseconds right-aligned.
   const std::vector<Align> align{Align::kLeft,  Align::kLeft, Align::kRight,

@@ -56,8 +56,9 @@ struct TaskAdaptation {
 
 struct AdaptSummary {
   std::string source_checkpoint;  // the resolved checkpoint file adapted from
-  // Where the steps and inner lr came from: "command line", "config", or "chosen on N
-  // validation tasks at K=... (RUN/adaptation.json)".
+  // Where the steps and inner lr came from: "command line", "chosen on N validation tasks at
+  // K=... (RUN/adaptation.json)", or the config's meta.adapt_steps / meta.inner_lr when the run
+  // has no adaptation.json.
   std::string settings_source;
   config::Algorithm algorithm = config::Algorithm::kMaml;
   tasks::LabelKind label_kind = tasks::LabelKind::kBinary;
@@ -70,8 +71,9 @@ struct AdaptSummary {
 // NumericError when adaptation diverges.
 AdaptSummary adapt(const AdaptOptions& options);
 
-// The file name of a task's adapted checkpoint: the name with anything but letters, digits,
-// '-', '_' and '.' replaced by '_', plus ".mlckpt".
+// The file name of a task's adapted checkpoint: the name with anything but ASCII letters,
+// digits, '-', '_', '.' and non-ASCII (UTF-8) bytes replaced by '_', a leading '.' by '_' (a name
+// of dots alone gets a "task" prefix), plus ".mlckpt" (README, "Adapted models and predict").
 std::string adapted_file_name(const std::string& task);
 
 // The headline metric of a label kind: "AUC" (binary), "RMSE" (regression), "accuracy".

@@ -52,7 +52,7 @@ std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
   m->path = run::resolve_checkpoint_path(path);
   run::Checkpoint checkpoint = run::load_checkpoint(m->path);
   try {
-    m->config = config::config_from_json(checkpoint.meta.config);
+    m->config = config::config_from_saved(checkpoint.meta.config);
   } catch (const ConfigError& e) {
     throw CheckpointError("'" + m->path + "' carries a config this build rejects: " + e.what());
   }

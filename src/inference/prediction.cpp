@@ -56,9 +56,7 @@ std::unique_ptr<LoadedLog> load_log(const ScoringModel& model, const std::string
   // The training log (recommending) is read through the cache; a file to score is read as is.
   l->log = input.empty() ? data::load_purchase_log_cached(config, l->report)
                          : data::load_purchase_log(config, l->report);
-  if (l->report.rows_rejected > 0)
-    spdlog::warn("skipped {} malformed row(s) of {} (data.bad_rows = \"skip\")",
-                 l->report.rows_rejected, join(l->report.files, ", "));
+  data::warn_about_load(l->report);
   return l;
 }
 
@@ -105,11 +103,14 @@ std::vector<std::string> dictionary_names(const data::Dictionary& d) {
   return out;
 }
 
+// `hint`, when given, follows the "did you mean" and says what to do instead.
 [[noreturn]] void unknown(const std::string& what, const std::string& name,
-                          const data::Dictionary& known, const std::string& where) {
+                          const data::Dictionary& known, const std::string& where,
+                          const std::string& hint = "") {
   std::string message = "no " + what + " '" + name + "' in " + where;
   const std::string suggestion = closest_match(name, dictionary_names(known));
   if (!suggestion.empty()) message += " (did you mean '" + suggestion + "'?)";
+  if (!hint.empty()) message += ": " + hint;
   throw DataError(message);
 }
 
@@ -123,6 +124,48 @@ std::string csv_cell(const std::string& s) {
 
 std::string number(double v) {
   return fmt::format("{:.7g}", v);
+}
+
+// Distinct scores as the CSV prints them: scores that print alike look tied to whoever reads
+// the output, and a recommendation ranks them by item id, not by the model.
+std::size_t distinct_scores(const std::vector<double>& scores) {
+  std::vector<std::string> printed;
+  printed.reserve(scores.size());
+  for (double v : scores) printed.push_back(number(v));
+  std::sort(printed.begin(), printed.end());
+  return static_cast<std::size_t>(std::unique(printed.begin(), printed.end()) - printed.begin());
+}
+
+// All scores, or most (at most one distinct value per two), alike.
+bool mostly_tied(std::size_t distinct, std::size_t n) {
+  return n >= 2 && distinct * 2 <= n;
+}
+
+// Why scores tie, from what the model's config gives it to tell items apart: its inputs are
+// the same for items without attributes and without history.
+std::string tied_scores_cause(const config::Config& c) {
+  std::string why =
+      "the model tells items apart only by their attributes and history, and the tied ones "
+      "differ in neither";
+  const bool item_table =
+      std::any_of(c.data.side_tables.begin(), c.data.side_tables.end(),
+                  [](const config::SideTable& t) { return t.join == config::JoinKey::kItem; });
+  if (!item_table)
+    why += "; this config maps no item attributes (an item table in data.side_tables)";
+  if (c.features.aggregate_rows == config::AggregateRows::kTraining)
+    why +=
+        "; under features.aggregate_rows = \"training\" a category held out as new, or new to "
+        "the log, has no history (\"before_cutoff\" with a split.time_cutoff keeps it)";
+  else
+    why += "; items nobody interacted with before split.time_cutoff have no history";
+  return why;
+}
+
+// The task an adapted model was adapted to; "" for a run's meta-learned init.
+std::string adapted_task(const ScoringModel& model) {
+  if (model.kind != run::kCheckpointKindAdapted) return "";
+  const auto it = model.progress.find("task");
+  return it != model.progress.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 }  // namespace
@@ -173,11 +216,25 @@ RowScores score_rows(const PredictOptions& o) {
   spdlog::info("scored {} row(s) with the {} model '{}'", s.rows.size(),
                model->kind == run::kCheckpointKindAdapted ? "adapted" : "meta-learned (unadapted)",
                model->path);
+  if (const std::string own = adapted_task(*model); !own.empty()) {
+    const auto others = std::count_if(s.rows.begin(), s.rows.end(),
+                                      [&](const RowScore& r) { return r.task != own; });
+    if (others > 0)
+      spdlog::warn(
+          "{} of {} row(s) belong to other tasks than '{}', the task '{}' was adapted to: their "
+          "scores come from a model adapted to another task (score them with that task's "
+          "adapted model, or with the run directory)",
+          others, s.rows.size(), own, model->path);
+  }
+  if (const std::size_t distinct = distinct_scores(out.score);
+      mostly_tied(distinct, out.score.size()))
+    spdlog::warn("the {} rows got only {}: {}", out.score.size(),
+                 count_of(static_cast<long long>(distinct), "distinct score"),
+                 tied_scores_cause(model->config));
   return s;
 }
 
 std::vector<Recommendation> recommend(const RecommendOptions& o) {
-  if (o.task.empty()) throw UsageError("--recommend needs --task NAME");
   if (o.users.empty()) throw UsageError("--recommend needs --user ID (repeatable)");
   if (o.top_k < 1) throw UsageError("--top-k " + std::to_string(o.top_k) + ": must be >= 1");
   runtime::configure_compute(o.threads);
@@ -185,6 +242,19 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
   if (model->label_kind == LabelKind::kMulticlass)
     throw UsageError("--recommend ranks items by a purchase probability or a predicted value; '" +
                      model->path + "' is a multiclass model");
+  // An adapted model is its task's model: it ranks that task's items (the default --task), and
+  // ranking another task's items with it would silently serve the wrong category's model.
+  const std::string own_task = adapted_task(*model);
+  const std::string task_name = o.task.empty() ? own_task : o.task;
+  if (task_name.empty())
+    throw UsageError("--recommend needs --task NAME (or an adapted model, which knows its task)");
+  if (!own_task.empty() && task_name != own_task)
+    throw UsageError("'" + model->path + "' was adapted to task '" + own_task +
+                     "' and ranks only its items; for '" + task_name +
+                     "', adapt to it first (metalearn adapt --checkpoint RUN --task '" + task_name +
+                     "', with --support-csv ROWS.csv for a category the log does not have) and "
+                     "recommend with that model, or use the run directory (its meta-learned "
+                     "init, unadapted)");
   auto loaded = load_log(*model, o.input, o.threads);
   const data::PurchaseLog& log = loaded->log;
   const std::string where = "'" + join(loaded->report.files, ", ") + "'";
@@ -192,8 +262,18 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
     throw DataError(
         "--recommend needs data.columns.user and data.columns.item in the model's "
         "config: it ranks items for users");
-  const auto task_id = log.tasks.find(o.task);
-  if (!task_id) unknown("task", o.task, log.tasks, where);
+  const auto task_id = log.tasks.find(task_name);
+  if (!task_id)
+    unknown("task", task_name, log.tasks, where,
+            o.input.empty()
+                ? "--recommend ranks the items the run's log holds for a task; to serve a category "
+                  "the log does not have, give its rows (the log's columns: users, items, events) "
+                  "in a CSV with --input ROWS.csv, after adapting to them with metalearn adapt "
+                  "--task '" +
+                      task_name +
+                      "' --support-csv ROWS.csv (README: \"Serving a new "
+                      "category\")"
+                : "");
 
   // The task's catalogue, and who interacted with what in it.
   std::vector<std::int32_t> catalogue;
@@ -218,6 +298,14 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
         // the sampled negatives of implicit labels.
         candidates.examples.push_back({-1, *user_id, item, 0.0f, data::kNoTime});
     const Outputs scored = score_examples(*model, encoder, candidates);
+    if (const std::size_t distinct = distinct_scores(scored.score);
+        mostly_tied(distinct, scored.score.size()))
+      spdlog::warn(
+          "user '{}': the {} candidate items of task '{}' got only {}, so tied items are ranked "
+          "by item id, not by the model: {}",
+          user, scored.score.size(), task_name,
+          count_of(static_cast<long long>(distinct), "distinct score"),
+          tied_scores_cause(model->config));
     std::vector<std::size_t> order(candidates.examples.size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
@@ -228,7 +316,7 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
     const std::size_t k = std::min(order.size(), static_cast<std::size_t>(o.top_k));
     if (k < static_cast<std::size_t>(o.top_k))
       spdlog::warn("user '{}' has only {} item(s) of task '{}' left to recommend (asked {})", user,
-                   k, o.task, o.top_k);
+                   k, task_name, o.top_k);
     for (std::size_t r = 0; r < k; ++r)
       out.push_back({user, static_cast<int>(r + 1),
                      log.items.name(candidates.examples[order[r]].item), scored.score[order[r]]});

@@ -39,14 +39,15 @@ struct RowScores {
 };
 
 // Reads `input` with the model's column mapping and bad_rows policy (the same loader as
-// training, with data.files = [input]) and scores every kept row. Throws CheckpointError,
+// training, with data.files = [input]) and scores every kept row. Logs a warning for rows of
+// other tasks than an adapted model's and for mostly tied scores. Throws CheckpointError,
 // DataError (missing file or column, malformed row under "fail"), UsageError (a protonet or
 // multiclass run, which can only score after adaptation).
 RowScores score_rows(const PredictOptions& options);
 
 struct RecommendOptions {
   std::string checkpoint;
-  std::string task;                // recommend among the items of this task
+  std::string task;  // recommend among the items of this task; "" = the adapted model's task
   std::vector<std::string> users;  // for each of these users
   int top_k = 10;
   std::string input;  // the log whose items and interactions count; "" = the run's data.files
@@ -63,8 +64,11 @@ struct Recommendation {
 
 // For each user, every item seen in `task` in the log that the user has not interacted with in
 // that task, scored as a (user, item) example; the top_k by score (ties by item id), best first.
-// Throws DataError with a "did you mean" for an unknown task or user, UsageError for a
-// multiclass model or bad options.
+// Logs a warning when a user's candidates got mostly tied scores (at most one distinct value,
+// as printed, per two items), saying why that happens. Throws DataError with a "did you mean"
+// for an unknown task or user (for a task missing from the run's log, also how to serve a new
+// category: --input rows), UsageError for a multiclass model, bad options, or a task other
+// than the one an adapted model was adapted to.
 std::vector<Recommendation> recommend(const RecommendOptions& options);
 
 void write_scores_csv(const RowScores& scores, std::ostream& out);
@@ -73,7 +77,7 @@ void write_recommendations_csv(const std::vector<Recommendation>& recommendation
 
 // Hands `write` `standard_output` (the CLI passes std::cout) when `path` is empty, else writes
 // PATH atomically (util/atomic_file.hpp: missing folders are created, PATH is complete or left as
-// it was). Throws DataError (FileWriteError) when the file cannot be written.
+// it was). Throws IoError (FileWriteError) when the file cannot be written.
 void write_output(const std::string& path, std::ostream& standard_output,
                   const std::function<void(std::ostream&)>& write);
 

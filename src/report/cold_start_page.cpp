@@ -449,6 +449,30 @@ ReportPaths report_paths(const std::string& html_path) {
   return p;
 }
 
+void check_outputs(const std::string& json_out, const std::string& html_path) {
+  std::vector<std::pair<std::string, std::string>> outputs;  // (option, path)
+  if (!json_out.empty()) outputs.emplace_back("--json-out", json_out);
+  if (!html_path.empty()) {
+    const ReportPaths paths = report_paths(html_path);
+    const std::string report = "--report " + html_path;
+    outputs.emplace_back(report, paths.html);
+    outputs.emplace_back(report + " (its tables)", paths.markdown);
+    outputs.emplace_back(report + " (its tables)", paths.json);
+  }
+  std::vector<fs::path> resolved;
+  for (const auto& [option, path] : outputs) {
+    std::error_code ec;
+    fs::path full = fs::weakly_canonical(fs::absolute(path, ec), ec);
+    if (ec) full = fs::absolute(path).lexically_normal();
+    for (std::size_t i = 0; i < resolved.size(); ++i)
+      if (resolved[i] == full)
+        throw UsageError(outputs[i].first + " and " + option + " both write '" + path +
+                         "': name another file");
+    resolved.push_back(full);
+  }
+  for (const auto& output : outputs) check_writable(output.second);
+}
+
 ReportPaths write_report(const eval::ColdStartResult& result, const std::string& html_path) {
   const ReportPaths paths = report_paths(html_path);
   const std::string html = render_html(result, read_training_logs(result));

@@ -32,6 +32,12 @@ struct ReportPaths {
 // when html_path ends in .md or .json (the files would overwrite each other).
 ReportPaths report_paths(const std::string& html_path);
 
+// Checks, before an evaluation, the files it will write: `json_out` ("" when not asked for) and
+// the report's three for `html_path` ("" when not asked for). UsageError when two of them are
+// one file (e.g. --json-out naming the report's .json, by any spelling of the path);
+// FileWriteError when one cannot be written where it is (check_writable).
+void check_outputs(const std::string& json_out, const std::string& html_path);
+
 // Writes the three files, each atomically, creating the folder when needed (see
 // util/atomic_file.hpp); DataError when one cannot be written. Training curves come from
 // read_training_logs(result).

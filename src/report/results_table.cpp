@@ -82,8 +82,8 @@ std::vector<FactGroup> summary_facts(const eval::ColdStartResult& r) {
       {"model", run.model},
       {"meta-training", count(run.trained_iterations) + " of " + count(run.meta_iterations) +
                             " iterations, inner loop " + std::to_string(run.inner_steps) +
-                            " steps at lr " + fixed(run.inner_lr, 4) + " on " + run.inner_params +
-                            " parameters, K = " + std::to_string(run.support)}};
+                            " steps at lr " + short_number(run.inner_lr) + " on " +
+                            run.inner_params + " parameters, K = " + std::to_string(run.support)}};
   if (!r.pretrain_source.empty())
     model.facts.push_back(
         {"pretrain baseline",

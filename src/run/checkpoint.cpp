@@ -10,6 +10,7 @@
 #include <limits>
 #include <system_error>
 
+#include "run/divergence.hpp"
 #include "util/atomic_file.hpp"
 #include "util/checksum.hpp"
 #include "util/errors.hpp"
@@ -243,7 +244,8 @@ void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
       file.write(*part);
     file.commit();
   } catch (const FileWriteError& e) {
-    throw write_error(path, e.reason());
+    // The file system's refusal, not the checkpoint's fault: the I/O exit code.
+    throw IoError("cannot write checkpoint " + quoted(path) + ": " + e.reason());
   }
 }
 
@@ -319,6 +321,7 @@ void Checkpoint::read_state(const std::function<void(torch::serialize::InputArch
 }
 
 std::string resolve_checkpoint_path(const std::string& path_or_run_dir) {
+  refuse_diverged(path_or_run_dir);
   std::error_code ec;
   const fs::path given(path_or_run_dir);
   if (fs::is_directory(given, ec)) {

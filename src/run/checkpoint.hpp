@@ -51,9 +51,10 @@ struct CheckpointMeta {
 // Writes atomically: everything is serialized in memory first, then written to PATH.tmp-PID in
 // the same folder, flushed, fsync'ed and renamed over PATH (then the folder is fsync'ed so the
 // rename survives a crash). On any failure an existing PATH is left untouched and the temporary
-// removed. An exception thrown by write_state propagates unchanged; other failures (folder not
-// writable, disk full, metadata that is not valid UTF-8, unknown kind) throw CheckpointError.
-// Missing parent folders are created. An empty meta.tool_version is filled with ml::kToolVersion.
+// removed. An exception thrown by write_state propagates unchanged; metadata that is not valid
+// UTF-8 or an unknown kind throw CheckpointError, and what the file system refuses (folder not
+// writable, disk full) IoError ("cannot write checkpoint 'PATH': REASON"). Missing parent
+// folders are created. An empty meta.tool_version is filled with ml::kToolVersion.
 void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
                      const std::function<void(torch::serialize::OutputArchive&)>& write_state);
 
@@ -90,7 +91,8 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 
 // A checkpoint file resolves to itself; a run directory to RUN/checkpoints/best.mlckpt if present,
 // else RUN/checkpoints/latest.mlckpt. Anything else is a CheckpointError naming what was looked
-// for. Does not open the file: load_checkpoint validates it.
+// for. Does not open the file: load_checkpoint validates it. A run that diverged in training
+// (run/divergence.hpp) is a NumericError, whichever of its checkpoints is named.
 std::string resolve_checkpoint_path(const std::string& path_or_run_dir);
 
 }  // namespace ml::run

@@ -73,7 +73,7 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
     config::apply_override(stored, o);
   }
   try {
-    run.config = config::config_from_json(stored);
+    run.config = config::config_from_saved(stored);
   } catch (const ConfigError& e) {
     throw CheckpointError("'" + run.checkpoint_path +
                           "' carries a config this build rejects: " + e.what());

@@ -6,6 +6,7 @@
 //   RUN/checkpoints/latest.mlckpt       the last saved state (for --resume)
 //   RUN/checkpoints/best.mlckpt         the best validation by train.selection_metric
 //   RUN/adaptation.json                 adaptation steps and inner lr chosen on validation tasks
+//   RUN/diverged.json                   present when training diverged (run/divergence.hpp)
 //   RUN/adapted/TASK.mlckpt             models adapted to one task (metalearn adapt)
 //   RUN/baselines/pretrain/             the pretrain baseline eval trains, itself a run directory
 // Torch-free, so the CLI and the report can include it.
@@ -34,6 +35,7 @@ struct RunLayout {
   std::filesystem::path latest_checkpoint() const { return checkpoints() / kLatestCheckpointName; }
   std::filesystem::path adapted() const { return dir / kAdaptedDirName; }
   std::filesystem::path validated_adaptation() const { return dir / "adaptation.json"; }
+  std::filesystem::path divergence() const { return dir / "diverged.json"; }
   std::filesystem::path pretrain_baseline() const { return dir / "baselines" / "pretrain"; }
 };
 

@@ -19,6 +19,7 @@
 
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 #include "util/rng.hpp"
 #include "util/time_parse.hpp"
 
@@ -940,6 +941,8 @@ SynthSummary write_synthetic_log(const SynthOptions& options, const std::string&
       if (e.kind == kPurchase) ++summary.purchases;
     };
     for (std::int64_t day = 0; day < o.days; ++day) {
+      // A day at a time (util/interrupt.hpp); the temporaries go with the writers.
+      throw_if_interrupted("generating the synthetic log");
       Rng rng(derive_seed(seed, tag("sessions"), static_cast<std::uint64_t>(day)));
       const bool last_day = day + 1 == o.days;
       starts.resize(static_cast<std::size_t>(per_day[static_cast<std::size_t>(day)]));

@@ -19,21 +19,39 @@ const torch::optim::AdamOptions kAdamDefaults;
 
 }  // namespace
 
-double clip_gradients(const std::vector<Tensor>& dense,
-                      std::vector<meta::RowSparseGradient>& sparse, double max_norm) {
-  std::vector<Tensor> grads, norms;
-  for (const auto& p : dense)
-    if (p.grad().defined()) grads.push_back(p.grad());
-  for (const auto& g : sparse) grads.push_back(g.values);
-  if (grads.empty()) return 0.0;
+namespace {
+
+// The joint L2 norm of the dense parameters' .grad() and the row-sparse values, as a tensor (no
+// device sync); undefined when there is no gradient at all.
+Tensor joint_norm(const std::vector<Tensor>& dense,
+                  const std::vector<meta::RowSparseGradient>& sparse) {
+  std::vector<Tensor> norms;
   torch::NoGradGuard no_grad;
-  for (const auto& g : grads) norms.push_back(g.norm(2));
-  const Tensor total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+  for (const auto& p : dense)
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2));
+  for (const auto& g : sparse) norms.push_back(g.values.norm(2));
+  if (norms.empty()) return {};
+  return norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+}
+
+// Scales both kinds of gradient by min(1, max_norm / total) (clip_grad_norm_'s formula).
+void scale_to_norm(const Tensor& total, double max_norm, const std::vector<Tensor>& dense,
+                   std::vector<meta::RowSparseGradient>& sparse) {
+  torch::NoGradGuard no_grad;
   const Tensor scale = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
   for (const auto& p : dense)
     if (p.grad().defined()) p.grad().mul_(scale);
   // The values may be the learner's own gradient tensors: scale a copy.
   for (auto& g : sparse) g.values = g.values * scale;
+}
+
+}  // namespace
+
+double clip_gradients(const std::vector<Tensor>& dense,
+                      std::vector<meta::RowSparseGradient>& sparse, double max_norm) {
+  const Tensor total = joint_norm(dense, sparse);
+  if (!total.defined()) return 0.0;
+  scale_to_norm(total, max_norm, dense, sparse);
   return total.item<double>();
 }
 
@@ -64,12 +82,16 @@ void OuterOptimizer::zero_grad() {
   if (dense_) dense_->zero_grad();
 }
 
-void OuterOptimizer::step(std::vector<meta::RowSparseGradient> sparse) {
+double OuterOptimizer::step(std::vector<meta::RowSparseGradient> sparse) {
   for (const auto& g : sparse)
     if (g.parameter >= params_.size() || !row_sparse_[g.parameter])
       throw std::logic_error("a row-sparse gradient for parameter " + std::to_string(g.parameter) +
                              ", which the optimiser does not update row-sparsely");
-  if (meta_.grad_clip > 0) clip_gradients(dense_params_, sparse, meta_.grad_clip);
+  const Tensor total = joint_norm(dense_params_, sparse);
+  const double norm = total.defined() ? total.item<double>() : 0.0;
+  if (!std::isfinite(norm)) return norm;
+  if (meta_.grad_clip > 0 && total.defined())
+    scale_to_norm(total, meta_.grad_clip, dense_params_, sparse);
   if (dense_) dense_->step();
   ++sparse_steps_;
   for (const auto& g : sparse) {
@@ -78,6 +100,7 @@ void OuterOptimizer::step(std::vector<meta::RowSparseGradient> sparse) {
     else
       lazy_adam_step(g);
   }
+  return norm;
 }
 
 // The operations of torch::optim::Adam::step (torch 1.13) on the gathered rows, so a touched

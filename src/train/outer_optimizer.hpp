@@ -35,8 +35,10 @@ class OuterOptimizer {
 
   void zero_grad();
   // One update: the dense parameters from their .grad(), the row-sparse ones from `sparse`,
-  // after clipping both together to meta.grad_clip (when set).
-  void step(std::vector<meta::RowSparseGradient> sparse);
+  // after clipping both together to meta.grad_clip (when set). Returns the gradients' joint L2
+  // norm before clipping (0 without gradients); when it is not finite (a NaN or Inf anywhere),
+  // nothing is updated, neither weights nor optimiser state, and the caller stops the run.
+  double step(std::vector<meta::RowSparseGradient> sparse);
 
   // Writes/reads the state under "optimizer" (the dense torch optimiser, as checkpoints always
   // held it) and "row_sparse_optimizer" in a checkpoint's archive.

@@ -7,16 +7,20 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 
 #include "meta/meta_learner.hpp"
 #include "models/query_metrics.hpp"
 #include "pipeline/run_data.hpp"
 #include "run/checkpoint.hpp"
+#include "run/divergence.hpp"
 #include "run/learner_state.hpp"
 #include "run/run_layout.hpp"
 #include "run/training_progress.hpp"
@@ -26,9 +30,11 @@
 #include "train/outer_optimizer.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 #include "util/logging.hpp"
 #include "util/progress.hpp"
 #include "util/rng.hpp"
+#include "util/strings.hpp"
 #include "util/version.hpp"
 
 namespace ml::train {
@@ -92,18 +98,66 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// A fresh run must not overwrite one; --resume needs one to continue.
+// A fresh run must not overwrite one; --resume needs one to continue, and one that did not
+// diverge (it would again: the config cannot change). A folder without a checkpoint is no
+// run: a fresh run takes it over.
 void check_run_dir(const run::RunLayout& layout, bool resume) {
   const fs::path latest_path = layout.latest_checkpoint();
+  const std::optional<run::Divergence> diverged = run::read_divergence(layout);
   if (resume) {
     if (!fs::exists(latest_path))
       throw CheckpointError("--resume: no checkpoint at '" + latest_path.string() +
                             "' (run.dir = '" + layout.dir.string() + "')");
+    if (diverged)
+      throw NumericError("--resume: the run in '" + layout.dir.string() +
+                         "' diverged at meta-iteration " + std::to_string(diverged->iteration) +
+                         " and would again with the same config; train afresh into another "
+                         "run.dir (or delete this one) with the learning rates lowered");
   } else if (fs::exists(latest_path)) {
-    throw ConfigError("run.dir = \"" + layout.dir.string() +
-                      "\": already holds a training run; continue it with --resume, or choose "
-                      "another run.dir (--set run.dir=...)");
+    throw ConfigError(
+        "run.dir = \"" + layout.dir.string() + "\": already holds a training run" +
+        (diverged ? " (it diverged at meta-iteration " + std::to_string(diverged->iteration) + ")"
+                  : std::string()) +
+        "; continue it with --resume, or choose another run.dir (--set "
+        "run.dir=...)");
   }
+}
+
+// A fresh run that stops before its first checkpoint (bad data, divergence, an interrupt) is no
+// run: the files it wrote go again, and the folders it created, so nothing is left that a user
+// must clean up or that could be taken for a run. A run with a checkpoint is kept for --resume.
+class FreshRunCleanup {
+ public:
+  explicit FreshRunCleanup(const run::RunLayout& layout) : layout_(layout) {
+    // The outermost folder of run.dir that does not exist yet: all of it is this run's.
+    for (fs::path p = layout.dir; !p.empty() && !fs::exists(p); p = p.parent_path()) created_ = p;
+  }
+  ~FreshRunCleanup() {
+    std::error_code ec;
+    if (fs::exists(layout_.latest_checkpoint(), ec)) return;
+    if (!created_.empty()) {
+      fs::remove_all(created_, ec);
+      return;
+    }
+    for (const fs::path& p : {layout_.config(), layout_.metrics(), layout_.train_log(),
+                              layout_.divergence(), layout_.checkpoints()})
+      fs::remove(p, ec);  // checkpoints/ only when empty
+  }
+  FreshRunCleanup(const FreshRunCleanup&) = delete;
+  FreshRunCleanup& operator=(const FreshRunCleanup&) = delete;
+
+ private:
+  const run::RunLayout& layout_;
+  fs::path created_;
+};
+
+// The run's folders, or an IoError naming the one that cannot be created and why.
+void create_run_folders(const run::RunLayout& layout) {
+  std::error_code ec;
+  fs::create_directories(layout.checkpoints(), ec);
+  if (ec)
+    throw IoError("run.dir = \"" + layout.dir.string() + "\": cannot create '" +
+                  layout.checkpoints().string() + "': " + ec.message());
 }
 
 // The latest checkpoint of the run being resumed, which must have been trained with `resolved`.
@@ -112,9 +166,9 @@ run::Checkpoint load_resume_checkpoint(const run::RunLayout& layout,
   const fs::path latest_path = layout.latest_checkpoint();
   run::Checkpoint resume_from = run::load_checkpoint(latest_path.string());
   // Re-resolved, so that spellings this build writes differently (an alias such as a "tab"
-  // delimiter) do not count as changes.
+  // delimiter, a relative data path of an earlier version) do not count as changes.
   nlohmann::json saved;
-  to_json(saved, config::config_from_json(resume_from.meta.config));
+  to_json(saved, config::config_from_saved(resume_from.meta.config));
   nlohmann::json now = resolved;
   // The run directory, device and threads may differ on resume; everything else may not.
   for (auto* j : {&saved, &now})
@@ -132,12 +186,8 @@ std::unique_ptr<pipeline::RunData> prepare_training_data(const config::Config& c
   spdlog::info("preparing data from {} file(s)", config.data.files.size());
   auto data =
       pipeline::prepare_run_data(config, resume_from ? &resume_from->meta.features : nullptr);
+  tasks::require_training_tasks(data->log, data->tasks, config);
   const auto train_tasks = data->tasks.with_role(tasks::TaskRole::kTrain);
-  if (train_tasks.empty())
-    throw DataError("no training task qualifies for task.support = " +
-                    config::support_name(config.task.support) +
-                    " + task.query = " + std::to_string(config.task.query) +
-                    " (see metalearn inspect --tasks for each task's size)");
   spdlog::info("{} training tasks, {} validation, {} new; {} dense features; algorithm {} on {}",
                train_tasks.size(), data->tasks.with_role(tasks::TaskRole::kValidation).size(),
                data->tasks.with_role(tasks::TaskRole::kNew).size(), data->features.dense_dim(),
@@ -205,6 +255,30 @@ void keep_metrics_through(const fs::path& path, int iteration) {
   if (dropped) write_file_atomically(path.string(), [&](std::ostream& out) { out << kept; });
 }
 
+// The summary of a run whose checkpoint is already at the end, or std::nullopt when there is
+// more to train. The final validation and checkpoints were written by the call that finished it.
+std::optional<TrainSummary> finished_run_summary(const config::Config& config,
+                                                 const run::RunLayout& layout,
+                                                 const nlohmann::json& saved_progress) {
+  const auto progress = saved_progress.get<run::TrainingProgress>();
+  const int total =
+      config.meta.algorithm == config::Algorithm::kScratch ? 0 : config.meta.iterations;
+  if (progress.iteration < total) return std::nullopt;
+  spdlog::info("the run in {} is already finished ({} of {} meta-iterations); nothing to do",
+               layout.dir.string(), progress.iteration, total);
+  TrainSummary s;
+  s.run_dir = layout.dir.string();
+  s.algorithm = enum_name(config.meta.algorithm);
+  s.iterations = progress.iteration;
+  s.already_finished = true;
+  s.last_loss = progress.last_loss;
+  s.selection_metric =
+      resolve_selection_metric(config.train.selection_metric, tasks::label_kind(config));
+  s.best_validation = progress.best_validation;
+  s.best_iteration = progress.best_iteration;
+  return s;
+}
+
 // One meta-training run in progress: the learner, its optimizer and what has been written so far.
 class TrainingRun {
  public:
@@ -221,6 +295,7 @@ class TrainingRun {
         sampler_(data_->tasks.kind, tasks::episode_shape(config.task), config.seed),
         train_tasks_(data_->tasks.with_role(tasks::TaskRole::kTrain)),
         metric_(resolve_selection_metric(config.train.selection_metric, data_->tasks.kind)),
+        loss_limit_(run::exploding_loss_limit(data_->tasks.kind, train_tasks_)),
         call_start_(call_start) {
     progress_.algorithm = enum_name(config.meta.algorithm);
     progress_.selection_metric = enum_name(metric_);
@@ -258,6 +333,8 @@ class TrainingRun {
 
  private:
   void save(const fs::path& path);
+  [[noreturn]] void stop_diverged(int iteration, const std::string& message);
+  [[noreturn]] void stop_interrupted(int signal, int total, bool saved);
   void run_validation();
   std::vector<meta::TaskBatch> prepare_batches(int iteration) const;
   double meta_step(int iteration, std::vector<meta::TaskBatch> batches);
@@ -274,6 +351,7 @@ class TrainingRun {
   const tasks::EpisodeSampler sampler_;
   const std::vector<const tasks::Task*> train_tasks_;
   const config::SelectionMetric metric_;  // resolved: never "auto"
+  const double loss_limit_;               // run::exploding_loss_limit
   const std::chrono::steady_clock::time_point call_start_;
   double seconds_before_ = 0;  // training seconds of the calls before this one
   bool resumed_ = false;
@@ -282,6 +360,19 @@ class TrainingRun {
 };
 
 void TrainingRun::save(const fs::path& path) {
+  // The last guard: whatever the checks before the step missed, a checkpoint never holds
+  // weights that are not finite.
+  {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> weights = learner_->model()->params();
+    for (const torch::Tensor& rate : learner_->inner_learning_rates()) weights.push_back(rate);
+    const int step = progress_.iteration - 1;  // the step that made them
+    for (const torch::Tensor& w : weights)
+      if (!torch::isfinite(w).all().item<bool>())
+        stop_diverged(step, "meta-iteration " + std::to_string(step) +
+                                ": the weights are no longer finite; lower meta.outer_lr (" +
+                                std::to_string(config_.meta.outer_lr) + ") or set meta.grad_clip");
+  }
   run::CheckpointMeta meta;
   meta.tool_version = kToolVersion;
   meta.kind = run::kCheckpointKindMeta;
@@ -343,13 +434,52 @@ std::vector<meta::TaskBatch> TrainingRun::prepare_batches(int it) const {
 double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   optimizer_.zero_grad();
   double loss = learner_->accumulate_meta_gradient(batches);
-  if (!std::isfinite(loss))
-    throw NumericError("meta-iteration " + std::to_string(it) + ": the query loss is " +
-                       std::to_string(loss) + "; lower meta.outer_lr (" +
-                       std::to_string(config_.meta.outer_lr) + ") or meta.inner_lr (" +
-                       std::to_string(config_.meta.inner_lr) + "), or set meta.grad_clip");
-  optimizer_.step(learner_->row_sparse_gradients());
+  // The advice for a diverged step: the learning rates (an explosion is the same failure as a
+  // NaN, caught earlier), unless an input of the meta-batch is not finite: lower rates would not
+  // help that.
+  const auto advice = [&](const std::string& reason) {
+    const std::string input = meta::non_finite_input(data_->features, batches);
+    if (!input.empty())
+      return "meta-iteration " + std::to_string(it) + ": " + reason +
+             "; its input is to blame: " + input;
+    return "meta-iteration " + std::to_string(it) + ": " + reason + "; lower meta.outer_lr (" +
+           short_number(config_.meta.outer_lr) + ") or meta.inner_lr (" +
+           short_number(config_.meta.inner_lr) + "), or set meta.grad_clip";
+  };
+  if (!std::isfinite(loss)) throw NumericError(advice("the query loss is " + std::to_string(loss)));
+  if (std::string why = run::divergence_reason(loss, loss_limit_, NAN); !why.empty())
+    throw NumericError(advice(why));
+  const double norm = optimizer_.step(learner_->row_sparse_gradients());
+  if (std::string why = run::divergence_reason(loss, loss_limit_, norm); !why.empty())
+    throw NumericError(advice(why));
   return loss;
+}
+
+// Marks the run (run/divergence.hpp) and stops it at step `iteration` (0-based, as the messages
+// count); its checkpoints stay as they were, all from before that step.
+void TrainingRun::stop_diverged(int iteration, const std::string& message) {
+  std::error_code ec;
+  const fs::path latest = layout_.latest_checkpoint();
+  // Without a checkpoint there is nothing to refuse (and a fresh run leaves nothing).
+  if (!fs::exists(latest, ec)) throw NumericError(message);
+  run::Divergence d;
+  d.iteration = iteration;
+  d.reason = message;
+  d.checkpoint = run::read_checkpoint_meta(latest.string()).progress.value("iteration", -1);
+  run::write_divergence(layout_, d);
+  throw NumericError(message + "; marked diverged in '" + layout_.divergence().string() +
+                     "' (its checkpoint, from iteration " + std::to_string(d.checkpoint) +
+                     ", will not be used)");
+}
+
+// After the step in progress: saves the latest checkpoint, so no finished meta-iteration is
+// lost, and stops with the signal's exit code.
+void TrainingRun::stop_interrupted(int signal, int total, bool saved) {
+  if (!saved) save(layout_.latest_checkpoint());
+  throw InterruptedError(
+      signal, "interrupted (" + signal_name(signal) + ") at meta-iteration " +
+                  std::to_string(progress_.iteration) + " of " + std::to_string(total) +
+                  ": saved '" + layout_.latest_checkpoint().string() + "'; continue with --resume");
 }
 
 TrainSummary TrainingRun::summary() const {
@@ -367,17 +497,11 @@ TrainSummary TrainingRun::summary() const {
 TrainSummary TrainingRun::train(int stop_after) {
   const int start = progress_.iteration;
   const int total = learner_->trains() ? config_.meta.iterations : 0;
-  if (resumed_ && start >= total) {
-    // The final validation and checkpoint were written by the call that finished it.
-    spdlog::info("the run in {} is already finished ({} of {} meta-iterations); nothing to do",
-                 layout_.dir.string(), start, total);
-    TrainSummary s = summary();
-    s.already_finished = true;
-    return s;
-  }
   seconds_before_ = progress_.seconds;
   if (resumed_) keep_metrics_through(layout_.metrics(), start);
   metrics_.open(layout_.metrics(), resumed_ ? std::ios::app : std::ios::trunc);
+  if (!metrics_)
+    throw IoError("cannot write '" + layout_.metrics().string() + "': " + std::strerror(errno));
   const int stop = stop_after > 0 ? std::min(total, start + stop_after) : total;
   Progress progress("meta-training " + enum_name(config_.meta.algorithm), "iterations", total);
   std::future<std::vector<meta::TaskBatch>> next;
@@ -386,7 +510,13 @@ TrainSummary TrainingRun::train(int stop_after) {
   for (int it = start; it < stop; ++it) {
     std::vector<meta::TaskBatch> batches = next.get();
     if (it + 1 < stop) next = std::async(std::launch::async, prepare, it + 1);
-    progress_.window_loss_sum += meta_step(it, std::move(batches));
+    double loss = NAN;
+    try {
+      loss = meta_step(it, std::move(batches));
+    } catch (const NumericError& e) {
+      stop_diverged(it, e.what());
+    }
+    progress_.window_loss_sum += loss;
     ++progress_.window_iterations;
     const int done = it + 1;
     progress_.iteration = done;
@@ -404,9 +534,11 @@ TrainSummary TrainingRun::train(int stop_after) {
     if (config_.train.validate_every > 0 && done % config_.train.validate_every == 0 &&
         done != total)
       run_validation();
-    if (done % config_.train.checkpoint_every == 0 && done != stop)
-      save(layout_.latest_checkpoint());
+    const bool saved = done % config_.train.checkpoint_every == 0 && done != stop;
+    if (saved) save(layout_.latest_checkpoint());
     progress.update(done);
+    if (const int signal = interrupt_signal(); signal != 0 && done != stop)
+      stop_interrupted(signal, total, saved);
   }
   progress.finish();
   progress_.iteration = stop;
@@ -415,9 +547,8 @@ TrainSummary TrainingRun::train(int stop_after) {
   const bool chosen_by_validation = std::isfinite(progress_.best_validation);
   if (!chosen_by_validation) progress_.best_iteration = stop;
   save(layout_.latest_checkpoint());
-  if (!chosen_by_validation)
-    fs::copy_file(layout_.latest_checkpoint(), layout_.best_checkpoint(),
-                  fs::copy_options::overwrite_existing);
+  // Written like every checkpoint (a copy could be cut off half-way).
+  if (!chosen_by_validation) save(layout_.best_checkpoint());
   return summary();
 }
 
@@ -431,11 +562,30 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
   nlohmann::json resolved;
   to_json(resolved, config);
   check_run_dir(layout, options.resume);
-  fs::create_directories(layout.checkpoints());
-  const ScopedLogFile log_file(layout.train_log().string());
+  // What a killed call (kill -9, a second Ctrl-C) left half-written.
+  for (const fs::path& dir : {layout.dir, layout.checkpoints()})
+    if (const int n = remove_stale_temporaries(dir.string()))
+      spdlog::info("removed {} temporary file(s) a killed run left in {}", n, dir.string());
 
   run::Checkpoint resume_from;
-  if (options.resume) resume_from = load_resume_checkpoint(layout, resolved);
+  if (options.resume) {
+    resume_from = load_resume_checkpoint(layout, resolved);
+    // Before anything is written: resuming a finished run changes nothing.
+    if (auto finished = finished_run_summary(config, layout, resume_from.meta.progress)) {
+      finished->seconds = seconds_since(start_time);
+      return *finished;
+    }
+  }
+  std::optional<FreshRunCleanup> cleanup;
+  if (!options.resume) cleanup.emplace(layout);
+  create_run_folders(layout);
+  if (!options.resume) {
+    // Left by an earlier fresh run that stopped before its first checkpoint and could not
+    // clean up (killed): this run's train.log holds its own lines only.
+    std::error_code ec;
+    for (const fs::path& p : {layout.train_log(), layout.divergence()}) fs::remove(p, ec);
+  }
+  const ScopedLogFile log_file(layout.train_log().string());
   write_file_atomically(layout.config().string(),
                         [&](std::ostream& out) { out << resolved.dump(2) << "\n"; });
 

@@ -2,6 +2,7 @@
 #include "util/atomic_file.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -64,7 +65,47 @@ void sync_directory(const fs::path& dir) {
   ::close(fd);
 }
 
+constexpr std::string_view kTempInfix = ".tmp-";
+
+// The writer's PID of a temporary name "NAME.tmp-PID", or -1 when `name` is not one.
+pid_t temporary_pid(const std::string& name) {
+  const std::size_t at = name.rfind(kTempInfix);
+  if (at == std::string::npos || at == 0) return -1;
+  const std::string digits = name.substr(at + kTempInfix.size());
+  if (digits.empty() || digits.size() > 9 ||
+      digits.find_first_not_of("0123456789") != std::string::npos)
+    return -1;
+  return static_cast<pid_t>(std::stol(digits));
+}
+
+bool process_runs(pid_t pid) {
+  // EPERM: it runs, under another user.
+  return pid == ::getpid() || ::kill(pid, 0) == 0 || errno == EPERM;
+}
+
 }  // namespace
+
+int remove_stale_temporaries(const std::string& path) {
+  std::error_code ec;
+  const fs::path given(path);
+  const bool whole_folder = fs::is_directory(given, ec);
+  const fs::path dir = whole_folder ? given : given.parent_path();
+  const std::string prefix =
+      whole_folder ? std::string() : given.filename().string() + std::string(kTempInfix);
+  int removed = 0;
+  for (fs::directory_iterator it(dir.empty() ? fs::path(".") : dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const pid_t pid = temporary_pid(name);
+    if (pid <= 0 || (!whole_folder && name.size() != prefix.size() + std::to_string(pid).size()))
+      continue;
+    std::error_code file_ec;
+    if (!process_runs(pid) && it->is_regular_file(file_ec) && fs::remove(it->path(), file_ec))
+      ++removed;
+  }
+  return removed;
+}
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   std::error_code ec;
@@ -84,7 +125,8 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     if (!ec) write_path_ = resolved.string();
   }
   if (write_path_.empty()) write_path_ = path_;
-  temp_path_ = write_path_ + ".tmp-" + std::to_string(::getpid());
+  remove_stale_temporaries(write_path_);
+  temp_path_ = write_path_ + std::string(kTempInfix) + std::to_string(::getpid());
   const fs::path parent = fs::path(write_path_).parent_path();
   if (!parent.empty()) {
     std::error_code ec;
@@ -152,6 +194,29 @@ void AtomicFile::publish() {
     fail("renaming '" + temp_path_ + "' into place failed", errno);
   }
   sync_directory(fs::path(write_path_).parent_path());
+}
+
+void check_writable(const std::string& path) {
+  std::error_code ec;
+  if (path.empty()) throw FileWriteError(path, "no file name given");
+  if (path.back() == '/' || fs::is_directory(path, ec))
+    throw FileWriteError(path, "it is a folder; give a file name");
+  const fs::path parent = fs::absolute(path, ec).parent_path();
+  std::vector<fs::path> missing;  // the folders the write would create, innermost first
+  for (fs::path p = parent; !fs::exists(p, ec) && p != p.root_path(); p = p.parent_path())
+    missing.push_back(p);
+  const fs::path existing = missing.empty() ? parent : missing.back().parent_path();
+  if (!fs::is_directory(existing, ec))
+    throw FileWriteError(path, "'" + existing.string() + "' is not a folder");
+  // The probe's folders go again, innermost first, whether or not the probe succeeds.
+  struct RemoveFolders {
+    const std::vector<fs::path>& folders;
+    ~RemoveFolders() {
+      std::error_code ignored;
+      for (const fs::path& folder : folders) fs::remove(folder, ignored);
+    }
+  } remove_folders{missing};
+  AtomicFile probe(path);  // creates the folders and a temporary, which it removes
 }
 
 void write_file_atomically(const std::string& path,

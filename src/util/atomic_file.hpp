@@ -15,11 +15,11 @@
 
 namespace ml {
 
-// A failed atomic write: a DataError ("cannot write 'PATH': REASON") that also carries the
+// A failed atomic write: an IoError ("cannot write 'PATH': REASON") that also carries the
 // reason alone, so that callers with their own wording (checkpoints) can rephrase it.
-struct FileWriteError : DataError {
+struct FileWriteError : IoError {
   FileWriteError(const std::string& path, const std::string& reason)
-      : DataError("cannot write '" + path + "': " + reason), reason_(reason) {}
+      : IoError("cannot write '" + path + "': " + reason), reason_(reason) {}
   const std::string& reason() const { return reason_; }
 
  private:
@@ -34,9 +34,12 @@ struct FileWriteError : DataError {
 // Two kinds of target are not replaced: a symlink keeps pointing where it did (the file it
 // points to is replaced), and a device, FIFO or socket (/dev/stdout, a named pipe) is written
 // in place, without a temporary, since renaming over it would destroy it.
+// A process killed mid-write (kill -9, a second Ctrl-C, a crash) leaves its PATH.tmp-PID
+// behind; the next AtomicFile for PATH removes those whose process no longer runs.
 class AtomicFile {
  public:
-  // Creates missing parent folders and the temporary PATH.tmp-PID.
+  // Creates missing parent folders and the temporary PATH.tmp-PID, after removing the
+  // temporaries of PATH left by dead processes (remove_stale_temporaries).
   explicit AtomicFile(std::string path);
   ~AtomicFile();
   AtomicFile(const AtomicFile&) = delete;
@@ -70,6 +73,20 @@ class AtomicFile {
   std::unique_ptr<StreamBuffer> buffer_;
   std::unique_ptr<std::ostream> stream_;
 };
+
+// Fails now, with the FileWriteError the write would throw later, where `path` cannot be
+// written because of where it is: a folder's name (or a name ending in '/'), a parent that is a
+// file or cannot be created, a folder no file can be created in. It tries: creates the missing
+// folders and a temporary, then removes both, so nothing is left behind. For commands that
+// write at the end of long work.
+void check_writable(const std::string& path);
+
+// Removes the temporaries PATH.tmp-PID of `path` (every file's of folder `path`, when it is a
+// folder) whose process PID no longer runs; returns how many. Best effort: a file that cannot
+// be removed is left alone. A live PID (the writer itself, or an unrelated process that reused
+// a dead writer's PID) keeps its file. PIDs are this machine's: two machines writing the same
+// file of a shared folder at once already race for it.
+int remove_stale_temporaries(const std::string& path);
 
 // Writes PATH atomically with whatever `write` puts into the stream. Throws FileWriteError;
 // an exception thrown by `write` propagates unchanged. Either way the temporary is removed.

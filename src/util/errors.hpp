@@ -2,6 +2,7 @@
 // exit code, so every user mistake ends the same way: no stack trace, no abort.
 #pragma once
 
+#include <csignal>
 #include <stdexcept>
 #include <string>
 
@@ -16,9 +17,11 @@ enum class ExitCode : int {
   kData = 4,        // input data missing, malformed, or too small for the asked task sizes
   kCheckpoint = 5,  // checkpoint missing, truncated, not a checkpoint, or of a newer format
   kDevice = 6,      // device asked for is not available
-  kNumeric = 7,     // training diverged (NaN/Inf loss)
+  kNumeric = 7,     // training diverged, or a run that diverged was given to use
   kNotImplemented = 8,
-  kInterrupted = 130,
+  kIo = 9,             // a file or folder cannot be written or accessed (permissions, disk full)
+  kInterrupted = 130,  // SIGINT (Ctrl-C): 128 + the signal number, as shells report it
+  kTerminated = 143,   // SIGTERM
 };
 
 class Error : public std::runtime_error {
@@ -50,6 +53,16 @@ struct NumericError : Error {
 };
 struct NotImplementedError : Error {
   explicit NotImplementedError(const std::string& m) : Error(ExitCode::kNotImplemented, m) {}
+};
+// The operating system refused a file operation: the message names the path and errno's text.
+struct IoError : Error {
+  explicit IoError(const std::string& m) : Error(ExitCode::kIo, m) {}
+};
+// The command stopped on SIGINT or SIGTERM (util/interrupt.hpp) after leaving its outputs
+// consistent; the exit code is 128 + the signal, what a shell reports for a killed process.
+struct InterruptedError : Error {
+  InterruptedError(int signal, const std::string& m)
+      : Error(signal == SIGTERM ? ExitCode::kTerminated : ExitCode::kInterrupted, m) {}
 };
 
 }  // namespace ml

@@ -16,8 +16,8 @@ void setup_logging(const std::string& level);
 
 // Copies the default logger's lines into `path` (appending) for as long as it lives, e.g. a
 // run's train.log for the duration of that run: a command that trains a baseline in-process
-// keeps the rest of its log out of the baseline's file. Throws spdlog's error when the file
-// cannot be opened.
+// keeps the rest of its log out of the baseline's file. Throws IoError naming the file and
+// the reason when it cannot be opened for writing.
 class ScopedLogFile {
  public:
   explicit ScopedLogFile(const std::string& path);

@@ -1,6 +1,8 @@
 // Progress lines: see progress.hpp.
 #include "util/progress.hpp"
 
+#include <cmath>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -14,7 +16,27 @@ std::string eta_text(double seconds) {
   if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
   return fmt::format("{}m{:02}s", s / 60, s % 60);
 }
+
+// Iterations and episodes are counted whole, megabytes are not.
+bool whole(double v) {
+  return std::isfinite(v) && v == std::floor(v);
+}
+
+std::string amount(double v, bool whole_numbers) {
+  return whole_numbers ? fmt::format("{:.0f}", v) : fmt::format("{:.1f}", v);
+}
 }  // namespace
+
+std::string progress_text(const std::string& what, const std::string& unit, double done,
+                          double total, double elapsed_seconds) {
+  const bool whole_numbers = whole(done) && whole(total);
+  const double rate = elapsed_seconds > 0 ? done / elapsed_seconds : 0.0;
+  if (total > 0 && rate > 0)
+    return fmt::format("{}: {} / {} {} ({:.0f}%), {:.1f} {}/s, ETA {}", what,
+                       amount(done, whole_numbers), amount(total, whole_numbers), unit,
+                       100.0 * done / total, rate, unit, eta_text((total - done) / rate));
+  return fmt::format("{}: {} {}, {:.1f} {}/s", what, amount(done, whole_numbers), unit, rate, unit);
+}
 
 Progress::Progress(std::string what, std::string unit, double total)
     : what_(std::move(what)),
@@ -31,19 +53,14 @@ void Progress::update(double done) {
     return;
   last_ = now;
   shown_ = true;
-  double rate = done / elapsed;
-  if (total_ > 0 && rate > 0)
-    spdlog::info("{}: {:.1f} / {:.1f} {} ({:.0f}%), {:.1f} {}/s, ETA {}", what_, done, total_,
-                 unit_, 100.0 * done / total_, rate, unit_, eta_text((total_ - done) / rate));
-  else
-    spdlog::info("{}: {:.1f} {}, {:.1f} {}/s", what_, done, unit_, rate, unit_);
+  spdlog::info("{}", progress_text(what_, unit_, done, total_, elapsed));
 }
 
 void Progress::finish() {
   if (!shown_) return;
   double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-  spdlog::info("{}: {:.1f} {} in {:.1f} s ({:.1f} {}/s)", what_, done_, unit_, elapsed,
-               elapsed > 0 ? done_ / elapsed : 0.0, unit_);
+  spdlog::info("{}: {} {} in {:.1f} s ({:.1f} {}/s)", what_, amount(done_, whole(done_)), unit_,
+               elapsed, elapsed > 0 ? done_ / elapsed : 0.0, unit_);
 }
 
 }  // namespace ml

@@ -7,6 +7,12 @@
 
 namespace ml {
 
+// The line Progress::update logs after `elapsed_seconds`: "meta-training maml: 197 / 300
+// iterations (66%), 2.4 iterations/s, ETA 0m42s" (`total` <= 0: no total, percentage or ETA).
+// Whole-number counts print without decimals, others with one ("12.5 / 80.0 MB").
+std::string progress_text(const std::string& what, const std::string& unit, double done,
+                          double total, double elapsed_seconds);
+
 class Progress {
  public:
   // `unit` names what is counted ("MB", "episodes"); `total` <= 0 means unknown.
