@@ -14,6 +14,7 @@
 # findings. One line at the end gives executions, time and findings; libFuzzer's output is in
 # build-fuzz/fuzz/TARGET/fuzz.log. Exit status: 0 without findings, 1 with, 2 for bad usage.
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 
 targets=(csv config time checkpoint)

@@ -608,9 +608,11 @@ TEST(CliErrors, SetValueThatIsNotUtf8IsAUsageError) {
       run_many({"train --config " + q(dir.file("good.json")) + " --set " + q("run.dir=" + run_dir),
                 "inspect --config " + q(dir.file("good.json")) +
                     " --set run.device=cpu\xe9 --print-config"});
+  EXPECT_TRUE(contains(r[0].err, "byte 0xFF at offset")) << r[0].err;
+  EXPECT_TRUE(contains(r[1].err, "'run.device=cpu\\xE9': byte 0xE9 at offset 14")) << r[1].err;
   for (const Result& one : r) {
     expect_one_line_error(one, ml::ExitCode::kUsage, "--set value not UTF-8");
-    EXPECT_TRUE(contains(one.err, "invalid UTF-8 byte at index")) << one.err;
+    EXPECT_TRUE(contains(one.err, "is not UTF-8; config values are UTF-8 text")) << one.err;
   }
   EXPECT_FALSE(fs::exists(run_dir));
 }

@@ -552,12 +552,12 @@ TEST(ConfigOverride, ValuesThatAreNotUtf8AreUsageErrors) {
   Json root = minimal();
   for (const char* bad : {"run.dir=runs/\xff", "run.device=\"cpu\xc3\"", "data.\xe9t\xe9=1"}) {
     const std::string m = error_of<UsageError>([&] { apply_override(root, bad); });
-    EXPECT_NE(m.find("invalid UTF-8 byte at index"), std::string::npos) << m;
+    EXPECT_NE(m.find("is not UTF-8; config values are UTF-8 text"), std::string::npos) << m;
     EXPECT_NO_THROW((void)Json(m).dump()) << "the message is not UTF-8 itself";
   }
   EXPECT_NE(error_of<UsageError>([&] {
               apply_override(root, "run.dir=runs/\xff");
-            }).find("index 13: 0xFF"),
+            }).find("'run.dir=runs/\\xFF': byte 0xFF at offset 13"),
             std::string::npos);
   apply_override(root, "run.dir=runs/caf\xc3\xa9");  // valid UTF-8 (é) stays fine
   EXPECT_EQ(root["run"]["dir"], "runs/caf\xc3\xa9");
