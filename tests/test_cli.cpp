@@ -595,6 +595,28 @@ TEST(CliErrors, ConfigDepthRangesAndOptionsAreOneClearLine) {
   EXPECT_FALSE(fs::exists(dir.file("s")));  // refused before anything is written
 }
 
+// A --set value that is not UTF-8 (a Latin-1 shell, a stray byte) used to pass the config
+// check and fail when train wrote the resolved config: "internal error" (exit 1) and a run
+// directory left behind. Found by tests/fuzz/fuzz_config.cpp.
+TEST(CliErrors, SetValueThatIsNotUtf8IsAUsageError) {
+  TempDir dir;
+  write_file(dir.file("good.json"),
+             R"({"data": {"files": ["log.csv"],
+                 "columns": {"task": "category", "user": "user_id", "item": "item_id"}}})");
+  const std::string run_dir = dir.file("run\xff");
+  auto r =
+      run_many({"train --config " + q(dir.file("good.json")) + " --set " + q("run.dir=" + run_dir),
+                "inspect --config " + q(dir.file("good.json")) +
+                    " --set run.device=cpu\xe9 --print-config"});
+  EXPECT_TRUE(contains(r[0].err, "byte 0xFF at offset")) << r[0].err;
+  EXPECT_TRUE(contains(r[1].err, "'run.device=cpu\\xE9': byte 0xE9 at offset 14")) << r[1].err;
+  for (const Result& one : r) {
+    expect_one_line_error(one, ml::ExitCode::kUsage, "--set value not UTF-8");
+    EXPECT_TRUE(contains(one.err, "is not UTF-8; config values are UTF-8 text")) << one.err;
+  }
+  EXPECT_FALSE(fs::exists(run_dir));
+}
+
 // ---- real data -----------------------------------------------------------------------------
 
 struct CsvCounts {

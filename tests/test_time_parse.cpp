@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -162,6 +163,18 @@ TEST(TimeParseFormat, KnownValues) {
   EXPECT_EQ(format_iso8601(-kDay - 1), "1969-12-30T23:59:59");
   EXPECT_EQ(format_iso8601(-2208988800LL), "1900-01-01T00:00:00");
   EXPECT_EQ(format_iso8601(1456704000), "2016-02-29T00:00:00");
+}
+
+// Any int64 is a valid unix cell; the extremes are the dates other tools (e.g. Go's time
+// package) give for them. The smallest day's seconds once overflowed while flooring to whole
+// days (inspect printed "292277026596-12-03T39:30:09" for -9223372036854775807).
+TEST(TimeParseFormat, ExtremeSeconds) {
+  EXPECT_EQ(format_iso8601(std::numeric_limits<std::int64_t>::min()),
+            "-292277022657-01-27T08:29:52");
+  EXPECT_EQ(format_iso8601(std::numeric_limits<std::int64_t>::min() + 1),
+            "-292277022657-01-27T08:29:53");
+  EXPECT_EQ(format_iso8601(std::numeric_limits<std::int64_t>::max()),
+            "292277026596-12-04T15:30:07");
 }
 
 TEST(TimeParseFormat, RoundTrip) {

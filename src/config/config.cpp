@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "util/json_text.hpp"
 #include "util/strings.hpp"
 #include "util/time_parse.hpp"
+#include "util/utf8.hpp"
 
 namespace ml::config {
 
@@ -768,6 +770,16 @@ void apply_override(Json& root, const std::string& assignment) {
   auto fail = [&](const std::string& why) {
     throw UsageError("--set '" + shortened(assignment) + "': " + why);
   };
+  // A JSON file can only hold UTF-8, but a plain-word value from the shell can hold anything,
+  // and a config that is not UTF-8 fails only later, when the run writes it out (train had
+  // made its run directory by then). util/utf8 checks by the JSON library's rules.
+  if (const std::size_t bad = invalid_utf8_at(assignment); bad != std::string::npos) {
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(assignment[bad]));
+    throw UsageError("--set '" + printable(shortened(assignment)) + "': byte " + byte +
+                     " at offset " + std::to_string(bad) +
+                     " is not UTF-8; config values are UTF-8 text");
+  }
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) fail("expected KEY.PATH=VALUE, e.g. task.support=5");
   const std::string key = assignment.substr(0, eq);

@@ -226,8 +226,14 @@ std::optional<std::int64_t> parse_iso_date(std::string_view text) {
 }
 
 std::string format_iso8601(std::int64_t t) {
-  const std::int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
-  const std::int64_t secs = t - days * 86400;
+  // Floor division by the remainder, which cannot overflow (t - 86399 does near INT64_MIN:
+  // a unix cell of -9223372036854775808 reaches here through inspect).
+  std::int64_t days = t / 86400;
+  std::int64_t secs = t % 86400;
+  if (secs < 0) {
+    secs += 86400;
+    --days;
+  }
   const CivilDate date = civil_from_days(days);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", date.year, date.month, date.day,
                      secs / 3600, secs / 60 % 60, secs % 60);
