@@ -572,7 +572,7 @@ TEST(CliErrors, ConfigDepthRangesAndOptionsAreOneClearLine) {
   // Range errors of options in plain words, not DBL_MAX written out.
   for (int i : {5, 6, 7, 8, 9}) EXPECT_LT(r[i].err.size(), 300u) << r[i].err.substr(0, 500);
   expect_one_line_error(r[6], ml::ExitCode::kUsage, "--threads range");
-  EXPECT_TRUE(contains(r[6].err, "'-1' is not a whole number from 0 to 2147483647")) << r[6].err;
+  EXPECT_TRUE(contains(r[6].err, "'-1' is not a whole number from 0 to 1024")) << r[6].err;
   expect_one_line_error(r[7], ml::ExitCode::kUsage, "--top-k range");
   EXPECT_TRUE(contains(r[7].err, "'0' is not a whole number from 1 to 2147483647")) << r[7].err;
   expect_one_line_error(r[8], ml::ExitCode::kUsage, "--inner-lr range");

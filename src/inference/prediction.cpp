@@ -7,7 +7,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -24,6 +26,7 @@
 #include "tasks/task_set.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 #include "util/strings.hpp"
 
 namespace ml::inference {
@@ -73,6 +76,7 @@ Outputs score_examples(const ScoringModel& model, const features::FeatureEncoder
   const auto n = task.examples.size();
   o.score.reserve(n);
   for (std::size_t lo = 0; lo < n; lo += kChunk) {
+    throw_if_interrupted("scoring");  // a chunk at a time (util/interrupt.hpp)
     std::vector<std::size_t> idx(std::min(kChunk, n - lo));
     std::iota(idx.begin(), idx.end(), lo);
     models::Batch batch = models::make_batch(encoder, model.features.dense_dim(),
@@ -355,6 +359,10 @@ void write_output(const std::string& path, std::ostream& standard_output,
   if (path.empty()) {
     write(standard_output);
     standard_output.flush();
+    // A full disk or a closed pipe behind a redirect: never a silent, cut-off result.
+    if (!standard_output)
+      throw IoError(std::string("cannot write the results to standard output: ") +
+                    (errno ? std::strerror(errno) : "the stream failed"));
     return;
   }
   write_file_atomically(path, write);

@@ -39,6 +39,7 @@ void to_json(nlohmann::json& j, const TrainingProgress& p) {
        {"window_iterations", p.window_iterations},
        {"last_loss", number_or_null(p.last_loss)},
        {"seconds", p.seconds}};
+  if (p.validation_pending) j["validation_pending"] = true;
 }
 
 void from_json(const nlohmann::json& j, TrainingProgress& p) {
@@ -57,6 +58,8 @@ void from_json(const nlohmann::json& j, TrainingProgress& p) {
   read_int(j, "window_iterations", p.window_iterations);
   read_number(j, "last_loss", p.last_loss);
   read_number(j, "seconds", p.seconds);
+  if (auto it = j.find("validation_pending"); it != j.end() && it->is_boolean())
+    p.validation_pending = it->get<bool>();
 }
 
 }  // namespace ml::run

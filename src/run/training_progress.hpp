@@ -26,6 +26,10 @@ struct TrainingProgress {
   int window_iterations = 0;
   double last_loss = NAN;  // the loss of the last logged line; NaN before the first
   double seconds = 0;      // wall-clock seconds of training so far, over every call that resumed it
+  // The validation of `iteration` was interrupted (Ctrl-C) before it finished: a resumed run
+  // does it first, so metrics.jsonl and best.mlckpt come out as the uninterrupted run's.
+  // Written only when true.
+  bool validation_pending = false;
 };
 
 // Every field by its name; a NaN is written as null.
