@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -18,6 +19,7 @@
 
 #include "synth/synthetic_log.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 
 namespace {
 
@@ -473,6 +475,30 @@ TEST(SynthFiles, UnwritableOutputIsAnIoError) {
   } catch (const ml::IoError& e) {
     EXPECT_NE(std::string(e.what()).find(blocker), std::string::npos) << e.what();
   }
+}
+
+// A run that fails or is interrupted takes away the folders it created for --out (it used to
+// leave them empty), and keeps a folder that was there before.
+TEST(SynthFiles, AnInterruptedRunLeavesNoFolderItCreated) {
+  TempDir dir("interrupted");
+  fs::create_directories(dir.str());
+  ml::install_interrupt_handlers();
+  struct Restore {
+    ~Restore() {
+      ml::reset_interrupt_for_testing();
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+    }
+  } restore;
+  std::raise(SIGINT);  // recorded: the first simulated day stops the run
+  EXPECT_THROW(ml::synth::write_synthetic_log(small_options(), dir.sub("a/b/out")),
+               ml::InterruptedError);
+  EXPECT_FALSE(fs::exists(dir.sub("a")));
+  fs::create_directories(dir.sub("kept"));
+  EXPECT_THROW(ml::synth::write_synthetic_log(small_options(), dir.sub("kept")),
+               ml::InterruptedError);
+  EXPECT_TRUE(fs::is_directory(dir.sub("kept")));
+  EXPECT_TRUE(fs::is_empty(dir.sub("kept")));
 }
 
 void expect_usage_error(const SynthOptions& o, const std::string& needle) {

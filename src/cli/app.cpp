@@ -1,5 +1,7 @@
 // The metalearn command line: builds the CLI11 app from the subcommand files and is the only
 // place where typed errors become a message line and an exit code.
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -57,6 +59,14 @@ int run_cli(int argc, char** argv) {
   };
   try {
     app.parse(argc, argv);
+    // Results go to stdout: a full disk behind a redirect must not pass for a complete result.
+    errno = 0;
+    std::cout.flush();
+    if (!std::cout) {
+      std::cerr << command_name() << ": error: cannot write the results to standard output: "
+                << (errno ? std::strerror(errno) : "a write failed") << "\n";
+      return static_cast<int>(ExitCode::kIo);
+    }
     // A signal that came during the command's last step, after its last check: the work is
     // done and its outputs are complete, but a Ctrl-C must still stop the script that ran it.
     if (const int signal = interrupt_signal()) {

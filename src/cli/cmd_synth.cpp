@@ -55,6 +55,7 @@ void add_synth_command(CLI::App& app) {
       ->check(whole_number(1, synth::kMaxDays));
   command->add_flag("--json", o->json, "machine-readable summary on stdout");
   command->callback([o] {
+    synth::validate(o->synth);  // a bad option is the one line printed
     spdlog::info("writing synthetic log to {}", o->out);
     synth::SynthSummary summary = synth::write_synthetic_log(o->synth, o->out);
     if (o->json) {
