@@ -848,6 +848,20 @@ TEST(PredictOutput, IsWrittenAtomically) {
       ml::IoError);
 }
 
+// An --output that cannot be written fails before the model is loaded and the rows scored
+// (on a large log that took minutes, then failed), with the I/O code and nothing written.
+TEST(PredictOutput, AnUnwritableOutputFailsBeforeTheWork) {
+  TempDir dir;
+  write_file(dir.file("plain"), "a file");
+  const Result r =
+      run_cli("predict --checkpoint " + q(shop().run) + " --input " + q(shop().events) +
+              " --output " + q(dir.file("plain/scores.csv")) + " --device cpu");
+  EXPECT_EQ(r.code, static_cast<int>(ml::ExitCode::kIo)) << r.err;
+  EXPECT_EQ(r.err_lines(), 1) << r.err;
+  EXPECT_NE(r.err.find(dir.file("plain/scores.csv")), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("scored"), std::string::npos) << r.err;
+}
+
 // ---- the CLI end to end --------------------------------------------------------------------
 
 TEST(AdaptCli, AdaptsAndPredictsEndToEnd) {
