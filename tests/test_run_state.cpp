@@ -41,15 +41,12 @@ extern char** environ;
 
 namespace {
 
+using ml::testing::contains;
 using ml::testing::slurp;
 using ml::testing::synthetic_shop;
 using ml::testing::TempDir;
 using ml::testing::write_file;
 namespace fs = std::filesystem;
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 std::string q(const std::string& s) {
   return ml::testing::shell_quote(s);
