@@ -8,10 +8,12 @@
 #      meta-iteration as torch.profiler counts them in the reference) against a measured
 #      1024^2 matmul rate; one-task adaptation latency (median, p99);
 #   2. `metalearn train` end to end on W1 (data pipeline included) and its peak RSS;
-#   3. ingestion (scripts/bench_ingest.sh) unless --no-ingest.
+#   3. W1 against the strongest Python peers (scripts/bench_peers.sh: hand-batched and vmap,
+#      with glibc's default allocator and with metalearn's allocator settings);
+#   4. ingestion (scripts/bench_ingest.sh) unless --no-ingest.
 # Everything runs with 1 thread (OMP, OpenBLAS, torch) for both sides.
 #
-#   scripts/bench.sh                 # about 10 minutes with ingestion, 4 without
+#   scripts/bench.sh                 # about 16 minutes with ingestion, 10 without
 #   scripts/bench.sh --no-ingest
 #   SECONDS_PER_CELL=5 scripts/bench.sh
 set -euo pipefail
@@ -86,6 +88,10 @@ for algo in ("maml", "fomaml"):
         if "seconds" in j: train_s = j["seconds"]
     print(f"| {algo} | {secs:.1f} | {300 / train_s:.1f} | {rss:.0f} |")
 PY
+echo
+echo "W1 against the strongest Python peers (hand-batched bmm, functorch vmap), 1 thread:"
+echo
+scripts/bench_peers.sh
 if ((ingest)); then
   echo
   METALEARN=build-release/metalearn scripts/bench_ingest.sh
