@@ -29,6 +29,7 @@
 #include "runtime/device.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
+#include "train/model_selection.hpp"
 #include "util/errors.hpp"
 #include "util/interrupt.hpp"
 #include "util/strings.hpp"
@@ -143,15 +144,9 @@ std::string adapted_file_name(const std::string& task) {
 }
 
 std::string headline_metric(LabelKind label_kind) {
-  switch (label_kind) {
-    case LabelKind::kRegression:
-      return "RMSE";
-    case LabelKind::kMulticlass:
-      return "accuracy";
-    case LabelKind::kBinary:
-      break;
-  }
-  return "AUC";
+  // train's selection metric for the label kind, so adapt's table and train's choice agree.
+  return train::metric_label(
+      train::resolve_selection_metric(config::SelectionMetric::kAuto, label_kind));
 }
 
 namespace {
