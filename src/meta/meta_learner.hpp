@@ -26,6 +26,10 @@
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
 
+namespace ml::runtime {
+class WorkerPool;
+}  // namespace ml::runtime
+
 namespace ml::meta {
 
 struct TaskBatch {
@@ -78,7 +82,21 @@ class MetaLearner {
   // take part as meta-batch-local tables of just the rows the batch touches, so their gradient
   // is row-sparse: row_sparse_gradients() holds it until the next call replaces it.
   // Gradient-based algorithms run all tasks as one stack (stacked_inner_loop.hpp).
+  //
+  // With a worker pool (set_worker_pool) of W workers the meta-batch's T tasks are cut into
+  // min(W, T) contiguous chunks (pretrain, one joint batch, is never cut); each worker
+  // differentiates one chunk in its own autograd graph with respect to its own copies of the
+  // leaves, and the chunks' gradients are added to .grad() in chunk order. The result is the
+  // same for every run with the same number of chunks, and equals the one-chunk result to float
+  // rounding, not bit for bit: one chunk sums a shared weight's gradient over all tasks' rows
+  // inside one matrix product, W chunks add W such partial products (docs/BENCHMARKS.md).
   double accumulate_meta_gradient(const std::vector<TaskBatch>& tasks);
+  // The threads accumulate_meta_gradient() spreads its tasks over (nullptr, the default: the
+  // calling thread alone). The pool must outlive its use here; its workers must be
+  // single-threaded inside (runtime::ThreadPlan), or their products' teams oversubscribe.
+  void set_worker_pool(runtime::WorkerPool* pool) { pool_ = pool; }
+  // How many chunks a meta-batch of `tasks` tasks is cut into with the current pool.
+  std::size_t chunks_for(std::size_t tasks) const;
   const std::vector<RowSparseGradient>& row_sparse_gradients() const { return row_sparse_grads_; }
   // The same gradient, one task at a time on the whole tables (dense .grad() everywhere): the
   // plain reference the stacked, row-sparse version is tested against.
@@ -98,21 +116,26 @@ class MetaLearner {
 
  private:
   std::vector<bool> mask_for(config::Algorithm algorithm) const;
-  // The meta-gradient with `params` and `lrs` (Meta-SGD) standing in for the model's
-  // parameters and inner_lrs_: the leaves that receive it.
+  // The meta-gradient over all chunks of `tasks`, spread over the pool's workers.
+  double chunked_meta_gradient(const std::vector<TaskBatch>& tasks,
+                               const std::vector<torch::Tensor>& params,
+                               const std::vector<torch::Tensor>& lrs);
+  // The meta-gradient of `tasks`, a part of a meta-batch of `total` tasks (each task weighs
+  // 1 / total), with `params` and `lrs` (Meta-SGD) standing in for the model's parameters and
+  // inner_lrs_: the leaves that receive it. Returns the part's share of the mean loss.
   double meta_gradient(const std::vector<TaskBatch>& tasks,
                        const std::vector<torch::Tensor>& params,
-                       const std::vector<torch::Tensor>& lrs);
+                       const std::vector<torch::Tensor>& lrs, std::size_t total);
   double per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
                                 const std::vector<torch::Tensor>& params,
-                                const std::vector<torch::Tensor>& lrs);
+                                const std::vector<torch::Tensor>& lrs, std::size_t meta_batch);
   double stacked_second_order(const std::vector<TaskBatch>& tasks,
                               const std::vector<torch::Tensor>& params,
-                              const std::vector<torch::Tensor>& lrs);
+                              const std::vector<torch::Tensor>& lrs, std::size_t total);
   double stacked_first_order(const std::vector<TaskBatch>& tasks,
-                             const std::vector<torch::Tensor>& params);
+                             const std::vector<torch::Tensor>& params, std::size_t total);
   double stacked_reptile(const std::vector<TaskBatch>& tasks,
-                         const std::vector<torch::Tensor>& params);
+                         const std::vector<torch::Tensor>& params, std::size_t total);
   std::size_t embedding_tables() const;
   bool adapts_embeddings() const;
   // One new task's adaptation (a stack of one) for `steps` steps; `after_step(done, fast)`
@@ -129,6 +152,7 @@ class MetaLearner {
   std::vector<bool> mask_;
   std::vector<torch::Tensor> inner_lrs_;
   std::vector<RowSparseGradient> row_sparse_grads_;
+  runtime::WorkerPool* pool_ = nullptr;
 };
 
 }  // namespace ml::meta
