@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
       config.inner_lr = w.inner_lr;
       ml::models::FunctionalModel model(w.shape);
       MetaLearner learner(config, ml::tasks::LabelKind::kBinary, model);
-      learner.set_worker_pool(&workers);
+      learner.set_task_chunks(static_cast<std::size_t>(threads), &workers);
       nlohmann::json line{{"workload", name}, {"algorithm", algorithm}};
       if (!profile.empty()) {
         torch::autograd::profiler::RecordProfile guard(profile + "." + name + "." + algorithm +

@@ -180,10 +180,15 @@ double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks
   return loss;
 }
 
+void MetaLearner::set_task_chunks(std::size_t chunks, runtime::WorkerPool* pool) {
+  chunks_ = std::max<std::size_t>(1, chunks);
+  pool_ = pool;
+}
+
 std::size_t MetaLearner::chunks_for(std::size_t tasks) const {
   // Pretrain's loss is a mean over the rows of all tasks together, not over tasks.
-  if (!pool_ || config_.algorithm == config::Algorithm::kPretrain) return 1;
-  return std::max<std::size_t>(1, std::min(tasks, static_cast<std::size_t>(pool_->workers())));
+  if (config_.algorithm == config::Algorithm::kPretrain) return 1;
+  return std::max<std::size_t>(1, std::min(tasks, chunks_));
 }
 
 double MetaLearner::chunked_meta_gradient(const std::vector<TaskBatch>& tasks,
@@ -201,14 +206,18 @@ double MetaLearner::chunked_meta_gradient(const std::vector<TaskBatch>& tasks,
   };
   std::vector<std::vector<Tensor>> chunk_params(chunks), chunk_lrs(chunks);
   std::vector<double> losses(chunks, 0.0);
-  pool_->run(chunks, [&](std::size_t c) {
+  auto chunk = [&](std::size_t c) {
     const std::vector<TaskBatch> part(tasks.begin() + static_cast<std::ptrdiff_t>(c * total / chunks),
                                       tasks.begin() +
                                           static_cast<std::ptrdiff_t>((c + 1) * total / chunks));
     chunk_params[c] = own_leaves(params);
     chunk_lrs[c] = own_leaves(lrs);
     losses[c] = meta_gradient(part, chunk_params[c], chunk_lrs[c], total);
-  });
+  };
+  if (pool_)
+    pool_->run(chunks, chunk);
+  else
+    for (std::size_t c = 0; c < chunks; ++c) chunk(c);
   double loss = 0;
   for (std::size_t c = 0; c < chunks; ++c) {
     loss += losses[c];

@@ -83,19 +83,20 @@ class MetaLearner {
   // is row-sparse: row_sparse_gradients() holds it until the next call replaces it.
   // Gradient-based algorithms run all tasks as one stack (stacked_inner_loop.hpp).
   //
-  // With a worker pool (set_worker_pool) of W workers the meta-batch's T tasks are cut into
-  // min(W, T) contiguous chunks (pretrain, one joint batch, is never cut); each worker
-  // differentiates one chunk in its own autograd graph with respect to its own copies of the
-  // leaves, and the chunks' gradients are added to .grad() in chunk order. The result is the
-  // same for every run with the same number of chunks, and equals the one-chunk result to float
-  // rounding, not bit for bit: one chunk sums a shared weight's gradient over all tasks' rows
-  // inside one matrix product, W chunks add W such partial products (docs/BENCHMARKS.md).
+  // With set_task_chunks(C, pool) the meta-batch's T tasks are cut into min(C, T) contiguous
+  // chunks (pretrain, one joint batch, is never cut), each differentiated in its own autograd
+  // graph with respect to its own copies of the leaves, on the pool's workers; the chunks'
+  // gradients are added to .grad() in chunk order. The result depends on the number of chunks
+  // only, not on the pool (threads only change how fast), and equals the one-chunk result to
+  // float rounding, not bit for bit: one chunk sums a shared weight's gradient over all tasks'
+  // rows inside one matrix product, C chunks add C such partial products.
   double accumulate_meta_gradient(const std::vector<TaskBatch>& tasks);
-  // The threads accumulate_meta_gradient() spreads its tasks over (nullptr, the default: the
-  // calling thread alone). The pool must outlive its use here; its workers must be
-  // single-threaded inside (runtime::ThreadPlan), or their products' teams oversubscribe.
-  void set_worker_pool(runtime::WorkerPool* pool) { pool_ = pool; }
-  // How many chunks a meta-batch of `tasks` tasks is cut into with the current pool.
+  // How accumulate_meta_gradient() cuts and spreads its tasks: into `chunks` (>= 1; 1, the
+  // default, is one stack) computed by `pool`'s workers (nullptr: the calling thread, chunk
+  // after chunk). The pool must outlive its use here, and its workers must be single-threaded
+  // inside (runtime::ThreadPlan), or their products' thread teams oversubscribe the cores.
+  void set_task_chunks(std::size_t chunks, runtime::WorkerPool* pool);
+  // How many chunks a meta-batch of `tasks` tasks is cut into.
   std::size_t chunks_for(std::size_t tasks) const;
   const std::vector<RowSparseGradient>& row_sparse_gradients() const { return row_sparse_grads_; }
   // The same gradient, one task at a time on the whole tables (dense .grad() everywhere): the
@@ -152,6 +153,7 @@ class MetaLearner {
   std::vector<bool> mask_;
   std::vector<torch::Tensor> inner_lrs_;
   std::vector<RowSparseGradient> row_sparse_grads_;
+  std::size_t chunks_ = 1;
   runtime::WorkerPool* pool_ = nullptr;
 };
 

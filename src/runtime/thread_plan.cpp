@@ -138,6 +138,7 @@ ThreadBudget usable_cores() {
   }
   b.threads = cores;
   b.source = count_of(cores, "usable core") + " (" + why + ")";
+  b.automatic = true;
   return b;
 }
 

@@ -28,6 +28,9 @@ struct WorkShape {
 struct ThreadBudget {
   int threads = 1;
   std::string source;  // "--threads / run.threads", "OMP_NUM_THREADS", "2 usable cores (...)"
+  // Neither --threads / run.threads nor a thread variable set it: the usable cores, which a
+  // command may measure before it spends them (the trainer does).
+  bool automatic = false;
 };
 
 struct ThreadPlan {
