@@ -6,8 +6,10 @@
 // Each line is one JSON object on stdout: meta-iterations/s of the stacked implementation and
 // of the per-task reference, a matmul reference rate, and one-task adaptation latency.
 // Usage: metalearn_bench_meta [--seconds S] [--workload W1|W2|all] [--algorithms a,b,...]
-//                              [--reference] [--profile FILE]
-// --reference also times the per-task reference loop (W1 only).
+//                              [--reference] [--profile FILE] [--threads N] [--meta-batch T]
+// --reference also times the per-task reference loop (W1 only). --threads N cuts each
+// meta-batch into N chunks computed by N single-threaded workers (scripts/bench_threads.sh);
+// --meta-batch replaces the workload's meta-batch size.
 // Data are random tensors drawn once (a pool of 64 tasks), so only the meta-step is timed.
 #include <torch/torch.h>
 

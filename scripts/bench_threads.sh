@@ -17,6 +17,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
+# `--threads 0` is the automatic choice only where no thread variable sets the budget.
+unset OMP_NUM_THREADS OPENBLAS_NUM_THREADS
 reps=${REPS:-3}
 budget=${SECONDS_PER_CELL:-2}
 [[ -f build-release/CMakeCache.txt ]] ||

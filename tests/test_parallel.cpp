@@ -43,7 +43,9 @@ WorkShape work(int units, double largest_product) {
   return w;
 }
 
-ThreadBudget budget(int threads) { return {threads, "test", false}; }
+ThreadBudget budget(int threads) {
+  return {threads, "test", false};
+}
 
 TEST(ThreadPlan, WorkersUpToTheUnitsAndIntraOpThreadsOnlyForALoneLargeProduct) {
   const double small = 50.0 * 32 * 128;  // W1: a task's rows through its widest layer
@@ -68,8 +70,8 @@ TEST(ThreadPlan, WorkersUpToTheUnitsAndIntraOpThreadsOnlyForALoneLargeProduct) {
         EXPECT_LE(workers, units);
         EXPECT_TRUE(workers == 1 || intra == 1);
       }
-  const ThreadPlan p = ml::runtime::plan_threads({2, "2 usable cores (all cores)", true},
-                                                 work(16, small));
+  const ThreadPlan p =
+      ml::runtime::plan_threads({2, "2 usable cores (all cores)", true}, work(16, small));
   EXPECT_EQ(p.describe("meta-batch's tasks"),
             "2 workers over the meta-batch's tasks, 1 thread each (budget 2: 2 usable cores (all "
             "cores))");
@@ -226,14 +228,19 @@ TEST(TaskChunks, ThreadsChangeNothingAndChunksOnlyTheFloatRounding) {
   Family adapted_tables = shared_tables;
   adapted_tables.inner_params = "all";
   ml::runtime::WorkerPool two(2), three(3);
-  const std::vector<std::pair<std::string, Family>> cases = {
-      {"maml", mlp},           {"fomaml", mlp},          {"reptile", mlp},
-      {"anil", mlp},           {"metasgd", mlp},         {"protonet", mlp},
-      {"maml", shared_tables}, {"fomaml", adapted_tables}, {"reptile", adapted_tables},
-      {"metasgd", adapted_tables}};
+  const std::vector<std::pair<std::string, Family>> cases = {{"maml", mlp},
+                                                             {"fomaml", mlp},
+                                                             {"reptile", mlp},
+                                                             {"anil", mlp},
+                                                             {"metasgd", mlp},
+                                                             {"protonet", mlp},
+                                                             {"maml", shared_tables},
+                                                             {"fomaml", adapted_tables},
+                                                             {"reptile", adapted_tables},
+                                                             {"metasgd", adapted_tables}};
   for (const auto& [algorithm, family] : cases) {
-    const std::string what = algorithm + " / " + ml::enum_name(family.shape.type) + " / " +
-                             family.inner_params;
+    const std::string what =
+        algorithm + " / " + ml::enum_name(family.shape.type) + " / " + family.inner_params;
     SCOPED_TRACE(what);
     torch::manual_seed(3);
     ml::config::MetaConfig config;
@@ -299,7 +306,8 @@ TEST(TrainRun, ThreadsGiveOneThreadsRunToFloatRoundingAndResumeExactly) {
   for (const std::string algorithm : {"maml", "fomaml", "reptile", "anil"}) {
     SCOPED_TRACE(algorithm);
     config.meta.algorithm = ml::testing::choice<ml::config::Algorithm>(algorithm);
-    auto train = [&](const std::string& name, int threads, int stop_after = 0, bool resume = false) {
+    auto train = [&](const std::string& name, int threads, int stop_after = 0,
+                     bool resume = false) {
       config.run.dir = dir.file(algorithm + "-" + name);
       config.run.threads = threads;
       ml::train::TrainOptions options;

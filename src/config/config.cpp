@@ -455,15 +455,16 @@ const Table<RunConfig>& run_table() {
        field("device", &RunConfig::device,
              "\"auto\" picks CUDA when present; asking for CUDA where there is none is an "
              "error."),
-       field("threads", &RunConfig::threads,
-             "The CPU thread budget: CSV parsing uses all of it; training spends it on task "
-             "workers (each a chunk of the meta-batch on one thread), and eval, adapt and "
-             "predict on episodes, tasks or chunks of rows side by side; only a lone large "
-             "matrix product gets threads inside. A meta-batch's chunks round the "
-             "meta-gradient's sums differently (float rounding); checkpoints record them. 0 "
-             "measures a few meta-steps at the start of training and keeps the workers only "
-             "when they beat one thread.",
-             at_least(0, "0 = OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the usable cores"))});
+       field(
+           "threads", &RunConfig::threads,
+           "The CPU thread budget. CSV parsing uses all of it; training spends it on task "
+           "workers (the meta-batch cut into one chunk per worker, one thread each), eval, "
+           "adapt and predict on episodes, tasks or chunks of rows side by side; only a lone "
+           "large matrix product gets threads inside. The chunks change the meta-gradient's "
+           "float rounding, not its value, and checkpoints record them for --resume. On the "
+           "usable cores (0, no thread variable) training first times a few meta-steps with "
+           "and without workers and keeps the workers only when they are faster.",
+           at_least(0, "0 = OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the usable cores"))});
   return table;
 }
 

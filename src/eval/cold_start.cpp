@@ -1155,7 +1155,8 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
       for (std::size_t si = 0; si < n_steps; ++si) {
         ArmStep& r = out[mi * n_steps + si];
         r.finite = torch::isfinite(outs[si]).all().item<bool>();
-        if (r.finite) r.values = episode_metrics(kind, result.metrics, outs[si], batch.query, users);
+        if (r.finite)
+          r.values = episode_metrics(kind, result.metrics, outs[si], batch.query, users);
       }
     }
     const std::lock_guard<std::mutex> lock(progress_mutex);
@@ -1414,11 +1415,12 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
       runs.first.checkpoint_path, join(result.methods, ", "), held_out.size(), options.task_role,
       join_ints(result.shots), join_ints(result.steps), options.episodes);
   // Episodes are the units: each adapts a stack of one task, too small for threads inside.
-  runtime::WorkShape work;
-  work.units = static_cast<int>(std::min<std::size_t>(
-      std::max(episode_count(plans, options.episodes),
-               episode_count(validation_plans, options.episodes)),
-      1 << 20));
+  runtime::WorkShape work;  // on a GPU, episodes run one after another on its stream
+  work.units = device.is_cuda() ? 1
+                                : static_cast<int>(std::min<std::size_t>(
+                                      std::max(episode_count(plans, options.episodes),
+                                               episode_count(validation_plans, options.episodes)),
+                                      1 << 20));
   work.largest_product = models::largest_product(runs.first.learner->model()->shape(),
                                                  largest_episode_rows(result.shots, runs.first));
   const runtime::ThreadPlan threads = runtime::apply_thread_plan(budget, work, "episodes");
@@ -1426,8 +1428,8 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
   const bool higher = result.metrics.front().higher_is_better;
   if (two_stages) {
     evaluate_stage({validation_plans, result.validation_tasks, result.validation_cells}, arms,
-                   *runs.first.data, options, device, pool,
-                   "stage 1: choosing on validation tasks", result);
+                   *runs.first.data, options, device, pool, "stage 1: choosing on validation tasks",
+                   result);
     result.choices =
         choose_on_validation(result.validation_cells, result.method_info, result.shots, higher);
     evaluate_stage({plans, result.tasks, result.cells}, arms, *runs.first.data, options, device,

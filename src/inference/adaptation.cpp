@@ -471,9 +471,10 @@ AdaptSummary adapt(const AdaptOptions& o) {
   // saved by the worker that adapted it: an adapted model can hold whole embedding tables, so
   // they are not kept until the end.
   runtime::WorkShape work;
-  work.units = static_cast<int>(prepared.size());
+  work.units = device.is_cuda() ? 1 : static_cast<int>(prepared.size());  // a GPU: one stream
   std::int64_t rows = 1;
-  for (const auto& p : prepared) rows = std::max(rows, p.batch.support.size() + p.batch.query.size());
+  for (const auto& p : prepared)
+    rows = std::max(rows, p.batch.support.size() + p.batch.query.size());
   work.largest_product = models::largest_product(learner.model()->shape(), rows);
   const runtime::ThreadPlan threads = runtime::apply_thread_plan(budget, work, "tasks");
   runtime::WorkerPool pool(threads.workers);

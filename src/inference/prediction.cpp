@@ -110,13 +110,12 @@ Outputs score_examples(const ScoringModel& model, const features::FeatureEncoder
 // The workers for scoring `rows` rows with `model` in chunks (runtime/thread_plan.hpp): one per
 // chunk up to the budget; a lone chunk of a large model gets the budget inside its products.
 std::unique_ptr<runtime::WorkerPool> scoring_workers(const runtime::ThreadBudget& budget,
-                                                     const ScoringModel& model,
-                                                     std::size_t rows) {
+                                                     const ScoringModel& model, std::size_t rows) {
   runtime::WorkShape work;
-  work.units = static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(
-                                                             (rows + kChunk - 1) / kChunk, 1 << 20)));
-  work.largest_product = models::largest_product(
-      model.learner->model()->shape(), static_cast<std::int64_t>(std::min(rows, kChunk)));
+  const std::size_t chunks = model.device.is_cuda() ? 1 : (rows + kChunk - 1) / kChunk;
+  work.units = static_cast<int>(std::clamp<std::size_t>(chunks, 1, 1 << 20));
+  work.largest_product = models::largest_product(model.learner->model()->shape(),
+                                                 static_cast<std::int64_t>(std::min(rows, kChunk)));
   const runtime::ThreadPlan plan = runtime::apply_thread_plan(budget, work, "chunks of rows");
   return std::make_unique<runtime::WorkerPool>(plan.workers);
 }

@@ -207,9 +207,9 @@ double MetaLearner::chunked_meta_gradient(const std::vector<TaskBatch>& tasks,
   std::vector<std::vector<Tensor>> chunk_params(chunks), chunk_lrs(chunks);
   std::vector<double> losses(chunks, 0.0);
   auto chunk = [&](std::size_t c) {
-    const std::vector<TaskBatch> part(tasks.begin() + static_cast<std::ptrdiff_t>(c * total / chunks),
-                                      tasks.begin() +
-                                          static_cast<std::ptrdiff_t>((c + 1) * total / chunks));
+    const std::vector<TaskBatch> part(
+        tasks.begin() + static_cast<std::ptrdiff_t>(c * total / chunks),
+        tasks.begin() + static_cast<std::ptrdiff_t>((c + 1) * total / chunks));
     chunk_params[c] = own_leaves(params);
     chunk_lrs[c] = own_leaves(lrs);
     losses[c] = meta_gradient(part, chunk_params[c], chunk_lrs[c], total);
@@ -228,8 +228,8 @@ double MetaLearner::chunked_meta_gradient(const std::vector<TaskBatch>& tasks,
 }
 
 double MetaLearner::meta_gradient(const std::vector<TaskBatch>& tasks,
-                                  const std::vector<Tensor>& params,
-                                  const std::vector<Tensor>& lrs, std::size_t total) {
+                                  const std::vector<Tensor>& params, const std::vector<Tensor>& lrs,
+                                  std::size_t total) {
   switch (config_.algorithm) {
     case config::Algorithm::kMaml:
     case config::Algorithm::kAnil:

@@ -30,8 +30,8 @@ double largest_product(const ModelShape& shape, std::int64_t rows) {
   std::vector<std::int64_t> outs = shape.hidden;
   outs.push_back(shape.outputs);
   for (std::int64_t out : outs) {
-    largest = std::max(largest, static_cast<double>(rows) * static_cast<double>(in) *
-                                    static_cast<double>(out));
+    largest = std::max(
+        largest, static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out));
     in = out;
   }
   return largest;

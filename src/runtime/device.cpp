@@ -87,7 +87,9 @@ ThreadBudget thread_budget(int requested) {
   return usable_cores();
 }
 
-int resolve_threads(int requested) { return thread_budget(requested).threads; }
+int resolve_threads(int requested) {
+  return thread_budget(requested).threads;
+}
 
 void set_intra_op_threads(int threads) {
   const int n = std::max(1, threads);

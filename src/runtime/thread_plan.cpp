@@ -21,8 +21,7 @@ ThreadPlan plan_threads(const ThreadBudget& budget, const WorkShape& work) {
   plan.budget = budget;
   const int threads = std::max(1, budget.threads);
   plan.workers = std::max(1, std::min(threads, work.units));
-  if (plan.workers == 1 && work.largest_product >= kIntraOpMinMultiplyAdds)
-    plan.intra_op = threads;
+  if (plan.workers == 1 && work.largest_product >= kIntraOpMinMultiplyAdds) plan.intra_op = threads;
   return plan;
 }
 
@@ -95,9 +94,9 @@ int cgroup_quota_cores() {
     bool cpu = false;
     for (std::string name; std::getline(names, name, ',');) cpu = cpu || name == "cpu";
     if (!cpu) continue;
-    for (const fs::path& root : {fs::path("/sys/fs/cgroup/cpu"),
-                                fs::path("/sys/fs/cgroup/cpu,cpuacct"),
-                                fs::path("/sys/fs/cgroup/" + controllers)})
+    for (const fs::path& root :
+         {fs::path("/sys/fs/cgroup/cpu"), fs::path("/sys/fs/cgroup/cpu,cpuacct"),
+          fs::path("/sys/fs/cgroup/" + controllers)})
       keep(smallest_quota(root, relative, [](const fs::path& dir) {
         return quota_cores_from_cfs(read_first_line(dir / "cpu.cfs_quota_us"),
                                     read_first_line(dir / "cpu.cfs_period_us"));

@@ -89,7 +89,8 @@ ValidationScores validate(const meta::MetaLearner& learner, const pipeline::RunD
     const auto& [task, e] = episodes[i];
     auto episode = sampler.sample(*task, kValidationEpisodeBase + static_cast<std::uint64_t>(e));
     auto batch = meta::make_task_batch(data.features, data.encoder, episode, device);
-    torch::Tensor out = learner.adapted_outputs(batch.support, batch.query, config.meta.adapt_steps);
+    torch::Tensor out =
+        learner.adapted_outputs(batch.support, batch.query, config.meta.adapt_steps);
     scores[i] = {models::task_loss(out, batch.query.target, kind).item<double>(),
                  models::query_metrics(out, batch.query.target, kind)};
   });
@@ -472,7 +473,8 @@ void TrainingRun::run_validation() {
 void TrainingRun::plan_threads(int start, int stop) {
   const tasks::EpisodeShape shape = tasks::episode_shape(config_.task);
   runtime::WorkShape work;
-  work.units = config_.meta.meta_batch;
+  // A GPU runs the chunks' kernels one after another on its stream: one stack is best there.
+  work.units = device_.is_cuda() ? 1 : config_.meta.meta_batch;
   work.largest_product =
       models::largest_product(learner_->model()->shape(), std::max(shape.support, 1) + shape.query);
   const runtime::ThreadPlan plan = runtime::apply_thread_plan(budget_, work, "meta-batch's tasks");
@@ -484,8 +486,7 @@ void TrainingRun::plan_threads(int start, int stop) {
     why = "as the run was started, so that it ends as an uninterrupted run";
   } else if (resumed_ && progress_.task_chunks > 0 &&
              chunks != static_cast<std::size_t>(progress_.task_chunks)) {
-    why = "one per worker; the run was started with " +
-          std::to_string(progress_.task_chunks) +
+    why = "one per worker; the run was started with " + std::to_string(progress_.task_chunks) +
           ", so its weights will equal an uninterrupted run's to float rounding only";
   } else if (budget_.automatic && chunks > 1 && learner_->chunks_for(chunks) > 1 && start < stop) {
     const std::vector<double> seconds =
