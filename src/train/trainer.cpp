@@ -480,7 +480,7 @@ void TrainingRun::plan_threads(int start, int stop) {
   const runtime::ThreadPlan plan = runtime::apply_thread_plan(budget_, work, "meta-batch's tasks");
   pool_ = std::make_unique<runtime::WorkerPool>(plan.workers);
   std::size_t chunks = static_cast<std::size_t>(plan.workers);
-  std::string why = "one per worker";
+  std::string why;  // when it is not simply one chunk per worker
   if (resumed_ && budget_.automatic && progress_.task_chunks > 0) {
     chunks = static_cast<std::size_t>(progress_.task_chunks);
     why = "as the run was started, so that it ends as an uninterrupted run";
@@ -497,10 +497,13 @@ void TrainingRun::plan_threads(int start, int stop) {
                       speedup);
   }
   learner_->set_task_chunks(chunks, pool_.get());
+  chunks = learner_->chunks_for(static_cast<std::size_t>(config_.meta.meta_batch));
   progress_.task_chunks = static_cast<int>(chunks);
-  spdlog::info("meta-steps: each meta-batch in {} ({})",
-               chunks == 1 ? std::string("one stack on one thread") : count_of(chunks, "chunk"),
-               why);
+  const std::string as = chunks == 1 ? "as one stack on one thread"
+                                     : "in " + count_of(static_cast<long long>(chunks), "chunk");
+  spdlog::info("meta-steps: each meta-batch {}{}", as,
+               why.empty() ? std::string(chunks > 1 ? " (one per worker)" : "")
+                           : " (" + why + ")");
 }
 
 // Episodes are a pure function of the iteration, so this runs on a background thread for the
