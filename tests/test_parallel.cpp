@@ -324,6 +324,19 @@ TEST(TrainRun, ThreadsGiveOneThreadsRunToFloatRoundingAndResumeExactly) {
     EXPECT_EQ(chunks_of(two), 2);
     EXPECT_EQ(chunks_of(three), 3);
     EXPECT_EQ(chunks_of(resumed), 2);
+    // The automatic budget times both ways on the first meta-batch before training; whichever
+    // it keeps, the run equals the explicit run with those chunks: the timing leaves no trace.
+    const std::string automatic = train("automatic", 0);
+    const int kept = chunks_of(automatic);
+    const int most = std::min(ml::runtime::usable_cores().threads, config.meta.meta_batch);
+    EXPECT_TRUE(kept == 1 || kept == most) << kept;
+    const auto wa = weights_of(automatic), wk = weights_of(kept == 1   ? one
+                                                           : kept == 2 ? two
+                                                                       : three);
+    if (kept <= 3) {
+      for (std::size_t i = 0; i < wa.size(); ++i)
+        EXPECT_TRUE(torch::equal(wa[i], wk[i])) << "automatic differs at param " << i;
+    }
     const auto w1 = weights_of(one), w2 = weights_of(two), w3 = weights_of(three),
                wr = weights_of(resumed);
     for (std::size_t i = 0; i < w1.size(); ++i) {

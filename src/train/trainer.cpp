@@ -479,31 +479,32 @@ void TrainingRun::plan_threads(int start, int stop) {
       models::largest_product(learner_->model()->shape(), std::max(shape.support, 1) + shape.query);
   const runtime::ThreadPlan plan = runtime::apply_thread_plan(budget_, work, "meta-batch's tasks");
   pool_ = std::make_unique<runtime::WorkerPool>(plan.workers);
-  std::size_t chunks = static_cast<std::size_t>(plan.workers);
+  const auto meta_batch = static_cast<std::size_t>(config_.meta.meta_batch);
+  const int recorded = resumed_ ? progress_.task_chunks : 0;
   std::string why;  // when it is not simply one chunk per worker
-  if (resumed_ && budget_.automatic && progress_.task_chunks > 0) {
-    chunks = static_cast<std::size_t>(progress_.task_chunks);
+  learner_->set_task_chunks(static_cast<std::size_t>(plan.workers), pool_.get());
+  if (recorded > 0 && budget_.automatic) {
+    learner_->set_task_chunks(static_cast<std::size_t>(recorded), pool_.get());
     why = "as the run was started, so that it ends as an uninterrupted run";
-  } else if (resumed_ && progress_.task_chunks > 0 &&
-             chunks != static_cast<std::size_t>(progress_.task_chunks)) {
-    why = "one per worker; the run was started with " + std::to_string(progress_.task_chunks) +
+  } else if (recorded > 0 &&
+             learner_->chunks_for(meta_batch) != static_cast<std::size_t>(recorded)) {
+    why = "one per worker; the run was started with " + std::to_string(recorded) +
           ", so its weights will equal an uninterrupted run's to float rounding only";
-  } else if (budget_.automatic && chunks > 1 && learner_->chunks_for(chunks) > 1 && start < stop) {
+  } else if (budget_.automatic && learner_->chunks_for(meta_batch) > 1 && start < stop) {
+    const std::size_t chunks = learner_->chunks_for(meta_batch);
     const std::vector<double> seconds =
         time_meta_gradients(*learner_, optimizer_, prepare_batches(start), {1, chunks}, *pool_);
     const double speedup = seconds[0] / seconds[1];
-    if (speedup < 1.05) chunks = 1;
-    why = fmt::format("{} workers measured at {:.2f}x one thread's rate at start-up", plan.workers,
+    learner_->set_task_chunks(speedup < 1.05 ? 1 : chunks, pool_.get());
+    why = fmt::format("{} workers measured at {:.2f}x one thread's rate at start-up", chunks,
                       speedup);
   }
-  learner_->set_task_chunks(chunks, pool_.get());
-  chunks = learner_->chunks_for(static_cast<std::size_t>(config_.meta.meta_batch));
+  const std::size_t chunks = learner_->chunks_for(meta_batch);
   progress_.task_chunks = static_cast<int>(chunks);
   const std::string as = chunks == 1 ? "as one stack on one thread"
                                      : "in " + count_of(static_cast<long long>(chunks), "chunk");
   spdlog::info("meta-steps: each meta-batch {}{}", as,
-               why.empty() ? std::string(chunks > 1 ? " (one per worker)" : "")
-                           : " (" + why + ")");
+               why.empty() ? std::string(chunks > 1 ? " (one per worker)" : "") : " (" + why + ")");
 }
 
 // Episodes are a pure function of the iteration, so this runs on a background thread for the
