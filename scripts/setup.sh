@@ -7,6 +7,7 @@
 #                                 # (chromium for the report check, lintian and dpkg-dev for the
 #                                 # .deb check)
 #   scripts/setup.sh --sanitize   # ASan + UBSan build (tool and tests) in build-asan/
+#   scripts/setup.sh --fuzz       # also clang and libFuzzer (scripts/fuzz.sh)
 #   scripts/setup.sh --deps-only  # install the missing packages, do not build
 #   BUILD_TYPE=Debug scripts/setup.sh      # BUILD_DIR=DIR: build there instead
 #
@@ -37,9 +38,10 @@ for arg in "$@"; do
       packages+=(chromium lintian dpkg-dev)
       targets=()
       ;;
+    --fuzz) packages+=(clang libclang-rt-dev) ;;
     --deps-only) build=0 ;;
     *)
-      echo "setup: unknown option $arg (expected --sanitize, --test or --deps-only; --help for usage)" >&2
+      echo "setup: unknown option $arg (expected --sanitize, --test, --fuzz or --deps-only; --help for usage)" >&2
       exit 2
       ;;
   esac

@@ -365,6 +365,153 @@ TEST(CliErrors, DataMistakesExitFourNamingFileLineOrColumn) {
   EXPECT_EQ(j["rows"]["read"].get<std::int64_t>(), j["rows"]["kept"].get<std::int64_t>() + 1);
 }
 
+// A small shop log: `tasks` categories of 12 (user, item) pairs each, half of them bought, with
+// unix millisecond timestamps one minute apart from 2023-11-14T22:13:20Z.
+std::string shop_log_ms(const std::vector<std::string>& tasks) {
+  std::string csv = "user,item,category,event,ts,price\n";
+  long long ts = 1700000000000LL;
+  for (const auto& t : tasks)
+    for (int i = 0; i < 12; ++i, ts += 60000)
+      csv += "u" + std::to_string(i % 5) + "," + t + "-i" + std::to_string(i) + "," + t + "," +
+             (i % 2 ? "purchase" : "view") + "," + std::to_string(ts) + ",2.5\n";
+  return csv;
+}
+
+// A config for shop_log_ms files, with overrides merged into it.
+std::string shop_config(const TempDir& dir, const std::string& name, const json& log_files,
+                        const json& patch = json::object()) {
+  json c = {{"data",
+             {{"files", log_files},
+              {"cache", "off"},
+              {"columns",
+               {{"user", "user"},
+                {"item", "item"},
+                {"task", "category"},
+                {"event", "event"},
+                {"timestamp", "ts"},
+                {"price", "price"}}}}},
+            {"task",
+             {{"label",
+               {{"kind", "event_binary"},
+                {"positive_events", {"purchase"}},
+                {"negative_events", {"view"}}}},
+              {"support", 2},
+              {"query", 4}}},
+            {"model", {{"hidden", {8}}}},
+            {"meta", {{"iterations", 2}, {"meta_batch", 2}}},
+            {"run", {{"dir", dir.file(name + "-run")}, {"device", "cpu"}, {"threads", 1}}}};
+  c.merge_patch(patch);
+  write_file(dir.file(name + ".json"), c.dump());
+  return q(dir.file(name + ".json"));
+}
+
+TEST(CliErrors, TimesValuesAndEmptyLogsNameTheCause) {
+  TempDir dir;
+  const std::string log = dir.file("log.csv");
+  write_file(log, shop_log_ms({"A", "B", "C", "D", "E", "F"}));
+  std::string bad_price = shop_log_ms({"A", "B"});
+  bad_price.replace(bad_price.find(",2.5\n"), 5, ",inf\n");  // line 2
+  write_file(dir.file("inf.csv"), bad_price);
+  write_file(dir.file("empty.csv"), "");
+  write_file(dir.file("one.csv"), shop_log_ms({"Only"}));
+  const json fail = {{"data", {{"bad_rows", "fail"}}}};
+  auto r = run_many(
+      {"inspect --json --config " + shop_config(dir, "auto", {log}),
+       "inspect --config " +
+           shop_config(dir, "seconds", {log}, {{"data", {{"time_format", "unix"}}}}) +
+           " --set 'data.bad_rows=\"fail\"'",
+       "inspect --config " + shop_config(dir, "inf", {dir.file("inf.csv")}, fail),
+       // Progress lines aside (they go to stderr too), only the error is left.
+       "--log-level warn train --config " + shop_config(dir, "empty", {dir.file("empty.csv")}),
+       "--log-level warn train --config " + shop_config(dir, "one", {dir.file("one.csv")}),
+       "--log-level warn train --config " +
+           shop_config(dir, "late", {log}, {{"split", {{"time_cutoff", "2030-01-01"}}}})});
+
+  // Milliseconds are read as such, and inspect says so.
+  ASSERT_EQ(r[0].code, 0) << r[0].err;
+  const json j = json::parse(r[0].out);
+  EXPECT_EQ(j["time_range"]["first"], "2023-11-14T22:13:20");
+  EXPECT_EQ(j["timestamps_read_as"], (json{{"unix_ms", 72}}));
+  EXPECT_EQ(j["training_problem"], "");
+
+  // Declared as seconds they are the year 55840: refused at the first row, naming the unit.
+  expect_one_line_error(r[1], ml::ExitCode::kData, "milliseconds declared as seconds");
+  EXPECT_TRUE(contains(r[1].err, log + ":2: timestamp column: '1700000000000' read as unix "
+                                       "seconds is 55840-"))
+      << r[1].err;
+  EXPECT_TRUE(contains(r[1].err, "data.time_format = \"unix_ms\"")) << r[1].err;
+
+  expect_one_line_error(r[2], ml::ExitCode::kData, "an infinite price");
+  EXPECT_TRUE(contains(r[2].err, dir.file("inf.csv") + ":2: price column: 'inf' is not a finite "
+                                                       "number"))
+      << r[2].err;
+
+  expect_one_line_error(r[3], ml::ExitCode::kData, "an empty log");
+  EXPECT_TRUE(contains(r[3].err, "the log has no rows: '" + dir.file("empty.csv") + "' is empty"))
+      << r[3].err;
+
+  expect_one_line_error(r[4], ml::ExitCode::kData, "a log of one task");
+  EXPECT_TRUE(contains(r[4].err, "only one task qualifies ('Only'")) << r[4].err;
+  EXPECT_FALSE(fs::exists(dir.file("one-run") + "/checkpoints/latest.mlckpt")) << "nothing trained";
+
+  expect_one_line_error(r[5], ml::ExitCode::kData, "a cutoff after the last row");
+  EXPECT_TRUE(contains(r[5].err,
+                       "split.time_cutoff = 2030-01-01 is after the log's last time "
+                       "(2023-11-14T23:24:20)"))
+      << r[5].err;
+}
+
+TEST(CliErrors, SideTableDuplicatesAndTasksFromASideTable) {
+  TempDir dir;
+  const std::string log = dir.file("log.csv");
+  write_file(log, shop_log_ms({"A", "B", "C", "D", "E", "F"}));
+  // Brands of the items: brand k holds items of two categories; one item is listed twice.
+  std::string items = "item,brand\n";
+  const std::string categories = "ABCDEF";
+  for (std::size_t c = 0; c < categories.size(); ++c)
+    for (int i = 0; i < 12; ++i)
+      items += std::string(1, categories[c]) + "-i" + std::to_string(i) + ",brand" +
+               std::to_string(c / 2) + "\n";
+  items += "A-i3,other\n";
+  write_file(dir.file("items.csv"), items);
+  auto side = [&](const json& extra) {
+    json table = {{"files", {dir.file("items.csv")}},
+                  {"join", "item"},
+                  {"key", "item"},
+                  {"features", {{"categorical", {"brand"}}}}};
+    table.merge_patch(extra);
+    return json{{"data", {{"side_tables", {table}}}}};
+  };
+  json by_brand = side({{"duplicates", "first"}});
+  by_brand["data"]["columns"] = {{"task", "brand"}, {"task_from", "item"}};
+  auto r = run_many(
+      {"inspect --config " + shop_config(dir, "dup", {log}, side(json::object())),
+       "inspect --config " + shop_config(dir, "first", {log}, side({{"duplicates", "first"}})),
+       "inspect --json --tasks --config " + shop_config(dir, "brand", {log}, by_brand)});
+
+  expect_one_line_error(r[0], ml::ExitCode::kData, "a duplicate side-table key");
+  EXPECT_TRUE(contains(r[0].err, dir.file("items.csv") + ":74: item id 'A-i3' again (first at " +
+                                     dir.file("items.csv") + ":5)"))
+      << r[0].err;
+
+  // The explicit policy is named in inspect's output with what it left out.
+  ASSERT_EQ(r[1].code, 0) << r[1].err;
+  EXPECT_TRUE(contains(r[1].out, "duplicates \"first\": 1 later rows of an id ignored"))
+      << r[1].out;
+
+  // Tasks are the items' brands: three of them, 24 pairs each.
+  ASSERT_EQ(r[2].code, 0) << r[2].err;
+  const json j = json::parse(r[2].out);
+  EXPECT_EQ(j["task_keys"], 3);
+  std::vector<std::string> names;
+  for (const auto& t : j["tasks"]) {
+    names.push_back(t["name"]);
+    EXPECT_EQ(t["examples"], 24) << t;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"brand0", "brand1", "brand2"}));
+  EXPECT_EQ(j["side_tables"][0]["duplicates"], "first");
+}
+
 TEST(CliErrors, UnavailableDeviceAndPlaceholderCommands) {
   const SynthData& data = shared_synth();
   const std::string train = "train --config " + q(data.config);
@@ -446,6 +593,28 @@ TEST(CliErrors, ConfigDepthRangesAndOptionsAreOneClearLine) {
   EXPECT_TRUE(contains(r[13].err, "'99999999999999999999' is not a whole number from"))
       << r[13].err;
   EXPECT_FALSE(fs::exists(dir.file("s")));  // refused before anything is written
+}
+
+// A --set value that is not UTF-8 (a Latin-1 shell, a stray byte) used to pass the config
+// check and fail when train wrote the resolved config: "internal error" (exit 1) and a run
+// directory left behind. Found by tests/fuzz/fuzz_config.cpp.
+TEST(CliErrors, SetValueThatIsNotUtf8IsAUsageError) {
+  TempDir dir;
+  write_file(dir.file("good.json"),
+             R"({"data": {"files": ["log.csv"],
+                 "columns": {"task": "category", "user": "user_id", "item": "item_id"}}})");
+  const std::string run_dir = dir.file("run\xff");
+  auto r =
+      run_many({"train --config " + q(dir.file("good.json")) + " --set " + q("run.dir=" + run_dir),
+                "inspect --config " + q(dir.file("good.json")) +
+                    " --set run.device=cpu\xe9 --print-config"});
+  EXPECT_TRUE(contains(r[0].err, "byte 0xFF at offset")) << r[0].err;
+  EXPECT_TRUE(contains(r[1].err, "'run.device=cpu\\xE9': byte 0xE9 at offset 14")) << r[1].err;
+  for (const Result& one : r) {
+    expect_one_line_error(one, ml::ExitCode::kUsage, "--set value not UTF-8");
+    EXPECT_TRUE(contains(one.err, "is not UTF-8; config values are UTF-8 text")) << one.err;
+  }
+  EXPECT_FALSE(fs::exists(run_dir));
 }
 
 // ---- real data -----------------------------------------------------------------------------
@@ -672,6 +841,52 @@ TEST(CliRealData, DunnhumbyInspectMatchesTheReferenceFigures) {
   EXPECT_EQ(j["split"]["train"]["tasks"], 137);
   EXPECT_EQ(j["split"]["validation"]["tasks"], 20);
   EXPECT_EQ(j["split"]["new"]["tasks"], 39);
+}
+
+TEST(CliRealData, DunnhumbyManufacturersComeFromTheProductTable) {
+  const std::string dir = std::string(ML_SHARED_DIR) + "/datasets/dunnhumby-completejourney";
+  if (!fs::exists(dir)) GTEST_SKIP() << "no Dunnhumby sample at " << dir;
+  Result r =
+      run("inspect --config " +
+          q(std::string(ML_SOURCE_DIR) + "/configs/dunnhumby_manufacturers.json") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  // The join made by hand: each transaction's product, looked up in the product table.
+  std::map<std::string, std::string> maker_of;
+  {
+    ml::data::CsvReader reader(dir + "/products_in_sample.csv", {',', true, '"'});
+    const auto& h = reader.header();
+    const auto product = std::find(h.begin(), h.end(), "product_id") - h.begin();
+    const auto maker = std::find(h.begin(), h.end(), "manufacturer_id") - h.begin();
+    ml::data::CsvRecord rec;
+    while (reader.next(rec))
+      maker_of.emplace(std::string(ml::trim(rec.fields.at(static_cast<std::size_t>(product)))),
+                       std::string(ml::trim(rec.fields.at(static_cast<std::size_t>(maker)))));
+  }
+  std::set<std::string> makers;
+  std::int64_t without_maker = 0;
+  for (const char* part : {"part1", "part2"}) {
+    ml::data::CsvReader reader(dir + "/transactions_sample_with_category." + part + ".csv",
+                               {',', true, '"'});
+    const auto& h = reader.header();
+    const auto product = std::find(h.begin(), h.end(), "product_id") - h.begin();
+    ml::data::CsvRecord rec;
+    while (reader.next(rec)) {
+      auto it =
+          maker_of.find(std::string(ml::trim(rec.fields.at(static_cast<std::size_t>(product)))));
+      if (it == maker_of.end() || it->second.empty())
+        ++without_maker;
+      else
+        makers.insert(it->second);
+    }
+  }
+  EXPECT_EQ(j["task_keys"].get<std::size_t>(), makers.size());
+  EXPECT_GT(makers.size(), 100u);
+  // Rows whose product the table lacks (PROVENANCE.txt counts 222) belong to no task.
+  EXPECT_EQ(j["rows"]["without_task"].get<std::int64_t>(), without_maker);
+  EXPECT_GT(without_maker, 0);
+  EXPECT_GT(j["qualifying_tasks"].get<int>(), 20);
+  EXPECT_EQ(j["training_problem"], "");
 }
 
 TEST(CliRealData, MovieLensInspect) {

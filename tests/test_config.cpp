@@ -545,6 +545,24 @@ TEST(ConfigOverride, MalformedAssignmentsAreUsageErrors) {
   EXPECT_NE(m.find("not an object"), std::string::npos) << m;
 }
 
+// A plain-word value is taken as a string; from a shell it need not be UTF-8, which the config
+// could not be written with (found by tests/fuzz/fuzz_config.cpp). Refused up front, with the
+// bad byte named and the message itself valid UTF-8.
+TEST(ConfigOverride, ValuesThatAreNotUtf8AreUsageErrors) {
+  Json root = minimal();
+  for (const char* bad : {"run.dir=runs/\xff", "run.device=\"cpu\xc3\"", "data.\xe9t\xe9=1"}) {
+    const std::string m = error_of<UsageError>([&] { apply_override(root, bad); });
+    EXPECT_NE(m.find("is not UTF-8; config values are UTF-8 text"), std::string::npos) << m;
+    EXPECT_NO_THROW((void)Json(m).dump()) << "the message is not UTF-8 itself";
+  }
+  EXPECT_NE(error_of<UsageError>([&] {
+              apply_override(root, "run.dir=runs/\xff");
+            }).find("'run.dir=runs/\\xFF': byte 0xFF at offset 13"),
+            std::string::npos);
+  apply_override(root, "run.dir=runs/caf\xc3\xa9");  // valid UTF-8 (é) stays fine
+  EXPECT_EQ(root["run"]["dir"], "runs/caf\xc3\xa9");
+}
+
 // A fresh directory per test under the system temp folder, removed afterwards.
 class ConfigLoad : public ::testing::Test {
  protected:

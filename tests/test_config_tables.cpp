@@ -325,6 +325,8 @@ TEST(ConfigEnums, NamesAreListedOnceAndReadBack) {
   expect_names_consistent<Aggregate>("Aggregate");
   expect_names_consistent<AggregateRows>("AggregateRows");
   expect_names_consistent<JoinKey>("JoinKey");
+  expect_names_consistent<DuplicateKeys>("DuplicateKeys");
+  expect_names_consistent<ColumnSource>("ColumnSource");
   expect_names_consistent<LabelKind>("LabelKind");
   expect_names_consistent<LabelTarget>("LabelTarget");
   expect_names_consistent<NegativeSampling>("NegativeSampling");
@@ -337,6 +339,7 @@ TEST(ConfigEnums, NamesAreListedOnceAndReadBack) {
   expect_names_consistent<SelectionMetric>("SelectionMetric");
   expect_names_consistent<DeviceKind>("DeviceKind");
   expect_names_consistent<ml::TimeFormat>("TimeFormat");
+  expect_names_consistent<ml::TimeReading>("TimeReading");
   expect_names_consistent<ml::features::Source>("features::Source");
   expect_names_consistent<ml::tasks::DropCause>("tasks::DropCause");
 }

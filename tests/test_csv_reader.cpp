@@ -201,6 +201,18 @@ TEST_F(CsvDetectTest, TieBrokenInOrderCommaTabSemicolon) {
   EXPECT_EQ(CsvReader(write("c.csv", "a\tb,c\n"), opts(0, false)).delimiter(), ',');
 }
 
+TEST_F(CsvDetectTest, Pipe) {
+  CsvReader reader(write("p.csv", "user|item|title\nu1|i1|salt, sea\n"), opts(0, true));
+  EXPECT_EQ(reader.delimiter(), '|');
+  EXPECT_TRUE(reader.delimiter_detected());
+  EXPECT_EQ(reader.header(), (Fields{"user", "item", "title"}));
+  const auto rows = read_all(reader);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].fields, (Fields{"u1", "i1", "salt, sea"}));
+  // The most frequent candidate wins, here the comma.
+  EXPECT_EQ(CsvReader(write("q.csv", "a|b,c,d\n"), opts(0, false)).delimiter(), ',');
+}
+
 TEST_F(CsvDetectTest, DefaultsToCommaForSingleColumn) {
   CsvReader reader(write("one.csv", "user\nu1\n"), opts(0, true));
   EXPECT_EQ(reader.delimiter(), ',');
@@ -318,11 +330,79 @@ TEST_F(CsvReaderTest, CrInsideQuotesAtFieldEndIsKept) {
   EXPECT_EQ(rows[1].line, 2u);
 }
 
-TEST_F(CsvReaderTest, BareCrInsideUnquotedFieldIsKept) {
-  CsvReader reader(write("bcr.csv", "a\rb,c\n"), opts(',', false));
+TEST_F(CsvReaderTest, BareCrOutsideQuotesEndsTheRecord) {
+  // A CR outside quotes is a line end also in an LF file (stray classic-Mac lines); inside
+  // quotes it is data, and in an LF file it does not count as a line.
+  CsvReader reader(write("bcr.csv", "a,b\nc\rd,e\n\"f\"\rg,\"h\r\"\nk,l\n"), opts(',', false));
+  EXPECT_FALSE(reader.cr_line_ends());
   const auto rows = read_all(reader);
-  ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0].fields, (Fields{"a\rb", "c"}));
+  ASSERT_EQ(rows.size(), 6u);
+  EXPECT_EQ(rows[1].fields, (Fields{"c"}));
+  EXPECT_EQ(rows[2].fields, (Fields{"d", "e"}));
+  EXPECT_EQ(rows[3].fields, (Fields{"f"}));
+  EXPECT_EQ(rows[4].fields, (Fields{"g", "h\r"}));
+  EXPECT_EQ(rows[5].fields, (Fields{"k", "l"}));
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i].line, i + 1);
+    EXPECT_TRUE(rows[i].error.empty()) << rows[i].line;
+  }
+}
+
+TEST_F(CsvReaderTest, ControlBytesOtherThanLineEndsAreCellData) {
+  // The field scan finds line ends among all bytes below 0x0E; the others stay in the cell,
+  // at any position in the eight-byte steps.
+  std::string text = "a,b\n";
+  for (std::size_t at = 0; at < 10; ++at) {
+    std::string cell(10, 'x');
+    cell[at] = static_cast<char>(at % 2 == 0 ? 0x0B : 0x01);
+    text += cell + ",\x0C" + "y\n";
+  }
+  CsvReader reader(write("ctl.csv", text), opts(0, true));
+  const auto rows = read_all(reader);
+  ASSERT_EQ(rows.size(), 10u);
+  for (std::size_t at = 0; at < rows.size(); ++at) {
+    ASSERT_EQ(rows[at].fields.size(), 2u) << at;
+    EXPECT_EQ(rows[at].fields[0].size(), 10u) << at;
+    EXPECT_EQ(rows[at].fields[0][at], at % 2 == 0 ? '\x0B' : '\x01') << at;
+    EXPECT_EQ(rows[at].fields[1], "\x0Cy");
+    EXPECT_EQ(rows[at].line, at + 2);
+  }
+}
+
+TEST_F(CsvReaderTest, ClassicMacFileReadsLineByLine) {
+  const auto path = write("mac.csv", "user,item,note\ru1,i1,\"two\rlines\"\r\ru2,i2,x\r");
+  CsvReader reader(path, opts(0, true));
+  EXPECT_TRUE(reader.cr_line_ends());
+  EXPECT_EQ(reader.header(), (Fields{"user", "item", "note"}));
+  const auto rows = read_all(reader);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].fields, (Fields{"u1", "i1", "two\rlines"}));
+  EXPECT_EQ(rows[0].line, 2u);
+  // The CR inside the quotes is a line in this file, and the empty line 4 is skipped.
+  EXPECT_EQ(rows[1].fields, (Fields{"u2", "i2", "x"}));
+  EXPECT_EQ(rows[1].line, 5u);
+  EXPECT_EQ(reader.bytes_read(), fs::file_size(path));
+}
+
+TEST_F(CsvReaderTest, BareCrAtEveryBufferBoundary) {
+  // A bare CR as the last byte of the buffer may be a CRLF cut in two: the reader must look at
+  // the next byte before ending the record, unquoted and quoted alike.
+  for (const std::string& record : {std::string("a,b\r"), std::string("\"a\",\"b\"\r")}) {
+    for (std::size_t shift = 0; shift < 3; ++shift) {
+      SCOPED_TRACE(record + " shifted by " + std::to_string(shift));
+      std::string text = "k,v\n";
+      const std::size_t pad = kReaderBuffer - text.size() - record.size() - 3 + shift;
+      text += "p," + std::string(pad, 'z') + "\n" + record + "\nq,1\r";
+      CsvReader reader(write("crb.csv", text), opts(0, true));
+      const auto rows = read_all(reader);
+      ASSERT_EQ(rows.size(), 3u);
+      EXPECT_EQ(rows[1].fields, (Fields{"a", "b"}));
+      EXPECT_EQ(rows[1].line, 3u);
+      EXPECT_EQ(rows[2].fields, (Fields{"q", "1"}));
+      // The CR then LF after "b" is one CRLF line end, not a bare CR and an empty line.
+      EXPECT_EQ(rows[2].line, 4u);
+    }
+  }
 }
 
 TEST_F(CsvReaderTest, Utf8BomIsStripped) {
@@ -361,6 +441,21 @@ TEST_F(CsvReaderTest, TrailingDelimiterAtEndOfFile) {
   const auto rows = read_all(reader);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].fields, (Fields{"a", "b", ""}));
+}
+
+TEST_F(CsvReaderTest, TrailingDelimiterTheHeaderLacksIsDropped) {
+  // Exports that end every row with a delimiter: the empty extra field goes, as pandas and
+  // DuckDB read it; an extra field with content stays, for the caller to reject.
+  CsvReader reader(write("trail.csv", "a,b,c\n1,2,3,\n4,5,6\n7,8,9,\"\"\n1,2,3,x\n1,2,,\n"),
+                   opts(0, true));
+  EXPECT_EQ(reader.width(), 3u);
+  const auto rows = read_all(reader);
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_EQ(rows[0].fields, (Fields{"1", "2", "3"}));
+  EXPECT_EQ(rows[1].fields, (Fields{"4", "5", "6"}));
+  EXPECT_EQ(rows[2].fields, (Fields{"7", "8", "9"}));
+  EXPECT_EQ(rows[3].fields, (Fields{"1", "2", "3", "x"}));
+  EXPECT_EQ(rows[4].fields, (Fields{"1", "2", ""}));  // only the one past the width goes
 }
 
 TEST_F(CsvReaderTest, EmptyLinesSkippedButCounted) {
@@ -405,7 +500,7 @@ TEST_F(CsvReaderTest, UnclosedQuoteReportsStartLineAndSwallowsToEof) {
 }
 
 TEST_F(CsvReaderTest, CharAfterClosingQuoteIsErrorAndNextRecordRecovers) {
-  const std::string text = "a,b,c\n\"ab\"c,x,y\n1,2,3\n\"q\"\r,z\n4,5,6\n";
+  const std::string text = "a,b,c\n\"ab\"c,x,y\n1,2,3\n\"q\"\t,z\n4,5,6\n";
   CsvReader reader(write("cq.csv", text), opts(0, true));
   const auto rows = read_all(reader);
   ASSERT_EQ(rows.size(), 4u);
@@ -415,9 +510,10 @@ TEST_F(CsvReaderTest, CharAfterClosingQuoteIsErrorAndNextRecordRecovers) {
   EXPECT_TRUE(rows[1].error.empty());
   EXPECT_EQ(rows[1].fields, (Fields{"1", "2", "3"}));
   EXPECT_EQ(rows[1].line, 3u);
-  // A CR after the closing quote that is not part of CRLF is a stray byte too.
+  // Whitespace after the closing quote is a stray byte too (a bare CR there ends the line:
+  // see BareCrOutsideQuotesEndsTheRecord).
   EXPECT_EQ(rows[2].error, "unexpected character after closing quote");
-  EXPECT_EQ(rows[2].fields, (Fields{"q\r", "z"}));
+  EXPECT_EQ(rows[2].fields, (Fields{"q\t", "z"}));
   EXPECT_TRUE(rows[3].error.empty());
   EXPECT_EQ(rows[3].fields, (Fields{"4", "5", "6"}));
   EXPECT_EQ(rows[3].line, 5u);
@@ -616,6 +712,76 @@ TEST_F(CsvReaderTest, LargeFileRoundTrip) {
   EXPECT_EQ(n, kRows);
   EXPECT_TRUE(r.fields.empty());  // the final, false next() leaves no stale views
   EXPECT_EQ(reader.bytes_read(), text.size());
+}
+
+// --- encodings and files that are not text ------------------------------------------------------
+
+TEST_F(CsvReaderTest, CellsThatAreNotUtf8AreEscapedAndCounted) {
+  // A Latin-1 export: header and cells. Valid UTF-8 is left as it is.
+  const auto path =
+      write("latin1.csv", "user,cat\xE9gorie\nu1,Caf\xC3\xA9\n\"u\xE9\",Cr\xE8me \xE0\n");
+  CsvReader reader(path, opts(0, true));
+  EXPECT_EQ(reader.header(), (Fields{"user", "cat\\xE9gorie"}));
+  const auto rows = read_all(reader);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].fields, (Fields{"u1", "Caf\xC3\xA9"}));
+  EXPECT_EQ(rows[1].fields, (Fields{"u\\xE9", "Cr\\xE8me \\xE0"}));
+  const auto& bad = reader.non_utf8();
+  EXPECT_EQ(bad.cells, 3u);  // the header's cell, then two on line 3
+  EXPECT_EQ(bad.line, 1u);
+  EXPECT_EQ(bad.column, 2u);
+  EXPECT_EQ(bad.byte, 0xE9);
+}
+
+TEST_F(CsvReaderTest, EscapedCellsStayValidUntilNext) {
+  // Escaped cells live in the reader, not in the buffer: each record's must survive as long
+  // as the record, also for the headerless first record read ahead in the constructor.
+  CsvReader reader(write("h.csv",
+                         "\xE9"
+                         "1,a\xFF\n2,\xFE"
+                         "b\n"),
+                   opts(',', false));
+  CsvRecord r;
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(to_strings(r), (Fields{"\\xE91", "a\\xFF"}));
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(to_strings(r), (Fields{"2", "\\xFEb"}));
+  EXPECT_EQ(reader.non_utf8().cells, 3u);
+  EXPECT_EQ(reader.non_utf8().line, 1u);
+  EXPECT_EQ(reader.non_utf8().column, 1u);
+}
+
+TEST_F(CsvReaderTest, FilesThatAreNotTextAreRefusedNamingWhatTheyAre) {
+  struct Case {
+    std::string name, bytes, says;
+  };
+  const std::vector<Case> cases = {
+      {"log.csv.gz", std::string("\x1F\x8B\x08\x00\x00\x00\x00\x00", 8) + "abc", "gzip"},
+      {"book.xlsx", std::string("PK\x03\x04\x14\x00\x06\x00", 8), "ZIP"},
+      {"utf16.csv", std::string("\xFF\xFEu\x00s\x00", 6), "UTF-16"},
+      {"utf16be.csv", std::string("\xFE\xFF\x00u", 4), "UTF-16"},
+      {"blob.csv", std::string("user,item\nu1,\x00\x01\x02", 15), "NUL byte at offset 13"},
+  };
+  for (const Case& c : cases) {
+    const auto path = write(c.name, c.bytes);
+    try {
+      CsvReader reader(path, opts(0, true));
+      ADD_FAILURE() << c.name << ": expected a DataError";
+    } catch (const ml::DataError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("'" + path + "' is not a text CSV file"), std::string::npos) << what;
+      EXPECT_NE(what.find(c.says), std::string::npos) << what;
+    }
+  }
+  // A stray NUL in a cell of a text export is the cell's problem (a bad row), not a binary file.
+  std::string text = "user,item\n";
+  for (int i = 0; i < 20; ++i) text += "u" + std::to_string(i) + ",i" + std::to_string(i) + "\n";
+  text += std::string("u20,i\0\n", 7);
+  CsvReader reader(write("padded.csv", text), opts(0, true));
+  CsvRecord r;
+  int records = 0;
+  while (reader.next(r)) ++records;
+  EXPECT_EQ(records, 21);
 }
 
 }  // namespace

@@ -46,9 +46,11 @@ ColumnRef named(const std::string& name) {
   return r;
 }
 
-// A messy log: quoted cells with delimiters, doubled quotes and newlines, CRLF and LF line
-// ends, empty lines, empty task keys, and bad rows of every kind, in a seeded order.
-std::string messy_log(std::size_t rows, unsigned seed, bool long_quotes = false) {
+// A messy log: quoted cells with delimiters, doubled quotes and newlines, CRLF, LF and bare CR
+// line ends, empty lines, empty task keys, Latin-1 bytes in ids and text, trailing delimiters,
+// and bad rows of every kind, in a seeded order.
+std::string messy_log(std::size_t rows, unsigned seed, bool long_quotes = false,
+                      const char* line_end = nullptr) {
   std::mt19937 rng(seed);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
   std::string s = "user_id,item_id,category,timestamp,price,title,brand\n";
@@ -73,7 +75,10 @@ std::string messy_log(std::size_t rows, unsigned seed, bool long_quotes = false)
     if (kind == 32) row += ",extra";  // wrong field count
     if (kind == 33) row[1] = '"';     // a literal quote inside an unquoted cell
     if (kind == 34) row += "\"x\"y";  // a character after a closing quote
-    s += row + (pick(3) == 0 ? "\r\n" : "\n");
+    if (kind == 35) row = "u\xE9," + row.substr(row.find(',') + 1) + " caf\xE9";  // Latin-1
+    if (kind == 36) row += ",";  // a trailing delimiter the header lacks
+    const int end = pick(6);
+    s += row + (line_end ? line_end : end == 0 ? "\r\n" : end == 1 ? "\r" : "\n");
     if (pick(50) == 0) s += pick(2) ? "\n" : "\r\n";  // empty line
   }
   return s;
@@ -163,16 +168,22 @@ void expect_same_report(const LoadReport& a, const LoadReport& b) {
   EXPECT_EQ(a.rows_rejected, b.rows_rejected);
   EXPECT_EQ(a.rejected_by_reason, b.rejected_by_reason);
   EXPECT_EQ(a.rows_without_task, b.rows_without_task);
+  EXPECT_EQ(a.timestamps_read_as, b.timestamps_read_as);
   ASSERT_EQ(a.bad_rows.size(), b.bad_rows.size());
   for (std::size_t i = 0; i < a.bad_rows.size(); ++i) {
     EXPECT_EQ(a.bad_rows[i].file, b.bad_rows[i].file) << i;
     EXPECT_EQ(a.bad_rows[i].line, b.bad_rows[i].line) << i;
     EXPECT_EQ(a.bad_rows[i].reason, b.bad_rows[i].reason) << i;
   }
+  EXPECT_EQ(a.non_utf8_cells, b.non_utf8_cells);
+  EXPECT_EQ(a.first_non_utf8.file, b.first_non_utf8.file);
+  EXPECT_EQ(a.first_non_utf8.line, b.first_non_utf8.line);
+  EXPECT_EQ(a.first_non_utf8.reason, b.first_non_utf8.reason);
   ASSERT_EQ(a.side_tables.size(), b.side_tables.size());
   for (std::size_t i = 0; i < a.side_tables.size(); ++i) {
     EXPECT_EQ(a.side_tables[i].rows, b.side_tables[i].rows);
     EXPECT_EQ(a.side_tables[i].rejected, b.side_tables[i].rejected);
+    EXPECT_EQ(a.side_tables[i].duplicates, b.side_tables[i].duplicates);
     EXPECT_EQ(a.side_tables[i].duplicate_keys, b.side_tables[i].duplicate_keys);
     EXPECT_EQ(a.side_tables[i].log_ids_matched, b.side_tables[i].log_ids_matched);
   }
@@ -239,6 +250,29 @@ TEST(CsvParts, PartsCutAtLineStartsReadTheSameRecordsAsOneReader) {
   }
 }
 
+TEST(CsvParts, ACutAfterABareCrStartsARecord) {
+  TempDir dir;
+  const std::string path = dir.file("mac.csv");
+  write_file(path, "a,b\r1,2\r\"x\ry\",3\r4,5\r");
+  CsvReader whole(path, {0, true, '"'});
+  std::vector<std::size_t> lines;
+  const auto expected = read_records(whole, &lines);
+  ASSERT_EQ(expected.size(), 3u);
+  EXPECT_EQ(lines, (std::vector<std::size_t>{2, 3, 5}));  // the quoted CR counts as a line
+  const std::uint64_t cut = 8;                            // just after "1,2\r"
+  CsvReader first(path, {0, true, '"'});
+  first.set_end(cut);
+  auto records = read_records(first);
+  EXPECT_EQ(first.offset(), cut);
+  CsvReader second(path, {0, false, '"'}, CsvPart{cut, 1000, ',', 2, first.cr_line_ends()});
+  std::vector<std::size_t> second_lines;
+  auto rest = read_records(second, &second_lines);
+  records.insert(records.end(), rest.begin(), rest.end());
+  EXPECT_EQ(records, expected);
+  ASSERT_EQ(second_lines.size(), 2u);
+  EXPECT_EQ(second_lines.back() + first.line() - 1, lines.back());
+}
+
 TEST(CsvParts, AReaderStopsPastACutInsideAQuotedField) {
   TempDir dir;
   const std::string path = dir.file("q.csv");
@@ -268,6 +302,7 @@ TEST(ParallelParse, EveryPartitionGivesTheSerialLogAndReport) {
   ASSERT_GT(serial.size(), 2500u);
   ASSERT_GT(serial_report.rows_rejected, 10);  // the bad rows are there to be compared
   ASSERT_GT(serial_report.rows_without_task, 10);
+  ASSERT_GT(serial_report.non_utf8_cells, 10);
 
   for (const int threads : {2, 3, 8}) {
     for (const std::uint64_t part_bytes :
@@ -280,6 +315,27 @@ TEST(ParallelParse, EveryPartitionGivesTheSerialLogAndReport) {
       expect_same_report(report, serial_report);
     }
   }
+}
+
+TEST(ParallelParse, ClassicMacFilesAreCutAtTheirCrLineEnds) {
+  TempDir dir;
+  const std::string path = dir.file("mac.csv");
+  std::string text = messy_log(3000, 5, false, "\r");
+  text[text.find('\n')] = '\r';  // the header's line end too: no line ends in '\n' but quoted ones
+  write_file(path, text);
+  const Config c = messy_config({path});
+  LoadReport serial_report;
+  const PurchaseLog serial = parse(c, serial_report, 1, 1 << 30);
+  ASSERT_GT(serial.size(), 2500u);
+  for (const int threads : {2, 5}) {
+    SCOPED_TRACE(threads);
+    LoadReport report;
+    const PurchaseLog log = parse(c, report, threads, 4096);
+    expect_same_log(log, serial);
+    expect_same_report(report, serial_report);
+  }
+  // Read as a CR file: a line break inside quotes counts as a line, in every part alike.
+  EXPECT_TRUE(CsvReader(path, CsvOptions{0, true, '"'}).cr_line_ends());
 }
 
 TEST(ParallelParse, CutsInsideLongQuotedFieldsAreCaughtAndReadSerially) {
@@ -379,6 +435,7 @@ TEST_F(LogCacheTest, SecondLoadComesFromTheCacheAndEqualsAParse) {
   // "auto": beside the first data file.
   EXPECT_EQ(fs::path(outcome.path).parent_path(), dir_.path() / "data" / ".metalearn-cache");
   EXPECT_TRUE(fs::exists(outcome.path));
+  EXPECT_GT(report.non_utf8_cells, 0);  // so that the cache must carry them
   EXPECT_TRUE(load_and_compare());
   EXPECT_TRUE(load_and_compare());
 }

@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <cmath>
+#include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <limits>
+
+#include "features/feature_space.hpp"
 #include "meta/implicit_inner_loop.hpp"
 #include "meta/meta_learner.hpp"
 #include "meta/sinusoid.hpp"
@@ -67,6 +71,45 @@ double adapted_query_loss(const FunctionalModel& model, const std::vector<Tensor
   return ml::models::task_loss(model->forward(task.query, fast), task.query.target,
                                LabelKind::kBinary)
       .item<double>();
+}
+
+// The layout of a fitted space with two dense features, its moments as given.
+ml::features::FeatureSpace two_feature_space(float mean0, float mean1) {
+  nlohmann::json j;
+  to_json(j, ml::features::FeatureSpace());
+  j["dense_names"] = {"row:discount", "item:weight"};
+  j["mean"] = {mean0, mean1};
+  j["scale"] = {1.0f, 1.0f};
+  ml::features::FeatureSpace f;
+  from_json(j, f);
+  return f;
+}
+
+TEST(NonFiniteInput, NamesTheFeatureOrTargetANanLossComesFrom) {
+  auto batch = [](std::vector<float> dense, std::vector<float> target) {
+    Batch b;
+    b.dense = torch::tensor(dense).reshape({2, 2});
+    b.ids = torch::zeros({2, 2}, torch::kLong);
+    b.target = torch::tensor(target);
+    return b;
+  };
+  const float inf = std::numeric_limits<float>::infinity();
+  const auto space = two_feature_space(0, 0);
+  const TaskBatch finite{batch({1, 2, 3, 4}, {0, 1}), batch({1, 2, 3, 4}, {1, 0})};
+  EXPECT_EQ(ml::meta::non_finite_input(space, {finite}), "");
+  // The second task's query holds the bad value: every set of every task is looked at.
+  const TaskBatch bad_feature{batch({1, 2, 3, 4}, {0, 1}), batch({1, -inf, 3, 4}, {1, 0})};
+  EXPECT_EQ(ml::meta::non_finite_input(space, {finite, bad_feature}),
+            "dense feature 'item:weight' is not finite (-inf in 1 of 2 rows)");
+  const TaskBatch bad_target{batch({1, 2, 3, 4}, {0, NAN}), batch({1, 2, 3, 4}, {1, 0})};
+  EXPECT_EQ(ml::meta::non_finite_input(space, {bad_target})
+                .find("the label target is not "
+                      "finite in 1 of 2 rows"),
+            0u);
+  // Moments fitted over a non-finite value standardise every value to NaN: named as such.
+  const std::string moments = ml::meta::non_finite_input(two_feature_space(inf, 0), {finite});
+  EXPECT_EQ(moments.find("dense feature 'row:discount' has a non-finite training mean (inf)"), 0u)
+      << moments;
 }
 
 TEST(MetaGradient, SecondOrderMatchesFiniteDifferences) {

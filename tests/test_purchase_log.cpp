@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -281,6 +282,83 @@ TEST_F(PurchaseLogColumns, ExplicitTimeFormatsAreStrict) {
   }
 }
 
+TEST_F(PurchaseLogColumns, EpochUnitsByFormatAndByMagnitude) {
+  // One instant (2017-07-01T00:00:30Z) as each exporter writes it.
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category,ts\n"
+                                 "u1,i1,food,1498867230\n"
+                                 "u1,i1,food,1498867230250\n"
+                                 "u1,i1,food,1498867230250999\n"
+                                 "u1,i1,food,1498867230250999999\n"
+                                 "u1,i1,food,2017-07-01T00:00:30.25Z\n");
+  Config c = base({path});
+  c.data.columns.timestamp = named("ts");
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 5u);
+  for (std::size_t r = 0; r < log.size(); ++r) EXPECT_EQ(log.timestamp[r], kJuly2017 + 30) << r;
+  EXPECT_EQ(report.timestamps_read_as,
+            (std::map<std::string, std::int64_t>{
+                {"unix", 1}, {"unix_ms", 1}, {"unix_us", 1}, {"unix_ns", 1}, {"iso8601", 1}}));
+
+  // An explicit unit reads every number in it; the others are out of range there.
+  const std::pair<const char*, std::size_t> kept_line[] = {
+      {"unix", 2}, {"unix_ms", 3}, {"unix_us", 4}, {"unix_ns", 5}};
+  for (const auto& [format, line] : kept_line) {
+    c.data.time_format = ml::testing::choice<ml::TimeFormat>(format);
+    LoadReport r;
+    const PurchaseLog one = load(c, r);
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < one.size(); ++i) kept += one.timestamp[i] == kJuly2017 + 30;
+    EXPECT_EQ(kept, 1u) << format;
+    EXPECT_EQ(r.timestamps_read_as.at(format), static_cast<std::int64_t>(one.size())) << format;
+    for (const auto& bad : r.bad_rows) EXPECT_NE(bad.line, line) << format;
+  }
+}
+
+TEST_F(PurchaseLogBadRows, ImplausibleTimesAreBadRowsNamingTheUnit) {
+  // Milliseconds declared as seconds: the year 49467, not a purchase.
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category,ts\n"
+                                 "u1,i1,food,1498867200\n"
+                                 "u1,i2,food,1498867200000\n"
+                                 "u1,i3,food,-5\n"
+                                 "u1,i4,food,2100-01-01\n"
+                                 "u1,i5,food,99999999999999999999\n");
+  Config c = base({path});
+  c.data.columns.timestamp = named("ts");
+  c.data.time_format = ml::TimeFormat::kUnix;
+  LoadReport report;
+  PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log.timestamp[0], kJuly2017);
+  EXPECT_EQ(report.rejected_by_reason["implausible timestamp"], 2);  // lines 3 and 4
+  EXPECT_EQ(report.rejected_by_reason["unparsable timestamp"], 2);   // ISO under "unix"; 1e20
+  ASSERT_EQ(report.bad_rows.size(), 4u);
+  const std::string& ms = report.bad_rows[0].reason;
+  EXPECT_EQ(report.bad_rows[0].line, 3u);
+  EXPECT_NE(ms.find("'1498867200000' read as unix seconds"), std::string::npos) << ms;
+  EXPECT_NE(ms.find("as unix milliseconds it is 2017-07-01T00:00:00"), std::string::npos) << ms;
+  EXPECT_NE(ms.find("data.time_format = \"unix_ms\""), std::string::npos) << ms;
+  EXPECT_EQ(report.bad_rows[1].line, 4u);
+  EXPECT_NE(report.bad_rows[1].reason.find("1969-12-31"), std::string::npos)
+      << report.bad_rows[1].reason;
+
+  // auto: a column's magnitudes decide its unit, and what no unit makes plausible is refused.
+  c.data.time_format = ml::TimeFormat::kAuto;
+  c.data.bad_rows = ml::config::BadRows::kFail;
+  const std::string m = load_error(c);
+  EXPECT_NE(m.find(path + ":4: timestamp column: '-5' read as unix seconds (by its magnitude)"),
+            std::string::npos)
+      << m;
+  c.data.bad_rows = ml::config::BadRows::kSkip;
+  LoadReport automatic;
+  log = load(c, automatic);
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log.timestamp[1], kJuly2017);  // line 3, read as milliseconds
+  EXPECT_EQ(automatic.rejected_by_reason["implausible timestamp"], 3);  // -5, 2100, 1e20 ns
+}
+
 TEST_F(PurchaseLogColumns, RowLevelFeatures) {
   const std::string path = write("log.csv",
                                  "category,event,discount,channel,query\n"
@@ -450,6 +528,99 @@ TEST_F(PurchaseLogBadRows, FailStopsAtFirstWithFileLineAndReason) {
   EXPECT_NE(m.find(word + ":2: price column: 'one' is not a number"), std::string::npos) << m;
 }
 
+TEST_F(PurchaseLogBadRows, NonFiniteAndOutOfRangeNumbersAreBadRows) {
+  using namespace std::string_literals;
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category,price,discount\n"
+                                 "u1,i1,food,1.5,0.5\n"
+                                 "u1,i1,food,inf,0.5\n"
+                                 "u1,i1,food,-Infinity,0.5\n"
+                                 "u1,i1,food,NaN,0.5\n"
+                                 "u1,i1,food,1e39,0.5\n"
+                                 "u1,i1,food,3e38,-1e39\n"
+                                 "u1,i1,food,2,nan\n"
+                                 "u1,i1,food,4\0,0.5\n"s);
+  Config c = base({path});
+  c.data.columns.price = named("price");
+  c.task.label.kind = ml::config::LabelKind::kEventBinary;
+  c.data.columns.event = named("category");  // any column: event_binary admits row features
+  c.data.features.numeric = {named("discount")};
+  c.data.show_bad_rows = 10;
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_FLOAT_EQ(log.price[0], 1.5f);
+  EXPECT_EQ(report.rejected_by_reason,
+            (std::map<std::string, std::int64_t>{
+                {"non-finite number", 4}, {"number out of range", 2}, {"unparsable number", 1}}));
+  ASSERT_EQ(report.bad_rows.size(), 7u);
+  const std::pair<std::size_t, std::string> expected[] = {
+      {3, "price column: 'inf' is not a finite number"},
+      {4, "price column: '-Infinity' is not a finite number"},
+      {5, "price column: 'NaN' is not a finite number"},
+      {6, "price column: '1e39' is out of range"},
+      {7, "column 'discount': '-1e39' is out of range"},
+      {8, "column 'discount': 'nan' is not a finite number"},
+      // The NUL byte is shown, not written: the line stays whole.
+      {9, "price column: '4\\x00' is not a number"}};
+  for (std::size_t i = 0; i < report.bad_rows.size(); ++i) {
+    EXPECT_EQ(report.bad_rows[i].line, expected[i].first) << i;
+    EXPECT_NE(report.bad_rows[i].reason.find(expected[i].second), std::string::npos)
+        << report.bad_rows[i].reason;
+    EXPECT_EQ(report.bad_rows[i].reason.find('\0'), std::string::npos) << i;
+  }
+
+  // The same in a side table's numeric column, and under "fail" with file, line and column.
+  const std::string items = write("items.csv", "item_id,weight\ni1,2\ni2,-inf\n");
+  ml::config::SideTable t;
+  t.files = {items};
+  t.key = named("item_id");
+  t.features.numeric = {named("weight")};
+  c.data.side_tables = {t};
+  c.data.bad_rows = ml::config::BadRows::kFail;
+  c.data.files = {write("good.csv", "user_id,item_id,category,price,discount\nu1,i1,food,1,0\n")};
+  const std::string m = load_error(c);
+  EXPECT_NE(m.find(items + ":3: column 'weight': '-inf' is not a finite number"), std::string::npos)
+      << m;
+}
+
+TEST_F(PurchaseLogBadRows, ALogWithoutRowsNamesWhy) {
+  const std::string empty = write("empty.csv", "");
+  const std::string header = write("header.csv", "user_id,item_id,category,price\n");
+  const std::string bad = write("bad.csv", "user_id,item_id,category,price\nu1,i1,food,x\n");
+  Config c = base({empty});
+  c.data.columns.price = named("price");
+  std::string m = load_error(c);
+  EXPECT_NE(m.find("the log has no rows: '" + empty + "' is empty"), std::string::npos) << m;
+  c.data.files = {header};
+  m = load_error(c);
+  EXPECT_NE(m.find("'" + header + "' has only its header line"), std::string::npos) << m;
+  c.data.files = {empty, header};
+  m = load_error(c);
+  EXPECT_NE(m.find("'" + empty + "' is empty, '" + header + "' has only its header line"),
+            std::string::npos)
+      << m;
+  c.data.files = {bad};
+  m = load_error(c);
+  EXPECT_NE(m.find("every one of the 1 rows of the purchase log was rejected"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("the first: " + bad + ":2: price column: 'x'"), std::string::npos) << m;
+  // An empty part of a log split in parts is no problem.
+  c.data.files = {empty, write("rows.csv", "user_id,item_id,category,price\nu1,i1,food,2\n")};
+  LoadReport report;
+  EXPECT_EQ(load(c, report).size(), 1u);
+  // A side table without rows joins nothing: a mistake, named.
+  ml::config::SideTable t;
+  t.files = {write("items.csv", "item_id,weight\n")};
+  t.key = named("item_id");
+  t.features.numeric = {named("weight")};
+  c.data.side_tables = {t};
+  m = load_error(c);
+  EXPECT_NE(m.find("data.side_tables[0]: '" + t.files[0] + "' has only its header line"),
+            std::string::npos)
+      << m;
+}
+
 TEST_F(PurchaseLogBadRows, UnclosedQuoteIsReported) {
   const std::string path = write("log.csv",
                                  "user_id,item_id,category\n"
@@ -491,6 +662,7 @@ TEST_F(PurchaseLogSideTables, JoinOnItemAndUser) {
   item_table.features.categorical = {named("brand")};
   item_table.features.numeric = {named("weight")};
   item_table.features.text = {named("title")};
+  item_table.duplicates = ml::config::DuplicateKeys::kFirst;
   ml::config::SideTable user_table;
   user_table.files = {users};
   user_table.format.delimiter = ml::config::Delimiter::kSemicolon;
@@ -555,6 +727,7 @@ TEST_F(PurchaseLogSideTables, JoinOnItemAndUser) {
   EXPECT_EQ(ri.files, std::vector<std::string>{items});
   EXPECT_EQ(ri.rows, 4);
   EXPECT_EQ(ri.rejected, 0);
+  EXPECT_EQ(ri.duplicates, "first");
   EXPECT_EQ(ri.duplicate_keys, 1);
   EXPECT_EQ(ri.log_ids_matched, 2);  // i1, i3 of the log's i1, i2, i3
   EXPECT_EQ(ri.log_ids_total, 3);
@@ -614,6 +787,7 @@ TEST_F(PurchaseLogSideTables, SeveralFilesAndErrors) {
   t.files = {p1, p2};
   t.key = named("item_id");
   t.features.numeric = {named("weight")};
+  t.duplicates = ml::config::DuplicateKeys::kFirst;
   c.data.side_tables = {t};
   LoadReport report;
   const PurchaseLog log = load(c, report);
@@ -637,6 +811,286 @@ TEST_F(PurchaseLogSideTables, SeveralFilesAndErrors) {
   c.data.side_tables[0].files = {(dir_ / "gone.csv").string()};
   m = load_error(c);
   EXPECT_NE(m.find((dir_ / "gone.csv").string()), std::string::npos) << m;
+}
+
+TEST_F(PurchaseLogSideTables, DuplicateKeysAreAnErrorUnlessThePolicySaysFirst) {
+  const std::string log_path = write("log.csv", "user_id,item_id,category\nu1,i1,food\n");
+  // A multi-valued attribute: i1 has two genres.
+  const std::string p1 = write("p1.csv", "item_id,genre\ni1,drama\ni2,comedy\n");
+  const std::string p2 = write("p2.csv", "item_id,genre\ni3,horror\ni1,comedy\n");
+  Config c = base({log_path});
+  ml::config::SideTable t;
+  t.files = {p1, p2};
+  t.key = named("item_id");
+  t.features.categorical = {named("genre")};
+  c.data.side_tables = {t};
+  const std::string m = load_error(c);
+  EXPECT_NE(m.find(p2 + ":3: item id 'i1' again (first at " + p1 + ":2)"), std::string::npos) << m;
+  EXPECT_NE(m.find("data.side_tables[0].duplicates = \"first\""), std::string::npos) << m;
+
+  c.data.side_tables[0].duplicates = ml::config::DuplicateKeys::kFirst;
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  const auto& genre = log.item_attributes.categorical[0];
+  EXPECT_EQ(genre.dictionary.name(genre.values[0]), "drama");
+  EXPECT_EQ(report.side_tables[0].duplicates, "first");
+  EXPECT_EQ(report.side_tables[0].duplicate_keys, 1);
+}
+
+TEST_F(PurchaseLogSideTables, TaskAndClassColumnsFromSideTables) {
+  // The log names only items; brand and type are item attributes, in the second item table.
+  const std::string log_path = write("log.csv",
+                                     "user_id,item_id\n"
+                                     "u1,i1\n"
+                                     "u1,i2\n"
+                                     "u2,i3\n"
+                                     "u2,i9\n"  // no row in the item table
+                                     "u3,i4\n"  // a row, but no brand
+                                     "u3,i1\n");
+  const std::string weights = write("weights.csv", "item_id,weight\ni1,1\ni2,2\n");
+  const std::string items = write("items.csv",
+                                  "item_id,type,brand\n"
+                                  "i5,soap,unused\n"  // a brand no log row has
+                                  "i3,shoe,zeta\n"
+                                  "i1,shoe,acme\n"
+                                  "i2,soap,acme\n"
+                                  "i4,soap,\n");
+  Config c = base({log_path});
+  c.data.columns.task = named("brand");
+  c.data.columns.task_from = ml::config::ColumnSource::kItem;
+  c.task.label.class_column = named("type");
+  c.task.label.class_from = ml::config::ColumnSource::kItem;
+  ml::config::SideTable w;
+  w.files = {weights};
+  w.key = named("item_id");
+  w.features.numeric = {named("weight")};
+  ml::config::SideTable t;
+  t.files = {items};
+  t.key = named("item_id");
+  t.features.categorical = {named("type")};
+  c.data.side_tables = {w, t};
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 6u);
+  auto task_of = [&](std::size_t r) {
+    return log.task[r] == kNoId ? std::string("-") : log.tasks.name(log.task[r]);
+  };
+  auto class_of = [&](std::size_t r) {
+    return log.label_class[r] == kNoId ? std::string("-") : log.classes.name(log.label_class[r]);
+  };
+  const std::vector<std::string> tasks = {"acme", "acme", "zeta", "-", "-", "acme"};
+  const std::vector<std::string> classes = {"shoe", "soap", "shoe", "-", "soap", "shoe"};
+  for (std::size_t r = 0; r < log.size(); ++r) {
+    EXPECT_EQ(task_of(r), tasks[r]) << r;
+    EXPECT_EQ(class_of(r), classes[r]) << r;
+  }
+  // Ids in order of first appearance in the log, as a log column's would be; no unused brand.
+  EXPECT_EQ(log.tasks.names(), (std::vector<std::string>{"acme", "zeta"}));
+  EXPECT_EQ(report.rows_without_task, 2);
+
+  c.data.columns.task = named("maker");
+  const std::string m = load_error(c);
+  EXPECT_NE(m.find("data.columns.task = 'maker' (from the item table): no side table with "
+                   "join = \"item\" has that column"),
+            std::string::npos)
+      << m;
+}
+
+// --- repeated names, delimiters, line ends and encodings as exports write them -----------------
+
+using PurchaseLogExports = PurchaseLogTest;
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST_F(PurchaseLogExports, RepeatedHeaderNameIsRefusedNamingEveryPosition) {
+  // Net and gross price under one name: reading the first silently would be a coin toss.
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category,price,price\n"
+                                 "u1,i1,food,10,12\n");
+  Config c = base({path});
+  c.data.columns.price = named("price");
+  const std::string m = load_error(c);
+  EXPECT_TRUE(has(m, "data.columns.price = 'price'")) << m;
+  EXPECT_TRUE(has(m, path)) << m;
+  EXPECT_TRUE(has(m, "2 columns named 'price' (#4, #5)")) << m;
+  EXPECT_TRUE(has(m, "pick one by its 1-based position, e.g. data.columns.price = 5")) << m;
+
+  // Picking by position reads that very column; the other roles still go by name.
+  c.data.columns.price = at(5);
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_FLOAT_EQ(log.price[0], 12.0f);
+  EXPECT_EQ(log.tasks.name(log.task[0]), "food");
+
+  // A repeated name that no key asks for is no one's problem.
+  c.data.columns.price = ColumnRef();
+  EXPECT_EQ(load(c, report).size(), 1u);
+}
+
+TEST_F(PurchaseLogExports, RepeatedNameUpToCaseIsRefusedToo) {
+  const std::string path = write("log.csv", "user_id,item_id,Category,CATEGORY \nu1,i1,a,b\n");
+  const std::string m = load_error(base({path}));
+  EXPECT_TRUE(has(m, "data.columns.task = 'category'")) << m;
+  EXPECT_TRUE(has(m, "2 columns that match 'category' (#3 'Category', #4 'CATEGORY ')")) << m;
+}
+
+TEST_F(PurchaseLogExports, RepeatedNameInASideTableNamesItsKey) {
+  const std::string log_path = write("log.csv", "user_id,item_id,category\nu1,i1,food\n");
+  const std::string items = write("items.csv", "item_id,brand,item_id\ni1,acme,i1\n");
+  Config c = base({log_path});
+  ml::config::SideTable t;
+  t.files = {items};
+  t.key = named("item_id");
+  t.features.categorical = {named("brand")};
+  c.data.side_tables = {t};
+  const std::string m = load_error(c);
+  EXPECT_TRUE(has(m, "data.side_tables[0].key = 'item_id'")) << m;
+  EXPECT_TRUE(has(m, "(#1, #3)")) << m;
+}
+
+TEST_F(PurchaseLogExports, PipeSeparatedFileIsDetected) {
+  const std::string path = write("log.psv", "user_id|item_id|category\nu1|i1|salt, sea\n");
+  LoadReport report;
+  const PurchaseLog log = load(base({path}), report);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log.tasks.name(log.task[0]), "salt, sea");
+}
+
+TEST_F(PurchaseLogExports, SingleColumnHeaderNamesTheDelimiterAndItsKey) {
+  const std::string colon = write("log.csv", "user_id:item_id:category\nu1:i1:food\n");
+  std::string m = load_error(base({colon}));
+  EXPECT_TRUE(has(m, "no such column")) << m;
+  EXPECT_TRUE(has(m, "it reads as a single column with the detected delimiter ','")) << m;
+  EXPECT_TRUE(has(m, "set data.format.delimiter to the one it uses")) << m;
+
+  // A delimiter given in the config is named as given, not as detected.
+  const std::string comma = write("comma.csv", "user_id,item_id,category\nu1,i1,food\n");
+  Config c = base({comma});
+  c.data.format.delimiter = ml::config::Delimiter::kSemicolon;
+  m = load_error(c);
+  EXPECT_TRUE(has(m, "single column with the delimiter ';'")) << m;
+
+  // Headerless, by position: the same hint after "has only 1 columns".
+  c.data.format = {};
+  c.data.format.header = false;
+  c.data.files = {write("bare.csv", "u1:i1:food\n")};
+  c.data.columns.user = at(1);
+  c.data.columns.item = at(2);
+  c.data.columns.task = at(3);
+  m = load_error(c);
+  EXPECT_TRUE(has(m, "has only 1 columns; it reads as a single column")) << m;
+
+  // A file of one column on purpose says nothing about delimiters when a column is missing
+  // from a wider file.
+  const std::string wide = write("wide.csv", "user_id,item_id,cat\nu1,i1,food\n");
+  m = load_error(base({wide}));
+  EXPECT_FALSE(has(m, "single column")) << m;
+}
+
+TEST_F(PurchaseLogExports, TrailingDelimiterOnEveryRowIsAccepted) {
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category\n"
+                                 "u1,i1,food,\n"
+                                 "u2,i2,toys,\n"
+                                 "u3,i3,toys,extra\n");
+  LoadReport report;
+  const PurchaseLog log = load(base({path}), report);
+  EXPECT_EQ(log.size(), 2u);
+  EXPECT_EQ(report.rows_rejected, 1);  // only the row whose extra field holds something
+  ASSERT_EQ(report.bad_rows.size(), 1u);
+  EXPECT_EQ(report.bad_rows[0].line, 4u);
+}
+
+TEST_F(PurchaseLogExports, ClassicMacLineEndsGiveRowsAndLines) {
+  const std::string path = write(
+      "mac.csv", "user_id,item_id,category,price\ru1,i1,food,1\ru2,i2,food,x\ru3,i3,toys,2\r");
+  Config c = base({path});
+  c.data.columns.price = named("price");
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  EXPECT_EQ(log.size(), 2u);
+  EXPECT_EQ(report.rows_read, 3);
+  ASSERT_EQ(report.bad_rows.size(), 1u);
+  EXPECT_EQ(report.bad_rows[0].line, 3u);
+  EXPECT_EQ(log.tasks.name(log.task[1]), "toys");
+}
+
+TEST_F(PurchaseLogExports, NonUtf8CellsAreKeptEscapedAndReportedWithFileAndLine) {
+  // A Latin-1 export: two categories that differ only in their accented letter stay apart.
+  const std::string path = write("latin1.csv",
+                                 "user_id,item_id,category\n"
+                                 "u1,i1,food\n"
+                                 "u1,i2,Cr\xE8me\n"
+                                 "u2,i3,Cr\xE9me\n"
+                                 "u\xE9,i3,food\n");
+  LoadReport report;
+  const PurchaseLog log = load(base({path}), report);
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_EQ(log.tasks.name(log.task[1]), "Cr\\xE8me");
+  EXPECT_EQ(log.tasks.name(log.task[2]), "Cr\\xE9me");
+  EXPECT_EQ(log.users.name(log.user[3]), "u\\xE9");
+  EXPECT_EQ(report.non_utf8_cells, 3);
+  EXPECT_EQ(report.first_non_utf8.file, path);
+  EXPECT_EQ(report.first_non_utf8.line, 3u);
+  EXPECT_EQ(report.first_non_utf8.reason, "column 3 ('category'): byte 0xE8 is not UTF-8");
+  const auto warnings = ml::data::load_warnings(report);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_TRUE(has(warnings[0], "3 cell(s) are not UTF-8")) << warnings[0];
+  EXPECT_TRUE(has(warnings[0], path + ":3: column 3")) << warnings[0];
+  EXPECT_TRUE(has(warnings[0], "iconv -f latin1 -t utf-8")) << warnings[0];
+}
+
+TEST_F(PurchaseLogBadRows, WarningsSayHowManyWhyAndListTheFirst) {
+  const std::string path = write("log.csv", kWithBadRows);
+  Config c = with_price_and_time(base({path}));
+  c.data.show_bad_rows = 2;
+  LoadReport report;
+  load(c, report);
+  const auto lines = ml::data::load_warnings(report);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_TRUE(has(lines[0], "rejected 3 of 6 log rows (data.bad_rows = \"skip\")")) << lines[0];
+  EXPECT_TRUE(has(lines[0], "unparsable number 1")) << lines[0];
+  EXPECT_TRUE(has(lines[0], "unparsable timestamp 1")) << lines[0];
+  EXPECT_TRUE(has(lines[0], "wrong field count 1")) << lines[0];
+  EXPECT_TRUE(has(lines[1], path + ":6: expected 6 fields, found 4")) << lines[1];
+  EXPECT_TRUE(has(lines[2], path + ":7: price column")) << lines[2];
+
+  // A clean load warns about nothing.
+  LoadReport clean;
+  load(base({write("ok.csv", "user_id,item_id,category\nu1,i1,food\n")}), clean);
+  EXPECT_TRUE(ml::data::load_warnings(clean).empty());
+}
+
+TEST_F(PurchaseLogBadRows, SideTableRejectionsAreInTheWarnings) {
+  const std::string log_path = write("log.csv", "user_id,item_id,category\nu1,i1,food\n");
+  const std::string items = write("items.csv", "item_id,weight\ni1,2\ni2,heavy\n");
+  Config c = base({log_path});
+  ml::config::SideTable t;
+  t.files = {items};
+  t.key = named("item_id");
+  t.features.numeric = {named("weight")};
+  c.data.side_tables = {t};
+  LoadReport report;
+  load(c, report);
+  const auto lines = ml::data::load_warnings(report);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(has(lines[0], "rejected 1 of 2 rows of the item table " + items)) << lines[0];
+  EXPECT_TRUE(has(lines[1], items + ":3:")) << lines[1];
+}
+
+TEST_F(PurchaseLogBadRows, EveryRowRejectedIsAnErrorSayingWhy) {
+  // Left to the next step, an empty log reads as "no training task qualifies".
+  const std::string path = write("log.csv",
+                                 "user_id,item_id,category\n"
+                                 "u1,i1,food,x\n"
+                                 "u2,i2,food,y\n");
+  const std::string m = load_error(base({path}));
+  EXPECT_TRUE(has(m, "every one of the 2 rows of the purchase log was rejected")) << m;
+  EXPECT_TRUE(has(m, "wrong field count 2")) << m;
+  EXPECT_TRUE(has(m, "the first: " + path + ":2: expected 3 fields, found 4")) << m;
 }
 
 }  // namespace

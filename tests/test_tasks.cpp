@@ -625,6 +625,94 @@ TEST(TasksSplit, ExplicitNewTasksAreHeldOutAndUnknownNamesSuggest) {
   }
 }
 
+// --- why training would have nothing to train on --------------------------------------------
+
+// training_tasks_problem() of `rows` under `c` (with the log written to dir/log.csv).
+std::string problem_of(TempDir& dir, const std::vector<Row>& rows, ml::config::Config c) {
+  write_file(dir.file("log.csv"), to_csv(rows));
+  c.data.files = {dir.file("log.csv")};
+  Built b = build(c);
+  return ml::tasks::training_tasks_problem(b.log, b.set, c);
+}
+
+TEST(TasksTrainingProblem, NamesTheCauseInTheLogsTerms) {
+  TempDir dir;
+  const auto threshold = base_config(dir.file("log.csv"), "threshold");
+  const auto two_tasks = labelled_tasks({{"A", 3, 3}, {"B", 3, 3}});  // times 1000..1011
+  EXPECT_EQ(problem_of(dir, two_tasks, threshold), "");
+
+  // A cutoff after the last row leaves no example.
+  auto late = threshold;
+  late.split.time_cutoff = "2030-01-01";
+  EXPECT_EQ(problem_of(dir, two_tasks, late),
+            "split.time_cutoff = 2030-01-01 is after the log's last time (1970-01-01T00:16:51): "
+            "examples come from the rows at or after the cutoff, and there are none");
+
+  // No positive example: ratings below the threshold only.
+  auto strict = threshold;
+  strict.task.label.threshold = 6;
+  std::string p = problem_of(dir, two_tasks, strict);
+  EXPECT_NE(p.find("task.label.threshold = 6.000: no example is positive"), std::string::npos) << p;
+
+  // Implicit labels whose positive event no row has.
+  auto implicit = base_config(dir.file("log.csv"), "implicit");
+  std::vector<Row> views;
+  for (int i = 0; i < 8; ++i) views.push_back({"u1", "i" + std::to_string(i), "A", "view", 1000});
+  p = problem_of(dir, views, implicit);
+  EXPECT_EQ(p,
+            "task.label.positive_events = ['purchase']: no row with a task key has such an event "
+            "(the log's events: 'view')");
+
+  // Every task too small, with the counts and the largest task.
+  auto big = threshold;
+  big.task.support = 4;
+  big.task.query = 4;
+  p = problem_of(dir, labelled_tasks({{"A", 3, 3}, {"B", 2, 2}}), big);
+  EXPECT_EQ(p,
+            "no task qualifies for task.support = 4 + task.query = 4: of 2 task(s) with examples, "
+            "2 too small; the largest, 'A' (6 examples): 6 examples, need support + query = 8 "
+            "(metalearn inspect --tasks lists every task)");
+
+  // Every qualifying task held out by name.
+  auto named = threshold;
+  named.split.new_tasks = {"A", "B"};
+  p = problem_of(dir, two_tasks, named);
+  EXPECT_NE(p.find("all 2 qualifying task(s) for task.support = 2 + task.query = 2 are held out "
+                   "(2 new, 0 validation)"),
+            std::string::npos)
+      << p;
+
+  // No row has a task key.
+  std::vector<Row> keyless = two_tasks;
+  for (Row& r : keyless) r.task = "";
+  p = problem_of(dir, keyless, threshold);
+  EXPECT_EQ(p,
+            "data.columns.task = 'task': no row has a task key (the column is empty in every "
+            "row)");
+}
+
+TEST(TasksTrainingProblem, ASingleTaskIsRefusedWhenTheSplitAsksForHeldOutTasks) {
+  TempDir dir;
+  auto c = base_config(dir.file("log.csv"), "threshold");
+  c.split.new_fraction = 0.2;
+  c.split.validation_fraction = 0.1;
+  const auto one = labelled_tasks({{"Only", 3, 3}});
+  const std::string p = problem_of(dir, one, c);
+  EXPECT_NE(p.find("only one task qualifies ('Only', of 1 task key(s) in data.columns.task = "
+                   "'task')"),
+            std::string::npos)
+      << p;
+  EXPECT_NE(p.find("split.new_fraction = 0.20 and split.validation_fraction = 0.10"),
+            std::string::npos)
+      << p;
+  Built b = build(c);
+  EXPECT_THROW(ml::tasks::require_training_tasks(b.log, b.set, c), ml::DataError);
+  // Asking for no held-out tasks trains on the one task.
+  c.split.new_fraction = 0;
+  c.split.validation_fraction = 0;
+  EXPECT_EQ(problem_of(dir, one, c), "");
+}
+
 TEST(TasksSplit, TrainingRowsExcludeHeldOutTasksAndRowsAfterCutoff) {
   TempDir dir;
   // Tasks P0..P9: 8 rows each, times 100..107 + 1000 * task; cutoff at 5003 splits P5.

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -164,6 +165,18 @@ TEST(TimeParseFormat, KnownValues) {
   EXPECT_EQ(format_iso8601(1456704000), "2016-02-29T00:00:00");
 }
 
+// Any int64 is a valid unix cell; the extremes are the dates other tools (e.g. Go's time
+// package) give for them. The smallest day's seconds once overflowed while flooring to whole
+// days (inspect printed "292277026596-12-03T39:30:09" for -9223372036854775807).
+TEST(TimeParseFormat, ExtremeSeconds) {
+  EXPECT_EQ(format_iso8601(std::numeric_limits<std::int64_t>::min()),
+            "-292277022657-01-27T08:29:52");
+  EXPECT_EQ(format_iso8601(std::numeric_limits<std::int64_t>::min() + 1),
+            "-292277022657-01-27T08:29:53");
+  EXPECT_EQ(format_iso8601(std::numeric_limits<std::int64_t>::max()),
+            "292277026596-12-04T15:30:07");
+}
+
 TEST(TimeParseFormat, RoundTrip) {
   for (std::int64_t t :
        {std::int64_t{0}, std::int64_t{1}, std::int64_t{-1}, kJuly2017, kJuly2017 + 45027,
@@ -176,7 +189,83 @@ TEST(TimeParseFormat, RoundTrip) {
   }
 }
 
+TEST(TimeParseUnits, ExplicitUnitsDivideAndRoundDown) {
+  const std::int64_t t = kJuly2017 + 30;
+  EXPECT_EQ(parse_timestamp("1498867230999", TimeFormat::kUnixMs), t);
+  EXPECT_EQ(parse_timestamp("1498867230999999", TimeFormat::kUnixUs), t);
+  EXPECT_EQ(parse_timestamp("1498867230999999999", TimeFormat::kUnixNs), t);
+  EXPECT_EQ(parse_timestamp("1498867230999.9", TimeFormat::kUnixMs), t);  // a fraction of a ms
+  EXPECT_EQ(parse_timestamp("1.49886723e12", TimeFormat::kUnixMs), t);
+  // Before the epoch, like the ISO parser: -1 ms is in the second before 1970.
+  EXPECT_EQ(parse_timestamp("-1", TimeFormat::kUnixMs), -1);
+  EXPECT_EQ(parse_timestamp("-1000", TimeFormat::kUnixMs), -1);
+  EXPECT_EQ(parse_timestamp("-1001", TimeFormat::kUnixMs), -2);
+  for (TimeFormat f : {TimeFormat::kUnixMs, TimeFormat::kUnixUs, TimeFormat::kUnixNs}) {
+    EXPECT_EQ(parse_timestamp("2017-07-01", f), std::nullopt);  // no ISO under a unix unit
+    EXPECT_EQ(parse_timestamp("inf", f), std::nullopt);
+    EXPECT_EQ(parse_timestamp("nan", f), std::nullopt);
+  }
+}
+
+TEST(TimeParseUnits, AutoReadsEachMagnitudeInItsUnit) {
+  struct Case {
+    const char* text;
+    ml::TimeReading reading;
+  };
+  const Case cases[] = {{"1498867230", ml::TimeReading::kUnixSeconds},
+                        {"1498867230123", ml::TimeReading::kUnixMs},
+                        {"1498867230123456", ml::TimeReading::kUnixUs},
+                        {"1498867230123456789", ml::TimeReading::kUnixNs},
+                        {"2017-07-01T00:00:30Z", ml::TimeReading::kIso8601}};
+  for (const Case& c : cases) {
+    const auto t = ml::parse_time(c.text, TimeFormat::kAuto);
+    ASSERT_TRUE(t.has_value()) << c.text;
+    EXPECT_EQ(t->seconds, kJuly2017 + 30) << c.text;
+    EXPECT_EQ(t->reading, c.reading) << c.text;
+  }
+  // A plausible time after 1973-03-03 reads back at each scale: written in any unit it lies in
+  // that unit's band of magnitudes, so auto never mistakes one unit for another.
+  const std::int64_t march_1973 = days_from_civil(1973, 3, 4) * kDay;
+  for (std::int64_t s : {march_1973, kJuly2017, ml::kPlausibleTimeEnd - 1}) {
+    const std::string text = std::to_string(s);
+    for (const char* zeros : {"", "000", "000000", "000000000"}) {
+      const auto t = ml::parse_time(text + zeros, TimeFormat::kAuto);
+      ASSERT_TRUE(t.has_value()) << text << zeros;
+      EXPECT_EQ(t->seconds, s) << text << zeros;
+    }
+  }
+}
+
+TEST(TimeParseUnits, PlausibleRangeAndWhyATimeIsNot) {
+  EXPECT_EQ(ml::kPlausibleTimeEnd, days_from_civil(2100, 1, 1) * kDay);
+  EXPECT_TRUE(ml::plausible_time(0));
+  EXPECT_FALSE(ml::plausible_time(-1));
+  EXPECT_TRUE(ml::plausible_time(ml::kPlausibleTimeEnd - 1));
+  EXPECT_FALSE(ml::plausible_time(ml::kPlausibleTimeEnd));
+
+  // Milliseconds declared as seconds: the text names what it became and the unit that fits.
+  const auto ms = ml::parse_time("1498867200000", TimeFormat::kUnix);
+  ASSERT_TRUE(ms.has_value());
+  EXPECT_FALSE(ml::plausible_time(ms->seconds));
+  const std::string why = ml::implausible_time_text("1498867200000", *ms, TimeFormat::kUnix);
+  EXPECT_NE(why.find("read as unix seconds is 49467-"), std::string::npos) << why;
+  EXPECT_NE(why.find("outside the plausible range 1970-01-01 .. 2099-12-31"), std::string::npos)
+      << why;
+  EXPECT_NE(why.find("as unix milliseconds it is 2017-07-01T00:00:00"), std::string::npos) << why;
+  EXPECT_NE(why.find("data.time_format = \"unix_ms\""), std::string::npos) << why;
+  // A time no unit makes plausible gets no suggestion.
+  const auto past = ml::parse_time("1850-01-01", TimeFormat::kAuto);
+  ASSERT_TRUE(past.has_value());
+  const std::string iso = ml::implausible_time_text("1850-01-01", *past, TimeFormat::kAuto);
+  EXPECT_NE(iso.find("read as ISO-8601 date/time is 1850-01-01T00:00:00"), std::string::npos)
+      << iso;
+  EXPECT_EQ(iso.find("data.time_format"), std::string::npos) << iso;
+}
+
 TEST(TimeParseFormat, NameMapping) {
+  EXPECT_EQ(ml::enum_from_name<TimeFormat>("unix_ms"), TimeFormat::kUnixMs);
+  EXPECT_EQ(ml::enum_from_name<TimeFormat>("unix_us"), TimeFormat::kUnixUs);
+  EXPECT_EQ(ml::enum_from_name<TimeFormat>("unix_ns"), TimeFormat::kUnixNs);
   EXPECT_EQ(ml::enum_from_name<TimeFormat>("unix"), TimeFormat::kUnix);
   EXPECT_EQ(ml::enum_from_name<TimeFormat>("iso8601"), TimeFormat::kIso8601);
   EXPECT_EQ(ml::enum_from_name<TimeFormat>("auto"), TimeFormat::kAuto);

@@ -10,6 +10,7 @@
 #include "util/errors.hpp"
 #include "util/interrupt.hpp"
 #include "util/logging.hpp"
+#include "util/utf8.hpp"
 #include "util/version.hpp"
 
 namespace ml::cli {
@@ -68,24 +69,26 @@ int run_cli(int argc, char** argv) {
       const std::string word = argv[1];
       const bool option = !word.empty() && word[0] == '-';
       if (option && !app.get_option_no_throw(word.substr(0, word.find('=')))) {
-        std::cerr << "metalearn: error: unknown top-level option '" << word
+        std::cerr << "metalearn: error: unknown top-level option '" << printable(word)
                   << "' (see metalearn --help)\n";
         return static_cast<int>(ExitCode::kUsage);
       }
       if (!option) {
-        std::cerr << "metalearn: error: unknown subcommand '" << word
+        std::cerr << "metalearn: error: unknown subcommand '" << printable(word)
                   << "': expected train, adapt, eval, predict, inspect or synth (see metalearn "
                      "--help)\n";
         return static_cast<int>(ExitCode::kUsage);
       }
     }
-    std::cerr << "metalearn: error: " << e.what() << " (see metalearn --help)\n";
+    std::cerr << "metalearn: error: " << printable(e.what()) << " (see metalearn --help)\n";
     return static_cast<int>(ExitCode::kUsage);
   } catch (const InterruptedError& e) {
-    std::cerr << command_name() << ": " << e.what() << "\n";
+    std::cerr << command_name() << ": " << printable(e.what()) << "\n";
     return static_cast<int>(e.code());
   } catch (const Error& e) {
-    std::cerr << command_name() << ": error: " << e.what() << "\n";
+    // Messages quote file names, cells and bytes read from damaged files: printable() keeps
+    // each one a single line of valid UTF-8 whatever those held.
+    std::cerr << command_name() << ": error: " << printable(e.what()) << "\n";
     return static_cast<int>(e.code());
   } catch (const std::filesystem::filesystem_error& e) {
     // Library code reports the file operations it expects to fail as IoError; this catches the
@@ -93,10 +96,10 @@ int run_cli(int argc, char** argv) {
     std::string what = e.what();
     const std::string prefix = "filesystem error: ";
     if (what.compare(0, prefix.size(), prefix) == 0) what.erase(0, prefix.size());
-    std::cerr << command_name() << ": error: " << what << "\n";
+    std::cerr << command_name() << ": error: " << printable(what) << "\n";
     return static_cast<int>(ExitCode::kIo);
   } catch (const std::exception& e) {
-    std::cerr << command_name() << ": internal error: " << e.what() << "\n";
+    std::cerr << command_name() << ": internal error: " << printable(e.what()) << "\n";
     return static_cast<int>(ExitCode::kRuntime);
   }
 }

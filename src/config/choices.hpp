@@ -33,6 +33,11 @@ enum class Aggregate {
 enum class AggregateRows { kTraining, kBeforeCutoff };
 // data.side_tables[].join
 enum class JoinKey { kItem, kUser };
+// data.side_tables[].duplicates
+enum class DuplicateKeys { kError, kFirst };
+// data.columns.task_from, task.label.class_from: the log itself, or a side table joined on
+// item or user id.
+enum class ColumnSource { kLog, kItem, kUser };
 // task.label.kind
 enum class LabelKind { kImplicit, kEventBinary, kThreshold, kRegression, kMulticlass };
 // task.label.target
@@ -130,6 +135,19 @@ template <>
 struct EnumNames<config::JoinKey> {
   using E = config::JoinKey;
   static constexpr EnumName<E> entries[] = {{E::kItem, "item"}, {E::kUser, "user"}};
+};
+
+template <>
+struct EnumNames<config::DuplicateKeys> {
+  using E = config::DuplicateKeys;
+  static constexpr EnumName<E> entries[] = {{E::kError, "error"}, {E::kFirst, "first"}};
+};
+
+template <>
+struct EnumNames<config::ColumnSource> {
+  using E = config::ColumnSource;
+  static constexpr EnumName<E> entries[] = {
+      {E::kLog, "log"}, {E::kItem, "item"}, {E::kUser, "user"}};
 };
 
 template <>

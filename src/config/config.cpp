@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "util/json_text.hpp"
 #include "util/strings.hpp"
 #include "util/time_parse.hpp"
+#include "util/utf8.hpp"
 
 namespace ml::config {
 
@@ -49,8 +51,9 @@ const Table<CsvFormat>& csv_format_table() {
   static const Table<CsvFormat> table(
       "CsvFormat", "How the CSV files of one table are written.",
       {field("delimiter", &CsvFormat::delimiter,
-             "\"auto\" detects it from the first line; \"\\t\" may also be written \"tab\", "
-             "\" \" also \"space\"."),
+             "\"auto\" detects it from the first line: the most frequent of \",\", \"\\t\", "
+             "\";\" and \"|\" outside quotes, else \" \", else \",\". \"\\t\" may also be written "
+             "\"tab\", \" \" also \"space\"."),
        field("header", &CsvFormat::header,
              "Whether the first line names the columns; false: columns are referred to by "
              "1-based position.")});
@@ -73,13 +76,15 @@ const Table<FeatureColumns>& feature_columns_table() {
 const Table<ColumnMap>& column_map_table() {
   static const Table<ColumnMap> table(
       "ColumnMap",
-      "Which log columns play which role, each by name or 1-based position. `task` is required; "
-      "the rest depend on the label kind.",
+      "Which log columns play which role, each by name or 1-based position (a number, also in a "
+      "file with a header: it picks one of two columns of the same name, which by name is "
+      "refused). `task` is required; the rest depend on the label kind.",
       {field("user", &ColumnMap::user,
              "The user id; required for implicit labels (negatives are sampled per user)."),
        field("item", &ColumnMap::item, "The item id; required for implicit labels."),
        field("task", &ColumnMap::task,
-             "The grouping key that makes tasks: category, brand, shop, user, ...",
+             "The grouping key that makes tasks: category, brand, shop, user, ...; a column of "
+             "the log, or of a side table (task_from).",
              not_empty<ColumnRef>("required",
                                   "a task column is required (the column that groups rows into "
                                   "tasks, e.g. a category)")),
@@ -89,7 +94,13 @@ const Table<ColumnMap>& column_map_table() {
              "The event type (view/cart/purchase); required for event_binary labels."),
        field("rating", &ColumnMap::rating, "A numeric rating; the regression target \"rating\"."),
        field("price", &ColumnMap::price, "The unit price; spend = price * quantity."),
-       field("quantity", &ColumnMap::quantity, "Units bought; 1 when absent.")});
+       field("quantity", &ColumnMap::quantity, "Units bought; 1 when absent."),
+       field("task_from", &ColumnMap::task_from,
+             "Where the task column is: \"log\", or \"item\" / \"user\": a column of an item "
+             "(user) side table, joined by the row's item (user) id, so that tasks can be brands "
+             "while the log names only items. The first side table of that join whose files have "
+             "the column is used (a position refers to the first such table); rows whose id has "
+             "no row there, or an empty value, belong to no task.")});
   return table;
 }
 
@@ -105,7 +116,12 @@ const Table<SideTable>& side_table_table() {
        field("key", &SideTable::key, "The id column of this table.",
              not_empty<ColumnRef>("required", "the id column of this table is required")),
        section("features", &SideTable::features, feature_columns_table(),
-               "Columns of this table used as features; at least one.")},
+               "Columns of this table used as features; at least one."),
+       field("duplicates", &SideTable::duplicates,
+             "What a second row with an id already read means: \"error\" stops at it with both "
+             "lines (the table must hold one row per id: a multi-valued attribute would "
+             "otherwise collapse to one value unseen); \"first\" keeps each id's first row and "
+             "counts the rest (inspect shows the policy and the count).")},
       [](const SideTable& t, const std::string& path) {
         require(!t.features.empty(), key_path(path, "features"), Json::object(),
                 "a side table needs at least one numeric, categorical or text feature column");
@@ -130,12 +146,19 @@ const Table<DataConfig>& data_table() {
        section_list("side_tables", &DataConfig::side_tables, side_table_table(),
                     "Attribute tables joined onto the log by item or user id."),
        field("bad_rows", &DataConfig::bad_rows,
-             "\"skip\": count and report malformed rows; \"fail\": stop at the first one with "
-             "its file and line."),
+             "\"skip\": count and report malformed rows (every command warns how many, why and "
+             "where the first are; a log whose every row is malformed is an error); \"fail\": "
+             "stop at the first one with its file and line."),
        field("show_bad_rows", &DataConfig::show_bad_rows,
-             "How many skipped rows are listed in reports.", at_least(0)),
+             "How many skipped rows are listed in reports and warnings.", at_least(0)),
        field("time_format", &DataConfig::time_format,
-             "How the timestamp column is written; \"auto\" accepts unix seconds and ISO-8601."),
+             "How the timestamp column is written: \"unix\" (seconds), \"unix_ms\", "
+             "\"unix_us\", \"unix_ns\" (milli-, micro-, nanoseconds: JavaScript, Java and Kafka "
+             "exports), \"iso8601\"; \"auto\" reads ISO-8601 and unix numbers, each number in "
+             "the unit its magnitude gives (seconds below 1e11, milliseconds below 1e14, "
+             "microseconds below 1e17, else nanoseconds; inspect shows what was read). A time "
+             "outside 1970-01-01 .. 2099-12-31 is a bad row, named with the unit that would make "
+             "it plausible."),
        field("cache", &DataConfig::cache,
              "Where the parsed log is cached so that the next command on unchanged files skips "
              "the CSV parse: \"auto\" (a .metalearn-cache/ folder beside the first data file, or "
@@ -253,6 +276,9 @@ const Table<LabelConfig>& label_table() {
              "threshold only: targets >= this are positives."),
        field("class_column", &LabelConfig::class_column,
              "multiclass only (and required there): the class of each row, e.g. product type."),
+       field("class_from", &LabelConfig::class_from,
+             "Where class_column is: \"log\", or \"item\" / \"user\": a side-table column "
+             "joined by the row's item (user) id, as data.columns.task_from."),
        field("ways", &LabelConfig::ways, "multiclass only: classes per episode (N).", at_least(2))},
       [](const LabelConfig& l, const std::string& path) {
         if (l.kind == LabelKind::kEventBinary) {
@@ -343,15 +369,16 @@ const Table<SplitConfig>& split_table() {
              "validation_fraction < 1.",
              unit_interval()),
        field("time_cutoff", &SplitConfig::time_cutoff,
-             "\"\" or a date/time (ISO-8601 or unix seconds): statistics and aggregates come "
+             "\"\" or a date/time (ISO-8601, or a unix time in the unit its magnitude gives, as "
+             "data.time_format = \"auto\" reads it): statistics and aggregates come "
              "from rows before it, examples from rows at or after it (a temporal split).",
              check_that<std::string>(
                  "\"\" or a date/time",
                  [](const std::string& v) {
                    return v.empty() || parse_timestamp(v, TimeFormat::kAuto).has_value();
                  },
-                 "expected an ISO-8601 date/time (2017-07-01 or 2017-07-01T00:00:00) or unix "
-                 "seconds"))},
+                 "expected an ISO-8601 date/time (2017-07-01 or 2017-07-01T00:00:00) or a unix "
+                 "time"))},
       [](const SplitConfig& s, const std::string& path) {
         require(s.new_fraction + s.validation_fraction < 1, key_path(path, "validation_fraction"),
                 Json(s.validation_fraction),
@@ -615,6 +642,21 @@ void check_label_columns(const Config& c) {
   }
 }
 
+// A column taken from a side table (data.columns.task_from, task.label.class_from) needs the
+// join's id column in the log and a side table of that join.
+void check_column_source(const Config& c, ColumnSource from, const std::string& path) {
+  if (from == ColumnSource::kLog) return;
+  const JoinKey join = from == ColumnSource::kItem ? JoinKey::kItem : JoinKey::kUser;
+  const std::string name = enum_name(from);
+  need(!(join == JoinKey::kItem ? c.data.columns.item : c.data.columns.user).empty(),
+       "data.columns." + name, "by " + path + " = " + quoted(name));
+  const bool declared = std::any_of(c.data.side_tables.begin(), c.data.side_tables.end(),
+                                    [&](const SideTable& t) { return t.join == join; });
+  if (!declared)
+    throw ConfigError(path + " = " + quoted(name) + ": no data.side_tables entry has join = " +
+                      quoted(name) + " (the column is read from such a table)");
+}
+
 // train.selection_metric: each metric exists for some label kinds only.
 void check_selection_metric(const Config& c) {
   const SelectionMetric m = c.train.selection_metric;
@@ -674,6 +716,9 @@ void validate(const Config& c) {
     need(!(t.join == JoinKey::kItem ? cols.item : cols.user).empty(), "data.columns." + join_name,
          "by data.side_tables[" + std::to_string(i) + "].join = " + quoted(join_name));
   }
+  check_column_source(c, cols.task_from, "data.columns.task_from");
+  if (!label.class_column.empty())
+    check_column_source(c, label.class_from, "task.label.class_from");
   auto check_positions = [](const CsvFormat& f, const std::vector<const ColumnRef*>& refs,
                             const std::string& where) {
     if (f.header) return;
@@ -684,9 +729,11 @@ void validate(const Config& c) {
                           "given by 1-based position, but " +
                           r->describe() + " is a name");
   };
-  std::vector<const ColumnRef*> log_refs = {&cols.user,      &cols.item,     &cols.task,
-                                            &cols.timestamp, &cols.event,    &cols.rating,
-                                            &cols.price,     &cols.quantity, &label.class_column};
+  std::vector<const ColumnRef*> log_refs = {&cols.user,   &cols.item,  &cols.timestamp, &cols.event,
+                                            &cols.rating, &cols.price, &cols.quantity};
+  // Columns read from a side table follow that table's format.
+  if (cols.task_from == ColumnSource::kLog) log_refs.push_back(&cols.task);
+  if (label.class_from == ColumnSource::kLog) log_refs.push_back(&label.class_column);
   for (const auto* list :
        {&c.data.features.numeric, &c.data.features.categorical, &c.data.features.text})
     for (const auto& r : *list) log_refs.push_back(&r);
@@ -731,6 +778,16 @@ void apply_override(Json& root, const std::string& assignment) {
   auto fail = [&](const std::string& why) {
     throw UsageError("--set '" + shortened(assignment) + "': " + why);
   };
+  // A JSON file can only hold UTF-8, but a plain-word value from the shell can hold anything,
+  // and a config that is not UTF-8 fails only later, when the run writes it out (train had
+  // made its run directory by then). util/utf8 checks by the JSON library's rules.
+  if (const std::size_t bad = invalid_utf8_at(assignment); bad != std::string::npos) {
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(assignment[bad]));
+    throw UsageError("--set '" + printable(shortened(assignment)) + "': byte " + byte +
+                     " at offset " + std::to_string(bad) +
+                     " is not UTF-8; config values are UTF-8 text");
+  }
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) fail("expected KEY.PATH=VALUE, e.g. task.support=5");
   const std::string key = assignment.substr(0, eq);

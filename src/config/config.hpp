@@ -40,6 +40,7 @@ struct ColumnMap {
   ColumnRef rating;
   ColumnRef price;
   ColumnRef quantity;
+  ColumnSource task_from = ColumnSource::kLog;
 };
 
 struct SideTable {
@@ -48,6 +49,7 @@ struct SideTable {
   JoinKey join = JoinKey::kItem;
   ColumnRef key;
   FeatureColumns features;
+  DuplicateKeys duplicates = DuplicateKeys::kError;
 };
 
 // The two words of data.cache that are not a folder.
@@ -95,6 +97,7 @@ struct LabelConfig {
   LabelTarget target = LabelTarget::kRating;
   double threshold = 4.0;
   ColumnRef class_column;
+  ColumnSource class_from = ColumnSource::kLog;
   int ways = 5;
 };
 

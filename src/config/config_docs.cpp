@@ -81,9 +81,10 @@ std::string config_reference_markdown() {
       << top.doc << " Unknown keys are errors (with a suggestion for typos); `metalearn COMMAND "
       << "--config FILE --print-config` prints a config with every default filled in, and "
       << "`--set KEY.PATH=VALUE` overrides one key. A list of strings or columns may also be "
-      << "given as a single value. Columns are given by name, or by 1-based position when the "
-      << "file has no header. An integer must fit its field (it is refused, never wrapped), and "
-      << "every number must " << kFitsFloat << ": the model computes in 32-bit floats.\n\n";
+      << "given as a single value. Columns are given by name, or by 1-based position (a number; "
+      << "the only way when the file has no header). An integer must fit its field (it is "
+      << "refused, never wrapped), and every number must " << kFitsFloat
+      << ": the model computes in 32-bit floats.\n\n";
   write_section(out, top, "", "Keys outside the sections.");
   return out.str();
 }

@@ -15,6 +15,8 @@
 #include <limits>
 
 #include "util/errors.hpp"
+#include "util/strings.hpp"
+#include "util/utf8.hpp"
 
 namespace ml::data {
 
@@ -27,23 +29,60 @@ std::string system_error_text(int err) {
   return err != 0 ? std::strerror(err) : "read error";
 }
 
-// First byte in [p, e) equal to `a` or `b`, or e. Eight bytes per step (SWAR): most cells are
-// short, but ids, dates and titles are long enough for this to beat a byte loop.
-inline const char* find_either(const char* p, const char* e, char a, char b) {
+// First byte in [p, e) that is `delim`, '\n' or '\r', or e. Eight bytes per step (SWAR): most
+// cells are short, but ids, dates and titles are long enough for this to beat a byte loop.
+// The two line-end bytes are found as bytes below 0x0E (one test instead of two); the other
+// control bytes that this also finds are rare in a CSV and skipped. ORs every byte it looks
+// at (and a few past the hit) into `seen`, so that the caller learns for free whether a byte
+// >= 0x80 was there: records without one are ASCII, hence valid UTF-8, which is nearly every
+// record of a log.
+inline const char* find_field_end(const char* p, const char* e, char delim, std::uint64_t& seen) {
   constexpr std::uint64_t kOnes = 0x0101010101010101ull;
   constexpr std::uint64_t kHighs = 0x8080808080808080ull;
-  const std::uint64_t wa = kOnes * static_cast<unsigned char>(a);
-  const std::uint64_t wb = kOnes * static_cast<unsigned char>(b);
-  while (e - p >= 8) {
+  const std::uint64_t wd = kOnes * static_cast<unsigned char>(delim);
+  auto is_end = [delim](char c) { return c == delim || c == '\n' || c == '\r'; };
+  for (;;) {
+    while (e - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      seen |= w;
+      const std::uint64_t xd = w ^ wd;
+      const std::uint64_t hit = ((xd - kOnes) & ~xd & kHighs) | ((w - kOnes * 0x0E) & ~w & kHighs);
+      if (hit != 0) {
+        p += __builtin_ctzll(hit) >> 3;  // little-endian: lowest byte first
+        break;
+      }
+      p += 8;
+    }
+    for (; p != e && !is_end(*p) && static_cast<unsigned char>(*p) >= 0x0E; ++p)
+      seen |= static_cast<unsigned char>(*p);
+    if (p == e || is_end(*p)) return p;
+    ++p;  // another control byte: part of the cell
+  }
+}
+
+// ORs the bytes of [p, e) into `seen` (see find_field_end), eight at a time.
+inline void see_bytes(const char* p, const char* e, std::uint64_t& seen) {
+  for (; e - p >= 8; p += 8) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
-    const std::uint64_t xa = w ^ wa, xb = w ^ wb;
-    const std::uint64_t hit = ((xa - kOnes) & ~xa & kHighs) | ((xb - kOnes) & ~xb & kHighs);
-    if (hit != 0) return p + (__builtin_ctzll(hit) >> 3);  // little-endian: lowest byte first
-    p += 8;
+    seen |= w;
   }
-  while (p != e && *p != a && *p != b) ++p;
-  return p;
+  for (; p != e; ++p) seen |= static_cast<unsigned char>(*p);
+}
+
+inline bool has_high_byte(std::uint64_t seen) {
+  return (seen & 0x8080808080808080ull) != 0;
+}
+
+// Line ends in [p, e), the inside of a quoted field: every LF, and with `cr_lines` every CR
+// not followed by an LF in the range.
+inline std::size_t count_line_ends(const char* p, const char* e, bool cr_lines) {
+  std::size_t n = static_cast<std::size_t>(std::count(p, e, '\n'));
+  if (cr_lines)
+    for (const char* c = p; c != e; ++c)
+      if (*c == '\r' && (c + 1 == e || c[1] != '\n')) ++n;
+  return n;
 }
 
 // Unescapes a quoted field in place: drops the opening and closing quotes, turns "" into ",
@@ -74,7 +113,10 @@ CsvReader::CsvReader(const std::string& path, CsvOptions options)
       end_offset_(std::numeric_limits<std::uint64_t>::max()),
       delimiter_(options.delimiter) {
   open();
-  if (refill() && end_ >= 3 && std::memcmp(buffer_.data(), "\xEF\xBB\xBF", 3) == 0) pos_ = 3;
+  refill();
+  check_text_file();
+  if (end_ >= 3 && std::memcmp(buffer_.data(), "\xEF\xBB\xBF", 3) == 0) pos_ = 3;
+  detect_line_ends();
   if (delimiter_ == 0) detect_delimiter();
 
   CsvRecord first;
@@ -101,7 +143,8 @@ CsvReader::CsvReader(const std::string& path, CsvOptions options, const CsvPart&
       begin_(part.begin),
       end_offset_(part.end),
       delimiter_(part.delimiter),
-      width_(part.width) {
+      width_(part.width),
+      cr_line_ends_(part.cr_line_ends) {
   open();
 }
 
@@ -156,13 +199,50 @@ bool CsvReader::refill() {
   }
 }
 
+// Binary files (compressed, spreadsheets, images) and UTF-16 text hold NUL bytes from their
+// first bytes on and densely (UTF-16: every other byte), so the first buffer is enough to tell,
+// and the reader never hands such bytes out as a header. A text export may hold a stray NUL in
+// a cell (NUL-padded fields): that is a bad row for the cell's parser, not a binary file, so a
+// file is refused only when its first line holds a NUL or more than 1% of the bytes are NULs.
+void CsvReader::check_text_file() const {
+  const std::string_view head(buffer_.data(), end_);
+  auto refuse = [&](const std::string& why) {
+    throw DataError("data file '" + path_ + "' is not a text CSV file: " + why);
+  };
+  if (starts_with(head, "\xFF\xFE") || starts_with(head, "\xFE\xFF"))
+    refuse("it is UTF-16 text; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)");
+  const std::size_t nul = head.find('\0');
+  if (nul == std::string_view::npos) return;
+  if (starts_with(head, "\x1F\x8B")) refuse("it is gzip-compressed; decompress it first");
+  if (starts_with(head, "PK\x03\x04"))
+    refuse("it is a ZIP archive (an .xlsx workbook is one); export the sheet as CSV");
+  const std::size_t first_line_end = head.find_first_of("\n\r");
+  const auto nuls = static_cast<std::size_t>(std::count(head.begin(), head.end(), '\0'));
+  if (nul < first_line_end || nuls * 100 > head.size())
+    refuse("it holds a NUL byte at offset " + std::to_string(nul));
+}
+
+// The first line end outside quotes decides whether a CR inside a quoted field counts as a
+// line (see cr_line_ends()); a file without a line end in its first buffer is LF-style.
+void CsvReader::detect_line_ends() {
+  bool in_quotes = false;
+  for (std::size_t i = pos_; i < end_; ++i) {
+    const char c = buffer_[i];
+    if (c == options_.quote) in_quotes = !in_quotes;  // "" toggles twice: no harm
+    if (in_quotes || (c != '\n' && c != '\r')) continue;
+    cr_line_ends_ = c == '\r' && (i + 1 == end_ ? eof_ : buffer_[i + 1] != '\n');
+    return;
+  }
+}
+
 // Scans the raw bytes of the first non-empty record without consuming them, so the real parse
 // afterwards sees the record as if the delimiter had been given. A quote only opens a quoted
 // section at a field start, and any candidate counts as a field boundary here, which matches
 // the parser for whichever candidate wins.
 void CsvReader::detect_delimiter() {
-  static constexpr char kCandidates[] = {',', '\t', ';', ' '};
-  std::size_t counts[4] = {0, 0, 0, 0};
+  static constexpr char kCandidates[] = {',', '\t', ';', '|', ' '};
+  constexpr int kSpace = 4;
+  std::size_t counts[5] = {0, 0, 0, 0, 0};
   const char quote = options_.quote;
   enum { kStart, kPlain, kInQuotes, kQuoteSeen } state = kStart;
   bool content = false;            // the line holds more than CR bytes (empty lines are skipped)
@@ -180,7 +260,7 @@ void CsvReader::detect_delimiter() {
       }
       state = kPlain;
     }
-    if (c == '\n') {
+    if (c == '\n' || c == '\r') {
       if (content) break;
       state = kStart;
       continue;
@@ -194,20 +274,20 @@ void CsvReader::detect_delimiter() {
       content = true;
       state = kInQuotes;
     } else {
-      if (c != '\r') content = true;
+      content = true;
       state = kPlain;
     }
   }
   delimiter_ = ',';
   std::size_t best = 0;
-  for (int k = 0; k < 3; ++k) {
+  for (int k = 0; k < kSpace; ++k) {
     if (counts[k] > best) {
       best = counts[k];
       delimiter_ = kCandidates[k];
     }
   }
   // Space separates words inside cells too, so it only wins when nothing else is there.
-  if (best == 0 && counts[3] > 0) delimiter_ = ' ';
+  if (best == 0 && counts[kSpace] > 0) delimiter_ = ' ';
 }
 
 bool CsvReader::next(CsvRecord& record) {
@@ -224,14 +304,16 @@ bool CsvReader::next(CsvRecord& record) {
 // Scans one physical line (more when quotes span lines) from buffer_[pos]. On kRecord and
 // kEmptyLine, `pos` is advanced past it and raw_ holds its fields; on kNeedMore nothing is
 // consumed (the record runs past the buffer and the file has more); kEnd: nothing is left.
-CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines,
-                                       const char*& error) {
+CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines, const char*& error,
+                                       std::uint64_t& seen) {
   raw_.clear();
   newlines = 0;
   error = nullptr;
+  seen = 0;
   const bool at_eof = eof_;
   const char delim = delimiter_;
   const char quote = options_.quote;
+  const bool cr_lines = cr_line_ends_;
   const char* const base = buffer_.data();
   const char* const e = base + end_;
   const char* p = base + pos;
@@ -243,7 +325,6 @@ CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines,
 
   for (;;) {  // once per field
     const char* const field_begin = p;
-    const char* tail = p;  // where unquoted scanning of this field starts
     bool quoted = false;
     if (p == e) {
       if (!at_eof) return Scan::kNeedMore;
@@ -258,14 +339,16 @@ CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines,
         const void* hit = std::memchr(p, quote, static_cast<std::size_t>(e - p));
         if (hit == nullptr) {
           if (!at_eof) return Scan::kNeedMore;
-          newlines += static_cast<std::size_t>(std::count(p, e, '\n'));
+          newlines += count_line_ends(p, e, cr_lines);
+          see_bytes(p, e, seen);
           error = kUnclosedQuote;
           add(field_begin, e, true);
           pos = static_cast<std::size_t>(e - base);
           return Scan::kRecord;
         }
         const char* q = static_cast<const char*>(hit);
-        newlines += static_cast<std::size_t>(std::count(p, q, '\n'));
+        newlines += count_line_ends(p, q, cr_lines);
+        see_bytes(p, q, seen);
         p = q + 1;
         if (p == e && !at_eof) return Scan::kNeedMore;  // "" or the closing quote?
         if (p != e && *p == quote) {
@@ -289,39 +372,37 @@ CsvReader::Scan CsvReader::scan_record(std::size_t& pos, std::size_t& newlines,
         ++newlines;
         break;
       }
-      if (*p == '\r') {
-        if (p + 1 == e) {
-          if (!at_eof) return Scan::kNeedMore;
-          add(field_begin, p, true);  // CR at end of file: a line end without its LF
-          p = e;
-          break;
-        }
-        if (p[1] == '\n') {
-          add(field_begin, p, true);
-          p += 2;
-          ++newlines;
-          break;
-        }
+      if (*p == '\r') {  // CRLF, or a bare CR: a line end either way
+        if (p + 1 == e && !at_eof) return Scan::kNeedMore;
+        add(field_begin, p, true);
+        p += p + 1 != e && p[1] == '\n' ? 2 : 1;
+        ++newlines;
+        break;
       }
       // Keep the stray bytes as part of the field and carry on unquoted, so the rest of the
       // record still splits into the right fields and the next record is intact.
       if (error == nullptr) error = kCharAfterQuote;
-      tail = p;
     }
-    const char* q = find_either(p, e, delim, '\n');
+    const char* q = find_field_end(p, e, delim, seen);
     if (q == e && !at_eof) return Scan::kNeedMore;
     if (q != e && *q == delim) {
       add(field_begin, q, quoted);
       p = q + 1;
       continue;
     }
-    // End of line or of file. A CR that ends the field belonged to a CRLF line end; only
-    // bytes scanned unquoted are looked at, so a CR inside the quotes survives.
-    const char* field_end = q;
-    if (field_end > tail && field_end[-1] == '\r') --field_end;
-    add(field_begin, field_end, quoted);
-    if (q != e) ++newlines;
-    p = q == e ? e : q + 1;
+    // End of line (LF, CRLF or a bare CR) or of file. Only bytes scanned unquoted are looked
+    // at, so a CR inside the quotes survives.
+    add(field_begin, q, quoted);
+    if (q == e) {
+      p = e;
+    } else if (*q == '\r') {
+      if (q + 1 == e && !at_eof) return Scan::kNeedMore;  // CRLF cut by the buffer's end?
+      p = q + 1 != e && q[1] == '\n' ? q + 2 : q + 1;
+      ++newlines;
+    } else {
+      p = q + 1;
+      ++newlines;
+    }
     break;
   }
   pos = static_cast<std::size_t>(p - base);
@@ -337,7 +418,8 @@ bool CsvReader::parse_record(CsvRecord& record) {
     if (pos_ == end_ && !refill()) return false;
     std::size_t pos = pos_, newlines = 0;
     const char* error = nullptr;
-    const Scan scan = scan_record(pos, newlines, error);
+    std::uint64_t seen = 0;
+    const Scan scan = scan_record(pos, newlines, error, seen);
     if (scan == Scan::kNeedMore) {
       refill();  // at end of file the next scan finishes the record with what there is
       continue;
@@ -363,8 +445,38 @@ bool CsvReader::parse_record(CsvRecord& record) {
       }
       record.fields.emplace_back(begin, static_cast<std::size_t>(end - begin));
     }
+    if (width_ > 0 && record.fields.size() == width_ + 1 && record.fields.back().empty())
+      record.fields.pop_back();
+    if (has_high_byte(seen)) escape_non_utf8(record);
     return true;
   }
+}
+
+// Rare (a file in another encoding, or a damaged one), so it may allocate: the escaped cells
+// are built in escaped_ first and the views pointed at them afterwards, since appending can
+// move escaped_'s bytes.
+void CsvReader::escape_non_utf8(CsvRecord& record) {
+  struct Span {
+    std::size_t field, begin, end;  // [begin, end) of escaped_
+  };
+  std::vector<Span> spans;
+  escaped_.clear();
+  for (std::size_t i = 0; i < record.fields.size(); ++i) {
+    const std::string_view field = record.fields[i];
+    const std::size_t bad = invalid_utf8_at(field);
+    if (bad == std::string_view::npos) continue;
+    if (non_utf8_.cells++ == 0) {
+      non_utf8_.line = record.line;
+      non_utf8_.column = i + 1;
+      non_utf8_.byte = static_cast<unsigned char>(field[bad]);
+    }
+    const std::size_t begin = escaped_.size();
+    append_utf8_escaped(escaped_, field);
+    spans.push_back({i, begin, escaped_.size()});
+  }
+  const std::string_view all(escaped_);
+  for (const Span& span : spans)
+    record.fields[span.field] = all.substr(span.begin, span.end - span.begin);
 }
 
 }  // namespace ml::data

@@ -1,10 +1,16 @@
 // Streaming CSV reader for logs as shops export them: RFC 4180 quoting (embedded delimiters,
-// doubled quotes, newlines inside quotes), CRLF or LF, UTF-8 BOM, empty cells, header or not,
-// `,` `\t` `;` or space delimiters (auto-detected from the first record when not given).
+// doubled quotes, newlines inside quotes), LF, CRLF or bare CR (classic Mac) line ends, UTF-8
+// BOM, empty cells, header or not, `,` `\t` `;` `|` or space delimiters (auto-detected from the
+// first record when not given), and a trailing delimiter that the header lacks.
 // Reads the file through a large buffer and hands out string_views straight into it (quoted
 // fields are unescaped in place), so no cell is copied or allocated and the file is never held
 // in memory whole. A reader can also cover one byte range of a file, so that a large file is
 // parsed by several threads (see CsvPart).
+//
+// Every cell handed out is valid UTF-8: a byte that is not (a Latin-1 or Windows-1252 export)
+// is kept, written as the four characters `\xHH` (util/utf8.hpp), and counted, so that names
+// and ids reach reports and checkpoints intact and distinct. A file that holds NUL bytes at its
+// start (gzip, ZIP/xlsx, UTF-16, any binary) is refused as not a text CSV file.
 #pragma once
 
 #include <cstddef>
@@ -16,7 +22,7 @@
 namespace ml::data {
 
 struct CsvOptions {
-  char delimiter = 0;  // 0: detect from the first record among ',' '\t' ';' ' '
+  char delimiter = 0;  // 0: detect from the first record among ',' '\t' ';' '|' ' '
   bool header = true;  // first record holds column names
   char quote = '"';
 };
@@ -29,18 +35,28 @@ struct CsvRecord {
 };
 
 // A byte range of a file that a reader parses on its own: records that start in
-// [begin, end). `begin` must be where a line starts (0, or just after a '\n'); whether it is
+// [begin, end). `begin` must be where a line starts (0, or just after a line end); whether it is
 // also outside any quoted field is only known once the part before it has been parsed, which
 // is why parallel parsing checks that the previous part stopped exactly at `begin`.
 struct CsvPart {
   std::uint64_t begin = 0, end = 0;
-  char delimiter = ',';   // of the whole file (a part does not see its first record)
-  std::size_t width = 0;  // of the whole file, see CsvReader::width()
+  char delimiter = ',';       // of the whole file (a part does not see its first record)
+  std::size_t width = 0;      // of the whole file, see CsvReader::width()
+  bool cr_line_ends = false;  // of the whole file, see CsvReader::cr_line_ends()
+};
+
+// Cells that were not valid UTF-8 and were handed out escaped: how many, and the first.
+struct NonUtf8Cells {
+  std::size_t cells = 0;
+  std::size_t line = 0;    // of the first, as CsvRecord::line counts (0: none)
+  std::size_t column = 0;  // 1-based field of the first
+  unsigned char byte = 0;  // its first byte that is not UTF-8
 };
 
 class CsvReader {
  public:
-  // Throws DataError naming the path when the file cannot be opened.
+  // Throws DataError naming the path when the file cannot be opened, is not a text file (NUL
+  // bytes or a UTF-16 byte-order mark in its first buffer), or its header is malformed.
   CsvReader(const std::string& path, CsvOptions options);
   // Reads one part of a file: no BOM, header or delimiter detection; lines count from 1 at
   // part.begin.
@@ -50,11 +66,22 @@ class CsvReader {
   CsvReader& operator=(const CsvReader&) = delete;
 
   // Reads the next record (skipping completely empty lines); false at end of file, or for a
-  // part, at the first line that starts at or after its end.
+  // part, at the first line that starts at or after its end. A record with one field more than
+  // width() whose last field is empty loses that field: a trailing delimiter on every data row
+  // that the header lacks (as pandas and DuckDB read it); a non-empty extra field stays, for
+  // the caller to reject.
   bool next(CsvRecord& record);
 
   const std::string& path() const { return path_; }
   char delimiter() const { return delimiter_; }
+  // Whether delimiter() was detected (CsvOptions::delimiter 0) rather than given.
+  bool delimiter_detected() const { return options_.delimiter == 0; }
+  // Whether the file ends its lines with a bare CR (classic Mac), judged by the first line end:
+  // a CR inside quotes then counts as a line for CsvRecord::line, as an editor shows it. A bare
+  // CR outside quotes ends a record in any file.
+  bool cr_line_ends() const { return cr_line_ends_; }
+  // Cells escaped so far because they were not valid UTF-8 (the header's included).
+  const NonUtf8Cells& non_utf8() const { return non_utf8_; }
   // Column names from the header record; empty for headerless files.
   const std::vector<std::string>& header() const { return header_; }
   // Number of fields in the first record (header or first data record); 0 for an empty file.
@@ -85,9 +112,15 @@ class CsvReader {
 
   void open();
   bool refill();  // keeps the unconsumed bytes, reads more after them; false at end of file
-  Scan scan_record(std::size_t& pos, std::size_t& newlines, const char*& error);
+  // `seen`: every byte of the record ORed together (and maybe a few after it), which tells
+  // whether it may hold bytes that are not ASCII.
+  Scan scan_record(std::size_t& pos, std::size_t& newlines, const char*& error,
+                   std::uint64_t& seen);
   bool parse_record(CsvRecord& record);
   void detect_delimiter();
+  void check_text_file() const;
+  void detect_line_ends();
+  void escape_non_utf8(CsvRecord& record);
 
   std::string path_;
   CsvOptions options_;
@@ -105,6 +138,9 @@ class CsvReader {
   std::vector<std::string> header_;
   std::size_t width_ = 0;
   std::vector<RawField> raw_;
+  bool cr_line_ends_ = false;
+  NonUtf8Cells non_utf8_;
+  std::string escaped_;       // the current record's escaped cells, which its views point into
   bool has_pending_ = false;  // first data record, parsed early to learn width()
   CsvRecord pending_;
 };

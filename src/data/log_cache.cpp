@@ -33,8 +33,11 @@ namespace {
 
 constexpr char kMagic[8] = {'M', 'L', 'L', 'O', 'G', 'C', 'A', 'C'};
 // Bump whenever the layout, the parse, the checksum or what the payload holds changes (2: the
-// checksum became XXH3-64). Another version is rebuilt, never read.
-constexpr std::uint32_t kFormatVersion = 2;
+// checksum became XXH3-64; 3: the reader ends lines at a bare CR, detects '|', drops a trailing
+// delimiter the header lacks and escapes cells that are not UTF-8, and the report counts those
+// cells; 4: timestamp units, the duplicate-key policy, refused non-finite numbers and
+// implausible times). Another version is rebuilt, never read.
+constexpr std::uint32_t kFormatVersion = 4;
 constexpr char kFolderName[] = ".metalearn-cache";
 
 // FNV-1a: stable across builds, for the small config text that goes into the key.
@@ -309,9 +312,19 @@ void put_report(Writer& w, const LoadReport& r) {
   for (const auto& s : r.side_tables) {
     w.str(s.join);
     w.strings(s.files);
+    w.str(s.duplicates);
     for (const auto v : {s.rows, s.rejected, s.duplicate_keys, s.log_ids_matched, s.log_ids_total})
       w.pod(v);
   }
+  w.pod<std::uint64_t>(r.timestamps_read_as.size());
+  for (const auto& [reading, n] : r.timestamps_read_as) {
+    w.str(reading);
+    w.pod(n);
+  }
+  w.pod(r.non_utf8_cells);
+  w.str(r.first_non_utf8.file);
+  w.pod<std::uint64_t>(r.first_non_utf8.line);
+  w.str(r.first_non_utf8.reason);
 }
 
 void get_report(Reader& r, LoadReport& report) {
@@ -329,13 +342,22 @@ void get_report(Reader& r, LoadReport& report) {
     b.line = static_cast<std::size_t>(r.pod<std::uint64_t>());
     b.reason = r.str();
   }
-  report.side_tables.resize(r.count(56));
+  report.side_tables.resize(r.count(64));
   for (auto& s : report.side_tables) {
     s.join = r.str();
     s.files = r.strings();
+    s.duplicates = r.str();
     for (auto* v : {&s.rows, &s.rejected, &s.duplicate_keys, &s.log_ids_matched, &s.log_ids_total})
       *v = r.pod<std::int64_t>();
   }
+  for (std::size_t n = r.count(16); n > 0; --n) {
+    std::string reading = r.str();
+    report.timestamps_read_as[reading] = r.pod<std::int64_t>();
+  }
+  report.non_utf8_cells = r.pod<std::int64_t>();
+  report.first_non_utf8.file = r.str();
+  report.first_non_utf8.line = static_cast<std::size_t>(r.pod<std::uint64_t>());
+  report.first_non_utf8.reason = r.str();
 }
 
 std::int64_t nanoseconds(const struct timespec& t) {
@@ -365,13 +387,15 @@ std::string hex(std::uint64_t v) {
 }
 
 // Everything in the data section shapes the parse (columns, formats, policies, side tables)
-// except where the cache lives; the class column is the one parsed column configured outside it.
+// except where the cache lives; the class column (and where it is read from) is the one parsed
+// column configured outside it.
 std::uint64_t parse_shape_hash(const config::Config& config) {
   config::Json j;
   to_json(j, config);
   config::Json shape = j["data"];
   shape.erase("cache");
   shape["class_column"] = j["task"]["label"]["class_column"];
+  shape["class_from"] = j["task"]["label"]["class_from"];
   return fnv1a(shape.dump());
 }
 

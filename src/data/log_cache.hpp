@@ -2,8 +2,8 @@
 // files skips the CSV parse: the log's columns, dictionaries and side-table attributes and the
 // load report, as load_purchase_log returns them. The cache is keyed by every data file's
 // path, size, mtime, ctime and inode and by a hash of the config that shapes the parse (the
-// data section and task.label.class_column), and it carries a format magic, version and a
-// checksum. A stale, truncated, corrupt or old-format cache is never trusted: it is parsed
+// data section and task.label.class_column / class_from), and it carries a format magic, version
+// and a checksum. A stale, truncated, corrupt or old-format cache is never trusted: it is parsed
 // again and rewritten (atomically); any problem with the cache only logs a warning.
 #pragma once
 

@@ -17,13 +17,17 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
 #include <future>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <system_error>
 
 #include "data/csv_reader.hpp"
@@ -33,6 +37,7 @@
 #include "util/progress.hpp"
 #include "util/strings.hpp"
 #include "util/time_parse.hpp"
+#include "util/utf8.hpp"
 
 namespace ml::data {
 
@@ -40,24 +45,64 @@ namespace {
 
 using config::ColumnRef;
 
-// Finds the field index of a configured column in one file; throws DataError naming the config
-// key, the file and the columns it has.
-std::size_t resolve_column(const ColumnRef& ref, const CsvReader& reader, const std::string& key) {
+// What to tell a user whose file came out as one column: the delimiter it was read with and
+// the key that sets another; "" for a file of several columns. `table` is the config section
+// whose format the file follows ("data", "data.side_tables[0]").
+std::string one_column_hint(const CsvReader& reader, const std::string& table) {
+  if (reader.width() != 1) return "";
+  const char d = reader.delimiter();
+  const std::string name = d == '\t' ? "tab" : d == ' ' ? "space" : std::string("'") + d + "'";
+  return std::string("; it reads as a single column with the ") +
+         (reader.delimiter_detected() ? "detected " : "") + "delimiter " + name + ": set " + table +
+         ".format.delimiter to the one it uses (\",\", \"\\t\", \";\", \"|\" or \" \")";
+}
+
+// The field index of a configured column in one file, or nullopt when the file has no such
+// column. A name that more than one column carries (net and gross "price", "category" twice
+// after a join) is refused with a DataError naming `key` rather than read from the first: the
+// config picks one by its 1-based position instead.
+std::optional<std::size_t> find_column(const ColumnRef& ref, const CsvReader& reader,
+                                       const std::string& key) {
   if (ref.position > 0) {
-    if (static_cast<std::size_t>(ref.position) > reader.width())
-      throw DataError(key + " = " + std::to_string(ref.position) + ": '" + reader.path() +
-                      "' has only " + std::to_string(reader.width()) + " columns");
+    if (static_cast<std::size_t>(ref.position) > reader.width()) return std::nullopt;
     return static_cast<std::size_t>(ref.position - 1);
   }
   const auto& header = reader.header();
+  std::vector<std::size_t> matches;
   for (std::size_t i = 0; i < header.size(); ++i)
-    if (header[i] == ref.name) return i;
-  for (std::size_t i = 0; i < header.size(); ++i)  // tolerate case and padding differences
-    if (to_lower(trim(header[i])) == to_lower(trim(ref.name))) return i;
+    if (header[i] == ref.name) matches.push_back(i);
+  const bool exact = !matches.empty();
+  if (!exact)  // tolerate case and padding differences
+    for (std::size_t i = 0; i < header.size(); ++i)
+      if (to_lower(trim(header[i])) == to_lower(trim(ref.name))) matches.push_back(i);
+  if (matches.size() == 1) return matches[0];
+  if (matches.size() > 1) {
+    std::vector<std::string> found;
+    for (const std::size_t i : matches)
+      found.push_back("#" + std::to_string(i + 1) + (exact ? "" : " '" + header[i] + "'"));
+    throw DataError(key + " = '" + ref.name + "': '" + reader.path() + "' has " +
+                    std::to_string(matches.size()) + " columns " +
+                    (exact ? "named" : "that match") + " '" + ref.name + "' (" + join(found, ", ") +
+                    "); pick one by its 1-based position, e.g. " + key + " = " +
+                    std::to_string(matches.back() + 1));
+  }
+  return std::nullopt;
+}
+
+// find_column, or a DataError naming the config key, the file and the columns it has. `table`
+// is the config section whose format the file follows (for one_column_hint).
+std::size_t resolve_column(const ColumnRef& ref, const CsvReader& reader, const std::string& key,
+                           const std::string& table) {
+  if (const auto found = find_column(ref, reader, key)) return *found;
+  if (ref.position > 0)
+    throw DataError(key + " = " + std::to_string(ref.position) + ": '" + reader.path() +
+                    "' has only " + std::to_string(reader.width()) + " columns" +
+                    one_column_hint(reader, table));
+  const auto& header = reader.header();
   std::string message = key + " = '" + ref.name + "': no such column in '" + reader.path() + "'";
   std::string suggestion = closest_match(ref.name, header);
   if (!suggestion.empty()) message += " (did you mean '" + suggestion + "'?)";
-  message += "; its columns are: " + join(header, ", ");
+  message += "; its columns are: " + join(header, ", ") + one_column_hint(reader, table);
   throw DataError(message);
 }
 
@@ -65,6 +110,27 @@ struct RowError {
   std::string reason;
   std::string category;  // for counting: "wrong field count", "bad number", ...
 };
+
+// A numeric cell as the float the log stores. Infinities, NaN and numbers beyond float's range
+// are refused like text: one of them standardised turns a whole feature column into NaN. On
+// failure `error` says why, for the caller to prefix with the column (only then: this runs on
+// every cell).
+bool parse_number_cell(std::string_view cell, float& out, RowError& error) {
+  const std::optional<double> v = parse_double(cell);
+  if (v && std::isfinite(*v) &&
+      std::abs(*v) <= static_cast<double>(std::numeric_limits<float>::max())) {
+    out = static_cast<float>(*v);
+    return true;
+  }
+  if (!v)
+    error = {quoted_value(cell) + " is not a number", "unparsable number"};
+  else if (!std::isfinite(*v))
+    error = {quoted_value(cell) + " is not a finite number", "non-finite number"};
+  else
+    error = {quoted_value(cell) + " is out of range (beyond +-3.4e38, a float's limit)",
+             "number out of range"};
+  return false;
+}
 
 // Interns a cell, first comparing it with the previous row's value of the same column: logs
 // are grouped by session, user or category, so the value often repeats and a compare is
@@ -82,12 +148,12 @@ struct Interner {
 class FeatureColumnsBinding {
  public:
   FeatureColumnsBinding(const config::FeatureColumns& spec, const CsvReader& reader,
-                        const std::string& key) {
+                        const std::string& key, const std::string& table) {
     auto bind = [&](const std::vector<ColumnRef>& refs, const char* kind,
                     std::vector<std::size_t>& out, std::vector<std::string>& names) {
       for (std::size_t i = 0; i < refs.size(); ++i) {
-        out.push_back(
-            resolve_column(refs[i], reader, key + "." + kind + "[" + std::to_string(i) + "]"));
+        out.push_back(resolve_column(refs[i], reader,
+                                     key + "." + kind + "[" + std::to_string(i) + "]", table));
         const std::size_t index = out.back();
         names.push_back(!refs[i].name.empty()            ? refs[i].name
                         : reader.header().size() > index ? reader.header()[index]
@@ -122,14 +188,10 @@ class FeatureColumnsBinding {
       std::string_view cell = trim(r.fields[numeric_[i]]);
       numbers[i] = kMissing;
       if (cell.empty()) continue;
-      auto v = parse_double(cell);
-      if (!v) {
-        error = {
-            "column '" + table.numeric[i].name + "': '" + std::string(cell) + "' is not a number",
-            "unparsable number"};
+      if (!parse_number_cell(cell, numbers[i], error)) {
+        error.reason = "column '" + table.numeric[i].name + "': " + error.reason;
         return false;
       }
-      numbers[i] = static_cast<float>(*v);
     }
     return true;
   }
@@ -180,6 +242,8 @@ std::string fail_message(const std::string& file, std::size_t line, const std::s
          " (data.bad_rows = \"fail\"; set it to \"skip\" to skip such rows)";
 }
 
+// Reasons quote cells, which may hold line breaks or control characters (inside quotes): the
+// listed reason is one printable line, as inspect and the warnings show it.
 void note_bad_row(const config::DataConfig& data, LoadReport& report, std::int64_t& rejected,
                   const std::string& file, std::size_t line, const RowError& error) {
   if (data.bad_rows == config::BadRows::kFail)
@@ -187,7 +251,26 @@ void note_bad_row(const config::DataConfig& data, LoadReport& report, std::int64
   ++rejected;
   ++report.rejected_by_reason[error.category];
   if (report.bad_rows.size() < static_cast<std::size_t>(data.show_bad_rows))
-    report.bad_rows.push_back({file, line, error.reason});
+    report.bad_rows.push_back({file, line, printable(error.reason)});
+}
+
+// Adds a reader's escaped cells to the report; the first one found is kept (files and parts
+// are added in order). `line_base`: lines before the reader's first one in the file; `header`:
+// the file's, which a reader of a later part does not see.
+void note_non_utf8(LoadReport& report, const CsvReader& reader, std::size_t line_base,
+                   const std::vector<std::string>& header) {
+  const NonUtf8Cells& cells = reader.non_utf8();
+  if (cells.cells == 0) return;
+  if (report.non_utf8_cells == 0) {
+    const std::string column =
+        "column " + std::to_string(cells.column) +
+        (cells.column <= header.size() ? " ('" + header[cells.column - 1] + "')" : "");
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned>(cells.byte));
+    report.first_non_utf8 = {reader.path(), cells.line + line_base,
+                             column + ": byte " + byte + " is not UTF-8"};
+  }
+  report.non_utf8_cells += static_cast<std::int64_t>(cells.cells);
 }
 
 bool field_count_ok(const CsvRecord& r, std::size_t width, RowError& error) {
@@ -208,7 +291,7 @@ bool field_count_ok(const CsvRecord& r, std::size_t width, RowError& error) {
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
 std::size_t optional_column(const ColumnRef& ref, const CsvReader& reader, const std::string& key) {
-  return ref.empty() ? kNone : resolve_column(ref, reader, key);
+  return ref.empty() ? kNone : resolve_column(ref, reader, key, "data");
 }
 
 // Where each role and feature column is in one log file, and how its rows become log rows.
@@ -217,15 +300,19 @@ struct LogBinding {
   LogBinding(const config::Config& config, const CsvReader& reader)
       : user(optional_column(config.data.columns.user, reader, "data.columns.user")),
         item(optional_column(config.data.columns.item, reader, "data.columns.item")),
-        task(resolve_column(config.data.columns.task, reader, "data.columns.task")),
+        task(config.data.columns.task_from == config::ColumnSource::kLog
+                 ? resolve_column(config.data.columns.task, reader, "data.columns.task", "data")
+                 : kNone),
         timestamp(optional_column(config.data.columns.timestamp, reader, "data.columns.timestamp")),
         event(optional_column(config.data.columns.event, reader, "data.columns.event")),
         rating(optional_column(config.data.columns.rating, reader, "data.columns.rating")),
         price(optional_column(config.data.columns.price, reader, "data.columns.price")),
         quantity(optional_column(config.data.columns.quantity, reader, "data.columns.quantity")),
         label_class(
-            optional_column(config.task.label.class_column, reader, "task.label.class_column")),
-        features(config.data.features, reader, "data.features"),
+            config.task.label.class_from == config::ColumnSource::kLog
+                ? optional_column(config.task.label.class_column, reader, "task.label.class_column")
+                : kNone),
+        features(config.data.features, reader, "data.features", "data"),
         time_format(config.data.time_format),
         width(reader.width()) {}
   std::size_t user, item, task, timestamp, event, rating, price, quantity, label_class;
@@ -274,6 +361,8 @@ void parse_rows(const config::DataConfig& data, const LogBinding& b, LogPart& pa
   std::vector<float> feature_numbers;
   const std::size_t number_columns[3] = {b.rating, b.price, b.quantity};
   const char* const number_names[3] = {"rating", "price", "quantity"};
+  // Timestamps read, by TimeReading: what data.time_format = "auto" decided.
+  std::int64_t time_readings[static_cast<std::size_t>(TimeReading::kIso8601) + 1] = {};
   std::size_t reported_bytes = reader.bytes_read();
   auto reject = [&](const RowError& e) {
     if (fail) {
@@ -283,7 +372,7 @@ void parse_rows(const config::DataConfig& data, const LogBinding& b, LogPart& pa
     ++report.rows_rejected;
     ++report.rejected_by_reason[e.category];
     if (report.bad_rows.size() < show)
-      report.bad_rows.push_back({reader.path(), record.line, e.reason});
+      report.bad_rows.push_back({reader.path(), record.line, printable(e.reason)});
   };
   while (!part.fatal && reader.next(record)) {
     if (report.rows_read == 4096 && part.expected_bytes > 0) {
@@ -312,55 +401,64 @@ void parse_rows(const config::DataConfig& data, const LogBinding& b, LogPart& pa
       if (number_columns[k] == kNone) continue;
       std::string_view cell = trim(record.fields[number_columns[k]]);
       if (cell.empty()) continue;
-      auto v = parse_double(cell);
-      if (!v) {
-        reject(
-            {std::string(number_names[k]) + " column: '" + std::string(cell) + "' is not a number",
-             "unparsable number"});
+      if (!parse_number_cell(cell, numbers[k], error)) {
+        error.reason = std::string(number_names[k]) + " column: " + error.reason;
+        reject(error);
         ok = false;
-      } else {
-        numbers[k] = static_cast<float>(*v);
       }
     }
     if (!ok) continue;
-    std::optional<std::int64_t> time = kNoTime;
+    std::int64_t time = kNoTime;
+    std::optional<TimeReading> reading;
     if (b.timestamp != kNone) {
       std::string_view cell = trim(record.fields[b.timestamp]);
       if (!cell.empty()) {
-        time = parse_timestamp(cell, b.time_format);
-        if (!time) {
-          reject({"timestamp column: '" + std::string(cell) + "' is not a " +
-                      (b.time_format == TimeFormat::kUnix      ? "unix time"
-                       : b.time_format == TimeFormat::kIso8601 ? "ISO-8601 date/time"
-                                                               : "unix time or ISO-8601 date/time"),
+        const std::optional<ParsedTime> parsed = parse_time(cell, b.time_format);
+        if (!parsed) {
+          reject({"timestamp column: " + quoted_value(cell) + " is not " +
+                      time_format_text(b.time_format) + " (data.time_format = \"" +
+                      enum_name(b.time_format) + "\")",
                   "unparsable timestamp"});
           continue;
         }
+        if (!plausible_time(parsed->seconds)) {
+          reject({"timestamp column: " + implausible_time_text(cell, *parsed, b.time_format),
+                  "implausible timestamp"});
+          continue;
+        }
+        time = parsed->seconds;
+        reading = parsed->reading;
       }
     }
+    if (reading) ++time_readings[static_cast<std::size_t>(*reading)];
     auto intern = [&](std::size_t column, Dictionary& dict, Interner& interner) -> std::int32_t {
       if (column == kNone) return kNoId;
       std::string_view cell = trim(record.fields[column]);
       return cell.empty() ? kNoId : interner(dict, cell);
     };
     const std::int32_t task = intern(b.task, log.tasks, part.task);
-    if (task == kNoId) ++report.rows_without_task;
+    // A task key from a side table is joined after the load, and counted there.
+    if (task == kNoId && b.task != kNone) ++report.rows_without_task;
     log.task.push_back(task);
     log.user.push_back(intern(b.user, log.users, part.user));
     log.item.push_back(intern(b.item, log.items, part.item));
     log.event.push_back(intern(b.event, log.events, part.event));
     log.label_class.push_back(intern(b.label_class, log.classes, part.label_class));
-    log.timestamp.push_back(*time);
+    log.timestamp.push_back(time);
     log.rating.push_back(numbers[0]);
     log.price.push_back(numbers[1]);
     log.quantity.push_back(numbers[2]);
     b.features.append(record, feature_numbers, log.features, part.categorical);
   }
+  for (TimeReading r : enum_values<TimeReading>())
+    if (time_readings[static_cast<std::size_t>(r)] > 0)
+      report.timestamps_read_as[enum_name(r)] += time_readings[static_cast<std::size_t>(r)];
   bytes_done += reader.bytes_read() - reported_bytes;
 }
 
-// Where to cut a file into `parts` pieces: just after the first '\n' at or after each even
-// share of [start, size). Cuts that coincide or reach the end are dropped.
+// Where to cut a file into `parts` pieces: just after the first line end ('\n', or a CR not
+// followed by '\n': classic-Mac files have no '\n' at all) at or after each even share of
+// [start, size). Cuts that coincide or reach the end are dropped.
 std::vector<std::uint64_t> cut_points(const std::string& path, std::uint64_t start,
                                       std::uint64_t size, int parts) {
   std::vector<std::uint64_t> cuts;
@@ -375,11 +473,18 @@ std::vector<std::uint64_t> cut_points(const std::string& path, std::uint64_t sta
     while (!cut && at < size) {
       const ssize_t n = ::pread(fd, window.data(), window.size(), static_cast<off_t>(at));
       if (n <= 0) break;
-      const void* nl = std::memchr(window.data(), '\n', static_cast<std::size_t>(n));
-      if (nl != nullptr)
-        cut = at + static_cast<std::uint64_t>(static_cast<const char*>(nl) - window.data()) + 1;
-      else
-        at += static_cast<std::uint64_t>(n);
+      // The window's last byte is only looked at as the next window's first, so that a CR
+      // always has the byte after it in view.
+      const std::size_t usable =
+          static_cast<std::size_t>(n) - (at + static_cast<std::uint64_t>(n) < size ? 1 : 0);
+      for (std::size_t i = 0; i < usable && !cut; ++i) {
+        const char c = window[i];
+        if (c == '\n' ||
+            (c == '\r' && (i + 1 == static_cast<std::size_t>(n) || window[i + 1] != '\n')))
+          cut = at + i + 1;
+      }
+      if (usable == 0) break;
+      at += usable;
     }
     if (!cut || *cut >= size) break;
     if (cuts.empty() || *cut > cuts.back()) cuts.push_back(*cut);
@@ -474,11 +579,15 @@ void append_part(PurchaseLog& log, PurchaseLog&& part) {
   part = PurchaseLog();  // free the part's memory before the next one is appended
 }
 
-void append_report(const config::DataConfig& data, LoadReport& report, const LogPart& part) {
+void append_report(const config::DataConfig& data, LoadReport& report, const LogPart& part,
+                   const std::vector<std::string>& header) {
+  note_non_utf8(report, *part.reader, part.line_base, header);
   const LoadReport& r = part.report;
   report.rows_read += r.rows_read;
   report.rows_rejected += r.rows_rejected;
   report.rows_without_task += r.rows_without_task;
+  for (const auto& [reading, count] : r.timestamps_read_as)
+    report.timestamps_read_as[reading] += count;
   for (const auto& [reason, count] : r.rejected_by_reason)
     report.rejected_by_reason[reason] += count;
   for (const BadRow& bad : r.bad_rows) {
@@ -518,9 +627,10 @@ void load_log_file(const config::Config& config, const std::string& file,
       part.reader->set_end(part_end(0));
     } else {
       part.begin = cuts[k - 1];
-      part.reader = std::make_unique<CsvReader>(
-          file, CsvOptions{0, false, '"'},
-          CsvPart{part.begin, part_end(k), parts[0].reader->delimiter(), binding.width});
+      part.reader =
+          std::make_unique<CsvReader>(file, CsvOptions{0, false, '"'},
+                                      CsvPart{part.begin, part_end(k), parts[0].reader->delimiter(),
+                                              binding.width, parts[0].reader->cr_line_ends()});
     }
     binding.features.name_columns(part.log.features);
     // The first part reserves for the whole file: the other parts are appended to its columns
@@ -577,12 +687,12 @@ void load_log_file(const config::Config& config, const std::string& file,
     for (const LogPart* part : kept) rows += part->log.size();
     if (log.size() > 0) reserve_rows(log, rows);
     for (LogPart* part : kept) {
-      append_report(data, report, *part);
+      append_report(data, report, *part, parts[0].reader->header());
       append_part(log, std::move(part->log));
       if (log.size() < rows) reserve_rows(log, rows);  // after the first part moved in
     }
   } else {
-    append_report(data, report, parts[0]);
+    append_report(data, report, parts[0], parts[0].reader->header());
     append_part(log, std::move(parts[0].log));
   }
   report.bytes += static_cast<std::int64_t>(bytes);
@@ -591,26 +701,72 @@ void load_log_file(const config::Config& config, const std::string& file,
   throw_if_interrupted("reading '" + file + "'");
 }
 
+// A task or class column read from a side table (data.columns.task_from,
+// task.label.class_from): its value per joined id, from the first side table of the join whose
+// first file has the column.
+struct JoinedColumn {
+  ColumnRef ref;
+  std::string key;  // its config path, for messages
+  config::JoinKey join = config::JoinKey::kItem;
+  std::optional<std::size_t> table;  // the side table it was found in
+  Dictionary values;
+  std::vector<std::int32_t> value_of_id;  // by user / item id; kNoId: no row, or an empty cell
+};
+
+std::string side_table_key(std::size_t index) {
+  return "data.side_tables[" + std::to_string(index) + "]";
+}
+
+// Why the log or a side table holds no row, per file: "'a.csv' is empty", "'a.csv' has only
+// its header line".
+std::string no_rows_text(const std::vector<std::string>& files, const config::CsvFormat& format) {
+  std::vector<std::string> parts;
+  for (const auto& file : files) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    parts.push_back("'" + file + "' " +
+                    (!ec && size == 0 ? "is empty"
+                     : format.header  ? "has only its header line"
+                                      : "holds no record"));
+  }
+  return join(parts, ", ");
+}
+
 void load_side_table(const config::SideTable& spec, std::size_t table_index,
-                     const config::DataConfig& data, PurchaseLog& log, LoadReport& report) {
+                     const config::DataConfig& data, PurchaseLog& log, LoadReport& report,
+                     std::vector<JoinedColumn>& joined) {
   const bool by_item = spec.join == config::JoinKey::kItem;
   Dictionary& ids = by_item ? log.items : log.users;
   FeatureTable& table = by_item ? log.item_attributes : log.user_attributes;
   const std::size_t ids_in_log = ids.size();
-  const std::string key = "data.side_tables[" + std::to_string(table_index) + "]";
+  const std::string key = side_table_key(table_index);
   SideTableReport side;
   side.join = enum_name(spec.join);
   side.files = spec.files;
+  side.duplicates = enum_name(spec.duplicates);
   std::vector<bool> seen;
+  // Where each id was first read (file index, line), for the duplicate-key error.
+  std::vector<std::pair<std::size_t, std::size_t>> first_at;
   // Several side tables may join on the same id; each appends its own columns to the table.
   FeatureTable own;
   std::vector<std::vector<std::string>> text_by_id(spec.features.text.size());
   std::vector<float> numbers;
-  for (const auto& file : spec.files) {
+  for (std::size_t f = 0; f < spec.files.size(); ++f) {
+    const std::string& file = spec.files[f];
     CsvReader reader(file, {spec.format.delimiter_char(), spec.format.header, '"'});
-    std::size_t key_column = resolve_column(spec.key, reader, key + ".key");
-    FeatureColumnsBinding binding(spec.features, reader, key + ".features");
+    std::size_t key_column = resolve_column(spec.key, reader, key + ".key", key);
+    FeatureColumnsBinding binding(spec.features, reader, key + ".features", key);
     binding.name_columns(own);
+    // The joined columns this table holds: claimed by its first file, then required in the rest.
+    std::vector<std::pair<JoinedColumn*, std::size_t>> mine;
+    for (auto& c : joined) {
+      if (c.join != spec.join || (c.table && *c.table != table_index)) continue;
+      if (!c.table) {
+        if (f > 0 || !find_column(c.ref, reader, c.key + " (in " + key + ")")) continue;
+        c.table = table_index;
+      }
+      mine.emplace_back(&c, resolve_column(c.ref, reader, c.key + " (in " + key + ")", key));
+    }
     CsvRecord record;
     RowError error;
     while (reader.next(record)) {
@@ -627,15 +783,40 @@ void load_side_table(const config::SideTable& spec, std::size_t table_index,
         continue;
       }
       auto id = static_cast<std::size_t>(ids.intern(id_text));
-      if (seen.size() <= id) seen.resize(id + 1, false);
+      if (seen.size() <= id) {
+        seen.resize(id + 1, false);
+        first_at.resize(id + 1);
+      }
       if (seen[id]) {
+        if (spec.duplicates == config::DuplicateKeys::kError) {
+          const auto& [first_file, first_line] = first_at[id];
+          throw DataError(file + ":" + std::to_string(record.line) + ": " + side.join + " id " +
+                          quoted_value(id_text) + " again (first at " + spec.files[first_file] +
+                          ":" + std::to_string(first_line) + "); " + key +
+                          " must hold one row per id: remove the duplicates, or set " + key +
+                          ".duplicates = \"first\" to keep each id's first row");
+        }
         ++side.duplicate_keys;
         continue;
       }
       seen[id] = true;
+      first_at[id] = {f, record.line};
       binding.store_at(record, numbers, own, id, text_by_id);
+      for (auto& [column, index] : mine) {
+        std::string_view cell = trim(record.fields[index]);
+        auto& values = column->value_of_id;
+        if (values.size() <= id) values.resize(id + 1, kNoId);
+        values[id] = cell.empty() ? kNoId : column->values.intern(cell);
+      }
     }
+    note_non_utf8(report, reader, 0, reader.header());
   }
+  if (side.rows == side.rejected)
+    throw DataError(key + ": " +
+                    (side.rows == 0
+                         ? no_rows_text(spec.files, spec.format)
+                         : "all " + std::to_string(side.rows) + " rows were rejected as bad rows") +
+                    ": a side table needs at least one row");
   for (std::size_t i = 0; i < own.text.size(); ++i)
     for (const auto& text : text_by_id[i]) own.text[i].push_back(text);
   for (std::size_t id = 0; id < std::min(ids_in_log, seen.size()); ++id)
@@ -647,6 +828,20 @@ void load_side_table(const config::SideTable& spec, std::size_t table_index,
   report.side_tables.push_back(side);
 }
 
+// Each row's value of a joined column, by the row's user or item id, interned into `into` in
+// order of first appearance in the log (as a log column's values would be).
+void join_column(const JoinedColumn& column, const std::vector<std::int32_t>& row_ids,
+                 Dictionary& into, std::vector<std::int32_t>& values) {
+  into = Dictionary();
+  for (std::size_t r = 0; r < row_ids.size(); ++r) {
+    const std::int32_t id = row_ids[r];
+    const std::int32_t v = id == kNoId || static_cast<std::size_t>(id) >= column.value_of_id.size()
+                               ? kNoId
+                               : column.value_of_id[static_cast<std::size_t>(id)];
+    values[r] = v == kNoId ? kNoId : into.intern(column.values.name(v));
+  }
+}
+
 // Pads every per-entity column to the number of ids, so lookups by id never go out of range.
 void pad_table(FeatureTable& table, std::size_t n) {
   for (auto& c : table.numeric) c.values.resize(n, kMissing);
@@ -655,7 +850,53 @@ void pad_table(FeatureTable& table, std::size_t n) {
     while (c.size() < n) c.push_back("");
 }
 
+// "wrong field count 398, unparsable number 2"
+std::string rejection_reasons(const LoadReport& report) {
+  std::vector<std::string> parts;
+  for (const auto& [reason, count] : report.rejected_by_reason)
+    parts.push_back(reason + " " + with_thousands(count));
+  return join(parts, ", ");
+}
+
 }  // namespace
+
+std::vector<std::string> load_warnings(const LoadReport& report) {
+  std::vector<std::string> lines;
+  std::vector<std::string> counts;
+  if (report.rows_rejected > 0)
+    counts.push_back(with_thousands(report.rows_rejected) + " of " +
+                     with_thousands(report.rows_read) + " log rows");
+  for (const SideTableReport& side : report.side_tables)
+    if (side.rejected > 0)
+      counts.push_back(with_thousands(side.rejected) + " of " + with_thousands(side.rows) +
+                       " rows of the " + side.join + " table " + join(side.files, ", "));
+  if (!counts.empty()) {
+    lines.push_back("rejected " + join(counts, " and ") +
+                    " (data.bad_rows = \"skip\"): " + rejection_reasons(report) +
+                    (report.bad_rows.empty() ? "" : "; the first of them:"));
+    for (const BadRow& bad : report.bad_rows)
+      lines.push_back("  " + bad.file + ":" + std::to_string(bad.line) + ": " + bad.reason);
+  }
+  if (report.non_utf8_cells > 0) {
+    const BadRow& first = report.first_non_utf8;
+    lines.push_back(with_thousands(report.non_utf8_cells) +
+                    " cell(s) are not UTF-8; they are kept with those bytes written as \\xHH "
+                    "(the first: " +
+                    first.file + ":" + std::to_string(first.line) + ": " + first.reason +
+                    "); for a Latin-1 export, convert it: iconv -f latin1 -t utf-8");
+  }
+  return lines;
+}
+
+void warn_about_load(const LoadReport& report) {
+  // A command may load the same log twice (train's closing evaluation reloads it): the second
+  // time says nothing new.
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  const std::lock_guard<std::mutex> lock(mutex);
+  for (const std::string& line : load_warnings(report))
+    if (said.insert(line).second) spdlog::warn("{}", line);
+}
 
 int parse_threads(const config::Config& config, const ParseOptions& options) {
   return options.threads > 0 ? options.threads : runtime::resolve_threads(config.run.threads);
@@ -681,6 +922,30 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
   for (const auto& file : data.files)
     load_log_file(config, file, options, log, report, progress, done_mb);
   progress.finish();
+  if (log.size() == 0 && report.rows_read == 0)
+    throw DataError("data.files: the log has no rows: " + no_rows_text(data.files, data.format));
+  if (log.size() == 0) {
+    // Otherwise the next step fails on an empty log with a message that hides why.
+    std::string message = "data.files: every one of the " + with_thousands(report.rows_read) +
+                          " rows of the purchase log was rejected (" + rejection_reasons(report) +
+                          ")";
+    if (!report.bad_rows.empty()) {
+      const BadRow& first = report.bad_rows.front();
+      message +=
+          "; the first: " + first.file + ":" + std::to_string(first.line) + ": " + first.reason;
+    }
+    throw DataError(message);
+  }
+  if (report.timestamps_read_as.size() > 1) {
+    std::vector<std::string> parts;
+    for (TimeReading reading : enum_values<TimeReading>()) {
+      const auto it = report.timestamps_read_as.find(enum_name(reading));
+      if (it != report.timestamps_read_as.end())
+        parts.push_back(with_thousands(it->second) + " as " + time_reading_text(reading));
+    }
+    spdlog::warn("the timestamp column mixes units: {} (data.time_format = \"{}\")",
+                 join(parts, ", "), enum_name(data.time_format));
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   // scripts/bench_ingest.sh reads this line.
@@ -689,8 +954,34 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
                 static_cast<double>(report.rows_read) / std::max(seconds, 1e-9));
   pad_table(log.features, log.size());
 
+  std::vector<JoinedColumn> joined;
+  auto want = [&](config::ColumnSource from, const ColumnRef& ref, const std::string& key) {
+    if (from == config::ColumnSource::kLog || ref.empty()) return;
+    JoinedColumn c;
+    c.ref = ref;
+    c.key = key;
+    c.join = from == config::ColumnSource::kItem ? config::JoinKey::kItem : config::JoinKey::kUser;
+    joined.push_back(std::move(c));
+  };
+  want(cols.task_from, cols.task, "data.columns.task");
+  want(config.task.label.class_from, config.task.label.class_column, "task.label.class_column");
   for (std::size_t i = 0; i < data.side_tables.size(); ++i)
-    load_side_table(data.side_tables[i], i, data, log, report);
+    load_side_table(data.side_tables[i], i, data, log, report, joined);
+  for (const JoinedColumn& c : joined) {
+    const std::string join_name = enum_name(c.join);
+    if (!c.table)
+      throw DataError(c.key + " = " + c.ref.describe() + " (from the " + join_name +
+                      " table): no side table with join = \"" + join_name +
+                      "\" has that column in its first file");
+    const std::vector<std::int32_t>& row_ids =
+        c.join == config::JoinKey::kItem ? log.item : log.user;
+    if (c.key == "data.columns.task") {
+      join_column(c, row_ids, log.tasks, log.task);
+      report.rows_without_task = std::count(log.task.begin(), log.task.end(), kNoId);
+    } else {
+      join_column(c, row_ids, log.classes, log.label_class);
+    }
+  }
   pad_table(log.user_attributes, log.users.size());
   pad_table(log.item_attributes, log.items.size());
   return log;

@@ -1,7 +1,8 @@
 // The purchase log in memory: the configured CSV files parsed into integer and float columns
 // (ids interned), plus the side tables joined on user or item id. Malformed rows are skipped
 // and counted, or stop the load, as data.bad_rows says; either way they are reported with
-// their file and line.
+// their file and line, and a log whose every row is malformed is refused. Cells that are not
+// UTF-8 are kept escaped (see csv_reader.hpp) and counted.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,7 @@ struct SideTableReport {
   std::vector<std::string> files;
   std::int64_t rows = 0;
   std::int64_t rejected = 0;
+  std::string duplicates;            // config::DuplicateKeys's name: the policy for them
   std::int64_t duplicate_keys = 0;   // later rows for an already-seen id (the first one wins)
   std::int64_t log_ids_matched = 0;  // distinct log ids that found a row in this table
   std::int64_t log_ids_total = 0;
@@ -39,7 +41,14 @@ struct LoadReport {
   std::map<std::string, std::int64_t> rejected_by_reason;
   std::vector<BadRow> bad_rows;        // the first data.show_bad_rows of them
   std::int64_t rows_without_task = 0;  // empty task key: kept as history, in no task
+  // How the kept rows' timestamps were read, by TimeReading name ("unix_ms": 1200): what
+  // data.time_format = "auto" decided.
+  std::map<std::string, std::int64_t> timestamps_read_as;
   std::vector<SideTableReport> side_tables;
+  // Cells of the log and side tables that were not valid UTF-8, kept escaped as `\xHH`, and
+  // where the first one is (its reason names the column and the byte).
+  std::int64_t non_utf8_cells = 0;
+  BadRow first_non_utf8;
 };
 
 struct PurchaseLog {
@@ -71,9 +80,19 @@ struct ParseOptions {
 // The threads a parse of `config`'s files with `options` uses.
 int parse_threads(const config::Config& config, const ParseOptions& options);
 
-// Reads data.files and data.side_tables. Throws DataError for a missing file or column, and for
-// the first bad row when data.bad_rows = "fail".
+// Reads data.files and data.side_tables. Throws DataError for a missing file or column, a file
+// that is not text, a column name that the header holds twice, for the first bad row when
+// data.bad_rows = "fail", and when every data row of the log was rejected (naming the reasons
+// and the first rows, rather than leaving an empty log for a later step to trip over).
 PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
                               const ParseOptions& options = {});
+
+// The warnings a command logs about what the load set aside: how many log and side-table rows
+// were rejected and why, with the first ones as file:line (as inspect lists them), and how
+// many cells were not UTF-8 with the first one's file:line. One line each; none for a clean
+// load.
+std::vector<std::string> load_warnings(const LoadReport& report);
+// Logs load_warnings() through spdlog's warn level, each line once per process.
+void warn_about_load(const LoadReport& report);
 
 }  // namespace ml::data

@@ -9,6 +9,7 @@
 #include <tuple>
 #include <unordered_set>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "util/errors.hpp"
@@ -773,6 +774,27 @@ void affinities_from_json(const nlohmann::json& j, Affinities& a) {
 }
 
 }  // namespace
+
+std::string FeatureSpace::non_finite_feature(const float* dense, std::size_t rows) const {
+  const std::size_t dims = dense_dim();
+  for (std::size_t d = 0; d < dims; ++d) {
+    if (!std::isfinite(mean_[d]) || !std::isfinite(scale_[d]))
+      return "dense feature '" + dense_names_[d] + "' has a non-finite training mean (" +
+             fmt::format("{}", mean_[d]) + ") or scale (" + fmt::format("{}", scale_[d]) +
+             "): a value in its training rows is not finite";
+    std::size_t bad = 0;
+    float first = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const float v = dense[r * dims + d];
+      if (std::isfinite(v)) continue;
+      if (bad++ == 0) first = v;
+    }
+    if (bad > 0)
+      return "dense feature '" + dense_names_[d] + "' is not finite (" + fmt::format("{}", first) +
+             " in " + std::to_string(bad) + " of " + std::to_string(rows) + " rows)";
+  }
+  return "";
+}
 
 void to_json(nlohmann::json& j, const FeatureSpace& f) {
   nlohmann::json categorical = nlohmann::json::array();

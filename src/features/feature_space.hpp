@@ -122,6 +122,12 @@ class FeatureSpace {
   // `history` does not have one entry per log row.
   FeatureEncoder bind(const data::PurchaseLog& log, const std::vector<bool>& history) const;
 
+  // The first dense feature that is not finite in `dense` (`rows` x dense_dim() values, as
+  // FeatureEncoder::encode writes them) or in its fitted moments, described for an error line:
+  // "dense feature 'item:weight' is not finite (inf in 3 of 20 rows)". "" when all are finite.
+  // What a NaN loss comes from when its inputs are to blame.
+  std::string non_finite_feature(const float* dense, std::size_t rows) const;
+
   friend void to_json(nlohmann::json& j, const FeatureSpace& f);
   friend void from_json(const nlohmann::json& j, FeatureSpace& f);
 

@@ -86,9 +86,7 @@ std::unique_ptr<CsvSupport> load_support_csv(const std::string& path, config::Co
   s->log = data::load_purchase_log(config, s->report);
   s->tasks = tasks::build_tasks(s->log, config);
   s->encoder = features.bind(s->log);
-  if (s->report.rows_rejected > 0)
-    spdlog::warn("{}: skipped {} malformed row(s) (data.bad_rows = \"skip\")", path,
-                 s->report.rows_rejected);
+  data::warn_about_load(s->report);
   return s;
 }
 

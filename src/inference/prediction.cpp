@@ -57,9 +57,7 @@ std::unique_ptr<LoadedLog> load_log(const ScoringModel& model, const std::string
   // The training log (recommending) is read through the cache; a file to score is read as is.
   l->log = input.empty() ? data::load_purchase_log_cached(config, l->report)
                          : data::load_purchase_log(config, l->report);
-  if (l->report.rows_rejected > 0)
-    spdlog::warn("skipped {} malformed row(s) of {} (data.bad_rows = \"skip\")",
-                 l->report.rows_rejected, join(l->report.files, ", "));
+  data::warn_about_load(l->report);
   return l;
 }
 

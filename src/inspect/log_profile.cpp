@@ -118,6 +118,7 @@ LogProfile profile_log(const config::Config& config) {
   p.dense_features = run->features.dense_dim();
   p.id_fields = run->features.id_fields();
   p.dense_feature_names = run->features.dense_names();
+  p.training_problem = tasks::training_tasks_problem(log, set, config);
   return p;
 }
 
@@ -138,6 +139,7 @@ void to_json(nlohmann::json& j, const LogProfile& p) {
                     {"files", s.files},
                     {"rows", s.rows},
                     {"rejected", s.rejected},
+                    {"duplicates", s.duplicates},
                     {"duplicate_keys", s.duplicate_keys},
                     {"log_ids_matched", s.log_ids_matched},
                     {"log_ids_total", s.log_ids_total}});
@@ -182,6 +184,7 @@ void to_json(nlohmann::json& j, const LogProfile& p) {
        {"task_keys", p.task_keys},
        {"event_types", p.events},
        {"time_range", {{"first", p.first_time}, {"last", p.last_time}}},
+       {"timestamps_read_as", p.load.timestamps_read_as},
        {"time_cutoff", p.time_cutoff},
        {"side_tables", side},
        {"labels", labels},
@@ -201,7 +204,8 @@ void to_json(nlohmann::json& j, const LogProfile& p) {
         {{"dense", p.dense_features},
          {"id_fields", p.id_fields},
          {"dense_names", p.dense_feature_names}}},
-       {"tasks", tasks}};
+       {"tasks", tasks},
+       {"training_problem", p.training_problem}};
 }
 
 namespace {
@@ -230,6 +234,17 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   row("task keys", n(p.task_keys));
   if (p.events) row("event types", n(p.events));
   if (!p.first_time.empty()) row("time range", p.first_time + " .. " + p.last_time);
+  if (!p.load.timestamps_read_as.empty()) {
+    std::vector<std::string> readings;
+    for (TimeReading reading : enum_values<TimeReading>()) {
+      const auto it = p.load.timestamps_read_as.find(enum_name(reading));
+      if (it == p.load.timestamps_read_as.end()) continue;
+      readings.push_back(std::string(time_reading_text(reading)) +
+                         (p.load.timestamps_read_as.size() > 1 ? " (" + n(it->second) + ")" : ""));
+    }
+    row("timestamps read as",
+        join(readings, ", ") + (p.load.timestamps_read_as.size() > 1 ? ": mixed units" : ""));
+  }
   if (!p.time_cutoff.empty())
     row("time cutoff", p.time_cutoff + " (" + n(p.rows_before_cutoff) + " history rows before it)");
   for (const auto& s : p.load.side_tables)
@@ -237,7 +252,9 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
         n(s.rows) + " rows, " + n(s.log_ids_matched) + " of " + n(s.log_ids_total) + " log " +
             s.join + "s matched (" + pct(s.log_ids_matched, s.log_ids_total) + ")" +
             (s.rejected ? ", " + n(s.rejected) + " rejected" : "") +
-            (s.duplicate_keys ? ", " + n(s.duplicate_keys) + " duplicate ids" : ""));
+            (s.duplicates == enum_name(config::DuplicateKeys::kFirst)
+                 ? ", duplicates \"first\": " + n(s.duplicate_keys) + " later rows of an id ignored"
+                 : ""));
 
   out << "\nLabels (" << enum_name(p.label_kind) << ")\n";
   const tasks::LabelKind outputs = tasks::label_kind(p.label_kind);
@@ -281,6 +298,7 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   out << "\nFeatures\n";
   row("dense", std::to_string(p.dense_features));
   row("id fields", std::to_string(p.id_fields));
+  if (!p.training_problem.empty()) out << "\nTraining would stop: " << p.training_problem << "\n";
 
   if (list_tasks) {
     // Fixed minimum widths, so the listing of a long log streams without a first pass.

@@ -52,6 +52,8 @@ struct LogProfile {
   std::vector<TaskLine> tasks;  // all, sorted by name
   std::size_t dense_features = 0, id_fields = 0;
   std::vector<std::string> dense_feature_names;
+  // Why train would refuse this log (tasks::training_tasks_problem); "" when it would not.
+  std::string training_problem;
 };
 
 // Loads, builds tasks, splits and fits the feature space exactly as training would.

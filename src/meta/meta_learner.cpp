@@ -32,6 +32,24 @@ TaskBatch make_task_batch(const features::FeatureSpace& features,
   return b;
 }
 
+std::string non_finite_input(const features::FeatureSpace& features,
+                             const std::vector<TaskBatch>& tasks) {
+  for (const TaskBatch& t : tasks)
+    for (const Batch* b : {&t.support, &t.query}) {
+      const Tensor dense = b->dense.to(torch::kCPU, torch::kFloat).contiguous();
+      std::string found =
+          features.non_finite_feature(dense.data_ptr<float>(), static_cast<std::size_t>(b->size()));
+      if (!found.empty()) return found;
+      if (!b->target.is_floating_point()) continue;
+      const Tensor bad = torch::logical_not(torch::isfinite(b->target.to(torch::kCPU)));
+      const auto n = bad.sum().item<std::int64_t>();
+      if (n > 0)
+        return "the label target is not finite in " + std::to_string(n) + " of " +
+               std::to_string(b->size()) + " rows (e.g. price x quantity beyond float's range)";
+    }
+  return "";
+}
+
 std::vector<Tensor> inner_loop(const models::FunctionalModelImpl& model,
                                const std::vector<Tensor>& params, const std::vector<bool>& mask,
                                const Batch& support, tasks::LabelKind kind, int steps, double lr,

@@ -42,6 +42,12 @@ TaskBatch make_task_batch(const features::FeatureSpace& features,
                           const features::FeatureEncoder& encoder, const tasks::Episode& episode,
                           const torch::Device& device);
 
+// What in a meta-batch's inputs would make its loss non-finite, for the error line: the first
+// non-finite dense feature (FeatureSpace::non_finite_feature) of a support or query set, else a
+// non-finite target; "" when every input is finite (the learning rates are then to blame).
+std::string non_finite_input(const features::FeatureSpace& features,
+                             const std::vector<TaskBatch>& tasks);
+
 // Inner-loop SGD from `params`. Only parameters where `mask` is true move. With
 // `create_graph` the result stays differentiable with respect to `params` (second order);
 // without it every adapted tensor is a fresh leaf. `per_param_lr`, when given, replaces `lr`.

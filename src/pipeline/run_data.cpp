@@ -12,6 +12,7 @@ std::unique_ptr<RunData> prepare_run_data(const config::Config& config,
                                           const nlohmann::json* saved_features) {
   auto data = std::make_unique<RunData>();
   data->log = data::load_purchase_log_cached(config, data->report);
+  data::warn_about_load(data->report);
   // Between the stages, each of which can take seconds on a large log (util/interrupt.hpp).
   throw_if_interrupted("preparing the data");
   data->tasks = tasks::build_tasks(data->log, config);

@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <spdlog/spdlog.h>
+
 #include "tasks/episode_sampler.hpp"
 #include "util/errors.hpp"
 #include "util/rng.hpp"
@@ -381,6 +383,190 @@ void split_tasks(TaskSet& set, const config::Config& config) {
   auto validation = static_cast<std::size_t>(std::lround(split.validation_fraction * n));
   for (std::size_t v = 0; v < validation && next < pool.size(); ++v, ++next)
     pool[next]->role = TaskRole::kValidation;
+}
+
+namespace {
+
+std::string names_list(const std::vector<std::string>& names) {
+  std::vector<std::string> shown;
+  for (const auto& n : names) shown.push_back(quoted_value(n));
+  return "[" + join(shown, ", ") + "]";
+}
+
+// The log's distinct event values, for messages: "view, cart, buy".
+std::string events_text(const data::PurchaseLog& log) {
+  std::vector<std::string> shown;
+  for (std::size_t i = 0; i < log.events.size() && i < 12; ++i)
+    shown.push_back(quoted_value(log.events.name(static_cast<std::int32_t>(i))));
+  return log.events.size() == 0 ? "none"
+                                : join(shown, ", ") + (log.events.size() > 12 ? ", ..." : "");
+}
+
+std::string window_text(const TaskSet& set, const config::Config& config) {
+  return set.cutoff == kNoTime ? std::string()
+                               : " at or after split.time_cutoff = " + config.split.time_cutoff;
+}
+
+// Why no task got an example, though rows have task keys.
+std::string no_example_cause(const data::PurchaseLog& log, const TaskSet& set,
+                             const config::Config& config) {
+  const auto& label = config.task.label;
+  auto in_window = [&](std::size_t r) {
+    return set.cutoff == kNoTime || (log.timestamp[r] != kNoTime && log.timestamp[r] >= set.cutoff);
+  };
+  if (set.cutoff != kNoTime) {
+    std::int64_t last = kNoTime;
+    for (std::size_t r = 0; r < log.size(); ++r)
+      if (log.task[r] != kNoId) last = std::max(last, log.timestamp[r]);
+    if (last == kNoTime)
+      return "split.time_cutoff = " + config.split.time_cutoff +
+             ": no row with a task key has a timestamp, and examples come from the rows at or "
+             "after the cutoff";
+    if (last < set.cutoff)
+      return "split.time_cutoff = " + config.split.time_cutoff + " is after the log's last time (" +
+             format_iso8601(last) +
+             "): examples come from the rows at or after the cutoff, and there are none";
+  }
+  const std::string where = window_text(set, config);
+  switch (label.kind) {
+    case config::LabelKind::kImplicit:
+    case config::LabelKind::kEventBinary: {
+      const bool events = log.events.size() > 0;
+      const auto positive = event_mask(log, label.positive_events);
+      const auto negative = event_mask(log, label.negative_events);
+      bool any_positive = false, any_labelled = false, any_pair = false;
+      for (std::size_t r = 0; r < log.size(); ++r) {
+        if (log.task[r] == kNoId || !in_window(r)) continue;
+        any_pair = any_pair || (log.user[r] != kNoId && log.item[r] != kNoId);
+        any_positive = any_positive || !events || in_mask(positive, log.event[r]);
+        any_labelled =
+            any_labelled || in_mask(positive, log.event[r]) || in_mask(negative, log.event[r]);
+      }
+      if (label.kind == config::LabelKind::kImplicit && !any_pair)
+        return "task.label.kind = \"implicit\": no row with a task key" + where +
+               " has both a user and an item id";
+      if (label.kind == config::LabelKind::kImplicit || !any_labelled) {
+        if (!any_positive || label.kind == config::LabelKind::kImplicit)
+          return "task.label.positive_events = " + names_list(label.positive_events) +
+                 ": no row with a task key" + where +
+                 " has such an event (the log's events: " + events_text(log) + ")";
+        return "task.label.positive_events = " + names_list(label.positive_events) +
+               " and negative_events = " + names_list(label.negative_events) +
+               ": no row with a task key" + where +
+               " has one of these events (the log's events: " + events_text(log) + ")";
+      }
+      break;
+    }
+    case config::LabelKind::kRegression:
+    case config::LabelKind::kThreshold:
+      return "task.label.target = \"" + enum_name(label.target) + "\": no row with a task key" +
+             where + " has a value in its column";
+    case config::LabelKind::kMulticlass:
+      return "task.label.class_column = " + label.class_column.describe() +
+             ": no row with a task key" + where + " has a class";
+  }
+  return "no task has an example";
+}
+
+bool holds_out(const config::SplitConfig& split) {
+  return split.new_fraction > 0 || split.validation_fraction > 0;
+}
+
+}  // namespace
+
+std::string training_tasks_problem(const data::PurchaseLog& log, const TaskSet& set,
+                                   const config::Config& config) {
+  const auto& cols = config.data.columns;
+  const std::string task_column =
+      "data.columns.task = " + cols.task.describe() +
+      (cols.task_from == config::ColumnSource::kLog
+           ? std::string()
+           : " (from the " + enum_name(cols.task_from) + " side table)");
+  std::vector<const Task*> qualifying;
+  for (const auto& t : set.tasks)
+    if (t.drop_cause == DropCause::kNone) qualifying.push_back(&t);
+  const auto train = set.with_role(TaskRole::kTrain);
+  if (!train.empty()) {
+    const bool held_out =
+        !set.with_role(TaskRole::kNew).empty() || !set.with_role(TaskRole::kValidation).empty();
+    if (qualifying.size() == 1 && !held_out && holds_out(config.split))
+      return "only one task qualifies (" + quoted_value(qualifying[0]->name) + ", of " +
+             std::to_string(log.tasks.size()) + " task key(s) in " + task_column +
+             "): meta-learning needs several, to train on some and hold out others, but "
+             "split.new_fraction = " +
+             fixed(config.split.new_fraction, 2) +
+             " and split.validation_fraction = " + fixed(config.split.validation_fraction, 2) +
+             " of one task hold out none; group rows by a column with more values, or set both "
+             "to 0 to train on the one task anyway";
+    return "";
+  }
+  if (log.size() == 0) return "the log has no rows";
+  if (std::all_of(log.task.begin(), log.task.end(), [](std::int32_t t) { return t == kNoId; }))
+    return task_column + ": no row has a task key (the column is empty in every row" +
+           (cols.task_from == config::ColumnSource::kLog
+                ? std::string(")")
+                : ", or the rows' ids have no value in the side table)");
+  if (set.tasks.empty()) return no_example_cause(log, set, config);
+  const auto& label = config.task.label;
+  if (set.kind == LabelKind::kBinary && label.kind != config::LabelKind::kImplicit) {
+    std::int64_t positives = 0, negatives = 0;
+    for (const auto& t : set.tasks) {
+      positives += t.positives;
+      negatives += t.negatives;
+    }
+    const bool events = label.kind == config::LabelKind::kEventBinary;
+    const std::string rule =
+        events ? "task.label.positive_events = " + names_list(label.positive_events)
+               : "task.label.threshold = " + fixed(label.threshold, 3);
+    if (positives == 0)
+      return rule + ": no example" + window_text(set, config) + " is positive" +
+             (events ? " (the log's events: " + events_text(log) + ")" : std::string()) +
+             ", so no task has both label classes";
+    if (negatives == 0)
+      return (events ? "task.label.negative_events = " + names_list(label.negative_events) : rule) +
+             ": no example" + window_text(set, config) + " is negative" +
+             (events ? " (the log's events: " + events_text(log) + ")" : std::string()) +
+             ", so no task has both label classes";
+  }
+  const std::string episode = "task.support = " + config::support_name(config.task.support) +
+                              " + task.query = " + std::to_string(config.task.query);
+  if (qualifying.empty()) {
+    std::vector<DropCause> causes;
+    const Task* largest = &set.tasks.front();
+    for (const auto& t : set.tasks) {
+      causes.push_back(t.drop_cause);
+      if (t.examples.size() > largest->examples.size()) largest = &t;
+    }
+    return "no task qualifies for " + episode + ": of " + std::to_string(set.tasks.size()) +
+           " task(s) with examples, " + drop_counts_text(count_drop_causes(causes)) +
+           "; the largest, " + quoted_value(largest->name) + " (" +
+           std::to_string(largest->examples.size()) + " examples): " + largest->drop_reason +
+           " (metalearn inspect --tasks lists every task)";
+  }
+  return "all " + std::to_string(qualifying.size()) + " qualifying task(s) for " + episode +
+         " are held out (" + std::to_string(set.with_role(TaskRole::kNew).size()) + " new, " +
+         std::to_string(set.with_role(TaskRole::kValidation).size()) +
+         " validation): none is left to train on; lower split.new_fraction / "
+         "split.validation_fraction or name fewer split.new_tasks";
+}
+
+void require_training_tasks(const data::PurchaseLog& log, const TaskSet& set,
+                            const config::Config& config) {
+  const std::string problem = training_tasks_problem(log, set, config);
+  if (!problem.empty()) throw DataError(problem);
+  const auto& split = config.split;
+  std::size_t qualifying = 0;
+  for (const auto& t : set.tasks) qualifying += t.drop_cause == DropCause::kNone ? 1 : 0;
+  if (split.new_tasks.empty() && split.new_fraction > 0 && set.with_role(TaskRole::kNew).empty())
+    spdlog::warn(
+        "split.new_fraction = {} of {} qualifying task(s) holds out no new task: eval and adapt "
+        "--all-new have none to score",
+        split.new_fraction, qualifying);
+  if (split.validation_fraction > 0 && set.with_role(TaskRole::kValidation).empty())
+    spdlog::warn(
+        "split.validation_fraction = {} of {} qualifying task(s) holds out no validation task: "
+        "the best checkpoint is the last weights and nothing chooses the adaptation steps",
+        split.validation_fraction, qualifying);
 }
 
 std::vector<bool> training_rows(const data::PurchaseLog& log, const TaskSet& set) {

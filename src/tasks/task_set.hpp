@@ -98,6 +98,20 @@ inline std::uint64_t pair_key(std::int32_t user, std::int32_t item) {
          static_cast<std::uint32_t>(item);
 }
 
+// Why `set` gives training nothing to train on, in the log's terms, as one line: the first of
+// no row with a task key; no row at or after split.time_cutoff; no row with a label (binary:
+// no positive, or no negative, example; implicit: no row with a positive event); every task
+// dropped (counted by cause, with the largest task); every qualifying task held out; or a single
+// qualifying task while the split asks for held-out tasks and so holds out none. "" when
+// training can go on.
+std::string training_tasks_problem(const data::PurchaseLog& log, const TaskSet& set,
+                                   const config::Config& config);
+
+// Throws DataError with training_tasks_problem() when it is not ""; warns (one line each) when
+// split.new_fraction or split.validation_fraction holds out no task of the qualifying ones.
+void require_training_tasks(const data::PurchaseLog& log, const TaskSet& set,
+                            const config::Config& config);
+
 // True for log rows that statistics may be fitted on: not in a held-out (new or validation)
 // task and, with a time cutoff, before it.
 std::vector<bool> training_rows(const data::PurchaseLog& log, const TaskSet& set);

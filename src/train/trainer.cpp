@@ -223,12 +223,8 @@ std::unique_ptr<pipeline::RunData> prepare_training_data(const config::Config& c
   spdlog::info("preparing data from {} file(s)", config.data.files.size());
   auto data =
       pipeline::prepare_run_data(config, resume_from ? &resume_from->meta.features : nullptr);
+  tasks::require_training_tasks(data->log, data->tasks, config);
   const auto train_tasks = data->tasks.with_role(tasks::TaskRole::kTrain);
-  if (train_tasks.empty())
-    throw DataError("no training task qualifies for task.support = " +
-                    config::support_name(config.task.support) +
-                    " + task.query = " + std::to_string(config.task.query) +
-                    " (see metalearn inspect --tasks for each task's size)");
   spdlog::info("{} training tasks, {} validation, {} new; {} dense features; algorithm {} on {}",
                train_tasks.size(), data->tasks.with_role(tasks::TaskRole::kValidation).size(),
                data->tasks.with_role(tasks::TaskRole::kNew).size(), data->features.dense_dim(),
@@ -524,17 +520,19 @@ std::vector<meta::TaskBatch> TrainingRun::prepare_batches(int it) const {
 double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   optimizer_.zero_grad();
   double loss = learner_->accumulate_meta_gradient(batches);
-  if (!std::isfinite(loss))
-    throw NumericError("meta-iteration " + std::to_string(it) + ": the query loss is " +
-                       std::to_string(loss) + "; lower meta.outer_lr (" +
-                       short_number(config_.meta.outer_lr) + ") or meta.inner_lr (" +
-                       short_number(config_.meta.inner_lr) + "), or set meta.grad_clip");
-  // The same advice as for a NaN: an explosion is the same failure caught earlier.
+  // The advice for a diverged step: the learning rates (an explosion is the same failure as a
+  // NaN, caught earlier), unless an input of the meta-batch is not finite: lower rates would not
+  // help that.
   const auto advice = [&](const std::string& reason) {
+    const std::string input = meta::non_finite_input(data_->features, batches);
+    if (!input.empty())
+      return "meta-iteration " + std::to_string(it) + ": " + reason +
+             "; its input is to blame: " + input;
     return "meta-iteration " + std::to_string(it) + ": " + reason + "; lower meta.outer_lr (" +
            short_number(config_.meta.outer_lr) + ") or meta.inner_lr (" +
            short_number(config_.meta.inner_lr) + "), or set meta.grad_clip";
   };
+  if (!std::isfinite(loss)) throw NumericError(advice("the query loss is " + std::to_string(loss)));
   if (std::string why = run::divergence_reason(loss, loss_limit_, NAN); !why.empty())
     throw NumericError(advice(why));
   const double norm = optimizer_.step(learner_->row_sparse_gradients());

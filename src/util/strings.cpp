@@ -67,6 +67,20 @@ std::optional<std::int64_t> parse_int(std::string_view s) {
   return value;
 }
 
+std::string quoted_value(std::string_view text, std::size_t max_chars) {
+  const bool shortened = text.size() > max_chars;
+  if (shortened) text = text.substr(0, max_chars);
+  std::string out = "'";
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f)
+      out += fmt::format("\\x{:02x}", byte);
+    else
+      out += c;
+  }
+  return out + (shortened ? "...'" : "'");
+}
+
 namespace {
 std::size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::size_t> row(b.size() + 1);

@@ -19,6 +19,10 @@ bool starts_with(std::string_view s, std::string_view prefix);
 std::optional<double> parse_double(std::string_view s);
 std::optional<std::int64_t> parse_int(std::string_view s);
 
+// `text` in single quotes for a one-line message: control bytes (a NUL, a line break) as \xNN, so
+// the line stays one line and is not cut short; beyond `max_chars` it is shortened with "...".
+std::string quoted_value(std::string_view text, std::size_t max_chars = 60);
+
 // The candidate closest to `word` by edit distance, or "" when none is close enough to be a
 // plausible typo.
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);

@@ -6,36 +6,11 @@
 
 #include <algorithm>
 
+#include "util/utf8.hpp"
+
 namespace ml {
 
 namespace {
-
-// Decodes one UTF-8 sequence at `i`; returns the code point, or -1 for an invalid byte (then
-// `i` advances by one byte).
-long next_code_point(std::string_view s, std::size_t& i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char lead = byte(i);
-  const int extra = lead < 0x80           ? 0
-                    : (lead >> 5) == 0x06 ? 1
-                    : (lead >> 4) == 0x0E ? 2
-                    : (lead >> 3) == 0x1E ? 3
-                                          : -1;  // a continuation byte or 0xF8..0xFF
-  if (extra < 0 || i + static_cast<std::size_t>(extra) >= s.size()) {
-    ++i;
-    return -1;
-  }
-  long cp = extra == 0 ? lead : lead & (0x3F >> extra);
-  for (int k = 1; k <= extra; ++k) {
-    const unsigned char c = byte(i + static_cast<std::size_t>(k));
-    if ((c & 0xC0) != 0x80) {
-      ++i;
-      return -1;
-    }
-    cp = (cp << 6) | (c & 0x3F);
-  }
-  i += static_cast<std::size_t>(extra) + 1;
-  return cp;
-}
 
 // glibc's built-in UTF-8 locale, whatever the process's own locale is (nullptr if missing).
 locale_t utf8_locale() {

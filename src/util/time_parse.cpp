@@ -98,31 +98,124 @@ std::optional<std::int64_t> parse_iso(std::string_view s) {
          hour * 3600 + minute * 60 + second - offset;
 }
 
-std::optional<std::int64_t> parse_unix(std::string_view s) {
-  if (auto i = parse_int(s)) return *i;
+constexpr std::int64_t kUnitsPerSecond[] = {1, 1000, 1000000, 1000000000};  // by TimeReading
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  return a / b - (a % b != 0 && (a < 0) != (b < 0) ? 1 : 0);
+}
+
+// A unix number in `unit` (kAuto: its magnitude's), as seconds. Fractions are dropped towards
+// the earlier second, as the ISO parser drops them.
+std::optional<ParsedTime> parse_unix(std::string_view s, std::optional<TimeReading> unit) {
+  if (auto i = parse_int(s)) {
+    const TimeReading reading = unit ? *unit : unix_unit_by_magnitude(static_cast<double>(*i));
+    return ParsedTime{floor_div(*i, kUnitsPerSecond[static_cast<int>(reading)]), reading};
+  }
   if (auto d = parse_double(s)) {
-    // Fractions are dropped towards the earlier second, as the ISO parser drops them.
-    if (*d > -9.2e18 && *d < 9.2e18) return static_cast<std::int64_t>(std::floor(*d));
+    if (!std::isfinite(*d)) return std::nullopt;
+    const TimeReading reading = unit ? *unit : unix_unit_by_magnitude(*d);
+    const double seconds =
+        std::floor(*d / static_cast<double>(kUnitsPerSecond[static_cast<int>(reading)]));
+    if (seconds > -9.2e18 && seconds < 9.2e18)
+      return ParsedTime{static_cast<std::int64_t>(seconds), reading};
   }
   return std::nullopt;
 }
 
 }  // namespace
 
-std::optional<std::int64_t> parse_timestamp(std::string_view text, TimeFormat format) {
+const char* time_reading_text(TimeReading reading) {
+  switch (reading) {
+    case TimeReading::kUnixSeconds:
+      return "unix seconds";
+    case TimeReading::kUnixMs:
+      return "unix milliseconds";
+    case TimeReading::kUnixUs:
+      return "unix microseconds";
+    case TimeReading::kUnixNs:
+      return "unix nanoseconds";
+    case TimeReading::kIso8601:
+      return "ISO-8601 date/time";
+  }
+  return "?";
+}
+
+const char* time_format_text(TimeFormat format) {
+  switch (format) {
+    case TimeFormat::kAuto:
+      return "a unix time or an ISO-8601 date/time";
+    case TimeFormat::kUnix:
+      return "a number of unix seconds";
+    case TimeFormat::kUnixMs:
+      return "a number of unix milliseconds";
+    case TimeFormat::kUnixUs:
+      return "a number of unix microseconds";
+    case TimeFormat::kUnixNs:
+      return "a number of unix nanoseconds";
+    case TimeFormat::kIso8601:
+      return "an ISO-8601 date/time";
+  }
+  return "?";
+}
+
+TimeReading unix_unit_by_magnitude(double value) {
+  const double magnitude = std::abs(value);
+  if (magnitude < 1e11) return TimeReading::kUnixSeconds;
+  if (magnitude < 1e14) return TimeReading::kUnixMs;
+  if (magnitude < 1e17) return TimeReading::kUnixUs;
+  return TimeReading::kUnixNs;
+}
+
+std::optional<ParsedTime> parse_time(std::string_view text, TimeFormat format) {
   text = trim(text);
   if (text.empty()) return std::nullopt;
   switch (format) {
     case TimeFormat::kUnix:
-      return parse_unix(text);
+      return parse_unix(text, TimeReading::kUnixSeconds);
+    case TimeFormat::kUnixMs:
+      return parse_unix(text, TimeReading::kUnixMs);
+    case TimeFormat::kUnixUs:
+      return parse_unix(text, TimeReading::kUnixUs);
+    case TimeFormat::kUnixNs:
+      return parse_unix(text, TimeReading::kUnixNs);
     case TimeFormat::kIso8601:
-      return parse_iso(text);
+      break;
     case TimeFormat::kAuto:
-      // A date starts with four digits and a dash; anything else numeric is unix seconds.
-      if (text.size() >= 5 && text[4] == '-') return parse_iso(text);
-      return parse_unix(text);
+      // A date starts with four digits and a dash; anything else numeric is a unix number.
+      if (text.size() >= 5 && text[4] == '-') break;
+      return parse_unix(text, std::nullopt);
   }
+  if (auto seconds = parse_iso(text)) return ParsedTime{*seconds, TimeReading::kIso8601};
   return std::nullopt;
+}
+
+std::optional<std::int64_t> parse_timestamp(std::string_view text, TimeFormat format) {
+  const std::optional<ParsedTime> time = parse_time(text, format);
+  if (!time) return std::nullopt;
+  return time->seconds;
+}
+
+std::string implausible_time_text(std::string_view text, const ParsedTime& time,
+                                  TimeFormat format) {
+  text = trim(text);
+  std::string out =
+      "'" + std::string(text) + "' read as " + time_reading_text(time.reading) +
+      (format == TimeFormat::kAuto && time.reading != TimeReading::kIso8601 ? " (by its magnitude)"
+                                                                            : "") +
+      " is " + format_iso8601(time.seconds) + ", outside the plausible range " +
+      format_iso8601(kPlausibleTimeBegin).substr(0, 10) + " .. " +
+      format_iso8601(kPlausibleTimeEnd - 1).substr(0, 10);
+  if (time.reading == TimeReading::kIso8601) return out;
+  // The unit it would be plausible in, if any: the likely mistake.
+  for (TimeReading unit : {TimeReading::kUnixSeconds, TimeReading::kUnixMs, TimeReading::kUnixUs,
+                           TimeReading::kUnixNs}) {
+    if (unit == time.reading) continue;
+    const auto other = parse_unix(text, unit);
+    if (other && plausible_time(other->seconds))
+      return out + "; as " + time_reading_text(unit) + " it is " + format_iso8601(other->seconds) +
+             ": set data.time_format = \"" + enum_name(unit) + "\" if that is the column's unit";
+  }
+  return out;
 }
 
 std::optional<std::int64_t> parse_iso_date(std::string_view text) {
@@ -133,8 +226,14 @@ std::optional<std::int64_t> parse_iso_date(std::string_view text) {
 }
 
 std::string format_iso8601(std::int64_t t) {
-  const std::int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
-  const std::int64_t secs = t - days * 86400;
+  // Floor division by the remainder, which cannot overflow (t - 86399 does near INT64_MIN:
+  // a unix cell of -9223372036854775808 reaches here through inspect).
+  std::int64_t days = t / 86400;
+  std::int64_t secs = t % 86400;
+  if (secs < 0) {
+    secs += 86400;
+    --days;
+  }
   const CivilDate date = civil_from_days(days);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", date.year, date.month, date.day,
                      secs / 3600, secs / 60 % 60, secs % 60);

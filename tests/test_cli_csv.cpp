@@ -1,0 +1,176 @@
+// End-to-end tests of how the binary meets CSV files as shops export them: the line a user
+// sees for a file that is not text, a repeated column name, a delimiter it cannot see, a log
+// whose every row is rejected; the warnings train gives for rejected rows and cells that are
+// not UTF-8; and that such cells reach the checkpoint, which used to fail at its first save.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "test_support.hpp"
+#include "util/errors.hpp"
+#include "util/utf8.hpp"
+
+#ifndef ML_BINARY_PATH
+#error "ML_BINARY_PATH must be defined by tests/CMakeLists.txt"
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+using ml::testing::CliResult;
+using ml::testing::run_cli_many;
+using ml::testing::shell_quote;
+using ml::testing::TempDir;
+using ml::testing::write_file;
+using nlohmann::json;
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// A user mistake: one valid-UTF-8 line on stderr and the documented exit code.
+void expect_one_line_error(const CliResult& r, ml::ExitCode code, const std::string& what) {
+  EXPECT_EQ(r.code, static_cast<int>(code)) << what << "\nstderr: " << r.err;
+  EXPECT_EQ(r.err_lines(), 1) << what << "\nstderr: " << r.err;
+  EXPECT_TRUE(has(r.err, ": error: ")) << what << "\nstderr: " << r.err;
+  EXPECT_TRUE(ml::is_valid_utf8(r.err)) << what << "\nstderr: " << ml::printable(r.err);
+}
+
+// Four categories of a small shop, `rows_per_category` rows each, as CSV lines without a
+// line end: user, item, category, event, brand. Every third row is a purchase, so that each
+// category has both labels.
+std::vector<std::string> shop_rows(const std::vector<std::string>& categories,
+                                   int rows_per_category) {
+  std::vector<std::string> rows;
+  for (int i = 0; i < rows_per_category; ++i)
+    for (std::size_t c = 0; c < categories.size(); ++c) {
+      const int n = i * static_cast<int>(categories.size()) + static_cast<int>(c);
+      rows.push_back("u" + std::to_string(n % 23) + ",i" + std::to_string(c) + "_" +
+                     std::to_string(i % 9) + "," + categories[c] + "," +
+                     (n % 3 == 0 ? "purchase" : "view") + "," + categories[c] + " brand");
+    }
+  return rows;
+}
+
+// A config for `file` (columns as shop_rows writes them) that trains for two iterations and
+// saves a checkpoint after each.
+std::string write_config(const TempDir& dir, const std::string& name, const std::string& file) {
+  json c = {
+      {"seed", 3},
+      {"data",
+       {{"files", {file}},
+        {"columns",
+         {{"user", "user_id"}, {"item", "item_id"}, {"task", "category"}, {"event", "event"}}},
+        {"features", {{"categorical", {"brand"}}}}}},
+      {"features", {{"aggregates", json::array()}}},
+      {"task",
+       {{"label",
+         {{"kind", "event_binary"},
+          {"positive_events", {"purchase"}},
+          {"negative_events", {"view"}}}},
+        {"support", 4},
+        {"query", 6}}},
+      {"split", {{"new_fraction", 0.25}, {"validation_fraction", 0.25}}},
+      {"model", {{"hidden", {8}}}},
+      {"meta", {{"iterations", 2}, {"meta_batch", 2}, {"inner_steps", 1}}},
+      {"train", {{"validate_every", 0}, {"checkpoint_every", 1}}},
+      {"run", {{"dir", dir.file("run_" + name)}, {"device", "cpu"}, {"threads", 1}}}};
+  const std::string path = dir.file(name + ".json");
+  write_file(path, c.dump(2));
+  return path;
+}
+
+std::string lines(const std::string& header, const std::vector<std::string>& rows,
+                  const std::string& end = "\n") {
+  std::string text = header + end;
+  for (const auto& row : rows) text += row + end;
+  return text;
+}
+
+TEST(CliCsv, EveryKindOfUnusableFileGetsOneLineNamingIt) {
+  TempDir dir;
+  const std::string header = "user_id,item_id,category,event,brand";
+  const auto rows = shop_rows({"food", "toys", "tools", "books"}, 20);
+  // Every row ends in a non-empty field the header lacks: nothing of it can be read.
+  std::vector<std::string> extra = rows;
+  for (auto& row : extra) row += ",1";
+  write_file(dir.file("extra.csv"), lines(header, extra));
+  // The shop log gzip-compressed (the header of a gzip stream: magic, method, flags, mtime).
+  write_file(dir.file("log.csv.gz"), std::string("\x1F\x8B\x08\x00\x00\x00\x00\x00\x00\x03", 10) +
+                                         "\x9D\xFF\xE9 compressed bytes");
+  std::vector<std::string> twice = rows;
+  for (auto& row : twice) row += ",other brand";
+  write_file(dir.file("twice.csv"), lines(header + ",brand", twice));
+  std::string colon_header = header;
+  for (char& ch : colon_header)
+    if (ch == ',') ch = ':';
+  write_file(dir.file("colon.csv"), colon_header + "\nu1:i1:food:view:acme\n");
+
+  auto inspect = [&](const std::string& name, const std::string& file) {
+    return "inspect --config " + shell_quote(write_config(dir, name, dir.file(file)));
+  };
+  const auto r =
+      run_cli_many({"--log-level warn train --config " +
+                        shell_quote(write_config(dir, "extra", dir.file("extra.csv"))),
+                    inspect("gz", "log.csv.gz"), inspect("twice", "twice.csv"),
+                    inspect("twice", "twice.csv") + " --set data.features.categorical=5",
+                    inspect("colon", "colon.csv"),
+                    // A path that is not UTF-8 either: the message escapes it like any other bytes.
+                    "predict --checkpoint " + shell_quote(dir.file("gone\xE9.mlckpt")) +
+                        " --input " + shell_quote(dir.file("twice.csv"))});
+
+  expect_one_line_error(r[0], ml::ExitCode::kData, "every row rejected");
+  EXPECT_TRUE(has(r[0].err, "every one of the 80 rows of the purchase log was rejected"))
+      << r[0].err;
+  EXPECT_TRUE(has(r[0].err, "wrong field count 80")) << r[0].err;
+  EXPECT_TRUE(has(r[0].err, dir.file("extra.csv") + ":2: expected 5 fields, found 6")) << r[0].err;
+  EXPECT_FALSE(has(r[0].err, "no training task qualifies")) << r[0].err;
+
+  expect_one_line_error(r[1], ml::ExitCode::kData, "gzip file");
+  EXPECT_TRUE(has(r[1].err, "'" + dir.file("log.csv.gz") + "' is not a text CSV file")) << r[1].err;
+  EXPECT_TRUE(has(r[1].err, "gzip-compressed")) << r[1].err;
+
+  expect_one_line_error(r[2], ml::ExitCode::kData, "repeated column name");
+  EXPECT_TRUE(has(r[2].err, "data.features.categorical[0] = 'brand'")) << r[2].err;
+  EXPECT_TRUE(has(r[2].err, "2 columns named 'brand' (#5, #6)")) << r[2].err;
+  // ... and the position it suggests is one that --set takes.
+  EXPECT_EQ(r[3].code, 0) << r[3].err;
+  EXPECT_TRUE(has(r[3].out, "rows read               80")) << r[3].out;
+
+  expect_one_line_error(r[4], ml::ExitCode::kData, "one-column header");
+  EXPECT_TRUE(has(r[4].err, "single column with the detected delimiter ','")) << r[4].err;
+  EXPECT_TRUE(has(r[4].err, "set data.format.delimiter")) << r[4].err;
+
+  expect_one_line_error(r[5], ml::ExitCode::kCheckpoint, "checkpoint path that is not UTF-8");
+  EXPECT_TRUE(has(r[5].err, "gone\\xE9.mlckpt")) << r[5].err;
+}
+
+TEST(CliCsv, TrainReportsRejectedRowsAndSavesCellsThatAreNotUtf8) {
+  TempDir dir;
+  // A Latin-1 export (categories and brands with accents, so the brand vocabulary that the
+  // checkpoint stores holds them), with classic-Mac line ends, a trailing delimiter on every
+  // row and two malformed rows.
+  auto rows = shop_rows({"Caf\xE9", "Cr\xE8me", "P\xE2tes", "Th\xE9"}, 20);
+  for (auto& row : rows) row += ",";
+  rows.insert(rows.begin() + 5, "u1,i1");
+  rows.insert(rows.begin() + 9, "u1,i1,Caf\xE9,view,acme,extra");
+  const std::string log = dir.file("latin1.csv");
+  write_file(log, lines("user_id,item_id,category,event,brand", rows, "\r"));
+  const auto r = run_cli_many({"train --config " + shell_quote(write_config(dir, "t", log))});
+
+  ASSERT_EQ(r[0].code, 0) << r[0].err;
+  EXPECT_TRUE(ml::is_valid_utf8(r[0].err)) << ml::printable(r[0].err);
+  EXPECT_TRUE(ml::is_valid_utf8(r[0].out)) << ml::printable(r[0].out);
+  EXPECT_TRUE(has(r[0].err, "rejected 2 of 82 log rows")) << r[0].err;
+  EXPECT_TRUE(has(r[0].err, log + ":7: expected 5 fields, found 2")) << r[0].err;
+  EXPECT_TRUE(has(r[0].err, log + ":11: expected 5 fields, found 6")) << r[0].err;
+  EXPECT_TRUE(has(r[0].err, " cell(s) are not UTF-8")) << r[0].err;
+  EXPECT_TRUE(has(r[0].err, log + ":2: column 3 ('category'): byte 0xE9")) << r[0].err;
+  EXPECT_TRUE(fs::exists(dir.file("run_t/checkpoints/latest.mlckpt"))) << r[0].err;
+}
+
+}  // namespace
