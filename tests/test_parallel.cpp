@@ -120,18 +120,21 @@ TEST(WorkerPool, RunsEveryUnitOnceOnSeveralThreadsRunAfterRun) {
     std::vector<std::atomic<int>> calls(50);
     std::mutex mutex;
     std::set<std::thread::id> threads;
-    std::atomic<bool> second_thread{false};
-    const auto caller = std::this_thread::get_id();
+    auto distinct = [&] {
+      const std::lock_guard<std::mutex> lock(mutex);
+      return threads.size();
+    };
     pool.run(calls.size(), [&](std::size_t i) {
       ++calls[i];
-      if (std::this_thread::get_id() != caller) second_thread = true;
-      // The caller's first unit waits (up to 10 s) until another thread has taken one: the
-      // units really are spread.
-      if (i == 0 && std::this_thread::get_id() == caller)
-        for (int w = 0; w < 10000 && !second_thread; ++w)
+      {
+        const std::lock_guard<std::mutex> lock(mutex);
+        threads.insert(std::this_thread::get_id());
+      }
+      // Unit 0 holds its thread (up to 10 s) until another thread has taken a unit: the units
+      // really are spread, whoever takes which.
+      if (i == 0)
+        for (int w = 0; w < 10000 && distinct() < 2; ++w)
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      const std::lock_guard<std::mutex> lock(mutex);
-      threads.insert(std::this_thread::get_id());
     });
     for (const auto& c : calls) EXPECT_EQ(c.load(), 1);
     EXPECT_GE(threads.size(), 2u);
