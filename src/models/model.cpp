@@ -1,6 +1,7 @@
 // Models with a functional forward: see model.hpp.
 #include "models/model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -20,6 +21,20 @@ ModelShape model_shape(const config::Config& config, std::int64_t dense_dim,
   s.outputs =
       tasks::label_kind(config) == tasks::LabelKind::kMulticlass ? config.task.label.ways : 1;
   return s;
+}
+
+double largest_product(const ModelShape& shape, std::int64_t rows) {
+  std::int64_t in = shape.dense_dim +
+                    static_cast<std::int64_t>(shape.id_cardinalities.size()) * shape.embedding_dim;
+  double largest = 0;
+  std::vector<std::int64_t> outs = shape.hidden;
+  outs.push_back(shape.outputs);
+  for (std::int64_t out : outs) {
+    largest = std::max(
+        largest, static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out));
+    in = out;
+  }
+  return largest;
 }
 
 FunctionalModelImpl::FunctionalModelImpl(ModelShape shape) : shape_(std::move(shape)) {

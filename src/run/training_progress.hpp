@@ -26,6 +26,9 @@ struct TrainingProgress {
   int window_iterations = 0;
   double last_loss = NAN;  // the loss of the last logged line; NaN before the first
   double seconds = 0;      // wall-clock seconds of training so far, over every call that resumed it
+  // How many chunks each meta-batch was cut into (MetaLearner::set_task_chunks), so that a
+  // resumed run computes its meta-gradients as the run did; 0: not recorded (older runs).
+  int task_chunks = 0;
 };
 
 // Every field by its name; a NaN is written as null.
