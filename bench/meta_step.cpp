@@ -6,8 +6,10 @@
 // Each line is one JSON object on stdout: meta-iterations/s of the stacked implementation and
 // of the per-task reference, a matmul reference rate, and one-task adaptation latency.
 // Usage: metalearn_bench_meta [--seconds S] [--workload W1|W2|all] [--algorithms a,b,...]
-//                              [--reference] [--profile FILE]
-// --reference also times the per-task reference loop (W1 only).
+//                              [--reference] [--profile FILE] [--threads N] [--meta-batch T]
+// --reference also times the per-task reference loop (W1 only). --threads N cuts each
+// meta-batch into N chunks computed by N single-threaded workers (scripts/bench_threads.sh);
+// --meta-batch replaces the workload's meta-batch size.
 // Data are random tensors drawn once (a pool of 64 tasks), so only the meta-step is timed.
 #include <torch/torch.h>
 
@@ -24,6 +26,7 @@
 #include "meta/meta_learner.hpp"
 #include "models/batched_matmul.hpp"
 #include "runtime/device.hpp"
+#include "runtime/worker_pool.hpp"
 #include "train/outer_optimizer.hpp"
 
 namespace {
@@ -198,6 +201,8 @@ int main(int argc, char** argv) {
   bool reference = false;
   std::string profile;
   bool op_table = false;
+  int meta_batch = 0;
+  int threads = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -217,6 +222,10 @@ int main(int argc, char** argv) {
       reference = true;
     else if (a == "--profile")
       profile = value();
+    else if (a == "--threads")
+      threads = std::stoi(value());
+    else if (a == "--meta-batch")
+      meta_batch = std::stoi(value());
     else if (a == "--op-table")
       op_table = true;
     else {
@@ -225,6 +234,7 @@ int main(int argc, char** argv) {
     }
   }
   ml::runtime::configure_compute(1);
+  ml::runtime::WorkerPool workers(threads);
   std::printf("%s\n",
               nlohmann::json{{"matmul_1024_gflops", matmul_gflops()},
                              {"batched_gemm_calls_blas", ml::models::batched_matmul_uses_blas()}}
@@ -232,6 +242,7 @@ int main(int argc, char** argv) {
                   .c_str());
   for (const auto& name : workloads) {
     Workload w = workload(name);
+    if (meta_batch > 0) w.meta_batch = meta_batch;
     torch::manual_seed(0);
     std::vector<TaskBatch> pool;
     for (int i = 0; i < 64; ++i)
@@ -248,6 +259,7 @@ int main(int argc, char** argv) {
       config.inner_lr = w.inner_lr;
       ml::models::FunctionalModel model(w.shape);
       MetaLearner learner(config, ml::tasks::LabelKind::kBinary, model);
+      learner.set_task_chunks(static_cast<std::size_t>(threads), &workers);
       nlohmann::json line{{"workload", name}, {"algorithm", algorithm}};
       if (!profile.empty()) {
         torch::autograd::profiler::RecordProfile guard(profile + "." + name + "." + algorithm +

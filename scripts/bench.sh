@@ -8,17 +8,27 @@
 #      meta-iteration as torch.profiler counts them in the reference) against a measured
 #      1024^2 matmul rate; one-task adaptation latency (median, p99);
 #   2. `metalearn train` end to end on W1 (data pipeline included) and its peak RSS;
-#   3. ingestion (scripts/bench_ingest.sh) unless --no-ingest.
-# Everything runs with 1 thread (OMP, OpenBLAS, torch) for both sides.
+#   3. W1 against the strongest Python peers (scripts/bench_peers.sh: hand-batched and vmap,
+#      with glibc's default allocator and with metalearn's allocator settings);
+#   4. thread scaling (scripts/bench_threads.sh): 1 thread against 2 task workers on W1 and W2,
+#      alone and beside a busy process, unless --no-threads;
+#   5. ingestion (scripts/bench_ingest.sh) unless --no-ingest.
+# Sections 1 to 3 run with 1 thread (OMP, OpenBLAS, torch) for every program.
 #
-#   scripts/bench.sh                 # about 10 minutes with ingestion, 4 without
-#   scripts/bench.sh --no-ingest
+#   scripts/bench.sh                 # about 22 minutes with everything, 10 with neither
+#   scripts/bench.sh --no-ingest --no-threads
 #   SECONDS_PER_CELL=5 scripts/bench.sh
 set -euo pipefail
 source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
-ingest=1
-[[ "${1:-}" == "--no-ingest" ]] && ingest=0
+ingest=1 threads=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-ingest) ingest=0 ;;
+    --no-threads) threads=0 ;;
+    *) echo "bench.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
 budget=${SECONDS_PER_CELL:-3}
 python=/usr/bin/python3
 peer=../shared/peer/maml_peer.py
@@ -86,6 +96,14 @@ for algo in ("maml", "fomaml"):
         if "seconds" in j: train_s = j["seconds"]
     print(f"| {algo} | {secs:.1f} | {300 / train_s:.1f} | {rss:.0f} |")
 PY
+echo
+echo "W1 against the strongest Python peers (hand-batched bmm, functorch vmap), 1 thread:"
+echo
+scripts/bench_peers.sh
+if ((threads)); then
+  echo
+  scripts/bench_threads.sh
+fi
 if ((ingest)); then
   echo
   METALEARN=build-release/metalearn scripts/bench_ingest.sh

@@ -25,6 +25,7 @@
 
 namespace {
 
+using ml::testing::contains;
 using ml::testing::TempDir;
 
 namespace fs = std::filesystem;
@@ -166,10 +167,6 @@ std::string load_error(const std::string& path) {
 }
 std::string meta_error(const std::string& path) {
   return checkpoint_error([&] { ml::run::read_checkpoint_meta(path); });
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
 }
 
 TEST(CheckpointRoundTrip, MetaAndTensorsAndOptimizerState) {

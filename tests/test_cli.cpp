@@ -30,6 +30,7 @@
 
 namespace {
 
+using ml::testing::contains;
 using ml::testing::slurp;
 using ml::testing::TempDir;
 using ml::testing::write_file;
@@ -54,10 +55,6 @@ void expect_one_line_error(const Result& r, ml::ExitCode code, const std::string
   EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("Aborted"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
 }
 
 int count_of(const std::string& haystack, const std::string& needle) {

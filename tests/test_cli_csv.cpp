@@ -22,21 +22,18 @@ namespace {
 
 namespace fs = std::filesystem;
 using ml::testing::CliResult;
+using ml::testing::contains;
 using ml::testing::run_cli_many;
 using ml::testing::shell_quote;
 using ml::testing::TempDir;
 using ml::testing::write_file;
 using nlohmann::json;
 
-bool has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 // A user mistake: one valid-UTF-8 line on stderr and the documented exit code.
 void expect_one_line_error(const CliResult& r, ml::ExitCode code, const std::string& what) {
   EXPECT_EQ(r.code, static_cast<int>(code)) << what << "\nstderr: " << r.err;
   EXPECT_EQ(r.err_lines(), 1) << what << "\nstderr: " << r.err;
-  EXPECT_TRUE(has(r.err, ": error: ")) << what << "\nstderr: " << r.err;
+  EXPECT_TRUE(contains(r.err, ": error: ")) << what << "\nstderr: " << r.err;
   EXPECT_TRUE(ml::is_valid_utf8(r.err)) << what << "\nstderr: " << ml::printable(r.err);
 }
 
@@ -124,29 +121,31 @@ TEST(CliCsv, EveryKindOfUnusableFileGetsOneLineNamingIt) {
                         " --input " + shell_quote(dir.file("twice.csv"))});
 
   expect_one_line_error(r[0], ml::ExitCode::kData, "every row rejected");
-  EXPECT_TRUE(has(r[0].err, "every one of the 80 rows of the purchase log was rejected"))
+  EXPECT_TRUE(contains(r[0].err, "every one of the 80 rows of the purchase log was rejected"))
       << r[0].err;
-  EXPECT_TRUE(has(r[0].err, "wrong field count 80")) << r[0].err;
-  EXPECT_TRUE(has(r[0].err, dir.file("extra.csv") + ":2: expected 5 fields, found 6")) << r[0].err;
-  EXPECT_FALSE(has(r[0].err, "no training task qualifies")) << r[0].err;
+  EXPECT_TRUE(contains(r[0].err, "wrong field count 80")) << r[0].err;
+  EXPECT_TRUE(contains(r[0].err, dir.file("extra.csv") + ":2: expected 5 fields, found 6"))
+      << r[0].err;
+  EXPECT_FALSE(contains(r[0].err, "no training task qualifies")) << r[0].err;
 
   expect_one_line_error(r[1], ml::ExitCode::kData, "gzip file");
-  EXPECT_TRUE(has(r[1].err, "'" + dir.file("log.csv.gz") + "' is not a text CSV file")) << r[1].err;
-  EXPECT_TRUE(has(r[1].err, "gzip-compressed")) << r[1].err;
+  EXPECT_TRUE(contains(r[1].err, "'" + dir.file("log.csv.gz") + "' is not a text CSV file"))
+      << r[1].err;
+  EXPECT_TRUE(contains(r[1].err, "gzip-compressed")) << r[1].err;
 
   expect_one_line_error(r[2], ml::ExitCode::kData, "repeated column name");
-  EXPECT_TRUE(has(r[2].err, "data.features.categorical[0] = 'brand'")) << r[2].err;
-  EXPECT_TRUE(has(r[2].err, "2 columns named 'brand' (#5, #6)")) << r[2].err;
+  EXPECT_TRUE(contains(r[2].err, "data.features.categorical[0] = 'brand'")) << r[2].err;
+  EXPECT_TRUE(contains(r[2].err, "2 columns named 'brand' (#5, #6)")) << r[2].err;
   // ... and the position it suggests is one that --set takes.
   EXPECT_EQ(r[3].code, 0) << r[3].err;
-  EXPECT_TRUE(has(r[3].out, "rows read               80")) << r[3].out;
+  EXPECT_TRUE(contains(r[3].out, "rows read               80")) << r[3].out;
 
   expect_one_line_error(r[4], ml::ExitCode::kData, "one-column header");
-  EXPECT_TRUE(has(r[4].err, "single column with the detected delimiter ','")) << r[4].err;
-  EXPECT_TRUE(has(r[4].err, "set data.format.delimiter")) << r[4].err;
+  EXPECT_TRUE(contains(r[4].err, "single column with the detected delimiter ','")) << r[4].err;
+  EXPECT_TRUE(contains(r[4].err, "set data.format.delimiter")) << r[4].err;
 
   expect_one_line_error(r[5], ml::ExitCode::kCheckpoint, "checkpoint path that is not UTF-8");
-  EXPECT_TRUE(has(r[5].err, "gone\\xE9.mlckpt")) << r[5].err;
+  EXPECT_TRUE(contains(r[5].err, "gone\\xE9.mlckpt")) << r[5].err;
 }
 
 TEST(CliCsv, TrainReportsRejectedRowsAndSavesCellsThatAreNotUtf8) {
@@ -165,11 +164,11 @@ TEST(CliCsv, TrainReportsRejectedRowsAndSavesCellsThatAreNotUtf8) {
   ASSERT_EQ(r[0].code, 0) << r[0].err;
   EXPECT_TRUE(ml::is_valid_utf8(r[0].err)) << ml::printable(r[0].err);
   EXPECT_TRUE(ml::is_valid_utf8(r[0].out)) << ml::printable(r[0].out);
-  EXPECT_TRUE(has(r[0].err, "rejected 2 of 82 log rows")) << r[0].err;
-  EXPECT_TRUE(has(r[0].err, log + ":7: expected 5 fields, found 2")) << r[0].err;
-  EXPECT_TRUE(has(r[0].err, log + ":11: expected 5 fields, found 6")) << r[0].err;
-  EXPECT_TRUE(has(r[0].err, " cell(s) are not UTF-8")) << r[0].err;
-  EXPECT_TRUE(has(r[0].err, log + ":2: column 3 ('category'): byte 0xE9")) << r[0].err;
+  EXPECT_TRUE(contains(r[0].err, "rejected 2 of 82 log rows")) << r[0].err;
+  EXPECT_TRUE(contains(r[0].err, log + ":7: expected 5 fields, found 2")) << r[0].err;
+  EXPECT_TRUE(contains(r[0].err, log + ":11: expected 5 fields, found 6")) << r[0].err;
+  EXPECT_TRUE(contains(r[0].err, " cell(s) are not UTF-8")) << r[0].err;
+  EXPECT_TRUE(contains(r[0].err, log + ":2: column 3 ('category'): byte 0xE9")) << r[0].err;
   EXPECT_TRUE(fs::exists(dir.file("run_t/checkpoints/latest.mlckpt"))) << r[0].err;
 }
 

@@ -230,7 +230,7 @@ TEST(ConfigValidation, MessagesNamePathValueAndExpectation) {
       {"/run/device", "cuda:x", {"run.device = \"cuda:x\""}},
       {"/run/device", "cuda:-1", {"run.device = \"cuda:-1\""}},
       {"/run/dir", "", {"run.dir = \"\": must not be empty"}},
-      {"/run/threads", -1, {"run.threads = -1: must be from 0 to 1024 (0 = all cores)"}},
+      {"/run/threads", -1, {"run.threads = -1: must be from 0 to 1024 (0 = OMP_NUM_THREADS"}},
       {"/data/bad_rows", "ignore", {"data.bad_rows = \"ignore\": must be one of: skip, fail"}},
       {"/data/show_bad_rows", -1, {"data.show_bad_rows = -1: must be >= 0"}},
       {"/data/time_format", "iso", {"data.time_format = \"iso\"", "must be one of:", "iso8601"}},
@@ -824,8 +824,8 @@ TEST(ConfigRanges, SizesHaveUpperBounds) {
       {"/meta/inner_steps", 1000000001, "meta.inner_steps = 1000000001: must be from 1 to 1000000"},
       {"/meta/adapt_steps", 1000000001, "meta.adapt_steps = 1000000001: must be from 0 to 1000000"},
       {"/train/validation_episodes", 1000000000,
-       "train.validation_episodes = 1000000000: must be from 1 to 1000000"},
-      {"/run/threads", 100000, "run.threads = 100000: must be from 0 to 1024 (0 = all cores)"},
+       "train.validation_episodes = 1000000000: must be from 1 to 10000"},
+      {"/run/threads", 100000, "run.threads = 100000: must be from 0 to 1024"},
   };
   for (const Case& c : cases) {
     const std::string m = parse_error(with(c.pointer, c.value));

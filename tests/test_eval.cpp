@@ -361,6 +361,20 @@ TEST(EvalColdStart, ReusesThePretrainBaselineAndRepeatsItsNumbers) {
   }
 }
 
+TEST(EvalColdStart, ThreadsChangeNoNumber) {
+  // Episodes run on 3 workers and are added up in episode order: every number equals the
+  // 1-thread evaluation's to the last bit. Only the time and the pretrain baseline's source
+  // (trained by the first evaluation, reused here) differ.
+  auto o = small_grid(trained_run().run_dir);
+  o.threads = 3;
+  json a = ml::eval::to_json(first_result()), b = ml::eval::to_json(ml::eval::run_cold_start(o));
+  for (json* j : {&a, &b}) {
+    j->erase("seconds");
+    (*j)["pretrain"].erase("source");
+  }
+  EXPECT_EQ(a, b) << json::diff(a, b).dump();
+}
+
 TEST(EvalColdStart, JsonAndTableCarryTheCells) {
   const auto& r = first_result();
   TempDir dir;

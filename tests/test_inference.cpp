@@ -576,6 +576,22 @@ TEST(AdaptAllNew, AdaptsEveryNewTaskIntoTheRunsAdaptedFolder) {
               fs::path(s.run) / "adapted" / ml::inference::adapted_file_name(s.new_tasks[i]));
     EXPECT_TRUE(fs::exists(summary.tasks[i].checkpoint));
   }
+  // Tasks adapted side by side on 3 workers: the same models and metrics as one after another.
+  TempDir out;
+  o.out_dir = out.file("three");
+  o.threads = 3;
+  auto three = ml::inference::adapt(o);
+  ASSERT_EQ(three.tasks.size(), summary.tasks.size());
+  for (std::size_t i = 0; i < summary.tasks.size(); ++i) {
+    const auto &a = summary.tasks[i], &b = three.tasks[i];
+    EXPECT_EQ(b.task, a.task);
+    for (auto m : {&ml::metrics::QueryMetrics::auc, &ml::metrics::QueryMetrics::log_loss})
+      EXPECT_TRUE(b.after.*m == a.after.*m || (std::isnan(a.after.*m) && std::isnan(b.after.*m)))
+          << a.task << ": " << a.after.*m << " and " << b.after.*m;
+    const auto wa = weights(a.checkpoint), wb = weights(b.checkpoint);
+    for (std::size_t w = 0; w < wa.size(); ++w)
+      EXPECT_TRUE(torch::equal(wa[w], wb[w])) << a.task << " parameter " << w;
+  }
   fs::remove_all(fs::path(s.run) / "adapted");  // other tests read the run, not this folder
 }
 

@@ -218,7 +218,7 @@ TEST(ParseThreads, FollowTheRunThreadSettingUnlessGivenExplicitly) {
   ParseOptions explicit_threads;
   explicit_threads.threads = 2;
   EXPECT_EQ(ml::data::parse_threads(config, explicit_threads), 2);
-  config.run.threads = 0;  // the environment, else all cores
+  config.run.threads = 0;  // the environment, else the usable cores
   EXPECT_EQ(ml::data::parse_threads(config, {}), ml::runtime::resolve_threads(0));
 }
 

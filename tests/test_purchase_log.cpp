@@ -15,6 +15,8 @@
 
 namespace {
 
+using ml::testing::contains;
+
 namespace fs = std::filesystem;
 using ml::DataError;
 using ml::config::ColumnRef;
@@ -909,10 +911,6 @@ TEST_F(PurchaseLogSideTables, TaskAndClassColumnsFromSideTables) {
 
 using PurchaseLogExports = PurchaseLogTest;
 
-bool has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 TEST_F(PurchaseLogExports, RepeatedHeaderNameIsRefusedNamingEveryPosition) {
   // Net and gross price under one name: reading the first silently would be a coin toss.
   const std::string path = write("log.csv",
@@ -921,10 +919,10 @@ TEST_F(PurchaseLogExports, RepeatedHeaderNameIsRefusedNamingEveryPosition) {
   Config c = base({path});
   c.data.columns.price = named("price");
   const std::string m = load_error(c);
-  EXPECT_TRUE(has(m, "data.columns.price = 'price'")) << m;
-  EXPECT_TRUE(has(m, path)) << m;
-  EXPECT_TRUE(has(m, "2 columns named 'price' (#4, #5)")) << m;
-  EXPECT_TRUE(has(m, "pick one by its 1-based position, e.g. data.columns.price = 5")) << m;
+  EXPECT_TRUE(contains(m, "data.columns.price = 'price'")) << m;
+  EXPECT_TRUE(contains(m, path)) << m;
+  EXPECT_TRUE(contains(m, "2 columns named 'price' (#4, #5)")) << m;
+  EXPECT_TRUE(contains(m, "pick one by its 1-based position, e.g. data.columns.price = 5")) << m;
 
   // Picking by position reads that very column; the other roles still go by name.
   c.data.columns.price = at(5);
@@ -942,8 +940,8 @@ TEST_F(PurchaseLogExports, RepeatedHeaderNameIsRefusedNamingEveryPosition) {
 TEST_F(PurchaseLogExports, RepeatedNameUpToCaseIsRefusedToo) {
   const std::string path = write("log.csv", "user_id,item_id,Category,CATEGORY \nu1,i1,a,b\n");
   const std::string m = load_error(base({path}));
-  EXPECT_TRUE(has(m, "data.columns.task = 'category'")) << m;
-  EXPECT_TRUE(has(m, "2 columns that match 'category' (#3 'Category', #4 'CATEGORY ')")) << m;
+  EXPECT_TRUE(contains(m, "data.columns.task = 'category'")) << m;
+  EXPECT_TRUE(contains(m, "2 columns that match 'category' (#3 'Category', #4 'CATEGORY ')")) << m;
 }
 
 TEST_F(PurchaseLogExports, RepeatedNameInASideTableNamesItsKey) {
@@ -956,8 +954,8 @@ TEST_F(PurchaseLogExports, RepeatedNameInASideTableNamesItsKey) {
   t.features.categorical = {named("brand")};
   c.data.side_tables = {t};
   const std::string m = load_error(c);
-  EXPECT_TRUE(has(m, "data.side_tables[0].key = 'item_id'")) << m;
-  EXPECT_TRUE(has(m, "(#1, #3)")) << m;
+  EXPECT_TRUE(contains(m, "data.side_tables[0].key = 'item_id'")) << m;
+  EXPECT_TRUE(contains(m, "(#1, #3)")) << m;
 }
 
 TEST_F(PurchaseLogExports, PipeSeparatedFileIsDetected) {
@@ -971,16 +969,16 @@ TEST_F(PurchaseLogExports, PipeSeparatedFileIsDetected) {
 TEST_F(PurchaseLogExports, SingleColumnHeaderNamesTheDelimiterAndItsKey) {
   const std::string colon = write("log.csv", "user_id:item_id:category\nu1:i1:food\n");
   std::string m = load_error(base({colon}));
-  EXPECT_TRUE(has(m, "no such column")) << m;
-  EXPECT_TRUE(has(m, "it reads as a single column with the detected delimiter ','")) << m;
-  EXPECT_TRUE(has(m, "set data.format.delimiter to the one it uses")) << m;
+  EXPECT_TRUE(contains(m, "no such column")) << m;
+  EXPECT_TRUE(contains(m, "it reads as a single column with the detected delimiter ','")) << m;
+  EXPECT_TRUE(contains(m, "set data.format.delimiter to the one it uses")) << m;
 
   // A delimiter given in the config is named as given, not as detected.
   const std::string comma = write("comma.csv", "user_id,item_id,category\nu1,i1,food\n");
   Config c = base({comma});
   c.data.format.delimiter = ml::config::Delimiter::kSemicolon;
   m = load_error(c);
-  EXPECT_TRUE(has(m, "single column with the delimiter ';'")) << m;
+  EXPECT_TRUE(contains(m, "single column with the delimiter ';'")) << m;
 
   // Headerless, by position: the same hint after "has only 1 columns".
   c.data.format = {};
@@ -990,13 +988,13 @@ TEST_F(PurchaseLogExports, SingleColumnHeaderNamesTheDelimiterAndItsKey) {
   c.data.columns.item = at(2);
   c.data.columns.task = at(3);
   m = load_error(c);
-  EXPECT_TRUE(has(m, "has only 1 columns; it reads as a single column")) << m;
+  EXPECT_TRUE(contains(m, "has only 1 columns; it reads as a single column")) << m;
 
   // A file of one column on purpose says nothing about delimiters when a column is missing
   // from a wider file.
   const std::string wide = write("wide.csv", "user_id,item_id,cat\nu1,i1,food\n");
   m = load_error(base({wide}));
-  EXPECT_FALSE(has(m, "single column")) << m;
+  EXPECT_FALSE(contains(m, "single column")) << m;
 }
 
 TEST_F(PurchaseLogExports, TrailingDelimiterOnEveryRowIsAccepted) {
@@ -1047,9 +1045,9 @@ TEST_F(PurchaseLogExports, NonUtf8CellsAreKeptEscapedAndReportedWithFileAndLine)
   EXPECT_EQ(report.first_non_utf8.reason, "column 3 ('category'): byte 0xE8 is not UTF-8");
   const auto warnings = ml::data::load_warnings(report);
   ASSERT_EQ(warnings.size(), 1u);
-  EXPECT_TRUE(has(warnings[0], "3 cell(s) are not UTF-8")) << warnings[0];
-  EXPECT_TRUE(has(warnings[0], path + ":3: column 3")) << warnings[0];
-  EXPECT_TRUE(has(warnings[0], "iconv -f latin1 -t utf-8")) << warnings[0];
+  EXPECT_TRUE(contains(warnings[0], "3 cell(s) are not UTF-8")) << warnings[0];
+  EXPECT_TRUE(contains(warnings[0], path + ":3: column 3")) << warnings[0];
+  EXPECT_TRUE(contains(warnings[0], "iconv -f latin1 -t utf-8")) << warnings[0];
 }
 
 TEST_F(PurchaseLogBadRows, WarningsSayHowManyWhyAndListTheFirst) {
@@ -1060,12 +1058,13 @@ TEST_F(PurchaseLogBadRows, WarningsSayHowManyWhyAndListTheFirst) {
   load(c, report);
   const auto lines = ml::data::load_warnings(report);
   ASSERT_EQ(lines.size(), 3u);
-  EXPECT_TRUE(has(lines[0], "rejected 3 of 6 log rows (data.bad_rows = \"skip\")")) << lines[0];
-  EXPECT_TRUE(has(lines[0], "unparsable number 1")) << lines[0];
-  EXPECT_TRUE(has(lines[0], "unparsable timestamp 1")) << lines[0];
-  EXPECT_TRUE(has(lines[0], "wrong field count 1")) << lines[0];
-  EXPECT_TRUE(has(lines[1], path + ":6: expected 6 fields, found 4")) << lines[1];
-  EXPECT_TRUE(has(lines[2], path + ":7: price column")) << lines[2];
+  EXPECT_TRUE(contains(lines[0], "rejected 3 of 6 log rows (data.bad_rows = \"skip\")"))
+      << lines[0];
+  EXPECT_TRUE(contains(lines[0], "unparsable number 1")) << lines[0];
+  EXPECT_TRUE(contains(lines[0], "unparsable timestamp 1")) << lines[0];
+  EXPECT_TRUE(contains(lines[0], "wrong field count 1")) << lines[0];
+  EXPECT_TRUE(contains(lines[1], path + ":6: expected 6 fields, found 4")) << lines[1];
+  EXPECT_TRUE(contains(lines[2], path + ":7: price column")) << lines[2];
 
   // A clean load warns about nothing.
   LoadReport clean;
@@ -1086,8 +1085,8 @@ TEST_F(PurchaseLogBadRows, SideTableRejectionsAreInTheWarnings) {
   load(c, report);
   const auto lines = ml::data::load_warnings(report);
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_TRUE(has(lines[0], "rejected 1 of 2 rows of the item table " + items)) << lines[0];
-  EXPECT_TRUE(has(lines[1], items + ":3:")) << lines[1];
+  EXPECT_TRUE(contains(lines[0], "rejected 1 of 2 rows of the item table " + items)) << lines[0];
+  EXPECT_TRUE(contains(lines[1], items + ":3:")) << lines[1];
 }
 
 TEST_F(PurchaseLogBadRows, EveryRowRejectedIsAnErrorSayingWhy) {
@@ -1097,9 +1096,9 @@ TEST_F(PurchaseLogBadRows, EveryRowRejectedIsAnErrorSayingWhy) {
                                  "u1,i1,food,x\n"
                                  "u2,i2,food,y\n");
   const std::string m = load_error(base({path}));
-  EXPECT_TRUE(has(m, "every one of the 2 rows of the purchase log was rejected")) << m;
-  EXPECT_TRUE(has(m, "wrong field count 2")) << m;
-  EXPECT_TRUE(has(m, "the first: " + path + ":2: expected 3 fields, found 4")) << m;
+  EXPECT_TRUE(contains(m, "every one of the 2 rows of the purchase log was rejected")) << m;
+  EXPECT_TRUE(contains(m, "wrong field count 2")) << m;
+  EXPECT_TRUE(contains(m, "the first: " + path + ":2: expected 3 fields, found 4")) << m;
 }
 
 }  // namespace

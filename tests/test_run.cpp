@@ -126,33 +126,44 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
-TEST(Threads, PrecedenceIsSettingThenEnvironmentThenAllCores) {
+TEST(Threads, PrecedenceIsSettingThenEnvironmentThenTheUsableCores) {
   ScopedEnv omp("OMP_NUM_THREADS", nullptr);
   ScopedEnv blas("OPENBLAS_NUM_THREADS", nullptr);
-  const int all = ml::runtime::resolve_threads(0);
-  EXPECT_GE(all, 1);
+  const ml::runtime::ThreadBudget all = ml::runtime::thread_budget(0);
+  EXPECT_TRUE(all.automatic);
+  EXPECT_EQ(all.threads, ml::runtime::usable_cores().threads);
+  EXPECT_EQ(ml::runtime::resolve_threads(0), all.threads);
   {
     ScopedEnv user_blas("OPENBLAS_NUM_THREADS", "2");
     EXPECT_EQ(ml::runtime::resolve_threads(0), 2);
+    EXPECT_EQ(ml::runtime::thread_budget(0).source, "OPENBLAS_NUM_THREADS");
     ScopedEnv user_omp("OMP_NUM_THREADS", "3");
     EXPECT_EQ(ml::runtime::resolve_threads(0), 3);  // OMP_NUM_THREADS first
+    EXPECT_FALSE(ml::runtime::thread_budget(0).automatic);
     EXPECT_EQ(ml::runtime::resolve_threads(5), 5);  // an explicit setting wins
+    EXPECT_FALSE(ml::runtime::thread_budget(5).automatic);
   }
   ScopedEnv junk("OMP_NUM_THREADS", "lots");
-  EXPECT_EQ(ml::runtime::resolve_threads(0), all);  // not a count: ignored
+  EXPECT_EQ(ml::runtime::resolve_threads(0), all.threads);  // not a count: ignored
 }
 
-TEST(Threads, UserEnvironmentIsRespectedNotOverwritten) {
+TEST(Threads, ProductsStayOnOneThreadUnlessAPlanGivesALoneLargeProductMore) {
   ScopedEnv omp("OMP_NUM_THREADS", "2");
   ScopedEnv blas("OPENBLAS_NUM_THREADS", nullptr);
-  EXPECT_EQ(ml::runtime::configure_threads(0), 2);
-  EXPECT_EQ(torch::get_num_threads(), 2);
-  EXPECT_STREQ(std::getenv("OMP_NUM_THREADS"), "2");
-  // An explicit count is what the later-starting pools should see.
-  EXPECT_EQ(ml::runtime::configure_threads(1), 1);
+  const ml::runtime::ThreadBudget budget = ml::runtime::configure_compute(0);
+  EXPECT_EQ(budget.threads, 2);
   EXPECT_EQ(torch::get_num_threads(), 1);
-  EXPECT_STREQ(std::getenv("OMP_NUM_THREADS"), "1");
-  EXPECT_STREQ(std::getenv("OPENBLAS_NUM_THREADS"), "1");
+  ml::runtime::WorkShape lone_large;
+  lone_large.largest_product = ml::runtime::kIntraOpMinMultiplyAdds;
+  EXPECT_EQ(ml::runtime::apply_thread_plan(budget, lone_large, "rows").intra_op, 2);
+  EXPECT_EQ(torch::get_num_threads(), 2);
+  ml::runtime::WorkShape tasks = lone_large;
+  tasks.units = 16;
+  EXPECT_EQ(ml::runtime::apply_thread_plan(budget, tasks, "tasks").workers, 2);
+  EXPECT_EQ(torch::get_num_threads(), 1);
+  // The user's variables are read, never rewritten.
+  EXPECT_STREQ(std::getenv("OMP_NUM_THREADS"), "2");
+  EXPECT_EQ(std::getenv("OPENBLAS_NUM_THREADS"), nullptr);
 }
 
 TEST(TorchDevice, FromTheRunDeviceSetting) {

@@ -41,15 +41,12 @@ extern char** environ;
 
 namespace {
 
+using ml::testing::contains;
 using ml::testing::slurp;
 using ml::testing::synthetic_shop;
 using ml::testing::TempDir;
 using ml::testing::write_file;
 namespace fs = std::filesystem;
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 std::string q(const std::string& s) {
   return ml::testing::shell_quote(s);
@@ -522,7 +519,7 @@ TEST(CliRunState, SigintDuringAValidationStopsItAndRecordsItPending) {
   auto config = synthetic_shop(dir);
   config.meta.iterations = 100;
   config.train.validate_every = 10;
-  config.train.validation_episodes = 1000000;  // hours: only the signal ends it
+  config.train.validation_episodes = 10000;  // long: the signal ends it first
   config.train.log_every = 10;
   config.train.checkpoint_every = 1000;
   Child child = spawn_cli({"train", "--config", config_file(dir, config)}, dir, "validation");

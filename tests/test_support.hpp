@@ -83,6 +83,11 @@ inline void write_file(const std::string& path, const std::string& text) {
   out << text;
 }
 
+// Whether `part` occurs in `text` (for messages: EXPECT_TRUE(contains(err, "...")) << err).
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
 inline std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream s;

@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "test_support.hpp"
 #include "util/logging.hpp"

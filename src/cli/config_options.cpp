@@ -16,8 +16,9 @@ void add_device_option(CLI::App& command, std::string& device, const char* overr
 void add_threads_option(CLI::App& command, int& threads, const char* overrides) {
   // runtime::resolve_threads applies this precedence; the README's Speed section says it too.
   std::string help =
-      "CPU threads for torch, OpenMP, BLAS and CSV parsing; 0 = OMP_NUM_THREADS, else "
-      "OPENBLAS_NUM_THREADS, else all cores";
+      "CPU thread budget (task workers, episodes side by side, CSV parsing); 0 = "
+      "OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the usable cores (CPU affinity, "
+      "cgroup quota), measured against one thread before training spends them";
   if (*overrides) help += std::string(" (overrides ") + overrides + ")";
   command.add_option("--threads", threads, help)
       ->check(whole_number(0, config::kMaxThreads))

@@ -471,7 +471,7 @@ const Table<TrainConfig>& train_table() {
        field("validate_every", &TrainConfig::validate_every, "Meta-iterations between validations.",
              at_least(0, "0 = only at the end")),
        field("validation_episodes", &TrainConfig::validation_episodes,
-             "Episodes per validation task.", between(1, kMaxEpisodes)),
+             "Episodes per validation task.", between(1, kMaxValidationEpisodes)),
        field("checkpoint_every", &TrainConfig::checkpoint_every,
              "Meta-iterations between latest-checkpoint writes.", at_least(1)),
        field("selection_metric", &TrainConfig::selection_metric,
@@ -493,8 +493,16 @@ const Table<RunConfig>& run_table() {
        field("device", &RunConfig::device,
              "\"auto\" picks CUDA when present; asking for CUDA where there is none is an "
              "error."),
-       field("threads", &RunConfig::threads, "CPU threads for torch, OpenMP, BLAS and CSV parsing.",
-             between(0, kMaxThreads, "0 = all cores"))});
+       field("threads", &RunConfig::threads,
+             "The CPU thread budget. CSV parsing uses all of it; training spends it on task "
+             "workers (the meta-batch cut into one chunk per worker, one thread each), eval, "
+             "adapt and predict on episodes, tasks or chunks of rows side by side; only a lone "
+             "large matrix product gets threads inside. The chunks change the meta-gradient's "
+             "float rounding, not its value, and checkpoints record them for --resume. On the "
+             "usable cores (0, no thread variable) training first times a few meta-steps with "
+             "and without workers and keeps the workers only when they are faster.",
+             between(0, kMaxThreads,
+                     "0 = OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the usable cores"))});
   return table;
 }
 

@@ -30,8 +30,10 @@ inline constexpr int kMaxLayers = 64;                                   // entri
 inline constexpr int kMaxEmbeddingDim = 4096;                           // model.embedding_dim
 inline constexpr int kMaxMetaBatch = 10000;                             // meta.meta_batch
 inline constexpr int kMaxSteps = 1000000;     // meta.inner_steps, meta.adapt_steps
-inline constexpr int kMaxEpisodes = 1000000;  // train.validation_episodes, eval --episodes
-inline constexpr int kMaxThreads = 1024;      // run.threads, --threads
+inline constexpr int kMaxEpisodes = 1000000;  // eval --episodes
+// train.validation_episodes: a validation pass lists its episodes before it runs them.
+inline constexpr int kMaxValidationEpisodes = 10000;
+inline constexpr int kMaxThreads = 1024;  // run.threads, --threads
 // The most parameters the model these sizes give together may hold (models::model_shape checks
 // it once the feature space is known): 2^30, 4 GiB of 32-bit weights before the optimizer's
 // moments and the inner loop's copies multiply them.

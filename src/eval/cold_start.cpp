@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -26,6 +27,7 @@
 #include "run/training_progress.hpp"
 #include "run/validated_adaptation.hpp"
 #include "runtime/device.hpp"
+#include "runtime/worker_pool.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "train/trainer.hpp"
 #include "util/errors.hpp"
@@ -1078,6 +1080,15 @@ ArmSet build_arms(const EvaluatedRuns& evaluated, const std::vector<Family>& fam
   return set;
 }
 
+// Rows of the largest episode the grid adapts on and scores: the largest K and the query (K =
+// "all" counted as another query's worth; the thread plan needs a size, not an exact one).
+std::int64_t largest_episode_rows(const std::vector<int>& shots, const run::LoadedRun& run) {
+  const int query = std::max(1, run.config.task.query);
+  int largest = 1;
+  for (int k : shots) largest = std::max(largest, k == config::kSupportAll ? query : k);
+  return largest + query;
+}
+
 // What one stage evaluates: the result's grid on one role's tasks.
 struct Stage {
   const std::vector<ShotPlan>& plans;  // aligned with result.shots
@@ -1089,8 +1100,8 @@ struct Stage {
 // means over episodes give each metric's interval over tasks.
 void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
                     const pipeline::RunData& data, const ColdStartOptions& options,
-                    const torch::Device& device, Progress& progress, std::size_t& done,
-                    const ColdStartResult& result, ShotTasks& shot_tasks,
+                    const torch::Device& device, runtime::WorkerPool& pool, Progress& progress,
+                    std::size_t& done, const ColdStartResult& result, ShotTasks& shot_tasks,
                     std::vector<Cell>& cells) {
   const tasks::LabelKind kind = data.tasks.kind;
   const std::size_t n_metrics = result.metrics.size();
@@ -1105,44 +1116,66 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
   std::vector<std::vector<int>> diverged(n_arms, std::vector<int>(n_steps, 0));
   // Per metric: whether some episode gave it a value, and whether every one that did was fixed.
   std::vector<bool> seen(n_metrics, false), fixed(n_metrics, true);
-  for (std::size_t ti = 0; ti < tasks_k.size(); ++ti) {
-    for (int e = 0; e < options.episodes; ++e) {
-      // Sampled once and shared by every arm: the pairing is by construction.
-      const tasks::Episode episode =
-          plan.sampler.sample(*tasks_k[ti], kEvalEpisodeBase + static_cast<std::uint64_t>(e));
-      // One encoding per distinct run data: the same rows, each run's own features.
-      std::map<const pipeline::RunData*, meta::TaskBatch> batches;
-      auto batch_for = [&](const pipeline::RunData* d) -> const meta::TaskBatch& {
-        auto it = batches.find(d);
-        if (it != batches.end()) return it->second;
-        tasks::Episode same = episode;
-        same.task = d == &data ? episode.task : d->tasks.find(episode.task->name);
-        return batches.emplace(d, meta::make_task_batch(d->features, d->encoder, same, device))
-            .first->second;
-      };
-      std::vector<std::int64_t> users;
-      for (std::size_t i : episode.query) users.push_back(episode.task->examples[i].user);
-      for (std::size_t mi = 0; mi < n_arms; ++mi) {
-        const Arm& arm = arms.arms[mi];
-        const meta::TaskBatch& batch = batch_for(arm.data);
-        const auto outs = arm_outputs(arm, batch, result.steps, kind);
-        for (std::size_t si = 0; si < n_steps; ++si) {
-          if (!torch::isfinite(outs[si]).all().item<bool>()) {
-            ++diverged[mi][si];
-            continue;
-          }
-          const auto ev = episode_metrics(kind, result.metrics, outs[si], batch.query, users);
-          for (std::size_t x = 0; x < n_metrics; ++x) {
-            if (!std::isfinite(ev.values[x])) continue;
-            slot(mi, si, x, ti).first += ev.values[x];
-            slot(mi, si, x, ti).second += 1;
-            seen[x] = true;
-            fixed[x] = fixed[x] && ev.fixed[x];
-          }
+  // Each (task, episode) is computed on the pool's workers into a slot of its own, and the slots
+  // are added up below in (task, episode) order: the means do not depend on the worker count.
+  struct ArmStep {
+    bool finite = false;
+    EpisodeValues values;
+  };
+  const auto per_task = static_cast<std::size_t>(options.episodes);
+  std::vector<std::vector<ArmStep>> episodes(tasks_k.size() * per_task);
+  std::mutex progress_mutex;
+  pool.run(episodes.size(), [&](std::size_t i) {
+    throw_if_interrupted("evaluating episodes");
+    const std::size_t ti = i / per_task;
+    const auto e = static_cast<std::uint64_t>(i % per_task);
+    // Sampled once and shared by every arm: the pairing is by construction.
+    const tasks::Episode episode = plan.sampler.sample(*tasks_k[ti], kEvalEpisodeBase + e);
+    // One encoding per distinct run data: the same rows, each run's own features.
+    std::map<const pipeline::RunData*, meta::TaskBatch> batches;
+    auto batch_for = [&](const pipeline::RunData* d) -> const meta::TaskBatch& {
+      auto it = batches.find(d);
+      if (it != batches.end()) return it->second;
+      tasks::Episode same = episode;
+      same.task = d == &data ? episode.task : d->tasks.find(episode.task->name);
+      return batches.emplace(d, meta::make_task_batch(d->features, d->encoder, same, device))
+          .first->second;
+    };
+    std::vector<std::int64_t> users;
+    for (std::size_t q : episode.query) users.push_back(episode.task->examples[q].user);
+    std::vector<ArmStep>& out = episodes[i];
+    out.resize(n_arms * n_steps);
+    for (std::size_t mi = 0; mi < n_arms; ++mi) {
+      const Arm& arm = arms.arms[mi];
+      const meta::TaskBatch& batch = batch_for(arm.data);
+      const auto outs = arm_outputs(arm, batch, result.steps, kind);
+      for (std::size_t si = 0; si < n_steps; ++si) {
+        ArmStep& r = out[mi * n_steps + si];
+        r.finite = torch::isfinite(outs[si]).all().item<bool>();
+        if (r.finite)
+          r.values = episode_metrics(kind, result.metrics, outs[si], batch.query, users);
+      }
+    }
+    const std::lock_guard<std::mutex> lock(progress_mutex);
+    progress.update(static_cast<double>(++done));
+  });
+  for (std::size_t i = 0; i < episodes.size(); ++i) {
+    const std::size_t ti = i / per_task;
+    for (std::size_t mi = 0; mi < n_arms; ++mi) {
+      for (std::size_t si = 0; si < n_steps; ++si) {
+        const ArmStep& r = episodes[i][mi * n_steps + si];
+        if (!r.finite) {
+          ++diverged[mi][si];
+          continue;
+        }
+        for (std::size_t x = 0; x < n_metrics; ++x) {
+          if (!std::isfinite(r.values.values[x])) continue;
+          slot(mi, si, x, ti).first += r.values.values[x];
+          slot(mi, si, x, ti).second += 1;
+          seen[x] = true;
+          fixed[x] = fixed[x] && r.values.fixed[x];
         }
       }
-      progress.update(static_cast<double>(++done));
-      throw_if_interrupted("evaluating episodes");
     }
   }
   for (std::size_t x = 0; x < n_metrics; ++x)
@@ -1197,13 +1230,14 @@ void mark_fixed_metrics(ColdStartResult& result) {
 
 void evaluate_stage(const Stage& stage, const ArmSet& arms, const pipeline::RunData& data,
                     const ColdStartOptions& options, const torch::Device& device,
-                    const std::string& what, const ColdStartResult& result) {
+                    runtime::WorkerPool& pool, const std::string& what,
+                    const ColdStartResult& result) {
   const std::size_t total = episode_count(stage.plans, options.episodes);
   if (total == 0) return;
   Progress progress(what, "episodes", static_cast<double>(total));
   std::size_t done = 0;
   for (std::size_t ki = 0; ki < result.shots.size(); ++ki)
-    evaluate_shots(ki, stage.plans[ki], arms, data, options, device, progress, done, result,
+    evaluate_shots(ki, stage.plans[ki], arms, data, options, device, pool, progress, done, result,
                    stage.tasks[ki], stage.cells);
   progress.finish();
 }
@@ -1340,7 +1374,7 @@ std::vector<double> adaptation_lr_grid(double inner_lr) {
 ColdStartResult run_cold_start(const ColdStartOptions& options) {
   const auto start_time = std::chrono::steady_clock::now();
   check_options(options);
-  runtime::configure_compute(options.threads);
+  const runtime::ThreadBudget budget = runtime::configure_compute(options.threads);
   const EvaluatedRuns runs = load_evaluated_runs(options);
   const torch::Device device = runtime::torch_device(options.device);
 
@@ -1377,18 +1411,29 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
       "cold-start eval of {}: methods {}, {} {} tasks, shots {}, steps {}, {} episodes per task",
       runs.first.checkpoint_path, join(result.methods, ", "), held_out.size(), options.task_role,
       join_ints(result.shots), join_ints(result.steps), options.episodes);
+  // Episodes are the units: each adapts a stack of one task, too small for threads inside.
+  runtime::WorkShape work;  // on a GPU, episodes run one after another on its stream
+  work.units = device.is_cuda() ? 1
+                                : static_cast<int>(std::min<std::size_t>(
+                                      std::max(episode_count(plans, options.episodes),
+                                               episode_count(validation_plans, options.episodes)),
+                                      1 << 20));
+  work.largest_product = models::largest_product(runs.first.learner->model()->shape(),
+                                                 largest_episode_rows(result.shots, runs.first));
+  const runtime::ThreadPlan threads = runtime::apply_thread_plan(budget, work, "episodes");
+  runtime::WorkerPool pool(threads.workers);
   const bool higher = result.metrics.front().higher_is_better;
   if (two_stages) {
     evaluate_stage({validation_plans, result.validation_tasks, result.validation_cells}, arms,
-                   *runs.first.data, options, device, "stage 1: choosing on validation tasks",
+                   *runs.first.data, options, device, pool, "stage 1: choosing on validation tasks",
                    result);
     result.choices =
         choose_on_validation(result.validation_cells, result.method_info, result.shots, higher);
     evaluate_stage({plans, result.tasks, result.cells}, arms, *runs.first.data, options, device,
-                   "stage 2: scoring new tasks", result);
+                   pool, "stage 2: scoring new tasks", result);
   } else {
     evaluate_stage({plans, result.tasks, result.cells}, arms, *runs.first.data, options, device,
-                   "validation tasks (exploration)", result);
+                   pool, "validation tasks (exploration)", result);
     result.choices = choose_on_validation(result.cells, result.method_info, result.shots, higher);
   }
   mark_fixed_metrics(result);

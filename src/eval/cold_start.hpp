@@ -67,7 +67,7 @@ struct ColdStartOptions {
   // comparing with its published MeLU/MWUF figures, and ranking metrics for rating regression.
   bool top_label_ranking = false;
   std::string device = "auto";
-  int threads = 0;  // CPU threads; 0 = runtime::resolve_threads (env vars, else all cores)
+  int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget (env vars, else usable cores)
 };
 
 struct MetricInfo {

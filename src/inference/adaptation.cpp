@@ -13,7 +13,10 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "data/purchase_log.hpp"
 #include "features/feature_space.hpp"
@@ -27,8 +30,10 @@
 #include "run/run_layout.hpp"
 #include "run/validated_adaptation.hpp"
 #include "runtime/device.hpp"
+#include "runtime/worker_pool.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
+#include "train/model_selection.hpp"
 #include "util/errors.hpp"
 #include "util/interrupt.hpp"
 #include "util/strings.hpp"
@@ -143,15 +148,9 @@ std::string adapted_file_name(const std::string& task) {
 }
 
 std::string headline_metric(LabelKind label_kind) {
-  switch (label_kind) {
-    case LabelKind::kRegression:
-      return "RMSE";
-    case LabelKind::kMulticlass:
-      return "accuracy";
-    case LabelKind::kBinary:
-      break;
-  }
-  return "AUC";
+  // train's selection metric for the label kind, so adapt's table and train's choice agree.
+  return train::metric_label(
+      train::resolve_selection_metric(config::SelectionMetric::kAuto, label_kind));
 }
 
 namespace {
@@ -421,7 +420,7 @@ nlohmann::json adapted_progress(const PreparedTask& p, const TaskAdaptation& t,
 
 AdaptSummary adapt(const AdaptOptions& o) {
   check_options(o);
-  runtime::configure_compute(o.threads);
+  const runtime::ThreadBudget budget = runtime::configure_compute(o.threads);
   std::string settings_source;
   run::LoadedRun run = load_adapted_run(o, settings_source);
   const torch::Device device = runtime::torch_device(o.device);
@@ -461,12 +460,33 @@ AdaptSummary adapt(const AdaptOptions& o) {
   meta.kind = run::kCheckpointKindAdapted;
   to_json(meta.config, config);
   to_json(meta.features, run.data->features);
-  for (const auto& p : prepared) {
-    // Between tasks: each model written so far is complete, and the line says which are.
-    throw_if_interrupted("adapting: " + std::to_string(summary.tasks.size()) + " of " +
-                         std::to_string(prepared.size()) + " task(s) done and saved in '" +
-                         summary.out_dir + "'");
-    TaskAdaptation t;
+  // Tasks are the units, each adapted as a stack of one (too small for threads inside) and
+  // saved by the worker that adapted it: an adapted model can hold whole embedding tables, so
+  // they are not kept until the end.
+  runtime::WorkShape work;
+  work.units = device.is_cuda() ? 1 : static_cast<int>(prepared.size());  // a GPU: one stream
+  std::int64_t rows = 1;
+  for (const auto& p : prepared)
+    rows = std::max(rows, p.batch.support.size() + p.batch.query.size());
+  work.largest_product = models::largest_product(learner.model()->shape(), rows);
+  const runtime::ThreadPlan threads = runtime::apply_thread_plan(budget, work, "tasks");
+  runtime::WorkerPool pool(threads.workers);
+  std::vector<TaskAdaptation> adapted_tasks(prepared.size());
+  std::mutex mutex;  // guards the two below
+  std::size_t saved = 0;
+  std::set<std::thread::id> warmed_up;
+  pool.run(prepared.size(), [&](std::size_t i) {
+    bool warm_up;
+    {
+      const std::lock_guard<std::mutex> lock(mutex);
+      // Between tasks: each model written so far is complete, and the line says how many.
+      throw_if_interrupted("adapting: " + std::to_string(saved) + " of " +
+                           std::to_string(prepared.size()) + " task(s) done and saved in '" +
+                           summary.out_dir + "'");
+      warm_up = warmed_up.insert(std::this_thread::get_id()).second;
+    }
+    const PreparedTask& p = prepared[i];
+    TaskAdaptation& t = adapted_tasks[i];
     t.task = p.name;
     t.role = p.role;
     t.support_source = p.support_source;
@@ -474,15 +494,18 @@ AdaptSummary adapt(const AdaptOptions& o) {
     t.query_size = p.batch.query.size();
     t.steps = adapter.steps;
     t.inner_lr = adapter.inner_lr;
-    const std::vector<torch::Tensor> adapted = adapt_task(adapter, p, &p == &prepared.front(), t);
+    const std::vector<torch::Tensor> adapted = adapt_task(adapter, p, warm_up, t);
     t.checkpoint = (out_dir / adapted_file_name(p.name)).string();
-    meta.progress = adapted_progress(p, t, run, summary.label_kind);
-    run::save_checkpoint(t.checkpoint, meta, [&](torch::serialize::OutputArchive& archive) {
+    run::CheckpointMeta task_meta = meta;
+    task_meta.progress = adapted_progress(p, t, run, summary.label_kind);
+    run::save_checkpoint(t.checkpoint, task_meta, [&](torch::serialize::OutputArchive& archive) {
       write_adapted_state(archive, learner, adapted, p.batch.support);
     });
     spdlog::info("adapted '{}' in {:.1f} ms -> {}", p.name, t.adapt_ms, t.checkpoint);
-    summary.tasks.push_back(std::move(t));
-  }
+    const std::lock_guard<std::mutex> lock(mutex);
+    ++saved;
+  });
+  summary.tasks = std::move(adapted_tasks);
   return summary;
 }
 

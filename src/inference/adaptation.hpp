@@ -36,7 +36,7 @@ struct AdaptOptions {
   double inner_lr = 0;
   std::string out_dir;  // where adapted checkpoints go; "" = RUN/adapted
   std::string device = "auto";
-  int threads = 0;  // CPU threads; 0 = runtime::resolve_threads (env vars, else all cores)
+  int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget (env vars, else usable cores)
 };
 
 using metrics::QueryMetrics;

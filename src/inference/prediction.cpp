@@ -21,6 +21,7 @@
 #include "models/batch.hpp"
 #include "run/checkpoint.hpp"
 #include "runtime/device.hpp"
+#include "runtime/worker_pool.hpp"
 #include "tasks/task_set.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -66,15 +67,16 @@ struct Outputs {
   std::vector<std::int64_t> cls;  // multiclass: predicted column
 };
 
-// Scores `task.examples` in chunks; binary logits become probabilities, multiclass logits the
-// probability of the most likely class.
+// Scores `task.examples` in chunks of kChunk rows on the pool's workers; binary logits become
+// probabilities, multiclass logits the probability of the most likely class. The chunks are the
+// same whatever the worker count, so are the scores.
 Outputs score_examples(const ScoringModel& model, const features::FeatureEncoder& encoder,
-                       const tasks::Task& task) {
-  Outputs o;
+                       const tasks::Task& task, runtime::WorkerPool& pool) {
   const auto n = task.examples.size();
-  o.score.reserve(n);
-  for (std::size_t lo = 0; lo < n; lo += kChunk) {
+  std::vector<Outputs> parts((n + kChunk - 1) / kChunk);
+  pool.run(parts.size(), [&](std::size_t part) {
     throw_if_interrupted("scoring");  // a chunk at a time (util/interrupt.hpp)
+    const std::size_t lo = part * kChunk;
     std::vector<std::size_t> idx(std::min(kChunk, n - lo));
     std::iota(idx.begin(), idx.end(), lo);
     models::Batch batch = models::make_batch(encoder, model.features.dense_dim(),
@@ -82,6 +84,7 @@ Outputs score_examples(const ScoringModel& model, const features::FeatureEncoder
     torch::Tensor out = model.outputs(batch).to(torch::kFloat64);
     if (!torch::isfinite(out).all().item<bool>())
       throw NumericError("'" + model.path + "' gives NaN or Inf scores: its weights diverged");
+    Outputs& o = parts[part];
     if (model.label_kind == LabelKind::kMulticlass) {
       auto [p, c] = torch::softmax(out, 1).max(1);
       for (std::int64_t i = 0; i < p.size(0); ++i) {
@@ -92,10 +95,29 @@ Outputs score_examples(const ScoringModel& model, const features::FeatureEncoder
       torch::Tensor s = out.select(1, 0);
       if (model.label_kind == LabelKind::kBinary) s = torch::sigmoid(s);
       s = s.contiguous();
-      o.score.insert(o.score.end(), s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+      o.score.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
     }
+  });
+  Outputs o;
+  o.score.reserve(n);
+  for (const Outputs& part : parts) {
+    o.score.insert(o.score.end(), part.score.begin(), part.score.end());
+    o.cls.insert(o.cls.end(), part.cls.begin(), part.cls.end());
   }
   return o;
+}
+
+// The workers for scoring `rows` rows with `model` in chunks (runtime/thread_plan.hpp): one per
+// chunk up to the budget; a lone chunk of a large model gets the budget inside its products.
+std::unique_ptr<runtime::WorkerPool> scoring_workers(const runtime::ThreadBudget& budget,
+                                                     const ScoringModel& model, std::size_t rows) {
+  runtime::WorkShape work;
+  const std::size_t chunks = model.device.is_cuda() ? 1 : (rows + kChunk - 1) / kChunk;
+  work.units = static_cast<int>(std::clamp<std::size_t>(chunks, 1, 1 << 20));
+  work.largest_product = models::largest_product(model.learner->model()->shape(),
+                                                 static_cast<std::int64_t>(std::min(rows, kChunk)));
+  const runtime::ThreadPlan plan = runtime::apply_thread_plan(budget, work, "chunks of rows");
+  return std::make_unique<runtime::WorkerPool>(plan.workers);
 }
 
 std::vector<std::string> dictionary_names(const data::Dictionary& d) {
@@ -174,18 +196,19 @@ std::string adapted_task(const ScoringModel& model) {
 
 RowScores score_rows(const PredictOptions& o) {
   if (o.input.empty()) throw UsageError("predict needs --input rows.csv (or --recommend)");
-  runtime::configure_compute(o.threads);
+  const runtime::ThreadBudget budget = runtime::configure_compute(o.threads);
   auto model = load_scoring_model(o.checkpoint, o.device);
   auto loaded = load_log(*model, o.input, o.threads);
   const data::PurchaseLog& log = loaded->log;
   const features::FeatureEncoder encoder = model->features.bind(log);
+  const auto workers = scoring_workers(budget, *model, log.size());
 
   tasks::Task rows;  // every kept row as an example; its label is never read
   rows.examples.reserve(log.size());
   for (std::size_t r = 0; r < log.size(); ++r)
     rows.examples.push_back(
         {static_cast<std::int64_t>(r), log.user[r], log.item[r], 0.0f, log.timestamp[r]});
-  const Outputs out = score_examples(*model, encoder, rows);
+  const Outputs out = score_examples(*model, encoder, rows, *workers);
 
   RowScores s;
   s.label_kind = model->label_kind;
@@ -239,7 +262,7 @@ RowScores score_rows(const PredictOptions& o) {
 std::vector<Recommendation> recommend(const RecommendOptions& o) {
   if (o.users.empty()) throw UsageError("--recommend needs --user ID (repeatable)");
   if (o.top_k < 1) throw UsageError("--top-k " + std::to_string(o.top_k) + ": must be >= 1");
-  runtime::configure_compute(o.threads);
+  const runtime::ThreadBudget budget = runtime::configure_compute(o.threads);
   auto model = load_scoring_model(o.checkpoint, o.device);
   if (model->label_kind == LabelKind::kMulticlass)
     throw UsageError("--recommend ranks items by a purchase probability or a predicted value; '" +
@@ -289,6 +312,7 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
   catalogue.erase(std::unique(catalogue.begin(), catalogue.end()), catalogue.end());
 
   const features::FeatureEncoder encoder = model->features.bind(log);
+  const auto workers = scoring_workers(budget, *model, catalogue.size());
   std::vector<Recommendation> out;
   for (const auto& user : o.users) {
     const auto user_id = log.users.find(user);
@@ -299,7 +323,7 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
         // No row: row-level features are missing and encode as their training means, as for
         // the sampled negatives of implicit labels.
         candidates.examples.push_back({-1, *user_id, item, 0.0f, data::kNoTime});
-    const Outputs scored = score_examples(*model, encoder, candidates);
+    const Outputs scored = score_examples(*model, encoder, candidates, *workers);
     if (const std::size_t distinct = distinct_scores(scored.score);
         mostly_tied(distinct, scored.score.size()))
       spdlog::warn(

@@ -18,7 +18,7 @@ struct PredictOptions {
   std::string checkpoint;  // adapted checkpoint, checkpoint file or run directory
   std::string input;       // CSV with the log's columns (the label columns are ignored)
   std::string device = "auto";
-  int threads = 0;  // CPU threads; 0 = runtime::resolve_threads (env vars, else all cores)
+  int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget (env vars, else usable cores)
 };
 
 struct RowScore {

@@ -9,6 +9,7 @@
 #include "meta/implicit_inner_loop.hpp"
 #include "meta/stacked_inner_loop.hpp"
 #include "models/task_stack.hpp"
+#include "runtime/worker_pool.hpp"
 #include "util/errors.hpp"
 
 namespace ml::meta {
@@ -176,7 +177,7 @@ double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks
   row_sparse_grads_.clear();
   std::vector<Tensor> params = model_->params(), lrs = inner_lrs_;
   const std::size_t tables = embedding_tables();
-  if (tables == 0) return meta_gradient(tasks, params, lrs);
+  if (tables == 0) return chunked_meta_gradient(tasks, params, lrs);
   // Each table (and its Meta-SGD rates) is replaced by a leaf holding only the rows this
   // meta-batch reads, addressed by local slots: a full-table gradient would be almost all zeros
   // and cost more than the rest of the step.
@@ -186,7 +187,7 @@ double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks
     params[k] = params[k].detach().index_select(0, rows[k]).requires_grad_(true);
     if (!lrs.empty()) lrs[k] = lrs[k].detach().index_select(0, rows[k]).requires_grad_(true);
   }
-  const double loss = meta_gradient(local_tasks, params, lrs);
+  const double loss = chunked_meta_gradient(local_tasks, params, lrs);
   auto keep = [&](std::size_t parameter, std::size_t k, const Tensor& local) {
     if (local.grad().defined()) row_sparse_grads_.push_back({parameter, rows[k], local.grad()});
   };
@@ -197,24 +198,72 @@ double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks
   return loss;
 }
 
+void MetaLearner::set_task_chunks(std::size_t chunks, runtime::WorkerPool* pool) {
+  chunks_ = std::max<std::size_t>(1, chunks);
+  pool_ = pool;
+}
+
+std::size_t MetaLearner::chunks_for(std::size_t tasks) const {
+  // Pretrain's loss is a mean over the rows of all tasks together, not over tasks.
+  if (config_.algorithm == config::Algorithm::kPretrain) return 1;
+  return std::max<std::size_t>(1, std::min(tasks, chunks_));
+}
+
+double MetaLearner::chunked_meta_gradient(const std::vector<TaskBatch>& tasks,
+                                          const std::vector<Tensor>& params,
+                                          const std::vector<Tensor>& lrs) {
+  const std::size_t total = tasks.size(), chunks = chunks_for(total);
+  if (chunks == 1) return meta_gradient(tasks, params, lrs, total);
+  // Each chunk differentiates with respect to leaves of its own (sharing the values' storage):
+  // concurrent backward passes into one leaf would add their gradients in whichever order the
+  // threads happen to finish.
+  auto own_leaves = [](const std::vector<Tensor>& shared) {
+    std::vector<Tensor> own;
+    for (const Tensor& t : shared) own.push_back(t.detach().requires_grad_(t.requires_grad()));
+    return own;
+  };
+  std::vector<std::vector<Tensor>> chunk_params(chunks), chunk_lrs(chunks);
+  std::vector<double> losses(chunks, 0.0);
+  auto chunk = [&](std::size_t c) {
+    const std::vector<TaskBatch> part(
+        tasks.begin() + static_cast<std::ptrdiff_t>(c * total / chunks),
+        tasks.begin() + static_cast<std::ptrdiff_t>((c + 1) * total / chunks));
+    chunk_params[c] = own_leaves(params);
+    chunk_lrs[c] = own_leaves(lrs);
+    losses[c] = meta_gradient(part, chunk_params[c], chunk_lrs[c], total);
+  };
+  if (pool_)
+    pool_->run(chunks, chunk);
+  else
+    for (std::size_t c = 0; c < chunks; ++c) chunk(c);
+  double loss = 0;
+  for (std::size_t c = 0; c < chunks; ++c) {
+    loss += losses[c];
+    for (std::size_t i = 0; i < params.size(); ++i) add_grad(params[i], chunk_params[c][i].grad());
+    for (std::size_t i = 0; i < lrs.size(); ++i) add_grad(lrs[i], chunk_lrs[c][i].grad());
+  }
+  return loss;
+}
+
 double MetaLearner::meta_gradient(const std::vector<TaskBatch>& tasks,
-                                  const std::vector<Tensor>& params,
-                                  const std::vector<Tensor>& lrs) {
+                                  const std::vector<Tensor>& params, const std::vector<Tensor>& lrs,
+                                  std::size_t total) {
   switch (config_.algorithm) {
     case config::Algorithm::kMaml:
     case config::Algorithm::kAnil:
     case config::Algorithm::kMetaSgd:
-      return stacked_second_order(tasks, params, lrs);
+      return stacked_second_order(tasks, params, lrs, total);
     case config::Algorithm::kFomaml:
-      return stacked_first_order(tasks, params);
+      return stacked_first_order(tasks, params, total);
     case config::Algorithm::kReptile:
-      return stacked_reptile(tasks, params);
+      return stacked_reptile(tasks, params, total);
     case config::Algorithm::kProtonet:
     case config::Algorithm::kPretrain:
     case config::Algorithm::kScratch:
       break;
   }
-  return per_task_meta_gradient(tasks, params, lrs);  // pretrain, protonet: no inner loop
+  // pretrain, protonet: no inner loop
+  return per_task_meta_gradient(tasks, params, lrs, total);
 }
 
 bool MetaLearner::adapts_embeddings() const {
@@ -236,7 +285,7 @@ models::StackedBatch stack_side(const std::vector<TaskBatch>& tasks, Batch TaskB
 
 double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
                                          const std::vector<Tensor>& params,
-                                         const std::vector<Tensor>& lrs) {
+                                         const std::vector<Tensor>& lrs, std::size_t total) {
   const auto T = static_cast<std::int64_t>(tasks.size());
   models::StackedBatch support = stack_side(tasks, &TaskBatch::support),
                        query = stack_side(tasks, &TaskBatch::query);
@@ -255,13 +304,13 @@ double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
     for (int s = 0; s < config_.inner_steps; ++s) inner.step(support, kind_);
     outputs = inner.forward(query);
   }
-  Tensor loss = models::task_losses(outputs, query, kind_).mean();
+  Tensor loss = models::task_losses(outputs, query, kind_).sum() / static_cast<double>(total);
   loss.backward();
   return loss.item<double>();
 }
 
 double MetaLearner::stacked_first_order(const std::vector<TaskBatch>& tasks,
-                                        const std::vector<Tensor>& params) {
+                                        const std::vector<Tensor>& params, std::size_t total) {
   const auto T = static_cast<std::int64_t>(tasks.size());
   models::StackedBatch support = stack_side(tasks, &TaskBatch::support),
                        query = stack_side(tasks, &TaskBatch::query);
@@ -270,7 +319,8 @@ double MetaLearner::stacked_first_order(const std::vector<TaskBatch>& tasks,
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
   fast = stacked_inner_loop(*model_, std::move(fast), mask_, support, kind_, config_.inner_steps,
                             config_.inner_lr, /*create_graph=*/false, nullptr);
-  Tensor loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_).mean();
+  Tensor loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_).sum() /
+                static_cast<double>(total);
   loss.backward();  // reaches the weights that do not adapt directly, the adapted leaves below
   for (std::size_t i = 0; i < params.size(); ++i)
     if (mask_[i] && fast[i].grad().defined())
@@ -279,7 +329,7 @@ double MetaLearner::stacked_first_order(const std::vector<TaskBatch>& tasks,
 }
 
 double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
-                                    const std::vector<Tensor>& params) {
+                                    const std::vector<Tensor>& params, std::size_t total) {
   const auto T = static_cast<std::int64_t>(tasks.size());
   std::vector<Batch> joined;
   for (const auto& t : tasks) joined.push_back(models::concat(t.support, t.query));
@@ -311,12 +361,13 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
     if (s == 0) {
       torch::NoGradGuard no_grad;
       loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_)
-                 .mean()
-                 .item<double>();
+                 .sum()
+                 .item<double>() /
+             static_cast<double>(total);
     }
   }
   torch::NoGradGuard no_grad;
-  const double scale = 1.0 / static_cast<double>(T);
+  const double scale = 1.0 / static_cast<double>(total);
   for (std::size_t i = 0; i < params.size(); ++i)
     if (mask_[i])
       add_grad(params[i],
@@ -326,15 +377,15 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
 
 double MetaLearner::accumulate_meta_gradient_per_task(const std::vector<TaskBatch>& tasks) {
   if (tasks.empty()) throw DataError("a meta-batch needs at least one task");
-  return per_task_meta_gradient(tasks, model_->params(), inner_lrs_);
+  return per_task_meta_gradient(tasks, model_->params(), inner_lrs_, tasks.size());
 }
 
 double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
                                            const std::vector<Tensor>& params,
-                                           const std::vector<Tensor>& lrs) {
+                                           const std::vector<Tensor>& lrs, std::size_t meta_batch) {
   using config::Algorithm;
   const Algorithm algo = config_.algorithm;
-  const double scale = 1.0 / static_cast<double>(tasks.size());
+  const double scale = 1.0 / static_cast<double>(meta_batch);
   double total = 0;
 
   if (algo == Algorithm::kPretrain) {

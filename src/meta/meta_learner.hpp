@@ -26,6 +26,10 @@
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
 
+namespace ml::runtime {
+class WorkerPool;
+}  // namespace ml::runtime
+
 namespace ml::meta {
 
 struct TaskBatch {
@@ -84,7 +88,22 @@ class MetaLearner {
   // take part as meta-batch-local tables of just the rows the batch touches, so their gradient
   // is row-sparse: row_sparse_gradients() holds it until the next call replaces it.
   // Gradient-based algorithms run all tasks as one stack (stacked_inner_loop.hpp).
+  //
+  // With set_task_chunks(C, pool) the meta-batch's T tasks are cut into min(C, T) contiguous
+  // chunks (pretrain, one joint batch, is never cut), each differentiated in its own autograd
+  // graph with respect to its own copies of the leaves, on the pool's workers; the chunks'
+  // gradients are added to .grad() in chunk order. The result depends on the number of chunks
+  // only, not on the pool (threads only change how fast), and equals the one-chunk result to
+  // float rounding, not bit for bit: one chunk sums a shared weight's gradient over all tasks'
+  // rows inside one matrix product, C chunks add C such partial products.
   double accumulate_meta_gradient(const std::vector<TaskBatch>& tasks);
+  // How accumulate_meta_gradient() cuts and spreads its tasks: into `chunks` (>= 1; 1, the
+  // default, is one stack) computed by `pool`'s workers (nullptr: the calling thread, chunk
+  // after chunk). The pool must outlive its use here, and its workers must be single-threaded
+  // inside (runtime::ThreadPlan), or their products' thread teams oversubscribe the cores.
+  void set_task_chunks(std::size_t chunks, runtime::WorkerPool* pool);
+  // How many chunks a meta-batch of `tasks` tasks is cut into.
+  std::size_t chunks_for(std::size_t tasks) const;
   const std::vector<RowSparseGradient>& row_sparse_gradients() const { return row_sparse_grads_; }
   // The same gradient, one task at a time on the whole tables (dense .grad() everywhere): the
   // plain reference the stacked, row-sparse version is tested against.
@@ -104,21 +123,26 @@ class MetaLearner {
 
  private:
   std::vector<bool> mask_for(config::Algorithm algorithm) const;
-  // The meta-gradient with `params` and `lrs` (Meta-SGD) standing in for the model's
-  // parameters and inner_lrs_: the leaves that receive it.
+  // The meta-gradient over all chunks of `tasks`, spread over the pool's workers.
+  double chunked_meta_gradient(const std::vector<TaskBatch>& tasks,
+                               const std::vector<torch::Tensor>& params,
+                               const std::vector<torch::Tensor>& lrs);
+  // The meta-gradient of `tasks`, a part of a meta-batch of `total` tasks (each task weighs
+  // 1 / total), with `params` and `lrs` (Meta-SGD) standing in for the model's parameters and
+  // inner_lrs_: the leaves that receive it. Returns the part's share of the mean loss.
   double meta_gradient(const std::vector<TaskBatch>& tasks,
                        const std::vector<torch::Tensor>& params,
-                       const std::vector<torch::Tensor>& lrs);
+                       const std::vector<torch::Tensor>& lrs, std::size_t total);
   double per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
                                 const std::vector<torch::Tensor>& params,
-                                const std::vector<torch::Tensor>& lrs);
+                                const std::vector<torch::Tensor>& lrs, std::size_t meta_batch);
   double stacked_second_order(const std::vector<TaskBatch>& tasks,
                               const std::vector<torch::Tensor>& params,
-                              const std::vector<torch::Tensor>& lrs);
+                              const std::vector<torch::Tensor>& lrs, std::size_t total);
   double stacked_first_order(const std::vector<TaskBatch>& tasks,
-                             const std::vector<torch::Tensor>& params);
+                             const std::vector<torch::Tensor>& params, std::size_t total);
   double stacked_reptile(const std::vector<TaskBatch>& tasks,
-                         const std::vector<torch::Tensor>& params);
+                         const std::vector<torch::Tensor>& params, std::size_t total);
   std::size_t embedding_tables() const;
   bool adapts_embeddings() const;
   // One new task's adaptation (a stack of one) for `steps` steps; `after_step(done, fast)`
@@ -135,6 +159,8 @@ class MetaLearner {
   std::vector<bool> mask_;
   std::vector<torch::Tensor> inner_lrs_;
   std::vector<RowSparseGradient> row_sparse_grads_;
+  std::size_t chunks_ = 1;
+  runtime::WorkerPool* pool_ = nullptr;
 };
 
 }  // namespace ml::meta

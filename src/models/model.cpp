@@ -69,6 +69,20 @@ ModelShape model_shape(const config::Config& config, std::int64_t dense_dim,
   return s;
 }
 
+double largest_product(const ModelShape& shape, std::int64_t rows) {
+  std::int64_t in = shape.dense_dim +
+                    static_cast<std::int64_t>(shape.id_cardinalities.size()) * shape.embedding_dim;
+  double largest = 0;
+  std::vector<std::int64_t> outs = shape.hidden;
+  outs.push_back(shape.outputs);
+  for (std::int64_t out : outs) {
+    largest = std::max(
+        largest, static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out));
+    in = out;
+  }
+  return largest;
+}
+
 FunctionalModelImpl::FunctionalModelImpl(ModelShape shape) : shape_(std::move(shape)) {
   for (std::size_t k = 0; k < shape_.id_cardinalities.size(); ++k)
     add("embedding_" + std::to_string(k),

@@ -34,6 +34,10 @@ struct ModelShape {
 ModelShape model_shape(const config::Config& config, std::int64_t dense_dim,
                        const std::vector<std::int64_t>& id_cardinalities);
 
+// Multiply-adds of the model's largest linear layer on `rows` rows: what decides whether
+// threads inside one product pay (runtime::WorkShape).
+double largest_product(const ModelShape& shape, std::int64_t rows);
+
 class FunctionalModelImpl : public torch::nn::Module {
  public:
   explicit FunctionalModelImpl(ModelShape shape);

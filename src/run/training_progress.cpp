@@ -38,7 +38,8 @@ void to_json(nlohmann::json& j, const TrainingProgress& p) {
        {"window_loss_sum", p.window_loss_sum},
        {"window_iterations", p.window_iterations},
        {"last_loss", number_or_null(p.last_loss)},
-       {"seconds", p.seconds}};
+       {"seconds", p.seconds},
+       {"task_chunks", p.task_chunks}};
   if (p.validation_pending) j["validation_pending"] = true;
 }
 
@@ -58,6 +59,7 @@ void from_json(const nlohmann::json& j, TrainingProgress& p) {
   read_int(j, "window_iterations", p.window_iterations);
   read_number(j, "last_loss", p.last_loss);
   read_number(j, "seconds", p.seconds);
+  read_int(j, "task_chunks", p.task_chunks);
   if (auto it = j.find("validation_pending"); it != j.end() && it->is_boolean())
     p.validation_pending = it->get<bool>();
 }

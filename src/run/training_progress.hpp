@@ -26,6 +26,9 @@ struct TrainingProgress {
   int window_iterations = 0;
   double last_loss = NAN;  // the loss of the last logged line; NaN before the first
   double seconds = 0;      // wall-clock seconds of training so far, over every call that resumed it
+  // How many chunks each meta-batch was cut into (MetaLearner::set_task_chunks), so that a
+  // resumed run computes its meta-gradients as the run did; 0: not recorded (older runs).
+  int task_chunks = 0;
   // The validation of `iteration` was interrupted (Ctrl-C) before it finished: a resumed run
   // does it first, so metrics.jsonl and best.mlckpt come out as the uninterrupted run's.
   // Written only when true.

@@ -5,8 +5,10 @@
 
 #include <malloc.h>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cstdlib>
-#include <thread>
 
 #include "util/errors.hpp"
 #include "util/strings.hpp"
@@ -68,10 +70,6 @@ c10::Device torch_device(const config::DeviceSpec& requested) {
 
 namespace {
 
-int all_cores() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
 // A thread-count environment variable the user set to a positive integer, else 0.
 int threads_from_env(const char* name) {
   const char* value = std::getenv(name);
@@ -82,38 +80,44 @@ int threads_from_env(const char* name) {
 
 }  // namespace
 
-int resolve_threads(int requested) {
-  if (requested > 0) return requested;
+ThreadBudget thread_budget(int requested) {
+  if (requested > 0) return {requested, "--threads / run.threads"};
   for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"})
-    if (const int n = threads_from_env(name)) return n;
-  return all_cores();
+    if (const int n = threads_from_env(name)) return {n, name};
+  return usable_cores();
 }
 
-int configure_threads(int threads) {
-  const int n = resolve_threads(threads);
-  const std::string value = std::to_string(n);
-  // OpenBLAS and OpenMP read these when their pools start; torch::set_num_threads covers the
-  // intra-op pool and OpenMP's already-started one. Only an explicit setting replaces the
-  // user's own.
-  const int overwrite = threads > 0 ? 1 : 0;
-  setenv("OMP_NUM_THREADS", value.c_str(), overwrite);
-  setenv("OPENBLAS_NUM_THREADS", value.c_str(), overwrite);
+int resolve_threads(int requested) {
+  return thread_budget(requested).threads;
+}
+
+void set_intra_op_threads(int threads) {
+  const int n = std::max(1, threads);
+  // torch::set_num_threads sizes the intra-op pool and this thread's OpenMP teams; threads
+  // started later (the task workers) take torch's count when they first run a parallel loop.
   torch::set_num_threads(n);
-  // OpenBLAS started its own pthread pool when it was loaded, before any of the above; only
-  // its own call resizes it. The build links OpenBLAS (models/batched_matmul.cpp calls it).
-  const int blas = threads > 0 ? n : threads_from_env("OPENBLAS_NUM_THREADS");
-  openblas_set_num_threads(blas > 0 ? blas : n);
-  return n;
+  // OpenBLAS started its own pthread pool when it was loaded; only its own call resizes it.
+  // The build links OpenBLAS (models/batched_matmul.cpp calls it).
+  openblas_set_num_threads(n);
 }
 
-int configure_compute(int threads) {
-  const int n = configure_threads(threads);
+ThreadBudget configure_compute(int threads) {
+  const ThreadBudget budget = thread_budget(threads);
+  set_intra_op_threads(1);
   // glibc otherwise serves blocks above a (self-adjusting) size with fresh mmap()s and trims
   // freed memory at the top of the heap: both hand pages back that the next step faults in.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_TOP_PAD, 256 << 20);
-  return n;
+  return budget;
+}
+
+ThreadPlan apply_thread_plan(const ThreadBudget& budget, const WorkShape& work,
+                             const std::string& units_name) {
+  const ThreadPlan plan = plan_threads(budget, work);
+  set_intra_op_threads(plan.intra_op);
+  spdlog::info("threads: {}", plan.describe(units_name));
+  return plan;
 }
 
 std::string runtime_description() {

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -25,6 +26,7 @@
 #include "run/run_layout.hpp"
 #include "run/training_progress.hpp"
 #include "runtime/device.hpp"
+#include "runtime/worker_pool.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "train/model_selection.hpp"
 #include "train/outer_optimizer.hpp"
@@ -71,29 +73,64 @@ std::vector<const tasks::Task*> meta_batch_tasks(const std::vector<const tasks::
 }
 
 // One validation pass: every validation task that can give an episode, validation_episodes
-// episodes each, adapted on the support for meta.adapt_steps steps, scored on the query.
-// nullopt when a signal came first (util/interrupt.hpp): a pass over a large log takes long,
-// and Ctrl-C stops between its episodes.
+// episodes each, adapted on the support for meta.adapt_steps steps, scored on the query. The
+// episodes run on the pool's workers; their scores are added in episode order, so the result
+// does not depend on how many workers there are. nullopt when a signal came first
+// (util/interrupt.hpp): a pass over a large log takes long, and Ctrl-C stops between episodes.
 std::optional<ValidationScores> validate(const meta::MetaLearner& learner,
                                          const pipeline::RunData& data,
                                          const tasks::EpisodeSampler& sampler,
-                                         const config::Config& config,
-                                         const torch::Device& device) {
+                                         const config::Config& config, const torch::Device& device,
+                                         runtime::WorkerPool& pool) {
   const auto kind = data.tasks.kind;
-  ValidationMean mean;
+  std::vector<std::pair<const tasks::Task*, int>> episodes;
   for (const tasks::Task* task : data.tasks.with_role(tasks::TaskRole::kValidation)) {
     if (!sampler.check(*task).empty()) continue;
-    for (int e = 0; e < config.train.validation_episodes; ++e) {
-      if (interrupt_signal() != 0) return std::nullopt;
-      auto episode = sampler.sample(*task, kValidationEpisodeBase + static_cast<std::uint64_t>(e));
-      auto batch = meta::make_task_batch(data.features, data.encoder, episode, device);
-      torch::Tensor out =
-          learner.adapted_outputs(batch.support, batch.query, config.meta.adapt_steps);
-      mean.add(models::task_loss(out, batch.query.target, kind).item<double>(),
-               models::query_metrics(out, batch.query.target, kind));
+    for (int e = 0; e < config.train.validation_episodes; ++e) episodes.emplace_back(task, e);
+  }
+  std::vector<std::pair<double, metrics::QueryMetrics>> scores(episodes.size());
+  pool.run(episodes.size(), [&](std::size_t i) {
+    if (interrupt_signal() != 0) return;  // the pass is abandoned below
+    const auto& [task, e] = episodes[i];
+    auto episode = sampler.sample(*task, kValidationEpisodeBase + static_cast<std::uint64_t>(e));
+    auto batch = meta::make_task_batch(data.features, data.encoder, episode, device);
+    torch::Tensor out =
+        learner.adapted_outputs(batch.support, batch.query, config.meta.adapt_steps);
+    scores[i] = {models::task_loss(out, batch.query.target, kind).item<double>(),
+                 models::query_metrics(out, batch.query.target, kind)};
+  });
+  if (interrupt_signal() != 0) return std::nullopt;
+  ValidationMean mean;
+  for (const auto& [loss, metrics] : scores) mean.add(loss, metrics);
+  return mean.mean();
+}
+
+// Seconds per meta-gradient of `tasks` cut into each of `chunk_counts` chunks on `pool`: the
+// median of three, interleaved, after an untimed run of each (which warms the workers'
+// allocators and torch state). The gradients are thrown away.
+std::vector<double> time_meta_gradients(meta::MetaLearner& learner, OuterOptimizer& optimizer,
+                                        const std::vector<meta::TaskBatch>& tasks,
+                                        const std::vector<std::size_t>& chunk_counts,
+                                        runtime::WorkerPool& pool) {
+  std::vector<std::vector<double>> seconds(chunk_counts.size());
+  for (int round = 0; round < 4; ++round) {
+    for (std::size_t k = 0; k < chunk_counts.size(); ++k) {
+      learner.set_task_chunks(chunk_counts[k], &pool);
+      optimizer.zero_grad();
+      const auto start = std::chrono::steady_clock::now();
+      learner.accumulate_meta_gradient(tasks);
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (round > 0) seconds[k].push_back(s);
     }
   }
-  return mean.mean();
+  optimizer.zero_grad();
+  std::vector<double> medians;
+  for (auto& s : seconds) {
+    std::sort(s.begin(), s.end());
+    medians.push_back(s[s.size() / 2]);
+  }
+  return medians;
 }
 
 nlohmann::json number_or_null(double v) {
@@ -296,7 +333,7 @@ class TrainingRun {
  public:
   TrainingRun(const config::Config& config, const run::RunLayout& layout, nlohmann::json resolved,
               std::unique_ptr<pipeline::RunData> data, const torch::Device& device,
-              std::chrono::steady_clock::time_point call_start)
+              const runtime::ThreadBudget& budget, std::chrono::steady_clock::time_point call_start)
       : config_(config),
         layout_(layout),
         resolved_(std::move(resolved)),
@@ -308,6 +345,7 @@ class TrainingRun {
         train_tasks_(data_->tasks.with_role(tasks::TaskRole::kTrain)),
         metric_(resolve_selection_metric(config.train.selection_metric, data_->tasks.kind)),
         loss_limit_(run::exploding_loss_limit(data_->tasks.kind, train_tasks_)),
+        budget_(budget),
         call_start_(call_start) {
     progress_.algorithm = enum_name(config.meta.algorithm);
     progress_.selection_metric = enum_name(metric_);
@@ -351,6 +389,7 @@ class TrainingRun {
   bool run_validation();
   // One line of metrics.jsonl, flushed; IoError when it cannot be written (a full disk).
   void log_metrics(const nlohmann::json& line);
+  void plan_threads(int start, int stop);
   std::vector<meta::TaskBatch> prepare_batches(int iteration) const;
   double meta_step(int iteration, std::vector<meta::TaskBatch> batches);
   double seconds() const { return seconds_before_ + seconds_since(call_start_); }
@@ -367,6 +406,8 @@ class TrainingRun {
   const std::vector<const tasks::Task*> train_tasks_;
   const config::SelectionMetric metric_;  // resolved: never "auto"
   const double loss_limit_;               // run::exploding_loss_limit
+  const runtime::ThreadBudget budget_;
+  std::unique_ptr<runtime::WorkerPool> pool_;  // meta-batch chunks and validation episodes
   const std::chrono::steady_clock::time_point call_start_;
   double seconds_before_ = 0;  // training seconds of the calls before this one
   bool resumed_ = false;
@@ -413,7 +454,7 @@ bool TrainingRun::run_validation() {
   const int iteration = progress_.iteration;
   const auto kind = data_->tasks.kind;
   const std::optional<ValidationScores> scores =
-      validate(*learner_, *data_, sampler_, config_, device_);
+      validate(*learner_, *data_, sampler_, config_, device_, *pool_);
   progress_.validation_pending = !scores;
   if (!scores) {
     spdlog::info("iteration {}: validation interrupted; a resumed run does it first", iteration);
@@ -442,6 +483,51 @@ bool TrainingRun::run_validation() {
                  scores_text(v, kind), label);
   }
   return true;
+}
+
+// Cuts each meta-batch into chunks and starts the workers that compute them and the validation
+// episodes (runtime/thread_plan.hpp). The chunks decide the meta-gradient's float rounding
+// (MetaLearner::accumulate_meta_gradient), so they are recorded in the checkpoints and a resumed
+// run keeps them unless the thread budget is given explicitly: it then ends with the weights of
+// the uninterrupted run. An explicit budget is spent as planned. The automatic one (the usable
+// cores) is measured first, because workers that meet at every meta-step lose to one thread when
+// other processes hold cores: a few meta-gradients of the first meta-batch as one stack and cut
+// into a chunk per worker, interleaved, and the workers are kept only when 5% faster.
+void TrainingRun::plan_threads(int start, int stop) {
+  const tasks::EpisodeShape shape = tasks::episode_shape(config_.task);
+  runtime::WorkShape work;
+  // A GPU runs the chunks' kernels one after another on its stream: one stack is best there.
+  work.units = device_.is_cuda() ? 1 : config_.meta.meta_batch;
+  work.largest_product =
+      models::largest_product(learner_->model()->shape(), std::max(shape.support, 1) + shape.query);
+  const runtime::ThreadPlan plan = runtime::apply_thread_plan(budget_, work, "meta-batch's tasks");
+  pool_ = std::make_unique<runtime::WorkerPool>(plan.workers);
+  const auto meta_batch = static_cast<std::size_t>(config_.meta.meta_batch);
+  const int recorded = resumed_ ? progress_.task_chunks : 0;
+  std::string why;  // when it is not simply one chunk per worker
+  learner_->set_task_chunks(static_cast<std::size_t>(plan.workers), pool_.get());
+  if (recorded > 0 && budget_.automatic) {
+    learner_->set_task_chunks(static_cast<std::size_t>(recorded), pool_.get());
+    why = "as the run was started, so that it ends as an uninterrupted run";
+  } else if (recorded > 0 &&
+             learner_->chunks_for(meta_batch) != static_cast<std::size_t>(recorded)) {
+    why = "one per worker; the run was started with " + std::to_string(recorded) +
+          ", so its weights will equal an uninterrupted run's to float rounding only";
+  } else if (budget_.automatic && learner_->chunks_for(meta_batch) > 1 && start < stop) {
+    const std::size_t chunks = learner_->chunks_for(meta_batch);
+    const std::vector<double> seconds =
+        time_meta_gradients(*learner_, optimizer_, prepare_batches(start), {1, chunks}, *pool_);
+    const double speedup = seconds[0] / seconds[1];
+    learner_->set_task_chunks(speedup < 1.05 ? 1 : chunks, pool_.get());
+    why = fmt::format("{} workers measured at {:.2f}x one thread's rate at start-up", chunks,
+                      speedup);
+  }
+  const std::size_t chunks = learner_->chunks_for(meta_batch);
+  progress_.task_chunks = static_cast<int>(chunks);
+  const std::string as = chunks == 1 ? "as one stack on one thread"
+                                     : "in " + count_of(static_cast<long long>(chunks), "chunk");
+  spdlog::info("meta-steps: each meta-batch {}{}", as,
+               why.empty() ? std::string(chunks > 1 ? " (one per worker)" : "") : " (" + why + ")");
 }
 
 // Episodes are a pure function of the iteration, so this runs on a background thread for the
@@ -530,6 +616,7 @@ TrainSummary TrainingRun::train(int stop_after) {
   if (!metrics_)
     throw IoError("cannot write '" + layout_.metrics().string() + "': " + std::strerror(errno));
   const int stop = stop_after > 0 ? std::min(total, start + stop_after) : total;
+  plan_threads(start, stop);
   // The validation an interrupt cut short comes first; the final one (start == total) is done
   // below, where the uninterrupted run does it.
   if (progress_.validation_pending && start < total && !run_validation())
@@ -584,7 +671,7 @@ TrainSummary TrainingRun::train(int stop_after) {
 
 TrainSummary run_training(const config::Config& config, const TrainOptions& options) {
   const auto start_time = std::chrono::steady_clock::now();
-  runtime::configure_compute(config.run.threads);
+  const runtime::ThreadBudget budget = runtime::configure_compute(config.run.threads);
   const torch::Device device = runtime::torch_device(config.run.device);
   const run::RunLayout layout(config.run.dir);
   nlohmann::json resolved;
@@ -618,7 +705,7 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
                         [&](std::ostream& out) { out << resolved.dump(2) << "\n"; });
 
   auto data = prepare_training_data(config, options.resume ? &resume_from : nullptr, device);
-  TrainingRun training(config, layout, resolved, std::move(data), device, start_time);
+  TrainingRun training(config, layout, resolved, std::move(data), device, budget, start_time);
   if (options.resume) training.resume(resume_from);
   TrainSummary summary = training.train(options.stop_after);
   summary.seconds = seconds_since(start_time);

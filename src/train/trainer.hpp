@@ -3,7 +3,10 @@
 // resolved config, metrics.jsonl, train.log (this run's log lines only) and the latest and best
 // checkpoints (run/checkpoint.hpp). best.mlckpt is chosen by train.selection_metric
 // (train/model_selection.hpp).
-// Same seed, data and config give the same weights on CPU; --resume continues from the latest
+// Same seed, data and config give the same weights on CPU when each meta-batch is cut into the
+// same number of chunks (MetaLearner::set_task_chunks; run.threads decides it, and with the
+// usable cores a start-up measurement: the log's "meta-steps:" line); other chunk counts differ
+// in float rounding only. --resume keeps the recorded chunks, continues from the latest
 // checkpoint and ends with the same weights and the same metrics.jsonl as an uninterrupted run
 // (but for the wall-clock "seconds" of its lines), after --stop-after or after a crash: lines
 // past the checkpoint are dropped and rewritten, and the checkpoint carries the losses of the

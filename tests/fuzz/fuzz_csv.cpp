@@ -102,6 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     part.end = std::numeric_limits<std::uint64_t>::max();
     part.delimiter = first.delimiter();
     part.width = first.width();
+    part.cr_line_ends = first.cr_line_ends();
     CsvReader second(path, part_options, part);
     read_rows(second, parts, first.line() - 1);
   } else {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# W1 against the strongest Python peers, side by side: metalearn's task-batched meta-step
+# (build-release/metalearn_bench_meta) against scripts/peers/w1_batched.py's hand-batched (bmm)
+# and functorch vmap implementations and ../shared/peer/maml_peer.py's per-task loop, each
+# peer with glibc's default allocator and with the allocator settings metalearn makes itself
+# (src/runtime/device.cpp: mallopt M_MMAP_THRESHOLD = M_TRIM_THRESHOLD = 1 GiB, M_TOP_PAD =
+# 256 MiB; GLIBC_TUNABLES gives Python the same). Every peer first checks that its
+# meta-gradient equals the per-task reference's (w1_batched.py exits 1 otherwise).
+# Everything runs on 1 thread; ROUNDS interleaved rounds (default 3), medians reported.
+# Prints a Markdown table on stdout: it/s per program and algorithm, and ours / best peer.
+#
+#   scripts/bench_peers.sh            # about 6 minutes
+#   ROUNDS=5 ITERS=300 scripts/bench_peers.sh
+#   BUILD_DIR=build scripts/bench_peers.sh   # an existing build instead of build-release/
+set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
+cd "$(dirname "$0")/.."
+rounds=${ROUNDS:-3}
+iters=${ITERS:-200}
+python=/usr/bin/python3
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+tuned="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+tuned+=":glibc.malloc.top_pad=268435456"
+
+dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" ||
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-numpy >&2; }
+build_dir=${BUILD_DIR:-build-release}
+[[ -f $build_dir/CMakeCache.txt ]] ||
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DML_BUILD_TESTS=OFF >&2
+cmake --build "$build_dir" -j"$(nproc)" --target metalearn_bench_meta >&2
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for round in $(seq "$rounds"); do
+  echo "round $round of $rounds ..." >&2
+  for algo in maml fomaml reptile; do
+    "$build_dir"/metalearn_bench_meta --workload W1 --algorithms "$algo" --seconds 3 |
+      tail -n +2 | sed "s/^/ours $algo /" >> "$tmp/results"
+    for impl in bmm vmap; do
+      for malloc in default tuned; do
+        env_set=()
+        [[ $malloc == tuned ]] && env_set=(GLIBC_TUNABLES="$tuned")
+        env "${env_set[@]}" "$python" scripts/peers/w1_batched.py --impl "$impl" --algo "$algo" \
+          --iters "$iters" | sed "s/^/$impl-$malloc $algo /" >> "$tmp/results"
+      done
+    done
+    for malloc in default tuned; do
+      env_set=()
+      [[ $malloc == tuned ]] && env_set=(GLIBC_TUNABLES="$tuned")
+      env "${env_set[@]}" "$python" ../shared/peer/maml_peer.py --algo "$algo" --threads 1 \
+        --iters "$iters" | sed "s/^/per_task-$malloc $algo /" >> "$tmp/results"
+    done
+  done
+done
+
+"$python" - "$tmp/results" <<'PY'
+import json, statistics, sys
+rates = {}
+for line in open(sys.argv[1]):
+    program, algo, payload = line.split(" ", 2)
+    r = json.loads(payload)
+    rate = r.get("stacked_it_per_s", r.get("meta_iters_per_sec"))
+    rates.setdefault((program, algo), []).append(rate)
+programs = ["ours", "bmm-default", "bmm-tuned", "vmap-default", "vmap-tuned",
+            "per_task-default", "per_task-tuned"]
+print("| algorithm | " + " | ".join(programs) + " | best peer | ours / best peer |")
+print("|---|" + "---:|" * (len(programs) + 2))
+for algo in ("maml", "fomaml", "reptile"):
+    med = {p: statistics.median(rates[(p, algo)]) for p in programs if (p, algo) in rates}
+    peers = {p: v for p, v in med.items() if p != "ours"}
+    best = max(peers, key=peers.get)
+    cells = " | ".join(f"{med[p]:.1f}" if p in med else "—" for p in programs)
+    print(f"| {algo} | {cells} | {best} | {med['ours'] / peers[best]:.2f}x |")
+PY
