@@ -192,6 +192,20 @@ TEST(CliSynth, SameSeedGivesIdenticalFiles) {
   }
 }
 
+// Results on stdout behind a redirect to a full disk used to end with exit 0 and a cut-off or
+// empty result; every command now says so (exit 9).
+TEST(CliErrors, AFullDiskBehindStdoutIsAnIoError) {
+  const SynthData& data = shared_synth();
+  const Result r = ml::testing::run_command(
+      "sh -c " + ml::testing::shell_quote(ml::testing::shell_quote(ML_BINARY_PATH) +
+                                          " inspect --config " + q(data.config) + " >/dev/full"));
+  expect_one_line_error(r, ml::ExitCode::kIo, "stdout on a full disk");
+  EXPECT_TRUE(contains(r.err,
+                       "metalearn inspect: error: cannot write the results to standard "
+                       "output: No space left on device"))
+      << r.err;
+}
+
 TEST(CliSynth, InspectJsonMatchesCountsMadeFromTheCsv) {
   const SynthData& data = shared_synth();
   Result r = run("inspect --config " + q(data.config) + " --json --tasks");
@@ -550,7 +564,12 @@ TEST(CliErrors, ConfigDepthRangesAndOptionsAreOneClearLine) {
        "train --config " + q(dir.file("good.json")) + " --stop-after=-1",
        good + " --threads 3 --log-level off --print-config",
        good + " --log-level loud --print-config", "synth --out " + q(dir.file("s")) + " --seed=-1",
-       "synth --out " + q(dir.file("s")) + " --users 99999999999999999999"});
+       "synth --out " + q(dir.file("s")) + " --users 99999999999999999999",
+       "synth --out " + q(dir.file("s")) + " --zipf 99",
+       "synth --out " + q(dir.file("s")) + " --days 1e3",
+       "eval --checkpoint " + q(dir.file("run")) + " --episodes 2147483648",
+       "eval --checkpoint " + q(dir.file("run")) + " --shots 5,99999999999",
+       good + " --threads 100000"});
 
   expect_one_line_error(r[0], ml::ExitCode::kConfig, "a folder as --config");
   EXPECT_TRUE(contains(r[0].err, "is a folder; --config takes a JSON config file")) << r[0].err;
@@ -569,7 +588,7 @@ TEST(CliErrors, ConfigDepthRangesAndOptionsAreOneClearLine) {
   // Range errors of options in plain words, not DBL_MAX written out.
   for (int i : {5, 6, 7, 8, 9}) EXPECT_LT(r[i].err.size(), 300u) << r[i].err.substr(0, 500);
   expect_one_line_error(r[6], ml::ExitCode::kUsage, "--threads range");
-  EXPECT_TRUE(contains(r[6].err, "'-1' is not a whole number from 0 to 2147483647")) << r[6].err;
+  EXPECT_TRUE(contains(r[6].err, "'-1' is not a whole number from 0 to 1024")) << r[6].err;
   expect_one_line_error(r[7], ml::ExitCode::kUsage, "--top-k range");
   EXPECT_TRUE(contains(r[7].err, "'0' is not a whole number from 1 to 2147483647")) << r[7].err;
   expect_one_line_error(r[8], ml::ExitCode::kUsage, "--inner-lr range");
@@ -589,6 +608,21 @@ TEST(CliErrors, ConfigDepthRangesAndOptionsAreOneClearLine) {
   expect_one_line_error(r[13], ml::ExitCode::kUsage, "--users overflow");
   EXPECT_TRUE(contains(r[13].err, "'99999999999999999999' is not a whole number from"))
       << r[13].err;
+  // synth's own range checks are usage errors too (they were config errors, exit 3), and
+  // every integer option states its range instead of CLI11's "Could not convert".
+  expect_one_line_error(r[14], ml::ExitCode::kUsage, "synth --zipf 99");
+  EXPECT_TRUE(contains(r[14].err, "--zipf = 99: must be <= 5")) << r[14].err;
+  expect_one_line_error(r[15], ml::ExitCode::kUsage, "synth --days 1e3");
+  EXPECT_TRUE(contains(r[15].err, "'1e3' is not a whole number from 1 to 36500")) << r[15].err;
+  expect_one_line_error(r[16], ml::ExitCode::kUsage, "eval --episodes overflow");
+  EXPECT_TRUE(contains(r[16].err, "'2147483648' is not a whole number from 1 to 1000000"))
+      << r[16].err;
+  expect_one_line_error(r[17], ml::ExitCode::kUsage, "eval --shots overflow");
+  EXPECT_TRUE(contains(r[17].err, "'99999999999' is not a whole number from 1 to 1000000"))
+      << r[17].err;
+  // 100000 threads used to start creating them (gigabytes, minutes) before anything else.
+  expect_one_line_error(r[18], ml::ExitCode::kUsage, "--threads bound");
+  EXPECT_TRUE(contains(r[18].err, "'100000' is not a whole number from 0 to 1024")) << r[18].err;
   EXPECT_FALSE(fs::exists(dir.file("s")));  // refused before anything is written
 }
 

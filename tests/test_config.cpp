@@ -221,7 +221,7 @@ TEST(ConfigValidation, MessagesNamePathValueAndExpectation) {
        {"train.selection_metric = \"rmse\": not a metric of task.label.kind = \"implicit\"",
         "\"auc\""}},
       {"/train/selection_metric", "f1", {"train.selection_metric = \"f1\"", "must be one of:"}},
-      {"/task/query", 0, {"task.query = 0: must be >= 1"}},
+      {"/task/query", 0, {"task.query = 0: must be from 1 to 1000000"}},
       {"/split/new_fraction", 1.5, {"split.new_fraction = 1.5", "must be in [0, 1)"}},
       {"/split/new_fraction", -0.1, {"split.new_fraction = -0.1", "must be in [0, 1)"}},
       {"/split/validation_fraction", 0.9, {"split.validation_fraction = 0.9", "< 1"}},
@@ -230,7 +230,7 @@ TEST(ConfigValidation, MessagesNamePathValueAndExpectation) {
       {"/run/device", "cuda:x", {"run.device = \"cuda:x\""}},
       {"/run/device", "cuda:-1", {"run.device = \"cuda:-1\""}},
       {"/run/dir", "", {"run.dir = \"\": must not be empty"}},
-      {"/run/threads", -1, {"run.threads = -1: must be >= 0"}},
+      {"/run/threads", -1, {"run.threads = -1: must be from 0 to 1024 (0 = OMP_NUM_THREADS"}},
       {"/data/bad_rows", "ignore", {"data.bad_rows = \"ignore\": must be one of: skip, fail"}},
       {"/data/show_bad_rows", -1, {"data.show_bad_rows = -1: must be >= 0"}},
       {"/data/time_format", "iso", {"data.time_format = \"iso\"", "must be one of:", "iso8601"}},
@@ -239,12 +239,12 @@ TEST(ConfigValidation, MessagesNamePathValueAndExpectation) {
        "implict",
        {"task.label.kind = \"implict\"", "must be one of:", "event_binary",
         "did you mean 'implicit'?"}},
-      {"/task/label/ways", 1, {"task.label.ways = 1: must be >= 2"}},
+      {"/task/label/ways", 1, {"task.label.ways = 1: must be from 2 to 1000"}},
       {"/task/label/negatives_per_positive", 0, {"task.label.negatives_per_positive = 0"}},
       {"/task/label/target", "revenue", {"task.label.target = \"revenue\"", "spend"}},
       {"/task/stratify", "balance", {"task.stratify = \"balance\"", "did you mean 'balanced'?"}},
       {"/task/max_examples", 5, {"task.max_examples = 5", "task.support + task.query"}},
-      {"/features/hash_buckets", 1, {"features.hash_buckets = 1: must be >= 2"}},
+      {"/features/hash_buckets", 1, {"features.hash_buckets = 1: must be from 2 to 16777216"}},
       {"/features/min_count", 0, {"features.min_count = 0: must be >= 1"}},
       {"/features/aggregates",
        {"user_frequency", "item_colour"},
@@ -702,7 +702,7 @@ TEST_F(ConfigLoad, ValidationErrorsArePrefixedWithPath) {
   // A bad value that arrives through an override is reported the same way.
   const std::string good = write("configs/good.json", kConfigWithPaths);
   const std::string o = error_of([&] { load_config(good, {"task.query=0"}); });
-  EXPECT_EQ(o.rfind(good + ": task.query = 0: must be >= 1", 0), 0u) << o;
+  EXPECT_EQ(o.rfind(good + ": task.query = 0: must be from 1 to 1000000", 0), 0u) << o;
 
   // Cross-field checks too.
   const std::string c = error_of([&] { load_config(good, {"task.label.kind=event_binary"}); });
@@ -786,13 +786,58 @@ TEST(ConfigRanges, IntegersThatDoNotFitAreRefusedNeverWrapped) {
   EXPECT_NE(parse_error(with("/task/query", 2.5)).find("task.query = 2.5: expected an integer"),
             std::string::npos);
   // Wider fields take what fits them, exactly.
-  EXPECT_EQ(config_from_json(with("/features/hash_buckets", big)).features.hash_buckets,
-            4294967297LL);
+  EXPECT_NE(parse_error(with("/features/hash_buckets", big))
+                .find("features.hash_buckets = 4294967297: must be from 2 to 16777216"),
+            std::string::npos);
   const std::uint64_t max_seed = std::numeric_limits<std::uint64_t>::max();
   EXPECT_EQ(config_from_json(with("/seed", max_seed)).seed, max_seed);
   EXPECT_NE(parse_error(with("/seed", 1.8446744073709552e19)).find("fits in 64 bits"),
             std::string::npos);
   EXPECT_EQ(config_from_json(with("/task/query", 7.0)).task.query, 7);  // 7.0 is the integer 7
+}
+
+// Sizes that fit their integer but no machine: 1e18 hash buckets, a layer of a billion units
+// and a support set of a billion examples used to end as torch's allocation failure (exit 1,
+// a backtrace), and support + query overflowed an int (every task qualified). Each is refused
+// with its key and its bound, documented in docs/CONFIG.md.
+TEST(ConfigRanges, SizesHaveUpperBounds) {
+  struct Case {
+    std::string pointer;
+    Json value;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"/features/hash_buckets", 1000000000000000000LL,
+       "features.hash_buckets = 1000000000000000000: must be from 2 to 16777216"},
+      {"/model/hidden", Json::array({1000000000}),
+       "model.hidden[0] = 1000000000: must be from 1 to 65536"},
+      {"/model/hidden", Json(std::vector<int>(65, 8)), "model.hidden = [8,8,8"},
+      {"/model/embedding_dim", 1000000000,
+       "model.embedding_dim = 1000000000: must be from 1 to 4096"},
+      {"/task/support", 1000000000,
+       "task.support = 1000000000: must be from 1 to 1000000 or \"all\""},
+      {"/task/query", 2147483647, "task.query = 2147483647: must be from 1 to 1000000"},
+      {"/task/label/ways", 1000000000, "task.label.ways = 1000000000: must be from 2 to 1000"},
+      {"/features/text_buckets", 1000000000,
+       "features.text_buckets = 1000000000: must be from 1 to 65536"},
+      {"/meta/meta_batch", 1000000000, "meta.meta_batch = 1000000000: must be from 1 to 10000"},
+      {"/meta/inner_steps", 1000000001, "meta.inner_steps = 1000000001: must be from 1 to 1000000"},
+      {"/meta/adapt_steps", 1000000001, "meta.adapt_steps = 1000000001: must be from 0 to 1000000"},
+      {"/train/validation_episodes", 1000000000,
+       "train.validation_episodes = 1000000000: must be from 1 to 10000"},
+      {"/run/threads", 100000, "run.threads = 100000: must be from 0 to 1024"},
+  };
+  for (const Case& c : cases) {
+    const std::string m = parse_error(with(c.pointer, c.value));
+    EXPECT_NE(m.find(c.expected), std::string::npos) << c.pointer << ": " << m;
+  }
+  EXPECT_NE(parse_error(with("/model/hidden", Json(std::vector<int>(65, 8))))
+                .find("65 layers; at most 64"),
+            std::string::npos);
+  // The bounds themselves are accepted.
+  for (const auto& [pointer, value] : std::vector<std::pair<std::string, Json>>{
+           {"/features/hash_buckets", 1 << 24}, {"/task/support", 1000000}, {"/run/threads", 1024}})
+    EXPECT_NO_THROW(config_from_json(with(pointer, value))) << pointer;
 }
 
 TEST(ConfigRanges, NumbersMustFitAFloat) {

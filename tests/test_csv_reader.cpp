@@ -761,6 +761,20 @@ TEST_F(CsvReaderTest, FilesThatAreNotTextAreRefusedNamingWhatTheyAre) {
       {"utf16.csv", std::string("\xFF\xFEu\x00s\x00", 6), "UTF-16"},
       {"utf16be.csv", std::string("\xFE\xFF\x00u", 4), "UTF-16"},
       {"blob.csv", std::string("user,item\nu1,\x00\x01\x02", 15), "NUL byte at offset 13"},
+      // Formats an export is mistaken for, which used to come out as a one-column header
+      // ("its columns are: %PDF-1.5") or as a bare NUL offset.
+      {"report.pdf", "%PDF-1.5\n%\xE2\xE3\xCF\xD3\n1 0 obj\n", "a PDF document"},
+      {"book.xls", std::string("\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\x00\x00", 10),
+       "Excel 97-2003 workbook (.xls)"},
+      {"log.parquet", std::string("PAR1\x15\x04\x15\x00", 8), "Parquet"},
+      {"log.csv.bz2", std::string("BZh91AY&SY\x00\x01", 12), "bzip2"},
+      {"log.csv.xz",
+       std::string("\xFD"
+                   "7zXZ\x00\x00",
+                   8),
+       "xz"},
+      {"log.csv.zst", std::string("\x28\xB5\x2F\xFD\x00", 5), "zstd"},
+      {"shop.db", std::string("SQLite format 3\0\x10\x00", 18), "SQLite"},
   };
   for (const Case& c : cases) {
     const auto path = write(c.name, c.bytes);
@@ -782,6 +796,10 @@ TEST_F(CsvReaderTest, FilesThatAreNotTextAreRefusedNamingWhatTheyAre) {
   int records = 0;
   while (reader.next(r)) ++records;
   EXPECT_EQ(records, 21);
+  // A text file whose header spells a magic in letters is still text (no NUL anywhere).
+  CsvReader letters(write("letters.csv", "PAR1,BZh\n1,2\n"), opts(0, true));
+  ASSERT_TRUE(letters.next(r));
+  EXPECT_EQ(to_strings(r), (Fields{"1", "2"}));
 }
 
 }  // namespace

@@ -554,7 +554,7 @@ TEST(EvalErrors, OutOfRangeGridValuesAreUsageErrorsNamingTheBounds) {
     std::string expected;
   };
   const std::vector<Case> cases = {
-      {[](auto& o) { o.shots = {2147483647}; }, "--shots 2147483647: must be from 1 to 1000000000"},
+      {[](auto& o) { o.shots = {2147483647}; }, "--shots 2147483647: must be from 1 to 1000000"},
       {[](auto& o) { o.steps = {1000001}; }, "--steps 1000001: must be from 0 to 1000000"},
       {[](auto& o) { o.episodes = 1000001; }, "--episodes 1000001: must be from 1 to 1000000"},
       {[](auto& o) { o.inner_lrs = {1e300}; }, "--inner-lrs 1e+300: a learning rate must be"},

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -24,6 +25,7 @@
 #include "data/csv_reader.hpp"
 #include "eval/adaptation_choice.hpp"
 #include "inference/adaptation.hpp"
+#include "inference/adapted_model.hpp"
 #include "inference/prediction.hpp"
 #include "run/checkpoint.hpp"
 #include "run/learner_state.hpp"
@@ -339,12 +341,9 @@ TEST(AdaptDefaults, NothingIsChosenWithoutValidationTasksAndTheReasonIsGiven) {
   auto o = adapt_options(s.new_tasks[0], dir.file("adapted"));
   o.checkpoint = dir.file("run");
   EXPECT_EQ(ml::inference::adapt(o).settings_source.rfind("the config's meta.adapt_steps", 0), 0u);
-  // A K beyond eval's grid is said so, not blamed on an option the user never gave.
+  // A K beyond eval's grid is no longer a config: task.support is bounded by eval's largest K.
   j["task"]["support"] = 2000000000;
-  why.clear();
-  EXPECT_FALSE(
-      ml::eval::choose_adaptation(ml::config::config_from_json(j), "cpu", 1, &why).has_value());
-  EXPECT_NE(why.find("task.support = 2000000000 is above the largest K"), std::string::npos) << why;
+  EXPECT_THROW(ml::config::config_from_json(j), ml::ConfigError);
 }
 
 TEST(ValidatedAdaptation, NearestShotsAndRoundTrip) {
@@ -862,6 +861,20 @@ TEST(PredictOutput, IsWrittenAtomically) {
       ml::IoError);
 }
 
+// An --output that cannot be written fails before the model is loaded and the rows scored
+// (on a large log that took minutes, then failed), with the I/O code and nothing written.
+TEST(PredictOutput, AnUnwritableOutputFailsBeforeTheWork) {
+  TempDir dir;
+  write_file(dir.file("plain"), "a file");
+  const Result r =
+      run_cli("predict --checkpoint " + q(shop().run) + " --input " + q(shop().events) +
+              " --output " + q(dir.file("plain/scores.csv")) + " --device cpu");
+  EXPECT_EQ(r.code, static_cast<int>(ml::ExitCode::kIo)) << r.err;
+  EXPECT_EQ(r.err_lines(), 1) << r.err;
+  EXPECT_NE(r.err.find(dir.file("plain/scores.csv")), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("scored"), std::string::npos) << r.err;
+}
+
 // ---- the CLI end to end --------------------------------------------------------------------
 
 TEST(AdaptCli, AdaptsAndPredictsEndToEnd) {
@@ -887,7 +900,8 @@ TEST(AdaptCli, AdaptsAndPredictsEndToEnd) {
   EXPECT_GT(json::parse(all.out)["tasks"][0]["support"].get<int>(), 4);
   Result bad = run_cli("adapt --checkpoint " + q(s.run) + " --task " + q(task) + " --shots some");
   EXPECT_NE(bad.code, 0);
-  EXPECT_NE(bad.err.find("'some' is neither a whole number >= 0 nor \"all\""), std::string::npos)
+  EXPECT_NE(bad.err.find("'some' is neither a whole number from 0 to 1000000 nor \"all\""),
+            std::string::npos)
       << bad.err;
 
   Result table = run_cli("adapt --checkpoint " + q(s.run) + " --task " + q(task) + " --out " +
@@ -930,6 +944,55 @@ TEST(AdaptCli, AdaptsAndPredictsEndToEnd) {
       run_cli("predict --checkpoint " + q(s.run) + " --recommend --task " + q(other) + common);
   EXPECT_EQ(init.code, 0) << init.err;
   EXPECT_EQ(lines_of(init.out).size(), 4u) << init.out;
+}
+
+// A checkpoint whose checksum holds but whose feature statistics this build cannot use (a key
+// missing, sizes that disagree, a scale of 0) used to be a data error (exit 4) without the
+// file's name. Every command that loads one (load_run: adapt, eval, train --resume;
+// load_scoring_model: predict) says which file, as a checkpoint error (exit 5).
+TEST(DamagedCheckpoint, FeatureStatisticsNameTheFile) {
+  TempDir dir;
+  auto source = ml::run::load_run(shop().run, {}, "cpu");
+  const auto good = ml::run::load_checkpoint(source.checkpoint_path).meta;
+  struct Damage {
+    std::string name, expected;
+    std::function<void(json&)> apply;
+  };
+  const std::vector<Damage> damages = {
+      {"no_mean", "incomplete or corrupt", [](json& f) { f.erase("mean"); }},
+      {"short_scale", "mean/scale sizes differ", [](json& f) { f["scale"] = json::array({1.0}); }},
+      {"zero_scale", "has scale 0 (a positive scale)", [](json& f) { f["scale"][0] = 0.0; }},
+      {"not_an_object", "incomplete or corrupt", [](json& f) { f = json::object(); }},
+  };
+  for (const Damage& d : damages) {
+    SCOPED_TRACE(d.name);
+    const std::string path = dir.file(d.name + ".mlckpt");
+    auto meta = good;
+    d.apply(meta.features);
+    ml::run::save_checkpoint(path, meta, [&](torch::serialize::OutputArchive& archive) {
+      ml::run::write_learner(archive, *source.learner);
+    });
+    for (int reader = 0; reader < 2; ++reader) {
+      try {
+        if (reader == 0)
+          ml::run::load_run(path, {}, "cpu");
+        else
+          ml::inference::load_scoring_model(path, "cpu");
+        ADD_FAILURE() << "loaded";
+      } catch (const ml::CheckpointError& e) {
+        const std::string m = e.what();
+        EXPECT_EQ(m.rfind("'" + path + "' is corrupt: its feature statistics", 0), 0u) << m;
+        EXPECT_NE(m.find(d.expected), std::string::npos) << m;
+      }
+    }
+  }
+  const std::string log = slurp(shop().events);
+  write_file(dir.file("rows.csv"), log.substr(0, log.find('\n', 2000) + 1));
+  const Result r = run_cli("predict --checkpoint " + q(dir.file("no_mean.mlckpt")) + " --input " +
+                           q(dir.file("rows.csv")) + " --device cpu");
+  EXPECT_EQ(r.code, static_cast<int>(ml::ExitCode::kCheckpoint)) << r.err;
+  EXPECT_EQ(r.err_lines(), 1) << r.err;
+  EXPECT_TRUE(r.err.find(dir.file("no_mean.mlckpt")) != std::string::npos) << r.err;
 }
 
 TEST(PredictCli, MissingCheckpointExitsFiveWithOneLine) {

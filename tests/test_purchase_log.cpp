@@ -602,6 +602,15 @@ TEST_F(PurchaseLogBadRows, ALogWithoutRowsNamesWhy) {
   EXPECT_NE(m.find("'" + empty + "' is empty, '" + header + "' has only its header line"),
             std::string::npos)
       << m;
+  // Files with nothing to read were said to have "only a header line" they do not have.
+  const std::string blank = write("blank.csv", "\n\r\n\n");
+  const std::string bom = write("bom.csv", "\xEF\xBB\xBF");
+  c.data.files = {blank, bom};
+  m = load_error(c);
+  EXPECT_NE(
+      m.find("'" + blank + "' holds only blank lines, '" + bom + "' holds only a byte-order mark"),
+      std::string::npos)
+      << m;
   c.data.files = {bad};
   m = load_error(c);
   EXPECT_NE(m.find("every one of the 1 rows of the purchase log was rejected"), std::string::npos)

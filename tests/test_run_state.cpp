@@ -510,6 +510,47 @@ TEST(CliRunState, SigintAndSigtermStopTrainingWithALatestCheckpoint) {
   EXPECT_EQ(nlohmann::json::parse(resumed.out)["iterations"].get<int>(), stopped + 2);
 }
 
+// A validation pass can take hours on a large log: Ctrl-C used to wait for all of it. It stops
+// between episodes; latest.mlckpt holds the iteration with the validation marked pending (a
+// resumed run does it first: TrainRun.APendingValidationIsDoneFirstWhenTheRunResumes), and
+// metrics.jsonl has no line for it.
+TEST(CliRunState, SigintDuringAValidationStopsItAndRecordsItPending) {
+  TempDir dir;
+  auto config = synthetic_shop(dir);
+  config.meta.iterations = 100;
+  config.train.validate_every = 10;
+  config.train.validation_episodes = 10000;  // long: the signal ends it first
+  config.train.log_every = 10;
+  config.train.checkpoint_every = 1000;
+  Child child = spawn_cli({"train", "--config", config_file(dir, config)}, dir, "validation");
+  struct KillLeftover {
+    Child& child;
+    ~KillLeftover() {
+      if (child.pid > 0) {
+        ::kill(child.pid, SIGKILL);
+        ::waitpid(child.pid, nullptr, 0);
+      }
+    }
+  } kill_leftover{child};
+  const fs::path run_dir = config.run.dir;
+  // The loss line of iteration 10 is written just before its validation starts.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (metrics_lines(run_dir) < 1 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(metrics_lines(run_dir), 1) << slurp(child.err);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(child.pid, SIGINT);
+  EXPECT_EQ(wait_for(child, 60), 130);
+  const std::string err = slurp(child.err);
+  EXPECT_TRUE(contains(err, "interrupted (SIGINT) at meta-iteration 10 of 100")) << err;
+  const auto meta = ml::run::read_checkpoint_meta((run_dir / "checkpoints/latest.mlckpt").string());
+  EXPECT_EQ(meta.progress["iteration"], 10);
+  EXPECT_EQ(meta.progress.value("validation_pending", false), true);
+  EXPECT_EQ(metrics_lines(run_dir), 1);  // no validation line
+  EXPECT_FALSE(fs::exists(run_dir / "checkpoints/best.mlckpt"));
+  EXPECT_TRUE(temporaries_under(run_dir).empty());
+}
+
 // A run.dir that cannot be created: the documented I/O code and one line naming the folder and
 // the system's reason (a path through a plain file fails for root too, unlike permissions).
 TEST(CliRunState, AnUnwritableRunDirIsAnIoErrorNamingTheFolder) {

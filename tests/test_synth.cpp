@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -18,6 +19,7 @@
 
 #include "synth/synthetic_log.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 
 namespace {
 
@@ -462,24 +464,48 @@ TEST(SynthFiles, CreatesOutputDirectoryAndLeavesNoTempFiles) {
   EXPECT_EQ(names.size(), 3u);
 }
 
-TEST(SynthFiles, UnwritableOutputIsADataError) {
+TEST(SynthFiles, UnwritableOutputIsAnIoError) {
   TempDir dir("unwritable");
   fs::create_directories(dir.str());
   const std::string blocker = dir.sub("plain_file");
   std::ofstream(blocker) << "x";
   try {
     ml::synth::write_synthetic_log(small_options(), blocker + "/out");
-    FAIL() << "expected DataError";
-  } catch (const ml::DataError& e) {
+    FAIL() << "expected IoError";
+  } catch (const ml::IoError& e) {
     EXPECT_NE(std::string(e.what()).find(blocker), std::string::npos) << e.what();
   }
 }
 
-void expect_config_error(const SynthOptions& o, const std::string& needle) {
+// A run that fails or is interrupted takes away the folders it created for --out (it used to
+// leave them empty), and keeps a folder that was there before.
+TEST(SynthFiles, AnInterruptedRunLeavesNoFolderItCreated) {
+  TempDir dir("interrupted");
+  fs::create_directories(dir.str());
+  ml::install_interrupt_handlers();
+  struct Restore {
+    ~Restore() {
+      ml::reset_interrupt_for_testing();
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+    }
+  } restore;
+  std::raise(SIGINT);  // recorded: the first simulated day stops the run
+  EXPECT_THROW(ml::synth::write_synthetic_log(small_options(), dir.sub("a/b/out")),
+               ml::InterruptedError);
+  EXPECT_FALSE(fs::exists(dir.sub("a")));
+  fs::create_directories(dir.sub("kept"));
+  EXPECT_THROW(ml::synth::write_synthetic_log(small_options(), dir.sub("kept")),
+               ml::InterruptedError);
+  EXPECT_TRUE(fs::is_directory(dir.sub("kept")));
+  EXPECT_TRUE(fs::is_empty(dir.sub("kept")));
+}
+
+void expect_usage_error(const SynthOptions& o, const std::string& needle) {
   try {
     ml::synth::validate(o);
-    FAIL() << "expected ConfigError mentioning " << needle;
-  } catch (const ml::ConfigError& e) {
+    FAIL() << "expected UsageError mentioning " << needle;
+  } catch (const ml::UsageError& e) {
     EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "one line";
   }
@@ -489,39 +515,39 @@ TEST(SynthValidate, RejectsOutOfRangeOptionsNamingTheOption) {
   EXPECT_NO_THROW(ml::synth::validate(SynthOptions{}));
   SynthOptions o;
   o.users = 0;
-  expect_config_error(o, "--users = 0: must be >= 1");
+  expect_usage_error(o, "--users = 0: must be >= 1");
   o = SynthOptions{};
   o.categories = 0;
-  expect_config_error(o, "--categories");
+  expect_usage_error(o, "--categories");
   o = SynthOptions{};
   o.items_per_category = 0;
-  expect_config_error(o, "--items-per-category");
+  expect_usage_error(o, "--items-per-category");
   o = SynthOptions{};
   o.sessions = -5;
-  expect_config_error(o, "--sessions");
+  expect_usage_error(o, "--sessions");
   o = SynthOptions{};
   o.days = 0;
-  expect_config_error(o, "--days = 0");
+  expect_usage_error(o, "--days = 0");
   o = SynthOptions{};
   o.latent_dim = 0;
-  expect_config_error(o, "--latent-dim");
+  expect_usage_error(o, "--latent-dim");
   o = SynthOptions{};
   o.task_spread = -1;
-  expect_config_error(o, "--task-spread");
+  expect_usage_error(o, "--task-spread");
   o = SynthOptions{};
   o.audience_strength = -0.5;
-  expect_config_error(o, "--audience = -0.5");
+  expect_usage_error(o, "--audience = -0.5");
   o = SynthOptions{};
   o.premium_strength = 11;
-  expect_config_error(o, "--premium = 11: must be <= 10");
+  expect_usage_error(o, "--premium = 11: must be <= 10");
   o = SynthOptions{};
   o.zipf_exponent = std::nan("");
-  expect_config_error(o, "--zipf = nan");
+  expect_usage_error(o, "--zipf = nan");
   for (const char* bad : {"2026-13-01", "2026-02-30", "2025-02-29", "26-01-01", "2026/01/01", "",
                           "2026-01-01T00:00:00"}) {
     o = SynthOptions{};
     o.start_date = bad;
-    expect_config_error(o, "--start-date");
+    expect_usage_error(o, "--start-date");
   }
   o = SynthOptions{};
   o.start_date = "2024-02-29";
@@ -532,7 +558,7 @@ TEST(SynthValidate, WriteRejectsInvalidOptionsBeforeTouchingDisk) {
   TempDir dir("invalid");
   SynthOptions o = small_options();
   o.users = 0;
-  EXPECT_THROW(ml::synth::write_synthetic_log(o, dir.str()), ml::ConfigError);
+  EXPECT_THROW(ml::synth::write_synthetic_log(o, dir.str()), ml::UsageError);
   EXPECT_FALSE(fs::exists(dir.str()));
 }
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "run/checkpoint.hpp"
@@ -18,12 +19,14 @@
 #include "train/model_selection.hpp"
 #include "train/outer_optimizer.hpp"
 #include "train/trainer.hpp"
+#include "util/checksum.hpp"
 #include "util/errors.hpp"
 
 namespace {
 
 using ml::testing::synthetic_shop;
 using ml::testing::TempDir;
+using ml::testing::write_file;
 namespace fs = std::filesystem;
 
 std::vector<torch::Tensor> weights_of(const std::string& checkpoint) {
@@ -196,6 +199,84 @@ TEST(TrainRun, ResumedMetricsEqualTheUninterruptedRunsLineForLine) {
   EXPECT_EQ(ml::testing::slurp(config.run.dir + "/metrics.jsonl"), before);
 }
 
+// A checkpoint file with its metadata rewritten by `edit` and the checksum made right again:
+// the state a call left that was stopped in a way these tests cannot time (a signal during a
+// validation pass).
+void rewrite_checkpoint_meta(const std::string& path,
+                             const std::function<void(nlohmann::json&)>& edit) {
+  const std::string bytes = ml::testing::slurp(path);
+  auto u64 = [&](std::size_t at) {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(bytes[at + i]);
+    return v;
+  };
+  auto encode = [](std::uint64_t v) {
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+    return out;
+  };
+  const std::size_t meta_size = u64(12);
+  auto meta = nlohmann::json::parse(bytes.substr(20, meta_size));
+  edit(meta);
+  const std::string text = meta.dump();
+  std::string out = bytes.substr(0, 12) + encode(text.size()) + text +
+                    bytes.substr(20 + meta_size, bytes.size() - 8 - 20 - meta_size);
+  write_file(path, out + encode(ml::checksum64(out.data(), out.size())));
+}
+
+// Ctrl-C during a validation pass (hours on a large log) used to wait for the whole pass; now
+// the pass stops between episodes and latest.mlckpt records it as pending, without its line
+// (CliRunState.SigintDuringAValidationStopsItAndRecordsItPending). A resumed run does the
+// pending validation first: the same metrics.jsonl and best checkpoint as the uninterrupted
+// run, for a validation in the middle and for the final one (a run whose final validation is
+// pending is not finished).
+TEST(TrainRun, APendingValidationIsDoneFirstWhenTheRunResumes) {
+  TempDir dir;
+  auto config = synthetic_shop(dir);  // 30 iterations, validation and checkpoints every 10
+  config.run.dir = dir.file("straight");
+  const auto straight = ml::train::run_training(config, {});
+  const auto expected = metrics_without_seconds(config.run.dir);
+  ml::train::TrainOptions resume;
+  resume.resume = true;
+  for (int at : {10, 30}) {
+    SCOPED_TRACE(at);
+    config.run.dir = dir.file("interrupted_" + std::to_string(at));
+    ml::train::TrainOptions first;
+    first.stop_after = at;
+    ml::train::run_training(config, first);
+    // As the interrupted call leaves it: no line for the validation of `at`, the best as
+    // before it, and the pending mark.
+    const fs::path metrics = fs::path(config.run.dir) / "metrics.jsonl";
+    std::string kept;
+    int best_iteration = -1;
+    double best = NAN;
+    std::istringstream lines(ml::testing::slurp(metrics.string()));
+    for (std::string text; std::getline(lines, text);) {
+      const auto line = nlohmann::json::parse(text);
+      if (line.contains("validation") && line["iteration"] == at) continue;
+      if (line.contains("validation") && line["selection"]["best"] == true) {
+        best_iteration = line["iteration"];
+        best = line["validation"]["auc"];
+      }
+      kept += text + "\n";
+    }
+    write_file(metrics.string(), kept);
+    rewrite_checkpoint_meta(config.run.dir + "/checkpoints/latest.mlckpt", [&](auto& meta) {
+      meta["progress"]["validation_pending"] = true;
+      meta["progress"]["best_iteration"] = best_iteration;
+      meta["progress"]["best_validation"] =
+          best_iteration < 0 ? nlohmann::json() : nlohmann::json(best);
+    });
+    const auto resumed = ml::train::run_training(config, resume);
+    EXPECT_FALSE(resumed.already_finished);
+    EXPECT_EQ(metrics_without_seconds(config.run.dir), expected);
+    EXPECT_EQ(resumed.best_iteration, straight.best_iteration);
+    EXPECT_EQ(resumed.best_validation, straight.best_validation);
+    EXPECT_FALSE(ml::run::read_checkpoint_meta(config.run.dir + "/checkpoints/latest.mlckpt")
+                     .progress.contains("validation_pending"));
+  }
+}
+
 // Which validation the trainer kept as best.mlckpt, against what its own metrics.jsonl says.
 void expect_best_is_the_metrics_best(const std::string& run_dir, const std::string& key,
                                      bool higher_is_better,
@@ -273,8 +354,36 @@ TEST(TrainRun, RefusesToOverwriteAndToResumeSomethingElse) {
     ml::train::run_training(changed, resume);
     FAIL() << "resuming with another model config must be refused";
   } catch (const ml::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("differs"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("hidden"), std::string::npos) << e.what();
+    // The checkpoint and the first difference, in words rather than a JSON patch.
+    const std::string m = e.what();
+    EXPECT_NE(m.find("differs from the one '" + config.run.dir +
+                     "/checkpoints/latest.mlckpt' was trained with, at model.hidden.0 (32 in the "
+                     "checkpoint, 16 in this config)"),
+              std::string::npos)
+        << m;
+    EXPECT_EQ(m.find("\"op\""), std::string::npos) << m;
+  }
+  // A checkpoint whose config or feature statistics this build cannot use names its file.
+  const std::string latest = config.run.dir + "/checkpoints/latest.mlckpt";
+  auto loaded = ml::run::load_run(latest, {}, "cpu");
+  const auto good = ml::run::load_checkpoint(latest).meta;
+  for (const std::string damage : {"config", "features"}) {
+    SCOPED_TRACE(damage);
+    auto meta = good;
+    meta.progress["iteration"] = 2;  // not finished: --resume reads everything
+    if (damage == "config")
+      meta.config["model"]["hidden"] = {1000000000};
+    else
+      meta.features.erase("dense_names");
+    ml::run::save_checkpoint(latest, meta, [&](torch::serialize::OutputArchive& archive) {
+      ml::run::write_learner(archive, *loaded.learner);
+    });
+    try {
+      ml::train::run_training(config, resume);
+      FAIL() << "resumed from a damaged checkpoint";
+    } catch (const ml::CheckpointError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("'" + latest + "'", 0), 0u) << e.what();
+    }
   }
   config.run.dir = dir.file("nothing_here");
   EXPECT_THROW(ml::train::run_training(config, resume), ml::CheckpointError);

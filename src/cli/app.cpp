@@ -1,5 +1,7 @@
 // The metalearn command line: builds the CLI11 app from the subcommand files and is the only
 // place where typed errors become a message line and an exit code.
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -10,6 +12,7 @@
 #include "util/errors.hpp"
 #include "util/interrupt.hpp"
 #include "util/logging.hpp"
+#include "util/strings.hpp"
 #include "util/utf8.hpp"
 #include "util/version.hpp"
 
@@ -56,6 +59,21 @@ int run_cli(int argc, char** argv) {
   };
   try {
     app.parse(argc, argv);
+    // Results go to stdout: a full disk behind a redirect must not pass for a complete result.
+    errno = 0;
+    std::cout.flush();
+    if (!std::cout) {
+      std::cerr << command_name() << ": error: cannot write the results to standard output: "
+                << (errno ? std::strerror(errno) : "a write failed") << "\n";
+      return static_cast<int>(ExitCode::kIo);
+    }
+    // A signal that came during the command's last step, after its last check: the work is
+    // done and its outputs are complete, but a Ctrl-C must still stop the script that ran it.
+    if (const int signal = interrupt_signal()) {
+      std::cerr << command_name() << ": interrupted (" << signal_name(signal)
+                << ") as it finished: its work is done and its outputs are complete\n";
+      return 128 + signal;
+    }
     return 0;
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
@@ -99,7 +117,11 @@ int run_cli(int argc, char** argv) {
     std::cerr << command_name() << ": error: " << printable(what) << "\n";
     return static_cast<int>(ExitCode::kIo);
   } catch (const std::exception& e) {
-    std::cerr << command_name() << ": internal error: " << printable(e.what()) << "\n";
+    // Library errors (torch's) can carry a multi-line backtrace: one line for the user, the
+    // rest at debug level.
+    const std::string what = e.what();
+    std::cerr << command_name() << ": internal error: " << printable(first_line(what)) << "\n";
+    if (what.find('\n') != std::string::npos) spdlog::debug("{}", printable(what));
     return static_cast<int>(ExitCode::kRuntime);
   }
 }

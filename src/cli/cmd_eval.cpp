@@ -6,6 +6,7 @@
 #include "cli/command.hpp"
 #include "eval/cold_start.hpp"
 #include "report/cold_start_page.hpp"
+#include "run/validated_adaptation.hpp"
 #include "util/errors.hpp"
 
 namespace ml::cli {
@@ -48,10 +49,12 @@ void add_eval_command(CLI::App& app) {
   command->add_option("--shots", o->eval.shots, "support sizes to evaluate")
       ->delimiter(',')
       ->check(non_empty_value())
-      ->check(k_shot);
+      ->check(k_shot)
+      ->check(whole_number(1, run::kMaxShots));
   command->add_option("--steps", o->eval.steps, "adaptation step counts to evaluate")
       ->delimiter(',')
-      ->check(non_empty_value());
+      ->check(non_empty_value())
+      ->check(whole_number(0, run::kMaxAdaptSteps));
   command
       ->add_option("--inner-lrs", o->eval.inner_lrs,
                    "inner learning rates the runs' methods adapt with, chosen among on validation "
@@ -67,7 +70,8 @@ void add_eval_command(CLI::App& app) {
       ->check(non_empty_value())
       ->capture_default_str();
   command->add_option("--episodes", o->eval.episodes, "episodes per task and support size")
-      ->check(non_empty_value());
+      ->check(non_empty_value())
+      ->check(whole_number(1, config::kMaxEpisodes));
   command
       ->add_option("--methods", o->eval.methods,
                    "method families to evaluate: the runs' names, pretrain, pretrain_head, "

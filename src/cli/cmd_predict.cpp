@@ -3,6 +3,7 @@
 
 #include "cli/command.hpp"
 #include "inference/prediction.hpp"
+#include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
 namespace ml::cli {
@@ -36,6 +37,8 @@ void add_predict_command(CLI::App& app) {
   add_device_option(*command, o->device);
   add_threads_option(*command, o->threads);
   command->callback([o] {
+    // Before the work: an --output that cannot be written fails now, not after the scoring.
+    if (!o->output.empty()) check_writable(o->output);
     if (o->recommend) {
       inference::RecommendOptions r;
       r.checkpoint = o->checkpoint;

@@ -21,7 +21,7 @@ void add_threads_option(CLI::App& command, int& threads, const char* overrides) 
       "cgroup quota), measured against one thread before training spends them";
   if (*overrides) help += std::string(" (overrides ") + overrides + ")";
   command.add_option("--threads", threads, help)
-      ->check(whole_number(0))
+      ->check(whole_number(0, config::kMaxThreads))
       ->default_str(*overrides ? overrides : "0");
 }
 
@@ -33,9 +33,9 @@ CLI::Validator shots_option(int minimum) {
           return "";
         }
         const auto n = parse_int(value);
-        if (!n || *n < minimum || *n > 1000000000)
-          return "'" + value + "' is neither a whole number >= " + std::to_string(minimum) +
-                 " nor \"all\"";
+        if (!n || *n < minimum || *n > config::kMaxEpisodeExamples)
+          return "'" + value + "' is neither a whole number from " + std::to_string(minimum) +
+                 " to " + std::to_string(config::kMaxEpisodeExamples) + " nor \"all\"";
         return "";
       },
       "");

@@ -178,7 +178,8 @@ const Table<FeatureConfig>& feature_config_table() {
              "out-of-vocabulary bucket; \"hash\": hashed into hash_buckets (unseen values still "
              "land somewhere)."),
        field("hash_buckets", &FeatureConfig::hash_buckets,
-             "Buckets for hashed ids and hashed categoricals.", at_least<std::int64_t>(2)),
+             "Buckets for hashed ids and hashed categoricals.",
+             between<std::int64_t>(2, kMaxHashBuckets)),
        field("min_count", &FeatureConfig::min_count,
              "Vocabulary values rarer than this in training go to the out-of-vocabulary bucket.",
              at_least(1)),
@@ -187,7 +188,7 @@ const Table<FeatureConfig>& feature_config_table() {
              "into the dense vector (for the plain mlp model).",
              at_least(0)),
        field("text_buckets", &FeatureConfig::text_buckets,
-             "Hashed bag-of-words width per text column.", at_least(1)),
+             "Hashed bag-of-words width per text column.", between(1, kMaxTextBuckets)),
        field("aggregates", &FeatureConfig::aggregates,
              "Per-user and per-item aggregates of the purchases (task.label.positive_events; "
              "every row when the log has no event column) among the history rows "
@@ -279,7 +280,8 @@ const Table<LabelConfig>& label_table() {
        field("class_from", &LabelConfig::class_from,
              "Where class_column is: \"log\", or \"item\" / \"user\": a side-table column "
              "joined by the row's item (user) id, as data.columns.task_from."),
-       field("ways", &LabelConfig::ways, "multiclass only: classes per episode (N).", at_least(2))},
+       field("ways", &LabelConfig::ways, "multiclass only: classes per episode (N).",
+             between(2, kMaxWays))},
       [](const LabelConfig& l, const std::string& path) {
         if (l.kind == LabelKind::kEventBinary) {
           require(!l.positive_events.empty(), key_path(path, "positive_events"),
@@ -331,10 +333,13 @@ const Table<TaskConfig>& task_table() {
            "user's other interactions, as in MeLU and RecBole-MetaRec), so support sizes vary "
            "by task and a task needs only query + 1 examples.",
            check_that<int>(
-               ">= 1 or \"all\"", [](const int& v) { return v >= 1 || v == kSupportAll; },
-               "must be >= 1 or \"all\"")),
+               "1 to " + std::to_string(kMaxEpisodeExamples) + " or \"all\"",
+               [](const int& v) {
+                 return (v >= 1 && v <= kMaxEpisodeExamples) || v == kSupportAll;
+               },
+               "must be from 1 to " + std::to_string(kMaxEpisodeExamples) + " or \"all\"")),
        field("query", &TaskConfig::query, "Q: query examples per task (per class for multiclass).",
-             at_least(1)),
+             between(1, kMaxEpisodeExamples)),
        field("min_examples", &TaskConfig::min_examples, "Tasks with fewer examples are dropped.",
              at_least(0, "0 means support + query (query + 1 with support \"all\")")),
        field("max_examples", &TaskConfig::max_examples,
@@ -395,15 +400,20 @@ const Table<ModelConfig>& model_table() {
              "predictor); \"embedding_mlp\": hashed id and categorical embeddings concatenated "
              "with the dense features, then the tower (MeLU style)."),
        field("hidden", &ModelConfig::hidden, "Tower widths, first to last.",
-             {"at least one, each >= 1",
+             {"1 to " + std::to_string(kMaxLayers) + " widths, each 1 to " +
+                  std::to_string(kMaxLayerWidth),
               [](const std::vector<int>& widths, const std::string& path) {
                 require(!widths.empty(), path, Json(widths), "needs at least one layer width");
+                require(widths.size() <= static_cast<std::size_t>(kMaxLayers), path, Json(widths),
+                        std::to_string(widths.size()) + " layers; at most " +
+                            std::to_string(kMaxLayers));
                 for (std::size_t i = 0; i < widths.size(); ++i)
-                  require(widths[i] >= 1, path + "[" + std::to_string(i) + "]", Json(widths[i]),
-                          "must be >= 1");
+                  require(widths[i] >= 1 && widths[i] <= kMaxLayerWidth,
+                          path + "[" + std::to_string(i) + "]", Json(widths[i]),
+                          "must be from 1 to " + std::to_string(kMaxLayerWidth));
               }}),
        field("embedding_dim", &ModelConfig::embedding_dim,
-             "embedding_mlp: the width of every embedding.", at_least(1))});
+             "embedding_mlp: the width of every embedding.", between(1, kMaxEmbeddingDim))});
   return table;
 }
 
@@ -418,9 +428,10 @@ const Table<MetaConfig>& meta_table() {
              "support set)."),
        field("iterations", &MetaConfig::iterations, "Meta-iterations (outer optimizer steps).",
              at_least(0)),
-       field("meta_batch", &MetaConfig::meta_batch, "Tasks per meta-iteration.", at_least(1)),
+       field("meta_batch", &MetaConfig::meta_batch, "Tasks per meta-iteration.",
+             between(1, kMaxMetaBatch)),
        field("inner_steps", &MetaConfig::inner_steps,
-             "SGD steps on each support set during meta-training.", at_least(1)),
+             "SGD steps on each support set during meta-training.", between(1, kMaxSteps)),
        field("inner_lr", &MetaConfig::inner_lr,
              "Inner SGD learning rate (metasgd: the initial value).", positive_number<double>()),
        field("adapt_steps", &MetaConfig::adapt_steps,
@@ -431,7 +442,7 @@ const Table<MetaConfig>& meta_table() {
              "back to meta.adapt_steps and meta.inner_lr only for a run without one (no "
              "validation tasks, task.support = \"all\", or a run stopped early). eval chooses "
              "its own steps from its --steps grid.",
-             at_least(0)),
+             between(0, kMaxSteps)),
        field("inner_params", &MetaConfig::inner_params,
              "Which parameters the inner loop adapts: \"dense\" (all but embeddings: they are "
              "shared and only meta-updated), \"all\", or \"head\" (the output layer; anil always "
@@ -460,7 +471,7 @@ const Table<TrainConfig>& train_table() {
        field("validate_every", &TrainConfig::validate_every, "Meta-iterations between validations.",
              at_least(0, "0 = only at the end")),
        field("validation_episodes", &TrainConfig::validation_episodes,
-             "Episodes per validation task.", at_least(1)),
+             "Episodes per validation task.", between(1, kMaxValidationEpisodes)),
        field("checkpoint_every", &TrainConfig::checkpoint_every,
              "Meta-iterations between latest-checkpoint writes.", at_least(1)),
        field("selection_metric", &TrainConfig::selection_metric,
@@ -482,16 +493,16 @@ const Table<RunConfig>& run_table() {
        field("device", &RunConfig::device,
              "\"auto\" picks CUDA when present; asking for CUDA where there is none is an "
              "error."),
-       field(
-           "threads", &RunConfig::threads,
-           "The CPU thread budget. CSV parsing uses all of it; training spends it on task "
-           "workers (the meta-batch cut into one chunk per worker, one thread each), eval, "
-           "adapt and predict on episodes, tasks or chunks of rows side by side; only a lone "
-           "large matrix product gets threads inside. The chunks change the meta-gradient's "
-           "float rounding, not its value, and checkpoints record them for --resume. On the "
-           "usable cores (0, no thread variable) training first times a few meta-steps with "
-           "and without workers and keeps the workers only when they are faster.",
-           at_least(0, "0 = OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the usable cores"))});
+       field("threads", &RunConfig::threads,
+             "The CPU thread budget. CSV parsing uses all of it; training spends it on task "
+             "workers (the meta-batch cut into one chunk per worker, one thread each), eval, "
+             "adapt and predict on episodes, tasks or chunks of rows side by side; only a lone "
+             "large matrix product gets threads inside. The chunks change the meta-gradient's "
+             "float rounding, not its value, and checkpoints record them for --resume. On the "
+             "usable cores (0, no thread variable) training first times a few meta-steps with "
+             "and without workers and keeps the workers only when they are faster.",
+             between(0, kMaxThreads,
+                     "0 = OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the usable cores"))});
   return table;
 }
 

@@ -18,6 +18,27 @@ namespace ml::config {
 
 struct TableInfo;  // config/field_table.hpp
 
+// Upper bounds of the size fields: far above any real use, and low enough that what they size
+// can be allocated and counted without overflow (a typo such as 1e9 is refused with its key
+// instead of failing as an allocation or hanging). Documented in docs/CONFIG.md.
+inline constexpr int kMaxEpisodeExamples = 1000000;  // task.support, task.query (per class)
+inline constexpr int kMaxWays = 1000;                // task.label.ways
+inline constexpr std::int64_t kMaxHashBuckets = std::int64_t{1} << 24;  // features.hash_buckets
+inline constexpr int kMaxTextBuckets = 65536;                           // features.text_buckets
+inline constexpr int kMaxLayerWidth = 65536;                            // each of model.hidden
+inline constexpr int kMaxLayers = 64;                                   // entries of model.hidden
+inline constexpr int kMaxEmbeddingDim = 4096;                           // model.embedding_dim
+inline constexpr int kMaxMetaBatch = 10000;                             // meta.meta_batch
+inline constexpr int kMaxSteps = 1000000;     // meta.inner_steps, meta.adapt_steps
+inline constexpr int kMaxEpisodes = 1000000;  // eval --episodes
+// train.validation_episodes: a validation pass lists its episodes before it runs them.
+inline constexpr int kMaxValidationEpisodes = 10000;
+inline constexpr int kMaxThreads = 1024;  // run.threads, --threads
+// The most parameters the model these sizes give together may hold (models::model_shape checks
+// it once the feature space is known): 2^30, 4 GiB of 32-bit weights before the optimizer's
+// moments and the inner loop's copies multiply them.
+inline constexpr std::int64_t kMaxModelParameters = std::int64_t{1} << 30;
+
 struct CsvFormat {
   Delimiter delimiter = Delimiter::kAuto;
   bool header = true;

@@ -84,7 +84,11 @@ std::string config_reference_markdown() {
       << "given as a single value. Columns are given by name, or by 1-based position (a number; "
       << "the only way when the file has no header). An integer must fit its field (it is "
       << "refused, never wrapped), and every number must " << kFitsFloat
-      << ": the model computes in 32-bit floats.\n\n";
+      << ": the model computes in 32-bit floats. Sizes have upper bounds far above any real use "
+      << "(a typo such as 1e9 is refused with its key, not met by an allocation failure), and "
+      << "the model they give together (its layers over the feature space, its embedding tables) "
+      << "may hold at most " << with_thousands(kMaxModelParameters)
+      << " parameters (4 GiB of 32-bit weights).\n\n";
   write_section(out, top, "", "Keys outside the sections.");
   return out.str();
 }

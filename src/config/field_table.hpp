@@ -321,6 +321,17 @@ Check<T> at_least(T minimum, const std::string& note = "") {
           }};
 }
 
+// minimum <= value <= maximum; `note` explains a special value ("0 = all cores").
+template <typename T>
+Check<T> between(T minimum, T maximum, const std::string& note = "") {
+  std::string bound = bound_text(minimum) + " to " + bound_text(maximum);
+  std::string message = "must be from " + bound + (note.empty() ? "" : " (" + note + ")");
+  return {bound + (note.empty() ? "" : "; " + note),
+          [minimum, maximum, message](const T& v, const std::string& path) {
+            require(v >= minimum && v <= maximum, path, Json(v), message);
+          }};
+}
+
 // Anything else: `constraint` for the docs, `ok` and `message` for the check.
 template <typename T>
 Check<T> check_that(std::string constraint, std::function<bool(const T&)> ok, std::string message) {

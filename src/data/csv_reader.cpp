@@ -212,10 +212,34 @@ void CsvReader::check_text_file() const {
   if (starts_with(head, "\xFF\xFE") || starts_with(head, "\xFE\xFF"))
     refuse("it is UTF-16 text; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)");
   const std::size_t nul = head.find('\0');
+  // The formats a shop export is mistaken for, by their first bytes. The ones spelled in
+  // letters a header could start with count only with a NUL in the file, as binary files have.
+  struct Magic {
+    std::string_view bytes;
+    bool needs_nul;
+    const char* what;
+  };
+  static constexpr Magic kMagics[] = {
+      {"\x1F\x8B", false, "it is gzip-compressed; decompress it first"},
+      {"PK\x03\x04", false,
+       "it is a ZIP archive (an .xlsx workbook is one); export the sheet as CSV"},
+      {"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", false,
+       "it is an Excel 97-2003 workbook (.xls); export the sheet as CSV"},
+      {"%PDF-", false, "it is a PDF document"},
+      {std::string_view("SQLite format 3\0", 16), false,
+       "it is an SQLite database; export a table as CSV"},
+      {"\xFD"
+       "7zXZ",
+       false, "it is xz-compressed; decompress it first"},
+      {"\x28\xB5\x2F\xFD", false, "it is zstd-compressed; decompress it first"},
+      {"7z\xBC\xAF\x27\x1C", false, "it is a 7-Zip archive; extract it first"},
+      {"BZh", true, "it is bzip2-compressed; decompress it first"},
+      {"PAR1", true, "it is a Parquet file; export it as CSV"},
+  };
+  for (const Magic& m : kMagics)
+    if (starts_with(head, m.bytes) && (!m.needs_nul || nul != std::string_view::npos))
+      refuse(m.what);
   if (nul == std::string_view::npos) return;
-  if (starts_with(head, "\x1F\x8B")) refuse("it is gzip-compressed; decompress it first");
-  if (starts_with(head, "PK\x03\x04"))
-    refuse("it is a ZIP archive (an .xlsx workbook is one); export the sheet as CSV");
   const std::size_t first_line_end = head.find_first_of("\n\r");
   const auto nuls = static_cast<std::size_t>(std::count(head.begin(), head.end(), '\0'));
   if (nul < first_line_end || nuls * 100 > head.size())

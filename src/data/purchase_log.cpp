@@ -22,7 +22,9 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -717,17 +719,31 @@ std::string side_table_key(std::size_t index) {
   return "data.side_tables[" + std::to_string(index) + "]";
 }
 
+// What a file without a record holds, when that is nothing to read: "is empty", "holds only a
+// byte-order mark", "holds only blank lines"; "" for a file with text in it (a header).
+std::string no_text(const std::string& file) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec) return "";
+  if (size == 0) return "is empty";
+  constexpr std::uintmax_t kLook = 1 << 16;  // a longer file without a record has a header
+  if (size > kLook) return "";
+  std::ifstream in(file, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const bool bom = starts_with(text, "\xEF\xBB\xBF");
+  if (bom) text.erase(0, 3);
+  if (text.find_first_not_of("\r\n") != std::string::npos) return "";
+  return text.empty() ? "holds only a byte-order mark" : "holds only blank lines";
+}
+
 // Why the log or a side table holds no row, per file: "'a.csv' is empty", "'a.csv' has only
 // its header line".
 std::string no_rows_text(const std::vector<std::string>& files, const config::CsvFormat& format) {
   std::vector<std::string> parts;
   for (const auto& file : files) {
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(file, ec);
-    parts.push_back("'" + file + "' " +
-                    (!ec && size == 0 ? "is empty"
-                     : format.header  ? "has only its header line"
-                                      : "holds no record"));
+    std::string why = no_text(file);
+    if (why.empty()) why = format.header ? "has only its header line" : "holds no record";
+    parts.push_back("'" + file + "' " + why);
   }
   return join(parts, ", ");
 }

@@ -38,11 +38,6 @@ std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& 
   if (config.task.support == config::kSupportAll)
     // eval's grid is K-shot; a K chosen for "all" would be applied to supports of another size.
     return none("task.support = \"all\" is not one of eval's K-shot sizes", true);
-  if (config.task.support > run::kMaxShots)
-    return none("task.support = " + std::to_string(config.task.support) +
-                    " is above the largest K eval evaluates (" + std::to_string(run::kMaxShots) +
-                    ")",
-                false);
   ColdStartOptions o;
   o.checkpoint = config.run.dir;
   o.task_role = "validation";

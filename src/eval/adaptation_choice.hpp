@@ -22,7 +22,7 @@ inline constexpr int kFewValidationTasks = 10;
 
 // Chooses and writes RUN/adaptation.json for the trained run in config.run.dir; returns what was
 // written, or std::nullopt (writing nothing) when nothing can be chosen: the run's algorithm
-// does not adapt (scratch), task.support is "all" or above run::kMaxShots, the run has no
+// does not adapt (scratch), task.support is "all", the run has no
 // validation task or none can give an episode at task.support, or every setting diverged. Then
 // a warning (info for scratch and "all", which are by design) says why, and so does `why_not`
 // when given, for the command's summary. Errors as eval::run_cold_start.

@@ -403,9 +403,6 @@ std::vector<std::string> lr_texts(const std::vector<double>& lrs) {
   }
 }
 
-// More than this many episodes per task and K is a typo, not a plan (hours per method).
-constexpr int kMaxEpisodes = 1000000;
-
 void check_options(const ColdStartOptions& o) {
   if (o.shots.empty()) throw UsageError("--shots: give at least one support size");
   if (o.steps.empty()) throw UsageError("--steps: give at least one step count");
@@ -417,9 +414,9 @@ void check_options(const ColdStartOptions& o) {
     if (s < 0 || s > run::kMaxAdaptSteps)
       throw UsageError("--steps " + std::to_string(s) + ": must be from 0 to " +
                        std::to_string(run::kMaxAdaptSteps));
-  if (o.episodes < 1 || o.episodes > kMaxEpisodes)
+  if (o.episodes < 1 || o.episodes > config::kMaxEpisodes)
     throw UsageError("--episodes " + std::to_string(o.episodes) + ": must be from 1 to " +
-                     std::to_string(kMaxEpisodes));
+                     std::to_string(config::kMaxEpisodes));
   if (o.threads < 0) throw UsageError("--threads " + std::to_string(o.threads) + ": must be >= 0");
   if (o.task_role != "new" && o.task_role != "validation")
     throw UsageError("--tasks " + o.task_role + ": must be new or validation");

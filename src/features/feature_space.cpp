@@ -884,6 +884,13 @@ void from_json(const nlohmann::json& j, FeatureSpace& f) {
   }
   if (f.mean_.size() != f.dense_names_.size() || f.scale_.size() != f.dense_names_.size())
     throw DataError("feature statistics are inconsistent: mean/scale sizes differ from the layout");
+  // A fitted scale is positive (a constant column gets 1): 0, a negative or NaN one would turn
+  // the column into Inf or NaN for every row encoded. (A non-finite fitted moment, from inputs
+  // that overflow, is reported by the divergence check as the input to blame.)
+  for (std::size_t d = 0; d < f.scale_.size(); ++d)
+    if (!(f.scale_[d] > 0))
+      throw DataError("feature statistics are inconsistent: dense feature '" + f.dense_names_[d] +
+                      "' has scale " + fmt::format("{}", f.scale_[d]) + " (a positive scale)");
 }
 
 }  // namespace ml::features

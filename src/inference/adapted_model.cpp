@@ -51,17 +51,8 @@ std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
   m->device = runtime::torch_device(device);
   m->path = run::resolve_checkpoint_path(path);
   run::Checkpoint checkpoint = run::load_checkpoint(m->path);
-  try {
-    m->config = config::config_from_saved(checkpoint.meta.config);
-  } catch (const ConfigError& e) {
-    throw CheckpointError("'" + m->path + "' carries a config this build rejects: " + e.what());
-  }
-  try {
-    from_json(checkpoint.meta.features, m->features);
-  } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError("'" + m->path +
-                          "' carries feature statistics this build cannot read: " + e.what());
-  }
+  m->config = run::saved_config(checkpoint.meta.config, m->path);
+  m->features = run::saved_features(checkpoint.meta.features, m->path);
   m->kind = checkpoint.meta.kind;
   m->progress = checkpoint.meta.progress;
   m->label_kind = tasks::label_kind(m->config);

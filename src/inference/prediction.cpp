@@ -25,6 +25,7 @@
 #include "tasks/task_set.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 #include "util/strings.hpp"
 
 namespace ml::inference {
@@ -74,6 +75,7 @@ Outputs score_examples(const ScoringModel& model, const features::FeatureEncoder
   const auto n = task.examples.size();
   std::vector<Outputs> parts((n + kChunk - 1) / kChunk);
   pool.run(parts.size(), [&](std::size_t part) {
+    throw_if_interrupted("scoring");  // a chunk at a time (util/interrupt.hpp)
     const std::size_t lo = part * kChunk;
     std::vector<std::size_t> idx(std::min(kChunk, n - lo));
     std::iota(idx.begin(), idx.end(), lo);
@@ -378,7 +380,7 @@ void write_output(const std::string& path, std::ostream& standard_output,
                   const std::function<void(std::ostream&)>& write) {
   if (path.empty()) {
     write(standard_output);
-    standard_output.flush();
+    standard_output.flush();  // a failed write is reported by run_cli, for every command
     return;
   }
   write_file_atomically(path, write);

@@ -3,12 +3,57 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 #include "models/batched_matmul.hpp"
 #include "util/errors.hpp"
+#include "util/strings.hpp"
 
 namespace ml::models {
+
+namespace {
+
+// The parameters of `s`, in double: the sizes come from a config and their product may not fit
+// an integer.
+double parameter_count(const ModelShape& s) {
+  double n = 0;
+  for (std::int64_t rows : s.id_cardinalities)
+    n += static_cast<double>(rows) * static_cast<double>(s.embedding_dim);
+  double in = static_cast<double>(s.dense_dim) +
+              static_cast<double>(s.id_cardinalities.size()) * static_cast<double>(s.embedding_dim);
+  for (std::int64_t width : s.hidden) {
+    n += (in + 1) * static_cast<double>(width);
+    in = static_cast<double>(width);
+  }
+  return n + (in + 1) * static_cast<double>(s.outputs);
+}
+
+// A ConfigError naming the sizes when `s` exceeds config::kMaxModelParameters, before anything is
+// allocated (torch would fail with an allocator's message, or take the machine's memory).
+void check_model_size(const ModelShape& s) {
+  const double n = parameter_count(s);
+  if (n <= static_cast<double>(config::kMaxModelParameters)) return;
+  std::vector<std::string> widths;
+  for (std::int64_t w : s.hidden) widths.push_back(std::to_string(w));
+  std::string what = "model.hidden = [" + join(widths, ",") + "] over " +
+                     with_thousands(s.dense_dim) + " dense input features";
+  if (!s.id_cardinalities.empty()) {
+    std::int64_t rows = 0;
+    for (std::int64_t r : s.id_cardinalities) rows = std::max(rows, r);
+    what += " and " + std::to_string(s.id_cardinalities.size()) + " embedding tables of up to " +
+            with_thousands(rows) +
+            " rows (features.hash_buckets or the vocabulary) x model.embedding_dim = " +
+            std::to_string(s.embedding_dim);
+  }
+  char count[32];
+  std::snprintf(count, sizeof count, "%.3g", n);
+  throw ConfigError("the model would hold " + std::string(count) + " parameters (" + what +
+                    "); at most " + with_thousands(config::kMaxModelParameters) +
+                    " (4 GiB of 32-bit weights) fit: lower those sizes");
+}
+
+}  // namespace
 
 ModelShape model_shape(const config::Config& config, std::int64_t dense_dim,
                        const std::vector<std::int64_t>& id_cardinalities) {
@@ -20,6 +65,7 @@ ModelShape model_shape(const config::Config& config, std::int64_t dense_dim,
   if (s.type == config::ModelType::kEmbeddingMlp) s.id_cardinalities = id_cardinalities;
   s.outputs =
       tasks::label_kind(config) == tasks::LabelKind::kMulticlass ? config.task.label.ways : 1;
+  check_model_size(s);
   return s;
 }
 

@@ -29,6 +29,8 @@ struct ModelShape {
   std::int64_t outputs = 1;
 };
 
+// The shape `config` asks for over the feature space's sizes; ConfigError, naming the config's
+// sizes, when it would hold more than config::kMaxModelParameters.
 ModelShape model_shape(const config::Config& config, std::int64_t dense_dim,
                        const std::vector<std::int64_t>& id_cardinalities);
 

@@ -9,7 +9,7 @@
 namespace ml::pipeline {
 
 std::unique_ptr<RunData> prepare_run_data(const config::Config& config,
-                                          const nlohmann::json* saved_features) {
+                                          const features::FeatureSpace* saved_features) {
   auto data = std::make_unique<RunData>();
   data->log = data::load_purchase_log_cached(config, data->report);
   data::warn_about_load(data->report);
@@ -20,7 +20,7 @@ std::unique_ptr<RunData> prepare_run_data(const config::Config& config,
   throw_if_interrupted("preparing the data");
   const auto train_rows = tasks::training_rows(data->log, data->tasks);
   if (saved_features)
-    from_json(*saved_features, data->features);
+    data->features = *saved_features;
   else
     data->features = features::FeatureSpace::fit(data->log, data->tasks, train_rows, config);
   // The log the statistics were fitted on: its examples must not count themselves.

@@ -23,8 +23,9 @@ struct RunData {
 };
 
 // Loads and splits; fits the feature space on training rows, or takes `saved_features` (the
-// statistics stored in a checkpoint) when given, so later commands encode as training did.
+// statistics stored in a checkpoint, run::saved_features) when given, so later commands encode
+// as training did.
 std::unique_ptr<RunData> prepare_run_data(const config::Config& config,
-                                          const nlohmann::json* saved_features = nullptr);
+                                          const features::FeatureSpace* saved_features = nullptr);
 
 }  // namespace ml::pipeline

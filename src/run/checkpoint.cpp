@@ -16,6 +16,7 @@
 #include "util/errors.hpp"
 #include "util/json_text.hpp"
 #include "util/rng.hpp"
+#include "util/strings.hpp"
 #include "util/version.hpp"
 
 namespace ml::run {
@@ -32,11 +33,6 @@ constexpr std::uint64_t kMinSize = kMetaOffset + 8 + 8;
 
 std::string quoted(const std::string& path) {
   return "'" + path + "'";
-}
-
-// torch messages can span lines (and carry backtraces); the tool promises one-line errors.
-std::string first_line(const std::string& s) {
-  return s.substr(0, s.find('\n'));
 }
 
 std::string torch_message(const std::exception& e) {

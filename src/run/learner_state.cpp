@@ -9,6 +9,24 @@
 
 namespace ml::run {
 
+config::Config saved_config(const nlohmann::json& config, const std::string& path) {
+  try {
+    return config::config_from_saved(config);
+  } catch (const ConfigError& e) {
+    throw CheckpointError("'" + path + "' carries a config this build rejects: " + e.what());
+  }
+}
+
+features::FeatureSpace saved_features(const nlohmann::json& features, const std::string& path) {
+  features::FeatureSpace space;
+  try {
+    from_json(features, space);
+  } catch (const DataError& e) {
+    throw CheckpointError("'" + path + "' is corrupt: its " + e.what());
+  }
+  return space;
+}
+
 std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
                                                  const features::FeatureSpace& features,
                                                  const torch::Device& device) {
@@ -72,12 +90,7 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
           " cannot change (only data.*, run.*, meta.adapt_steps and meta.inner_lr can)");
     config::apply_override(stored, o);
   }
-  try {
-    run.config = config::config_from_saved(stored);
-  } catch (const ConfigError& e) {
-    throw CheckpointError("'" + run.checkpoint_path +
-                          "' carries a config this build rejects: " + e.what());
-  }
+  run.config = saved_config(stored, run.checkpoint_path);
   run.config.run.device = runtime::parse_device(device_name);
   run.config.run.threads = threads;
   run.progress = checkpoint.meta.progress;
@@ -86,7 +99,9 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
       run.kind == kCheckpointKindAdapted
           ? run.progress.value("source_progress", nlohmann::json::object()).get<TrainingProgress>()
           : run.progress.get<TrainingProgress>();
-  run.data = pipeline::prepare_run_data(run.config, &checkpoint.meta.features);
+  const features::FeatureSpace features =
+      saved_features(checkpoint.meta.features, run.checkpoint_path);
+  run.data = pipeline::prepare_run_data(run.config, &features);
   run.learner = build_learner(run.config, run.data->features, device);
   checkpoint.read_state(
       [&](torch::serialize::InputArchive& archive) {

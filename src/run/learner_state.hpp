@@ -35,6 +35,12 @@ struct LoadedRun {
 LoadedRun load_run(const std::string& path, const std::vector<std::string>& overrides,
                    const std::string& device, int threads = 0);
 
+// A checkpoint's resolved config and fitted feature statistics read back, as every command that
+// loads a checkpoint reads them: a CheckpointError naming `path` when this build cannot use them
+// (a config it rejects; statistics incomplete, corrupt or inconsistent).
+config::Config saved_config(const nlohmann::json& config, const std::string& path);
+features::FeatureSpace saved_features(const nlohmann::json& features, const std::string& path);
+
 // A freshly initialised learner (torch's RNG seeded from config.seed first, so the same config
 // gives the same initial weights), on `device`.
 std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,

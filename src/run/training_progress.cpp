@@ -40,6 +40,7 @@ void to_json(nlohmann::json& j, const TrainingProgress& p) {
        {"last_loss", number_or_null(p.last_loss)},
        {"seconds", p.seconds},
        {"task_chunks", p.task_chunks}};
+  if (p.validation_pending) j["validation_pending"] = true;
 }
 
 void from_json(const nlohmann::json& j, TrainingProgress& p) {
@@ -59,6 +60,8 @@ void from_json(const nlohmann::json& j, TrainingProgress& p) {
   read_number(j, "last_loss", p.last_loss);
   read_number(j, "seconds", p.seconds);
   read_int(j, "task_chunks", p.task_chunks);
+  if (auto it = j.find("validation_pending"); it != j.end() && it->is_boolean())
+    p.validation_pending = it->get<bool>();
 }
 
 }  // namespace ml::run

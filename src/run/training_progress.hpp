@@ -29,6 +29,10 @@ struct TrainingProgress {
   // How many chunks each meta-batch was cut into (MetaLearner::set_task_chunks), so that a
   // resumed run computes its meta-gradients as the run did; 0: not recorded (older runs).
   int task_chunks = 0;
+  // The validation of `iteration` was interrupted (Ctrl-C) before it finished: a resumed run
+  // does it first, so metrics.jsonl and best.mlckpt come out as the uninterrupted run's.
+  // Written only when true.
+  bool validation_pending = false;
 };
 
 // Every field by its name; a NaN is written as null.

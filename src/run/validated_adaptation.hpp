@@ -11,14 +11,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/config.hpp"
+
 namespace ml::run {
 
 // The bounds of an adaptation setting, shared by adapt's and eval's options and by the reader of
 // this file: more steps than this is a typo, not a plan (a million steps take hours per task).
-inline constexpr int kMaxAdaptSteps = 1000000;
-// The largest support size K a setting is chosen or evaluated at (adapt's --shots bound): far
-// above any task, and K + Q still fits an int.
-inline constexpr int kMaxShots = 1000000000;
+// The same bound as meta.inner_steps and meta.adapt_steps.
+inline constexpr int kMaxAdaptSteps = config::kMaxSteps;
+// The largest support size K a setting is chosen or evaluated at (adapt's and eval's --shots
+// bound): task.support's own, far above any task, and K + Q still fits an int.
+inline constexpr int kMaxShots = config::kMaxEpisodeExamples;
 
 // Whether an inner learning rate can be applied by the float32 models: finite and > 0, and as a
 // float neither infinite (torch refuses a scalar that overflows float) nor below the smallest

@@ -760,7 +760,7 @@ std::vector<std::int64_t> sessions_per_day(const SynthOptions& o, std::uint64_t 
 
 [[noreturn]] void bad_option(const std::string& name, const std::string& value,
                              const std::string& expected) {
-  throw ConfigError("synth: --" + name + " = " + value + ": " + expected);
+  throw UsageError("synth: --" + name + " = " + value + ": " + expected);
 }
 
 template <typename T>
@@ -788,16 +788,15 @@ std::string category_name(std::int64_t c) {
 }
 
 void validate(const SynthOptions& o) {
-  // Upper bounds keep the in-memory model (latent vectors, CDFs) within a few GB.
-  check_range<std::int64_t>("users", o.users, 1, 10'000'000);
-  check_range<std::int64_t>("categories", o.categories, 1, 100'000);
-  check_range<std::int64_t>("items-per-category", o.items_per_category, 1, 100'000);
-  if (o.categories * o.items_per_category > 10'000'000)
+  check_range<std::int64_t>("users", o.users, 1, kMaxUsers);
+  check_range<std::int64_t>("categories", o.categories, 1, kMaxCategories);
+  check_range<std::int64_t>("items-per-category", o.items_per_category, 1, kMaxItemsPerCategory);
+  if (o.categories * o.items_per_category > kMaxItems)
     bad_option("items-per-category", std::to_string(o.items_per_category),
-               "categories x items-per-category must be <= 10000000 (categories = " +
-                   std::to_string(o.categories) + ")");
-  check_range<std::int64_t>("sessions", o.sessions, 1, 200'000'000);
-  check_range<int>("latent-dim", o.latent_dim, 1, 64);
+               "categories x items-per-category must be <= " + std::to_string(kMaxItems) +
+                   " (categories = " + std::to_string(o.categories) + ")");
+  check_range<std::int64_t>("sessions", o.sessions, 1, kMaxSessions);
+  check_range<int>("latent-dim", o.latent_dim, 1, kMaxLatentDim);
   check_range<double>("zipf", o.zipf_exponent, 0.0, 5.0);
   check_range<double>("task-spread", o.task_spread, 0.0, 10.0);
   check_range<double>("audience", o.audience_strength, 0.0, 10.0);
@@ -806,7 +805,7 @@ void validate(const SynthOptions& o) {
   if (!parse_date(o.start_date, start_day))
     bad_option("start-date", "'" + o.start_date + "'",
                "must be a date YYYY-MM-DD between 1900-01-01 and 9999-12-31");
-  check_range<int>("days", o.days, 1, 36'500);
+  check_range<int>("days", o.days, 1, kMaxDays);
   if (civil_from_days(start_day + o.days).year > 9999)
     bad_option("days", std::to_string(o.days),
                "start-date + days must end before year 10000 (start-date = " + o.start_date + ")");
@@ -825,11 +824,14 @@ SynthSummary write_synthetic_log(const SynthOptions& options, const std::string&
   build_items(o, seed, m);
   build_users(o, seed, m);
 
+  // Folders this call creates go again if it fails or is interrupted (after the temporaries,
+  // which the writers below remove first).
+  NewFolders created(out_dir);
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec || !fs::is_directory(out_dir))
-    throw DataError("cannot create directory '" + out_dir +
-                    "': " + (ec ? ec.message() : std::string("exists and is not a directory")));
+    throw IoError("cannot create folder '" + out_dir +
+                  "': " + (ec ? ec.message() : std::string("it exists and is not a folder")));
   const fs::path dir(out_dir);
   PendingFile events((dir / "events.csv").string());
   PendingFile items((dir / "items.csv").string());
@@ -977,6 +979,7 @@ SynthSummary write_synthetic_log(const SynthOptions& options, const std::string&
   events.rename();
   items.rename();
   users.rename();
+  created.keep();
   summary.files = SynthFiles{events.path(), items.path(), users.path()};
   return summary;
 }

@@ -72,6 +72,16 @@
 
 namespace ml::synth {
 
+// The options' upper bounds (validate() checks them; the CLI states them): they keep the
+// in-memory model (latent vectors, CDFs) within a few GB.
+inline constexpr std::int64_t kMaxUsers = 10'000'000;
+inline constexpr std::int64_t kMaxCategories = 100'000;
+inline constexpr std::int64_t kMaxItemsPerCategory = 100'000;
+inline constexpr std::int64_t kMaxItems = 10'000'000;  // categories x items-per-category
+inline constexpr std::int64_t kMaxSessions = 200'000'000;
+inline constexpr int kMaxLatentDim = 64;
+inline constexpr int kMaxDays = 36'500;
+
 struct SynthOptions {
   std::int64_t users = 2000;
   std::int64_t categories = 40;
@@ -104,14 +114,15 @@ struct SynthSummary {
   SynthFiles files;
 };
 
-// Throws ConfigError naming the option and its expected range, e.g.
-// "synth: --users = 0: must be >= 1".
+// Throws UsageError (the options are synth's command line) naming the option and its expected
+// range, e.g. "synth: --users = 0: must be >= 1".
 void validate(const SynthOptions& options);
 
 // Writes events.csv, items.csv and users.csv into out_dir (created if missing). Each file is
 // written under a temporary name and all three are renamed only once every file is complete,
 // so an interrupted or failed run never leaves a half-written file under a final name.
-// Throws ConfigError for invalid options and DataError when a file cannot be written.
+// Throws UsageError for invalid options and IoError when the folder or a file cannot be
+// written; a folder it created for a run that fails or is interrupted goes again.
 SynthSummary write_synthetic_log(const SynthOptions& options, const std::string& out_dir);
 
 // Category name used for index c (0-based) when `categories` are requested: a realistic

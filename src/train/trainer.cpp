@@ -33,6 +33,7 @@
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/interrupt.hpp"
+#include "util/json_diff.hpp"
 #include "util/logging.hpp"
 #include "util/progress.hpp"
 #include "util/rng.hpp"
@@ -74,10 +75,13 @@ std::vector<const tasks::Task*> meta_batch_tasks(const std::vector<const tasks::
 // One validation pass: every validation task that can give an episode, validation_episodes
 // episodes each, adapted on the support for meta.adapt_steps steps, scored on the query. The
 // episodes run on the pool's workers; their scores are added in episode order, so the result
-// does not depend on how many workers there are.
-ValidationScores validate(const meta::MetaLearner& learner, const pipeline::RunData& data,
-                          const tasks::EpisodeSampler& sampler, const config::Config& config,
-                          const torch::Device& device, runtime::WorkerPool& pool) {
+// does not depend on how many workers there are. nullopt when a signal came first
+// (util/interrupt.hpp): a pass over a large log takes long, and Ctrl-C stops between episodes.
+std::optional<ValidationScores> validate(const meta::MetaLearner& learner,
+                                         const pipeline::RunData& data,
+                                         const tasks::EpisodeSampler& sampler,
+                                         const config::Config& config, const torch::Device& device,
+                                         runtime::WorkerPool& pool) {
   const auto kind = data.tasks.kind;
   std::vector<std::pair<const tasks::Task*, int>> episodes;
   for (const tasks::Task* task : data.tasks.with_role(tasks::TaskRole::kValidation)) {
@@ -86,6 +90,7 @@ ValidationScores validate(const meta::MetaLearner& learner, const pipeline::RunD
   }
   std::vector<std::pair<double, metrics::QueryMetrics>> scores(episodes.size());
   pool.run(episodes.size(), [&](std::size_t i) {
+    if (interrupt_signal() != 0) return;  // the pass is abandoned below
     const auto& [task, e] = episodes[i];
     auto episode = sampler.sample(*task, kValidationEpisodeBase + static_cast<std::uint64_t>(e));
     auto batch = meta::make_task_batch(data.features, data.encoder, episode, device);
@@ -94,6 +99,7 @@ ValidationScores validate(const meta::MetaLearner& learner, const pipeline::RunD
     scores[i] = {models::task_loss(out, batch.query.target, kind).item<double>(),
                  models::query_metrics(out, batch.query.target, kind)};
   });
+  if (interrupt_signal() != 0) return std::nullopt;
   ValidationMean mean;
   for (const auto& [loss, metrics] : scores) mean.add(loss, metrics);
   return mean.mean();
@@ -205,14 +211,17 @@ run::Checkpoint load_resume_checkpoint(const run::RunLayout& layout,
   // Re-resolved, so that spellings this build writes differently (an alias such as a "tab"
   // delimiter, a relative data path of an earlier version) do not count as changes.
   nlohmann::json saved;
-  to_json(saved, config::config_from_saved(resume_from.meta.config));
+  to_json(saved, run::saved_config(resume_from.meta.config, latest_path.string()));
   nlohmann::json now = resolved;
   // The run directory, device and threads may differ on resume; everything else may not.
   for (auto* j : {&saved, &now})
     for (const char* key : {"dir", "device", "threads"}) (*j)["run"].erase(key);
   if (saved != now)
     throw ConfigError("--resume: the config differs from the one '" + latest_path.string() +
-                      "' was trained with (diff: " + nlohmann::json::diff(saved, now).dump() + ")");
+                      "' was trained with, at " +
+                      first_json_difference(saved, now, "", "in the checkpoint", "in this config") +
+                      "; resume with the run's own config (" + layout.config().string() +
+                      ") or train afresh into another run.dir");
   return resume_from;
 }
 
@@ -221,8 +230,11 @@ std::unique_ptr<pipeline::RunData> prepare_training_data(const config::Config& c
                                                          const run::Checkpoint* resume_from,
                                                          const torch::Device& device) {
   spdlog::info("preparing data from {} file(s)", config.data.files.size());
-  auto data =
-      pipeline::prepare_run_data(config, resume_from ? &resume_from->meta.features : nullptr);
+  std::optional<features::FeatureSpace> saved;
+  if (resume_from)
+    saved = run::saved_features(resume_from->meta.features,
+                                run::RunLayout(config.run.dir).latest_checkpoint().string());
+  auto data = pipeline::prepare_run_data(config, saved ? &*saved : nullptr);
   tasks::require_training_tasks(data->log, data->tasks, config);
   const auto train_tasks = data->tasks.with_role(tasks::TaskRole::kTrain);
   spdlog::info("{} training tasks, {} validation, {} new; {} dense features; algorithm {} on {}",
@@ -300,7 +312,7 @@ std::optional<TrainSummary> finished_run_summary(const config::Config& config,
   const auto progress = saved_progress.get<run::TrainingProgress>();
   const int total =
       config.meta.algorithm == config::Algorithm::kScratch ? 0 : config.meta.iterations;
-  if (progress.iteration < total) return std::nullopt;
+  if (progress.iteration < total || progress.validation_pending) return std::nullopt;
   spdlog::info("the run in {} is already finished ({} of {} meta-iterations); nothing to do",
                layout.dir.string(), progress.iteration, total);
   TrainSummary s;
@@ -373,7 +385,10 @@ class TrainingRun {
   void save(const fs::path& path);
   [[noreturn]] void stop_diverged(int iteration, const std::string& message);
   [[noreturn]] void stop_interrupted(int signal, int total, bool saved);
-  void run_validation();
+  // False when a signal interrupted it: progress_.validation_pending is set, nothing written.
+  bool run_validation();
+  // One line of metrics.jsonl, flushed; IoError when it cannot be written (a full disk).
+  void log_metrics(const nlohmann::json& line);
   void plan_threads(int start, int stop);
   std::vector<meta::TaskBatch> prepare_batches(int iteration) const;
   double meta_step(int iteration, std::vector<meta::TaskBatch> batches);
@@ -428,19 +443,30 @@ void TrainingRun::save(const fs::path& path) {
   });
 }
 
-void TrainingRun::run_validation() {
+void TrainingRun::log_metrics(const nlohmann::json& line) {
+  metrics_ << line.dump() << "\n";
+  metrics_.flush();
+  if (!metrics_)
+    throw IoError("cannot write '" + layout_.metrics().string() + "': " + std::strerror(errno));
+}
+
+bool TrainingRun::run_validation() {
   const int iteration = progress_.iteration;
   const auto kind = data_->tasks.kind;
-  const ValidationScores v = validate(*learner_, *data_, sampler_, config_, device_, *pool_);
+  const std::optional<ValidationScores> scores =
+      validate(*learner_, *data_, sampler_, config_, device_, *pool_);
+  progress_.validation_pending = !scores;
+  if (!scores) {
+    spdlog::info("iteration {}: validation interrupted; a resumed run does it first", iteration);
+    return false;
+  }
+  const ValidationScores& v = *scores;
   const double value = selection_value(v, metric_);
   const bool best = improves(metric_, value, progress_.best_validation);
-  metrics_ << nlohmann::json{{"iteration", iteration},
-                             {"validation", scores_json(v, kind)},
-                             {"selection", {{"metric", enum_name(metric_)}, {"best", best}}}}
-                  .dump()
-           << "\n";
-  metrics_.flush();
-  if (std::isnan(v.loss)) return;  // no validation task could give an episode
+  log_metrics({{"iteration", iteration},
+               {"validation", scores_json(v, kind)},
+               {"selection", {{"metric", enum_name(metric_)}, {"best", best}}}});
+  if (std::isnan(v.loss)) return true;  // no validation task could give an episode
   const std::string label = metric_label(metric_);
   if (best) {
     progress_.best_validation = value;
@@ -456,6 +482,7 @@ void TrainingRun::run_validation() {
     spdlog::info("iteration {}: validation {}; no {} to choose a checkpoint by", iteration,
                  scores_text(v, kind), label);
   }
+  return true;
 }
 
 // Cuts each meta-batch into chunks and starts the workers that compute them and the validation
@@ -590,6 +617,10 @@ TrainSummary TrainingRun::train(int stop_after) {
     throw IoError("cannot write '" + layout_.metrics().string() + "': " + std::strerror(errno));
   const int stop = stop_after > 0 ? std::min(total, start + stop_after) : total;
   plan_threads(start, stop);
+  // The validation an interrupt cut short comes first; the final one (start == total) is done
+  // below, where the uninterrupted run does it.
+  if (progress_.validation_pending && start < total && !run_validation())
+    stop_interrupted(interrupt_signal(), total, false);
   Progress progress("meta-training " + enum_name(config_.meta.algorithm), "iterations", total);
   std::future<std::vector<meta::TaskBatch>> next;
   auto prepare = [this](int it) { return prepare_batches(it); };
@@ -609,12 +640,7 @@ TrainSummary TrainingRun::train(int stop_after) {
     progress_.iteration = done;
     if (done % config_.train.log_every == 0 || done == total) {
       progress_.last_loss = progress_.window_loss_sum / progress_.window_iterations;
-      metrics_ << nlohmann::json{{"iteration", done},
-                                 {"loss", progress_.last_loss},
-                                 {"seconds", seconds()}}
-                      .dump()
-               << "\n";
-      metrics_.flush();
+      log_metrics({{"iteration", done}, {"loss", progress_.last_loss}, {"seconds", seconds()}});
       progress_.window_loss_sum = 0;
       progress_.window_iterations = 0;
     }
@@ -630,6 +656,8 @@ TrainSummary TrainingRun::train(int stop_after) {
   progress.finish();
   progress_.iteration = stop;
   if (stop == total) run_validation();
+  // Cut short here or at the last iteration of a --stop-after call: saved as pending.
+  if (progress_.validation_pending) stop_interrupted(interrupt_signal(), total, false);
   // Without a validation score the last weights are the best we know, in every call.
   const bool chosen_by_validation = std::isfinite(progress_.best_validation);
   if (!chosen_by_validation) progress_.best_iteration = stop;

@@ -196,26 +196,30 @@ void AtomicFile::publish() {
   sync_directory(fs::path(write_path_).parent_path());
 }
 
+NewFolders::NewFolders(const fs::path& folder) {
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(folder, ec);
+  for (fs::path p = absolute; !fs::exists(p, ec) && p != p.root_path(); p = p.parent_path())
+    folders_.push_back(p);
+}
+
+NewFolders::~NewFolders() {
+  std::error_code ignored;
+  for (const fs::path& folder : folders_) fs::remove(folder, ignored);
+}
+
 void check_writable(const std::string& path) {
   std::error_code ec;
   if (path.empty()) throw FileWriteError(path, "no file name given");
   if (path.back() == '/' || fs::is_directory(path, ec))
     throw FileWriteError(path, "it is a folder; give a file name");
   const fs::path parent = fs::absolute(path, ec).parent_path();
-  std::vector<fs::path> missing;  // the folders the write would create, innermost first
-  for (fs::path p = parent; !fs::exists(p, ec) && p != p.root_path(); p = p.parent_path())
-    missing.push_back(p);
-  const fs::path existing = missing.empty() ? parent : missing.back().parent_path();
+  // The folders the write would create: the probe's go again, whether or not it succeeds.
+  const NewFolders missing(parent);
+  const fs::path existing =
+      missing.folders().empty() ? parent : missing.folders().back().parent_path();
   if (!fs::is_directory(existing, ec))
     throw FileWriteError(path, "'" + existing.string() + "' is not a folder");
-  // The probe's folders go again, innermost first, whether or not the probe succeeds.
-  struct RemoveFolders {
-    const std::vector<fs::path>& folders;
-    ~RemoveFolders() {
-      std::error_code ignored;
-      for (const fs::path& folder : folders) fs::remove(folder, ignored);
-    }
-  } remove_folders{missing};
   AtomicFile probe(path);  // creates the folders and a temporary, which it removes
 }
 

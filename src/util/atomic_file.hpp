@@ -5,11 +5,13 @@
 // reports, predictions, caches, run configs and synthetic logs.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/errors.hpp"
 
@@ -72,6 +74,24 @@ class AtomicFile {
   bool published_ = false;
   std::unique_ptr<StreamBuffer> buffer_;
   std::unique_ptr<std::ostream> stream_;
+};
+
+// The folders of a path that do not exist yet, for a command that creates them and must take
+// them away again when it fails or is interrupted (nothing half-made left behind).
+class NewFolders {
+ public:
+  // Remembers which of `folder` and its parents are missing; creates nothing.
+  explicit NewFolders(const std::filesystem::path& folder);
+  // Removes them, innermost first, each only when empty, unless keep() was called.
+  ~NewFolders();
+  NewFolders(const NewFolders&) = delete;
+  NewFolders& operator=(const NewFolders&) = delete;
+  void keep() { folders_.clear(); }
+  // Innermost first.
+  const std::vector<std::filesystem::path>& folders() const { return folders_; }
+
+ private:
+  std::vector<std::filesystem::path> folders_;
 };
 
 // Fails now, with the FileWriteError the write would throw later, where `path` cannot be

@@ -14,6 +14,9 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
 std::string_view trim(std::string_view s);
 std::string to_lower(std::string_view s);
 bool starts_with(std::string_view s, std::string_view prefix);
+// The text up to its first line break: torch's messages span lines and carry backtraces, and the
+// tool promises one-line errors.
+std::string first_line(std::string_view s);
 
 // Whole-string parses (surrounding spaces allowed); nullopt on anything else.
 std::optional<double> parse_double(std::string_view s);
