@@ -25,6 +25,46 @@ void add_threads_option(CLI::App& command, int& threads, const char* overrides) 
       ->default_str(*overrides ? overrides : "0");
 }
 
+void add_input_format_options(CLI::App& command, config::InputFormat& format,
+                              const std::string& file_option) {
+  const std::string of = " of the " + file_option + " file, where it differs from the run's log";
+  command.add_option("--delimiter", format.delimiter,
+                     "the delimiter" + of +
+                         ": auto, \",\", \"\\t\" (tab), \";\", \" \" (space) or "
+                         "\"|\" (data.format.delimiter)");
+  command.add_flag_function(
+      "--header,!--no-header", [&format](std::int64_t n) { format.header = n > 0; },
+      "whether the first line" + of + " names its columns (data.format.header)");
+  command.add_option("--time-format", format.time_format,
+                     "how the timestamps" + of +
+                         " are written: auto, unix, unix_ms, unix_us, unix_ns or iso8601 "
+                         "(data.time_format)");
+  command.add_option("--bad-rows", format.bad_rows,
+                     "skip or fail: what a malformed row" + of + " does (data.bad_rows)");
+  command
+      ->add_option("--column", format.columns,
+                   "ROLE=COLUMN: read the run's ROLE column from COLUMN (a name or 1-based "
+                   "position)" +
+                       of + " (repeatable); ROLE is " + config::column_roles_text())
+      ->type_name("ROLE=COLUMN");
+}
+
+void check_input_format(const config::InputFormat& format, const std::string& file,
+                        const std::string& file_option) {
+  if (!file.empty()) return;
+  std::vector<std::string> given;
+  if (!format.delimiter.empty()) given.push_back("--delimiter");
+  if (format.header) given.push_back(*format.header ? "--header" : "--no-header");
+  if (!format.time_format.empty()) given.push_back("--time-format");
+  if (!format.bad_rows.empty()) given.push_back("--bad-rows");
+  if (!format.columns.empty()) given.push_back("--column");
+  if (!given.empty())
+    throw UsageError(join(given, ", ") + (given.size() == 1 ? " describes" : " describe") +
+                     " the " + file_option +
+                     " file; give it, or leave them out (the run's log is read as its config "
+                     "says)");
+}
+
 CLI::Validator shots_option(int minimum) {
   return CLI::Validator(
       [minimum](std::string& value) -> std::string {
