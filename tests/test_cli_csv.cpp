@@ -237,11 +237,14 @@ TEST(CliCsv, ACommandsOwnCsvHasFormatOptionsAndItsErrorsNameThem) {
   const std::string other = dir.file("other.csv");
   write_file(other, lines("sku;customer;category;event;marke", other_rows));
 
-  const std::string predict = "predict --checkpoint " + shell_quote(run) + " --input ";
-  const std::string adapt =
-      "adapt --checkpoint " + shell_quote(run) + " --task food --out " + shell_quote(dir.file("a"));
+  const std::string predict =
+      "--log-level warn predict --checkpoint " + shell_quote(run) + " --input ";
+  const std::string adapt = "--log-level warn adapt --checkpoint " + shell_quote(run) +
+                            " --task food --out " + shell_quote(dir.file("a"));
+  const auto trained = run_cli_many({"train --config " + shell_quote(config)});
+  ASSERT_EQ(trained[0].code, 0) << trained[0].err;
+  // Side by side once the run is there; r[0] is the log's own columns, scored.
   const auto r = run_cli_many({
-      "train --config " + shell_quote(config),
       predict + shell_quote(same),
       // As the run's config reads it: one column. The advice names the options.
       predict + shell_quote(other),
@@ -260,51 +263,51 @@ TEST(CliCsv, ACommandsOwnCsvHasFormatOptionsAndItsErrorsNameThem) {
       predict + shell_quote(other) + " --column usr=customer",
       predict + shell_quote(other) + " --column price=3",
       predict + shell_quote(other) + " --delimiter ':'",
-      "predict --checkpoint " + shell_quote(run) + " --recommend --user u1 --delimiter ';'",
+      "--log-level warn predict --checkpoint " + shell_quote(run) +
+          " --recommend --user u1 --delimiter ';'",
   });
   ASSERT_EQ(r[0].code, 0) << r[0].err;
-  ASSERT_EQ(r[1].code, 0) << r[1].err;
 
-  expect_one_line_error(r[2], ml::ExitCode::kData, "the run's delimiter");
-  EXPECT_TRUE(contains(r[2].err,
+  expect_one_line_error(r[1], ml::ExitCode::kData, "the run's delimiter");
+  EXPECT_TRUE(contains(r[1].err,
                        "data.columns.user = 'user_id' (the run's config): no such "
                        "column in '" +
                            other + "'"))
-      << r[2].err;
-  EXPECT_TRUE(contains(r[2].err, "delimiter ',': set --delimiter to the one it uses")) << r[2].err;
-  EXPECT_TRUE(contains(r[2].err, "; give --column user=COLUMN for this file")) << r[2].err;
-  EXPECT_FALSE(contains(r[2].err, "data.format.delimiter")) << r[2].err;
+      << r[1].err;
+  EXPECT_TRUE(contains(r[1].err, "delimiter ',': set --delimiter to the one it uses")) << r[1].err;
+  EXPECT_TRUE(contains(r[1].err, "; give --column user=COLUMN for this file")) << r[1].err;
+  EXPECT_FALSE(contains(r[1].err, "data.format.delimiter")) << r[1].err;
 
-  expect_one_line_error(r[3], ml::ExitCode::kData, "a user column of another name");
-  EXPECT_TRUE(contains(r[3].err,
+  expect_one_line_error(r[2], ml::ExitCode::kData, "a user column of another name");
+  EXPECT_TRUE(contains(r[2].err,
                        "its columns are: sku, customer, category, event, marke; give "
                        "--column user=COLUMN for this file"))
-      << r[3].err;
+      << r[2].err;
 
   // With the options, the other export scores exactly as the log's own columns do: the feature
   // column read from 'marke' is the run's 'brand'.
-  ASSERT_EQ(r[4].code, 0) << r[4].err;
-  EXPECT_EQ(r[4].out, r[1].out);
+  ASSERT_EQ(r[3].code, 0) << r[3].err;
+  EXPECT_EQ(r[3].out, r[0].out);
 
-  expect_one_line_error(r[5], ml::ExitCode::kData, "a column the option names");
-  EXPECT_TRUE(contains(r[5].err, "--column user='client': no such column in '" + other + "'"))
-      << r[5].err;
-  EXPECT_FALSE(contains(r[5].err, "give --column user=COLUMN")) << r[5].err;
+  expect_one_line_error(r[4], ml::ExitCode::kData, "a column the option names");
+  EXPECT_TRUE(contains(r[4].err, "--column user='client': no such column in '" + other + "'"))
+      << r[4].err;
+  EXPECT_FALSE(contains(r[4].err, "give --column user=COLUMN")) << r[4].err;
 
-  expect_one_line_error(r[6], ml::ExitCode::kData, "adapt's support CSV");
-  EXPECT_TRUE(contains(r[6].err, "give --column user=COLUMN for this file")) << r[6].err;
-  ASSERT_EQ(r[7].code, 0) << r[7].err;
-  EXPECT_TRUE(fs::exists(dir.file("a/food.mlckpt"))) << r[7].err;
+  expect_one_line_error(r[5], ml::ExitCode::kData, "adapt's support CSV");
+  EXPECT_TRUE(contains(r[5].err, "give --column user=COLUMN for this file")) << r[5].err;
+  ASSERT_EQ(r[6].code, 0) << r[6].err;
+  EXPECT_TRUE(fs::exists(dir.file("a/food.mlckpt"))) << r[6].err;
 
-  expect_one_line_error(r[8], ml::ExitCode::kUsage, "an unknown role");
-  EXPECT_TRUE(contains(r[8].err, "--column 'usr=customer': no role 'usr' (did you mean 'user'?)"))
-      << r[8].err;
-  expect_one_line_error(r[9], ml::ExitCode::kUsage, "a role the run does not read");
-  EXPECT_TRUE(contains(r[9].err, "--column 'price=3': the run reads no such column")) << r[9].err;
-  expect_one_line_error(r[10], ml::ExitCode::kUsage, "a delimiter the config does not know");
-  EXPECT_TRUE(contains(r[10].err, "--delimiter ':': must be")) << r[10].err;
-  expect_one_line_error(r[11], ml::ExitCode::kUsage, "a format option without --input");
-  EXPECT_TRUE(contains(r[11].err, "--delimiter describes the --input file")) << r[11].err;
+  expect_one_line_error(r[7], ml::ExitCode::kUsage, "an unknown role");
+  EXPECT_TRUE(contains(r[7].err, "--column 'usr=customer': no role 'usr' (did you mean 'user'?)"))
+      << r[7].err;
+  expect_one_line_error(r[8], ml::ExitCode::kUsage, "a role the run does not read");
+  EXPECT_TRUE(contains(r[8].err, "--column 'price=3': the run reads no such column")) << r[8].err;
+  expect_one_line_error(r[9], ml::ExitCode::kUsage, "a delimiter the config does not know");
+  EXPECT_TRUE(contains(r[9].err, "--delimiter ':': must be")) << r[9].err;
+  expect_one_line_error(r[10], ml::ExitCode::kUsage, "a format option without --input");
+  EXPECT_TRUE(contains(r[10].err, "--delimiter describes the --input file")) << r[10].err;
 }
 
 }  // namespace

@@ -586,6 +586,69 @@ TEST_F(PurchaseLogBadRows, NonFiniteAndOutOfRangeNumbersAreBadRows) {
       << m;
 }
 
+TEST_F(PurchaseLogBadRows, ACommandsOwnFileIsReadWithItsOptionsAndItsAdviceNamesThem) {
+  // The run's log: seconds, comma-separated, bad rows stop the load.
+  Config run = base({write("log.csv", "user_id,item_id,category,ts\nu1,i1,food,1498867200\n")});
+  run.data.columns.timestamp = named("ts");
+  run.data.time_format = ml::TimeFormat::kUnix;
+  run.data.bad_rows = ml::config::BadRows::kFail;
+  run.data.format.delimiter = ml::config::Delimiter::kComma;
+  // A command's file from another export: semicolons, milliseconds, another user column.
+  const std::string rows = write("rows.csv",
+                                 "customer;item_id;category;ts\n"
+                                 "u1;i1;food;1498867200000\n"
+                                 "u2;i2;food;1498867260000\n");
+  ml::config::InputFile input{rows, "--input", {}};
+  LoadReport report;
+  auto error_of = [&] {
+    try {
+      ml::data::load_input_file(run, input, report);
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  std::string m = error_of();
+  EXPECT_EQ(
+      m.find("data.columns.user = 'user_id' (the run's config): no such column in '" + rows + "'"),
+      0u)
+      << m;
+  EXPECT_TRUE(contains(m, ": set --delimiter to the one it uses")) << m;
+  EXPECT_TRUE(contains(m, "; give --column user=COLUMN for this file")) << m;
+  EXPECT_FALSE(contains(m, "data.format")) << m;
+
+  input.format.delimiter = ";";
+  input.format.columns = {"user=customer"};
+  m = error_of();
+  EXPECT_EQ(m.find(rows + ":2: timestamp column: '1498867200000' read as unix seconds"), 0u) << m;
+  EXPECT_TRUE(contains(m, "give --time-format \"unix_ms\" if that is the column's unit")) << m;
+  EXPECT_TRUE(contains(m,
+                       "(data.bad_rows = \"fail\" (the run's config); give --bad-rows skip to "
+                       "skip such rows)"))
+      << m;
+
+  input.format.bad_rows = "skip";
+  input.format.time_format = "unix_ms";
+  Config read_with;
+  const PurchaseLog log = ml::data::load_input_file(run, input, report, {}, &read_with);
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log.timestamp[0], kJuly2017);
+  EXPECT_EQ(log.users.name(log.user[1]), "u2");
+  EXPECT_EQ(read_with.data.files, std::vector<std::string>{rows});
+  EXPECT_EQ(read_with.data.time_format, ml::TimeFormat::kUnixMs);
+  EXPECT_EQ(run.data.time_format, ml::TimeFormat::kUnix);  // the run's config is unchanged
+
+  // A value the config's key refuses is the option's usage error.
+  input.format.bad_rows = "ignore";
+  try {
+    ml::data::load_input_file(run, input, report);
+    ADD_FAILURE() << "--bad-rows ignore was accepted";
+  } catch (const ml::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()).find("--input '" + rows + "': --bad-rows 'ignore': "), 0u)
+        << e.what();
+  }
+}
+
 TEST_F(PurchaseLogBadRows, ANumberWhoseSquareAFloatCannotHoldIsOutOfRange) {
   // 3e38 fits a float, but the squared loss of a regression target (and the variance behind
   // standardisation) squares it: refused at the row, naming file, line, column and value.
@@ -1079,7 +1142,7 @@ TEST_F(PurchaseLogExports, AnEscapedByteAndItsSpellingAreTwoIds) {
   ASSERT_EQ(log.users.size(), 3u);
   EXPECT_EQ(log.users.name(log.user[2]), "u\\xE9");
   EXPECT_EQ(log.users.name(log.user[3]), "u\\\\xE9");
-  EXPECT_EQ(report.non_utf8_cells, 2);  // only the real bytes count as not UTF-8
+  EXPECT_EQ(report.non_utf8_cells, 3);  // only the real bytes count as not UTF-8
 }
 
 TEST_F(PurchaseLogExports, NonUtf8CellsAreKeptEscapedAndReportedWithFileAndLine) {

@@ -27,25 +27,29 @@ void add_threads_option(CLI::App& command, int& threads, const char* overrides) 
 
 void add_input_format_options(CLI::App& command, config::InputFormat& format,
                               const std::string& file_option) {
-  const std::string of = " of the " + file_option + " file, where it differs from the run's log";
+  // Each stands for a config key, for this file alone; the default is the run's setting.
+  const std::string file = "the " + file_option + " file's";
   command.add_option("--delimiter", format.delimiter,
-                     "the delimiter" + of +
-                         ": auto, \",\", \"\\t\" (tab), \";\", \" \" (space) or "
-                         "\"|\" (data.format.delimiter)");
+                     file +
+                         " delimiter, if not the run's log's: auto, \",\", \"\\t\" (tab), \";\", "
+                         "\" \" (space) or \"|\" (data.format.delimiter)");
   command.add_flag_function(
       "--header,!--no-header", [&format](std::int64_t n) { format.header = n > 0; },
-      "whether the first line" + of + " names its columns (data.format.header)");
+      "whether " + file +
+          " first line names its columns, if not as in the run's log "
+          "(data.format.header)");
   command.add_option("--time-format", format.time_format,
-                     "how the timestamps" + of +
-                         " are written: auto, unix, unix_ms, unix_us, unix_ns or iso8601 "
-                         "(data.time_format)");
+                     "how " + file +
+                         " timestamps are written, if not as in the run's log: auto, unix, "
+                         "unix_ms, unix_us, unix_ns or iso8601 (data.time_format)");
   command.add_option("--bad-rows", format.bad_rows,
-                     "skip or fail: what a malformed row" + of + " does (data.bad_rows)");
+                     "skip or fail: what a malformed row of " + file.substr(0, file.size() - 2) +
+                         " does, if not as the run's config says (data.bad_rows)");
   command
-      ->add_option("--column", format.columns,
-                   "ROLE=COLUMN: read the run's ROLE column from COLUMN (a name or 1-based "
-                   "position)" +
-                       of + " (repeatable); ROLE is " + config::column_roles_text())
+      .add_option("--column", format.columns,
+                  "read the run's ROLE column from COLUMN of " + file.substr(0, file.size() - 2) +
+                      " (a name or 1-based position; repeatable); ROLE is " +
+                      config::column_roles_text())
       ->type_name("ROLE=COLUMN");
 }
 
