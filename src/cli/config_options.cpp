@@ -33,11 +33,16 @@ void add_input_format_options(CLI::App& command, config::InputFormat& format,
                      file +
                          " delimiter, if not the run's log's: auto, \",\", \"\\t\" (tab), \";\", "
                          "\" \" (space) or \"|\" (data.format.delimiter)");
-  command.add_flag_function(
-      "--header,!--no-header", [&format](std::int64_t n) { format.header = n > 0; },
-      "whether " + file +
-          " first line names its columns, if not as in the run's log "
-          "(data.format.header)");
+  // Two flags rather than CLI11's "--header,!--no-header", whose help reads
+  // "--header,--no-header{false}".
+  auto* header = command.add_flag_function(
+      "--header", [&format](std::int64_t) { format.header = true; },
+      file + " first line names its columns, if the run's log has none (data.format.header)");
+  command
+      .add_flag_function(
+          "--no-header", [&format](std::int64_t) { format.header = false; },
+          file + " first line is a row: columns by 1-based position (data.format.header)")
+      ->excludes(header);
   command.add_option("--time-format", format.time_format,
                      "how " + file +
                          " timestamps are written, if not as in the run's log: auto, unix, "

@@ -77,14 +77,16 @@ struct CsvSupport {
   features::FeatureEncoder encoder;
 };
 
-std::unique_ptr<CsvSupport> load_support_csv(const config::InputFile& input, config::Config config,
+std::unique_ptr<CsvSupport> load_support_csv(const config::InputFile& input,
+                                             const config::Config& config,
                                              const features::FeatureSpace& features) {
-  // The rows are the user's chosen examples: a cutoff meant to separate the training log's
-  // history from its examples would silently drop them.
-  config.split.time_cutoff.clear();
   auto s = std::make_unique<CsvSupport>();
   config::Config read_with;
   s->log = data::load_input_file(config, input, s->report, {}, &read_with);
+  // The rows are the user's chosen examples: a cutoff meant to separate the training log's
+  // history from its examples would silently drop them. (Cleared after the config is checked
+  // and the file read: settings such as features.aggregate_rows need a cutoff in the run.)
+  read_with.split.time_cutoff.clear();
   s->tasks = tasks::build_tasks(s->log, read_with);
   s->encoder = features.bind(s->log);
   data::warn_about_load(s->report);
