@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -170,6 +173,141 @@ TEST(CliCsv, TrainReportsRejectedRowsAndSavesCellsThatAreNotUtf8) {
   EXPECT_TRUE(contains(r[0].err, " cell(s) are not UTF-8")) << r[0].err;
   EXPECT_TRUE(contains(r[0].err, log + ":2: column 3 ('category'): byte 0xE9")) << r[0].err;
   EXPECT_TRUE(fs::exists(dir.file("run_t/checkpoints/latest.mlckpt"))) << r[0].err;
+}
+
+TEST(CliCsv, AnEscapedByteAndItsTypedSpellingStayTwoTasksInTheOutput) {
+  TempDir dir;
+  // "Caf" + the Latin-1 byte 0xE9, and the UTF-8 text `Caf\xE9` typed out: two categories.
+  const auto rows = shop_rows({"Caf\xE9", "Caf\\xE9", "food", "toys"}, 20);
+  const std::string log = dir.file("mixed.csv");
+  write_file(log, lines("user_id,item_id,category,event,brand", rows));
+  const auto r =
+      run_cli_many({"inspect --json --tasks --config " + shell_quote(write_config(dir, "m", log))});
+  ASSERT_EQ(r[0].code, 0) << r[0].err;
+  const json j = json::parse(r[0].out);
+  std::set<std::string> names;
+  for (const auto& t : j["tasks"]) names.insert(t["name"].get<std::string>());
+  // The byte as `\xE9`, the typed text with its backslash doubled: as they decode, two names.
+  EXPECT_EQ(names, (std::set<std::string>{"Caf\\xE9", "Caf\\\\xE9", "food", "toys"})) << r[0].out;
+}
+
+// --- a command's own CSV: its format options and the advice that names them ------------------
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<std::string> fields(const std::string& row) {
+  std::vector<std::string> out(1);
+  for (char c : row) {
+    if (c == ',')
+      out.emplace_back();
+    else
+      out.back() += c;
+  }
+  return out;
+}
+
+TEST(CliCsv, ACommandsOwnCsvHasFormatOptionsAndItsErrorsNameThem) {
+  TempDir dir;
+  const std::string header = "user_id,item_id,category,event,brand";
+  const auto rows = shop_rows({"food", "toys", "tools", "books"}, 20);
+  const std::string log = dir.file("log.csv");
+  write_file(log, lines(header, rows));
+  // The run's log is comma-separated, and its config says so.
+  const std::string config = write_config(dir, "f", log);
+  json c = json::parse(read_text(config));
+  c["data"]["format"] = {{"delimiter", ","}};
+  write_file(config, c.dump(2));
+  const std::string run = dir.file("run_f");
+
+  // Rows of one category as the run's log writes them, and as another system exports them:
+  // semicolons, other names for the user and brand columns, the columns in another order.
+  std::vector<std::string> food(rows.begin(), rows.begin() + 12);
+  const std::string same = dir.file("same.csv");
+  write_file(same, lines(header, food));
+  std::vector<std::string> other_rows;
+  for (const auto& row : food) {
+    const auto f = fields(row);
+    other_rows.push_back(f[1] + ";" + f[0] + ";" + f[2] + ";" + f[3] + ";" + f[4]);
+  }
+  const std::string other = dir.file("other.csv");
+  write_file(other, lines("sku;customer;category;event;marke", other_rows));
+
+  const std::string predict =
+      "--log-level warn predict --checkpoint " + shell_quote(run) + " --input ";
+  const std::string adapt = "--log-level warn adapt --checkpoint " + shell_quote(run) +
+                            " --task food --out " + shell_quote(dir.file("a"));
+  const auto trained = run_cli_many({"train --config " + shell_quote(config)});
+  ASSERT_EQ(trained[0].code, 0) << trained[0].err;
+  // Side by side once the run is there; r[0] is the log's own columns, scored.
+  const auto r = run_cli_many({
+      predict + shell_quote(same),
+      // As the run's config reads it: one column. The advice names the options.
+      predict + shell_quote(other),
+      // The delimiter given: now the user column is missing, by the run's name.
+      predict + shell_quote(other) + " --delimiter ';'",
+      predict + shell_quote(other) +
+          " --delimiter ';' --column user=customer --column item=sku "
+          "--column features.categorical[0]=marke",
+      // A name the option gives that the file does not have is the option's.
+      predict + shell_quote(other) + " --delimiter ';' --column user=client",
+      adapt + " --support-csv " + shell_quote(other) + " --delimiter ';'",
+      adapt + " --support-csv " + shell_quote(other) +
+          " --delimiter ';' --column user=customer --column item=1 "
+          "--column features.categorical[0]=marke",
+      // Usage mistakes: exit code 2 before any work.
+      predict + shell_quote(other) + " --column usr=customer",
+      predict + shell_quote(other) + " --column price=3",
+      predict + shell_quote(other) + " --delimiter ':'",
+      "--log-level warn predict --checkpoint " + shell_quote(run) +
+          " --recommend --user u1 --delimiter ';'",
+  });
+  ASSERT_EQ(r[0].code, 0) << r[0].err;
+
+  expect_one_line_error(r[1], ml::ExitCode::kData, "the run's delimiter");
+  EXPECT_TRUE(contains(r[1].err,
+                       "data.columns.user = 'user_id' (the run's config): no such "
+                       "column in '" +
+                           other + "'"))
+      << r[1].err;
+  EXPECT_TRUE(contains(r[1].err, "delimiter ',': set --delimiter to the one it uses")) << r[1].err;
+  EXPECT_TRUE(contains(r[1].err, "; give --column user=COLUMN for this file")) << r[1].err;
+  EXPECT_FALSE(contains(r[1].err, "data.format.delimiter")) << r[1].err;
+
+  expect_one_line_error(r[2], ml::ExitCode::kData, "a user column of another name");
+  EXPECT_TRUE(contains(r[2].err,
+                       "its columns are: sku, customer, category, event, marke; give "
+                       "--column user=COLUMN for this file"))
+      << r[2].err;
+
+  // With the options, the other export scores exactly as the log's own columns do: the feature
+  // column read from 'marke' is the run's 'brand'.
+  ASSERT_EQ(r[3].code, 0) << r[3].err;
+  EXPECT_EQ(r[3].out, r[0].out);
+
+  expect_one_line_error(r[4], ml::ExitCode::kData, "a column the option names");
+  EXPECT_TRUE(contains(r[4].err, "--column user='client': no such column in '" + other + "'"))
+      << r[4].err;
+  EXPECT_FALSE(contains(r[4].err, "give --column user=COLUMN")) << r[4].err;
+
+  expect_one_line_error(r[5], ml::ExitCode::kData, "adapt's support CSV");
+  EXPECT_TRUE(contains(r[5].err, "give --column user=COLUMN for this file")) << r[5].err;
+  ASSERT_EQ(r[6].code, 0) << r[6].err;
+  EXPECT_TRUE(fs::exists(dir.file("a/food.mlckpt"))) << r[6].err;
+
+  expect_one_line_error(r[7], ml::ExitCode::kUsage, "an unknown role");
+  EXPECT_TRUE(contains(r[7].err, "--column 'usr=customer': no role 'usr' (did you mean 'user'?)"))
+      << r[7].err;
+  expect_one_line_error(r[8], ml::ExitCode::kUsage, "a role the run does not read");
+  EXPECT_TRUE(contains(r[8].err, "--column 'price=3': the run reads no such column")) << r[8].err;
+  expect_one_line_error(r[9], ml::ExitCode::kUsage, "a delimiter the config does not know");
+  EXPECT_TRUE(contains(r[9].err, "--delimiter ':': must be")) << r[9].err;
+  expect_one_line_error(r[10], ml::ExitCode::kUsage, "a format option without --input");
+  EXPECT_TRUE(contains(r[10].err, "--delimiter describes the --input file")) << r[10].err;
 }
 
 }  // namespace

@@ -733,6 +733,24 @@ TEST_F(CsvReaderTest, CellsThatAreNotUtf8AreEscapedAndCounted) {
   EXPECT_EQ(bad.byte, 0xE9);
 }
 
+TEST_F(CsvReaderTest, ABackslashInADataCellIsDoubledNotInTheHeader) {
+  // A data cell's backslash is doubled so that the text `\xE9` cannot read as the byte 0xE9
+  // (util/utf8.hpp, cell_escaped); a header's names stay as written, to match the config's.
+  CsvReader with_header(write("b.csv", "us\\er,cat\nu\\1,\"a\\xE9\"\nu2,b\xE9\n"), opts(',', true));
+  EXPECT_EQ(with_header.header(), (Fields{"us\\er", "cat"}));
+  const auto rows = read_all(with_header);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].fields, (Fields{"u\\\\1", "a\\\\xE9"}));
+  EXPECT_EQ(rows[1].fields, (Fields{"u2", "b\\xE9"}));
+  EXPECT_EQ(with_header.non_utf8().cells, 1u);  // a backslash is no encoding problem
+  // Headerless: the first record, read ahead in the constructor, is data.
+  CsvReader headerless(write("h.csv", "x\\y,1\n"), opts(',', false));
+  CsvRecord r;
+  ASSERT_TRUE(headerless.next(r));
+  EXPECT_EQ(to_strings(r), (Fields{"x\\\\y", "1"}));
+  EXPECT_EQ(headerless.non_utf8().cells, 0u);
+}
+
 TEST_F(CsvReaderTest, EscapedCellsStayValidUntilNext) {
   // Escaped cells live in the reader, not in the buffer: each record's must survive as long
   // as the record, also for the headerless first record read ahead in the constructor.

@@ -106,6 +106,17 @@ TEST(NonFiniteInput, NamesTheFeatureOrTargetANanLossComesFrom) {
                 .find("the label target is not "
                       "finite in 1 of 2 rows"),
             0u);
+  // Finite targets whose squares a float cannot hold (or not their sum, as the loss takes it):
+  // the target is to blame, not the learning rates.
+  const TaskBatch huge_target{batch({1, 2, 3, 4}, {1.5e19f, -1.5e19f}),
+                              batch({1, 2, 3, 4}, {1, 0})};
+  const std::string huge = ml::meta::non_finite_input(space, {finite, huge_target});
+  EXPECT_EQ(huge.find("the label target is too large for the squared loss: its squares overflow "
+                      "a float over 2 rows (largest magnitude 1.5e+19)"),
+            0u)
+      << huge;
+  const TaskBatch square{batch({1, 2, 3, 4}, {1, 0}), batch({1, 2, 3, 4}, {0, 3e38f})};
+  EXPECT_EQ(ml::meta::non_finite_input(space, {square}).find("the label target is too large"), 0u);
   // Moments fitted over a non-finite value standardise every value to NaN: named as such.
   const std::string moments = ml::meta::non_finite_input(two_feature_space(inf, 0), {finite});
   EXPECT_EQ(moments.find("dense feature 'row:discount' has a non-finite training mean (inf)"), 0u)

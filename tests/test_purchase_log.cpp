@@ -586,6 +586,100 @@ TEST_F(PurchaseLogBadRows, NonFiniteAndOutOfRangeNumbersAreBadRows) {
       << m;
 }
 
+TEST_F(PurchaseLogBadRows, ACommandsOwnFileIsReadWithItsOptionsAndItsAdviceNamesThem) {
+  // The run's log: seconds, comma-separated, bad rows stop the load.
+  Config run = base({write("log.csv", "user_id,item_id,category,ts\nu1,i1,food,1498867200\n")});
+  run.data.columns.timestamp = named("ts");
+  run.data.time_format = ml::TimeFormat::kUnix;
+  run.data.bad_rows = ml::config::BadRows::kFail;
+  run.data.format.delimiter = ml::config::Delimiter::kComma;
+  // A command's file from another export: semicolons, milliseconds, another user column.
+  const std::string rows = write("rows.csv",
+                                 "customer;item_id;category;ts\n"
+                                 "u1;i1;food;1498867200000\n"
+                                 "u2;i2;food;1498867260000\n");
+  ml::config::InputFile input{rows, "--input", {}};
+  LoadReport report;
+  auto error_of = [&] {
+    try {
+      ml::data::load_input_file(run, input, report);
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  std::string m = error_of();
+  EXPECT_EQ(
+      m.find("data.columns.user = 'user_id' (the run's config): no such column in '" + rows + "'"),
+      0u)
+      << m;
+  EXPECT_TRUE(contains(m, ": set --delimiter to the one it uses")) << m;
+  EXPECT_TRUE(contains(m, "; give --column user=COLUMN for this file")) << m;
+  EXPECT_FALSE(contains(m, "data.format")) << m;
+
+  input.format.delimiter = ";";
+  input.format.columns = {"user=customer"};
+  m = error_of();
+  EXPECT_EQ(m.find(rows + ":2: timestamp column: '1498867200000' read as unix seconds"), 0u) << m;
+  EXPECT_TRUE(contains(m, "give --time-format \"unix_ms\" if that is the column's unit")) << m;
+  EXPECT_TRUE(contains(m,
+                       "(data.bad_rows = \"fail\" (the run's config); give --bad-rows skip to "
+                       "skip such rows)"))
+      << m;
+
+  input.format.bad_rows = "skip";
+  input.format.time_format = "unix_ms";
+  Config read_with;
+  const PurchaseLog log = ml::data::load_input_file(run, input, report, {}, &read_with);
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log.timestamp[0], kJuly2017);
+  EXPECT_EQ(log.users.name(log.user[1]), "u2");
+  EXPECT_EQ(read_with.data.files, std::vector<std::string>{rows});
+  EXPECT_EQ(read_with.data.time_format, ml::TimeFormat::kUnixMs);
+  EXPECT_EQ(run.data.time_format, ml::TimeFormat::kUnix);  // the run's config is unchanged
+
+  // A value the config's key refuses is the option's usage error.
+  input.format.bad_rows = "ignore";
+  try {
+    ml::data::load_input_file(run, input, report);
+    ADD_FAILURE() << "--bad-rows ignore was accepted";
+  } catch (const ml::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()).find("--input '" + rows + "': --bad-rows 'ignore': "), 0u)
+        << e.what();
+  }
+}
+
+TEST_F(PurchaseLogBadRows, ANumberWhoseSquareAFloatCannotHoldIsOutOfRange) {
+  // 3e38 fits a float, but the squared loss of a regression target (and the variance behind
+  // standardisation) squares it: refused at the row, naming file, line, column and value.
+  const std::string path = write("big.csv",
+                                 "user_id,item_id,category,rating,weight\n"
+                                 "u1,i1,food,1.8e19,-1.8e19\n"
+                                 "u1,i2,food,3e38,1\n"
+                                 "u1,i3,food,1,-2e19\n");
+  Config c = base({path});
+  c.task.label.kind = ml::config::LabelKind::kRegression;
+  c.data.columns.rating = named("rating");
+  c.data.features.numeric = {named("weight")};
+  LoadReport report;
+  const PurchaseLog log = load(c, report);
+  ASSERT_EQ(log.size(), 1u);  // the bound itself is kept
+  EXPECT_FLOAT_EQ(log.rating[0], 1.8e19f);
+  EXPECT_EQ(report.rejected_by_reason,
+            (std::map<std::string, std::int64_t>{{"number out of range", 2}}));
+  ASSERT_EQ(report.bad_rows.size(), 2u);
+  EXPECT_EQ(report.bad_rows[0].line, 3u);
+  EXPECT_EQ(report.bad_rows[0].reason,
+            "rating column: '3e38' is out of range (beyond +-1.8e19: the loss and the feature "
+            "statistics square it, and a float holds at most 3.4e38)");
+  EXPECT_EQ(report.bad_rows[1].line, 4u);
+  EXPECT_EQ(report.bad_rows[1].reason.find("column 'weight': '-2e19' is out of range"), 0u)
+      << report.bad_rows[1].reason;
+  c.data.bad_rows = ml::config::BadRows::kFail;
+  const std::string m = load_error(c);
+  EXPECT_EQ(m.find(path + ":3: rating column: '3e38' is out of range"), 0u) << m;
+}
+
 TEST_F(PurchaseLogBadRows, ALogWithoutRowsNamesWhy) {
   const std::string empty = write("empty.csv", "");
   const std::string header = write("header.csv", "user_id,item_id,category,price\n");
@@ -1023,6 +1117,32 @@ TEST_F(PurchaseLogExports, ClassicMacLineEndsGiveRowsAndLines) {
   ASSERT_EQ(report.bad_rows.size(), 1u);
   EXPECT_EQ(report.bad_rows[0].line, 3u);
   EXPECT_EQ(log.tasks.name(log.task[1]), "toys");
+}
+
+TEST_F(PurchaseLogExports, AnEscapedByteAndItsSpellingAreTwoIds) {
+  // "Caf" + byte 0xE9 (Latin-1) and the UTF-8 text `Caf\xE9` typed out: the escape doubles the
+  // latter's backslash, so they stay two tasks (and two users). A header name with a backslash
+  // is matched as written.
+  const std::string path = write("collide.csv",
+                                 "user_id,item_id,cat\\egory\n"
+                                 "u1,i1,Caf\xE9\n"
+                                 "u1,i2,Caf\\xE9\n"
+                                 "u\xE9,i3,Caf\\xE9\n"
+                                 "u\\xE9,i3,Caf\xE9\n");
+  auto config = base({path});
+  config.data.columns.task = named("cat\\egory");
+  LoadReport report;
+  const PurchaseLog log = load(config, report);
+  ASSERT_EQ(log.size(), 4u);
+  ASSERT_EQ(log.tasks.size(), 2u);
+  EXPECT_EQ(log.tasks.name(log.task[0]), "Caf\\xE9");
+  EXPECT_EQ(log.tasks.name(log.task[1]), "Caf\\\\xE9");
+  EXPECT_EQ(log.task[2], log.task[1]);
+  EXPECT_EQ(log.task[3], log.task[0]);
+  ASSERT_EQ(log.users.size(), 3u);
+  EXPECT_EQ(log.users.name(log.user[2]), "u\\xE9");
+  EXPECT_EQ(log.users.name(log.user[3]), "u\\\\xE9");
+  EXPECT_EQ(report.non_utf8_cells, 3);  // only the real bytes count as not UTF-8
 }
 
 TEST_F(PurchaseLogExports, NonUtf8CellsAreKeptEscapedAndReportedWithFileAndLine) {

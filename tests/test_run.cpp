@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "config/config.hpp"
 #include "run/run_layout.hpp"
 #include "run/training_progress.hpp"
 #include "runtime/device.hpp"
@@ -145,6 +146,22 @@ TEST(Threads, PrecedenceIsSettingThenEnvironmentThenTheUsableCores) {
   }
   ScopedEnv junk("OMP_NUM_THREADS", "lots");
   EXPECT_EQ(ml::runtime::resolve_threads(0), all.threads);  // not a count: ignored
+}
+
+TEST(Threads, AThreadVariableHasRunThreadsBound) {
+  ScopedEnv omp("OMP_NUM_THREADS", nullptr);
+  ScopedEnv blas("OPENBLAS_NUM_THREADS", std::to_string(ml::config::kMaxThreads).c_str());
+  EXPECT_EQ(ml::runtime::resolve_threads(0), ml::config::kMaxThreads);  // the bound itself
+  ScopedEnv too_many("OMP_NUM_THREADS", std::to_string(ml::config::kMaxThreads + 1).c_str());
+  try {
+    ml::runtime::resolve_threads(0);
+    FAIL() << "OMP_NUM_THREADS above the bound was accepted";
+  } catch (const ml::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "OMP_NUM_THREADS = 1025: must be from 1 to 1024 (the bound of run.threads and "
+              "--threads); lower it, or give --threads");
+  }
+  EXPECT_EQ(ml::runtime::resolve_threads(3), 3);  // --threads / run.threads: not read at all
 }
 
 TEST(Threads, ProductsStayOnOneThreadUnlessAPlanGivesALoneLargeProductMore) {

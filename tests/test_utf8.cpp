@@ -3,6 +3,7 @@
 // every message goes through.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 
 #include <spdlog/spdlog.h>
@@ -37,6 +38,44 @@ TEST(Utf8, InvalidBytesAreFoundWhereTheyAre) {
   EXPECT_EQ(invalid_utf8_at("\xF4\x90\x80\x80"), 0u);              // past U+10FFFF
   EXPECT_EQ(invalid_utf8_at("ab\xF8\x88\x80\x80\x80"), 2u);        // five-byte form
   EXPECT_EQ(invalid_utf8_at("ok \xC3"), 3u);                       // truncated at the end
+}
+
+// The inverse of cell_escaped: `\\` is a backslash, `\xHH` a byte.
+std::string cell_unescaped(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size() && s[i + 1] == '\\') {
+      out += '\\';
+      ++i;
+    } else if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] == 'x') {
+      out += static_cast<char>(std::stoi(s.substr(i + 2, 2), nullptr, 16));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+TEST(Utf8, CellEscapingIsInjective) {
+  // The Latin-1 byte and the four characters that spell its escape are two ids.
+  EXPECT_EQ(ml::cell_escaped("Caf\xE9"), "Caf\\xE9");
+  EXPECT_EQ(ml::cell_escaped("Caf\\xE9"), "Caf\\\\xE9");
+  EXPECT_NE(ml::cell_escaped("Caf\xE9"), ml::cell_escaped("Caf\\xE9"));
+  EXPECT_EQ(ml::cell_escaped("C:\\shop\\"), "C:\\\\shop\\\\");
+  EXPECT_EQ(ml::cell_escaped("Caf\xC3\xA9 au lait"), "Caf\xC3\xA9 au lait");  // unchanged
+  // Every string of four of these pieces round-trips, so no two of them share an escape.
+  const std::string pieces[] = {"\\", "x", "E", "9", "\xE9", "\xC3\xA9", "a"};
+  std::set<std::string> escapes;
+  for (int n = 0; n < 7 * 7 * 7 * 7; ++n) {
+    std::string raw;
+    for (int k = n, len = 0; len < 4; k /= 7, ++len) raw += pieces[k % 7];
+    const std::string escaped = ml::cell_escaped(raw);
+    EXPECT_TRUE(is_valid_utf8(escaped)) << printable(raw);
+    EXPECT_EQ(cell_unescaped(escaped), raw) << printable(raw);
+    escapes.insert(escaped);
+  }
+  EXPECT_EQ(escapes.size(), 7u * 7 * 7 * 7);  // the pieces spell each string once
 }
 
 TEST(Utf8, EscapingKeepsValidTextAndIsAcceptedByTheJsonWriter) {

@@ -21,6 +21,7 @@ void add_adapt_command(CLI::App& app) {
   command->add_option("--support-csv", a.support_csv,
                       "support rows of the --task from this CSV (the log's columns) instead of "
                       "an episode of the log; every row is support, so there is no query");
+  add_input_format_options(*command, a.support_format, "--support-csv");
   command
       ->add_option("--shots", a.shots,
                    "support examples per task (per class for multiclass), or \"all\" (every "
@@ -46,6 +47,7 @@ void add_adapt_command(CLI::App& app) {
   add_threads_option(*command, a.threads);
   command->add_flag("--json", o->json, "machine-readable summary on stdout");
   command->callback([o] {
+    check_input_format(o->adapt.support_format, o->adapt.support_csv, "--support-csv");
     inference::AdaptSummary summary = inference::adapt(o->adapt);
     if (o->json)
       std::cout << inference::to_json(summary).dump(2) << "\n";

@@ -14,6 +14,7 @@ void add_predict_command(CLI::App& app) {
   struct Options {
     std::string checkpoint, input, output, task, device = "auto";
     std::vector<std::string> users;
+    config::InputFormat format;
     bool recommend = false;
     int top_k = 10, threads = 0;
   };
@@ -26,6 +27,7 @@ void add_predict_command(CLI::App& app) {
                       "CSV rows to score (the log's columns); with --recommend, the log whose "
                       "items and interactions count (default: the run's log; give a new "
                       "category's rows here)");
+  add_input_format_options(*command, o->format, "--input");
   command->add_option("--output", o->output, "write the CSV here (atomically) instead of stdout")
       ->check(non_empty_value());
   command->add_flag("--recommend", o->recommend, "recommend items instead of scoring rows");
@@ -39,6 +41,7 @@ void add_predict_command(CLI::App& app) {
   command->callback([o] {
     // Before the work: an --output that cannot be written fails now, not after the scoring.
     if (!o->output.empty()) check_writable(o->output);
+    check_input_format(o->format, o->input, "--input");
     if (o->recommend) {
       inference::RecommendOptions r;
       r.checkpoint = o->checkpoint;
@@ -46,6 +49,7 @@ void add_predict_command(CLI::App& app) {
       r.users = o->users;
       r.top_k = o->top_k;
       r.input = o->input;
+      r.format = o->format;
       r.device = o->device;
       r.threads = o->threads;
       const auto recommendations = inference::recommend(r);
@@ -59,6 +63,7 @@ void add_predict_command(CLI::App& app) {
     inference::PredictOptions p;
     p.checkpoint = o->checkpoint;
     p.input = o->input;
+    p.format = o->format;
     p.device = o->device;
     p.threads = o->threads;
     const auto scores = inference::score_rows(p);

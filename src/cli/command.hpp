@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "config/config.hpp"
+#include "config/input_format.hpp"
 
 namespace ml::cli {
 
@@ -33,6 +34,15 @@ struct ConfigOptions {
 // the config key they replace (train/inspect) or is empty (commands that read a run).
 void add_device_option(CLI::App& command, std::string& device, const char* overrides = "");
 void add_threads_option(CLI::App& command, int& threads, const char* overrides = "");
+
+// The format options of a command's own CSV (config/input_format.hpp): --delimiter, --header /
+// --no-header, --time-format, --bad-rows and --column ROLE=COLUMN, for the file of
+// `file_option` ("--input"), into `format`.
+void add_input_format_options(CLI::App& command, config::InputFormat& format,
+                              const std::string& file_option);
+// A UsageError when a format option is given without `file` (the file it describes).
+void check_input_format(const config::InputFormat& format, const std::string& file,
+                        const std::string& file_option);
 
 // Reads a --shots value: a whole number >= `minimum`, or "all" (config::kSupportAll).
 CLI::Validator shots_option(int minimum);

@@ -25,6 +25,55 @@ void add_threads_option(CLI::App& command, int& threads, const char* overrides) 
       ->default_str(*overrides ? overrides : "0");
 }
 
+void add_input_format_options(CLI::App& command, config::InputFormat& format,
+                              const std::string& file_option) {
+  // Each stands for a config key, for this file alone; the default is the run's setting.
+  const std::string file = "the " + file_option + " file's";
+  command.add_option("--delimiter", format.delimiter,
+                     file +
+                         " delimiter, if not the run's log's: auto, \",\", \"\\t\" (tab), \";\", "
+                         "\" \" (space) or \"|\" (data.format.delimiter)");
+  // Two flags rather than CLI11's "--header,!--no-header", whose help reads
+  // "--header,--no-header{false}".
+  auto* header = command.add_flag_function(
+      "--header", [&format](std::int64_t) { format.header = true; },
+      file + " first line names its columns, if the run's log has none (data.format.header)");
+  command
+      .add_flag_function(
+          "--no-header", [&format](std::int64_t) { format.header = false; },
+          file + " first line is a row: columns by 1-based position (data.format.header)")
+      ->excludes(header);
+  command.add_option("--time-format", format.time_format,
+                     "how " + file +
+                         " timestamps are written, if not as in the run's log: auto, unix, "
+                         "unix_ms, unix_us, unix_ns or iso8601 (data.time_format)");
+  command.add_option("--bad-rows", format.bad_rows,
+                     "skip or fail: what a malformed row of " + file.substr(0, file.size() - 2) +
+                         " does, if not as the run's config says (data.bad_rows)");
+  command
+      .add_option("--column", format.columns,
+                  "read the run's ROLE column from COLUMN of " + file.substr(0, file.size() - 2) +
+                      " (a name or 1-based position; repeatable); ROLE is " +
+                      config::column_roles_text())
+      ->type_name("ROLE=COLUMN");
+}
+
+void check_input_format(const config::InputFormat& format, const std::string& file,
+                        const std::string& file_option) {
+  if (!file.empty()) return;
+  std::vector<std::string> given;
+  if (!format.delimiter.empty()) given.push_back("--delimiter");
+  if (format.header) given.push_back(*format.header ? "--header" : "--no-header");
+  if (!format.time_format.empty()) given.push_back("--time-format");
+  if (!format.bad_rows.empty()) given.push_back("--bad-rows");
+  if (!format.columns.empty()) given.push_back("--column");
+  if (!given.empty())
+    throw UsageError(join(given, ", ") + (given.size() == 1 ? " describes" : " describe") +
+                     " the " + file_option +
+                     " file; give it, or leave them out (the run's log is read as its config "
+                     "says)");
+}
+
 CLI::Validator shots_option(int minimum) {
   return CLI::Validator(
       [minimum](std::string& value) -> std::string {

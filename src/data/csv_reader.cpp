@@ -120,7 +120,12 @@ CsvReader::CsvReader(const std::string& path, CsvOptions options)
   if (delimiter_ == 0) detect_delimiter();
 
   CsvRecord first;
-  if (!parse_record(first)) return;  // empty file: no header, width 0
+  // A header's names are compared with the config's as they are written: only data cells get
+  // their backslashes doubled.
+  cell_escapes_ = !options_.header;
+  const bool parsed = parse_record(first);
+  cell_escapes_ = true;
+  if (!parsed) return;  // empty file: no header, width 0
   width_ = first.fields.size();
   if (options_.header) {
     // The header cannot be handed back with an error flag like data records, and a broken one
@@ -461,6 +466,11 @@ bool CsvReader::parse_record(CsvRecord& record) {
     if (error != nullptr) record.error = error;
     record.fields.reserve(raw_.size());
     char* const base = buffer_.data();
+    // One memchr over the record's bytes: a backslash is rare in a log, and a cell that holds
+    // one is escaped (escape_cells) so that it cannot read as an escaped byte.
+    const bool backslash = cell_escapes_ && !raw_.empty() &&
+                           std::memchr(base + raw_.front().begin, '\\',
+                                       raw_.back().end - raw_.front().begin) != nullptr;
     for (const RawField& f : raw_) {
       char* begin = base + f.begin;
       char* end = base + f.end;
@@ -471,15 +481,15 @@ bool CsvReader::parse_record(CsvRecord& record) {
     }
     if (width_ > 0 && record.fields.size() == width_ + 1 && record.fields.back().empty())
       record.fields.pop_back();
-    if (has_high_byte(seen)) escape_non_utf8(record);
+    if (backslash || has_high_byte(seen)) escape_cells(record, backslash);
     return true;
   }
 }
 
-// Rare (a file in another encoding, or a damaged one), so it may allocate: the escaped cells
-// are built in escaped_ first and the views pointed at them afterwards, since appending can
-// move escaped_'s bytes.
-void CsvReader::escape_non_utf8(CsvRecord& record) {
+// Rare (a file in another encoding, a damaged one, a backslash in a cell), so it may allocate:
+// the escaped cells are built in escaped_ first and the views pointed at them afterwards, since
+// appending can move escaped_'s bytes. Only cells that are not UTF-8 are counted as such.
+void CsvReader::escape_cells(CsvRecord& record, bool backslash) {
   struct Span {
     std::size_t field, begin, end;  // [begin, end) of escaped_
   };
@@ -488,14 +498,18 @@ void CsvReader::escape_non_utf8(CsvRecord& record) {
   for (std::size_t i = 0; i < record.fields.size(); ++i) {
     const std::string_view field = record.fields[i];
     const std::size_t bad = invalid_utf8_at(field);
-    if (bad == std::string_view::npos) continue;
-    if (non_utf8_.cells++ == 0) {
+    if (bad == std::string_view::npos) {
+      if (!backslash || field.find('\\') == std::string_view::npos) continue;
+    } else if (non_utf8_.cells++ == 0) {
       non_utf8_.line = record.line;
       non_utf8_.column = i + 1;
       non_utf8_.byte = static_cast<unsigned char>(field[bad]);
     }
     const std::size_t begin = escaped_.size();
-    append_utf8_escaped(escaped_, field);
+    if (cell_escapes_)
+      append_cell_escaped(escaped_, field);
+    else
+      append_utf8_escaped(escaped_, field);  // a header's names
     spans.push_back({i, begin, escaped_.size()});
   }
   const std::string_view all(escaped_);

@@ -8,9 +8,10 @@
 // parsed by several threads (see CsvPart).
 //
 // Every cell handed out is valid UTF-8: a byte that is not (a Latin-1 or Windows-1252 export)
-// is kept, written as the four characters `\xHH` (util/utf8.hpp), and counted, so that names
-// and ids reach reports and checkpoints intact and distinct. A file that holds NUL bytes at its
-// start (gzip, ZIP/xlsx, UTF-16, any binary) is refused as not a text CSV file.
+// is kept, written as the four characters `\xHH` (util/utf8.hpp), and counted, and a backslash
+// in a data cell is doubled (`\\`), so that names and ids reach reports and checkpoints intact
+// and distinct (a cell holding the text `\xE9` is not the byte 0xE9). A file that holds NUL bytes
+// at its start (gzip, ZIP/xlsx, UTF-16, any binary) is refused as not a text CSV file.
 #pragma once
 
 #include <cstddef>
@@ -120,7 +121,9 @@ class CsvReader {
   void detect_delimiter();
   void check_text_file() const;
   void detect_line_ends();
-  void escape_non_utf8(CsvRecord& record);
+  // Escapes the record's cells that are not UTF-8, and with `backslash` (and cell_escapes_)
+  // those that hold a backslash, as util/utf8.hpp's append_cell_escaped says.
+  void escape_cells(CsvRecord& record, bool backslash);
 
   std::string path_;
   CsvOptions options_;
@@ -141,6 +144,7 @@ class CsvReader {
   bool cr_line_ends_ = false;
   NonUtf8Cells non_utf8_;
   std::string escaped_;       // the current record's escaped cells, which its views point into
+  bool cell_escapes_ = true;  // data cells: backslashes doubled too (false for a header)
   bool has_pending_ = false;  // first data record, parsed early to learn width()
   CsvRecord pending_;
 };

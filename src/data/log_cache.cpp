@@ -36,8 +36,9 @@ constexpr char kMagic[8] = {'M', 'L', 'L', 'O', 'G', 'C', 'A', 'C'};
 // checksum became XXH3-64; 3: the reader ends lines at a bare CR, detects '|', drops a trailing
 // delimiter the header lacks and escapes cells that are not UTF-8, and the report counts those
 // cells; 4: timestamp units, the duplicate-key policy, refused non-finite numbers and
-// implausible times). Another version is rebuilt, never read.
-constexpr std::uint32_t kFormatVersion = 4;
+// implausible times; 5: a backslash in a data cell is doubled). Another version is rebuilt,
+// never read.
+constexpr std::uint32_t kFormatVersion = 5;
 constexpr char kFolderName[] = ".metalearn-cache";
 
 // FNV-1a: stable across builds, for the small config text that goes into the key.

@@ -46,25 +46,32 @@ namespace ml::data {
 namespace {
 
 using config::ColumnRef;
+using config::SettingNames;
+
+// The names of a side table's settings: its config keys (a command's options set the log's).
+const SettingNames kConfigKeys;
 
 // What to tell a user whose file came out as one column: the delimiter it was read with and
-// the key that sets another; "" for a file of several columns. `table` is the config section
-// whose format the file follows ("data", "data.side_tables[0]").
-std::string one_column_hint(const CsvReader& reader, const std::string& table) {
+// the setting that sets another; "" for a file of several columns. `table` is the config
+// section whose format the file follows ("data", "data.side_tables[0]").
+std::string one_column_hint(const CsvReader& reader, const std::string& table,
+                            const SettingNames& names) {
   if (reader.width() != 1) return "";
   const char d = reader.delimiter();
   const std::string name = d == '\t' ? "tab" : d == ' ' ? "space" : std::string("'") + d + "'";
   return std::string("; it reads as a single column with the ") +
-         (reader.delimiter_detected() ? "detected " : "") + "delimiter " + name + ": set " + table +
-         ".format.delimiter to the one it uses (\",\", \"\\t\", \";\", \"|\" or \" \")";
+         (reader.delimiter_detected() ? "detected " : "") + "delimiter " + name + ": set " +
+         names.name(table + ".format.delimiter") +
+         " to the one it uses (\",\", \"\\t\", \";\", \"|\" or \" \")";
 }
 
 // The field index of a configured column in one file, or nullopt when the file has no such
 // column. A name that more than one column carries (net and gross "price", "category" twice
-// after a join) is refused with a DataError naming `key` rather than read from the first: the
-// config picks one by its 1-based position instead.
+// after a join) is refused with a DataError naming `key` (as `names` name it) rather than read
+// from the first: the config picks one by its 1-based position instead.
 std::optional<std::size_t> find_column(const ColumnRef& ref, const CsvReader& reader,
-                                       const std::string& key) {
+                                       const std::string& key,
+                                       const SettingNames& names = kConfigKeys) {
   if (ref.position > 0) {
     if (static_cast<std::size_t>(ref.position) > reader.width()) return std::nullopt;
     return static_cast<std::size_t>(ref.position - 1);
@@ -82,29 +89,32 @@ std::optional<std::size_t> find_column(const ColumnRef& ref, const CsvReader& re
     std::vector<std::string> found;
     for (const std::size_t i : matches)
       found.push_back("#" + std::to_string(i + 1) + (exact ? "" : " '" + header[i] + "'"));
-    throw DataError(key + " = '" + ref.name + "': '" + reader.path() + "' has " +
+    throw DataError(names.assigned(key, "'" + ref.name + "'") + ": '" + reader.path() + "' has " +
                     std::to_string(matches.size()) + " columns " +
                     (exact ? "named" : "that match") + " '" + ref.name + "' (" + join(found, ", ") +
-                    "); pick one by its 1-based position, e.g. " + key + " = " +
-                    std::to_string(matches.back() + 1));
+                    "); pick one by its 1-based position, e.g. " +
+                    names.setting(key, std::to_string(matches.back() + 1)));
   }
   return std::nullopt;
 }
 
-// find_column, or a DataError naming the config key, the file and the columns it has. `table`
-// is the config section whose format the file follows (for one_column_hint).
+// find_column, or a DataError naming the setting (the config key, or for a command's file its
+// option), the file and the columns it has. `table` is the config section whose format the file
+// follows (for one_column_hint).
 std::size_t resolve_column(const ColumnRef& ref, const CsvReader& reader, const std::string& key,
-                           const std::string& table) {
-  if (const auto found = find_column(ref, reader, key)) return *found;
+                           const std::string& table, const SettingNames& names = kConfigKeys) {
+  if (const auto found = find_column(ref, reader, key, names)) return *found;
   if (ref.position > 0)
-    throw DataError(key + " = " + std::to_string(ref.position) + ": '" + reader.path() +
+    throw DataError(names.assigned(key, std::to_string(ref.position)) + ": '" + reader.path() +
                     "' has only " + std::to_string(reader.width()) + " columns" +
-                    one_column_hint(reader, table));
+                    one_column_hint(reader, table, names) + names.advice(key));
   const auto& header = reader.header();
-  std::string message = key + " = '" + ref.name + "': no such column in '" + reader.path() + "'";
+  std::string message =
+      names.assigned(key, "'" + ref.name + "'") + ": no such column in '" + reader.path() + "'";
   std::string suggestion = closest_match(ref.name, header);
   if (!suggestion.empty()) message += " (did you mean '" + suggestion + "'?)";
-  message += "; its columns are: " + join(header, ", ") + one_column_hint(reader, table);
+  message += "; its columns are: " + join(header, ", ") + one_column_hint(reader, table, names) +
+             names.advice(key);
   throw DataError(message);
 }
 
@@ -113,14 +123,14 @@ struct RowError {
   std::string category;  // for counting: "wrong field count", "bad number", ...
 };
 
-// A numeric cell as the float the log stores. Infinities, NaN and numbers beyond float's range
-// are refused like text: one of them standardised turns a whole feature column into NaN. On
+// A numeric cell as the float the log stores. Infinities, NaN and numbers whose square a float
+// cannot hold (kMaxNumberMagnitude) are refused like text: one of them standardised turns a
+// whole feature column into NaN, and as a regression target it makes the squared loss inf. On
 // failure `error` says why, for the caller to prefix with the column (only then: this runs on
 // every cell).
 bool parse_number_cell(std::string_view cell, float& out, RowError& error) {
   const std::optional<double> v = parse_double(cell);
-  if (v && std::isfinite(*v) &&
-      std::abs(*v) <= static_cast<double>(std::numeric_limits<float>::max())) {
+  if (v && std::isfinite(*v) && std::abs(*v) <= kMaxNumberMagnitude) {
     out = static_cast<float>(*v);
     return true;
   }
@@ -129,7 +139,9 @@ bool parse_number_cell(std::string_view cell, float& out, RowError& error) {
   else if (!std::isfinite(*v))
     error = {quoted_value(cell) + " is not a finite number", "non-finite number"};
   else
-    error = {quoted_value(cell) + " is out of range (beyond +-3.4e38, a float's limit)",
+    error = {quoted_value(cell) +
+                 " is out of range (beyond +-1.8e19: the loss and the feature statistics square "
+                 "it, and a float holds at most 3.4e38)",
              "number out of range"};
   return false;
 }
@@ -150,12 +162,13 @@ struct Interner {
 class FeatureColumnsBinding {
  public:
   FeatureColumnsBinding(const config::FeatureColumns& spec, const CsvReader& reader,
-                        const std::string& key, const std::string& table) {
+                        const std::string& key, const std::string& table,
+                        const SettingNames& settings = kConfigKeys) {
     auto bind = [&](const std::vector<ColumnRef>& refs, const char* kind,
                     std::vector<std::size_t>& out, std::vector<std::string>& names) {
       for (std::size_t i = 0; i < refs.size(); ++i) {
-        out.push_back(resolve_column(refs[i], reader,
-                                     key + "." + kind + "[" + std::to_string(i) + "]", table));
+        out.push_back(resolve_column(
+            refs[i], reader, key + "." + kind + "[" + std::to_string(i) + "]", table, settings));
         const std::size_t index = out.back();
         names.push_back(!refs[i].name.empty()            ? refs[i].name
                         : reader.header().size() > index ? reader.header()[index]
@@ -239,17 +252,22 @@ class FeatureColumnsBinding {
   std::vector<std::string> numeric_names_, categorical_names_, text_names_;
 };
 
-std::string fail_message(const std::string& file, std::size_t line, const std::string& reason) {
-  return file + ":" + std::to_string(line) + ": " + reason +
-         " (data.bad_rows = \"fail\"; set it to \"skip\" to skip such rows)";
+std::string fail_message(const std::string& file, std::size_t line, const std::string& reason,
+                         const SettingNames& names) {
+  return file + ":" + std::to_string(line) + ": " + reason + " (" +
+         names.assigned("data.bad_rows", "\"fail\"") + "; " +
+         (names.from_command() ? "give " + names.setting("data.bad_rows", "skip")
+                               : std::string("set it to \"skip\"")) +
+         " to skip such rows)";
 }
 
 // Reasons quote cells, which may hold line breaks or control characters (inside quotes): the
 // listed reason is one printable line, as inspect and the warnings show it.
 void note_bad_row(const config::DataConfig& data, LoadReport& report, std::int64_t& rejected,
-                  const std::string& file, std::size_t line, const RowError& error) {
+                  const std::string& file, std::size_t line, const RowError& error,
+                  const SettingNames& names) {
   if (data.bad_rows == config::BadRows::kFail)
-    throw DataError(fail_message(file, line, error.reason));
+    throw DataError(fail_message(file, line, error.reason, names));
   ++rejected;
   ++report.rejected_by_reason[error.category];
   if (report.bad_rows.size() < static_cast<std::size_t>(data.show_bad_rows))
@@ -292,35 +310,41 @@ bool field_count_ok(const CsvRecord& r, std::size_t width, RowError& error) {
 // Optional role column: kNone when not configured.
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
-std::size_t optional_column(const ColumnRef& ref, const CsvReader& reader, const std::string& key) {
-  return ref.empty() ? kNone : resolve_column(ref, reader, key, "data");
+std::size_t optional_column(const ColumnRef& ref, const CsvReader& reader, const std::string& key,
+                            const SettingNames& names) {
+  return ref.empty() ? kNone : resolve_column(ref, reader, key, "data", names);
 }
 
 // Where each role and feature column is in one log file, and how its rows become log rows.
 struct LogBinding {
   // Columns are resolved in this order, so the first missing one is the one reported.
-  LogBinding(const config::Config& config, const CsvReader& reader)
-      : user(optional_column(config.data.columns.user, reader, "data.columns.user")),
-        item(optional_column(config.data.columns.item, reader, "data.columns.item")),
+  LogBinding(const config::Config& config, const CsvReader& reader, const SettingNames& names)
+      : user(optional_column(config.data.columns.user, reader, "data.columns.user", names)),
+        item(optional_column(config.data.columns.item, reader, "data.columns.item", names)),
         task(config.data.columns.task_from == config::ColumnSource::kLog
-                 ? resolve_column(config.data.columns.task, reader, "data.columns.task", "data")
+                 ? resolve_column(config.data.columns.task, reader, "data.columns.task", "data",
+                                  names)
                  : kNone),
-        timestamp(optional_column(config.data.columns.timestamp, reader, "data.columns.timestamp")),
-        event(optional_column(config.data.columns.event, reader, "data.columns.event")),
-        rating(optional_column(config.data.columns.rating, reader, "data.columns.rating")),
-        price(optional_column(config.data.columns.price, reader, "data.columns.price")),
-        quantity(optional_column(config.data.columns.quantity, reader, "data.columns.quantity")),
-        label_class(
-            config.task.label.class_from == config::ColumnSource::kLog
-                ? optional_column(config.task.label.class_column, reader, "task.label.class_column")
-                : kNone),
-        features(config.data.features, reader, "data.features", "data"),
+        timestamp(optional_column(config.data.columns.timestamp, reader, "data.columns.timestamp",
+                                  names)),
+        event(optional_column(config.data.columns.event, reader, "data.columns.event", names)),
+        rating(optional_column(config.data.columns.rating, reader, "data.columns.rating", names)),
+        price(optional_column(config.data.columns.price, reader, "data.columns.price", names)),
+        quantity(
+            optional_column(config.data.columns.quantity, reader, "data.columns.quantity", names)),
+        label_class(config.task.label.class_from == config::ColumnSource::kLog
+                        ? optional_column(config.task.label.class_column, reader,
+                                          "task.label.class_column", names)
+                        : kNone),
+        features(config.data.features, reader, "data.features", "data", names),
         time_format(config.data.time_format),
-        width(reader.width()) {}
+        width(reader.width()),
+        names(names) {}
   std::size_t user, item, task, timestamp, event, rating, price, quantity, label_class;
   FeatureColumnsBinding features;
   TimeFormat time_format;
   std::size_t width;
+  const SettingNames& names;  // ParseOptions::names, for the messages of bad rows
 };
 
 // The rows of one part of one log file, with ids local to the part, and what the report says
@@ -418,13 +442,18 @@ void parse_rows(const config::DataConfig& data, const LogBinding& b, LogPart& pa
         const std::optional<ParsedTime> parsed = parse_time(cell, b.time_format);
         if (!parsed) {
           reject({"timestamp column: " + quoted_value(cell) + " is not " +
-                      time_format_text(b.time_format) + " (data.time_format = \"" +
-                      enum_name(b.time_format) + "\")",
+                      time_format_text(b.time_format) + " (" +
+                      b.names.assigned("data.time_format",
+                                       "\"" + std::string(enum_name(b.time_format)) + "\"") +
+                      ")",
                   "unparsable timestamp"});
           continue;
         }
         if (!plausible_time(parsed->seconds)) {
-          reject({"timestamp column: " + implausible_time_text(cell, *parsed, b.time_format),
+          reject({"timestamp column: " +
+                      implausible_time_text(cell, *parsed, b.time_format,
+                                            (b.names.from_command() ? "give " : "set ") +
+                                                b.names.setting("data.time_format", "")),
                   "implausible timestamp"});
           continue;
         }
@@ -606,7 +635,7 @@ void load_log_file(const config::Config& config, const std::string& file,
   auto head = std::make_unique<CsvReader>(
       file, CsvOptions{data.format.delimiter_char(), data.format.header, '"'});
   if (head->width() == 0) return;  // an empty part adds nothing
-  const LogBinding binding(config, *head);
+  const LogBinding binding(config, *head, options.names);
   binding.features.name_columns(log.features);
 
   const std::uint64_t size = std::max(head->file_size(), head->offset());
@@ -667,7 +696,7 @@ void load_log_file(const config::Config& config, const std::string& file,
     if (live.failure) std::rethrow_exception(live.failure);
     if (live.fatal) {
       const BadRow& bad = *live.fatal;
-      throw DataError(fail_message(bad.file, bad.line + live.line_base, bad.reason));
+      throw DataError(fail_message(bad.file, bad.line + live.line_base, bad.reason, options.names));
     }
     if (k == parts.size()) break;
     LogPart& next = parts[k];
@@ -750,7 +779,7 @@ std::string no_rows_text(const std::vector<std::string>& files, const config::Cs
 
 void load_side_table(const config::SideTable& spec, std::size_t table_index,
                      const config::DataConfig& data, PurchaseLog& log, LoadReport& report,
-                     std::vector<JoinedColumn>& joined) {
+                     std::vector<JoinedColumn>& joined, const SettingNames& names) {
   const bool by_item = spec.join == config::JoinKey::kItem;
   Dictionary& ids = by_item ? log.items : log.users;
   FeatureTable& table = by_item ? log.item_attributes : log.user_attributes;
@@ -789,13 +818,14 @@ void load_side_table(const config::SideTable& spec, std::size_t table_index,
       ++side.rows;
       if (!field_count_ok(record, reader.width(), error) ||
           !binding.parse(record, own, numbers, error)) {
-        note_bad_row(data, report, side.rejected, file, record.line, error);
+        note_bad_row(data, report, side.rejected, file, record.line, error, names);
         continue;
       }
       std::string_view id_text = trim(record.fields[key_column]);
       if (id_text.empty()) {
         note_bad_row(data, report, side.rejected, file, record.line,
-                     {"empty id in key column " + spec.key.describe(), "empty side-table key"});
+                     {"empty id in key column " + spec.key.describe(), "empty side-table key"},
+                     names);
         continue;
       }
       auto id = static_cast<std::size_t>(ids.intern(id_text));
@@ -939,10 +969,12 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
     load_log_file(config, file, options, log, report, progress, done_mb);
   progress.finish();
   if (log.size() == 0 && report.rows_read == 0)
-    throw DataError("data.files: the log has no rows: " + no_rows_text(data.files, data.format));
+    throw DataError(options.names.name("data.files") +
+                    ": the log has no rows: " + no_rows_text(data.files, data.format));
   if (log.size() == 0) {
     // Otherwise the next step fails on an empty log with a message that hides why.
-    std::string message = "data.files: every one of the " + with_thousands(report.rows_read) +
+    std::string message = options.names.name("data.files") + ": every one of the " +
+                          with_thousands(report.rows_read) +
                           " rows of the purchase log was rejected (" + rejection_reasons(report) +
                           ")";
     if (!report.bad_rows.empty()) {
@@ -982,7 +1014,7 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
   want(cols.task_from, cols.task, "data.columns.task");
   want(config.task.label.class_from, config.task.label.class_column, "task.label.class_column");
   for (std::size_t i = 0; i < data.side_tables.size(); ++i)
-    load_side_table(data.side_tables[i], i, data, log, report, joined);
+    load_side_table(data.side_tables[i], i, data, log, report, joined, options.names);
   for (const JoinedColumn& c : joined) {
     const std::string join_name = enum_name(c.join);
     if (!c.table)
@@ -1000,6 +1032,27 @@ PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
   }
   pad_table(log.user_attributes, log.users.size());
   pad_table(log.item_attributes, log.items.size());
+  return log;
+}
+
+PurchaseLog load_input_file(const config::Config& run, const config::InputFile& input,
+                            LoadReport& report, ParseOptions options, config::Config* config) {
+  const config::Config c = config::input_config(run, input, &options.names);
+  PurchaseLog log = load_purchase_log(c, report, options);
+  // A feature column named after the file's column would not be found by the run's feature
+  // statistics, which know it by the run's name.
+  auto keep_run_names = [](auto& columns, const std::vector<ColumnRef>& run_refs,
+                           const std::vector<ColumnRef>& refs) {
+    for (std::size_t i = 0; i < columns.size() && i < refs.size(); ++i)
+      if (!run_refs[i].name.empty() &&
+          (refs[i].name != run_refs[i].name || refs[i].position != run_refs[i].position))
+        columns[i].name = run_refs[i].name;
+  };
+  const config::FeatureColumns &run_features = run.data.features, &features = c.data.features;
+  keep_run_names(log.features.numeric, run_features.numeric, features.numeric);
+  keep_run_names(log.features.categorical, run_features.categorical, features.categorical);
+  keep_run_names(log.features.text, run_features.text, features.text);
+  if (config) *config = c;
   return log;
 }
 

@@ -11,10 +11,17 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/input_format.hpp"
 #include "data/columns.hpp"
 #include "data/dictionary.hpp"
 
 namespace ml::data {
+
+// The largest magnitude a numeric cell (rating, price, quantity, numeric feature) may hold: the
+// square root of float's largest value, 1.8e19. A larger one is a bad row ("number out of
+// range"): the squared loss of a regression target and the variance behind standardisation
+// square it, and in 32-bit floats that square would be inf.
+inline constexpr double kMaxNumberMagnitude = 1.8446742974197924e19;
 
 struct BadRow {
   std::string file;
@@ -75,6 +82,9 @@ struct PurchaseLog {
 struct ParseOptions {
   int threads = 0;  // 0: config.run.threads as runtime::resolve_threads resolves it
   std::uint64_t min_part_bytes = std::uint64_t{16} << 20;  // smaller files are read by one thread
+  // How messages about the log's files name the settings they are read with: the config's
+  // keys, or for a command's own file (load_input_file) that command's options.
+  config::SettingNames names;
 };
 
 // The threads a parse of `config`'s files with `options` uses.
@@ -86,6 +96,15 @@ int parse_threads(const config::Config& config, const ParseOptions& options);
 // and the first rows, rather than leaving an empty log for a later step to trip over).
 PurchaseLog load_purchase_log(const config::Config& config, LoadReport& report,
                               const ParseOptions& options = {});
+
+// Reads a file given on a command line in the log's place (predict --input, adapt
+// --support-csv) as load_purchase_log reads data.files, with the run's config `run` and the
+// command's format options (config::input_config; `config`, if not null, gets the config it was
+// read with): its messages name those options. Feature columns keep the run's names when an
+// option reads them from other columns, so that the run's feature statistics find them.
+PurchaseLog load_input_file(const config::Config& run, const config::InputFile& input,
+                            LoadReport& report, ParseOptions options = {},
+                            config::Config* config = nullptr);
 
 // The warnings a command logs about what the load set aside: how many log and side-table rows
 // were rejected and why, with the first ones as file:line (as inspect lists them), and how

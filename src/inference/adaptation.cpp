@@ -77,15 +77,17 @@ struct CsvSupport {
   features::FeatureEncoder encoder;
 };
 
-std::unique_ptr<CsvSupport> load_support_csv(const std::string& path, config::Config config,
+std::unique_ptr<CsvSupport> load_support_csv(const config::InputFile& input,
+                                             const config::Config& config,
                                              const features::FeatureSpace& features) {
-  config.data.files = {path};
-  // The rows are the user's chosen examples: a cutoff meant to separate the training log's
-  // history from its examples would silently drop them.
-  config.split.time_cutoff.clear();
   auto s = std::make_unique<CsvSupport>();
-  s->log = data::load_purchase_log(config, s->report);
-  s->tasks = tasks::build_tasks(s->log, config);
+  config::Config read_with;
+  s->log = data::load_input_file(config, input, s->report, {}, &read_with);
+  // The rows are the user's chosen examples: a cutoff meant to separate the training log's
+  // history from its examples would silently drop them. (Cleared after the config is checked
+  // and the file read: settings such as features.aggregate_rows need a cutoff in the run.)
+  read_with.split.time_cutoff.clear();
+  s->tasks = tasks::build_tasks(s->log, read_with);
   s->encoder = features.bind(s->log);
   data::warn_about_load(s->report);
   return s;
@@ -234,7 +236,8 @@ std::vector<PreparedTask> prepare_csv_tasks(const AdaptOptions& o, const run::Lo
                                             std::unique_ptr<CsvSupport>& csv) {
   const config::Config& config = run.config;
   const LabelKind kind = run.data->tasks.kind;
-  csv = load_support_csv(o.support_csv, config, run.data->features);
+  csv = load_support_csv({o.support_csv, "--support-csv", o.support_format}, config,
+                         run.data->features);
   const auto dense = run.data->features.dense_dim();
   const auto ids = run.data->features.id_fields();
   std::vector<PreparedTask> prepared;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/choices.hpp"
+#include "config/input_format.hpp"
 #include "metrics/metrics.hpp"
 #include "tasks/task_set.hpp"
 
@@ -26,6 +27,7 @@ struct AdaptOptions {
   std::vector<std::string> tasks;  // task names; or all_new
   bool all_new = false;            // every task the run held out as new
   std::string support_csv;         // support rows from this CSV (same columns as the log); no query
+  config::InputFormat support_format;  // how support_csv is written where it differs from the log
   // Support size (per class for multiclass); 0 = task.support; config::kSupportAll = every
   // example of the task not in the query.
   int shots = 0;

@@ -42,7 +42,8 @@ std::string column_title(const config::ColumnRef& ref, const char* role) {
   return ref.name.empty() ? role : ref.name;
 }
 
-// A log read with the model's column mapping: `input` replaces data.files ("" keeps them).
+// A log read with the model's column mapping: `input` replaces data.files ("" keeps them), read
+// as its format options say.
 struct LoadedLog {
   data::LoadReport report;
   data::PurchaseLog log;
@@ -50,14 +51,13 @@ struct LoadedLog {
 
 // `threads` (the command's --threads) parse it.
 std::unique_ptr<LoadedLog> load_log(const ScoringModel& model, const std::string& input,
-                                    int threads) {
+                                    const config::InputFormat& format, int threads) {
   config::Config config = model.config;
   config.run.threads = threads;
-  if (!input.empty()) config.data.files = {input};
   auto l = std::make_unique<LoadedLog>();
   // The training log (recommending) is read through the cache; a file to score is read as is.
   l->log = input.empty() ? data::load_purchase_log_cached(config, l->report)
-                         : data::load_purchase_log(config, l->report);
+                         : data::load_input_file(config, {input, "--input", format}, l->report);
   data::warn_about_load(l->report);
   return l;
 }
@@ -198,7 +198,7 @@ RowScores score_rows(const PredictOptions& o) {
   if (o.input.empty()) throw UsageError("predict needs --input rows.csv (or --recommend)");
   const runtime::ThreadBudget budget = runtime::configure_compute(o.threads);
   auto model = load_scoring_model(o.checkpoint, o.device);
-  auto loaded = load_log(*model, o.input, o.threads);
+  auto loaded = load_log(*model, o.input, o.format, o.threads);
   const data::PurchaseLog& log = loaded->log;
   const features::FeatureEncoder encoder = model->features.bind(log);
   const auto workers = scoring_workers(budget, *model, log.size());
@@ -280,7 +280,7 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
                      "', with --support-csv ROWS.csv for a category the log does not have) and "
                      "recommend with that model, or use the run directory (its meta-learned "
                      "init, unadapted)");
-  auto loaded = load_log(*model, o.input, o.threads);
+  auto loaded = load_log(*model, o.input, o.format, o.threads);
   const data::PurchaseLog& log = loaded->log;
   const std::string where = "'" + join(loaded->report.files, ", ") + "'";
   if (!log.has_user() || !log.has_item())

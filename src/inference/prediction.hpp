@@ -10,13 +10,15 @@
 #include <vector>
 
 #include "config/choices.hpp"
+#include "config/input_format.hpp"
 #include "tasks/task_set.hpp"
 
 namespace ml::inference {
 
 struct PredictOptions {
-  std::string checkpoint;  // adapted checkpoint, checkpoint file or run directory
-  std::string input;       // CSV with the log's columns (the label columns are ignored)
+  std::string checkpoint;      // adapted checkpoint, checkpoint file or run directory
+  std::string input;           // CSV with the log's columns (the label columns are ignored)
+  config::InputFormat format;  // how `input` is written where it differs from the run's log
   std::string device = "auto";
   int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget (env vars, else usable cores)
 };
@@ -51,6 +53,7 @@ struct RecommendOptions {
   std::vector<std::string> users;  // for each of these users
   int top_k = 10;
   std::string input;  // the log whose items and interactions count; "" = the run's data.files
+  config::InputFormat format;  // how `input` is written where it differs from the run's log
   std::string device = "auto";
   int threads = 0;
 };

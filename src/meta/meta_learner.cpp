@@ -6,6 +6,8 @@
 #include <map>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
 #include "meta/implicit_inner_loop.hpp"
 #include "meta/stacked_inner_loop.hpp"
 #include "models/task_stack.hpp"
@@ -41,11 +43,20 @@ std::string non_finite_input(const features::FeatureSpace& features,
           features.non_finite_feature(dense.data_ptr<float>(), static_cast<std::size_t>(b->size()));
       if (!found.empty()) return found;
       if (!b->target.is_floating_point()) continue;
-      const Tensor bad = torch::logical_not(torch::isfinite(b->target.to(torch::kCPU)));
-      const auto n = bad.sum().item<std::int64_t>();
-      if (n > 0)
+      const Tensor target = b->target.to(torch::kCPU, torch::kFloat);
+      const Tensor bad = torch::logical_not(torch::isfinite(target));
+      if (const auto n = bad.sum().item<std::int64_t>(); n > 0)
         return "the label target is not finite in " + std::to_string(n) + " of " +
                std::to_string(b->size()) + " rows (e.g. price x quantity beyond float's range)";
+      // Finite, but the squared loss squares and sums it in floats: a spend of 1e10 x 1e10 has
+      // no float square, and 15 targets of 1e19 have none for the sum of their squares.
+      const Tensor squares = target * target;
+      if (!torch::isfinite(squares.sum()).item<bool>())
+        return "the label target is too large for the squared loss: its squares overflow a float "
+               "over " +
+               std::to_string(b->size()) + " rows (largest magnitude " +
+               fmt::format("{}", target.abs().max().item<float>()) +
+               "); rescale the target column (e.g. price x quantity in thousands)";
     }
   return "";
 }

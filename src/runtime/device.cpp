@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "config/config.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
 
@@ -70,12 +71,20 @@ c10::Device torch_device(const config::DeviceSpec& requested) {
 
 namespace {
 
-// A thread-count environment variable the user set to a positive integer, else 0.
+// A thread-count environment variable the user set to a positive integer, else 0 (unset, or
+// not a count: OpenMP also reads lists such as "4,2", which are not ours to judge). A count
+// above config::kMaxThreads is refused as run.threads and --threads refuse it, in their words:
+// falling back to another source would spend a budget the user did not ask for.
 int threads_from_env(const char* name) {
   const char* value = std::getenv(name);
   if (!value) return 0;
   const auto n = parse_int(value);
-  return n && *n > 0 && *n <= 4096 ? static_cast<int>(*n) : 0;
+  if (!n || *n <= 0) return 0;
+  if (*n > config::kMaxThreads)
+    throw UsageError(std::string(name) + " = " + std::to_string(*n) + ": must be from 1 to " +
+                     std::to_string(config::kMaxThreads) +
+                     " (the bound of run.threads and --threads); lower it, or give --threads");
+  return static_cast<int>(*n);
 }
 
 }  // namespace

@@ -36,7 +36,8 @@ c10::Device torch_device(const std::string& requested);  // parse_device, then t
 
 // The thread budget of a command, by precedence: `requested` (run.threads / --threads) when
 // > 0; else OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, when set by the user to a positive
-// integer; else the cores this process may use (usable_cores(): CPU affinity and cgroup
+// integer (one above config::kMaxThreads is a UsageError, as run.threads above it is a
+// config error); else the cores this process may use (usable_cores(): CPU affinity and cgroup
 // quota, not merely the cores the machine has). CSV parsing uses all of it
 // (data::parse_threads); torch work spreads it by a ThreadPlan (apply_thread_plan).
 ThreadBudget thread_budget(int requested);

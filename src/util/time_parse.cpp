@@ -195,8 +195,8 @@ std::optional<std::int64_t> parse_timestamp(std::string_view text, TimeFormat fo
   return time->seconds;
 }
 
-std::string implausible_time_text(std::string_view text, const ParsedTime& time,
-                                  TimeFormat format) {
+std::string implausible_time_text(std::string_view text, const ParsedTime& time, TimeFormat format,
+                                  const std::string& set_unit) {
   text = trim(text);
   std::string out =
       "'" + std::string(text) + "' read as " + time_reading_text(time.reading) +
@@ -213,7 +213,7 @@ std::string implausible_time_text(std::string_view text, const ParsedTime& time,
     const auto other = parse_unix(text, unit);
     if (other && plausible_time(other->seconds))
       return out + "; as " + time_reading_text(unit) + " it is " + format_iso8601(other->seconds) +
-             ": set data.time_format = \"" + enum_name(unit) + "\" if that is the column's unit";
+             ": " + set_unit + "\"" + enum_name(unit) + "\" if that is the column's unit";
   }
   return out;
 }

@@ -76,8 +76,11 @@ std::optional<std::int64_t> parse_timestamp(std::string_view text, TimeFormat fo
 // Why a parsed but implausible time is refused, for a bad-row line: "'1700000000000' read as
 // unix seconds is 55840-11-08T22:13:20, outside the plausible range 1970-01-01 .. 2099-12-31; as
 // unix milliseconds it is 2023-11-14T22:13:20: set data.time_format = "unix_ms" if that is the
-// column's unit" (the suggestion when another unit makes the number plausible).
-std::string implausible_time_text(std::string_view text, const ParsedTime& time, TimeFormat format);
+// column's unit" (the suggestion when another unit makes the number plausible). `set_unit` is
+// what comes before the unit's quoted name in the suggestion (a command's own file has an
+// option for it: "give --time-format ").
+std::string implausible_time_text(std::string_view text, const ParsedTime& time, TimeFormat format,
+                                  const std::string& set_unit = "set data.time_format = ");
 
 // "YYYY-MM-DDTHH:MM:SS" in UTC.
 std::string format_iso8601(std::int64_t unix_seconds);

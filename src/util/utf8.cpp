@@ -79,20 +79,42 @@ std::size_t invalid_utf8_at(std::string_view s) {
   return std::string_view::npos;
 }
 
-void append_utf8_escaped(std::string& out, std::string_view s) {
+namespace {
+
+// append_utf8_escaped, and with `backslashes` every backslash doubled (append_cell_escaped).
+void append_escaped(std::string& out, std::string_view s, bool backslashes) {
   for (std::size_t i = 0; i < s.size();) {
     const std::size_t at = i;
     if (next_code_point(s, i) < 0)
       append_byte_escape(out, static_cast<unsigned char>(s[at]));
+    else if (backslashes && s[at] == '\\')
+      out.append("\\\\");
     else
       out.append(s, at, i - at);
   }
+}
+
+}  // namespace
+
+void append_utf8_escaped(std::string& out, std::string_view s) {
+  append_escaped(out, s, false);
 }
 
 std::string utf8_escaped(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   append_utf8_escaped(out, s);
+  return out;
+}
+
+void append_cell_escaped(std::string& out, std::string_view s) {
+  append_escaped(out, s, true);
+}
+
+std::string cell_escaped(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  append_cell_escaped(out, s);
   return out;
 }
 

@@ -28,6 +28,14 @@ inline bool is_valid_utf8(std::string_view s) {
 void append_utf8_escaped(std::string& out, std::string_view s);
 std::string utf8_escaped(std::string_view s);
 
+// A data cell's text (ids, names, categories): append_utf8_escaped, and every backslash
+// doubled (`\\`), so that the escape is injective: the Latin-1 cell "Caf\xE9" gives `Caf\xE9`
+// and the UTF-8 cell that holds those four characters typed out gives `Caf\\xE9`, two ids.
+// It decodes back unambiguously (`\\` is a backslash, `\xHH` a byte). Valid text without a
+// backslash is copied unchanged.
+void append_cell_escaped(std::string& out, std::string_view s);
+std::string cell_escaped(std::string_view s);
+
 // `s` as one printable line of valid UTF-8 for a message: invalid bytes as above, and control
 // characters (C0, DEL) as `\xHH` too, so that no message can move the cursor, ring the bell
 // or break the one-line-per-error rule.
