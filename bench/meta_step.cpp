@@ -25,6 +25,7 @@
 
 #include "meta/meta_learner.hpp"
 #include "models/batched_matmul.hpp"
+#include "runtime/blas_core.hpp"
 #include "runtime/device.hpp"
 #include "runtime/worker_pool.hpp"
 #include "train/outer_optimizer.hpp"
@@ -195,6 +196,7 @@ double matmul_gflops() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ml::runtime::choose_blas_core();
   double budget = 3.0;
   std::vector<std::string> workloads = {"W1", "W2"};
   std::vector<std::string> algorithms = {"maml", "fomaml", "reptile", "anil"};

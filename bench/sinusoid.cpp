@@ -8,8 +8,10 @@
 #include <torch/torch.h>
 
 #include "meta/sinusoid.hpp"
+#include "runtime/blas_core.hpp"
 
 int main(int argc, char** argv) {
+  ml::runtime::choose_blas_core();
   torch::set_num_threads(1);
   ml::meta::SinusoidOptions o;
   o.iterations = argc > 1 ? std::atoi(argv[1]) : 20000;

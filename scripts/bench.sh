@@ -20,6 +20,7 @@
 #   SECONDS_PER_CELL=5 scripts/bench.sh
 set -euo pipefail
 source "$(dirname "$0")/lib/help.sh"
+source "$(dirname "$0")/lib/blas_core.sh"
 cd "$(dirname "$0")/.."
 ingest=1 threads=1
 for arg in "$@"; do
@@ -40,6 +41,7 @@ dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok ins
 [[ -f build-release/CMakeCache.txt ]] ||
   cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DML_BUILD_TESTS=OFF >&2
 cmake --build build-release -j"$(nproc)" --target metalearn metalearn_bench_meta >&2
+ml_export_blas_core build-release/metalearn
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

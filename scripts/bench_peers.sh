@@ -6,7 +6,8 @@
 # (src/runtime/device.cpp: mallopt M_MMAP_THRESHOLD = M_TRIM_THRESHOLD = 1 GiB, M_TOP_PAD =
 # 256 MiB; GLIBC_TUNABLES gives Python the same). Every peer first checks that its
 # meta-gradient equals the per-task reference's (w1_batched.py exits 1 otherwise).
-# Everything runs on 1 thread; ROUNDS interleaved rounds (default 3), medians reported.
+# Everything runs on 1 thread with the same OpenBLAS kernels (scripts/lib/blas_core.sh);
+# ROUNDS interleaved rounds (default 3), medians reported.
 # Prints a Markdown table on stdout: it/s per program and algorithm, and ours / best peer.
 #
 #   scripts/bench_peers.sh            # about 6 minutes
@@ -14,6 +15,7 @@
 #   BUILD_DIR=build scripts/bench_peers.sh   # an existing build instead of build-release/
 set -euo pipefail
 source "$(dirname "$0")/lib/help.sh"
+source "$(dirname "$0")/lib/blas_core.sh"
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
 iters=${ITERS:-200}
@@ -27,7 +29,8 @@ dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok ins
 build_dir=${BUILD_DIR:-build-release}
 [[ -f $build_dir/CMakeCache.txt ]] ||
   cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DML_BUILD_TESTS=OFF >&2
-cmake --build "$build_dir" -j"$(nproc)" --target metalearn_bench_meta >&2
+cmake --build "$build_dir" -j"$(nproc)" --target metalearn metalearn_bench_meta >&2
+ml_export_blas_core "$build_dir"/metalearn
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

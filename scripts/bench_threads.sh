@@ -18,6 +18,7 @@
 # reference (they are left out without it). Say what else ran on the machine beside the figures.
 set -euo pipefail
 source "$(dirname "$0")/lib/help.sh"
+source "$(dirname "$0")/lib/blas_core.sh"
 cd "$(dirname "$0")/.."
 # `--threads 0` is the automatic choice only where no thread variable sets the budget.
 unset OMP_NUM_THREADS OPENBLAS_NUM_THREADS
@@ -28,6 +29,7 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then  # NO_BUILD=1: measure build-release/ as it i
     cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DML_BUILD_TESTS=OFF >&2
   cmake --build build-release -j"$(nproc)" --target metalearn metalearn_bench_meta >&2
 fi
+ml_export_blas_core build-release/metalearn
 command -v taskset > /dev/null || { echo "bench_threads.sh: needs taskset (util-linux)" >&2; exit 1; }
 
 # The raw figures stay in build-release/bench-threads/ (one JSON object per line), so that a
@@ -35,7 +37,14 @@ command -v taskset > /dev/null || { echo "bench_threads.sh: needs taskset (util-
 tmp=build-release/bench-threads
 rm -rf "$tmp" && mkdir -p "$tmp"
 hog=
-stop_hog() { [[ -n "$hog" ]] && kill "$hog" 2> /dev/null && wait "$hog" 2> /dev/null; hog=; }
+# The busy loop dies of the SIGTERM, so its wait status is 143: not an error of this script.
+stop_hog() {
+  if [[ -n "$hog" ]]; then
+    kill "$hog" 2> /dev/null || true
+    wait "$hog" 2> /dev/null || true
+  fi
+  hog=
+}
 trap 'stop_hog' EXIT
 last_cpu=$(($(nproc) - 1))
 

@@ -330,8 +330,14 @@ double MetaLearner::stacked_first_order(const std::vector<TaskBatch>& tasks,
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
   fast = stacked_inner_loop(*model_, std::move(fast), mask_, support, kind_, config_.inner_steps,
                             config_.inner_lr, /*create_graph=*/false, nullptr);
-  Tensor loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_).sum() /
-                static_cast<double>(total);
+  const double scale = 1.0 / static_cast<double>(total);
+  std::vector<Tensor> sums;
+  if (const auto loss_sum = stacked_gradient_sum(*model_, query, fast, kind_, scale, sums)) {
+    for (std::size_t i = 0; i < params.size(); ++i) add_grad(params[i], sums[i]);
+    return *loss_sum * scale;
+  }
+  Tensor loss =
+      models::task_losses(model_->forward_stacked(query, fast), query, kind_).sum() * scale;
   loss.backward();  // reaches the weights that do not adapt directly, the adapted leaves below
   for (std::size_t i = 0; i < params.size(); ++i)
     if (mask_[i] && fast[i].grad().defined())
@@ -369,13 +375,7 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
     }
     fast = stacked_inner_loop(*model_, std::move(fast), mask_, models::select_rows(all, step_rows),
                               kind_, 1, config_.inner_lr, /*create_graph=*/false, nullptr);
-    if (s == 0) {
-      torch::NoGradGuard no_grad;
-      loss = models::task_losses(model_->forward_stacked(query, fast), query, kind_)
-                 .sum()
-                 .item<double>() /
-             static_cast<double>(total);
-    }
+    if (s == 0) loss = stacked_loss_sum(*model_, query, fast, kind_) / static_cast<double>(total);
   }
   torch::NoGradGuard no_grad;
   const double scale = 1.0 / static_cast<double>(total);

@@ -1,9 +1,77 @@
 // The task-batched inner loop: see stacked_inner_loop.hpp.
 #include "meta/stacked_inner_loop.hpp"
 
+#include "models/dense_backprop.hpp"
+
 namespace ml::meta {
 
 using torch::Tensor;
+
+namespace {
+
+// The dense layers' tensors of `p` (from the first tower weight on), detached: the hand-written
+// pass reads and updates their storage directly.
+std::vector<Tensor> dense_layers(const models::FunctionalModelImpl& model,
+                                 const std::vector<Tensor>& p) {
+  std::vector<Tensor> layers;
+  for (std::size_t i = model.first_dense_parameter(); i < p.size(); ++i)
+    layers.push_back(p[i].detach());
+  return layers;
+}
+
+// The first-order steps by hand; false (nothing done) where they do not apply.
+bool first_order_steps_by_hand(const models::FunctionalModelImpl& model,
+                               const std::vector<Tensor>& fast, const std::vector<bool>& mask,
+                               const models::StackedBatch& support, tasks::LabelKind kind,
+                               int steps, double lr) {
+  const std::size_t first = model.first_dense_parameter();
+  for (std::size_t i = 0; i < fast.size(); ++i)
+    if (mask[i] && (i < first || !model.per_task(i, fast[i]))) return false;
+  torch::NoGradGuard no_grad;
+  const Tensor x0 = model.tower_input_stacked(support, fast).contiguous();
+  const std::vector<Tensor> layers = dense_layers(model, fast);
+  if (!models::dense_pass_supports(x0, layers)) return false;
+  models::DensePassPlan plan;
+  for (std::size_t i = first; i < fast.size(); ++i)
+    plan.use.push_back(mask[i] ? models::GradientUse::kSgdStep : models::GradientUse::kIgnore);
+  plan.lr = lr;
+  for (int s = 0; s < steps; ++s) models::dense_pass(x0, layers, support, kind, plan);
+  return true;
+}
+
+}  // namespace
+
+double stacked_loss_sum(const models::FunctionalModelImpl& model, const models::StackedBatch& batch,
+                        const std::vector<Tensor>& fast, tasks::LabelKind kind) {
+  torch::NoGradGuard no_grad;
+  const Tensor x0 = model.tower_input_stacked(batch, fast).contiguous();
+  const std::vector<Tensor> layers = dense_layers(model, fast);
+  if (models::dense_pass_supports(x0, layers)) {
+    models::DensePassPlan plan;
+    plan.use.assign(layers.size(), models::GradientUse::kIgnore);
+    return models::dense_pass(x0, layers, batch, kind, plan);
+  }
+  return models::task_losses(model.forward_stacked(batch, fast), batch, kind).sum().item<double>();
+}
+
+std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& model,
+                                           const models::StackedBatch& batch,
+                                           const std::vector<Tensor>& fast, tasks::LabelKind kind,
+                                           double scale, std::vector<Tensor>& sums) {
+  if (model.first_dense_parameter() != 0) return std::nullopt;
+  torch::NoGradGuard no_grad;
+  const Tensor x0 = batch.dense.contiguous();
+  const std::vector<Tensor> layers = dense_layers(model, fast);
+  if (!models::dense_pass_supports(x0, layers)) return std::nullopt;
+  models::DensePassPlan plan;
+  plan.use.assign(layers.size(), models::GradientUse::kSumOverTasks);
+  plan.scale = scale;
+  for (const Tensor& p : model.params())
+    plan.sums.push_back(torch::zeros(p.sizes(), p.options().requires_grad(false)));
+  const double loss = models::dense_pass(x0, layers, batch, kind, plan);
+  sums = std::move(plan.sums);
+  return loss;
+}
 
 std::vector<Tensor> per_task_parameters(const models::FunctionalModelImpl& model,
                                         const std::vector<Tensor>& params,
@@ -39,6 +107,9 @@ std::vector<Tensor> stacked_inner_loop(const models::FunctionalModelImpl& model,
                                        const models::StackedBatch& support, tasks::LabelKind kind,
                                        int steps, double lr, bool create_graph,
                                        const std::vector<Tensor>* per_param_lr) {
+  if (!create_graph && per_param_lr == nullptr &&
+      first_order_steps_by_hand(model, fast, mask, support, kind, steps, lr))
+    return fast;
   std::vector<Tensor> inputs;
   for (int s = 0; s < steps; ++s) {
     Tensor loss = models::task_losses(model.forward_stacked(support, fast), support, kind).sum();

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "models/model.hpp"
@@ -28,11 +29,27 @@ std::vector<torch::Tensor> per_task_parameters(const models::FunctionalModelImpl
                                                bool differentiable);
 
 // `steps` SGD steps on every task's support rows from the per-task parameters `fast`.
-// `per_param_lr` (Meta-SGD), when given, is in the same per-task layout as `fast`.
+// `per_param_lr` (Meta-SGD), when given, is in the same per-task layout as `fast`. Without
+// create_graph or per_param_lr, and with no embedding table adapting, the steps are taken by
+// hand (models/dense_backprop.hpp) in place on `fast`'s tensors; otherwise by autograd.
 std::vector<torch::Tensor> stacked_inner_loop(
     const models::FunctionalModelImpl& model, std::vector<torch::Tensor> fast,
     const std::vector<bool>& mask, const models::StackedBatch& support, tasks::LabelKind kind,
     int steps, double lr, bool create_graph, const std::vector<torch::Tensor>* per_param_lr);
+
+// Σ_t (task t's mean loss on `batch`) with per-task parameters `fast`; no graph is kept.
+double stacked_loss_sum(const models::FunctionalModelImpl& model, const models::StackedBatch& batch,
+                        const std::vector<torch::Tensor>& fast, tasks::LabelKind kind);
+
+// scale · Σ_t ∇ (task t's mean loss on `batch`) with respect to every parameter, at the per-task
+// (or shared) parameters `fast`, each in the parameter's own shape, computed by hand
+// (models/dense_backprop.hpp); returns Σ_t (task t's mean loss). std::nullopt, with `sums`
+// untouched, where that does not apply: a model with embedding tables, or tensors off the CPU.
+std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& model,
+                                           const models::StackedBatch& batch,
+                                           const std::vector<torch::Tensor>& fast,
+                                           tasks::LabelKind kind, double scale,
+                                           std::vector<torch::Tensor>& sums);
 
 // A per-task quantity summed back onto parameter i's own shape: over the task dimension for
 // dense parameters, scattered onto the gathered rows for embedding tables.

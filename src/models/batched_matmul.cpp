@@ -3,31 +3,12 @@
 
 #include <cstdint>
 
-// The Fortran BLAS interface, from the BLAS the build links (OpenBLAS on Debian; libtorch's own
-// BLAS is the same library there): a BLAS without these symbols fails at link time instead of
-// leaving every product on the slow path.
-extern "C" {
-void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-            const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-            const float* beta, float* c, const int* ldc);
-void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-            const double* alpha, const double* a, const int* lda, const double* b, const int* ldb,
-            const double* beta, double* c, const int* ldc);
-}
+#include "models/blas.hpp"
 
 namespace ml::models {
 namespace {
 
-void gemm(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-          const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-          const float* beta, float* c, const int* ldc) {
-  sgemm_(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-void gemm(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-          const double* alpha, const double* a, const int* lda, const double* b, const int* ldb,
-          const double* beta, double* c, const int* ldc) {
-  dgemm_(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
+using blas::gemm;
 
 // How BLAS (column-major) reads the row-major matrix X [rows, cols] with element strides
 // (row_stride, col_stride): row-major storage is X^T in column-major ("N"), column-major

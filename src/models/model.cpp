@@ -163,9 +163,8 @@ torch::Tensor FunctionalModelImpl::forward_stacked(const StackedBatch& batch,
       batch, p, [&](std::size_t w, const torch::Tensor& x) { return linear_stacked(x, p, w); });
 }
 
-torch::Tensor FunctionalModelImpl::represent_stacked(const StackedBatch& batch,
-                                                     const std::vector<torch::Tensor>& p,
-                                                     const StackedLinear& linear) const {
+torch::Tensor FunctionalModelImpl::tower_input_stacked(const StackedBatch& batch,
+                                                       const std::vector<torch::Tensor>& p) const {
   torch::Tensor x = batch.dense;
   if (first_tower_ > 0) {
     std::vector<torch::Tensor> parts = {x};
@@ -186,6 +185,13 @@ torch::Tensor FunctionalModelImpl::represent_stacked(const StackedBatch& batch,
     }
     x = torch::cat(parts, 2);
   }
+  return x;
+}
+
+torch::Tensor FunctionalModelImpl::represent_stacked(const StackedBatch& batch,
+                                                     const std::vector<torch::Tensor>& p,
+                                                     const StackedLinear& linear) const {
+  torch::Tensor x = tower_input_stacked(batch, p);
   for (std::size_t l = 0; l < shape_.hidden.size(); ++l) {
     x = torch::relu(linear(first_tower_ + 2 * l, x));
   }

@@ -60,6 +60,13 @@ class FunctionalModelImpl : public torch::nn::Module {
                                 const std::vector<torch::Tensor>& p) const;
   torch::Tensor represent_stacked(const StackedBatch& batch,
                                   const std::vector<torch::Tensor>& p) const;
+  // What the first tower layer reads: [T, n, dense_dim + id_fields * embedding_dim], the dense
+  // features followed by each id field's embedding (p's tables, shared or per task).
+  torch::Tensor tower_input_stacked(const StackedBatch& batch,
+                                    const std::vector<torch::Tensor>& p) const;
+  // Index in the parameter layout of the first tower (or head) weight: the embedding tables
+  // come before it, the dense layers' (weight, bias) pairs from it on.
+  std::size_t first_dense_parameter() const { return first_tower_; }
   // A linear layer of the stacked forward: its weight's index in the parameter layout (the
   // bias follows it) and its input [T, n, in] give its output [T, n, out]. Lets an inner loop
   // keep its own form of a layer's adapted weights (implicit_inner_loop.hpp).

@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "config/config.hpp"
+#include "runtime/blas_core.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
 
@@ -133,7 +134,7 @@ std::string runtime_description() {
   std::string cuda = torch::cuda::is_available()
                          ? std::to_string(torch::cuda::device_count()) + " CUDA device(s)"
                          : "CUDA: not available";
-  return std::string("LibTorch ") + TORCH_VERSION + ", " + cuda;
+  return std::string("LibTorch ") + TORCH_VERSION + ", " + cuda + ", " + blas_core_description();
 }
 
 }  // namespace ml::runtime
