@@ -265,6 +265,12 @@ TEST(CliCsv, ACommandsOwnCsvHasFormatOptionsAndItsErrorsNameThem) {
       predict + shell_quote(other) + " --delimiter ':'",
       "--log-level warn predict --checkpoint " + shell_quote(run) +
           " --recommend --user u1 --delimiter ';'",
+      // A flag given a value, an empty value, a position that is not one, the input as output.
+      predict + shell_quote(same) + " --header=false",
+      predict + shell_quote(same) + " --delimiter ''",
+      predict + shell_quote(same) + " --column user=0",
+      predict + shell_quote(same) + " --column user=99999999999999999999",
+      predict + shell_quote(same) + " --output " + shell_quote(same),
   });
   ASSERT_EQ(r[0].code, 0) << r[0].err;
 
@@ -308,6 +314,51 @@ TEST(CliCsv, ACommandsOwnCsvHasFormatOptionsAndItsErrorsNameThem) {
   EXPECT_TRUE(contains(r[9].err, "--delimiter ':': must be")) << r[9].err;
   expect_one_line_error(r[10], ml::ExitCode::kUsage, "a format option without --input");
   EXPECT_TRUE(contains(r[10].err, "--delimiter describes the --input file")) << r[10].err;
+  // CLI11 would read "--header=false" as --header.
+  expect_one_line_error(r[11], ml::ExitCode::kUsage, "a value given to a flag");
+  expect_one_line_error(r[12], ml::ExitCode::kUsage, "an empty delimiter");
+  EXPECT_TRUE(contains(r[12].err, "--delimiter: must not be empty")) << r[12].err;
+  expect_one_line_error(r[13], ml::ExitCode::kUsage, "position 0");
+  EXPECT_TRUE(contains(r[13].err, "--column 'user=0'")) << r[13].err;
+  EXPECT_TRUE(contains(r[13].err, "1-based")) << r[13].err;
+  expect_one_line_error(r[14], ml::ExitCode::kUsage, "a position beyond any integer");
+  EXPECT_TRUE(contains(r[14].err, "is not a column position")) << r[14].err;
+  expect_one_line_error(r[15], ml::ExitCode::kUsage, "--output naming the --input file");
+  EXPECT_EQ(read_text(same), lines(header, food)) << "the input file was overwritten";
+}
+
+// A run trained on a headerless log reads its feature columns by position; a file with a header
+// given with --header must feed the same columns to the same features, not drop them because the
+// header names them otherwise.
+TEST(CliCsv, AHeaderlessRunScoresAFileWithAHeaderByTheRunsPositions) {
+  TempDir dir;
+  const auto rows = shop_rows({"food", "toys", "tools", "books"}, 20);
+  const std::string log = dir.file("log.csv");
+  std::string text;
+  for (const auto& row : rows) text += row + "\n";
+  write_file(log, text);
+  const std::string config = write_config(dir, "h", log);
+  json c = json::parse(read_text(config));
+  c["data"]["format"] = {{"header", false}, {"delimiter", ","}};
+  c["data"]["columns"] = {{"user", 1}, {"item", 2}, {"task", 3}, {"event", 4}};
+  c["data"]["features"] = {{"categorical", {5}}};
+  write_file(config, c.dump(2));
+  const std::string run = dir.file("run_h");
+  std::vector<std::string> food(rows.begin(), rows.begin() + 12);
+  const std::string bare = dir.file("bare.csv"), named = dir.file("named.csv");
+  std::string bare_text;
+  for (const auto& row : food) bare_text += row + "\n";
+  write_file(bare, bare_text);
+  write_file(named, lines("user_id,item_id,category,event,brand", food));
+  const std::string predict =
+      "--log-level warn predict --checkpoint " + shell_quote(run) + " --input ";
+  const auto trained = run_cli_many({"train --config " + shell_quote(config)});
+  ASSERT_EQ(trained[0].code, 0) << trained[0].err;
+  const auto r =
+      run_cli_many({predict + shell_quote(bare), predict + shell_quote(named) + " --header"});
+  ASSERT_EQ(r[0].code, 0) << r[0].err;
+  ASSERT_EQ(r[1].code, 0) << r[1].err;
+  EXPECT_EQ(r[1].out, r[0].out);
 }
 
 }  // namespace

@@ -117,6 +117,12 @@ TEST(NonFiniteInput, NamesTheFeatureOrTargetANanLossComesFrom) {
       << huge;
   const TaskBatch square{batch({1, 2, 3, 4}, {1, 0}), batch({1, 2, 3, 4}, {0, 3e38f})};
   EXPECT_EQ(ml::meta::non_finite_input(space, {square}).find("the label target is too large"), 0u);
+  // Squares that fit, at a scale where the inner steps overflow: named too; ordinary prices not.
+  const TaskBatch large{batch({1, 2, 3, 4}, {1e15f, 2}), batch({1, 2, 3, 4}, {1, 0})};
+  const std::string scale = ml::meta::non_finite_input(space, {large});
+  EXPECT_EQ(scale.find("the label target reaches 1e+15 in magnitude"), 0u) << scale;
+  const TaskBatch prices{batch({1, 2, 3, 4}, {999999, 2}), batch({1, 2, 3, 4}, {1, 0})};
+  EXPECT_EQ(ml::meta::non_finite_input(space, {prices}), "");
   // Moments fitted over a non-finite value standardise every value to NaN: named as such.
   const std::string moments = ml::meta::non_finite_input(two_feature_space(inf, 0), {finite});
   EXPECT_EQ(moments.find("dense feature 'row:discount' has a non-finite training mean (inf)"), 0u)

@@ -1,6 +1,9 @@
 // `metalearn predict`: score rows, or recommend a task's top items for users.
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+#include <system_error>
+
 #include "cli/command.hpp"
 #include "inference/prediction.hpp"
 #include "util/atomic_file.hpp"
@@ -40,7 +43,14 @@ void add_predict_command(CLI::App& app) {
   add_threads_option(*command, o->threads);
   command->callback([o] {
     // Before the work: an --output that cannot be written fails now, not after the scoring.
-    if (!o->output.empty()) check_writable(o->output);
+    if (!o->output.empty()) {
+      // The scores replace --output atomically: written over the input, they would destroy it.
+      std::error_code error;
+      if (!o->input.empty() && std::filesystem::equivalent(o->input, o->output, error))
+        throw UsageError("--output '" + o->output +
+                         "' is the --input file; give another file name");
+      check_writable(o->output);
+    }
     check_input_format(o->format, o->input, "--input");
     if (o->recommend) {
       inference::RecommendOptions r;

@@ -29,27 +29,39 @@ void add_input_format_options(CLI::App& command, config::InputFormat& format,
                               const std::string& file_option) {
   // Each stands for a config key, for this file alone; the default is the run's setting.
   const std::string file = "the " + file_option + " file's";
-  command.add_option("--delimiter", format.delimiter,
-                     file +
-                         " delimiter, if not the run's log's: auto, \",\", \"\\t\" (tab), \";\", "
-                         "\" \" (space) or \"|\" (data.format.delimiter)");
+  // "" would read as "not given": say so instead of using the run's setting.
+  const CLI::Validator not_empty(
+      [](std::string& value) { return value.empty() ? std::string("must not be empty") : ""; }, "");
+  command
+      .add_option("--delimiter", format.delimiter,
+                  file +
+                      " delimiter, if not the run's log's: auto, \",\", \"\\t\" (tab), \";\", "
+                      "\" \" (space) or \"|\" (data.format.delimiter)")
+      ->check(not_empty);
   // Two flags rather than CLI11's "--header,!--no-header", whose help reads
   // "--header,--no-header{false}".
   auto* header = command.add_flag_function(
       "--header", [&format](std::int64_t) { format.header = true; },
       file + " first line names its columns, if the run's log has none (data.format.header)");
+  // A flag takes no value: CLI11 would read "--header=false" as --header.
+  header->disable_flag_override();
   command
       .add_flag_function(
           "--no-header", [&format](std::int64_t) { format.header = false; },
           file + " first line is a row: columns by 1-based position (data.format.header)")
-      ->excludes(header);
-  command.add_option("--time-format", format.time_format,
-                     "how " + file +
-                         " timestamps are written, if not as in the run's log: auto, unix, "
-                         "unix_ms, unix_us, unix_ns or iso8601 (data.time_format)");
-  command.add_option("--bad-rows", format.bad_rows,
-                     "skip or fail: what a malformed row of " + file.substr(0, file.size() - 2) +
-                         " does, if not as the run's config says (data.bad_rows)");
+      ->excludes(header)
+      ->disable_flag_override();
+  command
+      .add_option("--time-format", format.time_format,
+                  "how " + file +
+                      " timestamps are written, if not as in the run's log: auto, unix, "
+                      "unix_ms, unix_us, unix_ns or iso8601 (data.time_format)")
+      ->check(not_empty);
+  command
+      .add_option("--bad-rows", format.bad_rows,
+                  "skip or fail: what a malformed row of " + file.substr(0, file.size() - 2) +
+                      " does, if not as the run's config says (data.bad_rows)")
+      ->check(not_empty);
   command
       .add_option("--column", format.columns,
                   "read the run's ROLE column from COLUMN of " + file.substr(0, file.size() - 2) +

@@ -144,8 +144,12 @@ Config input_config(const Config& run, const InputFile& input, SettingNames* nam
                        " is not set in its config), so there is none to read from another");
     if (std::count_if(given.begin(), given.end(), [&](const auto& g) { return g.first == key; }))
       throw UsageError(written + ": " + role + " is given twice");
+    // A whole number is a position, also when out of range: the config's check then names it.
+    const bool digits = column.find_first_not_of("+-0123456789") == std::string::npos;
     const auto position = parse_int(column);
-    set(key, position && *position > 0 ? Json(*position) : Json(column), written);
+    if (digits && !position)
+      throw UsageError(written + ": '" + column + "' is not a column position (1-based)");
+    set(key, position ? Json(*position) : Json(column), written);
   }
   Config c;
   try {

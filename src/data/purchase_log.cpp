@@ -1041,12 +1041,19 @@ PurchaseLog load_input_file(const config::Config& run, const config::InputFile& 
   PurchaseLog log = load_purchase_log(c, report, options);
   // A feature column named after the file's column would not be found by the run's feature
   // statistics, which know it by the run's name.
-  auto keep_run_names = [](auto& columns, const std::vector<ColumnRef>& run_refs,
-                           const std::vector<ColumnRef>& refs) {
-    for (std::size_t i = 0; i < columns.size() && i < refs.size(); ++i)
-      if (!run_refs[i].name.empty() &&
-          (refs[i].name != run_refs[i].name || refs[i].position != run_refs[i].position))
-        columns[i].name = run_refs[i].name;
+  // A column the run picked by position was named after its log's header, or "#N" in a
+  // headerless log (FeatureColumnsBinding); the file's own header must not rename it.
+  const bool run_headerless = !run.data.format.header;
+  auto keep_run_names = [&](auto& columns, const std::vector<ColumnRef>& run_refs,
+                            const std::vector<ColumnRef>& refs) {
+    for (std::size_t i = 0; i < columns.size() && i < refs.size(); ++i) {
+      if (!run_refs[i].name.empty()) {
+        if (refs[i].name != run_refs[i].name || refs[i].position != run_refs[i].position)
+          columns[i].name = run_refs[i].name;
+      } else if (run_headerless) {
+        columns[i].name = "#" + std::to_string(run_refs[i].position);
+      }
+    }
   };
   const config::FeatureColumns &run_features = run.data.features, &features = c.data.features;
   keep_run_names(log.features.numeric, run_features.numeric, features.numeric);

@@ -560,16 +560,36 @@ FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log) const {
     for (const auto& n : names) out.push_back(column_index(columns, n));
     return out;
   };
+  // A row feature the run was trained on must be in every log read with the run's config: a
+  // column missing here means it was read under another name, and scoring without it would be
+  // silently wrong.
+  auto require_row_columns = [&log](const std::vector<std::string>& names,
+                                    const std::vector<int>& found) {
+    for (std::size_t k = 0; k < names.size(); ++k)
+      if (found[k] < 0) {
+        std::vector<std::string> read;
+        for (const auto& c : log.features.numeric) read.push_back(c.name);
+        for (const auto& c : log.features.categorical) read.push_back(c.name);
+        for (const auto& c : log.features.text) read.push_back(c.name);
+        throw DataError("the run's row feature column '" + names[k] +
+                        "' was not read from this file (it read: " +
+                        (read.empty() ? std::string("none") : join(read, ", ")) +
+                        "); name the column in the run's config, or give it by --column");
+      }
+  };
   e.row_numeric_ = bind_numeric(row_numeric_, log.features.numeric);
+  require_row_columns(row_numeric_, e.row_numeric_);
   e.user_numeric_ = bind_numeric(user_numeric_, log.user_attributes.numeric);
   e.item_numeric_ = bind_numeric(item_numeric_, log.item_attributes.numeric);
   e.row_text_ = bind_text(row_text_, log.features.text);
+  require_row_columns(row_text_, e.row_text_);
   e.user_text_ = bind_text(user_text_, log.user_attributes.text);
   e.item_text_ = bind_text(item_text_, log.item_attributes.text);
   for (const auto& field : categorical_) {
     FeatureEncoder::CategoricalBinding b;
     const auto& columns = table_of(log, field.source).categorical;
     b.column = column_index(columns, field.column);
+    if (field.source == Source::kRow) require_row_columns({field.column}, {b.column});
     if (b.column >= 0) {
       const auto& dict = columns[static_cast<std::size_t>(b.column)].dictionary;
       std::unordered_map<std::string, std::int64_t> index;

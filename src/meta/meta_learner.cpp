@@ -34,6 +34,11 @@ TaskBatch make_task_batch(const features::FeatureSpace& features,
   return b;
 }
 
+namespace {
+// A regression target at or beyond this magnitude is named as a diverged run's likely cause.
+constexpr float kLargeRegressionTarget = 1e6f;
+}  // namespace
+
 std::string non_finite_input(const features::FeatureSpace& features,
                              const std::vector<TaskBatch>& tasks) {
   for (const TaskBatch& t : tasks)
@@ -57,6 +62,14 @@ std::string non_finite_input(const features::FeatureSpace& features,
                std::to_string(b->size()) + " rows (largest magnitude " +
                fmt::format("{}", target.abs().max().item<float>()) +
                "); rescale the target column (e.g. price x quantity in thousands)";
+      // Squares that fit can still diverge: the inner SGD steps move the weights by lr x 2 (o - y)
+      // x, and at a million or more that runs past float within a few steps whatever the
+      // learning rates (a 1e15 target diverged at lr 1e-6 with gradient clipping).
+      const float largest = target.abs().max().item<float>();
+      if (largest >= kLargeRegressionTarget)
+        return "the label target reaches " + fmt::format("{:g}", largest) +
+               " in magnitude: at that scale the squared loss's gradients overflow float within a "
+               "few steps; rescale the target column (e.g. in thousands, or its logarithm)";
     }
   return "";
 }

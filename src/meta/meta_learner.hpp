@@ -44,8 +44,10 @@ TaskBatch make_task_batch(const features::FeatureSpace& features,
 
 // What in a meta-batch's inputs would make its loss non-finite, for the error line: the first
 // non-finite dense feature (FeatureSpace::non_finite_feature) of a support or query set, else a
-// non-finite target, or targets whose squares (summed, as the squared loss sums them) a float
-// cannot hold; "" when every input is fine (the learning rates are then to blame).
+// non-finite target, targets whose squares (summed, as the squared loss sums them) a float
+// cannot hold, or a target of a million or more in magnitude (the squared loss's gradients
+// then overflow within a few inner steps); "" when every input is fine (the learning rates are
+// then to blame).
 std::string non_finite_input(const features::FeatureSpace& features,
                              const std::vector<TaskBatch>& tasks);
 
