@@ -105,6 +105,7 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/metalearnConfigVersion.cm
 install(FILES ${PROJECT_BINARY_DIR}/metalearnConfig.cmake
               ${PROJECT_BINARY_DIR}/metalearnConfigVersion.cmake
               ${PROJECT_SOURCE_DIR}/cmake/FindXXHash.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/FindSentencePiece.cmake
         DESTINATION ${ML_CMAKE_PACKAGE_DIR} COMPONENT development)
 
 # --- the .deb -------------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${ML_DEB_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Depends from the shared libraries the binary really links (dpkg-shlibdeps): Debian's runtime
-# packages of libtorch, OpenBLAS, spdlog, fmt, xxHash, ...
+# packages of libtorch, OpenBLAS, spdlog, fmt, xxHash, SentencePiece, ...
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
