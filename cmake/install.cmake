@@ -12,6 +12,9 @@
 
 # --- the tool ---------------------------------------------------------------------------------
 install(TARGETS metalearn RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
+# The tokenizer's SentencePiece module, which the tool opens at run time (CMakeLists.txt).
+install(TARGETS metalearn_sentencepiece LIBRARY DESTINATION ${ML_SPM_MODULE_INSTALL_DIR}
+        COMPONENT runtime)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/configs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/metalearn/configs
         COMPONENT runtime FILES_MATCHING PATTERN "*.json")
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/BENCHMARKS.md
@@ -105,7 +108,6 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/metalearnConfigVersion.cm
 install(FILES ${PROJECT_BINARY_DIR}/metalearnConfig.cmake
               ${PROJECT_BINARY_DIR}/metalearnConfigVersion.cmake
               ${PROJECT_SOURCE_DIR}/cmake/FindXXHash.cmake
-              ${PROJECT_SOURCE_DIR}/cmake/FindSentencePiece.cmake
         DESTINATION ${ML_CMAKE_PACKAGE_DIR} COMPONENT development)
 
 # --- the .deb -------------------------------------------------------------------------------------

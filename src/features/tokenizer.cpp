@@ -1,15 +1,16 @@
 // The subword tokenizer with its hashed fallback: see tokenizer.hpp.
 #include "features/tokenizer.hpp"
 
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
+#include <dlfcn.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <numeric>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
+#include "features/sentencepiece/shim.h"
 #include "util/errors.hpp"
 #include "util/rng.hpp"
 #include "util/utf8.hpp"
@@ -29,18 +30,81 @@ std::string flatten_whitespace(std::string_view text) {
   return out;
 }
 
-class TextIterator : public sentencepiece::SentenceIterator {
- public:
-  explicit TextIterator(const std::vector<std::string>& texts) : texts_(texts) {}
-  bool done() const override { return i_ >= texts_.size(); }
-  void Next() override { ++i_; }
-  const std::string& value() const override { return texts_[i_]; }
-  sentencepiece::util::Status status() const override { return {}; }
-
- private:
-  const std::vector<std::string>& texts_;
-  std::size_t i_ = 0;
+// The SentencePiece module (sentencepiece/shim.h says why it is loaded apart), opened once.
+struct SentencePieceModule {
+  decltype(&ml_spm_free) free = nullptr;
+  decltype(&ml_spm_train) train = nullptr;
+  decltype(&ml_spm_load) load = nullptr;
+  decltype(&ml_spm_release) release = nullptr;
+  decltype(&ml_spm_piece_size) piece_size = nullptr;
+  decltype(&ml_spm_unk_id) unk_id = nullptr;
+  decltype(&ml_spm_encode) encode = nullptr;
+  decltype(&ml_spm_decode) decode = nullptr;
 };
+
+const SentencePieceModule& sentencepiece_module() {
+  static const SentencePieceModule module = [] {
+    // The build tree's module first (tests and build/metalearn), then the one installed with
+    // the running executable (ML_SPM_MODULE_FROM_BINDIR is relative to its folder).
+    std::error_code ec;
+    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const std::string installed = (exe.parent_path() / ML_SPM_MODULE_FROM_BINDIR).string();
+    std::string tried;
+    void* handle = nullptr;
+    for (const std::string& path : {std::string(ML_SPM_MODULE_BUILD_PATH), installed}) {
+      if (!std::filesystem::exists(path, ec)) continue;
+      handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (handle) break;
+      tried += std::string("; ") + dlerror();
+    }
+    if (!handle)
+      throw Error(ExitCode::kRuntime, "cannot load the SentencePiece module (looked for " +
+                                          installed + " and " + ML_SPM_MODULE_BUILD_PATH + tried +
+                                          "): reinstall metalearn");
+    auto symbol = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(handle, name));
+      if (!fn)
+        throw Error(ExitCode::kRuntime, std::string("the SentencePiece module lacks ") + name +
+                                            ": reinstall metalearn");
+    };
+    decltype(&ml_spm_abi_version) version = nullptr;
+    symbol(version, "ml_spm_abi_version");
+    if (version() != ML_SPM_ABI_VERSION)
+      throw Error(ExitCode::kRuntime,
+                  "the SentencePiece module is of another metalearn version: reinstall metalearn");
+    SentencePieceModule m;
+    symbol(m.free, "ml_spm_free");
+    symbol(m.train, "ml_spm_train");
+    symbol(m.load, "ml_spm_load");
+    symbol(m.release, "ml_spm_release");
+    symbol(m.piece_size, "ml_spm_piece_size");
+    symbol(m.unk_id, "ml_spm_unk_id");
+    symbol(m.encode, "ml_spm_encode");
+    symbol(m.decode, "ml_spm_decode");
+    return m;
+  }();
+  return module;
+}
+
+// A message the module allocated, as a string (and freed).
+std::string take_error(char* error) {
+  std::string message = error ? error : "unknown error";
+  sentencepiece_module().free(error);
+  return message;
+}
+
+// A loaded SentencePiece processor, released with the last tokenizer that shares it.
+std::shared_ptr<const void> load_processor(const std::string& model, std::string* error) {
+  const auto& m = sentencepiece_module();
+  void* processor = nullptr;
+  char* message = nullptr;
+  if (m.load(model.data(), model.size(), &processor, &message) != 0) {
+    *error = take_error(message);
+    return nullptr;
+  }
+  return std::shared_ptr<const void>(
+      processor, [](const void* p) { sentencepiece_module().release(const_cast<void*>(p)); });
+}
 
 void check_options(const TokenizerOptions& o) {
   if (o.vocab_size < 8)
@@ -109,20 +173,36 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& texts, const Tokenize
       {"eos_id", "-1"},
       {"minloglevel", "2"},  // SentencePiece logs every EM step to stderr otherwise
   };
-  sentencepiece::SetRandomGeneratorSeed(static_cast<unsigned int>(options.seed));
-  TextIterator iterator(corpus);
-  std::string model;
-  const auto status = sentencepiece::SentencePieceTrainer::Train(args, &iterator, &model);
-  if (!status.ok())
-    throw DataError(std::string("SentencePiece could not train the tokenizer on ") +
-                    std::to_string(corpus.size()) + " texts: " + status.message());
+  std::vector<const char*> keys, values, texts_in;
+  std::vector<std::size_t> sizes;
+  const std::string seed = std::to_string(static_cast<unsigned int>(options.seed));
+  keys.push_back("seed");
+  values.push_back(seed.c_str());
+  for (const auto& [key, value] : args) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  for (const auto& text : corpus) {
+    texts_in.push_back(text.data());
+    sizes.push_back(text.size());
+  }
+  const auto& module = sentencepiece_module();
+  char* model_bytes = nullptr;
+  std::size_t model_size = 0;
+  char* error = nullptr;
+  if (module.train(texts_in.data(), sizes.data(), texts_in.size(), keys.data(), values.data(),
+                   keys.size(), &model_bytes, &model_size, &error) != 0)
+    throw DataError("SentencePiece could not train the tokenizer on " +
+                    std::to_string(corpus.size()) + " texts: " + take_error(error));
+  std::string model(model_bytes, model_size);
+  module.free(model_bytes);
   Tokenizer t;
-  auto processor = std::make_shared<sentencepiece::SentencePieceProcessor>();
-  if (!processor->LoadFromSerializedProto(model).ok())
-    throw std::logic_error("SentencePiece rejected the model it had just trained");
-  t.processor_ = std::move(processor);
+  std::string load_error;
+  t.processor_ = load_processor(model, &load_error);
+  if (!t.processor_)
+    throw std::logic_error("SentencePiece rejected the model it had just trained: " + load_error);
   t.model_ = std::move(model);
-  t.pieces_ = t.processor_->GetPieceSize();
+  t.pieces_ = module.piece_size(t.processor_.get());
   t.hash_buckets_ = options.hash_buckets;
   t.ngram_ = options.ngram;
   t.max_ngrams_per_unknown_ = options.max_ngrams_per_unknown;
@@ -155,22 +235,30 @@ Tokenizer Tokenizer::from_bytes(std::string_view bytes) {
   if (t.hash_buckets_ < 1 || t.ngram_ < 1 || t.max_ngrams_per_unknown_ < 0)
     throw CheckpointError("the checkpoint's tokenizer header holds invalid options");
   t.model_ = std::string(bytes.substr(second + 1));
-  auto processor = std::make_shared<sentencepiece::SentencePieceProcessor>();
-  const auto status = processor->LoadFromSerializedProto(t.model_);
-  if (!status.ok())
-    throw CheckpointError(std::string("the checkpoint's SentencePiece model is damaged: ") +
-                          status.message());
-  t.processor_ = std::move(processor);
-  t.pieces_ = t.processor_->GetPieceSize();
+  std::string load_error;
+  t.processor_ = load_processor(t.model_, &load_error);
+  if (!t.processor_)
+    throw CheckpointError("the checkpoint's SentencePiece model is damaged: " + load_error);
+  t.pieces_ = sentencepiece_module().piece_size(t.processor_.get());
   return t;
 }
 
 std::vector<std::int64_t> Tokenizer::encode(std::string_view text, EncodeStats* stats) const {
   const std::string flat = flatten_whitespace(text);
-  sentencepiece::ImmutableSentencePieceText spt;
-  const auto status = processor_->Encode(flat, spt.mutable_proto());
-  if (!status.ok())
-    throw DataError(std::string("SentencePiece could not encode a text: ") + status.message());
+  const auto& module = sentencepiece_module();
+  int* piece_ids = nullptr;
+  std::uint32_t *begins = nullptr, *ends = nullptr;
+  std::size_t count = 0;
+  char* error = nullptr;
+  if (module.encode(processor_.get(), flat.data(), flat.size(), &piece_ids, &begins, &ends, &count,
+                    &error) != 0)
+    throw DataError("SentencePiece could not encode a text: " + take_error(error));
+  const std::vector<int> id_of(piece_ids, piece_ids + count);
+  const std::vector<std::uint32_t> begin_of(begins, begins + count), end_of(ends, ends + count);
+  module.free(piece_ids);
+  module.free(begins);
+  module.free(ends);
+  const int unknown = module.unk_id(processor_.get());
   std::vector<std::int64_t> ids;
   const auto bucket = [&](char tag, std::string_view s) {
     std::string key(1, tag);
@@ -180,18 +268,18 @@ std::vector<std::int64_t> Tokenizer::encode(std::string_view text, EncodeStats* 
                                                static_cast<std::uint64_t>(hash_buckets_));
   };
   EncodeStats local;
-  for (const auto& piece : spt.pieces()) {
+  for (std::size_t k = 0; k < count; ++k) {
     ++local.pieces;
-    if (!processor_->IsUnknown(static_cast<int>(piece.id()))) {
-      ids.push_back(piece.id());
+    if (id_of[k] != unknown) {
+      ids.push_back(id_of[k]);
       continue;
     }
     ++local.unknown_pieces;
     const std::size_t before = ids.size();
     // The unknown span without the word-boundary space a piece may carry, and the
     // whitespace-delimited word around it, in the text SentencePiece read.
-    std::size_t begin = std::min<std::size_t>(piece.begin(), flat.size());
-    const std::size_t end = std::min<std::size_t>(piece.end(), flat.size());
+    std::size_t begin = std::min<std::size_t>(begin_of[k], flat.size());
+    const std::size_t end = std::min<std::size_t>(end_of[k], flat.size());
     while (begin < end && flat[begin] == ' ') ++begin;
     std::size_t word_begin = begin, word_end = end;
     while (word_begin > 0 && flat[word_begin - 1] != ' ') --word_begin;
@@ -238,16 +326,21 @@ EncodedTexts Tokenizer::encode_batch(const std::vector<std::string>& texts,
 }
 
 std::string Tokenizer::decode(const std::vector<std::int64_t>& ids) const {
+  const auto& module = sentencepiece_module();
   std::vector<int> pieces;
   for (std::int64_t id : ids) {
     if (id == pad_id()) continue;
-    pieces.push_back(id > 0 && id < pieces_ ? static_cast<int>(id) : processor_->unk_id());
+    pieces.push_back(id > 0 && id < pieces_ ? static_cast<int>(id)
+                                            : module.unk_id(processor_.get()));
   }
-  std::string text;
-  const auto status = processor_->Decode(pieces, &text);
-  if (!status.ok())
-    throw DataError(std::string("SentencePiece could not decode ids: ") + status.message());
-  return text;
+  char* text = nullptr;
+  std::size_t size = 0;
+  char* error = nullptr;
+  if (module.decode(processor_.get(), pieces.data(), pieces.size(), &text, &size, &error) != 0)
+    throw DataError("SentencePiece could not decode ids: " + take_error(error));
+  std::string out(text, size);
+  module.free(text);
+  return out;
 }
 
 }  // namespace ml::features

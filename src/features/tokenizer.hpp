@@ -15,6 +15,9 @@
 // characters share rows. Buckets are hash_bytes (util/rng.hpp) of a tagged string, so they are
 // the same on every machine.
 //
+// SentencePiece runs in a module of its own, opened at first use (sentencepiece/shim.h says
+// why); a missing module is an Error with exit code kRuntime.
+//
 // Deterministic: training runs SentencePiece single-threaded on every given text in order
 // (SentencePiece's own sampling is off; max_training_texts picks a seeded subset instead), and
 // the same texts, options and seed give the same model bytes.
@@ -25,10 +28,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
 
 namespace ml::features {
 
@@ -101,8 +100,8 @@ class Tokenizer {
 
  private:
   Tokenizer() = default;
-  std::shared_ptr<const sentencepiece::SentencePieceProcessor> processor_;
-  std::string model_;  // serialised SentencePiece model
+  std::shared_ptr<const void> processor_;  // SentencePiece's, from its module (tokenizer.cpp)
+  std::string model_;                      // serialised SentencePiece model
   std::int64_t pieces_ = 0;
   std::int64_t hash_buckets_ = 0;
   int ngram_ = 3;
