@@ -1,6 +1,7 @@
 # Finds SentencePiece (Debian: libsentencepiece-dev), which ships a pkg-config file but no CMake
 # package. Defines SentencePiece_FOUND and the imported target SentencePiece::SentencePiece, which
-# links both the processor (encoding) and the trainer (text/tokenizer.cpp trains in memory).
+# links both the processor (encoding) and the trainer (features/sentencepiece/shim.cpp trains
+# in memory).
 find_path(SentencePiece_INCLUDE_DIR sentencepiece_processor.h)
 find_library(SentencePiece_LIBRARY NAMES sentencepiece)
 find_library(SentencePiece_TRAIN_LIBRARY NAMES sentencepiece_train)
