@@ -12,6 +12,9 @@
 
 # --- the tool ---------------------------------------------------------------------------------
 install(TARGETS metalearn RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
+# The tokenizer's SentencePiece module, which the tool opens at run time (CMakeLists.txt).
+install(TARGETS metalearn_sentencepiece LIBRARY DESTINATION ${ML_SPM_MODULE_INSTALL_DIR}
+        COMPONENT runtime)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/configs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/metalearn/configs
         COMPONENT runtime FILES_MATCHING PATTERN "*.json")
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/BENCHMARKS.md
@@ -129,7 +132,7 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${ML_DEB_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Depends from the shared libraries the binary really links (dpkg-shlibdeps): Debian's runtime
-# packages of libtorch, OpenBLAS, spdlog, fmt, xxHash, ...
+# packages of libtorch, OpenBLAS, spdlog, fmt, xxHash, SentencePiece, ...
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)

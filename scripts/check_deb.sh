@@ -26,13 +26,14 @@ deb=$(find "$out" -maxdepth 1 -name 'metalearn_*.deb' | head -1)
 
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "check_deb: $(basename "$deb"), Depends: $depends"
-for needed in libtorch libopenblas libspdlog libxxhash libfmt; do
+for needed in libtorch libopenblas libspdlog libxxhash libfmt libsentencepiece; do
   grep -q "$needed" <<<"$depends" || fail "Depends lacks $needed"
 done
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/metalearn ./usr/share/bash-completion/completions/metalearn \
   ./usr/share/metalearn/configs/synthetic.json ./usr/share/doc/metalearn/copyright \
-  ./usr/share/doc/metalearn/changelog.gz ./usr/share/man/man1/metalearn.1.gz; do
+  ./usr/share/doc/metalearn/changelog.gz ./usr/share/man/man1/metalearn.1.gz \
+  ./usr/lib/metalearn/libmetalearn_sentencepiece.so; do
   grep -qF " $path" <<<"$contents" || fail "the package lacks $path"
 done
 if grep -qF include/metalearn <<<"$contents"; then fail "the package holds the library headers"; fi

@@ -229,8 +229,12 @@ torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batc
 }
 
 std::vector<bool> adapt_mask(const FunctionalModelImpl& model, config::InnerParams which) {
+  return adapt_mask(model.groups(), which);
+}
+
+std::vector<bool> adapt_mask(const std::vector<ParamGroup>& groups, config::InnerParams which) {
   std::vector<bool> mask;
-  for (ParamGroup g : model.groups()) {
+  for (ParamGroup g : groups) {
     switch (which) {
       case config::InnerParams::kAll:
         mask.push_back(true);

@@ -99,6 +99,8 @@ torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batc
 
 // Which parameters an inner loop adapts: all but embeddings (kDense), all, or the head.
 std::vector<bool> adapt_mask(const FunctionalModelImpl& model, config::InnerParams which);
+// The same over a layout's groups (any model: models/transformer.hpp).
+std::vector<bool> adapt_mask(const std::vector<ParamGroup>& groups, config::InnerParams which);
 
 // Mean loss of outputs against targets: BCE-with-logits (binary), MSE (regression),
 // cross-entropy (multiclass).

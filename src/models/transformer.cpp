@@ -1,0 +1,231 @@
+// The pre-norm Transformer encoder with a functional forward: see transformer.hpp.
+#include "models/transformer.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include "util/errors.hpp"
+#include "util/strings.hpp"
+
+namespace ml::models {
+
+namespace {
+
+using torch::Tensor;
+
+// Tensors per encoder layer, in layout order (transformer.hpp).
+constexpr std::size_t kPerLayer = 12;
+enum LayerSlot : std::size_t {
+  kNorm1 = 0,         // weight, bias
+  kAttentionIn = 2,   // weight [3d, d], bias
+  kAttentionOut = 4,  // weight [d, d], bias
+  kNorm2 = 6,
+  kFf1 = 8,
+  kFf2 = 10,
+};
+constexpr std::size_t kFirstLayer = 2;  // after the token and position embeddings
+
+// A masked score small enough that its softmax weight is exactly 0 in float and double (a
+// finite value, unlike -inf, keeps a row whose keys are all padding free of NaN).
+constexpr double kMaskedScore = -1e9;
+
+// A per-task tensor [T, ...] with singleton dimensions inserted after T until it has `rank`
+// dimensions, so that it broadcasts against activations [T, n, ...].
+Tensor for_tasks(const Tensor& t, std::int64_t rank) {
+  std::vector<std::int64_t> shape = t.sizes().vec();
+  shape.insert(shape.begin() + 1, static_cast<std::size_t>(rank - t.dim()), 1);
+  return t.view(shape);
+}
+
+}  // namespace
+
+double parameter_count(const TransformerShape& s) {
+  const auto d = static_cast<double>(s.model_dim), ff = static_cast<double>(s.ff_dim);
+  const double layer = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (ff * d + ff) + (d * ff + d);
+  return (static_cast<double>(s.vocab_size) + static_cast<double>(s.max_len)) * d +
+         static_cast<double>(s.layers) * layer + 2 * d + static_cast<double>(s.outputs) * (d + 1);
+}
+
+TokenBatch token_batch(const features::EncodedTexts& encoded) {
+  const std::vector<std::int64_t> shape = {encoded.rows, encoded.max_len};
+  TokenBatch b;
+  b.ids = torch::tensor(encoded.ids, torch::kInt64).view(shape);
+  b.mask = torch::tensor(std::vector<std::int64_t>(encoded.mask.begin(), encoded.mask.end()),
+                         torch::kInt64)
+               .view(shape)
+               .ne(0);
+  return b;
+}
+
+TransformerImpl::TransformerImpl(TransformerShape shape) : shape_(shape) {
+  const auto& s = shape_;
+  const std::pair<std::int64_t, const char*> sizes[] = {
+      {s.vocab_size, "vocabulary size"},    {s.max_len, "maximum token length"},
+      {s.model_dim, "model dimension"},     {s.heads, "number of attention heads"},
+      {s.ff_dim, "feed-forward dimension"}, {s.outputs, "number of outputs"}};
+  for (const auto& [value, what] : sizes)
+    if (value < 1)
+      throw ConfigError(std::string("the transformer's ") + what + " is " + std::to_string(value) +
+                        "; it must be at least 1");
+  if (s.layers < 0) throw ConfigError("the transformer's number of layers cannot be negative");
+  if (s.model_dim % s.heads != 0)
+    throw ConfigError("the transformer's model dimension " + std::to_string(s.model_dim) +
+                      " is not a multiple of its " + std::to_string(s.heads) + " attention heads");
+  const double n = parameter_count(s);
+  if (n > static_cast<double>(config::kMaxModelParameters)) {
+    char count[32];
+    std::snprintf(count, sizeof count, "%.3g", n);
+    throw ConfigError("the transformer would hold " + std::string(count) +
+                      " parameters (vocabulary " + with_thousands(s.vocab_size) + ", dimension " +
+                      std::to_string(s.model_dim) + ", " + std::to_string(s.layers) +
+                      " layers); at most " + with_thousands(config::kMaxModelParameters) +
+                      " fit: lower those sizes");
+  }
+  const std::int64_t d = s.model_dim;
+  // Small normal embeddings (as BERT); linear layers as nn.Linear and the MLP (uniform in
+  // +-1/sqrt(fan_in)); layer norms start as the identity.
+  add("token_embedding", torch::randn({s.vocab_size, d}) * 0.02, ParamGroup::kEmbedding, -1);
+  add("position_embedding", torch::randn({s.max_len, d}) * 0.02, ParamGroup::kEmbedding, -1);
+  auto linear = [&](const std::string& name, std::int64_t fan_in, std::int64_t fan_out,
+                    ParamGroup group, int layer) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    add(name + "_weight", torch::empty({fan_out, fan_in}).uniform_(-bound, bound), group, layer);
+    add(name + "_bias", torch::empty({fan_out}).uniform_(-bound, bound), group, layer);
+  };
+  auto norm = [&](const std::string& name, int layer) {
+    add(name + "_weight", torch::ones({d}), ParamGroup::kTower, layer);
+    add(name + "_bias", torch::zeros({d}), ParamGroup::kTower, layer);
+  };
+  for (int l = 0; l < static_cast<int>(s.layers); ++l) {
+    const std::string prefix = "layer_" + std::to_string(l) + "_";
+    norm(prefix + "norm1", l);
+    linear(prefix + "attention_in", d, 3 * d, ParamGroup::kTower, l);
+    linear(prefix + "attention_out", d, d, ParamGroup::kTower, l);
+    norm(prefix + "norm2", l);
+    linear(prefix + "ff1", d, s.ff_dim, ParamGroup::kTower, l);
+    linear(prefix + "ff2", s.ff_dim, d, ParamGroup::kTower, l);
+  }
+  norm("final_norm", -1);
+  linear("head", d, s.outputs, ParamGroup::kHead, -1);
+}
+
+void TransformerImpl::add(const std::string& name, Tensor value, ParamGroup group, int layer) {
+  register_parameter(name, value);
+  names_.push_back(name);
+  groups_.push_back(group);
+  ranks_.push_back(value.dim());
+  layer_of_.push_back(layer);
+}
+
+Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor>& p,
+                               std::int64_t tasks) const {
+  if (p.size() != names_.size())
+    throw std::logic_error("the transformer got " + std::to_string(p.size()) +
+                           " parameters for a layout of " + std::to_string(names_.size()));
+  const std::int64_t L = batch.ids.size(-1), d = shape_.model_dim;
+  if (L > shape_.max_len)
+    throw DataError("token sequences of length " + std::to_string(L) +
+                    " exceed the transformer's maximum length " + std::to_string(shape_.max_len));
+  const auto task_wise = [&](std::size_t i) { return tasks > 0 && per_task(i, p[i]); };
+  // A vector parameter (bias, norm gain) broadcast against x.
+  const auto vec = [&](std::size_t i, const Tensor& x) {
+    return task_wise(i) ? for_tasks(p[i], x.dim()) : p[i];
+  };
+  const auto linear = [&](const Tensor& x, std::size_t w) {
+    Tensor weight_t = task_wise(w) ? for_tasks(p[w].transpose(-1, -2), x.dim()) : p[w].t();
+    return x.matmul(weight_t) + vec(w + 1, x);
+  };
+  // Layer norm over the last dimension (Ba et al. 2016) written out, eps 1e-5 as torch's.
+  const auto norm = [&](const Tensor& x, std::size_t w) {
+    Tensor centred = x - x.mean(-1, /*keepdim=*/true);
+    Tensor scale = torch::rsqrt(centred.pow(2).mean(-1, /*keepdim=*/true) + 1e-5);
+    return centred * scale * vec(w, x) + vec(w + 1, x);
+  };
+
+  Tensor x;
+  if (task_wise(0)) {
+    // One gather over every task's table: row j of task t is row t * V + j of [T * V, d].
+    const std::int64_t V = p[0].size(1);
+    Tensor offset = torch::arange(tasks, batch.ids.options()).mul_(V).view({tasks, 1, 1});
+    x = torch::embedding(p[0].reshape({tasks * V, d}), batch.ids + offset);
+  } else {
+    x = torch::embedding(p[0], batch.ids);
+  }
+  x = x + (task_wise(1) ? for_tasks(p[1].narrow(1, 0, L), x.dim()) : p[1].narrow(0, 0, L));
+
+  const std::int64_t h = shape_.heads, dh = d / h;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+  // [B..., L, d] -> [B..., h, L, dh]
+  const auto split_heads = [&](const Tensor& t) {
+    std::vector<std::int64_t> shape = t.sizes().vec();
+    shape.back() = h;
+    shape.push_back(dh);
+    return t.reshape(shape).transpose(-2, -3);
+  };
+  const Tensor padded_key = batch.mask.logical_not().unsqueeze(-2).unsqueeze(-2);
+  for (std::int64_t l = 0; l < shape_.layers; ++l) {
+    const std::size_t base = kFirstLayer + static_cast<std::size_t>(l) * kPerLayer;
+    const std::vector<Tensor> qkv =
+        linear(norm(x, base + kNorm1), base + kAttentionIn).chunk(3, -1);
+    Tensor scores = split_heads(qkv[0]).matmul(split_heads(qkv[1]).transpose(-1, -2)).mul(scale);
+    Tensor weights = torch::softmax(scores.masked_fill(padded_key, kMaskedScore), -1);
+    Tensor context = weights.matmul(split_heads(qkv[2])).transpose(-2, -3).reshape(x.sizes());
+    x = x + linear(context, base + kAttentionOut);
+    Tensor hidden = linear(norm(x, base + kNorm2), base + kFf1);
+    hidden = shape_.activation == Activation::kGelu ? torch::gelu(hidden) : torch::relu(hidden);
+    x = x + linear(hidden, base + kFf2);
+  }
+  const std::size_t final_norm = p.size() - 4;
+  x = norm(x, final_norm);
+  Tensor weight = batch.mask.to(x.scalar_type()).unsqueeze(-1);
+  Tensor pooled = (x * weight).sum(-2) / weight.sum(-2).clamp_min(1.0);
+  return pooled;
+}
+
+Tensor TransformerImpl::represent(const TokenBatch& batch, const std::vector<Tensor>& p) const {
+  return encode(batch, p, 0);
+}
+
+Tensor TransformerImpl::represent_stacked(const TokenBatch& batch,
+                                          const std::vector<Tensor>& p) const {
+  return encode(batch, p, batch.ids.size(0));
+}
+
+Tensor TransformerImpl::forward(const TokenBatch& batch, const std::vector<Tensor>& p) const {
+  const std::size_t head = p.size() - 2;
+  return torch::addmm(p[head + 1], represent(batch, p), p[head].t());
+}
+
+Tensor TransformerImpl::forward_stacked(const TokenBatch& batch,
+                                        const std::vector<Tensor>& p) const {
+  const std::size_t head = p.size() - 2;
+  Tensor x = represent_stacked(batch, p);  // [T, n, d]
+  const Tensor &w = p[head], &b = p[head + 1];
+  Tensor y = per_task(head, w) ? x.matmul(w.transpose(-1, -2)) : x.matmul(w.t());
+  return y + (per_task(head + 1, b) ? b.unsqueeze(1) : b);
+}
+
+std::vector<bool> adapt_mask(const TransformerImpl& model, config::InnerParams which) {
+  return adapt_mask(model.groups(), which);
+}
+
+std::vector<bool> layer_adapt_mask(const TransformerImpl& model, const std::vector<int>& layers) {
+  const auto count = static_cast<int>(model.shape().layers);
+  std::vector<bool> chosen(static_cast<std::size_t>(count), false);
+  for (int l : layers) {
+    if (l < -count || l >= count)
+      throw ConfigError("the transformer has no encoder layer " + std::to_string(l) + " (it has " +
+                        std::to_string(count) + ": 0 to " + std::to_string(count - 1) +
+                        ", or -1 for the last)");
+    chosen[static_cast<std::size_t>(l < 0 ? l + count : l)] = true;
+  }
+  std::vector<bool> mask;
+  for (std::size_t i = 0; i < model.groups().size(); ++i) {
+    const int layer = model.layer_of()[i];
+    mask.push_back(model.groups()[i] == ParamGroup::kHead ||
+                   (layer >= 0 && chosen[static_cast<std::size_t>(layer)]));
+  }
+  return mask;
+}
+
+}  // namespace ml::models

@@ -1,0 +1,108 @@
+// The `transformer` model of text tasks: a pre-norm Transformer encoder (Vaswani et al. 2017,
+// arXiv:1706.03762; pre-norm as in Xiong et al. 2020, arXiv:2002.04745) over token ids, with the
+// functional forward of models/model.hpp: parameters are passed in explicitly, so an inner loop
+// runs it with adapted weights and second-order MAML differentiates through the attention.
+// Attention, layer norm and pooling are plain tensor ops (matmul, softmax, masked_fill, mean),
+// which autograd differentiates twice.
+//
+// Parameter layout (names()):
+//   token_embedding [vocab, d], position_embedding [max_len, d]         group kEmbedding
+//   per encoder layer l (layer_of() = l), 12 tensors:                    group kTower
+//     layer_l_norm1_{weight,bias} [d], layer_l_attention_in_{weight [3d, d], bias [3d]},
+//     layer_l_attention_out_{weight [d, d], bias [d]}, layer_l_norm2_{weight,bias} [d],
+//     layer_l_ff1_{weight [ff, d], bias [ff]}, layer_l_ff2_{weight [d, ff], bias [d]}
+//   final_norm_{weight,bias} [d]                                         group kTower
+//   head_weight [outputs, d], head_bias [outputs]                        group kHead
+// A layer computes x += attention(norm1(x)); x += ff2(act(ff1(norm2(x)))). The representation
+// is final_norm(x) averaged over the unmasked tokens; the head is linear on it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "features/tokenizer.hpp"
+#include "models/model.hpp"
+
+namespace ml::models {
+
+enum class Activation { kGelu, kRelu };
+
+struct TransformerShape {
+  std::int64_t vocab_size = 0;  // token embedding rows: features::Tokenizer::vocab_size()
+  std::int64_t max_len = 64;    // position embedding rows: the longest sequence accepted
+  std::int64_t model_dim = 64;  // d; a multiple of heads
+  std::int64_t heads = 4;
+  std::int64_t layers = 2;
+  std::int64_t ff_dim = 128;
+  std::int64_t outputs = 1;  // 1 (binary logit, regression) or N (N-way)
+  Activation activation = Activation::kGelu;
+};
+
+// Parameters of `shape` (in double: the sizes come from a config).
+double parameter_count(const TransformerShape& shape);
+
+// Token ids and attention mask as tensors: ids int64, mask bool (true on real tokens), both
+// [n, max_len], or [T, n, max_len] for a stack of T tasks.
+struct TokenBatch {
+  torch::Tensor ids;
+  torch::Tensor mask;
+};
+
+// The tensors of an encoded batch (copies; CPU).
+TokenBatch token_batch(const features::EncodedTexts& encoded);
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  // ConfigError for a shape that cannot be built (d not a multiple of heads, a size < 1) or
+  // that would hold more than config::kMaxModelParameters.
+  explicit TransformerImpl(TransformerShape shape);
+
+  // The parameters in layout order (the order forward() expects).
+  std::vector<torch::Tensor> params() const { return parameters(); }
+  const std::vector<ParamGroup>& groups() const { return groups_; }
+  const std::vector<std::string>& names() const { return names_; }
+  // The encoder layer each parameter belongs to; -1 for embeddings, final norm and head.
+  const std::vector<int>& layer_of() const { return layer_of_; }
+  const TransformerShape& shape() const { return shape_; }
+
+  // Outputs [n, outputs] of tokens [n, L] (L <= max_len) computed with `p` in place of the
+  // module's own parameters. Padded positions (mask false) change nothing: they are masked as
+  // attention keys and left out of the pooling. A row with no real token pools to zeros.
+  torch::Tensor forward(const TokenBatch& batch, const std::vector<torch::Tensor>& p) const;
+  // The pooled representation the head reads: [n, d] (prototypes are built on it).
+  torch::Tensor represent(const TokenBatch& batch, const std::vector<torch::Tensor>& p) const;
+
+  // Outputs [T, n, outputs] of a stack of T tasks (batch [T, n, L]) in one pass. Each p[i] is
+  // either shared by every task (the parameter's own shape) or per task (a leading T
+  // dimension: the task's adapted copy, embeddings included).
+  torch::Tensor forward_stacked(const TokenBatch& batch, const std::vector<torch::Tensor>& p) const;
+  torch::Tensor represent_stacked(const TokenBatch& batch,
+                                  const std::vector<torch::Tensor>& p) const;
+  // Whether p[i] is given per task (it has one more dimension than the parameter).
+  bool per_task(std::size_t i, const torch::Tensor& value) const { return value.dim() > ranks_[i]; }
+
+ private:
+  void add(const std::string& name, torch::Tensor value, ParamGroup group, int layer);
+  // The encoder over ids [B..., L], where B... is [n] or, with `tasks` > 0, [T, n].
+  torch::Tensor encode(const TokenBatch& batch, const std::vector<torch::Tensor>& p,
+                       std::int64_t tasks) const;
+  TransformerShape shape_;
+  std::vector<ParamGroup> groups_;
+  std::vector<std::string> names_;
+  std::vector<std::int64_t> ranks_;
+  std::vector<int> layer_of_;
+};
+TORCH_MODULE(Transformer);
+
+// Which parameters an inner loop adapts, as models::adapt_mask: all, all but the embeddings
+// (kDense), or the head.
+std::vector<bool> adapt_mask(const TransformerImpl& model, config::InnerParams which);
+// The head plus the encoder layers listed (0 is the first; -1 the last, -2 the one before):
+// adapting only the top of the encoder. ConfigError naming a layer the model does not have.
+std::vector<bool> layer_adapt_mask(const TransformerImpl& model, const std::vector<int>& layers);
+
+}  // namespace ml::models
