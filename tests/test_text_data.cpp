@@ -79,10 +79,17 @@ TEST(CategoryPath, LevelAndPrefixSelectTheClass) {
 
 TEST(CategoryPath, MalformedWrappersNameTheValueAndWhatWasExpected) {
   const std::map<std::string, std::string> cases = {
-      {R"(["A >> B")", "is not valid JSON"}, {R"([1])", "holds a number"},
-      {R"([])", "empty JSON array"},         {R"(["A >> B", "C"])", "array of 2 elements"},
-      {R"([["A"]])", "holds a array"},       {"A >>  >> C", "empty level 2"},
-      {"A >> B >> ", "empty level 3"},       {R"([""])", "empty category path"},
+      {R"(["A >> B")", "is not valid JSON"},
+      {R"([1])", "holds a number"},
+      {R"([])", "empty JSON array"},
+      {R"(["A >> B", "C"])", "array of 2 elements"},
+      {R"([["A"]])", "holds a array"},
+      {"A >>  >> C", "empty level 2"},
+      {"A >> B >> ", "empty level 3"},
+      {"A >> B >>", "empty level 3"},
+      {">> A", "empty level 1"},
+      {"A >>", "empty level 2"},
+      {R"([""])", "empty category path"},
   };
   for (const auto& [cell, expected] : cases) {
     const auto parsed = ml::data::parse_category_path(cell, " >> ");
@@ -133,7 +140,7 @@ TEST(TextDataset, CrlfQuotedNewlinesAndDuplicateGroupsOfNormalisedText) {
   EXPECT_NE(data.group[2], data.group[3]);  // "!" is text
   EXPECT_EQ(data.group[0], data.group[4]);  // line break inside quotes is whitespace
   EXPECT_EQ(data.groups, 4);
-  EXPECT_EQ(data.source[5], path + ":8");  // the quoted line breaks count as lines
+  EXPECT_EQ(data.source[5], path + ":9");  // the quoted line breaks count as lines
 
   const auto summary = ml::data::summarize(data);
   EXPECT_EQ(summary.rows, 6);

@@ -44,15 +44,23 @@ ParsedPath parse_category_path(std::string_view cell, const std::string& separat
     out.error = "empty category path";
     return out;
   }
+  const std::string_view bare_separator = trim_blanks(separator);
   std::size_t start = 0;
   while (true) {
     const std::size_t at = separator.empty() ? std::string_view::npos : path.find(separator, start);
     const std::string_view level =
         trim_blanks(path.substr(start, at == std::string_view::npos ? path.npos : at - start));
-    if (level.empty()) {
+    // A separator at either end whose padding was trimmed away ("A >> B >>") still marks an
+    // empty level, rather than leaving "B >>" as a name.
+    const bool leading =
+        !bare_separator.empty() && start == 0 && starts_with(level, bare_separator);
+    const bool trailing = !bare_separator.empty() && !leading && at == std::string_view::npos &&
+                          level.size() >= bare_separator.size() &&
+                          level.substr(level.size() - bare_separator.size()) == bare_separator;
+    if (level.empty() || leading || trailing) {
       out.error = "category path " + quoted_value(path) + " has an empty level " +
-                  std::to_string(out.levels.size() + 1) + " (around the separator " +
-                  quoted_value(separator) + ")";
+                  std::to_string(out.levels.size() + (trailing ? 2 : 1)) +
+                  " (around the separator " + quoted_value(separator) + ")";
       out.levels.clear();
       return out;
     }

@@ -97,11 +97,13 @@ TextDataset load_text_dataset(const TextDatasetSpec& spec, TextLoadReport& repor
         by_path ? find_column(reader, "category path column", spec.path_column)
                 : find_column(reader, "class column", spec.class_column);
     const std::string& class_name = by_path ? spec.path_column : spec.class_column;
-    const std::optional<std::size_t> group_col =
-        spec.group_column.empty()
-            ? std::nullopt
-            : std::optional<std::size_t>(find_column(reader, "grouping column", spec.group_column));
-    const std::size_t needed = std::max({text_col, class_col, group_col.value_or(0)}) + 1;
+    // npos: no grouping column (std::optional here trips GCC's -Wmaybe-uninitialized).
+    constexpr std::size_t kNone = std::string::npos;
+    const std::size_t group_col = spec.group_column.empty()
+                                      ? kNone
+                                      : find_column(reader, "grouping column", spec.group_column);
+    const std::size_t needed =
+        std::max({text_col, class_col, group_col == kNone ? 0 : group_col}) + 1;
 
     CsvRecord record;
     while (reader.next(record)) {
@@ -146,7 +148,7 @@ TextDataset load_text_dataset(const TextDatasetSpec& spec, TextLoadReport& repor
         continue;
       }
       const std::string_view text = record.fields[text_col];
-      const std::string_view key = group_col ? trim(record.fields[*group_col]) : "";
+      const std::string_view key = group_col == kNone ? "" : trim(record.fields[group_col]);
       // Key and text groups live in one dictionary, told apart by their first byte.
       const std::string group_key =
           key.empty() ? "t" + normalize_for_duplicates(text) : "k" + normalize_for_duplicates(key);
