@@ -489,6 +489,30 @@ TEST(ClassEpisodeSampler, ManyWayTaskHoldsEveryClassWithTheRestAsQuery) {
   EXPECT_THROW(sampler.sample(0), ml::DataError);  // N-way needs a query size
 }
 
+TEST(ClassEpisodeSampler, SplitSummaryCountsEachPartAndNamesShortClasses) {
+  const TextDataset data = grouped_dataset(6, false);
+  ml::tasks::ClassSplit split;
+  split.train = {2, 3, 4, 5};
+  split.validation = {0, 1};
+  const auto summaries = ml::tasks::summarize_split(data, split, {2, 2, 3});
+  ASSERT_EQ(summaries.size(), 3u);
+  const auto& train = summaries[0];
+  EXPECT_EQ(train.classes, 4);
+  EXPECT_EQ(train.groups, 5 + 6 + 7 + 8);
+  EXPECT_EQ(train.eligible, 4);
+  EXPECT_EQ(train.problem, "");
+  std::int64_t rows = 0;
+  for (const auto label : data.label) rows += label >= 2;
+  EXPECT_EQ(train.rows, rows);
+  const auto& validation = summaries[1];
+  EXPECT_EQ(validation.eligible, 0);
+  ASSERT_EQ(validation.short_classes.size(), 2u);
+  EXPECT_NE(validation.problem.find("the validation classes give 0"), std::string::npos)
+      << validation.problem;
+  EXPECT_EQ(summaries[2].classes, 0);
+  EXPECT_NE(summaries[2].problem, "");
+}
+
 // ---------------------------------------------------------------- the real datasets
 
 std::string shared_dataset(const std::string& relative) {

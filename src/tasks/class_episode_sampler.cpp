@@ -2,6 +2,7 @@
 #include "tasks/class_episode_sampler.hpp"
 
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 #include <utility>
 
@@ -187,6 +188,33 @@ ClassEpisode ClassEpisodeSampler::draw(std::vector<std::int32_t> classes, bool a
   shuffle_rows(e.query, e.query_labels, rng);
   e.classes = std::move(classes);
   return e;
+}
+
+std::vector<SplitSummary> summarize_split(const data::TextDataset& data, const ClassSplit& split,
+                                          const ClassEpisodeShape& shape) {
+  std::vector<SplitSummary> out;
+  for (const ClassSplitPart part :
+       {ClassSplitPart::kTrain, ClassSplitPart::kValidation, ClassSplitPart::kNew}) {
+    const std::vector<std::int32_t>& classes = split.classes(part);
+    SplitSummary s;
+    s.part = part;
+    s.classes = static_cast<std::int64_t>(classes.size());
+    std::vector<bool> in_part(data.class_names.size(), false);
+    for (const std::int32_t c : classes) in_part[static_cast<std::size_t>(c)] = true;
+    std::set<std::int32_t> groups;
+    for (std::size_t i = 0; i < data.size(); ++i)
+      if (in_part[static_cast<std::size_t>(data.label[i])]) {
+        ++s.rows;
+        groups.insert(data.group[i]);
+      }
+    s.groups = static_cast<std::int64_t>(groups.size());
+    const ClassEpisodeSampler sampler(data, classes, split_part_name(part), shape, 0);
+    s.eligible = static_cast<std::int64_t>(sampler.eligible().size());
+    s.short_classes = sampler.short_classes();
+    s.problem = sampler.check();
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 }  // namespace ml::tasks

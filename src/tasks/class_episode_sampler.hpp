@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "data/text_dataset.hpp"
+#include "tasks/class_split.hpp"
 
 namespace ml::tasks {
 
@@ -89,5 +90,20 @@ class ClassEpisodeSampler {
   std::vector<std::int32_t> eligible_;
   std::vector<ShortClass> short_;
 };
+
+// What inspect shows per split: its classes, their rows and duplicate groups, and which classes
+// cannot give `shape`'s K + Q distinct texts.
+struct SplitSummary {
+  ClassSplitPart part = ClassSplitPart::kTrain;
+  std::int64_t classes = 0, rows = 0, groups = 0;  // groups: distinct groups among the rows
+  std::int64_t eligible = 0;
+  std::vector<ShortClass> short_classes;
+  std::string problem;  // ClassEpisodeSampler::check() for N-way episodes of this split
+};
+
+// One summary per split part (train, validation, new), in that order. Never throws for a
+// split with too few classes: that is what `problem` reports.
+std::vector<SplitSummary> summarize_split(const data::TextDataset& data, const ClassSplit& split,
+                                          const ClassEpisodeShape& shape);
 
 }  // namespace ml::tasks
