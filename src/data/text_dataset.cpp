@@ -138,9 +138,8 @@ TextDataset load_text_dataset(const TextDatasetSpec& spec, TextLoadReport& repor
       if (error) {
         const std::string where = reader.path() + ":" + std::to_string(record.line);
         if (fail)
-          throw DataError(
-              where + ": " + printable(error->reason) +
-              " (bad rows are set to \"fail\"; set them to \"skip\" to skip such rows)");
+          throw DataError(where + ": " + printable(error->reason) +
+                          " (data.bad_rows = \"fail\"; set it to \"skip\" to skip such rows)");
         ++report.rows_rejected;
         ++report.rejected_by_reason[error->category];
         if (report.bad_rows.size() < static_cast<std::size_t>(std::max(spec.show_bad_rows, 0)))

@@ -33,6 +33,7 @@ struct TextDatasetSpec {
   // "" : groups are identical normalised texts. Else rows with the same (normalised) key form a
   // group; a row whose key cell is empty is grouped by its normalised text instead.
   std::string group_column;
+  // As data.bad_rows and data.show_bad_rows, whose names the messages use.
   config::BadRows bad_rows = config::BadRows::kSkip;
   int show_bad_rows = 5;
 };
