@@ -90,7 +90,9 @@ TextDataset load_text_dataset(const TextDatasetSpec& spec, TextLoadReport& repor
   Dictionary classes, groups;
   const bool fail = spec.bad_rows == config::BadRows::kFail;
   for (const std::string& file : spec.files) {
-    CsvReader reader(file, spec.format);
+    CsvOptions format = spec.format;
+    format.double_backslashes = false;  // free text: a backslash is content (a JSON escape)
+    CsvReader reader(file, format);
     report.files.push_back(file);
     const std::size_t text_col = find_column(reader, "text column", spec.text_column);
     const std::size_t class_col =

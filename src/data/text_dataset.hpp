@@ -24,7 +24,9 @@ namespace ml::data {
 
 struct TextDatasetSpec {
   std::vector<std::string> files;
-  CsvOptions format;  // format.header must be true: columns are found by name
+  // format.header must be true: columns are found by name. Backslashes are read as written
+  // (format.double_backslashes is ignored), so JSON escapes in a path cell decode.
+  CsvOptions format;
   std::string text_column;
   // Exactly one of the two: the class as written, or a category path and the level to take.
   std::string class_column;

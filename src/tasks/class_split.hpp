@@ -18,8 +18,8 @@ const char* split_part_name(ClassSplitPart part);
 
 struct ClassSplitSpec {
   // Seeded fractions of the classes (rounded to whole classes). Used when all three lists are
-  // empty; the rest of the classes are train.
-  double validation_fraction = 0.2;
+  // empty; the rest of the classes are train. Defaults as split.* has them for tasks.
+  double validation_fraction = 0.1;
   double new_fraction = 0.2;
   std::uint64_t seed = 0;
   // Explicit lists of class names, used when any is non-empty. Classes in no list go to train
