@@ -751,6 +751,24 @@ TEST_F(CsvReaderTest, ABackslashInADataCellIsDoubledNotInTheHeader) {
   EXPECT_EQ(headerless.non_utf8().cells, 0u);
 }
 
+TEST_F(CsvReaderTest, FreeTextKeepsItsBackslashesAndStillEscapesBytes) {
+  // double_backslashes = false (text datasets): a backslash is content, a byte that is not
+  // UTF-8 is still written \xHH.
+  CsvOptions options = opts(',', true);
+  options.double_backslashes = false;
+  CsvReader reader(write("t.csv", "text,cat\n\"say \\hi\",a\\b\nb\xE9,c\n"), options);
+  const auto rows = read_all(reader);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].fields, (Fields{"say \\hi", "a\\b"}));
+  EXPECT_EQ(rows[1].fields, (Fields{"b\\xE9", "c"}));
+  EXPECT_EQ(reader.non_utf8().cells, 1u);
+  options.header = false;
+  CsvReader headerless(write("h.csv", "x\\y,1\n"), options);
+  CsvRecord r;
+  ASSERT_TRUE(headerless.next(r));
+  EXPECT_EQ(to_strings(r), (Fields{"x\\y", "1"}));
+}
+
 TEST_F(CsvReaderTest, EscapedCellsStayValidUntilNext) {
   // Escaped cells live in the reader, not in the buffer: each record's must survive as long
   // as the record, also for the headerless first record read ahead in the constructor.

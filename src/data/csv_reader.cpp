@@ -122,9 +122,9 @@ CsvReader::CsvReader(const std::string& path, CsvOptions options)
   CsvRecord first;
   // A header's names are compared with the config's as they are written: only data cells get
   // their backslashes doubled.
-  cell_escapes_ = !options_.header;
+  cell_escapes_ = !options_.header && options_.double_backslashes;
   const bool parsed = parse_record(first);
-  cell_escapes_ = true;
+  cell_escapes_ = options_.double_backslashes;
   if (!parsed) return;  // empty file: no header, width 0
   width_ = first.fields.size();
   if (options_.header) {
@@ -149,7 +149,8 @@ CsvReader::CsvReader(const std::string& path, CsvOptions options, const CsvPart&
       end_offset_(part.end),
       delimiter_(part.delimiter),
       width_(part.width),
-      cr_line_ends_(part.cr_line_ends) {
+      cr_line_ends_(part.cr_line_ends),
+      cell_escapes_(options.double_backslashes) {
   open();
 }
 

@@ -9,9 +9,10 @@
 //
 // Every cell handed out is valid UTF-8: a byte that is not (a Latin-1 or Windows-1252 export)
 // is kept, written as the four characters `\xHH` (util/utf8.hpp), and counted, and a backslash
-// in a data cell is doubled (`\\`), so that names and ids reach reports and checkpoints intact
-// and distinct (a cell holding the text `\xE9` is not the byte 0xE9). A file that holds NUL bytes
-// at its start (gzip, ZIP/xlsx, UTF-16, any binary) is refused as not a text CSV file.
+// in a data cell is doubled (`\\`, unless CsvOptions::double_backslashes is false), so that names
+// and ids reach reports and checkpoints intact and distinct (a cell holding the text `\xE9` is not
+// the byte 0xE9). A file that holds NUL bytes at its start (gzip, ZIP/xlsx, UTF-16, any binary) is
+// refused as not a text CSV file.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +27,12 @@ struct CsvOptions {
   char delimiter = 0;  // 0: detect from the first record among ',' '\t' ';' '|' ' '
   bool header = true;  // first record holds column names
   char quote = '"';
+  // Data cells get their backslashes doubled, so that the escape of bytes that are not UTF-8
+  // stays injective for ids (see the top of this file). false for free text (titles, utterances,
+  // JSON-wrapped category paths), whose backslashes are content: cells that are not UTF-8 are still
+  // written
+  // `\xHH`, and a typed-out `\xE9` then reads the same, which text features can live with.
+  bool double_backslashes = true;
 };
 
 // One record. Views stay valid until the next call to CsvReader::next().
@@ -143,8 +150,9 @@ class CsvReader {
   std::vector<RawField> raw_;
   bool cr_line_ends_ = false;
   NonUtf8Cells non_utf8_;
-  std::string escaped_;       // the current record's escaped cells, which its views point into
-  bool cell_escapes_ = true;  // data cells: backslashes doubled too (false for a header)
+  std::string escaped_;  // the current record's escaped cells, which its views point into
+  // Data cells: backslashes doubled too (false for a header, or with !double_backslashes).
+  bool cell_escapes_ = true;
   bool has_pending_ = false;  // first data record, parsed early to learn width()
   CsvRecord pending_;
 };
