@@ -189,6 +189,20 @@ TEST(CliCsv, AnEscapedByteAndItsTypedSpellingStayTwoTasksInTheOutput) {
   for (const auto& t : j["tasks"]) names.insert(t["name"].get<std::string>());
   // The byte as `\xE9`, the typed text with its backslash doubled: as they decode, two names.
   EXPECT_EQ(names, (std::set<std::string>{"Caf\\xE9", "Caf\\\\xE9", "food", "toys"})) << r[0].out;
+
+  // Names given back: the raw byte on the command line finds the task its byte came from, as
+  // its escaped spelling does; the typed text finds the other.
+  const std::string run = dir.file("run_m");
+  const auto trained = run_cli_many({"train --config " + shell_quote(dir.file("m.json"))});
+  ASSERT_EQ(trained[0].code, 0) << trained[0].err;
+  const std::string recommend = "--log-level warn predict --checkpoint " + shell_quote(run) +
+                                " --recommend --user u1 --top-k 3 --task ";
+  const auto p = run_cli_many({recommend + shell_quote("Caf\xE9"),
+                               recommend + shell_quote("Caf\\xE9"),
+                               recommend + shell_quote("Caf\\\\xE9")});
+  for (const auto& one : p) ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_EQ(p[0].out, p[1].out);
+  EXPECT_NE(p[0].out, p[2].out);
 }
 
 // --- a command's own CSV: its format options and the advice that names them ------------------

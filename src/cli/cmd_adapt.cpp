@@ -16,7 +16,8 @@ void add_adapt_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
   auto& a = o->adapt;
   command->add_option("--checkpoint", a.checkpoint, "run directory or checkpoint file")->required();
-  command->add_option("--task", a.tasks, "task to adapt to (repeatable)");
+  command->add_option("--task", a.tasks, "task to adapt to (repeatable)")
+      ->transform(as_data_names());
   command->add_flag("--all-new", a.all_new, "adapt to every held-out new task of the run");
   command->add_option("--support-csv", a.support_csv,
                       "support rows of the --task from this CSV (the log's columns) instead of "

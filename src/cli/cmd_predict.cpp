@@ -34,10 +34,13 @@ void add_predict_command(CLI::App& app) {
   command->add_option("--output", o->output, "write the CSV here (atomically) instead of stdout")
       ->check(non_empty_value());
   command->add_flag("--recommend", o->recommend, "recommend items instead of scoring rows");
-  command->add_option("--task", o->task,
-                      "task whose items are recommended (default: an adapted model's own task; "
-                      "an adapted model refuses another)");
-  command->add_option("--user", o->users, "user to recommend for (repeatable)");
+  command
+      ->add_option("--task", o->task,
+                   "task whose items are recommended (default: an adapted model's own task; "
+                   "an adapted model refuses another)")
+      ->transform(as_data_names());
+  command->add_option("--user", o->users, "user to recommend for (repeatable)")
+      ->transform(as_data_names());
   command->add_option("--top-k", o->top_k, "items per user")->check(whole_number(1));
   add_device_option(*command, o->device);
   add_threads_option(*command, o->threads);

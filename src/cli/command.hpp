@@ -44,6 +44,11 @@ void add_input_format_options(CLI::App& command, config::InputFormat& format,
 void check_input_format(const config::InputFormat& format, const std::string& file,
                         const std::string& file_option);
 
+// For options naming ids from the data (--task, --user): the data's ids hold bytes that are not
+// UTF-8 as `\xHH` (util/utf8.hpp), so an argument holding such raw bytes is rewritten the same
+// way and finds the id its bytes came from.
+CLI::Validator as_data_names();
+
 // Reads a --shots value: a whole number >= `minimum`, or "all" (config::kSupportAll).
 CLI::Validator shots_option(int minimum);
 // A whole number of type T from `minimum` to `maximum`, refused in plain words ("'-1' is not a

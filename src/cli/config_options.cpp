@@ -4,6 +4,7 @@
 #include "cli/command.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 
 namespace ml::cli {
 
@@ -84,6 +85,15 @@ void check_input_format(const config::InputFormat& format, const std::string& fi
                      " the " + file_option +
                      " file; give it, or leave them out (the run's log is read as its config "
                      "says)");
+}
+
+CLI::Validator as_data_names() {
+  return CLI::Validator(
+      [](std::string& value) {
+        if (!is_valid_utf8(value)) value = utf8_escaped(value);
+        return std::string();
+      },
+      "");
 }
 
 CLI::Validator shots_option(int minimum) {
