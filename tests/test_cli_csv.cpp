@@ -197,9 +197,9 @@ TEST(CliCsv, AnEscapedByteAndItsTypedSpellingStayTwoTasksInTheOutput) {
   ASSERT_EQ(trained[0].code, 0) << trained[0].err;
   const std::string recommend = "--log-level warn predict --checkpoint " + shell_quote(run) +
                                 " --recommend --user u1 --top-k 3 --task ";
-  const auto p = run_cli_many({recommend + shell_quote("Caf\xE9"),
-                               recommend + shell_quote("Caf\\xE9"),
-                               recommend + shell_quote("Caf\\\\xE9")});
+  const auto p =
+      run_cli_many({recommend + shell_quote("Caf\xE9"), recommend + shell_quote("Caf\\xE9"),
+                    recommend + shell_quote("Caf\\\\xE9")});
   for (const auto& one : p) ASSERT_EQ(one.code, 0) << one.err;
   EXPECT_EQ(p[0].out, p[1].out);
   EXPECT_NE(p[0].out, p[2].out);
