@@ -899,3 +899,20 @@ TEST_F(ConfigLoad, FolderAndOverflowingNumberAreNamed) {
 }
 
 }  // namespace
+
+TEST(ConfigValidation, AHeaderlessLogNamesEveryColumnStillGivenByName) {
+  // user and item by position, task and timestamp still by name: both named in one message.
+  Json j = with("/data/format", {{"header", false}});
+  j["data"]["columns"]["user"] = 1;
+  j["data"]["columns"]["item"] = 2;
+  const std::string m = parse_error(j);
+  EXPECT_EQ(m.find("data.format.header = false: columns of a headerless file must be given by "
+                   "1-based position, but "),
+            0u)
+      << m;
+  EXPECT_NE(m.find("'ts'"), std::string::npos) << m;
+  EXPECT_NE(m.find("'category'"), std::string::npos) << m;
+  EXPECT_NE(m.find(" are names"), std::string::npos) << m;
+  j["data"]["columns"]["task"] = 3;
+  EXPECT_NE(parse_error(j).find("but 'ts' is a name"), std::string::npos) << parse_error(j);
+}

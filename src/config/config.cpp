@@ -733,12 +733,16 @@ void validate(const Config& c) {
   auto check_positions = [](const CsvFormat& f, const std::vector<const ColumnRef*>& refs,
                             const std::string& where) {
     if (f.header) return;
+    // Every name at once: a user converting a config to positions should not meet them one by
+    // one.
+    std::vector<std::string> names;
     for (const ColumnRef* r : refs)
-      if (!r->name.empty())
-        throw ConfigError(where +
-                          ".format.header = false: columns of a headerless file must be "
-                          "given by 1-based position, but " +
-                          r->describe() + " is a name");
+      if (!r->name.empty()) names.push_back(r->describe());
+    if (!names.empty())
+      throw ConfigError(where +
+                        ".format.header = false: columns of a headerless file must be "
+                        "given by 1-based position, but " +
+                        join(names, ", ") + (names.size() == 1 ? " is a name" : " are names"));
   };
   std::vector<const ColumnRef*> log_refs = {&cols.user,   &cols.item,  &cols.timestamp, &cols.event,
                                             &cols.rating, &cols.price, &cols.quantity};
