@@ -366,29 +366,49 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
   models::StackedBatch all = models::stack_tasks(joined);
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&all});
-  // Each task's query rows within `all`, and its K-sized minibatch at every step, exactly as
-  // the per-task reference walks through support + query.
-  std::vector<std::vector<std::int64_t>> query_rows(tasks.size());
+  // Each task's K-sized minibatch of `all` at every step, and its query rows, exactly as the
+  // per-task reference walks through support + query.
+  auto step_ranges = [&](int s) {
+    RowRanges ranges(tasks.size());
+    for (std::size_t t = 0; t < tasks.size(); ++t) {
+      const std::int64_t k = tasks[t].support.size(), n = joined[t].size();
+      const std::int64_t lo = (s * k) % n, hi = std::min(lo + k, n);
+      ranges[t] = {lo, hi - lo};
+    }
+    return ranges;
+  };
+  RowRanges query_ranges(tasks.size());
   for (std::size_t t = 0; t < tasks.size(); ++t)
-    for (std::int64_t r = tasks[t].support.size(); r < joined[t].size(); ++r)
-      query_rows[t].push_back(r);
-  models::StackedBatch query = models::select_rows(all, query_rows);
+    query_ranges[t] = {tasks[t].support.size(), joined[t].size() - tasks[t].support.size()};
+  auto stack_rows = [&](const RowRanges& ranges) {
+    std::vector<std::vector<std::int64_t>> rows_of(tasks.size());
+    for (std::size_t t = 0; t < tasks.size(); ++t)
+      for (std::int64_t r = ranges[t].first; r < ranges[t].first + ranges[t].second; ++r)
+        rows_of[t].push_back(r);
+    return models::select_rows(all, rows_of);
+  };
   const std::vector<Tensor> start = per_task_parameters(*model_, params, mask_, T, rows, false);
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
   // The loss Reptile reports is taken after the walk's first step, whose rows are exactly each
   // task's support: later steps train on the query rows, and a loss at the walk's end would
-  // score rows it has just fitted.
+  // score rows it has just fitted. By hand (dense_backprop.hpp) each step reads its rows of
+  // `all` in place; otherwise they are stacked anew for autograd's loop. The first step decides.
   double loss = 0;
+  bool by_hand = true;
   for (int s = 0; s < config_.inner_steps; ++s) {
-    std::vector<std::vector<std::int64_t>> step_rows(tasks.size());
-    for (std::size_t t = 0; t < tasks.size(); ++t) {
-      const std::int64_t k = tasks[t].support.size(), n = joined[t].size();
-      const std::int64_t lo = (s * k) % n, hi = std::min(lo + k, n);
-      for (std::int64_t r = lo; r < hi; ++r) step_rows[t].push_back(r);
-    }
-    fast = stacked_inner_loop(*model_, std::move(fast), mask_, models::select_rows(all, step_rows),
-                              kind_, 1, config_.inner_lr, /*create_graph=*/false, nullptr);
-    if (s == 0) loss = stacked_loss_sum(*model_, query, fast, kind_) / static_cast<double>(total);
+    const RowRanges ranges = step_ranges(s);
+    if (by_hand)
+      by_hand =
+          stacked_sgd_step_on_rows(*model_, fast, mask_, all, ranges, kind_, config_.inner_lr);
+    if (!by_hand)
+      fast = stacked_inner_loop(*model_, std::move(fast), mask_, stack_rows(ranges), kind_, 1,
+                                config_.inner_lr, /*create_graph=*/false, nullptr);
+    if (s != 0) continue;
+    const auto query_loss = by_hand
+                                ? stacked_loss_sum_on_rows(*model_, all, fast, kind_, query_ranges)
+                                : std::optional<double>(stacked_loss_sum(
+                                      *model_, stack_rows(query_ranges), fast, kind_));
+    loss = *query_loss / static_cast<double>(total);
   }
   torch::NoGradGuard no_grad;
   const double scale = 1.0 / static_cast<double>(total);

@@ -19,11 +19,12 @@ std::vector<Tensor> dense_layers(const models::FunctionalModelImpl& model,
   return layers;
 }
 
-// The first-order steps by hand; false (nothing done) where they do not apply.
+// The first-order steps by hand (on `rows` of each task, or all); false (nothing done) where
+// they do not apply.
 bool first_order_steps_by_hand(const models::FunctionalModelImpl& model,
                                const std::vector<Tensor>& fast, const std::vector<bool>& mask,
                                const models::StackedBatch& support, tasks::LabelKind kind,
-                               int steps, double lr) {
+                               int steps, double lr, const RowRanges& rows = {}) {
   const std::size_t first = model.first_dense_parameter();
   for (std::size_t i = 0; i < fast.size(); ++i)
     if (mask[i] && (i < first || !model.per_task(i, fast[i]))) return false;
@@ -35,6 +36,7 @@ bool first_order_steps_by_hand(const models::FunctionalModelImpl& model,
   for (std::size_t i = first; i < fast.size(); ++i)
     plan.use.push_back(mask[i] ? models::GradientUse::kSgdStep : models::GradientUse::kIgnore);
   plan.lr = lr;
+  plan.rows = rows;
   for (int s = 0; s < steps; ++s) models::dense_pass(x0, layers, support, kind, plan);
   return true;
 }
@@ -43,15 +45,30 @@ bool first_order_steps_by_hand(const models::FunctionalModelImpl& model,
 
 double stacked_loss_sum(const models::FunctionalModelImpl& model, const models::StackedBatch& batch,
                         const std::vector<Tensor>& fast, tasks::LabelKind kind) {
+  if (const auto loss = stacked_loss_sum_on_rows(model, batch, fast, kind, {})) return *loss;
+  torch::NoGradGuard no_grad;
+  return models::task_losses(model.forward_stacked(batch, fast), batch, kind).sum().item<double>();
+}
+
+std::optional<double> stacked_loss_sum_on_rows(const models::FunctionalModelImpl& model,
+                                               const models::StackedBatch& batch,
+                                               const std::vector<Tensor>& fast,
+                                               tasks::LabelKind kind, const RowRanges& rows) {
   torch::NoGradGuard no_grad;
   const Tensor x0 = model.tower_input_stacked(batch, fast).contiguous();
   const std::vector<Tensor> layers = dense_layers(model, fast);
-  if (models::dense_pass_supports(x0, layers)) {
-    models::DensePassPlan plan;
-    plan.use.assign(layers.size(), models::GradientUse::kIgnore);
-    return models::dense_pass(x0, layers, batch, kind, plan);
-  }
-  return models::task_losses(model.forward_stacked(batch, fast), batch, kind).sum().item<double>();
+  if (!models::dense_pass_supports(x0, layers)) return std::nullopt;
+  models::DensePassPlan plan;
+  plan.use.assign(layers.size(), models::GradientUse::kIgnore);
+  plan.rows = rows;
+  return models::dense_pass(x0, layers, batch, kind, plan);
+}
+
+bool stacked_sgd_step_on_rows(const models::FunctionalModelImpl& model,
+                              const std::vector<Tensor>& fast, const std::vector<bool>& mask,
+                              const models::StackedBatch& batch, const RowRanges& rows,
+                              tasks::LabelKind kind, double lr) {
+  return first_order_steps_by_hand(model, fast, mask, batch, kind, 1, lr, rows);
 }
 
 std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& model,

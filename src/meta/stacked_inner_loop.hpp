@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "models/model.hpp"
@@ -36,6 +37,25 @@ std::vector<torch::Tensor> stacked_inner_loop(
     const models::FunctionalModelImpl& model, std::vector<torch::Tensor> fast,
     const std::vector<bool>& mask, const models::StackedBatch& support, tasks::LabelKind kind,
     int steps, double lr, bool create_graph, const std::vector<torch::Tensor>* per_param_lr);
+
+// One (first row, count) per task: rows of a stack that a step uses, all real rows.
+using RowRanges = std::vector<std::pair<std::int64_t, std::int64_t>>;
+
+// One first-order SGD step of every task on its `rows` of `batch`, by hand and in place on
+// `fast` (models/dense_backprop.hpp): the same step as stacked_inner_loop() on select_rows()
+// of those rows, without building that stack. False, with nothing done, where the hand-written
+// pass does not apply (stacked_inner_loop's conditions).
+bool stacked_sgd_step_on_rows(const models::FunctionalModelImpl& model,
+                              const std::vector<torch::Tensor>& fast, const std::vector<bool>& mask,
+                              const models::StackedBatch& batch, const RowRanges& rows,
+                              tasks::LabelKind kind, double lr);
+
+// Σ_t (task t's mean loss on its `rows` of `batch`, or on all its rows if `rows` is empty) by
+// hand; std::nullopt where the hand-written pass does not apply.
+std::optional<double> stacked_loss_sum_on_rows(const models::FunctionalModelImpl& model,
+                                               const models::StackedBatch& batch,
+                                               const std::vector<torch::Tensor>& fast,
+                                               tasks::LabelKind kind, const RowRanges& rows);
 
 // Σ_t (task t's mean loss on `batch`) with per-task parameters `fast`; no graph is kept.
 double stacked_loss_sum(const models::FunctionalModelImpl& model, const models::StackedBatch& batch,

@@ -123,30 +123,41 @@ double run(const torch::Tensor& x0, const std::vector<torch::Tensor>& layers,
   const torch::Tensor count =
       batch.padded ? batch.count.to(torch::kDouble).contiguous() : torch::Tensor();
   const S* x_data = x0.data_ptr<S>();
-  const int rows = static_cast<int>(n);
+  const bool ranged = !plan.rows.empty();
+  if (ranged && static_cast<std::int64_t>(plan.rows.size()) != T)
+    throw std::invalid_argument("dense_pass: one row range per task expected");
   const S one = 1, zero = 0;
   double loss = 0;
   for (std::int64_t t = 0; t < T; ++t) {
-    const S* input = x_data + t * n * width[0];
+    // The task's rows: all n (padding weighs 0), or its range, all real.
+    const std::int64_t first = ranged ? plan.rows[static_cast<std::size_t>(t)].first : 0;
+    const std::int64_t m = ranged ? plan.rows[static_cast<std::size_t>(t)].second : n;
+    if (first < 0 || m < 1 || first + m > n)
+      throw std::invalid_argument("dense_pass: a row range outside the task's rows");
+    const int rows = static_cast<int>(m);
+    const S* task_input = x_data + (t * n + first) * width[0];
+    const S* input = task_input;
     for (std::size_t l = 0; l < L; ++l) {
       S* out = act[l + 1].data();
       const S* bias = b[l].at(t);
-      for (std::int64_t r = 0; r < n; ++r)
+      for (std::int64_t r = 0; r < m; ++r)
         std::copy(bias, bias + width[l + 1], out + r * width[l + 1]);
       // out [n, out] += input [n, in] · W [out, in]ᵀ, in BLAS's column-major terms.
       blas::gemm("T", "N", &width[l + 1], &rows, &width[l], &one, w[l].at(t), &width[l], input,
                  &width[l], &one, out, &width[l + 1]);
       if (l + 1 < L)
-        for (S& v : act[l + 1]) v = std::max(v, zero);
+        for (std::int64_t k = 0; k < m * width[l + 1]; ++k) out[k] = std::max(out[k], zero);
       input = out;
     }
     const S* task_target =
-        kind == tasks::LabelKind::kMulticlass ? nullptr : target.data_ptr<S>() + t * n;
-    const std::int64_t* task_classes =
-        kind == tasks::LabelKind::kMulticlass ? target.data_ptr<std::int64_t>() + t * n : nullptr;
-    const S* task_weight = batch.padded ? weight.data_ptr<S>() + t * n : nullptr;
-    const double task_count = batch.padded ? count.data_ptr<double>()[t] : static_cast<double>(n);
-    loss += loss_gradient(act[L].data(), n, width[L], kind, task_target, task_classes, task_weight,
+        kind == tasks::LabelKind::kMulticlass ? nullptr : target.data_ptr<S>() + t * n + first;
+    const std::int64_t* task_classes = kind == tasks::LabelKind::kMulticlass
+                                           ? target.data_ptr<std::int64_t>() + t * n + first
+                                           : nullptr;
+    const bool weighed = batch.padded && !ranged;
+    const S* task_weight = weighed ? weight.data_ptr<S>() + t * n : nullptr;
+    const double task_count = weighed ? count.data_ptr<double>()[t] : static_cast<double>(m);
+    loss += loss_gradient(act[L].data(), m, width[L], kind, task_target, task_classes, task_weight,
                           task_count);
     if (lowest == L) continue;
 
@@ -154,7 +165,7 @@ double run(const torch::Tensor& x0, const std::vector<torch::Tensor>& layers,
     S* delta = act[L].data();
     S* next = grad_a.data();
     for (std::size_t l = L; l-- > lowest;) {
-      const S* in = l == 0 ? x_data + t * n * width[0] : act[l].data();
+      const S* in = l == 0 ? task_input : act[l].data();
       if (l > lowest) {
         // The gradient at the layer's input, with the weights before this step's update.
         blas::gemm("N", "N", &width[l], &rows, &width[l + 1], &one, w[l].at(t), &width[l], delta,
@@ -162,7 +173,7 @@ double run(const torch::Tensor& x0, const std::vector<torch::Tensor>& layers,
         const S* a = act[l].data();
         // ReLU's gradient, branch-free so that it vectorises (a branch per element mispredicts
         // on about half of them).
-        for (std::int64_t k = 0; k < n * width[l]; ++k) next[k] = a[k] > zero ? next[k] : zero;
+        for (std::int64_t k = 0; k < m * width[l]; ++k) next[k] = a[k] > zero ? next[k] : zero;
       }
       for (std::size_t e : {2 * l, 2 * l + 1}) {
         const GradientUse use = plan.use[e];
@@ -176,7 +187,7 @@ double run(const torch::Tensor& x0, const std::vector<torch::Tensor>& layers,
                      &width[l + 1], &one, target_w, &width[l]);
         } else {
           S* target_b = step ? b[l].at(t) : b_sum[l].data;
-          for (std::int64_t r = 0; r < n; ++r)
+          for (std::int64_t r = 0; r < m; ++r)
             for (int k = 0; k < width[l + 1]; ++k)
               target_b[k] += alpha * delta[r * width[l + 1] + k];
         }

@@ -17,6 +17,8 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "models/task_stack.hpp"
@@ -39,6 +41,10 @@ struct DensePassPlan {
   // Where kSumOverTasks adds (contiguous, the parameter's own shape and dtype); undefined
   // entries elsewhere.
   std::vector<torch::Tensor> sums;
+  // Empty: every task's n rows (padding weighs 0). Else one (first row, count) per task: the
+  // pass uses those rows of the task alone, all real, its loss their mean (Reptile's walk
+  // through support + query, in place of a new stack per step).
+  std::vector<std::pair<std::int64_t, std::int64_t>> rows;
 };
 
 // Whether dense_pass() can run on these tensors: all on the CPU, contiguous, one dtype (float or
