@@ -170,9 +170,10 @@ class FeatureColumnsBinding {
         out.push_back(resolve_column(
             refs[i], reader, key + "." + kind + "[" + std::to_string(i) + "]", table, settings));
         const std::size_t index = out.back();
+        // A column by position is named after the file's header, or "#N" without one.
         names.push_back(!refs[i].name.empty()            ? refs[i].name
                         : reader.header().size() > index ? reader.header()[index]
-                                                         : "#" + std::to_string(index + 1));
+                                                         : refs[i].describe());
       }
     };
     bind(spec.numeric, "numeric", numeric_, numeric_names_);
@@ -1039,10 +1040,9 @@ PurchaseLog load_input_file(const config::Config& run, const config::InputFile& 
                             LoadReport& report, ParseOptions options, config::Config* config) {
   const config::Config c = config::input_config(run, input, &options.names);
   PurchaseLog log = load_purchase_log(c, report, options);
-  // A feature column named after the file's column would not be found by the run's feature
-  // statistics, which know it by the run's name.
-  // A column the run picked by position was named after its log's header, or "#N" in a
-  // headerless log (FeatureColumnsBinding); the file's own header must not rename it.
+  // The run's feature statistics know each feature column by the name the run's log gave it
+  // (FeatureColumnsBinding): its config name, or for a column by position the log's header name,
+  // or "#N" in a headerless log. The file's own header must not rename it.
   const bool run_headerless = !run.data.format.header;
   auto keep_run_names = [&](auto& columns, const std::vector<ColumnRef>& run_refs,
                             const std::vector<ColumnRef>& refs) {
@@ -1051,7 +1051,7 @@ PurchaseLog load_input_file(const config::Config& run, const config::InputFile& 
         if (refs[i].name != run_refs[i].name || refs[i].position != run_refs[i].position)
           columns[i].name = run_refs[i].name;
       } else if (run_headerless) {
-        columns[i].name = "#" + std::to_string(run_refs[i].position);
+        columns[i].name = run_refs[i].describe();
       }
     }
   };
