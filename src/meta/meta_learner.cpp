@@ -324,6 +324,14 @@ double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
                               config_.inner_lr, /*create_graph=*/true, &task_lrs);
     outputs = model_->forward_stacked(query, fast);
   } else {
+    const double scale = 1.0 / static_cast<double>(total);
+    std::vector<Tensor> sums;
+    if (const auto loss_sum =
+            stacked_maml_gradient_sum(*model_, support, query, params, mask_, kind_,
+                                      config_.inner_steps, config_.inner_lr, scale, sums)) {
+      for (std::size_t i = 0; i < params.size(); ++i) add_grad(params[i], sums[i]);
+      return *loss_sum * scale;
+    }
     ImplicitInnerLoop inner(*model_, params, mask_, config_.inner_lr, T, support.rows(), rows);
     for (int s = 0; s < config_.inner_steps; ++s) inner.step(support, kind_);
     outputs = inner.forward(query);

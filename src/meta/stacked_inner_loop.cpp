@@ -2,6 +2,7 @@
 #include "meta/stacked_inner_loop.hpp"
 
 #include "models/dense_backprop.hpp"
+#include "models/dense_second_order.hpp"
 
 namespace ml::meta {
 
@@ -86,6 +87,30 @@ std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& mo
   for (const Tensor& p : model.params())
     plan.sums.push_back(torch::zeros(p.sizes(), p.options().requires_grad(false)));
   const double loss = models::dense_pass(x0, layers, batch, kind, plan);
+  sums = std::move(plan.sums);
+  return loss;
+}
+
+std::optional<double> stacked_maml_gradient_sum(const models::FunctionalModelImpl& model,
+                                                const models::StackedBatch& support,
+                                                const models::StackedBatch& query,
+                                                const std::vector<Tensor>& params,
+                                                const std::vector<bool>& mask,
+                                                tasks::LabelKind kind, int steps, double lr,
+                                                double scale, std::vector<Tensor>& sums) {
+  if (model.first_dense_parameter() != 0) return std::nullopt;
+  torch::NoGradGuard no_grad;
+  const Tensor support_x = support.dense.contiguous(), query_x = query.dense.contiguous();
+  const std::vector<Tensor> layers = dense_layers(model, params);
+  if (!models::dense_maml_supports(support_x, query_x, layers)) return std::nullopt;
+  models::SecondOrderPlan plan;
+  plan.adapt = mask;
+  plan.steps = steps;
+  plan.lr = lr;
+  plan.scale = scale;
+  for (const Tensor& p : layers) plan.sums.push_back(torch::zeros_like(p));
+  const double loss =
+      models::dense_maml_gradient(support_x, support, query_x, query, layers, kind, plan);
   sums = std::move(plan.sums);
   return loss;
 }

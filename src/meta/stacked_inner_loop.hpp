@@ -71,6 +71,19 @@ std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& mo
                                            tasks::LabelKind kind, double scale,
                                            std::vector<torch::Tensor>& sums);
 
+// scale · Σ_t (second-order MAML's meta-gradient of task t's mean query loss after `steps` SGD
+// steps of the tensors `mask` marks on its support) with respect to every parameter, from the
+// shared initial `params`, by hand (models/dense_second_order.hpp); returns Σ_t (task t's mean
+// query loss after the steps). std::nullopt, with `sums` untouched, where that does not apply:
+// a model with embedding tables, or tensors off the CPU.
+std::optional<double> stacked_maml_gradient_sum(const models::FunctionalModelImpl& model,
+                                                const models::StackedBatch& support,
+                                                const models::StackedBatch& query,
+                                                const std::vector<torch::Tensor>& params,
+                                                const std::vector<bool>& mask,
+                                                tasks::LabelKind kind, int steps, double lr,
+                                                double scale, std::vector<torch::Tensor>& sums);
+
 // A per-task quantity summed back onto parameter i's own shape: over the task dimension for
 // dense parameters, scattered onto the gathered rows for embedding tables.
 torch::Tensor sum_over_tasks(const models::FunctionalModelImpl& model, std::size_t i,
