@@ -1,6 +1,8 @@
 // The task-batched inner loop: see stacked_inner_loop.hpp.
 #include "meta/stacked_inner_loop.hpp"
 
+#include <algorithm>
+
 #include "models/dense_backprop.hpp"
 #include "models/dense_second_order.hpp"
 
@@ -98,20 +100,39 @@ std::optional<double> stacked_maml_gradient_sum(const models::FunctionalModelImp
                                                 const std::vector<bool>& mask,
                                                 tasks::LabelKind kind, int steps, double lr,
                                                 double scale, std::vector<Tensor>& sums) {
-  if (model.first_dense_parameter() != 0) return std::nullopt;
-  torch::NoGradGuard no_grad;
-  const Tensor support_x = support.dense.contiguous(), query_x = query.dense.contiguous();
+  const auto first = static_cast<std::ptrdiff_t>(model.first_dense_parameter());
+  if (std::any_of(mask.begin(), mask.begin() + first, [](bool adapts) { return adapts; }))
+    return std::nullopt;  // adapted embedding rows: not a dense pass
+  // The tower's inputs, differentiable with respect to the embedding tables in them.
+  const Tensor support_input = model.tower_input_stacked(support, params),
+               query_input = model.tower_input_stacked(query, params);
+  const Tensor support_x = support_input.detach().contiguous(),
+               query_x = query_input.detach().contiguous();
   const std::vector<Tensor> layers = dense_layers(model, params);
   if (!models::dense_maml_supports(support_x, query_x, layers)) return std::nullopt;
   models::SecondOrderPlan plan;
-  plan.adapt = mask;
+  plan.adapt.assign(mask.begin() + first, mask.end());
   plan.steps = steps;
   plan.lr = lr;
   plan.scale = scale;
   for (const Tensor& p : layers) plan.sums.push_back(torch::zeros_like(p));
+  const bool tables = first > 0;
+  if (tables) {
+    plan.support_input_grad = torch::zeros_like(support_x);
+    plan.query_input_grad = torch::zeros_like(query_x);
+  }
   const double loss =
       models::dense_maml_gradient(support_x, support, query_x, query, layers, kind, plan);
-  sums = std::move(plan.sums);
+  sums.assign(params.size(), Tensor());
+  if (tables) {
+    std::vector<Tensor> inputs(params.begin(), params.begin() + first);
+    const auto grads = torch::autograd::grad({support_input, query_input}, inputs,
+                                             {plan.support_input_grad, plan.query_input_grad},
+                                             /*retain_graph=*/false, /*create_graph=*/false,
+                                             /*allow_unused=*/true);
+    std::copy(grads.begin(), grads.end(), sums.begin());
+  }
+  std::copy(plan.sums.begin(), plan.sums.end(), sums.begin() + first);
   return loss;
 }
 

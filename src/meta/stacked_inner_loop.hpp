@@ -73,9 +73,10 @@ std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& mo
 
 // scale · Σ_t (second-order MAML's meta-gradient of task t's mean query loss after `steps` SGD
 // steps of the tensors `mask` marks on its support) with respect to every parameter, from the
-// shared initial `params`, by hand (models/dense_second_order.hpp); returns Σ_t (task t's mean
-// query loss after the steps). std::nullopt, with `sums` untouched, where that does not apply:
-// a model with embedding tables, or tensors off the CPU.
+// shared initial `params`, by hand (models/dense_second_order.hpp), and through autograd from
+// the tower's inputs to the embedding tables; returns Σ_t (task t's mean query loss after the
+// steps). std::nullopt, with `sums` untouched, where that does not apply: embedding tables that
+// adapt (`mask`), or tensors off the CPU.
 std::optional<double> stacked_maml_gradient_sum(const models::FunctionalModelImpl& model,
                                                 const models::StackedBatch& support,
                                                 const models::StackedBatch& query,

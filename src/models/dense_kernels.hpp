@@ -192,11 +192,11 @@ void forward_rows(const S* input, int rows, const std::vector<int>& width,
   }
 }
 
-// next [rows, in] = delta [rows, out] · W [out, in] + beta · next.
+// next [rows, in] = alpha · delta [rows, out] · W [out, in] + beta · next.
 template <typename S>
-void input_product(const S* w, const S* delta, int rows, int in, int out, S beta, S* next) {
-  const S one = 1;
-  blas::gemm("N", "N", &in, &rows, &out, &one, w, &in, delta, &out, &beta, next, &in);
+void input_product(const S* w, const S* delta, int rows, int in, int out, S beta, S* next,
+                   S alpha = 1) {
+  blas::gemm("N", "N", &in, &rows, &out, &alpha, w, &in, delta, &out, &beta, next, &in);
 }
 
 // x [count] ⊙= [a > 0]: ReLU's gradient, a being the ReLU's output. Branch-free, so that it

@@ -100,6 +100,12 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
       step_b[j] = b_at(j, s);
     }
   };
+  const S scale = static_cast<S>(plan.scale);
+  S* support_input_grad =
+      plan.support_input_grad.defined() ? plan.support_input_grad.data_ptr<S>() : nullptr;
+  S* query_input_grad =
+      plan.query_input_grad.defined() ? plan.query_input_grad.data_ptr<S>() : nullptr;
+  std::vector<bool> moves(L);
   double loss = 0;
   for (std::int64_t t = 0; t < T; ++t) {
     const S* xs = support_x.data_ptr<S>() + t * ns * width[0];
@@ -153,6 +159,9 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
           dense::input_product(w_at(j, K), d, nq, width[j], width[j + 1], zero, below);
           dense::relu_gradient(below, query_act[j - 1].data(),
                                static_cast<std::int64_t>(nq) * width[j]);
+        } else if (query_input_grad) {
+          dense::input_product(w_at(0, K), d, nq, width[0], width[1], one,
+                               query_input_grad + t * nq * width[0], scale);
         }
         dense::weight_gradient(d, in, nq, width[j], width[j + 1], one, zero, v_w[j].data());
         std::fill(v_b[j].begin(), v_b[j].end(), zero);
@@ -166,7 +175,7 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
     // folded into v by the products' alpha = -α, beta = 1.
     for (int s = K; s-- > 0;) {
       // R-forward: r[j], the change of layer j's output (after its ReLU) along M v.
-      std::vector<bool> moves(L, false);
+      std::fill(moves.begin(), moves.end(), false);
       for (std::size_t j = lowest_adapted; j < L; ++j) {
         S* rj = r[j].data();
         const S* in = j == 0 ? xs : act_at(s, j - 1);
@@ -218,6 +227,15 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
           if (below_moves)
             dense::relu_gradient(rd_below, act_at(s, j - 1),
                                  static_cast<std::int64_t>(ns) * width[j]);
+        } else if (support_input_grad) {
+          // The inputs' share: -α (∂∇_θL_S / ∂x)ᵀ M v_{s+1}, the same R-operator at the input
+          // (where no ReLU is).
+          S* g = support_input_grad + t * ns * width[0];
+          if (rd_moves)
+            dense::input_product(w_at(0, s), rd, ns, width[0], width[1], one, g, minus_lr * scale);
+          if (adapt_w[0])
+            dense::input_product(v_w[0].data(), delta_at(s, 0), ns, width[0], width[1], one, g,
+                                 minus_lr * scale);
         }
         if (rd_moves) {
           dense::weight_gradient(rd, in, ns, width[j], width[j + 1], minus_lr, one, v_w[j].data());
@@ -231,7 +249,6 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
       }
     }
 
-    const S scale = static_cast<S>(plan.scale);
     for (std::size_t j = 0; j < L; ++j) {
       for (std::int64_t k = 0; k < w_size[j]; ++k) sums[2 * j][k] += scale * v_w[j][k];
       for (int k = 0; k < width[j + 1]; ++k) sums[2 * j + 1][k] += scale * v_b[j][k];
@@ -261,6 +278,12 @@ double dense_maml_gradient(const torch::Tensor& support_x, const StackedBatch& s
         "dense_maml_gradient: unsupported tensors (CPU, contiguous, one dtype, shared layers)");
   if (plan.adapt.size() != layers.size() || plan.sums.size() != layers.size() || plan.steps < 0)
     throw std::invalid_argument("dense_maml_gradient: a plan that does not fit the layers");
+  auto fits = [](const torch::Tensor& grad, const torch::Tensor& input) {
+    return !grad.defined() || (grad.is_contiguous() && grad.sizes() == input.sizes() &&
+                               grad.scalar_type() == input.scalar_type());
+  };
+  if (!fits(plan.support_input_grad, support_x) || !fits(plan.query_input_grad, query_x))
+    throw std::invalid_argument("dense_maml_gradient: an input gradient of the wrong shape");
   for (std::size_t e = 0; e < layers.size(); ++e) {
     const torch::Tensor& sum = plan.sums[e];
     if (!sum.defined() || !sum.is_contiguous() || sum.sizes() != layers[e].sizes() ||

@@ -32,6 +32,10 @@ struct SecondOrderPlan {
   // Where the meta-gradient is added, one per tensor of `layers`, each contiguous with the
   // tensor's own shape and dtype.
   std::vector<torch::Tensor> sums;
+  // Where scale · Σ_t ∂L_Q,t / ∂(the tower's inputs) is added, when defined: [T, n_s, in] and
+  // [T, n_q, in], contiguous, the inputs' dtype. The inputs' route to the embedding tables that
+  // produce them (the tables themselves must not adapt).
+  torch::Tensor support_input_grad, query_input_grad;
 };
 
 // Whether dense_maml_gradient() runs on these: dense_pass_supports() for both sides, and every
