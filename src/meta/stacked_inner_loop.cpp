@@ -93,13 +93,11 @@ std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& mo
   return loss;
 }
 
-std::optional<double> stacked_maml_gradient_sum(const models::FunctionalModelImpl& model,
-                                                const models::StackedBatch& support,
-                                                const models::StackedBatch& query,
-                                                const std::vector<Tensor>& params,
-                                                const std::vector<bool>& mask,
-                                                tasks::LabelKind kind, int steps, double lr,
-                                                double scale, std::vector<Tensor>& sums) {
+std::optional<double> stacked_maml_gradient_sum(
+    const models::FunctionalModelImpl& model, const models::StackedBatch& support,
+    const models::StackedBatch& query, const std::vector<Tensor>& params,
+    const std::vector<bool>& mask, tasks::LabelKind kind, int steps, double lr, double scale,
+    std::vector<Tensor>& sums, const std::vector<Tensor>* rates, std::vector<Tensor>* rate_sums) {
   const auto first = static_cast<std::ptrdiff_t>(model.first_dense_parameter());
   if (std::any_of(mask.begin(), mask.begin() + first, [](bool adapts) { return adapts; }))
     return std::nullopt;  // adapted embedding rows: not a dense pass
@@ -116,6 +114,12 @@ std::optional<double> stacked_maml_gradient_sum(const models::FunctionalModelImp
   plan.lr = lr;
   plan.scale = scale;
   for (const Tensor& p : layers) plan.sums.push_back(torch::zeros_like(p));
+  if (rates) {
+    for (std::size_t i = static_cast<std::size_t>(first); i < params.size(); ++i) {
+      plan.rates.push_back((*rates)[i].detach().contiguous());
+      plan.rate_sums.push_back(torch::zeros_like(layers[plan.rates.size() - 1]));
+    }
+  }
   const bool tables = first > 0;
   if (tables) {
     plan.support_input_grad = torch::zeros_like(support_x);
@@ -133,6 +137,11 @@ std::optional<double> stacked_maml_gradient_sum(const models::FunctionalModelImp
     std::copy(grads.begin(), grads.end(), sums.begin());
   }
   std::copy(plan.sums.begin(), plan.sums.end(), sums.begin() + first);
+  if (rates) {
+    rate_sums->assign(params.size(), Tensor());
+    for (std::size_t e = 0; e < plan.rate_sums.size(); ++e)
+      if (plan.adapt[e]) (*rate_sums)[static_cast<std::size_t>(first) + e] = plan.rate_sums[e];
+  }
   return loss;
 }
 

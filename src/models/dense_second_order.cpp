@@ -11,6 +11,17 @@
 namespace ml::models {
 namespace {
 
+// Meta-SGD at step s, for one tensor of `size` elements: the direction u = λ ⊙ v_{s+1}, and the
+// rates' meta-gradient, scale · (-g_s ⊙ v_{s+1}), added to `rate_sum`.
+template <typename S>
+void rates_step(const S* v, const S* rate, const S* g, std::int64_t size, S scale, S* u,
+                S* rate_sum) {
+  for (std::int64_t k = 0; k < size; ++k) {
+    u[k] = rate[k] * v[k];
+    rate_sum[k] -= scale * g[k] * v[k];
+  }
+}
+
 template <typename S>
 double run(const torch::Tensor& support_x, const StackedBatch& support,
            const torch::Tensor& query_x, const StackedBatch& query,
@@ -18,7 +29,11 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
   const std::int64_t T = support_x.size(0);
   const int ns = static_cast<int>(support_x.size(1)), nq = static_cast<int>(query_x.size(1));
   const std::size_t L = layers.size() / 2;
-  const S one = 1, zero = 0, minus_lr = static_cast<S>(-plan.lr);
+  const S one = 1, zero = 0;
+  // Meta-SGD: per-element rates λ; the step is θ - λ ⊙ g and the direction of each
+  // Hessian-vector product λ ⊙ v, so the products fold into v with -1 where MAML's use -α.
+  const bool per_element = !plan.rates.empty();
+  const S fold = per_element ? -one : static_cast<S>(-plan.lr);
   std::vector<int> width(L + 1);
   width[0] = static_cast<int>(support_x.size(2));
   std::vector<const S*> shared_w(L), shared_b(L);
@@ -44,6 +59,27 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
   for (std::size_t j = 0; j < L; ++j) {
     if (adapt_w[j]) w_steps[j].resize(static_cast<std::size_t>((K + 1) * w_size[j]));
     if (adapt_b[j]) b_steps[j].resize(static_cast<std::size_t>((K + 1) * width[j + 1]));
+  }
+  // Meta-SGD keeps every step's gradients g_s (the rates' meta-gradient is -Σ_s g_s ⊙ v_{s+1}),
+  // and the direction λ ⊙ v in u.
+  std::vector<std::vector<S>> gw_steps(L), gb_steps(L), u_w(L), u_b(L);
+  std::vector<const S*> rate_w(L), rate_b(L);
+  std::vector<S*> rate_sum_w(L), rate_sum_b(L);
+  if (per_element) {
+    for (std::size_t j = 0; j < L; ++j) {
+      if (adapt_w[j]) {
+        gw_steps[j].resize(static_cast<std::size_t>(K * w_size[j]));
+        u_w[j].resize(static_cast<std::size_t>(w_size[j]));
+        rate_w[j] = plan.rates[2 * j].data_ptr<S>();
+        rate_sum_w[j] = plan.rate_sums[2 * j].data_ptr<S>();
+      }
+      if (adapt_b[j]) {
+        gb_steps[j].resize(static_cast<std::size_t>(K * width[j + 1]));
+        u_b[j].resize(static_cast<std::size_t>(width[j + 1]));
+        rate_b[j] = plan.rates[2 * j + 1].data_ptr<S>();
+        rate_sum_b[j] = plan.rate_sums[2 * j + 1].data_ptr<S>();
+      }
+    }
   }
   auto w_at = [&](std::size_t j, int s) -> S* {
     return adapt_w[j] ? w_steps[j].data() + s * w_size[j] : const_cast<S*>(shared_w[j]);
@@ -106,6 +142,13 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
   S* query_input_grad =
       plan.query_input_grad.defined() ? plan.query_input_grad.data_ptr<S>() : nullptr;
   std::vector<bool> moves(L);
+  // The direction of the Hessian-vector products: M v (MAML), λ ⊙ M v (Meta-SGD).
+  auto dir_w = [&](std::size_t j) -> const S* {
+    return per_element ? u_w[j].data() : v_w[j].data();
+  };
+  auto dir_b = [&](std::size_t j) -> const S* {
+    return per_element ? u_b[j].data() : v_b[j].data();
+  };
   double loss = 0;
   for (std::int64_t t = 0; t < T; ++t) {
     const S* xs = support_x.data_ptr<S>() + t * ns * width[0];
@@ -125,10 +168,11 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
       dense::loss_gradient(act[s][L - 1].data(), ns, outputs, kind, support_targets.target(t),
                            support_targets.classes(t), support_targets.weight(t),
                            support_targets.count(t), &curvature[s]);
-      for (std::size_t j = 0; j < L; ++j) {
-        if (adapt_w[j]) std::copy(w_at(j, s), w_at(j, s) + w_size[j], w_at(j, s + 1));
-        if (adapt_b[j]) std::copy(b_at(j, s), b_at(j, s) + width[j + 1], b_at(j, s + 1));
-      }
+      if (!per_element)  // the step is then folded into the gradient's product below
+        for (std::size_t j = 0; j < L; ++j) {
+          if (adapt_w[j]) std::copy(w_at(j, s), w_at(j, s) + w_size[j], w_at(j, s + 1));
+          if (adapt_b[j]) std::copy(b_at(j, s), b_at(j, s) + width[j + 1], b_at(j, s + 1));
+        }
       for (std::size_t j = L; j-- > lowest_adapted;) {
         const S* d = delta_at(s, j);
         const S* in = j == 0 ? xs : act_at(s, j - 1);
@@ -137,9 +181,27 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
           dense::input_product(w_at(j, s), d, ns, width[j], width[j + 1], zero, below);
           dense::relu_gradient(below, act_at(s, j - 1), static_cast<std::int64_t>(ns) * width[j]);
         }
+        if (per_element) {
+          if (adapt_w[j]) {
+            S* g = gw_steps[j].data() + s * w_size[j];
+            dense::weight_gradient(d, in, ns, width[j], width[j + 1], one, zero, g);
+            const S *from = w_at(j, s), *rate = rate_w[j];
+            S* to = w_at(j, s + 1);
+            for (std::int64_t k = 0; k < w_size[j]; ++k) to[k] = from[k] - rate[k] * g[k];
+          }
+          if (adapt_b[j]) {
+            S* g = gb_steps[j].data() + s * width[j + 1];
+            std::fill(g, g + width[j + 1], zero);
+            dense::bias_gradient(d, ns, width[j + 1], one, g);
+            const S *from = b_at(j, s), *rate = rate_b[j];
+            S* to = b_at(j, s + 1);
+            for (int k = 0; k < width[j + 1]; ++k) to[k] = from[k] - rate[k] * g[k];
+          }
+          continue;
+        }
         if (adapt_w[j])
-          dense::weight_gradient(d, in, ns, width[j], width[j + 1], minus_lr, one, w_at(j, s + 1));
-        if (adapt_b[j]) dense::bias_gradient(d, ns, width[j + 1], minus_lr, b_at(j, s + 1));
+          dense::weight_gradient(d, in, ns, width[j], width[j + 1], fold, one, w_at(j, s + 1));
+        if (adapt_b[j]) dense::bias_gradient(d, ns, width[j + 1], fold, b_at(j, s + 1));
       }
     }
 
@@ -174,7 +236,17 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
     // Back through the steps: v_s = v_{s+1} - α H_S(θ_s) (M v_{s+1}), the Hessian-vector product
     // folded into v by the products' alpha = -α, beta = 1.
     for (int s = K; s-- > 0;) {
-      // R-forward: r[j], the change of layer j's output (after its ReLU) along M v.
+      if (per_element) {
+        for (std::size_t j = 0; j < L; ++j) {
+          if (adapt_w[j])
+            rates_step(v_w[j].data(), rate_w[j], gw_steps[j].data() + s * w_size[j], w_size[j],
+                       scale, u_w[j].data(), rate_sum_w[j]);
+          if (adapt_b[j])
+            rates_step(v_b[j].data(), rate_b[j], gb_steps[j].data() + s * width[j + 1],
+                       width[j + 1], scale, u_b[j].data(), rate_sum_b[j]);
+        }
+      }
+      // R-forward: r[j], the change of layer j's output (after its ReLU) along the direction.
       std::fill(moves.begin(), moves.end(), false);
       for (std::size_t j = lowest_adapted; j < L; ++j) {
         S* rj = r[j].data();
@@ -182,11 +254,11 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
         S beta = zero;
         if (adapt_b[j]) {
           for (int row = 0; row < ns; ++row)
-            std::copy(v_b[j].begin(), v_b[j].end(), rj + row * width[j + 1]);
+            std::copy(dir_b(j), dir_b(j) + width[j + 1], rj + row * width[j + 1]);
           beta = one;
         }
         if (adapt_w[j]) {
-          blas::gemm("T", "N", &width[j + 1], &ns, &width[j], &one, v_w[j].data(), &width[j], in,
+          blas::gemm("T", "N", &width[j + 1], &ns, &width[j], &one, dir_w(j), &width[j], in,
                      &width[j], &beta, rj, &width[j + 1]);
           beta = one;
         }
@@ -219,7 +291,7 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
             beta = one;
           }
           if (adapt_w[j]) {
-            dense::input_product(v_w[j].data(), delta_at(s, j), ns, width[j], width[j + 1], beta,
+            dense::input_product(dir_w(j), delta_at(s, j), ns, width[j], width[j + 1], beta,
                                  rd_below);
             beta = one;
           }
@@ -232,18 +304,18 @@ double run(const torch::Tensor& support_x, const StackedBatch& support,
           // (where no ReLU is).
           S* g = support_input_grad + t * ns * width[0];
           if (rd_moves)
-            dense::input_product(w_at(0, s), rd, ns, width[0], width[1], one, g, minus_lr * scale);
+            dense::input_product(w_at(0, s), rd, ns, width[0], width[1], one, g, fold * scale);
           if (adapt_w[0])
-            dense::input_product(v_w[0].data(), delta_at(s, 0), ns, width[0], width[1], one, g,
-                                 minus_lr * scale);
+            dense::input_product(dir_w(0), delta_at(s, 0), ns, width[0], width[1], one, g,
+                                 fold * scale);
         }
         if (rd_moves) {
-          dense::weight_gradient(rd, in, ns, width[j], width[j + 1], minus_lr, one, v_w[j].data());
-          dense::bias_gradient(rd, ns, width[j + 1], minus_lr, v_b[j].data());
+          dense::weight_gradient(rd, in, ns, width[j], width[j + 1], fold, one, v_w[j].data());
+          dense::bias_gradient(rd, ns, width[j + 1], fold, v_b[j].data());
         }
         if (input_moves)
-          dense::weight_gradient(delta_at(s, j), r[j - 1].data(), ns, width[j], width[j + 1],
-                                 minus_lr, one, v_w[j].data());
+          dense::weight_gradient(delta_at(s, j), r[j - 1].data(), ns, width[j], width[j + 1], fold,
+                                 one, v_w[j].data());
         std::swap(rd, rd_below);
         rd_moves = below_moves;
       }
@@ -278,6 +350,15 @@ double dense_maml_gradient(const torch::Tensor& support_x, const StackedBatch& s
         "dense_maml_gradient: unsupported tensors (CPU, contiguous, one dtype, shared layers)");
   if (plan.adapt.size() != layers.size() || plan.sums.size() != layers.size() || plan.steps < 0)
     throw std::invalid_argument("dense_maml_gradient: a plan that does not fit the layers");
+  if (!plan.rates.empty()) {
+    if (plan.rates.size() != layers.size() || plan.rate_sums.size() != layers.size())
+      throw std::invalid_argument("dense_maml_gradient: one rate per tensor of the layers");
+    for (std::size_t e = 0; e < layers.size(); ++e)
+      for (const torch::Tensor* t : {&plan.rates[e], &plan.rate_sums[e]})
+        if (!t->defined() || !t->is_contiguous() || t->sizes() != layers[e].sizes() ||
+            t->scalar_type() != layers[e].scalar_type())
+          throw std::invalid_argument("dense_maml_gradient: a rate of the wrong shape or dtype");
+  }
   auto fits = [](const torch::Tensor& grad, const torch::Tensor& input) {
     return !grad.defined() || (grad.is_contiguous() && grad.sizes() == input.sizes() &&
                                grad.scalar_type() == input.scalar_type());

@@ -8,10 +8,11 @@
 // without it. Tests hold it to autograd and to the per-task reference in float64.
 //
 // The inner loop (Finn et al. 2017): θ_{s+1} = θ_s - α M ∇L_S(θ_s), s = 0..K-1, M the 0/1 mask of
-// the tensors that adapt; the meta-gradient of L_Q(θ_K) is v_0, with v_K = ∇L_Q(θ_K) and
-// v_s = v_{s+1} - α H_S(θ_s) (M v_{s+1}), H_S the support loss's Hessian. ReLU's second derivative
-// is zero almost everywhere, so H_S·d needs only the first-order pass's products with d in them
-// and the loss's curvature at the outputs (dense_kernels.hpp's loss_hessian_product).
+// the tensors that adapt (Meta-SGD: λ ⊙ in place of α); the meta-gradient of L_Q(θ_K) is v_0, with
+// v_K = ∇L_Q(θ_K) and v_s = v_{s+1} - α H_S(θ_s) (M v_{s+1}), H_S the support loss's Hessian.
+// ReLU's second derivative is zero almost everywhere, so H_S·d needs only the first-order pass's
+// products with d in them and the loss's curvature at the outputs (dense_kernels.hpp's
+// loss_hessian_product).
 #pragma once
 
 #include <torch/torch.h>
@@ -36,6 +37,11 @@ struct SecondOrderPlan {
   // [T, n_q, in], contiguous, the inputs' dtype. The inputs' route to the embedding tables that
   // produce them (the tables themselves must not adapt).
   torch::Tensor support_input_grad, query_input_grad;
+  // Meta-SGD (Li et al. 2017, arXiv:1707.09835), when not empty: per-element inner learning
+  // rates λ, one per tensor of `layers` (its shape; read where the tensor adapts), in place of
+  // `lr`: θ_{s+1} = θ_s - λ ⊙ M ∇L_S(θ_s). rate_sums (the same shapes) then receive
+  // scale · Σ_t ∂L_Q,t / ∂λ where the tensor adapts.
+  std::vector<torch::Tensor> rates, rate_sums;
 };
 
 // Whether dense_maml_gradient() runs on these: dense_pass_supports() for both sides, and every
