@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
 #include "meta/stacked_inner_loop.hpp"
 #include "models/dense_backprop.hpp"
+#include "models/dense_second_order.hpp"
 #include "models/model.hpp"
 #include "models/task_stack.hpp"
 #include "runtime/blas_core.hpp"
@@ -164,6 +166,108 @@ TEST(DenseBackprop, SgdStepsEqualAutogradsStepsAndLeaveUnmaskedLayersAlone) {
           << "parameter " << i << ": largest difference "
           << (by_hand[i] - by_autograd[i]).abs().max().item<double>();
       EXPECT_EQ(torch::equal(by_hand[i].detach(), start[i]), !mask[i]) << "parameter " << i;
+    }
+  }
+}
+
+TEST(DenseSecondOrder, MamlMetaGradientEqualsAutogradsThroughTheInnerSteps) {
+  // Which tensors adapt: all; the head only (ANIL); the middle layer only, so the R-operator
+  // starts above a layer that does not move and must still reach the first layer's gradient;
+  // none (the meta-gradient is the query gradient at the start).
+  const std::vector<std::vector<bool>> masks = {
+      {true, true, true, true, true, true},
+      {false, false, false, false, true, true},
+      {false, false, true, false, false, false},
+      {false, false, false, false, false, false},
+  };
+  for (const Case& c : cases()) {
+    for (const auto& mask : masks) {
+      for (int steps : {0, 1, 3}) {
+        SCOPED_TRACE(name(c) + ", " + std::to_string(steps) + " steps, mask " +
+                     std::to_string(&mask - masks.data()));
+        torch::manual_seed(7);
+        auto model = model_for(c);
+        const StackedBatch support = random_stack(c), query = random_stack(c);
+        std::vector<Tensor> leaves;
+        for (const Tensor& p : model->params())
+          leaves.push_back(p.detach().clone().requires_grad_());
+        const double lr = 0.3, scale = 0.5;
+        // Autograd's second order: the steps kept differentiable, then the query loss's gradient
+        // with respect to the shared starting weights.
+        auto fast = ml::meta::per_task_parameters(*model, leaves, mask, 3, {}, true);
+        const bool adapts = std::find(mask.begin(), mask.end(), true) != mask.end();
+        if (adapts)  // (autograd refuses a gradient with respect to nothing)
+          fast = ml::meta::stacked_inner_loop(*model, fast, mask, support, c.kind, steps, lr,
+                                              /*create_graph=*/true, nullptr);
+        Tensor losses = ml::models::task_losses(model->forward_stacked(query, fast), query, c.kind);
+        auto expected = torch::autograd::grad({losses.sum() * scale}, leaves, {}, false, false,
+                                              /*allow_unused=*/true);
+
+        std::vector<Tensor> sums;
+        const auto loss = ml::meta::stacked_maml_gradient_sum(*model, support, query, leaves, mask,
+                                                              c.kind, steps, lr, scale, sums);
+        ASSERT_TRUE(loss.has_value());
+        EXPECT_NEAR(*loss, losses.sum().item<double>(), tolerance(c) * 10);
+        ASSERT_EQ(sums.size(), leaves.size());
+        for (std::size_t i = 0; i < leaves.size(); ++i) {
+          const Tensor want = expected[i].defined() ? expected[i] : torch::zeros_like(leaves[i]);
+          EXPECT_TRUE(torch::allclose(sums[i], want, 1e-4, tolerance(c) * 10))
+              << "parameter " << i << ": largest difference "
+              << (sums[i] - want).abs().max().item<double>();
+          EXPECT_GT(want.abs().sum().item<double>(), 0.0) << "parameter " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(DenseSecondOrder, MetaSgdMetaGradientsOfWeightsAndRatesEqualAutograds) {
+  const std::vector<std::vector<bool>> masks = {
+      {true, true, true, true, true, true},
+      {false, false, true, true, true, false},
+  };
+  for (const Case& c : cases()) {
+    for (const auto& mask : masks) {
+      SCOPED_TRACE(name(c) + ", mask " + std::to_string(&mask - masks.data()));
+      torch::manual_seed(9);
+      auto model = model_for(c);
+      const StackedBatch support = random_stack(c), query = random_stack(c);
+      std::vector<Tensor> leaves, rates;
+      for (const Tensor& p : model->params()) {
+        leaves.push_back(p.detach().clone().requires_grad_());
+        // Rates that differ per element, around 0.2.
+        rates.push_back((0.2 + 0.1 * torch::rand(p.sizes(), p.options())).requires_grad_());
+      }
+      const int steps = 3;
+      const double scale = 0.5;
+      auto fast = ml::meta::per_task_parameters(*model, leaves, mask, 3, {}, true);
+      const auto task_rates = ml::meta::per_task_parameters(*model, rates, mask, 3, {}, true);
+      fast = ml::meta::stacked_inner_loop(*model, fast, mask, support, c.kind, steps, 0.0,
+                                          /*create_graph=*/true, &task_rates);
+      Tensor losses = ml::models::task_losses(model->forward_stacked(query, fast), query, c.kind);
+      std::vector<Tensor> both = leaves;
+      both.insert(both.end(), rates.begin(), rates.end());
+      const auto expected = torch::autograd::grad({losses.sum() * scale}, both, {}, false, false,
+                                                  /*allow_unused=*/true);
+
+      std::vector<Tensor> sums, rate_sums;
+      const auto loss =
+          ml::meta::stacked_maml_gradient_sum(*model, support, query, leaves, mask, c.kind, steps,
+                                              0.0, scale, sums, &rates, &rate_sums);
+      ASSERT_TRUE(loss.has_value());
+      EXPECT_NEAR(*loss, losses.sum().item<double>(), tolerance(c) * 10);
+      for (std::size_t i = 0; i < both.size(); ++i) {
+        const bool rate = i >= leaves.size();
+        const std::size_t k = rate ? i - leaves.size() : i;
+        const Tensor& got = rate ? rate_sums[k] : sums[k];
+        ASSERT_EQ(got.defined(), !rate || mask[k]) << "tensor " << i;
+        if (!got.defined()) continue;
+        const Tensor want = expected[i].defined() ? expected[i] : torch::zeros_like(got);
+        EXPECT_TRUE(torch::allclose(got, want, 1e-4, tolerance(c) * 10))
+            << (rate ? "rate " : "parameter ") << k << ": largest difference "
+            << (got - want).abs().max().item<double>();
+        EXPECT_GT(want.abs().sum().item<double>(), 0.0) << "tensor " << i;
+      }
     }
   }
 }

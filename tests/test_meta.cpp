@@ -484,7 +484,9 @@ TEST(StackedInnerLoop, EveryGradientAlgorithmMatchesThePerTaskReference) {
 
 TEST(StackedInnerLoop, WideLayersKeptImplicitlyMatchTheReference) {
   // Layers wide against the support rows, so maml keeps the tower implicitly (the head, one
-  // output, stays explicit): the same meta-gradient as the per-task loop.
+  // output, stays explicit) wherever it does not take the hand-written dense path: with
+  // embedding tables that adapt ("all"). The same meta-gradient as the per-task loop, as the
+  // hand-written path's ("dense", and the model without tables).
   stacked::Family wide = stacked::mlp(LabelKind::kBinary);
   wide.shape.dense_dim = 12;
   wide.shape.hidden = {24, 16};

@@ -316,7 +316,17 @@ double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&support, &query});
   Tensor outputs;
-  if (config_.algorithm == config::Algorithm::kMetaSgd) {
+  const bool meta_sgd = config_.algorithm == config::Algorithm::kMetaSgd;
+  const double scale = 1.0 / static_cast<double>(total);
+  std::vector<Tensor> sums, rate_sums;
+  if (const auto loss_sum = stacked_maml_gradient_sum(
+          *model_, support, query, params, mask_, kind_, config_.inner_steps, config_.inner_lr,
+          scale, sums, meta_sgd ? &lrs : nullptr, meta_sgd ? &rate_sums : nullptr)) {
+    for (std::size_t i = 0; i < params.size(); ++i) add_grad(params[i], sums[i]);
+    for (std::size_t i = 0; i < rate_sums.size(); ++i) add_grad(lrs[i], rate_sums[i]);
+    return *loss_sum * scale;
+  }
+  if (meta_sgd) {
     // Per-parameter rates do not factor as -lr δᵀx: Meta-SGD keeps per-task weights.
     std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, true);
     std::vector<Tensor> task_lrs = per_task_parameters(*model_, lrs, mask_, T, rows, true);
@@ -328,7 +338,7 @@ double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
     for (int s = 0; s < config_.inner_steps; ++s) inner.step(support, kind_);
     outputs = inner.forward(query);
   }
-  Tensor loss = models::task_losses(outputs, query, kind_).sum() / static_cast<double>(total);
+  Tensor loss = models::task_losses(outputs, query, kind_).sum() * scale;
   loss.backward();
   return loss.item<double>();
 }

@@ -1,7 +1,10 @@
 // The task-batched inner loop: see stacked_inner_loop.hpp.
 #include "meta/stacked_inner_loop.hpp"
 
+#include <algorithm>
+
 #include "models/dense_backprop.hpp"
+#include "models/dense_second_order.hpp"
 
 namespace ml::meta {
 
@@ -87,6 +90,58 @@ std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& mo
     plan.sums.push_back(torch::zeros(p.sizes(), p.options().requires_grad(false)));
   const double loss = models::dense_pass(x0, layers, batch, kind, plan);
   sums = std::move(plan.sums);
+  return loss;
+}
+
+std::optional<double> stacked_maml_gradient_sum(
+    const models::FunctionalModelImpl& model, const models::StackedBatch& support,
+    const models::StackedBatch& query, const std::vector<Tensor>& params,
+    const std::vector<bool>& mask, tasks::LabelKind kind, int steps, double lr, double scale,
+    std::vector<Tensor>& sums, const std::vector<Tensor>* rates, std::vector<Tensor>* rate_sums) {
+  const auto first = static_cast<std::ptrdiff_t>(model.first_dense_parameter());
+  if (std::any_of(mask.begin(), mask.begin() + first, [](bool adapts) { return adapts; }))
+    return std::nullopt;  // adapted embedding rows: not a dense pass
+  // The tower's inputs, differentiable with respect to the embedding tables in them.
+  const Tensor support_input = model.tower_input_stacked(support, params),
+               query_input = model.tower_input_stacked(query, params);
+  const Tensor support_x = support_input.detach().contiguous(),
+               query_x = query_input.detach().contiguous();
+  const std::vector<Tensor> layers = dense_layers(model, params);
+  if (!models::dense_maml_supports(support_x, query_x, layers)) return std::nullopt;
+  models::SecondOrderPlan plan;
+  plan.adapt.assign(mask.begin() + first, mask.end());
+  plan.steps = steps;
+  plan.lr = lr;
+  plan.scale = scale;
+  for (const Tensor& p : layers) plan.sums.push_back(torch::zeros_like(p));
+  if (rates) {
+    for (std::size_t i = static_cast<std::size_t>(first); i < params.size(); ++i) {
+      plan.rates.push_back((*rates)[i].detach().contiguous());
+      plan.rate_sums.push_back(torch::zeros_like(layers[plan.rates.size() - 1]));
+    }
+  }
+  const bool tables = first > 0;
+  if (tables) {
+    plan.support_input_grad = torch::zeros_like(support_x);
+    plan.query_input_grad = torch::zeros_like(query_x);
+  }
+  const double loss =
+      models::dense_maml_gradient(support_x, support, query_x, query, layers, kind, plan);
+  sums.assign(params.size(), Tensor());
+  if (tables) {
+    std::vector<Tensor> inputs(params.begin(), params.begin() + first);
+    const auto grads = torch::autograd::grad({support_input, query_input}, inputs,
+                                             {plan.support_input_grad, plan.query_input_grad},
+                                             /*retain_graph=*/false, /*create_graph=*/false,
+                                             /*allow_unused=*/true);
+    std::copy(grads.begin(), grads.end(), sums.begin());
+  }
+  std::copy(plan.sums.begin(), plan.sums.end(), sums.begin() + first);
+  if (rates) {
+    rate_sums->assign(params.size(), Tensor());
+    for (std::size_t e = 0; e < plan.rate_sums.size(); ++e)
+      if (plan.adapt[e]) (*rate_sums)[static_cast<std::size_t>(first) + e] = plan.rate_sums[e];
+  }
   return loss;
 }
 

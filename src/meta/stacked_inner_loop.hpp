@@ -71,6 +71,21 @@ std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& mo
                                            tasks::LabelKind kind, double scale,
                                            std::vector<torch::Tensor>& sums);
 
+// scale · Σ_t (second-order MAML's meta-gradient of task t's mean query loss after `steps` SGD
+// steps of the tensors `mask` marks on its support) with respect to every parameter, from the
+// shared initial `params`, by hand (models/dense_second_order.hpp), and through autograd from
+// the tower's inputs to the embedding tables; returns Σ_t (task t's mean query loss after the
+// steps). With `rates` (Meta-SGD's per-element learning rates, one per parameter, in place of
+// `lr`) their meta-gradient goes to `rate_sums` (undefined where the parameter does not
+// adapt). std::nullopt, with the sums untouched, where that does not apply: embedding tables
+// that adapt (`mask`), or tensors off the CPU.
+std::optional<double> stacked_maml_gradient_sum(
+    const models::FunctionalModelImpl& model, const models::StackedBatch& support,
+    const models::StackedBatch& query, const std::vector<torch::Tensor>& params,
+    const std::vector<bool>& mask, tasks::LabelKind kind, int steps, double lr, double scale,
+    std::vector<torch::Tensor>& sums, const std::vector<torch::Tensor>* rates = nullptr,
+    std::vector<torch::Tensor>* rate_sums = nullptr);
+
 // A per-task quantity summed back onto parameter i's own shape: over the task dimension for
 // dense parameters, scattered onto the gathered rows for embedding tables.
 torch::Tensor sum_over_tasks(const models::FunctionalModelImpl& model, std::size_t i,
