@@ -19,6 +19,7 @@
 #include <optional>
 #include <thread>
 
+#include "run/checkpoint.hpp"
 #include "run/learner_state.hpp"
 #include "runtime/distributed.hpp"
 #include "synth/synthetic_log.hpp"
@@ -194,9 +195,11 @@ struct RankOutcome {
 // Runs `body(group)` in one forked process per rank, each joined to a 2-rank group on
 // loopback, and waits at most `deadline` for all: a rank still running then is killed, which
 // the test reports as a hang. A rank's exit code is its error's ExitCode (0 without error).
-std::vector<RankOutcome> run_ranks(const ml::testing::TempDir& dir,
-                                   const std::function<void(ml::runtime::ProcessGroup&)>& body,
-                                   std::chrono::seconds deadline) {
+// `meanwhile(pids)`, when given, runs in the test's process while the ranks run.
+std::vector<RankOutcome> run_ranks(
+    const ml::testing::TempDir& dir, const std::function<void(ml::runtime::ProcessGroup&)>& body,
+    std::chrono::seconds deadline,
+    const std::function<void(const std::vector<pid_t>&)>& meanwhile = nullptr) {
   constexpr int kRanks = 2;
   const int port = free_port();
   std::vector<pid_t> pids;
@@ -226,6 +229,7 @@ std::vector<RankOutcome> run_ranks(const ml::testing::TempDir& dir,
     }
     pids.push_back(pid);
   }
+  if (meanwhile) meanwhile(pids);
   std::vector<RankOutcome> outcomes(kRanks);
   const auto until = std::chrono::steady_clock::now() + deadline;
   for (int rank = 0; rank < kRanks; ++rank) {
@@ -256,8 +260,9 @@ std::vector<double> losses_of(const std::string& metrics) {
   std::vector<double> losses;
   std::ifstream in(metrics);
   for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+    // A line being written meanwhile is not JSON yet.
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("loss")) losses.push_back(j["loss"].get<double>());
   }
   return losses;
 }
@@ -347,6 +352,43 @@ TEST(DataParallel, ADifferentConfigOrDataStopsEveryRankWithOneLine) {
     // Nothing was written: the check comes before the run folder.
     EXPECT_FALSE(fs::exists(dir.file("mismatch-rank0")));
   }
+}
+
+TEST(DataParallel, ARankThatDiesStopsTheOtherAtOnceAndTheLastCheckpointStaysValid) {
+  ml::testing::TempDir dir;
+  auto config = ml::testing::synthetic_shop(dir);
+  config.meta.iterations = 100000;  // far longer than the test: rank 1 is killed mid-training
+  config.train.checkpoint_every = 5;
+  const std::string metrics = dir.file("dies-rank0/metrics.jsonl");
+  std::chrono::steady_clock::time_point killed;
+  const auto outcomes = run_ranks(
+      dir,
+      [&](ml::runtime::ProcessGroup& group) {
+        ml::config::Config mine = config;
+        mine.run.dir = dir.file("dies-rank" + std::to_string(group.rank()));
+        ml::train::run_training(mine, {false, 0, &group});
+      },
+      std::chrono::seconds(120),
+      [&](const std::vector<pid_t>& pids) {
+        // Past the first checkpoint (iteration 5; metrics.jsonl's first line is at 5 too).
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (losses_of(metrics).size() < 2 && std::chrono::steady_clock::now() < give_up)
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        kill(pids[1], SIGKILL);
+        killed = std::chrono::steady_clock::now();
+      });
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, std::chrono::seconds(30));
+  EXPECT_EQ(outcomes[1].code, -1);  // killed
+  EXPECT_EQ(outcomes[0].code, static_cast<int>(ml::ExitCode::kDistributed)) << outcomes[0].message;
+  EXPECT_TRUE(ml::testing::contains(outcomes[0].message, "rank 0 lost the process group while"))
+      << outcomes[0].message;
+  EXPECT_EQ(outcomes[0].message.find('\n'), std::string::npos) << outcomes[0].message;
+  // Rank 0's latest checkpoint is a complete one from before the loss, at a multiple of 5.
+  const auto meta = ml::run::read_checkpoint_meta(dir.file("dies-rank0/checkpoints/latest.mlckpt"));
+  const int iteration = meta.progress.value("iteration", -1);
+  EXPECT_GE(iteration, 5);
+  EXPECT_EQ(iteration % 5, 0);
+  EXPECT_FALSE(weights_of(dir.file("dies-rank0/checkpoints/latest.mlckpt")).empty());
 }
 
 TEST(DataParallel, ARankWithoutPeersStopsAtTheTimeoutWithOneLine) {
