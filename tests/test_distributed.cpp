@@ -311,6 +311,36 @@ TEST(DataParallel, TwoRanksOnLoopbackReachOneProcesssWeights) {
   }
 }
 
+TEST(DataParallel, AGroupResumedOnOneHostEndsAsTheUninterruptedGroup) {
+  ml::testing::TempDir dir;
+  auto config = ml::testing::synthetic_shop(dir);
+  config.meta.meta_batch = 5;
+  config.meta.iterations = 20;
+  // Both ranks name one run.dir: under --resume every rank reads the group's checkpoint.
+  auto train = [&](const std::string& name, int stop_after, bool resume) {
+    const auto outcomes = run_ranks(
+        dir,
+        [&](ml::runtime::ProcessGroup& group) {
+          ml::config::Config mine = config;
+          mine.run.dir = dir.file(name);
+          ml::train::run_training(mine, {resume, stop_after, &group});
+        },
+        std::chrono::seconds(300));
+    for (const RankOutcome& o : outcomes) EXPECT_EQ(o.code, 0) << o.message;
+    return dir.file(name);
+  };
+  const std::string whole = train("whole", 0, false);
+  train("cut", 7, false);
+  const std::string resumed = train("cut", 0, true);
+  const auto w = weights_of(whole + "/checkpoints/latest.mlckpt");
+  const auto r = weights_of(resumed + "/checkpoints/latest.mlckpt");
+  ASSERT_EQ(w.size(), r.size());
+  for (std::size_t i = 0; i < w.size(); ++i)
+    EXPECT_TRUE(torch::equal(w[i], r[i])) << "param " << i << " differs after --resume";
+  EXPECT_EQ(losses_of(whole + "/metrics.jsonl"), losses_of(resumed + "/metrics.jsonl"));
+  EXPECT_EQ(losses_of(whole + "/metrics.jsonl").size(), 4u);
+}
+
 TEST(DataParallel, ADifferentConfigOrDataStopsEveryRankWithOneLine) {
   ml::testing::TempDir dir;
   const auto config = ml::testing::synthetic_shop(dir);
