@@ -44,8 +44,7 @@ long long whole_number(const char* name, const std::string& text, long long lowe
   long long value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size() || value < lowest || value > highest)
-    throw DistributedError(std::string(name) + " = \"" + text + "\": expected " + expected +
-                           " (torchrun's env:// variables)");
+    throw DistributedError(std::string(name) + " = \"" + text + "\": expected " + expected);
   return value;
 }
 
@@ -77,8 +76,9 @@ std::optional<LaunchEnv> launch_env_from_environment() {
                            "RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT for every process)");
   LaunchEnv env;
   constexpr long long kMaxRanks = 1 << 20;
-  env.world_size = static_cast<int>(
-      whole_number("WORLD_SIZE", *world, 1, kMaxRanks, "a whole number of processes >= 1"));
+  env.world_size = static_cast<int>(whole_number("WORLD_SIZE", *world, 1, kMaxRanks,
+                                                 "a whole number of processes >= 1 (torchrun "
+                                                 "sets it from --nnodes x --nproc_per_node)"));
   env.rank = static_cast<int>(whole_number(
       "RANK", *rank, 0, env.world_size - 1,
       "a whole number from 0 to WORLD_SIZE - 1 = " + std::to_string(env.world_size - 1)));
