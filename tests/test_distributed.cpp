@@ -267,7 +267,7 @@ std::vector<double> losses_of(const std::string& metrics) {
   return losses;
 }
 
-TEST(DataParallel, TwoRanksOnLoopbackReachOneProcesssWeights) {
+TEST(DataParallel, TwoRanksOnLoopbackReachTheWeightsOfOneProcess) {
   ml::testing::TempDir dir;
   auto config = ml::testing::synthetic_shop(dir);
   // 5 tasks: shares of 3 and 2, so the ranks' parts weigh differently.

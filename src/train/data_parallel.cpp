@@ -3,9 +3,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <limits>
 #include <string>
 
 #include "util/checksum.hpp"
