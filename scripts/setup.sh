@@ -33,9 +33,10 @@ for arg in "$@"; do
       cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DML_SANITIZE=ON)
       targets=()  # a sanitizer build is for running the tests
       ;;
-    # chromium: scripts/check_report.sh renders the HTML report; lintian, dpkg-dev: the .deb check
+    # chromium: scripts/check_report.sh renders the HTML report; lintian, dpkg-dev: the .deb check;
+    # python3-torch: torchrun, which the data-parallel test launches (libgloo-dev, above, builds it)
     --test)
-      packages+=(chromium lintian dpkg-dev)
+      packages+=(chromium lintian dpkg-dev python3-torch)
       targets=()
       ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;

@@ -10,6 +10,7 @@
 #include "cli/command.hpp"
 #include "eval/adaptation_choice.hpp"
 #include "run/run_layout.hpp"
+#include "runtime/distributed.hpp"
 #include "train/model_selection.hpp"
 #include "train/trainer.hpp"
 #include "util/strings.hpp"
@@ -52,7 +53,11 @@ void add_train_command(CLI::App& app) {
   command->callback([options] {
     config::Config config;
     if (!options->config.load(config)) return;
+    // Under torchrun: data-parallel over the launch's ranks, whose rank 0 alone reports.
+    const std::unique_ptr<runtime::ProcessGroup> group = runtime::join_launch_group();
+    options->train.group = group.get();
     train::TrainSummary s = train::run_training(config, options->train);
+    if (group && group->rank() != 0) return;
     // Only a complete run: a run stopped early chooses when a later --resume completes it, and
     // a finished run resumed again keeps the choice it made then.
     std::optional<run::ValidatedAdaptation> adaptation;

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <optional>
 
@@ -26,8 +27,10 @@
 #include "run/run_layout.hpp"
 #include "run/training_progress.hpp"
 #include "runtime/device.hpp"
+#include "runtime/distributed.hpp"
 #include "runtime/worker_pool.hpp"
 #include "tasks/episode_sampler.hpp"
+#include "train/data_parallel.hpp"
 #include "train/model_selection.hpp"
 #include "train/outer_optimizer.hpp"
 #include "util/atomic_file.hpp"
@@ -77,11 +80,12 @@ std::vector<const tasks::Task*> meta_batch_tasks(const std::vector<const tasks::
 // episodes run on the pool's workers; their scores are added in episode order, so the result
 // does not depend on how many workers there are. nullopt when a signal came first
 // (util/interrupt.hpp): a pass over a large log takes long, and Ctrl-C stops between episodes.
+// With a process group each rank scores its share of the episodes and all end with every score.
 std::optional<ValidationScores> validate(const meta::MetaLearner& learner,
                                          const pipeline::RunData& data,
                                          const tasks::EpisodeSampler& sampler,
                                          const config::Config& config, const torch::Device& device,
-                                         runtime::WorkerPool& pool) {
+                                         runtime::WorkerPool& pool, runtime::ProcessGroup* group) {
   const auto kind = data.tasks.kind;
   std::vector<std::pair<const tasks::Task*, int>> episodes;
   for (const tasks::Task* task : data.tasks.with_role(tasks::TaskRole::kValidation)) {
@@ -89,8 +93,12 @@ std::optional<ValidationScores> validate(const meta::MetaLearner& learner,
     for (int e = 0; e < config.train.validation_episodes; ++e) episodes.emplace_back(task, e);
   }
   std::vector<std::pair<double, metrics::QueryMetrics>> scores(episodes.size());
-  pool.run(episodes.size(), [&](std::size_t i) {
+  const std::pair<std::size_t, std::size_t> mine =
+      group ? runtime::share_of(episodes.size(), group->rank(), group->size())
+            : std::make_pair(std::size_t{0}, episodes.size());
+  pool.run(mine.second - mine.first, [&](std::size_t k) {
     if (interrupt_signal() != 0) return;  // the pass is abandoned below
+    const std::size_t i = mine.first + k;
     const auto& [task, e] = episodes[i];
     auto episode = sampler.sample(*task, kValidationEpisodeBase + static_cast<std::uint64_t>(e));
     auto batch = meta::make_task_batch(data.features, data.encoder, episode, device);
@@ -99,7 +107,9 @@ std::optional<ValidationScores> validate(const meta::MetaLearner& learner,
     scores[i] = {models::task_loss(out, batch.query.target, kind).item<double>(),
                  models::query_metrics(out, batch.query.target, kind)};
   });
-  if (interrupt_signal() != 0) return std::nullopt;
+  if (group ? combine_validation_scores(*group, scores, mine, interrupt_signal()) != 0
+            : interrupt_signal() != 0)
+    return std::nullopt;
   ValidationMean mean;
   for (const auto& [loss, metrics] : scores) mean.add(loss, metrics);
   return mean.mean();
@@ -333,7 +343,8 @@ class TrainingRun {
  public:
   TrainingRun(const config::Config& config, const run::RunLayout& layout, nlohmann::json resolved,
               std::unique_ptr<pipeline::RunData> data, const torch::Device& device,
-              const runtime::ThreadBudget& budget, std::chrono::steady_clock::time_point call_start)
+              const runtime::ThreadBudget& budget, std::chrono::steady_clock::time_point call_start,
+              runtime::ProcessGroup* group)
       : config_(config),
         layout_(layout),
         resolved_(std::move(resolved)),
@@ -346,7 +357,13 @@ class TrainingRun {
         metric_(resolve_selection_metric(config.train.selection_metric, data_->tasks.kind)),
         loss_limit_(run::exploding_loss_limit(data_->tasks.kind, train_tasks_)),
         budget_(budget),
-        call_start_(call_start) {
+        call_start_(call_start),
+        group_(group),
+        writes_(group == nullptr || group->rank() == 0),
+        share_(group ? runtime::share_of(static_cast<std::size_t>(config.meta.meta_batch),
+                                         group->rank(), group->size())
+                     : std::make_pair(std::size_t{0},
+                                      static_cast<std::size_t>(config.meta.meta_batch))) {
     progress_.algorithm = enum_name(config.meta.algorithm);
     progress_.selection_metric = enum_name(metric_);
   }
@@ -394,6 +411,11 @@ class TrainingRun {
   double meta_step(int iteration, std::vector<meta::TaskBatch> batches);
   double seconds() const { return seconds_before_ + seconds_since(call_start_); }
   TrainSummary summary() const;
+  // The interrupt to stop at: this process's, or under a group the largest any rank saw (a
+  // collective), so that all ranks stop at the same meta-iteration.
+  int agreed_signal() {
+    return group_ ? static_cast<int>(group_->all_max(interrupt_signal())) : interrupt_signal();
+  }
 
   const config::Config& config_;
   const run::RunLayout& layout_;
@@ -409,6 +431,10 @@ class TrainingRun {
   const runtime::ThreadBudget budget_;
   std::unique_ptr<runtime::WorkerPool> pool_;  // meta-batch chunks and validation episodes
   const std::chrono::steady_clock::time_point call_start_;
+  runtime::ProcessGroup* const group_;  // nullptr: one process
+  const bool writes_;                   // the run folder is this process's to write (rank 0)
+  // [begin, end) of each meta-batch's tasks this rank computes (all of them in one process).
+  const std::pair<std::size_t, std::size_t> share_;
   double seconds_before_ = 0;  // training seconds of the calls before this one
   bool resumed_ = false;
   run::TrainingProgress progress_;
@@ -428,7 +454,10 @@ void TrainingRun::save(const fs::path& path) {
         stop_diverged(step, "meta-iteration " + std::to_string(step) +
                                 ": the weights are no longer finite; lower meta.outer_lr (" +
                                 std::to_string(config_.meta.outer_lr) + ") or set meta.grad_clip");
+    // Rank 0's checkpoint speaks for the group only if every rank holds the same weights.
+    if (group_) check_same_weights(*group_, weights, progress_.iteration);
   }
+  if (!writes_) return;
   run::CheckpointMeta meta;
   meta.tool_version = kToolVersion;
   meta.kind = run::kCheckpointKindMeta;
@@ -444,6 +473,7 @@ void TrainingRun::save(const fs::path& path) {
 }
 
 void TrainingRun::log_metrics(const nlohmann::json& line) {
+  if (!writes_) return;
   metrics_ << line.dump() << "\n";
   metrics_.flush();
   if (!metrics_)
@@ -454,7 +484,7 @@ bool TrainingRun::run_validation() {
   const int iteration = progress_.iteration;
   const auto kind = data_->tasks.kind;
   const std::optional<ValidationScores> scores =
-      validate(*learner_, *data_, sampler_, config_, device_, *pool_);
+      validate(*learner_, *data_, sampler_, config_, device_, *pool_, group_);
   progress_.validation_pending = !scores;
   if (!scores) {
     spdlog::info("iteration {}: validation interrupted; a resumed run does it first", iteration);
@@ -497,12 +527,12 @@ void TrainingRun::plan_threads(int start, int stop) {
   const tasks::EpisodeShape shape = tasks::episode_shape(config_.task);
   runtime::WorkShape work;
   // A GPU runs the chunks' kernels one after another on its stream: one stack is best there.
-  work.units = device_.is_cuda() ? 1 : config_.meta.meta_batch;
+  const auto meta_batch = share_.second - share_.first;  // this rank's tasks
+  work.units = device_.is_cuda() ? 1 : static_cast<int>(meta_batch);
   work.largest_product =
       models::largest_product(learner_->model()->shape(), std::max(shape.support, 1) + shape.query);
   const runtime::ThreadPlan plan = runtime::apply_thread_plan(budget_, work, "meta-batch's tasks");
   pool_ = std::make_unique<runtime::WorkerPool>(plan.workers);
-  const auto meta_batch = static_cast<std::size_t>(config_.meta.meta_batch);
   const int recorded = resumed_ ? progress_.task_chunks : 0;
   std::string why;  // when it is not simply one chunk per worker
   learner_->set_task_chunks(static_cast<std::size_t>(plan.workers), pool_.get());
@@ -531,12 +561,13 @@ void TrainingRun::plan_threads(int start, int stop) {
 }
 
 // Episodes are a pure function of the iteration, so this runs on a background thread for the
-// next meta-batch while the current one trains.
+// next meta-batch while the current one trains. Under a process group every rank draws the
+// whole meta-batch, as one process does, and builds the episodes of its share only.
 std::vector<meta::TaskBatch> TrainingRun::prepare_batches(int it) const {
   auto chosen = meta_batch_tasks(train_tasks_, config_.meta.meta_batch, config_.seed,
                                  static_cast<std::uint64_t>(it));
   std::vector<meta::TaskBatch> batches;
-  for (std::size_t j = 0; j < chosen.size(); ++j) {
+  for (std::size_t j = share_.first; j < std::min(share_.second, chosen.size()); ++j) {
     auto episode = sampler_.sample(*chosen[j], static_cast<std::uint64_t>(it) * 1000003ULL + j);
     batches.push_back(meta::make_task_batch(data_->features, data_->encoder, episode, device_));
   }
@@ -547,6 +578,11 @@ std::vector<meta::TaskBatch> TrainingRun::prepare_batches(int it) const {
 double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   optimizer_.zero_grad();
   double loss = learner_->accumulate_meta_gradient(batches);
+  std::vector<meta::RowSparseGradient> sparse = learner_->row_sparse_gradients();
+  if (group_)
+    loss = reduce_meta_gradient(
+        *group_, learner_->meta_parameters(), learner_->row_sparse_parameters(), sparse,
+        share_.second - share_.first, static_cast<std::size_t>(config_.meta.meta_batch), loss);
   // The advice for a diverged step: the learning rates (an explosion is the same failure as a
   // NaN, caught earlier), unless an input of the meta-batch is not finite: lower rates would not
   // help that.
@@ -562,7 +598,7 @@ double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   if (!std::isfinite(loss)) throw NumericError(advice("the query loss is " + std::to_string(loss)));
   if (std::string why = run::divergence_reason(loss, loss_limit_, NAN); !why.empty())
     throw NumericError(advice(why));
-  const double norm = optimizer_.step(learner_->row_sparse_gradients());
+  const double norm = optimizer_.step(std::move(sparse));
   if (std::string why = run::divergence_reason(loss, loss_limit_, norm); !why.empty())
     throw NumericError(advice(why));
   return loss;
@@ -571,6 +607,7 @@ double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
 // Marks the run (run/divergence.hpp) and stops it at step `iteration` (0-based, as the messages
 // count); its checkpoints stay as they were, all from before that step.
 void TrainingRun::stop_diverged(int iteration, const std::string& message) {
+  if (!writes_) throw NumericError(message);
   std::error_code ec;
   const fs::path latest = layout_.latest_checkpoint();
   // Without a checkpoint there is nothing to refuse (and a fresh run leaves nothing).
@@ -611,16 +648,20 @@ TrainSummary TrainingRun::train(int stop_after) {
   const int start = progress_.iteration;
   const int total = learner_->trains() ? config_.meta.iterations : 0;
   seconds_before_ = progress_.seconds;
-  if (resumed_) keep_metrics_through(layout_.metrics(), start);
-  metrics_.open(layout_.metrics(), resumed_ ? std::ios::app : std::ios::trunc);
-  if (!metrics_)
-    throw IoError("cannot write '" + layout_.metrics().string() + "': " + std::strerror(errno));
+  if (writes_) {
+    if (resumed_) keep_metrics_through(layout_.metrics(), start);
+    metrics_.open(layout_.metrics(), resumed_ ? std::ios::app : std::ios::trunc);
+    if (!metrics_)
+      throw IoError("cannot write '" + layout_.metrics().string() + "': " + std::strerror(errno));
+  }
+  // Every rank starts from the same weights (the seeded initialisation, or the checkpoint).
+  if (group_) check_same_weights(*group_, learner_->meta_parameters(), start);
   const int stop = stop_after > 0 ? std::min(total, start + stop_after) : total;
   plan_threads(start, stop);
   // The validation an interrupt cut short comes first; the final one (start == total) is done
   // below, where the uninterrupted run does it.
   if (progress_.validation_pending && start < total && !run_validation())
-    stop_interrupted(interrupt_signal(), total, false);
+    stop_interrupted(agreed_signal(), total, false);
   Progress progress("meta-training " + enum_name(config_.meta.algorithm), "iterations", total);
   std::future<std::vector<meta::TaskBatch>> next;
   auto prepare = [this](int it) { return prepare_batches(it); };
@@ -650,14 +691,14 @@ TrainSummary TrainingRun::train(int stop_after) {
     const bool saved = done % config_.train.checkpoint_every == 0 && done != stop;
     if (saved) save(layout_.latest_checkpoint());
     progress.update(done);
-    if (const int signal = interrupt_signal(); signal != 0 && done != stop)
+    if (const int signal = agreed_signal(); signal != 0 && done != stop)
       stop_interrupted(signal, total, saved);
   }
   progress.finish();
   progress_.iteration = stop;
   if (stop == total) run_validation();
   // Cut short here or at the last iteration of a --stop-after call: saved as pending.
-  if (progress_.validation_pending) stop_interrupted(interrupt_signal(), total, false);
+  if (progress_.validation_pending) stop_interrupted(agreed_signal(), total, false);
   // Without a validation score the last weights are the best we know, in every call.
   const bool chosen_by_validation = std::isfinite(progress_.best_validation);
   if (!chosen_by_validation) progress_.best_iteration = stop;
@@ -671,41 +712,86 @@ TrainSummary TrainingRun::train(int stop_after) {
 
 TrainSummary run_training(const config::Config& config, const TrainOptions& options) {
   const auto start_time = std::chrono::steady_clock::now();
-  const runtime::ThreadBudget budget = runtime::configure_compute(config.run.threads);
+  runtime::ThreadBudget budget = runtime::configure_compute(config.run.threads);
   const torch::Device device = runtime::torch_device(config.run.device);
   const run::RunLayout layout(config.run.dir);
   nlohmann::json resolved;
   to_json(resolved, config);
-  check_run_dir(layout, options.resume);
-  // What a killed call (kill -9, a second Ctrl-C) left half-written.
-  for (const fs::path& dir : {layout.dir, layout.checkpoints()})
-    if (const int n = remove_stale_temporaries(dir.string()))
-      spdlog::info("removed {} temporary file(s) a killed run left in {}", n, dir.string());
-
-  run::Checkpoint resume_from;
-  if (options.resume) {
-    resume_from = load_resume_checkpoint(layout, resolved);
-    // Before anything is written: resuming a finished run changes nothing.
-    if (auto finished = finished_run_summary(config, layout, resume_from.meta.progress)) {
-      finished->seconds = seconds_since(start_time);
-      return *finished;
+  runtime::ProcessGroup* const group = options.group;
+  // One process, or rank 0 of a group: the run folder is written by one process only.
+  const bool writes = group == nullptr || group->rank() == 0;
+  // Runs a step of setting up on every rank; under a group, a failure on one rank stops all.
+  auto together = [&](const std::string& what, const std::function<void()>& step) {
+    if (group)
+      group->together(what, step);
+    else
+      step();
+  };
+  if (group) {
+    check_same_run(*group, config);
+    together("checking its device", [&] {
+      if (device.is_cuda())
+        throw NotImplementedError("run.device = \"" + config.run.device.name() +
+                                  "\" under torchrun: data-parallel training runs on CPU (Gloo) "
+                                  "for now; set run.device = \"cpu\"");
+    });
+    // The usable cores are this host's, shared by its ranks.
+    if (budget.automatic && group->local_world_size() > 1) {
+      budget.threads = std::max(1, budget.threads / group->local_world_size());
+      budget.source +=
+          ", shared by " + std::to_string(group->local_world_size()) + " ranks on this host";
     }
   }
-  std::optional<FreshRunCleanup> cleanup;
-  if (!options.resume) cleanup.emplace(layout);
-  create_run_folders(layout);
-  if (!options.resume) {
-    // Left by an earlier fresh run that stopped before its first checkpoint and could not
-    // clean up (killed): this run's train.log holds its own lines only.
-    std::error_code ec;
-    for (const fs::path& p : {layout.train_log(), layout.divergence()}) fs::remove(p, ec);
-  }
-  const ScopedLogFile log_file(layout.train_log().string());
-  write_file_atomically(layout.config().string(),
-                        [&](std::ostream& out) { out << resolved.dump(2) << "\n"; });
 
-  auto data = prepare_training_data(config, options.resume ? &resume_from : nullptr, device);
-  TrainingRun training(config, layout, resolved, std::move(data), device, budget, start_time);
+  run::Checkpoint resume_from;
+  std::optional<TrainSummary> finished;
+  std::optional<FreshRunCleanup> cleanup;
+  std::optional<ScopedLogFile> log_file;
+  together("setting up the run folder", [&] {
+    if (writes) {
+      check_run_dir(layout, options.resume);
+      // What a killed call (kill -9, a second Ctrl-C) left half-written.
+      for (const fs::path& dir : {layout.dir, layout.checkpoints()})
+        if (const int n = remove_stale_temporaries(dir.string()))
+          spdlog::info("removed {} temporary file(s) a killed run left in {}", n, dir.string());
+    }
+    if (options.resume) {
+      // Every rank reads the same checkpoint (one host, or a shared file system).
+      resume_from = load_resume_checkpoint(layout, resolved);
+      // Before anything is written: resuming a finished run changes nothing.
+      finished = finished_run_summary(config, layout, resume_from.meta.progress);
+      if (finished) return;
+    }
+    if (!writes) return;
+    if (!options.resume) cleanup.emplace(layout);
+    create_run_folders(layout);
+    if (!options.resume) {
+      // Left by an earlier fresh run that stopped before its first checkpoint and could not
+      // clean up (killed): this run's train.log holds its own lines only.
+      std::error_code ec;
+      for (const fs::path& p : {layout.train_log(), layout.divergence()}) fs::remove(p, ec);
+    }
+    log_file.emplace(layout.train_log().string());
+    write_file_atomically(layout.config().string(),
+                          [&](std::ostream& out) { out << resolved.dump(2) << "\n"; });
+  });
+  if (finished) {
+    finished->seconds = seconds_since(start_time);
+    return *finished;
+  }
+  if (group) {
+    const auto [begin, end] = runtime::share_of(static_cast<std::size_t>(config.meta.meta_batch),
+                                                group->rank(), group->size());
+    spdlog::info("data-parallel: rank {} of {}, computing tasks {}..{} of each meta-batch of {}",
+                 group->rank(), group->size(), begin, end - 1, config.meta.meta_batch);
+  }
+
+  std::unique_ptr<pipeline::RunData> data;
+  together("preparing the data", [&] {
+    data = prepare_training_data(config, options.resume ? &resume_from : nullptr, device);
+  });
+  TrainingRun training(config, layout, resolved, std::move(data), device, budget, start_time,
+                       group);
   if (options.resume) training.resume(resume_from);
   TrainSummary summary = training.train(options.stop_after);
   summary.seconds = seconds_since(start_time);

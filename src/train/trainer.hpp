@@ -18,6 +18,10 @@
 
 #include "config/config.hpp"
 
+namespace ml::runtime {
+class ProcessGroup;
+}  // namespace ml::runtime
+
 namespace ml::train {
 
 struct TrainOptions {
@@ -25,6 +29,10 @@ struct TrainOptions {
   // Stop after this many meta-iterations in this call (0 = run to meta.iterations); used to
   // simulate an interruption in tests.
   int stop_after = 0;
+  // Data-parallel training (train/data_parallel.hpp) with this rank's group, or nullptr for
+  // one process. Every rank trains on its share of each meta-batch and applies the same outer
+  // step; rank 0 alone writes the run folder. The group must outlive the call.
+  runtime::ProcessGroup* group = nullptr;
 };
 
 struct TrainSummary {

@@ -20,6 +20,8 @@ enum class ExitCode : int {
   kNumeric = 7,     // training diverged, or a run that diverged was given to use
   kNotImplemented = 8,
   kIo = 9,             // a file or folder cannot be written or accessed (permissions, disk full)
+  kDistributed = 10,   // torchrun's variables are wrong, a rank cannot connect, lost a peer, or
+                       // the ranks started with another config or other data
   kInterrupted = 130,  // SIGINT (Ctrl-C): 128 + the signal number, as shells report it
   kTerminated = 143,   // SIGTERM
 };
@@ -57,6 +59,11 @@ struct NotImplementedError : Error {
 // The operating system refused a file operation: the message names the path and errno's text.
 struct IoError : Error {
   explicit IoError(const std::string& m) : Error(ExitCode::kIo, m) {}
+};
+// A data-parallel run (runtime/distributed.hpp) cannot go on as one group: the message says
+// which variable, rank, timeout or difference, so that every rank ends with one clear line.
+struct DistributedError : Error {
+  explicit DistributedError(const std::string& m) : Error(ExitCode::kDistributed, m) {}
 };
 // The command stopped on SIGINT or SIGTERM (util/interrupt.hpp) after leaving its outputs
 // consistent; the exit code is 128 + the signal, what a shell reports for a killed process.
