@@ -29,7 +29,7 @@
 
 namespace ml::models {
 
-enum class Activation { kGelu, kRelu };
+using Activation = config::Activation;  // model.transformer.activation
 
 struct TransformerShape {
   std::int64_t vocab_size = 0;  // token embedding rows: features::Tokenizer::vocab_size()
