@@ -478,9 +478,8 @@ double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
       for (int s = 0; s < config_.inner_steps; ++s) {
         const std::int64_t lo = (s * k) % n;
         const std::int64_t hi = std::min(lo + k, n);
-        Batch part{all.dense.slice(0, lo, hi), all.ids.slice(0, lo, hi),
-                   all.target.slice(0, lo, hi)};
-        fast = inner_loop(*model_, fast, mask_, part, kind_, 1, config_.inner_lr, false);
+        fast =
+            inner_loop(*model_, fast, mask_, all.rows(lo, hi), kind_, 1, config_.inner_lr, false);
         if (s == 0) {  // the support alone: the logged loss (see stacked_reptile)
           torch::NoGradGuard no_grad;
           total += models::task_loss(model_->forward(t.query, fast), t.query.target, kind_)

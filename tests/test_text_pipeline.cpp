@@ -1,0 +1,119 @@
+// A text run's data path (pipeline/text_run_data.hpp): config -> text dataset -> class split ->
+// tokenizer trained on the training classes only -> N-way K-shot episodes -> token batches that
+// stack, concatenate and slice like feature batches.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "config/config.hpp"
+#include "models/task_stack.hpp"
+#include "pipeline/text_run_data.hpp"
+#include "test_support.hpp"
+#include "util/errors.hpp"
+
+namespace {
+
+using ml::config::Json;
+using ml::tasks::ClassSplitPart;
+
+// Six intents of eight distinct texts; the held-out one, "lost", is the only class whose texts
+// use the letter 'ж'.
+ml::config::Config six_intents(const ml::testing::TempDir& dir) {
+  std::string csv = "text,category\n";
+  const char* intents[] = {"card", "topup", "refund", "pin", "fee", "lost"};
+  for (const char* intent : intents)
+    for (int i = 0; i < 8; ++i) {
+      const std::string word = std::string(intent) == "lost" ? "жук" : intent;
+      csv +=
+          "\"my " + word + " question number " + std::to_string(i) + " please\"," + intent + "\n";
+    }
+  ml::testing::write_file(dir.file("intents.csv"), csv);
+  Json j = Json::parse(R"({
+    "data": {"text": {"column": "text", "class_column": "category"}},
+    "task": {"label": {"kind": "multiclass", "ways": 3}, "support": 2, "query": 3},
+    "model": {"type": "transformer", "transformer": {"max_len": 12}},
+    "features": {"tokenizer": {"vocab_size": 60, "hash_buckets": 16}},
+    "split": {"new_classes": ["lost"], "validation_classes": ["fee"]}
+  })");
+  j["data"]["files"] = {dir.file("intents.csv")};
+  return ml::config::config_from_json(j);
+}
+
+TEST(TextRunData, SplitsClassesTrainsTheTokenizerOnTrainingTextsAndEncodesEveryRow) {
+  ml::testing::TempDir dir;
+  const auto config = six_intents(dir);
+  const auto data = ml::pipeline::prepare_text_run_data(config);
+  ASSERT_EQ(data->dataset.size(), 48u);
+  EXPECT_EQ(data->split.train.size(), 4u);
+  ASSERT_EQ(data->split.new_classes.size(), 1u);
+  EXPECT_EQ(data->class_names()[static_cast<std::size_t>(data->split.new_classes[0])], "lost");
+  EXPECT_EQ(data->tokens.sizes(), (std::vector<std::int64_t>{48, 12}));
+  EXPECT_TRUE(data->mask.eq(data->tokens.ne(0)).all().item<bool>());
+  // 'ж' only occurs in a held-out class: the tokenizer never saw it.
+  ml::features::EncodeStats held_out, training;
+  data->tokenizer->encode(data->dataset.texts.back(), &held_out);
+  data->tokenizer->encode(data->dataset.texts.front(), &training);
+  EXPECT_GT(held_out.unknown_pieces, 0);
+  EXPECT_EQ(training.unknown_pieces, 0);
+  // The saved bytes give back the same encoding.
+  const std::string bytes = data->tokenizer->to_bytes();
+  const auto again = ml::pipeline::prepare_text_run_data(config, &bytes);
+  EXPECT_TRUE(again->tokens.equal(data->tokens));
+}
+
+TEST(TextRunData, EpisodesBecomeTokenBatchesThatStackConcatenateAndSlice) {
+  ml::testing::TempDir dir;
+  const auto config = six_intents(dir);
+  const auto data = ml::pipeline::prepare_text_run_data(config);
+  const auto& sampler = data->sampler(ClassSplitPart::kTrain);
+  const auto episode = sampler.sample(7);
+  const auto batch = ml::pipeline::make_text_task_batch(*data, episode, torch::kCPU);
+  ASSERT_EQ(batch.support.size(), 6);  // 3-way 2-shot
+  ASSERT_EQ(batch.query.size(), 9);
+  EXPECT_EQ(batch.support.tokens.sizes(), (std::vector<std::int64_t>{6, 12}));
+  EXPECT_EQ(batch.support.dense.size(1), 0);
+  for (std::size_t i = 0; i < episode.query.size(); ++i) {
+    const auto row = static_cast<std::int64_t>(i);
+    EXPECT_TRUE(
+        batch.query.tokens[row].equal(data->tokens[static_cast<std::int64_t>(episode.query[i])]));
+    EXPECT_EQ(batch.query.target[row].item<std::int64_t>(), episode.query_labels[i]);
+    // Episode label i is the dataset's class episode.classes[i].
+    EXPECT_EQ(episode.classes[static_cast<std::size_t>(episode.query_labels[i])],
+              data->dataset.label[episode.query[i]]);
+  }
+  const auto stacked = ml::models::stack_tasks({batch.support, batch.query});
+  EXPECT_EQ(stacked.tokens.sizes(), (std::vector<std::int64_t>{2, 9, 12}));
+  // The shorter task's padding rows have no real token.
+  EXPECT_FALSE(stacked.mask[0].narrow(0, 6, 3).any().item<bool>());
+  EXPECT_TRUE(stacked.tokens[0].narrow(0, 0, 6).equal(batch.support.tokens));
+  const auto picked = ml::models::select_rows(stacked, {{1, 0}, {8}});
+  EXPECT_TRUE(picked.tokens[1][0].equal(batch.query.tokens[8]));
+  const auto joined = ml::models::concat(batch.support, batch.query);
+  EXPECT_EQ(joined.tokens.size(0), 15);
+  EXPECT_TRUE(joined.rows(6, 15).tokens.equal(batch.query.tokens));
+  // Texts encoded to different lengths are padded to the longer.
+  auto shorter = batch.query;
+  shorter.tokens = shorter.tokens.narrow(1, 0, 5);
+  shorter.mask = shorter.mask.narrow(1, 0, 5);
+  const auto mixed = ml::models::concat(batch.support, shorter);
+  EXPECT_EQ(mixed.tokens.size(1), 12);
+  EXPECT_FALSE(mixed.mask.narrow(0, 6, 9).narrow(1, 5, 7).any().item<bool>());
+  EXPECT_EQ(ml::models::stack_tasks({batch.support, shorter}).mask.size(2), 12);
+}
+
+TEST(TextRunData, TooFewTrainingClassesForTheWaysIsAClearError) {
+  ml::testing::TempDir dir;
+  auto config = six_intents(dir);
+  config.task.label.ways = 5;  // 4 training classes
+  try {
+    ml::pipeline::prepare_text_run_data(config);
+    FAIL() << "expected a DataError";
+  } catch (const ml::DataError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("the train classes give 4"), std::string::npos) << m;
+    EXPECT_NE(m.find("task.label.ways"), std::string::npos) << m;
+  }
+}
+
+}  // namespace
