@@ -3,13 +3,18 @@
 // stack, concatenate and slice like feature batches.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 #include <string>
 
 #include "config/config.hpp"
 #include "models/task_stack.hpp"
 #include "pipeline/text_run_data.hpp"
+#include "run/checkpoint.hpp"
+#include "run/learner_state.hpp"
+#include "run/run_layout.hpp"
 #include "test_support.hpp"
+#include "train/trainer.hpp"
 #include "util/errors.hpp"
 
 namespace {
@@ -113,6 +118,81 @@ TEST(TextRunData, TooFewTrainingClassesForTheWaysIsAClearError) {
     const std::string m = e.what();
     EXPECT_NE(m.find("the train classes give 4"), std::string::npos) << m;
     EXPECT_NE(m.find("task.label.ways"), std::string::npos) << m;
+  }
+}
+
+}  // namespace
+
+// ---- meta-training a text run (train/trainer.hpp) ---------------------------------------------
+
+namespace {
+
+// The model's tensors `names` as a checkpoint holds them.
+std::vector<torch::Tensor> saved_weights(const std::string& path,
+                                         const std::vector<std::string>& names) {
+  const auto checkpoint = ml::run::load_checkpoint(path);
+  std::vector<torch::Tensor> out;
+  checkpoint.read_state(
+      [&](torch::serialize::InputArchive& archive) {
+        torch::serialize::InputArchive model;
+        archive.read("model", model);
+        for (const auto& name : names) {
+          torch::Tensor t;
+          model.read(name, t);
+          out.push_back(t);
+        }
+      },
+      torch::kCPU);
+  return out;
+}
+
+ml::config::Config tiny_text_run(const ml::testing::TempDir& dir, const std::string& run) {
+  auto config = six_intents(dir);
+  config.model.transformer = {16, 2, 1, 24, 12, ml::config::Activation::kGelu};
+  config.meta.iterations = 6;
+  config.meta.meta_batch = 2;
+  config.meta.inner_steps = 1;
+  config.train.validate_every = 3;
+  config.train.checkpoint_every = 2;
+  config.train.validation_episodes = 2;
+  config.run.dir = dir.file(run);
+  config.run.threads = 1;
+  // 2-way episodes: three training classes, one pair of validation classes.
+  config.task.label.ways = 2;
+  config.split.validation_classes = {"fee", "pin"};
+  return config;
+}
+
+TEST(TextTraining, MetaTrainsTheTransformerAndResumesToTheSameWeights) {
+  ml::testing::TempDir dir;
+  const std::vector<std::string> names = {"token_embedding", "layer_0_ff1_weight", "head_bias"};
+  for (const char* algorithm : {"maml", "protonet"}) {
+    auto config = tiny_text_run(dir, std::string("straight_") + algorithm);
+    config.meta.algorithm = *ml::enum_from_name<ml::config::Algorithm>(algorithm);
+    const auto summary = ml::train::run_training(config, {});
+    EXPECT_EQ(summary.iterations, 6) << algorithm;
+    EXPECT_TRUE(std::isfinite(summary.last_loss)) << algorithm;
+    const ml::run::RunLayout layout(config.run.dir);
+    const auto meta = ml::run::read_checkpoint_meta(layout.latest_checkpoint().string());
+    // The checkpoint names the classes and carries the tokenizer.
+    EXPECT_EQ(meta.features["text"]["class_names"].size(), 6u);
+    const auto checkpoint = ml::run::load_checkpoint(layout.latest_checkpoint().string());
+    checkpoint.read_state(
+        [&](torch::serialize::InputArchive& archive) {
+          const std::string bytes = ml::run::read_tokenizer(archive, checkpoint.path);
+          EXPECT_GT(ml::features::Tokenizer::from_bytes(bytes).vocab_size(), 16);
+        },
+        torch::kCPU);
+    const auto trained = saved_weights(layout.latest_checkpoint().string(), names);
+    // Interrupted after 4 and resumed: the same weights as the uninterrupted run.
+    auto resumed = config;
+    resumed.run.dir = dir.file(std::string("resumed_") + algorithm);
+    ml::train::run_training(resumed, {false, 4});
+    ml::train::run_training(resumed, {true, 0});
+    const auto again =
+        saved_weights(ml::run::RunLayout(resumed.run.dir).latest_checkpoint().string(), names);
+    for (std::size_t i = 0; i < names.size(); ++i)
+      EXPECT_TRUE(torch::equal(again[i], trained[i])) << algorithm << " " << names[i];
   }
 }
 

@@ -60,7 +60,11 @@ void add_train_command(CLI::App& app) {
     const bool chosen_before =
         s.already_finished &&
         std::filesystem::exists(run::RunLayout(s.run_dir).validated_adaptation());
-    if (s.iterations >= config.meta.iterations && !chosen_before)
+    if (config.text_run())
+      not_chosen =
+          "a text run's adaptation settings are not chosen yet (adapt and eval do not "
+          "read text runs yet)";
+    else if (s.iterations >= config.meta.iterations && !chosen_before)
       adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads,
                                            &not_chosen);
     nlohmann::json chosen;

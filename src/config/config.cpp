@@ -625,7 +625,9 @@ const Table<TrainConfig>& train_table() {
        field("validate_every", &TrainConfig::validate_every, "Meta-iterations between validations.",
              at_least(0, "0 = only at the end")),
        field("validation_episodes", &TrainConfig::validation_episodes,
-             "Episodes per validation task.", between(1, kMaxValidationEpisodes)),
+             "Episodes per validation task (a text run: per task.label.ways validation classes, "
+             "rounded up, so each validation class takes part about this often).",
+             between(1, kMaxValidationEpisodes)),
        field("checkpoint_every", &TrainConfig::checkpoint_every,
              "Meta-iterations between latest-checkpoint writes.", at_least(1)),
        field("selection_metric", &TrainConfig::selection_metric,
