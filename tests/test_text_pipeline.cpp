@@ -1,6 +1,7 @@
-// A text run's data path (pipeline/text_run_data.hpp): config -> text dataset -> class split ->
-// tokenizer trained on the training classes only -> N-way K-shot episodes -> token batches that
-// stack, concatenate and slice like feature batches.
+// A text run end to end: its data path (pipeline/text_run_data.hpp: config -> text dataset ->
+// class split -> tokenizer trained on the training classes only -> N-way K-shot episodes ->
+// token batches that stack, concatenate and slice like feature batches), and meta-training the
+// transformer on it with checkpoints that carry the tokenizer and the class names.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -176,13 +177,20 @@ TEST(TextTraining, MetaTrainsTheTransformerAndResumesToTheSameWeights) {
     const auto meta = ml::run::read_checkpoint_meta(layout.latest_checkpoint().string());
     // The checkpoint names the classes and carries the tokenizer.
     EXPECT_EQ(meta.features["text"]["class_names"].size(), 6u);
-    const auto checkpoint = ml::run::load_checkpoint(layout.latest_checkpoint().string());
-    checkpoint.read_state(
-        [&](torch::serialize::InputArchive& archive) {
-          const std::string bytes = ml::run::read_tokenizer(archive, checkpoint.path);
-          EXPECT_GT(ml::features::Tokenizer::from_bytes(bytes).vocab_size(), 16);
-        },
-        torch::kCPU);
+    auto checkpoint = ml::run::load_checkpoint(layout.latest_checkpoint().string());
+    EXPECT_EQ(checkpoint.meta.format, 3u);
+    EXPECT_GT(ml::features::Tokenizer::from_bytes(ml::run::read_tokenizer(checkpoint)).vocab_size(),
+              16);
+    // A checkpoint of a format from before text runs is named as such.
+    checkpoint.meta.format = 2;
+    try {
+      ml::run::read_tokenizer(checkpoint);
+      ADD_FAILURE() << "a format 2 checkpoint gave a tokenizer";
+    } catch (const ml::CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find("checkpoint format 2, from before text runs"),
+                std::string::npos)
+          << e.what();
+    }
     const auto trained = saved_weights(layout.latest_checkpoint().string(), names);
     // Interrupted after 4 and resumed: the same weights as the uninterrupted run.
     auto resumed = config;

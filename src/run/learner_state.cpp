@@ -56,11 +56,25 @@ void write_tokenizer(torch::serialize::OutputArchive& archive,
   archive.write("tokenizer", torch::tensor(values, torch::kUInt8));
 }
 
-std::string read_tokenizer(torch::serialize::InputArchive& archive, const std::string& source) {
+std::string read_tokenizer(const Checkpoint& checkpoint) {
+  const std::string& path = checkpoint.path;
+  if (checkpoint.meta.format < kFirstTextCheckpointFormat)
+    throw CheckpointError("'" + path + "' is of checkpoint format " +
+                          std::to_string(checkpoint.meta.format) +
+                          ", from before text runs: it holds no tokenizer; train the text run "
+                          "afresh into another run.dir");
+  if (!checkpoint.meta.features.is_object() || !checkpoint.meta.features.contains("text"))
+    throw CheckpointError("'" + path + "' is not a text run's checkpoint (no data.text classes)");
   torch::Tensor t;
-  if (!archive.try_read("tokenizer", t))
-    throw CheckpointError("'" + source + "' holds no tokenizer (it was not written by a text run)");
-  t = t.to(torch::kCPU).contiguous();
+  checkpoint.read_state(
+      [&](torch::serialize::InputArchive& archive) {
+        if (!archive.try_read("tokenizer", t))
+          throw CheckpointError("'" + path +
+                                "' is corrupt: a text run's checkpoint without its "
+                                "tokenizer");
+      },
+      torch::kCPU);
+  t = t.contiguous();
   const auto* data = t.data_ptr<std::uint8_t>();
   return std::string(reinterpret_cast<const char*>(data), static_cast<std::size_t>(t.numel()));
 }

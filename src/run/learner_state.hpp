@@ -11,6 +11,7 @@
 #include "features/tokenizer.hpp"
 #include "meta/meta_learner.hpp"
 #include "pipeline/run_data.hpp"
+#include "run/checkpoint.hpp"
 #include "run/training_progress.hpp"
 
 namespace ml::run {
@@ -57,8 +58,10 @@ std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& conf
 // A text run's tokenizer (Tokenizer::to_bytes) under "tokenizer", as a byte tensor.
 void write_tokenizer(torch::serialize::OutputArchive& archive,
                      const features::Tokenizer& tokenizer);
-// Its bytes read back; CheckpointError naming `source` when the archive holds none.
-std::string read_tokenizer(torch::serialize::InputArchive& archive, const std::string& source);
+// A text run's checkpoint's tokenizer bytes. CheckpointError naming the file when it is of a
+// format before text runs (kFirstTextCheckpointFormat), or holds no text run's classes or
+// tokenizer.
+std::string read_tokenizer(const Checkpoint& checkpoint);
 
 // Model parameters by name under "model", Meta-SGD learning rates under "inner_lr".
 void write_learner(torch::serialize::OutputArchive& archive, meta::MetaLearner& learner);

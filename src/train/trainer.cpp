@@ -358,12 +358,7 @@ std::unique_ptr<EpisodeSource> prepare_text_episodes(const config::Config& confi
                                                      const torch::Device& device) {
   spdlog::info("preparing text data from {} file(s)", config.data.files.size());
   std::optional<std::string> tokenizer;
-  if (resume_from)
-    resume_from->read_state(
-        [&](torch::serialize::InputArchive& archive) {
-          tokenizer = run::read_tokenizer(archive, resume_from->path);
-        },
-        torch::kCPU);
+  if (resume_from) tokenizer = run::read_tokenizer(*resume_from);
   auto data = pipeline::prepare_text_run_data(config, tokenizer ? &*tokenizer : nullptr);
   spdlog::info(
       "{} texts: {} training classes, {} validation, {} new; {} token ids ({} pieces); "
