@@ -111,8 +111,11 @@ void add_train_command(CLI::App& app) {
       std::cout << ": validation " << train::metric_label(s.selection_metric) << " "
                 << fixed(s.best_validation, 4) << " (train.selection_metric), "
                 << count_of(config.train.validation_episodes, "episode")
-                << " per validation task at K=" << config::support_name(config.task.support)
-                << " adapted with "
+                << (config.text_run() ? " per " + std::to_string(config.task.label.ways) +
+                                            " validation classes (" +
+                                            std::to_string(config.task.label.ways) + "-way)"
+                                      : std::string(" per validation task"))
+                << " at K=" << config::support_name(config.task.support) << " adapted with "
                 << adaptation_text(meta.algorithm, meta.adapt_steps, meta.inner_lr)
                 << " (meta.adapt_steps, meta.inner_lr)";
     else
