@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "eval/text_eval.hpp"
 #include "models/task_stack.hpp"
 #include "pipeline/text_run_data.hpp"
 #include "run/checkpoint.hpp"
@@ -201,6 +202,68 @@ TEST(TextTraining, MetaTrainsTheTransformerAndResumesToTheSameWeights) {
         saved_weights(ml::run::RunLayout(resumed.run.dir).latest_checkpoint().string(), names);
     for (std::size_t i = 0; i < names.size(); ++i)
       EXPECT_TRUE(torch::equal(again[i], trained[i])) << algorithm << " " << names[i];
+  }
+}
+
+}  // namespace
+
+// ---- eval on held-out classes (eval/text_eval.hpp) ---------------------------------------------
+
+namespace {
+
+TEST(TextEval, ScoresTheNewClassesWithSettingsChosenOnTheValidationClasses) {
+  ml::testing::TempDir dir;
+  auto config = tiny_text_run(dir, "eval_run");
+  // Two classes of each split, 2-way episodes.
+  config.split.new_classes = {"lost", "fee"};
+  config.split.validation_classes = {"pin", "refund"};
+  ml::train::run_training(config, {});
+  EXPECT_TRUE(ml::eval::is_text_run_checkpoint(config.run.dir));
+  ml::eval::TextEvalOptions o;
+  o.checkpoint = config.run.dir;
+  o.shots = {1, 2};
+  o.steps = {0, 2};
+  o.episodes = 6;
+  o.device = "cpu";
+  o.threads = 1;
+  const auto result = ml::eval::evaluate_text_run(o);
+  EXPECT_EQ(result.algorithm, "maml");
+  EXPECT_EQ(result.new_classes, 2);
+  EXPECT_EQ(result.validation_classes, 2);
+  EXPECT_EQ(result.not_chosen, "");
+  ASSERT_EQ(result.scores.size(), 6u);  // per K: the run's method, nearest class mean, probe
+  for (std::size_t i = 0; i < result.scores.size(); ++i) {
+    const auto& s = result.scores[i];
+    const auto& run = result.scores[i - i % 3];
+    EXPECT_EQ(s.shots, i < 3 ? 1 : 2);
+    EXPECT_GE(s.accuracy.mean, 0.0);
+    EXPECT_LE(s.accuracy.mean, 1.0);
+    EXPECT_TRUE(std::isfinite(s.accuracy.half_width)) << s.method;
+    EXPECT_EQ(s.compared, i % 3 != 0);
+    // Paired by episode: the mean difference is the difference of the means.
+    if (s.compared) {
+      EXPECT_NEAR(s.run_minus_this.mean, run.accuracy.mean - s.accuracy.mean, 1e-12) << s.method;
+    }
+  }
+  EXPECT_EQ(result.scores[0].method, "maml");
+  EXPECT_EQ(result.scores[1].method, "nearest_class_mean");
+  EXPECT_EQ(result.scores[2].method, "linear_probe");
+  EXPECT_TRUE(result.scores[0].setting == "0 steps" || result.scores[0].setting == "2 steps")
+      << result.scores[0].setting;
+  // The same episodes and settings again: the same numbers.
+  const auto again = ml::eval::evaluate_text_run(o);
+  for (std::size_t i = 0; i < result.scores.size(); ++i)
+    EXPECT_EQ(again.scores[i].accuracy.mean, result.scores[i].accuracy.mean);
+  const std::string table = ml::eval::format_table(result);
+  EXPECT_NE(table.find("2-way accuracy on the 2 new classes"), std::string::npos) << table;
+  EXPECT_EQ(ml::eval::to_json(result)["scores"].size(), 6u);
+  // The new classes have 8 texts each: K = 6 leaves no 3 query texts.
+  o.shots = {6};
+  try {
+    ml::eval::evaluate_text_run(o);
+    ADD_FAILURE() << "K = 6 gave episodes";
+  } catch (const ml::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("eval at K=6"), std::string::npos) << e.what();
   }
 }
 

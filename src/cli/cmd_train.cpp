@@ -62,8 +62,8 @@ void add_train_command(CLI::App& app) {
         std::filesystem::exists(run::RunLayout(s.run_dir).validated_adaptation());
     if (config.text_run())
       not_chosen =
-          "a text run's adaptation settings are not chosen yet (adapt and eval do not "
-          "read text runs yet)";
+          "train does not choose a text run's yet (adapt does not read text runs; eval "
+          "chooses its own on the validation classes)";
     else if (s.iterations >= config.meta.iterations && !chosen_before)
       adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads,
                                            &not_chosen);
