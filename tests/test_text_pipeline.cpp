@@ -268,3 +268,41 @@ TEST(TextEval, ScoresTheNewClassesWithSettingsChosenOnTheValidationClasses) {
 }
 
 }  // namespace
+
+// ---- the commands on a text run ---------------------------------------------------------------
+
+namespace {
+
+TEST(TextRunCli, TrainThenEvalAndTheCommandsThatDoNotReadTextRunsSaySo) {
+  ml::testing::TempDir dir;
+  auto config = tiny_text_run(dir, "cli_run");
+  config.split.new_classes = {"lost", "fee"};
+  config.split.validation_classes = {"pin", "refund"};
+  Json j;
+  to_json(j, config);
+  ml::testing::write_file(dir.file("text.json"), j.dump(2));
+  const std::string q_config = ml::testing::shell_quote(dir.file("text.json"));
+  const std::string q_run = ml::testing::shell_quote(config.run.dir);
+  const auto train = ml::testing::run_cli("train --config " + q_config + " --json");
+  ASSERT_EQ(train.code, 0) << train.err;
+  EXPECT_EQ(Json::parse(train.out)["iterations"], 6);
+  const auto eval = ml::testing::run_cli("eval --checkpoint " + q_run +
+                                         " --shots 1 --steps 0,1 --episodes 3 --json");
+  ASSERT_EQ(eval.code, 0) << eval.err;
+  const Json scores = Json::parse(eval.out)["scores"];
+  ASSERT_EQ(scores.size(), 3u);
+  EXPECT_EQ(scores[0]["method"], "maml");
+  const auto report = ml::testing::run_cli("eval --checkpoint " + q_run + " --report " +
+                                           ml::testing::shell_quote(dir.file("report")));
+  EXPECT_NE(report.code, 0);
+  EXPECT_NE(report.err.find("does not take --report"), std::string::npos) << report.err;
+  const auto inspect = ml::testing::run_cli("inspect --config " + q_config);
+  EXPECT_NE(inspect.code, 0);
+  EXPECT_NE(inspect.err.find("does not read a text run"), std::string::npos) << inspect.err;
+  const auto adapt = ml::testing::run_cli("adapt --checkpoint " + q_run + " --task lost");
+  EXPECT_NE(adapt.code, 0);
+  EXPECT_NE(adapt.err.find("adapt and predict do not read text runs yet"), std::string::npos)
+      << adapt.err;
+}
+
+}  // namespace
