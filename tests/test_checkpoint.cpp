@@ -266,7 +266,7 @@ TEST(CheckpointFormat, LayoutIsAsDocumented) {
   const std::string bytes = read_bytes(save_sample(dir.file("x.mlckpt")));
   ASSERT_GE(bytes.size(), 36u);
   EXPECT_EQ(bytes.substr(0, 8), std::string("MLCKPT\r\n", 8));
-  EXPECT_EQ(bytes.substr(8, 4), std::string("\x02\x00\x00\x00", 4));
+  EXPECT_EQ(bytes.substr(8, 4), std::string("\x03\x00\x00\x00", 4));
   const std::uint64_t meta_size = read_u64(bytes, 12);
   const auto meta = nlohmann::json::parse(bytes.substr(20, meta_size));
   EXPECT_EQ(meta.at("kind"), "meta");
@@ -285,7 +285,7 @@ TEST(CheckpointFormat, LayoutIsAsDocumented) {
   EXPECT_EQ(ids.numel(), 4);
 
   // And the documented layout is all there is: reassembling it gives the same bytes.
-  EXPECT_EQ(assemble(2, bytes.substr(20, meta_size), payload), bytes);
+  EXPECT_EQ(assemble(3, bytes.substr(20, meta_size), payload), bytes);
 }
 
 // Runs trained before format 2 stay usable: a format 1 file (FNV-1a checksum) is read in full,
@@ -382,11 +382,11 @@ TEST(CheckpointRefusals, NotACheckpoint) {
 TEST(CheckpointRefusals, NewerFormat) {
   TempDir dir;
   std::string bytes = read_bytes(save_sample(dir.file("x.mlckpt")));
-  bytes[8] = 3;
+  bytes[8] = 4;
   write_bytes(dir.file("x.mlckpt"), bytes);
   const std::string expected = "'" + dir.file("x.mlckpt") +
-                               "' was written by a newer metalearn (checkpoint format 3; this "
-                               "build reads format 2): upgrade metalearn";
+                               "' was written by a newer metalearn (checkpoint format 4; this "
+                               "build reads format 3): upgrade metalearn";
   EXPECT_EQ(load_error(dir.file("x.mlckpt")), expected);
   EXPECT_EQ(meta_error(dir.file("x.mlckpt")), expected);
 

@@ -916,3 +916,83 @@ TEST(ConfigValidation, AHeaderlessLogNamesEveryColumnStillGivenByName) {
   j["data"]["columns"]["task"] = 3;
   EXPECT_NE(parse_error(j).find("but 'ts' is a name"), std::string::npos) << parse_error(j);
 }
+
+// ---- text runs (data.text) ------------------------------------------------------------------
+
+namespace {
+
+Json text_run() {
+  return Json::parse(R"({
+    "data": {"files": ["intents.csv"], "text": {"column": "text", "class_column": "category"}},
+    "task": {"label": {"kind": "multiclass", "ways": 5}, "support": 5, "query": 10},
+    "model": {"type": "transformer", "transformer": {"dim": 32, "heads": 4}},
+    "split": {"new_classes": ["card_arrival", "lost_or_stolen_card"]}
+  })");
+}
+
+Json text_with(const std::string& pointer, const Json& value) {
+  Json j = text_run();
+  j[Json::json_pointer(pointer)] = value;
+  return j;
+}
+
+}  // namespace
+
+TEST(ConfigTextRun, ReadsTheTextKeysAndNeedsNoTaskColumn) {
+  const Config c = config_from_json(text_run());
+  EXPECT_TRUE(c.text_run());
+  EXPECT_EQ(c.data.text.column, "text");
+  EXPECT_EQ(c.data.text.class_column, "category");
+  EXPECT_EQ(c.model.type, ml::config::ModelType::kTransformer);
+  EXPECT_EQ(c.model.transformer.dim, 32);
+  EXPECT_EQ(c.split.new_classes.size(), 2u);
+  // The defaults that need the log's columns drop out, as for a log without them.
+  EXPECT_TRUE(c.features.aggregates.empty());
+  EXPECT_FALSE(config_from_json(minimal()).text_run());
+}
+
+TEST(ConfigTextRun, RefusesWhatATextRunCannotUse) {
+  const std::vector<std::pair<Json, std::string>> cases = {
+      {text_with("/task/label/kind", "implicit"), "task.label.kind = \"implicit\": must be"},
+      {text_with("/model/type", "mlp"), "model.type = \"mlp\": must be \"transformer\""},
+      {text_with("/data/columns/user", "user_id"), "data.columns.user = 'user_id'"},
+      {text_with("/data/format/header", false), "data.format.header = false"},
+      {text_with("/task/support", "all"), "task.support = \"all\""},
+      {text_with("/split/new_tasks", {"x"}), "split.new_tasks: a text run holds out classes"},
+      {text_with("/split/time_cutoff", "2020-01-01"), "split.time_cutoff"},
+      {text_with("/task/label/class_column", "category"), "task.label.class_column = 'category'"},
+      {text_with("/data/text/path_column", "path"), "data.text.class_column = \"category\": give"},
+      {text_with("/data/text/class_column", ""), "a text run needs the class"},
+      {text_with("/model/transformer/heads", 5), "model.transformer.dim = 32: must be a multiple"},
+      {text_with("/model/transformer/max_len", 0), "model.transformer.max_len = 0"},
+      {text_with("/features/tokenizer/vocab_size", 4), "features.tokenizer.vocab_size = 4"},
+      {text_with("/split/new_classes", {"a", "a"}),
+       "split.new_classes[0] = \"a\": is listed twice"},
+  };
+  for (const auto& [j, expected] : cases) {
+    const std::string m = parse_error(j);
+    EXPECT_NE(m.find(expected), std::string::npos) << "expected '" << expected << "' in: " << m;
+  }
+  Json anil = text_with("/meta/inner_layers", {-1});
+  EXPECT_NO_THROW(config_from_json(anil));
+  anil["meta"]["algorithm"] = "anil";
+  EXPECT_NE(parse_error(anil).find("meta.inner_layers: not with meta.algorithm = \"anil\""),
+            std::string::npos);
+}
+
+TEST(ConfigTextRun, TextKeysOutsideATextRunAreRefused) {
+  const std::vector<std::pair<Json, std::string>> cases = {
+      {with("/model/type", "transformer"), "model.type = \"transformer\": the transformer reads"},
+      {with("/split/new_classes", {"a"}), "split.new_classes: class lists split a text run"},
+      {with("/data/text/class_column", "category"),
+       "data.text.class_column = \"category\": is set, but data.text.column is not"},
+      {with("/meta/inner_layers", {0}), "meta.inner_layers: only for model.type"},
+  };
+  for (const auto& [j, expected] : cases) {
+    const std::string m = parse_error(j);
+    EXPECT_NE(m.find(expected), std::string::npos) << "expected '" << expected << "' in: " << m;
+  }
+  Json no_task = minimal();
+  no_task["data"]["columns"].erase("task");
+  EXPECT_NE(parse_error(no_task).find("or data.text.column for a text run"), std::string::npos);
+}

@@ -93,6 +93,9 @@ TEST(ConfigTables, EveryStructMemberIsInItsTable) {
   expect_table_covers<ColumnMap>("ColumnMap");
   expect_table_covers<SideTable>("SideTable");
   expect_table_covers<DataConfig>("DataConfig");
+  expect_table_covers<TextColumns>("TextColumns");
+  expect_table_covers<TokenizerConfig>("TokenizerConfig");
+  expect_table_covers<TransformerConfig>("TransformerConfig");
   expect_table_covers<FeatureConfig>("FeatureConfig");
   expect_table_covers<LabelConfig>("LabelConfig");
   expect_table_covers<TaskConfig>("TaskConfig");
@@ -107,7 +110,7 @@ TEST(ConfigTables, EveryStructMemberIsInItsTable) {
 TEST(ConfigTables, KeysAreUniqueAndDocumented) {
   std::map<std::string, const TableInfo*> all;
   collect_tables(ml::config::config_table_info(), all);
-  EXPECT_EQ(all.size(), 14u);
+  EXPECT_EQ(all.size(), 17u);
   for (const auto& [name, table] : all) {
     EXPECT_FALSE(table->doc.empty()) << name;
     std::set<std::string> keys;
@@ -143,8 +146,29 @@ const std::map<std::string, Json>& special_values() {
       {"/features/affinities", {"item"}},    // "item", "relative_price" or a column
       {"/run/device", "cuda:3"},             // with an index
       {"/task/support", "all"},              // a number or "all"
+      {"/model/transformer/dim", 128},       // a multiple of heads
+      {"/model/transformer/heads", 8},       // a divisor of dim
   };
   return values;
+}
+
+// A valid text run (data.text): the base its own fields (and the class lists) change in.
+Json text_config(bool path) {
+  Json j = Json::parse(R"({
+    "data": {"files": ["intents.csv"], "text": {"column": "text"}},
+    "task": {"label": {"kind": "multiclass"}},
+    "model": {"type": "transformer"}
+  })");
+  j["data"]["text"][path ? "path_column" : "class_column"] = path ? "path" : "category";
+  return j;
+}
+
+// Fields that exist for text runs only (refused elsewhere).
+bool text_only(const std::string& pointer) {
+  for (const char* prefix : {"/data/text/", "/split/train_classes", "/split/validation_classes",
+                             "/split/new_classes", "/meta/inner_layers"})
+    if (pointer.rfind(prefix, 0) == 0) return true;
+  return false;
 }
 
 Json changed(const ml::config::FieldInfo& f, const Json& v) {
@@ -198,13 +222,18 @@ Json round_trip(const Json& j) {
 }
 
 TEST(ConfigTables, EveryFieldRoundTripsWithAChangedValue) {
-  const Json base = round_trip(base_config());
-  ASSERT_EQ(round_trip(base), base);
+  const Json tabular = round_trip(base_config());
+  ASSERT_EQ(round_trip(tabular), tabular);
+  const Json text_class = round_trip(text_config(false)), text_path = round_trip(text_config(true));
   std::vector<std::pair<std::string, const ml::config::FieldInfo*>> leaves;
   leaf_fields(ml::config::config_table_info(), "", leaves);
   EXPECT_GE(leaves.size(), 75u);  // as many as the tables list today
   for (const auto& [pointer, field] : leaves) {
     const Json::json_pointer at(pointer);
+    // A text run names its class by class_column or path_column, not both.
+    const Json& base = !text_only(pointer)                    ? tabular
+                       : pointer == "/data/text/class_column" ? text_class
+                                                              : text_path;
     ASSERT_TRUE(base.contains(at)) << pointer << " is missing from to_json";
     auto special = special_values().find(pointer);
     const Json value =
@@ -335,6 +364,9 @@ TEST(ConfigEnums, NamesAreListedOnceAndReadBack) {
   expect_names_consistent<NegativesExclude>("NegativesExclude");
   expect_names_consistent<Stratify>("Stratify");
   expect_names_consistent<ModelType>("ModelType");
+  expect_names_consistent<Activation>("Activation");
+  expect_names_consistent<SubwordModel>("SubwordModel");
+  expect_names_consistent<PathMode>("PathMode");
   expect_names_consistent<Algorithm>("Algorithm");
   expect_names_consistent<InnerParams>("InnerParams");
   expect_names_consistent<OuterOptimizer>("OuterOptimizer");

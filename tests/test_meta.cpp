@@ -597,9 +597,8 @@ TEST(Reptile, LoggedLossIsTheQueryLossAfterAdaptingOnTheSupportAlone) {
     const std::int64_t k = t.support.size(), n = joined.size();
     for (int s = 0; s < steps; ++s) {
       const std::int64_t lo = (s * k) % n, hi = std::min(lo + k, n);
-      Batch part{joined.dense.slice(0, lo, hi), joined.ids.slice(0, lo, hi),
-                 joined.target.slice(0, lo, hi)};
-      fast = ml::meta::inner_loop(*model, fast, all, part, LabelKind::kBinary, 1, lr, false);
+      fast = ml::meta::inner_loop(*model, fast, all, joined.rows(lo, hi), LabelKind::kBinary, 1, lr,
+                                  false);
     }
     torch::NoGradGuard no_grad;
     after_walk +=

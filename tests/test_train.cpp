@@ -466,7 +466,10 @@ TEST(TrainRun, EmbeddingMlpTrainsAndLoadsBack) {
   auto summary = ml::train::run_training(config, {});
   EXPECT_TRUE(std::isfinite(summary.last_loss));
   auto run = ml::run::load_run(config.run.dir, {}, "cpu");
-  const auto& shape = run.learner->model()->shape();
+  const auto* mlp =
+      dynamic_cast<const ml::models::FunctionalModelImpl*>(run.learner->model().get());
+  ASSERT_NE(mlp, nullptr);
+  const auto& shape = mlp->shape();
   EXPECT_EQ(shape.type, ml::config::ModelType::kEmbeddingMlp);
   EXPECT_EQ(shape.id_cardinalities.size(), run.data->features.id_fields());
 }

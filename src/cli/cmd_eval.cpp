@@ -5,9 +5,12 @@
 
 #include "cli/command.hpp"
 #include "eval/cold_start.hpp"
+#include "eval/text_eval.hpp"
 #include "report/cold_start_page.hpp"
 #include "run/validated_adaptation.hpp"
+#include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/strings.hpp"
 
 namespace ml::cli {
 
@@ -96,9 +99,37 @@ void add_eval_command(CLI::App& app) {
       ->check(non_empty_value());
   add_device_option(*command, o->eval.device);
   add_threads_option(*command, o->eval.threads);
-  command->callback([o] {
+  command->callback([o, command] {
     // Checked before the (long) evaluation, so a wrong name fails at once.
     report::check_outputs(o->json_out, o->report);
+    if (eval::is_text_run_checkpoint(o->checkpoints.front())) {
+      // A text run: held-out classes against the classifier baselines on its encoder.
+      std::vector<std::string> unused;
+      for (const char* option : {"--tasks", "--inner-lrs", "--baseline-lrs", "--methods",
+                                 "--no-pretrain", "--top-label-ranking", "--report"})
+        if (command->count(option) > 0) unused.push_back(option);
+      if (o->checkpoints.size() > 1) unused.push_back("a second --checkpoint");
+      if (!unused.empty())
+        throw UsageError("eval of a text run (data.text) does not take " + join(unused, ", ") +
+                         " yet: it scores one run's new classes (--shots, --steps, --episodes, "
+                         "--json, --json-out)");
+      eval::TextEvalOptions text;
+      text.checkpoint = o->checkpoints.front();
+      if (command->count("--shots") > 0) text.shots = o->eval.shots;
+      if (command->count("--steps") > 0) text.steps = o->eval.steps;
+      if (command->count("--episodes") > 0) text.episodes = o->eval.episodes;
+      text.device = o->eval.device;
+      text.threads = o->eval.threads;
+      const eval::TextEvalResult result = eval::evaluate_text_run(text);
+      if (!o->json_out.empty())
+        write_file_atomically(
+            o->json_out, [&](std::ostream& out) { out << eval::to_json(result).dump(2) << "\n"; });
+      if (o->json)
+        std::cout << eval::to_json(result).dump(2) << "\n";
+      else
+        std::cout << eval::format_table(result);
+      return;
+    }
     o->eval.pretrain = !o->no_pretrain;
     o->eval.checkpoint = o->checkpoints.front();
     o->eval.compare.assign(o->checkpoints.begin() + 1, o->checkpoints.end());

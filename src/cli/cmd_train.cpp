@@ -65,7 +65,11 @@ void add_train_command(CLI::App& app) {
     const bool chosen_before =
         s.already_finished &&
         std::filesystem::exists(run::RunLayout(s.run_dir).validated_adaptation());
-    if (s.iterations >= config.meta.iterations && !chosen_before)
+    if (config.text_run())
+      not_chosen =
+          "train does not choose a text run's yet (adapt does not read text runs; eval "
+          "chooses its own on the validation classes)";
+    else if (s.iterations >= config.meta.iterations && !chosen_before)
       adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads,
                                            &not_chosen);
     nlohmann::json chosen;
@@ -112,8 +116,11 @@ void add_train_command(CLI::App& app) {
       std::cout << ": validation " << train::metric_label(s.selection_metric) << " "
                 << fixed(s.best_validation, 4) << " (train.selection_metric), "
                 << count_of(config.train.validation_episodes, "episode")
-                << " per validation task at K=" << config::support_name(config.task.support)
-                << " adapted with "
+                << (config.text_run() ? " per " + std::to_string(config.task.label.ways) +
+                                            " validation classes (" +
+                                            std::to_string(config.task.label.ways) + "-way)"
+                                      : std::string(" per validation task"))
+                << " at K=" << config::support_name(config.task.support) << " adapted with "
                 << adaptation_text(meta.algorithm, meta.adapt_steps, meta.inner_lr)
                 << " (meta.adapt_steps, meta.inner_lr)";
     else

@@ -49,7 +49,14 @@ enum class NegativesExclude { kAllTime, kAfterCutoff };
 // task.stratify
 enum class Stratify { kBalanced, kProportional, kNone };
 // model.type
-enum class ModelType { kMlp, kEmbeddingMlp };
+enum class ModelType { kMlp, kEmbeddingMlp, kTransformer };
+// The transformer's feed-forward activation (models/transformer.hpp).
+enum class Activation { kGelu, kRelu };
+// The tokenizer's SentencePiece model (features/tokenizer.hpp).
+enum class SubwordModel { kUnigram, kBpe };
+// Which class a category path gives at data.text.path_level (data/category_path.hpp): the
+// level's own name, or the path up to it.
+enum class PathMode { kLevel, kPrefix };
 // meta.algorithm
 enum class Algorithm { kMaml, kFomaml, kReptile, kAnil, kMetaSgd, kProtonet, kPretrain, kScratch };
 // meta.inner_params
@@ -193,7 +200,26 @@ struct EnumNames<config::Stratify> {
 template <>
 struct EnumNames<config::ModelType> {
   using E = config::ModelType;
-  static constexpr EnumName<E> entries[] = {{E::kMlp, "mlp"}, {E::kEmbeddingMlp, "embedding_mlp"}};
+  static constexpr EnumName<E> entries[] = {
+      {E::kMlp, "mlp"}, {E::kEmbeddingMlp, "embedding_mlp"}, {E::kTransformer, "transformer"}};
+};
+
+template <>
+struct EnumNames<config::Activation> {
+  using E = config::Activation;
+  static constexpr EnumName<E> entries[] = {{E::kGelu, "gelu"}, {E::kRelu, "relu"}};
+};
+
+template <>
+struct EnumNames<config::SubwordModel> {
+  using E = config::SubwordModel;
+  static constexpr EnumName<E> entries[] = {{E::kUnigram, "unigram"}, {E::kBpe, "bpe"}};
+};
+
+template <>
+struct EnumNames<config::PathMode> {
+  using E = config::PathMode;
+  static constexpr EnumName<E> entries[] = {{E::kLevel, "level"}, {E::kPrefix, "prefix"}};
 };
 
 template <>

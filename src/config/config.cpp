@@ -84,10 +84,8 @@ const Table<ColumnMap>& column_map_table() {
        field("item", &ColumnMap::item, "The item id; required for implicit labels."),
        field("task", &ColumnMap::task,
              "The grouping key that makes tasks: category, brand, shop, user, ...; a column of "
-             "the log, or of a side table (task_from).",
-             not_empty<ColumnRef>("required",
-                                  "a task column is required (the column that groups rows into "
-                                  "tasks, e.g. a category)")),
+             "the log, or of a side table (task_from). Required, except in a text run "
+             "(data.text.column), whose tasks are episodes of classes."),
        field("timestamp", &ColumnMap::timestamp,
              "Unix seconds or ISO-8601 date/time; needed for split.time_cutoff and recency."),
        field("event", &ColumnMap::event,
@@ -129,12 +127,64 @@ const Table<SideTable>& side_table_table() {
   return table;
 }
 
+const Table<TextColumns>& text_columns_table() {
+  static const Table<TextColumns> table(
+      "TextColumns",
+      "A labelled text dataset (few-shot text classification over held-out classes: "
+      "customer-service intents, product titles) instead of a purchase log. Columns by name "
+      "(data.format.header must be true). A text run needs task.label.kind = \"multiclass\" and "
+      "model.type = \"transformer\"; its classes are split by split.new_fraction / "
+      "validation_fraction or the split.*_classes lists, and its episodes are N-way "
+      "(task.label.ways) K-shot (task.support) with task.query queries per class.",
+      {field("column", &TextColumns::column,
+             "The text column. Set, it makes the run a text run (data.columns, data.features and "
+             "data.side_tables are then not used and must be left empty)."),
+       field("class_column", &TextColumns::class_column,
+             "The class of each row as written (an intent). Exactly one of class_column and "
+             "path_column."),
+       field("path_column", &TextColumns::path_column,
+             "A hierarchical category path (\"A >> B >> C\", or a JSON array holding one such "
+             "string, as Flipkart writes it); the class is the level path_level takes. Rows with "
+             "fewer levels are bad rows (data.bad_rows)."),
+       field("path_separator", &TextColumns::path_separator,
+             "Between the levels of path_column, matched exactly (spaces included).",
+             not_empty<std::string>("not empty", "must not be empty")),
+       field("path_level", &TextColumns::path_level, "The level of path_column that is the class.",
+             between(1, kMaxLayers)),
+       field("path_mode", &TextColumns::path_mode,
+             "\"prefix\": the class is the path up to path_level (\"A >> B\"), so names that "
+             "repeat under different parents stay apart; \"level\": the level's own name "
+             "(\"B\")."),
+       field("group_column", &TextColumns::group_column,
+             "Rows sharing this column's value (normalised) are one duplicate group, e.g. a "
+             "product title shared by size and colour variants; \"\": rows with identical "
+             "normalised text are. A group never spans an episode's support and query.")},
+      [](const TextColumns& t, const std::string& path) {
+        if (t.column.empty()) {
+          const std::pair<const char*, const std::string*> named[] = {
+              {"class_column", &t.class_column},
+              {"path_column", &t.path_column},
+              {"group_column", &t.group_column}};
+          for (const auto& [key, value] : named)
+            require(value->empty(), key_path(path, key), Json(*value),
+                    "is set, but data.text.column is not (name the text column too)");
+          return;
+        }
+        require(t.class_column.empty() != t.path_column.empty(), key_path(path, "class_column"),
+                Json(t.class_column),
+                t.class_column.empty()
+                    ? "a text run needs the class: set class_column or path_column"
+                    : "give class_column or path_column, not both");
+      });
+  return table;
+}
+
 const Table<DataConfig>& data_table() {
   static const Table<DataConfig> table(
       "DataConfig", "The purchase log and the tables joined onto it.",
       {field("files", &DataConfig::files,
-             "The purchase log's CSV files; parts are concatenated. Relative paths resolve "
-             "against the config file's folder.",
+             "The purchase log's CSV files (a text run's: the text dataset's); parts are "
+             "concatenated. Relative paths resolve against the config file's folder.",
              not_empty<std::vector<std::string>>(
                  "at least one", "must name at least one CSV file of the purchase log")),
        section("format", &DataConfig::format, csv_format_table(), "How the log is written."),
@@ -164,7 +214,38 @@ const Table<DataConfig>& data_table() {
              "the CSV parse: \"auto\" (a .metalearn-cache/ folder beside the first data file, or "
              "inside run.dir when that folder cannot be written), \"off\", or a folder (relative "
              "paths resolve against the config file's folder, like data.files).",
-             not_empty<std::string>("not empty", "must be \"auto\", \"off\" or a folder"))});
+             not_empty<std::string>("not empty", "must be \"auto\", \"off\" or a folder")),
+       section("text", &DataConfig::text, text_columns_table(),
+               "A labelled text dataset instead of a purchase log.")});
+  return table;
+}
+
+const Table<TokenizerConfig>& tokenizer_table() {
+  static const Table<TokenizerConfig> table(
+      "TokenizerConfig",
+      "The subword tokenizer of a text run: SentencePiece trained on the training classes' texts "
+      "only, with a hashed fallback for pieces it cannot spell; the model is saved in the "
+      "checkpoint.",
+      {field("model", &TokenizerConfig::model, "SentencePiece's model: unigram LM or BPE."),
+       field("vocab_size", &TokenizerConfig::vocab_size,
+             "Pieces SentencePiece aims for (a soft limit: a small corpus gets fewer).",
+             between<std::int64_t>(8, kMaxVocabulary)),
+       field(
+           "character_coverage", &TokenizerConfig::character_coverage,
+           "Fraction of the training text's characters the pieces cover; the rarest rest go "
+           "to the fallback.",
+           check_that<double>(
+               "in (0, 1]", [](const double& v) { return v > 0 && v <= 1; }, "must be in (0, 1]")),
+       field("hash_buckets", &TokenizerConfig::hash_buckets,
+             "Fallback ids after the pieces: an unknown piece gets its word's bucket and those "
+             "of its character n-grams.",
+             between<std::int64_t>(1, kMaxTokenBuckets)),
+       field("ngram", &TokenizerConfig::ngram, "Code points per fallback n-gram.", between(1, 16)),
+       field("max_ngrams_per_unknown", &TokenizerConfig::max_ngrams_per_unknown,
+             "Fallback n-gram ids per unknown piece.", between(0, 64)),
+       field("max_training_texts", &TokenizerConfig::max_training_texts,
+             "Texts SentencePiece trains on: a seeded subset of the training texts.",
+             at_least<std::int64_t>(0, "0 = all"))});
   return table;
 }
 
@@ -229,7 +310,9 @@ const Table<FeatureConfig>& feature_config_table() {
                 for (std::size_t i = 0; i < list.size(); ++i)
                   require(std::count(list.begin(), list.end(), list[i]) == 1,
                           path + "[" + std::to_string(i) + "]", Json(list[i]), "is listed twice");
-              }})});
+              }}),
+       section("tokenizer", &FeatureConfig::tokenizer, tokenizer_table(),
+               "The subword tokenizer of a text run (data.text).")});
   return table;
 }
 
@@ -276,7 +359,8 @@ const Table<LabelConfig>& label_table() {
        field("threshold", &LabelConfig::threshold,
              "threshold only: targets >= this are positives."),
        field("class_column", &LabelConfig::class_column,
-             "multiclass only (and required there): the class of each row, e.g. product type."),
+             "multiclass only (and required there, but for a text run, whose class is "
+             "data.text's): the class of each row, e.g. product type."),
        field("class_from", &LabelConfig::class_from,
              "Where class_column is: \"log\", or \"item\" / \"user\": a side-table column "
              "joined by the row's item (user) id, as data.columns.task_from."),
@@ -291,9 +375,6 @@ const Table<LabelConfig>& label_table() {
                   Json(l.negative_events),
                   "event_binary labels need at least one negative event value");
         }
-        if (l.kind == LabelKind::kMulticlass)
-          require(!l.class_column.empty(), key_path(path, "class_column"), Json(nullptr),
-                  "multiclass labels need the column that holds each row's class");
       });
   return table;
 }
@@ -366,13 +447,43 @@ const Table<SplitConfig>& split_table() {
   static const Table<SplitConfig> table(
       "SplitConfig", "Which tasks are held out, and the temporal split.",
       {field("new_tasks", &SplitConfig::new_tasks,
-             "Tasks held out whole for adapt/eval; overrides new_fraction."),
+             "Tasks held out whole for adapt/eval; overrides new_fraction. Not in a text run "
+             "(see new_classes)."),
        field("new_fraction", &SplitConfig::new_fraction,
-             "Seeded fraction of the qualifying tasks held out as new tasks.", unit_interval()),
+             "Seeded fraction of the qualifying tasks (of a text run: of its classes) held out as "
+             "new tasks (classes).",
+             unit_interval()),
        field("validation_fraction", &SplitConfig::validation_fraction,
-             "Fraction of the qualifying tasks used for validation; new_fraction + "
+             "Fraction of the qualifying tasks (classes) used for validation; new_fraction + "
              "validation_fraction < 1.",
              unit_interval()),
+       field("train_classes", &SplitConfig::train_classes,
+             "Text runs: the classes meta-training draws its episodes from. When any of the three "
+             "class lists is given, they replace the fractions: a class in no list is left out "
+             "when train_classes is given, else it trains.",
+             {"distinct names",
+              [](const std::vector<std::string>& list, const std::string& path) {
+                for (std::size_t i = 0; i < list.size(); ++i)
+                  require(std::count(list.begin(), list.end(), list[i]) == 1,
+                          path + "[" + std::to_string(i) + "]", Json(list[i]), "is listed twice");
+              }}),
+       field("validation_classes", &SplitConfig::validation_classes,
+             "Text runs: the classes that choose checkpoints and adaptation settings.",
+             {"distinct names",
+              [](const std::vector<std::string>& list, const std::string& path) {
+                for (std::size_t i = 0; i < list.size(); ++i)
+                  require(std::count(list.begin(), list.end(), list[i]) == 1,
+                          path + "[" + std::to_string(i) + "]", Json(list[i]), "is listed twice");
+              }}),
+       field("new_classes", &SplitConfig::new_classes,
+             "Text runs: the classes held out whole: eval scores them once with the settings the "
+             "validation classes chose.",
+             {"distinct names",
+              [](const std::vector<std::string>& list, const std::string& path) {
+                for (std::size_t i = 0; i < list.size(); ++i)
+                  require(std::count(list.begin(), list.end(), list[i]) == 1,
+                          path + "[" + std::to_string(i) + "]", Json(list[i]), "is listed twice");
+              }}),
        field("time_cutoff", &SplitConfig::time_cutoff,
              "\"\" or a date/time (ISO-8601, or a unix time in the unit its magnitude gives, as "
              "data.time_format = \"auto\" reads it): statistics and aggregates come "
@@ -392,13 +503,39 @@ const Table<SplitConfig>& split_table() {
   return table;
 }
 
+const Table<TransformerConfig>& transformer_table() {
+  static const Table<TransformerConfig> table(
+      "TransformerConfig",
+      "The transformer's sizes: token and position embeddings of width dim, `layers` pre-norm "
+      "encoder layers (multi-head self-attention, then a feed-forward block), mean pooling over "
+      "the real tokens, a linear head.",
+      {field("dim", &TransformerConfig::dim, "Model width d; a multiple of heads.",
+             between(1, kMaxLayerWidth)),
+       field("heads", &TransformerConfig::heads, "Attention heads per layer.", between(1, 256)),
+       field("layers", &TransformerConfig::layers, "Encoder layers.", between(0, kMaxLayers)),
+       field("ff_dim", &TransformerConfig::ff_dim, "Width of each layer's feed-forward block.",
+             between(1, kMaxLayerWidth)),
+       field("max_len", &TransformerConfig::max_len,
+             "Tokens per text: longer texts keep their first max_len tokens, shorter ones are "
+             "padded (and masked).",
+             between(1, kMaxTokenLength)),
+       field("activation", &TransformerConfig::activation, "The feed-forward activation.")},
+      [](const TransformerConfig& t, const std::string& path) {
+        require(t.dim % t.heads == 0, key_path(path, "dim"), Json(t.dim),
+                "must be a multiple of model.transformer.heads (" + std::to_string(t.heads) + ")");
+      });
+  return table;
+}
+
 const Table<ModelConfig>& model_table() {
   static const Table<ModelConfig> table(
       "ModelConfig", "The network meta-learned.",
       {field("type", &ModelConfig::type,
              "\"mlp\": a ReLU tower over the dense feature vector (the classic purchase "
              "predictor); \"embedding_mlp\": hashed id and categorical embeddings concatenated "
-             "with the dense features, then the tower (MeLU style)."),
+             "with the dense features, then the tower (MeLU style); \"transformer\": a pre-norm "
+             "Transformer encoder over a text run's tokens (model.transformer), mean-pooled, then "
+             "a linear head."),
        field("hidden", &ModelConfig::hidden, "Tower widths, first to last.",
              {"1 to " + std::to_string(kMaxLayers) + " widths, each 1 to " +
                   std::to_string(kMaxLayerWidth),
@@ -413,7 +550,9 @@ const Table<ModelConfig>& model_table() {
                           "must be from 1 to " + std::to_string(kMaxLayerWidth));
               }}),
        field("embedding_dim", &ModelConfig::embedding_dim,
-             "embedding_mlp: the width of every embedding.", between(1, kMaxEmbeddingDim))});
+             "embedding_mlp: the width of every embedding.", between(1, kMaxEmbeddingDim)),
+       section("transformer", &ModelConfig::transformer, transformer_table(),
+               "model.type = \"transformer\": the encoder's sizes.")});
   return table;
 }
 
@@ -459,7 +598,22 @@ const Table<MetaConfig>& meta_table() {
        field("grad_clip", &MetaConfig::grad_clip,
              "Max global gradient norm of a meta-step, one norm over the dense gradients and the "
              "embedding tables' touched rows.",
-             at_least(0.0, "0 = off"))});
+             at_least(0.0, "0 = off")),
+       field("inner_layers", &MetaConfig::inner_layers,
+             "model.type = \"transformer\" only: the inner loop adapts the head and these "
+             "encoder layers (0 is the first, -1 the last, -2 the one before), the rest is only "
+             "meta-updated; empty: meta.inner_params decides. Not with anil (the head alone) or "
+             "reptile (every weight).",
+             {"distinct layer numbers", [](const std::vector<int>& list, const std::string& path) {
+                for (std::size_t i = 0; i < list.size(); ++i) {
+                  require(list[i] >= -kMaxLayers && list[i] < kMaxLayers,
+                          path + "[" + std::to_string(i) + "]", Json(list[i]),
+                          "must be from " + std::to_string(-kMaxLayers) + " to " +
+                              std::to_string(kMaxLayers - 1));
+                  require(std::count(list.begin(), list.end(), list[i]) == 1,
+                          path + "[" + std::to_string(i) + "]", Json(list[i]), "is listed twice");
+                }
+              }})});
   return table;
 }
 
@@ -471,7 +625,9 @@ const Table<TrainConfig>& train_table() {
        field("validate_every", &TrainConfig::validate_every, "Meta-iterations between validations.",
              at_least(0, "0 = only at the end")),
        field("validation_episodes", &TrainConfig::validation_episodes,
-             "Episodes per validation task.", between(1, kMaxValidationEpisodes)),
+             "Episodes per validation task (a text run: per task.label.ways validation classes, "
+             "rounded up, so each validation class takes part about this often).",
+             between(1, kMaxValidationEpisodes)),
        field("checkpoint_every", &TrainConfig::checkpoint_every,
              "Meta-iterations between latest-checkpoint writes.", at_least(1)),
        field("selection_metric", &TrainConfig::selection_metric,
@@ -510,7 +666,7 @@ const Table<Config>& config_table() {
   static const Table<Config> table(
       "Config",
       "A metalearn config file: one JSON object; every key is optional except "
-      "data.files and data.columns.task.",
+      "data.files and data.columns.task (data.text.column instead in a text run).",
       {field("seed", &Config::seed, "Drives splits, negative sampling and episodes."),
        section("data", &Config::data, data_table(), "The purchase log and its side tables."),
        section("features", &Config::features, feature_config_table(),
@@ -698,11 +854,98 @@ void check_selection_metric(const Config& c) {
                                                         : ", \"rmse\" or \"mae\")"));
 }
 
+// A text run (data.text.column) reads a labelled text dataset with the transformer, so the keys
+// of a purchase log must be left alone there, and the text keys are refused outside it: a key
+// that is silently not used would be a typo's fallback.
+void check_text_run(const Config& c) {
+  const auto& label = c.task.label;
+  if (!c.text_run()) {
+    if (c.data.columns.task.empty())
+      throw ConfigError(
+          "data.columns.task: a task column is required (the column that groups rows into tasks, "
+          "e.g. a category), or data.text.column for a text run");
+    if (label.kind == LabelKind::kMulticlass && label.class_column.empty())
+      throw ConfigError(
+          "task.label.class_column: multiclass labels need the column that holds each row's "
+          "class");
+    if (c.model.type == ModelType::kTransformer)
+      throw ConfigError(
+          "model.type = \"transformer\": the transformer reads text; name the text column in "
+          "data.text.column (a text run), or use \"mlp\" or \"embedding_mlp\"");
+    const std::pair<const char*, const std::vector<std::string>*> lists[] = {
+        {"split.train_classes", &c.split.train_classes},
+        {"split.validation_classes", &c.split.validation_classes},
+        {"split.new_classes", &c.split.new_classes}};
+    for (const auto& [path, list] : lists)
+      if (!list->empty())
+        throw ConfigError(std::string(path) +
+                          ": class lists split a text run's classes (data.text.column); a "
+                          "purchase log's tasks are held out by split.new_tasks");
+    if (!c.meta.inner_layers.empty())
+      throw ConfigError("meta.inner_layers: only for model.type = \"transformer\"");
+    return;
+  }
+  const std::string by_text =
+      " in a text run (data.text.column = " + quoted(c.data.text.column) + ")";
+  if (label.kind != LabelKind::kMulticlass)
+    throw ConfigError("task.label.kind = " + quoted(enum_name(label.kind)) +
+                      ": must be \"multiclass\"" + by_text);
+  if (!label.class_column.empty())
+    throw ConfigError("task.label.class_column = " + label.class_column.describe() + ": not used" +
+                      by_text + "; the class is data.text.class_column or data.text.path_column");
+  if (c.model.type != ModelType::kTransformer)
+    throw ConfigError("model.type = " + quoted(enum_name(c.model.type)) +
+                      ": must be \"transformer\"" + by_text);
+  if (!c.data.format.header)
+    throw ConfigError("data.format.header = false: a text dataset is read by column names" +
+                      by_text + ", so its first line must name the columns");
+  const auto& cols = c.data.columns;
+  const std::pair<const char*, const ColumnRef*> columns[] = {
+      {"task", &cols.task},           {"user", &cols.user},        {"item", &cols.item},
+      {"timestamp", &cols.timestamp}, {"event", &cols.event},      {"rating", &cols.rating},
+      {"price", &cols.price},         {"quantity", &cols.quantity}};
+  for (const auto& [key, ref] : columns)
+    if (!ref->empty())
+      throw ConfigError("data.columns." + std::string(key) + " = " + ref->describe() +
+                        ": purchase-log columns are not used" + by_text +
+                        "; leave data.columns out");
+  if (!c.data.features.empty())
+    throw ConfigError("data.features: not used" + by_text + "; the text column is the input");
+  if (!c.data.side_tables.empty()) throw ConfigError("data.side_tables: not used" + by_text);
+  if (!c.features.aggregates.empty() || !c.features.affinities.empty())
+    throw ConfigError(
+        std::string(c.features.aggregates.empty() ? "features.affinities" : "features.aggregates") +
+        ": purchase-log aggregates are not used" + by_text);
+  if (c.task.support == kSupportAll)
+    throw ConfigError("task.support = \"all\": a text run's episodes are K-shot" + by_text +
+                      "; give K (support examples per class)");
+  if (c.task.min_examples != 0 || c.task.max_examples != 0)
+    throw ConfigError(
+        std::string(c.task.min_examples != 0 ? "task.min_examples" : "task.max_examples") +
+        ": not used" + by_text +
+        " (a class takes part when it has task.support + task.query distinct texts)");
+  if (!c.split.new_tasks.empty())
+    throw ConfigError(
+        "split.new_tasks: a text run holds out classes, not tasks; use "
+        "split.new_classes");
+  if (!c.split.time_cutoff.empty())
+    throw ConfigError("split.time_cutoff: a text dataset has no timestamps" + by_text);
+  if (!c.meta.inner_layers.empty() &&
+      (c.meta.algorithm == Algorithm::kAnil || c.meta.algorithm == Algorithm::kReptile))
+    throw ConfigError(
+        "meta.inner_layers: not with meta.algorithm = " + quoted(enum_name(c.meta.algorithm)) +
+        (c.meta.algorithm == Algorithm::kAnil
+             ? ", whose inner loop adapts the head alone"
+             : ", whose inner loop moves every weight (or the rest would never "
+               "train)"));
+}
+
 }  // namespace
 
 void validate(const Config& c) {
   const auto& cols = c.data.columns;
   const auto& label = c.task.label;
+  check_text_run(c);
   check_label_columns(c);
   check_selection_metric(c);
   if (c.meta.algorithm == Algorithm::kProtonet && label.kind == LabelKind::kRegression)

@@ -33,7 +33,10 @@ inline constexpr int kMaxSteps = 1000000;     // meta.inner_steps, meta.adapt_st
 inline constexpr int kMaxEpisodes = 1000000;  // eval --episodes
 // train.validation_episodes: a validation pass lists its episodes before it runs them.
 inline constexpr int kMaxValidationEpisodes = 10000;
-inline constexpr int kMaxThreads = 1024;  // run.threads, --threads
+inline constexpr int kMaxThreads = 1024;                   // run.threads, --threads
+inline constexpr int kMaxTokenLength = 4096;               // model.transformer.max_len
+inline constexpr std::int64_t kMaxVocabulary = 1 << 20;    // features.tokenizer.vocab_size
+inline constexpr std::int64_t kMaxTokenBuckets = 1 << 20;  // features.tokenizer.hash_buckets
 // The most parameters the model these sizes give together may hold (models::model_shape checks
 // it once the feature space is known): 2^30, 4 GiB of 32-bit weights before the optimizer's
 // moments and the inner loop's copies multiply them.
@@ -77,6 +80,18 @@ struct SideTable {
 inline constexpr const char* kCacheAuto = "auto";
 inline constexpr const char* kCacheOff = "off";
 
+// A labelled text dataset instead of a purchase log (few-shot text classification over held-out
+// classes: data/text_dataset.hpp). Columns by name: a text dataset has a header.
+struct TextColumns {
+  std::string column;  // "" : the run reads a purchase log
+  std::string class_column;
+  std::string path_column;
+  std::string path_separator = " >> ";
+  int path_level = 1;
+  PathMode path_mode = PathMode::kPrefix;
+  std::string group_column;
+};
+
 struct DataConfig {
   std::vector<std::string> files;
   CsvFormat format;
@@ -87,6 +102,18 @@ struct DataConfig {
   int show_bad_rows = 5;
   TimeFormat time_format = TimeFormat::kAuto;
   std::string cache = kCacheAuto;
+  TextColumns text;
+};
+
+// The subword tokenizer of text runs (features/tokenizer.hpp), trained on training-class texts.
+struct TokenizerConfig {
+  SubwordModel model = SubwordModel::kUnigram;
+  std::int64_t vocab_size = 2000;
+  double character_coverage = 0.9995;
+  std::int64_t hash_buckets = 1024;
+  int ngram = 3;
+  int max_ngrams_per_unknown = 4;
+  std::int64_t max_training_texts = 0;
 };
 
 struct FeatureConfig {
@@ -102,6 +129,7 @@ struct FeatureConfig {
   AggregateRows aggregate_rows = AggregateRows::kTraining;
   // Not an enum: besides "item" and "relative_price" an entry may name a side-table column.
   std::vector<std::string> affinities;
+  TokenizerConfig tokenizer;
 };
 
 // The fixed entries of features.affinities (the others name item side-table columns).
@@ -143,15 +171,28 @@ struct TaskConfig {
 
 struct SplitConfig {
   std::vector<std::string> new_tasks;
+  // Text runs: explicit class lists (used when any is non-empty; else the fractions).
+  std::vector<std::string> train_classes, validation_classes, new_classes;
   double new_fraction = 0.2;
   double validation_fraction = 0.1;
   std::string time_cutoff;
+};
+
+// model.type = "transformer" (models/transformer.hpp).
+struct TransformerConfig {
+  int dim = 64;
+  int heads = 4;
+  int layers = 2;
+  int ff_dim = 128;
+  int max_len = 32;
+  Activation activation = Activation::kGelu;
 };
 
 struct ModelConfig {
   ModelType type = ModelType::kMlp;
   std::vector<int> hidden = {128, 64};
   int embedding_dim = 16;
+  TransformerConfig transformer;
 };
 
 struct MetaConfig {
@@ -165,6 +206,7 @@ struct MetaConfig {
   OuterOptimizer outer_optimizer = OuterOptimizer::kAdam;
   double outer_lr = 1e-3;
   double grad_clip = 0;
+  std::vector<int> inner_layers;  // transformer: the head plus these encoder layers adapt
 };
 
 struct TrainConfig {
@@ -193,6 +235,9 @@ struct Config {
   RunConfig run;
 
   std::string source_path;  // the file it was read from ("" when built in code); not serialised
+
+  // Whether the run reads a labelled text dataset (data.text.column) instead of a purchase log.
+  bool text_run() const { return !data.text.column.empty(); }
 };
 
 // Every number field, and every number option that becomes one (--inner-lr), ends up in 32-bit

@@ -9,12 +9,13 @@
 #include <string_view>
 #include <vector>
 
+#include "config/choices.hpp"
+
 namespace ml::data {
 
-enum class PathLevelMode {
-  kLevel,   // the L-th name alone: "B" for level 2 of "A >> B >> C"
-  kPrefix,  // the names up to level L joined by the separator: "A >> B"
-};
+// kLevel: the L-th name alone ("B" for level 2 of "A >> B >> C"); kPrefix: the names up to
+// level L joined by the separator ("A >> B"). The config's data.text.path_mode.
+using PathLevelMode = config::PathMode;
 
 struct CategoryPathSpec {
   std::string separator = " >> ";  // between levels; matched exactly (spaces included)

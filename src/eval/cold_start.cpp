@@ -216,7 +216,7 @@ std::vector<torch::Tensor> arm_outputs(const Arm& arm, const meta::TaskBatch& ba
     const std::vector<torch::Tensor> params = model.params();
     const torch::Tensor zs = model.represent(batch.support, params);
     const torch::Tensor zq = model.represent(batch.query, params);
-    const std::int64_t classes = model.shape().outputs;
+    const std::int64_t classes = model.outputs();
     out = arm.kind == ArmKind::kLinearProbe
               ? meta::linear_probe_outputs(zs, batch.support.target, zq, kind, classes, arm.info.l2)
               : meta::nearest_class_mean_outputs(zs, batch.support.target, zq, classes);
@@ -1418,8 +1418,8 @@ ColdStartResult run_cold_start(const ColdStartOptions& options) {
                                       std::max(episode_count(plans, options.episodes),
                                                episode_count(validation_plans, options.episodes)),
                                       1 << 20));
-  work.largest_product = models::largest_product(runs.first.learner->model()->shape(),
-                                                 largest_episode_rows(result.shots, runs.first));
+  work.largest_product =
+      runs.first.learner->model()->largest_product(largest_episode_rows(result.shots, runs.first));
   const runtime::ThreadPlan threads = runtime::apply_thread_plan(budget, work, "episodes");
   runtime::WorkerPool pool(threads.workers);
   const bool higher = result.metrics.front().higher_is_better;

@@ -29,9 +29,11 @@
 #include <string_view>
 #include <vector>
 
+#include "config/choices.hpp"
+
 namespace ml::features {
 
-enum class SubwordModel { kUnigram, kBpe };
+using SubwordModel = config::SubwordModel;  // features.tokenizer.model
 
 struct TokenizerOptions {
   SubwordModel model = SubwordModel::kUnigram;

@@ -471,7 +471,7 @@ AdaptSummary adapt(const AdaptOptions& o) {
   std::int64_t rows = 1;
   for (const auto& p : prepared)
     rows = std::max(rows, p.batch.support.size() + p.batch.query.size());
-  work.largest_product = models::largest_product(learner.model()->shape(), rows);
+  work.largest_product = learner.model()->largest_product(rows);
   const runtime::ThreadPlan threads = runtime::apply_thread_plan(budget, work, "tasks");
   runtime::WorkerPool pool(threads.workers);
   std::vector<TaskAdaptation> adapted_tasks(prepared.size());

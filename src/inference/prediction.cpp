@@ -114,8 +114,8 @@ std::unique_ptr<runtime::WorkerPool> scoring_workers(const runtime::ThreadBudget
   runtime::WorkShape work;
   const std::size_t chunks = model.device.is_cuda() ? 1 : (rows + kChunk - 1) / kChunk;
   work.units = static_cast<int>(std::clamp<std::size_t>(chunks, 1, 1 << 20));
-  work.largest_product = models::largest_product(model.learner->model()->shape(),
-                                                 static_cast<std::int64_t>(std::min(rows, kChunk)));
+  work.largest_product =
+      model.learner->model()->largest_product(static_cast<std::int64_t>(std::min(rows, kChunk)));
   const runtime::ThreadPlan plan = runtime::apply_thread_plan(budget, work, "chunks of rows");
   return std::make_unique<runtime::WorkerPool>(plan.workers);
 }

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "pipeline/run_data.hpp"
+#include "util/errors.hpp"
 #include "util/strings.hpp"
 #include "util/text_table.hpp"
 #include "util/time_parse.hpp"
@@ -33,6 +34,10 @@ Distribution distribution_of(std::vector<std::int64_t> values) {
 }
 
 LogProfile profile_log(const config::Config& config) {
+  if (config.text_run())
+    throw UsageError(
+        "inspect profiles purchase logs; it does not read a text run (data.text.column = \"" +
+        config.data.text.column + "\") yet");
   LogProfile p;
   p.config_path = config.source_path;
   auto run = pipeline::prepare_run_data(config);

@@ -16,11 +16,12 @@ bool implicit_layer_pays(std::int64_t in, std::int64_t out, std::int64_t support
   return in * out > support_rows * (in + out + 1);
 }
 
-ImplicitInnerLoop::ImplicitInnerLoop(const models::FunctionalModelImpl& model,
-                                     std::vector<Tensor> params, const std::vector<bool>& mask,
-                                     double lr, std::int64_t tasks, std::int64_t support_rows,
+ImplicitInnerLoop::ImplicitInnerLoop(const models::Network& model, std::vector<Tensor> params,
+                                     const std::vector<bool>& mask, double lr, std::int64_t tasks,
+                                     std::int64_t support_rows,
                                      const std::vector<Tensor>& embedding_rows, Layers layers)
     : model_(model),
+      mlp_(dynamic_cast<const models::FunctionalModelImpl*>(&model)),
       params_(std::move(params)),
       explicit_mask_(mask),
       implicit_(params_.size(), false),
@@ -29,7 +30,7 @@ ImplicitInnerLoop::ImplicitInnerLoop(const models::FunctionalModelImpl& model,
       constant_kernels_(params_.size()),
       lr_(lr) {
   const auto& groups = model.groups();
-  for (std::size_t i = 0; i + 1 < params_.size(); ++i) {
+  for (std::size_t i = 0; mlp_ && i + 1 < params_.size(); ++i) {
     const bool linear_weight = groups[i] != models::ParamGroup::kEmbedding && params_[i].dim() == 2;
     if (!linear_weight || !mask[i]) continue;
     if (!mask[i + 1]) throw std::logic_error("a layer's weight adapts but not its bias");
@@ -59,7 +60,7 @@ bool same_constant(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor ImplicitInnerLoop::implicit_linear(std::size_t weight, const Tensor& x) const {
-  Tensor y = model_.linear_stacked(x, params_, weight);
+  Tensor y = mlp_->linear_stacked(x, params_, weight);
   const Tensor& history = inputs_[weight];
   if (!history.defined()) return y;
   // The support kernel of a constant input is the same at every step: computed once.
@@ -75,12 +76,14 @@ Tensor ImplicitInnerLoop::implicit_linear(std::size_t weight, const Tensor& x) c
 void ImplicitInnerLoop::step(const models::StackedBatch& support, tasks::LabelKind kind) {
   std::vector<Tensor> layer_inputs(params_.size()), layer_outputs(params_.size());
   auto linear = [&](std::size_t w, const Tensor& x) {
-    if (!implicit_[w]) return model_.linear_stacked(x, fast_, w);
+    if (!implicit_[w]) return mlp_->linear_stacked(x, fast_, w);
     layer_inputs[w] = x;
     return layer_outputs[w] = implicit_linear(w, x);
   };
-  Tensor loss =
-      models::task_losses(model_.forward_stacked(support, fast_, linear), support, kind).sum();
+  Tensor loss = models::task_losses(mlp_ ? mlp_->forward_stacked(support, fast_, linear)
+                                         : model_.forward_stacked(support, fast_),
+                                    support, kind)
+                    .sum();
   std::vector<Tensor> wrt;
   for (std::size_t i = 0; i < fast_.size(); ++i) {
     if (explicit_mask_[i]) wrt.push_back(fast_[i]);
@@ -113,8 +116,9 @@ void ImplicitInnerLoop::step(const models::StackedBatch& support, tasks::LabelKi
 }
 
 Tensor ImplicitInnerLoop::forward(const models::StackedBatch& batch) const {
-  return model_.forward_stacked(batch, fast_, [&](std::size_t w, const Tensor& x) {
-    return implicit_[w] ? implicit_linear(w, x) : model_.linear_stacked(x, fast_, w);
+  if (!mlp_) return model_.forward_stacked(batch, fast_);
+  return mlp_->forward_stacked(batch, fast_, [&](std::size_t w, const Tensor& x) {
+    return implicit_[w] ? implicit_linear(w, x) : mlp_->linear_stacked(x, fast_, w);
   });
 }
 

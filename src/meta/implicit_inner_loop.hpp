@@ -9,7 +9,9 @@
 // dominate the explicit stacked loop when out·in is large against the support rows (profile in
 // docs/BENCHMARKS.md). It is the same function of the meta-parameters, not an approximation:
 // tests hold it to the per-task reference loop. Layers where the explicit form is cheaper
-// (a head with one output), embeddings and everything else keep stacked_inner_loop's form.
+// (a head with one output), embeddings and everything else keep stacked_inner_loop's form; so
+// does every parameter of a network other than the MLP (the transformer), for which this is
+// the plain stacked second-order loop.
 #pragma once
 
 #include <torch/torch.h>
@@ -35,7 +37,7 @@ class ImplicitInnerLoop {
 
   // Tasks start from `params` (the meta-parameters, kept differentiable); parameters where
   // `mask` is true adapt at learning rate `lr`. `embedding_rows` as for per_task_parameters.
-  ImplicitInnerLoop(const models::FunctionalModelImpl& model, std::vector<torch::Tensor> params,
+  ImplicitInnerLoop(const models::Network& model, std::vector<torch::Tensor> params,
                     const std::vector<bool>& mask, double lr, std::int64_t tasks,
                     std::int64_t support_rows, const std::vector<torch::Tensor>& embedding_rows,
                     Layers layers = Layers::kWhereCheaper);
@@ -51,13 +53,14 @@ class ImplicitInnerLoop {
   // Layer `weight`'s output on x with each task's adapted weights.
   torch::Tensor implicit_linear(std::size_t weight, const torch::Tensor& x) const;
 
-  const models::FunctionalModelImpl& model_;
-  std::vector<torch::Tensor> params_;  // the shared starting point
-  std::vector<torch::Tensor> fast_;    // explicit per-task parameters (or shared ones)
-  std::vector<bool> explicit_mask_;    // which fast_ entries adapt explicitly
-  std::vector<bool> implicit_;         // per weight index: kept as (X, D)
-  std::vector<torch::Tensor> inputs_;  // X [T, rows so far, in] per implicit weight index
-  std::vector<torch::Tensor> deltas_;  // D [T, rows so far, out]
+  const models::Network& model_;
+  const models::FunctionalModelImpl* mlp_;  // nullptr: no layer is kept implicitly
+  std::vector<torch::Tensor> params_;       // the shared starting point
+  std::vector<torch::Tensor> fast_;         // explicit per-task parameters (or shared ones)
+  std::vector<bool> explicit_mask_;         // which fast_ entries adapt explicitly
+  std::vector<bool> implicit_;              // per weight index: kept as (X, D)
+  std::vector<torch::Tensor> inputs_;       // X [T, rows so far, in] per implicit weight index
+  std::vector<torch::Tensor> deltas_;       // D [T, rows so far, out]
   // x xᵀ + 1 of a layer whose support inputs are constant data, once computed.
   mutable std::vector<torch::Tensor> constant_kernels_;
   double lr_;

@@ -11,6 +11,7 @@
 #include "meta/implicit_inner_loop.hpp"
 #include "meta/stacked_inner_loop.hpp"
 #include "models/task_stack.hpp"
+#include "models/transformer.hpp"
 #include "runtime/worker_pool.hpp"
 #include "util/errors.hpp"
 
@@ -74,10 +75,10 @@ std::string non_finite_input(const features::FeatureSpace& features,
   return "";
 }
 
-std::vector<Tensor> inner_loop(const models::FunctionalModelImpl& model,
-                               const std::vector<Tensor>& params, const std::vector<bool>& mask,
-                               const Batch& support, tasks::LabelKind kind, int steps, double lr,
-                               bool create_graph, const std::vector<Tensor>* per_param_lr) {
+std::vector<Tensor> inner_loop(const models::Network& model, const std::vector<Tensor>& params,
+                               const std::vector<bool>& mask, const Batch& support,
+                               tasks::LabelKind kind, int steps, double lr, bool create_graph,
+                               const std::vector<Tensor>* per_param_lr) {
   std::vector<Tensor> fast = params;
   if (!create_graph)
     for (std::size_t i = 0; i < fast.size(); ++i)
@@ -104,6 +105,10 @@ std::vector<Tensor> inner_loop(const models::FunctionalModelImpl& model,
 
 MetaLearner::MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind,
                          models::FunctionalModel model)
+    : MetaLearner(config, kind, std::shared_ptr<models::Network>(model.ptr())) {}
+
+MetaLearner::MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind,
+                         std::shared_ptr<models::Network> model)
     : config_(config), kind_(kind), model_(std::move(model)) {
   mask_ = mask_for(config_.algorithm);
   if (config_.algorithm == config::Algorithm::kMetaSgd)
@@ -118,6 +123,11 @@ std::vector<bool> MetaLearner::mask_for(config::Algorithm algorithm) const {
     return models::adapt_mask(*model_, config::InnerParams::kHead);
   if (algorithm == config::Algorithm::kReptile)
     return models::adapt_mask(*model_, config::InnerParams::kAll);
+  if (!config_.inner_layers.empty()) {
+    const auto* transformer = dynamic_cast<const models::TransformerImpl*>(model_.get());
+    if (!transformer) throw ConfigError("meta.inner_layers: only for model.type = \"transformer\"");
+    return models::layer_adapt_mask(*transformer, config_.inner_layers);
+  }
   return models::adapt_mask(*model_, config_.inner_params);
 }
 
@@ -141,7 +151,7 @@ Tensor MetaLearner::prototype_logits(const Batch& support, const Batch& query,
                                      const std::vector<Tensor>& params) const {
   Tensor zs = model_->represent(support, params);
   Tensor zq = model_->represent(query, params);
-  const std::int64_t classes = kind_ == tasks::LabelKind::kMulticlass ? model_->shape().outputs : 2;
+  const std::int64_t classes = kind_ == tasks::LabelKind::kMulticlass ? model_->outputs() : 2;
   Tensor onehot = torch::one_hot(support.target.to(torch::kInt64), classes).to(zs.dtype());
   Tensor counts = onehot.sum(0).clamp_min(1).unsqueeze(1);
   Tensor prototypes = onehot.t().matmul(zs) / counts;                  // [C, h]
@@ -149,9 +159,7 @@ Tensor MetaLearner::prototype_logits(const Batch& support, const Batch& query,
 }
 
 std::size_t MetaLearner::embedding_tables() const {
-  const auto& groups = model_->groups();
-  return static_cast<std::size_t>(
-      std::count(groups.begin(), groups.end(), models::ParamGroup::kEmbedding));
+  return model_->id_tables();
 }
 
 std::vector<bool> MetaLearner::row_sparse_parameters() const {
@@ -291,8 +299,8 @@ double MetaLearner::meta_gradient(const std::vector<TaskBatch>& tasks,
 }
 
 bool MetaLearner::adapts_embeddings() const {
-  for (std::size_t i = 0; i < mask_.size(); ++i)
-    if (mask_[i] && model_->groups()[i] == models::ParamGroup::kEmbedding) return true;
+  for (std::size_t i = 0; i < model_->id_tables(); ++i)
+    if (mask_[i]) return true;
   return false;
 }
 
@@ -488,9 +496,8 @@ double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
       for (int s = 0; s < config_.inner_steps; ++s) {
         const std::int64_t lo = (s * k) % n;
         const std::int64_t hi = std::min(lo + k, n);
-        Batch part{all.dense.slice(0, lo, hi), all.ids.slice(0, lo, hi),
-                   all.target.slice(0, lo, hi)};
-        fast = inner_loop(*model_, fast, mask_, part, kind_, 1, config_.inner_lr, false);
+        fast =
+            inner_loop(*model_, fast, mask_, all.rows(lo, hi), kind_, 1, config_.inner_lr, false);
         if (s == 0) {  // the support alone: the logged loss (see stacked_reptile)
           torch::NoGradGuard no_grad;
           total += models::task_loss(model_->forward(t.query, fast), t.query.target, kind_)
@@ -534,7 +541,7 @@ std::vector<Tensor> MetaLearner::adapted_parameters(const Batch& support, int st
   const std::vector<Tensor> fast = adapt_one_task(stacked, rows, steps, nullptr);
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (!mask_[i]) continue;
-    if (model_->groups()[i] == models::ParamGroup::kEmbedding)
+    if (i < model_->id_tables())
       // Only the task's own rows moved; the saved model carries the whole table.
       params[i] = params[i].clone().index_copy_(0, rows[i][0], fast[i][0].detach());
     else

@@ -22,6 +22,7 @@
 #include "meta/row_sparse_gradient.hpp"
 #include "models/batch.hpp"
 #include "models/model.hpp"
+#include "models/network.hpp"
 #include "models/task_stack.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
@@ -54,7 +55,7 @@ std::string non_finite_input(const features::FeatureSpace& features,
 // Inner-loop SGD from `params`. Only parameters where `mask` is true move. With
 // `create_graph` the result stays differentiable with respect to `params` (second order);
 // without it every adapted tensor is a fresh leaf. `per_param_lr`, when given, replaces `lr`.
-std::vector<torch::Tensor> inner_loop(const models::FunctionalModelImpl& model,
+std::vector<torch::Tensor> inner_loop(const models::Network& model,
                                       const std::vector<torch::Tensor>& params,
                                       const std::vector<bool>& mask, const models::Batch& support,
                                       tasks::LabelKind kind, int steps, double lr,
@@ -63,13 +64,17 @@ std::vector<torch::Tensor> inner_loop(const models::FunctionalModelImpl& model,
 
 class MetaLearner {
  public:
+  // Any models::Network: the MLP family over features, the transformer over tokens.
+  // meta.inner_layers (the transformer's) picks the adapted layers; ConfigError for a layer
+  // the model does not have, or for a model without encoder layers.
+  MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind,
+              std::shared_ptr<models::Network> model);
   MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind,
               models::FunctionalModel model);
 
   config::Algorithm algorithm() const { return config_.algorithm; }
   const config::MetaConfig& config() const { return config_; }
-  models::FunctionalModel& model() { return model_; }
-  const models::FunctionalModel& model() const { return model_; }
+  const std::shared_ptr<models::Network>& model() const { return model_; }
   // What the outer optimiser updates: the model's parameters, then Meta-SGD's learning rates.
   std::vector<torch::Tensor> meta_parameters() const;
   // Meta-SGD's per-parameter learning rates (empty for the other algorithms).
@@ -158,7 +163,7 @@ class MetaLearner {
 
   config::MetaConfig config_;
   tasks::LabelKind kind_;
-  models::FunctionalModel model_;
+  std::shared_ptr<models::Network> model_;
   std::vector<bool> mask_;
   std::vector<torch::Tensor> inner_lrs_;
   std::vector<RowSparseGradient> row_sparse_grads_;

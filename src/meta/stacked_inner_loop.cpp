@@ -5,6 +5,7 @@
 
 #include "models/dense_backprop.hpp"
 #include "models/dense_second_order.hpp"
+#include "models/model.hpp"
 
 namespace ml::meta {
 
@@ -24,10 +25,18 @@ std::vector<Tensor> dense_layers(const models::FunctionalModelImpl& model,
 
 // The first-order steps by hand (on `rows` of each task, or all); false (nothing done) where
 // they do not apply.
-bool first_order_steps_by_hand(const models::FunctionalModelImpl& model,
-                               const std::vector<Tensor>& fast, const std::vector<bool>& mask,
-                               const models::StackedBatch& support, tasks::LabelKind kind,
-                               int steps, double lr, const RowRanges& rows = {}) {
+// The MLP, whose forward the hand-written passes know; nullptr for other networks.
+const models::FunctionalModelImpl* mlp(const models::Network& model) {
+  return dynamic_cast<const models::FunctionalModelImpl*>(&model);
+}
+
+bool first_order_steps_by_hand(const models::Network& network, const std::vector<Tensor>& fast,
+                               const std::vector<bool>& mask, const models::StackedBatch& support,
+                               tasks::LabelKind kind, int steps, double lr,
+                               const RowRanges& rows = {}) {
+  const models::FunctionalModelImpl* model_ptr = mlp(network);
+  if (!model_ptr) return false;
+  const models::FunctionalModelImpl& model = *model_ptr;
   const std::size_t first = model.first_dense_parameter();
   for (std::size_t i = 0; i < fast.size(); ++i)
     if (mask[i] && (i < first || !model.per_task(i, fast[i]))) return false;
@@ -46,17 +55,20 @@ bool first_order_steps_by_hand(const models::FunctionalModelImpl& model,
 
 }  // namespace
 
-double stacked_loss_sum(const models::FunctionalModelImpl& model, const models::StackedBatch& batch,
+double stacked_loss_sum(const models::Network& model, const models::StackedBatch& batch,
                         const std::vector<Tensor>& fast, tasks::LabelKind kind) {
   if (const auto loss = stacked_loss_sum_on_rows(model, batch, fast, kind, {})) return *loss;
   torch::NoGradGuard no_grad;
   return models::task_losses(model.forward_stacked(batch, fast), batch, kind).sum().item<double>();
 }
 
-std::optional<double> stacked_loss_sum_on_rows(const models::FunctionalModelImpl& model,
+std::optional<double> stacked_loss_sum_on_rows(const models::Network& network,
                                                const models::StackedBatch& batch,
                                                const std::vector<Tensor>& fast,
                                                tasks::LabelKind kind, const RowRanges& rows) {
+  const models::FunctionalModelImpl* model_ptr = mlp(network);
+  if (!model_ptr) return std::nullopt;
+  const models::FunctionalModelImpl& model = *model_ptr;
   torch::NoGradGuard no_grad;
   const Tensor x0 = model.tower_input_stacked(batch, fast).contiguous();
   const std::vector<Tensor> layers = dense_layers(model, fast);
@@ -67,18 +79,19 @@ std::optional<double> stacked_loss_sum_on_rows(const models::FunctionalModelImpl
   return models::dense_pass(x0, layers, batch, kind, plan);
 }
 
-bool stacked_sgd_step_on_rows(const models::FunctionalModelImpl& model,
-                              const std::vector<Tensor>& fast, const std::vector<bool>& mask,
-                              const models::StackedBatch& batch, const RowRanges& rows,
-                              tasks::LabelKind kind, double lr) {
+bool stacked_sgd_step_on_rows(const models::Network& model, const std::vector<Tensor>& fast,
+                              const std::vector<bool>& mask, const models::StackedBatch& batch,
+                              const RowRanges& rows, tasks::LabelKind kind, double lr) {
   return first_order_steps_by_hand(model, fast, mask, batch, kind, 1, lr, rows);
 }
 
-std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& model,
+std::optional<double> stacked_gradient_sum(const models::Network& network,
                                            const models::StackedBatch& batch,
                                            const std::vector<Tensor>& fast, tasks::LabelKind kind,
                                            double scale, std::vector<Tensor>& sums) {
-  if (model.first_dense_parameter() != 0) return std::nullopt;
+  const models::FunctionalModelImpl* model_ptr = mlp(network);
+  if (!model_ptr || model_ptr->first_dense_parameter() != 0) return std::nullopt;
+  const models::FunctionalModelImpl& model = *model_ptr;
   torch::NoGradGuard no_grad;
   const Tensor x0 = batch.dense.contiguous();
   const std::vector<Tensor> layers = dense_layers(model, fast);
@@ -94,10 +107,13 @@ std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& mo
 }
 
 std::optional<double> stacked_maml_gradient_sum(
-    const models::FunctionalModelImpl& model, const models::StackedBatch& support,
+    const models::Network& network, const models::StackedBatch& support,
     const models::StackedBatch& query, const std::vector<Tensor>& params,
     const std::vector<bool>& mask, tasks::LabelKind kind, int steps, double lr, double scale,
     std::vector<Tensor>& sums, const std::vector<Tensor>* rates, std::vector<Tensor>* rate_sums) {
+  const models::FunctionalModelImpl* model_ptr = mlp(network);
+  if (!model_ptr) return std::nullopt;
+  const models::FunctionalModelImpl& model = *model_ptr;
   const auto first = static_cast<std::ptrdiff_t>(model.first_dense_parameter());
   if (std::any_of(mask.begin(), mask.begin() + first, [](bool adapts) { return adapts; }))
     return std::nullopt;  // adapted embedding rows: not a dense pass
@@ -145,7 +161,7 @@ std::optional<double> stacked_maml_gradient_sum(
   return loss;
 }
 
-std::vector<Tensor> per_task_parameters(const models::FunctionalModelImpl& model,
+std::vector<Tensor> per_task_parameters(const models::Network& model,
                                         const std::vector<Tensor>& params,
                                         const std::vector<bool>& mask, std::int64_t tasks,
                                         const std::vector<Tensor>& embedding_rows,
@@ -159,7 +175,7 @@ std::vector<Tensor> per_task_parameters(const models::FunctionalModelImpl& model
     }
     Tensor source = differentiable ? params[i] : params[i].detach();
     Tensor copy;
-    if (model.groups()[i] == models::ParamGroup::kEmbedding) {
+    if (i < model.id_tables()) {
       const Tensor& rows = embedding_rows.at(i);
       copy = source.index_select(0, rows.reshape({-1})).view({tasks, rows.size(1), source.size(1)});
     } else {
@@ -174,8 +190,8 @@ std::vector<Tensor> per_task_parameters(const models::FunctionalModelImpl& model
   return out;
 }
 
-std::vector<Tensor> stacked_inner_loop(const models::FunctionalModelImpl& model,
-                                       std::vector<Tensor> fast, const std::vector<bool>& mask,
+std::vector<Tensor> stacked_inner_loop(const models::Network& model, std::vector<Tensor> fast,
+                                       const std::vector<bool>& mask,
                                        const models::StackedBatch& support, tasks::LabelKind kind,
                                        int steps, double lr, bool create_graph,
                                        const std::vector<Tensor>* per_param_lr) {
@@ -213,10 +229,9 @@ std::vector<Tensor> stacked_inner_loop(const models::FunctionalModelImpl& model,
   return fast;
 }
 
-Tensor sum_over_tasks(const models::FunctionalModelImpl& model, std::size_t i,
-                      const Tensor& per_task, const Tensor& shared,
-                      const std::vector<Tensor>& embedding_rows) {
-  if (model.groups()[i] != models::ParamGroup::kEmbedding) return per_task.sum(0);
+Tensor sum_over_tasks(const models::Network& model, std::size_t i, const Tensor& per_task,
+                      const Tensor& shared, const std::vector<Tensor>& embedding_rows) {
+  if (i >= model.id_tables()) return per_task.sum(0);
   const Tensor& rows = embedding_rows.at(i);
   return torch::zeros_like(shared).index_add_(0, rows.reshape({-1}),
                                               per_task.reshape({-1, shared.size(1)}));

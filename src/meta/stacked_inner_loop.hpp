@@ -21,9 +21,10 @@ namespace ml::meta {
 
 // Each task's starting copy of the parameters that adapt (mask true): [T, ...] for dense
 // ones, the task's gathered rows [T, u, dim] (embedding_rows[k] from gather_embedding_rows)
-// for embedding table k. Parameters that do not adapt stay shared. `differentiable` keeps the
-// copies connected to `params` (second order); otherwise they are fresh leaves.
-std::vector<torch::Tensor> per_task_parameters(const models::FunctionalModelImpl& model,
+// for id table k (models::Network::id_tables). Parameters that do not adapt stay shared.
+// `differentiable` keeps the copies connected to `params` (second order); otherwise they are fresh
+// leaves.
+std::vector<torch::Tensor> per_task_parameters(const models::Network& model,
                                                const std::vector<torch::Tensor>& params,
                                                const std::vector<bool>& mask, std::int64_t tasks,
                                                const std::vector<torch::Tensor>& embedding_rows,
@@ -31,12 +32,12 @@ std::vector<torch::Tensor> per_task_parameters(const models::FunctionalModelImpl
 
 // `steps` SGD steps on every task's support rows from the per-task parameters `fast`.
 // `per_param_lr` (Meta-SGD), when given, is in the same per-task layout as `fast`. Without
-// create_graph or per_param_lr, and with no embedding table adapting, the steps are taken by
-// hand (models/dense_backprop.hpp) in place on `fast`'s tensors; otherwise by autograd.
+// create_graph or per_param_lr, for the MLP with no embedding table adapting, the steps are
+// taken by hand (models/dense_backprop.hpp) in place on `fast`'s tensors; otherwise by autograd.
 std::vector<torch::Tensor> stacked_inner_loop(
-    const models::FunctionalModelImpl& model, std::vector<torch::Tensor> fast,
-    const std::vector<bool>& mask, const models::StackedBatch& support, tasks::LabelKind kind,
-    int steps, double lr, bool create_graph, const std::vector<torch::Tensor>* per_param_lr);
+    const models::Network& model, std::vector<torch::Tensor> fast, const std::vector<bool>& mask,
+    const models::StackedBatch& support, tasks::LabelKind kind, int steps, double lr,
+    bool create_graph, const std::vector<torch::Tensor>* per_param_lr);
 
 // One (first row, count) per task: rows of a stack that a step uses, all real rows.
 using RowRanges = std::vector<std::pair<std::int64_t, std::int64_t>>;
@@ -45,27 +46,27 @@ using RowRanges = std::vector<std::pair<std::int64_t, std::int64_t>>;
 // `fast` (models/dense_backprop.hpp): the same step as stacked_inner_loop() on select_rows()
 // of those rows, without building that stack. False, with nothing done, where the hand-written
 // pass does not apply (stacked_inner_loop's conditions).
-bool stacked_sgd_step_on_rows(const models::FunctionalModelImpl& model,
-                              const std::vector<torch::Tensor>& fast, const std::vector<bool>& mask,
-                              const models::StackedBatch& batch, const RowRanges& rows,
-                              tasks::LabelKind kind, double lr);
+bool stacked_sgd_step_on_rows(const models::Network& model, const std::vector<torch::Tensor>& fast,
+                              const std::vector<bool>& mask, const models::StackedBatch& batch,
+                              const RowRanges& rows, tasks::LabelKind kind, double lr);
 
 // Σ_t (task t's mean loss on its `rows` of `batch`, or on all its rows if `rows` is empty) by
 // hand; std::nullopt where the hand-written pass does not apply.
-std::optional<double> stacked_loss_sum_on_rows(const models::FunctionalModelImpl& model,
+std::optional<double> stacked_loss_sum_on_rows(const models::Network& model,
                                                const models::StackedBatch& batch,
                                                const std::vector<torch::Tensor>& fast,
                                                tasks::LabelKind kind, const RowRanges& rows);
 
 // Σ_t (task t's mean loss on `batch`) with per-task parameters `fast`; no graph is kept.
-double stacked_loss_sum(const models::FunctionalModelImpl& model, const models::StackedBatch& batch,
+double stacked_loss_sum(const models::Network& model, const models::StackedBatch& batch,
                         const std::vector<torch::Tensor>& fast, tasks::LabelKind kind);
 
 // scale · Σ_t ∇ (task t's mean loss on `batch`) with respect to every parameter, at the per-task
 // (or shared) parameters `fast`, each in the parameter's own shape, computed by hand
 // (models/dense_backprop.hpp); returns Σ_t (task t's mean loss). std::nullopt, with `sums`
-// untouched, where that does not apply: a model with embedding tables, or tensors off the CPU.
-std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& model,
+// untouched, where that does not apply: a model other than the MLP, one with embedding tables,
+// or tensors off the CPU.
+std::optional<double> stacked_gradient_sum(const models::Network& model,
                                            const models::StackedBatch& batch,
                                            const std::vector<torch::Tensor>& fast,
                                            tasks::LabelKind kind, double scale,
@@ -77,10 +78,10 @@ std::optional<double> stacked_gradient_sum(const models::FunctionalModelImpl& mo
 // the tower's inputs to the embedding tables; returns Σ_t (task t's mean query loss after the
 // steps). With `rates` (Meta-SGD's per-element learning rates, one per parameter, in place of
 // `lr`) their meta-gradient goes to `rate_sums` (undefined where the parameter does not
-// adapt). std::nullopt, with the sums untouched, where that does not apply: embedding tables
-// that adapt (`mask`), or tensors off the CPU.
+// adapt). std::nullopt, with the sums untouched, where that does not apply: a network other
+// than the MLP, embedding tables that adapt (`mask`), or tensors off the CPU.
 std::optional<double> stacked_maml_gradient_sum(
-    const models::FunctionalModelImpl& model, const models::StackedBatch& support,
+    const models::Network& model, const models::StackedBatch& support,
     const models::StackedBatch& query, const std::vector<torch::Tensor>& params,
     const std::vector<bool>& mask, tasks::LabelKind kind, int steps, double lr, double scale,
     std::vector<torch::Tensor>& sums, const std::vector<torch::Tensor>* rates = nullptr,
@@ -88,7 +89,7 @@ std::optional<double> stacked_maml_gradient_sum(
 
 // A per-task quantity summed back onto parameter i's own shape: over the task dimension for
 // dense parameters, scattered onto the gathered rows for embedding tables.
-torch::Tensor sum_over_tasks(const models::FunctionalModelImpl& model, std::size_t i,
+torch::Tensor sum_over_tasks(const models::Network& model, std::size_t i,
                              const torch::Tensor& per_task, const torch::Tensor& shared,
                              const std::vector<torch::Tensor>& embedding_rows);
 

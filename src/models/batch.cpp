@@ -2,13 +2,51 @@
 #include "models/batch.hpp"
 
 #include <algorithm>
+#include <functional>
 
 #include "util/errors.hpp"
 
 namespace ml::models {
 
+namespace {
+torch::Tensor defined_or(const torch::Tensor& t, const std::function<torch::Tensor()>& f) {
+  return t.defined() ? f() : t;
+}
+}  // namespace
+
 Batch Batch::to(const torch::Device& device) const {
-  return {dense.to(device), ids.to(device), target.to(device)};
+  return {dense.to(device), ids.to(device), target.to(device),
+          defined_or(tokens, [&] { return tokens.to(device); }),
+          defined_or(mask, [&] { return mask.to(device); })};
+}
+
+Batch Batch::rows(std::int64_t begin, std::int64_t end) const {
+  return {dense.slice(0, begin, end), ids.slice(0, begin, end), target.slice(0, begin, end),
+          defined_or(tokens, [&] { return tokens.slice(0, begin, end); }),
+          defined_or(mask, [&] { return mask.slice(0, begin, end); })};
+}
+
+Batch make_token_batch(const torch::Tensor& all_tokens, const torch::Tensor& all_mask,
+                       const std::vector<std::size_t>& rows,
+                       const std::vector<std::int32_t>& labels) {
+  if (rows.size() != labels.size())
+    throw DataError("make_token_batch: " + std::to_string(rows.size()) + " rows but " +
+                    std::to_string(labels.size()) + " labels");
+  std::vector<std::int64_t> index(rows.begin(), rows.end());
+  for (std::int64_t r : index)
+    if (r >= all_tokens.size(0))
+      throw DataError("make_token_batch: row " + std::to_string(r) + " of " +
+                      std::to_string(all_tokens.size(0)));
+  const auto n = static_cast<std::int64_t>(rows.size());
+  const torch::Tensor at = torch::tensor(index, torch::kInt64).to(all_tokens.device());
+  Batch b;
+  b.dense = torch::empty({n, 0}, all_tokens.options().dtype(torch::kFloat32));
+  b.ids = torch::empty({n, 0}, all_tokens.options().dtype(torch::kInt64));
+  b.target = torch::tensor(std::vector<std::int64_t>(labels.begin(), labels.end()), torch::kInt64)
+                 .to(all_tokens.device());
+  b.tokens = all_tokens.index_select(0, at);
+  b.mask = all_mask.index_select(0, at);
+  return b;
 }
 
 Batch make_batch(const features::FeatureEncoder& encoder, std::size_t dense_dim,
@@ -51,8 +89,22 @@ std::vector<float> to_floats(const torch::Tensor& t) {
 }
 
 Batch concat(const Batch& a, const Batch& b) {
-  return {torch::cat({a.dense, b.dense}), torch::cat({a.ids, b.ids}),
-          torch::cat({a.target, b.target})};
+  if (a.has_tokens() != b.has_tokens())
+    throw DataError("concat: a text batch and a feature batch cannot be joined");
+  Batch out;
+  out.dense = torch::cat({a.dense, b.dense});
+  out.ids = torch::cat({a.ids, b.ids});
+  out.target = torch::cat({a.target, b.target});
+  if (a.has_tokens()) {
+    // Texts of both sides padded to the longer length (0 is the padding id, mask false).
+    const std::int64_t L = std::max(a.tokens.size(1), b.tokens.size(1));
+    auto widen = [L](const torch::Tensor& t) {
+      return t.size(1) == L ? t : torch::constant_pad_nd(t, {0, L - t.size(1)}, 0);
+    };
+    out.tokens = torch::cat({widen(a.tokens), widen(b.tokens)});
+    out.mask = torch::cat({widen(a.mask), widen(b.mask)});
+  }
+  return out;
 }
 
 }  // namespace ml::models

@@ -1,5 +1,7 @@
 // A batch of encoded examples as tensors: the dense feature matrix, the id matrix for
-// embeddings and the targets. Built from a task's examples through the fitted feature space.
+// embeddings and the targets, built from a task's examples through the fitted feature space;
+// or, for text (models/transformer.hpp), token ids and their attention mask, with empty dense
+// and id matrices so that what stacks, pads and concatenates batches serves both.
 #pragma once
 
 #include <torch/torch.h>
@@ -16,9 +18,16 @@ struct Batch {
   torch::Tensor dense;   // [n, dense_dim] float32
   torch::Tensor ids;     // [n, id_fields] int64
   torch::Tensor target;  // [n] float32 (0/1 or a value), int64 class index for multiclass
+  // Text: token ids [n, L] int64 (0 is padding) and mask [n, L] bool (true on real tokens);
+  // undefined for feature batches.
+  torch::Tensor tokens;
+  torch::Tensor mask;
 
   std::int64_t size() const { return dense.size(0); }
+  bool has_tokens() const { return tokens.defined(); }
   Batch to(const torch::Device& device) const;
+  // Rows [begin, end) (views).
+  Batch rows(std::int64_t begin, std::int64_t end) const;
 };
 
 // Encodes task.examples[indices]. For multiclass, `classes` maps episode label i to a global
@@ -27,6 +36,13 @@ Batch make_batch(const features::FeatureEncoder& encoder, std::size_t dense_dim,
                  std::size_t id_fields, const tasks::Task& task,
                  const std::vector<std::size_t>& indices,
                  const std::vector<std::int32_t>& classes = {});
+
+// Rows `rows` of a text dataset's token ids and mask (all_tokens, all_mask: [N, L], as
+// models::token_batch gives them), with episode class indices `labels` as int64 targets; dense
+// and ids are [n, 0]. DataError when a row is out of range or the counts differ.
+Batch make_token_batch(const torch::Tensor& all_tokens, const torch::Tensor& all_mask,
+                       const std::vector<std::size_t>& rows,
+                       const std::vector<std::int32_t>& labels);
 
 // A tensor's values as floats on the CPU (for the torch-free metrics).
 std::vector<float> to_floats(const torch::Tensor& t);

@@ -130,6 +130,10 @@ torch::Tensor FunctionalModelImpl::represent(const Batch& batch,
   return x;
 }
 
+double FunctionalModelImpl::largest_product(std::int64_t rows) const {
+  return models::largest_product(shape_, rows);
+}
+
 torch::Tensor FunctionalModelImpl::forward(const Batch& batch,
                                            const std::vector<torch::Tensor>& p) const {
   const auto head = p.size() - 2;
@@ -228,13 +232,9 @@ torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batc
   return (per_row * batch.weight).sum(1) / batch.count;
 }
 
-std::vector<bool> adapt_mask(const FunctionalModelImpl& model, config::InnerParams which) {
-  return adapt_mask(model.groups(), which);
-}
-
-std::vector<bool> adapt_mask(const std::vector<ParamGroup>& groups, config::InnerParams which) {
+std::vector<bool> adapt_mask(const Network& model, config::InnerParams which) {
   std::vector<bool> mask;
-  for (ParamGroup g : groups) {
+  for (ParamGroup g : model.groups()) {
     switch (which) {
       case config::InnerParams::kAll:
         mask.push_back(true);

@@ -13,12 +13,11 @@
 
 #include "config/config.hpp"
 #include "models/batch.hpp"
+#include "models/network.hpp"
 #include "models/task_stack.hpp"
 #include "tasks/task_set.hpp"
 
 namespace ml::models {
-
-enum class ParamGroup { kEmbedding, kTower, kHead };
 
 struct ModelShape {
   config::ModelType type = config::ModelType::kMlp;
@@ -38,28 +37,26 @@ ModelShape model_shape(const config::Config& config, std::int64_t dense_dim,
 // threads inside one product pay (runtime::WorkShape).
 double largest_product(const ModelShape& shape, std::int64_t rows);
 
-class FunctionalModelImpl : public torch::nn::Module {
+// The MLP family (models::Network over feature batches).
+class FunctionalModelImpl : public Network {
  public:
   explicit FunctionalModelImpl(ModelShape shape);
 
-  // The parameters in layout order (the order forward() expects).
-  std::vector<torch::Tensor> params() const { return parameters(); }
-  const std::vector<ParamGroup>& groups() const { return groups_; }
-  const std::vector<std::string>& names() const { return names_; }
+  const std::vector<ParamGroup>& groups() const override { return groups_; }
+  const std::vector<std::string>& names() const override { return names_; }
   const ModelShape& shape() const { return shape_; }
+  std::int64_t outputs() const override { return shape_.outputs; }
+  // The embedding tables, one per id field (embedding_mlp).
+  std::size_t id_tables() const override { return first_tower_; }
+  double largest_product(std::int64_t rows) const override;
 
-  // Outputs [n, outputs] computed with `p` in place of the module's own parameters.
-  torch::Tensor forward(const Batch& batch, const std::vector<torch::Tensor>& p) const;
-  // The representation the head reads: [n, hidden.back()] (prototypes are built on it).
-  torch::Tensor represent(const Batch& batch, const std::vector<torch::Tensor>& p) const;
-
-  // Outputs [T, n, outputs] of a stack of T tasks in one pass. Each p[i] is either shared by
-  // every task (the parameter's own shape) or per task (a leading T dimension; for an
-  // embedding, the task's gathered rows [T, u, dim] addressed by batch.local_ids).
+  // As models::Network; the representation is [n, hidden.back()].
+  torch::Tensor forward(const Batch& batch, const std::vector<torch::Tensor>& p) const override;
+  torch::Tensor represent(const Batch& batch, const std::vector<torch::Tensor>& p) const override;
   torch::Tensor forward_stacked(const StackedBatch& batch,
-                                const std::vector<torch::Tensor>& p) const;
+                                const std::vector<torch::Tensor>& p) const override;
   torch::Tensor represent_stacked(const StackedBatch& batch,
-                                  const std::vector<torch::Tensor>& p) const;
+                                  const std::vector<torch::Tensor>& p) const override;
   // What the first tower layer reads: [T, n, dense_dim + id_fields * embedding_dim], the dense
   // features followed by each id field's embedding (p's tables, shared or per task).
   torch::Tensor tower_input_stacked(const StackedBatch& batch,
@@ -80,8 +77,9 @@ class FunctionalModelImpl : public torch::nn::Module {
   // The default StackedLinear: p's weight and bias at `weight_index`, each shared or per task.
   torch::Tensor linear_stacked(const torch::Tensor& x, const std::vector<torch::Tensor>& p,
                                std::size_t weight_index) const;
-  // Whether p[i] is given per task (it has one more dimension than the parameter).
-  bool per_task(std::size_t i, const torch::Tensor& value) const { return value.dim() > ranks_[i]; }
+  bool per_task(std::size_t i, const torch::Tensor& value) const override {
+    return value.dim() > ranks_[i];
+  }
 
  private:
   void add(const std::string& name, torch::Tensor value, ParamGroup group);
@@ -98,9 +96,7 @@ torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batc
                           tasks::LabelKind kind);
 
 // Which parameters an inner loop adapts: all but embeddings (kDense), all, or the head.
-std::vector<bool> adapt_mask(const FunctionalModelImpl& model, config::InnerParams which);
-// The same over a layout's groups (any model: models/transformer.hpp).
-std::vector<bool> adapt_mask(const std::vector<ParamGroup>& groups, config::InnerParams which);
+std::vector<bool> adapt_mask(const Network& model, config::InnerParams which);
 
 // Mean loss of outputs against targets: BCE-with-logits (binary), MSE (regression),
 // cross-entropy (multiclass).

@@ -29,19 +29,37 @@ torch::Tensor pad_and_stack(const std::vector<torch::Tensor>& parts, std::int64_
 StackedBatch stack_tasks(const std::vector<Batch>& batches) {
   if (batches.empty()) throw DataError("stacking needs at least one task");
   std::int64_t n_max = 0;
-  std::vector<torch::Tensor> dense, ids, target;
+  std::vector<torch::Tensor> dense, ids, target, tokens, mask;
   std::vector<float> counts;
   for (const auto& b : batches) {
+    if (b.has_tokens() != batches[0].has_tokens())
+      throw DataError("stacking needs all text batches or all feature batches");
     n_max = std::max(n_max, b.size());
     dense.push_back(b.dense);
     ids.push_back(b.ids);
     target.push_back(b.target);
+    if (b.has_tokens()) {
+      tokens.push_back(b.tokens);
+      mask.push_back(b.mask);
+    }
     counts.push_back(static_cast<float>(std::max<std::int64_t>(1, b.size())));
   }
   StackedBatch s;
   s.dense = pad_and_stack(dense, n_max);
   s.ids = pad_and_stack(ids, n_max);
   s.target = pad_and_stack(target, n_max);
+  if (!tokens.empty()) {
+    // Every task's texts padded to the longest length too.
+    std::int64_t L = 0;
+    for (const auto& t : tokens) L = std::max(L, t.size(1));
+    for (std::size_t t = 0; t < tokens.size(); ++t)
+      if (tokens[t].size(1) != L) {
+        tokens[t] = torch::constant_pad_nd(tokens[t], {0, L - tokens[t].size(1)}, 0);
+        mask[t] = torch::constant_pad_nd(mask[t], {0, L - mask[t].size(1)}, 0);
+      }
+    s.tokens = pad_and_stack(tokens, n_max);
+    s.mask = pad_and_stack(mask, n_max);
+  }
   const auto T = static_cast<std::int64_t>(batches.size());
   const auto device = batches[0].dense.device();
   const auto float_options = batches[0].dense.options();
@@ -88,6 +106,8 @@ StackedBatch select_rows(const StackedBatch& batch,
   s.ids = take(batch.ids);
   s.target = take(batch.target);
   s.local_ids = take(batch.local_ids);
+  s.tokens = take(batch.tokens);
+  s.mask = take(batch.mask);
   s.weight = torch::tensor(weight, torch::kFloat32).view({T, n}).to(batch.weight.options());
   s.count = torch::tensor(counts, torch::kFloat32).to(batch.count.options());
   s.padded = padded;

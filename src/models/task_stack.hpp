@@ -23,6 +23,9 @@ struct StackedBatch {
   // [T, n, id_fields] int64 slots into each task's gathered embedding rows; set by
   // gather_embedding_rows() when embeddings adapt per task, undefined otherwise.
   torch::Tensor local_ids;
+  // Text batches: token ids [T, n, L] int64 and mask [T, n, L] bool (false on padding rows).
+  torch::Tensor tokens;
+  torch::Tensor mask;
 
   std::int64_t tasks() const { return dense.size(0); }
   std::int64_t rows() const { return dense.size(1); }

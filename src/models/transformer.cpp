@@ -37,6 +37,14 @@ Tensor for_tasks(const Tensor& t, std::int64_t rank) {
   return t.view(shape);
 }
 
+// GELU in its exact erf form (Hendrycks & Gimpel 2016), the function torch::gelu computes,
+// written out: LibTorch 1.13's fused GELU backward gave NaN meta-gradients at random in
+// second-order MAML on the CPU (the same batch gave finite ones on other runs: memory, not the
+// values), while autograd composes erf's derivatives reliably.
+Tensor exact_gelu(const Tensor& x) {
+  return 0.5 * x * (1 + torch::erf(x * M_SQRT1_2));
+}
+
 }  // namespace
 
 double parameter_count(const TransformerShape& s) {
@@ -172,7 +180,7 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
     Tensor context = weights.matmul(split_heads(qkv[2])).transpose(-2, -3).reshape(x.sizes());
     x = x + linear(context, base + kAttentionOut);
     Tensor hidden = linear(norm(x, base + kNorm2), base + kFf1);
-    hidden = shape_.activation == Activation::kGelu ? torch::gelu(hidden) : torch::relu(hidden);
+    hidden = shape_.activation == Activation::kGelu ? exact_gelu(hidden) : torch::relu(hidden);
     x = x + linear(hidden, base + kFf2);
   }
   const std::size_t final_norm = p.size() - 4;
@@ -205,8 +213,56 @@ Tensor TransformerImpl::forward_stacked(const TokenBatch& batch,
   return y + (per_task(head + 1, b) ? b.unsqueeze(1) : b);
 }
 
-std::vector<bool> adapt_mask(const TransformerImpl& model, config::InnerParams which) {
-  return adapt_mask(model.groups(), which);
+namespace {
+
+TokenBatch tokens_of(const Tensor& tokens, const Tensor& mask) {
+  if (!tokens.defined())
+    throw DataError(
+        "the transformer reads text (a text run: data.text.column); this batch holds "
+        "features");
+  return {tokens, mask};
+}
+
+}  // namespace
+
+TransformerShape transformer_shape(const config::Config& config, std::int64_t vocab_size,
+                                   std::int64_t outputs) {
+  const auto& t = config.model.transformer;
+  TransformerShape s;
+  s.vocab_size = vocab_size;
+  s.max_len = t.max_len;
+  s.model_dim = t.dim;
+  s.heads = t.heads;
+  s.layers = t.layers;
+  s.ff_dim = t.ff_dim;
+  s.outputs = outputs;
+  s.activation = t.activation;
+  return s;
+}
+
+double TransformerImpl::largest_product(std::int64_t rows) const {
+  // Per token: the attention's input projection (d -> 3d) or the feed-forward block (d -> ff).
+  const auto d = static_cast<double>(shape_.model_dim);
+  const double widest = std::max(3 * d, static_cast<double>(shape_.ff_dim));
+  return static_cast<double>(rows) * static_cast<double>(shape_.max_len) * d * widest;
+}
+
+Tensor TransformerImpl::forward(const Batch& batch, const std::vector<Tensor>& p) const {
+  return forward(tokens_of(batch.tokens, batch.mask), p);
+}
+
+Tensor TransformerImpl::represent(const Batch& batch, const std::vector<Tensor>& p) const {
+  return represent(tokens_of(batch.tokens, batch.mask), p);
+}
+
+Tensor TransformerImpl::forward_stacked(const StackedBatch& batch,
+                                        const std::vector<Tensor>& p) const {
+  return forward_stacked(tokens_of(batch.tokens, batch.mask), p);
+}
+
+Tensor TransformerImpl::represent_stacked(const StackedBatch& batch,
+                                          const std::vector<Tensor>& p) const {
+  return represent_stacked(tokens_of(batch.tokens, batch.mask), p);
 }
 
 std::vector<bool> layer_adapt_mask(const TransformerImpl& model, const std::vector<int>& layers) {

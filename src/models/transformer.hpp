@@ -29,7 +29,7 @@
 
 namespace ml::models {
 
-enum class Activation { kGelu, kRelu };
+using Activation = config::Activation;  // model.transformer.activation
 
 struct TransformerShape {
   std::int64_t vocab_size = 0;  // token embedding rows: features::Tokenizer::vocab_size()
@@ -55,16 +55,33 @@ struct TokenBatch {
 // The tensors of an encoded batch (copies; CPU).
 TokenBatch token_batch(const features::EncodedTexts& encoded);
 
-class TransformerImpl : public torch::nn::Module {
+// The shape config.model.transformer asks for over a tokenizer's vocabulary, with `outputs`
+// outputs (task.label.ways for a text run).
+TransformerShape transformer_shape(const config::Config& config, std::int64_t vocab_size,
+                                   std::int64_t outputs);
+
+class TransformerImpl : public Network {
  public:
   // ConfigError for a shape that cannot be built (d not a multiple of heads, a size < 1) or
   // that would hold more than config::kMaxModelParameters.
   explicit TransformerImpl(TransformerShape shape);
 
-  // The parameters in layout order (the order forward() expects).
-  std::vector<torch::Tensor> params() const { return parameters(); }
-  const std::vector<ParamGroup>& groups() const { return groups_; }
-  const std::vector<std::string>& names() const { return names_; }
+  const std::vector<ParamGroup>& groups() const override { return groups_; }
+  const std::vector<std::string>& names() const override { return names_; }
+  std::int64_t outputs() const override { return shape_.outputs; }
+  // None: the token and position tables are dense parameters to the algorithms (an adapted
+  // copy per task when the inner loop adapts embeddings).
+  std::size_t id_tables() const override { return 0; }
+  double largest_product(std::int64_t rows) const override;
+
+  // models::Network over token batches (Batch::tokens and Batch::mask); DataError for a batch
+  // without tokens.
+  torch::Tensor forward(const Batch& batch, const std::vector<torch::Tensor>& p) const override;
+  torch::Tensor represent(const Batch& batch, const std::vector<torch::Tensor>& p) const override;
+  torch::Tensor forward_stacked(const StackedBatch& batch,
+                                const std::vector<torch::Tensor>& p) const override;
+  torch::Tensor represent_stacked(const StackedBatch& batch,
+                                  const std::vector<torch::Tensor>& p) const override;
   // The encoder layer each parameter belongs to; -1 for embeddings, final norm and head.
   const std::vector<int>& layer_of() const { return layer_of_; }
   const TransformerShape& shape() const { return shape_; }
@@ -83,7 +100,9 @@ class TransformerImpl : public torch::nn::Module {
   torch::Tensor represent_stacked(const TokenBatch& batch,
                                   const std::vector<torch::Tensor>& p) const;
   // Whether p[i] is given per task (it has one more dimension than the parameter).
-  bool per_task(std::size_t i, const torch::Tensor& value) const { return value.dim() > ranks_[i]; }
+  bool per_task(std::size_t i, const torch::Tensor& value) const override {
+    return value.dim() > ranks_[i];
+  }
 
  private:
   void add(const std::string& name, torch::Tensor value, ParamGroup group, int layer);
@@ -98,9 +117,6 @@ class TransformerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Transformer);
 
-// Which parameters an inner loop adapts, as models::adapt_mask: all, all but the embeddings
-// (kDense), or the head.
-std::vector<bool> adapt_mask(const TransformerImpl& model, config::InnerParams which);
 // The head plus the encoder layers listed (0 is the first; -1 the last, -2 the one before):
 // adapting only the top of the encoder. ConfigError naming a layer the model does not have.
 std::vector<bool> layer_adapt_mask(const TransformerImpl& model, const std::vector<int>& layers);

@@ -8,7 +8,11 @@
 //   u64 payload length, payload   a torch OutputArchive as written by save_to(std::ostream&)
 //   u64 checksum           XXH3-64 of every preceding byte (format 1: FNV-1a 64)
 //
-// Format 2 differs from format 1 only in the checksum; both are read, format 2 is written.
+// Format 2 differs from format 1 only in the checksum. Format 3 adds text runs (data.text):
+// their class names in meta.features.text and their tokenizer in the archive ("tokenizer",
+// run/learner_state.hpp); a purchase log's checkpoint is laid out as in format 2. All three are
+// read, format 3 is written, so a build from before text runs refuses every new checkpoint
+// with "upgrade metalearn" instead of misreading a text run's.
 //
 // The header deliberately stays free of torch (the archive types are only forward-declared) so
 // that torch-free code, e.g. a CLI listing checkpoints, can include it and call
@@ -33,7 +37,9 @@ class OutputArchive;
 
 namespace ml::run {
 
-inline constexpr std::uint32_t kCheckpointFormat = 2;
+inline constexpr std::uint32_t kCheckpointFormat = 3;
+// The first format that can hold a text run.
+inline constexpr std::uint32_t kFirstTextCheckpointFormat = 3;
 
 // The two kinds of checkpoint; anything else is refused on save and on load.
 inline constexpr const char* kCheckpointKindMeta = "meta";        // a meta-training run

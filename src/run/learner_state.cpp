@@ -2,6 +2,7 @@
 #include "run/learner_state.hpp"
 
 #include "models/model.hpp"
+#include "models/transformer.hpp"
 #include "run/checkpoint.hpp"
 #include "runtime/device.hpp"
 #include "util/errors.hpp"
@@ -36,6 +37,46 @@ std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
   models::FunctionalModel model(shape);
   model->to(device);
   return std::make_unique<meta::MetaLearner>(config.meta, tasks::label_kind(config), model);
+}
+
+std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& config,
+                                                      const features::Tokenizer& tokenizer,
+                                                      const torch::Device& device) {
+  torch::manual_seed(config.seed);
+  auto model = std::make_shared<models::TransformerImpl>(
+      models::transformer_shape(config, tokenizer.vocab_size(), config.task.label.ways));
+  model->to(device);
+  return std::make_unique<meta::MetaLearner>(config.meta, tasks::LabelKind::kMulticlass, model);
+}
+
+void write_tokenizer(torch::serialize::OutputArchive& archive,
+                     const features::Tokenizer& tokenizer) {
+  const std::string bytes = tokenizer.to_bytes();
+  std::vector<std::uint8_t> values(bytes.begin(), bytes.end());
+  archive.write("tokenizer", torch::tensor(values, torch::kUInt8));
+}
+
+std::string read_tokenizer(const Checkpoint& checkpoint) {
+  const std::string& path = checkpoint.path;
+  if (checkpoint.meta.format < kFirstTextCheckpointFormat)
+    throw CheckpointError("'" + path + "' is of checkpoint format " +
+                          std::to_string(checkpoint.meta.format) +
+                          ", from before text runs: it holds no tokenizer; train the text run "
+                          "afresh into another run.dir");
+  if (!checkpoint.meta.features.is_object() || !checkpoint.meta.features.contains("text"))
+    throw CheckpointError("'" + path + "' is not a text run's checkpoint (no data.text classes)");
+  torch::Tensor t;
+  checkpoint.read_state(
+      [&](torch::serialize::InputArchive& archive) {
+        if (!archive.try_read("tokenizer", t))
+          throw CheckpointError("'" + path +
+                                "' is corrupt: a text run's checkpoint without its "
+                                "tokenizer");
+      },
+      torch::kCPU);
+  t = t.contiguous();
+  const auto* data = t.data_ptr<std::uint8_t>();
+  return std::string(reinterpret_cast<const char*>(data), static_cast<std::size_t>(t.numel()));
 }
 
 void write_learner(torch::serialize::OutputArchive& archive, meta::MetaLearner& learner) {
@@ -91,6 +132,10 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
     config::apply_override(stored, o);
   }
   run.config = saved_config(stored, run.checkpoint_path);
+  if (run.config.text_run())
+    throw UsageError("'" + run.checkpoint_path +
+                     "' is a text run's (data.text.column): adapt and predict do not read text "
+                     "runs yet; `metalearn eval` scores them on their held-out classes");
   run.config.run.device = runtime::parse_device(device_name);
   run.config.run.threads = threads;
   run.progress = checkpoint.meta.progress;

@@ -8,8 +8,10 @@
 
 #include "config/config.hpp"
 #include "features/feature_space.hpp"
+#include "features/tokenizer.hpp"
 #include "meta/meta_learner.hpp"
 #include "pipeline/run_data.hpp"
+#include "run/checkpoint.hpp"
 #include "run/training_progress.hpp"
 
 namespace ml::run {
@@ -46,6 +48,20 @@ features::FeatureSpace saved_features(const nlohmann::json& features, const std:
 std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
                                                  const features::FeatureSpace& features,
                                                  const torch::Device& device);
+
+// A text run's learner: the transformer (model.transformer) over `tokenizer`'s ids with
+// task.label.ways outputs, seeded as build_learner.
+std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& config,
+                                                      const features::Tokenizer& tokenizer,
+                                                      const torch::Device& device);
+
+// A text run's tokenizer (Tokenizer::to_bytes) under "tokenizer", as a byte tensor.
+void write_tokenizer(torch::serialize::OutputArchive& archive,
+                     const features::Tokenizer& tokenizer);
+// A text run's checkpoint's tokenizer bytes. CheckpointError naming the file when it is of a
+// format before text runs (kFirstTextCheckpointFormat), or holds no text run's classes or
+// tokenizer.
+std::string read_tokenizer(const Checkpoint& checkpoint);
 
 // Model parameters by name under "model", Meta-SGD learning rates under "inner_lr".
 void write_learner(torch::serialize::OutputArchive& archive, meta::MetaLearner& learner);

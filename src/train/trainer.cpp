@@ -21,6 +21,7 @@
 #include "meta/meta_learner.hpp"
 #include "models/query_metrics.hpp"
 #include "pipeline/run_data.hpp"
+#include "pipeline/text_run_data.hpp"
 #include "run/checkpoint.hpp"
 #include "run/divergence.hpp"
 #include "run/learner_state.hpp"
@@ -75,33 +76,164 @@ std::vector<const tasks::Task*> meta_batch_tasks(const std::vector<const tasks::
   return chosen;
 }
 
-// One validation pass: every validation task that can give an episode, validation_episodes
-// episodes each, adapted on the support for meta.adapt_steps steps, scored on the query. The
-// episodes run on the pool's workers; their scores are added in episode order, so the result
-// does not depend on how many workers there are. nullopt when a signal came first
-// (util/interrupt.hpp): a pass over a large log takes long, and Ctrl-C stops between episodes.
-// With a process group each rank scores its share of the episodes and all end with every score.
-std::optional<ValidationScores> validate(const meta::MetaLearner& learner,
-                                         const pipeline::RunData& data,
-                                         const tasks::EpisodeSampler& sampler,
-                                         const config::Config& config, const torch::Device& device,
-                                         runtime::WorkerPool& pool, runtime::ProcessGroup* group) {
-  const auto kind = data.tasks.kind;
-  std::vector<std::pair<const tasks::Task*, int>> episodes;
-  for (const tasks::Task* task : data.tasks.with_role(tasks::TaskRole::kValidation)) {
-    if (!sampler.check(*task).empty()) continue;
-    for (int e = 0; e < config.train.validation_episodes; ++e) episodes.emplace_back(task, e);
+// What meta-training draws its episodes from: a purchase log's tasks (LogEpisodes) or a text
+// dataset's classes (TextEpisodes), so that one training loop, checkpointing and validation
+// serve both.
+class EpisodeSource {
+ public:
+  virtual ~EpisodeSource() = default;
+  virtual tasks::LabelKind kind() const = 0;
+  // Tasks [first, last) of meta-iteration `iteration`'s meta-batch (a rank's share of it; all
+  // of it in one process) as batches: a pure function of the iteration, so the next one is
+  // prepared on a background thread while the current one trains.
+  virtual std::vector<meta::TaskBatch> meta_batch(std::uint64_t iteration, std::size_t first,
+                                                  std::size_t last) const = 0;
+  // A validation pass: how many episodes, and the i-th of them (the same at every pass).
+  virtual std::size_t validation_episodes() const = 0;
+  virtual meta::TaskBatch validation_episode(std::size_t i) const = 0;
+  // A freshly initialised learner for this data (run::build_learner).
+  virtual std::unique_ptr<meta::MetaLearner> build_learner() const = 0;
+  // What in a diverged meta-batch's input is to blame, "" when nothing is.
+  virtual std::string non_finite_input(const std::vector<meta::TaskBatch>& batches) const = 0;
+  // run::exploding_loss_limit of the training episodes' labels.
+  virtual double loss_limit() const = 0;
+  // What a checkpoint needs besides the weights to be used later: the fitted feature
+  // statistics, or the class names (in the metadata) and the tokenizer (in the archive).
+  virtual void describe(run::CheckpointMeta& meta) const = 0;
+  virtual void write_state(torch::serialize::OutputArchive& archive) const = 0;
+};
+
+// A purchase log's tasks: episodes of the training tasks, validation_episodes episodes of each
+// validation task that can give one.
+class LogEpisodes : public EpisodeSource {
+ public:
+  LogEpisodes(const config::Config& config, std::unique_ptr<pipeline::RunData> data,
+              const torch::Device& device)
+      : config_(config),
+        data_(std::move(data)),
+        device_(device),
+        sampler_(data_->tasks.kind, tasks::episode_shape(config.task), config.seed),
+        train_tasks_(data_->tasks.with_role(tasks::TaskRole::kTrain)) {
+    for (const tasks::Task* task : data_->tasks.with_role(tasks::TaskRole::kValidation)) {
+      if (!sampler_.check(*task).empty()) continue;
+      for (int e = 0; e < config.train.validation_episodes; ++e) validation_.emplace_back(task, e);
+    }
   }
-  std::vector<std::pair<double, metrics::QueryMetrics>> scores(episodes.size());
+  tasks::LabelKind kind() const override { return data_->tasks.kind; }
+  std::vector<meta::TaskBatch> meta_batch(std::uint64_t it, std::size_t first,
+                                          std::size_t last) const override {
+    auto chosen = meta_batch_tasks(train_tasks_, config_.meta.meta_batch, config_.seed, it);
+    std::vector<meta::TaskBatch> batches;
+    for (std::size_t j = first; j < std::min(last, chosen.size()); ++j) {
+      auto episode = sampler_.sample(*chosen[j], it * 1000003ULL + j);
+      batches.push_back(meta::make_task_batch(data_->features, data_->encoder, episode, device_));
+    }
+    return batches;
+  }
+  std::size_t validation_episodes() const override { return validation_.size(); }
+  meta::TaskBatch validation_episode(std::size_t i) const override {
+    const auto& [task, e] = validation_[i];
+    auto episode = sampler_.sample(*task, kValidationEpisodeBase + static_cast<std::uint64_t>(e));
+    return meta::make_task_batch(data_->features, data_->encoder, episode, device_);
+  }
+  std::unique_ptr<meta::MetaLearner> build_learner() const override {
+    return run::build_learner(config_, data_->features, device_);
+  }
+  std::string non_finite_input(const std::vector<meta::TaskBatch>& batches) const override {
+    return meta::non_finite_input(data_->features, batches);
+  }
+  double loss_limit() const override { return run::exploding_loss_limit(kind(), train_tasks_); }
+  void describe(run::CheckpointMeta& meta) const override {
+    to_json(meta.features, data_->features);
+  }
+  void write_state(torch::serialize::OutputArchive&) const override {}
+
+ private:
+  const config::Config& config_;
+  const std::unique_ptr<pipeline::RunData> data_;
+  const torch::Device device_;
+  const tasks::EpisodeSampler sampler_;
+  const std::vector<const tasks::Task*> train_tasks_;
+  std::vector<std::pair<const tasks::Task*, int>> validation_;
+};
+
+// A text dataset's classes: N-way K-shot episodes of the training classes; a validation pass
+// is train.validation_episodes N-way episodes per N eligible validation classes (rounded up),
+// so that every validation class takes part about validation_episodes times.
+class TextEpisodes : public EpisodeSource {
+ public:
+  TextEpisodes(const config::Config& config, std::unique_ptr<pipeline::TextRunData> data,
+               const torch::Device& device)
+      : config_(config), data_(std::move(data)), device_(device) {
+    const auto& validation = data_->sampler(tasks::ClassSplitPart::kValidation);
+    if (const std::string why = validation.check(); !why.empty()) {
+      spdlog::warn("no validation episodes ({}): best.mlckpt will be the last weights", why);
+      return;
+    }
+    const auto ways = static_cast<std::size_t>(config.task.label.ways);
+    validation_ = static_cast<std::size_t>(config.train.validation_episodes) *
+                  ((validation.eligible().size() + ways - 1) / ways);
+  }
+  tasks::LabelKind kind() const override { return tasks::LabelKind::kMulticlass; }
+  std::vector<meta::TaskBatch> meta_batch(std::uint64_t it, std::size_t first,
+                                          std::size_t last) const override {
+    const auto& sampler = data_->sampler(tasks::ClassSplitPart::kTrain);
+    std::vector<meta::TaskBatch> batches;
+    const auto size = static_cast<std::size_t>(config_.meta.meta_batch);
+    for (std::size_t j = first; j < std::min(last, size); ++j)
+      batches.push_back(pipeline::make_text_task_batch(*data_, sampler.sample(it * 1000003ULL + j),
+                                                       device_));
+    return batches;
+  }
+  std::size_t validation_episodes() const override { return validation_; }
+  meta::TaskBatch validation_episode(std::size_t i) const override {
+    const auto& sampler = data_->sampler(tasks::ClassSplitPart::kValidation);
+    return pipeline::make_text_task_batch(*data_, sampler.sample(kValidationEpisodeBase + i),
+                                          device_);
+  }
+  std::unique_ptr<meta::MetaLearner> build_learner() const override {
+    return run::build_text_learner(config_, *data_->tokenizer, device_);
+  }
+  // Token ids and class labels are always finite: the learning rates are to blame.
+  std::string non_finite_input(const std::vector<meta::TaskBatch>&) const override { return ""; }
+  double loss_limit() const override {
+    return run::kExplodingLossFactor *
+           std::max(1.0, std::log(static_cast<double>(config_.task.label.ways)));
+  }
+  void describe(run::CheckpointMeta& meta) const override {
+    meta.features = {
+        {"text",
+         {{"class_names", data_->class_names()}, {"vocab_size", data_->tokenizer->vocab_size()}}}};
+  }
+  void write_state(torch::serialize::OutputArchive& archive) const override {
+    run::write_tokenizer(archive, *data_->tokenizer);
+  }
+
+ private:
+  const config::Config& config_;
+  const std::unique_ptr<pipeline::TextRunData> data_;
+  const torch::Device device_;
+  std::size_t validation_ = 0;
+};
+
+// One validation pass: the source's validation episodes, adapted on the support for
+// meta.adapt_steps steps, scored on the query. The episodes run on the pool's workers; their
+// scores are added in episode order, so the result does not depend on how many workers there
+// are. nullopt when a signal came first (util/interrupt.hpp): a pass over a large log takes
+// long, and Ctrl-C stops between episodes. With a process group each rank scores its share of
+// the episodes and all end with every score.
+std::optional<ValidationScores> validate(const meta::MetaLearner& learner,
+                                         const EpisodeSource& source, const config::Config& config,
+                                         runtime::WorkerPool& pool, runtime::ProcessGroup* group) {
+  const auto kind = source.kind();
+  std::vector<std::pair<double, metrics::QueryMetrics>> scores(source.validation_episodes());
   const std::pair<std::size_t, std::size_t> mine =
-      group ? runtime::share_of(episodes.size(), group->rank(), group->size())
-            : std::make_pair(std::size_t{0}, episodes.size());
+      group ? runtime::share_of(scores.size(), group->rank(), group->size())
+            : std::make_pair(std::size_t{0}, scores.size());
   pool.run(mine.second - mine.first, [&](std::size_t k) {
     if (interrupt_signal() != 0) return;  // the pass is abandoned below
     const std::size_t i = mine.first + k;
-    const auto& [task, e] = episodes[i];
-    auto episode = sampler.sample(*task, kValidationEpisodeBase + static_cast<std::uint64_t>(e));
-    auto batch = meta::make_task_batch(data.features, data.encoder, episode, device);
+    const meta::TaskBatch batch = source.validation_episode(i);
     torch::Tensor out =
         learner.adapted_outputs(batch.support, batch.query, config.meta.adapt_steps);
     scores[i] = {models::task_loss(out, batch.query.target, kind).item<double>(),
@@ -235,10 +367,29 @@ run::Checkpoint load_resume_checkpoint(const run::RunLayout& layout,
   return resume_from;
 }
 
-// The log, tasks and features, fitted afresh or (on resume) with the checkpoint's statistics.
-std::unique_ptr<pipeline::RunData> prepare_training_data(const config::Config& config,
-                                                         const run::Checkpoint* resume_from,
-                                                         const torch::Device& device) {
+// A text run's classes, tokenizer and episodes; on resume with the checkpoint's tokenizer.
+std::unique_ptr<EpisodeSource> prepare_text_episodes(const config::Config& config,
+                                                     const run::Checkpoint* resume_from,
+                                                     const torch::Device& device) {
+  spdlog::info("preparing text data from {} file(s)", config.data.files.size());
+  std::optional<std::string> tokenizer;
+  if (resume_from) tokenizer = run::read_tokenizer(*resume_from);
+  auto data = pipeline::prepare_text_run_data(config, tokenizer ? &*tokenizer : nullptr);
+  spdlog::info(
+      "{} texts: {} training classes, {} validation, {} new; {} token ids ({} pieces); "
+      "{}-way {}-shot episodes; algorithm {} on {}",
+      data->dataset.size(), data->split.train.size(), data->split.validation.size(),
+      data->split.new_classes.size(), data->tokenizer->vocab_size(), data->tokenizer->piece_count(),
+      config.task.label.ways, config.task.support, enum_name(config.meta.algorithm), device.str());
+  return std::make_unique<TextEpisodes>(config, std::move(data), device);
+}
+
+// The log, tasks and features, fitted afresh or (on resume) with the checkpoint's statistics;
+// or a text run's data.
+std::unique_ptr<EpisodeSource> prepare_training_data(const config::Config& config,
+                                                     const run::Checkpoint* resume_from,
+                                                     const torch::Device& device) {
+  if (config.text_run()) return prepare_text_episodes(config, resume_from, device);
   spdlog::info("preparing data from {} file(s)", config.data.files.size());
   std::optional<features::FeatureSpace> saved;
   if (resume_from)
@@ -251,7 +402,7 @@ std::unique_ptr<pipeline::RunData> prepare_training_data(const config::Config& c
                train_tasks.size(), data->tasks.with_role(tasks::TaskRole::kValidation).size(),
                data->tasks.with_role(tasks::TaskRole::kNew).size(), data->features.dense_dim(),
                enum_name(config.meta.algorithm), device.str());
-  return data;
+  return std::make_unique<LogEpisodes>(config, std::move(data), device);
 }
 
 // The validation scores a metrics.jsonl line records: the loss and the label kind's metrics.
@@ -342,20 +493,18 @@ std::optional<TrainSummary> finished_run_summary(const config::Config& config,
 class TrainingRun {
  public:
   TrainingRun(const config::Config& config, const run::RunLayout& layout, nlohmann::json resolved,
-              std::unique_ptr<pipeline::RunData> data, const torch::Device& device,
+              std::unique_ptr<EpisodeSource> episodes, const torch::Device& device,
               const runtime::ThreadBudget& budget, std::chrono::steady_clock::time_point call_start,
               runtime::ProcessGroup* group)
       : config_(config),
         layout_(layout),
         resolved_(std::move(resolved)),
-        data_(std::move(data)),
+        episodes_(std::move(episodes)),
         device_(device),
-        learner_(run::build_learner(config, data_->features, device)),
+        learner_(episodes_->build_learner()),
         optimizer_(config.meta, learner_->meta_parameters(), learner_->row_sparse_parameters()),
-        sampler_(data_->tasks.kind, tasks::episode_shape(config.task), config.seed),
-        train_tasks_(data_->tasks.with_role(tasks::TaskRole::kTrain)),
-        metric_(resolve_selection_metric(config.train.selection_metric, data_->tasks.kind)),
-        loss_limit_(run::exploding_loss_limit(data_->tasks.kind, train_tasks_)),
+        metric_(resolve_selection_metric(config.train.selection_metric, episodes_->kind())),
+        loss_limit_(episodes_->loss_limit()),
         budget_(budget),
         call_start_(call_start),
         group_(group),
@@ -420,12 +569,10 @@ class TrainingRun {
   const config::Config& config_;
   const run::RunLayout& layout_;
   const nlohmann::json resolved_;
-  std::unique_ptr<pipeline::RunData> data_;
+  const std::unique_ptr<EpisodeSource> episodes_;
   const torch::Device device_;
   std::unique_ptr<meta::MetaLearner> learner_;
   OuterOptimizer optimizer_;
-  const tasks::EpisodeSampler sampler_;
-  const std::vector<const tasks::Task*> train_tasks_;
   const config::SelectionMetric metric_;  // resolved: never "auto"
   const double loss_limit_;               // run::exploding_loss_limit
   const runtime::ThreadBudget budget_;
@@ -462,13 +609,14 @@ void TrainingRun::save(const fs::path& path) {
   meta.tool_version = kToolVersion;
   meta.kind = run::kCheckpointKindMeta;
   meta.config = resolved_;
-  to_json(meta.features, data_->features);
+  episodes_->describe(meta);
   run::TrainingProgress at = progress_;
   at.seconds = seconds();
   meta.progress = at;
   run::save_checkpoint(path.string(), meta, [&](torch::serialize::OutputArchive& archive) {
     run::write_learner(archive, *learner_);
     optimizer_.save(archive);
+    episodes_->write_state(archive);
   });
 }
 
@@ -482,9 +630,9 @@ void TrainingRun::log_metrics(const nlohmann::json& line) {
 
 bool TrainingRun::run_validation() {
   const int iteration = progress_.iteration;
-  const auto kind = data_->tasks.kind;
+  const auto kind = episodes_->kind();
   const std::optional<ValidationScores> scores =
-      validate(*learner_, *data_, sampler_, config_, device_, *pool_, group_);
+      validate(*learner_, *episodes_, config_, *pool_, group_);
   progress_.validation_pending = !scores;
   if (!scores) {
     spdlog::info("iteration {}: validation interrupted; a resumed run does it first", iteration);
@@ -530,7 +678,7 @@ void TrainingRun::plan_threads(int start, int stop) {
   const auto meta_batch = share_.second - share_.first;  // this rank's tasks
   work.units = device_.is_cuda() ? 1 : static_cast<int>(meta_batch);
   work.largest_product =
-      models::largest_product(learner_->model()->shape(), std::max(shape.support, 1) + shape.query);
+      learner_->model()->largest_product(std::max(shape.support, 1) + shape.query);
   const runtime::ThreadPlan plan = runtime::apply_thread_plan(budget_, work, "meta-batch's tasks");
   pool_ = std::make_unique<runtime::WorkerPool>(plan.workers);
   const int recorded = resumed_ ? progress_.task_chunks : 0;
@@ -564,14 +712,7 @@ void TrainingRun::plan_threads(int start, int stop) {
 // next meta-batch while the current one trains. Under a process group every rank draws the
 // whole meta-batch, as one process does, and builds the episodes of its share only.
 std::vector<meta::TaskBatch> TrainingRun::prepare_batches(int it) const {
-  auto chosen = meta_batch_tasks(train_tasks_, config_.meta.meta_batch, config_.seed,
-                                 static_cast<std::uint64_t>(it));
-  std::vector<meta::TaskBatch> batches;
-  for (std::size_t j = share_.first; j < std::min(share_.second, chosen.size()); ++j) {
-    auto episode = sampler_.sample(*chosen[j], static_cast<std::uint64_t>(it) * 1000003ULL + j);
-    batches.push_back(meta::make_task_batch(data_->features, data_->encoder, episode, device_));
-  }
-  return batches;
+  return episodes_->meta_batch(static_cast<std::uint64_t>(it), share_.first, share_.second);
 }
 
 // One outer step; returns the meta-batch's query loss. NumericError when it is not finite.
@@ -587,7 +728,7 @@ double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   // NaN, caught earlier), unless an input of the meta-batch is not finite: lower rates would not
   // help that.
   const auto advice = [&](const std::string& reason) {
-    const std::string input = meta::non_finite_input(data_->features, batches);
+    const std::string input = episodes_->non_finite_input(batches);
     if (!input.empty())
       return "meta-iteration " + std::to_string(it) + ": " + reason +
              "; its input is to blame: " + input;
@@ -786,7 +927,7 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
                  group->rank(), group->size(), begin, end - 1, config.meta.meta_batch);
   }
 
-  std::unique_ptr<pipeline::RunData> data;
+  std::unique_ptr<EpisodeSource> data;
   together("preparing the data", [&] {
     data = prepare_training_data(config, options.resume ? &resume_from : nullptr, device);
   });

@@ -1,0 +1,64 @@
+// Everything a text run (data.text: few-shot classification over held-out classes) derives
+// from its config before any model is involved: the labelled text dataset, its classes split
+// into train / validation / new, the tokenizer (trained on the training classes' texts only, or
+// the one a checkpoint saved), every text encoded once to token ids, and an N-way K-shot episode
+// sampler per split. The counterpart of pipeline/run_data.hpp for purchase logs: one function
+// builds it, so train, eval and inspect see the same classes and episodes.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "config/config.hpp"
+#include "data/text_dataset.hpp"
+#include "features/tokenizer.hpp"
+#include "meta/meta_learner.hpp"
+#include "tasks/class_episode_sampler.hpp"
+#include "tasks/class_split.hpp"
+
+namespace ml::pipeline {
+
+// The config's pieces as the library's text types take them.
+data::TextDatasetSpec text_dataset_spec(const config::Config& config);
+tasks::ClassSplitSpec class_split_spec(const config::Config& config);
+features::TokenizerOptions tokenizer_options(const config::Config& config);
+// N = task.label.ways, K = task.support, Q = task.query.
+tasks::ClassEpisodeShape class_episode_shape(const config::Config& config);
+
+struct TextRunData {
+  data::TextLoadReport report;
+  data::TextDataset dataset;
+  tasks::ClassSplit split;
+  std::optional<features::Tokenizer> tokenizer;
+  // Every row's token ids [N, max_len] int64 and mask [N, max_len] bool, on the CPU.
+  torch::Tensor tokens, mask;
+  // One sampler per tasks::ClassSplitPart (train, validation, new), over `dataset`: TextRunData
+  // does not move.
+  std::array<std::unique_ptr<tasks::ClassEpisodeSampler>, 3> samplers;
+
+  const tasks::ClassEpisodeSampler& sampler(tasks::ClassSplitPart part) const {
+    return *samplers[static_cast<std::size_t>(part)];
+  }
+  // The dataset's class names in id order (an episode's label i is class episode.classes[i]),
+  // for checkpoints and predictions.
+  const std::vector<std::string>& class_names() const { return dataset.class_names; }
+};
+
+// Loads config.data.files as a text dataset, splits its classes, trains the tokenizer on the
+// training classes' rows (or reads `saved_tokenizer`, the bytes a checkpoint holds) and encodes
+// every text to model.transformer.max_len tokens. Warns about skipped rows. Throws DataError
+// when the training classes cannot give one N-way episode (naming the short classes), and the
+// errors of load_text_dataset, split_classes and Tokenizer::train.
+std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
+                                                   const std::string* saved_tokenizer = nullptr);
+
+// An episode's support and query as token batches (targets are episode labels 0..N-1) on
+// `device`.
+meta::TaskBatch make_text_task_batch(const TextRunData& data, const tasks::ClassEpisode& episode,
+                                     const torch::Device& device);
+
+}  // namespace ml::pipeline
