@@ -181,8 +181,8 @@ class TextEpisodes : public EpisodeSource {
     std::vector<meta::TaskBatch> batches;
     const auto size = static_cast<std::size_t>(config_.meta.meta_batch);
     for (std::size_t j = first; j < std::min(last, size); ++j)
-      batches.push_back(pipeline::make_text_task_batch(*data_, sampler.sample(it * 1000003ULL + j),
-                                                       device_));
+      batches.push_back(
+          pipeline::make_text_task_batch(*data_, sampler.sample(it * 1000003ULL + j), device_));
     return batches;
   }
   std::size_t validation_episodes() const override { return validation_; }
