@@ -218,7 +218,7 @@ TEST(TextEval, ScoresTheNewClassesWithSettingsChosenOnTheValidationClasses) {
   config.split.new_classes = {"lost", "fee"};
   config.split.validation_classes = {"pin", "refund"};
   ml::train::run_training(config, {});
-  EXPECT_TRUE(ml::eval::is_text_run_checkpoint(config.run.dir));
+  EXPECT_TRUE(ml::run::is_text_run_checkpoint(config.run.dir));
   ml::eval::TextEvalOptions o;
   o.checkpoint = config.run.dir;
   o.shots = {1, 2};
@@ -299,10 +299,18 @@ TEST(TextRunCli, TrainThenEvalAndTheCommandsThatDoNotReadTextRunsSaySo) {
   const auto inspect = ml::testing::run_cli("inspect --config " + q_config);
   EXPECT_NE(inspect.code, 0);
   EXPECT_NE(inspect.err.find("does not read a text run"), std::string::npos) << inspect.err;
-  const auto adapt = ml::testing::run_cli("adapt --checkpoint " + q_run + " --task lost");
-  EXPECT_NE(adapt.code, 0);
-  EXPECT_NE(adapt.err.find("adapt and predict do not read text runs yet"), std::string::npos)
-      << adapt.err;
+  // adapt and predict refuse a text run first, whatever else their options lack (a new user
+  // met "give --task" first, then the refusal; predict called the checkpoint corrupt).
+  const std::string q_texts = ml::testing::shell_quote(config.data.files.front());
+  for (const std::string& command :
+       {"adapt --checkpoint " + q_run + " --task lost", "adapt --checkpoint " + q_run,
+        "predict --checkpoint " + q_run + " --input " + q_texts}) {
+    SCOPED_TRACE(command);
+    const auto refused = ml::testing::run_cli(command);
+    EXPECT_EQ(refused.code, 2) << refused.err;
+    EXPECT_NE(refused.err.find("adapt and predict do not read text runs yet"), std::string::npos)
+        << refused.err;
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "eval/cold_start.hpp"
 #include "eval/text_eval.hpp"
 #include "report/cold_start_page.hpp"
+#include "run/checkpoint.hpp"
 #include "run/validated_adaptation.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -102,7 +103,7 @@ void add_eval_command(CLI::App& app) {
   command->callback([o, command] {
     // Checked before the (long) evaluation, so a wrong name fails at once.
     report::check_outputs(o->json_out, o->report);
-    if (eval::is_text_run_checkpoint(o->checkpoints.front())) {
+    if (run::is_text_run_checkpoint(o->checkpoints.front())) {
       // A text run: held-out classes against the classifier baselines on its encoder.
       std::vector<std::string> unused;
       for (const char* option : {"--tasks", "--inner-lrs", "--baseline-lrs", "--methods",

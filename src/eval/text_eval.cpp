@@ -102,16 +102,6 @@ std::size_t best_of(const std::vector<EpisodeScores>& scores, std::size_t count,
 
 }  // namespace
 
-bool is_text_run_checkpoint(const std::string& checkpoint) {
-  const auto meta = run::read_checkpoint_meta(run::resolve_checkpoint_path(checkpoint));
-  const auto* column = meta.config.is_object() ? &meta.config : nullptr;
-  for (const char* key : {"data", "text", "column"}) {
-    if (!column || !column->is_object() || !column->contains(key)) return false;
-    column = &(*column)[key];
-  }
-  return column->is_string() && !column->get<std::string>().empty();
-}
-
 TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
   if (o.shots.empty() || o.steps.empty()) throw UsageError("--shots and --steps need values");
   for (int k : o.shots)

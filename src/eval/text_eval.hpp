@@ -51,10 +51,6 @@ struct TextEvalResult {
   std::vector<TextMethodScore> scores;  // by K, the run's method first
 };
 
-// Whether `checkpoint` (a run directory or checkpoint file) is a text run's: reads only its
-// metadata. The errors of run::resolve_checkpoint_path and run::read_checkpoint_meta.
-bool is_text_run_checkpoint(const std::string& checkpoint);
-
 // ConfigError/UsageError for options out of range or a checkpoint that is not a text run's;
 // DataError when the new classes cannot give one N-way K-shot episode (naming why).
 TextEvalResult evaluate_text_run(const TextEvalOptions& options);

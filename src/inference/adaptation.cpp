@@ -422,6 +422,7 @@ nlohmann::json adapted_progress(const PreparedTask& p, const TaskAdaptation& t,
 }  // namespace
 
 AdaptSummary adapt(const AdaptOptions& o) {
+  run::refuse_text_run(run::is_text_run_checkpoint(o.checkpoint), o.checkpoint);
   check_options(o);
   const runtime::ThreadBudget budget = runtime::configure_compute(o.threads);
   std::string settings_source;

@@ -52,6 +52,7 @@ std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
   m->path = run::resolve_checkpoint_path(path);
   run::Checkpoint checkpoint = run::load_checkpoint(m->path);
   m->config = run::saved_config(checkpoint.meta.config, m->path);
+  run::refuse_text_run(m->config.text_run(), m->path);
   m->features = run::saved_features(checkpoint.meta.features, m->path);
   m->kind = checkpoint.meta.kind;
   m->progress = checkpoint.meta.progress;

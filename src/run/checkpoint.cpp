@@ -333,4 +333,21 @@ std::string resolve_checkpoint_path(const std::string& path_or_run_dir) {
                         " (neither a checkpoint file nor a run directory)");
 }
 
+bool is_text_run_checkpoint(const std::string& checkpoint) {
+  const auto meta = read_checkpoint_meta(resolve_checkpoint_path(checkpoint));
+  const auto* column = meta.config.is_object() ? &meta.config : nullptr;
+  for (const char* key : {"data", "text", "column"}) {
+    if (!column || !column->is_object() || !column->contains(key)) return false;
+    column = &(*column)[key];
+  }
+  return column->is_string() && !column->get<std::string>().empty();
+}
+
+void refuse_text_run(bool text_run, const std::string& path) {
+  if (text_run)
+    throw UsageError("'" + path +
+                     "' is a text run's (data.text.column): adapt and predict do not read text "
+                     "runs yet; `metalearn eval` scores them on their held-out classes");
+}
+
 }  // namespace ml::run

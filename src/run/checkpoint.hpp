@@ -101,4 +101,12 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 // (run/divergence.hpp) is a NumericError, whichever of its checkpoints is named.
 std::string resolve_checkpoint_path(const std::string& path_or_run_dir);
 
+// Whether `checkpoint` (a run directory or checkpoint file) is a text run's (data.text.column):
+// reads only its metadata. The errors of resolve_checkpoint_path and read_checkpoint_meta.
+bool is_text_run_checkpoint(const std::string& checkpoint);
+// UsageError naming `path` when `text_run` (the checkpoint is a text run's): adapt and predict
+// read purchase-log runs only (so far). Called before anything reads a feature run's parts of
+// the checkpoint, and before their options are checked.
+void refuse_text_run(bool text_run, const std::string& path);
+
 }  // namespace ml::run

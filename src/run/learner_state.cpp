@@ -132,10 +132,7 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
     config::apply_override(stored, o);
   }
   run.config = saved_config(stored, run.checkpoint_path);
-  if (run.config.text_run())
-    throw UsageError("'" + run.checkpoint_path +
-                     "' is a text run's (data.text.column): adapt and predict do not read text "
-                     "runs yet; `metalearn eval` scores them on their held-out classes");
+  refuse_text_run(run.config.text_run(), run.checkpoint_path);
   run.config.run.device = runtime::parse_device(device_name);
   run.config.run.threads = threads;
   run.progress = checkpoint.meta.progress;
