@@ -115,11 +115,14 @@ void add_train_command(CLI::App& app) {
     if (std::isfinite(s.best_validation))
       std::cout << ": validation " << train::metric_label(s.selection_metric) << " "
                 << fixed(s.best_validation, 4) << " (train.selection_metric), "
-                << count_of(config.train.validation_episodes, "episode")
-                << (config.text_run() ? " per " + std::to_string(config.task.label.ways) +
-                                            " validation classes (" +
-                                            std::to_string(config.task.label.ways) + "-way)"
-                                      : std::string(" per validation task"))
+                << (config.text_run()
+                        ? std::to_string(config.task.label.ways) + "-way episodes, " +
+                              std::to_string(config.train.validation_episodes) + " for every " +
+                              std::to_string(config.task.label.ways) +
+                              " validation classes (each class in about " +
+                              count_of(config.train.validation_episodes, "episode") + ")"
+                        : count_of(config.train.validation_episodes, "episode") +
+                              " per validation task")
                 << " at K=" << config::support_name(config.task.support) << " adapted with "
                 << adaptation_text(meta.algorithm, meta.adapt_steps, meta.inner_lr)
                 << " (meta.adapt_steps, meta.inner_lr)";
