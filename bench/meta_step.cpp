@@ -7,9 +7,11 @@
 // of the per-task reference, a matmul reference rate, and one-task adaptation latency.
 // Usage: metalearn_bench_meta [--seconds S] [--workload W1|W2|all] [--algorithms a,b,...]
 //                              [--reference] [--profile FILE] [--threads N] [--meta-batch T]
+//                              [--device cpu|cuda|cuda:N]
 // --reference also times the per-task reference loop (W1 only). --threads N cuts each
 // meta-batch into N chunks computed by N single-threaded workers (scripts/bench_threads.sh);
-// --meta-batch replaces the workload's meta-batch size.
+// --meta-batch replaces the workload's meta-batch size. --device runs the model and the task
+// pool on a GPU (scripts/gpu_check.sh); the matmul reference rate is then the GPU's.
 // Data are random tensors drawn once (a pool of 64 tasks), so only the meta-step is timed.
 #include <torch/torch.h>
 
@@ -72,7 +74,11 @@ ml::models::Batch random_batch(const Workload& w, int n) {
   return b;
 }
 
+// The device the run is timed on: the clock stops only after its queued work has run.
+torch::Device timed_device = torch::kCPU;
+
 double seconds_since(Clock::time_point t) {
+  if (timed_device.is_cuda()) torch::cuda::synchronize();
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
@@ -182,7 +188,8 @@ void print_op_table(const torch::autograd::profiler::thread_event_lists& threads
 
 // Float32 GFLOP/s of a 1024^2 matrix product: the machine's arithmetic reference.
 double matmul_gflops() {
-  torch::Tensor a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});
+  torch::Tensor a = torch::randn({1024, 1024}, timed_device),
+                b = torch::randn({1024, 1024}, timed_device);
   a.mm(b);
   int n = 0;
   auto start = Clock::now();
@@ -230,6 +237,8 @@ int main(int argc, char** argv) {
       meta_batch = std::stoi(value());
     else if (a == "--op-table")
       op_table = true;
+    else if (a == "--device")
+      timed_device = torch::Device(value());
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -248,7 +257,8 @@ int main(int argc, char** argv) {
     torch::manual_seed(0);
     std::vector<TaskBatch> pool;
     for (int i = 0; i < 64; ++i)
-      pool.push_back({random_batch(w, w.support), random_batch(w, w.query)});
+      pool.push_back({random_batch(w, w.support).to(timed_device),
+                      random_batch(w, w.query).to(timed_device)});
     for (const auto& algorithm : algorithms) {
       ml::config::MetaConfig config;
       const auto parsed = ml::enum_from_name<ml::config::Algorithm>(algorithm);
@@ -260,9 +270,13 @@ int main(int argc, char** argv) {
       config.inner_steps = w.inner_steps;
       config.inner_lr = w.inner_lr;
       ml::models::FunctionalModel model(w.shape);
+      model->to(timed_device);
       MetaLearner learner(config, ml::tasks::LabelKind::kBinary, model);
       learner.set_task_chunks(static_cast<std::size_t>(threads), &workers);
-      nlohmann::json line{{"workload", name}, {"algorithm", algorithm}};
+      nlohmann::json line{{"workload", name},
+                          {"algorithm", algorithm},
+                          {"device", timed_device.str()},
+                          {"meta_batch", w.meta_batch}};
       if (!profile.empty()) {
         torch::autograd::profiler::RecordProfile guard(profile + "." + name + "." + algorithm +
                                                        ".json");
