@@ -211,7 +211,10 @@ TEST(AdaptSteps, ZeroStepsKeepTheRunsWeightsAndStepsMoveThem) {
   moved.inner_lr = 0.1;
   auto z = ml::inference::adapt(zero).tasks.at(0);
   auto m = ml::inference::adapt(moved).tasks.at(0);
-  EXPECT_EQ(z.before.log_loss, z.after.log_loss);
+  // Before and after are scored by different code paths (the stacked inner loop, a plain
+  // forward) whose float sums may differ in the last bit (they do on LibTorch's matmul,
+  // ML_TORCH_GEMM); that 0 steps change no weight is checked exactly below.
+  EXPECT_NEAR(z.before.log_loss, z.after.log_loss, 1e-6);
   EXPECT_EQ(m.before.log_loss, z.before.log_loss);  // the same episode, the same init
   EXPECT_NE(m.after.log_loss, m.before.log_loss);
   EXPECT_EQ(m.inner_lr, 0.1);
