@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -480,6 +481,21 @@ TEST(TextAdaptCli, RefusesWhatCannotBeAdaptedWithOneLine) {
   ml::eval::TextEvalOptions e;
   e.checkpoint = summary.tasks[0].checkpoint;
   EXPECT_THROW(ml::eval::evaluate_text_run(e), ml::UsageError);
+  // A CSV's classes first, then K texts of each training class it does not have.
+  ml::testing::write_file(dir.file("two.csv"),
+                          "text,category\nwhere is my parcel,delivery\n"
+                          "my card question number 0 please,card\n");
+  o.checkpoint = config.run.dir;
+  o.all_new = false;
+  o.support_csv = dir.file("two.csv");
+  o.out_dir = dir.file("csv_out");
+  const auto csv = ml::inference::adapt(o);
+  ASSERT_EQ(csv.tasks.size(), 1u);
+  EXPECT_EQ(csv.tasks[0].classes,
+            (std::vector<std::string>{"delivery", "card", "refund", "topup"}));
+  EXPECT_EQ(csv.tasks[0].training_classes, 3);
+  EXPECT_EQ(csv.tasks[0].support_size, 2 + 2 * 2);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("csv_out/two.mlckpt")));
 }
 
 TEST(TextInspectCli, ProfilesClassesDuplicatesTokenLengthsAndOutOfVocabularyRates) {

@@ -14,7 +14,9 @@ namespace ml::cli {
 
 void add_predict_command(CLI::App& app) {
   auto* command = app.add_subcommand(
-      "predict", "Score rows of a CSV, or recommend the top-K items of a task for users");
+      "predict",
+      "Score rows of a CSV, recommend the top-K items of a task for users, or classify texts "
+      "with an adapted text model");
   struct Options {
     std::string checkpoint, input, output, task, device = "auto";
     std::vector<std::string> users;
@@ -28,9 +30,10 @@ void add_predict_command(CLI::App& app) {
                    "adapted model, or a run directory (its meta-learned init, unadapted)")
       ->required();
   command->add_option("--input", o->input,
-                      "CSV rows to score (the log's columns); with --recommend, the log whose "
-                      "items and interactions count (default: the run's log; give a new "
-                      "category's rows here)");
+                      "CSV rows to score (the log's columns; for an adapted text model, its "
+                      "text column, and an id column kept when present); with --recommend, the "
+                      "log whose items and interactions count (default: the run's log; give a "
+                      "new category's rows here)");
   add_input_format_options(*command, o->format, "--input");
   command->add_option("--output", o->output, "write the CSV here (atomically) instead of stdout")
       ->check(non_empty_value());

@@ -102,7 +102,8 @@ std::vector<std::int32_t> offset_labels(const std::vector<std::int32_t>& labels,
   return out;
 }
 
-// K texts of each training class not already among `have`, appended to the support.
+// --support-csv with --with-training-classes: K texts of each training class the CSV does not
+// already have, appended to its support (labels after the CSV's classes).
 void add_training_classes(const pipeline::TextRunData& data, const config::Config& config,
                           int shots, TextSupport& s) {
   std::vector<std::int32_t> train;

@@ -28,7 +28,11 @@ enum class HeadInit {
   // kMetaLearned when M equals the head's N rows and the algorithm trained a head (all but
   // protonet), else kPrototypes. At M == N the meta-learned rows are the initialisation MAML
   // meta-trained for the inner loop, so N-way results stay those of MetaLearner's own
-  // adaptation (MetaLearner::outputs_at_steps): the same parameters, the same loss.
+  // adaptation (MetaLearner::outputs_at_steps): the same parameters, the same loss. Measured on
+  // the banking77 run of README (100 5-way 5-shot episodes of its validation intents): the
+  // meta-learned head after its 3 steps at lr 0.1 scored 0.826, the prototype head 0.837 with
+  // no step but 0.580 after the same 3 steps (0.822 at lr 0.01): the run's inner loop is tuned
+  // to its own head, so the prototypes are not better there.
   kAuto,
   kPrototypes,   // Proto-MAML's head, whatever M
   kMetaLearned,  // the model's own head; only when M == N (std::invalid_argument otherwise)
