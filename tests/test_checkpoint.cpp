@@ -382,11 +382,12 @@ TEST(CheckpointRefusals, NotACheckpoint) {
 TEST(CheckpointRefusals, NewerFormat) {
   TempDir dir;
   std::string bytes = read_bytes(save_sample(dir.file("x.mlckpt")));
-  bytes[8] = 4;
+  // What a build that reads format 3 says of an adapted text model (format 4), one format on.
+  bytes[8] = static_cast<char>(ml::run::kNewestCheckpointFormat + 1);
   write_bytes(dir.file("x.mlckpt"), bytes);
   const std::string expected = "'" + dir.file("x.mlckpt") +
-                               "' was written by a newer metalearn (checkpoint format 4; this "
-                               "build reads format 3): upgrade metalearn";
+                               "' was written by a newer metalearn (checkpoint format 5; this "
+                               "build reads format 4): upgrade metalearn";
   EXPECT_EQ(load_error(dir.file("x.mlckpt")), expected);
   EXPECT_EQ(meta_error(dir.file("x.mlckpt")), expected);
 

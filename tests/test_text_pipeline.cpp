@@ -5,11 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "config/config.hpp"
 #include "eval/text_eval.hpp"
+#include "inference/adaptation.hpp"
 #include "models/task_stack.hpp"
 #include "pipeline/text_run_data.hpp"
 #include "run/checkpoint.hpp"
@@ -273,7 +277,7 @@ TEST(TextEval, ScoresTheNewClassesWithSettingsChosenOnTheValidationClasses) {
 
 namespace {
 
-TEST(TextRunCli, TrainThenEvalAndTheCommandsThatDoNotReadTextRunsSaySo) {
+TEST(TextRunCli, TrainThenEvalAndWhatAdaptAndPredictNeedFirst) {
   ml::testing::TempDir dir;
   auto config = tiny_text_run(dir, "cli_run");
   config.split.new_classes = {"lost", "fee"};
@@ -296,21 +300,251 @@ TEST(TextRunCli, TrainThenEvalAndTheCommandsThatDoNotReadTextRunsSaySo) {
                                            ml::testing::shell_quote(dir.file("report")));
   EXPECT_NE(report.code, 0);
   EXPECT_NE(report.err.find("does not take --report"), std::string::npos) << report.err;
-  const auto inspect = ml::testing::run_cli("inspect --config " + q_config);
-  EXPECT_NE(inspect.code, 0);
-  EXPECT_NE(inspect.err.find("does not read a text run"), std::string::npos) << inspect.err;
-  // adapt and predict refuse a text run first, whatever else their options lack (a new user
-  // met "give --task" first, then the refusal; predict called the checkpoint corrupt).
+  // A text run adapts to classes, not to a --task; predict needs an adapted model (the run's
+  // head names no classes).
   const std::string q_texts = ml::testing::shell_quote(config.data.files.front());
-  for (const std::string& command :
-       {"adapt --checkpoint " + q_run + " --task lost", "adapt --checkpoint " + q_run,
-        "predict --checkpoint " + q_run + " --input " + q_texts}) {
-    SCOPED_TRACE(command);
-    const auto refused = ml::testing::run_cli(command);
-    EXPECT_EQ(refused.code, 2) << refused.err;
-    EXPECT_NE(refused.err.find("adapt and predict do not read text runs yet"), std::string::npos)
-        << refused.err;
+  const std::vector<std::pair<std::string, std::string>> refusals = {
+      {"adapt --checkpoint " + q_run + " --task lost", "a text run adapts to classes"},
+      {"adapt --checkpoint " + q_run, "nothing to adapt to: give --all-new"},
+      {"adapt --checkpoint " + q_run + " --all-new --support-csv " + q_texts, "not both"},
+      {"predict --checkpoint " + q_run + " --input " + q_texts, "until it is adapted"}};
+  std::vector<std::string> commands;
+  for (const auto& r : refusals) commands.push_back(r.first);
+  const auto refused = ml::testing::run_cli_many(commands);
+  for (std::size_t i = 0; i < refusals.size(); ++i) {
+    SCOPED_TRACE(refusals[i].first);
+    EXPECT_EQ(refused[i].code, 2) << refused[i].err;
+    EXPECT_EQ(refused[i].err_lines(), 1) << refused[i].err;
+    EXPECT_NE(refused[i].err.find(refusals[i].second), std::string::npos) << refused[i].err;
   }
+}
+
+}  // namespace
+
+// ---- adapt, predict and inspect on a text run -------------------------------------------------
+
+namespace {
+
+// The CSV predict reads back: header cells and the rows' cells (no quoted commas in the test's
+// texts).
+std::vector<std::vector<std::string>> csv_rows(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    rows.emplace_back();
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, ',');) rows.back().push_back(cell);
+  }
+  return rows;
+}
+
+TEST(TextAdaptCli, AdaptsToTheNewClassesAndPredictRanksThemWithTheTrainingClasses) {
+  ml::testing::TempDir dir;
+  auto config = tiny_text_run(dir, "adapt_run");
+  config.split.new_classes = {"lost", "fee"};
+  config.split.validation_classes = {"pin", "refund"};
+  config.meta.adapt_steps = 2;
+  ml::train::run_training(config, {});
+  const std::string q_run = ml::testing::shell_quote(config.run.dir);
+  ml::testing::write_file(dir.file("texts.csv"),
+                          "id,text\n7,my lost question number 1 please\n9,my fee please\n");
+  // Labelled texts of classes the run never saw, next to one of its training classes.
+  ml::testing::write_file(dir.file("support.csv"),
+                          "text,category\nwhere is my parcel,delivery\nparcel not here,delivery\n"
+                          "change my address,address\nnew address please,address\n"
+                          "my card question number 0 please,card\n");
+  const std::string q_texts = ml::testing::shell_quote(dir.file("texts.csv"));
+  const std::string q_support = ml::testing::shell_quote(dir.file("support.csv"));
+  const std::string with_known = dir.file("with_known");
+  const auto adapted = ml::testing::run_cli_many(
+      {"adapt --checkpoint " + q_run + " --all-new --shots 2 --json",
+       "adapt --checkpoint " + q_run + " --all-new --shots 2 --with-training-classes --out " +
+           ml::testing::shell_quote(with_known),
+       "adapt --checkpoint " + q_run + " --support-csv " + q_support + " --steps 1 --json"});
+  ASSERT_EQ(adapted[0].code, 0) << adapted[0].err;
+  const Json all_new = Json::parse(adapted[0].out);
+  EXPECT_NE(all_new["settings_source"].get<std::string>().find("meta.adapt_steps"),
+            std::string::npos);
+  const Json task = all_new["tasks"][0];
+  EXPECT_EQ(task["task"], "new_classes");
+  EXPECT_EQ(std::set<std::string>(task["classes"].begin(), task["classes"].end()),
+            (std::set<std::string>{"fee", "lost"}));
+  EXPECT_EQ(task["support"], 4);  // K = 2 of 2 classes
+  EXPECT_EQ(task["query"], 12);   // the other 6 texts of each
+  EXPECT_EQ(task["steps"], 2);
+  for (const char* when : {"before", "after"}) {
+    const double accuracy = task[when]["accuracy"].get<double>();
+    EXPECT_GE(accuracy, 0.0) << when;
+    EXPECT_LE(accuracy, 1.0) << when;
+  }
+  const std::string model = task["checkpoint"];
+  const auto meta = ml::run::read_checkpoint_meta(model);
+  // Format 4: a build from before adapted text models says "upgrade" instead of misreading it.
+  EXPECT_EQ(meta.format, ml::run::kAdaptedTextCheckpointFormat);
+  EXPECT_GT(ml::run::kAdaptedTextCheckpointFormat, ml::run::kCheckpointFormat);
+  EXPECT_EQ(meta.progress["classes"], task["classes"]);
+
+  // The table: classes, K, accuracy before -> after.
+  ASSERT_EQ(adapted[1].code, 0) << adapted[1].err;
+  EXPECT_NE(adapted[1].out.find("4 (2 training)"), std::string::npos) << adapted[1].out;
+  EXPECT_NE(adapted[1].out.find("accuracy before -> after"), std::string::npos) << adapted[1].out;
+  EXPECT_NE(adapted[1].out.find("meta.adapt_steps"), std::string::npos) << adapted[1].out;
+
+  ASSERT_EQ(adapted[2].code, 0) << adapted[2].err;
+  const Json from_csv = Json::parse(adapted[2].out)["tasks"][0];
+  EXPECT_EQ(from_csv["task"], "support");
+  EXPECT_EQ(from_csv["classes"], Json::array({"delivery", "address", "card"}));
+  EXPECT_EQ(from_csv["training_classes"], 1);
+  EXPECT_EQ(from_csv["support"], 5);
+  EXPECT_EQ(from_csv["query"], 0);
+  EXPECT_TRUE(from_csv["after"].is_null());
+
+  const std::string out = dir.file("predicted.csv");
+  const auto predicted = ml::testing::run_cli_many(
+      {"predict --checkpoint " + ml::testing::shell_quote(model) + " --input " + q_texts +
+           " --top-k 2 --output " + ml::testing::shell_quote(out),
+       "predict --checkpoint " + ml::testing::shell_quote(with_known + "/new_classes.mlckpt") +
+           " --input " + q_texts + " --top-k 9",
+       "predict --checkpoint " + ml::testing::shell_quote(from_csv["checkpoint"]) + " --input " +
+           q_texts});
+  ASSERT_EQ(predicted[0].code, 0) << predicted[0].err;
+  const auto rows = csv_rows(ml::testing::slurp(out));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"id", "text", "class_1", "probability_1", "class_2",
+                                               "probability_2"}));
+  EXPECT_EQ(rows[1][0], "7");
+  EXPECT_EQ(rows[2][1], "my fee please");
+  for (std::size_t r = 1; r < rows.size(); ++r) {
+    // Both classes, best first, their probabilities summing to one.
+    EXPECT_EQ(std::set<std::string>({rows[r][2], rows[r][4]}),
+              (std::set<std::string>{"fee", "lost"}));
+    const double p1 = std::stod(rows[r][3]), p2 = std::stod(rows[r][5]);
+    EXPECT_GE(p1, p2);
+    EXPECT_NEAR(p1 + p2, 1.0, 1e-5);
+  }
+  // --top-k beyond the 4 classes (2 new, 2 training) lists all 4.
+  ASSERT_EQ(predicted[1].code, 0) << predicted[1].err;
+  const auto known = csv_rows(predicted[1].out);
+  ASSERT_EQ(known.size(), 3u);
+  EXPECT_EQ(known[0].size(), 2u + 2u * 4u);
+  EXPECT_NE(predicted[1].err.find("knows 4 classes"), std::string::npos) << predicted[1].err;
+  std::set<std::string> ranked;
+  for (std::size_t c = 2; c < known[1].size(); c += 2) ranked.insert(known[1][c]);
+  EXPECT_EQ(ranked, (std::set<std::string>{"card", "fee", "lost", "topup"}));
+  ASSERT_EQ(predicted[2].code, 0) << predicted[2].err;
+  const auto three = csv_rows(predicted[2].out);
+  ASSERT_EQ(three.size(), 3u);
+  EXPECT_EQ(three[0].size(), 4u);  // id, text, class_1, probability_1 (the default --top-k 1)
+  EXPECT_TRUE(three[1][2] == "delivery" || three[1][2] == "address" || three[1][2] == "card");
+}
+
+TEST(TextAdaptCli, RefusesWhatCannotBeAdaptedWithOneLine) {
+  ml::testing::TempDir dir;
+  auto config = tiny_text_run(dir, "refusing_run");
+  config.meta.iterations = 2;
+  ml::train::run_training(config, {});
+  ml::testing::write_file(dir.file("one_class.csv"), "text,category\na b,x\nc d,x\n");
+  ml::testing::write_file(dir.file("no_text.csv"), "words,category\na b,x\nc d,y\n");
+  ml::inference::AdaptOptions o;
+  o.checkpoint = config.run.dir;
+  o.device = "cpu";
+  o.support_csv = dir.file("one_class.csv");
+  try {
+    ml::inference::adapt(o);
+    ADD_FAILURE() << "one class adapted";
+  } catch (const ml::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds texts of 1 class"), std::string::npos) << e.what();
+  }
+  o.support_csv = dir.file("no_text.csv");
+  try {
+    ml::inference::adapt(o);
+    ADD_FAILURE() << "a CSV without the text column adapted";
+  } catch (const ml::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("'text': no such column"), std::string::npos) << e.what();
+  }
+  // The new class "lost" has 8 texts: K = 8 leaves none for the query.
+  o.support_csv.clear();
+  o.all_new = true;
+  o.shots = 8;
+  EXPECT_THROW(ml::inference::adapt(o), ml::DataError);
+  o.shots = ml::config::kSupportAll;
+  EXPECT_THROW(ml::inference::adapt(o), ml::UsageError);
+  // An adapted text model is adapted from its run, and eval scores the run.
+  o.shots = 2;
+  o.with_training_classes = true;
+  const auto summary = ml::inference::adapt(o);
+  ASSERT_EQ(summary.tasks.size(), 1u);
+  EXPECT_EQ(summary.tasks[0].classes.size(), 1u + 3u);  // lost + the 3 training classes
+  o.checkpoint = summary.tasks[0].checkpoint;
+  EXPECT_THROW(ml::inference::adapt(o), ml::UsageError);
+  ml::eval::TextEvalOptions e;
+  e.checkpoint = summary.tasks[0].checkpoint;
+  EXPECT_THROW(ml::eval::evaluate_text_run(e), ml::UsageError);
+  // A CSV's classes first, then K texts of each training class it does not have.
+  ml::testing::write_file(dir.file("two.csv"),
+                          "text,category\nwhere is my parcel,delivery\n"
+                          "my card question number 0 please,card\n");
+  o.checkpoint = config.run.dir;
+  o.all_new = false;
+  o.support_csv = dir.file("two.csv");
+  o.out_dir = dir.file("csv_out");
+  const auto csv = ml::inference::adapt(o);
+  ASSERT_EQ(csv.tasks.size(), 1u);
+  EXPECT_EQ(csv.tasks[0].classes,
+            (std::vector<std::string>{"delivery", "card", "refund", "topup"}));
+  EXPECT_EQ(csv.tasks[0].training_classes, 3);
+  EXPECT_EQ(csv.tasks[0].support_size, 2 + 2 * 2);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("csv_out/two.mlckpt")));
+}
+
+TEST(TextInspectCli, ProfilesClassesDuplicatesTokenLengthsAndOutOfVocabularyRates) {
+  ml::testing::TempDir dir;
+  auto config = six_intents(dir);
+  config.model.transformer.max_len = 6;
+  // Two more copies of one text: one duplicate group of three.
+  {
+    std::ofstream csv(dir.file("intents.csv"), std::ios::app);
+    csv << "\"my card question number 0 please\",card\n\"my card question number 0 please\",card\n";
+  }
+  Json j;
+  to_json(j, config);
+  ml::testing::write_file(dir.file("text.json"), j.dump(2));
+  const std::string q_config = ml::testing::shell_quote(dir.file("text.json"));
+  const auto runs = ml::testing::run_cli_many(
+      {"inspect --config " + q_config + " --json", "inspect --config " + q_config + " --tasks"});
+  ASSERT_EQ(runs[0].code, 0) << runs[0].err;
+  const Json p = Json::parse(runs[0].out);
+  EXPECT_EQ(p["rows"], 50);
+  EXPECT_EQ(p["classes"], 6);
+  EXPECT_EQ(p["texts_per_class"]["min"], 8);
+  EXPECT_EQ(p["texts_per_class"]["max"], 10);
+  EXPECT_EQ(p["duplicates"]["duplicate_groups"], 1);
+  EXPECT_EQ(p["duplicates"]["largest_group"], 3);
+  EXPECT_EQ(p["duplicates"]["rows_in_duplicate_groups"], 3);
+  ASSERT_EQ(p["splits"].size(), 3u);
+  const Json train = p["splits"][0], fresh = p["splits"][2];
+  EXPECT_EQ(train["part"], "train");
+  EXPECT_EQ(fresh["part"], "new");
+  EXPECT_EQ(fresh["class_names"], Json::array({"lost"}));
+  EXPECT_EQ(train["classes"], 4);
+  // The tokenizer learnt the training texts; only "lost" uses the unseen letter 'ж'.
+  EXPECT_EQ(train["oov_rate"], 0.0);
+  EXPECT_GT(fresh["oov_rate"].get<double>(), 0.0);
+  EXPECT_GT(fresh["unknown_pieces"].get<std::int64_t>(), 0);
+  for (const Json& s : p["splits"]) {
+    // Six words per text at least, max_len 6: some are cut, and the share says how many.
+    const auto count = s["tokens_per_text"]["count"].get<std::int64_t>();
+    const auto truncated = s["truncated"].get<std::int64_t>();
+    EXPECT_EQ(truncated > 0, s["tokens_per_text"]["max"].get<std::int64_t>() > 6) << s["part"];
+    EXPECT_NEAR(s["truncated_share"].get<double>(),
+                static_cast<double>(truncated) / static_cast<double>(count), 1e-12);
+    EXPECT_LE(s["tokens_per_text"]["p50"], s["tokens_per_text"]["p99"]);
+  }
+  ASSERT_EQ(runs[1].code, 0) << runs[1].err;
+  for (const char* line : {"out of vocabulary", "truncated", "duplicate groups", "texts per class",
+                           "card, pin, refund, topup"})
+    EXPECT_NE(runs[1].out.find(line), std::string::npos) << line << "\n" << runs[1].out;
 }
 
 }  // namespace

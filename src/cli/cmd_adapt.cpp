@@ -18,22 +18,30 @@ void add_adapt_command(CLI::App& app) {
   command->add_option("--checkpoint", a.checkpoint, "run directory or checkpoint file")->required();
   command->add_option("--task", a.tasks, "task to adapt to (repeatable)")
       ->transform(as_data_names());
-  command->add_flag("--all-new", a.all_new, "adapt to every held-out new task of the run");
+  command->add_flag("--all-new", a.all_new,
+                    "adapt to every held-out new task of the run (a text run: one many-way task "
+                    "over all its new classes, K texts each; the other texts are the query)");
   command->add_option("--support-csv", a.support_csv,
                       "support rows of the --task from this CSV (the log's columns) instead of "
-                      "an episode of the log; every row is support, so there is no query");
+                      "an episode of the log; every row is support, so there is no query (a "
+                      "text run: labelled texts, the run's text and class columns, of the "
+                      "classes to adapt to)");
+  command->add_flag("--with-training-classes", a.with_training_classes,
+                    "text runs: add K texts of each training class of the run to the support, "
+                    "so the adapted model ranks known and new classes together");
   add_input_format_options(*command, a.support_format, "--support-csv");
   command
       ->add_option("--shots", a.shots,
-                   "support examples per task (per class for multiclass), or \"all\" (every "
-                   "example of the task not in the query); 0 = the config's task.support")
+                   "support examples per task (per class for multiclass, and for a text run's "
+                   "classes), or \"all\" (every example of the task not in the query); 0 = the "
+                   "config's task.support")
       ->transform(shots_option(0))
       ->type_name("INT|all");
   command
       ->add_option("--steps", a.steps,
                    "adaptation steps; -1 = the run's choice: RUN/adaptation.json (chosen on "
                    "validation tasks when train finished, at the K nearest the support size), "
-                   "else, for a run without one, its meta.adapt_steps")
+                   "else, for a run without one (every text run), its meta.adapt_steps")
       ->check(whole_number(-1, 1000000));
   command
       ->add_option("--inner-lr", a.inner_lr,

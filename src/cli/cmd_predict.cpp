@@ -6,6 +6,7 @@
 
 #include "cli/command.hpp"
 #include "inference/prediction.hpp"
+#include "run/checkpoint.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
@@ -13,7 +14,9 @@ namespace ml::cli {
 
 void add_predict_command(CLI::App& app) {
   auto* command = app.add_subcommand(
-      "predict", "Score rows of a CSV, or recommend the top-K items of a task for users");
+      "predict",
+      "Score rows of a CSV, recommend the top-K items of a task for users, or classify texts "
+      "with an adapted text model");
   struct Options {
     std::string checkpoint, input, output, task, device = "auto";
     std::vector<std::string> users;
@@ -27,9 +30,10 @@ void add_predict_command(CLI::App& app) {
                    "adapted model, or a run directory (its meta-learned init, unadapted)")
       ->required();
   command->add_option("--input", o->input,
-                      "CSV rows to score (the log's columns); with --recommend, the log whose "
-                      "items and interactions count (default: the run's log; give a new "
-                      "category's rows here)");
+                      "CSV rows to score (the log's columns; for an adapted text model, its "
+                      "text column, and an id column kept when present); with --recommend, the "
+                      "log whose items and interactions count (default: the run's log; give a "
+                      "new category's rows here)");
   add_input_format_options(*command, o->format, "--input");
   command->add_option("--output", o->output, "write the CSV here (atomically) instead of stdout")
       ->check(non_empty_value());
@@ -41,10 +45,14 @@ void add_predict_command(CLI::App& app) {
       ->transform(as_data_names());
   command->add_option("--user", o->users, "user to recommend for (repeatable)")
       ->transform(as_data_names());
-  command->add_option("--top-k", o->top_k, "items per user")->check(whole_number(1));
+  command
+      ->add_option("--top-k", o->top_k,
+                   "items per user (default 10); for an adapted text model, classes per text "
+                   "(default 1)")
+      ->check(whole_number(1));
   add_device_option(*command, o->device);
   add_threads_option(*command, o->threads);
-  command->callback([o] {
+  command->callback([o, command] {
     // Before the work: an --output that cannot be written fails now, not after the scoring.
     if (!o->output.empty()) {
       // The scores replace --output atomically: written over the input, they would destroy it.
@@ -55,6 +63,25 @@ void add_predict_command(CLI::App& app) {
       check_writable(o->output);
     }
     check_input_format(o->format, o->input, "--input");
+    if (run::is_text_run_checkpoint(o->checkpoint)) {
+      if (o->recommend || !o->task.empty() || !o->users.empty())
+        throw UsageError("--recommend, --task and --user rank a purchase log's items; '" +
+                         o->checkpoint + "' is a text model: predict classifies --input's texts");
+      inference::TextPredictOptions t;
+      t.checkpoint = o->checkpoint;
+      t.input = o->input;
+      t.format = o->format;
+      t.top_k = command->count("--top-k") > 0 ? o->top_k : 1;
+      t.device = o->device;
+      t.threads = o->threads;
+      const auto predictions = inference::predict_texts(t);
+      inference::write_output(o->output, std::cout, [&](std::ostream& out) {
+        inference::write_text_predictions_csv(predictions, out);
+      });
+      if (!o->output.empty())
+        spdlog::info("wrote {} prediction(s) to {}", predictions.rows.size(), o->output);
+      return;
+    }
     if (o->recommend) {
       inference::RecommendOptions r;
       r.checkpoint = o->checkpoint;

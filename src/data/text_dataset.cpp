@@ -73,8 +73,8 @@ std::string normalize_for_duplicates(std::string_view text) {
 }
 
 TextDataset load_text_dataset(const TextDatasetSpec& spec, TextLoadReport& report) {
-  const bool by_path = !spec.path_column.empty();
-  if (by_path == !spec.class_column.empty())
+  const bool by_path = spec.labelled && !spec.path_column.empty();
+  if (spec.labelled && by_path == !spec.class_column.empty())
     throw DataError(std::string("a text dataset takes its class from ") +
                     (by_path ? "either a class column or a category path column, not both"
                              : "a class column or a category path column; neither is given"));
@@ -95,17 +95,22 @@ TextDataset load_text_dataset(const TextDatasetSpec& spec, TextLoadReport& repor
     CsvReader reader(file, format);
     report.files.push_back(file);
     const std::size_t text_col = find_column(reader, "text column", spec.text_column);
-    const std::size_t class_col =
-        by_path ? find_column(reader, "category path column", spec.path_column)
-                : find_column(reader, "class column", spec.class_column);
-    const std::string& class_name = by_path ? spec.path_column : spec.class_column;
-    // npos: no grouping column (std::optional here trips GCC's -Wmaybe-uninitialized).
+    // npos: no such column (std::optional here trips GCC's -Wmaybe-uninitialized).
     constexpr std::size_t kNone = std::string::npos;
+    const std::size_t class_col =
+        !spec.labelled ? kNone
+        : by_path      ? find_column(reader, "category path column", spec.path_column)
+                       : find_column(reader, "class column", spec.class_column);
+    const std::string& class_name = by_path ? spec.path_column : spec.class_column;
     const std::size_t group_col = spec.group_column.empty()
                                       ? kNone
                                       : find_column(reader, "grouping column", spec.group_column);
-    const std::size_t needed =
-        std::max({text_col, class_col, group_col == kNone ? 0 : group_col}) + 1;
+    std::size_t id_col = kNone;  // optional: exactly the name, or none
+    for (std::size_t i = 0; i < reader.header().size(); ++i)
+      if (!spec.id_column.empty() && reader.header()[i] == spec.id_column) id_col = i;
+    std::size_t needed = text_col + 1;
+    for (std::size_t col : {class_col, group_col, id_col})
+      if (col != kNone) needed = std::max(needed, col + 1);
 
     CsvRecord record;
     while (reader.next(record)) {
@@ -120,6 +125,8 @@ TextDataset load_text_dataset(const TextDatasetSpec& spec, TextLoadReport& repor
                                                std::to_string(reader.width())};
       } else if (trim(record.fields[text_col]).empty()) {
         error = RowError{"empty text", "column '" + spec.text_column + "' is empty"};
+      } else if (!spec.labelled) {
+        // texts to classify: no class to read
       } else if (trim(record.fields[class_col]).empty()) {
         error = RowError{by_path ? "empty category path" : "empty class",
                          "column '" + class_name + "' is empty"};
@@ -154,7 +161,8 @@ TextDataset load_text_dataset(const TextDatasetSpec& spec, TextLoadReport& repor
       const std::string group_key =
           key.empty() ? "t" + normalize_for_duplicates(text) : "k" + normalize_for_duplicates(key);
       data.texts.emplace_back(text);
-      data.label.push_back(classes.intern(label));
+      data.label.push_back(spec.labelled ? classes.intern(label) : 0);
+      if (id_col != kNone) data.ids.emplace_back(record.fields[id_col]);
       data.group.push_back(groups.intern(group_key));
       data.source.push_back(reader.path() + ":" + std::to_string(record.line));
     }

@@ -35,6 +35,12 @@ struct TextDatasetSpec {
   // "" : groups are identical normalised texts. Else rows with the same (normalised) key form a
   // group; a row whose key cell is empty is grouped by its normalised text instead.
   std::string group_column;
+  // false: texts to classify (predict --input): no class or path column is read, every label
+  // is 0 and class_names stays empty.
+  bool labelled = true;
+  // Optional: when a file's header has exactly this column, its cells go to TextDataset::ids
+  // (predict keeps them next to its predictions); "" or a file without it: none.
+  std::string id_column;
   // As data.bad_rows and data.show_bad_rows, whose names the messages use.
   config::BadRows bad_rows = config::BadRows::kSkip;
   int show_bad_rows = 5;
@@ -55,6 +61,7 @@ struct TextDataset {
   std::vector<std::int32_t> label;       // index into class_names
   std::vector<std::int32_t> group;       // duplicate group, 0 .. groups - 1
   std::vector<std::string> source;       // "file:line" of each row, for messages and predictions
+  std::vector<std::string> ids;          // TextDatasetSpec::id_column's cells, when read
   std::vector<std::string> class_names;  // in order of first appearance
   std::int32_t groups = 0;
 

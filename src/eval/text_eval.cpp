@@ -113,6 +113,10 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
   const torch::Device device = runtime::torch_device(o.device);
   const std::string path = run::resolve_checkpoint_path(o.checkpoint);
   const run::Checkpoint checkpoint = run::load_checkpoint(path);
+  if (checkpoint.meta.kind == run::kCheckpointKindAdapted)
+    throw UsageError("'" + path +
+                     "' is an adapted text model (metalearn adapt); eval scores the run it came "
+                     "from: give the run directory");
   config::Config config = run::saved_config(checkpoint.meta.config, path);
   if (!config.text_run())
     throw UsageError("'" + path + "' is not a text run's checkpoint (no data.text.column)");

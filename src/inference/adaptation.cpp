@@ -21,6 +21,7 @@
 #include "data/purchase_log.hpp"
 #include "features/feature_space.hpp"
 #include "inference/adapted_model.hpp"
+#include "inference/text_adaptation.hpp"
 #include "meta/meta_learner.hpp"
 #include "metrics/metrics.hpp"
 #include "models/batch.hpp"
@@ -171,6 +172,14 @@ void check_options(const AdaptOptions& o) {
                      ": with --support-csv every row of the task is support");
   if (o.shots < 0 && o.shots != config::kSupportAll)
     throw UsageError("--shots " + std::to_string(o.shots) + ": must be >= 0 or \"all\"");
+  if (o.with_training_classes)
+    throw UsageError("--with-training-classes: only for a text run's checkpoint (data.text)");
+  check_adaptation_settings(o);
+}
+
+}  // namespace
+
+void check_adaptation_settings(const AdaptOptions& o) {
   if (o.steps < -1 || o.steps > run::kMaxAdaptSteps)
     throw UsageError("--steps " + std::to_string(o.steps) + ": must be from 0 to " +
                      std::to_string(run::kMaxAdaptSteps) + " (-1: the run's)");
@@ -178,6 +187,8 @@ void check_options(const AdaptOptions& o) {
     throw UsageError("--inner-lr " + short_number(o.inner_lr) +
                      ": must be > 0 (0: the run's) and " + config::kFitsFloat);
 }
+
+namespace {
 
 // The run with its adaptation setting applied to its config: --steps / --inner-lr where given,
 // else what was chosen on its validation tasks (RUN/adaptation.json) at the nearest K, else the
@@ -422,7 +433,7 @@ nlohmann::json adapted_progress(const PreparedTask& p, const TaskAdaptation& t,
 }  // namespace
 
 AdaptSummary adapt(const AdaptOptions& o) {
-  run::refuse_text_run(run::is_text_run_checkpoint(o.checkpoint), o.checkpoint);
+  if (run::is_text_run_checkpoint(o.checkpoint)) return adapt_text_run(o);
   check_options(o);
   const runtime::ThreadBudget budget = runtime::configure_compute(o.threads);
   std::string settings_source;
@@ -525,6 +536,10 @@ nlohmann::json to_json(const AdaptSummary& s) {
                         {"inner_lr", t.inner_lr},
                         {"adapt_ms", t.adapt_ms},
                         {"checkpoint", t.checkpoint}};
+    if (!t.classes.empty()) {
+      j["classes"] = t.classes;
+      j["training_classes"] = t.training_classes;
+    }
     if (t.query_size > 0) {
       j["before"] = metrics_json(t.before, s.label_kind);
       j["after"] = metrics_json(t.after, s.label_kind);
@@ -548,8 +563,12 @@ nlohmann::json to_json(const AdaptSummary& s) {
 
 std::string format_table(const AdaptSummary& s) {
   const std::string metric = headline_metric(s.label_kind);
+  // A text run's adaptation is to a set of classes: how many, and how many the run trained on.
+  const bool text = std::any_of(s.tasks.begin(), s.tasks.end(),
+                                [](const TaskAdaptation& t) { return !t.classes.empty(); });
   std::vector<std::vector<std::string>> rows = {
       {"task", "role", "support", "query", metric + " before -> after", "ms"}};
+  if (text) rows[0].insert(rows[0].begin() + 2, "classes");
   double before_sum = 0, after_sum = 0, ms_sum = 0;
   int befores = 0, afters = 0;
   auto shown = [](double v) { return std::isfinite(v) ? fixed(v, 4) : std::string("n/a"); };
@@ -571,6 +590,12 @@ std::string format_table(const AdaptSummary& s) {
     rows.push_back({t.task, t.role, std::to_string(t.support_size),
                     t.query_size > 0 ? std::to_string(t.query_size) : "-", change,
                     fixed(t.adapt_ms, 1)});
+    if (text)
+      rows.back().insert(
+          rows.back().begin() + 2,
+          std::to_string(t.classes.size()) +
+              (t.training_classes > 0 ? " (" + std::to_string(t.training_classes) + " training)"
+                                      : ""));
   }
   if (s.tasks.size() > 1)
     rows.push_back(
@@ -587,9 +612,20 @@ std::string format_table(const AdaptSummary& s) {
         << short_number(s.tasks[0].inner_lr) << ": " << s.settings_source;
   out << ")\n";
   // Support, query and milliseconds right-aligned.
-  const std::vector<Align> align{Align::kLeft,  Align::kLeft, Align::kRight,
-                                 Align::kRight, Align::kLeft, Align::kRight};
+  std::vector<Align> align{Align::kLeft,  Align::kLeft, Align::kRight,
+                           Align::kRight, Align::kLeft, Align::kRight};
+  if (text) align.insert(align.begin() + 2, Align::kRight);
   for (const std::string& line : align_columns(rows, align)) out << line << "\n";
+  for (const auto& t : s.tasks)
+    if (!t.classes.empty()) {
+      std::vector<std::string> shown(
+          t.classes.begin(), t.classes.begin() + std::min<std::size_t>(t.classes.size(), 10));
+      out << "classes of '" << t.task << "': " << join(shown, ", ")
+          << (t.classes.size() > shown.size()
+                  ? ", ... (" + std::to_string(t.classes.size() - shown.size()) + " more)"
+                  : "")
+          << "\n";
+    }
   out << "adapted models in " << s.out_dir << "\n";
   return out.str();
 }

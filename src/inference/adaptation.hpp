@@ -36,6 +36,9 @@ struct AdaptOptions {
   // config's meta.adapt_steps / meta.inner_lr.
   int steps = -1;
   double inner_lr = 0;
+  // Text runs: also K texts of each training class in the support, so that the adapted model
+  // ranks the run's training classes and the new ones together.
+  bool with_training_classes = false;
   std::string out_dir;  // where adapted checkpoints go; "" = RUN/adapted
   std::string device = "auto";
   int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget (env vars, else usable cores)
@@ -49,6 +52,10 @@ struct TaskAdaptation {
   std::string support_source;  // "episode" or the support CSV's path
   std::int64_t support_size = 0;
   std::int64_t query_size = 0;  // 0 with a support CSV: nothing to measure on
+  // Text runs: the classes of the adapted head, in its row order (empty for a purchase log's
+  // task), and how many of them are the run's training classes.
+  std::vector<std::string> classes;
+  std::int64_t training_classes = 0;
   int steps = 0;
   double inner_lr = 0;
   QueryMetrics before, after;  // before: the meta-learned init (0 steps); after: adapted
@@ -70,8 +77,12 @@ struct AdaptSummary {
 
 // Throws UsageError for contradictory options, CheckpointError for an unusable checkpoint,
 // DataError for an unknown task (with a "did you mean") or one too small for the episode,
-// NumericError when adaptation diverges.
+// NumericError when adaptation diverges. A text run's checkpoint is adapted by
+// adapt_text_run (inference/text_adaptation.hpp).
 AdaptSummary adapt(const AdaptOptions& options);
+
+// UsageError for --steps or --inner-lr out of range.
+void check_adaptation_settings(const AdaptOptions& options);
 
 // The file name of a task's adapted checkpoint: the name with anything but ASCII letters,
 // digits, '-', '_', '.' and non-ASCII (UTF-8) bytes replaced by '_', a leading '.' by '_' (a name

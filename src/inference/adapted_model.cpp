@@ -10,10 +10,39 @@ namespace ml::inference {
 
 namespace {
 constexpr const char* kSupportGroup = "support";
+
+// An adapted text model: its classes, tokenizer and M-way learner.
+void load_text_model(const run::Checkpoint& checkpoint, ScoringModel& m) {
+  m.kind = checkpoint.meta.kind;
+  m.progress = checkpoint.meta.progress;
+  m.label_kind = tasks::LabelKind::kMulticlass;
+  if (m.kind != run::kCheckpointKindAdapted)
+    throw UsageError("'" + m.path +
+                     "' is a text run's meta-trained model: its head names no classes until it "
+                     "is adapted; run 'metalearn adapt --checkpoint RUN --all-new' (or "
+                     "--support-csv FILE) first and predict with the model it writes");
+  const auto classes = m.progress.find("classes");
+  if (classes == m.progress.end() || !classes->is_array() || classes->size() < 2)
+    throw CheckpointError("'" + m.path + "' is corrupt: an adapted text model without its classes");
+  for (const auto& c : *classes) {
+    if (!c.is_string())
+      throw CheckpointError("'" + m.path + "' is corrupt: a class name that is not a string");
+    m.class_names.push_back(c.get<std::string>());
+  }
+  m.tokenizer = features::Tokenizer::from_bytes(run::read_tokenizer(checkpoint));
+  m.learner = run::build_text_learner(m.config, *m.tokenizer, m.device,
+                                      static_cast<std::int64_t>(m.class_names.size()));
+  checkpoint.read_state(
+      [&](torch::serialize::InputArchive& archive) {
+        run::read_learner(archive, *m.learner, m.path);
+      },
+      m.device);
+}
 }  // namespace
 
 void write_adapted_state(torch::serialize::OutputArchive& archive, meta::MetaLearner& learner,
-                         const std::vector<torch::Tensor>& adapted, const models::Batch& support) {
+                         const std::vector<torch::Tensor>& adapted, const models::Batch& support,
+                         const std::vector<torch::Tensor>* inner_lrs) {
   const auto& names = learner.model()->names();
   if (adapted.size() != names.size())
     throw std::logic_error("write_adapted_state: " + std::to_string(adapted.size()) +
@@ -24,7 +53,7 @@ void write_adapted_state(torch::serialize::OutputArchive& archive, meta::MetaLea
   // Meta-SGD's learned rates stay with the model: read_learner expects them, and adapting the
   // adapted model again would need them.
   torch::serialize::OutputArchive lrs;
-  auto& inner = learner.inner_learning_rates();
+  const auto& inner = inner_lrs ? *inner_lrs : learner.inner_learning_rates();
   for (std::size_t i = 0; i < inner.size(); ++i) lrs.write(names[i], inner[i].detach().cpu());
   archive.write("inner_lr", lrs);
   torch::serialize::OutputArchive set;
@@ -38,7 +67,7 @@ torch::Tensor ScoringModel::outputs(const models::Batch& rows) const {
   torch::NoGradGuard no_grad;
   const models::Batch on_device = device.is_cuda() ? rows.to(device) : rows;
   torch::Tensor out;
-  if (learner->algorithm() == config::Algorithm::kProtonet)
+  if (learner->algorithm() == config::Algorithm::kProtonet && !tokenizer)
     out = learner->adapted_outputs(support, on_device, 0);
   else
     out = learner->model()->forward(on_device, learner->model()->params());
@@ -52,7 +81,10 @@ std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
   m->path = run::resolve_checkpoint_path(path);
   run::Checkpoint checkpoint = run::load_checkpoint(m->path);
   m->config = run::saved_config(checkpoint.meta.config, m->path);
-  run::refuse_text_run(m->config.text_run(), m->path);
+  if (m->config.text_run()) {
+    load_text_model(checkpoint, *m);
+    return m;
+  }
   m->features = run::saved_features(checkpoint.meta.features, m->path);
   m->kind = checkpoint.meta.kind;
   m->progress = checkpoint.meta.progress;

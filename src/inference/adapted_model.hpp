@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 
 #include "config/config.hpp"
 #include "features/feature_space.hpp"
+#include "features/tokenizer.hpp"
 #include "meta/meta_learner.hpp"
 #include "models/batch.hpp"
 #include "tasks/task_set.hpp"
@@ -22,9 +24,12 @@ namespace ml::inference {
 // run::write_learner lays them out ("model" by parameter name, "inner_lr" for metasgd), so
 // run::load_run reads an adapted checkpoint as it reads a run, with `adapted` as the model's
 // weights; plus the encoded support set under "support" (dense, ids, target), which protonet
-// scores against (its "adaptation" is the prototypes of that set).
+// scores against (its "adaptation" is the prototypes of that set). `inner_lrs`, when given,
+// replaces Meta-SGD's rates (an adapted text model's, its head broadcast to its classes:
+// meta/class_head.hpp).
 void write_adapted_state(torch::serialize::OutputArchive& archive, meta::MetaLearner& learner,
-                         const std::vector<torch::Tensor>& adapted, const models::Batch& support);
+                         const std::vector<torch::Tensor>& adapted, const models::Batch& support,
+                         const std::vector<torch::Tensor>* inner_lrs = nullptr);
 
 // A model ready to score encoded rows, without the training log: a run's meta-learned init or
 // an adapted model's weights (and support set).
@@ -40,6 +45,8 @@ struct ScoringModel {
   bool has_support = false;
   models::Batch support;                 // adapted checkpoints only
   std::vector<std::string> class_names;  // multiclass: the class of output column i
+  // An adapted text model's (data.text): what turns texts into the token ids it reads.
+  std::optional<features::Tokenizer> tokenizer;
 
   // Raw outputs [n, columns] for encoded rows on the CPU: binary logits, regression values,
   // multiclass logits. No graph is kept.
@@ -49,7 +56,10 @@ struct ScoringModel {
 // `path` is an adapted checkpoint, a checkpoint file or a run directory. Throws
 // CheckpointError for an unusable checkpoint and UsageError for a run that cannot score rows
 // without adaptation (protonet needs a support set's prototypes; multiclass outputs mean
-// classes only within an adapted episode).
+// classes only within an adapted episode; a text run's head names classes only once adapted).
+// An adapted text model's head has one row per class of progress.classes, its tokenizer comes
+// from the checkpoint, and every algorithm scores with the adapted weights (a protonet's head
+// holds its prototypes: meta/class_head.hpp).
 std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
                                                  const std::string& device);
 

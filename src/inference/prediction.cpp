@@ -17,8 +17,11 @@
 
 #include "data/log_cache.hpp"
 #include "data/purchase_log.hpp"
+#include "data/text_dataset.hpp"
 #include "inference/adapted_model.hpp"
 #include "models/batch.hpp"
+#include "models/transformer.hpp"
+#include "pipeline/text_run_data.hpp"
 #include "run/checkpoint.hpp"
 #include "runtime/device.hpp"
 #include "runtime/worker_pool.hpp"
@@ -37,6 +40,8 @@ namespace {
 
 // Rows encoded per forward pass: bounds memory on large inputs.
 constexpr std::size_t kChunk = 8192;
+// Texts per forward pass of a transformer: its activations are [n, max_len, d] per layer.
+constexpr std::size_t kTextChunk = 256;
 
 std::string column_title(const config::ColumnRef& ref, const char* role) {
   return ref.name.empty() ? role : ref.name;
@@ -348,6 +353,84 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
                      log.items.name(candidates.examples[order[r]].item), scored.score[order[r]]});
   }
   return out;
+}
+
+TextPredictions predict_texts(const TextPredictOptions& o) {
+  if (o.input.empty()) throw UsageError("predict needs --input texts.csv");
+  if (o.top_k < 1) throw UsageError("--top-k " + std::to_string(o.top_k) + ": must be >= 1");
+  runtime::configure_compute(o.threads);
+  const auto model = load_scoring_model(o.checkpoint, o.device);
+  if (!model->tokenizer) throw UsageError("'" + model->path + "' is not an adapted text model");
+  data::TextDatasetSpec spec = pipeline::text_dataset_spec(
+      config::input_config(model->config, {o.input, "--input", o.format}));
+  spec.labelled = false;
+  spec.group_column.clear();
+  spec.id_column = kTextIdColumn;
+  data::TextLoadReport report;
+  const data::TextDataset rows = data::load_text_dataset(spec, report);
+  pipeline::warn_about_text_load(report);
+
+  TextPredictions p;
+  p.text_column = spec.text_column;
+  p.id_column = rows.ids.size() == rows.size() ? kTextIdColumn : "";
+  p.classes = static_cast<std::int64_t>(model->class_names.size());
+  p.top_k = static_cast<int>(std::min<std::int64_t>(o.top_k, p.classes));
+  if (p.top_k < o.top_k)
+    spdlog::warn("--top-k {}: the model knows {} classes; each row lists all of them", o.top_k,
+                 p.classes);
+  p.rows_read = report.rows_read;
+  p.rows_skipped = report.rows_rejected;
+  const std::int64_t max_len = model->config.model.transformer.max_len;
+  for (std::size_t begin = 0; begin < rows.size(); begin += kTextChunk) {
+    throw_if_interrupted("predicting");
+    const std::size_t end = std::min(rows.size(), begin + kTextChunk);
+    const std::vector<std::string> texts(rows.texts.begin() + static_cast<std::ptrdiff_t>(begin),
+                                         rows.texts.begin() + static_cast<std::ptrdiff_t>(end));
+    const models::TokenBatch tokens =
+        models::token_batch(model->tokenizer->encode_batch(texts, max_len));
+    models::Batch batch;
+    const std::int64_t n = tokens.ids.size(0);
+    batch.dense = torch::empty({n, 0});
+    batch.ids = torch::empty({n, 0}, torch::kInt64);
+    batch.target = torch::zeros({n}, torch::kInt64);
+    batch.tokens = tokens.ids;
+    batch.mask = tokens.mask;
+    const torch::Tensor out = model->outputs(batch).to(torch::kFloat64);
+    if (!torch::isfinite(out).all().item<bool>())
+      throw NumericError("'" + model->path + "' gives NaN or Inf scores: its weights diverged");
+    const auto [probability, cls] = torch::softmax(out, 1).topk(p.top_k, 1);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::size_t r = begin + static_cast<std::size_t>(i);
+      TextPrediction row{p.id_column.empty() ? "" : rows.ids[r], rows.texts[r], {}};
+      for (int k = 0; k < p.top_k; ++k)
+        row.top.emplace_back(
+            model->class_names[static_cast<std::size_t>(cls[i][k].item<std::int64_t>())],
+            probability[i][k].item<double>());
+      p.rows.push_back(std::move(row));
+    }
+  }
+  spdlog::info("classified {} text(s) among the {} classes of '{}'", p.rows.size(), p.classes,
+               model->path);
+  return p;
+}
+
+void write_text_predictions_csv(const TextPredictions& p, std::ostream& out) {
+  std::vector<std::string> header;
+  if (!p.id_column.empty()) header.push_back(p.id_column);
+  header.push_back(p.text_column);
+  for (int k = 1; k <= p.top_k; ++k) {
+    header.push_back("class_" + std::to_string(k));
+    header.push_back("probability_" + std::to_string(k));
+  }
+  for (std::size_t c = 0; c < header.size(); ++c) out << (c ? "," : "") << csv_cell(header[c]);
+  out << "\n";
+  for (const auto& r : p.rows) {
+    if (!p.id_column.empty()) out << csv_cell(r.id) << ",";
+    out << csv_cell(r.text);
+    for (const auto& [name, probability] : r.top)
+      out << "," << csv_cell(name) << "," << number(probability);
+    out << "\n";
+  }
 }
 
 void write_scores_csv(const RowScores& s, std::ostream& out) {

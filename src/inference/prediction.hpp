@@ -7,6 +7,7 @@
 #include <functional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/choices.hpp"
@@ -74,7 +75,43 @@ struct Recommendation {
 // than the one an adapted model was adapted to.
 std::vector<Recommendation> recommend(const RecommendOptions& options);
 
+struct TextPredictOptions {
+  std::string checkpoint;      // an adapted text model (metalearn adapt on a text run)
+  std::string input;           // CSV with the run's text column (data.text.column)
+  config::InputFormat format;  // how `input` is written where it differs from the run's data
+  int top_k = 1;               // classes per row, best first (at most the model's classes)
+  std::string device = "auto";
+  int threads = 0;
+};
+
+struct TextPrediction {
+  std::string id;                                   // the input's id column's cell ("" without one)
+  std::string text;                                 // the text as read
+  std::vector<std::pair<std::string, double>> top;  // (class, probability), best first
+};
+
+struct TextPredictions {
+  std::string text_column, id_column;  // id_column: "" when the input has no id column
+  int top_k = 1;
+  std::int64_t classes = 0;  // of the model
+  std::int64_t rows_read = 0, rows_skipped = 0;
+  std::vector<TextPrediction> rows;  // one per kept input row, in input order
+};
+
+// The name of the input column predict keeps next to each text's classes when the file has it.
+inline constexpr const char* kTextIdColumn = "id";
+
+// Classifies every kept row of `input` (read with the run's text column, CSV format and
+// data.bad_rows policy) with an adapted text model: the softmax over its classes, top_k of them
+// per row (ties by class order). Throws UsageError for a text run that was not adapted ("adapt
+// first") or top_k < 1, DataError for a missing file or text column, or a malformed row under
+// data.bad_rows = "fail", CheckpointError for an unusable checkpoint.
+TextPredictions predict_texts(const TextPredictOptions& options);
+
 void write_scores_csv(const RowScores& scores, std::ostream& out);
+// id (when the input has one), the text column, then class_1, probability_1, ... class_K,
+// probability_K.
+void write_text_predictions_csv(const TextPredictions& predictions, std::ostream& out);
 void write_recommendations_csv(const std::vector<Recommendation>& recommendations,
                                std::ostream& out);
 

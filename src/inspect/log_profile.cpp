@@ -35,9 +35,8 @@ Distribution distribution_of(std::vector<std::int64_t> values) {
 
 LogProfile profile_log(const config::Config& config) {
   if (config.text_run())
-    throw UsageError(
-        "inspect profiles purchase logs; it does not read a text run (data.text.column = \"" +
-        config.data.text.column + "\") yet");
+    throw UsageError("profile_log reads purchase logs; a text run (data.text.column = \"" +
+                     config.data.text.column + "\") is profiled by inspect::profile_text");
   LogProfile p;
   p.config_path = config.source_path;
   auto run = pipeline::prepare_run_data(config);

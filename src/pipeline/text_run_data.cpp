@@ -61,9 +61,6 @@ tasks::ClassEpisodeShape class_episode_shape(const config::Config& config) {
   return shape;
 }
 
-namespace {
-
-// One warning line for the rows a load skipped, with the first ones as file:line.
 void warn_about_text_load(const data::TextLoadReport& report) {
   if (report.rows_rejected > 0) {
     std::vector<std::string> reasons, first;
@@ -79,7 +76,16 @@ void warn_about_text_load(const data::TextLoadReport& report) {
                  report.non_utf8_cells);
 }
 
-}  // namespace
+features::Tokenizer train_tokenizer(const config::Config& config, const data::TextDataset& dataset,
+                                    const tasks::ClassSplit& split) {
+  // The training classes' texts only: held-out classes must not shape the vocabulary.
+  std::vector<bool> trains(dataset.class_names.size(), false);
+  for (std::int32_t c : split.train) trains[static_cast<std::size_t>(c)] = true;
+  std::vector<std::string> texts;
+  for (std::size_t i = 0; i < dataset.size(); ++i)
+    if (trains[static_cast<std::size_t>(dataset.label[i])]) texts.push_back(dataset.texts[i]);
+  return features::Tokenizer::train(texts, tokenizer_options(config));
+}
 
 std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
                                                    const std::string* saved_tokenizer) {
@@ -88,18 +94,8 @@ std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
   warn_about_text_load(data->report);
   throw_if_interrupted("preparing the data");
   data->split = tasks::split_classes(data->dataset.class_names, class_split_spec(config));
-  if (saved_tokenizer) {
-    data->tokenizer = features::Tokenizer::from_bytes(*saved_tokenizer);
-  } else {
-    // The training classes' texts only: held-out classes must not shape the vocabulary.
-    std::vector<bool> trains(data->dataset.class_names.size(), false);
-    for (std::int32_t c : data->split.train) trains[static_cast<std::size_t>(c)] = true;
-    std::vector<std::string> texts;
-    for (std::size_t i = 0; i < data->dataset.size(); ++i)
-      if (trains[static_cast<std::size_t>(data->dataset.label[i])])
-        texts.push_back(data->dataset.texts[i]);
-    data->tokenizer = features::Tokenizer::train(texts, tokenizer_options(config));
-  }
+  data->tokenizer = saved_tokenizer ? features::Tokenizer::from_bytes(*saved_tokenizer)
+                                    : train_tokenizer(config, data->dataset, data->split);
   throw_if_interrupted("preparing the data");
   const models::TokenBatch encoded = models::token_batch(
       data->tokenizer->encode_batch(data->dataset.texts, config.model.transformer.max_len));

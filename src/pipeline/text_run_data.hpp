@@ -29,6 +29,9 @@ features::TokenizerOptions tokenizer_options(const config::Config& config);
 // N = task.label.ways, K = task.support, Q = task.query.
 tasks::ClassEpisodeShape class_episode_shape(const config::Config& config);
 
+// Logs how many rows of a text file were skipped and why (the first few, with file:line).
+void warn_about_text_load(const data::TextLoadReport& report);
+
 struct TextRunData {
   data::TextLoadReport report;
   data::TextDataset dataset;
@@ -47,6 +50,11 @@ struct TextRunData {
   // for checkpoints and predictions.
   const std::vector<std::string>& class_names() const { return dataset.class_names; }
 };
+
+// The tokenizer a run trains (features.tokenizer) on the texts of `split`'s training classes:
+// the errors of Tokenizer::train.
+features::Tokenizer train_tokenizer(const config::Config& config, const data::TextDataset& dataset,
+                                    const tasks::ClassSplit& split);
 
 // Loads config.data.files as a text dataset, splits its classes, trains the tokenizer on the
 // training classes' rows (or reads `saved_tokenizer`, the bytes a checkpoint holds) and encodes

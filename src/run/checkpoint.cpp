@@ -112,10 +112,10 @@ Layout parse_layout(const std::string& path, std::uint64_t size, ReadAt&& read_a
   Layout layout;
   layout.format = static_cast<std::uint32_t>(decode_le(read_at(kMagicSize, 4)));
   // Checked before any length: a newer format may lay out the rest differently.
-  if (layout.format > kCheckpointFormat)
+  if (layout.format > kNewestCheckpointFormat)
     throw CheckpointError(quoted(path) + " was written by a newer metalearn (checkpoint format " +
                           std::to_string(layout.format) + "; this build reads format " +
-                          std::to_string(kCheckpointFormat) + "): upgrade metalearn");
+                          std::to_string(kNewestCheckpointFormat) + "): upgrade metalearn");
   if (layout.format == 0) throw corrupt(path, "checkpoint format 0 does not exist");
   if (size < kMinSize) throw truncated(path, kMinSize, size, true);
 
@@ -224,7 +224,8 @@ void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
     throw write_error(path, "serializing the tensors failed: " + torch_message(e));
   }
 
-  const std::string head = std::string(kMagic, kMagicSize) + encode_u32(kCheckpointFormat) +
+  const std::string head = std::string(kMagic, kMagicSize) +
+                           encode_u32(checkpoint_format(meta.kind, meta.config)) +
                            encode_u64(meta_text.size());
   const std::string payload_length = encode_u64(payload.size());
   Checksum64 checksum;
@@ -333,21 +334,31 @@ std::string resolve_checkpoint_path(const std::string& path_or_run_dir) {
                         " (neither a checkpoint file nor a run directory)");
 }
 
-bool is_text_run_checkpoint(const std::string& checkpoint) {
-  const auto meta = read_checkpoint_meta(resolve_checkpoint_path(checkpoint));
-  const auto* column = meta.config.is_object() ? &meta.config : nullptr;
+namespace {
+bool text_run_config(const nlohmann::json& config) {
+  const auto* column = config.is_object() ? &config : nullptr;
   for (const char* key : {"data", "text", "column"}) {
     if (!column || !column->is_object() || !column->contains(key)) return false;
     column = &(*column)[key];
   }
   return column->is_string() && !column->get<std::string>().empty();
 }
+}  // namespace
+
+std::uint32_t checkpoint_format(const std::string& kind, const nlohmann::json& config) {
+  return kind == kCheckpointKindAdapted && text_run_config(config) ? kAdaptedTextCheckpointFormat
+                                                                   : kCheckpointFormat;
+}
+
+bool is_text_run_checkpoint(const std::string& checkpoint) {
+  return text_run_config(read_checkpoint_meta(resolve_checkpoint_path(checkpoint)).config);
+}
 
 void refuse_text_run(bool text_run, const std::string& path) {
   if (text_run)
     throw UsageError("'" + path +
-                     "' is a text run's (data.text.column): adapt and predict do not read text "
-                     "runs yet; `metalearn eval` scores them on their held-out classes");
+                     "' is a text run's (data.text.column), and this reads purchase-log runs "
+                     "only; give it to `metalearn eval`, `adapt` or `predict` on its own");
 }
 
 }  // namespace ml::run

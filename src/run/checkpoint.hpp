@@ -10,9 +10,12 @@
 //
 // Format 2 differs from format 1 only in the checksum. Format 3 adds text runs (data.text):
 // their class names in meta.features.text and their tokenizer in the archive ("tokenizer",
-// run/learner_state.hpp); a purchase log's checkpoint is laid out as in format 2. All three are
-// read, format 3 is written, so a build from before text runs refuses every new checkpoint
-// with "upgrade metalearn" instead of misreading a text run's.
+// run/learner_state.hpp); a purchase log's checkpoint is laid out as in format 2. Format 4 is
+// format 3 for an adapted text model (kind "adapted" of a text run: its head has one row per
+// class of meta.progress.classes, however many, instead of task.label.ways). All four are read;
+// an adapted text model is written as format 4 and everything else as format 3, so a build from
+// before text runs refuses every new checkpoint with "upgrade metalearn" instead of misreading a
+// text run's, and one from before adapted text models refuses just those.
 //
 // The header deliberately stays free of torch (the archive types are only forward-declared) so
 // that torch-free code, e.g. a CLI listing checkpoints, can include it and call
@@ -37,22 +40,32 @@ class OutputArchive;
 
 namespace ml::run {
 
+// The format every checkpoint but an adapted text model is written as.
 inline constexpr std::uint32_t kCheckpointFormat = 3;
 // The first format that can hold a text run.
 inline constexpr std::uint32_t kFirstTextCheckpointFormat = 3;
+// An adapted text model's format, and the newest this build reads.
+inline constexpr std::uint32_t kAdaptedTextCheckpointFormat = 4;
+inline constexpr std::uint32_t kNewestCheckpointFormat = 4;
 
 // The two kinds of checkpoint; anything else is refused on save and on load.
 inline constexpr const char* kCheckpointKindMeta = "meta";        // a meta-training run
 inline constexpr const char* kCheckpointKindAdapted = "adapted";  // a model adapted to one task
 
 struct CheckpointMeta {
-  std::uint32_t format = kCheckpointFormat;  // from the header; ignored by save_checkpoint
-  std::string tool_version;                  // ml::kToolVersion of the writer
-  std::string kind;                          // kCheckpointKindMeta or kCheckpointKindAdapted
-  nlohmann::json config;                     // the resolved config
-  nlohmann::json features;                   // fitted feature statistics and vocabularies
-  nlohmann::json progress;  // meta: a TrainingProgress; adapted: see adaptation.cpp
+  // From the header; save_checkpoint ignores it and writes checkpoint_format(kind, config).
+  std::uint32_t format = kCheckpointFormat;
+  std::string tool_version;  // ml::kToolVersion of the writer
+  std::string kind;          // kCheckpointKindMeta or kCheckpointKindAdapted
+  nlohmann::json config;     // the resolved config
+  nlohmann::json features;   // fitted feature statistics and vocabularies
+  nlohmann::json progress;   // meta: a TrainingProgress; adapted: see adaptation.cpp
 };
+
+// The format a checkpoint of `kind` with the resolved `config` is written as:
+// kAdaptedTextCheckpointFormat for an adapted text run (data.text.column set), else
+// kCheckpointFormat.
+std::uint32_t checkpoint_format(const std::string& kind, const nlohmann::json& config);
 
 // Writes atomically: everything is serialized in memory first, then written to PATH.tmp-PID in
 // the same folder, flushed, fsync'ed and renamed over PATH (then the folder is fsync'ed so the
@@ -104,9 +117,9 @@ std::string resolve_checkpoint_path(const std::string& path_or_run_dir);
 // Whether `checkpoint` (a run directory or checkpoint file) is a text run's (data.text.column):
 // reads only its metadata. The errors of resolve_checkpoint_path and read_checkpoint_meta.
 bool is_text_run_checkpoint(const std::string& checkpoint);
-// UsageError naming `path` when `text_run` (the checkpoint is a text run's): adapt and predict
-// read purchase-log runs only (so far). Called before anything reads a feature run's parts of
-// the checkpoint, and before their options are checked.
+// UsageError naming `path` when `text_run` (the checkpoint is a text run's), for what reads
+// purchase-log runs only (run::load_run). Called before anything reads a feature run's parts
+// of the checkpoint.
 void refuse_text_run(bool text_run, const std::string& path);
 
 }  // namespace ml::run

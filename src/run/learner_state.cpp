@@ -41,10 +41,11 @@ std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
 
 std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& config,
                                                       const features::Tokenizer& tokenizer,
-                                                      const torch::Device& device) {
+                                                      const torch::Device& device,
+                                                      std::int64_t outputs) {
   torch::manual_seed(config.seed);
-  auto model = std::make_shared<models::TransformerImpl>(
-      models::transformer_shape(config, tokenizer.vocab_size(), config.task.label.ways));
+  auto model = std::make_shared<models::TransformerImpl>(models::transformer_shape(
+      config, tokenizer.vocab_size(), outputs > 0 ? outputs : config.task.label.ways));
   model->to(device);
   return std::make_unique<meta::MetaLearner>(config.meta, tasks::LabelKind::kMulticlass, model);
 }

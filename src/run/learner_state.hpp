@@ -50,10 +50,12 @@ std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
                                                  const torch::Device& device);
 
 // A text run's learner: the transformer (model.transformer) over `tokenizer`'s ids with
-// task.label.ways outputs, seeded as build_learner.
+// `outputs` outputs (0: task.label.ways; an adapted text model's: its classes), seeded as
+// build_learner.
 std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& config,
                                                       const features::Tokenizer& tokenizer,
-                                                      const torch::Device& device);
+                                                      const torch::Device& device,
+                                                      std::int64_t outputs = 0);
 
 // A text run's tokenizer (Tokenizer::to_bytes) under "tokenizer", as a byte tensor.
 void write_tokenizer(torch::serialize::OutputArchive& archive,

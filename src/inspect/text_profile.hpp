@@ -1,0 +1,60 @@
+// What a text run (data.text) will see before any training, for `metalearn inspect`: rows read
+// and rejected, its classes per split (train / validation / new: counts, names, which cannot
+// give an N-way K-shot episode), texts per class, duplicate groups, token lengths against
+// model.transformer.max_len, and the out-of-vocabulary rate per split: the share of
+// SentencePiece pieces that fell to the hashed fallback (features/tokenizer.hpp). The tokenizer
+// is trained on the training classes' texts, as train trains it, so the validation and new
+// classes' rate is what a held-out class meets. The text counterpart of log_profile.hpp.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.hpp"
+#include "data/text_dataset.hpp"
+#include "tasks/class_episode_sampler.hpp"
+
+namespace ml::inspect {
+
+// Nearest-rank percentiles of a count (index floor(q * (n - 1)) of the sorted values).
+struct Percentiles {
+  std::int64_t count = 0, min = 0, p50 = 0, p90 = 0, p99 = 0, max = 0;
+};
+Percentiles percentiles_of(std::vector<std::int64_t> values);
+
+struct TextSplitProfile {
+  std::string part;  // "train", "validation", "new"
+  tasks::SplitSummary summary;
+  std::vector<std::string> class_names;  // sorted by name
+  Percentiles tokens;                    // token ids per text, before truncation
+  std::int64_t truncated = 0;            // texts longer than max_len
+  std::int64_t pieces = 0, unknown_pieces = 0;
+  double oov_rate = 0;  // unknown_pieces / pieces
+};
+
+struct TextProfile {
+  std::string config_path;
+  data::TextLoadReport load;
+  data::TextDatasetSummary dataset;
+  Percentiles texts_per_class;
+  std::int64_t max_len = 0;
+  std::int64_t vocab_pieces = 0, hash_buckets = 0;
+  int ways = 0, shots = 0, queries = 0;  // the episode shape the splits are checked against
+  std::vector<TextSplitProfile> splits;  // train, validation, new
+  std::vector<std::string> unassigned;   // classes no split took (explicit lists), sorted
+};
+
+// Loads the dataset, splits its classes and trains the tokenizer exactly as train would. Never
+// throws for a split that cannot give an episode (that is what each split's problem says); the
+// errors of load_text_dataset, split_classes and Tokenizer::train.
+TextProfile profile_text(const config::Config& config);
+
+void to_json(nlohmann::json& j, const TextProfile& p);
+// Human-readable report; `list_classes` names every class of each split (else the first 10).
+void print_text_profile(const TextProfile& p, std::ostream& out, bool list_classes);
+
+}  // namespace ml::inspect
