@@ -40,11 +40,11 @@ std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
 }
 
 std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& config,
-                                                      const features::Tokenizer& tokenizer,
+                                                      const pipeline::TextRunData& data,
                                                       const torch::Device& device) {
   torch::manual_seed(config.seed);
-  auto model = std::make_shared<models::TransformerImpl>(
-      models::transformer_shape(config, tokenizer.vocab_size(), config.task.label.ways));
+  auto model = std::make_shared<models::TransformerImpl>(models::transformer_shape(
+      config, data.tokenizer->vocab_size(), pipeline::text_head_outputs(config, data.split)));
   model->to(device);
   return std::make_unique<meta::MetaLearner>(config.meta, tasks::LabelKind::kMulticlass, model);
 }
