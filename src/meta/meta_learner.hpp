@@ -82,8 +82,13 @@ class MetaLearner {
   const std::shared_ptr<models::Network>& model() const { return model_; }
   // What the outer optimiser updates: the model's parameters, then Meta-SGD's learning rates.
   std::vector<torch::Tensor> meta_parameters() const;
+  tasks::LabelKind kind() const { return kind_; }
+  // Which parameters the inner loop adapts (layout order; the algorithm, meta.inner_params and
+  // meta.inner_layers decide).
+  const std::vector<bool>& inner_mask() const { return mask_; }
   // Meta-SGD's per-parameter learning rates (empty for the other algorithms).
   std::vector<torch::Tensor>& inner_learning_rates() { return inner_lrs_; }
+  const std::vector<torch::Tensor>& inner_learning_rates() const { return inner_lrs_; }
   bool trains() const { return config_.algorithm != config::Algorithm::kScratch; }
   // Which meta_parameters() are embedding tables (and Meta-SGD's rates for them): their
   // meta-gradient comes as row_sparse_gradients(), never in .grad().
