@@ -180,8 +180,14 @@ TEST(TextEvalBaselines, TrainsThePretrainBaselineAndScoresEveryMethodNWayAndMany
       }
     }
   EXPECT_EQ(many.scores[0].accuracy.n, 2u);  // over the draws
-  EXPECT_NE(find(result.scores, "pretrain")->setting.find("lr 0.1"), std::string::npos)
-      << find(result.scores, "pretrain")->setting;
+  // Fine-tuning is chosen from 0 steps (the prototype head) and lr {0.1, meta.inner_lr 0.3} x
+  // steps {2}.
+  for (const char* family : {"pretrain", "pretrain_head"}) {
+    const std::string setting = find(result.scores, family)->setting;
+    EXPECT_TRUE(setting == "0 steps" || setting == "lr 0.1, 2 steps" ||
+                setting == "lr 0.3, 2 steps")
+        << family << ": " << setting;
+  }
   const Json j = ml::eval::to_json(result);
   EXPECT_EQ(j["many_way"]["shots"][0]["classes"], 2);
   EXPECT_EQ(j["pretrain"]["source"], "trained");
@@ -250,6 +256,23 @@ TEST(TextEvalBaselines, OptionsOutOfRangeAndUnknownMethodsAreNamed) {
   const auto two = ml::eval::evaluate_text_run(o);
   ASSERT_EQ(two.scores.size(), 2u);
   EXPECT_EQ(two.scores[1].method, "linear_probe[maml]");
+}
+
+TEST(TextEvalBaselines, APretrainRunIsItsOwnBaseline) {
+  ml::testing::TempDir dir;
+  const auto config = eight_intents(dir, "run", "pretrain");
+  ml::train::run_training(config, {});
+  auto o = small_eval(config.run.dir);
+  o.many_way_shots = {};
+  const auto result = ml::eval::evaluate_text_run(o);
+  EXPECT_EQ(result.pretrain_source, "run");
+  EXPECT_FALSE(std::filesystem::exists(ml::run::RunLayout(config.run.dir).pretrain_baseline()));
+  ASSERT_EQ(result.scores.size(), 4u);
+  EXPECT_EQ(result.scores[0].method, "pretrain");
+  EXPECT_FALSE(result.scores[0].compared);
+  EXPECT_TRUE(result.scores[3].compared);
+  o.pretrain = false;
+  EXPECT_THROW(ml::eval::evaluate_text_run(o), ml::UsageError);
 }
 
 }  // namespace

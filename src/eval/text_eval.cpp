@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "eval/pretrain_baseline.hpp"
+#include "meta/class_head.hpp"
 #include "meta/probe_baselines.hpp"
 #include "pipeline/text_run_data.hpp"
 #include "run/checkpoint.hpp"
@@ -37,6 +38,7 @@ constexpr std::uint64_t kTextEvalEpisodeBase = 1ULL << 42;
 
 constexpr const char* kNearestClassMean = "nearest_class_mean";
 constexpr const char* kLinearProbe = "linear_probe";
+constexpr const char* kPretrain = "pretrain";
 constexpr const char* kPretrainHead = "pretrain_head";
 
 // Rows per forward pass over a large query set (a many-way task's thousands of texts).
@@ -110,9 +112,11 @@ Method linear_probe(std::string name, std::size_t encoder, const meta::MetaLearn
   return m;
 }
 
-// The run's own adaptation at each step count of `steps` (one setting for protonet).
+// The run's own adaptation at each step count of `steps` (one setting for protonet): N-way
+// through MetaLearner::outputs_at_steps (one adaptation serves the grid), M-way through
+// meta::adapt_to_classes (a Proto-MAML head of M rows, then the run's inner loop).
 Method run_method(const std::string& name, const meta::MetaLearner& learner,
-                  const std::vector<int>& steps, int adapt_steps) {
+                  const std::vector<int>& steps, int adapt_steps, double inner_lr) {
   Method m{name, 0, {}, 0, {}};
   const bool prototypes = learner.algorithm() == config::Algorithm::kProtonet;
   if (prototypes) {
@@ -123,16 +127,51 @@ Method run_method(const std::string& name, const meta::MetaLearner& learner,
     m.fallback =
         at == steps.end() ? steps.size() - 1 : static_cast<std::size_t>(at - steps.begin());
   }
-  m.score = [&learner, steps, prototypes](const meta::TaskBatch& b, std::int64_t classes,
-                                          const std::vector<std::size_t>& which) {
-    if (classes != learner.model()->outputs())
-      throw DataError("the run's head has " + std::to_string(learner.model()->outputs()) +
-                      " rows: " + std::to_string(classes) + " classes need another head");
-    std::vector<int> at;
-    for (std::size_t c : which) at.push_back(prototypes ? 0 : steps[c]);
+  m.score = [&learner, steps, prototypes, inner_lr](const meta::TaskBatch& b, std::int64_t classes,
+                                                    const std::vector<std::size_t>& which) {
     std::vector<double> out;
-    for (const Tensor& o : learner.outputs_at_steps(b.support, b.query, at))
-      out.push_back(accuracy(o, b.query.target));
+    if (classes == learner.model()->outputs() && !prototypes) {
+      std::vector<int> at;
+      for (std::size_t c : which) at.push_back(steps[c]);
+      for (const Tensor& o : learner.outputs_at_steps(b.support, b.query, at))
+        out.push_back(accuracy(o, b.query.target));
+      return out;
+    }
+    for (std::size_t c : which) {
+      const auto params =
+          meta::adapt_to_classes(learner, b.support, classes, prototypes ? 0 : steps[c], inner_lr);
+      out.push_back(accuracy(meta::class_outputs(learner, params, b.query), b.query.target));
+    }
+    return out;
+  };
+  return m;
+}
+
+// The pretrain baseline fine-tuned on the support from a head initialised on its prototypes
+// (Proto-MAML's W = 2 mu, b = -|mu|^2: at 0 steps nearest class mean under squared distance)
+// with `learner`'s mask, at each lr x steps of the grids (0 steps once: no lr moves it).
+Method fine_tune(std::string name, std::size_t encoder, const meta::MetaLearner& learner,
+                 const std::vector<double>& lrs, const std::vector<int>& steps, double default_lr,
+                 int default_steps) {
+  Method m{std::move(name), encoder, {}, 0, {}};
+  std::vector<std::pair<double, int>> grid;
+  if (std::find(steps.begin(), steps.end(), 0) != steps.end()) grid.emplace_back(0.0, 0);
+  for (double lr : lrs)
+    for (int s : steps)
+      if (s > 0) grid.emplace_back(lr, s);
+  for (const auto& [lr, s] : grid) {
+    if (s > 0 && lr == default_lr && s == default_steps) m.fallback = m.settings.size();
+    m.settings.push_back(s == 0 ? "0 steps"
+                                : "lr " + short_number(lr) + ", " + count_of(s, "step"));
+  }
+  m.score = [&learner, grid](const meta::TaskBatch& b, std::int64_t classes,
+                             const std::vector<std::size_t>& which) {
+    std::vector<double> out;
+    for (std::size_t c : which) {
+      const auto params = meta::adapt_to_classes(learner, b.support, classes, grid[c].second,
+                                                 grid[c].first, meta::HeadInit::kPrototypes);
+      out.push_back(accuracy(meta::class_outputs(learner, params, b.query), b.query.target));
+    }
     return out;
   };
   return m;
@@ -282,6 +321,9 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
   std::sort(steps.begin(), steps.end());
   steps.erase(std::unique(steps.begin(), steps.end()), steps.end());
   const bool run_is_pretrain = config.meta.algorithm == config::Algorithm::kPretrain;
+  if (run_is_pretrain && !o.pretrain)
+    throw UsageError("--no-pretrain: '" + path +
+                     "' is itself a pretrain run, whose methods are the pretrain baselines");
 
   // The pretrain encoder: the run itself, or the baseline eval trains beside it.
   std::vector<Encoder> encoders{{learner.get(), data.get()}};
@@ -323,16 +365,36 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
   std::vector<Method> methods;
   const std::string own = "[" + r.algorithm + "]";
   if (!run_is_pretrain) {
-    methods.push_back(run_method(r.algorithm, *learner, steps, config.meta.adapt_steps));
+    methods.push_back(
+        run_method(r.algorithm, *learner, steps, config.meta.adapt_steps, config.meta.inner_lr));
     methods.push_back(nearest_class_mean(kNearestClassMean + own, 0, *learner));
     methods.push_back(linear_probe(kLinearProbe + own, 0, *learner));
   }
+  // The fine-tuning variants of the pretrain encoder: every parameter but the embeddings, or
+  // the head alone.
+  std::vector<std::unique_ptr<meta::MetaLearner>> fine_tuners;
   if (o.pretrain) {
     const meta::MetaLearner& p = *encoders[pretrain_encoder].learner;
+    std::vector<double> lrs = o.baseline_lrs;
+    lrs.push_back(config.meta.inner_lr);
+    std::sort(lrs.begin(), lrs.end());
+    lrs.erase(std::unique(lrs.begin(), lrs.end()), lrs.end());
+    for (const auto& [name, params] :
+         {std::pair{std::string(kPretrain), config::InnerParams::kDense},
+          std::pair{std::string(kPretrainHead), config::InnerParams::kHead}}) {
+      config::MetaConfig meta = config.meta;
+      meta.algorithm = config::Algorithm::kPretrain;
+      meta.inner_params = params;
+      meta.inner_layers.clear();
+      fine_tuners.push_back(
+          std::make_unique<meta::MetaLearner>(meta, tasks::LabelKind::kMulticlass, p.model()));
+      methods.push_back(fine_tune(name, pretrain_encoder, *fine_tuners.back(), lrs, steps,
+                                  config.meta.inner_lr, config.meta.adapt_steps));
+    }
     methods.push_back(nearest_class_mean(kNearestClassMean, pretrain_encoder, p));
     methods.push_back(linear_probe(kLinearProbe, pretrain_encoder, p));
   }
-  const std::string reference = run_is_pretrain ? kNearestClassMean : r.algorithm;
+  const std::string reference = run_is_pretrain ? kPretrain : r.algorithm;
   if (!o.methods.empty()) {
     std::vector<std::string> names;
     for (const Method& m : methods) names.push_back(m.name);
@@ -387,7 +449,8 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
                                            config.seed);
     mw.classes = static_cast<std::int64_t>(fresh.eligible().size());
     if (mw.classes < 2) {
-      mw.skipped = count_of(mw.classes, "new class") + " with " + std::to_string(k + 1) +
+      mw.skipped = std::to_string(mw.classes) + (mw.classes == 1 ? " new class" : " new classes") +
+                   " with " + std::to_string(k + 1) +
                    " distinct texts (K support and at least one query); a many-way task needs 2";
       spdlog::warn("many-way at K={}: skipped ({})", k, mw.skipped);
       r.many_way.push_back(mw);
