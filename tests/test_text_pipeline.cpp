@@ -291,7 +291,7 @@ TEST(TextRunCli, TrainThenEvalAndTheCommandsThatDoNotReadTextRunsSaySo) {
   EXPECT_EQ(Json::parse(train.out)["iterations"], 6);
   const auto eval = ml::testing::run_cli(
       "eval --checkpoint " + q_run +
-      " --shots 1 --steps 0,1 --episodes 3 --many-way-shots 2 --many-way-draws 2 --json");
+      " --shots 1 --steps 0,1 --episodes 2 --many-way-shots 2 --many-way-draws 2 --json");
   ASSERT_EQ(eval.code, 0) << eval.err;
   const Json result = Json::parse(eval.out);
   // The run's method, two classifiers on its encoder, and four methods on the pretrain
@@ -302,7 +302,7 @@ TEST(TextRunCli, TrainThenEvalAndTheCommandsThatDoNotReadTextRunsSaySo) {
   EXPECT_EQ(result["many_way"]["shots"][0]["classes"], 2);
   EXPECT_EQ(result["many_way"]["shots"][0]["scores"].size(), 7u);
   const auto without = ml::testing::run_cli("eval --checkpoint " + q_run +
-                                            " --shots 1 --episodes 2 --many-way-shots 0 "
+                                            " --shots 1 --episodes 1 --many-way-shots 0 "
                                             "--no-pretrain --methods maml --json");
   ASSERT_EQ(without.code, 0) << without.err;
   EXPECT_EQ(Json::parse(without.out)["scores"].size(), 1u);
