@@ -228,6 +228,8 @@ TEST(TextEval, ScoresTheNewClassesWithSettingsChosenOnTheValidationClasses) {
   o.shots = {1, 2};
   o.steps = {0, 2};
   o.episodes = 6;
+  o.pretrain = false;  // the baselines on the pretrain run: test_text_baselines.cpp
+  o.many_way_shots = {};
   o.device = "cpu";
   o.threads = 1;
   const auto result = ml::eval::evaluate_text_run(o);
@@ -235,7 +237,8 @@ TEST(TextEval, ScoresTheNewClassesWithSettingsChosenOnTheValidationClasses) {
   EXPECT_EQ(result.new_classes, 2);
   EXPECT_EQ(result.validation_classes, 2);
   EXPECT_EQ(result.not_chosen, "");
-  ASSERT_EQ(result.scores.size(), 6u);  // per K: the run's method, nearest class mean, probe
+  // per K: the run's method, nearest class mean and a probe on its encoder
+  ASSERT_EQ(result.scores.size(), 6u);
   for (std::size_t i = 0; i < result.scores.size(); ++i) {
     const auto& s = result.scores[i];
     const auto& run = result.scores[i - i % 3];
@@ -250,8 +253,8 @@ TEST(TextEval, ScoresTheNewClassesWithSettingsChosenOnTheValidationClasses) {
     }
   }
   EXPECT_EQ(result.scores[0].method, "maml");
-  EXPECT_EQ(result.scores[1].method, "nearest_class_mean");
-  EXPECT_EQ(result.scores[2].method, "linear_probe");
+  EXPECT_EQ(result.scores[1].method, "nearest_class_mean[maml]");
+  EXPECT_EQ(result.scores[2].method, "linear_probe[maml]");
   EXPECT_TRUE(result.scores[0].setting == "0 steps" || result.scores[0].setting == "2 steps")
       << result.scores[0].setting;
   // The same episodes and settings again: the same numbers.
@@ -290,12 +293,24 @@ TEST(TextRunCli, TrainThenEvalAndWhatAdaptAndPredictNeedFirst) {
   const auto train = ml::testing::run_cli("train --config " + q_config + " --json");
   ASSERT_EQ(train.code, 0) << train.err;
   EXPECT_EQ(Json::parse(train.out)["iterations"], 6);
-  const auto eval = ml::testing::run_cli("eval --checkpoint " + q_run +
-                                         " --shots 1 --steps 0,1 --episodes 3 --json");
+  const auto eval = ml::testing::run_cli(
+      "eval --checkpoint " + q_run +
+      " --shots 1 --steps 0,1 --episodes 2 --many-way-shots 2 --many-way-draws 2 --json");
   ASSERT_EQ(eval.code, 0) << eval.err;
-  const Json scores = Json::parse(eval.out)["scores"];
-  ASSERT_EQ(scores.size(), 3u);
-  EXPECT_EQ(scores[0]["method"], "maml");
+  const Json result = Json::parse(eval.out);
+  // The run's method, two classifiers on its encoder, and four methods on the pretrain
+  // baseline eval trained beside it.
+  ASSERT_EQ(result["scores"].size(), 7u);
+  EXPECT_EQ(result["scores"][0]["method"], "maml");
+  EXPECT_EQ(result["pretrain"]["source"], "trained");
+  EXPECT_EQ(result["many_way"]["shots"][0]["classes"], 2);
+  EXPECT_EQ(result["many_way"]["shots"][0]["scores"].size(), 7u);
+  const auto without = ml::testing::run_cli("eval --checkpoint " + q_run +
+                                            " --shots 1 --episodes 1 --many-way-shots 0 "
+                                            "--no-pretrain --methods maml --json");
+  ASSERT_EQ(without.code, 0) << without.err;
+  EXPECT_EQ(Json::parse(without.out)["scores"].size(), 1u);
+  EXPECT_EQ(Json::parse(without.out)["many_way"]["shots"].size(), 0u);
   const auto report = ml::testing::run_cli("eval --checkpoint " + q_run + " --report " +
                                            ml::testing::shell_quote(dir.file("report")));
   EXPECT_NE(report.code, 0);

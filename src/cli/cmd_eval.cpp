@@ -1,4 +1,5 @@
 // `metalearn eval`: the cold-start protocol on held-out tasks, against the baselines.
+#include <algorithm>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -25,6 +26,7 @@ void add_eval_command(CLI::App& app) {
     std::vector<std::string> checkpoints;
     std::string json_out, report;
     bool json = false, no_pretrain = false;
+    eval::TextEvalOptions text;
   };
   auto o = std::make_shared<Options>();
   command
@@ -79,13 +81,31 @@ void add_eval_command(CLI::App& app) {
   command
       ->add_option("--methods", o->eval.methods,
                    "method families to evaluate: the runs' names, pretrain, pretrain_head, "
-                   "linear_probe, nearest_class_mean (multiclass), scratch (default all)")
+                   "linear_probe, nearest_class_mean (multiclass), scratch (default all); a text "
+                   "run's are its algorithm, nearest_class_mean[ALGO] and linear_probe[ALGO] "
+                   "(on its own encoder), pretrain, pretrain_head, linear_probe, "
+                   "nearest_class_mean")
       ->delimiter(',')
       ->check(non_empty_value());
   command->add_flag("--no-pretrain", o->no_pretrain,
                     "leave out the baselines built on the pretrain run (pretrain, pretrain_head, "
                     "linear_probe, nearest_class_mean; it is trained into RUN/baselines/pretrain "
                     "when not there yet)");
+  command
+      ->add_option("--many-way-shots", o->text.many_way_shots,
+                   "text runs: K per class of the many-way task (all new classes at once, every "
+                   "other text of them as query); 0 leaves the task out")
+      ->delimiter(',')
+      ->check(non_empty_value())
+      ->check(whole_number(0, run::kMaxShots))
+      ->capture_default_str();
+  command
+      ->add_option("--many-way-draws", o->text.many_way_draws,
+                   "text runs: seeded support draws of the many-way task per K (its interval is "
+                   "over draws)")
+      ->check(non_empty_value())
+      ->check(whole_number(2, config::kMaxEpisodes))
+      ->capture_default_str();
   command->add_flag("--top-label-ranking", o->eval.top_label_ranking,
                     "also rank each user's query items as RecBole-MetaRec does: relevant = the 5 "
                     "highest-labelled query items, every user counted (metrics *_top_labels)");
@@ -104,21 +124,27 @@ void add_eval_command(CLI::App& app) {
     // Checked before the (long) evaluation, so a wrong name fails at once.
     report::check_outputs(o->json_out, o->report);
     if (run::is_text_run_checkpoint(o->checkpoints.front())) {
-      // A text run: held-out classes against the classifier baselines on its encoder.
+      // A text run: held-out classes against the baselines, N-way and many-way.
       std::vector<std::string> unused;
-      for (const char* option : {"--tasks", "--inner-lrs", "--baseline-lrs", "--methods",
-                                 "--no-pretrain", "--top-label-ranking", "--report"})
+      for (const char* option : {"--tasks", "--inner-lrs", "--top-label-ranking", "--report"})
         if (command->count(option) > 0) unused.push_back(option);
       if (o->checkpoints.size() > 1) unused.push_back("a second --checkpoint");
       if (!unused.empty())
         throw UsageError("eval of a text run (data.text) does not take " + join(unused, ", ") +
                          " yet: it scores one run's new classes (--shots, --steps, --episodes, "
-                         "--json, --json-out)");
-      eval::TextEvalOptions text;
+                         "--baseline-lrs, --methods, --no-pretrain, --many-way-shots, "
+                         "--many-way-draws, --json, --json-out)");
+      eval::TextEvalOptions& text = o->text;
       text.checkpoint = o->checkpoints.front();
       if (command->count("--shots") > 0) text.shots = o->eval.shots;
       if (command->count("--steps") > 0) text.steps = o->eval.steps;
       if (command->count("--episodes") > 0) text.episodes = o->eval.episodes;
+      text.baseline_lrs = o->eval.baseline_lrs;
+      text.methods = o->eval.methods;
+      text.pretrain = !o->no_pretrain;
+      text.many_way_shots.erase(
+          std::remove(text.many_way_shots.begin(), text.many_way_shots.end(), 0),
+          text.many_way_shots.end());
       text.device = o->eval.device;
       text.threads = o->eval.threads;
       const eval::TextEvalResult result = eval::evaluate_text_run(text);

@@ -123,9 +123,13 @@ void add_train_command(CLI::App& app) {
                               count_of(config.train.validation_episodes, "episode") + ")"
                         : count_of(config.train.validation_episodes, "episode") +
                               " per validation task")
-                << " at K=" << config::support_name(config.task.support) << " adapted with "
-                << adaptation_text(meta.algorithm, meta.adapt_steps, meta.inner_lr)
-                << " (meta.adapt_steps, meta.inner_lr)";
+                << " at K=" << config::support_name(config.task.support)
+                << (config.text_run() && meta.algorithm == config::Algorithm::kPretrain
+                        ? " by nearest class mean on the encoder (the joint head has no row for "
+                          "a validation class)"
+                        : " adapted with " +
+                              adaptation_text(meta.algorithm, meta.adapt_steps, meta.inner_lr) +
+                              " (meta.adapt_steps, meta.inner_lr)");
     else
       std::cout << " (no validation score: the last weights)";
     std::cout << "\n";

@@ -563,8 +563,10 @@ const Table<MetaConfig>& meta_table() {
              "\"maml\" (second order), \"fomaml\", \"reptile\", \"anil\" (inner loop on the head "
              "only), \"metasgd\" (learned per-parameter inner learning rates), \"protonet\" "
              "(class prototypes), and the baselines \"pretrain\" (joint training on all "
-             "base-task data, then fine-tune) and \"scratch\" (random init, fine-tune on the "
-             "support set)."),
+             "base-task data, then fine-tune; in a text run cross-entropy over all training "
+             "classes at once, a head row per class, its checkpoints chosen by nearest-class-mean "
+             "accuracy on the validation classes) and \"scratch\" (random init, fine-tune on "
+             "the support set)."),
        field("iterations", &MetaConfig::iterations, "Meta-iterations (outer optimizer steps).",
              at_least(0)),
        field("meta_batch", &MetaConfig::meta_batch, "Tasks per meta-iteration.",

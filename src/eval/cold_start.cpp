@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "eval/pretrain_baseline.hpp"
 #include "meta/meta_learner.hpp"
 #include "meta/probe_baselines.hpp"
 #include "metrics/metrics.hpp"
@@ -241,25 +242,8 @@ void check_same_episodes(const run::LoadedRun& first, const run::LoadedRun& othe
   }
 }
 
-config::Config with_algorithm(const config::Config& base, config::Algorithm algorithm,
-                              const std::string& run_dir, int threads) {
-  config::Json j;
-  to_json(j, base);
-  j["meta"]["algorithm"] = enum_name(algorithm);
-  j["run"]["dir"] = run_dir;
-  j["run"]["threads"] = threads;
-  return config::config_from_json(j);
-}
-
-config::Json without_run_section(config::Json j) {
-  j.erase("run");
-  return j;
-}
-
-// The pretrain baseline's candidate checkpoints: reused from RUN/baselines/pretrain, resumed
-// there when it stopped early, or trained there with the run's config and budget. The budget is the
-// iterations the run's own latest checkpoint reached, so a run stopped early (train --stop-after)
-// meets a baseline stopped at the same point.
+// The pretrain baseline's candidate checkpoints (eval/pretrain_baseline.hpp), each with its
+// learner.
 struct PretrainSource {
   std::string how;         // "reused" | "resumed" | "trained"
   std::string checkpoint;  // the first candidate's file
@@ -276,85 +260,17 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
                                                      const config::Config& pc,
                                                      const torch::Device& device,
                                                      PretrainSource& source) {
-  const run::RunLayout baseline(pc.run.dir);
-  const fs::path& dir = baseline.dir;
-  const fs::path latest = baseline.latest_checkpoint();
-  int budget = pc.meta.iterations;
-  const fs::path run_latest = run::RunLayout(run_dir).latest_checkpoint();
-  if (fs::exists(run_latest)) {
-    const nlohmann::json progress = run::read_checkpoint_meta(run_latest.string()).progress;
-    budget = std::min(budget, progress.contains("iteration")
-                                  ? progress.get<run::TrainingProgress>().iteration
-                                  : pc.meta.iterations);
-  }
-  if (budget < pc.meta.iterations)
-    spdlog::warn(
-        "the run stopped at meta-iteration {} of {}; the pretrain baseline gets the same {}",
-        budget, pc.meta.iterations, budget);
-  config::Json expected;
-  to_json(expected, pc);
-  train::TrainOptions train_options;
-  bool train_now = true;
-  int done = 0;
-  if (fs::exists(latest)) {
-    run::CheckpointMeta meta = run::read_checkpoint_meta(latest.string());
-    // Re-resolved like the run's own config (config_from_saved), so that a baseline written
-    // with relative data paths by an earlier version still matches.
-    to_json(meta.config, config::config_from_saved(meta.config));
-    if (without_run_section(meta.config) != without_run_section(expected))
-      throw CheckpointError(
-          "'" + latest.string() + "' was trained with another config than the run's (at " +
-          first_json_difference(without_run_section(meta.config), without_run_section(expected), "",
-                                "there", "for this run") +
-          "); delete '" + dir.string() + "' to retrain the pretrain baseline");
-    done = meta.progress.get<run::TrainingProgress>().iteration;
-    if (done >= budget) {
-      spdlog::info("reusing the pretrain baseline in {} ({} iterations)", dir.string(), done);
-      if (done > budget)
-        spdlog::warn("the pretrain baseline in {} had {} iterations, the run {}", dir.string(),
-                     done, budget);
-      source.how = "reused";
-      train_now = false;
-    } else {
-      spdlog::info("resuming the pretrain baseline in {} at iteration {} of {}", dir.string(), done,
-                   budget);
-      source.how = "resumed";
-      train_options.resume = true;
-    }
-  } else {
-    spdlog::info(
-        "training the pretrain baseline in-process into {} (same tasks, episodes and budget: {} "
-        "iterations of {} tasks); later evals reuse it, --no-pretrain skips it",
-        dir.string(), budget, pc.meta.meta_batch);
-    source.how = "trained";
-  }
-  if (budget < pc.meta.iterations) train_options.stop_after = budget - done;
-  try {
-    if (train_now) train::run_training(pc, train_options);
-  } catch (const InterruptedError& e) {
-    // The trainer's "--resume" advice is for `train`: eval resumes the baseline itself.
-    const int signal = static_cast<int>(e.code()) - 128;
-    throw InterruptedError(signal, "interrupted (" + signal_name(signal) +
-                                       ") while training the pretrain baseline in '" +
-                                       dir.string() +
-                                       "' (the iterations it finished are saved; the next eval "
-                                       "resumes it)");
-  }
-
+  const PretrainBaseline baseline = ensure_pretrain_baseline(run_dir, pc);
+  source.how = baseline.how;
+  const fs::path dir = pc.run.dir;
   // Its checkpoints are candidates, chosen among on validation tasks with the fine-tuning each
   // family applies (a checkpoint selected by its own validation pass at the run's inner lr need
   // not suit head-only fine-tuning at another): best (when there is one) and latest, unless
   // both hold the same iteration.
   const run::CheckpointMeta run_meta = run::read_checkpoint_meta(run.checkpoint_path);
   std::vector<PretrainCheckpoint> candidates;
-  std::vector<int> iterations;
-  for (const fs::path& path : {baseline.best_checkpoint(), latest}) {
-    if (!fs::exists(path)) continue;
-    const std::string file = path.string();
+  for (const std::string& file : baseline.checkpoints) {
     run::Checkpoint checkpoint = run::load_checkpoint(file);
-    const int iteration = checkpoint.meta.progress.value("iteration", -1);
-    if (std::find(iterations.begin(), iterations.end(), iteration) != iterations.end()) continue;
-    iterations.push_back(iteration);
     if (checkpoint.meta.features != run_meta.features)
       throw CheckpointError("'" + file + "' was fitted on other feature statistics than '" +
                             run.checkpoint_path +
@@ -366,10 +282,8 @@ std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
           run::read_learner(archive, *learner, file);
         },
         device);
-    candidates.push_back({path.stem().string(), file, std::move(learner)});
+    candidates.push_back({fs::path(file).stem().string(), file, std::move(learner)});
   }
-  if (candidates.empty())
-    throw CheckpointError("the pretrain baseline in '" + dir.string() + "' has no checkpoint");
   source.checkpoint = candidates.front().file;
   return candidates;
 }

@@ -235,7 +235,7 @@ AdaptSummary adapt_text_run(const AdaptOptions& o) {
   config::Config config = run::saved_config(checkpoint.meta.config, path);
   const std::string tokenizer = run::read_tokenizer(checkpoint);
   const auto data = pipeline::prepare_text_run_data(config, &tokenizer);
-  const auto learner = run::build_text_learner(config, *data->tokenizer, device);
+  const auto learner = run::build_text_learner(config, *data, device);
   checkpoint.read_state(
       [&](torch::serialize::InputArchive& archive) { run::read_learner(archive, *learner, path); },
       device);

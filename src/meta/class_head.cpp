@@ -49,8 +49,12 @@ std::vector<Tensor> adapt_to_classes(const MetaLearner& learner, const models::B
   for (const Tensor& p : model.params()) params.push_back(p.detach());
   const std::size_t head = params.size() - 2;  // every Network ends with head W [N, w], b [N]
   const bool protonet = learner.algorithm() == config::Algorithm::kProtonet;
+  // Pretrain's head rows are its training classes, not episode rows: never an initialisation
+  // for other classes, even when their count happens to match.
+  const bool episode_head = !protonet && learner.algorithm() != config::Algorithm::kPretrain;
   if (init == HeadInit::kAuto)
-    init = classes == model.outputs() && !protonet ? HeadInit::kMetaLearned : HeadInit::kPrototypes;
+    init = classes == model.outputs() && episode_head ? HeadInit::kMetaLearned
+                                                      : HeadInit::kPrototypes;
   if (init == HeadInit::kMetaLearned && classes != model.outputs())
     throw std::invalid_argument("adapt_to_classes: the meta-learned head has " +
                                 std::to_string(model.outputs()) + " rows, not " +

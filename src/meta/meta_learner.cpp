@@ -455,6 +455,15 @@ double MetaLearner::per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
     for (const auto& t : tasks) {
       parts.push_back(t.support);
       parts.push_back(t.query);
+      if (!t.classes.defined()) continue;
+      // Text episodes label their classes 0..N-1 afresh each time: the joint head needs the
+      // class itself.
+      if (t.classes.lt(0).any().item<bool>() || t.classes.ge(model_->outputs()).any().item<bool>())
+        throw DataError("pretrain: an episode holds a class outside the " +
+                        std::to_string(model_->outputs()) +
+                        " training classes its joint head has rows for");
+      for (Batch* b : {&parts[parts.size() - 2], &parts.back()})
+        b->target = t.classes.index_select(0, b->target.to(torch::kInt64));
     }
     Batch all = parts[0];
     for (std::size_t i = 1; i < parts.size(); ++i) all = models::concat(all, parts[i]);

@@ -35,6 +35,11 @@ namespace ml::meta {
 
 struct TaskBatch {
   models::Batch support, query;
+  // Text runs: [N] int64, the joint head's row for episode label i (the class's index among the
+  // run's training classes, -1 for a class outside them), which pretrain's joint cross-entropy
+  // over all training classes needs (episode labels are relative to the episode); undefined
+  // for a purchase log's tasks.
+  torch::Tensor classes = {};
 };
 
 // Encodes an episode's support and query examples with `encoder` (bound to the episode's log and

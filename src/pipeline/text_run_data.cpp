@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "models/transformer.hpp"
 #include "util/errors.hpp"
 #include "util/interrupt.hpp"
@@ -115,11 +117,24 @@ std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
   return data;
 }
 
+std::int64_t text_head_outputs(const config::Config& config, const tasks::ClassSplit& split) {
+  if (config.meta.algorithm == config::Algorithm::kPretrain)
+    return static_cast<std::int64_t>(split.train.size());
+  return config.task.label.ways;
+}
+
 meta::TaskBatch make_text_task_batch(const TextRunData& data, const tasks::ClassEpisode& episode,
                                      const torch::Device& device) {
   meta::TaskBatch b{
       models::make_token_batch(data.tokens, data.mask, episode.support, episode.support_labels),
       models::make_token_batch(data.tokens, data.mask, episode.query, episode.query_labels)};
+  std::vector<std::int64_t> rows;
+  for (std::int32_t c : episode.classes) {
+    const auto& train = data.split.train;
+    const auto at = std::find(train.begin(), train.end(), c);
+    rows.push_back(at == train.end() ? -1 : static_cast<std::int64_t>(at - train.begin()));
+  }
+  b.classes = torch::tensor(rows, torch::kInt64).to(device);
   if (device.is_cuda()) {
     b.support = b.support.to(device);
     b.query = b.query.to(device);

@@ -56,6 +56,10 @@ struct TextRunData {
 features::Tokenizer train_tokenizer(const config::Config& config, const data::TextDataset& dataset,
                                     const tasks::ClassSplit& split);
 
+// Outputs of a text run's head: the number of training classes for pretrain (one joint head
+// row per training class, Chen et al. 2019), else task.label.ways (the N-way episode head).
+std::int64_t text_head_outputs(const config::Config& config, const tasks::ClassSplit& split);
+
 // Loads config.data.files as a text dataset, splits its classes, trains the tokenizer on the
 // training classes' rows (or reads `saved_tokenizer`, the bytes a checkpoint holds) and encodes
 // every text to model.transformer.max_len tokens. Warns about skipped rows. Throws DataError
@@ -65,7 +69,8 @@ std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
                                                    const std::string* saved_tokenizer = nullptr);
 
 // An episode's support and query as token batches (targets are episode labels 0..N-1) on
-// `device`.
+// `device`, with TaskBatch::classes: each episode class's index among split.train (the row of
+// a pretrain run's joint head), -1 for a validation or new class.
 meta::TaskBatch make_text_task_batch(const TextRunData& data, const tasks::ClassEpisode& episode,
                                      const torch::Device& device);
 

@@ -44,10 +44,17 @@ std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& conf
                                                       const torch::Device& device,
                                                       std::int64_t outputs) {
   torch::manual_seed(config.seed);
-  auto model = std::make_shared<models::TransformerImpl>(models::transformer_shape(
-      config, tokenizer.vocab_size(), outputs > 0 ? outputs : config.task.label.ways));
+  auto model = std::make_shared<models::TransformerImpl>(
+      models::transformer_shape(config, tokenizer.vocab_size(), outputs));
   model->to(device);
   return std::make_unique<meta::MetaLearner>(config.meta, tasks::LabelKind::kMulticlass, model);
+}
+
+std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& config,
+                                                      const pipeline::TextRunData& data,
+                                                      const torch::Device& device) {
+  return build_text_learner(config, *data.tokenizer, device,
+                            pipeline::text_head_outputs(config, data.split));
 }
 
 void write_tokenizer(torch::serialize::OutputArchive& archive,

@@ -11,6 +11,7 @@
 #include "features/tokenizer.hpp"
 #include "meta/meta_learner.hpp"
 #include "pipeline/run_data.hpp"
+#include "pipeline/text_run_data.hpp"
 #include "run/checkpoint.hpp"
 #include "run/training_progress.hpp"
 
@@ -49,13 +50,18 @@ std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
                                                  const features::FeatureSpace& features,
                                                  const torch::Device& device);
 
-// A text run's learner: the transformer (model.transformer) over `tokenizer`'s ids with
-// `outputs` outputs (0: task.label.ways; an adapted text model's: its classes), seeded as
-// build_learner.
+// A text run's learner: the transformer (model.transformer) over `data`'s tokenizer ids with
+// pipeline::text_head_outputs outputs (the training classes for pretrain, else
+// task.label.ways), seeded as build_learner.
+std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& config,
+                                                      const pipeline::TextRunData& data,
+                                                      const torch::Device& device);
+// The same over `tokenizer`'s ids with `outputs` outputs given (an adapted text model's: its
+// classes).
 std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& config,
                                                       const features::Tokenizer& tokenizer,
                                                       const torch::Device& device,
-                                                      std::int64_t outputs = 0);
+                                                      std::int64_t outputs);
 
 // A text run's tokenizer (Tokenizer::to_bytes) under "tokenizer", as a byte tensor.
 void write_tokenizer(torch::serialize::OutputArchive& archive,

@@ -19,6 +19,7 @@
 #include <optional>
 
 #include "meta/meta_learner.hpp"
+#include "meta/probe_baselines.hpp"
 #include "models/query_metrics.hpp"
 #include "pipeline/run_data.hpp"
 #include "pipeline/text_run_data.hpp"
@@ -91,6 +92,13 @@ class EpisodeSource {
   // A validation pass: how many episodes, and the i-th of them (the same at every pass).
   virtual std::size_t validation_episodes() const = 0;
   virtual meta::TaskBatch validation_episode(std::size_t i) const = 0;
+  // A validation episode's query outputs, by which checkpoints are chosen: the learner adapted
+  // to the support for meta.adapt_steps steps.
+  virtual torch::Tensor validation_outputs(const meta::MetaLearner& learner,
+                                           const meta::TaskBatch& batch) const {
+    return learner.adapted_outputs(batch.support, batch.query, config().meta.adapt_steps);
+  }
+  virtual const config::Config& config() const = 0;
   // A freshly initialised learner for this data (run::build_learner).
   virtual std::unique_ptr<meta::MetaLearner> build_learner() const = 0;
   // What in a diverged meta-batch's input is to blame, "" when nothing is.
@@ -120,6 +128,7 @@ class LogEpisodes : public EpisodeSource {
     }
   }
   tasks::LabelKind kind() const override { return data_->tasks.kind; }
+  const config::Config& config() const override { return config_; }
   std::vector<meta::TaskBatch> meta_batch(std::uint64_t it, std::size_t first,
                                           std::size_t last) const override {
     auto chosen = meta_batch_tasks(train_tasks_, config_.meta.meta_batch, config_.seed, it);
@@ -175,6 +184,21 @@ class TextEpisodes : public EpisodeSource {
                   ((validation.eligible().size() + ways - 1) / ways);
   }
   tasks::LabelKind kind() const override { return tasks::LabelKind::kMulticlass; }
+  const config::Config& config() const override { return config_; }
+  // Pretrain's joint head has a row per training class, none for the validation classes: its
+  // encoder is chosen by nearest-class-mean accuracy on the episodes (SimpleShot, Wang et al.
+  // 2019), the classifier eval's baselines put on it.
+  torch::Tensor validation_outputs(const meta::MetaLearner& learner,
+                                   const meta::TaskBatch& batch) const override {
+    if (learner.algorithm() != config::Algorithm::kPretrain)
+      return EpisodeSource::validation_outputs(learner, batch);
+    torch::NoGradGuard no_grad;
+    const auto& model = *learner.model();
+    const std::vector<torch::Tensor> params = model.params();
+    return meta::nearest_class_mean_outputs(
+        model.represent(batch.support, params), batch.support.target,
+        model.represent(batch.query, params), config_.task.label.ways);
+  }
   std::vector<meta::TaskBatch> meta_batch(std::uint64_t it, std::size_t first,
                                           std::size_t last) const override {
     const auto& sampler = data_->sampler(tasks::ClassSplitPart::kTrain);
@@ -192,7 +216,7 @@ class TextEpisodes : public EpisodeSource {
                                           device_);
   }
   std::unique_ptr<meta::MetaLearner> build_learner() const override {
-    return run::build_text_learner(config_, *data_->tokenizer, device_);
+    return run::build_text_learner(config_, *data_, device_);
   }
   // Token ids and class labels are always finite: the learning rates are to blame.
   std::string non_finite_input(const std::vector<meta::TaskBatch>&) const override { return ""; }
@@ -216,15 +240,15 @@ class TextEpisodes : public EpisodeSource {
   std::size_t validation_ = 0;
 };
 
-// One validation pass: the source's validation episodes, adapted on the support for
-// meta.adapt_steps steps, scored on the query. The episodes run on the pool's workers; their
+// One validation pass: the source's validation episodes, scored on the query by
+// EpisodeSource::validation_outputs. The episodes run on the pool's workers; their
 // scores are added in episode order, so the result does not depend on how many workers there
 // are. nullopt when a signal came first (util/interrupt.hpp): a pass over a large log takes
 // long, and Ctrl-C stops between episodes. With a process group each rank scores its share of
 // the episodes and all end with every score.
 std::optional<ValidationScores> validate(const meta::MetaLearner& learner,
-                                         const EpisodeSource& source, const config::Config& config,
-                                         runtime::WorkerPool& pool, runtime::ProcessGroup* group) {
+                                         const EpisodeSource& source, runtime::WorkerPool& pool,
+                                         runtime::ProcessGroup* group) {
   const auto kind = source.kind();
   std::vector<std::pair<double, metrics::QueryMetrics>> scores(source.validation_episodes());
   const std::pair<std::size_t, std::size_t> mine =
@@ -234,8 +258,7 @@ std::optional<ValidationScores> validate(const meta::MetaLearner& learner,
     if (interrupt_signal() != 0) return;  // the pass is abandoned below
     const std::size_t i = mine.first + k;
     const meta::TaskBatch batch = source.validation_episode(i);
-    torch::Tensor out =
-        learner.adapted_outputs(batch.support, batch.query, config.meta.adapt_steps);
+    torch::Tensor out = source.validation_outputs(learner, batch);
     scores[i] = {models::task_loss(out, batch.query.target, kind).item<double>(),
                  models::query_metrics(out, batch.query.target, kind)};
   });
@@ -631,8 +654,7 @@ void TrainingRun::log_metrics(const nlohmann::json& line) {
 bool TrainingRun::run_validation() {
   const int iteration = progress_.iteration;
   const auto kind = episodes_->kind();
-  const std::optional<ValidationScores> scores =
-      validate(*learner_, *episodes_, config_, *pool_, group_);
+  const std::optional<ValidationScores> scores = validate(*learner_, *episodes_, *pool_, group_);
   progress_.validation_pending = !scores;
   if (!scores) {
     spdlog::info("iteration {}: validation interrupted; a resumed run does it first", iteration);
