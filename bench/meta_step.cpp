@@ -10,10 +10,12 @@
 // Usage: metalearn_bench_meta [--seconds S] [--workload W1|W2|W3|all] [--algorithms a,b,...]
 //                              [--reference] [--profile FILE] [--threads N] [--meta-batch T]
 //                              [--w3-config FILE] [--export-w3 FILE] [--adapt-reps R]
+//                              [--sequential-chunks N]
 // --reference also times the per-task reference loop (W1 only). --threads N cuts each
 // meta-batch into N chunks computed by N single-threaded workers (scripts/bench_threads.sh);
 // --meta-batch replaces the workload's meta-batch size; --adapt-reps the 200 one-task
-// adaptations timed for the latency figures.
+// adaptations timed for the latency figures; --sequential-chunks N computes each meta-batch in
+// N chunks one after another on this thread (a smaller stack against the cache).
 // W1 and W2 data are random tensors drawn once (a pool of 64 tasks), so only the meta-step is
 // timed; W3's pool is 64 training episodes of --w3-config (default configs/w3.json), encoded
 // once. "all" is W1 and W2. --export-w3 FILE writes, for the Python peers
@@ -301,6 +303,7 @@ int main(int argc, char** argv) {
   std::string w3_config = "configs/w3.json", export_w3;
   bool algorithms_given = false;
   int adapt_reps = 200;
+  int sequential_chunks = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -331,6 +334,8 @@ int main(int argc, char** argv) {
       w3_config = value();
     else if (a == "--export-w3")
       export_w3 = value();
+    else if (a == "--sequential-chunks")
+      sequential_chunks = std::stoi(value());
     else if (a == "--adapt-reps")
       adapt_reps = std::max(1, std::stoi(value()));
     else {
@@ -392,6 +397,8 @@ int main(int argc, char** argv) {
       }
       MetaLearner& learner = *owned;
       learner.set_task_chunks(static_cast<std::size_t>(threads), &workers);
+      if (sequential_chunks > 0)
+        learner.set_task_chunks(static_cast<std::size_t>(sequential_chunks), nullptr);
       nlohmann::json line{{"workload", name}, {"algorithm", algorithm}};
       if (!profile.empty()) {
         torch::autograd::profiler::RecordProfile guard(profile + "." + name + "." + algorithm +
