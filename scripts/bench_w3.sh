@@ -13,7 +13,7 @@
 # against the better peer.
 #
 #   scripts/bench_w3.sh                      # about 4 minutes
-#   ROUNDS=5 ITERS=20 SECONDS_PER_CELL=10 scripts/bench_w3.sh   # the figures to quote
+#   ROUNDS=5 ITERS=10 SECONDS_PER_CELL=15 scripts/bench_w3.sh   # steadier figures to quote
 #   NO_BUILD=1 BUILD_DIR=build scripts/bench_w3.sh             # an existing build as it is
 set -euo pipefail
 source "$(dirname "$0")/lib/help.sh"
