@@ -10,12 +10,14 @@
 // Usage: metalearn_bench_meta [--seconds S] [--workload W1|W2|W3|all] [--algorithms a,b,...]
 //                              [--reference] [--profile FILE] [--threads N] [--meta-batch T]
 //                              [--w3-config FILE] [--export-w3 FILE] [--adapt-reps R]
-//                              [--sequential-chunks N]
+//                              [--sequential-chunks N] [--device cpu|cuda|cuda:N]
 // --reference also times the per-task reference loop (W1 only). --threads N cuts each
 // meta-batch into N chunks computed by N single-threaded workers (scripts/bench_threads.sh);
 // --meta-batch replaces the workload's meta-batch size; --adapt-reps the 200 one-task
 // adaptations timed for the latency figures; --sequential-chunks N computes each meta-batch in
-// N chunks one after another on this thread (a smaller stack against the cache).
+// N chunks one after another on this thread (a smaller stack against the cache). --device runs
+// the model and the task pool on a GPU (scripts/gpu_check.sh); the matmul reference rate is
+// then the GPU's.
 // W1 and W2 data are random tensors drawn once (a pool of 64 tasks), so only the meta-step is
 // timed; W3's pool is 64 training episodes of --w3-config (default configs/w3.json), encoded
 // once. "all" is W1 and W2. --export-w3 FILE writes, for the Python peers
@@ -91,6 +93,9 @@ ml::models::Batch random_batch(const Workload& w, int n) {
   return b;
 }
 
+// The device the run is timed on: the clock stops only after its queued work has run.
+torch::Device timed_device = torch::kCPU;
+
 // W3: a text run's config, its data and a pool of 64 of its training episodes, encoded once.
 struct TextWorkload {
   ml::config::Config config;
@@ -103,7 +108,7 @@ TextWorkload text_workload(const std::string& path) {
   w.data = ml::pipeline::prepare_text_run_data(w.config);
   const auto& sampler = w.data->sampler(ml::tasks::ClassSplitPart::kTrain);
   for (std::uint64_t i = 0; i < 64; ++i)
-    w.pool.push_back(ml::pipeline::make_text_task_batch(*w.data, sampler.sample(i), torch::kCPU));
+    w.pool.push_back(ml::pipeline::make_text_task_batch(*w.data, sampler.sample(i), timed_device));
   return w;
 }
 
@@ -112,7 +117,7 @@ TextWorkload text_workload(const std::string& path) {
 std::unique_ptr<MetaLearner> text_learner(const TextWorkload& w, ml::config::Algorithm algorithm) {
   ml::config::Config config = w.config;
   config.meta.algorithm = algorithm;
-  return ml::run::build_text_learner(config, *w.data->tokenizer, torch::kCPU);
+  return ml::run::build_text_learner(config, *w.data->tokenizer, timed_device);
 }
 
 // The Python peers' input (--export-w3): see the file's opening comment.
@@ -122,7 +127,7 @@ void export_text_workload(const TextWorkload& w, const std::vector<std::string>&
   const auto stack = [&](torch::Tensor ml::models::Batch::*field, bool support) {
     std::vector<torch::Tensor> parts;
     for (const auto& t : w.pool) parts.push_back((support ? t.support : t.query).*field);
-    return torch::stack(parts);
+    return torch::stack(parts).cpu();
   };
   for (const bool support : {true, false}) {
     const std::string side = support ? "support_" : "query_";
@@ -136,7 +141,7 @@ void export_text_workload(const TextWorkload& w, const std::vector<std::string>&
   c10::List<torch::Tensor> params;
   for (std::size_t i = 0; i < model.names().size(); ++i) {
     names.push_back(model.names()[i]);
-    params.push_back(model.params()[i].detach().clone());
+    params.push_back(model.params()[i].detach().cpu().clone());
   }
   out.insert("names", names);
   out.insert("params", params);
@@ -157,7 +162,7 @@ void export_text_workload(const TextWorkload& w, const std::vector<std::string>&
     losses.insert(algorithm, learner->accumulate_meta_gradient(batch));
     c10::List<torch::Tensor> g;
     for (const auto& p : learner->model()->params())
-      g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+      g.push_back(p.grad().defined() ? p.grad().cpu().clone() : torch::zeros_like(p).cpu());
     grads.insert(algorithm, g);
   }
   out.insert("grads", grads);
@@ -168,6 +173,7 @@ void export_text_workload(const TextWorkload& w, const std::vector<std::string>&
 }
 
 double seconds_since(Clock::time_point t) {
+  if (timed_device.is_cuda()) torch::cuda::synchronize();
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
@@ -277,7 +283,8 @@ void print_op_table(const torch::autograd::profiler::thread_event_lists& threads
 
 // Float32 GFLOP/s of a 1024^2 matrix product: the machine's arithmetic reference.
 double matmul_gflops() {
-  torch::Tensor a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});
+  torch::Tensor a = torch::randn({1024, 1024}, timed_device),
+                b = torch::randn({1024, 1024}, timed_device);
   a.mm(b);
   int n = 0;
   auto start = Clock::now();
@@ -334,6 +341,8 @@ int main(int argc, char** argv) {
       w3_config = value();
     else if (a == "--export-w3")
       export_w3 = value();
+    else if (a == "--device")
+      timed_device = torch::Device(value());
     else if (a == "--sequential-chunks")
       sequential_chunks = std::stoi(value());
     else if (a == "--adapt-reps")
@@ -368,7 +377,8 @@ int main(int argc, char** argv) {
       w = workload(name);
       torch::manual_seed(0);
       for (int i = 0; i < 64; ++i)
-        pool.push_back({random_batch(w, w.support), random_batch(w, w.query)});
+        pool.push_back({random_batch(w, w.support).to(timed_device),
+                        random_batch(w, w.query).to(timed_device)});
     }
     if (meta_batch > 0) w.meta_batch = meta_batch;
     if (text) {
@@ -392,14 +402,18 @@ int main(int argc, char** argv) {
         config.algorithm = *parsed;
         config.inner_steps = w.inner_steps;
         config.inner_lr = w.inner_lr;
-        owned = std::make_unique<MetaLearner>(config, ml::tasks::LabelKind::kBinary,
-                                              ml::models::FunctionalModel(w.shape));
+        ml::models::FunctionalModel model(w.shape);
+        model->to(timed_device);
+        owned = std::make_unique<MetaLearner>(config, ml::tasks::LabelKind::kBinary, model);
       }
       MetaLearner& learner = *owned;
       learner.set_task_chunks(static_cast<std::size_t>(threads), &workers);
       if (sequential_chunks > 0)
         learner.set_task_chunks(static_cast<std::size_t>(sequential_chunks), nullptr);
-      nlohmann::json line{{"workload", name}, {"algorithm", algorithm}};
+      nlohmann::json line{{"workload", name},
+                          {"algorithm", algorithm},
+                          {"device", timed_device.str()},
+                          {"meta_batch", w.meta_batch}};
       if (!profile.empty()) {
         torch::autograd::profiler::RecordProfile guard(profile + "." + name + "." + algorithm +
                                                        ".json");

@@ -14,10 +14,16 @@ torch::Tensor defined_or(const torch::Tensor& t, const std::function<torch::Tens
 }
 }  // namespace
 
+torch::Tensor to_device(const torch::Tensor& tensor, const torch::Device& device) {
+  if (!tensor.defined() || tensor.device() == device) return tensor;
+  if (device.is_cuda() && tensor.device().is_cpu())
+    return tensor.pin_memory().to(device, /*non_blocking=*/true);
+  return tensor.to(device);
+}
+
 Batch Batch::to(const torch::Device& device) const {
-  return {dense.to(device), ids.to(device), target.to(device),
-          defined_or(tokens, [&] { return tokens.to(device); }),
-          defined_or(mask, [&] { return mask.to(device); })};
+  return {to_device(dense, device), to_device(ids, device), to_device(target, device),
+          to_device(tokens, device), to_device(mask, device)};
 }
 
 Batch Batch::rows(std::int64_t begin, std::int64_t end) const {

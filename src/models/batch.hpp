@@ -25,10 +25,17 @@ struct Batch {
 
   std::int64_t size() const { return dense.size(0); }
   bool has_tokens() const { return tokens.defined(); }
+  // Every tensor on `device` (to_device below).
   Batch to(const torch::Device& device) const;
   // Rows [begin, end) (views).
   Batch rows(std::int64_t begin, std::int64_t end) const;
 };
+
+// `tensor` on `device`. From the CPU to a GPU the copy goes through pinned (page-locked) memory
+// and does not block the host: a plain copy from pageable memory synchronises with the GPU once
+// per tensor, and an episode is a handful of small tensors. The pinned buffer is LibTorch's
+// caching host allocator's, held until the copy has run.
+torch::Tensor to_device(const torch::Tensor& tensor, const torch::Device& device);
 
 // Encodes task.examples[indices]. For multiclass, `classes` maps episode label i to a global
 // class id and targets become i; empty `classes` keeps float labels.

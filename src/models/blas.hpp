@@ -3,8 +3,34 @@
 // against a BLAS without these symbols fails at link time instead of leaving products on a slow
 // path. Column-major, as BLAS is: a row-major matrix [rows, cols] is its transpose with leading
 // dimension cols.
+//
+// A build without OpenBLAS (CMake option ML_TORCH_GEMM, the pip-LibTorch build of
+// scripts/gpu_check.sh, whose machine has no Debian -dev packages) routes the same calls to
+// torch_gemm: LibTorch's own CPU matrix product on the same memory, chosen explicitly at
+// configure time rather than found missing at run time.
 #pragma once
 
+namespace ml::models::blas {
+
+// BLAS's gemm semantics (C = alpha op(A) op(B) + beta C, column-major, op 'N' or 'T'; C is not
+// read when beta is 0) computed with LibTorch's matrix product on the caller's buffers.
+void torch_gemm(char transa, char transb, int m, int n, int k, float alpha, const float* a, int lda,
+                const float* b, int ldb, float beta, float* c, int ldc);
+void torch_gemm(char transa, char transb, int m, int n, int k, double alpha, const double* a,
+                int lda, const double* b, int ldb, double beta, double* c, int ldc);
+
+}  // namespace ml::models::blas
+
+#ifdef ML_TORCH_GEMM
+namespace ml::models::blas {
+template <typename T>
+inline void gemm(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                 const T* alpha, const T* a, const int* lda, const T* b, const int* ldb,
+                 const T* beta, T* c, const int* ldc) {
+  torch_gemm(*transa, *transb, *m, *n, *k, *alpha, a, *lda, b, *ldb, *beta, c, *ldc);
+}
+}  // namespace ml::models::blas
+#else
 extern "C" {
 void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
             const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
@@ -29,3 +55,4 @@ inline void gemm(const char* transa, const char* transb, const int* m, const int
 }
 
 }  // namespace ml::models::blas
+#endif  // ML_TORCH_GEMM

@@ -92,7 +92,7 @@ StackedBatch select_rows(const StackedBatch& batch,
     padded = padded || static_cast<std::int64_t>(r.size()) != n;
   }
   const auto device = batch.dense.device();
-  torch::Tensor idx = torch::tensor(index, torch::kInt64).view({T, n}).to(device);
+  torch::Tensor idx = to_device(torch::tensor(index, torch::kInt64).view({T, n}), device);
   auto take = [&](const torch::Tensor& x) {
     if (!x.defined()) return x;
     torch::Tensor i = idx;
@@ -153,9 +153,10 @@ std::vector<torch::Tensor> gather_embedding_rows(const std::vector<StackedBatch*
       for (std::size_t j = 0; j < u; ++j)
         ra[t][static_cast<std::int64_t>(j)] = list.empty() ? 0 : list[j < list.size() ? j : 0];
     }
-    rows.push_back(r.to(device));
+    rows.push_back(to_device(r, device));
   }
-  for (std::size_t b = 0; b < batches.size(); ++b) batches[b]->local_ids = local_cpu[b].to(device);
+  for (std::size_t b = 0; b < batches.size(); ++b)
+    batches[b]->local_ids = to_device(local_cpu[b], device);
   return rows;
 }
 

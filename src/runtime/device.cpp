@@ -16,8 +16,9 @@
 #include "util/strings.hpp"
 
 // OpenBLAS's own thread control. Declared here: the cblas.h that declares it is whichever BLAS
-// Debian's alternatives point at, which need not be OpenBLAS's.
-extern "C" void openblas_set_num_threads(int threads);
+// Debian's alternatives point at, which need not be OpenBLAS's. Weak, so that a build without
+// OpenBLAS (ML_TORCH_GEMM) still links; there it is null and LibTorch's own count rules.
+extern "C" void openblas_set_num_threads(int threads) __attribute__((weak));
 
 namespace ml::runtime {
 
@@ -107,8 +108,7 @@ void set_intra_op_threads(int threads) {
   // started later (the task workers) take torch's count when they first run a parallel loop.
   torch::set_num_threads(n);
   // OpenBLAS started its own pthread pool when it was loaded; only its own call resizes it.
-  // The build links OpenBLAS (models/batched_matmul.cpp calls it).
-  openblas_set_num_threads(n);
+  if (openblas_set_num_threads) openblas_set_num_threads(n);
 }
 
 ThreadBudget configure_compute(int threads) {
