@@ -1,32 +1,51 @@
-// Meta-training throughput and adaptation latency, in process, on the issue's two workloads:
+// Meta-training throughput and adaptation latency, in process, on the issue's workloads:
 //   W1  mlp 32-128-64-1, meta-batch 16, support 10, query 40, 5 inner steps (the Python
 //       reference's defaults)
 //   W2  embedding_mlp, 2 hashed id fields of 2^18 x 32, 32 dense features, 256-128 tower,
 //       meta-batch 32, support 20, query 100, 5 inner steps
+//   W3  the transformer on BANKING77 episodes as configs/w3.json describes them (issue 12):
+//       real token ids of the training intents, 5-way 5-shot, 15 queries per class
 // Each line is one JSON object on stdout: meta-iterations/s of the stacked implementation and
 // of the per-task reference, a matmul reference rate, and one-task adaptation latency.
-// Usage: metalearn_bench_meta [--seconds S] [--workload W1|W2|all] [--algorithms a,b,...]
+// Usage: metalearn_bench_meta [--seconds S] [--workload W1|W2|W3|all] [--algorithms a,b,...]
 //                              [--reference] [--profile FILE] [--threads N] [--meta-batch T]
-//                              [--device cpu|cuda|cuda:N]
+//                              [--w3-config FILE] [--export-w3 FILE] [--adapt-reps R]
+//                              [--sequential-chunks N] [--device cpu|cuda|cuda:N]
 // --reference also times the per-task reference loop (W1 only). --threads N cuts each
 // meta-batch into N chunks computed by N single-threaded workers (scripts/bench_threads.sh);
-// --meta-batch replaces the workload's meta-batch size. --device runs the model and the task
-// pool on a GPU (scripts/gpu_check.sh); the matmul reference rate is then the GPU's.
-// Data are random tensors drawn once (a pool of 64 tasks), so only the meta-step is timed.
+// --meta-batch replaces the workload's meta-batch size; --adapt-reps the 200 one-task
+// adaptations timed for the latency figures; --sequential-chunks N computes each meta-batch in
+// N chunks one after another on this thread (a smaller stack against the cache). --device runs
+// the model and the task pool on a GPU (scripts/gpu_check.sh); the matmul reference rate is
+// then the GPU's.
+// W1 and W2 data are random tensors drawn once (a pool of 64 tasks), so only the meta-step is
+// timed; W3's pool is 64 training episodes of --w3-config (default configs/w3.json), encoded
+// once. "all" is W1 and W2. --export-w3 FILE writes, for the Python peers
+// (scripts/peers/w3_transformer.py), what W3 measures on: the initial parameters, the pool's
+// token ids, masks and labels, the shape and inner-loop settings, and our meta-gradient of the
+// first meta-batch for each algorithm, as one torch.save-compatible dict (torch::pickle_save),
+// then exits without timing.
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "config/config.hpp"
 #include "meta/meta_learner.hpp"
 #include "models/batched_matmul.hpp"
+#include "models/transformer.hpp"
+#include "pipeline/text_run_data.hpp"
+#include "run/learner_state.hpp"
 #include "runtime/blas_core.hpp"
 #include "runtime/device.hpp"
 #include "runtime/worker_pool.hpp"
@@ -76,6 +95,82 @@ ml::models::Batch random_batch(const Workload& w, int n) {
 
 // The device the run is timed on: the clock stops only after its queued work has run.
 torch::Device timed_device = torch::kCPU;
+
+// W3: a text run's config, its data and a pool of 64 of its training episodes, encoded once.
+struct TextWorkload {
+  ml::config::Config config;
+  std::unique_ptr<ml::pipeline::TextRunData> data;
+  std::vector<TaskBatch> pool;
+};
+
+TextWorkload text_workload(const std::string& path) {
+  TextWorkload w{ml::config::load_config(path), nullptr, {}};
+  w.data = ml::pipeline::prepare_text_run_data(w.config);
+  const auto& sampler = w.data->sampler(ml::tasks::ClassSplitPart::kTrain);
+  for (std::uint64_t i = 0; i < 64; ++i)
+    w.pool.push_back(ml::pipeline::make_text_task_batch(*w.data, sampler.sample(i), timed_device));
+  return w;
+}
+
+// The learner `metalearn train` builds for the config with `algorithm` (seeded by the config:
+// every algorithm starts from the same weights).
+std::unique_ptr<MetaLearner> text_learner(const TextWorkload& w, ml::config::Algorithm algorithm) {
+  ml::config::Config config = w.config;
+  config.meta.algorithm = algorithm;
+  return ml::run::build_text_learner(config, *w.data->tokenizer, timed_device);
+}
+
+// The Python peers' input (--export-w3): see the file's opening comment.
+void export_text_workload(const TextWorkload& w, const std::vector<std::string>& algorithms,
+                          int meta_batch, const std::string& path) {
+  c10::impl::GenericDict out(c10::StringType::get(), c10::AnyType::get());
+  const auto stack = [&](torch::Tensor ml::models::Batch::*field, bool support) {
+    std::vector<torch::Tensor> parts;
+    for (const auto& t : w.pool) parts.push_back((support ? t.support : t.query).*field);
+    return torch::stack(parts).cpu();
+  };
+  for (const bool support : {true, false}) {
+    const std::string side = support ? "support_" : "query_";
+    out.insert(side + "ids", stack(&ml::models::Batch::tokens, support));
+    out.insert(side + "mask", stack(&ml::models::Batch::mask, support));
+    out.insert(side + "target", stack(&ml::models::Batch::target, support));
+  }
+  const auto first = text_learner(w, ml::config::Algorithm::kMaml);
+  const auto& model = dynamic_cast<const ml::models::TransformerImpl&>(*first->model());
+  c10::List<std::string> names;
+  c10::List<torch::Tensor> params;
+  for (std::size_t i = 0; i < model.names().size(); ++i) {
+    names.push_back(model.names()[i]);
+    params.push_back(model.params()[i].detach().cpu().clone());
+  }
+  out.insert("names", names);
+  out.insert("params", params);
+  const std::vector<bool> adapted = ml::models::layer_adapt_mask(model, w.config.meta.inner_layers);
+  c10::List<bool> inner_mask;
+  for (const bool a : adapted) inner_mask.push_back(a);
+  out.insert("inner_mask", inner_mask);
+  out.insert("heads", model.shape().heads);
+  out.insert("meta_batch", static_cast<std::int64_t>(meta_batch));
+  out.insert("inner_steps", static_cast<std::int64_t>(w.config.meta.inner_steps));
+  out.insert("inner_lr", w.config.meta.inner_lr);
+  out.insert("outer_lr", w.config.meta.outer_lr);
+  const std::vector<TaskBatch> batch(w.pool.begin(), w.pool.begin() + meta_batch);
+  c10::impl::GenericDict grads(c10::StringType::get(), c10::AnyType::get());
+  c10::impl::GenericDict losses(c10::StringType::get(), c10::FloatType::get());
+  for (const auto& algorithm : algorithms) {
+    auto learner = text_learner(w, *ml::enum_from_name<ml::config::Algorithm>(algorithm));
+    losses.insert(algorithm, learner->accumulate_meta_gradient(batch));
+    c10::List<torch::Tensor> g;
+    for (const auto& p : learner->model()->params())
+      g.push_back(p.grad().defined() ? p.grad().cpu().clone() : torch::zeros_like(p).cpu());
+    grads.insert(algorithm, g);
+  }
+  out.insert("grads", grads);
+  out.insert("losses", losses);
+  const std::vector<char> bytes = torch::pickle_save(out);
+  std::ofstream(path, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
 
 double seconds_since(Clock::time_point t) {
   if (timed_device.is_cuda()) torch::cuda::synchronize();
@@ -212,6 +307,10 @@ int main(int argc, char** argv) {
   bool op_table = false;
   int meta_batch = 0;
   int threads = 1;
+  std::string w3_config = "configs/w3.json", export_w3;
+  bool algorithms_given = false;
+  int adapt_reps = 200;
+  int sequential_chunks = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -222,6 +321,7 @@ int main(int argc, char** argv) {
       if (w != "all") workloads = {w};
     } else if (a == "--algorithms") {
       algorithms.clear();
+      algorithms_given = true;
       std::string list = value();
       for (std::size_t start = 0, end; start <= list.size(); start = end + 1) {
         end = std::min(list.find(',', start), list.size());
@@ -237,42 +337,79 @@ int main(int argc, char** argv) {
       meta_batch = std::stoi(value());
     else if (a == "--op-table")
       op_table = true;
+    else if (a == "--w3-config")
+      w3_config = value();
+    else if (a == "--export-w3")
+      export_w3 = value();
     else if (a == "--device")
       timed_device = torch::Device(value());
+    else if (a == "--sequential-chunks")
+      sequential_chunks = std::stoi(value());
+    else if (a == "--adapt-reps")
+      adapt_reps = std::max(1, std::stoi(value()));
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
     }
   }
+  for (const auto& algorithm : algorithms)
+    if (!ml::enum_from_name<ml::config::Algorithm>(algorithm)) {
+      std::fprintf(stderr, "unknown algorithm '%s'\n", algorithm.c_str());
+      return 2;
+    }
   ml::runtime::configure_compute(1);
   ml::runtime::WorkerPool workers(threads);
-  std::printf("%s\n",
-              nlohmann::json{{"matmul_1024_gflops", matmul_gflops()},
-                             {"batched_gemm_calls_blas", ml::models::batched_matmul_uses_blas()}}
-                  .dump()
-                  .c_str());
+  if (export_w3.empty())
+    std::printf("%s\n",
+                nlohmann::json{{"matmul_1024_gflops", matmul_gflops()},
+                               {"batched_gemm_calls_blas", ml::models::batched_matmul_uses_blas()}}
+                    .dump()
+                    .c_str());
   for (const auto& name : workloads) {
-    Workload w = workload(name);
-    if (meta_batch > 0) w.meta_batch = meta_batch;
-    torch::manual_seed(0);
+    Workload w;
     std::vector<TaskBatch> pool;
-    for (int i = 0; i < 64; ++i)
-      pool.push_back({random_batch(w, w.support).to(timed_device),
-                      random_batch(w, w.query).to(timed_device)});
+    std::optional<TextWorkload> text;
+    if (name == "W3") {
+      text = text_workload(w3_config);
+      w.meta_batch = text->config.meta.meta_batch;
+      if (!algorithms_given) algorithms = {"maml", "fomaml", "protonet"};
+    } else {
+      w = workload(name);
+      torch::manual_seed(0);
+      for (int i = 0; i < 64; ++i)
+        pool.push_back({random_batch(w, w.support).to(timed_device),
+                        random_batch(w, w.query).to(timed_device)});
+    }
+    if (meta_batch > 0) w.meta_batch = meta_batch;
+    if (text) {
+      if (!export_w3.empty()) {
+        export_text_workload(*text, algorithms, w.meta_batch, export_w3);
+        continue;
+      }
+      pool = text->pool;
+    }
     for (const auto& algorithm : algorithms) {
-      ml::config::MetaConfig config;
       const auto parsed = ml::enum_from_name<ml::config::Algorithm>(algorithm);
       if (!parsed) {
         std::fprintf(stderr, "unknown algorithm '%s'\n", algorithm.c_str());
         return 2;
       }
-      config.algorithm = *parsed;
-      config.inner_steps = w.inner_steps;
-      config.inner_lr = w.inner_lr;
-      ml::models::FunctionalModel model(w.shape);
-      model->to(timed_device);
-      MetaLearner learner(config, ml::tasks::LabelKind::kBinary, model);
+      std::unique_ptr<MetaLearner> owned;
+      if (text) {
+        owned = text_learner(*text, *parsed);
+      } else {
+        ml::config::MetaConfig config;
+        config.algorithm = *parsed;
+        config.inner_steps = w.inner_steps;
+        config.inner_lr = w.inner_lr;
+        ml::models::FunctionalModel model(w.shape);
+        model->to(timed_device);
+        owned = std::make_unique<MetaLearner>(config, ml::tasks::LabelKind::kBinary, model);
+      }
+      MetaLearner& learner = *owned;
       learner.set_task_chunks(static_cast<std::size_t>(threads), &workers);
+      if (sequential_chunks > 0)
+        learner.set_task_chunks(static_cast<std::size_t>(sequential_chunks), nullptr);
       nlohmann::json line{{"workload", name},
                           {"algorithm", algorithm},
                           {"device", timed_device.str()},
@@ -301,7 +438,7 @@ int main(int argc, char** argv) {
             iterations_per_second(learner, pool, w.meta_batch, true, budget);
       // One new task: K = support, 5 steps, as `adapt` runs it.
       std::vector<double> ms;
-      for (int i = 0; i < 200; ++i) {
+      for (int i = 0; i < adapt_reps; ++i) {
         const auto& t = pool[static_cast<std::size_t>(i) % pool.size()];
         auto start = Clock::now();
         auto out = learner.adapted_outputs(t.support, t.query, 5);

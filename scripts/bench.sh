@@ -10,23 +10,26 @@
 #   2. `metalearn train` end to end on W1 (data pipeline included) and its peak RSS;
 #   3. W1 against the strongest Python peers (scripts/bench_peers.sh: hand-batched and vmap,
 #      with glibc's default allocator and with metalearn's allocator settings);
+#   3b. W3, the text transformer on BANKING77 episodes, against its Python peers
+#      (scripts/bench_w3.sh: per-task loop and functorch vmap) unless --no-w3;
 #   4. thread scaling (scripts/bench_threads.sh): 1 thread against 2 task workers on W1 and W2,
 #      alone and beside a busy process, unless --no-threads;
 #   5. ingestion (scripts/bench_ingest.sh) unless --no-ingest.
-# Sections 1 to 3 run with 1 thread (OMP, OpenBLAS, torch) for every program.
+# Sections 1 to 3b run with 1 thread (OMP, OpenBLAS, torch) for every program.
 #
-#   scripts/bench.sh                 # about 22 minutes with everything, 10 with neither
-#   scripts/bench.sh --no-ingest --no-threads
+#   scripts/bench.sh                 # about 26 minutes with everything, 10 with none
+#   scripts/bench.sh --no-ingest --no-threads --no-w3
 #   SECONDS_PER_CELL=5 scripts/bench.sh
 set -euo pipefail
 source "$(dirname "$0")/lib/help.sh"
 source "$(dirname "$0")/lib/blas_core.sh"
 cd "$(dirname "$0")/.."
-ingest=1 threads=1
+ingest=1 threads=1 w3=1
 for arg in "$@"; do
   case "$arg" in
     --no-ingest) ingest=0 ;;
     --no-threads) threads=0 ;;
+    --no-w3) w3=0 ;;
     *) echo "bench.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -102,6 +105,12 @@ echo
 echo "W1 against the strongest Python peers (hand-batched bmm, functorch vmap), 1 thread:"
 echo
 scripts/bench_peers.sh
+if ((w3)); then
+  echo
+  echo "W3 (text transformer, BANKING77 episodes) against its Python peers, 1 thread:"
+  echo
+  NO_BUILD=1 scripts/bench_w3.sh
+fi
 if ((threads)); then
   echo
   scripts/bench_threads.sh

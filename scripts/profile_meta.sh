@@ -6,6 +6,7 @@
 #
 #   scripts/profile_meta.sh              # W1 maml
 #   scripts/profile_meta.sh W2 fomaml
+#   scripts/profile_meta.sh W3 maml      # the text transformer (configs/w3.json)
 #
 # Needs perf (Debian: apt-get install linux-perf) and the release benchmark binary that
 # scripts/bench.sh builds. For self time per operator and input shapes instead, use

@@ -476,7 +476,7 @@ Family embedding_mlp(LabelKind kind) {
 }  // namespace stacked
 
 TEST(StackedInnerLoop, EveryGradientAlgorithmMatchesThePerTaskReference) {
-  for (const std::string algorithm : {"maml", "fomaml", "reptile", "anil", "metasgd"})
+  for (const std::string algorithm : {"maml", "fomaml", "reptile", "anil", "metasgd", "protonet"})
     for (bool equal_sizes : {false, true})
       stacked::expect_stacked_matches_reference(algorithm, stacked::mlp(LabelKind::kBinary), "all",
                                                 equal_sizes);

@@ -277,6 +277,43 @@ double MetaLearner::chunked_meta_gradient(const std::vector<TaskBatch>& tasks,
   return loss;
 }
 
+namespace {
+
+// One side (support or query) of every task in the meta-batch, stacked.
+models::StackedBatch stack_side(const std::vector<TaskBatch>& tasks, Batch TaskBatch::*side) {
+  std::vector<Batch> parts;
+  for (const auto& t : tasks) parts.push_back(t.*side);
+  return models::stack_tasks(parts);
+}
+
+// ProtoNets over the whole meta-batch: no weight adapts, so every task's support and query are
+// one pass each of the shared network. Returns the meta-batch's loss (its mean over `total`
+// tasks) after its backward pass.
+double stacked_protonet(const models::Network& model, tasks::LabelKind kind,
+                        const std::vector<TaskBatch>& meta_batch, const std::vector<Tensor>& params,
+                        std::size_t total) {
+  const models::StackedBatch support = stack_side(meta_batch, &TaskBatch::support),
+                             query = stack_side(meta_batch, &TaskBatch::query);
+  const std::int64_t classes = kind == tasks::LabelKind::kMulticlass ? model.outputs() : 2;
+  Tensor zs = model.represent_stacked(support, params);  // [T, k, h]
+  Tensor zq = model.represent_stacked(query, params);    // [T, q, h]
+  // Padding rows (tasks of fewer rows) are left out of the class means and the loss.
+  Tensor onehot = torch::one_hot(support.target.to(torch::kInt64), classes).to(zs.dtype()) *
+                  support.weight.unsqueeze(-1);                                 // [T, k, C]
+  Tensor counts = onehot.sum(1).clamp_min(1).unsqueeze(-1);                     // [T, C, 1]
+  Tensor prototypes = onehot.transpose(1, 2).matmul(zs) / counts;               // [T, C, h]
+  Tensor logits = -(zq.unsqueeze(2) - prototypes.unsqueeze(1)).pow(2).sum(-1);  // [T, q, C]
+  Tensor per_row = torch::nn::functional::cross_entropy(
+                       logits.flatten(0, 1), query.target.flatten().to(torch::kInt64),
+                       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
+                       .view_as(query.weight);
+  Tensor loss = ((per_row * query.weight).sum(1) / query.count).sum() / static_cast<double>(total);
+  loss.backward();
+  return loss.item<double>();
+}
+
+}  // namespace
+
 double MetaLearner::meta_gradient(const std::vector<TaskBatch>& tasks,
                                   const std::vector<Tensor>& params, const std::vector<Tensor>& lrs,
                                   std::size_t total) {
@@ -290,11 +327,12 @@ double MetaLearner::meta_gradient(const std::vector<TaskBatch>& tasks,
     case config::Algorithm::kReptile:
       return stacked_reptile(tasks, params, total);
     case config::Algorithm::kProtonet:
+      return stacked_protonet(*model_, kind_, tasks, params, total);
     case config::Algorithm::kPretrain:
     case config::Algorithm::kScratch:
       break;
   }
-  // pretrain, protonet: no inner loop
+  // pretrain: no inner loop
   return per_task_meta_gradient(tasks, params, lrs, total);
 }
 
@@ -303,17 +341,6 @@ bool MetaLearner::adapts_embeddings() const {
     if (mask_[i]) return true;
   return false;
 }
-
-namespace {
-
-// One side (support or query) of every task in the meta-batch, stacked.
-models::StackedBatch stack_side(const std::vector<TaskBatch>& tasks, Batch TaskBatch::*side) {
-  std::vector<Batch> parts;
-  for (const auto& t : tasks) parts.push_back(t.*side);
-  return models::stack_tasks(parts);
-}
-
-}  // namespace
 
 double MetaLearner::stacked_second_order(const std::vector<TaskBatch>& tasks,
                                          const std::vector<Tensor>& params,

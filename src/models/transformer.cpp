@@ -139,15 +139,24 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
   const auto vec = [&](std::size_t i, const Tensor& x) {
     return task_wise(i) ? for_tasks(p[i], x.dim()) : p[i];
   };
+  // Rows flattened into one product with the bias fused in: a broadcasting matmul of x
+  // [T, n, L, in] by per-task weights [T, 1, in, out] would copy each task's weight n times.
   const auto linear = [&](const Tensor& x, std::size_t w) {
-    Tensor weight_t = task_wise(w) ? for_tasks(p[w].transpose(-1, -2), x.dim()) : p[w].t();
-    return x.matmul(weight_t) + vec(w + 1, x);
+    std::vector<std::int64_t> out_shape = x.sizes().vec();
+    out_shape.back() = p[w].size(-2);
+    if (task_wise(w)) {
+      Tensor bias = task_wise(w + 1) ? p[w + 1].unsqueeze(1) : p[w + 1];
+      return torch::baddbmm(bias, x.reshape({tasks, -1, x.size(-1)}), p[w].transpose(-1, -2))
+          .view(out_shape);
+    }
+    if (task_wise(w + 1)) return x.matmul(p[w].t()) + vec(w + 1, x);
+    return torch::addmm(p[w + 1], x.reshape({-1, x.size(-1)}), p[w].t()).view(out_shape);
   };
-  // Layer norm over the last dimension (Ba et al. 2016) written out, eps 1e-5 as torch's.
+  // Layer norm over the last dimension (Ba et al. 2016), eps 1e-5, as torch's fused kernel
+  // (twice differentiable); a per-task gain and bias are applied after it.
   const auto norm = [&](const Tensor& x, std::size_t w) {
-    Tensor centred = x - x.mean(-1, /*keepdim=*/true);
-    Tensor scale = torch::rsqrt(centred.pow(2).mean(-1, /*keepdim=*/true) + 1e-5);
-    return centred * scale * vec(w, x) + vec(w + 1, x);
+    if (!task_wise(w) && !task_wise(w + 1)) return torch::layer_norm(x, {d}, p[w], p[w + 1], 1e-5);
+    return torch::layer_norm(x, {d}, {}, {}, 1e-5) * vec(w, x) + vec(w + 1, x);
   };
 
   Tensor x;

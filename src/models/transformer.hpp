@@ -2,8 +2,8 @@
 // arXiv:1706.03762; pre-norm as in Xiong et al. 2020, arXiv:2002.04745) over token ids, with the
 // functional forward of models/model.hpp: parameters are passed in explicitly, so an inner loop
 // runs it with adapted weights and second-order MAML differentiates through the attention.
-// Attention, layer norm and pooling are plain tensor ops (matmul, softmax, masked_fill, mean),
-// which autograd differentiates twice.
+// Attention, layer norm and pooling are plain tensor ops (matmul, softmax, masked_fill,
+// layer_norm, mean), which autograd differentiates twice.
 //
 // Parameter layout (names()):
 //   token_embedding [vocab, d], position_embedding [max_len, d]         group kEmbedding
