@@ -117,7 +117,7 @@ TextWorkload text_workload(const std::string& path) {
 std::unique_ptr<MetaLearner> text_learner(const TextWorkload& w, ml::config::Algorithm algorithm) {
   ml::config::Config config = w.config;
   config.meta.algorithm = algorithm;
-  return ml::run::build_text_learner(config, *w.data->tokenizer, timed_device);
+  return ml::run::build_text_learner(config, *w.data, timed_device);
 }
 
 // The Python peers' input (--export-w3): see the file's opening comment.

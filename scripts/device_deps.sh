@@ -12,6 +12,7 @@
 # Usage: scripts/device_deps.sh [DEST]   (default .deps/device; git ignores .deps/)
 # Prints the folder's size; scripts/gpu_check.sh expects it at .deps/device.
 set -euo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 dest=${1:-.deps/device}
 packages=(libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev googletest libxxhash-dev

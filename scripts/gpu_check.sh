@@ -13,6 +13,7 @@
 # Exit status: 0 when the build and the CUDA tests passed (the benchmark is best effort), 1 when
 # the build failed, 2 when a prerequisite is missing, 3 when a CUDA test failed.
 set -uo pipefail
+source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-out}
 mkdir -p "$out"
