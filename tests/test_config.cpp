@@ -963,6 +963,9 @@ TEST(ConfigTextRun, RefusesWhatATextRunCannotUse) {
       {text_with("/task/label/class_column", "category"), "task.label.class_column = 'category'"},
       {text_with("/data/text/path_column", "path"), "data.text.class_column = \"category\": give"},
       {text_with("/data/text/class_column", ""), "a text run needs the class"},
+      // The text as its own class would make every distinct text a class of one.
+      {text_with("/data/text/class_column", "text"),
+       "data.text.class_column = \"text\": is the text column (data.text.column) itself"},
       {text_with("/model/transformer/heads", 5), "model.transformer.dim = 32: must be a multiple"},
       {text_with("/model/transformer/max_len", 0), "model.transformer.max_len = 0"},
       {text_with("/features/tokenizer/vocab_size", 4), "features.tokenizer.vocab_size = 4"},

@@ -379,15 +379,23 @@ TEST(TextAdaptCli, AdaptsToTheNewClassesAndPredictRanksThemWithTheTrainingClasse
        "adapt --checkpoint " + q_run + " --support-csv " + q_support + " --steps 1 --json"});
   ASSERT_EQ(adapted[0].code, 0) << adapted[0].err;
   const Json all_new = Json::parse(adapted[0].out);
-  EXPECT_NE(all_new["settings_source"].get<std::string>().find("meta.adapt_steps"),
-            std::string::npos);
+  // Neither --steps nor --inner-lr: chosen on the 2 validation classes among 0 steps and 2
+  // (meta.adapt_steps) or 10 steps at meta.inner_lr or a tenth of it.
+  EXPECT_NE(all_new["settings_source"].get<std::string>().find(
+                "chosen on the 2 validation classes at K=2"),
+            std::string::npos)
+      << all_new["settings_source"];
   const Json task = all_new["tasks"][0];
   EXPECT_EQ(task["task"], "new_classes");
   EXPECT_EQ(std::set<std::string>(task["classes"].begin(), task["classes"].end()),
             (std::set<std::string>{"fee", "lost"}));
   EXPECT_EQ(task["support"], 4);  // K = 2 of 2 classes
   EXPECT_EQ(task["query"], 12);   // the other 6 texts of each
-  EXPECT_EQ(task["steps"], 2);
+  const int chosen_steps = task["steps"];
+  EXPECT_TRUE(chosen_steps == 0 || chosen_steps == 2 || chosen_steps == 10) << chosen_steps;
+  const double chosen_lr = task["inner_lr"];
+  EXPECT_TRUE(chosen_lr == config.meta.inner_lr || chosen_lr == config.meta.inner_lr / 10)
+      << chosen_lr;
   for (const char* when : {"before", "after"}) {
     const double accuracy = task[when]["accuracy"].get<double>();
     EXPECT_GE(accuracy, 0.0) << when;
@@ -404,7 +412,8 @@ TEST(TextAdaptCli, AdaptsToTheNewClassesAndPredictRanksThemWithTheTrainingClasse
   ASSERT_EQ(adapted[1].code, 0) << adapted[1].err;
   EXPECT_NE(adapted[1].out.find("4 (2 training)"), std::string::npos) << adapted[1].out;
   EXPECT_NE(adapted[1].out.find("accuracy before -> after"), std::string::npos) << adapted[1].out;
-  EXPECT_NE(adapted[1].out.find("meta.adapt_steps"), std::string::npos) << adapted[1].out;
+  EXPECT_NE(adapted[1].out.find("chosen on the 2 validation classes"), std::string::npos)
+      << adapted[1].out;
 
   ASSERT_EQ(adapted[2].code, 0) << adapted[2].err;
   const Json from_csv = Json::parse(adapted[2].out)["tasks"][0];

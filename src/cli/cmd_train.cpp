@@ -67,8 +67,8 @@ void add_train_command(CLI::App& app) {
         std::filesystem::exists(run::RunLayout(s.run_dir).validated_adaptation());
     if (config.text_run())
       not_chosen =
-          "train does not choose a text run's yet (adapt uses its meta.adapt_steps and "
-          "meta.inner_lr; eval chooses its own on the validation classes)";
+          "a text run's: adapt and eval choose theirs on the validation classes for the classes "
+          "at hand";
     else if (s.iterations >= config.meta.iterations && !chosen_before)
       adaptation = eval::choose_adaptation(config, config.run.device.name(), config.run.threads,
                                            &not_chosen);

@@ -175,6 +175,14 @@ const Table<TextColumns>& text_columns_table() {
                 t.class_column.empty()
                     ? "a text run needs the class: set class_column or path_column"
                     : "give class_column or path_column, not both");
+        // The text as its own class makes every distinct text a class of one.
+        for (const char* key : {"class_column", "path_column"}) {
+          const std::string& value =
+              std::string(key) == "class_column" ? t.class_column : t.path_column;
+          require(value != t.column, key_path(path, key), Json(value),
+                  "is the text column (data.text.column) itself: name the column that holds "
+                  "each text's class");
+        }
       });
   return table;
 }

@@ -29,6 +29,10 @@ std::size_t find_column(const CsvReader& reader, const std::string& role, const 
       loose = i;
     }
   if (loose) return *loose;
+  if (header.empty() || (header.size() == 1 && header[0].empty()))
+    throw DataError("'" + reader.path() +
+                    "' is empty: expected a header line naming its columns (" + role + " '" + name +
+                    "' among them) and the rows below it");
   std::string message = role + " '" + name + "': no such column in '" + reader.path() + "'";
   const std::string suggestion = closest_match(name, header);
   if (!suggestion.empty()) message += " (did you mean '" + suggestion + "'?)";

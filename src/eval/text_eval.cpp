@@ -296,21 +296,15 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
   check_options(o);
   runtime::configure_compute(o.threads);
   const torch::Device device = runtime::torch_device(o.device);
-  const std::string path = run::resolve_checkpoint_path(o.checkpoint);
-  const run::Checkpoint checkpoint = run::load_checkpoint(path);
-  if (checkpoint.meta.kind == run::kCheckpointKindAdapted)
-    throw UsageError("'" + path +
-                     "' is an adapted text model (metalearn adapt); eval scores the run it came "
-                     "from: give the run directory");
-  config::Config config = run::saved_config(checkpoint.meta.config, path);
-  if (!config.text_run())
-    throw UsageError("'" + path + "' is not a text run's checkpoint (no data.text.column)");
-  const std::string tokenizer = run::read_tokenizer(checkpoint);
-  const auto data = pipeline::prepare_text_run_data(config, &tokenizer);
-  const auto learner = run::build_text_learner(config, *data, device);
-  checkpoint.read_state(
-      [&](torch::serialize::InputArchive& archive) { run::read_learner(archive, *learner, path); },
-      device);
+  run::TextRun run = run::load_text_run(
+      o.checkpoint, device,
+      "is an adapted text model (metalearn adapt); eval scores the run it came from: give the "
+      "run directory");
+  const std::string& path = run.checkpoint.path;
+  const config::Config& config = run.config;
+  const std::string& tokenizer = run.tokenizer;
+  const auto& data = run.data;
+  const auto& learner = run.learner;
 
   TextEvalResult r;
   r.checkpoint = path;
@@ -415,7 +409,14 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
                   methods.end());
   }
 
-  for (int k : o.shots) {
+  // Each K once, in the order given (--shots 5,5 would score the same K twice).
+  auto distinct = [](std::vector<int> values) {
+    std::vector<int> out;
+    for (int v : values)
+      if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+    return out;
+  };
+  for (int k : distinct(o.shots)) {
     tasks::ClassEpisodeShape shape = pipeline::class_episode_shape(config);
     shape.shots = k;
     const tasks::ClassEpisodeSampler validation(data->dataset, data->split.validation, "validation",
@@ -441,7 +442,7 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
     r.scores.insert(r.scores.end(), scores.begin(), scores.end());
   }
 
-  for (int k : o.many_way_shots) {
+  for (int k : distinct(o.many_way_shots)) {
     ManyWayShot mw;
     mw.shots = k;
     tasks::ClassEpisodeShape shape = pipeline::class_episode_shape(config);
@@ -452,6 +453,11 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
     const tasks::ClassEpisodeSampler fresh(data->dataset, data->split.new_classes, "new", shape,
                                            config.seed);
     mw.classes = static_cast<std::int64_t>(fresh.eligible().size());
+    if (mw.classes >= 2 && mw.classes < r.new_classes)
+      spdlog::warn(
+          "many-way at K={}: {} of the {} new classes have K + 1 = {} distinct texts; the other "
+          "{} are left out of the task",
+          k, mw.classes, r.new_classes, k + 1, r.new_classes - mw.classes);
     if (mw.classes < 2) {
       mw.skipped = std::to_string(mw.classes) + (mw.classes == 1 ? " new class" : " new classes") +
                    " with " + std::to_string(k + 1) +
@@ -463,6 +469,11 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
     std::function<tasks::ClassEpisode(std::size_t)> on_validation;
     if (validation.eligible().size() >= 2) {
       mw.validation_classes = static_cast<std::int64_t>(validation.eligible().size());
+      if (mw.validation_classes < r.validation_classes)
+        spdlog::warn(
+            "many-way at K={}: settings are chosen on {} of the {} validation classes "
+            "(the others have fewer than {} distinct texts)",
+            k, mw.validation_classes, r.validation_classes, k + 1);
       on_validation = [&](std::size_t d) { return validation.many_way(kTextEvalEpisodeBase + d); };
     }
     double queries = 0;
@@ -571,10 +582,18 @@ std::string format_table(const TextEvalResult& r) {
       out << fmt::format("all new classes at once, K={}: skipped ({})\n", m.shots, m.skipped);
       continue;
     }
+    // Classes short of K + 1 distinct texts cannot take part: the header says how many did.
+    const std::string which =
+        m.classes == r.new_classes
+            ? fmt::format("all {} new classes", m.classes)
+            : fmt::format(
+                  "{} of the {} new classes (the others have fewer than K + 1 = {} "
+                  "distinct texts)",
+                  m.classes, r.new_classes, m.shots + 1);
     out << fmt::format(
-        "all {} new classes at once ({}-way), K={}: every other text of those classes as query "
+        "{} at once ({}-way), K={}: every other text of those classes as query "
         "({:.0f} per draw); settings chosen on {}; 95% CIs over {} seeded support draws\n",
-        m.classes, m.classes, m.shots, m.queries,
+        which, m.classes, m.shots, m.queries,
         m.validation_classes > 0
             ? "the " + std::to_string(m.validation_classes) + "-way task of the validation classes"
             : std::string("nothing (no validation task: defaults)"),

@@ -618,8 +618,10 @@ std::string format_table(const AdaptSummary& s) {
   for (const std::string& line : align_columns(rows, align)) out << line << "\n";
   for (const auto& t : s.tasks)
     if (!t.classes.empty()) {
-      std::vector<std::string> shown(
-          t.classes.begin(), t.classes.begin() + std::min<std::size_t>(t.classes.size(), 10));
+      // Quoted: a class name may hold commas, quotes or a line break.
+      std::vector<std::string> shown;
+      for (std::size_t c = 0; c < std::min<std::size_t>(t.classes.size(), 10); ++c)
+        shown.push_back(quoted_value(t.classes[c]));
       out << "classes of '" << t.task << "': " << join(shown, ", ")
           << (t.classes.size() > shown.size()
                   ? ", ... (" + std::to_string(t.classes.size() - shown.size()) + " more)"

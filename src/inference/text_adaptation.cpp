@@ -3,11 +3,13 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "config/input_format.hpp"
@@ -188,7 +190,7 @@ TextSupport csv_support(const AdaptOptions& o, const pipeline::TextRunData& data
     const std::int32_t id = data.dataset.class_id(name);
     if (id >= 0 &&
         std::find(data.split.train.begin(), data.split.train.end(), id) != data.split.train.end())
-      known.push_back("'" + name + "'");
+      known.push_back(quoted_value(name));
   }
   s.training_classes = static_cast<std::int64_t>(known.size());
   if (!known.empty())
@@ -220,38 +222,86 @@ void check_finite(const Tensor& t, const std::string& what, int steps, double lr
                        "; lower --inner-lr or --steps");
 }
 
+// The adaptation setting chosen on the run's validation classes: one task over all of them
+// with `shots` support texts each and every other text as query, the candidates 0 steps and
+// meta.adapt_steps or 10 steps at meta.inner_lr or a tenth of it (the run's rate was
+// meta-learned for its N-row head; a many-way prototype head has far larger logits, and the
+// run's own rate can then ruin it: banking77, 25 new intents, 0.53 -> 0.31). nullopt when fewer
+// than 2 validation classes have shots + 1 distinct texts.
+struct ChosenSetting {
+  int steps = 0;
+  double lr = 0;
+  double accuracy = 0;
+  std::size_t classes = 0, candidates = 0;
+};
+std::optional<ChosenSetting> choose_on_validation(const meta::MetaLearner& learner,
+                                                  const pipeline::TextRunData& data,
+                                                  const config::Config& config, int shots,
+                                                  const torch::Device& device) {
+  const tasks::ClassEpisodeSampler sampler(data.dataset, data.split.validation, "validation",
+                                           {2, shots, tasks::kQueryRest}, config.seed);
+  if (sampler.eligible().size() < 2) return std::nullopt;
+  const tasks::ClassEpisode episode = sampler.many_way(kAdaptEpisode);
+  meta::TaskBatch batch = pipeline::make_text_task_batch(data, episode, device);
+  const auto classes = static_cast<std::int64_t>(episode.classes.size());
+  std::vector<std::pair<int, double>> candidates{{0, config.meta.inner_lr}};
+  for (double lr : {config.meta.inner_lr, config.meta.inner_lr / 10})
+    for (int steps : {config.meta.adapt_steps, 10})
+      if (steps > 0 && std::find(candidates.begin(), candidates.end(), std::make_pair(steps, lr)) ==
+                           candidates.end())
+        candidates.emplace_back(steps, lr);
+  std::optional<ChosenSetting> best;
+  for (const auto& [steps, lr] : candidates) {
+    const Tensor out = meta::class_outputs(
+        learner, meta::adapt_to_classes(learner, batch.support, classes, steps, lr), batch.query);
+    // A candidate that diverges is not chosen (NaN compares false).
+    const double a = accuracy(out, batch.query);
+    if (!best || a > best->accuracy) best = ChosenSetting{steps, lr, a, episode.classes.size(), 0};
+  }
+  best->candidates = candidates.size();
+  return best;
+}
+
 }  // namespace
 
 AdaptSummary adapt_text_run(const AdaptOptions& o) {
   check_text_options(o);
   runtime::configure_compute(o.threads);
   const torch::Device device = runtime::torch_device(o.device);
-  const std::string path = run::resolve_checkpoint_path(o.checkpoint);
-  const run::Checkpoint checkpoint = run::load_checkpoint(path);
-  if (checkpoint.meta.kind == run::kCheckpointKindAdapted)
-    throw UsageError("'" + path +
-                     "' is already an adapted text model: adapt from the run it came from (its "
-                     "run directory) instead");
-  config::Config config = run::saved_config(checkpoint.meta.config, path);
-  const std::string tokenizer = run::read_tokenizer(checkpoint);
-  const auto data = pipeline::prepare_text_run_data(config, &tokenizer);
-  const auto learner = run::build_text_learner(config, *data, device);
-  checkpoint.read_state(
-      [&](torch::serialize::InputArchive& archive) { run::read_learner(archive, *learner, path); },
-      device);
+  run::TextRun run = run::load_text_run(
+      o.checkpoint, device,
+      "is already an adapted text model: adapt from the run it came from (its run directory) "
+      "instead");
+  const std::string& path = run.checkpoint.path;
+  const run::Checkpoint& checkpoint = run.checkpoint;
+  config::Config& config = run.config;  // the adapted model records its adaptation setting
+  const auto& data = run.data;
+  const auto& learner = run.learner;
 
   const bool protonet = learner->algorithm() == config::Algorithm::kProtonet;
-  // Train chooses no adaptation setting for a text run (no RUN/adaptation.json): the config's.
-  const int steps = protonet ? 0 : (o.steps >= 0 ? o.steps : config.meta.adapt_steps);
-  const double lr = o.inner_lr > 0 ? o.inner_lr : config.meta.inner_lr;
+  int steps = protonet ? 0 : (o.steps >= 0 ? o.steps : config.meta.adapt_steps);
+  double lr = o.inner_lr > 0 ? o.inner_lr : config.meta.inner_lr;
   AdaptSummary summary;
   summary.source_checkpoint = path;
   summary.settings_source =
       o.steps >= 0 && o.inner_lr > 0
           ? "command line"
           : std::string(o.steps >= 0 || o.inner_lr > 0 ? "command line and " : "") +
-                "the config's meta.adapt_steps / meta.inner_lr (train chooses no setting for a "
-                "text run)";
+                "the config's meta.adapt_steps / meta.inner_lr";
+  // Neither given: chosen on the validation classes (train chooses none for a text run).
+  if (!protonet && o.steps < 0 && o.inner_lr <= 0) {
+    const int shots = o.shots > 0 ? o.shots : config.task.support;
+    if (const auto chosen = choose_on_validation(*learner, *data, config, shots, device)) {
+      steps = chosen->steps;
+      lr = chosen->lr;
+      summary.settings_source = fmt::format(
+          "chosen on the {} validation classes at K={} (the best of {} settings, accuracy {:.3f})",
+          chosen->classes, shots, chosen->candidates, chosen->accuracy);
+    } else {
+      summary.settings_source +=
+          " (fewer than 2 validation classes have K + 1 distinct texts: nothing to choose on)";
+    }
+  }
   summary.algorithm = learner->algorithm();
   summary.label_kind = tasks::LabelKind::kMulticlass;
   if (learner->algorithm() == config::Algorithm::kMetaSgd && o.inner_lr > 0)

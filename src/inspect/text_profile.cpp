@@ -159,7 +159,8 @@ void to_json(nlohmann::json& j, const TextProfile& p) {
 
 void print_text_profile(const TextProfile& p, std::ostream& out, bool list_classes) {
   auto row = [&](const std::string& key, const std::string& value) {
-    out << "  " << pad_to_width(key, 24) << value << "\n";
+    // A key as long as the column (a reject reason) still gets a space before its value.
+    out << "  " << pad_to_width(key + " ", 24) << value << "\n";
   };
   auto n = [](std::int64_t v) { return with_thousands(v); };
   const auto& d = p.dataset;

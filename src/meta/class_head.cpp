@@ -5,6 +5,7 @@
 #include <string>
 
 #include "util/errors.hpp"
+#include "util/interrupt.hpp"
 
 namespace ml::meta {
 
@@ -53,8 +54,8 @@ std::vector<Tensor> adapt_to_classes(const MetaLearner& learner, const models::B
   // for other classes, even when their count happens to match.
   const bool episode_head = !protonet && learner.algorithm() != config::Algorithm::kPretrain;
   if (init == HeadInit::kAuto)
-    init = classes == model.outputs() && episode_head ? HeadInit::kMetaLearned
-                                                      : HeadInit::kPrototypes;
+    init =
+        classes == model.outputs() && episode_head ? HeadInit::kMetaLearned : HeadInit::kPrototypes;
   if (init == HeadInit::kMetaLearned && classes != model.outputs())
     throw std::invalid_argument("adapt_to_classes: the meta-learned head has " +
                                 std::to_string(model.outputs()) + " rows, not " +
@@ -73,10 +74,16 @@ std::vector<Tensor> adapt_to_classes(const MetaLearner& learner, const models::B
 
   const std::vector<bool>& mask = learner.inner_mask();
   const std::vector<Tensor> rates = class_head_rates(learner, classes);
-  std::vector<Tensor> fast =
-      inner_loop(model, params, mask, support, tasks::LabelKind::kMulticlass, steps, lr,
-                 /*create_graph=*/false, rates.empty() ? nullptr : &rates);
-  for (Tensor& p : fast) p = p.detach();
+  // One step at a time (the same SGD steps as one call) so that an interrupt stops a long
+  // adaptation between steps rather than after the last.
+  std::vector<Tensor> fast = std::move(params);
+  for (int step = 0; step < steps; ++step) {
+    throw_if_interrupted("adapting to " + std::to_string(classes) + " classes: step " +
+                         std::to_string(step) + " of " + std::to_string(steps));
+    fast = inner_loop(model, fast, mask, support, tasks::LabelKind::kMulticlass, 1, lr,
+                      /*create_graph=*/false, rates.empty() ? nullptr : &rates);
+    for (Tensor& p : fast) p = p.detach();
+  }
   return fast;
 }
 

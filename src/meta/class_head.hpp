@@ -26,7 +26,8 @@ namespace ml::meta {
 // Where the adapted head starts.
 enum class HeadInit {
   // kMetaLearned when M equals the head's N rows and the algorithm trained an episode head (all
-  // but protonet, and pretrain, whose rows are its training classes), else kPrototypes. At M == N the meta-learned rows are the initialisation MAML
+  // but protonet, and pretrain, whose rows are its training classes), else kPrototypes. At M == N
+  // the meta-learned rows are the initialisation MAML
   // meta-trained for the inner loop, so N-way results stay those of MetaLearner's own
   // adaptation (MetaLearner::outputs_at_steps): the same parameters, the same loss. Measured on
   // the banking77 run of README (100 5-way 5-shot episodes of its validation intents): the

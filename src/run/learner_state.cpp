@@ -57,6 +57,25 @@ std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& conf
                             pipeline::text_head_outputs(config, data.split));
 }
 
+TextRun load_text_run(const std::string& checkpoint, const torch::Device& device,
+                      const std::string& if_adapted) {
+  TextRun run;
+  const std::string path = resolve_checkpoint_path(checkpoint);
+  run.checkpoint = load_checkpoint(path);
+  if (run.checkpoint.meta.kind == kCheckpointKindAdapted)
+    throw UsageError("'" + path + "' " + if_adapted);
+  run.config = saved_config(run.checkpoint.meta.config, path);
+  if (!run.config.text_run())
+    throw UsageError("'" + path + "' is not a text run's checkpoint (no data.text.column)");
+  run.tokenizer = read_tokenizer(run.checkpoint);
+  run.data = pipeline::prepare_text_run_data(run.config, &run.tokenizer);
+  run.learner = build_text_learner(run.config, *run.data, device);
+  run.checkpoint.read_state(
+      [&](torch::serialize::InputArchive& archive) { read_learner(archive, *run.learner, path); },
+      device);
+  return run;
+}
+
 void write_tokenizer(torch::serialize::OutputArchive& archive,
                      const features::Tokenizer& tokenizer) {
   const std::string bytes = tokenizer.to_bytes();

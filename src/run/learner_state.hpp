@@ -63,6 +63,23 @@ std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& conf
                                                       const torch::Device& device,
                                                       std::int64_t outputs);
 
+// A text run read back for eval and adapt: its checkpoint, config, saved tokenizer bytes, data
+// prepared with that tokenizer (pipeline::prepare_text_run_data) and learner with the saved
+// weights on `device`.
+struct TextRun {
+  Checkpoint checkpoint;  // checkpoint.path: the resolved file
+  config::Config config;
+  std::string tokenizer;  // the bytes the checkpoint holds
+  std::unique_ptr<pipeline::TextRunData> data;
+  std::unique_ptr<meta::MetaLearner> learner;
+};
+// `checkpoint`: a run directory or checkpoint file. UsageError for an adapted text model (the
+// message is its path followed by `if_adapted`, which says what to give instead) or a
+// checkpoint that is not a text run's; the errors of load_checkpoint, saved_config,
+// prepare_text_run_data and read_learner.
+TextRun load_text_run(const std::string& checkpoint, const torch::Device& device,
+                      const std::string& if_adapted);
+
 // A text run's tokenizer (Tokenizer::to_bytes) under "tokenizer", as a byte tensor.
 void write_tokenizer(torch::serialize::OutputArchive& archive,
                      const features::Tokenizer& tokenizer);
