@@ -27,6 +27,7 @@ Distribution distribution_of(std::vector<std::int64_t> values) {
   d.median = at(0.5);
   d.p75 = at(0.75);
   d.p90 = at(0.9);
+  d.p99 = at(0.99);
   double sum = 0;
   for (auto v : values) sum += static_cast<double>(v);
   d.mean = sum / static_cast<double>(values.size());

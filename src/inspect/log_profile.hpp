@@ -16,7 +16,7 @@
 namespace ml::inspect {
 
 struct Distribution {
-  std::int64_t count = 0, min = 0, p25 = 0, median = 0, p75 = 0, p90 = 0, max = 0;
+  std::int64_t count = 0, min = 0, p25 = 0, median = 0, p75 = 0, p90 = 0, p99 = 0, max = 0;
   double mean = 0;
 };
 Distribution distribution_of(std::vector<std::int64_t> values);

@@ -23,34 +23,19 @@ std::string pct(std::int64_t part, std::int64_t whole) {
              : fixed(100.0 * static_cast<double>(part) / static_cast<double>(whole), 1) + "%";
 }
 
-nlohmann::json percentiles_json(const Percentiles& p) {
-  return {{"count", p.count}, {"min", p.min}, {"p50", p.p50},
+nlohmann::json percentiles_json(const Distribution& p) {
+  return {{"count", p.count}, {"min", p.min}, {"p50", p.median},
           {"p90", p.p90},     {"p99", p.p99}, {"max", p.max}};
 }
 
-std::string percentiles_text(const Percentiles& p) {
-  return "min " + with_thousands(p.min) + ", p50 " + with_thousands(p.p50) + ", p90 " +
+std::string percentiles_text(const Distribution& p) {
+  return "min " + with_thousands(p.min) + ", p50 " + with_thousands(p.median) + ", p90 " +
          with_thousands(p.p90) + ", p99 " + with_thousands(p.p99) + ", max " +
          with_thousands(p.max);
 }
 
 }  // namespace
 
-Percentiles percentiles_of(std::vector<std::int64_t> values) {
-  Percentiles p;
-  if (values.empty()) return p;
-  std::sort(values.begin(), values.end());
-  auto at = [&](double q) {
-    return values[static_cast<std::size_t>(std::floor(q * static_cast<double>(values.size() - 1)))];
-  };
-  p.count = static_cast<std::int64_t>(values.size());
-  p.min = values.front();
-  p.p50 = at(0.5);
-  p.p90 = at(0.9);
-  p.p99 = at(0.99);
-  p.max = values.back();
-  return p;
-}
 
 TextProfile profile_text(const config::Config& config) {
   TextProfile p;
@@ -60,7 +45,7 @@ TextProfile profile_text(const config::Config& config) {
   p.dataset = data::summarize(dataset);
   std::vector<std::int64_t> per_class;
   for (const auto& c : p.dataset.classes) per_class.push_back(c.rows);
-  p.texts_per_class = percentiles_of(per_class);
+  p.texts_per_class = distribution_of(per_class);
   const tasks::ClassSplit split =
       tasks::split_classes(dataset.class_names, pipeline::class_split_spec(config));
   const features::Tokenizer tokenizer = pipeline::train_tokenizer(config, dataset, split);
@@ -94,7 +79,7 @@ TextProfile profile_text(const config::Config& config) {
     std::sort(t.class_names.begin(), t.class_names.end());
     t.truncated = std::count_if(lengths[s].begin(), lengths[s].end(),
                                 [&](std::int64_t n) { return n > p.max_len; });
-    t.tokens = percentiles_of(lengths[s]);
+    t.tokens = distribution_of(lengths[s]);
     t.pieces = stats[s].pieces;
     t.unknown_pieces = stats[s].unknown_pieces;
     t.oov_rate = stats[s].oov_rate();

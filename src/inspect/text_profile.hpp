@@ -16,21 +16,18 @@
 
 #include "config/config.hpp"
 #include "data/text_dataset.hpp"
+#include "inspect/log_profile.hpp"
 #include "tasks/class_episode_sampler.hpp"
 
 namespace ml::inspect {
 
 // Nearest-rank percentiles of a count (index floor(q * (n - 1)) of the sorted values).
-struct Percentiles {
-  std::int64_t count = 0, min = 0, p50 = 0, p90 = 0, p99 = 0, max = 0;
-};
-Percentiles percentiles_of(std::vector<std::int64_t> values);
 
 struct TextSplitProfile {
   std::string part;  // "train", "validation", "new"
   tasks::SplitSummary summary;
   std::vector<std::string> class_names;  // sorted by name
-  Percentiles tokens;                    // token ids per text, before truncation
+  Distribution tokens;                   // token ids per text, before truncation
   std::int64_t truncated = 0;            // texts longer than max_len
   std::int64_t pieces = 0, unknown_pieces = 0;
   double oov_rate = 0;  // unknown_pieces / pieces
@@ -40,7 +37,7 @@ struct TextProfile {
   std::string config_path;
   data::TextLoadReport load;
   data::TextDatasetSummary dataset;
-  Percentiles texts_per_class;
+  Distribution texts_per_class;
   std::int64_t max_len = 0;
   std::int64_t vocab_pieces = 0, hash_buckets = 0;
   int ways = 0, shots = 0, queries = 0;  // the episode shape the splits are checked against
