@@ -36,7 +36,6 @@ std::string percentiles_text(const Distribution& p) {
 
 }  // namespace
 
-
 TextProfile profile_text(const config::Config& config) {
   TextProfile p;
   p.config_path = config.source_path;
