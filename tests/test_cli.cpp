@@ -816,6 +816,16 @@ TEST(CliWalkthrough, MinimalConfigFromTheReadmeTrainsAdaptsAndServesANewCategory
   const auto served_lines = lines_of(served.out);
   ASSERT_EQ(served_lines.size(), 2u) << served.out;  // u000001 bought sp0001: sp0002 is left
   EXPECT_EQ(served_lines[1].rfind("u000001,1,sp0002,", 0), 0u) << served.out;
+  // Options of text runs on this purchase-log run are refused, not silently ignored.
+  const auto text_only =
+      run_many({"predict --checkpoint " + q(dir.file("runs/myshop/adapted/Smart_Plugs.mlckpt")) +
+                    " --input " + q(dir.file("smartplugs.csv")) + " --top-k 3",
+                "eval --checkpoint " + q(dir.file("runs/myshop")) + " --many-way-shots 5"});
+  expect_one_line_error(text_only[0], ml::ExitCode::kUsage, "--top-k without --recommend");
+  EXPECT_TRUE(contains(text_only[0].err, "add --recommend or leave --top-k out"))
+      << text_only[0].err;
+  expect_one_line_error(text_only[1], ml::ExitCode::kUsage, "--many-way-shots on a log run");
+  EXPECT_TRUE(contains(text_only[1].err, "is a purchase-log run")) << text_only[1].err;
 
   // Without the history of held-out items (the default "training") and without item
   // attributes, every candidate looks alike to the model: predict says so, once per list.

@@ -157,6 +157,13 @@ void add_eval_command(CLI::App& app) {
         std::cout << eval::format_table(result);
       return;
     }
+    // A purchase log's tasks have no classes to put into one many-way task.
+    for (const char* option : {"--many-way-shots", "--many-way-draws"})
+      if (command->count(option) > 0)
+        throw UsageError(std::string(option) +
+                         " is for a text run (data.text): its many-way task puts all new "
+                         "classes into one; '" +
+                         o->checkpoints.front() + "' is a purchase-log run");
     o->eval.pretrain = !o->no_pretrain;
     o->eval.checkpoint = o->checkpoints.front();
     o->eval.compare.assign(o->checkpoints.begin() + 1, o->checkpoints.end());

@@ -100,6 +100,11 @@ void add_predict_command(CLI::App& app) {
     }
     if (!o->task.empty() || !o->users.empty())
       throw UsageError("--task and --user choose what --recommend ranks; add --recommend");
+    if (command->count("--top-k") > 0)
+      throw UsageError(
+          "--top-k is the items per user of --recommend, or the classes per text of an adapted "
+          "text model; scoring a purchase log's rows gives one score each: add --recommend or "
+          "leave --top-k out");
     inference::PredictOptions p;
     p.checkpoint = o->checkpoint;
     p.input = o->input;
