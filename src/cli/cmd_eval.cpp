@@ -52,12 +52,16 @@ void add_eval_command(CLI::App& app) {
                               : std::string();
       },
       "");
-  command->add_option("--shots", o->eval.shots, "support sizes to evaluate")
+  command
+      ->add_option("--shots", o->eval.shots,
+                   "support sizes to evaluate (a text run's default: 1,5 texts per class)")
       ->delimiter(',')
       ->check(non_empty_value())
       ->check(k_shot)
       ->check(whole_number(1, run::kMaxShots));
-  command->add_option("--steps", o->eval.steps, "adaptation step counts to evaluate")
+  command
+      ->add_option("--steps", o->eval.steps,
+                   "adaptation step counts to evaluate (a text run's default: 0,1,3,5,10)")
       ->delimiter(',')
       ->check(non_empty_value())
       ->check(whole_number(0, run::kMaxAdaptSteps));
@@ -75,7 +79,10 @@ void add_eval_command(CLI::App& app) {
       ->delimiter(',')
       ->check(non_empty_value())
       ->capture_default_str();
-  command->add_option("--episodes", o->eval.episodes, "episodes per task and support size")
+  command
+      ->add_option("--episodes", o->eval.episodes,
+                   "episodes per task and support size (a text run: N-way episodes per K, "
+                   "default 100)")
       ->check(non_empty_value())
       ->check(whole_number(1, config::kMaxEpisodes));
   command
