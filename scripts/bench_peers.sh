@@ -16,20 +16,17 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/help.sh"
 source "$(dirname "$0")/lib/blas_core.sh"
+source "$(dirname "$0")/lib/peers.sh"
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
 iters=${ITERS:-200}
 python=/usr/bin/python3
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-tuned="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
-tuned+=":glibc.malloc.top_pad=268435456"
+tuned=$ml_tuned_malloc
 
-dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" ||
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-numpy >&2; }
+ml_peer_python
 build_dir=${BUILD_DIR:-build-release}
-[[ -f $build_dir/CMakeCache.txt ]] ||
-  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DML_BUILD_TESTS=OFF >&2
-cmake --build "$build_dir" -j"$(nproc)" --target metalearn metalearn_bench_meta >&2
+ml_release_build "$build_dir"
 ml_export_blas_core "$build_dir"/metalearn
 
 tmp=$(mktemp -d)

@@ -18,6 +18,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/help.sh"
 source "$(dirname "$0")/lib/blas_core.sh"
+source "$(dirname "$0")/lib/peers.sh"
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-2}
 iters=${ITERS:-6}               # timed meta-iterations per peer run (after 2 warm-up ones)
@@ -25,16 +26,10 @@ budget=${SECONDS_PER_CELL:-6}   # seconds of ours per algorithm and round
 python=/usr/bin/python3
 build_dir=${BUILD_DIR:-build-release}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-tuned="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
-tuned+=":glibc.malloc.top_pad=268435456"
+tuned=$ml_tuned_malloc
 
-dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" ||
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-numpy >&2; }
-if [[ -z ${NO_BUILD:-} ]]; then
-  [[ -f $build_dir/CMakeCache.txt ]] ||
-    cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DML_BUILD_TESTS=OFF >&2
-  cmake --build "$build_dir" -j"$(nproc)" --target metalearn metalearn_bench_meta >&2
-fi
+ml_peer_python
+[[ -n ${NO_BUILD:-} ]] || ml_release_build "$build_dir"
 ml_export_blas_core "$build_dir"/metalearn
 
 tmp=$(mktemp -d)
