@@ -108,6 +108,32 @@ TEST(TransformerMetaLearning, EveryAlgorithmsStackedMetaGradientMatchesThePerTas
   }
 }
 
+TEST(TransformerMetaLearning, WithFrozenLowerLayersTheStackedMetaGradientMatchesThePerTaskLoop) {
+  // meta.inner_layers = [-1] of two: the stacked inner loop computes the embeddings and the
+  // first layer on the support set once (models::Network::stacked_prefix), the per-task
+  // reference at every step.
+  for (Algorithm algorithm : {Algorithm::kMaml, Algorithm::kFomaml, Algorithm::kMetaSgd}) {
+    const std::string name = ml::enum_name(algorithm);
+    auto config = meta_config(algorithm);
+    config.inner_steps = 3;
+    config.inner_layers = {-1};
+    auto model = tiny_model(12, torch::kFloat64, /*layers=*/2);
+    MetaLearner learner(config, LabelKind::kMulticlass, model);
+    torch::manual_seed(6);
+    const std::vector<TaskBatch> tasks = toy_tasks(3);
+    const double stacked_loss = learner.accumulate_meta_gradient(tasks);
+    const std::vector<Tensor> stacked = take_gradients(learner);
+    const double reference_loss = learner.accumulate_meta_gradient_per_task(tasks);
+    const std::vector<Tensor> reference = take_gradients(learner);
+    EXPECT_NEAR(stacked_loss, reference_loss, 1e-9) << name;
+    for (std::size_t i = 0; i < stacked.size(); ++i)
+      EXPECT_TRUE(torch::allclose(stacked[i], reference[i], 1e-7, 1e-10))
+          << name << ": " << (i < model->names().size() ? model->names()[i] : "inner lr");
+    // Second order reaches the frozen first layer through the inner steps.
+    EXPECT_GT(stacked[2].abs().sum().item<double>(), 0) << name << ": " << model->names()[2];
+  }
+}
+
 TEST(TransformerMetaLearning, AdaptsToANewTaskAndRecordsEveryStepCount) {
   auto model = tiny_model(3, torch::kFloat32);
   MetaLearner learner(meta_config(Algorithm::kMaml), LabelKind::kMulticlass, model);

@@ -163,6 +163,90 @@ TEST(Transformer, StackedForwardEqualsPerTaskForward) {
   EXPECT_TRUE(torch::allclose(shared[1], model->forward(tasks[1], base), 1e-12, 1e-12));
 }
 
+// A stack of T tasks' random tokens.
+TokenBatch random_stack(std::int64_t T, std::int64_t n, std::int64_t L, std::int64_t vocab) {
+  TokenBatch stack{torch::empty({T, n, L}, torch::kInt64), torch::empty({T, n, L}, torch::kBool)};
+  for (std::int64_t t = 0; t < T; ++t) {
+    const TokenBatch task = random_tokens(n, L, vocab);
+    stack.ids[t] = task.ids;
+    stack.mask[t] = task.mask;
+  }
+  return stack;
+}
+
+TEST(Transformer, StackedPrefixResumesToTheSameOutputsAndGradients) {
+  torch::manual_seed(6);
+  Transformer model(tiny_shape(2));
+  model->to(torch::kFloat64);
+  const auto& names = model->names();
+  const auto index_of = [&](const std::string& name) {
+    return static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+  };
+  const std::int64_t T = 3;
+  const TokenBatch tokens = random_stack(T, 4, 5, 13);
+  ml::models::StackedBatch batch;
+  batch.tokens = tokens.ids;
+  batch.mask = tokens.mask;
+  // first adapted parameter -> the encoder layers below it (0: no prefix).
+  const std::pair<std::string, std::int64_t> cases[] = {
+      {"token_embedding", 0},  {"layer_0_norm1_weight", 0}, {"layer_1_norm1_weight", 1},
+      {"layer_1_ff2_bias", 1}, {"final_norm_weight", 2},    {"head_weight", 2}};
+  for (const auto& [name, frozen] : cases) {
+    const std::size_t first = index_of(name);
+    ASSERT_LT(first, names.size()) << name;
+    // As the inner loop holds them: per-task copies from `first` on, shared leaves below.
+    std::vector<Tensor> shared, p;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      shared.push_back(model->params()[i].detach().clone().requires_grad_(true));
+      if (i < first) {
+        p.push_back(shared.back());
+      } else {
+        std::vector<std::int64_t> shape = shared.back().sizes().vec();
+        shape.insert(shape.begin(), T);
+        p.push_back(shared.back().unsqueeze(0).expand(shape) +
+                    0.1 * torch::randn(shape, torch::kFloat64));
+      }
+    }
+    const ml::models::StackedPrefix prefix = model->stacked_prefix(batch, p, first);
+    ASSERT_EQ(prefix.defined(), frozen > 0) << name;
+    if (!prefix.defined()) continue;
+    EXPECT_EQ(prefix.resume_at, frozen) << name;
+    const Tensor direct = model->forward_stacked(batch, p);
+    const Tensor resumed = model->forward_stacked_from(prefix, batch, p);
+    EXPECT_TRUE(torch::allclose(resumed, direct, 1e-12, 1e-12)) << name;
+    // The frozen layers' meta-gradient flows back through the prefix as through the full pass.
+    const Tensor weights = torch::randn(direct.sizes(), torch::kFloat64);
+    const auto g_direct = torch::autograd::grad({(direct * weights).sum()}, shared);
+    const auto g_resumed = torch::autograd::grad({(resumed * weights).sum()}, shared);
+    for (std::size_t i = 0; i < shared.size(); ++i)
+      EXPECT_TRUE(torch::allclose(g_resumed[i], g_direct[i], 1e-10, 1e-12))
+          << name << ": " << names[i];
+  }
+}
+
+TEST(Transformer, FusedAndComposedGeluComputeTheSameFunctionAndGradient) {
+  // Leaf parameters take torch's fused GELU; parameters autograd tracks back (an adapted copy
+  // in second-order MAML) take the composed erf formula. Both must agree.
+  torch::manual_seed(8);
+  Transformer model(tiny_shape(2));
+  model->to(torch::kFloat64);
+  const TokenBatch tokens = random_tokens(6, 5, 13);
+  std::vector<Tensor> leaves, tracked;
+  for (const auto& p : model->params()) {
+    leaves.push_back(p.detach().clone().requires_grad_(true));
+    tracked.push_back(leaves.back() * 1.0);
+  }
+  const Tensor fused = model->forward(tokens, leaves);
+  const Tensor composed = model->forward(tokens, tracked);
+  ASSERT_TRUE(tracked[0].grad_fn() != nullptr);
+  EXPECT_TRUE(torch::allclose(fused, composed, 1e-12, 1e-12));
+  const Tensor weights = torch::randn(fused.sizes(), torch::kFloat64);
+  const auto g_fused = torch::autograd::grad({(fused * weights).sum()}, leaves);
+  const auto g_composed = torch::autograd::grad({(composed * weights).sum()}, leaves);
+  for (std::size_t i = 0; i < leaves.size(); ++i)
+    EXPECT_TRUE(torch::allclose(g_fused[i], g_composed[i], 1e-10, 1e-12)) << model->names()[i];
+}
+
 TEST(Transformer, AdaptMasksPickTheHeadOrChosenLayers) {
   Transformer model(tiny_shape(3));
   const auto& names = model->names();

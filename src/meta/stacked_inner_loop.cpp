@@ -198,9 +198,23 @@ std::vector<Tensor> stacked_inner_loop(const models::Network& model, std::vector
   if (!create_graph && per_param_lr == nullptr &&
       first_order_steps_by_hand(model, fast, mask, support, kind, steps, lr))
     return fast;
+  // What the parameters below the first adapted one compute on the support set is the same at
+  // every step: computed once. A first-order loop never differentiates it.
+  models::StackedPrefix prefix;
+  const auto first_adapted =
+      static_cast<std::size_t>(std::find(mask.begin(), mask.end(), true) - mask.begin());
+  if (steps > 1) {
+    std::optional<torch::NoGradGuard> no_graph;
+    if (!create_graph) no_graph.emplace();
+    prefix = model.stacked_prefix(support, fast, first_adapted);
+  }
   std::vector<Tensor> inputs;
   for (int s = 0; s < steps; ++s) {
-    Tensor loss = models::task_losses(model.forward_stacked(support, fast), support, kind).sum();
+    Tensor loss =
+        models::task_losses(prefix.defined() ? model.forward_stacked_from(prefix, support, fast)
+                                             : model.forward_stacked(support, fast),
+                            support, kind)
+            .sum();
     inputs.clear();
     for (std::size_t i = 0; i < fast.size(); ++i)
       if (mask[i]) inputs.push_back(fast[i]);

@@ -24,6 +24,14 @@ namespace ml::models {
 // ANIL adapts.
 enum class ParamGroup { kEmbedding, kTower, kHead };
 
+// A stacked forward pass stopped at a point that frozen parameters decide: the hidden state
+// there and where to resume (for the transformer, the next encoder layer).
+struct StackedPrefix {
+  torch::Tensor hidden;
+  std::int64_t resume_at = 0;
+  bool defined() const { return hidden.defined(); }
+};
+
 class Network : public torch::nn::Module {
  public:
   // The parameters in layout order (the order forward() expects).
@@ -55,6 +63,24 @@ class Network : public torch::nn::Module {
                                           const std::vector<torch::Tensor>& p) const = 0;
   // Whether p[i] is given per task (it has one more dimension than the parameter).
   virtual bool per_task(std::size_t i, const torch::Tensor& value) const = 0;
+
+  // The part of forward_stacked(batch, p) that only parameters before index `first_adapted`
+  // (layout order) decide: what an inner loop adapting nothing below that index computes
+  // identically at every step, so it computes it once per meta-batch (the transformer's
+  // embeddings and encoder layers below meta.inner_layers; every layer for a head-only loop).
+  // Undefined (the default) where the network has no such split or nothing would be saved.
+  virtual StackedPrefix stacked_prefix(const StackedBatch& /*batch*/,
+                                       const std::vector<torch::Tensor>& /*p*/,
+                                       std::size_t /*first_adapted*/) const {
+    return {};
+  }
+  // forward_stacked(batch, p) resumed from a defined stacked_prefix() of the same batch with
+  // the same parameters below its split: equal to it up to float rounding.
+  virtual torch::Tensor forward_stacked_from(const StackedPrefix& prefix, const StackedBatch& batch,
+                                             const std::vector<torch::Tensor>& p) const {
+    (void)prefix;
+    return forward_stacked(batch, p);
+  }
 };
 
 }  // namespace ml::models

@@ -126,7 +126,8 @@ void TransformerImpl::add(const std::string& name, Tensor value, ParamGroup grou
 }
 
 Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor>& p,
-                               std::int64_t tasks) const {
+                               std::int64_t tasks, const StackedPrefix* resume,
+                               std::int64_t stop_before) const {
   if (p.size() != names_.size())
     throw std::logic_error("the transformer got " + std::to_string(p.size()) +
                            " parameters for a layout of " + std::to_string(names_.size()));
@@ -158,9 +159,25 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
     if (!task_wise(w) && !task_wise(w + 1)) return torch::layer_norm(x, {d}, p[w], p[w + 1], 1e-5);
     return torch::layer_norm(x, {d}, {}, {}, 1e-5) * vec(w, x) + vec(w + 1, x);
   };
+  // The fused GELU kernel unless a gradient through it may be differentiated again: a
+  // parameter that autograd tracks back to the meta-parameters (an adapted copy in
+  // second-order MAML or Meta-SGD) gets the composed erf formula (exact_gelu: see there). Both
+  // compute the same function; the fused one makes one pass over the widest activation
+  // instead of five.
+  bool second_order = false;
+  for (std::size_t i = 0; i < p.size() && !second_order; ++i)
+    second_order = p[i].requires_grad() && p[i].grad_fn() != nullptr;
+  const auto activation = [&](const Tensor& x) {
+    if (shape_.activation == Activation::kRelu) return torch::relu(x);
+    return second_order ? exact_gelu(x) : torch::gelu(x);
+  };
 
   Tensor x;
-  if (task_wise(0)) {
+  std::int64_t first_layer = 0;
+  if (resume != nullptr) {
+    x = resume->hidden;
+    first_layer = resume->resume_at;
+  } else if (task_wise(0)) {
     // One gather over every task's table: row j of task t is row t * V + j of [T * V, d].
     const std::int64_t V = p[0].size(1);
     Tensor offset = torch::arange(tasks, batch.ids.options()).mul_(V).view({tasks, 1, 1});
@@ -168,7 +185,8 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
   } else {
     x = torch::embedding(p[0], batch.ids);
   }
-  x = x + (task_wise(1) ? for_tasks(p[1].narrow(1, 0, L), x.dim()) : p[1].narrow(0, 0, L));
+  if (resume == nullptr)
+    x = x + (task_wise(1) ? for_tasks(p[1].narrow(1, 0, L), x.dim()) : p[1].narrow(0, 0, L));
 
   const std::int64_t h = shape_.heads, dh = d / h;
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
@@ -180,7 +198,8 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
     return t.reshape(shape).transpose(-2, -3);
   };
   const Tensor padded_key = batch.mask.logical_not().unsqueeze(-2).unsqueeze(-2);
-  for (std::int64_t l = 0; l < shape_.layers; ++l) {
+  const std::int64_t last_layer = stop_before < 0 ? shape_.layers : stop_before;
+  for (std::int64_t l = first_layer; l < last_layer; ++l) {
     const std::size_t base = kFirstLayer + static_cast<std::size_t>(l) * kPerLayer;
     const std::vector<Tensor> qkv =
         linear(norm(x, base + kNorm1), base + kAttentionIn).chunk(3, -1);
@@ -188,10 +207,10 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
     Tensor weights = torch::softmax(scores.masked_fill(padded_key, kMaskedScore), -1);
     Tensor context = weights.matmul(split_heads(qkv[2])).transpose(-2, -3).reshape(x.sizes());
     x = x + linear(context, base + kAttentionOut);
-    Tensor hidden = linear(norm(x, base + kNorm2), base + kFf1);
-    hidden = shape_.activation == Activation::kGelu ? exact_gelu(hidden) : torch::relu(hidden);
+    Tensor hidden = activation(linear(norm(x, base + kNorm2), base + kFf1));
     x = x + linear(hidden, base + kFf2);
   }
+  if (stop_before >= 0) return x;
   const std::size_t final_norm = p.size() - 4;
   x = norm(x, final_norm);
   Tensor weight = batch.mask.to(x.scalar_type()).unsqueeze(-1);
@@ -200,12 +219,12 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
 }
 
 Tensor TransformerImpl::represent(const TokenBatch& batch, const std::vector<Tensor>& p) const {
-  return encode(batch, p, 0);
+  return encode(batch, p, 0, nullptr, -1);
 }
 
 Tensor TransformerImpl::represent_stacked(const TokenBatch& batch,
                                           const std::vector<Tensor>& p) const {
-  return encode(batch, p, batch.ids.size(0));
+  return encode(batch, p, batch.ids.size(0), nullptr, -1);
 }
 
 Tensor TransformerImpl::forward(const TokenBatch& batch, const std::vector<Tensor>& p) const {
@@ -215,10 +234,13 @@ Tensor TransformerImpl::forward(const TokenBatch& batch, const std::vector<Tenso
 
 Tensor TransformerImpl::forward_stacked(const TokenBatch& batch,
                                         const std::vector<Tensor>& p) const {
+  return stacked_head(represent_stacked(batch, p), p);
+}
+
+Tensor TransformerImpl::stacked_head(const Tensor& pooled, const std::vector<Tensor>& p) const {
   const std::size_t head = p.size() - 2;
-  Tensor x = represent_stacked(batch, p);  // [T, n, d]
   const Tensor &w = p[head], &b = p[head + 1];
-  Tensor y = per_task(head, w) ? x.matmul(w.transpose(-1, -2)) : x.matmul(w.t());
+  Tensor y = per_task(head, w) ? pooled.matmul(w.transpose(-1, -2)) : pooled.matmul(w.t());
   return y + (per_task(head + 1, b) ? b.unsqueeze(1) : b);
 }
 
@@ -272,6 +294,32 @@ Tensor TransformerImpl::forward_stacked(const StackedBatch& batch,
 Tensor TransformerImpl::represent_stacked(const StackedBatch& batch,
                                           const std::vector<Tensor>& p) const {
   return represent_stacked(tokens_of(batch.tokens, batch.mask), p);
+}
+
+StackedPrefix TransformerImpl::stacked_prefix(const StackedBatch& batch,
+                                              const std::vector<Tensor>& p,
+                                              std::size_t first_adapted) const {
+  // Encoder layers wholly below the first adapted parameter; the final norm and the head
+  // (layer_of -1 after the layers) leave every layer below.
+  std::int64_t frozen_layers = shape_.layers;
+  if (first_adapted < layer_of_.size()) {
+    const int layer = layer_of_[first_adapted];
+    if (layer >= 0)
+      frozen_layers = layer;
+    else if (first_adapted < kFirstLayer)
+      frozen_layers = 0;
+  }
+  // Below one layer, only the embedding gather would be saved: not worth a second code path.
+  if (frozen_layers < 1) return {};
+  const TokenBatch tokens = tokens_of(batch.tokens, batch.mask);
+  return {encode(tokens, p, tokens.ids.size(0), nullptr, frozen_layers), frozen_layers};
+}
+
+Tensor TransformerImpl::forward_stacked_from(const StackedPrefix& prefix, const StackedBatch& batch,
+                                             const std::vector<Tensor>& p) const {
+  if (!prefix.defined()) return forward_stacked(batch, p);
+  const TokenBatch tokens = tokens_of(batch.tokens, batch.mask);
+  return stacked_head(encode(tokens, p, tokens.ids.size(0), &prefix, -1), p);
 }
 
 std::vector<bool> layer_adapt_mask(const TransformerImpl& model, const std::vector<int>& layers) {

@@ -103,12 +103,24 @@ class TransformerImpl : public Network {
   bool per_task(std::size_t i, const torch::Tensor& value) const override {
     return value.dim() > ranks_[i];
   }
+  // The embeddings and the encoder layers below the one holding p[first_adapted] ([T, n, L, d]
+  // before the next layer); every layer when only the final norm or the head adapt.
+  StackedPrefix stacked_prefix(const StackedBatch& batch, const std::vector<torch::Tensor>& p,
+                               std::size_t first_adapted) const override;
+  torch::Tensor forward_stacked_from(const StackedPrefix& prefix, const StackedBatch& batch,
+                                     const std::vector<torch::Tensor>& p) const override;
 
  private:
   void add(const std::string& name, torch::Tensor value, ParamGroup group, int layer);
-  // The encoder over ids [B..., L], where B... is [n] or, with `tasks` > 0, [T, n].
+  // The encoder over ids [B..., L], where B... is [n] or, with `tasks` > 0, [T, n]: pooled
+  // [B..., d]; or, with `stop_before` >= 0, the hidden state [B..., L, d] before that layer.
+  // `resume` starts from a stacked_prefix() instead of the embeddings.
   torch::Tensor encode(const TokenBatch& batch, const std::vector<torch::Tensor>& p,
-                       std::int64_t tasks) const;
+                       std::int64_t tasks, const StackedPrefix* resume,
+                       std::int64_t stop_before) const;
+  // The head on pooled representations [T, n, d] -> [T, n, outputs].
+  torch::Tensor stacked_head(const torch::Tensor& pooled,
+                             const std::vector<torch::Tensor>& p) const;
   TransformerShape shape_;
   std::vector<ParamGroup> groups_;
   std::vector<std::string> names_;
