@@ -13,7 +13,8 @@ meta-gradient of the first meta-batch for each algorithm.
 
 The model is written functionally with the same parameter shapes and layout as
 src/models/transformer.cpp: per layer x += out(attention(norm1(x))), x += ff2(gelu(ff1(norm2(x))))
-with GELU as the erf formula 0.5 x (1 + erf(x / sqrt 2)), padded keys masked with -1e9, layer
+with GELU as the erf formula 0.5 x (1 + erf(x / sqrt 2)) in second-order MAML and torch's fused
+GELU otherwise (as metalearn chooses), -1e9 added to padded keys' scores, layer
 norms with eps 1e-5, the final norm, mean pooling over unmasked tokens, a linear head.
 
   --impl per_task  one task at a time (torch.autograd.grad per inner step, create_graph for
@@ -71,8 +72,14 @@ STEPS, LR = int(W['inner_steps']), float(W['inner_lr'])
 T = int(W['meta_batch'])
 
 
-def gelu(x):
+def erf_formula_gelu(x):
     return 0.5 * x * (1 + torch.erf(x * (1 / math.sqrt(2))))
+
+
+# As metalearn: torch's fused GELU where no gradient through it is differentiated again
+# (fomaml, protonet), the erf formula where one is (second-order MAML: LibTorch 1.13's fused
+# GELU gave NaN meta-gradients at random there). The same function either way.
+gelu = erf_formula_gelu if ARGS.algo == 'maml' else F.gelu
 
 
 def written_out_layer_norm(x, shape, weight, bias, eps):
@@ -94,7 +101,9 @@ def encode(p, ids, mask):
     d = P('token_embedding').shape[1]
     dh = d // HEADS
     x = F.embedding(ids, P('token_embedding')) + P('position_embedding')[:L]
-    padded_key = (~mask)[..., None, None, :]  # [n, 1, 1, L]
+    # -1e9 added on padded keys by the baddbmm that computes the scores, as metalearn does.
+    key_bias = ((~mask).to(x.dtype) * -1e9)[..., None, None, :].expand(
+        *mask.shape[:-1], HEADS, 1, L).reshape(-1, 1, L)  # [n h, 1, L]
 
     def heads(t):  # [n, L, d] -> [n, h, L, dh]
         return t.reshape(*t.shape[:-1], HEADS, dh).transpose(-2, -3)
@@ -104,9 +113,11 @@ def encode(p, ids, mask):
         h = LAYER_NORM(x, (d,), P(q + 'norm1_weight'), P(q + 'norm1_bias'), 1e-5)
         qh, kh, vh = F.linear(h, P(q + 'attention_in_weight'),
                               P(q + 'attention_in_bias')).chunk(3, -1)
-        scores = heads(qh).matmul(heads(kh).transpose(-1, -2)) * (1 / math.sqrt(dh))
-        weights = torch.softmax(scores.masked_fill(padded_key, -1e9), -1)
-        context = weights.matmul(heads(vh)).transpose(-2, -3).reshape(x.shape)
+        fold = lambda t: heads(t).reshape(-1, L, dh)  # noqa: E731  [n h, L, dh]
+        scores = torch.baddbmm(key_bias, fold(qh), fold(kh).transpose(-1, -2),
+                               alpha=1 / math.sqrt(dh))
+        context = torch.bmm(torch.softmax(scores, -1), fold(vh))
+        context = context.reshape(*x.shape[:-2], HEADS, L, dh).transpose(-2, -3).reshape(x.shape)
         x = x + F.linear(context, P(q + 'attention_out_weight'), P(q + 'attention_out_bias'))
         h = LAYER_NORM(x, (d,), P(q + 'norm2_weight'), P(q + 'norm2_bias'), 1e-5)
         h = gelu(F.linear(h, P(q + 'ff1_weight'), P(q + 'ff1_bias')))

@@ -25,7 +25,7 @@ enum LayerSlot : std::size_t {
 };
 constexpr std::size_t kFirstLayer = 2;  // after the token and position embeddings
 
-// A masked score small enough that its softmax weight is exactly 0 in float and double (a
+// Added to a padded key's score: its softmax weight is then exactly 0 in float and double (a
 // finite value, unlike -inf, keeps a row whose keys are all padding free of NaN).
 constexpr double kMaskedScore = -1e9;
 
@@ -197,15 +197,32 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
     shape.push_back(dh);
     return t.reshape(shape).transpose(-2, -3);
   };
-  const Tensor padded_key = batch.mask.logical_not().unsqueeze(-2).unsqueeze(-2);
+  // -1e9 on padded keys, per (row, head) of the scores [B... · h, L, L]: added by the same
+  // baddbmm that computes them (scale · q kᵀ), which saves two passes over the scores and
+  // their gradients against matmul, mul and masked_fill.
+  std::vector<std::int64_t> key_shape = batch.mask.sizes().vec();
+  key_shape.insert(key_shape.end() - 1, {h, 1});
+  const Tensor key_bias = batch.mask.logical_not()
+                              .to(x.scalar_type())
+                              .mul_(kMaskedScore)
+                              .unsqueeze(-2)
+                              .unsqueeze(-2)
+                              .expand(key_shape)
+                              .reshape({-1, 1, L});
+  // [B..., h, L, dh] -> [B... · h, L, dh]
+  const auto fold = [&](const Tensor& t) { return t.reshape({-1, L, dh}); };
   const std::int64_t last_layer = stop_before < 0 ? shape_.layers : stop_before;
   for (std::int64_t l = first_layer; l < last_layer; ++l) {
     const std::size_t base = kFirstLayer + static_cast<std::size_t>(l) * kPerLayer;
     const std::vector<Tensor> qkv =
         linear(norm(x, base + kNorm1), base + kAttentionIn).chunk(3, -1);
-    Tensor scores = split_heads(qkv[0]).matmul(split_heads(qkv[1]).transpose(-1, -2)).mul(scale);
-    Tensor weights = torch::softmax(scores.masked_fill(padded_key, kMaskedScore), -1);
-    Tensor context = weights.matmul(split_heads(qkv[2])).transpose(-2, -3).reshape(x.sizes());
+    Tensor scores = torch::baddbmm(key_bias, fold(split_heads(qkv[0])),
+                                   fold(split_heads(qkv[1])).transpose(-1, -2), 1.0, scale);
+    Tensor context = torch::bmm(torch::softmax(scores, -1), fold(split_heads(qkv[2])));
+    std::vector<std::int64_t> head_shape = x.sizes().vec();
+    head_shape.back() = dh;
+    head_shape.insert(head_shape.end() - 2, h);
+    context = context.view(head_shape).transpose(-2, -3).reshape(x.sizes());
     x = x + linear(context, base + kAttentionOut);
     Tensor hidden = activation(linear(norm(x, base + kNorm2), base + kFf1));
     x = x + linear(hidden, base + kFf2);
