@@ -134,6 +134,35 @@ TEST(TransformerMetaLearning, WithFrozenLowerLayersTheStackedMetaGradientMatches
   }
 }
 
+TEST(TransformerMetaLearning, TasksTooLargeToStackRunOneStackAfterAnotherToTheSameGradient) {
+  // With 4,096 positions one task's widest activation (18 texts x 4,096 x 24 values) exceeds
+  // the stack budget: a stack holds one task, and the meta-gradient is still the per-task
+  // loop's. The tiny model of the other tests stacks all four.
+  ml::models::TransformerShape shape = tiny(3);
+  shape.max_len = 4096;
+  for (Algorithm algorithm : {Algorithm::kMaml, Algorithm::kFomaml, Algorithm::kProtonet}) {
+    const std::string name = ml::enum_name(algorithm);
+    torch::manual_seed(13);
+    auto model = std::make_shared<TransformerImpl>(shape);
+    model->to(torch::kFloat64);
+    MetaLearner learner(meta_config(algorithm), LabelKind::kMulticlass, model);
+    torch::manual_seed(7);
+    const std::vector<TaskBatch> tasks = toy_tasks(4);
+    EXPECT_EQ(learner.tasks_per_stack(tasks), 1u) << name;
+    const double stacked_loss = learner.accumulate_meta_gradient(tasks);
+    const std::vector<Tensor> stacked = take_gradients(learner);
+    const double reference_loss = learner.accumulate_meta_gradient_per_task(tasks);
+    const std::vector<Tensor> reference = take_gradients(learner);
+    EXPECT_NEAR(stacked_loss, reference_loss, 1e-9) << name;
+    for (std::size_t i = 0; i < stacked.size(); ++i)
+      EXPECT_TRUE(torch::allclose(stacked[i], reference[i], 1e-7, 1e-10))
+          << name << ": " << model->names()[i];
+  }
+  MetaLearner small(meta_config(Algorithm::kMaml), LabelKind::kMulticlass,
+                    tiny_model(1, torch::kFloat32));
+  EXPECT_EQ(small.tasks_per_stack(toy_tasks(4)), 4u);
+}
+
 TEST(TransformerMetaLearning, AdaptsToANewTaskAndRecordsEveryStepCount) {
   auto model = tiny_model(3, torch::kFloat32);
   MetaLearner learner(meta_config(Algorithm::kMaml), LabelKind::kMulticlass, model);

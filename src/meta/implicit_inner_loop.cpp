@@ -1,6 +1,7 @@
 // The implicit second-order inner loop: see implicit_inner_loop.hpp.
 #include "meta/implicit_inner_loop.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "meta/stacked_inner_loop.hpp"
@@ -80,10 +81,19 @@ void ImplicitInnerLoop::step(const models::StackedBatch& support, tasks::LabelKi
     layer_inputs[w] = x;
     return layer_outputs[w] = implicit_linear(w, x);
   };
-  Tensor loss = models::task_losses(mlp_ ? mlp_->forward_stacked(support, fast_, linear)
-                                         : model_.forward_stacked(support, fast_),
-                                    support, kind)
-                    .sum();
+  Tensor outputs;
+  if (mlp_) {
+    outputs = mlp_->forward_stacked(support, fast_, linear);
+  } else {
+    if (!prefix_tokens_.defined() || !prefix_tokens_.is_same(support.tokens)) {
+      const auto first_adapted = static_cast<std::size_t>(
+          std::find(explicit_mask_.begin(), explicit_mask_.end(), true) - explicit_mask_.begin());
+      support_prefix_ = model_.stacked_prefix(support, fast_, first_adapted);
+      prefix_tokens_ = support.tokens;
+    }
+    outputs = model_.forward_stacked_from(support_prefix_, support, fast_);
+  }
+  Tensor loss = models::task_losses(outputs, support, kind).sum();
   std::vector<Tensor> wrt;
   for (std::size_t i = 0; i < fast_.size(); ++i) {
     if (explicit_mask_[i]) wrt.push_back(fast_[i]);

@@ -43,6 +43,7 @@ class ImplicitInnerLoop {
                     Layers layers = Layers::kWhereCheaper);
 
   // One SGD step of every task on its support rows; the graph is kept (second order).
+  // Every step of one loop takes the same support batch.
   void step(const models::StackedBatch& support, tasks::LabelKind kind);
   // Outputs [T, n, outputs] of the adapted tasks on `batch`.
   torch::Tensor forward(const models::StackedBatch& batch) const;
@@ -63,6 +64,11 @@ class ImplicitInnerLoop {
   std::vector<torch::Tensor> deltas_;       // D [T, rows so far, out]
   // x xᵀ + 1 of a layer whose support inputs are constant data, once computed.
   mutable std::vector<torch::Tensor> constant_kernels_;
+  // A network other than the MLP: its support pass below the first adapted parameter
+  // (models::Network::stacked_prefix), the same at every step, computed at the first one on
+  // the batch whose tokens prefix_tokens_ holds.
+  models::StackedPrefix support_prefix_;
+  torch::Tensor prefix_tokens_;
   double lr_;
 };
 

@@ -2,6 +2,7 @@
 #include "meta/meta_learner.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <stdexcept>
@@ -314,9 +315,36 @@ double stacked_protonet(const models::Network& model, tasks::LabelKind kind,
 
 }  // namespace
 
+std::size_t MetaLearner::tasks_per_stack(const std::vector<TaskBatch>& tasks) const {
+  if (tasks.empty() || config_.algorithm == config::Algorithm::kPretrain ||
+      config_.algorithm == config::Algorithm::kScratch || model_->id_tables() > 0)
+    return std::max<std::size_t>(1, tasks.size());
+  std::int64_t rows = 0;
+  for (const auto& t : tasks) rows = std::max(rows, t.support.size() + t.query.size());
+  const double bytes = model_->activation_values(rows) * static_cast<double>(sizeof(float));
+  if (bytes <= 0) return tasks.size();
+  return static_cast<std::size_t>(
+      std::clamp(std::floor(kStackCacheBytes / bytes), 1.0, static_cast<double>(tasks.size())));
+}
+
 double MetaLearner::meta_gradient(const std::vector<TaskBatch>& tasks,
                                   const std::vector<Tensor>& params, const std::vector<Tensor>& lrs,
                                   std::size_t total) {
+  const std::size_t per_stack = tasks_per_stack(tasks);
+  if (per_stack >= tasks.size()) return stacked_meta_gradient(tasks, params, lrs, total);
+  double loss = 0;
+  for (std::size_t first = 0; first < tasks.size(); first += per_stack) {
+    const std::vector<TaskBatch> stack(
+        tasks.begin() + static_cast<std::ptrdiff_t>(first),
+        tasks.begin() + static_cast<std::ptrdiff_t>(std::min(first + per_stack, tasks.size())));
+    loss += stacked_meta_gradient(stack, params, lrs, total);
+  }
+  return loss;
+}
+
+double MetaLearner::stacked_meta_gradient(const std::vector<TaskBatch>& tasks,
+                                          const std::vector<Tensor>& params,
+                                          const std::vector<Tensor>& lrs, std::size_t total) {
   switch (config_.algorithm) {
     case config::Algorithm::kMaml:
     case config::Algorithm::kAnil:

@@ -114,7 +114,21 @@ class MetaLearner {
   // only, not on the pool (threads only change how fast), and equals the one-chunk result to
   // float rounding, not bit for bit: one chunk sums a shared weight's gradient over all tasks'
   // rows inside one matrix product, C chunks add C such partial products.
+  //
+  // Inside a chunk, a stack holds at most tasks_per_stack() tasks: where one task's widest
+  // activation alone fills a core's cache (the transformer of workload W3: 100 texts of 32
+  // tokens by 384 values, 4.9 MB), a stack of several only streams them from memory (W3 ran
+  // 5-10% faster one task at a time than as a stack of 8), so the chunk's tasks are computed
+  // in stacks of that many, one after another, into the same leaves. It depends on the model
+  // and the episode sizes only, never on the machine, so the result stays reproducible.
   double accumulate_meta_gradient(const std::vector<TaskBatch>& tasks);
+  // How many of `tasks` one stack holds (above): as many as keep a stack's widest activation
+  // within kStackCacheBytes, at least one; all of them for pretrain (one joint loss) and for a
+  // network with embedding tables (whose row-sparse gradient is kept per chunk).
+  std::size_t tasks_per_stack(const std::vector<TaskBatch>& tasks) const;
+  // A core's share of cache that a stack's widest activation should fit (2 MiB: the L2 of a
+  // current server core).
+  static constexpr double kStackCacheBytes = 2.0 * 1024 * 1024;
   // How accumulate_meta_gradient() cuts and spreads its tasks: into `chunks` (>= 1; 1, the
   // default, is one stack) computed by `pool`'s workers (nullptr: the calling thread, chunk
   // after chunk). The pool must outlive its use here, and its workers must be single-threaded
@@ -151,6 +165,10 @@ class MetaLearner {
   double meta_gradient(const std::vector<TaskBatch>& tasks,
                        const std::vector<torch::Tensor>& params,
                        const std::vector<torch::Tensor>& lrs, std::size_t total);
+  // meta_gradient() of `tasks` as one stack.
+  double stacked_meta_gradient(const std::vector<TaskBatch>& tasks,
+                               const std::vector<torch::Tensor>& params,
+                               const std::vector<torch::Tensor>& lrs, std::size_t total);
   double per_task_meta_gradient(const std::vector<TaskBatch>& tasks,
                                 const std::vector<torch::Tensor>& params,
                                 const std::vector<torch::Tensor>& lrs, std::size_t meta_batch);

@@ -48,6 +48,10 @@ class Network : public torch::nn::Module {
   // Multiply-adds of the largest matrix product of a forward pass on `rows` rows: what decides
   // whether threads inside one product pay (runtime::WorkShape).
   virtual double largest_product(std::int64_t rows) const = 0;
+  // Values in the widest activation of a forward pass on `rows` rows: what decides how many
+  // tasks one stack may hold before it spills out of a core's cache (MetaLearner). 0 (the
+  // default): small enough to stack any number.
+  virtual double activation_values(std::int64_t /*rows*/) const { return 0; }
 
   // Outputs [n, outputs()] computed with `p` in place of the module's own parameters.
   virtual torch::Tensor forward(const Batch& batch, const std::vector<torch::Tensor>& p) const = 0;

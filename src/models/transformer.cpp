@@ -131,6 +131,26 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
   if (p.size() != names_.size())
     throw std::logic_error("the transformer got " + std::to_string(p.size()) +
                            " parameters for a layout of " + std::to_string(names_.size()));
+  // The fused GELU kernel unless a gradient through it may be differentiated again: a
+  // parameter that autograd tracks back to the meta-parameters (an adapted copy in
+  // second-order MAML or Meta-SGD) gets the composed erf formula (exact_gelu: see there). Both
+  // compute the same function; the fused one makes one pass over the widest activation
+  // instead of five.
+  bool composed_gelu = false;
+  for (std::size_t i = 0; i < p.size() && !composed_gelu; ++i)
+    composed_gelu = p[i].requires_grad() && p[i].grad_fn() != nullptr;
+  if (tasks != 1) return run_encoder(batch, p, tasks, resume, stop_before, composed_gelu);
+  // A stack of one task (MetaLearner::tasks_per_stack): its own parameters are plain ones, so
+  // the shared paths serve it (layer norm's fused affine kernel, addmm with the bias fused).
+  std::vector<Tensor> own(p);
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if (per_task(i, p[i])) own[i] = p[i].select(0, 0);
+  return run_encoder(batch, own, 0, resume, stop_before, composed_gelu);
+}
+
+Tensor TransformerImpl::run_encoder(const TokenBatch& batch, const std::vector<Tensor>& p,
+                                    std::int64_t tasks, const StackedPrefix* resume,
+                                    std::int64_t stop_before, bool composed_gelu) const {
   const std::int64_t L = batch.ids.size(-1), d = shape_.model_dim;
   if (L > shape_.max_len)
     throw DataError("token sequences of length " + std::to_string(L) +
@@ -159,17 +179,9 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
     if (!task_wise(w) && !task_wise(w + 1)) return torch::layer_norm(x, {d}, p[w], p[w + 1], 1e-5);
     return torch::layer_norm(x, {d}, {}, {}, 1e-5) * vec(w, x) + vec(w + 1, x);
   };
-  // The fused GELU kernel unless a gradient through it may be differentiated again: a
-  // parameter that autograd tracks back to the meta-parameters (an adapted copy in
-  // second-order MAML or Meta-SGD) gets the composed erf formula (exact_gelu: see there). Both
-  // compute the same function; the fused one makes one pass over the widest activation
-  // instead of five.
-  bool second_order = false;
-  for (std::size_t i = 0; i < p.size() && !second_order; ++i)
-    second_order = p[i].requires_grad() && p[i].grad_fn() != nullptr;
   const auto activation = [&](const Tensor& x) {
     if (shape_.activation == Activation::kRelu) return torch::relu(x);
-    return second_order ? exact_gelu(x) : torch::gelu(x);
+    return composed_gelu ? exact_gelu(x) : torch::gelu(x);
   };
 
   Tensor x;
@@ -288,11 +300,15 @@ TransformerShape transformer_shape(const config::Config& config, std::int64_t vo
   return s;
 }
 
-double TransformerImpl::largest_product(std::int64_t rows) const {
+double TransformerImpl::activation_values(std::int64_t rows) const {
   // Per token: the attention's input projection (d -> 3d) or the feed-forward block (d -> ff).
   const auto d = static_cast<double>(shape_.model_dim);
   const double widest = std::max(3 * d, static_cast<double>(shape_.ff_dim));
-  return static_cast<double>(rows) * static_cast<double>(shape_.max_len) * d * widest;
+  return static_cast<double>(rows) * static_cast<double>(shape_.max_len) * widest;
+}
+
+double TransformerImpl::largest_product(std::int64_t rows) const {
+  return activation_values(rows) * static_cast<double>(shape_.model_dim);
 }
 
 Tensor TransformerImpl::forward(const Batch& batch, const std::vector<Tensor>& p) const {

@@ -73,6 +73,8 @@ class TransformerImpl : public Network {
   // copy per task when the inner loop adapts embeddings).
   std::size_t id_tables() const override { return 0; }
   double largest_product(std::int64_t rows) const override;
+  // rows · max_len · max(3d, ff): the attention's input projection or the feed-forward block.
+  double activation_values(std::int64_t rows) const override;
 
   // models::Network over token batches (Batch::tokens and Batch::mask); DataError for a batch
   // without tokens.
@@ -118,6 +120,11 @@ class TransformerImpl : public Network {
   torch::Tensor encode(const TokenBatch& batch, const std::vector<torch::Tensor>& p,
                        std::int64_t tasks, const StackedPrefix* resume,
                        std::int64_t stop_before) const;
+  // encode() once it has chosen the activation's form and viewed a stack of one task's
+  // parameters as plain ones.
+  torch::Tensor run_encoder(const TokenBatch& batch, const std::vector<torch::Tensor>& p,
+                            std::int64_t tasks, const StackedPrefix* resume,
+                            std::int64_t stop_before, bool composed_gelu) const;
   // The head on pooled representations [T, n, d] -> [T, n, outputs].
   torch::Tensor stacked_head(const torch::Tensor& pooled,
                              const std::vector<torch::Tensor>& p) const;
