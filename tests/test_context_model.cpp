@@ -265,8 +265,9 @@ ml::models::ContextShape tiny_shape() {
 Batch random_batch(std::int64_t n, std::int64_t items = 3) {
   Batch b;
   b.dense = torch::randn({n, 3}, torch::kFloat64);
+  // Item ids 1-4 by the id field, 1-8 in histories: rows 5-8 are read through sequences only.
   b.ids = torch::stack(
-      {torch::randint(1, 6, {n}, torch::kInt64), torch::randint(1, 9, {n}, torch::kInt64)}, 1);
+      {torch::randint(1, 6, {n}, torch::kInt64), torch::randint(1, 5, {n}, torch::kInt64)}, 1);
   b.target = torch::randint(0, 2, {n}, torch::kInt64).to(torch::kFloat64);
   b.history = torch::randint(1, 9, {n, 3}, torch::kInt64);
   b.history_mask = torch::zeros({n, 3}, torch::kBool);
