@@ -232,8 +232,8 @@ const Table<TokenizerConfig>& tokenizer_table() {
   static const Table<TokenizerConfig> table(
       "TokenizerConfig",
       "The subword tokenizer of a text run: SentencePiece trained on the training classes' texts "
-      "only, with a hashed fallback for pieces it cannot spell; the model is saved in the "
-      "checkpoint.",
+      "only (for model.item_text: on the texts of the items of training tasks only), with a "
+      "hashed fallback for pieces it cannot spell; the model is saved in the checkpoint.",
       {field("model", &TokenizerConfig::model, "SentencePiece's model: unigram LM or BPE."),
        field("vocab_size", &TokenizerConfig::vocab_size,
              "Pieces SentencePiece aims for (a soft limit: a small corpus gets fewer).",
