@@ -8,7 +8,7 @@ on the new tasks, and the mean per-task difference A - B with its 95% Student t 
 tasks (as metrics/confidence.hpp's paired_difference_ci computes it; tasks where either value
 is undefined are left out).
 
-  scripts/paired_methods.py data/results/movielens_sequence/new.json maml@maml_seq maml@maml_bow
+  scripts/paired_methods.py data/results/movielens_sequence/new.json maml_seq maml_bow
 """
 import argparse
 import json
@@ -65,7 +65,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("json", help="an eval --json-out file of the new tasks")
-    parser.add_argument("a", help="family A (a run's method name, e.g. maml@maml_seq)")
+    parser.add_argument("a", help="family A (a run's name in eval, e.g. maml_seq)")
     parser.add_argument("b", help="family B")
     parser.add_argument("--metric", default="auc", help="the metric (default auc)")
     args = parser.parse_args()
