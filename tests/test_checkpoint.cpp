@@ -382,12 +382,15 @@ TEST(CheckpointRefusals, NotACheckpoint) {
 TEST(CheckpointRefusals, NewerFormat) {
   TempDir dir;
   std::string bytes = read_bytes(save_sample(dir.file("x.mlckpt")));
-  // What a build that reads format 3 says of an adapted text model (format 4), one format on.
-  bytes[8] = static_cast<char>(ml::run::kNewestCheckpointFormat + 1);
+  // What an older build says of a newer format (as one reading format 4 says of a run with
+  // item-text or user-sequence encoders, format 5), one format on.
+  const auto newest = ml::run::kNewestCheckpointFormat;
+  bytes[8] = static_cast<char>(newest + 1);
   write_bytes(dir.file("x.mlckpt"), bytes);
   const std::string expected = "'" + dir.file("x.mlckpt") +
-                               "' was written by a newer metalearn (checkpoint format 5; this "
-                               "build reads format 4): upgrade metalearn";
+                               "' was written by a newer metalearn (checkpoint format " +
+                               std::to_string(newest + 1) + "; this build reads format " +
+                               std::to_string(newest) + "): upgrade metalearn";
   EXPECT_EQ(load_error(dir.file("x.mlckpt")), expected);
   EXPECT_EQ(meta_error(dir.file("x.mlckpt")), expected);
 

@@ -96,6 +96,8 @@ TEST(ConfigTables, EveryStructMemberIsInItsTable) {
   expect_table_covers<TextColumns>("TextColumns");
   expect_table_covers<TokenizerConfig>("TokenizerConfig");
   expect_table_covers<TransformerConfig>("TransformerConfig");
+  expect_table_covers<ItemTextConfig>("ItemTextConfig");
+  expect_table_covers<UserSequenceConfig>("UserSequenceConfig");
   expect_table_covers<FeatureConfig>("FeatureConfig");
   expect_table_covers<LabelConfig>("LabelConfig");
   expect_table_covers<TaskConfig>("TaskConfig");
@@ -110,7 +112,7 @@ TEST(ConfigTables, EveryStructMemberIsInItsTable) {
 TEST(ConfigTables, KeysAreUniqueAndDocumented) {
   std::map<std::string, const TableInfo*> all;
   collect_tables(ml::config::config_table_info(), all);
-  EXPECT_EQ(all.size(), 17u);
+  EXPECT_EQ(all.size(), 19u);
   for (const auto& [name, table] : all) {
     EXPECT_FALSE(table->doc.empty()) << name;
     std::set<std::string> keys;
@@ -148,8 +150,26 @@ const std::map<std::string, Json>& special_values() {
       {"/task/support", "all"},              // a number or "all"
       {"/model/transformer/dim", 128},       // a multiple of heads
       {"/model/transformer/heads", 8},       // a divisor of dim
+      {"/model/item_text/columns", {"#3"}},  // an item side table's text column
+      {"/model/item_text/dim", 64},          // a multiple of heads
+      {"/model/item_text/heads", 4},         // a divisor of dim
+      {"/model/user_sequence/heads", 4},     // a divisor of model.embedding_dim
   };
   return values;
+}
+
+// The base the item-text and user-sequence fields change in: an embedding_mlp whose item side
+// table has a text column.
+Json context_config() {
+  Json j = base_config();
+  j["model"]["type"] = "embedding_mlp";
+  j["data"]["side_tables"][0]["features"]["text"] = {3};
+  return j;
+}
+
+bool context_only(const std::string& pointer) {
+  return pointer.rfind("/model/item_text/", 0) == 0 ||
+         pointer.rfind("/model/user_sequence/", 0) == 0;
 }
 
 // A valid text run (data.text): the base its own fields (and the class lists) change in.
@@ -225,13 +245,15 @@ TEST(ConfigTables, EveryFieldRoundTripsWithAChangedValue) {
   const Json tabular = round_trip(base_config());
   ASSERT_EQ(round_trip(tabular), tabular);
   const Json text_class = round_trip(text_config(false)), text_path = round_trip(text_config(true));
+  const Json context = round_trip(context_config());
   std::vector<std::pair<std::string, const ml::config::FieldInfo*>> leaves;
   leaf_fields(ml::config::config_table_info(), "", leaves);
   EXPECT_GE(leaves.size(), 75u);  // as many as the tables list today
   for (const auto& [pointer, field] : leaves) {
     const Json::json_pointer at(pointer);
     // A text run names its class by class_column or path_column, not both.
-    const Json& base = !text_only(pointer)                    ? tabular
+    const Json& base = context_only(pointer)                  ? context
+                       : !text_only(pointer)                  ? tabular
                        : pointer == "/data/text/class_column" ? text_class
                                                               : text_path;
     ASSERT_TRUE(base.contains(at)) << pointer << " is missing from to_json";

@@ -232,8 +232,8 @@ const Table<TokenizerConfig>& tokenizer_table() {
   static const Table<TokenizerConfig> table(
       "TokenizerConfig",
       "The subword tokenizer of a text run: SentencePiece trained on the training classes' texts "
-      "only, with a hashed fallback for pieces it cannot spell; the model is saved in the "
-      "checkpoint.",
+      "only (for model.item_text: on the texts of the items of training tasks only), with a "
+      "hashed fallback for pieces it cannot spell; the model is saved in the checkpoint.",
       {field("model", &TokenizerConfig::model, "SentencePiece's model: unigram LM or BPE."),
        field("vocab_size", &TokenizerConfig::vocab_size,
              "Pieces SentencePiece aims for (a soft limit: a small corpus gets fewer).",
@@ -320,7 +320,8 @@ const Table<FeatureConfig>& feature_config_table() {
                           path + "[" + std::to_string(i) + "]", Json(list[i]), "is listed twice");
               }}),
        section("tokenizer", &FeatureConfig::tokenizer, tokenizer_table(),
-               "The subword tokenizer of a text run (data.text).")});
+               "The subword tokenizer of a text run (data.text), and of item texts "
+               "(model.item_text).")});
   return table;
 }
 
@@ -535,6 +536,71 @@ const Table<TransformerConfig>& transformer_table() {
   return table;
 }
 
+const Table<ItemTextConfig>& item_text_table() {
+  static const Table<ItemTextConfig> table(
+      "ItemTextConfig",
+      "Item text through the subword encoder (model.type = \"embedding_mlp\"): the named item "
+      "side-table text columns, joined by \" | \", tokenized by the tokenizer of "
+      "features.tokenizer (SentencePiece trained on the text of items that occur in training "
+      "tasks only, saved in the checkpoint), encoded by `layers` pre-norm Transformer encoder "
+      "layers of width dim and mean-pooled; the dim values join the tower's input. Each distinct "
+      "item of a batch is encoded once. Its weights are embeddings to meta.inner_params: "
+      "meta-learned, adapted per task only with \"all\".",
+      {field("columns", &ItemTextConfig::columns,
+             "Text columns of an item side table (data.side_tables[].features.text, join "
+             "\"item\"); empty: no item text encoder.",
+             {"text columns of an item side table",
+              [](const std::vector<std::string>& list, const std::string& path) {
+                for (std::size_t i = 0; i < list.size(); ++i) {
+                  require(!list[i].empty(), path + "[" + std::to_string(i) + "]", Json(list[i]),
+                          "must name a column");
+                  require(std::count(list.begin(), list.end(), list[i]) == 1,
+                          path + "[" + std::to_string(i) + "]", Json(list[i]), "is listed twice");
+                }
+              }}),
+       field("dim", &ItemTextConfig::dim,
+             "Encoder width (token and position embeddings); a "
+             "multiple of heads.",
+             between(1, kMaxEmbeddingDim)),
+       field("layers", &ItemTextConfig::layers, "Encoder layers.", between(0, kMaxLayers)),
+       field("heads", &ItemTextConfig::heads, "Attention heads per layer.", between(1, 256)),
+       field("ff_dim", &ItemTextConfig::ff_dim, "Width of each layer's feed-forward block.",
+             between(1, kMaxLayerWidth)),
+       field("max_len", &ItemTextConfig::max_len,
+             "Tokens per item text: longer texts keep their first max_len tokens.",
+             between(1, kMaxTokenLength))},
+      [](const ItemTextConfig& t, const std::string& path) {
+        require(t.dim % t.heads == 0, key_path(path, "dim"), Json(t.dim),
+                "must be a multiple of " + key_path(path, "heads") + " (" +
+                    std::to_string(t.heads) + ")");
+      });
+  return table;
+}
+
+const Table<UserSequenceConfig>& user_sequence_table() {
+  static const Table<UserSequenceConfig> table(
+      "UserSequenceConfig",
+      "The user's recent items (SASRec, Kang & McAuley 2018, arXiv:1808.09781; model.type = "
+      "\"embedding_mlp\"): for each example the user's last `length` purchases strictly before "
+      "its time (with split.time_cutoff: before the cutoff), whatever their task; rows without a "
+      "time never count. Their item-id embeddings (the model's hashed item table, shared) plus "
+      "position embeddings, followed by a learned read-out token, go through `layers` causal "
+      "pre-norm encoder layers of width model.embedding_dim; the read-out token's output (with "
+      "no history: what it makes of itself) joins the tower's input. Its weights are embeddings "
+      "to meta.inner_params: meta-learned, adapted per task only with \"all\".",
+      {field("length", &UserSequenceConfig::length,
+             "Items per sequence (L); 0: no user sequence encoder.",
+             between(0, kMaxSequenceLength)),
+       field("layers", &UserSequenceConfig::layers, "Causal encoder layers.",
+             between(0, kMaxLayers)),
+       field("heads", &UserSequenceConfig::heads,
+             "Attention heads per layer; model.embedding_dim must be a multiple of it.",
+             between(1, 256)),
+       field("ff_dim", &UserSequenceConfig::ff_dim, "Width of each layer's feed-forward block.",
+             between(1, kMaxLayerWidth))});
+  return table;
+}
+
 const Table<ModelConfig>& model_table() {
   static const Table<ModelConfig> table(
       "ModelConfig", "The network meta-learned.",
@@ -560,7 +626,11 @@ const Table<ModelConfig>& model_table() {
        field("embedding_dim", &ModelConfig::embedding_dim,
              "embedding_mlp: the width of every embedding.", between(1, kMaxEmbeddingDim)),
        section("transformer", &ModelConfig::transformer, transformer_table(),
-               "model.type = \"transformer\": the encoder's sizes.")});
+               "model.type = \"transformer\": the encoder's sizes."),
+       section("item_text", &ModelConfig::item_text, item_text_table(),
+               "embedding_mlp: item side-table text through the subword Transformer encoder."),
+       section("user_sequence", &ModelConfig::user_sequence, user_sequence_table(),
+               "embedding_mlp: the user's recent items through causal self-attention (SASRec).")});
   return table;
 }
 
@@ -950,12 +1020,50 @@ void check_text_run(const Config& c) {
                "train)"));
 }
 
+// model.item_text and model.user_sequence against the model and the columns they read.
+void check_context_encoders(const Config& c) {
+  const auto& m = c.model;
+  const std::pair<bool, const char*> encoders[] = {
+      {m.item_text.enabled(), "model.item_text"},
+      {m.user_sequence.enabled(), "model.user_sequence"}};
+  for (const auto& [on, key] : encoders)
+    if (on && m.type != ModelType::kEmbeddingMlp)
+      throw ConfigError(std::string(key) + ": needs model.type = \"embedding_mlp\" (it is " +
+                        quoted(enum_name(m.type)) +
+                        "): its output joins the embedding tower's input");
+  if (m.user_sequence.enabled()) {
+    const std::string by = "by model.user_sequence (a user's items in time order)";
+    need(!c.data.columns.user.empty(), "data.columns.user", by);
+    need(!c.data.columns.item.empty(), "data.columns.item", by);
+    need(!c.data.columns.timestamp.empty(), "data.columns.timestamp", by);
+    if (m.embedding_dim % m.user_sequence.heads != 0)
+      throw ConfigError("model.user_sequence.heads = " + std::to_string(m.user_sequence.heads) +
+                        ": model.embedding_dim (" + std::to_string(m.embedding_dim) +
+                        ", the sequence's width: it reads the item embeddings) must be a "
+                        "multiple of it");
+  }
+  if (!m.item_text.enabled()) return;
+  std::vector<std::string> item_text;
+  for (const auto& t : c.data.side_tables)
+    if (t.join == JoinKey::kItem)
+      for (const auto& r : t.features.text)
+        item_text.push_back(r.name.empty() ? "#" + std::to_string(r.position) : r.name);
+  for (std::size_t i = 0; i < m.item_text.columns.size(); ++i)
+    if (std::find(item_text.begin(), item_text.end(), m.item_text.columns[i]) == item_text.end())
+      throw ConfigError("model.item_text.columns[" + std::to_string(i) +
+                        "] = " + quoted(m.item_text.columns[i]) +
+                        ": not a text column of an item side table (data.side_tables[] with "
+                        "join \"item\" list in features.text: " +
+                        (item_text.empty() ? std::string("none") : join(item_text, ", ")) + ")");
+}
+
 }  // namespace
 
 void validate(const Config& c) {
   const auto& cols = c.data.columns;
   const auto& label = c.task.label;
   check_text_run(c);
+  check_context_encoders(c);
   check_label_columns(c);
   check_selection_metric(c);
   if (c.meta.algorithm == Algorithm::kProtonet && label.kind == LabelKind::kRegression)

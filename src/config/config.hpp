@@ -188,11 +188,38 @@ struct TransformerConfig {
   Activation activation = Activation::kGelu;
 };
 
+// model.item_text: item side-table text columns through the subword tokenizer and a small
+// Transformer encoder, mean-pooled into the embedding_mlp's tower input (models/context_model.hpp).
+struct ItemTextConfig {
+  std::vector<std::string> columns;  // empty: off
+  int dim = 32;
+  int layers = 1;
+  int heads = 2;
+  int ff_dim = 64;
+  int max_len = 16;
+  bool enabled() const { return !columns.empty(); }
+};
+
+// model.user_sequence: the user's last `length` items before the example (SASRec) through
+// causal self-attention over the item-id embeddings (models/context_model.hpp).
+struct UserSequenceConfig {
+  int length = 0;  // 0: off
+  int layers = 1;
+  int heads = 2;
+  int ff_dim = 64;
+  bool enabled() const { return length > 0; }
+};
+
+// The most items a user sequence holds (model.user_sequence.length).
+inline constexpr int kMaxSequenceLength = 1024;
+
 struct ModelConfig {
   ModelType type = ModelType::kMlp;
   std::vector<int> hidden = {128, 64};
   int embedding_dim = 16;
   TransformerConfig transformer;
+  ItemTextConfig item_text;
+  UserSequenceConfig user_sequence;
 };
 
 struct MetaConfig {

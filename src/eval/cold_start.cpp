@@ -476,6 +476,12 @@ std::string model_text(const config::ModelConfig& m) {
   std::string text = enum_name(m.type) + " " + join(widths, "-");
   if (m.type == config::ModelType::kEmbeddingMlp)
     text += ", embeddings " + std::to_string(m.embedding_dim);
+  if (m.item_text.enabled())
+    text += ", item text (" + join(m.item_text.columns, ", ") + ") encoder " +
+            std::to_string(m.item_text.dim) + "x" + std::to_string(m.item_text.layers);
+  if (m.user_sequence.enabled())
+    text += ", user sequence of " + std::to_string(m.user_sequence.length) + " items, " +
+            std::to_string(m.user_sequence.layers) + " causal layer(s)";
   return text;
 }
 

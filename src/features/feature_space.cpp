@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "util/base64.hpp"
 #include "util/errors.hpp"
 #include "util/rng.hpp"
 #include "util/strings.hpp"
@@ -112,11 +113,16 @@ std::vector<config::Aggregate> aggregate_kinds(const AggregateValues& values) {
 
 // Which event ids count as purchases for histories: the label's positive events (every row when
 // the log has no event column).
-std::vector<bool> purchase_events(const data::PurchaseLog& log, const config::Config& config) {
+std::vector<bool> purchase_events(const data::PurchaseLog& log,
+                                  const std::vector<std::string>& positive_events) {
   std::vector<bool> counts_as_purchase(log.events.size(), log.events.size() == 0);
-  for (const auto& e : config.task.label.positive_events)
+  for (const auto& e : positive_events)
     if (auto id = log.events.find(e)) counts_as_purchase[static_cast<std::size_t>(*id)] = true;
   return counts_as_purchase;
+}
+
+std::vector<bool> purchase_events(const data::PurchaseLog& log, const config::Config& config) {
+  return purchase_events(log, config.task.label.positive_events);
 }
 
 bool is_purchase(const data::PurchaseLog& log, const std::vector<bool>& counts_as_purchase,
@@ -359,6 +365,60 @@ struct AggregateHistory {
   }
 };
 
+struct SequenceIndex {
+  // From the bound log: per user id, its purchases' times and items in time order
+  // (begin[u] .. begin[u + 1]).
+  std::vector<std::size_t> begin;
+  std::vector<std::int64_t> time;
+  std::vector<std::int32_t> item;
+  // For rows new to the run: per user id, the stored last purchases (item names, oldest first).
+  std::vector<const std::vector<std::string>*> recent;
+  bool from_log = false;
+};
+
+namespace {
+
+// The log rows a user sequence may hold: purchases (by `events`) with a user, an item and a
+// time, before `cutoff` when there is one; sorted by user, then time, then row.
+std::vector<std::size_t> sequence_rows(const data::PurchaseLog& log,
+                                       const std::vector<std::string>& events,
+                                       std::int64_t cutoff) {
+  const std::vector<bool> counts = purchase_events(log, events);
+  std::vector<std::size_t> rows;
+  for (std::size_t r = 0; r < log.size(); ++r)
+    if (log.user[r] != kNoId && log.item[r] != kNoId && log.timestamp[r] != kNoTime &&
+        (cutoff == kNoTime || log.timestamp[r] < cutoff) && is_purchase(log, counts, r))
+      rows.push_back(r);
+  std::sort(rows.begin(), rows.end(), [&](std::size_t a, std::size_t b) {
+    return std::tie(log.user[a], log.timestamp[a], a) < std::tie(log.user[b], log.timestamp[b], b);
+  });
+  return rows;
+}
+
+// An item's text for the tokenizer: its `columns` of the item side table, joined by " | " ("" when
+// it has none).
+std::string item_text(const data::PurchaseLog& log, const std::vector<int>& columns,
+                      std::int32_t item) {
+  std::string text;
+  for (int c : columns) {
+    if (c < 0 || item == kNoId) continue;
+    const std::string_view v =
+        log.item_attributes.text[static_cast<std::size_t>(c)].at(static_cast<std::size_t>(item));
+    if (v.empty()) continue;
+    if (!text.empty()) text += " | ";
+    text += v;
+  }
+  return text;
+}
+
+std::vector<int> text_columns(const data::PurchaseLog& log, const std::vector<std::string>& names) {
+  std::vector<int> out;
+  for (const auto& n : names) out.push_back(column_index(log.item_attributes.text, n));
+  return out;
+}
+
+}  // namespace
+
 std::vector<bool> aggregate_history(const data::PurchaseLog& log, const tasks::TaskSet& tasks,
                                     const std::vector<bool>& train_rows,
                                     const config::Config& config) {
@@ -404,6 +464,7 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
         "negatives by their own count, which can leak labels; map a timestamp column (each example "
         "then counts only earlier rows) or set features.aggregates = []");
   f.affinities_ = fit_affinities(log, config, tasks.cutoff);
+  f.fit_context(log, tasks, config);
 
   for (Source s : {Source::kRow, Source::kUser, Source::kItem}) {
     for (const auto& column : table_of(log, s).categorical) {
@@ -544,6 +605,51 @@ void FeatureSpace::bind_affinities(const Affinities& a, const data::PurchaseLog&
   }
 }
 
+void FeatureSpace::fit_context(const data::PurchaseLog& log, const tasks::TaskSet& tasks,
+                               const config::Config& config) {
+  const auto& text = config.model.item_text;
+  if (text.enabled()) {
+    item_text_columns_ = text.columns;
+    item_text_max_len_ = text.max_len;
+    // Like every statistic, the vocabulary comes from training tasks only: the titles of items
+    // that occur in held-out tasks alone must not shape it.
+    const std::vector<int> columns = text_columns(log, item_text_columns_);
+    std::vector<bool> seen(log.items.size(), false);
+    std::vector<std::string> texts;
+    for (const auto& task : tasks.tasks) {
+      if (task.role != tasks::TaskRole::kTrain) continue;
+      for (const auto& e : task.examples) {
+        if (e.item == kNoId || seen[static_cast<std::size_t>(e.item)]) continue;
+        seen[static_cast<std::size_t>(e.item)] = true;
+        std::string t = item_text(log, columns, e.item);
+        if (!t.empty()) texts.push_back(std::move(t));
+      }
+    }
+    if (texts.empty())
+      throw DataError("model.item_text.columns (" + join(item_text_columns_, ", ") +
+                      "): no item of a training task has text there to train the tokenizer on");
+    item_tokenizer_ = std::make_shared<const Tokenizer>(
+        Tokenizer::train(texts, tokenizer_options(config.features.tokenizer, config.seed)));
+  }
+  const auto& sequence = config.model.user_sequence;
+  if (!sequence.enabled()) return;
+  sequence_length_ = sequence.length;
+  sequence_cutoff_ = tasks.cutoff;
+  sequence_events_ = config.task.label.positive_events;
+  const std::vector<std::size_t> rows = sequence_rows(log, sequence_events_, sequence_cutoff_);
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    const std::size_t r = rows[k];
+    if (k + 1 < rows.size() && log.user[rows[k + 1]] == log.user[r]) continue;
+    // r is the user's last row: take up to L rows back from it.
+    std::size_t first = k;
+    while (first > 0 && log.user[rows[first - 1]] == log.user[r] &&
+           k + 1 - first < static_cast<std::size_t>(sequence_length_))
+      --first;
+    std::vector<std::string>& items = recent_items_[log.users.name(log.user[r])];
+    for (std::size_t j = first; j <= k; ++j) items.push_back(log.items.name(log.item[rows[j]]));
+  }
+}
+
 FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log) const {
   FeatureEncoder e;
   e.space_ = this;
@@ -623,6 +729,27 @@ FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log) const {
     e.user_hash_.push_back(hash_id(log.users.name(static_cast<std::int32_t>(id)), hash_buckets_));
   for (std::size_t id = 0; id < log.items.size(); ++id)
     e.item_hash_.push_back(hash_id(log.items.name(static_cast<std::int32_t>(id)), hash_buckets_));
+  if (item_tokenizer_) {
+    // Each item's text encoded once here, not once per example.
+    const std::vector<int> columns = text_columns(log, item_text_columns_);
+    auto tokens = std::make_shared<std::vector<std::vector<std::int64_t>>>(log.items.size());
+    for (std::size_t id = 0; id < log.items.size(); ++id) {
+      std::vector<std::int64_t> ids =
+          item_tokenizer_->encode(item_text(log, columns, static_cast<std::int32_t>(id)));
+      if (static_cast<std::int64_t>(ids.size()) > item_text_max_len_)
+        ids.resize(static_cast<std::size_t>(item_text_max_len_));
+      (*tokens)[id] = std::move(ids);
+    }
+    e.item_tokens_ = std::move(tokens);
+  }
+  if (sequence_length_ > 0) {
+    auto index = std::make_shared<SequenceIndex>();
+    for (std::size_t id = 0; id < log.users.size(); ++id) {
+      const auto it = recent_items_.find(log.users.name(static_cast<std::int32_t>(id)));
+      index->recent.push_back(it == recent_items_.end() ? nullptr : &it->second);
+    }
+    e.sequences_ = std::move(index);
+  }
   return e;
 }
 
@@ -631,6 +758,20 @@ FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log,
   if (history.size() != log.size())
     throw std::invalid_argument("FeatureSpace::bind: history must have one entry per log row");
   FeatureEncoder e = bind(log);
+  if (sequence_length_ > 0) {
+    // The fitted log's examples read their own past, row by row, instead of the stored totals.
+    auto index = std::make_shared<SequenceIndex>();
+    index->from_log = true;
+    const std::vector<std::size_t> rows = sequence_rows(log, sequence_events_, sequence_cutoff_);
+    index->begin.assign(log.users.size() + 1, 0);
+    for (std::size_t r : rows) {
+      index->time.push_back(log.timestamp[r]);
+      index->item.push_back(log.item[r]);
+      ++index->begin[static_cast<std::size_t>(log.user[r]) + 1];
+    }
+    for (std::size_t id = 0; id < log.users.size(); ++id) index->begin[id + 1] += index->begin[id];
+    e.sequences_ = std::move(index);
+  }
   if (aggregate_window_ == AggregateWindow::kFitted ||
       (user_aggregates_.names.empty() && item_aggregates_.names.empty()))
     return e;
@@ -755,6 +896,37 @@ void FeatureEncoder::encode(const tasks::Example& e, float* dense, std::int64_t*
   text(item_text_, log.item_attributes.text, e.item);
 }
 
+const std::vector<std::int64_t>& FeatureEncoder::item_tokens(const tasks::Example& e) const {
+  static const std::vector<std::int64_t> none;
+  if (!item_tokens_ || e.item == kNoId) return none;
+  return (*item_tokens_)[static_cast<std::size_t>(e.item)];
+}
+
+std::vector<std::int64_t> FeatureEncoder::recent_items(const tasks::Example& e) const {
+  std::vector<std::int64_t> out;
+  if (!sequences_ || e.user == kNoId) return out;
+  const SequenceIndex& s = *sequences_;
+  const auto user = static_cast<std::size_t>(e.user);
+  const auto length = static_cast<std::ptrdiff_t>(space_->sequence_length_);
+  if (!s.from_log) {
+    if (!s.recent[user]) return out;
+    const auto& names = *s.recent[user];
+    for (auto it = names.end() - std::min(length, static_cast<std::ptrdiff_t>(names.size()));
+         it != names.end(); ++it)
+      out.push_back(static_cast<std::int64_t>(hash_id(*it, space_->hash_buckets_)));
+    return out;
+  }
+  if (e.time == kNoTime) return out;  // no place in time: no past
+  const auto first = s.time.begin() + static_cast<std::ptrdiff_t>(s.begin[user]);
+  const auto last = s.time.begin() + static_cast<std::ptrdiff_t>(s.begin[user + 1]);
+  // Strictly before the example's time: never its own row, nor one at the same moment.
+  const auto end = std::lower_bound(first, last, e.time);
+  for (auto it = end - std::min(length, end - first); it != end; ++it)
+    out.push_back(static_cast<std::int64_t>(item_hash_[static_cast<std::size_t>(
+        s.item[static_cast<std::size_t>(it - s.time.begin())])]));
+  return out;
+}
+
 namespace {
 
 template <typename Map>
@@ -844,6 +1016,17 @@ void to_json(nlohmann::json& j, const FeatureSpace& f) {
        {"dense_names", f.dense_names_},
        {"mean", f.mean_},
        {"scale", f.scale_}};
+  if (f.item_tokenizer_)
+    j["item_text"] = {{"columns", f.item_text_columns_},
+                      {"max_len", f.item_text_max_len_},
+                      {"tokenizer", base64_encode(f.item_tokenizer_->to_bytes())}};
+  if (f.sequence_length_ > 0)
+    j["user_sequence"] = {
+        {"length", f.sequence_length_},
+        {"cutoff",
+         f.sequence_cutoff_ == kNoTime ? nlohmann::json() : nlohmann::json(f.sequence_cutoff_)},
+        {"events", f.sequence_events_},
+        {"recent", sorted_object(f.recent_items_)}};
 }
 
 void from_json(const nlohmann::json& j, FeatureSpace& f) {
@@ -896,6 +1079,31 @@ void from_json(const nlohmann::json& j, FeatureSpace& f) {
       affinities_from_json(j.at("affinities"), f.affinities_);
     else
       f.affinities_ = Affinities{};
+    // Statistics without the context encoders' parts (older runs, or runs without them).
+    f.item_tokenizer_.reset();
+    f.item_text_columns_.clear();
+    f.item_text_max_len_ = 0;
+    if (j.contains("item_text")) {
+      const auto& t = j.at("item_text");
+      f.item_text_columns_ = t.at("columns").get<std::vector<std::string>>();
+      f.item_text_max_len_ = t.at("max_len").get<std::int64_t>();
+      try {
+        f.item_tokenizer_ = std::make_shared<const Tokenizer>(
+            Tokenizer::from_bytes(base64_decode(t.at("tokenizer").get<std::string>())));
+      } catch (const Error& e) {
+        throw DataError(std::string("feature statistics' item-text tokenizer: ") + e.what());
+      }
+    }
+    f.sequence_length_ = 0;
+    f.recent_items_.clear();
+    if (j.contains("user_sequence")) {
+      const auto& q = j.at("user_sequence");
+      f.sequence_length_ = q.at("length").get<int>();
+      f.sequence_cutoff_ = q.at("cutoff").is_null() ? kNoTime : q.at("cutoff").get<std::int64_t>();
+      f.sequence_events_ = q.at("events").get<std::vector<std::string>>();
+      f.recent_items_ =
+          q.at("recent").get<std::unordered_map<std::string, std::vector<std::string>>>();
+    }
     f.dense_names_ = j.at("dense_names").get<std::vector<std::string>>();
     f.mean_ = j.at("mean").get<std::vector<float>>();
     f.scale_ = j.at("scale").get<std::vector<float>>();

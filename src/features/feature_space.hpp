@@ -22,6 +22,7 @@
 
 #include "config/config.hpp"
 #include "data/purchase_log.hpp"
+#include "features/tokenizer.hpp"
 #include "tasks/task_set.hpp"
 
 namespace ml::features {
@@ -73,6 +74,8 @@ std::vector<bool> aggregate_history(const data::PurchaseLog& log, const tasks::T
 
 // Per-entity histories for the per-example windows; built by FeatureSpace::bind.
 struct AggregateHistory;
+// Per-user purchase timelines of model.user_sequence; built by FeatureSpace::bind.
+struct SequenceIndex;
 
 // User x item affinities (features.affinities) from the purchases before split.time_cutoff,
 // kept by id names so a checkpoint encodes a later log exactly as training did.
@@ -112,6 +115,14 @@ class FeatureSpace {
   const std::vector<float>& mean() const { return mean_; }
   const std::vector<float>& scale() const { return scale_; }
 
+  // Model inputs beyond the feature vector (models/context_model.hpp).
+  // model.item_text: the tokenizer trained on the text of the items of training tasks only
+  // (null when item text is off), and the tokens kept per item text.
+  const Tokenizer* item_tokenizer() const { return item_tokenizer_.get(); }
+  std::int64_t item_text_max_len() const { return item_text_max_len_; }
+  // model.user_sequence: items per sequence (0: off).
+  int sequence_length() const { return sequence_length_; }
+
   // An encoder for one loaded log (maps its dictionary ids onto the fitted statistics). Every
   // example reads the aggregate totals: right for rows the history never held (predict --input,
   // adapt --support-csv), wrong for the fitted log's own examples, which need the overload below.
@@ -134,6 +145,9 @@ class FeatureSpace {
  private:
   friend class FeatureEncoder;
   static void bind_affinities(const Affinities& a, const data::PurchaseLog& log, FeatureEncoder& e);
+  // model.item_text's tokenizer and model.user_sequence's settings and stored recent items.
+  void fit_context(const data::PurchaseLog& log, const tasks::TaskSet& tasks,
+                   const config::Config& config);
   bool standardize_ = true;
   std::int64_t hash_buckets_ = 1 << 18;
   int text_buckets_ = 64;
@@ -145,6 +159,15 @@ class FeatureSpace {
   Affinities affinities_;
   std::vector<std::string> dense_names_;
   std::vector<float> mean_, scale_;  // per dense dim; (x - mean) / scale
+  std::vector<std::string> item_text_columns_;
+  std::int64_t item_text_max_len_ = 0;
+  std::shared_ptr<const Tokenizer> item_tokenizer_;
+  int sequence_length_ = 0;
+  std::int64_t sequence_cutoff_ = data::kNoTime;  // split.time_cutoff: sequences end before it
+  std::vector<std::string> sequence_events_;      // events that count (every row without events)
+  // Each user's last sequence_length_ purchased items (names, oldest first) over the whole log
+  // before the cutoff: the sequence of rows new to the run, as aggregates use their totals.
+  std::unordered_map<std::string, std::vector<std::string>> recent_items_;
 };
 
 // Encodes examples of one log. Cheap to copy; valid while the log and space live.
@@ -154,6 +177,18 @@ class FeatureEncoder {
   // (used to fit the moments).
   void encode(const tasks::Example& e, float* dense, std::int64_t* ids,
               bool standardized = true) const;
+
+  const FeatureSpace& space() const { return *space_; }
+  // model.item_text: the token ids of the example's item's text (its columns joined by " | "),
+  // at most item_text_max_len(), without padding; empty for an item without text.
+  const std::vector<std::int64_t>& item_tokens(const tasks::Example& e) const;
+  // model.user_sequence: the item-table rows (hashed item ids, as ids column 1) of the user's
+  // last sequence_length() purchases, oldest first (at most that many). For the log the space
+  // was bound to with its history: the purchases strictly before the example's time (and before
+  // split.time_cutoff), never the example's own row or a later one, and none for an example
+  // without a time. For rows new to the run (bind(log)): the user's last purchases over the
+  // run's whole log, as stored at fit time.
+  std::vector<std::int64_t> recent_items(const tasks::Example& e) const;
 
  private:
   friend class FeatureSpace;
@@ -179,6 +214,8 @@ class FeatureEncoder {
   };
   std::vector<AffinityBinding> affinities_;
   std::vector<float> user_purchases_, user_mean_price_, item_mean_price_;
+  std::shared_ptr<const std::vector<std::vector<std::int64_t>>> item_tokens_;  // by log item id
+  std::shared_ptr<const SequenceIndex> sequences_;
 };
 
 // Hashed bag of words: lower-cased alphanumeric tokens, counts / token count, into `buckets`.

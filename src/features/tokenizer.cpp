@@ -17,6 +17,19 @@
 
 namespace ml::features {
 
+TokenizerOptions tokenizer_options(const config::TokenizerConfig& t, std::uint64_t seed) {
+  TokenizerOptions o;
+  o.model = t.model;
+  o.vocab_size = t.vocab_size;
+  o.character_coverage = t.character_coverage;
+  o.hash_buckets = t.hash_buckets;
+  o.ngram = t.ngram;
+  o.max_ngrams_per_unknown = t.max_ngrams_per_unknown;
+  o.max_training_texts = t.max_training_texts;
+  o.seed = seed;
+  return o;
+}
+
 namespace {
 
 constexpr std::string_view kMagic = "metalearn-tokenizer 1";

@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-#include "config/choices.hpp"
+#include "config/config.hpp"
 
 namespace ml::features {
 
@@ -48,6 +48,9 @@ struct TokenizerOptions {
   std::int64_t max_training_texts = 0;  // 0: every text; else a seeded subset of this many
   std::uint64_t seed = 0;
 };
+
+// The options features.tokenizer (`config`) asks for, seeded with the run's seed.
+TokenizerOptions tokenizer_options(const config::TokenizerConfig& config, std::uint64_t seed);
 
 // Counts of an encoding, for inspect (token length percentiles, OOV rate).
 struct EncodeStats {

@@ -85,11 +85,11 @@ void ImplicitInnerLoop::step(const models::StackedBatch& support, tasks::LabelKi
   if (mlp_) {
     outputs = mlp_->forward_stacked(support, fast_, linear);
   } else {
-    if (!prefix_tokens_.defined() || !prefix_tokens_.is_same(support.tokens)) {
+    if (!prefix_key_.defined() || !prefix_key_.is_same(support.dense)) {
       const auto first_adapted = static_cast<std::size_t>(
           std::find(explicit_mask_.begin(), explicit_mask_.end(), true) - explicit_mask_.begin());
       support_prefix_ = model_.stacked_prefix(support, fast_, first_adapted);
-      prefix_tokens_ = support.tokens;
+      prefix_key_ = support.dense;
     }
     outputs = model_.forward_stacked_from(support_prefix_, support, fast_);
   }

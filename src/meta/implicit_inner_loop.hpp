@@ -66,9 +66,9 @@ class ImplicitInnerLoop {
   mutable std::vector<torch::Tensor> constant_kernels_;
   // A network other than the MLP: its support pass below the first adapted parameter
   // (models::Network::stacked_prefix), the same at every step, computed at the first one on
-  // the batch whose tokens prefix_tokens_ holds.
+  // the batch whose features prefix_key_ holds.
   models::StackedPrefix support_prefix_;
-  torch::Tensor prefix_tokens_;
+  torch::Tensor prefix_key_;
   double lr_;
 };
 

@@ -182,14 +182,22 @@ std::vector<Tensor> localize_ids(std::vector<TaskBatch>& tasks, std::size_t fiel
   for (auto& t : tasks) {
     for (Batch* b : {&t.support, &t.query}) {
       b->ids = b->ids.clone();  // the caller's batches keep their global ids
+      if (b->history.defined()) b->history = b->history.clone();
       batches.push_back(b);
     }
   }
   std::vector<Tensor> distinct;
   for (std::size_t k = 0; k < fields; ++k) {
     const auto field = static_cast<std::int64_t>(k);
+    // A user sequence's items are rows of the item table too (models/batch.hpp).
+    const auto with_history = [&](const Batch* b) {
+      return field == models::kItemIdField && b->history.defined();
+    };
     std::vector<Tensor> columns;
-    for (const Batch* b : batches) columns.push_back(b->ids.select(1, field));
+    for (const Batch* b : batches) {
+      columns.push_back(b->ids.select(1, field));
+      if (with_history(b)) columns.push_back(b->history.flatten());
+    }
     auto [unique, slots, counts] =
         torch::_unique2(torch::cat(columns), /*sorted=*/true, /*return_inverse=*/true);
     std::int64_t offset = 0;
@@ -197,6 +205,9 @@ std::vector<Tensor> localize_ids(std::vector<TaskBatch>& tasks, std::size_t fiel
       const std::int64_t n = b->ids.size(0);
       b->ids.select(1, field).copy_(slots.narrow(0, offset, n));
       offset += n;
+      if (!with_history(b)) continue;
+      b->history.copy_(slots.narrow(0, offset, b->history.numel()).view_as(b->history));
+      offset += b->history.numel();
     }
     distinct.push_back(unique);
   }

@@ -14,6 +14,10 @@
 
 namespace ml::models {
 
+// The id field (column of Batch::ids) of the hashed item id; Batch::history holds rows of its
+// table too.
+inline constexpr std::int64_t kItemIdField = 1;
+
 struct Batch {
   torch::Tensor dense;   // [n, dense_dim] float32
   torch::Tensor ids;     // [n, id_fields] int64
@@ -22,6 +26,17 @@ struct Batch {
   // undefined for feature batches.
   torch::Tensor tokens;
   torch::Tensor mask;
+  // model.user_sequence (models/context_model.hpp): each row's user's last items as rows of the
+  // item-id table (id field kItemIdField), oldest first and left-padded: history [n, L] int64
+  // (0 on padding) and history_mask [n, L] bool (true on real items). Undefined without it.
+  torch::Tensor history;
+  torch::Tensor history_mask;
+  // model.item_text: the token ids of the batch's distinct items, item_tokens [u, Lt] int64 and
+  // item_token_mask [u, Lt] bool, and each row's item among them, item_slot [n] int64: an item
+  // is encoded once however many rows hold it. Undefined without it.
+  torch::Tensor item_tokens;
+  torch::Tensor item_token_mask;
+  torch::Tensor item_slot;
 
   std::int64_t size() const { return dense.size(0); }
   bool has_tokens() const { return tokens.defined(); }

@@ -24,6 +24,38 @@ torch::Tensor pad_and_stack(const std::vector<torch::Tensor>& parts, std::int64_
   return out;
 }
 
+// The user sequences and item texts of `batches`, when they have them, into `s`.
+void stack_context(const std::vector<Batch>& batches, std::int64_t n_max, StackedBatch& s) {
+  const bool history = batches[0].history.defined(), text = batches[0].item_tokens.defined();
+  std::vector<torch::Tensor> h, hm, tokens, tmask, slot;
+  std::int64_t u_max = 0;
+  for (const auto& b : batches) {
+    if (b.history.defined() != history || b.item_tokens.defined() != text)
+      throw DataError(
+          "stacking needs every task with or every task without user sequences and "
+          "item texts");
+    if (history) {
+      h.push_back(b.history);
+      hm.push_back(b.history_mask);
+    }
+    if (text) {
+      tokens.push_back(b.item_tokens);
+      tmask.push_back(b.item_token_mask);
+      slot.push_back(b.item_slot);
+      u_max = std::max(u_max, b.item_tokens.size(0));
+    }
+  }
+  if (history) {
+    s.history = pad_and_stack(h, n_max);
+    s.history_mask = pad_and_stack(hm, n_max);
+  }
+  if (text) {
+    s.item_tokens = pad_and_stack(tokens, u_max);
+    s.item_token_mask = pad_and_stack(tmask, u_max);
+    s.item_slot = pad_and_stack(slot, n_max);
+  }
+}
+
 }  // namespace
 
 StackedBatch stack_tasks(const std::vector<Batch>& batches) {
@@ -48,6 +80,7 @@ StackedBatch stack_tasks(const std::vector<Batch>& batches) {
   s.dense = pad_and_stack(dense, n_max);
   s.ids = pad_and_stack(ids, n_max);
   s.target = pad_and_stack(target, n_max);
+  stack_context(batches, n_max, s);
   if (!tokens.empty()) {
     // Every task's texts padded to the longest length too.
     std::int64_t L = 0;
@@ -108,6 +141,12 @@ StackedBatch select_rows(const StackedBatch& batch,
   s.local_ids = take(batch.local_ids);
   s.tokens = take(batch.tokens);
   s.mask = take(batch.mask);
+  s.history = take(batch.history);
+  s.history_mask = take(batch.history_mask);
+  s.history_local = take(batch.history_local);
+  s.item_slot = take(batch.item_slot);
+  s.item_tokens = batch.item_tokens;  // per task, not per row: the slots index them
+  s.item_token_mask = batch.item_token_mask;
   s.weight = torch::tensor(weight, torch::kFloat32).view({T, n}).to(batch.weight.options());
   s.count = torch::tensor(counts, torch::kFloat32).to(batch.count.options());
   s.padded = padded;
@@ -119,12 +158,18 @@ std::vector<torch::Tensor> gather_embedding_rows(const std::vector<StackedBatch*
   const std::int64_t T = batches[0]->tasks();
   const std::int64_t fields = batches[0]->ids.size(2);
   const auto device = batches[0]->ids.device();
-  std::vector<torch::Tensor> ids_cpu, weight_cpu, local_cpu;
+  std::vector<torch::Tensor> ids_cpu, weight_cpu, local_cpu, history_cpu, history_local_cpu;
   for (auto* b : batches) {
     ids_cpu.push_back(b->ids.to(torch::kCPU).contiguous());
     weight_cpu.push_back(b->weight.to(torch::kCPU, torch::kFloat32).contiguous());
     local_cpu.push_back(torch::zeros_like(ids_cpu.back()));
+    if (b->history.defined()) {
+      history_cpu.push_back(b->history.to(torch::kCPU).contiguous());
+      history_local_cpu.push_back(torch::zeros_like(history_cpu.back()));
+    }
   }
+  if (!history_cpu.empty() && history_cpu.size() != batches.size())
+    throw DataError("gather_embedding_rows: batches with and without user sequences");
   std::vector<torch::Tensor> rows;
   for (std::int64_t k = 0; k < fields; ++k) {
     std::vector<std::vector<std::int64_t>> distinct(static_cast<std::size_t>(T));
@@ -142,6 +187,20 @@ std::vector<torch::Tensor> gather_embedding_rows(const std::vector<StackedBatch*
           if (added) list.push_back(ids[t][i][k]);
           local[t][i][k] = it->second;
         }
+        if (k != kItemIdField || history_cpu.empty()) continue;
+        // A user sequence's items are rows of the item table: the task adapts those too.
+        auto history = history_cpu[b].accessor<std::int64_t, 3>();
+        auto history_local = history_local_cpu[b].accessor<std::int64_t, 3>();
+        const std::int64_t L = history_cpu[b].size(2);
+        for (std::int64_t i = 0; i < n; ++i) {
+          if (weight[t][i] == 0) continue;
+          for (std::int64_t j = 0; j < L; ++j) {
+            auto [it, added] =
+                slot.emplace(history[t][i][j], static_cast<std::int64_t>(list.size()));
+            if (added) list.push_back(history[t][i][j]);
+            history_local[t][i][j] = it->second;
+          }
+        }
       }
     }
     std::size_t u = 1;
@@ -155,8 +214,10 @@ std::vector<torch::Tensor> gather_embedding_rows(const std::vector<StackedBatch*
     }
     rows.push_back(to_device(r, device));
   }
-  for (std::size_t b = 0; b < batches.size(); ++b)
+  for (std::size_t b = 0; b < batches.size(); ++b) {
     batches[b]->local_ids = to_device(local_cpu[b], device);
+    if (!history_cpu.empty()) batches[b]->history_local = to_device(history_local_cpu[b], device);
+  }
   return rows;
 }
 

@@ -26,6 +26,17 @@ struct StackedBatch {
   // Text batches: token ids [T, n, L] int64 and mask [T, n, L] bool (false on padding rows).
   torch::Tensor tokens;
   torch::Tensor mask;
+  // model.user_sequence: history [T, n, L] int64 and history_mask [T, n, L] bool, as Batch's;
+  // history_local [T, n, L] int64, their slots into each task's gathered rows of the item table,
+  // set by gather_embedding_rows() alongside local_ids.
+  torch::Tensor history;
+  torch::Tensor history_mask;
+  torch::Tensor history_local;
+  // model.item_text: item_tokens [T, u, Lt] int64 and item_token_mask [T, u, Lt] bool (each
+  // task's distinct items, padded with empty texts) and item_slot [T, n] int64, as Batch's.
+  torch::Tensor item_tokens;
+  torch::Tensor item_token_mask;
+  torch::Tensor item_slot;
 
   std::int64_t tasks() const { return dense.size(0); }
   std::int64_t rows() const { return dense.size(1); }
@@ -41,7 +52,8 @@ StackedBatch select_rows(const StackedBatch& batch,
 
 // The distinct embedding rows each task touches in any of `batches` (which stack the same
 // tasks), per id field: [T, u] int64, padded with the task's first row. Sets every batch's
-// local_ids to slots in these lists. A task's gathered rows are all of the embedding table its
+// local_ids to slots in these lists (and history_local: a user sequence's items are rows of the
+// item field's table, kItemIdField). A task's gathered rows are all of the embedding table its
 // adaptation can change, so adapting them is exactly adapting a private copy of the table.
 std::vector<torch::Tensor> gather_embedding_rows(const std::vector<StackedBatch*>& batches);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "models/encoder_block.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
 
@@ -13,37 +14,8 @@ namespace {
 
 using torch::Tensor;
 
-// Tensors per encoder layer, in layout order (transformer.hpp).
-constexpr std::size_t kPerLayer = 12;
-enum LayerSlot : std::size_t {
-  kNorm1 = 0,         // weight, bias
-  kAttentionIn = 2,   // weight [3d, d], bias
-  kAttentionOut = 4,  // weight [d, d], bias
-  kNorm2 = 6,
-  kFf1 = 8,
-  kFf2 = 10,
-};
+constexpr std::size_t kPerLayer = kEncoderLayerTensors;
 constexpr std::size_t kFirstLayer = 2;  // after the token and position embeddings
-
-// Added to a padded key's score: its softmax weight is then exactly 0 in float and double (a
-// finite value, unlike -inf, keeps a row whose keys are all padding free of NaN).
-constexpr double kMaskedScore = -1e9;
-
-// A per-task tensor [T, ...] with singleton dimensions inserted after T until it has `rank`
-// dimensions, so that it broadcasts against activations [T, n, ...].
-Tensor for_tasks(const Tensor& t, std::int64_t rank) {
-  std::vector<std::int64_t> shape = t.sizes().vec();
-  shape.insert(shape.begin() + 1, static_cast<std::size_t>(rank - t.dim()), 1);
-  return t.view(shape);
-}
-
-// GELU in its exact erf form (Hendrycks & Gimpel 2016), the function torch::gelu computes,
-// written out: LibTorch 1.13's fused GELU backward gave NaN meta-gradients at random in
-// second-order MAML on the CPU (the same batch gave finite ones on other runs: memory, not the
-// values), while autograd composes erf's derivatives reliably.
-Tensor exact_gelu(const Tensor& x) {
-  return 0.5 * x * (1 + torch::erf(x * M_SQRT1_2));
-}
 
 }  // namespace
 
@@ -94,27 +66,15 @@ TransformerImpl::TransformerImpl(TransformerShape shape) : shape_(shape) {
   // +-1/sqrt(fan_in)); layer norms start as the identity.
   add("token_embedding", torch::randn({s.vocab_size, d}) * 0.02, ParamGroup::kEmbedding, -1);
   add("position_embedding", torch::randn({s.max_len, d}) * 0.02, ParamGroup::kEmbedding, -1);
-  auto linear = [&](const std::string& name, std::int64_t fan_in, std::int64_t fan_out,
-                    ParamGroup group, int layer) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-    add(name + "_weight", torch::empty({fan_out, fan_in}).uniform_(-bound, bound), group, layer);
-    add(name + "_bias", torch::empty({fan_out}).uniform_(-bound, bound), group, layer);
-  };
-  auto norm = [&](const std::string& name, int layer) {
-    add(name + "_weight", torch::ones({d}), ParamGroup::kTower, layer);
-    add(name + "_bias", torch::zeros({d}), ParamGroup::kTower, layer);
-  };
-  for (int l = 0; l < static_cast<int>(s.layers); ++l) {
-    const std::string prefix = "layer_" + std::to_string(l) + "_";
-    norm(prefix + "norm1", l);
-    linear(prefix + "attention_in", d, 3 * d, ParamGroup::kTower, l);
-    linear(prefix + "attention_out", d, d, ParamGroup::kTower, l);
-    norm(prefix + "norm2", l);
-    linear(prefix + "ff1", d, s.ff_dim, ParamGroup::kTower, l);
-    linear(prefix + "ff2", s.ff_dim, d, ParamGroup::kTower, l);
-  }
-  norm("final_norm", -1);
-  linear("head", d, s.outputs, ParamGroup::kHead, -1);
+  for (int l = 0; l < static_cast<int>(s.layers); ++l)
+    for (auto& [name, value] :
+         encoder_layer_parameters("layer_" + std::to_string(l) + "_", d, s.ff_dim))
+      add(name, value, ParamGroup::kTower, l);
+  for (auto& [name, value] : layer_norm_parameters("final_norm_", d))
+    add(name, value, ParamGroup::kTower, -1);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(d));
+  add("head_weight", torch::empty({s.outputs, d}).uniform_(-bound, bound), ParamGroup::kHead, -1);
+  add("head_bias", torch::empty({s.outputs}).uniform_(-bound, bound), ParamGroup::kHead, -1);
 }
 
 void TransformerImpl::add(const std::string& name, Tensor value, ParamGroup group, int layer) {
@@ -151,97 +111,31 @@ Tensor TransformerImpl::encode(const TokenBatch& batch, const std::vector<Tensor
 Tensor TransformerImpl::run_encoder(const TokenBatch& batch, const std::vector<Tensor>& p,
                                     std::int64_t tasks, const StackedPrefix* resume,
                                     std::int64_t stop_before, bool composed_gelu) const {
-  const std::int64_t L = batch.ids.size(-1), d = shape_.model_dim;
+  const std::int64_t L = batch.ids.size(-1);
   if (L > shape_.max_len)
     throw DataError("token sequences of length " + std::to_string(L) +
                     " exceed the transformer's maximum length " + std::to_string(shape_.max_len));
-  const auto task_wise = [&](std::size_t i) { return tasks > 0 && per_task(i, p[i]); };
-  // A vector parameter (bias, norm gain) broadcast against x.
-  const auto vec = [&](std::size_t i, const Tensor& x) {
-    return task_wise(i) ? for_tasks(p[i], x.dim()) : p[i];
-  };
-  // Rows flattened into one product with the bias fused in: a broadcasting matmul of x
-  // [T, n, L, in] by per-task weights [T, 1, in, out] would copy each task's weight n times.
-  const auto linear = [&](const Tensor& x, std::size_t w) {
-    std::vector<std::int64_t> out_shape = x.sizes().vec();
-    out_shape.back() = p[w].size(-2);
-    if (task_wise(w)) {
-      Tensor bias = task_wise(w + 1) ? p[w + 1].unsqueeze(1) : p[w + 1];
-      return torch::baddbmm(bias, x.reshape({tasks, -1, x.size(-1)}), p[w].transpose(-1, -2))
-          .view(out_shape);
-    }
-    if (task_wise(w + 1)) return x.matmul(p[w].t()) + vec(w + 1, x);
-    return torch::addmm(p[w + 1], x.reshape({-1, x.size(-1)}), p[w].t()).view(out_shape);
-  };
-  // Layer norm over the last dimension (Ba et al. 2016), eps 1e-5, as torch's fused kernel
-  // (twice differentiable); a per-task gain and bias are applied after it.
-  const auto norm = [&](const Tensor& x, std::size_t w) {
-    if (!task_wise(w) && !task_wise(w + 1)) return torch::layer_norm(x, {d}, p[w], p[w + 1], 1e-5);
-    return torch::layer_norm(x, {d}, {}, {}, 1e-5) * vec(w, x) + vec(w + 1, x);
-  };
-  const auto activation = [&](const Tensor& x) {
-    if (shape_.activation == Activation::kRelu) return torch::relu(x);
-    return composed_gelu ? exact_gelu(x) : torch::gelu(x);
-  };
-
+  const ParamView view(p, ranks_, tasks);
   Tensor x;
   std::int64_t first_layer = 0;
   if (resume != nullptr) {
     x = resume->hidden;
     first_layer = resume->resume_at;
-  } else if (task_wise(0)) {
-    // One gather over every task's table: row j of task t is row t * V + j of [T * V, d].
-    const std::int64_t V = p[0].size(1);
-    Tensor offset = torch::arange(tasks, batch.ids.options()).mul_(V).view({tasks, 1, 1});
-    x = torch::embedding(p[0].reshape({tasks * V, d}), batch.ids + offset);
   } else {
-    x = torch::embedding(p[0], batch.ids);
+    x = view.embed(0, batch.ids);
+    x = x + (view.task_wise(1) ? view.vec(1, x).narrow(-2, 0, L) : p[1].narrow(0, 0, L));
   }
-  if (resume == nullptr)
-    x = x + (task_wise(1) ? for_tasks(p[1].narrow(1, 0, L), x.dim()) : p[1].narrow(0, 0, L));
-
-  const std::int64_t h = shape_.heads, dh = d / h;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
-  // [B..., L, d] -> [B..., h, L, dh]
-  const auto split_heads = [&](const Tensor& t) {
-    std::vector<std::int64_t> shape = t.sizes().vec();
-    shape.back() = h;
-    shape.push_back(dh);
-    return t.reshape(shape).transpose(-2, -3);
-  };
-  // -1e9 on padded keys, per (row, head) of the scores [B... · h, L, L]: added by the same
-  // baddbmm that computes them (scale · q kᵀ), which saves two passes over the scores and
-  // their gradients against matmul, mul and masked_fill.
-  std::vector<std::int64_t> key_shape = batch.mask.sizes().vec();
-  key_shape.insert(key_shape.end() - 1, {h, 1});
-  const Tensor key_bias = batch.mask.logical_not()
-                              .to(x.scalar_type())
-                              .mul_(kMaskedScore)
-                              .unsqueeze(-2)
-                              .unsqueeze(-2)
-                              .expand(key_shape)
-                              .reshape({-1, 1, L});
-  // [B..., h, L, dh] -> [B... · h, L, dh]
-  const auto fold = [&](const Tensor& t) { return t.reshape({-1, L, dh}); };
+  const Tensor score_bias = attention_bias(batch.mask.logical_not().unsqueeze(-2).unsqueeze(-2),
+                                           shape_.heads, x.scalar_type());
+  const EncoderSpec spec{shape_.heads, shape_.activation, composed_gelu};
   const std::int64_t last_layer = stop_before < 0 ? shape_.layers : stop_before;
   for (std::int64_t l = first_layer; l < last_layer; ++l) {
     const std::size_t base = kFirstLayer + static_cast<std::size_t>(l) * kPerLayer;
-    const std::vector<Tensor> qkv =
-        linear(norm(x, base + kNorm1), base + kAttentionIn).chunk(3, -1);
-    Tensor scores = torch::baddbmm(key_bias, fold(split_heads(qkv[0])),
-                                   fold(split_heads(qkv[1])).transpose(-1, -2), 1.0, scale);
-    Tensor context = torch::bmm(torch::softmax(scores, -1), fold(split_heads(qkv[2])));
-    std::vector<std::int64_t> head_shape = x.sizes().vec();
-    head_shape.back() = dh;
-    head_shape.insert(head_shape.end() - 2, h);
-    context = context.view(head_shape).transpose(-2, -3).reshape(x.sizes());
-    x = x + linear(context, base + kAttentionOut);
-    Tensor hidden = activation(linear(norm(x, base + kNorm2), base + kFf1));
-    x = x + linear(hidden, base + kFf2);
+    x = encoder_layer(x, score_bias, view, base, spec);
   }
   if (stop_before >= 0) return x;
   const std::size_t final_norm = p.size() - 4;
-  x = norm(x, final_norm);
+  x = view.norm(x, final_norm);
   Tensor weight = batch.mask.to(x.scalar_type()).unsqueeze(-1);
   Tensor pooled = (x * weight).sum(-2) / weight.sum(-2).clamp_min(1.0);
   return pooled;

@@ -13,8 +13,9 @@
 //     layer_l_ff1_{weight [ff, d], bias [ff]}, layer_l_ff2_{weight [d, ff], bias [d]}
 //   final_norm_{weight,bias} [d]                                         group kTower
 //   head_weight [outputs, d], head_bias [outputs]                        group kHead
-// A layer computes x += attention(norm1(x)); x += ff2(act(ff1(norm2(x)))). The representation
-// is final_norm(x) averaged over the unmasked tokens; the head is linear on it.
+// A layer computes x += attention(norm1(x)); x += ff2(act(ff1(norm2(x)))) (the one encoder layer
+// of models/encoder_block.hpp, which the item-text and user-sequence encoders run too). The
+// representation is final_norm(x) averaged over the unmasked tokens; the head is linear on it.
 #pragma once
 
 #include <torch/torch.h>

@@ -42,17 +42,7 @@ tasks::ClassSplitSpec class_split_spec(const config::Config& config) {
 }
 
 features::TokenizerOptions tokenizer_options(const config::Config& config) {
-  const auto& t = config.features.tokenizer;
-  features::TokenizerOptions o;
-  o.model = t.model;
-  o.vocab_size = t.vocab_size;
-  o.character_coverage = t.character_coverage;
-  o.hash_buckets = t.hash_buckets;
-  o.ngram = t.ngram;
-  o.max_ngrams_per_unknown = t.max_ngrams_per_unknown;
-  o.max_training_texts = t.max_training_texts;
-  o.seed = config.seed;
-  return o;
+  return features::tokenizer_options(config.features.tokenizer, config.seed);
 }
 
 tasks::ClassEpisodeShape class_episode_shape(const config::Config& config) {

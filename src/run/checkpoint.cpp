@@ -345,9 +345,29 @@ bool text_run_config(const nlohmann::json& config) {
 }
 }  // namespace
 
+namespace {
+
+// Whether the config's model reads item texts or user sequences (model.item_text.columns
+// non-empty or model.user_sequence.length > 0).
+bool context_model_config(const nlohmann::json& config) {
+  if (!config.is_object() || !config.contains("model") || !config["model"].is_object())
+    return false;
+  const auto& model = config["model"];
+  const auto text = model.find("item_text");
+  if (text != model.end() && text->is_object() && text->contains("columns") &&
+      (*text)["columns"].is_array() && !(*text)["columns"].empty())
+    return true;
+  const auto sequence = model.find("user_sequence");
+  return sequence != model.end() && sequence->is_object() && sequence->contains("length") &&
+         (*sequence)["length"].is_number() && (*sequence)["length"].get<double>() > 0;
+}
+
+}  // namespace
+
 std::uint32_t checkpoint_format(const std::string& kind, const nlohmann::json& config) {
-  return kind == kCheckpointKindAdapted && text_run_config(config) ? kAdaptedTextCheckpointFormat
-                                                                   : kCheckpointFormat;
+  if (kind == kCheckpointKindAdapted && text_run_config(config))
+    return kAdaptedTextCheckpointFormat;
+  return context_model_config(config) ? kContextCheckpointFormat : kCheckpointFormat;
 }
 
 bool is_text_run_checkpoint(const std::string& checkpoint) {

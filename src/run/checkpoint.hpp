@@ -15,7 +15,11 @@
 // class of meta.progress.classes, however many, instead of task.label.ways). All four are read;
 // an adapted text model is written as format 4 and everything else as format 3, so a build from
 // before text runs refuses every new checkpoint with "upgrade metalearn" instead of misreading a
-// text run's, and one from before adapted text models refuses just those.
+// text run's, and one from before adapted text models refuses just those. Format 5 is format 3
+// for a purchase-log run whose model reads item texts or user sequences (model.item_text,
+// model.user_sequence: models/context_model.hpp; their tokenizer and stored recent items are in
+// meta.features): a build from before them refuses such a run with "upgrade metalearn" instead
+// of failing on config keys it does not know.
 //
 // The header deliberately stays free of torch (the archive types are only forward-declared) so
 // that torch-free code, e.g. a CLI listing checkpoints, can include it and call
@@ -46,7 +50,9 @@ inline constexpr std::uint32_t kCheckpointFormat = 3;
 inline constexpr std::uint32_t kFirstTextCheckpointFormat = 3;
 // An adapted text model's format, and the newest this build reads.
 inline constexpr std::uint32_t kAdaptedTextCheckpointFormat = 4;
-inline constexpr std::uint32_t kNewestCheckpointFormat = 4;
+// A run with the item-text or user-sequence encoders, and the newest this build reads.
+inline constexpr std::uint32_t kContextCheckpointFormat = 5;
+inline constexpr std::uint32_t kNewestCheckpointFormat = 5;
 
 // The two kinds of checkpoint; anything else is refused on save and on load.
 inline constexpr const char* kCheckpointKindMeta = "meta";        // a meta-training run
@@ -63,7 +69,8 @@ struct CheckpointMeta {
 };
 
 // The format a checkpoint of `kind` with the resolved `config` is written as:
-// kAdaptedTextCheckpointFormat for an adapted text run (data.text.column set), else
+// kAdaptedTextCheckpointFormat for an adapted text run (data.text.column set),
+// kContextCheckpointFormat for a run with model.item_text or model.user_sequence, else
 // kCheckpointFormat.
 std::uint32_t checkpoint_format(const std::string& kind, const nlohmann::json& config);
 

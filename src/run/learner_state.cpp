@@ -1,6 +1,7 @@
 // Learner construction and (de)serialisation: see learner_state.hpp.
 #include "run/learner_state.hpp"
 
+#include "models/context_model.hpp"
 #include "models/model.hpp"
 #include "models/transformer.hpp"
 #include "run/checkpoint.hpp"
@@ -34,6 +35,16 @@ std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
   torch::manual_seed(config.seed);
   auto shape = models::model_shape(config, static_cast<std::int64_t>(features.dense_dim()),
                                    features.id_field_cardinalities());
+  if (config.model.item_text.enabled() || config.model.user_sequence.enabled()) {
+    const features::Tokenizer* tokenizer = features.item_tokenizer();
+    if (config.model.item_text.enabled() && !tokenizer)
+      throw CheckpointError(
+          "model.item_text is set but the feature statistics hold no item-text tokenizer");
+    auto model = std::make_shared<models::ContextModelImpl>(
+        models::context_shape(config, shape, tokenizer ? tokenizer->vocab_size() : 0));
+    model->to(device);
+    return std::make_unique<meta::MetaLearner>(config.meta, tasks::label_kind(config), model);
+  }
   models::FunctionalModel model(shape);
   model->to(device);
   return std::make_unique<meta::MetaLearner>(config.meta, tasks::label_kind(config), model);
