@@ -90,6 +90,9 @@ struct TextColumns {
   int path_level = 1;
   PathMode path_mode = PathMode::kPrefix;
   std::string group_column;
+  // Classes with fewer distinct usable duplicate groups are left out before the split; 0: the
+  // episode's task.support + task.query (min_class_groups()).
+  int min_class_groups = 0;
 };
 
 struct DataConfig {
