@@ -142,12 +142,13 @@ TEST(TextClassFilter, ASplitShortOfWaysClassesIsOneClearError) {
       << m;
   EXPECT_NE(m.find("task.label.ways = 2"), std::string::npos) << m;
   EXPECT_NE(m.find("split.new_fraction / split.validation_fraction"), std::string::npos) << m;
-  // inspect does not refuse: it names the same problem, and the new split's.
+  // inspect does not refuse: it names the same problem, and the validation and new splits'.
   const auto profile = ml::inspect::profile_text(config);
-  ASSERT_EQ(profile.split_problems.size(), 2u);
+  ASSERT_EQ(profile.split_problems.size(), 3u);
   EXPECT_EQ(profile.split_problems[0], m);
-  EXPECT_NE(profile.split_problems[1].find("the new split has 1 of the 3 classes"),
+  EXPECT_NE(profile.split_problems[1].find("the validation split has 1 of the 3 classes"),
             std::string::npos);
+  EXPECT_NE(profile.split_problems[2].find("change split.new_fraction"), std::string::npos);
 
   // A list naming a class that was left out says so, instead of "no such class".
   config.split.new_fraction = 0;
@@ -155,7 +156,7 @@ TEST(TextClassFilter, ASplitShortOfWaysClassesIsOneClearError) {
   config.split.new_classes = {"c3"};
   m = error_of([&] { ml::pipeline::prepare_text_run_data(config); });
   EXPECT_NE(m.find("split.new_classes names 'c3', which has 4 distinct texts, fewer than "
-                   "data.text.min_class_groups = 8 (task.support + task.query)"),
+                   "data.text.min_class_groups = 8, task.support + task.query"),
             std::string::npos)
       << m;
 }

@@ -163,7 +163,8 @@ const Table<TextColumns>& text_columns_table() {
              "Classes with fewer distinct duplicate groups than this (groups whose rows all "
              "carry the class) are left out before the split, counted in train's log and shown "
              "by inspect; 0: task.support + task.query, what one N-way episode takes of a "
-             "class. A split left with fewer than task.label.ways classes is an error.",
+             "class. A train split left with fewer than task.label.ways classes is an error (a new "
+             "split: a warning, and eval refuses its N-way episodes).",
              at_least(0))},
       [](const TextColumns& t, const std::string& path) {
         if (t.column.empty()) {

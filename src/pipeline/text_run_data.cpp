@@ -76,7 +76,7 @@ tasks::ClassSplit split_text_classes(const config::Config& config,
   const tasks::ClassSplitSpec spec = class_split_spec(config);
   const std::string key =
       "data.text.min_class_groups = " + std::to_string(min_groups) +
-      (config.data.text.min_class_groups > 0 ? "" : " (task.support + task.query)");
+      (config.data.text.min_class_groups > 0 ? "" : ", task.support + task.query");
   for (const auto& [list, name] : {std::pair{&spec.train, "split.train_classes"},
                                    std::pair{&spec.validation, "split.validation_classes"},
                                    std::pair{&spec.new_classes, "split.new_classes"}})
