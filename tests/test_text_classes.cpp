@@ -161,6 +161,19 @@ TEST(TextClassFilter, ASplitShortOfWaysClassesIsOneClearError) {
       << m;
 }
 
+TEST(TextClassFilter, RunsSavedBeforeTheKeyKeepEveryClassWhenReadBack) {
+  ml::testing::TempDir dir;
+  const auto config = classes_with_groups(dir, {5, 4, 5, 5, 5});
+  Json saved;
+  to_json(saved, config);
+  EXPECT_EQ(ml::config::config_from_saved(saved).data.text.min_class_groups, 0);
+  // A checkpoint's config from before the key: its classes were split without the filter.
+  saved["data"]["text"].erase("min_class_groups");
+  const auto old = ml::config::config_from_saved(saved);
+  EXPECT_EQ(old.data.text.min_class_groups, 1);
+  EXPECT_TRUE(ml::pipeline::prepare_text_run_data(old)->split.dropped.empty());
+}
+
 TEST(ClassAdaptChoice, SettingsAreZeroStepsOnceThenEachCountAtTheRunsRateAndATenth) {
   using ml::eval::ClassAdaptSetting;
   const auto maml =

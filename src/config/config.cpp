@@ -1150,6 +1150,11 @@ void make_paths_absolute(Config& c) {
 Config config_from_saved(const Json& j) {
   Config c = config_from_json(j);
   make_paths_absolute(c);
+  // A text run saved before data.text.min_class_groups split every class: read with the
+  // default, its eval and adapt would split others, and a class it trained on could come back
+  // as a new one.
+  if (c.text_run() && !j.contains(Json::json_pointer("/data/text/min_class_groups")))
+    c.data.text.min_class_groups = 1;
   return c;
 }
 
