@@ -188,6 +188,13 @@ TEST(TextEvalBaselines, TrainsThePretrainBaselineAndScoresEveryMethodNWayAndMany
                 setting == "lr 0.3, 2 steps")
         << family << ": " << setting;
   }
+  // On all new classes at once maml chose among what adapt chooses among: 0 steps, or 2 steps
+  // at meta.inner_lr 0.3 or a tenth of it (eval/class_adaptation_choice.hpp).
+  const std::string many_setting = many.scores[0].setting;
+  EXPECT_TRUE(many_setting == "0 steps" || many_setting == "2 steps, lr 0.3" ||
+              many_setting == "2 steps, lr 0.03")
+      << many_setting;
+  EXPECT_EQ(result.scores[0].setting.find("lr"), std::string::npos) << result.scores[0].setting;
   const Json j = ml::eval::to_json(result);
   EXPECT_EQ(j["many_way"]["shots"][0]["classes"], 2);
   EXPECT_EQ(j["pretrain"]["source"], "trained");

@@ -158,7 +158,14 @@ const Table<TextColumns>& text_columns_table() {
        field("group_column", &TextColumns::group_column,
              "Rows sharing this column's value (normalised) are one duplicate group, e.g. a "
              "product title shared by size and colour variants; \"\": rows with identical "
-             "normalised text are. A group never spans an episode's support and query.")},
+             "normalised text are. A group never spans an episode's support and query."),
+       field("min_class_groups", &TextColumns::min_class_groups,
+             "Classes with fewer distinct duplicate groups than this (groups whose rows all "
+             "carry the class) are left out before the split, counted in train's log and shown "
+             "by inspect; 0: task.support + task.query, what one N-way episode takes of a "
+             "class. A train split left with fewer than task.label.ways classes is an error (a new "
+             "split: a warning, and eval refuses its N-way episodes).",
+             at_least(0))},
       [](const TextColumns& t, const std::string& path) {
         if (t.column.empty()) {
           const std::pair<const char*, const std::string*> named[] = {
@@ -168,6 +175,9 @@ const Table<TextColumns>& text_columns_table() {
           for (const auto& [key, value] : named)
             require(value->empty(), key_path(path, key), Json(*value),
                     "is set, but data.text.column is not (name the text column too)");
+          require(t.min_class_groups == 0, key_path(path, "min_class_groups"),
+                  Json(t.min_class_groups),
+                  "is set, but data.text.column is not (name the text column too)");
           return;
         }
         require(t.class_column.empty() != t.path_column.empty(), key_path(path, "class_column"),
@@ -1248,6 +1258,11 @@ void make_paths_absolute(Config& c) {
 Config config_from_saved(const Json& j) {
   Config c = config_from_json(j);
   make_paths_absolute(c);
+  // A text run saved before data.text.min_class_groups split every class: read with the
+  // default, its eval and adapt would split others, and a class it trained on could come back
+  // as a new one.
+  if (c.text_run() && !j.contains(Json::json_pointer("/data/text/min_class_groups")))
+    c.data.text.min_class_groups = 1;
   return c;
 }
 

@@ -90,6 +90,9 @@ struct TextColumns {
   int path_level = 1;
   PathMode path_mode = PathMode::kPrefix;
   std::string group_column;
+  // Classes with fewer distinct usable duplicate groups are left out before the split; 0: the
+  // episode's task.support + task.query (min_class_groups()).
+  int min_class_groups = 0;
 };
 
 struct DataConfig {
@@ -297,7 +300,8 @@ void make_paths_absolute(Config& c);
 
 // A config written by an earlier command (a checkpoint's, RUN/config.json): config_from_json,
 // then make_paths_absolute, so that runs written before data paths were stored absolute (their
-// relative paths meant the working directory) compare equal to configs loaded now.
+// relative paths meant the working directory) compare equal to configs loaded now; a text run
+// saved before data.text.min_class_groups gets 1 (every class kept, as it was split).
 Config config_from_saved(const Json& j);
 
 // Every section's field table, top level first: what docs/CONFIG.md and the tests walk.

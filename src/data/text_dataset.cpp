@@ -112,9 +112,6 @@ TextDataset load_text_dataset(const TextDatasetSpec& spec, TextLoadReport& repor
     std::size_t id_col = kNone;  // optional: exactly the name, or none
     for (std::size_t i = 0; i < reader.header().size(); ++i)
       if (!spec.id_column.empty() && reader.header()[i] == spec.id_column) id_col = i;
-    std::size_t needed = text_col + 1;
-    for (std::size_t col : {class_col, group_col, id_col})
-      if (col != kNone) needed = std::max(needed, col + 1);
 
     CsvRecord record;
     while (reader.next(record)) {
@@ -123,10 +120,12 @@ TextDataset load_text_dataset(const TextDatasetSpec& spec, TextLoadReport& repor
       std::string label;
       if (!record.error.empty()) {
         error = RowError{"malformed record", record.error};
-      } else if (record.fields.size() < needed) {
-        error = RowError{"too few fields", std::to_string(record.fields.size()) +
-                                               " fields, the header has " +
-                                               std::to_string(reader.width())};
+      } else if (record.fields.size() != reader.width()) {
+        // The purchase log's rule (purchase_log.cpp): a field the header does not name, or one
+        // missing, means the row's cells may have shifted, so its class could be another's.
+        error = RowError{"wrong field count", "expected " + std::to_string(reader.width()) +
+                                                  " fields, found " +
+                                                  std::to_string(record.fields.size())};
       } else if (trim(record.fields[text_col]).empty()) {
         error = RowError{"empty text", "column '" + spec.text_column + "' is empty"};
       } else if (!spec.labelled) {
@@ -228,6 +227,30 @@ TextDatasetSummary summarize(const TextDataset& data) {
     if (classes_of_group[g] > 1) ++s.groups_spanning_classes;
   }
   return s;
+}
+
+std::vector<bool> mixed_groups(const TextDataset& data) {
+  std::vector<std::int32_t> group_class(static_cast<std::size_t>(data.groups), -1);
+  std::vector<bool> mixed(static_cast<std::size_t>(data.groups), false);
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    const auto g = static_cast<std::size_t>(data.group[i]);
+    if (group_class[g] < 0) group_class[g] = data.label[i];
+    if (group_class[g] != data.label[i]) mixed[g] = true;
+  }
+  return mixed;
+}
+
+std::vector<std::int64_t> usable_groups_per_class(const TextDataset& data) {
+  const std::vector<bool> mixed = mixed_groups(data);
+  std::vector<std::pair<std::int32_t, std::int32_t>> pairs;  // (class, group), pure groups only
+  for (std::size_t i = 0; i < data.size(); ++i)
+    if (!mixed[static_cast<std::size_t>(data.group[i])])
+      pairs.emplace_back(data.label[i], data.group[i]);
+  std::sort(pairs.begin(), pairs.end());
+  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
+  std::vector<std::int64_t> out(data.class_names.size(), 0);
+  for (const auto& [c, g] : pairs) ++out[static_cast<std::size_t>(c)];
+  return out;
 }
 
 }  // namespace ml::data

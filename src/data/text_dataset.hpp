@@ -77,7 +77,9 @@ struct TextDataset {
 // nearly all ASCII.
 std::string normalize_for_duplicates(std::string_view text);
 
-// Reads spec.files. Throws DataError for a missing file or column (naming the file and its
+// Reads spec.files. A row is bad when its field count differs from the header's (an extra
+// non-empty field, as for a purchase log), its text or class is empty, or its category path is
+// malformed or too short. Throws DataError for a missing file or column (naming the file and its
 // columns, with a suggestion for a typo), a headerless format, a spec with both or neither of
 // class_column and path_column, the first bad row when spec.bad_rows is kFail (file:line, the
 // column, the value and what was expected), and when every row was rejected.
@@ -103,5 +105,11 @@ struct TextDatasetSummary {
 };
 
 TextDatasetSummary summarize(const TextDataset& data);
+
+// Per group: whether its rows carry more than one class (the same text labelled twice).
+std::vector<bool> mixed_groups(const TextDataset& data);
+// Per class id: its usable duplicate groups, those whose rows all carry that class (what an
+// episode may draw: tasks/class_episode_sampler.hpp).
+std::vector<std::int64_t> usable_groups_per_class(const TextDataset& data);
 
 }  // namespace ml::data

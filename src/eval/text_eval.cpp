@@ -14,6 +14,7 @@
 #include <memory>
 #include <sstream>
 
+#include "eval/class_adaptation_choice.hpp"
 #include "eval/pretrain_baseline.hpp"
 #include "meta/class_head.hpp"
 #include "meta/probe_baselines.hpp"
@@ -112,9 +113,9 @@ Method linear_probe(std::string name, std::size_t encoder, const meta::MetaLearn
   return m;
 }
 
-// The run's own adaptation at each step count of `steps` (one setting for protonet): N-way
-// through MetaLearner::outputs_at_steps (one adaptation serves the grid), M-way through
-// meta::adapt_to_classes (a Proto-MAML head of M rows, then the run's inner loop).
+// The run's own adaptation on N-way episodes at each step count of `steps` and meta.inner_lr
+// (one setting for protonet), through MetaLearner::outputs_at_steps (one adaptation serves the
+// grid) when the head has N rows.
 Method run_method(const std::string& name, const meta::MetaLearner& learner,
                   const std::vector<int>& steps, int adapt_steps, double inner_lr) {
   Method m{name, 0, {}, 0, {}};
@@ -143,6 +144,29 @@ Method run_method(const std::string& name, const meta::MetaLearner& learner,
       out.push_back(accuracy(meta::class_outputs(learner, params, b.query), b.query.target));
     }
     return out;
+  };
+  return m;
+}
+
+// The run's own adaptation on the many-way task: the settings adapt chooses among too
+// (eval/class_adaptation_choice.hpp), through meta::adapt_to_classes (a Proto-MAML head of M
+// rows, then the run's inner loop).
+Method run_many_way_method(const std::string& name, const meta::MetaLearner& learner,
+                           const std::vector<int>& steps, int adapt_steps, double inner_lr) {
+  Method m{name, 0, {}, 0, {}};
+  const bool prototypes = learner.algorithm() == config::Algorithm::kProtonet;
+  const std::vector<ClassAdaptSetting> settings =
+      prototypes ? std::vector<ClassAdaptSetting>{{0, inner_lr}}
+                 : class_adapt_settings(steps, inner_lr, learner.algorithm());
+  for (const ClassAdaptSetting& s : settings) {
+    if (s == ClassAdaptSetting{adapt_steps, inner_lr}) m.fallback = m.settings.size();
+    m.settings.push_back(prototypes ? "prototypes" : setting_name(s));
+  }
+  m.score = [&learner, settings](const meta::TaskBatch& b, std::int64_t classes,
+                                 const std::vector<std::size_t>& which) {
+    std::vector<ClassAdaptSetting> chosen;
+    for (std::size_t c : which) chosen.push_back(settings[c]);
+    return class_adapt_accuracies(learner, b, classes, chosen);
   };
   return m;
 }
@@ -442,6 +466,12 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
     r.scores.insert(r.scores.end(), scores.begin(), scores.end());
   }
 
+  // On M classes the run's method chooses among the settings adapt chooses among.
+  std::vector<Method> many_way_methods = methods;
+  for (Method& m : many_way_methods)
+    if (!run_is_pretrain && m.name == r.algorithm)
+      m = run_many_way_method(r.algorithm, *learner, steps, config.meta.adapt_steps,
+                              config.meta.inner_lr);
   for (int k : distinct(o.many_way_shots)) {
     ManyWayShot mw;
     mw.shots = k;
@@ -482,9 +512,9 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
       queries += static_cast<double>(e.query.size());
       return e;
     };
-    mw.scores = choose_and_score(methods, encoders, k, static_cast<std::size_t>(o.many_way_draws),
-                                 on_validation, draw, reference, device,
-                                 fmt::format("{}-way (all new classes) K={}", mw.classes, k));
+    mw.scores = choose_and_score(
+        many_way_methods, encoders, k, static_cast<std::size_t>(o.many_way_draws), on_validation,
+        draw, reference, device, fmt::format("{}-way (all new classes) K={}", mw.classes, k));
     mw.queries = queries / o.many_way_draws;
     r.many_way.push_back(mw);
   }

@@ -12,8 +12,10 @@
 //                  and the interval is the Student t interval over draws (a CI over the queries
 //                  of one draw would hold the support fixed and claim too much).
 // Methods, each paired with the run's method on the same episodes or draws:
-//   the run's algorithm         its inner loop (steps chosen from a grid); on M classes through
-//                               meta::adapt_to_classes (Proto-MAML head initialisation);
+//   the run's algorithm         its inner loop (steps chosen from a grid at meta.inner_lr); on
+//                               M classes through meta::adapt_to_classes (Proto-MAML head
+//                               initialisation), steps at meta.inner_lr or a tenth of it: the
+//                               settings adapt chooses among (class_adaptation_choice.hpp);
 //                               protonet classifies by prototypes
 //   nearest_class_mean[ALGO],   classifiers fitted on the support over the run's own
 //   linear_probe[ALGO]          meta-trained encoder (SimpleShot, Wang et al. 2019; Chen et al.

@@ -14,6 +14,7 @@
 
 #include "config/input_format.hpp"
 #include "data/text_dataset.hpp"
+#include "eval/class_adaptation_choice.hpp"
 #include "inference/adapted_model.hpp"
 #include "meta/class_head.hpp"
 #include "models/query_metrics.hpp"
@@ -223,14 +224,12 @@ void check_finite(const Tensor& t, const std::string& what, int steps, double lr
 }
 
 // The adaptation setting chosen on the run's validation classes: one task over all of them
-// with `shots` support texts each and every other text as query, the candidates 0 steps and
-// meta.adapt_steps or 10 steps at meta.inner_lr or a tenth of it (the run's rate was
-// meta-learned for its N-row head; a many-way prototype head has far larger logits, and the
-// run's own rate can then ruin it: banking77, 25 new intents, 0.53 -> 0.31). nullopt when fewer
-// than 2 validation classes have shots + 1 distinct texts.
+// with `shots` support texts each and every other text as query, the candidates those of eval's
+// many-way protocol (eval/class_adaptation_choice.hpp) over its default steps and
+// meta.adapt_steps. nullopt when fewer than 2 validation classes have shots + 1 distinct texts,
+// or every candidate diverged.
 struct ChosenSetting {
-  int steps = 0;
-  double lr = 0;
+  eval::ClassAdaptSetting setting;
   double accuracy = 0;
   std::size_t classes = 0, candidates = 0;
 };
@@ -242,24 +241,18 @@ std::optional<ChosenSetting> choose_on_validation(const meta::MetaLearner& learn
                                            {2, shots, tasks::kQueryRest}, config.seed);
   if (sampler.eligible().size() < 2) return std::nullopt;
   const tasks::ClassEpisode episode = sampler.many_way(kAdaptEpisode);
-  meta::TaskBatch batch = pipeline::make_text_task_batch(data, episode, device);
-  const auto classes = static_cast<std::int64_t>(episode.classes.size());
-  std::vector<std::pair<int, double>> candidates{{0, config.meta.inner_lr}};
-  for (double lr : {config.meta.inner_lr, config.meta.inner_lr / 10})
-    for (int steps : {config.meta.adapt_steps, 10})
-      if (steps > 0 && std::find(candidates.begin(), candidates.end(), std::make_pair(steps, lr)) ==
-                           candidates.end())
-        candidates.emplace_back(steps, lr);
-  std::optional<ChosenSetting> best;
-  for (const auto& [steps, lr] : candidates) {
-    const Tensor out = meta::class_outputs(
-        learner, meta::adapt_to_classes(learner, batch.support, classes, steps, lr), batch.query);
-    // A candidate that diverges is not chosen (NaN compares false).
-    const double a = accuracy(out, batch.query);
-    if (!best || a > best->accuracy) best = ChosenSetting{steps, lr, a, episode.classes.size(), 0};
-  }
-  best->candidates = candidates.size();
-  return best;
+  const meta::TaskBatch batch = pipeline::make_text_task_batch(data, episode, device);
+  std::vector<int> steps = eval::kClassAdaptSteps;
+  steps.push_back(config.meta.adapt_steps);
+  const std::vector<eval::ClassAdaptSetting> candidates =
+      eval::class_adapt_settings(steps, config.meta.inner_lr, learner.algorithm());
+  const std::vector<double> scores = eval::class_adapt_accuracies(
+      learner, batch, static_cast<std::int64_t>(episode.classes.size()), candidates);
+  const int best = eval::best_setting(scores);
+  if (best < 0) return std::nullopt;
+  return ChosenSetting{candidates[static_cast<std::size_t>(best)],
+                       scores[static_cast<std::size_t>(best)], episode.classes.size(),
+                       candidates.size()};
 }
 
 }  // namespace
@@ -292,14 +285,15 @@ AdaptSummary adapt_text_run(const AdaptOptions& o) {
   if (!protonet && o.steps < 0 && o.inner_lr <= 0) {
     const int shots = o.shots > 0 ? o.shots : config.task.support;
     if (const auto chosen = choose_on_validation(*learner, *data, config, shots, device)) {
-      steps = chosen->steps;
-      lr = chosen->lr;
+      steps = chosen->setting.steps;
+      lr = chosen->setting.lr;
       summary.settings_source = fmt::format(
           "chosen on the {} validation classes at K={} (the best of {} settings, accuracy {:.3f})",
           chosen->classes, shots, chosen->candidates, chosen->accuracy);
     } else {
       summary.settings_source +=
-          " (fewer than 2 validation classes have K + 1 distinct texts: nothing to choose on)";
+          " (nothing chosen on the validation classes: fewer than 2 have K + 1 distinct texts, "
+          "or every setting diverged)";
     }
   }
   summary.algorithm = learner->algorithm();

@@ -42,11 +42,26 @@ TextProfile profile_text(const config::Config& config) {
   const data::TextDataset dataset =
       data::load_text_dataset(pipeline::text_dataset_spec(config), p.load);
   p.dataset = data::summarize(dataset);
-  std::vector<std::int64_t> per_class;
-  for (const auto& c : p.dataset.classes) per_class.push_back(c.rows);
+  std::vector<std::int64_t> per_class, groups_per_class;
+  for (const auto& c : p.dataset.classes) {
+    per_class.push_back(c.rows);
+    groups_per_class.push_back(c.groups);
+  }
   p.texts_per_class = distribution_of(per_class);
-  const tasks::ClassSplit split =
-      tasks::split_classes(dataset.class_names, pipeline::class_split_spec(config));
+  p.groups_per_class = distribution_of(groups_per_class);
+  const tasks::ClassSplit split = pipeline::split_text_classes(config, dataset);
+  p.min_class_groups = pipeline::min_class_groups(config);
+  for (auto part : {tasks::ClassSplitPart::kTrain, tasks::ClassSplitPart::kValidation,
+                    tasks::ClassSplitPart::kNew})
+    if (std::string why = pipeline::split_problem(config, split, part); !why.empty())
+      p.split_problems.push_back(why);
+  const std::vector<std::int64_t> usable = data::usable_groups_per_class(dataset);
+  for (std::int32_t c : split.dropped)
+    p.dropped.emplace_back(dataset.class_names[static_cast<std::size_t>(c)],
+                           usable[static_cast<std::size_t>(c)]);
+  for (std::int32_t label : dataset.label)
+    if (std::find(split.dropped.begin(), split.dropped.end(), label) != split.dropped.end())
+      ++p.dropped_rows;
   const features::Tokenizer tokenizer = pipeline::train_tokenizer(config, dataset, split);
   p.max_len = config.model.transformer.max_len;
   p.vocab_pieces = tokenizer.piece_count();
@@ -116,6 +131,9 @@ void to_json(nlohmann::json& j, const TextProfile& p) {
                       {"unknown_pieces", s.unknown_pieces},
                       {"oov_rate", s.oov_rate}});
   }
+  nlohmann::json dropped = nlohmann::json::array();
+  for (const auto& [name, groups] : p.dropped)
+    dropped.push_back({{"name", name}, {"groups", groups}});
   const auto& d = p.dataset;
   j = {{"config", p.config_path},
        {"kind", "text"},
@@ -128,6 +146,11 @@ void to_json(nlohmann::json& j, const TextProfile& p) {
        {"rows", d.rows},
        {"classes", d.classes.size()},
        {"texts_per_class", percentiles_json(p.texts_per_class)},
+       {"distinct_texts_per_class", percentiles_json(p.groups_per_class)},
+       {"min_class_groups", p.min_class_groups},
+       {"dropped_classes", dropped},
+       {"dropped_rows", p.dropped_rows},
+       {"split_problems", p.split_problems},
        {"duplicates",
         {{"groups", d.groups},
          {"duplicate_groups", d.duplicate_groups},
@@ -160,12 +183,27 @@ void print_text_profile(const TextProfile& p, std::ostream& out, bool list_class
   row("texts", n(d.rows));
   row("classes", n(static_cast<std::int64_t>(d.classes.size())));
   row("texts per class", percentiles_text(p.texts_per_class));
+  row("distinct per class", percentiles_text(p.groups_per_class));
   // Rows in groups of more than one: each such group's first row plus the rows beyond it.
   row("duplicate groups", n(d.duplicate_groups) + " (largest " + n(d.largest_group) + " texts; " +
                               n(d.rows_in_duplicates + d.duplicate_groups) + " texts in them, " +
                               pct(d.rows_in_duplicates + d.duplicate_groups, d.rows) + ")");
   if (d.groups_spanning_classes > 0)
     row("groups with 2+ classes", n(d.groups_spanning_classes) + " (never counted towards K + Q)");
+  if (!p.dropped.empty()) {
+    std::vector<std::string> names;
+    for (const auto& [name, groups] : p.dropped)
+      if (list_classes || names.size() < kShownClasses)
+        names.push_back(name + " (" + n(groups) + ")");
+    if (!list_classes && p.dropped.size() > kShownClasses)
+      names.push_back("... (" + n(static_cast<std::int64_t>(p.dropped.size() - kShownClasses)) +
+                      " more; --tasks lists all)");
+    row("classes left out",
+        n(static_cast<std::int64_t>(p.dropped.size())) + " of " +
+            n(static_cast<std::int64_t>(d.classes.size())) + " (" + n(p.dropped_rows) +
+            " texts) with fewer than " + std::to_string(p.min_class_groups) +
+            " distinct texts (data.text.min_class_groups), before the split: " + join(names, ", "));
+  }
   out << "Tokenizer (trained on the training classes' texts)\n";
   row("vocabulary", n(p.vocab_pieces) + " pieces + " + n(p.hash_buckets) + " hashed buckets");
   row("max_len", n(p.max_len) + " tokens");
@@ -195,6 +233,7 @@ void print_text_profile(const TextProfile& p, std::ostream& out, bool list_class
     }
     if (!s.summary.problem.empty()) row("  problem", s.summary.problem);
   }
+  for (const std::string& why : p.split_problems) row("problem", why);
   if (!p.unassigned.empty())
     row("unassigned classes",
         n(static_cast<std::int64_t>(p.unassigned.size())) + " (in no split list: never used)");

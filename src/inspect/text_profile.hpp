@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -38,6 +39,14 @@ struct TextProfile {
   data::TextLoadReport load;
   data::TextDatasetSummary dataset;
   Distribution texts_per_class;
+  Distribution groups_per_class;  // distinct duplicate groups per class
+  // Classes left out before the split (pipeline::split_text_classes), sorted by name, with
+  // their usable groups, and the threshold they fell below.
+  int min_class_groups = 0;
+  std::vector<std::pair<std::string, std::int64_t>> dropped;
+  std::int64_t dropped_rows = 0;
+  // pipeline::split_problem of each split that has one (train refuses the train split's).
+  std::vector<std::string> split_problems;
   std::int64_t max_len = 0;
   std::int64_t vocab_pieces = 0, hash_buckets = 0;
   int ways = 0, shots = 0, queries = 0;  // the episode shape the splits are checked against
@@ -46,8 +55,8 @@ struct TextProfile {
 };
 
 // Loads the dataset, splits its classes and trains the tokenizer exactly as train would. Never
-// throws for a split that cannot give an episode (that is what each split's problem says); the
-// errors of load_text_dataset, split_classes and Tokenizer::train.
+// throws for a split that cannot give an episode (that is what split_problem and each split's
+// problem say); the errors of load_text_dataset, split_text_classes and Tokenizer::train.
 TextProfile profile_text(const config::Config& config);
 
 void to_json(nlohmann::json& j, const TextProfile& p);

@@ -1,6 +1,7 @@
 // Data preparation of text runs: see text_run_data.hpp.
 #include "pipeline/text_run_data.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -53,6 +54,110 @@ tasks::ClassEpisodeShape class_episode_shape(const config::Config& config) {
   return shape;
 }
 
+int min_class_groups(const config::Config& config) {
+  const int set = config.data.text.min_class_groups;
+  return set > 0 ? set : config::min_episode_examples(config.task.support, config.task.query);
+}
+
+tasks::ClassSplit split_text_classes(const config::Config& config,
+                                     const data::TextDataset& dataset) {
+  const int min_groups = min_class_groups(config);
+  const std::vector<std::int64_t> groups = data::usable_groups_per_class(dataset);
+  const tasks::ClassSplitSpec spec = class_split_spec(config);
+  const std::string key =
+      "data.text.min_class_groups = " + std::to_string(min_groups) +
+      (config.data.text.min_class_groups > 0 ? "" : ", task.support + task.query");
+  for (const auto& [list, name] : {std::pair{&spec.train, "split.train_classes"},
+                                   std::pair{&spec.validation, "split.validation_classes"},
+                                   std::pair{&spec.new_classes, "split.new_classes"}})
+    for (const std::string& listed : *list) {
+      const std::int32_t id = dataset.class_id(listed);
+      if (id >= 0 && groups[static_cast<std::size_t>(id)] < min_groups)
+        throw ConfigError(std::string(name) + " names " + quoted_value(listed) + ", which has " +
+                          count_of(groups[static_cast<std::size_t>(id)], "distinct text") +
+                          ", fewer than " + key +
+                          ": lower data.text.min_class_groups or leave the class out");
+    }
+  // Only the kept classes are split, so a seeded split ranks among them alone.
+  std::vector<std::int32_t> kept, dropped;
+  std::vector<std::string> kept_names;
+  std::int64_t dropped_rows = 0;
+  for (std::size_t c = 0; c < dataset.class_names.size(); ++c) {
+    if (groups[c] >= min_groups) {
+      kept.push_back(static_cast<std::int32_t>(c));
+      kept_names.push_back(dataset.class_names[c]);
+    } else {
+      dropped.push_back(static_cast<std::int32_t>(c));
+    }
+  }
+  if (kept.empty())
+    throw DataError("none of the " +
+                    count_of(static_cast<long long>(dataset.class_names.size()), "class") +
+                    " has " + std::to_string(min_groups) + " distinct texts (" + key +
+                    "): lower it, or task.support / task.query");
+  tasks::ClassSplit split = tasks::split_classes(kept_names, spec);
+  for (auto* list : {&split.train, &split.validation, &split.new_classes, &split.unassigned})
+    for (std::int32_t& c : *list) c = kept[static_cast<std::size_t>(c)];
+  std::sort(dropped.begin(), dropped.end(), [&](std::int32_t a, std::int32_t b) {
+    return dataset.class_names[static_cast<std::size_t>(a)] <
+           dataset.class_names[static_cast<std::size_t>(b)];
+  });
+  split.dropped = std::move(dropped);
+  std::string left_out;
+  if (!split.dropped.empty()) {
+    for (std::int32_t label : dataset.label)
+      if (groups[static_cast<std::size_t>(label)] < min_groups) ++dropped_rows;
+    left_out = fmt::format("; {} more ({} texts) left out with fewer than {} distinct texts ({})",
+                           split.dropped.size(), with_thousands(dropped_rows), min_groups, key);
+  }
+  spdlog::info("classes: {} train, {} validation, {} new{}{}", split.train.size(),
+               split.validation.size(), split.new_classes.size(),
+               split.unassigned.empty()
+                   ? std::string()
+                   : fmt::format(", {} in no split list", split.unassigned.size()),
+               left_out);
+  return split;
+}
+
+std::string split_problem(const config::Config& config, const tasks::ClassSplit& split,
+                          tasks::ClassSplitPart part) {
+  const int ways = config.task.label.ways;
+  const auto& s = config.split;
+  const bool lists =
+      !s.train_classes.empty() || !s.validation_classes.empty() || !s.new_classes.empty();
+  const std::size_t n = split.classes(part).size();
+  std::string keys;
+  switch (part) {
+    case tasks::ClassSplitPart::kTrain:
+      keys = !lists                    ? "split.new_fraction / split.validation_fraction"
+             : s.train_classes.empty() ? "split.new_classes / split.validation_classes (the "
+                                         "classes in neither train)"
+                                       : "split.train_classes";
+      break;
+    case tasks::ClassSplitPart::kValidation:
+      if (lists ? s.validation_classes.empty() : s.validation_fraction == 0) return "";
+      keys = lists ? "split.validation_classes" : "split.validation_fraction";
+      break;
+    case tasks::ClassSplitPart::kNew:
+      if (lists ? s.new_classes.empty() : s.new_fraction == 0) return "";
+      keys = lists ? "split.new_classes" : "split.new_fraction";
+      break;
+  }
+  if (n >= static_cast<std::size_t>(ways)) return "";
+  const std::size_t total = split.train.size() + split.validation.size() +
+                            split.new_classes.size() + split.unassigned.size();
+  std::string message = "the " + std::string(tasks::split_part_name(part)) + " split has " +
+                        std::to_string(n) + " of the " + std::to_string(total) + " classes";
+  if (!split.dropped.empty())
+    message += " (" + std::to_string(split.dropped.size()) +
+               " more were left out with fewer than " + std::to_string(min_class_groups(config)) +
+               " distinct texts: data.text.min_class_groups)";
+  return message + ", fewer than task.label.ways = " + std::to_string(ways) +
+         " for one episode: change " + keys +
+         ", lower task.label.ways, or keep more classes with a lower task.support + task.query "
+         "or data.text.min_class_groups";
+}
+
 void warn_about_text_load(const data::TextLoadReport& report) {
   if (report.rows_rejected > 0) {
     std::vector<std::string> reasons, first;
@@ -85,7 +190,10 @@ std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
   data->dataset = data::load_text_dataset(text_dataset_spec(config), data->report);
   warn_about_text_load(data->report);
   throw_if_interrupted("preparing the data");
-  data->split = tasks::split_classes(data->dataset.class_names, class_split_spec(config));
+  data->split = split_text_classes(config, data->dataset);
+  if (std::string why = split_problem(config, data->split, tasks::ClassSplitPart::kTrain);
+      !why.empty())
+    throw DataError(why);
   data->tokenizer = saved_tokenizer ? features::Tokenizer::from_bytes(*saved_tokenizer)
                                     : train_tokenizer(config, data->dataset, data->split);
   throw_if_interrupted("preparing the data");

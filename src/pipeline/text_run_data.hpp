@@ -29,6 +29,24 @@ features::TokenizerOptions tokenizer_options(const config::Config& config);
 // N = task.label.ways, K = task.support, Q = task.query.
 tasks::ClassEpisodeShape class_episode_shape(const config::Config& config);
 
+// data.text.min_class_groups, or task.support + task.query when it is 0.
+int min_class_groups(const config::Config& config);
+
+// The dataset's classes split as the config says (tasks::split_classes over the classes kept),
+// after leaving out those with fewer than min_class_groups(config) usable duplicate groups
+// (ClassSplit::dropped, logged with their count). Throws ConfigError when a split.*_classes
+// list names a class left out, and the errors of split_classes.
+tasks::ClassSplit split_text_classes(const config::Config& config,
+                                     const data::TextDataset& dataset);
+
+// Why `part` of the split cannot give one N-way episode for lack of classes ("" when it can,
+// or when the config asks for no such split: a validation or new fraction of 0, or no list):
+// fewer than task.label.ways classes, with the counts and the keys that change them. For the
+// train split prepare_text_run_data throws it; for validation and new train warns (a run can
+// still be adapted to classes given by hand) and eval refuses N-way episodes.
+std::string split_problem(const config::Config& config, const tasks::ClassSplit& split,
+                          tasks::ClassSplitPart part);
+
 // Logs how many rows of a text file were skipped and why (the first few, with file:line).
 void warn_about_text_load(const data::TextLoadReport& report);
 
@@ -63,8 +81,9 @@ std::int64_t text_head_outputs(const config::Config& config, const tasks::ClassS
 // Loads config.data.files as a text dataset, splits its classes, trains the tokenizer on the
 // training classes' rows (or reads `saved_tokenizer`, the bytes a checkpoint holds) and encodes
 // every text to model.transformer.max_len tokens. Warns about skipped rows. Throws DataError
-// when the training classes cannot give one N-way episode (naming the short classes), and the
-// errors of load_text_dataset, split_classes and Tokenizer::train.
+// for the train split's split_problem and when the training classes cannot give one N-way episode
+// (naming the short classes), and the errors of load_text_dataset, split_text_classes and
+// Tokenizer::train.
 std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
                                                    const std::string* saved_tokenizer = nullptr);
 

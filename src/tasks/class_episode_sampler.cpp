@@ -64,13 +64,7 @@ ClassEpisodeSampler::ClassEpisodeSampler(const data::TextDataset& data,
   }
 
   // Which classes each group holds: a group is pure for a class when it holds no other.
-  std::vector<std::int32_t> group_class(static_cast<std::size_t>(data.groups), -1);
-  std::vector<bool> group_mixed(static_cast<std::size_t>(data.groups), false);
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    std::int32_t& c = group_class[static_cast<std::size_t>(data.group[i])];
-    if (c < 0) c = data.label[i];
-    if (c != data.label[i]) group_mixed[static_cast<std::size_t>(data.group[i])] = true;
-  }
+  const std::vector<bool> group_mixed = data::mixed_groups(data);
   groups_.resize(data.class_names.size());
   // Where each (class, group) pair sits in its class's lists.
   std::unordered_map<std::uint64_t, std::size_t> slot;

@@ -35,6 +35,9 @@ struct ClassSplit {
   // Class ids (indices into the class names given to split_classes), each list sorted by
   // class name so that it does not depend on the order the data listed them in.
   std::vector<std::int32_t> train, validation, new_classes, unassigned;
+  // Classes left out before the split because too few of their texts are distinct
+  // (pipeline::split_text_classes: data.text.min_class_groups); empty from split_classes.
+  std::vector<std::int32_t> dropped;
 
   const std::vector<std::int32_t>& classes(ClassSplitPart part) const;
 };

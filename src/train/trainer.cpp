@@ -174,6 +174,10 @@ class TextEpisodes : public EpisodeSource {
   TextEpisodes(const config::Config& config, std::unique_ptr<pipeline::TextRunData> data,
                const torch::Device& device)
       : config_(config), data_(std::move(data)), device_(device) {
+    if (const std::string why =
+            pipeline::split_problem(config, data_->split, tasks::ClassSplitPart::kNew);
+        !why.empty())
+      spdlog::warn("{}; eval will refuse N-way episodes of the new classes", why);
     const auto& validation = data_->sampler(tasks::ClassSplitPart::kValidation);
     if (const std::string why = validation.check(); !why.empty()) {
       spdlog::warn("no validation episodes ({}): best.mlckpt will be the last weights", why);
