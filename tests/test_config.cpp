@@ -969,6 +969,11 @@ TEST(ConfigTextRun, RefusesWhatATextRunCannotUse) {
       {text_with("/model/transformer/heads", 5), "model.transformer.dim = 32: must be a multiple"},
       {text_with("/model/transformer/max_len", 0), "model.transformer.max_len = 0"},
       {text_with("/features/tokenizer/vocab_size", 4), "features.tokenizer.vocab_size = 4"},
+      {text_with("/model/user_sequence/length", 5),
+       "model.user_sequence: is for purchase-log runs"},
+      // SentencePiece's trainer refuses a lower coverage with its own internal message.
+      {text_with("/features/tokenizer/character_coverage", 0.9),
+       "features.tokenizer.character_coverage = 0.9: must be in [0.98, 1]"},
       {text_with("/split/new_classes", {"a", "a"}),
        "split.new_classes[0] = \"a\": is listed twice"},
   };

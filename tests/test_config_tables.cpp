@@ -194,7 +194,8 @@ bool text_only(const std::string& pointer) {
 Json changed(const ml::config::FieldInfo& f, const Json& v) {
   if (f.type == "boolean") return !v.get<bool>();
   if (f.type == "integer") return v.get<std::int64_t>() + 1;
-  if (f.type == "number") return v.get<double>() == 0 ? 0.5 : v.get<double>() / 2;
+  // A nearby value: some ranges are narrow (features.tokenizer.character_coverage: [0.98, 1]).
+  if (f.type == "number") return v.get<double>() == 0 ? 0.5 : v.get<double>() * 0.99;
   if (f.type == "string" && !f.choices.empty()) {
     auto at = std::find(f.choices.begin(), f.choices.end(), v.get<std::string>());
     return at == f.choices.end() || at + 1 == f.choices.end() ? f.choices.front() : *(at + 1);

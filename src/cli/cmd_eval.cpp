@@ -130,7 +130,8 @@ void add_eval_command(CLI::App& app) {
   command->callback([o, command] {
     // Checked before the (long) evaluation, so a wrong name fails at once.
     report::check_outputs(o->json_out, o->report);
-    if (run::is_text_run_checkpoint(o->checkpoints.front())) {
+    const std::string first_path = eval::parse_run_argument(o->checkpoints.front()).path;
+    if (run::is_text_run_checkpoint(first_path)) {
       // A text run: held-out classes against the baselines, N-way and many-way.
       std::vector<std::string> unused;
       for (const char* option : {"--tasks", "--inner-lrs", "--top-label-ranking", "--report"})
@@ -142,7 +143,7 @@ void add_eval_command(CLI::App& app) {
                          "--baseline-lrs, --methods, --no-pretrain, --many-way-shots, "
                          "--many-way-draws, --json, --json-out)");
       eval::TextEvalOptions& text = o->text;
-      text.checkpoint = o->checkpoints.front();
+      text.checkpoint = first_path;
       if (command->count("--shots") > 0) text.shots = o->eval.shots;
       if (command->count("--steps") > 0) text.steps = o->eval.steps;
       if (command->count("--episodes") > 0) text.episodes = o->eval.episodes;

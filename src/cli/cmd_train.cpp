@@ -146,6 +146,9 @@ void add_train_command(CLI::App& app) {
                 << (std::isfinite(v.half_width) ? " ± " + fixed(v.half_width, 4) : "") << ", over "
                 << count_of(v.tasks, "validation task") << " x " << adaptation->episodes
                 << " other episodes at K=" << v.shots << "\n";
+    } else if (config.text_run()) {
+      std::cout << "adaptation   chosen by adapt and eval on the validation classes for the "
+                   "classes at hand (a text run's), unless adapt is given --steps or --inner-lr\n";
     } else if (!not_chosen.empty()) {
       std::cout << "adaptation   none chosen on validation tasks (" << not_chosen
                 << "): adapt uses meta.adapt_steps and meta.inner_lr\n";

@@ -248,12 +248,12 @@ const Table<TokenizerConfig>& tokenizer_table() {
        field("vocab_size", &TokenizerConfig::vocab_size,
              "Pieces SentencePiece aims for (a soft limit: a small corpus gets fewer).",
              between<std::int64_t>(8, kMaxVocabulary)),
-       field(
-           "character_coverage", &TokenizerConfig::character_coverage,
-           "Fraction of the training text's characters the pieces cover; the rarest rest go "
-           "to the fallback.",
-           check_that<double>(
-               "in (0, 1]", [](const double& v) { return v > 0 && v <= 1; }, "must be in (0, 1]")),
+       field("character_coverage", &TokenizerConfig::character_coverage,
+             "Fraction of the training text's characters the pieces cover; the rarest rest go "
+             "to the fallback (SentencePiece accepts 0.98 to 1).",
+             check_that<double>(
+                 "in [0.98, 1]", [](const double& v) { return v >= 0.98 && v <= 1; },
+                 "must be in [0.98, 1] (SentencePiece's range)")),
        field("hash_buckets", &TokenizerConfig::hash_buckets,
              "Fallback ids after the pieces: an unknown piece gets its word's bucket and those "
              "of its character n-grams.",
@@ -1036,11 +1036,16 @@ void check_context_encoders(const Config& c) {
   const std::pair<bool, const char*> encoders[] = {
       {m.item_text.enabled(), "model.item_text"},
       {m.user_sequence.enabled(), "model.user_sequence"}};
-  for (const auto& [on, key] : encoders)
+  for (const auto& [on, key] : encoders) {
+    if (on && c.text_run())
+      throw ConfigError(std::string(key) +
+                        ": is for purchase-log runs (an item side table, a user's items); a text "
+                        "run (data.text) encodes its texts with model.transformer");
     if (on && m.type != ModelType::kEmbeddingMlp)
       throw ConfigError(std::string(key) + ": needs model.type = \"embedding_mlp\" (it is " +
                         quoted(enum_name(m.type)) +
                         "): its output joins the embedding tower's input");
+  }
   if (m.user_sequence.enabled()) {
     const std::string by = "by model.user_sequence (a user's items in time order)";
     need(!c.data.columns.user.empty(), "data.columns.user", by);

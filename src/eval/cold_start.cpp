@@ -666,30 +666,6 @@ run::LoadedRun load_meta_run(const std::string& path, const ColdStartOptions& op
   return run;
 }
 
-// One --checkpoint argument: "NAME=PATH" names a run explicitly; a bare PATH (or one that
-// exists as written, '=' and all) leaves the name to name_runs.
-struct RunArgument {
-  std::string name, path;
-};
-
-RunArgument parse_run_argument(const std::string& argument) {
-  if (argument.empty()) throw UsageError("--checkpoint: an empty value (give PATH or NAME=PATH)");
-  const auto eq = argument.find('=');
-  if (eq == std::string::npos || fs::exists(argument)) return {"", argument};
-  RunArgument a{argument.substr(0, eq), argument.substr(eq + 1)};
-  if (a.name.empty())
-    throw UsageError("--checkpoint " + argument +
-                     ": no NAME before '=' (give NAME=PATH, or the PATH alone)");
-  if (a.path.empty()) throw UsageError("--checkpoint " + argument + ": no PATH after '='");
-  // The name becomes a method name in tables, the JSON and --methods, where spaces, '=' and '@'
-  // already mean something ("maml lr=0.1 @best").
-  for (char c : a.name)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
-      throw UsageError("--checkpoint " + argument + ": NAME '" + a.name +
-                       "' may hold only letters, digits, '_', '-' and '.'");
-  return a;
-}
-
 // A folder that holds runs instead of being one is refused naming them: the likely intent.
 void refuse_folder_of_runs(const std::string& path) {
   std::error_code ec;
@@ -1191,6 +1167,24 @@ void score_choices(ColdStartResult& result) {
 }
 
 }  // namespace
+
+RunArgument parse_run_argument(const std::string& argument) {
+  if (argument.empty()) throw UsageError("--checkpoint: an empty value (give PATH or NAME=PATH)");
+  const auto eq = argument.find('=');
+  if (eq == std::string::npos || fs::exists(argument)) return {"", argument};
+  RunArgument a{argument.substr(0, eq), argument.substr(eq + 1)};
+  if (a.name.empty())
+    throw UsageError("--checkpoint " + argument +
+                     ": no NAME before '=' (give NAME=PATH, or the PATH alone)");
+  if (a.path.empty()) throw UsageError("--checkpoint " + argument + ": no PATH after '='");
+  // The name becomes a method name in tables, the JSON and --methods, where spaces, '=' and '@'
+  // already mean something ("maml lr=0.1 @best").
+  for (char c : a.name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
+      throw UsageError("--checkpoint " + argument + ": NAME '" + a.name +
+                       "' may hold only letters, digits, '_', '-' and '.'");
+  return a;
+}
 
 const MetricResult* Cell::metric(const std::string& name) const {
   for (const auto& m : metrics)

@@ -34,6 +34,15 @@ namespace ml::eval {
 // (tasks::EpisodeSampler::sample), far from the indices training and validation draw.
 constexpr std::uint64_t kEvalEpisodeBase = 1ULL << 42;
 
+// One --checkpoint argument: "NAME=PATH" names a run explicitly; a bare PATH (or one that
+// exists as written, '=' and all) leaves the name to eval (its algorithm, or its folder's name).
+// UsageError for an empty NAME or PATH, or a NAME of other characters than letters, digits,
+// '_', '-' and '.'.
+struct RunArgument {
+  std::string name, path;
+};
+RunArgument parse_run_argument(const std::string& argument);
+
 struct ColdStartOptions {
   std::string checkpoint;  // run directory or checkpoint file
   // Further runs (directories or checkpoint files) evaluated on exactly the same episodes, each

@@ -123,8 +123,9 @@ void check_options(const TokenizerOptions& o) {
   if (o.vocab_size < 8)
     throw ConfigError("the tokenizer's vocabulary size is " + std::to_string(o.vocab_size) +
                       "; at least 8 pieces are needed");
-  if (!(o.character_coverage > 0 && o.character_coverage <= 1))
-    throw ConfigError("the tokenizer's character coverage must be in (0, 1]");
+  // SentencePiece's own bound (its trainer refuses a lower coverage).
+  if (!(o.character_coverage >= 0.98 && o.character_coverage <= 1))
+    throw ConfigError("the tokenizer's character coverage must be in [0.98, 1]");
   if (o.hash_buckets < 1) throw ConfigError("the tokenizer needs at least 1 hash bucket");
   if (o.ngram < 1) throw ConfigError("the tokenizer's fallback n-grams need n >= 1");
   if (o.max_ngrams_per_unknown < 0)
@@ -204,9 +205,22 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& texts, const Tokenize
   std::size_t model_size = 0;
   char* error = nullptr;
   if (module.train(texts_in.data(), sizes.data(), texts_in.size(), keys.data(), values.data(),
-                   keys.size(), &model_bytes, &model_size, &error) != 0)
-    throw DataError("SentencePiece could not train the tokenizer on " +
-                    std::to_string(corpus.size()) + " texts: " + take_error(error));
+                   keys.size(), &model_bytes, &model_size, &error) != 0) {
+    const std::string why = take_error(error);
+    // SentencePiece's message for the one case a config meets in practice names its own flags.
+    const std::string too_small = "Vocabulary size is smaller than required_chars. ";
+    const auto at = why.find(too_small);
+    if (at != std::string::npos) {
+      const auto from = at + too_small.size();  // "8 vs 79."
+      throw DataError("features.tokenizer.vocab_size = " + std::to_string(options.vocab_size) +
+                      " is below the number of distinct characters the " +
+                      std::to_string(corpus.size()) + " training texts need (" +
+                      why.substr(from, why.find('.', from) - from) +
+                      "): raise features.tokenizer.vocab_size");
+    }
+    throw DataError("SentencePiece could not train the tokenizer (features.tokenizer) on " +
+                    std::to_string(corpus.size()) + " texts: " + why);
+  }
   std::string model(model_bytes, model_size);
   module.free(model_bytes);
   Tokenizer t;
