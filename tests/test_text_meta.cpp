@@ -83,6 +83,24 @@ std::vector<Tensor> take_gradients(MetaLearner& learner) {
   return g;
 }
 
+// The stacked meta-gradient of `tasks` against the per-task reference loop's: the same loss
+// and, entry by entry, the same gradient (float64). Returns the stacked gradients.
+std::vector<Tensor> expect_stacked_equals_per_task(MetaLearner& learner,
+                                                   const TransformerImpl& model,
+                                                   const std::vector<TaskBatch>& tasks,
+                                                   const std::string& name) {
+  const double stacked_loss = learner.accumulate_meta_gradient(tasks);
+  const std::vector<Tensor> stacked = take_gradients(learner);
+  const double reference_loss = learner.accumulate_meta_gradient_per_task(tasks);
+  const std::vector<Tensor> reference = take_gradients(learner);
+  EXPECT_TRUE(std::isfinite(stacked_loss)) << name;
+  EXPECT_NEAR(stacked_loss, reference_loss, 1e-9) << name;
+  for (std::size_t i = 0; i < stacked.size(); ++i)
+    EXPECT_TRUE(torch::allclose(stacked[i], reference[i], 1e-7, 1e-10))
+        << name << ": " << (i < model.names().size() ? model.names()[i] : "inner lr");
+  return stacked;
+}
+
 TEST(TransformerMetaLearning, EveryAlgorithmsStackedMetaGradientMatchesThePerTaskLoop) {
   for (Algorithm algorithm :
        {Algorithm::kMaml, Algorithm::kFomaml, Algorithm::kReptile, Algorithm::kAnil,
@@ -91,19 +109,10 @@ TEST(TransformerMetaLearning, EveryAlgorithmsStackedMetaGradientMatchesThePerTas
     auto model = tiny_model(11, torch::kFloat64);
     MetaLearner learner(meta_config(algorithm), LabelKind::kMulticlass, model);
     torch::manual_seed(5);
-    const std::vector<TaskBatch> tasks = toy_tasks(4);
-    const double stacked_loss = learner.accumulate_meta_gradient(tasks);
-    const std::vector<Tensor> stacked = take_gradients(learner);
-    const double reference_loss = learner.accumulate_meta_gradient_per_task(tasks);
-    const std::vector<Tensor> reference = take_gradients(learner);
-    ASSERT_TRUE(std::isfinite(stacked_loss)) << name;
-    EXPECT_NEAR(stacked_loss, reference_loss, 1e-9) << name;
+    const std::vector<Tensor> stacked =
+        expect_stacked_equals_per_task(learner, *model, toy_tasks(4), name);
     double norm = 0;
-    for (std::size_t i = 0; i < stacked.size(); ++i) {
-      EXPECT_TRUE(torch::allclose(stacked[i], reference[i], 1e-7, 1e-10))
-          << name << ": " << (i < model->names().size() ? model->names()[i] : "inner lr");
-      norm += stacked[i].pow(2).sum().item<double>();
-    }
+    for (const Tensor& g : stacked) norm += g.pow(2).sum().item<double>();
     EXPECT_GT(norm, 1e-8) << name << ": no meta-gradient at all";
   }
 }
@@ -120,15 +129,8 @@ TEST(TransformerMetaLearning, WithFrozenLowerLayersTheStackedMetaGradientMatches
     auto model = tiny_model(12, torch::kFloat64, /*layers=*/2);
     MetaLearner learner(config, LabelKind::kMulticlass, model);
     torch::manual_seed(6);
-    const std::vector<TaskBatch> tasks = toy_tasks(3);
-    const double stacked_loss = learner.accumulate_meta_gradient(tasks);
-    const std::vector<Tensor> stacked = take_gradients(learner);
-    const double reference_loss = learner.accumulate_meta_gradient_per_task(tasks);
-    const std::vector<Tensor> reference = take_gradients(learner);
-    EXPECT_NEAR(stacked_loss, reference_loss, 1e-9) << name;
-    for (std::size_t i = 0; i < stacked.size(); ++i)
-      EXPECT_TRUE(torch::allclose(stacked[i], reference[i], 1e-7, 1e-10))
-          << name << ": " << (i < model->names().size() ? model->names()[i] : "inner lr");
+    const std::vector<Tensor> stacked =
+        expect_stacked_equals_per_task(learner, *model, toy_tasks(3), name);
     // Second order reaches the frozen first layer through the inner steps.
     EXPECT_GT(stacked[2].abs().sum().item<double>(), 0) << name << ": " << model->names()[2];
   }
@@ -149,14 +151,7 @@ TEST(TransformerMetaLearning, TasksTooLargeToStackRunOneStackAfterAnotherToTheSa
     torch::manual_seed(7);
     const std::vector<TaskBatch> tasks = toy_tasks(4);
     EXPECT_EQ(learner.tasks_per_stack(tasks), 1u) << name;
-    const double stacked_loss = learner.accumulate_meta_gradient(tasks);
-    const std::vector<Tensor> stacked = take_gradients(learner);
-    const double reference_loss = learner.accumulate_meta_gradient_per_task(tasks);
-    const std::vector<Tensor> reference = take_gradients(learner);
-    EXPECT_NEAR(stacked_loss, reference_loss, 1e-9) << name;
-    for (std::size_t i = 0; i < stacked.size(); ++i)
-      EXPECT_TRUE(torch::allclose(stacked[i], reference[i], 1e-7, 1e-10))
-          << name << ": " << model->names()[i];
+    expect_stacked_equals_per_task(learner, *model, tasks, name);
   }
   MetaLearner small(meta_config(Algorithm::kMaml), LabelKind::kMulticlass,
                     tiny_model(1, torch::kFloat32));
