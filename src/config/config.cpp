@@ -674,8 +674,9 @@ const Table<MetaConfig>& meta_table() {
              between(0, kMaxSteps)),
        field("inner_params", &MetaConfig::inner_params,
              "Which parameters the inner loop adapts: \"dense\" (all but embeddings: they are "
-             "shared and only meta-updated), \"all\", or \"head\" (the output layer; anil always "
-             "uses \"head\")."),
+             "shared and only meta-updated), \"all\", or \"head\" (the output layer). anil always "
+             "uses \"head\"; reptile always \"all\" (its meta-update is the walk's displacement, "
+             "so a weight the walk leaves out would never be trained)."),
        field("outer_optimizer", &MetaConfig::outer_optimizer,
              "Embedding tables are optimised row-sparsely (train/outer_optimizer.hpp): a step "
              "updates only the rows its meta-batch touched. With \"adam\" that is lazy Adam: an "
