@@ -1,7 +1,6 @@
 // The implicit second-order inner loop: see implicit_inner_loop.hpp.
 #include "meta/implicit_inner_loop.hpp"
 
-#include <algorithm>
 #include <stdexcept>
 
 #include "meta/stacked_inner_loop.hpp"
@@ -86,9 +85,8 @@ void ImplicitInnerLoop::step(const models::StackedBatch& support, tasks::LabelKi
     outputs = mlp_->forward_stacked(support, fast_, linear);
   } else {
     if (!prefix_key_.defined() || !prefix_key_.is_same(support.dense)) {
-      const auto first_adapted = static_cast<std::size_t>(
-          std::find(explicit_mask_.begin(), explicit_mask_.end(), true) - explicit_mask_.begin());
-      support_prefix_ = model_.stacked_prefix(support, fast_, first_adapted);
+      support_prefix_ =
+          model_.stacked_prefix(support, fast_, models::first_adapted(explicit_mask_));
       prefix_key_ = support.dense;
     }
     outputs = model_.forward_stacked_from(support_prefix_, support, fast_);

@@ -201,12 +201,10 @@ std::vector<Tensor> stacked_inner_loop(const models::Network& model, std::vector
   // What the parameters below the first adapted one compute on the support set is the same at
   // every step: computed once. A first-order loop never differentiates it.
   models::StackedPrefix prefix;
-  const auto first_adapted =
-      static_cast<std::size_t>(std::find(mask.begin(), mask.end(), true) - mask.begin());
   if (steps > 1) {
     std::optional<torch::NoGradGuard> no_graph;
     if (!create_graph) no_graph.emplace();
-    prefix = model.stacked_prefix(support, fast, first_adapted);
+    prefix = model.stacked_prefix(support, fast, models::first_adapted(mask));
   }
   std::vector<Tensor> inputs;
   for (int s = 0; s < steps; ++s) {

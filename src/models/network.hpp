@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,6 +32,12 @@ struct StackedPrefix {
   std::int64_t resume_at = 0;
   bool defined() const { return hidden.defined(); }
 };
+
+// The index of the first parameter an inner loop's `mask` adapts (mask.size() when none): what
+// Network::stacked_prefix splits at.
+inline std::size_t first_adapted(const std::vector<bool>& mask) {
+  return static_cast<std::size_t>(std::find(mask.begin(), mask.end(), true) - mask.begin());
+}
 
 class Network : public torch::nn::Module {
  public:
