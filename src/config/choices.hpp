@@ -49,7 +49,15 @@ enum class NegativesExclude { kAllTime, kAfterCutoff };
 // task.stratify
 enum class Stratify { kBalanced, kProportional, kNone };
 // model.type
-enum class ModelType { kMlp, kEmbeddingMlp, kTransformer };
+enum class ModelType { kMlp, kEmbeddingMlp, kTransformer, kBackbone };
+// model.backbone.inputs: what a TorchScript backbone's forward takes.
+enum class BackboneInputs { kIdsMask, kIds };
+// model.backbone.mask: the dtype its attention mask arrives in (1/true on real tokens).
+enum class MaskType { kBool, kInt64, kFloat32 };
+// model.backbone.output: what its forward returns and how a row's vector is read from it.
+enum class BackboneOutput { kPooled, kMean, kFirst };
+// model.adapter.kind: the parameter-efficient adapters on a backbone's head.
+enum class AdapterKind { kNone, kFilm, kLora };
 // The transformer's feed-forward activation (models/transformer.hpp).
 enum class Activation { kGelu, kRelu };
 // The tokenizer's SentencePiece model (features/tokenizer.hpp).
@@ -60,7 +68,7 @@ enum class PathMode { kLevel, kPrefix };
 // meta.algorithm
 enum class Algorithm { kMaml, kFomaml, kReptile, kAnil, kMetaSgd, kProtonet, kPretrain, kScratch };
 // meta.inner_params
-enum class InnerParams { kDense, kAll, kHead };
+enum class InnerParams { kDense, kAll, kHead, kAdapters };
 // meta.outer_optimizer
 enum class OuterOptimizer { kAdam, kSgd };
 // train.selection_metric
@@ -200,8 +208,37 @@ struct EnumNames<config::Stratify> {
 template <>
 struct EnumNames<config::ModelType> {
   using E = config::ModelType;
+  static constexpr EnumName<E> entries[] = {{E::kMlp, "mlp"},
+                                            {E::kEmbeddingMlp, "embedding_mlp"},
+                                            {E::kTransformer, "transformer"},
+                                            {E::kBackbone, "backbone"}};
+};
+
+template <>
+struct EnumNames<config::BackboneInputs> {
+  using E = config::BackboneInputs;
+  static constexpr EnumName<E> entries[] = {{E::kIdsMask, "ids_mask"}, {E::kIds, "ids"}};
+};
+
+template <>
+struct EnumNames<config::MaskType> {
+  using E = config::MaskType;
   static constexpr EnumName<E> entries[] = {
-      {E::kMlp, "mlp"}, {E::kEmbeddingMlp, "embedding_mlp"}, {E::kTransformer, "transformer"}};
+      {E::kBool, "bool"}, {E::kInt64, "int64"}, {E::kFloat32, "float32"}};
+};
+
+template <>
+struct EnumNames<config::BackboneOutput> {
+  using E = config::BackboneOutput;
+  static constexpr EnumName<E> entries[] = {
+      {E::kPooled, "pooled"}, {E::kMean, "mean"}, {E::kFirst, "first"}};
+};
+
+template <>
+struct EnumNames<config::AdapterKind> {
+  using E = config::AdapterKind;
+  static constexpr EnumName<E> entries[] = {
+      {E::kNone, "none"}, {E::kFilm, "film"}, {E::kLora, "lora"}};
 };
 
 template <>
@@ -235,7 +272,7 @@ template <>
 struct EnumNames<config::InnerParams> {
   using E = config::InnerParams;
   static constexpr EnumName<E> entries[] = {
-      {E::kDense, "dense"}, {E::kAll, "all"}, {E::kHead, "head"}};
+      {E::kDense, "dense"}, {E::kAll, "all"}, {E::kHead, "head"}, {E::kAdapters, "adapters"}};
 };
 
 template <>

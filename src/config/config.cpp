@@ -611,6 +611,70 @@ const Table<UserSequenceConfig>& user_sequence_table() {
   return table;
 }
 
+const Table<BackboneConfig>& backbone_table() {
+  static const Table<BackboneConfig> table(
+      "BackboneConfig",
+      "A pretrained text encoder saved as TorchScript (torch.jit.script or torch.jit.trace, then "
+      "torch.jit.save; or `metalearn export` of a text run), loaded with torch::jit::load and "
+      "checked on load: its forward must take the declared inputs and give float32 vectors of "
+      "`dim` per row. The tool's head (model.hidden, then the output layer) and adapters "
+      "(model.adapter) sit on top. A frozen backbone's vectors are computed once per text per "
+      "command, so meta-training and adaptation cost only the head and adapters. Relative paths "
+      "resolve against the config file's folder, like data.files. The checkpoint records the "
+      "file's checksum: a backbone file that changed afterwards is refused.",
+      {field("file", &BackboneConfig::file,
+             "The TorchScript module (.pt); required with model.type = \"backbone\"."),
+       field(
+           "tokenizer", &BackboneConfig::tokenizer,
+           "The tokenizer whose ids the backbone was trained on: a metalearn tokenizer file "
+           "(what `metalearn export` writes beside a text run's module) or a SentencePiece "
+           "model (.model; its own ids, its unknown id for what its pieces cannot spell); required "
+           "with model.type = \"backbone\"."),
+       field("inputs", &BackboneConfig::inputs,
+             "What forward takes: \"ids_mask\" (token ids [n, L] int64 and the attention mask "
+             "[n, L], true/1 on real tokens) or \"ids\" (the ids alone; padding is id 0)."),
+       field("mask", &BackboneConfig::mask,
+             "The mask's dtype with inputs = \"ids_mask\": \"bool\", \"int64\" (Hugging "
+             "Face's attention_mask) or \"float32\"."),
+       field("dim", &BackboneConfig::dim,
+             "The width of the vector per row the backbone gives; required with model.type = "
+             "\"backbone\".",
+             between(0, kMaxLayerWidth)),
+       field("output", &BackboneConfig::output,
+             "What forward returns: \"pooled\" (one vector per row, [n, dim]), or the token "
+             "states [n, L, dim] read as their \"mean\" over the real tokens or the \"first\" "
+             "token's (BERT's [CLS])."),
+       field("max_len", &BackboneConfig::max_len,
+             "Tokens per text given to the backbone: longer texts keep their first max_len.",
+             between(1, kMaxTokenLength)),
+       field("trainable", &BackboneConfig::trainable,
+             "false: frozen (its vectors are computed once per text and cached); true: its "
+             "weights are meta-trained in the outer loop at model.backbone.lr (never adapted in "
+             "the inner loop), which runs it on every episode. Not with reptile, whose "
+             "meta-update is the inner walk's displacement: a backbone the walk does not move "
+             "would never train."),
+       field("lr", &BackboneConfig::lr,
+             "The outer learning rate of a trainable backbone's weights; 0: meta.outer_lr.",
+             at_least(0.0, "0 = meta.outer_lr"))});
+  return table;
+}
+
+const Table<AdapterConfig>& adapter_table() {
+  static const Table<AdapterConfig> table(
+      "AdapterConfig",
+      "Parameter-efficient adapters between a backbone (model.type = \"backbone\") and its "
+      "head, meta-learned like every other weight (their initialisation by the outer loop, and "
+      "with metasgd their learning rates); meta.inner_params = \"adapters\" adapts them and the "
+      "output layer alone.",
+      {field("kind", &AdapterConfig::kind,
+             "\"none\"; \"film\": a per-feature scale and shift of the backbone's vector "
+             "(FiLM, Perez et al. 2018, arXiv:1709.07871), initialised to the identity; "
+             "\"lora\": a rank-`rank` update B A added to each model.hidden layer's weight "
+             "(LoRA, Hu et al. 2021, arXiv:2106.09685), B initialised to zero."),
+       field("rank", &AdapterConfig::rank, "LoRA's rank r.", between(1, kMaxLayerWidth))});
+  return table;
+}
+
 const Table<ModelConfig>& model_table() {
   static const Table<ModelConfig> table(
       "ModelConfig", "The network meta-learned.",
@@ -619,7 +683,9 @@ const Table<ModelConfig>& model_table() {
              "predictor); \"embedding_mlp\": hashed id and categorical embeddings concatenated "
              "with the dense features, then the tower (MeLU style); \"transformer\": a pre-norm "
              "Transformer encoder over a text run's tokens (model.transformer), mean-pooled, then "
-             "a linear head."),
+             "a linear head; \"backbone\": a pretrained TorchScript text encoder (model.backbone) "
+             "under "
+             "the tower of model.hidden and a linear head, with model.adapter."),
        field("hidden", &ModelConfig::hidden, "Tower widths, first to last.",
              {"1 to " + std::to_string(kMaxLayers) + " widths, each 1 to " +
                   std::to_string(kMaxLayerWidth),
@@ -640,7 +706,11 @@ const Table<ModelConfig>& model_table() {
        section("item_text", &ModelConfig::item_text, item_text_table(),
                "embedding_mlp: item side-table text through the subword Transformer encoder."),
        section("user_sequence", &ModelConfig::user_sequence, user_sequence_table(),
-               "embedding_mlp: the user's recent items through causal self-attention (SASRec).")});
+               "embedding_mlp: the user's recent items through causal self-attention (SASRec)."),
+       section("backbone", &ModelConfig::backbone, backbone_table(),
+               "model.type = \"backbone\": the pretrained encoder and its tokenizer."),
+       section("adapter", &ModelConfig::adapter, adapter_table(),
+               "model.type = \"backbone\": FiLM or LoRA adapters.")});
   return table;
 }
 
@@ -672,11 +742,14 @@ const Table<MetaConfig>& meta_table() {
              "validation tasks, task.support = \"all\", or a run stopped early). eval chooses "
              "its own steps from its --steps grid.",
              between(0, kMaxSteps)),
-       field("inner_params", &MetaConfig::inner_params,
-             "Which parameters the inner loop adapts: \"dense\" (all but embeddings: they are "
-             "shared and only meta-updated), \"all\", or \"head\" (the output layer). anil always "
-             "uses \"head\"; reptile always \"all\" (its meta-update is the walk's displacement, "
-             "so a weight the walk leaves out would never be trained)."),
+       field(
+           "inner_params", &MetaConfig::inner_params,
+           "Which parameters the inner loop adapts: \"dense\" (all but embeddings: they are "
+           "shared and only meta-updated), \"all\", \"head\" (the output layer), or \"adapters\" "
+           "(model.adapter's FiLM or LoRA weights and the output layer). A backbone's own weights "
+           "are never adapted. anil always "
+           "uses \"head\"; reptile always \"all\" (its meta-update is the walk's displacement, "
+           "so a weight the walk leaves out would never be trained)."),
        field("outer_optimizer", &MetaConfig::outer_optimizer,
              "Embedding tables are optimised row-sparsely (train/outer_optimizer.hpp): a step "
              "updates only the rows its meta-batch touched. With \"adam\" that is lazy Adam: an "
@@ -959,10 +1032,11 @@ void check_text_run(const Config& c) {
       throw ConfigError(
           "task.label.class_column: multiclass labels need the column that holds each row's "
           "class");
-    if (c.model.type == ModelType::kTransformer)
-      throw ConfigError(
-          "model.type = \"transformer\": the transformer reads text; name the text column in "
-          "data.text.column (a text run), or use \"mlp\" or \"embedding_mlp\"");
+    if (c.model.type == ModelType::kTransformer || c.model.type == ModelType::kBackbone)
+      throw ConfigError("model.type = " + quoted(enum_name(c.model.type)) + ": the " +
+                        enum_name(c.model.type) +
+                        " reads text; name the text column in data.text.column (a text run), or "
+                        "use \"mlp\" or \"embedding_mlp\"");
     const std::pair<const char*, const std::vector<std::string>*> lists[] = {
         {"split.train_classes", &c.split.train_classes},
         {"split.validation_classes", &c.split.validation_classes},
@@ -984,9 +1058,9 @@ void check_text_run(const Config& c) {
   if (!label.class_column.empty())
     throw ConfigError("task.label.class_column = " + label.class_column.describe() + ": not used" +
                       by_text + "; the class is data.text.class_column or data.text.path_column");
-  if (c.model.type != ModelType::kTransformer)
+  if (c.model.type != ModelType::kTransformer && c.model.type != ModelType::kBackbone)
     throw ConfigError("model.type = " + quoted(enum_name(c.model.type)) +
-                      ": must be \"transformer\"" + by_text);
+                      ": must be \"transformer\" or \"backbone\"" + by_text);
   if (!c.data.format.header)
     throw ConfigError("data.format.header = false: a text dataset is read by column names" +
                       by_text + ", so its first line must name the columns");
@@ -1029,6 +1103,43 @@ void check_text_run(const Config& c) {
              ? ", whose inner loop adapts the head alone"
              : ", whose inner loop moves every weight (or the rest would never "
                "train)"));
+}
+
+// model.backbone and model.adapter against model.type and the algorithm.
+void check_backbone(const Config& c) {
+  const auto& b = c.model.backbone;
+  const bool backbone = c.model.type == ModelType::kBackbone;
+  if (!backbone) {
+    if (!b.file.empty())
+      throw ConfigError(
+          "model.backbone.file: set, but model.type = " + quoted(enum_name(c.model.type)) +
+          "; a TorchScript backbone needs model.type = \"backbone\"");
+    if (c.model.adapter.kind != AdapterKind::kNone)
+      throw ConfigError("model.adapter.kind = " + quoted(enum_name(c.model.adapter.kind)) +
+                        ": adapters sit on a backbone's head (model.type = \"backbone\")");
+    if (c.meta.inner_params == InnerParams::kAdapters)
+      throw ConfigError(
+          "meta.inner_params = \"adapters\": needs model.type = \"backbone\" (its "
+          "model.adapter weights and output layer)");
+    return;
+  }
+  const std::string by = "by model.type = \"backbone\"";
+  need(!b.file.empty(), "model.backbone.file", by + " (the TorchScript module)");
+  need(!b.tokenizer.empty(), "model.backbone.tokenizer", by + " (the tokenizer of its ids)");
+  if (b.dim == 0)
+    throw ConfigError(
+        "model.backbone.dim: required " + by +
+        " (the width of the vector per row the backbone gives; checked when it is loaded)");
+  if (b.trainable && c.meta.algorithm == Algorithm::kReptile)
+    throw ConfigError(
+        "model.backbone.trainable = true: not with meta.algorithm = \"reptile\", whose "
+        "meta-update is the inner walk's displacement; the inner loop never moves a backbone, so "
+        "it would never train (use fomaml, maml, anil or protonet, or a frozen backbone)");
+  if (b.trainable && c.meta.algorithm == Algorithm::kMetaSgd)
+    throw ConfigError(
+        "model.backbone.trainable = true: not with meta.algorithm = \"metasgd\" (its learned "
+        "inner rates would double the backbone's weights for nothing: the inner loop never "
+        "adapts them); use maml or a frozen backbone");
 }
 
 // model.item_text and model.user_sequence against the model and the columns they read.
@@ -1080,6 +1191,7 @@ void validate(const Config& c) {
   const auto& label = c.task.label;
   check_text_run(c);
   check_context_encoders(c);
+  check_backbone(c);
   check_label_columns(c);
   check_selection_metric(c);
   if (c.meta.algorithm == Algorithm::kProtonet && label.kind == LabelKind::kRegression)
@@ -1259,6 +1371,8 @@ void make_paths_absolute(Config& c) {
     for (auto& f : table.files) f = absolute_path(f);
   if (c.data.cache != kCacheAuto && c.data.cache != kCacheOff)
     c.data.cache = absolute_path(c.data.cache);
+  c.model.backbone.file = absolute_path(c.model.backbone.file);
+  c.model.backbone.tokenizer = absolute_path(c.model.backbone.tokenizer);
 }
 
 Config config_from_saved(const Json& j) {
@@ -1296,6 +1410,12 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     if (data.contains("side_tables") && data["side_tables"].is_array())
       for (auto& t : data["side_tables"])
         if (t.is_object() && t.contains("files")) resolve_paths(t["files"], base);
+  }
+  if (j.is_object() && j.contains("model") && j["model"].is_object() &&
+      j["model"].contains("backbone") && j["model"]["backbone"].is_object()) {
+    Json& backbone = j["model"]["backbone"];
+    for (const char* key : {"file", "tokenizer"})
+      if (backbone.contains(key) && backbone[key] != "") resolve_paths(backbone[key], base);
   }
   for (const auto& o : overrides) apply_override(j, o);
   try {

@@ -216,6 +216,27 @@ struct UserSequenceConfig {
 // The most items a user sequence holds (model.user_sequence.length).
 inline constexpr int kMaxSequenceLength = 1024;
 
+// model.type = "backbone": a pretrained text encoder saved as TorchScript, with the tool's head
+// (model.hidden) and adapters (model.adapter) on top (models/torchscript_backbone.hpp,
+// models/backbone_model.hpp).
+struct BackboneConfig {
+  std::string file;       // the TorchScript module (torch.jit.save)
+  std::string tokenizer;  // a metalearn tokenizer file or a SentencePiece model
+  BackboneInputs inputs = BackboneInputs::kIdsMask;
+  MaskType mask = MaskType::kBool;
+  int dim = 0;  // the vector per row it gives (checked on load)
+  BackboneOutput output = BackboneOutput::kPooled;
+  int max_len = 64;
+  bool trainable = false;
+  double lr = 0;  // outer learning rate of a trainable backbone; 0: meta.outer_lr
+};
+
+// model.adapter: parameter-efficient adapters between a backbone and its head.
+struct AdapterConfig {
+  AdapterKind kind = AdapterKind::kNone;
+  int rank = 4;  // lora
+};
+
 struct ModelConfig {
   ModelType type = ModelType::kMlp;
   std::vector<int> hidden = {128, 64};
@@ -223,6 +244,8 @@ struct ModelConfig {
   TransformerConfig transformer;
   ItemTextConfig item_text;
   UserSequenceConfig user_sequence;
+  BackboneConfig backbone;
+  AdapterConfig adapter;
 };
 
 struct MetaConfig {
@@ -294,7 +317,8 @@ void validate(const Config& c);
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 // Makes every data path absolute against the working directory, lexically normalised:
-// data.files, data.side_tables[].files, and data.cache when it names a folder. run.dir is left
+// data.files, data.side_tables[].files, data.cache when it names a folder, and
+// model.backbone.file and .tokenizer. run.dir is left
 // as written (relative to the working directory, as documented for it).
 void make_paths_absolute(Config& c);
 

@@ -370,7 +370,8 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
     const std::string pretrain_tokenizer = run::read_tokenizer(pretrained);
     const pipeline::TextRunData* pdata = data.get();
     if (pretrain_tokenizer != tokenizer) {
-      pretrain_data = pipeline::prepare_text_run_data(pc, &pretrain_tokenizer);
+      pretrain_data = pipeline::prepare_text_run_data(pc, &pretrain_tokenizer,
+                                                      run::backbone_checksum(pretrained));
       pdata = pretrain_data.get();
     }
     pretrain_learner = run::build_text_learner(pc, *pdata, device);

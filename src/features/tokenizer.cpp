@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <numeric>
 #include <unordered_map>
 
@@ -259,7 +261,7 @@ Tokenizer Tokenizer::from_bytes(std::string_view bytes) {
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(std::string("the checkpoint's tokenizer header is damaged: ") + e.what());
   }
-  if (t.hash_buckets_ < 1 || t.ngram_ < 1 || t.max_ngrams_per_unknown_ < 0)
+  if (t.hash_buckets_ < 0 || t.ngram_ < 1 || t.max_ngrams_per_unknown_ < 0)
     throw CheckpointError("the checkpoint's tokenizer header holds invalid options");
   t.model_ = std::string(bytes.substr(second + 1));
   std::string load_error;
@@ -267,6 +269,24 @@ Tokenizer Tokenizer::from_bytes(std::string_view bytes) {
   if (!t.processor_)
     throw CheckpointError("the checkpoint's SentencePiece model is damaged: " + load_error);
   t.pieces_ = sentencepiece_module().piece_size(t.processor_.get());
+  return t;
+}
+
+Tokenizer Tokenizer::from_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError("cannot be opened");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.compare(0, kMagic.size(), kMagic) == 0) return from_bytes(bytes);
+  Tokenizer t;
+  std::string load_error;
+  t.processor_ = load_processor(bytes, &load_error);
+  if (!t.processor_)
+    throw DataError(
+        "neither a metalearn tokenizer nor a SentencePiece model (SentencePiece says: " +
+        load_error + ")");
+  t.model_ = bytes;
+  t.pieces_ = sentencepiece_module().piece_size(t.processor_.get());
+  t.hash_buckets_ = 0;
   return t;
 }
 
@@ -302,6 +322,10 @@ std::vector<std::int64_t> Tokenizer::encode(std::string_view text, EncodeStats* 
       continue;
     }
     ++local.unknown_pieces;
+    if (hash_buckets_ == 0) {  // a SentencePiece model as given: its own unknown id
+      ids.push_back(unknown);
+      continue;
+    }
     const std::size_t before = ids.size();
     // The unknown span without the word-boundary space a piece may carry, and the
     // whitespace-delimited word around it, in the text SentencePiece read.

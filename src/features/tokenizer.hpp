@@ -6,7 +6,8 @@
 // Id layout (the rows of the transformer's token embedding table, vocab_size() in all):
 //   [0, piece_count())                 SentencePiece pieces; 0 is padding, 1 is <unk> (never
 //                                      emitted: every unknown piece is replaced, see below)
-//   [piece_count(), vocab_size())      hash_buckets fallback buckets
+//   [piece_count(), vocab_size())      hash_buckets fallback buckets (none for a SentencePiece
+//                                      model read as it is: from_file)
 // A piece SentencePiece marks unknown (characters the training text did not cover, e.g. an
 // emoji or another script) is replaced by the bucket of the whole whitespace-delimited word it
 // occurs in, followed by the buckets of up to max_ngrams_per_unknown character n-grams of the
@@ -87,6 +88,12 @@ class Tokenizer {
   // CheckpointError when `bytes` are not a tokenizer's.
   std::string to_bytes() const;
   static Tokenizer from_bytes(std::string_view bytes);
+  // A tokenizer file: to_bytes() written out (what `metalearn export` writes beside a text
+  // run's module), or a serialised SentencePiece model (.model) used as it is: its own ids, no
+  // fallback buckets (hash_buckets() 0: an unknown piece keeps SentencePiece's unknown id).
+  // DataError (without the path: the caller names it) when the file cannot be read or is
+  // neither; CheckpointError for a damaged metalearn tokenizer.
+  static Tokenizer from_file(const std::string& path);
 
   static constexpr std::int64_t pad_id() { return 0; }
   std::int64_t piece_count() const { return pieces_; }

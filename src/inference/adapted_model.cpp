@@ -30,8 +30,12 @@ void load_text_model(const run::Checkpoint& checkpoint, ScoringModel& m) {
     m.class_names.push_back(c.get<std::string>());
   }
   m.tokenizer = features::Tokenizer::from_bytes(run::read_tokenizer(checkpoint));
+  std::shared_ptr<const models::TorchScriptBackbone> backbone;
+  if (m.config.model.type == config::ModelType::kBackbone)
+    backbone = models::TorchScriptBackbone::load(m.config, torch::kCPU,
+                                                 run::backbone_checksum(checkpoint));
   m.learner = run::build_text_learner(m.config, *m.tokenizer, m.device,
-                                      static_cast<std::int64_t>(m.class_names.size()));
+                                      static_cast<std::int64_t>(m.class_names.size()), backbone);
   checkpoint.read_state(
       [&](torch::serialize::InputArchive& archive) {
         run::read_learner(archive, *m.learner, m.path);

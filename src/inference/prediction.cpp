@@ -380,7 +380,7 @@ TextPredictions predict_texts(const TextPredictOptions& o) {
                  p.classes);
   p.rows_read = report.rows_read;
   p.rows_skipped = report.rows_rejected;
-  const std::int64_t max_len = model->config.model.transformer.max_len;
+  const std::int64_t max_len = pipeline::token_length(model->config);
   for (std::size_t begin = 0; begin < rows.size(); begin += kTextChunk) {
     throw_if_interrupted("predicting");
     const std::size_t end = std::min(rows.size(), begin + kTextChunk);

@@ -117,8 +117,8 @@ void add_training_classes(const pipeline::TextRunData& data, const config::Confi
   if (train.empty()) return;
   const tasks::ClassEpisode episode = many_way(data, train, "train", shots, config.seed);
   const auto first = static_cast<std::int32_t>(s.classes.size());
-  const models::Batch known = models::make_token_batch(
-      data.tokens, data.mask, episode.support, offset_labels(episode.support_labels, first));
+  const models::Batch known =
+      data.batch(episode.support, offset_labels(episode.support_labels, first));
   s.batch.support = models::concat(s.batch.support, known);
   for (std::int32_t c : episode.classes) s.classes.push_back(data.dataset.class_names[c]);
   s.training_classes += static_cast<std::int64_t>(episode.classes.size());
@@ -162,9 +162,7 @@ TextSupport new_classes_support(const AdaptOptions& o, const pipeline::TextRunDa
       query.push_back(episode.query[i]);
       query_labels.push_back(episode.query_labels[i]);
     }
-  s.batch = {
-      models::make_token_batch(data.tokens, data.mask, episode.support, episode.support_labels),
-      models::make_token_batch(data.tokens, data.mask, query, query_labels)};
+  s.batch = {data.batch(episode.support, episode.support_labels), data.batch(query, query_labels)};
   return s;
 }
 
@@ -199,12 +197,9 @@ TextSupport csv_support(const AdaptOptions& o, const pipeline::TextRunData& data
         "{} of the {} classes of '{}' are training classes of the run ({}): their rows "
         "are their support like any other class's",
         known.size(), rows.class_names.size(), o.support_csv, join(known, ", "));
-  const models::TokenBatch encoded = models::token_batch(
-      data.tokenizer->encode_batch(rows.texts, config.model.transformer.max_len));
-  std::vector<std::size_t> all(rows.size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-  s.batch.support = models::make_token_batch(encoded.ids, encoded.mask, all, rows.label);
-  s.batch.query = models::make_token_batch(encoded.ids, encoded.mask, {}, {});
+  s.batch.support = pipeline::encode_text_batch(config, *data.tokenizer, data.backbone.get(),
+                                                rows.texts, rows.label);
+  s.batch.query = s.batch.support.rows(0, 0);
   if (s.classes.size() < 2 && !o.with_training_classes)
     throw DataError("'" + o.support_csv + "' holds texts of " +
                     count_of(static_cast<long long>(s.classes.size()), "class") +

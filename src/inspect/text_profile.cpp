@@ -62,8 +62,10 @@ TextProfile profile_text(const config::Config& config) {
   for (std::int32_t label : dataset.label)
     if (std::find(split.dropped.begin(), split.dropped.end(), label) != split.dropped.end())
       ++p.dropped_rows;
-  const features::Tokenizer tokenizer = pipeline::train_tokenizer(config, dataset, split);
-  p.max_len = config.model.transformer.max_len;
+  const features::Tokenizer tokenizer = config.model.type == config::ModelType::kBackbone
+                                            ? pipeline::backbone_tokenizer(config)
+                                            : pipeline::train_tokenizer(config, dataset, split);
+  p.max_len = pipeline::token_length(config);
   p.vocab_pieces = tokenizer.piece_count();
   p.hash_buckets = tokenizer.hash_buckets();
   const tasks::ClassEpisodeShape shape = pipeline::class_episode_shape(config);

@@ -235,6 +235,12 @@ torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batc
 std::vector<bool> adapt_mask(const Network& model, config::InnerParams which) {
   std::vector<bool> mask;
   for (ParamGroup g : model.groups()) {
+    // A backbone's weights run inside a TorchScript module that takes one set of weights, so
+    // no inner loop can give each task its own (models/backbone_model.hpp).
+    if (g == ParamGroup::kBackbone) {
+      mask.push_back(false);
+      continue;
+    }
     switch (which) {
       case config::InnerParams::kAll:
         mask.push_back(true);
@@ -244,6 +250,9 @@ std::vector<bool> adapt_mask(const Network& model, config::InnerParams which) {
         break;
       case config::InnerParams::kDense:
         mask.push_back(g != ParamGroup::kEmbedding);
+        break;
+      case config::InnerParams::kAdapters:
+        mask.push_back(g == ParamGroup::kHead || g == ParamGroup::kAdapter);
         break;
     }
   }

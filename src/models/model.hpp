@@ -95,7 +95,8 @@ TORCH_MODULE(FunctionalModel);
 torch::Tensor task_losses(const torch::Tensor& outputs, const StackedBatch& batch,
                           tasks::LabelKind kind);
 
-// Which parameters an inner loop adapts: all but embeddings (kDense), all, or the head.
+// Which parameters an inner loop adapts: all but embeddings (kDense), all, the head, or the
+// adapters and the head; never a backbone's (ParamGroup::kBackbone).
 std::vector<bool> adapt_mask(const Network& model, config::InnerParams which);
 
 // Mean loss of outputs against targets: BCE-with-logits (binary), MSE (regression),

@@ -22,8 +22,9 @@
 namespace ml::models {
 
 // kEmbedding parameters are only meta-updated unless meta.inner_params = "all"; kHead is what
-// ANIL adapts.
-enum class ParamGroup { kEmbedding, kTower, kHead };
+// ANIL adapts; kAdapter (FiLM, LoRA) is what meta.inner_params = "adapters" adapts with the
+// head; kBackbone (a trainable TorchScript backbone's weights) is only ever meta-updated.
+enum class ParamGroup { kEmbedding, kTower, kHead, kAdapter, kBackbone };
 
 // A stacked forward pass stopped at a point that frozen parameters decide: the hidden state
 // there and where to resume (for the transformer, the next encoder layer).

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "models/transformer.hpp"
 #include "util/errors.hpp"
@@ -184,8 +185,49 @@ features::Tokenizer train_tokenizer(const config::Config& config, const data::Te
   return features::Tokenizer::train(texts, tokenizer_options(config));
 }
 
+std::int64_t token_length(const config::Config& config) {
+  return config.model.type == config::ModelType::kBackbone ? config.model.backbone.max_len
+                                                           : config.model.transformer.max_len;
+}
+
+features::Tokenizer backbone_tokenizer(const config::Config& config) {
+  const std::string& path = config.model.backbone.tokenizer;
+  try {
+    return features::Tokenizer::from_file(path);
+  } catch (const Error& e) {
+    throw DataError("model.backbone.tokenizer '" + path + "': " + e.what());
+  }
+}
+
+models::Batch TextRunData::batch(const std::vector<std::size_t>& rows,
+                                 const std::vector<std::int32_t>& labels) const {
+  models::Batch b = models::make_token_batch(tokens, mask, rows, labels);
+  if (vectors.defined()) {
+    std::vector<std::int64_t> index(rows.begin(), rows.end());
+    b.dense = vectors.index_select(0, torch::tensor(index, torch::kInt64));
+  }
+  return b;
+}
+
+models::Batch encode_text_batch(const config::Config& config, const features::Tokenizer& tokenizer,
+                                const models::TorchScriptBackbone* backbone,
+                                const std::vector<std::string>& texts,
+                                const std::vector<std::int32_t>& labels) {
+  const models::TokenBatch encoded =
+      models::token_batch(tokenizer.encode_batch(texts, token_length(config)));
+  std::vector<std::size_t> all(texts.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  std::vector<std::int32_t> targets = labels;
+  if (targets.empty()) targets.assign(texts.size(), 0);
+  models::Batch b = models::make_token_batch(encoded.ids, encoded.mask, all, targets);
+  if (backbone && !backbone->trainable() && !texts.empty())
+    b.dense = backbone->encode_all(encoded.ids, encoded.mask);
+  return b;
+}
+
 std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
-                                                   const std::string* saved_tokenizer) {
+                                                   const std::string* saved_tokenizer,
+                                                   std::uint64_t backbone_checksum) {
   auto data = std::make_unique<TextRunData>();
   data->dataset = data::load_text_dataset(text_dataset_spec(config), data->report);
   warn_about_text_load(data->report);
@@ -194,13 +236,25 @@ std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
   if (std::string why = split_problem(config, data->split, tasks::ClassSplitPart::kTrain);
       !why.empty())
     throw DataError(why);
+  const bool backbone = config.model.type == config::ModelType::kBackbone;
   data->tokenizer = saved_tokenizer ? features::Tokenizer::from_bytes(*saved_tokenizer)
+                    : backbone      ? backbone_tokenizer(config)
                                     : train_tokenizer(config, data->dataset, data->split);
   throw_if_interrupted("preparing the data");
-  const models::TokenBatch encoded = models::token_batch(
-      data->tokenizer->encode_batch(data->dataset.texts, config.model.transformer.max_len));
+  const models::TokenBatch encoded =
+      models::token_batch(data->tokenizer->encode_batch(data->dataset.texts, token_length(config)));
   data->tokens = encoded.ids;
   data->mask = encoded.mask;
+  if (backbone) {
+    data->backbone = models::TorchScriptBackbone::load(config, torch::kCPU, backbone_checksum);
+    if (!data->backbone->trainable()) {
+      const auto start = std::chrono::steady_clock::now();
+      data->vectors = data->backbone->encode_all(data->tokens, data->mask);
+      spdlog::info("the frozen backbone encoded {} texts once ({:.1f} s)", data->dataset.size(),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    throw_if_interrupted("preparing the data");
+  }
   const tasks::ClassEpisodeShape shape = class_episode_shape(config);
   for (auto part : {tasks::ClassSplitPart::kTrain, tasks::ClassSplitPart::kValidation,
                     tasks::ClassSplitPart::kNew})
@@ -223,9 +277,8 @@ std::int64_t text_head_outputs(const config::Config& config, const tasks::ClassS
 
 meta::TaskBatch make_text_task_batch(const TextRunData& data, const tasks::ClassEpisode& episode,
                                      const torch::Device& device) {
-  meta::TaskBatch b{
-      models::make_token_batch(data.tokens, data.mask, episode.support, episode.support_labels),
-      models::make_token_batch(data.tokens, data.mask, episode.query, episode.query_labels)};
+  meta::TaskBatch b{data.batch(episode.support, episode.support_labels),
+                    data.batch(episode.query, episode.query_labels)};
   std::vector<std::int64_t> rows;
   for (std::int32_t c : episode.classes) {
     const auto& train = data.split.train;

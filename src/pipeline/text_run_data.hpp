@@ -17,6 +17,7 @@
 #include "data/text_dataset.hpp"
 #include "features/tokenizer.hpp"
 #include "meta/meta_learner.hpp"
+#include "models/torchscript_backbone.hpp"
 #include "tasks/class_episode_sampler.hpp"
 #include "tasks/class_split.hpp"
 
@@ -28,6 +29,9 @@ tasks::ClassSplitSpec class_split_spec(const config::Config& config);
 features::TokenizerOptions tokenizer_options(const config::Config& config);
 // N = task.label.ways, K = task.support, Q = task.query.
 tasks::ClassEpisodeShape class_episode_shape(const config::Config& config);
+
+// Tokens per text: model.backbone.max_len for a backbone, else model.transformer.max_len.
+std::int64_t token_length(const config::Config& config);
 
 // data.text.min_class_groups, or task.support + task.query when it is 0.
 int min_class_groups(const config::Config& config);
@@ -57,6 +61,10 @@ struct TextRunData {
   std::optional<features::Tokenizer> tokenizer;
   // Every row's token ids [N, max_len] int64 and mask [N, max_len] bool, on the CPU.
   torch::Tensor tokens, mask;
+  // model.type = "backbone": the TorchScript encoder (on the CPU), and for a frozen one every
+  // row's vector [N, dim], computed once (undefined for a trainable backbone or a transformer).
+  std::shared_ptr<const models::TorchScriptBackbone> backbone;
+  torch::Tensor vectors;
   // One sampler per tasks::ClassSplitPart (train, validation, new), over `dataset`: TextRunData
   // does not move.
   std::array<std::unique_ptr<tasks::ClassEpisodeSampler>, 3> samplers;
@@ -67,7 +75,23 @@ struct TextRunData {
   // The dataset's class names in id order (an episode's label i is class episode.classes[i]),
   // for checkpoints and predictions.
   const std::vector<std::string>& class_names() const { return dataset.class_names; }
+  // Rows `rows` as a batch with episode labels `labels` (models::make_token_batch), carrying a
+  // frozen backbone's vectors of them.
+  models::Batch batch(const std::vector<std::size_t>& rows,
+                      const std::vector<std::int32_t>& labels) const;
 };
+
+// The tokenizer a backbone's ids come from (model.backbone.tokenizer): a metalearn tokenizer
+// file or a SentencePiece model. DataError naming the key and file when it cannot be read or
+// is neither.
+features::Tokenizer backbone_tokenizer(const config::Config& config);
+
+// New texts as a batch for `backbone` (may be null: a transformer's): their tokens, and a frozen
+// backbone's vectors computed once; targets `labels` (empty: zeros).
+models::Batch encode_text_batch(const config::Config& config, const features::Tokenizer& tokenizer,
+                                const models::TorchScriptBackbone* backbone,
+                                const std::vector<std::string>& texts,
+                                const std::vector<std::int32_t>& labels = {});
 
 // The tokenizer a run trains (features.tokenizer) on the texts of `split`'s training classes:
 // the errors of Tokenizer::train.
@@ -79,13 +103,17 @@ features::Tokenizer train_tokenizer(const config::Config& config, const data::Te
 std::int64_t text_head_outputs(const config::Config& config, const tasks::ClassSplit& split);
 
 // Loads config.data.files as a text dataset, splits its classes, trains the tokenizer on the
-// training classes' rows (or reads `saved_tokenizer`, the bytes a checkpoint holds) and encodes
-// every text to model.transformer.max_len tokens. Warns about skipped rows. Throws DataError
+// training classes' rows (a backbone's: reads model.backbone.tokenizer; or reads
+// `saved_tokenizer`, the bytes a checkpoint holds) and encodes every text to token_length()
+// tokens. A backbone is loaded (TorchScriptBackbone::load, checked against
+// `backbone_checksum` when not 0: the checkpoint's record) and, frozen, run once over every text.
+// Warns about skipped rows. Throws DataError
 // for the train split's split_problem and when the training classes cannot give one N-way episode
 // (naming the short classes), and the errors of load_text_dataset, split_text_classes and
 // Tokenizer::train.
 std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
-                                                   const std::string* saved_tokenizer = nullptr);
+                                                   const std::string* saved_tokenizer = nullptr,
+                                                   std::uint64_t backbone_checksum = 0);
 
 // An episode's support and query as token batches (targets are episode labels 0..N-1) on
 // `device`, with TaskBatch::classes: each episode class's index among split.train (the row of

@@ -1,6 +1,7 @@
 // Learner construction and (de)serialisation: see learner_state.hpp.
 #include "run/learner_state.hpp"
 
+#include "models/backbone_model.hpp"
 #include "models/context_model.hpp"
 #include "models/model.hpp"
 #include "models/transformer.hpp"
@@ -50,11 +51,18 @@ std::unique_ptr<meta::MetaLearner> build_learner(const config::Config& config,
   return std::make_unique<meta::MetaLearner>(config.meta, tasks::label_kind(config), model);
 }
 
-std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& config,
-                                                      const features::Tokenizer& tokenizer,
-                                                      const torch::Device& device,
-                                                      std::int64_t outputs) {
+std::unique_ptr<meta::MetaLearner> build_text_learner(
+    const config::Config& config, const features::Tokenizer& tokenizer, const torch::Device& device,
+    std::int64_t outputs, std::shared_ptr<const models::TorchScriptBackbone> backbone) {
   torch::manual_seed(config.seed);
+  if (config.model.type == config::ModelType::kBackbone) {
+    if (!backbone)
+      throw std::logic_error("build_text_learner: a backbone run without its backbone");
+    auto model = std::make_shared<models::BackboneModelImpl>(
+        models::backbone_shape(config, *backbone, outputs), std::move(backbone));
+    model->to(device);
+    return std::make_unique<meta::MetaLearner>(config.meta, tasks::LabelKind::kMulticlass, model);
+  }
   auto model = std::make_shared<models::TransformerImpl>(
       models::transformer_shape(config, tokenizer.vocab_size(), outputs));
   model->to(device);
@@ -65,7 +73,7 @@ std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& conf
                                                       const pipeline::TextRunData& data,
                                                       const torch::Device& device) {
   return build_text_learner(config, *data.tokenizer, device,
-                            pipeline::text_head_outputs(config, data.split));
+                            pipeline::text_head_outputs(config, data.split), data.backbone);
 }
 
 TextRun load_text_run(const std::string& checkpoint, const torch::Device& device,
@@ -79,12 +87,31 @@ TextRun load_text_run(const std::string& checkpoint, const torch::Device& device
   if (!run.config.text_run())
     throw UsageError("'" + path + "' is not a text run's checkpoint (no data.text.column)");
   run.tokenizer = read_tokenizer(run.checkpoint);
-  run.data = pipeline::prepare_text_run_data(run.config, &run.tokenizer);
+  run.data = pipeline::prepare_text_run_data(run.config, &run.tokenizer,
+                                             backbone_checksum(run.checkpoint));
   run.learner = build_text_learner(run.config, *run.data, device);
   run.checkpoint.read_state(
       [&](torch::serialize::InputArchive& archive) { read_learner(archive, *run.learner, path); },
       device);
   return run;
+}
+
+std::uint64_t backbone_checksum(const Checkpoint& checkpoint) {
+  const auto& f = checkpoint.meta.features;
+  const auto pointer = nlohmann::json::json_pointer("/text/backbone/checksum");
+  if (!f.is_object() || !f.contains(pointer)) return 0;
+  const auto& c = f.at(pointer);
+  if (!c.is_number_unsigned())
+    throw CheckpointError("'" + checkpoint.path +
+                          "' is corrupt: its backbone checksum is not a number");
+  return c.get<std::uint64_t>();
+}
+
+nlohmann::json backbone_record(const models::TorchScriptBackbone& backbone) {
+  return {{"file", backbone.file()},
+          {"checksum", backbone.checksum()},
+          {"trainable", backbone.trainable()},
+          {"dim", backbone.dim()}};
 }
 
 void write_tokenizer(torch::serialize::OutputArchive& archive,

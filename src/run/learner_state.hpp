@@ -57,11 +57,16 @@ std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& conf
                                                       const pipeline::TextRunData& data,
                                                       const torch::Device& device);
 // The same over `tokenizer`'s ids with `outputs` outputs given (an adapted text model's: its
-// classes).
-std::unique_ptr<meta::MetaLearner> build_text_learner(const config::Config& config,
-                                                      const features::Tokenizer& tokenizer,
-                                                      const torch::Device& device,
-                                                      std::int64_t outputs);
+// classes); `backbone` is model.type = "backbone"'s encoder (required then).
+std::unique_ptr<meta::MetaLearner> build_text_learner(
+    const config::Config& config, const features::Tokenizer& tokenizer, const torch::Device& device,
+    std::int64_t outputs, std::shared_ptr<const models::TorchScriptBackbone> backbone = nullptr);
+
+// The checksum of the backbone file a text run's checkpoint recorded (meta.features.text.
+// backbone.checksum); 0 when it has none (not a backbone run).
+std::uint64_t backbone_checksum(const Checkpoint& checkpoint);
+// The record train writes of `backbone` into a checkpoint's meta.features.text.
+nlohmann::json backbone_record(const models::TorchScriptBackbone& backbone);
 
 // A text run read back for eval and adapt: its checkpoint, config, saved tokenizer bytes, data
 // prepared with that tokenizer (pipeline::prepare_text_run_data) and learner with the saved

@@ -56,12 +56,23 @@ double clip_gradients(const std::vector<Tensor>& dense,
 }
 
 OuterOptimizer::OuterOptimizer(const config::MetaConfig& meta, std::vector<Tensor> params,
-                               const std::vector<bool>& row_sparse)
+                               const std::vector<bool>& row_sparse,
+                               const std::vector<double>& learning_rates)
     : meta_(meta), params_(std::move(params)), row_sparse_(row_sparse) {
   row_sparse_.resize(params_.size(), false);
   exp_avg_.resize(params_.size());
   exp_avg_sq_.resize(params_.size());
+  // Dense parameters at another rate than meta.outer_lr, by rate in first-seen order.
+  std::vector<std::pair<double, std::vector<Tensor>>> other_rates;
   for (std::size_t i = 0; i < params_.size(); ++i) {
+    const double rate = i < learning_rates.size() ? learning_rates[i] : meta_.outer_lr;
+    if (!row_sparse_[i] && rate != meta_.outer_lr) {
+      auto at = std::find_if(other_rates.begin(), other_rates.end(),
+                             [&](const auto& group) { return group.first == rate; });
+      if (at == other_rates.end()) at = other_rates.insert(other_rates.end(), {rate, {}});
+      at->second.push_back(params_[i]);
+      continue;
+    }
     if (!row_sparse_[i]) {
       dense_params_.push_back(params_[i]);
     } else if (meta_.outer_optimizer == config::OuterOptimizer::kAdam) {
@@ -69,13 +80,32 @@ OuterOptimizer::OuterOptimizer(const config::MetaConfig& meta, std::vector<Tenso
       exp_avg_sq_[i] = torch::zeros_like(params_[i], torch::MemoryFormat::Contiguous);
     }
   }
-  if (dense_params_.empty()) return;
-  if (meta_.outer_optimizer == config::OuterOptimizer::kSgd)
-    dense_ = std::make_unique<torch::optim::SGD>(dense_params_,
-                                                 torch::optim::SGDOptions(meta_.outer_lr));
+  if (dense_params_.empty() && other_rates.empty()) return;
+  const bool sgd = meta_.outer_optimizer == config::OuterOptimizer::kSgd;
+  if (other_rates.empty()) {
+    if (sgd)
+      dense_ = std::make_unique<torch::optim::SGD>(dense_params_,
+                                                   torch::optim::SGDOptions(meta_.outer_lr));
+    else
+      dense_ = std::make_unique<torch::optim::Adam>(dense_params_,
+                                                    torch::optim::AdamOptions(meta_.outer_lr));
+    return;
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  auto options = [&](double rate) -> std::unique_ptr<torch::optim::OptimizerOptions> {
+    if (sgd) return std::make_unique<torch::optim::SGDOptions>(rate);
+    return std::make_unique<torch::optim::AdamOptions>(rate);
+  };
+  if (!dense_params_.empty()) groups.emplace_back(dense_params_, options(meta_.outer_lr));
+  for (auto& [rate, tensors] : other_rates) {
+    groups.emplace_back(tensors, options(rate));
+    dense_params_.insert(dense_params_.end(), tensors.begin(), tensors.end());
+  }
+  if (sgd)
+    dense_ = std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(meta_.outer_lr));
   else
-    dense_ = std::make_unique<torch::optim::Adam>(dense_params_,
-                                                  torch::optim::AdamOptions(meta_.outer_lr));
+    dense_ =
+        std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(meta_.outer_lr));
 }
 
 void OuterOptimizer::zero_grad() {

@@ -30,8 +30,12 @@ double clip_gradients(const std::vector<torch::Tensor>& dense,
 class OuterOptimizer {
  public:
   // `row_sparse[i]` marks params[i] as updated only from step()'s row-sparse gradients.
+  // `learning_rates[i]`, when given, is params[i]'s own (a trainable backbone's,
+  // model.backbone.lr); the others use meta.outer_lr. Dense parameters of another rate form a
+  // torch optimiser parameter group of their own, after the one of meta.outer_lr.
   OuterOptimizer(const config::MetaConfig& meta, std::vector<torch::Tensor> params,
-                 const std::vector<bool>& row_sparse);
+                 const std::vector<bool>& row_sparse,
+                 const std::vector<double>& learning_rates = {});
 
   void zero_grad();
   // One update: the dense parameters from their .grad(), the row-sparse ones from `sparse`,

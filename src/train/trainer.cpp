@@ -30,6 +30,7 @@
 #include "run/training_progress.hpp"
 #include "runtime/device.hpp"
 #include "runtime/distributed.hpp"
+#include "runtime/resident_memory.hpp"
 #include "runtime/worker_pool.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "train/data_parallel.hpp"
@@ -232,6 +233,7 @@ class TextEpisodes : public EpisodeSource {
     meta.features = {
         {"text",
          {{"class_names", data_->class_names()}, {"vocab_size", data_->tokenizer->vocab_size()}}}};
+    if (data_->backbone) meta.features["text"]["backbone"] = run::backbone_record(*data_->backbone);
   }
   void write_state(torch::serialize::OutputArchive& archive) const override {
     run::write_tokenizer(archive, *data_->tokenizer);
@@ -277,6 +279,18 @@ std::optional<ValidationScores> validate(const meta::MetaLearner& learner,
 // Seconds per meta-gradient of `tasks` cut into each of `chunk_counts` chunks on `pool`: the
 // median of three, interleaved, after an untimed run of each (which warms the workers'
 // allocators and torch state). The gradients are thrown away.
+// Each meta-parameter's outer learning rate: model.backbone.lr for a trainable backbone's
+// weights when set, meta.outer_lr for the rest.
+std::vector<double> outer_learning_rates(const config::Config& config,
+                                         const meta::MetaLearner& learner) {
+  std::vector<double> rates(learner.meta_parameters().size(), config.meta.outer_lr);
+  const auto& groups = learner.model()->groups();
+  if (config.model.backbone.lr > 0)
+    for (std::size_t i = 0; i < groups.size(); ++i)
+      if (groups[i] == models::ParamGroup::kBackbone) rates[i] = config.model.backbone.lr;
+  return rates;
+}
+
 std::vector<double> time_meta_gradients(meta::MetaLearner& learner, OuterOptimizer& optimizer,
                                         const std::vector<meta::TaskBatch>& tasks,
                                         const std::vector<std::size_t>& chunk_counts,
@@ -401,7 +415,9 @@ std::unique_ptr<EpisodeSource> prepare_text_episodes(const config::Config& confi
   spdlog::info("preparing text data from {} file(s)", config.data.files.size());
   std::optional<std::string> tokenizer;
   if (resume_from) tokenizer = run::read_tokenizer(*resume_from);
-  auto data = pipeline::prepare_text_run_data(config, tokenizer ? &*tokenizer : nullptr);
+  auto data =
+      pipeline::prepare_text_run_data(config, tokenizer ? &*tokenizer : nullptr,
+                                      resume_from ? run::backbone_checksum(*resume_from) : 0);
   spdlog::info(
       "{} texts: {} training classes, {} validation, {} new; {} token ids ({} pieces); "
       "{}-way {}-shot episodes; algorithm {} on {}",
@@ -529,7 +545,8 @@ class TrainingRun {
         episodes_(std::move(episodes)),
         device_(device),
         learner_(episodes_->build_learner()),
-        optimizer_(config.meta, learner_->meta_parameters(), learner_->row_sparse_parameters()),
+        optimizer_(config.meta, learner_->meta_parameters(), learner_->row_sparse_parameters(),
+                   outer_learning_rates(config, *learner_)),
         metric_(resolve_selection_metric(config.train.selection_metric, episodes_->kind())),
         loss_limit_(episodes_->loss_limit()),
         budget_(budget),
@@ -585,6 +602,9 @@ class TrainingRun {
   void plan_threads(int start, int stop);
   std::vector<meta::TaskBatch> prepare_batches(int iteration) const;
   double meta_step(int iteration, std::vector<meta::TaskBatch> batches);
+  // The peak resident memory of the first meta-step (runtime/resident_memory.hpp) above
+  // `before`, the process's just before it, logged once.
+  void log_meta_step_memory(const runtime::ResidentMemory& before) const;
   double seconds() const { return seconds_before_ + seconds_since(call_start_); }
   TrainSummary summary() const;
   // The interrupt to stop at: this process's, or under a group the largest any rank saw (a
@@ -771,6 +791,23 @@ double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   return loss;
 }
 
+void TrainingRun::log_meta_step_memory(const runtime::ResidentMemory& before) const {
+  const auto after = runtime::resident_memory();
+  if (!after) return;
+  constexpr double kMiB = 1024.0 * 1024.0;
+  double weights = 0;
+  for (const auto& p : learner_->meta_parameters())
+    weights += static_cast<double>(p.numel() * p.element_size());
+  spdlog::info(
+      "memory: the first meta-step ({} tasks, {}) took {:.1f} MiB above the {:.0f} MiB resident "
+      "before it (peak {:.0f} MiB); the meta-learned weights are {:.1f} MiB",
+      config_.meta.meta_batch, enum_name(config_.meta.algorithm),
+      static_cast<double>(std::max<std::int64_t>(0, after->peak_bytes - before.current_bytes)) /
+          kMiB,
+      static_cast<double>(before.current_bytes) / kMiB,
+      static_cast<double>(after->peak_bytes) / kMiB, weights / kMiB);
+}
+
 // Marks the run (run/divergence.hpp) and stops it at step `iteration` (0-based, as the messages
 // count); its checkpoints stay as they were, all from before that step.
 void TrainingRun::stop_diverged(int iteration, const std::string& message) {
@@ -837,11 +874,15 @@ TrainSummary TrainingRun::train(int stop_after) {
     std::vector<meta::TaskBatch> batches = next.get();
     if (it + 1 < stop) next = std::async(std::launch::async, prepare, it + 1);
     double loss = NAN;
+    const bool first = it == start;
+    std::optional<runtime::ResidentMemory> before;
+    if (first && runtime::reset_peak_resident_memory()) before = runtime::resident_memory();
     try {
       loss = meta_step(it, std::move(batches));
     } catch (const NumericError& e) {
       stop_diverged(it, e.what());
     }
+    if (before) log_meta_step_memory(*before);
     progress_.window_loss_sum += loss;
     ++progress_.window_iterations;
     const int done = it + 1;

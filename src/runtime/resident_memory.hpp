@@ -1,0 +1,23 @@
+// The process's resident memory as Linux reports it (/proc/self/status VmRSS and VmHWM), and a
+// way to measure the peak of one stretch of work: reset the high-water mark (writing 5 to
+// /proc/self/clear_refs, Linux 4.0 and later; proc(5)), do the work, read the mark. What
+// `train` prints for one meta-step: the memory a model's meta-gradient takes (activations,
+// the inner loop's graph) is what decides whether second order fits.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+namespace ml::runtime {
+
+struct ResidentMemory {
+  std::int64_t current_bytes = 0;  // VmRSS
+  std::int64_t peak_bytes = 0;     // VmHWM: the most since start or the last reset
+};
+
+// nullopt where /proc/self/status cannot be read (not Linux).
+std::optional<ResidentMemory> resident_memory();
+// Resets the high-water mark to the current resident size; false where the kernel refuses.
+bool reset_peak_resident_memory();
+
+}  // namespace ml::runtime
