@@ -48,6 +48,7 @@ int run_cli(int argc, char** argv) {
   add_predict_command(app);
   add_inspect_command(app);
   add_synth_command(app);
+  add_embeddings_command(app);
   add_completion_command(app);
   add_config_docs_command(app);
 
