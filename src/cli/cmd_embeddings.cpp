@@ -54,7 +54,9 @@ void add_embeddings_command(CLI::App& app) {
         table.key.name = o->key;
     }
     const std::int64_t rows = features::convert_embedding_table(table, o->output);
-    const auto written = features::EmbeddingTable::open({o->output});
+    config::EmbeddingTableConfig written_table;
+    written_table.file = o->output;
+    const auto written = features::EmbeddingTable::open(written_table);
     std::cout << "wrote " << o->output << ": " << with_thousands(rows) << " rows of dim "
               << written->dim() << ", "
               << with_thousands(static_cast<std::int64_t>(std::filesystem::file_size(o->output)))
