@@ -345,6 +345,8 @@ TEST(EmbeddingFeatures, APlantedItemVectorIsLearnedWithTheTableAndNotWithout) {
   };
   const double with_table = held_out_auc(true);
   const double without = held_out_auc(false);
+  RecordProperty("held_out_auc_with_table", std::to_string(with_table));
+  RecordProperty("held_out_auc_without", std::to_string(without));
   EXPECT_GT(with_table, 0.85) << "without: " << without;
   EXPECT_LT(without, 0.7);
   EXPECT_GT(with_table - without, 0.25);
