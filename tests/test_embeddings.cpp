@@ -426,3 +426,21 @@ TEST(EmbeddingTable, ThePythonWriterAndTheConverterWriteTheSameBytes) {
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_EQ(ml::testing::slurp(dir.file("p.mlemb")), ml::testing::slurp(dir.file("c.mlemb")));
 }
+
+TEST(EmbeddingsCli, ConvertWritesTheBinaryTableOrSaysWhatIsWrongInOneLine) {
+  TempDir dir;
+  write_file(dir.file("t.csv"), "id;x;y\na;1;2\nb;3;4\n");
+  const auto q = ml::testing::shell_quote;
+  const auto results =
+      ml::testing::run_cli_many({"embeddings convert --input " + q(dir.file("t.csv")) +
+                                     " --output " + q(dir.file("t.mlemb")) + " --dim 2",
+                                 "embeddings convert --input " + q(dir.file("t.csv")) +
+                                     " --output " + q(dir.file("u.mlemb")) + " --dim 3"});
+  EXPECT_EQ(results[0].code, 0) << results[0].err;
+  EXPECT_TRUE(contains(results[0].out, "2 rows of dim 2")) << results[0].out;
+  EXPECT_EQ(ml::features::EmbeddingTable::open(table_at(dir.file("t.mlemb"), 2))->row(1)[0], 3);
+  EXPECT_EQ(results[1].code, 4);
+  EXPECT_EQ(results[1].err_lines(), 1) << results[1].err;
+  EXPECT_TRUE(contains(results[1].err, "dim = 3 was declared")) << results[1].err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("u.mlemb")));
+}

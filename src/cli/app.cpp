@@ -94,8 +94,8 @@ int run_cli(int argc, char** argv) {
       }
       if (!option) {
         std::cerr << "metalearn: error: unknown subcommand '" << printable(word)
-                  << "': expected train, adapt, eval, predict, inspect or synth (see metalearn "
-                     "--help)\n";
+                  << "': expected train, adapt, eval, predict, inspect, synth or embeddings "
+                     "(see metalearn --help)\n";
         return static_cast<int>(ExitCode::kUsage);
       }
     }
