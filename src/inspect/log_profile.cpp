@@ -356,8 +356,8 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   row("dense", std::to_string(p.dense_features));
   row("id fields", std::to_string(p.id_fields));
   for (const auto& e : p.embeddings) {
-    row("embedding " + e.name,
-        n(e.rows) + " rows x " + std::to_string(e.dim) + " by " + e.join + " id, " + e.file);
+    row("embedding table", e.name + ": " + n(e.rows) + " rows x " + std::to_string(e.dim) + " by " +
+                               e.join + " id (" + e.file + ")");
     auto missing = [&](const char* split, const EmbeddingProfile::Coverage& c) {
       row("  " + std::string(split), n(c.missing) + " of " + n(c.ids) + " " + e.join +
                                          "s missing (" + pct(c.missing, c.ids) + "), given the " +
