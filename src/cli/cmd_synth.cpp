@@ -53,7 +53,7 @@ void add_synth_command(CLI::App& app) {
   command->add_option("--start-date", s.start_date, "ISO date of the first event");
   command->add_option("--days", s.days, "days the log spans")
       ->check(whole_number(1, synth::kMaxDays));
-  command->add_flag("--user-vectors", s.user_vectors,
+  command->add_flag("--embeddings", s.user_vectors,
                     "also write user_vectors.csv: each user's taste vector with noise, an "
                     "embedding table for features.embeddings (configs/synthetic_embeddings.json)");
   command->add_flag("--json", o->json, "machine-readable summary on stdout");

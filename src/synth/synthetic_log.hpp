@@ -102,7 +102,7 @@ struct SynthOptions {
 
 struct SynthFiles {
   std::string events, items, users;  // paths written
-  std::string user_vectors;          // "" unless SynthOptions::user_vectors
+  std::string user_vectors;          // "" unless SynthOptions::user_vectors (synth --embeddings)
 };
 
 struct SynthSummary {
