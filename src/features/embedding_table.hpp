@@ -1,8 +1,10 @@
 // Precomputed embedding tables (features.embeddings): vectors a team computed offline with a
 // large model (a two-tower recommender's item or user vectors, item2vec, a sentence encoder over
 // titles), keyed by item or user id, read from CSV or from the binary format below. A binary
-// table is memory-mapped read-only and never read into memory whole, so a table larger than RAM
-// costs address space; a CSV table is parsed into memory.
+// table is memory-mapped read-only and never copied into the process: opening it reads each page
+// once through the mapping (the checksum and the finite check), and the kernel may evict those
+// pages again, so a table larger than RAM costs address space, not memory (its keys and their
+// index are held: about 60 bytes per row). A CSV table is parsed into memory.
 //
 // Binary format (file extension .mlemb), every integer little-endian:
 //
