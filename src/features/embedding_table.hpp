@@ -4,7 +4,7 @@
 // table is memory-mapped read-only and never copied into the process: opening it reads each page
 // once through the mapping (the checksum and the finite check), and the kernel may evict those
 // pages again, so a table larger than RAM costs address space, not memory (its keys and their
-// index are held: about 60 bytes per row). A CSV table is parsed into memory.
+// index are held: some 100 bytes per row). A CSV table is parsed into memory.
 //
 // Binary format (file extension .mlemb), every integer little-endian:
 //
