@@ -408,6 +408,14 @@ TEST(ConfigEmbeddings, ChecksNameTheKeyAndPathsResolveAgainstTheConfigFolder) {
   EXPECT_TRUE(contains(error_of_json(bad_missing), "features.embeddings[0].missing"))
       << error_of_json(bad_missing);
 
+  const ml::config::Json text_run = {
+      {"data", {{"files", {"t.csv"}}, {"text", {{"column", "text"}, {"class_column", "label"}}}}},
+      {"task", {{"label", {{"kind", "multiclass"}}}}},
+      {"model", {{"type", "transformer"}}},
+      {"features", {{"embeddings", {{{"file", "v.csv"}, {"dim", 2}}}}}}};
+  EXPECT_TRUE(contains(error_of_json(text_run), "features.embeddings: not used in a text run"))
+      << error_of_json(text_run);
+
   std::filesystem::create_directories(dir.file("configs"));
   write_file(dir.file("configs/c.json"), j.dump());
   const auto loaded = ml::config::load_config(dir.file("configs/c.json"));
