@@ -92,6 +92,7 @@ TEST(ConfigTables, EveryStructMemberIsInItsTable) {
   expect_table_covers<FeatureColumns>("FeatureColumns");
   expect_table_covers<ColumnMap>("ColumnMap");
   expect_table_covers<SideTable>("SideTable");
+  expect_table_covers<EmbeddingTableConfig>("EmbeddingTableConfig");
   expect_table_covers<DataConfig>("DataConfig");
   expect_table_covers<TextColumns>("TextColumns");
   expect_table_covers<TokenizerConfig>("TokenizerConfig");
@@ -112,7 +113,7 @@ TEST(ConfigTables, EveryStructMemberIsInItsTable) {
 TEST(ConfigTables, KeysAreUniqueAndDocumented) {
   std::map<std::string, const TableInfo*> all;
   collect_tables(ml::config::config_table_info(), all);
-  EXPECT_EQ(all.size(), 19u);
+  EXPECT_EQ(all.size(), 20u);
   for (const auto& [name, table] : all) {
     EXPECT_FALSE(table->doc.empty()) << name;
     std::set<std::string> keys;
@@ -135,6 +136,7 @@ Json base_config() {
                          "rating": 6, "price": 7, "quantity": 8},
              "side_tables": [{"files": ["items.csv"], "key": 1,
                               "features": {"categorical": [2]}}]},
+    "features": {"embeddings": [{"file": "vectors.csv", "key": 1, "dim": 4}]},
     "task": {"label": {"kind": "threshold"}},
     "split": {"time_cutoff": "2017-07-01"}
   })");

@@ -150,6 +150,37 @@ TEST(SynthDeterminism, DifferentSeedGivesDifferentFiles) {
   EXPECT_NE(slurp(a.files.users), slurp(b.files.users));
 }
 
+TEST(SynthFormat, UserVectorsAreNoisyTasteVectorsAndChangeNoOtherFile) {
+  TempDir dir("user_vectors");
+  SynthOptions o = small_options();
+  const auto plain = ml::synth::write_synthetic_log(o, dir.sub("plain"));
+  EXPECT_EQ(plain.files.user_vectors, "");
+  o.user_vectors = true;
+  const auto a = ml::synth::write_synthetic_log(o, dir.sub("a"));
+  const auto b = ml::synth::write_synthetic_log(o, dir.sub("b"));
+  EXPECT_EQ(slurp(a.files.events), slurp(plain.files.events));
+  EXPECT_EQ(slurp(a.files.users), slurp(plain.files.users));
+  EXPECT_EQ(slurp(a.files.user_vectors), slurp(b.files.user_vectors));
+  const Table vectors = read_table(a.files.user_vectors);
+  ASSERT_EQ(vectors.header.size(), static_cast<std::size_t>(o.latent_dim) + 1);
+  EXPECT_EQ(vectors.header[1], "v0");
+  ASSERT_EQ(vectors.rows.size(), static_cast<std::size_t>(o.users));
+  // Loyalty membership is drawn from the taste vector's component 1 (synthetic_log.hpp): the
+  // members' mean of v1 is well above the others'.
+  const Table users = read_table(a.files.users);
+  double sum[2] = {0, 0};
+  int n[2] = {0, 0};
+  for (std::size_t i = 0; i < users.rows.size(); ++i) {
+    ASSERT_EQ(vectors.rows[i][0], users.rows[i][0]);
+    const int loyal = users.rows[i].back() == "1" ? 1 : 0;
+    sum[loyal] += std::stod(vectors.rows[i][2]);
+    ++n[loyal];
+  }
+  ASSERT_GT(n[0], 0);
+  ASSERT_GT(n[1], 0);
+  EXPECT_GT(sum[1] / n[1] - sum[0] / n[0], 0.8);
+}
+
 TEST(SynthFormat, CountsMatchSummaryAndOptions) {
   TempDir dir("counts");
   const SynthOptions o = small_options();

@@ -53,6 +53,9 @@ void add_synth_command(CLI::App& app) {
   command->add_option("--start-date", s.start_date, "ISO date of the first event");
   command->add_option("--days", s.days, "days the log spans")
       ->check(whole_number(1, synth::kMaxDays));
+  command->add_flag("--embeddings", s.user_vectors,
+                    "also write user_vectors.csv: each user's taste vector with noise, an "
+                    "embedding table for features.embeddings (configs/synthetic_embeddings.json)");
   command->add_flag("--json", o->json, "machine-readable summary on stdout");
   command->callback([o] {
     synth::validate(o->synth);  // a bad option is the one line printed
@@ -71,7 +74,8 @@ void add_synth_command(CLI::App& app) {
                           {"files",
                            {{"events", summary.files.events},
                             {"items", summary.files.items},
-                            {"users", summary.files.users}}}};
+                            {"users", summary.files.users},
+                            {"user_vectors", summary.files.user_vectors}}}};
       std::cout << j.dump(2) << "\n";
       return;
     }
@@ -84,6 +88,9 @@ void add_synth_command(CLI::App& app) {
               << " brands)\n"
               << "users    " << summary.files.users << "  (" << with_thousands(summary.users)
               << " users)\n";
+    if (!summary.files.user_vectors.empty())
+      std::cout << "vectors  " << summary.files.user_vectors << "  (" << o->synth.latent_dim
+                << " numbers per user)\n";
   });
 }
 

@@ -35,6 +35,10 @@ enum class AggregateRows { kTraining, kBeforeCutoff };
 enum class JoinKey { kItem, kUser };
 // data.side_tables[].duplicates
 enum class DuplicateKeys { kError, kFirst };
+// features.embeddings[].format, .missing, .normalize (features/embedding_table.hpp)
+enum class EmbeddingFormat { kAuto, kCsv, kBinary };
+enum class MissingEmbedding { kZero, kLearned };
+enum class EmbeddingNormalize { kNone, kL2 };
 // data.columns.task_from, task.label.class_from: the log itself, or a side table joined on
 // item or user id.
 enum class ColumnSource { kLog, kItem, kUser };
@@ -156,6 +160,25 @@ template <>
 struct EnumNames<config::DuplicateKeys> {
   using E = config::DuplicateKeys;
   static constexpr EnumName<E> entries[] = {{E::kError, "error"}, {E::kFirst, "first"}};
+};
+
+template <>
+struct EnumNames<config::EmbeddingFormat> {
+  using E = config::EmbeddingFormat;
+  static constexpr EnumName<E> entries[] = {
+      {E::kAuto, "auto"}, {E::kCsv, "csv"}, {E::kBinary, "binary"}};
+};
+
+template <>
+struct EnumNames<config::MissingEmbedding> {
+  using E = config::MissingEmbedding;
+  static constexpr EnumName<E> entries[] = {{E::kZero, "zero"}, {E::kLearned, "learned"}};
+};
+
+template <>
+struct EnumNames<config::EmbeddingNormalize> {
+  using E = config::EmbeddingNormalize;
+  static constexpr EnumName<E> entries[] = {{E::kNone, "none"}, {E::kL2, "l2"}};
 };
 
 template <>

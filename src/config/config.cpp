@@ -267,6 +267,54 @@ const Table<TokenizerConfig>& tokenizer_table() {
   return table;
 }
 
+const Table<EmbeddingTableConfig>& embedding_table_table() {
+  static const Table<EmbeddingTableConfig> table(
+      "EmbeddingTableConfig",
+      "A table of vectors computed offline (item or user vectors of a large model, item2vec, a "
+      "sentence encoder over titles), joined onto every example by its item or user id as dim "
+      "dense inputs (named \"embedding:NAME#k\", NAME the file name without its extension). The "
+      "table is read once per command; the run's feature statistics record its path, dim and "
+      "XXH3-64 checksum, and adapt, eval and predict refuse a table that changed since training. "
+      "Formats: README \"Bring your own vectors\".",
+      {field("file", &EmbeddingTableConfig::file,
+             "The table's file. Relative paths resolve against the config file's folder.",
+             not_empty<std::string>("required", "must name the table's file")),
+       field("join", &EmbeddingTableConfig::join,
+             "Which log id the keys match, as data.side_tables[].join."),
+       field("format", &EmbeddingTableConfig::format,
+             "\"csv\": a key column, then dim numbers per row; \"binary\": the float32 format "
+             "(written by `metalearn embeddings convert` or scripts/write_embeddings.py), "
+             "memory-mapped, so a table larger than memory costs address space, not RAM; "
+             "\"auto\": binary for a file ending in .mlemb, else CSV."),
+       field("key", &EmbeddingTableConfig::key,
+             "CSV: the id column, by name or 1-based position; unset: the first column. Every "
+             "other column is a vector component, in file order."),
+       section("csv", &EmbeddingTableConfig::csv, csv_format_table(),
+               "How a CSV table is written."),
+       field("dim", &EmbeddingTableConfig::dim,
+             "The vector width the file must have: a CSV row or a binary header with another "
+             "width is an error naming the file, the line and both counts.",
+             between(1, kMaxEmbeddingTableDim)),
+       field("missing", &EmbeddingTableConfig::missing,
+             "What an example whose id has no row in the table gets (inspect counts them): "
+             "\"zero\": dim zeros; \"learned\": dim zeros and a 0/1 input "
+             "\"embedding:NAME:missing\", whose weights in the model's first layer are the learned "
+             "vector of absent ids (meta-learned, and adapted with that layer): the layer is "
+             "linear, so a learned input vector v would add W v, and the indicator's column can "
+             "be any such W v."),
+       field("normalize", &EmbeddingTableConfig::normalize,
+             "\"l2\": each vector scaled to unit length (a zero vector stays zero); \"none\": "
+             "as stored. Never standardised with training moments: per-dimension moments would "
+             "distort the geometry (dot products, cosines) the offline model gave the vectors.")},
+      [](const EmbeddingTableConfig& t, const std::string& path) {
+        require(t.csv.header || t.key.name.empty(), key_path(path, "key"), Json(t.key.name),
+                "is a name, but csv.header = false: give the id column's 1-based position");
+        require(t.format != EmbeddingFormat::kBinary || t.key.empty(), key_path(path, "key"),
+                Json(t.key), "is for CSV tables: a binary table carries its keys");
+      });
+  return table;
+}
+
 const Table<FeatureConfig>& feature_config_table() {
   static const Table<FeatureConfig> table(
       "FeatureConfig", "How examples become model inputs.",
@@ -331,7 +379,10 @@ const Table<FeatureConfig>& feature_config_table() {
               }}),
        section("tokenizer", &FeatureConfig::tokenizer, tokenizer_table(),
                "The subword tokenizer of a text run (data.text), and of item texts "
-               "(model.item_text).")});
+               "(model.item_text)."),
+       section_list("embeddings", &FeatureConfig::embeddings, embedding_table_table(),
+                    "Precomputed vectors joined onto examples by item or user id (purchase-log "
+                    "runs).")});
   return table;
 }
 
@@ -1077,6 +1128,9 @@ void check_text_run(const Config& c) {
   if (!c.data.features.empty())
     throw ConfigError("data.features: not used" + by_text + "; the text column is the input");
   if (!c.data.side_tables.empty()) throw ConfigError("data.side_tables: not used" + by_text);
+  if (!c.features.embeddings.empty())
+    throw ConfigError("features.embeddings: not used" + by_text +
+                      " (its tables are joined by a purchase log's item or user ids)");
   if (!c.features.aggregates.empty() || !c.features.affinities.empty())
     throw ConfigError(
         std::string(c.features.aggregates.empty() ? "features.affinities" : "features.aggregates") +
@@ -1215,6 +1269,12 @@ void validate(const Config& c) {
     const std::string join_name = enum_name(t.join);
     need(!(t.join == JoinKey::kItem ? cols.item : cols.user).empty(), "data.columns." + join_name,
          "by data.side_tables[" + std::to_string(i) + "].join = " + quoted(join_name));
+  }
+  for (std::size_t i = 0; i < c.features.embeddings.size(); ++i) {
+    const std::string join_name = enum_name(c.features.embeddings[i].join);
+    need(!(c.features.embeddings[i].join == JoinKey::kItem ? cols.item : cols.user).empty(),
+         "data.columns." + join_name,
+         "by features.embeddings[" + std::to_string(i) + "].join = " + quoted(join_name));
   }
   check_column_source(c, cols.task_from, "data.columns.task_from");
   if (!label.class_column.empty())
@@ -1369,6 +1429,7 @@ void make_paths_absolute(Config& c) {
   for (auto& f : c.data.files) f = absolute_path(f);
   for (auto& table : c.data.side_tables)
     for (auto& f : table.files) f = absolute_path(f);
+  for (auto& table : c.features.embeddings) table.file = absolute_path(table.file);
   if (c.data.cache != kCacheAuto && c.data.cache != kCacheOff)
     c.data.cache = absolute_path(c.data.cache);
   c.model.backbone.file = absolute_path(c.model.backbone.file);
@@ -1417,6 +1478,10 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     for (const char* key : {"file", "tokenizer"})
       if (backbone.contains(key) && backbone[key] != "") resolve_paths(backbone[key], base);
   }
+  if (j.is_object() && j.contains("features") && j["features"].is_object() &&
+      j["features"].contains("embeddings") && j["features"]["embeddings"].is_array())
+    for (auto& t : j["features"]["embeddings"])
+      if (t.is_object() && t.contains("file")) resolve_paths(t["file"], base);
   for (const auto& o : overrides) apply_override(j, o);
   try {
     Config c = config_from_json(j);

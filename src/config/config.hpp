@@ -119,6 +119,23 @@ struct TokenizerConfig {
   std::int64_t max_training_texts = 0;
 };
 
+// features.embeddings[]: a table of vectors computed offline (item2vec, a large model's item or
+// user vectors), joined onto examples by item or user id as dense inputs
+// (features/embedding_table.hpp has the file formats).
+struct EmbeddingTableConfig {
+  std::string file;
+  JoinKey join = JoinKey::kItem;
+  EmbeddingFormat format = EmbeddingFormat::kAuto;
+  ColumnRef key;  // CSV: the id column; empty: the first column
+  CsvFormat csv;
+  int dim = 0;  // required: checked against the file
+  MissingEmbedding missing = MissingEmbedding::kZero;
+  EmbeddingNormalize normalize = EmbeddingNormalize::kNone;
+};
+
+// The widest vector features.embeddings[].dim may declare.
+inline constexpr int kMaxEmbeddingTableDim = 65536;
+
 struct FeatureConfig {
   bool standardize = true;
   CategoricalEncoding categorical = CategoricalEncoding::kVocab;
@@ -133,6 +150,7 @@ struct FeatureConfig {
   // Not an enum: besides "item" and "relative_price" an entry may name a side-table column.
   std::vector<std::string> affinities;
   TokenizerConfig tokenizer;
+  std::vector<EmbeddingTableConfig> embeddings;
 };
 
 // The fixed entries of features.affinities (the others name item side-table columns).
@@ -317,8 +335,8 @@ void validate(const Config& c);
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 // Makes every data path absolute against the working directory, lexically normalised:
-// data.files, data.side_tables[].files, data.cache when it names a folder, and
-// model.backbone.file and .tokenizer. run.dir is left
+// data.files, data.side_tables[].files, features.embeddings[].file, data.cache when it names a
+// folder, and model.backbone.file and .tokenizer. run.dir is left
 // as written (relative to the working directory, as documented for it).
 void make_paths_absolute(Config& c);
 

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <stdexcept>
 #include <tuple>
@@ -12,6 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "features/embedding_table.hpp"
 #include "util/base64.hpp"
 #include "util/errors.hpp"
 #include "util/rng.hpp"
@@ -510,6 +513,23 @@ FeatureSpace FeatureSpace::fit(const data::PurchaseLog& log, const tasks::TaskSe
     for (const auto& n : *names)
       for (int b = 0; b < f.text_buckets_; ++b)
         f.dense_names_.push_back("text:" + n + "#" + std::to_string(b));
+  for (const auto& table : config.features.embeddings) {
+    EmbeddingJoin j;
+    j.table = table;
+    j.name = std::filesystem::path(table.file).stem().string();
+    const std::string stem = j.name;
+    for (int n = 2; std::any_of(f.embeddings_.begin(), f.embeddings_.end(),
+                                [&](const EmbeddingJoin& o) { return o.name == j.name; });
+         ++n)
+      j.name = stem + "_" + std::to_string(n);
+    const auto opened = EmbeddingTable::open(table);
+    j.rows = opened->rows();
+    j.checksum = opened->checksum();
+    for (int k = 0; k < table.dim; ++k)
+      f.dense_names_.push_back("embedding:" + j.name + "#" + std::to_string(k));
+    if (j.indicator()) f.dense_names_.push_back("embedding:" + j.name + ":missing");
+    f.embeddings_.push_back(std::move(j));
+  }
 
   // Moments of the standardised block over the examples of training tasks (Welford).
   f.mean_.assign(f.dense_dim(), 0.0f);
@@ -742,6 +762,7 @@ FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log) const {
     }
     e.item_tokens_ = std::move(tokens);
   }
+  bind_embeddings(log, e);
   if (sequence_length_ > 0) {
     auto index = std::make_shared<SequenceIndex>();
     for (std::size_t id = 0; id < log.users.size(); ++id) {
@@ -751,6 +772,24 @@ FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log) const {
     e.sequences_ = std::move(index);
   }
   return e;
+}
+
+void FeatureSpace::bind_embeddings(const data::PurchaseLog& log, FeatureEncoder& e) const {
+  for (const auto& j : embeddings_) {
+    FeatureEncoder::EmbeddingBinding b;
+    b.table = EmbeddingTable::open(j.table);
+    if (b.table->checksum() != j.checksum || b.table->rows() != j.rows)
+      throw DataError(fmt::format(
+          "features.embeddings: embedding table '{}' is not the file the run was trained with "
+          "(now {} rows, XXH3-64 {:016x}; the run recorded {} rows, {:016x}): restore that file, "
+          "or train again on this one",
+          j.table.file, b.table->rows(), b.table->checksum(), j.rows, j.checksum));
+    const data::Dictionary& ids = j.table.join == config::JoinKey::kItem ? log.items : log.users;
+    b.row_of.resize(ids.size());
+    for (std::size_t id = 0; id < ids.size(); ++id)
+      b.row_of[id] = b.table->find(ids.name(static_cast<std::int32_t>(id)));
+    e.embeddings_.push_back(std::move(b));
+  }
 }
 
 FeatureEncoder FeatureSpace::bind(const data::PurchaseLog& log,
@@ -894,6 +933,30 @@ void FeatureEncoder::encode(const tasks::Example& e, float* dense, std::int64_t*
   text(row_text_, log.features.text, e.row);
   text(user_text_, log.user_attributes.text, e.user);
   text(item_text_, log.item_attributes.text, e.item);
+  for (std::size_t k = 0; k < f.embeddings_.size(); ++k) {
+    const EmbeddingJoin& j = f.embeddings_[k];
+    const std::int64_t r =
+        embedding_row(k, j.table.join == config::JoinKey::kItem ? e.item : e.user);
+    const auto dim = static_cast<std::size_t>(j.table.dim);
+    if (r < 0) {
+      std::fill(d, d + dim, 0.0f);
+    } else {
+      const float* v = embeddings_[k].table->row(r);
+      double norm = 1;
+      if (j.table.normalize == config::EmbeddingNormalize::kL2) {
+        double sum = 0;
+        for (std::size_t c = 0; c < dim; ++c) sum += static_cast<double>(v[c]) * v[c];
+        norm = sum > 0 ? std::sqrt(sum) : 1;
+      }
+      for (std::size_t c = 0; c < dim; ++c) d[c] = static_cast<float>(v[c] / norm);
+    }
+    d += dim;
+    if (j.indicator()) *d++ = r < 0 ? 1.0f : 0.0f;
+  }
+}
+
+std::int64_t FeatureEncoder::embedding_row(std::size_t table, std::int32_t entity) const {
+  return entity == kNoId ? -1 : embeddings_[table].row_of[static_cast<std::size_t>(entity)];
 }
 
 const std::vector<std::int64_t>& FeatureEncoder::item_tokens(const tasks::Example& e) const {
@@ -965,6 +1028,40 @@ void affinities_from_json(const nlohmann::json& j, Affinities& a) {
   a.item_mean_price = j.at("item_mean_price").get<std::unordered_map<std::string, float>>();
 }
 
+template <typename E>
+E choice_from_json(const nlohmann::json& j, const char* key) {
+  const auto name = j.at(key).get<std::string>();
+  const auto value = enum_from_name<E>(name);
+  if (!value)
+    throw DataError("feature statistics: unknown embedding " + std::string(key) + " '" + name +
+                    "'");
+  return *value;
+}
+
+EmbeddingJoin embedding_join_from_json(const nlohmann::json& t) {
+  EmbeddingJoin e;
+  e.name = t.at("name").get<std::string>();
+  e.table.file = t.at("file").get<std::string>();
+  e.table.join = choice_from_json<config::JoinKey>(t, "join");
+  e.table.format = choice_from_json<config::EmbeddingFormat>(t, "format");
+  const auto& key = t.at("key");
+  if (key.is_string()) e.table.key.name = key.get<std::string>();
+  if (key.is_number()) e.table.key.position = key.get<int>();
+  e.table.csv.delimiter = choice_from_json<config::Delimiter>(t.at("csv"), "delimiter");
+  e.table.csv.header = t.at("csv").at("header").get<bool>();
+  e.table.dim = t.at("dim").get<int>();
+  e.table.missing = choice_from_json<config::MissingEmbedding>(t, "missing");
+  e.table.normalize = choice_from_json<config::EmbeddingNormalize>(t, "normalize");
+  e.rows = t.at("rows").get<std::int64_t>();
+  const auto checksum = t.at("checksum").get<std::string>();
+  const auto parsed =
+      std::from_chars(checksum.data(), checksum.data() + checksum.size(), e.checksum, 16);
+  if (checksum.empty() || parsed.ec != std::errc() ||
+      parsed.ptr != checksum.data() + checksum.size())
+    throw DataError("feature statistics: embedding checksum '" + checksum + "' is not hex");
+  return e;
+}
+
 }  // namespace
 
 std::string FeatureSpace::non_finite_feature(const float* dense, std::size_t rows) const {
@@ -1020,6 +1117,24 @@ void to_json(nlohmann::json& j, const FeatureSpace& f) {
     j["item_text"] = {{"columns", f.item_text_columns_},
                       {"max_len", f.item_text_max_len_},
                       {"tokenizer", base64_encode(f.item_tokenizer_->to_bytes())}};
+  if (!f.embeddings_.empty()) {
+    nlohmann::json tables = nlohmann::json::array();
+    for (const auto& e : f.embeddings_)
+      tables.push_back(
+          {{"name", e.name},
+           {"file", e.table.file},
+           {"join", enum_name(e.table.join)},
+           {"format", enum_name(e.table.format)},
+           {"key", e.table.key},
+           {"csv",
+            {{"delimiter", enum_name(e.table.csv.delimiter)}, {"header", e.table.csv.header}}},
+           {"dim", e.table.dim},
+           {"missing", enum_name(e.table.missing)},
+           {"normalize", enum_name(e.table.normalize)},
+           {"rows", e.rows},
+           {"checksum", fmt::format("{:016x}", e.checksum)}});
+    j["embeddings"] = tables;
+  }
   if (f.sequence_length_ > 0)
     j["user_sequence"] = {
         {"length", f.sequence_length_},
@@ -1104,6 +1219,9 @@ void from_json(const nlohmann::json& j, FeatureSpace& f) {
       f.recent_items_ =
           q.at("recent").get<std::unordered_map<std::string, std::vector<std::string>>>();
     }
+    f.embeddings_.clear();
+    if (j.contains("embeddings"))
+      for (const auto& t : j.at("embeddings")) f.embeddings_.push_back(embedding_join_from_json(t));
     f.dense_names_ = j.at("dense_names").get<std::vector<std::string>>();
     f.mean_ = j.at("mean").get<std::vector<float>>();
     f.scale_ = j.at("scale").get<std::vector<float>>();

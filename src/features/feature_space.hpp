@@ -4,7 +4,7 @@
 // encode new data exactly as training did.
 //
 // Dense layout: [row numeric][user numeric][item numeric][aggregates][affinities][one-hot]
-// [text buckets].
+// [text buckets][embedding tables]. Only the first five blocks are standardised.
 // Id fields (for embedding models): user id and item id hashed into features.hash_buckets, then
 // one field per categorical column (its vocabulary index, 0 = out of vocabulary, or its hash).
 //
@@ -93,6 +93,20 @@ struct Affinities {
   bool empty() const { return tables.empty() && !relative_price; }
 };
 
+class EmbeddingTable;  // features/embedding_table.hpp
+
+// A table of features.embeddings as the fitted statistics record it: where and how it was read
+// and what it held, so that later commands join the very same vectors or refuse a changed file.
+// Its dense inputs: "embedding:NAME#0" .. "#dim-1", then with missing = "learned"
+// "embedding:NAME:missing" (1 for an id absent from the table), never standardised.
+struct EmbeddingJoin {
+  std::string name;  // the file name without its extension, made unique among the run's tables
+  config::EmbeddingTableConfig table;
+  std::int64_t rows = 0;
+  std::uint64_t checksum = 0;  // EmbeddingTable::checksum()
+  bool indicator() const { return table.missing == config::MissingEmbedding::kLearned; }
+};
+
 class FeatureEncoder;
 
 class FeatureSpace {
@@ -112,6 +126,7 @@ class FeatureSpace {
   const AggregateValues& item_aggregates() const { return item_aggregates_; }
   AggregateWindow aggregate_window() const { return aggregate_window_; }
   const Affinities& affinities() const { return affinities_; }
+  const std::vector<EmbeddingJoin>& embeddings() const { return embeddings_; }
   const std::vector<float>& mean() const { return mean_; }
   const std::vector<float>& scale() const { return scale_; }
 
@@ -123,7 +138,9 @@ class FeatureSpace {
   // model.user_sequence: items per sequence (0: off).
   int sequence_length() const { return sequence_length_; }
 
-  // An encoder for one loaded log (maps its dictionary ids onto the fitted statistics). Every
+  // An encoder for one loaded log (maps its dictionary ids onto the fitted statistics); opens the
+  // embedding tables (EmbeddingTable::open: read once per process) and throws DataError when one
+  // is not the file the statistics were fitted with (checksum, rows). Every
   // example reads the aggregate totals: right for rows the history never held (predict --input,
   // adapt --support-csv), wrong for the fitted log's own examples, which need the overload below.
   FeatureEncoder bind(const data::PurchaseLog& log) const;
@@ -148,6 +165,7 @@ class FeatureSpace {
   // model.item_text's tokenizer and model.user_sequence's settings and stored recent items.
   void fit_context(const data::PurchaseLog& log, const tasks::TaskSet& tasks,
                    const config::Config& config);
+  void bind_embeddings(const data::PurchaseLog& log, FeatureEncoder& e) const;
   bool standardize_ = true;
   std::int64_t hash_buckets_ = 1 << 18;
   int text_buckets_ = 64;
@@ -168,6 +186,7 @@ class FeatureSpace {
   // Each user's last sequence_length_ purchased items (names, oldest first) over the whole log
   // before the cutoff: the sequence of rows new to the run, as aggregates use their totals.
   std::unordered_map<std::string, std::vector<std::string>> recent_items_;
+  std::vector<EmbeddingJoin> embeddings_;
 };
 
 // Encodes examples of one log. Cheap to copy; valid while the log and space live.
@@ -189,6 +208,9 @@ class FeatureEncoder {
   // without a time. For rows new to the run (bind(log)): the user's last purchases over the
   // run's whole log, as stored at fit time.
   std::vector<std::int64_t> recent_items(const tasks::Example& e) const;
+  // The row of space().embeddings()[table] that log id `entity` (a user or item id, by the
+  // table's join) has: -1 when the table lacks it or `entity` is kNoId.
+  std::int64_t embedding_row(std::size_t table, std::int32_t entity) const;
 
  private:
   friend class FeatureSpace;
@@ -216,6 +238,11 @@ class FeatureEncoder {
   std::vector<float> user_purchases_, user_mean_price_, item_mean_price_;
   std::shared_ptr<const std::vector<std::vector<std::int64_t>>> item_tokens_;  // by log item id
   std::shared_ptr<const SequenceIndex> sequences_;
+  struct EmbeddingBinding {
+    std::shared_ptr<const EmbeddingTable> table;
+    std::vector<std::int64_t> row_of;  // log user or item id -> table row, -1 when absent
+  };
+  std::vector<EmbeddingBinding> embeddings_;
 };
 
 // Hashed bag of words: lower-cased alphanumeric tokens, counts / token count, into `buckets`.

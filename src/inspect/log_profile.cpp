@@ -123,6 +123,42 @@ LogProfile profile_log(const config::Config& config) {
   p.dense_features = run->features.dense_dim();
   p.id_fields = run->features.id_fields();
   p.dense_feature_names = run->features.dense_names();
+  const auto& tables = run->features.embeddings();
+  for (std::size_t k = 0; k < tables.size(); ++k) {
+    const auto& t = tables[k];
+    EmbeddingProfile e{t.name,
+                       t.table.file,
+                       enum_name(t.table.join),
+                       enum_name(t.table.missing),
+                       t.rows,
+                       t.table.dim,
+                       {},
+                       {},
+                       {}};
+    const bool by_item = t.table.join == config::JoinKey::kItem;
+    std::vector<char> counted(3 * (by_item ? log.items.size() : log.users.size()), 0);
+    for (const auto& task : set.tasks) {
+      const int role = task.role == tasks::TaskRole::kTrain        ? 0
+                       : task.role == tasks::TaskRole::kValidation ? 1
+                       : task.role == tasks::TaskRole::kNew        ? 2
+                                                                   : -1;
+      if (role < 0) continue;
+      EmbeddingProfile::Coverage& c = role == 0   ? e.train
+                                      : role == 1 ? e.validation
+                                                  : e.held_out_new;
+      for (const auto& ex : task.examples) {
+        const std::int32_t id = by_item ? ex.item : ex.user;
+        if (id == data::kNoId) continue;
+        char& seen = counted[static_cast<std::size_t>(role) * counted.size() / 3 +
+                             static_cast<std::size_t>(id)];
+        if (seen) continue;
+        seen = 1;
+        ++c.ids;
+        if (run->encoder.embedding_row(k, id) < 0) ++c.missing;
+      }
+    }
+    p.embeddings.push_back(std::move(e));
+  }
   p.training_problem = tasks::training_tasks_problem(log, set, config);
   return p;
 }
@@ -148,6 +184,21 @@ void to_json(nlohmann::json& j, const LogProfile& p) {
                     {"duplicate_keys", s.duplicate_keys},
                     {"log_ids_matched", s.log_ids_matched},
                     {"log_ids_total", s.log_ids_total}});
+  nlohmann::json embeddings = nlohmann::json::array();
+  for (const auto& e : p.embeddings) {
+    auto coverage = [](const EmbeddingProfile::Coverage& c) {
+      return nlohmann::json{{"ids", c.ids}, {"missing", c.missing}};
+    };
+    embeddings.push_back({{"name", e.name},
+                          {"file", e.file},
+                          {"join", e.join},
+                          {"missing_vector", e.missing},
+                          {"rows", e.rows},
+                          {"dim", e.dim},
+                          {"train", coverage(e.train)},
+                          {"validation", coverage(e.validation)},
+                          {"new", coverage(e.held_out_new)}});
+  }
   nlohmann::json tasks = nlohmann::json::array();
   for (const auto& t : p.tasks)
     tasks.push_back({{"name", t.name},
@@ -205,6 +256,7 @@ void to_json(nlohmann::json& j, const LogProfile& p) {
          {"new", role(p.held_out_new)},
          {"dropped", role(p.dropped)},
          {"new_tasks", p.new_task_names}}},
+       {"embeddings", embeddings},
        {"features",
         {{"dense", p.dense_features},
          {"id_fields", p.id_fields},
@@ -303,6 +355,18 @@ void print_profile(const LogProfile& p, std::ostream& out, bool list_tasks) {
   out << "\nFeatures\n";
   row("dense", std::to_string(p.dense_features));
   row("id fields", std::to_string(p.id_fields));
+  for (const auto& e : p.embeddings) {
+    row("embedding table", e.name + ": " + n(e.rows) + " rows x " + std::to_string(e.dim) + " by " +
+                               e.join + " id (" + e.file + ")");
+    auto missing = [&](const char* split, const EmbeddingProfile::Coverage& c) {
+      row("  " + std::string(split), n(c.missing) + " of " + n(c.ids) + " " + e.join +
+                                         "s missing (" + pct(c.missing, c.ids) + "), given the " +
+                                         e.missing + " vector");
+    };
+    missing("train tasks", e.train);
+    missing("validation tasks", e.validation);
+    missing("new tasks", e.held_out_new);
+  }
   if (!p.training_problem.empty()) out << "\nTraining would stop: " << p.training_problem << "\n";
 
   if (list_tasks) {

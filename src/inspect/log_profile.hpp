@@ -32,6 +32,18 @@ struct RoleCount {
   std::int64_t tasks = 0, examples = 0;
 };
 
+// One features.embeddings table: its size, and which of the ids of each split's examples (the
+// table's join: items or users) it lacks, which get its "missing" vector.
+struct EmbeddingProfile {
+  std::string name, file, join, missing;
+  std::int64_t rows = 0;
+  int dim = 0;
+  struct Coverage {
+    std::int64_t ids = 0, missing = 0;  // distinct ids among the split's examples
+  };
+  Coverage train, validation, held_out_new;
+};
+
 struct LogProfile {
   std::string config_path;
   data::LoadReport load;
@@ -52,6 +64,7 @@ struct LogProfile {
   std::vector<TaskLine> tasks;  // all, sorted by name
   std::size_t dense_features = 0, id_fields = 0;
   std::vector<std::string> dense_feature_names;
+  std::vector<EmbeddingProfile> embeddings;
   // Why train would refuse this log (tasks::training_tasks_problem); "" when it would not.
   std::string training_problem;
 };

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <sstream>
 #include <string_view>
@@ -836,6 +838,8 @@ SynthSummary write_synthetic_log(const SynthOptions& options, const std::string&
   PendingFile events((dir / "events.csv").string());
   PendingFile items((dir / "items.csv").string());
   PendingFile users((dir / "users.csv").string());
+  std::optional<PendingFile> user_vectors;
+  if (o.user_vectors) user_vectors.emplace((dir / "user_vectors.csv").string());
 
   SynthSummary summary;
   summary.users = o.users;
@@ -921,6 +925,27 @@ SynthSummary write_synthetic_log(const SynthOptions& options, const std::string&
     }
   }
 
+  if (user_vectors) {
+    std::string& out = user_vectors->buffer();
+    out += "user_id";
+    for (int a = 0; a < m.d; ++a) out += ",v" + std::to_string(a);
+    out += "\n";
+    char number[32];
+    for (std::size_t i = 0; i < static_cast<std::size_t>(o.users); ++i) {
+      Rng rng(derive_seed(seed, tag("user-vectors"), i));
+      append_id(out, 'u', static_cast<std::int64_t>(i) + 1);
+      for (int a = 0; a < m.d; ++a) {
+        const double v =
+            m.user_latent[i * static_cast<std::size_t>(m.d) + static_cast<std::size_t>(a)] +
+            0.5 * normal01(rng);
+        std::snprintf(number, sizeof number, ",%.4f", v);
+        out += number;
+      }
+      out.push_back('\n');
+      user_vectors->maybe_flush();
+    }
+  }
+
   // events.csv: sessions start in time order and last at most kMaxSessionSeconds, so an event
   // can be written as soon as the next session starts after it; the heap holds only the events
   // of the sessions still open.
@@ -976,11 +1001,14 @@ SynthSummary write_synthetic_log(const SynthOptions& options, const std::string&
   events.close();
   items.close();
   users.close();
+  if (user_vectors) user_vectors->close();
   events.rename();
   items.rename();
   users.rename();
+  if (user_vectors) user_vectors->rename();
   created.keep();
-  summary.files = SynthFiles{events.path(), items.path(), users.path()};
+  summary.files = SynthFiles{events.path(), items.path(), users.path(),
+                             user_vectors ? user_vectors->path() : std::string()};
   return summary;
 }
 

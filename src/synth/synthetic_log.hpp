@@ -95,10 +95,14 @@ struct SynthOptions {
   double premium_strength = 1.5;   // sd (logit per tier step) of a category's premium preference
   std::string start_date = "2026-01-01";  // ISO date of the first event (UTC midnight)
   int days = 180;
+  // Also write user_vectors.csv: each user's taste vector u_i plus N(0, 0.5^2) noise per
+  // component, as an offline model would estimate it (a table for features.embeddings).
+  bool user_vectors = false;
 };
 
 struct SynthFiles {
   std::string events, items, users;  // paths written
+  std::string user_vectors;          // "" unless SynthOptions::user_vectors (synth --embeddings)
 };
 
 struct SynthSummary {

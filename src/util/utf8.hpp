@@ -35,6 +35,9 @@ std::string utf8_escaped(std::string_view s);
 // backslash is copied unchanged.
 void append_cell_escaped(std::string& out, std::string_view s);
 std::string cell_escaped(std::string_view s);
+// The bytes cell_escaped(s) came from: `\\` back to one backslash, `\xHH` back to its byte (for
+// files that store ids as raw bytes, such as binary embedding tables).
+std::string cell_unescaped(std::string_view s);
 
 // `s` as one printable line of valid UTF-8 for a message: invalid bytes as above, and control
 // characters (C0, DEL) as `\xHH` too, so that no message can move the cursor, ring the bell
