@@ -135,6 +135,11 @@ TEST(BackboneLoad, ChecksTheDeclaredInputsAndOutputAgainstTheModule) {
   EXPECT_TRUE(ml::testing::contains(load_error(ids_only), "its forward takes 2 input(s)"))
       << load_error(ids_only);
 
+  Json no_such_method = r.json;
+  no_such_method["model"]["backbone"]["method"] = "encode";
+  EXPECT_TRUE(ml::testing::contains(load_error(no_such_method), "has no method 'encode'"))
+      << load_error(no_such_method);
+
   Json token_states = r.json;
   token_states["model"]["backbone"]["output"] = "mean";
   EXPECT_TRUE(ml::testing::contains(load_error(token_states), "expect [2, 10, 8]"))

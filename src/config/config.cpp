@@ -681,6 +681,11 @@ const Table<BackboneConfig>& backbone_table() {
            "(what `metalearn export` writes beside a text run's module) or a SentencePiece "
            "model (.model; its own ids, its unknown id for what its pieces cannot spell); required "
            "with model.type = \"backbone\"."),
+       field("method", &BackboneConfig::method,
+             "The module's method that encodes texts: \"forward\", or another one the module "
+             "exports (a `metalearn export` of a text run: \"represent\", the vector its head "
+             "reads).",
+             not_empty<std::string>("a method name", "must name a method of the module")),
        field("inputs", &BackboneConfig::inputs,
              "What forward takes: \"ids_mask\" (token ids [n, L] int64 and the attention mask "
              "[n, L], true/1 on real tokens) or \"ids\" (the ids alone; padding is id 0)."),

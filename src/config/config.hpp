@@ -240,6 +240,7 @@ inline constexpr int kMaxSequenceLength = 1024;
 struct BackboneConfig {
   std::string file;       // the TorchScript module (torch.jit.save)
   std::string tokenizer;  // a metalearn tokenizer file or a SentencePiece model
+  std::string method = "forward";  // the module's method that encodes
   BackboneInputs inputs = BackboneInputs::kIdsMask;
   MaskType mask = MaskType::kBool;
   int dim = 0;  // the vector per row it gives (checked on load)

@@ -89,13 +89,16 @@ std::shared_ptr<TorchScriptBackbone> TorchScriptBackbone::load(const config::Con
     p.value.requires_grad_(spec.trainable);
   }
 
-  const auto method = b->module_.find_method("forward");
-  if (!method) throw DataError(what + ": the module has no forward method");
+  b->method_ = spec.method;
+  const auto method = b->module_.find_method(spec.method);
+  if (!method)
+    throw DataError(what + ": the module has no method '" + spec.method +
+                    "' (model.backbone.method)");
   // The schema lists `self` first.
   const std::size_t inputs = method->function().getSchema().arguments().size() - 1;
   const std::size_t declared = spec.inputs == config::BackboneInputs::kIdsMask ? 2 : 1;
   if (inputs != declared)
-    throw DataError(what + ": its forward takes " + std::to_string(inputs) +
+    throw DataError(what + ": its " + spec.method + " takes " + std::to_string(inputs) +
                     " input(s), but model.backbone.inputs = \"" + enum_name(spec.inputs) +
                     "\" gives " + std::to_string(declared) +
                     (declared == 2 ? " (token ids and mask)" : " (token ids)"));
@@ -112,9 +115,9 @@ std::shared_ptr<TorchScriptBackbone> TorchScriptBackbone::load(const config::Con
     torch::jit::GraphOptimizerEnabledGuard plain(false);
     std::vector<torch::jit::IValue> args = {ids.to(device)};
     if (declared == 2) args.emplace_back(b->typed_mask(mask.to(device)));
-    const torch::jit::IValue out = b->module_.forward(args);
+    const torch::jit::IValue out = b->module_.get_method(spec.method)(args);
     if (!out.isTensor())
-      throw DataError(what + ": its forward returns a " + out.tagKind() +
+      throw DataError(what + ": its " + spec.method + " returns a " + out.tagKind() +
                       ", not a tensor; return the vectors (or token states) alone");
     raw = out.toTensor();
   } catch (const c10::Error& e) {
@@ -174,7 +177,7 @@ torch::Tensor TorchScriptBackbone::run(torch::jit::Module& module, const torch::
   torch::jit::GraphOptimizerEnabledGuard plain(false);
   std::vector<torch::jit::IValue> args = {ids};
   if (inputs_ == config::BackboneInputs::kIdsMask) args.emplace_back(typed_mask(mask));
-  torch::Tensor out = module.forward(args).toTensor().to(torch::kFloat32);
+  torch::Tensor out = module.get_method(method_)(args).toTensor().to(torch::kFloat32);
   switch (output_) {
     case config::BackboneOutput::kPooled:
       return out;

@@ -29,8 +29,9 @@ namespace ml::models {
 class TorchScriptBackbone {
  public:
   // Loads config.model.backbone.file onto `device` and checks it against the config: DataError
-  // naming the file for a file that cannot be read or is not a TorchScript module, a forward
-  // taking another number of inputs than model.backbone.inputs declares, or one whose output
+  // naming the file for a file that cannot be read or is not a TorchScript module, a module
+  // without model.backbone.method, one taking another number of inputs than
+  // model.backbone.inputs declares, or one whose output
   // on a probe batch (2 texts of max_len tokens) is not a float tensor [2, dim] (output
   // "pooled") or [2, max_len, dim] ("mean", "first"); its own error text is kept. A frozen
   // backbone's parameters stop requiring gradients; it runs in eval mode (dropout off) either
@@ -73,6 +74,7 @@ class TorchScriptBackbone {
 
   torch::jit::Module module_;
   std::string file_;
+  std::string method_ = "forward";
   std::uint64_t checksum_ = 0;
   std::vector<std::string> names_;
   std::int64_t dim_ = 0;
