@@ -57,27 +57,14 @@ ScriptInputs script_feature_model(const inference::ScoringModel& model,
   module.register_attribute("id_field_names", c10::ListType::ofStrings(),
                             string_list(features.id_field_names()));
 
-  const std::string D = std::to_string(dense_dim), F = std::to_string(id_fields);
-  std::string src =
-      "def represent(self, dense: Tensor, ids: Tensor) -> Tensor:\n"
-      "    if dense.dim() != 2 or dense.size(1) != " +
-      D +
-      ":\n"
-      "        raise ValueError('dense must be [n, " +
-      D +
-      "] (feature_names), not ' + "
-      "str(dense.size()))\n"
-      "    if ids.dim() != 2 or ids.size(1) != " +
-      F +
-      ":\n"
-      "        raise ValueError('ids must be [n, " +
-      F +
-      "] (id_field_names), not ' + "
-      "str(ids.size()))\n"
-      // features::FeatureEncoder::encode: a missing value is the training mean, 0 once
-      // standardised; the one-hot and text-bucket columns have mean 0 and scale 1.
-      "    x = torch.where(torch.isnan(dense), torch.zeros_like(dense), "
-      "(dense - self.feature_mean) / self.feature_scale)\n";
+  // features::FeatureEncoder::encode: a missing value is the training mean, 0 once
+  // standardised; the one-hot and text-bucket columns have mean 0 and scale 1.
+  std::string src = fmt::format(R"(def represent(self, dense: Tensor, ids: Tensor) -> Tensor:
+    assert dense.dim() == 2 and dense.size(1) == {D}, 'dense must be [n, {D}] (feature_names), not ' + str(dense.size())
+    assert ids.dim() == 2 and ids.size(1) == {F}, 'ids must be [n, {F}] (id_field_names), not ' + str(ids.size())
+    x = torch.where(torch.isnan(dense), torch.zeros_like(dense), (dense - self.feature_mean) / self.feature_scale)
+)",
+                                fmt::arg("D", dense_dim), fmt::arg("F", id_fields));
   if (net->id_tables() > 0) {
     src += "    x = torch.cat([x";
     for (std::size_t k = 0; k < net->id_tables(); ++k)
@@ -121,59 +108,43 @@ ScriptInputs script_text_model(const inference::ScoringModel& model, torch::jit:
   module.register_attribute("max_len", c10::IntType::get(), s.max_len);
   const auto& names = net->names();
   const std::int64_t dh = s.model_dim / s.heads;
-  const std::string H = std::to_string(s.heads), DH = std::to_string(dh),
-                    max_len = std::to_string(s.max_len);
   auto self = [&](std::size_t i) { return "self." + names[i]; };
-  // models::ParamView and models::encoder_layer, op for op (the fused GELU: what they run
+  // models::ParamView and models::encoder_layer, op for op (with the fused GELU: what they run
   // when no gradient is taken).
-  std::string src =
-      "def _linear(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:\n"
-      "    shape = x.size()\n"
-      "    y = torch.addmm(b, x.reshape([-1, x.size(-1)]), w.t())\n"
-      "    return y.view(shape[:-1] + [w.size(0)])\n\n"
-      "def _norm(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:\n"
-      "    return torch.layer_norm(x, [x.size(-1)], w, b, 1e-05)\n\n"
-      "def _fold_heads(self, t: Tensor) -> Tensor:\n"
-      "    return t.reshape([t.size(0), t.size(1), " +
-      H + ", " + DH + "]).transpose(-2, -3).reshape([-1, t.size(1), " + DH +
-      "])\n\n"
-      "def _layer(self, x: Tensor, bias: Tensor, norm1_w: Tensor, norm1_b: Tensor, in_w: Tensor, "
-      "in_b: Tensor, out_w: Tensor, out_b: Tensor, norm2_w: Tensor, norm2_b: Tensor, ff1_w: "
-      "Tensor, ff1_b: Tensor, ff2_w: Tensor, ff2_b: Tensor) -> Tensor:\n"
-      "    qkv = self._linear(self._norm(x, norm1_w, norm1_b), in_w, in_b).chunk(3, -1)\n"
-      "    scores = torch.baddbmm(bias, self._fold_heads(qkv[0]), "
-      "self._fold_heads(qkv[1]).transpose(-1, -2), beta=1.0, alpha=" +
-      float_literal(1.0 / std::sqrt(static_cast<double>(dh))) +
-      ")\n"
-      "    context = torch.bmm(torch.softmax(scores, -1), self._fold_heads(qkv[2]))\n"
-      "    context = context.view([x.size(0), " +
-      H + ", x.size(1), " + DH +
-      "]).transpose(-2, -3).reshape(x.size())\n"
-      "    out = x + self._linear(context, out_w, out_b)\n"
-      "    hidden = self._linear(self._norm(out, norm2_w, norm2_b), ff1_w, ff1_b)\n" +
-      (s.activation == config::Activation::kRelu ? "    hidden = torch.relu(hidden)\n"
-                                                 : "    hidden = torch.gelu(hidden)\n") +
-      "    return out + self._linear(hidden, ff2_w, ff2_b)\n\n"
-      "def represent(self, tokens: Tensor, mask: Tensor) -> Tensor:\n"
-      "    if tokens.dim() != 2 or tokens.size(1) > " +
-      max_len +
-      ":\n"
-      "        raise ValueError('tokens must be [n, L] with L <= " +
-      max_len +
-      " (max_len), not ' + str(tokens.size()))\n"
-      "    if mask.size() != tokens.size():\n"
-      "        raise ValueError('mask must have the shape of tokens ' + str(tokens.size()) + ', "
-      "not ' + str(mask.size()))\n"
-      "    keep = mask.to(torch.bool)\n"
-      "    x = torch.embedding(" +
-      self(0) +
-      ", tokens)\n"
-      "    x = x + " +
-      self(1) +
-      ".narrow(0, 0, tokens.size(1))\n"
-      "    bias = keep.logical_not().unsqueeze(-2).unsqueeze(-2).to(x.dtype).mul(" +
-      float_literal(models::kMaskedScore) + ").expand([x.size(0), " + H +
-      ", 1, x.size(1)]).reshape([-1, 1, x.size(1)])\n";
+  std::string src = fmt::format(
+      R"(def _linear(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    shape = x.size()
+    y = torch.addmm(b, x.reshape([-1, x.size(-1)]), w.t())
+    return y.view(shape[:-1] + [w.size(0)])
+
+def _norm(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    return torch.layer_norm(x, [x.size(-1)], w, b, 1e-05)
+
+def _fold_heads(self, t: Tensor) -> Tensor:
+    return t.reshape([t.size(0), t.size(1), {H}, {DH}]).transpose(-2, -3).reshape([-1, t.size(1), {DH}])
+
+def _layer(self, x: Tensor, bias: Tensor, norm1_w: Tensor, norm1_b: Tensor, in_w: Tensor, in_b: Tensor, out_w: Tensor, out_b: Tensor, norm2_w: Tensor, norm2_b: Tensor, ff1_w: Tensor, ff1_b: Tensor, ff2_w: Tensor, ff2_b: Tensor) -> Tensor:
+    qkv = self._linear(self._norm(x, norm1_w, norm1_b), in_w, in_b).chunk(3, -1)
+    scores = torch.baddbmm(bias, self._fold_heads(qkv[0]), self._fold_heads(qkv[1]).transpose(-1, -2), beta=1.0, alpha={scale})
+    context = torch.bmm(torch.softmax(scores, -1), self._fold_heads(qkv[2]))
+    context = context.view([x.size(0), {H}, x.size(1), {DH}]).transpose(-2, -3).reshape(x.size())
+    out = x + self._linear(context, out_w, out_b)
+    hidden = torch.{activation}(self._linear(self._norm(out, norm2_w, norm2_b), ff1_w, ff1_b))
+    return out + self._linear(hidden, ff2_w, ff2_b)
+
+def represent(self, tokens: Tensor, mask: Tensor) -> Tensor:
+    assert tokens.dim() == 2 and tokens.size(1) <= {max_len}, 'tokens must be [n, L] with L <= {max_len} (max_len), not ' + str(tokens.size())
+    assert mask.size() == tokens.size(), 'mask must have the shape of tokens ' + str(tokens.size()) + ', not ' + str(mask.size())
+    keep = mask != 0
+    x = torch.embedding({token_embedding}, tokens)
+    x = x + {position_embedding}.narrow(0, 0, tokens.size(1))
+    bias = keep.logical_not().unsqueeze(-2).unsqueeze(-2).to(x.dtype).mul({masked}).expand([x.size(0), {H}, 1, x.size(1)]).reshape([-1, 1, x.size(1)])
+)",
+      fmt::arg("H", s.heads), fmt::arg("DH", dh), fmt::arg("max_len", s.max_len),
+      fmt::arg("scale", float_literal(1.0 / std::sqrt(static_cast<double>(dh)))),
+      fmt::arg("activation", s.activation == config::Activation::kRelu ? "relu" : "gelu"),
+      fmt::arg("masked", float_literal(models::kMaskedScore)), fmt::arg("token_embedding", self(0)),
+      fmt::arg("position_embedding", self(1)));
   const std::size_t final_norm = names.size() - 4, head = names.size() - 2;
   for (std::size_t first = 2; first < final_norm; first += models::kEncoderLayerTensors) {
     src += "    x = self._layer(x, bias";
@@ -181,16 +152,20 @@ ScriptInputs script_text_model(const inference::ScoringModel& model, torch::jit:
       src += ", " + self(i);
     src += ")\n";
   }
-  src += "    x = self._norm(x, " + self(final_norm) + ", " + self(final_norm + 1) +
-         ")\n"
-         "    weight = keep.to(x.dtype).unsqueeze(-1)\n"
-         "    return (x * weight).sum(-2) / weight.sum(-2).clamp_min(1.0)\n\n"
-         "def logits(self, tokens: Tensor, mask: Tensor) -> Tensor:\n"
-         "    return torch.addmm(" +
-         self(head + 1) + ", self.represent(tokens, mask), " + self(head) + ".t())\n";
+  src += fmt::format(R"(    x = self._norm(x, {norm_weight}, {norm_bias})
+    weight = keep.to(x.dtype).unsqueeze(-1)
+    return (x * weight).sum(-2) / weight.sum(-2).clamp_min(1.0)
+
+def logits(self, tokens: Tensor, mask: Tensor) -> Tensor:
+    return torch.addmm({head_bias}, self.represent(tokens, mask), {head_weight}.t())
+)",
+                     fmt::arg("norm_weight", self(final_norm)),
+                     fmt::arg("norm_bias", self(final_norm + 1)),
+                     fmt::arg("head_weight", self(head)), fmt::arg("head_bias", self(head + 1)));
   module.define(src);
   return {{"tokens", "mask"},
-          {"[n, L] int64, L <= " + max_len + ", 0 = padding", "[n, L] bool, true on real tokens"}};
+          {"[n, L] int64, L <= " + std::to_string(s.max_len) + ", 0 = padding",
+           "[n, L] bool, true on real tokens"}};
 }
 
 }  // namespace ml::exporting

@@ -15,6 +15,7 @@
 #include "inference/adapted_model.hpp"
 #include "models/model.hpp"
 #include "models/transformer.hpp"
+#include "run/checkpoint.hpp"
 #include "runtime/device.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -192,15 +193,13 @@ void write_export_summary(const ExportSummary& s, const ExportOptions& o, std::o
   if (!o.output.empty()) {
     std::string arguments;
     for (std::size_t i = 0; i < s.input_names.size(); ++i)
-      arguments += (i ? ", " : "") + s.input_names[i] + " " + s.input_shapes[i];
+      arguments += std::string(i ? ", " : "") + s.input_names[i] + " " + s.input_shapes[i];
     std::string returns = s.output_kind + " [n]";
     if (s.output_kind == "probability") returns += " of the positive label";
     if (s.classes > 0)
       returns = "class probabilities [n, " + std::to_string(s.classes) + "] (class_names)";
     out << "wrote " << o.output << ": the " << s.checkpoint_kind << " " << s.family << " model of "
-        << s.checkpoint << ", " << with_thousands(s.parameters)
-        << " weights
-           "
+        << s.checkpoint << ", " << with_thousands(s.parameters) << " weights\n"
         << "  model(" << arguments << ") -> " << returns << "\n";
   }
   if (!o.inputs_output.empty())
