@@ -1,5 +1,5 @@
 // `metalearn export` (export/torchscript_export.hpp): the TorchScript module of each model family
-// (MLP, embedding_mlp, an adapted protonet's prototypes, regression, the adapted text
+// (MLP, embedding_mlp, an adapted protonet's prototypes, regression, multiclass, the adapted text
 // transformer), loaded back with LibTorch and with Debian's python3-torch, scores the rows that
 // export encoded as `metalearn predict` scores them; and what export refuses, with one line.
 #include <gtest/gtest.h>
@@ -126,9 +126,13 @@ TEST(Export, PurchaseLogModelsScoreInLibTorchAndPythonAsPredictDoes) {
       {"embedding_mlp_adapted", ModelType::kEmbeddingMlp, Algorithm::kMaml, LabelKind::kEventBinary,
        true},
       {"protonet_adapted", ModelType::kMlp, Algorithm::kProtonet, LabelKind::kEventBinary, true},
-      {"regression_run", ModelType::kMlp, Algorithm::kFomaml, LabelKind::kRegression, false}};
+      {"regression_run", ModelType::kMlp, Algorithm::kFomaml, LabelKind::kRegression, false},
+      {"multiclass_adapted", ModelType::kMlp, Algorithm::kMaml, LabelKind::kMulticlass, true}};
   std::vector<std::pair<std::string, std::string>> exported;
+  // Per variant and row: the score predict gives, and for multiclass the output column of the
+  // class it names, whose probability that score is.
   std::vector<std::vector<double>> predicted;
+  std::vector<std::vector<std::int64_t>> columns;
   for (const auto& v : variants) {
     SCOPED_TRACE(v.name);
     ml::config::Config config = shop;
@@ -139,6 +143,9 @@ TEST(Export, PurchaseLogModelsScoreInLibTorchAndPythonAsPredictDoes) {
     config.meta.algorithm = v.algorithm;
     config.task.label.kind = v.label;
     config.task.label.target = ml::config::LabelTarget::kPrice;
+    config.task.label.class_column.name = "price_tier";  // the item table's
+    config.task.label.class_from = ml::config::ColumnSource::kItem;
+    config.task.label.ways = 2;
     config.meta.iterations = 4;
     // Prices are tens of units: a smaller step keeps 4 iterations of their squared error finite.
     if (v.label == LabelKind::kRegression) config.meta.inner_lr = 0.001;
@@ -169,19 +176,35 @@ TEST(Export, PurchaseLogModelsScoreInLibTorchAndPythonAsPredictDoes) {
     ASSERT_EQ(scores.rows.size(), 13u);
     const torch::Tensor ours =
         libtorch_scores(dir.file(v.name + ".pt"), dir.file(v.name + "_rows.pt"));
-    ASSERT_EQ(ours.sizes(), (std::vector<std::int64_t>{13}));
+    const bool multiclass = v.label == LabelKind::kMulticlass;
+    const std::vector<std::int64_t> shape =
+        multiclass ? std::vector<std::int64_t>{13, 2} : std::vector<std::int64_t>{13};
+    ASSERT_EQ(ours.sizes(), shape);
+    const torch::jit::Module module = torch::jit::load(dir.file(v.name + ".pt"));
+    const auto classes = string_list(module.attr("class_names"));
+    EXPECT_EQ(classes.size(), multiclass ? 2u : 0u);
     predicted.emplace_back();
+    columns.emplace_back();
     for (std::size_t r = 0; r < scores.rows.size(); ++r) {
-      expect_close(ours[static_cast<std::int64_t>(r)].item<double>(), scores.rows[r].score,
-                   "LibTorch, row " + std::to_string(r));
+      const auto row = static_cast<std::int64_t>(r);
+      std::int64_t column = -1;
+      if (multiclass) {
+        column =
+            std::find(classes.begin(), classes.end(), scores.rows[r].class_name) - classes.begin();
+        ASSERT_LT(column, 2) << scores.rows[r].class_name;
+        EXPECT_EQ(ours[row].argmax().item<std::int64_t>(), column) << "row " << r;
+      }
+      expect_close((multiclass ? ours[row][column] : ours[row]).item<double>(),
+                   scores.rows[r].score, "LibTorch, row " + std::to_string(r));
       predicted.back().push_back(scores.rows[r].score);
+      columns.back().push_back(column);
     }
     // Scores that differ: a model that ignored its inputs would pass the comparison too.
     EXPECT_GT((ours - ours[0]).abs().max().item<double>(), 1e-7);
-
-    const torch::jit::Module module = torch::jit::load(dir.file(v.name + ".pt"));
-    EXPECT_EQ(module.attr("output_kind").toStringRef(),
-              v.label == LabelKind::kRegression ? "value" : "probability");
+    EXPECT_EQ(module.attr("output_kind").toStringRef(), multiclass ? "class_probabilities"
+                                                        : v.label == LabelKind::kRegression
+                                                            ? "value"
+                                                            : "probability");
     EXPECT_EQ(module.attr("model_family").toStringRef(), ml::enum_name(v.type));
     // The weights under the checkpoint's names.
     const auto loaded = ml::inference::load_scoring_model(checkpoint, "cpu");
@@ -211,7 +234,8 @@ TEST(Export, PurchaseLogModelsScoreInLibTorchAndPythonAsPredictDoes) {
     const auto& scores = python[m]["scores"];
     ASSERT_EQ(scores.size(), predicted[m].size());
     for (std::size_t r = 0; r < scores.size(); ++r)
-      expect_close(scores[r].get<double>(), predicted[m][r], "row " + std::to_string(r));
+      expect_close((columns[m][r] < 0 ? scores[r] : scores[r][columns[m][r]]).get<double>(),
+                   predicted[m][r], "row " + std::to_string(r));
   }
 }
 
