@@ -23,8 +23,8 @@ void add_export_command(CLI::App& app) {
       ->check(non_empty_value());
   command
       ->add_option("--inputs", o->inputs.path,
-                   "CSV rows to encode as the module's inputs, read as predict --input reads "
-                   "them (needs --inputs-output)")
+                   "CSV rows to encode as the module's inputs, read as predict reads the rows it "
+                   "scores; needs --inputs-output")
       ->check(non_empty_value());
   add_input_format_options(*command, o->inputs.format, "--inputs");
   command

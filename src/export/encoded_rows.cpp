@@ -4,6 +4,7 @@
 #include <torch/script.h>
 
 #include "data/purchase_log.hpp"
+#include "export/model_script.hpp"
 #include "inference/prediction.hpp"
 #include "models/transformer.hpp"
 #include "util/errors.hpp"
@@ -62,7 +63,7 @@ EncodedRows encode_text_rows(const inference::ScoringModel& model, const config:
 
 void save_encoded_rows(const EncodedRows& rows, std::ostream& out) {
   torch::jit::Module module("metalearn.EncodedRows");
-  c10::List<std::string> names;
+  std::vector<std::string> names;
   std::string tuple, values;
   for (const auto& [name, tensor] : rows.inputs) {
     module.register_buffer(name, tensor.contiguous());
@@ -70,12 +71,9 @@ void save_encoded_rows(const EncodedRows& rows, std::ostream& out) {
     tuple += std::string(tuple.empty() ? "" : ", ") + "Tensor";
     values += std::string(values.empty() ? "" : ", ") + "self." + name;
   }
-  module.register_attribute("input_names", c10::ListType::ofStrings(), names);
-  for (const auto& [name, cells] : rows.keys) {
-    c10::List<std::string> list;
-    for (const auto& cell : cells) list.push_back(cell);
-    module.register_attribute(name, c10::ListType::ofStrings(), list);
-  }
+  module.register_attribute("input_names", c10::ListType::ofStrings(), string_list(names));
+  for (const auto& [name, cells] : rows.keys)
+    module.register_attribute(name, c10::ListType::ofStrings(), string_list(cells));
   module.define("def inputs(self) -> Tuple[" + tuple + "]:\n    return (" + values + ")\n");
   module.save(out);
 }

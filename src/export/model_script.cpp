@@ -22,12 +22,6 @@ std::string float_literal(double v) {
   return s;
 }
 
-c10::List<std::string> string_list(const std::vector<std::string>& values) {
-  c10::List<std::string> list;
-  for (const auto& v : values) list.push_back(v);
-  return list;
-}
-
 // The model's parameters on `module` under their layout names, detached copies on the CPU.
 void register_weights(const models::Network& net, torch::jit::Module& module) {
   const auto params = net.params();
@@ -41,6 +35,12 @@ std::string shape_text(const std::string& rows, std::int64_t columns, const char
 }
 
 }  // namespace
+
+c10::List<std::string> string_list(const std::vector<std::string>& values) {
+  c10::List<std::string> list;
+  for (const auto& v : values) list.push_back(v);
+  return list;
+}
 
 ScriptInputs script_feature_model(const inference::ScoringModel& model,
                                   torch::jit::Module& module) {

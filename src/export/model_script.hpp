@@ -15,6 +15,9 @@
 
 namespace ml::exporting {
 
+// A TorchScript List[str] attribute's value.
+c10::List<std::string> string_list(const std::vector<std::string>& values);
+
 // The arguments of a family's logits(self, ...), in order.
 struct ScriptInputs {
   std::vector<std::string> names;   // "dense", "ids" / "tokens", "mask"

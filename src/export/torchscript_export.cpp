@@ -4,8 +4,6 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
-#include <spdlog/spdlog.h>
-
 #include <filesystem>
 #include <optional>
 #include <system_error>
@@ -67,12 +65,6 @@ OutputKind output_kind(tasks::LabelKind kind) {
       break;
   }
   return {"class_probabilities", "torch.softmax(y, 1)"};
-}
-
-c10::List<std::string> string_list(const std::vector<std::string>& values) {
-  c10::List<std::string> list;
-  for (const auto& v : values) list.push_back(v);
-  return list;
 }
 
 // The model as a module: the family's weights and logits(), forward() and the attributes that

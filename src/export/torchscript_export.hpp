@@ -45,7 +45,7 @@ struct ExportSummary {
   std::string checkpoint;       // the resolved checkpoint file
   std::string checkpoint_kind;  // "meta" | "adapted"
   std::string family;           // model.type of the exported model
-  std::string output_kind;      // see kOutputKinds in torchscript_export.cpp
+  std::string output_kind;      // "probability", "value" or "class_probabilities"
   std::vector<std::string> input_names, input_shapes;
   std::int64_t parameters = 0;              // weights in the module
   std::int64_t classes = 0;                 // multiclass / text: output columns; else 0
