@@ -368,6 +368,10 @@ TEST(ExportCli, WritesTheModelAndRowsAndRefusesWithOneLineAndItsExitCode) {
       {"export --checkpoint " + q_run + " --output " + shell_quote(out + "/model.pt") +
            " --inputs " + q_rows + " --inputs-output " + shell_quote(out + "/rows.pt"),
        0, ""},
+      // New rows for a module exported before: no model written.
+      {"export --checkpoint " + q_run + " --inputs " + q_rows + " --inputs-output " +
+           shell_quote(out + "/more_rows.pt"),
+       0, ""},
       {"export --checkpoint " + q_rows + " --output " + shell_quote(dir.file("old.pt")), 5,
        "is not a metalearn checkpoint"},
       {"export --checkpoint " + q_run + " --output " + shell_quote(dir.file("file") + "/model.pt"),
@@ -398,6 +402,12 @@ TEST(ExportCli, WritesTheModelAndRowsAndRefusesWithOneLineAndItsExitCode) {
   EXPECT_TRUE(ml::testing::contains(results[0].out, "-> probability [n]")) << results[0].out;
   EXPECT_TRUE(ml::testing::contains(results[0].out, "4 encoded rows")) << results[0].out;
   EXPECT_EQ(torch::jit::load(out + "/rows.pt").attr("ids").toTensor().size(0), 4);
+  EXPECT_TRUE(ml::testing::contains(results[1].out, "wrote " + out + "/more_rows.pt: 4 encoded"))
+      << results[1].out;
+  EXPECT_FALSE(ml::testing::contains(results[1].out, "model(dense")) << results[1].out;
+  EXPECT_TRUE(torch::allclose(torch::jit::load(out + "/more_rows.pt").attr("dense").toTensor(),
+                              torch::jit::load(out + "/rows.pt").attr("dense").toTensor(),
+                              /*rtol=*/0, /*atol=*/0, /*equal_nan=*/true));
   // A failed export leaves what was there, and no temporary beside it.
   EXPECT_EQ(ml::testing::slurp(dir.file("old.pt")), "old");
   for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
