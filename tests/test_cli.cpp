@@ -86,7 +86,7 @@ TEST(CliBasics, VersionHelpAndUsageErrors) {
   EXPECT_TRUE(contains(v.out, "metalearn " + version)) << v.out << " vs " << version;
 
   EXPECT_EQ(h.code, 0) << h.err;
-  for (const char* sub : {"train", "adapt", "eval", "predict", "inspect", "synth"})
+  for (const char* sub : {"train", "adapt", "eval", "predict", "export", "inspect", "synth"})
     EXPECT_TRUE(contains(h.out, std::string("\n  ") + sub + " ")) << sub << "\n" << h.out;
 
   expect_one_line_error(r[2], ml::ExitCode::kUsage, "unknown subcommand");
@@ -111,8 +111,8 @@ TEST(CliEval, JsonOutThatIsTheReportsTablesIsRefused) {
 // The bash completion is generated from the CLI definition: every subcommand --help lists and
 // every option of each must be offered in that subcommand's branch, and nothing hidden.
 TEST(CliCompletion, CoversEverySubcommandAndOption) {
-  const std::vector<std::string> subcommands = {"train",   "adapt",   "eval",
-                                                "predict", "inspect", "synth"};
+  const std::vector<std::string> subcommands = {"train",  "adapt",   "eval", "predict",
+                                                "export", "inspect", "synth"};
   std::vector<std::string> calls = {"completion bash", "completion zsh"};
   for (const std::string& sub : subcommands) calls.push_back(sub + " --help");
   const auto r = run_many(calls);

@@ -93,6 +93,7 @@ void add_adapt_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_embeddings_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 void add_config_docs_command(CLI::App& app);  // hidden
 
 // A bash completion script for `app`: its visible subcommands and every option of each, with

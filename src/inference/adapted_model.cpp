@@ -12,7 +12,7 @@ namespace {
 constexpr const char* kSupportGroup = "support";
 
 // An adapted text model: its classes, tokenizer and M-way learner.
-void load_text_model(const run::Checkpoint& checkpoint, ScoringModel& m) {
+void load_text_model(const run::Checkpoint& checkpoint, ScoringModel& m, const std::string& use) {
   m.kind = checkpoint.meta.kind;
   m.progress = checkpoint.meta.progress;
   m.label_kind = tasks::LabelKind::kMulticlass;
@@ -20,7 +20,8 @@ void load_text_model(const run::Checkpoint& checkpoint, ScoringModel& m) {
     throw UsageError("'" + m.path +
                      "' is a text run's meta-trained model: its head names no classes until it "
                      "is adapted; run 'metalearn adapt --checkpoint RUN --all-new' (or "
-                     "--support-csv FILE) first and predict with the model it writes");
+                     "--support-csv FILE) first and " +
+                     use + " the model it writes");
   const auto classes = m.progress.find("classes");
   if (classes == m.progress.end() || !classes->is_array() || classes->size() < 2)
     throw CheckpointError("'" + m.path + "' is corrupt: an adapted text model without its classes");
@@ -78,15 +79,15 @@ torch::Tensor ScoringModel::outputs(const models::Batch& rows) const {
   return out.detach().to(torch::kCPU).contiguous();
 }
 
-std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
-                                                 const std::string& device) {
+std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path, const std::string& device,
+                                                 const std::string& use) {
   auto m = std::make_unique<ScoringModel>();
   m->device = runtime::torch_device(device);
   m->path = run::resolve_checkpoint_path(path);
   run::Checkpoint checkpoint = run::load_checkpoint(m->path);
   m->config = run::saved_config(checkpoint.meta.config, m->path);
   if (m->config.text_run()) {
-    load_text_model(checkpoint, *m);
+    load_text_model(checkpoint, *m, use);
     return m;
   }
   m->features = run::saved_features(checkpoint.meta.features, m->path);
@@ -111,11 +112,13 @@ std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
   if (m->learner->algorithm() == config::Algorithm::kProtonet && !m->has_support)
     throw UsageError("'" + m->path +
                      "' is a protonet run: it scores against a task's prototypes, which only an "
-                     "adapted model has; run 'metalearn adapt' first and predict with its output");
+                     "adapted model has; run 'metalearn adapt' first and " +
+                     use + " its output");
   if (m->label_kind == tasks::LabelKind::kMulticlass && m->class_names.empty())
     throw UsageError("'" + m->path +
                      "' is a multiclass run: its outputs name classes only within an adapted "
-                     "task; run 'metalearn adapt' first and predict with its output");
+                     "task; run 'metalearn adapt' first and " +
+                     use + " its output");
   return m;
 }
 

@@ -59,8 +59,9 @@ struct ScoringModel {
 // classes only within an adapted episode; a text run's head names classes only once adapted).
 // An adapted text model's head has one row per class of progress.classes, its tokenizer comes
 // from the checkpoint, and every algorithm scores with the adapted weights (a protonet's head
-// holds its prototypes: meta/class_head.hpp).
-std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path,
-                                                 const std::string& device);
+// holds its prototypes: meta/class_head.hpp). `use` is what the refusals advise doing with the
+// adapted model instead ("predict with", "export").
+std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path, const std::string& device,
+                                                 const std::string& use = "predict with");
 
 }  // namespace ml::inference

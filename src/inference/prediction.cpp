@@ -361,17 +361,10 @@ TextPredictions predict_texts(const TextPredictOptions& o) {
   runtime::configure_compute(o.threads);
   const auto model = load_scoring_model(o.checkpoint, o.device);
   if (!model->tokenizer) throw UsageError("'" + model->path + "' is not an adapted text model");
-  data::TextDatasetSpec spec = pipeline::text_dataset_spec(
-      config::input_config(model->config, {o.input, "--input", o.format}));
-  spec.labelled = false;
-  spec.group_column.clear();
-  spec.id_column = kTextIdColumn;
-  data::TextLoadReport report;
-  const data::TextDataset rows = data::load_text_dataset(spec, report);
-  pipeline::warn_about_text_load(report);
-
   TextPredictions p;
-  p.text_column = spec.text_column;
+  data::TextLoadReport report;
+  const data::TextDataset rows =
+      read_text_rows(model->config, {o.input, "--input", o.format}, report, &p.text_column);
   p.id_column = rows.ids.size() == rows.size() ? kTextIdColumn : "";
   p.classes = static_cast<std::int64_t>(model->class_names.size());
   p.top_k = static_cast<int>(std::min<std::int64_t>(o.top_k, p.classes));
@@ -412,6 +405,18 @@ TextPredictions predict_texts(const TextPredictOptions& o) {
   spdlog::info("classified {} text(s) among the {} classes of '{}'", p.rows.size(), p.classes,
                model->path);
   return p;
+}
+
+data::TextDataset read_text_rows(const config::Config& run, const config::InputFile& input,
+                                 data::TextLoadReport& report, std::string* text_column) {
+  data::TextDatasetSpec spec = pipeline::text_dataset_spec(config::input_config(run, input));
+  spec.labelled = false;
+  spec.group_column.clear();
+  spec.id_column = kTextIdColumn;
+  data::TextDataset rows = data::load_text_dataset(spec, report);
+  pipeline::warn_about_text_load(report);
+  if (text_column) *text_column = spec.text_column;
+  return rows;
 }
 
 void write_text_predictions_csv(const TextPredictions& p, std::ostream& out) {

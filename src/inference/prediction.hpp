@@ -12,6 +12,7 @@
 
 #include "config/choices.hpp"
 #include "config/input_format.hpp"
+#include "data/text_dataset.hpp"
 #include "tasks/task_set.hpp"
 
 namespace ml::inference {
@@ -100,6 +101,13 @@ struct TextPredictions {
 
 // The name of the input column predict keeps next to each text's classes when the file has it.
 inline constexpr const char* kTextIdColumn = "id";
+
+// The texts of a file to classify with an adapted text model of config `run` (predict --input,
+// export --inputs): its text column (the run's, or as `input`'s format options say), its
+// kTextIdColumn cells when it has that column, under the run's data.bad_rows policy; rows set
+// aside are logged. `text_column` (if not null) gets the column read. Throws as predict_texts.
+data::TextDataset read_text_rows(const config::Config& run, const config::InputFile& input,
+                                 data::TextLoadReport& report, std::string* text_column = nullptr);
 
 // Classifies every kept row of `input` (read with the run's text column, CSV format and
 // data.bad_rows policy) with an adapted text model: the softmax over its classes, top_k of them

@@ -148,15 +148,18 @@ void add_grad(const Tensor& target, const Tensor& g) {
 }
 }  // namespace
 
-Tensor MetaLearner::prototype_logits(const Batch& support, const Batch& query,
-                                     const std::vector<Tensor>& params) const {
+Tensor MetaLearner::prototypes(const Batch& support, const std::vector<Tensor>& params) const {
   Tensor zs = model_->represent(support, params);
-  Tensor zq = model_->represent(query, params);
   const std::int64_t classes = kind_ == tasks::LabelKind::kMulticlass ? model_->outputs() : 2;
   Tensor onehot = torch::one_hot(support.target.to(torch::kInt64), classes).to(zs.dtype());
   Tensor counts = onehot.sum(0).clamp_min(1).unsqueeze(1);
-  Tensor prototypes = onehot.t().matmul(zs) / counts;                  // [C, h]
-  return -(zq.unsqueeze(1) - prototypes.unsqueeze(0)).pow(2).sum(-1);  // [n, C]
+  return onehot.t().matmul(zs) / counts;  // [C, h]
+}
+
+Tensor MetaLearner::prototype_logits(const Batch& support, const Batch& query,
+                                     const std::vector<Tensor>& params) const {
+  Tensor zq = model_->represent(query, params);
+  return -(zq.unsqueeze(1) - prototypes(support, params).unsqueeze(0)).pow(2).sum(-1);  // [n, C]
 }
 
 std::size_t MetaLearner::embedding_tables() const {

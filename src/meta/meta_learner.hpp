@@ -145,6 +145,12 @@ class MetaLearner {
   // protonet gives one logit column). No graph is kept.
   torch::Tensor adapted_outputs(const models::Batch& support, const models::Batch& query,
                                 int steps) const;
+  // ProtoNets' class prototypes (Snell et al. 2017, arXiv:1703.05175): the mean
+  // representation of each class's rows of `support` under `params`, [classes, width], classes
+  // being outputs() for multiclass and 2 for binary labels. What adapted_outputs() scores a
+  // protonet's query against (minus the squared Euclidean distances), and export bakes in.
+  torch::Tensor prototypes(const models::Batch& support,
+                           const std::vector<torch::Tensor>& params) const;
   // Outputs on `query` after 0..max(steps) adaptation steps, recorded at each requested count:
   // one adaptation serves a whole grid of step counts, bit-identical to adapted_outputs().
   std::vector<torch::Tensor> outputs_at_steps(const models::Batch& support,

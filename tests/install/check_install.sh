@@ -26,7 +26,7 @@ fi
 version=$("$bin" --version)
 [[ $version == "metalearn "* ]] || fail "--version printed '$version'"
 help=$("$bin" --help)
-for command in train adapt eval predict inspect synth; do
+for command in train adapt eval predict export inspect synth; do
   grep -qw "$command" <<<"$help" || fail "--help does not list $command"
 done
 grep -qw completion <<<"$help" && fail "--help lists the hidden completion command"
