@@ -46,6 +46,10 @@ class TorchScriptBackbone {
   std::shared_ptr<TorchScriptBackbone> deep_copy() const;
 
   std::int64_t dim() const { return dim_; }
+  // The module itself, for `metalearn export` (which embeds it as a submodule); a trainable
+  // backbone's holds the weights the model trains.
+  const torch::jit::Module& module() const { return module_; }
+  const std::string& method() const { return method_; }
   bool trainable() const { return trainable_; }
   const std::string& file() const { return file_; }
   // XXH3-64 of the file's bytes (util/checksum.hpp).
