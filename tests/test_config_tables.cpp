@@ -99,6 +99,8 @@ TEST(ConfigTables, EveryStructMemberIsInItsTable) {
   expect_table_covers<TransformerConfig>("TransformerConfig");
   expect_table_covers<ItemTextConfig>("ItemTextConfig");
   expect_table_covers<UserSequenceConfig>("UserSequenceConfig");
+  expect_table_covers<BackboneConfig>("BackboneConfig");
+  expect_table_covers<AdapterConfig>("AdapterConfig");
   expect_table_covers<FeatureConfig>("FeatureConfig");
   expect_table_covers<LabelConfig>("LabelConfig");
   expect_table_covers<TaskConfig>("TaskConfig");
@@ -113,7 +115,7 @@ TEST(ConfigTables, EveryStructMemberIsInItsTable) {
 TEST(ConfigTables, KeysAreUniqueAndDocumented) {
   std::map<std::string, const TableInfo*> all;
   collect_tables(ml::config::config_table_info(), all);
-  EXPECT_EQ(all.size(), 20u);
+  EXPECT_EQ(all.size(), 22u);
   for (const auto& [name, table] : all) {
     EXPECT_FALSE(table->doc.empty()) << name;
     std::set<std::string> keys;
@@ -185,6 +187,19 @@ Json text_config(bool path) {
   return j;
 }
 
+// The base model.backbone and model.adapter change in: a text run of model.type "backbone".
+Json backbone_config() {
+  Json j = text_config(false);
+  j["model"] = {
+      {"type", "backbone"},
+      {"backbone", {{"file", "encoder.pt"}, {"tokenizer", "encoder.tokenizer"}, {"dim", 8}}}};
+  return j;
+}
+
+bool backbone_only(const std::string& pointer) {
+  return pointer.rfind("/model/backbone/", 0) == 0 || pointer.rfind("/model/adapter/", 0) == 0;
+}
+
 // Fields that exist for text runs only (refused elsewhere).
 bool text_only(const std::string& pointer) {
   for (const char* prefix : {"/data/text/", "/split/train_classes", "/split/validation_classes",
@@ -249,13 +264,15 @@ TEST(ConfigTables, EveryFieldRoundTripsWithAChangedValue) {
   ASSERT_EQ(round_trip(tabular), tabular);
   const Json text_class = round_trip(text_config(false)), text_path = round_trip(text_config(true));
   const Json context = round_trip(context_config());
+  const Json backbone = round_trip(backbone_config());
   std::vector<std::pair<std::string, const ml::config::FieldInfo*>> leaves;
   leaf_fields(ml::config::config_table_info(), "", leaves);
   EXPECT_GE(leaves.size(), 75u);  // as many as the tables list today
   for (const auto& [pointer, field] : leaves) {
     const Json::json_pointer at(pointer);
     // A text run names its class by class_column or path_column, not both.
-    const Json& base = context_only(pointer)                  ? context
+    const Json& base = backbone_only(pointer)                 ? backbone
+                       : context_only(pointer)                ? context
                        : !text_only(pointer)                  ? tabular
                        : pointer == "/data/text/class_column" ? text_class
                                                               : text_path;

@@ -340,6 +340,89 @@ TEST(Export, AdaptedTextModelScoresInLibTorchAndPythonAsPredictDoes) {
                    "Python, row " + std::to_string(r) + ", class " + classes[c]);
 }
 
+// The backbone path of issue 13 end to end: a text run's encoder exported (--encoder), read
+// back as another run's frozen TorchScript backbone with LoRA adapters, meta-trained, adapted
+// and exported again: the encoder gives the run's own representation, and the adapted backbone
+// model scores in LibTorch as predict does.
+TEST(Export, ATextRunsEncoderBecomesABackboneWhoseAdaptedModelExports) {
+  ml::testing::TempDir dir;
+  const auto config = tiny_text_run(dir);
+  ml::train::run_training(config, {});
+  ml::exporting::ExportOptions e;
+  e.checkpoint = config.run.dir;
+  e.encoder = true;
+  e.output = dir.file("encoder.pt");
+  e.threads = 1;
+  try {
+    ml::exporting::export_torchscript(e);
+    ADD_FAILURE() << "--encoder without --tokenizer-output was accepted";
+  } catch (const ml::UsageError& error) {
+    EXPECT_TRUE(ml::testing::contains(error.what(), "--tokenizer-output")) << error.what();
+  }
+  e.tokenizer_output = dir.file("encoder.tokenizer");
+  const auto summary = ml::exporting::export_torchscript(e);
+  EXPECT_EQ(summary.output_kind, "vectors");
+  EXPECT_EQ(summary.vector_dim, 16);
+
+  Json j;
+  ml::config::to_json(j, config);
+  j["model"] = Json::parse(R"({"type": "backbone", "hidden": [8],
+      "backbone": {"dim": 16, "max_len": 10}, "adapter": {"kind": "lora", "rank": 2}})");
+  j["model"]["backbone"]["file"] = e.output;
+  j["model"]["backbone"]["tokenizer"] = e.tokenizer_output;
+  j["meta"]["inner_params"] = "adapters";
+  j["run"]["dir"] = dir.file("backbone_run");
+  const auto backbone_config = ml::config::config_from_json(j);
+  ml::train::run_training(backbone_config, {});
+
+  // The encoder computes the first run's representation of every text.
+  const auto first = ml::run::load_text_run(config.run.dir, torch::kCPU, "");
+  const auto second = ml::run::load_text_run(backbone_config.run.dir, torch::kCPU, "");
+  EXPECT_TRUE(second.data->tokens.equal(first.data->tokens));
+  ml::models::Batch all;
+  all.tokens = first.data->tokens;
+  all.mask = first.data->mask;
+  all.dense = torch::empty({all.tokens.size(0), 0});
+  all.ids = torch::empty({all.tokens.size(0), 0}, torch::kInt64);
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor represented =
+        first.learner->model()->represent(all, first.learner->model()->params());
+    EXPECT_TRUE(torch::allclose(second.data->vectors, represented, 1e-5, 1e-5));
+  }
+
+  ml::inference::AdaptOptions a;
+  a.checkpoint = backbone_config.run.dir;
+  a.all_new = true;
+  a.with_training_classes = true;
+  a.steps = 2;
+  a.device = "cpu";
+  a.threads = 1;
+  const std::string adapted = ml::inference::adapt(a).tasks.at(0).checkpoint;
+  ml::testing::write_file(dir.file("texts.csv"),
+                          "id,text\n7,my lost question 1 please\n8,my fee please\n9,my card\n");
+  const auto exported = export_model(adapted, dir.file("texts.csv"), dir, "backbone");
+  EXPECT_EQ(exported.family, "backbone");
+  ml::inference::TextPredictOptions p;
+  p.checkpoint = adapted;
+  p.input = dir.file("texts.csv");
+  p.top_k = 4;
+  p.device = "cpu";
+  p.threads = 1;
+  const auto predictions = ml::inference::predict_texts(p);
+  const torch::jit::Module module = torch::jit::load(dir.file("backbone.pt"));
+  const auto classes = string_list(module.attr("class_names"));
+  const torch::Tensor ours = libtorch_scores(dir.file("backbone.pt"), dir.file("backbone_rows.pt"));
+  ASSERT_EQ(ours.size(0), 3);
+  for (std::size_t r = 0; r < 3; ++r)
+    for (const auto& [name, probability] : predictions.rows[r].top) {
+      const auto c = std::find(classes.begin(), classes.end(), name);
+      ASSERT_NE(c, classes.end()) << name;
+      expect_close(ours[static_cast<std::int64_t>(r)][c - classes.begin()].item<double>(),
+                   probability, "row " + std::to_string(r) + ", class " + name);
+    }
+}
+
 TEST(ExportCli, WritesTheModelAndRowsAndRefusesWithOneLineAndItsExitCode) {
   ml::testing::TempDir dir;
   ml::config::Config config = ml::testing::synthetic_shop(dir, 200, 8, 3000);

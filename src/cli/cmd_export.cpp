@@ -32,6 +32,14 @@ void add_export_command(CLI::App& app) {
                    "the encoded rows' file, a TorchScript module of tensors: "
                    "model(*rows.inputs()) scores them")
       ->check(non_empty_value());
+  command->add_flag("--encoder", o->encoder,
+                    "a text run's encoder (forward = the vector its head reads) for "
+                    "model.backbone of another run, instead of a classifier; needs "
+                    "--tokenizer-output");
+  command
+      ->add_option("--tokenizer-output", o->tokenizer_output,
+                   "with --encoder: where its tokenizer is written (model.backbone.tokenizer)")
+      ->check(non_empty_value());
   add_threads_option(*command, o->threads);
   command->callback([o] {
     check_input_format(o->inputs.format, o->inputs.path, "--inputs");

@@ -238,8 +238,8 @@ inline constexpr int kMaxSequenceLength = 1024;
 // (model.hidden) and adapters (model.adapter) on top (models/torchscript_backbone.hpp,
 // models/backbone_model.hpp).
 struct BackboneConfig {
-  std::string file;       // the TorchScript module (torch.jit.save)
-  std::string tokenizer;  // a metalearn tokenizer file or a SentencePiece model
+  std::string file;                // the TorchScript module (torch.jit.save)
+  std::string tokenizer;           // a metalearn tokenizer file or a SentencePiece model
   std::string method = "forward";  // the module's method that encodes
   BackboneInputs inputs = BackboneInputs::kIdsMask;
   MaskType mask = MaskType::kBool;

@@ -7,6 +7,7 @@
 #include "export/model_script.hpp"
 #include "inference/prediction.hpp"
 #include "models/transformer.hpp"
+#include "pipeline/text_run_data.hpp"
 #include "util/errors.hpp"
 
 namespace ml::exporting {
@@ -51,7 +52,7 @@ EncodedRows encode_text_rows(const inference::ScoringModel& model, const config:
   data::TextLoadReport report;
   const data::TextDataset texts = inference::read_text_rows(model.config, input, report);
   const models::TokenBatch tokens = models::token_batch(
-      model.tokenizer->encode_batch(texts.texts, model.config.model.transformer.max_len));
+      model.tokenizer->encode_batch(texts.texts, pipeline::token_length(model.config)));
   EncodedRows rows;
   rows.inputs = {{"tokens", tokens.ids}, {"mask", tokens.mask}};
   if (texts.ids.size() == texts.size()) rows.keys.emplace_back("row_ids", texts.ids);

@@ -3,9 +3,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
+#include "models/backbone_model.hpp"
 #include "models/encoder_block.hpp"
 #include "models/model.hpp"
 #include "models/transformer.hpp"
@@ -165,6 +167,63 @@ def logits(self, tokens: Tensor, mask: Tensor) -> Tensor:
   module.define(src);
   return {{"tokens", "mask"},
           {"[n, L] int64, L <= " + std::to_string(s.max_len) + ", 0 = padding",
+           "[n, L] bool, true on real tokens"}};
+}
+
+ScriptInputs script_backbone_model(const inference::ScoringModel& model,
+                                   torch::jit::Module& module) {
+  const auto* net = dynamic_cast<const models::BackboneModelImpl*>(model.learner->model().get());
+  if (net == nullptr) throw std::logic_error("script_backbone_model: not a backbone model");
+  const auto& spec = model.config.model.backbone;
+  module.register_module("backbone", net->backbone().module());
+  const auto& names = net->names();
+  const auto params = net->params();
+  const auto& groups = net->groups();
+  // The backbone's own weights are inside its submodule.
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (groups[i] != models::ParamGroup::kBackbone)
+      module.register_parameter(names[i], params[i].detach().cpu(), /*is_buffer=*/false);
+  module.register_attribute("max_len", c10::IntType::get(), std::int64_t{spec.max_len});
+  const char* mask = spec.mask == config::MaskType::kBool    ? "keep"
+                     : spec.mask == config::MaskType::kInt64 ? "keep.long()"
+                                                             : "keep.float()";
+  std::string call =
+      "self.backbone." + spec.method + "(tokens" +
+      (spec.inputs == config::BackboneInputs::kIdsMask ? std::string(", ") + mask : std::string()) +
+      ")";
+  std::string src = fmt::format(
+      R"(def represent(self, tokens: Tensor, mask: Tensor) -> Tensor:
+    assert tokens.dim() == 2 and tokens.size(1) <= {max_len}, 'tokens must be [n, L] with L <= {max_len} (max_len), not ' + str(tokens.size())
+    assert mask.size() == tokens.size(), 'mask must have the shape of tokens ' + str(tokens.size()) + ', not ' + str(mask.size())
+    keep = mask != 0
+    x = {call}.float()
+)",
+      fmt::arg("max_len", spec.max_len), fmt::arg("call", call));
+  if (spec.output == config::BackboneOutput::kFirst) src += "    x = x.select(1, 0)\n";
+  if (spec.output == config::BackboneOutput::kMean)
+    src +=
+        "    weight = keep.to(x.dtype).unsqueeze(-1)\n"
+        "    x = (x * weight).sum(1) / weight.sum(1).clamp_min(1.0)\n";
+  auto index = [&](const std::string& name) {
+    return static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+  };
+  if (index("film_scale") < names.size()) src += "    x = x * self.film_scale + self.film_shift\n";
+  for (std::size_t l = 0;; ++l) {
+    const std::string layer = "tower_" + std::to_string(l);
+    if (index(layer + "_weight") == names.size()) break;
+    src += fmt::format("    y = torch.addmm(self.{0}_bias, x, self.{0}_weight.t())\n", layer);
+    if (index(layer + "_lora_a") < names.size())
+      src += fmt::format("    y = y + x.mm(self.{0}_lora_a.t()).mm(self.{0}_lora_b.t())\n", layer);
+    src += "    x = torch.relu(y)\n";
+  }
+  src += R"(    return x
+
+def logits(self, tokens: Tensor, mask: Tensor) -> Tensor:
+    return torch.addmm(self.head_bias, self.represent(tokens, mask), self.head_weight.t())
+)";
+  module.define(src);
+  return {{"tokens", "mask"},
+          {"[n, L] int64, L <= " + std::to_string(spec.max_len) + ", 0 = padding",
            "[n, L] bool, true on real tokens"}};
 }
 

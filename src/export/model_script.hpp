@@ -41,4 +41,13 @@ ScriptInputs script_feature_model(const inference::ScoringModel& model, torch::j
 // attribute max_len.
 ScriptInputs script_text_model(const inference::ScoringModel& model, torch::jit::Module& module);
 
+// The backbone model (models::BackboneModelImpl: model.type backbone): logits(self, tokens
+// [n, L] int64, mask [n, L] bool) -> [n, classes]. The TorchScript backbone is the submodule
+// `backbone` (a trainable one with the weights its run trained), called through
+// model.backbone.method with the mask in its declared dtype and pooled as model.backbone.output
+// says; then FiLM, the tower with its LoRA updates and the head as models/backbone_model.cpp
+// computes them. Registers film_*, tower_l_*, head_* and the attribute max_len.
+ScriptInputs script_backbone_model(const inference::ScoringModel& model,
+                                   torch::jit::Module& module);
+
 }  // namespace ml::exporting

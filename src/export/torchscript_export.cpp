@@ -10,10 +10,13 @@
 
 #include "export/encoded_rows.hpp"
 #include "export/model_script.hpp"
+#include "features/tokenizer.hpp"
 #include "inference/adapted_model.hpp"
+#include "models/backbone_model.hpp"
 #include "models/model.hpp"
 #include "models/transformer.hpp"
 #include "run/checkpoint.hpp"
+#include "run/learner_state.hpp"
 #include "runtime/device.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
@@ -37,16 +40,20 @@ Family export_family(const inference::ScoringModel& model) {
   const models::Network* net = model.learner->model().get();
   if (dynamic_cast<const models::FunctionalModelImpl*>(net) != nullptr)
     return {script_feature_model, encode_feature_rows};
+  const auto text_rows = [](const inference::ScoringModel& m, const config::InputFile& input, int) {
+    return encode_text_rows(m, input);
+  };
   if (dynamic_cast<const models::TransformerImpl*>(net) != nullptr)
-    return {script_text_model, [](const inference::ScoringModel& m, const config::InputFile& input,
-                                  int) { return encode_text_rows(m, input); }};
+    return {script_text_model, text_rows};
+  if (dynamic_cast<const models::BackboneModelImpl*>(net) != nullptr)
+    return {script_backbone_model, text_rows};
   const auto& c = model.config.model;
   const std::string what = c.item_text.enabled() || c.user_sequence.enabled()
                                ? "model.item_text / model.user_sequence (the item-title and "
                                  "user-sequence encoders)"
                                : "model.type = \"" + enum_name(c.type) + "\"";
-  throw NotImplementedError("'" + model.path + "': export writes the mlp, embedding_mlp and " +
-                            "transformer models; this run's model uses " + what +
+  throw NotImplementedError("'" + model.path + "': export writes the mlp, embedding_mlp, " +
+                            "transformer and backbone models; this run's model uses " + what +
                             ", which export does not write yet");
 }
 
@@ -138,9 +145,86 @@ void check_options(const ExportOptions& o) {
   }
 }
 
+// --encoder: see torchscript_export.hpp.
+ExportSummary export_encoder(const ExportOptions& o) {
+  if (o.output.empty())
+    throw UsageError("--encoder writes the encoder's module: give --output encoder.pt");
+  if (o.tokenizer_output.empty())
+    throw UsageError(
+        "--encoder also writes the tokenizer its token ids come from: give --tokenizer-output "
+        "FILE (what model.backbone.tokenizer then names)");
+  if (!o.inputs.path.empty() || !o.inputs_output.empty())
+    throw UsageError(
+        "--inputs: not with --encoder (the encoder's inputs are token ids: export the adapted "
+        "model to encode rows)");
+  if (same_file(o.output, o.tokenizer_output))
+    throw UsageError("--output and --tokenizer-output are both '" + o.output +
+                     "'; give two file names");
+  check_writable(o.output);
+  check_writable(o.tokenizer_output);
+  run::TextRun run = run::load_text_run(
+      o.checkpoint, torch::kCPU,
+      "is an adapted text model; --encoder exports a run's encoder: give the run directory (or "
+      "export the adapted model without --encoder)");
+  for (const std::string& path : {o.output, o.tokenizer_output})
+    if (same_file(path, run.checkpoint.path))
+      throw UsageError("'" + path + "' is the checkpoint; give another file name");
+  if (run.config.model.type != config::ModelType::kTransformer)
+    throw NotImplementedError("'" + run.checkpoint.path +
+                              "': --encoder exports a text run's transformer; this run's model "
+                              "is model.type = \"" +
+                              enum_name(run.config.model.type) + "\"");
+  inference::ScoringModel model;
+  model.path = run.checkpoint.path;
+  model.kind = run.checkpoint.meta.kind;
+  model.config = run.config;
+  model.label_kind = tasks::LabelKind::kMulticlass;
+  model.learner = std::move(run.learner);
+  model.tokenizer = features::Tokenizer::from_bytes(run.tokenizer);
+  torch::jit::Module module("metalearn.ExportedEncoder");
+  const ScriptInputs inputs = script_text_model(model, module);
+  module.define(
+      "def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:\n"
+      "    return self.represent(tokens, mask)\n");
+  const std::int64_t dim = run.config.model.transformer.dim;
+  module.register_attribute("dim", c10::IntType::get(), dim);
+  const std::vector<std::pair<const char*, std::string>> strings = {
+      {"output_kind", "vectors"},
+      {"model_family", enum_name(run.config.model.type)},
+      {"algorithm", enum_name(model.learner->algorithm())},
+      {"checkpoint_kind", model.kind},
+      {"metalearn_version", kToolVersion}};
+  for (const auto& [name, value] : strings)
+    module.register_attribute(name, c10::StringType::get(), value);
+  module.register_attribute("input_names", c10::ListType::ofStrings(), string_list(inputs.names));
+  module.register_attribute("input_shapes", c10::ListType::ofStrings(), string_list(inputs.shapes));
+
+  ExportSummary summary;
+  summary.checkpoint = model.path;
+  summary.checkpoint_kind = model.kind;
+  summary.family = enum_name(run.config.model.type);
+  summary.output_kind = "vectors";
+  summary.vector_dim = dim;
+  summary.input_names = inputs.names;
+  summary.input_shapes = inputs.shapes;
+  for (const auto& p : module.parameters()) summary.parameters += p.numel();
+  AtomicFile model_file(o.output), tokenizer_file(o.tokenizer_output);
+  module.save(model_file.stream());
+  model_file.finish();
+  tokenizer_file.stream() << run.tokenizer;
+  tokenizer_file.finish();
+  model_file.publish();
+  tokenizer_file.publish();
+  return summary;
+}
+
 }  // namespace
 
 ExportSummary export_torchscript(const ExportOptions& o) {
+  if (o.encoder) return export_encoder(o);
+  if (!o.tokenizer_output.empty())
+    throw UsageError("--tokenizer-output '" + o.tokenizer_output +
+                     "': only with --encoder (a text run's encoder and its tokenizer)");
   check_options(o);
   runtime::configure_compute(o.threads);
   const auto model = inference::load_scoring_model(o.checkpoint, "cpu", "export");
@@ -188,12 +272,18 @@ void write_export_summary(const ExportSummary& s, const ExportOptions& o, std::o
       arguments += std::string(i ? ", " : "") + s.input_names[i] + " " + s.input_shapes[i];
     std::string returns = s.output_kind + " [n]";
     if (s.output_kind == "probability") returns += " of the positive label";
+    if (s.output_kind == "vectors")
+      returns = "vectors [n, " + std::to_string(s.vector_dim) +
+                "] (the encoder's: model.backbone.file of another run, method \"forward\")";
     if (s.classes > 0)
       returns = "class probabilities [n, " + std::to_string(s.classes) + "] (class_names)";
     out << "wrote " << o.output << ": the " << s.checkpoint_kind << " " << s.family << " model of "
         << s.checkpoint << ", " << with_thousands(s.parameters) << " weights\n"
         << "  model(" << arguments << ") -> " << returns << "\n";
   }
+  if (!o.tokenizer_output.empty())
+    out << "wrote " << o.tokenizer_output
+        << ": the tokenizer of its token ids (model.backbone.tokenizer)\n";
   if (!o.inputs_output.empty())
     out << "wrote " << o.inputs_output << ": " << count_of(s.rows, "encoded row") << " of "
         << o.inputs.path

@@ -37,7 +37,11 @@ struct ExportOptions {
   std::string output;         // the model's TorchScript file; "" writes none
   config::InputFile inputs;   // rows to encode (path "" = none), with --inputs' format options
   std::string inputs_output;  // the encoded rows' TorchScript file (with inputs)
-  int threads = 0;            // CPU thread budget; 0 = runtime::thread_budget
+  // --encoder: a text run's encoder instead of its classifier (forward = the vector its head
+  // reads), for model.backbone of another run; its tokenizer goes to tokenizer_output.
+  bool encoder = false;
+  std::string tokenizer_output;
+  int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget
 };
 
 // What was written, for the command's summary.
@@ -49,11 +53,20 @@ struct ExportSummary {
   std::vector<std::string> input_names, input_shapes;
   std::int64_t parameters = 0;              // weights in the module
   std::int64_t classes = 0;                 // multiclass / text: output columns; else 0
+  std::int64_t vector_dim = 0;              // --encoder: the width of its vectors
   std::int64_t rows = 0, rows_skipped = 0;  // encoded by --inputs (skipped: data.bad_rows)
 };
 
-// Loads `options.checkpoint` on the CPU and writes the module to `options.output` and/or the
-// encoded rows of `options.inputs.path` to `options.inputs_output`, each atomically
+// With options.encoder: the transformer of a text run (meta-trained or pretrained, before
+// adaptation) as a module whose forward(tokens [n, L] int64, mask [n, L] bool) returns the
+// vectors [n, d] its head reads (represent(); logits() is its episode head's), with the
+// attribute dim, and its tokenizer's bytes (features::Tokenizer::to_bytes) to
+// options.tokenizer_output: what model.backbone.file and .tokenizer of another run read.
+// UsageError without --output or --tokenizer-output or with --inputs, or for an adapted model;
+// NotImplementedError for a text run of another model.type.
+//
+// Otherwise: loads `options.checkpoint` on the CPU and writes the module to `options.output` and/or
+// the encoded rows of `options.inputs.path` to `options.inputs_output`, each atomically
 // (util/atomic_file.hpp: a failure leaves no half-written file). Throws UsageError (neither
 // output given, --inputs without --inputs-output or the reverse, an output that is an input,
 // a model predict cannot score either: a protonet or multiclass run before adaptation, a text
