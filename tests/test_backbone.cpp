@@ -266,6 +266,9 @@ TEST(BackboneMetaLearning, StackedMetaGradientMatchesThePerTaskLoopWithEachAdapt
     const char* algorithm;
   } cases[] = {
       {"film maml", {{"adapter", {{"kind", "film"}}}}, "maml"},
+      {"film maml without a tower",
+       {{"hidden", Json::array()}, {"adapter", {{"kind", "film"}}}},
+       "maml"},
       {"lora maml", {{"adapter", {{"kind", "lora"}, {"rank", 2}}}}, "maml"},
       {"lora metasgd", {{"adapter", {{"kind", "lora"}, {"rank", 2}}}}, "metasgd"},
       {"trainable fomaml", {{"backbone", {{"trainable", true}}}}, "fomaml"},
@@ -432,6 +435,14 @@ TEST(BackboneConfig, RefusesWhatCannotWorkWithOneLineNamingTheKey) {
   adapters_on_transformer["meta"]["inner_params"] = "adapters";
   EXPECT_TRUE(
       ml::testing::contains(error_of(adapters_on_transformer), "meta.inner_params = \"adapters\""));
+  Json no_tower = base;
+  no_tower["model"]["hidden"] = Json::array();
+  EXPECT_EQ(error_of(no_tower), "");
+  no_tower["model"]["adapter"] = {{"kind", "lora"}};
+  EXPECT_TRUE(ml::testing::contains(error_of(no_tower), "model.hidden is empty"));
+  Json mlp_without_tower = Json::parse(R"({"data": {"files": ["x.csv"], "columns": {"task": "c"}},
+    "model": {"hidden": []}})");
+  EXPECT_TRUE(ml::testing::contains(error_of(mlp_without_tower), "needs at least one layer"));
   Json purchase_log = Json::parse(R"({"data": {"files": ["x.csv"], "columns": {"task": "c"}},
     "model": {"type": "backbone", "backbone": {"file": "e.pt", "tokenizer": "t", "dim": 8}}})");
   EXPECT_TRUE(ml::testing::contains(error_of(purchase_log), "data.text.column"));

@@ -38,7 +38,7 @@ void add_export_command(CLI::App& app) {
                     "--tokenizer-output");
   command
       ->add_option("--tokenizer-output", o->tokenizer_output,
-                   "with --encoder: where its tokenizer is written (model.backbone.tokenizer)")
+                   "where --encoder writes its tokenizer (model.backbone.tokenizer)")
       ->check(non_empty_value());
   add_threads_option(*command, o->threads);
   command->callback([o] {

@@ -742,11 +742,12 @@ const Table<ModelConfig>& model_table() {
              "a linear head; \"backbone\": a pretrained TorchScript text encoder (model.backbone) "
              "under "
              "the tower of model.hidden and a linear head, with model.adapter."),
-       field("hidden", &ModelConfig::hidden, "Tower widths, first to last.",
+       field("hidden", &ModelConfig::hidden,
+             "Tower widths, first to last. A backbone's may be empty: its head then reads the "
+             "backbone's vectors (after FiLM) directly.",
              {"1 to " + std::to_string(kMaxLayers) + " widths, each 1 to " +
-                  std::to_string(kMaxLayerWidth),
+                  std::to_string(kMaxLayerWidth) + " (none: model.type = \"backbone\" only)",
               [](const std::vector<int>& widths, const std::string& path) {
-                require(!widths.empty(), path, Json(widths), "needs at least one layer width");
                 require(widths.size() <= static_cast<std::size_t>(kMaxLayers), path, Json(widths),
                         std::to_string(widths.size()) + " layers; at most " +
                             std::to_string(kMaxLayers));
@@ -1168,6 +1169,14 @@ void check_text_run(const Config& c) {
 void check_backbone(const Config& c) {
   const auto& b = c.model.backbone;
   const bool backbone = c.model.type == ModelType::kBackbone;
+  if (c.model.hidden.empty() && !backbone)
+    throw ConfigError(
+        "model.hidden = []: needs at least one layer width (none only for model.type = "
+        "\"backbone\", whose head may read the backbone's vectors directly)");
+  if (c.model.hidden.empty() && c.model.adapter.kind == AdapterKind::kLora)
+    throw ConfigError(
+        "model.adapter.kind = \"lora\": LoRA adapts model.hidden's layers, and model.hidden "
+        "is empty; give it a layer or use \"film\"");
   if (!backbone) {
     if (!b.file.empty())
       throw ConfigError(
