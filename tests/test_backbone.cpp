@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "features/tokenizer.hpp"
 #include "meta/meta_learner.hpp"
+#include "meta_gradients.hpp"
 #include "models/backbone_model.hpp"
 #include "models/model.hpp"
 #include "models/torchscript_backbone.hpp"
@@ -238,16 +239,6 @@ TEST(BackboneRunData, AFrozenBackboneEncodesEveryTextOnceAndBatchesCarryItsVecto
                               model.forward(tokens_only, model.params()), 1e-5, 1e-6));
 }
 
-// The meta-gradients the learner leaves in .grad(), cloned and cleared.
-std::vector<Tensor> take_gradients(MetaLearner& learner) {
-  std::vector<Tensor> g;
-  for (const auto& p : learner.meta_parameters()) {
-    g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  }
-  return g;
-}
-
 std::vector<TaskBatch> episodes(const ml::pipeline::TextRunData& data, int count) {
   std::vector<TaskBatch> tasks;
   const auto& sampler = data.sampler(ml::tasks::ClassSplitPart::kTrain);
@@ -286,9 +277,9 @@ TEST(BackboneMetaLearning, StackedMetaGradientMatchesThePerTaskLoopWithEachAdapt
     auto learner = ml::run::build_text_learner(config, *data, torch::kCPU);
     const auto tasks = episodes(*data, 3);
     const double stacked_loss = learner->accumulate_meta_gradient(tasks);
-    const auto stacked = take_gradients(*learner);
+    const auto stacked = ml::testing::take_gradients(*learner);
     const double reference_loss = learner->accumulate_meta_gradient_per_task(tasks);
-    const auto reference = take_gradients(*learner);
+    const auto reference = ml::testing::take_gradients(*learner);
     ASSERT_TRUE(std::isfinite(stacked_loss)) << c.name;
     EXPECT_NEAR(stacked_loss, reference_loss, 1e-5) << c.name;
     const auto& names = learner->model()->names();

@@ -264,18 +264,35 @@ ml::config::Config tiny_text_run(const ml::testing::TempDir& dir) {
   return ml::config::config_from_json(j);
 }
 
+// A text run adapted to its new classes and training classes together (adapt --all-new
+// --with-training-classes) with `steps` steps: the adapted model's file.
+std::string adapt_to_every_class(const std::string& run, int steps) {
+  ml::inference::AdaptOptions a;
+  a.checkpoint = run;
+  a.all_new = true;
+  a.with_training_classes = true;
+  a.steps = steps;
+  a.device = "cpu";
+  a.threads = 1;
+  return ml::inference::adapt(a).tasks.at(0).checkpoint;
+}
+
+// predict's 4 most probable classes of each text of `csv`.
+ml::inference::TextPredictions predict_top4(const std::string& adapted, const std::string& csv) {
+  ml::inference::TextPredictOptions p;
+  p.checkpoint = adapted;
+  p.input = csv;
+  p.top_k = 4;
+  p.device = "cpu";
+  p.threads = 1;
+  return ml::inference::predict_texts(p);
+}
+
 TEST(Export, AdaptedTextModelScoresInLibTorchAndPythonAsPredictDoes) {
   ml::testing::TempDir dir;
   const auto config = tiny_text_run(dir);
   ml::train::run_training(config, {});
-  ml::inference::AdaptOptions a;
-  a.checkpoint = config.run.dir;
-  a.all_new = true;
-  a.with_training_classes = true;
-  a.steps = 1;
-  a.device = "cpu";
-  a.threads = 1;
-  const std::string adapted = ml::inference::adapt(a).tasks.at(0).checkpoint;
+  const std::string adapted = adapt_to_every_class(config.run.dir, 1);
   // The run itself names no classes: export, like predict, wants the adapted model.
   try {
     export_model(config.run.dir, "", dir, "unadapted");
@@ -295,13 +312,7 @@ TEST(Export, AdaptedTextModelScoresInLibTorchAndPythonAsPredictDoes) {
   EXPECT_EQ(summary.classes, 4);  // the 2 new and the 2 training classes
   EXPECT_EQ(summary.rows, 4);
 
-  ml::inference::TextPredictOptions p;
-  p.checkpoint = adapted;
-  p.input = dir.file("texts.csv");
-  p.top_k = 4;
-  p.device = "cpu";
-  p.threads = 1;
-  const auto predictions = ml::inference::predict_texts(p);
+  const auto predictions = predict_top4(adapted, dir.file("texts.csv"));
   ASSERT_EQ(predictions.rows.size(), 4u);
   const torch::jit::Module module = torch::jit::load(dir.file("text.pt"));
   const auto classes = string_list(module.attr("class_names"));
@@ -391,25 +402,12 @@ TEST(Export, ATextRunsEncoderBecomesABackboneWhoseAdaptedModelExports) {
     EXPECT_TRUE(torch::allclose(second.data->vectors, represented, 1e-5, 1e-5));
   }
 
-  ml::inference::AdaptOptions a;
-  a.checkpoint = backbone_config.run.dir;
-  a.all_new = true;
-  a.with_training_classes = true;
-  a.steps = 2;
-  a.device = "cpu";
-  a.threads = 1;
-  const std::string adapted = ml::inference::adapt(a).tasks.at(0).checkpoint;
+  const std::string adapted = adapt_to_every_class(backbone_config.run.dir, 2);
   ml::testing::write_file(dir.file("texts.csv"),
                           "id,text\n7,my lost question 1 please\n8,my fee please\n9,my card\n");
   const auto exported = export_model(adapted, dir.file("texts.csv"), dir, "backbone");
   EXPECT_EQ(exported.family, "backbone");
-  ml::inference::TextPredictOptions p;
-  p.checkpoint = adapted;
-  p.input = dir.file("texts.csv");
-  p.top_k = 4;
-  p.device = "cpu";
-  p.threads = 1;
-  const auto predictions = ml::inference::predict_texts(p);
+  const auto predictions = predict_top4(adapted, dir.file("texts.csv"));
   const torch::jit::Module module = torch::jit::load(dir.file("backbone.pt"));
   const auto classes = string_list(module.attr("class_names"));
   const torch::Tensor ours = libtorch_scores(dir.file("backbone.pt"), dir.file("backbone_rows.pt"));

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "meta/meta_learner.hpp"
+#include "meta_gradients.hpp"
 #include "models/transformer.hpp"
 #include "test_support.hpp"
 #include "util/errors.hpp"
@@ -73,16 +74,6 @@ std::shared_ptr<TransformerImpl> tiny_model(std::uint64_t seed, torch::Dtype dty
   return model;
 }
 
-// The dense gradients accumulate_meta_gradient leaves in .grad(), cloned and cleared.
-std::vector<Tensor> take_gradients(MetaLearner& learner) {
-  std::vector<Tensor> g;
-  for (const auto& p : learner.meta_parameters()) {
-    g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  }
-  return g;
-}
-
 // The stacked meta-gradient of `tasks` against the per-task reference loop's: the same loss
 // and, entry by entry, the same gradient (float64). Returns the stacked gradients.
 std::vector<Tensor> expect_stacked_equals_per_task(MetaLearner& learner,
@@ -90,9 +81,9 @@ std::vector<Tensor> expect_stacked_equals_per_task(MetaLearner& learner,
                                                    const std::vector<TaskBatch>& tasks,
                                                    const std::string& name) {
   const double stacked_loss = learner.accumulate_meta_gradient(tasks);
-  const std::vector<Tensor> stacked = take_gradients(learner);
+  const std::vector<Tensor> stacked = ml::testing::take_gradients(learner);
   const double reference_loss = learner.accumulate_meta_gradient_per_task(tasks);
-  const std::vector<Tensor> reference = take_gradients(learner);
+  const std::vector<Tensor> reference = ml::testing::take_gradients(learner);
   EXPECT_TRUE(std::isfinite(stacked_loss)) << name;
   EXPECT_NEAR(stacked_loss, reference_loss, 1e-9) << name;
   for (std::size_t i = 0; i < stacked.size(); ++i)
