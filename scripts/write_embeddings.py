@@ -62,16 +62,27 @@ def main():
     parser.add_argument("--delimiter", default=",")
     parser.add_argument("--no-header", action="store_true")
     args = parser.parse_args()
+    if os.path.exists(args.output) and os.path.samefile(args.input, args.output):
+        sys.exit("--output '%s' is the --input table; give another file name" % args.output)
     keys, rows = [], []
     with open(args.input, newline="", encoding="utf-8") as f:
         reader = csv.reader(f, delimiter="\t" if args.delimiter == "tab" else args.delimiter)
         if not args.no_header:
             next(reader, None)
-        for line in reader:
+        for number, line in enumerate(reader, start=1 if args.no_header else 2):
             if not line:
                 continue
+            if not line[0]:
+                sys.exit("%s:%d: the key is empty" % (args.input, number))
             keys.append(line[0])
-            rows.append([float(v) for v in line[1:]])
+            try:
+                values = [float(v) for v in line[1:]]
+            except ValueError as e:
+                sys.exit("%s:%d: %s" % (args.input, number, e))
+            if not all(math.isfinite(v) and abs(v) <= 3.4028234663852886e38 for v in values):
+                sys.exit("%s:%d: a value a float32 cannot hold (finite, at most 3.4e38)"
+                         % (args.input, number))
+            rows.append(values)
     try:
         write_table(args.output, keys, rows)
     except ValueError as e:

@@ -136,6 +136,20 @@ TEST(BackboneLoad, ChecksTheDeclaredInputsAndOutputAgainstTheModule) {
   EXPECT_TRUE(ml::testing::contains(load_error(ids_only), "its forward takes 2 input(s)"))
       << load_error(ids_only);
 
+  // A tokenizer with more ids than the backbone's token table: refused at load, with the cause.
+  try {
+    TorchScriptBackbone::load(config_of(r.json), torch::kCPU, 0, r.vocab + 10);
+    ADD_FAILURE() << "ids beyond the backbone's vocabulary were accepted";
+  } catch (const ml::DataError& e) {
+    EXPECT_TRUE(ml::testing::contains(e.what(), "with ids up to " + std::to_string(r.vocab + 9)))
+        << e.what();
+    EXPECT_TRUE(ml::testing::contains(e.what(), "index out of range")) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
+  Json folder = r.json;
+  folder["model"]["backbone"]["file"] = dir.path().string();
+  EXPECT_TRUE(ml::testing::contains(load_error(folder), "is a folder")) << load_error(folder);
+
   Json no_such_method = r.json;
   no_such_method["model"]["backbone"]["method"] = "encode";
   EXPECT_TRUE(ml::testing::contains(load_error(no_such_method), "has no method 'encode'"))

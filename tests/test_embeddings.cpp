@@ -180,6 +180,13 @@ TEST(EmbeddingTable, BinaryRoundTripMapsKeysAndVectorsBack) {
   const auto converted = ml::features::EmbeddingTable::open(table_at(dir.file("c.mlemb"), 2));
   EXPECT_EQ(converted->find("back\\\\slash"), 1);
   EXPECT_EQ(converted->row(1)[1], 3.25f);
+
+  // Converting a table onto itself is refused before anything is written: the CSV survives.
+  const std::string before = ml::testing::slurp(dir.file("t.csv"));
+  EXPECT_THROW(
+      ml::features::convert_embedding_table(table_at(dir.file("t.csv"), 0), dir.file("./t.csv")),
+      ml::UsageError);
+  EXPECT_EQ(ml::testing::slurp(dir.file("t.csv")), before);
 }
 
 TEST(EmbeddingTable, BadTablesAreOneLineNamingTheFileAndWhatWasExpected) {

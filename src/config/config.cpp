@@ -667,8 +667,9 @@ const Table<BackboneConfig>& backbone_table() {
       "BackboneConfig",
       "A pretrained text encoder saved as TorchScript (torch.jit.script or torch.jit.trace, then "
       "torch.jit.save; or `metalearn export` of a text run), loaded with torch::jit::load and "
-      "checked on load: its forward must take the declared inputs and give float32 vectors of "
-      "`dim` per row. The tool's head (model.hidden, then the output layer) and adapters "
+      "checked on load: its forward must take the declared inputs and give floating-point vectors "
+      "(used as float32) of `dim` per row. The tool's head (model.hidden, then the output layer) "
+      "and adapters "
       "(model.adapter) sit on top. A frozen backbone's vectors are computed once per text per "
       "command, so meta-training and adaptation cost only the head and adapters. Relative paths "
       "resolve against the config file's folder, like data.files. The checkpoint records the "

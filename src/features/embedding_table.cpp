@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -335,6 +336,11 @@ void write_embedding_binary(const std::string& path, const std::vector<std::stri
 
 std::int64_t convert_embedding_table(const config::EmbeddingTableConfig& input,
                                      const std::string& output) {
+  std::error_code error;
+  if (std::filesystem::path(input.file).lexically_normal() ==
+          std::filesystem::path(output).lexically_normal() ||
+      std::filesystem::equivalent(input.file, output, error))
+    throw UsageError("--output '" + output + "' is the --input table; give another file name");
   const auto table = EmbeddingTable::open(input);
   std::vector<std::string> keys;
   keys.reserve(static_cast<std::size_t>(table->rows()));

@@ -273,10 +273,22 @@ Tokenizer Tokenizer::from_bytes(std::string_view bytes) {
 }
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) throw DataError("is a folder, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError("cannot be opened");
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.compare(0, kMagic.size(), kMagic) == 0) return from_bytes(bytes);
+  if (bytes.compare(0, kMagic.size(), kMagic) == 0) {
+    try {
+      return from_bytes(bytes);
+    } catch (const CheckpointError& e) {
+      // from_bytes speaks of a checkpoint's tokenizer; this one is a file of its own.
+      std::string why = e.what();
+      const std::string checkpoint = "the checkpoint's ";
+      if (why.rfind(checkpoint, 0) == 0) why = "its " + why.substr(checkpoint.size());
+      throw DataError(why);
+    }
+  }
   Tokenizer t;
   std::string load_error;
   t.processor_ = load_processor(bytes, &load_error);

@@ -33,8 +33,8 @@ void load_text_model(const run::Checkpoint& checkpoint, ScoringModel& m, const s
   m.tokenizer = features::Tokenizer::from_bytes(run::read_tokenizer(checkpoint));
   std::shared_ptr<const models::TorchScriptBackbone> backbone;
   if (m.config.model.type == config::ModelType::kBackbone)
-    backbone = models::TorchScriptBackbone::load(m.config, torch::kCPU,
-                                                 run::backbone_checksum(checkpoint));
+    backbone = models::TorchScriptBackbone::load(
+        m.config, torch::kCPU, run::backbone_checksum(checkpoint), m.tokenizer->vocab_size());
   m.learner = run::build_text_learner(m.config, *m.tokenizer, m.device,
                                       static_cast<std::int64_t>(m.class_names.size()), backbone);
   checkpoint.read_state(

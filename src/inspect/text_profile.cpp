@@ -66,6 +66,7 @@ TextProfile profile_text(const config::Config& config) {
                                             ? pipeline::backbone_tokenizer(config)
                                             : pipeline::train_tokenizer(config, dataset, split);
   p.max_len = pipeline::token_length(config);
+  p.backbone_tokenizer = config.model.type == config::ModelType::kBackbone;
   p.vocab_pieces = tokenizer.piece_count();
   p.hash_buckets = tokenizer.hash_buckets();
   const tasks::ClassEpisodeShape shape = pipeline::class_episode_shape(config);
@@ -206,7 +207,8 @@ void print_text_profile(const TextProfile& p, std::ostream& out, bool list_class
             " texts) with fewer than " + std::to_string(p.min_class_groups) +
             " distinct texts (data.text.min_class_groups), before the split: " + join(names, ", "));
   }
-  out << "Tokenizer (trained on the training classes' texts)\n";
+  out << (p.backbone_tokenizer ? "Tokenizer (model.backbone.tokenizer)\n"
+                               : "Tokenizer (trained on the training classes' texts)\n");
   row("vocabulary", n(p.vocab_pieces) + " pieces + " + n(p.hash_buckets) + " hashed buckets");
   row("max_len", n(p.max_len) + " tokens");
   out << "Splits (" << p.ways << "-way " << p.shots << "-shot episodes, " << p.queries

@@ -36,6 +36,7 @@ struct TextSplitProfile {
 
 struct TextProfile {
   std::string config_path;
+  bool backbone_tokenizer = false;  // model.backbone.tokenizer's, not one trained on the texts
   data::TextLoadReport load;
   data::TextDatasetSummary dataset;
   Distribution texts_per_class;

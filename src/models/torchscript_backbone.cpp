@@ -4,6 +4,7 @@
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -21,7 +22,29 @@ std::string first_line(const std::string& text) {
   return text.substr(0, text.find('\n'));
 }
 
+// What went wrong inside a TorchScript module: the interpreter's message opens with "The
+// following operation failed in the TorchScript interpreter.", then the module's traceback,
+// and ends with the exception ("RuntimeError: boom", "IndexError: index out of range in
+// self"): its last non-empty line.
+std::string cause_of(const std::string& text) {
+  std::size_t end = text.find_last_not_of(" \n");
+  if (end == std::string::npos) return text;
+  const std::size_t begin = text.rfind('\n', end);
+  return text.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin + 1));
+}
+
+// An exception's text without a C++ stack trace: c10::Error carries one, the TorchScript
+// interpreter's JITException (a std::runtime_error) does not.
+std::string text_of(const std::exception& e) {
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+  return e.what();
+}
+
 std::string read_bytes(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error))
+    throw DataError("model.backbone.file '" + path +
+                    "' is a folder; it names the TorchScript file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError("model.backbone.file '" + path + "': cannot be opened");
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -57,7 +80,8 @@ std::string shape_text(const torch::Tensor& t) {
 
 std::shared_ptr<TorchScriptBackbone> TorchScriptBackbone::load(const config::Config& config,
                                                                const torch::Device& device,
-                                                               std::uint64_t expected_checksum) {
+                                                               std::uint64_t expected_checksum,
+                                                               std::int64_t vocabulary) {
   const auto& spec = config.model.backbone;
   const std::string& path = spec.file;
   const std::string what = "model.backbone.file '" + path + "'";
@@ -103,9 +127,11 @@ std::shared_ptr<TorchScriptBackbone> TorchScriptBackbone::load(const config::Con
                     "\" gives " + std::to_string(declared) +
                     (declared == 2 ? " (token ids and mask)" : " (token ids)"));
 
-  // The probe: two texts of max_len tokens, the second half padding in the second row.
+  // The probe: two texts of max_len tokens, the second half padding in the second row; the
+  // first row the tokenizer's highest id, so a backbone with a smaller vocabulary fails here.
   const std::int64_t L = spec.max_len;
   torch::Tensor ids = torch::ones({2, L}, torch::TensorOptions().dtype(torch::kInt64));
+  if (vocabulary > 1) ids[0].fill_(vocabulary - 1);
   torch::Tensor mask = torch::ones({2, L}, torch::TensorOptions().dtype(torch::kBool));
   mask[1].slice(0, (L + 1) / 2).fill_(false);
   ids.masked_fill_(mask.logical_not(), 0);
@@ -120,10 +146,17 @@ std::shared_ptr<TorchScriptBackbone> TorchScriptBackbone::load(const config::Con
       throw DataError(what + ": its " + spec.method + " returns a " + out.tagKind() +
                       ", not a tensor; return the vectors (or token states) alone");
     raw = out.toTensor();
-  } catch (const c10::Error& e) {
-    throw DataError(
-        what + ": running it on 2 texts of " + std::to_string(L) +
-        " tokens (model.backbone.max_len) failed: " + first_line(e.what_without_backtrace()));
+  } catch (const DataError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw DataError(what + ": running it on 2 texts of " + std::to_string(L) +
+                    " tokens (model.backbone.max_len)" +
+                    (vocabulary > 1 ? " with ids up to " + std::to_string(vocabulary - 1) +
+                                          " (the tokenizer's largest)"
+                                    : std::string()) +
+                    " failed: " + cause_of(text_of(e)) +
+                    " (check model.backbone.max_len and .tokenizer against what it was trained "
+                    "with)");
   }
   const bool pooled = spec.output == config::BackboneOutput::kPooled;
   const bool shape_ok =
@@ -139,6 +172,9 @@ std::shared_ptr<TorchScriptBackbone> TorchScriptBackbone::load(const config::Con
   if (!raw.is_floating_point())
     throw DataError(what + ": it returns " + std::string(c10::toString(raw.scalar_type())) +
                     " values; expected floating point vectors");
+  if (!torch::isfinite(raw).all().item<bool>())
+    throw DataError(what + ": on 2 texts of " + std::to_string(L) +
+                    " tokens it returns NaN or Inf values");
   return b;
 }
 
@@ -177,7 +213,14 @@ torch::Tensor TorchScriptBackbone::run(torch::jit::Module& module, const torch::
   torch::jit::GraphOptimizerEnabledGuard plain(false);
   std::vector<torch::jit::IValue> args = {ids};
   if (inputs_ == config::BackboneInputs::kIdsMask) args.emplace_back(typed_mask(mask));
-  torch::Tensor out = module.get_method(method_)(args).toTensor().to(torch::kFloat32);
+  torch::Tensor out;
+  try {
+    out = module.get_method(method_)(args).toTensor().to(torch::kFloat32);
+  } catch (const std::exception& e) {
+    throw DataError("model.backbone.file '" + file_ + "': running it on " +
+                    std::to_string(ids.size(0)) + " texts of " + std::to_string(ids.size(1)) +
+                    " tokens failed: " + cause_of(text_of(e)));
+  }
   switch (output_) {
     case config::BackboneOutput::kPooled:
       return out;
@@ -218,10 +261,23 @@ torch::Tensor TorchScriptBackbone::encode_all(const torch::Tensor& ids, const to
   std::vector<torch::Tensor> parts;
   for (std::int64_t begin = 0; begin < ids.size(0); begin += rows_per_pass) {
     const std::int64_t end = std::min(ids.size(0), begin + rows_per_pass);
-    parts.push_back(encode(ids.slice(0, begin, end), mask.slice(0, begin, end)));
+    // Texts are padded to max_len; a pass needs only its longest text's tokens (attention over
+    // max_len positions costs max_len^2 per text).
+    const torch::Tensor pass_mask = mask.slice(0, begin, end);
+    const std::int64_t longest =
+        std::max<std::int64_t>(1, pass_mask.sum(1).max().item<std::int64_t>());
+    parts.push_back(
+        encode(ids.slice(0, begin, end).slice(1, 0, longest), pass_mask.slice(1, 0, longest)));
   }
   if (parts.empty()) return torch::zeros({0, dim_});
-  return torch::cat(parts, 0);
+  torch::Tensor vectors = torch::cat(parts, 0);
+  const torch::Tensor bad = torch::isfinite(vectors).all(1).logical_not().nonzero();
+  if (bad.size(0) > 0)
+    throw DataError("model.backbone.file '" + file_ + "': its vectors of " +
+                    std::to_string(bad.size(0)) + " of " + std::to_string(vectors.size(0)) +
+                    " texts hold NaN or Inf (the first: text " +
+                    std::to_string(bad[0][0].item<std::int64_t>() + 1) + ")");
+  return vectors;
 }
 
 }  // namespace ml::models

@@ -36,10 +36,14 @@ class TorchScriptBackbone {
   // "pooled") or [2, max_len, dim] ("mean", "first"); its own error text is kept. A frozen
   // backbone's parameters stop requiring gradients; it runs in eval mode (dropout off) either
   // way. `expected_checksum`, when not 0, is the checksum a checkpoint recorded: a file with
-  // another one is a CheckpointError (the file changed since training).
+  // another one is a CheckpointError (the file changed since training). `vocabulary`, when
+  // given (the tokenizer's vocab_size()), is what the probe's ids reach: a backbone whose token
+  // table is smaller fails here, not in the first episode. Probe outputs that are NaN or Inf
+  // are a DataError too.
   static std::shared_ptr<TorchScriptBackbone> load(const config::Config& config,
                                                    const torch::Device& device,
-                                                   std::uint64_t expected_checksum = 0);
+                                                   std::uint64_t expected_checksum = 0,
+                                                   std::int64_t vocabulary = 0);
 
   // A backbone with its own copy of every tensor: a trainable backbone's weights belong to the
   // one model that trains them (BackboneModelImpl takes one).
@@ -61,11 +65,13 @@ class TorchScriptBackbone {
   // Vectors [n, dim] float32 of ids [n, L] int64 and mask [n, L] bool (true on real tokens),
   // L <= max_len, run with `weights` in place of the module's parameters when given (in
   // parameter_names() order; the module's own otherwise). Differentiable with respect to
-  // `weights` when the backbone is trainable; otherwise computed without a graph.
+  // `weights` when the backbone is trainable; otherwise computed without a graph. A module that
+  // fails is a DataError naming the file and the module's own exception.
   torch::Tensor encode(const torch::Tensor& ids, const torch::Tensor& mask,
                        const std::vector<torch::Tensor>* weights = nullptr) const;
-  // encode() of every row without a graph, `rows_per_pass` rows at a time: a frozen backbone's
-  // vectors of a whole dataset, computed once.
+  // encode() of every row without a graph, `rows_per_pass` rows at a time, each pass cut to its
+  // longest text: a frozen backbone's vectors of a whole dataset, computed once. DataError when
+  // a vector holds NaN or Inf.
   torch::Tensor encode_all(const torch::Tensor& ids, const torch::Tensor& mask,
                            std::int64_t rows_per_pass = 256) const;
 

@@ -246,7 +246,8 @@ std::unique_ptr<TextRunData> prepare_text_run_data(const config::Config& config,
   data->tokens = encoded.ids;
   data->mask = encoded.mask;
   if (backbone) {
-    data->backbone = models::TorchScriptBackbone::load(config, torch::kCPU, backbone_checksum);
+    data->backbone = models::TorchScriptBackbone::load(config, torch::kCPU, backbone_checksum,
+                                                       data->tokenizer->vocab_size());
     if (!data->backbone->trainable()) {
       const auto start = std::chrono::steady_clock::now();
       data->vectors = data->backbone->encode_all(data->tokens, data->mask);
