@@ -371,6 +371,32 @@ TEST(BackboneTraining, ATrainableBackboneIsMetaTrainedSavedAndResumedToTheSameWe
   EXPECT_GT(moved, original.size() / 2);
 }
 
+TEST(BackboneTraining, ATrainableBackboneThatCannotTrainIsSaidSo) {
+  REQUIRE_PYTHON_TORCH();
+  ml::testing::TempDir dir;
+  BackboneRun r = intents_with_backbone(dir, "detached");
+  r.json["model"]["backbone"]["trainable"] = true;
+  r.json["meta"]["iterations"] = 2;
+  r.json["train"] = {{"validate_every", 0}};
+  r.json["run"] = {{"dir", dir.file("run")}, {"threads", 1}};
+  ml::testing::write_file(dir.file("config.json"), r.json.dump());
+  const auto train = ml::testing::run_cli("train --config " + dir.file("config.json"));
+  ASSERT_EQ(train.code, 0) << train.err;
+  EXPECT_TRUE(ml::testing::contains(train.err, "gave none of the backbone's weights a gradient"))
+      << train.err;
+  // A backbone that does train is not warned about.
+  BackboneRun good = intents_with_backbone(dir);
+  good.json["model"]["backbone"]["trainable"] = true;
+  good.json["meta"]["iterations"] = 2;
+  good.json["train"] = {{"validate_every", 0}};
+  good.json["run"] = {{"dir", dir.file("good")}, {"threads", 1}};
+  ml::testing::write_file(dir.file("good.json"), good.json.dump());
+  const auto trains = ml::testing::run_cli("train --config " + dir.file("good.json"));
+  ASSERT_EQ(trains.code, 0) << trains.err;
+  EXPECT_FALSE(ml::testing::contains(trains.err, "gave none of the backbone's weights"))
+      << trains.err;
+}
+
 TEST(BackboneTokenizer, ASentencePieceModelIsReadAsItIsWithItsOwnUnknownId) {
   ml::testing::TempDir dir;
   std::vector<std::string> texts;

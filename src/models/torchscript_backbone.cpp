@@ -112,6 +112,10 @@ std::shared_ptr<TorchScriptBackbone> TorchScriptBackbone::load(const config::Con
     b->names_.push_back(p.name);
     p.value.requires_grad_(spec.trainable);
   }
+  if (spec.trainable && b->names_.empty())
+    throw DataError(what +
+                    ": model.backbone.trainable = true, but the module has no parameters to "
+                    "train (its weights are constants or buffers); set trainable to false");
 
   b->method_ = spec.method;
   const auto method = b->module_.find_method(spec.method);

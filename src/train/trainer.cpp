@@ -602,6 +602,9 @@ class TrainingRun {
   void plan_threads(int start, int stop);
   std::vector<meta::TaskBatch> prepare_batches(int iteration) const;
   double meta_step(int iteration, std::vector<meta::TaskBatch> batches);
+  // A trainable backbone whose weights the first meta-step gave no gradient (its output is
+  // detached from them): it would never train, so the user hears it once.
+  void warn_if_the_backbone_gets_no_gradient() const;
   // The peak resident memory of the first meta-step (runtime/resident_memory.hpp) above
   // `before`, the process's just before it, logged once.
   void log_meta_step_memory(const runtime::ResidentMemory& before) const;
@@ -791,6 +794,19 @@ double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   return loss;
 }
 
+void TrainingRun::warn_if_the_backbone_gets_no_gradient() const {
+  if (!config_.model.backbone.trainable) return;
+  const auto params = learner_->model()->params();
+  const auto& groups = learner_->model()->groups();
+  for (std::size_t i = 0; i < params.size(); ++i)
+    if (groups[i] == models::ParamGroup::kBackbone && params[i].grad().defined() &&
+        params[i].grad().abs().sum().item<double>() > 0)
+      return;
+  spdlog::warn(
+      "model.backbone.trainable = true, but the first meta-step gave none of the backbone's "
+      "weights a gradient (its output does not depend on them: detached?); it will not train");
+}
+
 void TrainingRun::log_meta_step_memory(const runtime::ResidentMemory& before) const {
   const auto after = runtime::resident_memory();
   if (!after) return;
@@ -883,6 +899,7 @@ TrainSummary TrainingRun::train(int stop_after) {
       stop_diverged(it, e.what());
     }
     if (before) log_meta_step_memory(*before);
+    if (first) warn_if_the_backbone_gets_no_gradient();
     progress_.window_loss_sum += loss;
     ++progress_.window_iterations;
     const int done = it + 1;

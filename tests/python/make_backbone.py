@@ -8,6 +8,8 @@ VARIANT picks the forward's signature and output, as model.backbone declares the
   ids        forward(ids) -> [n, DIM] (padding is id 0)
   long_mask  forward(ids, mask int64) -> [n, DIM] (Hugging Face's attention_mask)
   tuple      forward(ids, mask bool) -> (pooled, states): not a tensor, for the error test
+  detached   as pooled, its output detached from its weights: a trainable backbone that
+             cannot train
 One self-attention block (masked keys at -1e9, so a row without tokens stays finite), a
 feed-forward block and a layer norm, with weights from torch.manual_seed(0): the same file on
 every run. Only Debian's python3-torch is needed.
@@ -69,7 +71,12 @@ class Both(Block):
         return self.pooled(ids, mask), self.states(ids, mask)
 
 
-VARIANTS = {"pooled": Pooled, "tokens": Tokens, "ids": IdsOnly, "long_mask": LongMask,
+class Detached(Block):
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.pooled(ids, mask).detach()
+
+
+VARIANTS = {"detached": Detached, "pooled": Pooled, "tokens": Tokens, "ids": IdsOnly, "long_mask": LongMask,
             "tuple": Both}
 
 
