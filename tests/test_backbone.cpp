@@ -423,6 +423,14 @@ TEST(BackboneTokenizer, ASentencePieceModelIsReadAsItIsWithItsOwnUnknownId) {
   EXPECT_NE(std::find(unknown_plain.begin(), unknown_plain.end(), 1), unknown_plain.end());
   for (std::int64_t id : unknown_ours) EXPECT_NE(id, 1);
 
+  ml::testing::write_file(dir.file("newer.tokenizer"), "metalearn-tokenizer 99\n{}\nxyz");
+  try {
+    ml::features::Tokenizer::from_file(dir.file("newer.tokenizer"));
+    ADD_FAILURE() << "a tokenizer of another format was read";
+  } catch (const ml::DataError& e) {
+    EXPECT_TRUE(ml::testing::contains(e.what(), "of another format ('metalearn-tokenizer 99')"))
+        << e.what();
+  }
   ml::testing::write_file(dir.file("garbage.model"), "not a model at all");
   try {
     ml::features::Tokenizer::from_file(dir.file("garbage.model"));

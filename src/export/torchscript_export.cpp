@@ -164,7 +164,7 @@ ExportSummary export_encoder(const ExportOptions& o) {
   check_writable(o.tokenizer_output);
   run::TextRun run = run::load_text_run(
       o.checkpoint, torch::kCPU,
-      "is an adapted text model; --encoder exports a run's encoder: give the run directory (or "
+      "is an adapted model; --encoder exports a text run's encoder: give the run directory (or "
       "export the adapted model without --encoder)");
   for (const std::string& path : {o.output, o.tokenizer_output})
     if (same_file(path, run.checkpoint.path))

@@ -301,7 +301,7 @@ void EmbeddingTable::map_binary(const config::EmbeddingTableConfig& table) {
 void write_embedding_binary(const std::string& path, const std::vector<std::string>& keys,
                             const float* values, int dim) {
   if (dim < 1 || dim > config::kMaxEmbeddingTableDim)
-    throw DataError("an embedding table's dim is 1 to " +
+    throw DataError("'" + path + "': an embedding table's dim is 1 to " +
                     std::to_string(config::kMaxEmbeddingTableDim) + ", not " + std::to_string(dim));
   const std::uint64_t rows = keys.size();
   std::uint64_t keys_size = 0;

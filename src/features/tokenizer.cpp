@@ -278,7 +278,11 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError("cannot be opened");
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.compare(0, kMagic.size(), kMagic) == 0) {
+  const std::string first_line = bytes.substr(0, std::min(bytes.find('\n'), bytes.size()));
+  if (first_line.rfind("metalearn-tokenizer ", 0) == 0 && first_line != kMagic)
+    throw DataError("a metalearn tokenizer of another format ('" + first_line.substr(0, 40) +
+                    "'); this build reads '" + std::string(kMagic) + "'");
+  if (first_line == kMagic) {
     try {
       return from_bytes(bytes);
     } catch (const CheckpointError& e) {
