@@ -679,7 +679,7 @@ const Table<BackboneConfig>& backbone_table() {
        field(
            "tokenizer", &BackboneConfig::tokenizer,
            "The tokenizer whose ids the backbone was trained on: a metalearn tokenizer file "
-           "(what `metalearn export` writes beside a text run's module) or a SentencePiece "
+           "(what `metalearn export --encoder` writes to --tokenizer-output) or a SentencePiece "
            "model (.model; its own ids, its unknown id for what its pieces cannot spell); required "
            "with model.type = \"backbone\"."),
        field("method", &BackboneConfig::method,
