@@ -175,7 +175,15 @@ ScriptInputs script_backbone_model(const inference::ScoringModel& model,
   const auto* net = dynamic_cast<const models::BackboneModelImpl*>(model.learner->model().get());
   if (net == nullptr) throw std::logic_error("script_backbone_model: not a backbone model");
   const auto& spec = model.config.model.backbone;
-  module.register_module("backbone", net->backbone().module());
+  // A copy made without autograd: a trainable backbone's weights require gradients in the run,
+  // and an exported module that scores should not build a graph in Python.
+  torch::jit::Module backbone;
+  {
+    torch::NoGradGuard no_grad;
+    backbone = net->backbone().module().deepcopy();
+  }
+  for (const auto& p : backbone.named_parameters(/*recurse=*/true)) p.value.requires_grad_(false);
+  module.register_module("backbone", backbone);
   const auto& names = net->names();
   const auto params = net->params();
   const auto& groups = net->groups();

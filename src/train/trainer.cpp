@@ -814,14 +814,19 @@ void TrainingRun::log_meta_step_memory(const runtime::ResidentMemory& before) co
   double weights = 0;
   for (const auto& p : learner_->meta_parameters())
     weights += static_cast<double>(p.numel() * p.element_size());
+  const double rise =
+      static_cast<double>(std::max<std::int64_t>(0, after->peak_bytes - before.current_bytes));
+  // Memory that earlier work (the start-up timing of task workers) freed is reused without the
+  // resident size growing, so the rise can understate the step's own need: the peak is said too.
   spdlog::info(
-      "memory: the first meta-step ({} tasks, {}) took {:.1f} MiB above the {:.0f} MiB resident "
-      "before it (peak {:.0f} MiB); the meta-learned weights are {:.1f} MiB",
+      "memory: the first meta-step ({} tasks, {}) peaked at {:.0f} MiB resident, {:.1f} MiB "
+      "above the {:.0f} MiB before it (memory freed by earlier work is reused, so the rise can "
+      "be smaller than the step's need); the meta-learned weights are {}",
       config_.meta.meta_batch, enum_name(config_.meta.algorithm),
-      static_cast<double>(std::max<std::int64_t>(0, after->peak_bytes - before.current_bytes)) /
-          kMiB,
+      static_cast<double>(after->peak_bytes) / kMiB, rise / kMiB,
       static_cast<double>(before.current_bytes) / kMiB,
-      static_cast<double>(after->peak_bytes) / kMiB, weights / kMiB);
+      weights < kMiB ? fmt::format("{:.1f} KiB", weights / 1024)
+                     : fmt::format("{:.1f} MiB", weights / kMiB));
 }
 
 // Marks the run (run/divergence.hpp) and stops it at step `iteration` (0-based, as the messages
