@@ -89,10 +89,10 @@ std::shared_ptr<TorchScriptBackbone> TorchScriptBackbone::load(const config::Con
   const std::string bytes = read_bytes(path);
   b->checksum_ = checksum64(bytes.data(), bytes.size());
   if (expected_checksum != 0 && b->checksum_ != expected_checksum)
-    throw CheckpointError(what +
-                          " has changed since the run was trained (another checksum): the "
-                          "run's weights were trained on the old backbone; put that file back "
-                          "or train again");
+    throw DataError(what +
+                    " has changed since the run was trained (another checksum): the "
+                    "run's weights were trained on the old backbone; put that file back "
+                    "or train again");
   try {
     std::istringstream in(bytes);
     b->module_ = torch::jit::load(in, device);

@@ -36,10 +36,10 @@ class TorchScriptBackbone {
   // "pooled") or [2, max_len, dim] ("mean", "first"); its own error text is kept. A frozen
   // backbone's parameters stop requiring gradients; it runs in eval mode (dropout off) either
   // way. `expected_checksum`, when not 0, is the checksum a checkpoint recorded: a file with
-  // another one is a CheckpointError (the file changed since training). `vocabulary`, when
-  // given (the tokenizer's vocab_size()), is what the probe's ids reach: a backbone whose token
-  // table is smaller fails here, not in the first episode. Probe outputs that are NaN or Inf
-  // are a DataError too.
+  // another one is a DataError (the file changed since training; exit 4, as for a changed
+  // embedding table). `vocabulary`, when given (the tokenizer's vocab_size()), is what the
+  // probe's ids reach: a backbone whose token table is smaller fails here, not in the first
+  // episode. Probe outputs that are NaN or Inf are a DataError too.
   static std::shared_ptr<TorchScriptBackbone> load(const config::Config& config,
                                                    const torch::Device& device,
                                                    std::uint64_t expected_checksum = 0,
