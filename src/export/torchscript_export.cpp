@@ -74,6 +74,23 @@ OutputKind output_kind(tasks::LabelKind kind) {
   return {"class_probabilities", "torch.softmax(y, 1)"};
 }
 
+// The attributes every exported module carries: output_kind, the other `strings`
+// (model_family, algorithm, ...) and its inputs' names and shapes; and their record, with the
+// weight count, in `summary`.
+void describe(torch::jit::Module& module, const std::string& output_kind,
+              const std::vector<std::pair<const char*, std::string>>& strings,
+              const ScriptInputs& inputs, ExportSummary& summary) {
+  module.register_attribute("output_kind", c10::StringType::get(), output_kind);
+  for (const auto& [name, value] : strings)
+    module.register_attribute(name, c10::StringType::get(), value);
+  module.register_attribute("input_names", c10::ListType::ofStrings(), string_list(inputs.names));
+  module.register_attribute("input_shapes", c10::ListType::ofStrings(), string_list(inputs.shapes));
+  summary.output_kind = output_kind;
+  summary.input_names = inputs.names;
+  summary.input_shapes = inputs.shapes;
+  for (const auto& p : module.parameters()) summary.parameters += p.numel();
+}
+
 // The model as a module: the family's weights and logits(), forward() and the attributes that
 // say what it reads and returns.
 torch::jit::Module model_module(const inference::ScoringModel& model, const Family& family,
@@ -91,24 +108,15 @@ torch::jit::Module model_module(const inference::ScoringModel& model, const Fami
                                ? progress_task->get<std::string>()
                                : "";
   const std::vector<std::pair<const char*, std::string>> strings = {
-      {"output_kind", kind.name},
       {"model_family", enum_name(model.config.model.type)},
       {"algorithm", enum_name(model.learner->algorithm())},
       {"checkpoint_kind", model.kind},
       {"task", task},
       {"metalearn_version", kToolVersion}};
-  for (const auto& [name, value] : strings)
-    module.register_attribute(name, c10::StringType::get(), value);
   module.register_attribute("class_names", c10::ListType::ofStrings(),
                             string_list(model.class_names));
-  module.register_attribute("input_names", c10::ListType::ofStrings(), string_list(inputs.names));
-  module.register_attribute("input_shapes", c10::ListType::ofStrings(), string_list(inputs.shapes));
-
-  summary.output_kind = kind.name;
-  summary.input_names = inputs.names;
-  summary.input_shapes = inputs.shapes;
+  describe(module, kind.name, strings, inputs, summary);
   summary.classes = static_cast<std::int64_t>(model.class_names.size());
-  for (const auto& p : module.parameters()) summary.parameters += p.numel();
   return module;
 }
 
@@ -189,25 +197,16 @@ ExportSummary export_encoder(const ExportOptions& o) {
   const std::int64_t dim = run.config.model.transformer.dim;
   module.register_attribute("dim", c10::IntType::get(), dim);
   const std::vector<std::pair<const char*, std::string>> strings = {
-      {"output_kind", "vectors"},
       {"model_family", enum_name(run.config.model.type)},
       {"algorithm", enum_name(model.learner->algorithm())},
       {"checkpoint_kind", model.kind},
       {"metalearn_version", kToolVersion}};
-  for (const auto& [name, value] : strings)
-    module.register_attribute(name, c10::StringType::get(), value);
-  module.register_attribute("input_names", c10::ListType::ofStrings(), string_list(inputs.names));
-  module.register_attribute("input_shapes", c10::ListType::ofStrings(), string_list(inputs.shapes));
-
   ExportSummary summary;
+  describe(module, "vectors", strings, inputs, summary);
   summary.checkpoint = model.path;
   summary.checkpoint_kind = model.kind;
   summary.family = enum_name(run.config.model.type);
-  summary.output_kind = "vectors";
   summary.vector_dim = dim;
-  summary.input_names = inputs.names;
-  summary.input_shapes = inputs.shapes;
-  for (const auto& p : module.parameters()) summary.parameters += p.numel();
   AtomicFile model_file(o.output), tokenizer_file(o.tokenizer_output);
   module.save(model_file.stream());
   model_file.finish();

@@ -22,6 +22,12 @@ torch::Tensor over_rows(const torch::Tensor& v, bool per_task) {
   return per_task ? v.unsqueeze(1) : v;
 }
 
+// Whether a batch's dense features ([n, d] or, stacked, [T, n, d]) are a frozen backbone's
+// cached vectors of width `dim` rather than the empty features of a token batch.
+bool holds_vectors(const torch::Tensor& dense, std::int64_t rank, std::int64_t dim) {
+  return dense.defined() && dense.dim() == rank && dense.size(rank - 1) == dim;
+}
+
 }  // namespace
 
 BackboneShape backbone_shape(const config::Config& config, const TorchScriptBackbone& backbone,
@@ -106,8 +112,7 @@ std::vector<torch::Tensor> BackboneModelImpl::backbone_weights(
 
 torch::Tensor BackboneModelImpl::features(const Batch& batch,
                                           const std::vector<torch::Tensor>& p) const {
-  if (batch.dense.defined() && batch.dense.dim() == 2 && batch.dense.size(1) == shape_.dim)
-    return batch.dense;
+  if (holds_vectors(batch.dense, 2, shape_.dim)) return batch.dense;
   if (!batch.has_tokens())
     throw DataError("a backbone model's batch holds neither vectors nor tokens");
   if (!backbone_->trainable()) return backbone_->encode(batch.tokens, batch.mask);
@@ -117,8 +122,7 @@ torch::Tensor BackboneModelImpl::features(const Batch& batch,
 
 torch::Tensor BackboneModelImpl::features_stacked(const StackedBatch& batch,
                                                   const std::vector<torch::Tensor>& p) const {
-  if (batch.dense.defined() && batch.dense.dim() == 3 && batch.dense.size(2) == shape_.dim)
-    return batch.dense;
+  if (holds_vectors(batch.dense, 3, shape_.dim)) return batch.dense;
   if (!batch.tokens.defined())
     throw DataError("a backbone model's batch holds neither vectors nor tokens");
   const auto T = batch.tokens.size(0), n = batch.tokens.size(1), L = batch.tokens.size(2);
@@ -193,9 +197,7 @@ torch::Tensor BackboneModelImpl::forward_stacked(const StackedBatch& batch,
 StackedPrefix BackboneModelImpl::stacked_prefix(const StackedBatch& batch,
                                                 const std::vector<torch::Tensor>& p,
                                                 std::size_t first_adapted) const {
-  const bool cached =
-      batch.dense.defined() && batch.dense.dim() == 3 && batch.dense.size(2) == shape_.dim;
-  if (cached || first_adapted < backbone_params_) return {};
+  if (holds_vectors(batch.dense, 3, shape_.dim) || first_adapted < backbone_params_) return {};
   return {features_stacked(batch, p), 0};
 }
 

@@ -240,12 +240,9 @@ torch::Tensor TorchScriptBackbone::run(torch::jit::Module& module, const torch::
 
 torch::Tensor TorchScriptBackbone::encode(const torch::Tensor& ids, const torch::Tensor& mask,
                                           const std::vector<torch::Tensor>* weights) const {
-  if (!trainable_) {
-    torch::NoGradGuard no_grad;
-    auto module = module_;
-    return run(module, ids, mask);
-  }
-  if (!weights) {
+  if (!trainable_ || !weights) {
+    // Without a graph when frozen; a trainable one's own weights take part in it.
+    torch::AutoGradMode graph(trainable_ && torch::GradMode::is_enabled());
     auto module = module_;
     return run(module, ids, mask);
   }
