@@ -26,7 +26,7 @@ deb=$(find "$out" -maxdepth 1 -name 'metalearn_*.deb' | head -1)
 
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "check_deb: $(basename "$deb"), Depends: $depends"
-for needed in libtorch libopenblas libspdlog libxxhash libfmt libsentencepiece; do
+for needed in libtorch libopenblas libspdlog libxxhash libfmt libsentencepiece libicu; do
   grep -q "$needed" <<<"$depends" || fail "Depends lacks $needed"
 done
 contents=$(dpkg-deb -c "$deb")

@@ -6,7 +6,7 @@
 #   CLI11, nlohmann_json, spdlog and fmt (spdlog and fmt used header-only there: CMake option
 #   ML_PORTABLE_DEPS; their shared libraries come along only because their CMake packages check
 #   that the files they name exist); GoogleTest's sources (built with the pip LibTorch's C++ ABI flag);
-#   xxHash and SentencePiece (headers and shared libraries; both have C interfaces towards the
+#   xxHash, SentencePiece and ICU (headers and shared libraries; C or string-free interfaces towards the
 #   tool, so their C++ ABI does not have to match LibTorch's); the Boost.Math headers the tool
 #   includes, pruned to their include closure (all of Boost is ~170 MB unpacked).
 # Usage: scripts/device_deps.sh [DEST]   (default .deps/device; git ignores .deps/)
@@ -16,7 +16,8 @@ source "$(dirname "$0")/lib/help.sh"
 cd "$(dirname "$0")/.."
 dest=${1:-.deps/device}
 packages=(libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev googletest libxxhash-dev
-          libxxhash0 libsentencepiece-dev libsentencepiece0 libspdlog1.10 libfmt9)
+          libxxhash0 libsentencepiece-dev libsentencepiece0 libspdlog1.10 libfmt9 libicu-dev
+          libicu72)
 boost=libboost1.74-dev
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

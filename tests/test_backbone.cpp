@@ -431,12 +431,75 @@ TEST(BackboneTokenizer, ASentencePieceModelIsReadAsItIsWithItsOwnUnknownId) {
     EXPECT_TRUE(ml::testing::contains(e.what(), "of another format ('metalearn-tokenizer 99')"))
         << e.what();
   }
-  ml::testing::write_file(dir.file("garbage.model"), "not a model at all");
+  ml::testing::write_file(dir.file("garbage.model"), "not a model\xff\x01 at all");
   try {
     ml::features::Tokenizer::from_file(dir.file("garbage.model"));
     ADD_FAILURE() << "a file that is no tokenizer was read";
   } catch (const ml::DataError& e) {
-    EXPECT_TRUE(ml::testing::contains(e.what(), "neither a metalearn tokenizer nor")) << e.what();
+    EXPECT_TRUE(ml::testing::contains(
+        e.what(), "neither a metalearn tokenizer, a SentencePiece model nor a WordPiece"))
+        << e.what();
+  }
+  // Text is taken for a vocabulary that lacks its [UNK], not handed to SentencePiece's parser.
+  ml::testing::write_file(dir.file("words.txt"), "not a model at all");
+  try {
+    ml::features::Tokenizer::from_file(dir.file("words.txt"));
+    ADD_FAILURE() << "a text file that is no tokenizer was read";
+  } catch (const ml::DataError& e) {
+    EXPECT_TRUE(ml::testing::contains(e.what(), "no line \"[UNK]\" among its 1 lines")) << e.what();
+  }
+}
+
+// A BERT-style vocab.txt as the backbone's tokenizer: texts reach the module as [CLS] pieces
+// [SEP], the run's checkpoint keeps the vocabulary (a later edit of the file changes nothing),
+// and a case setting beside a SentencePiece tokenizer is refused.
+TEST(BackboneTokenizer, AWordPieceVocabularyFeedsTheBackboneAndTravelsInTheCheckpoint) {
+  REQUIRE_PYTHON_TORCH();
+  ml::testing::TempDir dir;
+  BackboneRun r = intents_with_backbone(dir);
+  std::vector<std::string> vocab = {"[PAD]",    "[UNK]",  "[CLS]",  "[SEP]", "my",
+                                    "question", "number", "please", "card",  "top",
+                                    "##up",     "refund", "pin",    "fee",   "lost"};
+  for (int i = 0; i < 8; ++i) vocab.push_back(std::to_string(i));
+  std::string text;
+  for (const auto& t : vocab) text += t + "\n";
+  ml::testing::write_file(dir.file("vocab.txt"), text);
+  make_backbone(r.backbone, static_cast<std::int64_t>(vocab.size()), 8, "pooled");
+  r.json["model"]["backbone"]["tokenizer"] = dir.file("vocab.txt");
+  r.json["meta"]["iterations"] = 2;
+  r.json["train"] = {{"validate_every", 0}};
+  r.json["run"] = {{"dir", dir.file("run")}, {"threads", 1}};
+  const auto config = config_of(r.json);
+  const auto data = ml::pipeline::prepare_text_run_data(config);
+  EXPECT_EQ(data->tokenizer->kind(), "wordpiece, lower-cased");
+  // "My TOPUP question number 3 please": [CLS] my top ##up question number 3 please [SEP].
+  const std::vector<std::int64_t> expected = {2, 4, 9, 10, 5, 6, 18, 7, 3};
+  EXPECT_EQ(data->tokenizer->encode("My TOPUP question number 3 please"), expected);
+  const auto row = std::find(data->dataset.texts.begin(), data->dataset.texts.end(),
+                             "my topup question number 3 please");
+  ASSERT_NE(row, data->dataset.texts.end());
+  const auto r_index = row - data->dataset.texts.begin();
+  EXPECT_TRUE(data->tokens[r_index].slice(0, 0, 9).equal(torch::tensor(expected)));
+  EXPECT_TRUE(
+      torch::allclose(data->vectors, data->backbone->encode(data->tokens, data->mask), 1e-5, 1e-6));
+
+  ml::train::run_training(config, {});
+  ml::testing::write_file(dir.file("vocab.txt"), "[UNK]\n");  // the run no longer needs it
+  const auto run = ml::run::load_text_run(
+      ml::run::RunLayout(config.run.dir).latest_checkpoint().string(), torch::kCPU, "");
+  EXPECT_EQ(run.data->tokenizer->kind(), "wordpiece, lower-cased");
+  EXPECT_EQ(run.data->tokenizer->encode("My TOPUP question number 3 please"), expected);
+
+  BackboneRun spm = intents_with_backbone(dir);
+  spm.json["model"]["backbone"]["lowercase"] = "yes";
+  try {
+    ml::pipeline::prepare_text_run_data(config_of(spm.json));
+    ADD_FAILURE() << "lowercase beside a SentencePiece tokenizer was accepted";
+  } catch (const ml::ConfigError& e) {
+    EXPECT_TRUE(ml::testing::contains(e.what(),
+                                      "model.backbone.lowercase = \"yes\": applies to a "
+                                      "WordPiece vocabulary"))
+        << e.what();
   }
 }
 

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -419,6 +420,30 @@ TEST(DataParallel, ARankThatDiesStopsTheOtherAtOnceAndTheLastCheckpointStaysVali
   EXPECT_GE(iteration, 5);
   EXPECT_EQ(iteration % 5, 0);
   EXPECT_FALSE(weights_of(dir.file("dies-rank0/checkpoints/latest.mlckpt")).empty());
+}
+
+// Gloo writes with writev(): a peer that died mid-write raises SIGPIPE, which by default kills
+// the rank before it can say which peer was lost (the test above, when rank 0 was sending).
+// A joined rank writing to a socket whose reader is gone must get EPIPE instead.
+TEST(DataParallel, AJoinedRankSurvivesWritingToAPeerThatIsGone) {
+  ml::testing::TempDir dir;
+  const auto outcomes = run_ranks(
+      dir,
+      [](ml::runtime::ProcessGroup&) {
+        int sockets[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sockets) != 0)
+          throw std::runtime_error("socketpair");
+        close(sockets[1]);
+        const char byte = 'x';
+        const ssize_t written = write(sockets[0], &byte, 1);
+        const int error = errno;
+        close(sockets[0]);
+        if (written != -1 || error != EPIPE)
+          throw std::runtime_error("write did not fail with EPIPE");
+      },
+      std::chrono::seconds(60));
+  for (const RankOutcome& o : outcomes)
+    EXPECT_EQ(o.code, 0) << "-1: killed (by SIGPIPE) " << o.message;
 }
 
 TEST(DataParallel, ARankWithoutPeersStopsAtTheTimeoutWithOneLine) {

@@ -698,3 +698,61 @@ TEST(TrainRun, EmbeddingMlpResumeEqualsUninterrupted) {
 }
 
 }  // namespace
+
+// meta.first_order_fallback: a maml run whose second-order step would not fit under
+// run.memory_limit_mib trains first order and says so; the measurement itself changes nothing
+// (the fallen-back run equals a fomaml run, and a run that fits equals one that never measured),
+// and a resumed run keeps the order it started with.
+TEST(TrainRun, MamlFallsBackToFirstOrderWhenASecondOrderStepWouldNotFit) {
+  TempDir dir;
+  const auto config = synthetic_shop(dir);
+  ml::config::Json j;
+  to_json(j, config);
+  write_file(dir.file("shop.json"), j.dump());
+  const std::string train = "train --config " + ml::testing::shell_quote(dir.file("shop.json")) +
+                            " --set meta.iterations=12 --set run.dir=" + dir.file("");
+  const auto algorithm_of = [&](const std::string& run) {
+    return ml::run::read_checkpoint_meta(dir.file(run + "/checkpoints/latest.mlckpt"))
+        .progress.value("algorithm", "");
+  };
+  const auto weights = [&](const std::string& run) {
+    return weights_of(dir.file(run + "/checkpoints/latest.mlckpt"));
+  };
+  const auto equal = [](const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (!torch::equal(a[i], b[i])) return false;
+    return true;
+  };
+  // 1 MiB: less than the process holds before the step.
+  const auto tight = ml::testing::run_cli(train + "tight --set run.memory_limit_mib=1");
+  ASSERT_EQ(tight.code, 0) << tight.err;
+  EXPECT_TRUE(ml::testing::contains(tight.err, "meta-training first order instead")) << tight.err;
+  EXPECT_TRUE(ml::testing::contains(tight.err, "against 1 MiB (run.memory_limit_mib)"))
+      << tight.err;
+  EXPECT_EQ(algorithm_of("tight"), "fomaml");
+  const auto fomaml = ml::testing::run_cli(train + "fomaml --set meta.algorithm=fomaml");
+  ASSERT_EQ(fomaml.code, 0) << fomaml.err;
+  EXPECT_TRUE(equal(weights("tight"), weights("fomaml")));
+
+  const auto roomy = ml::testing::run_cli(train + "roomy --set run.memory_limit_mib=1000000");
+  ASSERT_EQ(roomy.code, 0) << roomy.err;
+  EXPECT_TRUE(ml::testing::contains(roomy.err, "memory: second order fits")) << roomy.err;
+  EXPECT_EQ(algorithm_of("roomy"), "maml");
+  const auto kept = ml::testing::run_cli(
+      train + "kept --set run.memory_limit_mib=1 --set meta.first_order_fallback=false");
+  ASSERT_EQ(kept.code, 0) << kept.err;
+  EXPECT_FALSE(ml::testing::contains(kept.err, "first order instead")) << kept.err;
+  EXPECT_EQ(algorithm_of("kept"), "maml");
+  EXPECT_TRUE(equal(weights("roomy"), weights("kept")));
+  EXPECT_FALSE(equal(weights("roomy"), weights("tight")));  // second order is not first order
+
+  // Stopped after 5 iterations, resumed where memory would allow second order: still first order.
+  ASSERT_EQ(
+      ml::testing::run_cli(train + "resumed --set run.memory_limit_mib=1 --stop-after 5").code, 0);
+  const auto resumed =
+      ml::testing::run_cli(train + "resumed --set run.memory_limit_mib=1000000 --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_EQ(algorithm_of("resumed"), "fomaml");
+  EXPECT_TRUE(equal(weights("tight"), weights("resumed")));
+}

@@ -60,6 +60,9 @@ enum class BackboneInputs { kIdsMask, kIds };
 enum class MaskType { kBool, kInt64, kFloat32 };
 // model.backbone.output: what its forward returns and how a row's vector is read from it.
 enum class BackboneOutput { kPooled, kMean, kFirst };
+// model.backbone.lowercase: whether a WordPiece vocabulary's texts are lower-cased (and their
+// accents stripped) before lookup, as BERT's uncased models expect.
+enum class LowerCase { kAuto, kYes, kNo };
 // model.adapter.kind: the parameter-efficient adapters on a backbone's head.
 enum class AdapterKind { kNone, kFilm, kLora };
 // The transformer's feed-forward activation (models/transformer.hpp).
@@ -248,6 +251,12 @@ struct EnumNames<config::MaskType> {
   using E = config::MaskType;
   static constexpr EnumName<E> entries[] = {
       {E::kBool, "bool"}, {E::kInt64, "int64"}, {E::kFloat32, "float32"}};
+};
+
+template <>
+struct EnumNames<config::LowerCase> {
+  using E = config::LowerCase;
+  static constexpr EnumName<E> entries[] = {{E::kAuto, "auto"}, {E::kYes, "yes"}, {E::kNo, "no"}};
 };
 
 template <>

@@ -133,7 +133,7 @@ const Table<TextColumns>& text_columns_table() {
       "A labelled text dataset (few-shot text classification over held-out classes: "
       "customer-service intents, product titles) instead of a purchase log. Columns by name "
       "(data.format.header must be true). A text run needs task.label.kind = \"multiclass\" and "
-      "model.type = \"transformer\"; its classes are split by split.new_fraction / "
+      "model.type = \"transformer\" or \"backbone\"; its classes are split by split.new_fraction / "
       "validation_fraction or the split.*_classes lists, and its episodes are N-way "
       "(task.label.ways) K-shot (task.support) with task.query queries per class.",
       {field("column", &TextColumns::column,
@@ -676,12 +676,19 @@ const Table<BackboneConfig>& backbone_table() {
       "file's checksum: a backbone file that changed afterwards is refused.",
       {field("file", &BackboneConfig::file,
              "The TorchScript module (.pt); required with model.type = \"backbone\"."),
-       field(
-           "tokenizer", &BackboneConfig::tokenizer,
-           "The tokenizer whose ids the backbone was trained on: a metalearn tokenizer file "
-           "(what `metalearn export --encoder` writes to --tokenizer-output) or a SentencePiece "
-           "model (.model; its own ids, its unknown id for what its pieces cannot spell); required "
-           "with model.type = \"backbone\"."),
+       field("tokenizer", &BackboneConfig::tokenizer,
+             "The tokenizer whose ids the backbone was trained on: a metalearn tokenizer file "
+             "(what `metalearn export --encoder` writes to --tokenizer-output), a SentencePiece "
+             "model (.model; its own ids, its unknown id for what its pieces cannot spell) or a "
+             "WordPiece vocabulary (BERT's vocab.txt: one token per line, the id its line number "
+             "from 0, an [UNK] line; tokenized as BERT's tokenization.py does, [CLS] and [SEP] "
+             "around each text, padding id 0); told apart by content. Required with model.type = "
+             "\"backbone\"."),
+       field("lowercase", &BackboneConfig::lowercase,
+             "A WordPiece vocabulary's case: \"yes\" lower-cases each text and strips its "
+             "accents before lookup (BERT's uncased models), \"no\" keeps them (cased models), "
+             "\"auto\" lower-cases when no token outside [brackets] holds an upper-case letter. "
+             "Only \"auto\" with a SentencePiece tokenizer, which normalises by itself."),
        field("method", &BackboneConfig::method,
              "The module's method that encodes texts: \"forward\", or another one the module "
              "exports (a `metalearn export` of a text run: \"represent\", the vector its head "
@@ -797,7 +804,9 @@ const Table<MetaConfig>& meta_table() {
              "steps and inner lr on the validation tasks and writes them to RUN/adaptation.json: "
              "`adapt` uses that choice by default (--steps / --inner-lr override it) and falls "
              "back to meta.adapt_steps and meta.inner_lr only for a run without one (no "
-             "validation tasks, task.support = \"all\", or a run stopped early). eval chooses "
+             "validation tasks, task.support = \"all\", or a run stopped early). A text run "
+             "writes none: its adapt chooses on the validation classes for the classes at hand. "
+             "eval chooses "
              "its own steps from its --steps grid.",
              between(0, kMaxSteps)),
        field(
@@ -826,7 +835,8 @@ const Table<MetaConfig>& meta_table() {
              "encoder layers (0 is the first, -1 the last, -2 the one before), the rest is only "
              "meta-updated; empty: meta.inner_params decides. Not with anil (the head alone) or "
              "reptile (every weight).",
-             {"distinct layer numbers", [](const std::vector<int>& list, const std::string& path) {
+             {"distinct layer numbers",
+              [](const std::vector<int>& list, const std::string& path) {
                 for (std::size_t i = 0; i < list.size(); ++i) {
                   require(list[i] >= -kMaxLayers && list[i] < kMaxLayers,
                           path + "[" + std::to_string(i) + "]", Json(list[i]),
@@ -835,7 +845,13 @@ const Table<MetaConfig>& meta_table() {
                   require(std::count(list.begin(), list.end(), list[i]) == 1,
                           path + "[" + std::to_string(i) + "]", Json(list[i]), "is listed twice");
                 }
-              }})});
+              }}),
+       field("first_order_fallback", &MetaConfig::first_order_fallback,
+             "maml only: before the first meta-step, train measures one task's second-order "
+             "meta-gradient and, when the meta-batch's would not fit in run.memory_limit_mib, "
+             "meta-trains first order (fomaml's meta-gradient, the same inner loop) and says so; "
+             "the checkpoint records it. false: second order regardless. Not measured on CUDA "
+             "devices (resident memory is the CPU's).")});
   return table;
 }
 
@@ -880,7 +896,14 @@ const Table<RunConfig>& run_table() {
              "usable cores (0, no thread variable) training first times a few meta-steps with "
              "and without workers and keeps the workers only when they are faster.",
              between(0, kMaxThreads,
-                     "0 = OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the usable cores"))});
+                     "0 = OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the usable cores")),
+       field("memory_limit_mib", &RunConfig::memory_limit_mib,
+             "The resident memory (MiB) a second-order meta-step may bring the process to "
+             "(meta.first_order_fallback); 0: the memory the machine has available when train "
+             "starts (MemAvailable, or the cgroup's limit when lower) plus what the process "
+             "already holds. Used before a fresh run's first meta-step only: a resumed run keeps "
+             "the order it started with, whatever the limit now (so it may differ on --resume).",
+             between(0, 1 << 30, "0 = available memory"))});
   return table;
 }
 

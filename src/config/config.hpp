@@ -238,9 +238,10 @@ inline constexpr int kMaxSequenceLength = 1024;
 // (model.hidden) and adapters (model.adapter) on top (models/torchscript_backbone.hpp,
 // models/backbone_model.hpp).
 struct BackboneConfig {
-  std::string file;                // the TorchScript module (torch.jit.save)
-  std::string tokenizer;           // a metalearn tokenizer file or a SentencePiece model
-  std::string method = "forward";  // the module's method that encodes
+  std::string file;       // the TorchScript module (torch.jit.save)
+  std::string tokenizer;  // a metalearn tokenizer, a SentencePiece model or a WordPiece vocab
+  LowerCase lowercase = LowerCase::kAuto;  // WordPiece only
+  std::string method = "forward";          // the module's method that encodes
   BackboneInputs inputs = BackboneInputs::kIdsMask;
   MaskType mask = MaskType::kBool;
   int dim = 0;  // the vector per row it gives (checked on load)
@@ -278,7 +279,8 @@ struct MetaConfig {
   OuterOptimizer outer_optimizer = OuterOptimizer::kAdam;
   double outer_lr = 1e-3;
   double grad_clip = 0;
-  std::vector<int> inner_layers;  // transformer: the head plus these encoder layers adapt
+  std::vector<int> inner_layers;     // transformer: the head plus these encoder layers adapt
+  bool first_order_fallback = true;  // maml: first order when second would not fit in memory
 };
 
 struct TrainConfig {
@@ -293,6 +295,7 @@ struct RunConfig {
   std::string dir = "runs/default";
   DeviceSpec device;
   int threads = 0;
+  int memory_limit_mib = 0;  // 0: what the machine has available when train starts
 };
 
 struct Config {

@@ -50,7 +50,14 @@ std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& 
                 o.steps.end());
   o.inner_lrs = adaptation_lr_grid(meta.inner_lr);
   o.baseline_lrs = o.inner_lrs;  // a run trained as pretrain is a baseline family
-  o.methods = {enum_name(meta.algorithm)};
+  // The run's method as eval names it: fomaml where maml fell back to first order
+  // (run::apply_recorded_algorithm); adaptation.json keeps the config's name, which adapt checks.
+  const nlohmann::json progress =
+      run::read_checkpoint_meta(run::resolve_checkpoint_path(config.run.dir)).progress;
+  const std::string method = progress.is_object()
+                                 ? progress.value("algorithm", enum_name(meta.algorithm))
+                                 : enum_name(meta.algorithm);
+  o.methods = {method};
   o.pretrain = false;
   o.episodes = kChoiceEpisodes;
   o.device = device;
@@ -61,7 +68,7 @@ std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& 
   } catch (const DataError& e) {
     return none(e.what(), false);
   }
-  const Choice* choice = result.choice(enum_name(meta.algorithm), config.task.support);
+  const Choice* choice = result.choice(method, config.task.support);
   if (!choice) return none("every setting diverged on the validation tasks", false);
   const MethodInfo* info = result.method(choice->method);
   run::ValidatedAdaptation a;

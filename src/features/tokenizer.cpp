@@ -4,15 +4,19 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <numeric>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "features/sentencepiece/shim.h"
+#include "features/wordpiece.hpp"
 #include "util/errors.hpp"
 #include "util/rng.hpp"
 #include "util/utf8.hpp"
@@ -239,6 +243,10 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& texts, const Tokenize
 }
 
 std::string Tokenizer::to_bytes() const {
+  if (wordpiece_) {
+    const nlohmann::json header = {{"kind", "wordpiece"}, {"lowercase", wordpiece_->lowercase()}};
+    return std::string(kMagic) + "\n" + header.dump() + "\n" + wordpiece_->vocab_text();
+  }
   const nlohmann::json header = {{"hash_buckets", hash_buckets_},
                                  {"ngram", ngram_},
                                  {"max_ngrams_per_unknown", max_ngrams_per_unknown_}};
@@ -255,11 +263,21 @@ Tokenizer Tokenizer::from_bytes(std::string_view bytes) {
   Tokenizer t;
   try {
     const auto header = nlohmann::json::parse(bytes.substr(first + 1, second - first - 1));
+    if (header.value("kind", "sentencepiece") == "wordpiece") {
+      const bool lower = header.at("lowercase").get<bool>();
+      t.wordpiece_ = std::make_shared<const WordPiece>(WordPiece::from_vocab(
+          bytes.substr(second + 1), lower ? config::LowerCase::kYes : config::LowerCase::kNo));
+      t.pieces_ = t.wordpiece_->size();
+      return t;
+    }
     t.hash_buckets_ = header.at("hash_buckets").get<std::int64_t>();
     t.ngram_ = header.at("ngram").get<int>();
     t.max_ngrams_per_unknown_ = header.at("max_ngrams_per_unknown").get<int>();
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(std::string("the checkpoint's tokenizer header is damaged: ") + e.what());
+  } catch (const DataError& e) {
+    throw CheckpointError(std::string("the checkpoint's WordPiece vocabulary is damaged: ") +
+                          e.what());
   }
   if (t.hash_buckets_ < 0 || t.ngram_ < 1 || t.max_ngrams_per_unknown_ < 0)
     throw CheckpointError("the checkpoint's tokenizer header holds invalid options");
@@ -272,12 +290,16 @@ Tokenizer Tokenizer::from_bytes(std::string_view bytes) {
   return t;
 }
 
-Tokenizer Tokenizer::from_file(const std::string& path) {
+Tokenizer Tokenizer::from_file(const std::string& path, config::LowerCase lowercase) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) throw DataError("is a folder, not a file");
+  // A pipe would block the command until something writes to it.
+  if (std::filesystem::exists(path, error) && !std::filesystem::is_regular_file(path, error))
+    throw DataError("is not a regular file (a pipe or a device); it names a tokenizer file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError("cannot be opened");
+  if (!in) throw DataError(std::string("cannot be opened: ") + std::strerror(errno));
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.empty()) throw DataError("is empty; it names a tokenizer file");
   const std::string first_line = bytes.substr(0, std::min(bytes.find('\n'), bytes.size()));
   if (first_line.rfind("metalearn-tokenizer ", 0) == 0 && first_line != kMagic)
     throw DataError("a metalearn tokenizer of another format ('" + first_line.substr(0, 40) +
@@ -294,19 +316,43 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
     }
   }
   Tokenizer t;
+  if (WordPiece::looks_like_vocab(bytes)) {
+    t.wordpiece_ = std::make_shared<const WordPiece>(WordPiece::from_vocab(bytes, lowercase));
+    t.pieces_ = t.wordpiece_->size();
+    if (!t.wordpiece_->classify_id() || !t.wordpiece_->separator_id())
+      spdlog::warn(
+          "the WordPiece vocabulary has no {}: texts reach the backbone without it (BERT's "
+          "models expect [CLS] first and [SEP] last; model.backbone.output = \"first\" reads "
+          "the first token's state)",
+          !t.wordpiece_->classify_id() && !t.wordpiece_->separator_id() ? "[CLS] and no [SEP]"
+          : !t.wordpiece_->classify_id()                                ? "[CLS]"
+                                                                        : "[SEP]");
+    return t;
+  }
   std::string load_error;
   t.processor_ = load_processor(bytes, &load_error);
+  // Text that SentencePiece cannot read either: most likely a vocabulary without its [UNK].
+  if (!t.processor_ && !bytes.empty() && bytes.find('\0') == std::string::npos &&
+      is_valid_utf8(bytes))
+    WordPiece::from_vocab(bytes, lowercase);  // throws, naming what it lacks
   if (!t.processor_)
     throw DataError(
-        "neither a metalearn tokenizer nor a SentencePiece model (SentencePiece says: " +
-        load_error + ")");
+        "neither a metalearn tokenizer, a SentencePiece model nor a WordPiece vocabulary (one "
+        "token per line with an [UNK] line, as BERT's vocab.txt); SentencePiece says: " +
+        load_error);
   t.model_ = bytes;
   t.pieces_ = sentencepiece_module().piece_size(t.processor_.get());
   t.hash_buckets_ = 0;
   return t;
 }
 
+std::string Tokenizer::kind() const {
+  if (!wordpiece_) return "sentencepiece";
+  return wordpiece_->lowercase() ? "wordpiece, lower-cased" : "wordpiece";
+}
+
 std::vector<std::int64_t> Tokenizer::encode(std::string_view text, EncodeStats* stats) const {
+  if (wordpiece_) return wordpiece_->encode(text, stats);
   const std::string flat = flatten_whitespace(text);
   const auto& module = sentencepiece_module();
   int* piece_ids = nullptr;
@@ -387,12 +433,15 @@ EncodedTexts Tokenizer::encode_batch(const std::vector<std::string>& texts,
     const std::size_t kept = std::min(ids.size(), static_cast<std::size_t>(max_len));
     const std::size_t row = r * static_cast<std::size_t>(max_len);
     std::copy_n(ids.begin(), kept, out.ids.begin() + static_cast<std::ptrdiff_t>(row));
+    if (wordpiece_ && wordpiece_->separator_id() && kept < ids.size())
+      out.ids[row + kept - 1] = *wordpiece_->separator_id();
     std::fill_n(out.mask.begin() + static_cast<std::ptrdiff_t>(row), kept, 1);
   }
   return out;
 }
 
 std::string Tokenizer::decode(const std::vector<std::int64_t>& ids) const {
+  if (wordpiece_) return wordpiece_->decode(ids);
   const auto& module = sentencepiece_module();
   std::vector<int> pieces;
   for (std::int64_t id : ids) {

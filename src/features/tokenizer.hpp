@@ -19,6 +19,9 @@
 // SentencePiece runs in a module of its own, opened at first use (sentencepiece/shim.h says
 // why); a missing module is an Error with exit code kRuntime.
 //
+// A BERT vocabulary (vocab.txt) read by from_file tokenizes with WordPiece instead
+// (features/wordpiece.hpp): its own ids, [CLS] and [SEP] around each text, no fallback buckets.
+//
 // Deterministic: training runs SentencePiece single-threaded on every given text in order
 // (SentencePiece's own sampling is off; max_training_texts picks a seeded subset instead), and
 // the same texts, options and seed give the same model bytes.
@@ -33,6 +36,8 @@
 #include "config/config.hpp"
 
 namespace ml::features {
+
+class WordPiece;
 
 using SubwordModel = config::SubwordModel;  // features.tokenizer.model
 
@@ -89,12 +94,16 @@ class Tokenizer {
   std::string to_bytes() const;
   static Tokenizer from_bytes(std::string_view bytes);
   // A tokenizer file: to_bytes() written out (what `metalearn export` writes beside a text
-  // run's module), or a serialised SentencePiece model (.model) used as it is: its own ids, no
-  // fallback buckets (hash_buckets() 0: an unknown piece keeps SentencePiece's unknown id).
-  // DataError (without the path: the caller names it) when the file cannot be read or is
-  // neither; CheckpointError for a damaged metalearn tokenizer.
-  static Tokenizer from_file(const std::string& path);
+  // run's module); a serialised SentencePiece model (.model) used as it is: its own ids, no
+  // fallback buckets (hash_buckets() 0: an unknown piece keeps SentencePiece's unknown id); or
+  // a WordPiece vocabulary (BERT's vocab.txt, lower-cased as `lowercase` says). DataError
+  // (without the path: the caller names it) when the file cannot be read or is none of them.
+  static Tokenizer from_file(const std::string& path,
+                             config::LowerCase lowercase = config::LowerCase::kAuto);
+  // "sentencepiece" or "wordpiece" (with ", lower-cased" when it lowers), for logs and inspect.
+  std::string kind() const;
 
+  // Padding; BERT's vocabularies hold [PAD] there too (a masked module ignores it anyway).
   static constexpr std::int64_t pad_id() { return 0; }
   std::int64_t piece_count() const { return pieces_; }
   std::int64_t hash_buckets() const { return hash_buckets_; }
@@ -104,7 +113,8 @@ class Tokenizer {
   // The ids of one text (no padding, no truncation); tabs and line breaks count as spaces.
   // `stats`, when given, is added to.
   std::vector<std::int64_t> encode(std::string_view text, EncodeStats* stats = nullptr) const;
-  // Every text padded or truncated to max_len (>= 1) ids.
+  // Every text padded or truncated to max_len (>= 1) ids; a WordPiece text cut short still
+  // ends with [SEP], as Hugging Face truncates.
   EncodedTexts encode_batch(const std::vector<std::string>& texts, std::int64_t max_len) const;
   // The text of piece ids (padding skipped; fallback buckets read as SentencePiece's unknown
   // mark " ⁇ "): for showing what a model saw.
@@ -112,8 +122,9 @@ class Tokenizer {
 
  private:
   Tokenizer() = default;
-  std::shared_ptr<const void> processor_;  // SentencePiece's, from its module (tokenizer.cpp)
-  std::string model_;                      // serialised SentencePiece model
+  std::shared_ptr<const void> processor_;       // SentencePiece's, from its module (tokenizer.cpp)
+  std::shared_ptr<const WordPiece> wordpiece_;  // instead of processor_ for a vocab.txt
+  std::string model_;                           // serialised SentencePiece model
   std::int64_t pieces_ = 0;
   std::int64_t hash_buckets_ = 0;
   int ngram_ = 3;

@@ -86,6 +86,7 @@ std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path, const 
   m->path = run::resolve_checkpoint_path(path);
   run::Checkpoint checkpoint = run::load_checkpoint(m->path);
   m->config = run::saved_config(checkpoint.meta.config, m->path);
+  run::apply_recorded_algorithm(m->config, checkpoint.meta);
   if (m->config.text_run()) {
     load_text_model(checkpoint, *m, use);
     return m;

@@ -69,6 +69,7 @@ TextProfile profile_text(const config::Config& config) {
   p.backbone_tokenizer = config.model.type == config::ModelType::kBackbone;
   p.vocab_pieces = tokenizer.piece_count();
   p.hash_buckets = tokenizer.hash_buckets();
+  p.tokenizer_kind = tokenizer.kind();
   const tasks::ClassEpisodeShape shape = pipeline::class_episode_shape(config);
   p.ways = shape.ways;
   p.shots = shape.shots;
@@ -162,7 +163,10 @@ void to_json(nlohmann::json& j, const TextProfile& p) {
          {"groups_spanning_classes", d.groups_spanning_classes}}},
        {"episode", {{"ways", p.ways}, {"shots", p.shots}, {"queries", p.queries}}},
        {"tokenizer",
-        {{"pieces", p.vocab_pieces}, {"hash_buckets", p.hash_buckets}, {"max_len", p.max_len}}},
+        {{"kind", p.tokenizer_kind},
+         {"pieces", p.vocab_pieces},
+         {"hash_buckets", p.hash_buckets},
+         {"max_len", p.max_len}}},
        {"splits", splits},
        {"unassigned_classes", p.unassigned}};
 }
@@ -209,7 +213,9 @@ void print_text_profile(const TextProfile& p, std::ostream& out, bool list_class
   }
   out << (p.backbone_tokenizer ? "Tokenizer (model.backbone.tokenizer)\n"
                                : "Tokenizer (trained on the training classes' texts)\n");
-  row("vocabulary", n(p.vocab_pieces) + " pieces + " + n(p.hash_buckets) + " hashed buckets");
+  row("vocabulary", n(p.vocab_pieces) + " pieces" +
+                        (p.hash_buckets > 0 ? " + " + n(p.hash_buckets) + " hashed buckets" : "") +
+                        " (" + p.tokenizer_kind + ")");
   row("max_len", n(p.max_len) + " tokens");
   out << "Splits (" << p.ways << "-way " << p.shots << "-shot episodes, " << p.queries
       << " query texts per class)\n";
@@ -227,7 +233,10 @@ void print_text_profile(const TextProfile& p, std::ostream& out, bool list_class
     row("  truncated",
         n(s.truncated) + " (" + pct(s.truncated, s.tokens.count) + ") at max_len " + n(p.max_len));
     row("  out of vocabulary", fixed(100.0 * s.oov_rate, 2) + "% of " + n(s.pieces) +
-                                   " pieces fell to the hashed fallback");
+                                   (p.hash_buckets > 0 ? " pieces fell to the hashed fallback"
+                                    : p.tokenizer_kind.rfind("wordpiece", 0) == 0
+                                        ? " pieces were [UNK] (words the vocabulary cannot spell)"
+                                        : " pieces were the unknown id"));
     if (!s.summary.short_classes.empty()) {
       std::vector<std::string> names;
       for (const auto& c : s.summary.short_classes)

@@ -2,9 +2,10 @@
 // and rejected, its classes per split (train / validation / new: counts, names, which cannot
 // give an N-way K-shot episode), texts per class, duplicate groups, token lengths against
 // model.transformer.max_len, and the out-of-vocabulary rate per split: the share of
-// SentencePiece pieces that fell to the hashed fallback (features/tokenizer.hpp). The tokenizer
-// is trained on the training classes' texts, as train trains it, so the validation and new
-// classes' rate is what a held-out class meets. The text counterpart of log_profile.hpp.
+// SentencePiece pieces that fell to the hashed fallback (features/tokenizer.hpp; with a
+// backbone's own tokenizer, its unknown id or WordPiece's [UNK]). The tokenizer is trained on
+// the training classes' texts, as train trains it, so the validation and new classes' rate is
+// what a held-out class meets. The text counterpart of log_profile.hpp.
 #pragma once
 
 #include <cstdint>
@@ -50,6 +51,7 @@ struct TextProfile {
   std::vector<std::string> split_problems;
   std::int64_t max_len = 0;
   std::int64_t vocab_pieces = 0, hash_buckets = 0;
+  std::string tokenizer_kind;  // Tokenizer::kind(): sentencepiece, wordpiece[, lower-cased]
   int ways = 0, shots = 0, queries = 0;  // the episode shape the splits are checked against
   std::vector<TextSplitProfile> splits;  // train, validation, new
   std::vector<std::string> unassigned;   // classes no split took (explicit lists), sorted

@@ -117,6 +117,12 @@ MetaLearner::MetaLearner(const config::MetaConfig& config, tasks::LabelKind kind
       inner_lrs_.push_back(torch::full_like(p, config_.inner_lr).requires_grad_(true));
 }
 
+void MetaLearner::use_first_order() {
+  if (config_.algorithm != config::Algorithm::kMaml)
+    throw std::logic_error("use_first_order: only MAML has a first-order form here");
+  config_.algorithm = config::Algorithm::kFomaml;  // the same mask_ (mask_for)
+}
+
 std::vector<bool> MetaLearner::mask_for(config::Algorithm algorithm) const {
   // ANIL adapts the head by definition; Reptile moves every weight, or weights it leaves out
   // would never be trained.

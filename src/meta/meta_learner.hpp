@@ -78,6 +78,10 @@ class MetaLearner {
               models::FunctionalModel model);
 
   config::Algorithm algorithm() const { return config_.algorithm; }
+  // MAML's meta-gradient taken first order from here on (fomaml's; the inner loop, the
+  // adaptation and the weights it starts from are unchanged): what train falls back to when a
+  // second-order meta-step would not fit in memory. std::logic_error for any other algorithm.
+  void use_first_order();
   const config::MetaConfig& config() const { return config_; }
   const std::shared_ptr<models::Network>& model() const { return model_; }
   // What the outer optimiser updates: the model's parameters, then Meta-SGD's learning rates.

@@ -4,6 +4,8 @@
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -40,13 +42,24 @@ std::string text_of(const std::exception& e) {
   return e.what();
 }
 
-std::string read_bytes(const std::string& path) {
+// `trained`: a run's checkpoint names the file, which every later command reads again.
+std::string read_bytes(const std::string& path, bool trained) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error))
     throw DataError("model.backbone.file '" + path +
                     "' is a folder; it names the TorchScript file");
+  if (std::filesystem::exists(path, error) && !std::filesystem::is_regular_file(path, error))
+    throw DataError("model.backbone.file '" + path +
+                    "' is not a regular file (a pipe or a device); it names the TorchScript file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError("model.backbone.file '" + path + "': cannot be opened");
+  if (!in)
+    throw DataError("model.backbone.file '" + path + "': cannot be opened (" +
+                    std::strerror(errno) + ")" +
+                    (trained ? std::string(" (the run was trained with it there, and adapt, eval "
+                                           "and predict read it again: put it back, or score "
+                                           "with a `metalearn export` of the model, which holds "
+                                           "the backbone)")
+                             : std::string()));
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
@@ -86,7 +99,7 @@ std::shared_ptr<TorchScriptBackbone> TorchScriptBackbone::load(const config::Con
   const std::string& path = spec.file;
   const std::string what = "model.backbone.file '" + path + "'";
   std::shared_ptr<TorchScriptBackbone> b(new TorchScriptBackbone());
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = read_bytes(path, expected_checksum != 0);
   b->checksum_ = checksum64(bytes.data(), bytes.size());
   if (expected_checksum != 0 && b->checksum_ != expected_checksum)
     throw DataError(what +

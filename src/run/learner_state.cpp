@@ -20,6 +20,17 @@ config::Config saved_config(const nlohmann::json& config, const std::string& pat
   }
 }
 
+void apply_recorded_algorithm(config::Config& config, const CheckpointMeta& meta) {
+  if (config.meta.algorithm != config::Algorithm::kMaml || !meta.progress.is_object()) return;
+  const nlohmann::json& progress =
+      meta.kind == kCheckpointKindAdapted
+          ? meta.progress.value("source_progress", nlohmann::json::object())
+          : meta.progress;
+  if (progress.is_object() &&
+      progress.value("algorithm", "") == enum_name(config::Algorithm::kFomaml))
+    config.meta.algorithm = config::Algorithm::kFomaml;
+}
+
 features::FeatureSpace saved_features(const nlohmann::json& features, const std::string& path) {
   features::FeatureSpace space;
   try {
@@ -84,6 +95,7 @@ TextRun load_text_run(const std::string& checkpoint, const torch::Device& device
   if (run.checkpoint.meta.kind == kCheckpointKindAdapted)
     throw UsageError("'" + path + "' " + if_adapted);
   run.config = saved_config(run.checkpoint.meta.config, path);
+  apply_recorded_algorithm(run.config, run.checkpoint.meta);
   if (!run.config.text_run())
     throw UsageError("'" + path + "' is not a text run's checkpoint (no data.text.column)");
   run.tokenizer = read_tokenizer(run.checkpoint);
@@ -197,6 +209,7 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
     config::apply_override(stored, o);
   }
   run.config = saved_config(stored, run.checkpoint_path);
+  apply_recorded_algorithm(run.config, checkpoint.meta);
   refuse_text_run(run.config.text_run(), run.checkpoint_path);
   run.config.run.device = runtime::parse_device(device_name);
   run.config.run.threads = threads;

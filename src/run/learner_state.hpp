@@ -43,6 +43,11 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
 // (a config it rejects; statistics incomplete, corrupt or inconsistent).
 config::Config saved_config(const nlohmann::json& config, const std::string& path);
 features::FeatureSpace saved_features(const nlohmann::json& features, const std::string& path);
+// A maml run that fell back to first order (meta.first_order_fallback: its progress, or an
+// adapted model's source_progress, records "fomaml") is a fomaml run to every command that
+// loads it: `config`'s meta.algorithm becomes fomaml, so tables, summaries and the learner say
+// what the weights were meta-trained with. Anything else is left as it is.
+void apply_recorded_algorithm(config::Config& config, const CheckpointMeta& meta);
 
 // A freshly initialised learner (torch's RNG seeded from config.seed first, so the same config
 // gives the same initial weights), on `device`.

@@ -13,8 +13,10 @@
 namespace ml::run {
 
 struct TrainingProgress {
-  int iteration = 0;      // completed meta-iterations
-  std::string algorithm;  // meta.algorithm of the run
+  int iteration = 0;  // completed meta-iterations
+  // The algorithm the run meta-trains with: meta.algorithm, or "fomaml" where maml fell back
+  // to first order (meta.first_order_fallback), which a resumed run keeps.
+  std::string algorithm;
   // The metric that chose best.mlckpt (train.selection_metric resolved: "auc", "loss", ...);
   // "" when unknown. Checkpoints written before the metric was configurable chose by "loss".
   std::string selection_metric;

@@ -20,6 +20,8 @@
 #define USE_DISTRIBUTED
 #endif
 #include <dlfcn.h>
+
+#include <csignal>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -175,6 +177,16 @@ class QuietGlog {
   int saved_ = 0;
 };
 
+// See connect()'s comment in distributed.hpp; a handler the embedding program set is kept.
+void ignore_broken_pipes() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) return;
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  ::sigaction(SIGPIPE, &ignore, nullptr);
+}
+
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
@@ -184,6 +196,7 @@ bool is_loopback(const std::string& host) {
 std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env,
                                                     std::chrono::milliseconds timeout) {
   const QuietGlog quiet;
+  ignore_broken_pipes();
   auto impl = std::make_unique<Impl>();
   impl->timeout = timeout;
   impl->rank = env.rank;

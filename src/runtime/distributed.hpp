@@ -67,7 +67,10 @@ class ProcessGroup {
  public:
   // The TCPStore rendezvous at env.master_addr:master_port (rank 0 serves it unless torchrun's
   // agent does), then a ProcessGroupGloo over it. DistributedError when the ranks do not all
-  // arrive within `timeout`, or this build has no Gloo.
+  // arrive within `timeout`, or this build has no Gloo. Sets SIGPIPE to be ignored when it is
+  // at its default: Gloo writes to its sockets with writev(), so a peer that dies mid-write
+  // would otherwise kill this rank silently instead of raising the DistributedError that says
+  // which rank was lost (Python, torchrun's usual host, ignores SIGPIPE from start-up).
   static std::unique_ptr<ProcessGroup> connect(const LaunchEnv& env,
                                                std::chrono::milliseconds timeout);
   ~ProcessGroup();

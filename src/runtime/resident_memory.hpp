@@ -2,7 +2,8 @@
 // way to measure the peak of one stretch of work: reset the high-water mark (writing 5 to
 // /proc/self/clear_refs, Linux 4.0 and later; proc(5)), do the work, read the mark. What
 // `train` prints for one meta-step: the memory a model's meta-gradient takes (activations,
-// the inner loop's graph) is what decides whether second order fits.
+// the inner loop's graph) is what decides whether second order fits, against what the machine
+// still has available.
 #pragma once
 
 #include <cstdint>
@@ -19,5 +20,9 @@ struct ResidentMemory {
 std::optional<ResidentMemory> resident_memory();
 // Resets the high-water mark to the current resident size; false where the kernel refuses.
 bool reset_peak_resident_memory();
+// The memory this process could still take: /proc/meminfo's MemAvailable, or the room left
+// under its cgroup v2 limit (/sys/fs/cgroup/memory.max minus memory.current) when that is
+// smaller; nullopt when neither can be read.
+std::optional<std::int64_t> available_memory_bytes();
 
 }  // namespace ml::runtime

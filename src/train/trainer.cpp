@@ -398,7 +398,7 @@ run::Checkpoint load_resume_checkpoint(const run::RunLayout& layout,
   nlohmann::json now = resolved;
   // The run directory, device and threads may differ on resume; everything else may not.
   for (auto* j : {&saved, &now})
-    for (const char* key : {"dir", "device", "threads"}) (*j)["run"].erase(key);
+    for (const char* key : {"dir", "device", "threads", "memory_limit_mib"}) (*j)["run"].erase(key);
   if (saved != now)
     throw ConfigError("--resume: the config differs from the one '" + latest_path.string() +
                       "' was trained with, at " +
@@ -521,7 +521,7 @@ std::optional<TrainSummary> finished_run_summary(const config::Config& config,
                layout.dir.string(), progress.iteration, total);
   TrainSummary s;
   s.run_dir = layout.dir.string();
-  s.algorithm = enum_name(config.meta.algorithm);
+  s.algorithm = progress.algorithm.empty() ? enum_name(config.meta.algorithm) : progress.algorithm;
   s.iterations = progress.iteration;
   s.already_finished = true;
   s.last_loss = progress.last_loss;
@@ -573,6 +573,19 @@ class TrainingRun {
     const auto saved = checkpoint.meta.progress.get<run::TrainingProgress>();
     progress_ = saved;
     progress_.algorithm = enum_name(config_.meta.algorithm);
+    // A maml run that fell back to first order (meta.first_order_fallback) goes on so.
+    if (config_.meta.algorithm == config::Algorithm::kMaml &&
+        saved.algorithm == enum_name(config::Algorithm::kFomaml)) {
+      learner_->use_first_order();
+      progress_.algorithm = saved.algorithm;
+      spdlog::info(
+          "meta-training first order, as the run did from its start (meta.first_order_fallback)");
+    } else if (config_.meta.algorithm == config::Algorithm::kMaml &&
+               config_.meta.first_order_fallback) {
+      spdlog::info(
+          "meta-training second order, as the run did from its start (the fallback to "
+          "first order is decided once, before the first meta-step)");
+    }
     progress_.selection_metric = enum_name(metric_);
     if (saved.best_iteration >= 0 && saved.selection_metric != progress_.selection_metric) {
       // A run from before train.selection_metric chose by loss: its best cannot be compared.
@@ -600,6 +613,10 @@ class TrainingRun {
   // One line of metrics.jsonl, flushed; IoError when it cannot be written (a full disk).
   void log_metrics(const nlohmann::json& line);
   void plan_threads(int start, int stop);
+  // meta.first_order_fallback: measures one task's second-order meta-gradient and, when the
+  // tasks computed at once (`chunks` side by side) would take the process past the memory
+  // limit, switches the learner to first order; every rank of a group decides alike.
+  void choose_order(std::size_t chunks, int start);
   std::vector<meta::TaskBatch> prepare_batches(int iteration) const;
   double meta_step(int iteration, std::vector<meta::TaskBatch> batches);
   // A trainable backbone whose weights the first meta-step gave no gradient (its output is
@@ -733,6 +750,7 @@ void TrainingRun::plan_threads(int start, int stop) {
   const int recorded = resumed_ ? progress_.task_chunks : 0;
   std::string why;  // when it is not simply one chunk per worker
   learner_->set_task_chunks(static_cast<std::size_t>(plan.workers), pool_.get());
+  if (!resumed_ && start < stop) choose_order(static_cast<std::size_t>(plan.workers), start);
   if (recorded > 0 && budget_.automatic) {
     learner_->set_task_chunks(static_cast<std::size_t>(recorded), pool_.get());
     why = "as the run was started, so that it ends as an uninterrupted run";
@@ -755,6 +773,64 @@ void TrainingRun::plan_threads(int start, int stop) {
                                      : "in " + count_of(static_cast<long long>(chunks), "chunk");
   spdlog::info("meta-steps: each meta-batch {}{}", as,
                why.empty() ? std::string(chunks > 1 ? " (one per worker)" : "") : " (" + why + ")");
+}
+
+void TrainingRun::choose_order(std::size_t chunks, int start) {
+  if (config_.meta.algorithm != config::Algorithm::kMaml || !config_.meta.first_order_fallback ||
+      !device_.is_cpu())
+    return;
+  const std::vector<meta::TaskBatch> batches = prepare_batches(start);
+  if (batches.empty() || !runtime::reset_peak_resident_memory()) return;
+  const auto before = runtime::resident_memory();
+  if (!before) return;
+  // The measurement must leave the run as it was: no gradient, no random draw kept.
+  auto generator = at::detail::getDefaultCPUGenerator();
+  const auto random_state = generator.get_state();
+  learner_->accumulate_meta_gradient({batches.front()});
+  optimizer_.zero_grad();
+  generator.set_state(random_state);
+  const auto after = runtime::resident_memory();
+  if (!after) return;
+  constexpr double kMiB = 1024.0 * 1024.0;
+  const std::int64_t one = std::max<std::int64_t>(0, after->peak_bytes - before->current_bytes);
+  // Chunks run side by side; a chunk's stacks one after another, each graph freed before the
+  // next.
+  const std::size_t at_once = std::min(
+      batches.size(), std::max<std::size_t>(1, chunks) * learner_->tasks_per_stack(batches));
+  // Half again as margin: the stacked step holds more than its tasks' graphs one by one (on
+  // Flipkart's trainable backbone, 8 tasks of 19.9 MiB each rose 223 MiB, not 159).
+  constexpr double kMargin = 1.5;
+  const auto predicted =
+      before->current_bytes +
+      static_cast<std::int64_t>(kMargin * static_cast<double>(one) * static_cast<double>(at_once));
+  std::int64_t limit = std::int64_t{config_.run.memory_limit_mib} * 1024 * 1024;
+  std::string limit_source = "run.memory_limit_mib";
+  if (limit == 0) {
+    const auto available = runtime::available_memory_bytes();
+    if (!available) return;
+    limit = before->current_bytes + *available;
+    limit_source = "what the machine had available";
+  }
+  bool too_big = predicted > limit;
+  const bool already_over = before->current_bytes >= limit;
+  if (group_) too_big = group_->all_max(too_big ? 1 : 0) > 0;
+  const std::string figures = fmt::format(
+      "a second-order meta-step holding {} at once would take the process to about {:.0f} MiB "
+      "(one task's graph: {:.1f} MiB, times 1.5 as margin), against {:.0f} MiB ({})",
+      count_of(static_cast<long long>(at_once), "task"), static_cast<double>(predicted) / kMiB,
+      static_cast<double>(one) / kMiB, static_cast<double>(limit) / kMiB, limit_source);
+  if (!too_big) {
+    spdlog::info("memory: second order fits: {}", figures);
+    return;
+  }
+  learner_->use_first_order();
+  progress_.algorithm = enum_name(config::Algorithm::kFomaml);
+  spdlog::warn(
+      "memory: {}{}: meta-training first order instead (fomaml's meta-gradient, the same inner "
+      "loop); set meta.first_order_fallback = false to keep second order{}",
+      figures, group_ ? " on at least one rank" : "",
+      already_over ? " (the process held more than the limit before the step)"
+                   : ", or lower meta.meta_batch");
 }
 
 // Episodes are a pure function of the iteration, so this runs on a background thread for the
@@ -822,7 +898,7 @@ void TrainingRun::log_meta_step_memory(const runtime::ResidentMemory& before) co
       "memory: the first meta-step ({} tasks, {}) peaked at {:.0f} MiB resident, {:.1f} MiB "
       "above the {:.0f} MiB before it (memory freed by earlier work is reused, so the rise can "
       "be smaller than the step's need); the meta-learned weights are {}",
-      config_.meta.meta_batch, enum_name(config_.meta.algorithm),
+      config_.meta.meta_batch, enum_name(learner_->algorithm()),
       static_cast<double>(after->peak_bytes) / kMiB, rise / kMiB,
       static_cast<double>(before.current_bytes) / kMiB,
       weights < kMiB ? fmt::format("{:.1f} KiB", weights / 1024)
@@ -860,7 +936,7 @@ void TrainingRun::stop_interrupted(int signal, int total, bool saved) {
 TrainSummary TrainingRun::summary() const {
   TrainSummary s;
   s.run_dir = layout_.dir.string();
-  s.algorithm = enum_name(config_.meta.algorithm);
+  s.algorithm = enum_name(learner_->algorithm());  // fomaml where maml fell back
   s.iterations = progress_.iteration;
   s.last_loss = progress_.last_loss;
   s.selection_metric = metric_;
@@ -887,7 +963,7 @@ TrainSummary TrainingRun::train(int stop_after) {
   // below, where the uninterrupted run does it.
   if (progress_.validation_pending && start < total && !run_validation())
     stop_interrupted(agreed_signal(), total, false);
-  Progress progress("meta-training " + enum_name(config_.meta.algorithm), "iterations", total);
+  Progress progress("meta-training " + enum_name(learner_->algorithm()), "iterations", total);
   std::future<std::vector<meta::TaskBatch>> next;
   auto prepare = [this](int it) { return prepare_batches(it); };
   if (start < stop) next = std::async(std::launch::async, prepare, start);
@@ -935,6 +1011,11 @@ TrainSummary TrainingRun::train(int stop_after) {
   save(layout_.latest_checkpoint());
   // Written like every checkpoint (a copy could be cut off half-way).
   if (!chosen_by_validation) save(layout_.best_checkpoint());
+  if (stop < total)
+    spdlog::info(
+        "stopped at meta-iteration {} of {} (--stop-after {}): saved '{}'; continue with "
+        "--resume",
+        stop, total, stop_after, layout_.latest_checkpoint().string());
   return summary();
 }
 
