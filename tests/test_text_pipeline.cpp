@@ -463,6 +463,29 @@ TEST(TextAdaptCli, AdaptsToTheNewClassesAndPredictRanksThemWithTheTrainingClasse
   ASSERT_EQ(three.size(), 3u);
   EXPECT_EQ(three[0].size(), 4u);  // id, text, class_1, probability_1 (the default --top-k 1)
   EXPECT_TRUE(three[1][2] == "delivery" || three[1][2] == "address" || three[1][2] == "card");
+
+  // Files whose columns have other names: --column text=... and class_column=... map them.
+  ml::testing::write_file(dir.file("renamed.csv"),
+                          "message,intent\nwhere is my parcel,delivery\nparcel not here,delivery\n"
+                          "change my address,address\n");
+  ml::testing::write_file(dir.file("renamed_texts.csv"), "id,message\n7,my fee please\n");
+  const auto renamed = ml::testing::run_cli_many(
+      {"adapt --checkpoint " + q_run + " --support-csv " +
+           ml::testing::shell_quote(dir.file("renamed.csv")) +
+           " --column text=message --column class_column=intent --steps 1 --json",
+       "predict --checkpoint " + ml::testing::shell_quote(from_csv["checkpoint"]) + " --input " +
+           ml::testing::shell_quote(dir.file("renamed_texts.csv")) + " --column text=message",
+       "predict --checkpoint " + ml::testing::shell_quote(from_csv["checkpoint"]) + " --input " +
+           ml::testing::shell_quote(dir.file("renamed_texts.csv")) + " --column path_column=x"});
+  ASSERT_EQ(renamed[0].code, 0) << renamed[0].err;
+  EXPECT_EQ(Json::parse(renamed[0].out)["tasks"][0]["classes"],
+            Json::array({"delivery", "address"}));
+  ASSERT_EQ(renamed[1].code, 0) << renamed[1].err;
+  EXPECT_EQ(csv_rows(renamed[1].out).size(), 2u);
+  // The run reads its classes from a column, not a path: one line saying so.
+  EXPECT_NE(renamed[2].code, 0);
+  EXPECT_TRUE(ml::testing::contains(renamed[2].err, "data.text.path_column is not set"))
+      << renamed[2].err;
 }
 
 TEST(TextAdaptCli, RefusesWhatCannotBeAdaptedWithOneLine) {

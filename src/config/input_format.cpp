@@ -22,7 +22,16 @@ constexpr const char* kClassRole = "class_column";
 // The config key a --column ROLE sets, "" for no role: a data.columns role, class_column
 // (task.label.class_column) or a feature column by its place in the config
 // (features.numeric[0]: data.features.numeric[0]).
-std::string column_key(const std::string& role) {
+// A text run's columns are data.text's: its text, and its class as a column or a path.
+constexpr const char* kTextRole = "text";
+constexpr const char* kPathRole = "path_column";
+
+std::string column_key(const std::string& role, bool text_run) {
+  if (text_run) {
+    if (role == kTextRole) return "data.text.column";
+    if (role == kClassRole) return "data.text.class_column";
+    if (role == kPathRole) return "data.text.path_column";
+  }
   const auto& roles = log_roles();
   if (std::find(roles.begin(), roles.end(), role) != roles.end()) return "data.columns." + role;
   if (role == kClassRole) return "task.label.class_column";
@@ -45,6 +54,9 @@ std::optional<OptionOf> option_of(const std::string& key) {
   if (key == "data.time_format") return OptionOf{"--time-format", " "};
   if (key == "data.bad_rows") return OptionOf{"--bad-rows", " "};
   if (key == "task.label.class_column") return OptionOf{std::string("--column ") + kClassRole, "="};
+  if (key == "data.text.column") return OptionOf{std::string("--column ") + kTextRole, "="};
+  if (key == "data.text.class_column") return OptionOf{std::string("--column ") + kClassRole, "="};
+  if (key == "data.text.path_column") return OptionOf{std::string("--column ") + kPathRole, "="};
   for (const char* prefix : {"data.columns.", "data.features."}) {
     const std::string p = prefix;
     if (starts_with(key, p))
@@ -101,7 +113,9 @@ std::string SettingNames::advice(const std::string& key) const {
 std::string column_roles_text() {
   return join(log_roles(), ", ") + ", " + kClassRole +
          " (task.label.class_column), or a feature column by its place in the config: "
-         "features.numeric[N], features.categorical[N], features.text[N]";
+         "features.numeric[N], features.categorical[N], features.text[N]; a text run's are " +
+         kTextRole + ", " + kClassRole + " and " + kPathRole +
+         " (data.text.column, .class_column, .path_column)";
 }
 
 Config input_config(const Config& run, const InputFile& input, SettingNames* names) {
@@ -129,17 +143,19 @@ Config input_config(const Config& run, const InputFile& input, SettingNames* nam
                        ": expected ROLE=COLUMN, e.g. --column user=customer_id (a column name, "
                        "or a 1-based position)");
     const std::string role = c.substr(0, eq), column = c.substr(eq + 1);
-    const std::string key = column_key(role);
+    const bool text_run = !run.data.text.column.empty();
+    const std::string key = column_key(role, text_run);
     if (key.empty()) {
       std::vector<std::string> roles = log_roles();
       roles.push_back(kClassRole);
+      if (text_run) roles.insert(roles.end(), {kTextRole, kPathRole});
       const std::string suggestion = closest_match(role, roles);
       throw UsageError(written + ": no role '" + role + "'" +
                        (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)") +
                        "; ROLE is one of " + column_roles_text());
     }
     const Json::json_pointer at = pointer(key);
-    if (!j.contains(at) || j[at].is_null())
+    if (!j.contains(at) || j[at].is_null() || j[at] == "")
       throw UsageError(written + ": the run reads no such column (" + key +
                        " is not set in its config), so there is none to read from another");
     if (std::count_if(given.begin(), given.end(), [&](const auto& g) { return g.first == key; }))
