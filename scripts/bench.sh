@@ -14,7 +14,9 @@
 #      (scripts/bench_w3.sh: per-task loop and functorch vmap) unless --no-w3;
 #   4. thread scaling (scripts/bench_threads.sh): 1 thread against 2 task workers on W1 and W2,
 #      alone and beside a busy process, unless --no-threads;
-#   5. ingestion (scripts/bench_ingest.sh) unless --no-ingest.
+#   5. ingestion (scripts/bench_ingest.sh) unless --no-ingest;
+#   6. data-parallel scaling (scripts/bench_dist.sh: 1 process against 2 torchrun ranks on W1
+#      and W3, with a projection for 8 and 64 ranks) unless --no-dist (or without torchrun).
 # Sections 1 to 3b run with 1 thread (OMP, OpenBLAS, torch) for every program.
 #
 #   scripts/bench.sh                 # about 26 minutes with everything, 10 with none
@@ -24,12 +26,13 @@ set -euo pipefail
 source "$(dirname "$0")/lib/help.sh"
 source "$(dirname "$0")/lib/blas_core.sh"
 cd "$(dirname "$0")/.."
-ingest=1 threads=1 w3=1
+ingest=1 threads=1 w3=1 dist=1
 for arg in "$@"; do
   case "$arg" in
     --no-ingest) ingest=0 ;;
     --no-threads) threads=0 ;;
     --no-w3) w3=0 ;;
+    --no-dist) dist=0 ;;
     *) echo "bench.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -118,4 +121,8 @@ fi
 if ((ingest)); then
   echo
   METALEARN=build-release/metalearn scripts/bench_ingest.sh
+fi
+if ((dist)) && command -v torchrun > /dev/null; then
+  echo
+  BINARY=build-release/metalearn scripts/bench_dist.sh
 fi

@@ -492,6 +492,17 @@ TEST(DataParallel, TorchrunLaunchesTwoRanksThroughTheCli) {
   EXPECT_TRUE(ml::testing::contains(ml::testing::slurp(run_dir + "/train.log"),
                                     "data-parallel: rank 0 of 2, computing tasks 0..1 of each "
                                     "meta-batch of 4"));
+  // The split of a meta-iteration and what it sends: every dense gradient as float32, a float64
+  // flag per parameter plus the loss, and the stop signal.
+  std::int64_t bytes = 8;
+  const auto weights = weights_of(run_dir + "/checkpoints/latest.mlckpt");
+  for (const Tensor& w : weights) bytes += w.numel() * 4;
+  bytes += static_cast<std::int64_t>(weights.size() + 1) * 8;
+  const std::string log = ml::testing::slurp(run_dir + "/train.log");
+  EXPECT_TRUE(ml::testing::contains(log, "ms of it in collectives")) << log;
+  EXPECT_TRUE(
+      ml::testing::contains(log, "it all-reduces " + std::to_string(bytes) + " bytes over 2 ranks"))
+      << log;
 }
 
 }  // namespace

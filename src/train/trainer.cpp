@@ -630,8 +630,15 @@ class TrainingRun {
   // The interrupt to stop at: this process's, or under a group the largest any rank saw (a
   // collective), so that all ranks stop at the same meta-iteration.
   int agreed_signal() {
-    return group_ ? static_cast<int>(group_->all_max(interrupt_signal())) : interrupt_signal();
+    if (!group_) return interrupt_signal();
+    const auto start = std::chrono::steady_clock::now();
+    const int signal = static_cast<int>(group_->all_max(interrupt_signal()));
+    signal_seconds_ += seconds_since(start);
+    return signal;
   }
+  // Under a group: how the meta-steps' time split between computing and the collectives, and
+  // what each meta-iteration sends, logged once at the end (scripts/bench_dist.sh reads it).
+  void log_collective_share(int iterations) const;
 
   const config::Config& config_;
   const run::RunLayout& layout_;
@@ -651,6 +658,9 @@ class TrainingRun {
   const std::pair<std::size_t, std::size_t> share_;
   double seconds_before_ = 0;  // training seconds of the calls before this one
   bool resumed_ = false;
+  // This call's meta-steps (their gradient all-reduce included), the all-reduce alone, and
+  // the stop-signal agreement after each step: collectives count the wait for the slowest rank.
+  double step_seconds_ = 0, reduce_seconds_ = 0, signal_seconds_ = 0;
   run::TrainingProgress progress_;
   std::ofstream metrics_;
 };
@@ -842,13 +852,17 @@ std::vector<meta::TaskBatch> TrainingRun::prepare_batches(int it) const {
 
 // One outer step; returns the meta-batch's query loss. NumericError when it is not finite.
 double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
+  const auto step_start = std::chrono::steady_clock::now();
   optimizer_.zero_grad();
   double loss = learner_->accumulate_meta_gradient(batches);
   std::vector<meta::RowSparseGradient> sparse = learner_->row_sparse_gradients();
-  if (group_)
+  if (group_) {
+    const auto start = std::chrono::steady_clock::now();
     loss = reduce_meta_gradient(
         *group_, learner_->meta_parameters(), learner_->row_sparse_parameters(), sparse,
         share_.second - share_.first, static_cast<std::size_t>(config_.meta.meta_batch), loss);
+    reduce_seconds_ += seconds_since(start);
+  }
   // The advice for a diverged step: the learning rates (an explosion is the same failure as a
   // NaN, caught earlier), unless an input of the meta-batch is not finite: lower rates would not
   // help that.
@@ -867,7 +881,35 @@ double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
   const double norm = optimizer_.step(std::move(sparse));
   if (std::string why = run::divergence_reason(loss, loss_limit_, norm); !why.empty())
     throw NumericError(advice(why));
+  step_seconds_ += seconds_since(step_start);
   return loss;
+}
+
+void TrainingRun::log_collective_share(int iterations) const {
+  if (!group_ || iterations <= 0) return;
+  // Per meta-iteration: the flat dense gradient (float32), the head of flags and the loss
+  // (float64) and the stop signal (int64); row-sparse tables add their touched rows.
+  std::int64_t bytes = 8;
+  std::int64_t dense = 0;
+  const auto& row_sparse = learner_->row_sparse_parameters();
+  const auto params = learner_->meta_parameters();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (i < row_sparse.size() && row_sparse[i]) continue;
+    bytes += params[i].numel() * 4;
+    ++dense;
+  }
+  bytes += (dense + 1) * 8;
+  const double per = 1000.0 / iterations;
+  spdlog::info(
+      "data-parallel: a meta-iteration took {:.2f} ms, {:.2f} ms of it in collectives (waiting "
+      "for the slowest rank included) and {:.2f} ms computing; it all-reduces {} bytes{} over "
+      "{} ranks",
+      (step_seconds_ + signal_seconds_) * per, (reduce_seconds_ + signal_seconds_) * per,
+      (step_seconds_ - reduce_seconds_) * per, bytes,
+      std::any_of(row_sparse.begin(), row_sparse.end(), [](bool table) { return table; })
+          ? " plus the touched rows of its tables"
+          : "",
+      group_->size());
 }
 
 void TrainingRun::warn_if_the_backbone_gets_no_gradient() const {
@@ -1001,6 +1043,7 @@ TrainSummary TrainingRun::train(int stop_after) {
       stop_interrupted(signal, total, saved);
   }
   progress.finish();
+  log_collective_share(stop - start);
   progress_.iteration = stop;
   if (stop == total) run_validation();
   // Cut short here or at the last iteration of a --stop-after call: saved as pending.
