@@ -446,6 +446,28 @@ TEST(DataParallel, AJoinedRankSurvivesWritingToAPeerThatIsGone) {
     EXPECT_EQ(o.code, 0) << "-1: killed (by SIGPIPE) " << o.message;
 }
 
+// meta.first_order_fallback under a group: the ranks decide together, so they train the same
+// algorithm (one rank going first order alone would make their outer steps differ).
+TEST(DataParallel, TheRanksFallBackToFirstOrderTogether) {
+  ml::testing::TempDir dir;
+  auto config = ml::testing::synthetic_shop(dir);
+  config.meta.iterations = 4;
+  const auto outcomes = run_ranks(
+      dir,
+      [&](ml::runtime::ProcessGroup& group) {
+        ml::config::Config mine = config;
+        mine.run.dir = dir.file("fallback-rank" + std::to_string(group.rank()));
+        // Only rank 1's limit is too small: rank 0 must follow it.
+        mine.run.memory_limit_mib = group.rank() == 1 ? 1 : 1000000;
+        ml::train::run_training(mine, {false, 0, &group});
+      },
+      std::chrono::seconds(120));
+  for (const RankOutcome& o : outcomes) ASSERT_EQ(o.code, 0) << o.message;
+  const auto meta =
+      ml::run::read_checkpoint_meta(dir.file("fallback-rank0/checkpoints/latest.mlckpt"));
+  EXPECT_EQ(meta.progress.value("algorithm", ""), "fomaml");
+}
+
 TEST(DataParallel, ARankWithoutPeersStopsAtTheTimeoutWithOneLine) {
   LaunchEnv env;
   env.rank = 1;

@@ -897,13 +897,16 @@ const Table<RunConfig>& run_table() {
              "and without workers and keeps the workers only when they are faster.",
              between(0, kMaxThreads,
                      "0 = OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the usable cores")),
-       field("memory_limit_mib", &RunConfig::memory_limit_mib,
-             "The resident memory (MiB) a second-order meta-step may bring the process to "
-             "(meta.first_order_fallback); 0: the memory the machine has available when train "
-             "starts (MemAvailable, or the cgroup's limit when lower) plus what the process "
-             "already holds. Used before a fresh run's first meta-step only: a resumed run keeps "
-             "the order it started with, whatever the limit now (so it may differ on --resume).",
-             between(0, 1 << 30, "0 = available memory"))});
+       field(
+           "memory_limit_mib", &RunConfig::memory_limit_mib,
+           "The resident memory (MiB) a second-order meta-step may bring the process to "
+           "(meta.first_order_fallback); 0: the memory the machine has available when train "
+           "starts (MemAvailable, or the cgroup's limit when lower) plus what the process "
+           "already holds. Used before a fresh run's first meta-step only: a resumed run keeps "
+           "the order it started with, whatever the limit now (so it may differ on --resume). Per "
+           "host under torchrun: each rank measures against its own, and one rank over it "
+           "makes every rank train first order.",
+           between(0, 1 << 30, "0 = available memory"))});
   return table;
 }
 

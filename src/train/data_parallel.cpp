@@ -21,7 +21,7 @@ namespace {
 nlohmann::json shared_config(const config::Config& config) {
   nlohmann::json j;
   to_json(j, config);
-  for (const char* key : {"dir", "device", "threads"}) j["run"].erase(key);
+  for (const char* key : {"dir", "device", "threads", "memory_limit_mib"}) j["run"].erase(key);
   j["data"].erase("files");
   j["data"].erase("cache");
   if (j["data"].contains("side_tables"))

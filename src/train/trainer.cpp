@@ -789,46 +789,58 @@ void TrainingRun::choose_order(std::size_t chunks, int start) {
   if (config_.meta.algorithm != config::Algorithm::kMaml || !config_.meta.first_order_fallback ||
       !device_.is_cpu())
     return;
-  const std::vector<meta::TaskBatch> batches = prepare_batches(start);
-  if (batches.empty() || !runtime::reset_peak_resident_memory()) return;
-  const auto before = runtime::resident_memory();
-  if (!before) return;
-  // The measurement must leave the run as it was: no gradient, no random draw kept.
-  auto generator = at::detail::getDefaultCPUGenerator();
-  const auto random_state = generator.get_state();
-  learner_->accumulate_meta_gradient({batches.front()});
-  optimizer_.zero_grad();
-  generator.set_state(random_state);
-  const auto after = runtime::resident_memory();
-  if (!after) return;
-  constexpr double kMiB = 1024.0 * 1024.0;
-  const std::int64_t one = std::max<std::int64_t>(0, after->peak_bytes - before->current_bytes);
-  // Chunks run side by side; a chunk's stacks one after another, each graph freed before the
-  // next.
-  const std::size_t at_once = std::min(
-      batches.size(), std::max<std::size_t>(1, chunks) * learner_->tasks_per_stack(batches));
-  // Half again as margin: the stacked step holds more than its tasks' graphs one by one (on
-  // Flipkart's trainable backbone, 8 tasks of 19.9 MiB each rose 223 MiB, not 159).
-  constexpr double kMargin = 1.5;
-  const auto predicted =
-      before->current_bytes +
-      static_cast<std::int64_t>(kMargin * static_cast<double>(one) * static_cast<double>(at_once));
-  std::int64_t limit = std::int64_t{config_.run.memory_limit_mib} * 1024 * 1024;
-  std::string limit_source = "run.memory_limit_mib";
-  if (limit == 0) {
-    const auto available = runtime::available_memory_bytes();
-    if (!available) return;
-    limit = before->current_bytes + *available;
-    limit_source = "what the machine had available";
-  }
-  bool too_big = predicted > limit;
-  const bool already_over = before->current_bytes >= limit;
+  // Every rank measures its own share and the group decides alike: a rank that cannot measure
+  // still joins the decision (false), so no collective is left unmatched.
+  std::string figures;
+  bool too_big = false, already_over = false;
+  [&] {
+    const std::vector<meta::TaskBatch> batches = prepare_batches(start);
+    if (batches.empty()) return;
+    // Where the kernel refuses the reset, the peak since start stands in: it can only
+    // overstate the step, so the fallback errs towards first order.
+    const bool since_reset = runtime::reset_peak_resident_memory();
+    const auto before = runtime::resident_memory();
+    if (!before) return;
+    // The measurement must leave the run as it was: no gradient, no random draw kept.
+    auto generator = at::detail::getDefaultCPUGenerator();
+    const auto random_state = generator.get_state();
+    learner_->accumulate_meta_gradient({batches.front()});
+    optimizer_.zero_grad();
+    generator.set_state(random_state);
+    const auto after = runtime::resident_memory();
+    if (!after) return;
+    constexpr double kMiB = 1024.0 * 1024.0;
+    const std::int64_t one = std::max<std::int64_t>(0, after->peak_bytes - before->current_bytes);
+    // Chunks run side by side; a chunk's stacks one after another, each graph freed before the
+    // next.
+    const std::size_t at_once = std::min(
+        batches.size(), std::max<std::size_t>(1, chunks) * learner_->tasks_per_stack(batches));
+    // Half again as margin: the stacked step holds more than its tasks' graphs one by one (on
+    // Flipkart's trainable backbone, 8 tasks of 19.9 MiB each rose 223 MiB, not 159).
+    constexpr double kMargin = 1.5;
+    const auto predicted =
+        before->current_bytes + static_cast<std::int64_t>(kMargin * static_cast<double>(one) *
+                                                          static_cast<double>(at_once));
+    std::int64_t limit = std::int64_t{config_.run.memory_limit_mib} * 1024 * 1024;
+    std::string limit_source = "run.memory_limit_mib";
+    if (limit == 0) {
+      const auto available = runtime::available_memory_bytes();
+      if (!available) return;
+      limit = before->current_bytes + *available;
+      limit_source = "what the machine had available";
+    }
+    too_big = predicted > limit;
+    already_over = before->current_bytes >= limit;
+    figures = fmt::format(
+        "a second-order meta-step holding {} at once would take the process to about {:.0f} MiB "
+        "(one task's graph{}: {:.1f} MiB, times 1.5 as margin), against {:.0f} MiB ({})",
+        count_of(static_cast<long long>(at_once), "task"), static_cast<double>(predicted) / kMiB,
+        since_reset ? "" : ", at most: the peak since start", static_cast<double>(one) / kMiB,
+        static_cast<double>(limit) / kMiB, limit_source);
+  }();
   if (group_) too_big = group_->all_max(too_big ? 1 : 0) > 0;
-  const std::string figures = fmt::format(
-      "a second-order meta-step holding {} at once would take the process to about {:.0f} MiB "
-      "(one task's graph: {:.1f} MiB, times 1.5 as margin), against {:.0f} MiB ({})",
-      count_of(static_cast<long long>(at_once), "task"), static_cast<double>(predicted) / kMiB,
-      static_cast<double>(one) / kMiB, static_cast<double>(limit) / kMiB, limit_source);
+  if (figures.empty() && !too_big) return;  // nothing measured here, nothing to change
+  if (figures.empty()) figures = "another rank's measurement";
   if (!too_big) {
     spdlog::info("memory: second order fits: {}", figures);
     return;
