@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "eval/cold_start.hpp"
 #include "run/checkpoint.hpp"
+#include "run/learner_state.hpp"
 #include "run/run_layout.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
@@ -50,13 +51,12 @@ std::optional<run::ValidatedAdaptation> choose_adaptation(const config::Config& 
                 o.steps.end());
   o.inner_lrs = adaptation_lr_grid(meta.inner_lr);
   o.baseline_lrs = o.inner_lrs;  // a run trained as pretrain is a baseline family
-  // The run's method as eval names it: fomaml where maml fell back to first order
-  // (run::apply_recorded_algorithm); adaptation.json keeps the config's name, which adapt checks.
-  const nlohmann::json progress =
-      run::read_checkpoint_meta(run::resolve_checkpoint_path(config.run.dir)).progress;
-  const std::string method = progress.is_object()
-                                 ? progress.value("algorithm", enum_name(meta.algorithm))
-                                 : enum_name(meta.algorithm);
+  // The run's method as eval names it: fomaml where maml fell back to first order; the
+  // adaptation.json below keeps the config's name, which adapt checks.
+  config::Config trained = config;
+  run::apply_recorded_algorithm(
+      trained, run::read_checkpoint_meta(run::resolve_checkpoint_path(config.run.dir)));
+  const std::string method = enum_name(trained.meta.algorithm);
   o.methods = {method};
   o.pretrain = false;
   o.episodes = kChoiceEpisodes;

@@ -332,8 +332,7 @@ Tokenizer Tokenizer::from_file(const std::string& path, config::LowerCase lowerc
   std::string load_error;
   t.processor_ = load_processor(bytes, &load_error);
   // Text that SentencePiece cannot read either: most likely a vocabulary without its [UNK].
-  if (!t.processor_ && !bytes.empty() && bytes.find('\0') == std::string::npos &&
-      is_valid_utf8(bytes))
+  if (!t.processor_ && bytes.find('\0') == std::string::npos && is_valid_utf8(bytes))
     WordPiece::from_vocab(bytes, lowercase);  // throws, naming what it lacks
   if (!t.processor_)
     throw DataError(

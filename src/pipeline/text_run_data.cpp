@@ -200,23 +200,23 @@ features::Tokenizer backbone_tokenizer(const config::Config& config) {
     throw DataError("model.backbone.tokenizer '" + path + "': " + e.what());
   }
   const std::string kind = tokenizer->kind();
-  // A tokenizer file that `metalearn export` or a checkpoint wrote carries its own case.
-  if (lowercase != config::LowerCase::kAuto && kind != "sentencepiece" &&
-      (lowercase == config::LowerCase::kYes) != (kind == "wordpiece, lower-cased"))
-    throw ConfigError("model.backbone.lowercase = \"" + enum_name(lowercase) +
-                      "\": model.backbone.tokenizer '" + path + "' is a metalearn tokenizer file " +
-                      "whose WordPiece vocabulary is fixed as " +
-                      (kind == "wordpiece" ? "cased" : "lower-cased") +
-                      "; leave it \"auto\" or give the vocab.txt itself");
-  if (kind.rfind("wordpiece", 0) == 0 && config.model.backbone.max_len < 3)
-    throw ConfigError("model.backbone.max_len = " + std::to_string(config.model.backbone.max_len) +
-                      ": a WordPiece text takes [CLS] and [SEP] besides its words, so every text "
-                      "would reach the backbone alike; must be at least 3");
-  if (lowercase != config::LowerCase::kAuto && kind == "sentencepiece")
+  const bool wordpiece = kind != "sentencepiece";
+  if (lowercase != config::LowerCase::kAuto && !wordpiece)
     throw ConfigError("model.backbone.lowercase = \"" + enum_name(lowercase) + "\"" +
                       ": applies to a WordPiece vocabulary, and model.backbone.tokenizer '" + path +
                       "' is SentencePiece's, which normalises text itself; leave it \"auto\"");
-  spdlog::info("backbone tokenizer: {} ({} ids)", tokenizer->kind(), tokenizer->vocab_size());
+  // A tokenizer file that `metalearn export` or a checkpoint wrote carries its own case.
+  const bool lowers = kind == "wordpiece, lower-cased";
+  if (lowercase != config::LowerCase::kAuto && (lowercase == config::LowerCase::kYes) != lowers)
+    throw ConfigError(
+        "model.backbone.lowercase = \"" + enum_name(lowercase) + "\": model.backbone.tokenizer '" +
+        path + "' is a metalearn tokenizer file " + "whose WordPiece vocabulary is fixed as " +
+        (lowers ? "lower-cased" : "cased") + "; leave it \"auto\" or give the vocab.txt itself");
+  if (wordpiece && config.model.backbone.max_len < 3)
+    throw ConfigError("model.backbone.max_len = " + std::to_string(config.model.backbone.max_len) +
+                      ": a WordPiece text takes [CLS] and [SEP] besides its words, so every text "
+                      "would reach the backbone alike; must be at least 3");
+  spdlog::info("backbone tokenizer: {} ({} ids)", kind, tokenizer->vocab_size());
   return std::move(*tokenizer);
 }
 
