@@ -20,6 +20,10 @@
 #include <optional>
 #include <thread>
 
+#include "eval/cold_start.hpp"
+#include "eval/text_eval.hpp"
+#include "inference/adaptation.hpp"
+#include "inference/prediction.hpp"
 #include "run/checkpoint.hpp"
 #include "run/learner_state.hpp"
 #include "runtime/distributed.hpp"
@@ -27,6 +31,7 @@
 #include "test_support.hpp"
 #include "train/trainer.hpp"
 #include "util/errors.hpp"
+#include "util/json_diff.hpp"
 
 namespace {
 
@@ -312,18 +317,19 @@ TEST(DataParallel, TwoRanksOnLoopbackReachTheWeightsOfOneProcess) {
   }
 }
 
-TEST(DataParallel, AGroupResumedOnOneHostEndsAsTheUninterruptedGroup) {
+TEST(DataParallel, AGroupResumedWithoutASharedRunFolderEndsAsTheUninterruptedGroup) {
   ml::testing::TempDir dir;
   auto config = ml::testing::synthetic_shop(dir);
   config.meta.meta_batch = 5;
   config.meta.iterations = 20;
-  // Both ranks name one run.dir: under --resume every rank reads the group's checkpoint.
+  // Rank 1 names a run.dir that never exists, as on a host without the run folder: under
+  // --resume rank 0 sends it the group's checkpoint.
   auto train = [&](const std::string& name, int stop_after, bool resume) {
     const auto outcomes = run_ranks(
         dir,
         [&](ml::runtime::ProcessGroup& group) {
           ml::config::Config mine = config;
-          mine.run.dir = dir.file(name);
+          mine.run.dir = dir.file(group.rank() == 0 ? name : name + "-elsewhere");
           ml::train::run_training(mine, {resume, stop_after, &group});
         },
         std::chrono::seconds(300));
@@ -340,6 +346,7 @@ TEST(DataParallel, AGroupResumedOnOneHostEndsAsTheUninterruptedGroup) {
     EXPECT_TRUE(torch::equal(w[i], r[i])) << "param " << i << " differs after --resume";
   EXPECT_EQ(losses_of(whole + "/metrics.jsonl"), losses_of(resumed + "/metrics.jsonl"));
   EXPECT_EQ(losses_of(whole + "/metrics.jsonl").size(), 4u);
+  EXPECT_FALSE(fs::exists(dir.file("cut-elsewhere")));
 }
 
 TEST(DataParallel, ADifferentConfigOrDataStopsEveryRankWithOneLine) {
@@ -484,6 +491,194 @@ TEST(DataParallel, ARankWithoutPeersStopsAtTheTimeoutWithOneLine) {
                                         std::to_string(env.master_port) + " within 2 s"))
       << message;
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+// Batch work under a launch (runtime/work_share.hpp): eval's episodes, adapt's tasks and
+// predict's chunks of rows shared out over 2 ranks give rank 0 what one process computes, bit
+// for bit (each value is computed by one rank and added to zeros only).
+TEST(DataParallel, ShardedEvalAdaptAndPredictEqualOneProcess) {
+  ml::testing::TempDir dir;
+  auto config = ml::testing::synthetic_shop(dir);
+  config.meta.iterations = 20;
+  ml::train::run_training(config, {});
+  const std::string run_dir = config.run.dir;
+  // More rows than one chunk of predict (8192), so that both ranks score some.
+  const std::string rows = dir.file("rows.csv");
+  {
+    const std::string log = ml::testing::slurp(config.data.files.front());
+    const std::string body = log.substr(log.find('\n') + 1);
+    std::ofstream out(rows);
+    out << log << body << body;
+  }
+
+  ml::eval::ColdStartOptions eval;
+  eval.checkpoint = run_dir;
+  eval.shots = {2, 6};
+  eval.steps = {0, 2};
+  eval.episodes = 3;
+  eval.device = "cpu";
+  eval.threads = 1;
+  ml::inference::AdaptOptions adapt;
+  adapt.checkpoint = run_dir;
+  adapt.all_new = true;
+  adapt.device = "cpu";
+  adapt.threads = 1;
+  ml::inference::PredictOptions predict;
+  predict.checkpoint = run_dir;
+  predict.input = rows;
+  predict.device = "cpu";
+  predict.threads = 1;
+  // What the comparison reads: the results without their timings, the scores.
+  auto eval_json = [](const ml::eval::ColdStartResult& r) {
+    nlohmann::json j = ml::eval::to_json(r);
+    j.erase("seconds");
+    return j;
+  };
+  auto adapt_json = [](const ml::inference::AdaptSummary& s) {
+    nlohmann::json j = ml::inference::to_json(s);
+    j.erase("out_dir");
+    for (auto& t : j["tasks"]) {
+      t.erase("adapt_ms");
+      t.erase("checkpoint");
+    }
+    return j;
+  };
+  auto scores_of = [](const ml::inference::RowScores& s) {
+    std::vector<double> v;
+    for (const auto& r : s.rows) v.push_back(r.score);
+    return v;
+  };
+
+  // The group first: its rank 0 trains the pretrain baseline while rank 1 waits.
+  const auto outcomes = run_ranks(
+      dir,
+      [&](ml::runtime::ProcessGroup& group) {
+        auto e = eval;
+        e.group = &group;
+        const nlohmann::json evaluated = eval_json(ml::eval::run_cold_start(e));
+        auto a = adapt;
+        a.group = &group;
+        a.out_dir = dir.file("adapted-two");
+        const ml::inference::AdaptSummary adapted = ml::inference::adapt(a);
+        auto p = predict;
+        p.group = &group;
+        const std::vector<double> scores = scores_of(ml::inference::score_rows(p));
+        if (group.rank() != 0) {
+          if (!adapted.tasks.empty()) throw std::runtime_error("rank 1 returned tasks");
+          return;
+        }
+        std::ofstream(dir.file("eval-two.json")) << evaluated.dump();
+        std::ofstream(dir.file("adapt-two.json")) << adapt_json(adapted).dump();
+        std::ofstream(dir.file("scores-two.json")) << nlohmann::json(scores).dump();
+      },
+      std::chrono::seconds(600));
+  for (const RankOutcome& o : outcomes) ASSERT_EQ(o.code, 0) << o.message;
+
+  const nlohmann::json one_eval = eval_json(ml::eval::run_cold_start(eval));
+  auto two_eval = nlohmann::json::parse(ml::testing::slurp(dir.file("eval-two.json")));
+  // Rank 0 trained the pretrain baseline; one process then found it.
+  EXPECT_EQ(two_eval["pretrain"]["source"], "trained");
+  EXPECT_EQ(one_eval["pretrain"]["source"], "reused");
+  two_eval["pretrain"]["source"] = "reused";
+  EXPECT_TRUE(two_eval == one_eval)
+      << ml::first_json_difference(two_eval, one_eval, "", "with 2 ranks", "in one process");
+  ASSERT_FALSE(one_eval["cells"].empty());
+
+  adapt.out_dir = dir.file("adapted-one");
+  const ml::inference::AdaptSummary one_adapt = ml::inference::adapt(adapt);
+  ASSERT_GE(one_adapt.tasks.size(), 2u);  // a task for each rank
+  const auto two_adapt = nlohmann::json::parse(ml::testing::slurp(dir.file("adapt-two.json")));
+  EXPECT_TRUE(two_adapt == adapt_json(one_adapt)) << ml::first_json_difference(
+      two_adapt, adapt_json(one_adapt), "", "with 2 ranks", "in one process");
+  for (const auto& t : one_adapt.tasks) {
+    SCOPED_TRACE(t.task);
+    const std::string name = fs::path(t.checkpoint).filename().string();
+    const auto one = weights_of(t.checkpoint);
+    const auto two = weights_of(dir.file("adapted-two/" + name));
+    ASSERT_EQ(one.size(), two.size());
+    for (std::size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i]));
+  }
+
+  const std::vector<double> one_scores = scores_of(ml::inference::score_rows(predict));
+  ASSERT_GT(one_scores.size(), 8192u);
+  EXPECT_EQ(nlohmann::json::parse(ml::testing::slurp(dir.file("scores-two.json"))),
+            nlohmann::json(one_scores));
+}
+
+// A text run's eval (N-way episodes and many-way draws) and predict (chunks of 256 texts)
+// shared out over 2 ranks equal one process; its adapt (one many-way task) is rank 0's.
+TEST(DataParallel, ShardedTextEvalAndPredictEqualOneProcess) {
+  ml::testing::TempDir dir;
+  const auto config = ml::testing::tiny_text_run(dir);
+  ml::train::run_training(config, {});
+  // More texts than one chunk, so that both ranks classify some.
+  std::string texts = "text\n";
+  for (int i = 0; i < 300; ++i) texts += "my topup question " + std::to_string(i) + " please\n";
+  ml::testing::write_file(dir.file("texts.csv"), texts);
+
+  ml::eval::TextEvalOptions eval;
+  eval.checkpoint = config.run.dir;
+  eval.shots = {1, 2};
+  eval.steps = {0, 1};
+  eval.episodes = 5;
+  eval.many_way_shots = {2};
+  eval.many_way_draws = 3;
+  eval.device = "cpu";
+  eval.threads = 1;
+  ml::inference::AdaptOptions adapt;
+  adapt.checkpoint = config.run.dir;
+  adapt.all_new = true;
+  adapt.shots = 2;
+  adapt.device = "cpu";
+  adapt.threads = 1;
+  ml::inference::TextPredictOptions predict;
+  predict.input = dir.file("texts.csv");
+  predict.top_k = 2;
+  predict.device = "cpu";
+  predict.threads = 1;
+  auto predictions_json = [](const ml::inference::TextPredictions& p) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& r : p.rows) rows.push_back({r.text, r.top});
+    return rows;
+  };
+
+  const auto outcomes = run_ranks(
+      dir,
+      [&](ml::runtime::ProcessGroup& group) {
+        auto e = eval;
+        e.group = &group;
+        const nlohmann::json evaluated = ml::eval::to_json(ml::eval::evaluate_text_run(e));
+        auto a = adapt;
+        a.group = &group;
+        a.out_dir = dir.file("adapted-two");
+        const auto adapted = ml::inference::adapt(a);
+        // Rank 0 tells the others which model to classify with (their summary is empty).
+        std::string model = adapted.tasks.empty() ? "" : adapted.tasks[0].checkpoint;
+        group.broadcast_bytes(model);
+        auto p = predict;
+        p.group = &group;
+        p.checkpoint = model;
+        const nlohmann::json predicted = predictions_json(ml::inference::predict_texts(p));
+        if (group.rank() != 0) return;
+        std::ofstream(dir.file("eval-two.json")) << evaluated.dump();
+        std::ofstream(dir.file("predict-two.json")) << predicted.dump();
+      },
+      std::chrono::seconds(600));
+  for (const RankOutcome& o : outcomes) ASSERT_EQ(o.code, 0) << o.message;
+
+  auto one_eval = ml::eval::to_json(ml::eval::evaluate_text_run(eval));
+  auto two_eval = nlohmann::json::parse(ml::testing::slurp(dir.file("eval-two.json")));
+  EXPECT_EQ(two_eval["pretrain"]["source"], "trained");  // by rank 0, while rank 1 waited
+  two_eval["pretrain"]["source"] = one_eval["pretrain"]["source"];
+  ASSERT_FALSE(one_eval["many_way"].empty());
+  EXPECT_TRUE(two_eval == one_eval)
+      << ml::first_json_difference(two_eval, one_eval, "", "with 2 ranks", "in one process");
+
+  adapt.out_dir = dir.file("adapted-one");
+  predict.checkpoint = ml::inference::adapt(adapt).tasks.at(0).checkpoint;
+  const nlohmann::json one_predicted = predictions_json(ml::inference::predict_texts(predict));
+  ASSERT_EQ(one_predicted.size(), 300u);
+  EXPECT_EQ(nlohmann::json::parse(ml::testing::slurp(dir.file("predict-two.json"))), one_predicted);
 }
 
 TEST(DataParallel, TorchrunLaunchesTwoRanksThroughTheCli) {

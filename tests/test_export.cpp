@@ -239,31 +239,6 @@ TEST(Export, PurchaseLogModelsScoreInLibTorchAndPythonAsPredictDoes) {
   }
 }
 
-// Six intents of eight texts: "lost" and "fee" held out as new, "pin" and "refund" for
-// validation, "card" and "topup" to train on.
-ml::config::Config tiny_text_run(const ml::testing::TempDir& dir) {
-  std::string csv = "text,category\n";
-  for (const char* intent : {"card", "topup", "refund", "pin", "fee", "lost"})
-    for (int i = 0; i < 8; ++i)
-      csv += std::string("my ") + intent + " question " + std::to_string(i) + " please," + intent +
-             "\n";
-  ml::testing::write_file(dir.file("intents.csv"), csv);
-  Json j = Json::parse(R"({
-    "data": {"text": {"column": "text", "class_column": "category"}},
-    "task": {"label": {"kind": "multiclass", "ways": 2}, "support": 2, "query": 3},
-    "model": {"type": "transformer",
-              "transformer": {"dim": 16, "heads": 2, "layers": 2, "ff_dim": 24, "max_len": 10}},
-    "features": {"tokenizer": {"vocab_size": 60, "hash_buckets": 16}},
-    "split": {"new_classes": ["lost", "fee"], "validation_classes": ["pin", "refund"]},
-    "meta": {"iterations": 4, "meta_batch": 2, "inner_steps": 1},
-    "train": {"validate_every": 0},
-    "run": {"device": "cpu", "threads": 1}
-  })");
-  j["data"]["files"] = {dir.file("intents.csv")};
-  j["run"]["dir"] = dir.file("text_run");
-  return ml::config::config_from_json(j);
-}
-
 // A text run adapted to its new classes and training classes together (adapt --all-new
 // --with-training-classes) with `steps` steps: the adapted model's file.
 std::string adapt_to_every_class(const std::string& run, int steps) {
@@ -290,7 +265,7 @@ ml::inference::TextPredictions predict_top4(const std::string& adapted, const st
 
 TEST(Export, AdaptedTextModelScoresInLibTorchAndPythonAsPredictDoes) {
   ml::testing::TempDir dir;
-  const auto config = tiny_text_run(dir);
+  const auto config = ml::testing::tiny_text_run(dir);
   ml::train::run_training(config, {});
   const std::string adapted = adapt_to_every_class(config.run.dir, 1);
   // The run itself names no classes: export, like predict, wants the adapted model.
@@ -357,7 +332,7 @@ TEST(Export, AdaptedTextModelScoresInLibTorchAndPythonAsPredictDoes) {
 // model scores in LibTorch as predict does.
 TEST(Export, ATextRunsEncoderBecomesABackboneWhoseAdaptedModelExports) {
   ml::testing::TempDir dir;
-  const auto config = tiny_text_run(dir);
+  const auto config = ml::testing::tiny_text_run(dir);
   ml::train::run_training(config, {});
   ml::exporting::ExportOptions e;
   e.checkpoint = config.run.dir;

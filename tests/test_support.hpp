@@ -139,6 +139,31 @@ inline std::vector<CliResult> run_cli_many(const std::vector<std::string>& args)
 }
 #endif
 
+// Six intents of eight texts: "lost" and "fee" held out as new, "pin" and "refund" for
+// validation, "card" and "topup" to train on.
+inline config::Config tiny_text_run(const TempDir& dir) {
+  std::string csv = "text,category\n";
+  for (const char* intent : {"card", "topup", "refund", "pin", "fee", "lost"})
+    for (int i = 0; i < 8; ++i)
+      csv += std::string("my ") + intent + " question " + std::to_string(i) + " please," + intent +
+             "\n";
+  ml::testing::write_file(dir.file("intents.csv"), csv);
+  config::Json j = config::Json::parse(R"({
+    "data": {"text": {"column": "text", "class_column": "category"}},
+    "task": {"label": {"kind": "multiclass", "ways": 2}, "support": 2, "query": 3},
+    "model": {"type": "transformer",
+              "transformer": {"dim": 16, "heads": 2, "layers": 2, "ff_dim": 24, "max_len": 10}},
+    "features": {"tokenizer": {"vocab_size": 60, "hash_buckets": 16}},
+    "split": {"new_classes": ["lost", "fee"], "validation_classes": ["pin", "refund"]},
+    "meta": {"iterations": 4, "meta_batch": 2, "inner_steps": 1},
+    "train": {"validate_every": 0},
+    "run": {"device": "cpu", "threads": 1}
+  })");
+  j["data"]["files"] = {dir.file("intents.csv")};
+  j["run"]["dir"] = dir.file("text_run");
+  return config::config_from_json(j);
+}
+
 // Writes a small synthetic shop into dir/synth and returns a validated config for it:
 // purchase vs view/cart labels per category, item and user side tables, a small MLP, a short
 // meta-training run into dir/run.

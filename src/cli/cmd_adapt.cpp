@@ -3,6 +3,7 @@
 
 #include "cli/command.hpp"
 #include "inference/adaptation.hpp"
+#include "runtime/distributed.hpp"
 
 namespace ml::cli {
 
@@ -57,7 +58,12 @@ void add_adapt_command(CLI::App& app) {
   command->add_flag("--json", o->json, "machine-readable summary on stdout");
   command->callback([o] {
     check_input_format(o->adapt.support_format, o->adapt.support_csv, "--support-csv");
+    // Under torchrun: the tasks are shared out over the launch's ranks; rank 0 reports.
+    const std::unique_ptr<runtime::ProcessGroup> group =
+        runtime::join_launch_group(runtime::OtherRanksLog::kErrors);
+    o->adapt.group = group.get();
     inference::AdaptSummary summary = inference::adapt(o->adapt);
+    if (group && group->rank() != 0) return;
     if (o->json)
       std::cout << inference::to_json(summary).dump(2) << "\n";
     else

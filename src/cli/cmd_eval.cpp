@@ -10,6 +10,7 @@
 #include "report/cold_start_page.hpp"
 #include "run/checkpoint.hpp"
 #include "run/validated_adaptation.hpp"
+#include "runtime/distributed.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
@@ -130,6 +131,10 @@ void add_eval_command(CLI::App& app) {
   command->callback([o, command] {
     // Checked before the (long) evaluation, so a wrong name fails at once.
     report::check_outputs(o->json_out, o->report);
+    // Under torchrun: the episodes are shared out over the launch's ranks; rank 0 reports.
+    const std::unique_ptr<runtime::ProcessGroup> group =
+        runtime::join_launch_group(runtime::OtherRanksLog::kErrors);
+    const bool writes = !group || group->rank() == 0;
     const std::string first_path = eval::parse_run_argument(o->checkpoints.front()).path;
     if (run::is_text_run_checkpoint(first_path)) {
       // A text run: held-out classes against the baselines, N-way and many-way.
@@ -155,7 +160,9 @@ void add_eval_command(CLI::App& app) {
           text.many_way_shots.end());
       text.device = o->eval.device;
       text.threads = o->eval.threads;
+      text.group = group.get();
       const eval::TextEvalResult result = eval::evaluate_text_run(text);
+      if (!writes) return;
       if (!o->json_out.empty())
         write_file_atomically(
             o->json_out, [&](std::ostream& out) { out << eval::to_json(result).dump(2) << "\n"; });
@@ -175,7 +182,9 @@ void add_eval_command(CLI::App& app) {
     o->eval.pretrain = !o->no_pretrain;
     o->eval.checkpoint = o->checkpoints.front();
     o->eval.compare.assign(o->checkpoints.begin() + 1, o->checkpoints.end());
+    o->eval.group = group.get();
     const eval::ColdStartResult result = eval::run_cold_start(o->eval);
+    if (!writes) return;
     if (!o->json_out.empty()) eval::write_json(result, o->json_out);
     if (!o->report.empty()) {
       const report::ReportPaths paths = report::write_report(result, o->report);

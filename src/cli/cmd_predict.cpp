@@ -7,6 +7,7 @@
 #include "cli/command.hpp"
 #include "inference/prediction.hpp"
 #include "run/checkpoint.hpp"
+#include "runtime/distributed.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
@@ -53,8 +54,12 @@ void add_predict_command(CLI::App& app) {
   add_device_option(*command, o->device);
   add_threads_option(*command, o->threads);
   command->callback([o, command] {
+    // Under torchrun: the rows are shared out over the launch's ranks; rank 0 writes.
+    const std::unique_ptr<runtime::ProcessGroup> group =
+        runtime::join_launch_group(runtime::OtherRanksLog::kErrors);
+    const bool writes = !group || group->rank() == 0;
     // Before the work: an --output that cannot be written fails now, not after the scoring.
-    if (!o->output.empty()) {
+    if (!o->output.empty() && writes) {
       // The scores replace --output atomically: written over the input, they would destroy it.
       std::error_code error;
       if (!o->input.empty() && std::filesystem::equivalent(o->input, o->output, error))
@@ -74,7 +79,9 @@ void add_predict_command(CLI::App& app) {
       t.top_k = command->count("--top-k") > 0 ? o->top_k : 1;
       t.device = o->device;
       t.threads = o->threads;
+      t.group = group.get();
       const auto predictions = inference::predict_texts(t);
+      if (!writes) return;
       inference::write_output(o->output, std::cout, [&](std::ostream& out) {
         inference::write_text_predictions_csv(predictions, out);
       });
@@ -83,6 +90,8 @@ void add_predict_command(CLI::App& app) {
       return;
     }
     if (o->recommend) {
+      // A few users' rankings: rank 0 does them alone.
+      if (!writes) return;
       inference::RecommendOptions r;
       r.checkpoint = o->checkpoint;
       r.task = o->task;
@@ -111,7 +120,9 @@ void add_predict_command(CLI::App& app) {
     p.format = o->format;
     p.device = o->device;
     p.threads = o->threads;
+    p.group = group.get();
     const auto scores = inference::score_rows(p);
+    if (!writes) return;
     inference::write_output(o->output, std::cout,
                             [&](std::ostream& out) { inference::write_scores_csv(scores, out); });
     if (!o->output.empty()) spdlog::info("wrote {} score(s) to {}", scores.rows.size(), o->output);

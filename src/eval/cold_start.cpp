@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -28,9 +29,12 @@
 #include "run/training_progress.hpp"
 #include "run/validated_adaptation.hpp"
 #include "runtime/device.hpp"
+#include "runtime/work_share.hpp"
 #include "runtime/worker_pool.hpp"
 #include "tasks/episode_sampler.hpp"
+#include "train/data_parallel.hpp"
 #include "train/trainer.hpp"
+#include "util/checksum.hpp"
 #include "util/errors.hpp"
 #include "util/interrupt.hpp"
 #include "util/json_diff.hpp"
@@ -255,12 +259,10 @@ struct PretrainCheckpoint {
   std::unique_ptr<meta::MetaLearner> learner;
 };
 
-std::vector<PretrainCheckpoint> pretrain_checkpoints(const run::LoadedRun& run,
-                                                     const fs::path& run_dir,
-                                                     const config::Config& pc,
-                                                     const torch::Device& device,
-                                                     PretrainSource& source) {
-  const PretrainBaseline baseline = ensure_pretrain_baseline(run_dir, pc);
+std::vector<PretrainCheckpoint> pretrain_checkpoints(
+    const run::LoadedRun& run, const fs::path& run_dir, const config::Config& pc,
+    const torch::Device& device, const runtime::WorkShare& share, PretrainSource& source) {
+  const PretrainBaseline baseline = ensure_pretrain_baseline(run_dir, pc, share);
   source.how = baseline.how;
   const fs::path dir = pc.run.dir;
   // Its checkpoints are candidates, chosen among on validation tasks with the fine-tuning each
@@ -728,6 +730,26 @@ void describe_run(const run::LoadedRun& run, const ColdStartOptions& options,
   result.run = summarize_run(run);
 }
 
+// Under a launch: DistributedError on every rank unless all were asked the same evaluation
+// of the same runs (checkpoint and data files by content: a host may keep them elsewhere).
+void check_same_evaluation(const runtime::WorkShare& share, const ColdStartOptions& o,
+                           const EvaluatedRuns& runs) {
+  nlohmann::json asked = {{"tasks", o.task_role},
+                          {"shots", o.shots},
+                          {"steps", o.steps},
+                          {"inner_lrs", o.inner_lrs},
+                          {"baseline_lrs", o.baseline_lrs},
+                          {"methods", o.methods},
+                          {"pretrain", o.pretrain},
+                          {"episodes", o.episodes},
+                          {"top_label_ranking", o.top_label_ranking}};
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const run::LoadedRun* r : runs.all())
+    inputs.push_back({{"checkpoint", file_fingerprint(r->checkpoint_path)},
+                      {"data", train::data_fingerprint(r->config)}});
+  share.require_same_request("eval", asked, inputs);
+}
+
 // Each run's name, in `runs` order (recorded in result.runs): NAME from a NAME=PATH argument;
 // else its algorithm when no other run has that algorithm, else its run folder's name. Never
 // by argument order: two runs that would share a name are a UsageError asking for NAME=PATH.
@@ -911,7 +933,8 @@ ArmSet build_arms(const EvaluatedRuns& evaluated, const std::vector<Family>& fam
                               layout.pretrain_baseline().string(), options.threads);
     p.config.run.device = runtime::parse_device(options.device);
     PretrainSource source;
-    auto candidates = pretrain_checkpoints(rep, layout.dir, p.config, device, source);
+    auto candidates = pretrain_checkpoints(rep, layout.dir, p.config, device,
+                                           runtime::WorkShare(options.group), source);
     if (group == 0) {
       result.pretrain_source = source.how;
       result.pretrain_checkpoint = source.checkpoint;
@@ -999,6 +1022,7 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
                     const torch::Device& device, runtime::WorkerPool& pool, Progress& progress,
                     std::size_t& done, const ColdStartResult& result, ShotTasks& shot_tasks,
                     std::vector<Cell>& cells) {
+  const runtime::WorkShare share(options.group);
   const tasks::LabelKind kind = data.tasks.kind;
   const std::size_t n_metrics = result.metrics.size();
   const std::size_t n_steps = result.steps.size();
@@ -1019,10 +1043,14 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
     EpisodeValues values;
   };
   const auto per_task = static_cast<std::size_t>(options.episodes);
-  std::vector<std::vector<ArmStep>> episodes(tasks_k.size() * per_task);
+  std::vector<std::vector<ArmStep>> episodes(tasks_k.size() * per_task,
+                                             std::vector<ArmStep>(n_arms * n_steps));
   std::mutex progress_mutex;
-  pool.run(episodes.size(), [&](std::size_t i) {
+  // Under a launch this rank computes its share of the episodes, the others theirs.
+  const auto [first, last] = share.mine(episodes.size());
+  pool.run(last - first, [&](std::size_t j) {
     throw_if_interrupted("evaluating episodes");
+    const std::size_t i = first + j;
     const std::size_t ti = i / per_task;
     const auto e = static_cast<std::uint64_t>(i % per_task);
     // Sampled once and shared by every arm: the pairing is by construction.
@@ -1040,7 +1068,6 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
     std::vector<std::int64_t> users;
     for (std::size_t q : episode.query) users.push_back(episode.task->examples[q].user);
     std::vector<ArmStep>& out = episodes[i];
-    out.resize(n_arms * n_steps);
     for (std::size_t mi = 0; mi < n_arms; ++mi) {
       const Arm& arm = arms.arms[mi];
       const meta::TaskBatch& batch = batch_for(arm.data);
@@ -1055,6 +1082,35 @@ void evaluate_shots(std::size_t ki, const ShotPlan& plan, const ArmSet& arms,
     const std::lock_guard<std::mutex> lock(progress_mutex);
     progress.update(static_cast<double>(++done));
   });
+  if (share.sharded()) {
+    // Per episode, arm and step: whether its outputs were finite, then each metric's value and
+    // whether the query fixed it.
+    const std::size_t per_step = 1 + 2 * n_metrics, width = n_arms * n_steps * per_step;
+    std::vector<double> rows(episodes.size() * width, 0.0);
+    for (std::size_t i = first; i < last; ++i)
+      for (std::size_t a = 0; a < n_arms * n_steps; ++a) {
+        const ArmStep& r = episodes[i][a];
+        double* row = &rows[i * width + a * per_step];
+        row[0] = r.finite ? 1 : 0;
+        for (std::size_t x = 0; r.finite && x < n_metrics; ++x) {
+          row[1 + x] = r.values.values[x];
+          row[1 + n_metrics + x] = r.values.fixed[x] ? 1 : 0;
+        }
+      }
+    share.fill_in(rows, width, {first, last});
+    for (std::size_t i = 0; i < episodes.size(); ++i) {
+      if (i >= first && i < last) continue;
+      for (std::size_t a = 0; a < n_arms * n_steps; ++a) {
+        ArmStep& r = episodes[i][a];
+        const double* row = &rows[i * width + a * per_step];
+        r.finite = row[0] != 0;
+        if (!r.finite) continue;
+        r.values.values.assign(row + 1, row + 1 + n_metrics);
+        r.values.fixed.resize(n_metrics);
+        for (std::size_t x = 0; x < n_metrics; ++x) r.values.fixed[x] = row[1 + n_metrics + x] != 0;
+      }
+    }
+  }
   for (std::size_t i = 0; i < episodes.size(); ++i) {
     const std::size_t ti = i / per_task;
     for (std::size_t mi = 0; mi < n_arms; ++mi) {
@@ -1130,7 +1186,16 @@ void evaluate_stage(const Stage& stage, const ArmSet& arms, const pipeline::RunD
                     const ColdStartResult& result) {
   const std::size_t total = episode_count(stage.plans, options.episodes);
   if (total == 0) return;
-  Progress progress(what, "episodes", static_cast<double>(total));
+  // This rank's share of each K's episodes.
+  const runtime::WorkShare share(options.group);
+  std::size_t mine = 0;
+  for (const ShotPlan& plan : stage.plans) {
+    const auto [first, last] =
+        share.mine(plan.eligible.size() * static_cast<std::size_t>(options.episodes));
+    mine += last - first;
+  }
+  Progress progress(what + (share.sharded() ? " (this rank's share)" : ""), "episodes",
+                    static_cast<double>(mine));
   std::size_t done = 0;
   for (std::size_t ki = 0; ki < result.shots.size(); ++ki)
     evaluate_shots(ki, stage.plans[ki], arms, data, options, device, pool, progress, done, result,
@@ -1288,8 +1353,13 @@ std::vector<double> adaptation_lr_grid(double inner_lr) {
 ColdStartResult run_cold_start(const ColdStartOptions& options) {
   const auto start_time = std::chrono::steady_clock::now();
   check_options(options);
-  const runtime::ThreadBudget budget = runtime::configure_compute(options.threads);
-  const EvaluatedRuns runs = load_evaluated_runs(options);
+  const runtime::WorkShare share(options.group);
+  runtime::ThreadBudget budget = runtime::configure_compute(options.threads);
+  share.share_cores(budget);
+  std::optional<EvaluatedRuns> loaded;
+  share.together("loading the runs", [&] { loaded.emplace(load_evaluated_runs(options)); });
+  const EvaluatedRuns& runs = *loaded;
+  if (share.sharded()) check_same_evaluation(share, options, runs);
   const torch::Device device = runtime::torch_device(options.device);
 
   ColdStartResult result;

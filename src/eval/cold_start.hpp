@@ -28,6 +28,10 @@
 #include "metrics/confidence.hpp"
 #include "tasks/task_set.hpp"
 
+namespace ml::runtime {
+class ProcessGroup;  // runtime/distributed.hpp
+}
+
 namespace ml::eval {
 
 // Eval's e-th episode of a task is the sampler's episode kEvalEpisodeBase + e
@@ -77,6 +81,10 @@ struct ColdStartOptions {
   bool top_label_ranking = false;
   std::string device = "auto";
   int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget (env vars, else usable cores)
+  // Under torchrun: the episodes are shared out over the launch's ranks (runtime/work_share.hpp)
+  // and every rank gets the whole result, equal to one process's; rank 0 trains the pretrain
+  // baseline when it is missing. nullptr: one process.
+  runtime::ProcessGroup* group = nullptr;
 };
 
 struct MetricInfo {

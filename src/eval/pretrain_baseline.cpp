@@ -36,7 +36,11 @@ config::Config with_algorithm(const config::Config& base, config::Algorithm algo
   return config::config_from_json(j);
 }
 
-PretrainBaseline ensure_pretrain_baseline(const fs::path& run_dir, const config::Config& pc) {
+namespace {
+
+// ensure_pretrain_baseline in this process; a rank other than 0 (`may_train` false) only reads
+// what rank 0 trained.
+PretrainBaseline ensure_here(const fs::path& run_dir, const config::Config& pc, bool may_train) {
   PretrainBaseline result;
   const run::RunLayout baseline(pc.run.dir);
   const fs::path& dir = baseline.dir;
@@ -91,6 +95,11 @@ PretrainBaseline ensure_pretrain_baseline(const fs::path& run_dir, const config:
     result.how = "trained";
   }
   if (budget < pc.meta.iterations) train_options.stop_after = budget - done;
+  if (train_now && !may_train)
+    throw DistributedError(
+        "no complete pretrain baseline in '" + dir.string() +
+        "' on this host after rank 0 trained it: under torchrun every rank reads the run "
+        "folder, so hosts need it shared (or copy it there, or leave it out with --no-pretrain)");
   try {
     if (train_now) train::run_training(pc, train_options);
   } catch (const InterruptedError& e) {
@@ -112,6 +121,18 @@ PretrainBaseline ensure_pretrain_baseline(const fs::path& run_dir, const config:
   }
   if (result.checkpoints.empty())
     throw CheckpointError("the pretrain baseline in '" + dir.string() + "' has no checkpoint");
+  return result;
+}
+
+}  // namespace
+
+PretrainBaseline ensure_pretrain_baseline(const fs::path& run_dir, const config::Config& pc,
+                                          const runtime::WorkShare& share) {
+  PretrainBaseline result;
+  // Rank 0 trains it while the others wait; they then read what it wrote.
+  share.on_rank0("training the pretrain baseline in '" + pc.run.dir + "'",
+                 [&] { result = ensure_here(run_dir, pc, /*may_train=*/true); });
+  if (!share.leads()) result = ensure_here(run_dir, pc, /*may_train=*/false);
   return result;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "runtime/work_share.hpp"
 
 namespace ml::eval {
 
@@ -32,8 +33,11 @@ struct PretrainBaseline {
 // reached when it stopped early (train --stop-after), so that both meet at the same point.
 // CheckpointError when the baseline there was trained with another config than `pretrain`
 // (apart from run.*) or has no checkpoint; InterruptedError naming the folder on a signal (the
-// next eval resumes it); the trainer's errors.
+// next eval resumes it); the trainer's errors. Under a launch (`share` with a group) rank 0
+// does that while the other ranks wait, then they read the checkpoints it wrote:
+// DistributedError on a rank that cannot find them (a host without the shared run folder).
 PretrainBaseline ensure_pretrain_baseline(const std::filesystem::path& run_dir,
-                                          const config::Config& pretrain);
+                                          const config::Config& pretrain,
+                                          const runtime::WorkShare& share = {});
 
 }  // namespace ml::eval

@@ -12,6 +12,8 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "eval/class_adaptation_choice.hpp"
@@ -23,6 +25,9 @@
 #include "run/learner_state.hpp"
 #include "run/run_layout.hpp"
 #include "runtime/device.hpp"
+#include "runtime/work_share.hpp"
+#include "train/data_parallel.hpp"
+#include "util/checksum.hpp"
 #include "util/errors.hpp"
 #include "util/interrupt.hpp"
 #include "util/strings.hpp"
@@ -205,14 +210,17 @@ Method fine_tune(std::string name, std::size_t encoder, const meta::MetaLearner&
 // `draw` (each method's batch made with its encoder's data).
 using Scores = std::vector<std::vector<std::vector<double>>>;
 
+// Under a launch each rank scores its share of the tasks and every rank gets all scores.
 Scores score_tasks(const std::vector<Method>& methods, const std::vector<Encoder>& encoders,
                    const std::vector<std::vector<std::size_t>>& which, std::size_t count,
                    const std::function<tasks::ClassEpisode(std::size_t)>& draw,
-                   const torch::Device& device, const std::string& what) {
+                   const torch::Device& device, const std::string& what,
+                   const runtime::WorkShare& share) {
   Scores scores(methods.size());
   for (std::size_t m = 0; m < methods.size(); ++m)
     scores[m].assign(which[m].size(), std::vector<double>(count, NAN));
-  for (std::size_t t = 0; t < count; ++t) {
+  const auto [first, last] = share.mine(count);
+  for (std::size_t t = first; t < last; ++t) {
     throw_if_interrupted(what);
     const tasks::ClassEpisode episode = draw(t);
     const auto classes = static_cast<std::int64_t>(episode.classes.size());
@@ -224,6 +232,24 @@ Scores score_tasks(const std::vector<Method>& methods, const std::vector<Encoder
             pipeline::make_text_task_batch(*encoders[methods[m].encoder].data, episode, device));
       const std::vector<double> values = methods[m].score(*batch, classes, which[m]);
       for (std::size_t c = 0; c < values.size(); ++c) scores[m][c][t] = values[c];
+    }
+  }
+  if (share.sharded()) {
+    std::size_t width = 0;
+    for (const auto& candidates : which) width += candidates.size();
+    std::vector<double> rows(count * width, 0.0);
+    for (std::size_t t = first; t < last; ++t) {
+      std::size_t column = 0;
+      for (std::size_t m = 0; m < methods.size(); ++m)
+        for (std::size_t c = 0; c < which[m].size(); ++c)
+          rows[t * width + column++] = scores[m][c][t];
+    }
+    share.fill_in(rows, width, {first, last});
+    for (std::size_t t = 0; t < count; ++t) {
+      std::size_t column = 0;
+      for (std::size_t m = 0; m < methods.size(); ++m)
+        for (std::size_t c = 0; c < which[m].size(); ++c)
+          scores[m][c][t] = rows[t * width + column++];
     }
   }
   return scores;
@@ -257,7 +283,7 @@ std::vector<TextMethodScore> choose_and_score(
     const std::vector<Method>& methods, const std::vector<Encoder>& encoders, int shots,
     std::size_t count, const std::function<tasks::ClassEpisode(std::size_t)>& validation,
     const std::function<tasks::ClassEpisode(std::size_t)>& fresh, const std::string& reference,
-    const torch::Device& device, const std::string& label) {
+    const torch::Device& device, const std::string& label, const runtime::WorkShare& share) {
   std::vector<std::vector<std::size_t>> which;
   std::vector<metrics::Interval> on_validation(methods.size());
   if (validation) {
@@ -265,7 +291,7 @@ std::vector<TextMethodScore> choose_and_score(
     std::vector<std::vector<std::size_t>> all;
     for (const Method& m : methods) all.push_back(all_settings(m));
     const Scores chosen = score_tasks(methods, encoders, all, count, validation, device,
-                                      "choosing settings on the validation classes");
+                                      "choosing settings on the validation classes", share);
     for (std::size_t m = 0; m < methods.size(); ++m) {
       which.push_back({best_of(chosen[m])});
       on_validation[m] = metrics::mean_ci(chosen[m][which[m][0]]);
@@ -275,7 +301,7 @@ std::vector<TextMethodScore> choose_and_score(
   }
   spdlog::info("{}: scoring {} tasks of the new classes", label, count);
   const Scores scored =
-      score_tasks(methods, encoders, which, count, fresh, device, "scoring the new classes");
+      score_tasks(methods, encoders, which, count, fresh, device, "scoring the new classes", share);
   const auto ref = std::find_if(methods.begin(), methods.end(),
                                 [&](const Method& m) { return m.name == reference; });
   std::vector<TextMethodScore> out;
@@ -318,12 +344,29 @@ void check_options(const TextEvalOptions& o) {
 
 TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
   check_options(o);
+  const runtime::WorkShare share(o.group);
   runtime::configure_compute(o.threads);
   const torch::Device device = runtime::torch_device(o.device);
-  run::TextRun run = run::load_text_run(
-      o.checkpoint, device,
-      "is an adapted text model (metalearn adapt); eval scores the run it came from: give the "
-      "run directory");
+  std::optional<run::TextRun> loaded;
+  share.together("loading the run", [&] {
+    loaded.emplace(run::load_text_run(
+        o.checkpoint, device,
+        "is an adapted text model (metalearn adapt); eval scores the run it came from: give the "
+        "run directory"));
+  });
+  run::TextRun& run = *loaded;
+  if (share.sharded())
+    share.require_same_request("eval",
+                               {{"shots", o.shots},
+                                {"steps", o.steps},
+                                {"episodes", o.episodes},
+                                {"baseline_lrs", o.baseline_lrs},
+                                {"pretrain", o.pretrain},
+                                {"methods", o.methods},
+                                {"many_way_shots", o.many_way_shots},
+                                {"many_way_draws", o.many_way_draws}},
+                               {{"checkpoint", file_fingerprint(run.checkpoint.path)},
+                                {"data", train::data_fingerprint(run.config)}});
   const std::string& path = run.checkpoint.path;
   const config::Config& config = run.config;
   const std::string& tokenizer = run.tokenizer;
@@ -361,7 +404,7 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
         with_algorithm(config, config::Algorithm::kPretrain,
                        run::RunLayout(run_dir).pretrain_baseline().string(), o.threads);
     pc.run.device = runtime::parse_device(o.device);
-    const PretrainBaseline baseline = ensure_pretrain_baseline(run_dir, pc);
+    const PretrainBaseline baseline = ensure_pretrain_baseline(run_dir, pc, share);
     // Its best checkpoint: chosen by its trainer on the validation classes (nearest-class-mean
     // accuracy), never on the new ones.
     r.pretrain_checkpoint = baseline.checkpoints.front();
@@ -463,7 +506,7 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
     const auto scores = choose_and_score(
         methods, encoders, k, static_cast<std::size_t>(o.episodes), on_validation,
         [&](std::size_t e) { return fresh.sample(kTextEvalEpisodeBase + e); }, reference, device,
-        fmt::format("{}-way K={}", r.ways, k));
+        fmt::format("{}-way K={}", r.ways, k), share);
     r.scores.insert(r.scores.end(), scores.begin(), scores.end());
   }
 
@@ -507,16 +550,18 @@ TextEvalResult evaluate_text_run(const TextEvalOptions& o) {
             k, mw.validation_classes, r.validation_classes, k + 1);
       on_validation = [&](std::size_t d) { return validation.many_way(kTextEvalEpisodeBase + d); };
     }
-    double queries = 0;
+    const auto draws = static_cast<std::size_t>(o.many_way_draws);
+    std::vector<double> queries(draws, 0.0);  // per draw: a rank draws its share
     const auto draw = [&](std::size_t d) {
       tasks::ClassEpisode e = fresh.many_way(kTextEvalEpisodeBase + d);
-      queries += static_cast<double>(e.query.size());
+      queries[d] = static_cast<double>(e.query.size());
       return e;
     };
     mw.scores = choose_and_score(
-        many_way_methods, encoders, k, static_cast<std::size_t>(o.many_way_draws), on_validation,
-        draw, reference, device, fmt::format("{}-way (all new classes) K={}", mw.classes, k));
-    mw.queries = queries / o.many_way_draws;
+        many_way_methods, encoders, k, draws, on_validation, draw, reference, device,
+        fmt::format("{}-way (all new classes) K={}", mw.classes, k), share);
+    share.fill_in(queries, 1, share.mine(draws));
+    mw.queries = std::accumulate(queries.begin(), queries.end(), 0.0) / o.many_way_draws;
     r.many_way.push_back(mw);
   }
   return r;

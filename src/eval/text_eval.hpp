@@ -39,6 +39,10 @@
 
 #include "metrics/confidence.hpp"
 
+namespace ml::runtime {
+class ProcessGroup;  // runtime/distributed.hpp
+}
+
 namespace ml::eval {
 
 struct TextEvalOptions {
@@ -58,6 +62,9 @@ struct TextEvalOptions {
   int many_way_draws = 5;                  // seeded support draws per K, on each split
   std::string device = "auto";
   int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget
+  // Under torchrun: the episodes and draws are shared out over the launch's ranks
+  // (runtime/work_share.hpp), every rank gets the whole result; nullptr: one process.
+  runtime::ProcessGroup* group = nullptr;
 };
 
 struct TextMethodScore {

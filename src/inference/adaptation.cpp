@@ -9,11 +9,13 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -31,10 +33,13 @@
 #include "run/run_layout.hpp"
 #include "run/validated_adaptation.hpp"
 #include "runtime/device.hpp"
+#include "runtime/work_share.hpp"
 #include "runtime/worker_pool.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "tasks/task_set.hpp"
+#include "train/data_parallel.hpp"
 #include "train/model_selection.hpp"
+#include "util/checksum.hpp"
 #include "util/errors.hpp"
 #include "util/interrupt.hpp"
 #include "util/strings.hpp"
@@ -433,11 +438,30 @@ nlohmann::json adapted_progress(const PreparedTask& p, const TaskAdaptation& t,
 }  // namespace
 
 AdaptSummary adapt(const AdaptOptions& o) {
-  if (run::is_text_run_checkpoint(o.checkpoint)) return adapt_text_run(o);
+  const runtime::WorkShare share(o.group);
+  if (run::is_text_run_checkpoint(o.checkpoint)) {
+    // One many-way task: nothing to share out.
+    if (!share.leads()) return {};
+    return adapt_text_run(o);
+  }
   check_options(o);
-  const runtime::ThreadBudget budget = runtime::configure_compute(o.threads);
+  runtime::ThreadBudget budget = runtime::configure_compute(o.threads);
+  share.share_cores(budget);
   std::string settings_source;
-  run::LoadedRun run = load_adapted_run(o, settings_source);
+  std::optional<run::LoadedRun> loaded;
+  share.together("loading the run", [&] { loaded.emplace(load_adapted_run(o, settings_source)); });
+  run::LoadedRun& run = *loaded;
+  if (share.sharded()) {
+    nlohmann::json asked = {{"tasks", o.tasks},
+                            {"all_new", o.all_new},
+                            {"shots", o.shots},
+                            {"steps", o.steps},
+                            {"inner_lr", o.inner_lr}};
+    nlohmann::json inputs = {{"checkpoint", file_fingerprint(run.checkpoint_path)},
+                             {"data", train::data_fingerprint(run.config)}};
+    if (!o.support_csv.empty()) inputs["support_csv"] = file_fingerprint(o.support_csv);
+    share.require_same_request("adapt", asked, inputs);
+  }
   const torch::Device device = runtime::torch_device(o.device);
   meta::MetaLearner& learner = *run.learner;
   const config::Config& config = run.config;
@@ -465,10 +489,12 @@ AdaptSummary adapt(const AdaptOptions& o) {
   summary.out_dir = out_dir.string();
 
   std::unique_ptr<CsvSupport> csv;  // the encoders of CSV tasks point into it
-  const std::vector<PreparedTask> prepared = o.support_csv.empty()
-                                                 ? prepare_episode_tasks(o, run, device)
-                                                 : prepare_csv_tasks(o, run, device, csv);
-  check_file_names(prepared, out_dir);
+  std::vector<PreparedTask> prepared;
+  share.together("preparing the tasks", [&] {
+    prepared = o.support_csv.empty() ? prepare_episode_tasks(o, run, device)
+                                     : prepare_csv_tasks(o, run, device, csv);
+    check_file_names(prepared, out_dir);
+  });
 
   run::CheckpointMeta meta;
   meta.tool_version = kToolVersion;
@@ -477,9 +503,12 @@ AdaptSummary adapt(const AdaptOptions& o) {
   to_json(meta.features, run.data->features);
   // Tasks are the units, each adapted as a stack of one (too small for threads inside) and
   // saved by the worker that adapted it: an adapted model can hold whole embedding tables, so
-  // they are not kept until the end.
+  // they are not kept until the end. Under a launch each rank adapts its share of the tasks,
+  // a round of one task per worker at a time, and rank 0 writes the models the others made
+  // after each round, so a rank holds at most a round's models.
+  const auto [first, last] = share.mine(prepared.size());
   runtime::WorkShape work;
-  work.units = device.is_cuda() ? 1 : static_cast<int>(prepared.size());  // a GPU: one stream
+  work.units = device.is_cuda() ? 1 : static_cast<int>(std::max<std::size_t>(last - first, 1));
   std::int64_t rows = 1;
   for (const auto& p : prepared)
     rows = std::max(rows, p.batch.support.size() + p.batch.query.size());
@@ -487,19 +516,7 @@ AdaptSummary adapt(const AdaptOptions& o) {
   const runtime::ThreadPlan threads = runtime::apply_thread_plan(budget, work, "tasks");
   runtime::WorkerPool pool(threads.workers);
   std::vector<TaskAdaptation> adapted_tasks(prepared.size());
-  std::mutex mutex;  // guards the two below
-  std::size_t saved = 0;
-  std::set<std::thread::id> warmed_up;
-  pool.run(prepared.size(), [&](std::size_t i) {
-    bool warm_up;
-    {
-      const std::lock_guard<std::mutex> lock(mutex);
-      // Between tasks: each model written so far is complete, and the line says how many.
-      throw_if_interrupted("adapting: " + std::to_string(saved) + " of " +
-                           std::to_string(prepared.size()) + " task(s) done and saved in '" +
-                           summary.out_dir + "'");
-      warm_up = warmed_up.insert(std::this_thread::get_id()).second;
-    }
+  for (std::size_t i = 0; i < prepared.size(); ++i) {
     const PreparedTask& p = prepared[i];
     TaskAdaptation& t = adapted_tasks[i];
     t.task = p.name;
@@ -509,18 +526,107 @@ AdaptSummary adapt(const AdaptOptions& o) {
     t.query_size = p.batch.query.size();
     t.steps = adapter.steps;
     t.inner_lr = adapter.inner_lr;
-    const std::vector<torch::Tensor> adapted = adapt_task(adapter, p, warm_up, t);
     t.checkpoint = (out_dir / adapted_file_name(p.name)).string();
-    run::CheckpointMeta task_meta = meta;
-    task_meta.progress = adapted_progress(p, t, run, summary.label_kind);
-    run::save_checkpoint(t.checkpoint, task_meta, [&](torch::serialize::OutputArchive& archive) {
-      write_adapted_state(archive, learner, adapted, p.batch.support);
+  }
+  // Every rank goes through as many rounds as the rank with the most needs (their worker
+  // counts may differ); one process needs one.
+  const std::size_t round_size = share.sharded() ? static_cast<std::size_t>(threads.workers)
+                                                 : std::max<std::size_t>(last - first, 1);
+  std::size_t rounds_needed = (last - first + round_size - 1) / round_size;
+  if (share.sharded())
+    rounds_needed =
+        static_cast<std::size_t>(share.group()->all_max(static_cast<std::int64_t>(rounds_needed)));
+  std::mutex mutex;  // guards the two below
+  std::size_t saved = 0;
+  std::set<std::thread::id> warmed_up;
+  for (std::size_t round = 0; round < rounds_needed; ++round) {
+    const std::size_t begin = std::min(last, first + round * round_size);
+    const std::size_t end = std::min(last, begin + round_size);
+    std::vector<std::string> made(end - begin);  // a rank other than 0: the models' bytes
+    share.together("adapting its tasks", [&] {
+      pool.run(end - begin, [&](std::size_t j) {
+        bool warm_up;
+        {
+          const std::lock_guard<std::mutex> lock(mutex);
+          // Between tasks: each model written so far is complete, and the line says how many.
+          throw_if_interrupted("adapting: " + std::to_string(saved) + " of " +
+                               std::to_string(prepared.size()) + " task(s) done and saved in '" +
+                               summary.out_dir + "'");
+          warm_up = warmed_up.insert(std::this_thread::get_id()).second;
+        }
+        const PreparedTask& p = prepared[begin + j];
+        TaskAdaptation& t = adapted_tasks[begin + j];
+        const std::vector<torch::Tensor> adapted = adapt_task(adapter, p, warm_up, t);
+        run::CheckpointMeta task_meta = meta;
+        task_meta.progress = adapted_progress(p, t, run, summary.label_kind);
+        const auto write_state = [&](torch::serialize::OutputArchive& archive) {
+          write_adapted_state(archive, learner, adapted, p.batch.support);
+        };
+        if (share.leads()) {
+          run::save_checkpoint(t.checkpoint, task_meta, write_state);
+          spdlog::info("adapted '{}' in {:.1f} ms -> {}", p.name, t.adapt_ms, t.checkpoint);
+        } else {
+          made[j] = run::checkpoint_bytes(t.checkpoint, task_meta, write_state);
+        }
+        const std::lock_guard<std::mutex> lock(mutex);
+        ++saved;
+      });
     });
-    spdlog::info("adapted '{}' in {:.1f} ms -> {}", p.name, t.adapt_ms, t.checkpoint);
-    const std::lock_guard<std::mutex> lock(mutex);
-    ++saved;
-  });
-  summary.tasks = std::move(adapted_tasks);
+    if (!share.sharded()) continue;
+    // This round's models to rank 0, which writes them: (task index, length, bytes) each.
+    std::string mine;
+    for (std::size_t j = 0; j < made.size(); ++j) {
+      for (const std::uint64_t field :
+           {static_cast<std::uint64_t>(begin + j), static_cast<std::uint64_t>(made[j].size())})
+        mine.append(reinterpret_cast<const char*>(&field), sizeof field);
+      mine += made[j];
+    }
+    const std::vector<std::string> gathered = share.gather(mine);
+    for (std::size_t r = 1; r < gathered.size(); ++r) {
+      const std::string& blob = gathered[r];
+      for (std::size_t at = 0; at < blob.size();) {
+        std::uint64_t task = 0, length = 0;
+        std::memcpy(&task, blob.data() + at, sizeof task);
+        std::memcpy(&length, blob.data() + at + sizeof task, sizeof length);
+        at += sizeof task + sizeof length;
+        const TaskAdaptation& t = adapted_tasks[task];
+        run::write_checkpoint_bytes(t.checkpoint, blob.substr(at, length));
+        at += length;
+        spdlog::info("wrote '{}' (adapted by rank {}) -> {}", t.task, r, t.checkpoint);
+      }
+    }
+  }
+  if (share.sharded()) {
+    // Every task's figures, for rank 0's summary.
+    constexpr std::size_t kWidth = 11;
+    std::vector<double> figures(prepared.size() * kWidth, 0.0);
+    for (std::size_t i = first; i < last; ++i) {
+      const TaskAdaptation& t = adapted_tasks[i];
+      double* row = &figures[i * kWidth];
+      for (const QueryMetrics* m : {&t.before, &t.after}) {
+        *row++ = m->auc;
+        *row++ = m->log_loss;
+        *row++ = m->accuracy;
+        *row++ = m->rmse;
+        *row++ = m->mae;
+      }
+      *row = t.adapt_ms;
+    }
+    share.fill_in(figures, kWidth, {first, last});
+    for (std::size_t i = 0; i < prepared.size(); ++i) {
+      TaskAdaptation& t = adapted_tasks[i];
+      const double* row = &figures[i * kWidth];
+      for (QueryMetrics* m : {&t.before, &t.after}) {
+        m->auc = *row++;
+        m->log_loss = *row++;
+        m->accuracy = *row++;
+        m->rmse = *row++;
+        m->mae = *row++;
+      }
+      t.adapt_ms = *row;
+    }
+  }
+  if (share.leads()) summary.tasks = std::move(adapted_tasks);
   return summary;
 }
 

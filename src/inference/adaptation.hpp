@@ -15,6 +15,10 @@
 #include "metrics/metrics.hpp"
 #include "tasks/task_set.hpp"
 
+namespace ml::runtime {
+class ProcessGroup;  // runtime/distributed.hpp
+}
+
 namespace ml::inference {
 
 // The episode index every adaptation draws, so the same run, task and shots always adapt on
@@ -42,6 +46,10 @@ struct AdaptOptions {
   std::string out_dir;  // where adapted checkpoints go; "" = RUN/adapted
   std::string device = "auto";
   int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget (env vars, else usable cores)
+  // Under torchrun: the tasks are shared out over the launch's ranks (runtime/work_share.hpp);
+  // rank 0 writes every adapted model and returns the whole summary, the others an empty one.
+  // A text run's adaptation (one task) is rank 0's alone. nullptr: one process.
+  runtime::ProcessGroup* group = nullptr;
 };
 
 using metrics::QueryMetrics;

@@ -24,9 +24,11 @@
 #include "pipeline/text_run_data.hpp"
 #include "run/checkpoint.hpp"
 #include "runtime/device.hpp"
+#include "runtime/work_share.hpp"
 #include "runtime/worker_pool.hpp"
 #include "tasks/task_set.hpp"
 #include "util/atomic_file.hpp"
+#include "util/checksum.hpp"
 #include "util/errors.hpp"
 #include "util/interrupt.hpp"
 #include "util/strings.hpp"
@@ -74,12 +76,16 @@ struct Outputs {
 
 // Scores `task.examples` in chunks of kChunk rows on the pool's workers; binary logits become
 // probabilities, multiclass logits the probability of the most likely class. The chunks are the
-// same whatever the worker count, so are the scores.
+// same whatever the worker count, so are the scores. Under a launch each rank scores its share
+// of the chunks and every rank gets all scores.
 Outputs score_examples(const ScoringModel& model, const features::FeatureEncoder& encoder,
-                       const tasks::Task& task, runtime::WorkerPool& pool) {
+                       const tasks::Task& task, runtime::WorkerPool& pool,
+                       const runtime::WorkShare& share = {}) {
   const auto n = task.examples.size();
   std::vector<Outputs> parts((n + kChunk - 1) / kChunk);
-  pool.run(parts.size(), [&](std::size_t part) {
+  const auto [first_part, last_part] = share.mine(parts.size());
+  pool.run(last_part - first_part, [&](std::size_t mine) {
+    const std::size_t part = first_part + mine;
     throw_if_interrupted("scoring");  // a chunk at a time (util/interrupt.hpp)
     const std::size_t lo = part * kChunk;
     std::vector<std::size_t> idx(std::min(kChunk, n - lo));
@@ -108,6 +114,24 @@ Outputs score_examples(const ScoringModel& model, const features::FeatureEncoder
   for (const Outputs& part : parts) {
     o.score.insert(o.score.end(), part.score.begin(), part.score.end());
     o.cls.insert(o.cls.end(), part.cls.begin(), part.cls.end());
+  }
+  if (share.sharded()) {
+    // This rank's rows, then every rank's: (score, class) per row.
+    const std::size_t begin = std::min(n, first_part * kChunk),
+                      end = std::min(n, last_part * kChunk);
+    std::vector<double> rows(n * 2, 0.0);
+    for (std::size_t r = begin; r < end; ++r) {
+      rows[r * 2] = o.score[r - begin];
+      rows[r * 2 + 1] = o.cls.empty() ? 0.0 : static_cast<double>(o.cls[r - begin]);
+    }
+    share.fill_in(rows, 2, {begin, end});
+    const bool classes = model.label_kind == LabelKind::kMulticlass;
+    o.score.resize(n);
+    o.cls.resize(classes ? n : 0);
+    for (std::size_t r = 0; r < n; ++r) {
+      o.score[r] = rows[r * 2];
+      if (classes) o.cls[r] = static_cast<std::int64_t>(rows[r * 2 + 1]);
+    }
   }
   return o;
 }
@@ -190,6 +214,16 @@ std::string tied_scores_cause(const config::Config& c) {
   return why;
 }
 
+// Under a launch: DistributedError on every rank unless all score the same rows with the same
+// model (by content).
+void require_same_prediction(const runtime::WorkShare& share, const ScoringModel& model,
+                             const std::string& input) {
+  if (!share.sharded()) return;
+  share.require_same_request(
+      "predict", nlohmann::json::object(),
+      {{"checkpoint", file_fingerprint(model.path)}, {"input", file_fingerprint(input)}});
+}
+
 // The task an adapted model was adapted to; "" for a run's meta-learned init.
 std::string adapted_task(const ScoringModel& model) {
   if (model.kind != run::kCheckpointKindAdapted) return "";
@@ -201,9 +235,16 @@ std::string adapted_task(const ScoringModel& model) {
 
 RowScores score_rows(const PredictOptions& o) {
   if (o.input.empty()) throw UsageError("predict needs --input rows.csv (or --recommend)");
-  const runtime::ThreadBudget budget = runtime::configure_compute(o.threads);
-  auto model = load_scoring_model(o.checkpoint, o.device);
-  auto loaded = load_log(*model, o.input, o.format, o.threads);
+  const runtime::WorkShare share(o.group);
+  runtime::ThreadBudget budget = runtime::configure_compute(o.threads);
+  share.share_cores(budget);
+  std::unique_ptr<ScoringModel> model;
+  std::unique_ptr<LoadedLog> loaded;
+  share.together("reading the model and --input", [&] {
+    model = load_scoring_model(o.checkpoint, o.device);
+    loaded = load_log(*model, o.input, o.format, o.threads);
+  });
+  require_same_prediction(share, *model, o.input);
   const data::PurchaseLog& log = loaded->log;
   const features::FeatureEncoder encoder = model->features.bind(log);
   const auto workers = scoring_workers(budget, *model, log.size());
@@ -213,7 +254,7 @@ RowScores score_rows(const PredictOptions& o) {
   for (std::size_t r = 0; r < log.size(); ++r)
     rows.examples.push_back(
         {static_cast<std::int64_t>(r), log.user[r], log.item[r], 0.0f, log.timestamp[r]});
-  const Outputs out = score_examples(*model, encoder, rows, *workers);
+  const Outputs out = score_examples(*model, encoder, rows, *workers, share);
 
   RowScores s;
   s.label_kind = model->label_kind;
@@ -359,12 +400,17 @@ TextPredictions predict_texts(const TextPredictOptions& o) {
   if (o.input.empty()) throw UsageError("predict needs --input texts.csv");
   if (o.top_k < 1) throw UsageError("--top-k " + std::to_string(o.top_k) + ": must be >= 1");
   runtime::configure_compute(o.threads);
-  const auto model = load_scoring_model(o.checkpoint, o.device);
-  if (!model->tokenizer) throw UsageError("'" + model->path + "' is not an adapted text model");
+  const runtime::WorkShare share(o.group);
+  std::unique_ptr<ScoringModel> model;
   TextPredictions p;
   data::TextLoadReport report;
-  const data::TextDataset rows =
-      read_text_rows(model->config, {o.input, "--input", o.format}, report, &p.text_column);
+  data::TextDataset rows;
+  share.together("reading the model and --input", [&] {
+    model = load_scoring_model(o.checkpoint, o.device);
+    if (!model->tokenizer) throw UsageError("'" + model->path + "' is not an adapted text model");
+    rows = read_text_rows(model->config, {o.input, "--input", o.format}, report, &p.text_column);
+  });
+  require_same_prediction(share, *model, o.input);
   p.id_column = rows.ids.size() == rows.size() ? kTextIdColumn : "";
   p.classes = static_cast<std::int64_t>(model->class_names.size());
   p.top_k = static_cast<int>(std::min<std::int64_t>(o.top_k, p.classes));
@@ -374,7 +420,14 @@ TextPredictions predict_texts(const TextPredictOptions& o) {
   p.rows_read = report.rows_read;
   p.rows_skipped = report.rows_rejected;
   const std::int64_t max_len = pipeline::token_length(model->config);
-  for (std::size_t begin = 0; begin < rows.size(); begin += kTextChunk) {
+  // Under a launch each rank classifies its share of the chunks: (class, probability) x top_k
+  // per row, filled in for every rank below.
+  const std::size_t chunks = (rows.size() + kTextChunk - 1) / kTextChunk;
+  const auto [first_chunk, last_chunk] = share.mine(chunks);
+  const std::size_t width = 2 * static_cast<std::size_t>(p.top_k);
+  std::vector<double> top(rows.size() * width, 0.0);
+  for (std::size_t begin = first_chunk * kTextChunk;
+       begin < std::min(rows.size(), last_chunk * kTextChunk); begin += kTextChunk) {
     throw_if_interrupted("predicting");
     const std::size_t end = std::min(rows.size(), begin + kTextChunk);
     const std::vector<std::string> texts(rows.texts.begin() + static_cast<std::ptrdiff_t>(begin),
@@ -393,14 +446,23 @@ TextPredictions predict_texts(const TextPredictOptions& o) {
       throw NumericError("'" + model->path + "' gives NaN or Inf scores: its weights diverged");
     const auto [probability, cls] = torch::softmax(out, 1).topk(p.top_k, 1);
     for (std::int64_t i = 0; i < n; ++i) {
-      const std::size_t r = begin + static_cast<std::size_t>(i);
-      TextPrediction row{p.id_column.empty() ? "" : rows.ids[r], rows.texts[r], {}};
-      for (int k = 0; k < p.top_k; ++k)
-        row.top.emplace_back(
-            model->class_names[static_cast<std::size_t>(cls[i][k].item<std::int64_t>())],
-            probability[i][k].item<double>());
-      p.rows.push_back(std::move(row));
+      double* row = &top[(begin + static_cast<std::size_t>(i)) * width];
+      for (int k = 0; k < p.top_k; ++k) {
+        row[2 * k] = static_cast<double>(cls[i][k].item<std::int64_t>());
+        row[2 * k + 1] = probability[i][k].item<double>();
+      }
     }
+  }
+  share.fill_in(top, width,
+                {std::min(rows.size(), first_chunk * kTextChunk),
+                 std::min(rows.size(), last_chunk * kTextChunk)});
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    TextPrediction row{p.id_column.empty() ? "" : rows.ids[r], rows.texts[r], {}};
+    const double* figures = &top[r * width];
+    for (int k = 0; k < p.top_k; ++k)
+      row.top.emplace_back(model->class_names[static_cast<std::size_t>(figures[2 * k])],
+                           figures[2 * k + 1]);
+    p.rows.push_back(std::move(row));
   }
   spdlog::info("classified {} text(s) among the {} classes of '{}'", p.rows.size(), p.classes,
                model->path);

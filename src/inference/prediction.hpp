@@ -15,6 +15,10 @@
 #include "data/text_dataset.hpp"
 #include "tasks/task_set.hpp"
 
+namespace ml::runtime {
+class ProcessGroup;  // runtime/distributed.hpp
+}
+
 namespace ml::inference {
 
 struct PredictOptions {
@@ -23,6 +27,9 @@ struct PredictOptions {
   config::InputFormat format;  // how `input` is written where it differs from the run's log
   std::string device = "auto";
   int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget (env vars, else usable cores)
+  // Under torchrun: the chunks of rows are shared out over the launch's ranks
+  // (runtime/work_share.hpp) and every rank gets all scores; nullptr: one process.
+  runtime::ProcessGroup* group = nullptr;
 };
 
 struct RowScore {
@@ -83,6 +90,7 @@ struct TextPredictOptions {
   int top_k = 1;               // classes per row, best first (at most the model's classes)
   std::string device = "auto";
   int threads = 0;
+  runtime::ProcessGroup* group = nullptr;  // as PredictOptions::group, over chunks of texts
 };
 
 struct TextPrediction {

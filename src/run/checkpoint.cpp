@@ -190,8 +190,9 @@ CheckpointError write_error(const std::string& path, const std::string& why) {
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
-                     const std::function<void(torch::serialize::OutputArchive&)>& write_state) {
+std::string checkpoint_bytes(
+    const std::string& path, const CheckpointMeta& meta,
+    const std::function<void(torch::serialize::OutputArchive&)>& write_state) {
   if (meta.kind != kCheckpointKindMeta && meta.kind != kCheckpointKindAdapted)
     throw write_error(path, "kind \"" + meta.kind + "\" is neither \"" + kCheckpointKindMeta +
                                 "\" nor \"" + kCheckpointKindAdapted + "\"");
@@ -234,11 +235,19 @@ void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
     checksum.update(*part);
 
   const std::string checksum_bytes = encode_u64(checksum.value());
+  std::string file;
+  file.reserve(head.size() + meta_text.size() + payload_length.size() + payload.size() +
+               checksum_bytes.size());
+  for (const std::string* part : std::initializer_list<const std::string*>{
+           &head, &meta_text, &payload_length, &payload, &checksum_bytes})
+    file += *part;
+  return file;
+}
+
+void write_checkpoint_bytes(const std::string& path, const std::string& bytes) {
   try {
     AtomicFile file(path);
-    for (const std::string* part : std::initializer_list<const std::string*>{
-             &head, &meta_text, &payload_length, &payload, &checksum_bytes})
-      file.write(*part);
+    file.write(bytes);
     file.commit();
   } catch (const FileWriteError& e) {
     // The file system's refusal, not the checkpoint's fault: the I/O exit code.
@@ -246,12 +255,24 @@ void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
   }
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
+void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
+                     const std::function<void(torch::serialize::OutputArchive&)>& write_state) {
+  write_checkpoint_bytes(path, checkpoint_bytes(path, meta, write_state));
+}
+
+std::string read_checkpoint_file(const std::string& path) {
   std::ifstream in = open_for_reading(path);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad())
     throw CheckpointError("cannot read checkpoint " + quoted(path) + ": " + std::strerror(errno));
+  return bytes;
+}
 
+Checkpoint load_checkpoint(const std::string& path) {
+  return checkpoint_from_bytes(path, read_checkpoint_file(path));
+}
+
+Checkpoint checkpoint_from_bytes(const std::string& path, std::string bytes) {
   const Layout layout =
       parse_layout(path, bytes.size(),
                    [&bytes](std::uint64_t at, std::uint64_t n) { return bytes.substr(at, n); });

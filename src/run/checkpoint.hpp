@@ -84,6 +84,14 @@ std::uint32_t checkpoint_format(const std::string& kind, const nlohmann::json& c
 void save_checkpoint(const std::string& path, const CheckpointMeta& meta,
                      const std::function<void(torch::serialize::OutputArchive&)>& write_state);
 
+// save_checkpoint in two halves, for a checkpoint made in one process and written by another
+// (a rank's adapted model, written by rank 0): the file's bytes (the errors of
+// save_checkpoint's serializing, naming `path`), and writing them atomically (IoError).
+std::string checkpoint_bytes(
+    const std::string& path, const CheckpointMeta& meta,
+    const std::function<void(torch::serialize::OutputArchive&)>& write_state);
+void write_checkpoint_bytes(const std::string& path, const std::string& bytes);
+
 struct Checkpoint {
   std::string path;
   CheckpointMeta meta;
@@ -110,6 +118,11 @@ struct Checkpoint {
 //   corrupt           "'X' is corrupt: ..." (checksum mismatch, bad JSON or fields, trailing
 //                     bytes, an archive torch cannot decode)
 Checkpoint load_checkpoint(const std::string& path);
+// load_checkpoint in two halves, for a checkpoint read on one host and used on others (a
+// group's --resume): the file's bytes (CheckpointError when missing or unreadable), and the
+// checkpoint they hold, validated as load_checkpoint does, its messages naming `path`.
+std::string read_checkpoint_file(const std::string& path);
+Checkpoint checkpoint_from_bytes(const std::string& path, std::string bytes);
 
 // Header and metadata only: reads the first bytes and the JSON, checks the lengths against the
 // file size, but neither reads the payload nor verifies the checksum. Same errors as above.

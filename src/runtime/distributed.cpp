@@ -2,14 +2,19 @@
 #include "runtime/distributed.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 
 #include <algorithm>
 #include <charconv>
+#include <csignal>
 #include <cstdlib>
 #include <exception>
 #include <limits>
+#include <thread>
 
+#include "util/checksum.hpp"
 #include "util/errors.hpp"
+#include "util/json_diff.hpp"
 
 #ifdef ML_HAVE_C10D_GLOO
 // ProcessGroupGloo.hpp declares its class only under these (LibTorch's own build sets them).
@@ -137,7 +142,7 @@ struct ProcessGroup::Impl {
 
   // Runs a collective (or a store call), turning c10d's and Gloo's exceptions into one line.
   template <typename F>
-  auto guarded(const char* what, F&& f) -> decltype(f()) {
+  auto guarded(const std::string& what, F&& f) -> decltype(f()) {
     try {
       return f();
     } catch (const Error&) {
@@ -289,6 +294,60 @@ std::string ProcessGroup::read_published(const std::string& key, int rank) {
   });
 }
 
+bool ProcessGroup::published(const std::string& key, int rank) {
+  return impl_->guarded("reading the store",
+                        [&] { return impl_->store->check({key + "/" + std::to_string(rank)}); });
+}
+
+void ProcessGroup::broadcast_bytes(std::string& bytes, int root) {
+  impl_->guarded("receiving from rank " + std::to_string(root), [&] {
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    std::vector<torch::Tensor> length{
+        torch::tensor({static_cast<std::int64_t>(bytes.size())}, torch::kInt64)};
+    impl_->wait(impl_->group->broadcast(length, options));
+    const std::int64_t size = length[0].item<std::int64_t>();
+    if (size == 0) {
+      bytes.clear();
+      return;
+    }
+    std::vector<torch::Tensor> data{torch::empty({size}, torch::kUInt8)};
+    if (rank_ == root) std::copy(bytes.begin(), bytes.end(), data[0].data_ptr<std::uint8_t>());
+    impl_->wait(impl_->group->broadcast(data, options));
+    if (rank_ != root)
+      bytes.assign(reinterpret_cast<const char*>(data[0].data_ptr<std::uint8_t>()),
+                   static_cast<std::size_t>(size));
+  });
+}
+
+std::vector<std::string> ProcessGroup::gather_bytes(const std::string& bytes, int root) {
+  const std::vector<std::int64_t> lengths = all_gather(static_cast<std::int64_t>(bytes.size()));
+  // Gloo refuses empty tensors: at least one byte on the wire.
+  const std::int64_t longest =
+      std::max<std::int64_t>(1, *std::max_element(lengths.begin(), lengths.end()));
+  torch::Tensor mine = torch::zeros({longest}, torch::kUInt8);
+  std::copy(bytes.begin(), bytes.end(), mine.data_ptr<std::uint8_t>());
+  std::vector<std::vector<torch::Tensor>> output;
+  if (rank_ == root) {
+    output.resize(1);
+    for (int r = 0; r < size_; ++r) output[0].push_back(torch::empty({longest}, torch::kUInt8));
+  }
+  impl_->guarded("gathering results from the ranks", [&] {
+    std::vector<torch::Tensor> input{mine};
+    c10d::GatherOptions options;
+    options.rootRank = root;
+    impl_->wait(impl_->group->gather(output, input, options));
+  });
+  std::vector<std::string> gathered;
+  if (rank_ != root) return gathered;
+  for (int r = 0; r < size_; ++r) {
+    const auto* data = output[0][static_cast<std::size_t>(r)].data_ptr<std::uint8_t>();
+    gathered.emplace_back(reinterpret_cast<const char*>(data),
+                          static_cast<std::size_t>(lengths[static_cast<std::size_t>(r)]));
+  }
+  return gathered;
+}
+
 #else  // no c10d Gloo in this LibTorch
 
 bool distributed_available() {
@@ -317,6 +376,13 @@ void ProcessGroup::publish(const std::string&, const std::string&) {}
 std::string ProcessGroup::read_published(const std::string&, int) {
   return {};
 }
+bool ProcessGroup::published(const std::string&, int) {
+  return true;
+}
+std::vector<std::string> ProcessGroup::gather_bytes(const std::string& bytes, int) {
+  return {bytes};
+}
+void ProcessGroup::broadcast_bytes(std::string&, int) {}
 
 #endif
 
@@ -325,11 +391,15 @@ ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int rank, int size, int l
 
 ProcessGroup::~ProcessGroup() = default;
 
-std::unique_ptr<ProcessGroup> join_launch_group() {
+std::unique_ptr<ProcessGroup> join_launch_group(OtherRanksLog others) {
   const std::optional<LaunchEnv> env = launch_env_from_environment();
   if (!env || env->world_size == 1) return nullptr;
-  if (env->rank != 0 && spdlog::get_level() < spdlog::level::warn)
-    spdlog::set_level(spdlog::level::warn);
+  const auto level = others == OtherRanksLog::kWarnings ? spdlog::level::warn : spdlog::level::err;
+  if (env->rank != 0 && spdlog::get_level() < level) spdlog::set_level(level);
+  // Under torchrun: a rank whose agent is gone (its host's torchrun killed) would train on as an
+  // orphan that the other hosts cannot tell from a live one; it gets SIGTERM instead, which
+  // stops the whole group at the same meta-iteration like Ctrl-C (rank 0 saves).
+  if (env_value("TORCHELASTIC_RUN_ID")) ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   return ProcessGroup::connect(*env, distributed_timeout());
 }
 
@@ -358,6 +428,46 @@ void ProcessGroup::together(const std::string& what, const std::function<void()>
   const int culprit = static_cast<int>(first - failed.begin());
   throw DistributedError("rank " + std::to_string(culprit) + " stopped while " + what + ": " +
                          read_published(key, culprit));
+}
+
+void ProcessGroup::on_rank0(const std::string& what, const std::function<void()>& step) {
+  const std::string key = "on-rank0/" + std::to_string(steps_together_++);
+  if (rank_ == 0) {
+    try {
+      step();
+    } catch (const std::exception& e) {
+      const std::string message = e.what();
+      publish(key, "failed: " + message.substr(0, message.find('\n')));
+      throw;
+    }
+    publish(key, "done");
+    return;
+  }
+  // Polled rather than read with a blocking get(): that would give up at the timeout, and the
+  // step may take longer than any timeout suited to a collective.
+  while (!published(key, 0)) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::string outcome = read_published(key, 0);
+  if (outcome != "done")
+    throw DistributedError("rank 0 stopped while " + what + ": " +
+                           outcome.substr(std::string("failed: ").size()));
+}
+
+void ProcessGroup::require_same(const std::string& what, const nlohmann::json& document,
+                                const std::string& advice) {
+  const std::string text = document.dump();
+  // Halved to fit a signed 64-bit tensor element.
+  const auto fingerprint = static_cast<std::int64_t>(checksum64(text.data(), text.size()) >> 1);
+  publish(what, text);
+  const std::vector<std::int64_t> all = all_gather(fingerprint);
+  for (int r = 1; r < size_; ++r) {
+    if (all[static_cast<std::size_t>(r)] == all[0]) continue;
+    const auto rank0 = nlohmann::json::parse(read_published(what, 0));
+    const auto theirs = nlohmann::json::parse(read_published(what, r));
+    throw DistributedError(
+        "the ranks started with different " + what + ": " +
+        first_json_difference(rank0, theirs, "", "on rank 0", "on rank " + std::to_string(r)) +
+        " (" + advice + ")");
+  }
 }
 
 }  // namespace ml::runtime

@@ -8,6 +8,8 @@
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -53,11 +55,16 @@ bool distributed_available();
 
 class ProcessGroup;
 
+// How much ranks other than 0 log: warnings and errors (training: a rank may see what the
+// others do not), or errors only (batch work: every rank reads the same data and gets the same
+// results, so its warnings would repeat rank 0's).
+enum class OtherRanksLog { kWarnings, kErrors };
+
 // The group of this process's launch: launch_env_from_environment(), then
 // ProcessGroup::connect() with distributed_timeout(); nullptr outside a launch or with
-// WORLD_SIZE = 1 (nothing to share). Ranks other than 0 log warnings and errors only, so that
-// a launch logs its progress once.
-std::unique_ptr<ProcessGroup> join_launch_group();
+// WORLD_SIZE = 1 (nothing to share). Ranks other than 0 log as `others` says, so that a launch
+// logs its progress once.
+std::unique_ptr<ProcessGroup> join_launch_group(OtherRanksLog others = OtherRanksLog::kWarnings);
 
 // One rank's membership of a process group. Collectives must be called by every rank in the
 // same order with tensors of the same shape and dtype (CPU, contiguous); each one waits at
@@ -89,12 +96,31 @@ class ProcessGroup {
   std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor);
   // Every rank's `value`, in rank order.
   std::vector<std::int64_t> all_gather(std::int64_t value);
+  // Rank `root`'s `bytes` on every rank (the others' `bytes` are replaced).
+  void broadcast_bytes(std::string& bytes, int root = 0);
+  // Every rank's `bytes`, in rank order, on rank `root`; the others get an empty vector. The
+  // ranks' byte counts may differ (each is padded to the longest on the wire).
+  std::vector<std::string> gather_bytes(const std::string& bytes, int root = 0);
 
   // Runs `step` here and makes its failure the group's: when it throws on any rank, every rank
   // throws - the failing ones their own error, the others a DistributedError with the failing
   // rank's message - so that no rank goes on to wait for a rank that has stopped. `what` names
   // the step in that message ("preparing the data").
   void together(const std::string& what, const std::function<void()>& step);
+
+  // Runs `step` on rank 0 alone while the others wait for it, for as long as rank 0 lives
+  // (no timeout: the step may be a training run). A failure on rank 0 is its own error there
+  // and a DistributedError with its message on the others; rank 0 lost while they wait (its
+  // store gone, or torchrun stopping the group) is a DistributedError too. `what` names the
+  // step ("training the pretrain baseline").
+  void on_rank0(const std::string& what, const std::function<void()>& step);
+
+  // DistributedError on every rank when the ranks' `document`s differ, naming the first
+  // difference between rank 0's and the first other rank's, followed by `advice` ("every rank
+  // of a launch needs the same config and the same data"). `what` names the documents
+  // ("configs").
+  void require_same(const std::string& what, const nlohmann::json& document,
+                    const std::string& advice);
 
   // Publishes `text` under `key` in the group's store, and reads another rank's (waiting up to
   // the timeout for it): for messages that name a difference between ranks.
@@ -106,7 +132,9 @@ class ProcessGroup {
   ProcessGroup(std::unique_ptr<Impl> impl, int rank, int size, int local_world_size);
   std::unique_ptr<Impl> impl_;
   int rank_ = 0, size_ = 1, local_world_size_ = 1;
-  std::uint64_t steps_together_ = 0;  // together()'s store keys are unique per call
+  std::uint64_t steps_together_ = 0;  // together()'s and on_rank0()'s store keys are unique
+  // Whether `key` (as publish() names it for `rank`) is in the store yet, without waiting.
+  bool published(const std::string& key, int rank);
 };
 
 }  // namespace ml::runtime

@@ -4,9 +4,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <string>
 
 #include "util/checksum.hpp"
@@ -29,23 +26,12 @@ nlohmann::json shared_config(const config::Config& config) {
   return j;
 }
 
-// {"data.files[0]": "<bytes> bytes, xxh3 <hex>", ...}: each input file by content.
+}  // namespace
+
 nlohmann::json data_fingerprint(const config::Config& config) {
   nlohmann::json j = nlohmann::json::object();
   auto add = [&](const std::string& name, const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      j[name] = "cannot be read: " + std::string(std::strerror(errno));
-      return;
-    }
-    Checksum64 sum;
-    std::vector<char> buffer(1 << 20);
-    std::size_t bytes = 0;
-    while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
-      sum.update(buffer.data(), static_cast<std::size_t>(in.gcount()));
-      bytes += static_cast<std::size_t>(in.gcount());
-    }
-    j[name] = fmt::format("{} bytes, xxh3 {:016x}", bytes, sum.value());
+    j[name] = file_fingerprint(path);
   };
   for (std::size_t i = 0; i < config.data.files.size(); ++i)
     add(fmt::format("data.files[{}]", i), config.data.files[i]);
@@ -55,31 +41,10 @@ nlohmann::json data_fingerprint(const config::Config& config) {
   return j;
 }
 
-// DistributedError on every rank when the ranks' `document`s differ, naming the first
-// difference between rank 0's and the first other rank's.
-void require_same(runtime::ProcessGroup& group, const std::string& what,
-                  const nlohmann::json& document) {
-  const std::string text = document.dump();
-  // Halved to fit a signed 64-bit tensor element.
-  const auto fingerprint = static_cast<std::int64_t>(checksum64(text.data(), text.size()) >> 1);
-  group.publish(what, text);
-  const std::vector<std::int64_t> all = group.all_gather(fingerprint);
-  for (int r = 1; r < group.size(); ++r) {
-    if (all[static_cast<std::size_t>(r)] == all[0]) continue;
-    const auto rank0 = nlohmann::json::parse(group.read_published(what, 0));
-    const auto theirs = nlohmann::json::parse(group.read_published(what, r));
-    throw DistributedError(
-        "the ranks started with different " + what + ": " +
-        first_json_difference(rank0, theirs, "", "on rank 0", "on rank " + std::to_string(r)) +
-        " (every rank of a launch needs the same config and the same data)");
-  }
-}
-
-}  // namespace
-
 void check_same_run(runtime::ProcessGroup& group, const config::Config& config) {
-  require_same(group, "configs", shared_config(config));
-  require_same(group, "data", data_fingerprint(config));
+  const std::string advice = "every rank of a launch needs the same config and the same data";
+  group.require_same("configs", shared_config(config), advice);
+  group.require_same("data", data_fingerprint(config), advice);
   if (config.meta.meta_batch < group.size())
     throw ConfigError("meta.meta_batch = " + std::to_string(config.meta.meta_batch) +
                       " is below the " + std::to_string(group.size()) +
@@ -95,7 +60,7 @@ void check_same_run(runtime::ProcessGroup& group, const config::Config& config) 
 double reduce_meta_gradient(runtime::ProcessGroup& group, const std::vector<torch::Tensor>& params,
                             const std::vector<bool>& row_sparse,
                             std::vector<meta::RowSparseGradient>& sparse, std::size_t share,
-                            std::size_t total, double loss) {
+                            std::size_t total, double loss, std::int64_t* gathered_bytes) {
   torch::NoGradGuard no_grad;
   const double scale = static_cast<double>(share) / static_cast<double>(total);
   std::vector<torch::Tensor> dense;
@@ -141,6 +106,10 @@ double reduce_meta_gradient(runtime::ProcessGroup& group, const std::vector<torc
         counts[static_cast<std::int64_t>(k)] = g.rows.size(0);
       }
   const std::vector<torch::Tensor> all_counts = group.all_gather(counts);
+  auto count_sent = [&](const torch::Tensor& t) {
+    if (gathered_bytes) *gathered_bytes += t.numel() * static_cast<std::int64_t>(t.element_size());
+  };
+  count_sent(counts);
   std::vector<meta::RowSparseGradient> merged;
   for (std::size_t k = 0; k < tables.size(); ++k) {
     const auto kk = static_cast<std::int64_t>(k);
@@ -158,6 +127,8 @@ double reduce_meta_gradient(runtime::ProcessGroup& group, const std::vector<torc
     }
     const std::vector<torch::Tensor> all_rows = group.all_gather(rows);
     const std::vector<torch::Tensor> all_values = group.all_gather(values);
+    count_sent(rows);
+    count_sent(values);
     std::vector<torch::Tensor> kept_rows, kept_values;
     for (std::size_t r = 0; r < all_rows.size(); ++r) {
       const std::int64_t n = all_counts[r][kk].item<std::int64_t>();

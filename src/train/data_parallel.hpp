@@ -20,6 +20,10 @@
 
 namespace ml::train {
 
+// Each input file of `config` by content (util/checksum.hpp's file_fingerprint), named by its
+// key: {"data.files[0]": "<bytes> bytes, xxh3 <hex>", "data.side_tables[0].files[0]": ...}.
+nlohmann::json data_fingerprint(const config::Config& config);
+
 // Compares, on every rank, the config (without what may differ per rank or host: run.dir,
 // run.device, run.threads and the data paths) and the bytes of every data file (data.files and
 // the side tables', by content, so a host may keep its copy elsewhere). DistributedError on
@@ -34,11 +38,13 @@ void check_same_run(runtime::ProcessGroup& group, const config::Config& config);
 // are summed (undefined here but defined on another rank becomes zeros here, as one process
 // would have it); the row-sparse gradients (at most one per parameter) are gathered and added
 // row by row into ascending distinct rows. Returns the meta-batch's mean loss from this rank's
-// `loss` (the mean over its share).
+// `loss` (the mean over its share). `gathered_bytes`, when given, grows by the bytes this rank
+// sent to the row-sparse all-gathers (its rows and values padded to the longest rank's, and the
+// counts), for the log of what a meta-iteration communicates.
 double reduce_meta_gradient(runtime::ProcessGroup& group, const std::vector<torch::Tensor>& params,
                             const std::vector<bool>& row_sparse,
                             std::vector<meta::RowSparseGradient>& sparse, std::size_t share,
-                            std::size_t total, double loss);
+                            std::size_t total, double loss, std::int64_t* gathered_bytes = nullptr);
 
 // One validation pass's scores (loss and metrics per episode, in episode order), of which this
 // rank computed [begin, end): fills in the other ranks' episodes, identically everywhere (each

@@ -31,6 +31,7 @@
 #include "runtime/device.hpp"
 #include "runtime/distributed.hpp"
 #include "runtime/resident_memory.hpp"
+#include "runtime/work_share.hpp"
 #include "runtime/worker_pool.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "train/data_parallel.hpp"
@@ -387,10 +388,11 @@ void create_run_folders(const run::RunLayout& layout) {
 }
 
 // The latest checkpoint of the run being resumed, which must have been trained with `resolved`.
-run::Checkpoint load_resume_checkpoint(const run::RunLayout& layout,
-                                       const nlohmann::json& resolved) {
+// The run's latest checkpoint from `bytes` (read_checkpoint_file), checked against the config.
+run::Checkpoint load_resume_checkpoint(const run::RunLayout& layout, const nlohmann::json& resolved,
+                                       std::string bytes) {
   const fs::path latest_path = layout.latest_checkpoint();
-  run::Checkpoint resume_from = run::load_checkpoint(latest_path.string());
+  run::Checkpoint resume_from = run::checkpoint_from_bytes(latest_path.string(), std::move(bytes));
   // Re-resolved, so that spellings this build writes differently (an alias such as a "tab"
   // delimiter, a relative data path of an earlier version) do not count as changes.
   nlohmann::json saved;
@@ -661,6 +663,7 @@ class TrainingRun {
   // This call's meta-steps (their gradient all-reduce included), the all-reduce alone, and
   // the stop-signal agreement after each step: collectives count the wait for the slowest rank.
   double step_seconds_ = 0, reduce_seconds_ = 0, signal_seconds_ = 0;
+  std::int64_t gathered_bytes_ = 0;  // sent to the row-sparse all-gathers, all iterations
   run::TrainingProgress progress_;
   std::ofstream metrics_;
 };
@@ -872,7 +875,8 @@ double TrainingRun::meta_step(int it, std::vector<meta::TaskBatch> batches) {
     const auto start = std::chrono::steady_clock::now();
     loss = reduce_meta_gradient(
         *group_, learner_->meta_parameters(), learner_->row_sparse_parameters(), sparse,
-        share_.second - share_.first, static_cast<std::size_t>(config_.meta.meta_batch), loss);
+        share_.second - share_.first, static_cast<std::size_t>(config_.meta.meta_batch), loss,
+        &gathered_bytes_);
     reduce_seconds_ += seconds_since(start);
   }
   // The advice for a diverged step: the learning rates (an explosion is the same failure as a
@@ -919,7 +923,8 @@ void TrainingRun::log_collective_share(int iterations) const {
       (step_seconds_ + signal_seconds_) * per, (reduce_seconds_ + signal_seconds_) * per,
       (step_seconds_ - reduce_seconds_) * per, bytes,
       std::any_of(row_sparse.begin(), row_sparse.end(), [](bool table) { return table; })
-          ? " plus the touched rows of its tables"
+          ? fmt::format(" and each rank all-gathers {} bytes of its tables' touched rows",
+                        gathered_bytes_ / iterations)
           : "",
       group_->size());
 }
@@ -981,10 +986,13 @@ void TrainingRun::stop_diverged(int iteration, const std::string& message) {
 // lost, and stops with the signal's exit code.
 void TrainingRun::stop_interrupted(int signal, int total, bool saved) {
   if (!saved) save(layout_.latest_checkpoint());
+  // A rank other than 0 writes nothing: the group's checkpoint is in rank 0's run folder.
   throw InterruptedError(
       signal, "interrupted (" + signal_name(signal) + ") at meta-iteration " +
-                  std::to_string(progress_.iteration) + " of " + std::to_string(total) +
-                  ": saved '" + layout_.latest_checkpoint().string() + "'; continue with --resume");
+                  std::to_string(progress_.iteration) + " of " + std::to_string(total) + ": " +
+                  (writes_ ? "saved '" + layout_.latest_checkpoint().string() + "'"
+                           : std::string("rank 0 saved the group's checkpoint")) +
+                  "; continue with --resume");
 }
 
 TrainSummary TrainingRun::summary() const {
@@ -1101,29 +1109,30 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
                                   "\" under torchrun: data-parallel training runs on CPU (Gloo) "
                                   "for now; set run.device = \"cpu\"");
     });
-    // The usable cores are this host's, shared by its ranks.
-    if (budget.automatic && group->local_world_size() > 1) {
-      budget.threads = std::max(1, budget.threads / group->local_world_size());
-      budget.source +=
-          ", shared by " + std::to_string(group->local_world_size()) + " ranks on this host";
-    }
+    runtime::WorkShare(group).share_cores(budget);
   }
 
   run::Checkpoint resume_from;
   std::optional<TrainSummary> finished;
   std::optional<FreshRunCleanup> cleanup;
   std::optional<ScopedLogFile> log_file;
+  std::string resume_bytes;
   together("setting up the run folder", [&] {
-    if (writes) {
-      check_run_dir(layout, options.resume);
-      // What a killed call (kill -9, a second Ctrl-C) left half-written.
-      for (const fs::path& dir : {layout.dir, layout.checkpoints()})
-        if (const int n = remove_stale_temporaries(dir.string()))
-          spdlog::info("removed {} temporary file(s) a killed run left in {}", n, dir.string());
-    }
+    if (!writes) return;
+    check_run_dir(layout, options.resume);
+    // What a killed call (kill -9, a second Ctrl-C) left half-written.
+    for (const fs::path& dir : {layout.dir, layout.checkpoints()})
+      if (const int n = remove_stale_temporaries(dir.string()))
+        spdlog::info("removed {} temporary file(s) a killed run left in {}", n, dir.string());
+    if (options.resume)
+      resume_bytes = run::read_checkpoint_file(layout.latest_checkpoint().string());
+  });
+  // Rank 0 reads the group's checkpoint and sends it to the others, so that their hosts need
+  // no copy of the run folder.
+  if (group && options.resume) group->broadcast_bytes(resume_bytes);
+  together("reading the checkpoint to resume", [&] {
     if (options.resume) {
-      // Every rank reads the same checkpoint (one host, or a shared file system).
-      resume_from = load_resume_checkpoint(layout, resolved);
+      resume_from = load_resume_checkpoint(layout, resolved, std::move(resume_bytes));
       // Before anything is written: resuming a finished run changes nothing.
       finished = finished_run_summary(config, layout, resume_from.meta.progress);
       if (finished) return;

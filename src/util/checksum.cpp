@@ -3,7 +3,13 @@
 
 #include <xxhash.h>
 
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <new>
+#include <vector>
 
 namespace ml {
 
@@ -28,6 +34,19 @@ std::uint64_t Checksum64::value() const {
 
 std::uint64_t checksum64(const void* data, std::size_t size) {
   return XXH3_64bits(data, size);
+}
+
+std::string file_fingerprint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "cannot be read: " + std::string(std::strerror(errno));
+  Checksum64 sum;
+  std::vector<char> buffer(1 << 20);
+  std::size_t bytes = 0;
+  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
+    sum.update(buffer.data(), static_cast<std::size_t>(in.gcount()));
+    bytes += static_cast<std::size_t>(in.gcount());
+  }
+  return fmt::format("{} bytes, xxh3 {:016x}", bytes, sum.value());
 }
 
 }  // namespace ml

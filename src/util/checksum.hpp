@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 struct XXH3_state_s;  // xxhash.h's streaming state, kept out of this header
@@ -34,5 +35,10 @@ class Checksum64 {
 
 // XXH3-64 of one buffer.
 std::uint64_t checksum64(const void* data, std::size_t size);
+
+// A file by content, for telling whether two hosts hold the same bytes: "<size> bytes, xxh3
+// <16 hex digits>", or "cannot be read: <the system's reason>" (no exception: the caller
+// compares the texts).
+std::string file_fingerprint(const std::string& path);
 
 }  // namespace ml
