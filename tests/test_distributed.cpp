@@ -20,6 +20,7 @@
 #include <optional>
 #include <thread>
 
+#include "eval/adaptation_choice.hpp"
 #include "eval/cold_start.hpp"
 #include "eval/text_eval.hpp"
 #include "inference/adaptation.hpp"
@@ -361,12 +362,14 @@ TEST(DataParallel, ADifferentConfigOrDataStopsEveryRankWithOneLine) {
   o.seed = 12;
   const auto other_files = ml::synth::write_synthetic_log(o, other_dir.file("synth")).files;
   struct Case {
-    std::function<void(ml::config::Config&)> change;
+    std::function<void(ml::config::Config&, ml::train::TrainOptions&)> change;
     std::string named;
   };
   const std::vector<Case> cases = {
-      {[](ml::config::Config& c) { c.meta.inner_lr = 0.123; }, "meta.inner_lr"},
-      {[&](ml::config::Config& c) { c.data.files = {other_files.events}; }, "data.files[0]"}};
+      {[](ml::config::Config& c, auto&) { c.meta.inner_lr = 0.123; }, "meta.inner_lr"},
+      {[&](ml::config::Config& c, auto&) { c.data.files = {other_files.events}; }, "data.files[0]"},
+      // An option, not the config: ranks stopping at different iterations would wait forever.
+      {[](ml::config::Config&, ml::train::TrainOptions& t) { t.stop_after = 3; }, "stop_after"}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.named);
     const auto start = std::chrono::steady_clock::now();
@@ -375,8 +378,9 @@ TEST(DataParallel, ADifferentConfigOrDataStopsEveryRankWithOneLine) {
         [&](ml::runtime::ProcessGroup& group) {
           ml::config::Config mine = config;
           mine.run.dir = dir.file("mismatch-rank" + std::to_string(group.rank()));
-          if (group.rank() == 1) c.change(mine);
-          ml::train::run_training(mine, {false, 0, &group});
+          ml::train::TrainOptions options{false, 0, &group};
+          if (group.rank() == 1) c.change(mine, options);
+          ml::train::run_training(mine, options);
         },
         std::chrono::seconds(120));
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
@@ -603,6 +607,38 @@ TEST(DataParallel, ShardedEvalAdaptAndPredictEqualOneProcess) {
   ASSERT_GT(one_scores.size(), 8192u);
   EXPECT_EQ(nlohmann::json::parse(ml::testing::slurp(dir.file("scores-two.json"))),
             nlohmann::json(one_scores));
+}
+
+// The ranks of a sharded adapt compare the settings each resolved: a host whose copy of the run
+// lacks RUN/adaptation.json would otherwise adapt its share with the config's steps.
+TEST(DataParallel, ShardedAdaptStopsWhenARankResolvedOtherSettings) {
+  ml::testing::TempDir dir;
+  auto config = ml::testing::synthetic_shop(dir);
+  config.meta.iterations = 10;
+  ml::train::run_training(config, {});
+  ASSERT_TRUE(ml::eval::choose_adaptation(config, "cpu", 1));  // as train's CLI does
+  ASSERT_TRUE(fs::exists(config.run.dir + "/adaptation.json"));
+  fs::copy(config.run.dir, dir.file("copy"), fs::copy_options::recursive);
+  fs::remove(dir.file("copy/adaptation.json"));
+  const auto outcomes = run_ranks(
+      dir,
+      [&](ml::runtime::ProcessGroup& group) {
+        ml::inference::AdaptOptions a;
+        a.checkpoint = group.rank() == 0 ? config.run.dir : dir.file("copy");
+        a.all_new = true;
+        a.device = "cpu";
+        a.threads = 1;
+        a.out_dir = dir.file("adapted");
+        a.group = &group;
+        ml::inference::adapt(a);
+      },
+      std::chrono::seconds(120));
+  for (const RankOutcome& o : outcomes) {
+    EXPECT_EQ(o.code, static_cast<int>(ml::ExitCode::kDistributed)) << o.message;
+    EXPECT_TRUE(ml::testing::contains(o.message, "the ranks started with different adapt options"))
+        << o.message;
+  }
+  EXPECT_FALSE(fs::exists(dir.file("adapted")));
 }
 
 // A text run's eval (N-way episodes and many-way draws) and predict (chunks of 256 texts)

@@ -11,6 +11,7 @@
 #include "run/checkpoint.hpp"
 #include "run/validated_adaptation.hpp"
 #include "runtime/distributed.hpp"
+#include "runtime/work_share.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
@@ -129,14 +130,18 @@ void add_eval_command(CLI::App& app) {
   add_device_option(*command, o->eval.device);
   add_threads_option(*command, o->eval.threads);
   command->callback([o, command] {
-    // Checked before the (long) evaluation, so a wrong name fails at once.
-    report::check_outputs(o->json_out, o->report);
     // Under torchrun: the episodes are shared out over the launch's ranks; rank 0 reports.
     const std::unique_ptr<runtime::ProcessGroup> group =
         runtime::join_launch_group(runtime::OtherRanksLog::kErrors);
     const bool writes = !group || group->rank() == 0;
     const std::string first_path = eval::parse_run_argument(o->checkpoints.front()).path;
-    if (run::is_text_run_checkpoint(first_path)) {
+    bool text_run = false;
+    runtime::WorkShare(group.get()).together("checking the options", [&] {
+      // Checked before the (long) evaluation, so a wrong name fails at once.
+      if (writes) report::check_outputs(o->json_out, o->report);
+      text_run = run::is_text_run_checkpoint(first_path);
+    });
+    if (text_run) {
       // A text run: held-out classes against the baselines, N-way and many-way.
       std::vector<std::string> unused;
       for (const char* option : {"--tasks", "--inner-lrs", "--top-label-ranking", "--report"})

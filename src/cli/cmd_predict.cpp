@@ -8,6 +8,7 @@
 #include "inference/prediction.hpp"
 #include "run/checkpoint.hpp"
 #include "runtime/distributed.hpp"
+#include "runtime/work_share.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 
@@ -58,17 +59,31 @@ void add_predict_command(CLI::App& app) {
     const std::unique_ptr<runtime::ProcessGroup> group =
         runtime::join_launch_group(runtime::OtherRanksLog::kErrors);
     const bool writes = !group || group->rank() == 0;
-    // Before the work: an --output that cannot be written fails now, not after the scoring.
-    if (!o->output.empty() && writes) {
-      // The scores replace --output atomically: written over the input, they would destroy it.
-      std::error_code error;
-      if (!o->input.empty() && std::filesystem::equivalent(o->input, o->output, error))
-        throw UsageError("--output '" + o->output +
-                         "' is the --input file; give another file name");
-      check_writable(o->output);
-    }
-    check_input_format(o->format, o->input, "--input");
-    if (run::is_text_run_checkpoint(o->checkpoint)) {
+    const runtime::WorkShare share(group.get());
+    // The ranks must be asked the same thing; each input's content is compared later.
+    share.require_same("predict options",
+                       {{"recommend", o->recommend},
+                        {"task", o->task},
+                        {"users", o->users},
+                        {"top_k", command->count("--top-k") > 0 ? o->top_k : 0},
+                        {"input", !o->input.empty()}},
+                       "every rank of a launch needs the same predict options");
+    bool text_model = false;
+    share.together("checking the options", [&] {
+      // Before the work: an --output that cannot be written fails now, not after the scoring.
+      if (!o->output.empty() && writes) {
+        // The scores replace --output atomically: written over the input, they would destroy
+        // it.
+        std::error_code error;
+        if (!o->input.empty() && std::filesystem::equivalent(o->input, o->output, error))
+          throw UsageError("--output '" + o->output +
+                           "' is the --input file; give another file name");
+        check_writable(o->output);
+      }
+      check_input_format(o->format, o->input, "--input");
+      text_model = run::is_text_run_checkpoint(o->checkpoint);
+    });
+    if (text_model) {
       if (o->recommend || !o->task.empty() || !o->users.empty())
         throw UsageError("--recommend, --task and --user rank a purchase log's items; '" +
                          o->checkpoint + "' is a text model: predict classifies --input's texts");

@@ -439,7 +439,10 @@ nlohmann::json adapted_progress(const PreparedTask& p, const TaskAdaptation& t,
 
 AdaptSummary adapt(const AdaptOptions& o) {
   const runtime::WorkShare share(o.group);
-  if (run::is_text_run_checkpoint(o.checkpoint)) {
+  bool text_run = false;
+  share.together("reading the checkpoint",
+                 [&] { text_run = run::is_text_run_checkpoint(o.checkpoint); });
+  if (text_run) {
     // One many-way task: nothing to share out.
     if (!share.leads()) return {};
     return adapt_text_run(o);
@@ -451,17 +454,6 @@ AdaptSummary adapt(const AdaptOptions& o) {
   std::optional<run::LoadedRun> loaded;
   share.together("loading the run", [&] { loaded.emplace(load_adapted_run(o, settings_source)); });
   run::LoadedRun& run = *loaded;
-  if (share.sharded()) {
-    nlohmann::json asked = {{"tasks", o.tasks},
-                            {"all_new", o.all_new},
-                            {"shots", o.shots},
-                            {"steps", o.steps},
-                            {"inner_lr", o.inner_lr}};
-    nlohmann::json inputs = {{"checkpoint", file_fingerprint(run.checkpoint_path)},
-                             {"data", train::data_fingerprint(run.config)}};
-    if (!o.support_csv.empty()) inputs["support_csv"] = file_fingerprint(o.support_csv);
-    share.require_same_request("adapt", asked, inputs);
-  }
   const torch::Device device = runtime::torch_device(o.device);
   meta::MetaLearner& learner = *run.learner;
   const config::Config& config = run.config;
@@ -470,6 +462,19 @@ AdaptSummary adapt(const AdaptOptions& o) {
   const Adapter adapter{
       learner, kind, protonet, protonet ? 0 : config.meta.adapt_steps, config.meta.inner_lr,
       device};
+  if (share.sharded()) {
+    // The settings each rank resolved too (the command line, RUN/adaptation.json or the
+    // config): a host whose copy of the run lacks adaptation.json would adapt otherwise.
+    nlohmann::json asked = {{"tasks", o.tasks},
+                            {"all_new", o.all_new},
+                            {"shots", o.shots},
+                            {"steps", adapter.steps},
+                            {"inner_lr", adapter.inner_lr}};
+    nlohmann::json inputs = {{"checkpoint", file_fingerprint(run.checkpoint_path)},
+                             {"data", train::data_fingerprint(run.config)}};
+    if (!o.support_csv.empty()) inputs["support_csv"] = file_fingerprint(o.support_csv);
+    share.require_same_request("adapt", asked, inputs);
+  }
   if (run.kind == run::kCheckpointKindAdapted)
     spdlog::warn("'{}' is already an adapted model: adapting it again starts from its weights",
                  run.checkpoint_path);
@@ -538,39 +543,51 @@ AdaptSummary adapt(const AdaptOptions& o) {
         static_cast<std::size_t>(share.group()->all_max(static_cast<std::int64_t>(rounds_needed)));
   std::mutex mutex;  // guards the two below
   std::size_t saved = 0;
+  std::size_t received = 0;  // rank 0: the models of other ranks it wrote
   std::set<std::thread::id> warmed_up;
   for (std::size_t round = 0; round < rounds_needed; ++round) {
     const std::size_t begin = std::min(last, first + round * round_size);
     const std::size_t end = std::min(last, begin + round_size);
     std::vector<std::string> made(end - begin);  // a rank other than 0: the models' bytes
     share.together("adapting its tasks", [&] {
-      pool.run(end - begin, [&](std::size_t j) {
-        bool warm_up;
-        {
+      try {
+        pool.run(end - begin, [&](std::size_t j) {
+          bool warm_up;
+          {
+            const std::lock_guard<std::mutex> lock(mutex);
+            // Between tasks: each model written so far is complete.
+            throw_if_interrupted("adapting");
+            warm_up = warmed_up.insert(std::this_thread::get_id()).second;
+          }
+          const PreparedTask& p = prepared[begin + j];
+          TaskAdaptation& t = adapted_tasks[begin + j];
+          const std::vector<torch::Tensor> adapted = adapt_task(adapter, p, warm_up, t);
+          run::CheckpointMeta task_meta = meta;
+          task_meta.progress = adapted_progress(p, t, run, summary.label_kind);
+          const auto write_state = [&](torch::serialize::OutputArchive& archive) {
+            write_adapted_state(archive, learner, adapted, p.batch.support);
+          };
+          if (share.leads()) {
+            run::save_checkpoint(t.checkpoint, task_meta, write_state);
+            spdlog::info("adapted '{}' in {:.1f} ms -> {}", p.name, t.adapt_ms, t.checkpoint);
+          } else {
+            made[j] = run::checkpoint_bytes(t.checkpoint, task_meta, write_state);
+          }
           const std::lock_guard<std::mutex> lock(mutex);
-          // Between tasks: each model written so far is complete, and the line says how many.
-          throw_if_interrupted("adapting: " + std::to_string(saved) + " of " +
-                               std::to_string(prepared.size()) + " task(s) done and saved in '" +
-                               summary.out_dir + "'");
-          warm_up = warmed_up.insert(std::this_thread::get_id()).second;
-        }
-        const PreparedTask& p = prepared[begin + j];
-        TaskAdaptation& t = adapted_tasks[begin + j];
-        const std::vector<torch::Tensor> adapted = adapt_task(adapter, p, warm_up, t);
-        run::CheckpointMeta task_meta = meta;
-        task_meta.progress = adapted_progress(p, t, run, summary.label_kind);
-        const auto write_state = [&](torch::serialize::OutputArchive& archive) {
-          write_adapted_state(archive, learner, adapted, p.batch.support);
-        };
-        if (share.leads()) {
-          run::save_checkpoint(t.checkpoint, task_meta, write_state);
-          spdlog::info("adapted '{}' in {:.1f} ms -> {}", p.name, t.adapt_ms, t.checkpoint);
-        } else {
-          made[j] = run::checkpoint_bytes(t.checkpoint, task_meta, write_state);
-        }
-        const std::lock_guard<std::mutex> lock(mutex);
-        ++saved;
-      });
+          ++saved;
+        });
+      } catch (const InterruptedError&) {
+        // Counted once the tasks in progress have finished and been saved.
+        const int signal = interrupt_signal();
+        throw InterruptedError(
+            signal,
+            "interrupted (" + signal_name(signal) + ") while adapting: " +
+                (share.sharded() && !share.leads()
+                     ? std::string("this rank's models of its current round were not "
+                                   "sent to rank 0")
+                     : std::to_string(saved + received) + " of " + std::to_string(prepared.size()) +
+                           " task(s) saved in '" + summary.out_dir + "'"));
+      }
     });
     if (!share.sharded()) continue;
     // This round's models to rank 0, which writes them: (task index, length, bytes) each.
@@ -591,6 +608,7 @@ AdaptSummary adapt(const AdaptOptions& o) {
         at += sizeof task + sizeof length;
         const TaskAdaptation& t = adapted_tasks[task];
         run::write_checkpoint_bytes(t.checkpoint, blob.substr(at, length));
+        ++received;
         at += length;
         spdlog::info("wrote '{}' (adapted by rank {}) -> {}", t.task, r, t.checkpoint);
       }

@@ -388,10 +388,10 @@ void create_run_folders(const run::RunLayout& layout) {
 }
 
 // The latest checkpoint of the run being resumed, which must have been trained with `resolved`.
-// The run's latest checkpoint from `bytes` (read_checkpoint_file), checked against the config.
+// The run's latest checkpoint from `bytes` (read_checkpoint_file of `latest_path`), checked
+// against the config.
 run::Checkpoint load_resume_checkpoint(const run::RunLayout& layout, const nlohmann::json& resolved,
-                                       std::string bytes) {
-  const fs::path latest_path = layout.latest_checkpoint();
+                                       const fs::path& latest_path, std::string bytes) {
   run::Checkpoint resume_from = run::checkpoint_from_bytes(latest_path.string(), std::move(bytes));
   // Re-resolved, so that spellings this build writes differently (an alias such as a "tab"
   // delimiter, a relative data path of an earlier version) do not count as changes.
@@ -954,11 +954,12 @@ void TrainingRun::log_meta_step_memory(const runtime::ResidentMemory& before) co
   // Memory that earlier work (the start-up timing of task workers) freed is reused without the
   // resident size growing, so the rise can understate the step's own need: the peak is said too.
   spdlog::info(
-      "memory: the first meta-step ({} tasks, {}) peaked at {:.0f} MiB resident, {:.1f} MiB "
+      "memory: the first meta-step ({} tasks{}, {}) peaked at {:.0f} MiB resident, {:.1f} MiB "
       "above the {:.0f} MiB before it (memory freed by earlier work is reused, so the rise can "
       "be smaller than the step's need); the meta-learned weights are {}",
-      config_.meta.meta_batch, enum_name(learner_->algorithm()),
-      static_cast<double>(after->peak_bytes) / kMiB, rise / kMiB,
+      share_.second - share_.first,
+      group_ ? fmt::format(" of {} on this rank", config_.meta.meta_batch) : std::string(),
+      enum_name(learner_->algorithm()), static_cast<double>(after->peak_bytes) / kMiB, rise / kMiB,
       static_cast<double>(before.current_bytes) / kMiB,
       weights < kMiB ? fmt::format("{:.1f} KiB", weights / 1024)
                      : fmt::format("{:.1f} MiB", weights / kMiB));
@@ -1103,6 +1104,9 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
   };
   if (group) {
     check_same_run(*group, config);
+    group->require_same("train options",
+                        {{"resume", options.resume}, {"stop_after", options.stop_after}},
+                        "every rank of a launch needs the same train options");
     together("checking its device", [&] {
       if (device.is_cuda())
         throw NotImplementedError("run.device = \"" + config.run.device.name() +
@@ -1129,10 +1133,15 @@ TrainSummary run_training(const config::Config& config, const TrainOptions& opti
   });
   // Rank 0 reads the group's checkpoint and sends it to the others, so that their hosts need
   // no copy of the run folder.
-  if (group && options.resume) group->broadcast_bytes(resume_bytes);
+  // Messages about it name rank 0's file, wherever this rank is.
+  std::string resume_path = layout.latest_checkpoint().string();
+  if (group && options.resume) {
+    group->broadcast_bytes(resume_bytes);
+    group->broadcast_bytes(resume_path);
+  }
   together("reading the checkpoint to resume", [&] {
     if (options.resume) {
-      resume_from = load_resume_checkpoint(layout, resolved, std::move(resume_bytes));
+      resume_from = load_resume_checkpoint(layout, resolved, resume_path, std::move(resume_bytes));
       // Before anything is written: resuming a finished run changes nothing.
       finished = finished_run_summary(config, layout, resume_from.meta.progress);
       if (finished) return;
