@@ -133,10 +133,11 @@ void add_eval_command(CLI::App& app) {
     // Under torchrun: the episodes are shared out over the launch's ranks; rank 0 reports.
     const std::unique_ptr<runtime::ProcessGroup> group =
         runtime::join_launch_group(runtime::OtherRanksLog::kErrors);
-    const bool writes = !group || group->rank() == 0;
+    const runtime::WorkShare share(group.get());
+    const bool writes = share.leads();
     const std::string first_path = eval::parse_run_argument(o->checkpoints.front()).path;
     bool text_run = false;
-    runtime::WorkShare(group.get()).together("checking the options", [&] {
+    share.together("checking the options", [&] {
       // Checked before the (long) evaluation, so a wrong name fails at once.
       if (writes) report::check_outputs(o->json_out, o->report);
       text_run = run::is_text_run_checkpoint(first_path);

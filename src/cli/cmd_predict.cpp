@@ -58,8 +58,8 @@ void add_predict_command(CLI::App& app) {
     // Under torchrun: the rows are shared out over the launch's ranks; rank 0 writes.
     const std::unique_ptr<runtime::ProcessGroup> group =
         runtime::join_launch_group(runtime::OtherRanksLog::kErrors);
-    const bool writes = !group || group->rank() == 0;
     const runtime::WorkShare share(group.get());
+    const bool writes = share.leads();
     // The ranks must be asked the same thing; each input's content is compared later.
     share.require_same("predict options",
                        {{"recommend", o->recommend},
