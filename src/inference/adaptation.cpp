@@ -615,33 +615,23 @@ AdaptSummary adapt(const AdaptOptions& o) {
     }
   }
   if (share.sharded()) {
-    // Every task's figures, for rank 0's summary.
-    constexpr std::size_t kWidth = 11;
+    // Every task's figures, for rank 0's summary: before, after, adapt_ms.
+    constexpr std::size_t kWidth = 2 * train::kMetricValues + 1;
     std::vector<double> figures(prepared.size() * kWidth, 0.0);
     for (std::size_t i = first; i < last; ++i) {
       const TaskAdaptation& t = adapted_tasks[i];
       double* row = &figures[i * kWidth];
-      for (const QueryMetrics* m : {&t.before, &t.after}) {
-        *row++ = m->auc;
-        *row++ = m->log_loss;
-        *row++ = m->accuracy;
-        *row++ = m->rmse;
-        *row++ = m->mae;
-      }
-      *row = t.adapt_ms;
+      train::write_metric_values(t.before, row);
+      train::write_metric_values(t.after, row + train::kMetricValues);
+      row[kWidth - 1] = t.adapt_ms;
     }
     share.fill_in(figures, kWidth, {first, last});
     for (std::size_t i = 0; i < prepared.size(); ++i) {
       TaskAdaptation& t = adapted_tasks[i];
       const double* row = &figures[i * kWidth];
-      for (QueryMetrics* m : {&t.before, &t.after}) {
-        m->auc = *row++;
-        m->log_loss = *row++;
-        m->accuracy = *row++;
-        m->rmse = *row++;
-        m->mae = *row++;
-      }
-      t.adapt_ms = *row;
+      t.before = train::read_metric_values(row);
+      t.after = train::read_metric_values(row + train::kMetricValues);
+      t.adapt_ms = row[kWidth - 1];
     }
   }
   if (share.leads()) summary.tasks = std::move(adapted_tasks);

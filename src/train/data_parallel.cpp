@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <string>
 
+#include "runtime/work_share.hpp"
 #include "util/checksum.hpp"
 #include "util/errors.hpp"
 #include "util/json_diff.hpp"
@@ -146,31 +147,30 @@ double reduce_meta_gradient(runtime::ProcessGroup& group, const std::vector<torc
   return h[dense.size()];
 }
 
+void write_metric_values(const metrics::QueryMetrics& m, double* row) {
+  for (const double v : {m.auc, m.log_loss, m.accuracy, m.rmse, m.mae}) *row++ = v;
+}
+
+metrics::QueryMetrics read_metric_values(const double* row) {
+  metrics::QueryMetrics m;
+  for (double* v : {&m.auc, &m.log_loss, &m.accuracy, &m.rmse, &m.mae}) *v = *row++;
+  return m;
+}
+
 int combine_validation_scores(runtime::ProcessGroup& group,
                               std::vector<std::pair<double, metrics::QueryMetrics>>& scores,
                               std::pair<std::size_t, std::size_t> mine, int signal) {
   const int agreed = static_cast<int>(group.all_max(signal));
   if (agreed != 0) return agreed;
-  constexpr int kValues = 6;
-  torch::Tensor all =
-      torch::zeros({static_cast<std::int64_t>(scores.size()), kValues}, torch::kFloat64);
-  auto a = all.accessor<double, 2>();
+  constexpr std::size_t kWidth = 1 + kMetricValues;  // the loss, then the metrics
+  std::vector<double> rows(scores.size() * kWidth, 0.0);
   for (std::size_t i = mine.first; i < mine.second; ++i) {
-    const auto& [loss, m] = scores[i];
-    const double values[kValues] = {loss, m.auc, m.log_loss, m.accuracy, m.rmse, m.mae};
-    for (int v = 0; v < kValues; ++v) a[static_cast<std::int64_t>(i)][v] = values[v];
+    rows[i * kWidth] = scores[i].first;
+    write_metric_values(scores[i].second, &rows[i * kWidth + 1]);
   }
-  if (!scores.empty()) group.all_reduce_sum(all);
-  for (std::size_t i = 0; i < scores.size(); ++i) {
-    const auto row = a[static_cast<std::int64_t>(i)];
-    auto& [loss, m] = scores[i];
-    loss = row[0];
-    m.auc = row[1];
-    m.log_loss = row[2];
-    m.accuracy = row[3];
-    m.rmse = row[4];
-    m.mae = row[5];
-  }
+  runtime::WorkShare(&group).fill_in(rows, kWidth, mine);
+  for (std::size_t i = 0; i < scores.size(); ++i)
+    scores[i] = {rows[i * kWidth], read_metric_values(&rows[i * kWidth + 1])};
   return 0;
 }
 

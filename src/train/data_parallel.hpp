@@ -46,6 +46,12 @@ double reduce_meta_gradient(runtime::ProcessGroup& group, const std::vector<torc
                             std::vector<meta::RowSparseGradient>& sparse, std::size_t share,
                             std::size_t total, double loss, std::int64_t* gathered_bytes = nullptr);
 
+// A query's metrics as the ranks exchange them (runtime::WorkShare::fill_in): kMetricValues
+// numbers in a row, auc, log_loss, accuracy, rmse, mae.
+inline constexpr std::size_t kMetricValues = 5;
+void write_metric_values(const metrics::QueryMetrics& m, double* row);
+metrics::QueryMetrics read_metric_values(const double* row);
+
 // One validation pass's scores (loss and metrics per episode, in episode order), of which this
 // rank computed [begin, end): fills in the other ranks' episodes, identically everywhere (each
 // value is added to zeros only, so exactly). `signal` is the interrupt this rank saw (0: none);
