@@ -108,6 +108,7 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/metalearnConfigVersion.cm
 install(FILES ${PROJECT_BINARY_DIR}/metalearnConfig.cmake
               ${PROJECT_BINARY_DIR}/metalearnConfigVersion.cmake
               ${PROJECT_SOURCE_DIR}/cmake/FindXXHash.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/FindLIBXSMM.cmake
         DESTINATION ${ML_CMAKE_PACKAGE_DIR} COMPONENT development)
 
 # --- the .deb -------------------------------------------------------------------------------------

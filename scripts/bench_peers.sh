@@ -34,8 +34,12 @@ trap 'rm -rf "$tmp"' EXIT
 for round in $(seq "$rounds"); do
   echo "round $round of $rounds ..." >&2
   for algo in maml fomaml reptile; do
-    "$build_dir"/metalearn_bench_meta --workload W1 --algorithms "$algo" --seconds 3 |
-      tail -n +2 | sed "s/^/ours $algo /" >> "$tmp/results"
+    "$build_dir"/metalearn_bench_meta --workload W1 --algorithms "$algo" --seconds 3 > "$tmp/ours"
+    head -n 1 "$tmp/ours" >> "$tmp/matmul"  # this core's 1024² float matmul rate, just before
+    tail -n +2 "$tmp/ours" | sed "s/^/ours $algo /" >> "$tmp/results"
+    # The same binary with every product on OpenBLAS (no LIBXSMM kernels): what they add.
+    METALEARN_SMALL_GEMM=blas "$build_dir"/metalearn_bench_meta --workload W1 --algorithms "$algo" \
+      --seconds 3 | tail -n +2 | sed "s/^/ours-openblas $algo /" >> "$tmp/results"
     for impl in bmm vmap; do
       for malloc in default tuned; do
         env_set=()
@@ -53,22 +57,32 @@ for round in $(seq "$rounds"); do
   done
 done
 
-"$python" - "$tmp/results" <<'PY'
+"$python" - "$tmp/results" "$tmp/matmul" <<'PY'
 import json, statistics, sys
+# Multiply-adds x 2 of one W1 meta-iteration as the per-task reference computes it (meta-batch
+# 16, 5 inner steps, 10 + 40 rows, 32-128-64-1; docs/BENCHMARKS.md).
+reference_flop = {"maml": 191e6, "fomaml": 95.9e6, "reptile": 69.6e6}
+matmul = statistics.median(json.loads(l)["matmul_1024_gflops"] for l in open(sys.argv[2]))
 rates = {}
 for line in open(sys.argv[1]):
     program, algo, payload = line.split(" ", 2)
     r = json.loads(payload)
     rate = r.get("stacked_it_per_s", r.get("meta_iters_per_sec"))
     rates.setdefault((program, algo), []).append(rate)
-programs = ["ours", "bmm-default", "bmm-tuned", "vmap-default", "vmap-tuned",
+programs = ["ours", "ours-openblas", "bmm-default", "bmm-tuned", "vmap-default", "vmap-tuned",
             "per_task-default", "per_task-tuned"]
 print("| algorithm | " + " | ".join(programs) + " | best peer | ours / best peer |")
 print("|---|" + "---:|" * (len(programs) + 2))
 for algo in ("maml", "fomaml", "reptile"):
     med = {p: statistics.median(rates[(p, algo)]) for p in programs if (p, algo) in rates}
-    peers = {p: v for p, v in med.items() if p != "ours"}
+    peers = {p: v for p, v in med.items() if not p.startswith("ours")}
     best = max(peers, key=peers.get)
     cells = " | ".join(f"{med[p]:.1f}" if p in med else "—" for p in programs)
     print(f"| {algo} | {cells} | {best} | {med['ours'] / peers[best]:.2f}x |")
+print(f"\nOne 1024² float matmul on this core: {matmul:.1f} GFLOP/s (median over the rounds).\n")
+print("| algorithm | ours GFLOP/s (reference FLOPs) | share of the matmul rate |")
+print("|---|---:|---:|")
+for algo in ("maml", "fomaml", "reptile"):
+    ours = statistics.median(rates[("ours", algo)]) * reference_flop[algo] / 1e9
+    print(f"| {algo} | {ours:.1f} | {100 * ours / matmul:.0f}% |")
 PY

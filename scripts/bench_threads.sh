@@ -13,6 +13,7 @@
 #   scripts/bench_threads.sh             # about 6 minutes; builds build-release/ if needed
 #   REPS=5 SECONDS_PER_CELL=2 scripts/bench_threads.sh
 #   NO_BUILD=1 scripts/bench_threads.sh   # measure build-release/ as it is
+#   BUILD_DIR=build NO_BUILD=1 scripts/bench_threads.sh   # measure another build as it is
 #
 # The end-to-end rows need data/peer/tasks.csv, which scripts/bench.sh exports from the Python
 # reference (they are left out without it). Say what else ran on the machine beside the figures.
@@ -24,17 +25,18 @@ cd "$(dirname "$0")/.."
 unset OMP_NUM_THREADS OPENBLAS_NUM_THREADS
 reps=${REPS:-3}
 budget=${SECONDS_PER_CELL:-2}
-if [[ ${NO_BUILD:-0} != 1 ]]; then  # NO_BUILD=1: measure build-release/ as it is
-  [[ -f build-release/CMakeCache.txt ]] ||
-    cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DML_BUILD_TESTS=OFF >&2
-  cmake --build build-release -j"$(nproc)" --target metalearn metalearn_bench_meta >&2
+build_dir=${BUILD_DIR:-build-release}
+if [[ ${NO_BUILD:-0} != 1 ]]; then  # NO_BUILD=1: measure $build_dir as it is
+  [[ -f $build_dir/CMakeCache.txt ]] ||
+    cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DML_BUILD_TESTS=OFF >&2
+  cmake --build "$build_dir" -j"$(nproc)" --target metalearn metalearn_bench_meta >&2
 fi
-ml_export_blas_core build-release/metalearn
+ml_export_blas_core "$build_dir"/metalearn
 command -v taskset > /dev/null || { echo "bench_threads.sh: needs taskset (util-linux)" >&2; exit 1; }
 
-# The raw figures stay in build-release/bench-threads/ (one JSON object per line), so that a
+# The raw figures stay in $build_dir/bench-threads/ (one JSON object per line), so that a
 # run cut short still leaves what it measured.
-tmp=build-release/bench-threads
+tmp=$build_dir/bench-threads
 rm -rf "$tmp" && mkdir -p "$tmp"
 hog=
 # The busy loop dies of the SIGTERM, so its wait status is 143: not an error of this script.
@@ -52,7 +54,7 @@ measure() {  # $1: case name
   for ((r = 0; r < reps; r++)); do
     for threads in 1 2; do
       echo "  $1: round $((r + 1))/$reps, $threads thread(s) ..." >&2
-      build-release/metalearn_bench_meta --workload all --seconds "$budget" --threads "$threads" |
+      "$build_dir"/metalearn_bench_meta --workload all --seconds "$budget" --threads "$threads" |
         sed "s/^{/{\"case\": \"$1\", \"threads\": $threads, /" >> "$tmp/meta.jsonl"
     done
     [[ $1 == idle ]] || continue
@@ -60,7 +62,7 @@ measure() {  # $1: case name
     # would reach if nothing but the chunk itself cost time (the ceiling of the 2 / 1 ratio).
     echo "  $1: round $((r + 1))/$reps, half a meta-batch ..." >&2
     for w in W1:8 W2:16; do
-      build-release/metalearn_bench_meta --workload "${w%:*}" --meta-batch "${w#*:}" \
+      "$build_dir"/metalearn_bench_meta --workload "${w%:*}" --meta-batch "${w#*:}" \
         --seconds "$budget" | sed 's/^{/{"case": "half", "threads": 1, /' >> "$tmp/meta.jsonl"
     done
   done
@@ -71,7 +73,7 @@ train() {  # $1: case name, $2: --threads value
   for ((r = 0; r < reps; r++)); do
     local dir="$tmp/run-$1-$2-$r"
     echo "  $1: metalearn train --threads $2 ($((r + 1))/$reps) ..." >&2
-    build-release/metalearn --log-level info train --config configs/peer.json \
+    "$build_dir"/metalearn --log-level info train --config configs/peer.json \
       --set run.dir="$dir" --threads "$2" > /dev/null 2> "$dir.log" ||
       { echo "  (failed: see $dir.log)" >&2; continue; }
     python3 - "$1" "$2" "$dir" >> "$tmp/train.jsonl" <<'PY'

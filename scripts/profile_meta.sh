@@ -9,7 +9,7 @@
 #   scripts/profile_meta.sh W3 maml      # the text transformer (configs/w3.json)
 #
 # Needs perf (Debian: apt-get install linux-perf) and the release benchmark binary that
-# scripts/bench.sh builds. For self time per operator and input shapes instead, use
+# scripts/bench.sh builds (BUILD_DIR=DIR: that build's instead). For self time per operator and input shapes instead, use
 # build-release/metalearn_bench_meta --op-table (torch's profiler: it slows small operators
 # down about 2x, so its shares lean towards them).
 set -euo pipefail
@@ -18,13 +18,13 @@ cd "$(dirname "$0")/.."
 workload=${1:-W1}
 algorithm=${2:-maml}
 command -v perf > /dev/null || { echo "perf not found (Debian: apt-get install linux-perf)" >&2; exit 2; }
-[[ -x build-release/metalearn_bench_meta ]] ||
-  { echo "build-release/metalearn_bench_meta missing: run scripts/bench.sh first" >&2; exit 2; }
+[[ -x ${BUILD_DIR:-build-release}/metalearn_bench_meta ]] ||
+  { echo "${BUILD_DIR:-build-release}/metalearn_bench_meta missing: run scripts/bench.sh first" >&2; exit 2; }
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 perf record -q --call-graph dwarf,32768 -F 1000 -o "$tmp/perf.data" \
-  build-release/metalearn_bench_meta --workload "$workload" --algorithms "$algorithm" \
+  ${BUILD_DIR:-build-release}/metalearn_bench_meta --workload "$workload" --algorithms "$algorithm" \
   --seconds 4 > /dev/null 2>&1
 perf script -i "$tmp/perf.data" 2> /dev/null > "$tmp/stacks.txt"
 /usr/bin/python3 - "$tmp/stacks.txt" "$workload" "$algorithm" <<'PY'
@@ -40,13 +40,19 @@ for block in open(path).read().split("\n\n"):
     frames = [frame.match(l) for l in block.strip().split("\n")[1:]]
     frames = [(m.group(1), m.group(2).rsplit("/", 1)[-1]) for m in frames if m]
     names = [f for f, _ in frames]
+    # LIBXSMM's generated kernels (models/blas_gemm.cpp) are code without unwind tables: perf
+    # names them by its JIT map (/tmp/perf-PID.map) and gets no stack above them. Only the
+    # meta-step's products run on them.
+    jit = bool(frames) and re.match(r"perf-\d+\.map$", frames[0][1]) is not None
     # Only the timed meta-step: the gradient of one meta-batch.
-    if not any("accumulate_meta_gradient" in n for n in names):
+    if not jit and not any("accumulate_meta_gradient" in n for n in names):
         continue
     samples += 1
     leaf, library = frames[0]
-    if "sgemm" in leaf or "dgemm" in leaf:
-        where["BLAS (OpenBLAS gemm)"] += 1
+    if jit:
+        where["small products (LIBXSMM's generated kernels)"] += 1
+    elif "sgemm" in leaf or "dgemm" in leaf or "libxsmm" in leaf:
+        where["BLAS (OpenBLAS gemm; LIBXSMM's dispatch and transposes)"] += 1
     elif library.startswith("libc.so") or "malloc" in leaf or "free" in leaf:
         where["allocator and memset (libc)"] += 1
     elif "kernel" in library:

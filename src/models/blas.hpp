@@ -8,6 +8,10 @@
 // scripts/gpu_check.sh, whose machine has no Debian -dev packages) routes the same calls to
 // torch_gemm: LibTorch's own CPU matrix product on the same memory, chosen explicitly at
 // configure time rather than found missing at run time.
+//
+// Few-shot models multiply small matrices (a task's 10 support rows by 32-128 columns), where
+// OpenBLAS spends more time packing its operands than multiplying: those go to LIBXSMM's
+// just-in-time kernels where the build has LIBXSMM (below).
 #pragma once
 
 namespace ml::models::blas {
@@ -42,17 +46,23 @@ void dgemm_(const char* transa, const char* transb, const int* m, const int* n, 
 
 namespace ml::models::blas {
 
-// C = alpha op(A) op(B) + beta C, BLAS's own argument order and meaning.
-inline void gemm(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-                 const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-                 const float* beta, float* c, const int* ldc) {
-  sgemm_(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-inline void gemm(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-                 const double* alpha, const double* a, const int* lda, const double* b,
-                 const int* ldb, const double* beta, double* c, const int* ldc) {
-  dgemm_(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
+// C = alpha op(A) op(B) + beta C, BLAS's own argument order and meaning (models/blas_gemm.cpp).
+// In a build with LIBXSMM (CMake option ML_LIBXSMM, on by default) the small float products it
+// has kernels for run on those: beta 0 or 1, m·n·k up to LIBXSMM's limit; op(A) = A, an alpha
+// other than 1 applied to a copy of the smaller operand first, or op(A) = Aᵀ with alpha 1 and
+// m >= n, A transposed into a buffer first. Everything else, and every
+// double product, is OpenBLAS's sgemm_ / dgemm_. Both are deterministic for given shapes and
+// operands, whichever thread calls.
+void gemm(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+          const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+          const float* beta, float* c, const int* ldc);
+void gemm(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+          const double* alpha, const double* a, const int* lda, const double* b, const int* ldb,
+          const double* beta, double* c, const int* ldc);
+
+// Whether float products may run on LIBXSMM's kernels in this process: built with it and not
+// turned off by METALEARN_SMALL_GEMM=blas (the switch the benchmarks compare the two with).
+bool small_gemm_enabled();
 
 }  // namespace ml::models::blas
 #endif  // ML_TORCH_GEMM
