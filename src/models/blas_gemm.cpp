@@ -76,25 +76,24 @@ bool small_gemm(const char* transa, const char* transb, int m, int n, int k, flo
   // operand is smaller (a task's rows, not the layer's weights). The rounding differs from
   // BLAS's alpha (A B) by an ulp, the same way every time.
   std::vector<float>& copy = scratch().operand;
-  const bool scale_a = static_cast<long>(m) <= static_cast<long>(n);  // A is m x k, op(B) k x n
-  int packed_lda = lda, packed_ldb = ldb;
-  const float *use_a = a, *use_b = b;
-  if (scale_a) {
-    copy.resize(static_cast<std::size_t>(m) * k);
-    for (int p = 0; p < k; ++p)
-      for (int i = 0; i < m; ++i)
-        copy[i + static_cast<std::size_t>(p) * m] =
-            alpha * a[i + static_cast<std::size_t>(p) * lda];
-    use_a = copy.data();
-    packed_lda = m;
-  } else {
-    const int rows = trans_b ? n : k, cols = trans_b ? k : n;  // B as stored
+  // A column-major rows x cols matrix with leading dimension ld, times alpha, packed into copy.
+  auto scaled_copy = [&](const float* matrix, int rows, int cols, int ld) {
     copy.resize(static_cast<std::size_t>(rows) * cols);
     for (int j = 0; j < cols; ++j)
       for (int i = 0; i < rows; ++i)
         copy[i + static_cast<std::size_t>(j) * rows] =
-            alpha * b[i + static_cast<std::size_t>(j) * ldb];
-    use_b = copy.data();
+            alpha * matrix[i + static_cast<std::size_t>(j) * ld];
+    return copy.data();
+  };
+  const bool scale_a = m <= n;  // A is m x k, op(B) k x n
+  int packed_lda = lda, packed_ldb = ldb;
+  const float *use_a = a, *use_b = b;
+  if (scale_a) {
+    use_a = scaled_copy(a, m, k, lda);
+    packed_lda = m;
+  } else {
+    const int rows = trans_b ? n : k, cols = trans_b ? k : n;  // B as stored
+    use_b = scaled_copy(b, rows, cols, ldb);
     packed_ldb = rows;
   }
   const libxsmm_smmfunction kernel =
