@@ -93,7 +93,12 @@ Attributions integrated_gradients(const RowFunction& f, const torch::Tensor& inp
       out = f(points, point_rows).reshape({steps * k});
     }
     // Rows do not interact, so the gradient of the sum is every point's own gradient.
-    const torch::Tensor gradient = torch::autograd::grad({out.sum()}, {points})[0];
+    // A function that does not read its input at all has no gradient: every attribution is 0.
+    torch::Tensor gradient;
+    if (out.requires_grad())
+      gradient = torch::autograd::grad({out.sum()}, {points}, {}, false, false,
+                                       /*allow_unused=*/true)[0];
+    if (!gradient.defined()) gradient = torch::zeros_like(points);
     std::vector<std::int64_t> stacked = input.sizes().vec();
     stacked[0] = k;
     stacked.insert(stacked.begin(), steps);
