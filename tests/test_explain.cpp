@@ -23,6 +23,7 @@
 #include "inference/adaptation.hpp"
 #include "inference/adapted_model.hpp"
 #include "pipeline/run_data.hpp"
+#include "report/explanation_page.hpp"
 #include "run/learner_state.hpp"
 #include "tasks/task_set.hpp"
 #include "test_support.hpp"
@@ -183,6 +184,47 @@ TEST(ExplainIntegratedGradients, SegmentsSumTheirElementsAndSkipNone) {
       << s;
 }
 
+// ---- the page ---------------------------------------------------------------------------------
+
+TEST(ExplainReport, ThePageIsSelfContainedEscapesNamesAndCountsItsCharts) {
+  ex::Explanation e;
+  e.label_kind = "binary";
+  e.explained = "the logit";
+  e.baseline = "the mean";
+  e.key_columns = {"user_id", "item_id", "category"};
+  e.model.checkpoint = "runs/x/adapted/<Snacks & Dips>.mlckpt";
+  e.model.kind = "adapted";
+  for (int r = 0; r < 8; ++r) {
+    ex::RowExplanation row;
+    row.key = {"u" + std::to_string(r), "i1", "<Snacks & Dips>"};
+    row.score = r;
+    row.probability = 0.5;
+    row.attributions = {{"item:brand", "<b>acme</b>", 0.5 * r}, {"row:price", "3.5", -0.25}};
+    e.model.rows.push_back(row);
+  }
+  e.model.importance = {{"item:brand", 1.75, 8}, {"row:price", 0.25, 8}};
+  ex::ModelExplanation before = e.model;
+  before.kind = "before";
+  e.before = before;
+  e.changes = {{"item:brand", 0.5, 1.75}, {"row:price", 0.25, 0.25}};
+  const std::string html = ml::report::render_explanation_html(e, 2);
+  // Global importance, before vs after, and the six highest-scored rows.
+  EXPECT_TRUE(contains(html, "data-charts=\"8\"")) << html.substr(0, 200);
+  EXPECT_EQ(static_cast<int>(std::count(html.begin(), html.end(), '\n')) > 20, true);
+  std::size_t charts = 0;
+  for (auto at = html.find("<svg class=\"chart\""); at != std::string::npos;
+       at = html.find("<svg class=\"chart\"", at + 1))
+    ++charts;
+  EXPECT_EQ(charts, 8u);
+  EXPECT_FALSE(contains(html, "<b>acme</b>"));
+  EXPECT_TRUE(contains(html, "&lt;b&gt;acme&lt;/b&gt;"));
+  EXPECT_FALSE(contains(html, "<Snacks"));
+  EXPECT_TRUE(contains(html, "row 8 · u7"));   // the highest score first
+  EXPECT_FALSE(contains(html, "row 1 · u0"));  // the two lowest are left out
+  EXPECT_FALSE(contains(html, "src=\"http"));
+  EXPECT_FALSE(contains(html, "href=\"http"));
+}
+
 // ---- a log with one planted decisive feature ----------------------------------------------
 
 // Eight categories of 80 rows; whether a row is a purchase is decided by its `signal` column
@@ -214,29 +256,30 @@ struct PlantedRun {
     events = dir.file("events.csv");
     write_file(events, csv);
     run = dir.file("run");
-    json j = {{"seed", 3},
-              {"data",
-               {{"files", {events}},
-                {"columns",
-                 {{"user", "user_id"},
-                  {"item", "item_id"},
-                  {"task", "category"},
-                  {"timestamp", "timestamp"},
-                  {"event", "event"}}},
-                {"features", {{"numeric", {"signal", "noise"}}, {"categorical", {"color"}}}}}},
-              {"features", {{"hash_buckets", 512}, {"aggregates", json::array()}}},
-              {"task",
-               {{"label",
-                 {{"kind", "event_binary"},
-                  {"positive_events", {"purchase"}},
-                  {"negative_events", {"view"}}}},
-                {"support", 8},
-                {"query", 16}}},
-              {"split", {{"new_fraction", 0.25}, {"validation_fraction", 0.0}}},
-              {"model", {{"hidden", {16}}}},
-              {"meta", {{"iterations", 60}, {"meta_batch", 4}, {"inner_lr", 0.1}}},
-              {"train", {{"log_every", 30}, {"validate_every", 0}}},
-              {"run", {{"dir", run}, {"device", "cpu"}, {"threads", 1}}}};
+    json j = {
+        {"seed", 3},
+        {"data",
+         {{"files", {events}},
+          {"columns",
+           {{"user", "user_id"},
+            {"item", "item_id"},
+            {"task", "category"},
+            {"timestamp", "timestamp"},
+            {"event", "event"}}},
+          {"features", {{"numeric", {"signal", "noise"}}, {"categorical", {"color"}}}}}},
+        {"features", {{"hash_buckets", 512}, {"aggregates", json::array()}}},
+        {"task",
+         {{"label",
+           {{"kind", "event_binary"},
+            {"positive_events", {"purchase"}},
+            {"negative_events", {"view"}}}},
+          {"support", 8},
+          {"query", 16}}},
+        {"split", {{"new_fraction", 0.25}, {"validation_fraction", 0.0}}},
+        {"model", {{"hidden", {16}}}},
+        {"meta", {{"iterations", 100}, {"meta_batch", 4}, {"inner_lr", 0.1}, {"outer_lr", 0.01}}},
+        {"train", {{"log_every", 30}, {"validate_every", 0}}},
+        {"run", {{"dir", run}, {"device", "cpu"}, {"threads", 1}}}};
     ml::train::run_training(ml::config::config_from_json(j), {});
     // The rows to explain: 20 of each category the run held out as new.
     std::vector<std::string> held_out;

@@ -68,6 +68,7 @@ struct PlantedText {
     ml::testing::write_file(dir.file("intents.csv"), csv);  // the file tiny_text_run names
     config.features.tokenizer.vocab_size = 120;             // whole words as pieces
     config.meta.iterations = 40;
+    config.meta.outer_lr = 0.005;
     ml::train::run_training(config, {});
     run = config.run.dir;
     ml::inference::AdaptOptions a;
