@@ -460,6 +460,22 @@ TEST(ExplainPlanted, AnAdaptedModelIsComparedWithTheRunItWasAdaptedFrom) {
   EXPECT_EQ(j["task"], p.new_task);
 }
 
+TEST(ExplainPlanted, WithoutInputAnAdaptedModelIsExplainedOnItsOwnQueryRows) {
+  const PlantedRun& p = planted();
+  const ex::Explanation e = ex::explain(options(p.adapted, ""));
+  ASSERT_EQ(e.model.rows.size(), 16u);  // task.query
+  for (const auto& row : e.model.rows) EXPECT_EQ(row.key.back(), p.new_task);
+  ASSERT_TRUE(e.before.has_value());
+  EXPECT_EQ(e.before->rows.size(), 16u);
+  // The run itself has no query of its own.
+  try {
+    ex::explain(options(p.run, ""));
+    ADD_FAILURE() << "a run explained without --input";
+  } catch (const ml::UsageError& error) {
+    EXPECT_TRUE(contains(error.what(), "explain needs --input")) << error.what();
+  }
+}
+
 TEST(ExplainPlanted, RefusalsAreTypedAndNameTheValue) {
   const PlantedRun& p = planted();
   ex::ExplainOptions o = options(p.run, p.rows);
@@ -546,7 +562,7 @@ TEST(ExplainCli, BadOptionsExitWithTheDocumentedCodeAndOneLine) {
       {base + " --input " + q(p.rows) + " --json --output " + q(out.file("x.csv")), 2},
       {base + " --input " + q(out.file("missing.csv")), 4},
       {"explain --checkpoint " + q(out.file("no_run")) + " --input " + q(p.rows), 5},
-      {base, 2},  // no --input
+      {base, 2},  // no --input for a run's model
   };
   std::vector<std::string> args;
   for (const auto& c : cases) args.push_back(c.first);

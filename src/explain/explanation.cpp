@@ -19,11 +19,14 @@
 #include "explain/model_input.hpp"
 #include "inference/adapted_model.hpp"
 #include "inference/prediction.hpp"
+#include "meta/meta_learner.hpp"
 #include "models/batch.hpp"
 #include "models/transformer.hpp"
+#include "pipeline/run_data.hpp"
 #include "pipeline/text_run_data.hpp"
 #include "run/checkpoint.hpp"
 #include "runtime/device.hpp"
+#include "tasks/episode_sampler.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
 
@@ -98,6 +101,71 @@ EncodedRows encode_input(const ScoringModel& model, const ExplainOptions& o) {
   e.rows_read = report.rows_read;
   e.rows_skipped = report.rows_rejected;
   return e;
+}
+
+// An adapted purchase-log model's own query rows: the episode adapt drew from the run's log
+// (the task, shots and episode index its checkpoint records), encoded as adapt encoded them.
+// UsageError when the model has no such record (a run, a text model, support from a CSV).
+EncodedRows own_query_rows(const ScoringModel& model) {
+  const nlohmann::json& p = model.progress;
+  auto recorded = [&](const char* key) {
+    const auto it = p.find(key);
+    return it == p.end() ? nlohmann::json() : *it;
+  };
+  const nlohmann::json task_name = recorded("task"), shots = recorded("shots"),
+                       episode = recorded("episode");
+  if (model.kind != run::kCheckpointKindAdapted || model.tokenizer ||
+      recorded("support_source") != "episode" || !task_name.is_string() ||
+      !episode.is_number_unsigned() || !(shots.is_number_integer() || shots == "all"))
+    throw UsageError(
+        "explain needs --input ROWS.csv: only a purchase-log model adapted on an episode of its "
+        "run's log (adapt --task or --all-new) can be explained on its own query rows; '" +
+        model.path + "' is not one");
+  spdlog::info("reading the run's log for the query rows '{}' was adapted on", model.path);
+  const auto data = pipeline::prepare_run_data(model.config, &model.features);
+  const tasks::Task* task = data->tasks.find(task_name.get<std::string>());
+  if (!task)
+    throw DataError("the run's log no longer holds task '" + task_name.get<std::string>() +
+                    "', which '" + model.path + "' was adapted to; give --input ROWS.csv");
+  tasks::EpisodeShape shape = tasks::episode_shape(model.config.task);
+  shape.support = shots == "all" ? config::kSupportAll : shots.get<int>();
+  const tasks::EpisodeSampler sampler(data->tasks.kind, shape, model.config.seed);
+  const tasks::Episode drawn = sampler.sample(*task, episode.get<std::uint64_t>());
+  const nlohmann::json query_size = recorded("query_size");
+  if (query_size.is_number_integer() && query_size.get<std::size_t>() != drawn.query.size())
+    throw DataError("the run's log gives task '" + task->name + "' another query (" +
+                    std::to_string(drawn.query.size()) + " rows) than '" + model.path +
+                    "' was adapted with (" + query_size.dump() +
+                    "): the log changed; give --input ROWS.csv");
+  EncodedRows e;
+  e.batch = meta::make_task_batch(data->features, data->encoder, drawn, torch::kCPU).query;
+  const inference::KeyColumns columns = inference::key_columns(model.config, data->log);
+  if (columns.has_user) e.key_columns.push_back(columns.user);
+  if (columns.has_item) e.key_columns.push_back(columns.item);
+  e.key_columns.push_back(columns.task);
+  auto name = [](const data::Dictionary& d, std::int32_t id) {
+    return id == data::kNoId ? std::string() : d.name(id);
+  };
+  for (std::size_t q : drawn.query) {
+    const tasks::Example& example = task->examples[q];
+    std::string user = name(data->log.users, example.user),
+                item = name(data->log.items, example.item);
+    std::vector<std::string> cells;
+    if (columns.has_user) cells.push_back(user);
+    if (columns.has_item) cells.push_back(item);
+    cells.push_back(task->name);
+    e.keys.push_back(std::move(cells));
+    e.user_item.emplace_back(std::move(user), std::move(item));
+  }
+  e.rows_read = static_cast<std::int64_t>(drawn.query.size());
+  return e;
+}
+
+// Whether two models read the same inputs (the rows one encoded serve the other).
+bool same_inputs(const ScoringModel& a, const ScoringModel& b) {
+  return !a.tokenizer && !b.tokenizer && a.features.dense_names() == b.features.dense_names() &&
+         a.features.id_field_names() == b.features.id_field_names() &&
+         a.features.id_field_cardinalities() == b.features.id_field_cardinalities();
 }
 
 // The output column explained per row: --class by name, else the predicted class; 0 for a
@@ -294,7 +362,6 @@ std::string recorded_source(const ScoringModel& model, std::string& note) {
 }  // namespace
 
 Explanation explain(const ExplainOptions& o) {
-  if (o.input.empty()) throw UsageError("explain needs --input ROWS.csv");
   if (o.steps < 1) throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 1");
   if (o.top < 1) throw UsageError("--top " + std::to_string(o.top) + ": must be >= 1");
   runtime::configure_compute(o.threads);
@@ -313,7 +380,9 @@ Explanation explain(const ExplainOptions& o) {
     const auto it = model->progress.find("task");
     if (it != model->progress.end() && it->is_string()) e.task = it->get<std::string>();
   }
-  const EncodedRows rows = encode_input(*model, o);
+  // Without --input an adapted model is explained on the query rows it was adapted with.
+  const bool own_query = o.input.empty();
+  const EncodedRows rows = own_query ? own_query_rows(*model) : encode_input(*model, o);
   e.key_columns = rows.key_columns;
   e.rows_read = rows.rows_read;
   e.rows_skipped = rows.rows_skipped;
@@ -330,7 +399,10 @@ Explanation explain(const ExplainOptions& o) {
                      tasks::label_kind_name(earlier->label_kind) + " model and '" + model->path +
                      "' a " + tasks::label_kind_name(model->label_kind) +
                      " one: their scores cannot be compared");
-  const EncodedRows earlier_rows = encode_input(*earlier, o);
+  if (own_query && !same_inputs(*earlier, *model))
+    throw UsageError("--before '" + earlier->path + "' reads other features than '" + model->path +
+                     "': explain both on the same --input ROWS.csv");
+  const EncodedRows earlier_rows = own_query ? rows : encode_input(*earlier, o);
   if (earlier_rows.batch.size() != rows.batch.size())
     throw DataError("--input '" + o.input + "' gives " + std::to_string(earlier_rows.batch.size()) +
                     " row(s) under the config of '" + earlier->path + "' and " +
