@@ -22,9 +22,10 @@ namespace ml::explain {
 inline constexpr int kDefaultSteps = 50;
 // The completeness tolerance: a row's gap |sum of attributions - (score - baseline score)| is
 // within it when at most this share of |score - baseline score| (the paper's section 6 advice:
-// "within 5%"), or at most kGapFloor where the two scores are (nearly) equal.
+// "within 5%"), or at most kGapFloor where the two scores are (nearly) equal: a hundredth of a
+// logit moves a probability by at most a quarter of a percentage point.
 inline constexpr double kRelativeTolerance = 0.05;
-inline constexpr double kGapFloor = 1e-3;
+inline constexpr double kGapFloor = 0.01;
 
 struct ExplainOptions {
   std::string checkpoint;  // an adapted model, a checkpoint file or a run directory

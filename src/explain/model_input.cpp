@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
 
@@ -130,7 +132,12 @@ ModelInput feature_input(const inference::ScoringModel& model,
         if (d[c] > 0.5f) segment.value = dense_names[cu].substr(groups[cu].name.size() + 1);
         continue;
       }
-      segment.value = shown(static_cast<double>(d[c]) * scale[cu] + mean[cu]);
+      // Undone in double: a value at the mean (a missing one, or 0 after centring) would
+      // otherwise print as float rounding noise such as -1.04709e-08.
+      const double value = static_cast<double>(d[c]) * scale[cu] + mean[cu];
+      const double noise = 1e-6 * std::max({1.0, std::abs(static_cast<double>(mean[cu])),
+                                            static_cast<double>(scale[cu])});
+      segment.value = shown(std::abs(value) <= noise ? 0.0 : value);
     }
     const std::int64_t* id = ids_cpu.data_ptr<std::int64_t>() + r * ids_cpu.size(1);
     for (std::int64_t k = 0; k < tables; ++k) {
@@ -196,8 +203,11 @@ ModelInput text_input(const inference::ScoringModel& model, const models::Transf
     for (std::int64_t l = 0; l < L; ++l) {
       if (!mask_cpu[r][l].item<bool>()) break;  // real tokens come first, then padding
       const std::int64_t id = tokens_cpu[r][l].item<std::int64_t>();
-      std::string piece(trim(model.tokenizer->decode({id})));
-      if (piece.empty()) piece = "<piece " + std::to_string(id) + ">";
+      // A piece decodes to its text; SentencePiece's word-boundary piece alone decodes to a
+      // space, shown as its mark.
+      const std::string decoded = model.tokenizer->decode({id});
+      std::string piece(trim(decoded));
+      if (piece.empty()) piece = decoded.empty() ? "<piece " + std::to_string(id) + ">" : "\u2581";
       row.push_back({piece, std::to_string(l + 1)});
     }
   }
