@@ -64,7 +64,7 @@ class Page {
       << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
       << "<meta name=\"generator\" content=\"metalearn " << kToolVersion << "\">\n"
       << "<title>Explanation: " << h(e_.model.checkpoint) << "</title>\n<style>" << kPageStyle
-      << "</style>\n</head>\n<body>\n<main>\n"
+      << "figure.single { max-width: 780px; }\n</style>\n</head>\n<body>\n<main>\n"
       << body.str() << "</main>\n<script>" << kPageScript << "</script>\n</body>\n</html>\n";
     return o.str();
   }
@@ -121,7 +121,7 @@ class Page {
     o << "<section id=\"importance\">\n<h2>Global importance</h2>\n<p class=\"note\">The "
       << std::min(kFeaturesShown, e_.model.importance.size())
       << " features with the largest mean |attribution| over the " << e_.model.rows.size()
-      << " row(s) (a row without the feature counts 0).</p>\n<figure>" << chart(c)
+      << " row(s) (a row without the feature counts 0).</p>\n<figure class=\"single\">" << chart(c)
       << "</figure>\n</section>\n";
   }
 
@@ -141,17 +141,15 @@ class Page {
       << shown
       << " features whose mean |attribution| changed most between the model before adaptation "
          "(<span class=\"path\">"
-      << h(e_.before->checkpoint) << "</span>) and after it, on the same rows.</p>\n<figure>"
-      << chart(c) << "</figure>\n<div class=\"table-wrap\"><table>\n<thead><tr><th>feature</th>"
+      << h(e_.before->checkpoint)
+      << "</span>) and after it, on the same rows.</p>\n<figure class=\"single\">" << chart(c)
+      << "</figure>\n<div class=\"table-wrap\"><table>\n<thead><tr><th>feature</th>"
       << "<th>before</th><th>after</th><th>change</th></tr></thead>\n<tbody>\n";
     for (std::size_t i = 0; i < shown; ++i) {
       const auto& f = e_.changes[i];
       o << "<tr><td>" << h(f.feature) << "</td><td class=\"num\">" << figure(f.before)
-        << "</td><td class=\"num\">" << figure(f.after) << "</td><td class=\"num "
-        << (f.change() > 0   ? "better"
-            : f.change() < 0 ? "worse"
-                             : "even")
-        << "\">" << (f.change() > 0 ? "+" : "") << figure(f.change()) << "</td></tr>\n";
+        << "</td><td class=\"num\">" << figure(f.after) << "</td><td class=\"num\">"
+        << (f.change() > 0 ? "+" : "") << figure(f.change()) << "</td></tr>\n";
     }
     o << "</tbody></table></div>\n</section>\n";
   }
