@@ -4,8 +4,8 @@
 # on top of the shared purchase model; see README "The synthetic shop and the demo"), profiles
 # it, meta-trains MAML on its categories, evaluates the cold-start protocol on the 12 held-out
 # categories against the pretrain and scratch baselines, adapts to each new category from 10
-# rows and recommends one category's items. Where the shared real datasets are present it
-# profiles the Dunnhumby grocery log too.
+# rows, recommends one category's items and explains its scores. Where the shared real
+# datasets are present it profiles the Dunnhumby grocery log too.
 #
 #   scripts/demo.sh            # reuses data/synth if it exists
 #   scripts/demo.sh --fresh    # regenerates data/synth and retrains
@@ -61,3 +61,12 @@ first_new=$("$bin" inspect --config configs/synthetic.json --tasks |
 model="$run/adapted/${first_new// /_}.mlckpt"  # the model adapt wrote for that category
 [[ -f "$model" ]] || model="$run"
 "$bin" predict --checkpoint "$model" --recommend --task "$first_new" --user u000001 --user u000002 --top-k 5
+
+echo
+echo "== metalearn explain: why that model scores 40 of the category's rows as it does, and what"
+echo "   adaptation changed (Integrated Gradients; the page: reports/demo_explained.html)"
+rows="$run/explain_rows.csv"
+(head -1 data/synth/events.csv; grep -F ",$first_new," data/synth/events.csv | tail -40) > "$rows"
+"$bin" explain --checkpoint "$model" --input "$rows" --top 3 --output "$run/explained.csv" \
+  --report reports/demo_explained.html
+head -7 "$run/explained.csv"

@@ -111,8 +111,8 @@ TEST(CliEval, JsonOutThatIsTheReportsTablesIsRefused) {
 // The bash completion is generated from the CLI definition: every subcommand --help lists and
 // every option of each must be offered in that subcommand's branch, and nothing hidden.
 TEST(CliCompletion, CoversEverySubcommandAndOption) {
-  const std::vector<std::string> subcommands = {"train",  "adapt",   "eval", "predict",
-                                                "export", "inspect", "synth"};
+  const std::vector<std::string> subcommands = {"train",   "adapt",  "eval",    "predict",
+                                                "explain", "export", "inspect", "synth"};
   std::vector<std::string> calls = {"completion bash", "completion zsh"};
   for (const std::string& sub : subcommands) calls.push_back(sub + " --help");
   const auto r = run_many(calls);

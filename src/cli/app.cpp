@@ -46,6 +46,7 @@ int run_cli(int argc, char** argv) {
   add_adapt_command(app);
   add_eval_command(app);
   add_predict_command(app);
+  add_explain_command(app);
   add_export_command(app);
   add_inspect_command(app);
   add_synth_command(app);
@@ -95,8 +96,8 @@ int run_cli(int argc, char** argv) {
       }
       if (!option) {
         std::cerr << "metalearn: error: unknown subcommand '" << printable(word)
-                  << "': expected train, adapt, eval, predict, export, inspect, synth or "
-                     "embeddings "
+                  << "': expected train, adapt, eval, predict, explain, export, inspect, "
+                     "synth or embeddings "
                      "(see metalearn --help)\n";
         return static_cast<int>(ExitCode::kUsage);
       }

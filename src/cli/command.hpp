@@ -92,6 +92,7 @@ void add_train_command(CLI::App& app);
 void add_adapt_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
+void add_explain_command(CLI::App& app);
 void add_embeddings_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_config_docs_command(CLI::App& app);  // hidden

@@ -59,12 +59,15 @@ struct LoadedLog {
 // `threads` (the command's --threads) parse it.
 std::unique_ptr<LoadedLog> load_log(const ScoringModel& model, const std::string& input,
                                     const config::InputFormat& format, int threads) {
+  auto l = std::make_unique<LoadedLog>();
+  if (!input.empty()) {
+    l->log = read_input_rows(model.config, {input, "--input", format}, threads, l->report);
+    return l;
+  }
+  // The training log (recommending) is read through the cache.
   config::Config config = model.config;
   config.run.threads = threads;
-  auto l = std::make_unique<LoadedLog>();
-  // The training log (recommending) is read through the cache; a file to score is read as is.
-  l->log = input.empty() ? data::load_purchase_log_cached(config, l->report)
-                         : data::load_input_file(config, {input, "--input", format}, l->report);
+  l->log = data::load_purchase_log_cached(config, l->report);
   data::warn_about_load(l->report);
   return l;
 }
@@ -167,16 +170,8 @@ std::vector<std::string> dictionary_names(const data::Dictionary& d) {
   throw DataError(message);
 }
 
-// RFC 4180: quote a cell holding the delimiter, a quote or a line break.
-std::string csv_cell(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 std::string number(double v) {
-  return fmt::format("{:.7g}", v);
+  return csv_number(v);
 }
 
 // Distinct scores as the CSV prints them: scores that print alike look tied to whoever reads
@@ -249,33 +244,27 @@ RowScores score_rows(const PredictOptions& o) {
   const features::FeatureEncoder encoder = model->features.bind(log);
   const auto workers = scoring_workers(budget, *model, log.size());
 
-  tasks::Task rows;  // every kept row as an example; its label is never read
-  rows.examples.reserve(log.size());
-  for (std::size_t r = 0; r < log.size(); ++r)
-    rows.examples.push_back(
-        {static_cast<std::int64_t>(r), log.user[r], log.item[r], 0.0f, log.timestamp[r]});
+  const tasks::Task rows = every_row(log);
   const Outputs out = score_examples(*model, encoder, rows, *workers, share);
 
   RowScores s;
   s.label_kind = model->label_kind;
   s.model_kind = model->kind;
-  const auto& columns = model->config.data.columns;
-  s.user_column = column_title(columns.user, "user");
-  s.item_column = column_title(columns.item, "item");
-  s.task_column = column_title(columns.task, "task");
-  s.has_user = log.has_user();
-  s.has_item = log.has_item();
+  const KeyColumns keys = key_columns(model->config, log);
+  s.user_column = keys.user;
+  s.item_column = keys.item;
+  s.task_column = keys.task;
+  s.has_user = keys.has_user;
+  s.has_item = keys.has_item;
   s.rows_read = loaded->report.rows_read;
   s.rows_skipped = loaded->report.rows_rejected;
   s.rows.reserve(log.size());
-  auto name = [](const data::Dictionary& d, std::int32_t id) {
-    return id == data::kNoId ? std::string() : d.name(id);
-  };
   for (std::size_t r = 0; r < log.size(); ++r) {
     RowScore row;
-    row.user = name(log.users, log.user[r]);
-    row.item = name(log.items, log.item[r]);
-    row.task = name(log.tasks, log.task[r]);
+    RowKey key = row_key(log, r);
+    row.user = std::move(key.user);
+    row.item = std::move(key.item);
+    row.task = std::move(key.task);
     row.score = out.score[r];
     if (model->label_kind == LabelKind::kMulticlass) {
       const auto c = static_cast<std::size_t>(out.cls[r]);
@@ -524,6 +513,49 @@ void write_recommendations_csv(const std::vector<Recommendation>& recommendation
   for (const auto& r : recommendations)
     out << csv_cell(r.user) << "," << r.rank << "," << csv_cell(r.item) << "," << number(r.score)
         << "\n";
+}
+
+data::PurchaseLog read_input_rows(const config::Config& run, const config::InputFile& input,
+                                  int threads, data::LoadReport& report) {
+  config::Config config = run;
+  config.run.threads = threads;
+  data::PurchaseLog log = data::load_input_file(config, input, report);
+  data::warn_about_load(report);
+  return log;
+}
+
+tasks::Task every_row(const data::PurchaseLog& log) {
+  tasks::Task rows;
+  rows.examples.reserve(log.size());
+  for (std::size_t r = 0; r < log.size(); ++r)
+    rows.examples.push_back(
+        {static_cast<std::int64_t>(r), log.user[r], log.item[r], 0.0f, log.timestamp[r]});
+  return rows;
+}
+
+KeyColumns key_columns(const config::Config& run, const data::PurchaseLog& log) {
+  const auto& columns = run.data.columns;
+  return {column_title(columns.user, "user"), column_title(columns.item, "item"),
+          column_title(columns.task, "task"), log.has_user(), log.has_item()};
+}
+
+RowKey row_key(const data::PurchaseLog& log, std::size_t r) {
+  auto name = [](const data::Dictionary& d, std::int32_t id) {
+    return id == data::kNoId ? std::string() : d.name(id);
+  };
+  return {name(log.users, log.user[r]), name(log.items, log.item[r]), name(log.tasks, log.task[r])};
+}
+
+std::string csv_cell(const std::string& s) {
+  // RFC 4180: quote a cell holding the delimiter, a quote or a line break.
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string csv_number(double v) {
+  return fmt::format("{:.7g}", v);
 }
 
 void write_output(const std::string& path, std::ostream& standard_output,

@@ -12,6 +12,7 @@
 
 #include "config/choices.hpp"
 #include "config/input_format.hpp"
+#include "data/purchase_log.hpp"
 #include "data/text_dataset.hpp"
 #include "tasks/task_set.hpp"
 
@@ -48,6 +49,32 @@ struct RowScores {
   std::int64_t rows_read = 0, rows_skipped = 0;  // skipped: malformed, under data.bad_rows
   std::vector<RowScore> rows;                    // one per kept input row, in input order
 };
+
+// A purchase-log rows file given on the command line (predict --input, explain --input), read
+// with the run's column mapping and data.bad_rows policy (the same loader as training, with
+// data.files = [input]) and parsed with `threads` threads (a --threads value; 0: the budget);
+// what the load set aside is logged. Throws DataError (missing file or column, malformed row
+// under "fail"), UsageError for a format option the run's config key refuses.
+data::PurchaseLog read_input_rows(const config::Config& run, const config::InputFile& input,
+                                  int threads, data::LoadReport& report);
+
+// Every row of `log` as an example of one task (its label is never read), in log order: what
+// scoring or explaining a rows file encodes.
+tasks::Task every_row(const data::PurchaseLog& log);
+
+// The key columns predict writes before a row's score, named as the run's config names them
+// (the log's header names, or the role when a column is unnamed), and which of user/item the
+// log maps; the task column always is.
+struct KeyColumns {
+  std::string user, item, task;
+  bool has_user = false, has_item = false;
+};
+KeyColumns key_columns(const config::Config& run, const data::PurchaseLog& log);
+// The key cells of row `r` of `log` ("" where the row has none), in KeyColumns order.
+struct RowKey {
+  std::string user, item, task;
+};
+RowKey row_key(const data::PurchaseLog& log, std::size_t r);
 
 // Reads `input` with the model's column mapping and bad_rows policy (the same loader as
 // training, with data.files = [input]) and scores every kept row. Logs a warning for rows of
@@ -123,6 +150,11 @@ data::TextDataset read_text_rows(const config::Config& run, const config::InputF
 // first") or top_k < 1, DataError for a missing file or text column, or a malformed row under
 // data.bad_rows = "fail", CheckpointError for an unusable checkpoint.
 TextPredictions predict_texts(const TextPredictOptions& options);
+
+// One CSV cell as every writer here quotes it (RFC 4180: quoted when it holds a comma, a quote
+// or a line break), and a number as predict prints it (7 significant digits).
+std::string csv_cell(const std::string& text);
+std::string csv_number(double value);
 
 void write_scores_csv(const RowScores& scores, std::ostream& out);
 // id (when the input has one), the text column, then class_1, probability_1, ... class_K,

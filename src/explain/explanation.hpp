@@ -1,0 +1,121 @@
+// `metalearn explain` as library calls: why a model scores the rows of a CSV as it does, by
+// Integrated Gradients (Sundararajan et al. 2017, arXiv:1703.01365; explain/
+// integrated_gradients.hpp) over its input (explain/model_input.hpp says what is attributed and
+// against which baseline), and, for an adapted model, what adaptation changed: the same
+// attributions from the model it was adapted from and the features whose importance moved most.
+// Plus the CSV and JSON writers. Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/input_format.hpp"
+
+namespace ml::explain {
+
+// Integration steps (Gauss-Legendre points) by default: Captum's n_steps default.
+inline constexpr int kDefaultSteps = 50;
+// The completeness tolerance: a row's gap |sum of attributions - (score - baseline score)| is
+// within it when at most this share of |score - baseline score| (the paper's section 6 advice:
+// "within 5%"), or at most kGapFloor where the two scores are (nearly) equal: a hundredth of a
+// logit moves a probability by at most a quarter of a percentage point.
+inline constexpr double kRelativeTolerance = 0.05;
+inline constexpr double kGapFloor = 0.01;
+
+struct ExplainOptions {
+  std::string checkpoint;  // an adapted model, a checkpoint file or a run directory
+  std::string input;       // CSV rows in the run's columns (a text run: its text column)
+  config::InputFormat format;
+  int steps = kDefaultSteps;  // >= 1
+  int top = 5;                // attributions per row in the CSV, the JSON and the page; >= 1
+  // Multiclass: the class whose logit is explained, by name; "" = each row's predicted class.
+  std::string class_name;
+  // The model before adaptation: "" = the run an adapted model records (its meta-learned init)
+  // and nothing for a run's own model; any run or checkpoint otherwise.
+  std::string before;
+  std::string device = "auto";
+  int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget
+};
+
+struct FeatureAttribution {
+  std::string feature;  // a dense feature, an id field or a token (explain/model_input.hpp)
+  std::string value;    // its value in the row
+  double attribution = 0;
+};
+
+struct RowExplanation {
+  std::vector<std::string> key;  // the row's key cells, as Explanation::key_columns name them
+  std::string class_name;        // multiclass: the class whose logit is explained
+  double score = 0;              // the explained output: logit, value or class logit
+  double probability = 0;        // binary: sigmoid(score); multiclass: the class's softmax; NaN
+  double baseline_score = 0;     // the output at the baseline input
+  double gap = 0;                // |sum of attributions - (score - baseline_score)|
+  double tolerance = 0;          // the gap allowed (kRelativeTolerance, kGapFloor)
+  // Every segment of the row, largest |attribution| first (ties in input order).
+  std::vector<FeatureAttribution> attributions;
+};
+
+// A feature's mean |attribution| over the rows (0 where a row lacks it: a token it does not
+// hold), with the rows that hold it.
+struct FeatureImportance {
+  std::string feature;
+  double mean_abs = 0;
+  std::int64_t rows = 0;
+};
+
+struct ModelExplanation {
+  std::string checkpoint;                     // the resolved file
+  std::string kind;                           // "adapted" | "meta" (a run's meta-learned init)
+  std::vector<RowExplanation> rows;           // one per kept input row, in input order
+  std::vector<FeatureImportance> importance;  // largest first
+  double max_gap = 0;                         // over the rows
+  std::int64_t rows_over_tolerance = 0;
+};
+
+// "What adaptation changed": a feature's mean |attribution| before and after.
+struct FeatureChange {
+  std::string feature;
+  double before = 0, after = 0;
+  double change() const { return after - before; }
+};
+
+struct Explanation {
+  std::string label_kind;  // "binary" | "regression" | "multiclass"
+  std::string explained;   // what the score is, in words ("the purchase logit", ...)
+  std::string baseline;    // the baseline input, in words
+  int steps = kDefaultSteps;
+  std::string task;                      // an adapted purchase-log model's task ("" otherwise)
+  std::vector<std::string> key_columns;  // header names of RowExplanation::key
+  std::int64_t rows_read = 0, rows_skipped = 0;
+  ModelExplanation model;
+  // With a model before adaptation: its explanation of the same rows, and the changes, largest
+  // |change| first.
+  std::optional<ModelExplanation> before;
+  std::vector<FeatureChange> changes;
+  std::string before_note;  // why there is no `before` where one was looked for ("" otherwise)
+};
+
+// Reads `input` with the model's column mapping (as predict --input does), explains every kept
+// row and, for an adapted purchase-log model (or with options.before), the model before
+// adaptation. Logs one line with the largest completeness gap and the tolerance, and a warning
+// when rows exceed it (more --steps). Throws UsageError (steps or top < 1, a model it cannot
+// explain, --class for a model without classes or naming none of them), CheckpointError,
+// DataError (missing file or column, malformed rows under "fail"), NumericError (NaN or Inf
+// outputs).
+Explanation explain(const ExplainOptions& options);
+
+// One line per (row, model, rank) for the `top` largest attributions of each row: the row's
+// number in the input (1-based, over kept rows), its key cells, the model ("adapted", "before"
+// or "meta"), the explained class (multiclass), score, probability (empty where none),
+// baseline score, completeness gap, rank, feature, value, attribution.
+void write_explanation_csv(const Explanation& explanation, int top, std::ostream& out);
+
+// Everything, each row's attributions cut to `top`.
+nlohmann::json to_json(const Explanation& explanation, int top);
+
+}  // namespace ml::explain
