@@ -175,8 +175,8 @@ TEST(ExplainText, AttributionsLandOnThePlantedWord) {
     on_planted += row.attributions.at(0).feature == "topup";
   }
   EXPECT_GE(right, 14) << "the adapted model classifies its planted words\n" << seen;
-  // A trained transformer's path turns sharply (measured here: the largest gap 2.06 at 50
-  // steps, 0.84 at 400, with scores 1 to 5 from the baseline's): the gap shrinks with steps.
+  // A trained transformer's path turns sharply (measured here: the largest gap 0.70 at 50
+  // steps, 0.012 at 400): the gap shrinks with steps.
   ex::ExplainOptions fine = options(p.adapted, p.texts);
   fine.steps = 400;
   const ex::Explanation finer = ex::explain(fine);

@@ -57,8 +57,8 @@ void add_explain_command(CLI::App& app) {
       ->add_option("--input", o->explain.input,
                    "CSV rows to explain, as predict --input reads them (the log's columns; for an "
                    "adapted text model its text column, and an id column kept when present); "
-                   "default for a model adapted on an episode of its run's log (adapt --task, "
-                   "--all-new): the query rows it was adapted with")
+                   "default for a model adapted to a task of its run's log: the query rows it was "
+                   "adapted with")
       ->check(non_empty_value());
   add_input_format_options(*command, o->explain.format, "--input");
   command
