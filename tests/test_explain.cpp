@@ -23,6 +23,7 @@
 #include "inference/adaptation.hpp"
 #include "inference/adapted_model.hpp"
 #include "pipeline/run_data.hpp"
+#include "report/bar_chart.hpp"
 #include "report/explanation_page.hpp"
 #include "run/learner_state.hpp"
 #include "tasks/task_set.hpp"
@@ -225,6 +226,22 @@ TEST(ExplainReport, ThePageIsSelfContainedEscapesNamesAndCountsItsCharts) {
   EXPECT_FALSE(contains(html, "row 1 · u0"));  // the two lowest are left out
   EXPECT_FALSE(contains(html, "src=\"http"));
   EXPECT_FALSE(contains(html, "href=\"http"));
+}
+
+// A row's title (its number, key cells and class) can be longer than the chart is wide: it is
+// cut at its end, so the row number stays in view, and the whole of it is the tooltip.
+TEST(ExplainReport, ALongChartTitleIsCutAtItsEndWithTheWholeAsItsTooltip) {
+  ml::report::BarChart chart;
+  chart.title =
+      "row 10 \xC2\xB7 t10 \xC2\xB7 " + std::string(300, 'x') + " \xC2\xB7 class apple_pay";
+  chart.labels = {"a"};
+  chart.series = {{"", "#000", {1.0}}};
+  const std::string svg = ml::report::render_bar_svg(chart);
+  EXPECT_TRUE(contains(svg, ">row 10 \xC2\xB7 t10 \xC2\xB7 xxx")) << svg.substr(0, 400);
+  EXPECT_TRUE(contains(svg, "x\xE2\x80\xA6<title>row 10 ")) << svg.substr(0, 400);
+  EXPECT_TRUE(contains(svg, "class apple_pay</title>"));
+  chart.title = "short";
+  EXPECT_TRUE(contains(ml::report::render_bar_svg(chart), ">short<title>short</title>"));
 }
 
 // ---- a log with one planted decisive feature ----------------------------------------------
@@ -565,7 +582,17 @@ TEST(ExplainCli, BadOptionsExitWithTheDocumentedCodeAndOneLine) {
       {base + " --input " + q(out.file("missing.csv")), 4},
       {"explain --checkpoint " + q(out.file("no_run")) + " --input " + q(p.rows), 5},
       {base, 2},  // no --input for a run's model
+      // Two spellings of one file that does not exist yet.
+      {base + " --input " + q(p.rows) + " --output " + q(out.file("s.out")) + " --json-out " +
+           q(out.file("./s.out")),
+       2},
+      // Files the explanation reads: the run's log, the adapted checkpoint itself.
+      {base + " --input " + q(p.rows) + " --output " + q(p.events), 2},
+      {"explain --device cpu --threads 1 --checkpoint " + q(p.adapted) + " --input " + q(p.rows) +
+           " --json-out " + q(p.adapted),
+       2},
   };
+  const std::string events_before = slurp(p.events), adapted_before = slurp(p.adapted);
   std::vector<std::string> args;
   for (const auto& c : cases) args.push_back(c.first);
   const auto results = ml::testing::run_cli_many(args);
@@ -576,6 +603,9 @@ TEST(ExplainCli, BadOptionsExitWithTheDocumentedCodeAndOneLine) {
   EXPECT_TRUE(contains(results[0].err, "--steps")) << results[0].err;
   EXPECT_TRUE(contains(results[6].err, "missing.csv")) << results[6].err;
   EXPECT_TRUE(fs::is_empty(out.path()));  // nothing half-written
+  EXPECT_TRUE(contains(results[10].err, "which explain reads")) << results[10].err;
+  EXPECT_EQ(slurp(p.events), events_before);
+  EXPECT_EQ(slurp(p.adapted), adapted_before);
 }
 
 }  // namespace

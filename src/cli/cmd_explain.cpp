@@ -2,9 +2,7 @@
 // what adaptation changed.
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
 #include <iostream>
-#include <system_error>
 
 #include "cli/command.hpp"
 #include "explain/explanation.hpp"
@@ -14,19 +12,6 @@
 #include "util/errors.hpp"
 
 namespace ml::cli {
-
-namespace {
-
-namespace fs = std::filesystem;
-
-// Whether two paths name one file, by any spelling (neither needs to exist).
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code error;
-  if (fs::equivalent(a, b, error)) return true;
-  return fs::weakly_canonical(a, error) == fs::weakly_canonical(b, error) && !error;
-}
-
-}  // namespace
 
 void add_explain_command(CLI::App& app) {
   auto* command = app.add_subcommand(
@@ -42,7 +27,8 @@ void add_explain_command(CLI::App& app) {
       "id field's embedding at the mean of its table's rows, and for text every token replaced "
       "by the padding token's embedding with the same attention mask. A row's attributions add "
       "up to its score minus the baseline's score (completeness); the gap left by the numerical "
-      "integral is reported per row, tolerated up to 5% of |score - baseline score|");
+      "integral is reported per row, tolerated up to the larger of 5% of |score - baseline score| "
+      "and 0.01");
   struct Options {
     explain::ExplainOptions explain;
     std::string output, json_out, report;
@@ -103,22 +89,10 @@ void add_explain_command(CLI::App& app) {
       throw UsageError(
           "--json prints the JSON to stdout and --output writes the CSV to a file; "
           "give one (--json-out FILE writes the JSON beside the CSV)");
-    // Before the work: outputs that would overwrite the input or each other, or cannot be
-    // written, fail now.
-    const std::vector<std::pair<const char*, std::string>> outputs = {
-        {"--output", o->output}, {"--json-out", o->json_out}, {"--report", o->report}};
-    for (std::size_t i = 0; i < outputs.size(); ++i) {
-      const auto& [option, path] = outputs[i];
-      if (path.empty()) continue;
-      if (same_file(path, o->explain.input))
-        throw UsageError(std::string(option) + " '" + path +
-                         "' is the --input file; give another file name");
-      for (std::size_t j = 0; j < i; ++j)
-        if (!outputs[j].second.empty() && same_file(path, outputs[j].second))
-          throw UsageError(std::string(option) + " '" + path + "' is also " + outputs[j].first +
-                           "'s file; give each output its own");
-      check_writable(path);
-    }
+    for (const auto& [option, path] : {std::pair<const char*, std::string>{"--output", o->output},
+                                       {"--json-out", o->json_out},
+                                       {"--report", o->report}})
+      if (!path.empty()) o->explain.outputs.emplace_back(option, path);
     const explain::Explanation e = explain::explain(o->explain);
     const int top = o->explain.top;
     if (!o->json_out.empty())
@@ -132,8 +106,8 @@ void add_explain_command(CLI::App& app) {
         explain::write_explanation_csv(e, top, out);
       });
     }
-    for (const auto& [option, path] : outputs)
-      if (!path.empty()) spdlog::info("wrote {} ({})", path, option);
+    for (const auto& [option, path] : o->explain.outputs)
+      spdlog::info("wrote {} ({})", path, option);
   });
 }
 

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <system_error>
 
 #include "data/text_dataset.hpp"
 #include "explain/integrated_gradients.hpp"
@@ -27,6 +28,7 @@
 #include "run/checkpoint.hpp"
 #include "runtime/device.hpp"
 #include "tasks/episode_sampler.hpp"
+#include "util/atomic_file.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
 
@@ -36,6 +38,54 @@ namespace {
 
 using inference::ScoringModel;
 using tasks::LabelKind;
+
+namespace fs = std::filesystem;
+
+// A path as one spelling: absolute, its existing part resolved (symbolic links, "..", "."),
+// the rest normalised. weakly_canonical alone leaves a relative path whose first element does
+// not exist relative ("out.csv" against "./out.csv", which it makes absolute).
+fs::path resolved(const std::string& path) {
+  std::error_code error;
+  fs::path full = fs::weakly_canonical(fs::absolute(path, error), error);
+  return error ? fs::absolute(path).lexically_normal() : full;
+}
+
+// Whether two paths name one file, by any spelling (neither needs to exist).
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code error;
+  return fs::equivalent(a, b, error) || resolved(a) == resolved(b);
+}
+
+// Before any work: an output that is --input or another output's file, or cannot be written.
+void check_outputs(const ExplainOptions& o) {
+  for (std::size_t i = 0; i < o.outputs.size(); ++i) {
+    const auto& [option, path] = o.outputs[i];
+    if (!o.input.empty() && same_file(path, o.input))
+      throw UsageError(option + " '" + path + "' is the --input file; give another file name");
+    for (std::size_t j = 0; j < i; ++j)
+      if (same_file(path, o.outputs[j].second))
+        throw UsageError(option + " '" + path + "' is also " + o.outputs[j].first +
+                         "'s file; give each output its own");
+    check_writable(path);
+  }
+}
+
+// An output over a file a loaded model reads: its checkpoint, the run's log, side or embedding
+// tables.
+void check_outputs_spare(const ExplainOptions& o, const ScoringModel& m) {
+  std::vector<std::string> read = {m.path};
+  const config::DataConfig& data = m.config.data;
+  read.insert(read.end(), data.files.begin(), data.files.end());
+  for (const auto& table : data.side_tables)
+    read.insert(read.end(), table.files.begin(), table.files.end());
+  for (const auto& table : m.config.features.embeddings) read.push_back(table.file);
+  for (const auto& [option, path] : o.outputs)
+    for (const std::string& file : read)
+      if (same_file(path, file))
+        throw UsageError(option + " '" + path + "' is '" + file + "', which explain reads (" +
+                         (file == m.path ? "a model's checkpoint" : "the run's data") +
+                         "); give another file name");
+}
 using torch::Tensor;
 
 // The rows of --input as one model encodes them, with what names them.
@@ -364,6 +414,7 @@ std::string recorded_source(const ScoringModel& model, std::string& note) {
 Explanation explain(const ExplainOptions& o) {
   if (o.steps < 1) throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 1");
   if (o.top < 1) throw UsageError("--top " + std::to_string(o.top) + ": must be >= 1");
+  check_outputs(o);
   runtime::configure_compute(o.threads);
   const auto model = inference::load_scoring_model(o.checkpoint, o.device, "explain");
   require_explainable(*model);
@@ -372,6 +423,7 @@ Explanation explain(const ExplainOptions& o) {
                      "' has one output (" + tasks::label_kind_name(model->label_kind) + ")");
 
   Explanation e;
+  check_outputs_spare(o, *model);
   e.label_kind = tasks::label_kind_name(model->label_kind);
   e.explained = explained_words(*model, o.class_name);
   e.baseline = baseline_words(*model);
@@ -393,6 +445,7 @@ Explanation explain(const ExplainOptions& o) {
   if (!e.before_note.empty()) spdlog::warn("no explanation before adaptation: {}", e.before_note);
   if (before.empty()) return e;
   const auto earlier = inference::load_scoring_model(before, o.device, "explain");
+  check_outputs_spare(o, *earlier);
   require_explainable(*earlier);
   if (earlier->label_kind != model->label_kind)
     throw UsageError("--before '" + earlier->path + "' is a " +

@@ -10,6 +10,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +41,11 @@ struct ExplainOptions {
   std::string before;
   std::string device = "auto";
   int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget
+  // The files the caller will write, as (option, path), checked before any work: none may be
+  // --input or name another's file, by any spelling of the path (UsageError), each must be
+  // writable (FileWriteError); and as each model is loaded, none may be a file the explanation
+  // reads: its checkpoint, the model before it, the run's log, side or embedding tables.
+  std::vector<std::pair<std::string, std::string>> outputs;
 };
 
 struct FeatureAttribution {

@@ -33,14 +33,18 @@ std::string tick_label(double v, double step) {
   return fixed(v, digits);
 }
 
-// A label cut to kMaxLabelChars characters (bytes of UTF-8 lead characters), with an ellipsis.
-std::string short_label(const std::string& s) {
+// `s` cut to `max_chars` characters (UTF-8 lead bytes), with an ellipsis where it was cut.
+std::string cut_to(const std::string& s, std::size_t max_chars) {
   std::size_t chars = 0, i = 0;
   for (; i < s.size(); ++i) {
     if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;
-    if (++chars > kMaxLabelChars) break;
+    if (++chars > max_chars) break;
   }
   return i < s.size() ? s.substr(0, i) + "\xE2\x80\xA6" : s;
+}
+
+std::string short_label(const std::string& s) {
+  return cut_to(s, kMaxLabelChars);
 }
 
 std::string value_text(double v) {
@@ -81,9 +85,14 @@ std::string render_bar_svg(const BarChart& chart) {
   std::ostringstream o;
   o << "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " << num(width)
     << " " << num(height) << "\" role=\"img\" aria-label=\"" << escape_html(chart.title) << "\">\n";
+  // A title wider than the chart (a row's key cells, a long text) is cut at its end, so that
+  // its start (the row number) stays in view; the whole of it is the tooltip.
+  const auto title_chars =
+      static_cast<std::size_t>(std::max(10.0, (width - 20) / (kCharWidth * 14.0 / 12.0)));
   o << "<text x=\"" << num(width / 2) << "\" y=\"" << num(kTitleBaseline)
-    << "\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"600\">" << escape_html(chart.title)
-    << "</text>\n";
+    << "\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"600\">"
+    << escape_html(cut_to(chart.title, title_chars)) << "<title>" << escape_html(chart.title)
+    << "</title></text>\n";
   if (legend) {
     double x = left;
     const double y = kTitleBaseline + 14;

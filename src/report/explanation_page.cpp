@@ -57,7 +57,8 @@ class Page {
     body << "<footer>Written by metalearn " << kToolVersion
          << ". Integrated Gradients: Sundararajan, Taly &amp; Yan 2017, <em>Axiomatic Attribution "
             "for Deep Networks</em> (arXiv:1703.01365). <code>metalearn explain --json-out</code> "
-            "gives every row's attributions.</footer>\n";
+            "gives every row's attributions, its <code>--top</code> largest (a large "
+            "<code>--top</code>: all of them).</footer>\n";
     std::ostringstream o;
     o << "<!DOCTYPE html>\n<html lang=\"en\" data-charts=\"" << charts_ << "\">\n<head>\n"
       << "<meta charset=\"utf-8\">\n"
