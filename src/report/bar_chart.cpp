@@ -26,13 +26,6 @@ std::string num(double v) {
   return fixed(v, 1);
 }
 
-std::string tick_label(double v, double step) {
-  int digits = 0;
-  if (step > 0 && step < 1) digits = static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
-  if (std::fabs(v) < step * 1e-6) v = 0;
-  return fixed(v, digits);
-}
-
 // `s` cut to `max_chars` characters (UTF-8 lead bytes), with an ellipsis where it was cut.
 std::string cut_to(const std::string& s, std::size_t max_chars) {
   std::size_t chars = 0, i = 0;

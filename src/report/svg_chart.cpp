@@ -24,14 +24,6 @@ std::string num(double v) {
   return fixed(v, 1);
 }
 
-// A tick label with as many decimals as the tick spacing needs.
-std::string tick_label(double v, double step) {
-  int digits = 0;
-  if (step > 0 && step < 1) digits = static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
-  if (std::fabs(v) < step * 1e-6) v = 0;
-  return fixed(v, digits);
-}
-
 std::string category_label(double v) {
   if (v == std::round(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<long long>(v));
   std::string s = fixed(v, 3);
@@ -84,6 +76,13 @@ std::string marker_tooltip(const Chart& chart, const ChartSeries& s, const Chart
 }
 
 }  // namespace
+
+std::string tick_label(double v, double step) {
+  int digits = 0;
+  if (step > 0 && step < 1) digits = static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
+  if (std::fabs(v) < step * 1e-6) v = 0;
+  return fixed(v, digits);
+}
 
 std::vector<double> nice_ticks(double lo, double hi, int target) {
   if (!std::isfinite(lo) || !std::isfinite(hi)) lo = 0, hi = 1;

@@ -37,6 +37,10 @@ struct Chart {
 // the first is <= lo and the last >= hi. lo == hi gets a small range around it.
 std::vector<double> nice_ticks(double lo, double hi, int target = 5);
 
+// A tick label of `v` with as many decimals as the tick spacing `step` needs ("0.25" for steps
+// of 0.05, "3" for steps of 1); a value within a millionth of a step of zero prints as 0.
+std::string tick_label(double v, double step);
+
 // Where data lands in the picture: the plot area inside the viewBox and the data domain.
 struct ChartLayout {
   double width = 0, height = 0;                       // the viewBox
