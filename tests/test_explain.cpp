@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <sstream>
 #include <string>
@@ -492,6 +493,40 @@ TEST(ExplainPlanted, WithoutInputAnAdaptedModelIsExplainedOnItsOwnQueryRows) {
     ADD_FAILURE() << "a run explained without --input";
   } catch (const ml::UsageError& error) {
     EXPECT_TRUE(contains(error.what(), "explain needs --input")) << error.what();
+  }
+}
+
+// Rows of the same count are not the same rows: a log whose task now draws other query rows of
+// the size the adapted model recorded is refused, by the checksum adapt recorded.
+TEST(ExplainPlanted, WithoutInputALogThatChangedTheQueryRowsIsRefused) {
+  const PlantedRun& p = planted();
+  const std::string original = slurp(p.events);
+  struct Restore {
+    std::string path, text;
+    ~Restore() { std::ofstream(path, std::ios::binary) << text; }
+  } restore{p.events, original};
+  // The new task's rows with another `noise` value (column 7 of 8): the same rows, encoded
+  // otherwise.
+  std::istringstream in(original);
+  std::string line, changed;
+  std::getline(in, line);
+  changed = line + "\n";
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream split(line);
+    for (std::string cell; std::getline(split, cell, ',');) cells.push_back(cell);
+    if (cells.size() == 8 && cells[2] == p.new_task) cells[6] = "9.5";
+    std::string joined;
+    for (std::size_t c = 0; c < cells.size(); ++c) joined += (c ? "," : "") + cells[c];
+    changed += joined + "\n";
+  }
+  ASSERT_NE(changed, original);
+  std::ofstream(p.events, std::ios::binary) << changed;
+  try {
+    ex::explain(options(p.adapted, ""));
+    ADD_FAILURE() << "explained other query rows than the model was adapted with";
+  } catch (const ml::DataError& error) {
+    EXPECT_TRUE(contains(error.what(), "the log changed")) << error.what();
   }
 }
 

@@ -189,6 +189,14 @@ EncodedRows own_query_rows(const ScoringModel& model) {
                     "): the log changed; give --input ROWS.csv");
   EncodedRows e;
   e.batch = meta::make_task_batch(data->features, data->encoder, drawn, torch::kCPU).query;
+  // The same size is not the same rows: rows added to or removed from a task whose query is
+  // capped at task.query draw other rows of the same count.
+  const nlohmann::json checksum = recorded("query_checksum");
+  if (checksum.is_string() && checksum.get<std::string>() != inference::rows_checksum(e.batch))
+    throw DataError("the run's log gives task '" + task->name + "' other query rows than '" +
+                    model.path +
+                    "' was adapted with (their checksums differ): the log changed; give --input "
+                    "ROWS.csv");
   const inference::KeyColumns columns = inference::key_columns(model.config, data->log);
   if (columns.has_user) e.key_columns.push_back(columns.user);
   if (columns.has_item) e.key_columns.push_back(columns.item);

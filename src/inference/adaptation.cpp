@@ -428,6 +428,7 @@ nlohmann::json adapted_progress(const PreparedTask& p, const TaskAdaptation& t,
       {"episode", p.episode},
       {"support_size", t.support_size},
       {"query_size", t.query_size},
+      {"query_checksum", rows_checksum(p.batch.query)},
       {"adapt_ms", t.adapt_ms},
       {"before", metrics_json(t.before, label_kind)},
       {"after", metrics_json(t.after, label_kind)}};

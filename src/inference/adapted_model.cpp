@@ -1,9 +1,12 @@
 // Adapted-checkpoint state and scoring models: see adapted_model.hpp.
 #include "inference/adapted_model.hpp"
 
+#include <cstdio>
+
 #include "run/checkpoint.hpp"
 #include "run/learner_state.hpp"
 #include "runtime/device.hpp"
+#include "util/checksum.hpp"
 #include "util/errors.hpp"
 
 namespace ml::inference {
@@ -77,6 +80,18 @@ torch::Tensor ScoringModel::outputs(const models::Batch& rows) const {
   else
     out = learner->model()->forward(on_device, learner->model()->params());
   return out.detach().to(torch::kCPU).contiguous();
+}
+
+std::string rows_checksum(const models::Batch& rows) {
+  Checksum64 sum;
+  for (const torch::Tensor* t : {&rows.dense, &rows.ids, &rows.target}) {
+    if (!t->defined()) continue;
+    const torch::Tensor bytes = t->to(torch::kCPU).contiguous();
+    sum.update(bytes.data_ptr(), static_cast<std::size_t>(bytes.nbytes()));
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(sum.value()));
+  return hex;
 }
 
 std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path, const std::string& device,

@@ -61,6 +61,12 @@ struct ScoringModel {
 // from the checkpoint, and every algorithm scores with the adapted weights (a protonet's head
 // holds its prototypes: meta/class_head.hpp). `use` is what the refusals advise doing with the
 // adapted model instead ("predict with", "export").
+// A fingerprint of encoded rows (their dense values, ids and targets): XXH3-64 as 16 hex
+// digits. An adapted checkpoint records its query's ("query_checksum"), so that explaining it on
+// the query rows drawn again from the run's log can tell that the log changed since, even where
+// the query kept its size.
+std::string rows_checksum(const models::Batch& rows);
+
 std::unique_ptr<ScoringModel> load_scoring_model(const std::string& path, const std::string& device,
                                                  const std::string& use = "predict with");
 
