@@ -120,15 +120,7 @@ TEST(ExplainText, CompletenessOnARandomTransformerAndNothingOnPadding) {
                                            static_cast<std::int64_t>(m->class_names.size()));
   const std::vector<std::string> texts = {"hello topup please", "card", "quick small issue today",
                                           "thanks again with account card topup"};
-  const auto tokens = ml::models::token_batch(
-      m->tokenizer->encode_batch(texts, ml::pipeline::token_length(m->config)));
-  ml::models::Batch batch;
-  const std::int64_t n = tokens.ids.size(0);
-  batch.dense = torch::empty({n, 0});
-  batch.ids = torch::empty({n, 0}, torch::kInt64);
-  batch.target = torch::zeros({n}, torch::kInt64);
-  batch.tokens = tokens.ids;
-  batch.mask = tokens.mask;
+  const ml::models::Batch batch = ml::inference::text_batch(*m, texts);
   const Tensor classes = torch::tensor({0, 1, 0, 1}, torch::kInt64);
   const ex::ModelInput in = ex::model_input(*m, batch, classes);
   const ex::Attributions a = ex::integrated_gradients(in.output, in.input, in.baseline, 50);
@@ -144,11 +136,11 @@ TEST(ExplainText, CompletenessOnARandomTransformerAndNothingOnPadding) {
   EXPECT_LT(a.gap.mean().item<double>(), coarse);
   // Padding positions equal their baseline: exactly nothing.
   const Tensor per_position = a.attributions.sum(2);
-  EXPECT_TRUE((per_position.masked_select(tokens.mask.logical_not()) == 0).all().item<bool>());
+  EXPECT_TRUE((per_position.masked_select(batch.mask.logical_not()) == 0).all().item<bool>());
   // One segment per real token, named by its piece.
-  for (std::int64_t r = 0; r < n; ++r)
+  for (std::int64_t r = 0; r < batch.size(); ++r)
     EXPECT_EQ(static_cast<std::int64_t>(in.segments[static_cast<std::size_t>(r)].size()),
-              tokens.mask[r].sum().item<std::int64_t>());
+              batch.mask[r].sum().item<std::int64_t>());
   std::string pieces;
   for (const auto& segment : in.segments[0])
     if (segment.name != "\u2581") pieces += segment.name;

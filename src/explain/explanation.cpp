@@ -115,14 +115,7 @@ EncodedRows encode_input(const ScoringModel& model, const ExplainOptions& o) {
       key.push_back(rows.texts[r]);
       e.keys.push_back(std::move(key));
     }
-    const models::TokenBatch tokens = models::token_batch(
-        model.tokenizer->encode_batch(rows.texts, pipeline::token_length(model.config)));
-    const std::int64_t n = tokens.ids.size(0);
-    e.batch.dense = torch::empty({n, 0});
-    e.batch.ids = torch::empty({n, 0}, torch::kInt64);
-    e.batch.target = torch::zeros({n}, torch::kInt64);
-    e.batch.tokens = tokens.ids;
-    e.batch.mask = tokens.mask;
+    e.batch = inference::text_batch(model, rows.texts);
     e.rows_read = report.rows_read;
     e.rows_skipped = report.rows_rejected;
     return e;

@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include "models/transformer.hpp"
+#include "pipeline/text_run_data.hpp"
 #include "run/checkpoint.hpp"
 #include "run/learner_state.hpp"
 #include "runtime/device.hpp"
@@ -80,6 +82,19 @@ torch::Tensor ScoringModel::outputs(const models::Batch& rows) const {
   else
     out = learner->model()->forward(on_device, learner->model()->params());
   return out.detach().to(torch::kCPU).contiguous();
+}
+
+models::Batch text_batch(const ScoringModel& model, const std::vector<std::string>& texts) {
+  const models::TokenBatch tokens = models::token_batch(
+      model.tokenizer->encode_batch(texts, pipeline::token_length(model.config)));
+  models::Batch batch;
+  const std::int64_t n = tokens.ids.size(0);
+  batch.dense = torch::empty({n, 0});
+  batch.ids = torch::empty({n, 0}, torch::kInt64);
+  batch.target = torch::zeros({n}, torch::kInt64);
+  batch.tokens = tokens.ids;
+  batch.mask = tokens.mask;
+  return batch;
 }
 
 std::string rows_checksum(const models::Batch& rows) {

@@ -61,6 +61,10 @@ struct ScoringModel {
 // from the checkpoint, and every algorithm scores with the adapted weights (a protonet's head
 // holds its prototypes: meta/class_head.hpp). `use` is what the refusals advise doing with the
 // adapted model instead ("predict with", "export").
+// `texts` as a text model's batch (token ids and mask, at most the run's token length; empty
+// dense and id matrices), the model's tokenizer encoding them. The model must have one.
+models::Batch text_batch(const ScoringModel& model, const std::vector<std::string>& texts);
+
 // A fingerprint of encoded rows (their dense values, ids and targets): XXH3-64 as 16 hex
 // digits. An adapted checkpoint records its query's ("query_checksum"), so that explaining it on
 // the query rows drawn again from the run's log can tell that the log changed since, even where

@@ -408,7 +408,6 @@ TextPredictions predict_texts(const TextPredictOptions& o) {
                  p.classes);
   p.rows_read = report.rows_read;
   p.rows_skipped = report.rows_rejected;
-  const std::int64_t max_len = pipeline::token_length(model->config);
   // Under a launch each rank classifies its share of the chunks: (class, probability) x top_k
   // per row, filled in for every rank below.
   const std::size_t chunks = (rows.size() + kTextChunk - 1) / kTextChunk;
@@ -421,20 +420,11 @@ TextPredictions predict_texts(const TextPredictOptions& o) {
     const std::size_t end = std::min(rows.size(), begin + kTextChunk);
     const std::vector<std::string> texts(rows.texts.begin() + static_cast<std::ptrdiff_t>(begin),
                                          rows.texts.begin() + static_cast<std::ptrdiff_t>(end));
-    const models::TokenBatch tokens =
-        models::token_batch(model->tokenizer->encode_batch(texts, max_len));
-    models::Batch batch;
-    const std::int64_t n = tokens.ids.size(0);
-    batch.dense = torch::empty({n, 0});
-    batch.ids = torch::empty({n, 0}, torch::kInt64);
-    batch.target = torch::zeros({n}, torch::kInt64);
-    batch.tokens = tokens.ids;
-    batch.mask = tokens.mask;
-    const torch::Tensor out = model->outputs(batch).to(torch::kFloat64);
+    const torch::Tensor out = model->outputs(text_batch(*model, texts)).to(torch::kFloat64);
     if (!torch::isfinite(out).all().item<bool>())
       throw NumericError("'" + model->path + "' gives NaN or Inf scores: its weights diverged");
     const auto [probability, cls] = torch::softmax(out, 1).topk(p.top_k, 1);
-    for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t i = 0; i < out.size(0); ++i) {
       double* row = &top[(begin + static_cast<std::size_t>(i)) * width];
       for (int k = 0; k < p.top_k; ++k) {
         row[2 * k] = static_cast<double>(cls[i][k].item<std::int64_t>());
