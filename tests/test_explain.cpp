@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +27,7 @@
 #include "pipeline/run_data.hpp"
 #include "report/bar_chart.hpp"
 #include "report/explanation_page.hpp"
+#include "run/checkpoint.hpp"
 #include "run/learner_state.hpp"
 #include "tasks/task_set.hpp"
 #include "test_support.hpp"
@@ -177,7 +179,13 @@ TEST(ExplainIntegratedGradients, PassesOfAnySizeGiveTheSameAttributions) {
   const ex::Attributions small = ex::integrated_gradients(f, x, base, 10, /*max_values=*/100);
   EXPECT_TRUE(torch::allclose(whole.attributions, small.attributions, 0, 1e-12));
   EXPECT_TRUE(torch::allclose(whole.gap, small.gap, 0, 1e-12));
+  // Passes of 3 points of one row (3 + 3 + 3 + 1 of the 10): the path in chunks.
+  const ex::Attributions chunked = ex::integrated_gradients(f, x, base, 10, /*max_values=*/8 * 3);
+  EXPECT_TRUE(torch::allclose(whole.attributions, chunked.attributions, 0, 1e-12));
+  EXPECT_TRUE(torch::allclose(whole.gap, chunked.gap, 0, 1e-12));
   EXPECT_THROW(ex::integrated_gradients(f, x, base, 0), std::invalid_argument);
+  EXPECT_THROW(ex::integrated_gradients(f, x, base, ex::kMaxSteps + 1), std::invalid_argument);
+  EXPECT_THROW(ex::gauss_legendre(ex::kMaxSteps + 1), std::invalid_argument);
 }
 
 TEST(ExplainIntegratedGradients, SegmentsSumTheirElementsAndSkipNone) {
@@ -530,6 +538,48 @@ TEST(ExplainPlanted, WithoutInputALogThatChangedTheQueryRowsIsRefused) {
   }
 }
 
+// adapt records the run's path as it was given; a relative one is looked up from the folders
+// above the adapted model too, and a checkpoint at that path is the run only when its training
+// record is the one the adapted model recorded.
+TEST(ExplainPlanted, TheRecordedRunIsFoundFromAnyFolderAndRecognisedByItsRecord) {
+  const PlantedRun& p = planted();
+  const auto q = ml::testing::shell_quote;
+  const fs::path parent = fs::path(p.run).parent_path();
+  const std::string binary = q(ML_BINARY_PATH) + " --log-level warn ";
+  auto r = ml::testing::run_command(
+      "cd " + q(parent.string()) + " && " + binary +
+      "adapt --device cpu --threads 1 --checkpoint " + fs::path(p.run).filename().string() +
+      " --task " + q(p.new_task) + " --out relative_adapted");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string adapted =
+      (parent / "relative_adapted" / ml::inference::adapted_file_name(p.new_task)).string();
+  const std::string recorded =
+      ml::run::read_checkpoint_meta(adapted).progress.at("source_checkpoint").get<std::string>();
+  ASSERT_TRUE(fs::path(recorded).is_relative()) << recorded;
+
+  // From another folder holding another checkpoint at that relative path.
+  TempDir elsewhere;
+  fs::create_directories(fs::path(elsewhere.file(recorded)).parent_path());
+  fs::copy_file(p.adapted, elsewhere.file(recorded));
+  const std::string explain = "explain --device cpu --threads 1 --steps 10 --json --checkpoint ";
+  r = ml::testing::run_command("cd " + q(elsewhere.path()) + " && " + binary + explain + q(adapted));
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  ASSERT_TRUE(j["before"].is_object()) << j.value("before_note", "");
+  EXPECT_EQ(fs::canonical(j["before"]["checkpoint"].get<std::string>()),
+            fs::canonical(parent / recorded));
+
+  // Moved where no folder above it leads to the run: the decoy alone is found, and refused.
+  fs::create_directories(elsewhere.file("moved"));
+  const std::string moved = elsewhere.file("moved/adapted.mlckpt");
+  fs::copy_file(adapted, moved);
+  r = ml::testing::run_command("cd " + q(elsewhere.path()) + " && " + binary + explain + q(moved));
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = json::parse(r.out);
+  EXPECT_TRUE(j["before"].is_null());
+  EXPECT_TRUE(contains(j.value("before_note", ""), "is not the one")) << j.dump();
+}
+
 TEST(ExplainPlanted, RefusalsAreTypedAndNameTheValue) {
   const PlantedRun& p = planted();
   ex::ExplainOptions o = options(p.run, p.rows);
@@ -550,6 +600,94 @@ TEST(ExplainPlanted, RefusalsAreTypedAndNameTheValue) {
   EXPECT_THROW(ex::explain(options(p.run, p.dir.file("none.csv"))), ml::DataError);
 }
 
+// ---- every new task, before and after (eval --importance) -----------------------------------
+
+// The temporary folder of the adapted models goes where TMPDIR says while the test runs.
+struct TemporaryFolderHere {
+  std::string before;
+  bool had = false;
+  explicit TemporaryFolderHere(const std::string& folder) {
+    if (const char* v = std::getenv("TMPDIR")) before = v, had = true;
+    setenv("TMPDIR", folder.c_str(), 1);
+  }
+  ~TemporaryFolderHere() { had ? setenv("TMPDIR", before.c_str(), 1) : unsetenv("TMPDIR"); }
+};
+
+TEST(ExplainNewTasks, EachNewTaskIsExplainedAsAdaptAllNewThenExplainWould) {
+  const PlantedRun& p = planted();
+  TempDir scratch;
+  ex::NewTaskImportance n;
+  {
+    const TemporaryFolderHere here(scratch.path());
+    n = ex::explain_new_tasks(p.run, 20, "cpu", 1);
+  }
+  EXPECT_TRUE(fs::is_empty(scratch.path()));  // the adapted models went with their folder
+  ASSERT_EQ(n.tasks.size(), 2u);               // the planted run's two new categories
+  EXPECT_TRUE(n.before_note.empty()) << n.before_note;
+  EXPECT_EQ(n.steps, 20);
+
+  // The same as `adapt --all-new` and `explain --checkpoint ADAPTED` without --input.
+  ml::inference::AdaptOptions a;
+  a.checkpoint = p.run;
+  a.all_new = true;
+  a.out_dir = scratch.file("adapted");
+  a.device = "cpu";
+  a.threads = 1;
+  const ml::inference::AdaptSummary adapted = ml::inference::adapt(a);
+  ASSERT_EQ(adapted.tasks.size(), n.tasks.size());
+  for (std::size_t t = 0; t < n.tasks.size(); ++t) {
+    const ex::TaskImportance& task = n.tasks[t];
+    EXPECT_EQ(task.task, adapted.tasks[t].task);
+    EXPECT_EQ(task.query_size, 16);
+    EXPECT_EQ(task.after.rows.size(), 16u);
+    ex::ExplainOptions o = options(adapted.tasks[t].checkpoint, "");
+    o.steps = 20;
+    const ex::Explanation e = ex::explain(o);
+    ASSERT_TRUE(e.before.has_value() && task.before.has_value());
+    ASSERT_EQ(e.model.importance.size(), task.after.importance.size());
+    for (std::size_t f = 0; f < e.model.importance.size(); ++f) {
+      EXPECT_EQ(e.model.importance[f].feature, task.after.importance[f].feature);
+      EXPECT_NEAR(e.model.importance[f].mean_abs, task.after.importance[f].mean_abs, 1e-12);
+    }
+    ASSERT_EQ(e.changes.size(), task.changes.size());
+    for (std::size_t f = 0; f < e.changes.size(); ++f) {
+      EXPECT_EQ(e.changes[f].feature, task.changes[f].feature);
+      EXPECT_NEAR(e.changes[f].before, task.changes[f].before, 1e-12);
+    }
+    // The planted feature decides every task, before adaptation and after.
+    EXPECT_EQ(task.after.importance.front().feature, "row:signal");
+    EXPECT_EQ(task.before->importance.front().feature, "row:signal");
+  }
+
+  // The mean over tasks is the mean of the tasks' importances, largest after first.
+  ASSERT_FALSE(n.across_tasks.empty());
+  EXPECT_EQ(n.across_tasks.front().feature, "row:signal");
+  for (const ex::FeatureChange& f : n.across_tasks) {
+    double before = 0, after = 0;
+    for (const ex::TaskImportance& task : n.tasks) {
+      for (const auto& i : task.after.importance)
+        if (i.feature == f.feature) after += i.mean_abs;
+      for (const auto& i : task.before->importance)
+        if (i.feature == f.feature) before += i.mean_abs;
+    }
+    EXPECT_NEAR(f.after, after / 2, 1e-12) << f.feature;
+    EXPECT_NEAR(f.before, before / 2, 1e-12) << f.feature;
+  }
+  for (std::size_t i = 1; i < n.across_tasks.size(); ++i)
+    EXPECT_GE(n.across_tasks[i - 1].after, n.across_tasks[i].after);
+
+  const json j = ex::to_json(n);
+  EXPECT_EQ(j["tasks"].size(), 2u);
+  EXPECT_EQ(j["tasks"][0]["features"].size(), n.tasks[0].changes.size());
+  EXPECT_DOUBLE_EQ(j["tasks"][0]["features"][0]["change"].get<double>(),
+                   n.tasks[0].changes[0].change());
+  EXPECT_EQ(j["across_tasks"][0]["feature"], "row:signal");
+  EXPECT_FALSE(j.contains("before_note"));
+
+  EXPECT_THROW(ex::explain_new_tasks(p.run, 0, "cpu", 1), ml::UsageError);
+  EXPECT_THROW(ex::explain_new_tasks(p.dir.file("nothing"), 20, "cpu", 1), ml::CheckpointError);
+}
+
 // ---- the command line ----------------------------------------------------------------------
 
 TEST(ExplainCli, WritesTheCsvInInputOrderWithBeforeAndAfter) {
@@ -564,6 +702,9 @@ TEST(ExplainCli, WritesTheCsvInInputOrderWithBeforeAndAfter) {
   EXPECT_TRUE(r.out.empty()) << r.out;
   EXPECT_TRUE(contains(r.err, "largest completeness gap")) << r.err;
   EXPECT_TRUE(contains(r.err, "tolerance 5%")) << r.err;
+  // Half the rows are the other new category's, which this model was not adapted to.
+  EXPECT_TRUE(contains(r.err, "20 of 40 row(s) belong to other tasks than '" + p.new_task + "'"))
+      << r.err;
   const auto lines = lines_of(slurp(csv));
   ASSERT_EQ(lines.size(), 1u + 40 * 2 * 2) << slurp(csv);  // rows x top x (adapted, before)
   EXPECT_EQ(lines[0],
@@ -626,6 +767,7 @@ TEST(ExplainCli, BadOptionsExitWithTheDocumentedCodeAndOneLine) {
       {"explain --device cpu --threads 1 --checkpoint " + q(p.adapted) + " --input " + q(p.rows) +
            " --json-out " + q(p.adapted),
        2},
+      {base + " --input " + q(p.rows) + " --steps 10001", 2},  // past the quadrature's limit
   };
   const std::string events_before = slurp(p.events), adapted_before = slurp(p.adapted);
   std::vector<std::string> args;

@@ -20,6 +20,8 @@
 #include "report/svg_chart.hpp"
 #include "report/text_escape.hpp"
 #include "report/training_log.hpp"
+#include "run/learner_state.hpp"
+#include "tasks/task_set.hpp"
 #include "test_support.hpp"
 #include "train/trainer.hpp"
 #include "util/atomic_file.hpp"
@@ -684,6 +686,77 @@ TEST(ReportEndToEnd, EvalWritesAReportThatChromiumRendersWithItsCharts) {
   ASSERT_GT(png.size(), 8u);
   EXPECT_EQ(png.substr(1, 3), "PNG");
   EXPECT_GT(png.size(), 40000u);  // a blank 1280x2400 page is about 14 kB
+}
+
+// eval --importance: the section, its charts, the Markdown and JSON, and its refusals.
+TEST(ReportEndToEnd, EvalImportanceShowsWhatAdaptationTaughtEachNewTask) {
+  TempDir dir;
+  ml::config::Config config = ml::testing::synthetic_shop(dir);
+  ml::train::run_training(config, {});
+  const auto q = ml::testing::shell_quote;
+  const std::string run = config.run.dir, html = dir.file("out/report.html");
+  const std::string eval = "--log-level warn eval --checkpoint " + q(run) +
+                           " --shots 3 --steps 0,1 --episodes 2 --device cpu --threads 1";
+  fs::create_directories(dir.file("tmp"));
+  const auto r = ml::testing::run_command("TMPDIR=" + q(dir.file("tmp")) + " " +
+                                          q(ML_BINARY_PATH) + " " + eval +
+                                          " --importance --report " + q(html));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::is_empty(dir.file("tmp")));  // the adapted models are gone
+
+  std::vector<std::string> new_tasks;
+  const ml::run::LoadedRun loaded = ml::run::load_run(run, {}, "cpu");
+  for (const auto* t : loaded.data->tasks.with_role(ml::tasks::TaskRole::kNew))
+    new_tasks.push_back(t->name);
+  ASSERT_EQ(new_tasks.size(), 3u);
+  const json tables = json::parse(ml::testing::slurp(dir.file("out/report.json")));
+  const json& importance = tables.at("importance");
+  EXPECT_EQ(importance["method"], "integrated_gradients");
+  ASSERT_EQ(importance["tasks"].size(), new_tasks.size());
+  for (const json& task : importance["tasks"]) {
+    EXPECT_NE(std::find(new_tasks.begin(), new_tasks.end(), task["task"]), new_tasks.end())
+        << task["task"];
+    EXPECT_EQ(task["query"], 10);  // task.query
+    ASSERT_FALSE(task["features"].empty());
+    for (const json& f : task["features"])
+      EXPECT_NEAR(f["change"].get<double>(),
+                  f["after"].get<double>() - f["before"].get<double>(), 1e-12);
+  }
+  // A chart for the mean over tasks and one per task, inside the section.
+  const std::string page = ml::testing::slurp(html);
+  const std::size_t from = page.find("<section id=\"importance\">");
+  ASSERT_NE(from, std::string::npos);
+  const std::string section = page.substr(from, page.find("</section>", from) - from);
+  EXPECT_EQ(occurrences(section, "<svg class=\"chart\""), 1u + new_tasks.size());
+  const std::regex declared("data-charts=\"([0-9]+)\"");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(page, m, declared));
+  EXPECT_EQ(std::stoul(m[1].str()), occurrences(page, "<svg class=\"chart\""));
+  const std::string markdown = ml::testing::slurp(dir.file("out/report.md"));
+  EXPECT_NE(markdown.find("## What adaptation taught each new task"), std::string::npos);
+  for (const auto& name : new_tasks)
+    EXPECT_NE(markdown.find("| " + name + " |"), std::string::npos) << name;
+
+  // Refused before any evaluation, with one line and nothing written: without --report, with
+  // --tasks validation, on a protonet run.
+  config.meta.algorithm = ml::config::Algorithm::kProtonet;
+  config.meta.iterations = 4;
+  config.run.dir = dir.file("protonet");
+  ml::train::run_training(config, {});
+  const std::string proto = "--log-level warn eval --checkpoint " + q(config.run.dir) +
+                            " --shots 3 --steps 0 --episodes 2 --device cpu --threads 1";
+  const std::string other = dir.file("other/report.html");
+  const auto refused = ml::testing::run_cli_many(
+      {eval + " --importance", eval + " --importance --tasks validation --report " + q(other),
+       proto + " --importance --report " + q(other)});
+  for (const auto& x : refused) {
+    EXPECT_EQ(x.code, 2) << x.err;
+    EXPECT_EQ(x.err_lines(), 1) << x.err;
+  }
+  EXPECT_NE(refused[0].err.find("--report"), std::string::npos) << refused[0].err;
+  EXPECT_NE(refused[1].err.find("--tasks validation"), std::string::npos) << refused[1].err;
+  EXPECT_NE(refused[2].err.find("protonet"), std::string::npos) << refused[2].err;
+  EXPECT_FALSE(fs::exists(dir.file("other")));
 }
 
 }  // namespace

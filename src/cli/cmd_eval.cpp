@@ -1,12 +1,14 @@
 // `metalearn eval`: the cold-start protocol on held-out tasks, against the baselines.
 #include <algorithm>
 #include <iostream>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
 #include "cli/command.hpp"
 #include "eval/cold_start.hpp"
 #include "eval/text_eval.hpp"
+#include "explain/explanation.hpp"
 #include "report/cold_start_page.hpp"
 #include "run/checkpoint.hpp"
 #include "run/validated_adaptation.hpp"
@@ -27,7 +29,7 @@ void add_eval_command(CLI::App& app) {
     eval::ColdStartOptions eval;
     std::vector<std::string> checkpoints;
     std::string json_out, report;
-    bool json = false, no_pretrain = false;
+    bool json = false, no_pretrain = false, importance = false;
     eval::TextEvalOptions text;
   };
   auto o = std::make_shared<Options>();
@@ -127,6 +129,12 @@ void add_eval_command(CLI::App& app) {
                    "here, and its tables beside it as .md and .json (report.html -> "
                    "report.md, report.json)")
       ->check(non_empty_value());
+  command->add_flag(
+      "--importance", o->importance,
+      "with --report: what adaptation taught each new task - every new task of the first run "
+      "adapted as 'adapt --all-new' adapts it (into a temporary folder) and explained on its "
+      "own query rows before and after (Integrated Gradients, as 'explain' does; docs/"
+      "EXPLAIN.md); adds a section to the report and \"importance\" to its JSON");
   add_device_option(*command, o->eval.device);
   add_threads_option(*command, o->eval.threads);
   command->callback([o, command] {
@@ -141,11 +149,20 @@ void add_eval_command(CLI::App& app) {
       // Checked before the (long) evaluation, so a wrong name fails at once.
       if (writes) report::check_outputs(o->json_out, o->report);
       text_run = run::is_text_run_checkpoint(first_path);
+      if (o->importance && !text_run) {
+        if (o->report.empty())
+          throw UsageError("--importance adds a section to the report: give --report FILE.html");
+        if (o->eval.task_role != "new")
+          throw UsageError("--importance explains the new tasks, which --tasks " +
+                           o->eval.task_role + " leaves untouched; leave one of them out");
+        if (writes) explain::check_new_tasks_explainable(first_path);
+      }
     });
     if (text_run) {
       // A text run: held-out classes against the baselines, N-way and many-way.
       std::vector<std::string> unused;
-      for (const char* option : {"--tasks", "--inner-lrs", "--top-label-ranking", "--report"})
+      for (const char* option :
+           {"--tasks", "--inner-lrs", "--top-label-ranking", "--report", "--importance"})
         if (command->count(option) > 0) unused.push_back(option);
       if (o->checkpoints.size() > 1) unused.push_back("a second --checkpoint");
       if (!unused.empty())
@@ -193,7 +210,13 @@ void add_eval_command(CLI::App& app) {
     if (!writes) return;
     if (!o->json_out.empty()) eval::write_json(result, o->json_out);
     if (!o->report.empty()) {
-      const report::ReportPaths paths = report::write_report(result, o->report);
+      // After the evaluation, which never sees it: the models adapted here are not scored.
+      std::optional<explain::NewTaskImportance> importance;
+      if (o->importance)
+        importance = explain::explain_new_tasks(result.checkpoint_path, explain::kDefaultSteps,
+                                                o->eval.device, o->eval.threads);
+      const report::ReportPaths paths =
+          report::write_report(result, o->report, importance ? &*importance : nullptr);
       spdlog::info("report written to {} (tables in {} and {})", paths.html, paths.markdown,
                    paths.json);
     }

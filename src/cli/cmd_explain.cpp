@@ -51,7 +51,7 @@ void add_explain_command(CLI::App& app) {
       ->add_option("--steps", o->explain.steps,
                    "integration steps (Gauss-Legendre points) per row; more shrink the "
                    "completeness gap")
-      ->check(whole_number(1, 100000))
+      ->check(whole_number(1, explain::kMaxSteps))
       ->capture_default_str();
   command
       ->add_option("--top", o->explain.top,

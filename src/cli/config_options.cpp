@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/command.hpp"
+#include "config/choices.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
 #include "util/utf8.hpp"
@@ -11,7 +12,17 @@ namespace ml::cli {
 void add_device_option(CLI::App& command, std::string& device, const char* overrides) {
   std::string help = "cpu, cuda, cuda:N or auto";
   if (*overrides) help += std::string(" (overrides ") + overrides + ")";
-  command.add_option("--device", device, help)->default_str(*overrides ? overrides : "auto");
+  // A name that is no device is a bad option (exit 2); a device that is absent is exit 6.
+  const CLI::Validator device_name(
+      [](std::string& value) {
+        return config::parse_device_spec(value)
+                   ? std::string()
+                   : "'" + value + "' is no device: expected cpu, cuda, cuda:N or auto";
+      },
+      "");
+  command.add_option("--device", device, help)
+      ->check(device_name)
+      ->default_str(*overrides ? overrides : "auto");
 }
 
 void add_threads_option(CLI::App& command, int& threads, const char* overrides) {

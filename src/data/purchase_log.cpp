@@ -754,7 +754,8 @@ std::string side_table_key(std::size_t index) {
 std::string no_text(const std::string& file) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(file, ec);
-  if (ec) return "";
+  // A device or pipe (/dev/null, /dev/stdin) has no size to tell an empty one from a header.
+  if (ec) return std::filesystem::is_regular_file(file, ec) ? "" : "gave no data rows";
   if (size == 0) return "is empty";
   constexpr std::uintmax_t kLook = 1 << 16;  // a longer file without a record has a header
   if (size > kLook) return "";

@@ -7,7 +7,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -15,9 +17,12 @@
 #include <numeric>
 #include <system_error>
 
+#include <stdlib.h>  // mkdtemp
+
 #include "data/text_dataset.hpp"
 #include "explain/integrated_gradients.hpp"
 #include "explain/model_input.hpp"
+#include "inference/adaptation.hpp"
 #include "inference/adapted_model.hpp"
 #include "inference/prediction.hpp"
 #include "meta/meta_learner.hpp"
@@ -149,7 +154,9 @@ EncodedRows encode_input(const ScoringModel& model, const ExplainOptions& o) {
 // An adapted purchase-log model's own query rows: the episode adapt drew from the run's log
 // (the task, shots and episode index its checkpoint records), encoded as adapt encoded them.
 // UsageError when the model has no such record (a run, a text model, support from a CSV).
-EncodedRows own_query_rows(const ScoringModel& model) {
+// `prepared`: the run's data when the caller has read it already (nullptr: read here).
+EncodedRows own_query_rows(const ScoringModel& model,
+                           const pipeline::RunData* prepared = nullptr) {
   const nlohmann::json& p = model.progress;
   auto recorded = [&](const char* key) {
     const auto it = p.find(key);
@@ -164,8 +171,13 @@ EncodedRows own_query_rows(const ScoringModel& model) {
         "explain needs --input ROWS.csv: only a purchase-log model adapted on an episode of its "
         "run's log (adapt --task or --all-new) can be explained on its own query rows; '" +
         model.path + "' is not one");
-  spdlog::info("reading the run's log for the query rows '{}' was adapted on", model.path);
-  const auto data = pipeline::prepare_run_data(model.config, &model.features);
+  std::unique_ptr<pipeline::RunData> loaded;
+  if (!prepared) {
+    spdlog::info("reading the run's log for the query rows '{}' was adapted on", model.path);
+    loaded = pipeline::prepare_run_data(model.config, &model.features);
+    prepared = loaded.get();
+  }
+  const pipeline::RunData* data = prepared;
   const tasks::Task* task = data->tasks.find(task_name.get<std::string>());
   if (!task)
     throw DataError("the run's log no longer holds task '" + task_name.get<std::string>() +
@@ -212,11 +224,30 @@ EncodedRows own_query_rows(const ScoringModel& model) {
   return e;
 }
 
-// Whether two models read the same inputs (the rows one encoded serve the other).
+// Whether two models read the same inputs, so that their attributions compare feature by
+// feature (or token by token).
 bool same_inputs(const ScoringModel& a, const ScoringModel& b) {
-  return !a.tokenizer && !b.tokenizer && a.features.dense_names() == b.features.dense_names() &&
+  if (a.tokenizer || b.tokenizer)
+    return a.tokenizer && b.tokenizer && a.tokenizer->to_bytes() == b.tokenizer->to_bytes() &&
+           pipeline::token_length(a.config) == pipeline::token_length(b.config);
+  return a.features.dense_names() == b.features.dense_names() &&
          a.features.id_field_names() == b.features.id_field_names() &&
          a.features.id_field_cardinalities() == b.features.id_field_cardinalities();
+}
+
+// Whether rows encoded by one model are what the other would encode from the same file: the
+// same inputs, columns, row policy and fitted statistics (a run and the models adapted from it).
+bool same_encoding(const ScoringModel& a, const ScoringModel& b) {
+  if (!same_inputs(a, b)) return false;
+  config::Json ca, cb;
+  config::to_json(ca, a.config);
+  config::to_json(cb, b.config);
+  if (ca["data"] != cb["data"]) return false;
+  if (a.tokenizer) return true;
+  nlohmann::json fa, fb;
+  to_json(fa, a.features);
+  to_json(fb, b.features);
+  return fa == fb;
 }
 
 // The output column explained per row: --class by name, else the predicted class; 0 for a
@@ -241,6 +272,12 @@ Tensor explained_classes(const ScoringModel& model, const Tensor& outputs,
 std::string class_name_of(const ScoringModel& model, std::int64_t c) {
   const auto i = static_cast<std::size_t>(c);
   return i < model.class_names.size() ? model.class_names[i] : "class_" + std::to_string(c);
+}
+
+void check_steps(int steps) {
+  if (steps < 1 || steps > kMaxSteps)
+    throw UsageError("--steps " + std::to_string(steps) + ": must be between 1 and " +
+                     std::to_string(kMaxSteps) + " (Gauss-Legendre points per row)");
 }
 
 double tolerance_for(double score, double baseline_score) {
@@ -400,24 +437,50 @@ std::string recorded_source(const ScoringModel& model, std::string& note) {
     note = "'" + model.path + "' does not record the run it was adapted from; give --before RUN";
     return "";
   }
+  // Recorded as adapt was given it: a relative path meant the folder adapt ran in, which may be
+  // any folder above the adapted checkpoint; the first candidate whose training record is the
+  // one the adapted model recorded is the model it was adapted from.
   const std::string source = it->get<std::string>();
-  std::error_code error;
-  if (!std::filesystem::exists(source, error)) {
-    note = "the run '" + model.path + "' was adapted from, '" + source +
-           "', is not there (moved, or recorded relative to another folder); give --before RUN";
-    return "";
+  std::vector<fs::path> candidates = {source};
+  if (fs::path(source).is_relative())
+    for (fs::path folder = resolved(model.path).parent_path();; folder = folder.parent_path()) {
+      candidates.push_back(folder / source);
+      if (folder == folder.parent_path()) break;
+    }
+  const auto recorded_progress = model.progress.find("source_progress");
+  bool found = false;
+  for (const fs::path& candidate : candidates) {
+    std::error_code error;
+    if (!fs::is_regular_file(candidate, error)) continue;
+    found = true;
+    if (recorded_progress == model.progress.end()) return candidate.string();
+    try {
+      if (run::read_checkpoint_meta(candidate.string()).progress == *recorded_progress)
+        return candidate.string();
+    } catch (const Error&) {
+      // Not a readable checkpoint: not the one either.
+    }
   }
-  return source;
+  note = found ? "the checkpoint at '" + source + "' is not the one '" + model.path +
+                     "' was adapted from (its training record differs: another run, or the run "
+                     "trained on since); give --before RUN"
+               : "the run '" + model.path + "' was adapted from, '" + source +
+                     "', is not there (moved or removed); give --before RUN";
+  return "";
 }
 
 }  // namespace
 
 Explanation explain(const ExplainOptions& o) {
-  if (o.steps < 1) throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 1");
+  check_steps(o.steps);
   if (o.top < 1) throw UsageError("--top " + std::to_string(o.top) + ": must be >= 1");
   check_outputs(o);
   runtime::configure_compute(o.threads);
-  const auto model = inference::load_scoring_model(o.checkpoint, o.device, "explain");
+  // From the header first: loading refuses a protonet run with advice to adapt it, which would
+  // not help here.
+  const std::string path = run::resolve_checkpoint_path(o.checkpoint);
+  require_explainable(config::config_from_saved(run::read_checkpoint_meta(path).config), path);
+  const auto model = inference::load_scoring_model(path, o.device, "explain");
   require_explainable(*model);
   if (!o.class_name.empty() && model->label_kind != LabelKind::kMulticlass)
     throw UsageError("--class names the class whose logit is explained; '" + model->path +
@@ -436,6 +499,11 @@ Explanation explain(const ExplainOptions& o) {
   // Without --input an adapted model is explained on the query rows it was adapted with.
   const bool own_query = o.input.empty();
   const EncodedRows rows = own_query ? own_query_rows(*model) : encode_input(*model, o);
+  if (!model->tokenizer) {
+    std::vector<std::string> tasks;  // the task column is each row's last key cell
+    for (const auto& key : rows.keys) tasks.push_back(key.empty() ? "" : key.back());
+    inference::warn_about_other_tasks(*model, tasks, "attributions");
+  }
   e.key_columns = rows.key_columns;
   e.rows_read = rows.rows_read;
   e.rows_skipped = rows.rows_skipped;
@@ -453,10 +521,14 @@ Explanation explain(const ExplainOptions& o) {
                      tasks::label_kind_name(earlier->label_kind) + " model and '" + model->path +
                      "' a " + tasks::label_kind_name(model->label_kind) +
                      " one: their scores cannot be compared");
-  if (own_query && !same_inputs(*earlier, *model))
-    throw UsageError("--before '" + earlier->path + "' reads other features than '" + model->path +
-                     "': explain both on the same --input ROWS.csv");
-  const EncodedRows earlier_rows = own_query ? rows : encode_input(*earlier, o);
+  if (!same_inputs(*earlier, *model))
+    throw UsageError("--before '" + earlier->path + "' reads other inputs than '" + model->path +
+                     "' (other features, id fields or tokenizer): their attributions cannot be "
+                     "compared feature by feature; give the run it was adapted from, or a model "
+                     "of that run");
+  // Read once where one encoding serves both (also an --input that can be read only once).
+  const EncodedRows earlier_rows =
+      own_query || same_encoding(*earlier, *model) ? rows : encode_input(*earlier, o);
   if (earlier_rows.batch.size() != rows.batch.size())
     throw DataError("--input '" + o.input + "' gives " + std::to_string(earlier_rows.batch.size()) +
                     " row(s) under the config of '" + earlier->path + "' and " +
@@ -473,6 +545,199 @@ Explanation explain(const ExplainOptions& o) {
   spdlog::info("what adaptation changed most (mean |attribution| before -> after): {}",
                join(top, ", "));
   return e;
+}
+
+namespace {
+
+// A new folder under the system's temporary one, removed with its contents when it goes.
+class TemporaryFolder {
+ public:
+  TemporaryFolder() {
+    std::string pattern = (fs::temp_directory_path() / "metalearn-importance-XXXXXX").string();
+    if (!mkdtemp(pattern.data()))
+      throw IoError("cannot create a temporary folder '" + pattern +
+                    "' for the adapted models: " + std::strerror(errno) +
+                    " (TMPDIR chooses where)");
+    path_ = pattern;
+  }
+  ~TemporaryFolder() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TemporaryFolder(const TemporaryFolder&) = delete;
+  TemporaryFolder& operator=(const TemporaryFolder&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Over the tasks: each feature's per-task mean |attribution| averaged, before and after.
+std::vector<FeatureChange> mean_over_tasks(const std::vector<TaskImportance>& tasks) {
+  std::map<std::string, FeatureChange> by_name;
+  std::vector<std::string> order;  // first appearance, for ties
+  auto add = [&](const std::string& feature, double FeatureChange::*field, double value) {
+    auto [it, added] = by_name.emplace(feature, FeatureChange{feature, 0.0, 0.0});
+    if (added) order.push_back(feature);
+    it->second.*field += value;
+  };
+  for (const TaskImportance& t : tasks) {
+    for (const FeatureImportance& f : t.after.importance)
+      add(f.feature, &FeatureChange::after, f.mean_abs);
+    if (t.before)
+      for (const FeatureImportance& f : t.before->importance)
+        add(f.feature, &FeatureChange::before, f.mean_abs);
+  }
+  std::vector<FeatureChange> out;
+  const double n = tasks.empty() ? 1.0 : static_cast<double>(tasks.size());
+  for (const std::string& feature : order) {
+    FeatureChange c = by_name[feature];
+    c.before /= n;
+    c.after /= n;
+    out.push_back(c);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const FeatureChange& a, const FeatureChange& b) {
+    return a.after > b.after;
+  });
+  return out;
+}
+
+}  // namespace
+
+void check_new_tasks_explainable(const std::string& checkpoint) {
+  const std::string path = run::resolve_checkpoint_path(checkpoint);
+  const config::Config config = config::config_from_saved(run::read_checkpoint_meta(path).config);
+  if (config.text_run())
+    throw UsageError("the importance of each new task is for purchase-log runs; '" + path +
+                     "' is a text run (data.text): adapt it and explain the adapted model with "
+                     "'metalearn explain'");
+  require_explainable(config, path);
+}
+
+NewTaskImportance explain_new_tasks(const std::string& checkpoint, int steps,
+                                    const std::string& device, int threads) {
+  check_steps(steps);
+  check_new_tasks_explainable(checkpoint);
+  const TemporaryFolder folder;
+  inference::AdaptOptions a;
+  a.checkpoint = checkpoint;
+  a.all_new = true;
+  a.out_dir = folder.path();
+  a.device = device;
+  a.threads = threads;
+  spdlog::info("adapting every new task of '{}' to explain it before and after adaptation",
+               checkpoint);
+  const inference::AdaptSummary adapted = inference::adapt(a);
+
+  NewTaskImportance out;
+  out.checkpoint = adapted.source_checkpoint;
+  out.settings_source = adapted.settings_source;
+  out.steps = steps;
+  ExplainOptions o;
+  o.steps = steps;
+  o.device = device;
+  o.threads = threads;
+  std::unique_ptr<pipeline::RunData> data;
+  std::unique_ptr<ScoringModel> source;
+  for (const inference::TaskAdaptation& t : adapted.tasks) {
+    const auto model = inference::load_scoring_model(t.checkpoint, device, "explain");
+    if (!data) {
+      // What the first task's model says holds for all: they share the run's config and
+      // features.
+      out.explained = explained_words(*model, "");
+      out.baseline = baseline_words(*model);
+      spdlog::info("reading the run's log for the new tasks' query rows");
+      data = pipeline::prepare_run_data(model->config, &model->features);
+      const std::string before = recorded_source(*model, out.before_note);
+      if (!before.empty()) source = inference::load_scoring_model(before, device, "explain");
+    }
+    TaskImportance task;
+    task.task = t.task;
+    task.support_size = t.support_size;
+    task.query_size = t.query_size;
+    task.adapt_steps = t.steps;
+    task.inner_lr = t.inner_lr;
+    const EncodedRows rows = own_query_rows(*model, data.get());
+    task.after = explain_model(*model, rows, o, "adapted");
+    task.after.checkpoint.clear();  // the temporary file is gone with the folder
+    if (source) {
+      task.before = explain_model(*source, rows, o, "before");
+      task.changes = changes_between(*task.before, task.after);
+    }
+    for (const ModelExplanation* m : {&task.after, task.before ? &*task.before : nullptr}) {
+      if (!m) continue;
+      out.max_gap = std::max(out.max_gap, m->max_gap);
+      out.rows += static_cast<std::int64_t>(m->rows.size());
+      out.rows_over_tolerance += m->rows_over_tolerance;
+    }
+    out.tasks.push_back(std::move(task));
+  }
+  out.across_tasks = mean_over_tasks(out.tasks);
+  spdlog::info(
+      "{} new task(s) explained on their query rows with {} Gauss-Legendre step(s): largest "
+      "completeness gap {:.3g}, {} of {} row explanation(s) over the tolerance",
+      out.tasks.size(), steps, out.max_gap, out.rows_over_tolerance, out.rows);
+  if (out.rows_over_tolerance > 0)
+    spdlog::warn(
+        "{} of {} row explanation(s) have a completeness gap over the tolerance: explain the "
+        "tasks' adapted models with more --steps for finer attributions",
+        out.rows_over_tolerance, out.rows);
+  return out;
+}
+
+nlohmann::json to_json(const NewTaskImportance& n) {
+  auto changes_json = [](const std::vector<FeatureChange>& changes, bool before) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const FeatureChange& c : changes) {
+      nlohmann::json j = {{"feature", c.feature}, {"after", c.after}};
+      if (before) {
+        j["before"] = c.before;
+        j["change"] = c.change();
+      }
+      out.push_back(std::move(j));
+    }
+    return out;
+  };
+  nlohmann::json tasks = nlohmann::json::array();
+  for (const TaskImportance& t : n.tasks) {
+    // Every feature of the task: the changes hold them all where there is a `before`.
+    std::vector<FeatureChange> features = t.changes;
+    if (!t.before)
+      for (const FeatureImportance& f : t.after.importance)
+        features.push_back({f.feature, 0.0, f.mean_abs});
+    nlohmann::json j = {{"task", t.task},
+                        {"support", t.support_size},
+                        {"query", t.query_size},
+                        {"adapt_steps", t.adapt_steps},
+                        {"inner_lr", t.inner_lr},
+                        {"max_completeness_gap", t.after.max_gap},
+                        {"rows_over_tolerance", t.after.rows_over_tolerance},
+                        {"features", changes_json(features, t.before.has_value())}};
+    if (t.before) {
+      j["before_max_completeness_gap"] = t.before->max_gap;
+      j["before_rows_over_tolerance"] = t.before->rows_over_tolerance;
+    }
+    tasks.push_back(std::move(j));
+  }
+  const bool before = n.before_note.empty();
+  nlohmann::json j = {
+      {"method", "integrated_gradients"},
+      {"reference",
+       "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks, arXiv:1703.01365"},
+      {"quadrature", "gauss_legendre"},
+      {"steps", n.steps},
+      {"checkpoint", n.checkpoint},
+      {"adaptation", n.settings_source},
+      {"explained", n.explained},
+      {"baseline", n.baseline},
+      {"importance", "mean |attribution| over the task's query rows"},
+      {"tolerance", {{"relative", kRelativeTolerance}, {"floor", kGapFloor}}},
+      {"max_completeness_gap", n.max_gap},
+      {"rows_over_tolerance", n.rows_over_tolerance},
+      {"across_tasks", changes_json(n.across_tasks, before)},
+      {"tasks", tasks}};
+  if (!before) j["before_note"] = n.before_note;
+  return j;
 }
 
 namespace {

@@ -16,11 +16,10 @@
 #include <nlohmann/json.hpp>
 
 #include "config/input_format.hpp"
+#include "explain/steps.hpp"
 
 namespace ml::explain {
 
-// Integration steps (Gauss-Legendre points) by default: Captum's n_steps default.
-inline constexpr int kDefaultSteps = 50;
 // The completeness tolerance: a row's gap |sum of attributions - (score - baseline score)| is
 // within it when at most this share of |score - baseline score| (the paper's section 6 advice:
 // "within 5%"), or at most kGapFloor where the two scores are (nearly) equal: a hundredth of a
@@ -32,7 +31,7 @@ struct ExplainOptions {
   std::string checkpoint;  // an adapted model, a checkpoint file or a run directory
   std::string input;       // CSV rows in the run's columns (a text run: its text column)
   config::InputFormat format;
-  int steps = kDefaultSteps;  // >= 1
+  int steps = kDefaultSteps;  // 1 to kMaxSteps (explain/steps.hpp)
   int top = 5;                // attributions per row in the CSV, the JSON and the page; >= 1
   // Multiclass: the class whose logit is explained, by name; "" = each row's predicted class.
   std::string class_name;
@@ -114,6 +113,49 @@ struct Explanation {
 // DataError (missing file or column, malformed rows under "fail"), NumericError (NaN or Inf
 // outputs).
 Explanation explain(const ExplainOptions& options);
+
+// eval --importance: what adaptation taught each new task, as mean |attribution| over its own
+// query rows before (the run's meta-learned model) and after adaptation.
+struct TaskImportance {
+  std::string task;
+  std::int64_t support_size = 0, query_size = 0;
+  int adapt_steps = 0;  // the inner-loop steps and learning rate it was adapted with
+  double inner_lr = 0;
+  ModelExplanation after;                  // the adapted model on the task's query rows
+  std::optional<ModelExplanation> before;  // the run's model on the same rows
+  std::vector<FeatureChange> changes;      // largest |change| first (empty without `before`)
+};
+
+struct NewTaskImportance {
+  std::string checkpoint;       // the run's resolved checkpoint file
+  std::string settings_source;  // where the adaptation steps and inner lr came from
+  std::string explained, baseline;
+  int steps = kDefaultSteps;  // Integrated Gradients' steps
+  std::string before_note;    // why no task has a `before` ("" when each has one)
+  std::vector<TaskImportance> tasks;  // in the run's order of its new tasks
+  // Over the tasks: the mean of each feature's per-task mean |attribution| (0 for a task whose
+  // rows lack it), before and after, largest `after` first.
+  std::vector<FeatureChange> across_tasks;
+  double max_gap = 0;  // the largest completeness gap of any row, before or after
+  std::int64_t rows = 0, rows_over_tolerance = 0;
+};
+
+// Every task the run `checkpoint` held out as new, adapted as `metalearn adapt --all-new`
+// adapts it (the episode inference::kAdaptEpisode of its default support size, the steps and
+// inner lr chosen on validation tasks: RUN/adaptation.json) into a temporary folder that is
+// removed afterwards, and each adapted model explained as `metalearn explain --checkpoint
+// ADAPTED` explains it without --input: on its own query rows, before and after. `steps`: the
+// Integrated Gradients steps (>= 1). Throws UsageError for a text run or a model explain cannot
+// explain (named by the run's path), and what adapt and explain throw.
+NewTaskImportance explain_new_tasks(const std::string& checkpoint, int steps,
+                                    const std::string& device, int threads);
+
+// What explain_new_tasks checks first, from the checkpoint's header alone (for a caller that
+// runs it after other long work): UsageError for a text run or a model explain cannot explain,
+// CheckpointError for an unreadable checkpoint.
+void check_new_tasks_explainable(const std::string& checkpoint);
+
+nlohmann::json to_json(const NewTaskImportance& importance);
 
 // One line per (row, model, rank) for the `top` largest attributions of each row: the row's
 // number in the input (1-based, over kept rows), its key cells, the model ("adapted", "before"

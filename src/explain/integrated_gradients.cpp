@@ -11,12 +11,15 @@
 namespace ml::explain {
 
 Quadrature gauss_legendre(int m) {
-  if (m < 1) throw std::invalid_argument("gauss_legendre: " + std::to_string(m) + " points");
+  if (m < 1 || m > kMaxSteps)
+    throw std::invalid_argument("gauss_legendre: " + std::to_string(m) + " points");
   Quadrature q;
   q.nodes.resize(static_cast<std::size_t>(m));
   q.weights.resize(static_cast<std::size_t>(m));
   const double pi = std::acos(-1.0);
   for (int i = 0; i < m; ++i) {
+    // O(m) per root: thousands of points take a while, so an interrupt is heard.
+    if (i % 256 == 255) throw_if_interrupted("computing the quadrature");
     // The i-th root of P_m on [-1, 1], from the classic starting guess (Abramowitz & Stegun
     // 22.16.6); Newton's method converges in a few steps from it.
     double x = std::cos(pi * (i + 0.75) / (m + 0.5));
@@ -45,7 +48,7 @@ Quadrature gauss_legendre(int m) {
 Attributions integrated_gradients(const RowFunction& f, const torch::Tensor& input_in,
                                   const torch::Tensor& baseline_in, int steps,
                                   std::int64_t max_values) {
-  if (steps < 1)
+  if (steps < 1 || steps > kMaxSteps)
     throw std::invalid_argument("integrated_gradients: " + std::to_string(steps) + " steps");
   if (!input_in.sizes().equals(baseline_in.sizes()) || input_in.dim() < 1)
     throw std::invalid_argument("integrated_gradients: the input and the baseline differ in shape");
@@ -63,11 +66,11 @@ Attributions integrated_gradients(const RowFunction& f, const torch::Tensor& inp
   a.attributions = torch::zeros_like(input);
   a.output = torch::zeros({n}, value_options);
   a.baseline_output = torch::zeros({n}, value_options);
+  // A pass holds rows x steps path points of per_row values each: whole rows' paths while they
+  // fit, else one row's path in chunks of steps (its weighted gradients summed over the chunks).
+  const std::int64_t values_per_point = std::max<std::int64_t>(1, per_row);
   const std::int64_t rows_per_pass =
-      std::max<std::int64_t>(1, max_values / std::max<std::int64_t>(1, per_row * steps));
-  // Shapes for broadcasting a node or weight over a row's values: [m, 1, 1, ...].
-  std::vector<std::int64_t> along(static_cast<std::size_t>(input.dim()) + 1, 1);
-  along[0] = steps;
+      std::max<std::int64_t>(1, max_values / (values_per_point * steps));
   for (std::int64_t lo = 0; lo < n; lo += rows_per_pass) {
     throw_if_interrupted("explaining");
     const std::int64_t hi = std::min(n, lo + rows_per_pass), k = hi - lo;
@@ -79,30 +82,40 @@ Attributions integrated_gradients(const RowFunction& f, const torch::Tensor& inp
       a.baseline_output.narrow(0, lo, k).copy_(f(base, rows).reshape({k}));
     }
     const torch::Tensor difference = x - base;
-    // Point j of row i is at flattened index j * k + i: [m, k, ...] -> [m * k, ...].
-    std::vector<std::int64_t> flat = input.sizes().vec();
-    flat[0] = steps * k;
-    torch::Tensor points = (base.unsqueeze(0) + nodes.view(along) * difference.unsqueeze(0))
-                               .reshape(flat)
-                               .detach()
-                               .requires_grad_(true);
-    const torch::Tensor point_rows = rows.repeat({steps});
-    torch::Tensor out;
-    {
-      torch::AutoGradMode grad(true);
-      out = f(points, point_rows).reshape({steps * k});
+    const std::int64_t steps_per_pass = std::clamp<std::int64_t>(
+        max_values / (values_per_point * k), 1, static_cast<std::int64_t>(steps));
+    torch::Tensor mean_gradient = torch::zeros_like(x);
+    for (std::int64_t first = 0; first < steps; first += steps_per_pass) {
+      if (first > 0) throw_if_interrupted("explaining");
+      const std::int64_t m = std::min<std::int64_t>(steps_per_pass, steps - first);
+      // Shapes for broadcasting a node or weight over a row's values: [m, 1, 1, ...].
+      std::vector<std::int64_t> along(static_cast<std::size_t>(input.dim()) + 1, 1);
+      along[0] = m;
+      const torch::Tensor node = nodes.narrow(0, first, m).view(along);
+      // Point j of row i is at flattened index j * k + i: [m, k, ...] -> [m * k, ...].
+      std::vector<std::int64_t> flat = input.sizes().vec();
+      flat[0] = m * k;
+      torch::Tensor points = (base.unsqueeze(0) + node * difference.unsqueeze(0))
+                                 .reshape(flat)
+                                 .detach()
+                                 .requires_grad_(true);
+      const torch::Tensor point_rows = rows.repeat({m});
+      torch::Tensor out;
+      {
+        torch::AutoGradMode grad(true);
+        out = f(points, point_rows).reshape({m * k});
+      }
+      // Rows do not interact, so the gradient of the sum is every point's own gradient.
+      // A function that does not read its input at all has no gradient: it adds 0.
+      if (!out.requires_grad()) continue;
+      const torch::Tensor gradient = torch::autograd::grad({out.sum()}, {points}, {}, false,
+                                                           false, /*allow_unused=*/true)[0];
+      if (!gradient.defined()) continue;
+      std::vector<std::int64_t> stacked = input.sizes().vec();
+      stacked[0] = k;
+      stacked.insert(stacked.begin(), m);
+      mean_gradient += (gradient.view(stacked) * weights.narrow(0, first, m).view(along)).sum(0);
     }
-    // Rows do not interact, so the gradient of the sum is every point's own gradient.
-    // A function that does not read its input at all has no gradient: every attribution is 0.
-    torch::Tensor gradient;
-    if (out.requires_grad())
-      gradient = torch::autograd::grad({out.sum()}, {points}, {}, false, false,
-                                       /*allow_unused=*/true)[0];
-    if (!gradient.defined()) gradient = torch::zeros_like(points);
-    std::vector<std::int64_t> stacked = input.sizes().vec();
-    stacked[0] = k;
-    stacked.insert(stacked.begin(), steps);
-    const torch::Tensor mean_gradient = (gradient.view(stacked) * weights.view(along)).sum(0);
     a.attributions.narrow(0, lo, k).copy_(difference * mean_gradient);
   }
   const torch::Tensor total = n == 0 ? a.output : a.attributions.reshape({n, per_row}).sum(1);

@@ -14,8 +14,9 @@
 // polynomial of degree 2m - 1 exactly, so a smooth path (the transformer's GELU, softmax and
 // layer norm) converges much faster than the paper's Riemann sum; a ReLU network's gradient is
 // piecewise constant along the path and either rule converges like 1/m there. Every point of
-// the path of a row is evaluated in one batched forward and backward pass (rows are grouped so
-// that a pass holds at most `max_values` input values).
+// the path of a row is evaluated in batched forward and backward passes of at most `max_values`
+// input values: several rows' whole paths, or one row's path in chunks of points, so memory
+// stays bounded for any number of steps.
 #pragma once
 
 #include <torch/torch.h>
@@ -23,6 +24,8 @@
 #include <cstdint>
 #include <functional>
 #include <vector>
+
+#include "explain/steps.hpp"
 
 namespace ml::explain {
 
@@ -32,7 +35,8 @@ struct Quadrature {
 };
 
 // m-point Gauss-Legendre on [0, 1] (nodes by Newton's method on the Legendre polynomial P_m,
-// to double precision). std::invalid_argument for m < 1.
+// to double precision). std::invalid_argument for m < 1 or m > kMaxSteps; checks for an
+// interrupt (util/interrupt.hpp) every 256 points.
 Quadrature gauss_legendre(int m);
 
 // The explained output of path points: `points` [B, ...] (float64, the input's shape after
@@ -58,8 +62,9 @@ inline constexpr std::int64_t kMaxPathValues = std::int64_t{1} << 22;
 // Integrated Gradients of `f` at `input` [n, ...] against `baseline` (the same shape), with
 // `steps` quadrature points. Both are used as float64 (the gap then measures the quadrature,
 // not float32 rounding). `f` is evaluated without gradients for F(x) and F(x'), and with
-// gradients with respect to the path points only. std::invalid_argument for steps < 1 or
-// shapes that differ; checks for an interrupt (util/interrupt.hpp) between passes.
+// gradients with respect to the path points only. std::invalid_argument for steps outside
+// [1, kMaxSteps] or shapes that differ; checks for an interrupt (util/interrupt.hpp) between
+// passes.
 Attributions integrated_gradients(const RowFunction& f, const torch::Tensor& input,
                                   const torch::Tensor& baseline, int steps,
                                   std::int64_t max_values = kMaxPathValues);

@@ -239,27 +239,32 @@ std::string supported_models() {
 
 namespace {
 
-// Why `model` cannot be explained, in words ("" when it can).
-std::string unsupported(const inference::ScoringModel& model) {
-  const models::Network* net = model.learner->model().get();
-  if (dynamic_cast<const models::TransformerImpl*>(net))
-    return model.tokenizer ? "" : "a transformer over a user's behaviour sequence";
-  if (dynamic_cast<const models::FunctionalModelImpl*>(net))
-    return model.learner->algorithm() == config::Algorithm::kProtonet
-               ? "a protonet model, which scores through its support set's prototypes"
+// Why model_input() cannot explain the models of a run with `config`, in words ("a protonet
+// model, which ..."), or "" when it can. From what run/learner_state.cpp builds: a text run's
+// transformer or TorchScript backbone; a purchase log's context model (item text or behaviour
+// sequence) or functional mlp.
+std::string unexplainable_reason(const config::Config& config) {
+  if (config.text_run())
+    return config.model.type == config::ModelType::kBackbone
+               ? "a pretrained TorchScript backbone (model.type = \"backbone\")"
                : "";
-  if (model.config.model.type == config::ModelType::kBackbone)
-    return "a pretrained TorchScript backbone (model.type = \"backbone\")";
-  return "a context model (model.item_text or model.user_sequence)";
+  if (config.model.item_text.enabled() || config.model.user_sequence.enabled())
+    return "a context model (model.item_text or model.user_sequence)";
+  if (config.meta.algorithm == config::Algorithm::kProtonet)
+    return "a protonet model, which scores through its support set's prototypes";
+  return "";
 }
 
 }  // namespace
 
-void require_explainable(const inference::ScoringModel& model) {
-  const std::string what = unsupported(model);
+void require_explainable(const config::Config& config, const std::string& path) {
+  const std::string what = unexplainable_reason(config);
   if (!what.empty())
-    throw UsageError("explain supports " + supported_models() + "; '" + model.path + "' is " +
-                     what);
+    throw UsageError("explain supports " + supported_models() + "; '" + path + "' is " + what);
+}
+
+void require_explainable(const inference::ScoringModel& model) {
+  require_explainable(model.config, model.path);
 }
 
 ModelInput model_input(const inference::ScoringModel& model, const models::Batch& rows,

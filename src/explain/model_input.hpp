@@ -63,8 +63,10 @@ struct ModelInput {
 std::string supported_models();
 
 // UsageError, naming the supported models, for a model model_input() cannot explain: checked
-// before any input is read.
+// before any input is read. The second form from a checkpoint's config alone (`path` names it
+// in the message), before the model is loaded.
 void require_explainable(const inference::ScoringModel& model);
+void require_explainable(const config::Config& config, const std::string& path);
 
 // `rows` encoded by the model (a feature batch, or a text batch with tokens and mask);
 // `classes` [n] int64, the output column explained per row (0 for a single output).

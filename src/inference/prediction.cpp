@@ -228,6 +228,20 @@ std::string adapted_task(const ScoringModel& model) {
 
 }  // namespace
 
+void warn_about_other_tasks(const ScoringModel& model, const std::vector<std::string>& tasks,
+                            const std::string& outputs) {
+  const std::string own = adapted_task(model);
+  if (own.empty()) return;
+  const auto others = std::count_if(tasks.begin(), tasks.end(),
+                                    [&](const std::string& task) { return task != own; });
+  if (others > 0)
+    spdlog::warn(
+        "{} of {} row(s) belong to other tasks than '{}', the task '{}' was adapted to: their "
+        "{} come from a model adapted to another task (give them to that task's adapted model, "
+        "or to the run directory)",
+        others, tasks.size(), own, model.path, outputs);
+}
+
 RowScores score_rows(const PredictOptions& o) {
   if (o.input.empty()) throw UsageError("predict needs --input rows.csv (or --recommend)");
   const runtime::WorkShare share(o.group);
@@ -276,16 +290,10 @@ RowScores score_rows(const PredictOptions& o) {
   spdlog::info("scored {} row(s) with the {} model '{}'", s.rows.size(),
                model->kind == run::kCheckpointKindAdapted ? "adapted" : "meta-learned (unadapted)",
                model->path);
-  if (const std::string own = adapted_task(*model); !own.empty()) {
-    const auto others = std::count_if(s.rows.begin(), s.rows.end(),
-                                      [&](const RowScore& r) { return r.task != own; });
-    if (others > 0)
-      spdlog::warn(
-          "{} of {} row(s) belong to other tasks than '{}', the task '{}' was adapted to: their "
-          "scores come from a model adapted to another task (score them with that task's "
-          "adapted model, or with the run directory)",
-          others, s.rows.size(), own, model->path);
-  }
+  std::vector<std::string> tasks;
+  tasks.reserve(s.rows.size());
+  for (const RowScore& row : s.rows) tasks.push_back(row.task);
+  warn_about_other_tasks(*model, tasks, "scores");
   if (const std::size_t distinct = distinct_scores(out.score);
       mostly_tied(distinct, out.score.size()))
     spdlog::warn("the {} rows got only {}: {}", out.score.size(),

@@ -22,6 +22,8 @@ class ProcessGroup;  // runtime/distributed.hpp
 
 namespace ml::inference {
 
+struct ScoringModel;  // inference/adapted_model.hpp
+
 struct PredictOptions {
   std::string checkpoint;      // adapted checkpoint, checkpoint file or run directory
   std::string input;           // CSV with the log's columns (the label columns are ignored)
@@ -150,6 +152,12 @@ data::TextDataset read_text_rows(const config::Config& run, const config::InputF
 // first") or top_k < 1, DataError for a missing file or text column, or a malformed row under
 // data.bad_rows = "fail", CheckpointError for an unusable checkpoint.
 TextPredictions predict_texts(const TextPredictOptions& options);
+
+// Warns, for a model adapted to one task of a purchase log, when rows of other tasks (`tasks`:
+// each row's task) are given to it: `outputs` names what it computed for them ("scores",
+// "attributions"), which come from a model adapted to another task.
+void warn_about_other_tasks(const ScoringModel& model, const std::vector<std::string>& tasks,
+                            const std::string& outputs);
 
 // One CSV cell as every writer here quotes it (RFC 4180: quoted when it holds a comma, a quote
 // or a line break), and a number as predict prints it (7 significant digits).

@@ -2,6 +2,7 @@
 #include <sstream>
 
 #include "report/cold_start_page.hpp"
+#include "report/importance_section.hpp"
 #include "report/results_table.hpp"
 #include "report/text_escape.hpp"
 #include "util/errors.hpp"
@@ -20,7 +21,8 @@ std::string bold_if(const std::string& s, bool bold) {
 
 }  // namespace
 
-std::string render_markdown(const eval::ColdStartResult& r) {
+std::string render_markdown(const eval::ColdStartResult& r,
+                            const explain::NewTaskImportance* importance) {
   if (r.metrics.empty()) throw DataError("the cold-start result has no metric to report");
   const ResultsTable table = results_table(r);
   const eval::MetricInfo& primary = r.metrics.front();
@@ -76,6 +78,8 @@ std::string render_markdown(const eval::ColdStartResult& r) {
     if (const std::string note = eval::fixed_by_query_note(r); !note.empty())
       o << "\n" << md(note) << "\n";
   }
+
+  if (importance) o << "\n" << importance_markdown(*importance);
 
   o << "\n## New tasks\n\n";
   for (const auto& t : r.tasks) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "config/choices.hpp"
+#include "report/importance_section.hpp"
 #include "report/page_style.hpp"
 #include "report/results_table.hpp"
 #include "report/svg_chart.hpp"
@@ -43,8 +44,9 @@ std::string difference_class(const metrics::Interval& d, bool higher_is_better) 
 
 class Page {
  public:
-  Page(const eval::ColdStartResult& r, const std::vector<TrainingLog>& logs)
-      : r_(r), logs_(logs), table_(results_table(r)) {}
+  Page(const eval::ColdStartResult& r, const std::vector<TrainingLog>& logs,
+       const explain::NewTaskImportance* importance)
+      : r_(r), logs_(logs), importance_(importance), table_(results_table(r)) {}
 
   std::string render() {
     std::ostringstream body;
@@ -54,6 +56,7 @@ class Page {
     charts(body);
     results(body);
     all_metrics(body);
+    if (importance_) body << importance_html(*importance_, charts_);
     training(body);
     new_tasks(body);
     body << "<footer>Written by metalearn " << kToolVersion
@@ -345,6 +348,7 @@ class Page {
 
   const eval::ColdStartResult& r_;
   const std::vector<TrainingLog>& logs_;
+  const explain::NewTaskImportance* importance_;
   ResultsTable table_;
   int charts_ = 0;
 };
@@ -362,9 +366,10 @@ std::string method_colour(const std::vector<std::string>& methods, const std::st
   return kPalette[index % (sizeof(kPalette) / sizeof(kPalette[0]))];
 }
 
-std::string render_html(const eval::ColdStartResult& result, const std::vector<TrainingLog>& logs) {
+std::string render_html(const eval::ColdStartResult& result, const std::vector<TrainingLog>& logs,
+                        const explain::NewTaskImportance* importance) {
   if (result.metrics.empty()) throw DataError("the cold-start result has no metric to report");
-  return Page(result, logs).render();
+  return Page(result, logs, importance).render();
 }
 
 ReportPaths report_paths(const std::string& html_path) {
@@ -405,11 +410,14 @@ void check_outputs(const std::string& json_out, const std::string& html_path) {
   for (const auto& output : outputs) check_writable(output.second);
 }
 
-ReportPaths write_report(const eval::ColdStartResult& result, const std::string& html_path) {
+ReportPaths write_report(const eval::ColdStartResult& result, const std::string& html_path,
+                         const explain::NewTaskImportance* importance) {
   const ReportPaths paths = report_paths(html_path);
-  const std::string html = render_html(result, read_training_logs(result));
-  const std::string markdown = render_markdown(result);
-  const std::string json = results_json(result, results_table(result)).dump(2) + "\n";
+  const std::string html = render_html(result, read_training_logs(result), importance);
+  const std::string markdown = render_markdown(result, importance);
+  nlohmann::json tables = results_json(result, results_table(result));
+  if (importance) tables["importance"] = explain::to_json(*importance);
+  const std::string json = tables.dump(2) + "\n";
   const fs::path folder = fs::path(paths.html).parent_path();
   std::error_code ec;
   if (!folder.empty()) fs::create_directories(folder, ec);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "eval/cold_start.hpp"
+#include "explain/explanation.hpp"
 #include "report/training_log.hpp"
 
 namespace ml::report {
@@ -13,12 +14,17 @@ namespace ml::report {
 // The page: run and data summary, conclusions, the main metric against adaptation steps (one
 // chart per K) and against shots, the results table of the main metric with the best cell per
 // K highlighted and paired differences against each baseline, all metrics, the training curves
-// of `logs`, and the new tasks per K. The root element carries data-charts="N" (the
-// number of <svg class="chart"> in it) so a renderer check knows how many to expect.
-std::string render_html(const eval::ColdStartResult& result, const std::vector<TrainingLog>& logs);
+// of `logs`, what adaptation taught each new task when `importance` is given (eval
+// --importance: report/importance_section.hpp), and the new tasks per K. The root element
+// carries data-charts="N" (the number of <svg class="chart"> in it) so a renderer check knows
+// how many to expect.
+std::string render_html(const eval::ColdStartResult& result, const std::vector<TrainingLog>& logs,
+                        const explain::NewTaskImportance* importance = nullptr);
 
-// The summary, conclusions and tables as GitHub-flavoured Markdown.
-std::string render_markdown(const eval::ColdStartResult& result);
+// The summary, conclusions and tables as GitHub-flavoured Markdown, and the importance section
+// when given.
+std::string render_markdown(const eval::ColdStartResult& result,
+                            const explain::NewTaskImportance* importance = nullptr);
 
 // The CSS colour of a method, the same in every chart: the baselines `pretrain` and `scratch`
 // get orange and grey, other methods the colour-blind-safe Okabe-Ito palette in order.
@@ -40,7 +46,9 @@ void check_outputs(const std::string& json_out, const std::string& html_path);
 
 // Writes the three files, each atomically, creating the folder when needed (see
 // util/atomic_file.hpp); DataError when one cannot be written. Training curves come from
-// read_training_logs(result).
-ReportPaths write_report(const eval::ColdStartResult& result, const std::string& html_path);
+// read_training_logs(result); `importance`, when given, goes into all three (the JSON's
+// "importance": explain::to_json).
+ReportPaths write_report(const eval::ColdStartResult& result, const std::string& html_path,
+                         const explain::NewTaskImportance* importance = nullptr);
 
 }  // namespace ml::report

@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <numeric>
 #include <sstream>
 
 #include "report/bar_chart.hpp"
+#include "report/importance_section.hpp"
 #include "report/page_style.hpp"
 #include "report/text_escape.hpp"
 #include "util/atomic_file.hpp"
@@ -18,20 +18,11 @@ namespace ml::report {
 
 namespace {
 
-constexpr const char* kAfter = "#0072b2";   // the explained model (Okabe-Ito blue)
-constexpr const char* kBefore = "#e69f00";  // the model before adaptation (orange)
 constexpr std::size_t kFeaturesShown = 15;  // bars per importance chart
 constexpr std::size_t kRowsShown = 6;       // row charts
 
 std::string h(const std::string& s) {
   return escape_html(s);
-}
-
-std::string figure(double v) {
-  if (!std::isfinite(v)) return "-";
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.4g", v);
-  return buffer;
 }
 
 std::string row_title(const explain::Explanation& e, const explain::RowExplanation& row,
@@ -95,13 +86,13 @@ class Page {
       << "</dl></div>\n<div class=\"card\"><h3>Completeness</h3><dl>\n"
       << "<dt>meaning</dt><dd>a row's attributions add up to its score minus the baseline's "
          "score; the gap is what the numerical integral leaves out</dd>\n"
-      << "<dt>largest gap</dt><dd>" << figure(m.max_gap) << "</dd>\n"
-      << "<dt>tolerance</dt><dd>" << figure(explain::kRelativeTolerance * 100)
-      << "% of |score - baseline score|, at least " << figure(explain::kGapFloor) << "</dd>\n"
+      << "<dt>largest gap</dt><dd>" << importance_figure(m.max_gap) << "</dd>\n"
+      << "<dt>tolerance</dt><dd>" << importance_figure(explain::kRelativeTolerance * 100)
+      << "% of |score - baseline score|, at least " << importance_figure(explain::kGapFloor) << "</dd>\n"
       << "<dt>rows over it</dt><dd>" << m.rows_over_tolerance << " of " << m.rows.size()
       << "</dd>\n";
     if (e_.before)
-      o << "<dt>before adaptation</dt><dd>largest gap " << figure(e_.before->max_gap) << ", "
+      o << "<dt>before adaptation</dt><dd>largest gap " << importance_figure(e_.before->max_gap) << ", "
         << e_.before->rows_over_tolerance << " row(s) over the tolerance</dd>\n";
     o << "</dl></div>\n</div>\n";
     if (!e_.before_note.empty())
@@ -113,7 +104,7 @@ class Page {
     BarChart c;
     c.title = "Global importance: mean |attribution| per row";
     c.value_label = "mean |attribution| (score units)";
-    BarSeries s{"", kAfter, {}};
+    BarSeries s{"", kAfterColour, {}};
     for (std::size_t i = 0; i < std::min(kFeaturesShown, e_.model.importance.size()); ++i) {
       c.labels.push_back(e_.model.importance[i].feature);
       s.values.push_back(e_.model.importance[i].mean_abs);
@@ -127,17 +118,9 @@ class Page {
   }
 
   void changes(std::ostream& o) {
-    BarChart c;
-    c.title = "What adaptation changed: mean |attribution| before and after";
-    c.value_label = "mean |attribution| (score units)";
-    BarSeries before{"before adaptation", kBefore, {}}, after{"after adaptation", kAfter, {}};
     const std::size_t shown = std::min(kFeaturesShown, e_.changes.size());
-    for (std::size_t i = 0; i < shown; ++i) {
-      c.labels.push_back(e_.changes[i].feature);
-      before.values.push_back(e_.changes[i].before);
-      after.values.push_back(e_.changes[i].after);
-    }
-    c.series = {before, after};
+    const BarChart c = before_after_chart(
+        "What adaptation changed: mean |attribution| before and after", e_.changes, shown, true);
     o << "<section id=\"changes\">\n<h2>What adaptation changed</h2>\n<p class=\"note\">The "
       << shown
       << " features whose mean |attribution| changed most between the model before adaptation "
@@ -148,9 +131,9 @@ class Page {
       << "<th>before</th><th>after</th><th>change</th></tr></thead>\n<tbody>\n";
     for (std::size_t i = 0; i < shown; ++i) {
       const auto& f = e_.changes[i];
-      o << "<tr><td>" << h(f.feature) << "</td><td class=\"num\">" << figure(f.before)
-        << "</td><td class=\"num\">" << figure(f.after) << "</td><td class=\"num\">"
-        << (f.change() > 0 ? "+" : "") << figure(f.change()) << "</td></tr>\n";
+      o << "<tr><td>" << h(f.feature) << "</td><td class=\"num\">" << importance_figure(f.before)
+        << "</td><td class=\"num\">" << importance_figure(f.after) << "</td><td class=\"num\">"
+        << (f.change() > 0 ? "+" : "") << importance_figure(f.change()) << "</td></tr>\n";
     }
     o << "</tbody></table></div>\n</section>\n";
   }
@@ -171,17 +154,17 @@ class Page {
       BarChart c;
       c.title = row_title(e_, row, r + 1);
       c.value_label = "attribution (score units)";
-      BarSeries s{"", kAfter, {}};
+      BarSeries s{"", kAfterColour, {}};
       for (std::size_t i = 0; i < std::min(top_, row.attributions.size()); ++i) {
         const auto& a = row.attributions[i];
         c.labels.push_back(a.value.empty() ? a.feature : a.feature + " = " + a.value);
         s.values.push_back(a.attribution);
       }
       c.series.push_back(s);
-      o << "<figure>" << chart(c) << "<figcaption>score " << figure(row.score);
-      if (std::isfinite(row.probability)) o << " (probability " << figure(row.probability) << ")";
-      o << ", baseline score " << figure(row.baseline_score) << ", completeness gap "
-        << figure(row.gap) << "</figcaption></figure>\n";
+      o << "<figure>" << chart(c) << "<figcaption>score " << importance_figure(row.score);
+      if (std::isfinite(row.probability)) o << " (probability " << importance_figure(row.probability) << ")";
+      o << ", baseline score " << importance_figure(row.baseline_score) << ", completeness gap "
+        << importance_figure(row.gap) << "</figcaption></figure>\n";
     }
     o << "</div>\n</section>\n";
   }
