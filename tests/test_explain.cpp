@@ -261,6 +261,7 @@ struct PlantedRun {
   TempDir dir;
   std::string events, run, rows, adapted;
   std::string new_task;
+  ml::config::Config config;
 
   PlantedRun() {
     std::mt19937 rng(17);
@@ -308,7 +309,8 @@ struct PlantedRun {
         {"meta", {{"iterations", 100}, {"meta_batch", 4}, {"inner_lr", 0.1}, {"outer_lr", 0.01}}},
         {"train", {{"log_every", 30}, {"validate_every", 0}}},
         {"run", {{"dir", run}, {"device", "cpu"}, {"threads", 1}}}};
-    ml::train::run_training(ml::config::config_from_json(j), {});
+    config = ml::config::config_from_json(j);
+    ml::train::run_training(config, {});
     // The rows to explain: 20 of each category the run held out as new.
     std::vector<std::string> held_out;
     const auto loaded = ml::run::load_run(run, {}, "cpu");
@@ -580,6 +582,51 @@ TEST(ExplainPlanted, TheRecordedRunIsFoundFromAnyFolderAndRecognisedByItsRecord)
   EXPECT_TRUE(contains(j.value("before_note", ""), "is not the one")) << j.dump();
 }
 
+// A value shared by every row shifts every score alike: marked, so that it is not read as what
+// ranks the rows.
+TEST(ExplainPlanted, AFeatureWithOneValueInEveryRowIsMarkedConstant) {
+  const PlantedRun& p = planted();
+  std::string red;
+  for (const std::string& line : lines_of(slurp(p.rows)))
+    if (red.empty() || contains(line, ",red")) red += line + "\n";  // the header, then red rows
+  TempDir dir;
+  write_file(dir.file("red.csv"), red);
+  const ex::Explanation e = ex::explain(options(p.run, dir.file("red.csv")));
+  ASSERT_GE(e.model.rows.size(), 2u);
+  int seen = 0;
+  for (const ex::FeatureImportance& f : e.model.importance) {
+    if (f.feature == "row:color") {
+      EXPECT_TRUE(f.constant);
+      ++seen;
+    }
+    if (f.feature == "row:signal") {
+      EXPECT_FALSE(f.constant);
+      ++seen;
+    }
+  }
+  EXPECT_EQ(seen, 2);
+  EXPECT_TRUE(ex::to_json(e, 1)["model"]["importance"][0].contains("constant"));
+}
+
+// attributions compare feature by feature only between models that read the same inputs.
+TEST(ExplainPlanted, ABeforeModelOfAnotherModelTypeIsRefusedSayingWhatDiffers) {
+  const PlantedRun& p = planted();
+  TempDir dir;
+  ml::config::Config other = p.config;
+  other.model.type = ml::config::ModelType::kEmbeddingMlp;
+  other.meta.iterations = 3;
+  other.run.dir = dir.file("embedding_run");
+  ml::train::run_training(other, {});
+  ex::ExplainOptions o = options(p.adapted, p.rows);
+  o.before = other.run.dir;
+  try {
+    ex::explain(o);
+    ADD_FAILURE() << "an embedding_mlp run accepted as the mlp's model before adaptation";
+  } catch (const ml::UsageError& e) {
+    EXPECT_TRUE(contains(e.what(), "model type differs")) << e.what();
+  }
+}
+
 TEST(ExplainPlanted, RefusalsAreTypedAndNameTheValue) {
   const PlantedRun& p = planted();
   ex::ExplainOptions o = options(p.run, p.rows);
@@ -673,8 +720,17 @@ TEST(ExplainNewTasks, EachNewTaskIsExplainedAsAdaptAllNewThenExplainWould) {
     EXPECT_NEAR(f.after, after / 2, 1e-12) << f.feature;
     EXPECT_NEAR(f.before, before / 2, 1e-12) << f.feature;
   }
-  for (std::size_t i = 1; i < n.across_tasks.size(); ++i)
-    EXPECT_GE(n.across_tasks[i - 1].after, n.across_tasks[i].after);
+  for (std::size_t i = 1; i < n.across_tasks.size(); ++i) {
+    const ex::FeatureChange &a = n.across_tasks[i - 1], &b = n.across_tasks[i];
+    EXPECT_GE(std::max(a.before, a.after), std::max(b.before, b.after));
+  }
+  // A continuous feature never repeats over a task's query rows.
+  for (const ex::FeatureChange& f : n.across_tasks) {
+    if (f.feature == "row:signal") {
+      EXPECT_FALSE(f.constant);
+    }
+  }
+  EXPECT_TRUE(n.tasks[0].metric == "AUC" && std::isfinite(n.tasks[0].metric_after));
 
   const json j = ex::to_json(n);
   EXPECT_EQ(j["tasks"].size(), 2u);
@@ -705,6 +761,8 @@ TEST(ExplainCli, WritesTheCsvInInputOrderWithBeforeAndAfter) {
   // Half the rows are the other new category's, which this model was not adapted to.
   EXPECT_TRUE(contains(r.err, "20 of 40 row(s) belong to other tasks than '" + p.new_task + "'"))
       << r.err;
+  EXPECT_EQ(json::parse(slurp(json_file))["rows_of_other_tasks"], 20);
+  EXPECT_TRUE(contains(slurp(page), "20 of 40 row(s) belong to other tasks")) << page;
   const auto lines = lines_of(slurp(csv));
   ASSERT_EQ(lines.size(), 1u + 40 * 2 * 2) << slurp(csv);  // rows x top x (adapted, before)
   EXPECT_EQ(lines[0],
@@ -768,8 +826,13 @@ TEST(ExplainCli, BadOptionsExitWithTheDocumentedCodeAndOneLine) {
            " --json-out " + q(p.adapted),
        2},
       {base + " --input " + q(p.rows) + " --steps 10001", 2},  // past the quadrature's limit
+      // Files of the run explain does not read: another checkpoint, the run's records.
+      {base + " --input " + q(p.rows) + " --output " + q(p.run + "/checkpoints/latest.mlckpt"),
+       2},
+      {base + " --input " + q(p.rows) + " --json-out " + q(p.run + "/config.json"), 2},
   };
-  const std::string events_before = slurp(p.events), adapted_before = slurp(p.adapted);
+  const std::string events_before = slurp(p.events), adapted_before = slurp(p.adapted),
+                    config_before = slurp(p.run + "/config.json");
   std::vector<std::string> args;
   for (const auto& c : cases) args.push_back(c.first);
   const auto results = ml::testing::run_cli_many(args);
@@ -780,9 +843,10 @@ TEST(ExplainCli, BadOptionsExitWithTheDocumentedCodeAndOneLine) {
   EXPECT_TRUE(contains(results[0].err, "--steps")) << results[0].err;
   EXPECT_TRUE(contains(results[6].err, "missing.csv")) << results[6].err;
   EXPECT_TRUE(fs::is_empty(out.path()));  // nothing half-written
-  EXPECT_TRUE(contains(results[10].err, "which explain reads")) << results[10].err;
+  EXPECT_TRUE(contains(results[10].err, "is the data file")) << results[10].err;
   EXPECT_EQ(slurp(p.events), events_before);
   EXPECT_EQ(slurp(p.adapted), adapted_before);
+  EXPECT_EQ(slurp(p.run + "/config.json"), config_before);
 }
 
 }  // namespace

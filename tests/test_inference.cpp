@@ -576,15 +576,20 @@ TEST(AdaptAllNew, AdaptsEveryNewTaskIntoTheRunsAdaptedFolder) {
               fs::path(s.run) / "adapted" / ml::inference::adapted_file_name(s.new_tasks[i]));
     EXPECT_TRUE(fs::exists(summary.tasks[i].checkpoint));
   }
-  // Tasks adapted side by side on 3 workers: the same models and metrics as one after another.
+  // Tasks adapted side by side on 3 workers: the same models and metrics as one after another;
+  // files named by the task's place where asked (names that map to one file cannot collide).
   TempDir out;
   o.out_dir = out.file("three");
   o.threads = 3;
+  o.numbered_file_names = true;
   auto three = ml::inference::adapt(o);
   ASSERT_EQ(three.tasks.size(), summary.tasks.size());
   for (std::size_t i = 0; i < summary.tasks.size(); ++i) {
     const auto &a = summary.tasks[i], &b = three.tasks[i];
     EXPECT_EQ(b.task, a.task);
+    const std::string number = std::to_string(i + 1);
+    EXPECT_EQ(fs::path(b.checkpoint).filename().string(),
+              std::string(5 - number.size(), '0') + number + ".mlckpt");
     for (auto m : {&ml::metrics::QueryMetrics::auc, &ml::metrics::QueryMetrics::log_loss})
       EXPECT_TRUE(b.after.*m == a.after.*m || (std::isnan(a.after.*m) && std::isnan(b.after.*m)))
           << a.task << ": " << a.after.*m << " and " << b.after.*m;

@@ -11,9 +11,12 @@
 #include <optional>
 
 #include "config/config.hpp"
+#include "run/run_files.hpp"
 #include "run/run_layout.hpp"
+#include "run/split_record.hpp"
 #include "run/training_progress.hpp"
 #include "runtime/device.hpp"
+#include "tasks/task_set.hpp"
 #include "test_support.hpp"
 #include "util/errors.hpp"
 #include "util/logging.hpp"
@@ -44,6 +47,72 @@ TEST(RunLayout, RunDirOfACheckpointArgument) {
   EXPECT_EQ(ml::run::run_dir_of(run + "/adapted/Frozen_Pizza.mlckpt"), fs::path(run));
   EXPECT_EQ(ml::run::run_dir_of(run + "/elsewhere/model.mlckpt"), fs::path(run + "/elsewhere"));
   EXPECT_EQ(ml::run::run_dir_of("model.mlckpt"), fs::path("."));
+}
+
+// What no command may write an output over: the checkpoint, the data, the run's own files.
+TEST(RunFiles, ARunOwnsItsRecordsCheckpointsAndDataButNotOtherFiles) {
+  ml::testing::TempDir dir;
+  const std::string run = dir.file("run");
+  ml::config::Config config;
+  config.data.files = {dir.file("events.csv")};
+  const ml::run::RunFiles files =
+      ml::run::run_files(run + "/checkpoints/best.mlckpt", config);
+  EXPECT_EQ(files.dir, std::filesystem::path(run));
+  for (const std::string& owned :
+       {run + "/checkpoints/best.mlckpt", run + "/./checkpoints/latest.mlckpt",
+        run + "/config.json", run + "/adaptation.json", run + "/metrics.jsonl",
+        run + "/train.log", run + "/baselines/pretrain/config.json",
+        run + "/adapted/Frozen_Pizza.mlckpt", dir.file("events.csv"),
+        dir.file("sub/../events.csv")})
+    EXPECT_FALSE(ml::run::part_of_run(files, owned).empty()) << owned;
+  for (const std::string& free :
+       {run + "/report.html", run + "/adapted/explained.csv", dir.file("report.json"),
+        dir.file("run2/config.json")})
+    EXPECT_TRUE(ml::run::part_of_run(files, free).empty()) << free;
+  try {
+    ml::run::refuse_output_over_run(files, "--json-out", run + "/adaptation.json");
+    ADD_FAILURE() << "an output over the run's adaptation.json";
+  } catch (const ml::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--json-out"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("run directory"), std::string::npos) << e.what();
+  }
+}
+
+// A log that gained or lost tasks splits otherwise; the recorded split says which tasks moved.
+TEST(SplitRecord, TheSameSplitPassesAndAnotherNamesTheTasksThatMoved) {
+  using ml::tasks::TaskRole;
+  ml::tasks::TaskSet set;
+  auto task = [](const std::string& name, TaskRole role) {
+    ml::tasks::Task t;
+    t.name = name;
+    t.role = role;
+    return t;
+  };
+  set.tasks = {task("Bread", TaskRole::kValidation), task("Chocolate", TaskRole::kTrain),
+               task("Dog Food", TaskRole::kNew), task("Eggs", TaskRole::kTrain)};
+  const nlohmann::json progress = {{"iteration", 3},
+                                   {ml::run::kSplitKey, ml::run::split_record(set)}};
+  EXPECT_EQ(progress[ml::run::kSplitKey]["new"], nlohmann::json({"Dog Food"}));
+  EXPECT_NO_THROW(ml::run::check_split_record(progress, set, "run/best.mlckpt"));
+  // A checkpoint written before the split was recorded is not checked.
+  EXPECT_NO_THROW(ml::run::check_split_record({{"iteration", 3}}, set, "run/best.mlckpt"));
+
+  ml::tasks::TaskSet moved = set;
+  moved.tasks[1].role = TaskRole::kNew;   // Chocolate trained, now new
+  moved.tasks[2].role = TaskRole::kTrain;  // Dog Food was new
+  try {
+    ml::run::check_split_record(progress, moved, "run/best.mlckpt");
+    ADD_FAILURE() << "another split passed";
+  } catch (const ml::DataError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("2 task(s) changed role"), std::string::npos) << what;
+    EXPECT_NE(what.find("'Chocolate' train then, new now"), std::string::npos) << what;
+    EXPECT_NE(what.find("'Dog Food' new then, train now"), std::string::npos) << what;
+    EXPECT_NE(what.find("run/best.mlckpt"), std::string::npos) << what;
+  }
+  ml::tasks::TaskSet gone = set;
+  gone.tasks.erase(gone.tasks.begin() + 2);  // Dog Food's rows removed
+  EXPECT_THROW(ml::run::check_split_record(progress, gone, "run/best.mlckpt"), ml::DataError);
 }
 
 TEST(TrainingProgress, RoundTripsThroughJson) {

@@ -131,10 +131,11 @@ void add_eval_command(CLI::App& app) {
       ->check(non_empty_value());
   command->add_flag(
       "--importance", o->importance,
-      "with --report: what adaptation taught each new task - every new task of the first run "
-      "adapted as 'adapt --all-new' adapts it (into a temporary folder) and explained on its "
-      "own query rows before and after (Integrated Gradients, as 'explain' does; docs/"
-      "EXPLAIN.md); adds a section to the report and \"importance\" to its JSON");
+      "with --report, what adaptation taught each new task: every new task of the first run "
+      "adapted as 'metalearn adapt' adapts all new tasks (into a temporary folder) and "
+      "explained on its own query rows before and after (Integrated Gradients, as 'metalearn "
+      "explain' does; docs/EXPLAIN.md); adds a section to the report and \"importance\" to "
+      "its JSON");
   add_device_option(*command, o->eval.device);
   add_threads_option(*command, o->eval.threads);
   command->callback([o, command] {
@@ -147,14 +148,20 @@ void add_eval_command(CLI::App& app) {
     bool text_run = false;
     share.together("checking the options", [&] {
       // Checked before the (long) evaluation, so a wrong name fails at once.
-      if (writes) report::check_outputs(o->json_out, o->report);
+      if (writes) {
+        std::vector<std::string> runs;
+        for (const std::string& argument : o->checkpoints)
+          runs.push_back(eval::parse_run_argument(argument).path);
+        report::check_outputs(o->json_out, o->report, runs);
+      }
       text_run = run::is_text_run_checkpoint(first_path);
       if (o->importance && !text_run) {
         if (o->report.empty())
           throw UsageError("--importance adds a section to the report: give --report FILE.html");
-        if (o->eval.task_role != "new")
-          throw UsageError("--importance explains the new tasks, which --tasks " +
-                           o->eval.task_role + " leaves untouched; leave one of them out");
+        if (o->eval.task_role == "validation")
+          throw UsageError("--importance goes with --tasks new (the default): it explains the "
+                           "new tasks once they are scored, and --tasks " +
+                           o->eval.task_role + " scores none");
         if (writes) explain::check_new_tasks_explainable(first_path);
       }
     });
@@ -169,7 +176,11 @@ void add_eval_command(CLI::App& app) {
         throw UsageError("eval of a text run (data.text) does not take " + join(unused, ", ") +
                          " yet: it scores one run's new classes (--shots, --steps, --episodes, "
                          "--baseline-lrs, --methods, --no-pretrain, --many-way-shots, "
-                         "--many-way-draws, --json, --json-out)");
+                         "--many-way-draws, --json, --json-out)" +
+                         (command->count("--importance") > 0
+                              ? std::string("; what adaptation taught a text model: adapt it and "
+                                            "explain the adapted model with 'metalearn explain'")
+                              : std::string()));
       eval::TextEvalOptions& text = o->text;
       text.checkpoint = first_path;
       if (command->count("--shots") > 0) text.shots = o->eval.shots;
@@ -208,13 +219,21 @@ void add_eval_command(CLI::App& app) {
     o->eval.group = group.get();
     const eval::ColdStartResult result = eval::run_cold_start(o->eval);
     if (!writes) return;
-    if (!o->json_out.empty()) eval::write_json(result, o->json_out);
-    if (!o->report.empty()) {
-      // After the evaluation, which never sees it: the models adapted here are not scored.
-      std::optional<explain::NewTaskImportance> importance;
-      if (o->importance)
+    // After the evaluation, which never sees the models adapted here; before any output is
+    // written, so that an interrupt leaves every output as it was.
+    std::optional<explain::NewTaskImportance> importance;
+    if (o->importance) try {
         importance = explain::explain_new_tasks(result.checkpoint_path, explain::kDefaultSteps,
                                                 o->eval.device, o->eval.threads);
+      } catch (const InterruptedError& e) {
+        const bool term = e.code() == ExitCode::kTerminated;
+        throw InterruptedError(term ? SIGTERM : SIGINT,
+                               std::string(term ? "terminated (SIGTERM)" : "interrupted (SIGINT)") +
+                                   " while explaining the new tasks (--importance): --json-out "
+                                   "and --report left as they were");
+      }
+    if (!o->json_out.empty()) eval::write_json(result, o->json_out);
+    if (!o->report.empty()) {
       const report::ReportPaths paths =
           report::write_report(result, o->report, importance ? &*importance : nullptr);
       spdlog::info("report written to {} (tables in {} and {})", paths.html, paths.markdown,

@@ -49,8 +49,9 @@ void add_explain_command(CLI::App& app) {
   add_input_format_options(*command, o->explain.format, "--input");
   command
       ->add_option("--steps", o->explain.steps,
-                   "integration steps (Gauss-Legendre points) per row; more shrink the "
-                   "completeness gap")
+                   "integration steps (Gauss-Legendre points) per row, 1 to 10000; more shrink "
+                   "the completeness gap and take longer (each is a forward and backward pass "
+                   "per row)")
       ->check(whole_number(1, explain::kMaxSteps))
       ->capture_default_str();
   command

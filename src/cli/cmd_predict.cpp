@@ -11,6 +11,7 @@
 #include "runtime/work_share.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/same_file.hpp"
 
 namespace ml::cli {
 
@@ -74,8 +75,7 @@ void add_predict_command(CLI::App& app) {
       if (!o->output.empty() && writes) {
         // The scores replace --output atomically: written over the input, they would destroy
         // it.
-        std::error_code error;
-        if (!o->input.empty() && std::filesystem::equivalent(o->input, o->output, error))
+        if (!o->input.empty() && same_file(o->input, o->output))
           throw UsageError("--output '" + o->output +
                            "' is the --input file; give another file name");
         check_writable(o->output);

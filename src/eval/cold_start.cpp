@@ -39,6 +39,7 @@
 #include "util/interrupt.hpp"
 #include "util/json_diff.hpp"
 #include "util/progress.hpp"
+#include "util/same_file.hpp"
 #include "util/strings.hpp"
 
 namespace ml::eval {
@@ -696,8 +697,7 @@ EvaluatedRuns load_evaluated_runs(const ColdStartOptions& options) {
     refuse_folder_of_runs(path);
     files.push_back(run::resolve_checkpoint_path(path));
     for (std::size_t j = 0; j < i; ++j) {
-      std::error_code ec;
-      if (files[j] == files[i] || fs::equivalent(files[j], files[i], ec))
+      if (same_file(files[j], files[i]))
         throw UsageError("--checkpoint: " + arguments[j] + " and " + arguments[i] +
                          " are the same run ('" + files[i] + "'): give each run once");
     }

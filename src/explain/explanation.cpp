@@ -17,7 +17,7 @@
 #include <numeric>
 #include <system_error>
 
-#include <stdlib.h>  // mkdtemp
+#include <stdlib.h>  // mkdtemp, getenv
 
 #include "data/text_dataset.hpp"
 #include "explain/integrated_gradients.hpp"
@@ -31,10 +31,14 @@
 #include "pipeline/run_data.hpp"
 #include "pipeline/text_run_data.hpp"
 #include "run/checkpoint.hpp"
+#include "run/run_files.hpp"
+#include "run/run_layout.hpp"
+#include "run/validated_adaptation.hpp"
 #include "runtime/device.hpp"
 #include "tasks/episode_sampler.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/same_file.hpp"
 #include "util/strings.hpp"
 
 namespace ml::explain {
@@ -45,21 +49,6 @@ using inference::ScoringModel;
 using tasks::LabelKind;
 
 namespace fs = std::filesystem;
-
-// A path as one spelling: absolute, its existing part resolved (symbolic links, "..", "."),
-// the rest normalised. weakly_canonical alone leaves a relative path whose first element does
-// not exist relative ("out.csv" against "./out.csv", which it makes absolute).
-fs::path resolved(const std::string& path) {
-  std::error_code error;
-  fs::path full = fs::weakly_canonical(fs::absolute(path, error), error);
-  return error ? fs::absolute(path).lexically_normal() : full;
-}
-
-// Whether two paths name one file, by any spelling (neither needs to exist).
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code error;
-  return fs::equivalent(a, b, error) || resolved(a) == resolved(b);
-}
 
 // Before any work: an output that is --input or another output's file, or cannot be written.
 void check_outputs(const ExplainOptions& o) {
@@ -75,21 +64,11 @@ void check_outputs(const ExplainOptions& o) {
   }
 }
 
-// An output over a file a loaded model reads: its checkpoint, the run's log, side or embedding
-// tables.
+// An output over a loaded model's run: its checkpoint, the data it reads (log, side and
+// embedding tables), or a file of its run directory (another checkpoint, its records).
 void check_outputs_spare(const ExplainOptions& o, const ScoringModel& m) {
-  std::vector<std::string> read = {m.path};
-  const config::DataConfig& data = m.config.data;
-  read.insert(read.end(), data.files.begin(), data.files.end());
-  for (const auto& table : data.side_tables)
-    read.insert(read.end(), table.files.begin(), table.files.end());
-  for (const auto& table : m.config.features.embeddings) read.push_back(table.file);
-  for (const auto& [option, path] : o.outputs)
-    for (const std::string& file : read)
-      if (same_file(path, file))
-        throw UsageError(option + " '" + path + "' is '" + file + "', which explain reads (" +
-                         (file == m.path ? "a model's checkpoint" : "the run's data") +
-                         "); give another file name");
+  const run::RunFiles files = run::run_files(m.path, m.config);
+  for (const auto& [option, path] : o.outputs) run::refuse_output_over_run(files, option, path);
 }
 using torch::Tensor;
 
@@ -224,21 +203,33 @@ EncodedRows own_query_rows(const ScoringModel& model,
   return e;
 }
 
-// Whether two models read the same inputs, so that their attributions compare feature by
-// feature (or token by token).
-bool same_inputs(const ScoringModel& a, const ScoringModel& b) {
-  if (a.tokenizer || b.tokenizer)
-    return a.tokenizer && b.tokenizer && a.tokenizer->to_bytes() == b.tokenizer->to_bytes() &&
-           pipeline::token_length(a.config) == pipeline::token_length(b.config);
-  return a.features.dense_names() == b.features.dense_names() &&
-         a.features.id_field_names() == b.features.id_field_names() &&
-         a.features.id_field_cardinalities() == b.features.id_field_cardinalities();
+// How `b` reads other inputs than `a`, in words ("" when it reads the same), so that their
+// attributions compare feature by feature (or token by token) only when they do.
+std::string input_difference(const ScoringModel& a, const ScoringModel& b) {
+  if (a.tokenizer || b.tokenizer) {
+    if (!a.tokenizer || !b.tokenizer) return "one reads text and the other a purchase log";
+    if (a.tokenizer->to_bytes() != b.tokenizer->to_bytes()) return "its tokenizer differs";
+    if (pipeline::token_length(a.config) != pipeline::token_length(b.config))
+      return "its token length differs";
+    return "";
+  }
+  if (a.config.model.type != b.config.model.type)
+    return "its model type differs (" + enum_name(b.config.model.type) + " against " +
+           enum_name(a.config.model.type) + ": one attributes id fields the other ignores)";
+  if (a.features.dense_names() != b.features.dense_names())
+    return "its dense features differ (" + std::to_string(b.features.dense_names().size()) +
+           " against " + std::to_string(a.features.dense_names().size()) + ")";
+  if (a.features.id_field_names() != b.features.id_field_names())
+    return "its id fields differ";
+  if (a.features.id_field_cardinalities() != b.features.id_field_cardinalities())
+    return "its id vocabularies differ (another log, split or seed gives other ids)";
+  return "";
 }
 
 // Whether rows encoded by one model are what the other would encode from the same file: the
 // same inputs, columns, row policy and fitted statistics (a run and the models adapted from it).
 bool same_encoding(const ScoringModel& a, const ScoringModel& b) {
-  if (!same_inputs(a, b)) return false;
+  if (!input_difference(a, b).empty()) return false;
   config::Json ca, cb;
   config::to_json(ca, a.config);
   config::to_json(cb, b.config);
@@ -285,24 +276,34 @@ double tolerance_for(double score, double baseline_score) {
 }
 
 std::vector<FeatureImportance> importance_of(const std::vector<RowExplanation>& rows) {
-  std::map<std::string, std::pair<double, std::int64_t>> sums;  // feature -> (sum |a|, rows)
-  std::vector<std::string> order;                               // first appearance
+  struct Sum {
+    double abs = 0;
+    std::int64_t rows = 0;
+    std::string value;  // the first row's
+    bool constant = true;
+  };
+  std::map<std::string, Sum> sums;
+  std::vector<std::string> order;  // first appearance
   for (const auto& row : rows) {
     std::map<std::string, double> own;  // a token may occur twice in a row: counted once
     for (const auto& a : row.attributions) own[a.feature] += std::abs(a.attribution);
     for (const auto& a : row.attributions) {
       auto it = own.find(a.feature);
       if (it == own.end()) continue;
-      auto [entry, added] = sums.emplace(a.feature, std::make_pair(0.0, std::int64_t{0}));
+      auto [entry, added] = sums.emplace(a.feature, Sum{0.0, 0, a.value, true});
       if (added) order.push_back(a.feature);
-      entry->second.first += it->second;
-      entry->second.second += 1;
+      entry->second.abs += it->second;
+      entry->second.rows += 1;
+      entry->second.constant = entry->second.constant && entry->second.value == a.value;
       own.erase(it);
     }
   }
   std::vector<FeatureImportance> out;
   const double n = rows.empty() ? 1.0 : static_cast<double>(rows.size());
-  for (const auto& f : order) out.push_back({f, sums[f].first / n, sums[f].second});
+  for (const auto& f : order) {
+    const Sum& sum = sums[f];
+    out.push_back({f, sum.abs / n, sum.rows, sum.constant && sum.rows >= 2});
+  }
   std::stable_sort(out.begin(), out.end(),
                    [](const FeatureImportance& a, const FeatureImportance& b) {
                      return a.mean_abs > b.mean_abs;
@@ -364,9 +365,11 @@ ModelExplanation explain_model(const ScoringModel& model, const EncodedRows& row
 std::vector<FeatureChange> changes_between(const ModelExplanation& before,
                                            const ModelExplanation& after) {
   std::map<std::string, FeatureChange> by_name;
-  for (const auto& f : after.importance) by_name[f.feature] = {f.feature, 0.0, f.mean_abs};
+  for (const auto& f : after.importance)
+    by_name[f.feature] = {f.feature, 0.0, f.mean_abs, f.constant};
   for (const auto& f : before.importance) {
-    auto [it, added] = by_name.emplace(f.feature, FeatureChange{f.feature, f.mean_abs, 0.0});
+    auto [it, added] =
+        by_name.emplace(f.feature, FeatureChange{f.feature, f.mean_abs, 0.0, f.constant});
     if (!added) it->second.before = f.mean_abs;
   }
   std::vector<FeatureChange> out;
@@ -443,7 +446,7 @@ std::string recorded_source(const ScoringModel& model, std::string& note) {
   const std::string source = it->get<std::string>();
   std::vector<fs::path> candidates = {source};
   if (fs::path(source).is_relative())
-    for (fs::path folder = resolved(model.path).parent_path();; folder = folder.parent_path()) {
+    for (fs::path folder = resolved_path(model.path).parent_path();; folder = folder.parent_path()) {
       candidates.push_back(folder / source);
       if (folder == folder.parent_path()) break;
     }
@@ -502,7 +505,7 @@ Explanation explain(const ExplainOptions& o) {
   if (!model->tokenizer) {
     std::vector<std::string> tasks;  // the task column is each row's last key cell
     for (const auto& key : rows.keys) tasks.push_back(key.empty() ? "" : key.back());
-    inference::warn_about_other_tasks(*model, tasks, "attributions");
+    e.rows_of_other_tasks = inference::warn_about_other_tasks(*model, tasks, "attributions");
   }
   e.key_columns = rows.key_columns;
   e.rows_read = rows.rows_read;
@@ -521,11 +524,10 @@ Explanation explain(const ExplainOptions& o) {
                      tasks::label_kind_name(earlier->label_kind) + " model and '" + model->path +
                      "' a " + tasks::label_kind_name(model->label_kind) +
                      " one: their scores cannot be compared");
-  if (!same_inputs(*earlier, *model))
+  if (const std::string difference = input_difference(*model, *earlier); !difference.empty())
     throw UsageError("--before '" + earlier->path + "' reads other inputs than '" + model->path +
-                     "' (other features, id fields or tokenizer): their attributions cannot be "
-                     "compared feature by feature; give the run it was adapted from, or a model "
-                     "of that run");
+                     "': " + difference +
+                     "; attributions compare feature by feature only between models of one run");
   // Read once where one encoding serves both (also an --input that can be read only once).
   const EncodedRows earlier_rows =
       own_query || same_encoding(*earlier, *model) ? rows : encode_input(*earlier, o);
@@ -549,15 +551,21 @@ Explanation explain(const ExplainOptions& o) {
 
 namespace {
 
+nlohmann::json finite_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+}
+
 // A new folder under the system's temporary one, removed with its contents when it goes.
 class TemporaryFolder {
  public:
   TemporaryFolder() {
-    std::string pattern = (fs::temp_directory_path() / "metalearn-importance-XXXXXX").string();
+    // TMPDIR as mktemp reads it: unset or empty means /tmp.
+    const char* chosen = std::getenv("TMPDIR");
+    const fs::path base = chosen && *chosen ? fs::path(chosen) : fs::path("/tmp");
+    std::string pattern = (base / "metalearn-importance-XXXXXX").string();
     if (!mkdtemp(pattern.data()))
-      throw IoError("cannot create a temporary folder '" + pattern +
-                    "' for the adapted models: " + std::strerror(errno) +
-                    " (TMPDIR chooses where)");
+      throw IoError("cannot create a folder for the adapted models in '" + base.string() +
+                    "' (TMPDIR): " + std::strerror(errno));
     path_ = pattern;
   }
   ~TemporaryFolder() {
@@ -576,17 +584,16 @@ class TemporaryFolder {
 std::vector<FeatureChange> mean_over_tasks(const std::vector<TaskImportance>& tasks) {
   std::map<std::string, FeatureChange> by_name;
   std::vector<std::string> order;  // first appearance, for ties
-  auto add = [&](const std::string& feature, double FeatureChange::*field, double value) {
-    auto [it, added] = by_name.emplace(feature, FeatureChange{feature, 0.0, 0.0});
-    if (added) order.push_back(feature);
-    it->second.*field += value;
+  auto add = [&](const FeatureImportance& f, double FeatureChange::*field) {
+    auto [it, added] = by_name.emplace(f.feature, FeatureChange{f.feature, 0.0, 0.0, true});
+    if (added) order.push_back(f.feature);
+    it->second.*field += f.mean_abs;
+    it->second.constant = it->second.constant && f.constant;
   };
   for (const TaskImportance& t : tasks) {
-    for (const FeatureImportance& f : t.after.importance)
-      add(f.feature, &FeatureChange::after, f.mean_abs);
+    for (const FeatureImportance& f : t.after.importance) add(f, &FeatureChange::after);
     if (t.before)
-      for (const FeatureImportance& f : t.before->importance)
-        add(f.feature, &FeatureChange::before, f.mean_abs);
+      for (const FeatureImportance& f : t.before->importance) add(f, &FeatureChange::before);
   }
   std::vector<FeatureChange> out;
   const double n = tasks.empty() ? 1.0 : static_cast<double>(tasks.size());
@@ -596,8 +603,9 @@ std::vector<FeatureChange> mean_over_tasks(const std::vector<TaskImportance>& ta
     c.after /= n;
     out.push_back(c);
   }
+  // What the model leaned on before or after, so a feature adaptation removed is shown too.
   std::stable_sort(out.begin(), out.end(), [](const FeatureChange& a, const FeatureChange& b) {
-    return a.after > b.after;
+    return std::max(a.before, a.after) > std::max(b.before, b.after);
   });
   return out;
 }
@@ -606,12 +614,20 @@ std::vector<FeatureChange> mean_over_tasks(const std::vector<TaskImportance>& ta
 
 void check_new_tasks_explainable(const std::string& checkpoint) {
   const std::string path = run::resolve_checkpoint_path(checkpoint);
-  const config::Config config = config::config_from_saved(run::read_checkpoint_meta(path).config);
+  const run::CheckpointMeta meta = run::read_checkpoint_meta(path);
+  const config::Config config = config::config_from_saved(meta.config);
   if (config.text_run())
     throw UsageError("the importance of each new task is for purchase-log runs; '" + path +
                      "' is a text run (data.text): adapt it and explain the adapted model with "
                      "'metalearn explain'");
   require_explainable(config, path);
+  // What adapting the new tasks needs besides the run: its chosen settings, where there are
+  // some, and a temporary folder.
+  const std::string chosen =
+      run::RunLayout(run::run_dir_of(checkpoint)).validated_adaptation().string();
+  if (const auto settings = run::read_validated_adaptation(chosen))
+    run::check_validated_adaptation(chosen, *settings, meta.config);
+  const TemporaryFolder probe;
 }
 
 NewTaskImportance explain_new_tasks(const std::string& checkpoint, int steps,
@@ -623,6 +639,7 @@ NewTaskImportance explain_new_tasks(const std::string& checkpoint, int steps,
   a.checkpoint = checkpoint;
   a.all_new = true;
   a.out_dir = folder.path();
+  a.numbered_file_names = true;  // "Bin Bags" and "Bin&Bags" are two tasks
   a.device = device;
   a.threads = threads;
   spdlog::info("adapting every new task of '{}' to explain it before and after adaptation",
@@ -657,6 +674,9 @@ NewTaskImportance explain_new_tasks(const std::string& checkpoint, int steps,
     task.query_size = t.query_size;
     task.adapt_steps = t.steps;
     task.inner_lr = t.inner_lr;
+    task.metric = inference::headline_metric(adapted.label_kind);
+    task.metric_before = inference::headline(t.before, adapted.label_kind);
+    task.metric_after = inference::headline(t.after, adapted.label_kind);
     const EncodedRows rows = own_query_rows(*model, data.get());
     task.after = explain_model(*model, rows, o, "adapted");
     task.after.checkpoint.clear();  // the temporary file is gone with the folder
@@ -689,7 +709,7 @@ nlohmann::json to_json(const NewTaskImportance& n) {
   auto changes_json = [](const std::vector<FeatureChange>& changes, bool before) {
     nlohmann::json out = nlohmann::json::array();
     for (const FeatureChange& c : changes) {
-      nlohmann::json j = {{"feature", c.feature}, {"after", c.after}};
+      nlohmann::json j = {{"feature", c.feature}, {"after", c.after}, {"constant", c.constant}};
       if (before) {
         j["before"] = c.before;
         j["change"] = c.change();
@@ -704,12 +724,15 @@ nlohmann::json to_json(const NewTaskImportance& n) {
     std::vector<FeatureChange> features = t.changes;
     if (!t.before)
       for (const FeatureImportance& f : t.after.importance)
-        features.push_back({f.feature, 0.0, f.mean_abs});
+        features.push_back({f.feature, 0.0, f.mean_abs, f.constant});
     nlohmann::json j = {{"task", t.task},
                         {"support", t.support_size},
                         {"query", t.query_size},
                         {"adapt_steps", t.adapt_steps},
                         {"inner_lr", t.inner_lr},
+                        {"metric", t.metric},
+                        {"metric_before", finite_or_null(t.metric_before)},
+                        {"metric_after", finite_or_null(t.metric_after)},
                         {"max_completeness_gap", t.after.max_gap},
                         {"rows_over_tolerance", t.after.rows_over_tolerance},
                         {"features", changes_json(features, t.before.has_value())}};
@@ -766,10 +789,6 @@ void write_model_rows(const Explanation& e, const ModelExplanation& m, const std
   }
 }
 
-nlohmann::json finite_or_null(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
-}
-
 nlohmann::json model_json(const Explanation& e, const ModelExplanation& m, int top) {
   nlohmann::json rows = nlohmann::json::array();
   for (std::size_t r = 0; r < m.rows.size(); ++r) {
@@ -797,8 +816,10 @@ nlohmann::json model_json(const Explanation& e, const ModelExplanation& m, int t
   }
   nlohmann::json importance = nlohmann::json::array();
   for (const auto& f : m.importance)
-    importance.push_back(
-        {{"feature", f.feature}, {"mean_abs_attribution", f.mean_abs}, {"rows", f.rows}});
+    importance.push_back({{"feature", f.feature},
+                          {"mean_abs_attribution", f.mean_abs},
+                          {"rows", f.rows},
+                          {"constant", f.constant}});
   return {{"checkpoint", m.checkpoint},        {"kind", m.kind},
           {"max_completeness_gap", m.max_gap}, {"rows_over_tolerance", m.rows_over_tolerance},
           {"importance", importance},          {"rows", rows}};
@@ -839,6 +860,7 @@ nlohmann::json to_json(const Explanation& e, int top) {
                       {"key_columns", e.key_columns},
                       {"rows_read", e.rows_read},
                       {"rows_skipped", e.rows_skipped},
+                      {"rows_of_other_tasks", e.rows_of_other_tasks},
                       {"model", model_json(e, e.model, top)},
                       {"before", e.before ? model_json(e, *e.before, top) : nlohmann::json()},
                       {"changes", changes}};

@@ -42,8 +42,8 @@ struct ExplainOptions {
   int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget
   // The files the caller will write, as (option, path), checked before any work: none may be
   // --input or name another's file, by any spelling of the path (UsageError), each must be
-  // writable (FileWriteError); and as each model is loaded, none may be a file the explanation
-  // reads: its checkpoint, the model before it, the run's log, side or embedding tables.
+  // writable (FileWriteError); and as each model is loaded, none may be part of its run: its
+  // checkpoint, the data it reads, a file of its run directory (run/run_files.hpp).
   std::vector<std::pair<std::string, std::string>> outputs;
 };
 
@@ -71,6 +71,10 @@ struct FeatureImportance {
   std::string feature;
   double mean_abs = 0;
   std::int64_t rows = 0;
+  // The same value in every one of two or more rows: its attribution moves every row's score
+  // alike, an offset rather than what tells the rows apart (e.g. item_popularity = 0 for every
+  // item of a category new to the log).
+  bool constant = false;
 };
 
 struct ModelExplanation {
@@ -86,6 +90,7 @@ struct ModelExplanation {
 struct FeatureChange {
   std::string feature;
   double before = 0, after = 0;
+  bool constant = false;  // FeatureImportance::constant (over every task's rows, across tasks)
   double change() const { return after - before; }
 };
 
@@ -97,6 +102,8 @@ struct Explanation {
   std::string task;                      // an adapted purchase-log model's task ("" otherwise)
   std::vector<std::string> key_columns;  // header names of RowExplanation::key
   std::int64_t rows_read = 0, rows_skipped = 0;
+  // Rows of other tasks than the one an adapted purchase-log model was adapted to (warned about).
+  std::int64_t rows_of_other_tasks = 0;
   ModelExplanation model;
   // With a model before adaptation: its explanation of the same rows, and the changes, largest
   // |change| first.
@@ -121,6 +128,9 @@ struct TaskImportance {
   std::int64_t support_size = 0, query_size = 0;
   int adapt_steps = 0;  // the inner-loop steps and learning rate it was adapted with
   double inner_lr = 0;
+  // adapt's headline metric on the query ("AUC", "RMSE", "accuracy") before and after.
+  std::string metric;
+  double metric_before = 0, metric_after = 0;
   ModelExplanation after;                  // the adapted model on the task's query rows
   std::optional<ModelExplanation> before;  // the run's model on the same rows
   std::vector<FeatureChange> changes;      // largest |change| first (empty without `before`)
@@ -134,7 +144,7 @@ struct NewTaskImportance {
   std::string before_note;    // why no task has a `before` ("" when each has one)
   std::vector<TaskImportance> tasks;  // in the run's order of its new tasks
   // Over the tasks: the mean of each feature's per-task mean |attribution| (0 for a task whose
-  // rows lack it), before and after, largest `after` first.
+  // rows lack it), before and after, the largest of the two first.
   std::vector<FeatureChange> across_tasks;
   double max_gap = 0;  // the largest completeness gap of any row, before or after
   std::int64_t rows = 0, rows_over_tolerance = 0;
@@ -152,7 +162,8 @@ NewTaskImportance explain_new_tasks(const std::string& checkpoint, int steps,
 
 // What explain_new_tasks checks first, from the checkpoint's header alone (for a caller that
 // runs it after other long work): UsageError for a text run or a model explain cannot explain,
-// CheckpointError for an unreadable checkpoint.
+// CheckpointError for an unreadable checkpoint or RUN/adaptation.json, IoError when no folder
+// can be made under TMPDIR (unset or empty: /tmp) for the adapted models.
 void check_new_tasks_explainable(const std::string& checkpoint);
 
 nlohmann::json to_json(const NewTaskImportance& importance);

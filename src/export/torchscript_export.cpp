@@ -20,6 +20,7 @@
 #include "runtime/device.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/same_file.hpp"
 #include "util/strings.hpp"
 #include "util/version.hpp"
 
@@ -118,12 +119,6 @@ torch::jit::Module model_module(const inference::ScoringModel& model, const Fami
   describe(module, kind.name, strings, inputs, summary);
   summary.classes = static_cast<std::int64_t>(model.class_names.size());
   return module;
-}
-
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code error;
-  return fs::path(a).lexically_normal() == fs::path(b).lexically_normal() ||
-         fs::equivalent(a, b, error);
 }
 
 void check_options(const ExportOptions& o) {

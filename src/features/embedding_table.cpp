@@ -20,6 +20,7 @@
 #include "util/atomic_file.hpp"
 #include "util/checksum.hpp"
 #include "util/errors.hpp"
+#include "util/same_file.hpp"
 #include "util/strings.hpp"
 #include "util/utf8.hpp"
 
@@ -336,10 +337,7 @@ void write_embedding_binary(const std::string& path, const std::vector<std::stri
 
 std::int64_t convert_embedding_table(const config::EmbeddingTableConfig& input,
                                      const std::string& output) {
-  std::error_code error;
-  if (std::filesystem::path(input.file).lexically_normal() ==
-          std::filesystem::path(output).lexically_normal() ||
-      std::filesystem::equivalent(input.file, output, error))
+  if (same_file(input.file, output))
     throw UsageError("--output '" + output + "' is the --input table; give another file name");
   const auto table = EmbeddingTable::open(input);
   std::vector<std::string> keys;

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -55,18 +56,6 @@ namespace {
 
 QueryMetrics measure(const torch::Tensor& outputs, const models::Batch& query, LabelKind kind) {
   return models::query_metrics(outputs, query.target, kind);
-}
-
-double headline(const QueryMetrics& m, LabelKind label_kind) {
-  switch (label_kind) {
-    case LabelKind::kRegression:
-      return m.rmse;
-    case LabelKind::kMulticlass:
-      return m.accuracy;
-    case LabelKind::kBinary:
-      break;
-  }
-  return m.auc;
 }
 
 bool all_finite(const torch::Tensor& t) {
@@ -153,6 +142,18 @@ std::string adapted_file_name(const std::string& task) {
   if (out.empty() || out.find_first_not_of('.') == std::string::npos) out = "task" + out;
   if (out[0] == '.') out[0] = '_';
   return out + ".mlckpt";
+}
+
+double headline(const QueryMetrics& m, LabelKind label_kind) {
+  switch (label_kind) {
+    case LabelKind::kRegression:
+      return m.rmse;
+    case LabelKind::kMulticlass:
+      return m.accuracy;
+    case LabelKind::kBinary:
+      break;
+  }
+  return m.auc;
 }
 
 std::string headline_metric(LabelKind label_kind) {
@@ -338,10 +339,11 @@ std::vector<PreparedTask> prepare_episode_tasks(const AdaptOptions& o, const run
 }
 
 // Two tasks must not be saved under one file name.
-void check_file_names(const std::vector<PreparedTask>& prepared, const fs::path& out_dir) {
+void check_file_names(const std::vector<PreparedTask>& prepared, const fs::path& out_dir,
+                      bool numbered) {
   std::map<std::string, std::string> file_owner;
   for (const auto& p : prepared) {
-    auto [it, fresh] = file_owner.emplace(adapted_file_name(p.name), p.name);
+    auto [it, fresh] = file_owner.emplace(numbered ? p.name : adapted_file_name(p.name), p.name);
     if (!fresh && it->second != p.name)
       throw DataError("tasks '" + it->second + "' and '" + p.name + "' would both be saved as '" +
                       (out_dir / it->first).string() +
@@ -499,7 +501,7 @@ AdaptSummary adapt(const AdaptOptions& o) {
   share.together("preparing the tasks", [&] {
     prepared = o.support_csv.empty() ? prepare_episode_tasks(o, run, device)
                                      : prepare_csv_tasks(o, run, device, csv);
-    check_file_names(prepared, out_dir);
+    check_file_names(prepared, out_dir, o.numbered_file_names);
   });
 
   run::CheckpointMeta meta;
@@ -532,7 +534,9 @@ AdaptSummary adapt(const AdaptOptions& o) {
     t.query_size = p.batch.query.size();
     t.steps = adapter.steps;
     t.inner_lr = adapter.inner_lr;
-    t.checkpoint = (out_dir / adapted_file_name(p.name)).string();
+    t.checkpoint = (out_dir / (o.numbered_file_names ? fmt::format("{:05d}.mlckpt", i + 1)
+                                                     : adapted_file_name(p.name)))
+                       .string();
   }
   // Every rank goes through as many rounds as the rank with the most needs (their worker
   // counts may differ); one process needs one.

@@ -44,6 +44,10 @@ struct AdaptOptions {
   // ranks the run's training classes and the new ones together.
   bool with_training_classes = false;
   std::string out_dir;  // where adapted checkpoints go; "" = RUN/adapted
+  // Files named by the task's place in the summary (00001.mlckpt, ...) rather than by its name
+  // (adapted_file_name), so that names that map to one file never collide: for a caller's own
+  // folder (eval --importance's temporary one).
+  bool numbered_file_names = false;
   std::string device = "auto";
   int threads = 0;  // CPU thread budget; 0 = runtime::thread_budget (env vars, else usable cores)
   // Under torchrun: the tasks are shared out over the launch's ranks (runtime/work_share.hpp);
@@ -97,8 +101,10 @@ void check_adaptation_settings(const AdaptOptions& options);
 // of dots alone gets a "task" prefix), plus ".mlckpt" (README, "Adapted models and predict").
 std::string adapted_file_name(const std::string& task);
 
-// The headline metric of a label kind: "AUC" (binary), "RMSE" (regression), "accuracy".
+// The headline metric of a label kind: "AUC" (binary), "RMSE" (regression), "accuracy"; and
+// its value in `metrics`.
 std::string headline_metric(tasks::LabelKind label_kind);
+double headline(const QueryMetrics& metrics, tasks::LabelKind label_kind);
 
 nlohmann::json to_json(const AdaptSummary& summary);
 // One row per task: task, support, query, headline metric before -> after, milliseconds.

@@ -228,10 +228,11 @@ std::string adapted_task(const ScoringModel& model) {
 
 }  // namespace
 
-void warn_about_other_tasks(const ScoringModel& model, const std::vector<std::string>& tasks,
-                            const std::string& outputs) {
+std::int64_t warn_about_other_tasks(const ScoringModel& model,
+                                    const std::vector<std::string>& tasks,
+                                    const std::string& outputs) {
   const std::string own = adapted_task(model);
-  if (own.empty()) return;
+  if (own.empty()) return 0;
   const auto others = std::count_if(tasks.begin(), tasks.end(),
                                     [&](const std::string& task) { return task != own; });
   if (others > 0)
@@ -240,6 +241,7 @@ void warn_about_other_tasks(const ScoringModel& model, const std::vector<std::st
         "{} come from a model adapted to another task (give them to that task's adapted model, "
         "or to the run directory)",
         others, tasks.size(), own, model.path, outputs);
+  return static_cast<std::int64_t>(others);
 }
 
 RowScores score_rows(const PredictOptions& o) {

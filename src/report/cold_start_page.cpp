@@ -11,9 +11,11 @@
 #include "report/page_style.hpp"
 #include "report/results_table.hpp"
 #include "report/svg_chart.hpp"
+#include "run/run_files.hpp"
 #include "report/text_escape.hpp"
 #include "util/atomic_file.hpp"
 #include "util/errors.hpp"
+#include "util/same_file.hpp"
 #include "util/strings.hpp"
 #include "util/version.hpp"
 
@@ -386,7 +388,8 @@ ReportPaths report_paths(const std::string& html_path) {
   return p;
 }
 
-void check_outputs(const std::string& json_out, const std::string& html_path) {
+void check_outputs(const std::string& json_out, const std::string& html_path,
+                   const std::vector<std::string>& runs) {
   std::vector<std::pair<std::string, std::string>> outputs;  // (option, path)
   if (!json_out.empty()) outputs.emplace_back("--json-out", json_out);
   if (!html_path.empty()) {
@@ -396,16 +399,14 @@ void check_outputs(const std::string& json_out, const std::string& html_path) {
     outputs.emplace_back(report + " (its tables)", paths.markdown);
     outputs.emplace_back(report + " (its tables)", paths.json);
   }
-  std::vector<fs::path> resolved;
-  for (const auto& [option, path] : outputs) {
-    std::error_code ec;
-    fs::path full = fs::weakly_canonical(fs::absolute(path, ec), ec);
-    if (ec) full = fs::absolute(path).lexically_normal();
-    for (std::size_t i = 0; i < resolved.size(); ++i)
-      if (resolved[i] == full)
-        throw UsageError(outputs[i].first + " and " + option + " both write '" + path +
-                         "': name another file");
-    resolved.push_back(full);
+  for (std::size_t j = 0; j < outputs.size(); ++j)
+    for (std::size_t i = 0; i < j; ++i)
+      if (same_file(outputs[i].second, outputs[j].second))
+        throw UsageError(outputs[i].first + " and " + outputs[j].first + " both write '" +
+                         outputs[j].second + "': name another file");
+  for (const std::string& checkpoint : runs) {
+    const run::RunFiles files = run::run_files(checkpoint);
+    for (const auto& [option, path] : outputs) run::refuse_output_over_run(files, option, path);
   }
   for (const auto& output : outputs) check_writable(output.second);
 }

@@ -40,9 +40,11 @@ ReportPaths report_paths(const std::string& html_path);
 
 // Checks, before an evaluation, the files it will write: `json_out` ("" when not asked for) and
 // the report's three for `html_path` ("" when not asked for). UsageError when two of them are
-// one file (e.g. --json-out naming the report's .json, by any spelling of the path);
-// FileWriteError when one cannot be written where it is (check_writable).
-void check_outputs(const std::string& json_out, const std::string& html_path);
+// one file (e.g. --json-out naming the report's .json, by any spelling of the path) or one is
+// part of a run of `runs` (checkpoint arguments: its checkpoint, data or run directory's files,
+// run/run_files.hpp); FileWriteError when one cannot be written where it is (check_writable).
+void check_outputs(const std::string& json_out, const std::string& html_path,
+                   const std::vector<std::string>& runs = {});
 
 // Writes the three files, each atomically, creating the folder when needed (see
 // util/atomic_file.hpp); DataError when one cannot be written. Training curves come from

@@ -97,6 +97,11 @@ class Page {
     o << "</dl></div>\n</div>\n";
     if (!e_.before_note.empty())
       o << "<p class=\"note\">No explanation before adaptation: " << h(e_.before_note) << "</p>\n";
+    if (e_.rows_of_other_tasks > 0)
+      o << "<p class=\"note\">" << e_.rows_of_other_tasks << " of " << m.rows.size()
+        << " row(s) belong to other tasks than " << h(e_.task)
+        << ", the task this model was adapted to: their attributions are those of a model "
+           "adapted to another task.</p>\n";
     o << "</section>\n";
   }
 
@@ -106,7 +111,8 @@ class Page {
     c.value_label = "mean |attribution| (score units)";
     BarSeries s{"", kAfterColour, {}};
     for (std::size_t i = 0; i < std::min(kFeaturesShown, e_.model.importance.size()); ++i) {
-      c.labels.push_back(e_.model.importance[i].feature);
+      const explain::FeatureImportance& f = e_.model.importance[i];
+      c.labels.push_back(f.constant ? f.feature + " (constant)" : f.feature);
       s.values.push_back(e_.model.importance[i].mean_abs);
     }
     c.series.push_back(s);
@@ -114,7 +120,12 @@ class Page {
       << std::min(kFeaturesShown, e_.model.importance.size())
       << " features with the largest mean |attribution| over the " << e_.model.rows.size()
       << " row(s) (a row without the feature counts 0).</p>\n<figure class=\"single\">" << chart(c)
-      << "</figure>\n</section>\n";
+      << "</figure>\n";
+    if (std::any_of(e_.model.importance.begin(), e_.model.importance.end(),
+                    [](const explain::FeatureImportance& f) { return f.constant; }))
+      o << "<p class=\"note\">(constant): the same value in every row, so its attribution moves "
+           "every row's score alike - an offset rather than what ranks the rows.</p>\n";
+    o << "</section>\n";
   }
 
   void changes(std::ostream& o) {

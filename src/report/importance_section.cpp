@@ -24,6 +24,11 @@ std::string md(const std::string& s) {
   return escape_markdown(s);
 }
 
+// A feature's name, marked when its value is the same on every row.
+std::string feature_label(const explain::FeatureChange& f) {
+  return f.constant ? f.feature + " (constant)" : f.feature;
+}
+
 std::string signed_figure(double v) {
   return (v > 0 ? "+" : "") + importance_figure(v);
 }
@@ -46,6 +51,31 @@ std::string task_title(const explain::TaskImportance& t) {
          std::to_string(t.query_size);
 }
 
+// The tasks adapted with 0 steps (the setting chosen on validation tasks can be "do not
+// adapt"): their model is the run's, so before and after are equal.
+std::size_t unadapted(const explain::NewTaskImportance& n) {
+  return static_cast<std::size_t>(
+      std::count_if(n.tasks.begin(), n.tasks.end(),
+                    [](const explain::TaskImportance& t) { return t.adapt_steps == 0; }));
+}
+
+// What the page and the Markdown say about a task's adaptation: steps, inner lr and the
+// headline metric on its query before and after.
+std::string adaptation_text(const explain::TaskImportance& t) {
+  std::string text = std::to_string(t.adapt_steps) + (t.adapt_steps == 1 ? " step" : " steps");
+  if (t.adapt_steps == 0) return text + " (not adapted: before = after)";
+  text += " at inner lr " + importance_figure(t.inner_lr);
+  if (!t.metric.empty())
+    text += "; query " + t.metric + " " + importance_figure(t.metric_before) + " → " +
+            importance_figure(t.metric_after);
+  return text;
+}
+
+constexpr const char* kConstantNote =
+    "(constant): the same value on every query row of the task (of every task, in the mean): "
+    "its attribution moves every row's score alike, an offset rather than what ranks the rows "
+    "(e.g. item_popularity = 0 for every item of a category the training log never saw).";
+
 }  // namespace
 
 std::string importance_figure(double v) {
@@ -64,7 +94,7 @@ BarChart before_after_chart(const std::string& title,
   BarSeries before{"before adaptation", kBeforeColour, {}}, after{"after adaptation", kAfterColour, {}};
   if (!with_before) after.name.clear();  // a lone series needs no legend
   for (std::size_t i = 0; i < std::min(shown, features.size()); ++i) {
-    c.labels.push_back(features[i].feature);
+    c.labels.push_back(feature_label(features[i]));
     before.values.push_back(features[i].before);
     after.values.push_back(features[i].after);
   }
@@ -77,8 +107,8 @@ std::string importance_html(const explain::NewTaskImportance& n, int& charts) {
   const bool with_before = n.before_note.empty();
   std::ostringstream o;
   o << "<section id=\"importance\">\n<h2>What adaptation taught each new task</h2>\n"
-    << "<p class=\"note\">Each new task adapted as <code>metalearn adapt --all-new</code> adapts "
-       "it (steps and inner lr: "
+    << "<p class=\"note\">Each new task of <span class=\"path\">" << h(n.checkpoint)
+    << "</span> adapted as <code>metalearn adapt --all-new</code> adapts it (steps and inner lr: "
     << h(n.settings_source)
     << ") and explained on its own query rows by Integrated Gradients (Sundararajan et al. 2017; "
     << n.steps
@@ -92,6 +122,10 @@ std::string importance_html(const explain::NewTaskImportance& n, int& charts) {
     << " row explanations over the tolerance. <code>metalearn explain --checkpoint "
        "RUN/adapted/TASK.mlckpt</code> shows a task's rows one by one after <code>metalearn adapt "
        "--all-new</code>.</p>\n";
+  if (const std::size_t none = unadapted(n); none > 0)
+    o << "<p class=\"note\">" << none << " of " << n.tasks.size()
+      << " task(s) adapted with 0 steps, the setting chosen on validation tasks: their model is "
+         "the run's, and before equals after.</p>\n";
   const std::size_t shown = std::min(kFeaturesAcrossTasks, n.across_tasks.size());
   o << "<div class=\"charts\">\n<figure>"
     << render_bar_svg(before_after_chart(
@@ -99,14 +133,17 @@ std::string importance_html(const explain::NewTaskImportance& n, int& charts) {
            shown, with_before))
     << "<figcaption>Each feature's importance averaged over the new tasks (0 for a task whose "
        "rows lack it), the "
-    << shown << " largest after adaptation.</figcaption></figure>\n</div>\n";
+    << shown << " of " << n.across_tasks.size()
+    << " features largest before or after adaptation.</figcaption></figure>\n</div>\n";
   ++charts;
   o << "<div class=\"table-wrap\"><table>\n<thead><tr><th>feature</th>"
     << (with_before ? "<th>before</th>" : "") << "<th>after</th>"
     << (with_before ? "<th>change</th>" : "") << "</tr></thead>\n<tbody>\n";
+  bool constant = false;
   for (std::size_t i = 0; i < shown; ++i) {
     const explain::FeatureChange& f = n.across_tasks[i];
-    o << "<tr><td>" << h(f.feature) << "</td>";
+    constant = constant || f.constant;
+    o << "<tr><td>" << h(feature_label(f)) << "</td>";
     if (with_before) o << "<td class=\"num\">" << importance_figure(f.before) << "</td>";
     o << "<td class=\"num\">" << importance_figure(f.after) << "</td>";
     if (with_before) o << "<td class=\"num\">" << signed_figure(f.change()) << "</td>";
@@ -122,19 +159,22 @@ std::string importance_html(const explain::NewTaskImportance& n, int& charts) {
   o << "<div class=\"charts\">\n";
   for (std::size_t i = 0; i < tasks; ++i) {
     const explain::TaskImportance& t = n.tasks[i];
+    const std::vector<explain::FeatureChange> features = by_importance(t);
+    for (std::size_t f = 0; f < std::min(kFeaturesPerTask, features.size()); ++f)
+      constant = constant || features[f].constant;
     o << "<figure>"
-      << render_bar_svg(before_after_chart(task_title(t), by_importance(t), kFeaturesPerTask,
-                                           with_before))
-      << "<figcaption>Adapted with " << t.adapt_steps << " step(s) at inner lr "
-      << importance_figure(t.inner_lr);
-    if (!t.changes.empty())
+      << render_bar_svg(before_after_chart(task_title(t), features, kFeaturesPerTask, with_before))
+      << "<figcaption>Adapted with " << h(adaptation_text(t));
+    if (!t.changes.empty() && t.adapt_steps > 0)
       o << "; changed most: " << h(t.changes.front().feature) << " "
         << signed_figure(t.changes.front().change());
     o << "; largest completeness gap " << importance_figure(t.after.max_gap)
       << ".</figcaption></figure>\n";
     ++charts;
   }
-  o << "</div>\n</section>\n";
+  o << "</div>\n";
+  if (constant) o << "<p class=\"note\">" << h(kConstantNote) << "</p>\n";
+  o << "</section>\n";
   return o.str();
 }
 
@@ -142,7 +182,8 @@ std::string importance_markdown(const explain::NewTaskImportance& n) {
   const bool with_before = n.before_note.empty();
   std::ostringstream o;
   o << "## What adaptation taught each new task\n\n"
-    << "Each new task adapted as `metalearn adapt --all-new` adapts it (steps and inner lr: "
+    << "Each new task of `" << n.checkpoint
+    << "` adapted as `metalearn adapt --all-new` adapts it (steps and inner lr: "
     << md(n.settings_source)
     << ") and explained on its own query rows by Integrated Gradients (Sundararajan et al. "
        "2017; "
@@ -153,36 +194,51 @@ std::string importance_markdown(const explain::NewTaskImportance& n) {
     << (with_before ? "Before: the run's meta-learned model on the same rows."
                     : "No model before adaptation: " + md(n.before_note) + ".")
     << " Largest completeness gap " << importance_figure(n.max_gap) << "; "
-    << n.rows_over_tolerance << " of " << n.rows << " row explanations over the tolerance.\n\n"
-    << "Mean over the " << n.tasks.size() << " new tasks:\n\n| feature |"
+    << n.rows_over_tolerance << " of " << n.rows << " row explanations over the tolerance.";
+  if (const std::size_t none = unadapted(n); none > 0)
+    o << " " << none << " of " << n.tasks.size()
+      << " task(s) adapted with 0 steps, the setting chosen on validation tasks: their model is "
+         "the run's, and before equals after.";
+  const std::size_t shown = std::min(kFeaturesAcrossTasks, n.across_tasks.size());
+  o << "\n\nMean over the " << n.tasks.size() << " new tasks, the " << shown << " of "
+    << n.across_tasks.size() << " features largest before or after:\n\n| feature |"
     << (with_before ? " before |" : "") << " after |" << (with_before ? " change |" : "")
     << "\n|---|" << (with_before ? "---:|" : "") << "---:|" << (with_before ? "---:|" : "")
     << "\n";
-  for (std::size_t i = 0; i < std::min(kFeaturesAcrossTasks, n.across_tasks.size()); ++i) {
+  bool constant = false;
+  for (std::size_t i = 0; i < shown; ++i) {
     const explain::FeatureChange& f = n.across_tasks[i];
-    o << "| " << md(f.feature) << " |";
+    constant = constant || f.constant;
+    o << "| " << md(feature_label(f)) << " |";
     if (with_before) o << " " << importance_figure(f.before) << " |";
     o << " " << importance_figure(f.after) << " |";
     if (with_before) o << " " << signed_figure(f.change()) << " |";
     o << "\n";
   }
-  o << "\n| task | support | query | " << (with_before ? "changed most" : "most important")
-    << " |\n|---|---:|---:|---|\n";
+  o << "\n| task | support | query | adaptation | " << (with_before ? "changed most" : "most important")
+    << " |\n|---|---:|---:|---|---|\n";
   for (const explain::TaskImportance& t : n.tasks) {
     std::vector<std::string> listed;
-    if (with_before)
-      for (std::size_t i = 0; i < std::min(kChangesListed, t.changes.size()); ++i)
-        listed.push_back(md(t.changes[i].feature) + " " +
+    if (with_before && t.adapt_steps > 0)
+      for (std::size_t i = 0; i < std::min(kChangesListed, t.changes.size()); ++i) {
+        constant = constant || t.changes[i].constant;
+        listed.push_back(md(feature_label(t.changes[i])) + " " +
                          importance_figure(t.changes[i].before) + " → " +
                          importance_figure(t.changes[i].after));
+      }
     else
-      for (std::size_t i = 0; i < std::min(kChangesListed, t.after.importance.size()); ++i)
-        listed.push_back(md(t.after.importance[i].feature) + " " +
-                         importance_figure(t.after.importance[i].mean_abs));
-    o << "| " << md(t.task) << " | " << t.support_size << " | " << t.query_size << " | ";
+      for (std::size_t i = 0; i < std::min(kChangesListed, t.after.importance.size()); ++i) {
+        const explain::FeatureImportance& f = t.after.importance[i];
+        constant = constant || f.constant;
+        listed.push_back(md(f.constant ? f.feature + " (constant)" : f.feature) + " " +
+                         importance_figure(f.mean_abs));
+      }
+    o << "| " << md(t.task) << " | " << t.support_size << " | " << t.query_size << " | "
+      << md(adaptation_text(t)) << " | ";
     for (std::size_t i = 0; i < listed.size(); ++i) o << (i ? ", " : "") << listed[i];
     o << " |\n";
   }
+  if (constant) o << "\n" << md(kConstantNote) << "\n";
   return o.str();
 }
 

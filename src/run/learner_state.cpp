@@ -6,6 +6,7 @@
 #include "models/model.hpp"
 #include "models/transformer.hpp"
 #include "run/checkpoint.hpp"
+#include "run/split_record.hpp"
 #include "runtime/device.hpp"
 #include "util/errors.hpp"
 #include "util/strings.hpp"
@@ -222,6 +223,11 @@ LoadedRun load_run(const std::string& path, const std::vector<std::string>& over
   const features::FeatureSpace features =
       saved_features(checkpoint.meta.features, run.checkpoint_path);
   run.data = pipeline::prepare_run_data(run.config, &features);
+  // The split the run was trained with (an adapted model carries its run's progress).
+  check_split_record(run.kind == kCheckpointKindAdapted
+                         ? run.progress.value("source_progress", nlohmann::json::object())
+                         : run.progress,
+                     run.data->tasks, run.checkpoint_path);
   run.learner = build_learner(run.config, run.data->features, device);
   checkpoint.read_state(
       [&](torch::serialize::InputArchive& archive) {

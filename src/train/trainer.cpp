@@ -27,6 +27,7 @@
 #include "run/divergence.hpp"
 #include "run/learner_state.hpp"
 #include "run/run_layout.hpp"
+#include "run/split_record.hpp"
 #include "run/training_progress.hpp"
 #include "runtime/device.hpp"
 #include "runtime/distributed.hpp"
@@ -110,6 +111,9 @@ class EpisodeSource {
   // What a checkpoint needs besides the weights to be used later: the fitted feature
   // statistics, or the class names (in the metadata) and the tokenizer (in the archive).
   virtual void describe(run::CheckpointMeta& meta) const = 0;
+  // DataError when the checkpoint `meta` (at `path`), about to be resumed, was trained on
+  // another split of the data (run/split_record.hpp).
+  virtual void check_resumed(const run::CheckpointMeta&, const std::string&) const {}
   virtual void write_state(torch::serialize::OutputArchive& archive) const = 0;
 };
 
@@ -156,6 +160,10 @@ class LogEpisodes : public EpisodeSource {
   double loss_limit() const override { return run::exploding_loss_limit(kind(), train_tasks_); }
   void describe(run::CheckpointMeta& meta) const override {
     to_json(meta.features, data_->features);
+    meta.progress[run::kSplitKey] = run::split_record(data_->tasks);
+  }
+  void check_resumed(const run::CheckpointMeta& meta, const std::string& path) const override {
+    run::check_split_record(meta.progress, data_->tasks, path);
   }
   void write_state(torch::serialize::OutputArchive&) const override {}
 
@@ -566,6 +574,7 @@ class TrainingRun {
   // Continues from `checkpoint`: weights, optimizer state and progress.
   void resume(const run::Checkpoint& checkpoint) {
     const std::string path = checkpoint.path;
+    episodes_->check_resumed(checkpoint.meta, path);
     checkpoint.read_state(
         [&](torch::serialize::InputArchive& archive) {
           run::read_learner(archive, *learner_, path);
@@ -689,10 +698,10 @@ void TrainingRun::save(const fs::path& path) {
   meta.tool_version = kToolVersion;
   meta.kind = run::kCheckpointKindMeta;
   meta.config = resolved_;
-  episodes_->describe(meta);
   run::TrainingProgress at = progress_;
   at.seconds = seconds();
   meta.progress = at;
+  episodes_->describe(meta);  // after the progress, to which it adds the split
   run::save_checkpoint(path.string(), meta, [&](torch::serialize::OutputArchive& archive) {
     run::write_learner(archive, *learner_);
     optimizer_.save(archive);
