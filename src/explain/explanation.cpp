@@ -499,6 +499,25 @@ Explanation explain(const ExplainOptions& o) {
     const auto it = model->progress.find("task");
     if (it != model->progress.end() && it->is_string()) e.task = it->get<std::string>();
   }
+  // The model before adaptation, loaded and checked before any row is read or explained.
+  const std::string before = o.before.empty() ? recorded_source(*model, e.before_note) : o.before;
+  if (!e.before_note.empty()) spdlog::warn("no explanation before adaptation: {}", e.before_note);
+  std::unique_ptr<ScoringModel> earlier;
+  if (!before.empty()) {
+    earlier = inference::load_scoring_model(before, o.device, "explain");
+    check_outputs_spare(o, *earlier);
+    require_explainable(*earlier);
+    if (earlier->label_kind != model->label_kind)
+      throw UsageError("--before '" + earlier->path + "' is a " +
+                       tasks::label_kind_name(earlier->label_kind) + " model and '" +
+                       model->path + "' a " + tasks::label_kind_name(model->label_kind) +
+                       " one: their scores cannot be compared");
+    if (const std::string difference = input_difference(*model, *earlier); !difference.empty())
+      throw UsageError(
+          "--before '" + earlier->path + "' reads other inputs than '" + model->path + "': " +
+          difference + "; attributions compare feature by feature only between models of one run");
+  }
+
   // Without --input an adapted model is explained on the query rows it was adapted with.
   const bool own_query = o.input.empty();
   const EncodedRows rows = own_query ? own_query_rows(*model) : encode_input(*model, o);
@@ -513,21 +532,7 @@ Explanation explain(const ExplainOptions& o) {
   e.model = explain_model(*model, rows, o, model->kind);
   log_completeness(e.model, "'" + model->path + "'", o.steps);
 
-  const std::string before = o.before.empty() ? recorded_source(*model, e.before_note) : o.before;
-  if (!e.before_note.empty()) spdlog::warn("no explanation before adaptation: {}", e.before_note);
-  if (before.empty()) return e;
-  const auto earlier = inference::load_scoring_model(before, o.device, "explain");
-  check_outputs_spare(o, *earlier);
-  require_explainable(*earlier);
-  if (earlier->label_kind != model->label_kind)
-    throw UsageError("--before '" + earlier->path + "' is a " +
-                     tasks::label_kind_name(earlier->label_kind) + " model and '" + model->path +
-                     "' a " + tasks::label_kind_name(model->label_kind) +
-                     " one: their scores cannot be compared");
-  if (const std::string difference = input_difference(*model, *earlier); !difference.empty())
-    throw UsageError("--before '" + earlier->path + "' reads other inputs than '" + model->path +
-                     "': " + difference +
-                     "; attributions compare feature by feature only between models of one run");
+  if (!earlier) return e;
   // Read once where one encoding serves both (also an --input that can be read only once).
   const EncodedRows earlier_rows =
       own_query || same_encoding(*earlier, *model) ? rows : encode_input(*earlier, o);
