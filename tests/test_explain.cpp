@@ -7,8 +7,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -548,10 +548,10 @@ TEST(ExplainPlanted, TheRecordedRunIsFoundFromAnyFolderAndRecognisedByItsRecord)
   const auto q = ml::testing::shell_quote;
   const fs::path parent = fs::path(p.run).parent_path();
   const std::string binary = q(ML_BINARY_PATH) + " --log-level warn ";
-  auto r = ml::testing::run_command(
-      "cd " + q(parent.string()) + " && " + binary +
-      "adapt --device cpu --threads 1 --checkpoint " + fs::path(p.run).filename().string() +
-      " --task " + q(p.new_task) + " --out relative_adapted");
+  auto r = ml::testing::run_command("cd " + q(parent.string()) + " && " + binary +
+                                    "adapt --device cpu --threads 1 --checkpoint " +
+                                    fs::path(p.run).filename().string() + " --task " +
+                                    q(p.new_task) + " --out relative_adapted");
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string adapted =
       (parent / "relative_adapted" / ml::inference::adapted_file_name(p.new_task)).string();
@@ -564,7 +564,8 @@ TEST(ExplainPlanted, TheRecordedRunIsFoundFromAnyFolderAndRecognisedByItsRecord)
   fs::create_directories(fs::path(elsewhere.file(recorded)).parent_path());
   fs::copy_file(p.adapted, elsewhere.file(recorded));
   const std::string explain = "explain --device cpu --threads 1 --steps 10 --json --checkpoint ";
-  r = ml::testing::run_command("cd " + q(elsewhere.path()) + " && " + binary + explain + q(adapted));
+  r = ml::testing::run_command("cd " + q(elsewhere.path()) + " && " + binary + explain +
+                               q(adapted));
   ASSERT_EQ(r.code, 0) << r.err;
   json j = json::parse(r.out);
   ASSERT_TRUE(j["before"].is_object()) << j.value("before_note", "");
@@ -669,7 +670,7 @@ TEST(ExplainNewTasks, EachNewTaskIsExplainedAsAdaptAllNewThenExplainWould) {
     n = ex::explain_new_tasks(p.run, 20, "cpu", 1);
   }
   EXPECT_TRUE(fs::is_empty(scratch.path()));  // the adapted models went with their folder
-  ASSERT_EQ(n.tasks.size(), 2u);               // the planted run's two new categories
+  ASSERT_EQ(n.tasks.size(), 2u);              // the planted run's two new categories
   EXPECT_TRUE(n.before_note.empty()) << n.before_note;
   EXPECT_EQ(n.steps, 20);
 
@@ -827,8 +828,7 @@ TEST(ExplainCli, BadOptionsExitWithTheDocumentedCodeAndOneLine) {
        2},
       {base + " --input " + q(p.rows) + " --steps 10001", 2},  // past the quadrature's limit
       // Files of the run explain does not read: another checkpoint, the run's records.
-      {base + " --input " + q(p.rows) + " --output " + q(p.run + "/checkpoints/latest.mlckpt"),
-       2},
+      {base + " --input " + q(p.rows) + " --output " + q(p.run + "/checkpoints/latest.mlckpt"), 2},
       {base + " --input " + q(p.rows) + " --json-out " + q(p.run + "/config.json"), 2},
   };
   const std::string events_before = slurp(p.events), adapted_before = slurp(p.adapted),

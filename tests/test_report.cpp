@@ -698,9 +698,8 @@ TEST(ReportEndToEnd, EvalImportanceShowsWhatAdaptationTaughtEachNewTask) {
   const std::string eval = "--log-level warn eval --checkpoint " + q(run) +
                            " --shots 3 --steps 0,1 --episodes 2 --device cpu --threads 1";
   fs::create_directories(dir.file("tmp"));
-  const auto r = ml::testing::run_command("TMPDIR=" + q(dir.file("tmp")) + " " +
-                                          q(ML_BINARY_PATH) + " " + eval +
-                                          " --importance --report " + q(html));
+  const auto r = ml::testing::run_command("TMPDIR=" + q(dir.file("tmp")) + " " + q(ML_BINARY_PATH) +
+                                          " " + eval + " --importance --report " + q(html));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(fs::is_empty(dir.file("tmp")));  // the adapted models are gone
 
@@ -719,8 +718,8 @@ TEST(ReportEndToEnd, EvalImportanceShowsWhatAdaptationTaughtEachNewTask) {
     EXPECT_EQ(task["query"], 10);  // task.query
     ASSERT_FALSE(task["features"].empty());
     for (const json& f : task["features"])
-      EXPECT_NEAR(f["change"].get<double>(),
-                  f["after"].get<double>() - f["before"].get<double>(), 1e-12);
+      EXPECT_NEAR(f["change"].get<double>(), f["after"].get<double>() - f["before"].get<double>(),
+                  1e-12);
   }
   // A chart for the mean over tasks and one per task, inside the section.
   const std::string page = ml::testing::slurp(html);

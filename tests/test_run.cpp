@@ -55,19 +55,16 @@ TEST(RunFiles, ARunOwnsItsRecordsCheckpointsAndDataButNotOtherFiles) {
   const std::string run = dir.file("run");
   ml::config::Config config;
   config.data.files = {dir.file("events.csv")};
-  const ml::run::RunFiles files =
-      ml::run::run_files(run + "/checkpoints/best.mlckpt", config);
+  const ml::run::RunFiles files = ml::run::run_files(run + "/checkpoints/best.mlckpt", config);
   EXPECT_EQ(files.dir, std::filesystem::path(run));
   for (const std::string& owned :
        {run + "/checkpoints/best.mlckpt", run + "/./checkpoints/latest.mlckpt",
-        run + "/config.json", run + "/adaptation.json", run + "/metrics.jsonl",
-        run + "/train.log", run + "/baselines/pretrain/config.json",
-        run + "/adapted/Frozen_Pizza.mlckpt", dir.file("events.csv"),
-        dir.file("sub/../events.csv")})
+        run + "/config.json", run + "/adaptation.json", run + "/metrics.jsonl", run + "/train.log",
+        run + "/baselines/pretrain/config.json", run + "/adapted/Frozen_Pizza.mlckpt",
+        dir.file("events.csv"), dir.file("sub/../events.csv")})
     EXPECT_FALSE(ml::run::part_of_run(files, owned).empty()) << owned;
-  for (const std::string& free :
-       {run + "/report.html", run + "/adapted/explained.csv", dir.file("report.json"),
-        dir.file("run2/config.json")})
+  for (const std::string& free : {run + "/report.html", run + "/adapted/explained.csv",
+                                  dir.file("report.json"), dir.file("run2/config.json")})
     EXPECT_TRUE(ml::run::part_of_run(files, free).empty()) << free;
   try {
     ml::run::refuse_output_over_run(files, "--json-out", run + "/adaptation.json");
@@ -98,7 +95,7 @@ TEST(SplitRecord, TheSameSplitPassesAndAnotherNamesTheTasksThatMoved) {
   EXPECT_NO_THROW(ml::run::check_split_record({{"iteration", 3}}, set, "run/best.mlckpt"));
 
   ml::tasks::TaskSet moved = set;
-  moved.tasks[1].role = TaskRole::kNew;   // Chocolate trained, now new
+  moved.tasks[1].role = TaskRole::kNew;    // Chocolate trained, now new
   moved.tasks[2].role = TaskRole::kTrain;  // Dog Food was new
   try {
     ml::run::check_split_record(progress, moved, "run/best.mlckpt");

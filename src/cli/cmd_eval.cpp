@@ -159,9 +159,10 @@ void add_eval_command(CLI::App& app) {
         if (o->report.empty())
           throw UsageError("--importance adds a section to the report: give --report FILE.html");
         if (o->eval.task_role == "validation")
-          throw UsageError("--importance goes with --tasks new (the default): it explains the "
-                           "new tasks once they are scored, and --tasks " +
-                           o->eval.task_role + " scores none");
+          throw UsageError(
+              "--importance goes with --tasks new (the default): it explains the "
+              "new tasks once they are scored, and --tasks " +
+              o->eval.task_role + " scores none");
         if (writes) explain::check_new_tasks_explainable(first_path);
       }
     });

@@ -134,8 +134,7 @@ EncodedRows encode_input(const ScoringModel& model, const ExplainOptions& o) {
 // (the task, shots and episode index its checkpoint records), encoded as adapt encoded them.
 // UsageError when the model has no such record (a run, a text model, support from a CSV).
 // `prepared`: the run's data when the caller has read it already (nullptr: read here).
-EncodedRows own_query_rows(const ScoringModel& model,
-                           const pipeline::RunData* prepared = nullptr) {
+EncodedRows own_query_rows(const ScoringModel& model, const pipeline::RunData* prepared = nullptr) {
   const nlohmann::json& p = model.progress;
   auto recorded = [&](const char* key) {
     const auto it = p.find(key);
@@ -219,8 +218,7 @@ std::string input_difference(const ScoringModel& a, const ScoringModel& b) {
   if (a.features.dense_names() != b.features.dense_names())
     return "its dense features differ (" + std::to_string(b.features.dense_names().size()) +
            " against " + std::to_string(a.features.dense_names().size()) + ")";
-  if (a.features.id_field_names() != b.features.id_field_names())
-    return "its id fields differ";
+  if (a.features.id_field_names() != b.features.id_field_names()) return "its id fields differ";
   if (a.features.id_field_cardinalities() != b.features.id_field_cardinalities())
     return "its id vocabularies differ (another log, split or seed gives other ids)";
   return "";
@@ -446,7 +444,8 @@ std::string recorded_source(const ScoringModel& model, std::string& note) {
   const std::string source = it->get<std::string>();
   std::vector<fs::path> candidates = {source};
   if (fs::path(source).is_relative())
-    for (fs::path folder = resolved_path(model.path).parent_path();; folder = folder.parent_path()) {
+    for (fs::path folder = resolved_path(model.path).parent_path();;
+         folder = folder.parent_path()) {
       candidates.push_back(folder / source);
       if (folder == folder.parent_path()) break;
     }
@@ -509,13 +508,13 @@ Explanation explain(const ExplainOptions& o) {
     require_explainable(*earlier);
     if (earlier->label_kind != model->label_kind)
       throw UsageError("--before '" + earlier->path + "' is a " +
-                       tasks::label_kind_name(earlier->label_kind) + " model and '" +
-                       model->path + "' a " + tasks::label_kind_name(model->label_kind) +
+                       tasks::label_kind_name(earlier->label_kind) + " model and '" + model->path +
+                       "' a " + tasks::label_kind_name(model->label_kind) +
                        " one: their scores cannot be compared");
     if (const std::string difference = input_difference(*model, *earlier); !difference.empty())
-      throw UsageError(
-          "--before '" + earlier->path + "' reads other inputs than '" + model->path + "': " +
-          difference + "; attributions compare feature by feature only between models of one run");
+      throw UsageError("--before '" + earlier->path + "' reads other inputs than '" + model->path +
+                       "': " + difference +
+                       "; attributions compare feature by feature only between models of one run");
   }
 
   // Without --input an adapted model is explained on the query rows it was adapted with.

@@ -140,8 +140,8 @@ struct NewTaskImportance {
   std::string checkpoint;       // the run's resolved checkpoint file
   std::string settings_source;  // where the adaptation steps and inner lr came from
   std::string explained, baseline;
-  int steps = kDefaultSteps;  // Integrated Gradients' steps
-  std::string before_note;    // why no task has a `before` ("" when each has one)
+  int steps = kDefaultSteps;          // Integrated Gradients' steps
+  std::string before_note;            // why no task has a `before` ("" when each has one)
   std::vector<TaskImportance> tasks;  // in the run's order of its new tasks
   // Over the tasks: the mean of each feature's per-task mean |attribution| (0 for a task whose
   // rows lack it), before and after, the largest of the two first.

@@ -108,8 +108,8 @@ Attributions integrated_gradients(const RowFunction& f, const torch::Tensor& inp
       // Rows do not interact, so the gradient of the sum is every point's own gradient.
       // A function that does not read its input at all has no gradient: it adds 0.
       if (!out.requires_grad()) continue;
-      const torch::Tensor gradient = torch::autograd::grad({out.sum()}, {points}, {}, false,
-                                                           false, /*allow_unused=*/true)[0];
+      const torch::Tensor gradient =
+          torch::autograd::grad({out.sum()}, {points}, {}, false, false, /*allow_unused=*/true)[0];
       if (!gradient.defined()) continue;
       std::vector<std::int64_t> stacked = input.sizes().vec();
       stacked[0] = k;

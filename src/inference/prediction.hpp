@@ -156,8 +156,9 @@ TextPredictions predict_texts(const TextPredictOptions& options);
 // Warns, for a model adapted to one task of a purchase log, when rows of other tasks (`tasks`:
 // each row's task) are given to it: `outputs` names what it computed for them ("scores",
 // "attributions"), which come from a model adapted to another task. Returns how many there are.
-std::int64_t warn_about_other_tasks(const ScoringModel& model, const std::vector<std::string>& tasks,
-                            const std::string& outputs);
+std::int64_t warn_about_other_tasks(const ScoringModel& model,
+                                    const std::vector<std::string>& tasks,
+                                    const std::string& outputs);
 
 // One CSV cell as every writer here quotes it (RFC 4180: quoted when it holds a comma, a quote
 // or a line break), and a number as predict prints it (7 significant digits).

@@ -88,12 +88,13 @@ class Page {
          "score; the gap is what the numerical integral leaves out</dd>\n"
       << "<dt>largest gap</dt><dd>" << importance_figure(m.max_gap) << "</dd>\n"
       << "<dt>tolerance</dt><dd>" << importance_figure(explain::kRelativeTolerance * 100)
-      << "% of |score - baseline score|, at least " << importance_figure(explain::kGapFloor) << "</dd>\n"
+      << "% of |score - baseline score|, at least " << importance_figure(explain::kGapFloor)
+      << "</dd>\n"
       << "<dt>rows over it</dt><dd>" << m.rows_over_tolerance << " of " << m.rows.size()
       << "</dd>\n";
     if (e_.before)
-      o << "<dt>before adaptation</dt><dd>largest gap " << importance_figure(e_.before->max_gap) << ", "
-        << e_.before->rows_over_tolerance << " row(s) over the tolerance</dd>\n";
+      o << "<dt>before adaptation</dt><dd>largest gap " << importance_figure(e_.before->max_gap)
+        << ", " << e_.before->rows_over_tolerance << " row(s) over the tolerance</dd>\n";
     o << "</dl></div>\n</div>\n";
     if (!e_.before_note.empty())
       o << "<p class=\"note\">No explanation before adaptation: " << h(e_.before_note) << "</p>\n";
@@ -173,7 +174,8 @@ class Page {
       }
       c.series.push_back(s);
       o << "<figure>" << chart(c) << "<figcaption>score " << importance_figure(row.score);
-      if (std::isfinite(row.probability)) o << " (probability " << importance_figure(row.probability) << ")";
+      if (std::isfinite(row.probability))
+        o << " (probability " << importance_figure(row.probability) << ")";
       o << ", baseline score " << importance_figure(row.baseline_score) << ", completeness gap "
         << importance_figure(row.gap) << "</figcaption></figure>\n";
     }

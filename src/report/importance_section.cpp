@@ -91,7 +91,8 @@ BarChart before_after_chart(const std::string& title,
   BarChart c;
   c.title = title;
   c.value_label = "mean |attribution| (score units)";
-  BarSeries before{"before adaptation", kBeforeColour, {}}, after{"after adaptation", kAfterColour, {}};
+  BarSeries before{"before adaptation", kBeforeColour, {}},
+      after{"after adaptation", kAfterColour, {}};
   if (!with_before) after.name.clear();  // a lone series needs no legend
   for (std::size_t i = 0; i < std::min(shown, features.size()); ++i) {
     c.labels.push_back(feature_label(features[i]));
@@ -117,8 +118,8 @@ std::string importance_html(const explain::NewTaskImportance& n, int& charts) {
     << h(n.explained) << "; the baseline is " << h(n.baseline) << ". "
     << (with_before ? "Before: the run's meta-learned model on the same rows. "
                     : "No model before adaptation: " + h(n.before_note) + ". ")
-    << "Largest completeness gap " << importance_figure(n.max_gap) << "; "
-    << n.rows_over_tolerance << " of " << n.rows
+    << "Largest completeness gap " << importance_figure(n.max_gap) << "; " << n.rows_over_tolerance
+    << " of " << n.rows
     << " row explanations over the tolerance. <code>metalearn explain --checkpoint "
        "RUN/adapted/TASK.mlckpt</code> shows a task's rows one by one after <code>metalearn adapt "
        "--all-new</code>.</p>\n";
@@ -128,9 +129,9 @@ std::string importance_html(const explain::NewTaskImportance& n, int& charts) {
          "the run's, and before equals after.</p>\n";
   const std::size_t shown = std::min(kFeaturesAcrossTasks, n.across_tasks.size());
   o << "<div class=\"charts\">\n<figure>"
-    << render_bar_svg(before_after_chart(
-           "Mean over the " + std::to_string(n.tasks.size()) + " new tasks", n.across_tasks,
-           shown, with_before))
+    << render_bar_svg(
+           before_after_chart("Mean over the " + std::to_string(n.tasks.size()) + " new tasks",
+                              n.across_tasks, shown, with_before))
     << "<figcaption>Each feature's importance averaged over the new tasks (0 for a task whose "
        "rows lack it), the "
     << shown << " of " << n.across_tasks.size()
@@ -193,8 +194,8 @@ std::string importance_markdown(const explain::NewTaskImportance& n) {
     << md(n.explained) << ". "
     << (with_before ? "Before: the run's meta-learned model on the same rows."
                     : "No model before adaptation: " + md(n.before_note) + ".")
-    << " Largest completeness gap " << importance_figure(n.max_gap) << "; "
-    << n.rows_over_tolerance << " of " << n.rows << " row explanations over the tolerance.";
+    << " Largest completeness gap " << importance_figure(n.max_gap) << "; " << n.rows_over_tolerance
+    << " of " << n.rows << " row explanations over the tolerance.";
   if (const std::size_t none = unadapted(n); none > 0)
     o << " " << none << " of " << n.tasks.size()
       << " task(s) adapted with 0 steps, the setting chosen on validation tasks: their model is "
@@ -203,8 +204,7 @@ std::string importance_markdown(const explain::NewTaskImportance& n) {
   o << "\n\nMean over the " << n.tasks.size() << " new tasks, the " << shown << " of "
     << n.across_tasks.size() << " features largest before or after:\n\n| feature |"
     << (with_before ? " before |" : "") << " after |" << (with_before ? " change |" : "")
-    << "\n|---|" << (with_before ? "---:|" : "") << "---:|" << (with_before ? "---:|" : "")
-    << "\n";
+    << "\n|---|" << (with_before ? "---:|" : "") << "---:|" << (with_before ? "---:|" : "") << "\n";
   bool constant = false;
   for (std::size_t i = 0; i < shown; ++i) {
     const explain::FeatureChange& f = n.across_tasks[i];
@@ -215,8 +215,8 @@ std::string importance_markdown(const explain::NewTaskImportance& n) {
     if (with_before) o << " " << signed_figure(f.change()) << " |";
     o << "\n";
   }
-  o << "\n| task | support | query | adaptation | " << (with_before ? "changed most" : "most important")
-    << " |\n|---|---:|---:|---|---|\n";
+  o << "\n| task | support | query | adaptation | "
+    << (with_before ? "changed most" : "most important") << " |\n|---|---:|---:|---|---|\n";
   for (const explain::TaskImportance& t : n.tasks) {
     std::vector<std::string> listed;
     if (with_before && t.adapt_steps > 0)

@@ -32,18 +32,16 @@ RunFiles run_files(const std::string& checkpoint_or_run_dir) {
 std::string part_of_run(const RunFiles& files, const std::string& path) {
   if (same_file(path, files.checkpoint)) return "the checkpoint '" + files.checkpoint + "'";
   for (const std::string& file : files.data)
-    if (same_file(path, file))
-      return "the data file '" + file + "' of '" + files.checkpoint + "'";
+    if (same_file(path, file)) return "the data file '" + file + "' of '" + files.checkpoint + "'";
   const fs::path relative = resolved_path(path.empty() ? "." : path)
                                 .lexically_relative(resolved_path(files.dir.string()));
   if (relative.empty() || *relative.begin() == "..") return "";
   const RunLayout layout(fs::path{});
   const std::string first = relative.begin()->string();
-  const bool owned =
-      relative.extension() == ".mlckpt" || first == kCheckpointDirName || first == "baselines" ||
-      relative == layout.config() || relative == layout.metrics() ||
-      relative == layout.train_log() || relative == layout.validated_adaptation() ||
-      relative == layout.divergence();
+  const bool owned = relative.extension() == ".mlckpt" || first == kCheckpointDirName ||
+                     first == "baselines" || relative == layout.config() ||
+                     relative == layout.metrics() || relative == layout.train_log() ||
+                     relative == layout.validated_adaptation() || relative == layout.divergence();
   return owned ? "a file of the run directory '" + files.dir.string() + "'" : "";
 }
 

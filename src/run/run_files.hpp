@@ -11,9 +11,9 @@
 namespace ml::run {
 
 struct RunFiles {
-  std::string checkpoint;          // the resolved checkpoint file
-  std::filesystem::path dir;       // its run directory (run_dir_of)
-  std::vector<std::string> data;   // data.files, side tables, embedding tables, backbone files
+  std::string checkpoint;         // the resolved checkpoint file
+  std::filesystem::path dir;      // its run directory (run_dir_of)
+  std::vector<std::string> data;  // data.files, side tables, embedding tables, backbone files
 };
 
 // The files of the checkpoint `path` (resolved) whose run was trained with `config`.
@@ -23,9 +23,9 @@ RunFiles run_files(const std::string& path, const config::Config& config);
 RunFiles run_files(const std::string& checkpoint_or_run_dir);
 
 // What `path` is to the run, in words ("the checkpoint 'C'", "the data file 'F' of 'C'", "a file
-// of the run directory 'R'"), by any spelling of either path; "" when it is none of them. A run directory
-// owns its records (config.json, metrics.jsonl, train.log, adaptation.json, diverged.json),
-// everything under checkpoints/ and baselines/, and every .mlckpt file in it.
+// of the run directory 'R'"), by any spelling of either path; "" when it is none of them. A run
+// directory owns its records (config.json, metrics.jsonl, train.log, adaptation.json,
+// diverged.json), everything under checkpoints/ and baselines/, and every .mlckpt file in it.
 std::string part_of_run(const RunFiles& files, const std::string& path);
 
 // UsageError when `path`, the output of `option`, is part of the run: "OPTION 'PATH' is WHAT;

@@ -50,7 +50,7 @@ void check_split_record(const nlohmann::json& progress, const tasks::TaskSet& se
     if (changed.size() == 3) continue;
     const auto present = std::find_if(set.tasks.begin(), set.tasks.end(),
                                       [&](const tasks::Task& t) { return t.name == name; });
-    const std::string now = !role.second.empty()        ? role.second
+    const std::string now = !role.second.empty()         ? role.second
                             : present == set.tasks.end() ? "not in the log"
                                                          : tasks::role_name(present->role);
     changed.push_back("'" + name + "' " + (role.first.empty() ? "train" : role.first) + " then, " +
