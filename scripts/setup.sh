@@ -24,7 +24,7 @@ targets=(--target tool)
 cmake_args=(-DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}")
 packages=(cmake g++ make libtorch-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
           libgtest-dev libgloo-dev libopenblas0-pthread libopenblas-dev libboost-math-dev
-          libxxhash-dev libsentencepiece-dev libicu-dev libxsmm-dev help2man)
+          libxxhash-dev libsentencepiece-dev libicu-dev libxsmm-dev libjemalloc-dev help2man)
 build=1
 for arg in "$@"; do
   case "$arg" in
