@@ -616,6 +616,14 @@ std::vector<FeatureChange> mean_over_tasks(const std::vector<TaskImportance>& ta
 
 }  // namespace
 
+std::vector<FeatureChange> task_features(const TaskImportance& task) {
+  std::vector<FeatureChange> features = task.changes;  // every feature where there is a before
+  if (!task.before)
+    for (const FeatureImportance& f : task.after.importance)
+      features.push_back({f.feature, 0.0, f.mean_abs, f.constant});
+  return features;
+}
+
 void check_new_tasks_explainable(const std::string& checkpoint) {
   const std::string path = run::resolve_checkpoint_path(checkpoint);
   const run::CheckpointMeta meta = run::read_checkpoint_meta(path);
@@ -724,11 +732,7 @@ nlohmann::json to_json(const NewTaskImportance& n) {
   };
   nlohmann::json tasks = nlohmann::json::array();
   for (const TaskImportance& t : n.tasks) {
-    // Every feature of the task: the changes hold them all where there is a `before`.
-    std::vector<FeatureChange> features = t.changes;
-    if (!t.before)
-      for (const FeatureImportance& f : t.after.importance)
-        features.push_back({f.feature, 0.0, f.mean_abs, f.constant});
+    const std::vector<FeatureChange> features = task_features(t);
     nlohmann::json j = {{"task", t.task},
                         {"support", t.support_size},
                         {"query", t.query_size},

@@ -136,6 +136,10 @@ struct TaskImportance {
   std::vector<FeatureChange> changes;      // largest |change| first (empty without `before`)
 };
 
+// Every feature of `task` before and after adaptation: its changes, or, without a model before
+// it, the adapted model's importance (before 0); `constant` kept.
+std::vector<FeatureChange> task_features(const TaskImportance& task);
+
 struct NewTaskImportance {
   std::string checkpoint;       // the run's resolved checkpoint file
   std::string settings_source;  // where the adaptation steps and inner lr came from

@@ -113,7 +113,7 @@ class Page {
     BarSeries s{"", kAfterColour, {}};
     for (std::size_t i = 0; i < std::min(kFeaturesShown, e_.model.importance.size()); ++i) {
       const explain::FeatureImportance& f = e_.model.importance[i];
-      c.labels.push_back(f.constant ? f.feature + " (constant)" : f.feature);
+      c.labels.push_back(feature_label(f.feature, f.constant));
       s.values.push_back(e_.model.importance[i].mean_abs);
     }
     c.series.push_back(s);

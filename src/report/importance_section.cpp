@@ -26,7 +26,7 @@ std::string md(const std::string& s) {
 
 // A feature's name, marked when its value is the same on every row.
 std::string feature_label(const explain::FeatureChange& f) {
-  return f.constant ? f.feature + " (constant)" : f.feature;
+  return report::feature_label(f.feature, f.constant);
 }
 
 std::string signed_figure(double v) {
@@ -36,9 +36,7 @@ std::string signed_figure(double v) {
 // A task's features with the largest importance before or after adaptation first: what the
 // model leaned on either way, not only what moved.
 std::vector<explain::FeatureChange> by_importance(const explain::TaskImportance& t) {
-  std::vector<explain::FeatureChange> features = t.changes;
-  if (!t.before)
-    for (const auto& f : t.after.importance) features.push_back({f.feature, 0.0, f.mean_abs});
+  std::vector<explain::FeatureChange> features = explain::task_features(t);
   std::stable_sort(features.begin(), features.end(),
                    [](const explain::FeatureChange& a, const explain::FeatureChange& b) {
                      return std::max(a.before, a.after) > std::max(b.before, b.after);
@@ -77,6 +75,10 @@ constexpr const char* kConstantNote =
     "(e.g. item_popularity = 0 for every item of a category the training log never saw).";
 
 }  // namespace
+
+std::string feature_label(const std::string& feature, bool constant) {
+  return constant ? feature + " (constant)" : feature;
+}
 
 std::string importance_figure(double v) {
   if (!std::isfinite(v)) return "-";
@@ -230,7 +232,7 @@ std::string importance_markdown(const explain::NewTaskImportance& n) {
       for (std::size_t i = 0; i < std::min(kChangesListed, t.after.importance.size()); ++i) {
         const explain::FeatureImportance& f = t.after.importance[i];
         constant = constant || f.constant;
-        listed.push_back(md(f.constant ? f.feature + " (constant)" : f.feature) + " " +
+        listed.push_back(md(feature_label(f.feature, f.constant)) + " " +
                          importance_figure(f.mean_abs));
       }
     o << "| " << md(t.task) << " | " << t.support_size << " | " << t.query_size << " | "

@@ -19,6 +19,10 @@ namespace ml::report {
 inline constexpr const char* kAfterColour = "#0072b2";
 inline constexpr const char* kBeforeColour = "#e69f00";
 
+// A feature's name as the pages show it, marked "(constant)" when its value is the same in every
+// row (explain::FeatureImportance::constant).
+std::string feature_label(const std::string& feature, bool constant);
+
 // An importance, attribution or gap as the pages print it: 4 significant digits, "-" for NaN.
 std::string importance_figure(double v);
 
