@@ -16,6 +16,7 @@
 #include "run/learner_state.hpp"
 #include "run/training_progress.hpp"
 #include "test_support.hpp"
+#include "train/adam_update.hpp"
 #include "train/model_selection.hpp"
 #include "train/outer_optimizer.hpp"
 #include "train/trainer.hpp"
@@ -596,13 +597,9 @@ void expect_first_step_equals_dense(const std::string& algorithm) {
   meta.outer_optimizer = ml::testing::choice<ml::config::OuterOptimizer>(algorithm);
   meta.outer_lr = 0.05;
   ml::train::OuterOptimizer optimizer(meta, {lazy.table, lazy.dense}, {true, false});
-  std::unique_ptr<torch::optim::Optimizer> reference;
-  if (algorithm == "adam")
-    reference = std::make_unique<torch::optim::Adam>(std::vector<Tensor>{plain.table, plain.dense},
-                                                     torch::optim::AdamOptions(0.05));
-  else
-    reference = std::make_unique<torch::optim::SGD>(std::vector<Tensor>{plain.table, plain.dense},
-                                                    torch::optim::SGDOptions(0.05));
+  // The same optimiser with the table dense (AdamUpdate.* ties its dense step to torch's).
+  auto reference = std::make_unique<ml::train::OuterOptimizer>(
+      meta, std::vector<Tensor>{plain.table, plain.dense}, std::vector<bool>{false, false});
   const Tensor touched = rows_of({1, 4, 6});
   const Tensor values = torch::randn({3, 3}, torch::kFloat64);
   const Tensor dense_grad = torch::randn({4}, torch::kFloat64);
@@ -614,7 +611,7 @@ void expect_first_step_equals_dense(const std::string& algorithm) {
   reference->zero_grad();
   plain.dense.mutable_grad() = dense_grad.clone();
   plain.table.mutable_grad() = torch::zeros_like(plain.table).index_copy_(0, touched, values);
-  reference->step();
+  reference->step({});
 
   EXPECT_TRUE(torch::equal(lazy.table, plain.table));
   EXPECT_TRUE(torch::equal(lazy.dense, plain.dense));
@@ -645,6 +642,94 @@ void expect_first_step_equals_dense(const std::string& algorithm) {
 TEST(OuterOptimizer, RowSparseFirstStepEqualsDenseAndLeavesUntouchedRowsAlone) {
   expect_first_step_equals_dense("adam");
   expect_first_step_equals_dense("sgd");
+}
+
+// torch::optim::Adam's per-parameter state for `p`.
+const torch::optim::AdamParamState& adam_state(const torch::optim::Adam& adam, const Tensor& p) {
+  const auto& state = adam.state().at(c10::guts::to_string(p.unsafeGetTensorImpl()));
+  return static_cast<const torch::optim::AdamParamState&>(*state);
+}
+
+// adam_update against torch::optim::Adam (the formula it promises, and the checkpoints' state):
+// 30 steps of float and double parameters whose length leaves a tail after the 8- and 4-wide
+// vector loops, and a transposed (non-contiguous) one that takes torch's own operations.
+TEST(AdamUpdate, FollowsTorchAdamStepByStep) {
+  for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    for (bool contiguous : {true, false}) {
+      SCOPED_TRACE(std::string(c10::toString(dtype)) + (contiguous ? "" : " transposed"));
+      torch::manual_seed(11);
+      const Tensor start =
+          contiguous ? torch::randn({1237}, dtype) : torch::randn({9, 7}, dtype).t();
+      Tensor theirs = start.clone().requires_grad_(true);  // clone() keeps the strides
+      Tensor ours = start.clone();
+      Tensor m = torch::zeros_like(ours), v = torch::zeros_like(ours);
+      torch::optim::Adam adam({theirs}, torch::optim::AdamOptions(0.01));
+      double largest = 0;
+      for (std::int64_t step = 1; step <= 30; ++step) {
+        const Tensor grad = torch::randn(start.sizes(), dtype) * (step % 7 == 0 ? 1e-6 : 1.0);
+        theirs.mutable_grad() = grad.clone();
+        adam.step();
+        ml::train::adam_update(ours, m, v, grad, {0.01, 0.9, 0.999, 1e-8, step});
+        largest = std::max(largest,
+                           ((ours - theirs.detach()).abs() / theirs.detach().abs().clamp_min(1e-3))
+                               .max()
+                               .item<double>());
+        const auto& state = adam_state(adam, theirs);
+        ASSERT_TRUE(
+            torch::allclose(m, state.exp_avg(), dtype == torch::kFloat32 ? 1e-6 : 1e-14, 0));
+        ASSERT_TRUE(
+            torch::allclose(v, state.exp_avg_sq(), dtype == torch::kFloat32 ? 1e-6 : 1e-14, 0));
+      }
+      // Each step may round differently only where torch's CPU kernels do not fuse as the
+      // vector loop does (a CPU without FMA): a few ulps, never a different update.
+      EXPECT_LT(largest, dtype == torch::kFloat32 ? 1e-5 : 1e-13);
+      EXPECT_FALSE(torch::equal(ours, start));
+      if (!contiguous) {
+        EXPECT_TRUE(torch::equal(ours, theirs.detach()));  // torch's own operations
+      }
+    }
+  }
+}
+
+// The lazy step updates the named rows in place exactly as the gathered rows would be updated
+// (and as dense Adam updates a whole table: OuterOptimizer.RowSparseFirstStep...), touches no
+// other row, and refuses a row outside the table.
+TEST(AdamUpdate, RowsInPlaceEqualTheGatheredRowsAndLeaveTheRestAlone) {
+  for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    torch::manual_seed(5);
+    const Tensor table = torch::randn({50, 19}, dtype);
+    const Tensor first = torch::randn({50, 19}, dtype), second = torch::rand({50, 19}, dtype);
+    const Tensor rows = rows_of({2, 3, 17, 40, 49});
+    const Tensor grad = torch::randn({5, 19}, dtype);
+    const ml::train::AdamCoefficients c{0.05, 0.9, 0.999, 1e-8, 3};
+
+    Tensor w = table.clone(), m = first.clone(), v = second.clone();
+    ml::train::adam_update_rows(w, m, v, rows, grad, c);
+    Tensor gw = table.index_select(0, rows), gm = first.index_select(0, rows),
+           gv = second.index_select(0, rows);
+    ml::train::adam_update(gw, gm, gv, grad, c);
+    EXPECT_TRUE(torch::equal(w.index_select(0, rows), gw));
+    EXPECT_TRUE(torch::equal(m.index_select(0, rows), gm));
+    EXPECT_TRUE(torch::equal(v.index_select(0, rows), gv));
+    const Tensor others = rows_of({0, 1, 4, 16, 18, 39, 41, 48});
+    EXPECT_TRUE(torch::equal(w.index_select(0, others), table.index_select(0, others)));
+    EXPECT_TRUE(torch::equal(m.index_select(0, others), first.index_select(0, others)));
+    EXPECT_TRUE(torch::equal(v.index_select(0, others), second.index_select(0, others)));
+
+    // A non-contiguous gradient takes the gathered path: the same numbers.
+    Tensor w2 = table.clone(), m2 = first.clone(), v2 = second.clone();
+    ml::train::adam_update_rows(w2, m2, v2, rows, grad.t().contiguous().t(), c);
+    EXPECT_TRUE(torch::equal(w2, w));
+    EXPECT_TRUE(torch::equal(m2, m));
+    EXPECT_TRUE(torch::equal(v2, v));
+
+    Tensor untouched = table.clone();
+    EXPECT_THROW(ml::train::adam_update_rows(untouched, m, v, rows_of({1, 50}),
+                                             torch::randn({2, 19}, dtype), c),
+                 std::out_of_range);
+    EXPECT_TRUE(torch::equal(untouched, table));
+  }
 }
 
 TEST(OuterOptimizer, ClippingUsesOneNormOverDenseAndRowSparseGradients) {

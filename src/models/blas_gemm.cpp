@@ -23,11 +23,45 @@ bool transposed(const char* op) {
 // A kernel for C = A op(B) + beta C with A untransposed, alpha 1 and beta 0 or 1: what LIBXSMM
 // 1.17 generates. Null where it has none (also m·n·k above its limit, where OpenBLAS's
 // blocking pays anyway).
-libxsmm_smmfunction small_kernel(int m, int n, int k, int lda, int ldb, int ldc, bool trans_b,
-                                 float beta) {
+libxsmm_smmfunction dispatch_kernel(int m, int n, int k, int lda, int ldb, int ldc, bool trans_b,
+                                    float beta) {
   const int flags = trans_b ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
   const float one = 1.0f;
   return libxsmm_smmdispatch(m, n, k, &lda, &ldb, &ldc, &one, &beta, &flags, nullptr);
+}
+
+// The kernels this thread used last, by shape: LIBXSMM's registry lookup (hashing and comparing
+// a whole GEMM descriptor) cost more than a W1 product's arithmetic at 2% of the meta-step, and
+// a meta-step asks for the same few dozen shapes thousands of times.
+struct KernelKey {
+  int m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
+  bool trans_b = false, beta_one = false;
+  bool operator==(const KernelKey& o) const {
+    return m == o.m && n == o.n && k == o.k && lda == o.lda && ldb == o.ldb && ldc == o.ldc &&
+           trans_b == o.trans_b && beta_one == o.beta_one;
+  }
+};
+struct KernelCache {
+  static constexpr std::size_t kSlots = 256;  // direct-mapped; a collision only re-dispatches
+  struct Slot {
+    bool used = false;
+    KernelKey key;
+    libxsmm_smmfunction kernel = nullptr;
+  };
+  Slot slots[kSlots];
+};
+
+libxsmm_smmfunction small_kernel(int m, int n, int k, int lda, int ldb, int ldc, bool trans_b,
+                                 float beta) {
+  thread_local KernelCache cache;
+  const KernelKey key{m, n, k, lda, ldb, ldc, trans_b, beta == 1.0f};
+  std::size_t hash = 0;
+  for (int part : {m, n, k, lda, ldb, ldc, 2 * int(trans_b) + int(key.beta_one)})
+    hash = hash * 1000003u + static_cast<unsigned>(part);
+  KernelCache::Slot& slot = cache.slots[(hash ^ (hash >> 17)) % KernelCache::kSlots];
+  if (!slot.used || !(slot.key == key))
+    slot = {true, key, dispatch_kernel(m, n, k, lda, ldb, ldc, trans_b, beta)};
+  return slot.kernel;
 }
 
 // Per-thread buffers for the copies below, grown as needed and kept: a meta-step makes

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
+#include "train/adam_update.hpp"
 #include "util/errors.hpp"
 
 namespace ml::train {
@@ -21,24 +23,47 @@ const torch::optim::AdamOptions kAdamDefaults;
 
 namespace {
 
-// The joint L2 norm of the dense parameters' .grad() and the row-sparse values, as a tensor (no
-// device sync); undefined when there is no gradient at all.
-Tensor joint_norm(const std::vector<Tensor>& dense,
-                  const std::vector<meta::RowSparseGradient>& sparse) {
-  std::vector<Tensor> norms;
+// Σx² over a gradient's values, in double. A loop for CPU float or double tensors: W1's six
+// parameters took ~100 us as torch norm operations, most of it dispatch.
+double squared_norm(const Tensor& gradient) {
+  const Tensor t = gradient.is_contiguous() ? gradient : gradient.contiguous();
+  const auto sum = [&](const auto* x) {
+    // Four running sums, so the additions do not wait on each other.
+    double part[4] = {0, 0, 0, 0};
+    const std::int64_t n = t.numel();
+    std::int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+      for (int k = 0; k < 4; ++k) part[k] += double(x[i + k]) * double(x[i + k]);
+    for (; i < n; ++i) part[0] += double(x[i]) * double(x[i]);
+    return (part[0] + part[1]) + (part[2] + part[3]);
+  };
+  if (t.device().is_cpu() && t.layout() == torch::kStrided) {
+    if (t.scalar_type() == torch::kFloat32) return sum(t.data_ptr<float>());
+    if (t.scalar_type() == torch::kFloat64) return sum(t.data_ptr<double>());
+  }
+  return t.to(torch::kFloat64).pow(2).sum().item<double>();
+}
+
+// The joint L2 norm of the dense parameters' .grad() and the row-sparse values; nullopt when
+// there is no gradient at all.
+std::optional<double> joint_norm(const std::vector<Tensor>& dense,
+                                 const std::vector<meta::RowSparseGradient>& sparse) {
   torch::NoGradGuard no_grad;
+  bool any = false;
+  double total = 0;
   for (const auto& p : dense)
-    if (p.grad().defined()) norms.push_back(p.grad().norm(2));
-  for (const auto& g : sparse) norms.push_back(g.values.norm(2));
-  if (norms.empty()) return {};
-  return norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+    if (p.grad().defined()) total += squared_norm(p.grad()), any = true;
+  for (const auto& g : sparse) total += squared_norm(g.values), any = true;
+  if (!any) return std::nullopt;
+  return std::sqrt(total);
 }
 
 // Scales both kinds of gradient by min(1, max_norm / total) (clip_grad_norm_'s formula).
-void scale_to_norm(const Tensor& total, double max_norm, const std::vector<Tensor>& dense,
+void scale_to_norm(double total, double max_norm, const std::vector<Tensor>& dense,
                    std::vector<meta::RowSparseGradient>& sparse) {
+  const double scale = std::min(1.0, max_norm / (total + 1e-6));
+  if (scale == 1.0) return;
   torch::NoGradGuard no_grad;
-  const Tensor scale = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
   for (const auto& p : dense)
     if (p.grad().defined()) p.grad().mul_(scale);
   // The values may be the learner's own gradient tensors: scale a copy.
@@ -49,10 +74,10 @@ void scale_to_norm(const Tensor& total, double max_norm, const std::vector<Tenso
 
 double clip_gradients(const std::vector<Tensor>& dense,
                       std::vector<meta::RowSparseGradient>& sparse, double max_norm) {
-  const Tensor total = joint_norm(dense, sparse);
-  if (!total.defined()) return 0.0;
-  scale_to_norm(total, max_norm, dense, sparse);
-  return total.item<double>();
+  const std::optional<double> total = joint_norm(dense, sparse);
+  if (!total) return 0.0;
+  scale_to_norm(*total, max_norm, dense, sparse);
+  return *total;
 }
 
 OuterOptimizer::OuterOptimizer(const config::MetaConfig& meta, std::vector<Tensor> params,
@@ -117,12 +142,14 @@ double OuterOptimizer::step(std::vector<meta::RowSparseGradient> sparse) {
     if (g.parameter >= params_.size() || !row_sparse_[g.parameter])
       throw std::logic_error("a row-sparse gradient for parameter " + std::to_string(g.parameter) +
                              ", which the optimiser does not update row-sparsely");
-  const Tensor total = joint_norm(dense_params_, sparse);
-  const double norm = total.defined() ? total.item<double>() : 0.0;
+  const std::optional<double> total = joint_norm(dense_params_, sparse);
+  const double norm = total.value_or(0.0);
   if (!std::isfinite(norm)) return norm;
-  if (meta_.grad_clip > 0 && total.defined())
-    scale_to_norm(total, meta_.grad_clip, dense_params_, sparse);
-  if (dense_) dense_->step();
+  if (meta_.grad_clip > 0 && total) scale_to_norm(norm, meta_.grad_clip, dense_params_, sparse);
+  if (dense_ && meta_.outer_optimizer == config::OuterOptimizer::kAdam)
+    dense_adam_step();
+  else if (dense_)
+    dense_->step();
   ++sparse_steps_;
   for (const auto& g : sparse) {
     if (meta_.outer_optimizer == config::OuterOptimizer::kSgd)
@@ -133,26 +160,40 @@ double OuterOptimizer::step(std::vector<meta::RowSparseGradient> sparse) {
   return norm;
 }
 
-// The operations of torch::optim::Adam::step (torch 1.13) on the gathered rows, so a touched
-// row ends up bit-identical to what dense Adam would make of it.
+// Adam on the touched rows with the dense step's arithmetic (adam_update_rows), so a touched row
+// ends up bit-identical to what dense Adam would make of it.
 void OuterOptimizer::lazy_adam_step(const meta::RowSparseGradient& gradient) {
-  torch::NoGradGuard no_grad;
   const std::size_t i = gradient.parameter;
   const auto [beta1, beta2] = kAdamDefaults.betas();
-  const double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(sparse_steps_));
-  const double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(sparse_steps_));
-  const Tensor& rows = gradient.rows;
-  const Tensor& grad = gradient.values;
-  Tensor exp_avg = exp_avg_[i].index_select(0, rows);
-  Tensor exp_avg_sq = exp_avg_sq_[i].index_select(0, rows);
-  exp_avg.mul_(beta1).add_(grad, 1 - beta1);
-  exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-  const Tensor denom = (exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(kAdamDefaults.eps());
-  Tensor weights = params_[i].index_select(0, rows);
-  weights.addcdiv_(exp_avg, denom, -meta_.outer_lr / bias_correction1);
-  exp_avg_[i].index_copy_(0, rows, exp_avg);
-  exp_avg_sq_[i].index_copy_(0, rows, exp_avg_sq);
-  params_[i].index_copy_(0, rows, weights);
+  adam_update_rows(params_[i], exp_avg_[i], exp_avg_sq_[i], gradient.rows, gradient.values,
+                   {meta_.outer_lr, beta1, beta2, kAdamDefaults.eps(), sparse_steps_});
+}
+
+// torch::optim::Adam::step with each parameter's update done by adam_update: the optimiser's
+// per-parameter state (step, exp_avg, exp_avg_sq) is created, keyed and advanced as
+// torch::optim::Adam does it, so its save() and load() (the checkpoints' "optimizer") are
+// unchanged.
+void OuterOptimizer::dense_adam_step() {
+  auto& adam = static_cast<torch::optim::Adam&>(*dense_);
+  for (auto& group : adam.param_groups()) {
+    const auto& options = static_cast<const torch::optim::AdamOptions&>(group.options());
+    const auto [beta1, beta2] = options.betas();
+    for (const Tensor& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      auto& slot = adam.state()[c10::guts::to_string(p.unsafeGetTensorImpl())];
+      if (!slot) {
+        auto fresh = std::make_unique<torch::optim::AdamParamState>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        slot = std::move(fresh);
+      }
+      auto& state = static_cast<torch::optim::AdamParamState&>(*slot);
+      state.step(state.step() + 1);
+      adam_update(p, state.exp_avg(), state.exp_avg_sq(), p.grad(),
+                  {options.lr(), beta1, beta2, options.eps(), state.step()});
+    }
+  }
 }
 
 void OuterOptimizer::lazy_sgd_step(const meta::RowSparseGradient& gradient) {

@@ -50,6 +50,7 @@ class OuterOptimizer {
   void load(torch::serialize::InputArchive& archive, const std::string& source);
 
  private:
+  void dense_adam_step();
   void lazy_adam_step(const meta::RowSparseGradient& gradient);
   void lazy_sgd_step(const meta::RowSparseGradient& gradient);
 
