@@ -213,8 +213,11 @@ std::vector<bool> MetaLearner::row_sparse_parameters() const {
 namespace {
 
 // Rewrites the tasks' ids of each field to slots in that field's distinct ids over the whole
-// meta-batch, and returns those distinct ids ([u_k] int64, ascending) per field.
-std::vector<Tensor> localize_ids(std::vector<TaskBatch>& tasks, std::size_t fields) {
+// meta-batch, and returns those distinct ids ([u_k] int64, ascending) per field. The fields are
+// independent (each writes its own column), so `pool` computes them side by side: W2's two
+// fields took 3 ms of a meta-step on one thread while the other waited.
+std::vector<Tensor> localize_ids(std::vector<TaskBatch>& tasks, std::size_t fields,
+                                 runtime::WorkerPool* pool) {
   std::vector<Batch*> batches;
   for (auto& t : tasks) {
     for (Batch* b : {&t.support, &t.query}) {
@@ -223,8 +226,8 @@ std::vector<Tensor> localize_ids(std::vector<TaskBatch>& tasks, std::size_t fiel
       batches.push_back(b);
     }
   }
-  std::vector<Tensor> distinct;
-  for (std::size_t k = 0; k < fields; ++k) {
+  std::vector<Tensor> distinct(fields);
+  auto localize = [&](std::size_t k) {
     const auto field = static_cast<std::int64_t>(k);
     // A user sequence's items are rows of the item table too (models/batch.hpp).
     const auto with_history = [&](const Batch* b) {
@@ -246,8 +249,12 @@ std::vector<Tensor> localize_ids(std::vector<TaskBatch>& tasks, std::size_t fiel
       b->history.copy_(slots.narrow(0, offset, b->history.numel()).view_as(b->history));
       offset += b->history.numel();
     }
-    distinct.push_back(unique);
-  }
+    distinct[k] = unique;
+  };
+  if (pool)
+    pool->run(fields, localize);
+  else
+    for (std::size_t k = 0; k < fields; ++k) localize(k);
   return distinct;
 }
 
@@ -263,7 +270,7 @@ double MetaLearner::accumulate_meta_gradient(const std::vector<TaskBatch>& tasks
   // meta-batch reads, addressed by local slots: a full-table gradient would be almost all zeros
   // and cost more than the rest of the step.
   std::vector<TaskBatch> local_tasks = tasks;
-  const std::vector<Tensor> rows = localize_ids(local_tasks, tables);
+  const std::vector<Tensor> rows = localize_ids(local_tasks, tables, chunks_ > 1 ? pool_ : nullptr);
   for (std::size_t k = 0; k < tables; ++k) {
     params[k] = params[k].detach().index_select(0, rows[k]).requires_grad_(true);
     if (!lrs.empty()) lrs[k] = lrs[k].detach().index_select(0, rows[k]).requires_grad_(true);
