@@ -96,9 +96,13 @@ StackedBatch stack_tasks(const std::vector<Batch>& batches) {
   const auto T = static_cast<std::int64_t>(batches.size());
   const auto device = batches[0].dense.device();
   const auto float_options = batches[0].dense.options();
-  torch::Tensor weight = torch::zeros({T, n_max}, torch::kFloat32);
-  for (std::int64_t t = 0; t < T; ++t) weight[t].narrow(0, 0, batches[t].size()).fill_(1);
-  s.weight = weight.to(float_options.device(device));
+  // Built on the host and made a tensor once: a fill per task was 3 tensor operations each,
+  // ~4% of W1's meta-step.
+  std::vector<float> weight(static_cast<std::size_t>(T * n_max), 0.0f);
+  for (std::int64_t t = 0; t < T; ++t)
+    std::fill_n(weight.begin() + t * n_max, batches[static_cast<std::size_t>(t)].size(), 1.0f);
+  s.weight =
+      torch::tensor(weight, torch::kFloat32).view({T, n_max}).to(float_options.device(device));
   s.padded = std::any_of(batches.begin(), batches.end(),
                          [&](const Batch& b) { return b.size() != n_max || b.size() == 0; });
   s.count = torch::tensor(counts, torch::kFloat32).to(float_options.device(device));
