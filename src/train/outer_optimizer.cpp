@@ -177,6 +177,10 @@ void OuterOptimizer::dense_adam_step() {
   auto& adam = static_cast<torch::optim::Adam&>(*dense_);
   for (auto& group : adam.param_groups()) {
     const auto& options = static_cast<const torch::optim::AdamOptions&>(group.options());
+    // adam_update has neither (the constructor above never sets them): fail loudly rather than
+    // step without them if that ever changes.
+    if (options.weight_decay() != 0 || options.amsgrad())
+      throw std::logic_error("the outer Adam step has no weight decay or AMSGrad");
     const auto [beta1, beta2] = options.betas();
     for (const Tensor& p : group.params()) {
       if (!p.grad().defined()) continue;
