@@ -16,6 +16,7 @@
 #include "models/batched_matmul.hpp"
 #include "models/model.hpp"
 #include "test_support.hpp"
+#include "util/errors.hpp"
 
 #include <iostream>
 
@@ -474,6 +475,51 @@ Family embedding_mlp(LabelKind kind) {
 }
 
 }  // namespace stacked
+
+TEST(TaskStack, JoinedStackEqualsTheStackOfConcatenatedBatches) {
+  // Reptile's support-then-query stack is built without joining each task's batches; it must
+  // hold what stacking the joined batches holds, padding included (one task with no query
+  // rows, one with no support rows).
+  torch::manual_seed(5);
+  for (const stacked::Family& family :
+       {stacked::mlp(LabelKind::kBinary), stacked::embedding_mlp(LabelKind::kMulticlass)}) {
+    std::vector<Batch> supports, queries, joined;
+    for (std::int64_t t = 0; t < 4; ++t) {
+      supports.push_back(stacked::random_task_batch(t == 3 ? 0 : 2 + t, family));
+      queries.push_back(stacked::random_task_batch(t == 2 ? 0 : 5 - t, family));
+      joined.push_back(ml::models::concat(supports.back(), queries.back()));
+    }
+    const auto expected = ml::models::stack_tasks(joined);
+    const auto got = ml::models::stack_joined_tasks(supports, queries);
+    EXPECT_EQ(got.padded, expected.padded);
+    for (auto field : {&ml::models::StackedBatch::dense, &ml::models::StackedBatch::ids,
+                       &ml::models::StackedBatch::target, &ml::models::StackedBatch::weight,
+                       &ml::models::StackedBatch::count}) {
+      EXPECT_EQ((got.*field).sizes(), (expected.*field).sizes());
+      EXPECT_EQ((got.*field).scalar_type(), (expected.*field).scalar_type());
+      EXPECT_TRUE(torch::equal(got.*field, expected.*field));
+    }
+  }
+  // Texts of different lengths are joined by concat's rules (padded to the longer).
+  auto text = [](std::int64_t n, std::int64_t length) {
+    Batch b;
+    b.dense = torch::zeros({n, 0});
+    b.ids = torch::zeros({n, 0}, torch::kInt64);
+    b.target = torch::randint(3, {n}, torch::kInt64);
+    b.tokens = torch::randint(1, 50, {n, length}, torch::kInt64);
+    b.mask = torch::ones({n, length}, torch::kBool);
+    return b;
+  };
+  const std::vector<Batch> first = {text(2, 4), text(3, 6)}, second = {text(3, 7), text(1, 2)};
+  const auto got = ml::models::stack_joined_tasks(first, second);
+  const auto expected = ml::models::stack_tasks(
+      {ml::models::concat(first[0], second[0]), ml::models::concat(first[1], second[1])});
+  EXPECT_EQ(got.tokens.sizes(), (std::vector<std::int64_t>{2, 5, 7}));
+  EXPECT_TRUE(torch::equal(got.tokens, expected.tokens));
+  EXPECT_TRUE(torch::equal(got.mask, expected.mask));
+  EXPECT_TRUE(torch::equal(got.weight, expected.weight));
+  EXPECT_THROW(ml::models::stack_joined_tasks({text(2, 4)}, {}), ml::DataError);
+}
 
 TEST(StackedInnerLoop, EveryGradientAlgorithmMatchesThePerTaskReference) {
   for (const std::string algorithm : {"maml", "fomaml", "reptile", "anil", "metasgd", "protonet"})

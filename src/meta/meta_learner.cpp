@@ -495,9 +495,12 @@ double MetaLearner::stacked_first_order(const std::vector<TaskBatch>& tasks,
 double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
                                     const std::vector<Tensor>& params, std::size_t total) {
   const auto T = static_cast<std::int64_t>(tasks.size());
-  std::vector<Batch> joined;
-  for (const auto& t : tasks) joined.push_back(models::concat(t.support, t.query));
-  models::StackedBatch all = models::stack_tasks(joined);
+  std::vector<Batch> supports, queries;
+  for (const auto& t : tasks) {
+    supports.push_back(t.support);
+    queries.push_back(t.query);
+  }
+  models::StackedBatch all = models::stack_joined_tasks(supports, queries);
   std::vector<Tensor> rows;
   if (adapts_embeddings()) rows = models::gather_embedding_rows({&all});
   // Each task's K-sized minibatch of `all` at every step, and its query rows, exactly as the
@@ -505,7 +508,7 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
   auto step_ranges = [&](int s) {
     RowRanges ranges(tasks.size());
     for (std::size_t t = 0; t < tasks.size(); ++t) {
-      const std::int64_t k = tasks[t].support.size(), n = joined[t].size();
+      const std::int64_t k = tasks[t].support.size(), n = k + tasks[t].query.size();
       const std::int64_t lo = (s * k) % n, hi = std::min(lo + k, n);
       ranges[t] = {lo, hi - lo};
     }
@@ -513,7 +516,7 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
   };
   RowRanges query_ranges(tasks.size());
   for (std::size_t t = 0; t < tasks.size(); ++t)
-    query_ranges[t] = {tasks[t].support.size(), joined[t].size() - tasks[t].support.size()};
+    query_ranges[t] = {tasks[t].support.size(), tasks[t].query.size()};
   auto stack_rows = [&](const RowRanges& ranges) {
     std::vector<std::vector<std::int64_t>> rows_of(tasks.size());
     for (std::size_t t = 0; t < tasks.size(); ++t)
@@ -521,7 +524,6 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
         rows_of[t].push_back(r);
     return models::select_rows(all, rows_of);
   };
-  const std::vector<Tensor> start = per_task_parameters(*model_, params, mask_, T, rows, false);
   std::vector<Tensor> fast = per_task_parameters(*model_, params, mask_, T, rows, false);
   // The loss Reptile reports is taken after the walk's first step, whose rows are exactly each
   // task's support: later steps train on the query rows, and a loss at the walk's end would
@@ -544,12 +546,10 @@ double MetaLearner::stacked_reptile(const std::vector<TaskBatch>& tasks,
                                       *model_, stack_rows(query_ranges), fast, kind_));
     loss = *query_loss / static_cast<double>(total);
   }
-  torch::NoGradGuard no_grad;
   const double scale = 1.0 / static_cast<double>(total);
   for (std::size_t i = 0; i < params.size(); ++i)
     if (mask_[i])
-      add_grad(params[i],
-               sum_over_tasks(*model_, i, (start[i] - fast[i]) * scale, params[i], rows));
+      add_grad(params[i], sum_of_task_moves(*model_, i, params[i], fast[i], scale, rows));
   return loss;
 }
 

@@ -93,4 +93,14 @@ torch::Tensor sum_over_tasks(const models::Network& model, std::size_t i,
                              const torch::Tensor& per_task, const torch::Tensor& shared,
                              const std::vector<torch::Tensor>& embedding_rows);
 
+// Reptile's meta-gradient of parameter i (Nichol, Achiam & Schulman 2018, "On First-Order
+// Meta-Learning Algorithms", the batched update): scale · Σ_t (θ - φ_t) in θ's own shape, from
+// the shared start θ = `shared` and each task's walk end φ_t = `fast` ([T, ...] for a dense
+// parameter, the task's gathered rows [T, u, dim] for id table i, as per_task_parameters()
+// lays them out). For a dense CPU float or double parameter one loop reads θ and every φ_t
+// once, summing the tasks in order; otherwise tensor operations do the same.
+torch::Tensor sum_of_task_moves(const models::Network& model, std::size_t i,
+                                const torch::Tensor& shared, const torch::Tensor& fast,
+                                double scale, const std::vector<torch::Tensor>& embedding_rows);
+
 }  // namespace ml::meta

@@ -68,6 +68,12 @@ libxsmm_smmfunction small_kernel(int m, int n, int k, int lda, int ldb, int ldc,
 // thousands of these calls.
 struct Scratch {
   std::vector<float> operand;
+  // At least `count` floats of the operand buffer, contents unspecified. Never shrunk: a
+  // resize() down and up again zero-filled the buffer on every call (~3% of W1 Reptile).
+  float* operand_of(std::size_t count) {
+    if (operand.size() < count) operand.resize(count);
+    return operand.data();
+  }
 };
 Scratch& scratch() {
   thread_local Scratch buffers;
@@ -85,10 +91,9 @@ bool small_gemm_transposed_a(const char* transb, int m, int n, int k, const floa
   if (m < n) return false;
   const libxsmm_smmfunction kernel = small_kernel(m, n, k, m, ldb, ldc, transposed(transb), beta);
   if (kernel == nullptr) return false;
-  std::vector<float>& copy = scratch().operand;
-  copy.resize(static_cast<std::size_t>(m) * k);
-  libxsmm_otrans(copy.data(), a, sizeof(float), k, m, lda, m);
-  kernel(copy.data(), b, c);
+  float* copy = scratch().operand_of(static_cast<std::size_t>(m) * k);
+  libxsmm_otrans(copy, a, sizeof(float), k, m, lda, m);
+  kernel(copy, b, c);
   return true;
 }
 
@@ -109,15 +114,15 @@ bool small_gemm(const char* transa, const char* transb, int m, int n, int k, flo
   // alpha op(A) op(B) = (alpha A) op(B) = A (alpha op(B)): scale a packed copy of whichever
   // operand is smaller (a task's rows, not the layer's weights). The rounding differs from
   // BLAS's alpha (A B) by an ulp, the same way every time.
-  std::vector<float>& copy = scratch().operand;
-  // A column-major rows x cols matrix with leading dimension ld, times alpha, packed into copy.
+  // A column-major rows x cols matrix with leading dimension ld, times alpha, packed into the
+  // scratch buffer.
   auto scaled_copy = [&](const float* matrix, int rows, int cols, int ld) {
-    copy.resize(static_cast<std::size_t>(rows) * cols);
+    float* copy = scratch().operand_of(static_cast<std::size_t>(rows) * cols);
     for (int j = 0; j < cols; ++j)
       for (int i = 0; i < rows; ++i)
         copy[i + static_cast<std::size_t>(j) * rows] =
             alpha * matrix[i + static_cast<std::size_t>(j) * ld];
-    return copy.data();
+    return copy;
   };
   const bool scale_a = m <= n;  // A is m x k, op(B) k x n
   int packed_lda = lda, packed_ldb = ldb;

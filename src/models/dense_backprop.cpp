@@ -153,4 +153,26 @@ double dense_pass(const torch::Tensor& x0, const std::vector<torch::Tensor>& lay
   return run<float>(x0, layers, batch, kind, plan);
 }
 
+torch::Tensor task_move_sum(const torch::Tensor& start, const torch::Tensor& ends, double scale) {
+  const bool supported =
+      start.device().is_cpu() && ends.device().is_cpu() && start.is_contiguous() &&
+      ends.is_contiguous() && start.scalar_type() == ends.scalar_type() &&
+      (start.scalar_type() == torch::kFloat32 || start.scalar_type() == torch::kFloat64) &&
+      ends.dim() == start.dim() + 1 && ends.sizes().slice(1) == start.sizes();
+  if (!supported)
+    throw std::invalid_argument(
+        "task_move_sum: CPU contiguous float or double tensors, ends [T, start's shape]");
+  torch::Tensor sum = torch::zeros_like(start);
+  AT_DISPATCH_FLOATING_TYPES(start.scalar_type(), "task_move_sum", [&] {
+    const std::int64_t n = start.numel(), T = ends.size(0);
+    const scalar_t* __restrict__ from = start.data_ptr<scalar_t>();
+    const scalar_t* __restrict__ to = ends.data_ptr<scalar_t>();
+    scalar_t* __restrict__ out = sum.data_ptr<scalar_t>();
+    const auto factor = static_cast<scalar_t>(scale);
+    for (std::int64_t t = 0; t < T; ++t, to += n)
+      for (std::int64_t k = 0; k < n; ++k) out[k] += (from[k] - to[k]) * factor;
+  });
+  return sum;
+}
+
 }  // namespace ml::models

@@ -2,6 +2,7 @@
 #include "models/task_stack.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <unordered_map>
 
 #include "util/errors.hpp"
@@ -10,18 +11,98 @@ namespace ml::models {
 
 namespace {
 
-// [T, n_max, rest...] of the tensors, each padded with zeros to n_max rows.
-torch::Tensor pad_and_stack(const std::vector<torch::Tensor>& parts, std::int64_t n_max) {
+// [T, n_max, rest...]: task t's pieces (tensors of the same trailing shape) one after another
+// along their first dimension, then zero rows up to n_max. On the CPU one copy of the bytes;
+// elsewhere (or for mixed layouts) tensor operations.
+torch::Tensor stack_pieces(const std::vector<std::vector<torch::Tensor>>& pieces,
+                           std::int64_t n_max) {
+  const torch::Tensor& like = pieces.at(0).at(0);
+  std::vector<std::int64_t> shape = like.sizes().vec();
+  shape[0] = n_max;
+  shape.insert(shape.begin(), static_cast<std::int64_t>(pieces.size()));
+  bool by_bytes = like.device().is_cpu();
+  for (const auto& task : pieces)
+    for (const torch::Tensor& p : task)
+      by_bytes = by_bytes && p.device().is_cpu() && p.is_contiguous() &&
+                 p.scalar_type() == like.scalar_type() && p.dim() == like.dim() &&
+                 p.sizes().slice(1) == like.sizes().slice(1);
+  if (by_bytes) {
+    // torch::cat and torch::stack per field were ~10% of W1 Reptile's meta-step (51 calls).
+    torch::Tensor out = torch::empty(shape, like.options());
+    const std::size_t row_bytes =
+        static_cast<std::size_t>(c10::multiply_integers(like.sizes().slice(1))) *
+        like.element_size();
+    auto* base = static_cast<char*>(out.data_ptr());
+    for (std::size_t t = 0; t < pieces.size(); ++t) {
+      char* at = base + t * static_cast<std::size_t>(n_max) * row_bytes;
+      for (const torch::Tensor& p : pieces[t]) {
+        const std::size_t bytes = static_cast<std::size_t>(p.size(0)) * row_bytes;
+        if (bytes > 0) std::memcpy(at, p.data_ptr(), bytes);
+        at += bytes;
+      }
+      std::memset(at, 0, base + (t + 1) * static_cast<std::size_t>(n_max) * row_bytes - at);
+    }
+    return out;
+  }
+  std::vector<torch::Tensor> parts;
+  for (const auto& task : pieces) parts.push_back(task.size() == 1 ? task[0] : torch::cat(task));
   bool equal = std::all_of(parts.begin(), parts.end(),
                            [&](const torch::Tensor& p) { return p.size(0) == n_max; });
   if (equal) return torch::stack(parts);
-  std::vector<std::int64_t> shape = parts[0].sizes().vec();
-  shape[0] = n_max;
-  shape.insert(shape.begin(), static_cast<std::int64_t>(parts.size()));
-  torch::Tensor out = torch::zeros(shape, parts[0].options());
+  torch::Tensor out = torch::zeros(shape, like.options());
   for (std::size_t t = 0; t < parts.size(); ++t)
     out.select(0, static_cast<std::int64_t>(t)).narrow(0, 0, parts[t].size(0)).copy_(parts[t]);
   return out;
+}
+
+// [T, n_max, rest...] of the tensors, each padded with zeros to n_max rows.
+torch::Tensor pad_and_stack(const std::vector<torch::Tensor>& parts, std::int64_t n_max) {
+  std::vector<std::vector<torch::Tensor>> pieces;
+  pieces.reserve(parts.size());
+  for (const torch::Tensor& p : parts) pieces.push_back({p});
+  return stack_pieces(pieces, n_max);
+}
+
+// The rows of each task's batches (one after another) stacked: dense, ids, target, weight,
+// count and padded. The text and context fields are the callers'.
+StackedBatch stack_rows(const std::vector<std::vector<const Batch*>>& tasks) {
+  if (tasks.empty()) throw DataError("stacking needs at least one task");
+  std::int64_t n_max = 0;
+  std::vector<std::vector<torch::Tensor>> dense, ids, target;
+  std::vector<std::int64_t> rows;
+  for (const auto& task : tasks) {
+    std::int64_t n = 0;
+    dense.emplace_back();
+    ids.emplace_back();
+    target.emplace_back();
+    for (const Batch* b : task) {
+      n += b->size();
+      dense.back().push_back(b->dense);
+      ids.back().push_back(b->ids);
+      target.back().push_back(b->target);
+    }
+    rows.push_back(n);
+    n_max = std::max(n_max, n);
+  }
+  StackedBatch s;
+  s.dense = stack_pieces(dense, n_max);
+  s.ids = stack_pieces(ids, n_max);
+  s.target = stack_pieces(target, n_max);
+  const auto T = static_cast<std::int64_t>(tasks.size());
+  const auto options = tasks[0][0]->dense.options();
+  // Built on the host and made a tensor once: a fill per task was 3 tensor operations each,
+  // ~4% of W1's meta-step.
+  std::vector<float> weight(static_cast<std::size_t>(T * n_max), 0.0f), counts;
+  for (std::int64_t t = 0; t < T; ++t) {
+    const std::int64_t n = rows[static_cast<std::size_t>(t)];
+    std::fill_n(weight.begin() + t * n_max, n, 1.0f);
+    counts.push_back(static_cast<float>(std::max<std::int64_t>(1, n)));
+  }
+  s.weight = torch::tensor(weight, torch::kFloat32).view({T, n_max}).to(options);
+  s.count = torch::tensor(counts, torch::kFloat32).to(options);
+  s.padded =
+      std::any_of(rows.begin(), rows.end(), [&](std::int64_t n) { return n != n_max || n == 0; });
+  return s;
 }
 
 // The user sequences and item texts of `batches`, when they have them, into `s`.
@@ -60,26 +141,19 @@ void stack_context(const std::vector<Batch>& batches, std::int64_t n_max, Stacke
 
 StackedBatch stack_tasks(const std::vector<Batch>& batches) {
   if (batches.empty()) throw DataError("stacking needs at least one task");
-  std::int64_t n_max = 0;
-  std::vector<torch::Tensor> dense, ids, target, tokens, mask;
-  std::vector<float> counts;
+  std::vector<std::vector<const Batch*>> tasks;
+  std::vector<torch::Tensor> tokens, mask;
   for (const auto& b : batches) {
     if (b.has_tokens() != batches[0].has_tokens())
       throw DataError("stacking needs all text batches or all feature batches");
-    n_max = std::max(n_max, b.size());
-    dense.push_back(b.dense);
-    ids.push_back(b.ids);
-    target.push_back(b.target);
+    tasks.push_back({&b});
     if (b.has_tokens()) {
       tokens.push_back(b.tokens);
       mask.push_back(b.mask);
     }
-    counts.push_back(static_cast<float>(std::max<std::int64_t>(1, b.size())));
   }
-  StackedBatch s;
-  s.dense = pad_and_stack(dense, n_max);
-  s.ids = pad_and_stack(ids, n_max);
-  s.target = pad_and_stack(target, n_max);
+  StackedBatch s = stack_rows(tasks);
+  const std::int64_t n_max = s.rows();
   stack_context(batches, n_max, s);
   if (!tokens.empty()) {
     // Every task's texts padded to the longest length too.
@@ -93,20 +167,27 @@ StackedBatch stack_tasks(const std::vector<Batch>& batches) {
     s.tokens = pad_and_stack(tokens, n_max);
     s.mask = pad_and_stack(mask, n_max);
   }
-  const auto T = static_cast<std::int64_t>(batches.size());
-  const auto device = batches[0].dense.device();
-  const auto float_options = batches[0].dense.options();
-  // Built on the host and made a tensor once: a fill per task was 3 tensor operations each,
-  // ~4% of W1's meta-step.
-  std::vector<float> weight(static_cast<std::size_t>(T * n_max), 0.0f);
-  for (std::int64_t t = 0; t < T; ++t)
-    std::fill_n(weight.begin() + t * n_max, batches[static_cast<std::size_t>(t)].size(), 1.0f);
-  s.weight =
-      torch::tensor(weight, torch::kFloat32).view({T, n_max}).to(float_options.device(device));
-  s.padded = std::any_of(batches.begin(), batches.end(),
-                         [&](const Batch& b) { return b.size() != n_max || b.size() == 0; });
-  s.count = torch::tensor(counts, torch::kFloat32).to(float_options.device(device));
   return s;
+}
+
+StackedBatch stack_joined_tasks(const std::vector<Batch>& first, const std::vector<Batch>& second) {
+  if (first.size() != second.size())
+    throw DataError("stacking joined tasks needs as many second parts as first parts");
+  const auto plain = [](const Batch& b) {
+    return !b.has_tokens() && !b.history.defined() && !b.item_tokens.defined();
+  };
+  bool all_plain = true;
+  for (std::size_t t = 0; t < first.size(); ++t)
+    all_plain = all_plain && plain(first[t]) && plain(second[t]);
+  if (!all_plain) {
+    // Texts and context fields have their own joining rules (models::concat).
+    std::vector<Batch> joined;
+    for (std::size_t t = 0; t < first.size(); ++t) joined.push_back(concat(first[t], second[t]));
+    return stack_tasks(joined);
+  }
+  std::vector<std::vector<const Batch*>> tasks;
+  for (std::size_t t = 0; t < first.size(); ++t) tasks.push_back({&first[t], &second[t]});
+  return stack_rows(tasks);
 }
 
 StackedBatch select_rows(const StackedBatch& batch,

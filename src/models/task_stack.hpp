@@ -45,6 +45,12 @@ struct StackedBatch {
 // Stacks per-task batches (all on one device), padding to the largest.
 StackedBatch stack_tasks(const std::vector<Batch>& batches);
 
+// Each task's rows of first[t] followed by its rows of second[t], stacked: the same as
+// stack_tasks() of concat(first[t], second[t]) (Reptile walks through support and query as one
+// sequence), without building the joined batches. DataError where the lists differ in length
+// or a pair cannot be joined (concat's errors).
+StackedBatch stack_joined_tasks(const std::vector<Batch>& first, const std::vector<Batch>& second);
+
 // For each task, its rows `rows[t]` of `batch` (indices into dimension 1, real rows only),
 // stacked and padded again: Reptile's per-step minibatches.
 StackedBatch select_rows(const StackedBatch& batch,
