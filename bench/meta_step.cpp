@@ -10,14 +10,15 @@
 // Usage: metalearn_bench_meta [--seconds S] [--workload W1|W2|W3|all] [--algorithms a,b,...]
 //                              [--reference] [--profile FILE] [--threads N] [--meta-batch T]
 //                              [--w3-config FILE] [--export-w3 FILE] [--adapt-reps R]
-//                              [--sequential-chunks N] [--device cpu|cuda|cuda:N]
+//                              [--sequential-chunks N] [--chunks N] [--device cpu|cuda|cuda:N]
 // --reference also times the per-task reference loop (W1 only). --threads N cuts each
 // meta-batch into N chunks computed by N single-threaded workers (scripts/bench_threads.sh);
 // --meta-batch replaces the workload's meta-batch size; --adapt-reps the 200 one-task
 // adaptations timed for the latency figures; --sequential-chunks N computes each meta-batch in
-// N chunks one after another on this thread (a smaller stack against the cache). --device runs
-// the model and the task pool on a GPU (scripts/gpu_check.sh); the matmul reference rate is
-// then the GPU's.
+// N chunks one after another on this thread (a smaller stack against the cache); --chunks N cuts
+// each meta-batch into N chunks for the --threads workers to claim (default: one per worker).
+// --device runs the model and the task pool on a GPU (scripts/gpu_check.sh); the matmul
+// reference rate is then the GPU's.
 // W1 and W2 data are random tensors drawn once (a pool of 64 tasks), so only the meta-step is
 // timed; W3's pool is 64 training episodes of --w3-config (default configs/w3.json), encoded
 // once. "all" is W1 and W2. --export-w3 FILE writes, for the Python peers
@@ -311,6 +312,7 @@ int main(int argc, char** argv) {
   bool algorithms_given = false;
   int adapt_reps = 200;
   int sequential_chunks = 0;
+  int chunks = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -345,6 +347,8 @@ int main(int argc, char** argv) {
       timed_device = torch::Device(value());
     else if (a == "--sequential-chunks")
       sequential_chunks = std::stoi(value());
+    else if (a == "--chunks")
+      chunks = std::stoi(value());
     else if (a == "--adapt-reps")
       adapt_reps = std::max(1, std::stoi(value()));
     else {
@@ -407,7 +411,7 @@ int main(int argc, char** argv) {
         owned = std::make_unique<MetaLearner>(config, ml::tasks::LabelKind::kBinary, model);
       }
       MetaLearner& learner = *owned;
-      learner.set_task_chunks(static_cast<std::size_t>(threads), &workers);
+      learner.set_task_chunks(static_cast<std::size_t>(chunks > 0 ? chunks : threads), &workers);
       if (sequential_chunks > 0)
         learner.set_task_chunks(static_cast<std::size_t>(sequential_chunks), nullptr);
       nlohmann::json line{{"workload", name},

@@ -47,23 +47,28 @@ double run(const torch::Tensor& x0, const std::vector<torch::Tensor>& layers,
   for (std::size_t e = 0; e < layers.size(); ++e)
     if (plan.use[e] != GradientUse::kIgnore) lowest = std::min(lowest, e / 2);
 
+  const bool ranged = !plan.rows.empty();
+  if (ranged && static_cast<std::int64_t>(plan.rows.size()) != T)
+    throw std::invalid_argument("dense_pass: one row range per task expected");
+  // The most rows one task's pass uses: a step on row ranges (Reptile's walk) reads a few of
+  // the stack's rows, and zero-filling buffers for all of them was ~1% of its meta-step.
+  std::int64_t most_rows = ranged ? 0 : n;
+  for (const auto& range : plan.rows) most_rows = std::max(most_rows, range.second);
+  most_rows = std::min(most_rows, n);
   // Activations after each layer (ReLU applied; the last holds the outputs, then their
   // gradient) and two gradient buffers, reused by every task.
   std::vector<std::vector<S>> act(L + 1);
   int widest = 0;
   for (std::size_t l = 1; l <= L; ++l) {
-    act[l].resize(static_cast<std::size_t>(n * width[l]));
+    act[l].resize(static_cast<std::size_t>(most_rows * width[l]));
     widest = std::max(widest, width[l]);
   }
   for (std::size_t l = 0; l < L; ++l) widest = std::max(widest, width[l]);
-  std::vector<S> grad_a(static_cast<std::size_t>(n * widest)),
-      grad_b(static_cast<std::size_t>(n * widest));
+  std::vector<S> grad_a(static_cast<std::size_t>(most_rows * widest)),
+      grad_b(static_cast<std::size_t>(most_rows * widest));
 
   const dense::StackTargets<S> targets(batch, kind, x0.scalar_type());
   const S* x_data = x0.data_ptr<S>();
-  const bool ranged = !plan.rows.empty();
-  if (ranged && static_cast<std::int64_t>(plan.rows.size()) != T)
-    throw std::invalid_argument("dense_pass: one row range per task expected");
   const S one = 1, zero = 0;
   std::vector<const S*> task_w(L), task_b(L);
   std::vector<S*> task_act(L + 1);
