@@ -287,6 +287,24 @@ TEST(DenseBackprop, RefusesWhatItCannotRun) {
                std::invalid_argument);
 }
 
+TEST(DenseBackprop, TaskMoveSumIsTheScaledSumOfDifferencesAndRefusesOtherLayouts) {
+  // Reptile's meta-gradient of a dense parameter: scale · Σ_t (start - ends[t]).
+  torch::manual_seed(3);
+  for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    const Tensor start = torch::randn({37, 5}, dtype), ends = torch::randn({6, 37, 5}, dtype);
+    const Tensor expected = ((start.unsqueeze(0) - ends) * 0.25).sum(0);
+    const Tensor got = ml::models::task_move_sum(start, ends, 0.25);
+    EXPECT_EQ(got.sizes(), start.sizes());
+    EXPECT_EQ(got.scalar_type(), dtype);
+    EXPECT_TRUE(torch::allclose(got, expected, dtype == torch::kFloat32 ? 1e-5 : 1e-12, 1e-6));
+  }
+  const Tensor start = torch::randn({4, 3}), ends = torch::randn({2, 4, 3});
+  EXPECT_FALSE(ml::models::task_move_sum_supports(start, ends.transpose(1, 2)));
+  EXPECT_FALSE(ml::models::task_move_sum_supports(start, ends.to(torch::kFloat64)));
+  EXPECT_FALSE(ml::models::task_move_sum_supports(start, torch::randn({2, 3, 4})));
+  EXPECT_THROW(ml::models::task_move_sum(start.t(), ends, 1.0), std::invalid_argument);
+}
+
 TEST(BlasCore, OpenBlasNeverRunsItsSse3FallbackOnACpuWithAvx2) {
   ASSERT_TRUE(blas_core_chosen);
   if (openblas_get_corename == nullptr) GTEST_SKIP() << "the build's BLAS is not OpenBLAS";

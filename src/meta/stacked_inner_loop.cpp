@@ -275,14 +275,9 @@ Tensor sum_of_task_moves(const models::Network& model, std::size_t i, const Tens
     const Tensor start = theta.index_select(0, embedding_rows.at(i).reshape({-1})).view_as(phi);
     return sum_over_tasks(model, i, (start - phi) * scale, theta, embedding_rows);
   }
-  const bool fusable =
-      theta.device().is_cpu() && phi.device().is_cpu() && theta.is_contiguous() &&
-      phi.is_contiguous() && theta.scalar_type() == phi.scalar_type() &&
-      (theta.scalar_type() == torch::kFloat32 || theta.scalar_type() == torch::kFloat64) &&
-      phi.dim() == theta.dim() + 1 && phi.sizes().slice(1) == theta.sizes();
   // Six tensor operations per parameter (difference, scaling, sum, each over the whole
   // [T, ...] stack) were ~15% of W1 Reptile's meta-step, more in dispatch than arithmetic.
-  if (fusable) return models::task_move_sum(theta, phi, scale);
+  if (models::task_move_sum_supports(theta, phi)) return models::task_move_sum(theta, phi, scale);
   return ((theta.unsqueeze(0) - phi) * scale).sum(0);
 }
 

@@ -158,13 +158,15 @@ double dense_pass(const torch::Tensor& x0, const std::vector<torch::Tensor>& lay
   return run<float>(x0, layers, batch, kind, plan);
 }
 
+bool task_move_sum_supports(const torch::Tensor& start, const torch::Tensor& ends) {
+  return start.device().is_cpu() && ends.device().is_cpu() && start.is_contiguous() &&
+         ends.is_contiguous() && start.scalar_type() == ends.scalar_type() &&
+         (start.scalar_type() == torch::kFloat32 || start.scalar_type() == torch::kFloat64) &&
+         ends.dim() == start.dim() + 1 && ends.sizes().slice(1) == start.sizes();
+}
+
 torch::Tensor task_move_sum(const torch::Tensor& start, const torch::Tensor& ends, double scale) {
-  const bool supported =
-      start.device().is_cpu() && ends.device().is_cpu() && start.is_contiguous() &&
-      ends.is_contiguous() && start.scalar_type() == ends.scalar_type() &&
-      (start.scalar_type() == torch::kFloat32 || start.scalar_type() == torch::kFloat64) &&
-      ends.dim() == start.dim() + 1 && ends.sizes().slice(1) == start.sizes();
-  if (!supported)
+  if (!task_move_sum_supports(start, ends))
     throw std::invalid_argument(
         "task_move_sum: CPU contiguous float or double tensors, ends [T, start's shape]");
   torch::Tensor sum = torch::zeros_like(start);

@@ -61,11 +61,15 @@ bool dense_pass_supports(const torch::Tensor& x0, const std::vector<torch::Tenso
 double dense_pass(const torch::Tensor& x0, const std::vector<torch::Tensor>& layers,
                   const StackedBatch& batch, tasks::LabelKind kind, DensePassPlan& plan);
 
+// Whether task_move_sum() can run on these tensors: both on the CPU, contiguous, one dtype
+// (float or double), `ends` [T, start's shape].
+bool task_move_sum_supports(const torch::Tensor& start, const torch::Tensor& ends);
+
 // scale · Σ_t (start - ends[t]) in start's shape, the tasks summed in order: Reptile's
 // meta-gradient of a dense parameter from its shared start [...] and each task's walk end
-// `ends` [T, ...] (meta::sum_of_task_moves). Both on the CPU, contiguous, one dtype (float or
-// double), else std::invalid_argument. One loop over the elements, here because this file is
-// built at -O3, where GCC vectorizes it.
+// `ends` [T, ...] (meta::sum_of_task_moves). std::invalid_argument where
+// !task_move_sum_supports(). One loop over the elements, here because this file is built at
+// -O3, where GCC vectorizes it.
 torch::Tensor task_move_sum(const torch::Tensor& start, const torch::Tensor& ends, double scale);
 
 }  // namespace ml::models
