@@ -519,6 +519,10 @@ TEST(TaskStack, JoinedStackEqualsTheStackOfConcatenatedBatches) {
   EXPECT_TRUE(torch::equal(got.mask, expected.mask));
   EXPECT_TRUE(torch::equal(got.weight, expected.weight));
   EXPECT_THROW(ml::models::stack_joined_tasks({text(2, 4)}, {}), ml::DataError);
+  // A field with more rows than the batch's features is refused, never copied past its task.
+  Batch malformed = text(2, 4);
+  malformed.target = torch::zeros({5}, torch::kInt64);
+  EXPECT_THROW(ml::models::stack_tasks({malformed, text(3, 4)}), ml::DataError);
 }
 
 TEST(StackedInnerLoop, EveryGradientAlgorithmMatchesThePerTaskReference) {

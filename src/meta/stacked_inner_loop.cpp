@@ -197,7 +197,7 @@ std::vector<Tensor> per_task_parameters(const models::Network& model,
       copy = torch::empty(shape, source.options());
       const std::size_t bytes = source.nbytes();
       auto* to = static_cast<char*>(copy.data_ptr());
-      for (std::int64_t t = 0; t < tasks; ++t)
+      for (std::int64_t t = 0; t < tasks && bytes > 0; ++t)
         std::memcpy(to + static_cast<std::size_t>(t) * bytes, source.data_ptr(), bytes);
     } else {
       copy = source.unsqueeze(0).expand(shape).clone();

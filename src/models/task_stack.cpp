@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <unordered_map>
 
 #include "util/errors.hpp"
@@ -21,11 +22,19 @@ torch::Tensor stack_pieces(const std::vector<std::vector<torch::Tensor>>& pieces
   shape[0] = n_max;
   shape.insert(shape.begin(), static_cast<std::int64_t>(pieces.size()));
   bool by_bytes = like.device().is_cpu();
-  for (const auto& task : pieces)
-    for (const torch::Tensor& p : task)
-      by_bytes = by_bytes && p.device().is_cpu() && p.is_contiguous() &&
+  for (const auto& task : pieces) {
+    std::int64_t rows = 0;
+    for (const torch::Tensor& p : task) {
+      rows += p.size(0);
+      // Byte copies drop autograd history: tensors that need it go through torch::cat.
+      by_bytes = by_bytes && p.device().is_cpu() && p.is_contiguous() && !p.requires_grad() &&
                  p.scalar_type() == like.scalar_type() && p.dim() == like.dim() &&
                  p.sizes().slice(1) == like.sizes().slice(1);
+    }
+    if (rows > n_max)
+      throw DataError("stacking: a task's field has " + std::to_string(rows) +
+                      " rows where its batch has " + std::to_string(n_max));
+  }
   if (by_bytes) {
     // torch::cat and torch::stack per field were ~10% of W1 Reptile's meta-step (51 calls).
     torch::Tensor out = torch::empty(shape, like.options());
@@ -40,7 +49,9 @@ torch::Tensor stack_pieces(const std::vector<std::vector<torch::Tensor>>& pieces
         if (bytes > 0) std::memcpy(at, p.data_ptr(), bytes);
         at += bytes;
       }
-      std::memset(at, 0, base + (t + 1) * static_cast<std::size_t>(n_max) * row_bytes - at);
+      const std::size_t padding = static_cast<std::size_t>(
+          base + (t + 1) * static_cast<std::size_t>(n_max) * row_bytes - at);
+      if (padding > 0) std::memset(at, 0, padding);
     }
     return out;
   }
